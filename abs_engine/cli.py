@@ -1,0 +1,222 @@
+"""The ``abs-engine`` command line.
+
+Exit status: 0 success, 2 bad input (every problem printed, no traceback), 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .api import load_deal, load_scenario, nan_to_none, run_deterministic
+from .compile.deal import compile_deal
+from .errors import AbsEngineError, DealError
+
+EXIT_OK, EXIT_ERROR, EXIT_INPUT = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="abs-engine",
+        description="Structuring engine for intellectual-property ABS.",
+    )
+    p.add_argument("--version", action="version", version=f"abs-engine {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a deal through its waterfall on a scenario")
+    run.add_argument("deal", nargs="?", help="deal file (.toml/.json); default: bundled Huake-style deal")
+    run.add_argument("--scenario", "-s", action="append", help="scenario name or file (repeatable); default: the deal's base_scenario")
+    run.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
+    run.add_argument("--out", type=Path, help="write ledger (Parquet and CSV), tranches and cash flows to this folder")
+    val = sub.add_parser("validate", help="check a deal file (and optional scenarios) and report every problem")
+    val.add_argument("deal")
+    val.add_argument("--scenario", "-s", action="append", help="also check these scenarios against the deal")
+    return p
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Write via ``write(tmp)`` into a temporary file beside ``path``, then rename over it."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _result_document(res: Any) -> dict[str, Any]:
+    docs = []
+    for k, sc in enumerate(res.scenarios):
+        tr = res.tranches(k)
+        docs.append({
+            "scenario": sc.name,
+            "tranches": tr.to_dict(orient="records"),
+            "pool": res.pool(k),
+            "cashflows": json.loads(res.cashflows(k).to_json(orient="records", date_format="iso")),
+        })  # fmt: skip
+    cd = res.compiled
+    doc: dict[str, Any] = {
+        "deal": cd.deal.name,
+        "source": cd.source,
+        "currency": cd.deal.currency,
+        "periods": cd.n_periods,
+        "payment_dates": [d.isoformat() for d in cd.payment_dates],
+    }
+    if len(docs) == 1:
+        doc.update(docs[0])
+    else:
+        doc["scenarios"] = docs
+        doc.update({k: docs[0][k] for k in ("tranches", "pool")})
+    return nan_to_none(doc)
+
+
+def _print_tables(res: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    probe = Console()
+    console = Console(width=probe.width if probe.is_terminal else 200)
+    cd = res.compiled
+    console.print(f"[bold]{cd.deal.name}[/bold]  ({cd.source})")
+    console.print(
+        f"{cd.n_obligors} obligors, pool {cd.original_pool:,.0f} {cd.deal.currency}, "
+        f"{cd.n_periods} periods {cd.payment_dates[0]} .. {cd.payment_dates[-1]}"
+    )
+    for k, sc in enumerate(res.scenarios):
+        console.print(f"\n[bold]Scenario {sc.name}[/bold]: {sc.description}")
+        t = Table(title="Tranches", title_justify="left")
+        for col in ("tranche", "balance", "coupon", "principal paid", "interest paid", "loss",
+                    "WAL (y)", "min coverage", "support recv'd"):  # fmt: skip
+            t.add_column(col, justify="left" if col == "tranche" else "right")
+        for row in res.tranches(k).itertuples(index=False):
+            coupon = f"{row.coupon:.2%}" if isinstance(row.coupon, float) else str(row.coupon)
+            t.add_row(
+                row.tranche, f"{row.balance:,.0f}", coupon, f"{row.principal_paid:,.0f}",
+                f"{row.interest_paid:,.0f}", f"{row.loss:,.0f}", _fmt(row.wal_years, "{:.2f}"),
+                _fmt(row.min_coverage_ratio, "{:.2f}x"), f"{row.support_received:,.0f}",
+            )  # fmt: skip
+        console.print(t)
+        pool = res.pool(k)
+        console.print(
+            f"Pool: defaulted {pool['defaulted']:,.0f} ({pool['cumulative_default_rate']:.2%}), "
+            f"recovered {pool['recovered']:,.0f}, realised loss {pool['realised_loss']:,.0f}, "
+            f"support paid {pool['support_paid']:,.0f}, worst status {pool['worst_status']}"
+            + (f" from period {pool['first_trigger_period']}" if pool["first_trigger_period"] else "")
+        )
+        cf = res.cashflows(k)
+        t = Table(title="Cash flows by period", title_justify="left")
+        cols = ["period", "payment_date", "collections", "defaults", "pool_balance_end"]
+        for name in cd.tranche_names:
+            cols += [c for c in (f"{name}.interest_paid", f"{name}.principal_paid", f"{name}.residual_paid",
+                                 f"{name}.balance_end") if c in cf.columns]  # fmt: skip
+        cols += ["coverage_ratio", "status"]
+        for c in cols:
+            t.add_column(_HEADERS.get(c.split(".")[-1], c) + (f" {c.split('.')[0]}" if "." in c else ""),
+                         justify="right", no_wrap=True)  # fmt: skip
+        for _, r in cf[cols].iterrows():
+            cells = []
+            for c in cols:
+                v = r[c]
+                if c == "payment_date":
+                    cells.append(str(v.date()))
+                elif c in ("period", "status"):
+                    cells.append(str(v))
+                elif c == "coverage_ratio":
+                    cells.append(_fmt(v, "{:.2f}x"))
+                else:
+                    cells.append(f"{v:,.0f}")
+            t.add_row(*cells)
+        console.print(t)
+
+
+_HEADERS = {
+    "period": "t", "payment_date": "date", "collections": "collections", "defaults": "defaults",
+    "pool_balance_end": "pool bal", "interest_paid": "int", "principal_paid": "prin",
+    "residual_paid": "resid", "balance_end": "bal", "coverage_ratio": "cov", "status": "status",
+}  # fmt: skip
+
+
+def _fmt(v: float, spec: str) -> str:
+    return "-" if v is None or v != v else spec.format(v)
+
+
+def _write_out(res: Any, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    ledger = res.ledger()
+    written = []
+    targets: list[tuple[str, Callable[[Path], None]]] = [
+        ("ledger.parquet", lambda p: ledger.to_parquet(p, index=False)),
+        ("ledger.csv", lambda p: ledger.to_csv(p, index=False)),
+        ("summary.json", lambda p: p.write_text(json.dumps(_result_document(res), indent=2))),
+    ]
+    for k, sc in enumerate(res.scenarios):
+        targets.append((f"tranches_{sc.name}.csv", lambda p, k=k: res.tranches(k).to_csv(p, index=False)))
+        targets.append((f"cashflows_{sc.name}.csv", lambda p, k=k: res.cashflows(k).to_csv(p, index=False)))
+    for name, fn in targets:
+        _atomic_write(out / name, fn)
+        written.append(out / name)
+    return written
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    deal = load_deal(args.deal)
+    scenarios = [load_scenario(s, deal) for s in args.scenario] if args.scenario else None
+    res = run_deterministic(deal, scenarios)
+    if args.json:
+        print(json.dumps(_result_document(res), indent=2))
+    else:
+        _print_tables(res)
+    if args.out:
+        files = _write_out(res, args.out)
+        if not args.json:
+            print(f"\nwrote {len(files)} files to {args.out}")
+    return EXIT_OK
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    deal = load_deal(args.deal)
+    cd = compile_deal(deal)
+    problems = []
+    for s in args.scenario or []:
+        try:
+            run_deterministic(cd, [load_scenario(s, deal)])
+        except DealError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise DealError(problems)
+    print(
+        f"{args.deal}: OK — {cd.n_obligors} obligors, {len(cd.tranche_names)} tranches, "
+        f"{cd.n_periods} periods"
+    )
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _cmd_run(args)
+        return _cmd_validate(args)
+    except DealError as exc:
+        n = len(exc.problems)
+        print(f"error: {n} problem{'s' if n > 1 else ''} found", file=sys.stderr)
+        for p in exc.problems:
+            print(f"  {p}", file=sys.stderr)
+        return EXIT_INPUT
+    except AbsEngineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""Deterministic scenarios → pool flows per path and period (the kernel's input).
+
+Per obligor i and period t, with performing factor f (share of the scheduled balance still
+performing, 1 at closing), scheduled balance S, principal P and interest I:
+
+    defaulted    = f · d_t · S          (default at the start of the period: no interest)
+    f'           = f · (1 - d_t)
+    interest     = f' · I,   scheduled principal = f' · P
+    prepayment   = smm_t · f' · (S - P)
+    f           <- f' · (1 - smm_t)
+    recovery     = rate · defaulted, received lag periods later (lost if after legal final)
+    realised loss = defaulted - recovery, booked when the recovery is received.
+
+d_t is the scenario's period default rate (CDR → 1 - (1 - cdr)^(1/periods_per_year), or a
+cumulative default amount spread by a timing curve and divided by the performing balance),
+1 for an obligor named to default in period t.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ProblemCollector
+from ..kernels import layout as L
+from ..schema.scenario import CdrDefaults, CumulativeDefaults, DeterministicScenario
+from .deal import CompiledDeal
+
+__all__ = ["PoolFlows", "deterministic_flows", "period_rate", "scenario_source"]
+
+
+@dataclass(frozen=True)
+class PoolFlows:
+    """Kernel input for P paths.
+
+    Attributes
+    ----------
+    flows : float64[P, N_PF, T]           pool collections (yuan), rows ``PF_*``
+    support_default_period : int64[P, S]  0-based default period of each provider (>= T: never)
+    base_rate : float64[P, T]             annual base rate for floating coupons (decimal)
+    lost_recovery : float64[P]            recoveries that would arrive after legal final (yuan)
+    labels : tuple[str, ...]              a label per path (scenario names here)
+    """
+
+    flows: np.ndarray
+    support_default_period: np.ndarray
+    base_rate: np.ndarray
+    lost_recovery: np.ndarray
+    labels: tuple[str, ...]
+
+    @property
+    def n_paths(self) -> int:
+        return int(self.flows.shape[0])
+
+
+def scenario_source(sc: DeterministicScenario) -> str:
+    return sc._source
+
+
+def period_rate(annual: float | list[float], n_t: int, periods_per_year: int) -> np.ndarray:
+    """Annual rate(s) (CDR or CPR, decimal) → per-period rate vector float64[T]; a vector's last
+    value repeats."""
+    v = np.atleast_1d(np.asarray(annual, dtype=np.float64))
+    out = np.full(n_t, v[-1])
+    out[: min(len(v), n_t)] = v[:n_t]
+    return 1.0 - (1.0 - out) ** (1.0 / periods_per_year)
+
+
+def _one(cd: CompiledDeal, sc: DeterministicScenario, pc: ProblemCollector) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    pool = cd.pool
+    n_t, n = cd.n_periods, cd.n_obligors
+    ppy = cd.periods_per_year
+    flows = np.zeros((L.N_PF, n_t))
+    dfl = sc.defaults
+    for name, vec in (("defaults.cdr", getattr(dfl, "cdr", None)), ("prepayment.cpr", sc.prepayment.cpr)):
+        if isinstance(vec, list) and len(vec) > n_t:
+            pc.add(name, f"has {len(vec)} values but the deal has {n_t} periods", len(vec))
+    if isinstance(dfl, CumulativeDefaults) and len(dfl.timing) > n_t:
+        pc.add("defaults.timing", f"has {len(dfl.timing)} shares but the deal has {n_t} periods", len(dfl.timing))
+    smm = period_rate(sc.prepayment.cpr, n_t, ppy)
+    cdr = period_rate(dfl.cdr, n_t, ppy) if isinstance(dfl, CdrDefaults) else np.zeros(n_t)
+
+    forced = np.zeros((n, n_t), dtype=bool)
+    order = np.argsort(-pool.balance, kind="stable")
+    for k, ev in enumerate(sc.obligor_defaults):
+        if ev.period > n_t:
+            pc.add(f"obligor_defaults[{k}].period", f"after the last period ({n_t})", ev.period)
+            continue
+        if ev.obligor is not None:
+            if ev.obligor not in pool.ids:
+                pc.add(f"obligor_defaults[{k}].obligor", "unknown obligor id", ev.obligor)
+                continue
+            forced[pool.ids.index(ev.obligor), ev.period - 1] = True
+        else:
+            assert ev.largest is not None
+            if ev.largest > n:
+                pc.add(f"obligor_defaults[{k}].largest", f"the pool has only {n} obligors", ev.largest)
+                continue
+            forced[order[: ev.largest], ev.period - 1] = True
+
+    if sc.recovery is not None:
+        rec_rate = np.full(n, sc.recovery.rate)
+        rec_lag = np.full(n, sc.recovery.lag_periods, dtype=np.int64)
+    else:
+        rec_rate = pool.recovery_rate
+        rec_lag = pool.recovery_lag
+
+    sup_period = np.full(len(cd.support_names), n_t + 1, dtype=np.int64)
+    for k, sd in enumerate(sc.support_defaults):
+        if sd.support not in cd.support_names:
+            pc.add(f"support_defaults[{k}].support", f"unknown support; supports are {list(cd.support_names)}", sd.support)
+        elif sd.period > n_t:
+            pc.add(f"support_defaults[{k}].period", f"after the last period ({n_t})", sd.period)
+        else:
+            s = cd.support_names.index(sd.support)
+            sup_period[s] = min(sup_period[s], sd.period - 1)
+
+    f = np.ones(n)
+    lost = 0.0
+    S, P, I = pool.sched_balance_start, pool.sched_principal, pool.sched_interest
+    for t in range(n_t):
+        perf_start = f * S[:, t]
+        if isinstance(dfl, CumulativeDefaults):
+            target = dfl.cumulative * cd.original_pool * (dfl.timing[t] if t < len(dfl.timing) else 0.0)
+            base = perf_start[~forced[:, t]].sum()
+            d_pool = min(1.0, target / base) if base > 0 else 0.0
+        else:
+            d_pool = cdr[t]
+        d = np.where(forced[:, t], 1.0, d_pool)
+        defaulted = perf_start * d
+        f1 = f * (1.0 - d)
+        flows[L.PF_INTEREST, t] = (f1 * I[:, t]).sum()
+        flows[L.PF_SCHED_PRIN, t] = (f1 * P[:, t]).sum()
+        flows[L.PF_PREPAY, t] = smm[t] * (f1 * (S[:, t] - P[:, t])).sum()
+        flows[L.PF_DEFAULT, t] = defaulted.sum()
+        f = f1 * (1.0 - smm[t])
+        for i in np.nonzero(defaulted > 0)[0]:
+            rt = t + rec_lag[i]
+            rec = rec_rate[i] * defaulted[i]
+            if rt < n_t:
+                flows[L.PF_RECOVERY, rt] += rec
+                flows[L.PF_LOSS, rt] += defaulted[i] - rec
+            else:
+                lost += rec
+    base_rate = cd.deal.base_rate if sc.base_rate is None else sc.base_rate
+    rates = np.full(n_t, base_rate + sc.rate_shock_bps / 1e4)
+    return flows, sup_period, rates, lost
+
+
+def deterministic_flows(cd: CompiledDeal, scenarios: Sequence[DeterministicScenario]) -> PoolFlows:
+    """Pool flows for each scenario (one path per scenario). Problems that need the deal
+    (unknown obligor or support, vectors longer than the deal) raise a ``DealError`` naming the
+    scenario file."""
+    out = []
+    for sc in scenarios:
+        pc = ProblemCollector(scenario_source(sc))
+        res = _one(cd, sc, pc)
+        pc.raise_if_any()
+        out.append(res)
+    return PoolFlows(
+        flows=np.ascontiguousarray(np.stack([o[0] for o in out])),
+        support_default_period=np.ascontiguousarray(np.stack([o[1] for o in out])).reshape(len(out), -1),
+        base_rate=np.ascontiguousarray(np.stack([o[2] for o in out])),
+        lost_recovery=np.array([o[3] for o in out]),
+        labels=tuple(sc.name for sc in scenarios),
+    )

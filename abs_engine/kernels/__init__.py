@@ -1,0 +1,1 @@
+"""Numba kernels. Nothing here imports ``schema``; arguments are arrays and scalars only."""

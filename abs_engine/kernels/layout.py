@@ -1,0 +1,207 @@
+"""Column and item indices shared by ``compile/`` (which writes the arrays) and ``kernels/``
+(which reads them). Plain module-level ints: numba folds them as compile-time constants.
+
+Axis names used in shapes: P paths, T payment periods, N obligors, J tranches, F fees,
+A accounts, S supports, G triggers, W waterfalls (3: normal, accelerated, post_default),
+K steps, R tranche groups.
+"""
+
+# --- pool flows per path and period: pool_flows[p, item, t] (yuan) --------------------------
+PF_INTEREST = 0  # interest collected
+PF_SCHED_PRIN = 1  # scheduled principal collected
+PF_PREPAY = 2  # prepaid principal
+PF_DEFAULT = 3  # principal balance newly defaulted (leaves the performing pool)
+PF_RECOVERY = 4  # recovery cash received
+PF_LOSS = 5  # realised loss (defaulted principal less recovery), booked when recovered
+N_PF = 6
+
+# --- tranche parameters: tranche_f[j, col] (float), tranche_i[j, col] (int) -----------------
+TF_BALANCE = 0
+TF_FIXED_RATE = 1
+TF_SPREAD = 2
+TF_FLOOR = 3  # -inf when none
+TF_CAP = 4  # +inf when none
+TF_STEP_SPREAD = 5
+N_TF = 6
+TI_COUPON_KIND = 0  # COUPON_*
+TI_STEP_PERIOD = 1  # 0-based period from which the step-up applies (T when none)
+TI_PRINCIPAL_KIND = 2  # PRIN_*
+TI_INTEREST_ON_SHORTFALL = 3
+N_TI = 4
+COUPON_FIXED = 0
+COUPON_FLOATING = 1
+COUPON_NONE = 2
+PRIN_SEQUENTIAL = 0
+PRIN_PRO_RATA = 1
+PRIN_TARGET = 2
+PRIN_RESIDUAL = 3
+
+# --- fee parameters -----------------------------------------------------------------------------
+FF_RATE = 0
+FF_FIXED = 1
+FF_FLOOR = 2  # 0 when none
+FF_CAP = 3  # +inf when none
+N_FF = 4
+FI_BASE_KIND = 0  # BASE_*
+FI_BASE_TRANCHE = 1
+N_FI = 2
+BASE_POOL = 0
+BASE_NOTES = 1
+BASE_ORIGINAL_POOL = 2
+BASE_TRANCHE = 3
+
+# --- account (reserve) parameters --------------------------------------------------------------
+AF_AMOUNT = 0
+AF_RATE = 1
+AF_FLOOR = 2
+AF_INITIAL = 3
+N_AF = 4
+AI_TARGET_KIND = 0  # TARGET_*
+AI_OF_KIND = 1  # BASE_*
+AI_OF_TRANCHE = 2
+AI_GROUP = 3  # tranche group for next-period interest
+AI_INCLUDE_FEES = 4
+N_AI = 5
+TARGET_FIXED = 0
+TARGET_PERCENT = 1
+TARGET_NEXT_INTEREST = 2
+
+# --- support parameters ---------------------------------------------------------------------------
+SF_CAP = 0  # +inf when none
+SF_SHARE = 1
+N_SF = 2
+SI_KIND = 0  # SUPPORT_*
+SI_GROUP = 1
+SI_COVERS = 2  # COVERS_*
+SI_LAG = 3
+N_SI = 4
+SUPPORT_SHORTFALL = 0  # shortfall undertaking or guarantee
+SUPPORT_COMPENSATION = 1  # loss compensation fund / insurance
+COVERS_INTEREST = 0
+COVERS_PRINCIPAL = 1
+COVERS_BOTH = 2
+
+# --- trigger parameters ---------------------------------------------------------------------------
+GF_THRESHOLD = 0
+N_GF = 1
+GI_KIND = 0  # TRIG_*
+GI_PERIODS = 1
+GI_SUPPORT = 2
+GI_GROUP = 3
+GI_EFFECT = 4  # EFFECT_*
+GI_CURABLE = 5
+GI_ACCOUNT = 6
+N_GI = 7
+TRIG_CUM_DEFAULT = 0
+TRIG_COVERAGE = 1
+TRIG_SUPPORT_DEFAULT = 2
+TRIG_MISSED_INTEREST = 3
+EFFECT_ACCELERATE = 1
+EFFECT_EVENT_OF_DEFAULT = 2
+EFFECT_TRAP = 3
+
+# --- waterfall opcode table: ops[w, k, col] ------------------------------------------------------
+STATUS_NORMAL = 0
+STATUS_ACCELERATED = 1
+STATUS_POST_DEFAULT = 2
+N_STATUS = 3
+OP_PAY_FEE = 1  # a = fee
+OP_PAY_INTEREST = 2  # a = group, b = mode
+OP_PAY_PRINCIPAL = 3  # a = group, b = mode, c = amount kind
+OP_FUND_RESERVE = 4  # a = account
+OP_DRAW_RESERVE = 5  # a = account, b = group, c = covers (COVERS_INTEREST / COVERS_PRINCIPAL)
+OP_DRAW_SUPPORT = 6  # a = support
+OP_WRITE_OFF = 7
+OP_PAY_RESIDUAL = 8  # a = tranche
+OPC_CODE = 0
+OPC_A = 1
+OPC_B = 2
+OPC_C = 3
+N_OPC = 4
+MODE_PRO_RATA = 0
+MODE_SEQUENTIAL = 1
+AMOUNT_PRINCIPAL_DUE = 0
+AMOUNT_AVAILABLE = 1
+
+# --- ledgers (yuan unless stated) -------------------------------------------------------------------
+# tranche ledger [t, j, item]
+LT_BALANCE_START = 0
+LT_COUPON_RATE = 1  # annual decimal
+LT_INTEREST_DUE = 2  # current + carried shortfall
+LT_INTEREST_PAID = 3
+LT_INTEREST_SHORTFALL = 4  # unpaid at period end (carried forward)
+LT_PRINCIPAL_DUE = 5
+LT_PRINCIPAL_PAID = 6
+LT_WRITE_DOWN = 7
+LT_BALANCE_END = 8
+LT_FROM_RESERVE = 9  # part of interest/principal paid that came from a reserve draw
+LT_FROM_SUPPORT = 10  # part of interest/principal paid that came from a support draw
+LT_RESIDUAL_PAID = 11
+LT_COVERAGE_RATIO = 12  # available funds / obligations senior to and including j (NaN if none)
+N_LT = 13
+# fee ledger [t, f, item]
+LF_DUE = 0
+LF_PAID = 1
+LF_UNPAID = 2
+N_LF = 3
+# account ledger [t, a, item]
+LA_BALANCE_START = 0
+LA_TARGET = 1
+LA_DEPOSIT = 2
+LA_WITHDRAWAL = 3
+LA_BALANCE_END = 4
+N_LA = 5
+# support ledger [t, s, item]
+LS_REQUESTED = 0  # amount asked of the provider
+LS_PAID = 1  # amount the provider paid into the trust
+LS_CUMULATIVE = 2
+LS_PROVIDER_DEFAULTED = 3  # 1.0 once the provider has defaulted
+N_LS = 4
+# period (deal) ledger [t, item]
+LP_POOL_START = 0
+LP_INTEREST = 1
+LP_SCHED_PRIN = 2
+LP_PREPAY = 3
+LP_DEFAULT = 4
+LP_RECOVERY = 5
+LP_LOSS = 6
+LP_POOL_END = 7
+LP_COMPENSATION = 8
+LP_CALL_PROCEEDS = 9
+LP_CASH_START = 10  # cash carried from the previous period
+LP_AVAILABLE = 11  # available funds: cash carried + collections + compensation + call proceeds
+LP_COVERAGE_RATIO = 12  # the deal's headline coverage ratio
+LP_STATUS = 13  # STATUS_* of the waterfall that ran
+LP_TRAPPED = 14  # excess spread trapped into an account
+LP_CASH_END = 15  # cash left unallocated, carried to the next period
+LP_CUM_DEFAULT_RATIO = 16
+LP_CASH_IN = 17  # collections + compensation + call proceeds + support paid
+LP_PAID_OUT = 18  # fees + interest + principal + residual paid
+N_LP = 19
+
+# --- per-path summaries --------------------------------------------------------------------------
+# tranche summary [j, item]
+ST_PRINCIPAL_PAID = 0
+ST_INTEREST_PAID = 1
+ST_LOSS = 2  # principal written down or unpaid at the end
+ST_INTEREST_SHORTFALL = 3  # interest unpaid at the end
+ST_WAL_YEARS = 4  # principal-weighted years from closing (NaN if no principal paid)
+ST_MIN_COVERAGE = 5  # minimum coverage ratio over periods with a balance outstanding
+ST_FROM_SUPPORT = 6
+ST_FROM_RESERVE = 7
+ST_RESIDUAL_PAID = 8
+ST_FIRST_SHORTFALL_PERIOD = 9  # 0-based period of the first interest shortfall; -1 none
+N_ST = 10
+# pool/deal summary [item]
+SP_DEFAULT = 0
+SP_RECOVERY = 1
+SP_LOSS = 2
+SP_PREPAY = 3
+SP_COMPENSATION = 4
+SP_SUPPORT_PAID = 5
+SP_MAX_STATUS = 6
+SP_FIRST_TRIGGER_PERIOD = 7  # 0-based period the status first left normal; -1 never
+SP_CALL_PERIOD = 8  # -1 when not called
+SP_MIN_COVERAGE = 9
+SP_CASH_LEFT = 10  # cash left in the trust after the final period
+N_SP = 11

@@ -1,0 +1,918 @@
+"""The waterfall interpreter: one path of pool flows through the deal's priority of payments.
+
+``waterfall_path_py`` is the plain-Python reference; ``waterfall_path`` is the same function
+compiled by numba. ``run_paths_py`` / ``run_paths`` loop over paths (the compiled one in
+``prange``). Arguments are contiguous arrays and scalars only; column meanings are in
+:mod:`abs_engine.kernels.layout`.
+
+Period logic, in order:
+
+1. collections of period t arrive (interest, scheduled principal, prepayments, recoveries);
+   defaults leave the performing pool; realised losses create loss-compensation claims paid
+   ``lag`` periods later; the clean-up call is tested on the performing balance;
+2. available funds = cash carried + collections + compensation + call proceeds;
+3. interest due per tranche (balance × coupon × accrual + carried shortfall), fees due,
+   reserve targets (zero in the final period; any excess is released into available funds);
+4. coverage ratios (available funds / fees + interest + principal due on the tranche and
+   everything senior) and triggers decide the status: normal, accelerated, post-default;
+5. the status's waterfall steps run on available funds;
+6. in the final period every balance left is written off; otherwise shortfalls carry forward.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from .layout import (
+    AF_AMOUNT,
+    AF_FLOOR,
+    AF_INITIAL,
+    AF_RATE,
+    AI_GROUP,
+    AI_INCLUDE_FEES,
+    AI_OF_KIND,
+    AI_OF_TRANCHE,
+    AI_TARGET_KIND,
+    AMOUNT_AVAILABLE,
+    BASE_NOTES,
+    BASE_ORIGINAL_POOL,
+    BASE_POOL,
+    COUPON_FIXED,
+    COUPON_FLOATING,
+    COVERS_BOTH,
+    COVERS_INTEREST,
+    COVERS_PRINCIPAL,
+    EFFECT_ACCELERATE,
+    EFFECT_EVENT_OF_DEFAULT,
+    EFFECT_TRAP,
+    FF_CAP,
+    FF_FIXED,
+    FF_FLOOR,
+    FF_RATE,
+    FI_BASE_KIND,
+    FI_BASE_TRANCHE,
+    GF_THRESHOLD,
+    GI_ACCOUNT,
+    GI_CURABLE,
+    GI_EFFECT,
+    GI_GROUP,
+    GI_KIND,
+    GI_PERIODS,
+    GI_SUPPORT,
+    LA_BALANCE_END,
+    LA_BALANCE_START,
+    LA_DEPOSIT,
+    LA_TARGET,
+    LA_WITHDRAWAL,
+    LF_DUE,
+    LF_PAID,
+    LF_UNPAID,
+    LP_AVAILABLE,
+    LP_CALL_PROCEEDS,
+    LP_CASH_END,
+    LP_CASH_IN,
+    LP_CASH_START,
+    LP_COMPENSATION,
+    LP_COVERAGE_RATIO,
+    LP_CUM_DEFAULT_RATIO,
+    LP_DEFAULT,
+    LP_INTEREST,
+    LP_LOSS,
+    LP_PAID_OUT,
+    LP_POOL_END,
+    LP_POOL_START,
+    LP_PREPAY,
+    LP_RECOVERY,
+    LP_SCHED_PRIN,
+    LP_STATUS,
+    LP_TRAPPED,
+    LS_CUMULATIVE,
+    LS_PAID,
+    LS_PROVIDER_DEFAULTED,
+    LS_REQUESTED,
+    LT_BALANCE_END,
+    LT_BALANCE_START,
+    LT_COUPON_RATE,
+    LT_COVERAGE_RATIO,
+    LT_FROM_RESERVE,
+    LT_FROM_SUPPORT,
+    LT_INTEREST_DUE,
+    LT_INTEREST_PAID,
+    LT_INTEREST_SHORTFALL,
+    LT_PRINCIPAL_DUE,
+    LT_PRINCIPAL_PAID,
+    LT_RESIDUAL_PAID,
+    LT_WRITE_DOWN,
+    MODE_PRO_RATA,
+    N_STATUS,
+    OP_DRAW_RESERVE,
+    OP_DRAW_SUPPORT,
+    OP_FUND_RESERVE,
+    OP_PAY_FEE,
+    OP_PAY_INTEREST,
+    OP_PAY_PRINCIPAL,
+    OP_PAY_RESIDUAL,
+    OP_WRITE_OFF,
+    OPC_A,
+    OPC_B,
+    OPC_C,
+    OPC_CODE,
+    PF_DEFAULT,
+    PF_INTEREST,
+    PF_LOSS,
+    PF_PREPAY,
+    PF_RECOVERY,
+    PF_SCHED_PRIN,
+    PRIN_TARGET,
+    SF_CAP,
+    SF_SHARE,
+    SI_COVERS,
+    SI_GROUP,
+    SI_KIND,
+    SI_LAG,
+    SP_CALL_PERIOD,
+    SP_CASH_LEFT,
+    SP_COMPENSATION,
+    SP_DEFAULT,
+    SP_FIRST_TRIGGER_PERIOD,
+    SP_LOSS,
+    SP_MAX_STATUS,
+    SP_MIN_COVERAGE,
+    SP_PREPAY,
+    SP_RECOVERY,
+    SP_SUPPORT_PAID,
+    ST_FIRST_SHORTFALL_PERIOD,
+    ST_FROM_RESERVE,
+    ST_FROM_SUPPORT,
+    ST_INTEREST_PAID,
+    ST_INTEREST_SHORTFALL,
+    ST_LOSS,
+    ST_MIN_COVERAGE,
+    ST_PRINCIPAL_PAID,
+    ST_RESIDUAL_PAID,
+    ST_WAL_YEARS,
+    STATUS_ACCELERATED,
+    STATUS_NORMAL,
+    STATUS_POST_DEFAULT,
+    SUPPORT_COMPENSATION,
+    TARGET_FIXED,
+    TARGET_PERCENT,
+    TF_BALANCE,
+    TF_CAP,
+    TF_FIXED_RATE,
+    TF_FLOOR,
+    TF_SPREAD,
+    TF_STEP_SPREAD,
+    TI_COUPON_KIND,
+    TI_INTEREST_ON_SHORTFALL,
+    TI_PRINCIPAL_KIND,
+    TI_STEP_PERIOD,
+    TRIG_COVERAGE,
+    TRIG_CUM_DEFAULT,
+    TRIG_MISSED_INTEREST,
+    TRIG_SUPPORT_DEFAULT,
+)
+
+#: amounts below this (yuan) are treated as zero when deciding whether something is owed
+EPS = 1e-9
+#: a shortfall above this (yuan, one fen) counts as missed
+MISSED_TOLERANCE = 0.01
+
+# rows of the per-path scratch array work[row, :]
+W_BAL = 0  # tranche balances
+W_SHORT = 1  # interest shortfall carried into the period
+W_FEE_DUE = 2  # fee due this period (current + unpaid carried)
+W_FEE_UNPAID = 3  # fee unpaid carried into the period
+W_ACC_BAL = 4  # account balances
+W_ACC_TARGET = 5  # account targets this period
+W_SUP_CUM = 6  # cumulative support paid
+W_TRIG_COUNT = 7  # consecutive periods a coverage trigger has been below threshold
+W_TRIG_LATCHED = 8  # 1.0 once a non-curable trigger has been breached
+W_TRIG_MISSED = 9  # 1.0 if the trigger's tranches missed interest last period
+W_PRIN_DUE = 10  # principal due per tranche at the start of the period (coverage ratio)
+N_WORK = 11
+
+
+def work_shape(n_tranches, n_fees, n_accounts, n_supports, n_triggers):
+    """Shape of the scratch array one path needs: (N_WORK, max entity count)."""
+    return (N_WORK, max(1, n_tranches, n_fees, n_accounts, n_supports, n_triggers))
+
+
+def waterfall_path_py(
+    pool_flows,
+    support_default_period,
+    base_rate,
+    original_pool,
+    tranche_f,
+    tranche_i,
+    tranche_accrual,
+    tranche_target,
+    fee_f,
+    fee_i,
+    deal_accrual,
+    account_f,
+    account_i,
+    support_f,
+    support_i,
+    trigger_f,
+    trigger_i,
+    ops,
+    n_steps,
+    groups,
+    group_len,
+    years,
+    cr_tranche,
+    cr_include_fees,
+    call_factor,
+    call_price,
+    led_tr,
+    led_fee,
+    led_acc,
+    led_sup,
+    led_per,
+    sum_tr,
+    sum_pool,
+    work,
+    pending,
+):
+    """Run one path through the waterfall.
+
+    Parameters
+    ----------
+    pool_flows : float64[N_PF, T]
+        Pool collections of this path per period (yuan), rows ``PF_*``.
+    support_default_period : int64[S]
+        0-based period in which each support's provider defaults; >= T means never.
+    base_rate : float64[T]
+        Annual base rate for floating coupons (decimal).
+    original_pool : float
+        Pool balance at closing (yuan).
+    tranche_f, tranche_i : float64[J, N_TF], int64[J, N_TI]
+        Tranche parameters (``TF_*``, ``TI_*``), most senior first.
+    tranche_accrual : float64[J, T]
+        Accrual fraction of each tranche per period (years, tranche day count).
+    tranche_target : float64[J, T]
+        Target balances for ``target_balance`` tranches (yuan; unused otherwise).
+    fee_f, fee_i : float64[F, N_FF], int64[F, N_FI]
+    deal_accrual : float64[T]
+        Accrual fraction per period under the deal's day count (years).
+    account_f, account_i : float64[A, N_AF], int64[A, N_AI]
+    support_f, support_i : float64[S, N_SF], int64[S, N_SI]
+    trigger_f, trigger_i : float64[G, N_GF], int64[G, N_GI]
+    ops : int64[N_STATUS, K, N_OPC]
+        Opcode table per status (``OP_*``); ``n_steps[w]`` rows are used, 0 = no waterfall.
+    groups, group_len : int64[R, J], int64[R]
+        Tranche index lists referred to by steps, supports, triggers and accounts.
+    years : float64[T]
+        Years from closing to each payment date (ACT/365F), for WAL.
+    cr_tranche, cr_include_fees : int
+        Tranche whose coverage ratio is the deal's headline ratio; 1 to include fees.
+    call_factor, call_price : float
+        Clean-up call pool factor (< 0: no call) and price (share of performing balance).
+    led_tr, led_fee, led_acc, led_sup, led_per : float64 arrays, written
+        Ledgers [T, J, N_LT], [T, F, N_LF], [T, A, N_LA], [T, S, N_LS], [T, N_LP].
+    sum_tr, sum_pool : float64[J, N_ST], float64[N_SP], written
+        Per-path summaries.
+    work : float64[N_WORK, >= max(J, F, A, S, G)]
+        Scratch, overwritten.
+    pending : float64[>= S, T]
+        Scratch for loss-compensation claims not yet paid, overwritten.
+    """
+    n_t = pool_flows.shape[1]
+    n_j = tranche_f.shape[0]
+    n_f = fee_f.shape[0]
+    n_a = account_f.shape[0]
+    n_s = support_f.shape[0]
+    n_g = trigger_f.shape[0]
+
+    # ---- initial state ----
+    work[:, :] = 0.0
+    pending[:, :] = 0.0
+    led_tr[:, :, :] = 0.0
+    led_fee[:, :, :] = 0.0
+    led_acc[:, :, :] = 0.0
+    led_sup[:, :, :] = 0.0
+    led_per[:, :] = 0.0
+    sum_tr[:, :] = 0.0
+    sum_pool[:] = 0.0
+    for j in range(n_j):
+        work[W_BAL, j] = tranche_f[j, TF_BALANCE]
+        sum_tr[j, ST_MIN_COVERAGE] = np.nan
+        sum_tr[j, ST_FIRST_SHORTFALL_PERIOD] = -1.0
+    for a in range(n_a):
+        work[W_ACC_BAL, a] = account_f[a, AF_INITIAL]
+    sum_pool[SP_FIRST_TRIGGER_PERIOD] = -1.0
+    sum_pool[SP_CALL_PERIOD] = -1.0
+    sum_pool[SP_MIN_COVERAGE] = np.nan
+
+    pool_bal = original_pool
+    cum_default = 0.0
+    cash = 0.0
+    ended = False
+    max_status = 0
+
+    for t in range(n_t):
+        if ended:
+            continue
+        # ---- 1. collections ----
+        interest = pool_flows[PF_INTEREST, t]
+        sched = pool_flows[PF_SCHED_PRIN, t]
+        prepay = pool_flows[PF_PREPAY, t]
+        dflt = pool_flows[PF_DEFAULT, t]
+        recov = pool_flows[PF_RECOVERY, t]
+        loss = pool_flows[PF_LOSS, t]
+        pool_start = pool_bal
+        pool_end = pool_start - sched - prepay - dflt
+        if pool_end < 1e-6:
+            pool_end = 0.0
+        cum_default += dflt
+        led_per[t, LP_POOL_START] = pool_start
+        led_per[t, LP_INTEREST] = interest
+        led_per[t, LP_SCHED_PRIN] = sched
+        led_per[t, LP_PREPAY] = prepay
+        led_per[t, LP_DEFAULT] = dflt
+        led_per[t, LP_RECOVERY] = recov
+        led_per[t, LP_LOSS] = loss
+        led_per[t, LP_CUM_DEFAULT_RATIO] = cum_default / original_pool if original_pool > 0 else 0.0
+        collections = interest + sched + prepay + recov
+
+        # loss compensation: book claims, then receive what falls due now
+        compensation = 0.0
+        for s in range(n_s):
+            defaulted = support_default_period[s] <= t
+            led_sup[t, s, LS_PROVIDER_DEFAULTED] = 1.0 if defaulted else 0.0
+            if support_i[s, SI_KIND] != SUPPORT_COMPENSATION:
+                continue
+            due_t = t + support_i[s, SI_LAG]
+            if loss > 0.0 and due_t < n_t:
+                pending[s, due_t] += support_f[s, SF_SHARE] * loss
+            claim = pending[s, t]
+            if claim > 0.0:
+                led_sup[t, s, LS_REQUESTED] = claim
+                if not defaulted:
+                    room = support_f[s, SF_CAP] - work[W_SUP_CUM, s]
+                    x = claim if claim < room else room
+                    if x < 0.0:
+                        x = 0.0
+                    work[W_SUP_CUM, s] += x
+                    led_sup[t, s, LS_PAID] = x
+                    compensation += x
+
+        # clean-up call on the performing balance
+        call_proceeds = 0.0
+        called = False
+        if call_factor >= 0.0 and t < n_t - 1 and pool_end <= call_factor * original_pool + EPS:
+            called = True
+            call_proceeds = call_price * pool_end
+            pool_end = 0.0
+            sum_pool[SP_CALL_PERIOD] = t
+        final = called or t == n_t - 1
+        led_per[t, LP_POOL_END] = pool_end
+        led_per[t, LP_COMPENSATION] = compensation
+        led_per[t, LP_CALL_PROCEEDS] = call_proceeds
+        led_per[t, LP_CASH_START] = cash
+
+        avail = cash + collections + compensation + call_proceeds
+        cash_in = collections + compensation + call_proceeds
+        led_per[t, LP_AVAILABLE] = avail
+
+        # ---- 3. interest and fees due ----
+        notes = 0.0
+        for j in range(n_j):
+            notes += work[W_BAL, j]
+        for j in range(n_j):
+            kind = tranche_i[j, TI_COUPON_KIND]
+            if kind == COUPON_FIXED:
+                rate = tranche_f[j, TF_FIXED_RATE]
+            elif kind == COUPON_FLOATING:
+                rate = base_rate[t] + tranche_f[j, TF_SPREAD]
+                if rate < tranche_f[j, TF_FLOOR]:
+                    rate = tranche_f[j, TF_FLOOR]
+                if rate > tranche_f[j, TF_CAP]:
+                    rate = tranche_f[j, TF_CAP]
+            else:
+                rate = 0.0
+            if t >= tranche_i[j, TI_STEP_PERIOD]:
+                rate += tranche_f[j, TF_STEP_SPREAD]
+            bal = work[W_BAL, j]
+            accrued = bal * rate * tranche_accrual[j, t]
+            if tranche_i[j, TI_INTEREST_ON_SHORTFALL] != 0:
+                accrued += work[W_SHORT, j] * rate * tranche_accrual[j, t]
+            led_tr[t, j, LT_BALANCE_START] = bal
+            led_tr[t, j, LT_COUPON_RATE] = rate
+            led_tr[t, j, LT_INTEREST_DUE] = accrued + work[W_SHORT, j]
+        fees_due = 0.0
+        for f in range(n_f):
+            bk = fee_i[f, FI_BASE_KIND]
+            if bk == BASE_POOL:
+                base = pool_start
+            elif bk == BASE_NOTES:
+                base = notes
+            elif bk == BASE_ORIGINAL_POOL:
+                base = original_pool
+            else:
+                base = work[W_BAL, fee_i[f, FI_BASE_TRANCHE]]
+            cur = fee_f[f, FF_RATE] * base * deal_accrual[t] + fee_f[f, FF_FIXED]
+            if cur < fee_f[f, FF_FLOOR]:
+                cur = fee_f[f, FF_FLOOR]
+            if cur > fee_f[f, FF_CAP]:
+                cur = fee_f[f, FF_CAP]
+            due = cur + work[W_FEE_UNPAID, f]
+            work[W_FEE_DUE, f] = due
+            led_fee[t, f, LF_DUE] = due
+            fees_due += due
+
+        # principal due per tranche at the start (sequential allocation of the par-to-pool
+        # amount; target-balance tranches to their target), for the coverage ratios
+        prin_left = notes - pool_end
+        if prin_left < 0.0:
+            prin_left = 0.0
+        for j in range(n_j):
+            bal = work[W_BAL, j]
+            if final:
+                d = bal
+            elif tranche_i[j, TI_PRINCIPAL_KIND] == PRIN_TARGET:
+                d = bal - tranche_target[j, t]
+                if d < 0.0:
+                    d = 0.0
+            else:
+                d = bal if bal < prin_left else prin_left
+                prin_left -= d
+            work[W_PRIN_DUE, j] = d
+            led_tr[t, j, LT_PRINCIPAL_DUE] = d
+
+        # ---- 4. coverage ratios and triggers ----
+        obligations = fees_due if cr_include_fees != 0 else 0.0
+        for j in range(n_j):
+            obligations += led_tr[t, j, LT_INTEREST_DUE] + work[W_PRIN_DUE, j]
+            if led_tr[t, j, LT_BALANCE_START] > EPS and obligations > EPS:
+                cr = avail / obligations
+                led_tr[t, j, LT_COVERAGE_RATIO] = cr
+                m = sum_tr[j, ST_MIN_COVERAGE]
+                if np.isnan(m) or cr < m:
+                    sum_tr[j, ST_MIN_COVERAGE] = cr
+            else:
+                led_tr[t, j, LT_COVERAGE_RATIO] = np.nan
+        deal_cr = led_tr[t, cr_tranche, LT_COVERAGE_RATIO] if n_j > 0 else np.nan
+        led_per[t, LP_COVERAGE_RATIO] = deal_cr
+        if not np.isnan(deal_cr):
+            m = sum_pool[SP_MIN_COVERAGE]
+            if np.isnan(m) or deal_cr < m:
+                sum_pool[SP_MIN_COVERAGE] = deal_cr
+
+        status = STATUS_NORMAL
+        trap_account = -1
+        for g in range(n_g):
+            kind = trigger_i[g, GI_KIND]
+            thr = trigger_f[g, GF_THRESHOLD]
+            breached = False
+            if kind == TRIG_CUM_DEFAULT:
+                breached = original_pool > 0.0 and cum_default / original_pool > thr
+            elif kind == TRIG_COVERAGE:
+                if (not np.isnan(deal_cr)) and deal_cr < thr:
+                    work[W_TRIG_COUNT, g] += 1.0
+                else:
+                    work[W_TRIG_COUNT, g] = 0.0
+                breached = work[W_TRIG_COUNT, g] >= trigger_i[g, GI_PERIODS]
+            elif kind == TRIG_SUPPORT_DEFAULT:
+                breached = support_default_period[trigger_i[g, GI_SUPPORT]] <= t
+            elif kind == TRIG_MISSED_INTEREST:
+                breached = work[W_TRIG_MISSED, g] > 0.0
+            if trigger_i[g, GI_CURABLE] == 0:
+                if breached:
+                    work[W_TRIG_LATCHED, g] = 1.0
+                active = work[W_TRIG_LATCHED, g] > 0.0
+            else:
+                active = breached
+            if active:
+                eff = trigger_i[g, GI_EFFECT]
+                if eff == EFFECT_ACCELERATE and status < STATUS_ACCELERATED:
+                    status = STATUS_ACCELERATED
+                elif eff == EFFECT_EVENT_OF_DEFAULT:
+                    status = STATUS_POST_DEFAULT
+                elif eff == EFFECT_TRAP and not final:
+                    trap_account = trigger_i[g, GI_ACCOUNT]
+        while status > 0 and n_steps[status] == 0:
+            status -= 1
+        led_per[t, LP_STATUS] = status
+        if status > max_status:
+            max_status = status
+        if status != STATUS_NORMAL and sum_pool[SP_FIRST_TRIGGER_PERIOD] < 0.0:
+            sum_pool[SP_FIRST_TRIGGER_PERIOD] = t
+
+        # reserve targets; excess over target is released into available funds
+        for a in range(n_a):
+            tk = account_i[a, AI_TARGET_KIND]
+            if final:
+                target = 0.0
+            elif tk == TARGET_FIXED:
+                target = account_f[a, AF_AMOUNT]
+            elif tk == TARGET_PERCENT:
+                bk = account_i[a, AI_OF_KIND]
+                if bk == BASE_POOL:
+                    base = pool_start
+                elif bk == BASE_NOTES:
+                    base = notes
+                elif bk == BASE_ORIGINAL_POOL:
+                    base = original_pool
+                else:
+                    base = work[W_BAL, account_i[a, AI_OF_TRANCHE]]
+                target = account_f[a, AF_RATE] * base
+                if target < account_f[a, AF_FLOOR]:
+                    target = account_f[a, AF_FLOOR]
+            else:
+                # next period's interest on the group, on this period's opening balances
+                target = 0.0
+                g = account_i[a, AI_GROUP]
+                if t + 1 < n_t:
+                    for m in range(group_len[g]):
+                        j = groups[g, m]
+                        target += led_tr[t, j, LT_BALANCE_START] * led_tr[t, j, LT_COUPON_RATE] * (
+                            tranche_accrual[j, t + 1]
+                        )
+                    if account_i[a, AI_INCLUDE_FEES] != 0:
+                        for f in range(n_f):
+                            target += work[W_FEE_DUE, f] - work[W_FEE_UNPAID, f]
+            work[W_ACC_TARGET, a] = target
+            bal = work[W_ACC_BAL, a]
+            led_acc[t, a, LA_BALANCE_START] = bal
+            led_acc[t, a, LA_TARGET] = target
+            if bal > target:
+                led_acc[t, a, LA_WITHDRAWAL] += bal - target
+                avail += bal - target
+                work[W_ACC_BAL, a] = target
+
+        # ---- 5. the priority of payments ----
+        for k in range(n_steps[status]):
+            op = ops[status, k, OPC_CODE]
+            pa = ops[status, k, OPC_A]
+            pb = ops[status, k, OPC_B]
+            pc = ops[status, k, OPC_C]
+            if op == OP_PAY_FEE:
+                owed = work[W_FEE_DUE, pa] - led_fee[t, pa, LF_PAID]
+                x = owed if owed < avail else avail
+                if x > 0.0:
+                    led_fee[t, pa, LF_PAID] += x
+                    avail -= x
+            elif op == OP_PAY_INTEREST:
+                n_m = group_len[pa]
+                if pb == MODE_PRO_RATA:
+                    owed = 0.0
+                    for m in range(n_m):
+                        j = groups[pa, m]
+                        owed += led_tr[t, j, LT_INTEREST_DUE] - led_tr[t, j, LT_INTEREST_PAID]
+                    if owed > EPS and avail > 0.0:
+                        frac = avail / owed if avail < owed else 1.0
+                        for m in range(n_m):
+                            j = groups[pa, m]
+                            x = (led_tr[t, j, LT_INTEREST_DUE] - led_tr[t, j, LT_INTEREST_PAID]) * frac
+                            led_tr[t, j, LT_INTEREST_PAID] += x
+                            avail -= x
+                        if avail < 0.0:
+                            avail = 0.0
+                else:
+                    for m in range(n_m):
+                        j = groups[pa, m]
+                        owed = led_tr[t, j, LT_INTEREST_DUE] - led_tr[t, j, LT_INTEREST_PAID]
+                        x = owed if owed < avail else avail
+                        if x > 0.0:
+                            led_tr[t, j, LT_INTEREST_PAID] += x
+                            avail -= x
+            elif op == OP_PAY_PRINCIPAL:
+                n_m = group_len[pa]
+                notes_now = 0.0
+                for j in range(n_j):
+                    notes_now += work[W_BAL, j]
+                if pc == AMOUNT_AVAILABLE or final:
+                    budget = avail
+                else:
+                    budget = notes_now - pool_end
+                    if budget < 0.0:
+                        budget = 0.0
+                    if budget > avail:
+                        budget = avail
+                if pb == MODE_PRO_RATA:
+                    tot = 0.0
+                    for m in range(n_m):
+                        tot += work[W_BAL, groups[pa, m]]
+                    if tot > EPS and budget > 0.0:
+                        frac = budget / tot if budget < tot else 1.0
+                        for m in range(n_m):
+                            j = groups[pa, m]
+                            x = work[W_BAL, j] * frac
+                            work[W_BAL, j] -= x
+                            led_tr[t, j, LT_PRINCIPAL_PAID] += x
+                            avail -= x
+                        if avail < 0.0:
+                            avail = 0.0
+                else:
+                    for m in range(n_m):
+                        j = groups[pa, m]
+                        owed = work[W_BAL, j]
+                        if tranche_i[j, TI_PRINCIPAL_KIND] == PRIN_TARGET and not final and (
+                            pc != AMOUNT_AVAILABLE
+                        ):
+                            owed = owed - tranche_target[j, t]
+                        x = owed
+                        if x > budget:
+                            x = budget
+                        if x > 0.0:
+                            work[W_BAL, j] -= x
+                            led_tr[t, j, LT_PRINCIPAL_PAID] += x
+                            avail -= x
+                            budget -= x
+            elif op == OP_FUND_RESERVE:
+                need = work[W_ACC_TARGET, pa] - work[W_ACC_BAL, pa]
+                x = need if need < avail else avail
+                if x > 0.0:
+                    work[W_ACC_BAL, pa] += x
+                    led_acc[t, pa, LA_DEPOSIT] += x
+                    avail -= x
+            elif op == OP_DRAW_RESERVE:
+                n_m = group_len[pb]
+                for m in range(n_m):
+                    j = groups[pb, m]
+                    if pc == COVERS_INTEREST:
+                        owed = led_tr[t, j, LT_INTEREST_DUE] - led_tr[t, j, LT_INTEREST_PAID]
+                    else:
+                        owed = work[W_PRIN_DUE, j] - led_tr[t, j, LT_PRINCIPAL_PAID]
+                        if owed > work[W_BAL, j]:
+                            owed = work[W_BAL, j]
+                    x = owed if owed < work[W_ACC_BAL, pa] else work[W_ACC_BAL, pa]
+                    if x > 0.0:
+                        work[W_ACC_BAL, pa] -= x
+                        led_acc[t, pa, LA_WITHDRAWAL] += x
+                        led_tr[t, j, LT_FROM_RESERVE] += x
+                        if pc == COVERS_INTEREST:
+                            led_tr[t, j, LT_INTEREST_PAID] += x
+                        else:
+                            work[W_BAL, j] -= x
+                            led_tr[t, j, LT_PRINCIPAL_PAID] += x
+            elif op == OP_DRAW_SUPPORT:
+                g = support_i[pa, SI_GROUP]
+                cov = support_i[pa, SI_COVERS]
+                n_m = group_len[g]
+                for m in range(n_m):
+                    j = groups[g, m]
+                    for part in range(2):
+                        if part == 0:
+                            if cov != COVERS_INTEREST and cov != COVERS_BOTH:
+                                continue
+                            owed = led_tr[t, j, LT_INTEREST_DUE] - led_tr[t, j, LT_INTEREST_PAID]
+                        else:
+                            if cov != COVERS_PRINCIPAL and cov != COVERS_BOTH:
+                                continue
+                            if not final:
+                                continue
+                            owed = work[W_BAL, j]
+                        if owed <= EPS:
+                            continue
+                        led_sup[t, pa, LS_REQUESTED] += owed
+                        if support_default_period[pa] <= t:
+                            continue
+                        room = support_f[pa, SF_CAP] - work[W_SUP_CUM, pa]
+                        x = owed if owed < room else room
+                        if x <= 0.0:
+                            continue
+                        work[W_SUP_CUM, pa] += x
+                        led_sup[t, pa, LS_PAID] += x
+                        cash_in += x
+                        led_tr[t, j, LT_FROM_SUPPORT] += x
+                        if part == 0:
+                            led_tr[t, j, LT_INTEREST_PAID] += x
+                        else:
+                            work[W_BAL, j] -= x
+                            led_tr[t, j, LT_PRINCIPAL_PAID] += x
+            elif op == OP_WRITE_OFF:
+                deficiency = -pool_end
+                for j in range(n_j):
+                    deficiency += work[W_BAL, j]
+                for jj in range(n_j):
+                    if deficiency <= EPS:
+                        break
+                    j = n_j - 1 - jj
+                    x = work[W_BAL, j] if work[W_BAL, j] < deficiency else deficiency
+                    if x > 0.0:
+                        work[W_BAL, j] -= x
+                        led_tr[t, j, LT_WRITE_DOWN] += x
+                        deficiency -= x
+            elif op == OP_PAY_RESIDUAL:
+                if avail > 0.0:
+                    if trap_account >= 0:
+                        work[W_ACC_BAL, trap_account] += avail
+                        led_acc[t, trap_account, LA_DEPOSIT] += avail
+                        led_per[t, LP_TRAPPED] += avail
+                    else:
+                        led_tr[t, pa, LT_RESIDUAL_PAID] += avail
+                    avail = 0.0
+
+        # ---- 6. close the period ----
+        paid_out = 0.0
+        for f in range(n_f):
+            paid = led_fee[t, f, LF_PAID]
+            paid_out += paid
+            unpaid = work[W_FEE_DUE, f] - paid
+            if unpaid < EPS:
+                unpaid = 0.0
+            led_fee[t, f, LF_UNPAID] = unpaid
+            work[W_FEE_UNPAID, f] = unpaid
+        for j in range(n_j):
+            short = led_tr[t, j, LT_INTEREST_DUE] - led_tr[t, j, LT_INTEREST_PAID]
+            if short < EPS:
+                short = 0.0
+            if short > MISSED_TOLERANCE and sum_tr[j, ST_FIRST_SHORTFALL_PERIOD] < 0.0:
+                sum_tr[j, ST_FIRST_SHORTFALL_PERIOD] = t
+            led_tr[t, j, LT_INTEREST_SHORTFALL] = short
+            work[W_SHORT, j] = short
+            if final and work[W_BAL, j] > 0.0:
+                led_tr[t, j, LT_WRITE_DOWN] += work[W_BAL, j]
+                work[W_BAL, j] = 0.0
+            if work[W_BAL, j] < 1e-7:
+                work[W_BAL, j] = 0.0
+            led_tr[t, j, LT_BALANCE_END] = work[W_BAL, j]
+            paid_out += (
+                led_tr[t, j, LT_INTEREST_PAID]
+                + led_tr[t, j, LT_PRINCIPAL_PAID]
+                + led_tr[t, j, LT_RESIDUAL_PAID]
+            )
+        for a in range(n_a):
+            led_acc[t, a, LA_BALANCE_END] = work[W_ACC_BAL, a]
+        for s in range(n_s):
+            led_sup[t, s, LS_CUMULATIVE] = work[W_SUP_CUM, s]
+        for g in range(n_g):
+            if trigger_i[g, GI_KIND] == TRIG_MISSED_INTEREST:
+                gr = trigger_i[g, GI_GROUP]
+                miss = 0.0
+                for m in range(group_len[gr]):
+                    miss += led_tr[t, groups[gr, m], LT_INTEREST_SHORTFALL]
+                work[W_TRIG_MISSED, g] = 1.0 if miss > MISSED_TOLERANCE else 0.0
+        if avail < 0.0:
+            avail = 0.0
+        cash = avail
+        led_per[t, LP_CASH_END] = cash
+        led_per[t, LP_CASH_IN] = cash_in
+        led_per[t, LP_PAID_OUT] = paid_out
+        pool_bal = pool_end
+        if final:
+            ended = True
+
+    # ---- per-path summaries ----
+    for j in range(n_j):
+        wal_num = 0.0
+        for t in range(n_t):
+            pp = led_tr[t, j, LT_PRINCIPAL_PAID]
+            sum_tr[j, ST_PRINCIPAL_PAID] += pp
+            sum_tr[j, ST_INTEREST_PAID] += led_tr[t, j, LT_INTEREST_PAID]
+            sum_tr[j, ST_LOSS] += led_tr[t, j, LT_WRITE_DOWN]
+            sum_tr[j, ST_FROM_SUPPORT] += led_tr[t, j, LT_FROM_SUPPORT]
+            sum_tr[j, ST_FROM_RESERVE] += led_tr[t, j, LT_FROM_RESERVE]
+            sum_tr[j, ST_RESIDUAL_PAID] += led_tr[t, j, LT_RESIDUAL_PAID]
+            wal_num += pp * years[t]
+        last = n_t - 1
+        for t in range(n_t):
+            if led_per[t, LP_POOL_START] > 0.0 or led_tr[t, j, LT_BALANCE_START] > 0.0:
+                last = t
+        sum_tr[j, ST_INTEREST_SHORTFALL] = led_tr[last, j, LT_INTEREST_SHORTFALL]
+        if sum_tr[j, ST_PRINCIPAL_PAID] > EPS:
+            sum_tr[j, ST_WAL_YEARS] = wal_num / sum_tr[j, ST_PRINCIPAL_PAID]
+        else:
+            sum_tr[j, ST_WAL_YEARS] = np.nan
+    for t in range(n_t):
+        sum_pool[SP_DEFAULT] += led_per[t, LP_DEFAULT]
+        sum_pool[SP_RECOVERY] += led_per[t, LP_RECOVERY]
+        sum_pool[SP_LOSS] += led_per[t, LP_LOSS]
+        sum_pool[SP_PREPAY] += led_per[t, LP_PREPAY]
+        sum_pool[SP_COMPENSATION] += led_per[t, LP_COMPENSATION]
+    for s in range(n_s):
+        if support_i[s, SI_KIND] != SUPPORT_COMPENSATION:
+            sum_pool[SP_SUPPORT_PAID] += work[W_SUP_CUM, s]
+    sum_pool[SP_MAX_STATUS] = max_status
+    sum_pool[SP_CASH_LEFT] = cash
+    return 0
+
+
+waterfall_path = njit(cache=True)(waterfall_path_py)
+
+
+def run_paths_py(
+    pool_flows,
+    support_default_period,
+    base_rate,
+    original_pool,
+    tranche_f,
+    tranche_i,
+    tranche_accrual,
+    tranche_target,
+    fee_f,
+    fee_i,
+    deal_accrual,
+    account_f,
+    account_i,
+    support_f,
+    support_i,
+    trigger_f,
+    trigger_i,
+    ops,
+    n_steps,
+    groups,
+    group_len,
+    years,
+    cr_tranche,
+    cr_include_fees,
+    call_factor,
+    call_price,
+    led_tr,
+    led_fee,
+    led_acc,
+    led_sup,
+    led_per,
+    sum_tr,
+    sum_pool,
+    work_rows,
+    work_cols,
+):
+    """Plain-Python loop over paths: ``pool_flows[p]`` → ledgers ``led_*[p]`` and summaries
+    ``sum_*[p]``. Shapes as in :func:`waterfall_path_py` with a leading path axis P."""
+    n_p = pool_flows.shape[0]
+    n_t = pool_flows.shape[2]
+    n_s = support_f.shape[0]
+    for p in range(n_p):
+        work = np.empty((work_rows, work_cols))
+        pending = np.empty((max(n_s, 1), n_t))
+        waterfall_path_py(
+            pool_flows[p], support_default_period[p], base_rate[p], original_pool,
+            tranche_f, tranche_i, tranche_accrual, tranche_target, fee_f, fee_i, deal_accrual,
+            account_f, account_i, support_f, support_i, trigger_f, trigger_i, ops, n_steps,
+            groups, group_len, years, cr_tranche, cr_include_fees, call_factor, call_price,
+            led_tr[p], led_fee[p], led_acc[p], led_sup[p], led_per[p], sum_tr[p], sum_pool[p],
+            work, pending,
+        )  # fmt: skip
+    return 0
+
+
+@njit(cache=True, parallel=True)
+def run_paths(
+    pool_flows,
+    support_default_period,
+    base_rate,
+    original_pool,
+    tranche_f,
+    tranche_i,
+    tranche_accrual,
+    tranche_target,
+    fee_f,
+    fee_i,
+    deal_accrual,
+    account_f,
+    account_i,
+    support_f,
+    support_i,
+    trigger_f,
+    trigger_i,
+    ops,
+    n_steps,
+    groups,
+    group_len,
+    years,
+    cr_tranche,
+    cr_include_fees,
+    call_factor,
+    call_price,
+    led_tr,
+    led_fee,
+    led_acc,
+    led_sup,
+    led_per,
+    sum_tr,
+    sum_pool,
+    work_rows,
+    work_cols,
+):
+    """Compiled twin of :func:`run_paths_py`; paths run in parallel (``prange``)."""
+    n_p = pool_flows.shape[0]
+    n_t = pool_flows.shape[2]
+    n_s = support_f.shape[0]
+    for p in prange(n_p):
+        work = np.empty((work_rows, work_cols))
+        pending = np.empty((max(n_s, 1), n_t))
+        waterfall_path(
+            pool_flows[p], support_default_period[p], base_rate[p], original_pool,
+            tranche_f, tranche_i, tranche_accrual, tranche_target, fee_f, fee_i, deal_accrual,
+            account_f, account_i, support_f, support_i, trigger_f, trigger_i, ops, n_steps,
+            groups, group_len, years, cr_tranche, cr_include_fees, call_factor, call_price,
+            led_tr[p], led_fee[p], led_acc[p], led_sup[p], led_per[p], sum_tr[p], sum_pool[p],
+            work, pending,
+        )  # fmt: skip
+    return 0
+
+
+__all__ = [
+    "N_STATUS",
+    "N_WORK",
+    "run_paths",
+    "run_paths_py",
+    "waterfall_path",
+    "waterfall_path_py",
+    "work_shape",
+]

@@ -1,0 +1,44 @@
+"""Shared pydantic building blocks: strict numbers, dates, and the frozen base model."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+
+class Model(BaseModel):
+    """Base of every schema object: frozen, unknown keys rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _to_date(value: Any) -> Any:
+    # TOML gives datetime.date; JSON gives ISO strings. Anything else (an int such as
+    # 20250715, a datetime with a time) is refused instead of being guessed at.
+    if isinstance(value, dt.datetime):
+        raise ValueError("expected a date (YYYY-MM-DD), not a date-time")
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            raise ValueError("expected a date as YYYY-MM-DD") from None
+    raise ValueError("expected a date as YYYY-MM-DD")
+
+
+Date = Annotated[dt.date, BeforeValidator(_to_date)]
+
+#: A float that refuses strings ("0.0279" in quotes is an error, not a coupon); ints are fine.
+Num = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+#: A non-negative amount of money, in yuan.
+Money = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
+#: A probability or share in [0, 1].
+Share = Annotated[float, Field(strict=True, ge=0, le=1, allow_inf_nan=False)]
+#: An annual rate as a decimal (0.0279 for 2.79%); negative rates allowed for base rates only.
+Rate = Annotated[float, Field(strict=True, ge=-0.05, le=1.0, allow_inf_nan=False)]
+PosInt = Annotated[int, Field(strict=True, ge=1)]
+NonNegInt = Annotated[int, Field(strict=True, ge=0)]
+Name = Annotated[str, Field(strict=True, min_length=1, max_length=64, pattern=r"^[^\s].*$")]

@@ -1,0 +1,72 @@
+"""Deal dates: closing, payment schedule, day count, business-day convention, calendar."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from .common import Date, Model
+
+Frequency = Literal["monthly", "quarterly", "semi_annual", "annual"]
+DayCount = Literal["ACT/365F", "ACT/360", "30/360"]
+BusinessDayRoll = Literal["modified_following", "following", "preceding", "none"]
+
+#: payments per year for each frequency
+PERIODS_PER_YEAR = {"monthly": 12, "quarterly": 4, "semi_annual": 2, "annual": 1}
+
+
+class WeekendCalendar(Model):
+    """Saturdays and Sundays are holidays; nothing else."""
+
+    kind: Literal["weekends"] = "weekends"
+
+
+class HolidayCalendar(Model):
+    """Weekends plus an explicit list of holidays (e.g. the PRC public holidays of the deal's
+    years). ``working_weekends`` lists weekend days that are business days (调休)."""
+
+    kind: Literal["holidays"]
+    holidays: list[Date] = Field(default_factory=list)
+    working_weekends: list[Date] = Field(default_factory=list)
+
+
+class NamedCalendar(Model):
+    """A calendar registered in Python with :func:`abs_engine.compile.schedule.register_calendar`."""
+
+    kind: Literal["named"]
+    name: str
+
+
+Calendar = Annotated[WeekendCalendar | HolidayCalendar | NamedCalendar, Field(discriminator="kind")]
+
+
+class Dates(Model):
+    """Key dates and conventions of the deal.
+
+    Payment dates run from ``first_payment`` every ``frequency`` months up to ``legal_final``
+    (the last period ends at ``legal_final`` even if it is not on the grid). Accrual runs from
+    the previous adjusted payment date (``closing`` for the first period).
+    """
+
+    closing: Date
+    first_payment: Date
+    frequency: Frequency = "quarterly"
+    legal_final: Date
+    day_count: DayCount = "ACT/365F"
+    business_day: BusinessDayRoll = "modified_following"
+    calendar: Calendar = Field(default_factory=WeekendCalendar)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Dates:
+        if self.first_payment <= self.closing:
+            raise ValueError(
+                f"dates out of order: first_payment {self.first_payment} must be after "
+                f"closing {self.closing}"
+            )
+        if self.legal_final < self.first_payment:
+            raise ValueError(
+                f"dates out of order: legal_final {self.legal_final} is before "
+                f"first_payment {self.first_payment}"
+            )
+        return self

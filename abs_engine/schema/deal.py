@@ -1,0 +1,39 @@
+"""The deal: dates, pool, tranches, fees, accounts, support, triggers and waterfalls."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, PrivateAttr
+
+from .common import Model, Name, Rate
+from .dates import Dates
+from .pool import Pool
+from .support import Support
+from .tranche import Account, Fee, Tranche
+from .waterfall import CleanUpCall, CoverageRatioSpec, Trigger, Waterfalls
+
+SCHEMA_VERSION = 1
+
+
+class Deal(Model):
+    """A whole deal as written in a deal file (TOML or JSON)."""
+
+    _source: str = PrivateAttr(default="<memory>")
+
+    schema_version: Literal[1]
+    name: Name
+    description: str = ""
+    currency: str = "CNY"
+    base_scenario: str | None = None
+    base_rate: Rate = 0.0
+    dates: Dates
+    pool: Pool
+    tranches: list[Tranche] = Field(min_length=1)
+    fees: list[Fee] = Field(default_factory=list)
+    accounts: list[Account] = Field(default_factory=list)
+    support: list[Support] = Field(default_factory=list)
+    triggers: list[Trigger] = Field(default_factory=list)
+    waterfalls: Waterfalls
+    clean_up_call: CleanUpCall | None = None
+    coverage_ratio: CoverageRatioSpec = Field(default_factory=CoverageRatioSpec)

@@ -1,0 +1,114 @@
+"""Deterministic scenarios: default, prepayment and recovery assumptions, named obligor
+defaults, support-provider defaults and rate shocks."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, PrivateAttr, model_validator
+
+from .common import Model, Name, PosInt, Rate, Share
+
+ShareList = list[Share]
+
+
+class NoDefaults(Model):
+    kind: Literal["none"]
+
+
+class CdrDefaults(Model):
+    """Constant annual default rate, or one annual rate per payment period (the last value
+    repeats). Applied to the performing balance at the start of each period as
+    d = 1 - (1 - cdr)^(1 / periods_per_year)."""
+
+    kind: Literal["cdr"]
+    cdr: Share | ShareList
+
+
+class CumulativeDefaults(Model):
+    """Cumulative defaults of ``cumulative`` × original pool balance, spread over periods by
+    ``timing`` (shares per period from period 1, summing to 1)."""
+
+    kind: Literal["cumulative"]
+    cumulative: Share
+    timing: list[Share] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _sum(self) -> CumulativeDefaults:
+        total = sum(self.timing)
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(f"timing shares must sum to 1, they sum to {total:.10g}")
+        return self
+
+
+DefaultAssumption = Annotated[
+    NoDefaults | CdrDefaults | CumulativeDefaults, Field(discriminator="kind")
+]
+
+
+class ObligorDefault(Model):
+    """Named obligors default in full in ``period`` (1-based): by ``obligor`` id, or the
+    ``largest`` k obligors by original balance."""
+
+    period: PosInt
+    obligor: str | None = None
+    largest: PosInt | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> ObligorDefault:
+        if (self.obligor is None) == (self.largest is None):
+            raise ValueError("give exactly one of obligor or largest")
+        return self
+
+
+class Prepayment(Model):
+    """Constant annual CPR or one per period (last value repeats); period SMM =
+    1 - (1 - cpr)^(1 / periods_per_year), applied after defaults and scheduled principal."""
+
+    cpr: Share | ShareList = 0.0
+
+
+class RecoveryOverride(Model):
+    rate: Share
+    lag_periods: Annotated[int, Field(strict=True, ge=0, le=120)]
+
+
+class SupportDefault(Model):
+    """The provider of ``support`` defaults in ``period`` (1-based) and pays nothing from then."""
+
+    support: str
+    period: PosInt = 1
+
+
+class DeterministicScenario(Model):
+    """A deterministic (rating-agency style) scenario, applied to every obligor alike."""
+
+    _source: str = PrivateAttr(default="<memory>")
+
+    schema_version: Literal[1] = 1
+    kind: Literal["deterministic"] = "deterministic"
+    name: Name
+    description: str = ""
+    defaults: DefaultAssumption = Field(default_factory=lambda: NoDefaults(kind="none"))
+    obligor_defaults: list[ObligorDefault] = Field(default_factory=list)
+    prepayment: Prepayment = Field(default_factory=Prepayment)
+    recovery: RecoveryOverride | None = None
+    support_defaults: list[SupportDefault] = Field(default_factory=list)
+    base_rate: Rate | None = None
+    rate_shock_bps: Annotated[float, Field(strict=True, ge=-1000, le=5000)] = 0.0
+
+
+Scenario = DeterministicScenario
+
+__all__ = [
+    "CdrDefaults",
+    "CumulativeDefaults",
+    "DefaultAssumption",
+    "DeterministicScenario",
+    "NoDefaults",
+    "ObligorDefault",
+    "Prepayment",
+    "RecoveryOverride",
+    "Scenario",
+    "SupportDefault",
+]

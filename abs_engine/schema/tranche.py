@@ -1,0 +1,154 @@
+"""Tranches (notes), senior fees and cash accounts."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from .common import Model, Money, Name, NonNegInt, PosInt, Rate
+from .dates import DayCount
+
+
+class FixedCoupon(Model):
+    """Fixed annual coupon rate (decimal)."""
+
+    kind: Literal["fixed"]
+    rate: Rate
+
+
+class FloatingCoupon(Model):
+    """Base rate (from the scenario's ``base_rate``) + ``spread``, bounded by floor and cap."""
+
+    kind: Literal["floating"]
+    spread: Rate
+    floor: Rate | None = None
+    cap: Rate | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> FloatingCoupon:
+        if self.floor is not None and self.cap is not None and self.cap < self.floor:
+            raise ValueError(f"cap {self.cap} is below floor {self.floor}")
+        return self
+
+
+class NoCoupon(Model):
+    """No stated coupon (a residual / equity tranche paid only principal and excess cash)."""
+
+    kind: Literal["none"]
+
+
+Coupon = Annotated[FixedCoupon | FloatingCoupon | NoCoupon, Field(discriminator="kind")]
+
+
+class StepUp(Model):
+    """Coupon step-up of ``spread`` (decimal) from payment period ``from_period`` (1-based)."""
+
+    from_period: PosInt
+    spread: Rate
+
+
+class Tranche(Model):
+    """One class of notes. Listed in order of seniority, most senior first.
+
+    principal:
+      ``sequential``  principal paid in seniority order within a ``pay_principal`` step;
+      ``pro_rata``    principal shared by balance with the other tranches of the step;
+      ``target_balance``  paid down to ``target_balances[t]`` each period (scheduled notes);
+      ``residual``    equity: principal after all notes, then every yuan left (``pay_residual``).
+    """
+
+    name: Name
+    balance: Money
+    coupon: Coupon = Field(default_factory=lambda: NoCoupon(kind="none"))
+    day_count: DayCount | None = None
+    principal: Literal["sequential", "pro_rata", "target_balance", "residual"] = "sequential"
+    target_balances: list[Money] | None = None
+    step_up: StepUp | None = None
+    interest_on_shortfall: bool = False
+
+    @model_validator(mode="after")
+    def _targets(self) -> Tranche:
+        if self.principal == "target_balance" and not self.target_balances:
+            raise ValueError("principal 'target_balance' needs target_balances (one per period)")
+        if self.principal != "target_balance" and self.target_balances:
+            raise ValueError("target_balances is only used with principal = 'target_balance'")
+        return self
+
+
+class Fee(Model):
+    """A senior fee (trustee, custodian, manager, rating...), paid with a ``pay_fee`` step.
+
+    Per period: ``rate`` × base balance × accrual fraction + ``fixed`` (yuan), bounded by
+    ``floor`` and ``cap`` (yuan per period). Unpaid amounts carry forward.
+    base: ``pool`` (performing pool balance at period start), ``notes`` (all tranches), or a
+    tranche name.
+    """
+
+    name: Name
+    rate: Annotated[float, Field(strict=True, ge=0, le=0.2)] = 0.0
+    base: str = "pool"
+    fixed: Money = 0.0
+    floor: Money | None = None
+    cap: Money | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Fee:
+        if self.floor is not None and self.cap is not None and self.cap < self.floor:
+            raise ValueError(f"cap {self.cap} is below floor {self.floor}")
+        return self
+
+
+class FixedTarget(Model):
+    kind: Literal["fixed"]
+    amount: Money
+
+
+class PercentTarget(Model):
+    """``rate`` × a balance at period start: ``pool``, ``notes``, ``original_pool`` or a tranche."""
+
+    kind: Literal["percent"]
+    rate: Annotated[float, Field(strict=True, ge=0, le=1)]
+    of: str = "notes"
+    floor: Money = 0.0
+
+
+class NextInterestTarget(Model):
+    """The next period's interest (and senior fees, when ``include_fees``) on ``tranches``."""
+
+    kind: Literal["next_period_interest"]
+    tranches: list[str] = Field(min_length=1)
+    include_fees: bool = False
+
+
+ReserveTarget = Annotated[
+    FixedTarget | PercentTarget | NextInterestTarget, Field(discriminator="kind")
+]
+
+
+class Account(Model):
+    """A cash reserve account. ``initial_balance`` is funded at closing (outside the pool);
+    ``fund_reserve`` steps top it up to ``target`` from the waterfall, ``draw_reserve`` steps
+    pay shortfalls from it. Balance above target is released into available funds, and the
+    whole balance is released in the final period."""
+
+    name: Name
+    target: ReserveTarget
+    initial_balance: Money = 0.0
+
+
+__all__ = [
+    "Account",
+    "Coupon",
+    "Fee",
+    "FixedCoupon",
+    "FixedTarget",
+    "FloatingCoupon",
+    "NextInterestTarget",
+    "NoCoupon",
+    "NonNegInt",
+    "PercentTarget",
+    "ReserveTarget",
+    "StepUp",
+    "Tranche",
+]
