@@ -106,10 +106,13 @@ class PeriodSchedule:
     def __init__(self, dates: Dates):
         is_bd = calendar_fn(dates.calendar)
         step = 12 // PERIODS_PER_YEAR[dates.frequency]
+        fp = dates.first_payment
+        # end-of-month rule: a first payment on a month's last day keeps later dates on month ends
+        eom = fp.day == _calendar.monthrange(fp.year, fp.month)[1]
         unadj: list[dt.date] = []
         k = 0
         while True:
-            d = add_months(dates.first_payment, step * k)
+            d = add_months(fp, step * k, 31 if eom else fp.day)
             if d >= dates.legal_final:
                 break
             unadj.append(d)

@@ -538,7 +538,8 @@ def waterfall_path_py(
             bal = work[W_ACC_BAL, a]
             led_acc[t, a, LA_BALANCE_START] = bal
             led_acc[t, a, LA_TARGET] = target
-            if bal > target:
+            # trapped cash stays in the trap account while the trap is active
+            if bal > target and a != trap_account:
                 led_acc[t, a, LA_WITHDRAWAL] += bal - target
                 avail += bal - target
                 work[W_ACC_BAL, a] = target

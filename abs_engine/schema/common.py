@@ -8,6 +8,15 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 
+class FieldError(ValueError):
+    """Raised by a model validator about one field: ``loc`` (relative to the model, e.g.
+    ``("payments", 2, "date")``) lets the loader point at that field, not the whole table."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str):
+        super().__init__(message)
+        self.loc = loc
+
+
 class Model(BaseModel):
     """Base of every schema object: frozen, unknown keys rejected."""
 

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .common import Date, Model
+from .common import Date, FieldError, Model
 
 Frequency = Literal["monthly", "quarterly", "semi_annual", "annual"]
 DayCount = Literal["ACT/365F", "ACT/360", "30/360"]
@@ -60,12 +60,14 @@ class Dates(Model):
     @model_validator(mode="after")
     def _ordered(self) -> Dates:
         if self.first_payment <= self.closing:
-            raise ValueError(
+            raise FieldError(
+                ("first_payment",),
                 f"dates out of order: first_payment {self.first_payment} must be after "
                 f"closing {self.closing}"
             )
         if self.legal_final < self.first_payment:
-            raise ValueError(
+            raise FieldError(
+                ("legal_final",),
                 f"dates out of order: legal_final {self.legal_final} is before "
                 f"first_payment {self.first_payment}"
             )

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .common import Date, Model, Money, Name, Num, PosInt, Rate, Share
+from .common import Date, FieldError, Model, Money, Name, Num, PosInt, Rate, Share
 
 # --- amortization -------------------------------------------------------------------------
 
@@ -55,7 +55,8 @@ class LicenseFeeSchedule(Model):
     def _dates_increase(self) -> LicenseFeeSchedule:
         for k in range(1, len(self.payments)):
             if self.payments[k].date <= self.payments[k - 1].date:
-                raise ValueError(
+                raise FieldError(
+                    ("payments", k, "date"),
                     f"dates out of order: payments[{k}].date {self.payments[k].date} is not "
                     f"after payments[{k - 1}].date {self.payments[k - 1].date}"
                 )
@@ -89,15 +90,16 @@ class PdTermStructure(Model):
     @model_validator(mode="after")
     def _shape(self) -> PdTermStructure:
         if len(self.horizons_years) != len(self.cumulative):
-            raise ValueError(
+            raise FieldError(
+                ("cumulative",),
                 f"horizons_years has {len(self.horizons_years)} entries but cumulative has "
                 f"{len(self.cumulative)}; they must match"
             )
         for k in range(1, len(self.horizons_years)):
             if self.horizons_years[k] <= self.horizons_years[k - 1]:
-                raise ValueError(f"horizons_years must increase; entry {k} does not")
+                raise FieldError(("horizons_years", k), f"horizons_years must increase; entry {k} does not")
             if self.cumulative[k] < self.cumulative[k - 1]:
-                raise ValueError(f"cumulative PD must not decrease; entry {k} does")
+                raise FieldError(("cumulative", k), f"cumulative PD must not decrease; entry {k} does")
         return self
 
 

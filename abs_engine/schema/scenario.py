@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, PrivateAttr, model_validator
 
-from .common import Model, Name, PosInt, Rate, Share
+from .common import FieldError, Model, Name, PosInt, Rate, Share
 
 ShareList = list[Share]
 
@@ -37,7 +37,7 @@ class CumulativeDefaults(Model):
     def _sum(self) -> CumulativeDefaults:
         total = sum(self.timing)
         if abs(total - 1.0) > 1e-9:
-            raise ValueError(f"timing shares must sum to 1, they sum to {total:.10g}")
+            raise FieldError(("timing",), f"timing shares must sum to 1, they sum to {total:.10g}")
         return self
 
 

@@ -1,0 +1,80 @@
+"""Shared builders for tests: small deals as plain dicts, run through the real loader."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import pytest
+
+from abs_engine.compile import compile_deal, deterministic_flows
+from abs_engine.engine import WaterfallResult, run_waterfall
+from abs_engine.kernels import layout as L
+from abs_engine.schema import parse_deal, parse_scenario
+
+
+def base_deal(**over: Any) -> dict[str, Any]:
+    """A minimal valid deal: one bullet obligor of 100 at 0% over 3 annual periods, one
+    fixed-rate tranche of 100 paid sequentially. Keys in ``over`` replace top-level keys."""
+    d: dict[str, Any] = {
+        "schema_version": 1,
+        "name": "test deal",
+        "dates": {
+            "closing": "2025-01-01",
+            "first_payment": "2026-01-01",
+            "frequency": "annual",
+            "legal_final": "2028-01-01",
+            "business_day": "none",
+        },
+        "pool": {
+            "obligors": [
+                {
+                    "id": "O1",
+                    "balance": 100.0,
+                    "rate": 0.0,
+                    "amortization": {"kind": "bullet", "n_periods": 3},
+                    "pd": {"kind": "flat", "annual": 0.02},
+                }
+            ]
+        },
+        "tranches": [{"name": "A", "balance": 100.0, "coupon": {"kind": "fixed", "rate": 0.0}}],
+        "waterfalls": {
+            "normal": [
+                {"kind": "pay_interest", "tranches": ["A"]},
+                {"kind": "pay_principal", "tranches": ["A"]},
+            ]
+        },
+    }
+    d.update(copy.deepcopy(over))
+    return d
+
+
+def obligor(oid: str, balance: float, rate: float = 0.0, n: int = 3, kind: str = "bullet", **kw: Any) -> dict[str, Any]:
+    o = {
+        "id": oid,
+        "balance": balance,
+        "rate": rate,
+        "amortization": {"kind": kind, "n_periods": n},
+        "pd": {"kind": "flat", "annual": 0.02},
+    }
+    o.update(kw)
+    return o
+
+
+def run(deal: dict[str, Any], *scenarios: dict[str, Any], jit: bool = False) -> WaterfallResult:
+    """Validate, compile and run ``deal`` on each scenario dict (default: no defaults)."""
+    cd = compile_deal(parse_deal(deal))
+    scs = [parse_scenario({"name": f"s{k}", **s}) for k, s in enumerate(scenarios or ({},))]
+    return run_waterfall(cd, deterministic_flows(cd, scs), jit=jit)
+
+
+def tranche_item(res: WaterfallResult, tranche: str, item: int, path: int = 0) -> np.ndarray:
+    """Ledger column ``item`` (an ``LT_*`` index) of one tranche, one value per period."""
+    j = res.deal.tranche_names.index(tranche)
+    return res.led_tr[path, :, j, item]
+
+
+@pytest.fixture
+def layout():
+    return L

@@ -1,0 +1,137 @@
+"""Dates, day counts, business-day rolls, obligor schedules, PD curves, IP valuation."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from abs_engine import compile_deal, register_calendar
+from abs_engine.compile.pool import cumulative_pd
+from abs_engine.compile.schedule import adjust, year_fraction
+from abs_engine.compile.valuation import relief_from_royalty
+from abs_engine.schema import parse_deal
+from tests.conftest import base_deal, obligor, run
+
+D = dt.date
+
+
+def test_day_counts():
+    assert year_fraction(D(2025, 1, 1), D(2026, 1, 1), "ACT/365F") == 1.0
+    assert year_fraction(D(2024, 1, 1), D(2025, 1, 1), "ACT/365F") == 366 / 365
+    assert year_fraction(D(2025, 1, 15), D(2025, 4, 15), "ACT/360") == 90 / 360
+    # 30/360 bond basis: 31st treated as 30th when the start is the 30th/31st
+    assert year_fraction(D(2025, 1, 31), D(2025, 3, 31), "30/360") == 60 / 360
+    assert year_fraction(D(2025, 2, 28), D(2025, 3, 31), "30/360") == 33 / 360
+
+
+def test_modified_following_on_weekends():
+    wk = lambda d: d.weekday() < 5  # noqa: E731
+    assert adjust(D(2028, 7, 15), "modified_following", wk) == D(2028, 7, 17)  # Sat → Mon
+    # Sat 31 May 2025: following would leave the month, so roll back to Fri 30 May
+    assert adjust(D(2025, 5, 31), "modified_following", wk) == D(2025, 5, 30)
+    assert adjust(D(2025, 5, 31), "following", wk) == D(2025, 6, 2)
+    assert adjust(D(2025, 5, 31), "preceding", wk) == D(2025, 5, 30)
+    assert adjust(D(2025, 5, 31), "none", wk) == D(2025, 5, 31)
+
+
+def test_holiday_calendar_and_registered_calendar():
+    dates = {"closing": "2025-07-15", "first_payment": "2025-10-01", "frequency": "quarterly",
+             "legal_final": "2026-01-01"}  # fmt: skip
+    cal = {"kind": "holidays", "holidays": [f"2025-10-0{d}" for d in range(1, 9)]}
+    cd = compile_deal(parse_deal(base_deal(dates={**dates, "calendar": cal}, pool={"obligors": [obligor("O1", 100, n=2)]})))
+    assert cd.payment_dates[0] == D(2025, 10, 9)  # National Day week skipped
+    register_calendar("never_fridays", lambda d: d.weekday() < 4)
+    cd = compile_deal(parse_deal(base_deal(dates={**dates, "calendar": {"kind": "named", "name": "never_fridays"}},
+                                           pool={"obligors": [obligor("O1", 100, n=2)]})))  # fmt: skip
+    assert cd.payment_dates[1] == D(2026, 1, 1)  # a Thursday
+
+
+def test_huake_schedule():
+    import abs_engine as ae
+
+    cd = ae.compile_deal(ae.load_deal())
+    assert cd.n_periods == 12
+    assert cd.payment_dates[0] == D(2025, 10, 15)
+    assert cd.payment_dates[-1] == D(2028, 7, 17)  # 15 July 2028 is a Saturday
+    assert cd.deal_accrual[0] == pytest.approx(92 / 365)
+    assert cd.original_pool == 100_000_000
+    sched = cd.pool.sched_principal
+    assert sched.sum(axis=1) == pytest.approx(cd.pool.balance)
+    assert sched[0] == pytest.approx(np.full(12, 1_500_000))  # 18m equal principal / 12
+
+
+def test_wal_anchor_from_validation_sheet():
+    """50 paid on 2023-06-30 and 50 on 2023-12-31, from 2023-01-01, ACT/365F: 0.74 years."""
+    pays = [{"date": "2023-06-30", "principal": 50.0}, {"date": "2023-12-31", "principal": 50.0}]
+    deal = base_deal(
+        dates={"closing": "2023-01-01", "first_payment": "2023-06-30", "frequency": "semi_annual",
+               "legal_final": "2023-12-31", "business_day": "none"},
+        pool={"obligors": [obligor("O1", 100.0, amortization={"kind": "license_fee", "payments": pays})]},
+    )  # fmt: skip
+    res = run(deal)
+    assert [d.isoformat() for d in res.deal.payment_dates] == ["2023-06-30", "2023-12-31"]
+    wal = res.sum_tr[0, 0, 4]
+    assert wal == pytest.approx((180 + 364) / 2 / 365)  # 272 days: "0.74 years"
+    assert np.floor(wal * 100) / 100 == 0.74
+
+
+def test_level_pay_matches_annuity_formula():
+    """Level payment = r·B / (1 - (1 + r)^-n) with r the periodic rate (numpy_financial.pmt)."""
+    deal = base_deal(
+        dates={"closing": "2025-01-01", "first_payment": "2025-02-01", "frequency": "monthly",
+               "legal_final": "2026-01-01", "business_day": "none"},
+        pool={"obligors": [obligor("O1", 1_000_000, rate=0.06, n=12, kind="level_pay")]},
+    )  # fmt: skip
+    cd = compile_deal(parse_deal(deal))
+    r = 0.06 / 12
+    pmt = r * 1_000_000 / (1 - (1 + r) ** -12)
+    total = cd.pool.sched_principal[0] + cd.pool.sched_interest[0]
+    assert total == pytest.approx(np.full(12, pmt), abs=1e-6)
+    assert cd.pool.sched_principal[0].sum() == pytest.approx(1_000_000, abs=1e-6)
+
+
+def test_equal_principal_and_bullet_with_late_start():
+    deal = base_deal(pool={"obligors": [
+        obligor("E", 90, rate=0.1, n=2, kind="equal_principal", amortization={"kind": "equal_principal", "n_periods": 2, "first_period": 2}),
+        obligor("B", 10, rate=0.1, n=3),
+    ]})  # fmt: skip
+    cd = compile_deal(parse_deal(deal))
+    assert cd.pool.sched_principal[0].tolist() == [0, 45, 45]
+    assert cd.pool.sched_interest[0] == pytest.approx([9, 9, 4.5])
+    assert cd.pool.sched_principal[1].tolist() == [0, 0, 10]
+
+
+def test_pd_term_structure_hits_knots_and_flat_pd_formula():
+    years = np.array([0.5, 1.0, 2.0, 3.0])
+    cum = cumulative_pd([1.0, 2.0], [0.02, 0.05], years)
+    assert cum[1] == pytest.approx(0.02) and cum[2] == pytest.approx(0.05)
+    assert cum[0] == pytest.approx(1 - np.sqrt(0.98))  # flat hazard inside the first year
+    assert cum[3] == pytest.approx(1 - 0.95 * (0.95 / 0.98))  # last hazard carried on
+    cd = compile_deal(parse_deal(base_deal()))
+    assert cd.pool.cum_pd[0] == pytest.approx(1 - 0.98 ** cd.years)
+
+
+def test_relief_from_royalty_by_hand():
+    # 100 revenue × 10% royalty × (1 - 25%) = 7.5 a year for 2 years at 10%
+    assert relief_from_royalty(100, 0.10, 0.25, 0.10, 2) == pytest.approx(7.5 / 1.1 + 7.5 / 1.21)
+    # growth 10%: second year 8.25
+    assert relief_from_royalty(100, 0.10, 0.25, 0.10, 2, 0.10) == pytest.approx(7.5 / 1.1 + 8.25 / 1.21)
+
+
+def test_pool_tape_csv_and_parquet(tmp_path):
+    import pandas as pd
+
+    tape = pd.DataFrame({
+        "id": ["T1", "T2"], "balance": [60.0, 40.0], "rate": [0.05, 0.06],
+        "amortization": ["bullet", "equal_principal"], "n_periods": [3, 2], "annual_pd": [0.01, 0.03],
+        "sector": ["software", "ict"], "recovery_rate": [0.3, None],
+    })  # fmt: skip
+    for name, write in (("tape.csv", lambda p: tape.to_csv(p, index=False)), ("tape.parquet", lambda p: tape.to_parquet(p))):
+        write(tmp_path / name)
+        deal = base_deal(pool={"tape": {"path": name}})
+        cd = compile_deal(parse_deal(deal, source=tmp_path / "deal.toml", base_dir=tmp_path))
+        assert cd.pool.ids == ("T1", "T2")
+        assert cd.pool.sched_principal[1].tolist() == [20, 20, 0]
+        assert cd.pool.recovery_rate.tolist() == [0.3, 0.2]

@@ -1,0 +1,394 @@
+"""Hand-computed reference deals. The arithmetic is in each docstring; every test runs both
+the plain-Python and the compiled kernel.
+
+All deals use annual periods on 30/360 with no business-day roll, so every accrual fraction is
+exactly 1 and an obligor's periodic rate is its annual rate.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from abs_engine.kernels import layout as L
+from tests.conftest import base_deal, obligor, run, tranche_item
+
+APPROX = {"abs": 1e-9}
+
+
+def annual_dates(n: int) -> dict:
+    return {
+        "closing": "2025-01-01",
+        "first_payment": "2026-01-01",
+        "frequency": "annual",
+        "legal_final": f"{2025 + n}-01-01",
+        "day_count": "30/360",
+        "business_day": "none",
+    }
+
+
+def fixed(rate: float) -> dict:
+    return {"kind": "fixed", "rate": rate}
+
+
+EQUITY = {"name": "Equity", "balance": 0.0, "principal": "residual"}
+
+JIT = pytest.mark.parametrize("jit", [False, True], ids=["python", "numba"])
+
+
+@JIT
+def test_one_tranche_bullet_three_periods(jit):
+    """One obligor, 100,000,000 at 5%, bullet over 3 annual periods; tranche A 100,000,000 at
+    4%; a fixed trustee fee of 100,000 a period; a zero-balance residual tranche.
+
+    Each period: interest collected 5,000,000; fee 100,000; A interest 4,000,000;
+    residual 5,000,000 - 100,000 - 4,000,000 = 900,000. Period 3 also collects the
+    100,000,000 principal, all of it to A. A WAL = 3.0 years; nothing is lost.
+    """
+    deal = base_deal(
+        dates=annual_dates(3),
+        pool={"obligors": [obligor("O1", 100e6, rate=0.05, n=3)]},
+        tranches=[{"name": "A", "balance": 100e6, "coupon": fixed(0.04)}, EQUITY],
+        fees=[{"name": "trustee", "fixed": 100_000.0}],
+        waterfalls={"normal": [
+            {"kind": "pay_fee", "fee": "trustee"},
+            {"kind": "pay_interest", "tranches": ["A"]},
+            {"kind": "pay_principal", "tranches": ["A"]},
+            {"kind": "pay_residual", "tranche": "Equity"},
+        ]},
+    )  # fmt: skip
+    res = run(deal, jit=jit)
+    assert tranche_item(res, "A", L.LT_INTEREST_PAID) == pytest.approx([4e6, 4e6, 4e6], **APPROX)
+    assert tranche_item(res, "A", L.LT_PRINCIPAL_PAID) == pytest.approx([0, 0, 100e6], **APPROX)
+    assert tranche_item(res, "A", L.LT_BALANCE_END) == pytest.approx([100e6, 100e6, 0], **APPROX)
+    assert tranche_item(res, "Equity", L.LT_RESIDUAL_PAID) == pytest.approx([9e5, 9e5, 9e5], **APPROX)
+    assert res.led_fee[0, :, 0, L.LF_PAID] == pytest.approx([1e5, 1e5, 1e5], **APPROX)
+    a = res.sum_tr[0, 0]
+    assert a[L.ST_WAL_YEARS] == pytest.approx(3.0, abs=1e-12)
+    assert a[L.ST_LOSS] == 0.0
+    assert res.sum_pool[0, L.SP_CASH_LEFT] == 0.0
+
+
+@JIT
+def test_senior_sub_sequential_default_in_period_2_recovered_two_periods_later(jit):
+    """O1 60 and O2 40, both at 10%, bullet over 4 periods. A 80 at 5%, B 20 at 8%,
+    sequential; zero-balance residual. O2 defaults in period 2; 50% recovery 2 periods later.
+
+    t1: interest 10. A int 4, B int 1.6. Principal due 100 - 100 = 0. Residual 4.4.
+    t2: O2 defaults (no interest from it): interest 6, default 40, pool 60.
+        A int 4, B int 1.6; left 0.4; due 100 - 60 = 40 → A principal 0.4 (A 79.6).
+    t3: interest 6. A int 79.6 × 5% = 3.98, B 1.6; left 0.42 → A principal 0.42 (A 79.18).
+    t4: interest 6 + principal 60 + recovery 20 = 86. A int 79.18 × 5% = 3.959, B 1.6;
+        left 80.441; final period, all due: A 79.18, then B 1.261; B writes off 18.739.
+    Totals: A principal 80, interest 15.939; B principal 1.261, interest 6.4, loss 18.739;
+    pool default 40, recovery 20, realised loss 20 (booked in period 4).
+    """
+    deal = base_deal(
+        dates=annual_dates(4),
+        pool={"obligors": [obligor("O1", 60, rate=0.1, n=4), obligor("O2", 40, rate=0.1, n=4)]},
+        tranches=[
+            {"name": "A", "balance": 80, "coupon": fixed(0.05)},
+            {"name": "B", "balance": 20, "coupon": fixed(0.08)},
+            EQUITY,
+        ],
+        waterfalls={"normal": [
+            {"kind": "pay_interest", "tranches": ["A"]},
+            {"kind": "pay_interest", "tranches": ["B"]},
+            {"kind": "pay_principal", "tranches": ["A", "B"]},
+            {"kind": "pay_residual", "tranche": "Equity"},
+        ]},
+    )  # fmt: skip
+    scenario = {
+        "obligor_defaults": [{"obligor": "O2", "period": 2}],
+        "recovery": {"rate": 0.5, "lag_periods": 2},
+    }
+    res = run(deal, scenario, jit=jit)
+    per = res.led_per[0]
+    assert per[:, L.LP_INTEREST] == pytest.approx([10, 6, 6, 6], **APPROX)
+    assert per[:, L.LP_DEFAULT] == pytest.approx([0, 40, 0, 0], **APPROX)
+    assert per[:, L.LP_RECOVERY] == pytest.approx([0, 0, 0, 20], **APPROX)
+    assert per[:, L.LP_LOSS] == pytest.approx([0, 0, 0, 20], **APPROX)
+    assert tranche_item(res, "A", L.LT_INTEREST_PAID) == pytest.approx([4, 4, 3.98, 3.959], **APPROX)
+    assert tranche_item(res, "A", L.LT_PRINCIPAL_PAID) == pytest.approx([0, 0.4, 0.42, 79.18], **APPROX)
+    assert tranche_item(res, "B", L.LT_INTEREST_PAID) == pytest.approx([1.6] * 4, **APPROX)
+    assert tranche_item(res, "B", L.LT_PRINCIPAL_PAID) == pytest.approx([0, 0, 0, 1.261], **APPROX)
+    assert tranche_item(res, "B", L.LT_WRITE_DOWN) == pytest.approx([0, 0, 0, 18.739], **APPROX)
+    assert tranche_item(res, "Equity", L.LT_RESIDUAL_PAID) == pytest.approx([4.4, 0, 0, 0], **APPROX)
+    b = res.sum_tr[0, 1]
+    assert b[L.ST_LOSS] == pytest.approx(18.739, **APPROX)
+    assert res.sum_tr[0, 0, L.ST_LOSS] == 0.0
+
+
+@JIT
+def test_reserve_drawn_and_refilled(jit):
+    """O1 and O2, 50 each at 10%, bullet over 4 periods. A 90 at 6%, Sub 10 residual.
+    Reserve: fixed target 6, funded 6 at closing. Waterfall: A interest, draw reserve for A
+    interest, fund reserve, principal A then Sub, residual to Sub. O2 defaults in period 2,
+    recovery 20% one period later.
+
+    t1: interest 10; A int 5.4; reserve at target; residual 4.6.
+    t2: interest 5; A int 5.4 → 5 paid from collections, 0.4 drawn from the reserve (6 → 5.6).
+    t3: interest 5 + recovery 10 = 15; A int 5.4; reserve refilled by 0.4 (→ 6);
+        due 100 - 50 = 50 → A principal 9.2 (A 80.8).
+    t4: final: target 0 releases 6; available 5 + 50 + 6 = 61; A int 80.8 × 6% = 4.848;
+        A principal 56.152; A writes off 24.648, Sub writes off 10.
+    Cash: in 85, out 91 (A 86.4, Sub 4.6), reserve change -6.
+    """
+    deal = base_deal(
+        dates=annual_dates(4),
+        pool={"obligors": [obligor("O1", 50, rate=0.1, n=4), obligor("O2", 50, rate=0.1, n=4)]},
+        tranches=[
+            {"name": "A", "balance": 90, "coupon": fixed(0.06)},
+            {"name": "Sub", "balance": 10, "principal": "residual"},
+        ],
+        accounts=[{"name": "reserve", "target": {"kind": "fixed", "amount": 6}, "initial_balance": 6}],
+        waterfalls={"normal": [
+            {"kind": "pay_interest", "tranches": ["A"]},
+            {"kind": "draw_reserve", "account": "reserve", "tranches": ["A"]},
+            {"kind": "fund_reserve", "account": "reserve"},
+            {"kind": "pay_principal", "tranches": ["A", "Sub"]},
+            {"kind": "pay_residual", "tranche": "Sub"},
+        ]},
+    )  # fmt: skip
+    scenario = {"obligor_defaults": [{"obligor": "O2", "period": 2}], "recovery": {"rate": 0.2, "lag_periods": 1}}
+    res = run(deal, scenario, jit=jit)
+    acc = res.led_acc[0, :, 0]
+    assert acc[:, L.LA_BALANCE_START] == pytest.approx([6, 6, 5.6, 6], **APPROX)
+    assert acc[:, L.LA_WITHDRAWAL] == pytest.approx([0, 0.4, 0, 6], **APPROX)
+    assert acc[:, L.LA_DEPOSIT] == pytest.approx([0, 0, 0.4, 0], **APPROX)
+    assert acc[:, L.LA_BALANCE_END] == pytest.approx([6, 5.6, 6, 0], **APPROX)
+    assert tranche_item(res, "A", L.LT_INTEREST_PAID) == pytest.approx([5.4, 5.4, 5.4, 4.848], **APPROX)
+    assert tranche_item(res, "A", L.LT_FROM_RESERVE) == pytest.approx([0, 0.4, 0, 0], **APPROX)
+    assert tranche_item(res, "A", L.LT_PRINCIPAL_PAID) == pytest.approx([0, 0, 9.2, 56.152], **APPROX)
+    assert tranche_item(res, "A", L.LT_WRITE_DOWN) == pytest.approx([0, 0, 0, 24.648], **APPROX)
+    assert tranche_item(res, "Sub", L.LT_RESIDUAL_PAID) == pytest.approx([4.6, 0, 0, 0], **APPROX)
+    assert tranche_item(res, "Sub", L.LT_WRITE_DOWN) == pytest.approx([0, 0, 0, 10], **APPROX)
+    cash_in = res.led_per[0, :, L.LP_CASH_IN].sum()
+    paid = res.led_per[0, :, L.LP_PAID_OUT].sum()
+    assert cash_in == pytest.approx(85, **APPROX) and paid == pytest.approx(91, **APPROX)
+
+
+@JIT
+def test_cumulative_default_trigger_switches_to_accelerated_waterfall(jit):
+    """O1 80 and O2 20 at 10%, equal principal over 4 periods. A 80 and B 20 at 5%.
+    Normal: interest A and B pro rata, principal A and B pro rata by balance, residual.
+    Accelerated (cumulative defaults above 10%, not curable): A interest, all cash to A
+    principal, then B interest, B principal, residual. O2 defaults in period 2, no recovery.
+
+    t1 (normal): collections 8+20 + 2+5 = 35; A int 4, B int 1; due 100 - 75 = 25 pro rata
+        80:20 → A 20, B 5; residual 5.
+    t2: O2 (balance 15) defaults: 15% > 10% → accelerated. Collections 6 + 20 = 26.
+        A int 60 × 5% = 3; A principal 23 (A 37); B nothing (interest 0.75 short).
+    t3: collections 4 + 20 = 24; A int 1.85, A principal 22.15 (A 14.85); B short 1.5.
+    t4: collections 2 + 20 = 22; A int 0.7425, A principal 14.85; left 6.4075 → B interest
+        2.25 (0.75 + 0.75 carried... = 0.75 current + 1.5 carried), B principal 4.1575;
+        B writes off 10.8425.
+    """
+    deal = base_deal(
+        dates=annual_dates(4),
+        pool={"obligors": [
+            obligor("O1", 80, rate=0.1, n=4, kind="equal_principal"),
+            obligor("O2", 20, rate=0.1, n=4, kind="equal_principal"),
+        ]},
+        tranches=[
+            {"name": "A", "balance": 80, "coupon": fixed(0.05), "principal": "pro_rata"},
+            {"name": "B", "balance": 20, "coupon": fixed(0.05), "principal": "pro_rata"},
+            EQUITY,
+        ],
+        triggers=[{"kind": "cumulative_default", "name": "cd10", "threshold": 0.10, "effect": "accelerate"}],
+        waterfalls={
+            "normal": [
+                {"kind": "pay_interest", "tranches": ["A", "B"]},
+                {"kind": "pay_principal", "tranches": ["A", "B"], "mode": "pro_rata"},
+                {"kind": "pay_residual", "tranche": "Equity"},
+            ],
+            "accelerated": [
+                {"kind": "pay_interest", "tranches": ["A"]},
+                {"kind": "pay_principal", "tranches": ["A"], "amount": "available"},
+                {"kind": "pay_interest", "tranches": ["B"]},
+                {"kind": "pay_principal", "tranches": ["B"], "amount": "available"},
+                {"kind": "pay_residual", "tranche": "Equity"},
+            ],
+        },
+    )  # fmt: skip
+    res = run(deal, {"obligor_defaults": [{"obligor": "O2", "period": 2}], "recovery": {"rate": 0.0, "lag_periods": 0}}, jit=jit)
+    assert res.led_per[0, :, L.LP_STATUS].tolist() == [0, 1, 1, 1]
+    assert tranche_item(res, "A", L.LT_INTEREST_PAID) == pytest.approx([4, 3, 1.85, 0.7425], **APPROX)
+    assert tranche_item(res, "A", L.LT_PRINCIPAL_PAID) == pytest.approx([20, 23, 22.15, 14.85], **APPROX)
+    assert tranche_item(res, "B", L.LT_INTEREST_PAID) == pytest.approx([1, 0, 0, 2.25], **APPROX)
+    assert tranche_item(res, "B", L.LT_INTEREST_SHORTFALL) == pytest.approx([0, 0.75, 1.5, 0], **APPROX)
+    assert tranche_item(res, "B", L.LT_PRINCIPAL_PAID) == pytest.approx([5, 0, 0, 4.1575], **APPROX)
+    assert res.sum_tr[0, 1, L.ST_LOSS] == pytest.approx(10.8425, **APPROX)
+    assert tranche_item(res, "Equity", L.LT_RESIDUAL_PAID) == pytest.approx([5, 0, 0, 0], **APPROX)
+    assert res.sum_pool[0, L.SP_FIRST_TRIGGER_PERIOD] == 1  # 0-based: period 2
+
+
+def _undertaking_deal(cap: float | None = None) -> dict:
+    sup = {"kind": "shortfall_undertaking", "name": "undertaking", "provider": {"name": "Parent"},
+           "tranches": ["A"], "covers": "both"}  # fmt: skip
+    if cap is not None:
+        sup["cap"] = cap
+    return base_deal(
+        dates=annual_dates(3),
+        pool={"obligors": [obligor("O1", 100, rate=0.02, n=3)]},
+        tranches=[{"name": "A", "balance": 100, "coupon": fixed(0.05)}],
+        support=[sup],
+        waterfalls={"normal": [
+            {"kind": "pay_interest", "tranches": ["A"]},
+            {"kind": "pay_principal", "tranches": ["A"]},
+            {"kind": "draw_support", "support": "undertaking"},
+        ]},
+    )  # fmt: skip
+
+
+@JIT
+def test_shortfall_undertaking_covers_senior_interest(jit):
+    """O1 100 at 2% bullet over 3 periods; A 100 at 5%; an undertaking on A's interest and
+    principal at maturity. Each period collects 2 of interest against 5 due: the undertaking
+    pays 3. Period 3 collects 102: A interest 5, principal 97, and the undertaking pays the
+    last 3 of principal. A is paid in full; the provider pays 9 in all."""
+    res = run(_undertaking_deal(), jit=jit)
+    sup = res.led_sup[0, :, 0]
+    assert sup[:, L.LS_PAID] == pytest.approx([3, 3, 3], **APPROX)
+    assert tranche_item(res, "A", L.LT_INTEREST_PAID) == pytest.approx([5, 5, 5], **APPROX)
+    assert tranche_item(res, "A", L.LT_FROM_SUPPORT) == pytest.approx([3, 3, 3], **APPROX)
+    assert tranche_item(res, "A", L.LT_PRINCIPAL_PAID) == pytest.approx([0, 0, 100], **APPROX)
+    assert res.sum_tr[0, 0, L.ST_LOSS] == 0.0
+    assert res.sum_pool[0, L.SP_SUPPORT_PAID] == pytest.approx(9, **APPROX)
+
+
+@JIT
+def test_shortfall_undertaking_whose_provider_defaulted_pays_nothing(jit):
+    """As above, but the provider defaults in period 2. Period 1: it pays 3. Period 2: asked
+    for 3, pays 0; A is 3 short. Period 3: A interest due 5 + 3 = 8 paid from 102, principal
+    94; the provider is asked for the last 6 and pays nothing: A loses 6."""
+    res = run(_undertaking_deal(), {"support_defaults": [{"support": "undertaking", "period": 2}]}, jit=jit)
+    sup = res.led_sup[0, :, 0]
+    assert sup[:, L.LS_PAID] == pytest.approx([3, 0, 0], **APPROX)
+    assert sup[:, L.LS_REQUESTED] == pytest.approx([3, 3, 6], **APPROX)
+    assert sup[:, L.LS_PROVIDER_DEFAULTED].tolist() == [0, 1, 1]
+    assert tranche_item(res, "A", L.LT_INTEREST_SHORTFALL) == pytest.approx([0, 3, 0], **APPROX)
+    assert tranche_item(res, "A", L.LT_INTEREST_PAID) == pytest.approx([5, 2, 8], **APPROX)
+    assert tranche_item(res, "A", L.LT_PRINCIPAL_PAID) == pytest.approx([0, 0, 94], **APPROX)
+    assert res.sum_tr[0, 0, L.ST_LOSS] == pytest.approx(6, **APPROX)
+    assert res.sum_tr[0, 0, L.ST_FIRST_SHORTFALL_PERIOD] == 1
+
+
+@JIT
+def test_shortfall_undertaking_cap(jit):
+    """Cap 4: period 1 pays 3, period 2 pays the last 1 (A 2 short), period 3 pays nothing:
+    A interest 5 + 2 = 7 from 102, principal 95, loss 5."""
+    res = run(_undertaking_deal(cap=4.0), jit=jit)
+    assert res.led_sup[0, :, 0, L.LS_PAID] == pytest.approx([3, 1, 0], **APPROX)
+    assert res.sum_tr[0, 0, L.ST_LOSS] == pytest.approx(5, **APPROX)
+
+
+@JIT
+def test_loss_compensation_pays_share_of_realised_loss_after_lag(jit):
+    """O1 50 and O2 50 at 0%, bullet over 4 periods; A 100 at 0%. A risk-compensation fund
+    reimburses 40% of realised losses one period later. O2 defaults in period 1 with 25%
+    recovery one period later: realised loss 37.5 booked in period 2, compensation 15 in
+    period 3. Final period: 50 principal; A receives 12.5 + 15 + 50 = 77.5, loses 22.5."""
+    deal = base_deal(
+        dates=annual_dates(4),
+        pool={"obligors": [obligor("O1", 50, n=4), obligor("O2", 50, n=4)]},
+        tranches=[{"name": "A", "balance": 100, "coupon": fixed(0.0)}],
+        support=[{"kind": "loss_compensation", "name": "fund", "provider": {"name": "Gov"}, "share": 0.4, "lag_periods": 1}],
+    )
+    res = run(deal, {"obligor_defaults": [{"obligor": "O2", "period": 1}], "recovery": {"rate": 0.25, "lag_periods": 1}}, jit=jit)
+    assert res.led_per[0, :, L.LP_LOSS] == pytest.approx([0, 37.5, 0, 0], **APPROX)
+    assert res.led_per[0, :, L.LP_COMPENSATION] == pytest.approx([0, 0, 15, 0], **APPROX)
+    assert tranche_item(res, "A", L.LT_PRINCIPAL_PAID) == pytest.approx([0, 12.5, 15, 50], **APPROX)
+    assert res.sum_tr[0, 0, L.ST_LOSS] == pytest.approx(22.5, **APPROX)
+
+
+def test_trap_excess_spread_and_write_off_deficiency():
+    """O1 60 and O2 40 at 10%, bullet over 3 periods; A 90 at 5%, Sub 10 residual. A curable
+    coverage-ratio trigger (below 2.5 for one period) traps excess spread in an account with a
+    zero target; a write_off step writes down the principal deficiency. O2 defaults in
+    period 2 with no recovery.
+
+    t1: interest 10; A int 4.5, principal due 0 → coverage 10 / 4.5 = 2.22 < 2.5: trap on.
+        Residual 5.5 goes into the trap account, not to Sub.
+    t2: interest 6, pool 60; A int 4.5, principal due 100 - 60 = 40 → coverage 6 / 44.5.
+        A principal 1.5 (A 88.5); write-off: notes 98.5 - pool 60 = 38.5 → Sub 10, A 28.5
+        (A 60). The trap account keeps its 5.5.
+    t3 (final: target 0, no trap): 5.5 released; interest 6 + principal 60 = 66 (coverage
+        66 / (3 + 60)); A int 60 × 5% = 3, principal 60; Sub gets 66 + 5.5 - 63 = 8.5.
+    """
+    deal = base_deal(
+        dates=annual_dates(3),
+        pool={"obligors": [obligor("O1", 60, rate=0.1), obligor("O2", 40, rate=0.1)]},
+        tranches=[
+            {"name": "A", "balance": 90, "coupon": fixed(0.05)},
+            {"name": "Sub", "balance": 10, "principal": "residual"},
+        ],
+        accounts=[{"name": "trap", "target": {"kind": "fixed", "amount": 0}}],
+        triggers=[{"kind": "coverage_ratio", "name": "cr", "threshold": 2.5, "periods": 1,
+                   "effect": "trap_excess_spread", "trap_account": "trap", "curable": True}],
+        waterfalls={"normal": [
+            {"kind": "pay_interest", "tranches": ["A"]},
+            {"kind": "pay_principal", "tranches": ["A", "Sub"]},
+            {"kind": "write_off"},
+            {"kind": "pay_residual", "tranche": "Sub"},
+        ]},
+    )  # fmt: skip
+    res = run(deal, {"obligor_defaults": [{"obligor": "O2", "period": 2}], "recovery": {"rate": 0.0, "lag_periods": 0}})
+    assert res.led_per[0, :, L.LP_COVERAGE_RATIO] == pytest.approx([10 / 4.5, 6 / 44.5, 66 / 63], **APPROX)
+    assert tranche_item(res, "A", L.LT_INTEREST_PAID) == pytest.approx([4.5, 4.5, 3], **APPROX)
+    assert tranche_item(res, "A", L.LT_PRINCIPAL_PAID) == pytest.approx([0, 1.5, 60], **APPROX)
+    assert tranche_item(res, "A", L.LT_WRITE_DOWN) == pytest.approx([0, 28.5, 0], **APPROX)
+    assert tranche_item(res, "Sub", L.LT_WRITE_DOWN) == pytest.approx([0, 10, 0], **APPROX)
+    assert tranche_item(res, "Sub", L.LT_RESIDUAL_PAID) == pytest.approx([0, 0, 8.5], **APPROX)
+    assert res.led_per[0, :, L.LP_TRAPPED] == pytest.approx([5.5, 0, 0], **APPROX)
+    assert res.led_acc[0, :, 0, L.LA_BALANCE_END] == pytest.approx([5.5, 5.5, 0], **APPROX)
+
+
+def test_floating_coupon_floor_cap_and_step_up():
+    """A floating tranche at base + 1% with floor 2% and cap 4%, stepping up 0.5% from
+    period 3: base 0.5% → 2% (floor) in periods 1-2, 2.5% in period 3; base shocked +400bp
+    → 4% (cap) then 4.5% with the step-up."""
+    deal = base_deal(
+        dates=annual_dates(3),
+        tranches=[{"name": "A", "balance": 100, "coupon": {"kind": "floating", "spread": 0.01, "floor": 0.02, "cap": 0.04},
+                   "step_up": {"from_period": 3, "spread": 0.005}}],
+        base_rate=0.005,
+    )  # fmt: skip
+    res = run(deal, {}, {"rate_shock_bps": 400})
+    assert res.led_tr[0, :, 0, L.LT_COUPON_RATE] == pytest.approx([0.02, 0.02, 0.025], abs=1e-15)
+    assert res.led_tr[1, :, 0, L.LT_COUPON_RATE] == pytest.approx([0.04, 0.04, 0.045], abs=1e-15)
+
+
+def test_clean_up_call_ends_the_deal():
+    """Equal principal 100 over 4 periods, call at pool factor 30%: after period 3 the pool
+    is 25 ≤ 30, so the servicer pays 25 and A is repaid in period 3; period 4 is empty."""
+    deal = base_deal(
+        dates=annual_dates(4),
+        pool={"obligors": [obligor("O1", 100, n=4, kind="equal_principal")]},
+        clean_up_call={"pool_factor": 0.3},
+    )
+    res = run(deal)
+    assert res.led_per[0, :, L.LP_CALL_PROCEEDS] == pytest.approx([0, 0, 25, 0], **APPROX)
+    assert tranche_item(res, "A", L.LT_PRINCIPAL_PAID) == pytest.approx([25, 25, 50, 0], **APPROX)
+    assert res.sum_pool[0, L.SP_CALL_PERIOD] == 2
+
+
+def test_target_balance_tranche_amortises_to_schedule():
+    """A target-balance tranche pays down to its schedule (80, 50, 0) even when more principal
+    is collected; the rest goes to the sequential tranche after it."""
+    deal = base_deal(
+        dates=annual_dates(3),
+        pool={"obligors": [obligor("O1", 100, n=3, kind="equal_principal")]},
+        tranches=[
+            {"name": "A", "balance": 90, "coupon": fixed(0.0), "principal": "target_balance", "target_balances": [80, 50, 0]},
+            {"name": "B", "balance": 10, "coupon": fixed(0.0)},
+        ],
+        waterfalls={"normal": [{"kind": "pay_principal", "tranches": ["A", "B"]}]},
+    )
+    res = run(deal)
+    third = 100 / 3
+    # t1: due 33.33 → A to its target 80 (10), B 10 in full, 13.33 carried; t2: A 30 to 50;
+    # t3 (final): A 50 from 33.33 collected + 16.67 carried.
+    assert tranche_item(res, "A", L.LT_PRINCIPAL_PAID) == pytest.approx([10, 30, 50], **APPROX)
+    assert tranche_item(res, "A", L.LT_BALANCE_END) == pytest.approx([80, 50, 0], **APPROX)
+    assert tranche_item(res, "B", L.LT_PRINCIPAL_PAID) == pytest.approx([10, 0, 0], **APPROX)
+    assert res.led_per[0, :, L.LP_CASH_END] == pytest.approx([third - 20, 50 - third, 0], **APPROX)

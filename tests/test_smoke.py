@@ -1,0 +1,63 @@
+"""The README's promises: the bundled deal runs, the JSON parses, the README and CI agree."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import abs_engine as ae
+from abs_engine.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_bundled_deal_runs_and_pays_senior_in_base_case(capsys):
+    assert main(["run"]) == 0
+    out = capsys.readouterr().out
+    assert "Huake Chuanghe" in out and "Tranches" in out
+    res = ae.run_deterministic()
+    tr = res.tranches()
+    a = tr.set_index("tranche").loc["A"]
+    assert abs(a.principal_paid - 95_000_000) < 1e-4
+    assert a.loss == 0.0
+
+
+def test_run_json_parses_with_required_fields(capsys):
+    assert main(["run", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [t["tranche"] for t in doc["tranches"]] == ["A", "Sub"]
+    for key in ("balance", "coupon", "principal_paid", "interest_paid", "loss", "wal_years", "min_coverage_ratio"):
+        assert key in doc["tranches"][0]
+    assert doc["pool"]["obligors"] == 8
+    assert len(doc["cashflows"]) == doc["periods"] == 12
+
+
+def test_console_script_is_installed():
+    out = subprocess.run([sys.executable, "-m", "abs_engine.cli", "run", "--json"], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout)["deal"].startswith("Huake")
+
+
+def test_readme_commands_are_the_ci_commands():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    block = re.search(r"```bash\n(.*?)```", readme, re.S).group(1)
+    commands = [ln for ln in block.splitlines() if ln and not ln.startswith("#")]
+    assert len(commands) == 2
+    for cmd in commands:
+        assert cmd in ci, cmd
+
+
+def test_out_writes_ledger_files(tmp_path, capsys):
+    out = tmp_path / "res"
+    assert main(["run", "-s", "huake_base", "-s", "cdr_stress", "--out", str(out)]) == 0
+    import pandas as pd
+
+    led = pd.read_parquet(out / "ledger.parquet")
+    assert set(led["scenario"]) == {"huake_base", "cdr_stress"}
+    csv = pd.read_csv(out / "ledger.csv")
+    assert len(csv) == len(led)
+    assert (out / "tranches_cdr_stress.csv").exists()
+    assert not list(out.glob(".*.tmp"))
