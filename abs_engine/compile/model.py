@@ -1,0 +1,267 @@
+"""Monte Carlo scenario + compiled deal → ``MonteCarloModel`` of arrays for the kernels.
+
+Obligors sharing a PD curve, an asset correlation and a factor form one *class*; the kernel
+evaluates each class's conditional default probability once per path (lazily), then draws
+one uniform per obligor (conditional independence).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from ..errors import ProblemCollector
+from ..schema.stochastic import BaselCorrelation, IpValueRecovery, MonteCarloScenario
+from .deal import CompiledDeal
+from .scenario import period_rate
+
+__all__ = ["MonteCarloModel", "basel_correlation", "compile_model"]
+
+COPULA_GAUSSIAN = 0
+COPULA_STUDENT_T = 1
+RECOVERY_RATE = 0
+RECOVERY_IP = 1
+
+
+def basel_correlation(pd_1y: np.ndarray, sme_sales_eur_m: float | None = None) -> np.ndarray:
+    """Basel II corporate asset correlation for one-year PDs, with the optional SME
+    adjustment -0.04·(1 - (S - 5)/45), S (EUR millions) clipped to [5, 50]."""
+    pd_1y = np.asarray(pd_1y, dtype=float)
+    w = (1.0 - np.exp(-50.0 * pd_1y)) / (1.0 - math.exp(-50.0))
+    r = 0.12 * w + 0.24 * (1.0 - w)
+    if sme_sales_eur_m is not None:
+        s = min(max(sme_sales_eur_m, 5.0), 50.0)
+        r = r - 0.04 * (1.0 - (s - 5.0) / 45.0)
+    return r
+
+
+@dataclass(frozen=True)
+class MonteCarloModel:
+    """Arrays for the collateral kernel (N obligors, C classes, F factors, S supports, T periods).
+
+    Attributes
+    ----------
+    obligor_class : int64[N]
+    class_threshold : float64[C, T]   copula threshold F^-1(cumulative PD) (-inf: PD 0)
+    class_sqrt_rho, class_sqrt_1mrho : float64[C]
+    class_factor : int64[C]           factor index of the class
+    chol : float64[F, F]              Cholesky factor of the factor correlation matrix
+    copula : int                      COPULA_GAUSSIAN or COPULA_STUDENT_T
+    nu : float                        Student-t degrees of freedom
+    provider_threshold : float64[S, T]   (-inf: provider cannot default)
+    provider_sqrt_rho : float64[S]
+    provider_factor : int64[S]        factor index, -1 for an independent factor
+    smm : float64[T]                  base single-period prepayment rate
+    prepay_vol : float                lognormal volatility of the path multiplier
+    recovery_kind : int               RECOVERY_RATE or RECOVERY_IP
+    recovery_rate : float64[N]        fixed rate (or fallback for obligors without IP)
+    ip_value : float64[N]             base IP value (yuan; NaN: none)
+    obligor_factor : int64[N]
+    haircut, disposal_cost, ip_vol, ip_loading : float
+    lag_min, lag_max : int64[N]       disposal lag range (periods)
+    sched_interest, sched_principal, sched_balance : float64[N, T]
+    agg_interest, agg_principal, agg_balance : float64[T]   pool totals of the above
+    base_rate : float64[T]
+    """
+
+    scenario: MonteCarloScenario
+    obligor_class: np.ndarray
+    class_threshold: np.ndarray
+    class_sqrt_rho: np.ndarray
+    class_sqrt_1mrho: np.ndarray
+    class_factor: np.ndarray
+    chol: np.ndarray
+    copula: int
+    nu: float
+    provider_threshold: np.ndarray
+    provider_sqrt_rho: np.ndarray
+    provider_factor: np.ndarray
+    smm: np.ndarray
+    prepay_vol: float
+    recovery_kind: int
+    recovery_rate: np.ndarray
+    ip_value: np.ndarray
+    obligor_factor: np.ndarray
+    haircut: float
+    disposal_cost: float
+    ip_vol: float
+    ip_loading: float
+    lag_min: np.ndarray
+    lag_max: np.ndarray
+    sched_interest: np.ndarray
+    sched_principal: np.ndarray
+    sched_balance: np.ndarray
+    agg_interest: np.ndarray
+    agg_principal: np.ndarray
+    agg_balance: np.ndarray
+    base_rate: np.ndarray
+    asset_correlation: np.ndarray  # float64[N], for reporting
+    factor_names: tuple[str, ...]
+
+    @property
+    def n_classes(self) -> int:
+        return int(self.class_threshold.shape[0])
+
+
+def _threshold(cum_pd: np.ndarray, copula: int, nu: float) -> np.ndarray:
+    p = np.clip(cum_pd, 0.0, 1.0)
+    with np.errstate(divide="ignore"):
+        if copula == COPULA_STUDENT_T:
+            out = stats.t.ppf(p, nu)
+        else:
+            out = stats.norm.ppf(p)
+    out[p <= 0.0] = -np.inf
+    out[p >= 1.0] = np.inf
+    return out
+
+
+def compile_model(cd: CompiledDeal, sc: MonteCarloScenario) -> MonteCarloModel:
+    """Validate the scenario against the deal and build the kernel arrays. Raises
+    ``DealError`` (naming the scenario file) for a factor matrix that is not positive
+    semi-definite, unknown sectors, and the like — before any kernel is compiled."""
+    pc = ProblemCollector(sc._source)
+    pool = cd.pool
+    n, n_t = cd.n_obligors, cd.n_periods
+    dm = sc.defaults
+    copula = COPULA_STUDENT_T if dm.copula == "student_t" else COPULA_GAUSSIAN
+
+    # ---- PDs ----
+    cum_pd = np.clip(pool.cum_pd * dm.pd_multiplier, 0.0, 1.0)
+    # one-year PD for the Basel formula: interpolate the cumulative curve at 1 year
+    pd_1y = np.array([np.interp(1.0, np.concatenate([[0.0], cd.years]), np.concatenate([[0.0], row])) for row in pool.cum_pd])
+
+    # ---- correlations ----
+    corr = dm.correlation
+    sectors = [pool.sectors[s] for s in pool.sector]
+    if isinstance(corr, BaselCorrelation):
+        rho = basel_correlation(np.clip(pd_1y, 0.0, 1.0), corr.sme_sales_eur_m)
+    else:
+        for k, sec in enumerate(corr.by_sector):
+            if sec not in pool.sectors:
+                pc.add(f"defaults.correlation.by_sector.{sec}", f"unknown sector; sectors are {list(pool.sectors)}", sec)
+            del k
+        rho = np.array([corr.by_sector.get(s, corr.value) for s in sectors], dtype=float)
+
+    # ---- factors ----
+    if dm.factors == "one":
+        factor_names: tuple[str, ...] = ("market",)
+        obligor_factor = np.zeros(n, dtype=np.int64)
+        cmat = np.ones((1, 1))
+    else:
+        order = dm.sector_order or list(pool.sectors)
+        factor_names = tuple(order)
+        missing = [s for s in pool.sectors if s not in order]
+        if missing:
+            pc.add("defaults.sector_order", f"sectors missing from sector_order: {missing}", order)
+        index = {s: k for k, s in enumerate(order)}
+        obligor_factor = np.array([index.get(s, 0) for s in sectors], dtype=np.int64)
+        f = len(order)
+        if dm.sector_matrix is not None:
+            cmat = np.asarray(dm.sector_matrix, dtype=float)
+            if cmat.shape != (f, f):
+                pc.add("defaults.sector_matrix", f"must be {f}x{f} (one row and column per sector_order entry)", list(cmat.shape))
+                cmat = np.eye(f)
+        else:
+            cmat = np.full((f, f), dm.sector_correlation)
+            np.fill_diagonal(cmat, 1.0)
+        if not np.allclose(cmat, cmat.T, atol=1e-12):
+            pc.add("defaults.sector_matrix", "factor correlation matrix is not symmetric", None)
+        if not np.allclose(np.diag(cmat), 1.0, atol=1e-12):
+            pc.add("defaults.sector_matrix", "factor correlation matrix needs ones on the diagonal", np.diag(cmat).tolist())
+        eig = np.linalg.eigvalsh((cmat + cmat.T) / 2)
+        if eig.min() < -1e-10:
+            what = "defaults.sector_matrix" if dm.sector_matrix is not None else "defaults.sector_correlation"
+            pc.add(what, f"factor correlation matrix is not positive semi-definite (smallest eigenvalue {eig.min():.4g})",
+                   dm.sector_correlation if dm.sector_matrix is None else None)  # fmt: skip
+    pc.raise_if_any()
+    # Cholesky of a PSD matrix: a tiny ridge handles exactly singular (e.g. all-ones) matrices.
+    f = cmat.shape[0]
+    chol = np.linalg.cholesky((cmat + cmat.T) / 2 + 1e-12 * np.eye(f))
+
+    # ---- classes: obligors with the same PD curve, correlation and factor ----
+    keys: dict[tuple, int] = {}
+    obligor_class = np.empty(n, dtype=np.int64)
+    rows: list[int] = []
+    for i in range(n):
+        key = (cum_pd[i].tobytes(), float(rho[i]), int(obligor_factor[i]))
+        if key not in keys:
+            keys[key] = len(rows)
+            rows.append(i)
+        obligor_class[i] = keys[key]
+    rows_arr = np.array(rows, dtype=np.int64)
+    class_threshold = _threshold(cum_pd[rows_arr], copula, dm.nu) if n else np.zeros((0, n_t))
+    class_rho = rho[rows_arr] if n else np.zeros(0)
+
+    # ---- support providers ----
+    n_s = len(cd.support_names)
+    prov_thr = np.full((n_s, n_t), -np.inf)
+    prov_sqrt_rho = np.zeros(n_s)
+    prov_factor = np.full(n_s, -1, dtype=np.int64)
+    for s, sup in enumerate(cd.deal.support):
+        pd_annual = min(1.0, sup.provider.annual_pd * sc.providers.pd_multiplier)
+        if pd_annual <= 0.0:
+            continue
+        cum = 1.0 - (1.0 - pd_annual) ** cd.years if pd_annual < 1.0 else np.ones(n_t)
+        prov_thr[s] = _threshold(cum, copula, dm.nu)
+        prov_sqrt_rho[s] = math.sqrt(sup.provider.correlation)
+        prov_factor[s] = 0 if sc.providers.correlated else -1
+
+    # ---- recovery ----
+    rec = sc.recovery
+    if isinstance(rec, IpValueRecovery):
+        recovery_kind = RECOVERY_IP
+        recovery_rate = np.full(n, rec.fallback_rate)
+        lag_min = np.full(n, rec.lag_periods, dtype=np.int64)
+        lag_max = np.full(n, rec.lag_max_periods if rec.lag_max_periods is not None else rec.lag_periods, dtype=np.int64)
+        haircut, cost, ip_vol, loading = rec.haircut, rec.disposal_cost, rec.volatility, rec.loading
+    else:
+        recovery_kind = RECOVERY_RATE
+        recovery_rate = np.full(n, rec.rate)
+        lag_min = np.full(n, rec.lag_periods, dtype=np.int64)
+        lag_max = lag_min.copy()
+        haircut = cost = ip_vol = loading = 0.0
+
+    smm = period_rate(sc.prepayment.cpr, n_t, cd.periods_per_year)
+    if isinstance(sc.prepayment.cpr, list) and len(sc.prepayment.cpr) > n_t:
+        pc.add("prepayment.cpr", f"has {len(sc.prepayment.cpr)} values but the deal has {n_t} periods", len(sc.prepayment.cpr))
+    pc.raise_if_any()
+    base = cd.deal.base_rate if sc.base_rate is None else sc.base_rate
+    c = np.ascontiguousarray
+    return MonteCarloModel(
+        scenario=sc,
+        obligor_class=obligor_class,
+        class_threshold=c(class_threshold),
+        class_sqrt_rho=np.sqrt(class_rho),
+        class_sqrt_1mrho=np.sqrt(1.0 - class_rho),
+        class_factor=c(obligor_factor[rows_arr] if n else np.zeros(0, dtype=np.int64)),
+        chol=c(chol),
+        copula=copula,
+        nu=float(dm.nu),
+        provider_threshold=prov_thr,
+        provider_sqrt_rho=prov_sqrt_rho,
+        provider_factor=prov_factor,
+        smm=smm,
+        prepay_vol=float(sc.prepayment.volatility),
+        recovery_kind=recovery_kind,
+        recovery_rate=recovery_rate,
+        ip_value=c(pool.ip_value),
+        obligor_factor=obligor_factor,
+        haircut=float(haircut),
+        disposal_cost=float(cost),
+        ip_vol=float(ip_vol),
+        ip_loading=float(loading),
+        lag_min=lag_min,
+        lag_max=lag_max,
+        sched_interest=c(pool.sched_interest),
+        sched_principal=c(pool.sched_principal),
+        sched_balance=c(pool.sched_balance_start),
+        agg_interest=pool.sched_interest.sum(axis=0),
+        agg_principal=pool.sched_principal.sum(axis=0),
+        agg_balance=pool.sched_balance_start.sum(axis=0),
+        base_rate=np.full(n_t, base + sc.rate_shock_bps / 1e4),
+        asset_correlation=rho,
+        factor_names=factor_names,
+    )

@@ -1,0 +1,28 @@
+"""One source, two kernels: build the compiled twin of a plain-Python kernel.
+
+A kernel is written once as ``foo_py``, calling other kernels by their ``*_py`` names.
+``jit_twin(foo_py, {"bar_py": bar})`` compiles a copy of it whose global names point at the
+compiled helpers instead, so the Python reference and the numba kernel cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable
+from typing import Any
+
+from numba import njit
+
+__all__ = ["jit_twin"]
+
+
+def jit_twin(py_fn: Callable[..., Any], replacements: dict[str, Any] | None = None, **njit_kw: Any):
+    """``njit(**njit_kw)`` of a copy of ``py_fn`` whose globals named in ``replacements`` are
+    swapped (typically ``{"helper_py": helper}``)."""
+    g = dict(py_fn.__globals__)
+    g.update(replacements or {})
+    f = types.FunctionType(py_fn.__code__, g, py_fn.__name__, py_fn.__defaults__, py_fn.__closure__)
+    f.__qualname__ = py_fn.__qualname__ + "__jit"
+    f.__module__ = py_fn.__module__
+    f.__doc__ = py_fn.__doc__
+    return njit(**njit_kw)(f)

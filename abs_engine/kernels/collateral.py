@@ -1,0 +1,265 @@
+"""Collateral simulation for one path: correlated default periods, prepayment, IP-collateral
+recoveries and support-provider defaults → pool flows for the waterfall.
+
+Cost per path is about one uniform per obligor: the conditional cumulative PD of each class
+in the last period is computed once per path; only obligors below it (the defaulters) look up
+earlier periods (binary search over a per-path cache). Pool flows start from the pool's
+scheduled totals and subtract the defaulters' rows from their default period on, so the work
+is O(N + defaults·T) per path, not O(N·T).
+
+Per period t with prepayment factor pi_t (share of each surviving schedule not yet prepaid;
+pi_0 = 1, pi_{t+1} = pi_t · (1 - smm_t·m), m the path's prepayment multiplier):
+    interest_t  = pi_t · (sum of scheduled interest of obligors alive in t)
+    scheduled_t = pi_t · (sum of scheduled principal of obligors alive in t)
+    prepaid_t   = smm_t·m · pi_t · (sum of scheduled balance after principal, alive in t)
+    defaulted_t = pi_t · scheduled balance at the start of t, of obligors defaulting in t
+A defaulted obligor pays nothing from its default period on (the same convention as the
+deterministic scenarios).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._twin import jit_twin
+from .layout import PF_DEFAULT, PF_INTEREST, PF_LOSS, PF_PREPAY, PF_RECOVERY, PF_SCHED_PRIN
+from .rng import (
+    STREAM_FACTORS,
+    STREAM_LAG,
+    STREAM_MIXING,
+    STREAM_OBLIGORS,
+    STREAM_PREPAY,
+    STREAM_PROVIDERS,
+    STREAM_RECOVERY,
+    gamma_variate,
+    gamma_variate_py,
+    normal,
+    normal_py,
+    path_key,
+    path_key_py,
+    uniform,
+    uniform_py,
+)
+
+# per-path collateral statistics: stats[item]
+CS_DEFAULT_COUNT = 0  # obligors defaulting with a balance outstanding
+CS_DEFAULTED = 1  # defaulted balance (yuan)
+CS_RECOVERED = 2  # recoveries, including those after legal final (yuan)
+CS_LOSS = 3  # defaulted balance less all recoveries (yuan)
+CS_LOST_RECOVERY = 4  # recoveries arriving after legal final (yuan)
+CS_PREPAID = 5
+CS_STUDENT_SCALE = 6  # sqrt(W / nu) for the Student-t copula, 1 for Gaussian
+N_CS = 7
+
+_SQRT1_2 = 1.0 / math.sqrt(2.0)
+
+
+def cond_pd_py(c, t, scale, z, class_threshold, class_sqrt_rho, class_sqrt_1mrho, class_factor):
+    """Conditional cumulative PD of class c by period t given factors z (and the Student-t
+    scale): Phi((thr·scale - sqrt(rho)·z_f) / sqrt(1 - rho))."""
+    x = class_threshold[c, t]
+    if x == -np.inf:
+        return 0.0
+    if x == np.inf:
+        return 1.0
+    arg = (x * scale - class_sqrt_rho[c] * z[class_factor[c]]) / class_sqrt_1mrho[c]
+    return 0.5 * math.erfc(-arg * _SQRT1_2)
+
+
+def collateral_path_py(
+    seed,
+    p,
+    obligor_class,
+    class_threshold,
+    class_sqrt_rho,
+    class_sqrt_1mrho,
+    class_factor,
+    chol,
+    copula,
+    nu,
+    provider_threshold,
+    provider_sqrt_rho,
+    provider_factor,
+    smm,
+    prepay_vol,
+    recovery_kind,
+    recovery_rate,
+    ip_value,
+    obligor_factor,
+    haircut,
+    disposal_cost,
+    ip_vol,
+    ip_loading,
+    lag_min,
+    lag_max,
+    sched_interest,
+    sched_principal,
+    sched_balance,
+    agg_interest,
+    agg_principal,
+    agg_balance,
+    flows,
+    support_default_period,
+    stats,
+    z,
+    g,
+    cache,
+    stamp,
+    prepay_factor,
+    rem,
+    def_idx,
+    def_t,
+):
+    """Simulate path ``p`` (global index) into ``flows`` [N_PF, T], ``support_default_period``
+    [S] (0-based period, T + 1 = never) and ``stats`` [N_CS]. Shapes and meanings of the model
+    arrays: :class:`abs_engine.compile.model.MonteCarloModel`. Scratch: z, g [F]; cache [C, T]
+    float; stamp [C, T] int (entries equal to p + 1 are valid for this path); prepay_factor
+    [T + 1]; rem [3, T]; def_idx, def_t [N] int."""
+    n_t = flows.shape[1]
+    n_f = chol.shape[0]
+    n_obl = obligor_class.shape[0]
+    n_s = provider_threshold.shape[0]
+    tag = p + 1
+    flows[:, :] = 0.0
+    stats[:] = 0.0
+    rem[:, :] = 0.0
+
+    # ---- systematic factors and the Student-t mixing scale ----
+    key = path_key_py(seed, p, STREAM_FACTORS)
+    for k in range(n_f):
+        g[k] = normal_py(key, k)
+    for a in range(n_f):
+        s = 0.0
+        for b in range(a + 1):
+            s += chol[a, b] * g[b]
+        z[a] = s
+    scale = 1.0
+    if copula == 1:
+        w = 2.0 * gamma_variate_py(path_key_py(seed, p, STREAM_MIXING), 0.5 * nu)
+        scale = math.sqrt(w / nu)
+    stats[CS_STUDENT_SCALE] = scale
+
+    # ---- prepayment factors ----
+    mult = 1.0
+    if prepay_vol > 0.0:
+        key = path_key_py(seed, p, STREAM_PREPAY)
+        mult = math.exp(prepay_vol * normal_py(key, 0) - 0.5 * prepay_vol * prepay_vol)
+    prepay_factor[0] = 1.0
+    for t in range(n_t):
+        r = smm[t] * mult
+        if r > 1.0:
+            r = 1.0
+        prepay_factor[t + 1] = prepay_factor[t] * (1.0 - r)
+
+    # ---- support providers: latent variables in the same copula ----
+    key = path_key_py(seed, p, STREAM_PROVIDERS)
+    for s in range(n_s):
+        support_default_period[s] = n_t + 1
+        if provider_threshold[s, n_t - 1] == -np.inf:
+            continue
+        srho = provider_sqrt_rho[s]
+        f = provider_factor[s]
+        zs = z[f] if f >= 0 else normal_py(key, n_s + s)
+        x = srho * zs + math.sqrt(1.0 - srho * srho) * normal_py(key, s)
+        for t in range(n_t):
+            if x < provider_threshold[s, t] * scale:
+                support_default_period[s] = t
+                break
+
+    # ---- obligors: one uniform each against the class's conditional PD ----
+    key = path_key_py(seed, p, STREAM_OBLIGORS)
+    n_def = 0
+    last = n_t - 1
+    for i in range(n_obl):
+        u = uniform_py(key, i)
+        c = obligor_class[i]
+        if stamp[c, last] != tag:
+            cache[c, last] = cond_pd_py(c, last, scale, z, class_threshold, class_sqrt_rho, class_sqrt_1mrho, class_factor)
+            stamp[c, last] = tag
+        if u >= cache[c, last]:
+            continue
+        lo = 0
+        hi = last
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if stamp[c, mid] != tag:
+                cache[c, mid] = cond_pd_py(c, mid, scale, z, class_threshold, class_sqrt_rho, class_sqrt_1mrho, class_factor)
+                stamp[c, mid] = tag
+            if u < cache[c, mid]:
+                hi = mid
+            else:
+                lo = mid + 1
+        if sched_balance[i, lo] <= 0.0:
+            continue  # the schedule had already ended: nothing left to default on
+        def_idx[n_def] = i
+        def_t[n_def] = lo
+        n_def += 1
+
+    # ---- defaulters: remove their rows, book default and recovery ----
+    key_rec = path_key_py(seed, p, STREAM_RECOVERY)
+    key_lag = path_key_py(seed, p, STREAM_LAG)
+    for k in range(n_def):
+        i = def_idx[k]
+        tau = def_t[k]
+        for t in range(tau, n_t):
+            rem[0, t] += sched_interest[i, t]
+            rem[1, t] += sched_principal[i, t]
+            rem[2, t] += sched_balance[i, t] - sched_principal[i, t]
+        exposure = prepay_factor[tau] * sched_balance[i, tau]
+        flows[PF_DEFAULT, tau] += exposure
+        value = ip_value[i]
+        if recovery_kind == 1 and not math.isnan(value):
+            eta = normal_py(key_rec, i)
+            shock = ip_loading * z[obligor_factor[i]] + math.sqrt(1.0 - ip_loading * ip_loading) * eta
+            value = value * math.exp(ip_vol * shock - 0.5 * ip_vol * ip_vol)
+            rec = value * (1.0 - haircut) * (1.0 - disposal_cost)
+            if rec > exposure:
+                rec = exposure
+        else:
+            rec = recovery_rate[i] * exposure
+        lag = lag_min[i]
+        if lag_max[i] > lag_min[i]:
+            lag += int(uniform_py(key_lag, i) * (lag_max[i] - lag_min[i] + 1))
+        rt = tau + lag
+        if rt < n_t:
+            flows[PF_RECOVERY, rt] += rec
+            flows[PF_LOSS, rt] += exposure - rec
+        else:
+            stats[CS_LOST_RECOVERY] += rec
+        stats[CS_DEFAULT_COUNT] += 1.0
+        stats[CS_DEFAULTED] += exposure
+        stats[CS_RECOVERED] += rec
+        stats[CS_LOSS] += exposure - rec
+
+    # ---- pool flows of the survivors ----
+    for t in range(n_t):
+        pf = prepay_factor[t]
+        r = smm[t] * mult
+        if r > 1.0:
+            r = 1.0
+        x = agg_interest[t] - rem[0, t]
+        flows[PF_INTEREST, t] = pf * x if x > 0.0 else 0.0
+        x = agg_principal[t] - rem[1, t]
+        flows[PF_SCHED_PRIN, t] = pf * x if x > 0.0 else 0.0
+        x = agg_balance[t] - agg_principal[t] - rem[2, t]
+        flows[PF_PREPAY, t] = r * pf * x if x > 0.0 else 0.0
+        stats[CS_PREPAID] += flows[PF_PREPAY, t]
+    return n_def
+
+
+cond_pd = jit_twin(cond_pd_py, cache=True, inline="always")
+collateral_path = jit_twin(
+    collateral_path_py,
+    {
+        "path_key_py": path_key,
+        "normal_py": normal,
+        "uniform_py": uniform,
+        "gamma_variate_py": gamma_variate,
+        "cond_pd_py": cond_pd,
+    },
+    cache=True,
+)
+
+__all__ = ["N_CS", "collateral_path", "collateral_path_py", "cond_pd", "cond_pd_py"]

@@ -1,0 +1,370 @@
+"""Monte Carlo driver: blocks of paths → collateral → waterfall → per-path metrics → block sums.
+
+Paths are grouped in fixed blocks of ``block_size`` consecutive global indices. A block is run
+by one thread, paths in order, and its sums are kept apart; the caller adds block sums in
+block order. Since every random number is a function of (seed, global path index), every
+figure is bitwise identical whatever the thread count or the number of blocks per batch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import prange
+
+from ._twin import jit_twin
+from .collateral import (
+    CS_DEFAULT_COUNT,
+    CS_DEFAULTED,
+    CS_LOSS,
+    CS_PREPAID,
+    CS_RECOVERED,
+    N_CS,
+    collateral_path,
+    collateral_path_py,
+)
+from .layout import (
+    CFP_ACCELERATED,
+    CFP_DEFAULT,
+    CFP_INTEREST,
+    CFP_POOL_END,
+    CFP_PREPAY,
+    CFP_RECOVERY,
+    CFP_SCHED_PRIN,
+    CFP_SUPPORT,
+    CFT_BALANCE_END,
+    CFT_INTEREST,
+    CFT_PRINCIPAL,
+    CFT_RESIDUAL,
+    CFT_WRITE_DOWN,
+    LP_DEFAULT,
+    LP_INTEREST,
+    LP_POOL_END,
+    LP_PREPAY,
+    LP_RECOVERY,
+    LP_SCHED_PRIN,
+    LP_STATUS,
+    LS_PAID,
+    LT_BALANCE_END,
+    LT_COUPON_RATE,
+    LT_INTEREST_PAID,
+    LT_PRINCIPAL_PAID,
+    LT_RESIDUAL_PAID,
+    LT_WRITE_DOWN,
+    MP_ACCELERATED,
+    MP_COMPENSATION,
+    MP_DEFAULT_COUNT,
+    MP_DEFAULT_RATE,
+    MP_LOSS_RATE,
+    MP_MIN_COVERAGE,
+    MP_PREPAY_RATE,
+    MP_PROVIDER_DEFAULT,
+    MP_RECOVERY_RATE,
+    MP_SUPPORT_PAID,
+    MT_DEFAULT,
+    MT_INTEREST,
+    MT_IRR,
+    MT_LOSS,
+    MT_MIN_COVERAGE,
+    MT_PRINCIPAL,
+    MT_PV_LOSS,
+    MT_RESIDUAL,
+    MT_SUPPORT,
+    MT_WAL,
+    N_CFP,
+    N_CFT,
+    N_LA,
+    N_LF,
+    N_LP,
+    N_LS,
+    N_LT,
+    N_MP,
+    N_MT,
+    N_SP,
+    N_ST,
+    SP_COMPENSATION,
+    SP_MAX_STATUS,
+    SP_MIN_COVERAGE,
+    SP_SUPPORT_PAID,
+    ST_FIRST_SHORTFALL_PERIOD,
+    ST_FROM_SUPPORT,
+    ST_INTEREST_PAID,
+    ST_INTEREST_SHORTFALL,
+    ST_LOSS,
+    ST_MIN_COVERAGE,
+    ST_PRINCIPAL_PAID,
+    ST_RESIDUAL_PAID,
+    ST_WAL_YEARS,
+    TF_BALANCE,
+)
+from .waterfall import N_WORK, waterfall_path, waterfall_path_py
+
+#: a shortfall or loss above this (yuan, one fen) counts as a default of the tranche
+TOLERANCE = 0.01
+
+
+def tranche_yield_py(cash, accrual, balance, guess):
+    """Flat annual yield y with sum_t cash[t] · prod_{k<=t} 1 / (1 + y·accrual[k]) = balance.
+
+    The convention matches how coupons accrue, so a tranche paid its fixed coupon and par on
+    time yields exactly its coupon. Safeguarded Newton inside [-1/max(accrual), 10];
+    -1.0 when nothing is received."""
+    n_t = cash.shape[0]
+    total = 0.0
+    amax = 0.0
+    for t in range(n_t):
+        total += cash[t]
+        if accrual[t] > amax:
+            amax = accrual[t]
+    if balance <= 0.0 or total <= 0.0 or amax <= 0.0:
+        return -1.0 if balance > 0.0 else np.nan
+    lo = -1.0 / amax + 1e-9
+    hi = 10.0
+    y = guess
+    for _ in range(100):
+        df = 1.0
+        dsum = 0.0
+        f = -balance
+        fp = 0.0
+        for t in range(n_t):
+            a = accrual[t]
+            df = df / (1.0 + y * a)
+            dsum += a / (1.0 + y * a)
+            f += cash[t] * df
+            fp -= cash[t] * df * dsum
+        if abs(f) <= 1e-12 * balance:
+            return y
+        # f decreases in y: keep the root bracketed
+        if f > 0.0:
+            lo = y
+        else:
+            hi = y
+        step = f / fp if fp != 0.0 else 0.0
+        y_new = y - step
+        if not (lo < y_new < hi) or fp == 0.0:
+            y_new = 0.5 * (lo + hi)
+        if abs(y_new - y) <= 1e-14 * (1.0 + abs(y)):
+            return y_new
+        y = y_new
+    return y
+
+
+def path_metrics_py(
+    led_tr, led_per, led_sup, sum_tr, sum_pool, stats, tranche_f, tranche_accrual, original_pool,
+    support_default_period, cash, metrics,
+):  # fmt: skip
+    """Reduce one path's ledgers to the metric vector [J·N_MT + N_MP] (``MT_*``, ``MP_*``)."""
+    n_t = led_tr.shape[0]
+    n_j = led_tr.shape[1]
+    for j in range(n_j):
+        base = j * N_MT
+        bal = tranche_f[j, TF_BALANCE]
+        pv = 0.0
+        df = 1.0
+        coupon_sum = 0.0
+        for t in range(n_t):
+            df = df / (1.0 + led_tr[t, j, LT_COUPON_RATE] * tranche_accrual[j, t])
+            c = led_tr[t, j, LT_INTEREST_PAID] + led_tr[t, j, LT_PRINCIPAL_PAID] + led_tr[t, j, LT_RESIDUAL_PAID]
+            cash[t] = c
+            pv += c * df
+            coupon_sum += led_tr[t, j, LT_COUPON_RATE]
+        loss = sum_tr[j, ST_LOSS]
+        shortfall = sum_tr[j, ST_FIRST_SHORTFALL_PERIOD] >= 0.0 or loss > TOLERANCE or (
+            sum_tr[j, ST_INTEREST_SHORTFALL] > TOLERANCE
+        )
+        if bal > 0.0:
+            metrics[base + MT_PV_LOSS] = (bal - pv) / bal
+            metrics[base + MT_LOSS] = loss / bal
+            metrics[base + MT_DEFAULT] = 1.0 if shortfall else 0.0
+            guess = coupon_sum / n_t
+            metrics[base + MT_IRR] = tranche_yield_py(cash, tranche_accrual[j], bal, guess)
+        else:
+            metrics[base + MT_PV_LOSS] = np.nan
+            metrics[base + MT_LOSS] = np.nan
+            metrics[base + MT_DEFAULT] = np.nan
+            metrics[base + MT_IRR] = np.nan
+        metrics[base + MT_PRINCIPAL] = sum_tr[j, ST_PRINCIPAL_PAID]
+        metrics[base + MT_INTEREST] = sum_tr[j, ST_INTEREST_PAID]
+        metrics[base + MT_WAL] = sum_tr[j, ST_WAL_YEARS]
+        metrics[base + MT_MIN_COVERAGE] = sum_tr[j, ST_MIN_COVERAGE]
+        metrics[base + MT_SUPPORT] = sum_tr[j, ST_FROM_SUPPORT]
+        metrics[base + MT_RESIDUAL] = sum_tr[j, ST_RESIDUAL_PAID]
+    base = n_j * N_MT
+    metrics[base + MP_DEFAULT_COUNT] = stats[CS_DEFAULT_COUNT]
+    metrics[base + MP_DEFAULT_RATE] = stats[CS_DEFAULTED] / original_pool
+    metrics[base + MP_LOSS_RATE] = stats[CS_LOSS] / original_pool
+    metrics[base + MP_RECOVERY_RATE] = stats[CS_RECOVERED] / stats[CS_DEFAULTED] if stats[CS_DEFAULTED] > 0.0 else np.nan
+    metrics[base + MP_PREPAY_RATE] = stats[CS_PREPAID] / original_pool
+    metrics[base + MP_SUPPORT_PAID] = sum_pool[SP_SUPPORT_PAID]
+    prov = 0.0
+    for s in range(support_default_period.shape[0]):
+        if support_default_period[s] < n_t:
+            prov = 1.0
+    metrics[base + MP_PROVIDER_DEFAULT] = prov
+    metrics[base + MP_ACCELERATED] = 1.0 if sum_pool[SP_MAX_STATUS] > 0.0 else 0.0
+    metrics[base + MP_MIN_COVERAGE] = sum_pool[SP_MIN_COVERAGE]
+    metrics[base + MP_COMPENSATION] = sum_pool[SP_COMPENSATION]
+    return 0
+
+
+def run_blocks_py(
+    first_block, n_blocks, block_size, n_paths, seed,
+    # collateral model
+    obligor_class, class_threshold, class_sqrt_rho, class_sqrt_1mrho, class_factor, chol, copula,
+    nu, provider_threshold, provider_sqrt_rho, provider_factor, smm, prepay_vol, recovery_kind,
+    recovery_rate, ip_value, obligor_factor, haircut, disposal_cost, ip_vol, ip_loading, lag_min,
+    lag_max, sched_interest, sched_principal, sched_balance, agg_interest, agg_principal,
+    agg_balance, base_rate,
+    # deal
+    original_pool, tranche_f, tranche_i, tranche_accrual, tranche_target, fee_f, fee_i,
+    deal_accrual, account_f, account_i, support_f, support_i, trigger_f, trigger_i, ops, n_steps,
+    groups, group_len, years, cr_tranche, cr_include_fees, call_factor, call_price,
+    # outputs
+    m_sum, m_sq, m_cnt, cf_sum, cf_sq, hist_count, hist_loss, keep, path_metrics,
+):  # fmt: skip
+    """Run blocks ``first_block .. first_block + n_blocks - 1`` (in ``prange``).
+
+    Outputs per block bb (0-based within this call): ``m_sum/m_sq/m_cnt[bb, M]`` sums, sums
+    of squares and counts of finite values of the metric vector; ``cf_sum/cf_sq[bb, T, K]``
+    expected-cash-flow sums; ``hist_count[bb, H1]`` default-count histogram;
+    ``hist_loss[bb, H2]`` pool loss-rate histogram on [0, 1]; with ``keep`` = 1,
+    ``path_metrics[p - first_path, M]`` per path."""
+    n_t = agg_interest.shape[0]
+    n_j = tranche_f.shape[0]
+    n_f = fee_f.shape[0]
+    n_a = account_f.shape[0]
+    n_s = support_f.shape[0]
+    n_g = trigger_f.shape[0]
+    n_obl = obligor_class.shape[0]
+    n_c = class_threshold.shape[0]
+    n_fac = chol.shape[0]
+    n_m = m_sum.shape[1]
+    n_h1 = hist_count.shape[1]
+    n_h2 = hist_loss.shape[1]
+    first_path = first_block * block_size
+    for bb in prange(n_blocks):
+        b = first_block + bb
+        p0 = b * block_size
+        p1 = min(p0 + block_size, n_paths)
+        # scratch for one block, reused by its paths
+        flows = np.zeros((6, n_t))
+        sup_def = np.zeros(n_s, dtype=np.int64)
+        stats = np.zeros(N_CS)
+        z = np.zeros(max(n_fac, 1))
+        g = np.zeros(max(n_fac, 1))
+        cache = np.zeros((max(n_c, 1), n_t))
+        stamp = np.zeros((max(n_c, 1), n_t), dtype=np.int64)
+        prepay = np.zeros(n_t + 1)
+        rem = np.zeros((3, n_t))
+        def_idx = np.zeros(max(n_obl, 1), dtype=np.int64)
+        def_t = np.zeros(max(n_obl, 1), dtype=np.int64)
+        led_tr = np.zeros((n_t, n_j, N_LT))
+        led_fee = np.zeros((n_t, n_f, N_LF))
+        led_acc = np.zeros((n_t, n_a, N_LA))
+        led_sup = np.zeros((n_t, n_s, N_LS))
+        led_per = np.zeros((n_t, N_LP))
+        sum_tr = np.zeros((n_j, N_ST))
+        sum_pool = np.zeros(N_SP)
+        work = np.zeros((N_WORK, max(1, n_j, n_f, n_a, n_s, n_g)))
+        pending = np.zeros((max(n_s, 1), n_t))
+        cash = np.zeros(n_t)
+        metrics = np.zeros(n_m)
+        for p in range(p0, p1):
+            collateral_path_py(
+                seed, p, obligor_class, class_threshold, class_sqrt_rho, class_sqrt_1mrho,
+                class_factor, chol, copula, nu, provider_threshold, provider_sqrt_rho,
+                provider_factor, smm, prepay_vol, recovery_kind, recovery_rate, ip_value,
+                obligor_factor, haircut, disposal_cost, ip_vol, ip_loading, lag_min, lag_max,
+                sched_interest, sched_principal, sched_balance, agg_interest, agg_principal,
+                agg_balance, flows, sup_def, stats, z, g, cache, stamp, prepay, rem, def_idx,
+                def_t,
+            )  # fmt: skip
+            waterfall_path_py(
+                flows, sup_def, base_rate, original_pool, tranche_f, tranche_i, tranche_accrual,
+                tranche_target, fee_f, fee_i, deal_accrual, account_f, account_i, support_f,
+                support_i, trigger_f, trigger_i, ops, n_steps, groups, group_len, years,
+                cr_tranche, cr_include_fees, call_factor, call_price, led_tr, led_fee, led_acc,
+                led_sup, led_per, sum_tr, sum_pool, work, pending,
+            )  # fmt: skip
+            path_metrics_py(
+                led_tr, led_per, led_sup, sum_tr, sum_pool, stats, tranche_f, tranche_accrual,
+                original_pool, sup_def, cash, metrics,
+            )  # fmt: skip
+            for m in range(n_m):
+                v = metrics[m]
+                if not math.isnan(v):
+                    m_sum[bb, m] += v
+                    m_sq[bb, m] += v * v
+                    m_cnt[bb, m] += 1.0
+            for t in range(n_t):
+                for j in range(n_j):
+                    k = j * N_CFT
+                    for item in range(N_CFT):
+                        if item == CFT_INTEREST:
+                            v = led_tr[t, j, LT_INTEREST_PAID]
+                        elif item == CFT_PRINCIPAL:
+                            v = led_tr[t, j, LT_PRINCIPAL_PAID]
+                        elif item == CFT_WRITE_DOWN:
+                            v = led_tr[t, j, LT_WRITE_DOWN]
+                        elif item == CFT_BALANCE_END:
+                            v = led_tr[t, j, LT_BALANCE_END]
+                        else:
+                            v = led_tr[t, j, LT_RESIDUAL_PAID]
+                        cf_sum[bb, t, k + item] += v
+                        cf_sq[bb, t, k + item] += v * v
+                k = n_j * N_CFT
+                sup_paid = 0.0
+                for s in range(n_s):
+                    sup_paid += led_sup[t, s, LS_PAID]
+                for item in range(N_CFP):
+                    if item == CFP_INTEREST:
+                        v = led_per[t, LP_INTEREST]
+                    elif item == CFP_SCHED_PRIN:
+                        v = led_per[t, LP_SCHED_PRIN]
+                    elif item == CFP_PREPAY:
+                        v = led_per[t, LP_PREPAY]
+                    elif item == CFP_DEFAULT:
+                        v = led_per[t, LP_DEFAULT]
+                    elif item == CFP_RECOVERY:
+                        v = led_per[t, LP_RECOVERY]
+                    elif item == CFP_POOL_END:
+                        v = led_per[t, LP_POOL_END]
+                    elif item == CFP_SUPPORT:
+                        v = sup_paid
+                    else:
+                        v = 1.0 if led_per[t, LP_STATUS] > 0.0 else 0.0
+                    cf_sum[bb, t, k + item] += v
+                    cf_sq[bb, t, k + item] += v * v
+            dc = stats[CS_DEFAULT_COUNT]
+            h = int(dc * (n_h1 - 1) / n_obl + 0.5) if n_obl > 0 else 0
+            if h > n_h1 - 1:
+                h = n_h1 - 1
+            hist_count[bb, h] += 1
+            lr = stats[CS_LOSS] / original_pool
+            h = int(lr * n_h2)
+            if h > n_h2 - 1:
+                h = n_h2 - 1
+            if h < 0:
+                h = 0
+            hist_loss[bb, h] += 1
+            if keep != 0:
+                for m in range(n_m):
+                    path_metrics[p - first_path, m] = metrics[m]
+    return 0
+
+
+tranche_yield = jit_twin(tranche_yield_py, cache=True)
+path_metrics = jit_twin(path_metrics_py, {"tranche_yield_py": tranche_yield}, cache=True)
+run_blocks = jit_twin(
+    run_blocks_py,
+    {
+        "collateral_path_py": collateral_path,
+        "waterfall_path_py": waterfall_path,
+        "path_metrics_py": path_metrics,
+    },
+    cache=True,
+    parallel=True,
+)
+
+__all__ = ["path_metrics", "path_metrics_py", "run_blocks", "run_blocks_py", "tranche_yield", "tranche_yield_py"]

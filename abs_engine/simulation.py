@@ -1,0 +1,334 @@
+"""Monte Carlo simulation of a deal: prepares the model, runs the kernels batch by batch, and
+reduces block sums to means with standard errors."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numba
+import numpy as np
+import pandas as pd
+
+from .compile.deal import CompiledDeal
+from .compile.model import MonteCarloModel, compile_model
+from .compile.scenario import PoolFlows
+from .engine import WaterfallResult, kernel_args, run_waterfall
+from .errors import AbsEngineError
+from .kernels import layout as L
+from .kernels.collateral import N_CS, collateral_path
+from .kernels.montecarlo import run_blocks, run_blocks_py
+from .schema.stochastic import MonteCarloScenario
+
+__all__ = ["InputError", "SimulationResult", "simulate_compiled"]
+
+#: paths per block: the unit of summation order (fixed, so results never depend on batching)
+BLOCK_SIZE = 1024
+HIST_LOSS_BINS = 1000
+MAX_COUNT_BINS = 10_001
+
+
+class InputError(AbsEngineError, ValueError):
+    """A bad argument to the API (not a file problem)."""
+
+
+def model_args(m: MonteCarloModel) -> tuple:
+    return (
+        m.obligor_class, m.class_threshold, m.class_sqrt_rho, m.class_sqrt_1mrho, m.class_factor,
+        m.chol, m.copula, m.nu, m.provider_threshold, m.provider_sqrt_rho, m.provider_factor,
+        m.smm, m.prepay_vol, m.recovery_kind, m.recovery_rate, m.ip_value, m.obligor_factor,
+        m.haircut, m.disposal_cost, m.ip_vol, m.ip_loading, m.lag_min, m.lag_max,
+        m.sched_interest, m.sched_principal, m.sched_balance, m.agg_interest, m.agg_principal,
+        m.agg_balance,
+    )  # fmt: skip
+
+
+@contextmanager
+def _threads(n: int | None):
+    if n is None:
+        yield
+        return
+    if not 1 <= n <= numba.config.NUMBA_NUM_THREADS:
+        raise InputError(f"threads must be between 1 and {numba.config.NUMBA_NUM_THREADS}, got {n}")
+    old = numba.get_num_threads()
+    numba.set_num_threads(n)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old)
+
+
+def _mean_se(s: np.ndarray, sq: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n > 0, s / np.maximum(n, 1), np.nan)
+        var = np.where(n > 1, (sq - n * mean * mean) / np.maximum(n - 1, 1), np.nan)
+        se = np.sqrt(np.maximum(var, 0.0) / np.maximum(n, 1))
+    return mean, np.where(n > 1, se, np.nan)
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """Means, standard errors and distributions of one Monte Carlo run.
+
+    Attributes
+    ----------
+    tranches : DataFrame   per tranche: expected_loss (PV at the coupon, share of balance),
+        principal_loss, default_probability (any interest or principal shortfall), wal_years,
+        irr, min_coverage_ratio, principal/interest/support received — each with ``_se``.
+    pool : DataFrame       pool metrics (default count, default rate, loss rate, recovery rate,
+        prepayment, provider default, acceleration), mean and se.
+    cashflows : DataFrame  expected cash flows per period (tranches and pool), mean and se.
+    paths : DataFrame | None   per-path metrics (``keep_paths=True`` only).
+    default_count_hist : int64[H]   paths by number of defaulted obligors (bin k = k·N/(H-1)).
+    loss_rate_hist : int64[1000]    paths by pool loss rate on [0, 1].
+    """
+
+    deal: CompiledDeal
+    model: MonteCarloModel
+    n_paths: int
+    seed: int
+    tranches: pd.DataFrame
+    pool: pd.DataFrame
+    cashflows: pd.DataFrame
+    paths: pd.DataFrame | None
+    default_count_hist: np.ndarray
+    loss_rate_hist: np.ndarray
+    seconds: float
+    ledgers: dict[int, WaterfallResult] = field(default_factory=dict)
+
+    @property
+    def scenario(self) -> MonteCarloScenario:
+        return self.model.scenario
+
+    def default_count_distribution(self) -> pd.Series:
+        """Share of paths by number of defaulted obligors (exact counts for pools up to
+        10,000 obligors)."""
+        n = self.deal.n_obligors
+        h = self.default_count_hist
+        idx = np.round(np.arange(len(h)) * n / max(len(h) - 1, 1)).astype(int)
+        return pd.Series(h / h.sum(), index=pd.Index(idx, name="defaults"), name="probability")
+
+    def loss_rate_quantile(self, q: float) -> float:
+        """Pool loss-rate quantile from the 1000-bin histogram (bin upper edge)."""
+        c = np.cumsum(self.loss_rate_hist) / self.loss_rate_hist.sum()
+        k = int(np.searchsorted(c, q))
+        return (k + 1) / len(self.loss_rate_hist)
+
+
+_MT_NAMES = [
+    ("expected_loss", L.MT_PV_LOSS),
+    ("principal_loss", L.MT_LOSS),
+    ("default_probability", L.MT_DEFAULT),
+    ("wal_years", L.MT_WAL),
+    ("irr", L.MT_IRR),
+    ("min_coverage_ratio", L.MT_MIN_COVERAGE),
+    ("principal_received", L.MT_PRINCIPAL),
+    ("interest_received", L.MT_INTEREST),
+    ("support_received", L.MT_SUPPORT),
+    ("residual_received", L.MT_RESIDUAL),
+]
+_MP_NAMES = [
+    ("default_count", L.MP_DEFAULT_COUNT),
+    ("default_rate", L.MP_DEFAULT_RATE),
+    ("loss_rate", L.MP_LOSS_RATE),
+    ("recovery_rate", L.MP_RECOVERY_RATE),
+    ("prepayment_rate", L.MP_PREPAY_RATE),
+    ("support_paid", L.MP_SUPPORT_PAID),
+    ("provider_default_probability", L.MP_PROVIDER_DEFAULT),
+    ("accelerated_probability", L.MP_ACCELERATED),
+    ("min_coverage_ratio", L.MP_MIN_COVERAGE),
+    ("compensation_received", L.MP_COMPENSATION),
+]
+
+
+def metric_names(tranche_names: Sequence[str]) -> list[str]:
+    """Column names of the per-path metric vector: ``A.expected_loss`` ..., ``pool.default_count``."""
+    by_item = {v: k for k, v in _MT_NAMES}
+    names = []
+    for t in tranche_names:
+        names += [f"{t}.{by_item[i]}" if i != L.MT_PV_LOSS else f"{t}.pv_loss" for i in range(L.N_MT)]
+    by_pool = {v: k for k, v in _MP_NAMES}
+    names += [f"pool.{by_pool[i]}" for i in range(L.N_MP)]
+    return names
+
+
+def _progress(total: int, enabled: bool | None):
+    if enabled is False:
+        return None
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("simulating"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,} paths"),
+        TimeRemainingColumn(), transient=True, console=_stderr_console(),
+    )  # fmt: skip
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(file=sys.stderr)
+
+
+def simulate_compiled(
+    cd: CompiledDeal,
+    sc: MonteCarloScenario,
+    *,
+    n_paths: int | None = None,
+    seed: int | None = None,
+    keep_paths: bool = False,
+    ledger_paths: Sequence[int] = (),
+    batch_blocks: int | None = None,
+    threads: int | None = None,
+    progress: bool | None = None,
+    jit: bool = True,
+) -> SimulationResult:
+    """Run the Monte Carlo. See :func:`abs_engine.simulate` for the parameters."""
+    n_paths = sc.n_paths if n_paths is None else n_paths
+    seed = sc.seed if seed is None else seed
+    if isinstance(n_paths, bool) or not isinstance(n_paths, int | np.integer) or n_paths <= 0:
+        raise InputError(f"n_paths must be a positive integer, got {n_paths!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**63:
+        raise InputError(f"seed must be an integer in [0, 2**63), got {seed!r}")
+    for p in ledger_paths:
+        if not 0 <= p < n_paths:
+            raise InputError(f"ledger path {p} is outside 0..{n_paths - 1}")
+    if batch_blocks is not None and batch_blocks < 1:
+        raise InputError(f"batch_blocks must be >= 1, got {batch_blocks}")
+    model = compile_model(cd, sc)  # validates the scenario against the deal (DealError)
+    n_paths, seed = int(n_paths), int(seed)
+
+    n_t, n_j = cd.n_periods, len(cd.tranche_names)
+    n_m = n_j * L.N_MT + L.N_MP
+    n_cf = n_j * L.N_CFT + L.N_CFP
+    n_h1 = min(cd.n_obligors, MAX_COUNT_BINS - 1) + 1
+    n_blocks_total = -(-n_paths // BLOCK_SIZE)
+    if batch_blocks is None:
+        batch_blocks = max(8, 4 * numba.get_num_threads())
+    fn = run_blocks if jit else run_blocks_py
+
+    m_tot = np.zeros((3, n_m))
+    cf_tot = np.zeros((2, n_t, n_cf))
+    h1 = np.zeros(n_h1, dtype=np.int64)
+    h2 = np.zeros(HIST_LOSS_BINS, dtype=np.int64)
+    path_out = np.full((n_paths, n_m), np.nan) if keep_paths else np.zeros((0, n_m))
+    args_model = model_args(model)
+    args_deal = kernel_args(cd)
+    t0 = time.perf_counter()
+    bar = None
+    task = None
+    done = 0
+    try:
+        with _threads(threads):
+            for first in range(0, n_blocks_total, batch_blocks):
+                nb = min(batch_blocks, n_blocks_total - first)
+                m_sum = np.zeros((nb, n_m))
+                m_sq = np.zeros((nb, n_m))
+                m_cnt = np.zeros((nb, n_m))
+                cf_sum = np.zeros((nb, n_t, n_cf))
+                cf_sq = np.zeros((nb, n_t, n_cf))
+                hc = np.zeros((nb, n_h1), dtype=np.int64)
+                hl = np.zeros((nb, HIST_LOSS_BINS), dtype=np.int64)
+                p_first = first * BLOCK_SIZE
+                p_last = min((first + nb) * BLOCK_SIZE, n_paths)
+                pm = path_out[p_first:p_last] if keep_paths else path_out
+                fn(
+                    first, nb, BLOCK_SIZE, n_paths, seed, *args_model, model.base_rate,
+                    *args_deal, m_sum, m_sq, m_cnt, cf_sum, cf_sq, hc, hl, int(keep_paths), pm,
+                )  # fmt: skip
+                for b in range(nb):  # fixed order: bitwise reproducible totals
+                    m_tot[0] += m_sum[b]
+                    m_tot[1] += m_sq[b]
+                    m_tot[2] += m_cnt[b]
+                    cf_tot[0] += cf_sum[b]
+                    cf_tot[1] += cf_sq[b]
+                h1 += hc.sum(axis=0)
+                h2 += hl.sum(axis=0)
+                done = p_last
+                elapsed = time.perf_counter() - t0
+                if bar is None and progress is not False and done < n_paths and (
+                    progress or elapsed * n_paths / done > 1.0
+                ):
+                    bar = _progress(n_paths, progress)
+                    if bar is not None:
+                        bar.start()
+                        task = bar.add_task("sim", total=n_paths)
+                if bar is not None and task is not None:
+                    bar.update(task, completed=done)
+    finally:
+        if bar is not None:
+            bar.stop()
+    seconds = time.perf_counter() - t0
+
+    mean, se = _mean_se(m_tot[0], m_tot[1], m_tot[2])
+    cf_n = np.full_like(cf_tot[0], float(n_paths))
+    cf_mean, cf_se = _mean_se(cf_tot[0], cf_tot[1], cf_n)
+    tranches = _tranche_frame(cd, mean, se)
+    pool = pd.DataFrame(
+        [{"metric": name, "mean": mean[n_j * L.N_MT + k], "se": se[n_j * L.N_MT + k]} for name, k in _MP_NAMES]
+    ).set_index("metric")
+    cashflows = _cashflow_frame(cd, cf_mean, cf_se)
+    paths = pd.DataFrame(path_out, columns=metric_names(cd.tranche_names)) if keep_paths else None
+    ledgers = {int(p): path_ledger(cd, model, seed, int(p)) for p in ledger_paths}
+    return SimulationResult(cd, model, n_paths, seed, tranches, pool, cashflows, paths, h1, h2, seconds, ledgers)
+
+
+def _tranche_frame(cd: CompiledDeal, mean: np.ndarray, se: np.ndarray) -> pd.DataFrame:
+    rows = []
+    for j, tr in enumerate(cd.deal.tranches):
+        c = tr.coupon
+        row: dict[str, Any] = {
+            "tranche": tr.name,
+            "balance": tr.balance,
+            "coupon": c.rate if c.kind == "fixed" else (None if c.kind == "none" else f"base{c.spread:+.4%}"),
+        }
+        for name, k in _MT_NAMES:
+            row[name] = mean[j * L.N_MT + k]
+            row[name + "_se"] = se[j * L.N_MT + k]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _cashflow_frame(cd: CompiledDeal, mean: np.ndarray, se: np.ndarray) -> pd.DataFrame:
+    out = pd.DataFrame({"period": np.arange(1, cd.n_periods + 1), "payment_date": pd.to_datetime(list(cd.payment_dates))})
+    n_j = len(cd.tranche_names)
+    cft = {L.CFT_INTEREST: "interest_paid", L.CFT_PRINCIPAL: "principal_paid", L.CFT_WRITE_DOWN: "write_down",
+           L.CFT_BALANCE_END: "balance_end", L.CFT_RESIDUAL: "residual_paid"}  # fmt: skip
+    cfp = {L.CFP_INTEREST: "interest", L.CFP_SCHED_PRIN: "scheduled_principal", L.CFP_PREPAY: "prepayment",
+           L.CFP_DEFAULT: "defaults", L.CFP_RECOVERY: "recoveries", L.CFP_POOL_END: "balance_end",
+           L.CFP_SUPPORT: "support_paid", L.CFP_ACCELERATED: "accelerated_probability"}  # fmt: skip
+    for j, name in enumerate(cd.tranche_names):
+        for k, item in cft.items():
+            out[f"{name}.{item}"] = mean[:, j * L.N_CFT + k]
+            out[f"{name}.{item}_se"] = se[:, j * L.N_CFT + k]
+    for k, item in cfp.items():
+        out[f"pool.{item}"] = mean[:, n_j * L.N_CFT + k]
+        out[f"pool.{item}_se"] = se[:, n_j * L.N_CFT + k]
+    return out
+
+
+def path_flows(cd: CompiledDeal, model: MonteCarloModel, seed: int, paths: Sequence[int]) -> PoolFlows:
+    """Pool flows and provider defaults of the given global paths (bitwise the same as inside
+    the simulation), for full ledgers of a few paths."""
+    n_t, n_s, n = cd.n_periods, len(cd.support_names), cd.n_obligors
+    k = len(paths)
+    flows = np.zeros((k, L.N_PF, n_t))
+    sup = np.zeros((k, n_s), dtype=np.int64)
+    nf = max(model.chol.shape[0], 1)
+    nc = max(model.n_classes, 1)
+    for r, p in enumerate(paths):
+        collateral_path(
+            seed, p, *model_args(model), flows[r], sup[r], np.zeros(N_CS), np.zeros(nf), np.zeros(nf),
+            np.zeros((nc, n_t)), np.zeros((nc, n_t), dtype=np.int64), np.zeros(n_t + 1),
+            np.zeros((3, n_t)), np.zeros(max(n, 1), dtype=np.int64), np.zeros(max(n, 1), dtype=np.int64),
+        )  # fmt: skip
+    rates = np.tile(model.base_rate, (k, 1))
+    return PoolFlows(flows, sup, rates, np.zeros(k), tuple(f"path {p}" for p in paths))
+
+
+def path_ledger(cd: CompiledDeal, model: MonteCarloModel, seed: int, p: int) -> WaterfallResult:
+    """The full waterfall ledger of global path ``p``."""
+    return run_waterfall(cd, path_flows(cd, model, seed, [p]))
