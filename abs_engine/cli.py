@@ -17,7 +17,8 @@ from typing import Any
 from . import __version__
 from .api import load_deal, load_scenario, nan_to_none, run_deterministic
 from .compile.deal import compile_deal
-from .errors import AbsEngineError, DealError
+from .compile.scenario import scenario_source
+from .errors import AbsEngineError, DealError, Problem
 
 EXIT_OK, EXIT_ERROR, EXIT_INPUT = 0, 1, 2
 
@@ -30,13 +31,27 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"abs-engine {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a deal through its waterfall on a scenario")
-    run.add_argument("deal", nargs="?", help="deal file (.toml/.json); default: bundled Huake-style deal")
-    run.add_argument("--scenario", "-s", action="append", help="scenario name or file (repeatable); default: the deal's base_scenario")
-    run.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
-    run.add_argument("--out", type=Path, help="write ledger (Parquet and CSV), tranches and cash flows to this folder")
-    val = sub.add_parser("validate", help="check a deal file (and optional scenarios) and report every problem")
+    run.add_argument(
+        "deal", nargs="?", help="deal file (.toml/.json); default: bundled Huake-style deal"
+    )
+    run.add_argument(
+        "--scenario", "-s", action="append",
+        help="scenario name or file (repeatable); default: the deal's base_scenario",
+    )  # fmt: skip
+    run.add_argument(
+        "--json", action="store_true", help="print one JSON document instead of tables"
+    )
+    run.add_argument(
+        "--out", type=Path,
+        help="write ledger (Parquet and CSV), tranches and cash flows to this folder",
+    )  # fmt: skip
+    val = sub.add_parser(
+        "validate", help="check a deal file (and optional scenarios) and report every problem"
+    )
     val.add_argument("deal")
-    val.add_argument("--scenario", "-s", action="append", help="also check these scenarios against the deal")
+    val.add_argument(
+        "--scenario", "-s", action="append", help="also check these scenarios against the deal"
+    )
     return p
 
 
@@ -109,18 +124,19 @@ def _print_tables(res: Any) -> None:
             f"Pool: defaulted {pool['defaulted']:,.0f} ({pool['cumulative_default_rate']:.2%}), "
             f"recovered {pool['recovered']:,.0f}, realised loss {pool['realised_loss']:,.0f}, "
             f"support paid {pool['support_paid']:,.0f}, worst status {pool['worst_status']}"
-            + (f" from period {pool['first_trigger_period']}" if pool["first_trigger_period"] else "")
+            + (f" from period {first}" if (first := pool["first_trigger_period"]) else "")
         )
         cf = res.cashflows(k)
         t = Table(title="Cash flows by period", title_justify="left")
         cols = ["period", "payment_date", "collections", "defaults", "pool_balance_end"]
         for name in cd.tranche_names:
-            cols += [c for c in (f"{name}.interest_paid", f"{name}.principal_paid", f"{name}.residual_paid",
-                                 f"{name}.balance_end") if c in cf.columns]  # fmt: skip
+            cols += [c for c in (f"{name}.interest_paid", f"{name}.principal_paid",
+                                 f"{name}.residual_paid", f"{name}.balance_end")
+                     if c in cf.columns]  # fmt: skip
         cols += ["coverage_ratio", "status"]
         for c in cols:
-            t.add_column(_HEADERS.get(c.split(".")[-1], c) + (f" {c.split('.')[0]}" if "." in c else ""),
-                         justify="right", no_wrap=True)  # fmt: skip
+            head = _HEADERS.get(c.split(".")[-1], c) + (f" {c.split('.')[0]}" if "." in c else "")
+            t.add_column(head, justify="right", no_wrap=True)
         for _, r in cf[cols].iterrows():
             cells = []
             for c in cols:
@@ -148,6 +164,23 @@ def _fmt(v: float, spec: str) -> str:
     return "-" if v is None or v != v else spec.format(v)
 
 
+def _check_out_names(res: Any) -> None:
+    """Scenario names become file names under ``--out``: refuse, before anything is written,
+    names that are not plain file names or that two scenarios share."""
+    problems, seen = [], set()
+    for sc in res.scenarios:
+        name = sc.name
+        if "/" in name or "\\" in name:
+            why = "scenario name cannot be used in an --out file name (no / or \\)"
+            problems.append(Problem(scenario_source(sc), "name", why, name))
+        elif name in seen:
+            why = "two scenarios have this name; their --out files would overwrite each other"
+            problems.append(Problem(scenario_source(sc), "name", why, name))
+        seen.add(name)
+    if problems:
+        raise DealError(problems)
+
+
 def _write_out(res: Any, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     ledger = res.ledger()
@@ -158,8 +191,12 @@ def _write_out(res: Any, out: Path) -> list[Path]:
         ("summary.json", lambda p: p.write_text(json.dumps(_result_document(res), indent=2))),
     ]
     for k, sc in enumerate(res.scenarios):
-        targets.append((f"tranches_{sc.name}.csv", lambda p, k=k: res.tranches(k).to_csv(p, index=False)))
-        targets.append((f"cashflows_{sc.name}.csv", lambda p, k=k: res.cashflows(k).to_csv(p, index=False)))
+        targets.append(
+            (f"tranches_{sc.name}.csv", lambda p, k=k: res.tranches(k).to_csv(p, index=False))
+        )
+        targets.append(
+            (f"cashflows_{sc.name}.csv", lambda p, k=k: res.cashflows(k).to_csv(p, index=False))
+        )
     for name, fn in targets:
         _atomic_write(out / name, fn)
         written.append(out / name)
@@ -167,9 +204,13 @@ def _write_out(res: Any, out: Path) -> list[Path]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        raise DealError.one(args.out, "<file>", "--out must be a folder, not a file")
     deal = load_deal(args.deal)
     scenarios = [load_scenario(s, deal) for s in args.scenario] if args.scenario else None
     res = run_deterministic(deal, scenarios)
+    if args.out:
+        _check_out_names(res)
     if args.json:
         print(json.dumps(_result_document(res), indent=2))
     else:

@@ -32,7 +32,8 @@ class HolidayCalendar(Model):
 
 
 class NamedCalendar(Model):
-    """A calendar registered in Python with :func:`abs_engine.compile.schedule.register_calendar`."""
+    """A calendar registered in Python with
+    :func:`abs_engine.compile.schedule.register_calendar`."""
 
     kind: Literal["named"]
     name: str
@@ -63,12 +64,12 @@ class Dates(Model):
             raise FieldError(
                 ("first_payment",),
                 f"dates out of order: first_payment {self.first_payment} must be after "
-                f"closing {self.closing}"
+                f"closing {self.closing}",
             )
         if self.legal_final < self.first_payment:
             raise FieldError(
                 ("legal_final",),
                 f"dates out of order: legal_final {self.legal_final} is before "
-                f"first_payment {self.first_payment}"
+                f"first_payment {self.first_payment}",
             )
         return self

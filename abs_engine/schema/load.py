@@ -3,6 +3,7 @@ validation failure into :class:`~abs_engine.errors.Problem` s that name file, fi
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import tomllib
@@ -51,7 +52,13 @@ def _walk(data: Any, loc: tuple[Any, ...]) -> tuple[list[Any], Any]:
     (tags such as ``'pay_fee'`` or ``'float'``) that are not keys of the input."""
     kept: list[Any] = []
     cur = data
+    tagged = None  # the table whose discriminator tag was last dropped
     for part in loc:
+        if isinstance(cur, dict) and cur.get("kind") == part and tagged is not cur:
+            # The tag of a discriminated union (``{kind = "fixed", ...}`` → ``'fixed'``), even
+            # when a key has the same name (``{kind = "cumulative", cumulative = 0.1}``).
+            tagged = cur
+            continue
         if isinstance(cur, dict) and part in cur:
             cur = cur[part]
             kept.append(part)
@@ -86,11 +93,15 @@ def _looks_like_tag(part: str) -> bool:
     )
 
 
-def problems_from_validation(exc: ValidationError, data: Any, file: str, prefix: str = "") -> list[Problem]:
+def problems_from_validation(
+    exc: ValidationError, data: Any, file: str, prefix: str = ""
+) -> list[Problem]:
     """Convert a pydantic ``ValidationError`` into problems with clean field paths."""
     merged: dict[str, dict[str, Any]] = {}
     for err in exc.errors(include_url=False):
         loc = tuple(err.get("loc", ()))
+        # A model validator that knows which field is wrong says so (FieldError.loc).
+        loc += tuple(getattr(err.get("ctx", {}).get("error"), "loc", ()))
         kept, value = _walk(data, loc)
         typ = err.get("type", "")
         msg = str(err.get("msg", "invalid"))
@@ -108,14 +119,22 @@ def problems_from_validation(exc: ValidationError, data: Any, file: str, prefix:
         elif typ == "extra_forbidden":
             msg = "unknown key (not part of the schema)"
             value = err.get("input", value)
+        elif typ == "float_type" and isinstance(value, str):
+            msg = "expected a number, not a string (remove the quotes)"
         elif msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
         path = format_loc(kept)
         if prefix:
             path = prefix + ("." + path if path != "<root>" and not path.startswith("[") else path)
             path = path.replace(".<root>", "")
-        if isinstance(value, dict | list):
+        if isinstance(value, dict) or (
+            isinstance(value, list) and any(isinstance(v, dict | list) for v in value)
+        ):
             value = _MISSING  # a whole table is no help in a one-line message
+        elif isinstance(value, list):
+            value = [v.isoformat() if isinstance(v, dt.date) else v for v in value]
+        elif isinstance(value, dt.date):
+            value = value.isoformat()  # as written in the file, not datetime.date(...)
         slot = merged.setdefault(path, {"msgs": [], "value": value})
         if msg not in slot["msgs"]:
             slot["msgs"].append(msg)
@@ -173,7 +192,8 @@ def read_tape(path: str | Path) -> list[Obligor]:
         elif p.suffix.lower() in (".parquet", ".pq"):
             df = pd.read_parquet(p)
         else:
-            raise DealError.one(p, "<file>", "unknown tape type; expected .csv or .parquet", p.suffix)
+            msg = "unknown tape type; expected .csv or .parquet"
+            raise DealError.one(p, "<file>", msg, p.suffix)
     except DealError:
         raise
     except Exception as exc:  # pandas / pyarrow parse errors
@@ -247,7 +267,9 @@ def _tape_column_names(prob: Problem) -> Problem:
 # --- deals and scenarios ------------------------------------------------------------------------
 
 
-def parse_deal(data: dict[str, Any], source: str | Path = "<memory>", base_dir: Path | None = None) -> Deal:
+def parse_deal(
+    data: dict[str, Any], source: str | Path = "<memory>", base_dir: Path | None = None
+) -> Deal:
     """Validate a deal document (already parsed into a dict). A pool ``tape`` is read relative
     to ``base_dir`` (the deal file's folder) and appended to the inline obligors."""
     deal = validate_model(Deal, data, str(source))
@@ -255,6 +277,10 @@ def parse_deal(data: dict[str, Any], source: str | Path = "<memory>", base_dir: 
         tape_path = Path(deal.pool.tape.path)
         if not tape_path.is_absolute():
             tape_path = (base_dir or Path.cwd()) / tape_path
+        if not tape_path.is_file():
+            # Name the deal's field: that is where the wrong path is written.
+            msg = f"pool tape not found (looked for {tape_path})"
+            raise DealError.one(source, "pool.tape.path", msg, deal.pool.tape.path)
         obligors = read_tape(tape_path)
         pool = deal.pool.model_copy(update={"obligors": [*deal.pool.obligors, *obligors]})
         deal = deal.model_copy(update={"pool": pool})

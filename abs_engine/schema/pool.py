@@ -58,7 +58,7 @@ class LicenseFeeSchedule(Model):
                 raise FieldError(
                     ("payments", k, "date"),
                     f"dates out of order: payments[{k}].date {self.payments[k].date} is not "
-                    f"after payments[{k - 1}].date {self.payments[k - 1].date}"
+                    f"after payments[{k - 1}].date {self.payments[k - 1].date}",
                 )
         return self
 
@@ -93,13 +93,15 @@ class PdTermStructure(Model):
             raise FieldError(
                 ("cumulative",),
                 f"horizons_years has {len(self.horizons_years)} entries but cumulative has "
-                f"{len(self.cumulative)}; they must match"
+                f"{len(self.cumulative)}; they must match",
             )
         for k in range(1, len(self.horizons_years)):
             if self.horizons_years[k] <= self.horizons_years[k - 1]:
-                raise FieldError(("horizons_years", k), f"horizons_years must increase; entry {k} does not")
+                msg = f"horizons_years must increase; entry {k} does not"
+                raise FieldError(("horizons_years", k), msg)
             if self.cumulative[k] < self.cumulative[k - 1]:
-                raise FieldError(("cumulative", k), f"cumulative PD must not decrease; entry {k} does")
+                msg = f"cumulative PD must not decrease; entry {k} does"
+                raise FieldError(("cumulative", k), msg)
         return self
 
 

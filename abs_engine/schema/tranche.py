@@ -70,9 +70,15 @@ class Tranche(Model):
     @model_validator(mode="after")
     def _targets(self) -> Tranche:
         if self.principal == "target_balance" and not self.target_balances:
-            raise FieldError(("target_balances",), "principal 'target_balance' needs target_balances (one per period)")
+            raise FieldError(
+                ("target_balances",),
+                "principal 'target_balance' needs target_balances (one per period)",
+            )
         if self.principal != "target_balance" and self.target_balances:
-            raise FieldError(("target_balances",), "target_balances is only used with principal = 'target_balance'")
+            raise FieldError(
+                ("target_balances",),
+                "target_balances is only used with principal = 'target_balance'",
+            )
         return self
 
 
