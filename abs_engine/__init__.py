@@ -5,16 +5,18 @@
 >>> res.tranches()                          # doctest: +SKIP
 """
 
-from .api import DeterministicResult, load_deal, load_scenario, run_deterministic
+from .api import DeterministicResult, load_deal, load_scenario, run_deterministic, simulate
 from .compile.deal import CompiledDeal, compile_deal
 from .compile.schedule import register_calendar
 from .errors import AbsEngineError, DealError, Problem
+from .simulation import InputError, SimulationResult
 
 __version__ = "0.1.0"
 __all__ = [
     "AbsEngineError",
     "CompiledDeal",
     "DealError",
+    "InputError",
     "DeterministicResult",
     "Problem",
     "__version__",
@@ -23,4 +25,6 @@ __all__ = [
     "load_scenario",
     "register_calendar",
     "run_deterministic",
+    "simulate",
+    "SimulationResult",
 ]

@@ -18,8 +18,13 @@ from .errors import DealError
 from .report import frames
 from .resources import bundled_deal_path, data_dir
 from .schema.deal import Deal
-from .schema.load import deal_source, load_deal as _load_deal, load_scenario_file
+from .schema.load import deal_source, read_document, validate_model
+from .schema.load import load_deal as _load_deal
 from .schema.scenario import DeterministicScenario
+from .schema.stochastic import MonteCarloScenario
+from .simulation import InputError, SimulationResult, simulate_compiled
+
+AnyScenario = DeterministicScenario | MonteCarloScenario
 
 __all__ = [
     "DeterministicResult",
@@ -27,6 +32,7 @@ __all__ = [
     "load_deal",
     "load_scenario",
     "run_deterministic",
+    "simulate",
 ]
 
 
@@ -48,13 +54,24 @@ def _scenario_candidates(name: str, deal: Deal | None) -> list[Path]:
     return cands
 
 
-def load_scenario(name_or_path: str | Path, deal: Deal | None = None) -> DeterministicScenario:
-    """Load a scenario file, by path or by name (looked up beside the deal, in the deal's
-    ``../scenarios`` folder, then among the bundled scenarios)."""
+def parse_any_scenario(data: dict[str, Any], source: str | Path = "<memory>") -> AnyScenario:
+    """Validate a scenario document of either kind (``deterministic``, the default, or
+    ``monte_carlo``)."""
+    model: type[DeterministicScenario] | type[MonteCarloScenario]
+    model = MonteCarloScenario if data.get("kind") == "monte_carlo" else DeterministicScenario
+    sc = validate_model(model, data, str(source))
+    sc._source = str(source)
+    return sc
+
+
+def load_scenario(name_or_path: str | Path, deal: Deal | None = None) -> AnyScenario:
+    """Load a scenario file (deterministic or Monte Carlo), by path or by name (looked up
+    beside the deal, in the deal's ``../scenarios`` folder, then among the bundled
+    scenarios)."""
     cands = _scenario_candidates(str(name_or_path), deal)
     for c in cands:
         if c.is_file():
-            return load_scenario_file(c)
+            return parse_any_scenario(read_document(c), c)
     where = ", ".join(dict.fromkeys(str(c.parent) for c in cands[1:])) or "the current folder"
     raise DealError.one(str(name_or_path), "<file>", f"scenario not found (looked in {where})")
 
@@ -117,11 +134,17 @@ def run_deterministic(
         deal = load_deal(deal)
     cd = deal if isinstance(deal, CompiledDeal) else compile_deal(deal)
     if scenarios is None:
-        base = cd.deal.base_scenario
+        base = cd.deal.deterministic_scenario
+        if base is None and cd.deal.base_scenario is not None:
+            sc0 = load_scenario(cd.deal.base_scenario, cd.deal)
+            base = cd.deal.base_scenario if isinstance(sc0, DeterministicScenario) else None
         scenarios = [load_scenario(base, cd.deal) if base else DeterministicScenario(name="no_defaults")]
     elif isinstance(scenarios, DeterministicScenario | str | Path):
         scenarios = [scenarios]
     scs = tuple(s if isinstance(s, DeterministicScenario) else load_scenario(s, cd.deal) for s in scenarios)
+    for s in scs:
+        if not isinstance(s, DeterministicScenario):
+            raise DealError.one(s._source, "kind", "a Monte Carlo scenario: use simulate()", s.kind)
     flows = deterministic_flows(cd, scs)
     return DeterministicResult(run_waterfall(cd, flows, jit=jit), scs)
 
@@ -137,3 +160,50 @@ def nan_to_none(x: Any) -> Any:
     if isinstance(x, float) and not np.isfinite(x):
         return None
     return x
+
+
+def simulate(
+    deal: Deal | CompiledDeal | str | Path | None = None,
+    scenario: MonteCarloScenario | str | Path | None = None,
+    *,
+    n_paths: int | None = None,
+    seed: int | None = None,
+    keep_paths: bool = False,
+    ledger_paths: Sequence[int] = (),
+    batch_blocks: int | None = None,
+    threads: int | None = None,
+    progress: bool | None = None,
+    jit: bool = True,
+) -> SimulationResult:
+    """Monte Carlo simulation of a deal through its waterfall.
+
+    Parameters
+    ----------
+    deal : Deal, CompiledDeal, path, or None for the bundled deal.
+    scenario : a Monte Carlo scenario (object, name or path); None → the deal's
+        ``base_scenario`` (``huake_mc`` for the bundled deal).
+    n_paths, seed : override the scenario's ``n_paths`` and ``seed``. Random numbers are a pure
+        function of (seed, global path index): results are bitwise identical for any
+        ``threads`` and ``batch_blocks``.
+    keep_paths : keep the per-path metric vectors (memory O(n_paths)); otherwise memory does
+        not grow with the path count.
+    ledger_paths : global path indices whose full waterfall ledgers to keep.
+    batch_blocks : blocks of 1,024 paths per kernel call (progress granularity).
+    threads : numba threads for this run (default: all).
+    progress : show a progress bar (default: when the run is expected to take over 1 s).
+    jit : False runs the plain-Python twin kernels (slow; for tests).
+    """
+    if deal is None or isinstance(deal, str | Path):
+        deal = load_deal(deal)
+    cd = deal if isinstance(deal, CompiledDeal) else compile_deal(deal)
+    if scenario is None:
+        if cd.deal.base_scenario is None:
+            raise InputError(f"{cd.source}: the deal names no base_scenario; give a Monte Carlo scenario")
+        scenario = cd.deal.base_scenario
+    sc = scenario if isinstance(scenario, MonteCarloScenario | DeterministicScenario) else load_scenario(scenario, cd.deal)
+    if not isinstance(sc, MonteCarloScenario):
+        raise DealError.one(sc._source, "kind", "a deterministic scenario: use run_deterministic() or give a monte_carlo scenario", sc.kind)
+    return simulate_compiled(
+        cd, sc, n_paths=n_paths, seed=seed, keep_paths=keep_paths, ledger_paths=ledger_paths,
+        batch_blocks=batch_blocks, threads=threads, progress=progress, jit=jit,
+    )  # fmt: skip

@@ -15,10 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .api import load_deal, load_scenario, nan_to_none, run_deterministic
+from .api import load_deal, load_scenario, nan_to_none, run_deterministic, simulate
 from .compile.deal import compile_deal
+from .compile.model import compile_model
 from .compile.scenario import scenario_source
 from .errors import AbsEngineError, DealError, Problem
+from .schema.scenario import DeterministicScenario
+from .schema.stochastic import MonteCarloScenario
 
 EXIT_OK, EXIT_ERROR, EXIT_INPUT = 0, 1, 2
 
@@ -45,6 +48,16 @@ def _parser() -> argparse.ArgumentParser:
         "--out", type=Path,
         help="write ledger (Parquet and CSV), tranches and cash flows to this folder",
     )  # fmt: skip
+    mc = run.add_argument_group("Monte Carlo scenarios")
+    mc.add_argument("--paths", type=int, help="number of paths (default: the scenario's n_paths)")
+    mc.add_argument("--seed", type=int, help="random seed (default: the scenario's seed)")
+    mc.add_argument("--threads", type=int, help="numba threads (default: all cores)")
+    mc.add_argument("--keep-paths", action="store_true", help="with --out, also write per-path metrics")
+    mc.add_argument(
+        "--ledger-paths", type=lambda v: [int(x) for x in v.split(",") if x],
+        help="with --out, write the full ledgers of these paths (comma-separated indices)",
+    )  # fmt: skip
+    mc.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     val = sub.add_parser(
         "validate", help="check a deal file (and optional scenarios) and report every problem"
     )
@@ -73,7 +86,7 @@ def _result_document(res: Any) -> dict[str, Any]:
         tr = res.tranches(k)
         docs.append({
             "scenario": sc.name,
-            "tranches": tr.to_dict(orient="records"),
+            "tranches": [{"name": r["tranche"], **r} for r in tr.to_dict(orient="records")],
             "pool": res.pool(k),
             "cashflows": json.loads(res.cashflows(k).to_json(orient="records", date_format="iso")),
         })  # fmt: skip
@@ -207,8 +220,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise DealError.one(args.out, "<file>", "--out must be a folder, not a file")
     deal = load_deal(args.deal)
-    scenarios = [load_scenario(s, deal) for s in args.scenario] if args.scenario else None
-    res = run_deterministic(deal, scenarios)
+    names = args.scenario or ([deal.base_scenario] if deal.base_scenario else [])
+    scenarios = [load_scenario(s, deal) for s in names]
+    stochastic = [s for s in scenarios if isinstance(s, MonteCarloScenario)]
+    if stochastic:
+        if len(stochastic) != len(scenarios):
+            raise AbsEngineError("run Monte Carlo and deterministic scenarios in separate commands")
+        return _run_monte_carlo(args, deal, stochastic)
+    mc_only = [f"--{o.replace('_', '-')}" for o in ("paths", "seed", "threads", "ledger_paths") if getattr(args, o) is not None]
+    if mc_only or args.keep_paths:
+        raise AbsEngineError(f"{', '.join(mc_only or ['--keep-paths'])}: only for Monte Carlo scenarios")
+    res = run_deterministic(deal, scenarios or None)
     if args.out:
         _check_out_names(res)
     if args.json:
@@ -228,7 +250,11 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     problems = []
     for s in args.scenario or []:
         try:
-            run_deterministic(cd, [load_scenario(s, deal)])
+            sc = load_scenario(s, deal)
+            if isinstance(sc, DeterministicScenario):
+                run_deterministic(cd, [sc])
+            else:
+                compile_model(cd, sc)
         except DealError as exc:
             problems.extend(exc.problems)
     if problems:
@@ -238,6 +264,180 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         f"{cd.n_periods} periods"
     )
     return EXIT_OK
+
+
+def _mc_document(res: Any) -> dict[str, Any]:
+    cd = res.deal
+    tranches = []
+    for row in res.tranches.to_dict(orient="records"):
+        bal = row["balance"]
+        tranches.append({
+            "name": row["tranche"],
+            "balance": bal,
+            "coupon": row["coupon"],
+            "principal_paid": row["principal_received"],
+            "principal_paid_se": row["principal_received_se"],
+            "interest_paid": row["interest_received"],
+            "interest_paid_se": row["interest_received_se"],
+            "loss": row["principal_loss"] * bal if bal else 0.0,
+            "loss_se": row["principal_loss_se"] * bal if bal else 0.0,
+            **{k: v for k, v in row.items() if k not in ("tranche", "balance", "coupon")},
+        })  # fmt: skip
+    pool = {m: {"mean": r["mean"], "se": r["se"]} for m, r in res.pool.iterrows()}
+    return nan_to_none({
+        "deal": cd.deal.name,
+        "source": cd.source,
+        "currency": cd.deal.currency,
+        "scenario": res.scenario.name,
+        "kind": "monte_carlo",
+        "n_paths": res.n_paths,
+        "seed": res.seed,
+        "seconds": res.seconds,
+        "periods": cd.n_periods,
+        "payment_dates": [d.isoformat() for d in cd.payment_dates],
+        "tranches": tranches,
+        "pool": pool,
+        "cashflows": json.loads(res.cashflows.to_json(orient="records", date_format="iso")),
+    })  # fmt: skip
+
+
+def _print_monte_carlo(res: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    probe = Console()
+    console = Console(width=probe.width if probe.is_terminal else 200)
+    cd, sc = res.deal, res.scenario
+    console.print(f"[bold]{cd.deal.name}[/bold]  ({cd.source})")
+    console.print(
+        f"{cd.n_obligors} obligors, pool {cd.original_pool:,.0f} {cd.deal.currency}, "
+        f"{cd.n_periods} periods {cd.payment_dates[0]} .. {cd.payment_dates[-1]}"
+    )
+    console.print(
+        f"\n[bold]Scenario {sc.name}[/bold] (Monte Carlo): {sc.description}\n"
+        f"{res.n_paths:,} paths, seed {res.seed}, {res.seconds:.2f} s "
+        f"({res.n_paths / max(res.seconds, 1e-9):,.0f} paths/s). Figures are means ± one "
+        "standard error."
+    )
+    t = Table(title="Tranches", title_justify="left")
+    for col in ("tranche", "balance", "coupon", "expected loss (PV)", "P(shortfall)",
+                "WAL (y)", "yield", "min coverage", "support recv'd"):  # fmt: skip
+        t.add_column(col, justify="left" if col == "tranche" else "right")
+    for r in res.tranches.to_dict(orient="records"):
+        c = r["coupon"]
+        coupon = f"{c:.2%}" if isinstance(c, float) and c == c else (c if isinstance(c, str) else "residual")
+        t.add_row(
+            r["tranche"], f"{r['balance']:,.0f}", coupon,
+            _pm(r["expected_loss"], r["expected_loss_se"], "{:.4%}"),
+            _pm(r["default_probability"], r["default_probability_se"], "{:.3%}"),
+            _pm(r["wal_years"], r["wal_years_se"], "{:.3f}"),
+            _pm(r["irr"], r["irr_se"], "{:.3%}"),
+            _pm(r["min_coverage_ratio"], r["min_coverage_ratio_se"], "{:.3f}x"),
+            _pm(r["support_received"], r["support_received_se"], "{:,.0f}"),
+        )  # fmt: skip
+    console.print(t)
+    t = Table(title="Pool", title_justify="left")
+    t.add_column("metric")
+    t.add_column("mean ± se", justify="right")
+    fmts = {"default_count": "{:.4f}", "support_paid": "{:,.0f}", "compensation_received": "{:,.0f}",
+            "min_coverage_ratio": "{:.3f}x"}  # fmt: skip
+    for m, r in res.pool.iterrows():
+        t.add_row(str(m).replace("_", " "), _pm(r["mean"], r["se"], fmts.get(str(m), "{:.4%}")))
+    console.print(t)
+    cf = res.cashflows
+    t = Table(title="Expected cash flows by period (means)", title_justify="left")
+    cols = ["period", "payment_date", "pool.interest", "pool.scheduled_principal", "pool.defaults",
+            "pool.recoveries", "pool.balance_end"]  # fmt: skip
+    for j, name in enumerate(cd.tranche_names):
+        interest = "residual_paid" if cd.deal.tranches[j].principal == "residual" else "interest_paid"
+        cols += [f"{name}.{interest}", f"{name}.principal_paid", f"{name}.balance_end"]
+    cols += ["pool.support_paid", "pool.accelerated_probability"]
+    for c in cols:
+        if c in _MC_HEADERS:
+            head = _MC_HEADERS[c]
+        else:
+            owner, item = c.split(".")
+            head = f"{_HEADERS.get(item, item)} {owner}"
+        t.add_column(head, justify="right", no_wrap=True)
+    for _, r in cf[cols].iterrows():
+        cells = []
+        for c in cols:
+            v = r[c]
+            if c == "payment_date":
+                cells.append(str(v.date()))
+            elif c == "period":
+                cells.append(str(v))
+            elif c.endswith("probability"):
+                cells.append(f"{v:.2%}")
+            else:
+                cells.append(f"{v:,.0f}")
+        t.add_row(*cells)
+    console.print(t)
+
+
+_MC_HEADERS = {
+    "period": "t", "payment_date": "date", "pool.interest": "pool int",
+    "pool.scheduled_principal": "pool prin", "pool.defaults": "defaults",
+    "pool.recoveries": "recoveries", "pool.balance_end": "pool bal",
+    "pool.support_paid": "support", "pool.accelerated_probability": "P(accel)",
+}  # fmt: skip
+
+
+def _pm(mean: float, se: float, spec: str) -> str:
+    if mean is None or mean != mean:
+        return "-"
+    text = spec.format(mean)
+    if se is not None and se == se:
+        text += " ± " + spec.format(se).rstrip("x")
+    return text
+
+
+def _run_monte_carlo(args: argparse.Namespace, deal: Any, scenarios: list[MonteCarloScenario]) -> int:
+    if args.out:
+        _check_out_names(type("R", (), {"scenarios": scenarios})())
+    docs = []
+    for sc in scenarios:
+        res = simulate(
+            deal, sc, n_paths=args.paths, seed=args.seed, threads=args.threads,
+            keep_paths=bool(args.keep_paths and args.out), ledger_paths=args.ledger_paths or (),
+            progress=False if (args.no_progress or args.json) else None,
+        )  # fmt: skip
+        doc = _mc_document(res)
+        docs.append(doc)
+        if not args.json:
+            _print_monte_carlo(res)
+        if args.out:
+            _write_mc_out(res, doc, args.out)
+    if args.json:
+        print(json.dumps(docs[0] if len(docs) == 1 else {"scenarios": docs}, indent=2))
+    elif args.out:
+        print(f"\nwrote results to {args.out}")
+    return EXIT_OK
+
+
+def _write_mc_out(res: Any, doc: dict[str, Any], out: Path) -> None:
+    import pandas as pd
+
+    from .report.frames import ledger_long
+
+    out.mkdir(parents=True, exist_ok=True)
+    name = res.scenario.name
+    targets: list[tuple[str, Callable[[Path], None]]] = [
+        (f"summary_{name}.json", lambda p: p.write_text(json.dumps(doc, indent=2))),
+        (f"tranches_{name}.csv", lambda p: res.tranches.to_csv(p, index=False)),
+        (f"pool_{name}.csv", lambda p: res.pool.to_csv(p)),
+        (f"cashflows_{name}.csv", lambda p: res.cashflows.to_csv(p, index=False)),
+    ]
+    if res.paths is not None:
+        targets.append((f"paths_{name}.parquet", lambda p: res.paths.to_parquet(p)))
+    if res.ledgers:
+        led = pd.concat(
+            [ledger_long(w).assign(path=p) for p, w in res.ledgers.items()], ignore_index=True
+        )
+        targets.append((f"ledger_{name}.parquet", lambda p: led.to_parquet(p, index=False)))
+        targets.append((f"ledger_{name}.csv", lambda p: led.to_csv(p, index=False)))
+    for fname, fn in targets:
+        _atomic_write(out / fname, fn)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -107,6 +107,10 @@ class ProblemCollector:
     def add(self, path: str, message: str, value: Any = _MISSING) -> None:
         self.problems.append(Problem(self.file, path, message, value))
 
+    def add_at(self, file: str | Path, path: str, message: str, value: Any = _MISSING) -> None:
+        """A problem located in another file (e.g. a pool tape named by the deal)."""
+        self.problems.append(Problem(str(file), path, message, value))
+
     def raise_if_any(self) -> None:
         if self.problems:
             raise DealError(self.problems)

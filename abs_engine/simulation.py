@@ -235,10 +235,11 @@ def simulate_compiled(
                 p_first = first * BLOCK_SIZE
                 p_last = min((first + nb) * BLOCK_SIZE, n_paths)
                 pm = path_out[p_first:p_last] if keep_paths else path_out
-                fn(
-                    first, nb, BLOCK_SIZE, n_paths, seed, *args_model, model.base_rate,
-                    *args_deal, m_sum, m_sq, m_cnt, cf_sum, cf_sq, hc, hl, int(keep_paths), pm,
-                )  # fmt: skip
+                with np.errstate(over="ignore"):  # uint64 wraparound is the RNG's arithmetic
+                    fn(
+                        first, nb, BLOCK_SIZE, n_paths, seed, *args_model, model.base_rate,
+                        *args_deal, m_sum, m_sq, m_cnt, cf_sum, cf_sq, hc, hl, int(keep_paths), pm,
+                    )  # fmt: skip
                 for b in range(nb):  # fixed order: bitwise reproducible totals
                     m_tot[0] += m_sum[b]
                     m_tot[1] += m_sq[b]

@@ -312,14 +312,19 @@ def test_run_out_writes_files_for_the_valid_deal(tmp_path: Path):
     }  # fmt: skip
 
 
-# --- known bug, outside the files this suite may change ----------------------------------------
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="compile/pool.py reports tape obligors' problems against the deal file and a "
-    "pool.obligors[k] index the deal file does not have",
-)
 def test_duplicate_id_in_tape_names_the_tape():
     problems = _problems(Case("tape_duplicate_id", "tape_duplicate_id.toml", "row 2 (id=T1).id"))
-    assert any(Path(p.file).name == "tape_duplicate_id.csv" for p in problems), problems
+    hits = [p for p in problems if Path(p.file).name == "tape_duplicate_id.csv"]
+    assert [p.path for p in hits] == ["row 2 (id=T1).id"], problems
+    assert hits[0].value == "T1"
+
+
+def test_tiny_level_pay_rate_compiles():
+    """A rate that rounds (1 + r)^-n to 1 must not divide by zero."""
+    from tests.conftest import base_deal, obligor
+
+    from abs_engine.schema import parse_deal
+
+    deal = base_deal(pool={"obligors": [obligor("O1", 100.0, rate=1e-17, n=3, kind="level_pay")]})
+    cd = ae.compile_deal(parse_deal(deal))
+    assert cd.pool.sched_principal[0].sum() == pytest.approx(100.0)

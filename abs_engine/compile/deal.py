@@ -10,7 +10,7 @@ import numpy as np
 from ..errors import ProblemCollector
 from ..schema.dates import NamedCalendar
 from ..schema.deal import Deal
-from ..schema.load import deal_source
+from ..schema.load import deal_source, obligor_location
 from .pool import CompiledPool, compile_pool
 from .schedule import PeriodSchedule
 from .waterfall import StructureArrays, compile_structure
@@ -88,7 +88,7 @@ def compile_deal(deal: Deal) -> CompiledDeal:
             pc.add("dates.calendar.name", f"calendar not registered; known: {sorted(_REGISTRY)}", cal.name)
             pc.raise_if_any()
     sched = PeriodSchedule(deal.dates)
-    pool = compile_pool(deal.pool, sched, pc)
+    pool = compile_pool(deal.pool, sched, pc, lambda k, field: obligor_location(deal, k, field))
     structure = compile_structure(deal, sched, pc)
     pc.raise_if_any()
     for part in (pool, structure):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,7 +78,7 @@ def cumulative_pd(horizons: list[float], cumulative: list[float], years: np.ndar
 
 
 def _amortize(
-    o: Obligor, sched: PeriodSchedule, n_t: int, path: str, pc: ProblemCollector
+    o: Obligor, sched: PeriodSchedule, n_t: int, report: Callable[..., None]
 ) -> tuple[np.ndarray, np.ndarray]:
     prin = np.zeros(n_t)
     intr = np.zeros(n_t)
@@ -87,8 +88,8 @@ def _amortize(
     if isinstance(am, LicenseFeeSchedule):
         total = sum(p.principal for p in am.payments)
         if abs(total - o.balance) > 0.01:
-            pc.add(
-                f"{path}.amortization.payments",
+            report(
+                "amortization.payments",
                 f"license-fee principal sums to {total:,.2f} but the balance is "
                 f"{o.balance:,.2f}; they must agree to the fen",
                 total,
@@ -96,8 +97,8 @@ def _amortize(
         for k, p in enumerate(am.payments):
             t = sched.period_of(p.date)
             if t < 0 or t >= n_t:
-                pc.add(
-                    f"{path}.amortization.payments[{k}].date",
+                report(
+                    f"amortization.payments[{k}].date",
                     "payment date outside the deal's periods (after closing, up to legal_final)",
                     p.date.isoformat(),
                 )
@@ -109,15 +110,17 @@ def _amortize(
     f0 = am.first_period - 1
     last = f0 + am.n_periods - 1
     if last >= n_t:
-        pc.add(
-            f"{path}.amortization",
+        report(
+            "amortization",
             f"schedule runs to period {last + 1} but the deal has {n_t} periods up to legal_final",
             {"first_period": am.first_period, "n_periods": am.n_periods},
         )
         return prin, intr
     n = am.n_periods
     if isinstance(am, LevelPay):
-        pay = bal / n if r == 0 else bal * r / (1.0 - (1.0 + r) ** -n)
+        # annuity r·B / (1 - (1 + r)^-n), written to stay exact for tiny r
+        annuity = -math.expm1(-n * math.log1p(r))
+        pay = bal / n if annuity <= n * 1e-15 else bal * r / annuity
     for t in range(last + 1):
         intr[t] = bal * r
         if t < f0:
@@ -133,9 +136,17 @@ def _amortize(
     return prin, intr
 
 
-def compile_pool(pool: Pool, sched: PeriodSchedule, pc: ProblemCollector) -> CompiledPool:
+def compile_pool(
+    pool: Pool,
+    sched: PeriodSchedule,
+    pc: ProblemCollector,
+    locate: Callable[[int, str], tuple[str, str]] | None = None,
+) -> CompiledPool:
     """Build the pool arrays; problems (schedule beyond legal final, unknown PD class, duplicate
-    ids, empty pool) go to ``pc``."""
+    ids, empty pool) go to ``pc``. ``locate(k, field)`` gives the (file, path) of obligor k's
+    field — the deal file or a row of the pool tape."""
+    if locate is None:
+        locate = lambda k, field: (pc.file, f"pool.obligors[{k}]" + (f".{field}" if field else ""))  # noqa: E731
     n_t = len(sched)
     obligors = pool.obligors
     if not obligors:
@@ -143,7 +154,9 @@ def compile_pool(pool: Pool, sched: PeriodSchedule, pc: ProblemCollector) -> Com
     seen: dict[str, int] = {}
     for i, o in enumerate(obligors):
         if o.id in seen:
-            pc.add(f"pool.obligors[{i}].id", f"duplicate obligor id (also pool.obligors[{seen[o.id]}])", o.id)
+            first_file, first_path = locate(seen[o.id], "")
+            also = first_path if first_file == locate(i, "")[0] else f"{first_file}: {first_path}"
+            pc.add_at(*locate(i, "id"), f"duplicate obligor id (also {also})", o.id)
         else:
             seen[o.id] = i
     classes = {c.name: c for c in pool.pd_classes}
@@ -155,8 +168,10 @@ def compile_pool(pool: Pool, sched: PeriodSchedule, pc: ProblemCollector) -> Com
     sectors: list[str] = []
     sector_idx = np.zeros(n, dtype=np.int64)
     for i, o in enumerate(obligors):
-        path = f"pool.obligors[{i}]"
-        prin[i], intr[i] = _amortize(o, sched, n_t, path, pc)
+        def report(field: str, msg: str, value: object, i: int = i) -> None:
+            pc.add_at(*locate(i, field), msg, value)
+
+        prin[i], intr[i] = _amortize(o, sched, n_t, report)
         pd = o.pd
         if isinstance(pd, FlatPd):
             cum_pd[i] = 1.0 - (1.0 - pd.annual) ** years
@@ -165,7 +180,7 @@ def compile_pool(pool: Pool, sched: PeriodSchedule, pc: ProblemCollector) -> Com
         elif isinstance(pd, RatingClassPd):
             rc = classes.get(pd.rating_class)
             if rc is None:
-                pc.add(f"{path}.pd.rating_class", f"unknown rating class; known: {sorted(classes)}", pd.rating_class)
+                report("pd.rating_class", f"unknown rating class; known: {sorted(classes)}", pd.rating_class)
             else:
                 cum_pd[i] = cumulative_pd(rc.horizons_years, rc.cumulative, years)
         if o.sector not in sectors:

@@ -207,7 +207,7 @@ SP_CASH_LEFT = 10  # cash left in the trust after the final period
 N_SP = 11
 
 # --- Monte Carlo per-path metrics: metrics[j * N_MT + item] for tranche j, then pool ----------
-MT_PV_LOSS = 0  # (balance - PV of cash received at the tranche coupon) / balance
+MT_PV_LOSS = 0  # max(0, balance - PV of cash received at the tranche coupon) / balance
 MT_LOSS = 1  # principal lost / balance
 MT_DEFAULT = 2  # 1.0 if any interest shortfall or principal loss, else 0.0
 MT_PRINCIPAL = 3  # principal received (yuan)

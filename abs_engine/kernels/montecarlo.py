@@ -174,7 +174,8 @@ def path_metrics_py(
             sum_tr[j, ST_INTEREST_SHORTFALL] > TOLERANCE
         )
         if bal > 0.0:
-            metrics[base + MT_PV_LOSS] = (bal - pv) / bal
+            # floored at 0: cash above par (a residual's excess spread) is no negative loss
+            metrics[base + MT_PV_LOSS] = (bal - pv) / bal if pv < bal else 0.0
             metrics[base + MT_LOSS] = loss / bal
             metrics[base + MT_DEFAULT] = 1.0 if shortfall else 0.0
             guess = coupon_sum / n_t

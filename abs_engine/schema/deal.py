@@ -20,12 +20,15 @@ class Deal(Model):
     """A whole deal as written in a deal file (TOML or JSON)."""
 
     _source: str = PrivateAttr(default="<memory>")
+    #: where pool.obligors[k] came from: (file, path prefix) for tape rows, None for inline
+    _origins: list[tuple[str, str] | None] = PrivateAttr(default_factory=list)
 
     schema_version: Literal[1]
     name: Name
     description: str = ""
     currency: str = "CNY"
     base_scenario: str | None = None
+    deterministic_scenario: str | None = None
     base_rate: Rate = 0.0
     dates: Dates
     pool: Pool

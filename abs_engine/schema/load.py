@@ -282,10 +282,24 @@ def parse_deal(
             msg = f"pool tape not found (looked for {tape_path})"
             raise DealError.one(source, "pool.tape.path", msg, deal.pool.tape.path)
         obligors = read_tape(tape_path)
+        origins = [None] * len(deal.pool.obligors) + [
+            (str(tape_path), f"row {k + 1} (id={o.id})") for k, o in enumerate(obligors)
+        ]
         pool = deal.pool.model_copy(update={"obligors": [*deal.pool.obligors, *obligors]})
         deal = deal.model_copy(update={"pool": pool})
     deal._source = str(source)
+    if deal.pool.tape is not None:
+        deal._origins = origins
     return deal
+
+
+def obligor_location(deal: Deal, k: int, field: str = "") -> tuple[str, str]:
+    """(file, field path) of obligor k of the validated pool: the deal file's
+    ``pool.obligors[k]`` or the tape's ``row r (id=...)``, with ``field`` appended."""
+    origin = deal._origins[k] if k < len(deal._origins) else None
+    if origin is None:
+        return deal._source, f"pool.obligors[{k}]" + (f".{field}" if field else "")
+    return origin[0], origin[1] + (f".{field}" if field else "")
 
 
 def deal_source(deal: Deal) -> str:

@@ -1,0 +1,315 @@
+"""Monte Carlo against analytic answers, reproducibility, wrong-way risk, bad input.
+
+Every comparison is within 4 standard errors of the same run (SE from that run)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from numpy.polynomial.hermite_e import hermegauss
+from scipy import special, stats
+
+import abs_engine as ae
+from abs_engine.schema import parse_deal
+from abs_engine.schema.stochastic import MonteCarloScenario
+from tests.conftest import base_deal
+
+K_SE = 4.0
+Z, WZ = hermegauss(160)
+WZ = WZ / np.sqrt(2 * np.pi)
+
+
+def homogeneous_deal(n: int, pd: float, attach: list[float]) -> ae.CompiledDeal:
+    """N obligors of 1,000,000 each, bullet over one annual period (year fraction exactly 1,
+    so the horizon PD is ``pd``), zero rates; tranches by attachment points paid
+    sequentially, so tranche losses are the pool loss allocated reverse-sequentially."""
+    bounds = sorted(attach, reverse=True)  # e.g. [0.10, 0.05, 0.0]
+    names = [f"T{k}" for k in range(len(bounds))]
+    pool = n * 1_000_000.0
+    tranches = []
+    top = 1.0
+    for name, a in zip(names, bounds, strict=True):
+        tranches.append({"name": name, "balance": (top - a) * pool, "coupon": {"kind": "fixed", "rate": 0.0}})
+        top = a
+    obligors = [
+        {"id": f"O{i}", "balance": 1_000_000.0, "rate": 0.0, "amortization": {"kind": "bullet", "n_periods": 1},
+         "pd": {"kind": "flat", "annual": pd}}
+        for i in range(n)
+    ]  # fmt: skip
+    deal = base_deal(
+        dates={"closing": "2025-01-01", "first_payment": "2026-01-01", "frequency": "annual",
+               "legal_final": "2026-01-01", "business_day": "none"},
+        pool={"obligors": obligors},
+        tranches=tranches,
+        waterfalls={"normal": [{"kind": "pay_principal", "tranches": names}]},
+    )  # fmt: skip
+    return ae.compile_deal(parse_deal(deal))
+
+
+def mc(rho: float, recovery: float = 0.0, copula: str = "gaussian", nu: float = 6.0, **kw) -> MonteCarloScenario:
+    doc = {
+        "kind": "monte_carlo", "name": "test",
+        "defaults": {"copula": copula, "nu": nu, "correlation": {"kind": "fixed", "value": rho}},
+        "recovery": {"kind": "rate", "rate": recovery, "lag_periods": 0},
+    }  # fmt: skip
+    doc.update(kw)
+    return MonteCarloScenario.model_validate(doc)
+
+
+def cond_pd_gauss(pd: float, rho: float) -> np.ndarray:
+    return stats.norm.cdf((stats.norm.ppf(pd) - np.sqrt(rho) * Z) / np.sqrt(1 - rho))
+
+
+def binom_pmf(n: int, p: np.ndarray) -> np.ndarray:
+    """C(N,k) p^k (1-p)^(N-k) for k = 0..N, shape (len(p), N+1); exact at p = 0 and 1."""
+    k = np.arange(n + 1)
+    p = np.asarray(p)[:, None]
+    return special.comb(n, k) * p**k * (1.0 - p) ** (n - k)
+
+
+def count_pmf_gauss(n: int, pd: float, rho: float) -> np.ndarray:
+    """P(k defaults) = ∫ C(N,k) p(z)^k (1-p(z))^(N-k) φ(z) dz by Gauss–Hermite quadrature."""
+    return (WZ[:, None] * binom_pmf(n, cond_pd_gauss(pd, rho))).sum(axis=0)
+
+
+def count_pmf_student(n: int, pd: float, rho: float, nu: float) -> np.ndarray:
+    """Same for the Student-t copula: conditional on (Z, W), W ~ chi2(nu), defaults are
+    independent with p = Phi((t_nu^-1(PD)·sqrt(W/nu) - sqrt(rho)·Z) / sqrt(1 - rho)).
+    W by generalised Gauss–Laguerre quadrature (W = 2u, u ~ Gamma(nu/2))."""
+    u, wu = special.roots_genlaguerre(80, nu / 2 - 1)
+    wu = wu / special.gamma(nu / 2)
+    w = 2 * u
+    thr = stats.t.ppf(pd, nu)
+    out = np.zeros(n + 1)
+    for wi, wwi in zip(w, wu, strict=True):
+        p = stats.norm.cdf((thr * np.sqrt(wi / nu) - np.sqrt(rho) * Z) / np.sqrt(1 - rho))
+        out += wwi * (WZ[:, None] * binom_pmf(n, p)).sum(axis=0)
+    return out
+
+
+def tranche_el(pmf: np.ndarray, lgd: float, a: float, d: float) -> float:
+    n = len(pmf) - 1
+    loss = lgd * np.arange(n + 1) / n
+    return float((pmf * np.minimum(np.maximum(loss - a, 0.0), d - a)).sum() / (d - a))
+
+
+def assert_pmf(res: ae.SimulationResult, exact: np.ndarray, min_p: float = 0.0) -> None:
+    got = res.default_count_distribution().to_numpy()
+    n = res.n_paths
+    for k, (p_hat, p) in enumerate(zip(got, exact, strict=True)):
+        if p < min_p:
+            continue
+        se = np.sqrt(max(p_hat * (1 - p_hat), 1.0 / n) / n)
+        assert abs(p_hat - p) <= K_SE * se, f"k={k}: MC {p_hat:.5f} vs exact {p:.5f} (se {se:.5f})"
+
+
+@pytest.mark.parametrize("n", [8, 20])
+def test_finite_pool_default_counts_and_tranche_el_match_conditional_binomial(n):
+    pd, rho, rec = 0.05, 0.2, 0.4
+    attach = [0.0, 0.05, 0.15]
+    cd = homogeneous_deal(n, pd, attach)
+    res = ae.simulate(cd, mc(rho, recovery=rec), n_paths=200_000, seed=11, progress=False)
+    pmf = count_pmf_gauss(n, pd, rho)
+    assert pmf.sum() == pytest.approx(1.0, abs=1e-10)
+    assert_pmf(res, pmf, min_p=1e-6)
+    # tranches from the top: [0.15, 1], [0.05, 0.15], [0, 0.05]
+    bounds = [(0.15, 1.0), (0.05, 0.15), (0.0, 0.05)]
+    for row, (a, d) in zip(res.tranches.itertuples(), bounds, strict=True):
+        exact = tranche_el(pmf, 1 - rec, a, d)
+        assert abs(row.expected_loss - exact) <= K_SE * row.expected_loss_se + 1e-12, (row.tranche, row.expected_loss, exact)
+        # with zero coupons, PV loss and principal loss agree
+        assert row.principal_loss == pytest.approx(row.expected_loss, abs=1e-12)
+    # the finite pool is far from the large-pool (Vasicek) value: test against the right one
+    vas = tranche_el_vasicek(pd, rho, 1 - rec, 0.05, 0.15)
+    assert abs(tranche_el(pmf, 1 - rec, 0.05, 0.15) - vas) > 0.1 * vas
+
+
+def tranche_el_vasicek(pd: float, rho: float, lgd: float, a: float, d: float) -> float:
+    loss = lgd * cond_pd_gauss(pd, rho)
+    return float((WZ * np.minimum(np.maximum(loss - a, 0.0), d - a)).sum() / (d - a))
+
+
+def test_large_pool_matches_vasicek_quantiles():
+    """N = 10,000: P(D <= x_q) at the Vasicek quantiles x_q is q within 4 SE. (The
+    finite-pool correction at this size, computed exactly, is below one SE.)"""
+    pd, rho, n, paths = 0.02, 0.1, 10_000, 20_000
+    vasicek_q = lambda q: stats.norm.cdf((stats.norm.ppf(pd) + np.sqrt(rho) * stats.norm.ppf(q)) / np.sqrt(1 - rho))  # noqa: E731
+    assert vasicek_q(0.999) == pytest.approx(0.128, abs=5e-4)  # the reference sheet's anchor
+    res = ae.simulate(homogeneous_deal(n, pd, [0.0]), mc(rho), n_paths=paths, seed=3, progress=False)
+    dist = res.default_count_distribution()
+    cdf = np.cumsum(dist.to_numpy())
+    for q in (0.5, 0.9, 0.99, 0.999):
+        x = vasicek_q(q)
+        p_hat = cdf[int(np.floor(x * n))]
+        se = np.sqrt(max(p_hat * (1 - p_hat), 1 / paths) / paths)
+        assert abs(p_hat - q) <= K_SE * se, (q, p_hat, se)
+        # exact finite-pool CDF: the conditional binomial CDF is nearly a step in z at this N,
+        # so integrate on a dense grid rather than by Gauss-Hermite
+        z = np.linspace(-9, 9, 72_001)
+        p = stats.norm.cdf((stats.norm.ppf(pd) - np.sqrt(rho) * z) / np.sqrt(1 - rho))
+        finite = np.trapezoid(stats.binom.cdf(np.floor(x * n), n, p) * stats.norm.pdf(z), z)
+        assert abs(finite - q) < se
+
+
+def test_student_t_matches_quadrature_and_has_heavier_tail():
+    n, pd, rho, nu = 20, 0.05, 0.2, 4.0
+    cd = homogeneous_deal(n, pd, [0.0])
+    t_res = ae.simulate(cd, mc(rho, copula="student_t", nu=nu), n_paths=200_000, seed=5, progress=False)
+    g_res = ae.simulate(cd, mc(rho), n_paths=200_000, seed=5, progress=False)
+    assert_pmf(t_res, count_pmf_student(n, pd, rho, nu), min_p=1e-6)
+    # tail: P(at least 6 of 20 default)
+    k = 6
+    p_t = t_res.default_count_distribution().to_numpy()[k:].sum()
+    p_g = g_res.default_count_distribution().to_numpy()[k:].sum()
+    se = np.sqrt(p_t * (1 - p_t) / t_res.n_paths + p_g * (1 - p_g) / g_res.n_paths)
+    assert p_t - p_g > K_SE * se, (p_t, p_g, se)
+    # same marginal PD: mean default count agrees
+    m_t, se_t = t_res.pool.loc["default_count", ["mean", "se"]]
+    assert abs(m_t - n * pd) <= K_SE * se_t
+
+
+def test_zero_correlation_gives_binomial_counts():
+    n, pd = 20, 0.1
+    res = ae.simulate(homogeneous_deal(n, pd, [0.0]), mc(0.0), n_paths=100_000, seed=9, progress=False)
+    assert_pmf(res, stats.binom.pmf(np.arange(n + 1), n, pd))
+
+
+# --- reproducibility -------------------------------------------------------------------------
+
+
+def _huake(**kw):
+    return ae.simulate(n_paths=5_000, seed=123, keep_paths=True, progress=False, **kw)
+
+
+def test_same_results_for_any_thread_count_and_batch_size():
+    import numba
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs 2 numba threads")
+    one = _huake(threads=1, batch_blocks=1)
+    two = _huake(threads=2, batch_blocks=3)
+    default = _huake()
+    for other in (two, default):
+        assert np.array_equal(one.paths.to_numpy(), other.paths.to_numpy(), equal_nan=True)
+        assert one.tranches.equals(other.tranches)
+        assert one.pool.equals(other.pool)
+        assert one.cashflows.equals(other.cashflows)
+    # a path's numbers depend on its global index only: the first 2,000 of a longer run
+    longer = ae.simulate(n_paths=7_000, seed=123, keep_paths=True, progress=False)
+    assert np.array_equal(one.paths.to_numpy(), longer.paths.to_numpy()[:5_000], equal_nan=True)
+
+
+def test_different_seeds_differ_and_python_twin_agrees():
+    a = ae.simulate(n_paths=2_000, seed=1, keep_paths=True, progress=False)
+    b = ae.simulate(n_paths=2_000, seed=2, keep_paths=True, progress=False)
+    assert not np.array_equal(a.paths.to_numpy(), b.paths.to_numpy(), equal_nan=True)
+    twin = ae.simulate(n_paths=300, seed=1, keep_paths=True, progress=False, jit=False)
+    assert np.array_equal(twin.paths.to_numpy(), a.paths.to_numpy()[:300], equal_nan=True)
+
+
+def test_ledger_of_a_path_reproduces_its_metrics():
+    res = ae.simulate(n_paths=3_000, seed=4, keep_paths=True, ledger_paths=[17, 2_999], progress=False)
+    from abs_engine.kernels import layout as L
+
+    for p, led in res.ledgers.items():
+        a_loss = led.sum_tr[0, 0, L.ST_LOSS] / 95_000_000
+        assert res.paths.loc[p, "A.principal_loss"] == a_loss
+        assert res.paths.loc[p, "A.principal_received"] == led.sum_tr[0, 0, L.ST_PRINCIPAL_PAID]
+
+
+# --- wrong-way risk ----------------------------------------------------------------------------
+
+
+def test_wrong_way_risk_senior_el_higher_with_correlated_provider():
+    sc = ae.load_scenario("huake_mc")
+    indep = MonteCarloScenario.model_validate({**sc.model_dump(), "providers": {"correlated": False}})
+    cd = ae.compile_deal(ae.load_deal())
+    a = ae.simulate(cd, sc, n_paths=100_000, seed=7, keep_paths=True, progress=False)
+    b = ae.simulate(cd, indep, n_paths=100_000, seed=7, keep_paths=True, progress=False)
+    # common random numbers: the paired difference has its own standard error
+    d = (a.paths["A.pv_loss"] - b.paths["A.pv_loss"]).to_numpy()
+    se = d.std(ddof=1) / np.sqrt(len(d))
+    assert d.mean() > K_SE * se
+    # the provider's own default rate is the same either way
+    pa, sa = a.pool.loc["provider_default_probability", ["mean", "se"]]
+    pb, sb = b.pool.loc["provider_default_probability", ["mean", "se"]]
+    assert abs(pa - pb) <= K_SE * np.hypot(sa, sb)
+
+
+def test_zero_pd_means_zero_loss_for_every_tranche():
+    cd = homogeneous_deal(8, 0.0, [0.0, 0.05])
+    res = ae.simulate(cd, mc(0.3), n_paths=5_000, seed=1, progress=False)
+    assert (res.tranches["expected_loss"] == 0).all()
+    assert (res.tranches["default_probability"] == 0).all()
+    assert res.pool.loc["default_count", "mean"] == 0
+
+
+def test_prepayment_and_ip_recovery_move_the_pool_the_right_way():
+    cd = ae.compile_deal(ae.load_deal())
+    base = ae.load_scenario("huake_mc")
+    fast = MonteCarloScenario.model_validate({**base.model_dump(), "prepayment": {"cpr": 0.2, "volatility": 0.5}})
+    r0 = ae.simulate(cd, base, n_paths=20_000, seed=2, progress=False)
+    r1 = ae.simulate(cd, fast, n_paths=20_000, seed=2, progress=False)
+    assert r1.pool.loc["prepayment_rate", "mean"] > 0.1
+    assert r1.tranches.loc[0, "wal_years"] < r0.tranches.loc[0, "wal_years"] - 0.05
+    rec, se = r0.pool.loc["recovery_rate", ["mean", "se"]]
+    assert 0.0 < rec < 1.0 and se > 0
+
+
+# --- bad input -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("doc", "path"),
+    [
+        ({"defaults": {"correlation": {"kind": "fixed", "value": 1.0}}}, "defaults.correlation.value"),
+        ({"defaults": {"correlation": {"kind": "fixed", "value": -0.1}}}, "defaults.correlation.value"),
+        ({"prepayment": {"cpr": -0.05}}, "prepayment.cpr"),
+        ({"defaults": {"factors": "sector", "sector_correlation": -0.9}}, "defaults.sector_correlation"),
+        ({"defaults": {"factors": "sector", "sector_order": ["semiconductors", "biomedicine", "new_energy",
+          "advanced_manufacturing", "software", "new_materials", "electronics", "ict"],
+          "sector_matrix": [[1.0 if i == j else 0.99 if i + j == 1 else -0.5 for j in range(8)] for i in range(8)]}},
+         "defaults.sector_matrix"),
+    ],
+)  # fmt: skip
+def test_bad_monte_carlo_input_is_a_clear_error(doc, path):
+    full = {"kind": "monte_carlo", "name": "bad", **doc}
+    with pytest.raises(ae.DealError) as info:
+        from abs_engine.api import parse_any_scenario
+
+        sc = parse_any_scenario(full, "bad.toml")
+        ae.simulate(None, sc, n_paths=10, progress=False)
+    assert any(p.path == path and p.file == "bad.toml" for p in info.value.problems), info.value.problems
+
+
+@pytest.mark.parametrize("n_paths", [0, -5, 2.5])
+def test_n_paths_must_be_positive(n_paths):
+    with pytest.raises(ae.InputError, match="n_paths"):
+        ae.simulate(n_paths=n_paths, progress=False)
+
+
+def test_errors_come_before_any_kernel_compilation():
+    code = """
+import abs_engine as ae
+from abs_engine.kernels.montecarlo import run_blocks
+for bad in ({"n_paths": 0}, {"seed": -1}):
+    try:
+        ae.simulate(progress=False, **bad)
+    except ae.InputError as e:
+        print("error:", e)
+print("compiled:", len(run_blocks.signatures))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.count("error:") == 2
+    assert "compiled: 0" in out
+
+
+def test_pd_of_one_is_rejected_in_the_deal():
+    deal = base_deal()
+    deal["pool"]["obligors"][0]["pd"]["annual"] = 1.0
+    with pytest.raises(ae.DealError) as info:
+        parse_deal(deal)
+    assert info.value.problems[0].path == "pool.obligors[0].pd.annual"
