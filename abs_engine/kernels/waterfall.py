@@ -362,7 +362,8 @@ def waterfall_path_py(
         # clean-up call on the performing balance
         call_proceeds = 0.0
         called = False
-        if call_factor >= 0.0 and t < n_t - 1 and pool_end <= call_factor * original_pool + EPS:
+        # pool factor at or below the call level, with a tolerance of 1e-9 in factor terms
+        if call_factor >= 0.0 and t < n_t - 1 and pool_end <= (call_factor + 1e-9) * original_pool:
             called = True
             call_proceeds = call_price * pool_end
             pool_end = 0.0
