@@ -72,14 +72,12 @@ from .layout import (
     MT_RESIDUAL,
     MT_SUPPORT,
     MT_WAL,
-    N_CFP,
     N_CFT,
     N_LA,
     N_LF,
     N_LP,
     N_LS,
     N_LT,
-    N_MP,
     N_MT,
     N_SP,
     N_ST,
@@ -129,8 +127,9 @@ def tranche_yield_py(cash, accrual, balance, guess):
         fp = 0.0
         for t in range(n_t):
             a = accrual[t]
-            df = df / (1.0 + y * a)
-            dsum += a / (1.0 + y * a)
+            inv = 1.0 / (1.0 + y * a)
+            df *= inv
+            dsum += a * inv
             f += cash[t] * df
             fp -= cash[t] * df * dsum
         if abs(f) <= 1e-12 * balance:
@@ -209,6 +208,35 @@ def path_metrics_py(
     return 0
 
 
+def path_cashflows_py(led_tr, led_per, led_sup, out):
+    """The expected-cash-flow items of one path: out[t, j·N_CFT + CFT_*] per tranche, then
+    out[t, J·N_CFT + CFP_*] for the pool (yuan; CFP_ACCELERATED is 0/1)."""
+    n_t = led_tr.shape[0]
+    n_j = led_tr.shape[1]
+    n_s = led_sup.shape[1]
+    k = n_j * N_CFT
+    for t in range(n_t):
+        for j in range(n_j):
+            b = j * N_CFT
+            out[t, b + CFT_INTEREST] = led_tr[t, j, LT_INTEREST_PAID]
+            out[t, b + CFT_PRINCIPAL] = led_tr[t, j, LT_PRINCIPAL_PAID]
+            out[t, b + CFT_WRITE_DOWN] = led_tr[t, j, LT_WRITE_DOWN]
+            out[t, b + CFT_BALANCE_END] = led_tr[t, j, LT_BALANCE_END]
+            out[t, b + CFT_RESIDUAL] = led_tr[t, j, LT_RESIDUAL_PAID]
+        sup_paid = 0.0
+        for s in range(n_s):
+            sup_paid += led_sup[t, s, LS_PAID]
+        out[t, k + CFP_INTEREST] = led_per[t, LP_INTEREST]
+        out[t, k + CFP_SCHED_PRIN] = led_per[t, LP_SCHED_PRIN]
+        out[t, k + CFP_PREPAY] = led_per[t, LP_PREPAY]
+        out[t, k + CFP_DEFAULT] = led_per[t, LP_DEFAULT]
+        out[t, k + CFP_RECOVERY] = led_per[t, LP_RECOVERY]
+        out[t, k + CFP_POOL_END] = led_per[t, LP_POOL_END]
+        out[t, k + CFP_SUPPORT] = sup_paid
+        out[t, k + CFP_ACCELERATED] = 1.0 if led_per[t, LP_STATUS] > 0.0 else 0.0
+    return 0
+
+
 def run_blocks_py(
     first_block, n_blocks, block_size, n_paths, seed,
     # collateral model
@@ -243,6 +271,7 @@ def run_blocks_py(
     n_m = m_sum.shape[1]
     n_h1 = hist_count.shape[1]
     n_h2 = hist_loss.shape[1]
+    n_cf = cf_sum.shape[2]
     first_path = first_block * block_size
     for bb in prange(n_blocks):
         b = first_block + bb
@@ -271,8 +300,15 @@ def run_blocks_py(
         pending = np.zeros((max(n_s, 1), n_t))
         cash = np.zeros(n_t)
         metrics = np.zeros(n_m)
+        # The no-default path (no obligor or provider default, deterministic prepayment) has
+        # the same pool flows every time: run it once per block, add it n_base times at the end.
+        memo = prepay_vol == 0.0
+        n_base = 0
+        base_metrics = np.zeros(n_m)
+        base_cf = np.zeros((n_t, n_cf))
+        path_cf = np.zeros((n_t, n_cf))
         for p in range(p0, p1):
-            collateral_path_py(
+            n_def = collateral_path_py(
                 seed, p, obligor_class, class_threshold, class_sqrt_rho, class_sqrt_1mrho,
                 class_factor, chol, copula, nu, provider_threshold, provider_sqrt_rho,
                 provider_factor, smm, prepay_vol, recovery_kind, recovery_rate, ip_value,
@@ -281,62 +317,45 @@ def run_blocks_py(
                 agg_balance, flows, sup_def, stats, z, g, cache, stamp, prepay, rem, def_idx,
                 def_t,
             )  # fmt: skip
-            waterfall_path_py(
-                flows, sup_def, base_rate, original_pool, tranche_f, tranche_i, tranche_accrual,
-                tranche_target, fee_f, fee_i, deal_accrual, account_f, account_i, support_f,
-                support_i, trigger_f, trigger_i, ops, n_steps, groups, group_len, years,
-                cr_tranche, cr_include_fees, call_factor, call_price, led_tr, led_fee, led_acc,
-                led_sup, led_per, sum_tr, sum_pool, work, pending,
-            )  # fmt: skip
-            path_metrics_py(
-                led_tr, led_per, led_sup, sum_tr, sum_pool, stats, tranche_f, tranche_accrual,
-                original_pool, sup_def, cash, metrics,
-            )  # fmt: skip
-            for m in range(n_m):
-                v = metrics[m]
-                if not math.isnan(v):
-                    m_sum[bb, m] += v
-                    m_sq[bb, m] += v * v
-                    m_cnt[bb, m] += 1.0
-            for t in range(n_t):
-                for j in range(n_j):
-                    k = j * N_CFT
-                    for item in range(N_CFT):
-                        if item == CFT_INTEREST:
-                            v = led_tr[t, j, LT_INTEREST_PAID]
-                        elif item == CFT_PRINCIPAL:
-                            v = led_tr[t, j, LT_PRINCIPAL_PAID]
-                        elif item == CFT_WRITE_DOWN:
-                            v = led_tr[t, j, LT_WRITE_DOWN]
-                        elif item == CFT_BALANCE_END:
-                            v = led_tr[t, j, LT_BALANCE_END]
-                        else:
-                            v = led_tr[t, j, LT_RESIDUAL_PAID]
-                        cf_sum[bb, t, k + item] += v
-                        cf_sq[bb, t, k + item] += v * v
-                k = n_j * N_CFT
-                sup_paid = 0.0
+            base_path = False
+            if memo and n_def == 0:
+                base_path = True
                 for s in range(n_s):
-                    sup_paid += led_sup[t, s, LS_PAID]
-                for item in range(N_CFP):
-                    if item == CFP_INTEREST:
-                        v = led_per[t, LP_INTEREST]
-                    elif item == CFP_SCHED_PRIN:
-                        v = led_per[t, LP_SCHED_PRIN]
-                    elif item == CFP_PREPAY:
-                        v = led_per[t, LP_PREPAY]
-                    elif item == CFP_DEFAULT:
-                        v = led_per[t, LP_DEFAULT]
-                    elif item == CFP_RECOVERY:
-                        v = led_per[t, LP_RECOVERY]
-                    elif item == CFP_POOL_END:
-                        v = led_per[t, LP_POOL_END]
-                    elif item == CFP_SUPPORT:
-                        v = sup_paid
-                    else:
-                        v = 1.0 if led_per[t, LP_STATUS] > 0.0 else 0.0
-                    cf_sum[bb, t, k + item] += v
-                    cf_sq[bb, t, k + item] += v * v
+                    if sup_def[s] < n_t:
+                        base_path = False
+            if base_path and n_base > 0:
+                n_base += 1
+                for m in range(n_m):
+                    metrics[m] = base_metrics[m]
+            else:
+                waterfall_path_py(
+                    flows, sup_def, base_rate, original_pool, tranche_f, tranche_i,
+                    tranche_accrual, tranche_target, fee_f, fee_i, deal_accrual, account_f,
+                    account_i, support_f, support_i, trigger_f, trigger_i, ops, n_steps, groups,
+                    group_len, years, cr_tranche, cr_include_fees, call_factor, call_price, led_tr,
+                    led_fee, led_acc, led_sup, led_per, sum_tr, sum_pool, work, pending,
+                )  # fmt: skip
+                path_metrics_py(
+                    led_tr, led_per, led_sup, sum_tr, sum_pool, stats, tranche_f,
+                    tranche_accrual, original_pool, sup_def, cash, metrics,
+                )  # fmt: skip
+                path_cashflows_py(led_tr, led_per, led_sup, path_cf)
+                if base_path:
+                    n_base = 1
+                    base_metrics[:] = metrics
+                    base_cf[:, :] = path_cf
+                else:
+                    for m in range(n_m):
+                        v = metrics[m]
+                        if not math.isnan(v):
+                            m_sum[bb, m] += v
+                            m_sq[bb, m] += v * v
+                            m_cnt[bb, m] += 1.0
+                    for t in range(n_t):
+                        for k in range(n_cf):
+                            v = path_cf[t, k]
+                            cf_sum[bb, t, k] += v
+                            cf_sq[bb, t, k] += v * v
             dc = stats[CS_DEFAULT_COUNT]
             h = int(dc * (n_h1 - 1) / n_obl + 0.5) if n_obl > 0 else 0
             if h > n_h1 - 1:
@@ -352,17 +371,32 @@ def run_blocks_py(
             if keep != 0:
                 for m in range(n_m):
                     path_metrics[p - first_path, m] = metrics[m]
+        if n_base > 0:
+            w = float(n_base)
+            for m in range(n_m):
+                v = base_metrics[m]
+                if not math.isnan(v):
+                    m_sum[bb, m] += w * v
+                    m_sq[bb, m] += w * v * v
+                    m_cnt[bb, m] += w
+            for t in range(n_t):
+                for k in range(n_cf):
+                    v = base_cf[t, k]
+                    cf_sum[bb, t, k] += w * v
+                    cf_sq[bb, t, k] += w * v * v
     return 0
 
 
 tranche_yield = jit_twin(tranche_yield_py, cache=True)
 path_metrics = jit_twin(path_metrics_py, {"tranche_yield_py": tranche_yield}, cache=True)
+path_cashflows = jit_twin(path_cashflows_py, cache=True)
 run_blocks = jit_twin(
     run_blocks_py,
     {
         "collateral_path_py": collateral_path,
         "waterfall_path_py": waterfall_path,
         "path_metrics_py": path_metrics,
+        "path_cashflows_py": path_cashflows,
     },
     cache=True,
     parallel=True,
