@@ -117,7 +117,11 @@ class DeterministicResult:
 
 def run_deterministic(
     deal: Deal | CompiledDeal | str | Path | None = None,
-    scenarios: DeterministicScenario | str | Path | Sequence[DeterministicScenario | str | Path] | None = None,
+    scenarios: DeterministicScenario
+    | str
+    | Path
+    | Sequence[DeterministicScenario | str | Path]
+    | None = None,
     *,
     jit: bool = True,
 ) -> DeterministicResult:
@@ -138,10 +142,14 @@ def run_deterministic(
         if base is None and cd.deal.base_scenario is not None:
             sc0 = load_scenario(cd.deal.base_scenario, cd.deal)
             base = cd.deal.base_scenario if isinstance(sc0, DeterministicScenario) else None
-        scenarios = [load_scenario(base, cd.deal) if base else DeterministicScenario(name="no_defaults")]
+        scenarios = [
+            load_scenario(base, cd.deal) if base else DeterministicScenario(name="no_defaults")
+        ]
     elif isinstance(scenarios, DeterministicScenario | str | Path):
         scenarios = [scenarios]
-    scs = tuple(s if isinstance(s, DeterministicScenario) else load_scenario(s, cd.deal) for s in scenarios)
+    scs = tuple(
+        s if isinstance(s, DeterministicScenario) else load_scenario(s, cd.deal) for s in scenarios
+    )
     for s in scs:
         if not isinstance(s, DeterministicScenario):
             raise DealError.one(s._source, "kind", "a Monte Carlo scenario: use simulate()", s.kind)
@@ -198,12 +206,31 @@ def simulate(
     cd = deal if isinstance(deal, CompiledDeal) else compile_deal(deal)
     if scenario is None:
         if cd.deal.base_scenario is None:
-            raise InputError(f"{cd.source}: the deal names no base_scenario; give a Monte Carlo scenario")
+            raise InputError(
+                f"{cd.source}: the deal names no base_scenario; give a Monte Carlo scenario"
+            )
         scenario = cd.deal.base_scenario
-    sc = scenario if isinstance(scenario, MonteCarloScenario | DeterministicScenario) else load_scenario(scenario, cd.deal)
+    sc = (
+        scenario
+        if isinstance(scenario, MonteCarloScenario | DeterministicScenario)
+        else load_scenario(scenario, cd.deal)
+    )
     if not isinstance(sc, MonteCarloScenario):
-        raise DealError.one(sc._source, "kind", "a deterministic scenario: use run_deterministic() or give a monte_carlo scenario", sc.kind)
+        raise DealError.one(
+            sc._source,
+            "kind",
+            "a deterministic scenario: use run_deterministic() or give a monte_carlo scenario",
+            sc.kind,
+        )
     return simulate_compiled(
-        cd, sc, n_paths=n_paths, seed=seed, keep_paths=keep_paths, ledger_paths=ledger_paths,
-        batch_blocks=batch_blocks, threads=threads, progress=progress, jit=jit,
-    )  # fmt: skip
+        cd,
+        sc,
+        n_paths=n_paths,
+        seed=seed,
+        keep_paths=keep_paths,
+        ledger_paths=ledger_paths,
+        batch_blocks=batch_blocks,
+        threads=threads,
+        progress=progress,
+        jit=jit,
+    )

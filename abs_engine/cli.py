@@ -38,25 +38,31 @@ def _parser() -> argparse.ArgumentParser:
         "deal", nargs="?", help="deal file (.toml/.json); default: bundled Huake-style deal"
     )
     run.add_argument(
-        "--scenario", "-s", action="append",
+        "--scenario",
+        "-s",
+        action="append",
         help="scenario name or file (repeatable); default: the deal's base_scenario",
-    )  # fmt: skip
+    )
     run.add_argument(
         "--json", action="store_true", help="print one JSON document instead of tables"
     )
     run.add_argument(
-        "--out", type=Path,
+        "--out",
+        type=Path,
         help="write ledger (Parquet and CSV), tranches and cash flows to this folder",
-    )  # fmt: skip
+    )
     mc = run.add_argument_group("Monte Carlo scenarios")
     mc.add_argument("--paths", type=int, help="number of paths (default: the scenario's n_paths)")
     mc.add_argument("--seed", type=int, help="random seed (default: the scenario's seed)")
     mc.add_argument("--threads", type=int, help="numba threads (default: all cores)")
-    mc.add_argument("--keep-paths", action="store_true", help="with --out, also write per-path metrics")
     mc.add_argument(
-        "--ledger-paths", type=lambda v: [int(x) for x in v.split(",") if x],
+        "--keep-paths", action="store_true", help="with --out, also write per-path metrics"
+    )
+    mc.add_argument(
+        "--ledger-paths",
+        type=lambda v: [int(x) for x in v.split(",") if x],
         help="with --out, write the full ledgers of these paths (comma-separated indices)",
-    )  # fmt: skip
+    )
     mc.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     val = sub.add_parser(
         "validate", help="check a deal file (and optional scenarios) and report every problem"
@@ -84,12 +90,16 @@ def _result_document(res: Any) -> dict[str, Any]:
     docs = []
     for k, sc in enumerate(res.scenarios):
         tr = res.tranches(k)
-        docs.append({
-            "scenario": sc.name,
-            "tranches": [{"name": r["tranche"], **r} for r in tr.to_dict(orient="records")],
-            "pool": res.pool(k),
-            "cashflows": json.loads(res.cashflows(k).to_json(orient="records", date_format="iso")),
-        })  # fmt: skip
+        docs.append(
+            {
+                "scenario": sc.name,
+                "tranches": [{"name": r["tranche"], **r} for r in tr.to_dict(orient="records")],
+                "pool": res.pool(k),
+                "cashflows": json.loads(
+                    res.cashflows(k).to_json(orient="records", date_format="iso")
+                ),
+            }
+        )
     cd = res.compiled
     doc: dict[str, Any] = {
         "deal": cd.deal.name,
@@ -121,16 +131,31 @@ def _print_tables(res: Any) -> None:
     for k, sc in enumerate(res.scenarios):
         console.print(f"\n[bold]Scenario {sc.name}[/bold]: {sc.description}")
         t = Table(title="Tranches", title_justify="left")
-        for col in ("tranche", "balance", "coupon", "principal paid", "interest paid", "loss",
-                    "WAL (y)", "min coverage", "support recv'd"):  # fmt: skip
+        for col in (
+            "tranche",
+            "balance",
+            "coupon",
+            "principal paid",
+            "interest paid",
+            "loss",
+            "WAL (y)",
+            "min coverage",
+            "support recv'd",
+        ):
             t.add_column(col, justify="left" if col == "tranche" else "right")
         for row in res.tranches(k).itertuples(index=False):
             coupon = f"{row.coupon:.2%}" if isinstance(row.coupon, float) else str(row.coupon)
             t.add_row(
-                row.tranche, f"{row.balance:,.0f}", coupon, f"{row.principal_paid:,.0f}",
-                f"{row.interest_paid:,.0f}", f"{row.loss:,.0f}", _fmt(row.wal_years, "{:.2f}"),
-                _fmt(row.min_coverage_ratio, "{:.2f}x"), f"{row.support_received:,.0f}",
-            )  # fmt: skip
+                row.tranche,
+                f"{row.balance:,.0f}",
+                coupon,
+                f"{row.principal_paid:,.0f}",
+                f"{row.interest_paid:,.0f}",
+                f"{row.loss:,.0f}",
+                _fmt(row.wal_years, "{:.2f}"),
+                _fmt(row.min_coverage_ratio, "{:.2f}x"),
+                f"{row.support_received:,.0f}",
+            )
         console.print(t)
         pool = res.pool(k)
         console.print(
@@ -143,9 +168,16 @@ def _print_tables(res: Any) -> None:
         t = Table(title="Cash flows by period", title_justify="left")
         cols = ["period", "payment_date", "collections", "defaults", "pool_balance_end"]
         for name in cd.tranche_names:
-            cols += [c for c in (f"{name}.interest_paid", f"{name}.principal_paid",
-                                 f"{name}.residual_paid", f"{name}.balance_end")
-                     if c in cf.columns]  # fmt: skip
+            cols += [
+                c
+                for c in (
+                    f"{name}.interest_paid",
+                    f"{name}.principal_paid",
+                    f"{name}.residual_paid",
+                    f"{name}.balance_end",
+                )
+                if c in cf.columns
+            ]
         cols += ["coverage_ratio", "status"]
         for c in cols:
             head = _HEADERS.get(c.split(".")[-1], c) + (f" {c.split('.')[0]}" if "." in c else "")
@@ -167,10 +199,18 @@ def _print_tables(res: Any) -> None:
 
 
 _HEADERS = {
-    "period": "t", "payment_date": "date", "collections": "collections", "defaults": "defaults",
-    "pool_balance_end": "pool bal", "interest_paid": "int", "principal_paid": "prin",
-    "residual_paid": "resid", "balance_end": "bal", "coverage_ratio": "cov", "status": "status",
-}  # fmt: skip
+    "period": "t",
+    "payment_date": "date",
+    "collections": "collections",
+    "defaults": "defaults",
+    "pool_balance_end": "pool bal",
+    "interest_paid": "int",
+    "principal_paid": "prin",
+    "residual_paid": "resid",
+    "balance_end": "bal",
+    "coverage_ratio": "cov",
+    "status": "status",
+}
 
 
 def _fmt(v: float, spec: str) -> str:
@@ -227,9 +267,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if len(stochastic) != len(scenarios):
             raise AbsEngineError("run Monte Carlo and deterministic scenarios in separate commands")
         return _run_monte_carlo(args, deal, stochastic)
-    mc_only = [f"--{o.replace('_', '-')}" for o in ("paths", "seed", "threads", "ledger_paths") if getattr(args, o) is not None]
+    mc_only = [
+        f"--{o.replace('_', '-')}"
+        for o in ("paths", "seed", "threads", "ledger_paths")
+        if getattr(args, o) is not None
+    ]
     if mc_only or args.keep_paths:
-        raise AbsEngineError(f"{', '.join(mc_only or ['--keep-paths'])}: only for Monte Carlo scenarios")
+        raise AbsEngineError(
+            f"{', '.join(mc_only or ['--keep-paths'])}: only for Monte Carlo scenarios"
+        )
     res = run_deterministic(deal, scenarios or None)
     if args.out:
         _check_out_names(res)
@@ -271,34 +317,38 @@ def _mc_document(res: Any) -> dict[str, Any]:
     tranches = []
     for row in res.tranches.to_dict(orient="records"):
         bal = row["balance"]
-        tranches.append({
-            "name": row["tranche"],
-            "balance": bal,
-            "coupon": row["coupon"],
-            "principal_paid": row["principal_received"],
-            "principal_paid_se": row["principal_received_se"],
-            "interest_paid": row["interest_received"],
-            "interest_paid_se": row["interest_received_se"],
-            "loss": row["principal_loss"] * bal if bal else 0.0,
-            "loss_se": row["principal_loss_se"] * bal if bal else 0.0,
-            **{k: v for k, v in row.items() if k not in ("tranche", "balance", "coupon")},
-        })  # fmt: skip
+        tranches.append(
+            {
+                "name": row["tranche"],
+                "balance": bal,
+                "coupon": row["coupon"],
+                "principal_paid": row["principal_received"],
+                "principal_paid_se": row["principal_received_se"],
+                "interest_paid": row["interest_received"],
+                "interest_paid_se": row["interest_received_se"],
+                "loss": row["principal_loss"] * bal if bal else 0.0,
+                "loss_se": row["principal_loss_se"] * bal if bal else 0.0,
+                **{k: v for k, v in row.items() if k not in ("tranche", "balance", "coupon")},
+            }
+        )
     pool = {m: {"mean": r["mean"], "se": r["se"]} for m, r in res.pool.iterrows()}
-    return nan_to_none({
-        "deal": cd.deal.name,
-        "source": cd.source,
-        "currency": cd.deal.currency,
-        "scenario": res.scenario.name,
-        "kind": "monte_carlo",
-        "n_paths": res.n_paths,
-        "seed": res.seed,
-        "seconds": res.seconds,
-        "periods": cd.n_periods,
-        "payment_dates": [d.isoformat() for d in cd.payment_dates],
-        "tranches": tranches,
-        "pool": pool,
-        "cashflows": json.loads(res.cashflows.to_json(orient="records", date_format="iso")),
-    })  # fmt: skip
+    return nan_to_none(
+        {
+            "deal": cd.deal.name,
+            "source": cd.source,
+            "currency": cd.deal.currency,
+            "scenario": res.scenario.name,
+            "kind": "monte_carlo",
+            "n_paths": res.n_paths,
+            "seed": res.seed,
+            "seconds": res.seconds,
+            "periods": cd.n_periods,
+            "payment_dates": [d.isoformat() for d in cd.payment_dates],
+            "tranches": tranches,
+            "pool": pool,
+            "cashflows": json.loads(res.cashflows.to_json(orient="records", date_format="iso")),
+        }
+    )
 
 
 def _print_monte_carlo(res: Any) -> None:
@@ -320,36 +370,64 @@ def _print_monte_carlo(res: Any) -> None:
         "standard error."
     )
     t = Table(title="Tranches", title_justify="left")
-    for col in ("tranche", "balance", "coupon", "expected loss (PV)", "P(shortfall)",
-                "WAL (y)", "yield", "min coverage", "support recv'd"):  # fmt: skip
+    for col in (
+        "tranche",
+        "balance",
+        "coupon",
+        "expected loss (PV)",
+        "P(shortfall)",
+        "WAL (y)",
+        "yield",
+        "min coverage",
+        "support recv'd",
+    ):
         t.add_column(col, justify="left" if col == "tranche" else "right")
     for r in res.tranches.to_dict(orient="records"):
         c = r["coupon"]
-        coupon = f"{c:.2%}" if isinstance(c, float) and c == c else (c if isinstance(c, str) else "residual")
+        coupon = (
+            f"{c:.2%}"
+            if isinstance(c, float) and c == c
+            else (c if isinstance(c, str) else "residual")
+        )
         t.add_row(
-            r["tranche"], f"{r['balance']:,.0f}", coupon,
+            r["tranche"],
+            f"{r['balance']:,.0f}",
+            coupon,
             _pm(r["expected_loss"], r["expected_loss_se"], "{:.4%}"),
             _pm(r["default_probability"], r["default_probability_se"], "{:.3%}"),
             _pm(r["wal_years"], r["wal_years_se"], "{:.3f}"),
             _pm(r["irr"], r["irr_se"], "{:.3%}"),
             _pm(r["min_coverage_ratio"], r["min_coverage_ratio_se"], "{:.3f}x"),
             _pm(r["support_received"], r["support_received_se"], "{:,.0f}"),
-        )  # fmt: skip
+        )
     console.print(t)
     t = Table(title="Pool", title_justify="left")
     t.add_column("metric")
     t.add_column("mean ± se", justify="right")
-    fmts = {"default_count": "{:.4f}", "support_paid": "{:,.0f}", "compensation_received": "{:,.0f}",
-            "min_coverage_ratio": "{:.3f}x"}  # fmt: skip
+    fmts = {
+        "default_count": "{:.4f}",
+        "support_paid": "{:,.0f}",
+        "compensation_received": "{:,.0f}",
+        "min_coverage_ratio": "{:.3f}x",
+    }
     for m, r in res.pool.iterrows():
         t.add_row(str(m).replace("_", " "), _pm(r["mean"], r["se"], fmts.get(str(m), "{:.4%}")))
     console.print(t)
     cf = res.cashflows
     t = Table(title="Expected cash flows by period (means)", title_justify="left")
-    cols = ["period", "payment_date", "pool.interest", "pool.scheduled_principal", "pool.defaults",
-            "pool.recoveries", "pool.balance_end"]  # fmt: skip
+    cols = [
+        "period",
+        "payment_date",
+        "pool.interest",
+        "pool.scheduled_principal",
+        "pool.defaults",
+        "pool.recoveries",
+        "pool.balance_end",
+    ]
     for j, name in enumerate(cd.tranche_names):
-        interest = "residual_paid" if cd.deal.tranches[j].principal == "residual" else "interest_paid"
+        interest = (
+            "residual_paid" if cd.deal.tranches[j].principal == "residual" else "interest_paid"
+        )
         cols += [f"{name}.{interest}", f"{name}.principal_paid", f"{name}.balance_end"]
     cols += ["pool.support_paid", "pool.accelerated_probability"]
     for c in cols:
@@ -376,11 +454,16 @@ def _print_monte_carlo(res: Any) -> None:
 
 
 _MC_HEADERS = {
-    "period": "t", "payment_date": "date", "pool.interest": "pool int",
-    "pool.scheduled_principal": "pool prin", "pool.defaults": "defaults",
-    "pool.recoveries": "recoveries", "pool.balance_end": "pool bal",
-    "pool.support_paid": "support", "pool.accelerated_probability": "P(accel)",
-}  # fmt: skip
+    "period": "t",
+    "payment_date": "date",
+    "pool.interest": "pool int",
+    "pool.scheduled_principal": "pool prin",
+    "pool.defaults": "defaults",
+    "pool.recoveries": "recoveries",
+    "pool.balance_end": "pool bal",
+    "pool.support_paid": "support",
+    "pool.accelerated_probability": "P(accel)",
+}
 
 
 def _pm(mean: float, se: float, spec: str) -> str:
@@ -392,16 +475,23 @@ def _pm(mean: float, se: float, spec: str) -> str:
     return text
 
 
-def _run_monte_carlo(args: argparse.Namespace, deal: Any, scenarios: list[MonteCarloScenario]) -> int:
+def _run_monte_carlo(
+    args: argparse.Namespace, deal: Any, scenarios: list[MonteCarloScenario]
+) -> int:
     if args.out:
         _check_out_names(type("R", (), {"scenarios": scenarios})())
     docs = []
     for sc in scenarios:
         res = simulate(
-            deal, sc, n_paths=args.paths, seed=args.seed, threads=args.threads,
-            keep_paths=bool(args.keep_paths and args.out), ledger_paths=args.ledger_paths or (),
+            deal,
+            sc,
+            n_paths=args.paths,
+            seed=args.seed,
+            threads=args.threads,
+            keep_paths=bool(args.keep_paths and args.out),
+            ledger_paths=args.ledger_paths or (),
             progress=False if (args.no_progress or args.json) else None,
-        )  # fmt: skip
+        )
         doc = _mc_document(res)
         docs.append(doc)
         if not args.json:

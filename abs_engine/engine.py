@@ -44,11 +44,30 @@ def kernel_args(cd: CompiledDeal) -> tuple:
     """The deal's static kernel arguments, in kernel order (after the per-path inputs)."""
     s = cd.structure
     return (
-        cd.original_pool, s.tranche_f, s.tranche_i, s.tranche_accrual, s.tranche_target,
-        s.fee_f, s.fee_i, cd.deal_accrual, s.account_f, s.account_i, s.support_f, s.support_i,
-        s.trigger_f, s.trigger_i, s.ops, s.n_steps, s.groups, s.group_len, cd.years,
-        s.cr_tranche, s.cr_include_fees, s.call_factor, s.call_price,
-    )  # fmt: skip
+        cd.original_pool,
+        s.tranche_f,
+        s.tranche_i,
+        s.tranche_accrual,
+        s.tranche_target,
+        s.fee_f,
+        s.fee_i,
+        cd.deal_accrual,
+        s.account_f,
+        s.account_i,
+        s.support_f,
+        s.support_i,
+        s.trigger_f,
+        s.trigger_i,
+        s.ops,
+        s.n_steps,
+        s.groups,
+        s.group_len,
+        cd.years,
+        s.cr_tranche,
+        s.cr_include_fees,
+        s.call_factor,
+        s.call_price,
+    )
 
 
 def run_waterfall(cd: CompiledDeal, flows: PoolFlows, *, jit: bool = True) -> WaterfallResult:
@@ -70,7 +89,18 @@ def run_waterfall(cd: CompiledDeal, flows: PoolFlows, *, jit: bool = True) -> Wa
     rows, cols = work_shape(n_j, n_f, n_a, n_s, len(cd.trigger_names))
     fn = run_paths if jit else run_paths_py
     fn(
-        flows.flows, flows.support_default_period, flows.base_rate, *kernel_args(cd),
-        led_tr, led_fee, led_acc, led_sup, led_per, sum_tr, sum_pool, rows, cols,
-    )  # fmt: skip
+        flows.flows,
+        flows.support_default_period,
+        flows.base_rate,
+        *kernel_args(cd),
+        led_tr,
+        led_fee,
+        led_acc,
+        led_sup,
+        led_per,
+        sum_tr,
+        sum_pool,
+        rows,
+        cols,
+    )
     return WaterfallResult(cd, flows, led_tr, led_fee, led_acc, led_sup, led_per, sum_tr, sum_pool)

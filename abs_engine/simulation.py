@@ -38,13 +38,36 @@ class InputError(AbsEngineError, ValueError):
 
 def model_args(m: MonteCarloModel) -> tuple:
     return (
-        m.obligor_class, m.class_threshold, m.class_sqrt_rho, m.class_sqrt_1mrho, m.class_factor,
-        m.chol, m.copula, m.nu, m.provider_threshold, m.provider_sqrt_rho, m.provider_factor,
-        m.smm, m.prepay_vol, m.recovery_kind, m.recovery_rate, m.ip_value, m.obligor_factor,
-        m.haircut, m.disposal_cost, m.ip_vol, m.ip_loading, m.lag_min, m.lag_max,
-        m.sched_interest, m.sched_principal, m.sched_balance, m.agg_interest, m.agg_principal,
+        m.obligor_class,
+        m.class_threshold,
+        m.class_sqrt_rho,
+        m.class_sqrt_1mrho,
+        m.class_factor,
+        m.chol,
+        m.copula,
+        m.nu,
+        m.provider_threshold,
+        m.provider_sqrt_rho,
+        m.provider_factor,
+        m.smm,
+        m.prepay_vol,
+        m.recovery_kind,
+        m.recovery_rate,
+        m.ip_value,
+        m.obligor_factor,
+        m.haircut,
+        m.disposal_cost,
+        m.ip_vol,
+        m.ip_loading,
+        m.lag_min,
+        m.lag_max,
+        m.sched_interest,
+        m.sched_principal,
+        m.sched_balance,
+        m.agg_interest,
+        m.agg_principal,
         m.agg_balance,
-    )  # fmt: skip
+    )
 
 
 @contextmanager
@@ -146,11 +169,13 @@ _MP_NAMES = [
 
 
 def metric_names(tranche_names: Sequence[str]) -> list[str]:
-    """Column names of the per-path metric vector: ``A.expected_loss`` ..., ``pool.default_count``."""
+    """Column names of the per-path metric vector: ``A.pv_loss``, ..., ``pool.default_count``."""
     by_item = {v: k for k, v in _MT_NAMES}
     names = []
     for t in tranche_names:
-        names += [f"{t}.{by_item[i]}" if i != L.MT_PV_LOSS else f"{t}.pv_loss" for i in range(L.N_MT)]
+        names += [
+            f"{t}.{by_item[i]}" if i != L.MT_PV_LOSS else f"{t}.pv_loss" for i in range(L.N_MT)
+        ]
     by_pool = {v: k for k, v in _MP_NAMES}
     names += [f"pool.{by_pool[i]}" for i in range(L.N_MP)]
     return names
@@ -162,9 +187,13 @@ def _progress(total: int, enabled: bool | None):
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     return Progress(
-        TextColumn("simulating"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,} paths"),
-        TimeRemainingColumn(), transient=True, console=_stderr_console(),
-    )  # fmt: skip
+        TextColumn("simulating"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,} paths"),
+        TimeRemainingColumn(),
+        transient=True,
+        console=_stderr_console(),
+    )
 
 
 def _stderr_console():
@@ -237,9 +266,24 @@ def simulate_compiled(
                 pm = path_out[p_first:p_last] if keep_paths else path_out
                 with np.errstate(over="ignore"):  # uint64 wraparound is the RNG's arithmetic
                     fn(
-                        first, nb, BLOCK_SIZE, n_paths, seed, *args_model, model.base_rate,
-                        *args_deal, m_sum, m_sq, m_cnt, cf_sum, cf_sq, hc, hl, int(keep_paths), pm,
-                    )  # fmt: skip
+                        first,
+                        nb,
+                        BLOCK_SIZE,
+                        n_paths,
+                        seed,
+                        *args_model,
+                        model.base_rate,
+                        *args_deal,
+                        m_sum,
+                        m_sq,
+                        m_cnt,
+                        cf_sum,
+                        cf_sq,
+                        hc,
+                        hl,
+                        int(keep_paths),
+                        pm,
+                    )
                 for b in range(nb):  # fixed order: bitwise reproducible totals
                     m_tot[0] += m_sum[b]
                     m_tot[1] += m_sq[b]
@@ -250,8 +294,11 @@ def simulate_compiled(
                 h2 += hl.sum(axis=0)
                 done = p_last
                 elapsed = time.perf_counter() - t0
-                if bar is None and progress is not False and done < n_paths and (
-                    progress or elapsed * n_paths / done > 1.0
+                if (
+                    bar is None
+                    and progress is not False
+                    and done < n_paths
+                    and (progress or elapsed * n_paths / done > 1.0)
                 ):
                     bar = _progress(n_paths, progress)
                     if bar is not None:
@@ -269,12 +316,17 @@ def simulate_compiled(
     cf_mean, cf_se = _mean_se(cf_tot[0], cf_tot[1], cf_n)
     tranches = _tranche_frame(cd, mean, se)
     pool = pd.DataFrame(
-        [{"metric": name, "mean": mean[n_j * L.N_MT + k], "se": se[n_j * L.N_MT + k]} for name, k in _MP_NAMES]
+        [
+            {"metric": name, "mean": mean[n_j * L.N_MT + k], "se": se[n_j * L.N_MT + k]}
+            for name, k in _MP_NAMES
+        ]
     ).set_index("metric")
     cashflows = _cashflow_frame(cd, cf_mean, cf_se)
     paths = pd.DataFrame(path_out, columns=metric_names(cd.tranche_names)) if keep_paths else None
     ledgers = {int(p): path_ledger(cd, model, seed, int(p)) for p in ledger_paths}
-    return SimulationResult(cd, model, n_paths, seed, tranches, pool, cashflows, paths, h1, h2, seconds, ledgers)
+    return SimulationResult(
+        cd, model, n_paths, seed, tranches, pool, cashflows, paths, h1, h2, seconds, ledgers
+    )
 
 
 def _tranche_frame(cd: CompiledDeal, mean: np.ndarray, se: np.ndarray) -> pd.DataFrame:
@@ -284,7 +336,9 @@ def _tranche_frame(cd: CompiledDeal, mean: np.ndarray, se: np.ndarray) -> pd.Dat
         row: dict[str, Any] = {
             "tranche": tr.name,
             "balance": tr.balance,
-            "coupon": c.rate if c.kind == "fixed" else (None if c.kind == "none" else f"base{c.spread:+.4%}"),
+            "coupon": c.rate
+            if c.kind == "fixed"
+            else (None if c.kind == "none" else f"base{c.spread:+.4%}"),
         }
         for name, k in _MT_NAMES:
             row[name] = mean[j * L.N_MT + k]
@@ -294,13 +348,30 @@ def _tranche_frame(cd: CompiledDeal, mean: np.ndarray, se: np.ndarray) -> pd.Dat
 
 
 def _cashflow_frame(cd: CompiledDeal, mean: np.ndarray, se: np.ndarray) -> pd.DataFrame:
-    out = pd.DataFrame({"period": np.arange(1, cd.n_periods + 1), "payment_date": pd.to_datetime(list(cd.payment_dates))})
+    out = pd.DataFrame(
+        {
+            "period": np.arange(1, cd.n_periods + 1),
+            "payment_date": pd.to_datetime(list(cd.payment_dates)),
+        }
+    )
     n_j = len(cd.tranche_names)
-    cft = {L.CFT_INTEREST: "interest_paid", L.CFT_PRINCIPAL: "principal_paid", L.CFT_WRITE_DOWN: "write_down",
-           L.CFT_BALANCE_END: "balance_end", L.CFT_RESIDUAL: "residual_paid"}  # fmt: skip
-    cfp = {L.CFP_INTEREST: "interest", L.CFP_SCHED_PRIN: "scheduled_principal", L.CFP_PREPAY: "prepayment",
-           L.CFP_DEFAULT: "defaults", L.CFP_RECOVERY: "recoveries", L.CFP_POOL_END: "balance_end",
-           L.CFP_SUPPORT: "support_paid", L.CFP_ACCELERATED: "accelerated_probability"}  # fmt: skip
+    cft = {
+        L.CFT_INTEREST: "interest_paid",
+        L.CFT_PRINCIPAL: "principal_paid",
+        L.CFT_WRITE_DOWN: "write_down",
+        L.CFT_BALANCE_END: "balance_end",
+        L.CFT_RESIDUAL: "residual_paid",
+    }
+    cfp = {
+        L.CFP_INTEREST: "interest",
+        L.CFP_SCHED_PRIN: "scheduled_principal",
+        L.CFP_PREPAY: "prepayment",
+        L.CFP_DEFAULT: "defaults",
+        L.CFP_RECOVERY: "recoveries",
+        L.CFP_POOL_END: "balance_end",
+        L.CFP_SUPPORT: "support_paid",
+        L.CFP_ACCELERATED: "accelerated_probability",
+    }
     for j, name in enumerate(cd.tranche_names):
         for k, item in cft.items():
             out[f"{name}.{item}"] = mean[:, j * L.N_CFT + k]
@@ -311,7 +382,9 @@ def _cashflow_frame(cd: CompiledDeal, mean: np.ndarray, se: np.ndarray) -> pd.Da
     return out
 
 
-def path_flows(cd: CompiledDeal, model: MonteCarloModel, seed: int, paths: Sequence[int]) -> PoolFlows:
+def path_flows(
+    cd: CompiledDeal, model: MonteCarloModel, seed: int, paths: Sequence[int]
+) -> PoolFlows:
     """Pool flows and provider defaults of the given global paths (bitwise the same as inside
     the simulation), for full ledgers of a few paths."""
     n_t, n_s, n = cd.n_periods, len(cd.support_names), cd.n_obligors
@@ -322,10 +395,21 @@ def path_flows(cd: CompiledDeal, model: MonteCarloModel, seed: int, paths: Seque
     nc = max(model.n_classes, 1)
     for r, p in enumerate(paths):
         collateral_path(
-            seed, p, *model_args(model), flows[r], sup[r], np.zeros(N_CS), np.zeros(nf), np.zeros(nf),
-            np.zeros((nc, n_t)), np.zeros((nc, n_t), dtype=np.int64), np.zeros(n_t + 1),
-            np.zeros((3, n_t)), np.zeros(max(n, 1), dtype=np.int64), np.zeros(max(n, 1), dtype=np.int64),
-        )  # fmt: skip
+            seed,
+            p,
+            *model_args(model),
+            flows[r],
+            sup[r],
+            np.zeros(N_CS),
+            np.zeros(nf),
+            np.zeros(nf),
+            np.zeros((nc, n_t)),
+            np.zeros((nc, n_t), dtype=np.int64),
+            np.zeros(n_t + 1),
+            np.zeros((3, n_t)),
+            np.zeros(max(n, 1), dtype=np.int64),
+            np.zeros(max(n, 1), dtype=np.int64),
+        )
     rates = np.tile(model.base_rate, (k, 1))
     return PoolFlows(flows, sup, rates, np.zeros(k), tuple(f"path {p}" for p in paths))
 

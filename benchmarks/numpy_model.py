@@ -42,7 +42,9 @@ def uniforms(keys: np.ndarray, counters: np.ndarray) -> np.ndarray:
     return ((z >> U64(11)).astype(np.float64) + 0.5) * 2.0**-53
 
 
-def simulate_numpy(cd: CompiledDeal, m: MonteCarloModel, seed: int, paths: np.ndarray) -> dict[str, np.ndarray]:
+def simulate_numpy(
+    cd: CompiledDeal, m: MonteCarloModel, seed: int, paths: np.ndarray
+) -> dict[str, np.ndarray]:
     """Per-path tranche principal, interest and loss (yuan, [P, J]) and default counts [P]."""
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         flows, sup_def, n_def = _collateral(cd, m, seed, paths)
@@ -57,15 +59,22 @@ def _collateral(cd: CompiledDeal, m: MonteCarloModel, seed: int, paths: np.ndarr
         raise NotImplementedError("the NumPy baseline covers the Gaussian copula")
     # conditional cumulative PD per class and period: [P, C, T]
     thr = m.class_threshold[None, :, :] * scale[:, None, None]
-    arg = (thr - m.class_sqrt_rho[None, :, None] * z[:, None, None]) / m.class_sqrt_1mrho[None, :, None]
+    arg = (thr - m.class_sqrt_rho[None, :, None] * z[:, None, None]) / m.class_sqrt_1mrho[
+        None, :, None
+    ]
     cpd = special.ndtr(arg)
     u = uniforms(path_keys(seed, paths, 4), np.arange(n))  # [P, N]
     obligor_cpd = cpd[:, m.obligor_class, :]  # [P, N, T]
     defaulted_by = u[:, :, None] < obligor_cpd
     tau = np.where(defaulted_by.any(axis=2), defaulted_by.argmax(axis=2), n_t)  # [P, N]
-    exposure_exists = np.take_along_axis(
-        np.concatenate([m.sched_balance, np.zeros((n, 1))], axis=1)[None].repeat(n_p, 0), tau[:, :, None], 2
-    )[:, :, 0] > 0
+    exposure_exists = (
+        np.take_along_axis(
+            np.concatenate([m.sched_balance, np.zeros((n, 1))], axis=1)[None].repeat(n_p, 0),
+            tau[:, :, None],
+            2,
+        )[:, :, 0]
+        > 0
+    )
     tau = np.where(exposure_exists, tau, n_t)
     t_idx = np.arange(n_t)
     alive = t_idx[None, None, :] < tau[:, :, None]  # [P, N, T]
@@ -73,7 +82,11 @@ def _collateral(cd: CompiledDeal, m: MonteCarloModel, seed: int, paths: np.ndarr
     flows = np.zeros((n_p, L.N_PF, n_t))
     flows[:, L.PF_INTEREST] = pf[:n_t] * (alive * m.sched_interest[None]).sum(1)
     flows[:, L.PF_SCHED_PRIN] = pf[:n_t] * (alive * m.sched_principal[None]).sum(1)
-    flows[:, L.PF_PREPAY] = np.minimum(m.smm, 1.0) * pf[:n_t] * (alive * (m.sched_balance - m.sched_principal)[None]).sum(1)
+    flows[:, L.PF_PREPAY] = (
+        np.minimum(m.smm, 1.0)
+        * pf[:n_t]
+        * (alive * (m.sched_balance - m.sched_principal)[None]).sum(1)
+    )
     at_default = t_idx[None, None, :] == tau[:, :, None]
     exposure = pf[:n_t][None, None, :] * m.sched_balance[None] * at_default  # [P, N, T]
     flows[:, L.PF_DEFAULT] = exposure.sum(1)
@@ -137,7 +150,13 @@ def _waterfall(cd: CompiledDeal, m: MonteCarloModel, flows: np.ndarray, sup_def:
         pool_end = pool_start - f[:, L.PF_SCHED_PRIN] - f[:, L.PF_PREPAY] - f[:, L.PF_DEFAULT]
         pool_end = np.where(pool_end < 1e-6, 0.0, pool_end)
         cum_def = cum_def + f[:, L.PF_DEFAULT]
-        avail = cash + f[:, L.PF_INTEREST] + f[:, L.PF_SCHED_PRIN] + f[:, L.PF_PREPAY] + f[:, L.PF_RECOVERY]
+        avail = (
+            cash
+            + f[:, L.PF_INTEREST]
+            + f[:, L.PF_SCHED_PRIN]
+            + f[:, L.PF_PREPAY]
+            + f[:, L.PF_RECOVERY]
+        )
         called = np.zeros(n_p, dtype=bool)
         if s.call_factor >= 0 and t < n_t - 1:
             called = live & (pool_end <= (s.call_factor + 1e-9) * cd.original_pool)
@@ -146,15 +165,25 @@ def _waterfall(cd: CompiledDeal, m: MonteCarloModel, flows: np.ndarray, sup_def:
         fin = live & (called | (t == n_t - 1))
         avail = avail * live
         notes = bal.sum(1)
-        rate = np.where(s.tranche_i[:, L.TI_COUPON_KIND] == L.COUPON_FIXED, s.tranche_f[:, L.TF_FIXED_RATE], 0.0)
+        rate = np.where(
+            s.tranche_i[:, L.TI_COUPON_KIND] == L.COUPON_FIXED, s.tranche_f[:, L.TF_FIXED_RATE], 0.0
+        )
         due = bal * (rate * s.tranche_accrual[:, t])[None] + short
         paid = np.zeros((n_p, n_j))
         fee_due = np.zeros_like(fee_unpaid)
         for k in range(len(cd.fee_names)):
             bk = s.fee_i[k, L.FI_BASE_KIND]
-            base = pool_start if bk == L.BASE_POOL else notes if bk == L.BASE_NOTES else cd.original_pool
+            base = (
+                pool_start
+                if bk == L.BASE_POOL
+                else notes
+                if bk == L.BASE_NOTES
+                else cd.original_pool
+            )
             cur = s.fee_f[k, L.FF_RATE] * base * cd.deal_accrual[t] + s.fee_f[k, L.FF_FIXED]
-            fee_due[:, k] = np.clip(cur, s.fee_f[k, L.FF_FLOOR], s.fee_f[k, L.FF_CAP]) + fee_unpaid[:, k]
+            fee_due[:, k] = (
+                np.clip(cur, s.fee_f[k, L.FF_FLOOR], s.fee_f[k, L.FF_CAP]) + fee_unpaid[:, k]
+            )
         fee_paid = np.zeros_like(fee_due)
         # triggers
         status = np.zeros(n_p, dtype=np.int64)
@@ -185,8 +214,12 @@ def _waterfall(cd: CompiledDeal, m: MonteCarloModel, flows: np.ndarray, sup_def:
             if tk == L.TARGET_FIXED:
                 target[:, a] = s.account_f[a, L.AF_AMOUNT]
             elif tk == L.TARGET_NEXT_INTEREST and t + 1 < n_t:
-                grp = s.groups[s.account_i[a, L.AI_GROUP], : s.group_len[s.account_i[a, L.AI_GROUP]]]
-                target[:, a] = (bal[:, grp] * (rate[grp] * s.tranche_accrual[grp, t + 1])[None]).sum(1)
+                grp = s.groups[
+                    s.account_i[a, L.AI_GROUP], : s.group_len[s.account_i[a, L.AI_GROUP]]
+                ]
+                target[:, a] = (
+                    bal[:, grp] * (rate[grp] * s.tranche_accrual[grp, t + 1])[None]
+                ).sum(1)
             elif tk == L.TARGET_PERCENT:
                 raise NotImplementedError
         target = np.where(fin[:, None], 0.0, target)
@@ -207,7 +240,12 @@ def _waterfall(cd: CompiledDeal, m: MonteCarloModel, flows: np.ndarray, sup_def:
                 elif op == L.OP_PAY_INTEREST:
                     grp = s.groups[pa, : s.group_len[pa]]
                     owed = (due[:, grp] - paid[:, grp]).sum(1)
-                    frac = np.where(owed > 1e-9, np.minimum(avail / np.where(owed > 0, owed, 1.0), 1.0), 0.0) * on
+                    frac = (
+                        np.where(
+                            owed > 1e-9, np.minimum(avail / np.where(owed > 0, owed, 1.0), 1.0), 0.0
+                        )
+                        * on
+                    )
                     x = (due[:, grp] - paid[:, grp]) * frac[:, None]
                     paid[:, grp] += x
                     avail = np.maximum(avail - x.sum(1), 0.0)
@@ -238,7 +276,9 @@ def _waterfall(cd: CompiledDeal, m: MonteCarloModel, flows: np.ndarray, sup_def:
                         acc[:, pa] -= x
                         paid[:, j] += x
                 elif op == L.OP_DRAW_SUPPORT:
-                    grp = s.groups[s.support_i[pa, L.SI_GROUP], : s.group_len[s.support_i[pa, L.SI_GROUP]]]
+                    grp = s.groups[
+                        s.support_i[pa, L.SI_GROUP], : s.group_len[s.support_i[pa, L.SI_GROUP]]
+                    ]
                     alive_sup = (sup_def[:, pa] > t) & on
                     cov = s.support_i[pa, L.SI_COVERS]
                     for j in grp:
@@ -249,7 +289,11 @@ def _waterfall(cd: CompiledDeal, m: MonteCarloModel, flows: np.ndarray, sup_def:
                                 continue
                             owed = (due[:, j] - paid[:, j]) if part == 0 else bal[:, j] * fin
                             room = s.support_f[pa, L.SF_CAP] - sup_cum[:, pa]
-                            x = np.where(alive_sup & (owed > 1e-9), np.clip(np.minimum(owed, room), 0.0, None), 0.0)
+                            x = np.where(
+                                alive_sup & (owed > 1e-9),
+                                np.clip(np.minimum(owed, room), 0.0, None),
+                                0.0,
+                            )
                             sup_cum[:, pa] += x
                             if part == 0:
                                 paid[:, j] += x

@@ -50,7 +50,9 @@ def base_deal(**over: Any) -> dict[str, Any]:
     return d
 
 
-def obligor(oid: str, balance: float, rate: float = 0.0, n: int = 3, kind: str = "bullet", **kw: Any) -> dict[str, Any]:
+def obligor(
+    oid: str, balance: float, rate: float = 0.0, n: int = 3, kind: str = "bullet", **kw: Any
+) -> dict[str, Any]:
     o = {
         "id": oid,
         "balance": balance,

@@ -43,75 +43,207 @@ class Case:
 
 
 CASES = [
-    Case("unknown_step_kind", "unknown_step_kind.toml", "waterfalls.normal[3].kind",
-         "fund_reserves", "unknown kind"),
-    Case("unknown_tranche_in_waterfall", "unknown_tranche_in_waterfall.toml",
-         "waterfalls.normal[1].tranches[0]", "AA", "unknown tranche"),
-    Case("negative_tranche_balance", "negative_tranche_balance.toml", "tranches[1].balance",
-         -10_000_000, "greater than or equal to 0"),
-    Case("negative_obligor_balance", "negative_obligor_balance.toml", "pool.obligors[1].balance",
-         -40_000_000, "greater than 0"),
-    Case("coupon_rate_string", "coupon_rate_string.toml", "tranches[0].coupon.rate", "0.0279",
-         "not a string"),
-    Case("first_payment_before_closing", "first_payment_before_closing.toml",
-         "dates.first_payment", "2024-07-15", "must be after closing 2025-01-15"),
-    Case("legal_final_before_first_payment", "legal_final_before_first_payment.toml",
-         "dates.legal_final", "2025-06-01", "before first_payment 2025-07-15"),
-    Case("license_fee_dates_out_of_order", "license_fee_dates_out_of_order.toml",
-         "pool.obligors[0].amortization.payments[1].date", "2025-07-15", "dates out of order"),
+    Case(
+        "unknown_step_kind",
+        "unknown_step_kind.toml",
+        "waterfalls.normal[3].kind",
+        "fund_reserves",
+        "unknown kind",
+    ),
+    Case(
+        "unknown_tranche_in_waterfall",
+        "unknown_tranche_in_waterfall.toml",
+        "waterfalls.normal[1].tranches[0]",
+        "AA",
+        "unknown tranche",
+    ),
+    Case(
+        "negative_tranche_balance",
+        "negative_tranche_balance.toml",
+        "tranches[1].balance",
+        -10_000_000,
+        "greater than or equal to 0",
+    ),
+    Case(
+        "negative_obligor_balance",
+        "negative_obligor_balance.toml",
+        "pool.obligors[1].balance",
+        -40_000_000,
+        "greater than 0",
+    ),
+    Case(
+        "coupon_rate_string",
+        "coupon_rate_string.toml",
+        "tranches[0].coupon.rate",
+        "0.0279",
+        "not a string",
+    ),
+    Case(
+        "first_payment_before_closing",
+        "first_payment_before_closing.toml",
+        "dates.first_payment",
+        "2024-07-15",
+        "must be after closing 2025-01-15",
+    ),
+    Case(
+        "legal_final_before_first_payment",
+        "legal_final_before_first_payment.toml",
+        "dates.legal_final",
+        "2025-06-01",
+        "before first_payment 2025-07-15",
+    ),
+    Case(
+        "license_fee_dates_out_of_order",
+        "license_fee_dates_out_of_order.toml",
+        "pool.obligors[0].amortization.payments[1].date",
+        "2025-07-15",
+        "dates out of order",
+    ),
     Case("empty_pool", "empty_pool.toml", "pool.obligors", [], "the pool is empty"),
-    Case("duplicate_obligor_id", "duplicate_obligor_id.toml", "pool.obligors[1].id", "O1",
-         "duplicate obligor id"),
-    Case("tape_missing_columns", "tape_missing_columns.toml", "<columns>",
-         ["id", "balance", "rate", "amortization", "n_periods"],
-         "missing required column(s) annual_pd", file="tape_missing_columns.csv"),
-    Case("tape_bad_value", "tape_bad_value.toml", "row 2 (id=T2).balance", -40_000_000,
-         "greater than 0", file="tape_bad_value.csv"),
-    Case("tape_not_found", "tape_not_found.toml", "pool.tape.path", "no_such_tape.csv",
-         "pool tape not found"),
-    Case("unknown_top_level_key", "unknown_top_level_key.toml", "base_scenaro", "stress",
-         "unknown key"),
-    Case("nested_key_typo", "nested_key_typo.toml", "dates.legal_finale", "2027-01-15",
-         "unknown key"),
-    Case("missing_required_field", "missing_required_field.toml", "dates.legal_final", NO_VALUE,
-         "required field is missing"),
-    Case("pd_at_least_one", "pd_at_least_one.toml", "pool.obligors[1].pd.annual", 1.0,
-         "less than 1"),
+    Case(
+        "duplicate_obligor_id",
+        "duplicate_obligor_id.toml",
+        "pool.obligors[1].id",
+        "O1",
+        "duplicate obligor id",
+    ),
+    Case(
+        "tape_missing_columns",
+        "tape_missing_columns.toml",
+        "<columns>",
+        ["id", "balance", "rate", "amortization", "n_periods"],
+        "missing required column(s) annual_pd",
+        file="tape_missing_columns.csv",
+    ),
+    Case(
+        "tape_bad_value",
+        "tape_bad_value.toml",
+        "row 2 (id=T2).balance",
+        -40_000_000,
+        "greater than 0",
+        file="tape_bad_value.csv",
+    ),
+    Case(
+        "tape_not_found",
+        "tape_not_found.toml",
+        "pool.tape.path",
+        "no_such_tape.csv",
+        "pool tape not found",
+    ),
+    Case(
+        "unknown_top_level_key",
+        "unknown_top_level_key.toml",
+        "base_scenaro",
+        "stress",
+        "unknown key",
+    ),
+    Case(
+        "nested_key_typo", "nested_key_typo.toml", "dates.legal_finale", "2027-01-15", "unknown key"
+    ),
+    Case(
+        "missing_required_field",
+        "missing_required_field.toml",
+        "dates.legal_final",
+        NO_VALUE,
+        "required field is missing",
+    ),
+    Case(
+        "pd_at_least_one", "pd_at_least_one.toml", "pool.obligors[1].pd.annual", 1.0, "less than 1"
+    ),
     Case("wrong_schema_version", "wrong_schema_version.toml", "schema_version", 2),
-    Case("pd_term_structure_decreasing", "pd_term_structure_decreasing.toml",
-         "pool.obligors[0].pd.cumulative[1]", 0.05, "must not decrease"),
-    Case("target_balances_not_target_principal", "target_balances_not_target_principal.toml",
-         "tranches[0].target_balances", [90_000_000, 60_000_000, 30_000_000, 0],
-         "only used with principal = 'target_balance'"),
-    Case("amortization_past_legal_final", "amortization_past_legal_final.toml",
-         "pool.obligors[0].amortization", {"first_period": 1, "n_periods": 6},
-         "schedule runs to period 6 but the deal has 4 periods"),
-    Case("junior_before_senior", "junior_before_senior.toml", "waterfalls.normal[4].tranches",
-         ["Sub"], "junior tranche 'Sub' is paid principal before senior 'A'"),
+    Case(
+        "pd_term_structure_decreasing",
+        "pd_term_structure_decreasing.toml",
+        "pool.obligors[0].pd.cumulative[1]",
+        0.05,
+        "must not decrease",
+    ),
+    Case(
+        "target_balances_not_target_principal",
+        "target_balances_not_target_principal.toml",
+        "tranches[0].target_balances",
+        [90_000_000, 60_000_000, 30_000_000, 0],
+        "only used with principal = 'target_balance'",
+    ),
+    Case(
+        "amortization_past_legal_final",
+        "amortization_past_legal_final.toml",
+        "pool.obligors[0].amortization",
+        {"first_period": 1, "n_periods": 6},
+        "schedule runs to period 6 but the deal has 4 periods",
+    ),
+    Case(
+        "junior_before_senior",
+        "junior_before_senior.toml",
+        "waterfalls.normal[4].tranches",
+        ["Sub"],
+        "junior tranche 'Sub' is paid principal before senior 'A'",
+    ),
     Case("unknown_fee", "unknown_fee.toml", "waterfalls.normal[0].fee", "trustees", "unknown fee"),
-    Case("unknown_account", "unknown_account.toml", "waterfalls.normal[3].account", "reserves",
-         "unknown account"),
-    Case("unknown_support", "unknown_support.toml", "waterfalls.normal[5].support", "guarantee",
-         "unknown support"),
-    Case("accelerate_without_waterfall", "accelerate_without_waterfall.toml", "triggers[0].effect",
-         "accelerate", "needs a waterfalls.accelerated"),
-    Case("toml_syntax_error", "toml_syntax_error.toml", "<syntax>", NO_VALUE,
-         "not valid TOML"),
+    Case(
+        "unknown_account",
+        "unknown_account.toml",
+        "waterfalls.normal[3].account",
+        "reserves",
+        "unknown account",
+    ),
+    Case(
+        "unknown_support",
+        "unknown_support.toml",
+        "waterfalls.normal[5].support",
+        "guarantee",
+        "unknown support",
+    ),
+    Case(
+        "accelerate_without_waterfall",
+        "accelerate_without_waterfall.toml",
+        "triggers[0].effect",
+        "accelerate",
+        "needs a waterfalls.accelerated",
+    ),
+    Case("toml_syntax_error", "toml_syntax_error.toml", "<syntax>", NO_VALUE, "not valid TOML"),
     Case("file_not_found", "does_not_exist.toml", "<file>", NO_VALUE, "file not found"),
-    Case("json_top_level_not_object", "top_level_not_object.json", "<root>", NO_VALUE,
-         "expected a JSON object"),
+    Case(
+        "json_top_level_not_object",
+        "top_level_not_object.json",
+        "<root>",
+        NO_VALUE,
+        "expected a JSON object",
+    ),
     Case("json_bad_date", "bad_date.json", "dates.closing", "2025-13-01", "YYYY-MM-DD"),
-    Case("json_unknown_coupon_kind", "unknown_coupon_kind.json", "tranches[0].coupon.kind", "fixd",
-         "unknown kind"),
-    Case("scenario_timing_sum", "_valid_small.toml", "defaults.timing", [0.5, 0.3],
-         "they sum to 0.8", scenario="scenario_timing_sum.toml"),
-    Case("scenario_unknown_obligor", "_valid_small.toml", "obligor_defaults[0].obligor", "O9",
-         "unknown obligor id", scenario="scenario_unknown_obligor.toml"),
-]  # fmt: skip
+    Case(
+        "json_unknown_coupon_kind",
+        "unknown_coupon_kind.json",
+        "tranches[0].coupon.kind",
+        "fixd",
+        "unknown kind",
+    ),
+    Case(
+        "scenario_timing_sum",
+        "_valid_small.toml",
+        "defaults.timing",
+        [0.5, 0.3],
+        "they sum to 0.8",
+        scenario="scenario_timing_sum.toml",
+    ),
+    Case(
+        "scenario_unknown_obligor",
+        "_valid_small.toml",
+        "obligor_defaults[0].obligor",
+        "O9",
+        "unknown obligor id",
+        scenario="scenario_unknown_obligor.toml",
+    ),
+]
 
 #: cases also run through ``abs-engine run`` (schema, compile, tape and scenario stages)
-RUN_CASES = {"unknown_tranche_in_waterfall", "coupon_rate_string", "tape_bad_value",
-             "file_not_found", "scenario_unknown_obligor"}  # fmt: skip
+RUN_CASES = {
+    "unknown_tranche_in_waterfall",
+    "coupon_rate_string",
+    "tape_bad_value",
+    "file_not_found",
+    "scenario_unknown_obligor",
+}
 
 
 def _problems(case: Case) -> list[Problem]:
@@ -179,8 +311,14 @@ def test_api_reports_file_path_and_value(case: Case):
         assert type(p.value) is type(case.value) or isinstance(case.value, int | float)
     # the paths are clean: no pydantic union tags, no internal names
     for q in problems:
-        for junk in ("function-", "coupon.fixed", "pd.flat", "pd.term_structure",
-                     "amortization.license_fee", "defaults.cumulative"):  # fmt: skip
+        for junk in (
+            "function-",
+            "coupon.fixed",
+            "pd.flat",
+            "pd.term_structure",
+            "amortization.license_fee",
+            "defaults.cumulative",
+        ):
             assert junk not in q.path, q
 
 
@@ -212,8 +350,14 @@ def _check_cli(case: Case, command: str) -> None:
 
 
 def test_cli_validate_lists_problems_of_several_scenarios():
-    out = _cli("validate", VALID, "-s", BAD / "scenario_timing_sum.toml",
-               "-s", BAD / "scenario_unknown_obligor.toml")  # fmt: skip
+    out = _cli(
+        "validate",
+        VALID,
+        "-s",
+        BAD / "scenario_timing_sum.toml",
+        "-s",
+        BAD / "scenario_unknown_obligor.toml",
+    )
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.startswith("error: 2 problems found")
     assert f"{BAD / 'scenario_timing_sum.toml'}: defaults.timing: " in out.stderr
@@ -307,9 +451,12 @@ def test_run_out_writes_files_for_the_valid_deal(tmp_path: Path):
     out = _cli("run", VALID, "--out", out_dir)
     assert out.returncode == 0, out.stderr
     assert {p.name for p in out_dir.iterdir()} == {
-        "ledger.parquet", "ledger.csv", "summary.json",
-        "tranches_no_defaults.csv", "cashflows_no_defaults.csv",
-    }  # fmt: skip
+        "ledger.parquet",
+        "ledger.csv",
+        "summary.json",
+        "tranches_no_defaults.csv",
+        "cashflows_no_defaults.csv",
+    }
 
 
 def test_duplicate_id_in_tape_names_the_tape():
@@ -321,9 +468,8 @@ def test_duplicate_id_in_tape_names_the_tape():
 
 def test_tiny_level_pay_rate_compiles():
     """A rate that rounds (1 + r)^-n to 1 must not divide by zero."""
-    from tests.conftest import base_deal, obligor
-
     from abs_engine.schema import parse_deal
+    from tests.conftest import base_deal, obligor
 
     deal = base_deal(pool={"obligors": [obligor("O1", 100.0, rate=1e-17, n=3, kind="level_pay")]})
     cd = ae.compile_deal(parse_deal(deal))

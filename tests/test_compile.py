@@ -37,14 +37,30 @@ def test_modified_following_on_weekends():
 
 
 def test_holiday_calendar_and_registered_calendar():
-    dates = {"closing": "2025-07-15", "first_payment": "2025-10-01", "frequency": "quarterly",
-             "legal_final": "2026-01-01"}  # fmt: skip
+    dates = {
+        "closing": "2025-07-15",
+        "first_payment": "2025-10-01",
+        "frequency": "quarterly",
+        "legal_final": "2026-01-01",
+    }
     cal = {"kind": "holidays", "holidays": [f"2025-10-0{d}" for d in range(1, 9)]}
-    cd = compile_deal(parse_deal(base_deal(dates={**dates, "calendar": cal}, pool={"obligors": [obligor("O1", 100, n=2)]})))
+    cd = compile_deal(
+        parse_deal(
+            base_deal(
+                dates={**dates, "calendar": cal}, pool={"obligors": [obligor("O1", 100, n=2)]}
+            )
+        )
+    )
     assert cd.payment_dates[0] == D(2025, 10, 9)  # National Day week skipped
     register_calendar("never_fridays", lambda d: d.weekday() < 4)
-    cd = compile_deal(parse_deal(base_deal(dates={**dates, "calendar": {"kind": "named", "name": "never_fridays"}},
-                                           pool={"obligors": [obligor("O1", 100, n=2)]})))  # fmt: skip
+    cd = compile_deal(
+        parse_deal(
+            base_deal(
+                dates={**dates, "calendar": {"kind": "named", "name": "never_fridays"}},
+                pool={"obligors": [obligor("O1", 100, n=2)]},
+            )
+        )
+    )
     assert cd.payment_dates[1] == D(2026, 1, 1)  # a Thursday
 
 
@@ -66,10 +82,19 @@ def test_wal_anchor_from_validation_sheet():
     """50 paid on 2023-06-30 and 50 on 2023-12-31, from 2023-01-01, ACT/365F: 0.74 years."""
     pays = [{"date": "2023-06-30", "principal": 50.0}, {"date": "2023-12-31", "principal": 50.0}]
     deal = base_deal(
-        dates={"closing": "2023-01-01", "first_payment": "2023-06-30", "frequency": "semi_annual",
-               "legal_final": "2023-12-31", "business_day": "none"},
-        pool={"obligors": [obligor("O1", 100.0, amortization={"kind": "license_fee", "payments": pays})]},
-    )  # fmt: skip
+        dates={
+            "closing": "2023-01-01",
+            "first_payment": "2023-06-30",
+            "frequency": "semi_annual",
+            "legal_final": "2023-12-31",
+            "business_day": "none",
+        },
+        pool={
+            "obligors": [
+                obligor("O1", 100.0, amortization={"kind": "license_fee", "payments": pays})
+            ]
+        },
+    )
     res = run(deal)
     assert [d.isoformat() for d in res.deal.payment_dates] == ["2023-06-30", "2023-12-31"]
     wal = res.sum_tr[0, 0, 4]
@@ -80,10 +105,15 @@ def test_wal_anchor_from_validation_sheet():
 def test_level_pay_matches_annuity_formula():
     """Level payment = r·B / (1 - (1 + r)^-n) with r the periodic rate (numpy_financial.pmt)."""
     deal = base_deal(
-        dates={"closing": "2025-01-01", "first_payment": "2025-02-01", "frequency": "monthly",
-               "legal_final": "2026-01-01", "business_day": "none"},
+        dates={
+            "closing": "2025-01-01",
+            "first_payment": "2025-02-01",
+            "frequency": "monthly",
+            "legal_final": "2026-01-01",
+            "business_day": "none",
+        },
         pool={"obligors": [obligor("O1", 1_000_000, rate=0.06, n=12, kind="level_pay")]},
-    )  # fmt: skip
+    )
     cd = compile_deal(parse_deal(deal))
     r = 0.06 / 12
     pmt = r * 1_000_000 / (1 - (1 + r) ** -12)
@@ -93,10 +123,21 @@ def test_level_pay_matches_annuity_formula():
 
 
 def test_equal_principal_and_bullet_with_late_start():
-    deal = base_deal(pool={"obligors": [
-        obligor("E", 90, rate=0.1, n=2, kind="equal_principal", amortization={"kind": "equal_principal", "n_periods": 2, "first_period": 2}),
-        obligor("B", 10, rate=0.1, n=3),
-    ]})  # fmt: skip
+    deal = base_deal(
+        pool={
+            "obligors": [
+                obligor(
+                    "E",
+                    90,
+                    rate=0.1,
+                    n=2,
+                    kind="equal_principal",
+                    amortization={"kind": "equal_principal", "n_periods": 2, "first_period": 2},
+                ),
+                obligor("B", 10, rate=0.1, n=3),
+            ]
+        }
+    )
     cd = compile_deal(parse_deal(deal))
     assert cd.pool.sched_principal[0].tolist() == [0, 45, 45]
     assert cd.pool.sched_interest[0] == pytest.approx([9, 9, 4.5])
@@ -110,25 +151,37 @@ def test_pd_term_structure_hits_knots_and_flat_pd_formula():
     assert cum[0] == pytest.approx(1 - np.sqrt(0.98))  # flat hazard inside the first year
     assert cum[3] == pytest.approx(1 - 0.95 * (0.95 / 0.98))  # last hazard carried on
     cd = compile_deal(parse_deal(base_deal()))
-    assert cd.pool.cum_pd[0] == pytest.approx(1 - 0.98 ** cd.years)
+    assert cd.pool.cum_pd[0] == pytest.approx(1 - 0.98**cd.years)
 
 
 def test_relief_from_royalty_by_hand():
     # 100 revenue × 10% royalty × (1 - 25%) = 7.5 a year for 2 years at 10%
     assert relief_from_royalty(100, 0.10, 0.25, 0.10, 2) == pytest.approx(7.5 / 1.1 + 7.5 / 1.21)
     # growth 10%: second year 8.25
-    assert relief_from_royalty(100, 0.10, 0.25, 0.10, 2, 0.10) == pytest.approx(7.5 / 1.1 + 8.25 / 1.21)
+    assert relief_from_royalty(100, 0.10, 0.25, 0.10, 2, 0.10) == pytest.approx(
+        7.5 / 1.1 + 8.25 / 1.21
+    )
 
 
 def test_pool_tape_csv_and_parquet(tmp_path):
     import pandas as pd
 
-    tape = pd.DataFrame({
-        "id": ["T1", "T2"], "balance": [60.0, 40.0], "rate": [0.05, 0.06],
-        "amortization": ["bullet", "equal_principal"], "n_periods": [3, 2], "annual_pd": [0.01, 0.03],
-        "sector": ["software", "ict"], "recovery_rate": [0.3, None],
-    })  # fmt: skip
-    for name, write in (("tape.csv", lambda p: tape.to_csv(p, index=False)), ("tape.parquet", lambda p: tape.to_parquet(p))):
+    tape = pd.DataFrame(
+        {
+            "id": ["T1", "T2"],
+            "balance": [60.0, 40.0],
+            "rate": [0.05, 0.06],
+            "amortization": ["bullet", "equal_principal"],
+            "n_periods": [3, 2],
+            "annual_pd": [0.01, 0.03],
+            "sector": ["software", "ict"],
+            "recovery_rate": [0.3, None],
+        }
+    )
+    for name, write in (
+        ("tape.csv", lambda p: tape.to_csv(p, index=False)),
+        ("tape.parquet", lambda p: tape.to_parquet(p)),
+    ):
         write(tmp_path / name)
         deal = base_deal(pool={"tape": {"path": name}})
         cd = compile_deal(parse_deal(deal, source=tmp_path / "deal.toml", base_dir=tmp_path))

@@ -32,29 +32,44 @@ def homogeneous_deal(n: int, pd: float, attach: list[float]) -> ae.CompiledDeal:
     tranches = []
     top = 1.0
     for name, a in zip(names, bounds, strict=True):
-        tranches.append({"name": name, "balance": (top - a) * pool, "coupon": {"kind": "fixed", "rate": 0.0}})
+        tranches.append(
+            {"name": name, "balance": (top - a) * pool, "coupon": {"kind": "fixed", "rate": 0.0}}
+        )
         top = a
     obligors = [
-        {"id": f"O{i}", "balance": 1_000_000.0, "rate": 0.0, "amortization": {"kind": "bullet", "n_periods": 1},
-         "pd": {"kind": "flat", "annual": pd}}
+        {
+            "id": f"O{i}",
+            "balance": 1_000_000.0,
+            "rate": 0.0,
+            "amortization": {"kind": "bullet", "n_periods": 1},
+            "pd": {"kind": "flat", "annual": pd},
+        }
         for i in range(n)
-    ]  # fmt: skip
+    ]
     deal = base_deal(
-        dates={"closing": "2025-01-01", "first_payment": "2026-01-01", "frequency": "annual",
-               "legal_final": "2026-01-01", "business_day": "none"},
+        dates={
+            "closing": "2025-01-01",
+            "first_payment": "2026-01-01",
+            "frequency": "annual",
+            "legal_final": "2026-01-01",
+            "business_day": "none",
+        },
         pool={"obligors": obligors},
         tranches=tranches,
         waterfalls={"normal": [{"kind": "pay_principal", "tranches": names}]},
-    )  # fmt: skip
+    )
     return ae.compile_deal(parse_deal(deal))
 
 
-def mc(rho: float, recovery: float = 0.0, copula: str = "gaussian", nu: float = 6.0, **kw) -> MonteCarloScenario:
+def mc(
+    rho: float, recovery: float = 0.0, copula: str = "gaussian", nu: float = 6.0, **kw
+) -> MonteCarloScenario:
     doc = {
-        "kind": "monte_carlo", "name": "test",
+        "kind": "monte_carlo",
+        "name": "test",
         "defaults": {"copula": copula, "nu": nu, "correlation": {"kind": "fixed", "value": rho}},
         "recovery": {"kind": "rate", "rate": recovery, "lag_periods": 0},
-    }  # fmt: skip
+    }
     doc.update(kw)
     return MonteCarloScenario.model_validate(doc)
 
@@ -119,7 +134,11 @@ def test_finite_pool_default_counts_and_tranche_el_match_conditional_binomial(n)
     bounds = [(0.15, 1.0), (0.05, 0.15), (0.0, 0.05)]
     for row, (a, d) in zip(res.tranches.itertuples(), bounds, strict=True):
         exact = tranche_el(pmf, 1 - rec, a, d)
-        assert abs(row.expected_loss - exact) <= K_SE * row.expected_loss_se + 1e-12, (row.tranche, row.expected_loss, exact)
+        assert abs(row.expected_loss - exact) <= K_SE * row.expected_loss_se + 1e-12, (
+            row.tranche,
+            row.expected_loss,
+            exact,
+        )
         # with zero coupons, PV loss and principal loss agree
         assert row.principal_loss == pytest.approx(row.expected_loss, abs=1e-12)
     # the finite pool is far from the large-pool (Vasicek) value: test against the right one
@@ -136,9 +155,16 @@ def test_large_pool_matches_vasicek_quantiles():
     """N = 10,000: P(D <= x_q) at the Vasicek quantiles x_q is q within 4 SE. (The
     finite-pool correction at this size, computed exactly, is below one SE.)"""
     pd, rho, n, paths = 0.02, 0.1, 10_000, 20_000
-    vasicek_q = lambda q: stats.norm.cdf((stats.norm.ppf(pd) + np.sqrt(rho) * stats.norm.ppf(q)) / np.sqrt(1 - rho))  # noqa: E731
+
+    def vasicek_q(q: float) -> float:
+        return stats.norm.cdf(
+            (stats.norm.ppf(pd) + np.sqrt(rho) * stats.norm.ppf(q)) / np.sqrt(1 - rho)
+        )
+
     assert vasicek_q(0.999) == pytest.approx(0.128, abs=5e-4)  # the reference sheet's anchor
-    res = ae.simulate(homogeneous_deal(n, pd, [0.0]), mc(rho), n_paths=paths, seed=3, progress=False)
+    res = ae.simulate(
+        homogeneous_deal(n, pd, [0.0]), mc(rho), n_paths=paths, seed=3, progress=False
+    )
     dist = res.default_count_distribution()
     cdf = np.cumsum(dist.to_numpy())
     for q in (0.5, 0.9, 0.99, 0.999):
@@ -157,7 +183,9 @@ def test_large_pool_matches_vasicek_quantiles():
 def test_student_t_matches_quadrature_and_has_heavier_tail():
     n, pd, rho, nu = 20, 0.05, 0.2, 4.0
     cd = homogeneous_deal(n, pd, [0.0])
-    t_res = ae.simulate(cd, mc(rho, copula="student_t", nu=nu), n_paths=200_000, seed=5, progress=False)
+    t_res = ae.simulate(
+        cd, mc(rho, copula="student_t", nu=nu), n_paths=200_000, seed=5, progress=False
+    )
     g_res = ae.simulate(cd, mc(rho), n_paths=200_000, seed=5, progress=False)
     assert_pmf(t_res, count_pmf_student(n, pd, rho, nu), min_p=1e-6)
     # tail: P(at least 6 of 20 default)
@@ -173,7 +201,9 @@ def test_student_t_matches_quadrature_and_has_heavier_tail():
 
 def test_zero_correlation_gives_binomial_counts():
     n, pd = 20, 0.1
-    res = ae.simulate(homogeneous_deal(n, pd, [0.0]), mc(0.0), n_paths=100_000, seed=9, progress=False)
+    res = ae.simulate(
+        homogeneous_deal(n, pd, [0.0]), mc(0.0), n_paths=100_000, seed=9, progress=False
+    )
     assert_pmf(res, stats.binom.pmf(np.arange(n + 1), n, pd))
 
 
@@ -211,7 +241,9 @@ def test_different_seeds_differ_and_python_twin_agrees():
 
 
 def test_ledger_of_a_path_reproduces_its_metrics():
-    res = ae.simulate(n_paths=3_000, seed=4, keep_paths=True, ledger_paths=[17, 2_999], progress=False)
+    res = ae.simulate(
+        n_paths=3_000, seed=4, keep_paths=True, ledger_paths=[17, 2_999], progress=False
+    )
     from abs_engine.kernels import layout as L
 
     for p, led in res.ledgers.items():
@@ -225,7 +257,9 @@ def test_ledger_of_a_path_reproduces_its_metrics():
 
 def test_wrong_way_risk_senior_el_higher_with_correlated_provider():
     sc = ae.load_scenario("huake_mc")
-    indep = MonteCarloScenario.model_validate({**sc.model_dump(), "providers": {"correlated": False}})
+    indep = MonteCarloScenario.model_validate(
+        {**sc.model_dump(), "providers": {"correlated": False}}
+    )
     cd = ae.compile_deal(ae.load_deal())
     a = ae.simulate(cd, sc, n_paths=100_000, seed=7, keep_paths=True, progress=False)
     b = ae.simulate(cd, indep, n_paths=100_000, seed=7, keep_paths=True, progress=False)
@@ -250,7 +284,9 @@ def test_zero_pd_means_zero_loss_for_every_tranche():
 def test_prepayment_and_ip_recovery_move_the_pool_the_right_way():
     cd = ae.compile_deal(ae.load_deal())
     base = ae.load_scenario("huake_mc")
-    fast = MonteCarloScenario.model_validate({**base.model_dump(), "prepayment": {"cpr": 0.2, "volatility": 0.5}})
+    fast = MonteCarloScenario.model_validate(
+        {**base.model_dump(), "prepayment": {"cpr": 0.2, "volatility": 0.5}}
+    )
     r0 = ae.simulate(cd, base, n_paths=20_000, seed=2, progress=False)
     r1 = ae.simulate(cd, fast, n_paths=20_000, seed=2, progress=False)
     assert r1.pool.loc["prepayment_rate", "mean"] > 0.1
@@ -265,16 +301,43 @@ def test_prepayment_and_ip_recovery_move_the_pool_the_right_way():
 @pytest.mark.parametrize(
     ("doc", "path"),
     [
-        ({"defaults": {"correlation": {"kind": "fixed", "value": 1.0}}}, "defaults.correlation.value"),
-        ({"defaults": {"correlation": {"kind": "fixed", "value": -0.1}}}, "defaults.correlation.value"),
+        (
+            {"defaults": {"correlation": {"kind": "fixed", "value": 1.0}}},
+            "defaults.correlation.value",
+        ),
+        (
+            {"defaults": {"correlation": {"kind": "fixed", "value": -0.1}}},
+            "defaults.correlation.value",
+        ),
         ({"prepayment": {"cpr": -0.05}}, "prepayment.cpr"),
-        ({"defaults": {"factors": "sector", "sector_correlation": -0.9}}, "defaults.sector_correlation"),
-        ({"defaults": {"factors": "sector", "sector_order": ["semiconductors", "biomedicine", "new_energy",
-          "advanced_manufacturing", "software", "new_materials", "electronics", "ict"],
-          "sector_matrix": [[1.0 if i == j else 0.99 if i + j == 1 else -0.5 for j in range(8)] for i in range(8)]}},
-         "defaults.sector_matrix"),
+        (
+            {"defaults": {"factors": "sector", "sector_correlation": -0.9}},
+            "defaults.sector_correlation",
+        ),
+        (
+            {
+                "defaults": {
+                    "factors": "sector",
+                    "sector_order": [
+                        "semiconductors",
+                        "biomedicine",
+                        "new_energy",
+                        "advanced_manufacturing",
+                        "software",
+                        "new_materials",
+                        "electronics",
+                        "ict",
+                    ],
+                    "sector_matrix": [
+                        [1.0 if i == j else 0.99 if i + j == 1 else -0.5 for j in range(8)]
+                        for i in range(8)
+                    ],
+                }
+            },
+            "defaults.sector_matrix",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_monte_carlo_input_is_a_clear_error(doc, path):
     full = {"kind": "monte_carlo", "name": "bad", **doc}
     with pytest.raises(ae.DealError) as info:
@@ -282,7 +345,9 @@ def test_bad_monte_carlo_input_is_a_clear_error(doc, path):
 
         sc = parse_any_scenario(full, "bad.toml")
         ae.simulate(None, sc, n_paths=10, progress=False)
-    assert any(p.path == path and p.file == "bad.toml" for p in info.value.problems), info.value.problems
+    assert any(p.path == path and p.file == "bad.toml" for p in info.value.problems), (
+        info.value.problems
+    )
 
 
 @pytest.mark.parametrize("n_paths", [0, -5, 2.5])
@@ -302,7 +367,9 @@ for bad in ({"n_paths": 0}, {"seed": -1}):
         print("error:", e)
 print("compiled:", len(run_blocks.signatures))
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.count("error:") == 2
     assert "compiled: 0" in out
 

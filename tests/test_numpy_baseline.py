@@ -22,8 +22,14 @@ def test_numpy_baseline_matches_kernels_path_by_path(scenario):
     assert np.array_equal(paths["pool.default_count"].to_numpy(), ref["default_count"])
     for j, name in enumerate(cd.tranche_names):
         bal = cd.deal.tranches[j].balance
-        np.testing.assert_allclose(paths[f"{name}.principal_received"], ref["principal_paid"][:, j], atol=1e-6)
-        np.testing.assert_allclose(paths[f"{name}.interest_received"], ref["interest_paid"][:, j], atol=1e-6)
-        np.testing.assert_allclose(paths[f"{name}.principal_loss"] * bal, ref["loss"][:, j], atol=1e-6)
+        np.testing.assert_allclose(
+            paths[f"{name}.principal_received"], ref["principal_paid"][:, j], atol=1e-6
+        )
+        np.testing.assert_allclose(
+            paths[f"{name}.interest_received"], ref["interest_paid"][:, j], atol=1e-6
+        )
+        np.testing.assert_allclose(
+            paths[f"{name}.principal_loss"] * bal, ref["loss"][:, j], atol=1e-6
+        )
     # the comparison is not vacuous: some paths have senior losses and support draws
     assert (ref["loss"][:, 0] > 0).any() and (paths["A.support_received"] > 0).any()

@@ -49,18 +49,22 @@ def test_one_tranche_bullet_three_periods(jit):
         pool={"obligors": [obligor("O1", 100e6, rate=0.05, n=3)]},
         tranches=[{"name": "A", "balance": 100e6, "coupon": fixed(0.04)}, EQUITY],
         fees=[{"name": "trustee", "fixed": 100_000.0}],
-        waterfalls={"normal": [
-            {"kind": "pay_fee", "fee": "trustee"},
-            {"kind": "pay_interest", "tranches": ["A"]},
-            {"kind": "pay_principal", "tranches": ["A"]},
-            {"kind": "pay_residual", "tranche": "Equity"},
-        ]},
-    )  # fmt: skip
+        waterfalls={
+            "normal": [
+                {"kind": "pay_fee", "fee": "trustee"},
+                {"kind": "pay_interest", "tranches": ["A"]},
+                {"kind": "pay_principal", "tranches": ["A"]},
+                {"kind": "pay_residual", "tranche": "Equity"},
+            ]
+        },
+    )
     res = run(deal, jit=jit)
     assert tranche_item(res, "A", L.LT_INTEREST_PAID) == pytest.approx([4e6, 4e6, 4e6], **APPROX)
     assert tranche_item(res, "A", L.LT_PRINCIPAL_PAID) == pytest.approx([0, 0, 100e6], **APPROX)
     assert tranche_item(res, "A", L.LT_BALANCE_END) == pytest.approx([100e6, 100e6, 0], **APPROX)
-    assert tranche_item(res, "Equity", L.LT_RESIDUAL_PAID) == pytest.approx([9e5, 9e5, 9e5], **APPROX)
+    assert tranche_item(res, "Equity", L.LT_RESIDUAL_PAID) == pytest.approx(
+        [9e5, 9e5, 9e5], **APPROX
+    )
     assert res.led_fee[0, :, 0, L.LF_PAID] == pytest.approx([1e5, 1e5, 1e5], **APPROX)
     a = res.sum_tr[0, 0]
     assert a[L.ST_WAL_YEARS] == pytest.approx(3.0, abs=1e-12)
@@ -90,13 +94,15 @@ def test_senior_sub_sequential_default_in_period_2_recovered_two_periods_later(j
             {"name": "B", "balance": 20, "coupon": fixed(0.08)},
             EQUITY,
         ],
-        waterfalls={"normal": [
-            {"kind": "pay_interest", "tranches": ["A"]},
-            {"kind": "pay_interest", "tranches": ["B"]},
-            {"kind": "pay_principal", "tranches": ["A", "B"]},
-            {"kind": "pay_residual", "tranche": "Equity"},
-        ]},
-    )  # fmt: skip
+        waterfalls={
+            "normal": [
+                {"kind": "pay_interest", "tranches": ["A"]},
+                {"kind": "pay_interest", "tranches": ["B"]},
+                {"kind": "pay_principal", "tranches": ["A", "B"]},
+                {"kind": "pay_residual", "tranche": "Equity"},
+            ]
+        },
+    )
     scenario = {
         "obligor_defaults": [{"obligor": "O2", "period": 2}],
         "recovery": {"rate": 0.5, "lag_periods": 2},
@@ -107,12 +113,18 @@ def test_senior_sub_sequential_default_in_period_2_recovered_two_periods_later(j
     assert per[:, L.LP_DEFAULT] == pytest.approx([0, 40, 0, 0], **APPROX)
     assert per[:, L.LP_RECOVERY] == pytest.approx([0, 0, 0, 20], **APPROX)
     assert per[:, L.LP_LOSS] == pytest.approx([0, 0, 0, 20], **APPROX)
-    assert tranche_item(res, "A", L.LT_INTEREST_PAID) == pytest.approx([4, 4, 3.98, 3.959], **APPROX)
-    assert tranche_item(res, "A", L.LT_PRINCIPAL_PAID) == pytest.approx([0, 0.4, 0.42, 79.18], **APPROX)
+    assert tranche_item(res, "A", L.LT_INTEREST_PAID) == pytest.approx(
+        [4, 4, 3.98, 3.959], **APPROX
+    )
+    assert tranche_item(res, "A", L.LT_PRINCIPAL_PAID) == pytest.approx(
+        [0, 0.4, 0.42, 79.18], **APPROX
+    )
     assert tranche_item(res, "B", L.LT_INTEREST_PAID) == pytest.approx([1.6] * 4, **APPROX)
     assert tranche_item(res, "B", L.LT_PRINCIPAL_PAID) == pytest.approx([0, 0, 0, 1.261], **APPROX)
     assert tranche_item(res, "B", L.LT_WRITE_DOWN) == pytest.approx([0, 0, 0, 18.739], **APPROX)
-    assert tranche_item(res, "Equity", L.LT_RESIDUAL_PAID) == pytest.approx([4.4, 0, 0, 0], **APPROX)
+    assert tranche_item(res, "Equity", L.LT_RESIDUAL_PAID) == pytest.approx(
+        [4.4, 0, 0, 0], **APPROX
+    )
     b = res.sum_tr[0, 1]
     assert b[L.ST_LOSS] == pytest.approx(18.739, **APPROX)
     assert res.sum_tr[0, 0, L.ST_LOSS] == 0.0
@@ -140,25 +152,36 @@ def test_reserve_drawn_and_refilled(jit):
             {"name": "A", "balance": 90, "coupon": fixed(0.06)},
             {"name": "Sub", "balance": 10, "principal": "residual"},
         ],
-        accounts=[{"name": "reserve", "target": {"kind": "fixed", "amount": 6}, "initial_balance": 6}],
-        waterfalls={"normal": [
-            {"kind": "pay_interest", "tranches": ["A"]},
-            {"kind": "draw_reserve", "account": "reserve", "tranches": ["A"]},
-            {"kind": "fund_reserve", "account": "reserve"},
-            {"kind": "pay_principal", "tranches": ["A", "Sub"]},
-            {"kind": "pay_residual", "tranche": "Sub"},
-        ]},
-    )  # fmt: skip
-    scenario = {"obligor_defaults": [{"obligor": "O2", "period": 2}], "recovery": {"rate": 0.2, "lag_periods": 1}}
+        accounts=[
+            {"name": "reserve", "target": {"kind": "fixed", "amount": 6}, "initial_balance": 6}
+        ],
+        waterfalls={
+            "normal": [
+                {"kind": "pay_interest", "tranches": ["A"]},
+                {"kind": "draw_reserve", "account": "reserve", "tranches": ["A"]},
+                {"kind": "fund_reserve", "account": "reserve"},
+                {"kind": "pay_principal", "tranches": ["A", "Sub"]},
+                {"kind": "pay_residual", "tranche": "Sub"},
+            ]
+        },
+    )
+    scenario = {
+        "obligor_defaults": [{"obligor": "O2", "period": 2}],
+        "recovery": {"rate": 0.2, "lag_periods": 1},
+    }
     res = run(deal, scenario, jit=jit)
     acc = res.led_acc[0, :, 0]
     assert acc[:, L.LA_BALANCE_START] == pytest.approx([6, 6, 5.6, 6], **APPROX)
     assert acc[:, L.LA_WITHDRAWAL] == pytest.approx([0, 0.4, 0, 6], **APPROX)
     assert acc[:, L.LA_DEPOSIT] == pytest.approx([0, 0, 0.4, 0], **APPROX)
     assert acc[:, L.LA_BALANCE_END] == pytest.approx([6, 5.6, 6, 0], **APPROX)
-    assert tranche_item(res, "A", L.LT_INTEREST_PAID) == pytest.approx([5.4, 5.4, 5.4, 4.848], **APPROX)
+    assert tranche_item(res, "A", L.LT_INTEREST_PAID) == pytest.approx(
+        [5.4, 5.4, 5.4, 4.848], **APPROX
+    )
     assert tranche_item(res, "A", L.LT_FROM_RESERVE) == pytest.approx([0, 0.4, 0, 0], **APPROX)
-    assert tranche_item(res, "A", L.LT_PRINCIPAL_PAID) == pytest.approx([0, 0, 9.2, 56.152], **APPROX)
+    assert tranche_item(res, "A", L.LT_PRINCIPAL_PAID) == pytest.approx(
+        [0, 0, 9.2, 56.152], **APPROX
+    )
     assert tranche_item(res, "A", L.LT_WRITE_DOWN) == pytest.approx([0, 0, 0, 24.648], **APPROX)
     assert tranche_item(res, "Sub", L.LT_RESIDUAL_PAID) == pytest.approx([4.6, 0, 0, 0], **APPROX)
     assert tranche_item(res, "Sub", L.LT_WRITE_DOWN) == pytest.approx([0, 0, 0, 10], **APPROX)
@@ -185,16 +208,25 @@ def test_cumulative_default_trigger_switches_to_accelerated_waterfall(jit):
     """
     deal = base_deal(
         dates=annual_dates(4),
-        pool={"obligors": [
-            obligor("O1", 80, rate=0.1, n=4, kind="equal_principal"),
-            obligor("O2", 20, rate=0.1, n=4, kind="equal_principal"),
-        ]},
+        pool={
+            "obligors": [
+                obligor("O1", 80, rate=0.1, n=4, kind="equal_principal"),
+                obligor("O2", 20, rate=0.1, n=4, kind="equal_principal"),
+            ]
+        },
         tranches=[
             {"name": "A", "balance": 80, "coupon": fixed(0.05), "principal": "pro_rata"},
             {"name": "B", "balance": 20, "coupon": fixed(0.05), "principal": "pro_rata"},
             EQUITY,
         ],
-        triggers=[{"kind": "cumulative_default", "name": "cd10", "threshold": 0.10, "effect": "accelerate"}],
+        triggers=[
+            {
+                "kind": "cumulative_default",
+                "name": "cd10",
+                "threshold": 0.10,
+                "effect": "accelerate",
+            }
+        ],
         waterfalls={
             "normal": [
                 {"kind": "pay_interest", "tranches": ["A", "B"]},
@@ -209,13 +241,26 @@ def test_cumulative_default_trigger_switches_to_accelerated_waterfall(jit):
                 {"kind": "pay_residual", "tranche": "Equity"},
             ],
         },
-    )  # fmt: skip
-    res = run(deal, {"obligor_defaults": [{"obligor": "O2", "period": 2}], "recovery": {"rate": 0.0, "lag_periods": 0}}, jit=jit)
+    )
+    res = run(
+        deal,
+        {
+            "obligor_defaults": [{"obligor": "O2", "period": 2}],
+            "recovery": {"rate": 0.0, "lag_periods": 0},
+        },
+        jit=jit,
+    )
     assert res.led_per[0, :, L.LP_STATUS].tolist() == [0, 1, 1, 1]
-    assert tranche_item(res, "A", L.LT_INTEREST_PAID) == pytest.approx([4, 3, 1.85, 0.7425], **APPROX)
-    assert tranche_item(res, "A", L.LT_PRINCIPAL_PAID) == pytest.approx([20, 23, 22.15, 14.85], **APPROX)
+    assert tranche_item(res, "A", L.LT_INTEREST_PAID) == pytest.approx(
+        [4, 3, 1.85, 0.7425], **APPROX
+    )
+    assert tranche_item(res, "A", L.LT_PRINCIPAL_PAID) == pytest.approx(
+        [20, 23, 22.15, 14.85], **APPROX
+    )
     assert tranche_item(res, "B", L.LT_INTEREST_PAID) == pytest.approx([1, 0, 0, 2.25], **APPROX)
-    assert tranche_item(res, "B", L.LT_INTEREST_SHORTFALL) == pytest.approx([0, 0.75, 1.5, 0], **APPROX)
+    assert tranche_item(res, "B", L.LT_INTEREST_SHORTFALL) == pytest.approx(
+        [0, 0.75, 1.5, 0], **APPROX
+    )
     assert tranche_item(res, "B", L.LT_PRINCIPAL_PAID) == pytest.approx([5, 0, 0, 4.1575], **APPROX)
     assert res.sum_tr[0, 1, L.ST_LOSS] == pytest.approx(10.8425, **APPROX)
     assert tranche_item(res, "Equity", L.LT_RESIDUAL_PAID) == pytest.approx([5, 0, 0, 0], **APPROX)
@@ -223,8 +268,13 @@ def test_cumulative_default_trigger_switches_to_accelerated_waterfall(jit):
 
 
 def _undertaking_deal(cap: float | None = None) -> dict:
-    sup = {"kind": "shortfall_undertaking", "name": "undertaking", "provider": {"name": "Parent"},
-           "tranches": ["A"], "covers": "both"}  # fmt: skip
+    sup = {
+        "kind": "shortfall_undertaking",
+        "name": "undertaking",
+        "provider": {"name": "Parent"},
+        "tranches": ["A"],
+        "covers": "both",
+    }
     if cap is not None:
         sup["cap"] = cap
     return base_deal(
@@ -232,12 +282,14 @@ def _undertaking_deal(cap: float | None = None) -> dict:
         pool={"obligors": [obligor("O1", 100, rate=0.02, n=3)]},
         tranches=[{"name": "A", "balance": 100, "coupon": fixed(0.05)}],
         support=[sup],
-        waterfalls={"normal": [
-            {"kind": "pay_interest", "tranches": ["A"]},
-            {"kind": "pay_principal", "tranches": ["A"]},
-            {"kind": "draw_support", "support": "undertaking"},
-        ]},
-    )  # fmt: skip
+        waterfalls={
+            "normal": [
+                {"kind": "pay_interest", "tranches": ["A"]},
+                {"kind": "pay_principal", "tranches": ["A"]},
+                {"kind": "draw_support", "support": "undertaking"},
+            ]
+        },
+    )
 
 
 @JIT
@@ -261,7 +313,11 @@ def test_shortfall_undertaking_whose_provider_defaulted_pays_nothing(jit):
     """As above, but the provider defaults in period 2. Period 1: it pays 3. Period 2: asked
     for 3, pays 0; A is 3 short. Period 3: A interest due 5 + 3 = 8 paid from 102, principal
     94; the provider is asked for the last 6 and pays nothing: A loses 6."""
-    res = run(_undertaking_deal(), {"support_defaults": [{"support": "undertaking", "period": 2}]}, jit=jit)
+    res = run(
+        _undertaking_deal(),
+        {"support_defaults": [{"support": "undertaking", "period": 2}]},
+        jit=jit,
+    )
     sup = res.led_sup[0, :, 0]
     assert sup[:, L.LS_PAID] == pytest.approx([3, 0, 0], **APPROX)
     assert sup[:, L.LS_REQUESTED] == pytest.approx([3, 3, 6], **APPROX)
@@ -292,9 +348,24 @@ def test_loss_compensation_pays_share_of_realised_loss_after_lag(jit):
         dates=annual_dates(4),
         pool={"obligors": [obligor("O1", 50, n=4), obligor("O2", 50, n=4)]},
         tranches=[{"name": "A", "balance": 100, "coupon": fixed(0.0)}],
-        support=[{"kind": "loss_compensation", "name": "fund", "provider": {"name": "Gov"}, "share": 0.4, "lag_periods": 1}],
+        support=[
+            {
+                "kind": "loss_compensation",
+                "name": "fund",
+                "provider": {"name": "Gov"},
+                "share": 0.4,
+                "lag_periods": 1,
+            }
+        ],
     )
-    res = run(deal, {"obligor_defaults": [{"obligor": "O2", "period": 1}], "recovery": {"rate": 0.25, "lag_periods": 1}}, jit=jit)
+    res = run(
+        deal,
+        {
+            "obligor_defaults": [{"obligor": "O2", "period": 1}],
+            "recovery": {"rate": 0.25, "lag_periods": 1},
+        },
+        jit=jit,
+    )
     assert res.led_per[0, :, L.LP_LOSS] == pytest.approx([0, 37.5, 0, 0], **APPROX)
     assert res.led_per[0, :, L.LP_COMPENSATION] == pytest.approx([0, 0, 15, 0], **APPROX)
     assert tranche_item(res, "A", L.LT_PRINCIPAL_PAID) == pytest.approx([0, 12.5, 15, 50], **APPROX)
@@ -323,17 +394,36 @@ def test_trap_excess_spread_and_write_off_deficiency():
             {"name": "Sub", "balance": 10, "principal": "residual"},
         ],
         accounts=[{"name": "trap", "target": {"kind": "fixed", "amount": 0}}],
-        triggers=[{"kind": "coverage_ratio", "name": "cr", "threshold": 2.5, "periods": 1,
-                   "effect": "trap_excess_spread", "trap_account": "trap", "curable": True}],
-        waterfalls={"normal": [
-            {"kind": "pay_interest", "tranches": ["A"]},
-            {"kind": "pay_principal", "tranches": ["A", "Sub"]},
-            {"kind": "write_off"},
-            {"kind": "pay_residual", "tranche": "Sub"},
-        ]},
-    )  # fmt: skip
-    res = run(deal, {"obligor_defaults": [{"obligor": "O2", "period": 2}], "recovery": {"rate": 0.0, "lag_periods": 0}})
-    assert res.led_per[0, :, L.LP_COVERAGE_RATIO] == pytest.approx([10 / 4.5, 6 / 44.5, 66 / 63], **APPROX)
+        triggers=[
+            {
+                "kind": "coverage_ratio",
+                "name": "cr",
+                "threshold": 2.5,
+                "periods": 1,
+                "effect": "trap_excess_spread",
+                "trap_account": "trap",
+                "curable": True,
+            }
+        ],
+        waterfalls={
+            "normal": [
+                {"kind": "pay_interest", "tranches": ["A"]},
+                {"kind": "pay_principal", "tranches": ["A", "Sub"]},
+                {"kind": "write_off"},
+                {"kind": "pay_residual", "tranche": "Sub"},
+            ]
+        },
+    )
+    res = run(
+        deal,
+        {
+            "obligor_defaults": [{"obligor": "O2", "period": 2}],
+            "recovery": {"rate": 0.0, "lag_periods": 0},
+        },
+    )
+    assert res.led_per[0, :, L.LP_COVERAGE_RATIO] == pytest.approx(
+        [10 / 4.5, 6 / 44.5, 66 / 63], **APPROX
+    )
     assert tranche_item(res, "A", L.LT_INTEREST_PAID) == pytest.approx([4.5, 4.5, 3], **APPROX)
     assert tranche_item(res, "A", L.LT_PRINCIPAL_PAID) == pytest.approx([0, 1.5, 60], **APPROX)
     assert tranche_item(res, "A", L.LT_WRITE_DOWN) == pytest.approx([0, 28.5, 0], **APPROX)
@@ -349,10 +439,16 @@ def test_floating_coupon_floor_cap_and_step_up():
     → 4% (cap) then 4.5% with the step-up."""
     deal = base_deal(
         dates=annual_dates(3),
-        tranches=[{"name": "A", "balance": 100, "coupon": {"kind": "floating", "spread": 0.01, "floor": 0.02, "cap": 0.04},
-                   "step_up": {"from_period": 3, "spread": 0.005}}],
+        tranches=[
+            {
+                "name": "A",
+                "balance": 100,
+                "coupon": {"kind": "floating", "spread": 0.01, "floor": 0.02, "cap": 0.04},
+                "step_up": {"from_period": 3, "spread": 0.005},
+            }
+        ],
         base_rate=0.005,
-    )  # fmt: skip
+    )
     res = run(deal, {}, {"rate_shock_bps": 400})
     assert res.led_tr[0, :, 0, L.LT_COUPON_RATE] == pytest.approx([0.02, 0.02, 0.025], abs=1e-15)
     assert res.led_tr[1, :, 0, L.LT_COUPON_RATE] == pytest.approx([0.04, 0.04, 0.045], abs=1e-15)
@@ -379,7 +475,13 @@ def test_target_balance_tranche_amortises_to_schedule():
         dates=annual_dates(3),
         pool={"obligors": [obligor("O1", 100, n=3, kind="equal_principal")]},
         tranches=[
-            {"name": "A", "balance": 90, "coupon": fixed(0.0), "principal": "target_balance", "target_balances": [80, 50, 0]},
+            {
+                "name": "A",
+                "balance": 90,
+                "coupon": fixed(0.0),
+                "principal": "target_balance",
+                "target_balances": [80, 50, 0],
+            },
             {"name": "B", "balance": 10, "coupon": fixed(0.0)},
         ],
         waterfalls={"normal": [{"kind": "pay_principal", "tranches": ["A", "B"]}]},

@@ -15,29 +15,59 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_bundled_deal_runs_and_pays_senior_in_base_case(capsys):
-    assert main(["run"]) == 0
+    assert main(["run", "--paths", "20000"]) == 0
     out = capsys.readouterr().out
-    assert "Huake Chuanghe" in out and "Tranches" in out
-    res = ae.run_deterministic()
-    tr = res.tranches()
-    a = tr.set_index("tranche").loc["A"]
+    assert "Huake Chuanghe" in out and "Tranches" in out and "Monte Carlo" in out
+    res = ae.run_deterministic()  # the deal's deterministic_scenario: huake_base
+    a = res.tranches().set_index("tranche").loc["A"]
     assert abs(a.principal_paid - 95_000_000) < 1e-4
     assert a.loss == 0.0
 
 
+REQUIRED = (
+    "name",
+    "balance",
+    "coupon",
+    "principal_paid",
+    "interest_paid",
+    "loss",
+    "wal_years",
+    "min_coverage_ratio",
+)
+
+
 def test_run_json_parses_with_required_fields(capsys):
-    assert main(["run", "--json"]) == 0
+    assert main(["run", "--json", "--paths", "20000", "--seed", "3"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert [t["tranche"] for t in doc["tranches"]] == ["A", "Sub"]
-    for key in ("balance", "coupon", "principal_paid", "interest_paid", "loss", "wal_years", "min_coverage_ratio"):
-        assert key in doc["tranches"][0]
+    assert doc["kind"] == "monte_carlo" and doc["n_paths"] == 20000 and doc["seed"] == 3
+    assert [t["name"] for t in doc["tranches"]] == ["A", "Sub"]
+    senior = doc["tranches"][0]
+    for key in (*REQUIRED, "expected_loss", "expected_loss_se", "default_probability"):
+        assert key in senior, key
+    assert 0 < senior["expected_loss"] < 0.05 and senior["expected_loss_se"] > 0
+    assert set(doc["pool"]["default_rate"]) == {"mean", "se"}
+    assert len(doc["cashflows"]) == doc["periods"] == 12
+
+
+def test_run_json_deterministic_scenario(capsys):
+    assert main(["run", "-s", "huake_base", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [t["name"] for t in doc["tranches"]] == ["A", "Sub"]
+    for key in REQUIRED:
+        assert key in doc["tranches"][0], key
     assert doc["pool"]["obligors"] == 8
     assert len(doc["cashflows"]) == doc["periods"] == 12
 
 
 def test_console_script_is_installed():
-    out = subprocess.run([sys.executable, "-m", "abs_engine.cli", "run", "--json"], capture_output=True, text=True, check=True)
+    cmd = [sys.executable, "-m", "abs_engine.cli", "run", "--json", "--paths", "2000"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     assert json.loads(out.stdout)["deal"].startswith("Huake")
+
+
+def test_monte_carlo_options_refused_for_deterministic_scenarios(capsys):
+    assert main(["run", "-s", "huake_base", "--paths", "10"]) == 2
+    assert "only for Monte Carlo" in capsys.readouterr().err
 
 
 def test_readme_commands_are_the_ci_commands():

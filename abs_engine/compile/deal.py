@@ -85,7 +85,11 @@ def compile_deal(deal: Deal) -> CompiledDeal:
         from .schedule import _REGISTRY
 
         if cal.name not in _REGISTRY:
-            pc.add("dates.calendar.name", f"calendar not registered; known: {sorted(_REGISTRY)}", cal.name)
+            pc.add(
+                "dates.calendar.name",
+                f"calendar not registered; known: {sorted(_REGISTRY)}",
+                cal.name,
+            )
             pc.raise_if_any()
     sched = PeriodSchedule(deal.dates)
     pool = compile_pool(deal.pool, sched, pc, lambda k, field: obligor_location(deal, k, field))

@@ -130,8 +130,13 @@ def compile_model(cd: CompiledDeal, sc: MonteCarloScenario) -> MonteCarloModel:
 
     # ---- PDs ----
     cum_pd = np.clip(pool.cum_pd * dm.pd_multiplier, 0.0, 1.0)
-    # one-year PD for the Basel formula: interpolate the cumulative curve at 1 year
-    pd_1y = np.array([np.interp(1.0, np.concatenate([[0.0], cd.years]), np.concatenate([[0.0], row])) for row in pool.cum_pd])
+    # one-year PD for the Basel formula: the cumulative curve interpolated at 1 year (the
+    # same knots for every obligor, so one set of weights)
+    knots = np.concatenate([[0.0], cd.years])
+    curves = np.concatenate([np.zeros((n, 1)), pool.cum_pd], axis=1)
+    k = int(np.clip(np.searchsorted(knots, 1.0), 1, len(knots) - 1))
+    w1 = np.clip((1.0 - knots[k - 1]) / (knots[k] - knots[k - 1]), 0.0, 1.0)
+    pd_1y = (1.0 - w1) * curves[:, k - 1] + w1 * curves[:, k]
 
     # ---- correlations ----
     corr = dm.correlation
@@ -141,7 +146,11 @@ def compile_model(cd: CompiledDeal, sc: MonteCarloScenario) -> MonteCarloModel:
     else:
         for k, sec in enumerate(corr.by_sector):
             if sec not in pool.sectors:
-                pc.add(f"defaults.correlation.by_sector.{sec}", f"unknown sector; sectors are {list(pool.sectors)}", sec)
+                pc.add(
+                    f"defaults.correlation.by_sector.{sec}",
+                    f"unknown sector; sectors are {list(pool.sectors)}",
+                    sec,
+                )
             del k
         rho = np.array([corr.by_sector.get(s, corr.value) for s in sectors], dtype=float)
 
@@ -162,7 +171,11 @@ def compile_model(cd: CompiledDeal, sc: MonteCarloScenario) -> MonteCarloModel:
         if dm.sector_matrix is not None:
             cmat = np.asarray(dm.sector_matrix, dtype=float)
             if cmat.shape != (f, f):
-                pc.add("defaults.sector_matrix", f"must be {f}x{f} (one row and column per sector_order entry)", list(cmat.shape))
+                pc.add(
+                    "defaults.sector_matrix",
+                    f"must be {f}x{f} (one row and column per sector_order entry)",
+                    list(cmat.shape),
+                )
                 cmat = np.eye(f)
         else:
             cmat = np.full((f, f), dm.sector_correlation)
@@ -170,28 +183,44 @@ def compile_model(cd: CompiledDeal, sc: MonteCarloScenario) -> MonteCarloModel:
         if not np.allclose(cmat, cmat.T, atol=1e-12):
             pc.add("defaults.sector_matrix", "factor correlation matrix is not symmetric", None)
         if not np.allclose(np.diag(cmat), 1.0, atol=1e-12):
-            pc.add("defaults.sector_matrix", "factor correlation matrix needs ones on the diagonal", np.diag(cmat).tolist())
+            pc.add(
+                "defaults.sector_matrix",
+                "factor correlation matrix needs ones on the diagonal",
+                np.diag(cmat).tolist(),
+            )
         eig = np.linalg.eigvalsh((cmat + cmat.T) / 2)
         if eig.min() < -1e-10:
-            what = "defaults.sector_matrix" if dm.sector_matrix is not None else "defaults.sector_correlation"
-            pc.add(what, f"factor correlation matrix is not positive semi-definite (smallest eigenvalue {eig.min():.4g})",
-                   dm.sector_correlation if dm.sector_matrix is None else None)  # fmt: skip
+            what = (
+                "defaults.sector_matrix"
+                if dm.sector_matrix is not None
+                else "defaults.sector_correlation"
+            )
+            pc.add(
+                what,
+                "factor correlation matrix is not positive semi-definite "
+                f"(smallest eigenvalue {eig.min():.4g})",
+                dm.sector_correlation if dm.sector_matrix is None else None,
+            )
     pc.raise_if_any()
     # Cholesky of a PSD matrix: a tiny ridge handles exactly singular (e.g. all-ones) matrices.
     f = cmat.shape[0]
     chol = np.linalg.cholesky((cmat + cmat.T) / 2 + 1e-12 * np.eye(f))
 
     # ---- classes: obligors with the same PD curve, correlation and factor ----
-    keys: dict[tuple, int] = {}
-    obligor_class = np.empty(n, dtype=np.int64)
-    rows: list[int] = []
-    for i in range(n):
-        key = (cum_pd[i].tobytes(), float(rho[i]), int(obligor_factor[i]))
-        if key not in keys:
-            keys[key] = len(rows)
-            rows.append(i)
-        obligor_class[i] = keys[key]
-    rows_arr = np.array(rows, dtype=np.int64)
+    if n:
+        table = np.concatenate(
+            [cum_pd, rho[:, None], obligor_factor[:, None].astype(float)], axis=1
+        )
+        _, first, inverse = np.unique(table, axis=0, return_index=True, return_inverse=True)
+        # number classes in order of first appearance (stable, readable)
+        order = np.argsort(first, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        obligor_class = rank[inverse.reshape(-1)].astype(np.int64)
+        rows_arr = first[order].astype(np.int64)
+    else:
+        obligor_class = np.zeros(0, dtype=np.int64)
+        rows_arr = np.zeros(0, dtype=np.int64)
     class_threshold = _threshold(cum_pd[rows_arr], copula, dm.nu) if n else np.zeros((0, n_t))
     class_rho = rho[rows_arr] if n else np.zeros(0)
 
@@ -215,7 +244,11 @@ def compile_model(cd: CompiledDeal, sc: MonteCarloScenario) -> MonteCarloModel:
         recovery_kind = RECOVERY_IP
         recovery_rate = np.full(n, rec.fallback_rate)
         lag_min = np.full(n, rec.lag_periods, dtype=np.int64)
-        lag_max = np.full(n, rec.lag_max_periods if rec.lag_max_periods is not None else rec.lag_periods, dtype=np.int64)
+        lag_max = np.full(
+            n,
+            rec.lag_max_periods if rec.lag_max_periods is not None else rec.lag_periods,
+            dtype=np.int64,
+        )
         haircut, cost, ip_vol, loading = rec.haircut, rec.disposal_cost, rec.volatility, rec.loading
     else:
         recovery_kind = RECOVERY_RATE
@@ -226,7 +259,11 @@ def compile_model(cd: CompiledDeal, sc: MonteCarloScenario) -> MonteCarloModel:
 
     smm = period_rate(sc.prepayment.cpr, n_t, cd.periods_per_year)
     if isinstance(sc.prepayment.cpr, list) and len(sc.prepayment.cpr) > n_t:
-        pc.add("prepayment.cpr", f"has {len(sc.prepayment.cpr)} values but the deal has {n_t} periods", len(sc.prepayment.cpr))
+        pc.add(
+            "prepayment.cpr",
+            f"has {len(sc.prepayment.cpr)} values but the deal has {n_t} periods",
+            len(sc.prepayment.cpr),
+        )
     pc.raise_if_any()
     base = cd.deal.base_rate if sc.base_rate is None else sc.base_rate
     c = np.ascontiguousarray

@@ -168,6 +168,7 @@ def compile_pool(
     sectors: list[str] = []
     sector_idx = np.zeros(n, dtype=np.int64)
     for i, o in enumerate(obligors):
+
         def report(field: str, msg: str, value: object, i: int = i) -> None:
             pc.add_at(*locate(i, field), msg, value)
 
@@ -180,14 +181,20 @@ def compile_pool(
         elif isinstance(pd, RatingClassPd):
             rc = classes.get(pd.rating_class)
             if rc is None:
-                report("pd.rating_class", f"unknown rating class; known: {sorted(classes)}", pd.rating_class)
+                report(
+                    "pd.rating_class",
+                    f"unknown rating class; known: {sorted(classes)}",
+                    pd.rating_class,
+                )
             else:
                 cum_pd[i] = cumulative_pd(rc.horizons_years, rc.cumulative, years)
         if o.sector not in sectors:
             sectors.append(o.sector)
         sector_idx[i] = sectors.index(o.sector)
     balance = np.array([o.balance for o in obligors], dtype=np.float64)
-    bal_start = balance[:, None] - np.concatenate([np.zeros((n, 1)), np.cumsum(prin, axis=1)[:, :-1]], axis=1)
+    bal_start = balance[:, None] - np.concatenate(
+        [np.zeros((n, 1)), np.cumsum(prin, axis=1)[:, :-1]], axis=1
+    )
     default_rec = pool.recovery
     rec_rate = np.array([(o.recovery or default_rec).rate for o in obligors], dtype=np.float64)
     rec_lag = np.array([(o.recovery or default_rec).lag_periods for o in obligors], dtype=np.int64)

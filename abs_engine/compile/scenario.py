@@ -68,17 +68,26 @@ def period_rate(annual: float | list[float], n_t: int, periods_per_year: int) ->
     return 1.0 - (1.0 - out) ** (1.0 / periods_per_year)
 
 
-def _one(cd: CompiledDeal, sc: DeterministicScenario, pc: ProblemCollector) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def _one(
+    cd: CompiledDeal, sc: DeterministicScenario, pc: ProblemCollector
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     pool = cd.pool
     n_t, n = cd.n_periods, cd.n_obligors
     ppy = cd.periods_per_year
     flows = np.zeros((L.N_PF, n_t))
     dfl = sc.defaults
-    for name, vec in (("defaults.cdr", getattr(dfl, "cdr", None)), ("prepayment.cpr", sc.prepayment.cpr)):
+    for name, vec in (
+        ("defaults.cdr", getattr(dfl, "cdr", None)),
+        ("prepayment.cpr", sc.prepayment.cpr),
+    ):
         if isinstance(vec, list) and len(vec) > n_t:
             pc.add(name, f"has {len(vec)} values but the deal has {n_t} periods", len(vec))
     if isinstance(dfl, CumulativeDefaults) and len(dfl.timing) > n_t:
-        pc.add("defaults.timing", f"has {len(dfl.timing)} shares but the deal has {n_t} periods", len(dfl.timing))
+        pc.add(
+            "defaults.timing",
+            f"has {len(dfl.timing)} shares but the deal has {n_t} periods",
+            len(dfl.timing),
+        )
     smm = period_rate(sc.prepayment.cpr, n_t, ppy)
     cdr = period_rate(dfl.cdr, n_t, ppy) if isinstance(dfl, CdrDefaults) else np.zeros(n_t)
 
@@ -96,7 +105,9 @@ def _one(cd: CompiledDeal, sc: DeterministicScenario, pc: ProblemCollector) -> t
         else:
             assert ev.largest is not None
             if ev.largest > n:
-                pc.add(f"obligor_defaults[{k}].largest", f"the pool has only {n} obligors", ev.largest)
+                pc.add(
+                    f"obligor_defaults[{k}].largest", f"the pool has only {n} obligors", ev.largest
+                )
                 continue
             forced[order[: ev.largest], ev.period - 1] = True
 
@@ -110,7 +121,11 @@ def _one(cd: CompiledDeal, sc: DeterministicScenario, pc: ProblemCollector) -> t
     sup_period = np.full(len(cd.support_names), n_t + 1, dtype=np.int64)
     for k, sd in enumerate(sc.support_defaults):
         if sd.support not in cd.support_names:
-            pc.add(f"support_defaults[{k}].support", f"unknown support; supports are {list(cd.support_names)}", sd.support)
+            pc.add(
+                f"support_defaults[{k}].support",
+                f"unknown support; supports are {list(cd.support_names)}",
+                sd.support,
+            )
         elif sd.period > n_t:
             pc.add(f"support_defaults[{k}].period", f"after the last period ({n_t})", sd.period)
         else:
@@ -123,7 +138,9 @@ def _one(cd: CompiledDeal, sc: DeterministicScenario, pc: ProblemCollector) -> t
     for t in range(n_t):
         perf_start = f * S[:, t]
         if isinstance(dfl, CumulativeDefaults):
-            target = dfl.cumulative * cd.original_pool * (dfl.timing[t] if t < len(dfl.timing) else 0.0)
+            target = (
+                dfl.cumulative * cd.original_pool * (dfl.timing[t] if t < len(dfl.timing) else 0.0)
+            )
             base = perf_start[~forced[:, t]].sum()
             d_pool = min(1.0, target / base) if base > 0 else 0.0
         else:
@@ -161,7 +178,9 @@ def deterministic_flows(cd: CompiledDeal, scenarios: Sequence[DeterministicScena
         out.append(res)
     return PoolFlows(
         flows=np.ascontiguousarray(np.stack([o[0] for o in out])),
-        support_default_period=np.ascontiguousarray(np.stack([o[1] for o in out])).reshape(len(out), -1),
+        support_default_period=np.ascontiguousarray(np.stack([o[1] for o in out])).reshape(
+            len(out), -1
+        ),
         base_rate=np.ascontiguousarray(np.stack([o[2] for o in out])),
         lost_recovery=np.array([o[3] for o in out]),
         labels=tuple(sc.name for sc in scenarios),

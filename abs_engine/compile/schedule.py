@@ -133,7 +133,10 @@ class PeriodSchedule:
         """Accrual fraction per period (years), float64[T]."""
         dc = day_count or self.day_count
         return np.array(
-            [year_fraction(a, b, dc) for a, b in zip(self.accrual_start, self.accrual_end, strict=True)],
+            [
+                year_fraction(a, b, dc)
+                for a, b in zip(self.accrual_start, self.accrual_end, strict=True)
+            ],
             dtype=np.float64,
         )
 

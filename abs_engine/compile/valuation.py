@@ -36,6 +36,10 @@ def ip_base_value(c: IpCollateral | None) -> float:
         return float(c.appraisal)
     assert c.revenue is not None and c.royalty_rate is not None  # schema guarantees
     return relief_from_royalty(
-        c.revenue, c.royalty_rate, c.tax_rate, c.discount_rate, c.useful_life_years,
+        c.revenue,
+        c.royalty_rate,
+        c.tax_rate,
+        c.discount_rate,
+        c.useful_life_years,
         c.revenue_growth,
-    )  # fmt: skip
+    )

@@ -38,8 +38,16 @@ _PRIN_KIND = {
     "target_balance": L.PRIN_TARGET,
     "residual": L.PRIN_RESIDUAL,
 }
-_COVERS = {"interest": L.COVERS_INTEREST, "principal_at_maturity": L.COVERS_PRINCIPAL, "both": L.COVERS_BOTH}
-_EFFECT = {"accelerate": L.EFFECT_ACCELERATE, "event_of_default": L.EFFECT_EVENT_OF_DEFAULT, "trap_excess_spread": L.EFFECT_TRAP}
+_COVERS = {
+    "interest": L.COVERS_INTEREST,
+    "principal_at_maturity": L.COVERS_PRINCIPAL,
+    "both": L.COVERS_BOTH,
+}
+_EFFECT = {
+    "accelerate": L.EFFECT_ACCELERATE,
+    "event_of_default": L.EFFECT_EVENT_OF_DEFAULT,
+    "trap_excess_spread": L.EFFECT_TRAP,
+}
 
 
 @dataclass(frozen=True)
@@ -125,7 +133,9 @@ def compile_structure(deal: Deal, sched: PeriodSchedule, pc: ProblemCollector) -
             return L.BASE_ORIGINAL_POOL, -1
         if name in tr_idx:
             return L.BASE_TRANCHE, tr_idx[name]
-        pc.add(path, f"unknown base; use pool, notes, original_pool or a tranche {list(tr_idx)}", name)
+        pc.add(
+            path, f"unknown base; use pool, notes, original_pool or a tranche {list(tr_idx)}", name
+        )
         return L.BASE_POOL, -1
 
     # ---- tranches ----
@@ -153,7 +163,11 @@ def compile_structure(deal: Deal, sched: PeriodSchedule, pc: ProblemCollector) -
         ti[j, L.TI_STEP_PERIOD] = n_t
         if tr.step_up is not None:
             if tr.step_up.from_period > n_t:
-                pc.add(f"tranches[{j}].step_up.from_period", f"after the last period ({n_t})", tr.step_up.from_period)
+                pc.add(
+                    f"tranches[{j}].step_up.from_period",
+                    f"after the last period ({n_t})",
+                    tr.step_up.from_period,
+                )
             ti[j, L.TI_STEP_PERIOD] = tr.step_up.from_period - 1
             tf[j, L.TF_STEP_SPREAD] = tr.step_up.spread
         ti[j, L.TI_PRINCIPAL_KIND] = _PRIN_KIND[tr.principal]
@@ -162,13 +176,25 @@ def compile_structure(deal: Deal, sched: PeriodSchedule, pc: ProblemCollector) -
         if tr.target_balances is not None:
             tb = tr.target_balances
             if len(tb) != n_t:
-                pc.add(f"tranches[{j}].target_balances", f"needs one target per period ({n_t}), got {len(tb)}", len(tb))
+                pc.add(
+                    f"tranches[{j}].target_balances",
+                    f"needs one target per period ({n_t}), got {len(tb)}",
+                    len(tb),
+                )
             else:
                 ttarget[j] = tb
                 if tb[0] > tr.balance or any(tb[k] > tb[k - 1] for k in range(1, n_t)):
-                    pc.add(f"tranches[{j}].target_balances", "targets must not rise and must start at or below the balance", tb[:4])
+                    pc.add(
+                        f"tranches[{j}].target_balances",
+                        "targets must not rise and must start at or below the balance",
+                        tb[:4],
+                    )
         if tr.principal == "residual" and j != n_j - 1:
-            pc.add(f"tranches[{j}].principal", "a residual tranche must be the most junior (listed last)", tr.principal)
+            pc.add(
+                f"tranches[{j}].principal",
+                "a residual tranche must be the most junior (listed last)",
+                tr.principal,
+            )
 
     # ---- fees ----
     ff = np.zeros((len(deal.fees), L.N_FF))
@@ -193,7 +219,9 @@ def compile_structure(deal: Deal, sched: PeriodSchedule, pc: ProblemCollector) -
             ai[a, L.AI_OF_KIND], ai[a, L.AI_OF_TRANCHE] = base_of(tg.of, f"accounts[{a}].target.of")
         else:
             ai[a, L.AI_TARGET_KIND] = L.TARGET_NEXT_INTEREST
-            ai[a, L.AI_GROUP] = groups.add(tranche_list(tg.tranches, f"accounts[{a}].target.tranches"))
+            ai[a, L.AI_GROUP] = groups.add(
+                tranche_list(tg.tranches, f"accounts[{a}].target.tranches")
+            )
             ai[a, L.AI_INCLUDE_FEES] = int(tg.include_fees)
 
     # ---- supports ----
@@ -212,7 +240,11 @@ def compile_structure(deal: Deal, sched: PeriodSchedule, pc: ProblemCollector) -
             si[s, L.SI_LAG] = sup.lag_periods
 
     # ---- waterfalls ----
-    wf_lists: list[list[Step] | None] = [deal.waterfalls.normal, deal.waterfalls.accelerated, deal.waterfalls.post_default]
+    wf_lists: list[list[Step] | None] = [
+        deal.waterfalls.normal,
+        deal.waterfalls.accelerated,
+        deal.waterfalls.post_default,
+    ]
     k_max = max(len(w) for w in wf_lists if w is not None)
     ops = np.zeros((L.N_STATUS, k_max, L.N_OPC), dtype=np.int64)
     n_steps = np.zeros(L.N_STATUS, dtype=np.int64)
@@ -244,34 +276,50 @@ def compile_structure(deal: Deal, sched: PeriodSchedule, pc: ProblemCollector) -
                 members = tranche_list(st.tranches, f"{path}.tranches")
                 row[L.OPC_A] = groups.add(members)
                 row[L.OPC_B] = L.MODE_PRO_RATA if st.mode == "pro_rata" else L.MODE_SEQUENTIAL
-                row[L.OPC_C] = L.AMOUNT_PRINCIPAL_DUE if st.amount == "principal_due" else L.AMOUNT_AVAILABLE
+                row[L.OPC_C] = (
+                    L.AMOUNT_PRINCIPAL_DUE if st.amount == "principal_due" else L.AMOUNT_AVAILABLE
+                )
                 if not st.allow_out_of_order:
                     if st.mode == "sequential" and members != sorted(members):
                         pc.add(
                             f"{path}.tranches",
-                            "sequential principal must list tranches senior first (set allow_out_of_order to override)",
+                            "sequential principal must list tranches senior first "
+                            "(set allow_out_of_order to override)",
                             st.tranches,
                         )
                     for j in members:
                         for senior in range(j):
-                            if senior in all_principal and senior not in principal_seen and senior not in members:
+                            if (
+                                senior in all_principal
+                                and senior not in principal_seen
+                                and senior not in members
+                            ):
                                 pc.add(
                                     f"{path}.tranches",
-                                    f"junior tranche {deal.tranches[j].name!r} is paid principal before senior "
-                                    f"{deal.tranches[senior].name!r} (set allow_out_of_order to override)",
+                                    f"junior tranche {deal.tranches[j].name!r} is paid "
+                                    f"principal before senior {deal.tranches[senior].name!r} "
+                                    "(set allow_out_of_order to override)",
                                     st.tranches,
                                 )
                 principal_seen.update(members)
             elif isinstance(st, FundReserve):
                 row[L.OPC_CODE] = L.OP_FUND_RESERVE
                 if st.account not in acc_idx:
-                    pc.add(f"{path}.account", f"unknown account; accounts are {list(acc_idx)}", st.account)
+                    pc.add(
+                        f"{path}.account",
+                        f"unknown account; accounts are {list(acc_idx)}",
+                        st.account,
+                    )
                 else:
                     row[L.OPC_A] = acc_idx[st.account]
             elif isinstance(st, DrawReserve):
                 row[L.OPC_CODE] = L.OP_DRAW_RESERVE
                 if st.account not in acc_idx:
-                    pc.add(f"{path}.account", f"unknown account; accounts are {list(acc_idx)}", st.account)
+                    pc.add(
+                        f"{path}.account",
+                        f"unknown account; accounts are {list(acc_idx)}",
+                        st.account,
+                    )
                 else:
                     row[L.OPC_A] = acc_idx[st.account]
                 row[L.OPC_B] = groups.add(tranche_list(st.tranches, f"{path}.tranches"))
@@ -279,9 +327,17 @@ def compile_structure(deal: Deal, sched: PeriodSchedule, pc: ProblemCollector) -
             elif isinstance(st, DrawSupport):
                 row[L.OPC_CODE] = L.OP_DRAW_SUPPORT
                 if st.support not in sup_idx:
-                    pc.add(f"{path}.support", f"unknown support; supports are {list(sup_idx)}", st.support)
+                    pc.add(
+                        f"{path}.support",
+                        f"unknown support; supports are {list(sup_idx)}",
+                        st.support,
+                    )
                 elif isinstance(deal.support[sup_idx[st.support]], LossCompensation):
-                    pc.add(f"{path}.support", "loss compensation pays automatically; it cannot be drawn by a step", st.support)
+                    pc.add(
+                        f"{path}.support",
+                        "loss compensation pays automatically; it cannot be drawn by a step",
+                        st.support,
+                    )
                 else:
                     row[L.OPC_A] = sup_idx[st.support]
             elif isinstance(st, WriteOff):
@@ -289,13 +345,21 @@ def compile_structure(deal: Deal, sched: PeriodSchedule, pc: ProblemCollector) -
             elif isinstance(st, PayResidual):
                 row[L.OPC_CODE] = L.OP_PAY_RESIDUAL
                 if st.tranche not in tr_idx:
-                    pc.add(f"{path}.tranche", f"unknown tranche; tranches are {list(tr_idx)}", st.tranche)
+                    pc.add(
+                        f"{path}.tranche",
+                        f"unknown tranche; tranches are {list(tr_idx)}",
+                        st.tranche,
+                    )
                 else:
                     row[L.OPC_A] = tr_idx[st.tranche]
         if w == L.STATUS_NORMAL:
             for j, tr in enumerate(deal.tranches):
                 if j not in all_principal and tr.balance > 0:
-                    pc.add(wname, f"tranche {tr.name!r} is never paid principal in this waterfall", tr.name)
+                    pc.add(
+                        wname,
+                        f"tranche {tr.name!r} is never paid principal in this waterfall",
+                        tr.name,
+                    )
 
     # ---- triggers ----
     tgf = np.zeros((len(deal.triggers), L.N_GF))
@@ -307,15 +371,29 @@ def compile_structure(deal: Deal, sched: PeriodSchedule, pc: ProblemCollector) -
         tgi[g, L.GI_ACCOUNT] = -1
         if trg.effect == "trap_excess_spread":
             if trg.trap_account is None:
-                pc.add(f"{path}.trap_account", "a trap_excess_spread trigger needs trap_account", None)
+                pc.add(
+                    f"{path}.trap_account", "a trap_excess_spread trigger needs trap_account", None
+                )
             elif trg.trap_account not in acc_idx:
-                pc.add(f"{path}.trap_account", f"unknown account; accounts are {list(acc_idx)}", trg.trap_account)
+                pc.add(
+                    f"{path}.trap_account",
+                    f"unknown account; accounts are {list(acc_idx)}",
+                    trg.trap_account,
+                )
             else:
                 tgi[g, L.GI_ACCOUNT] = acc_idx[trg.trap_account]
         elif trg.effect == "accelerate" and deal.waterfalls.accelerated is None:
-            pc.add(f"{path}.effect", "effect 'accelerate' needs a waterfalls.accelerated priority of payments", trg.effect)
+            pc.add(
+                f"{path}.effect",
+                "effect 'accelerate' needs a waterfalls.accelerated priority of payments",
+                trg.effect,
+            )
         elif trg.effect == "event_of_default" and deal.waterfalls.post_default is None:
-            pc.add(f"{path}.effect", "effect 'event_of_default' needs a waterfalls.post_default priority of payments", trg.effect)
+            pc.add(
+                f"{path}.effect",
+                "effect 'event_of_default' needs a waterfalls.post_default priority of payments",
+                trg.effect,
+            )
         if isinstance(trg, CumulativeDefaultTrigger):
             tgi[g, L.GI_KIND] = L.TRIG_CUM_DEFAULT
             tgf[g, L.GF_THRESHOLD] = trg.threshold
@@ -326,7 +404,9 @@ def compile_structure(deal: Deal, sched: PeriodSchedule, pc: ProblemCollector) -
         elif isinstance(trg, SupportDefaultTrigger):
             tgi[g, L.GI_KIND] = L.TRIG_SUPPORT_DEFAULT
             if trg.support not in sup_idx:
-                pc.add(f"{path}.support", f"unknown support; supports are {list(sup_idx)}", trg.support)
+                pc.add(
+                    f"{path}.support", f"unknown support; supports are {list(sup_idx)}", trg.support
+                )
             else:
                 tgi[g, L.GI_SUPPORT] = sup_idx[trg.support]
         elif isinstance(trg, MissedInterestTrigger):

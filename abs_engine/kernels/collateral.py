@@ -176,7 +176,9 @@ def collateral_path_py(
         u = uniform_py(key, i)
         c = obligor_class[i]
         if stamp[c, last] != tag:
-            cache[c, last] = cond_pd_py(c, last, scale, z, class_threshold, class_sqrt_rho, class_sqrt_1mrho, class_factor)
+            cache[c, last] = cond_pd_py(
+                c, last, scale, z, class_threshold, class_sqrt_rho, class_sqrt_1mrho, class_factor
+            )
             stamp[c, last] = tag
         if u >= cache[c, last]:
             continue
@@ -185,7 +187,16 @@ def collateral_path_py(
         while lo < hi:
             mid = (lo + hi) // 2
             if stamp[c, mid] != tag:
-                cache[c, mid] = cond_pd_py(c, mid, scale, z, class_threshold, class_sqrt_rho, class_sqrt_1mrho, class_factor)
+                cache[c, mid] = cond_pd_py(
+                    c,
+                    mid,
+                    scale,
+                    z,
+                    class_threshold,
+                    class_sqrt_rho,
+                    class_sqrt_1mrho,
+                    class_factor,
+                )
                 stamp[c, mid] = tag
             if u < cache[c, mid]:
                 hi = mid
@@ -212,7 +223,9 @@ def collateral_path_py(
         value = ip_value[i]
         if recovery_kind == 1 and not math.isnan(value):
             eta = normal_py(key_rec, i)
-            shock = ip_loading * z[obligor_factor[i]] + math.sqrt(1.0 - ip_loading * ip_loading) * eta
+            shock = (
+                ip_loading * z[obligor_factor[i]] + math.sqrt(1.0 - ip_loading * ip_loading) * eta
+            )
             value = value * math.exp(ip_vol * shock - 0.5 * ip_vol * ip_vol)
             rec = value * (1.0 - haircut) * (1.0 - disposal_cost)
             if rec > exposure:

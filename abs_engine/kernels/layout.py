@@ -123,7 +123,7 @@ MODE_SEQUENTIAL = 1
 AMOUNT_PRINCIPAL_DUE = 0
 AMOUNT_AVAILABLE = 1
 
-# --- ledgers (yuan unless stated) -------------------------------------------------------------------
+# --- ledgers (yuan unless stated) ----------------------------------------------------------------
 # tranche ledger [t, j, item]
 LT_BALANCE_START = 0
 LT_COUPON_RATE = 1  # annual decimal

@@ -150,9 +150,19 @@ def tranche_yield_py(cash, accrual, balance, guess):
 
 
 def path_metrics_py(
-    led_tr, led_per, led_sup, sum_tr, sum_pool, stats, tranche_f, tranche_accrual, original_pool,
-    support_default_period, cash, metrics,
-):  # fmt: skip
+    led_tr,
+    led_per,
+    led_sup,
+    sum_tr,
+    sum_pool,
+    stats,
+    tranche_f,
+    tranche_accrual,
+    original_pool,
+    support_default_period,
+    cash,
+    metrics,
+):
     """Reduce one path's ledgers to the metric vector [J·N_MT + N_MP] (``MT_*``, ``MP_*``)."""
     n_t = led_tr.shape[0]
     n_j = led_tr.shape[1]
@@ -164,13 +174,19 @@ def path_metrics_py(
         coupon_sum = 0.0
         for t in range(n_t):
             df = df / (1.0 + led_tr[t, j, LT_COUPON_RATE] * tranche_accrual[j, t])
-            c = led_tr[t, j, LT_INTEREST_PAID] + led_tr[t, j, LT_PRINCIPAL_PAID] + led_tr[t, j, LT_RESIDUAL_PAID]
+            c = (
+                led_tr[t, j, LT_INTEREST_PAID]
+                + led_tr[t, j, LT_PRINCIPAL_PAID]
+                + led_tr[t, j, LT_RESIDUAL_PAID]
+            )
             cash[t] = c
             pv += c * df
             coupon_sum += led_tr[t, j, LT_COUPON_RATE]
         loss = sum_tr[j, ST_LOSS]
-        shortfall = sum_tr[j, ST_FIRST_SHORTFALL_PERIOD] >= 0.0 or loss > TOLERANCE or (
-            sum_tr[j, ST_INTEREST_SHORTFALL] > TOLERANCE
+        shortfall = (
+            sum_tr[j, ST_FIRST_SHORTFALL_PERIOD] >= 0.0
+            or loss > TOLERANCE
+            or (sum_tr[j, ST_INTEREST_SHORTFALL] > TOLERANCE)
         )
         if bal > 0.0:
             # floored at 0: cash above par (a residual's excess spread) is no negative loss
@@ -194,7 +210,9 @@ def path_metrics_py(
     metrics[base + MP_DEFAULT_COUNT] = stats[CS_DEFAULT_COUNT]
     metrics[base + MP_DEFAULT_RATE] = stats[CS_DEFAULTED] / original_pool
     metrics[base + MP_LOSS_RATE] = stats[CS_LOSS] / original_pool
-    metrics[base + MP_RECOVERY_RATE] = stats[CS_RECOVERED] / stats[CS_DEFAULTED] if stats[CS_DEFAULTED] > 0.0 else np.nan
+    metrics[base + MP_RECOVERY_RATE] = (
+        stats[CS_RECOVERED] / stats[CS_DEFAULTED] if stats[CS_DEFAULTED] > 0.0 else np.nan
+    )
     metrics[base + MP_PREPAY_RATE] = stats[CS_PREPAID] / original_pool
     metrics[base + MP_SUPPORT_PAID] = sum_pool[SP_SUPPORT_PAID]
     prov = 0.0
@@ -238,20 +256,77 @@ def path_cashflows_py(led_tr, led_per, led_sup, out):
 
 
 def run_blocks_py(
-    first_block, n_blocks, block_size, n_paths, seed,
+    first_block,
+    n_blocks,
+    block_size,
+    n_paths,
+    seed,
     # collateral model
-    obligor_class, class_threshold, class_sqrt_rho, class_sqrt_1mrho, class_factor, chol, copula,
-    nu, provider_threshold, provider_sqrt_rho, provider_factor, smm, prepay_vol, recovery_kind,
-    recovery_rate, ip_value, obligor_factor, haircut, disposal_cost, ip_vol, ip_loading, lag_min,
-    lag_max, sched_interest, sched_principal, sched_balance, agg_interest, agg_principal,
-    agg_balance, base_rate,
+    obligor_class,
+    class_threshold,
+    class_sqrt_rho,
+    class_sqrt_1mrho,
+    class_factor,
+    chol,
+    copula,
+    nu,
+    provider_threshold,
+    provider_sqrt_rho,
+    provider_factor,
+    smm,
+    prepay_vol,
+    recovery_kind,
+    recovery_rate,
+    ip_value,
+    obligor_factor,
+    haircut,
+    disposal_cost,
+    ip_vol,
+    ip_loading,
+    lag_min,
+    lag_max,
+    sched_interest,
+    sched_principal,
+    sched_balance,
+    agg_interest,
+    agg_principal,
+    agg_balance,
+    base_rate,
     # deal
-    original_pool, tranche_f, tranche_i, tranche_accrual, tranche_target, fee_f, fee_i,
-    deal_accrual, account_f, account_i, support_f, support_i, trigger_f, trigger_i, ops, n_steps,
-    groups, group_len, years, cr_tranche, cr_include_fees, call_factor, call_price,
+    original_pool,
+    tranche_f,
+    tranche_i,
+    tranche_accrual,
+    tranche_target,
+    fee_f,
+    fee_i,
+    deal_accrual,
+    account_f,
+    account_i,
+    support_f,
+    support_i,
+    trigger_f,
+    trigger_i,
+    ops,
+    n_steps,
+    groups,
+    group_len,
+    years,
+    cr_tranche,
+    cr_include_fees,
+    call_factor,
+    call_price,
     # outputs
-    m_sum, m_sq, m_cnt, cf_sum, cf_sq, hist_count, hist_loss, keep, path_metrics,
-):  # fmt: skip
+    m_sum,
+    m_sq,
+    m_cnt,
+    cf_sum,
+    cf_sq,
+    hist_count,
+    hist_loss,
+    keep,
+    path_metrics,
+):
     """Run blocks ``first_block .. first_block + n_blocks - 1`` (in ``prange``).
 
     Outputs per block bb (0-based within this call): ``m_sum/m_sq/m_cnt[bb, M]`` sums, sums
@@ -309,14 +384,49 @@ def run_blocks_py(
         path_cf = np.zeros((n_t, n_cf))
         for p in range(p0, p1):
             n_def = collateral_path_py(
-                seed, p, obligor_class, class_threshold, class_sqrt_rho, class_sqrt_1mrho,
-                class_factor, chol, copula, nu, provider_threshold, provider_sqrt_rho,
-                provider_factor, smm, prepay_vol, recovery_kind, recovery_rate, ip_value,
-                obligor_factor, haircut, disposal_cost, ip_vol, ip_loading, lag_min, lag_max,
-                sched_interest, sched_principal, sched_balance, agg_interest, agg_principal,
-                agg_balance, flows, sup_def, stats, z, g, cache, stamp, prepay, rem, def_idx,
+                seed,
+                p,
+                obligor_class,
+                class_threshold,
+                class_sqrt_rho,
+                class_sqrt_1mrho,
+                class_factor,
+                chol,
+                copula,
+                nu,
+                provider_threshold,
+                provider_sqrt_rho,
+                provider_factor,
+                smm,
+                prepay_vol,
+                recovery_kind,
+                recovery_rate,
+                ip_value,
+                obligor_factor,
+                haircut,
+                disposal_cost,
+                ip_vol,
+                ip_loading,
+                lag_min,
+                lag_max,
+                sched_interest,
+                sched_principal,
+                sched_balance,
+                agg_interest,
+                agg_principal,
+                agg_balance,
+                flows,
+                sup_def,
+                stats,
+                z,
+                g,
+                cache,
+                stamp,
+                prepay,
+                rem,
+                def_idx,
                 def_t,
-            )  # fmt: skip
+            )
             base_path = False
             if memo and n_def == 0:
                 base_path = True
@@ -329,16 +439,56 @@ def run_blocks_py(
                     metrics[m] = base_metrics[m]
             else:
                 waterfall_path_py(
-                    flows, sup_def, base_rate, original_pool, tranche_f, tranche_i,
-                    tranche_accrual, tranche_target, fee_f, fee_i, deal_accrual, account_f,
-                    account_i, support_f, support_i, trigger_f, trigger_i, ops, n_steps, groups,
-                    group_len, years, cr_tranche, cr_include_fees, call_factor, call_price, led_tr,
-                    led_fee, led_acc, led_sup, led_per, sum_tr, sum_pool, work, pending,
-                )  # fmt: skip
+                    flows,
+                    sup_def,
+                    base_rate,
+                    original_pool,
+                    tranche_f,
+                    tranche_i,
+                    tranche_accrual,
+                    tranche_target,
+                    fee_f,
+                    fee_i,
+                    deal_accrual,
+                    account_f,
+                    account_i,
+                    support_f,
+                    support_i,
+                    trigger_f,
+                    trigger_i,
+                    ops,
+                    n_steps,
+                    groups,
+                    group_len,
+                    years,
+                    cr_tranche,
+                    cr_include_fees,
+                    call_factor,
+                    call_price,
+                    led_tr,
+                    led_fee,
+                    led_acc,
+                    led_sup,
+                    led_per,
+                    sum_tr,
+                    sum_pool,
+                    work,
+                    pending,
+                )
                 path_metrics_py(
-                    led_tr, led_per, led_sup, sum_tr, sum_pool, stats, tranche_f,
-                    tranche_accrual, original_pool, sup_def, cash, metrics,
-                )  # fmt: skip
+                    led_tr,
+                    led_per,
+                    led_sup,
+                    sum_tr,
+                    sum_pool,
+                    stats,
+                    tranche_f,
+                    tranche_accrual,
+                    original_pool,
+                    sup_def,
+                    cash,
+                    metrics,
+                )
                 path_cashflows_py(led_tr, led_per, led_sup, path_cf)
                 if base_path:
                     n_base = 1
@@ -402,4 +552,11 @@ run_blocks = jit_twin(
     parallel=True,
 )
 
-__all__ = ["path_metrics", "path_metrics_py", "run_blocks", "run_blocks_py", "tranche_yield", "tranche_yield_py"]
+__all__ = [
+    "path_metrics",
+    "path_metrics_py",
+    "run_blocks",
+    "run_blocks_py",
+    "tranche_yield",
+    "tranche_yield_py",
+]

@@ -529,8 +529,10 @@ def waterfall_path_py(
                 if t + 1 < n_t:
                     for m in range(group_len[g]):
                         j = groups[g, m]
-                        target += led_tr[t, j, LT_BALANCE_START] * led_tr[t, j, LT_COUPON_RATE] * (
-                            tranche_accrual[j, t + 1]
+                        target += (
+                            led_tr[t, j, LT_BALANCE_START]
+                            * led_tr[t, j, LT_COUPON_RATE]
+                            * (tranche_accrual[j, t + 1])
                         )
                     if account_i[a, AI_INCLUDE_FEES] != 0:
                         for f in range(n_f):
@@ -568,7 +570,9 @@ def waterfall_path_py(
                         frac = avail / owed if avail < owed else 1.0
                         for m in range(n_m):
                             j = groups[pa, m]
-                            x = (led_tr[t, j, LT_INTEREST_DUE] - led_tr[t, j, LT_INTEREST_PAID]) * frac
+                            x = (
+                                led_tr[t, j, LT_INTEREST_DUE] - led_tr[t, j, LT_INTEREST_PAID]
+                            ) * frac
                             led_tr[t, j, LT_INTEREST_PAID] += x
                             avail -= x
                         if avail < 0.0:
@@ -612,8 +616,10 @@ def waterfall_path_py(
                     for m in range(n_m):
                         j = groups[pa, m]
                         owed = work[W_BAL, j]
-                        if tranche_i[j, TI_PRINCIPAL_KIND] == PRIN_TARGET and not final and (
-                            pc != AMOUNT_AVAILABLE
+                        if (
+                            tranche_i[j, TI_PRINCIPAL_KIND] == PRIN_TARGET
+                            and not final
+                            and (pc != AMOUNT_AVAILABLE)
                         ):
                             owed = owed - tranche_target[j, t]
                         x = owed
@@ -843,13 +849,42 @@ def run_paths_py(
         work = np.empty((work_rows, work_cols))
         pending = np.empty((max(n_s, 1), n_t))
         waterfall_path_py(
-            pool_flows[p], support_default_period[p], base_rate[p], original_pool,
-            tranche_f, tranche_i, tranche_accrual, tranche_target, fee_f, fee_i, deal_accrual,
-            account_f, account_i, support_f, support_i, trigger_f, trigger_i, ops, n_steps,
-            groups, group_len, years, cr_tranche, cr_include_fees, call_factor, call_price,
-            led_tr[p], led_fee[p], led_acc[p], led_sup[p], led_per[p], sum_tr[p], sum_pool[p],
-            work, pending,
-        )  # fmt: skip
+            pool_flows[p],
+            support_default_period[p],
+            base_rate[p],
+            original_pool,
+            tranche_f,
+            tranche_i,
+            tranche_accrual,
+            tranche_target,
+            fee_f,
+            fee_i,
+            deal_accrual,
+            account_f,
+            account_i,
+            support_f,
+            support_i,
+            trigger_f,
+            trigger_i,
+            ops,
+            n_steps,
+            groups,
+            group_len,
+            years,
+            cr_tranche,
+            cr_include_fees,
+            call_factor,
+            call_price,
+            led_tr[p],
+            led_fee[p],
+            led_acc[p],
+            led_sup[p],
+            led_per[p],
+            sum_tr[p],
+            sum_pool[p],
+            work,
+            pending,
+        )
     return 0
 
 
@@ -899,13 +934,42 @@ def run_paths(
         work = np.empty((work_rows, work_cols))
         pending = np.empty((max(n_s, 1), n_t))
         waterfall_path(
-            pool_flows[p], support_default_period[p], base_rate[p], original_pool,
-            tranche_f, tranche_i, tranche_accrual, tranche_target, fee_f, fee_i, deal_accrual,
-            account_f, account_i, support_f, support_i, trigger_f, trigger_i, ops, n_steps,
-            groups, group_len, years, cr_tranche, cr_include_fees, call_factor, call_price,
-            led_tr[p], led_fee[p], led_acc[p], led_sup[p], led_per[p], sum_tr[p], sum_pool[p],
-            work, pending,
-        )  # fmt: skip
+            pool_flows[p],
+            support_default_period[p],
+            base_rate[p],
+            original_pool,
+            tranche_f,
+            tranche_i,
+            tranche_accrual,
+            tranche_target,
+            fee_f,
+            fee_i,
+            deal_accrual,
+            account_f,
+            account_i,
+            support_f,
+            support_i,
+            trigger_f,
+            trigger_i,
+            ops,
+            n_steps,
+            groups,
+            group_len,
+            years,
+            cr_tranche,
+            cr_include_fees,
+            call_factor,
+            call_price,
+            led_tr[p],
+            led_fee[p],
+            led_acc[p],
+            led_sup[p],
+            led_per[p],
+            sum_tr[p],
+            sum_pool[p],
+            work,
+            pending,
+        )
     return 0
 
 

@@ -118,7 +118,9 @@ def cashflow_table(res: WaterfallResult, path: int = 0) -> pd.DataFrame:
     out = pd.DataFrame({"period": np.arange(1, cd.n_periods + 1), "payment_date": _dates(res)})
     per = res.led_per[path]
     out["pool_balance_end"] = per[:, L.LP_POOL_END]
-    out["collections"] = per[:, [L.LP_INTEREST, L.LP_SCHED_PRIN, L.LP_PREPAY, L.LP_RECOVERY]].sum(axis=1)
+    out["collections"] = per[:, [L.LP_INTEREST, L.LP_SCHED_PRIN, L.LP_PREPAY, L.LP_RECOVERY]].sum(
+        axis=1
+    )
     out["defaults"] = per[:, L.LP_DEFAULT]
     for j, name in enumerate(cd.tranche_names):
         lt = res.led_tr[path, :, j]
@@ -152,15 +154,33 @@ def ledger_long(res: WaterfallResult, paths: list[int] | None = None) -> pd.Data
             items = LEDGER_ITEMS[etype]
             for e, name in enumerate(names):
                 for item, col in items:
-                    parts.append(pd.DataFrame({
-                        "path": p, "scenario": res.flows.labels[p], "period": np.arange(1, n_t + 1),
-                        "payment_date": dates, "entity_type": etype, "entity": name, "item": item,
-                        "amount": arr[p, :, e, col],
-                    }))  # fmt: skip
+                    parts.append(
+                        pd.DataFrame(
+                            {
+                                "path": p,
+                                "scenario": res.flows.labels[p],
+                                "period": np.arange(1, n_t + 1),
+                                "payment_date": dates,
+                                "entity_type": etype,
+                                "entity": name,
+                                "item": item,
+                                "amount": arr[p, :, e, col],
+                            }
+                        )
+                    )
         for item, col in LEDGER_ITEMS["deal"]:
-            parts.append(pd.DataFrame({
-                "path": p, "scenario": res.flows.labels[p], "period": np.arange(1, n_t + 1),
-                "payment_date": dates, "entity_type": "deal", "entity": "deal", "item": item,
-                "amount": res.led_per[p, :, col],
-            }))  # fmt: skip
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "path": p,
+                        "scenario": res.flows.labels[p],
+                        "period": np.arange(1, n_t + 1),
+                        "payment_date": dates,
+                        "entity_type": "deal",
+                        "entity": "deal",
+                        "item": item,
+                        "amount": res.led_per[p, :, col],
+                    }
+                )
+            )
     return pd.concat(parts, ignore_index=True)
