@@ -21,6 +21,7 @@ from .schema.deal import Deal
 from .schema.load import deal_source, read_document, validate_model
 from .schema.load import load_deal as _load_deal
 from .schema.scenario import DeterministicScenario
+from .metrics.rating import RatingTable, load_rating_table
 from .schema.stochastic import MonteCarloScenario
 from .simulation import InputError, SimulationResult, simulate_compiled
 
@@ -182,6 +183,7 @@ def simulate(
     threads: int | None = None,
     progress: bool | None = None,
     jit: bool = True,
+    rating_table: str | Path | RatingTable | None = None,
 ) -> SimulationResult:
     """Monte Carlo simulation of a deal through its waterfall.
 
@@ -200,7 +202,11 @@ def simulate(
     threads : numba threads for this run (default: all).
     progress : show a progress bar (default: when the run is expected to take over 1 s).
     jit : False runs the plain-Python twin kernels (slow; for tests).
+    rating_table : CSV path or loaded table for ``implied_rating``; default: the shipped
+        ILLUSTRATIVE idealized expected-loss table.
     """
+    if not isinstance(rating_table, RatingTable):
+        rating_table = load_rating_table(rating_table)
     if deal is None or isinstance(deal, str | Path):
         deal = load_deal(deal)
     cd = deal if isinstance(deal, CompiledDeal) else compile_deal(deal)
@@ -233,4 +239,5 @@ def simulate(
         threads=threads,
         progress=progress,
         jit=jit,
+        rating_table=rating_table,
     )

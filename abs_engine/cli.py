@@ -342,6 +342,11 @@ def _mc_document(res: Any) -> dict[str, Any]:
             "n_paths": res.n_paths,
             "seed": res.seed,
             "seconds": res.seconds,
+            "rating_table": {
+                "source": res.rating_table.source,
+                "basis": res.rating_table.basis,
+                "illustrative": res.rating_table.illustrative,
+            },
             "periods": cd.n_periods,
             "payment_dates": [d.isoformat() for d in cd.payment_dates],
             "tranches": tranches,
@@ -380,6 +385,7 @@ def _print_monte_carlo(res: Any) -> None:
         "yield",
         "min coverage",
         "support recv'd",
+        "implied rating*",
     ):
         t.add_column(col, justify="left" if col == "tranche" else "right")
     for r in res.tranches.to_dict(orient="records"):
@@ -399,8 +405,12 @@ def _print_monte_carlo(res: Any) -> None:
             _pm(r["irr"], r["irr_se"], "{:.3%}"),
             _pm(r["min_coverage_ratio"], r["min_coverage_ratio_se"], "{:.3f}x"),
             _pm(r["support_received"], r["support_received_se"], "{:,.0f}"),
+            r["implied_rating"],
         )
     console.print(t)
+    rt = res.rating_table
+    note = "ILLUSTRATIVE table shipped with abs_engine" if rt.illustrative else rt.source
+    console.print(f"* implied rating: expected loss vs the idealized table at the WAL ({note})")
     t = Table(title="Pool", title_justify="left")
     t.add_column("metric")
     t.add_column("mean ± se", justify="right")

@@ -22,6 +22,7 @@ from .errors import AbsEngineError
 from .kernels import layout as L
 from .kernels.collateral import N_CS, collateral_path
 from .kernels.montecarlo import run_blocks, run_blocks_py
+from .metrics.rating import RatingTable, load_rating_table
 from .schema.stochastic import MonteCarloScenario
 
 __all__ = ["InputError", "SimulationResult", "simulate_compiled"]
@@ -121,6 +122,7 @@ class SimulationResult:
     default_count_hist: np.ndarray
     loss_rate_hist: np.ndarray
     seconds: float
+    rating_table: RatingTable
     ledgers: dict[int, WaterfallResult] = field(default_factory=dict)
 
     @property
@@ -214,8 +216,10 @@ def simulate_compiled(
     threads: int | None = None,
     progress: bool | None = None,
     jit: bool = True,
+    rating_table: RatingTable | None = None,
 ) -> SimulationResult:
     """Run the Monte Carlo. See :func:`abs_engine.simulate` for the parameters."""
+    rating_table = rating_table or load_rating_table()
     n_paths = sc.n_paths if n_paths is None else n_paths
     seed = sc.seed if seed is None else seed
     if isinstance(n_paths, bool) or not isinstance(n_paths, int | np.integer) or n_paths <= 0:
@@ -314,7 +318,7 @@ def simulate_compiled(
     mean, se = _mean_se(m_tot[0], m_tot[1], m_tot[2])
     cf_n = np.full_like(cf_tot[0], float(n_paths))
     cf_mean, cf_se = _mean_se(cf_tot[0], cf_tot[1], cf_n)
-    tranches = _tranche_frame(cd, mean, se)
+    tranches = _tranche_frame(cd, mean, se, rating_table)
     pool = pd.DataFrame(
         [
             {"metric": name, "mean": mean[n_j * L.N_MT + k], "se": se[n_j * L.N_MT + k]}
@@ -325,11 +329,25 @@ def simulate_compiled(
     paths = pd.DataFrame(path_out, columns=metric_names(cd.tranche_names)) if keep_paths else None
     ledgers = {int(p): path_ledger(cd, model, seed, int(p)) for p in ledger_paths}
     return SimulationResult(
-        cd, model, n_paths, seed, tranches, pool, cashflows, paths, h1, h2, seconds, ledgers
+        cd,
+        model,
+        n_paths,
+        seed,
+        tranches,
+        pool,
+        cashflows,
+        paths,
+        h1,
+        h2,
+        seconds,
+        rating_table,
+        ledgers,
     )
 
 
-def _tranche_frame(cd: CompiledDeal, mean: np.ndarray, se: np.ndarray) -> pd.DataFrame:
+def _tranche_frame(
+    cd: CompiledDeal, mean: np.ndarray, se: np.ndarray, table: RatingTable
+) -> pd.DataFrame:
     rows = []
     for j, tr in enumerate(cd.deal.tranches):
         c = tr.coupon
@@ -343,6 +361,8 @@ def _tranche_frame(cd: CompiledDeal, mean: np.ndarray, se: np.ndarray) -> pd.Dat
         for name, k in _MT_NAMES:
             row[name] = mean[j * L.N_MT + k]
             row[name + "_se"] = se[j * L.N_MT + k]
+        metric = row["expected_loss"] if table.basis == "el" else row["default_probability"]
+        row["implied_rating"] = table.implied_rating(metric, row["wal_years"])
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -1,0 +1,144 @@
+"""Data-driven rating mapping: a table of (rating, horizon, threshold) loaded from CSV.
+
+The implied rating of a tranche is the best rating whose threshold at the tranche's WAL is not
+exceeded by its metric (expected loss on the EL basis, probability of default on the PD
+basis). Thresholds are interpolated log-linearly in the horizon (log threshold linear in
+years), extrapolated along the nearest segment outside the table's horizons.
+
+The table shipped with the package, ``idealized_el_illustrative.csv``, is ILLUSTRATIVE: values
+as commonly reproduced from idealized expected-loss tables in public ABS literature, not
+verified against any agency. Production users load their agency's table.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DealError, ProblemCollector
+
+__all__ = ["DEFAULT_TABLE", "RatingTable", "load_rating_table"]
+
+DEFAULT_TABLE = Path(__file__).resolve().parents[1] / "data" / "idealized_el_illustrative.csv"
+
+#: accepted threshold columns and the factor that turns them into decimals
+_THRESHOLD_COLUMNS = {
+    "expected_loss_pct": ("el", 0.01),
+    "expected_loss": ("el", 1.0),
+    "default_probability_pct": ("pd", 0.01),
+    "default_probability": ("pd", 1.0),
+    "threshold": ("el", 1.0),
+}
+
+
+@dataclass(frozen=True)
+class RatingTable:
+    """Ratings best first, each with increasing horizons (years) and decimal thresholds.
+
+    Attributes
+    ----------
+    ratings : tuple[str, ...]          best first (file order)
+    horizons : dict[str, ndarray]      years, increasing
+    thresholds : dict[str, ndarray]    decimals (0.0001 = 0.01%), > 0
+    basis : str                        "el" (expected loss) or "pd" (default probability)
+    source : str
+    illustrative : bool                True for the table shipped with the package
+    """
+
+    ratings: tuple[str, ...]
+    horizons: dict[str, np.ndarray]
+    thresholds: dict[str, np.ndarray]
+    basis: str
+    source: str
+    illustrative: bool
+
+    def threshold(self, rating: str, horizon_years: float) -> float:
+        """The rating's threshold at a horizon, log-linear in years."""
+        if rating not in self.horizons:
+            raise DealError.one(
+                self.source, "rating", f"unknown rating; the table has {list(self.ratings)}", rating
+            )
+        h, th = self.horizons[rating], np.log(self.thresholds[rating])
+        if len(h) == 1:
+            return float(self.thresholds[rating][0])
+        k = int(np.clip(np.searchsorted(h, horizon_years), 1, len(h) - 1))
+        w = (horizon_years - h[k - 1]) / (h[k] - h[k - 1])
+        return float(math.exp(th[k - 1] + w * (th[k] - th[k - 1])))
+
+    def implied_rating(self, metric: float, horizon_years: float) -> str:
+        """Best rating whose threshold at ``horizon_years`` is at least ``metric``; below the
+        worst, ``"below <worst>"``. NaN metric or horizon gives ``"n/a"``."""
+        if not (np.isfinite(metric) and np.isfinite(horizon_years)):
+            return "n/a"
+        for r in self.ratings:
+            if metric <= self.threshold(r, max(horizon_years, 1e-6)):
+                return r
+        return f"below {self.ratings[-1]}"
+
+
+def load_rating_table(path: str | Path | None = None) -> RatingTable:
+    """Load a rating table CSV (lines starting with ``#`` are comments).
+
+    Columns: ``rating``, ``horizon_years`` (or ``horizon``), and one threshold column:
+    ``expected_loss_pct`` / ``expected_loss`` (EL basis) or ``default_probability_pct`` /
+    ``default_probability`` (PD basis); ``_pct`` columns are in percent. Ratings appear best
+    first. Errors name the file, the row and the value."""
+    p = Path(DEFAULT_TABLE if path is None else path)
+    pc = ProblemCollector(p)
+    if not p.is_file():
+        raise DealError.one(p, "<file>", "rating table not found")
+    try:
+        df = pd.read_csv(p, comment="#", dtype={"rating": str})
+    except Exception as exc:
+        raise DealError.one(p, "<syntax>", f"cannot read rating table: {exc}") from None
+    df.columns = [c.strip() for c in df.columns]
+    hcol = "horizon_years" if "horizon_years" in df.columns else "horizon"
+    tcols = [c for c in df.columns if c in _THRESHOLD_COLUMNS]
+    if "rating" not in df.columns or hcol not in df.columns or len(tcols) != 1:
+        raise DealError.one(
+            p, "<columns>",
+            "need columns rating, horizon_years and exactly one of " + ", ".join(_THRESHOLD_COLUMNS),
+            list(df.columns),
+        )  # fmt: skip
+    basis, scale = _THRESHOLD_COLUMNS[tcols[0]]
+    ratings: list[str] = []
+    horizons: dict[str, list[float]] = {}
+    thresholds: dict[str, list[float]] = {}
+    for k, row in enumerate(df.itertuples(index=False)):
+        r = str(getattr(row, "rating")).strip()
+        h = pd.to_numeric(getattr(row, hcol), errors="coerce")
+        v = pd.to_numeric(getattr(row, tcols[0]), errors="coerce")
+        where = f"row {k + 1} (rating={r})"
+        if not np.isfinite(h) or h <= 0:
+            pc.add(
+                f"{where}.{hcol}", "horizon must be a positive number of years", getattr(row, hcol)
+            )
+            continue
+        if not np.isfinite(v) or v <= 0:
+            pc.add(
+                f"{where}.{tcols[0]}", "threshold must be a positive number", getattr(row, tcols[0])
+            )
+            continue
+        if r not in horizons:
+            ratings.append(r)
+            horizons[r], thresholds[r] = [], []
+        elif h <= horizons[r][-1]:
+            pc.add(f"{where}.{hcol}", "horizons of a rating must increase", h)
+            continue
+        horizons[r].append(float(h))
+        thresholds[r].append(float(v) * scale)
+    if not ratings:
+        pc.add("<rows>", "the table has no ratings")
+    pc.raise_if_any()
+    return RatingTable(
+        ratings=tuple(ratings),
+        horizons={r: np.array(v) for r, v in horizons.items()},
+        thresholds={r: np.array(v) for r, v in thresholds.items()},
+        basis=basis,
+        source=str(p),
+        illustrative=p.resolve() == DEFAULT_TABLE.resolve(),
+    )
