@@ -15,13 +15,13 @@ from .compile.deal import CompiledDeal, compile_deal
 from .compile.scenario import deterministic_flows
 from .engine import WaterfallResult, run_waterfall
 from .errors import DealError
+from .metrics.rating import RatingTable, load_rating_table
 from .report import frames
 from .resources import bundled_deal_path, data_dir
 from .schema.deal import Deal
 from .schema.load import deal_source, read_document, validate_model
 from .schema.load import load_deal as _load_deal
 from .schema.scenario import DeterministicScenario
-from .metrics.rating import RatingTable, load_rating_table
 from .schema.stochastic import MonteCarloScenario
 from .simulation import InputError, SimulationResult, simulate_compiled
 

@@ -100,16 +100,18 @@ def load_rating_table(path: str | Path | None = None) -> RatingTable:
     tcols = [c for c in df.columns if c in _THRESHOLD_COLUMNS]
     if "rating" not in df.columns or hcol not in df.columns or len(tcols) != 1:
         raise DealError.one(
-            p, "<columns>",
-            "need columns rating, horizon_years and exactly one of " + ", ".join(_THRESHOLD_COLUMNS),
+            p,
+            "<columns>",
+            "need columns rating, horizon_years and exactly one of "
+            + ", ".join(_THRESHOLD_COLUMNS),
             list(df.columns),
-        )  # fmt: skip
+        )
     basis, scale = _THRESHOLD_COLUMNS[tcols[0]]
     ratings: list[str] = []
     horizons: dict[str, list[float]] = {}
     thresholds: dict[str, list[float]] = {}
     for k, row in enumerate(df.itertuples(index=False)):
-        r = str(getattr(row, "rating")).strip()
+        r = str(row.rating).strip()
         h = pd.to_numeric(getattr(row, hcol), errors="coerce")
         v = pd.to_numeric(getattr(row, tcols[0]), errors="coerce")
         where = f"row {k + 1} (rating={r})"
