@@ -7,7 +7,7 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from abs_engine import compile_deal, register_calendar
+from abs_engine import DealError, compile_deal, register_calendar
 from abs_engine.compile.pool import cumulative_pd
 from abs_engine.compile.schedule import adjust, year_fraction
 from abs_engine.compile.valuation import relief_from_royalty
@@ -188,3 +188,46 @@ def test_pool_tape_csv_and_parquet(tmp_path):
         assert cd.pool.ids == ("T1", "T2")
         assert cd.pool.sched_principal[1].tolist() == [20, 20, 0]
         assert cd.pool.recovery_rate.tolist() == [0.3, 0.2]
+
+
+def test_preceding_roll_before_closing_is_an_error():
+    """Closing Sat 4 Jan 2025, first payment Sun 5 Jan: 'preceding' rolls it to Fri 3 Jan."""
+    deal = base_deal(
+        dates={
+            "closing": "2025-01-04",
+            "first_payment": "2025-01-05",
+            "frequency": "annual",
+            "legal_final": "2027-01-05",
+            "business_day": "preceding",
+        },
+        pool={"obligors": [obligor("O1", 100, n=3)]},
+    )
+    with pytest.raises(DealError) as info:
+        compile_deal(parse_deal(deal))
+    assert info.value.problems[0].path == "dates.first_payment"
+    assert "2025-01-03" in info.value.problems[0].message
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [("pool.obligors[0].rate", -0.01), ("tranches[0].coupon.rate", -0.01)],
+)
+def test_negative_obligor_rate_or_fixed_coupon_is_rejected(where, value):
+    deal = base_deal()
+    if where.startswith("pool"):
+        deal["pool"]["obligors"][0]["rate"] = value
+    else:
+        deal["tranches"][0]["coupon"]["rate"] = value
+    with pytest.raises(DealError) as info:
+        parse_deal(deal)
+    assert info.value.problems[0].path == where
+
+
+def test_floating_coupon_below_zero_is_floored_at_zero():
+    deal = base_deal(
+        tranches=[{"name": "A", "balance": 100, "coupon": {"kind": "floating", "spread": 0.001}}],
+        base_rate=-0.02,
+    )
+    res = run(deal)
+    assert (res.led_tr[0, :, 0, 1] == 0.0).all()  # LT_COUPON_RATE
+    assert (res.led_tr[0, :, 0, 2] == 0.0).all()  # LT_INTEREST_DUE

@@ -92,6 +92,23 @@ def compile_deal(deal: Deal) -> CompiledDeal:
             )
             pc.raise_if_any()
     sched = PeriodSchedule(deal.dates)
+    roll = deal.dates.business_day
+    if sched.payment_dates[0] <= deal.dates.closing:
+        pc.add(
+            "dates.first_payment",
+            f"after the {roll} business-day roll the first payment falls on "
+            f"{sched.payment_dates[0]}, not after closing {deal.dates.closing}",
+            deal.dates.first_payment.isoformat(),
+        )
+    for k in range(1, len(sched)):
+        if sched.payment_dates[k] <= sched.payment_dates[k - 1]:
+            pc.add(
+                "dates.business_day",
+                f"the {roll} roll makes payment dates {sched.unadjusted[k - 1]} and "
+                f"{sched.unadjusted[k]} fall on or out of order ({sched.payment_dates[k]})",
+                roll,
+            )
+            break
     pool = compile_pool(deal.pool, sched, pc, lambda k, field: obligor_location(deal, k, field))
     structure = compile_structure(deal, sched, pc)
     pc.raise_if_any()

@@ -307,6 +307,7 @@ def waterfall_path_py(
     sum_pool[SP_MIN_COVERAGE] = np.nan
 
     pool_bal = original_pool
+    last_period = n_t - 1
     cum_default = 0.0
     cash = 0.0
     ended = False
@@ -396,6 +397,8 @@ def waterfall_path_py(
                 rate = 0.0
             if t >= tranche_i[j, TI_STEP_PERIOD]:
                 rate += tranche_f[j, TF_STEP_SPREAD]
+            if rate < 0.0:
+                rate = 0.0  # a note never charges its holder: coupons are floored at zero
             bal = work[W_BAL, j]
             accrued = bal * rate * tranche_accrual[j, t]
             if tranche_i[j, TI_INTEREST_ON_SHORTFALL] != 0:
@@ -764,6 +767,7 @@ def waterfall_path_py(
         pool_bal = pool_end
         if final:
             ended = True
+            last_period = t
 
     # ---- per-path summaries ----
     for j in range(n_j):
@@ -777,11 +781,8 @@ def waterfall_path_py(
             sum_tr[j, ST_FROM_RESERVE] += led_tr[t, j, LT_FROM_RESERVE]
             sum_tr[j, ST_RESIDUAL_PAID] += led_tr[t, j, LT_RESIDUAL_PAID]
             wal_num += pp * years[t]
-        last = n_t - 1
-        for t in range(n_t):
-            if led_per[t, LP_POOL_START] > 0.0 or led_tr[t, j, LT_BALANCE_START] > 0.0:
-                last = t
-        sum_tr[j, ST_INTEREST_SHORTFALL] = led_tr[last, j, LT_INTEREST_SHORTFALL]
+        # interest still unpaid when the deal ended (final period or clean-up call)
+        sum_tr[j, ST_INTEREST_SHORTFALL] = led_tr[last_period, j, LT_INTEREST_SHORTFALL]
         if sum_tr[j, ST_PRINCIPAL_PAID] > EPS:
             sum_tr[j, ST_WAL_YEARS] = wal_num / sum_tr[j, ST_PRINCIPAL_PAID]
         else:

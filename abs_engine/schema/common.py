@@ -48,6 +48,8 @@ Money = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
 Share = Annotated[float, Field(strict=True, ge=0, le=1, allow_inf_nan=False)]
 #: An annual rate as a decimal (0.0279 for 2.79%); negative rates allowed for base rates only.
 Rate = Annotated[float, Field(strict=True, ge=-0.05, le=1.0, allow_inf_nan=False)]
+#: A non-negative annual rate (obligor rates, fixed coupons, fee rates).
+NonNegRate = Annotated[float, Field(strict=True, ge=0, le=1.0, allow_inf_nan=False)]
 PosInt = Annotated[int, Field(strict=True, ge=1)]
 NonNegInt = Annotated[int, Field(strict=True, ge=0)]
 Name = Annotated[str, Field(strict=True, min_length=1, max_length=64, pattern=r"^[^\s].*$")]

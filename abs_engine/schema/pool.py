@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .common import Date, FieldError, Model, Money, Name, Num, PosInt, Rate, Share
+from .common import Date, FieldError, Model, Money, Name, NonNegRate, Num, PosInt, Share
 
 # --- amortization -------------------------------------------------------------------------
 
@@ -160,7 +160,7 @@ class Obligor(Model):
     sector: str = "unspecified"
     region: str = ""
     balance: Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)]
-    rate: Rate
+    rate: NonNegRate
     amortization: Amortization
     pd: Pd
     collateral: IpCollateral | None = None

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .common import FieldError, Model, Money, Name, NonNegInt, PosInt, Rate
+from .common import FieldError, Model, Money, Name, NonNegInt, NonNegRate, PosInt, Rate
 from .dates import DayCount
 
 
@@ -14,7 +14,7 @@ class FixedCoupon(Model):
     """Fixed annual coupon rate (decimal)."""
 
     kind: Literal["fixed"]
-    rate: Rate
+    rate: NonNegRate
 
 
 class FloatingCoupon(Model):
