@@ -118,11 +118,7 @@ class DeterministicResult:
 
 def run_deterministic(
     deal: Deal | CompiledDeal | str | Path | None = None,
-    scenarios: DeterministicScenario
-    | str
-    | Path
-    | Sequence[DeterministicScenario | str | Path]
-    | None = None,
+    scenarios: AnyScenario | str | Path | Sequence[AnyScenario | str | Path] | None = None,
     *,
     jit: bool = True,
 ) -> DeterministicResult:
@@ -146,16 +142,16 @@ def run_deterministic(
         scenarios = [
             load_scenario(base, cd.deal) if base else DeterministicScenario(name="no_defaults")
         ]
-    elif isinstance(scenarios, DeterministicScenario | str | Path):
+    elif isinstance(scenarios, DeterministicScenario | MonteCarloScenario | str | Path):
         scenarios = [scenarios]
-    scs = tuple(
-        s if isinstance(s, DeterministicScenario) else load_scenario(s, cd.deal) for s in scenarios
-    )
-    for s in scs:
+    loaded = [s if isinstance(s, AnyScenario) else load_scenario(s, cd.deal) for s in scenarios]
+    scs: list[DeterministicScenario] = []
+    for s in loaded:
         if not isinstance(s, DeterministicScenario):
             raise DealError.one(s._source, "kind", "a Monte Carlo scenario: use simulate()", s.kind)
+        scs.append(s)
     flows = deterministic_flows(cd, scs)
-    return DeterministicResult(run_waterfall(cd, flows, jit=jit), scs)
+    return DeterministicResult(run_waterfall(cd, flows, jit=jit), tuple(scs))
 
 
 def nan_to_none(x: Any) -> Any:

@@ -11,6 +11,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Write via ``write(tmp)`` into a temporary file beside ``path``, then rename over it."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -238,18 +239,15 @@ def _write_out(res: Any, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     ledger = res.ledger()
     written = []
-    targets: list[tuple[str, Callable[[Path], None]]] = [
+    targets: list[tuple[str, Callable[[Path], object]]] = [
         ("ledger.parquet", lambda p: ledger.to_parquet(p, index=False)),
         ("ledger.csv", lambda p: ledger.to_csv(p, index=False)),
         ("summary.json", lambda p: p.write_text(json.dumps(_result_document(res), indent=2))),
     ]
     for k, sc in enumerate(res.scenarios):
-        targets.append(
-            (f"tranches_{sc.name}.csv", lambda p, k=k: res.tranches(k).to_csv(p, index=False))
-        )
-        targets.append(
-            (f"cashflows_{sc.name}.csv", lambda p, k=k: res.cashflows(k).to_csv(p, index=False))
-        )
+        tranches, cashflows = res.tranches(k), res.cashflows(k)
+        targets.append((f"tranches_{sc.name}.csv", partial(tranches.to_csv, index=False)))
+        targets.append((f"cashflows_{sc.name}.csv", partial(cashflows.to_csv, index=False)))
     for name, fn in targets:
         _atomic_write(out / name, fn)
         written.append(out / name)
@@ -522,7 +520,7 @@ def _write_mc_out(res: Any, doc: dict[str, Any], out: Path) -> None:
 
     out.mkdir(parents=True, exist_ok=True)
     name = res.scenario.name
-    targets: list[tuple[str, Callable[[Path], None]]] = [
+    targets: list[tuple[str, Callable[[Path], object]]] = [
         (f"summary_{name}.json", lambda p: p.write_text(json.dumps(doc, indent=2))),
         (f"tranches_{name}.csv", lambda p: res.tranches.to_csv(p, index=False)),
         (f"pool_{name}.csv", lambda p: res.pool.to_csv(p)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,7 +88,7 @@ def run_waterfall(cd: CompiledDeal, flows: PoolFlows, *, jit: bool = True) -> Wa
     sum_tr = np.zeros((n_p, n_j, L.N_ST))
     sum_pool = np.zeros((n_p, L.N_SP))
     rows, cols = work_shape(n_j, n_f, n_a, n_s, len(cd.trigger_names))
-    fn = run_paths if jit else run_paths_py
+    fn: Callable[..., int] = run_paths if jit else run_paths_py
     fn(
         flows.flows,
         flows.support_default_period,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,8 +76,9 @@ def _threads(n: int | None):
     if n is None:
         yield
         return
-    if not 1 <= n <= numba.config.NUMBA_NUM_THREADS:
-        raise InputError(f"threads must be between 1 and {numba.config.NUMBA_NUM_THREADS}, got {n}")
+    limit = int(getattr(numba.config, "NUMBA_NUM_THREADS", 1))
+    if not 1 <= n <= limit:
+        raise InputError(f"threads must be between 1 and {limit}, got {n}")
     old = numba.get_num_threads()
     numba.set_num_threads(n)
     try:
@@ -241,7 +242,7 @@ def simulate_compiled(
     n_blocks_total = -(-n_paths // BLOCK_SIZE)
     if batch_blocks is None:
         batch_blocks = max(8, 4 * numba.get_num_threads())
-    fn = run_blocks if jit else run_blocks_py
+    fn: Callable[..., int] = run_blocks if jit else run_blocks_py
 
     m_tot = np.zeros((3, n_m))
     cf_tot = np.zeros((2, n_t, n_cf))

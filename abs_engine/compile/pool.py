@@ -126,13 +126,13 @@ def _amortize(
         if t < f0:
             continue
         if isinstance(am, Bullet):
-            p = bal if t == last else 0.0
+            amount = bal if t == last else 0.0
         elif isinstance(am, EqualPrincipal):
-            p = o.balance / n if t < last else bal
+            amount = o.balance / n if t < last else bal
         else:
-            p = pay - bal * r if t < last else bal
-        prin[t] = p
-        bal -= p
+            amount = pay - bal * r if t < last else bal
+        prin[t] = amount
+        bal -= amount
     return prin, intr
 
 
