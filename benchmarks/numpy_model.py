@@ -157,10 +157,11 @@ def _waterfall(cd: CompiledDeal, m: MonteCarloModel, flows: np.ndarray, sup_def:
             + f[:, L.PF_PREPAY]
             + f[:, L.PF_RECOVERY]
         )
+        pending = flows[:, L.PF_RECOVERY, t + 1 :].sum(1) * live
         called = np.zeros(n_p, dtype=bool)
         if s.call_factor >= 0 and t < n_t - 1:
-            called = live & (pool_end <= (s.call_factor + 1e-9) * cd.original_pool)
-            avail = avail + np.where(called, s.call_price * pool_end, 0.0)
+            called = live & (pool_end > 0) & (pool_end <= (s.call_factor + 1e-9) * cd.original_pool)
+            avail = avail + np.where(called, s.call_price * pool_end + pending, 0.0)
             pool_end = np.where(called, 0.0, pool_end)
         fin = live & (called | (t == n_t - 1))
         avail = avail * live
@@ -301,7 +302,9 @@ def _waterfall(cd: CompiledDeal, m: MonteCarloModel, flows: np.ndarray, sup_def:
                                 bal[:, j] -= x
                                 prin_paid[:, j] += x
                 elif op == L.OP_WRITE_OFF:
-                    deficiency = np.where(on, bal.sum(1) - pool_end, 0.0)
+                    deficiency = np.where(
+                        on, bal.sum(1) - pool_end - np.where(fin, 0.0, pending), 0.0
+                    )
                     for j in range(n_j - 1, -1, -1):
                         x = np.clip(np.minimum(bal[:, j], deficiency), 0.0, None)
                         bal[:, j] -= x

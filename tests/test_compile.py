@@ -112,7 +112,13 @@ def test_level_pay_matches_annuity_formula():
             "legal_final": "2026-01-01",
             "business_day": "none",
         },
-        pool={"obligors": [obligor("O1", 1_000_000, rate=0.06, n=12, kind="level_pay")]},
+        pool={
+            "obligors": [
+                obligor(
+                    "O1", 1_000_000, rate=0.06, n=12, kind="level_pay", interest_basis="periodic"
+                )
+            ]
+        },
     )
     cd = compile_deal(parse_deal(deal))
     r = 0.06 / 12
@@ -231,3 +237,29 @@ def test_floating_coupon_below_zero_is_floored_at_zero():
     res = run(deal)
     assert (res.led_tr[0, :, 0, 1] == 0.0).all()  # LT_COUPON_RATE
     assert (res.led_tr[0, :, 0, 2] == 0.0).all()  # LT_INTEREST_DUE
+
+
+def test_stub_first_period_accrues_a_stub_of_obligor_interest():
+    """One-month stub, then annual periods on 30/360: the obligor pays 12% x 30/360 in the
+    stub on the accrual basis, a full period's 12% on the periodic basis."""
+    dates = {
+        "closing": "2025-12-01",
+        "first_payment": "2026-01-01",
+        "frequency": "annual",
+        "legal_final": "2028-01-01",
+        "day_count": "30/360",
+        "business_day": "none",
+    }
+    acc = compile_deal(
+        parse_deal(base_deal(dates=dates, pool={"obligors": [obligor("O1", 100, rate=0.12)]}))
+    )
+    per = compile_deal(
+        parse_deal(
+            base_deal(
+                dates=dates,
+                pool={"obligors": [obligor("O1", 100, rate=0.12, interest_basis="periodic")]},
+            )
+        )
+    )
+    assert acc.pool.sched_interest[0] == pytest.approx([1.0, 12.0, 12.0])
+    assert per.pool.sched_interest[0] == pytest.approx([12.0, 12.0, 12.0])

@@ -663,7 +663,8 @@ def check_cash_conservation(case: Case, res: WaterfallResult) -> None:
 
 def check_pool_side(case: Case, res: WaterfallResult, p: int) -> None:
     """The performing pool runs off by scheduled principal, prepayments and defaults; a
-    clean-up call buys what is left at ``price``; nothing performing is left at the end."""
+    clean-up call buys what is left at ``price`` and the defaulted receivables at the
+    recoveries still to come; nothing performing is left at the end."""
     tol = _tol(case)
     per = res.led_per[p]
     last = _active(res, p) - 1
@@ -672,8 +673,10 @@ def check_pool_side(case: Case, res: WaterfallResult, p: int) -> None:
         lp = per[t]
         run_off = lp[L.LP_POOL_START] - lp[L.LP_SCHED_PRIN] - lp[L.LP_PREPAY] - lp[L.LP_DEFAULT]
         if res.sum_pool[p, L.SP_CALL_PERIOD] == t:
-            assert lp[L.LP_POOL_END] == 0.0
-            assert abs(lp[L.LP_CALL_PROCEEDS] - call * max(run_off, 0.0)) <= tol, (p, t, "call")
+            assert lp[L.LP_POOL_END] == 0.0 and run_off > 0.0
+            pending = res.flows.flows[p, L.PF_RECOVERY, t + 1 :].sum()
+            expected = call * run_off + pending
+            assert abs(lp[L.LP_CALL_PROCEEDS] - expected) <= tol, (p, t, "call")
         else:
             assert lp[L.LP_CALL_PROCEEDS] == 0.0
             assert abs(lp[L.LP_POOL_END] - max(run_off, 0.0)) <= tol, (p, t, "pool run-off")

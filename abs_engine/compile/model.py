@@ -225,6 +225,8 @@ def compile_model(cd: CompiledDeal, sc: MonteCarloScenario) -> MonteCarloModel:
     class_rho = rho[rows_arr] if n else np.zeros(0)
 
     # ---- support providers ----
+    sector_balance = np.bincount(pool.sector, weights=pool.balance, minlength=len(pool.sectors))
+    largest_sector = pool.sectors[int(np.argmax(sector_balance))] if n else ""
     n_s = len(cd.support_names)
     prov_thr = np.full((n_s, n_t), -np.inf)
     prov_sqrt_rho = np.zeros(n_s)
@@ -236,7 +238,21 @@ def compile_model(cd: CompiledDeal, sc: MonteCarloScenario) -> MonteCarloModel:
         cum = 1.0 - (1.0 - pd_annual) ** cd.years if pd_annual < 1.0 else np.ones(n_t)
         prov_thr[s] = _threshold(cum, copula, dm.nu)
         prov_sqrt_rho[s] = math.sqrt(sup.provider.correlation)
-        prov_factor[s] = 0 if sc.providers.correlated else -1
+        if not sc.providers.correlated:
+            prov_factor[s] = -1
+        elif dm.factors == "one":
+            prov_factor[s] = 0
+        else:
+            sector = sup.provider.sector or largest_sector
+            if sector not in factor_names:
+                pc.add_at(
+                    cd.source,
+                    f"support[{s}].provider.sector",
+                    f"unknown sector; sectors are {list(factor_names)}",
+                    sector,
+                )
+                continue
+            prov_factor[s] = factor_names.index(sector)
 
     # ---- recovery ----
     rec = sc.recovery
@@ -250,10 +266,16 @@ def compile_model(cd: CompiledDeal, sc: MonteCarloScenario) -> MonteCarloModel:
             dtype=np.int64,
         )
         haircut, cost, ip_vol, loading = rec.haircut, rec.disposal_cost, rec.volatility, rec.loading
-    else:
+    elif rec is not None:
         recovery_kind = RECOVERY_RATE
         recovery_rate = np.full(n, rec.rate)
         lag_min = np.full(n, rec.lag_periods, dtype=np.int64)
+        lag_max = lag_min.copy()
+        haircut = cost = ip_vol = loading = 0.0
+    else:  # the deal's own assumptions
+        recovery_kind = RECOVERY_RATE
+        recovery_rate = pool.recovery_rate.copy()
+        lag_min = pool.recovery_lag.copy()
         lag_max = lag_min.copy()
         haircut = cost = ip_vol = loading = 0.0
 

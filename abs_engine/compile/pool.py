@@ -78,7 +78,7 @@ def cumulative_pd(horizons: list[float], cumulative: list[float], years: np.ndar
 
 
 def _amortize(
-    o: Obligor, sched: PeriodSchedule, n_t: int, report: Callable[..., None]
+    o: Obligor, sched: PeriodSchedule, n_t: int, report: Callable[..., None], accrual: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     prin = np.zeros(n_t)
     intr = np.zeros(n_t)
@@ -122,7 +122,7 @@ def _amortize(
         annuity = -math.expm1(-n * math.log1p(r))
         pay = bal / n if annuity <= n * 1e-15 else bal * r / annuity
     for t in range(last + 1):
-        intr[t] = bal * r
+        intr[t] = bal * (o.rate * accrual[t] if o.interest_basis == "accrual" else r)
         if t < f0:
             continue
         if isinstance(am, Bullet):
@@ -161,6 +161,7 @@ def compile_pool(
             seen[o.id] = i
     classes = {c.name: c for c in pool.pd_classes}
     years = sched.years_from_closing()
+    accrual = sched.accruals()
     n = len(obligors)
     prin = np.zeros((n, n_t))
     intr = np.zeros((n, n_t))
@@ -172,7 +173,7 @@ def compile_pool(
         def report(field: str, msg: str, value: object, i: int = i) -> None:
             pc.add_at(*locate(i, field), msg, value)
 
-        prin[i], intr[i] = _amortize(o, sched, n_t, report)
+        prin[i], intr[i] = _amortize(o, sched, n_t, report, accrual)
         pd = o.pd
         if isinstance(pd, FlatPd):
             cum_pd[i] = 1.0 - (1.0 - pd.annual) ** years

@@ -160,7 +160,10 @@ def _one(
                 flows[L.PF_RECOVERY, rt] += rec
                 flows[L.PF_LOSS, rt] += defaulted[i] - rec
             else:
+                # the recovery comes after legal final: the whole exposure is the deal's loss,
+                # booked in the final period
                 lost += rec
+                flows[L.PF_LOSS, n_t - 1] += defaulted[i]
     base_rate = cd.deal.base_rate if sc.base_rate is None else sc.base_rate
     rates = np.full(n_t, base_rate + sc.rate_shock_bps / 1e4)
     return flows, sup_period, rates, lost

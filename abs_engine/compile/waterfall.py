@@ -275,12 +275,16 @@ def compile_structure(deal: Deal, sched: PeriodSchedule, pc: ProblemCollector) -
                 row[L.OPC_CODE] = L.OP_PAY_PRINCIPAL
                 members = tranche_list(st.tranches, f"{path}.tranches")
                 row[L.OPC_A] = groups.add(members)
-                row[L.OPC_B] = L.MODE_PRO_RATA if st.mode == "pro_rata" else L.MODE_SEQUENTIAL
+                mode = st.mode
+                if mode is None:
+                    kinds = {deal.tranches[j].principal for j in members}
+                    mode = "pro_rata" if kinds == {"pro_rata"} else "sequential"
+                row[L.OPC_B] = L.MODE_PRO_RATA if mode == "pro_rata" else L.MODE_SEQUENTIAL
                 row[L.OPC_C] = (
                     L.AMOUNT_PRINCIPAL_DUE if st.amount == "principal_due" else L.AMOUNT_AVAILABLE
                 )
                 if not st.allow_out_of_order:
-                    if st.mode == "sequential" and members != sorted(members):
+                    if mode == "sequential" and members != sorted(members):
                         pc.add(
                             f"{path}.tranches",
                             "sequential principal must list tranches senior first "

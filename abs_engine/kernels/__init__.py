@@ -1,9 +1,10 @@
 """Numba kernels. Nothing here imports ``schema``; arguments are arrays and scalars only.
 
-Numba's on-disk cache (``cache=True``) checks only the timestamp of the file defining a
+Numba's on-disk cache (``cache=True``) checks only the source of the file defining a
 function, not of the kernels it calls from other files: after an edit to ``waterfall.py``, a
 cached ``run_blocks`` from ``montecarlo.py`` would still hold the old waterfall. So on import
-we hash every kernel source file and, when the hash changed, drop this package's cache files.
+we hash every kernel source file and, when the hash changed, drop this package's cache files
+wherever numba keeps them (``__pycache__``, ``NUMBA_CACHE_DIR``, or the user-wide cache).
 """
 
 from __future__ import annotations
@@ -13,31 +14,45 @@ import os
 from pathlib import Path
 
 
+def _cache_dirs(here: Path) -> list[Path]:
+    # numba names a cache folder outside the tree "<folder name>_<sha1 of the folder path>"
+    sub = f"{here.name}_{hashlib.sha1(str(here).encode()).hexdigest()}"
+    dirs = [here / "__pycache__"]
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        dirs.append(Path(os.environ["NUMBA_CACHE_DIR"]) / sub)
+    try:
+        from numba.misc.appdirs import AppDirs
+
+        dirs.append(Path(AppDirs(appname="numba", appauthor=False).user_cache_dir) / sub)
+    except Exception:  # pragma: no cover - numba internals moved
+        pass
+    return dirs
+
+
 def _invalidate_stale_cache() -> None:
     here = Path(__file__).resolve().parent
-    if os.environ.get("NUMBA_CACHE_DIR"):
-        cache = Path(os.environ["NUMBA_CACHE_DIR"])
-    else:
-        cache = here / "__pycache__"
+    modules = {p.stem for p in here.glob("*.py")}
     digest = hashlib.sha256()
     for src in sorted(here.glob("*.py")):
         digest.update(src.name.encode())
         digest.update(src.read_bytes())
-    stamp = cache / "abs_engine_kernels.sha256"
     current = digest.hexdigest()
-    try:
-        if stamp.read_text() == current:
-            return
-    except OSError:
-        pass
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-        for f in cache.glob("*.nb[ic]"):
-            if f.name.split(".")[0] in {p.stem for p in here.glob("*.py")}:
-                f.unlink(missing_ok=True)
-        stamp.write_text(current)
-    except OSError:  # read-only install: numba falls back to its own checks
-        pass
+    for cache in _cache_dirs(here):
+        if not cache.is_dir():
+            continue
+        stamp = cache / "abs_engine_kernels.sha256"
+        try:
+            if stamp.read_text() == current:
+                continue
+        except OSError:
+            pass
+        try:
+            for f in cache.glob("*.nb[ic]"):
+                if f.name.split(".")[0] in modules:
+                    f.unlink(missing_ok=True)
+            stamp.write_text(current)
+        except OSError:  # read-only location: numba falls back to its own checks
+            pass
 
 
 _invalidate_stale_cache()

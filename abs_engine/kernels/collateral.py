@@ -31,6 +31,7 @@ from .rng import (
     STREAM_MIXING,
     STREAM_OBLIGORS,
     STREAM_PREPAY,
+    STREAM_PROVIDER_MIXING,
     STREAM_PROVIDERS,
     STREAM_RECOVERY,
     gamma_variate,
@@ -163,8 +164,13 @@ def collateral_path_py(
         f = provider_factor[s]
         zs = z[f] if f >= 0 else normal_py(key, n_s + s)
         x = srho * zs + math.sqrt(1.0 - srho * srho) * normal_py(key, s)
+        scale_s = scale
+        if f < 0 and copula == 1:
+            # an independent provider shares nothing with the pool, not even the t mixing
+            key_w = path_key_py(seed, p, STREAM_PROVIDER_MIXING + s)
+            scale_s = math.sqrt(2.0 * gamma_variate_py(key_w, 0.5 * nu) / nu)
         for t in range(n_t):
-            if x < provider_threshold[s, t] * scale:
+            if x < provider_threshold[s, t] * scale_s:
                 support_default_period[s] = t
                 break
 
@@ -240,7 +246,10 @@ def collateral_path_py(
             flows[PF_RECOVERY, rt] += rec
             flows[PF_LOSS, rt] += exposure - rec
         else:
+            # recovered after legal final: the deal books the whole exposure as lost, in the
+            # final period
             stats[CS_LOST_RECOVERY] += rec
+            flows[PF_LOSS, n_t - 1] += exposure
         stats[CS_DEFAULT_COUNT] += 1.0
         stats[CS_DEFAULTED] += exposure
         stats[CS_RECOVERED] += rec

@@ -12,7 +12,8 @@ PF_SCHED_PRIN = 1  # scheduled principal collected
 PF_PREPAY = 2  # prepaid principal
 PF_DEFAULT = 3  # principal balance newly defaulted (leaves the performing pool)
 PF_RECOVERY = 4  # recovery cash received
-PF_LOSS = 5  # realised loss (defaulted principal less recovery), booked when recovered
+PF_LOSS = 5  # realised loss: defaulted less recovery, booked when recovered (or, if that is
+#              after legal final, the whole defaulted amount in the final period)
 N_PF = 6
 
 # --- tranche parameters: tranche_f[j, col] (float), tranche_i[j, col] (int) -----------------

@@ -27,6 +27,7 @@ __all__ = [
     "STREAM_OBLIGORS",
     "STREAM_PREPAY",
     "STREAM_PROVIDERS",
+    "STREAM_PROVIDER_MIXING",
     "STREAM_RECOVERY",
     "STREAM_LAG",
     "gamma_variate",
@@ -54,6 +55,7 @@ STREAM_PROVIDERS = 3  # support providers' idiosyncratic terms (counter = suppor
 STREAM_OBLIGORS = 4  # one uniform per obligor (counter = obligor index)
 STREAM_RECOVERY = 5  # IP value shock of a defaulted obligor (counter = obligor index)
 STREAM_LAG = 6  # random disposal lag of a defaulted obligor (counter = obligor index)
+STREAM_PROVIDER_MIXING = 16  # + support index: an independent provider's own chi-square draw
 
 
 def _mix_py(z):

@@ -346,11 +346,15 @@ def waterfall_path_py(
             if support_i[s, SI_KIND] != SUPPORT_COMPENSATION:
                 continue
             due_t = t + support_i[s, SI_LAG]
-            if loss > 0.0 and due_t < n_t:
-                pending[s, due_t] += support_f[s, SF_SHARE] * loss
+            if loss > 0.0:
+                if due_t < n_t:
+                    pending[s, due_t] += support_f[s, SF_SHARE] * loss
+                else:
+                    # due after legal final: claimed now, never paid to the trust
+                    led_sup[t, s, LS_REQUESTED] += support_f[s, SF_SHARE] * loss
             claim = pending[s, t]
             if claim > 0.0:
-                led_sup[t, s, LS_REQUESTED] = claim
+                led_sup[t, s, LS_REQUESTED] += claim
                 if not defaulted:
                     room = support_f[s, SF_CAP] - work[W_SUP_CUM, s]
                     x = claim if claim < room else room
@@ -360,13 +364,24 @@ def waterfall_path_py(
                     led_sup[t, s, LS_PAID] = x
                     compensation += x
 
-        # clean-up call on the performing balance
+        # recoveries this path will still receive (defaulted receivables awaiting disposal,
+        # carried at their recovery value)
+        pending_recovery = 0.0
+        for k in range(t + 1, n_t):
+            pending_recovery += pool_flows[PF_RECOVERY, k]
+        # clean-up call: the servicer buys the performing receivables at call_price and the
+        # defaulted ones at their recovery value once the pool factor (performing balance /
+        # original, tolerance 1e-9) is at or below the call level; nothing performing, no call
         call_proceeds = 0.0
         called = False
-        # pool factor at or below the call level, with a tolerance of 1e-9 in factor terms
-        if call_factor >= 0.0 and t < n_t - 1 and pool_end <= (call_factor + 1e-9) * original_pool:
+        if (
+            call_factor >= 0.0
+            and t < n_t - 1
+            and pool_end > 0.0
+            and pool_end <= (call_factor + 1e-9) * original_pool
+        ):
             called = True
-            call_proceeds = call_price * pool_end
+            call_proceeds = call_price * pool_end + pending_recovery
             pool_end = 0.0
             sum_pool[SP_CALL_PERIOD] = t
         final = called or t == n_t - 1
@@ -696,7 +711,11 @@ def waterfall_path_py(
                             work[W_BAL, j] -= x
                             led_tr[t, j, LT_PRINCIPAL_PAID] += x
             elif op == OP_WRITE_OFF:
+                # principal deficiency: notes above the performing pool and the recoveries
+                # still to come (after a call or in the final period nothing is to come)
                 deficiency = -pool_end
+                if not final:
+                    deficiency -= pending_recovery
                 for j in range(n_j):
                     deficiency += work[W_BAL, j]
                 for jj in range(n_j):

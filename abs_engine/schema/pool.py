@@ -166,6 +166,10 @@ class Obligor(Model):
     collateral: IpCollateral | None = None
     recovery: Recovery | None = None
     guarantor: bool = False
+    #: ``accrual``: interest = balance × rate × the period's accrual fraction (deal day count),
+    #: so a stub period pays a stub of interest; ``periodic``: balance × rate / payments a year
+    #: (loan-style). Principal schedules are the same either way.
+    interest_basis: Literal["accrual", "periodic"] = "accrual"
 
 
 class Tape(Model):

@@ -133,9 +133,8 @@ class MonteCarloScenario(Model):
     seed: Annotated[int, Field(strict=True, ge=0, lt=2**63)] = 20250715
     defaults: DefaultModel = Field(default_factory=DefaultModel)
     prepayment: StochasticPrepayment = Field(default_factory=StochasticPrepayment)
-    recovery: RecoveryModel = Field(
-        default_factory=lambda: RateRecovery(kind="rate", rate=0.2, lag_periods=4)
-    )
+    #: None: the deal's own recovery assumptions (pool default and per-obligor overrides)
+    recovery: RecoveryModel | None = None
     providers: ProviderRisk = Field(default_factory=ProviderRisk)
     base_rate: Rate | None = None
     rate_shock_bps: Annotated[float, Field(strict=True, ge=-1000, le=5000)] = 0.0

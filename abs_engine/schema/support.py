@@ -12,11 +12,14 @@ from .common import Model, Money, Name, Share
 
 class Provider(Model):
     """Who stands behind a support. ``annual_pd`` and ``correlation`` feed the Monte Carlo
-    (the provider is one more latent variable); deterministic scenarios switch it off by name."""
+    (the provider is one more latent variable); deterministic scenarios switch it off by name.
+    ``sector``: the pool sector whose factor the provider loads on in a sector-factor model
+    (default: the sector with the largest pool balance)."""
 
     name: str
     annual_pd: Annotated[float, Field(strict=True, ge=0, lt=1)] = 0.0
     correlation: Annotated[float, Field(strict=True, ge=0, lt=1)] = 0.0
+    sector: str | None = None
 
 
 class ShortfallSupport(Model):

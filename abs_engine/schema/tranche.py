@@ -53,7 +53,8 @@ class Tranche(Model):
 
     principal:
       ``sequential``  principal paid in seniority order within a ``pay_principal`` step;
-      ``pro_rata``    principal shared by balance with the other tranches of the step;
+      ``pro_rata``    principal shared by balance with the other tranches of the step (a
+                      step whose tranches are all pro_rata defaults to mode = pro_rata);
       ``target_balance``  paid down to ``target_balances[t]`` each period (scheduled notes);
       ``residual``    equity: principal after all notes, then every yuan left (``pay_residual``).
     """

@@ -41,7 +41,8 @@ class PayPrincipal(Model):
 
     kind: Literal["pay_principal"]
     tranches: list[str] = Field(min_length=1)
-    mode: Literal["sequential", "pro_rata"] = "sequential"
+    #: default: pro_rata when every listed tranche has principal = "pro_rata", else sequential
+    mode: Literal["sequential", "pro_rata"] | None = None
     amount: Literal["principal_due", "available"] = "principal_due"
     allow_out_of_order: bool = False
 
@@ -72,9 +73,10 @@ class DrawSupport(Model):
 
 
 class WriteOff(Model):
-    """Write tranches down, most junior first, by the amount the notes exceed the performing
-    pool balance (principal deficiency). Balances left unpaid in the final period are always
-    written off."""
+    """Write tranches down, most junior first, by the principal deficiency: the amount the
+    notes exceed the performing pool balance plus the recoveries still to come on defaulted
+    receivables (carried at their recovery value). Balances left unpaid in the final period
+    are always written off."""
 
     kind: Literal["write_off"]
 
@@ -153,8 +155,9 @@ Trigger = Annotated[
 
 
 class CleanUpCall(Model):
-    """The servicer buys back the pool at ``price`` × performing balance once the pool factor
-    (performing / original balance) is at or below ``pool_factor``; the deal then ends."""
+    """The servicer buys back the pool once the pool factor (performing / original balance)
+    is at or below ``pool_factor`` (and above zero): performing receivables at ``price`` ×
+    balance, defaulted ones at their recovery value. The deal then ends."""
 
     pool_factor: Share
     price: Annotated[float, Field(strict=True, gt=0, le=2)] = 1.0
