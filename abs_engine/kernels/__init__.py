@@ -14,32 +14,40 @@ import os
 from pathlib import Path
 
 
-def _cache_dirs(here: Path) -> list[Path]:
+def _cache_dirs(here: Path) -> list[tuple[Path, bool]]:
+    """Where numba may keep this package's cache: (folder, whether numba would create it)."""
     # numba names a cache folder outside the tree "<folder name>_<sha1 of the folder path>"
     sub = f"{here.name}_{hashlib.sha1(str(here).encode()).hexdigest()}"
-    dirs = [here / "__pycache__"]
     if os.environ.get("NUMBA_CACHE_DIR"):
-        dirs.append(Path(os.environ["NUMBA_CACHE_DIR"]) / sub)
+        return [(Path(os.environ["NUMBA_CACHE_DIR"]) / sub, True)]
+    dirs = [(here / "__pycache__", True)]
     try:
         from numba.misc.appdirs import AppDirs
 
-        dirs.append(Path(AppDirs(appname="numba", appauthor=False).user_cache_dir) / sub)
+        dirs.append((Path(AppDirs(appname="numba", appauthor=False).user_cache_dir) / sub, False))
     except Exception:  # pragma: no cover - numba internals moved
         pass
     return dirs
 
 
-def _invalidate_stale_cache() -> None:
-    here = Path(__file__).resolve().parent
+def _invalidate_stale_cache(
+    here: Path | None = None, dirs: list[tuple[Path, bool]] | None = None
+) -> None:
+    here = here or Path(__file__).resolve().parent
     modules = {p.stem for p in here.glob("*.py")}
     digest = hashlib.sha256()
     for src in sorted(here.glob("*.py")):
         digest.update(src.name.encode())
         digest.update(src.read_bytes())
     current = digest.hexdigest()
-    for cache in _cache_dirs(here):
+    for cache, primary in dirs if dirs is not None else _cache_dirs(here):
         if not cache.is_dir():
-            continue
+            if not primary:
+                continue
+            try:  # stamp the folder numba is about to fill, so the next process trusts it
+                cache.mkdir(parents=True, exist_ok=True)
+            except OSError:
+                continue
         stamp = cache / "abs_engine_kernels.sha256"
         try:
             if stamp.read_text() == current:
