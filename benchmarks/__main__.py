@@ -97,9 +97,13 @@ def bench_large_pool(n_obligors: int, paths: int, repeats: int) -> dict:
     }
 
 
-def bench_numpy_ratio(paths: int, repeats: int) -> dict:
-    cd = ae.compile_deal(ae.load_deal())
-    sc = ae.load_scenario("huake_mc")
+def bench_numpy_ratio(paths: int, repeats: int, n_obligors: int | None = None) -> dict:
+    if n_obligors is None:
+        cd = ae.compile_deal(ae.load_deal())
+        sc = ae.load_scenario("huake_mc")
+    else:
+        cd = homogeneous_deal(n_obligors)
+        sc = pool_scenario()
     stoch = MonteCarloScenario.model_validate(
         {**sc.model_dump(), "prepayment": {"cpr": 0.0, "volatility": 1e-9}}
     )
@@ -115,6 +119,7 @@ def bench_numpy_ratio(paths: int, repeats: int) -> dict:
         lambda: ae.simulate(cd, stoch, n_paths=paths, seed=1, threads=1, progress=False), repeats
     )
     return {
+        "obligors": cd.n_obligors,
         "paths": paths,
         "numpy_s": t_np,
         "numba_s": t_nb,
@@ -134,7 +139,8 @@ t0 = time.perf_counter()
 ae.simulate(n_paths={paths}, keep_paths=False, progress=False)
 dt = time.perf_counter() - t0
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-out = {{"paths": {paths}, "peak_rss_mib": peak / 1024, "rss_before_mib": base / 1024}}
+out = {{"paths": {paths}, "peak_rss_mib": peak / 1024, "rss_before_mib": base / 1024,
+       "growth_mib": (peak - base) / 1024}}
 print(json.dumps({{**out, "seconds": dt}}))
 """
     return _subprocess_json(code)
@@ -193,11 +199,14 @@ def main(argv: list[str] | None = None) -> int:
         res["large_pool"] = bench_large_pool(10_000, 2_000 if q else 20_000, 3)
     if "numpy" not in args.skip:
         res["numpy_vs_numba"] = bench_numpy_ratio(20_000 if q else 100_000, 3)
+        res["numpy_vs_numba_1000"] = bench_numpy_ratio(500 if q else 2_000, 3, n_obligors=1_000)
     if "memory" not in args.skip:
         res["memory_keep_paths_false"] = bench_memory(1_000_000 if q else 10_000_000)
     if "compile" not in args.skip:
         res["compile"] = bench_compile()
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.skip and args.out.is_file():  # a partial run updates the stored results
+        res = {**json.loads(args.out.read_text()), **res}
     tmp = args.out.with_suffix(".tmp")
     tmp.write_text(json.dumps(res, indent=2))
     tmp.replace(args.out)
@@ -217,14 +226,16 @@ def _print(res: dict) -> None:
         v = res["large_pool"]
         rate = f"{v['obligor_paths_per_s'] / 1e6:,.0f} million obligor-paths/s"
         print(f"{v['obligors']:,}-obligor pool: {rate} ({v['paths_per_s']:,.0f} paths/s)")
-    if "numpy_vs_numba" in res:
-        v = res["numpy_vs_numba"]
-        ratios = f"{v['ratio']:.1f}x (all threads), {v['ratio_1thread']:.1f}x (1 thread)"
-        print(f"numba vs vectorised NumPy, {v['paths']:,} paths: {ratios}")
+    for key in ("numpy_vs_numba", "numpy_vs_numba_1000"):
+        if key in res:
+            v = res[key]
+            ratios = f"{v['ratio']:.1f}x (all threads), {v['ratio_1thread']:.1f}x (1 thread)"
+            where = f"{v['obligors']:,} obligors, {v['paths']:,} paths"
+            print(f"numba vs vectorised NumPy ({where}): {ratios}")
     if "memory_keep_paths_false" in res:
         v = res["memory_keep_paths_false"]
-        mem = f"{v['peak_rss_mib']:,.0f} MiB ({v['seconds']:.1f} s)"
-        print(f"peak RSS, {v['paths']:,} paths, keep_paths=False: {mem}")
+        mem = f"+{v['growth_mib']:,.1f} MiB over {v['rss_before_mib']:,.0f} MiB"
+        print(f"peak RSS, {v['paths']:,} paths, keep_paths=False: {mem} ({v['seconds']:.1f} s)")
     if "compile" in res:
         c = res["compile"]
         cold, warm = c["cold"]["first_simulate_s"], c["cached"]["first_simulate_s"]

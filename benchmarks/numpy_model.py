@@ -222,7 +222,18 @@ def _waterfall(cd: CompiledDeal, m: MonteCarloModel, flows: np.ndarray, sup_def:
                     bal[:, grp] * (rate[grp] * s.tranche_accrual[grp, t + 1])[None]
                 ).sum(1)
             elif tk == L.TARGET_PERCENT:
-                raise NotImplementedError
+                bk = s.account_i[a, L.AI_OF_KIND]
+                if bk == L.BASE_POOL:
+                    base = pool_start
+                elif bk == L.BASE_NOTES:
+                    base = notes
+                elif bk == L.BASE_ORIGINAL_POOL:
+                    base = np.full(n_p, cd.original_pool)
+                else:
+                    base = bal[:, s.account_i[a, L.AI_OF_TRANCHE]]
+                target[:, a] = np.maximum(
+                    s.account_f[a, L.AF_RATE] * base, s.account_f[a, L.AF_FLOOR]
+                )
         target = np.where(fin[:, None], 0.0, target)
         release = np.maximum(acc - target, 0.0) * live[:, None]
         acc = acc - release

@@ -364,11 +364,6 @@ def waterfall_path_py(
                     led_sup[t, s, LS_PAID] = x
                     compensation += x
 
-        # recoveries this path will still receive (defaulted receivables awaiting disposal,
-        # carried at their recovery value)
-        pending_recovery = 0.0
-        for k in range(t + 1, n_t):
-            pending_recovery += pool_flows[PF_RECOVERY, k]
         # clean-up call: the servicer buys the performing receivables at call_price and the
         # defaulted ones at their recovery value once the pool factor (performing balance /
         # original, tolerance 1e-9) is at or below the call level; nothing performing, no call
@@ -381,6 +376,11 @@ def waterfall_path_py(
             and pool_end <= (call_factor + 1e-9) * original_pool
         ):
             called = True
+            # recoveries this path will still receive (defaulted receivables awaiting
+            # disposal, carried at their recovery value)
+            pending_recovery = 0.0
+            for k in range(t + 1, n_t):
+                pending_recovery += pool_flows[PF_RECOVERY, k]
             call_proceeds = call_price * pool_end + pending_recovery
             pool_end = 0.0
             sum_pool[SP_CALL_PERIOD] = t
@@ -715,7 +715,8 @@ def waterfall_path_py(
                 # still to come (after a call or in the final period nothing is to come)
                 deficiency = -pool_end
                 if not final:
-                    deficiency -= pending_recovery
+                    for k in range(t + 1, n_t):
+                        deficiency -= pool_flows[PF_RECOVERY, k]
                 for j in range(n_j):
                     deficiency += work[W_BAL, j]
                 for jj in range(n_j):
