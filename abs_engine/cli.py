@@ -62,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     mc.add_argument(
         "--ledger-paths",
         type=lambda v: [int(x) for x in v.split(",") if x],
-        help="with --out, write the full ledgers of these paths (comma-separated indices)",
+        help="with --out, write the full ledgers of these paths (comma-separated; default 0)",
     )
     mc.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     val = sub.add_parser(
@@ -437,7 +437,7 @@ def _print_monte_carlo(res: Any) -> None:
             "residual_paid" if cd.deal.tranches[j].principal == "residual" else "interest_paid"
         )
         cols += [f"{name}.{interest}", f"{name}.principal_paid", f"{name}.balance_end"]
-    cols += ["pool.support_paid", "pool.accelerated_probability"]
+    cols += ["pool.support_paid", "pool.accelerated_probability", "coverage_ratio"]
     for c in cols:
         if c in _MC_HEADERS:
             head = _MC_HEADERS[c]
@@ -455,6 +455,8 @@ def _print_monte_carlo(res: Any) -> None:
                 cells.append(str(v))
             elif c.endswith("probability"):
                 cells.append(f"{v:.2%}")
+            elif c == "coverage_ratio":
+                cells.append(_fmt(v, "{:.3f}x"))
             else:
                 cells.append(f"{v:,.0f}")
         t.add_row(*cells)
@@ -470,6 +472,7 @@ _MC_HEADERS = {
     "pool.recoveries": "recoveries",
     "pool.balance_end": "pool bal",
     "pool.support_paid": "support",
+    "coverage_ratio": "cov (mean)",
     "pool.accelerated_probability": "P(accel)",
 }
 
@@ -497,7 +500,7 @@ def _run_monte_carlo(
             seed=args.seed,
             threads=args.threads,
             keep_paths=bool(args.keep_paths and args.out),
-            ledger_paths=args.ledger_paths or (),
+            ledger_paths=args.ledger_paths or ([0] if args.out else []),
             progress=False if (args.no_progress or args.json) else None,
         )
         doc = _mc_document(res)

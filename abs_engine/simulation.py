@@ -326,7 +326,7 @@ def simulate_compiled(
             for name, k in _MP_NAMES
         ]
     ).set_index("metric")
-    cashflows = _cashflow_frame(cd, cf_mean, cf_se)
+    cashflows = _cashflow_frame(cd, cf_mean, cf_se, cf_tot)
     paths = pd.DataFrame(path_out, columns=metric_names(cd.tranche_names)) if keep_paths else None
     ledgers = {int(p): path_ledger(cd, model, seed, int(p)) for p in ledger_paths}
     return SimulationResult(
@@ -368,7 +368,9 @@ def _tranche_frame(
     return pd.DataFrame(rows)
 
 
-def _cashflow_frame(cd: CompiledDeal, mean: np.ndarray, se: np.ndarray) -> pd.DataFrame:
+def _cashflow_frame(
+    cd: CompiledDeal, mean: np.ndarray, se: np.ndarray, cf_tot: np.ndarray
+) -> pd.DataFrame:
     out = pd.DataFrame(
         {
             "period": np.arange(1, cd.n_periods + 1),
@@ -400,6 +402,16 @@ def _cashflow_frame(cd: CompiledDeal, mean: np.ndarray, se: np.ndarray) -> pd.Da
     for k, item in cfp.items():
         out[f"pool.{item}"] = mean[:, n_j * L.N_CFT + k]
         out[f"pool.{item}_se"] = se[:, n_j * L.N_CFT + k]
+    # the coverage ratio is averaged over the paths where it is defined (senior outstanding)
+    base = n_j * L.N_CFT
+    cr_mean, cr_se = _mean_se(
+        cf_tot[0][:, base + L.CFP_COVERAGE],
+        cf_tot[1][:, base + L.CFP_COVERAGE],
+        cf_tot[0][:, base + L.CFP_COVERAGE_DEFINED],
+    )
+    out["coverage_ratio"] = cr_mean
+    out["coverage_ratio_se"] = cr_se
+    out["coverage_ratio_defined_share"] = mean[:, base + L.CFP_COVERAGE_DEFINED]
     return out
 
 

@@ -245,4 +245,6 @@ CFP_RECOVERY = 4
 CFP_POOL_END = 5
 CFP_SUPPORT = 6
 CFP_ACCELERATED = 7
-N_CFP = 8
+CFP_COVERAGE = 8  # the deal's headline coverage ratio (0 where undefined)
+CFP_COVERAGE_DEFINED = 9  # 1 where the coverage ratio is defined (senior outstanding)
+N_CFP = 10

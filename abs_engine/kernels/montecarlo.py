@@ -26,6 +26,8 @@ from .collateral import (
 )
 from .layout import (
     CFP_ACCELERATED,
+    CFP_COVERAGE,
+    CFP_COVERAGE_DEFINED,
     CFP_DEFAULT,
     CFP_INTEREST,
     CFP_POOL_END,
@@ -38,6 +40,7 @@ from .layout import (
     CFT_PRINCIPAL,
     CFT_RESIDUAL,
     CFT_WRITE_DOWN,
+    LP_COVERAGE_RATIO,
     LP_DEFAULT,
     LP_INTEREST,
     LP_POOL_END,
@@ -252,6 +255,10 @@ def path_cashflows_py(led_tr, led_per, led_sup, out):
         out[t, k + CFP_POOL_END] = led_per[t, LP_POOL_END]
         out[t, k + CFP_SUPPORT] = sup_paid
         out[t, k + CFP_ACCELERATED] = 1.0 if led_per[t, LP_STATUS] > 0.0 else 0.0
+        cr = led_per[t, LP_COVERAGE_RATIO]
+        defined = not math.isnan(cr)
+        out[t, k + CFP_COVERAGE] = cr if defined else 0.0
+        out[t, k + CFP_COVERAGE_DEFINED] = 1.0 if defined else 0.0
     return 0
 
 
