@@ -117,18 +117,25 @@ def _result_document(res: Any) -> dict[str, Any]:
     return nan_to_none(doc)
 
 
-def _print_tables(res: Any) -> None:
+def _deal_console(cd: Any) -> Any:
+    """A rich console (200 columns when not a terminal) with the deal's header printed."""
     from rich.console import Console
-    from rich.table import Table
 
     probe = Console()
     console = Console(width=probe.width if probe.is_terminal else 200)
-    cd = res.compiled
     console.print(f"[bold]{cd.deal.name}[/bold]  ({cd.source})")
     console.print(
         f"{cd.n_obligors} obligors, pool {cd.original_pool:,.0f} {cd.deal.currency}, "
         f"{cd.n_periods} periods {cd.payment_dates[0]} .. {cd.payment_dates[-1]}"
     )
+    return console
+
+
+def _print_tables(res: Any) -> None:
+    from rich.table import Table
+
+    cd = res.compiled
+    console = _deal_console(cd)
     for k, sc in enumerate(res.scenarios):
         console.print(f"\n[bold]Scenario {sc.name}[/bold]: {sc.description}")
         t = Table(title="Tranches", title_justify="left")
@@ -355,17 +362,10 @@ def _mc_document(res: Any) -> dict[str, Any]:
 
 
 def _print_monte_carlo(res: Any) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    probe = Console()
-    console = Console(width=probe.width if probe.is_terminal else 200)
     cd, sc = res.deal, res.scenario
-    console.print(f"[bold]{cd.deal.name}[/bold]  ({cd.source})")
-    console.print(
-        f"{cd.n_obligors} obligors, pool {cd.original_pool:,.0f} {cd.deal.currency}, "
-        f"{cd.n_periods} periods {cd.payment_dates[0]} .. {cd.payment_dates[-1]}"
-    )
+    console = _deal_console(cd)
     console.print(
         f"\n[bold]Scenario {sc.name}[/bold] (Monte Carlo): {sc.description}\n"
         f"{res.n_paths:,} paths, seed {res.seed}, {res.seconds:.2f} s "

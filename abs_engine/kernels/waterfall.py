@@ -22,8 +22,9 @@ Period logic, in order:
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
+from ._twin import jit_twin
 from .layout import (
     AF_AMOUNT,
     AF_FLOOR,
@@ -821,7 +822,7 @@ def waterfall_path_py(
     return 0
 
 
-waterfall_path = njit(cache=True)(waterfall_path_py)
+waterfall_path = jit_twin(waterfall_path_py, cache=True)
 
 
 def run_paths_py(
@@ -861,12 +862,13 @@ def run_paths_py(
     work_rows,
     work_cols,
 ):
-    """Plain-Python loop over paths: ``pool_flows[p]`` → ledgers ``led_*[p]`` and summaries
-    ``sum_*[p]``. Shapes as in :func:`waterfall_path_py` with a leading path axis P."""
+    """Loop over paths: ``pool_flows[p]`` → ledgers ``led_*[p]`` and summaries ``sum_*[p]``.
+    Shapes as in :func:`waterfall_path_py` with a leading path axis P. In plain Python
+    ``prange`` is ``range``; :data:`run_paths` is the compiled, parallel twin."""
     n_p = pool_flows.shape[0]
     n_t = pool_flows.shape[2]
     n_s = support_f.shape[0]
-    for p in range(n_p):
+    for p in prange(n_p):
         work = np.empty((work_rows, work_cols))
         pending = np.empty((max(n_s, 1), n_t))
         waterfall_path_py(
@@ -909,89 +911,7 @@ def run_paths_py(
     return 0
 
 
-@njit(cache=True, parallel=True)
-def run_paths(
-    pool_flows,
-    support_default_period,
-    base_rate,
-    original_pool,
-    tranche_f,
-    tranche_i,
-    tranche_accrual,
-    tranche_target,
-    fee_f,
-    fee_i,
-    deal_accrual,
-    account_f,
-    account_i,
-    support_f,
-    support_i,
-    trigger_f,
-    trigger_i,
-    ops,
-    n_steps,
-    groups,
-    group_len,
-    years,
-    cr_tranche,
-    cr_include_fees,
-    call_factor,
-    call_price,
-    led_tr,
-    led_fee,
-    led_acc,
-    led_sup,
-    led_per,
-    sum_tr,
-    sum_pool,
-    work_rows,
-    work_cols,
-):
-    """Compiled twin of :func:`run_paths_py`; paths run in parallel (``prange``)."""
-    n_p = pool_flows.shape[0]
-    n_t = pool_flows.shape[2]
-    n_s = support_f.shape[0]
-    for p in prange(n_p):
-        work = np.empty((work_rows, work_cols))
-        pending = np.empty((max(n_s, 1), n_t))
-        waterfall_path(
-            pool_flows[p],
-            support_default_period[p],
-            base_rate[p],
-            original_pool,
-            tranche_f,
-            tranche_i,
-            tranche_accrual,
-            tranche_target,
-            fee_f,
-            fee_i,
-            deal_accrual,
-            account_f,
-            account_i,
-            support_f,
-            support_i,
-            trigger_f,
-            trigger_i,
-            ops,
-            n_steps,
-            groups,
-            group_len,
-            years,
-            cr_tranche,
-            cr_include_fees,
-            call_factor,
-            call_price,
-            led_tr[p],
-            led_fee[p],
-            led_acc[p],
-            led_sup[p],
-            led_per[p],
-            sum_tr[p],
-            sum_pool[p],
-            work,
-            pending,
-        )
-    return 0
+run_paths = jit_twin(run_paths_py, {"waterfall_path_py": waterfall_path}, cache=True, parallel=True)
 
 
 __all__ = [
