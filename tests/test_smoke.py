@@ -91,3 +91,43 @@ def test_out_writes_ledger_files(tmp_path, capsys):
     assert len(csv) == len(led)
     assert (out / "tranches_cdr_stress.csv").exists()
     assert not list(out.glob(".*.tmp"))
+
+
+def test_monte_carlo_out_writes_summary_ledger_and_paths(tmp_path, capsys):
+    out = tmp_path / "mc"
+    args = [
+        "run",
+        "--paths",
+        "3000",
+        "--seed",
+        "5",
+        "--out",
+        str(out),
+        "--keep-paths",
+        "--no-progress",
+    ]
+    assert main(args) == 0
+    import pandas as pd
+
+    names = {p.name for p in out.iterdir()}
+    for kind in ("summary", "tranches", "pool", "cashflows", "paths", "ledger"):
+        assert any(n.startswith(f"{kind}_huake_mc.") for n in names), kind
+    assert {"ledger_huake_mc.parquet", "ledger_huake_mc.csv", "paths_huake_mc.parquet"} <= names
+    paths = pd.read_parquet(out / "paths_huake_mc.parquet")
+    assert len(paths) == 3000
+    ledger = pd.read_parquet(out / "ledger_huake_mc.parquet")
+    assert set(ledger["path"]) == {0}
+    summary = json.loads((out / "summary_huake_mc.json").read_text())
+    assert summary["n_paths"] == 3000 and summary["rating_table"]["illustrative"] is True
+
+
+def test_validate_accepts_and_checks_monte_carlo_scenarios(tmp_path, capsys):
+    assert main(["validate", str(ROOT / "waterfalls" / "huake_2025.toml"), "-s", "huake_mc"]) == 0
+    bad = tmp_path / "bad_mc.toml"
+    bad.write_text(
+        'kind = "monte_carlo"\nname = "bad"\n'
+        '[defaults]\nfactors = "sector"\nsector_correlation = -0.9\n'
+    )
+    assert main(["validate", str(ROOT / "waterfalls" / "huake_2025.toml"), "-s", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "defaults.sector_correlation" in err and "positive semi-definite" in err
