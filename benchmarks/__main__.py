@@ -118,6 +118,11 @@ def bench_numpy_ratio(paths: int, repeats: int, n_obligors: int | None = None) -
     t_nb1, _, _ = _median_time(
         lambda: ae.simulate(cd, stoch, n_paths=paths, seed=1, threads=1, progress=False), repeats
     )
+    # the engine as shipped: the no-default memo on (deterministic prepayment)
+    ae.simulate(cd, sc, n_paths=2_000, progress=False)
+    t_memo, _, _ = _median_time(
+        lambda: ae.simulate(cd, sc, n_paths=paths, seed=1, progress=False), repeats
+    )
     return {
         "obligors": cd.n_obligors,
         "paths": paths,
@@ -126,6 +131,8 @@ def bench_numpy_ratio(paths: int, repeats: int, n_obligors: int | None = None) -
         "numba_1thread_s": t_nb1,
         "ratio": t_np / t_nb,
         "ratio_1thread": t_np / t_nb1,
+        "numba_memo_s": t_memo,
+        "ratio_memo": t_np / t_memo,
         "note": "memo off (stochastic prepayment with negligible volatility) so both do every path",
     }
 
@@ -230,6 +237,7 @@ def _print(res: dict) -> None:
         if key in res:
             v = res[key]
             ratios = f"{v['ratio']:.1f}x (all threads), {v['ratio_1thread']:.1f}x (1 thread)"
+            ratios += f", {v.get('ratio_memo', float('nan')):.1f}x with the no-default memo"
             where = f"{v['obligors']:,} obligors, {v['paths']:,} paths"
             print(f"numba vs vectorised NumPy ({where}): {ratios}")
     if "memory_keep_paths_false" in res:
