@@ -65,6 +65,22 @@ def _parser() -> argparse.ArgumentParser:
         help="with --out, write the full ledgers of these paths (comma-separated; default 0)",
     )
     mc.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    st = sub.add_parser(
+        "stress",
+        help="agency-style deterministic analysis: breakeven default rate, large-obligor test, "
+        "coverage-ratio table",
+    )
+    st.add_argument("deal", nargs="?", help="deal file; default: bundled Huake-style deal")
+    st.add_argument("--tranche", action="append", help="tranche(s) to test (default: all rated)")
+    st.add_argument("--recovery", type=float, default=0.0, help="recovery rate (decimal)")
+    st.add_argument("--lag", type=int, default=0, help="recovery lag (periods)")
+    st.add_argument("--period", type=int, default=1, help="large-obligor default period")
+    st.add_argument("--largest", type=int, default=3, help="test the 1..N largest obligors")
+    st.add_argument(
+        "--scenario", "-s", action="append",
+        help="deterministic scenarios for the coverage table (default: the deal's)",
+    )  # fmt: skip
+    st.add_argument("--json", action="store_true", help="print one JSON document")
     val = sub.add_parser(
         "validate", help="check a deal file (and optional scenarios) and report every problem"
     )
@@ -541,11 +557,94 @@ def _write_mc_out(res: Any, doc: dict[str, Any], out: Path) -> None:
         _atomic_write(out / fname, fn)
 
 
+def _cmd_stress(args: argparse.Namespace) -> int:
+    from .solvers import breakeven_default_rate, coverage_table, large_obligor_test
+
+    deal = load_deal(args.deal)
+    cd = compile_deal(deal)
+    rated = [t.name for t in deal.tranches if t.principal != "residual" and t.balance > 0]
+    names = args.tranche or rated
+    rows = []
+    for name in names:
+        for support in (True, False):
+            be = breakeven_default_rate(
+                cd, name, recovery_rate=args.recovery, recovery_lag=args.lag, support=support
+            )
+            rows.append({
+                "tranche": name, "support": support,
+                "breakeven_default_rate": be.breakeven_default_rate,
+                "base_case_default_rate": be.base_case_default_rate, "multiple": be.multiple,
+            })  # fmt: skip
+    lot = large_obligor_test(
+        cd, names[0] if names else None, max_obligors=args.largest, period=args.period,
+        recovery_rate=args.recovery, recovery_lag=args.lag,
+    )  # fmt: skip
+    sc_names = args.scenario or (
+        [deal.deterministic_scenario] if deal.deterministic_scenario else []
+    )
+    scs = [load_scenario(s, deal) for s in sc_names]
+    det = [s for s in scs if isinstance(s, DeterministicScenario)]
+    if len(det) != len(scs):
+        raise AbsEngineError("the coverage table takes deterministic scenarios only")
+    cov = coverage_table(cd, det) if det else None
+    doc = nan_to_none({
+        "deal": cd.deal.name, "source": cd.source,
+        "assumptions": {"recovery_rate": args.recovery, "recovery_lag": args.lag,
+                        "timing": "front-loaded over the first two thirds of the periods"},
+        "breakeven": rows,
+        "large_obligor_test": {"tranche": names[0] if names else None, "period": args.period,
+                               "rows": lot.to_dict(orient="records")},
+        "coverage_ratio": None if cov is None else cov.reset_index().to_dict(orient="records"),
+    })  # fmt: skip
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return EXIT_OK
+    from rich.table import Table
+
+    console = _deal_console(cd)
+    title = (
+        f"Breakeven cumulative default rate (recovery {args.recovery:.0%} after {args.lag} "
+        "periods, front-loaded timing)"
+    )
+    t = Table(title=title, title_justify="left")
+    for col in ("tranche", "support", "breakeven", "base case", "multiple"):
+        t.add_column(col, justify="left" if col == "tranche" else "right")
+    for r in rows:
+        t.add_row(str(r["tranche"]), "with" if r["support"] else "without",
+                  f"{r['breakeven_default_rate']:.2%}", f"{r['base_case_default_rate']:.2%}",
+                  f"{r['multiple']:.2f}x")  # fmt: skip
+    console.print(t)
+    t = Table(title=f"Large-obligor test: the k largest default in period {args.period}",
+              title_justify="left")  # fmt: skip
+    for col in ("k", "defaulted", "share", "paid with support", "loss", "support paid",
+                "paid without support", "loss without"):  # fmt: skip
+        t.add_column(col, justify="right")
+    for r in lot.to_dict(orient="records"):
+        t.add_row(str(r["defaulted_obligors"]), f"{r['defaulted_balance']:,.0f}",
+                  f"{r['defaulted_share']:.1%}", "yes" if r["paid_in_full_with_support"] else "NO",
+                  f"{r['loss_with_support']:,.0f}", f"{r['support_paid']:,.0f}",
+                  "yes" if r["paid_in_full_without_support"] else "NO",
+                  f"{r['loss_without_support']:,.0f}")  # fmt: skip
+    console.print(t)
+    if cov is not None:
+        t = Table(title="Coverage ratio by period (现金流覆盖倍数)", title_justify="left")
+        t.add_column("t", justify="right")
+        t.add_column("date", justify="right")
+        for s in det:
+            t.add_column(s.name, justify="right")
+        for period, r in cov.iterrows():
+            t.add_row(str(period), r["payment_date"], *(_fmt(r[s.name], "{:.3f}x") for s in det))
+        console.print(t)
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "run":
             return _cmd_run(args)
+        if args.command == "stress":
+            return _cmd_stress(args)
         return _cmd_validate(args)
     except DealError as exc:
         n = len(exc.problems)
