@@ -77,9 +77,11 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("--period", type=int, default=1, help="large-obligor default period")
     st.add_argument("--largest", type=int, default=3, help="test the 1..N largest obligors")
     st.add_argument(
-        "--scenario", "-s", action="append",
+        "--scenario",
+        "-s",
+        action="append",
         help="deterministic scenarios for the coverage table (default: the deal's)",
-    )  # fmt: skip
+    )
     st.add_argument("--json", action="store_true", help="print one JSON document")
     val = sub.add_parser(
         "validate", help="check a deal file (and optional scenarios) and report every problem"
@@ -570,15 +572,23 @@ def _cmd_stress(args: argparse.Namespace) -> int:
             be = breakeven_default_rate(
                 cd, name, recovery_rate=args.recovery, recovery_lag=args.lag, support=support
             )
-            rows.append({
-                "tranche": name, "support": support,
-                "breakeven_default_rate": be.breakeven_default_rate,
-                "base_case_default_rate": be.base_case_default_rate, "multiple": be.multiple,
-            })  # fmt: skip
+            rows.append(
+                {
+                    "tranche": name,
+                    "support": support,
+                    "breakeven_default_rate": be.breakeven_default_rate,
+                    "base_case_default_rate": be.base_case_default_rate,
+                    "multiple": be.multiple,
+                }
+            )
     lot = large_obligor_test(
-        cd, names[0] if names else None, max_obligors=args.largest, period=args.period,
-        recovery_rate=args.recovery, recovery_lag=args.lag,
-    )  # fmt: skip
+        cd,
+        names[0] if names else None,
+        max_obligors=args.largest,
+        period=args.period,
+        recovery_rate=args.recovery,
+        recovery_lag=args.lag,
+    )
     sc_names = args.scenario or (
         [deal.deterministic_scenario] if deal.deterministic_scenario else []
     )
@@ -587,15 +597,24 @@ def _cmd_stress(args: argparse.Namespace) -> int:
     if len(det) != len(scs):
         raise AbsEngineError("the coverage table takes deterministic scenarios only")
     cov = coverage_table(cd, det) if det else None
-    doc = nan_to_none({
-        "deal": cd.deal.name, "source": cd.source,
-        "assumptions": {"recovery_rate": args.recovery, "recovery_lag": args.lag,
-                        "timing": "front-loaded over the first two thirds of the periods"},
-        "breakeven": rows,
-        "large_obligor_test": {"tranche": names[0] if names else None, "period": args.period,
-                               "rows": lot.to_dict(orient="records")},
-        "coverage_ratio": None if cov is None else cov.reset_index().to_dict(orient="records"),
-    })  # fmt: skip
+    doc = nan_to_none(
+        {
+            "deal": cd.deal.name,
+            "source": cd.source,
+            "assumptions": {
+                "recovery_rate": args.recovery,
+                "recovery_lag": args.lag,
+                "timing": "front-loaded over the first two thirds of the periods",
+            },
+            "breakeven": rows,
+            "large_obligor_test": {
+                "tranche": names[0] if names else None,
+                "period": args.period,
+                "rows": lot.to_dict(orient="records"),
+            },
+            "coverage_ratio": None if cov is None else cov.reset_index().to_dict(orient="records"),
+        }
+    )
     if args.json:
         print(json.dumps(doc, indent=2))
         return EXIT_OK
@@ -610,21 +629,40 @@ def _cmd_stress(args: argparse.Namespace) -> int:
     for col in ("tranche", "support", "breakeven", "base case", "multiple"):
         t.add_column(col, justify="left" if col == "tranche" else "right")
     for r in rows:
-        t.add_row(str(r["tranche"]), "with" if r["support"] else "without",
-                  f"{r['breakeven_default_rate']:.2%}", f"{r['base_case_default_rate']:.2%}",
-                  f"{r['multiple']:.2f}x")  # fmt: skip
+        t.add_row(
+            str(r["tranche"]),
+            "with" if r["support"] else "without",
+            f"{r['breakeven_default_rate']:.2%}",
+            f"{r['base_case_default_rate']:.2%}",
+            f"{r['multiple']:.2f}x",
+        )
     console.print(t)
-    t = Table(title=f"Large-obligor test: the k largest default in period {args.period}",
-              title_justify="left")  # fmt: skip
-    for col in ("k", "defaulted", "share", "paid with support", "loss", "support paid",
-                "paid without support", "loss without"):  # fmt: skip
+    t = Table(
+        title=f"Large-obligor test: the k largest default in period {args.period}",
+        title_justify="left",
+    )
+    for col in (
+        "k",
+        "defaulted",
+        "share",
+        "paid with support",
+        "loss",
+        "support paid",
+        "paid without support",
+        "loss without",
+    ):
         t.add_column(col, justify="right")
     for r in lot.to_dict(orient="records"):
-        t.add_row(str(r["defaulted_obligors"]), f"{r['defaulted_balance']:,.0f}",
-                  f"{r['defaulted_share']:.1%}", "yes" if r["paid_in_full_with_support"] else "NO",
-                  f"{r['loss_with_support']:,.0f}", f"{r['support_paid']:,.0f}",
-                  "yes" if r["paid_in_full_without_support"] else "NO",
-                  f"{r['loss_without_support']:,.0f}")  # fmt: skip
+        t.add_row(
+            str(r["defaulted_obligors"]),
+            f"{r['defaulted_balance']:,.0f}",
+            f"{r['defaulted_share']:.1%}",
+            "yes" if r["paid_in_full_with_support"] else "NO",
+            f"{r['loss_with_support']:,.0f}",
+            f"{r['support_paid']:,.0f}",
+            "yes" if r["paid_in_full_without_support"] else "NO",
+            f"{r['loss_without_support']:,.0f}",
+        )
     console.print(t)
     if cov is not None:
         t = Table(title="Coverage ratio by period (现金流覆盖倍数)", title_justify="left")

@@ -1,4 +1,5 @@
-"""Structuring analysis on top of the engine (agency-style deterministic analysis so far)."""
+"""Structuring analysis on top of the engine: agency-style deterministic analysis and the
+Monte Carlo solvers (par coupon, tranche sizing, breakeven, sensitivity)."""
 
 from .agency import (
     BreakevenResult,
@@ -8,8 +9,30 @@ from .agency import (
     default_timing,
     large_obligor_test,
 )
+from .structuring import (
+    PARAMETERS,
+    DiscountCurve,
+    SolverError,
+    breakeven,
+    condition,
+    load_curve,
+    sensitivity,
+    size_tranche,
+    solve_coupon,
+    with_parameter,
+)
 
 __all__ = [
+    "PARAMETERS",
+    "DiscountCurve",
+    "SolverError",
+    "breakeven",
+    "condition",
+    "load_curve",
+    "sensitivity",
+    "size_tranche",
+    "solve_coupon",
+    "with_parameter",
     "BreakevenResult",
     "base_case_default_rate",
     "breakeven_default_rate",

@@ -1,0 +1,165 @@
+"""Monte Carlo solvers: hand-checkable answers, monotonicity, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import abs_engine as ae
+from abs_engine.schema import parse_deal
+from abs_engine.schema.stochastic import MonteCarloScenario
+from abs_engine.solvers import (
+    SolverError,
+    breakeven,
+    condition,
+    load_curve,
+    sensitivity,
+    size_tranche,
+    solve_coupon,
+    with_parameter,
+)
+from tests.conftest import base_deal, obligor
+
+MC = MonteCarloScenario.model_validate({"kind": "monte_carlo", "name": "t", "seed": 7})
+
+
+def quarterly_deal(pd: float) -> ae.Deal:
+    """Pool 100m at 8%, equal principal over 8 quarters; A 90m at 3%, Sub 10m residual."""
+    deal = base_deal(
+        dates={"closing": "2025-01-15", "first_payment": "2025-04-15", "frequency": "quarterly",
+               "legal_final": "2027-01-15"},
+        pool={"obligors": [
+            obligor(f"O{i}", 10e6, rate=0.08, n=8, kind="equal_principal",
+                    pd={"kind": "flat", "annual": pd})
+            for i in range(10)
+        ]},
+        tranches=[
+            {"name": "A", "balance": 90e6, "coupon": {"kind": "fixed", "rate": 0.03}},
+            {"name": "Sub", "balance": 10e6, "principal": "residual"},
+        ],
+        waterfalls={"normal": [
+            {"kind": "pay_interest", "tranches": ["A"]},
+            {"kind": "pay_principal", "tranches": ["A", "Sub"]},
+            {"kind": "pay_residual", "tranche": "Sub"},
+        ]},
+    )  # fmt: skip
+    return parse_deal(deal)
+
+
+def test_solve_coupon_on_a_riskless_tranche_returns_the_discount_rate():
+    c = solve_coupon(quarterly_deal(0.0), MC, "A", load_curve(0.0315), n_paths=2_000)
+    assert c == pytest.approx(0.0315, abs=1e-8)
+    # a spread of 50bp adds 50bp
+    c2 = solve_coupon(
+        quarterly_deal(0.0), MC, "A", load_curve(0.0315), spread_bps=50, n_paths=2_000
+    )
+    assert c2 == pytest.approx(0.0365, abs=1e-8)
+
+
+def test_solve_coupon_on_a_risky_tranche_is_above_the_discount_rate():
+    c = solve_coupon(
+        quarterly_deal(0.08),
+        MC.model_copy(update={"recovery": None}),
+        "A",
+        load_curve(0.03),
+        n_paths=20_000,
+    )
+    assert c > 0.03
+
+
+def test_size_tranche_with_no_default_risk_returns_the_whole_pool():
+    out = size_tranche(quarterly_deal(0.0), MC, "A", target_rating="AAA", n_paths=2_000)
+    assert out["balance"] == 100e6 and out["share_of_capital"] == 1.0
+
+
+def test_size_tranche_meets_its_target_and_one_more_step_would_not():
+    deal = quarterly_deal(0.06)
+    out = size_tranche(deal, MC, "A", target_el=0.001, n_paths=20_000, tol=1e-3)
+    assert out["expected_loss"] <= 0.001
+    assert 0.5e8 < out["balance"] < 1e8
+
+
+def test_more_subordination_never_worsens_senior_el_and_higher_pd_never_improves_it():
+    deal = quarterly_deal(0.05)
+    els = []
+    for a in (95e6, 90e6, 85e6, 80e6):
+        d = parse_deal({**deal.model_dump(mode="json"), "tranches": [
+            {"name": "A", "balance": a, "coupon": {"kind": "fixed", "rate": 0.03}},
+            {"name": "Sub", "balance": 100e6 - a, "principal": "residual"},
+        ]})  # fmt: skip
+        els.append(ae.simulate(d, MC, n_paths=20_000, progress=False).tranches.expected_loss[0])
+    assert all(els[k + 1] <= els[k] for k in range(3)) and els[0] > els[-1]
+    cd = ae.compile_deal(deal)
+    by_pd = [ae.simulate(cd, with_parameter(MC, "pd_multiplier", m), n_paths=20_000, progress=False)
+             .tranches.expected_loss[0] for m in (0.5, 1.0, 2.0, 4.0)]  # fmt: skip
+    assert all(by_pd[k + 1] >= by_pd[k] for k in range(3)) and by_pd[-1] > by_pd[0]
+
+
+def test_breakeven_pd_multiplier_for_first_loss_of_the_senior():
+    cd = ae.compile_deal(quarterly_deal(0.02))
+    m = breakeven(
+        cd, MC, "A", "pd_multiplier", condition("el_above", 1e-4), lo=0.1, hi=20.0, n_paths=5_000
+    )
+    below = ae.simulate(
+        cd, with_parameter(MC, "pd_multiplier", m * 0.98), n_paths=5_000, progress=False
+    )
+    above = ae.simulate(
+        cd, with_parameter(MC, "pd_multiplier", m * 1.02), n_paths=5_000, progress=False
+    )
+    assert below.tranches.expected_loss[0] <= 1e-4 < above.tranches.expected_loss[0]
+
+
+def test_sensitivity_grid_is_long_form_and_monotone_in_pd():
+    cd = ae.compile_deal(quarterly_deal(0.03))
+    grid = sensitivity(
+        cd, MC, ("pd_multiplier", [1.0, 3.0]), ("recovery", [0.0, 0.5]), n_paths=5_000
+    )
+    assert len(grid) == 2 * 2 * 2
+    a = grid[grid.tranche == "A"].set_index(["pd_multiplier", "recovery"]).expected_loss
+    assert a[(3.0, 0.0)] >= a[(1.0, 0.0)] and a[(3.0, 0.0)] >= a[(3.0, 0.5)]
+
+
+@pytest.mark.parametrize(
+    ("text", "path"),
+    [("tenor_years,zero_rate\n2,0.02\n1,0.03\n", "row 2.tenor_years"),
+     ("tenor_years,zero_rate\n-1,0.02\n", "row 1.tenor_years")],
+)  # fmt: skip
+def test_bad_curves_are_clear_errors(tmp_path, text, path):
+    p = tmp_path / "curve.csv"
+    p.write_text(text)
+    with pytest.raises(ae.DealError) as info:
+        load_curve(p)
+    assert info.value.problems[0].path == path
+
+
+def test_curve_table_interpolates_zero_rates():
+    import pathlib
+
+    p = pathlib.Path(__file__).parent / "data" / "curve_test.csv"
+    p.write_text("tenor_years,zero_rate\n1,0.02\n3,0.04\n")
+    try:
+        c = load_curve(p)
+        df = c.discount_factors(np.array([2.0]), np.array([1.0]))
+        assert df[0] == pytest.approx(1.03**-2)
+    finally:
+        p.unlink()
+
+
+def test_unmeetable_targets_and_bad_names_are_clear_errors():
+    deal = quarterly_deal(0.3)
+    with pytest.raises(SolverError, match="unknown rating"):
+        size_tranche(deal, MC, "A", target_rating="AAAA", n_paths=1_000)
+    # principal shared pro rata: the senior loses its share at any size
+    doc = deal.model_dump(mode="json")
+    doc["waterfalls"]["normal"][1] = {
+        "kind": "pay_principal",
+        "tranches": ["A", "Sub"],
+        "mode": "pro_rata",
+    }
+    no_rec = MC.model_copy(update={"recovery": None})
+    with pytest.raises(SolverError, match="misses the target"):
+        size_tranche(parse_deal(doc), no_rec, "A", target_el=0.0, n_paths=2_000)
+    with pytest.raises(SolverError, match="no coupon"):
+        solve_coupon(deal, MC, "A", load_curve(0.03), n_paths=2_000, bounds=(0.0, 0.001))
+    with pytest.raises(SolverError, match="unknown parameter"):
+        with_parameter(MC, "volatility", 1.0)
