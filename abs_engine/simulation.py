@@ -21,7 +21,7 @@ from .engine import WaterfallResult, kernel_args, run_waterfall
 from .errors import AbsEngineError
 from .kernels import layout as L
 from .kernels.collateral import N_CS, collateral_path
-from .kernels.montecarlo import run_blocks, run_blocks_py
+from .kernels.montecarlo import HIST_TRANCHE_METRICS, run_blocks, run_blocks_py
 from .metrics.rating import RatingTable, load_rating_table
 from .schema.stochastic import MonteCarloScenario
 
@@ -31,6 +31,8 @@ __all__ = ["InputError", "SimulationResult", "simulate_compiled"]
 BLOCK_SIZE = 1024
 HIST_LOSS_BINS = 1000
 MAX_COUNT_BINS = 10_001
+#: bins of the per-tranche and coverage histograms (percentiles without keeping paths)
+HIST_BINS = 4000
 
 
 class InputError(AbsEngineError, ValueError):
@@ -168,6 +170,7 @@ _MP_NAMES = [
     ("accelerated_probability", L.MP_ACCELERATED),
     ("min_coverage_ratio", L.MP_MIN_COVERAGE),
     ("compensation_received", L.MP_COMPENSATION),
+    ("support_drawn_probability", L.MP_SUPPORT_DRAWN),
 ]
 
 
@@ -244,6 +247,10 @@ def simulate_compiled(
         batch_blocks = max(8, 4 * numba.get_num_threads())
     fn: Callable[..., int] = run_blocks if jit else run_blocks_py
 
+    hist_lo, hist_hi = _hist_ranges(cd)
+    n_ht = len(HIST_TRANCHE_METRICS)
+    h_tr = np.zeros((n_j, n_ht, HIST_BINS), dtype=np.int64)
+    h_cov = np.zeros((n_t, HIST_BINS), dtype=np.int64)
     m_tot = np.zeros((3, n_m))
     cf_tot = np.zeros((2, n_t, n_cf))
     h1 = np.zeros(n_h1, dtype=np.int64)
@@ -266,29 +273,17 @@ def simulate_compiled(
                 cf_sq = np.zeros((nb, n_t, n_cf))
                 hc = np.zeros((nb, n_h1), dtype=np.int64)
                 hl = np.zeros((nb, HIST_LOSS_BINS), dtype=np.int64)
+                htr = np.zeros((nb, n_j, n_ht, HIST_BINS), dtype=np.int64)
+                hcv = np.zeros((nb, n_t, HIST_BINS), dtype=np.int64)
                 p_first = first * BLOCK_SIZE
                 p_last = min((first + nb) * BLOCK_SIZE, n_paths)
                 pm = path_out[p_first:p_last] if keep_paths else path_out
                 with np.errstate(over="ignore"):  # uint64 wraparound is the RNG's arithmetic
                     fn(
-                        first,
-                        nb,
-                        BLOCK_SIZE,
-                        n_paths,
-                        seed,
-                        *args_model,
-                        model.base_rate,
-                        *args_deal,
-                        m_sum,
-                        m_sq,
-                        m_cnt,
-                        cf_sum,
-                        cf_sq,
-                        hc,
-                        hl,
-                        int(keep_paths),
-                        pm,
-                    )
+                        first, nb, BLOCK_SIZE, n_paths, seed, *args_model, model.base_rate,
+                        *args_deal, m_sum, m_sq, m_cnt, cf_sum, cf_sq, hc, hl, htr, hcv, hist_lo,
+                        hist_hi, int(keep_paths), pm,
+                    )  # fmt: skip
                 for b in range(nb):  # fixed order: bitwise reproducible totals
                     m_tot[0] += m_sum[b]
                     m_tot[1] += m_sq[b]
@@ -297,6 +292,8 @@ def simulate_compiled(
                     cf_tot[1] += cf_sq[b]
                 h1 += hc.sum(axis=0)
                 h2 += hl.sum(axis=0)
+                h_tr += htr.sum(axis=0)
+                h_cov += hcv.sum(axis=0)
                 done = p_last
                 elapsed = time.perf_counter() - t0
                 if (
@@ -320,6 +317,8 @@ def simulate_compiled(
     cf_n = np.full_like(cf_tot[0], float(n_paths))
     cf_mean, cf_se = _mean_se(cf_tot[0], cf_tot[1], cf_n)
     tranches = _tranche_frame(cd, mean, se, rating_table)
+    dist = _distributions(cd, h_tr, h_cov, hist_lo, hist_hi, path_out if keep_paths else None)
+    tranches = tranches.assign(**dist["tranches"])
     pool = pd.DataFrame(
         [
             {"metric": name, "mean": mean[n_j * L.N_MT + k], "se": se[n_j * L.N_MT + k]}
@@ -327,6 +326,8 @@ def simulate_compiled(
         ]
     ).set_index("metric")
     cashflows = _cashflow_frame(cd, cf_mean, cf_se, cf_tot)
+    cashflows["coverage_ratio_p05"] = dist["coverage_p05"]
+    tranches = _add_lgd_and_duration(cd, tranches, cashflows, n_paths)
     paths = pd.DataFrame(path_out, columns=metric_names(cd.tranche_names)) if keep_paths else None
     ledgers = {int(p): path_ledger(cd, model, seed, int(p)) for p in ledger_paths}
     return SimulationResult(
@@ -344,6 +345,92 @@ def simulate_compiled(
         rating_table,
         ledgers,
     )
+
+
+def _hist_ranges(cd: CompiledDeal) -> tuple[np.ndarray, np.ndarray]:
+    """[lo, hi] of each histogram: yield, WAL, minimum coverage, PV loss, then coverage."""
+    ranges = {
+        L.MT_IRR: (-1.0, 0.5),
+        L.MT_WAL: (0.0, float(cd.years[-1]) + 1e-9),
+        L.MT_MIN_COVERAGE: (0.0, 5.0),
+        L.MT_PV_LOSS: (0.0, 1.0),
+    }
+    lo = [ranges[int(k)][0] for k in HIST_TRANCHE_METRICS] + [0.0]
+    hi = [ranges[int(k)][1] for k in HIST_TRANCHE_METRICS] + [5.0]
+    return np.array(lo), np.array(hi)
+
+
+def _hist_quantile(h: np.ndarray, q: float, lo: float, hi: float) -> float:
+    """Quantile from a histogram: the centre of the bin where the cumulative share reaches q
+    (resolution (hi - lo) / bins)."""
+    n = h.sum()
+    if n == 0:
+        return float("nan")
+    k = int(np.searchsorted(np.cumsum(h), q * n))
+    k = min(k, len(h) - 1)
+    return lo + (k + 0.5) * (hi - lo) / len(h)
+
+
+def _distributions(
+    cd: CompiledDeal,
+    h_tr: np.ndarray,
+    h_cov: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    paths: np.ndarray | None,
+) -> dict[str, Any]:
+    """Percentiles per tranche (exact from kept paths, else from the histograms) and the 5th
+    percentile of the coverage ratio per period."""
+    names = metric_names(cd.tranche_names)
+    wanted = [("irr", L.MT_IRR, (0.01, 0.05, 0.5)), ("wal_years", L.MT_WAL, (0.05, 0.95)),
+              ("min_coverage_ratio", L.MT_MIN_COVERAGE, (0.05,))]  # fmt: skip
+    cols: dict[str, list[float]] = {}
+    order = list(HIST_TRANCHE_METRICS)
+    for j, t in enumerate(cd.tranche_names):
+        for label, item, qs in wanted:
+            q_index = order.index(item)
+            for q in qs:
+                key = f"{label}_p{round(q * 100):02d}"
+                if paths is not None:
+                    col = paths[
+                        :, names.index(f"{t}.{'pv_loss' if item == L.MT_PV_LOSS else label}")
+                    ]
+                    col = col[~np.isnan(col)]
+                    v = float(np.quantile(col, q)) if len(col) else float("nan")
+                else:
+                    v = _hist_quantile(h_tr[j, q_index], q, lo[q_index], hi[q_index])
+                cols.setdefault(key, []).append(v)
+    cols["coverage_ratio_p05"] = cols.pop("min_coverage_ratio_p05")
+    cov = [_hist_quantile(h_cov[t], 0.05, lo[-1], hi[-1]) for t in range(cd.n_periods)]
+    return {"tranches": cols, "coverage_p05": cov}
+
+
+def _add_lgd_and_duration(
+    cd: CompiledDeal, tranches: pd.DataFrame, cashflows: pd.DataFrame, n: int
+) -> pd.DataFrame:
+    """Loss given default = EL / P(shortfall), with a delta-method standard error (a PV loss
+    only occurs on a path with a shortfall, so cov(L, D) = EL·(1 - P)); modified duration
+    of the expected cash flows at the tranche's coupon, compounded each period."""
+    el, el_se = tranches["expected_loss"], tranches["expected_loss_se"]
+    p, p_se = tranches["default_probability"], tranches["default_probability_se"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lgd = np.where(p > 0, el / p, np.nan)
+        cov = el * (1 - p) / n
+        var = el_se**2 / p**2 + el**2 * p_se**2 / p**4 - 2 * el * cov / p**3
+        lgd_se = np.where(p > 0, np.sqrt(np.maximum(var, 0.0)), np.nan)
+    durations = []
+    for j, t in enumerate(cd.tranche_names):
+        c = cd.deal.tranches[j].coupon
+        rate = c.rate if c.kind == "fixed" else 0.0
+        cash = (cashflows[f"{t}.interest_paid"] + cashflows[f"{t}.principal_paid"]).to_numpy()
+        df = 1.0 / np.cumprod(1.0 + rate * cd.deal_accrual)
+        pv = cash * df
+        if pv.sum() <= 0:
+            durations.append(float("nan"))
+            continue
+        macaulay = float((cd.years * pv).sum() / pv.sum())
+        durations.append(macaulay / (1.0 + rate / cd.periods_per_year))
+    return tranches.assign(lgd=lgd, lgd_se=lgd_se, modified_duration=durations)
 
 
 def _tranche_frame(

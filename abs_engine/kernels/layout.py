@@ -229,7 +229,8 @@ MP_PROVIDER_DEFAULT = 6  # 1.0 if any support provider defaulted within the deal
 MP_ACCELERATED = 7  # 1.0 if the deal left normal status
 MP_MIN_COVERAGE = 8
 MP_COMPENSATION = 9  # yuan
-N_MP = 10
+MP_SUPPORT_DRAWN = 10  # 1.0 if a shortfall support paid anything
+N_MP = 11
 # expected cash flows: cf[t, k]; per tranche j at j * N_CFT + item, then pool items
 CFT_INTEREST = 0
 CFT_PRINCIPAL = 1

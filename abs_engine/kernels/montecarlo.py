@@ -64,6 +64,7 @@ from .layout import (
     MP_PREPAY_RATE,
     MP_PROVIDER_DEFAULT,
     MP_RECOVERY_RATE,
+    MP_SUPPORT_DRAWN,
     MP_SUPPORT_PAID,
     MT_DEFAULT,
     MT_INTEREST,
@@ -109,8 +110,8 @@ def tranche_yield_py(cash, accrual, balance, guess):
     """Flat annual yield y with sum_t cash[t] · prod_{k<=t} 1 / (1 + y·accrual[k]) = balance.
 
     The convention matches how coupons accrue, so a tranche paid its fixed coupon and par on
-    time yields exactly its coupon. Safeguarded Newton inside [-1/max(accrual), 10];
-    -1.0 when nothing is received."""
+    time yields exactly its coupon. Safeguarded Newton inside [-1, 10]; -1.0 (-100%) when
+    even that does not bring the cash received up to par."""
     n_t = cash.shape[0]
     total = 0.0
     amax = 0.0
@@ -120,7 +121,17 @@ def tranche_yield_py(cash, accrual, balance, guess):
             amax = accrual[t]
     if balance <= 0.0 or total <= 0.0 or amax <= 0.0:
         return -1.0 if balance > 0.0 else np.nan
-    lo = -1.0 / amax + 1e-9
+    # yields are floored at -100%: below that per-period compounding stops meaning much
+    lo = -1.0
+    if lo <= -1.0 / amax:
+        lo = -1.0 / amax + 1e-9
+    df = 1.0
+    f_lo = -balance
+    for t in range(n_t):
+        df = df / (1.0 + lo * accrual[t])
+        f_lo += cash[t] * df
+    if f_lo <= 0.0:
+        return lo
     hi = 10.0
     y = guess
     for _ in range(100):
@@ -226,7 +237,25 @@ def path_metrics_py(
     metrics[base + MP_ACCELERATED] = 1.0 if sum_pool[SP_MAX_STATUS] > 0.0 else 0.0
     metrics[base + MP_MIN_COVERAGE] = sum_pool[SP_MIN_COVERAGE]
     metrics[base + MP_COMPENSATION] = sum_pool[SP_COMPENSATION]
+    metrics[base + MP_SUPPORT_DRAWN] = 1.0 if sum_pool[SP_SUPPORT_PAID] > TOLERANCE else 0.0
     return 0
+
+
+#: per-tranche metrics with a distribution histogram (indices into the MT_* items)
+HIST_TRANCHE_METRICS = np.array([MT_IRR, MT_WAL, MT_MIN_COVERAGE, MT_PV_LOSS], dtype=np.int64)
+
+
+def _bin_py(v, lo, hi, n):
+    """Histogram bin of v on [lo, hi] in n bins; values outside go to the end bins."""
+    k = int((v - lo) / (hi - lo) * n)
+    if k < 0:
+        return 0
+    if k > n - 1:
+        return n - 1
+    return k
+
+
+_bin = jit_twin(_bin_py, cache=True, inline="always")
 
 
 def path_cashflows_py(led_tr, led_per, led_sup, out):
@@ -331,6 +360,10 @@ def run_blocks_py(
     cf_sq,
     hist_count,
     hist_loss,
+    hist_tr,
+    hist_cov,
+    hist_lo,
+    hist_hi,
     keep,
     path_metrics,
 ):
@@ -339,8 +372,11 @@ def run_blocks_py(
     Outputs per block bb (0-based within this call): ``m_sum/m_sq/m_cnt[bb, M]`` sums, sums
     of squares and counts of finite values of the metric vector; ``cf_sum/cf_sq[bb, T, K]``
     expected-cash-flow sums; ``hist_count[bb, H1]`` default-count histogram;
-    ``hist_loss[bb, H2]`` pool loss-rate histogram on [0, 1]; with ``keep`` = 1,
-    ``path_metrics[p - first_path, M]`` per path."""
+    ``hist_loss[bb, H2]`` pool loss-rate histogram on [0, 1];
+    ``hist_tr[bb, J, N_HT, H3]`` per-tranche histograms of the metrics ``HIST_TRANCHE_METRICS``
+    on [hist_lo[k], hist_hi[k]] (out-of-range values in the end bins, NaN skipped);
+    ``hist_cov[bb, T, H3]`` the headline coverage ratio per period on
+    [hist_lo[N_HT], hist_hi[N_HT]]; with ``keep`` = 1, ``path_metrics[p - first_path, M]``."""
     n_t = agg_interest.shape[0]
     n_j = tranche_f.shape[0]
     n_f = fee_f.shape[0]
@@ -353,6 +389,8 @@ def run_blocks_py(
     n_m = m_sum.shape[1]
     n_h1 = hist_count.shape[1]
     n_h2 = hist_loss.shape[1]
+    n_h3 = hist_tr.shape[3]
+    n_ht = hist_tr.shape[2]
     n_cf = cf_sum.shape[2]
     first_path = first_block * block_size
     for bb in prange(n_blocks):
@@ -388,6 +426,7 @@ def run_blocks_py(
         n_base = 0
         base_metrics = np.zeros(n_m)
         base_cf = np.zeros((n_t, n_cf))
+        base_cov = np.zeros(n_t)
         path_cf = np.zeros((n_t, n_cf))
         for p in range(p0, p1):
             n_def = collateral_path_py(
@@ -501,6 +540,8 @@ def run_blocks_py(
                     n_base = 1
                     base_metrics[:] = metrics
                     base_cf[:, :] = path_cf
+                    for t in range(n_t):
+                        base_cov[t] = led_per[t, LP_COVERAGE_RATIO]
                 else:
                     for m in range(n_m):
                         v = metrics[m]
@@ -525,6 +566,16 @@ def run_blocks_py(
             if h < 0:
                 h = 0
             hist_loss[bb, h] += 1
+            # distributions: per-tranche metrics and the per-period coverage ratio
+            for j in range(n_j):
+                for q in range(n_ht):
+                    v = metrics[j * N_MT + HIST_TRANCHE_METRICS[q]]
+                    if not math.isnan(v):
+                        hist_tr[bb, j, q, _bin_py(v, hist_lo[q], hist_hi[q], n_h3)] += 1
+            for t in range(n_t):
+                v = base_cov[t] if (base_path and n_base > 1) else led_per[t, LP_COVERAGE_RATIO]
+                if not math.isnan(v):
+                    hist_cov[bb, t, _bin_py(v, hist_lo[n_ht], hist_hi[n_ht], n_h3)] += 1
             if keep != 0:
                 for m in range(n_m):
                     path_metrics[p - first_path, m] = metrics[m]
@@ -554,6 +605,7 @@ run_blocks = jit_twin(
         "waterfall_path_py": waterfall_path,
         "path_metrics_py": path_metrics,
         "path_cashflows_py": path_cashflows,
+        "_bin_py": _bin,
     },
     cache=True,
     parallel=True,
