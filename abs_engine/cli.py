@@ -83,6 +83,49 @@ def _parser() -> argparse.ArgumentParser:
         help="deterministic scenarios for the coverage table (default: the deal's)",
     )
     st.add_argument("--json", action="store_true", help="print one JSON document")
+
+    def mc_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("deal", nargs="?", help="deal file; default: bundled Huake-style deal")
+        p.add_argument("--scenario", "-s", help="Monte Carlo scenario (default: the deal's base)")
+        p.add_argument("--paths", type=int, default=20_000, help="paths per evaluation (20,000)")
+        p.add_argument("--seed", type=int, help="seed (default: the scenario's)")
+        p.add_argument("--json", action="store_true", help="print one JSON document")
+
+    sz = sub.add_parser("size", help="largest tranche balance meeting a target rating or EL")
+    mc_args(sz)
+    sz.add_argument("--tranche", required=True)
+    grp = sz.add_mutually_exclusive_group(required=True)
+    grp.add_argument("--target", help="target rating, e.g. AAA")
+    grp.add_argument("--target-el", type=float, help="target expected loss (decimal)")
+    sz.add_argument("--rating-table", help="rating table CSV (default: the illustrative one)")
+    pr = sub.add_parser("price", help="coupon at which a tranche prices at par")
+    mc_args(pr)
+    pr.add_argument("--tranche", required=True)
+    pr.add_argument(
+        "--curve", required=True, help="flat rate (decimal) or CSV tenor_years,zero_rate"
+    )
+    pr.add_argument("--spread-bps", type=float, default=0.0)
+    be = sub.add_parser("breakeven", help="scenario parameter value at which a tranche fails")
+    mc_args(be)
+    be.add_argument("--tranche", required=True)
+    be.add_argument(
+        "--param",
+        required=True,
+        help="pd_multiplier, recovery, correlation, cpr, provider_pd_multiplier",
+    )
+    be.add_argument(
+        "--condition",
+        default="first_loss",
+        help="first_loss, el_above:X, irr_below:Y or pd_above:P (default first_loss)",
+    )
+    be.add_argument(
+        "--range", help="lo,hi: where the condition holds, and fails (defaults by param)"
+    )
+    se = sub.add_parser("sensitivity", help="tranche metrics over a grid of two parameters")
+    mc_args(se)
+    se.add_argument("--x", required=True, help="param=v1,v2,... e.g. pd_multiplier=0.5,1,2")
+    se.add_argument("--y", required=True, help="param=v1,v2,... e.g. recovery=0.1,0.2,0.4")
+    se.add_argument("--tranche", help="tranche for the printed grid (default: the first)")
     val = sub.add_parser(
         "validate", help="check a deal file (and optional scenarios) and report every problem"
     )
@@ -559,6 +602,142 @@ def _write_mc_out(res: Any, doc: dict[str, Any], out: Path) -> None:
         _atomic_write(out / fname, fn)
 
 
+_DEFAULT_RANGES = {
+    "pd_multiplier": (0.0, 20.0),
+    "recovery": (1.0, 0.0),
+    "correlation": (0.0, 0.95),
+    "cpr": (0.0, 0.5),
+    "provider_pd_multiplier": (0.0, 50.0),
+}
+
+
+def _grid(spec: str) -> tuple[str, list[float]]:
+    name, _, values = spec.partition("=")
+    try:
+        return name.strip(), [float(v) for v in values.split(",") if v.strip()]
+    except ValueError:
+        raise AbsEngineError(f"expected param=v1,v2,... got {spec!r}") from None
+
+
+def _cmd_solver(args: argparse.Namespace) -> int:
+    from . import solvers as S
+    from .metrics.rating import load_rating_table
+
+    deal = load_deal(args.deal)
+    name = args.scenario or deal.base_scenario
+    if name is None:
+        raise AbsEngineError("the deal names no base_scenario: give --scenario")
+    sc = load_scenario(name, deal)
+    if not isinstance(sc, MonteCarloScenario):
+        raise AbsEngineError(
+            f"{args.command} needs a Monte Carlo scenario; {sc.name!r} is deterministic"
+        )
+    doc: dict[str, Any] = {
+        "deal": deal.name,
+        "scenario": sc.name,
+        "paths": args.paths,
+        "seed": sc.seed if args.seed is None else args.seed,
+    }
+    if args.command == "size":
+        table = load_rating_table(args.rating_table)
+        out = S.size_tranche(
+            deal,
+            sc,
+            args.tranche,
+            target_rating=args.target,
+            target_el=args.target_el,
+            n_paths=args.paths,
+            seed=args.seed,
+            rating_table=table,
+        )
+        doc.update(
+            {
+                "tranche": args.tranche,
+                "target": args.target or args.target_el,
+                **out,
+                "rating_table": {"source": table.source, "illustrative": table.illustrative},
+            }
+        )
+        text = (
+            f"largest {args.tranche} meeting {args.target or f'EL {args.target_el:.4%}'}: "
+            f"{out['balance']:,.0f} ({out['share_of_capital']:.2%} of its capital and the "
+            f"junior's); expected loss {out['expected_loss']:.5%} ± "
+            f"{out['expected_loss_se']:.5%}, limit {out['limit']:.5%} at WAL "
+            f"{out['wal_years']:.2f} y"
+        )
+        if out["expected_loss_se"] > 0.5 * out["limit"]:
+            text += (
+                "\nnote: the standard error is comparable to the limit: too few loss paths "
+                "to size this precisely; raise --paths"
+            )
+    elif args.command == "price":
+        curve = S.load_curve(args.curve)
+        coupon = S.solve_coupon(
+            deal,
+            sc,
+            args.tranche,
+            curve,
+            spread_bps=args.spread_bps,
+            n_paths=args.paths,
+            seed=args.seed,
+        )
+        doc.update(
+            {
+                "tranche": args.tranche,
+                "curve": args.curve,
+                "spread_bps": args.spread_bps,
+                "par_coupon": coupon,
+            }
+        )
+        text = (
+            f"par coupon of {args.tranche} over {args.curve} + {args.spread_bps:g} bp: {coupon:.4%}"
+        )
+    elif args.command == "breakeven":
+        kind, _, value = args.condition.partition(":")
+        cond = S.condition(kind, float(value) if value else 0.0)
+        if args.param not in _DEFAULT_RANGES:
+            raise AbsEngineError(
+                f"unknown parameter {args.param!r}; choose from {sorted(_DEFAULT_RANGES)}"
+            )
+        lo, hi = _DEFAULT_RANGES[args.param]
+        if args.range:
+            lo, hi = (float(v) for v in args.range.split(","))
+        cd = compile_deal(deal)
+        v = S.breakeven(
+            cd, sc, args.tranche, args.param, cond, lo=lo, hi=hi, n_paths=args.paths, seed=args.seed
+        )
+        doc.update(
+            {
+                "tranche": args.tranche,
+                "param": args.param,
+                "condition": args.condition,
+                "breakeven": v,
+            }
+        )
+        text = f"{args.tranche} fails {args.condition} at {args.param} = {v:.4f}"
+    else:
+        cd = compile_deal(deal)
+        x, y = _grid(args.x), _grid(args.y)
+        grid = S.sensitivity(cd, sc, x, y, n_paths=args.paths, seed=args.seed)
+        doc.update({"x": x[0], "y": y[0], "grid": grid.to_dict(orient="records")})
+        tr = args.tranche or cd.tranche_names[0]
+        sub_g = grid[grid.tranche == tr]
+        el = sub_g.pivot(index=x[0], columns=y[0], values="expected_loss")
+        rt = sub_g.pivot(index=x[0], columns=y[0], values="implied_rating")
+        lines = [f"{tr} expected loss (implied rating*), rows {x[0]}, columns {y[0]}:"]
+        lines.append(" " * 10 + "".join(f"{c:>20g}" for c in el.columns))
+        for idx in el.index:
+            cells = "".join(f"{el.loc[idx, c]:>11.4%} ({rt.loc[idx, c]:>5})" for c in el.columns)
+            lines.append(f"{idx:>10g}" + cells)
+        lines.append("* against the ILLUSTRATIVE idealized table")
+        text = "\n".join(lines)
+    if args.json:
+        print(json.dumps(nan_to_none(doc), indent=2))
+    else:
+        print(text)
+    return EXIT_OK
+
+
 def _cmd_stress(args: argparse.Namespace) -> int:
     from .solvers import breakeven_default_rate, coverage_table, large_obligor_test
 
@@ -683,6 +862,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_run(args)
         if args.command == "stress":
             return _cmd_stress(args)
+        if args.command in ("size", "price", "breakeven", "sensitivity"):
+            return _cmd_solver(args)
         return _cmd_validate(args)
     except DealError as exc:
         n = len(exc.problems)

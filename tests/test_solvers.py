@@ -163,3 +163,70 @@ def test_unmeetable_targets_and_bad_names_are_clear_errors():
         solve_coupon(deal, MC, "A", load_curve(0.03), n_paths=2_000, bounds=(0.0, 0.001))
     with pytest.raises(SolverError, match="unknown parameter"):
         with_parameter(MC, "volatility", 1.0)
+
+
+def test_solver_commands_print_json(capsys):
+    import json
+
+    from abs_engine.cli import main
+
+    assert main(["price", "--tranche", "A", "--curve", "0.0185", "--paths", "2000", "--json"]) == 0
+    assert 0.0185 < json.loads(capsys.readouterr().out)["par_coupon"] < 0.05
+    assert (
+        main(["size", "--tranche", "A", "--target-el", "0.002", "--paths", "2000", "--json"]) == 0
+    )
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["expected_loss"] <= 0.002 and doc["rating_table"]["illustrative"]
+    args = [
+        "breakeven",
+        "--tranche",
+        "A",
+        "--param",
+        "pd_multiplier",
+        "--condition",
+        "el_above:0.001",
+    ]
+    assert main([*args, "--paths", "2000", "--json"]) == 0
+    assert 0 < json.loads(capsys.readouterr().out)["breakeven"] < 20
+    grid = [
+        "sensitivity",
+        "--x",
+        "pd_multiplier=1,2",
+        "--y",
+        "correlation=0.1,0.3",
+        "--paths",
+        "2000",
+    ]
+    assert main([*grid, "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["grid"]) == 2 * 2 * 2
+
+
+def test_solver_commands_bad_input_exit_2(tmp_path, capsys):
+    from abs_engine.cli import main
+
+    assert main(["size", "--tranche", "A", "--target", "AAAA", "--paths", "1000"]) == 2
+    assert "unknown rating" in capsys.readouterr().err
+    curve = tmp_path / "c.csv"
+    curve.write_text("tenor_years,zero_rate\n3,0.02\n1,0.03\n")
+    assert main(["price", "--tranche", "A", "--curve", str(curve), "--paths", "1000"]) == 2
+    err = capsys.readouterr().err
+    assert "tenors must increase" in err and "Traceback" not in err
+    assert (
+        main(
+            [
+                "breakeven",
+                "--tranche",
+                "A",
+                "--param",
+                "cpr",
+                "--range",
+                "0,0.01",
+                "--paths",
+                "1000",
+            ]
+        )
+        == 2
+    )
+    assert "already fails" in capsys.readouterr().err  # the senior has some EL even at cpr 0
+    assert main(["price", "--tranche", "Z", "--curve", "0.02", "--paths", "1000"]) == 2
+    assert "unknown tranche" in capsys.readouterr().err
