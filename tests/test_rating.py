@@ -32,12 +32,26 @@ def test_implied_rating_is_best_rating_not_exceeded():
     assert t.implied_rating(float("nan"), 3.0) == "n/a"
 
 
-def test_exact_el_gets_the_rating_the_table_says(tmp_path):
-    """A tranche whose EL is known exactly: a deal with a zero-PD pool has EL 0 → AAA; the
-    simulated senior of the bundled deal gets the rating its EL and WAL imply."""
-    res = ae.simulate(n_paths=20_000, seed=1, progress=False)
-    a = res.tranches.iloc[0]
-    assert a.implied_rating == res.rating_table.implied_rating(a.expected_loss, a.wal_years)
+def test_exact_el_gets_the_rating_the_table_says():
+    """Finite pool of 20 (PD 5%, rho 0.2, 40% recovery), senior above 30% of the pool, one
+    year: its EL by conditional-binomial quadrature is 3.33e-5, inside the illustrative
+    table's A band at 1 year (7.48e-6 < EL <= 5.98e-5). The simulated tranche gets A."""
+    from tests.test_montecarlo import count_pmf_gauss, homogeneous_deal, mc, tranche_el
+
+    table = load_rating_table()
+    exact = tranche_el(count_pmf_gauss(20, 0.05, 0.2), 0.6, 0.3, 1.0)
+    assert table.implied_rating(exact, 1.0) == "A"
+    res = ae.simulate(
+        homogeneous_deal(20, 0.05, [0.0, 0.3]),
+        mc(0.2, recovery=0.4),
+        n_paths=400_000,
+        seed=8,
+        progress=False,
+    )
+    senior = res.tranches.iloc[0]
+    assert abs(senior.expected_loss - exact) <= 4 * senior.expected_loss_se
+    assert senior.wal_years == pytest.approx(1.0)
+    assert senior.implied_rating == "A"
 
 
 def test_user_table_and_pd_basis(tmp_path):
