@@ -232,6 +232,10 @@ def compile_model(cd: CompiledDeal, sc: MonteCarloScenario) -> MonteCarloModel:
     prov_sqrt_rho = np.zeros(n_s)
     prov_factor = np.full(n_s, -1, dtype=np.int64)
     for s, sup in enumerate(cd.deal.support):
+        if sc.providers.disabled:
+            prov_thr[s] = np.inf  # in default from the first period
+            prov_factor[s] = -1
+            continue
         pd_annual = min(1.0, sup.provider.annual_pd * sc.providers.pd_multiplier)
         if pd_annual <= 0.0:
             continue

@@ -118,6 +118,8 @@ class ProviderRisk(Model):
 
     correlated: bool = True
     pd_multiplier: Annotated[float, Field(strict=True, ge=0, le=50)] = 1.0
+    #: true: every support provider is in default from the first period (no credit support)
+    disabled: bool = False
 
 
 class MonteCarloScenario(Model):
