@@ -210,3 +210,10 @@ def test_provider_loads_on_its_sector_factor():
     with pytest.raises(ae.DealError) as info:
         compile_model(ae.compile_deal(parse_deal(doc)), sc)
     assert info.value.problems[0].path == "support[0].provider.sector"
+
+
+def test_disabled_providers_pay_nothing():
+    res = ae.simulate(None, "huake_mc_no_support", n_paths=3_000, seed=1, progress=False)
+    assert res.pool.loc["provider_default_probability", "mean"] == 1.0
+    assert res.pool.loc["support_paid", "mean"] == 0.0
+    assert res.pool.loc["accelerated_probability", "mean"] == 1.0  # the support-default trigger
