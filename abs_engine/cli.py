@@ -111,7 +111,8 @@ def _parser() -> argparse.ArgumentParser:
     be.add_argument(
         "--param",
         required=True,
-        help="pd_multiplier, recovery, correlation, cpr, provider_pd_multiplier",
+        help="pd_multiplier, recovery (a fixed rate), ip_haircut, correlation, cpr, "
+        "provider_pd_multiplier",
     )
     be.add_argument(
         "--condition",
@@ -602,9 +603,40 @@ def _write_mc_out(res: Any, doc: dict[str, Any], out: Path) -> None:
         _atomic_write(out / fname, fn)
 
 
+def _parse_condition(text: str) -> tuple[str, float]:
+    kind, sep, value = text.partition(":")
+    if kind == "first_loss":
+        if sep:
+            raise AbsEngineError("--condition first_loss takes no value")
+        return kind, 0.0
+    if kind not in ("el_above", "irr_below", "pd_above"):
+        raise AbsEngineError(
+            f"unknown --condition {kind!r}; use first_loss, el_above:X, irr_below:Y, pd_above:P"
+        )
+    try:
+        return kind, float(value)
+    except ValueError:
+        raise AbsEngineError(
+            f"--condition {kind} needs a number, e.g. {kind}:0.001 (got {value!r})"
+        ) from None
+
+
+def _parse_range(text: str) -> tuple[float, float]:
+    parts = text.split(",")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        return float(parts[0]), float(parts[1])
+    except ValueError:
+        raise AbsEngineError(
+            f"--range needs two numbers lo,hi (got {text!r}; write --range=-1,0 for negatives)"
+        ) from None
+
+
 _DEFAULT_RANGES = {
     "pd_multiplier": (0.0, 20.0),
     "recovery": (1.0, 0.0),
+    "ip_haircut": (0.0, 1.0),
     "correlation": (0.0, 0.95),
     "cpr": (0.0, 0.5),
     "provider_pd_multiplier": (0.0, 50.0),
@@ -658,14 +690,14 @@ def _cmd_solver(args: argparse.Namespace) -> int:
                 "rating_table": {"source": table.source, "illustrative": table.illustrative},
             }
         )
+        what = "default probability" if out["basis"] == "pd" else "expected loss"
         text = (
             f"largest {args.tranche} meeting {args.target or f'EL {args.target_el:.4%}'}: "
             f"{out['balance']:,.0f} ({out['share_of_capital']:.2%} of its capital and the "
-            f"junior's); expected loss {out['expected_loss']:.5%} ± "
-            f"{out['expected_loss_se']:.5%}, limit {out['limit']:.5%} at WAL "
-            f"{out['wal_years']:.2f} y"
+            f"junior's); {what} {out['metric']:.5%} ± {out['metric_se']:.5%}, limit "
+            f"{out['limit']:.5%} at WAL {out['wal_years']:.2f} y"
         )
-        if out["expected_loss_se"] > 0.5 * out["limit"]:
+        if out["metric_se"] > 0.5 * out["limit"]:
             text += (
                 "\nnote: the standard error is comparable to the limit: too few loss paths "
                 "to size this precisely; raise --paths"
@@ -693,15 +725,14 @@ def _cmd_solver(args: argparse.Namespace) -> int:
             f"par coupon of {args.tranche} over {args.curve} + {args.spread_bps:g} bp: {coupon:.4%}"
         )
     elif args.command == "breakeven":
-        kind, _, value = args.condition.partition(":")
-        cond = S.condition(kind, float(value) if value else 0.0)
+        cond = S.condition(*_parse_condition(args.condition))
         if args.param not in _DEFAULT_RANGES:
             raise AbsEngineError(
                 f"unknown parameter {args.param!r}; choose from {sorted(_DEFAULT_RANGES)}"
             )
         lo, hi = _DEFAULT_RANGES[args.param]
         if args.range:
-            lo, hi = (float(v) for v in args.range.split(","))
+            lo, hi = _parse_range(args.range)
         cd = compile_deal(deal)
         v = S.breakeven(
             cd, sc, args.tranche, args.param, cond, lo=lo, hi=hi, n_paths=args.paths, seed=args.seed
@@ -756,6 +787,7 @@ def _cmd_stress(args: argparse.Namespace) -> int:
                     "tranche": name,
                     "support": support,
                     "breakeven_default_rate": be.breakeven_default_rate,
+                    "never_fails": be.never_fails,
                     "base_case_default_rate": be.base_case_default_rate,
                     "multiple": be.multiple,
                 }
@@ -808,12 +840,13 @@ def _cmd_stress(args: argparse.Namespace) -> int:
     for col in ("tranche", "support", "breakeven", "base case", "multiple"):
         t.add_column(col, justify="left" if col == "tranche" else "right")
     for r in rows:
+        never = bool(r["never_fails"])
         t.add_row(
             str(r["tranche"]),
             "with" if r["support"] else "without",
-            f"{r['breakeven_default_rate']:.2%}",
+            "never fails" if never else f"{r['breakeven_default_rate']:.2%}",
             f"{r['base_case_default_rate']:.2%}",
-            f"{r['multiple']:.2f}x",
+            "-" if never else f"{r['multiple']:.2f}x",
         )
     console.print(t)
     t = Table(

@@ -230,3 +230,48 @@ def test_solver_commands_bad_input_exit_2(tmp_path, capsys):
     assert "already fails" in capsys.readouterr().err  # the senior has some EL even at cpr 0
     assert main(["price", "--tranche", "Z", "--curve", "0.02", "--paths", "1000"]) == 2
     assert "unknown tranche" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--range", "0.5"], "two numbers"),
+        (["--range", "1,2,3"], "two numbers"),
+        (["--condition", "el_above:x"], "needs a number"),
+        (["--condition", "el_above"], "needs a number"),
+        (["--condition", "first_loss:0.5"], "takes no value"),
+        (["--condition", "nope"], "unknown --condition"),
+    ],
+)
+def test_breakeven_argument_errors_are_clean(capsys, args, message):
+    from abs_engine.cli import main
+
+    base = ["breakeven", "--tranche", "A", "--param", "pd_multiplier", "--paths", "500"]
+    assert main([*base, *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_size_tranche_uses_the_tables_basis(tmp_path):
+    """With a default-probability table the sized tranche meets the PD threshold."""
+    p = tmp_path / "pd.csv"
+    p.write_text(
+        "rating,horizon_years,default_probability_pct\nX,1,0.5\nX,3,1.5\nY,1,5\nY,3,15\n"
+    )
+    from abs_engine.metrics import load_rating_table
+
+    out = size_tranche(quarterly_deal(0.05), MC, "A", target_rating="X", n_paths=5_000,
+                       rating_table=load_rating_table(p))  # fmt: skip
+    assert out["basis"] == "pd" and out["default_probability"] <= out["limit"]
+
+
+def test_default_timing_never_negative():
+    from abs_engine.solvers import default_timing
+
+    class Fake:
+        def __init__(self, n: int) -> None:
+            self.n_periods = n
+
+    for n in range(1, 200):
+        t = default_timing(Fake(n))  # type: ignore[arg-type]
+        assert min(t) >= 0.0 and abs(sum(t) - 1.0) < 1e-12

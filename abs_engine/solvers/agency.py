@@ -48,10 +48,11 @@ def base_case_default_rate(cd: CompiledDeal) -> float:
 @dataclass(frozen=True)
 class BreakevenResult:
     tranche: str
-    breakeven_default_rate: float  # decimal of the original pool
+    breakeven_default_rate: float  # decimal of the original pool (1.0 when it never fails)
     base_case_default_rate: float
     multiple: float  # breakeven / base case
     support: bool  # whether the support providers stood behind the deal
+    never_fails: bool = False  # paid in full even when the whole pool defaults
 
 
 def _scenario(
@@ -82,9 +83,9 @@ def default_timing(cd: CompiledDeal, front_loaded: bool = True) -> list[float]:
         return [1.0 / n] * n
     m = max(1, (2 * n) // 3)
     w = np.arange(m, 0, -1, dtype=float)
-    shares = list(w / w.sum()) + [0.0] * (n - m)
-    shares[-1] += 1.0 - sum(shares)  # exact sum of 1 after rounding
-    return shares
+    head = [float(x) for x in w / w.sum()]
+    head[0] += 1.0 - sum(head)  # rounding leftover on the largest share: never negative
+    return head + [0.0] * (n - m)
 
 
 def breakeven_default_rate(
@@ -124,7 +125,8 @@ def breakeven_default_rate(
             else:
                 hi = mid
     base = base_case_default_rate(cd)
-    return BreakevenResult(tranche, lo, base, lo / base if base > 0 else float("inf"), support)
+    multiple = lo / base if base > 0 else float("inf")
+    return BreakevenResult(tranche, lo, base, multiple, support, never_fails=lo >= 1.0)
 
 
 def large_obligor_test(

@@ -124,21 +124,30 @@ def _set(doc: dict[str, Any], path: Sequence[str], value: Any) -> None:
 
 
 def _recovery(doc: dict[str, Any], value: float) -> None:
+    # a fixed recovery rate of the defaulted exposure, replacing any IP-value model; the
+    # disposal lag is kept (the shortest one of an IP-value model)
     rec = doc.get("recovery")
-    if rec and rec.get("kind") == "ip_value":
-        rec["fallback_rate"] = value
-        rec["haircut"] = 1.0 - value  # scales IP recoveries: value · (1 - haircut)
-    else:
-        lag = rec.get("lag_periods", 4) if rec else 4
-        doc["recovery"] = {"kind": "rate", "rate": value, "lag_periods": lag}
+    lag = rec.get("lag_periods", 4) if rec else 4
+    doc["recovery"] = {"kind": "rate", "rate": value, "lag_periods": lag}
 
 
-#: scenario parameters the solvers can move, and how
+def _ip_haircut(doc: dict[str, Any], value: float) -> None:
+    rec = doc.get("recovery")
+    if not rec or rec.get("kind") != "ip_value":
+        raise SolverError("ip_haircut needs a scenario with recovery kind = 'ip_value'")
+    rec["haircut"] = value
+
+
+#: scenario parameters the solvers can move, and how: ``pd_multiplier``; ``correlation``
+#: (fixed asset correlation for all obligors); ``cpr``; ``recovery`` (a fixed recovery rate
+#: of the defaulted exposure, replacing an IP-value model); ``ip_haircut`` (the disposal
+#: haircut of an IP-value model); ``provider_pd_multiplier``
 PARAMETERS: dict[str, Callable[[dict[str, Any], float], None]] = {
     "pd_multiplier": lambda d, v: _set(d, ("defaults", "pd_multiplier"), v),
     "correlation": lambda d, v: _set(d, ("defaults", "correlation"), {"kind": "fixed", "value": v}),
     "cpr": lambda d, v: _set(d, ("prepayment", "cpr"), v),
     "recovery": _recovery,
+    "ip_haircut": _ip_haircut,
     "provider_pd_multiplier": lambda d, v: _set(d, ("providers", "pd_multiplier"), v),
 }
 
@@ -248,8 +257,10 @@ def size_tranche(
     tol: float = 1e-4,
 ) -> dict[str, Any]:
     """Largest balance of ``tranche`` (as a share of its balance plus the most junior
-    tranche's, which absorbs the difference) whose expected loss meets ``target_el`` or the
-    ``target_rating``'s threshold at the tranche's WAL. Bisection on common random numbers."""
+    tranche's, which absorbs the difference) whose expected loss meets ``target_el``, or whose
+    metric on the rating table's basis (expected loss, or default probability for a PD table)
+    meets the ``target_rating``'s threshold at the tranche's WAL. Bisection on common random
+    numbers; the answer is always a balance that was evaluated and passed."""
     if (target_rating is None) == (target_el is None):
         raise SolverError("give exactly one of target_rating or target_el")
     table = rating_table or load_rating_table()
@@ -268,9 +279,12 @@ def size_tranche(
             deal, **{tranche: {"balance": balance}, junior: {"balance": total - balance}}
         )
         row = _run(cd, sc, n_paths, seed, table).tranches.iloc[j]
+        metric, metric_se = row.expected_loss, row.expected_loss_se
         if target_el is not None:
             limit = target_el
         else:
+            if table.basis == "pd":
+                metric, metric_se = row.default_probability, row.default_probability_se
             assert target_rating is not None
             limit = (
                 table.threshold(target_rating, row.wal_years) if np.isfinite(row.wal_years) else 0.0
@@ -279,11 +293,15 @@ def size_tranche(
             "balance": balance,
             "expected_loss": row.expected_loss,
             "expected_loss_se": row.expected_loss_se,
+            "default_probability": row.default_probability,
             "wal_years": row.wal_years,
+            "basis": "el" if target_el is not None else table.basis,
+            "metric": metric,
+            "metric_se": metric_se,
             "limit": limit,
             "implied_rating": row.implied_rating,
         }
-        return bool(row.expected_loss <= limit), info
+        return bool(metric <= limit), info
 
     ok_hi, info_hi = evaluate(total)
     if ok_hi:
