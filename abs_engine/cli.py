@@ -253,17 +253,7 @@ def _print_tables(res: Any) -> None:
             head = _HEADERS.get(c.split(".")[-1], c) + (f" {c.split('.')[0]}" if "." in c else "")
             t.add_column(head, justify="right", no_wrap=True)
         for _, r in cf[cols].iterrows():
-            cells = []
-            for c in cols:
-                v = r[c]
-                if c == "payment_date":
-                    cells.append(str(v.date()))
-                elif c in ("period", "status"):
-                    cells.append(str(v))
-                elif c == "coverage_ratio":
-                    cells.append(_fmt(v, "{:.2f}x"))
-                else:
-                    cells.append(f"{v:,.0f}")
+            cells = [_cell(c, r[c], "{:.2f}x") for c in cols]
             t.add_row(*cells)
         console.print(t)
 
@@ -281,6 +271,19 @@ _HEADERS = {
     "coverage_ratio": "cov",
     "status": "status",
 }
+
+
+def _cell(column: str, v: Any, coverage_spec: str) -> str:
+    """One cell of a per-period table: dates, labels, probabilities, coverage, yuan."""
+    if column == "payment_date":
+        return str(v.date())
+    if column in ("period", "status"):
+        return str(v)
+    if column.endswith("probability"):
+        return f"{v:.2%}"
+    if column.startswith("coverage_ratio"):
+        return _fmt(v, coverage_spec)
+    return f"{v:,.0f}"
 
 
 def _fmt(v: float, spec: str) -> str:
@@ -508,19 +511,7 @@ def _print_monte_carlo(res: Any) -> None:
             head = f"{_HEADERS.get(item, item)} {owner}"
         t.add_column(head, justify="right", no_wrap=True)
     for _, r in cf[cols].iterrows():
-        cells = []
-        for c in cols:
-            v = r[c]
-            if c == "payment_date":
-                cells.append(str(v.date()))
-            elif c == "period":
-                cells.append(str(v))
-            elif c.endswith("probability"):
-                cells.append(f"{v:.2%}")
-            elif c == "coverage_ratio":
-                cells.append(_fmt(v, "{:.3f}x"))
-            else:
-                cells.append(f"{v:,.0f}")
+        cells = [_cell(c, r[c], "{:.3f}x") for c in cols]
         t.add_row(*cells)
     console.print(t)
 
