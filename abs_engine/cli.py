@@ -127,6 +127,28 @@ def _parser() -> argparse.ArgumentParser:
     se.add_argument("--x", required=True, help="param=v1,v2,... e.g. pd_multiplier=0.5,1,2")
     se.add_argument("--y", required=True, help="param=v1,v2,... e.g. recovery=0.1,0.2,0.4")
     se.add_argument("--tranche", help="tranche for the printed grid (default: the first)")
+    sy = sub.add_parser("synth", help="write a synthetic pool as deal, tape and scenario files")
+    sy.add_argument("out", type=Path, help="output folder")
+    sy.add_argument(
+        "--obligors", type=int, required=True, help="number of obligors (8 .. 1,000,000)"
+    )
+    sy.add_argument("--name", help="file name stem (default synthetic_<N>)")
+    sy.add_argument(
+        "--heterogeneous", action="store_true", help="random balances, rates, PD classes"
+    )
+    sy.add_argument(
+        "--attach", default="0.03,0.06,0.10", help="attachment points (default 0.03,0.06,0.10)"
+    )
+    sy.add_argument("--pd", type=float, default=0.02, help="annual PD (default 0.02)")
+    sy.add_argument("--correlation", type=float, default=0.15, help="asset correlation (0.15)")
+    sy.add_argument("--recovery", type=float, default=0.3, help="recovery rate (0.3)")
+    sy.add_argument(
+        "--amortization",
+        default="equal_principal",
+        choices=["bullet", "level_pay", "equal_principal"],
+    )
+    sy.add_argument("--periods", type=int, default=12, help="quarterly periods (12)")
+    sy.add_argument("--seed", type=int, default=0, help="seed of a heterogeneous pool")
     val = sub.add_parser(
         "validate", help="check a deal file (and optional scenarios) and report every problem"
     )
@@ -760,6 +782,35 @@ def _cmd_solver(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from .synthetic import write_synthetic
+
+    try:
+        attach = [float(x) for x in args.attach.split(",") if x.strip()]
+    except ValueError:
+        raise AbsEngineError(
+            f"--attach needs numbers like 0.03,0.06,0.10, got {args.attach!r}"
+        ) from None
+    paths = write_synthetic(
+        args.out,
+        args.obligors,
+        name=args.name,
+        correlation=args.correlation,
+        heterogeneous=args.heterogeneous,
+        attachments=attach,
+        annual_pd=args.pd,
+        recovery_rate=args.recovery,
+        amortization=args.amortization,
+        n_periods=args.periods,
+        seed=args.seed,
+    )
+    compile_deal(load_deal(paths["deal"]))  # what was written loads and compiles
+    for kind, p in paths.items():
+        print(f"{kind}: {p}")
+    print(f"run it: abs-engine run {paths['deal']} -s {paths['scenario']} --paths 10000")
+    return EXIT_OK
+
+
 def _cmd_stress(args: argparse.Namespace) -> int:
     from .solvers import breakeven_default_rate, coverage_table, large_obligor_test
 
@@ -886,6 +937,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_run(args)
         if args.command == "stress":
             return _cmd_stress(args)
+        if args.command == "synth":
+            return _cmd_synth(args)
         if args.command in ("size", "price", "breakeven", "sensitivity"):
             return _cmd_solver(args)
         return _cmd_validate(args)
