@@ -37,10 +37,7 @@ def test_heterogeneous_pool_is_reproducible_and_varied():
 
 
 def test_synth_command_writes_loadable_files(tmp_path, capsys):
-    assert (
-        main(["synth", str(tmp_path), "--obligors", "50", "--attach", "0.05,0.2", "--json"][:-1])
-        == 0
-    )
+    assert main(["synth", str(tmp_path), "--obligors", "50", "--attach", "0.05,0.2"]) == 0
     out = capsys.readouterr().out
     assert "deal:" in out and "run it:" in out
     deal = json.loads((tmp_path / "synthetic_50.json").read_text())
