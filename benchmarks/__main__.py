@@ -34,6 +34,7 @@ from abs_engine.schema.stochastic import MonteCarloScenario
 
 from .numpy_model import simulate_numpy
 from .pools import homogeneous_deal, pool_scenario
+from .scaling import floor_uniforms_per_s, sweep_paths, sweep_pool_size
 
 ROOT = Path(__file__).resolve().parent
 
@@ -183,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         "--skip",
         nargs="*",
         default=[],
-        choices=["memory", "compile", "numpy", "large_pool", "bundled"],
+        choices=["memory", "compile", "numpy", "large_pool", "bundled", "scaling", "floor"],
     )
     args = ap.parse_args(argv)
     q = args.quick
@@ -207,6 +208,16 @@ def main(argv: list[str] | None = None) -> int:
     if "numpy" not in args.skip:
         res["numpy_vs_numba"] = bench_numpy_ratio(20_000 if q else 100_000, 3)
         res["numpy_vs_numba_1000"] = bench_numpy_ratio(500 if q else 2_000, 3, n_obligors=1_000)
+    if "scaling" not in args.skip:
+        sizes = [8, 100, 1_000, 10_000] if q else [8, 100, 1_000, 10_000, 100_000]
+        res["scaling_pool_size"] = sweep_pool_size(sizes, 1_000 if q else 5_000)
+        counts = [1_000, 10_000, 100_000] if q else [1_000, 10_000, 100_000, 1_000_000, 10_000_000]
+        res["scaling_paths"] = sweep_paths(counts)
+    if "floor" not in args.skip:
+        floor = floor_uniforms_per_s(10_000, 500 if q else 4_000)
+        res["hardware_floor"] = {"uniforms_per_s": floor}
+        if "large_pool" in res:
+            res["hardware_floor"]["engine_share"] = res["large_pool"]["obligor_paths_per_s"] / floor
     if "memory" not in args.skip:
         res["memory_keep_paths_false"] = bench_memory(1_000_000 if q else 10_000_000)
     if "compile" not in args.skip:
@@ -244,6 +255,24 @@ def _print(res: dict) -> None:
         v = res["memory_keep_paths_false"]
         mem = f"+{v['growth_mib']:,.1f} MiB over {v['rss_before_mib']:,.0f} MiB"
         print(f"peak RSS, {v['paths']:,} paths, keep_paths=False: {mem} ({v['seconds']:.1f} s)")
+    if "scaling_pool_size" in res:
+        v = res["scaling_pool_size"]
+        sizes = ", ".join(
+            f"{r['obligors']:,}: {r['obligor_paths_per_s'] / 1e6:,.0f}M" for r in v["rows"]
+        )
+        print(f"pool size (obligor-paths/s end to end) {sizes}")
+        print(
+            f"  fitted exponent in obligors: collateral {v['exponent_collateral']:.2f}, "
+            f"end to end {v['exponent_end_to_end']:.2f}"
+        )
+    if "scaling_paths" in res:
+        v = res["scaling_paths"]
+        rates = ", ".join(f"{r['paths']:,}: {r['paths_per_s']:,.0f}/s" for r in v["rows"])
+        print(f"paths (bundled deal) {rates}; fitted exponent {v['exponent']:.2f}")
+    if "hardware_floor" in res:
+        v = res["hardware_floor"]
+        share = f", engine at {v['engine_share']:.0%} of it" if "engine_share" in v else ""
+        print(f"hardware floor: {v['uniforms_per_s'] / 1e6:,.0f}M uniforms/s{share}")
     if "compile" in res:
         c = res["compile"]
         cold, warm = c["cold"]["first_simulate_s"], c["cached"]["first_simulate_s"]
