@@ -312,11 +312,11 @@ def _fmt(v: float, spec: str) -> str:
     return "-" if v is None or v != v else spec.format(v)
 
 
-def _check_out_names(res: Any) -> None:
+def _check_out_names(scenarios: Any) -> None:
     """Scenario names become file names under ``--out``: refuse, before anything is written,
     names that are not plain file names or that two scenarios share."""
     problems, seen = [], set()
-    for sc in res.scenarios:
+    for sc in scenarios:
         name = sc.name
         if "/" in name or "\\" in name:
             why = "scenario name cannot be used in an --out file name (no / or \\)"
@@ -370,7 +370,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
     res = run_deterministic(deal, scenarios or None)
     if args.out:
-        _check_out_names(res)
+        _check_out_names(res.scenarios)
     if args.json:
         print(json.dumps(_result_document(res), indent=2))
     else:
@@ -565,7 +565,7 @@ def _run_monte_carlo(
     args: argparse.Namespace, deal: Any, scenarios: list[MonteCarloScenario]
 ) -> int:
     if args.out:
-        _check_out_names(type("R", (), {"scenarios": scenarios})())
+        _check_out_names(scenarios)
     docs = []
     for sc in scenarios:
         res = simulate(

@@ -20,7 +20,7 @@ from .compile.scenario import PoolFlows
 from .engine import WaterfallResult, kernel_args, run_waterfall
 from .errors import AbsEngineError
 from .kernels import layout as L
-from .kernels.collateral import N_CS, collateral_path
+from .kernels.collateral import collateral_path, collateral_scratch
 from .kernels.montecarlo import HIST_TRANCHE_METRICS, run_blocks, run_blocks_py
 from .metrics.rating import RatingTable, load_rating_table
 from .schema.stochastic import MonteCarloScenario
@@ -507,29 +507,15 @@ def path_flows(
 ) -> PoolFlows:
     """Pool flows and provider defaults of the given global paths (bitwise the same as inside
     the simulation), for full ledgers of a few paths."""
-    n_t, n_s, n = cd.n_periods, len(cd.support_names), cd.n_obligors
+    n_t, n_s = cd.n_periods, len(cd.support_names)
     k = len(paths)
     flows = np.zeros((k, L.N_PF, n_t))
     sup = np.zeros((k, n_s), dtype=np.int64)
-    nf = max(model.chol.shape[0], 1)
-    nc = max(model.n_classes, 1)
+    scratch = collateral_scratch(cd.n_obligors, model.n_classes, model.chol.shape[0], n_t, n_s)
     for r, p in enumerate(paths):
-        collateral_path(
-            seed,
-            p,
-            *model_args(model),
-            flows[r],
-            sup[r],
-            np.zeros(N_CS),
-            np.zeros(nf),
-            np.zeros(nf),
-            np.zeros((nc, n_t)),
-            np.zeros((nc, n_t), dtype=np.int64),
-            np.zeros(n_t + 1),
-            np.zeros((3, n_t)),
-            np.zeros(max(n, 1), dtype=np.int64),
-            np.zeros(max(n, 1), dtype=np.int64),
-        )
+        collateral_path(seed, p, *model_args(model), *scratch)
+        flows[r] = scratch[0]
+        sup[r] = scratch[1]
     rates = np.tile(model.base_rate, (k, 1))
     return PoolFlows(flows, sup, rates, np.zeros(k), tuple(f"path {p}" for p in paths))
 

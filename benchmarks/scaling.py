@@ -20,7 +20,7 @@ from numba import njit, prange
 
 import abs_engine as ae
 from abs_engine.compile.model import compile_model
-from abs_engine.kernels.collateral import N_CS, collateral_path
+from abs_engine.kernels.collateral import collateral_path, collateral_scratch
 from abs_engine.kernels.rng import path_key, uniform
 from abs_engine.simulation import model_args
 
@@ -50,102 +50,17 @@ def floor_uniforms_per_s(n_obligors: int = 10_000, n_paths: int = 2_000) -> floa
 
 
 @njit(parallel=True, cache=True)
-def _collateral_only(
-    n_paths,
-    seed,
-    obligor_class,
-    class_threshold,
-    class_sqrt_rho,
-    class_sqrt_1mrho,
-    class_factor,
-    chol,
-    copula,
-    nu,
-    provider_threshold,
-    provider_sqrt_rho,
-    provider_factor,
-    smm,
-    prepay_vol,
-    recovery_kind,
-    recovery_rate,
-    ip_value,
-    obligor_factor,
-    haircut,
-    disposal_cost,
-    ip_vol,
-    ip_loading,
-    lag_min,
-    lag_max,
-    sched_interest,
-    sched_principal,
-    sched_balance,
-    agg_interest,
-    agg_principal,
-    agg_balance,
-):
+def _collateral_only(n_paths, seed, n_obligors, n_classes, n_factors, n_supports, *model):
+    """Collateral simulation alone over ``n_paths`` paths (``model``: the kernel's model
+    arguments, :func:`abs_engine.simulation.model_args`), blocks of 256 in ``prange``."""
     block = 256
     n_blocks = (n_paths + block - 1) // block
-    n_t = agg_interest.shape[0]
-    n = obligor_class.shape[0]
-    n_c = class_threshold.shape[0]
+    n_t = model[-1].shape[0]
     total = np.zeros(n_blocks)
     for b in prange(n_blocks):
-        flows = np.zeros((6, n_t))
-        sup = np.zeros(provider_threshold.shape[0], dtype=np.int64)
-        stats = np.zeros(N_CS)
-        z = np.zeros(max(1, chol.shape[0]))
-        g = np.zeros(max(1, chol.shape[0]))
-        cache = np.zeros((max(1, n_c), n_t))
-        stamp = np.zeros((max(1, n_c), n_t), dtype=np.int64)
-        prepay = np.zeros(n_t + 1)
-        rem = np.zeros((3, n_t))
-        di = np.zeros(max(1, n), dtype=np.int64)
-        dt = np.zeros(max(1, n), dtype=np.int64)
+        scratch = collateral_scratch(n_obligors, n_classes, n_factors, n_t, n_supports)
         for p in range(b * block, min((b + 1) * block, n_paths)):
-            total[b] += collateral_path(
-                seed,
-                p,
-                obligor_class,
-                class_threshold,
-                class_sqrt_rho,
-                class_sqrt_1mrho,
-                class_factor,
-                chol,
-                copula,
-                nu,
-                provider_threshold,
-                provider_sqrt_rho,
-                provider_factor,
-                smm,
-                prepay_vol,
-                recovery_kind,
-                recovery_rate,
-                ip_value,
-                obligor_factor,
-                haircut,
-                disposal_cost,
-                ip_vol,
-                ip_loading,
-                lag_min,
-                lag_max,
-                sched_interest,
-                sched_principal,
-                sched_balance,
-                agg_interest,
-                agg_principal,
-                agg_balance,
-                flows,
-                sup,
-                stats,
-                z,
-                g,
-                cache,
-                stamp,
-                prepay,
-                rem,
-                di,
-                dt,
-            )
+            total[b] += collateral_path(seed, p, *model, *scratch)
     return total.sum()
 
 
@@ -162,7 +77,7 @@ def sweep_pool_size(sizes: list[int], paths: int) -> dict:
     for n in sizes:
         cd = homogeneous_deal(n)
         m = compile_model(cd, sc)
-        args = model_args(m)
+        args = (cd.n_obligors, m.n_classes, m.chol.shape[0], len(cd.support_names), *model_args(m))
         _collateral_only(8, 1, *args)
         t0 = time.perf_counter()
         _collateral_only(paths, 1, *args)

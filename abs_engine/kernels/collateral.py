@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from ._twin import jit_twin
-from .layout import PF_DEFAULT, PF_INTEREST, PF_LOSS, PF_PREPAY, PF_RECOVERY, PF_SCHED_PRIN
+from .layout import N_PF, PF_DEFAULT, PF_INTEREST, PF_LOSS, PF_PREPAY, PF_RECOVERY, PF_SCHED_PRIN
 from .rng import (
     STREAM_FACTORS,
     STREAM_LAG,
@@ -67,6 +67,28 @@ def cond_pd_py(c, t, scale, z, class_threshold, class_sqrt_rho, class_sqrt_1mrho
         return 1.0
     arg = (x * scale - class_sqrt_rho[c] * z[class_factor[c]]) / class_sqrt_1mrho[c]
     return 0.5 * math.erfc(-arg * _SQRT1_2)
+
+
+def collateral_scratch_py(n_obligors, n_classes, n_factors, n_periods, n_supports):
+    """Scratch and output buffers for :func:`collateral_path_py`, in its argument order:
+    (flows, support_default_period, stats, z, g, cache, stamp, prepay_factor, rem, def_idx,
+    def_t). Allocate once per block of paths and reuse."""
+    nc = max(n_classes, 1)
+    nf = max(n_factors, 1)
+    no = max(n_obligors, 1)
+    return (
+        np.zeros((N_PF, n_periods)),
+        np.zeros(n_supports, dtype=np.int64),
+        np.zeros(N_CS),
+        np.zeros(nf),
+        np.zeros(nf),
+        np.zeros((nc, n_periods)),
+        np.zeros((nc, n_periods), dtype=np.int64),
+        np.zeros(n_periods + 1),
+        np.zeros((3, n_periods)),
+        np.zeros(no, dtype=np.int64),
+        np.zeros(no, dtype=np.int64),
+    )
 
 
 def collateral_path_py(
@@ -272,6 +294,7 @@ def collateral_path_py(
 
 
 cond_pd = jit_twin(cond_pd_py, cache=True, inline="always")
+collateral_scratch = jit_twin(collateral_scratch_py, cache=True)
 collateral_path = jit_twin(
     collateral_path_py,
     {
@@ -284,4 +307,12 @@ collateral_path = jit_twin(
     cache=True,
 )
 
-__all__ = ["N_CS", "collateral_path", "collateral_path_py", "cond_pd", "cond_pd_py"]
+__all__ = [
+    "N_CS",
+    "collateral_path",
+    "collateral_path_py",
+    "collateral_scratch",
+    "collateral_scratch_py",
+    "cond_pd",
+    "cond_pd_py",
+]

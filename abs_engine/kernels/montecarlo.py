@@ -20,9 +20,10 @@ from .collateral import (
     CS_LOSS,
     CS_PREPAID,
     CS_RECOVERED,
-    N_CS,
     collateral_path,
     collateral_path_py,
+    collateral_scratch,
+    collateral_scratch_py,
 )
 from .layout import (
     CFP_ACCELERATED,
@@ -398,17 +399,9 @@ def run_blocks_py(
         p0 = b * block_size
         p1 = min(p0 + block_size, n_paths)
         # scratch for one block, reused by its paths
-        flows = np.zeros((6, n_t))
-        sup_def = np.zeros(n_s, dtype=np.int64)
-        stats = np.zeros(N_CS)
-        z = np.zeros(max(n_fac, 1))
-        g = np.zeros(max(n_fac, 1))
-        cache = np.zeros((max(n_c, 1), n_t))
-        stamp = np.zeros((max(n_c, 1), n_t), dtype=np.int64)
-        prepay = np.zeros(n_t + 1)
-        rem = np.zeros((3, n_t))
-        def_idx = np.zeros(max(n_obl, 1), dtype=np.int64)
-        def_t = np.zeros(max(n_obl, 1), dtype=np.int64)
+        flows, sup_def, stats, z, g, cache, stamp, prepay, rem, def_idx, def_t = (
+            collateral_scratch_py(n_obl, n_c, n_fac, n_t, n_s)
+        )
         led_tr = np.zeros((n_t, n_j, N_LT))
         led_fee = np.zeros((n_t, n_f, N_LF))
         led_acc = np.zeros((n_t, n_a, N_LA))
@@ -602,6 +595,7 @@ run_blocks = jit_twin(
     run_blocks_py,
     {
         "collateral_path_py": collateral_path,
+        "collateral_scratch_py": collateral_scratch,
         "waterfall_path_py": waterfall_path,
         "path_metrics_py": path_metrics,
         "path_cashflows_py": path_cashflows,
