@@ -15,7 +15,7 @@ from .compile.deal import CompiledDeal, compile_deal
 from .compile.scenario import deterministic_flows
 from .engine import WaterfallResult, run_waterfall
 from .errors import DealError
-from .metrics.rating import RatingTable, load_rating_table
+from .metrics.rating import RatingTable, default_rating_table, load_rating_table
 from .report import frames
 from .resources import bundled_deal_path, data_dir
 from .schema.deal import Deal
@@ -201,7 +201,9 @@ def simulate(
     rating_table : CSV path or loaded table for ``implied_rating``; default: the shipped
         ILLUSTRATIVE idealized expected-loss table.
     """
-    if not isinstance(rating_table, RatingTable):
+    if rating_table is None:
+        rating_table = default_rating_table()
+    elif not isinstance(rating_table, RatingTable):
         rating_table = load_rating_table(rating_table)
     if deal is None or isinstance(deal, str | Path):
         deal = load_deal(deal)

@@ -22,7 +22,7 @@ from .errors import AbsEngineError
 from .kernels import layout as L
 from .kernels.collateral import collateral_path, collateral_scratch
 from .kernels.montecarlo import HIST_TRANCHE_METRICS, run_blocks, run_blocks_py
-from .metrics.rating import RatingTable, load_rating_table
+from .metrics.rating import RatingTable, default_rating_table
 from .schema.stochastic import MonteCarloScenario
 
 __all__ = ["InputError", "SimulationResult", "simulate_compiled"]
@@ -223,7 +223,7 @@ def simulate_compiled(
     rating_table: RatingTable | None = None,
 ) -> SimulationResult:
     """Run the Monte Carlo. See :func:`abs_engine.simulate` for the parameters."""
-    rating_table = rating_table or load_rating_table()
+    rating_table = rating_table or default_rating_table()
     n_paths = sc.n_paths if n_paths is None else n_paths
     seed = sc.seed if seed is None else seed
     if isinstance(n_paths, bool) or not isinstance(n_paths, int | np.integer) or n_paths <= 0:
@@ -411,8 +411,10 @@ def _add_lgd_and_duration(
     """Loss given default = EL / P(shortfall), with a delta-method standard error (a PV loss
     only occurs on a path with a shortfall, so cov(L, D) = EL·(1 - P)); modified duration
     of the expected cash flows at the tranche's coupon, compounded each period."""
-    el, el_se = tranches["expected_loss"], tranches["expected_loss_se"]
-    p, p_se = tranches["default_probability"], tranches["default_probability_se"]
+    el, el_se = (tranches[c].to_numpy(float) for c in ("expected_loss", "expected_loss_se"))
+    p, p_se = (
+        tranches[c].to_numpy(float) for c in ("default_probability", "default_probability_se")
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         lgd = np.where(p > 0, el / p, np.nan)
         cov = el * (1 - p) / n
@@ -422,7 +424,9 @@ def _add_lgd_and_duration(
     for j, t in enumerate(cd.tranche_names):
         c = cd.deal.tranches[j].coupon
         rate = c.rate if c.kind == "fixed" else 0.0
-        cash = (cashflows[f"{t}.interest_paid"] + cashflows[f"{t}.principal_paid"]).to_numpy()
+        cash = (
+            cashflows[f"{t}.interest_paid"].to_numpy() + cashflows[f"{t}.principal_paid"].to_numpy()
+        )
         df = 1.0 / np.cumprod(1.0 + rate * cd.deal_accrual)
         pv = cash * df
         if pv.sum() <= 0:
@@ -482,24 +486,24 @@ def _cashflow_frame(
         L.CFP_SUPPORT: "support_paid",
         L.CFP_ACCELERATED: "accelerated_probability",
     }
+    cols: dict[str, np.ndarray] = {}
     for j, name in enumerate(cd.tranche_names):
         for k, item in cft.items():
-            out[f"{name}.{item}"] = mean[:, j * L.N_CFT + k]
-            out[f"{name}.{item}_se"] = se[:, j * L.N_CFT + k]
+            cols[f"{name}.{item}"] = mean[:, j * L.N_CFT + k]
+            cols[f"{name}.{item}_se"] = se[:, j * L.N_CFT + k]
     for k, item in cfp.items():
-        out[f"pool.{item}"] = mean[:, n_j * L.N_CFT + k]
-        out[f"pool.{item}_se"] = se[:, n_j * L.N_CFT + k]
+        cols[f"pool.{item}"] = mean[:, n_j * L.N_CFT + k]
+        cols[f"pool.{item}_se"] = se[:, n_j * L.N_CFT + k]
     # the coverage ratio is averaged over the paths where it is defined (senior outstanding)
     base = n_j * L.N_CFT
-    cr_mean, cr_se = _mean_se(
+    cols["coverage_ratio"], cols["coverage_ratio_se"] = _mean_se(
         cf_tot[0][:, base + L.CFP_COVERAGE],
         cf_tot[1][:, base + L.CFP_COVERAGE],
         cf_tot[0][:, base + L.CFP_COVERAGE_DEFINED],
     )
-    out["coverage_ratio"] = cr_mean
-    out["coverage_ratio_se"] = cr_se
-    out["coverage_ratio_defined_share"] = mean[:, base + L.CFP_COVERAGE_DEFINED]
-    return out
+    cols["coverage_ratio_defined_share"] = mean[:, base + L.CFP_COVERAGE_DEFINED]
+    # one concat: inserting ~50 columns one by one costs pandas about 10 ms
+    return pd.concat([out, pd.DataFrame(cols, index=out.index)], axis=1)
 
 
 def path_flows(

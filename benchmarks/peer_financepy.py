@@ -1,21 +1,34 @@
-"""FinancePy beside the engine, on the same homogeneous pool (``pip install financepy``).
+"""FinancePy beside the engine, on the same homogeneous pool.
 
-Pool: N obligors, one-year horizon, PD, one-factor Gaussian copula with asset correlation rho,
-fixed recovery; tranches cut at attachment points, losses allocated reverse-sequentially. We
-compare the tranche expected losses of
-  * the engine's Monte Carlo (through its waterfall; SE from the run),
-  * FinancePy's Monte Carlo ``models.gauss_copula.default_times_gc`` (antithetic pairs; SE
-    from the pair means),
-  * FinancePy's semi-analytic ``models.gauss_copula_onefactor.homog_basket_loss_dbn``,
-and the time per path of the two Monte Carlos. Run: ``python -m benchmarks.peer_financepy``.
+FinancePy (``pip install financepy``, part of the ``dev`` and ``bench`` extras) is what a
+quant would otherwise reach for: its one-factor credit models draw copula default times by
+Monte Carlo and build semi-analytic loss distributions. The peer pool: N obligors of equal
+size, a one-year horizon, annual PD ``pd``, one-factor copula with asset correlation ``rho``,
+fixed recovery; tranches cut at attachment points with losses allocated reverse-sequentially
+(in the engine: a deal with one bullet period and a sequential principal waterfall, so a
+tranche's loss is exactly its slice of the pool loss).
+
+For each tranche, expected loss as a fraction of the tranche, from
+  * the engine's Monte Carlo (through its waterfall; standard error from the run),
+  * FinancePy's Monte Carlo ``models.gauss_copula.default_times_gc`` (antithetic pairs;
+    standard error from the pair means) and, for the Student-t copula,
+    ``models.student_t_copula.StudentTCopula.default_times``,
+  * FinancePy's semi-analytic loss distributions (``models.gauss_copula_onefactor``): the
+    exact recursion ``homog_basket_loss_dbn`` and the adjusted binomial
+    ``loss_dbn_hetero_adj_binomial`` (integration error far below the Monte Carlo error),
+  * FinancePy's large-homogeneous-pool limit ``models.gauss_copula_lhp.tr_surv_prob_lhp``,
+    which ignores granularity: exact only as N grows, so it is compared on a large pool too.
+
+Agreement is stated as z = (engine − peer) / standard error (the engine's for the
+semi-analytic values, the two runs' combined for FinancePy's Monte Carlo). Speed: time per
+path of the two Monte Carlos on the same pool, at several pool sizes.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 import time
-from pathlib import Path
+from importlib import metadata
+from typing import Any
 
 import numpy as np
 
@@ -23,29 +36,43 @@ import abs_engine as ae
 from abs_engine.schema import parse_deal
 from abs_engine.schema.stochastic import MonteCarloScenario
 
-ROOT = Path(__file__).resolve().parent
+ATTACH = (0.0, 0.03, 0.07)
+
+
+def financepy_version() -> str | None:
+    """The installed FinancePy version, or None."""
+    try:
+        return metadata.version("financepy")
+    except metadata.PackageNotFoundError:
+        return None
 
 
 class _Curve:
-    """The two attributes FinancePy's default_times_gc reads from an issuer curve."""
+    """The survival curve attributes FinancePy's default-time samplers read (``times``/``qs``
+    in 1.0, ``_times``/``_qs`` in 1.1): survival 1 - pd at one year, flat hazard after."""
 
     def __init__(self, pd: float):
-        self._times = np.array([0.0, 1.0, 100.0])
-        self._qs = np.array([1.0, 1.0 - pd, (1.0 - pd) ** 100])
+        self.times = self._times = np.array([0.0, 1.0, 100.0])
+        self.qs = self._qs = np.array([1.0, 1.0 - pd, (1.0 - pd) ** 100])
 
 
-def _deal(n: int, pd: float, attach: list[float]) -> ae.CompiledDeal:
+def layers(attach: tuple[float, ...]) -> list[tuple[float, float]]:
+    """Tranche [attachment, detachment) pairs, most senior first (the engine's order)."""
     bounds = sorted(attach, reverse=True)
-    names = [f"T{k}" for k in range(len(bounds))]
-    tranches, top = [], 1.0
-    for name, a in zip(names, bounds, strict=True):
-        tranches.append(
-            {"name": name, "balance": (top - a) * n * 1e6, "coupon": {"kind": "fixed", "rate": 0.0}}
-        )
-        top = a
+    return list(zip(bounds, [1.0, *bounds[:-1]], strict=True))
+
+
+def peer_deal(n: int, pd: float, attach: tuple[float, ...] = ATTACH) -> ae.CompiledDeal:
+    """N obligors of 1,000,000 yuan, one annual bullet period, PD ``pd``; zero-coupon
+    tranches cut at ``attach``, paid sequentially (so losses hit them reverse-sequentially)."""
+    names = [f"T{k}" for k in range(len(attach))]
+    tranches = [
+        {"name": name, "balance": (d - a) * n * 1e6, "coupon": {"kind": "fixed", "rate": 0.0}}
+        for name, (a, d) in zip(names, layers(attach), strict=True)
+    ]
     doc = {
         "schema_version": 1,
-        "name": "peer pool",
+        "name": f"peer pool {n}",
         "dates": {
             "closing": "2025-01-01",
             "first_payment": "2026-01-01",
@@ -71,111 +98,196 @@ def _deal(n: int, pd: float, attach: list[float]) -> ae.CompiledDeal:
     return ae.compile_deal(parse_deal(doc))
 
 
-def _tranche_el(losses: np.ndarray, a: float, d: float) -> np.ndarray:
-    return np.minimum(np.maximum(losses - a, 0.0), d - a) / (d - a)
-
-
-def compare(
-    n: int = 100,
-    pd: float = 0.03,
-    rho: float = 0.2,
-    recovery: float = 0.4,
-    attach: tuple[float, ...] = (0.0, 0.03, 0.07),
-    paths: int = 200_000,
-    peer_trials: int = 20_000,
-) -> dict:
-    from financepy.models.gauss_copula import default_times_gc
-    from financepy.models.gauss_copula_onefactor import homog_basket_loss_dbn
-
-    lgd = 1.0 - recovery
-    bounds = sorted(attach, reverse=True)
-    layers = [(a, d) for a, d in zip(bounds, [1.0, *bounds[:-1]], strict=True)]
-    cd = _deal(n, pd, list(attach))
-    sc = MonteCarloScenario.model_validate(
+def peer_scenario(rho: float, recovery: float, nu: float | None = None) -> MonteCarloScenario:
+    """Fixed asset correlation ``rho``; Gaussian copula, or Student-t with ``nu`` degrees of
+    freedom; recovery ``recovery`` received at default."""
+    defaults: dict[str, Any] = {"correlation": {"kind": "fixed", "value": rho}}
+    if nu is not None:
+        defaults.update(copula="student_t", nu=nu)
+    return MonteCarloScenario.model_validate(
         {
             "kind": "monte_carlo",
             "name": "peer",
-            "defaults": {"correlation": {"kind": "fixed", "value": rho}},
+            "defaults": defaults,
             "recovery": {"kind": "rate", "rate": recovery, "lag_periods": 0},
         }
     )
-    ae.simulate(cd, sc, n_paths=1_000, progress=False)
+
+
+def _tranche_el(losses: np.ndarray, a: float, d: float) -> np.ndarray:
+    """Loss of the [a, d) tranche as a fraction of its size, for pool loss fractions."""
+    return np.minimum(np.maximum(losses - a, 0.0), d - a) / (d - a)
+
+
+def _engine(n, pd, rho, recovery, attach, paths, nu=None) -> tuple[Any, float]:
+    cd, sc = peer_deal(n, pd, attach), peer_scenario(rho, recovery, nu)
+    ae.simulate(cd, sc, n_paths=256, progress=False)  # compiled and warm
     t0 = time.perf_counter()
-    ours = ae.simulate(cd, sc, n_paths=paths, seed=1, progress=False)
-    t_ours = time.perf_counter() - t0
+    res = ae.simulate(cd, sc, n_paths=paths, seed=1, progress=False)
+    return res, time.perf_counter() - t0
+
+
+def _peer_mc(n, pd, rho, trials, nu=None, seed=7) -> tuple[np.ndarray, float]:
+    """FinancePy's default counts by one year, shape (2, trials) (antithetic halves), and
+    the seconds it took."""
+    from financepy.models.gauss_copula import default_times_gc
+    from financepy.models.student_t_copula import StudentTCopula
 
     corr = np.full((n, n), rho)
     np.fill_diagonal(corr, 1.0)
     curves = [_Curve(pd) for _ in range(n)]
     t0 = time.perf_counter()
-    times = default_times_gc(curves, corr, peer_trials, 7)
-    t_peer = time.perf_counter() - t0
-    k = (times < 1.0).sum(axis=0)  # defaults by one year, 2 x trials (antithetic pairs)
-    loss_peer = lgd * k / n
+    if nu is None:
+        times = default_times_gc(curves, corr, trials, seed)
+    else:
+        times = StudentTCopula().default_times(curves, corr, nu, trials, seed)
+    dt = time.perf_counter() - t0
+    return (times < 1.0).sum(axis=0).reshape(2, trials), dt
 
-    dbn = np.asarray(
-        homog_basket_loss_dbn(
-            np.full(n, 1.0 - pd), np.full(n, recovery), np.full(n, np.sqrt(rho)), 200
-        )
+
+def _mc_el(k: np.ndarray, n: int, lgd: float, a: float, d: float) -> tuple[float, float]:
+    """Tranche EL and its standard error from antithetic default counts (2, trials)."""
+    pair = 0.5 * (_tranche_el(lgd * k[0] / n, a, d) + _tranche_el(lgd * k[1] / n, a, d))
+    return float(pair.mean()), float(pair.std(ddof=1) / np.sqrt(pair.size))
+
+
+def agreement(
+    n: int = 100,
+    pd: float = 0.03,
+    rho: float = 0.2,
+    recovery: float = 0.4,
+    attach: tuple[float, ...] = ATTACH,
+    paths: int = 1_000_000,
+    peer_trials: int = 20_000,
+    nu: float | None = None,
+    semi_analytic: bool = True,
+) -> dict:
+    """Tranche expected losses of the engine and FinancePy on one pool (see the module
+    docstring); ``nu`` set: the Student-t copula (FinancePy has only Monte Carlo for it)."""
+    from financepy.models.gauss_copula_lhp import tr_surv_prob_lhp
+    from financepy.models.gauss_copula_onefactor import (
+        homog_basket_loss_dbn,
+        loss_dbn_hetero_adj_binomial,
     )
-    loss_grid = lgd * np.arange(len(dbn)) / n
 
+    lgd = 1.0 - recovery
+    ours, t_ours = _engine(n, pd, rho, recovery, attach, paths, nu)
+    k, t_peer = _peer_mc(n, pd, rho, peer_trials, nu) if peer_trials else (None, 0.0)
+    beta = np.full(n, np.sqrt(rho))
+    dbn: dict[str, np.ndarray] = {}
+    if semi_analytic and nu is None:
+        if n <= 2_000:  # the recursion is O(N^2) per integration step
+            surv, rec = np.full(n, 1.0 - pd), np.full(n, recovery)
+            dbn["recursion"] = np.asarray(homog_basket_loss_dbn(surv, rec, beta, 200))
+            dbn["adjusted_binomial"] = np.asarray(
+                loss_dbn_hetero_adj_binomial(n, np.full(n, pd), np.ones(n), beta, 200)
+            )
+    grid = lgd * np.arange(n + 1) / n
     rows = []
-    for (a, d), row in zip(layers, ours.tranches.itertuples(), strict=True):
-        el_pair = 0.5 * (
-            _tranche_el(loss_peer[:peer_trials], a, d) + _tranche_el(loss_peer[peer_trials:], a, d)
-        )
-        peer_el, peer_se = float(el_pair.mean()), float(el_pair.std(ddof=1) / np.sqrt(peer_trials))
-        semi = float((dbn * _tranche_el(loss_grid, a, d)).sum())
-        rows.append(
-            {
-                "tranche": f"[{a:.0%}, {d:.0%}]",
-                "engine_el": row.expected_loss,
-                "engine_se": row.expected_loss_se,
-                "financepy_mc_el": peer_el,
-                "financepy_mc_se": peer_se,
-                "financepy_semi_analytic_el": semi,
-                "z_engine_vs_semi": (row.expected_loss - semi) / row.expected_loss_se
-                if row.expected_loss_se
-                else 0.0,
-                "z_engine_vs_peer_mc": (row.expected_loss - peer_el)
-                / np.hypot(row.expected_loss_se, peer_se),
-            }
-        )
-    return {
-        "pool": {"obligors": n, "pd": pd, "rho": rho, "recovery": recovery, "horizon_years": 1},
+    for (a, d), row in zip(layers(attach), ours.tranches.itertuples(), strict=True):
+        el, se = float(row.expected_loss), float(row.expected_loss_se)
+        r: dict[str, Any] = {"tranche": f"[{a:.0%}, {d:.0%})", "engine_el": el, "engine_se": se}
+        if k is not None:
+            p_el, p_se = _mc_el(k, n, lgd, a, d)
+            r.update(financepy_mc_el=p_el, financepy_mc_se=p_se)
+            r["z_financepy_mc"] = (el - p_el) / float(np.hypot(se, p_se))
+        for name, dist in dbn.items():
+            r[f"{name}_el"] = v = float((dist * _tranche_el(grid, a, d)).sum())
+            r[f"z_{name}"] = (el - v) / se if se else 0.0
+        if semi_analytic and nu is None:
+            v = 1.0 - tr_surv_prob_lhp(
+                a, d, n, np.full(n, 1.0 - pd), np.full(n, recovery), float(np.sqrt(rho))
+            )
+            r["lhp_el"] = float(v)
+            r["z_lhp"] = (el - v) / se if se else 0.0
+        rows.append(r)
+    out: dict[str, Any] = {
+        "pool": {
+            "obligors": n,
+            "pd": pd,
+            "rho": rho,
+            "recovery": recovery,
+            "horizon_years": 1,
+            "copula": "gaussian" if nu is None else f"student_t nu={nu:g}",
+        },
         "engine": {"paths": paths, "seconds": t_ours, "us_per_path": 1e6 * t_ours / paths},
-        "financepy_mc": {
+        "tranches": rows,
+        "max_abs_z": {
+            key: max(abs(r[key]) for r in rows) for key in rows[0] if key.startswith("z_")
+        },
+    }
+    if k is not None:
+        out["financepy_mc"] = {
             "paths": 2 * peer_trials,
             "seconds": t_peer,
             "us_per_path": 1e6 * t_peer / (2 * peer_trials),
-        },
-        "speed_ratio_per_path": (t_peer / (2 * peer_trials)) / (t_ours / paths),
-        "tranches": rows,
-    }
-
-
-def main() -> int:
-    res = compare()
-    out = ROOT / "results" / "peer_financepy.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(res, indent=2))
-    tmp.replace(out)
-    for r in res["tranches"]:
-        print(
-            f"{r['tranche']:>12}  engine {r['engine_el']:.5f} ± {r['engine_se']:.5f}  "
-            f"FinancePy MC {r['financepy_mc_el']:.5f} ± {r['financepy_mc_se']:.5f}  "
-            f"semi-analytic {r['financepy_semi_analytic_el']:.5f}  "
-            f"z {r['z_engine_vs_semi']:+.2f} / {r['z_engine_vs_peer_mc']:+.2f}"
+        }
+        out["speed_ratio_per_path"] = (
+            out["financepy_mc"]["us_per_path"] / (out["engine"]["us_per_path"])
         )
-    print(
-        f"per path: engine {res['engine']['us_per_path']:.2f} us, FinancePy MC "
-        f"{res['financepy_mc']['us_per_path']:.2f} us: {res['speed_ratio_per_path']:.0f}x"
-    )
-    print(f"written to {out}")
-    return 0
+    return out
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def speed(sizes: list[int], paths: int, peer_paths: int, repeats: int = 3) -> list[dict]:
+    """Time per path, engine and FinancePy's Gaussian Monte Carlo, on the peer pool of each
+    size (medians over ``repeats``; the peer's path count shrinks with N to bound its time)."""
+    from financepy.models.gauss_copula import default_times_gc
+
+    rows = []
+    for n in sizes:
+        cd, sc = peer_deal(n, 0.03), peer_scenario(0.2, 0.4)
+        ae.simulate(cd, sc, n_paths=256, progress=False)
+        ours = [
+            ae.simulate(cd, sc, n_paths=paths, seed=r, progress=False).seconds
+            for r in range(repeats)
+        ]
+        trials = max(50, peer_paths // 2 // max(1, n // 100))
+        corr = np.full((n, n), 0.2)
+        np.fill_diagonal(corr, 1.0)
+        curves = [_Curve(0.03) for _ in range(n)]
+        peer = []
+        for r in range(repeats):
+            t0 = time.perf_counter()
+            default_times_gc(curves, corr, trials, r)
+            peer.append(time.perf_counter() - t0)
+        e_us, p_us = (
+            1e6 * float(np.median(ours)) / paths,
+            1e6 * float(np.median(peer)) / (2 * trials),
+        )
+        rows.append(
+            {
+                "obligors": n,
+                "engine_paths": paths,
+                "engine_us_per_path": e_us,
+                "engine_min_us": 1e6 * min(ours) / paths,
+                "engine_max_us": 1e6 * max(ours) / paths,
+                "financepy_paths": 2 * trials,
+                "financepy_us_per_path": p_us,
+                "financepy_min_us": 1e6 * min(peer) / (2 * trials),
+                "financepy_max_us": 1e6 * max(peer) / (2 * trials),
+                "ratio": p_us / e_us,
+            }
+        )
+    return rows
+
+
+def run(quick: bool) -> dict:
+    """The whole peer comparison; sizes chosen so the quick mode takes about 20 s."""
+    version = financepy_version()
+    if version is None:
+        return {"skipped": "financepy is not installed: pip install -e '.[bench]'"}
+    return {
+        "financepy": version,
+        "gaussian_100": agreement(
+            paths=200_000 if quick else 1_000_000, peer_trials=5_000 if quick else 20_000
+        ),
+        "student_t_100": agreement(
+            paths=200_000 if quick else 1_000_000,
+            peer_trials=300 if quick else 2_000,
+            nu=6.0,
+        ),
+        "lhp_10000": agreement(
+            n=10_000, paths=5_000 if quick else 40_000, peer_trials=0, semi_analytic=True
+        ),
+        "speed": speed([10, 100, 1_000], 20_000 if quick else 100_000, 4_000 if quick else 20_000),
+    }

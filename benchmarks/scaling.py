@@ -1,14 +1,17 @@
 """Scaling sweeps and the hardware floor.
 
 * pool size: homogeneous pools of N obligors at a fixed path count, collateral simulation
-  alone (the collateral kernel in ``prange`` over blocks, no waterfall) and end to end;
-* path count: the bundled deal from 10^3 paths up, end to end;
+  alone (the collateral kernel in ``prange`` over blocks, no waterfall), end to end, and the
+  vectorised-NumPy twin end to end;
+* path count: the bundled deal from 10^3 paths up, end to end, the engine as shipped and
+  computing every path, beside the NumPy twin;
 * hardware floor: the rate at which this machine draws one uniform per obligor-path with the
   engine's own counter-based generator — the ceiling of a one-uniform-per-obligor design —
   and the engine's throughput as a share of it.
 
-Cost is fitted as time = a · size^b on a log-log scale (least squares on the larger sizes,
-where fixed overheads no longer dominate); b near 1 means linear.
+Cost is fitted as time = a · size^b on a log-log scale, least squares over pools of at least
+1,000 obligors and runs of at least 10,000 paths (below them the fixed cost of a call, about
+5 ms, and the per-path waterfall dominate); b near 1 means linear.
 """
 
 from __future__ import annotations
@@ -22,11 +25,20 @@ import abs_engine as ae
 from abs_engine.compile.model import compile_model
 from abs_engine.kernels.collateral import collateral_path, collateral_scratch
 from abs_engine.kernels.rng import path_key, uniform
+from abs_engine.schema.stochastic import MonteCarloScenario
 from abs_engine.simulation import model_args
 
+from .numpy_model import simulate_numpy
 from .pools import homogeneous_deal, pool_scenario
 
-__all__ = ["floor_uniforms_per_s", "sweep_paths", "sweep_pool_size"]
+__all__ = [
+    "floor_uniforms_per_s",
+    "memo_off",
+    "timed",
+    "numpy_seconds",
+    "sweep_paths",
+    "sweep_pool_size",
+]
 
 
 @njit(parallel=True, cache=True)
@@ -64,55 +76,126 @@ def _collateral_only(n_paths, seed, n_obligors, n_classes, n_factors, n_supports
     return total.sum()
 
 
-def _fit(sizes: list[float], times: list[float]) -> float:
-    """Exponent b of time = a · size^b over the larger half of the sizes."""
-    k = max(2, len(sizes) // 2 + 1)
-    x, y = np.log(sizes[-k:]), np.log(times[-k:])
+def _fit(sizes: list[float], times: list[float], min_size: float) -> float:
+    """Exponent b of time = a · size^b, least squares on log-log over the sizes of at least
+    ``min_size`` (below it fixed per-call and per-path costs dominate)."""
+    pts = [(s, t) for s, t in zip(sizes, times, strict=True) if s >= min_size]
+    if len(pts) < 2:
+        pts = list(zip(sizes, times, strict=True))[-2:]
+    x, y = np.log([s for s, _ in pts]), np.log([t for _, t in pts])
     return float(np.polyfit(x, y, 1)[0])
 
 
-def sweep_pool_size(sizes: list[int], paths: int) -> dict:
+def timed(fn, repeats: int) -> tuple[float, float, float]:
+    """Median, min and max seconds of ``fn()`` over ``repeats`` calls."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)), min(times), max(times)
+
+
+def memo_off(sc: MonteCarloScenario) -> MonteCarloScenario:
+    """The scenario with a negligible prepayment volatility: every path then runs the full
+    waterfall (the no-default memo needs deterministic prepayment)."""
+    return MonteCarloScenario.model_validate(
+        {**sc.model_dump(), "prepayment": {"cpr": 0.0, "volatility": 1e-9}}
+    )
+
+
+def numpy_seconds(
+    cd: ae.CompiledDeal, sc: MonteCarloScenario, paths: int, chunk: int = 250_000
+) -> float:
+    """Seconds the vectorised-NumPy twin takes for ``paths`` paths, in chunks of about
+    ``chunk`` obligor-paths (how a quant keeps its [paths, obligors, periods] arrays in
+    memory)."""
+    m = compile_model(cd, sc)
+    step = max(1, chunk // cd.n_obligors)
+    t0 = time.perf_counter()
+    for lo in range(0, paths, step):
+        simulate_numpy(cd, m, 1, np.arange(lo, min(lo + step, paths)))
+    return time.perf_counter() - t0
+
+
+def sweep_pool_size(
+    sizes: list[int], paths: int, repeats: int = 3, numpy_obligor_paths: float = 2e6
+) -> dict:
+    """Homogeneous pools of each size, every path computed (memo off): collateral kernel
+    alone and end to end (medians over ``repeats``), and the NumPy twin end to end on
+    min(paths, numpy_obligor_paths / N) paths (one run: it is the slow one)."""
     rows = []
-    sc = pool_scenario()
+    sc = memo_off(pool_scenario())
     for n in sizes:
         cd = homogeneous_deal(n)
         m = compile_model(cd, sc)
         args = (cd.n_obligors, m.n_classes, m.chol.shape[0], len(cd.support_names), *model_args(m))
         _collateral_only(8, 1, *args)
-        t0 = time.perf_counter()
-        _collateral_only(paths, 1, *args)
-        t_coll = time.perf_counter() - t0
+        coll = timed(lambda a=args: _collateral_only(paths, 1, *a), repeats)
         ae.simulate(cd, sc, n_paths=64, progress=False)
-        t_e2e = ae.simulate(cd, sc, n_paths=paths, progress=False).seconds
+        e2e = timed(lambda c=cd: ae.simulate(c, sc, n_paths=paths, progress=False), repeats)
+        np_paths = int(min(paths, max(20, numpy_obligor_paths // n)))
+        numpy_seconds(cd, sc, min(np_paths, 20))  # warm
+        t_np = numpy_seconds(cd, sc, np_paths)
         rows.append(
             {
                 "obligors": n,
                 "paths": paths,
-                "collateral_s": t_coll,
-                "end_to_end_s": t_e2e,
-                "obligor_paths_per_s": n * paths / t_e2e,
+                "collateral_s": coll[0],
+                "collateral_min_s": coll[1],
+                "collateral_max_s": coll[2],
+                "end_to_end_s": e2e[0],
+                "end_to_end_min_s": e2e[1],
+                "end_to_end_max_s": e2e[2],
+                "obligor_paths_per_s": n * paths / e2e[0],
+                "collateral_obligor_paths_per_s": n * paths / coll[0],
+                "numpy_paths": np_paths,
+                "numpy_s": t_np,
+                "numpy_obligor_paths_per_s": n * np_paths / t_np,
+                "ratio_numpy": (t_np / np_paths) / (e2e[0] / paths),
             }
         )
+    obligors = [r["obligors"] for r in rows]
     return {
+        "note": "every path computed (no-default memo off); NumPy twin on fewer paths",
         "rows": rows,
-        "exponent_collateral": _fit(
-            [r["obligors"] for r in rows], [r["collateral_s"] for r in rows]
-        ),
-        "exponent_end_to_end": _fit(
-            [r["obligors"] for r in rows], [r["end_to_end_s"] for r in rows]
-        ),
+        "exponent_collateral": _fit(obligors, [r["collateral_s"] for r in rows], 1_000),
+        "exponent_end_to_end": _fit(obligors, [r["end_to_end_s"] for r in rows], 1_000),
+        "exponent_numpy": _fit(obligors, [r["numpy_s"] / r["numpy_paths"] for r in rows], 1_000),
     }
 
 
-def sweep_paths(path_counts: list[int]) -> dict:
+def sweep_paths(path_counts: list[int], repeats: int = 3, numpy_max: int = 100_000) -> dict:
+    """The bundled deal at each path count, end to end: the engine as shipped (no-default
+    memo on), the engine computing every path, and the NumPy twin (every path) up to
+    ``numpy_max`` paths. Medians over ``repeats`` (one run from 10^6 paths)."""
     cd = ae.compile_deal(ae.load_deal())
     sc = ae.load_scenario("huake_mc")
-    ae.simulate(cd, sc, n_paths=2_000, progress=False)
+    off = memo_off(sc)
+    for s in (sc, off):
+        ae.simulate(cd, s, n_paths=2_000, progress=False)
+    numpy_seconds(cd, off, 1_000)
     rows = []
     for n in path_counts:
-        t = ae.simulate(cd, sc, n_paths=n, progress=False).seconds
-        rows.append({"paths": n, "end_to_end_s": t, "paths_per_s": n / t})
+        reps = repeats if n < 1_000_000 else 1
+        on = timed(lambda k=n: ae.simulate(cd, sc, n_paths=k, progress=False), reps)
+        every = timed(lambda k=n: ae.simulate(cd, off, n_paths=k, progress=False), reps)
+        row = {
+            "paths": n,
+            "end_to_end_s": on[0],
+            "end_to_end_min_s": on[1],
+            "end_to_end_max_s": on[2],
+            "paths_per_s": n / on[0],
+            "memo_off_s": every[0],
+            "memo_off_paths_per_s": n / every[0],
+        }
+        if n <= numpy_max:
+            t = numpy_seconds(cd, off, n)
+            row.update(numpy_s=t, numpy_paths_per_s=n / t)
+        rows.append(row)
+    counts = [r["paths"] for r in rows]
     return {
         "rows": rows,
-        "exponent": _fit([r["paths"] for r in rows], [r["end_to_end_s"] for r in rows]),
+        "exponent": _fit(counts, [r["end_to_end_s"] for r in rows], 10_000),
+        "exponent_memo_off": _fit(counts, [r["memo_off_s"] for r in rows], 10_000),
     }

@@ -12,6 +12,7 @@ verified against any agency. Production users load their agency's table.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ import pandas as pd
 
 from ..errors import DealError, ProblemCollector
 
-__all__ = ["DEFAULT_TABLE", "RatingTable", "load_rating_table"]
+__all__ = ["DEFAULT_TABLE", "RatingTable", "default_rating_table", "load_rating_table"]
 
 DEFAULT_TABLE = Path(__file__).resolve().parents[1] / "data" / "idealized_el_illustrative.csv"
 
@@ -78,6 +79,13 @@ class RatingTable:
             if metric <= self.threshold(r, max(horizon_years, 1e-6)):
                 return r
         return f"below {self.ratings[-1]}"
+
+
+@functools.lru_cache(maxsize=1)
+def default_rating_table() -> RatingTable:
+    """The shipped (illustrative) table, read once per process: every ``simulate`` call
+    needs it, and reading the CSV costs about 3 ms."""
+    return load_rating_table()
 
 
 def load_rating_table(path: str | Path | None = None) -> RatingTable:

@@ -23,7 +23,7 @@ from scipy.optimize import brentq
 
 from ..compile.deal import CompiledDeal, compile_deal
 from ..errors import AbsEngineError, DealError, ProblemCollector
-from ..metrics.rating import RatingTable, load_rating_table
+from ..metrics.rating import RatingTable, default_rating_table
 from ..schema.deal import Deal
 from ..schema.stochastic import MonteCarloScenario
 from ..simulation import SimulationResult, simulate_compiled
@@ -226,7 +226,7 @@ def solve_coupon(
     if bal <= 0:
         raise SolverError(f"tranche {tranche!r} has no balance to price")
     seed = sc.seed if seed is None else seed
-    table = load_rating_table()
+    table = default_rating_table()
 
     def gap(c: float) -> float:
         cd = _with_tranches(deal, **{tranche: {"coupon": {"kind": "fixed", "rate": c}}})
@@ -263,7 +263,7 @@ def size_tranche(
     numbers; the answer is always a balance that was evaluated and passed."""
     if (target_rating is None) == (target_el is None):
         raise SolverError("give exactly one of target_rating or target_el")
-    table = rating_table or load_rating_table()
+    table = rating_table or default_rating_table()
     if target_rating is not None and target_rating not in table.ratings:
         raise SolverError(f"unknown rating {target_rating!r}; the table has {list(table.ratings)}")
     cd0 = compile_deal(deal)
@@ -358,7 +358,7 @@ def breakeven(
     for parameters where larger is better, e.g. recovery)."""
     j = _tranche_index(cd, tranche)
     seed = sc.seed if seed is None else seed
-    table = load_rating_table()
+    table = default_rating_table()
 
     def holds(v: float) -> bool:
         return bool(
@@ -391,7 +391,7 @@ def sensitivity(
     """Tranche expected loss (± SE), default probability, WAL and implied rating over a grid
     of two scenario parameters, long form: one row per (x, y, tranche)."""
     seed = sc.seed if seed is None else seed
-    table = load_rating_table()
+    table = default_rating_table()
     rows = []
     for xv in x[1]:
         for yv in y[1]:

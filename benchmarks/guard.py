@@ -1,0 +1,63 @@
+"""Performance regression guard: ``python -m benchmarks --check``.
+
+Absolute times depend on the machine, so the guard compares ratios measured in one run: the
+vectorised-NumPy twin's time over the engine's, on the same paths of the same model. A kernel
+change that slows the engine lowers the ratio whatever the machine. The guard fails (exit 1)
+when a ratio falls below ``1 - TOLERANCE`` of the stored baseline
+(``benchmarks/results/baseline.json``, written by ``--write-baseline``). It takes about 30 s
+after compilation and is not part of the unit tests.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .report import _atomic
+from .suite import bench_numpy_ratio, machine
+
+TOLERANCE = 0.30
+
+
+def measure(repeats: int = 3) -> dict[str, float]:
+    """The guarded ratios (NumPy seconds / engine seconds), medians over ``repeats``."""
+    small = bench_numpy_ratio(100_000, repeats)
+    large = bench_numpy_ratio(2_000, repeats, n_obligors=1_000)
+    return {
+        "numpy_over_engine_8_obligors": small["ratio"],
+        "numpy_over_engine_8_obligors_as_shipped": small["ratio_memo"],
+        "numpy_over_engine_1000_obligors": large["ratio"],
+    }
+
+
+def write_baseline(path: Path, repeats: int = 3) -> dict:
+    ratios = measure(repeats)
+    doc = {"machine": machine(), "tolerance": TOLERANCE, "ratios": ratios}
+    _atomic(path, lambda tmp: tmp.write_text(json.dumps(doc, indent=2)))
+    return doc
+
+
+def check(path: Path, repeats: int = 3) -> int:
+    """0 when every ratio is at least (1 - tolerance) of the baseline's, else 1; 2 when no
+    baseline is stored."""
+    if not path.is_file():
+        print(f"{path}: no baseline stored; write one with --write-baseline")
+        return 2
+    base = json.loads(path.read_text())
+    now = measure(repeats)
+    tol = float(base.get("tolerance", TOLERANCE))
+    failed = False
+    print(f"{'ratio':<42} {'baseline':>9} {'now':>9} {'change':>8}")
+    for name, ref in base["ratios"].items():
+        cur = now[name]
+        change = cur / ref - 1.0
+        bad = cur < (1.0 - tol) * ref
+        failed |= bad
+        flag = "  FAIL" if bad else ""
+        print(f"{name:<42} {ref:>9.2f} {cur:>9.2f} {change:>+8.0%}{flag}")
+    m = base.get("machine", {})
+    print(
+        f"baseline from commit {m.get('commit', '?')} on {m.get('processor', '?')}; "
+        f"fails when a ratio falls more than {tol:.0%}"
+    )
+    return 1 if failed else 0

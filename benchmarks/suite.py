@@ -1,0 +1,260 @@
+"""The benchmark sections. Each returns a JSON-ready dict of timings measured in this process
+(or in a subprocess where a clean process is the point: memory, compile time).
+
+Sections (``SECTIONS``, in run order):
+  bundled     the bundled 8-obligor deal end to end (collateral + waterfall + metrics),
+              paths/s, no-default memo on (as shipped) and off (every path computed);
+  large_pool  a 10,000-obligor pool through collateral simulation and waterfall;
+  numpy       the numba kernels against the vectorised-NumPy twin of the same model
+              (``numpy_model.py``) in the same run: 8 and 1,000 obligors;
+  scaling     pool size 8 … 100,000 obligors and path count 10^3 … 10^7, with fitted
+              exponents (``scaling.py``);
+  floor       the generator's hardware floor: one uniform per obligor-path;
+  peer        FinancePy on the same homogeneous pool: agreement and speed
+              (``peer_financepy.py``);
+  memory      peak resident memory of a long run with keep_paths=False (subprocess);
+  compile     first-call compile time with an empty numba cache, and with it filled.
+Timings are medians over repeats after compilation, with min and max; nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+import numba
+import numpy as np
+
+import abs_engine as ae
+
+from . import peer_financepy
+from .pools import homogeneous_deal, pool_scenario
+from .scaling import (
+    floor_uniforms_per_s,
+    memo_off,
+    numpy_seconds,
+    sweep_paths,
+    sweep_pool_size,
+    timed,
+)
+
+ROOT = Path(__file__).resolve().parent
+SECTIONS = [
+    "bundled",
+    "large_pool",
+    "numpy",
+    "scaling",
+    "floor",
+    "peer",
+    "memory",
+    "compile",
+]
+
+
+def machine() -> dict:
+    """Where the numbers come from: platform, cores, threads, versions."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT.parent,
+            check=False,
+        ).stdout.strip()
+    except OSError:
+        commit = ""
+    return {
+        "platform": platform.platform(),
+        "processor": _cpu_name(),
+        "cpus": os.cpu_count(),
+        "numba_threads": numba.get_num_threads(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+        "abs_engine": metadata.version("abs-engine"),
+        "commit": commit,
+    }
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _stats(n_paths: int, t: tuple[float, float, float], n_obligors: int | None = None) -> dict:
+    med, lo, hi = t
+    out = {"paths": n_paths, "median_s": med, "min_s": lo, "max_s": hi}
+    out["paths_per_s"] = n_paths / med
+    if n_obligors is not None:
+        out["obligors"] = n_obligors
+        out["obligor_paths_per_s"] = n_obligors * n_paths / med
+    return out
+
+
+def bench_bundled(paths: int, repeats: int) -> dict:
+    cd = ae.compile_deal(ae.load_deal())
+    sc = ae.load_scenario("huake_mc")
+    out = {}
+    for label, scen in (("memo_on", sc), ("memo_off", memo_off(sc))):
+        ae.simulate(cd, scen, n_paths=2_000, progress=False)  # compile / warm
+        t = timed(lambda s=scen: ae.simulate(cd, s, n_paths=paths, progress=False), repeats)
+        out[label] = _stats(paths, t, cd.n_obligors)
+    return out
+
+
+def bench_large_pool(n_obligors: int, paths: int, repeats: int) -> dict:
+    cd = homogeneous_deal(n_obligors)
+    sc = pool_scenario()
+    ae.simulate(cd, sc, n_paths=64, progress=False)
+    t = timed(lambda: ae.simulate(cd, sc, n_paths=paths, progress=False), repeats)
+    return _stats(paths, t, n_obligors)
+
+
+def bench_numpy_ratio(paths: int, repeats: int, n_obligors: int | None = None) -> dict:
+    """NumPy twin against the engine on the same paths, both computing every path; and the
+    engine as shipped (no-default memo on, deterministic prepayment)."""
+    if n_obligors is None:
+        cd = ae.compile_deal(ae.load_deal())
+        sc = ae.load_scenario("huake_mc")
+    else:
+        cd = homogeneous_deal(n_obligors)
+        sc = pool_scenario()
+    off = memo_off(sc)
+    numpy_seconds(cd, off, min(paths, 1_000))
+    t_np = timed(lambda: numpy_seconds(cd, off, paths), repeats)[0]
+    ae.simulate(cd, off, n_paths=2_000, progress=False)
+    t_nb = timed(lambda: ae.simulate(cd, off, n_paths=paths, seed=1, progress=False), repeats)[0]
+    t_nb1 = timed(
+        lambda: ae.simulate(cd, off, n_paths=paths, seed=1, threads=1, progress=False), repeats
+    )[0]
+    ae.simulate(cd, sc, n_paths=2_000, progress=False)
+    t_memo = timed(lambda: ae.simulate(cd, sc, n_paths=paths, seed=1, progress=False), repeats)[0]
+    return {
+        "obligors": cd.n_obligors,
+        "paths": paths,
+        "numpy_s": t_np,
+        "numba_s": t_nb,
+        "numba_1thread_s": t_nb1,
+        "ratio": t_np / t_nb,
+        "ratio_1thread": t_np / t_nb1,
+        "numba_memo_s": t_memo,
+        "ratio_memo": t_np / t_memo,
+        "note": "memo off (stochastic prepayment with negligible volatility) so both do every path",
+    }
+
+
+def _subprocess_json(code: str, env: dict[str, str] | None = None) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **(env or {})},
+        cwd=ROOT.parent,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench_memory(path_counts: list[int]) -> dict:
+    """Peak RSS of one process running ``ae.simulate`` with keep_paths=False at each path
+    count in turn (ascending): flat in paths when the peak does not move."""
+    code = f"""
+import json, resource, time, abs_engine as ae
+def rss():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+ae.simulate(n_paths=2000, progress=False)
+rows = [{{"paths": 0, "peak_rss_mib": rss(), "seconds": 0.0}}]
+for n in {sorted(path_counts)!r}:
+    t0 = time.perf_counter()
+    ae.simulate(n_paths=n, keep_paths=False, progress=False)
+    rows.append({{"paths": n, "peak_rss_mib": rss(), "seconds": time.perf_counter() - t0}})
+print(json.dumps(rows))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT.parent
+    )
+    rows = json.loads(out.stdout.strip().splitlines()[-1])
+    base = rows[0]["peak_rss_mib"]
+    return {
+        "rows": rows[1:],
+        "rss_before_mib": base,
+        "paths": rows[-1]["paths"],
+        "growth_mib": rows[-1]["peak_rss_mib"] - base,
+        "seconds": rows[-1]["seconds"],
+    }
+
+
+def bench_compile() -> dict:
+    code = """
+import json, time
+t0 = time.perf_counter()
+import abs_engine as ae
+t1 = time.perf_counter()
+ae.simulate(n_paths=1000, progress=False)
+t2 = time.perf_counter()
+ae.run_deterministic()
+t3 = time.perf_counter()
+out = {"import_s": t1 - t0, "first_simulate_s": t2 - t1}
+print(json.dumps({**out, "first_deterministic_s": t3 - t2}))
+"""
+    with tempfile.TemporaryDirectory() as cache:
+        env = {"NUMBA_CACHE_DIR": cache}
+        cold = _subprocess_json(code, env)
+        warm = _subprocess_json(code, env)
+    return {"cold": cold, "cached": warm}
+
+
+def run_sections(sections: list[str], quick: bool, log=print) -> dict:
+    """Run ``sections`` (names from ``SECTIONS``) at quick or full sizes."""
+    q = quick
+    res: dict = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M:%S"), "quick": q}
+    for name in SECTIONS:
+        if name not in sections:
+            continue
+        log(f"[{time.strftime('%H:%M:%S')}] {name} ...")
+        t0 = time.perf_counter()
+        if name == "bundled":
+            res["bundled_deal"] = bench_bundled(200_000 if q else 1_000_000, 3 if q else 5)
+        elif name == "large_pool":
+            res["large_pool"] = bench_large_pool(10_000, 2_000 if q else 20_000, 3)
+        elif name == "numpy":
+            res["numpy_vs_numba"] = bench_numpy_ratio(100_000 if q else 400_000, 3)
+            res["numpy_vs_numba_1000"] = bench_numpy_ratio(
+                2_000 if q else 5_000, 3, n_obligors=1_000
+            )
+        elif name == "scaling":
+            sizes = [8, 100, 1_000, 10_000] if q else [8, 100, 1_000, 10_000, 100_000]
+            res["scaling_pool_size"] = sweep_pool_size(
+                sizes, 4_000 if q else 10_000, repeats=3, numpy_obligor_paths=5e5 if q else 4e6
+            )
+            counts = [10**k for k in range(3, 7 if q else 8)]
+            res["scaling_paths"] = sweep_paths(
+                counts, repeats=3, numpy_max=100_000 if q else 1_000_000
+            )
+        elif name == "floor":
+            floor = floor_uniforms_per_s(10_000, 500 if q else 4_000)
+            res["hardware_floor"] = {"uniforms_per_s": floor}
+            if "large_pool" in res:
+                share = res["large_pool"]["obligor_paths_per_s"] / floor
+                res["hardware_floor"]["engine_share"] = share
+        elif name == "peer":
+            res["peer_financepy"] = peer_financepy.run(q)
+        elif name == "memory":
+            counts = [10_000, 100_000, 1_000_000] if q else [10_000, 1_000_000, 10_000_000]
+            res["memory_keep_paths_false"] = bench_memory(counts)
+        elif name == "compile":
+            res["compile"] = bench_compile()
+        res.setdefault("section_seconds", {})[name] = time.perf_counter() - t0
+    return res
