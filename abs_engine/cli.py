@@ -434,6 +434,7 @@ def _mc_document(res: Any) -> dict[str, Any]:
             "n_paths": res.n_paths,
             "seed": res.seed,
             "seconds": res.seconds,
+            "compile_seconds": res.compile_seconds,
             "rating_table": {
                 "source": res.rating_table.source,
                 "basis": res.rating_table.basis,
@@ -456,8 +457,13 @@ def _print_monte_carlo(res: Any) -> None:
     console.print(
         f"\n[bold]Scenario {sc.name}[/bold] (Monte Carlo): {sc.description}\n"
         f"{res.n_paths:,} paths, seed {res.seed}, {res.seconds:.2f} s "
-        f"({res.n_paths / max(res.seconds, 1e-9):,.0f} paths/s). Figures are means ± one "
-        "standard error."
+        f"({res.n_paths / max(res.seconds, 1e-9):,.0f} paths/s"
+        + (
+            f"; plus {res.compile_seconds:.1f} s compiling the kernels, once: they are cached"
+            if res.compile_seconds >= 1.0
+            else ""
+        )
+        + "). Figures are means ± one standard error."
     )
     t = Table(title="Tranches", title_justify="left")
     for col in (

@@ -45,7 +45,18 @@ def main(argv: list[str] | None = None) -> int:
         help="measure the guarded ratios and store them as the baseline",
     )
     ap.add_argument("--baseline", type=Path, default=ROOT / "results" / "baseline.json")
+    ap.add_argument(
+        "--render",
+        action="store_true",
+        help="measure nothing: rewrite the table, summary and chart from --out",
+    )
     args = ap.parse_args(argv)
+    if args.render:
+        res = json.loads(args.out.read_text())
+        written = report.write_all(res, args.out)
+        report.print_summary(res)
+        print("written: " + ", ".join(str(p) for p in written))
+        return 0
     if args.write_baseline:
         doc = guard.write_baseline(args.baseline)
         print(json.dumps(doc["ratios"], indent=2))
@@ -59,7 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     res["total_seconds"] = time.perf_counter() - t0
     if set(sections) != set(SECTIONS) and args.out.is_file():
         # a partial run updates the stored results of its sections
-        res = {**json.loads(args.out.read_text()), **res}
+        old = json.loads(args.out.read_text())
+        for key in ("section_seconds", "section_dates"):
+            res[key] = {**old.get(key, {}), **res.get(key, {})}
+        res = {**old, **res}
     written = report.write_all(res, args.out)
     print()
     report.print_summary(res)

@@ -257,4 +257,5 @@ def run_sections(sections: list[str], quick: bool, log=print) -> dict:
         elif name == "compile":
             res["compile"] = bench_compile()
         res.setdefault("section_seconds", {})[name] = time.perf_counter() - t0
+        res.setdefault("section_dates", {})[name] = res["date"]
     return res

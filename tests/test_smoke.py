@@ -131,3 +131,18 @@ def test_validate_accepts_and_checks_monte_carlo_scenarios(tmp_path, capsys):
     assert main(["validate", str(ROOT / "waterfalls" / "huake_2025.toml"), "-s", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "defaults.sector_correlation" in err and "positive semi-definite" in err
+
+
+def test_first_simulate_reports_compile_time_apart_and_changes_nothing():
+    """In a new process the first simulate compiles (or loads) the kernels on a one-path
+    warm-up: that time is reported as compile_seconds, not in seconds, and the results are
+    bitwise those of the second call."""
+    code = (
+        "import abs_engine as ae\n"
+        "a = ae.simulate(n_paths=3000, progress=False)\n"
+        "b = ae.simulate(n_paths=3000, progress=False)\n"
+        "print(a.compile_seconds > 0.0, b.compile_seconds == 0.0,\n"
+        "      a.tranches.equals(b.tranches), a.cashflows.equals(b.cashflows))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True", "True", "True"]

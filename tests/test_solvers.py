@@ -255,9 +255,7 @@ def test_breakeven_argument_errors_are_clean(capsys, args, message):
 def test_size_tranche_uses_the_tables_basis(tmp_path):
     """With a default-probability table the sized tranche meets the PD threshold."""
     p = tmp_path / "pd.csv"
-    p.write_text(
-        "rating,horizon_years,default_probability_pct\nX,1,0.5\nX,3,1.5\nY,1,5\nY,3,15\n"
-    )
+    p.write_text("rating,horizon_years,default_probability_pct\nX,1,0.5\nX,3,1.5\nY,1,5\nY,3,15\n")
     from abs_engine.metrics import load_rating_table
 
     out = size_tranche(quarterly_deal(0.05), MC, "A", target_rating="X", n_paths=5_000,
