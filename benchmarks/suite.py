@@ -244,7 +244,7 @@ def run_sections(sections: list[str], quick: bool, log=print) -> dict:
                 counts, repeats=3, numpy_max=100_000 if q else 1_000_000
             )
         elif name == "floor":
-            floor = floor_uniforms_per_s(10_000, 500 if q else 4_000)
+            floor = floor_uniforms_per_s(10_000, 2_000 if q else 4_000)
             res["hardware_floor"] = {"uniforms_per_s": floor}
             if "large_pool" in res:
                 share = res["large_pool"]["obligor_paths_per_s"] / floor
