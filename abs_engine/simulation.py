@@ -262,7 +262,7 @@ def simulate_compiled(
     args_model = model_args(model)
     args_deal = kernel_args(cd)
     compile_seconds = 0.0
-    if jit and not run_blocks.signatures:
+    if jit and not getattr(run_blocks, "signatures", True):  # no attribute: JIT disabled
         # first call in this process: compile (or load from the cache) on a one-path run
         # into scratch outputs, so ``seconds`` measures the simulation alone
         t0 = time.perf_counter()

@@ -2,10 +2,11 @@
 
 Runs the sections of :mod:`benchmarks.suite` (scaling in pool size and paths, the NumPy twin
 and FinancePy measured in the same run, the hardware floor, memory, compile time), prints the
-summary table and writes ``benchmarks/results/montecarlo.{json,parquet,md,png}`` (``--out``
-names the JSON; the others sit beside it). A run of some sections only updates the stored
-results of those sections. ``--check`` is the performance regression guard
-(:mod:`benchmarks.guard`); nothing here is part of the unit tests.
+summary table and writes ``benchmarks/results/montecarlo.{json,parquet,md,png}``
+(``quick.*`` with ``--quick``; ``--out`` names the JSON and the others sit beside it). A run
+of some sections only updates the stored results of those sections. ``--check`` is the
+performance regression guard (:mod:`benchmarks.guard`); nothing here is part of the unit
+tests.
 """
 
 from __future__ import annotations
@@ -25,7 +26,13 @@ ROOT = Path(__file__).resolve().parent
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller sizes (under two minutes)")
-    ap.add_argument("--out", type=Path, default=ROOT / "results" / "montecarlo.json")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="results JSON (default benchmarks/results/montecarlo.json, or "
+        "quick.json with --quick, so a quick run never replaces the full results)",
+    )
     ap.add_argument(
         "--only",
         nargs="+",
@@ -51,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         help="measure nothing: rewrite the table, summary and chart from --out",
     )
     args = ap.parse_args(argv)
+    args.out = args.out or ROOT / "results" / ("quick.json" if args.quick else "montecarlo.json")
     if args.render:
         res = json.loads(args.out.read_text())
         written = report.write_all(res, args.out)
@@ -67,12 +75,15 @@ def main(argv: list[str] | None = None) -> int:
     sections = [s for s in (args.only or SECTIONS) if s not in args.skip]
     t0 = time.perf_counter()
     res = run_sections(sections, args.quick)
-    res["total_seconds"] = time.perf_counter() - t0
-    if set(sections) != set(SECTIONS) and args.out.is_file():
-        # a partial run updates the stored results of its sections
+    if set(sections) == set(SECTIONS):
+        res["total_seconds"] = time.perf_counter() - t0
+    elif args.out.is_file():
+        # a partial run replaces its own sections in the stored results; each section keeps
+        # its own date, commit and mode under "sections"
         old = json.loads(args.out.read_text())
-        for key in ("section_seconds", "section_dates"):
-            res[key] = {**old.get(key, {}), **res.get(key, {})}
+        if old.get("quick", False) != args.quick:
+            ap.error(f"{args.out} holds {'quick' if old.get('quick') else 'full'} results")
+        res["sections"] = {**old.get("sections", {}), **res["sections"]}
         res = {**old, **res}
     written = report.write_all(res, args.out)
     print()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +30,7 @@ def _atomic(path: Path, write: Callable[[Path], Any]) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -95,15 +97,19 @@ def summary_rows(res: dict) -> list[tuple[str, str, str]]:
             )
         )
     m = res.get("memory_keep_paths_false")
-    if m:
-        steps = ", ".join(f"{r['paths']:,}: {r['peak_rss_mib']:,.0f}" for r in m.get("rows", []))
-        rows.append(
-            (
-                "peak RSS (MiB) by path count, keep_paths=False",
-                f"{steps}; +{m['growth_mib']:,.1f} MiB over {m['rss_before_mib']:,.0f} MiB",
-                f"flat, < 2 GiB: {_met(m['growth_mib'] < 2 * GIB)}",
+    if m and "rows" in m and "deal" in m["rows"][0]:
+        for deal in dict.fromkeys(r["deal"] for r in m["rows"]):
+            rs = [r for r in m["rows"] if r["deal"] == deal]
+            steps = ", ".join(f"{r['paths']:,}: +{r['growth_mib']:,.1f}" for r in rs)
+            worst = max(r["growth_mib"] for r in rs)
+            rows.append(
+                (
+                    f"peak memory of a run over the process before it (MiB), {deal}, "
+                    "by paths, keep_paths=False",
+                    f"{steps} ({m['method']}; process {rs[0]['rss_before_mib']:,.0f} MiB)",
+                    f"flat in paths, < 2 GiB: {_met(worst < 2 * GIB)}",
+                )
             )
-        )
     c = res.get("compile")
     if c:
         rows.append(
@@ -142,8 +148,9 @@ def summary_rows(res: dict) -> list[tuple[str, str, str]]:
     hf = res.get("hardware_floor")
     if hf:
         share = (
-            f"; the {lp['obligors']:,}-obligor run is at {hf['engine_share']:.0%} of it"
-            if (lp and "engine_share" in hf)
+            f"; the {lp['obligors']:,}-obligor run is at "
+            f"{lp['obligor_paths_per_s'] / hf['uniforms_per_s']:.0%} of it"
+            if lp
             else ""
         )
         rows.append(
@@ -155,60 +162,89 @@ def summary_rows(res: dict) -> list[tuple[str, str, str]]:
         )
     pf = res.get("peer_financepy")
     if pf and "skipped" not in pf:
-        g, t, lhp = pf["gaussian_100"], pf["student_t_100"], pf["lhp_10000"]
-        z = g["max_abs_z"]
-        rows.append(
-            (
-                f"tranche EL vs FinancePy, {g['pool']['obligors']} obligors, Gaussian "
-                "(largest abs(z) of 3 tranches)",
-                f"its MC {z['z_financepy_mc']:.1f}; recursion {z['z_recursion']:.1f}; "
-                f"adjusted binomial {z['z_adjusted_binomial']:.1f}; exact (SciPy) "
-                f"{z['z_exact_finite_pool']:.1f}",
-                "within MC error",
-            )
+        rows += _peer_rows(pf)
+    return rows
+
+
+def _within(z: float) -> str:
+    return f"abs(z) < 3: {_met(abs(z) < 3.0)}"
+
+
+def _peer_rows(pf: dict) -> list[tuple[str, str, str]]:
+    rows = []
+    g, t, lhp = pf["gaussian_100"], pf["student_t_100"], pf["lhp_10000"]
+    z, zt, zl = g["max_abs_z"], t["max_abs_z"], lhp["max_abs_z"]
+    worst = max(v for k, v in z.items() if k != "z_lhp")
+    rows.append(
+        (
+            f"tranche EL vs FinancePy, {g['pool']['obligors']} obligors, Gaussian, "
+            f"{g['engine']['paths']:,} paths (largest abs(z) of 3 tranches)",
+            f"its MC {z['z_financepy_mc']:.1f}; recursion {z['z_recursion']:.1f}; adjusted "
+            f"binomial {z['z_adjusted_binomial']:.1f}; exact (SciPy) "
+            f"{z['z_exact_finite_pool']:.1f}",
+            _within(worst),
         )
-        gap = max(abs(r["lhp_granularity_gap"]) for r in lhp["tranches"])
-        rows.append(
-            (
-                f"same, Student-t ν=6, {t['pool']['obligors']} obligors",
-                f"its MC {t['max_abs_z']['z_financepy_mc']:.1f}",
-                "within MC error",
-            )
+    )
+    rows.append(
+        (
+            f"same, Student-t ν=6, {t['pool']['obligors']} obligors",
+            f"its MC {zt['z_financepy_mc']:.1f}; exact (SciPy, 2-D quadrature) "
+            f"{zt['z_exact_finite_pool']:.1f}",
+            _within(max(zt.values())),
         )
-        rows.append(
-            (
-                f"LHP limit vs the engine on {lhp['pool']['obligors']:,} obligors "
-                f"({lhp['engine']['paths']:,} paths)",
-                f"LHP {lhp['max_abs_z']['z_lhp']:.1f}; exact finite pool "
-                f"{lhp['max_abs_z']['z_exact_finite_pool']:.1f}; granularity gap ≤ {gap:.5f} "
-                f"(at {g['pool']['obligors']} obligors the LHP is off by {z['z_lhp']:.0f} SE)",
-                "within MC error",
-            )
+    )
+    gap = max(abs(r["lhp_granularity_gap"]) for r in lhp["tranches"])
+    rows.append(
+        (
+            f"LHP limit vs the engine on {lhp['pool']['obligors']:,} obligors "
+            f"({lhp['engine']['paths']:,} paths)",
+            f"LHP {zl['z_lhp']:.1f}; exact finite pool {zl['z_exact_finite_pool']:.1f}; "
+            f"granularity gap ≤ {gap:.5f} (at {g['pool']['obligors']} obligors the LHP is "
+            f"{z['z_lhp']:.0f} SE away)",
+            _within(zl["z_exact_finite_pool"]),
         )
-        cal = pf.get("se_calibration")
+    )
+    for key in ("se_calibration", "se_calibration_10000"):
+        cal = pf.get(key)
         if cal:
+            band = 1.82 / (cal["seeds"] - 1) ** 0.5  # 99% range of a normal sample's std
+            ok = all(abs(v - 1.0) < band for v in cal["z_std"])
             rows.append(
                 (
                     f"standard errors calibrated: z over {cal['seeds']} seeds, "
-                    f"{cal['obligors']} obligors, {cal['paths']:,} paths each",
+                    f"{cal['obligors']:,} obligors, {cal['paths']:,} paths each",
                     "std of z "
                     + ", ".join(f"{v:.2f}" for v in cal["z_std"])
                     + "; mean "
                     + ", ".join(f"{v:+.2f}" for v in cal["z_mean"]),
-                    "std ≈ 1, mean ≈ 0",
+                    f"std within 1 ± {band:.2f}: {_met(ok)}",
                 )
             )
-        speeds = ", ".join(f"{s['obligors']:,}: {s['ratio']:.0f}×" for s in pf["speed"])
-        rows.append(("speed per path vs FinancePy's Gaussian MC, by obligors", speeds, "—"))
+    eff = [r["efficiency_ratio"] for r in g["tranches"]]
+    per_size = ", ".join(
+        f"{s['obligors']:,}: {s['ratio']:.0f}× ({s.get('ratio_1thread', float('nan')):.0f}×)"
+        for s in pf["speed"]
+    )
+    rows.append(
+        (
+            "speed per path vs FinancePy's Gaussian MC, wall clock, by obligors: engine on "
+            "all threads (on one)",
+            f"{per_size}; cost of equal precision (seconds × variance) at "
+            f"{g['pool']['obligors']} obligors: {min(eff):.0f}–{max(eff):.0f}×",
+            "—",
+        )
+    )
     return rows
 
 
 def markdown(res: dict) -> str:
     m = res["machine"]
+    runs = sorted({(v["date"], v["commit"]) for v in res.get("sections", {}).values()})
+    when = "; ".join(f"{d} at {c}" for d, c in runs) or f"{res['date']} at {m.get('commit')}"
     head = (
         f"{m['processor']}, {m['cpus']} CPUs, {m['numba_threads']} numba threads, Python "
-        f"{m['python']}, numba {m['numba']}, NumPy {m['numpy']}; commit {m.get('commit', '?')}, "
-        f"{res['date']}{' (quick)' if res.get('quick') else ''}\n\n"
+        f"{m['python']}, numba {m['numba']}, NumPy {m['numpy']}; "
+        f"{'quick run' if res.get('quick') else 'full run'}, {when}\n\n"
     )
     lines = ["| measure | result | target |", "|---|---|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in summary_rows(res)]
@@ -220,10 +256,16 @@ def print_summary(res: dict) -> None:
 
 
 def long_table(res: dict) -> pd.DataFrame:
-    """One row per timing, with the machine's description in every row."""
+    """One row per timing: median, min and max seconds (NaN where only one run was timed or
+    the spread was not kept), repeats, throughput; the machine's description in every row."""
+    nan = float("nan")
     rows: list[dict] = []
 
-    def add(section, impl, pool, obligors, paths, med, lo=None, hi=None, **extra):
+    def add(section, impl, pool, obligors, paths, rec, prefix="", repeats=None, **extra):
+        """``rec[prefix + 's']`` etc.: ``median_s``/``min_s``/``max_s`` without a prefix."""
+        med = rec[f"{prefix}_s"] if prefix else rec["median_s"]
+        lo = rec.get(f"{prefix}_min_s" if prefix else "min_s", nan)
+        hi = rec.get(f"{prefix}_max_s" if prefix else "max_s", nan)
         rows.append(
             {
                 "section": section,
@@ -232,116 +274,68 @@ def long_table(res: dict) -> pd.DataFrame:
                 "obligors": obligors,
                 "paths": paths,
                 "median_s": med,
-                "min_s": lo if lo is not None else med,
-                "max_s": hi if hi is not None else med,
-                "paths_per_s": paths / med if med else None,
-                "obligor_paths_per_s": obligors * paths / med if med else None,
+                "min_s": lo,
+                "max_s": hi,
+                "repeats": rec.get(f"{prefix}_repeats", repeats) if prefix else repeats,
+                "paths_per_s": paths / med,
+                "obligor_paths_per_s": obligors * paths / med,
                 **extra,
             }
         )
 
     for label, v in res.get("bundled_deal", {}).items():
-        add(
-            "bundled",
-            f"engine ({label.replace('_', ' ')})",
-            "bundled",
-            8,
-            v["paths"],
-            v["median_s"],
-            v["min_s"],
-            v["max_s"],
-        )
+        name = f"engine ({label.replace('_', ' ')})"
+        add("bundled", name, "bundled", 8, v["paths"], v)
     if "large_pool" in res:
         v = res["large_pool"]
-        add(
-            "large_pool",
-            "engine",
-            "homogeneous",
-            v["obligors"],
-            v["paths"],
-            v["median_s"],
-            v["min_s"],
-            v["max_s"],
-        )
+        add("large_pool", "engine", "homogeneous", v["obligors"], v["paths"], v)
     for key in ("numpy_vs_numba", "numpy_vs_numba_1000"):
         if key in res:
             v = res[key]
             pool = "bundled" if v["obligors"] == 8 else "homogeneous"
-            add("numpy", "numpy twin", pool, v["obligors"], v["paths"], v["numpy_s"])
-            add("numpy", "engine (memo off)", pool, v["obligors"], v["paths"], v["numba_s"])
-            add(
-                "numpy",
-                "engine (memo off, 1 thread)",
-                pool,
-                v["obligors"],
-                v["paths"],
-                v["numba_1thread_s"],
-            )
-            add("numpy", "engine (memo on)", pool, v["obligors"], v["paths"], v["numba_memo_s"])
+            for impl, col in (
+                ("numpy twin", "numpy"),
+                ("engine (memo off)", "numba"),
+                ("engine (memo off, 1 thread)", "numba_1thread"),
+                ("engine (memo on)", "numba_memo"),
+                ("engine (memo on, 1 thread)", "numba_memo_1thread"),
+            ):
+                if f"{col}_s" in v:
+                    add("numpy", impl, pool, v["obligors"], v["paths"], v, col, v.get("repeats"))
     for r in res.get("scaling_pool_size", {}).get("rows", []):
         n, p = r["obligors"], r["paths"]
-        add(
-            "pool_size",
-            "engine (memo off)",
-            "homogeneous",
-            n,
-            p,
-            r["end_to_end_s"],
-            r["end_to_end_min_s"],
-            r["end_to_end_max_s"],
-        )
-        add(
-            "pool_size",
-            "engine collateral only",
-            "homogeneous",
-            n,
-            p,
-            r["collateral_s"],
-            r["collateral_min_s"],
-            r["collateral_max_s"],
-        )
-        add("pool_size", "numpy twin", "homogeneous", n, r["numpy_paths"], r["numpy_s"])
+        add("pool_size", "engine (memo off)", "homogeneous", n, p, r, "end_to_end")
+        add("pool_size", "engine collateral only", "homogeneous", n, p, r, "collateral")
+        add("pool_size", "numpy twin", "homogeneous", n, r["numpy_paths"], r, "numpy")
     for r in res.get("scaling_paths", {}).get("rows", []):
         p = r["paths"]
-        add(
-            "paths",
-            "engine (memo on)",
-            "bundled",
-            8,
-            p,
-            r["end_to_end_s"],
-            r["end_to_end_min_s"],
-            r["end_to_end_max_s"],
-        )
-        add("paths", "engine (memo off)", "bundled", 8, p, r["memo_off_s"])
+        add("paths", "engine (memo on)", "bundled", 8, p, r, "end_to_end")
+        add("paths", "engine (memo off)", "bundled", 8, p, r, "memo_off")
+        if "collateral_s" in r:
+            add("paths", "engine collateral only", "bundled", 8, p, r, "collateral")
         if "numpy_s" in r:
-            add("paths", "numpy twin", "bundled", 8, p, r["numpy_s"])
+            add("paths", "numpy twin", "bundled", 8, p, r, "numpy")
     if "hardware_floor" in res:
-        u = res["hardware_floor"]["uniforms_per_s"]
-        add("floor", "uniforms only", "-", 1, 1, 1.0 / u)
+        hf = res["hardware_floor"]
+        add("floor", "uniforms only", "-", 1, 1, {"median_s": 1.0 / hf["uniforms_per_s"]},
+            repeats=hf.get("repeats"))  # fmt: skip
     pf = res.get("peer_financepy", {})
     for s in pf.get("speed", []):
         n = s["obligors"]
-        add(
-            "peer",
-            "engine",
-            "peer (1 year)",
-            n,
-            s["engine_paths"],
-            1e-6 * s["engine_us_per_path"] * s["engine_paths"],
-            1e-6 * s["engine_min_us"] * s["engine_paths"],
-            1e-6 * s["engine_max_us"] * s["engine_paths"],
-        )
-        add(
-            "peer",
-            "financepy mc",
-            "peer (1 year)",
-            n,
-            s["financepy_paths"],
-            1e-6 * s["financepy_us_per_path"] * s["financepy_paths"],
-            1e-6 * s["financepy_min_us"] * s["financepy_paths"],
-            1e-6 * s["financepy_max_us"] * s["financepy_paths"],
-        )
+        for impl, col, k in (
+            ("engine", "engine", s["engine_paths"]),
+            ("financepy mc", "financepy", s["financepy_paths"]),
+        ):
+            rec = {
+                "median_s": 1e-6 * s[f"{col}_us_per_path"] * k,
+                "min_s": 1e-6 * s[f"{col}_min_us"] * k,
+                "max_s": 1e-6 * s[f"{col}_max_us"] * k,
+            }
+            add("peer", impl, "peer (1 year)", n, k, rec, repeats=s.get("repeats"))
+        if "engine_1thread_us_per_path" in s:
+            rec = {"median_s": 1e-6 * s["engine_1thread_us_per_path"] * s["engine_paths"]}
+            add("peer", "engine (1 thread)", "peer (1 year)", n, s["engine_paths"], rec,
+                repeats=s.get("repeats"))  # fmt: skip
     for key in ("gaussian_100", "student_t_100", "lhp_10000"):
         if key in pf:
             a = pf[key]
@@ -382,7 +376,9 @@ def chart(res: dict, path: Path) -> bool:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.8))
     rows = ps["rows"]
     n = [r["obligors"] for r in rows]
-    ax1.plot(n, [r["obligor_paths_per_s"] for r in rows], "o-", label="engine, end to end")
+    ax1.plot(
+        n, [r["obligor_paths_per_s"] for r in rows], "o-", label="engine, end to end (memo off)"
+    )
     ax1.plot(
         n,
         [r["collateral_obligor_paths_per_s"] for r in rows],
@@ -430,15 +426,10 @@ def chart(res: dict, path: Path) -> bool:
     ax2.plot(
         [r["paths"] for r in npr], [r["numpy_paths_per_s"] for r in npr], "^-", label="NumPy twin"
     )
-    peer8 = [s for s in speed if s["obligors"] == 10]
-    if peer8:
-        s = peer8[0]
-        ax2.plot(
-            [s["financepy_paths"]],
-            [1e6 / s["financepy_us_per_path"]],
-            "D",
-            label="FinancePy MC, 10-obligor peer pool",
-        )
+    coll = [r for r in rows if "collateral_s" in r]
+    if coll:
+        ax2.plot([r["paths"] for r in coll], [r["collateral_paths_per_s"] for r in coll], "v:",
+                 label="engine, collateral only")  # fmt: skip
     ax2.set(
         xscale="log",
         yscale="log",
@@ -472,4 +463,7 @@ def write_all(res: dict, out: Path) -> list[Path]:
     png = out.with_suffix(".png")
     if chart(res, png):
         written.append(png)
+    else:
+        print(f"note: {png} not written (needs matplotlib and the scaling section)",
+              file=sys.stderr)  # fmt: skip
     return written

@@ -11,7 +11,7 @@
 
 Cost is fitted as time = a · size^b on a log-log scale, least squares over pools of at least
 1,000 obligors and runs of at least 10,000 paths (below them the fixed cost of a call, about
-5 ms, and the per-path waterfall dominate); b near 1 means linear.
+8 ms, and the per-path waterfall dominate); b near 1 means linear.
 """
 
 from __future__ import annotations
@@ -118,41 +118,55 @@ def numpy_seconds(
     return time.perf_counter() - t0
 
 
+def _collateral_args(cd: ae.CompiledDeal, sc: MonteCarloScenario) -> tuple:
+    m = compile_model(cd, sc)
+    return (cd.n_obligors, m.n_classes, m.chol.shape[0], len(cd.support_names), *model_args(m))
+
+
+def _t(prefix: str, t: tuple[float, float, float], repeats: int) -> dict:
+    return {
+        f"{prefix}_s": t[0],
+        f"{prefix}_min_s": t[1],
+        f"{prefix}_max_s": t[2],
+        f"{prefix}_repeats": repeats,
+    }
+
+
 def sweep_pool_size(
-    sizes: list[int], paths: int, repeats: int = 3, numpy_obligor_paths: float = 2e6
+    sizes: list[int],
+    paths: int,
+    repeats: int = 3,
+    numpy_obligor_paths: float = 2e6,
+    numpy_repeats: int = 1,
 ) -> dict:
     """Homogeneous pools of each size, every path computed (memo off): collateral kernel
-    alone and end to end (medians over ``repeats``), and the NumPy twin end to end on
-    min(paths, numpy_obligor_paths / N) paths (one run: it is the slow one)."""
+    alone and end to end (wall clock of the whole ``simulate`` call), medians over
+    ``repeats``; the NumPy twin end to end on min(paths, numpy_obligor_paths / N) paths,
+    median over ``numpy_repeats`` (it is the slow one)."""
     rows = []
     sc = memo_off(pool_scenario())
     for n in sizes:
         cd = homogeneous_deal(n)
-        m = compile_model(cd, sc)
-        args = (cd.n_obligors, m.n_classes, m.chol.shape[0], len(cd.support_names), *model_args(m))
+        args = _collateral_args(cd, sc)
         _collateral_only(8, 1, *args)
         coll = timed(lambda a=args: _collateral_only(paths, 1, *a), repeats)
         ae.simulate(cd, sc, n_paths=64, progress=False)
         e2e = timed(lambda c=cd: ae.simulate(c, sc, n_paths=paths, progress=False), repeats)
         np_paths = int(min(paths, max(20, numpy_obligor_paths // n)))
         numpy_seconds(cd, sc, min(np_paths, 20))  # warm
-        t_np = numpy_seconds(cd, sc, np_paths)
+        t_np = timed(lambda c=cd, k=np_paths: numpy_seconds(c, sc, k), numpy_repeats)
         rows.append(
             {
                 "obligors": n,
                 "paths": paths,
-                "collateral_s": coll[0],
-                "collateral_min_s": coll[1],
-                "collateral_max_s": coll[2],
-                "end_to_end_s": e2e[0],
-                "end_to_end_min_s": e2e[1],
-                "end_to_end_max_s": e2e[2],
+                **_t("collateral", coll, repeats),
+                **_t("end_to_end", e2e, repeats),
                 "obligor_paths_per_s": n * paths / e2e[0],
                 "collateral_obligor_paths_per_s": n * paths / coll[0],
                 "numpy_paths": np_paths,
-                "numpy_s": t_np,
-                "numpy_obligor_paths_per_s": n * np_paths / t_np,
-                "ratio_numpy": (t_np / np_paths) / (e2e[0] / paths),
+                **_t("numpy", t_np, numpy_repeats),
+                "numpy_obligor_paths_per_s": n * np_paths / t_np[0],
+                "ratio_numpy": (t_np[0] / np_paths) / (e2e[0] / paths),
             }
         )
     obligors = [r["obligors"] for r in rows]
@@ -165,37 +179,45 @@ def sweep_pool_size(
     }
 
 
-def sweep_paths(path_counts: list[int], repeats: int = 3, numpy_max: int = 100_000) -> dict:
-    """The bundled deal at each path count, end to end: the engine as shipped (no-default
-    memo on), the engine computing every path, and the NumPy twin (every path) up to
-    ``numpy_max`` paths. Medians over ``repeats`` (one run from 10^6 paths)."""
+def sweep_paths(
+    path_counts: list[int], repeats: int = 3, numpy_max: int = 100_000, numpy_repeats: int = 1
+) -> dict:
+    """The bundled deal at each path count: the collateral kernel alone, and end to end (wall
+    clock of ``simulate``) as shipped (no-default memo on) and computing every path; the NumPy
+    twin (every path) up to ``numpy_max`` paths. Medians over ``repeats`` (one run from 10^6
+    paths; ``numpy_repeats`` for NumPy)."""
     cd = ae.compile_deal(ae.load_deal())
     sc = ae.load_scenario("huake_mc")
     off = memo_off(sc)
     for s in (sc, off):
         ae.simulate(cd, s, n_paths=2_000, progress=False)
+    args = _collateral_args(cd, sc)
+    _collateral_only(8, 1, *args)
     numpy_seconds(cd, off, 1_000)
     rows = []
     for n in path_counts:
         reps = repeats if n < 1_000_000 else 1
+        coll = timed(lambda k=n: _collateral_only(k, 1, *args), reps)
         on = timed(lambda k=n: ae.simulate(cd, sc, n_paths=k, progress=False), reps)
         every = timed(lambda k=n: ae.simulate(cd, off, n_paths=k, progress=False), reps)
         row = {
             "paths": n,
-            "end_to_end_s": on[0],
-            "end_to_end_min_s": on[1],
-            "end_to_end_max_s": on[2],
+            **_t("collateral", coll, reps),
+            "collateral_paths_per_s": n / coll[0],
+            **_t("end_to_end", on, reps),
             "paths_per_s": n / on[0],
-            "memo_off_s": every[0],
+            **_t("memo_off", every, reps),
             "memo_off_paths_per_s": n / every[0],
         }
         if n <= numpy_max:
-            t = numpy_seconds(cd, off, n)
-            row.update(numpy_s=t, numpy_paths_per_s=n / t)
+            nr = numpy_repeats if n < 1_000_000 else 1
+            t = timed(lambda k=n: numpy_seconds(cd, off, k), nr)
+            row.update(**_t("numpy", t, nr), numpy_paths_per_s=n / t[0])
         rows.append(row)
     counts = [r["paths"] for r in rows]
     return {
         "rows": rows,
         "exponent": _fit(counts, [r["end_to_end_s"] for r in rows], 10_000),
         "exponent_memo_off": _fit(counts, [r["memo_off_s"] for r in rows], 10_000),
+        "exponent_collateral": _fit(counts, [r["collateral_s"] for r in rows], 10_000),
     }

@@ -59,10 +59,10 @@ SECTIONS = [
 
 
 def machine() -> dict:
-    """Where the numbers come from: platform, cores, threads, versions."""
+    """Where the numbers come from: platform, usable cores, threads, versions, commit."""
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
+            ["git", "describe", "--always", "--dirty"],
             capture_output=True,
             text=True,
             cwd=ROOT.parent,
@@ -70,15 +70,25 @@ def machine() -> dict:
         ).stdout.strip()
     except OSError:
         commit = ""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    versions = {}
+    for dist in ("abs-engine", "numba", "numpy", "scipy", "pandas", "financepy", "matplotlib"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
     return {
         "platform": platform.platform(),
         "processor": _cpu_name(),
-        "cpus": os.cpu_count(),
+        "cpus": cpus,
         "numba_threads": numba.get_num_threads(),
         "python": platform.python_version(),
         "numpy": np.__version__,
         "numba": numba.__version__,
-        "abs_engine": metadata.version("abs-engine"),
+        "versions": versions,
         "commit": commit,
     }
 
@@ -141,6 +151,9 @@ def bench_numpy_ratio(paths: int, repeats: int, n_obligors: int | None = None) -
     )[0]
     ae.simulate(cd, sc, n_paths=2_000, progress=False)
     t_memo = timed(lambda: ae.simulate(cd, sc, n_paths=paths, seed=1, progress=False), repeats)[0]
+    t_memo1 = timed(
+        lambda: ae.simulate(cd, sc, n_paths=paths, seed=1, threads=1, progress=False), repeats
+    )[0]
     return {
         "obligors": cd.n_obligors,
         "paths": paths,
@@ -151,7 +164,12 @@ def bench_numpy_ratio(paths: int, repeats: int, n_obligors: int | None = None) -
         "ratio_1thread": t_np / t_nb1,
         "numba_memo_s": t_memo,
         "ratio_memo": t_np / t_memo,
-        "note": "memo off (stochastic prepayment with negligible volatility) so both do every path",
+        "numba_memo_1thread_s": t_memo1,
+        "ratio_memo_1thread": t_np / t_memo1,
+        "repeats": repeats,
+        "note": "medians (wall clock of the whole call); memo off (stochastic prepayment with "
+        "negligible volatility) so both do every path; NumPy runs on one core and computes no "
+        "yields, histograms or cash-flow statistics, so the ratios understate the engine",
     }
 
 
@@ -167,33 +185,68 @@ def _subprocess_json(code: str, env: dict[str, str] | None = None) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def bench_memory(path_counts: list[int]) -> dict:
-    """Peak RSS of one process running ``ae.simulate`` with keep_paths=False at each path
-    count in turn (ascending): flat in paths when the peak does not move."""
+def bench_memory(path_counts: list[int], pool_path_counts: list[int]) -> dict:
+    """Peak resident memory of each run in a fresh process, ``keep_paths=False``: the bundled
+    deal at ``path_counts`` and a 10,000-obligor pool at ``pool_path_counts``. On Linux the
+    kernel's peak counter (VmHWM) is reset before each run, so a run's peak is its own;
+    elsewhere ``ru_maxrss`` is the process's high-water mark since start (``method``)."""
     code = f"""
-import json, resource, time, abs_engine as ae
+import json, resource, sys, time
+import abs_engine as ae
+from benchmarks.pools import homogeneous_deal, pool_scenario
+
+def status(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key):
+                return int(line.split()[1]) / 1024
+
+try:
+    status("VmHWM")
+    method = "VmHWM reset per run"
+except OSError:
+    method = "ru_maxrss since start"
+
 def rss():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-ae.simulate(n_paths=2000, progress=False)
-rows = [{{"paths": 0, "peak_rss_mib": rss(), "seconds": 0.0}}]
-for n in {sorted(path_counts)!r}:
-    t0 = time.perf_counter()
-    ae.simulate(n_paths=n, keep_paths=False, progress=False)
-    rows.append({{"paths": n, "peak_rss_mib": rss(), "seconds": time.perf_counter() - t0}})
-print(json.dumps(rows))
+    return status("VmRSS") if method.startswith("VmHWM") else peak()
+
+def peak():
+    if method.startswith("VmHWM"):
+        return status("VmHWM")
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r / 2**20 if sys.platform == "darwin" else r / 1024
+
+def reset():
+    if method.startswith("VmHWM"):
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+
+out = {{"method": method, "rows": []}}
+cases = [("bundled", ae.compile_deal(ae.load_deal()), ae.load_scenario("huake_mc"),
+          {sorted(path_counts)!r}),
+         ("10,000 obligors", homogeneous_deal(10_000), pool_scenario(),
+          {sorted(pool_path_counts)!r})]
+for label, cd, sc, counts in cases:
+    ae.simulate(cd, sc, n_paths=500, progress=False)
+    for n in counts:
+        before = rss()
+        reset()
+        t0 = time.perf_counter()
+        ae.simulate(cd, sc, n_paths=n, keep_paths=False, progress=False)
+        dt = time.perf_counter() - t0
+        out["rows"].append({{"deal": label, "obligors": cd.n_obligors, "paths": n,
+                            "rss_before_mib": before, "peak_mib": peak(),
+                            "growth_mib": peak() - before, "seconds": dt}})
+print(json.dumps(out))
 """
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT.parent
-    )
-    rows = json.loads(out.stdout.strip().splitlines()[-1])
-    base = rows[0]["peak_rss_mib"]
-    return {
-        "rows": rows[1:],
-        "rss_before_mib": base,
-        "paths": rows[-1]["paths"],
-        "growth_mib": rows[-1]["peak_rss_mib"] - base,
-        "seconds": rows[-1]["seconds"],
-    }
+    res = _subprocess_json(code)
+    for deal in {r["deal"] for r in res["rows"]}:
+        rows = [r for r in res["rows"] if r["deal"] == deal]
+        res.setdefault("growth_largest_run_mib", {})[deal] = rows[-1]["growth_mib"]
+        res.setdefault("growth_spread_mib", {})[deal] = max(r["growth_mib"] for r in rows) - min(
+            r["growth_mib"] for r in rows
+        )
+    return res
 
 
 def bench_compile() -> dict:
@@ -237,25 +290,34 @@ def run_sections(sections: list[str], quick: bool, log=print) -> dict:
         elif name == "scaling":
             sizes = [8, 100, 1_000, 10_000] if q else [8, 100, 1_000, 10_000, 100_000]
             res["scaling_pool_size"] = sweep_pool_size(
-                sizes, 4_000 if q else 10_000, repeats=3, numpy_obligor_paths=5e5 if q else 4e6
+                sizes,
+                4_000 if q else 10_000,
+                repeats=3,
+                numpy_obligor_paths=5e5 if q else 4e6,
+                numpy_repeats=1 if q else 3,
             )
-            counts = [10**k for k in range(3, 7 if q else 8)]
             res["scaling_paths"] = sweep_paths(
-                counts, repeats=3, numpy_max=100_000 if q else 1_000_000
+                [10**k for k in range(3, 7 if q else 8)],
+                repeats=3,
+                numpy_max=100_000 if q else 1_000_000,
+                numpy_repeats=1 if q else 3,
             )
         elif name == "floor":
             floor = floor_uniforms_per_s(10_000, 2_000 if q else 4_000)
-            res["hardware_floor"] = {"uniforms_per_s": floor}
-            if "large_pool" in res:
-                share = res["large_pool"]["obligor_paths_per_s"] / floor
-                res["hardware_floor"]["engine_share"] = share
+            res["hardware_floor"] = {"uniforms_per_s": floor, "repeats": 5}
         elif name == "peer":
             res["peer_financepy"] = peer_financepy.run(q)
         elif name == "memory":
-            counts = [10_000, 100_000, 1_000_000] if q else [10_000, 1_000_000, 10_000_000]
-            res["memory_keep_paths_false"] = bench_memory(counts)
+            res["memory_keep_paths_false"] = bench_memory(
+                [10_000, 100_000, 1_000_000] if q else [10_000, 1_000_000, 10_000_000],
+                [1_000, 10_000] if q else [1_000, 10_000, 100_000],
+            )
         elif name == "compile":
             res["compile"] = bench_compile()
-        res.setdefault("section_seconds", {})[name] = time.perf_counter() - t0
-        res.setdefault("section_dates", {})[name] = res["date"]
+        res.setdefault("sections", {})[name] = {
+            "date": res["date"],
+            "commit": res["machine"]["commit"],
+            "quick": q,
+            "seconds": time.perf_counter() - t0,
+        }
     return res

@@ -56,3 +56,9 @@ def test_report_renders_the_stored_results(tmp_path):
     assert md.count("\n|") == len(report.summary_rows(res)) + 2  # header, rule, rows
     assert all(line.count("|") == 4 for line in md.splitlines() if line.startswith("|"))
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_guard_refuses_a_baseline_of_other_ratios(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(guard, "measure", lambda repeats=3: {"a": 10.0})
+    assert guard.check(_baseline(tmp_path)) == 2
+    assert "--write-baseline" in capsys.readouterr().out

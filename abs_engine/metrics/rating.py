@@ -84,8 +84,12 @@ class RatingTable:
 @functools.lru_cache(maxsize=1)
 def default_rating_table() -> RatingTable:
     """The shipped (illustrative) table, read once per process: every ``simulate`` call
-    needs it, and reading the CSV costs about 3 ms."""
-    return load_rating_table()
+    needs it, and reading the CSV costs about 3 ms. Its arrays are read-only, as the one
+    table is shared by every caller."""
+    table = load_rating_table()
+    for arr in (*table.horizons.values(), *table.thresholds.values()):
+        arr.flags.writeable = False
+    return table
 
 
 def load_rating_table(path: str | Path | None = None) -> RatingTable:
