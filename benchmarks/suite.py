@@ -5,16 +5,18 @@ Sections (``SECTIONS``, in run order):
   bundled     the bundled 8-obligor deal end to end (collateral + waterfall + metrics),
               paths/s, no-default memo on (as shipped) and off (every path computed);
   large_pool  a 10,000-obligor pool through collateral simulation and waterfall;
-  numpy       the numba kernels against the vectorised-NumPy twin of the same model
-              (``numpy_model.py``) in the same run: 8 and 1,000 obligors;
-  scaling     pool size 8 … 100,000 obligors and path count 10^3 … 10^7, with fitted
-              exponents (``scaling.py``);
+  numpy       the numba kernels (all threads and one) against the vectorised-NumPy twin of
+              the same model (``numpy_model.py``) in the same run: 8 and 1,000 obligors;
+  scaling     pool size 8 … 100,000 obligors and path count 10^3 … 10^7: collateral alone,
+              end to end and the NumPy twin, with fitted exponents (``scaling.py``);
   floor       the generator's hardware floor: one uniform per obligor-path;
-  peer        FinancePy on the same homogeneous pool: agreement and speed
-              (``peer_financepy.py``);
-  memory      peak resident memory of a long run with keep_paths=False (subprocess);
+  peer        FinancePy on the same homogeneous pool: agreement, standard-error calibration
+              and speed (``peer_financepy.py``);
+  memory      each run's own peak resident memory, keep_paths=False, by path count, for the
+              bundled deal and a 10,000-obligor pool (a fresh subprocess);
   compile     first-call compile time with an empty numba cache, and with it filled.
-Timings are medians over repeats after compilation, with min and max; nothing is asserted.
+Timings are wall clock, medians over repeats after compilation, with min and max; nothing is
+asserted.
 """
 
 from __future__ import annotations
