@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from . import guard, report
-from .suite import SECTIONS, run_sections
+from .suite import SECTIONS, machine, run_sections
 
 ROOT = Path(__file__).resolve().parent
 
@@ -73,25 +73,33 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         return guard.check(args.baseline)
     sections = [s for s in (args.only or SECTIONS) if s not in args.skip]
-    t0 = time.perf_counter()
-    res = run_sections(sections, args.quick)
-    if set(sections) == set(SECTIONS):
-        res["total_seconds"] = time.perf_counter() - t0
-    elif args.out.is_file():
-        # a partial run replaces its own sections in the stored results; each section keeps
-        # its own date, commit and mode under "sections"
-        old = json.loads(args.out.read_text())
+    partial = set(sections) != set(SECTIONS)
+    old = json.loads(args.out.read_text()) if partial and args.out.is_file() else None
+    if old is not None:
+        # a partial run replaces its own sections in stored results of the same mode, taken
+        # on the same machine; each section keeps its own date, commit and machine
         if old.get("quick", False) != args.quick:
             ap.error(f"{args.out} holds {'quick' if old.get('quick') else 'full'} results")
+        here = machine()
+        for key in ("processor", "cpus", "numba_threads"):
+            if old["machine"].get(key) != here[key]:
+                ap.error(
+                    f"{args.out} was measured on another machine ({key}: "
+                    f"{old['machine'].get(key)} here {here[key]}); run all sections"
+                )
+    t0 = time.perf_counter()
+    res = run_sections(sections, args.quick)
+    took = time.perf_counter() - t0
+    if not partial:
+        res["total_seconds"] = took
+    elif old is not None:
         res["sections"] = {**old.get("sections", {}), **res["sections"]}
         res = {**old, **res}
     written = report.write_all(res, args.out)
     print()
     report.print_summary(res)
-    print(
-        f"{len(sections)} sections in {res['total_seconds']:.0f} s; written: "
-        + ", ".join(str(p) for p in written)
-    )
+    print(f"{len(sections)} sections in {took:.0f} s; written: "
+          + ", ".join(str(p) for p in written))  # fmt: skip
     return 0
 
 

@@ -62,16 +62,7 @@ SECTIONS = [
 
 def machine() -> dict:
     """Where the numbers come from: platform, usable cores, threads, versions, commit."""
-    try:
-        commit = subprocess.run(
-            ["git", "describe", "--always", "--dirty"],
-            capture_output=True,
-            text=True,
-            cwd=ROOT.parent,
-            check=False,
-        ).stdout.strip()
-    except OSError:
-        commit = ""
+    commit = _commit()
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -95,6 +86,22 @@ def machine() -> dict:
     }
 
 
+def _commit() -> str:
+    """Short commit, ``-dirty`` when tracked files differ (the benchmark's own results
+    excepted)."""
+
+    def git(*args: str) -> str:
+        try:
+            out = subprocess.run(["git", *args], capture_output=True, text=True, cwd=ROOT.parent)
+        except OSError:
+            return ""
+        return out.stdout.strip() if out.returncode == 0 else ""
+
+    head = git("rev-parse", "--short", "HEAD")
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results")
+    return f"{head}-dirty" if head and dirty else head
+
+
 def _cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -105,9 +112,11 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _stats(n_paths: int, t: tuple[float, float, float], n_obligors: int | None = None) -> dict:
+def _stats(
+    n_paths: int, t: tuple[float, float, float], repeats: int, n_obligors: int | None = None
+) -> dict:
     med, lo, hi = t
-    out = {"paths": n_paths, "median_s": med, "min_s": lo, "max_s": hi}
+    out = {"paths": n_paths, "median_s": med, "min_s": lo, "max_s": hi, "repeats": repeats}
     out["paths_per_s"] = n_paths / med
     if n_obligors is not None:
         out["obligors"] = n_obligors
@@ -122,7 +131,7 @@ def bench_bundled(paths: int, repeats: int) -> dict:
     for label, scen in (("memo_on", sc), ("memo_off", memo_off(sc))):
         ae.simulate(cd, scen, n_paths=2_000, progress=False)  # compile / warm
         t = timed(lambda s=scen: ae.simulate(cd, s, n_paths=paths, progress=False), repeats)
-        out[label] = _stats(paths, t, cd.n_obligors)
+        out[label] = _stats(paths, t, repeats, cd.n_obligors)
     return out
 
 
@@ -131,7 +140,7 @@ def bench_large_pool(n_obligors: int, paths: int, repeats: int) -> dict:
     sc = pool_scenario()
     ae.simulate(cd, sc, n_paths=64, progress=False)
     t = timed(lambda: ae.simulate(cd, sc, n_paths=paths, progress=False), repeats)
-    return _stats(paths, t, n_obligors)
+    return _stats(paths, t, repeats, n_obligors)
 
 
 def bench_numpy_ratio(paths: int, repeats: int, n_obligors: int | None = None) -> dict:
@@ -205,8 +214,10 @@ def status(key):
 
 try:
     status("VmHWM")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
     method = "VmHWM reset per run"
-except OSError:
+except (OSError, TypeError):
     method = "ru_maxrss since start"
 
 def rss():
@@ -319,6 +330,8 @@ def run_sections(sections: list[str], quick: bool, log=print) -> dict:
         res.setdefault("sections", {})[name] = {
             "date": res["date"],
             "commit": res["machine"]["commit"],
+            "processor": res["machine"]["processor"],
+            "cpus": res["machine"]["cpus"],
             "quick": q,
             "seconds": time.perf_counter() - t0,
         }

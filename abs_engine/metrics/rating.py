@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,8 +52,8 @@ class RatingTable:
     """
 
     ratings: tuple[str, ...]
-    horizons: dict[str, np.ndarray]
-    thresholds: dict[str, np.ndarray]
+    horizons: Mapping[str, np.ndarray]
+    thresholds: Mapping[str, np.ndarray]
     basis: str
     source: str
     illustrative: bool
@@ -89,7 +90,7 @@ def default_rating_table() -> RatingTable:
     table = load_rating_table()
     for arr in (*table.horizons.values(), *table.thresholds.values()):
         arr.flags.writeable = False
-    return table
+    return table  # the dicts stay plain (a mapping proxy would not pickle)
 
 
 def load_rating_table(path: str | Path | None = None) -> RatingTable:
