@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -21,6 +19,7 @@ from .compile.deal import compile_deal
 from .compile.model import compile_model
 from .compile.scenario import scenario_source
 from .errors import AbsEngineError, DealError, Problem
+from .files import atomic_write
 from .schema.scenario import DeterministicScenario
 from .schema.stochastic import MonteCarloScenario
 
@@ -157,18 +156,6 @@ def _parser() -> argparse.ArgumentParser:
         "--scenario", "-s", action="append", help="also check these scenarios against the deal"
     )
     return p
-
-
-def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    """Write via ``write(tmp)`` into a temporary file beside ``path``, then rename over it."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _result_document(res: Any) -> dict[str, Any]:
@@ -343,7 +330,7 @@ def _write_out(res: Any, out: Path) -> list[Path]:
         targets.append((f"tranches_{sc.name}.csv", partial(tranches.to_csv, index=False)))
         targets.append((f"cashflows_{sc.name}.csv", partial(cashflows.to_csv, index=False)))
     for name, fn in targets:
-        _atomic_write(out / name, fn)
+        atomic_write(out / name, fn)
         written.append(out / name)
     return written
 
@@ -619,7 +606,7 @@ def _write_mc_out(res: Any, doc: dict[str, Any], out: Path) -> None:
         targets.append((f"ledger_{name}.parquet", lambda p: led.to_parquet(p, index=False)))
         targets.append((f"ledger_{name}.csv", lambda p: led.to_csv(p, index=False)))
     for fname, fn in targets:
-        _atomic_write(out / fname, fn)
+        atomic_write(out / fname, fn)
 
 
 def _parse_condition(text: str) -> tuple[str, float]:

@@ -10,8 +10,6 @@ them in reverse order of seniority.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,8 +18,9 @@ import numpy as np
 import pandas as pd
 
 from .errors import AbsEngineError
+from .files import atomic_write
 
-__all__ = ["synthetic_deal", "write_synthetic"]
+__all__ = ["one_period_deal", "synthetic_deal", "write_synthetic"]
 
 _FREQ_MONTHS = {"monthly": 1, "quarterly": 3, "semi_annual": 6, "annual": 12}
 
@@ -58,6 +57,50 @@ def _tranche_stack(
             out.append({"name": "E", "balance": bal, "principal": "residual"})
         top = low
     return out
+
+
+def one_period_deal(n: int, pd: float, attach: Sequence[float]) -> dict[str, Any]:
+    """The textbook credit-portfolio pool as a deal document: N obligors of 1,000,000 yuan,
+    bullet over one annual period (year fraction exactly 1, so the horizon PD is ``pd``),
+    zero rates; zero-coupon tranches T0 (most senior), T1, ... cut at ``attach`` (which
+    includes 0.0 for the equity) and paid sequentially, so tranche losses are the pool loss
+    allocated reverse-sequentially. What analytic models (Vasicek, conditional binomial) and
+    peers such as FinancePy describe."""
+    bounds = sorted(attach, reverse=True)  # e.g. [0.10, 0.05, 0.0]
+    names = [f"T{k}" for k in range(len(bounds))]
+    tops = [1.0, *bounds[:-1]]
+    return {
+        "schema_version": 1,
+        "name": f"one-period pool of {n}",
+        "dates": {
+            "closing": "2025-01-01",
+            "first_payment": "2026-01-01",
+            "frequency": "annual",
+            "legal_final": "2026-01-01",
+            "business_day": "none",
+        },
+        "pool": {
+            "obligors": [
+                {
+                    "id": f"O{i}",
+                    "balance": 1_000_000.0,
+                    "rate": 0.0,
+                    "amortization": {"kind": "bullet", "n_periods": 1},
+                    "pd": {"kind": "flat", "annual": pd},
+                }
+                for i in range(n)
+            ]
+        },
+        "tranches": [
+            {
+                "name": name,
+                "balance": (top - a) * n * 1_000_000.0,
+                "coupon": {"kind": "fixed", "rate": 0.0},
+            }
+            for name, a, top in zip(names, bounds, tops, strict=True)
+        ],
+        "waterfalls": {"normal": [{"kind": "pay_principal", "tranches": names}]},
+    }
 
 
 def synthetic_deal(
@@ -152,17 +195,6 @@ def synthetic_deal(
     return deal, tape
 
 
-def _atomic(path: Path, write) -> None:  # type: ignore[no-untyped-def]
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_synthetic(
     out_dir: str | Path,
     n_obligors: int,
@@ -189,7 +221,7 @@ def write_synthetic(
         "defaults": {"correlation": {"kind": "fixed", "value": correlation}},
     }
     sc_path = out / f"{name}_mc.json"
-    _atomic(tape_path, lambda p: tape.to_parquet(p, index=False))
-    _atomic(deal_path, lambda p: p.write_text(json.dumps(deal, indent=2)))
-    _atomic(sc_path, lambda p: p.write_text(json.dumps(scenario, indent=2)))
+    atomic_write(tape_path, lambda p: tape.to_parquet(p, index=False))
+    atomic_write(deal_path, lambda p: p.write_text(json.dumps(deal, indent=2)))
+    atomic_write(sc_path, lambda p: p.write_text(json.dumps(scenario, indent=2)))
     return {"deal": deal_path, "tape": tape_path, "scenario": sc_path}

@@ -24,8 +24,8 @@ TOLERANCE = 0.30
 def measure(repeats: int = 3) -> dict[str, float]:
     """The guarded ratios (NumPy seconds / one-thread engine seconds), medians over
     ``repeats``."""
-    small = bench_numpy_ratio(100_000, repeats)
-    large = bench_numpy_ratio(2_000, repeats, n_obligors=1_000)
+    small = bench_numpy_ratio(100_000, repeats, threads=(1,))
+    large = bench_numpy_ratio(2_000, repeats, n_obligors=1_000, threads=(1,))
     return {
         "numpy_over_engine_1thread_8_obligors": small["ratio_1thread"],
         "numpy_over_engine_1thread_8_obligors_as_shipped": small["ratio_memo_1thread"],

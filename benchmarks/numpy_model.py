@@ -4,8 +4,8 @@ paths, Python loops over periods and waterfall steps — the way a quant would w
 It draws the same counter-based random numbers as the kernels (SplitMix64 on uint64 arrays),
 so it reproduces the numba results path by path; the benchmark uses it both as the speed
 baseline and as an independent cross-check. Only the features the benchmarks use are here:
-Gaussian/Student-t one-factor copula, fixed or IP-value recovery, deterministic CPR, fees,
-interest, principal, reserve, shortfall support, residual, write-off, clean-up call and
+the Gaussian one-factor copula (not the Student-t), fixed or IP-value recovery, deterministic
+CPR, fees, interest, principal, reserve, shortfall support, residual, write-off, clean-up call and
 triggers (cumulative default, support default, missed interest); no loss compensation or
 coverage-ratio triggers.
 """

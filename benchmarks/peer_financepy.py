@@ -38,6 +38,7 @@ import numpy as np
 import abs_engine as ae
 from abs_engine.schema import parse_deal
 from abs_engine.schema.stochastic import MonteCarloScenario
+from abs_engine.synthetic import one_period_deal
 
 from .scaling import timed
 
@@ -68,39 +69,10 @@ def layers(attach: tuple[float, ...]) -> list[tuple[float, float]]:
 
 
 def peer_deal(n: int, pd: float, attach: tuple[float, ...] = ATTACH) -> ae.CompiledDeal:
-    """N obligors of 1,000,000 yuan, one annual bullet period, PD ``pd``; zero-coupon
-    tranches cut at ``attach``, paid sequentially (so losses hit them reverse-sequentially)."""
-    names = [f"T{k}" for k in range(len(attach))]
-    tranches = [
-        {"name": name, "balance": (d - a) * n * 1e6, "coupon": {"kind": "fixed", "rate": 0.0}}
-        for name, (a, d) in zip(names, layers(attach), strict=True)
-    ]
-    doc = {
-        "schema_version": 1,
-        "name": f"peer pool {n}",
-        "dates": {
-            "closing": "2025-01-01",
-            "first_payment": "2026-01-01",
-            "frequency": "annual",
-            "legal_final": "2026-01-01",
-            "business_day": "none",
-        },
-        "pool": {
-            "obligors": [
-                {
-                    "id": f"O{i}",
-                    "balance": 1e6,
-                    "rate": 0.0,
-                    "amortization": {"kind": "bullet", "n_periods": 1},
-                    "pd": {"kind": "flat", "annual": pd},
-                }
-                for i in range(n)
-            ]
-        },
-        "tranches": tranches,
-        "waterfalls": {"normal": [{"kind": "pay_principal", "tranches": names}]},
-    }
-    return ae.compile_deal(parse_deal(doc))
+    """:func:`abs_engine.synthetic.one_period_deal`, compiled: N obligors of 1,000,000 yuan,
+    one annual bullet period, PD ``pd``; zero-coupon tranches cut at ``attach``, paid
+    sequentially (so losses hit them reverse-sequentially)."""
+    return ae.compile_deal(parse_deal(one_period_deal(n, pd, attach)))
 
 
 def peer_scenario(rho: float, recovery: float, nu: float | None = None) -> MonteCarloScenario:

@@ -12,29 +12,22 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from abs_engine.files import atomic_write
+
 GIB = 1024.0
 
 
 def _atomic(path: Path, write: Callable[[Path], Any]) -> None:
+    """:func:`abs_engine.files.atomic_write` into a folder made if needed, readable by all."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, write, mode=0o644)
 
 
 def _met(ok: bool) -> str:

@@ -143,9 +143,16 @@ def bench_large_pool(n_obligors: int, paths: int, repeats: int) -> dict:
     return _stats(paths, t, repeats, n_obligors)
 
 
-def bench_numpy_ratio(paths: int, repeats: int, n_obligors: int | None = None) -> dict:
-    """NumPy twin against the engine on the same paths, both computing every path; and the
-    engine as shipped (no-default memo on, deterministic prepayment)."""
+def bench_numpy_ratio(
+    paths: int,
+    repeats: int,
+    n_obligors: int | None = None,
+    threads: tuple[int | None, ...] = (None, 1),
+) -> dict:
+    """NumPy twin against the engine on the same paths, both computing every path
+    (``numba_s``, ``ratio``), and against the engine as shipped, no-default memo on
+    (``numba_memo_s``, ``ratio_memo``); for each entry of ``threads`` (None: all threads,
+    keys as above; 1: keys with ``_1thread``)."""
     if n_obligors is None:
         cd = ae.compile_deal(ae.load_deal())
         sc = ae.load_scenario("huake_mc")
@@ -155,33 +162,26 @@ def bench_numpy_ratio(paths: int, repeats: int, n_obligors: int | None = None) -
     off = memo_off(sc)
     numpy_seconds(cd, off, min(paths, 1_000))
     t_np = timed(lambda: numpy_seconds(cd, off, paths), repeats)[0]
-    ae.simulate(cd, off, n_paths=2_000, progress=False)
-    t_nb = timed(lambda: ae.simulate(cd, off, n_paths=paths, seed=1, progress=False), repeats)[0]
-    t_nb1 = timed(
-        lambda: ae.simulate(cd, off, n_paths=paths, seed=1, threads=1, progress=False), repeats
-    )[0]
-    ae.simulate(cd, sc, n_paths=2_000, progress=False)
-    t_memo = timed(lambda: ae.simulate(cd, sc, n_paths=paths, seed=1, progress=False), repeats)[0]
-    t_memo1 = timed(
-        lambda: ae.simulate(cd, sc, n_paths=paths, seed=1, threads=1, progress=False), repeats
-    )[0]
-    return {
-        "obligors": cd.n_obligors,
-        "paths": paths,
-        "numpy_s": t_np,
-        "numba_s": t_nb,
-        "numba_1thread_s": t_nb1,
-        "ratio": t_np / t_nb,
-        "ratio_1thread": t_np / t_nb1,
-        "numba_memo_s": t_memo,
-        "ratio_memo": t_np / t_memo,
-        "numba_memo_1thread_s": t_memo1,
-        "ratio_memo_1thread": t_np / t_memo1,
-        "repeats": repeats,
-        "note": "medians (wall clock of the whole call); memo off (stochastic prepayment with "
+    out: dict = {"obligors": cd.n_obligors, "paths": paths, "numpy_s": t_np}
+    for label, scen in (("numba", off), ("numba_memo", sc)):
+        ae.simulate(cd, scen, n_paths=2_000, progress=False)
+        for th in threads:
+            t = timed(
+                lambda s=scen, k=th: ae.simulate(
+                    cd, s, n_paths=paths, seed=1, threads=k, progress=False
+                ),
+                repeats,
+            )[0]
+            suffix = "" if th is None else f"_{th}thread"
+            out[f"{label}{suffix}_s"] = t
+            out[f"ratio{label[5:]}{suffix}"] = t_np / t
+    out["repeats"] = repeats
+    out["note"] = (
+        "medians (wall clock of the whole call); memo off (stochastic prepayment with "
         "negligible volatility) so both do every path; NumPy runs on one core and computes no "
-        "yields, histograms or cash-flow statistics, so the ratios understate the engine",
-    }
+        "yields, histograms or cash-flow statistics, so the ratios understate the engine"
+    )
+    return out
 
 
 def _subprocess_json(code: str, env: dict[str, str] | None = None) -> dict:

@@ -15,6 +15,7 @@ from scipy import special, stats
 import abs_engine as ae
 from abs_engine.schema import parse_deal
 from abs_engine.schema.stochastic import MonteCarloScenario
+from abs_engine.synthetic import one_period_deal
 from tests.conftest import base_deal
 
 K_SE = 4.0
@@ -23,42 +24,9 @@ WZ = WZ / np.sqrt(2 * np.pi)
 
 
 def homogeneous_deal(n: int, pd: float, attach: list[float]) -> ae.CompiledDeal:
-    """N obligors of 1,000,000 each, bullet over one annual period (year fraction exactly 1,
-    so the horizon PD is ``pd``), zero rates; tranches by attachment points paid
-    sequentially, so tranche losses are the pool loss allocated reverse-sequentially."""
-    bounds = sorted(attach, reverse=True)  # e.g. [0.10, 0.05, 0.0]
-    names = [f"T{k}" for k in range(len(bounds))]
-    pool = n * 1_000_000.0
-    tranches = []
-    top = 1.0
-    for name, a in zip(names, bounds, strict=True):
-        tranches.append(
-            {"name": name, "balance": (top - a) * pool, "coupon": {"kind": "fixed", "rate": 0.0}}
-        )
-        top = a
-    obligors = [
-        {
-            "id": f"O{i}",
-            "balance": 1_000_000.0,
-            "rate": 0.0,
-            "amortization": {"kind": "bullet", "n_periods": 1},
-            "pd": {"kind": "flat", "annual": pd},
-        }
-        for i in range(n)
-    ]
-    deal = base_deal(
-        dates={
-            "closing": "2025-01-01",
-            "first_payment": "2026-01-01",
-            "frequency": "annual",
-            "legal_final": "2026-01-01",
-            "business_day": "none",
-        },
-        pool={"obligors": obligors},
-        tranches=tranches,
-        waterfalls={"normal": [{"kind": "pay_principal", "tranches": names}]},
-    )
-    return ae.compile_deal(parse_deal(deal))
+    """:func:`abs_engine.synthetic.one_period_deal`, compiled: N obligors of 1,000,000 over
+    one annual period, tranches by attachment points losing reverse-sequentially."""
+    return ae.compile_deal(parse_deal(one_period_deal(n, pd, attach)))
 
 
 def mc(
