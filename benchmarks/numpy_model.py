@@ -109,6 +109,8 @@ def _collateral(cd: CompiledDeal, m: MonteCarloModel, seed: int, paths: np.ndarr
         hit = (rt == t) & (tau < n_t)
         flows[:, L.PF_RECOVERY, t] = (rec * hit).sum(1)
         flows[:, L.PF_LOSS, t] = ((expo_i - rec) * hit).sum(1)
+        waiting = (tau <= t) & (t < rt) & (rt < n_t)
+        flows[:, L.PF_PENDING_RECOVERY, t] = (rec * waiting).sum(1)
     # providers
     n_s = m.provider_threshold.shape[0]
     sup_def = np.full((n_p, n_s), n_t + 1)
@@ -157,7 +159,7 @@ def _waterfall(cd: CompiledDeal, m: MonteCarloModel, flows: np.ndarray, sup_def:
             + f[:, L.PF_PREPAY]
             + f[:, L.PF_RECOVERY]
         )
-        pending = flows[:, L.PF_RECOVERY, t + 1 :].sum(1) * live
+        pending = flows[:, L.PF_PENDING_RECOVERY, t] * live
         called = np.zeros(n_p, dtype=bool)
         if s.call_factor >= 0 and t < n_t - 1:
             called = live & (pool_end > 0) & (pool_end <= (s.call_factor + 1e-9) * cd.original_pool)

@@ -69,7 +69,7 @@ def test_one_tranche_bullet_three_periods(jit):
     a = res.sum_tr[0, 0]
     assert a[L.ST_WAL_YEARS] == pytest.approx(3.0, abs=1e-12)
     assert a[L.ST_LOSS] == 0.0
-    assert res.sum_pool[0, L.SP_CASH_LEFT] == 0.0
+    assert res.sum_pool[0, L.SP_CASH_RELEASED] == 0.0
 
 
 @JIT

@@ -159,6 +159,7 @@ def _one(
             if rt < n_t:
                 flows[L.PF_RECOVERY, rt] += rec
                 flows[L.PF_LOSS, rt] += defaulted[i] - rec
+                flows[L.PF_PENDING_RECOVERY, t:rt] += rec
             else:
                 # the recovery comes after legal final: the whole exposure is the deal's loss,
                 # booked in the final period

@@ -24,7 +24,16 @@ import math
 import numpy as np
 
 from ._twin import jit_twin
-from .layout import N_PF, PF_DEFAULT, PF_INTEREST, PF_LOSS, PF_PREPAY, PF_RECOVERY, PF_SCHED_PRIN
+from .layout import (
+    N_PF,
+    PF_DEFAULT,
+    PF_INTEREST,
+    PF_LOSS,
+    PF_PENDING_RECOVERY,
+    PF_PREPAY,
+    PF_RECOVERY,
+    PF_SCHED_PRIN,
+)
 from .rng import (
     STREAM_FACTORS,
     STREAM_LAG,
@@ -267,6 +276,9 @@ def collateral_path_py(
         if rt < n_t:
             flows[PF_RECOVERY, rt] += rec
             flows[PF_LOSS, rt] += exposure - rec
+            # awaiting disposal from the default period until the cash arrives
+            for t in range(tau, rt):
+                flows[PF_PENDING_RECOVERY, t] += rec
         else:
             # recovered after legal final: the deal books the whole exposure as lost, in the
             # final period

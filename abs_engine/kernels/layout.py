@@ -14,7 +14,13 @@ PF_DEFAULT = 3  # principal balance newly defaulted (leaves the performing pool)
 PF_RECOVERY = 4  # recovery cash received
 PF_LOSS = 5  # realised loss: defaulted less recovery, booked when recovered (or, if that is
 #              after legal final, the whole defaulted amount in the final period)
-N_PF = 6
+PF_PENDING_RECOVERY = 6  # recoveries still to come at the end of period t: cash of receivables
+#              that defaulted in a period <= t and arrives in a period in (t, T); what a
+#              write-off may count on and what a clean-up call buys at recovery value
+N_PF = 7
+
+#: one fen (yuan): amounts below it are zero when a loss, shortfall or support draw is judged
+FEN = 0.01
 
 # --- tranche parameters: tranche_f[j, col] (float), tranche_i[j, col] (int) -----------------
 TF_BALANCE = 0
@@ -178,7 +184,9 @@ LP_CASH_END = 15  # cash left unallocated, carried to the next period
 LP_CUM_DEFAULT_RATIO = 16
 LP_CASH_IN = 17  # collections + compensation + call proceeds + support paid
 LP_PAID_OUT = 18  # fees + interest + principal + residual paid
-N_LP = 19
+LP_CASH_RELEASED = 19  # final (or call) period: cash left after the waterfall, released from
+#                        the trust to the seller (a deal without pay_residual leaves some)
+N_LP = 20
 
 # --- per-path summaries --------------------------------------------------------------------------
 # tranche summary [j, item]
@@ -204,7 +212,7 @@ SP_MAX_STATUS = 6
 SP_FIRST_TRIGGER_PERIOD = 7  # 0-based period the status first left normal; -1 never
 SP_CALL_PERIOD = 8  # -1 when not called
 SP_MIN_COVERAGE = 9
-SP_CASH_LEFT = 10  # cash left in the trust after the final period
+SP_CASH_RELEASED = 10  # cash released from the trust after the final period (yuan)
 N_SP = 11
 
 # --- Monte Carlo per-path metrics: metrics[j * N_MT + item] for tranche j, then pool ----------

@@ -26,6 +26,7 @@ from .collateral import (
     collateral_scratch_py,
 )
 from .layout import (
+    FEN,
     CFP_ACCELERATED,
     CFP_COVERAGE,
     CFP_COVERAGE_DEFINED,
@@ -103,8 +104,6 @@ from .layout import (
 )
 from .waterfall import N_WORK, waterfall_path, waterfall_path_py
 
-#: a shortfall or loss above this (yuan, one fen) counts as a default of the tranche
-TOLERANCE = 0.01
 
 
 def tranche_yield_py(cash, accrual, balance, guess):
@@ -200,13 +199,15 @@ def path_metrics_py(
         loss = sum_tr[j, ST_LOSS]
         shortfall = (
             sum_tr[j, ST_FIRST_SHORTFALL_PERIOD] >= 0.0
-            or loss > TOLERANCE
-            or (sum_tr[j, ST_INTEREST_SHORTFALL] > TOLERANCE)
+            or loss > FEN
+            or (sum_tr[j, ST_INTEREST_SHORTFALL] > FEN)
         )
         if bal > 0.0:
-            # floored at 0: cash above par (a residual's excess spread) is no negative loss
-            metrics[base + MT_PV_LOSS] = (bal - pv) / bal if pv < bal else 0.0
-            metrics[base + MT_LOSS] = loss / bal
+            # floored at 0: cash above par (a residual's excess spread) is no negative loss;
+            # a path without a shortfall loses exactly 0, not the rounding residue of the PV
+            pv_loss = bal - pv
+            metrics[base + MT_PV_LOSS] = pv_loss / bal if shortfall and pv_loss > FEN else 0.0
+            metrics[base + MT_LOSS] = loss / bal if loss > FEN else 0.0
             metrics[base + MT_DEFAULT] = 1.0 if shortfall else 0.0
             guess = coupon_sum / n_t
             metrics[base + MT_IRR] = tranche_yield_py(cash, tranche_accrual[j], bal, guess)
@@ -238,7 +239,7 @@ def path_metrics_py(
     metrics[base + MP_ACCELERATED] = 1.0 if sum_pool[SP_MAX_STATUS] > 0.0 else 0.0
     metrics[base + MP_MIN_COVERAGE] = sum_pool[SP_MIN_COVERAGE]
     metrics[base + MP_COMPENSATION] = sum_pool[SP_COMPENSATION]
-    metrics[base + MP_SUPPORT_DRAWN] = 1.0 if sum_pool[SP_SUPPORT_PAID] > TOLERANCE else 0.0
+    metrics[base + MP_SUPPORT_DRAWN] = 1.0 if sum_pool[SP_SUPPORT_PAID] > FEN else 0.0
     return 0
 
 

@@ -47,6 +47,7 @@ from .layout import (
     EFFECT_ACCELERATE,
     EFFECT_EVENT_OF_DEFAULT,
     EFFECT_TRAP,
+    FEN,
     FF_CAP,
     FF_FIXED,
     FF_FLOOR,
@@ -73,6 +74,7 @@ from .layout import (
     LP_CALL_PROCEEDS,
     LP_CASH_END,
     LP_CASH_IN,
+    LP_CASH_RELEASED,
     LP_CASH_START,
     LP_COMPENSATION,
     LP_COVERAGE_RATIO,
@@ -122,6 +124,7 @@ from .layout import (
     PF_DEFAULT,
     PF_INTEREST,
     PF_LOSS,
+    PF_PENDING_RECOVERY,
     PF_PREPAY,
     PF_RECOVERY,
     PF_SCHED_PRIN,
@@ -133,7 +136,7 @@ from .layout import (
     SI_KIND,
     SI_LAG,
     SP_CALL_PERIOD,
-    SP_CASH_LEFT,
+    SP_CASH_RELEASED,
     SP_COMPENSATION,
     SP_DEFAULT,
     SP_FIRST_TRIGGER_PERIOD,
@@ -177,8 +180,6 @@ from .layout import (
 
 #: amounts below this (yuan) are treated as zero when deciding whether something is owed
 EPS = 1e-9
-#: a shortfall above this (yuan, one fen) counts as missed
-MISSED_TOLERANCE = 0.01
 
 # rows of the per-path scratch array work[row, :]
 W_BAL = 0  # tranche balances
@@ -377,12 +378,9 @@ def waterfall_path_py(
             and pool_end <= (call_factor + 1e-9) * original_pool
         ):
             called = True
-            # recoveries this path will still receive (defaulted receivables awaiting
-            # disposal, carried at their recovery value)
-            pending_recovery = 0.0
-            for k in range(t + 1, n_t):
-                pending_recovery += pool_flows[PF_RECOVERY, k]
-            call_proceeds = call_price * pool_end + pending_recovery
+            # the defaulted receivables awaiting disposal go at their recovery value; only
+            # those that have defaulted by now (later defaults were bought performing)
+            call_proceeds = call_price * pool_end + pool_flows[PF_PENDING_RECOVERY, t]
             pool_end = 0.0
             sum_pool[SP_CALL_PERIOD] = t
         final = called or t == n_t - 1
@@ -713,11 +711,11 @@ def waterfall_path_py(
                             led_tr[t, j, LT_PRINCIPAL_PAID] += x
             elif op == OP_WRITE_OFF:
                 # principal deficiency: notes above the performing pool and the recoveries
-                # still to come (after a call or in the final period nothing is to come)
+                # still to come from receivables defaulted by now (after a call or in the
+                # final period nothing is to come)
                 deficiency = -pool_end
                 if not final:
-                    for k in range(t + 1, n_t):
-                        deficiency -= pool_flows[PF_RECOVERY, k]
+                    deficiency -= pool_flows[PF_PENDING_RECOVERY, t]
                 for j in range(n_j):
                     deficiency += work[W_BAL, j]
                 for jj in range(n_j):
@@ -753,7 +751,7 @@ def waterfall_path_py(
             short = led_tr[t, j, LT_INTEREST_DUE] - led_tr[t, j, LT_INTEREST_PAID]
             if short < EPS:
                 short = 0.0
-            if short > MISSED_TOLERANCE and sum_tr[j, ST_FIRST_SHORTFALL_PERIOD] < 0.0:
+            if short > FEN and sum_tr[j, ST_FIRST_SHORTFALL_PERIOD] < 0.0:
                 sum_tr[j, ST_FIRST_SHORTFALL_PERIOD] = t
             led_tr[t, j, LT_INTEREST_SHORTFALL] = short
             work[W_SHORT, j] = short
@@ -778,8 +776,13 @@ def waterfall_path_py(
                 miss = 0.0
                 for m in range(group_len[gr]):
                     miss += led_tr[t, groups[gr, m], LT_INTEREST_SHORTFALL]
-                work[W_TRIG_MISSED, g] = 1.0 if miss > MISSED_TOLERANCE else 0.0
+                work[W_TRIG_MISSED, g] = 1.0 if miss > FEN else 0.0
         if avail < 0.0:
+            avail = 0.0
+        if final:
+            # the trust closes: cash no step paid out leaves it, on the record
+            led_per[t, LP_CASH_RELEASED] = avail
+            sum_pool[SP_CASH_RELEASED] = avail
             avail = 0.0
         cash = avail
         led_per[t, LP_CASH_END] = cash
@@ -818,7 +821,6 @@ def waterfall_path_py(
         if support_i[s, SI_KIND] != SUPPORT_COMPENSATION:
             sum_pool[SP_SUPPORT_PAID] += work[W_SUP_CUM, s]
     sum_pool[SP_MAX_STATUS] = max_status
-    sum_pool[SP_CASH_LEFT] = cash
     return 0
 
 

@@ -94,7 +94,7 @@ def pool_summary(res: WaterfallResult, path: int = 0) -> dict[str, float | int |
         "first_trigger_period": period_label(sp[L.SP_FIRST_TRIGGER_PERIOD]),
         "clean_up_call_period": period_label(sp[L.SP_CALL_PERIOD]),
         "min_coverage_ratio": sp[L.SP_MIN_COVERAGE],
-        "cash_left_in_trust": sp[L.SP_CASH_LEFT],
+        "cash_released": sp[L.SP_CASH_RELEASED],
     }
 
 
