@@ -496,6 +496,7 @@ def _print_monte_carlo(res: Any) -> None:
         "default_count": "{:.4f}",
         "support_paid": "{:,.0f}",
         "compensation_received": "{:,.0f}",
+        "cash_released": "{:,.0f}",
         "min_coverage_ratio": "{:.3f}x",
     }
     for m, r in res.pool.iterrows():

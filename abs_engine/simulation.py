@@ -174,6 +174,7 @@ _MP_NAMES = [
     ("min_coverage_ratio", L.MP_MIN_COVERAGE),
     ("compensation_received", L.MP_COMPENSATION),
     ("support_drawn_probability", L.MP_SUPPORT_DRAWN),
+    ("cash_released", L.MP_CASH_RELEASED),
 ]
 
 

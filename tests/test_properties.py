@@ -688,6 +688,13 @@ def check_pool_side(case: Case, res: WaterfallResult, p: int) -> None:
             assert lp[L.LP_POOL_START] == per[t - 1, L.LP_POOL_END]
             assert lp[L.LP_CUM_DEFAULT_RATIO] >= per[t - 1, L.LP_CUM_DEFAULT_RATIO]
     assert per[last, L.LP_POOL_END] <= tol, (p, "pool left at the end", per[last, L.LP_POOL_END])
+    if res.sum_pool[p, L.SP_CALL_PERIOD] < 0:
+        # whole deal: every defaulted yuan is recovered in time or booked as a loss (a
+        # recovery after legal final counts as lost in the final period)
+        defaulted = per[:, L.LP_DEFAULT].sum()
+        settled = per[:, L.LP_RECOVERY].sum() + per[:, L.LP_LOSS].sum()
+        assert abs(defaulted - settled) <= tol * per.shape[0], (p, "defaults unsettled")
+        assert res.flows.flows[p, L.PF_PENDING_RECOVERY, -1] == 0.0
     assert abs(per[0, L.LP_POOL_START] - res.deal.original_pool) <= tol
     # recoveries never exceed what defaulted
     assert per[:, L.LP_RECOVERY].sum() <= per[:, L.LP_DEFAULT].sum() + tol

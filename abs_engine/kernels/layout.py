@@ -238,7 +238,8 @@ MP_ACCELERATED = 7  # 1.0 if the deal left normal status
 MP_MIN_COVERAGE = 8
 MP_COMPENSATION = 9  # yuan
 MP_SUPPORT_DRAWN = 10  # 1.0 if a shortfall support paid anything
-N_MP = 11
+MP_CASH_RELEASED = 11  # yuan released from the trust at its end (SP_CASH_RELEASED)
+N_MP = 12
 # expected cash flows: cf[t, k]; per tranche j at j * N_CFT + item, then pool items
 CFT_INTEREST = 0
 CFT_PRINCIPAL = 1

@@ -58,6 +58,7 @@ from .layout import (
     LT_RESIDUAL_PAID,
     LT_WRITE_DOWN,
     MP_ACCELERATED,
+    MP_CASH_RELEASED,
     MP_COMPENSATION,
     MP_DEFAULT_COUNT,
     MP_DEFAULT_RATE,
@@ -87,6 +88,7 @@ from .layout import (
     N_MT,
     N_SP,
     N_ST,
+    SP_CASH_RELEASED,
     SP_COMPENSATION,
     SP_MAX_STATUS,
     SP_MIN_COVERAGE,
@@ -239,6 +241,7 @@ def path_metrics_py(
     metrics[base + MP_ACCELERATED] = 1.0 if sum_pool[SP_MAX_STATUS] > 0.0 else 0.0
     metrics[base + MP_MIN_COVERAGE] = sum_pool[SP_MIN_COVERAGE]
     metrics[base + MP_COMPENSATION] = sum_pool[SP_COMPENSATION]
+    metrics[base + MP_CASH_RELEASED] = sum_pool[SP_CASH_RELEASED]
     metrics[base + MP_SUPPORT_DRAWN] = 1.0 if sum_pool[SP_SUPPORT_PAID] > FEN else 0.0
     return 0
 
