@@ -201,10 +201,16 @@ def _quarterly_pool(lag: int) -> tuple[ae.CompiledDeal, object]:
             ]
         },
         tranches=[
-            {"name": "Senior", "balance": (1 - EQUITY) * N_OBLIGORS * M,
-             "coupon": {"kind": "fixed", "rate": 0.0}},
-            {"name": "Equity", "balance": EQUITY * N_OBLIGORS * M,
-             "coupon": {"kind": "fixed", "rate": 0.0}},
+            {
+                "name": "Senior",
+                "balance": (1 - EQUITY) * N_OBLIGORS * M,
+                "coupon": {"kind": "fixed", "rate": 0.0},
+            },
+            {
+                "name": "Equity",
+                "balance": EQUITY * N_OBLIGORS * M,
+                "coupon": {"kind": "fixed", "rate": 0.0},
+            },
         ],
         waterfalls={
             "normal": [

@@ -26,7 +26,6 @@ from .collateral import (
     collateral_scratch_py,
 )
 from .layout import (
-    FEN,
     CFP_ACCELERATED,
     CFP_COVERAGE,
     CFP_COVERAGE_DEFINED,
@@ -42,6 +41,7 @@ from .layout import (
     CFT_PRINCIPAL,
     CFT_RESIDUAL,
     CFT_WRITE_DOWN,
+    FEN,
     LP_COVERAGE_RATIO,
     LP_DEFAULT,
     LP_INTEREST,
@@ -105,7 +105,6 @@ from .layout import (
     TF_BALANCE,
 )
 from .waterfall import N_WORK, waterfall_path, waterfall_path_py
-
 
 
 def tranche_yield_py(cash, accrual, balance, guess):
