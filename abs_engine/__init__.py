@@ -8,12 +8,13 @@
 from .api import DeterministicResult, load_deal, load_scenario, run_deterministic, simulate
 from .compile.deal import CompiledDeal, compile_deal
 from .compile.schedule import register_calendar
-from .errors import AbsEngineError, DealError, Problem
-from .simulation import InputError, SimulationResult
+from .errors import AbsEngineError, ArgumentTypeError, DealError, InputError, Problem
+from .simulation import SimulationResult
 
 __version__ = "0.1.0"
 __all__ = [
     "AbsEngineError",
+    "ArgumentTypeError",
     "CompiledDeal",
     "DealError",
     "InputError",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -14,16 +15,23 @@ import pandas as pd
 from .compile.deal import CompiledDeal, compile_deal
 from .compile.scenario import deterministic_flows
 from .engine import WaterfallResult, run_waterfall
-from .errors import DealError
+from .errors import (
+    ArgumentTypeError,
+    DealError,
+    InputError,
+    check_bool,
+    check_path,
+    short_repr,
+)
 from .metrics.rating import RatingTable, default_rating_table, load_rating_table
 from .report import frames
 from .resources import bundled_deal_path, data_dir
 from .schema.deal import Deal
-from .schema.load import deal_source, read_document, validate_model
+from .schema.load import deal_source, is_file, read_document, require_file, validate_model
 from .schema.load import load_deal as _load_deal
 from .schema.scenario import DeterministicScenario
 from .schema.stochastic import MonteCarloScenario
-from .simulation import InputError, SimulationResult, simulate_compiled
+from .simulation import SimulationResult, check_simulation_args, simulate_compiled
 
 AnyScenario = DeterministicScenario | MonteCarloScenario
 
@@ -39,7 +47,25 @@ __all__ = [
 
 def load_deal(path: str | Path | None = None) -> Deal:
     """Load and validate a deal file; with no argument, the bundled Huake-style deal."""
-    return _load_deal(bundled_deal_path() if path is None else path)
+    if path is None:
+        return _load_deal(bundled_deal_path())
+    return _load_deal(check_path(path, "load_deal", "path"))
+
+
+def _deal_arg(deal: Any, func: str) -> CompiledDeal:
+    """The ``deal`` argument of run_deterministic / simulate, loaded and compiled."""
+    if isinstance(deal, CompiledDeal):
+        return deal
+    if isinstance(deal, Deal):
+        return compile_deal(deal)
+    if deal is None:
+        return compile_deal(load_deal())
+    if isinstance(deal, str | os.PathLike):
+        return compile_deal(load_deal(check_path(deal, func, "deal")))
+    raise ArgumentTypeError(
+        f"{func}: deal must be a Deal, a CompiledDeal, a deal file path or None (the bundled "
+        f"deal), got {short_repr(deal)} ({type(deal).__name__})"
+    )
 
 
 def _scenario_candidates(name: str, deal: Deal | None) -> list[Path]:
@@ -69,9 +95,19 @@ def load_scenario(name_or_path: str | Path, deal: Deal | None = None) -> AnyScen
     """Load a scenario file (deterministic or Monte Carlo), by path or by name (looked up
     beside the deal, in the deal's ``../scenarios`` folder, then among the bundled
     scenarios)."""
-    cands = _scenario_candidates(str(name_or_path), deal)
+    p = check_path(name_or_path, "load_scenario", "name_or_path")
+    if deal is not None and not isinstance(deal, Deal):
+        raise ArgumentTypeError(
+            f"load_scenario: deal must be a Deal or None, got {short_repr(deal)} "
+            f"({type(deal).__name__})"
+        )
+    looks_like_path = p.suffix.lower() in (".toml", ".json") or os.sep in str(name_or_path)
+    if looks_like_path and os.path.lexists(p):
+        # the path names something: a folder or a device is said as such
+        require_file(p, "scenario file")
+    cands = _scenario_candidates(str(p), deal)
     for c in cands:
-        if c.is_file():
+        if is_file(c):
             return parse_any_scenario(read_document(c), c)
     where = ", ".join(dict.fromkeys(str(c.parent) for c in cands[1:])) or "the current folder"
     raise DealError.one(str(name_or_path), "<file>", f"scenario not found (looked in {where})")
@@ -91,22 +127,39 @@ class DeterministicResult:
     def compiled(self) -> CompiledDeal:
         return self.raw.deal
 
-    def _k(self, scenario: int | str) -> int:
+    def _k(self, scenario: int | str, func: str = "scenario") -> int:
+        labels = self.raw.flows.labels
         if isinstance(scenario, str):
-            return self.raw.flows.labels.index(scenario)
-        return scenario
+            if scenario not in labels:
+                raise InputError(
+                    f"{func}: unknown scenario {short_repr(scenario)}; the result has "
+                    f"{list(labels)}"
+                )
+            return labels.index(scenario)
+        if isinstance(scenario, bool) or not isinstance(scenario, int | np.integer):
+            raise ArgumentTypeError(
+                f"{func}: scenario must be a scenario name or an index, got "
+                f"{short_repr(scenario)} ({type(scenario).__name__})"
+            )
+        n = len(labels)
+        if not -n <= int(scenario) < n:
+            raise InputError(
+                f"{func}: scenario index {int(scenario)} is out of range; the result has {n} "
+                f"scenario{'s' if n != 1 else ''} (0..{n - 1}): {list(labels)}"
+            )
+        return int(scenario) % n
 
     def tranches(self, scenario: int | str = 0) -> pd.DataFrame:
-        return frames.tranche_table(self.raw, self._k(scenario))
+        return frames.tranche_table(self.raw, self._k(scenario, "DeterministicResult.tranches"))
 
     def pool(self, scenario: int | str = 0) -> dict[str, Any]:
-        return frames.pool_summary(self.raw, self._k(scenario))
+        return frames.pool_summary(self.raw, self._k(scenario, "DeterministicResult.pool"))
 
     def cashflows(self, scenario: int | str = 0) -> pd.DataFrame:
-        return frames.cashflow_table(self.raw, self._k(scenario))
+        return frames.cashflow_table(self.raw, self._k(scenario, "DeterministicResult.cashflows"))
 
     def periods(self, scenario: int | str = 0) -> pd.DataFrame:
-        return frames.period_table(self.raw, self._k(scenario))
+        return frames.period_table(self.raw, self._k(scenario, "DeterministicResult.periods"))
 
     @cached_property
     def _ledger(self) -> pd.DataFrame:
@@ -131,9 +184,26 @@ def run_deterministic(
         ``base_scenario`` (or no defaults when it names none).
     jit : use the numba kernel (True) or its plain-Python twin.
     """
-    if deal is None or isinstance(deal, str | Path):
-        deal = load_deal(deal)
-    cd = deal if isinstance(deal, CompiledDeal) else compile_deal(deal)
+    func = "run_deterministic"
+    jit = check_bool(jit, func, "jit")
+    scenario_types = (DeterministicScenario, MonteCarloScenario, str, os.PathLike)
+    if scenarios is not None:
+        if isinstance(scenarios, scenario_types):
+            scenarios = [scenarios]
+        elif not isinstance(scenarios, Sequence):
+            raise ArgumentTypeError(
+                f"{func}: scenarios must be a scenario, a name or path, or a list of them, got "
+                f"{short_repr(scenarios)} ({type(scenarios).__name__})"
+            )
+        if not scenarios:
+            raise InputError(f"{func}: scenarios is empty; give at least one, or None")
+        for k, s in enumerate(scenarios):
+            if not isinstance(s, scenario_types):
+                raise ArgumentTypeError(
+                    f"{func}: scenarios[{k}] must be a DeterministicScenario, a name or a path, "
+                    f"got {short_repr(s)} ({type(s).__name__})"
+                )
+    cd = _deal_arg(deal, func)
     if scenarios is None:
         base = cd.deal.deterministic_scenario
         if base is None and cd.deal.base_scenario is not None:
@@ -142,8 +212,6 @@ def run_deterministic(
         scenarios = [
             load_scenario(base, cd.deal) if base else DeterministicScenario(name="no_defaults")
         ]
-    elif isinstance(scenarios, DeterministicScenario | MonteCarloScenario | str | Path):
-        scenarios = [scenarios]
     loaded = [s if isinstance(s, AnyScenario) else load_scenario(s, cd.deal) for s in scenarios]
     scs: list[DeterministicScenario] = []
     for s in loaded:
@@ -201,13 +269,29 @@ def simulate(
     rating_table : CSV path or loaded table for ``implied_rating``; default: the shipped
         ILLUSTRATIVE idealized expected-loss table.
     """
+    func = "simulate"
+    check_simulation_args(
+        func, n_paths=n_paths, seed=seed, keep_paths=keep_paths, ledger_paths=ledger_paths,
+        batch_blocks=batch_blocks, threads=threads, progress=progress, jit=jit,
+    )  # fmt: skip
+    scenario_types = (MonteCarloScenario, DeterministicScenario, str, os.PathLike)
+    if scenario is not None and not isinstance(scenario, scenario_types):
+        raise ArgumentTypeError(
+            f"{func}: scenario must be a MonteCarloScenario, a scenario name or path, or None, "
+            f"got {short_repr(scenario)} ({type(scenario).__name__})"
+        )
     if rating_table is None:
         rating_table = default_rating_table()
+    elif isinstance(rating_table, str | os.PathLike):
+        table_path = check_path(rating_table, func, "rating_table")
+        require_file(table_path, "rating table")
+        rating_table = load_rating_table(table_path)
     elif not isinstance(rating_table, RatingTable):
-        rating_table = load_rating_table(rating_table)
-    if deal is None or isinstance(deal, str | Path):
-        deal = load_deal(deal)
-    cd = deal if isinstance(deal, CompiledDeal) else compile_deal(deal)
+        raise ArgumentTypeError(
+            f"{func}: rating_table must be a CSV path or a RatingTable, got "
+            f"{short_repr(rating_table)} ({type(rating_table).__name__})"
+        )
+    cd = _deal_arg(deal, func)
     if scenario is None:
         if cd.deal.base_scenario is None:
             raise InputError(

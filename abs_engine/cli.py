@@ -1,46 +1,357 @@
 """The ``abs-engine`` command line.
 
-Exit status: 0 success, 2 bad input (every problem printed, no traceback), 1 anything else.
+Exit status: 0 success, 2 bad input (every problem printed, no traceback), 1 anything else
+(an output folder that cannot be written, e.g. a full disk: nothing in it changed), 130 after
+Ctrl-C (SIGINT), 143 after SIGTERM, 129 after SIGHUP ("interrupted" on stderr, no traceback).
+A run's ``--out`` files are written as a set, with ``manifest.json`` last, or not at all (see
+``abs_engine.files``); files get the usual permissions under the umask (0644 under 022).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
+import math
+import os
+import signal
+import stat
 import sys
-from collections.abc import Callable
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from . import __version__
 from .api import load_deal, load_scenario, nan_to_none, run_deterministic, simulate
 from .compile.deal import compile_deal
 from .compile.model import compile_model
 from .compile.scenario import scenario_source
-from .errors import AbsEngineError, DealError, Problem
-from .files import atomic_write
+from .errors import AbsEngineError, DealError, Problem, short_repr
+from .files import OutputError, StagedOutputs, staged_outputs
 from .schema.scenario import DeterministicScenario
 from .schema.stochastic import MonteCarloScenario
 
 EXIT_OK, EXIT_ERROR, EXIT_INPUT = 0, 1, 2
 
+#: documented limits of the command line (``--help`` states them)
+MAX_PATHS = 10_000_000_000
+MAX_SEED = 2**63 - 1
+MAX_LEDGER_PATHS = 100
+MAX_GRID_VALUES = 25
+MAX_SPREAD_BPS = 10_000
+MAX_LAG = 120
+MAX_LARGEST = 1_000
+SYNTH_MIN_OBLIGORS = 8
+
+
+class UsageError(AbsEngineError):
+    """A command-line argument that is malformed or out of its documented range."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, raising :class:`UsageError` (exit status 2 through ``main``) instead of
+    printing the usage and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _got(text: str) -> str:
+    return f"(got {short_repr(text)})"
+
+
+def _to_int(text: str) -> int | None:
+    """An integer written as such or as an integral number (``1e6``); None otherwise."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        f = float(text)
+    except ValueError:
+        return None
+    return int(f) if math.isfinite(f) and f.is_integer() else None
+
+
+def _int_type(lo: int, hi: int | Callable[[], int]) -> Callable[[str], int]:
+    """argparse ``type``: an integer in [lo, hi] (``hi`` may be computed when parsing)."""
+
+    def integer(text: str) -> int:
+        top = hi() if callable(hi) else hi
+        v = _to_int(text)
+        if v is None or not lo <= v <= top:
+            raise argparse.ArgumentTypeError(
+                f"must be an integer from {lo:,} to {top:,} {_got(text)}"
+            )
+        return v
+
+    return integer
+
+
+def _span(lo: float, hi: float, lo_open: bool, hi_open: bool) -> str:
+    return f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+
+
+def _to_float(text: str, lo: float, hi: float, lo_open: bool, hi_open: bool) -> float | None:
+    """A finite number in the interval; None otherwise."""
+    try:
+        v = float(text)
+    except ValueError:
+        return None
+    if not math.isfinite(v):
+        return None
+    if (v <= lo if lo_open else v < lo) or (v >= hi if hi_open else v > hi):
+        return None
+    return v
+
+
+def _float_type(
+    lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False
+) -> Callable[[str], float]:
+    """argparse ``type``: a finite number in the interval (NaN and inf refused)."""
+
+    def number(text: str) -> float:
+        v = _to_float(text, lo, hi, lo_open, hi_open)
+        if v is None:
+            span = _span(lo, hi, lo_open, hi_open)
+            raise argparse.ArgumentTypeError(f"must be a finite number in {span} {_got(text)}")
+        return v
+
+    return number
+
+
+def _path_text(text: str) -> str:
+    """argparse ``type`` for an input file (or a bundled name): refuse, before anything is
+    read, a path the system cannot even look up (too long, NUL, no permission)."""
+    if not text or "\x00" in text:
+        raise argparse.ArgumentTypeError(f"is not a valid path {_got(text)}")
+    try:
+        os.stat(text)
+    except (FileNotFoundError, NotADirectoryError):
+        pass  # a bundled name, or the loader reports the missing file
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"cannot be read: {exc.strerror} {_got(text)}") from None
+    else:
+        if os.path.isfile(text) and not os.access(text, os.R_OK):
+            raise argparse.ArgumentTypeError(f"cannot be read: permission denied {_got(text)}")
+    return text
+
+
+def _curve_text(text: str) -> str:
+    """argparse ``type`` of ``--curve``: a flat rate (finite, in the curve range) or a file."""
+    try:
+        float(text)
+    except ValueError:
+        return _path_text(text)
+    lo, hi = _curve_range()
+    if _to_float(text, lo, hi, False, False) is None:
+        raise argparse.ArgumentTypeError(
+            f"a flat rate must be a finite decimal in [{lo:g}, {hi:g}] {_got(text)}"
+        )
+    return text
+
+
+def _curve_range() -> tuple[float, float]:
+    from .solvers.structuring import CURVE_RATE_RANGE
+
+    return CURVE_RATE_RANGE
+
+
+def _max_threads() -> int:
+    import numba
+
+    return int(getattr(numba.config, "NUMBA_NUM_THREADS", 1))
+
+
+def _ledger_paths_type(text: str) -> list[int]:
+    """argparse ``type`` of ``--ledger-paths``: distinct path indices, comma-separated."""
+    parts = [x.strip() for x in text.split(",")]
+    out = []
+    for x in parts:
+        v = _to_int(x) if x else None
+        if v is None or not 0 <= v < MAX_PATHS:
+            raise argparse.ArgumentTypeError(
+                f"needs path indices 0 .. {MAX_PATHS - 1:,}, comma-separated {_got(text)}"
+            )
+        out.append(v)
+    if len(out) > MAX_LEDGER_PATHS:
+        raise argparse.ArgumentTypeError(
+            f"at most {MAX_LEDGER_PATHS} paths, got {len(out):,} {_got(text)}"
+        )
+    if len(set(out)) != len(out):
+        raise argparse.ArgumentTypeError(f"a path is named twice {_got(text)}")
+    return out
+
+
+def _attach_type(text: str) -> list[float]:
+    """argparse ``type`` of ``synth --attach``: increasing points strictly inside (0, 1)."""
+    from .synthetic import MAX_ATTACHMENTS
+
+    parts = [x.strip() for x in text.split(",")]
+    points = [_to_float(x, 0.0, 1.0, True, True) for x in parts]
+    if not 1 <= len(points) <= MAX_ATTACHMENTS or any(v is None for v in points):
+        raise argparse.ArgumentTypeError(
+            f"needs 1 to {MAX_ATTACHMENTS} numbers strictly between 0 and 1, like "
+            f"0.03,0.06,0.10 {_got(text)}"
+        )
+    vals = [float(v) for v in points if v is not None]
+    if any(b <= a for a, b in zip(vals, vals[1:], strict=False)):
+        raise argparse.ArgumentTypeError(
+            f"attachment points must increase (no point twice) {_got(text)}"
+        )
+    return vals
+
+
+def _name_type(text: str) -> str:
+    """argparse ``type`` of ``synth --name``: a plain file-name stem."""
+    from .synthetic import check_name
+
+    try:
+        return check_name(text)
+    except AbsEngineError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _param_type(text: str) -> str:
+    from .solvers import PARAMETERS
+
+    if text not in PARAMETERS:
+        raise argparse.ArgumentTypeError(
+            f"unknown parameter {short_repr(text)}; choose from {sorted(PARAMETERS)}"
+        )
+    return text
+
+
+def _grid_type(text: str) -> tuple[str, list[float]]:
+    """argparse ``type`` of ``--x`` / ``--y``: ``param=v1,v2,...``, distinct finite values in
+    the parameter's range, at most :data:`MAX_GRID_VALUES`."""
+    from .solvers import PARAMETERS
+    from .solvers.structuring import PARAMETER_RANGES, describe_range
+
+    name, sep, values = text.partition("=")
+    name = name.strip()
+    if not sep:
+        raise argparse.ArgumentTypeError(
+            f"expected param=v1,v2,... e.g. pd_multiplier=0.5,1,2 {_got(text)}"
+        )
+    if name not in PARAMETERS:
+        raise argparse.ArgumentTypeError(
+            f"unknown parameter {short_repr(name)}; choose from {sorted(PARAMETERS)} {_got(text)}"
+        )
+    lo, hi, closed = PARAMETER_RANGES[name]
+    parts = [v.strip() for v in values.split(",")]
+    vals = [_to_float(v, lo, hi, False, not closed) for v in parts]
+    if any(v is None for v in vals):
+        raise argparse.ArgumentTypeError(
+            f"{name} takes finite numbers in {describe_range(name)}, comma-separated {_got(text)}"
+        )
+    out = [float(v) for v in vals if v is not None]
+    if len(out) > MAX_GRID_VALUES:
+        raise argparse.ArgumentTypeError(
+            f"at most {MAX_GRID_VALUES} values, got {len(out)} {_got(text)}"
+        )
+    if len(set(out)) != len(out):
+        raise argparse.ArgumentTypeError(f"a value of {name} appears twice {_got(text)}")
+    return name, out
+
+
+def _condition_text(text: str) -> str:
+    """argparse ``type`` of ``--condition``: checked here, parsed by :func:`_parse_condition`."""
+    try:
+        _parse_condition(text)
+    except AbsEngineError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _range_text(text: str) -> str:
+    """argparse ``type`` of ``--range``: checked here, parsed by :func:`_parse_range`."""
+    try:
+        _parse_range(text)
+    except AbsEngineError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _out_path(text: str) -> Path:
+    """argparse ``type`` of an output folder: a non-empty path (checked further, before
+    anything runs, by :func:`_check_out_folder`)."""
+    if not text.strip() or "\x00" in text:
+        raise argparse.ArgumentTypeError(f"must be the path of a folder {_got(text)}")
+    return Path(text)
+
+
+def _show_path(text: str) -> str:
+    return text if len(text) <= 200 else f"{text[:120]}...{text[-60:]} ({len(text):,} characters)"
+
+
+def _check_out_folder(path: Path, flag: str) -> None:
+    """Refuse, before anything runs or is written, an output folder that cannot be created or
+    written: an existing file, a path under a file, a folder without write permission, a
+    pseudo file system such as /proc, a name too long. The probe creates and removes an empty
+    temporary folder, so nothing is left behind."""
+    text = os.fspath(path)
+    shown = _show_path(text)
+
+    def fail(why: str, loc: str = "<folder>") -> NoReturn:
+        raise DealError.one(shown, loc, f"{flag} {why}")
+
+    if not text or "\x00" in text:
+        fail("is not a valid path")
+    if len(os.fsencode(text)) >= 4096:
+        fail(f"is too long ({len(os.fsencode(text)):,} bytes; at most 4,095)")
+    cur, missing = Path(text), []
+    while True:
+        try:
+            st = os.stat(cur)
+        except (FileNotFoundError, NotADirectoryError):
+            if cur.parent == cur:
+                fail("cannot be created: its root does not exist")
+            missing.append(cur.name)
+            cur = cur.parent
+            continue
+        except OSError as exc:
+            where = "" if cur == Path(text) else f" ({_show_path(str(cur))})"
+            fail(f"cannot be used: {exc.strerror}{where}")
+        break
+    if not stat.S_ISDIR(st.st_mode):
+        if not missing:
+            fail("must be a folder, not a file", "<file>")
+        fail(f"cannot be created: {_show_path(str(cur))} is a file, not a folder")
+    for name in missing:
+        if len(os.fsencode(name)) > 255:
+            fail("has a folder name longer than 255 bytes")
+    try:
+        probe = tempfile.mkdtemp(prefix=".abs-engine-probe-", dir=cur)
+        os.rmdir(probe)
+    except OSError as exc:
+        where = "in it" if not missing else f"in {_show_path(str(cur))}"
+        fail(f"is not writable: cannot create anything {where} ({exc.strerror})")
+
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="abs-engine",
         description="Structuring engine for intellectual-property ABS.",
+        epilog=f"Limits: --paths 1 .. {MAX_PATHS:,}; --seed 0 .. 2**63-1. Bad input exits "
+        "with status 2 and one message naming the argument and its value.",
     )
     p.add_argument("--version", action="version", version=f"abs-engine {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
+    paths_type, seed_type = _int_type(1, MAX_PATHS), _int_type(0, MAX_SEED)
+    deal_help = "deal file (.toml/.json); default: bundled Huake-style deal"
     run = sub.add_parser("run", help="run a deal through its waterfall on a scenario")
-    run.add_argument(
-        "deal", nargs="?", help="deal file (.toml/.json); default: bundled Huake-style deal"
-    )
+    run.add_argument("deal", nargs="?", type=_path_text, help=deal_help)
     run.add_argument(
         "--scenario",
         "-s",
         action="append",
+        type=_path_text,
         help="scenario name or file (repeatable); default: the deal's base_scenario",
     )
     run.add_argument(
@@ -48,20 +359,35 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--out",
-        type=Path,
-        help="write ledger (Parquet and CSV), tranches and cash flows to this folder",
+        type=_out_path,
+        help="write ledger (Parquet and CSV), tranches and cash flows to this folder (checked "
+        "before anything runs: it must be a folder that can be created and written)",
     )
     mc = run.add_argument_group("Monte Carlo scenarios")
-    mc.add_argument("--paths", type=int, help="number of paths (default: the scenario's n_paths)")
-    mc.add_argument("--seed", type=int, help="random seed (default: the scenario's seed)")
-    mc.add_argument("--threads", type=int, help="numba threads (default: all cores)")
     mc.add_argument(
-        "--keep-paths", action="store_true", help="with --out, also write per-path metrics"
+        "--paths",
+        type=paths_type,
+        help=f"number of paths, 1 .. {MAX_PATHS:,} (default: the scenario's n_paths)",
+    )
+    mc.add_argument(
+        "--seed", type=seed_type, help="random seed, 0 .. 2**63-1 (default: the scenario's)"
+    )
+    mc.add_argument(
+        "--threads",
+        type=_int_type(1, _max_threads),
+        help="numba threads, 1 .. NUMBA_NUM_THREADS (default: all cores)",
+    )
+    mc.add_argument(
+        "--keep-paths",
+        action="store_true",
+        help="with --out, also write per-path metrics (refused up front when they cannot fit "
+        "in memory: paths × bytes a path above half the available memory or 16 GiB)",
     )
     mc.add_argument(
         "--ledger-paths",
-        type=lambda v: [int(x) for x in v.split(",") if x],
-        help="with --out, write the full ledgers of these paths (comma-separated; default 0)",
+        type=_ledger_paths_type,
+        help="with --out, write the full ledgers of these paths (comma-separated, distinct, "
+        f"at most {MAX_LEDGER_PATHS}; default 0)",
     )
     mc.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     st = sub.add_parser(
@@ -69,91 +395,203 @@ def _parser() -> argparse.ArgumentParser:
         help="agency-style deterministic analysis: breakeven default rate, large-obligor test, "
         "coverage-ratio table",
     )
-    st.add_argument("deal", nargs="?", help="deal file; default: bundled Huake-style deal")
+    st.add_argument(
+        "deal", nargs="?", type=_path_text, help="deal file; default: bundled Huake-style deal"
+    )
     st.add_argument("--tranche", action="append", help="tranche(s) to test (default: all rated)")
-    st.add_argument("--recovery", type=float, default=0.0, help="recovery rate (decimal)")
-    st.add_argument("--lag", type=int, default=0, help="recovery lag (periods)")
-    st.add_argument("--period", type=int, default=1, help="large-obligor default period")
-    st.add_argument("--largest", type=int, default=3, help="test the 1..N largest obligors")
+    st.add_argument(
+        "--recovery",
+        type=_float_type(0.0, 1.0),
+        default=0.0,
+        help="recovery rate (decimal, 0 .. 1)",
+    )
+    st.add_argument(
+        "--lag", type=_int_type(0, MAX_LAG), default=0, help=f"recovery lag (0 .. {MAX_LAG})"
+    )
+    st.add_argument(
+        "--period",
+        type=_int_type(1, 100_000),
+        default=1,
+        help="large-obligor default period (1 .. the deal's periods)",
+    )
+    st.add_argument(
+        "--largest",
+        type=_int_type(1, MAX_LARGEST),
+        default=3,
+        help=f"test the 1..N largest obligors (1 .. {MAX_LARGEST:,}, at most the pool's size)",
+    )
     st.add_argument(
         "--scenario",
         "-s",
         action="append",
+        type=_path_text,
         help="deterministic scenarios for the coverage table (default: the deal's)",
     )
     st.add_argument("--json", action="store_true", help="print one JSON document")
 
     def mc_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("deal", nargs="?", help="deal file; default: bundled Huake-style deal")
-        p.add_argument("--scenario", "-s", help="Monte Carlo scenario (default: the deal's base)")
-        p.add_argument("--paths", type=int, default=20_000, help="paths per evaluation (20,000)")
-        p.add_argument("--seed", type=int, help="seed (default: the scenario's)")
+        p.add_argument(
+            "deal", nargs="?", type=_path_text, help="deal file; default: bundled Huake-style deal"
+        )
+        p.add_argument(
+            "--scenario",
+            "-s",
+            type=_path_text,
+            help="Monte Carlo scenario (default: the deal's base)",
+        )
+        p.add_argument(
+            "--paths",
+            type=paths_type,
+            default=20_000,
+            help=f"paths per evaluation, 1 .. {MAX_PATHS:,} (20,000)",
+        )
+        p.add_argument(
+            "--seed", type=seed_type, help="seed, 0 .. 2**63-1 (default: the scenario's)"
+        )
         p.add_argument("--json", action="store_true", help="print one JSON document")
 
     sz = sub.add_parser("size", help="largest tranche balance meeting a target rating or EL")
     mc_args(sz)
-    sz.add_argument("--tranche", required=True)
+    sz.add_argument("--tranche", required=True, help="tranche to size (not the most junior)")
     grp = sz.add_mutually_exclusive_group(required=True)
     grp.add_argument("--target", help="target rating, e.g. AAA")
-    grp.add_argument("--target-el", type=float, help="target expected loss (decimal)")
-    sz.add_argument("--rating-table", help="rating table CSV (default: the illustrative one)")
+    grp.add_argument(
+        "--target-el",
+        type=_float_type(0.0, 1.0, lo_open=True, hi_open=True),
+        help="target expected loss (decimal, strictly between 0 and 1)",
+    )
+    sz.add_argument(
+        "--rating-table",
+        type=_path_text,
+        help="rating table CSV (default: the illustrative one)",
+    )
     pr = sub.add_parser("price", help="coupon at which a tranche prices at par")
     mc_args(pr)
     pr.add_argument("--tranche", required=True)
     pr.add_argument(
-        "--curve", required=True, help="flat rate (decimal) or CSV tenor_years,zero_rate"
+        "--curve",
+        required=True,
+        type=_curve_text,
+        help="flat rate (decimal, -0.05 .. 1) or CSV tenor_years,zero_rate",
     )
-    pr.add_argument("--spread-bps", type=float, default=0.0)
+    pr.add_argument(
+        "--spread-bps",
+        type=_float_type(-MAX_SPREAD_BPS, MAX_SPREAD_BPS),
+        default=0.0,
+        help=f"spread over the curve in basis points (±{MAX_SPREAD_BPS:,}; default 0)",
+    )
     be = sub.add_parser("breakeven", help="scenario parameter value at which a tranche fails")
     mc_args(be)
     be.add_argument("--tranche", required=True)
     be.add_argument(
         "--param",
         required=True,
+        type=_param_type,
         help="pd_multiplier, recovery (a fixed rate), ip_haircut, correlation, cpr, "
         "provider_pd_multiplier",
     )
     be.add_argument(
         "--condition",
         default="first_loss",
-        help="first_loss, el_above:X, irr_below:Y or pd_above:P (default first_loss)",
+        type=_condition_text,
+        help="first_loss, el_above:X, irr_below:Y or pd_above:P (default first_loss; X and P "
+        "in [0, 1], Y in [-1, 1])",
     )
     be.add_argument(
-        "--range", help="lo,hi: where the condition holds, and fails (defaults by param)"
+        "--range",
+        type=_range_text,
+        help="lo,hi: where the condition holds, and fails (defaults by param; both within the "
+        "parameter's range; lo below hi except for recovery, where more is better)",
     )
     se = sub.add_parser("sensitivity", help="tranche metrics over a grid of two parameters")
     mc_args(se)
-    se.add_argument("--x", required=True, help="param=v1,v2,... e.g. pd_multiplier=0.5,1,2")
-    se.add_argument("--y", required=True, help="param=v1,v2,... e.g. recovery=0.1,0.2,0.4")
-    se.add_argument("--tranche", help="tranche for the printed grid (default: the first)")
-    sy = sub.add_parser("synth", help="write a synthetic pool as deal, tape and scenario files")
-    sy.add_argument("out", type=Path, help="output folder")
-    sy.add_argument(
-        "--obligors", type=int, required=True, help="number of obligors (8 .. 1,000,000)"
+    grid_help = (
+        "param=v1,v2,... e.g. {}; distinct values in the parameter's range, at most "
+        f"{MAX_GRID_VALUES}"
     )
-    sy.add_argument("--name", help="file name stem (default synthetic_<N>)")
+    se.add_argument(
+        "--x", required=True, type=_grid_type, help=grid_help.format("pd_multiplier=0.5,1,2")
+    )
+    se.add_argument(
+        "--y", required=True, type=_grid_type, help=grid_help.format("recovery=0.1,0.2,0.4")
+    )
+    se.add_argument("--tranche", help="tranche for the printed grid (default: the first)")
+    from .synthetic import MAX_OBLIGOR_PERIODS, MAX_OBLIGORS, MAX_PERIODS
+
+    sy = sub.add_parser("synth", help="write a synthetic pool as deal, tape and scenario files")
+    sy.add_argument(
+        "out",
+        metavar="OUT",
+        type=_out_path,
+        help="output folder (created; it must be writable and not a file)",
+    )
+    sy.add_argument(
+        "--obligors",
+        type=_int_type(SYNTH_MIN_OBLIGORS, MAX_OBLIGORS),
+        required=True,
+        help=f"number of obligors ({SYNTH_MIN_OBLIGORS} .. {MAX_OBLIGORS:,}; obligors × "
+        f"periods at most {MAX_OBLIGOR_PERIODS:,})",
+    )
+    sy.add_argument(
+        "--name",
+        type=_name_type,
+        help="file name stem (default synthetic_<N>; a plain name: no path separator, not "
+        "starting with a dot)",
+    )
     sy.add_argument(
         "--heterogeneous", action="store_true", help="random balances, rates, PD classes"
     )
     sy.add_argument(
-        "--attach", default="0.03,0.06,0.10", help="attachment points (default 0.03,0.06,0.10)"
+        "--attach",
+        default="0.03,0.06,0.10",
+        type=_attach_type,
+        help="attachment points, increasing, each in (0, 1) (default 0.03,0.06,0.10)",
     )
-    sy.add_argument("--pd", type=float, default=0.02, help="annual PD (default 0.02)")
-    sy.add_argument("--correlation", type=float, default=0.15, help="asset correlation (0.15)")
-    sy.add_argument("--recovery", type=float, default=0.3, help="recovery rate (0.3)")
+    sy.add_argument(
+        "--pd",
+        type=_float_type(0.0, 1.0, hi_open=True),
+        default=0.02,
+        help="annual PD, [0, 1) (default 0.02)",
+    )
+    sy.add_argument(
+        "--correlation",
+        type=_float_type(0.0, 1.0, hi_open=True),
+        default=0.15,
+        help="asset correlation, [0, 1) (0.15)",
+    )
+    sy.add_argument(
+        "--recovery",
+        type=_float_type(0.0, 1.0),
+        default=0.3,
+        help="recovery rate, [0, 1] (0.3)",
+    )
     sy.add_argument(
         "--amortization",
         default="equal_principal",
         choices=["bullet", "level_pay", "equal_principal"],
     )
-    sy.add_argument("--periods", type=int, default=12, help="quarterly periods (12)")
-    sy.add_argument("--seed", type=int, default=0, help="seed of a heterogeneous pool")
+    sy.add_argument(
+        "--periods",
+        type=_int_type(1, MAX_PERIODS),
+        default=12,
+        help=f"quarterly periods, 1 .. {MAX_PERIODS} (12)",
+    )
+    sy.add_argument(
+        "--seed",
+        type=seed_type,
+        default=0,
+        help="seed of a heterogeneous pool, 0 .. 2**63-1",
+    )
     val = sub.add_parser(
         "validate", help="check a deal file (and optional scenarios) and report every problem"
     )
-    val.add_argument("deal")
+    val.add_argument("deal", type=_path_text)
     val.add_argument(
-        "--scenario", "-s", action="append", help="also check these scenarios against the deal"
+        "--scenario",
+        "-s",
+        action="append",
+        type=_path_text,
+        help="also check these scenarios against the deal",
     )
     return p
 
@@ -317,9 +755,9 @@ def _check_out_names(scenarios: Any) -> None:
 
 
 def _write_out(res: Any, out: Path) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
+    """The run's files, all or none: staged, then moved into ``out`` with ``manifest.json``
+    last (see ``abs_engine.files``)."""
     ledger = res.ledger()
-    written = []
     targets: list[tuple[str, Callable[[Path], object]]] = [
         ("ledger.parquet", lambda p: ledger.to_parquet(p, index=False)),
         ("ledger.csv", lambda p: ledger.to_csv(p, index=False)),
@@ -329,22 +767,31 @@ def _write_out(res: Any, out: Path) -> list[Path]:
         tranches, cashflows = res.tranches(k), res.cashflows(k)
         targets.append((f"tranches_{sc.name}.csv", partial(tranches.to_csv, index=False)))
         targets.append((f"cashflows_{sc.name}.csv", partial(cashflows.to_csv, index=False)))
-    for name, fn in targets:
-        atomic_write(out / name, fn)
-        written.append(out / name)
-    return written
+    info = {"command": "run", "scenarios": [sc.name for sc in res.scenarios]}
+    with staged_outputs(out, info=info) as stage:
+        for name, fn in targets:
+            stage.write(name, fn)
+    return [stage.path(name) for name in stage.names]
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    if args.out is not None and args.out.exists() and not args.out.is_dir():
-        raise DealError.one(args.out, "<file>", "--out must be a folder, not a file")
+    for flag, given in (("--keep-paths", args.keep_paths), ("--ledger-paths", args.ledger_paths)):
+        if given and args.out is None:
+            raise UsageError(f"{flag} needs --out DIR (the folder its files are written to)")
+    if args.out is not None:
+        _check_out_folder(args.out, "--out")
     deal = load_deal(args.deal)
+    cd = compile_deal(deal)  # the deal's problems before anything runs, its warnings once
+    _print_warnings(cd)
     names = args.scenario or ([deal.base_scenario] if deal.base_scenario else [])
     scenarios = [load_scenario(s, deal) for s in names]
     stochastic = [s for s in scenarios if isinstance(s, MonteCarloScenario)]
     if stochastic:
         if len(stochastic) != len(scenarios):
-            raise AbsEngineError("run Monte Carlo and deterministic scenarios in separate commands")
+            raise UsageError(
+                "--scenario: run Monte Carlo and deterministic scenarios in separate commands "
+                f"(Monte Carlo: {[s.name for s in stochastic]})"
+            )
         return _run_monte_carlo(args, deal, stochastic)
     mc_only = [
         f"--{o.replace('_', '-')}"
@@ -355,7 +802,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise AbsEngineError(
             f"{', '.join(mc_only or ['--keep-paths'])}: only for Monte Carlo scenarios"
         )
-    res = run_deterministic(deal, scenarios or None)
+    res = run_deterministic(cd, scenarios or None)
     if args.out:
         _check_out_names(res.scenarios)
     if args.json:
@@ -369,9 +816,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _print_warnings(cd: Any) -> None:
+    """The deal's warnings (allowed but probably wrong) on stderr, one ``warning: ...`` line
+    each; the exit status is unchanged."""
+    for w in cd.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     deal = load_deal(args.deal)
     cd = compile_deal(deal)
+    _print_warnings(cd)
     problems = []
     for s in args.scenario or []:
         try:
@@ -560,24 +1015,28 @@ def _run_monte_carlo(
 ) -> int:
     if args.out:
         _check_out_names(scenarios)
+    _check_monte_carlo_size(args, deal, scenarios)
     docs = []
-    for sc in scenarios:
-        res = simulate(
-            deal,
-            sc,
-            n_paths=args.paths,
-            seed=args.seed,
-            threads=args.threads,
-            keep_paths=bool(args.keep_paths and args.out),
-            ledger_paths=args.ledger_paths or ([0] if args.out else []),
-            progress=False if (args.no_progress or args.json) else None,
-        )
-        doc = _mc_document(res)
-        docs.append(doc)
-        if not args.json:
-            _print_monte_carlo(res)
-        if args.out:
-            _write_mc_out(res, doc, args.out)
+    # every scenario's files staged, then moved into --out together (none if one fails)
+    info = {"command": "run", "scenarios": [sc.name for sc in scenarios]}
+    with staged_outputs(args.out, info=info) if args.out else nullcontext() as stage:
+        for sc in scenarios:
+            res = simulate(
+                deal,
+                sc,
+                n_paths=args.paths,
+                seed=args.seed,
+                threads=args.threads,
+                keep_paths=bool(args.keep_paths and args.out),
+                ledger_paths=args.ledger_paths or ([0] if args.out else []),
+                progress=False if (args.no_progress or args.json) else None,
+            )
+            doc = _mc_document(res)
+            docs.append(doc)
+            if not args.json:
+                _print_monte_carlo(res)
+            if stage is not None:
+                _write_mc_out(res, doc, stage)
     if args.json:
         print(json.dumps(docs[0] if len(docs) == 1 else {"scenarios": docs}, indent=2))
     elif args.out:
@@ -585,12 +1044,40 @@ def _run_monte_carlo(
     return EXIT_OK
 
 
-def _write_mc_out(res: Any, doc: dict[str, Any], out: Path) -> None:
+def _check_monte_carlo_size(
+    args: argparse.Namespace, deal: Any, scenarios: list[MonteCarloScenario]
+) -> None:
+    """Before any scenario runs: path counts within the documented maximum, ledger paths
+    within the run, kept per-path results that fit in memory."""
+    from .simulation import check_keep_paths_memory, kept_bytes_per_path
+
+    for sc in scenarios:
+        n = sc.n_paths if args.paths is None else args.paths
+        if n > MAX_PATHS:
+            raise DealError.one(
+                sc._source,
+                "n_paths",
+                f"at most {MAX_PATHS:,} paths; give a smaller --paths",
+                n,
+            )
+        for p in args.ledger_paths or []:
+            if p >= n:
+                raise UsageError(
+                    f"--ledger-paths: path {p:,} is outside the run's paths 0 .. {n - 1:,} "
+                    f"(scenario {sc.name!r}, {n:,} paths)"
+                )
+        if args.keep_paths:
+            check_keep_paths_memory(
+                n, kept_bytes_per_path(len(deal.tranches)), what=f"--keep-paths --paths {n}"
+            )
+
+
+def _write_mc_out(res: Any, doc: dict[str, Any], stage: StagedOutputs) -> None:
+    """One scenario's files, staged (committed with the run's other files)."""
     import pandas as pd
 
     from .report.frames import ledger_long
 
-    out.mkdir(parents=True, exist_ok=True)
     name = res.scenario.name
     targets: list[tuple[str, Callable[[Path], object]]] = [
         (f"summary_{name}.json", lambda p: p.write_text(json.dumps(doc, indent=2))),
@@ -607,37 +1094,42 @@ def _write_mc_out(res: Any, doc: dict[str, Any], out: Path) -> None:
         targets.append((f"ledger_{name}.parquet", lambda p: led.to_parquet(p, index=False)))
         targets.append((f"ledger_{name}.csv", lambda p: led.to_csv(p, index=False)))
     for fname, fn in targets:
-        atomic_write(out / fname, fn)
+        stage.write(fname, fn)
 
 
 def _parse_condition(text: str) -> tuple[str, float]:
+    """``first_loss``, ``el_above:X``, ``pd_above:P`` (X, P in [0, 1]) or ``irr_below:Y``
+    (Y in [-1, 1]); finite numbers only."""
     kind, sep, value = text.partition(":")
     if kind == "first_loss":
         if sep:
-            raise AbsEngineError("--condition first_loss takes no value")
+            raise AbsEngineError(f"first_loss takes no value {_got(text)}")
         return kind, 0.0
     if kind not in ("el_above", "irr_below", "pd_above"):
         raise AbsEngineError(
-            f"unknown --condition {kind!r}; use first_loss, el_above:X, irr_below:Y, pd_above:P"
+            f"unknown --condition {short_repr(kind)}; use first_loss, el_above:X, irr_below:Y, "
+            f"pd_above:P {_got(text)}"
         )
-    try:
-        return kind, float(value)
-    except ValueError:
+    lo = -1.0 if kind == "irr_below" else 0.0
+    v = _to_float(value, lo, 1.0, False, False)
+    if v is None:
         raise AbsEngineError(
-            f"--condition {kind} needs a number, e.g. {kind}:0.001 (got {value!r})"
-        ) from None
+            f"{kind} needs a number, finite and in [{lo:g}, 1], e.g. {kind}:0.001 {_got(text)}"
+        )
+    return kind, v
 
 
 def _parse_range(text: str) -> tuple[float, float]:
+    """``lo,hi``: two finite, different numbers."""
     parts = text.split(",")
-    try:
-        if len(parts) != 2:
-            raise ValueError
-        return float(parts[0]), float(parts[1])
-    except ValueError:
+    vals = [_to_float(x, -math.inf, math.inf, True, True) for x in parts]
+    if len(vals) != 2 or vals[0] is None or vals[1] is None:
         raise AbsEngineError(
-            f"--range needs two numbers lo,hi (got {text!r}; write --range=-1,0 for negatives)"
-        ) from None
+            f"needs two numbers lo,hi, both finite {_got(text)}; write --range=-1,0 for negatives"
+        )
+    if vals[0] == vals[1]:
+        raise AbsEngineError(f"lo and hi must differ {_got(text)}")
+    return vals[0], vals[1]
 
 
 _DEFAULT_RANGES = {
@@ -650,12 +1142,53 @@ _DEFAULT_RANGES = {
 }
 
 
-def _grid(spec: str) -> tuple[str, list[float]]:
-    name, _, values = spec.partition("=")
+@contextmanager
+def _naming(flag: str) -> Iterator[None]:
+    """Problems in the file an option names carry the option's name."""
     try:
-        return name.strip(), [float(v) for v in values.split(",") if v.strip()]
-    except ValueError:
-        raise AbsEngineError(f"expected param=v1,v2,... got {spec!r}") from None
+        yield
+    except DealError as exc:
+        raise DealError(
+            [dataclasses.replace(p, message=f"{flag}: {p.message}") for p in exc.problems]
+        ) from None
+    except AbsEngineError as exc:
+        raise UsageError(f"{flag}: {exc}") from None
+
+
+def _check_solver_args(args: argparse.Namespace, deal: Any) -> None:
+    """The solver arguments that need the deal, checked before any evaluation runs."""
+    from .solvers.structuring import check_parameter, describe_range
+
+    names = [t.name for t in deal.tranches]
+    tranche = args.tranche
+    if tranche is not None and tranche not in names:
+        raise UsageError(f"--tranche: unknown tranche {short_repr(tranche)}; tranches are {names}")
+    if args.command == "size" and tranche == names[-1]:
+        raise UsageError(
+            f"--tranche: {tranche!r} is the most junior tranche, which absorbs the change; "
+            f"size a more senior one ({names[:-1]})"
+        )
+    if args.command == "price" and deal.tranches[names.index(tranche)].balance <= 0:
+        raise UsageError(f"--tranche: {tranche!r} has no balance to price")
+    if args.command == "breakeven" and args.range is not None:
+        lo, hi = _parse_range(args.range)
+        for v in (lo, hi):
+            try:
+                check_parameter(args.param, v)
+            except AbsEngineError:
+                raise UsageError(
+                    f"--range: {args.param} must be in {describe_range(args.param)} "
+                    f"{_got(args.range)}"
+                ) from None
+        dlo, dhi = _DEFAULT_RANGES[args.param]
+        if (hi - lo) * (dhi - dlo) < 0:
+            order = "below" if dhi > dlo else "above"
+            raise UsageError(
+                f"--range: for {args.param}, lo (where the condition holds) must be {order} "
+                f"hi (where it fails) {_got(args.range)}"
+            )
+    if args.command == "sensitivity" and args.x[0] == args.y[0]:
+        raise UsageError(f"--x and --y vary the same parameter {args.x[0]!r}: choose two")
 
 
 def _cmd_solver(args: argparse.Namespace) -> int:
@@ -668,9 +1201,10 @@ def _cmd_solver(args: argparse.Namespace) -> int:
         raise AbsEngineError("the deal names no base_scenario: give --scenario")
     sc = load_scenario(name, deal)
     if not isinstance(sc, MonteCarloScenario):
-        raise AbsEngineError(
-            f"{args.command} needs a Monte Carlo scenario; {sc.name!r} is deterministic"
+        raise UsageError(
+            f"--scenario: {args.command} needs a Monte Carlo scenario; {sc.name!r} is deterministic"
         )
+    _check_solver_args(args, deal)
     doc: dict[str, Any] = {
         "deal": deal.name,
         "scenario": sc.name,
@@ -678,7 +1212,13 @@ def _cmd_solver(args: argparse.Namespace) -> int:
         "seed": sc.seed if args.seed is None else args.seed,
     }
     if args.command == "size":
-        table = load_rating_table(args.rating_table)
+        with _naming("--rating-table"):
+            table = load_rating_table(args.rating_table)
+        if args.target is not None and args.target not in table.ratings:
+            raise UsageError(
+                f"--target: unknown rating {short_repr(args.target)}; the table "
+                f"({table.source}) has {list(table.ratings)}"
+            )
         out = S.size_tranche(
             deal,
             sc,
@@ -710,7 +1250,8 @@ def _cmd_solver(args: argparse.Namespace) -> int:
                 "to size this precisely; raise --paths"
             )
     elif args.command == "price":
-        curve = S.load_curve(args.curve)
+        with _naming("--curve"):
+            curve = S.load_curve(args.curve)
         coupon = S.solve_coupon(
             deal,
             sc,
@@ -733,10 +1274,6 @@ def _cmd_solver(args: argparse.Namespace) -> int:
         )
     elif args.command == "breakeven":
         cond = S.condition(*_parse_condition(args.condition))
-        if args.param not in _DEFAULT_RANGES:
-            raise AbsEngineError(
-                f"unknown parameter {args.param!r}; choose from {sorted(_DEFAULT_RANGES)}"
-            )
         lo, hi = _DEFAULT_RANGES[args.param]
         if args.range:
             lo, hi = _parse_range(args.range)
@@ -755,7 +1292,7 @@ def _cmd_solver(args: argparse.Namespace) -> int:
         text = f"{args.tranche} fails {args.condition} at {args.param} = {v:.4f}"
     else:
         cd = compile_deal(deal)
-        x, y = _grid(args.x), _grid(args.y)
+        x, y = args.x, args.y
         grid = S.sensitivity(cd, sc, x, y, n_paths=args.paths, seed=args.seed)
         doc.update({"x": x[0], "y": y[0], "grid": grid.to_dict(orient="records")})
         tr = args.tranche or cd.tranche_names[0]
@@ -777,14 +1314,15 @@ def _cmd_solver(args: argparse.Namespace) -> int:
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from .synthetic import write_synthetic
+    from .synthetic import MAX_OBLIGOR_PERIODS, write_synthetic
 
-    try:
-        attach = [float(x) for x in args.attach.split(",") if x.strip()]
-    except ValueError:
-        raise AbsEngineError(
-            f"--attach needs numbers like 0.03,0.06,0.10, got {args.attach!r}"
-        ) from None
+    if args.obligors * args.periods > MAX_OBLIGOR_PERIODS:
+        raise UsageError(
+            f"--obligors × --periods must be at most {MAX_OBLIGOR_PERIODS:,} "
+            f"(got {args.obligors:,} × {args.periods:,} = {args.obligors * args.periods:,})"
+        )
+    _check_out_folder(args.out, "synth OUT (the output folder)")
+    attach = args.attach
     paths = write_synthetic(
         args.out,
         args.obligors,
@@ -797,8 +1335,9 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         amortization=args.amortization,
         n_periods=args.periods,
         seed=args.seed,
+        # what is written loads and compiles, checked before it is moved into place
+        verify=lambda deal: compile_deal(load_deal(deal)),
     )
-    compile_deal(load_deal(paths["deal"]))  # what was written loads and compiles
     for kind, p in paths.items():
         print(f"{kind}: {p}")
     print(f"run it: abs-engine run {paths['deal']} -s {paths['scenario']} --paths 10000")
@@ -812,6 +1351,28 @@ def _cmd_stress(args: argparse.Namespace) -> int:
     cd = compile_deal(deal)
     rated = [t.name for t in deal.tranches if t.principal != "residual" and t.balance > 0]
     names = args.tranche or rated
+    for name in args.tranche or []:
+        if name not in cd.tranche_names:
+            raise UsageError(
+                f"--tranche: unknown tranche {short_repr(name)}; tranches are "
+                f"{list(cd.tranche_names)}"
+            )
+    if len(set(names)) != len(names):
+        raise UsageError(f"--tranche: a tranche is named twice (got {names})")
+    if args.period > cd.n_periods:
+        raise UsageError(
+            f"--period must be from 1 to the deal's {cd.n_periods} periods (got {args.period})"
+        )
+    sc_names = args.scenario or (
+        [deal.deterministic_scenario] if deal.deterministic_scenario else []
+    )
+    scs = [load_scenario(s, deal) for s in sc_names]
+    det = [s for s in scs if isinstance(s, DeterministicScenario)]
+    if len(det) != len(scs):
+        mc = [s.name for s in scs if not isinstance(s, DeterministicScenario)]
+        raise UsageError(
+            f"--scenario: the coverage table takes deterministic scenarios only (got {mc})"
+        )
     rows = []
     for name in names:
         for support in (True, False):
@@ -836,13 +1397,6 @@ def _cmd_stress(args: argparse.Namespace) -> int:
         recovery_rate=args.recovery,
         recovery_lag=args.lag,
     )
-    sc_names = args.scenario or (
-        [deal.deterministic_scenario] if deal.deterministic_scenario else []
-    )
-    scs = [load_scenario(s, deal) for s in sc_names]
-    det = [s for s in scs if isinstance(s, DeterministicScenario)]
-    if len(det) != len(scs):
-        raise AbsEngineError("the coverage table takes deterministic scenarios only")
     cov = coverage_table(cd, det) if det else None
     doc = nan_to_none(
         {
@@ -924,9 +1478,102 @@ def _cmd_stress(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+#: exit status after Ctrl-C (SIGINT), as a shell reports a process killed by it (128 + 2);
+#: after SIGTERM 143 (128 + 15), after SIGHUP 129 (128 + 1)
+EXIT_INTERRUPTED = 130
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised as an exception by :func:`main`'s handler so that every
+    ``finally`` and cleanup runs (staging folders and temporary files removed) before the
+    process exits with ``128 + signum``."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
+def _resend(signum: int, caught: threading.Event) -> None:
+    if not caught.is_set():
+        os.kill(os.getpid(), signum)
+
+
+@contextmanager
+def _interrupts_as_exceptions() -> Iterator[threading.Event]:
+    """For the duration of a command: SIGINT raises ``KeyboardInterrupt`` (Python's default,
+    put back if something replaced it by the system default), SIGTERM and SIGHUP raise
+    :class:`Terminated`; the previous handlers are restored afterwards. Ignored signals stay
+    ignored (``nohup``); outside the main thread nothing changes (signals go to the main
+    thread).
+
+    An interrupt raised where it cannot propagate — in a ctypes callback of numba's compiler
+    or a ``__del__``, where Python would print "Exception ignored" and carry on — is not lost:
+    the signal is sent again a moment later, until the command has it. Set the yielded event
+    once it has."""
+    caught = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+    previous: dict[int, Any] = {}
+    wanted: dict[int, Any] = {signal.SIGINT: signal.default_int_handler}
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            wanted[getattr(signal, name)] = _raise_terminated
+    for sig, handler in wanted.items():
+        old = signal.getsignal(sig)
+        if old is None or old == signal.SIG_IGN or (sig == signal.SIGINT and old != signal.SIG_DFL):
+            continue  # set outside Python, ignored, or a Python SIGINT handler: leave it
+        previous[sig] = old
+        signal.signal(sig, handler)
+    old_hook = sys.unraisablehook
+
+    def unraisable(u: Any) -> None:
+        exc = u.exc_value
+        if isinstance(exc, KeyboardInterrupt) and not caught.is_set():
+            signum = exc.signum if isinstance(exc, Terminated) else int(signal.SIGINT)
+            timer = threading.Timer(0.05, _resend, (signum, caught))
+            timer.daemon = True
+            timer.start()
+            return
+        old_hook(u)
+
+    sys.unraisablehook = unraisable
     try:
+        yield caught
+    finally:
+        caught.set()
+        sys.unraisablehook = old_hook
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one ``abs-engine`` command; returns the exit status.
+
+    0 success; 2 bad input (every problem printed, no traceback); 1 the command could not
+    finish for another reason — an output folder that could not be written (a full disk):
+    nothing in it was changed — or an unexpected error; 130 interrupted by Ctrl-C (SIGINT),
+    143 by SIGTERM, 129 by SIGHUP: ``interrupted`` on stderr, no traceback, and no output
+    file changed or left half-written (see ``abs_engine.files``)."""
+    with _interrupts_as_exceptions() as caught:
+        try:
+            return _main(argv)
+        except KeyboardInterrupt as exc:
+            caught.set()
+            signum: int = exc.signum if isinstance(exc, Terminated) else int(signal.SIGINT)
+            how = "" if signum == signal.SIGINT else f" ({signal.Signals(signum).name})"
+            with contextlib.suppress(Exception):
+                print(f"interrupted{how}", file=sys.stderr, flush=True)
+            return 128 + signum
+
+
+def _main(argv: list[str] | None) -> int:
+    try:
+        args = _parser().parse_args(argv)  # bad arguments: UsageError, exit 2
         if args.command == "run":
             return _cmd_run(args)
         if args.command == "stress":
@@ -942,6 +1589,9 @@ def main(argv: list[str] | None = None) -> int:
         for p in exc.problems:
             print(f"  {p}", file=sys.stderr)
         return EXIT_INPUT
+    except OutputError as exc:  # a full disk: not bad input; the output folder is unchanged
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     except AbsEngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT

@@ -7,16 +7,43 @@ problems; the CLI prints them all and exits with status 2, without a traceback.
 
 from __future__ import annotations
 
+import math
+import numbers
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Problem", "DealError", "AbsEngineError", "format_loc", "short_repr"]
+__all__ = [
+    "AbsEngineError",
+    "ArgumentTypeError",
+    "DealError",
+    "InputError",
+    "Problem",
+    "check_bool",
+    "check_choice",
+    "check_int",
+    "check_optional_bool",
+    "check_path",
+    "check_real",
+    "format_loc",
+    "short_repr",
+]
 
 
 class AbsEngineError(Exception):
     """Base class of every error raised on purpose by abs_engine."""
+
+
+class InputError(AbsEngineError, ValueError):
+    """A bad argument to the Python API (not a file problem). The message names the function's
+    argument and the value given."""
+
+
+class ArgumentTypeError(InputError, TypeError):
+    """An argument of the wrong type (``load_deal(123)``, ``threads=1.5``): both an
+    :class:`InputError` and a ``TypeError``."""
 
 
 def short_repr(value: Any, limit: int = 80) -> str:
@@ -42,6 +69,14 @@ def format_loc(loc: Iterable[Any]) -> str:
 _MISSING = object()
 
 
+def _short_file(file: str, limit: int = 160) -> str:
+    """A file name for an error line: a path of thousands of characters is cut in the middle."""
+    if len(file) <= limit:
+        return file
+    half = (limit - 20) // 2
+    return f"{file[:half]}...({len(file):,} characters)...{file[-half:]}"
+
+
 @dataclass(frozen=True)
 class Problem:
     """One problem in one input file.
@@ -64,7 +99,7 @@ class Problem:
     value: Any = _MISSING
 
     def __str__(self) -> str:
-        text = f"{self.file}: {self.path}: {self.message}"
+        text = f"{_short_file(self.file)}: {self.path}: {self.message}"
         if self.value is not _MISSING:
             text += f" (got {short_repr(self.value)})"
         return text
@@ -103,6 +138,11 @@ class ProblemCollector:
     def __init__(self, file: str | Path):
         self.file = str(file)
         self.problems: list[Problem] = []
+        #: things that are allowed but probably wrong (reported, never raised)
+        self.warnings: list[Problem] = []
+
+    def warn(self, path: str, message: str, value: Any = _MISSING) -> None:
+        self.warnings.append(Problem(self.file, path, message, value))
 
     def add(self, path: str, message: str, value: Any = _MISSING) -> None:
         self.problems.append(Problem(self.file, path, message, value))
@@ -114,3 +154,120 @@ class ProblemCollector:
     def raise_if_any(self) -> None:
         if self.problems:
             raise DealError(self.problems)
+
+
+# --- argument checks for the public Python API ----------------------------------------------------
+#
+# Each names the argument as the caller wrote it (``simulate: threads``) and the value given, and
+# raises ArgumentTypeError for a wrong type, InputError for a value out of range. Booleans are not
+# integers or numbers here: ``n_paths=True`` is refused, not taken as 1.
+
+
+def _where(func: str, arg: str) -> str:
+    return f"{func}: {arg}" if func else arg
+
+
+def check_int(value: Any, func: str, arg: str, lo: int | None = None, hi: int | None = None) -> int:
+    """``value`` as an ``int`` (a Python or NumPy integer, not a bool) in [lo, hi]."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ArgumentTypeError(
+            f"{_where(func, arg)} must be an integer, got {short_repr(value)} "
+            f"({type(value).__name__})"
+        )
+    v = int(value)
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        rng = (
+            f"from {lo:,} to {hi:,}"
+            if lo is not None and hi is not None
+            else (f"at least {lo:,}" if lo is not None else f"at most {hi:,}")
+        )
+        raise InputError(f"{_where(func, arg)} must be an integer {rng}, got {short_repr(value)}")
+    return v
+
+
+def check_real(
+    value: Any,
+    func: str,
+    arg: str,
+    lo: float | None = None,
+    hi: float | None = None,
+    *,
+    lo_open: bool = False,
+) -> float:
+    """``value`` as a finite ``float`` (an int or float, not a bool) in [lo, hi] (or (lo, hi]
+    with ``lo_open``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ArgumentTypeError(
+            f"{_where(func, arg)} must be a number, got {short_repr(value)} "
+            f"({type(value).__name__})"
+        )
+    try:
+        v = float(value)
+    except (OverflowError, ValueError):
+        raise InputError(f"{_where(func, arg)} is out of range: {short_repr(value)}") from None
+    if not math.isfinite(v):
+        raise InputError(f"{_where(func, arg)} must be a finite number, got {short_repr(value)}")
+    below = lo is not None and (v <= lo if lo_open else v < lo)
+    if below or (hi is not None and v > hi):
+        left = "(" if lo_open else "["
+        rng = (
+            f"in {left}{lo:g}, {hi:g}]"
+            if lo is not None and hi is not None
+            else (
+                f"{'above' if lo_open else 'at least'} {lo:g}"
+                if lo is not None
+                else f"at most {hi:g}"
+            )
+        )
+        raise InputError(f"{_where(func, arg)} must be a number {rng}, got {short_repr(value)}")
+    return v
+
+
+def check_bool(value: Any, func: str, arg: str) -> bool:
+    """``value`` as a ``bool`` (True/False or a NumPy bool; not ``"no"`` or 0)."""
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return bool(value)
+    raise ArgumentTypeError(
+        f"{_where(func, arg)} must be True or False, got {short_repr(value)} "
+        f"({type(value).__name__})"
+    )
+
+
+def check_optional_bool(value: Any, func: str, arg: str) -> bool | None:
+    return None if value is None else check_bool(value, func, arg)
+
+
+def check_choice(value: Any, func: str, arg: str, choices: Sequence[str]) -> str:
+    """``value`` is one of the strings ``choices``."""
+    if not isinstance(value, str):
+        raise ArgumentTypeError(
+            f"{_where(func, arg)} must be a string, one of {list(choices)}, got "
+            f"{short_repr(value)} ({type(value).__name__})"
+        )
+    if value not in choices:
+        raise InputError(
+            f"{_where(func, arg)}: unknown value {short_repr(value)}; expected one of "
+            f"{list(choices)}"
+        )
+    return value
+
+
+def check_path(value: Any, func: str, arg: str) -> Path:
+    """``value`` (a ``str`` or ``os.PathLike`` naming a file) as a ``Path``; an empty string or
+    one with a NUL character is refused."""
+    if isinstance(value, bytes) or not isinstance(value, str | os.PathLike):
+        raise ArgumentTypeError(
+            f"{_where(func, arg)} must be a file path (str or pathlib.Path), got "
+            f"{short_repr(value)} ({type(value).__name__})"
+        )
+    try:
+        text = os.fspath(value)
+    except TypeError as exc:  # a PathLike whose __fspath__ returns something odd
+        raise ArgumentTypeError(f"{_where(func, arg)} is not a usable path: {exc}") from None
+    if not isinstance(text, str):
+        raise ArgumentTypeError(f"{_where(func, arg)} must be a text path, got {short_repr(text)}")
+    if not text.strip():
+        raise InputError(f"{_where(func, arg)} is an empty path")
+    if "\x00" in text:
+        raise InputError(f"{_where(func, arg)} contains a NUL character: {short_repr(text)}")
+    return Path(text)

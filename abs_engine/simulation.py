@@ -3,6 +3,7 @@ reduces block sums to means with standard errors."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -18,7 +19,15 @@ from .compile.deal import CompiledDeal
 from .compile.model import MonteCarloModel, compile_model
 from .compile.scenario import PoolFlows
 from .engine import WaterfallResult, kernel_args, run_waterfall
-from .errors import AbsEngineError
+from .errors import (
+    ArgumentTypeError,
+    InputError,
+    check_bool,
+    check_int,
+    check_optional_bool,
+    check_real,
+    short_repr,
+)
 from .kernels import layout as L
 from .kernels.collateral import collateral_path, collateral_scratch
 from .kernels.montecarlo import HIST_TRANCHE_METRICS, run_blocks, run_blocks_py
@@ -35,8 +44,51 @@ MAX_COUNT_BINS = 10_001
 HIST_BINS = 4000
 
 
-class InputError(AbsEngineError, ValueError):
-    """A bad argument to the API (not a file problem)."""
+# InputError (a bad argument to the API, not a file problem) lives in errors.py with the other
+# error types; imported above and re-exported here for the callers that import it from here.
+
+
+#: the most memory kept per-path results may take, whatever the machine has
+KEEP_PATHS_MAX_BYTES = 16 * 2**30
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (``MemAvailable`` of /proc/meminfo, else sysconf), or
+    None where neither is known."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def kept_bytes_per_path(n_tranches: int) -> int:
+    """Bytes of the per-path metrics ``keep_paths`` keeps for one path (float64 each)."""
+    return 8 * (n_tranches * L.N_MT + L.N_MP)
+
+
+def check_keep_paths_memory(n_paths: int, n_bytes_per_path: int, what: str = "keep_paths") -> None:
+    """Refuse up front (:class:`InputError`, with the estimate) keeping per-path results that
+    cannot fit: ``n_paths × n_bytes_per_path`` above half the available memory (the results
+    are copied once more to be written) or above :data:`KEEP_PATHS_MAX_BYTES`."""
+    need = int(n_paths) * int(n_bytes_per_path)
+    avail = available_memory()
+    limit = KEEP_PATHS_MAX_BYTES if avail is None else min(KEEP_PATHS_MAX_BYTES, avail // 2)
+    if need > limit:
+        gib = 2**30
+        basis = "" if avail is None else f", half the {avail / gib:.1f} GiB available"
+        raise InputError(
+            f"{what}: keeping the per-path results of {n_paths:,} paths needs about "
+            f"{need / gib:,.1f} GiB ({n_bytes_per_path:,} bytes a path), more than the "
+            f"{limit / gib:,.1f} GiB allowed (at most {KEEP_PATHS_MAX_BYTES / gib:.0f} GiB"
+            f"{basis}); use fewer paths"
+        )
 
 
 def model_args(m: MonteCarloModel) -> tuple:
@@ -144,7 +196,9 @@ class SimulationResult:
         return pd.Series(h / h.sum(), index=pd.Index(idx, name="defaults"), name="probability")
 
     def loss_rate_quantile(self, q: float) -> float:
-        """Pool loss-rate quantile from the 1000-bin histogram (bin upper edge)."""
+        """Pool loss-rate quantile from the 1000-bin histogram (bin upper edge); ``q`` in
+        [0, 1]."""
+        q = check_real(q, "loss_rate_quantile", "q", 0.0, 1.0)
         c = np.cumsum(self.loss_rate_hist) / self.loss_rate_hist.sum()
         k = int(np.searchsorted(c, q))
         return (k + 1) / len(self.loss_rate_hist)
@@ -212,6 +266,61 @@ def _stderr_console():
     return Console(file=sys.stderr)
 
 
+#: the most full ledgers one run keeps (each re-runs one path through the waterfall)
+MAX_LEDGER_PATHS = 10_000
+
+
+def check_simulation_args(
+    func: str,
+    *,
+    n_paths: Any,
+    seed: Any,
+    keep_paths: Any,
+    ledger_paths: Any,
+    batch_blocks: Any,
+    threads: Any,
+    progress: Any,
+    jit: Any,
+) -> dict[str, Any]:
+    """Types and ranges of the keyword arguments of :func:`abs_engine.simulate` (``func`` names
+    the function in messages). Returns them normalised (Python ints and bools, ``ledger_paths``
+    a list); raises :class:`~abs_engine.errors.ArgumentTypeError` for a wrong type and
+    :class:`InputError` for a value out of range, naming the argument and the value."""
+    from .schema.stochastic import MAX_PATHS
+
+    out: dict[str, Any] = {
+        "n_paths": None if n_paths is None else check_int(n_paths, func, "n_paths", 1, MAX_PATHS),
+        "seed": None if seed is None else check_int(seed, func, "seed", 0, 2**63 - 1),
+        "keep_paths": check_bool(keep_paths, func, "keep_paths"),
+        "progress": check_optional_bool(progress, func, "progress"),
+        "jit": check_bool(jit, func, "jit"),
+    }
+    if (
+        isinstance(ledger_paths, str | bytes | dict)
+        or not hasattr(ledger_paths, "__iter__")
+        or (isinstance(ledger_paths, np.ndarray) and ledger_paths.ndim != 1)
+    ):
+        raise ArgumentTypeError(
+            f"{func}: ledger_paths must be a list of path indices (integers), got "
+            f"{short_repr(ledger_paths)} ({type(ledger_paths).__name__})"
+        )
+    lp = list(ledger_paths)
+    if len(lp) > MAX_LEDGER_PATHS:
+        raise InputError(
+            f"{func}: ledger_paths lists {len(lp):,} paths; at most {MAX_LEDGER_PATHS:,} "
+            "(use keep_paths for per-path metrics of every path)"
+        )
+    out["ledger_paths"] = [
+        check_int(p, func, f"ledger_paths[{k}]", 0, MAX_PATHS - 1) for k, p in enumerate(lp)
+    ]
+    out["batch_blocks"] = (
+        None if batch_blocks is None else check_int(batch_blocks, func, "batch_blocks", 1, 2**31)
+    )
+    limit = int(getattr(numba.config, "NUMBA_NUM_THREADS", 1))
+    out["threads"] = None if threads is None else check_int(threads, func, "threads", 1, limit)
+    return out
+
+
 def simulate_compiled(
     cd: CompiledDeal,
     sc: MonteCarloScenario,
@@ -227,20 +336,41 @@ def simulate_compiled(
     rating_table: RatingTable | None = None,
 ) -> SimulationResult:
     """Run the Monte Carlo. See :func:`abs_engine.simulate` for the parameters."""
+    func = "simulate_compiled"
+    if not isinstance(cd, CompiledDeal):
+        raise ArgumentTypeError(
+            f"{func}: cd must be a CompiledDeal, got {short_repr(cd)} ({type(cd).__name__})"
+        )
+    if not isinstance(sc, MonteCarloScenario):
+        raise ArgumentTypeError(
+            f"{func}: sc must be a MonteCarloScenario, got {short_repr(sc)} ({type(sc).__name__})"
+        )
+    if rating_table is not None and not isinstance(rating_table, RatingTable):
+        raise ArgumentTypeError(
+            f"{func}: rating_table must be a RatingTable (load_rating_table), got "
+            f"{short_repr(rating_table)} ({type(rating_table).__name__})"
+        )
+    args = check_simulation_args(
+        func, n_paths=n_paths, seed=seed, keep_paths=keep_paths, ledger_paths=ledger_paths,
+        batch_blocks=batch_blocks, threads=threads, progress=progress, jit=jit,
+    )  # fmt: skip
+    keep_paths, ledger_paths, progress, jit = (
+        args["keep_paths"], args["ledger_paths"], args["progress"], args["jit"]
+    )  # fmt: skip
+    batch_blocks, threads = args["batch_blocks"], args["threads"]
     rating_table = rating_table or default_rating_table()
-    n_paths = sc.n_paths if n_paths is None else n_paths
-    seed = sc.seed if seed is None else seed
-    if isinstance(n_paths, bool) or not isinstance(n_paths, int | np.integer) or n_paths <= 0:
-        raise InputError(f"n_paths must be a positive integer, got {n_paths!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**63:
-        raise InputError(f"seed must be an integer in [0, 2**63), got {seed!r}")
-    for p in ledger_paths:
+    n_paths = sc.n_paths if args["n_paths"] is None else args["n_paths"]
+    seed = sc.seed if args["seed"] is None else args["seed"]
+    for k, p in enumerate(ledger_paths):
         if not 0 <= p < n_paths:
-            raise InputError(f"ledger path {p} is outside 0..{n_paths - 1}")
-    if batch_blocks is not None and batch_blocks < 1:
-        raise InputError(f"batch_blocks must be >= 1, got {batch_blocks}")
+            raise InputError(
+                f"{func}: ledger_paths[{k}] = {p} is outside the run's paths 0..{n_paths - 1:,}"
+            )
     model = compile_model(cd, sc)  # validates the scenario against the deal (DealError)
     n_paths, seed = int(n_paths), int(seed)
+    if keep_paths:
+        # refused up front with the estimate, not by NumPy failing to allocate
+        check_keep_paths_memory(n_paths, kept_bytes_per_path(len(cd.tranche_names)))
 
     n_t, n_j = cd.n_periods, len(cd.tranche_names)
     n_m = n_j * L.N_MT + L.N_MP

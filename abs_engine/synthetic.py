@@ -9,39 +9,119 @@ them in reverse order of seniority.
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Sequence
+import math
+import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .errors import AbsEngineError
-from .files import atomic_write
+from .errors import AbsEngineError, DealError, short_repr
+from .files import staged_outputs
 
-__all__ = ["one_period_deal", "synthetic_deal", "write_synthetic"]
+__all__ = [
+    "MAX_ATTACHMENTS",
+    "MAX_OBLIGORS",
+    "MAX_OBLIGOR_PERIODS",
+    "MAX_PERIODS",
+    "check_name",
+    "one_period_deal",
+    "synthetic_deal",
+    "write_synthetic",
+]
 
 _FREQ_MONTHS = {"monthly": 1, "quarterly": 3, "semi_annual": 6, "annual": 12}
+AMORTIZATIONS = ("bullet", "level_pay", "equal_principal")
+
+#: documented ranges of a synthetic pool: obligors, periods, their product (the schedule
+#: arrays are obligors × periods), attachment points (rated tranches), name length
+MAX_OBLIGORS = 1_000_000
+MAX_PERIODS = 120
+MAX_OBLIGOR_PERIODS = 24_000_000
+MAX_ATTACHMENTS = 20
+MAX_NAME_LENGTH = 100
+
+
+def check_name(name: object) -> str:
+    """A file-name stem for the synthetic files: a plain name (no path separator, not starting
+    with a dot, no control characters, at most :data:`MAX_NAME_LENGTH` characters), so the
+    files land in the output folder and nowhere else."""
+    if not isinstance(name, str):
+        raise AbsEngineError(f"name must be a string, got {short_repr(name)}")
+    why = None
+    if not name:
+        why = "is empty"
+    elif len(name) > MAX_NAME_LENGTH:
+        why = f"is longer than {MAX_NAME_LENGTH} characters"
+    elif any(sep in name for sep in ("/", "\\", os.sep, os.altsep or "/")):
+        why = "contains a path separator"
+    elif name != name.strip():
+        why = "starts or ends with white space"
+    elif name.startswith("."):
+        why = "starts with a dot ('.', '..' and hidden names are refused)"
+    elif any(ord(c) < 32 or ord(c) == 127 for c in name):
+        why = "contains a control character"
+    elif ":" in name:
+        why = "contains ':'"
+    if why:
+        raise AbsEngineError(
+            f"name {why}: it must be a plain file-name stem, got {short_repr(name)}"
+        )
+    return name
+
+
+def _int_in(value: object, lo: int, hi: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or not lo <= value <= hi:
+        raise AbsEngineError(
+            f"{what} must be an integer from {lo:,} to {hi:,}, got {short_repr(value)}"
+        )
+    return int(value)
+
+
+def _number_in(
+    value: object, lo: float, hi: float, what: str, *, lo_open: bool = False, hi_open: bool = False
+) -> float:
+    ok = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+    v = float(value) if ok else math.nan  # type: ignore[arg-type]
+    inside = (lo < v if lo_open else lo <= v) and (v < hi if hi_open else v <= hi)
+    if not (ok and math.isfinite(v) and inside):
+        span = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+        raise AbsEngineError(f"{what} must be a number in {span}, got {short_repr(value)}")
+    return v
+
+
+def _rated_names(n: int) -> list[str]:
+    """A, B, C, D, F, G, ...: 'E' is the equity tranche's."""
+    letters = [chr(c) for c in range(ord("A"), ord("Z") + 1) if chr(c) != "E"]
+    return letters[:n]
 
 
 def _tranche_stack(
     attachments: Sequence[float], pool: float, coupons: Sequence[float] | None
 ) -> list[dict[str, Any]]:
-    points = sorted(float(a) for a in attachments)
-    if not points or points[0] <= 0 or points[-1] >= 1 or len(set(points)) != len(points):
+    why = "attachment points must be increasing, distinct and strictly between 0 and 1"
+    if isinstance(attachments, str | bytes) or not isinstance(attachments, Sequence):
+        raise AbsEngineError(f"{why}, got {short_repr(attachments)}")
+    if not 1 <= len(attachments) <= MAX_ATTACHMENTS:
         raise AbsEngineError(
-            "attachment points must be distinct and strictly between 0 and 1, "
-            f"got {list(attachments)}"
+            f"give 1 to {MAX_ATTACHMENTS} attachment points, got {len(attachments)}"
         )
+    points = [_number_in(a, 0.0, 1.0, why, lo_open=True, hi_open=True) for a in attachments]
+    if any(b <= a for a, b in zip(points, points[1:], strict=False)):
+        raise AbsEngineError(f"{why}, got {list(attachments)}")
     bounds = [*reversed(points), 0.0]  # e.g. 0.10, 0.06, 0.03, 0
-    names = [chr(ord("A") + k) for k in range(len(points))] + ["E"]
+    names = [*_rated_names(len(points)), "E"]
     if coupons is None:
         coupons = [0.03 + 0.01 * k for k in range(len(points))]
-    if len(coupons) != len(points):
+    if isinstance(coupons, str | bytes) or len(coupons) != len(points):
         raise AbsEngineError(
-            f"need {len(points)} coupons (one per rated tranche), got {len(coupons)}"
+            f"need {len(points)} coupons (one per rated tranche), got {short_repr(coupons)}"
         )
+    coupons = [_number_in(c, 0.0, 1.0, "every coupon") for c in coupons]
     out, top = [], 1.0
     for k, low in enumerate(bounds):
         bal = round((top - low) * pool, 2)
@@ -130,10 +210,40 @@ def synthetic_deal(
     ``annual_pd``),
     and sectors at random. Amounts in yuan, rates decimal.
     """
-    if n_obligors < 1:
-        raise AbsEngineError(f"n_obligors must be at least 1, got {n_obligors}")
+    n_obligors = _int_in(n_obligors, 1, MAX_OBLIGORS, "n_obligors")
+    n_periods = _int_in(n_periods, 1, MAX_PERIODS, "n_periods")
+    if n_obligors * n_periods > MAX_OBLIGOR_PERIODS:
+        raise AbsEngineError(
+            f"n_obligors × n_periods must be at most {MAX_OBLIGOR_PERIODS:,}, got "
+            f"{n_obligors:,} × {n_periods:,} = {n_obligors * n_periods:,}"
+        )
     if frequency not in _FREQ_MONTHS:
-        raise AbsEngineError(f"frequency must be one of {list(_FREQ_MONTHS)}, got {frequency!r}")
+        raise AbsEngineError(
+            f"frequency must be one of {list(_FREQ_MONTHS)}, got {short_repr(frequency)}"
+        )
+    if amortization not in AMORTIZATIONS:
+        raise AbsEngineError(
+            f"amortization must be one of {list(AMORTIZATIONS)}, got {short_repr(amortization)}"
+        )
+    seed = _int_in(seed, 0, 2**63 - 1, "seed")
+    pool_balance = _number_in(pool_balance, 0.0, 1e15, "pool_balance", lo_open=True)
+    rate = _number_in(rate, 0.0, 1.0, "rate")
+    annual_pd = _number_in(annual_pd, 0.0, 1.0, "annual_pd", hi_open=True)
+    if pd_classes is not None:
+        pd_classes = [_number_in(x, 0.0, 1.0, "every PD class", hi_open=True) for x in pd_classes]
+        if not pd_classes:
+            raise AbsEngineError("pd_classes is empty")
+    sectors = _int_in(sectors, 1, 10_000, "sectors")
+    recovery_rate = _number_in(recovery_rate, 0.0, 1.0, "recovery_rate")
+    recovery_lag = _int_in(recovery_lag, 0, 120, "recovery_lag")
+    try:
+        start = pd.Timestamp(closing)
+        if pd.isna(start) or not 1900 <= start.year <= 2200:
+            raise ValueError
+    except (ValueError, TypeError, OverflowError):
+        raise AbsEngineError(
+            f"closing must be a date from 1900 to 2200 (YYYY-MM-DD), got {short_repr(closing)}"
+        ) from None
     rng = np.random.default_rng(seed)
     n = n_obligors
     if heterogeneous:
@@ -165,8 +275,8 @@ def synthetic_deal(
             "recovery_lag_periods": recovery_lag,
         }
     )
-    first = pd.Timestamp(closing) + pd.DateOffset(months=_FREQ_MONTHS[frequency])
-    final = pd.Timestamp(closing) + pd.DateOffset(months=_FREQ_MONTHS[frequency] * n_periods)
+    first = start + pd.DateOffset(months=_FREQ_MONTHS[frequency])
+    final = start + pd.DateOffset(months=_FREQ_MONTHS[frequency] * n_periods)
     tranches = _tranche_stack(attachments, float(balances.sum()), coupons)
     names = [t["name"] for t in tranches]
     rated = names[:-1]
@@ -175,7 +285,7 @@ def synthetic_deal(
         "name": f"synthetic {'heterogeneous' if heterogeneous else 'homogeneous'} pool of {n:,}",
         "description": "Synthetic pool written by abs_engine.synthetic",
         "dates": {
-            "closing": closing,
+            "closing": start.date().isoformat(),
             "first_payment": first.date().isoformat(),
             "frequency": frequency,
             "legal_final": final.date().isoformat(),
@@ -201,15 +311,27 @@ def write_synthetic(
     *,
     name: str | None = None,
     correlation: float = 0.15,
+    verify: Callable[[Path], object] | None = None,
     **kw: Any,
 ) -> dict[str, Path]:
     """Write ``<name>.json`` (deal), ``<name>_tape.parquet`` (pool) and ``<name>_mc.json`` (a
-    Monte Carlo scenario with fixed asset ``correlation``) into ``out_dir``; each file is
-    written to a temporary name and renamed. Returns the three paths."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    name = name or f"synthetic_{n_obligors}"
+    Monte Carlo scenario with fixed asset ``correlation``, in [0, 1)) into ``out_dir``, all
+    three or none: staged, checked with ``verify(deal_path)`` when given (e.g. that the deal
+    loads and compiles), then moved into place together
+    (:func:`abs_engine.files.staged_outputs`). ``name`` must be a plain file-name stem
+    (:func:`check_name`). Everything is checked before anything is written. Returns the three
+    paths."""
+    name = check_name(f"synthetic_{n_obligors}" if name is None else name)
+    correlation = _number_in(correlation, 0.0, 1.0, "correlation", hi_open=True)
     deal, tape = synthetic_deal(n_obligors, **kw)
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except (OSError, ValueError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise AbsEngineError(
+            f"cannot create the output folder {short_repr(str(out_dir), 200)}: {why}"
+        ) from None
     tape_path = out / f"{name}_tape.parquet"
     deal["pool"]["tape"] = {"path": tape_path.name}
     deal_path = out / f"{name}.json"
@@ -221,7 +343,27 @@ def write_synthetic(
         "defaults": {"correlation": {"kind": "fixed", "value": correlation}},
     }
     sc_path = out / f"{name}_mc.json"
-    atomic_write(tape_path, lambda p: tape.to_parquet(p, index=False))
-    atomic_write(deal_path, lambda p: p.write_text(json.dumps(deal, indent=2)))
-    atomic_write(sc_path, lambda p: p.write_text(json.dumps(scenario, indent=2)))
+    # The three files as a set (staged, checked, then moved into place together, the tape
+    # first): a deal never sits beside another run's tape. No manifest: the folder holds deals
+    # and scenarios, where another JSON file would be in the way.
+    with staged_outputs(out, manifest=None) as stage:
+        stage.write(tape_path.name, lambda p: tape.to_parquet(p, index=False))
+        stage.write(deal_path.name, lambda p: p.write_text(json.dumps(deal, indent=2)))
+        stage.write(sc_path.name, lambda p: p.write_text(json.dumps(scenario, indent=2)))
+        if verify is not None:
+            _verify_staged(verify, stage.dir / deal_path.name, stage.dir, out)
     return {"deal": deal_path, "tape": tape_path, "scenario": sc_path}
+
+
+def _verify_staged(verify: Callable[[Path], object], deal: Path, staged: Path, out: Path) -> None:
+    """``verify(deal)`` on the staged files; problems it finds name the files where they would
+    have been written, not the staging folder."""
+    try:
+        verify(deal)
+    except DealError as exc:
+        def moved(file: str) -> str:
+            return file.replace(str(staged), str(out), 1)
+
+        raise DealError(
+            [dataclasses.replace(pr, file=moved(pr.file)) for pr in exc.problems]
+        ) from None

@@ -451,6 +451,7 @@ def test_run_out_writes_files_for_the_valid_deal(tmp_path: Path):
     out = _cli("run", VALID, "--out", out_dir)
     assert out.returncode == 0, out.stderr
     assert {p.name for p in out_dir.iterdir()} == {
+        "manifest.json",
         "ledger.parquet",
         "ledger.csv",
         "summary.json",

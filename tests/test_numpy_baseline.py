@@ -57,6 +57,7 @@ def test_numpy_baseline_matches_kernels_on_the_benchmark_pool():
     assert (res.paths["M.principal_loss"] > 0).any()
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
 def test_pending_recoveries_agree_with_the_numpy_twin():
     """The recoveries still to come at each period (what a write-off counts on and a clean-up
     call buys) computed two ways: per default in the collateral kernel, and vectorised from

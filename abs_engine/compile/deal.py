@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 import numpy as np
 
-from ..errors import ProblemCollector
-from ..schema.dates import NamedCalendar
+from ..errors import ArgumentTypeError, InputError, Problem, ProblemCollector, short_repr
 from ..schema.deal import Deal
-from ..schema.load import deal_source, obligor_location
+from ..schema.load import deal_source, obligor_location, revalidated_deal
 from .pool import CompiledPool, compile_pool
 from .schedule import PeriodSchedule
 from .waterfall import StructureArrays, compile_structure
 
-__all__ = ["CompiledDeal", "compile_deal"]
+__all__ = ["CompiledDeal", "compile_deal", "collateral_problems"]
+
+#: notes above this multiple of the pool balance are refused: most of them could never be repaid
+MAX_NOTES_TO_POOL = 2.0
+#: a pool above this multiple of the notes (over-collateralisation beyond 25%) is reported
+OC_WARNING = 1.25
+#: one fen: amounts that differ by less are equal
+_FEN = 0.01
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,10 @@ class CompiledDeal:
     pool : CompiledPool
     structure : StructureArrays
     tranche_names, fee_names, account_names, support_names, trigger_names : tuple[str, ...]
+    warnings : tuple[Problem, ...]
+        Things the deal allows but that are probably wrong (notes that do not match the pool, a
+        waterfall without ``pay_residual``...): ``abs-engine validate`` and ``run`` print them
+        to stderr as ``warning: ...``.
     """
 
     deal: Deal
@@ -55,6 +66,7 @@ class CompiledDeal:
     account_names: tuple[str, ...]
     support_names: tuple[str, ...]
     trigger_names: tuple[str, ...]
+    warnings: tuple[Problem, ...] = ()
 
     @property
     def n_periods(self) -> int:
@@ -65,6 +77,11 @@ class CompiledDeal:
         return len(self.pool.ids)
 
     def tranche_index(self, name: str) -> int:
+        if not isinstance(name, str) or name not in self.tranche_names:
+            raise InputError(
+                f"tranche_index: unknown tranche {short_repr(name)}; tranches are "
+                f"{list(self.tranche_names)}"
+            )
         return self.tranche_names.index(name)
 
 
@@ -75,23 +92,58 @@ def _freeze(obj: object) -> None:
             v.setflags(write=False)
 
 
+def collateral_problems(deal: Deal, pool_balance: float, pc: ProblemCollector) -> None:
+    """Notes against the pool: an error when the tranches exceed :data:`MAX_NOTES_TO_POOL`
+    times the pool, a warning when they exceed it at all or when the pool exceeds the notes by
+    more than :data:`OC_WARNING` - 1 (over-collateralisation); every message states both
+    amounts and the over- or under-collateralisation as a percentage of the notes."""
+    notes = float(sum(t.balance for t in deal.tranches))
+    if pool_balance <= 0:
+        return  # an empty pool is reported on its own
+    amounts = f"the tranches total {notes:,.2f} yuan against a pool of {pool_balance:,.2f} yuan"
+    if notes <= _FEN:
+        pc.warn("tranches", f"{amounts}: there are no notes to pay", notes)
+        return
+    oc = pool_balance / notes - 1.0  # over-collateralisation, share of the notes
+    if notes > pool_balance + _FEN:
+        text = (
+            f"{amounts}: under-collateralised by {-oc:.2%} of the notes (the notes exceed the "
+            f"pool by {notes - pool_balance:,.2f} yuan)"
+        )
+        if notes > MAX_NOTES_TO_POOL * pool_balance:
+            pc.add("tranches", f"{text}; at most {MAX_NOTES_TO_POOL:g}x the pool", notes)
+        else:
+            pc.warn("tranches", text, notes)
+    elif pool_balance > OC_WARNING * notes:
+        pc.warn(
+            "tranches",
+            f"{amounts}: over-collateralised by {oc:.2%} of the notes (the pool exceeds the notes "
+            f"by {pool_balance - notes:,.2f} yuan)",
+            notes,
+        )
+
+
 def compile_deal(deal: Deal) -> CompiledDeal:
     """Compile a validated deal. Raises :class:`~abs_engine.errors.DealError` listing every
-    cross-reference problem (unknown names, schedules past legal final, order of payment...)."""
+    cross-reference problem (unknown names, schedules past legal final, order of payment...).
+
+    A deal changed in Python since it was validated (``model_copy(update=...)`` skips
+    pydantic's checks) is validated again first; things that are allowed but probably wrong
+    are collected in :attr:`CompiledDeal.warnings`."""
+    if not isinstance(deal, Deal):
+        hint = (
+            " (compile_deal takes a Deal: use load_deal(path) first)"
+            if isinstance(deal, str | Path)
+            else ""
+        )
+        raise ArgumentTypeError(
+            f"compile_deal: deal must be a Deal (from load_deal or parse_deal), got "
+            f"{short_repr(deal)} ({type(deal).__name__}){hint}"
+        )
+    deal = revalidated_deal(deal)
     source = deal_source(deal)
     pc = ProblemCollector(source)
-    cal = deal.dates.calendar
-    if isinstance(cal, NamedCalendar):
-        from .schedule import _REGISTRY
-
-        if cal.name not in _REGISTRY:
-            pc.add(
-                "dates.calendar.name",
-                f"calendar not registered; known: {sorted(_REGISTRY)}",
-                cal.name,
-            )
-            pc.raise_if_any()
-    sched = PeriodSchedule(deal.dates)
+    sched = PeriodSchedule(deal.dates, source)
     roll = deal.dates.business_day
     if sched.payment_dates[0] <= deal.dates.closing:
         pc.add(
@@ -111,6 +163,7 @@ def compile_deal(deal: Deal) -> CompiledDeal:
             break
     pool = compile_pool(deal.pool, sched, pc, lambda k, field: obligor_location(deal, k, field))
     structure = compile_structure(deal, sched, pc)
+    collateral_problems(deal, float(pool.balance.sum()), pc)
     pc.raise_if_any()
     for part in (pool, structure):
         _freeze(part)
@@ -131,6 +184,7 @@ def compile_deal(deal: Deal) -> CompiledDeal:
         account_names=tuple(a.name for a in deal.accounts),
         support_names=tuple(s.name for s in deal.support),
         trigger_names=tuple(g.name for g in deal.triggers),
+        warnings=tuple(pc.warnings),
     )
     _freeze(cd)
     return cd

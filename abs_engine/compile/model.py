@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from ..errors import ProblemCollector
+from ..errors import ArgumentTypeError, ProblemCollector, short_repr
+from ..schema.load import revalidated
 from ..schema.stochastic import BaselCorrelation, IpValueRecovery, MonteCarloScenario
 from .deal import CompiledDeal
 from .scenario import period_rate
@@ -121,7 +122,21 @@ def _threshold(cum_pd: np.ndarray, copula: int, nu: float) -> np.ndarray:
 def compile_model(cd: CompiledDeal, sc: MonteCarloScenario) -> MonteCarloModel:
     """Validate the scenario against the deal and build the kernel arrays. Raises
     ``DealError`` (naming the scenario file) for a factor matrix that is not positive
-    semi-definite, unknown sectors, and the like — before any kernel is compiled."""
+    semi-definite, unknown sectors, and the like — before any kernel is compiled. A scenario
+    changed with ``model_copy(update=...)`` is validated again."""
+    if not isinstance(cd, CompiledDeal):
+        raise ArgumentTypeError(
+            f"compile_model: cd must be a CompiledDeal (from compile_deal), got "
+            f"{short_repr(cd)} ({type(cd).__name__})"
+        )
+    if not isinstance(sc, MonteCarloScenario):
+        raise ArgumentTypeError(
+            f"compile_model: sc must be a MonteCarloScenario, got {short_repr(sc)} "
+            f"({type(sc).__name__})"
+        )
+    source = sc._source
+    sc = revalidated(sc, source)
+    sc._source = source
     pc = ProblemCollector(sc._source)
     pool = cd.pool
     n, n_t = cd.n_obligors, cd.n_periods
@@ -162,6 +177,9 @@ def compile_model(cd: CompiledDeal, sc: MonteCarloScenario) -> MonteCarloModel:
     else:
         order = dm.sector_order or list(pool.sectors)
         factor_names = tuple(order)
+        twice = sorted({s for s in order if order.count(s) > 1})
+        if twice:
+            pc.add("defaults.sector_order", f"sectors listed more than once: {twice}", order)
         missing = [s for s in pool.sectors if s not in order]
         if missing:
             pc.add("defaults.sector_order", f"sectors missing from sector_order: {missing}", order)

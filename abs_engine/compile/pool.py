@@ -4,22 +4,31 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc_
 
 from ..errors import ProblemCollector
 from ..schema.pool import (
+    KIND_BULLET,
+    KIND_EQUAL_PRINCIPAL,
+    KIND_LEVEL_PAY,
     Bullet,
     EqualPrincipal,
     FlatPd,
+    Labels,
     LevelPay,
     LicenseFeeSchedule,
     Obligor,
+    ObligorTable,
     PdTermStructure,
     Pool,
     RatingClassPd,
 )
+from ..schema.tape import MAX_TAPE_PROBLEMS
 from .schedule import PeriodSchedule
 from .valuation import ip_base_value
 
@@ -30,9 +39,14 @@ __all__ = ["CompiledPool", "compile_pool", "cumulative_pd"]
 class CompiledPool:
     """Scheduled (no default, no prepayment) cash flows of every obligor, in yuan.
 
+    Obligors in pool order: the inline ones, then the rows of a tape. The N×T arrays
+    (``sched_*``, ``cum_pd``) are built on first use and then kept (read-only): checking a deal
+    (``abs-engine validate``) never needs them, and for a large tape on a long monthly schedule
+    they are most of the memory a run takes.
+
     Attributes
     ----------
-    ids : tuple[str, ...]  (N)
+    ids, names : Labels  (N)    a sequence of str (equal to the tuple of the same strings)
     balance : float64[N]        balance at closing
     rate : float64[N]           annual obligor rate (decimal)
     sched_principal : float64[N, T]
@@ -46,19 +60,70 @@ class CompiledPool:
     sectors : tuple[str, ...]
     """
 
-    ids: tuple[str, ...]
-    names: tuple[str, ...]
+    ids: Labels
+    names: Labels
     balance: np.ndarray
     rate: np.ndarray
-    sched_principal: np.ndarray
-    sched_interest: np.ndarray
-    sched_balance_start: np.ndarray
-    cum_pd: np.ndarray
     recovery_rate: np.ndarray
     recovery_lag: np.ndarray
     ip_value: np.ndarray
     sector: np.ndarray
     sectors: tuple[str, ...]
+    _parts: _Parts = field(repr=False, compare=False)
+
+    @cached_property
+    def _flows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        q = self._parts
+        n, n_in, n_t = len(self.balance), len(q.inline_principal), len(q.accrual)
+        prin = np.zeros((n, n_t))
+        intr = np.zeros((n, n_t))
+        prin[:n_in] = q.inline_principal
+        intr[:n_in] = q.inline_interest
+        if q.table is not None:
+            _tape_schedules(q.table, q.periods_per_year, q.accrual, prin[n_in:], intr[n_in:])
+        start = _balance_start(self.balance, prin)
+        return _frozen(prin), _frozen(intr), _frozen(start)
+
+    @property
+    def sched_principal(self) -> np.ndarray:
+        return self._flows[0]
+
+    @property
+    def sched_interest(self) -> np.ndarray:
+        return self._flows[1]
+
+    @property
+    def sched_balance_start(self) -> np.ndarray:
+        return self._flows[2]
+
+    @cached_property
+    def cum_pd(self) -> np.ndarray:
+        q = self._parts
+        n, n_in = len(self.balance), len(q.inline_cum_pd)
+        out = np.zeros((n, len(q.years)))
+        out[:n_in] = q.inline_cum_pd
+        if q.table is not None:
+            _flat_pd(q.table.annual_pd, q.years, out[n_in:])
+        return _frozen(out)
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """What the N×T arrays of a :class:`CompiledPool` are built from: the inline obligors'
+    rows (computed when compiled, with their checks) and the tape's columns."""
+
+    inline_principal: np.ndarray
+    inline_interest: np.ndarray
+    inline_cum_pd: np.ndarray
+    table: ObligorTable | None
+    years: np.ndarray
+    accrual: np.ndarray
+    periods_per_year: int
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
 
 
 def cumulative_pd(horizons: list[float], cumulative: list[float], years: np.ndarray) -> np.ndarray:
@@ -144,28 +209,32 @@ def compile_pool(
 ) -> CompiledPool:
     """Build the pool arrays; problems (schedule beyond legal final, unknown PD class, duplicate
     ids, empty pool) go to ``pc``. ``locate(k, field)`` gives the (file, path) of obligor k's
-    field — the deal file or a row of the pool tape."""
+    field — the deal file or a row of the pool tape.
+
+    Inline obligors are compiled one by one; the rows of a tape (``pool.table``) as columns, with
+    the same arithmetic in the same order, so that the arrays are bitwise those the obligors'
+    models would give. Problems in tape rows are listed up to ``MAX_TAPE_PROBLEMS`` per kind,
+    then counted."""
     if locate is None:
         locate = lambda k, field: (pc.file, f"pool.obligors[{k}]" + (f".{field}" if field else ""))  # noqa: E731
     n_t = len(sched)
     obligors = pool.obligors
-    if not obligors:
+    table = pool.table
+    n_in = len(obligors)
+    n = n_in + (len(table) if table is not None else 0)
+    if not n:
         pc.add("pool.obligors", "the pool is empty: give obligors or a tape with rows", [])
-    seen: dict[str, int] = {}
-    for i, o in enumerate(obligors):
-        if o.id in seen:
-            first_file, first_path = locate(seen[o.id], "")
-            also = first_path if first_file == locate(i, "")[0] else f"{first_file}: {first_path}"
-            pc.add_at(*locate(i, "id"), f"duplicate obligor id (also {also})", o.id)
-        else:
-            seen[o.id] = i
+    inline_ids = pa.array([o.id for o in obligors], type=pa.string())
+    ids = Labels(
+        inline_ids if table is None else pa.concat_arrays([inline_ids, table.ids.arrow])
+    )
+    _check_duplicates(ids, n_in, pc, locate)
     classes = {c.name: c for c in pool.pd_classes}
     years = sched.years_from_closing()
     accrual = sched.accruals()
-    n = len(obligors)
-    prin = np.zeros((n, n_t))
-    intr = np.zeros((n, n_t))
-    cum_pd = np.zeros((n, n_t))
+    prin = np.zeros((n_in, n_t))
+    intr = np.zeros((n_in, n_t))
+    cum_pd = np.zeros((n_in, n_t))
     sectors: list[str] = []
     sector_idx = np.zeros(n, dtype=np.int64)
     for i, o in enumerate(obligors):
@@ -192,26 +261,210 @@ def compile_pool(
         if o.sector not in sectors:
             sectors.append(o.sector)
         sector_idx[i] = sectors.index(o.sector)
-    balance = np.array([o.balance for o in obligors], dtype=np.float64)
-    bal_start = balance[:, None] - np.concatenate(
-        [np.zeros((n, 1)), np.cumsum(prin, axis=1)[:, :-1]], axis=1
-    )
     default_rec = pool.recovery
-    rec_rate = np.array([(o.recovery or default_rec).rate for o in obligors], dtype=np.float64)
-    rec_lag = np.array([(o.recovery or default_rec).lag_periods for o in obligors], dtype=np.int64)
-    ip_value = np.array([ip_base_value(o.collateral) for o in obligors], dtype=np.float64)
+    balance = np.empty(n)
+    rate = np.empty(n)
+    rec_rate = np.empty(n)
+    rec_lag = np.empty(n, dtype=np.int64)
+    ip_value = np.empty(n)
+    for i, o in enumerate(obligors):
+        balance[i] = o.balance
+        rate[i] = o.rate
+        rec_rate[i] = (o.recovery or default_rec).rate
+        rec_lag[i] = (o.recovery or default_rec).lag_periods
+        ip_value[i] = ip_base_value(o.collateral)
+    names = pa.array([o.name for o in obligors], type=pa.string())
+    if table is not None:
+        _check_tape_schedules(table, n_t, pc, n_in, locate)
+        rows = slice(n_in, n)
+        code = np.empty(len(table.sectors), dtype=np.int64)
+        for k, name in enumerate(table.sectors):  # merged in order of first appearance
+            if name not in sectors:
+                sectors.append(name)
+            code[k] = sectors.index(name)
+        sector_idx[rows] = code[table.sector_code]
+        balance[rows] = table.balance
+        rate[rows] = table.rate
+        own = table.recovery_lag >= 0
+        rec_rate[rows] = np.where(own, table.recovery_rate, default_rec.rate)
+        rec_lag[rows] = np.where(own, table.recovery_lag, default_rec.lag_periods)
+        ip_value[rows] = table.appraisal
+        names = pa.concat_arrays([names, table.names.arrow])
+    parts = _Parts(
+        inline_principal=_frozen(prin),
+        inline_interest=_frozen(intr),
+        inline_cum_pd=_frozen(cum_pd),
+        table=table,
+        years=_frozen(years),
+        accrual=_frozen(accrual),
+        periods_per_year=sched.periods_per_year,
+    )
     return CompiledPool(
-        ids=tuple(o.id for o in obligors),
-        names=tuple(o.name for o in obligors),
+        ids=ids,
+        names=Labels(names),
         balance=balance,
-        rate=np.array([o.rate for o in obligors], dtype=np.float64),
-        sched_principal=prin,
-        sched_interest=intr,
-        sched_balance_start=np.maximum(bal_start, 0.0),
-        cum_pd=cum_pd,
+        rate=rate,
         recovery_rate=rec_rate,
         recovery_lag=rec_lag,
         ip_value=ip_value,
         sector=sector_idx,
         sectors=tuple(sectors),
+        _parts=parts,
     )
+
+
+def _balance_start(balance: np.ndarray, prin: np.ndarray) -> np.ndarray:
+    """Scheduled balance at the start of each period, floored at 0: balance less the principal
+    of the periods before (a running sum along each row, computed in place)."""
+    n, n_t = prin.shape
+    out = np.empty((n, n_t))
+    out[:, 0] = 0.0
+    if n_t > 1:
+        np.cumsum(prin[:, :-1], axis=1, out=out[:, 1:])
+    np.subtract(balance[:, None], out, out=out)
+    np.maximum(out, 0.0, out=out)
+    return out
+
+
+def _check_duplicates(
+    ids: Labels, n_in: int, pc: ProblemCollector, locate: Callable[[int, str], tuple[str, str]]
+) -> None:
+    """Every repeat of an id, at the repeat, naming the first one (tape rows: the first
+    ``MAX_TAPE_PROBLEMS``, then a count)."""
+    arr = ids.arrow
+    if len(arr) < 2 or pc_.count_distinct(arr, mode="all").as_py() == len(arr):
+        return
+    codes = np.asarray(arr.dictionary_encode().indices.to_numpy(zero_copy_only=False))
+    _, first = np.unique(codes, return_index=True)
+    repeats = np.flatnonzero(first[codes] != np.arange(len(codes)))
+    capped = _Capped(pc, "duplicate obligor ids")
+    for i in repeats.tolist():
+        first_file, first_path = locate(int(first[codes[i]]), "")
+        file, path = locate(i, "id")
+        also = first_path if first_file == file else f"{first_file}: {first_path}"
+        capped.add(i >= n_in, file, path, f"duplicate obligor id (also {also})", ids[i])
+    capped.close()
+
+
+class _Capped:
+    """Problems of one kind: all of those in the deal file, the first ``MAX_TAPE_PROBLEMS``
+    of those in a tape, then one line counting the rest."""
+
+    def __init__(self, pc: ProblemCollector, what: str):
+        self.pc, self.what, self.listed, self.more = pc, what, 0, 0
+        self.file = ""
+
+    def add(self, in_tape: bool, file: str, path: str, msg: str, value: object) -> None:
+        if in_tape and self.listed >= MAX_TAPE_PROBLEMS:
+            self.more += 1
+            self.file = file
+            return
+        self.listed += in_tape
+        self.pc.add_at(file, path, msg, value)
+
+    def close(self, more: int = 0, file: str = "") -> None:
+        total = self.more + more
+        if total:
+            msg = f"{total:,} more {self.what} not listed"
+            self.pc.add_at(self.file or file, "<rows>", msg)
+
+
+def _check_tape_schedules(
+    t: ObligorTable,
+    n_t: int,
+    pc: ProblemCollector,
+    offset: int,
+    locate: Callable[[int, str], tuple[str, str]],
+) -> None:
+    """Schedules that run past legal final, as :func:`_amortize` reports them."""
+    last = t.first_period + t.n_periods - 1  # 1-based; both at most MAX_COUNT: no overflow
+    beyond = np.flatnonzero(last > n_t)
+    if not len(beyond):
+        return
+    capped = _Capped(pc, "schedules beyond legal_final")
+    for k in beyond[:MAX_TAPE_PROBLEMS].tolist():
+        capped.add(
+            True,
+            *locate(offset + k, "amortization"),
+            f"schedule runs to period {int(last[k])} but the deal has {n_t} periods up "
+            "to legal_final",
+            {"first_period": int(t.first_period[k]), "n_periods": int(t.n_periods[k])},
+        )
+    capped.close(max(0, len(beyond) - MAX_TAPE_PROBLEMS), t.file)
+
+
+def _tape_schedules(
+    t: ObligorTable,
+    periods_per_year: int,
+    accrual: np.ndarray,
+    prin: np.ndarray,
+    intr: np.ndarray,
+) -> None:
+    """Fill ``prin`` and ``intr`` (the tape's rows) as :func:`_amortize` does obligor by
+    obligor: the same operations in the same order, one period at a time over all rows. Rows
+    whose schedule runs past legal final stay zero (the compile reported them)."""
+    n_t = len(accrual)
+    first0 = t.first_period - 1
+    last = first0 + t.n_periods - 1
+    within = last < n_t
+    bal0 = t.balance
+    per_period = t.rate / periods_per_year
+    pay = _level_payment(t, per_period)
+    bullet = t.kind == KIND_BULLET
+    equal = t.kind == KIND_EQUAL_PRINCIPAL
+    instalment = bal0 / t.n_periods
+    bal = bal0.copy()
+    for p in range(n_t):
+        alive = within & (p <= last)
+        if not alive.any():
+            break
+        intr[:, p] = np.where(alive, bal * (t.rate * accrual[p]), 0.0)
+        paying = alive & (p >= first0)
+        before_last = p < last
+        amount = np.where(
+            bullet,
+            np.where(before_last, 0.0, bal),
+            np.where(
+                equal,
+                np.where(before_last, instalment, bal),
+                np.where(before_last, pay - bal * per_period, bal),
+            ),
+        )
+        prin[:, p] = np.where(paying, amount, 0.0)
+        bal = np.where(paying, bal - amount, bal)
+
+
+def _level_payment(t: ObligorTable, per_period: np.ndarray) -> np.ndarray:
+    """The level payment of each level-pay row (0 elsewhere), as :func:`_amortize` computes
+    it: the annuity factor with ``math.log1p``/``math.expm1`` once per distinct (n, rate)."""
+    pay = np.zeros(len(t))
+    rows = np.flatnonzero(t.kind == KIND_LEVEL_PAY)
+    if not len(rows):
+        return pay
+    n = t.n_periods[rows]
+    r = per_period[rows]
+    keys, inverse = np.unique(np.stack([n.astype(np.float64), r]), axis=1, return_inverse=True)
+    annuity = np.array(
+        [-math.expm1(-int(kn) * math.log1p(kr)) for kn, kr in keys.T.tolist()], dtype=np.float64
+    )[inverse.reshape(-1)]
+    bal = t.balance[rows]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pay[rows] = np.where(annuity <= n * 1e-15, bal / n, bal * r / annuity)
+    return pay
+
+
+#: distinct flat PDs of a tape computed one by one, exactly as an inline obligor's (beyond this
+#: many, all at once: the same power function)
+_PD_ONE_BY_ONE = 10_000
+
+
+def _flat_pd(annual: np.ndarray, years: np.ndarray, out: np.ndarray) -> None:
+    """``out[k] = 1 - (1 - annual[k]) ** years``, once per distinct PD."""
+    values, inverse = np.unique(annual, return_inverse=True)
+    if len(values) <= _PD_ONE_BY_ONE:
+        curves = np.empty((len(values), len(years)))
+        for k, a in enumerate(values.tolist()):
+            curves[k] = 1.0 - (1.0 - a) ** years
+    else:
+        curves = 1.0 - (1.0 - values)[:, None] ** years[None, :]
+    np.take(curves, inverse.reshape(-1), axis=0, out=out)

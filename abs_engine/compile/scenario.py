@@ -23,8 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ProblemCollector
+from ..errors import ArgumentTypeError, InputError, ProblemCollector, short_repr
 from ..kernels import layout as L
+from ..schema.load import revalidated
 from ..schema.scenario import CdrDefaults, CumulativeDefaults, DeterministicScenario
 from .deal import CompiledDeal
 
@@ -68,6 +69,36 @@ def period_rate(annual: float | list[float], n_t: int, periods_per_year: int) ->
     return 1.0 - (1.0 - out) ** (1.0 / periods_per_year)
 
 
+def checked_scenarios(
+    cd: CompiledDeal, scenarios: Sequence[DeterministicScenario]
+) -> list[DeterministicScenario]:
+    """Argument checks of :func:`deterministic_flows`; each scenario validated again (one
+    changed with ``model_copy(update=...)`` skipped pydantic's checks), its file name kept."""
+    if not isinstance(cd, CompiledDeal):
+        raise ArgumentTypeError(
+            f"deterministic_flows: cd must be a CompiledDeal, got {short_repr(cd)} "
+            f"({type(cd).__name__})"
+        )
+    if isinstance(scenarios, DeterministicScenario) or not isinstance(scenarios, Sequence):
+        raise ArgumentTypeError(
+            "deterministic_flows: scenarios must be a list of DeterministicScenario, got "
+            f"{short_repr(scenarios)} ({type(scenarios).__name__})"
+        )
+    if not scenarios:
+        raise InputError("deterministic_flows: scenarios is empty; give at least one scenario")
+    out = []
+    for k, sc in enumerate(scenarios):
+        if not isinstance(sc, DeterministicScenario):
+            raise ArgumentTypeError(
+                f"deterministic_flows: scenarios[{k}] must be a DeterministicScenario, got "
+                f"{short_repr(sc)} ({type(sc).__name__})"
+            )
+        fresh = revalidated(sc, scenario_source(sc))
+        fresh._source = scenario_source(sc)
+        out.append(fresh)
+    return out
+
+
 def _one(
     cd: CompiledDeal, sc: DeterministicScenario, pc: ProblemCollector
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
@@ -93,6 +124,16 @@ def _one(
 
     forced = np.zeros((n, n_t), dtype=bool)
     order = np.argsort(-pool.balance, kind="stable")
+    owner = np.full(n, -1, dtype=np.int64)  # the obligor_defaults entry defaulting each obligor
+
+    def claim(rows: np.ndarray, k: int, path: str, value: object) -> None:
+        taken = rows[owner[rows] >= 0]
+        if len(taken):  # an obligor can default only once
+            i = int(taken[0])
+            why = f"obligor {pool.ids[i]!r} already defaults in obligor_defaults[{owner[i]}]"
+            pc.add(f"obligor_defaults[{k}].{path}", why, value)
+        owner[rows[owner[rows] < 0]] = k
+
     for k, ev in enumerate(sc.obligor_defaults):
         if ev.period > n_t:
             pc.add(f"obligor_defaults[{k}].period", f"after the last period ({n_t})", ev.period)
@@ -101,6 +142,7 @@ def _one(
             if ev.obligor not in pool.ids:
                 pc.add(f"obligor_defaults[{k}].obligor", "unknown obligor id", ev.obligor)
                 continue
+            claim(np.array([pool.ids.index(ev.obligor)]), k, "obligor", ev.obligor)
             forced[pool.ids.index(ev.obligor), ev.period - 1] = True
         else:
             assert ev.largest is not None
@@ -109,6 +151,7 @@ def _one(
                     f"obligor_defaults[{k}].largest", f"the pool has only {n} obligors", ev.largest
                 )
                 continue
+            claim(order[: ev.largest], k, "largest", ev.largest)
             forced[order[: ev.largest], ev.period - 1] = True
 
     if sc.recovery is not None:
@@ -174,6 +217,7 @@ def deterministic_flows(cd: CompiledDeal, scenarios: Sequence[DeterministicScena
     """Pool flows for each scenario (one path per scenario). Problems that need the deal
     (unknown obligor or support, vectors longer than the deal) raise a ``DealError`` naming the
     scenario file."""
+    scenarios = checked_scenarios(cd, scenarios)
     out = []
     for sc in scenarios:
         pc = ProblemCollector(scenario_source(sc))

@@ -8,9 +8,12 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..errors import ArgumentTypeError, DealError, InputError, short_repr
 from ..schema.dates import PERIODS_PER_YEAR, Dates, HolidayCalendar, NamedCalendar
 
 __all__ = [
+    "MAX_PERIODS",
+    "MAX_ROLL_DAYS",
     "PeriodSchedule",
     "add_months",
     "adjust",
@@ -23,9 +26,40 @@ __all__ = [
 BusinessDayFn = Callable[[dt.date], bool]
 _REGISTRY: dict[str, BusinessDayFn] = {}
 
+#: the most payment periods a deal may have (a century of monthly payments)
+MAX_PERIODS = 1200
+#: a business-day roll gives up when no business day lies within this many days
+MAX_ROLL_DAYS = 366
+
+
+class CalendarError(Exception):
+    """A date that cannot be rolled to a business day, or a calendar function that fails;
+    :class:`PeriodSchedule` turns it into a :class:`~abs_engine.errors.DealError` naming the
+    deal's field."""
+
+
+class CalendarFault(CalendarError):
+    """A registered calendar function that raises or answers something other than a bool."""
+
 
 def register_calendar(name: str, is_business_day: BusinessDayFn) -> None:
-    """Make a calendar available to deal files as ``calendar = {kind = "named", name = ...}``."""
+    """Make a calendar available to deal files as ``calendar = {kind = "named", name = ...}``.
+
+    ``is_business_day(date) -> bool``. A calendar that raises, answers anything but True or
+    False, or has no business day within :data:`MAX_ROLL_DAYS` days of a payment date makes
+    ``compile_deal`` fail with a ``DealError`` naming ``dates.calendar``."""
+    if not isinstance(name, str):
+        raise ArgumentTypeError(
+            f"register_calendar: name must be a string, got {short_repr(name)} "
+            f"({type(name).__name__})"
+        )
+    if not name.strip():
+        raise InputError("register_calendar: name must not be empty")
+    if not callable(is_business_day):
+        raise ArgumentTypeError(
+            "register_calendar: is_business_day must be a function of a date returning "
+            f"True or False, got {short_repr(is_business_day)} ({type(is_business_day).__name__})"
+        )
     _REGISTRY[name] = is_business_day
 
 
@@ -41,9 +75,31 @@ def calendar_fn(spec: object) -> BusinessDayFn:
         return lambda d: d in work or (d.weekday() < 5 and d not in hols)
     if isinstance(spec, NamedCalendar):
         if spec.name not in _REGISTRY:
-            raise KeyError(spec.name)
-        return _REGISTRY[spec.name]
+            raise CalendarError(f"calendar not registered; known: {sorted(_REGISTRY)}")
+        return _checked(_REGISTRY[spec.name], spec.name)
     return _weekends
+
+
+def _checked(fn: BusinessDayFn, name: str) -> BusinessDayFn:
+    """A registered calendar whose failures (an exception, an answer that is not a bool)
+    become :class:`CalendarError`."""
+
+    def is_business_day(d: dt.date) -> bool:
+        try:
+            out = fn(d)
+        except Exception as exc:
+            text = str(exc).splitlines()[0] if str(exc) else ""
+            raise CalendarFault(
+                f"calendar {name!r} failed on {d}: {type(exc).__name__}: {text}"[:300]
+            ) from None
+        if not isinstance(out, bool | np.bool_):
+            raise CalendarFault(
+                f"calendar {name!r} answered {short_repr(out)} for {d}; it must return "
+                "True or False"
+            )
+        return bool(out)
+
+    return is_business_day
 
 
 def add_months(d: dt.date, months: int, day: int | None = None) -> dt.date:
@@ -55,24 +111,38 @@ def add_months(d: dt.date, months: int, day: int | None = None) -> dt.date:
     return dt.date(year, month, min(day or d.day, last))
 
 
+def _search(d: dt.date, step: int, is_business_day: BusinessDayFn) -> dt.date:
+    """The first business day after (step 1) or before (step -1) ``d``, looking at most
+    :data:`MAX_ROLL_DAYS` days; :class:`CalendarError` past the calendar's end or beyond."""
+    x = d
+    for _ in range(MAX_ROLL_DAYS):
+        try:
+            x = x + dt.timedelta(days=step)
+        except OverflowError:
+            edge = "after 9999-12-31" if step > 0 else "before 0001-01-01"
+            raise CalendarError(f"rolling {d} would need a business day {edge}") from None
+        if is_business_day(x):
+            return x
+    side = "after" if step > 0 else "before"
+    raise CalendarError(f"the calendar has no business day within {MAX_ROLL_DAYS} days {side} {d}")
+
+
 def adjust(d: dt.date, roll: str, is_business_day: BusinessDayFn) -> dt.date:
     """Roll a date to a business day: following, modified following (stay in the month,
-    else roll back), preceding, or none."""
+    else roll back), preceding, or none. Raises :class:`CalendarError` when no business day
+    lies within :data:`MAX_ROLL_DAYS` days or the roll would leave the years 1–9999."""
     if roll == "none" or is_business_day(d):
         return d
-    one = dt.timedelta(days=1)
     if roll == "preceding":
-        x = d
-        while not is_business_day(x):
-            x -= one
-        return x
-    x = d
-    while not is_business_day(x):
-        x += one
+        return _search(d, -1, is_business_day)
+    try:
+        x = _search(d, 1, is_business_day)
+    except CalendarError:
+        if roll != "modified_following":
+            raise
+        return _search(d, -1, is_business_day)
     if roll == "modified_following" and x.month != d.month:
-        x = d
-        while not is_business_day(x):
-            x -= one
+        return _search(d, -1, is_business_day)
     return x
 
 
@@ -103,25 +173,60 @@ class PeriodSchedule:
     periods_per_year : int
     """
 
-    def __init__(self, dates: Dates):
-        is_bd = calendar_fn(dates.calendar)
+    def __init__(self, dates: Dates, source: str = "<memory>"):
         step = 12 // PERIODS_PER_YEAR[dates.frequency]
-        fp = dates.first_payment
+        fp, lf = dates.first_payment, dates.legal_final
+        months = (lf.year - fp.year) * 12 + (lf.month - fp.month)
+        if months // step + 1 > MAX_PERIODS:
+            raise DealError.one(
+                source,
+                "dates.legal_final",
+                f"{dates.frequency} payments from first_payment {fp} to legal_final {lf} make "
+                f"about {months // step + 1:,} periods; at most {MAX_PERIODS:,}",
+                lf.isoformat(),
+            )
+        try:
+            is_bd = calendar_fn(dates.calendar)
+        except CalendarError as exc:
+            cal = dates.calendar
+            raise DealError.one(
+                source, "dates.calendar.name", str(exc), getattr(cal, "name", None)
+            ) from None
         # end-of-month rule: a first payment on a month's last day keeps later dates on month ends
         eom = fp.day == _calendar.monthrange(fp.year, fp.month)[1]
         unadj: list[dt.date] = []
         k = 0
         while True:
-            d = add_months(fp, step * k, 31 if eom else fp.day)
-            if d >= dates.legal_final:
+            try:
+                d = add_months(fp, step * k, 31 if eom else fp.day)
+            except ValueError:  # past 9999-12-31: beyond legal final anyway
+                break
+            if d >= lf:
                 break
             unadj.append(d)
             k += 1
-        unadj.append(dates.legal_final)
+        unadj.append(lf)
         self.periods_per_year = PERIODS_PER_YEAR[dates.frequency]
         self.closing = dates.closing
         self.unadjusted = unadj
-        self.payment_dates = [adjust(d, dates.business_day, is_bd) for d in unadj]
+        self.payment_dates = []
+        for k, d in enumerate(unadj):
+            try:
+                self.payment_dates.append(adjust(d, dates.business_day, is_bd))
+            except CalendarFault as exc:
+                cal_name = getattr(dates.calendar, "name", None)
+                raise DealError.one(source, "dates.calendar.name", str(exc), cal_name) from None
+            except CalendarError as exc:
+                if k == len(unadj) - 1:
+                    field, value = "dates.legal_final", lf.isoformat()
+                elif k == 0:
+                    field, value = "dates.first_payment", fp.isoformat()
+                else:
+                    field, value = "dates.calendar", d.isoformat()
+                msg = (
+                    f"period {k + 1}'s payment date cannot be rolled ({dates.business_day}): {exc}"
+                )
+                raise DealError.one(source, field, msg, value) from None
         self.accrual_start = [dates.closing, *self.payment_dates[:-1]]
         self.accrual_end = list(self.payment_dates)
         self.day_count = dates.day_count
@@ -157,5 +262,5 @@ class PeriodSchedule:
         return len(self.unadjusted)
 
 
-def build_schedule(dates: Dates) -> PeriodSchedule:
-    return PeriodSchedule(dates)
+def build_schedule(dates: Dates, source: str = "<memory>") -> PeriodSchedule:
+    return PeriodSchedule(dates, source)

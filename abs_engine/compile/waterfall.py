@@ -105,6 +105,59 @@ def _unique(names: list[str], what: str, pc: ProblemCollector) -> dict[str, int]
     return out
 
 
+#: steps that pay from the available funds: after a ``pay_residual`` step they get nothing
+_PAYING_STEPS = (PayFee, PayInterest, PayPrincipal, FundReserve, PayResidual)
+
+
+def _residual_warnings(
+    deal: Deal, steps: list[Step], wname: str, tr_idx: dict[str, int], pc: ProblemCollector
+) -> None:
+    """Warnings (allowed, probably wrong) about a waterfall's ``pay_residual`` steps: none at
+    all (cash left after the last step is released from the deal, the ``cash_released`` line);
+    a paying step after it (it pays every yuan left, so those steps only ever get what a later
+    draw brings in); a residual tranche that is not the deal's equity (it has a coupon, or its
+    principal is not ``residual``)."""
+    where = [k for k, st in enumerate(steps) if isinstance(st, PayResidual)]
+    if not where:
+        pc.warn(
+            wname,
+            "no pay_residual step: cash left after the last step is released from the deal "
+            "(reported as cash_released), not paid to any tranche",
+        )
+        return
+    k0 = where[0]
+    later: dict[str, int] = {}  # kind of each paying step after it → its first index
+    for k, st in enumerate(steps):
+        if k > k0 and isinstance(st, _PAYING_STEPS):
+            later.setdefault(st.kind, k)
+    if later:
+        shown = ", ".join(f"{kind} ({wname}[{k}])" for kind, k in later.items())
+        pc.warn(
+            f"{wname}[{k0}]",
+            f"pay_residual pays every yuan left, but it comes before {shown}: "
+            "those steps get only cash that a later draw brings in; make pay_residual the last "
+            "step",
+            "pay_residual",
+        )
+    for k in where:
+        st = steps[k]
+        assert isinstance(st, PayResidual)
+        j = tr_idx.get(st.tranche)
+        if j is None:
+            continue  # reported as an error
+        tr = deal.tranches[j]
+        if tr.coupon.kind != "none" or tr.principal != "residual":
+            what = (
+                f"a {tr.coupon.kind} coupon" if tr.coupon.kind != "none" else "no coupon"
+            ) + f" and principal = {tr.principal!r}"
+            pc.warn(
+                f"{wname}[{k}].tranche",
+                f"pay_residual pays the excess cash to tranche {tr.name!r}, which has {what}; the "
+                "residual is normally the equity tranche (principal = 'residual', no coupon)",
+                st.tranche,
+            )
+
+
 def compile_structure(deal: Deal, sched: PeriodSchedule, pc: ProblemCollector) -> StructureArrays:
     n_t = len(sched)
     tr_idx = _unique([t.name for t in deal.tranches], "tranches", pc)
@@ -117,7 +170,12 @@ def compile_structure(deal: Deal, sched: PeriodSchedule, pc: ProblemCollector) -
 
     def tranche_list(names: list[str], path: str) -> list[int]:
         out = []
+        first: dict[str, int] = {}
         for k, nm in enumerate(names):
+            if nm in first:
+                pc.add(f"{path}[{k}]", f"tranche named twice (also {path}[{first[nm]}])", nm)
+                continue
+            first[nm] = k
             if nm not in tr_idx:
                 pc.add(f"{path}[{k}]", f"unknown tranche; tranches are {list(tr_idx)}", nm)
             else:
@@ -356,6 +414,7 @@ def compile_structure(deal: Deal, sched: PeriodSchedule, pc: ProblemCollector) -
                     )
                 else:
                     row[L.OPC_A] = tr_idx[st.tranche]
+        _residual_warnings(deal, steps, wname, tr_idx, pc)
         if w == L.STATUS_NORMAL:
             for j, tr in enumerate(deal.tranches):
                 if j not in all_principal and tr.balance > 0:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -40,16 +40,38 @@ def _to_date(value: Any) -> Any:
 
 Date = Annotated[dt.date, BeforeValidator(_to_date)]
 
+
+def _strict_one(value: Any) -> Any:
+    # ``Literal[1]`` alone takes True and 1.0 for 1: the schema version must be the integer 1.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("schema_version must be the integer 1")
+    return value
+
+
+#: ``schema_version``: the integer 1 (not ``true``, not ``1.0``, not ``"1"``).
+SchemaVersion = Annotated[Literal[1], BeforeValidator(_strict_one)]
+
+#: The largest amount of money accepted anywhere (yuan): far above any deal, and small enough that
+#: sums of many such amounts stay finite and exact to the yuan in float64.
+MAX_AMOUNT = 1e15
+#: The largest count (periods, obligors named, consecutive periods...) a field takes: keeps every
+#: count inside the kernels' int64 tables.
+MAX_COUNT = 1_000_000_000
+
 #: A float that refuses strings ("0.0279" in quotes is an error, not a coupon); ints are fine.
 Num = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 #: A non-negative amount of money, in yuan.
-Money = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
+Money = Annotated[float, Field(strict=True, ge=0, le=MAX_AMOUNT, allow_inf_nan=False)]
 #: A probability or share in [0, 1].
 Share = Annotated[float, Field(strict=True, ge=0, le=1, allow_inf_nan=False)]
 #: An annual rate as a decimal (0.0279 for 2.79%); negative rates allowed for base rates only.
 Rate = Annotated[float, Field(strict=True, ge=-0.05, le=1.0, allow_inf_nan=False)]
 #: A non-negative annual rate (obligor rates, fixed coupons, fee rates).
 NonNegRate = Annotated[float, Field(strict=True, ge=0, le=1.0, allow_inf_nan=False)]
-PosInt = Annotated[int, Field(strict=True, ge=1)]
-NonNegInt = Annotated[int, Field(strict=True, ge=0)]
+PosInt = Annotated[int, Field(strict=True, ge=1, le=MAX_COUNT)]
+NonNegInt = Annotated[int, Field(strict=True, ge=0, le=MAX_COUNT)]
+#: A true/false flag: ``true``/``false`` only (not 1, 0, "yes").
+Bool = Annotated[bool, Field(strict=True)]
+#: A finite positive number (no upper bound but infinity).
+PosNum = Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)]
 Name = Annotated[str, Field(strict=True, min_length=1, max_length=64, pattern=r"^[^\s].*$")]

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field, PrivateAttr
 
-from .common import Model, Name, Rate
+from .common import Model, Name, Rate, SchemaVersion
 from .dates import Dates
 from .pool import Pool
 from .support import Support
@@ -22,8 +20,10 @@ class Deal(Model):
     _source: str = PrivateAttr(default="<memory>")
     #: where pool.obligors[k] came from: (file, path prefix) for tape rows, None for inline
     _origins: list[tuple[str, str] | None] = PrivateAttr(default_factory=list)
+    #: identity fingerprint recorded when validated (see schema.load.revalidated_deal)
+    _fingerprint: int | None = PrivateAttr(default=None)
 
-    schema_version: Literal[1]
+    schema_version: SchemaVersion
     name: Name
     description: str = ""
     currency: str = "CNY"

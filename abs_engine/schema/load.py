@@ -5,46 +5,241 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
+import re
+import stat
 import tomllib
+import warnings
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 from pydantic import BaseModel, ValidationError
 
-from ..errors import DealError, Problem, format_loc
+from ..errors import DealError, Problem, check_path, format_loc
 from .deal import Deal
-from .pool import Obligor
+from .pool import ObligorTable
 from .scenario import DeterministicScenario
+from .tape import TAPE_OPTIONAL, TAPE_REQUIRED, read_tape_columns  # noqa: F401 (re-exported)
 
 M = TypeVar("M", bound=BaseModel)
+_PROBLEM_NO_VALUE = Problem("", "", "").value  # the "no value" marker of Problem
 
 _MISSING = object()
 
+#: Deal and scenario documents nest a handful of levels. Deeper nesting (brackets, braces or
+#: dotted keys) is refused before parsing: it would exhaust the JSON parser's recursion, and
+#: TOML's dotted keys cost time and memory quadratic in their depth.
+MAX_NESTING = 64
+#: The largest deal or scenario file read (bytes); a pool of that size belongs in a tape.
+MAX_DOCUMENT_BYTES = 512 * 2**20
+
+
+def require_file(
+    p: Path,
+    what: str = "file",
+    *,
+    file: str | Path | None = None,
+    field: str | None = None,
+    value: Any = _MISSING,
+) -> int:
+    """Check that ``p`` is a regular file that exists (no folder, device or broken path) and
+    return its size in bytes; else a :class:`DealError` saying why — at ``file``'s ``field``
+    when the path was written in another file (a deal's ``pool.tape.path``), else at ``p``."""
+
+    def fail(reason: str, prefix: bool = True) -> DealError:
+        text = f"{what} {reason}" if prefix else reason
+        if field is not None:
+            return DealError.one(file if file is not None else p, field, text, value)
+        return DealError.one(p, "<file>", text)
+
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise fail("not found" + (f" (looked for {p})" if field is not None else "")) from None
+    except NotADirectoryError:
+        raise fail("not found (a folder on its path is a file)") from None
+    except PermissionError:
+        raise fail("cannot be opened: permission denied on a folder of its path") from None
+    except OSError as exc:  # ENAMETOOLONG, ELOOP, EIO...
+        raise fail(f"cannot be opened: {exc.strerror or exc}") from None
+    except ValueError as exc:  # a NUL character
+        raise fail(f"has an invalid path: {exc}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise fail(f"the path is a folder, not a {what}", prefix=False)
+    if not stat.S_ISREG(st.st_mode):
+        raise fail("the path is not a regular file but a device, pipe or socket", prefix=False)
+    return int(st.st_size)
+
+
+def is_file(p: Path) -> bool:
+    """``Path.is_file`` that answers False, instead of raising, for paths the system refuses
+    (too long, a NUL character, a loop of links)."""
+    try:
+        return p.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+#: strings (TOML's four kinds, JSON's one) and TOML comments: what the nesting scan skips
+_STRINGS_AND_COMMENTS = re.compile(
+    r'''"""(?:[^"\\]|\\[\s\S]|"(?!""))*"""|'''
+    r"'''[\s\S]*?'''|"
+    r""""(?:[^"\\\n]|\\.)*"|"""
+    r"'[^'\n]*'|"
+    r"#[^\n]*"
+)
+#: more than MAX_NESTING dots in one key (no separator between them)
+_DOTTED = re.compile(rf"(?:[^\n=,\[\]{{}}.]*\.){{{MAX_NESTING + 1}}}")
+
+
+def _nesting(text: str, dotted_keys: bool = True) -> tuple[int, bool]:
+    """(deepest bracket/brace nesting, whether a key has more than :data:`MAX_NESTING` dotted
+    parts) of a TOML or JSON text, skipping strings and comments — without parsing it."""
+    brackets = max(text.count("["), text.count("{")) > MAX_NESTING
+    dots = dotted_keys and text.count(".") > MAX_NESTING
+    if not (brackets or dots):
+        return 0, False  # cannot be too deep: nothing to scan
+    bare = _STRINGS_AND_COMMENTS.sub("", text)
+    deepest = 0
+    if brackets:
+        b = np.frombuffer(bare.encode("utf-8"), dtype=np.uint8)
+        step = (
+            (b == ord("[")).astype(np.int64) + (b == ord("{")) - (b == ord("]")) - (b == ord("}"))
+        )
+        deepest = int(np.cumsum(step).max(initial=0))
+    return deepest, bool(dots and _DOTTED.search(bare))
+
+
+class _DuplicateKeys(dict):
+    """A JSON object in which a key was repeated (``dups`` lists them)."""
+
+    dups: list[str]
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        dups = []
+        for k, _ in pairs:
+            if k in seen and k not in dups:
+                dups.append(k)
+            seen.add(k)
+        marked = _DuplicateKeys(out)
+        marked.dups = dups
+        return marked
+    return out
+
+
+class _JsonConstant(ValueError):
+    pass
+
+
+def _json_constant(name: str) -> Any:
+    raise _JsonConstant(name)
+
+
+def _duplicate_key_problems(data: Any, file: str) -> list[Problem]:
+    """Every repeated key in a parsed JSON document, with its field path."""
+    out: list[Problem] = []
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(data, ())]
+    while stack:
+        node, loc = stack.pop()
+        if isinstance(node, _DuplicateKeys):
+            for k in node.dups:
+                out.append(
+                    Problem(
+                        file,
+                        format_loc((*loc, k)),
+                        "duplicate key: a JSON object names it more than once (the parser would "
+                        "keep only the last)",
+                        k,
+                    )
+                )
+        if isinstance(node, dict):
+            stack.extend((v, (*loc, k)) for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend((v, (*loc, i)) for i, v in enumerate(node))
+    return sorted(out, key=lambda pr: pr.path)
+
 
 def read_document(path: str | Path) -> dict[str, Any]:
-    """Parse a TOML (``.toml``) or JSON (``.json``) file into a dict; errors name the file."""
-    p = Path(path)
-    if not p.is_file():
-        raise DealError.one(p, "<file>", "file not found")
+    """Parse a TOML (``.toml``) or JSON (``.json``) file into a dict; errors name the file.
+
+    Refused with a :class:`DealError`: a missing, unreadable, empty, binary or non-UTF-8 file, a
+    folder, nesting deeper than :data:`MAX_NESTING`, a JSON object that repeats a key, and
+    ``NaN``/``Infinity`` in JSON."""
+    p = check_path(path, "read_document", "path")
     suffix = p.suffix.lower()
+    size = require_file(p)
+    if suffix not in (".toml", ".json"):
+        raise DealError.one(p, "<file>", "unknown file type; expected .toml or .json", p.suffix)
+    if size > MAX_DOCUMENT_BYTES:
+        raise DealError.one(
+            p,
+            "<file>",
+            f"file too large for a deal or scenario ({size:,} bytes; at most "
+            f"{MAX_DOCUMENT_BYTES:,}): put a large pool in a tape file",
+        )
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:  # permission denied, EIO, a file replaced by a folder...
+        raise DealError.one(p, "<file>", f"cannot read the file: {exc.strerror or exc}") from None
+    if not raw.strip():
+        raise DealError.one(p, "<file>", "the file is empty")
+    nul = raw.find(b"\x00")
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise DealError.one(p, "<syntax>", "UTF-16 text, not UTF-8; save it as UTF-8")
+    if nul >= 0:
+        why = f"binary data (a NUL byte at byte {nul:,}), not a text file"
+        raise DealError.one(p, "<file>", why)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        bad = raw[exc.start : exc.start + 4]
+        raise DealError.one(
+            p, "<syntax>", f"not UTF-8 text (byte {exc.start:,} is {bad!r}); save it as UTF-8"
+        ) from None
+    deepest, dotted = _nesting(text, dotted_keys=suffix == ".toml")
+    if deepest > MAX_NESTING or dotted:
+        what = "brackets or braces" if deepest > MAX_NESTING else "dotted key parts"
+        raise DealError.one(
+            p, "<syntax>", f"nested too deeply: more than {MAX_NESTING} levels of {what}"
+        )
+    repeated: list[bool] = []  # set when a JSON object repeats a key
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out = _json_object(pairs)
+        if isinstance(out, _DuplicateKeys):
+            repeated.append(True)
+        return out
+
     try:
         if suffix == ".toml":
-            with p.open("rb") as fh:
-                return tomllib.load(fh)
-        if suffix == ".json":
-            with p.open("rb") as fh:
-                data = json.load(fh)
-            if not isinstance(data, dict):
-                raise DealError.one(p, "<root>", "expected a JSON object at the top level")
-            return data
+            return tomllib.loads(text)
+        data = json.loads(text, object_pairs_hook=hook, parse_constant=_json_constant)
     except tomllib.TOMLDecodeError as exc:
         raise DealError.one(p, "<syntax>", f"not valid TOML: {exc}") from None
     except json.JSONDecodeError as exc:
         raise DealError.one(p, "<syntax>", f"not valid JSON: {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise DealError.one(p, "<syntax>", f"not UTF-8 text: {exc}") from None
-    raise DealError.one(p, "<file>", "unknown file type; expected .toml or .json", p.suffix)
+    except _JsonConstant as exc:
+        raise DealError.one(
+            p, "<syntax>", f"{exc} is not a JSON number; write a finite number", str(exc)
+        ) from None
+    except RecursionError:
+        raise DealError.one(p, "<syntax>", "nested too deeply for the parser") from None
+    except MemoryError:
+        raise DealError.one(p, "<syntax>", "not enough memory to parse the file") from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        why = str(exc)
+        if "integer string conversion" in why:
+            why = "a number with more than 4,300 digits"
+        raise DealError.one(p, "<syntax>", f"cannot parse the file: {why}") from None
+    if repeated:
+        raise DealError(_duplicate_key_problems(data, str(p)))
+    if not isinstance(data, dict):
+        raise DealError.one(p, "<root>", "expected a JSON object at the top level")
+    return data
 
 
 def _walk(data: Any, loc: tuple[Any, ...]) -> tuple[list[Any], Any]:
@@ -89,8 +284,12 @@ def _looks_like_tag(part: str) -> bool:
             "bool",
             "none",
         }
-        or part.startswith("function-")
+        or part.startswith(("function-", "constrained-"))
     )
+
+
+#: pydantic error types of a scalar that was not given
+_SCALAR_TYPE_ERRORS = {"float_type", "int_type", "bool_type", "string_type", "literal_error"}
 
 
 def problems_from_validation(
@@ -123,6 +322,11 @@ def problems_from_validation(
             msg = "expected a number, not a string (remove the quotes)"
         elif msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
+        # A union (a number or a list of numbers) reports every member; the member of the other
+        # shape ("a valid number" for a list) is said only when nothing else is.
+        other_shape = (typ in _SCALAR_TYPE_ERRORS and isinstance(value, list | dict)) or (
+            typ == "list_type" and not isinstance(value, list)
+        )
         path = format_loc(kept)
         if prefix:
             path = prefix + ("." + path if path != "<root>" and not path.startswith("[") else path)
@@ -135,12 +339,13 @@ def problems_from_validation(
             value = [v.isoformat() if isinstance(v, dt.date) else v for v in value]
         elif isinstance(value, dt.date):
             value = value.isoformat()  # as written in the file, not datetime.date(...)
-        slot = merged.setdefault(path, {"msgs": [], "value": value})
-        if msg not in slot["msgs"]:
-            slot["msgs"].append(msg)
+        slot = merged.setdefault(path, {"msgs": [], "other": [], "value": value})
+        key = "other" if other_shape else "msgs"
+        if msg not in slot[key]:
+            slot[key].append(msg)
     out = []
     for path, slot in merged.items():
-        message = " or ".join(slot["msgs"])
+        message = " or ".join(slot["msgs"] or slot["other"])
         if slot["value"] is _MISSING:
             out.append(Problem(file, path, message))
         else:
@@ -157,149 +362,134 @@ def validate_model(model: type[M], data: Any, file: str, prefix: str = "") -> M:
 
 # --- pool tapes ------------------------------------------------------------------------------
 
-TAPE_REQUIRED = ("id", "balance", "rate", "amortization", "n_periods", "annual_pd")
-TAPE_OPTIONAL = (
-    "name",
-    "sector",
-    "region",
-    "first_period",
-    "recovery_rate",
-    "recovery_lag_periods",
-    "appraisal",
-    "patent_count",
-)
 
-
-def _py(value: Any) -> Any:
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
-
-
-def read_tape(path: str | Path) -> list[Obligor]:
-    """Read a CSV or Parquet pool tape into obligors. Problems name the tape file, the row
-    (1-based data row) with its id, the column and the value."""
-    import pandas as pd
-
-    p = Path(path)
-    if not p.is_file():
-        raise DealError.one(p, "<file>", "pool tape not found")
-    try:
-        if p.suffix.lower() == ".csv":
-            df = pd.read_csv(p, dtype={"id": str, "name": str, "sector": str, "region": str})
-        elif p.suffix.lower() in (".parquet", ".pq"):
-            df = pd.read_parquet(p)
-        else:
-            msg = "unknown tape type; expected .csv or .parquet"
-            raise DealError.one(p, "<file>", msg, p.suffix)
-    except DealError:
-        raise
-    except Exception as exc:  # pandas / pyarrow parse errors
-        raise DealError.one(p, "<syntax>", f"cannot read tape: {exc}") from None
-    missing = [c for c in TAPE_REQUIRED if c not in df.columns]
-    if missing:
-        raise DealError.one(
-            p, "<columns>", f"missing required column(s) {', '.join(missing)}", list(df.columns)
-        )
-    unknown = [c for c in df.columns if c not in TAPE_REQUIRED and c not in TAPE_OPTIONAL]
-    if unknown:
-        raise DealError.one(p, "<columns>", "unknown column(s)", unknown)
-    if len(df) == 0:
-        raise DealError.one(p, "<rows>", "tape has no rows")
-    obligors: list[Obligor] = []
-    problems: list[Problem] = []
-    for k, row in enumerate(df.to_dict("records")):
-        r = {c: _py(v) for c, v in row.items()}
-        rid = r.get("id")
-        prefix = f"row {k + 1} (id={rid})"
-        amort: dict[str, Any] = {"kind": r.get("amortization"), "n_periods": r.get("n_periods")}
-        if r.get("first_period") is not None:
-            amort["first_period"] = r["first_period"]
-        doc: dict[str, Any] = {
-            "id": None if rid is None else str(rid),
-            "balance": r.get("balance"),
-            "rate": r.get("rate"),
-            "amortization": amort,
-            "pd": {"kind": "flat", "annual": r.get("annual_pd")},
-        }
-        for c in ("name", "sector", "region"):
-            if r.get(c) is not None:
-                doc[c] = str(r[c])
-        if r.get("recovery_rate") is not None or r.get("recovery_lag_periods") is not None:
-            doc["recovery"] = {
-                k2: r[c2]
-                for k2, c2 in (("rate", "recovery_rate"), ("lag_periods", "recovery_lag_periods"))
-                if r.get(c2) is not None
-            }
-        if r.get("appraisal") is not None:
-            doc["collateral"] = {"appraisal": r["appraisal"]}
-            if r.get("patent_count") is not None:
-                doc["collateral"]["patent_count"] = r["patent_count"]
-        try:
-            obligors.append(Obligor.model_validate(doc))
-        except ValidationError as exc:
-            for prob in problems_from_validation(exc, doc, str(p), prefix):
-                problems.append(_tape_column_names(prob))
-    if problems:
-        raise DealError(problems)
-    return obligors
-
-
-def _tape_column_names(prob: Problem) -> Problem:
-    # Report tape problems by tape column, not by the internal document path.
-    path = prob.path
-    for internal, column in (
-        ("amortization.kind", "amortization"),
-        ("amortization.n_periods", "n_periods"),
-        ("amortization.first_period", "first_period"),
-        ("pd.annual", "annual_pd"),
-        ("recovery.rate", "recovery_rate"),
-        ("recovery.lag_periods", "recovery_lag_periods"),
-        ("collateral.appraisal", "appraisal"),
-        ("collateral.patent_count", "patent_count"),
-    ):
-        path = path.replace(internal, column)
-    return Problem(prob.file, path, prob.message, prob.value)
+def read_tape(path: str | Path) -> ObligorTable:
+    """Read a CSV or Parquet pool tape into columns (an :class:`ObligorTable`, no Python object
+    per row), checked as the ``Obligor`` schema would check each row. Problems name the tape
+    file, the row (1-based data row) with its id, the column and the value; at most
+    ``MAX_TAPE_PROBLEMS`` are listed, then a count of the rest (see ``schema.tape``)."""
+    p = check_path(path, "read_tape", "path")
+    require_file(p, "pool tape")
+    return read_tape_columns(p)
 
 
 # --- deals and scenarios ------------------------------------------------------------------------
 
 
 def parse_deal(
-    data: dict[str, Any], source: str | Path = "<memory>", base_dir: Path | None = None
+    data: dict[str, Any],
+    source: str | Path = "<memory>",
+    base_dir: Path | None = None,
+    table: ObligorTable | None = None,
 ) -> Deal:
     """Validate a deal document (already parsed into a dict). A pool ``tape`` is read relative
-    to ``base_dir`` (the deal file's folder) and appended to the inline obligors."""
+    to ``base_dir`` (the deal file's folder) into ``pool.table``, after the inline obligors.
+    ``table``: obligors already read from a tape, for a deal rebuilt from another's
+    ``model_dump`` (its ``pool.tape`` cleared so that the tape is not read again)."""
     deal = validate_model(Deal, data, str(source))
     if deal.pool.tape is not None:
         tape_path = Path(deal.pool.tape.path)
         if not tape_path.is_absolute():
             tape_path = (base_dir or Path.cwd()) / tape_path
-        if not tape_path.is_file():
-            # Name the deal's field: that is where the wrong path is written.
-            msg = f"pool tape not found (looked for {tape_path})"
-            raise DealError.one(source, "pool.tape.path", msg, deal.pool.tape.path)
-        obligors = read_tape(tape_path)
-        origins = [None] * len(deal.pool.obligors) + [
-            (str(tape_path), f"row {k + 1} (id={o.id})") for k, o in enumerate(obligors)
-        ]
-        pool = deal.pool.model_copy(update={"obligors": [*deal.pool.obligors, *obligors]})
+        # Name the deal's field: that is where the wrong path is written.
+        require_file(
+            tape_path, "pool tape", file=source, field="pool.tape.path", value=deal.pool.tape.path
+        )
+        table = read_tape(tape_path)
+    if table is not None:
+        pool = deal.pool.model_copy()
+        pool._table = table
         deal = deal.model_copy(update={"pool": pool})
     deal._source = str(source)
-    if deal.pool.tape is not None:
-        deal._origins = origins
+    mark_validated(deal)
     return deal
+
+
+# --- re-validation of objects changed in Python ---------------------------------------------------
+#
+# ``model_copy(update=...)`` (and ``model_construct``) skip pydantic's validation, so a deal may
+# reach ``compile_deal`` with values the schema refuses. A validated deal records a fingerprint
+# of the identity of every object in it; ``compile_deal`` re-validates the deal (as a document,
+# ``model_dump``) when the fingerprint is missing or no longer matches.
+
+#: lists longer than this are fingerprinted by their items' identity only (a pool tape's
+#: obligors are frozen models, validated one by one when read)
+_SHALLOW_LIST = 1000
+
+
+def _fingerprint(model: BaseModel) -> int:
+    parts: list[int] = []
+    stack: list[Any] = [model]
+    while stack:
+        x = stack.pop()
+        parts.append(id(x))
+        if isinstance(x, BaseModel):
+            stack.extend(x.__dict__.values())
+        elif isinstance(x, list | tuple):
+            parts.append(len(x))
+            if len(x) > _SHALLOW_LIST:
+                parts.append(hash(tuple(map(id, x))))
+            else:
+                stack.extend(x)
+        elif isinstance(x, dict):
+            parts.append(len(x))
+            stack.extend(x.keys())
+            stack.extend(x.values())
+    return hash(tuple(parts))
+
+
+def mark_validated(deal: Deal) -> None:
+    """Record that ``deal`` is valid as it stands (see :func:`revalidated_deal`)."""
+    deal._fingerprint = _fingerprint(deal)
+
+
+def revalidated_deal(deal: Deal) -> Deal:
+    """``deal`` itself when it is unchanged since validation; otherwise the deal validated
+    afresh from its ``model_dump`` (file name and tape origins kept), or a :class:`DealError`
+    naming the field and value the schema refuses."""
+    if deal._fingerprint is not None and deal._fingerprint == _fingerprint(deal):
+        return deal
+    try:
+        fresh = revalidated(deal, deal._source)
+    except DealError as exc:
+        note = " (the deal was changed in Python after it was validated, e.g. by model_copy)"
+        raise DealError(
+            [Problem(p.file, p.path, p.message + note, *_value_of(p)) for p in exc.problems]
+        ) from None
+    fresh._source = deal._source
+    fresh._origins = deal._origins
+    if deal.pool.table is not None and fresh.pool.table is None:
+        fresh.pool._table = deal.pool.table  # the tape's rows (checked when read)
+    mark_validated(fresh)
+    return fresh
+
+
+def _value_of(p: Problem) -> tuple[Any, ...]:
+    return () if p.value is _PROBLEM_NO_VALUE else (p.value,)
+
+
+def revalidated(obj: M, file: str) -> M:
+    """A new ``type(obj)`` validated from ``obj.model_dump()``: catches values put in with
+    ``model_copy(update=...)`` or ``model_construct``, which skip validation."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # serializing a wrongly typed field warns
+            data = obj.model_dump(mode="python", warnings=False)
+    except Exception as exc:  # an object pydantic cannot even serialize
+        raise DealError.one(
+            file, "<root>", f"not a valid {type(obj).__name__}: {exc}".splitlines()[0]
+        ) from None
+    return validate_model(type(obj), data, file)
 
 
 def obligor_location(deal: Deal, k: int, field: str = "") -> tuple[str, str]:
     """(file, field path) of obligor k of the validated pool: the deal file's
     ``pool.obligors[k]`` or the tape's ``row r (id=...)``, with ``field`` appended."""
-    origin = deal._origins[k] if k < len(deal._origins) else None
-    if origin is None:
+    inline = len(deal.pool.obligors)
+    table = deal.pool.table
+    if table is None or k < inline:
         return deal._source, f"pool.obligors[{k}]" + (f".{field}" if field else "")
-    return origin[0], origin[1] + (f".{field}" if field else "")
+    return table.file, table.row_label(k - inline) + (f".{field}" if field else "")
 
 
 def deal_source(deal: Deal) -> str:
@@ -309,7 +499,7 @@ def deal_source(deal: Deal) -> str:
 
 def load_deal(path: str | Path) -> Deal:
     """Load and validate a deal file (``.toml`` or ``.json``)."""
-    p = Path(path)
+    p = check_path(path, "load_deal", "path")
     data = read_document(p)
     return parse_deal(data, source=p, base_dir=p.parent)
 
@@ -321,5 +511,5 @@ def parse_scenario(data: dict[str, Any], source: str | Path = "<memory>") -> Det
 
 
 def load_scenario_file(path: str | Path) -> DeterministicScenario:
-    p = Path(path)
+    p = check_path(path, "load_scenario_file", "path")
     return parse_scenario(read_document(p), source=p)

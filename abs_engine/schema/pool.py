@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, fields
+from typing import Annotated, Any, Literal, overload
 
-from pydantic import Field, model_validator
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import Field, PrivateAttr, model_validator
 
-from .common import Date, FieldError, Model, Money, Name, NonNegRate, Num, PosInt, Share
+from .common import (
+    MAX_AMOUNT,
+    Bool,
+    Date,
+    FieldError,
+    Model,
+    Money,
+    Name,
+    NonNegRate,
+    Num,
+    PosInt,
+    PosNum,
+    Share,
+)
 
 # --- amortization -------------------------------------------------------------------------
 
@@ -84,25 +102,31 @@ class PdTermStructure(Model):
     last one. Cumulative PDs must increase with the horizon."""
 
     kind: Literal["term_structure"]
-    horizons_years: list[Annotated[float, Field(strict=True, gt=0)]] = Field(min_length=1)
+    horizons_years: list[PosNum] = Field(min_length=1)
     cumulative: list[PdValue] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _shape(self) -> PdTermStructure:
-        if len(self.horizons_years) != len(self.cumulative):
-            raise FieldError(
-                ("cumulative",),
-                f"horizons_years has {len(self.horizons_years)} entries but cumulative has "
-                f"{len(self.cumulative)}; they must match",
-            )
-        for k in range(1, len(self.horizons_years)):
-            if self.horizons_years[k] <= self.horizons_years[k - 1]:
-                msg = f"horizons_years must increase; entry {k} does not"
-                raise FieldError(("horizons_years", k), msg)
-            if self.cumulative[k] < self.cumulative[k - 1]:
-                msg = f"cumulative PD must not decrease; entry {k} does"
-                raise FieldError(("cumulative", k), msg)
+        _check_curve(self.horizons_years, self.cumulative)
         return self
+
+
+def _check_curve(horizons: list[float], cumulative: list[float]) -> None:
+    """Knots of a cumulative PD curve: as many PDs as horizons, horizons increasing, PDs not
+    decreasing."""
+    if len(horizons) != len(cumulative):
+        raise FieldError(
+            ("cumulative",),
+            f"horizons_years has {len(horizons)} entries but cumulative has "
+            f"{len(cumulative)}; they must match",
+        )
+    for k in range(1, len(horizons)):
+        if horizons[k] <= horizons[k - 1]:
+            msg = f"horizons_years must increase; entry {k} does not"
+            raise FieldError(("horizons_years", k), msg)
+        if cumulative[k] < cumulative[k - 1]:
+            msg = f"cumulative PD must not decrease; entry {k} does"
+            raise FieldError(("cumulative", k), msg)
 
 
 class RatingClassPd(Model):
@@ -159,13 +183,13 @@ class Obligor(Model):
     name: str = ""
     sector: str = "unspecified"
     region: str = ""
-    balance: Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)]
+    balance: Annotated[float, Field(strict=True, gt=0, le=MAX_AMOUNT, allow_inf_nan=False)]
     rate: NonNegRate
     amortization: Amortization
     pd: Pd
     collateral: IpCollateral | None = None
     recovery: Recovery | None = None
-    guarantor: bool = False
+    guarantor: Bool = False
     #: ``accrual``: interest = balance × rate × the period's accrual fraction (deal day count),
     #: so a stub period pays a stub of interest; ``periodic``: balance × rate / payments a year
     #: (loan-style). Principal schedules are the same either way.
@@ -178,6 +202,8 @@ class Tape(Model):
     Required columns: ``id, balance, rate, amortization, n_periods, annual_pd``. Optional:
     ``name, sector, region, first_period, recovery_rate, recovery_lag_periods, appraisal,
     patent_count``. ``amortization`` is one of bullet, level_pay, equal_principal.
+    The rows are read as columns into ``Pool.table`` and checked as :class:`Obligor` would
+    check them (see ``abs_engine.schema.tape``).
     """
 
     path: str
@@ -187,23 +213,211 @@ class RatingClass(Model):
     """A named PD curve (cumulative PD by horizon in years)."""
 
     name: Name
-    horizons_years: list[Annotated[float, Field(strict=True, gt=0)]] = Field(min_length=1)
+    horizons_years: list[PosNum] = Field(min_length=1)
     cumulative: list[PdValue] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _shape(self) -> RatingClass:
+        _check_curve(self.horizons_years, self.cumulative)
+        return self
 
 
 class Pool(Model):
-    """The receivables pool: inline ``obligors``, a ``tape`` file, or both (appended)."""
+    """The receivables pool: inline ``obligors``, a ``tape`` file, or both (appended: the
+    inline obligors first, then the tape's rows).
+
+    ``obligors`` holds the inline obligors only; the rows of a tape are read into columns
+    (:attr:`table`, an :class:`ObligorTable`), not into one model per row, so that a tape of a
+    million rows loads in seconds. :attr:`n_obligors` counts both."""
 
     obligors: list[Obligor] = Field(default_factory=list)
     tape: Tape | None = None
     recovery: Recovery = Field(default_factory=Recovery)
     pd_classes: list[RatingClass] = Field(default_factory=list)
 
+    #: the tape's rows, set by the loader (``schema.load.parse_deal``)
+    _table: ObligorTable | None = PrivateAttr(default=None)
+
+    @property
+    def table(self) -> ObligorTable | None:
+        """The obligors read from ``tape`` (None without a tape)."""
+        return self._table
+
+    @property
+    def n_obligors(self) -> int:
+        """Inline obligors plus tape rows."""
+        return len(self.obligors) + (0 if self._table is None else len(self._table))
+
+
+# --- tape rows as columns -------------------------------------------------------------------
+
+#: ``ObligorTable.kind`` codes, in this order
+TAPE_KINDS = ("bullet", "level_pay", "equal_principal")
+KIND_BULLET, KIND_LEVEL_PAY, KIND_EQUAL_PRINCIPAL = range(3)
+
+
+class Labels(Sequence[str]):
+    """An immutable sequence of strings held in one Arrow array (no Python object per item):
+    obligor ids and names of a tape. Compares equal to any sequence of the same strings."""
+
+    __slots__ = ("_arr",)
+
+    def __init__(self, values: Iterable[str] | pa.Array | pa.ChunkedArray):
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
+        if not isinstance(values, pa.Array):
+            values = pa.array(list(values), type=pa.string())
+        self._arr: pa.Array = values
+
+    @property
+    def arrow(self) -> pa.Array:
+        return self._arr
+
+    def __len__(self) -> int:
+        return len(self._arr)
+
+    @overload
+    def __getitem__(self, k: int) -> str: ...
+    @overload
+    def __getitem__(self, k: slice) -> Labels: ...
+    def __getitem__(self, k: int | slice) -> str | Labels:
+        if isinstance(k, slice):
+            start, stop, step = k.indices(len(self))
+            if step == 1:
+                return Labels(self._arr.slice(start, max(0, stop - start)))
+            return Labels(self._arr.take(pa.array(range(start, stop, step), type=pa.int64())))
+        n = len(self)
+        if not -n <= k < n:
+            raise IndexError("Labels index out of range")
+        return str(self._arr[k if k >= 0 else k + n].as_py())
+
+    def __iter__(self) -> Iterator[str]:
+        for chunk in range(0, len(self), 65_536):
+            yield from self._arr.slice(chunk, 65_536).to_pylist()
+
+    def __contains__(self, value: object) -> bool:
+        return isinstance(value, str) and self.index_or_none(value) is not None
+
+    def index_or_none(self, value: str) -> int | None:
+        k = pc.index(self._arr, pa.scalar(value, type=self._arr.type)).as_py()
+        return None if k is None or k < 0 else int(k)
+
+    def index(self, value: Any, start: int = 0, stop: int | None = None) -> int:
+        if isinstance(value, str) and start == 0 and stop is None:
+            k = self.index_or_none(value)
+            if k is not None:
+                return k
+            raise ValueError(f"{value!r} is not in the labels")
+        return super().index(value, start, *(() if stop is None else (stop,)))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Labels):
+            return len(self) == len(other) and self._arr.equals(other._arr.cast(self._arr.type))
+        if isinstance(other, Sequence) and not isinstance(other, str):
+            if len(other) != len(self) or not all(isinstance(v, str) for v in other):
+                return False
+            return self._arr.equals(pa.array(list(other), type=self._arr.type))
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))  # as the tuple it equals
+
+    def __repr__(self) -> str:
+        head = ", ".join(repr(v) for v in self[:5])
+        return f"Labels([{head}{', ...' if len(self) > 5 else ''}], n={len(self)})"
+
+
+@dataclass(frozen=True, eq=False)
+class ObligorTable:
+    """The rows of a pool tape, one array per column: row ``k`` is data row ``k + 1`` of
+    ``file``. Every value has been checked as the :class:`Obligor` schema would (see
+    ``schema.load.read_tape``); the rows stand for obligors with a flat PD, a bullet,
+    level-pay or equal-principal schedule and interest on the deal's accrual basis.
+
+    Attributes
+    ----------
+    file : str                   the tape file
+    ids, names, regions : Labels (N)   ``""`` where a tape has no name or region
+    sector_code : int64[N]       index into ``sectors`` (first appearance order)
+    sectors : tuple[str, ...]    ``"unspecified"`` for rows without a sector
+    balance, rate, annual_pd : float64[N]
+    kind : int8[N]               :data:`TAPE_KINDS` code
+    n_periods, first_period : int64[N]
+    recovery_rate : float64[N]   NaN: the pool's default recovery (no recovery columns)
+    recovery_lag : int64[N]      -1: the pool's default recovery
+    appraisal : float64[N]       NaN: no IP pledged
+    patent_count : int64[N]
+    """
+
+    file: str
+    ids: Labels
+    names: Labels
+    regions: Labels
+    sector_code: np.ndarray
+    sectors: tuple[str, ...]
+    balance: np.ndarray
+    rate: np.ndarray
+    kind: np.ndarray
+    n_periods: np.ndarray
+    first_period: np.ndarray
+    annual_pd: np.ndarray
+    recovery_rate: np.ndarray
+    recovery_lag: np.ndarray
+    appraisal: np.ndarray
+    patent_count: np.ndarray
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, np.ndarray):
+                v.setflags(write=False)
+
+    def __len__(self) -> int:
+        return len(self.balance)
+
+    def row_label(self, k: int) -> str:
+        """``row r (id=...)``: how problems name row k (0-based) of the tape."""
+        return f"row {k + 1} (id={self.ids[k]})"
+
+    def obligor(self, k: int) -> Obligor:
+        """Row k as an :class:`Obligor` model (for inspection; the engine works on columns)."""
+        doc: dict[str, Any] = {
+            "id": self.ids[k],
+            "name": self.names[k],
+            "sector": self.sectors[int(self.sector_code[k])],
+            "region": self.regions[k],
+            "balance": float(self.balance[k]),
+            "rate": float(self.rate[k]),
+            "amortization": {
+                "kind": TAPE_KINDS[int(self.kind[k])],
+                "n_periods": int(self.n_periods[k]),
+                "first_period": int(self.first_period[k]),
+            },
+            "pd": {"kind": "flat", "annual": float(self.annual_pd[k])},
+        }
+        if self.recovery_lag[k] >= 0:
+            doc["recovery"] = {
+                "rate": float(self.recovery_rate[k]),
+                "lag_periods": int(self.recovery_lag[k]),
+            }
+        if not np.isnan(self.appraisal[k]):
+            doc["collateral"] = {
+                "appraisal": float(self.appraisal[k]),
+                "patent_count": int(self.patent_count[k]),
+            }
+        return Obligor.model_validate(doc)
+
 
 __all__ = [
     "Amortization",
     "Bullet",
     "EqualPrincipal",
+    "KIND_BULLET",
+    "KIND_EQUAL_PRINCIPAL",
+    "KIND_LEVEL_PAY",
+    "Labels",
+    "ObligorTable",
+    "TAPE_KINDS",
     "FlatPd",
     "IpCollateral",
     "LevelPay",

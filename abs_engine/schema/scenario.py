@@ -7,9 +7,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field, PrivateAttr, model_validator
 
-from .common import FieldError, Model, Name, PosInt, Rate, Share
+from .common import FieldError, Model, Name, PosInt, Rate, SchemaVersion, Share
 
-ShareList = list[Share]
+#: one value per period (the last repeats): at least one value
+ShareList = Annotated[list[Share], Field(min_length=1)]
 
 
 class NoDefaults(Model):
@@ -85,7 +86,7 @@ class DeterministicScenario(Model):
 
     _source: str = PrivateAttr(default="<memory>")
 
-    schema_version: Literal[1] = 1
+    schema_version: SchemaVersion = 1
     kind: Literal["deterministic"] = "deterministic"
     name: Name
     description: str = ""
@@ -96,6 +97,32 @@ class DeterministicScenario(Model):
     support_defaults: list[SupportDefault] = Field(default_factory=list)
     base_rate: Rate | None = None
     rate_shock_bps: Annotated[float, Field(strict=True, ge=-1000, le=5000)] = 0.0
+
+    @model_validator(mode="after")
+    def _no_twice(self) -> DeterministicScenario:
+        # An obligor defaults once, a provider defaults once: naming one twice is a mistake
+        # (overlaps between ``largest`` events need the pool and are checked when compiled).
+        seen: dict[str, int] = {}
+        for k, ev in enumerate(self.obligor_defaults):
+            if ev.obligor is None:
+                continue
+            if ev.obligor in seen:
+                raise FieldError(
+                    ("obligor_defaults", k, "obligor"),
+                    f"obligor {ev.obligor!r} already defaults in "
+                    f"obligor_defaults[{seen[ev.obligor]}] (an obligor can default only once)",
+                )
+            seen[ev.obligor] = k
+        sup: dict[str, int] = {}
+        for k, sd in enumerate(self.support_defaults):
+            if sd.support in sup:
+                raise FieldError(
+                    ("support_defaults", k, "support"),
+                    f"support {sd.support!r} already defaults in "
+                    f"support_defaults[{sup[sd.support]}] (a provider can default only once)",
+                )
+            sup[sd.support] = k
+        return self
 
 
 Scenario = DeterministicScenario

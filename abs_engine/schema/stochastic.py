@@ -7,10 +7,13 @@ from typing import Annotated, Literal
 
 from pydantic import Field, PrivateAttr, model_validator
 
-from .common import Model, Name, PosInt, Rate, Share
+from .common import Bool, Model, Name, Num, PosNum, Rate, SchemaVersion, Share
 
 Correlation = Annotated[float, Field(strict=True, ge=0, lt=1, allow_inf_nan=False)]
-CprList = list[Share]
+#: one CPR per period (the last repeats): at least one value
+CprList = Annotated[list[Share], Field(min_length=1)]
+#: the most paths one run may take (the command line's ``--paths`` has the same limit)
+MAX_PATHS = 10_000_000_000
 
 
 class BaselCorrelation(Model):
@@ -19,7 +22,7 @@ class BaselCorrelation(Model):
     the SME adjustment subtracts 0.04·(1 - (S - 5) / 45), S floored at 5 and capped at 50."""
 
     kind: Literal["basel"]
-    sme_sales_eur_m: Annotated[float, Field(strict=True, gt=0)] | None = None
+    sme_sales_eur_m: PosNum | None = None
 
 
 class FixedCorrelation(Model):
@@ -50,7 +53,7 @@ class DefaultModel(Model):
     factors: Literal["one", "sector"] = "one"
     sector_correlation: Annotated[float, Field(strict=True, ge=-1, le=1)] = 0.5
     sector_order: list[str] | None = None
-    sector_matrix: list[list[float]] | None = None
+    sector_matrix: list[list[Num]] | None = None
     pd_multiplier: Annotated[float, Field(strict=True, ge=0, le=50)] = 1.0
 
     @model_validator(mode="after")
@@ -116,10 +119,10 @@ class ProviderRisk(Model):
     an independent factor instead (for comparing wrong-way risk); ``pd_multiplier`` scales
     their PDs."""
 
-    correlated: bool = True
+    correlated: Bool = True
     pd_multiplier: Annotated[float, Field(strict=True, ge=0, le=50)] = 1.0
     #: true: every support provider is in default from the first period (no credit support)
-    disabled: bool = False
+    disabled: Bool = False
 
 
 class MonteCarloScenario(Model):
@@ -127,11 +130,11 @@ class MonteCarloScenario(Model):
 
     _source: str = PrivateAttr(default="<memory>")
 
-    schema_version: Literal[1] = 1
+    schema_version: SchemaVersion = 1
     kind: Literal["monte_carlo"]
     name: Name
     description: str = ""
-    n_paths: PosInt = 100_000
+    n_paths: Annotated[int, Field(strict=True, ge=1, le=MAX_PATHS)] = 100_000
     seed: Annotated[int, Field(strict=True, ge=0, lt=2**63)] = 20250715
     defaults: DefaultModel = Field(default_factory=DefaultModel)
     prepayment: StochasticPrepayment = Field(default_factory=StochasticPrepayment)

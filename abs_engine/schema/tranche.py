@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .common import FieldError, Model, Money, Name, NonNegInt, NonNegRate, PosInt, Rate
+from .common import Bool, FieldError, Model, Money, Name, NonNegInt, NonNegRate, PosInt, Rate
 from .dates import DayCount
 
 
@@ -66,7 +66,7 @@ class Tranche(Model):
     principal: Literal["sequential", "pro_rata", "target_balance", "residual"] = "sequential"
     target_balances: list[Money] | None = None
     step_up: StepUp | None = None
-    interest_on_shortfall: bool = False
+    interest_on_shortfall: Bool = False
 
     @model_validator(mode="after")
     def _targets(self) -> Tranche:
@@ -125,7 +125,7 @@ class NextInterestTarget(Model):
 
     kind: Literal["next_period_interest"]
     tranches: list[str] = Field(min_length=1)
-    include_fees: bool = False
+    include_fees: Bool = False
 
 
 ReserveTarget = Annotated[

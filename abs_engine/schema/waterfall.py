@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from .common import Model, Name, PosInt, Share
+from .common import Bool, Model, Name, PosInt, Share
 
 
 class PayFee(Model):
@@ -44,7 +44,7 @@ class PayPrincipal(Model):
     #: default: pro_rata when every listed tranche has principal = "pro_rata", else sequential
     mode: Literal["sequential", "pro_rata"] | None = None
     amount: Literal["principal_due", "available"] = "principal_due"
-    allow_out_of_order: bool = False
+    allow_out_of_order: Bool = False
 
 
 class FundReserve(Model):
@@ -104,8 +104,8 @@ Step = Annotated[
 
 class Waterfalls(Model):
     normal: list[Step] = Field(min_length=1)
-    accelerated: list[Step] | None = None
-    post_default: list[Step] | None = None
+    accelerated: Annotated[list[Step], Field(min_length=1)] | None = None
+    post_default: Annotated[list[Step], Field(min_length=1)] | None = None
 
 
 Effect = Literal["accelerate", "event_of_default", "trap_excess_spread"]
@@ -114,7 +114,7 @@ Effect = Literal["accelerate", "event_of_default", "trap_excess_spread"]
 class _TriggerBase(Model):
     name: Name
     effect: Effect = "accelerate"
-    curable: bool = False
+    curable: Bool = False
     trap_account: str | None = None
 
 
@@ -169,7 +169,7 @@ class CoverageRatioSpec(Model):
     it). ``include_fees = false`` leaves fees out of the denominator."""
 
     tranche: str | None = None
-    include_fees: bool = True
+    include_fees: Bool = True
 
 
 __all__ = [

@@ -13,8 +13,9 @@ import pandas as pd
 from ..compile.deal import CompiledDeal
 from ..compile.scenario import deterministic_flows
 from ..engine import WaterfallResult, run_waterfall
-from ..errors import AbsEngineError
+from ..errors import AbsEngineError, ArgumentTypeError, check_bool, check_real, short_repr
 from ..kernels import layout as L
+from ..schema.load import validate_model
 from ..schema.scenario import DeterministicScenario
 
 __all__ = [
@@ -25,8 +26,43 @@ __all__ = [
     "large_obligor_test",
 ]
 
-#: a tranche "receives all interest and principal" when nothing above one fen is missing
-TOLERANCE = 0.01
+#: the longest recovery lag, in periods (as the scenario schema allows)
+MAX_RECOVERY_LAG = 120
+#: the most obligors the large-obligor test defaults (capped at the pool's size)
+MAX_LARGEST = 1_000
+
+
+def _share(value: object, what: str) -> float:
+    """A finite number in [0, 1] as float, or an :class:`AbsEngineError` naming ``what``."""
+    ok = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+    if not ok or not 0 <= float(value) <= 1:  # type: ignore[arg-type]
+        raise AbsEngineError(f"{what} must be a number in [0, 1], got {short_repr(value)}")
+    return float(value)  # type: ignore[arg-type]
+
+
+def _int_in(value: object, lo: int, hi: int, what: str) -> int:
+    """An integer in [lo, hi] (not a bool), or an :class:`AbsEngineError` naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or not lo <= value <= hi:
+        raise AbsEngineError(
+            f"{what} must be an integer from {lo} to {hi}, got {short_repr(value)}"
+        )
+    return int(value)
+
+
+def _check_cd(cd: object, func: str) -> None:
+    if not isinstance(cd, CompiledDeal):
+        raise ArgumentTypeError(
+            f"{func}: cd must be a CompiledDeal (from compile_deal), got {short_repr(cd)} "
+            f"({type(cd).__name__})"
+        )
+
+
+def _tranche_index(cd: CompiledDeal, tranche: object) -> int:
+    if not isinstance(tranche, str) or tranche not in cd.tranche_names:
+        raise AbsEngineError(
+            f"unknown tranche {short_repr(tranche)}; tranches are {list(cd.tranche_names)}"
+        )
+    return cd.tranche_names.index(tranche)
 
 
 def _run(cd: CompiledDeal, scenarios: Sequence[DeterministicScenario]) -> WaterfallResult:
@@ -36,12 +72,14 @@ def _run(cd: CompiledDeal, scenarios: Sequence[DeterministicScenario]) -> Waterf
 def _paid_in_full(res: WaterfallResult, j: int) -> np.ndarray:
     """Per path: the tranche never had an interest shortfall and lost no principal."""
     st = res.sum_tr[:, j]
-    return (st[:, L.ST_FIRST_SHORTFALL_PERIOD] < 0) & (st[:, L.ST_LOSS] <= TOLERANCE)
+    # nothing above one fen missing
+    return (st[:, L.ST_FIRST_SHORTFALL_PERIOD] < 0) & (st[:, L.ST_LOSS] <= L.FEN)
 
 
 def base_case_default_rate(cd: CompiledDeal) -> float:
     """Expected cumulative default rate by legal final from the obligors' PD curves, balance
     weighted (decimal)."""
+    _check_cd(cd, "base_case_default_rate")
     return float((cd.pool.balance * cd.pool.cum_pd[:, -1]).sum() / cd.original_pool)
 
 
@@ -72,12 +110,16 @@ def _scenario(
     }
     if not support:
         doc["support_defaults"] = [{"support": s, "period": 1} for s in cd.support_names]
-    return DeterministicScenario.model_validate(doc)
+    return validate_model(DeterministicScenario, doc, "<breakeven_default_rate arguments>")
 
 
 def default_timing(cd: CompiledDeal, front_loaded: bool = True) -> list[float]:
     """Default timing shares per period: front-loaded (linearly declining over the first two
     thirds of the deal's periods), or even over all periods."""
+    n = getattr(cd, "n_periods", None)  # anything with a period count (tests pass a stand-in)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        _check_cd(cd, "default_timing")
+    front_loaded = check_bool(front_loaded, "default_timing", "front_loaded")
     n = cd.n_periods
     if not front_loaded:
         return [1.0 / n] * n
@@ -103,10 +145,18 @@ def breakeven_default_rate(
     which ``tranche`` still receives all its interest and principal, by bisection (the
     tranche's outcome worsens with more defaults). ``support=False`` has every support
     provider default in period 1."""
-    if tranche not in cd.tranche_names:
-        raise AbsEngineError(f"unknown tranche {tranche!r}; tranches are {list(cd.tranche_names)}")
-    j = cd.tranche_names.index(tranche)
+    _check_cd(cd, "breakeven_default_rate")
+    j = _tranche_index(cd, tranche)
+    # bisection to a width of tol: 0, NaN or a negative width would never end
+    tol = check_real(tol, "breakeven_default_rate", "tol", 1e-12, 0.5)
+    support = check_bool(support, "breakeven_default_rate", "support")
+    recovery_rate = _share(recovery_rate, "recovery_rate")
+    recovery_lag = _int_in(recovery_lag, 0, MAX_RECOVERY_LAG, "recovery_lag")
+    cpr = _share(cpr, "cpr")
     timing = list(timing) if timing is not None else default_timing(cd)
+    shares = np.asarray([_share(x, "every timing share") for x in timing])
+    if len(shares) == 0 or abs(shares.sum() - 1.0) > 1e-6:
+        raise AbsEngineError(f"timing shares must sum to 1, got {short_repr(timing)}")
 
     def ok(rate: float) -> bool:
         sc = _scenario(cd, rate, timing, recovery_rate, recovery_lag, cpr, support)
@@ -138,11 +188,16 @@ def large_obligor_test(
     recovery_rate: float = 0.0,
     recovery_lag: int = 0,
 ) -> pd.DataFrame:
-    """Default of the k largest obligors (k = 1..max_obligors) in ``period``: does the tranche
+    """Default of the k largest obligors (k = 1..max_obligors, at most the pool's size) in
+    ``period`` (1 .. the deal's periods): does the tranche
     (default: the most senior) still receive all interest and principal, with the support
     standing and with every support provider defaulting in period 1?"""
-    tranche = tranche or cd.tranche_names[0]
-    j = cd.tranche_names.index(tranche)
+    _check_cd(cd, "large_obligor_test")
+    j = _tranche_index(cd, cd.tranche_names[0] if tranche is None else tranche)
+    max_obligors = _int_in(max_obligors, 1, MAX_LARGEST, "max_obligors")
+    period = _int_in(period, 1, cd.n_periods, "period")
+    recovery_rate = _share(recovery_rate, "recovery_rate")
+    recovery_lag = _int_in(recovery_lag, 0, MAX_RECOVERY_LAG, "recovery_lag")
     rows = []
     for k in range(1, min(max_obligors, cd.n_obligors) + 1):
         scs = []
@@ -154,7 +209,9 @@ def large_obligor_test(
             }
             if not support:
                 doc["support_defaults"] = [{"support": s, "period": 1} for s in cd.support_names]
-            scs.append(DeterministicScenario.model_validate(doc))
+            scs.append(
+                validate_model(DeterministicScenario, doc, "<large_obligor_test arguments>")
+            )
         res = _run(cd, scs)
         full = _paid_in_full(res, j)
         order = np.argsort(-cd.pool.balance, kind="stable")[:k]
@@ -179,11 +236,14 @@ def coverage_table(
     """Coverage ratio of ``tranche`` (default: the deal's headline one) per period under each
     scenario — rows periods, columns scenarios — as rating reports show it
     (现金流覆盖倍数). NaN once the tranche is repaid."""
+    _check_cd(cd, "coverage_table")
+    if tranche is not None:
+        _tranche_index(cd, tranche)
     res = _run(cd, scenarios)
     if tranche is None:
         cr = res.led_per[:, :, L.LP_COVERAGE_RATIO]
     else:
-        cr = res.led_tr[:, :, cd.tranche_names.index(tranche), L.LT_COVERAGE_RATIO]
+        cr = res.led_tr[:, :, _tranche_index(cd, tranche), L.LT_COVERAGE_RATIO]
     table = pd.DataFrame(
         cr.T,
         columns=[s.name for s in scenarios],

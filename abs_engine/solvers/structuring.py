@@ -12,6 +12,9 @@ count at every evaluation, so objectives are smooth and monotone in their parame
 
 from __future__ import annotations
 
+import io
+import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +22,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 from scipy.optimize import brentq
 
 from ..compile.deal import CompiledDeal, compile_deal
-from ..errors import AbsEngineError, DealError, ProblemCollector
+from ..errors import AbsEngineError, DealError, ProblemCollector, short_repr
 from ..metrics.rating import RatingTable, default_rating_table
 from ..schema.deal import Deal
 from ..schema.stochastic import MonteCarloScenario
@@ -31,6 +35,8 @@ from ..simulation import SimulationResult, simulate_compiled
 __all__ = [
     "DiscountCurve",
     "PARAMETERS",
+    "PARAMETER_RANGES",
+    "check_parameter",
     "SolverError",
     "breakeven",
     "load_curve",
@@ -70,48 +76,105 @@ class DiscountCurve:
         return (1.0 + z) ** (-years)
 
 
+#: flat rates and zero rates a curve may hold (decimals), as for base rates in a deal
+CURVE_RATE_RANGE = (-0.05, 1.0)
+
+
+def _curve_rate(value: float, what: str) -> float:
+    lo, hi = CURVE_RATE_RANGE
+    if not np.isfinite(value) or not lo <= value <= hi:
+        raise SolverError(f"{what} must be a decimal rate between {lo:g} and {hi:g}, got {value!r}")
+    return float(value)
+
+
 def load_curve(spec: str | float | Path) -> DiscountCurve:
-    """A curve from a number (flat rate, decimal) or a CSV file with columns
-    ``tenor_years, zero_rate`` (decimals). Tenors must be positive and increasing."""
-    if isinstance(spec, int | float):
-        return DiscountCurve(flat_rate=float(spec))
-    text = str(spec)
-    try:
-        return DiscountCurve(flat_rate=float(text))
-    except ValueError:
-        pass
-    p = Path(text)
-    if not p.is_file():
-        raise DealError.one(
-            p, "<file>", "curve file not found (give a rate such as 0.025 or a CSV)"
+    """A curve from a number (flat rate, decimal, between -0.05 and 1) or a CSV file with
+    columns ``tenor_years, zero_rate`` (decimals). Tenors must be positive and increasing.
+    Anything else (another type, NaN, a rate out of range, a file that cannot be read as such
+    a CSV) raises an :class:`~abs_engine.errors.AbsEngineError`."""
+    if isinstance(spec, bool) or not isinstance(spec, str | int | float | np.number | Path):
+        raise SolverError(
+            f"a curve is a flat rate (a number) or the path of a CSV file, got {short_repr(spec)}"
         )
-    df = pd.read_csv(p, comment="#")
+    if isinstance(spec, int | float | np.number):
+        return DiscountCurve(flat_rate=_curve_rate(float(spec), "a flat curve rate"))
+    text = str(spec)
+    if not isinstance(spec, Path):
+        try:
+            rate = float(text)
+        except ValueError:
+            pass
+        else:
+            return DiscountCurve(flat_rate=_curve_rate(rate, "a flat curve rate"))
+    p = Path(text)
+    try:
+        if p.is_dir():
+            raise DealError.one(p, "<file>", "is a folder, not a curve CSV")
+        if not p.is_file():
+            raise DealError.one(
+                p, "<file>", "curve file not found (give a rate such as 0.025 or a CSV)"
+            )
+        with open(p, "rb") as fh:
+            raw = fh.read(_MAX_CURVE_BYTES + 1)
+    except (OSError, ValueError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise DealError.one(
+            short_repr(text, 200), "<file>", f"cannot read the curve: {why}"
+        ) from None
+    if len(raw) > _MAX_CURVE_BYTES:
+        raise DealError.one(p, "<file>", f"a curve CSV is at most {_MAX_CURVE_BYTES:,} bytes")
+    if b"\x00" in raw:
+        raise DealError.one(p, "<file>", "binary file, not a curve CSV")
+    try:
+        decoded = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DealError.one(p, "<syntax>", f"not UTF-8 text: {exc}") from None
+    if not decoded.strip():
+        raise DealError.one(p, "<file>", "the curve file is empty (need tenor_years,zero_rate)")
+    try:
+        df = pd.read_csv(io.StringIO(decoded), comment="#")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise DealError.one(p, "<syntax>", f"cannot read the curve CSV: {msg}") from None
+    df.columns = [str(c).strip() for c in df.columns]
     if not {"tenor_years", "zero_rate"} <= set(df.columns):
         raise DealError.one(
             p, "<columns>", "need columns tenor_years and zero_rate", list(df.columns)
         )
+    mangled = [c for c in df.columns if re.fullmatch(r"(tenor_years|zero_rate)\.\d+", c)]
+    if len(set(df.columns)) != len(df.columns) or mangled:
+        raise DealError.one(p, "<columns>", "a column is named twice", list(df.columns))
     pc = ProblemCollector(p)
-    tenors = pd.to_numeric(df["tenor_years"], errors="coerce").to_numpy()
-    rates = pd.to_numeric(df["zero_rate"], errors="coerce").to_numpy()
+    tenors = pd.to_numeric(df["tenor_years"], errors="coerce").to_numpy(dtype=float)
+    rates = pd.to_numeric(df["zero_rate"], errors="coerce").to_numpy(dtype=float)
+    lo, hi = CURVE_RATE_RANGE
     for k, (t, r) in enumerate(zip(tenors, rates, strict=True)):
-        if not np.isfinite(t) or t <= 0:
+        if not np.isfinite(t) or t <= 0 or t > 100:
             pc.add(
                 f"row {k + 1}.tenor_years",
-                "tenor must be a positive number of years",
+                "tenor must be a positive number of years, at most 100",
                 df["tenor_years"][k],
             )
         elif k and np.isfinite(tenors[k - 1]) and t <= tenors[k - 1]:
-            pc.add(f"row {k + 1}.tenor_years", "tenors must increase", df["tenor_years"][k])
-        if not np.isfinite(r) or not -0.05 <= r <= 1.0:
+            pc.add(
+                f"row {k + 1}.tenor_years",
+                "tenors must increase (no tenor twice)",
+                df["tenor_years"][k],
+            )
+        if not np.isfinite(r) or not lo <= r <= hi:
             pc.add(
                 f"row {k + 1}.zero_rate",
-                "zero rate must be a decimal between -0.05 and 1",
+                f"zero rate must be a decimal between {lo:g} and {hi:g}",
                 df["zero_rate"][k],
             )
     if len(df) == 0:
-        pc.add("<rows>", "the curve has no rows")
+        pc.add("<rows>", "the curve has no rows (only a header)")
     pc.raise_if_any()
     return DiscountCurve(tenors=tenors, zero_rates=rates, source=str(p))
+
+
+#: the largest curve CSV read (a curve has a few dozen rows)
+_MAX_CURVE_BYTES = 1_000_000
 
 
 # --- scenario parameters -----------------------------------------------------------------------
@@ -152,13 +215,65 @@ PARAMETERS: dict[str, Callable[[dict[str, Any], float], None]] = {
 }
 
 
+#: the values each parameter may take: (low, high, high included), as the scenario schema
+#: allows them
+PARAMETER_RANGES: dict[str, tuple[float, float, bool]] = {
+    "pd_multiplier": (0.0, 50.0, True),
+    "correlation": (0.0, 1.0, False),
+    "cpr": (0.0, 1.0, True),
+    "recovery": (0.0, 1.0, True),
+    "ip_haircut": (0.0, 1.0, True),
+    "provider_pd_multiplier": (0.0, 50.0, True),
+}
+
+
+def describe_range(name: str) -> str:
+    """``[0, 1)``-style text of a parameter's allowed values."""
+    lo, hi, closed = PARAMETER_RANGES[name]
+    return f"[{lo:g}, {hi:g}{']' if closed else ')'}"
+
+
+def check_parameter(name: Any, value: Any) -> float:
+    """``value`` as a float if ``name`` is a known parameter and ``value`` a finite number in
+    its range (:data:`PARAMETER_RANGES`); otherwise a :class:`SolverError` naming both."""
+    if not isinstance(name, str) or name not in PARAMETERS:
+        raise SolverError(f"unknown parameter {short_repr(name)}; choose from {sorted(PARAMETERS)}")
+    v = _finite(value, f"parameter {name}")
+    lo, hi, closed = PARAMETER_RANGES[name]
+    if not (lo <= v <= hi if closed else lo <= v < hi):
+        raise SolverError(f"{name} must be in {describe_range(name)}, got {short_repr(value)}")
+    return v
+
+
+def _finite(value: Any, what: str) -> float:
+    """A real, finite number (not a bool) as float, or a :class:`SolverError`."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise SolverError(f"{what} must be a number, got {short_repr(value)}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise SolverError(f"{what} must be a finite number, got {short_repr(value)}")
+    return v
+
+
+def _n_paths(n_paths: Any) -> int:
+    if isinstance(n_paths, bool) or not isinstance(n_paths, int | np.integer) or n_paths < 1:
+        raise SolverError(f"n_paths must be a positive integer, got {short_repr(n_paths)}")
+    return int(n_paths)
+
+
 def with_parameter(sc: MonteCarloScenario, name: str, value: float) -> MonteCarloScenario:
-    """A copy of the scenario with one parameter set (see :data:`PARAMETERS`)."""
-    if name not in PARAMETERS:
-        raise SolverError(f"unknown parameter {name!r}; choose from {sorted(PARAMETERS)}")
+    """A copy of the scenario with one parameter set (see :data:`PARAMETERS`; values in
+    :data:`PARAMETER_RANGES`)."""
+    v = check_parameter(name, value)
     doc = sc.model_dump(mode="json")
-    PARAMETERS[name](doc, float(value))
-    out = MonteCarloScenario.model_validate(doc)
+    PARAMETERS[name](doc, v)
+    try:
+        out = MonteCarloScenario.model_validate(doc)
+    except ValidationError as exc:  # a combination the schema refuses
+        first = exc.errors()[0]
+        raise SolverError(
+            f"{name} = {v:g} gives an invalid scenario: {first.get('msg', exc)}"
+        ) from None
     out._source = sc._source
     return out
 
@@ -167,8 +282,10 @@ def with_parameter(sc: MonteCarloScenario, name: str, value: float) -> MonteCarl
 
 
 def _tranche_index(cd: CompiledDeal, tranche: str) -> int:
-    if tranche not in cd.tranche_names:
-        raise SolverError(f"unknown tranche {tranche!r}; tranches are {list(cd.tranche_names)}")
+    if not isinstance(tranche, str) or tranche not in cd.tranche_names:
+        raise SolverError(
+            f"unknown tranche {short_repr(tranche)}; tranches are {list(cd.tranche_names)}"
+        )
     return cd.tranche_names.index(tranche)
 
 
@@ -180,13 +297,12 @@ def _run(
 
 def _with_tranches(deal: Deal, **changes: dict[str, Any]) -> CompiledDeal:
     doc = deal.model_dump(mode="json")
-    doc["pool"]["tape"] = None  # its obligors are already in pool.obligors
+    doc["pool"]["tape"] = None  # its rows are already read, in deal.pool.table
     for t in doc["tranches"]:
         t.update(changes.get(t["name"], {}))
     from ..schema.load import parse_deal
 
-    new = parse_deal(doc, source=deal._source)
-    new._origins = deal._origins
+    new = parse_deal(doc, source=deal._source, table=deal.pool.table)
     return compile_deal(new)
 
 
@@ -220,6 +336,17 @@ def solve_coupon(
 ) -> float:
     """Fixed coupon (decimal) at which E[PV of the tranche's cash flows] on ``curve`` + spread
     equals its balance. Brent's method on common random numbers."""
+    if not isinstance(curve, DiscountCurve):
+        raise SolverError(
+            f"curve must be a DiscountCurve (see load_curve), got {short_repr(curve)}"
+        )
+    spread = _finite(spread_bps, "spread_bps")
+    if abs(spread) > 10_000:
+        raise SolverError(f"spread_bps must be between -10,000 and 10,000, got {spread_bps!r}")
+    n_paths = _n_paths(n_paths)
+    lo, hi = (_finite(b, "bounds") for b in bounds)
+    if not 0 <= lo < hi <= 1:
+        raise SolverError(f"bounds must satisfy 0 <= lo < hi <= 1, got {bounds!r}")
     cd0 = compile_deal(deal)
     j = _tranche_index(cd0, tranche)
     bal = deal.tranches[j].balance
@@ -230,11 +357,8 @@ def solve_coupon(
 
     def gap(c: float) -> float:
         cd = _with_tranches(deal, **{tranche: {"coupon": {"kind": "fixed", "rate": c}}})
-        return (
-            expected_pv(_run(cd, sc, n_paths, seed, table), tranche, curve, spread_bps / 1e4) - bal
-        )
+        return expected_pv(_run(cd, sc, n_paths, seed, table), tranche, curve, spread / 1e4) - bal
 
-    lo, hi = bounds
     g_lo, g_hi = gap(lo), gap(hi)
     if g_lo * g_hi > 0:
         raise SolverError(
@@ -263,6 +387,11 @@ def size_tranche(
     numbers; the answer is always a balance that was evaluated and passed."""
     if (target_rating is None) == (target_el is None):
         raise SolverError("give exactly one of target_rating or target_el")
+    if target_el is not None:
+        target_el = _finite(target_el, "target_el")
+        if not 0 <= target_el < 1:
+            raise SolverError(f"target_el must be in [0, 1), got {target_el!r}")
+    n_paths = _n_paths(n_paths)
     table = rating_table or default_rating_table()
     if target_rating is not None and target_rating not in table.ratings:
         raise SolverError(f"unknown rating {target_rating!r}; the table has {list(table.ratings)}")
@@ -329,6 +458,11 @@ def condition(kind: str, value: float = 0.0) -> Condition:
     ``first_loss`` (no expected loss), ``el_above`` (expected loss at most ``value``),
     ``irr_below`` (mean yield at least ``value``), ``pd_above`` (default probability at most
     ``value``)."""
+    value = _finite(value, f"the value of condition {short_repr(kind)}")
+    if kind in ("el_above", "pd_above") and not 0 <= value <= 1:
+        raise SolverError(f"{kind} takes a share in [0, 1], got {value!r}")
+    if kind == "irr_below" and not -1 <= value <= 1:
+        raise SolverError(f"irr_below takes a yield in [-1, 1], got {value!r}")
     if kind == "first_loss":
         return lambda r: r.expected_loss <= 0.0
     if kind == "el_above":
@@ -337,7 +471,9 @@ def condition(kind: str, value: float = 0.0) -> Condition:
         return lambda r: r.irr >= value
     if kind == "pd_above":
         return lambda r: r.default_probability <= value
-    raise SolverError(f"unknown condition {kind!r}; use first_loss, el_above, irr_below, pd_above")
+    raise SolverError(
+        f"unknown condition {short_repr(kind)}; use first_loss, el_above, irr_below, pd_above"
+    )
 
 
 def breakeven(
@@ -357,6 +493,12 @@ def breakeven(
     condition first fails, by bisection on common random numbers (``hi`` may be below ``lo``
     for parameters where larger is better, e.g. recovery)."""
     j = _tranche_index(cd, tranche)
+    lo, hi = check_parameter(param, lo), check_parameter(param, hi)
+    if lo == hi:
+        raise SolverError(f"lo and hi must differ, got {lo:g} for both")
+    if not callable(ok):
+        raise SolverError(f"ok must be a condition (see condition()), got {short_repr(ok)}")
+    n_paths = _n_paths(n_paths)
     seed = sc.seed if seed is None else seed
     table = default_rating_table()
 
@@ -390,6 +532,17 @@ def sensitivity(
 ) -> pd.DataFrame:
     """Tranche expected loss (± SE), default probability, WAL and implied rating over a grid
     of two scenario parameters, long form: one row per (x, y, tranche)."""
+    for axis, spec in (("x", x), ("y", y)):
+        if not isinstance(spec, tuple | list) or len(spec) != 2 or isinstance(spec[1], str):
+            raise SolverError(f"{axis} must be (parameter, values), got {short_repr(spec)}")
+        values = [check_parameter(spec[0], v) for v in spec[1]]
+        if not values:
+            raise SolverError(f"{axis}: no values for {spec[0]}")
+        if len(set(values)) != len(values):
+            raise SolverError(f"{axis}: a value of {spec[0]} appears twice: {short_repr(spec[1])}")
+    if x[0] == y[0]:
+        raise SolverError(f"x and y vary the same parameter {x[0]!r}")
+    n_paths = _n_paths(n_paths)
     seed = sc.seed if seed is None else seed
     table = default_rating_table()
     rows = []

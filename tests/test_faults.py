@@ -1,0 +1,438 @@
+"""Faults: nothing lost, nothing half-written.
+
+Ctrl-C (SIGINT) and SIGTERM of a real ``abs-engine run --out DIR`` during the run and during the
+write phase; a full disk (a small tmpfs where one can be mounted, and ENOSPC raised by writers
+everywhere); permissions under the umask; the manifest. Every case checks that the previous
+outputs are intact and that no temporary file or staging folder is left.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from abs_engine import files
+from abs_engine.cli import EXIT_ERROR, EXIT_INTERRUPTED, main
+from abs_engine.files import (
+    MANIFEST,
+    STAGING_PREFIX,
+    TEST_PAUSE_ENV,
+    OutputError,
+    atomic_write,
+    staged_outputs,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+ABS_ENGINE = Path(sys.executable).with_name("abs-engine")
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every entry under ``folder`` (hidden ones included) with the SHA-256 of its bytes."""
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        rel = str(p.relative_to(folder))
+        out[rel] = hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "<dir>"
+    return out
+
+
+def leftovers(folder: Path) -> list[str]:
+    return [
+        str(p.relative_to(folder))
+        for p in folder.rglob("*")
+        if p.name.startswith(STAGING_PREFIX) or p.name.endswith(".tmp")
+    ]
+
+
+@pytest.fixture
+def old_outputs(tmp_path: Path, capsys) -> Iterator[tuple[Path, dict[str, str]]]:
+    """An output folder holding a previous run's outputs, and their snapshot."""
+    out = tmp_path / "out"
+    assert main(["run", "-s", "huake_base", "--out", str(out)]) == 0
+    capsys.readouterr()
+    before = snapshot(out)
+    assert MANIFEST in before and "summary.json" in before
+    yield out, before
+
+
+def _child_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(extra)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+class Child:
+    """``abs-engine`` in a subprocess, its stderr collected line by line as it comes."""
+
+    def __init__(self, args: list[str], **env: str):
+        # SIGINT set to its default in the child, whatever the test runner's parent ignores,
+        # so that Python installs its KeyboardInterrupt handler there as in a terminal.
+        self.proc = subprocess.Popen(
+            [str(ABS_ENGINE), *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_child_env(**env),
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    @property
+    def err(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, pred, timeout: float, what: str) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if pred():
+                return
+            if self.proc.poll() is not None:
+                self.reader.join(10)
+                pytest.fail(f"abs-engine ended ({self.proc.returncode}) before {what}:\n{self.err}")
+            time.sleep(0.05)
+        self.proc.kill()
+        self.proc.wait()
+        pytest.fail(f"timed out waiting for {what}:\n{self.err}")
+
+    def stop(self, sig: int) -> tuple[int, str]:
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            pytest.fail(f"abs-engine did not stop on signal {sig}:\n{self.err}")
+        self.reader.join(10)
+        return self.proc.returncode, self.err
+
+
+def _in_simulation(pid: int) -> bool:
+    """The Monte Carlo kernels are running: numba's threading layer (loaded on the first
+    parallel launch) is mapped into the process."""
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return False
+    return any(layer in maps for layer in ("omppool", "workqueue", "tbbpool"))
+
+
+needs_proc = pytest.mark.skipif(
+    not Path("/proc/self/maps").exists() or not ABS_ENGINE.exists(),
+    reason="needs Linux /proc and the installed abs-engine script",
+)
+
+
+# --- signals of a real process ------------------------------------------------------------------
+
+
+@needs_proc
+def test_sigint_during_the_run(old_outputs):
+    """Ctrl-C while the Monte Carlo runs: status 130, 'interrupted', no traceback, the folder
+    as it was."""
+    out, before = old_outputs
+    args = ["run", "-s", "huake_mc", "--paths", "2000000000", "--no-progress", "--out", str(out)]
+    child = Child(args)
+    child.wait_for(lambda: _in_simulation(child.proc.pid), 300, "the simulation to start")
+    code, err = child.stop(signal.SIGINT)
+    assert code == EXIT_INTERRUPTED == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert snapshot(out) == before and not leftovers(out)
+
+
+@needs_proc
+@pytest.mark.parametrize(
+    ("sig", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"]
+)
+def test_signal_during_the_write_phase(old_outputs, sig, status):
+    """A signal while every new file is staged and none moved (the test hook pauses there):
+    no temporary file or staging folder left (SIGTERM left ``.summary_*.json.*.tmp`` before),
+    the previous outputs intact."""
+    out, before = old_outputs
+    args = ["run", "-s", "huake_base", "-s", "cdr_stress", "--out", str(out)]
+    child = Child(args, **{TEST_PAUSE_ENV: "120"})
+    child.wait_for(lambda: "pausing before commit" in child.err, 120, "the write phase")
+    staged = [p for p in out.iterdir() if p.name.startswith(STAGING_PREFIX)]
+    assert len(staged) == 1 and (staged[0] / "tranches_cdr_stress.csv").exists()  # all staged
+    code, err = child.stop(sig)
+    assert code == status, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert snapshot(out) == before and not leftovers(out)
+
+
+# --- a full disk ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A 200 KiB tmpfs (root only; skipped where it cannot be mounted)."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    try:
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(mnt)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        pytest.skip(f"cannot mount a tmpfs here: {exc}")
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=30)
+
+
+def test_full_disk_on_a_small_tmpfs(small_tmpfs: Path, capsys):
+    out = small_tmpfs / "out"
+    assert main(["run", "-s", "huake_base", "--out", str(out)]) == 0
+    capsys.readouterr()
+    before = snapshot(out)
+    # four scenarios' ledgers need more than the 200 KiB the tmpfs has left
+    args = ["run", "-s", "huake_base", "-s", "cdr_stress", "-s", "large_obligor_2"]
+    args += ["-s", "zero_default", "-s", "large_obligor_2_no_support", "--out", str(out)]
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code == EXIT_ERROR == 1, err
+    assert "no space left on the device" in err and str(out) in err
+    assert "nothing was changed there" in err and "Traceback" not in err
+    assert snapshot(out) == before and not leftovers(out)
+
+
+def _enospc(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize("writer", ["to_csv", "to_parquet"])
+def test_enospc_from_a_writer_leaves_the_previous_outputs(old_outputs, monkeypatch, capsys, writer):
+    """ENOSPC part-way through the writes (a half-written file staged): exit 1, a message
+    naming the folder, the previous outputs intact, nothing left over."""
+    out, before = old_outputs
+    real = getattr(pd.DataFrame, writer)
+    calls = {"n": 0}
+
+    def flaky(self, path=None, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] >= (2 if writer == "to_csv" else 1):  # one Parquet file in this run
+            Path(path).write_bytes(b"half a file")
+            if writer == "to_parquet":  # pyarrow's way: errno only in the text
+                raise OSError("[Errno 28] Error writing bytes to file. Detail: [errno 28] No "
+                              "space left on device")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(pd.DataFrame, writer, flaky)
+    code = main(["run", "-s", "huake_base", "-s", "cdr_stress", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == EXIT_ERROR, err
+    assert f"to {out}: no space left on the device" in err and "Traceback" not in err
+    assert snapshot(out) == before and not leftovers(out)
+
+
+def test_enospc_into_a_new_folder_leaves_no_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(pd.DataFrame, "to_csv", _enospc)
+    out = tmp_path / "new" / "deeper"
+    assert main(["run", "-s", "huake_base", "--out", str(out)]) == EXIT_ERROR
+    assert "no space left" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+
+
+def test_failed_rename_puts_back_what_was_moved(old_outputs, monkeypatch, capsys):
+    """A rename failing in the middle of the commit (an I/O error): the files already moved are
+    put back, the old manifest too."""
+    out, before = old_outputs
+    real = os.replace
+    calls = {"n": 0}
+
+    def replace(src, dst):
+        if str(dst).startswith(str(out)) and STAGING_PREFIX not in str(dst):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise OSError(errno.EIO, "Input/output error")
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    code = main(["run", "-s", "huake_base", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == EXIT_ERROR and "input/output error" in err and "put back" in err, err
+    assert snapshot(out) == before and not leftovers(out)
+
+
+def test_synth_on_a_full_disk_writes_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", _enospc)
+    out = tmp_path / "pools"
+    out.mkdir()
+    code = main(["synth", str(out), "--obligors", "8", "--periods", "4"])
+    assert code == EXIT_ERROR and "no space left" in capsys.readouterr().err
+    assert list(out.iterdir()) == []
+
+
+# --- interrupts in-process ----------------------------------------------------------------------
+
+
+def test_keyboard_interrupt_while_writing(old_outputs, monkeypatch, capsys):
+    out, before = old_outputs
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", interrupted)
+    assert main(["run", "-s", "huake_base", "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == "interrupted"
+    assert snapshot(out) == before and not leftovers(out)
+
+
+def test_interrupt_swallowed_in_a_callback_is_not_lost(monkeypatch, capsys):
+    """Ctrl-C landing in a ctypes callback (numba's compiler calls Python from LLVM that way)
+    is 'ignored' by Python; main sends the signal again until the command has it."""
+    import ctypes
+
+    from abs_engine import cli
+
+    def command(args):
+        def callback():
+            raise KeyboardInterrupt
+
+        ctypes.CFUNCTYPE(None)(callback)()  # the interrupt is swallowed here
+        end = time.monotonic() + 10
+        while time.monotonic() < end:  # ... and must come back
+            time.sleep(0.01)
+        return 0
+
+    monkeypatch.setattr(cli, "_cmd_validate", command)
+    assert main(["validate", str(ROOT / "waterfalls" / "huake_2025.toml")]) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == "interrupted", err
+
+
+def test_main_restores_the_signal_handlers(capsys):
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    hook = sys.unraisablehook
+    assert main(["validate", str(ROOT / "waterfalls" / "huake_2025.toml")]) == 0
+    assert {s: signal.getsignal(s) for s in before} == before
+    assert sys.unraisablehook is hook
+
+
+def test_signals_held_during_the_commit_are_delivered_after_it(tmp_path):
+    """A SIGTERM raised while the files move does not stop the move: the set is complete, and
+    the signal arrives right after."""
+    got: list[int] = []
+    old = signal.signal(signal.SIGTERM, lambda s, f: got.append(s))
+    try:
+        with files._signals_held():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+            assert got == []  # held back
+        time.sleep(0.05)
+        assert got == [signal.SIGTERM]
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+# --- the set, the manifest, permissions ----------------------------------------------------------
+
+
+def test_manifest_lists_the_files_with_sizes_and_digests(old_outputs):
+    out, _ = old_outputs
+    doc = json.loads((out / MANIFEST).read_text())
+    listed = {f["name"]: f for f in doc["files"]}
+    assert set(listed) == {p.name for p in out.iterdir()} - {MANIFEST}
+    for name, f in listed.items():
+        data = (out / name).read_bytes()
+        assert f["bytes"] == len(data) and f["sha256"] == hashlib.sha256(data).hexdigest()
+    assert doc["command"] == "run" and doc["scenarios"] == ["huake_base"]
+
+
+def test_staged_outputs_error_inside_the_block_changes_nothing(tmp_path):
+    out = tmp_path / "o"
+    with staged_outputs(out) as stage:
+        stage.write("a.txt", lambda p: p.write_text("old"))
+    before = snapshot(out)
+    with pytest.raises(RuntimeError), staged_outputs(out) as stage:
+        stage.write("a.txt", lambda p: p.write_text("new"))
+        stage.write("b.txt", lambda p: p.write_text("new"))
+        raise RuntimeError("boom")
+    assert snapshot(out) == before and not leftovers(out)
+    with pytest.raises(ValueError), staged_outputs(out) as stage:
+        stage.write("../escape.txt", lambda p: p.write_text("x"))
+    assert not (tmp_path / "escape.txt").exists()
+
+
+def test_stale_staging_of_a_killed_run_is_removed(tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = out / f"{STAGING_PREFIX}{dead.pid}-abcd"
+    stale.mkdir()
+    (stale / "summary.json").write_text("{}")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    with staged_outputs(out) as stage:
+        stage.write("a.txt", lambda p: p.write_text("x"))
+    assert not stale.exists() and not leftovers(out)
+
+
+@pytest.fixture
+def umask():
+    """Set the umask for a test (restored after)."""
+    saved = os.umask(0o022)
+    try:
+        yield os.umask
+    finally:
+        os.umask(saved)
+
+
+@pytest.mark.parametrize(("mask", "mode"), [(0o022, 0o644), (0o027, 0o640), (0o002, 0o664)])
+def test_outputs_get_the_umask_permissions(tmp_path, umask, capsys, mask, mode):
+    umask(mask)
+    assert files.current_umask() == mask
+    out = tmp_path / "out"
+    assert main(["run", "-s", "huake_base", "--out", str(out)]) == 0
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()}
+    assert set(modes.values()) == {mode}, modes
+    pools = tmp_path / "pools"
+    assert main(["synth", str(pools), "--obligors", "8", "--periods", "4"]) == 0
+    assert {stat.S_IMODE(p.stat().st_mode) for p in pools.iterdir()} == {mode}
+
+
+def test_atomic_write_modes(tmp_path, umask):
+    umask(0o022)
+    atomic_write(tmp_path / "a.txt", lambda p: p.write_text("x"))
+    atomic_write(tmp_path / "b.txt", lambda p: p.write_text("x"), mode=0o600)
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "b.txt").stat().st_mode) == 0o600
+    with pytest.raises(OSError):
+        atomic_write(tmp_path / "c.txt", _enospc)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt"]
+
+
+def test_output_error_is_an_abs_engine_error():
+    from abs_engine.errors import AbsEngineError
+
+    assert issubclass(OutputError, AbsEngineError)

@@ -1,0 +1,573 @@
+"""Hostile input through the Python API: every public function and method refuses wrong types
+and values with an :class:`~abs_engine.errors.AbsEngineError` subclass whose message names the
+argument (or the field path) and the value given — never a raw TypeError, KeyError,
+IndexError, OverflowError or RecursionError, never a hang, never a wrong success.
+
+The corpus is generated: each argument crossed with the hostile values that fit it. Every case
+fails before a kernel runs (the few results the method cases need come from the plain-Python
+twin kernels), so the whole file takes a few seconds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import abs_engine as ae
+from abs_engine.compile.model import compile_model
+from abs_engine.compile.scenario import deterministic_flows
+from abs_engine.compile.schedule import MAX_ROLL_DAYS, register_calendar
+from abs_engine.errors import (
+    AbsEngineError,
+    ArgumentTypeError,
+    DealError,
+    InputError,
+    short_repr,
+)
+from abs_engine.schema import parse_deal, parse_scenario, read_tape
+from abs_engine.schema.load import read_document
+from abs_engine.schema.stochastic import MonteCarloScenario
+from abs_engine.solvers import (
+    base_case_default_rate,
+    breakeven_default_rate,
+    condition,
+    coverage_table,
+    default_timing,
+    large_obligor_test,
+)
+from tests.conftest import base_deal, obligor
+
+NAN = float("nan")
+INF = float("inf")
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    call: Callable[[], Any]
+    names: tuple[str, ...]  # fragments the message must contain: the argument and the value
+    error: type[AbsEngineError] = AbsEngineError
+
+
+@pytest.fixture(scope="module")
+def world() -> dict[str, Any]:
+    """The bundled deal, compiled; a deterministic result of two scenarios and a tiny Monte
+    Carlo result, both from the plain-Python twin kernels (nothing to compile)."""
+    deal = ae.load_deal()
+    cd = ae.compile_deal(deal)
+    det = ae.run_deterministic(cd, ["huake_base", "zero_default"], jit=False)
+    mc = ae.simulate(cd, n_paths=16, jit=False, progress=False)
+    return {"deal": deal, "cd": cd, "det": det, "mc": mc}
+
+
+def _c(id: str, call: Callable[[], Any], *names: str, error: type = AbsEngineError) -> Case:
+    return Case(id, call, tuple(names), error)
+
+
+class _Weird:
+    def __repr__(self) -> str:
+        return "<weird>"
+
+
+WEIRD = _Weird()
+#: values of the wrong type for a whole number, and the words that must name them
+NOT_INTS: list[Any] = [1.5, "2", True, None, [1], WEIRD, NAN]
+NOT_BOOLS: list[Any] = ["no", "yes", 1, 0, 1.0, [True], WEIRD]
+
+
+def _world_cases() -> Iterator[Case]:
+    """Cases that need the compiled deal or a result (filled from the ``world`` fixture)."""
+    # ---- simulate: every keyword with every hostile value --------------------------------------
+    sim_values: dict[str, list[Any]] = {
+        "threads": [1.5, 0, -1, 10**6, "2", True, NAN],
+        "batch_blocks": ["x", 0, -3, 1.5, True, 2**40],
+        "n_paths": [0, -1, 1.5, True, "10", 10**11, NAN, 2**64],
+        "seed": [-1, 1.5, 2**63, 2**70, "1", True, NAN],
+        "keep_paths": ["no", 1, None, 0.0],
+        "progress": ["x", 1, 0.5],
+        "jit": ["x", 1, None],
+        "ledger_paths": [[0.5], [True], [-1], [10**12], 5, "0", {0: 1}, [[0]], [None], 1.5],
+        "rating_table": [123, 1.5, [1], b"table.csv", WEIRD],
+    }
+    for arg, values in sim_values.items():
+        for v in values:
+            shown = short_repr(v[0] if isinstance(v, list) and v else v)
+            yield Case(
+                f"simulate-{arg}-{v!r}",
+                lambda w, arg=arg, v=v: (
+                    ae.simulate(w["cd"], n_paths=10, **{arg: v})
+                    if arg != "n_paths"
+                    else ae.simulate(w["cd"], n_paths=v)
+                ),
+                (f"simulate: {arg}", shown),
+            )
+    for v in [object(), 123, 1.5, [], {"a": 1}, b"deal.toml"]:
+        yield Case(f"simulate-deal-{type(v).__name__}", lambda w, v=v: ae.simulate(v), ("deal",))
+        yield Case(
+            f"run_deterministic-deal-{type(v).__name__}",
+            lambda w, v=v: ae.run_deterministic(v),
+            ("deal",),
+        )
+    for v in [123, object(), 1.5, b"huake_mc", {"kind": "monte_carlo"}]:
+        yield Case(
+            f"simulate-scenario-{type(v).__name__}",
+            lambda w, v=v: ae.simulate(w["cd"], v, n_paths=10),
+            ("scenario",),
+        )
+    yield Case(
+        "simulate-ledger-path-beyond-run",
+        lambda w: ae.simulate(w["cd"], n_paths=10, ledger_paths=[10]),
+        ("ledger_paths[0]", "10"),
+    )
+    yield Case(
+        "simulate-deterministic-scenario",
+        lambda w: ae.simulate(w["cd"], "huake_base", n_paths=10),
+        ("kind", "deterministic"),
+    )
+    yield Case(
+        "simulate_compiled-cd",
+        lambda w: ae.simulation.simulate_compiled(None, None),  # type: ignore[arg-type]
+        ("simulate_compiled: cd", "None"),
+    )
+    yield Case(
+        "simulate_compiled-rating_table-path",
+        lambda w: ae.simulation.simulate_compiled(
+            w["cd"], w["mc"].scenario, rating_table="table.csv"
+        ),
+        ("rating_table", "table.csv"),
+    )
+    yield Case(
+        "simulate-rating_table-missing-file",
+        lambda w: ae.simulate(w["cd"], n_paths=10, rating_table="/nonexistent/table.csv"),
+        ("rating table", "not found"),
+    )
+    yield Case(
+        "simulate-rating_table-long-path",
+        lambda w: ae.simulate(w["cd"], n_paths=10, rating_table="/tmp/" + "t" * 5000),
+        ("rating table", "cannot be opened"),
+    )
+    # ---- run_deterministic ----------------------------------------------------------------------
+    for v in [123, 1.5, object(), {"name": "x"}]:
+        yield Case(
+            f"run_deterministic-scenarios-{type(v).__name__}",
+            lambda w, v=v: ae.run_deterministic(w["cd"], v),
+            ("scenarios", short_repr(v)),
+        )
+    for v in [123, None, 1.5, b"huake_base"]:
+        yield Case(
+            f"run_deterministic-scenarios-item-{type(v).__name__}",
+            lambda w, v=v: ae.run_deterministic(w["cd"], ["huake_base", v]),
+            ("scenarios[1]", short_repr(v)),
+        )
+    yield Case(
+        "run_deterministic-scenarios-empty",
+        lambda w: ae.run_deterministic(w["cd"], []),
+        ("scenarios", "empty"),
+    )
+    yield Case(
+        "run_deterministic-monte-carlo",
+        lambda w: ae.run_deterministic(w["cd"], "huake_mc"),
+        ("kind", "monte_carlo"),
+    )
+    for v in NOT_BOOLS:
+        yield Case(
+            f"run_deterministic-jit-{v!r}",
+            lambda w, v=v: ae.run_deterministic(w["cd"], jit=v),
+            ("jit", short_repr(v)),
+        )
+    # ---- DeterministicResult views: unknown names, indices out of range, wrong types -----------
+    for method in ("tranches", "cashflows", "pool", "periods"):
+        for v in ["no_such", "", 2, -3, 10**20, 1.5, None, True, [0], NAN]:
+            yield Case(
+                f"result-{method}-{v!r}",
+                lambda w, m=method, v=v: getattr(w["det"], m)(v),
+                (method, short_repr(v)),
+            )
+    # ---- SimulationResult ------------------------------------------------------------------------
+    for v in [2.0, -0.1, NAN, INF, "x", None, True, [0.5]]:
+        yield Case(
+            f"loss_rate_quantile-{v!r}",
+            lambda w, v=v: w["mc"].loss_rate_quantile(v),
+            ("loss_rate_quantile: q", short_repr(v)),
+        )
+    # ---- CompiledDeal ----------------------------------------------------------------------------
+    for v in ["no_such", 0, None]:
+        yield Case(
+            f"tranche_index-{v!r}",
+            lambda w, v=v: w["cd"].tranche_index(v),
+            ("tranche_index", short_repr(v)),
+        )
+    # ---- agency solvers ----------------------------------------------------------------------
+    for v in [-1, 0, 1.5, "x", True, None, 10**9]:
+        yield Case(
+            f"large_obligor_test-max_obligors-{v!r}",
+            lambda w, v=v: large_obligor_test(w["cd"], max_obligors=v),
+            ("max_obligors", short_repr(v)),
+        )
+    for v in [0, 13, -1, 1.5, "1"]:
+        yield Case(
+            f"large_obligor_test-period-{v!r}",
+            lambda w, v=v: large_obligor_test(w["cd"], period=v),
+            ("period", short_repr(v)),
+        )
+    for v in [2.0, -0.1, NAN, "0.2"]:
+        yield Case(
+            f"large_obligor_test-recovery_rate-{v!r}",
+            lambda w, v=v: large_obligor_test(w["cd"], recovery_rate=v),
+            ("recovery_rate", short_repr(v)),
+        )
+    for v in [-1, 1000, 1.5]:
+        yield Case(
+            f"large_obligor_test-recovery_lag-{v!r}",
+            lambda w, v=v: large_obligor_test(w["cd"], recovery_lag=v),
+            ("recovery_lag", short_repr(v)),
+        )
+    for v in ["no_such", 5]:
+        yield Case(
+            f"large_obligor_test-tranche-{v!r}",
+            lambda w, v=v: large_obligor_test(w["cd"], v),
+            ("tranche", short_repr(v)),
+        )
+    for v in [0, -1e-3, NAN, INF, "x", 1.0]:
+        yield Case(
+            f"breakeven_default_rate-tol-{v!r}",
+            lambda w, v=v: breakeven_default_rate(w["cd"], "A", tol=v),
+            ("tol", short_repr(v)),
+        )
+    yield Case(
+        "breakeven_default_rate-support",
+        lambda w: breakeven_default_rate(w["cd"], "A", support="no"),
+        ("support", "'no'"),
+    )
+    yield Case(
+        "breakeven_default_rate-timing-sum",
+        lambda w: breakeven_default_rate(w["cd"], "A", timing=[0.5, 0.4]),
+        ("timing",),
+    )
+    yield Case(
+        "breakeven_default_rate-timing-too-long",
+        lambda w: breakeven_default_rate(w["cd"], "A", timing=[1 / 13] * 13),
+        ("defaults.timing", "13"),
+    )
+    for fn in (base_case_default_rate, default_timing, large_obligor_test):
+        yield Case(f"{fn.__name__}-cd-None", lambda w, fn=fn: fn(None), (fn.__name__, "None"))
+    yield Case(
+        "breakeven_default_rate-cd-None",
+        lambda w: breakeven_default_rate(None, "A"),  # type: ignore[arg-type]
+        ("breakeven_default_rate: cd", "None"),
+    )
+    yield Case(
+        "default_timing-front_loaded",
+        lambda w: default_timing(w["cd"], front_loaded="yes"),
+        ("front_loaded", "'yes'"),
+    )
+    for v in [[], 5, [5], ["huake_base"]]:
+        yield Case(
+            f"coverage_table-scenarios-{v!r}",
+            lambda w, v=v: coverage_table(w["cd"], v),
+            ("scenarios",),
+        )
+    yield Case(
+        "coverage_table-tranche",
+        lambda w: coverage_table(w["cd"], [parse_scenario({"name": "x"})], tranche="ZZ"),
+        ("tranche", "'ZZ'"),
+    )
+    # ---- lower-level entry points -------------------------------------------------------------
+    yield Case("compile_model-cd", lambda w: compile_model(None, w["mc"].scenario), ("cd", "None"))
+    yield Case(
+        "compile_model-sc",
+        lambda w: compile_model(w["cd"], parse_scenario({"name": "x"})),
+        ("sc", "DeterministicScenario"),
+    )
+    yield Case(
+        "deterministic_flows-scenarios",
+        lambda w: deterministic_flows(w["cd"], parse_scenario({"name": "x"})),
+        ("scenarios",),
+    )
+    yield Case("deterministic_flows-cd", lambda w: deterministic_flows(None, []), ("cd", "None"))
+    # ---- objects changed with model_copy (which skips validation) are validated again ----------
+    updates: list[tuple[str, Callable[[Any], dict[str, Any]], str, str]] = [
+        ("tranches-empty", lambda d: {"tranches": []}, "tranches", "[]"),
+        ("name-int", lambda d: {"name": 5}, "name", "5"),
+        ("base_rate", lambda d: {"base_rate": 2.0}, "base_rate", "2.0"),
+        ("schema_version", lambda d: {"schema_version": True}, "schema_version", "True"),
+        (
+            "legal_final",
+            lambda d: {"dates": d.dates.model_copy(update={"legal_final": dt.date(2020, 1, 1)})},
+            "dates.legal_final",
+            "2020-01-01",
+        ),
+        (
+            "tranche-balance",
+            lambda d: {
+                "tranches": [d.tranches[0].model_copy(update={"balance": -1.0}), d.tranches[1]]
+            },
+            "tranches[0].balance",
+            "-1.0",
+        ),
+        (
+            "tranche-balance-nan",
+            lambda d: {
+                "tranches": [d.tranches[0].model_copy(update={"balance": NAN}), d.tranches[1]]
+            },
+            "tranches[0].balance",
+            "nan",
+        ),
+        (
+            "waterfall-empty",
+            lambda d: {"waterfalls": d.waterfalls.model_copy(update={"normal": []})},
+            "waterfalls.normal",
+            "[]",
+        ),
+        ("pool-none", lambda d: {"pool": None}, "pool", "None"),
+        ("dates-dict", lambda d: {"dates": {"closing": "x"}}, "dates.closing", "'x'"),
+        (
+            "tranche-twice",
+            lambda d: {"tranches": [d.tranches[0], d.tranches[0], d.tranches[1]]},
+            "tranches[1].name",
+            "'A'",
+        ),
+    ]
+    for id, upd, path, value in updates:
+        yield Case(
+            f"model_copy-deal-{id}",
+            lambda w, upd=upd: ae.compile_deal(w["deal"].model_copy(update=upd(w["deal"]))),
+            (path, value),
+            DealError,
+        )
+    yield Case(
+        "model_copy-deterministic-scenario",
+        lambda w: ae.run_deterministic(
+            w["cd"], parse_scenario({"name": "x"}).model_copy(update={"prepayment": {"cpr": []}})
+        ),
+        ("prepayment.cpr", "[]"),
+        DealError,
+    )
+    mc = MonteCarloScenario.model_validate({"kind": "monte_carlo", "name": "m"})
+    for field, value in [("n_paths", -5), ("seed", -1), ("name", ""), ("rate_shock_bps", NAN)]:
+        yield Case(
+            f"model_copy-mc-scenario-{field}",
+            lambda w, f=field, v=value: ae.simulate(
+                w["cd"], mc.model_copy(update={f: v}), n_paths=10
+            ),
+            (field, short_repr(value)),
+            DealError,
+        )
+
+
+def _plain_cases() -> Iterator[Case]:
+    """Cases that need nothing but the package."""
+    for fn, arg in (
+        (ae.load_deal, "path"),
+        (ae.load_scenario, "name_or_path"),
+        (read_document, "path"),
+        (read_tape, "path"),
+    ):
+        name = fn.__name__
+        for v in [123, 1.5, b"deal.toml", [], {}, WEIRD, "", "   ", "a\x00b.toml"]:
+            if v is None and fn is ae.load_deal:
+                continue  # load_deal(None) is the bundled deal
+            yield _c(f"{name}-{v!r}", lambda fn=fn, v=v: fn(v), f"{name}: {arg}")
+    yield _c("load_scenario-None", lambda: ae.load_scenario(None), "name_or_path", "None")
+    yield _c(
+        "load_scenario-deal-type",
+        lambda: ae.load_scenario("huake_base", deal="deal"),
+        "load_scenario: deal",
+        "'deal'",
+    )
+    for v in [None, "waterfalls/huake_2025.toml", 123, {"schema_version": 1}, WEIRD]:
+        yield _c(
+            f"compile_deal-{type(v).__name__}",
+            lambda v=v: ae.compile_deal(v),
+            "compile_deal: deal",
+            short_repr(v),
+            error=ArgumentTypeError,
+        )
+    for name, fn, what in [
+        (1, bool, "name"),
+        (None, bool, "name"),
+        ("", bool, "name"),
+        ("x", 5, "is_business_day"),
+        ("x", None, "is_business_day"),
+    ]:
+        yield _c(
+            f"register_calendar-{name!r}-{fn!r}",
+            lambda n=name, f=fn: register_calendar(n, f),
+            f"register_calendar: {what}",
+        )
+    for v in [NAN, INF, -INF, "x", None]:
+        yield _c(f"condition-el_above-{v!r}", lambda v=v: condition("el_above", v), "el_above")
+    for v in [123, None, [1], "x"]:
+        yield _c(
+            f"parse_deal-{v!r}", lambda v=v: parse_deal(v), "<root>", error=DealError
+        )  # not a document
+
+
+# ---- registered calendars that misbehave ------------------------------------------------------
+
+
+def _raises(d: dt.date) -> bool:
+    raise RuntimeError("calendar service down")
+
+
+def _recurses(d: dt.date) -> bool:
+    return _recurses(d)
+
+
+CALENDARS: dict[str, tuple[Callable[[dt.date], Any], str, str]] = {
+    # name: (function, field the error names, fragment of the message)
+    "hostile_raises": (_raises, "dates.calendar.name", "calendar service down"),
+    "hostile_recurses": (_recurses, "dates.calendar.name", "RecursionError"),
+    "hostile_keyerror": (lambda d: {}[d], "dates.calendar.name", "KeyError"),
+    "hostile_string": (lambda d: "yes", "dates.calendar.name", "'yes'"),
+    "hostile_none": (lambda d: None, "dates.calendar.name", "None"),
+    "hostile_never": (lambda d: False, "dates.first_payment", f"within {MAX_ROLL_DAYS} days"),
+    "hostile_numpy": (lambda d: np.array([True, False]), "dates.calendar.name", "array"),
+}
+
+
+@pytest.mark.parametrize("roll", ["following", "modified_following", "preceding"])
+@pytest.mark.parametrize("name", sorted(CALENDARS))
+def test_registered_calendar_that_misbehaves(name: str, roll: str) -> None:
+    fn, field, fragment = CALENDARS[name]
+    register_calendar(name, fn)
+    doc = base_deal()
+    doc["dates"].update(business_day=roll, calendar={"kind": "named", "name": name})
+    with pytest.raises(DealError) as info:
+        ae.compile_deal(parse_deal(doc))
+    text = str(info.value)
+    assert field in text and fragment in text, text
+    assert any(p.path == field for p in info.value.problems)
+
+
+def test_calendar_without_business_days_does_not_hang_on_the_whole_range() -> None:
+    """A calendar with no business day at all is refused after MAX_ROLL_DAYS probes per date,
+    not after stepping to year 9999 (which takes minutes and then overflows)."""
+    calls = []
+
+    def never(d: dt.date) -> bool:
+        calls.append(d)
+        return False
+
+    register_calendar("hostile_counted", never)
+    doc = base_deal()
+    doc["dates"].update(
+        business_day="following", calendar={"kind": "named", "name": "hostile_counted"}
+    )
+    with pytest.raises(DealError, match="dates.first_payment"):
+        ae.compile_deal(parse_deal(doc))
+    assert len(calls) <= MAX_ROLL_DAYS + 1
+
+
+# ---- the generated corpus ----------------------------------------------------------------------
+
+WORLD_CASES = list(_world_cases())
+PLAIN_CASES = list(_plain_cases())
+
+
+def _check(exc: BaseException, case: Case) -> None:
+    assert isinstance(exc, case.error), (type(exc), exc)
+    text = str(exc)
+    assert "Traceback" not in text
+    for fragment in case.names:
+        assert fragment in text, f"{fragment!r} not in {text!r}"
+
+
+@pytest.mark.parametrize("case", WORLD_CASES, ids=[c.id for c in WORLD_CASES])
+def test_api_with_results(case: Case, world: dict[str, Any]) -> None:
+    with pytest.raises(AbsEngineError) as info:
+        case.call(world)  # type: ignore[call-arg]
+    _check(info.value, case)
+
+
+@pytest.mark.parametrize("case", PLAIN_CASES, ids=[c.id for c in PLAIN_CASES])
+def test_api_plain(case: Case) -> None:
+    with pytest.raises(AbsEngineError) as info:
+        case.call()
+    _check(info.value, case)
+
+
+def test_error_types() -> None:
+    """Wrong types are both ArgumentTypeError and TypeError; wrong values InputError and
+    ValueError; all of them AbsEngineError (what the CLI turns into exit status 2)."""
+    assert issubclass(ArgumentTypeError, TypeError) and issubclass(ArgumentTypeError, InputError)
+    assert issubclass(InputError, ValueError) and issubclass(InputError, AbsEngineError)
+    assert ae.InputError is InputError
+    with pytest.raises(TypeError):
+        ae.load_deal(123)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        ae.load_deal("")
+
+
+def test_every_public_function_is_covered() -> None:
+    """Each public callable of ``abs_engine.__all__`` has at least one case above."""
+    ids = " ".join(c.id for c in WORLD_CASES + PLAIN_CASES)
+    callables = {
+        "compile_deal": "compile_deal",
+        "load_deal": "load_deal",
+        "load_scenario": "load_scenario",
+        "register_calendar": "register_calendar",
+        "run_deterministic": "run_deterministic",
+        "simulate": "simulate",
+        "DeterministicResult": "result-",
+        "SimulationResult": "loss_rate_quantile",
+        "CompiledDeal": "tranche_index",
+    }
+    for name in ae.__all__:
+        if name in callables:
+            assert callables[name] in ids, name
+
+
+# ---- valid neighbours stay valid ---------------------------------------------------------------
+
+
+def test_valid_arguments_still_work(world: dict[str, Any]) -> None:
+    det = world["det"]
+    assert det.tranches("zero_default").equals(det.tranches(1))
+    assert det.tranches(-1).equals(det.tranches(1))
+    assert det.tranches(np.int64(0)).equals(det.tranches(0))
+    assert 0.0 <= world["mc"].loss_rate_quantile(0.99) <= 1.0
+    assert world["mc"].loss_rate_quantile(np.float64(0.5)) >= 0.0
+    assert world["cd"].tranche_index("Sub") == 1
+    assert ae.load_deal(Path(ae.resources.bundled_deal_path())).name == world["deal"].name
+    # an unchanged deal is not validated again: compile_deal returns the same Deal object
+    assert ae.compile_deal(world["deal"]).deal is world["deal"]
+    # a deal changed with model_copy to something valid compiles, with the change
+    cd2 = ae.compile_deal(world["deal"].model_copy(update={"name": "renamed"}))
+    assert cd2.deal.name == "renamed" and cd2.source == world["cd"].source
+    assert world["cd"].warnings == ()
+
+
+def test_model_copy_changes_to_a_tape_deal_keep_the_tape(tmp_path: Path) -> None:
+    tape = tmp_path / "tape.csv"
+    tape.write_text(
+        "id,balance,rate,amortization,n_periods,annual_pd\nT1,60,0,bullet,3,0.01\n"
+        "T2,40,0,bullet,3,0.01\n"
+    )
+    doc = base_deal(pool={"obligors": [obligor("O1", 50.0)], "tape": {"path": "tape.csv"}})
+    doc["tranches"][0]["balance"] = 150.0
+    deal = parse_deal(doc, source=tmp_path / "deal.json", base_dir=tmp_path)
+    cd = ae.compile_deal(deal.model_copy(update={"name": "changed"}))
+    assert cd.n_obligors == 3 and math.isclose(cd.original_pool, 150.0)
+    with pytest.raises(DealError, match=r"tranches\[0\].balance"):
+        ae.compile_deal(
+            deal.model_copy(
+                update={"tranches": [deal.tranches[0].model_copy(update={"balance": -5.0})]}
+            )
+        )
+
+
+def test_keep_paths_that_cannot_fit_are_refused_up_front_with_the_estimate():
+    """10^9 paths of kept per-path metrics (about 200 GiB on the bundled deal) are refused
+    before anything is allocated or simulated, with the size in the message."""
+    import abs_engine as ae
+
+    with pytest.raises(ae.AbsEngineError, match=r"1,000,000,000 paths needs about [\d,.]+ GiB"):
+        ae.simulate(ae.load_deal(), n_paths=10**9, keep_paths=True, progress=False)

@@ -1,0 +1,559 @@
+"""Hostile input on the command line: flags and numbers, grid specs, curve files, output
+destinations, ``synth``, memory. Every case runs ``abs_engine.cli.main`` in-process and must
+exit with status 2 and one message on stderr naming the flag and the offending value, with no
+traceback, before anything is simulated or written.
+
+The corpus is generated: each flag crossed with the hostile values that fit it (NaN and
+infinities, out-of-range numbers, malformed text, duplicates). Placeholders in the argument
+lists are filled per test: ``{tmp}`` (a fresh folder), ``{file}`` (a regular file in it),
+``{long}`` (a 5,000-character path), ``{data}`` (the shared folder of curve files).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import abs_engine.cli as cli
+from abs_engine.cli import MAX_GRID_VALUES, MAX_LEDGER_PATHS, main
+
+LONG = "/tmp/" + "x" * 4995  # 5,000 characters
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    argv: tuple[str, ...]
+    flag: str  # must appear in stderr
+    value: str  # must appear in stderr (the offending value, or a clear word for it)
+    writes: bool = False  # an output-destination case: nothing may be written under {tmp}
+
+
+def _c(id: str, argv: str | list[str], flag: str, value: str, writes: bool = False) -> Case:
+    args = argv.split() if isinstance(argv, str) else list(argv)
+    # a value that starts with "-" but is not a plain negative number ("-inf") must be given
+    # as --flag=VALUE (argparse takes it for an option otherwise, as for any program)
+    for k in range(len(args) - 1, 0, -1):
+        if args[k - 1].startswith("--") and args[k].startswith("-") and args[k][1:2].isalpha():
+            args[k - 1 : k + 1] = [f"{args[k - 1]}={args[k]}"]
+    return Case(id, tuple(args), flag, value, writes)
+
+
+NONFINITE = ["nan", "NaN", "inf", "-inf", "Infinity", "1e999"]
+GARBAGE = ["abc", "", "1,2", "0x10"]
+
+
+def _flag_cases() -> Iterator[Case]:
+    # --- integers: --paths, --seed, --threads on run and the solvers ---------------------------
+    for v in ["0", "-1", "-1000", "10000000001", "1e11", "1.5", *NONFINITE[:3], *GARBAGE]:
+        yield _c(f"run-paths-{v!r}", ["run", "--paths", v], "--paths", repr(v))
+    for v in ["-1", "9223372036854775808", "18446744073709551616", "1.5", "nan", "x"]:
+        yield _c(f"run-seed-{v}", ["run", "--seed", v], "--seed", repr(v))
+    for v in ["0", "-1", "100000", "nan", "two"]:
+        yield _c(f"run-threads-{v}", ["run", "--threads", v], "--threads", repr(v))
+    solver_base = {
+        "size": ["size", "--tranche", "A", "--target", "A"],
+        "price": ["price", "--tranche", "A", "--curve", "0.02"],
+        "breakeven": ["breakeven", "--tranche", "A", "--param", "pd_multiplier"],
+        "sensitivity": ["sensitivity", "--x", "pd_multiplier=1,2", "--y", "recovery=0.2"],
+    }
+    for cmd, base in solver_base.items():
+        for v in ["0", "-5", "1e11", "nan"]:
+            yield _c(f"{cmd}-paths-{v}", [*base, "--paths", v], "--paths", repr(v))
+        for v in ["-1", "9223372036854775808", "inf"]:
+            yield _c(f"{cmd}-seed-{v}", [*base, "--seed", v], "--seed", repr(v))
+        yield _c(f"{cmd}-unknown-tranche", _with_tranche(base, "ZZZ"), "--tranche", "'ZZZ'")
+    yield _c("size-junior-tranche", "size --tranche Sub --target A", "--tranche", "'Sub'")
+    yield _c("size-empty-tranche", ["size", "--tranche", "", "--target", "A"], "--tranche", "''")
+
+    # --- stress ------------------------------------------------------------------------------
+    for v in ["2", "-0.1", "1.0001", *NONFINITE, "x"]:
+        yield _c(f"stress-recovery-{v}", ["stress", "--recovery", v], "--recovery", repr(v))
+    for v in ["-1", "121", "1.5", "nan", "x"]:
+        yield _c(f"stress-lag-{v}", ["stress", "--lag", v], "--lag", repr(v))
+    for v in ["0", "-3", "100001", "nan"]:
+        yield _c(f"stress-period-{v}", ["stress", "--period", v], "--period", repr(v))
+    yield _c("stress-period-beyond-deal", "stress --period 13", "--period", "13")
+    for v in ["0", "-1", "1001", "inf"]:
+        yield _c(f"stress-largest-{v}", ["stress", "--largest", v], "--largest", repr(v))
+    yield _c("stress-unknown-tranche", "stress --tranche ZZZ", "--tranche", "'ZZZ'")
+    yield _c("stress-tranche-twice", "stress --tranche A --tranche A", "--tranche", "twice")
+
+    # --- size --------------------------------------------------------------------------------
+    for v in ["0", "1", "2", "-0.1", *NONFINITE, "x"]:
+        yield _c(
+            f"size-target-el-{v}",
+            ["size", "--tranche", "A", "--target-el", v],
+            "--target-el",
+            repr(v),
+        )
+    for v in ["AAAA", "aaa", ""]:
+        yield _c(
+            f"size-target-{v!r}", ["size", "--tranche", "A", "--target", v], "--target", repr(v)
+        )
+
+    # --- price -------------------------------------------------------------------------------
+    for v in [*NONFINITE, "2", "-0.1", "1.5"]:
+        yield _c(f"price-curve-{v}", ["price", "--tranche", "A", "--curve", v], "--curve", repr(v))
+    for v in [*NONFINITE, "10001", "-20000"]:
+        yield _c(
+            f"price-spread-{v}",
+            ["price", "--tranche", "A", "--curve", "0.02", "--spread-bps", v],
+            "--spread-bps",
+            repr(v),
+        )
+
+    # --- breakeven ---------------------------------------------------------------------------
+    be = ["breakeven", "--tranche", "A"]
+    for v in ["nope", "", "PD_MULTIPLIER", "pd multiplier"]:
+        yield _c(f"breakeven-param-{v!r}", [*be, "--param", v], "--param", repr(v))
+    pd = [*be, "--param", "pd_multiplier"]
+    for v in [
+        "el_above:nan",
+        "el_above:inf",
+        "pd_above:-inf",
+        "irr_below:nan",
+        "el_above:2",
+        "pd_above:-0.1",
+        "irr_below:5",
+        "el_above:",
+        "el_above:x",
+        "first_loss:0.5",
+        "nope",
+        ":0.1",
+    ]:
+        yield _c(f"breakeven-condition-{v}", [*pd, "--condition", v], "--condition", repr(v))
+    for v in ["0.5", "1,2,3", "1,1", "a,b", "", "nan,1", "0,inf", "0,1e999"]:
+        yield _c(f"breakeven-range-{v!r}", [*pd, "--range", v], "--range", repr(v))
+    for param, v in [
+        ("pd_multiplier", "2,1"),
+        ("pd_multiplier", "-1,1"),
+        ("pd_multiplier", "0,60"),
+        ("recovery", "0,1"),
+        ("recovery", "1.5,0"),
+        ("correlation", "0,1"),
+        ("cpr", "0,2"),
+        ("ip_haircut", "-0.5,0.5"),
+        ("provider_pd_multiplier", "5,1"),
+    ]:
+        yield _c(
+            f"breakeven-range-{param}-{v}",
+            [*be, "--param", param, f"--range={v}"],
+            "--range",
+            repr(v),
+        )
+
+    # --- sensitivity grids -------------------------------------------------------------------
+    many = "pd_multiplier=" + ",".join(str(k) for k in range(1, MAX_GRID_VALUES + 2))
+    grids = [
+        "noequals",
+        "pd_multiplier=",
+        "=1,2",
+        "pd_multiplier=1,1",
+        "recovery=0.1,0.10",
+        "pd_multiplier=1,,2",
+        "pd_multiplier=a",
+        "nope=1",
+        "pd_multiplier=-1",
+        "pd_multiplier=nan",
+        "pd_multiplier=1,inf",
+        "correlation=1",
+        "recovery=1.5",
+        "cpr=2",
+        many,
+    ]
+    for v in grids:
+        short = v if len(v) < 30 else v[:20]
+        yield _c(
+            f"sensitivity-x-{short!r}",
+            ["sensitivity", "--x", v, "--y", "recovery=0.2"],
+            "--x",
+            repr(v)[:40],
+        )
+    for v in ["recovery=nan", "correlation=-0.1", "noequals", "cpr=0.1,0.1"]:
+        yield _c(
+            f"sensitivity-y-{v}",
+            ["sensitivity", "--x", "pd_multiplier=1", "--y", v],
+            "--y",
+            repr(v),
+        )
+    for p in ["pd_multiplier", "recovery"]:
+        yield _c(
+            f"sensitivity-same-axis-{p}",
+            ["sensitivity", "--x", f"{p}=0.5", "--y", f"{p}=0.2,0.3"],
+            "--x and --y",
+            repr(p),
+        )
+    yield _c(
+        "sensitivity-tranche-empty",
+        ["sensitivity", "--x", "pd_multiplier=1", "--y", "recovery=0.2", "--tranche", ""],
+        "--tranche",
+        "''",
+    )
+
+    # --- run: options that need --out, ledger paths ------------------------------------------
+    yield _c("run-keep-paths-without-out", "run --keep-paths", "--keep-paths", "--out")
+    yield _c("run-ledger-paths-without-out", "run --ledger-paths 0", "--ledger-paths", "--out")
+    too_many = ",".join(str(k) for k in range(MAX_LEDGER_PATHS + 1))
+    for v in ["a", "-1", "", "0,,1", "1.5", "0,0", "nan", too_many]:
+        yield _c(
+            f"run-ledger-paths-{v[:12]!r}",
+            ["run", "--ledger-paths", v, "--out", "{tmp}/out"],
+            "--ledger-paths",
+            repr(v)[:40],
+            writes=True,
+        )
+    yield _c(
+        "run-ledger-path-beyond-paths",
+        "run --paths 100 --ledger-paths 0,100 --out {tmp}/out",
+        "--ledger-paths",
+        "100",
+        writes=True,
+    )
+    for cmd in ("run", "stress"):
+        yield _c(f"{cmd}-unknown-flag", [cmd, "--bogus", "1"], "--bogus", "--bogus")
+    yield _c("no-command", [], "command", "required")
+    yield _c("unknown-command", ["fly"], "command", "'fly'")
+
+
+def _with_tranche(base: list[str], name: str) -> list[str]:
+    if "--tranche" in base:
+        k = base.index("--tranche")
+        return [*base[: k + 1], name, *base[k + 2 :]]
+    return [*base, "--tranche", name]
+
+
+CURVES = {
+    "empty.csv": b"",
+    "blank.csv": b"\n\n  \n",
+    "header_only.csv": b"tenor_years,zero_rate\n",
+    "binary.csv": bytes(range(256)) * 4,
+    "latin1.csv": "tenor_years,zero_rate\n1,0.02 é\n".encode("latin-1"),
+    "missing_columns.csv": b"tenor,rate\n1,0.02\n",
+    "nan_tenor.csv": b"tenor_years,zero_rate\nnan,0.02\n2,0.03\n",
+    "negative_tenor.csv": b"tenor_years,zero_rate\n-1,0.02\n2,0.03\n",
+    "zero_tenor.csv": b"tenor_years,zero_rate\n0,0.02\n2,0.03\n",
+    "unsorted.csv": b"tenor_years,zero_rate\n3,0.02\n1,0.03\n",
+    "duplicate.csv": b"tenor_years,zero_rate\n1,0.02\n1,0.03\n",
+    "nan_rate.csv": b"tenor_years,zero_rate\n1,nan\n2,0.03\n",
+    "inf_rate.csv": b"tenor_years,zero_rate\n1,inf\n2,0.03\n",
+    "huge_rate.csv": b"tenor_years,zero_rate\n1,5\n2,0.03\n",
+    "text_rate.csv": b"tenor_years,zero_rate\n1,two\n",
+    "ragged.csv": b'tenor_years,zero_rate\n1,0.02,7,8\n"unclosed\n',
+    "duplicate_columns.csv": b"tenor_years,zero_rate,zero_rate\n1,0.02,0.03\n",
+}
+CURVE_WORDS = {
+    "empty.csv": "empty",
+    "blank.csv": "empty",
+    "header_only.csv": "no rows",
+    "binary.csv": "binary",
+    "latin1.csv": "UTF-8",
+    "missing_columns.csv": "columns",
+    "nan_tenor.csv": "tenor",
+    "negative_tenor.csv": "tenor",
+    "zero_tenor.csv": "tenor",
+    "unsorted.csv": "increase",
+    "duplicate.csv": "increase",
+    "nan_rate.csv": "zero rate",
+    "inf_rate.csv": "zero rate",
+    "huge_rate.csv": "zero rate",
+    "text_rate.csv": "zero rate",
+    "ragged.csv": "curve",
+    "duplicate_columns.csv": "column",
+}
+
+
+def _file_cases() -> Iterator[Case]:
+    price = ["price", "--tranche", "A", "--curve"]
+    for name in CURVES:
+        yield _c(f"curve-file-{name}", [*price, f"{{data}}/{name}"], "--curve", name)
+    yield _c("curve-file-missing", [*price, "{data}/nope.csv"], "--curve", "nope.csv")
+    yield _c("curve-file-directory", [*price, "{data}"], "--curve", "folder")
+    yield _c("curve-file-long-path", [*price, "{long}"], "--curve", "xxxxxxxx")
+    yield _c("curve-file-long-name", [*price, "{data}/" + "c" * 300], "--curve", "ccccccc")
+    yield _c("curve-file-nul", [*price, "{data}/a\x00b.csv"], "--curve", "path")
+    yield _c(
+        "rating-table-binary",
+        ["size", "--tranche", "A", "--target", "A", "--rating-table", "{data}/binary.csv"],
+        "--rating-table",
+        "binary.csv",
+    )
+    yield _c(
+        "rating-table-directory",
+        ["size", "--tranche", "A", "--target", "A", "--rating-table", "{data}"],
+        "--rating-table",
+        "not found",
+    )
+    yield _c(
+        "rating-table-long-path",
+        ["size", "--tranche", "A", "--target", "A", "--rating-table", "{long}"],
+        "--rating-table",
+        "too long",
+    )
+    for cmd in ("run", "validate", "stress", "size"):
+        extra = ["--tranche", "A", "--target", "A"] if cmd == "size" else []
+        yield _c(f"{cmd}-deal-long-path", [cmd, "{long}", *extra], "deal", "too long")
+    yield _c("run-scenario-long-path", ["run", "-s", "{long}"], "--scenario", "too long")
+    yield _c("validate-scenario-long", ["validate", "{data}/x.toml", "-s", "{long}"], "-s", "long")
+    big = "{data}/huge_paths_mc.toml"
+    yield _c("run-scenario-n-paths-too-large", ["run", "-s", big], "n_paths", "100000000000")
+
+
+def _out_cases() -> Iterator[Case]:
+    dests = {
+        "existing-file": ("{file}", "must be a folder"),
+        "under-a-file": ("{file}/sub", "is a file"),
+        "deep-under-a-file": ("{file}/a/b/c", "is a file"),
+        "dotdot-under-a-file": ("{file}/../out", "is a file"),
+        "proc": ("/proc", "not writable"),
+        "in-proc": ("/proc/abs_engine_out", "not writable"),
+        "under-proc-file": ("/proc/self/status/out", "is a file"),
+        "sys": ("/sys/abs_engine_out", "not writable"),
+        "long-path": ("{long}", "too long"),
+        "long-name": ("{tmp}/" + "n" * 300, "too long"),
+        "long-name-deeper": ("{tmp}/missing/" + "n" * 300, "255"),
+        "nul": ("{tmp}/a\x00b", "path"),
+        "empty": ("", "''"),
+        "blank": (" ", "' '"),
+    }
+    for key, (dest, word) in dests.items():
+        yield _c(f"run-out-{key}", ["run", "--out", dest], "--out", word, writes=True)
+        yield _c(
+            f"run-mc-out-{key}",
+            ["run", "--paths", "100", "--keep-paths", "--out", dest],
+            "--out",
+            word,
+            writes=True,
+        )
+        yield _c(
+            f"run-det-out-{key}", ["run", "-s", "huake_base", "--out", dest], "--out", word, True
+        )
+        yield _c(f"synth-out-{key}", ["synth", dest, "--obligors", "10"], "OUT", word, True)
+    for n in ["1000000000", "10000000000"]:
+        yield _c(
+            f"run-keep-paths-memory-{n}",
+            ["run", "--paths", n, "--keep-paths", "--out", "{tmp}/out"],
+            "--keep-paths",
+            "GiB",
+            writes=True,
+        )
+
+
+def _synth_cases() -> Iterator[Case]:
+    base = ["synth", "{tmp}/pools"]
+    for v in ["7", "0", "-1", "2000000", "1000001", "1e7", "nan", "x"]:
+        yield _c(f"synth-obligors-{v}", [*base, "--obligors", v], "--obligors", repr(v), True)
+    ok = [*base, "--obligors", "10"]
+    for v in ["0", "-1", "121", "100000", "nan", "1.5"]:
+        yield _c(f"synth-periods-{v}", [*ok, "--periods", v], "--periods", repr(v), True)
+    yield _c(
+        "synth-obligor-periods",
+        [*base, "--obligors", "1000000", "--periods", "25"],
+        "--obligors × --periods",
+        "25,000,000",
+        True,
+    )
+    for flag, values in {
+        "--pd": ["1", "-0.1", "1.5", *NONFINITE[:4]],
+        "--correlation": ["1", "-0.1", "2", "nan", "inf"],
+        "--recovery": ["1.1", "-0.5", "nan", "-inf"],
+        "--seed": ["-1", "9223372036854775808", "nan"],
+    }.items():
+        for v in values:
+            yield _c(f"synth{flag}-{v}", [*ok, flag, v], flag, repr(v), True)
+    for v in [
+        "0.1,0.05",
+        "0.05,0.05",
+        "0,0.1",
+        "0.1,1",
+        "1.5",
+        "-0.1",
+        "x",
+        "",
+        "0.1,,0.2",
+        "nan",
+        "0.1,inf",
+        ",".join(f"0.{k:02d}" for k in range(1, 23)),
+    ]:
+        yield _c(f"synth-attach-{v[:14]!r}", [*ok, "--attach", v], "--attach", repr(v)[:30], True)
+    for v in ["../x", "a/b", "/abs", "..", ".", ".hidden", "a\\b", "", "x" * 101, "x\ny", "c:d"]:
+        yield _c(f"synth-name-{v[:12]!r}", [*ok, "--name", v], "--name", repr(v)[:40], True)
+    yield _c("synth-amortization", [*ok, "--amortization", "balloon"], "--amortization", "balloon")
+
+
+CASES = [*_flag_cases(), *_file_cases(), *_out_cases(), *_synth_cases()]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("hostile_data")
+    for name, content in CURVES.items():
+        (d / name).write_bytes(content)
+    (d / "huge_paths_mc.toml").write_text(
+        'schema_version = 1\nkind = "monte_carlo"\nname = "huge"\nn_paths = 100000000000\n'
+    )
+    return d
+
+
+@pytest.fixture(autouse=True)
+def nothing_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A case that slips past validation must not start a simulation: fail loudly instead."""
+
+    def refuse(*args: object, **kw: object) -> None:
+        raise AssertionError("a hostile case reached a simulation")
+
+    import abs_engine.solvers.agency as agency
+    import abs_engine.solvers.structuring as structuring
+
+    monkeypatch.setattr(cli, "simulate", refuse)
+    monkeypatch.setattr(cli, "run_deterministic", refuse)
+    monkeypatch.setattr(structuring, "simulate_compiled", refuse)
+    monkeypatch.setattr(agency, "_run", refuse)
+
+
+def _fill(argv: tuple[str, ...], tmp: Path, data: Path) -> list[str]:
+    file = tmp / "a_file.txt"
+    subs = {"{tmp}": str(tmp), "{file}": str(file), "{long}": LONG, "{data}": str(data)}
+    out = []
+    for a in argv:
+        for k, v in subs.items():
+            a = a.replace(k, v)
+        out.append(a)
+    return out
+
+
+def _snapshot(root: Path) -> dict[str, bytes | None]:
+    return {
+        str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None)
+        for p in sorted(root.rglob("*"))
+    }
+
+
+def test_corpus_is_large_and_ids_are_unique():
+    assert len(CASES) >= 150
+    assert len({c.id for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_hostile_command_line_exits_2_with_one_clear_message(
+    case: Case, tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
+):
+    (tmp_path / "a_file.txt").write_text("keep me")
+    before = _snapshot(tmp_path)
+    rc = main(_fill(case.argv, tmp_path, data_dir))
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert "Traceback" not in err and "pydantic" not in err and "ValidationError" not in err
+    assert err.startswith("error: "), err
+    assert sum(line.startswith("error") for line in err.splitlines()) == 1, err
+    assert case.flag in err, err
+    assert case.value in err, err
+    assert len(err) < 2_000, err
+    if case.writes:
+        assert _snapshot(tmp_path) == before
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads and writes regardless of permissions")
+def test_unreadable_curve_and_unwritable_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    curve = tmp_path / "curve.csv"
+    curve.write_text("tenor_years,zero_rate\n1,0.02\n")
+    curve.chmod(0)
+    assert main(["price", "--tranche", "A", "--curve", str(curve)]) == 2
+    err = capsys.readouterr().err
+    assert "--curve" in err and "permission" in err.lower() and "Traceback" not in err
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    for argv in (
+        ["run", "--out", str(locked / "out")],
+        ["synth", str(locked), "--obligors", "10"],
+    ):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "not writable" in err and str(locked) in err and "Traceback" not in err
+    assert list(locked.iterdir()) == []
+
+
+def test_valid_arguments_still_parse():
+    """Control: the boundaries themselves are accepted by the parser."""
+    p = cli._parser()
+    a = p.parse_args(["run", "--paths", "10000000000", "--seed", str(2**63 - 1)])
+    assert a.paths == 10_000_000_000 and a.seed == 2**63 - 1
+    a = p.parse_args(["run", "--paths", "1e6", "--ledger-paths", "0,17"])
+    assert a.paths == 1_000_000 and a.ledger_paths == [0, 17]
+    a = p.parse_args(["stress", "--recovery", "1", "--lag", "120", "--largest", "1000"])
+    assert (a.recovery, a.lag, a.largest) == (1.0, 120, 1000)
+    a = p.parse_args(["breakeven", "--tranche", "A", "--param", "recovery", "--range", "1,0"])
+    assert a.range == "1,0"
+    a = p.parse_args(["sensitivity", "--x", "correlation=0,0.99", "--y", "cpr=0,1"])
+    assert a.x == ("correlation", [0.0, 0.99]) and a.y == ("cpr", [0.0, 1.0])
+    a = p.parse_args(["synth", "out", "--obligors", "1000000", "--attach", "0.01,0.5,0.99"])
+    assert a.attach == [0.01, 0.5, 0.99] and a.obligors == 1_000_000
+    a = p.parse_args(["synth", "out", "--obligors", "8", "--name", "pool-1.v2", "--pd", "0"])
+    assert a.name == "pool-1.v2" and a.pd == 0.0
+    a = p.parse_args(["price", "--tranche", "A", "--curve", "-0.05", "--spread-bps", "-10000"])
+    assert a.curve == "-0.05" and a.spread_bps == -10_000
+
+
+def test_python_api_argument_errors_are_abs_engine_errors():
+    import math
+
+    import abs_engine as ae
+    from abs_engine.errors import AbsEngineError
+    from abs_engine.solvers import condition, large_obligor_test, load_curve, with_parameter
+    from abs_engine.synthetic import check_name, synthetic_deal
+
+    for bad in (-5, math.nan, math.inf, 2.0, True, None, object(), [0.02]):
+        with pytest.raises(AbsEngineError):
+            load_curve(bad)  # type: ignore[arg-type]
+    for kind, value in (("el_above", math.nan), ("pd_above", 2.0), ("first_loss", "x")):
+        with pytest.raises(AbsEngineError):
+            condition(kind, value)  # type: ignore[arg-type]
+    cd = ae.compile_deal(ae.load_deal())
+    for kw in (
+        {"max_obligors": -1},
+        {"max_obligors": 1.5},
+        {"period": 0},
+        {"period": 13},
+        {"recovery_rate": math.nan},
+        {"recovery_lag": -1},
+    ):
+        with pytest.raises(AbsEngineError):
+            large_obligor_test(cd, **kw)  # type: ignore[arg-type]
+    with pytest.raises(AbsEngineError):
+        large_obligor_test(cd, "ZZZ")
+    sc = ae.load_scenario("huake_mc", ae.load_deal())
+    for name, value in (("pd_multiplier", math.nan), ("correlation", 1.0), ("nope", 1.0)):
+        with pytest.raises(AbsEngineError):
+            with_parameter(sc, name, value)  # type: ignore[arg-type]
+    for name in ("../x", "a/b", "..", ""):
+        with pytest.raises(AbsEngineError):
+            check_name(name)
+    for kw in (
+        {"n_periods": 100_000},
+        {"attachments": (0.1, 0.05)},
+        {"annual_pd": math.nan},
+        {"seed": -1},
+    ):
+        with pytest.raises(AbsEngineError):
+            synthetic_deal(10, **kw)  # type: ignore[arg-type]
+
+
+def test_keep_paths_memory_check():
+    from abs_engine.errors import AbsEngineError
+    from abs_engine.simulation import check_keep_paths_memory, kept_bytes_per_path
+
+    check_keep_paths_memory(1_000_000, kept_bytes_per_path(2))  # about 0.25 GB: fine
+    with pytest.raises(AbsEngineError, match=r"GiB"):
+        check_keep_paths_memory(10**9, kept_bytes_per_path(2))
+
+
+def test_synth_writes_only_inside_the_output_folder(tmp_path: Path, capsys):
+    """Control for the --name cases: a plain name writes three files in the folder."""
+    out = tmp_path / "pools"
+    assert main(["synth", str(out), "--obligors", "8", "--name", "p1", "--periods", "4"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["p1.json", "p1_mc.json", "p1_tape.parquet"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pools"]
