@@ -7,8 +7,9 @@ They are derived from ``_valid_small.toml``, which must itself validate and run.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 
 import abs_engine as ae
+from abs_engine.cli import main
 from abs_engine.errors import DealError, Problem, short_repr
 
 BAD = Path(__file__).resolve().parent / "data" / "bad"
@@ -261,8 +263,14 @@ def _has_value(p: Problem) -> bool:
 
 
 def _cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "abs_engine.cli", *map(str, args)]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    """``abs-engine ARGS`` run in this process (``main(argv)``, its stdout and stderr
+    captured): a subprocess per bad input would cost about 2 CPU-seconds of start-up each.
+    tests/test_smoke.py runs the installed command in a real process."""
+    out, err = io.StringIO(), io.StringIO()
+    argv = [str(a) for a in args]
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(argv)
+    return subprocess.CompletedProcess(["abs-engine", *argv], rc, out.getvalue(), err.getvalue())
 
 
 def _cli_args(case: Case, command: str) -> list[str | Path]:
