@@ -260,22 +260,18 @@ def _grid_type(text: str) -> tuple[str, list[float]]:
     return name, out
 
 
-def _condition_text(text: str) -> str:
-    """argparse ``type`` of ``--condition``: checked here, parsed by :func:`_parse_condition`."""
-    try:
-        _parse_condition(text)
-    except AbsEngineError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
+def _checked_by(parse: Callable[[str], object]) -> Callable[[str], str]:
+    """An argparse ``type`` that checks the text with ``parse`` (its AbsEngineError becomes
+    argparse's error, naming the flag) and keeps the text, parsed again where it is used."""
 
+    def check(text: str) -> str:
+        try:
+            parse(text)
+        except AbsEngineError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
 
-def _range_text(text: str) -> str:
-    """argparse ``type`` of ``--range``: checked here, parsed by :func:`_parse_range`."""
-    try:
-        _parse_range(text)
-    except AbsEngineError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
+    return check
 
 
 def _out_path(text: str) -> Path:
@@ -493,13 +489,13 @@ def _parser() -> argparse.ArgumentParser:
     be.add_argument(
         "--condition",
         default="first_loss",
-        type=_condition_text,
+        type=_checked_by(_parse_condition),
         help="first_loss, el_above:X, irr_below:Y or pd_above:P (default first_loss; X and P "
         "in [0, 1], Y in [-1, 1])",
     )
     be.add_argument(
         "--range",
-        type=_range_text,
+        type=_checked_by(_parse_range),
         help="lo,hi: where the condition holds, and fails (defaults by param; both within the "
         "parameter's range; lo below hi except for recovery, where more is better)",
     )

@@ -50,6 +50,19 @@ def base_deal(**over: Any) -> dict[str, Any]:
     return d
 
 
+def annual_dates(n: int) -> dict[str, Any]:
+    """``n`` annual periods from 2025-01-01 on 30/360 with no business-day roll: every accrual
+    fraction is exactly 1 and an obligor's periodic rate is its annual rate."""
+    return {
+        "closing": "2025-01-01",
+        "first_payment": "2026-01-01",
+        "frequency": "annual",
+        "legal_final": f"{2025 + n}-01-01",
+        "day_count": "30/360",
+        "business_day": "none",
+    }
+
+
 def obligor(
     oid: str, balance: float, rate: float = 0.0, n: int = 3, kind: str = "bullet", **kw: Any
 ) -> dict[str, Any]:

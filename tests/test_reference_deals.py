@@ -10,20 +10,9 @@ from __future__ import annotations
 import pytest
 
 from abs_engine.kernels import layout as L
-from tests.conftest import base_deal, obligor, run, tranche_item
+from tests.conftest import annual_dates, base_deal, obligor, run, tranche_item
 
 APPROX = {"abs": 1e-9}
-
-
-def annual_dates(n: int) -> dict:
-    return {
-        "closing": "2025-01-01",
-        "first_payment": "2026-01-01",
-        "frequency": "annual",
-        "legal_final": f"{2025 + n}-01-01",
-        "day_count": "30/360",
-        "business_day": "none",
-    }
 
 
 def fixed(rate: float) -> dict:

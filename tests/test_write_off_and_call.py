@@ -26,22 +26,11 @@ from abs_engine.kernels import layout as L
 from abs_engine.schema import parse_deal
 from abs_engine.schema.stochastic import MonteCarloScenario
 from abs_engine.simulation import path_flows
-from tests.conftest import base_deal, obligor, run, tranche_item
+from tests.conftest import annual_dates, base_deal, obligor, run, tranche_item
 
 JIT = pytest.mark.parametrize("jit", [False, True], ids=["python", "numba"])
 APPROX = {"abs": 1e-6}
 M = 1_000_000.0
-
-
-def annual_dates(n: int) -> dict:
-    return {
-        "closing": "2025-01-01",
-        "first_payment": "2026-01-01",
-        "frequency": "annual",
-        "legal_final": f"{2025 + n}-01-01",
-        "day_count": "30/360",
-        "business_day": "none",
-    }
 
 
 def _five_obligor_deal(**over) -> dict:
