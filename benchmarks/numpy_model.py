@@ -55,7 +55,7 @@ def _collateral(cd: CompiledDeal, m: MonteCarloModel, seed: int, paths: np.ndarr
     n_p, n_t, n = len(paths), cd.n_periods, cd.n_obligors
     z = special.ndtri(uniforms(path_keys(seed, paths, 0), np.arange(1)))[:, 0] * m.chol[0, 0]
     scale = np.ones(n_p)
-    if m.copula == 1:
+    if m.copula == L.COPULA_STUDENT_T:
         raise NotImplementedError("the NumPy baseline covers the Gaussian copula")
     # conditional cumulative PD per class and period: [P, C, T]
     thr = m.class_threshold[None, :, :] * scale[:, None, None]
@@ -91,7 +91,7 @@ def _collateral(cd: CompiledDeal, m: MonteCarloModel, seed: int, paths: np.ndarr
     exposure = pf[:n_t][None, None, :] * m.sched_balance[None] * at_default  # [P, N, T]
     flows[:, L.PF_DEFAULT] = exposure.sum(1)
     expo_i = exposure.sum(2)  # [P, N]
-    if m.recovery_kind == 1:
+    if m.recovery_kind == L.RECOVERY_IP:
         eta = special.ndtri(uniforms(path_keys(seed, paths, 5), np.arange(n)))
         shock = m.ip_loading * z[:, None] + np.sqrt(1 - m.ip_loading**2) * eta
         value = m.ip_value[None] * np.exp(m.ip_vol * shock - 0.5 * m.ip_vol**2)

@@ -14,6 +14,7 @@ import numpy as np
 from scipy import stats
 
 from ..errors import ArgumentTypeError, ProblemCollector, short_repr
+from ..kernels.layout import COPULA_GAUSSIAN, COPULA_STUDENT_T, RECOVERY_IP, RECOVERY_RATE
 from ..schema.load import revalidated
 from ..schema.stochastic import BaselCorrelation, IpValueRecovery, MonteCarloScenario
 from .deal import CompiledDeal
@@ -21,10 +22,6 @@ from .scenario import period_rate
 
 __all__ = ["MonteCarloModel", "basel_correlation", "compile_model"]
 
-COPULA_GAUSSIAN = 0
-COPULA_STUDENT_T = 1
-RECOVERY_RATE = 0
-RECOVERY_IP = 1
 
 
 def basel_correlation(pd_1y: np.ndarray, sme_sales_eur_m: float | None = None) -> np.ndarray:

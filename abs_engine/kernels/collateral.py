@@ -25,6 +25,7 @@ import numpy as np
 
 from ._twin import jit_twin
 from .layout import (
+    COPULA_STUDENT_T,
     N_PF,
     PF_DEFAULT,
     PF_INTEREST,
@@ -33,6 +34,7 @@ from .layout import (
     PF_PREPAY,
     PF_RECOVERY,
     PF_SCHED_PRIN,
+    RECOVERY_IP,
 )
 from .rng import (
     STREAM_FACTORS,
@@ -168,7 +170,7 @@ def collateral_path_py(
             s += chol[a, b] * g[b]
         z[a] = s
     scale = 1.0
-    if copula == 1:
+    if copula == COPULA_STUDENT_T:
         w = 2.0 * gamma_variate_py(path_key_py(seed, p, STREAM_MIXING), 0.5 * nu)
         scale = math.sqrt(w / nu)
     stats[CS_STUDENT_SCALE] = scale
@@ -196,7 +198,7 @@ def collateral_path_py(
         zs = z[f] if f >= 0 else normal_py(key, n_s + s)
         x = srho * zs + math.sqrt(1.0 - srho * srho) * normal_py(key, s)
         scale_s = scale
-        if f < 0 and copula == 1:
+        if f < 0 and copula == COPULA_STUDENT_T:
             # an independent provider shares nothing with the pool, not even the t mixing
             key_w = path_key_py(seed, p, STREAM_PROVIDER_MIXING + s)
             scale_s = math.sqrt(2.0 * gamma_variate_py(key_w, 0.5 * nu) / nu)
@@ -258,7 +260,7 @@ def collateral_path_py(
         exposure = prepay_factor[tau] * sched_balance[i, tau]
         flows[PF_DEFAULT, tau] += exposure
         value = ip_value[i]
-        if recovery_kind == 1 and not math.isnan(value):
+        if recovery_kind == RECOVERY_IP and not math.isnan(value):
             eta = normal_py(key_rec, i)
             shock = (
                 ip_loading * z[obligor_factor[i]] + math.sqrt(1.0 - ip_loading * ip_loading) * eta

@@ -22,6 +22,12 @@ N_PF = 7
 #: one fen (yuan): amounts below it are zero when a loss, shortfall or support draw is judged
 FEN = 0.01
 
+# --- Monte Carlo model codes (MonteCarloModel.copula, .recovery_kind) ---------------------------
+COPULA_GAUSSIAN = 0
+COPULA_STUDENT_T = 1
+RECOVERY_RATE = 0  # a fixed rate of the exposure
+RECOVERY_IP = 1  # the pledged IP's shocked value less haircut and disposal cost
+
 # --- tranche parameters: tranche_f[j, col] (float), tranche_i[j, col] (int) -----------------
 TF_BALANCE = 0
 TF_FIXED_RATE = 1
