@@ -12,9 +12,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import decimal
 import json
 import math
 import os
+import re
 import signal
 import stat
 import sys
@@ -57,25 +59,77 @@ class _Parser(argparse.ArgumentParser):
     """argparse, raising :class:`UsageError` (exit status 2 through ``main``) instead of
     printing the usage and exiting."""
 
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.register("action", None, _Once)
+        self.register("action", "store", _Once)
+
     def error(self, message: str) -> NoReturn:
+        # argparse quotes the whole offending value ("invalid choice: 'xxx...'"): keep the
+        # line readable whatever its length
+        message = _LONG_QUOTED.sub(lambda m: short_repr(m.group(1)), message)
+        if len(message) > 1_000:
+            message = message[:600] + f"... ({len(message):,} characters)"
         raise UsageError(f"{self.prog}: {message}")
+
+
+#: a quoted value longer than 80 characters in an argparse message
+_LONG_QUOTED = re.compile(r"'([^']{80,})'")
+
+
+class _Once(argparse._StoreAction):
+    """``store``, refusing an option given twice (``--paths 1 --paths 2``: which one was
+    meant?) instead of silently keeping the last."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        seen: set[str] = getattr(namespace, "_given_once", set())
+        if self.dest in seen:
+            raise argparse.ArgumentError(self, f"given twice {_got(str(values))}")
+        namespace._given_once = seen | {self.dest}
+        super().__call__(parser, namespace, values, option_string)
 
 
 def _got(text: str) -> str:
     return f"(got {short_repr(text)})"
 
 
+#: a number as the command line takes it: ASCII digits (``1e6``, ``-0.5``, ``1_000``), or the
+#: words nan/inf that the range checks then refuse by name; not ``١٢`` or full-width ``１``
+_NUMBER = re.compile(
+    r"[+-]?(?:(?:\d(?:_?\d)*)?\.?\d(?:_?\d)*(?:[eE][+-]?\d+)?|\d+\.|nan|inf|infinity)",
+    re.ASCII | re.IGNORECASE,
+)
+
+
+def _number_text(text: str) -> str | None:
+    """``text`` stripped, when it is a number written in ASCII; None otherwise."""
+    t = text.strip()
+    return t if _NUMBER.fullmatch(t) else None
+
+
 def _to_int(text: str) -> int | None:
-    """An integer written as such or as an integral number (``1e6``); None otherwise."""
+    """An integer written as such or as an exactly integral number (``1e6``, ``12.0``; not
+    ``1e-400``, which is not an integer though it rounds to 0); None otherwise."""
+    t = _number_text(text)
+    if t is None:
+        return None
     try:
-        return int(text)
+        return int(t)
     except ValueError:
         pass
     try:
-        f = float(text)
-    except ValueError:
+        d = decimal.Decimal(t.replace("_", ""))
+    except decimal.InvalidOperation:
         return None
-    return int(f) if math.isfinite(f) and f.is_integer() else None
+    if not d.is_finite() or d != d.to_integral_value() or abs(d.adjusted()) > 30:
+        return None
+    return int(d)
 
 
 def _int_type(lo: int, hi: int | Callable[[], int]) -> Callable[[str], int]:
@@ -98,9 +152,12 @@ def _span(lo: float, hi: float, lo_open: bool, hi_open: bool) -> str:
 
 
 def _to_float(text: str, lo: float, hi: float, lo_open: bool, hi_open: bool) -> float | None:
-    """A finite number in the interval; None otherwise."""
+    """A finite number, written in ASCII, in the interval; None otherwise."""
+    t = _number_text(text)
+    if t is None:
+        return None
     try:
-        v = float(text)
+        v = float(t)
     except ValueError:
         return None
     if not math.isfinite(v):
@@ -144,9 +201,7 @@ def _path_text(text: str) -> str:
 
 def _curve_text(text: str) -> str:
     """argparse ``type`` of ``--curve``: a flat rate (finite, in the curve range) or a file."""
-    try:
-        float(text)
-    except ValueError:
+    if _number_text(text) is None:
         return _path_text(text)
     lo, hi = _curve_range()
     if _to_float(text, lo, hi, False, False) is None:
@@ -819,11 +874,32 @@ def _print_warnings(cd: Any) -> None:
         print(f"warning: {w}", file=sys.stderr)
 
 
+def _named_scenario_problems(deal: Any) -> list[Problem]:
+    """The deal's ``base_scenario`` and ``deterministic_scenario``: each must name a scenario
+    that loads (``run`` and ``stress`` use them when no ``--scenario`` is given), and
+    ``deterministic_scenario`` a deterministic one."""
+    problems = []
+    for field in ("base_scenario", "deterministic_scenario"):
+        name = getattr(deal, field)
+        if name is None:
+            continue
+        try:
+            sc = load_scenario(name, deal)
+        except DealError as exc:
+            why = exc.problems[0].message
+            problems.append(Problem(deal._source, field, f"scenario cannot be loaded: {why}", name))
+            continue
+        if field == "deterministic_scenario" and not isinstance(sc, DeterministicScenario):
+            why = "names a Monte Carlo scenario, not a deterministic one"
+            problems.append(Problem(deal._source, field, why, name))
+    return problems
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     deal = load_deal(args.deal)
     cd = compile_deal(deal)
     _print_warnings(cd)
-    problems = []
+    problems = _named_scenario_problems(deal)
     for s in args.scenario or []:
         try:
             sc = load_scenario(s, deal)

@@ -3,6 +3,7 @@ reduces block sums to means with standard errors."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import time
@@ -304,7 +305,7 @@ def check_simulation_args(
             f"{func}: ledger_paths must be a list of path indices (integers), got "
             f"{short_repr(ledger_paths)} ({type(ledger_paths).__name__})"
         )
-    lp = list(ledger_paths)
+    lp = list(itertools.islice(ledger_paths, MAX_LEDGER_PATHS + 1))  # an endless iterator too
     if len(lp) > MAX_LEDGER_PATHS:
         raise InputError(
             f"{func}: ledger_paths lists {len(lp):,} paths; at most {MAX_LEDGER_PATHS:,} "
@@ -313,6 +314,8 @@ def check_simulation_args(
     out["ledger_paths"] = [
         check_int(p, func, f"ledger_paths[{k}]", 0, MAX_PATHS - 1) for k, p in enumerate(lp)
     ]
+    if len(set(out["ledger_paths"])) != len(lp):
+        raise InputError(f"{func}: ledger_paths names a path twice: {short_repr(lp)}")
     out["batch_blocks"] = (
         None if batch_blocks is None else check_int(batch_blocks, func, "batch_blocks", 1, 2**31)
     )

@@ -63,8 +63,8 @@ def check_name(name: object) -> str:
         why = "starts or ends with white space"
     elif name.startswith("."):
         why = "starts with a dot ('.', '..' and hidden names are refused)"
-    elif any(ord(c) < 32 or ord(c) == 127 for c in name):
-        why = "contains a control character"
+    elif not name.isprintable():  # control characters, bidi overrides (U+202E)...
+        why = "contains a control or invisible formatting character"
     elif ":" in name:
         why = "contains ':'"
     if why:

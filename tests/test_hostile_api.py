@@ -11,6 +11,7 @@ twin kernels), so the whole file takes a few seconds.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -41,6 +42,9 @@ from abs_engine.solvers import (
     coverage_table,
     default_timing,
     large_obligor_test,
+    load_curve,
+    solve_coupon,
+    with_parameter,
 )
 from tests.conftest import base_deal, obligor
 
@@ -120,6 +124,25 @@ def _world_cases() -> Iterator[Case]:
             f"simulate-scenario-{type(v).__name__}",
             lambda w, v=v: ae.simulate(w["cd"], v, n_paths=10),
             ("scenario",),
+        )
+    # found by fuzzing: an endless iterator hung the check; a path named twice was accepted
+    yield Case(
+        "simulate-ledger-paths-endless",
+        lambda w: ae.simulate(w["cd"], n_paths=10, ledger_paths=itertools.count()),
+        ("ledger_paths", "at most"),
+    )
+    yield Case(
+        "simulate-ledger-paths-twice",
+        lambda w: ae.simulate(w["cd"], n_paths=10, ledger_paths=[1, 1]),
+        ("ledger_paths", "twice"),
+    )
+    for v in [10**11, 2**70]:
+        yield Case(
+            f"solve_coupon-n_paths-{v}",
+            lambda w, v=v: solve_coupon(
+                w["deal"], ae.load_scenario("huake_mc", w["deal"]), "A", load_curve(0.02), n_paths=v
+            ),
+            ("n_paths", str(v)),
         )
     yield Case(
         "simulate-ledger-path-beyond-run",
@@ -408,6 +431,17 @@ def _plain_cases() -> Iterator[Case]:
         yield _c(
             f"parse_deal-{v!r}", lambda v=v: parse_deal(v), "<root>", error=DealError
         )  # not a document
+    # found by fuzzing: a raw ValueError / AttributeError, a condition that ignored its value
+    for v in [np.array([1, 2]), None, 3, ["el_above"]]:
+        yield _c(f"condition-kind-{v!r}", lambda v=v: condition(v), "condition: kind")
+    yield _c("condition-first_loss-value", lambda: condition("first_loss", 0.5), "first_loss")
+    for v in [None, True, "huake_mc", {"kind": "monte_carlo"}, WEIRD]:
+        yield _c(
+            f"with_parameter-sc-{v!r}",
+            lambda v=v: with_parameter(v, "pd_multiplier", 1.0),
+            "with_parameter: sc",
+            short_repr(v),
+        )
 
 
 # ---- registered calendars that misbehave ------------------------------------------------------

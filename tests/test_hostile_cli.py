@@ -214,6 +214,57 @@ def _flag_cases() -> Iterator[Case]:
         "100",
         writes=True,
     )
+    # --- found by fuzzing: numbers that are not ASCII or not exactly integers, flags twice --------
+    for v in ["١٢", "１", "1e-400", "0.5e-300"]:
+        yield _c(f"run-paths-odd-{v!r}", ["run", "--paths", v], "--paths", repr(v))
+        yield _c(f"stress-lag-odd-{v!r}", ["stress", "--lag", v], "--lag", repr(v))
+        yield _c(f"run-seed-odd-{v!r}", ["run", "--seed", v], "--seed", repr(v))
+    for v in ["١٢", "１٠"]:
+        yield _c(
+            f"synth-obligors-odd-{v!r}",
+            ["synth", "{tmp}/pools", "--obligors", v],
+            "--obligors",
+            repr(v),
+            True,
+        )
+        yield _c(f"stress-recovery-odd-{v!r}", ["stress", "--recovery", v], "--recovery", repr(v))
+        yield _c(
+            f"breakeven-range-odd-{v!r}", [*pd, "--range", f"0,{v}"], "--range", repr(f"0,{v}")
+        )
+        yield _c(
+            f"sensitivity-x-odd-{v!r}",
+            ["sensitivity", "--x", f"pd_multiplier={v}", "--y", "recovery=0.2"],
+            "--x",
+            repr(f"pd_multiplier={v}"),
+        )
+    yield _c("price-curve-arabic-digit", "price --tranche A --curve ١", "--curve", "١")
+    for argv, flag in [
+        ("run --paths 10 --paths 20", "--paths"),
+        ("run --seed 1 --seed 1", "--seed"),
+        ("run --out {tmp}/a --out {tmp}/b", "--out"),
+        ("stress --lag 1 --lag 2", "--lag"),
+        ("size --tranche A --target A --scenario huake_mc -s huake_mc", "--scenario"),
+        ("price --tranche A --curve 0.02 --curve 0.03", "--curve"),
+        ("sensitivity --x pd_multiplier=1 --y recovery=0.2 --tranche A --tranche Sub", "--tranche"),
+        ("synth {tmp}/pools --obligors 10 --obligors 12", "--obligors"),
+    ]:
+        yield _c(f"twice-{argv.split()[0]}-{flag}", argv, flag, "given twice", writes=True)
+    yield _c(
+        "synth-amortization-5000-chars",
+        ["synth", "{tmp}/pools", "--obligors", "10", "--amortization", "b" * 5000],
+        "--amortization",
+        "bbbbbbbb",
+        True,
+    )
+    for v in ["\u202ename", "a\u200bb", "x\u2028y"]:
+        yield _c(
+            f"synth-name-invisible-{v!r}",
+            ["synth", "{tmp}/pools", "--obligors", "10", "--name", v],
+            "--name",
+            "formatting",
+            True,
+        )
+
     for cmd in ("run", "stress"):
         yield _c(f"{cmd}-unknown-flag", [cmd, "--bogus", "1"], "--bogus", "--bogus")
     yield _c("no-command", [], "command", "required")
@@ -477,6 +528,26 @@ def test_unreadable_curve_and_unwritable_out(tmp_path: Path, capsys: pytest.Capt
     assert list(locked.iterdir()) == []
 
 
+@pytest.mark.parametrize("field", ["base_scenario", "deterministic_scenario"])
+def test_validate_checks_the_deals_named_scenarios(
+    field: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    """``validate`` answered OK for a deal whose base_scenario names no scenario, though
+    ``run`` and ``stress`` then fail on it: the names are checked, at the deal's field."""
+    import json
+
+    from tests.conftest import base_deal
+
+    deal = tmp_path / "deal.json"
+    deal.write_text(json.dumps(base_deal(**{field: "no_such_scenario"})))
+    assert main(["validate", str(deal)]) == 2
+    err = capsys.readouterr().err
+    assert f"{field}: scenario cannot be loaded" in err and "'no_such_scenario'" in err, err
+    deal.write_text(json.dumps(base_deal(deterministic_scenario="huake_mc")))
+    assert main(["validate", str(deal)]) == 2
+    assert "deterministic_scenario: names a Monte Carlo scenario" in capsys.readouterr().err
+
+
 def test_valid_arguments_still_parse():
     """Control: the boundaries themselves are accepted by the parser."""
     p = cli._parser()
@@ -484,6 +555,10 @@ def test_valid_arguments_still_parse():
     assert a.paths == 10_000_000_000 and a.seed == 2**63 - 1
     a = p.parse_args(["run", "--paths", "1e6", "--ledger-paths", "0,17"])
     assert a.paths == 1_000_000 and a.ledger_paths == [0, 17]
+    a = p.parse_args(["run", "--paths", "1_000", "--seed", "12.0", "--threads", "+1"])
+    assert (a.paths, a.seed, a.threads) == (1_000, 12, 1)
+    a = p.parse_args(["stress", "--recovery", "1e-400", "--lag", " 4 "])
+    assert (a.recovery, a.lag) == (0.0, 4)
     a = p.parse_args(["stress", "--recovery", "1", "--lag", "120", "--largest", "1000"])
     assert (a.recovery, a.lag, a.largest) == (1.0, 120, 1000)
     a = p.parse_args(["breakeven", "--tranche", "A", "--param", "recovery", "--range", "1,0"])

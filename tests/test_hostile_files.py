@@ -419,6 +419,60 @@ def deal_cases() -> Iterator[FileCase]:
         "huake-notes-on-35m", huake, pool_of_35m, "tranches", "35,000,000.00 yuan"
     )
 
+    # ---- found by fuzzing: references and bounds the first corpus missed -----------------------
+    ts = {"horizons_years": [1.0], "cumulative": [0.05]}
+    yield from _deal_case(
+        "pd-classes-duplicate-name",
+        base,
+        _all(
+            _set("pool.obligors[0].pd", {"kind": "rating_class", "rating_class": "B"}),
+            _set("pool.pd_classes", [{"name": "B", **ts}, {"name": "B", **ts}]),
+        ),
+        "pool.pd_classes[1].name",
+        "duplicate rating class",
+    )
+    yield from _deal_case(
+        "huake-provider-sector-unknown",
+        huake,
+        _set("support[0].provider.sector", "ZZZ"),
+        "support[0].provider.sector",
+        "'ZZZ'",
+    )
+    yield from _deal_case(
+        "huake-trap-account-without-trap-effect",
+        huake,
+        _set("triggers[0].trap_account", "reserve"),
+        "triggers[0].trap_account",
+        "trap_excess_spread",
+    )
+    for count in (2**53 + 1, 10**30):
+        yield from _deal_case(
+            f"patent-count-{count}",
+            base,
+            _set("pool.obligors[0].collateral", {"appraisal": 50.0, "patent_count": count}),
+            "pool.obligors[0].collateral.patent_count",
+            str(count)[:12],
+        )
+    for closing in ("0001-01-01", "2022-12-31"):
+        yield from _deal_case(
+            f"first-period-from-{closing}",
+            base,
+            _dates(closing=closing),
+            "dates.first_payment",
+            "more than two years",
+        )
+    for id, cal, where in [
+        ("weekday", {"working_weekends": ["2026-01-07"]}, "Wednesday"),
+        ("also-holiday", {"holidays": ["2026-01-03"], "working_weekends": ["2026-01-03"]}, "both"),
+    ]:
+        yield from _deal_case(
+            f"calendar-working-weekend-{id}",
+            base,
+            _dates(calendar={"kind": "holidays", **cal}),
+            "dates.calendar.working_weekends[0]",
+            where,
+        )
+
     # ---- a pool tape path that is no file --------------------------------------------------------
     for id, tape_path, value in [
         ("missing", "no_such_tape.csv", "not found"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -123,6 +124,19 @@ def collateral_problems(deal: Deal, pool_balance: float, pc: ProblemCollector) -
         )
 
 
+def provider_sector_problems(deal: Deal, sectors: Sequence[str], pc: ProblemCollector) -> None:
+    """A support provider's ``sector`` names the pool sector whose factor it loads on: it must
+    be one of the pool's sectors (checked here, not only when a sector-factor model runs)."""
+    for s, sup in enumerate(deal.support):
+        sector = sup.provider.sector
+        if sector is not None and sector not in sectors:
+            pc.add(
+                f"support[{s}].provider.sector",
+                f"unknown sector; the pool's sectors are {list(sectors)[:20]}",
+                sector,
+            )
+
+
 def compile_deal(deal: Deal) -> CompiledDeal:
     """Compile a validated deal. Raises :class:`~abs_engine.errors.DealError` listing every
     cross-reference problem (unknown names, schedules past legal final, order of payment...).
@@ -164,6 +178,7 @@ def compile_deal(deal: Deal) -> CompiledDeal:
     pool = compile_pool(deal.pool, sched, pc, lambda k, field: obligor_location(deal, k, field))
     structure = compile_structure(deal, sched, pc)
     collateral_problems(deal, float(pool.balance.sum()), pc)
+    provider_sector_problems(deal, pool.sectors, pc)
     pc.raise_if_any()
     for part in (pool, structure):
         _freeze(part)

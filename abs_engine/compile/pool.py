@@ -26,6 +26,7 @@ from ..schema.pool import (
     ObligorTable,
     PdTermStructure,
     Pool,
+    RatingClass,
     RatingClassPd,
 )
 from ..schema.tape import MAX_TAPE_PROBLEMS
@@ -201,6 +202,23 @@ def _amortize(
     return prin, intr
 
 
+def _rating_classes(pool: Pool, pc: ProblemCollector) -> dict[str, RatingClass]:
+    """``pool.pd_classes`` by name; a name given twice is an error (which curve was meant?)."""
+    classes: dict[str, RatingClass] = {}
+    first: dict[str, int] = {}
+    for k, c in enumerate(pool.pd_classes):
+        if c.name in first:
+            pc.add(
+                f"pool.pd_classes[{k}].name",
+                f"duplicate rating class name (also pool.pd_classes[{first[c.name]}])",
+                c.name,
+            )
+            continue
+        first[c.name] = k
+        classes[c.name] = c
+    return classes
+
+
 def compile_pool(
     pool: Pool,
     sched: PeriodSchedule,
@@ -229,7 +247,7 @@ def compile_pool(
         inline_ids if table is None else pa.concat_arrays([inline_ids, table.ids.arrow])
     )
     _check_duplicates(ids, n_in, pc, locate)
-    classes = {c.name: c for c in pool.pd_classes}
+    classes = _rating_classes(pool, pc)
     years = sched.years_from_closing()
     accrual = sched.accruals()
     prin = np.zeros((n_in, n_t))

@@ -25,6 +25,7 @@ from ..schema.waterfall import (
     PayResidual,
     Step,
     SupportDefaultTrigger,
+    Trigger,
     WriteOff,
 )
 from .schedule import PeriodSchedule
@@ -156,6 +157,32 @@ def _residual_warnings(
                 "residual is normally the equity tranche (principal = 'residual', no coupon)",
                 st.tranche,
             )
+
+
+def _trap_account(trg: Trigger, path: str, acc_idx: dict[str, int], pc: ProblemCollector) -> int:
+    """The account index a ``trap_excess_spread`` trigger traps cash into (-1 for other
+    effects); a missing or unknown account, or a ``trap_account`` on a trigger that traps
+    nothing, is a problem."""
+    if trg.effect != "trap_excess_spread":
+        if trg.trap_account is not None:
+            pc.add(
+                f"{path}.trap_account",
+                f"trap_account is only used with effect = 'trap_excess_spread' (this trigger's "
+                f"effect is {trg.effect!r})",
+                trg.trap_account,
+            )
+        return -1
+    if trg.trap_account is None:
+        pc.add(f"{path}.trap_account", "a trap_excess_spread trigger needs trap_account", None)
+        return -1
+    if trg.trap_account not in acc_idx:
+        pc.add(
+            f"{path}.trap_account",
+            f"unknown account; accounts are {list(acc_idx)}",
+            trg.trap_account,
+        )
+        return -1
+    return acc_idx[trg.trap_account]
 
 
 def compile_structure(deal: Deal, sched: PeriodSchedule, pc: ProblemCollector) -> StructureArrays:
@@ -431,21 +458,8 @@ def compile_structure(deal: Deal, sched: PeriodSchedule, pc: ProblemCollector) -
         path = f"triggers[{g}]"
         tgi[g, L.GI_EFFECT] = _EFFECT[trg.effect]
         tgi[g, L.GI_CURABLE] = int(trg.curable)
-        tgi[g, L.GI_ACCOUNT] = -1
-        if trg.effect == "trap_excess_spread":
-            if trg.trap_account is None:
-                pc.add(
-                    f"{path}.trap_account", "a trap_excess_spread trigger needs trap_account", None
-                )
-            elif trg.trap_account not in acc_idx:
-                pc.add(
-                    f"{path}.trap_account",
-                    f"unknown account; accounts are {list(acc_idx)}",
-                    trg.trap_account,
-                )
-            else:
-                tgi[g, L.GI_ACCOUNT] = acc_idx[trg.trap_account]
-        elif trg.effect == "accelerate" and deal.waterfalls.accelerated is None:
+        tgi[g, L.GI_ACCOUNT] = _trap_account(trg, path, acc_idx, pc)
+        if trg.effect == "accelerate" and deal.waterfalls.accelerated is None:
             pc.add(
                 f"{path}.effect",
                 "effect 'accelerate' needs a waterfalls.accelerated priority of payments",

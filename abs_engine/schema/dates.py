@@ -12,6 +12,9 @@ Frequency = Literal["monthly", "quarterly", "semi_annual", "annual"]
 DayCount = Literal["ACT/365F", "ACT/360", "30/360"]
 BusinessDayRoll = Literal["modified_following", "following", "preceding", "none"]
 
+#: the longest first (stub) period, closing to first_payment: two years
+MAX_FIRST_PERIOD_DAYS = 731
+
 #: payments per year for each frequency
 PERIODS_PER_YEAR = {"monthly": 12, "quarterly": 4, "semi_annual": 2, "annual": 1}
 
@@ -29,6 +32,22 @@ class HolidayCalendar(Model):
     kind: Literal["holidays"]
     holidays: list[Date] = Field(default_factory=list)
     working_weekends: list[Date] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _weekends_only(self) -> HolidayCalendar:
+        holidays = set(self.holidays)
+        for k, d in enumerate(self.working_weekends):
+            if d.weekday() < 5:
+                raise FieldError(
+                    ("working_weekends", k),
+                    f"{d} is a {d:%A}, not a Saturday or Sunday: working_weekends lists weekend "
+                    "days that are business days",
+                )
+            if d in holidays:
+                raise FieldError(
+                    ("working_weekends", k), f"{d} is listed both as a holiday and a working day"
+                )
+        return self
 
 
 class NamedCalendar(Model):
@@ -71,5 +90,12 @@ class Dates(Model):
                 ("legal_final",),
                 f"dates out of order: legal_final {self.legal_final} is before "
                 f"first_payment {self.first_payment}",
+            )
+        if (self.first_payment - self.closing).days > MAX_FIRST_PERIOD_DAYS:
+            raise FieldError(
+                ("first_payment",),
+                f"first_payment {self.first_payment} is more than two years after closing "
+                f"{self.closing}: the first period would accrue "
+                f"{(self.first_payment - self.closing).days:,} days of interest",
             )
         return self

@@ -140,6 +140,10 @@ Pd = Annotated[FlatPd | PdTermStructure | RatingClassPd, Field(discriminator="ki
 
 # --- IP collateral and recovery ----------------------------------------------------------------
 
+#: the most patents one obligor pledges: the largest integer a float64 holds exactly (the bound
+#: of a tape's ``patent_count`` column too)
+MAX_PATENTS = 2**53
+
 
 class IpCollateral(Model):
     """Pledged intellectual property.
@@ -149,7 +153,7 @@ class IpCollateral(Model):
     Amounts in yuan, rates as decimals.
     """
 
-    patent_count: Annotated[int, Field(strict=True, ge=0)] = 0
+    patent_count: Annotated[int, Field(strict=True, ge=0, le=MAX_PATENTS)] = 0
     appraisal: Money | None = None
     revenue: Money | None = None
     revenue_growth: Annotated[float, Field(strict=True, ge=-0.5, le=1.0)] = 0.0

@@ -29,7 +29,7 @@ from ..compile.deal import CompiledDeal, compile_deal
 from ..errors import AbsEngineError, DealError, ProblemCollector, short_repr
 from ..metrics.rating import RatingTable, default_rating_table
 from ..schema.deal import Deal
-from ..schema.stochastic import MonteCarloScenario
+from ..schema.stochastic import MAX_PATHS, MonteCarloScenario
 from ..simulation import SimulationResult, simulate_compiled
 
 __all__ = [
@@ -99,7 +99,7 @@ def load_curve(spec: str | float | Path) -> DiscountCurve:
     if isinstance(spec, int | float | np.number):
         return DiscountCurve(flat_rate=_curve_rate(float(spec), "a flat curve rate"))
     text = str(spec)
-    if not isinstance(spec, Path):
+    if not isinstance(spec, Path) and text.isascii():  # "١" or "１" is no rate: a file name
         try:
             rate = float(text)
         except ValueError:
@@ -116,6 +116,8 @@ def load_curve(spec: str | float | Path) -> DiscountCurve:
             )
         with open(p, "rb") as fh:
             raw = fh.read(_MAX_CURVE_BYTES + 1)
+    except DealError:
+        raise
     except (OSError, ValueError) as exc:
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise DealError.one(
@@ -256,14 +258,25 @@ def _finite(value: Any, what: str) -> float:
 
 
 def _n_paths(n_paths: Any) -> int:
-    if isinstance(n_paths, bool) or not isinstance(n_paths, int | np.integer) or n_paths < 1:
-        raise SolverError(f"n_paths must be a positive integer, got {short_repr(n_paths)}")
+    if (
+        isinstance(n_paths, bool)
+        or not isinstance(n_paths, int | np.integer)
+        or not 1 <= n_paths <= MAX_PATHS
+    ):
+        raise SolverError(
+            f"n_paths must be an integer from 1 to {MAX_PATHS:,}, got {short_repr(n_paths)}"
+        )
     return int(n_paths)
 
 
 def with_parameter(sc: MonteCarloScenario, name: str, value: float) -> MonteCarloScenario:
     """A copy of the scenario with one parameter set (see :data:`PARAMETERS`; values in
     :data:`PARAMETER_RANGES`)."""
+    if not isinstance(sc, MonteCarloScenario):
+        raise SolverError(
+            f"with_parameter: sc must be a MonteCarloScenario, got {short_repr(sc)} "
+            f"({type(sc).__name__})"
+        )
     v = check_parameter(name, value)
     doc = sc.model_dump(mode="json")
     PARAMETERS[name](doc, v)
@@ -457,8 +470,15 @@ def condition(kind: str, value: float = 0.0) -> Condition:
     """A tranche-level stop condition, true while the tranche is fine:
     ``first_loss`` (no expected loss), ``el_above`` (expected loss at most ``value``),
     ``irr_below`` (mean yield at least ``value``), ``pd_above`` (default probability at most
-    ``value``)."""
+    ``value``; ``first_loss`` takes none, 0)."""
+    if not isinstance(kind, str):
+        raise SolverError(
+            f"condition: kind must be a string (first_loss, el_above, irr_below, pd_above), got "
+            f"{short_repr(kind)} ({type(kind).__name__})"
+        )
     value = _finite(value, f"the value of condition {short_repr(kind)}")
+    if kind == "first_loss" and value != 0.0:
+        raise SolverError(f"first_loss takes no value, got {short_repr(value)}")
     if kind in ("el_above", "pd_above") and not 0 <= value <= 1:
         raise SolverError(f"{kind} takes a share in [0, 1], got {value!r}")
     if kind == "irr_below" and not -1 <= value <= 1:
