@@ -31,7 +31,7 @@ from .schema.load import deal_source, is_file, read_document, require_file, vali
 from .schema.load import load_deal as _load_deal
 from .schema.scenario import DeterministicScenario
 from .schema.stochastic import MonteCarloScenario
-from .simulation import SimulationResult, check_simulation_args, simulate_compiled
+from .simulation import SimulationResult, _simulate_checked, check_simulation_args
 
 AnyScenario = DeterministicScenario | MonteCarloScenario
 
@@ -270,7 +270,7 @@ def simulate(
         ILLUSTRATIVE idealized expected-loss table.
     """
     func = "simulate"
-    check_simulation_args(
+    args = check_simulation_args(
         func, n_paths=n_paths, seed=seed, keep_paths=keep_paths, ledger_paths=ledger_paths,
         batch_blocks=batch_blocks, threads=threads, progress=progress, jit=jit,
     )  # fmt: skip
@@ -310,16 +310,5 @@ def simulate(
             "a deterministic scenario: use run_deterministic() or give a monte_carlo scenario",
             sc.kind,
         )
-    return simulate_compiled(
-        cd,
-        sc,
-        n_paths=n_paths,
-        seed=seed,
-        keep_paths=keep_paths,
-        ledger_paths=ledger_paths,
-        batch_blocks=batch_blocks,
-        threads=threads,
-        progress=progress,
-        jit=jit,
-        rating_table=rating_table,
-    )
+    # the normalised arguments: an iterator given as ledger_paths is consumed by the check
+    return _simulate_checked(cd, sc, args, rating_table, func)

@@ -468,8 +468,9 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument(
         "--largest",
         type=_int_type(1, MAX_LARGEST),
-        default=3,
-        help=f"test the 1..N largest obligors (1 .. {MAX_LARGEST:,}, at most the pool's size)",
+        default=None,
+        help=f"test the 1..N largest obligors (1 .. {MAX_LARGEST:,}, at most the pool's size; "
+        "default 3, or the pool's size if smaller)",
     )
     st.add_argument(
         "--scenario",
@@ -788,6 +789,19 @@ def _fmt(v: float, spec: str) -> str:
     return "-" if v is None or v != v else spec.format(v)
 
 
+_MAX_NAME_BYTES = 255  # the longest file name most file systems allow
+# the --out files named after a scenario: prefix, suffix
+_OUT_AFFIXES = (
+    ("summary_", ".json"),
+    ("tranches_", ".csv"),
+    ("pool_", ".csv"),
+    ("cashflows_", ".csv"),
+    ("paths_", ".parquet"),
+    ("ledger_", ".parquet"),
+    ("ledger_", ".csv"),
+)
+
+
 def _check_out_names(scenarios: Any) -> None:
     """Scenario names become file names under ``--out``: refuse, before anything is written,
     names that are not plain file names or that two scenarios share."""
@@ -796,6 +810,18 @@ def _check_out_names(scenarios: Any) -> None:
         name = sc.name
         if "/" in name or "\\" in name:
             why = "scenario name cannot be used in an --out file name (no / or \\)"
+            problems.append(Problem(scenario_source(sc), "name", why, name))
+        elif any(ord(c) < 32 or ord(c) == 127 for c in name):
+            why = "scenario name cannot be used in an --out file name (no control characters)"
+            problems.append(Problem(scenario_source(sc), "name", why, name))
+        elif (
+            max(len(f"{a}{name}{b}".encode("utf-8", "surrogatepass")) for a, b in _OUT_AFFIXES)
+            > _MAX_NAME_BYTES
+        ):
+            why = (
+                f"scenario name too long for an --out file name (its files, e.g. "
+                f"'cashflows_<name>.csv', must be at most {_MAX_NAME_BYTES} bytes in UTF-8)"
+            )
             problems.append(Problem(scenario_source(sc), "name", why, name))
         elif name in seen:
             why = "two scenarios have this name; their --out files would overwrite each other"
@@ -853,6 +879,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise AbsEngineError(
             f"{', '.join(mc_only or ['--keep-paths'])}: only for Monte Carlo scenarios"
         )
+    if args.out:
+        _check_out_names(scenarios)  # before the run: its files could not be written
     res = run_deterministic(cd, scenarios or None)
     if args.out:
         _check_out_names(res.scenarios)
@@ -1252,13 +1280,6 @@ def _check_solver_args(args: argparse.Namespace, deal: Any) -> None:
                     f"--range: {args.param} must be in {describe_range(args.param)} "
                     f"{_got(args.range)}"
                 ) from None
-        dlo, dhi = _DEFAULT_RANGES[args.param]
-        if (hi - lo) * (dhi - dlo) < 0:
-            order = "below" if dhi > dlo else "above"
-            raise UsageError(
-                f"--range: for {args.param}, lo (where the condition holds) must be {order} "
-                f"hi (where it fails) {_got(args.range)}"
-            )
     if args.command == "sensitivity" and args.x[0] == args.y[0]:
         raise UsageError(f"--x and --y vary the same parameter {args.x[0]!r}: choose two")
 
@@ -1268,6 +1289,7 @@ def _cmd_solver(args: argparse.Namespace) -> int:
     from .metrics.rating import load_rating_table
 
     deal = load_deal(args.deal)
+    _print_warnings(compile_deal(deal))
     name = args.scenario or deal.base_scenario
     if name is None:
         raise AbsEngineError("the deal names no base_scenario: give --scenario")
@@ -1421,6 +1443,11 @@ def _cmd_stress(args: argparse.Namespace) -> int:
 
     deal = load_deal(args.deal)
     cd = compile_deal(deal)
+    _print_warnings(cd)
+    if args.largest is not None and args.largest > cd.n_obligors:
+        raise UsageError(
+            f"--largest must be at most the pool's {cd.n_obligors} obligors (got {args.largest})"
+        )
     rated = [t.name for t in deal.tranches if t.principal != "residual" and t.balance > 0]
     names = args.tranche or rated
     for name in args.tranche or []:
@@ -1464,7 +1491,7 @@ def _cmd_stress(args: argparse.Namespace) -> int:
     lot = large_obligor_test(
         cd,
         names[0] if names else None,
-        max_obligors=args.largest,
+        max_obligors=min(3, cd.n_obligors) if args.largest is None else args.largest,
         period=args.period,
         recovery_rate=args.recovery,
         recovery_lag=args.lag,

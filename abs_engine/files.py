@@ -109,12 +109,15 @@ def _no_space(exc: BaseException) -> bool:
     return "no space left" in text or "disk quota exceeded" in text or "errno 28" in text
 
 
-def _output_error(exc: BaseException, out_dir: Path, name: str, *, kept: bool) -> OutputError:
-    after = (
-        "nothing was changed there: it holds its previous outputs"
-        if kept
-        else "files already moved were put back"
-    )
+def _output_error(
+    exc: BaseException, out_dir: Path, name: str, *, kept: bool, after: str | None = None
+) -> OutputError:
+    if after is None:
+        after = (
+            "nothing was changed there: it holds its previous outputs"
+            if kept
+            else "files already moved were put back"
+        )
     if _no_space(exc):
         why = "no space left on the device"
     elif isinstance(exc, OSError) and exc.strerror:
@@ -243,6 +246,7 @@ class StagedOutputs:
         self.names: list[str] = []
         self.committed = False
         self._created: list[Path] = []
+        self._keep_staging = False
         try:
             missing = []
             cur = self.out_dir
@@ -282,7 +286,9 @@ class StagedOutputs:
         except OSError as exc:
             raise _output_error(exc, self.out_dir, name, kept=True) from None
         except Exception as exc:
-            if _no_space(exc):  # writers that wrap the OSError (pyarrow, pandas)
+            # writers that wrap the OSError (pyarrow, pandas); a ValueError: a path the
+            # system refuses (e.g. an embedded NUL)
+            if _no_space(exc) or isinstance(exc, ValueError):
                 raise _output_error(exc, self.out_dir, name, kept=True) from None
             raise
         self.names.append(name)
@@ -326,7 +332,7 @@ class StagedOutputs:
         _test_pause()
         backup = self.dir / ".previous"
         with _signals_held():
-            moved: list[tuple[str, bool]] = []  # (name, had a previous file backed up)
+            moved: list[tuple[str, bool]] = []  # (name, had a previous file, now in backup)
             old_manifest = False
             try:
                 backup.mkdir()
@@ -335,34 +341,51 @@ class StagedOutputs:
                     old_manifest = True
                 for name in names:
                     target = self.path(name)
-                    kept = False
-                    if target.exists():
+                    had = target.exists()
+                    if had:
                         try:
                             os.link(target, backup / name)
-                            kept = True
                         except OSError:
-                            kept = False  # no hard links here: no way back for this one
+                            # no hard links here: move it aside (the old manifest is already
+                            # gone, so the folder holds no complete run meanwhile anyway)
+                            os.replace(target, backup / name)
+                    moved.append((name, had))
                     os.replace(self.dir / name, target)
-                    moved.append((name, kept))
                 if self.manifest is not None:
                     os.replace(self.dir / self.manifest, self.path(self.manifest))
             except OSError as exc:
-                for name, kept in reversed(moved):
-                    with contextlib.suppress(OSError):
-                        if kept:
+                failed: list[str] = []
+                for name, had in reversed(moved):
+                    try:
+                        if had:
                             os.replace(backup / name, self.path(name))
                         else:
-                            self.path(name).unlink()
+                            self.path(name).unlink(missing_ok=True)
+                    except OSError:
+                        failed.append(name)
                 if old_manifest and self.manifest is not None:
-                    with contextlib.suppress(OSError):
+                    try:
                         os.replace(backup / self.manifest, self.path(self.manifest))
-                raise _output_error(exc, self.out_dir, "the outputs", kept=False) from None
+                    except OSError:
+                        failed.append(self.manifest)
+                after = None
+                if failed:
+                    self._keep_staging = True  # the previous copies are only there now
+                    after = (
+                        f"could not put back {', '.join(reversed(failed))}: the previous "
+                        f"copies are in {backup}"
+                    )
+                raise _output_error(
+                    exc, self.out_dir, "the outputs", kept=False, after=after
+                ) from None
             self.committed = True
             _fsync_dir(self.out_dir)
         return [self.path(n) for n in names]
 
     def discard(self) -> None:
         """Remove the staging folder (and an output folder this run created, if empty)."""
+        if self._keep_staging:
+            return
         with _signals_held():
             shutil.rmtree(self.dir, ignore_errors=True)
             if not self.committed:

@@ -74,6 +74,18 @@ def kept_bytes_per_path(n_tranches: int) -> int:
     return 8 * (n_tranches * L.N_MT + L.N_MP)
 
 
+def ledger_bytes(cd: CompiledDeal) -> int:
+    """Bytes of one full waterfall ledger (``ledger_paths``) of ``cd`` (float64 each)."""
+    per_period = (
+        len(cd.tranche_names) * L.N_LT
+        + len(cd.fee_names) * L.N_LF
+        + len(cd.account_names) * L.N_LA
+        + len(cd.support_names) * L.N_LS
+        + L.N_LP
+    )
+    return 8 * cd.n_periods * per_period
+
+
 def check_keep_paths_memory(n_paths: int, n_bytes_per_path: int, what: str = "keep_paths") -> None:
     """Refuse up front (:class:`InputError`, with the estimate) keeping per-path results that
     cannot fit: ``n_paths × n_bytes_per_path`` above half the available memory (the results
@@ -357,6 +369,18 @@ def simulate_compiled(
         func, n_paths=n_paths, seed=seed, keep_paths=keep_paths, ledger_paths=ledger_paths,
         batch_blocks=batch_blocks, threads=threads, progress=progress, jit=jit,
     )  # fmt: skip
+    return _simulate_checked(cd, sc, args, rating_table, func)
+
+
+def _simulate_checked(
+    cd: CompiledDeal,
+    sc: MonteCarloScenario,
+    args: dict[str, Any],
+    rating_table: RatingTable | None,
+    func: str,
+) -> SimulationResult:
+    """:func:`simulate_compiled` with its keyword arguments already checked and normalised
+    (``args``, from :func:`check_simulation_args`)."""
     keep_paths, ledger_paths, progress, jit = (
         args["keep_paths"], args["ledger_paths"], args["progress"], args["jit"]
     )  # fmt: skip
@@ -374,6 +398,8 @@ def simulate_compiled(
     if keep_paths:
         # refused up front with the estimate, not by NumPy failing to allocate
         check_keep_paths_memory(n_paths, kept_bytes_per_path(len(cd.tranche_names)))
+    if ledger_paths:
+        check_keep_paths_memory(len(ledger_paths), ledger_bytes(cd), what="ledger_paths")
 
     n_t, n_j = cd.n_periods, len(cd.tranche_names)
     n_m = n_j * L.N_MT + L.N_MP

@@ -325,13 +325,6 @@ def write_synthetic(
     correlation = _number_in(correlation, 0.0, 1.0, "correlation", hi_open=True)
     deal, tape = synthetic_deal(n_obligors, **kw)
     out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except (OSError, ValueError) as exc:
-        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise AbsEngineError(
-            f"cannot create the output folder {short_repr(str(out_dir), 200)}: {why}"
-        ) from None
     tape_path = out / f"{name}_tape.parquet"
     deal["pool"]["tape"] = {"path": tape_path.name}
     deal_path = out / f"{name}.json"

@@ -436,3 +436,97 @@ def test_output_error_is_an_abs_engine_error():
     from abs_engine.errors import AbsEngineError
 
     assert issubclass(OutputError, AbsEngineError)
+
+
+def test_failed_rename_without_hard_links_keeps_the_previous_file(old_outputs, monkeypatch, capsys):
+    """No hard links (EPERM) and then a rename failing on the second file: the previous files
+    were moved aside, not linked, and are put back; nothing is lost."""
+    out, before = old_outputs
+    real = os.replace
+
+    def no_link(src, dst):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    moved_in = {"n": 0}
+
+    def replace(src, dst):
+        if (
+            STAGING_PREFIX in str(src)
+            and ".previous" not in str(src)
+            and STAGING_PREFIX not in str(dst)
+        ):
+            moved_in["n"] += 1
+            if moved_in["n"] == 2:
+                raise OSError(errno.EIO, "Input/output error")
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "link", no_link)
+    monkeypatch.setattr(os, "replace", replace)
+    code = main(["run", "-s", "huake_base", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == EXIT_ERROR and "input/output error" in err and "put back" in err, err
+    assert snapshot(out) == before and not leftovers(out)
+
+
+def test_failed_restore_names_the_file_and_keeps_the_backup(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    with staged_outputs(out) as stage:
+        stage.write("a.txt", lambda p: p.write_text("old a"))
+        stage.write("b.txt", lambda p: p.write_text("old b"))
+    real = os.replace
+
+    def no_link(src, dst):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    def replace(src, dst):
+        if str(dst).endswith("b.txt") and ".previous" not in str(src) + str(dst):
+            raise OSError(errno.EIO, "Input/output error")
+        if ".previous" in str(src) and str(src).endswith("a.txt"):
+            raise OSError(errno.EIO, "Input/output error")
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "link", no_link)
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OutputError, match=r"could not put back a\.txt:") as info:
+        with staged_outputs(out) as stage:
+            stage.write("a.txt", lambda p: p.write_text("new a"))
+            stage.write("b.txt", lambda p: p.write_text("new b"))
+    monkeypatch.undo()
+    kept = [p for p in out.rglob("a.txt") if ".previous" in str(p)]
+    assert kept and kept[0].read_text() == "old a" and str(kept[0].parent) in str(info.value)
+    assert (out / "b.txt").read_text() == "old b"
+
+
+def test_a_writer_value_error_is_an_output_error(tmp_path):
+    def bad(p):
+        raise ValueError("embedded null byte")
+
+    with pytest.raises(OutputError, match="embedded null byte"):
+        with staged_outputs(tmp_path / "out") as stage:
+            stage.write("x.csv", bad)
+    assert not (tmp_path / "out").exists()
+
+
+def test_failed_synth_into_a_new_folder_leaves_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", _enospc)
+    out = tmp_path / "new" / "pools"
+    code = main(["synth", str(out), "--obligors", "8", "--periods", "4"])
+    err = capsys.readouterr().err
+    assert code == EXIT_ERROR and "no space left" in err and "nothing was changed" in err, err
+    assert not (tmp_path / "new").exists()
+    monkeypatch.undo()
+    assert main(["synth", str(out), "--obligors", "8", "--periods", "4"]) == 0
+    assert len(list(out.iterdir())) == 3
+
+
+def test_every_command_that_loads_a_deal_prints_its_warnings(tmp_path, capsys):
+    import json
+
+    from tests.conftest import base_deal
+
+    over = [{"name": "A", "balance": 150.0, "coupon": {"kind": "fixed", "rate": 0.0}}]
+    deal = tmp_path / "deal.json"
+    deal.write_text(json.dumps(base_deal(tranches=over)))
+    assert main(["stress", str(deal)]) == 0
+    err = capsys.readouterr().err
+    assert "warning:" in err and "under-collateralised" in err, err

@@ -605,3 +605,49 @@ def test_keep_paths_that_cannot_fit_are_refused_up_front_with_the_estimate():
 
     with pytest.raises(ae.AbsEngineError, match=r"1,000,000,000 paths needs about [\d,.]+ GiB"):
         ae.simulate(ae.load_deal(), n_paths=10**9, keep_paths=True, progress=False)
+
+
+def test_ledger_paths_as_an_iterator_keeps_the_ledgers(world: dict[str, Any]) -> None:
+    """The checked (consumed) iterator is passed on as its list, not the exhausted original."""
+    res = ae.simulate(
+        world["cd"], n_paths=16, ledger_paths=(p for p in [0, 1]), jit=False, progress=False
+    )
+    assert sorted(res.ledgers) == [0, 1]
+
+
+def test_ledger_paths_that_cannot_fit_are_refused_up_front(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import abs_engine.simulation as sim
+
+    one = sim.ledger_bytes(world["cd"])
+    assert one > 8 * world["cd"].n_periods
+    monkeypatch.setattr(sim, "KEEP_PATHS_MAX_BYTES", 2 * one)
+    with pytest.raises(InputError, match=r"ledger_paths: .*3 paths needs about"):
+        ae.simulate(world["cd"], n_paths=16, ledger_paths=[0, 1, 2], jit=False, progress=False)
+    res = ae.simulate(world["cd"], n_paths=16, ledger_paths=[0, 1], jit=False, progress=False)
+    assert sorted(res.ledgers) == [0, 1]
+
+
+def test_calendar_failing_on_some_dates_is_not_retried_backwards() -> None:
+    """Under modified_following a calendar that raises during the forward search (here on
+    Mondays) is an error, not a reason to roll back to the Friday."""
+    calls: list[dt.date] = []
+
+    def flaky(d: dt.date) -> bool:
+        calls.append(d)
+        if d.weekday() == 0:
+            raise RuntimeError("calendar service down on Mondays")
+        return d.weekday() < 5
+
+    register_calendar("hostile_flaky", flaky)
+    doc = base_deal()
+    doc["dates"].update(
+        business_day="modified_following", calendar={"kind": "named", "name": "hostile_flaky"}
+    )
+    with pytest.raises(DealError) as info:
+        ae.compile_deal(parse_deal(doc))
+    assert "calendar service down on Mondays" in str(info.value)
+    assert any(p.path == "dates.calendar.name" for p in info.value.problems)
+    # the fault came from the forward search from a weekend payment date
+    assert calls[-1].weekday() == 0 and calls[-2].weekday() >= 5, calls

@@ -130,15 +130,12 @@ def _flag_cases() -> Iterator[Case]:
     for v in ["0.5", "1,2,3", "1,1", "a,b", "", "nan,1", "0,inf", "0,1e999"]:
         yield _c(f"breakeven-range-{v!r}", [*pd, "--range", v], "--range", repr(v))
     for param, v in [
-        ("pd_multiplier", "2,1"),
         ("pd_multiplier", "-1,1"),
         ("pd_multiplier", "0,60"),
-        ("recovery", "0,1"),
         ("recovery", "1.5,0"),
         ("correlation", "0,1"),
         ("cpr", "0,2"),
         ("ip_haircut", "-0.5,0.5"),
-        ("provider_pd_multiplier", "5,1"),
     ]:
         yield _c(
             f"breakeven-range-{param}-{v}",
@@ -632,3 +629,65 @@ def test_synth_writes_only_inside_the_output_folder(tmp_path: Path, capsys):
     assert main(["synth", str(out), "--obligors", "8", "--name", "p1", "--periods", "4"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["p1.json", "p1_mc.json", "p1_tape.parquet"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pools"]
+
+
+def test_breakeven_range_may_point_either_way():
+    """An equity tranche's loss falls as correlation rises: lo above hi is accepted; the bounds
+    and lo != hi are still checked."""
+    from types import SimpleNamespace
+
+    from abs_engine.api import load_deal
+    from abs_engine.errors import AbsEngineError
+
+    deal = load_deal(Path(__file__).resolve().parents[1] / "waterfalls" / "huake_2025.toml")
+    sub = [t.name for t in deal.tranches][-1]
+    for param, rng in [("correlation", "0.95,0"), ("pd_multiplier", "2,1"), ("recovery", "0,1")]:
+        args = SimpleNamespace(command="breakeven", tranche=sub, param=param, range=rng)
+        cli._check_solver_args(args, deal)  # no error
+    for rng in ["1,0", "0.5,0.5"]:
+        args = SimpleNamespace(command="breakeven", tranche=sub, param="correlation", range=rng)
+        with pytest.raises(AbsEngineError, match="--range|differ"):
+            cli._check_solver_args(args, deal)
+
+
+@pytest.mark.parametrize(
+    "name", ["a\x00b", "tab\there", "\U0001d11e" * 62], ids=["nul", "control", "too-long"]
+)
+def test_scenario_names_unusable_as_out_file_names_are_refused_up_front(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    import json
+
+    sc = tmp_path / "sc.json"
+    sc.write_text(
+        json.dumps(
+            {
+                "schema_version": 1,
+                "kind": "deterministic",
+                "name": name,
+                "defaults": {"kind": "none"},
+            }
+        )
+    )
+    assert main(["run", "-s", str(sc), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and str(sc) in err and "name:" in err, err
+    assert repr(name)[:20] in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_stress_largest_beyond_the_pool_is_refused(capsys: pytest.CaptureFixture[str]):
+    assert main(["stress", "--largest", "9"]) == 2
+    err = capsys.readouterr().err
+    assert "--largest" in err and "9" in err and "8 obligors" in err, err
+
+
+def test_curve_folder_message_reads_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    from abs_engine.errors import DealError
+    from abs_engine.solvers.structuring import load_curve
+
+    with pytest.raises(DealError) as info:
+        load_curve(str(tmp_path))
+    msg = str(info.value)
+    assert "is a folder" in msg and msg.count(str(tmp_path)) == 1, msg
+    assert "cannot read the curve" not in msg

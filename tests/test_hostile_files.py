@@ -657,6 +657,13 @@ def file_cases() -> Iterator[FileCase]:
         "4,300 digits",
     )
     yield _raw("toml-5000-digits", "deal.toml", "a = " + "9" * 5000, "<syntax>", "4,300 digits")
+    # more than MAX_NESTING dots in the file and a long run with none: the dotted-key scan
+    # once backtracked quadratically here (minutes for 200,000 digits)
+    many_dots = "".join(f"x{i} = 1.5\n" for i in range(MAX_NESTING + 6))
+    yield _raw(
+        "toml-dots-then-long-run", "deal.toml", many_dots + "y = " + "9" * 200_000, "<syntax>",
+        "4,300 digits",
+    )  # fmt: skip
     yield _raw("toml-syntax", "deal.toml", "a = = 1", "<syntax>", "not valid TOML")
     yield _raw("toml-duplicate-key", "deal.toml", "a = 1\na = 2\n", "<syntax>", "not valid TOML")
     yield _raw("json-syntax", "deal.json", '{"a": }', "<syntax>", "not valid JSON")

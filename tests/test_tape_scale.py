@@ -291,3 +291,28 @@ def test_broken_csv_files_are_clean_errors(tmp_path, content, message):
     (tmp_path / "t.csv").write_bytes(content)
     (problem,) = _problems(tmp_path / "t.csv")
     assert problem.message == message and problem.file == str(tmp_path / "t.csv")
+
+
+def test_uint64_beyond_int64_is_reported_with_its_value(tmp_path):
+    """A Parquet uint64 n_periods of 2**64-1 does not wrap to a negative int64 (which was
+    reported against the lower bound): it is out of range above, shown as written."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    big = 2**64 - 1
+    table = pa.table(
+        {
+            "id": ["A", "B"],
+            "balance": [10.0, 20.0],
+            "rate": [0.01, 0.02],
+            "amortization": ["bullet", "bullet"],
+            "n_periods": pa.array([big, 3], type=pa.uint64()),
+            "annual_pd": [0.01, 0.02],
+        }
+    )
+    pq.write_table(table, tmp_path / "t.parquet")
+    got = [(p.path, p.message, p.value) for p in _problems(tmp_path / "t.parquet")]
+    assert len(got) == 1, got
+    path, message, value = got[0]
+    assert path == "row 1 (id=A).n_periods" and "less than or equal to" in message, got
+    assert value == big

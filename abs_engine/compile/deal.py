@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ArgumentTypeError, InputError, Problem, ProblemCollector, short_repr
+from ..kernels import layout as L
 from ..schema.deal import Deal
 from ..schema.load import deal_source, obligor_location, revalidated_deal
 from .pool import CompiledPool, compile_pool
@@ -22,8 +23,6 @@ __all__ = ["CompiledDeal", "compile_deal", "collateral_problems"]
 MAX_NOTES_TO_POOL = 2.0
 #: a pool above this multiple of the notes (over-collateralisation beyond 25%) is reported
 OC_WARNING = 1.25
-#: one fen: amounts that differ by less are equal
-_FEN = 0.01
 
 
 @dataclass(frozen=True)
@@ -102,11 +101,11 @@ def collateral_problems(deal: Deal, pool_balance: float, pc: ProblemCollector) -
     if pool_balance <= 0:
         return  # an empty pool is reported on its own
     amounts = f"the tranches total {notes:,.2f} yuan against a pool of {pool_balance:,.2f} yuan"
-    if notes <= _FEN:
+    if notes <= L.FEN:
         pc.warn("tranches", f"{amounts}: there are no notes to pay", notes)
         return
     oc = pool_balance / notes - 1.0  # over-collateralisation, share of the notes
-    if notes > pool_balance + _FEN:
+    if notes > pool_balance + L.FEN:
         text = (
             f"{amounts}: under-collateralised by {-oc:.2%} of the notes (the notes exceed the "
             f"pool by {notes - pool_balance:,.2f} yuan)"

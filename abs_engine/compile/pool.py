@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc_
 
 from ..errors import ProblemCollector
+from ..kernels import layout as L
 from ..schema.pool import (
     KIND_BULLET,
     KIND_EQUAL_PRINCIPAL,
@@ -153,7 +154,7 @@ def _amortize(
     bal = o.balance
     if isinstance(am, LicenseFeeSchedule):
         total = sum(p.principal for p in am.payments)
-        if abs(total - o.balance) > 0.01:
+        if abs(total - o.balance) > L.FEN:
             report(
                 "amortization.payments",
                 f"license-fee principal sums to {total:,.2f} but the balance is "
@@ -356,7 +357,11 @@ def _check_duplicates(
     _, first = np.unique(codes, return_index=True)
     repeats = np.flatnonzero(first[codes] != np.arange(len(codes)))
     capped = _Capped(pc, "duplicate obligor ids")
-    for i in repeats.tolist():
+    for n_seen, i in enumerate(repeats.tolist()):
+        if i >= n_in and capped.listed >= MAX_TAPE_PROBLEMS:
+            # past the cap: the rest (all tape rows, after the deal file's) only counted
+            capped.count_more(len(repeats) - n_seen, locate(i, "id")[0])
+            break
         first_file, first_path = locate(int(first[codes[i]]), "")
         file, path = locate(i, "id")
         also = first_path if first_file == file else f"{first_file}: {first_path}"
@@ -371,6 +376,11 @@ class _Capped:
     def __init__(self, pc: ProblemCollector, what: str):
         self.pc, self.what, self.listed, self.more = pc, what, 0, 0
         self.file = ""
+
+    def count_more(self, n: int, file: str) -> None:
+        """``n`` more problems in the tape ``file``, past the cap (counted, not listed)."""
+        self.more += n
+        self.file = file
 
     def add(self, in_tape: bool, file: str, path: str, msg: str, value: object) -> None:
         if in_tape and self.listed >= MAX_TAPE_PROBLEMS:

@@ -137,6 +137,8 @@ def adjust(d: dt.date, roll: str, is_business_day: BusinessDayFn) -> dt.date:
         return _search(d, -1, is_business_day)
     try:
         x = _search(d, 1, is_business_day)
+    except CalendarFault:
+        raise  # the calendar itself failed: not a reason to search backwards
     except CalendarError:
         if roll != "modified_following":
             raise

@@ -18,8 +18,6 @@ class Deal(Model):
     """A whole deal as written in a deal file (TOML or JSON)."""
 
     _source: str = PrivateAttr(default="<memory>")
-    #: where pool.obligors[k] came from: (file, path prefix) for tape rows, None for inline
-    _origins: list[tuple[str, str] | None] = PrivateAttr(default_factory=list)
     #: identity fingerprint recorded when validated (see schema.load.revalidated_deal)
     _fingerprint: int | None = PrivateAttr(default=None)
 

@@ -88,8 +88,14 @@ _STRINGS_AND_COMMENTS = re.compile(
     r"'[^'\n]*'|"
     r"#[^\n]*"
 )
-#: more than MAX_NESTING dots in one key (no separator between them)
-_DOTTED = re.compile(rf"(?:[^\n=,\[\]{{}}.]*\.){{{MAX_NESTING + 1}}}")
+#: runs of text between separators (a key's dots lie in one run)
+_SEGMENT = re.compile(r"[^\n=,\[\]{}]+")
+
+
+def _too_many_dots(text: str) -> bool:
+    """Whether a run of ``text`` with no separator holds more than :data:`MAX_NESTING` dots
+    (a dotted key too deep) — one linear pass."""
+    return any(m.group().count(".") > MAX_NESTING for m in _SEGMENT.finditer(text))
 
 
 def _nesting(text: str, dotted_keys: bool = True) -> tuple[int, bool]:
@@ -107,7 +113,7 @@ def _nesting(text: str, dotted_keys: bool = True) -> tuple[int, bool]:
             (b == ord("[")).astype(np.int64) + (b == ord("{")) - (b == ord("]")) - (b == ord("}"))
         )
         deepest = int(np.cumsum(step).max(initial=0))
-    return deepest, bool(dots and _DOTTED.search(bare))
+    return deepest, bool(dots and _too_many_dots(bare))
 
 
 class _DuplicateKeys(dict):
@@ -412,8 +418,9 @@ def parse_deal(
 # of the identity of every object in it; ``compile_deal`` re-validates the deal (as a document,
 # ``model_dump``) when the fingerprint is missing or no longer matches.
 
-#: lists longer than this are fingerprinted by their items' identity only (a pool tape's
-#: obligors are frozen models, validated one by one when read)
+#: lists longer than this are fingerprinted by their items' identity only (a pool's tape rows
+#: are not in such lists but in ``pool.table``, an ObligorTable checked when the tape is read;
+#: this bounds the cost for a long inline list)
 _SHALLOW_LIST = 1000
 
 
@@ -445,7 +452,7 @@ def mark_validated(deal: Deal) -> None:
 
 def revalidated_deal(deal: Deal) -> Deal:
     """``deal`` itself when it is unchanged since validation; otherwise the deal validated
-    afresh from its ``model_dump`` (file name and tape origins kept), or a :class:`DealError`
+    afresh from its ``model_dump`` (file name and tape table kept), or a :class:`DealError`
     naming the field and value the schema refuses."""
     if deal._fingerprint is not None and deal._fingerprint == _fingerprint(deal):
         return deal
@@ -457,7 +464,6 @@ def revalidated_deal(deal: Deal) -> Deal:
             [Problem(p.file, p.path, p.message + note, *_value_of(p)) for p in exc.problems]
         ) from None
     fresh._source = deal._source
-    fresh._origins = deal._origins
     if deal.pool.table is not None and fresh.pool.table is None:
         fresh.pool._table = deal.pool.table  # the tape's rows (checked when read)
     mark_validated(fresh)

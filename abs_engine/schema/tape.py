@@ -283,7 +283,12 @@ def _number(
         vals = np.full(n, np.nan)
     elif pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
         if pa.types.is_integer(t) and spec.integer:
-            exact_int = np.asarray(pc.fill_null(col, 0).to_numpy(), dtype=np.int64)
+            raw = np.asarray(pc.fill_null(col, 0).to_numpy())
+            if raw.dtype.kind == "u":
+                # above int64 (a uint64 near 2**64 would wrap negative): clamp, so the upper
+                # bound (every integer column has one) refuses it, showing the real value
+                raw = np.minimum(raw, np.uint64(np.iinfo(np.int64).max))
+            exact_int = raw.astype(np.int64)
         vals = np.asarray(
             pc.fill_null(col.cast(pa.float64(), safe=False), np.nan).to_numpy(), dtype=np.float64
         )
