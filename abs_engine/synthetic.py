@@ -354,6 +354,7 @@ def _verify_staged(verify: Callable[[Path], object], deal: Path, staged: Path, o
     try:
         verify(deal)
     except DealError as exc:
+
         def moved(file: str) -> str:
             return file.replace(str(staged), str(out), 1)
 

@@ -240,8 +240,10 @@ def test_enospc_from_a_writer_leaves_the_previous_outputs(old_outputs, monkeypat
         if calls["n"] >= (2 if writer == "to_csv" else 1):  # one Parquet file in this run
             Path(path).write_bytes(b"half a file")
             if writer == "to_parquet":  # pyarrow's way: errno only in the text
-                raise OSError("[Errno 28] Error writing bytes to file. Detail: [errno 28] No "
-                              "space left on device")
+                raise OSError(
+                    "[Errno 28] Error writing bytes to file. Detail: [errno 28] No "
+                    "space left on device"
+                )
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(self, path, *args, **kwargs)
 

@@ -23,7 +23,6 @@ from .scenario import period_rate
 __all__ = ["MonteCarloModel", "basel_correlation", "compile_model"]
 
 
-
 def basel_correlation(pd_1y: np.ndarray, sme_sales_eur_m: float | None = None) -> np.ndarray:
     """Basel II corporate asset correlation for one-year PDs, with the optional SME
     adjustment -0.04·(1 - (S - 5)/45), S (EUR millions) clipped to [5, 50]."""

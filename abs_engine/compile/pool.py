@@ -244,9 +244,7 @@ def compile_pool(
     if not n:
         pc.add("pool.obligors", "the pool is empty: give obligors or a tape with rows", [])
     inline_ids = pa.array([o.id for o in obligors], type=pa.string())
-    ids = Labels(
-        inline_ids if table is None else pa.concat_arrays([inline_ids, table.ids.arrow])
-    )
+    ids = Labels(inline_ids if table is None else pa.concat_arrays([inline_ids, table.ids.arrow]))
     _check_duplicates(ids, n_in, pc, locate)
     classes = _rating_classes(pool, pc)
     years = sched.years_from_closing()

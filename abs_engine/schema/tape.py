@@ -268,6 +268,7 @@ def _number(
 
     def flag(mask: np.ndarray, message: str, value: Callable[[int], Any] | None = None) -> None:
         probs.flag(name, mask if scope is None else mask & scope, message, value)
+
     if col is None:
         values = np.zeros(n, dtype=np.int64 if spec.integer else np.float64)
         return values, np.ones(n, dtype=bool)
@@ -475,4 +476,3 @@ def read_tape_columns(p: Path) -> ObligorTable:
     )
     pa.default_memory_pool().release_unused()  # what reading took, back to the system
     return out
-

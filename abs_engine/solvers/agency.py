@@ -209,9 +209,7 @@ def large_obligor_test(
             }
             if not support:
                 doc["support_defaults"] = [{"support": s, "period": 1} for s in cd.support_names]
-            scs.append(
-                validate_model(DeterministicScenario, doc, "<large_obligor_test arguments>")
-            )
+            scs.append(validate_model(DeterministicScenario, doc, "<large_obligor_test arguments>"))
         res = _run(cd, scs)
         full = _paid_in_full(res, j)
         order = np.argsort(-cd.pool.balance, kind="stable")[:k]
