@@ -17,7 +17,6 @@ __all__ = [
     "PeriodSchedule",
     "add_months",
     "adjust",
-    "build_schedule",
     "register_calendar",
     "year_fraction",
 ]
@@ -262,7 +261,3 @@ class PeriodSchedule:
             if d <= end:
                 return k
         return len(self.unadjusted)
-
-
-def build_schedule(dates: Dates, source: str = "<memory>") -> PeriodSchedule:
-    return PeriodSchedule(dates, source)

@@ -514,8 +514,3 @@ def parse_scenario(data: dict[str, Any], source: str | Path = "<memory>") -> Det
     sc = validate_model(DeterministicScenario, data, str(source))
     sc._source = str(source)
     return sc
-
-
-def load_scenario_file(path: str | Path) -> DeterministicScenario:
-    p = check_path(path, "load_scenario_file", "path")
-    return parse_scenario(read_document(p), source=p)

@@ -125,8 +125,6 @@ class DeterministicScenario(Model):
         return self
 
 
-Scenario = DeterministicScenario
-
 __all__ = [
     "CdrDefaults",
     "CumulativeDefaults",
@@ -136,6 +134,5 @@ __all__ = [
     "ObligorDefault",
     "Prepayment",
     "RecoveryOverride",
-    "Scenario",
     "SupportDefault",
 ]
