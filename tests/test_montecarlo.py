@@ -14,10 +14,11 @@ from numpy.polynomial.hermite_e import hermegauss
 from scipy import special, stats
 
 import abs_engine as ae
+from abs_engine.compile.model import compile_model
 from abs_engine.schema import parse_deal
 from abs_engine.schema.stochastic import MonteCarloScenario
 from abs_engine.synthetic import one_period_deal
-from tests.conftest import base_deal
+from tests.conftest import annual_dates, base_deal, obligor
 
 K_SE = 4.0
 Z, WZ = hermegauss(160)
@@ -355,3 +356,87 @@ def test_pd_of_one_is_rejected_in_the_deal():
     with pytest.raises(ae.DealError) as info:
         parse_deal(deal)
     assert info.value.problems[0].path == "pool.obligors[0].pd.annual"
+
+
+# ---- from review: defects found earlier, each with the hand arithmetic ----
+
+
+def test_independent_provider_is_independent_under_student_t():
+    """With providers.correlated = false the provider draws its own chi-square too, so its
+    default rate in the pool's worst 5% of paths equals its overall rate (within 4 SE)."""
+    sc = ae.load_scenario("huake_mc")
+    doc = {
+        **sc.model_dump(),
+        "defaults": {
+            "copula": "student_t",
+            "nu": 3.0,
+            "correlation": {"kind": "fixed", "value": 0.3},
+        },
+    }
+    deal = ae.compile_deal(ae.load_deal())
+    indep = MonteCarloScenario.model_validate(
+        {**doc, "providers": {"correlated": False, "pd_multiplier": 10.0}}
+    )
+    res = ae.simulate(deal, indep, n_paths=60_000, seed=3, keep_paths=True, progress=False)
+    prov = res.paths["pool.provider_default_probability"].to_numpy()
+    worst = res.paths["pool.default_rate"].to_numpy() >= np.quantile(
+        res.paths["pool.default_rate"], 0.95
+    )
+    p_all, p_tail = prov.mean(), prov[worst].mean()
+    se = np.sqrt(p_tail * (1 - p_tail) / worst.sum())
+    assert abs(p_tail - p_all) <= 4 * se, (p_tail, p_all, se)
+    corr = MonteCarloScenario.model_validate(
+        {**doc, "providers": {"correlated": True, "pd_multiplier": 10.0}}
+    )
+    res_c = ae.simulate(deal, corr, n_paths=60_000, seed=3, keep_paths=True, progress=False)
+    prov_c = res_c.paths["pool.provider_default_probability"].to_numpy()
+    assert prov_c[worst].mean() - prov_c.mean() > 4 * se  # and the correlated one is not
+
+
+def test_monte_carlo_uses_the_deals_recovery_unless_the_scenario_overrides():
+    deal = base_deal(
+        dates=annual_dates(3),
+        pool={
+            "obligors": [obligor("O1", 100, n=3, pd={"kind": "flat", "annual": 0.3})],
+            "recovery": {"rate": 0.8, "lag_periods": 0},
+        },
+    )
+    cd = ae.compile_deal(parse_deal(deal))
+    sc = MonteCarloScenario.model_validate({"kind": "monte_carlo", "name": "x"})
+    res = ae.simulate(cd, sc, n_paths=5_000, seed=1, progress=False)
+    assert res.pool.loc["recovery_rate", "mean"] == pytest.approx(0.8, abs=1e-12)
+    over = MonteCarloScenario.model_validate(
+        {
+            "kind": "monte_carlo",
+            "name": "x",
+            "recovery": {"kind": "rate", "rate": 0.1, "lag_periods": 0},
+        }
+    )
+    assert ae.simulate(cd, over, n_paths=5_000, seed=1, progress=False).pool.loc[
+        "recovery_rate", "mean"
+    ] == pytest.approx(0.1)
+
+
+def test_provider_loads_on_its_sector_factor():
+    doc = ae.load_deal().model_dump(mode="json")
+    doc["support"][0]["provider"]["sector"] = "software"
+    cd = ae.compile_deal(parse_deal(doc))
+    sc = MonteCarloScenario.model_validate(
+        {"kind": "monte_carlo", "name": "s", "defaults": {"factors": "sector"}}
+    )
+    m = compile_model(cd, sc)
+    assert m.factor_names[m.provider_factor[0]] == "software"
+    doc["support"][0]["provider"].pop("sector")
+    m = compile_model(ae.compile_deal(parse_deal(doc)), sc)
+    assert m.factor_names[m.provider_factor[0]] == "semiconductors"  # the largest sector
+    doc["support"][0]["provider"]["sector"] = "shipping"
+    with pytest.raises(ae.DealError) as info:
+        compile_model(ae.compile_deal(parse_deal(doc)), sc)
+    assert info.value.problems[0].path == "support[0].provider.sector"
+
+
+def test_disabled_providers_pay_nothing():
+    res = ae.simulate(None, "huake_mc_no_support", n_paths=3_000, seed=1, progress=False)
+    assert res.pool.loc["provider_default_probability", "mean"] == 1.0
+    assert res.pool.loc["support_paid", "mean"] == 0.0
+    assert res.pool.loc["accelerated_probability", "mean"] == 1.0  # the support-default trigger

@@ -483,3 +483,23 @@ def test_target_balance_tranche_amortises_to_schedule():
     assert tranche_item(res, "A", L.LT_BALANCE_END) == pytest.approx([80, 50, 0], **APPROX)
     assert tranche_item(res, "B", L.LT_PRINCIPAL_PAID) == pytest.approx([10, 0, 0], **APPROX)
     assert res.led_per[0, :, L.LP_CASH_END] == pytest.approx([third - 20, 50 - third, 0], **APPROX)
+
+
+# ---- from review: defects found earlier, each with the hand arithmetic ----
+
+ZERO = {"kind": "fixed", "rate": 0.0}
+
+
+def test_pay_principal_defaults_to_pro_rata_for_pro_rata_tranches():
+    deal = base_deal(
+        pool={"obligors": [obligor("O1", 100, n=2, kind="equal_principal")]},
+        dates=annual_dates(2),
+        tranches=[
+            {"name": "A", "balance": 60, "coupon": ZERO, "principal": "pro_rata"},
+            {"name": "B", "balance": 40, "coupon": ZERO, "principal": "pro_rata"},
+        ],
+        waterfalls={"normal": [{"kind": "pay_principal", "tranches": ["A", "B"]}]},
+    )
+    res = run(deal)
+    assert tranche_item(res, "A", L.LT_PRINCIPAL_PAID) == pytest.approx([30, 30], **APPROX)
+    assert tranche_item(res, "B", L.LT_PRINCIPAL_PAID) == pytest.approx([20, 20], **APPROX)

@@ -7,6 +7,9 @@ for three bugs an independent validation found, with hand-computed and analytic 
    the buyer took performing, at the call price).
 3. A path without a shortfall reported a loss of 1e-16 (the PV's rounding residue), so the
    ``first_loss`` breakeven failed at a PD multiplier of 0.
+
+At the end, the earlier review's tests of the same subject (call, write-off, losses recovered
+after legal final).
 """
 
 from __future__ import annotations
@@ -287,3 +290,115 @@ def test_first_loss_breakeven_answers_on_the_bundled_deal(capsys):
     assert rc == 0, out.err
     doc = json.loads(out.out)
     assert doc["breakeven"] > 0.0
+
+
+# ---- from review: defects found earlier, each with the hand arithmetic ----
+
+EXACT = {"abs": 1e-9}
+ZERO = {"kind": "fixed", "rate": 0.0}
+
+
+def test_clean_up_call_buys_defaulted_receivables_at_their_recovery():
+    """O1 40 (bullet) defaults in period 1, 50% recovered two periods later; O2 60 pays 15 a
+    period. After period 2 the performing pool is 30 (factor 0.3): the call pays 30 plus the
+    20 still to be recovered. A receives 15, 65: 80 in all, as without the call."""
+    deal = base_deal(
+        dates=annual_dates(4),
+        pool={"obligors": [obligor("O1", 40, n=3), obligor("O2", 60, n=4, kind="equal_principal")]},
+        clean_up_call={"pool_factor": 0.3},
+    )
+    sc = {
+        "obligor_defaults": [{"obligor": "O1", "period": 1}],
+        "recovery": {"rate": 0.5, "lag_periods": 2},
+    }
+    res = run(deal, sc)
+    assert res.led_per[0, :, L.LP_CALL_PROCEEDS] == pytest.approx([0, 50, 0, 0], **EXACT)
+    assert tranche_item(res, "A", L.LT_PRINCIPAL_PAID) == pytest.approx([15, 65, 0, 0], **EXACT)
+    no_call = run({k: v for k, v in deal.items() if k != "clean_up_call"}, sc)
+    assert no_call.sum_tr[0, 0, L.ST_PRINCIPAL_PAID] == pytest.approx(80, **EXACT)
+
+
+def test_no_clean_up_call_on_a_pool_emptied_by_defaults():
+    """O1 100 defaults in period 1, half recovered a period later: the performing pool is 0,
+    nothing to buy, no call; A gets the 50 recovery."""
+    deal = base_deal(
+        pool={"obligors": [obligor("O1", 100, n=3)]}, clean_up_call={"pool_factor": 0.3}
+    )
+    res = run(
+        deal,
+        {
+            "obligor_defaults": [{"obligor": "O1", "period": 1}],
+            "recovery": {"rate": 0.5, "lag_periods": 1},
+        },
+    )
+    assert res.sum_pool[0, L.SP_CALL_PERIOD] == -1
+    assert tranche_item(res, "A", L.LT_PRINCIPAL_PAID) == pytest.approx([0, 50, 0], **EXACT)
+
+
+def test_write_off_spares_recoveries_still_to_come():
+    """A 80, B 20; O1 50 defaults in period 1 with 25 to be recovered a period later. The
+    deficiency is 100 - 50 performing - 25 pending = 25: B 20, A 5. The recovery then pays A
+    (not the residual), and O2's 50 pays A's last 50: A loses 5, B 20."""
+    deal = base_deal(
+        pool={"obligors": [obligor("O1", 50, n=3), obligor("O2", 50, n=3)]},
+        tranches=[
+            {"name": "A", "balance": 80, "coupon": ZERO},
+            {"name": "B", "balance": 20, "coupon": ZERO},
+            {"name": "E", "balance": 0.0, "principal": "residual"},
+        ],
+        waterfalls={"normal": [
+            {"kind": "pay_principal", "tranches": ["A", "B"]},
+            {"kind": "write_off"},
+            {"kind": "pay_residual", "tranche": "E"},
+        ]},
+    )  # fmt: skip
+    res = run(
+        deal,
+        {
+            "obligor_defaults": [{"obligor": "O1", "period": 1}],
+            "recovery": {"rate": 0.5, "lag_periods": 1},
+        },
+    )
+    assert tranche_item(res, "A", L.LT_WRITE_DOWN) == pytest.approx([5, 0, 0], **EXACT)
+    assert tranche_item(res, "B", L.LT_WRITE_DOWN) == pytest.approx([20, 0, 0], **EXACT)
+    assert tranche_item(res, "A", L.LT_PRINCIPAL_PAID) == pytest.approx([0, 25, 50], **EXACT)
+    assert tranche_item(res, "E", L.LT_RESIDUAL_PAID).sum() == 0.0
+
+
+def test_loss_recovered_after_legal_final_is_booked_and_compensated():
+    """O1 100 defaults in the last period; its recovery would come after legal final, so the
+    deal books the whole 100 as lost then, and a fund paying 100% with no lag makes A whole."""
+    deal = base_deal(
+        dates=annual_dates(2),
+        pool={"obligors": [obligor("O1", 100, n=2)]},
+        support=[
+            {
+                "kind": "loss_compensation",
+                "name": "fund",
+                "provider": {"name": "Gov"},
+                "share": 1.0,
+                "lag_periods": 0,
+            }
+        ],
+    )
+    res = run(
+        deal,
+        {
+            "obligor_defaults": [{"obligor": "O1", "period": 2}],
+            "recovery": {"rate": 0.5, "lag_periods": 1},
+        },
+    )
+    assert res.led_per[0, :, L.LP_LOSS] == pytest.approx([0, 100], **EXACT)
+    assert res.led_per[0, :, L.LP_COMPENSATION] == pytest.approx([0, 100], **EXACT)
+    assert res.sum_tr[0, 0, L.ST_LOSS] == 0.0
+    # a claim that falls due after legal final is recorded, not paid
+    deal["support"][0]["lag_periods"] = 1
+    res = run(
+        deal,
+        {
+            "obligor_defaults": [{"obligor": "O1", "period": 2}],
+            "recovery": {"rate": 0.5, "lag_periods": 1},
+        },
+    )
+    assert res.led_sup[0, :, 0, L.LS_REQUESTED] == pytest.approx([0, 100], **EXACT)
+    assert res.led_sup[0, :, 0, L.LS_PAID].sum() == 0.0
