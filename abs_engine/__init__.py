@@ -8,7 +8,14 @@
 from .api import DeterministicResult, load_deal, load_scenario, run_deterministic, simulate
 from .compile.deal import CompiledDeal, compile_deal
 from .compile.schedule import register_calendar
-from .errors import AbsEngineError, ArgumentTypeError, DealError, InputError, Problem
+from .errors import (
+    AbsEngineError,
+    ArgumentTypeError,
+    DealError,
+    DealWarning,
+    InputError,
+    Problem,
+)
 from .simulation import SimulationResult
 
 __version__ = "0.1.0"
@@ -17,6 +24,7 @@ __all__ = [
     "ArgumentTypeError",
     "CompiledDeal",
     "DealError",
+    "DealWarning",
     "InputError",
     "DeterministicResult",
     "Problem",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -18,6 +19,7 @@ from .engine import WaterfallResult, run_waterfall
 from .errors import (
     ArgumentTypeError,
     DealError,
+    DealWarning,
     InputError,
     check_bool,
     check_path,
@@ -53,7 +55,15 @@ def load_deal(path: str | Path | None = None) -> Deal:
 
 
 def _deal_arg(deal: Any, func: str) -> CompiledDeal:
-    """The ``deal`` argument of run_deterministic / simulate, loaded and compiled."""
+    """The ``deal`` argument of run_deterministic / simulate, loaded and compiled; its
+    warnings issued as :class:`DealWarning`."""
+    cd = _compiled(deal, func)
+    for w in cd.warnings:
+        warnings.warn(str(w), DealWarning, stacklevel=3)
+    return cd
+
+
+def _compiled(deal: Any, func: str) -> CompiledDeal:
     if isinstance(deal, CompiledDeal):
         return deal
     if isinstance(deal, Deal):

@@ -22,6 +22,7 @@ import stat
 import sys
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from functools import partial
@@ -33,7 +34,7 @@ from .api import load_deal, load_scenario, nan_to_none, run_deterministic, simul
 from .compile.deal import compile_deal
 from .compile.model import compile_model
 from .compile.scenario import scenario_source
-from .errors import AbsEngineError, DealError, Problem, short_repr
+from .errors import AbsEngineError, DealError, DealWarning, Problem, short_repr
 from .files import OutputError, StagedOutputs, staged_outputs
 from .schema.scenario import DeterministicScenario
 from .schema.stochastic import MonteCarloScenario
@@ -1660,7 +1661,10 @@ def main(argv: list[str] | None = None) -> int:
     file changed or left half-written (see ``abs_engine.files``)."""
     with _interrupts_as_exceptions() as caught:
         try:
-            return _main(argv)
+            with warnings.catch_warnings():
+                # the commands print the deal's warnings themselves, as warning: lines
+                warnings.simplefilter("ignore", DealWarning)
+                return _main(argv)
         except KeyboardInterrupt as exc:
             caught.set()
             signum: int = exc.signum if isinstance(exc, Terminated) else int(signal.SIGINT)

@@ -36,6 +36,12 @@ class AbsEngineError(Exception):
     """Base class of every error raised on purpose by abs_engine."""
 
 
+class DealWarning(UserWarning):
+    """A deal that is legal but probably not meant (notes against the pool, ``pay_residual``
+    placement): issued by ``simulate`` and ``run_deterministic``; the command line prints the
+    same text as ``warning: ...`` lines instead."""
+
+
 class InputError(AbsEngineError, ValueError):
     """A bad argument to the Python API (not a file problem). The message names the function's
     argument and the value given."""

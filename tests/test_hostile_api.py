@@ -651,3 +651,23 @@ def test_calendar_failing_on_some_dates_is_not_retried_backwards() -> None:
     assert any(p.path == "dates.calendar.name" for p in info.value.problems)
     # the fault came from the forward search from a weekend payment date
     assert calls[-1].weekday() == 0 and calls[-2].weekday() >= 5, calls
+
+
+def test_simulate_and_run_deterministic_issue_the_deals_warnings():
+    """Notes of 115 million on the bundled 100 million pool: legal, under-collateralised;
+    the Python API says so as a DealWarning (the command line prints warning: lines)."""
+    import warnings
+
+    import abs_engine as ae
+
+    deal = ae.load_deal()
+    doc = deal.model_dump()
+    doc["tranches"][0]["balance"] = 110_000_000.0
+    from abs_engine.schema import parse_deal
+
+    over = parse_deal(doc)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        ae.run_deterministic(over, ["huake_base"])
+    texts = [str(w.message) for w in seen if issubclass(w.category, ae.DealWarning)]
+    assert any("115,000,000" in t and "100,000,000" in t for t in texts), texts
