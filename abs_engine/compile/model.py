@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from ..errors import ArgumentTypeError, ProblemCollector, short_repr
 from ..kernels.layout import COPULA_GAUSSIAN, COPULA_STUDENT_T, RECOVERY_IP, RECOVERY_RATE
@@ -104,12 +104,14 @@ class MonteCarloModel:
 
 
 def _threshold(cum_pd: np.ndarray, copula: int, nu: float) -> np.ndarray:
+    # scipy.special, not scipy.stats (the same functions: norm.ppf is ndtri, t.ppf stdtrit),
+    # whose import costs about a second on every command
     p = np.clip(cum_pd, 0.0, 1.0)
     with np.errstate(divide="ignore"):
         if copula == COPULA_STUDENT_T:
-            out = stats.t.ppf(p, nu)
+            out = special.stdtrit(nu, p)
         else:
-            out = stats.norm.ppf(p)
+            out = special.ndtri(p)
     out[p <= 0.0] = -np.inf
     out[p >= 1.0] = np.inf
     return out
