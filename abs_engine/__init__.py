@@ -5,18 +5,54 @@
 >>> res.tranches()                          # doctest: +SKIP
 """
 
-from .api import DeterministicResult, load_deal, load_scenario, run_deterministic, simulate
-from .compile.deal import CompiledDeal, compile_deal
-from .compile.schedule import register_calendar
-from .errors import (
-    AbsEngineError,
-    ArgumentTypeError,
-    DealError,
-    DealWarning,
-    InputError,
-    Problem,
-)
-from .simulation import SimulationResult
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .api import DeterministicResult, load_deal, load_scenario, run_deterministic, simulate
+    from .compile.deal import CompiledDeal, compile_deal
+    from .compile.schedule import register_calendar
+    from .errors import (
+        AbsEngineError,
+        ArgumentTypeError,
+        DealError,
+        DealWarning,
+        InputError,
+        Problem,
+    )
+    from .simulation import SimulationResult
+
+#: public name → the module defining it. Imported on first use (PEP 562), so that
+#: ``import abs_engine.cli`` can guard its own heavy imports against Ctrl-C and SIGTERM.
+_LAZY = {
+    **dict.fromkeys(
+        ["DeterministicResult", "load_deal", "load_scenario", "run_deterministic", "simulate"],
+        ".api",
+    ),
+    "CompiledDeal": ".compile.deal",
+    "compile_deal": ".compile.deal",
+    "register_calendar": ".compile.schedule",
+    **dict.fromkeys(
+        ["AbsEngineError", "ArgumentTypeError", "DealError", "DealWarning", "InputError"]
+        + ["Problem"],
+        ".errors",
+    ),
+    "SimulationResult": ".simulation",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __version__ = "0.1.0"
 __all__ = [

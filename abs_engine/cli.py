@@ -30,14 +30,38 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from . import __version__
-from .api import load_deal, load_scenario, nan_to_none, run_deterministic, simulate
-from .compile.deal import compile_deal
-from .compile.model import compile_model
-from .compile.scenario import scenario_source
-from .errors import AbsEngineError, DealError, DealWarning, Problem, short_repr
-from .files import OutputError, StagedOutputs, staged_outputs
-from .schema.scenario import DeterministicScenario
-from .schema.stochastic import MonteCarloScenario
+
+
+def _import_interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signum)
+
+
+# Ctrl-C, SIGTERM or SIGHUP while the heavy modules below load (about a second: pydantic,
+# numba, pandas) ends the command like one later on: "interrupted", exit 128 + signum, no
+# traceback. main() installs the full handling once they are loaded.
+_EARLY: dict[int, Any] = {}
+if threading.current_thread() is threading.main_thread():
+    for _name in ("SIGTERM", "SIGHUP"):
+        _sig = getattr(signal, _name, None)
+        if _sig is not None and signal.getsignal(_sig) == signal.SIG_DFL:
+            _EARLY[_sig] = signal.signal(_sig, _import_interrupted)
+try:
+    from .api import load_deal, load_scenario, nan_to_none, run_deterministic, simulate
+    from .compile.deal import compile_deal
+    from .compile.model import compile_model
+    from .compile.scenario import scenario_source
+    from .errors import AbsEngineError, DealError, DealWarning, Problem, short_repr
+    from .files import OutputError, StagedOutputs, staged_outputs
+    from .schema.scenario import DeterministicScenario
+    from .schema.stochastic import MonteCarloScenario
+except KeyboardInterrupt as _exc:
+    _signum = _exc.args[0] if _exc.args and isinstance(_exc.args[0], int) else signal.SIGINT
+    _how = "" if _signum == signal.SIGINT else f" ({signal.Signals(_signum).name})"
+    print(f"interrupted{_how}", file=sys.stderr, flush=True)
+    raise SystemExit(128 + int(_signum)) from None
+finally:
+    for _sig, _old in _EARLY.items():
+        signal.signal(_sig, _old)
 
 EXIT_OK, EXIT_ERROR, EXIT_INPUT = 0, 1, 2
 

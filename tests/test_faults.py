@@ -532,3 +532,45 @@ def test_every_command_that_loads_a_deal_prints_its_warnings(tmp_path, capsys):
     assert main(["stress", str(deal)]) == 0
     err = capsys.readouterr().err
     assert "warning:" in err and "under-collateralised" in err, err
+
+
+# --- signals while the command starts up (red-team pass 2) ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sig", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"]
+)
+@pytest.mark.parametrize("command", ["synth", "size"])
+def test_signal_while_the_modules_load(tmp_path, sig, status, command):
+    """A signal in the first second, while pydantic, numba and pandas load: it gave a
+    KeyboardInterrupt traceback and status -2 (SIGINT) or a bare kill, -15 (SIGTERM)."""
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "stray.txt").write_text("keep")
+    args = (
+        ["synth", str(out), "--obligors", "50"]
+        if command == "synth"
+        else ["size", "--tranche", "A", "--target", "AAA", "--paths", "2000000000"]
+    )
+    child = Child(args)
+    time.sleep(0.4)  # the heavy imports take about a second
+    code, err = child.stop(sig)
+    assert code == status, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert [p.name for p in out.iterdir()] == ["stray.txt"] and not leftovers(out)
+
+
+def test_out_folder_with_a_previous_run_and_a_stray_file(old_outputs, capsys):
+    """A second run into a folder holding a first run's outputs and a file of the user's: the
+    stray file is untouched, and the manifest lists exactly the new run's files."""
+    out, _ = old_outputs
+    (out / "notes.txt").write_text("mine")
+    assert main(["run", "-s", "cdr_stress", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert (out / "notes.txt").read_text() == "mine" and not leftovers(out)
+    doc = json.loads((out / MANIFEST).read_text())
+    names = {f["name"] for f in doc["files"]}
+    assert doc["scenarios"] == ["cdr_stress"] and "notes.txt" not in names
+    assert "tranches_cdr_stress.csv" in names and "tranches_huake_base.csv" not in names
+    for f in doc["files"]:
+        assert hashlib.sha256((out / f["name"]).read_bytes()).hexdigest() == f["sha256"]

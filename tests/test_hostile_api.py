@@ -671,3 +671,73 @@ def test_simulate_and_run_deterministic_issue_the_deals_warnings():
         ae.run_deterministic(over, ["huake_base"])
     texts = [str(w.message) for w in seen if issubclass(w.category, ae.DealWarning)]
     assert any("115,000,000" in t and "100,000,000" in t for t in texts), texts
+
+
+# --- rating tables and solvers on unusual deals (red-team pass 2) --------------------------------
+
+_RT_HEAD = "rating,horizon_years,expected_loss_pct\n"
+RATING_TABLES = {
+    "above_100_percent": _RT_HEAD + "AAA,1,500\n",
+    "decimal_above_one": "rating,horizon_years,expected_loss\nAAA,1,2\n",
+    "falls_with_horizon": _RT_HEAD + "AAA,1,0.5\nAAA,2,0.1\n",
+    "worse_rating_below_better": _RT_HEAD + "AA,1,0.01\nAAA,1,0.001\nAA,2,0.02\nAAA,2,0.002\n",
+    "empty_rating": _RT_HEAD + ",1,0.1\n",
+    "pd_not_monotone": "rating,horizon_years,default_probability\nAAA,1,0.01\nAA,1,0.005\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(RATING_TABLES))
+def test_rating_table_contents_are_checked(tmp_path: Path, name: str) -> None:
+    """These loaded as valid tables (a 500% EL threshold, a worse rating with a lower
+    threshold than a better one, a rating called 'nan')."""
+    from abs_engine.metrics.rating import load_rating_table
+
+    p = tmp_path / f"{name}.csv"
+    p.write_text(RATING_TABLES[name])
+    with pytest.raises(DealError) as err:
+        load_rating_table(p)
+    assert str(p) in str(err.value)
+
+
+@pytest.mark.parametrize("bad", [123, b"table.csv", "", 1.5])
+def test_rating_table_path_of_the_wrong_type(bad: Any) -> None:
+    """``load_rating_table(123)`` raised a bare TypeError from pathlib."""
+    from abs_engine.metrics.rating import load_rating_table
+
+    with pytest.raises(AbsEngineError, match="load_rating_table: path"):
+        load_rating_table(bad)
+
+
+def _two_note_deal(b_principal: dict[str, Any]) -> ae.Deal:
+    from tests.test_solvers import quarterly_deal
+
+    doc = quarterly_deal(0.02).model_dump(mode="json")
+    doc["tranches"].insert(
+        1, {"name": "B", "balance": 5e6, "coupon": {"kind": "fixed", "rate": 0.05}, **b_principal}
+    )
+    doc["tranches"][-1]["balance"] = 5e6
+    doc["waterfalls"]["normal"].insert(1, {"kind": "pay_interest", "tranches": ["B"]})
+    doc["waterfalls"]["normal"][2]["tranches"] = ["A", "B", "Sub"]
+    return parse_deal(doc)
+
+
+def test_size_a_target_balance_tranche_is_refused_by_name() -> None:
+    """It failed as a deal-file problem (``tranches[1].target_balances: targets must not
+    rise...``) in a file that is valid: the solver's own balance broke the schedule."""
+    from abs_engine.solvers.structuring import size_tranche
+
+    deal = _two_note_deal({"principal": "target_balance", "target_balances": [5e6] * 6 + [2e6, 0]})
+    mc = MonteCarloScenario.model_validate({"kind": "monte_carlo", "name": "t", "seed": 7})
+    with pytest.raises(AbsEngineError, match="'B'.*target_balance"):
+        size_tranche(deal, mc, "B", target_el=0.01, n_paths=100)
+
+
+def test_price_the_residual_tranche_is_refused_by_name() -> None:
+    """It searched coupons and reported 'no coupon in [0.00%, 50.00%] prices Sub at par'
+    with the same PV at both ends: a residual's cash does not depend on a coupon."""
+    from abs_engine.solvers.structuring import load_curve, solve_coupon
+
+    deal = _two_note_deal({})
+    mc = MonteCarloScenario.model_validate({"kind": "monte_carlo", "name": "t", "seed": 7})
+    with pytest.raises(AbsEngineError, match="'Sub' is the residual"):
+        solve_coupon(deal, mc, "Sub", load_curve(0.02), n_paths=100)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import DealError, ProblemCollector
+from ..errors import DealError, ProblemCollector, check_path
 
 __all__ = ["DEFAULT_TABLE", "RatingTable", "default_rating_table", "load_rating_table"]
 
@@ -100,7 +100,7 @@ def load_rating_table(path: str | Path | None = None) -> RatingTable:
     ``expected_loss_pct`` / ``expected_loss`` (EL basis) or ``default_probability_pct`` /
     ``default_probability`` (PD basis); ``_pct`` columns are in percent. Ratings appear best
     first. Errors name the file, the row and the value."""
-    p = Path(DEFAULT_TABLE if path is None else path)
+    p = DEFAULT_TABLE if path is None else check_path(path, "load_rating_table", "path")
     pc = ProblemCollector(p)
     if not p.is_file():
         raise DealError.one(p, "<file>", "rating table not found")
@@ -133,10 +133,15 @@ def load_rating_table(path: str | Path | None = None) -> RatingTable:
                 f"{where}.{hcol}", "horizon must be a positive number of years", getattr(row, hcol)
             )
             continue
-        if not np.isfinite(v) or v <= 0:
+        if not np.isfinite(v) or v <= 0 or v * scale > 1:
             pc.add(
-                f"{where}.{tcols[0]}", "threshold must be a positive number", getattr(row, tcols[0])
+                f"{where}.{tcols[0]}",
+                f"threshold must be a positive number, at most {1 / scale:g} (100%)",
+                getattr(row, tcols[0]),
             )
+            continue
+        if not r or r.lower() == "nan":
+            pc.add(f"{where}.rating", "rating must be a non-empty name", row.rating)
             continue
         if r not in horizons:
             ratings.append(r)
@@ -144,12 +149,15 @@ def load_rating_table(path: str | Path | None = None) -> RatingTable:
         elif h <= horizons[r][-1]:
             pc.add(f"{where}.{hcol}", "horizons of a rating must increase", h)
             continue
+        elif v * scale < thresholds[r][-1]:
+            pc.add(f"{where}.{tcols[0]}", "thresholds of a rating must not fall with horizon", v)
+            continue
         horizons[r].append(float(h))
         thresholds[r].append(float(v) * scale)
     if not ratings:
         pc.add("<rows>", "the table has no ratings")
     pc.raise_if_any()
-    return RatingTable(
+    table = RatingTable(
         ratings=tuple(ratings),
         horizons={r: np.array(v) for r, v in horizons.items()},
         thresholds={r: np.array(v) for r, v in thresholds.items()},
@@ -157,3 +165,21 @@ def load_rating_table(path: str | Path | None = None) -> RatingTable:
         source=str(p),
         illustrative=p.resolve() == DEFAULT_TABLE.resolve(),
     )
+    _check_order(table, pc, tcols[0], scale)
+    return table
+
+
+def _check_order(table: RatingTable, pc: ProblemCollector, column: str, scale: float) -> None:
+    """Ratings are listed best first: a worse rating may not have a lower threshold than a
+    better one at any horizon either of them lists (else implied ratings jump around)."""
+    for better, worse in zip(table.ratings, table.ratings[1:], strict=False):
+        for h in np.union1d(table.horizons[better], table.horizons[worse]):
+            if table.threshold(worse, h) < table.threshold(better, h) * (1 - 1e-9):
+                pc.add(
+                    f"rating {worse}.{column}",
+                    f"thresholds must not fall from a better rating to a worse one (ratings "
+                    f"best first): {worse} is below {better} at {h:g} years",
+                    table.threshold(worse, h) / scale,
+                )
+                break
+    pc.raise_if_any()

@@ -365,6 +365,11 @@ def solve_coupon(
     bal = deal.tranches[j].balance
     if bal <= 0:
         raise SolverError(f"tranche {tranche!r} has no balance to price")
+    if deal.tranches[j].principal == "residual":
+        raise SolverError(
+            f"tranche {tranche!r} is the residual (principal = 'residual'): it takes what is "
+            "left, so no coupon prices it at par; price a note tranche"
+        )
     seed = sc.seed if seed is None else seed
     table = default_rating_table()
 
@@ -379,6 +384,18 @@ def solve_coupon(
             f"(PV minus par {g_lo:,.0f} and {g_hi:,.0f} at the ends)"
         )
     return float(brentq(gap, lo, hi, xtol=1e-9, rtol=1e-12))
+
+
+def _check_resizable(deal: Deal, indices: Sequence[int]) -> None:
+    """Sizing moves balance between the sized tranche and the most junior one: a tranche with
+    a scheduled paydown (``principal = 'target_balance'``) cannot change balance alone."""
+    for k in indices:
+        t = deal.tranches[k]
+        if t.principal == "target_balance":
+            raise SolverError(
+                f"cannot size with tranche {t.name!r}: its principal is 'target_balance', and "
+                "a new balance would not match its target_balances schedule"
+            )
 
 
 def size_tranche(
@@ -413,6 +430,7 @@ def size_tranche(
     junior = deal.tranches[-1].name
     if junior == tranche:
         raise SolverError("the most junior tranche absorbs the change; size a more senior one")
+    _check_resizable(deal, (j, len(deal.tranches) - 1))
     total = deal.tranches[j].balance + deal.tranches[-1].balance
     seed = sc.seed if seed is None else seed
 
