@@ -63,6 +63,18 @@ def annual_dates(n: int) -> dict[str, Any]:
     }
 
 
+def compensation_fund(share: float, lag: int, name: str = "fund") -> dict[str, Any]:
+    """A loss-compensation support (风险补偿资金池) paying ``share`` of each realised loss
+    ``lag`` periods later, from a provider named Gov."""
+    return {
+        "kind": "loss_compensation",
+        "name": name,
+        "provider": {"name": "Gov"},
+        "share": share,
+        "lag_periods": lag,
+    }
+
+
 def obligor(
     oid: str, balance: float, rate: float = 0.0, n: int = 3, kind: str = "bullet", **kw: Any
 ) -> dict[str, Any]:

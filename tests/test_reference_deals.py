@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from abs_engine.kernels import layout as L
-from tests.conftest import annual_dates, base_deal, obligor, run, tranche_item
+from tests.conftest import annual_dates, base_deal, compensation_fund, obligor, run, tranche_item
 
 APPROX = {"abs": 1e-9}
 
@@ -337,15 +337,7 @@ def test_loss_compensation_pays_share_of_realised_loss_after_lag(jit):
         dates=annual_dates(4),
         pool={"obligors": [obligor("O1", 50, n=4), obligor("O2", 50, n=4)]},
         tranches=[{"name": "A", "balance": 100, "coupon": fixed(0.0)}],
-        support=[
-            {
-                "kind": "loss_compensation",
-                "name": "fund",
-                "provider": {"name": "Gov"},
-                "share": 0.4,
-                "lag_periods": 1,
-            }
-        ],
+        support=[compensation_fund(share=0.4, lag=1)],
     )
     res = run(
         deal,
