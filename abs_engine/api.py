@@ -179,6 +179,31 @@ class DeterministicResult:
         return self._ledger
 
 
+#: what a scenario argument may be: a scenario object, or a name or path to load
+_SCENARIO_ARG = (DeterministicScenario, MonteCarloScenario, str, os.PathLike)
+
+
+def _scenario_list(scenarios: Any, func: str) -> Sequence[Any]:
+    """The ``scenarios`` argument of run_deterministic as a non-empty list of scenarios, names
+    or paths."""
+    if isinstance(scenarios, _SCENARIO_ARG):
+        return [scenarios]
+    if not isinstance(scenarios, Sequence):
+        raise ArgumentTypeError(
+            f"{func}: scenarios must be a scenario, a name or path, or a list of them, got "
+            f"{short_repr(scenarios)} ({type(scenarios).__name__})"
+        )
+    if not scenarios:
+        raise InputError(f"{func}: scenarios is empty; give at least one, or None")
+    for k, s in enumerate(scenarios):
+        if not isinstance(s, _SCENARIO_ARG):
+            raise ArgumentTypeError(
+                f"{func}: scenarios[{k}] must be a DeterministicScenario, a name or a path, "
+                f"got {short_repr(s)} ({type(s).__name__})"
+            )
+    return scenarios
+
+
 def run_deterministic(
     deal: Deal | CompiledDeal | str | Path | None = None,
     scenarios: AnyScenario | str | Path | Sequence[AnyScenario | str | Path] | None = None,
@@ -196,23 +221,8 @@ def run_deterministic(
     """
     func = "run_deterministic"
     jit = check_bool(jit, func, "jit")
-    scenario_types = (DeterministicScenario, MonteCarloScenario, str, os.PathLike)
     if scenarios is not None:
-        if isinstance(scenarios, scenario_types):
-            scenarios = [scenarios]
-        elif not isinstance(scenarios, Sequence):
-            raise ArgumentTypeError(
-                f"{func}: scenarios must be a scenario, a name or path, or a list of them, got "
-                f"{short_repr(scenarios)} ({type(scenarios).__name__})"
-            )
-        if not scenarios:
-            raise InputError(f"{func}: scenarios is empty; give at least one, or None")
-        for k, s in enumerate(scenarios):
-            if not isinstance(s, scenario_types):
-                raise ArgumentTypeError(
-                    f"{func}: scenarios[{k}] must be a DeterministicScenario, a name or a path, "
-                    f"got {short_repr(s)} ({type(s).__name__})"
-                )
+        scenarios = _scenario_list(scenarios, func)
     cd = _deal_arg(deal, func)
     if scenarios is None:
         base = cd.deal.deterministic_scenario
@@ -284,8 +294,7 @@ def simulate(
         func, n_paths=n_paths, seed=seed, keep_paths=keep_paths, ledger_paths=ledger_paths,
         batch_blocks=batch_blocks, threads=threads, progress=progress, jit=jit,
     )  # fmt: skip
-    scenario_types = (MonteCarloScenario, DeterministicScenario, str, os.PathLike)
-    if scenario is not None and not isinstance(scenario, scenario_types):
+    if scenario is not None and not isinstance(scenario, _SCENARIO_ARG):
         raise ArgumentTypeError(
             f"{func}: scenario must be a MonteCarloScenario, a scenario name or path, or None, "
             f"got {short_repr(scenario)} ({type(scenario).__name__})"

@@ -33,7 +33,7 @@ from .kernels import layout as L
 from .kernels.collateral import collateral_path, collateral_scratch
 from .kernels.montecarlo import HIST_TRANCHE_METRICS, run_blocks, run_blocks_py
 from .metrics.rating import RatingTable, default_rating_table
-from .schema.stochastic import MonteCarloScenario
+from .schema.stochastic import MAX_PATHS, MonteCarloScenario
 
 __all__ = ["InputError", "SimulationResult", "simulate_compiled"]
 
@@ -140,12 +140,11 @@ def model_args(m: MonteCarloModel) -> tuple:
 
 @contextmanager
 def _threads(n: int | None):
+    """numba's thread count set to ``n`` (checked by :func:`check_simulation_args`) for the
+    block; None leaves it."""
     if n is None:
         yield
         return
-    limit = int(getattr(numba.config, "NUMBA_NUM_THREADS", 1))
-    if not 1 <= n <= limit:
-        raise InputError(f"threads must be between 1 and {limit}, got {n}")
     old = numba.get_num_threads()
     numba.set_num_threads(n)
     try:
@@ -299,8 +298,6 @@ def check_simulation_args(
     the function in messages). Returns them normalised (Python ints and bools, ``ledger_paths``
     a list); raises :class:`~abs_engine.errors.ArgumentTypeError` for a wrong type and
     :class:`InputError` for a value out of range, naming the argument and the value."""
-    from .schema.stochastic import MAX_PATHS
-
     out: dict[str, Any] = {
         "n_paths": None if n_paths is None else check_int(n_paths, func, "n_paths", 1, MAX_PATHS),
         "seed": None if seed is None else check_int(seed, func, "seed", 0, 2**63 - 1),

@@ -13,7 +13,14 @@ import pandas as pd
 from ..compile.deal import CompiledDeal
 from ..compile.scenario import deterministic_flows
 from ..engine import WaterfallResult, run_waterfall
-from ..errors import AbsEngineError, ArgumentTypeError, check_bool, check_real, short_repr
+from ..errors import (
+    AbsEngineError,
+    ArgumentTypeError,
+    InputError,
+    check_bool,
+    check_real,
+    short_repr,
+)
 from ..kernels import layout as L
 from ..schema.load import validate_model
 from ..schema.scenario import DeterministicScenario
@@ -33,11 +40,14 @@ MAX_LARGEST = 1_000
 
 
 def _share(value: object, what: str) -> float:
-    """A finite number in [0, 1] as float, or an :class:`AbsEngineError` naming ``what``."""
-    ok = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
-    if not ok or not 0 <= float(value) <= 1:  # type: ignore[arg-type]
-        raise AbsEngineError(f"{what} must be a number in [0, 1], got {short_repr(value)}")
-    return float(value)  # type: ignore[arg-type]
+    """A finite number in [0, 1] as float (:func:`~abs_engine.errors.check_real`), or an
+    :class:`AbsEngineError` naming ``what``."""
+    try:
+        return check_real(value, "", what, 0.0, 1.0)
+    except InputError:  # a wrong type, NaN, out of range, an int too large for a float
+        raise AbsEngineError(
+            f"{what} must be a number in [0, 1], got {short_repr(value)}"
+        ) from None
 
 
 def _int_in(value: object, lo: int, hi: int, what: str) -> int:

@@ -13,7 +13,6 @@ count at every evaluation, so objectives are smooth and monotone in their parame
 from __future__ import annotations
 
 import io
-import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,7 +25,15 @@ from pydantic import ValidationError
 from scipy.optimize import brentq
 
 from ..compile.deal import CompiledDeal, compile_deal
-from ..errors import AbsEngineError, DealError, ProblemCollector, short_repr
+from ..errors import (
+    AbsEngineError,
+    ArgumentTypeError,
+    DealError,
+    InputError,
+    ProblemCollector,
+    check_real,
+    short_repr,
+)
 from ..metrics.rating import RatingTable, default_rating_table
 from ..schema.deal import Deal
 from ..schema.stochastic import MAX_PATHS, MonteCarloScenario
@@ -80,11 +87,14 @@ class DiscountCurve:
 CURVE_RATE_RANGE = (-0.05, 1.0)
 
 
-def _curve_rate(value: float, what: str) -> float:
+def _curve_rate(value: object, what: str) -> float:
     lo, hi = CURVE_RATE_RANGE
-    if not np.isfinite(value) or not lo <= value <= hi:
-        raise SolverError(f"{what} must be a decimal rate between {lo:g} and {hi:g}, got {value!r}")
-    return float(value)
+    try:
+        return check_real(value, "", what, lo, hi)
+    except InputError:  # also a complex number or an int too large for a float
+        raise SolverError(
+            f"{what} must be a decimal rate between {lo:g} and {hi:g}, got {short_repr(value)}"
+        ) from None
 
 
 def load_curve(spec: str | float | Path) -> DiscountCurve:
@@ -97,7 +107,7 @@ def load_curve(spec: str | float | Path) -> DiscountCurve:
             f"a curve is a flat rate (a number) or the path of a CSV file, got {short_repr(spec)}"
         )
     if isinstance(spec, int | float | np.number):
-        return DiscountCurve(flat_rate=_curve_rate(float(spec), "a flat curve rate"))
+        return DiscountCurve(flat_rate=_curve_rate(spec, "a flat curve rate"))
     text = str(spec)
     if not isinstance(spec, Path) and text.isascii():  # "١" or "１" is no rate: a file name
         try:
@@ -248,13 +258,14 @@ def check_parameter(name: Any, value: Any) -> float:
 
 
 def _finite(value: Any, what: str) -> float:
-    """A real, finite number (not a bool) as float, or a :class:`SolverError`."""
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise SolverError(f"{what} must be a number, got {short_repr(value)}")
-    v = float(value)
-    if not math.isfinite(v):
-        raise SolverError(f"{what} must be a finite number, got {short_repr(value)}")
-    return v
+    """A real, finite number (not a bool) as float (:func:`~abs_engine.errors.check_real`), or
+    a :class:`SolverError`."""
+    try:
+        return check_real(value, "", what)
+    except ArgumentTypeError:
+        raise SolverError(f"{what} must be a number, got {short_repr(value)}") from None
+    except InputError as exc:  # NaN, infinite, an int too large for a float
+        raise SolverError(str(exc)) from None
 
 
 def _n_paths(n_paths: Any) -> int:
