@@ -188,62 +188,24 @@ def deal_cases() -> Iterator[FileCase]:
         "dates.legal_final",
         "2200-01-01",
     )
-    yield from _deal_case(
-        "closing-0001-preceding-before-year-1",
-        base,
-        _dates(
-            closing="0001-01-01",
-            first_payment="0001-01-02",
-            legal_final="0001-12-31",
-            frequency="monthly",
-            business_day="preceding",
-            calendar={"kind": "holidays", "holidays": ["0001-01-01", "0001-01-02"]},
-        ),
-        "dates.first_payment",
-        "0001-01-02",
-    )
-    yield from _deal_case(
-        "closing-0001-modified-following-holiday-month",
-        base,
-        _dates(
-            closing="0001-01-01",
-            first_payment="0001-01-06",
-            legal_final="0001-12-31",
-            frequency="monthly",
-            business_day="modified_following",
-            calendar={"kind": "holidays", "holidays": JAN_0001},
-        ),
-        "dates.first_payment",
-        "0001-01-06",
-    )
-    yield from _deal_case(
-        "first-payment-rolled-past-9999",
-        base,
-        _dates(
-            closing="9999-12-01",
-            first_payment="9999-12-30",
-            legal_final="9999-12-31",
-            frequency="monthly",
-            business_day="following",
-            calendar={"kind": "holidays", "holidays": ["9999-12-30", "9999-12-31"]},
-        ),
-        "dates.first_payment",
-        "9999-12-30",
-    )
-    yield from _deal_case(
-        "legal-final-rolled-past-9999",
-        base,
-        _dates(
-            closing="9999-01-01",
-            first_payment="9999-06-30",
-            legal_final="9999-12-31",
-            frequency="monthly",
-            business_day="following",
-            calendar={"kind": "holidays", "holidays": ["9999-12-31"]},
-        ),
-        "dates.legal_final",
-        "9999-12-31",
-    )
+    # ---- business-day rolls that leave the calendar (monthly, on a holidays calendar) --------
+    rolls = [
+        ("closing-0001-preceding-before-year-1", "0001-01-01", "0001-01-02", "0001-12-31",
+         "preceding", ["0001-01-01", "0001-01-02"], "dates.first_payment", "0001-01-02"),
+        ("closing-0001-modified-following-holiday-month", "0001-01-01", "0001-01-06",
+         "0001-12-31", "modified_following", JAN_0001, "dates.first_payment", "0001-01-06"),
+        ("first-payment-rolled-past-9999", "9999-12-01", "9999-12-30", "9999-12-31",
+         "following", ["9999-12-30", "9999-12-31"], "dates.first_payment", "9999-12-30"),
+        ("legal-final-rolled-past-9999", "9999-01-01", "9999-06-30", "9999-12-31", "following",
+         ["9999-12-31"], "dates.legal_final", "9999-12-31"),
+    ]  # fmt: skip
+    for id, closing, first, final, roll, holidays, path, value in rolls:
+        calendar = {"kind": "holidays", "holidays": holidays}
+        mutate = _dates(
+            closing=closing, first_payment=first, legal_final=final, frequency="monthly",
+            business_day=roll, calendar=calendar,
+        )  # fmt: skip
+        yield from _deal_case(id, base, mutate, path, value)
     yield from _deal_case(
         "no-business-day-in-a-year",
         base,
@@ -720,18 +682,20 @@ def file_cases() -> Iterator[FileCase]:
         "duplicate key",
     )
     # pool tapes broken as files (the tape's own errors name the tape)
-    yield _tape("binary", "tape.csv", binary, "tape.csv")
+    yield _tape("binary", "tape.csv", binary, "tape.csv: <file>: binary")
     yield _tape(
         "latin1",
         "tape.csv",
         (TAPE_HEADER + "Caf\xe9,100,0,bullet,3,0.02\n").encode("latin-1"),
-        "tape.csv",
+        "tape.csv: <syntax>: not UTF-8",
     )
-    yield _tape("empty", "tape.csv", "", "tape.csv")
-    yield _tape("header-only", "tape.csv", TAPE_HEADER, "tape.csv")
+    yield _tape("empty", "tape.csv", "", "tape.csv: <syntax>: cannot read tape")
+    yield _tape("header-only", "tape.csv", TAPE_HEADER, "tape.csv: <rows>: tape has no rows")
     yield _tape("folder", "tape.csv", None, "folder")
-    yield _tape("bad-parquet", "tape.parquet", b"PAR1 not parquet", "tape.parquet")
-    yield _tape("unknown-suffix", "tape.xlsx", "x", "tape.xlsx")
+    yield _tape(
+        "bad-parquet", "tape.parquet", b"PAR1 not parquet", "tape.parquet: <syntax>: cannot read"
+    )
+    yield _tape("unknown-suffix", "tape.xlsx", "x", "tape.xlsx: <file>: unknown tape type")
 
 
 CASES = [*deal_cases(), *scenario_cases(), *file_cases()]

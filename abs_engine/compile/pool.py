@@ -381,18 +381,13 @@ class _Capped:
         self.file = file
 
     def add(self, in_tape: bool, file: str, path: str, msg: str, value: object) -> None:
-        if in_tape and self.listed >= MAX_TAPE_PROBLEMS:
-            self.more += 1
-            self.file = file
-            return
+        """One problem, listed (the caller stops at the cap and counts the rest)."""
         self.listed += in_tape
         self.pc.add_at(file, path, msg, value)
 
-    def close(self, more: int = 0, file: str = "") -> None:
-        total = self.more + more
-        if total:
-            msg = f"{total:,} more {self.what} not listed"
-            self.pc.add_at(self.file or file, "<rows>", msg)
+    def close(self) -> None:
+        if self.more:
+            self.pc.add_at(self.file, "<rows>", f"{self.more:,} more {self.what} not listed")
 
 
 def _check_tape_schedules(
@@ -416,7 +411,9 @@ def _check_tape_schedules(
             "to legal_final",
             {"first_period": int(t.first_period[k]), "n_periods": int(t.n_periods[k])},
         )
-    capped.close(max(0, len(beyond) - MAX_TAPE_PROBLEMS), t.file)
+    if len(beyond) > MAX_TAPE_PROBLEMS:
+        capped.count_more(len(beyond) - MAX_TAPE_PROBLEMS, t.file)
+    capped.close()
 
 
 def _tape_schedules(

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import DealError, Problem, check_path, format_loc
 from .deal import Deal
+from .files import decode_text
 from .pool import ObligorTable
 from .scenario import DeterministicScenario
 from .tape import TAPE_OPTIONAL, TAPE_REQUIRED, read_tape_columns  # noqa: F401 (re-exported)
@@ -177,6 +178,22 @@ def read_document(path: str | Path) -> dict[str, Any]:
     ``NaN``/``Infinity`` in JSON."""
     p = check_path(path, "read_document", "path")
     suffix = p.suffix.lower()
+    text = _document_text(p, suffix)
+    deepest, dotted = _nesting(text, dotted_keys=suffix == ".toml")
+    if deepest > MAX_NESTING or dotted:
+        what = "brackets or braces" if deepest > MAX_NESTING else "dotted key parts"
+        raise DealError.one(
+            p, "<syntax>", f"nested too deeply: more than {MAX_NESTING} levels of {what}"
+        )
+    data = _parse_document(p, text, suffix)
+    if not isinstance(data, dict):
+        raise DealError.one(p, "<root>", "expected a JSON object at the top level")
+    return data
+
+
+def _document_text(p: Path, suffix: str) -> str:
+    """The text of a deal or scenario file: a regular ``.toml`` or ``.json`` file of at most
+    :data:`MAX_DOCUMENT_BYTES`, not blank, in UTF-8."""
     size = require_file(p)
     if suffix not in (".toml", ".json"):
         raise DealError.one(p, "<file>", "unknown file type; expected .toml or .json", p.suffix)
@@ -193,25 +210,14 @@ def read_document(path: str | Path) -> dict[str, Any]:
         raise DealError.one(p, "<file>", f"cannot read the file: {exc.strerror or exc}") from None
     if not raw.strip():
         raise DealError.one(p, "<file>", "the file is empty")
-    nul = raw.find(b"\x00")
     if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
         raise DealError.one(p, "<syntax>", "UTF-16 text, not UTF-8; save it as UTF-8")
-    if nul >= 0:
-        why = f"binary data (a NUL byte at byte {nul:,}), not a text file"
-        raise DealError.one(p, "<file>", why)
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        bad = raw[exc.start : exc.start + 4]
-        raise DealError.one(
-            p, "<syntax>", f"not UTF-8 text (byte {exc.start:,} is {bad!r}); save it as UTF-8"
-        ) from None
-    deepest, dotted = _nesting(text, dotted_keys=suffix == ".toml")
-    if deepest > MAX_NESTING or dotted:
-        what = "brackets or braces" if deepest > MAX_NESTING else "dotted key parts"
-        raise DealError.one(
-            p, "<syntax>", f"nested too deeply: more than {MAX_NESTING} levels of {what}"
-        )
+    return decode_text(p, raw)
+
+
+def _parse_document(p: Path, text: str, suffix: str) -> Any:
+    """``text`` parsed as TOML or JSON; a parser's complaint (or a repeated JSON key) as a
+    :class:`DealError` at ``<syntax>``."""
     repeated: list[bool] = []  # set when a JSON object repeats a key
 
     def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -243,8 +249,6 @@ def read_document(path: str | Path) -> dict[str, Any]:
         raise DealError.one(p, "<syntax>", f"cannot parse the file: {why}") from None
     if repeated:
         raise DealError(_duplicate_key_problems(data, str(p)))
-    if not isinstance(data, dict):
-        raise DealError.one(p, "<root>", "expected a JSON object at the top level")
     return data
 
 
@@ -401,7 +405,7 @@ def parse_deal(
         require_file(
             tape_path, "pool tape", file=source, field="pool.tape.path", value=deal.pool.tape.path
         )
-        table = read_tape(tape_path)
+        table = read_tape_columns(tape_path)
     if table is not None:
         pool = deal.pool.model_copy()
         pool._table = table

@@ -3,6 +3,7 @@ defaults, support-provider defaults and rate shocks."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated, Literal
 
 from pydantic import Field, PrivateAttr, model_validator
@@ -102,27 +103,27 @@ class DeterministicScenario(Model):
     def _no_twice(self) -> DeterministicScenario:
         # An obligor defaults once, a provider defaults once: naming one twice is a mistake
         # (overlaps between ``largest`` events need the pool and are checked when compiled).
-        seen: dict[str, int] = {}
-        for k, ev in enumerate(self.obligor_defaults):
-            if ev.obligor is None:
-                continue
-            if ev.obligor in seen:
-                raise FieldError(
-                    ("obligor_defaults", k, "obligor"),
-                    f"obligor {ev.obligor!r} already defaults in "
-                    f"obligor_defaults[{seen[ev.obligor]}] (an obligor can default only once)",
-                )
-            seen[ev.obligor] = k
-        sup: dict[str, int] = {}
-        for k, sd in enumerate(self.support_defaults):
-            if sd.support in sup:
-                raise FieldError(
-                    ("support_defaults", k, "support"),
-                    f"support {sd.support!r} already defaults in "
-                    f"support_defaults[{sup[sd.support]}] (a provider can default only once)",
-                )
-            sup[sd.support] = k
+        obligors = (ev.obligor for ev in self.obligor_defaults)
+        _named_once("obligor_defaults", "obligor", obligors, "an obligor")
+        supports = (sd.support for sd in self.support_defaults)
+        _named_once("support_defaults", "support", supports, "a provider")
         return self
+
+
+def _named_once(events: str, key: str, names: Iterable[str | None], who: str) -> None:
+    """A :class:`FieldError` at the second event of ``events`` that names the same ``key``
+    (None: an event that names none)."""
+    seen: dict[str, int] = {}
+    for k, name in enumerate(names):
+        if name is None:
+            continue
+        if name in seen:
+            raise FieldError(
+                (events, k, key),
+                f"{key} {name!r} already defaults in {events}[{seen[name]}] ({who} can default "
+                "only once)",
+            )
+        seen[name] = k
 
 
 __all__ = [

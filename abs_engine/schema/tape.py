@@ -19,20 +19,29 @@ for ``n_periods``, ``4.5`` is not).
 
 from __future__ import annotations
 
-import codecs
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from pydantic import BaseModel
 
 from ..errors import DealError, Problem
-from .common import MAX_AMOUNT, MAX_COUNT
-from .pool import TAPE_KINDS, Labels, ObligorTable, Recovery
+from .files import decode_text
+from .pool import (
+    TAPE_KINDS,
+    Bullet,
+    FlatPd,
+    IpCollateral,
+    Labels,
+    Obligor,
+    ObligorTable,
+    Recovery,
+)
 
 __all__ = ["MAX_TAPE_PROBLEMS", "TAPE_OPTIONAL", "TAPE_REQUIRED", "read_tape_columns"]
 
@@ -48,12 +57,9 @@ TAPE_OPTIONAL = (
     "patent_count",
 )
 _COLUMNS = TAPE_REQUIRED + TAPE_OPTIONAL
-_TEXT = ("id", "name", "sector", "region", "amortization")
 
 #: problems listed one by one; the rest are counted
 MAX_TAPE_PROBLEMS = 20
-#: the largest integer a float64 holds exactly: the bound of integer columns without one
-_MAX_EXACT = 2**53
 
 
 @dataclass(frozen=True)
@@ -68,17 +74,32 @@ class _Number:
     le: float | None = None
 
 
-_NUMBERS: dict[str, _Number] = {
-    "balance": _Number(True, gt=0, le=MAX_AMOUNT),
-    "rate": _Number(True, ge=0, le=1.0),
-    "n_periods": _Number(True, integer=True, ge=1, le=MAX_COUNT),
-    "annual_pd": _Number(True, ge=0, lt=1.0),
-    "first_period": _Number(False, integer=True, ge=1, le=MAX_COUNT),
-    "recovery_rate": _Number(False, ge=0, le=1.0),
-    "recovery_lag_periods": _Number(False, integer=True, ge=0, le=120),
-    "appraisal": _Number(False, ge=0, le=MAX_AMOUNT),
-    "patent_count": _Number(False, integer=True, ge=0, le=_MAX_EXACT),
+def _number_spec(column: str, model: type[BaseModel], field: str) -> _Number:
+    """The constraints of the schema field that ``column`` fills (the bounds are written once,
+    in the schema)."""
+    info = model.model_fields[field]
+    kind, meta = info.annotation, info.metadata
+    if not meta:  # ``Money | None``: the constraints are those of the member that is not None
+        (member,) = [a for a in get_args(kind) if a is not type(None)]
+        kind, *infos = get_args(member)
+        meta = [m for fi in infos for m in fi.metadata]
+    bounds = {b: getattr(m, b) for m in meta for b in ("gt", "ge", "lt", "le") if hasattr(m, b)}
+    return _Number(column in TAPE_REQUIRED, integer=kind is int, **bounds)
+
+
+#: the schema field that each number column fills: the column takes its constraints
+_FIELDS: dict[str, tuple[type[BaseModel], str]] = {
+    "balance": (Obligor, "balance"),
+    "rate": (Obligor, "rate"),
+    "n_periods": (Bullet, "n_periods"),  # the same in every TAPE_KINDS schedule
+    "annual_pd": (FlatPd, "annual"),
+    "first_period": (Bullet, "first_period"),
+    "recovery_rate": (Recovery, "rate"),
+    "recovery_lag_periods": (Recovery, "lag_periods"),
+    "appraisal": (IpCollateral, "appraisal"),
+    "patent_count": (IpCollateral, "patent_count"),
 }
+_NUMBERS = {column: _number_spec(column, *field) for column, field in _FIELDS.items()}
 
 
 def _bound(x: float) -> str:
@@ -177,16 +198,7 @@ def _load(p: Path) -> tuple[pa.Table, bool]:
                 head = fh.read(1 << 16)
         except OSError as exc:
             raise DealError.one(p, "<file>", f"cannot read tape: {exc.strerror or exc}") from None
-        nul = head.find(b"\x00")
-        if nul >= 0:
-            why = f"binary data (a NUL byte at byte {nul:,}), not a CSV text file"
-            raise DealError.one(p, "<file>", why)
-        try:
-            codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
-        except UnicodeDecodeError as exc:
-            bad = head[exc.start : exc.start + 4]
-            why = f"not UTF-8 text (byte {exc.start:,} is {bad!r}); save the tape as UTF-8"
-            raise DealError.one(p, "<syntax>", why) from None
+        decode_text(p, head, "a CSV text file", "the tape", final=False)
     try:
         table = _read_csv(p) if suffix == ".csv" else _read_parquet(p)
     except MemoryError:
