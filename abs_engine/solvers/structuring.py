@@ -36,6 +36,7 @@ from ..errors import (
 )
 from ..metrics.rating import RatingTable, default_rating_table
 from ..schema.deal import Deal
+from ..schema.files import decode_text
 from ..schema.stochastic import MAX_PATHS, MonteCarloScenario
 from ..simulation import SimulationResult, simulate_compiled
 
@@ -135,12 +136,7 @@ def load_curve(spec: str | float | Path) -> DiscountCurve:
         ) from None
     if len(raw) > _MAX_CURVE_BYTES:
         raise DealError.one(p, "<file>", f"a curve CSV is at most {_MAX_CURVE_BYTES:,} bytes")
-    if b"\x00" in raw:
-        raise DealError.one(p, "<file>", "binary file, not a curve CSV")
-    try:
-        decoded = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DealError.one(p, "<syntax>", f"not UTF-8 text: {exc}") from None
+    decoded = decode_text(p, raw, "a curve CSV", "the curve")
     if not decoded.strip():
         raise DealError.one(p, "<file>", "the curve file is empty (need tenor_years,zero_rate)")
     try:
