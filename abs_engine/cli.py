@@ -52,8 +52,9 @@ try:
     from .compile.scenario import scenario_source
     from .errors import AbsEngineError, DealError, DealWarning, Problem, short_repr
     from .files import OutputError, StagedOutputs, staged_outputs
+    from .schema.load import deal_source
     from .schema.scenario import DeterministicScenario
-    from .schema.stochastic import MonteCarloScenario
+    from .schema.stochastic import MAX_PATHS, MonteCarloScenario
 except KeyboardInterrupt as _exc:
     _signum = _exc.args[0] if _exc.args and isinstance(_exc.args[0], int) else signal.SIGINT
     _how = "" if _signum == signal.SIGINT else f" ({signal.Signals(_signum).name})"
@@ -65,8 +66,8 @@ finally:
 
 EXIT_OK, EXIT_ERROR, EXIT_INPUT = 0, 1, 2
 
-#: documented limits of the command line (``--help`` states them)
-MAX_PATHS = 10_000_000_000
+#: documented limits of the command line (``--help`` states them; MAX_PATHS is the scenario
+#: schema's)
 MAX_SEED = 2**63 - 1
 MAX_LEDGER_PATHS = 100
 MAX_GRID_VALUES = 25
@@ -593,7 +594,7 @@ def _parser() -> argparse.ArgumentParser:
         "--y", required=True, type=_grid_type, help=grid_help.format("recovery=0.1,0.2,0.4")
     )
     se.add_argument("--tranche", help="tranche for the printed grid (default: the first)")
-    from .synthetic import MAX_OBLIGOR_PERIODS, MAX_OBLIGORS, MAX_PERIODS
+    from .synthetic import AMORTIZATIONS, MAX_OBLIGOR_PERIODS, MAX_OBLIGORS, MAX_PERIODS
 
     sy = sub.add_parser("synth", help="write a synthetic pool as deal, tape and scenario files")
     sy.add_argument(
@@ -645,7 +646,7 @@ def _parser() -> argparse.ArgumentParser:
     sy.add_argument(
         "--amortization",
         default="equal_principal",
-        choices=["bullet", "level_pay", "equal_principal"],
+        choices=AMORTIZATIONS,
     )
     sy.add_argument(
         "--periods",
@@ -894,7 +895,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 "--scenario: run Monte Carlo and deterministic scenarios in separate commands "
                 f"(Monte Carlo: {[s.name for s in stochastic]})"
             )
-        return _run_monte_carlo(args, deal, stochastic)
+        return _run_monte_carlo(args, cd, stochastic)
     mc_only = [
         f"--{o.replace('_', '-')}"
         for o in ("paths", "seed", "threads", "ledger_paths")
@@ -931,7 +932,7 @@ def _named_scenario_problems(deal: Any) -> list[Problem]:
     """The deal's ``base_scenario`` and ``deterministic_scenario``: each must name a scenario
     that loads (``run`` and ``stress`` use them when no ``--scenario`` is given), and
     ``deterministic_scenario`` a deterministic one."""
-    problems = []
+    problems, source = [], deal_source(deal)
     for field in ("base_scenario", "deterministic_scenario"):
         name = getattr(deal, field)
         if name is None:
@@ -940,11 +941,11 @@ def _named_scenario_problems(deal: Any) -> list[Problem]:
             sc = load_scenario(name, deal)
         except DealError as exc:
             why = exc.problems[0].message
-            problems.append(Problem(deal._source, field, f"scenario cannot be loaded: {why}", name))
+            problems.append(Problem(source, field, f"scenario cannot be loaded: {why}", name))
             continue
         if field == "deterministic_scenario" and not isinstance(sc, DeterministicScenario):
             why = "names a Monte Carlo scenario, not a deterministic one"
-            problems.append(Problem(deal._source, field, why, name))
+            problems.append(Problem(source, field, why, name))
     return problems
 
 
@@ -1135,19 +1136,17 @@ def _pm(mean: float, se: float, spec: str) -> str:
     return text
 
 
-def _run_monte_carlo(
-    args: argparse.Namespace, deal: Any, scenarios: list[MonteCarloScenario]
-) -> int:
+def _run_monte_carlo(args: argparse.Namespace, cd: Any, scenarios: list[MonteCarloScenario]) -> int:
     if args.out:
         _check_out_names(scenarios)
-    _check_monte_carlo_size(args, deal, scenarios)
+    _check_monte_carlo_size(args, cd, scenarios)
     docs = []
     # every scenario's files staged, then moved into --out together (none if one fails)
     info = {"command": "run", "scenarios": [sc.name for sc in scenarios]}
     with staged_outputs(args.out, info=info) if args.out else nullcontext() as stage:
         for sc in scenarios:
             res = simulate(
-                deal,
+                cd,
                 sc,
                 n_paths=args.paths,
                 seed=args.seed,
@@ -1170,21 +1169,15 @@ def _run_monte_carlo(
 
 
 def _check_monte_carlo_size(
-    args: argparse.Namespace, deal: Any, scenarios: list[MonteCarloScenario]
+    args: argparse.Namespace, cd: Any, scenarios: list[MonteCarloScenario]
 ) -> None:
-    """Before any scenario runs: path counts within the documented maximum, ledger paths
-    within the run, kept per-path results that fit in memory."""
+    """Before any scenario runs: ledger paths within the run, kept per-path results that fit
+    in memory. (Path counts are already within MAX_PATHS: --paths by its argparse type, a
+    scenario's n_paths by the schema.)"""
     from .simulation import check_keep_paths_memory, kept_bytes_per_path
 
     for sc in scenarios:
         n = sc.n_paths if args.paths is None else args.paths
-        if n > MAX_PATHS:
-            raise DealError.one(
-                sc._source,
-                "n_paths",
-                f"at most {MAX_PATHS:,} paths; give a smaller --paths",
-                n,
-            )
         for p in args.ledger_paths or []:
             if p >= n:
                 raise UsageError(
@@ -1193,7 +1186,7 @@ def _check_monte_carlo_size(
                 )
         if args.keep_paths:
             check_keep_paths_memory(
-                n, kept_bytes_per_path(len(deal.tranches)), what=f"--keep-paths --paths {n}"
+                n, kept_bytes_per_path(len(cd.tranche_names)), what=f"--keep-paths --paths {n}"
             )
 
 
@@ -1314,7 +1307,8 @@ def _cmd_solver(args: argparse.Namespace) -> int:
     from .metrics.rating import load_rating_table
 
     deal = load_deal(args.deal)
-    _print_warnings(compile_deal(deal))
+    cd = compile_deal(deal)  # its problems and warnings up front; breakeven/sensitivity reuse it
+    _print_warnings(cd)
     name = args.scenario or deal.base_scenario
     if name is None:
         raise AbsEngineError("the deal names no base_scenario: give --scenario")
@@ -1396,7 +1390,6 @@ def _cmd_solver(args: argparse.Namespace) -> int:
         lo, hi = _DEFAULT_RANGES[args.param]
         if args.range:
             lo, hi = _parse_range(args.range)
-        cd = compile_deal(deal)
         v = S.breakeven(
             cd, sc, args.tranche, args.param, cond, lo=lo, hi=hi, n_paths=args.paths, seed=args.seed
         )
@@ -1410,7 +1403,6 @@ def _cmd_solver(args: argparse.Namespace) -> int:
         )
         text = f"{args.tranche} fails {args.condition} at {args.param} = {v:.4f}"
     else:
-        cd = compile_deal(deal)
         x, y = args.x, args.y
         grid = S.sensitivity(cd, sc, x, y, n_paths=args.paths, seed=args.seed)
         doc.update({"x": x[0], "y": y[0], "grid": grid.to_dict(orient="records")})
@@ -1441,14 +1433,13 @@ def _cmd_synth(args: argparse.Namespace) -> int:
             f"(got {args.obligors:,} × {args.periods:,} = {args.obligors * args.periods:,})"
         )
     _check_out_folder(args.out, "synth OUT (the output folder)")
-    attach = args.attach
     paths = write_synthetic(
         args.out,
         args.obligors,
         name=args.name,
         correlation=args.correlation,
         heterogeneous=args.heterogeneous,
-        attachments=attach,
+        attachments=args.attach,
         annual_pd=args.pd,
         recovery_rate=args.recovery,
         amortization=args.amortization,

@@ -522,8 +522,6 @@ def test_failed_synth_into_a_new_folder_leaves_nothing(tmp_path, monkeypatch, ca
 
 
 def test_every_command_that_loads_a_deal_prints_its_warnings(tmp_path, capsys):
-    import json
-
     from tests.conftest import base_deal
 
     over = [{"name": "A", "balance": 150.0, "coupon": {"kind": "fixed", "rate": 0.0}}]
