@@ -31,20 +31,27 @@ from typing import Any, NoReturn
 
 from . import __version__
 
-
-def _import_interrupted(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(signum)
-
-
 # Ctrl-C, SIGTERM or SIGHUP while the heavy modules below load (about a second: pydantic,
 # numba, pandas) ends the command like one later on: "interrupted", exit 128 + signum, no
-# traceback. main() installs the full handling once they are loaded.
+# traceback. The signal is only noted while they load and acted on once they have: an
+# exception raised inside the import machinery can land in a callback, where Python prints
+# "Exception ignored ... Traceback" and carries on. main() installs the full handling.
+_EARLY_SIGNALS: list[int] = []
+
+
+def _note_signal(signum: int, frame: object) -> None:
+    _EARLY_SIGNALS.append(signum)
+
+
 _EARLY: dict[int, Any] = {}
 if threading.current_thread() is threading.main_thread():
-    for _name in ("SIGTERM", "SIGHUP"):
+    for _name in ("SIGINT", "SIGTERM", "SIGHUP"):
         _sig = getattr(signal, _name, None)
-        if _sig is not None and signal.getsignal(_sig) == signal.SIG_DFL:
-            _EARLY[_sig] = signal.signal(_sig, _import_interrupted)
+        if _sig is None:
+            continue
+        _old = signal.getsignal(_sig)
+        if _old == signal.SIG_DFL or (_sig == signal.SIGINT and _old is signal.default_int_handler):
+            _EARLY[_sig] = signal.signal(_sig, _note_signal)
 try:
     from .api import load_deal, load_scenario, nan_to_none, run_deterministic, simulate
     from .compile.deal import compile_deal
@@ -55,14 +62,14 @@ try:
     from .schema.load import deal_source
     from .schema.scenario import DeterministicScenario
     from .schema.stochastic import MAX_PATHS, MonteCarloScenario
-except KeyboardInterrupt as _exc:
-    _signum = _exc.args[0] if _exc.args and isinstance(_exc.args[0], int) else signal.SIGINT
-    _how = "" if _signum == signal.SIGINT else f" ({signal.Signals(_signum).name})"
-    print(f"interrupted{_how}", file=sys.stderr, flush=True)
-    raise SystemExit(128 + int(_signum)) from None
 finally:
     for _sig, _old in _EARLY.items():
         signal.signal(_sig, _old)
+if _EARLY_SIGNALS:
+    _signum = _EARLY_SIGNALS[0]
+    _how = "" if _signum == signal.SIGINT else f" ({signal.Signals(_signum).name})"
+    print(f"interrupted{_how}", file=sys.stderr, flush=True)
+    raise SystemExit(128 + int(_signum))
 
 EXIT_OK, EXIT_ERROR, EXIT_INPUT = 0, 1, 2
 
@@ -1717,5 +1724,19 @@ def _main(argv: list[str] | None) -> int:
         return EXIT_OK
 
 
+def entry() -> NoReturn:
+    """The ``abs-engine`` command: :func:`main`, then exit with its status. After an interrupt
+    the process ends at once, its streams flushed (``os._exit``): an interrupt that landed
+    inside numba's compiler can leave half-built llvmlite objects whose finalizers would
+    print "Exception ignored ... Traceback" while Python shuts down, after "interrupted"."""
+    code = main()
+    if code >= 128:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
