@@ -132,9 +132,7 @@ def compile_model(cd: CompiledDeal, sc: MonteCarloScenario) -> MonteCarloModel:
             f"compile_model: sc must be a MonteCarloScenario, got {short_repr(sc)} "
             f"({type(sc).__name__})"
         )
-    source = sc._source
-    sc = revalidated(sc, source)
-    sc._source = source
+    sc = revalidated(sc)
     pc = ProblemCollector(sc._source)
     pool = cd.pool
     n, n_t = cd.n_obligors, cd.n_periods

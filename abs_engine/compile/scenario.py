@@ -93,9 +93,7 @@ def checked_scenarios(
                 f"deterministic_flows: scenarios[{k}] must be a DeterministicScenario, got "
                 f"{short_repr(sc)} ({type(sc).__name__})"
             )
-        fresh = revalidated(sc, scenario_source(sc))
-        fresh._source = scenario_source(sc)
-        out.append(fresh)
+        out.append(revalidated(sc))
     return out
 
 

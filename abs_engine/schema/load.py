@@ -461,13 +461,12 @@ def revalidated_deal(deal: Deal) -> Deal:
     if deal._fingerprint is not None and deal._fingerprint == _fingerprint(deal):
         return deal
     try:
-        fresh = revalidated(deal, deal._source)
+        fresh = revalidated(deal)
     except DealError as exc:
         note = " (the deal was changed in Python after it was validated, e.g. by model_copy)"
         raise DealError(
             [Problem(p.file, p.path, p.message + note, *_value_of(p)) for p in exc.problems]
         ) from None
-    fresh._source = deal._source
     if deal.pool.table is not None and fresh.pool.table is None:
         fresh.pool._table = deal.pool.table  # the tape's rows (checked when read)
     mark_validated(fresh)
@@ -478,9 +477,11 @@ def _value_of(p: Problem) -> tuple[Any, ...]:
     return () if p.value is _PROBLEM_NO_VALUE else (p.value,)
 
 
-def revalidated(obj: M, file: str) -> M:
-    """A new ``type(obj)`` validated from ``obj.model_dump()``: catches values put in with
-    ``model_copy(update=...)`` or ``model_construct``, which skip validation."""
+def revalidated(obj: M) -> M:
+    """A new ``type(obj)`` validated from ``obj.model_dump()``, keeping the file it came from
+    (``_source``): catches values put in with ``model_copy(update=...)`` or
+    ``model_construct``, which skip validation."""
+    file = getattr(obj, "_source", "<memory>")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # serializing a wrongly typed field warns
@@ -489,7 +490,9 @@ def revalidated(obj: M, file: str) -> M:
         raise DealError.one(
             file, "<root>", f"not a valid {type(obj).__name__}: {exc}".splitlines()[0]
         ) from None
-    return validate_model(type(obj), data, file)
+    fresh = validate_model(type(obj), data, file)
+    fresh._source = file  # type: ignore[attr-defined]  # every model revalidated has one
+    return fresh
 
 
 def obligor_location(deal: Deal, k: int, field: str = "") -> tuple[str, str]:
