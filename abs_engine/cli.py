@@ -59,9 +59,10 @@ try:
     from .compile.scenario import scenario_source
     from .errors import AbsEngineError, DealError, DealWarning, Problem, short_repr
     from .files import OutputError, StagedOutputs, staged_outputs
+    from .schema.common import MAX_RECOVERY_LAG
     from .schema.load import deal_source
     from .schema.scenario import DeterministicScenario
-    from .schema.stochastic import MAX_PATHS, MonteCarloScenario
+    from .schema.stochastic import MAX_PATHS, MAX_SEED, MonteCarloScenario
 finally:
     for _sig, _old in _EARLY.items():
         signal.signal(_sig, _old)
@@ -75,11 +76,9 @@ EXIT_OK, EXIT_ERROR, EXIT_INPUT = 0, 1, 2
 
 #: documented limits of the command line (``--help`` states them; MAX_PATHS is the scenario
 #: schema's)
-MAX_SEED = 2**63 - 1
 MAX_LEDGER_PATHS = 100
 MAX_GRID_VALUES = 25
 MAX_SPREAD_BPS = 10_000
-MAX_LAG = 120
 MAX_LARGEST = 1_000
 SYNTH_MIN_OBLIGORS = 8
 
@@ -490,7 +489,10 @@ def _parser() -> argparse.ArgumentParser:
         help="recovery rate (decimal, 0 .. 1)",
     )
     st.add_argument(
-        "--lag", type=_int_type(0, MAX_LAG), default=0, help=f"recovery lag (0 .. {MAX_LAG})"
+        "--lag",
+        type=_int_type(0, MAX_RECOVERY_LAG),
+        default=0,
+        help=f"recovery lag (0 .. {MAX_RECOVERY_LAG})",
     )
     st.add_argument(
         "--period",

@@ -33,7 +33,7 @@ from .kernels import layout as L
 from .kernels.collateral import collateral_path, collateral_scratch
 from .kernels.montecarlo import HIST_TRANCHE_METRICS, run_blocks, run_blocks_py
 from .metrics.rating import RatingTable, default_rating_table
-from .schema.stochastic import MAX_PATHS, MonteCarloScenario
+from .schema.stochastic import MAX_PATHS, MAX_SEED, MonteCarloScenario
 
 __all__ = ["InputError", "SimulationResult", "simulate_compiled"]
 
@@ -300,7 +300,7 @@ def check_simulation_args(
     :class:`InputError` for a value out of range, naming the argument and the value."""
     out: dict[str, Any] = {
         "n_paths": None if n_paths is None else check_int(n_paths, func, "n_paths", 1, MAX_PATHS),
-        "seed": None if seed is None else check_int(seed, func, "seed", 0, 2**63 - 1),
+        "seed": None if seed is None else check_int(seed, func, "seed", 0, MAX_SEED),
         "keep_paths": check_bool(keep_paths, func, "keep_paths"),
         "progress": check_optional_bool(progress, func, "progress"),
         "jit": check_bool(jit, func, "jit"),

@@ -22,6 +22,7 @@ import pandas as pd
 
 from .errors import AbsEngineError, DealError, short_repr
 from .files import staged_outputs
+from .schema.stochastic import MAX_SEED
 
 __all__ = [
     "MAX_ATTACHMENTS",
@@ -225,7 +226,7 @@ def synthetic_deal(
         raise AbsEngineError(
             f"amortization must be one of {list(AMORTIZATIONS)}, got {short_repr(amortization)}"
         )
-    seed = _int_in(seed, 0, 2**63 - 1, "seed")
+    seed = _int_in(seed, 0, MAX_SEED, "seed")
     pool_balance = _number_in(pool_balance, 0.0, 1e15, "pool_balance", lo_open=True)
     rate = _number_in(rate, 0.0, 1.0, "rate")
     annual_pd = _number_in(annual_pd, 0.0, 1.0, "annual_pd", hi_open=True)

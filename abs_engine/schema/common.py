@@ -7,6 +7,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+#: the longest recovery lag, in periods (deal, scenarios, tapes and the stress command)
+MAX_RECOVERY_LAG = 120
+LagPeriods = Annotated[int, Field(strict=True, ge=0, le=MAX_RECOVERY_LAG)]
+
 
 class FieldError(ValueError):
     """Raised by a model validator about one field: ``loc`` (relative to the model, e.g.

@@ -16,6 +16,7 @@ from .common import (
     Bool,
     Date,
     FieldError,
+    LagPeriods,
     Model,
     Money,
     Name,
@@ -174,7 +175,7 @@ class Recovery(Model):
     ``lag_periods`` payment periods after the default period."""
 
     rate: Share = 0.2
-    lag_periods: Annotated[int, Field(strict=True, ge=0, le=120)] = 4
+    lag_periods: LagPeriods = 4
 
 
 # --- obligors and pool ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, PrivateAttr, model_validator
 
-from .common import FieldError, Model, Name, PosInt, Rate, SchemaVersion, Share
+from .common import FieldError, LagPeriods, Model, Name, PosInt, Rate, SchemaVersion, Share
 
 #: one value per period (the last repeats): at least one value
 ShareList = Annotated[list[Share], Field(min_length=1)]
@@ -72,7 +72,7 @@ class Prepayment(Model):
 
 class RecoveryOverride(Model):
     rate: Share
-    lag_periods: Annotated[int, Field(strict=True, ge=0, le=120)]
+    lag_periods: LagPeriods
 
 
 class SupportDefault(Model):

@@ -7,13 +7,15 @@ from typing import Annotated, Literal
 
 from pydantic import Field, PrivateAttr, model_validator
 
-from .common import Bool, Model, Name, Num, PosNum, Rate, SchemaVersion, Share
+from .common import Bool, LagPeriods, Model, Name, Num, PosNum, Rate, SchemaVersion, Share
 
 Correlation = Annotated[float, Field(strict=True, ge=0, lt=1, allow_inf_nan=False)]
 #: one CPR per period (the last repeats): at least one value
 CprList = Annotated[list[Share], Field(min_length=1)]
 #: the most paths one run may take (the command line's ``--paths`` has the same limit)
 MAX_PATHS = 10_000_000_000
+#: the largest seed (a signed 64-bit integer)
+MAX_SEED = 2**63 - 1
 
 
 class BaselCorrelation(Model):
@@ -78,7 +80,7 @@ class RateRecovery(Model):
 
     kind: Literal["rate"]
     rate: Share
-    lag_periods: Annotated[int, Field(strict=True, ge=0, le=120)]
+    lag_periods: LagPeriods
 
 
 class IpValueRecovery(Model):
@@ -97,8 +99,8 @@ class IpValueRecovery(Model):
     disposal_cost: Share = 0.1
     volatility: Annotated[float, Field(strict=True, ge=0, le=3)] = 0.5
     loading: Annotated[float, Field(strict=True, ge=0, le=1)] = 0.5
-    lag_periods: Annotated[int, Field(strict=True, ge=0, le=120)] = 4
-    lag_max_periods: Annotated[int, Field(strict=True, ge=0, le=120)] | None = None
+    lag_periods: LagPeriods = 4
+    lag_max_periods: LagPeriods | None = None
     fallback_rate: Share = 0.2
 
     @model_validator(mode="after")
@@ -135,7 +137,7 @@ class MonteCarloScenario(Model):
     name: Name
     description: str = ""
     n_paths: Annotated[int, Field(strict=True, ge=1, le=MAX_PATHS)] = 100_000
-    seed: Annotated[int, Field(strict=True, ge=0, lt=2**63)] = 20250715
+    seed: Annotated[int, Field(strict=True, ge=0, lt=MAX_SEED + 1)] = 20250715
     defaults: DefaultModel = Field(default_factory=DefaultModel)
     prepayment: StochasticPrepayment = Field(default_factory=StochasticPrepayment)
     #: None: the deal's own recovery assumptions (pool default and per-obligor overrides)

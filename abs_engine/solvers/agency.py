@@ -22,6 +22,7 @@ from ..errors import (
     short_repr,
 )
 from ..kernels import layout as L
+from ..schema.common import MAX_RECOVERY_LAG
 from ..schema.load import validate_model
 from ..schema.scenario import DeterministicScenario
 
@@ -33,8 +34,6 @@ __all__ = [
     "large_obligor_test",
 ]
 
-#: the longest recovery lag, in periods (as the scenario schema allows)
-MAX_RECOVERY_LAG = 120
 #: the most obligors the large-obligor test defaults (capped at the pool's size)
 MAX_LARGEST = 1_000
 
