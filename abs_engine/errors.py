@@ -27,6 +27,7 @@ __all__ = [
     "check_optional_bool",
     "check_path",
     "check_real",
+    "int_in",
     "format_loc",
     "short_repr",
 ]
@@ -171,6 +172,20 @@ class ProblemCollector:
 
 def _where(func: str, arg: str) -> str:
     return f"{func}: {arg}" if func else arg
+
+
+def int_in(value: Any, lo: int, hi: int, what: str) -> int:
+    """An integer (not a bool) in [lo, hi], or an :class:`AbsEngineError` naming ``what``:
+    "``what`` must be an integer from lo to hi, got ..."."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or not lo <= int(value) <= hi
+    ):
+        raise AbsEngineError(
+            f"{what} must be an integer from {lo:,} to {hi:,}, got {short_repr(value)}"
+        )
+    return int(value)
 
 
 def check_int(value: Any, func: str, arg: str, lo: int | None = None, hi: int | None = None) -> int:

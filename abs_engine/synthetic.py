@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import AbsEngineError, DealError, short_repr
+from .errors import AbsEngineError, DealError, int_in, short_repr
 from .files import staged_outputs
 from .schema.stochastic import MAX_SEED
 
@@ -73,14 +73,6 @@ def check_name(name: object) -> str:
             f"name {why}: it must be a plain file-name stem, got {short_repr(name)}"
         )
     return name
-
-
-def _int_in(value: object, lo: int, hi: int, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or not lo <= value <= hi:
-        raise AbsEngineError(
-            f"{what} must be an integer from {lo:,} to {hi:,}, got {short_repr(value)}"
-        )
-    return int(value)
 
 
 def _number_in(
@@ -211,8 +203,8 @@ def synthetic_deal(
     ``annual_pd``),
     and sectors at random. Amounts in yuan, rates decimal.
     """
-    n_obligors = _int_in(n_obligors, 1, MAX_OBLIGORS, "n_obligors")
-    n_periods = _int_in(n_periods, 1, MAX_PERIODS, "n_periods")
+    n_obligors = int_in(n_obligors, 1, MAX_OBLIGORS, "n_obligors")
+    n_periods = int_in(n_periods, 1, MAX_PERIODS, "n_periods")
     if n_obligors * n_periods > MAX_OBLIGOR_PERIODS:
         raise AbsEngineError(
             f"n_obligors × n_periods must be at most {MAX_OBLIGOR_PERIODS:,}, got "
@@ -226,7 +218,7 @@ def synthetic_deal(
         raise AbsEngineError(
             f"amortization must be one of {list(AMORTIZATIONS)}, got {short_repr(amortization)}"
         )
-    seed = _int_in(seed, 0, MAX_SEED, "seed")
+    seed = int_in(seed, 0, MAX_SEED, "seed")
     pool_balance = _number_in(pool_balance, 0.0, 1e15, "pool_balance", lo_open=True)
     rate = _number_in(rate, 0.0, 1.0, "rate")
     annual_pd = _number_in(annual_pd, 0.0, 1.0, "annual_pd", hi_open=True)
@@ -234,9 +226,9 @@ def synthetic_deal(
         pd_classes = [_number_in(x, 0.0, 1.0, "every PD class", hi_open=True) for x in pd_classes]
         if not pd_classes:
             raise AbsEngineError("pd_classes is empty")
-    sectors = _int_in(sectors, 1, 10_000, "sectors")
+    sectors = int_in(sectors, 1, 10_000, "sectors")
     recovery_rate = _number_in(recovery_rate, 0.0, 1.0, "recovery_rate")
-    recovery_lag = _int_in(recovery_lag, 0, 120, "recovery_lag")
+    recovery_lag = int_in(recovery_lag, 0, 120, "recovery_lag")
     try:
         start = pd.Timestamp(closing)
         if pd.isna(start) or not 1900 <= start.year <= 2200:

@@ -19,6 +19,7 @@ from ..errors import (
     InputError,
     check_bool,
     check_real,
+    int_in,
     short_repr,
 )
 from ..kernels import layout as L
@@ -47,15 +48,6 @@ def _share(value: object, what: str) -> float:
         raise AbsEngineError(
             f"{what} must be a number in [0, 1], got {short_repr(value)}"
         ) from None
-
-
-def _int_in(value: object, lo: int, hi: int, what: str) -> int:
-    """An integer in [lo, hi] (not a bool), or an :class:`AbsEngineError` naming ``what``."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or not lo <= value <= hi:
-        raise AbsEngineError(
-            f"{what} must be an integer from {lo} to {hi}, got {short_repr(value)}"
-        )
-    return int(value)
 
 
 def _check_cd(cd: object, func: str) -> None:
@@ -160,7 +152,7 @@ def breakeven_default_rate(
     tol = check_real(tol, "breakeven_default_rate", "tol", 1e-12, 0.5)
     support = check_bool(support, "breakeven_default_rate", "support")
     recovery_rate = _share(recovery_rate, "recovery_rate")
-    recovery_lag = _int_in(recovery_lag, 0, MAX_RECOVERY_LAG, "recovery_lag")
+    recovery_lag = int_in(recovery_lag, 0, MAX_RECOVERY_LAG, "recovery_lag")
     cpr = _share(cpr, "cpr")
     timing = list(timing) if timing is not None else default_timing(cd)
     shares = np.asarray([_share(x, "every timing share") for x in timing])
@@ -203,10 +195,10 @@ def large_obligor_test(
     standing and with every support provider defaulting in period 1?"""
     _check_cd(cd, "large_obligor_test")
     j = _tranche_index(cd, cd.tranche_names[0] if tranche is None else tranche)
-    max_obligors = _int_in(max_obligors, 1, MAX_LARGEST, "max_obligors")
-    period = _int_in(period, 1, cd.n_periods, "period")
+    max_obligors = int_in(max_obligors, 1, MAX_LARGEST, "max_obligors")
+    period = int_in(period, 1, cd.n_periods, "period")
     recovery_rate = _share(recovery_rate, "recovery_rate")
-    recovery_lag = _int_in(recovery_lag, 0, MAX_RECOVERY_LAG, "recovery_lag")
+    recovery_lag = int_in(recovery_lag, 0, MAX_RECOVERY_LAG, "recovery_lag")
     rows = []
     for k in range(1, min(max_obligors, cd.n_obligors) + 1):
         scs = []
