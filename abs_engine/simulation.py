@@ -223,10 +223,10 @@ _MT_NAMES = [
     ("wal_years", L.MT_WAL),
     ("irr", L.MT_IRR),
     ("min_coverage_ratio", L.MT_MIN_COVERAGE),
-    ("principal_received", L.MT_PRINCIPAL),
-    ("interest_received", L.MT_INTEREST),
+    ("principal_paid", L.MT_PRINCIPAL),
+    ("interest_paid", L.MT_INTEREST),
     ("support_received", L.MT_SUPPORT),
-    ("residual_received", L.MT_RESIDUAL),
+    ("residual_paid", L.MT_RESIDUAL),
 ]
 _MP_NAMES = [
     ("default_count", L.MP_DEFAULT_COUNT),
@@ -245,13 +245,13 @@ _MP_NAMES = [
 
 
 def metric_names(tranche_names: Sequence[str]) -> list[str]:
-    """Column names of the per-path metric vector: ``A.pv_loss``, ..., ``pool.default_count``."""
+    """Column names of the per-path metric vector: ``A.expected_loss``, ...,
+    ``pool.default_count``. One vocabulary: a per-path column has the name of the mean it
+    averages to (``A.expected_loss`` on one path is that path's PV loss, share of balance)."""
     by_item = {v: k for k, v in _MT_NAMES}
     names = []
     for t in tranche_names:
-        names += [
-            f"{t}.{by_item[i]}" if i != L.MT_PV_LOSS else f"{t}.pv_loss" for i in range(L.N_MT)
-        ]
+        names += [f"{t}.{by_item[i]}" for i in range(L.N_MT)]
     by_pool = {v: k for k, v in _MP_NAMES}
     names += [f"pool.{by_pool[i]}" for i in range(L.N_MP)]
     return names
@@ -570,9 +570,7 @@ def _distributions(
             for q in qs:
                 key = f"{label}_p{round(q * 100):02d}"
                 if paths is not None:
-                    col = paths[
-                        :, names.index(f"{t}.{'pv_loss' if item == L.MT_PV_LOSS else label}")
-                    ]
+                    col = paths[:, names.index(f"{t}.{label}")]
                     col = col[~np.isnan(col)]
                     v = float(np.quantile(col, q)) if len(col) else float("nan")
                 else:

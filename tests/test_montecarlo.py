@@ -225,7 +225,7 @@ def test_ledger_of_a_path_reproduces_its_metrics():
     for p, led in res.ledgers.items():
         a_loss = led.sum_tr[0, 0, L.ST_LOSS] / 95_000_000
         assert res.paths.loc[p, "A.principal_loss"] == a_loss
-        assert res.paths.loc[p, "A.principal_received"] == led.sum_tr[0, 0, L.ST_PRINCIPAL_PAID]
+        assert res.paths.loc[p, "A.principal_paid"] == led.sum_tr[0, 0, L.ST_PRINCIPAL_PAID]
 
 
 # --- wrong-way risk ----------------------------------------------------------------------------
@@ -240,7 +240,7 @@ def test_wrong_way_risk_senior_el_higher_with_correlated_provider():
     a = ae.simulate(cd, sc, n_paths=100_000, seed=7, keep_paths=True, progress=False)
     b = ae.simulate(cd, indep, n_paths=100_000, seed=7, keep_paths=True, progress=False)
     # common random numbers: the paired difference has its own standard error
-    d = (a.paths["A.pv_loss"] - b.paths["A.pv_loss"]).to_numpy()
+    d = (a.paths["A.expected_loss"] - b.paths["A.expected_loss"]).to_numpy()
     se = d.std(ddof=1) / np.sqrt(len(d))
     assert d.mean() > K_SE * se
     # the provider's own default rate is the same either way

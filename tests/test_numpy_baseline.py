@@ -23,10 +23,10 @@ def test_numpy_baseline_matches_kernels_path_by_path(scenario):
     for j, name in enumerate(cd.tranche_names):
         bal = cd.deal.tranches[j].balance
         np.testing.assert_allclose(
-            paths[f"{name}.principal_received"], ref["principal_paid"][:, j], atol=1e-6
+            paths[f"{name}.principal_paid"], ref["principal_paid"][:, j], atol=1e-6
         )
         np.testing.assert_allclose(
-            paths[f"{name}.interest_received"], ref["interest_paid"][:, j], atol=1e-6
+            paths[f"{name}.interest_paid"], ref["interest_paid"][:, j], atol=1e-6
         )
         np.testing.assert_allclose(
             paths[f"{name}.principal_loss"] * bal, ref["loss"][:, j], atol=1e-6
@@ -47,10 +47,10 @@ def test_numpy_baseline_matches_kernels_on_the_benchmark_pool():
     assert np.array_equal(res.paths["pool.default_count"].to_numpy(), ref["default_count"])
     for j, name in enumerate(cd.tranche_names):
         np.testing.assert_allclose(
-            res.paths[f"{name}.principal_received"], ref["principal_paid"][:, j], atol=1e-6
+            res.paths[f"{name}.principal_paid"], ref["principal_paid"][:, j], atol=1e-6
         )
         np.testing.assert_allclose(
-            res.paths[f"{name}.interest_received"], ref["interest_paid"][:, j], atol=1e-6
+            res.paths[f"{name}.interest_paid"], ref["interest_paid"][:, j], atol=1e-6
         )
     # not vacuous: the trigger fires on some paths and the mezzanine loses on some
     assert (res.paths["pool.accelerated_probability"] > 0).any()
