@@ -10,6 +10,7 @@ import numpy as np
 from .compile.deal import CompiledDeal
 from .compile.scenario import PoolFlows
 from .kernels import layout as L
+from .kernels.bundles import Ledgers
 from .kernels.waterfall import run_paths, run_paths_py, work_shape
 
 __all__ = ["WaterfallResult", "run_waterfall"]
@@ -41,36 +42,6 @@ class WaterfallResult:
     sum_pool: np.ndarray
 
 
-def kernel_args(cd: CompiledDeal) -> tuple:
-    """The deal's static kernel arguments, in kernel order (after the per-path inputs)."""
-    s = cd.structure
-    return (
-        cd.original_pool,
-        s.tranche_f,
-        s.tranche_i,
-        s.tranche_accrual,
-        s.tranche_target,
-        s.fee_f,
-        s.fee_i,
-        cd.deal_accrual,
-        s.account_f,
-        s.account_i,
-        s.support_f,
-        s.support_i,
-        s.trigger_f,
-        s.trigger_i,
-        s.ops,
-        s.n_steps,
-        s.groups,
-        s.group_len,
-        cd.years,
-        s.cr_tranche,
-        s.cr_include_fees,
-        s.call_factor,
-        s.call_price,
-    )
-
-
 def run_waterfall(cd: CompiledDeal, flows: PoolFlows, *, jit: bool = True) -> WaterfallResult:
     """Run every path of ``flows`` through the deal's waterfall and keep full ledgers.
 
@@ -89,18 +60,13 @@ def run_waterfall(cd: CompiledDeal, flows: PoolFlows, *, jit: bool = True) -> Wa
     sum_pool = np.zeros((n_p, L.N_SP))
     rows, cols = work_shape(n_j, n_f, n_a, n_s, len(cd.trigger_names))
     fn: Callable[..., int] = run_paths if jit else run_paths_py
+    led = Ledgers(led_tr, led_fee, led_acc, led_sup, led_per, sum_tr, sum_pool)
     fn(
         flows.flows,
         flows.support_default_period,
         flows.base_rate,
-        *kernel_args(cd),
-        led_tr,
-        led_fee,
-        led_acc,
-        led_sup,
-        led_per,
-        sum_tr,
-        sum_pool,
+        cd.kernel,
+        led,
         rows,
         cols,
     )

@@ -19,7 +19,7 @@ import pandas as pd
 from .compile.deal import CompiledDeal
 from .compile.model import MonteCarloModel, compile_model
 from .compile.scenario import PoolFlows
-from .engine import WaterfallResult, kernel_args, run_waterfall
+from .engine import WaterfallResult, run_waterfall
 from .errors import (
     ArgumentTypeError,
     InputError,
@@ -30,6 +30,7 @@ from .errors import (
     short_repr,
 )
 from .kernels import layout as L
+from .kernels.bundles import BlockSums, RunSpec
 from .kernels.collateral import collateral_path, collateral_scratch
 from .kernels.montecarlo import HIST_TRANCHE_METRICS, run_blocks, run_blocks_py
 from .metrics.rating import RatingTable, default_rating_table
@@ -102,40 +103,6 @@ def check_keep_paths_memory(n_paths: int, n_bytes_per_path: int, what: str = "ke
             f"{limit / gib:,.1f} GiB allowed (at most {KEEP_PATHS_MAX_BYTES / gib:.0f} GiB"
             f"{basis}); use fewer paths"
         )
-
-
-def model_args(m: MonteCarloModel) -> tuple:
-    return (
-        m.obligor_class,
-        m.class_threshold,
-        m.class_sqrt_rho,
-        m.class_sqrt_1mrho,
-        m.class_factor,
-        m.chol,
-        m.copula,
-        m.nu,
-        m.provider_threshold,
-        m.provider_sqrt_rho,
-        m.provider_factor,
-        m.smm,
-        m.prepay_vol,
-        m.recovery_kind,
-        m.recovery_rate,
-        m.ip_value,
-        m.obligor_factor,
-        m.haircut,
-        m.disposal_cost,
-        m.ip_vol,
-        m.ip_loading,
-        m.lag_min,
-        m.lag_max,
-        m.sched_interest,
-        m.sched_principal,
-        m.sched_balance,
-        m.agg_interest,
-        m.agg_principal,
-        m.agg_balance,
-    )
 
 
 @contextmanager
@@ -369,6 +336,25 @@ def simulate_compiled(
     return _simulate_checked(cd, sc, args, rating_table, func)
 
 
+def _block_sums(
+    n_blocks: int, n_kept: int, n_m: int, n_t: int, n_cf: int, n_h1: int, n_j: int, n_ht: int
+) -> BlockSums:
+    """Zeroed Monte Carlo outputs for ``n_blocks`` blocks (shapes: :class:`BlockSums`)."""
+    nb = n_blocks
+    return BlockSums(
+        m_sum=np.zeros((nb, n_m)),
+        m_sq=np.zeros((nb, n_m)),
+        m_cnt=np.zeros((nb, n_m)),
+        cf_sum=np.zeros((nb, n_t, n_cf)),
+        cf_sq=np.zeros((nb, n_t, n_cf)),
+        hist_count=np.zeros((nb, n_h1), dtype=np.int64),
+        hist_loss=np.zeros((nb, HIST_LOSS_BINS), dtype=np.int64),
+        hist_tr=np.zeros((nb, n_j, n_ht, HIST_BINS), dtype=np.int64),
+        hist_cov=np.zeros((nb, n_t, HIST_BINS), dtype=np.int64),
+        path_metrics=np.zeros((n_kept, n_m)),
+    )
+
+
 def _simulate_checked(
     cd: CompiledDeal,
     sc: MonteCarloScenario,
@@ -416,8 +402,7 @@ def _simulate_checked(
     h1 = np.zeros(n_h1, dtype=np.int64)
     h2 = np.zeros(HIST_LOSS_BINS, dtype=np.int64)
     path_out = np.full((n_paths, n_m), np.nan) if keep_paths else np.zeros((0, n_m))
-    args_model = model_args(model)
-    args_deal = kernel_args(cd)
+    model_k, deal_k = model.kernel, cd.kernel
     compile_seconds = 0.0
     if jit and not getattr(run_blocks, "signatures", True):  # no attribute: JIT disabled
         # first call in this process: compile (or load from the cache) on a one-path run
@@ -425,16 +410,11 @@ def _simulate_checked(
         t0 = time.perf_counter()
         with np.errstate(over="ignore"):
             run_blocks(
-                0, 1, BLOCK_SIZE, 1, seed, *args_model, model.base_rate, *args_deal,
-                np.zeros((1, n_m)), np.zeros((1, n_m)), np.zeros((1, n_m)),
-                np.zeros((1, n_t, n_cf)), np.zeros((1, n_t, n_cf)),
-                np.zeros((1, n_h1), dtype=np.int64),
-                np.zeros((1, HIST_LOSS_BINS), dtype=np.int64),
-                np.zeros((1, n_j, n_ht, HIST_BINS), dtype=np.int64),
-                np.zeros((1, n_t, HIST_BINS), dtype=np.int64), hist_lo, hist_hi, 0,
-                np.zeros((0, n_m)),
+                0, 1, RunSpec(BLOCK_SIZE, 1, seed, hist_lo, hist_hi, 0), model_k, deal_k,
+                _block_sums(1, 0, n_m, n_t, n_cf, n_h1, n_j, n_ht),
             )  # fmt: skip
         compile_seconds = time.perf_counter() - t0
+    spec = RunSpec(BLOCK_SIZE, n_paths, seed, hist_lo, hist_hi, int(keep_paths))
     t0 = time.perf_counter()
     bar = None
     task = None
@@ -443,24 +423,16 @@ def _simulate_checked(
         with _threads(threads):
             for first in range(0, n_blocks_total, batch_blocks):
                 nb = min(batch_blocks, n_blocks_total - first)
-                m_sum = np.zeros((nb, n_m))
-                m_sq = np.zeros((nb, n_m))
-                m_cnt = np.zeros((nb, n_m))
-                cf_sum = np.zeros((nb, n_t, n_cf))
-                cf_sq = np.zeros((nb, n_t, n_cf))
-                hc = np.zeros((nb, n_h1), dtype=np.int64)
-                hl = np.zeros((nb, HIST_LOSS_BINS), dtype=np.int64)
-                htr = np.zeros((nb, n_j, n_ht, HIST_BINS), dtype=np.int64)
-                hcv = np.zeros((nb, n_t, HIST_BINS), dtype=np.int64)
                 p_first = first * BLOCK_SIZE
                 p_last = min((first + nb) * BLOCK_SIZE, n_paths)
-                pm = path_out[p_first:p_last] if keep_paths else path_out
+                sums = _block_sums(nb, 0, n_m, n_t, n_cf, n_h1, n_j, n_ht)
+                if keep_paths:
+                    sums = sums._replace(path_metrics=path_out[p_first:p_last])
                 with np.errstate(over="ignore"):  # uint64 wraparound is the RNG's arithmetic
-                    fn(
-                        first, nb, BLOCK_SIZE, n_paths, seed, *args_model, model.base_rate,
-                        *args_deal, m_sum, m_sq, m_cnt, cf_sum, cf_sq, hc, hl, htr, hcv, hist_lo,
-                        hist_hi, int(keep_paths), pm,
-                    )  # fmt: skip
+                    fn(first, nb, spec, model_k, deal_k, sums)
+                m_sum, m_sq, m_cnt = sums.m_sum, sums.m_sq, sums.m_cnt
+                cf_sum, cf_sq = sums.cf_sum, sums.cf_sq
+                hc, hl, htr, hcv = sums.hist_count, sums.hist_loss, sums.hist_tr, sums.hist_cov
                 for b in range(nb):  # fixed order: bitwise reproducible totals
                     m_tot[0] += m_sum[b]
                     m_tot[1] += m_sq[b]
@@ -693,9 +665,9 @@ def path_flows(
     sup = np.zeros((k, n_s), dtype=np.int64)
     scratch = collateral_scratch(cd.n_obligors, model.n_classes, model.chol.shape[0], n_t, n_s)
     for r, p in enumerate(paths):
-        collateral_path(seed, p, *model_args(model), *scratch)
-        flows[r] = scratch[0]
-        sup[r] = scratch[1]
+        collateral_path(seed, p, model.kernel, scratch)
+        flows[r] = scratch.flows
+        sup[r] = scratch.support_default_period
     rates = np.tile(model.base_rate, (k, 1))
     return PoolFlows(flows, sup, rates, np.zeros(k), tuple(f"path {p}" for p in paths))
 

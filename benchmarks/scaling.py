@@ -26,7 +26,6 @@ from abs_engine.compile.model import compile_model
 from abs_engine.kernels.collateral import collateral_path, collateral_scratch
 from abs_engine.kernels.rng import path_key, uniform
 from abs_engine.schema.stochastic import MonteCarloScenario
-from abs_engine.simulation import model_args
 
 from .numpy_model import simulate_numpy
 from .pools import homogeneous_deal, pool_scenario
@@ -62,17 +61,17 @@ def floor_uniforms_per_s(n_obligors: int = 10_000, n_paths: int = 4_000, repeats
 
 
 @njit(parallel=True, cache=True)
-def _collateral_only(n_paths, seed, n_obligors, n_classes, n_factors, n_supports, *model):
-    """Collateral simulation alone over ``n_paths`` paths (``model``: the kernel's model
-    arguments, :func:`abs_engine.simulation.model_args`), blocks of 256 in ``prange``."""
+def _collateral_only(n_paths, seed, n_obligors, n_classes, n_factors, n_supports, model):
+    """Collateral simulation alone over ``n_paths`` paths (``model``: the kernel's
+    :class:`~abs_engine.kernels.bundles.CollateralModel`), blocks of 256 in ``prange``."""
     block = 256
     n_blocks = (n_paths + block - 1) // block
-    n_t = model[-1].shape[0]
+    n_t = model.agg_balance.shape[0]
     total = np.zeros(n_blocks)
     for b in prange(n_blocks):
         scratch = collateral_scratch(n_obligors, n_classes, n_factors, n_t, n_supports)
         for p in range(b * block, min((b + 1) * block, n_paths)):
-            total[b] += collateral_path(seed, p, *model, *scratch)
+            total[b] += collateral_path(seed, p, model, scratch)
     return total.sum()
 
 
@@ -120,7 +119,7 @@ def numpy_seconds(
 
 def _collateral_args(cd: ae.CompiledDeal, sc: MonteCarloScenario) -> tuple:
     m = compile_model(cd, sc)
-    return (cd.n_obligors, m.n_classes, m.chol.shape[0], len(cd.support_names), *model_args(m))
+    return (cd.n_obligors, m.n_classes, m.chol.shape[0], len(cd.support_names), m.kernel)
 
 
 def _t(prefix: str, t: tuple[float, float, float], repeats: int) -> dict:

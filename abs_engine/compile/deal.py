@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ArgumentTypeError, InputError, Problem, ProblemCollector, short_repr
 from ..kernels import layout as L
+from ..kernels.bundles import DealArrays, frozen
 from ..schema.deal import Deal
 from ..schema.load import deal_source, obligor_location, revalidated_deal
 from .pool import CompiledPool, compile_pool
@@ -44,6 +46,8 @@ class CompiledDeal:
     pool : CompiledPool
     structure : StructureArrays
     tranche_names, fee_names, account_names, support_names, trigger_names : tuple[str, ...]
+    kernel : DealArrays
+        The arrays the waterfall kernels take, as one named bundle (built on first use).
     warnings : tuple[Problem, ...]
         Things the deal allows but that are probably wrong (notes that do not match the pool, a
         waterfall without ``pay_residual``...): ``abs-engine validate`` and ``run`` print them
@@ -67,6 +71,38 @@ class CompiledDeal:
     support_names: tuple[str, ...]
     trigger_names: tuple[str, ...]
     warnings: tuple[Problem, ...] = ()
+
+    @cached_property
+    def kernel(self) -> DealArrays:
+        """The waterfall kernels' argument bundle (built once; read-only arrays)."""
+        s = self.structure
+        return frozen(
+            DealArrays(
+                original_pool=self.original_pool,
+                deal_accrual=self.deal_accrual,
+                years=self.years,
+                tranche_f=s.tranche_f,
+                tranche_i=s.tranche_i,
+                tranche_accrual=s.tranche_accrual,
+                tranche_target=s.tranche_target,
+                fee_f=s.fee_f,
+                fee_i=s.fee_i,
+                account_f=s.account_f,
+                account_i=s.account_i,
+                support_f=s.support_f,
+                support_i=s.support_i,
+                trigger_f=s.trigger_f,
+                trigger_i=s.trigger_i,
+                ops=s.ops,
+                n_steps=s.n_steps,
+                groups=s.groups,
+                group_len=s.group_len,
+                cr_tranche=s.cr_tranche,
+                cr_include_fees=s.cr_include_fees,
+                call_factor=s.call_factor,
+                call_price=s.call_price,
+            )
+        )
 
     @property
     def n_periods(self) -> int:

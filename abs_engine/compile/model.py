@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy import special
 
 from ..errors import ArgumentTypeError, ProblemCollector, short_repr
+from ..kernels.bundles import CollateralModel, frozen
 from ..kernels.layout import COPULA_GAUSSIAN, COPULA_STUDENT_T, RECOVERY_IP, RECOVERY_RATE
 from ..schema.load import revalidated
 from ..schema.stochastic import BaselCorrelation, IpValueRecovery, MonteCarloScenario
@@ -62,6 +64,12 @@ class MonteCarloModel:
     sched_interest, sched_principal, sched_balance : float64[N, T]
     agg_interest, agg_principal, agg_balance : float64[T]   pool totals of the above
     base_rate : float64[T]
+    memo : bool
+        The no-default path (no obligor or provider default) has the same pool flows on every
+        path — prepayment is deterministic — so the Monte Carlo driver computes it once per
+        block of paths and counts it. False computes every path (same results, slower).
+    kernel : CollateralModel
+        The arrays above as the collateral kernel's bundle (read-only).
     """
 
     scenario: MonteCarloScenario
@@ -97,6 +105,13 @@ class MonteCarloModel:
     base_rate: np.ndarray
     asset_correlation: np.ndarray  # float64[N], for reporting
     factor_names: tuple[str, ...]
+    memo: bool
+
+    @cached_property
+    def kernel(self) -> CollateralModel:
+        """The collateral kernel's argument bundle (built once; read-only arrays)."""
+        names = [n for n in CollateralModel._fields if n != "memo"]
+        return frozen(CollateralModel(*(getattr(self, n) for n in names), memo=int(self.memo)))
 
     @property
     def n_classes(self) -> int:
@@ -341,4 +356,5 @@ def compile_model(cd: CompiledDeal, sc: MonteCarloScenario) -> MonteCarloModel:
         base_rate=np.full(n_t, base + sc.rate_shock_bps / 1e4),
         asset_correlation=rho,
         factor_names=factor_names,
+        memo=float(sc.prepayment.volatility) == 0.0,
     )

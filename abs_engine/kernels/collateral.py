@@ -24,6 +24,7 @@ import math
 import numpy as np
 
 from ._twin import jit_twin
+from .bundles import CollateralScratch
 from .layout import (
     COPULA_STUDENT_T,
     N_PF,
@@ -81,13 +82,12 @@ def cond_pd_py(c, t, scale, z, class_threshold, class_sqrt_rho, class_sqrt_1mrho
 
 
 def collateral_scratch_py(n_obligors, n_classes, n_factors, n_periods, n_supports):
-    """Scratch and output buffers for :func:`collateral_path_py`, in its argument order:
-    (flows, support_default_period, stats, z, g, cache, stamp, prepay_factor, rem, def_idx,
-    def_t). Allocate once per block of paths and reuse."""
+    """A :class:`~abs_engine.kernels.bundles.CollateralScratch` for
+    :func:`collateral_path_py`: allocate once per block of paths and reuse."""
     nc = max(n_classes, 1)
     nf = max(n_factors, 1)
     no = max(n_obligors, 1)
-    return (
+    return CollateralScratch(
         np.zeros((N_PF, n_periods)),
         np.zeros(n_supports, dtype=np.int64),
         np.zeros(N_CS),
@@ -102,55 +102,43 @@ def collateral_scratch_py(n_obligors, n_classes, n_factors, n_periods, n_support
     )
 
 
-def collateral_path_py(
-    seed,
-    p,
-    obligor_class,
-    class_threshold,
-    class_sqrt_rho,
-    class_sqrt_1mrho,
-    class_factor,
-    chol,
-    copula,
-    nu,
-    provider_threshold,
-    provider_sqrt_rho,
-    provider_factor,
-    smm,
-    prepay_vol,
-    recovery_kind,
-    recovery_rate,
-    ip_value,
-    obligor_factor,
-    haircut,
-    disposal_cost,
-    ip_vol,
-    ip_loading,
-    lag_min,
-    lag_max,
-    sched_interest,
-    sched_principal,
-    sched_balance,
-    agg_interest,
-    agg_principal,
-    agg_balance,
-    flows,
-    support_default_period,
-    stats,
-    z,
-    g,
-    cache,
-    stamp,
-    prepay_factor,
-    rem,
-    def_idx,
-    def_t,
-):
-    """Simulate path ``p`` (global index) into ``flows`` [N_PF, T], ``support_default_period``
-    [S] (0-based period, T + 1 = never) and ``stats`` [N_CS]. Shapes and meanings of the model
-    arrays: :class:`abs_engine.compile.model.MonteCarloModel`. Scratch: z, g [F]; cache [C, T]
-    float; stamp [C, T] int (entries equal to p + 1 are valid for this path); prepay_factor
-    [T + 1]; rem [3, T]; def_idx, def_t [N] int."""
+def collateral_path_py(seed, p, model, scratch):
+    """Simulate path ``p`` (global index) of ``model`` (a
+    :class:`~abs_engine.kernels.bundles.CollateralModel`) into ``scratch.flows`` [N_PF, T],
+    ``scratch.support_default_period`` [S] (0-based period, T + 1 = never) and
+    ``scratch.stats`` [N_CS]; returns the number of defaulting obligors. Shapes and meanings
+    of the model arrays: :class:`abs_engine.compile.model.MonteCarloModel`."""
+    obligor_class = model.obligor_class
+    class_threshold = model.class_threshold
+    class_sqrt_rho = model.class_sqrt_rho
+    class_sqrt_1mrho = model.class_sqrt_1mrho
+    class_factor = model.class_factor
+    chol = model.chol
+    copula = model.copula
+    nu = model.nu
+    provider_threshold = model.provider_threshold
+    provider_sqrt_rho = model.provider_sqrt_rho
+    provider_factor = model.provider_factor
+    smm = model.smm
+    prepay_vol = model.prepay_vol
+    ip_value = model.ip_value
+    obligor_factor = model.obligor_factor
+    lag_min = model.lag_min
+    lag_max = model.lag_max
+    sched_interest = model.sched_interest
+    sched_principal = model.sched_principal
+    sched_balance = model.sched_balance
+    flows = scratch.flows
+    support_default_period = scratch.support_default_period
+    stats = scratch.stats
+    z = scratch.z
+    g = scratch.g
+    cache = scratch.cache
+    stamp = scratch.stamp
+    prepay_factor = scratch.prepay_factor
+    rem = scratch.rem
+    def_idx = scratch.def_idx
+    def_t = scratch.def_t
     n_t = flows.shape[1]
     n_f = chol.shape[0]
     n_obl = obligor_class.shape[0]
@@ -260,17 +248,19 @@ def collateral_path_py(
         exposure = prepay_factor[tau] * sched_balance[i, tau]
         flows[PF_DEFAULT, tau] += exposure
         value = ip_value[i]
-        if recovery_kind == RECOVERY_IP and not math.isnan(value):
+        if model.recovery_kind == RECOVERY_IP and not math.isnan(value):
             eta = normal_py(key_rec, i)
             shock = (
-                ip_loading * z[obligor_factor[i]] + math.sqrt(1.0 - ip_loading * ip_loading) * eta
+                model.ip_loading * z[obligor_factor[i]]
+                + math.sqrt(1.0 - model.ip_loading * model.ip_loading) * eta
             )
+            ip_vol = model.ip_vol
             value = value * math.exp(ip_vol * shock - 0.5 * ip_vol * ip_vol)
-            rec = value * (1.0 - haircut) * (1.0 - disposal_cost)
+            rec = value * (1.0 - model.haircut) * (1.0 - model.disposal_cost)
             if rec > exposure:
                 rec = exposure
         else:
-            rec = recovery_rate[i] * exposure
+            rec = model.recovery_rate[i] * exposure
         lag = lag_min[i]
         if lag_max[i] > lag_min[i]:
             lag += int(uniform_py(key_lag, i) * (lag_max[i] - lag_min[i] + 1))
@@ -297,11 +287,11 @@ def collateral_path_py(
         r = smm[t] * mult
         if r > 1.0:
             r = 1.0
-        x = agg_interest[t] - rem[0, t]
+        x = model.agg_interest[t] - rem[0, t]
         flows[PF_INTEREST, t] = pf * x if x > 0.0 else 0.0
-        x = agg_principal[t] - rem[1, t]
+        x = model.agg_principal[t] - rem[1, t]
         flows[PF_SCHED_PRIN, t] = pf * x if x > 0.0 else 0.0
-        x = agg_balance[t] - agg_principal[t] - rem[2, t]
+        x = model.agg_balance[t] - model.agg_principal[t] - rem[2, t]
         flows[PF_PREPAY, t] = r * pf * x if x > 0.0 else 0.0
         stats[CS_PREPAID] += flows[PF_PREPAY, t]
     return n_def

@@ -14,6 +14,7 @@ import numpy as np
 from numba import prange
 
 from ._twin import jit_twin
+from .bundles import Ledgers
 from .collateral import (
     CS_DEFAULT_COUNT,
     CS_DEFAULTED,
@@ -104,7 +105,7 @@ from .layout import (
     ST_WAL_YEARS,
     TF_BALANCE,
 )
-from .waterfall import N_WORK, waterfall_path, waterfall_path_py
+from .waterfall import waterfall_path, waterfall_path_py, waterfall_scratch, waterfall_scratch_py
 
 
 def tranche_yield_py(cash, accrual, balance, guess):
@@ -164,21 +165,16 @@ def tranche_yield_py(cash, accrual, balance, guess):
     return y
 
 
-def path_metrics_py(
-    led_tr,
-    led_per,
-    led_sup,
-    sum_tr,
-    sum_pool,
-    stats,
-    tranche_f,
-    tranche_accrual,
-    original_pool,
-    support_default_period,
-    cash,
-    metrics,
-):
-    """Reduce one path's ledgers to the metric vector [J·N_MT + N_MP] (``MT_*``, ``MP_*``)."""
+def path_metrics_py(led, stats, deal, support_default_period, cash, metrics):
+    """Reduce one path's ledgers (``led``, a :class:`~abs_engine.kernels.bundles.Ledgers`) and
+    collateral statistics ``stats`` [N_CS] to the metric vector ``metrics`` [J·N_MT + N_MP]
+    (``MT_*`` per tranche, then ``MP_*``); ``cash`` float64[T] is scratch."""
+    led_tr = led.tr
+    sum_tr = led.sum_tr
+    sum_pool = led.sum_pool
+    tranche_f = deal.tranche_f
+    tranche_accrual = deal.tranche_accrual
+    original_pool = deal.original_pool
     n_t = led_tr.shape[0]
     n_j = led_tr.shape[1]
     for j in range(n_j):
@@ -262,9 +258,12 @@ def _bin_py(v, lo, hi, n):
 _bin = jit_twin(_bin_py, cache=True, inline="always")
 
 
-def path_cashflows_py(led_tr, led_per, led_sup, out):
-    """The expected-cash-flow items of one path: out[t, j·N_CFT + CFT_*] per tranche, then
-    out[t, J·N_CFT + CFP_*] for the pool (yuan; CFP_ACCELERATED is 0/1)."""
+def path_cashflows_py(led, out):
+    """The expected-cash-flow items of one path's ledgers ``led``: out[t, j·N_CFT + CFT_*] per
+    tranche, then out[t, J·N_CFT + CFP_*] for the pool (yuan; CFP_ACCELERATED is 0/1)."""
+    led_tr = led.tr
+    led_per = led.per
+    led_sup = led.sup
     n_t = led_tr.shape[0]
     n_j = led_tr.shape[1]
     n_s = led_sup.shape[1]
@@ -295,314 +294,195 @@ def path_cashflows_py(led_tr, led_per, led_sup, out):
     return 0
 
 
-def run_blocks_py(
-    first_block,
-    n_blocks,
-    block_size,
-    n_paths,
-    seed,
-    # collateral model
-    obligor_class,
-    class_threshold,
-    class_sqrt_rho,
-    class_sqrt_1mrho,
-    class_factor,
-    chol,
-    copula,
-    nu,
-    provider_threshold,
-    provider_sqrt_rho,
-    provider_factor,
-    smm,
-    prepay_vol,
-    recovery_kind,
-    recovery_rate,
-    ip_value,
-    obligor_factor,
-    haircut,
-    disposal_cost,
-    ip_vol,
-    ip_loading,
-    lag_min,
-    lag_max,
-    sched_interest,
-    sched_principal,
-    sched_balance,
-    agg_interest,
-    agg_principal,
-    agg_balance,
-    base_rate,
-    # deal
-    original_pool,
-    tranche_f,
-    tranche_i,
-    tranche_accrual,
-    tranche_target,
-    fee_f,
-    fee_i,
-    deal_accrual,
-    account_f,
-    account_i,
-    support_f,
-    support_i,
-    trigger_f,
-    trigger_i,
-    ops,
-    n_steps,
-    groups,
-    group_len,
-    years,
-    cr_tranche,
-    cr_include_fees,
-    call_factor,
-    call_price,
-    # outputs
-    m_sum,
-    m_sq,
-    m_cnt,
-    cf_sum,
-    cf_sq,
-    hist_count,
-    hist_loss,
-    hist_tr,
-    hist_cov,
-    hist_lo,
-    hist_hi,
-    keep,
-    path_metrics,
-):
+def _block_scratch_py(model, deal):
+    """Everything one block of paths reuses: collateral scratch, ledgers, waterfall scratch,
+    and the per-path metric vector and cash flows."""
+    n_t = model.agg_interest.shape[0]
+    n_j = deal.tranche_f.shape[0]
+    n_f = deal.fee_f.shape[0]
+    n_a = deal.account_f.shape[0]
+    n_s = deal.support_f.shape[0]
+    n_g = deal.trigger_f.shape[0]
+    coll = collateral_scratch_py(
+        model.obligor_class.shape[0],
+        model.class_threshold.shape[0],
+        model.chol.shape[0],
+        n_t,
+        n_s,
+    )
+    led = Ledgers(
+        np.zeros((n_t, n_j, N_LT)),
+        np.zeros((n_t, n_f, N_LF)),
+        np.zeros((n_t, n_a, N_LA)),
+        np.zeros((n_t, n_s, N_LS)),
+        np.zeros((n_t, N_LP)),
+        np.zeros((n_j, N_ST)),
+        np.zeros(N_SP),
+    )
+    wf = waterfall_scratch_py(n_j, n_f, n_a, n_s, n_g, n_t)
+    return coll, led, wf
+
+
+def _add_path_py(sums, bb, metrics, path_cf, weight):
+    """Add one path's metric vector and cash flows (``weight`` times: the memoised no-default
+    path is added once per block with its count) to block ``bb``'s sums. 1.0 · v is v
+    exactly, so a weight of one adds what a plain sum would."""
+    n_m = metrics.shape[0]
+    for m in range(n_m):
+        v = metrics[m]
+        if not math.isnan(v):
+            sums.m_sum[bb, m] += weight * v
+            sums.m_sq[bb, m] += weight * v * v
+            sums.m_cnt[bb, m] += weight
+    n_t = path_cf.shape[0]
+    n_cf = path_cf.shape[1]
+    for t in range(n_t):
+        for k in range(n_cf):
+            v = path_cf[t, k]
+            sums.cf_sum[bb, t, k] += weight * v
+            sums.cf_sq[bb, t, k] += weight * v * v
+    return 0
+
+
+def _add_histograms_py(sums, bb, spec, stats, metrics, coverage, n_obl, original_pool):
+    """Add one path to block ``bb``'s histograms: default count, pool loss rate, the
+    per-tranche metrics ``HIST_TRANCHE_METRICS`` and the coverage ratio per period
+    (``coverage`` float64[T], NaN where undefined)."""
+    n_h1 = sums.hist_count.shape[1]
+    n_h2 = sums.hist_loss.shape[1]
+    n_j = sums.hist_tr.shape[1]
+    n_ht = sums.hist_tr.shape[2]
+    n_h3 = sums.hist_tr.shape[3]
+    dc = stats[CS_DEFAULT_COUNT]
+    h = int(dc * (n_h1 - 1) / n_obl + 0.5) if n_obl > 0 else 0
+    if h > n_h1 - 1:
+        h = n_h1 - 1
+    sums.hist_count[bb, h] += 1
+    lr = stats[CS_LOSS] / original_pool
+    h = int(lr * n_h2)
+    if h > n_h2 - 1:
+        h = n_h2 - 1
+    if h < 0:
+        h = 0
+    sums.hist_loss[bb, h] += 1
+    lo = spec.hist_lo
+    hi = spec.hist_hi
+    for j in range(n_j):
+        for q in range(n_ht):
+            v = metrics[j * N_MT + HIST_TRANCHE_METRICS[q]]
+            if not math.isnan(v):
+                sums.hist_tr[bb, j, q, _bin_py(v, lo[q], hi[q], n_h3)] += 1
+    for t in range(coverage.shape[0]):
+        v = coverage[t]
+        if not math.isnan(v):
+            sums.hist_cov[bb, t, _bin_py(v, lo[n_ht], hi[n_ht], n_h3)] += 1
+    return 0
+
+
+def _no_default_path_py(memo, n_def, support_default_period, n_t):
+    """Whether this path is the memoisable no-default path: no obligor and no provider
+    defaults, on a model whose no-default pool flows are always the same (``memo``)."""
+    if memo == 0 or n_def != 0:
+        return False
+    for s in range(support_default_period.shape[0]):
+        if support_default_period[s] < n_t:
+            return False
+    return True
+
+
+def run_blocks_py(first_block, n_blocks, spec, model, deal, sums):
     """Run blocks ``first_block .. first_block + n_blocks - 1`` (in ``prange``).
 
-    Outputs per block bb (0-based within this call): ``m_sum/m_sq/m_cnt[bb, M]`` sums, sums
-    of squares and counts of finite values of the metric vector; ``cf_sum/cf_sq[bb, T, K]``
-    expected-cash-flow sums; ``hist_count[bb, H1]`` default-count histogram;
-    ``hist_loss[bb, H2]`` pool loss-rate histogram on [0, 1];
-    ``hist_tr[bb, J, N_HT, H3]`` per-tranche histograms of the metrics ``HIST_TRANCHE_METRICS``
-    on [hist_lo[k], hist_hi[k]] (out-of-range values in the end bins, NaN skipped);
-    ``hist_cov[bb, T, H3]`` the headline coverage ratio per period on
-    [hist_lo[N_HT], hist_hi[N_HT]]; with ``keep`` = 1, ``path_metrics[p - first_path, M]``."""
-    n_t = agg_interest.shape[0]
-    n_j = tranche_f.shape[0]
-    n_f = fee_f.shape[0]
-    n_a = account_f.shape[0]
-    n_s = support_f.shape[0]
-    n_g = trigger_f.shape[0]
-    n_obl = obligor_class.shape[0]
-    n_c = class_threshold.shape[0]
-    n_fac = chol.shape[0]
-    n_m = m_sum.shape[1]
-    n_h1 = hist_count.shape[1]
-    n_h2 = hist_loss.shape[1]
-    n_h3 = hist_tr.shape[3]
-    n_ht = hist_tr.shape[2]
-    n_cf = cf_sum.shape[2]
+    Parameters
+    ----------
+    first_block, n_blocks : int
+        Global index of the first block and the number of blocks of this call.
+    spec : RunSpec
+        Block size, path count, seed, histogram ranges, whether to keep per-path metrics.
+    model : CollateralModel
+    deal : DealArrays
+    sums : BlockSums, written
+        Per block of this call (0-based): metric and cash-flow sums and histograms; per path
+        of this call (``spec.keep``): the metric vectors, ``path_metrics[p - first_path]``.
+
+    Every path in a block runs in global order on one thread and the block's sums are kept
+    apart, so the caller's block-order total is the same for any thread count or batch."""
+    n_t = model.agg_interest.shape[0]
+    n_obl = model.obligor_class.shape[0]
+    n_m = sums.m_sum.shape[1]
+    n_cf = sums.cf_sum.shape[2]
+    block_size = spec.block_size
     first_path = first_block * block_size
+    # numba 0.68 drops writes made in a prange body through a tuple field (``sums.x[i] = v``;
+    # writes inside called functions are kept): take the array out before the loop
+    path_metrics = sums.path_metrics
     for bb in prange(n_blocks):
-        b = first_block + bb
-        p0 = b * block_size
-        p1 = min(p0 + block_size, n_paths)
-        # scratch for one block, reused by its paths
-        flows, sup_def, stats, z, g, cache, stamp, prepay, rem, def_idx, def_t = (
-            collateral_scratch_py(n_obl, n_c, n_fac, n_t, n_s)
-        )
-        led_tr = np.zeros((n_t, n_j, N_LT))
-        led_fee = np.zeros((n_t, n_f, N_LF))
-        led_acc = np.zeros((n_t, n_a, N_LA))
-        led_sup = np.zeros((n_t, n_s, N_LS))
-        led_per = np.zeros((n_t, N_LP))
-        sum_tr = np.zeros((n_j, N_ST))
-        sum_pool = np.zeros(N_SP)
-        work = np.zeros((N_WORK, max(1, n_j, n_f, n_a, n_s, n_g)))
-        pending = np.zeros((max(n_s, 1), n_t))
+        p0 = (first_block + bb) * block_size
+        p1 = min(p0 + block_size, spec.n_paths)
+        coll, led, wf = _block_scratch_py(model, deal)
         cash = np.zeros(n_t)
         metrics = np.zeros(n_m)
-        # The no-default path (no obligor or provider default, deterministic prepayment) has
-        # the same pool flows every time: run it once per block, add it n_base times at the end.
-        memo = prepay_vol == 0.0
+        path_cf = np.zeros((n_t, n_cf))
+        coverage = np.zeros(n_t)
+        # The no-default path has the same pool flows every time (model.memo): run it once
+        # per block, add it n_base times at the end.
         n_base = 0
         base_metrics = np.zeros(n_m)
         base_cf = np.zeros((n_t, n_cf))
         base_cov = np.zeros(n_t)
-        path_cf = np.zeros((n_t, n_cf))
         for p in range(p0, p1):
-            n_def = collateral_path_py(
-                seed,
-                p,
-                obligor_class,
-                class_threshold,
-                class_sqrt_rho,
-                class_sqrt_1mrho,
-                class_factor,
-                chol,
-                copula,
-                nu,
-                provider_threshold,
-                provider_sqrt_rho,
-                provider_factor,
-                smm,
-                prepay_vol,
-                recovery_kind,
-                recovery_rate,
-                ip_value,
-                obligor_factor,
-                haircut,
-                disposal_cost,
-                ip_vol,
-                ip_loading,
-                lag_min,
-                lag_max,
-                sched_interest,
-                sched_principal,
-                sched_balance,
-                agg_interest,
-                agg_principal,
-                agg_balance,
-                flows,
-                sup_def,
-                stats,
-                z,
-                g,
-                cache,
-                stamp,
-                prepay,
-                rem,
-                def_idx,
-                def_t,
-            )
-            base_path = False
-            if memo and n_def == 0:
-                base_path = True
-                for s in range(n_s):
-                    if sup_def[s] < n_t:
-                        base_path = False
+            n_def = collateral_path_py(spec.seed, p, model, coll)
+            sdp = coll.support_default_period
+            base_path = _no_default_path_py(model.memo, n_def, sdp, n_t)
             if base_path and n_base > 0:
                 n_base += 1
-                for m in range(n_m):
-                    metrics[m] = base_metrics[m]
+                metrics[:] = base_metrics
+                coverage[:] = base_cov
             else:
-                waterfall_path_py(
-                    flows,
-                    sup_def,
-                    base_rate,
-                    original_pool,
-                    tranche_f,
-                    tranche_i,
-                    tranche_accrual,
-                    tranche_target,
-                    fee_f,
-                    fee_i,
-                    deal_accrual,
-                    account_f,
-                    account_i,
-                    support_f,
-                    support_i,
-                    trigger_f,
-                    trigger_i,
-                    ops,
-                    n_steps,
-                    groups,
-                    group_len,
-                    years,
-                    cr_tranche,
-                    cr_include_fees,
-                    call_factor,
-                    call_price,
-                    led_tr,
-                    led_fee,
-                    led_acc,
-                    led_sup,
-                    led_per,
-                    sum_tr,
-                    sum_pool,
-                    work,
-                    pending,
-                )
-                path_metrics_py(
-                    led_tr,
-                    led_per,
-                    led_sup,
-                    sum_tr,
-                    sum_pool,
-                    stats,
-                    tranche_f,
-                    tranche_accrual,
-                    original_pool,
-                    sup_def,
-                    cash,
-                    metrics,
-                )
-                path_cashflows_py(led_tr, led_per, led_sup, path_cf)
+                waterfall_path_py(coll.flows, sdp, model.base_rate, deal, led, wf)
+                path_metrics_py(led, coll.stats, deal, sdp, cash, metrics)
+                path_cashflows_py(led, path_cf)
+                for t in range(n_t):
+                    coverage[t] = led.per[t, LP_COVERAGE_RATIO]
                 if base_path:
                     n_base = 1
                     base_metrics[:] = metrics
                     base_cf[:, :] = path_cf
-                    for t in range(n_t):
-                        base_cov[t] = led_per[t, LP_COVERAGE_RATIO]
+                    base_cov[:] = coverage
                 else:
-                    for m in range(n_m):
-                        v = metrics[m]
-                        if not math.isnan(v):
-                            m_sum[bb, m] += v
-                            m_sq[bb, m] += v * v
-                            m_cnt[bb, m] += 1.0
-                    for t in range(n_t):
-                        for k in range(n_cf):
-                            v = path_cf[t, k]
-                            cf_sum[bb, t, k] += v
-                            cf_sq[bb, t, k] += v * v
-            dc = stats[CS_DEFAULT_COUNT]
-            h = int(dc * (n_h1 - 1) / n_obl + 0.5) if n_obl > 0 else 0
-            if h > n_h1 - 1:
-                h = n_h1 - 1
-            hist_count[bb, h] += 1
-            lr = stats[CS_LOSS] / original_pool
-            h = int(lr * n_h2)
-            if h > n_h2 - 1:
-                h = n_h2 - 1
-            if h < 0:
-                h = 0
-            hist_loss[bb, h] += 1
-            # distributions: per-tranche metrics and the per-period coverage ratio
-            for j in range(n_j):
-                for q in range(n_ht):
-                    v = metrics[j * N_MT + HIST_TRANCHE_METRICS[q]]
-                    if not math.isnan(v):
-                        hist_tr[bb, j, q, _bin_py(v, hist_lo[q], hist_hi[q], n_h3)] += 1
-            for t in range(n_t):
-                v = base_cov[t] if (base_path and n_base > 1) else led_per[t, LP_COVERAGE_RATIO]
-                if not math.isnan(v):
-                    hist_cov[bb, t, _bin_py(v, hist_lo[n_ht], hist_hi[n_ht], n_h3)] += 1
-            if keep != 0:
-                for m in range(n_m):
-                    path_metrics[p - first_path, m] = metrics[m]
+                    _add_path_py(sums, bb, metrics, path_cf, 1.0)
+            _add_histograms_py(
+                sums, bb, spec, coll.stats, metrics, coverage, n_obl, deal.original_pool
+            )
+            if spec.keep != 0:
+                path_metrics[p - first_path, :] = metrics
         if n_base > 0:
-            w = float(n_base)
-            for m in range(n_m):
-                v = base_metrics[m]
-                if not math.isnan(v):
-                    m_sum[bb, m] += w * v
-                    m_sq[bb, m] += w * v * v
-                    m_cnt[bb, m] += w
-            for t in range(n_t):
-                for k in range(n_cf):
-                    v = base_cf[t, k]
-                    cf_sum[bb, t, k] += w * v
-                    cf_sq[bb, t, k] += w * v * v
+            _add_path_py(sums, bb, base_metrics, base_cf, float(n_base))
     return 0
 
 
 tranche_yield = jit_twin(tranche_yield_py, cache=True)
 path_metrics = jit_twin(path_metrics_py, {"tranche_yield_py": tranche_yield}, cache=True)
 path_cashflows = jit_twin(path_cashflows_py, cache=True)
+_block_scratch = jit_twin(
+    _block_scratch_py,
+    {"collateral_scratch_py": collateral_scratch, "waterfall_scratch_py": waterfall_scratch},
+    cache=True,
+)
+_add_path = jit_twin(_add_path_py, cache=True)
+_add_histograms = jit_twin(_add_histograms_py, {"_bin_py": _bin}, cache=True)
+_no_default_path = jit_twin(_no_default_path_py, cache=True)
 run_blocks = jit_twin(
     run_blocks_py,
     {
         "collateral_path_py": collateral_path,
-        "collateral_scratch_py": collateral_scratch,
+        "_block_scratch_py": _block_scratch,
+        "_no_default_path_py": _no_default_path,
         "waterfall_path_py": waterfall_path,
         "path_metrics_py": path_metrics,
         "path_cashflows_py": path_cashflows,
-        "_bin_py": _bin,
+        "_add_path_py": _add_path,
+        "_add_histograms_py": _add_histograms,
     },
     cache=True,
     parallel=True,

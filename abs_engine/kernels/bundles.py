@@ -1,0 +1,208 @@
+"""Named bundles of kernel arguments: ``collections.namedtuple`` s of arrays and scalars.
+
+A kernel takes a few bundles instead of 30-70 positional arrays, so an argument is found by its
+name and two same-typed arrays cannot be swapped silently. Namedtuples type in numba (a
+heterogeneous tuple whose fields are read by name), are cached with ``cache=True`` and work
+unchanged in the plain-Python twins; jitclass would not cache and ``typing.NamedTuple`` is
+not supported in nopython mode.
+
+One numba pitfall (0.68): in the body of a ``prange`` loop, a write through a tuple field
+(``sums.m_sum[b, m] += v``) is lost; writes inside a function called from the loop are kept.
+Take an array out of its bundle before the loop, or write in a helper.
+
+Owners: :class:`abs_engine.compile.deal.CompiledDeal` builds its :class:`DealArrays` once
+(``CompiledDeal.kernel``), the compiled Monte Carlo model its :class:`CollateralModel`
+(``MonteCarloModel.kernel``). Both bundles hold read-only arrays and Python scalars of one type
+per field (``float`` or ``int``), so every deal compiles to the same numba signature.
+
+Axes: P paths, T periods, J tranches, F fees, A accounts, S supports, G triggers, N obligors,
+C PD classes, K opcode rows, R tranche groups, M metrics, B blocks in a kernel call.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+
+__all__ = [
+    "BlockSums",
+    "CollateralModel",
+    "CollateralScratch",
+    "DealArrays",
+    "Ledgers",
+    "RunSpec",
+    "WaterfallScratch",
+    "frozen",
+]
+
+#: The deal's static waterfall inputs (read-only arrays; column meanings in ``layout``).
+#:
+#: original_pool : float           pool balance at closing (yuan)
+#: deal_accrual : float64[T]       accrual fractions under the deal's day count (years)
+#: years : float64[T]              ACT/365F years from closing to each payment date (WAL)
+#: tranche_f, tranche_i : float64[J, N_TF], int64[J, N_TI]   most senior first
+#: tranche_accrual : float64[J, T] accrual fraction per tranche (its day count, years)
+#: tranche_target : float64[J, T]  target balances of ``target_balance`` tranches (yuan)
+#: fee_f, fee_i : float64[F, N_FF], int64[F, N_FI]
+#: account_f, account_i : float64[A, N_AF], int64[A, N_AI]
+#: support_f, support_i : float64[S, N_SF], int64[S, N_SI]
+#: trigger_f, trigger_i : float64[G, N_GF], int64[G, N_GI]
+#: ops : int64[N_STATUS, K, N_OPC]  opcode table per status (``OP_*``)
+#: n_steps : int64[N_STATUS]        rows of ``ops`` used per status (0: no such waterfall)
+#: groups, group_len : int64[R, J], int64[R]   tranche index lists used by steps and triggers
+#: cr_tranche : int                 tranche whose coverage ratio is the deal's headline ratio
+#: cr_include_fees : int            1: coverage-ratio obligations include fees
+#: call_factor : float              clean-up call pool factor (< 0: no call)
+#: call_price : float               call price, share of the performing balance
+DealArrays = namedtuple(
+    "DealArrays",
+    [
+        "original_pool",
+        "deal_accrual",
+        "years",
+        "tranche_f",
+        "tranche_i",
+        "tranche_accrual",
+        "tranche_target",
+        "fee_f",
+        "fee_i",
+        "account_f",
+        "account_i",
+        "support_f",
+        "support_i",
+        "trigger_f",
+        "trigger_i",
+        "ops",
+        "n_steps",
+        "groups",
+        "group_len",
+        "cr_tranche",
+        "cr_include_fees",
+        "call_factor",
+        "call_price",
+    ],
+)
+
+#: The collateral model of a Monte Carlo scenario (read-only arrays): meanings and shapes in
+#: :class:`abs_engine.compile.model.MonteCarloModel`. ``memo`` is 1 when the no-default path
+#: (no obligor or provider default) has the same pool flows every time — deterministic
+#: prepayment — so the driver runs it once per block and counts it (an explicit flag, not a
+#: mode read off ``prepay_vol``).
+CollateralModel = namedtuple(
+    "CollateralModel",
+    [
+        "obligor_class",
+        "class_threshold",
+        "class_sqrt_rho",
+        "class_sqrt_1mrho",
+        "class_factor",
+        "chol",
+        "copula",
+        "nu",
+        "provider_threshold",
+        "provider_sqrt_rho",
+        "provider_factor",
+        "smm",
+        "prepay_vol",
+        "recovery_kind",
+        "recovery_rate",
+        "ip_value",
+        "obligor_factor",
+        "haircut",
+        "disposal_cost",
+        "ip_vol",
+        "ip_loading",
+        "lag_min",
+        "lag_max",
+        "sched_interest",
+        "sched_principal",
+        "sched_balance",
+        "agg_interest",
+        "agg_principal",
+        "agg_balance",
+        "base_rate",
+        "memo",
+    ],
+)
+
+#: One path's collateral outputs and scratch, allocated once per block and reused:
+#: flows float64[N_PF, T] (output), support_default_period int64[S] (output; T + 1 = never),
+#: stats float64[N_CS] (output), z and g float64[F] (factors), cache float64[C, T] and stamp
+#: int64[C, T] (conditional PDs computed on this path: valid where stamp == p + 1),
+#: prepay_factor float64[T + 1], rem float64[3, T], def_idx and def_t int64[N] (defaulters).
+CollateralScratch = namedtuple(
+    "CollateralScratch",
+    [
+        "flows",
+        "support_default_period",
+        "stats",
+        "z",
+        "g",
+        "cache",
+        "stamp",
+        "prepay_factor",
+        "rem",
+        "def_idx",
+        "def_t",
+    ],
+)
+
+#: Ledgers of one path (written by the waterfall; yuan unless the item says otherwise):
+#: tr float64[T, J, N_LT], fee float64[T, F, N_LF], acc float64[T, A, N_LA],
+#: sup float64[T, S, N_LS], per float64[T, N_LP] (pool and deal items per period),
+#: sum_tr float64[J, N_ST] and sum_pool float64[N_SP] (per-path summaries).
+#: With a leading path axis P for :func:`abs_engine.kernels.waterfall.run_paths`.
+Ledgers = namedtuple("Ledgers", ["tr", "fee", "acc", "sup", "per", "sum_tr", "sum_pool"])
+
+#: The waterfall's per-path scratch: work float64[N_WORK, >= max(J, F, A, S, G)] (running
+#: balances, see ``waterfall.W_*``) and pending float64[>= S, T] (loss-compensation claims
+#: not yet paid).
+WaterfallScratch = namedtuple("WaterfallScratch", ["work", "pending"])
+
+#: What a Monte Carlo kernel call runs: paths are numbered globally, ``block_size`` to a
+#: block; n_paths and seed (ints); hist_lo, hist_hi float64[N_HT + 1] the ranges of the
+#: per-tranche histograms and, last, of the coverage-ratio histogram; keep (1: write each
+#: path's metric vector to ``BlockSums.path_metrics``).
+RunSpec = namedtuple("RunSpec", ["block_size", "n_paths", "seed", "hist_lo", "hist_hi", "keep"])
+
+#: Monte Carlo outputs per block b of a kernel call (b = 0 .. B - 1), added in block order by
+#: the caller: m_sum, m_sq, m_cnt float64[B, M] (sums, sums of squares and counts of the finite
+#: values of the per-path metric vector), cf_sum, cf_sq float64[B, T, N_CF] (expected cash
+#: flows), hist_count int64[B, H1] (paths by default count), hist_loss int64[B, H2] (pool loss
+#: rate on [0, 1]), hist_tr int64[B, J, N_HT, H3] (per-tranche metric histograms), hist_cov
+#: int64[B, T, H3] (headline coverage ratio per period); path_metrics float64[paths, M] (the
+#: call's paths, when ``RunSpec.keep``; else shape (0, M)).
+BlockSums = namedtuple(
+    "BlockSums",
+    [
+        "m_sum",
+        "m_sq",
+        "m_cnt",
+        "cf_sum",
+        "cf_sq",
+        "hist_count",
+        "hist_loss",
+        "hist_tr",
+        "hist_cov",
+        "path_metrics",
+    ],
+)
+
+
+def frozen(bundle):
+    """``bundle`` with every array field C-contiguous and read-only and every scalar a Python
+    ``float`` or ``int``: one numba signature for every deal, whatever built the arrays."""
+    fields = {}
+    for name, v in zip(bundle._fields, bundle, strict=True):
+        if isinstance(v, np.ndarray):
+            a = np.ascontiguousarray(v)
+            if a is v and v.flags.writeable:
+                a = v.view()
+            a.setflags(write=False)
+            fields[name] = a
+        elif isinstance(v, bool | np.bool_ | int | np.integer):
+            fields[name] = int(v)
+        else:
+            fields[name] = float(v)
+    return type(bundle)(**fields)
