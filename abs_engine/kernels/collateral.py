@@ -64,7 +64,8 @@ CS_LOSS = 3  # defaulted balance less all recoveries (yuan)
 CS_LOST_RECOVERY = 4  # recoveries arriving after legal final (yuan)
 CS_PREPAID = 5
 CS_STUDENT_SCALE = 6  # sqrt(W / nu) for the Student-t copula, 1 for Gaussian
-N_CS = 7
+CS_PREPAY_MULTIPLIER = 7  # the path's lognormal prepayment multiplier m (1 without volatility)
+N_CS = 8
 
 _SQRT1_2 = 1.0 / math.sqrt(2.0)
 
@@ -107,7 +108,20 @@ def collateral_path_py(seed, p, model, scratch):
     :class:`~abs_engine.kernels.bundles.CollateralModel`) into ``scratch.flows`` [N_PF, T],
     ``scratch.support_default_period`` [S] (0-based period, T + 1 = never) and
     ``scratch.stats`` [N_CS]; returns the number of defaulting obligors. Shapes and meanings
-    of the model arrays: :class:`abs_engine.compile.model.MonteCarloModel`."""
+    of the model arrays: :class:`abs_engine.compile.model.MonteCarloModel`.
+
+    The two halves, :func:`collateral_draws_py` and :func:`survivor_flows_py`, can be called
+    apart: the Monte Carlo driver skips the second on a memoised no-default path."""
+    n_def = collateral_draws_py(seed, p, model, scratch)
+    survivor_flows_py(model, scratch)
+    return n_def
+
+
+def collateral_draws_py(seed, p, model, scratch):
+    """The random part of path ``p``: factors, prepayment multiplier, provider and obligor
+    defaults, and the defaulters' flows (default, recovery, loss, pending recovery) in
+    ``scratch.flows``; the survivors' rows are left for :func:`survivor_flows_py`. Returns
+    the number of defaulting obligors."""
     obligor_class = model.obligor_class
     class_threshold = model.class_threshold
     class_sqrt_rho = model.class_sqrt_rho
@@ -168,6 +182,7 @@ def collateral_path_py(seed, p, model, scratch):
     if prepay_vol > 0.0:
         key = path_key_py(seed, p, STREAM_PREPAY)
         mult = math.exp(prepay_vol * normal_py(key, 0) - 0.5 * prepay_vol * prepay_vol)
+    stats[CS_PREPAY_MULTIPLIER] = mult
     prepay_factor[0] = 1.0
     for t in range(n_t):
         r = smm[t] * mult
@@ -281,8 +296,20 @@ def collateral_path_py(seed, p, model, scratch):
         stats[CS_RECOVERED] += rec
         stats[CS_LOSS] += exposure - rec
 
-    # ---- pool flows of the survivors ----
-    for t in range(n_t):
+    return n_def
+
+
+def survivor_flows_py(model, scratch):
+    """The pool flows of the obligors that have not defaulted (interest, scheduled principal,
+    prepayment: rows PF_INTEREST, PF_SCHED_PRIN, PF_PREPAY of ``scratch.flows``) and the
+    prepaid total, after :func:`collateral_draws_py` on the same scratch."""
+    flows = scratch.flows
+    stats = scratch.stats
+    rem = scratch.rem
+    prepay_factor = scratch.prepay_factor
+    smm = model.smm
+    mult = stats[CS_PREPAY_MULTIPLIER]
+    for t in range(flows.shape[1]):
         pf = prepay_factor[t]
         r = smm[t] * mult
         if r > 1.0:
@@ -294,13 +321,13 @@ def collateral_path_py(seed, p, model, scratch):
         x = model.agg_balance[t] - model.agg_principal[t] - rem[2, t]
         flows[PF_PREPAY, t] = r * pf * x if x > 0.0 else 0.0
         stats[CS_PREPAID] += flows[PF_PREPAY, t]
-    return n_def
+    return 0
 
 
 cond_pd = jit_twin(cond_pd_py, cache=True, inline="always")
 collateral_scratch = jit_twin(collateral_scratch_py, cache=True)
-collateral_path = jit_twin(
-    collateral_path_py,
+collateral_draws = jit_twin(
+    collateral_draws_py,
     {
         "path_key_py": path_key,
         "normal_py": normal,
@@ -310,9 +337,19 @@ collateral_path = jit_twin(
     },
     cache=True,
 )
+survivor_flows = jit_twin(survivor_flows_py, cache=True)
+collateral_path = jit_twin(
+    collateral_path_py,
+    {"collateral_draws_py": collateral_draws, "survivor_flows_py": survivor_flows},
+    cache=True,
+)
 
 __all__ = [
     "N_CS",
+    "collateral_draws",
+    "collateral_draws_py",
+    "survivor_flows",
+    "survivor_flows_py",
     "collateral_path",
     "collateral_path_py",
     "collateral_scratch",

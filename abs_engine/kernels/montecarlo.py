@@ -21,10 +21,13 @@ from .collateral import (
     CS_LOSS,
     CS_PREPAID,
     CS_RECOVERED,
-    collateral_path,
-    collateral_path_py,
+    N_CS,
+    collateral_draws,
+    collateral_draws_py,
     collateral_scratch,
     collateral_scratch_py,
+    survivor_flows,
+    survivor_flows_py,
 )
 from .layout import (
     CFP_ACCELERATED,
@@ -344,10 +347,11 @@ def _add_path_py(sums, bb, metrics, path_cf, weight):
     return 0
 
 
-def _add_histograms_py(sums, bb, spec, stats, metrics, coverage, n_obl, original_pool):
-    """Add one path to block ``bb``'s histograms: default count, pool loss rate, the
-    per-tranche metrics ``HIST_TRANCHE_METRICS`` and the coverage ratio per period
-    (``coverage`` float64[T], NaN where undefined)."""
+def _add_histograms_py(sums, bb, spec, stats, metrics, coverage, n_obl, original_pool, count):
+    """Add ``count`` paths with these figures to block ``bb``'s histograms: default count,
+    pool loss rate, the per-tranche metrics ``HIST_TRANCHE_METRICS`` and the coverage ratio per
+    period (``coverage`` float64[T], NaN where undefined). Counts are integers: adding a
+    path k times at once is the same as adding it k times."""
     n_h1 = sums.hist_count.shape[1]
     n_h2 = sums.hist_loss.shape[1]
     n_j = sums.hist_tr.shape[1]
@@ -357,25 +361,25 @@ def _add_histograms_py(sums, bb, spec, stats, metrics, coverage, n_obl, original
     h = int(dc * (n_h1 - 1) / n_obl + 0.5) if n_obl > 0 else 0
     if h > n_h1 - 1:
         h = n_h1 - 1
-    sums.hist_count[bb, h] += 1
+    sums.hist_count[bb, h] += count
     lr = stats[CS_LOSS] / original_pool
     h = int(lr * n_h2)
     if h > n_h2 - 1:
         h = n_h2 - 1
     if h < 0:
         h = 0
-    sums.hist_loss[bb, h] += 1
+    sums.hist_loss[bb, h] += count
     lo = spec.hist_lo
     hi = spec.hist_hi
     for j in range(n_j):
         for q in range(n_ht):
             v = metrics[j * N_MT + HIST_TRANCHE_METRICS[q]]
             if not math.isnan(v):
-                sums.hist_tr[bb, j, q, _bin_py(v, lo[q], hi[q], n_h3)] += 1
+                sums.hist_tr[bb, j, q, _bin_py(v, lo[q], hi[q], n_h3)] += count
     for t in range(coverage.shape[0]):
         v = coverage[t]
         if not math.isnan(v):
-            sums.hist_cov[bb, t, _bin_py(v, lo[n_ht], hi[n_ht], n_h3)] += 1
+            sums.hist_cov[bb, t, _bin_py(v, lo[n_ht], hi[n_ht], n_h3)] += count
     return 0
 
 
@@ -430,34 +434,40 @@ def run_blocks_py(first_block, n_blocks, spec, model, deal, sums):
         base_metrics = np.zeros(n_m)
         base_cf = np.zeros((n_t, n_cf))
         base_cov = np.zeros(n_t)
+        base_stats = np.zeros(N_CS)
         for p in range(p0, p1):
-            n_def = collateral_path_py(spec.seed, p, model, coll)
+            n_def = collateral_draws_py(spec.seed, p, model, coll)
             sdp = coll.support_default_period
             base_path = _no_default_path_py(model.memo, n_def, sdp, n_t)
             if base_path and n_base > 0:
+                # the memoised path again: its sums and histograms are added n_base times
+                # at the end of the block
                 n_base += 1
-                metrics[:] = base_metrics
-                coverage[:] = base_cov
+                if spec.keep != 0:
+                    path_metrics[p - first_path, :] = base_metrics
+                continue
+            survivor_flows_py(model, coll)
+            waterfall_path_py(coll.flows, sdp, model.base_rate, deal, led, wf)
+            path_metrics_py(led, coll.stats, deal, sdp, cash, metrics)
+            path_cashflows_py(led, path_cf)
+            for t in range(n_t):
+                coverage[t] = led.per[t, LP_COVERAGE_RATIO]
+            if base_path:
+                n_base = 1
+                base_metrics[:] = metrics
+                base_cf[:, :] = path_cf
+                base_cov[:] = coverage
+                base_stats[:] = coll.stats
             else:
-                waterfall_path_py(coll.flows, sdp, model.base_rate, deal, led, wf)
-                path_metrics_py(led, coll.stats, deal, sdp, cash, metrics)
-                path_cashflows_py(led, path_cf)
-                for t in range(n_t):
-                    coverage[t] = led.per[t, LP_COVERAGE_RATIO]
-                if base_path:
-                    n_base = 1
-                    base_metrics[:] = metrics
-                    base_cf[:, :] = path_cf
-                    base_cov[:] = coverage
-                else:
-                    _add_path_py(sums, bb, metrics, path_cf, 1.0)
-            _add_histograms_py(
-                sums, bb, spec, coll.stats, metrics, coverage, n_obl, deal.original_pool
-            )
+                _add_path_py(sums, bb, metrics, path_cf, 1.0)
+                _add_histograms_py(sums, bb, spec, coll.stats, metrics, coverage, n_obl,
+                                   deal.original_pool, 1)  # fmt: skip
             if spec.keep != 0:
                 path_metrics[p - first_path, :] = metrics
         if n_base > 0:
             _add_path_py(sums, bb, base_metrics, base_cf, float(n_base))
+            _add_histograms_py(sums, bb, spec, base_stats, base_metrics, base_cov, n_obl,
+                               deal.original_pool, n_base)  # fmt: skip
     return 0
 
 
@@ -475,7 +485,8 @@ _no_default_path = jit_twin(_no_default_path_py, cache=True)
 run_blocks = jit_twin(
     run_blocks_py,
     {
-        "collateral_path_py": collateral_path,
+        "collateral_draws_py": collateral_draws,
+        "survivor_flows_py": survivor_flows,
         "_block_scratch_py": _block_scratch,
         "_no_default_path_py": _no_default_path,
         "waterfall_path_py": waterfall_path,

@@ -776,9 +776,9 @@ def _close_period_py(t, deal, led, work, final):
         if work[W_BAL, j] < 1e-7:
             work[W_BAL, j] = 0.0
         tr[t, j, LT_BALANCE_END] = work[W_BAL, j]
-        paid_out += tr[t, j, LT_INTEREST_PAID] + tr[t, j, LT_PRINCIPAL_PAID] + tr[
-            t, j, LT_RESIDUAL_PAID
-        ]
+        paid_out += (
+            tr[t, j, LT_INTEREST_PAID] + tr[t, j, LT_PRINCIPAL_PAID] + tr[t, j, LT_RESIDUAL_PAID]
+        )
     for a in range(deal.account_f.shape[0]):
         led.acc[t, a, LA_BALANCE_END] = work[W_ACC_BAL, a]
     for s in range(deal.support_f.shape[0]):
@@ -882,7 +882,13 @@ def waterfall_path_py(pool_flows, support_default_period, base_rate, deal, led, 
         per[t, LP_CUM_DEFAULT_RATIO] = cum_default / original_pool if original_pool > 0 else 0.0
         collections = pool_flows[PF_INTEREST, t] + sched + prepay + pool_flows[PF_RECOVERY, t]
         compensation = _compensation_py(
-            t, n_t, pool_flows[PF_LOSS, t], support_default_period, deal, led, work,
+            t,
+            n_t,
+            pool_flows[PF_LOSS, t],
+            support_default_period,
+            deal,
+            led,
+            work,
             scratch.pending,
         )
         call_proceeds, called = _call_proceeds_py(
