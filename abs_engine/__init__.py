@@ -19,7 +19,7 @@ if TYPE_CHECKING:
         InputError,
         Problem,
     )
-    from .simulation import SimulationResult
+    from .report.montecarlo import SimulationResult
 
 #: public name → the module defining it. Imported on first use (PEP 562), so that
 #: ``import abs_engine.cli`` can guard its own heavy imports against Ctrl-C and SIGTERM.
@@ -36,7 +36,7 @@ _LAZY = {
         + ["Problem"],
         ".errors",
     ),
-    "SimulationResult": ".simulation",
+    "SimulationResult": ".report.montecarlo",
 }
 
 

@@ -1,5 +1,7 @@
 """Monte Carlo simulation of a deal: prepares the model, runs the kernels batch by batch, and
-reduces block sums to means with standard errors."""
+adds their block sums in a fixed order. :mod:`abs_engine.metrics.montecarlo` reduces the sums;
+:mod:`abs_engine.report.montecarlo` puts them into frames and defines
+:class:`SimulationResult` (re-exported here)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,6 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import numba
@@ -26,14 +27,23 @@ from .errors import (
     check_bool,
     check_int,
     check_optional_bool,
-    check_real,
     short_repr,
 )
 from .kernels import layout as L
 from .kernels.bundles import BlockSums, RunSpec
 from .kernels.collateral import collateral_path, collateral_scratch
 from .kernels.montecarlo import HIST_TRANCHE_METRICS, run_blocks, run_blocks_py
+from .metrics.montecarlo import hist_ranges, mean_se
 from .metrics.rating import RatingTable, default_rating_table
+from .report.montecarlo import (
+    MP_NAMES,
+    SimulationResult,
+    add_lgd_and_duration,
+    cashflow_frame,
+    distributions,
+    metric_names,
+    tranche_frame,
+)
 from .schema.stochastic import MAX_PATHS, MAX_SEED, MonteCarloScenario
 
 __all__ = ["InputError", "SimulationResult", "simulate_compiled"]
@@ -118,110 +128,6 @@ def _threads(n: int | None):
         yield
     finally:
         numba.set_num_threads(old)
-
-
-def _mean_se(s: np.ndarray, sq: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(n > 0, s / np.maximum(n, 1), np.nan)
-        var = np.where(n > 1, (sq - n * mean * mean) / np.maximum(n - 1, 1), np.nan)
-        se = np.sqrt(np.maximum(var, 0.0) / np.maximum(n, 1))
-    return mean, np.where(n > 1, se, np.nan)
-
-
-@dataclass(frozen=True)
-class SimulationResult:
-    """Means, standard errors and distributions of one Monte Carlo run.
-
-    Attributes
-    ----------
-    tranches : DataFrame   per tranche: expected_loss (PV at the coupon, share of balance),
-        principal_loss, default_probability (any interest or principal shortfall), wal_years,
-        irr, min_coverage_ratio, principal/interest/support received — each with ``_se``.
-    pool : DataFrame       pool metrics (default count, default rate, loss rate, recovery rate,
-        prepayment, provider default, acceleration), mean and se.
-    cashflows : DataFrame  expected cash flows per period (tranches and pool), mean and se.
-    paths : DataFrame | None   per-path metrics (``keep_paths=True`` only).
-    default_count_hist : int64[H]   paths by number of defaulted obligors (bin k = k·N/(H-1)).
-    loss_rate_hist : int64[1000]    paths by pool loss rate on [0, 1].
-    """
-
-    deal: CompiledDeal
-    model: MonteCarloModel
-    n_paths: int
-    seed: int
-    tranches: pd.DataFrame
-    pool: pd.DataFrame
-    cashflows: pd.DataFrame
-    paths: pd.DataFrame | None
-    default_count_hist: np.ndarray
-    loss_rate_hist: np.ndarray
-    seconds: float
-    rating_table: RatingTable
-    ledgers: dict[int, WaterfallResult] = field(default_factory=dict)
-    #: seconds spent compiling (or loading from the cache) the kernels on the first call in
-    #: this process; not included in ``seconds``
-    compile_seconds: float = 0.0
-
-    @property
-    def scenario(self) -> MonteCarloScenario:
-        return self.model.scenario
-
-    def default_count_distribution(self) -> pd.Series:
-        """Share of paths by number of defaulted obligors (exact counts for pools up to
-        10,000 obligors)."""
-        n = self.deal.n_obligors
-        h = self.default_count_hist
-        idx = np.round(np.arange(len(h)) * n / max(len(h) - 1, 1)).astype(int)
-        return pd.Series(h / h.sum(), index=pd.Index(idx, name="defaults"), name="probability")
-
-    def loss_rate_quantile(self, q: float) -> float:
-        """Pool loss-rate quantile from the 1000-bin histogram (bin upper edge); ``q`` in
-        [0, 1]."""
-        q = check_real(q, "loss_rate_quantile", "q", 0.0, 1.0)
-        c = np.cumsum(self.loss_rate_hist) / self.loss_rate_hist.sum()
-        k = int(np.searchsorted(c, q))
-        return (k + 1) / len(self.loss_rate_hist)
-
-
-_MT_NAMES = [
-    ("expected_loss", L.MT_PV_LOSS),
-    ("principal_loss", L.MT_LOSS),
-    ("default_probability", L.MT_DEFAULT),
-    ("wal_years", L.MT_WAL),
-    ("irr", L.MT_IRR),
-    ("min_coverage_ratio", L.MT_MIN_COVERAGE),
-    ("principal_paid", L.MT_PRINCIPAL),
-    ("interest_paid", L.MT_INTEREST),
-    ("support_received", L.MT_SUPPORT),
-    ("residual_paid", L.MT_RESIDUAL),
-]
-_MP_NAMES = [
-    ("default_count", L.MP_DEFAULT_COUNT),
-    ("default_rate", L.MP_DEFAULT_RATE),
-    ("loss_rate", L.MP_LOSS_RATE),
-    ("recovery_rate", L.MP_RECOVERY_RATE),
-    ("prepayment_rate", L.MP_PREPAY_RATE),
-    ("support_paid", L.MP_SUPPORT_PAID),
-    ("provider_default_probability", L.MP_PROVIDER_DEFAULT),
-    ("accelerated_probability", L.MP_ACCELERATED),
-    ("min_coverage_ratio", L.MP_MIN_COVERAGE),
-    ("compensation_received", L.MP_COMPENSATION),
-    ("support_drawn_probability", L.MP_SUPPORT_DRAWN),
-    ("cash_released", L.MP_CASH_RELEASED),
-]
-
-
-def metric_names(tranche_names: Sequence[str]) -> list[str]:
-    """Column names of the per-path metric vector: ``A.expected_loss``, ...,
-    ``pool.default_count``. One vocabulary: a per-path column has the name of the mean it
-    averages to (``A.expected_loss`` on one path is that path's PV loss, share of balance)."""
-    by_item = {v: k for k, v in _MT_NAMES}
-    names = []
-    for t in tranche_names:
-        names += [f"{t}.{by_item[i]}" for i in range(L.N_MT)]
-    by_pool = {v: k for k, v in _MP_NAMES}
-    names += [f"pool.{by_pool[i]}" for i in range(L.N_MP)]
-    return names
 
 
 def _progress(total: int, enabled: bool | None):
@@ -393,7 +299,7 @@ def _simulate_checked(
         batch_blocks = max(8, 4 * numba.get_num_threads())
     fn: Callable[..., int] = run_blocks if jit else run_blocks_py
 
-    hist_lo, hist_hi = _hist_ranges(cd)
+    hist_lo, hist_hi = hist_ranges(cd)
     n_ht = len(HIST_TRANCHE_METRICS)
     h_tr = np.zeros((n_j, n_ht, HIST_BINS), dtype=np.int64)
     h_cov = np.zeros((n_t, HIST_BINS), dtype=np.int64)
@@ -462,21 +368,21 @@ def _simulate_checked(
             bar.stop()
     seconds = time.perf_counter() - t0
 
-    mean, se = _mean_se(m_tot[0], m_tot[1], m_tot[2])
+    mean, se = mean_se(m_tot[0], m_tot[1], m_tot[2])
     cf_n = np.full_like(cf_tot[0], float(n_paths))
-    cf_mean, cf_se = _mean_se(cf_tot[0], cf_tot[1], cf_n)
-    tranches = _tranche_frame(cd, mean, se, rating_table)
-    dist = _distributions(cd, h_tr, h_cov, hist_lo, hist_hi, path_out if keep_paths else None)
+    cf_mean, cf_se = mean_se(cf_tot[0], cf_tot[1], cf_n)
+    tranches = tranche_frame(cd, mean, se, rating_table)
+    dist = distributions(cd, h_tr, h_cov, hist_lo, hist_hi, path_out if keep_paths else None)
     tranches = tranches.assign(**dist["tranches"])
     pool = pd.DataFrame(
         [
             {"metric": name, "mean": mean[n_j * L.N_MT + k], "se": se[n_j * L.N_MT + k]}
-            for name, k in _MP_NAMES
+            for name, k in MP_NAMES
         ]
     ).set_index("metric")
-    cashflows = _cashflow_frame(cd, cf_mean, cf_se, cf_tot)
+    cashflows = cashflow_frame(cd, cf_mean, cf_se, cf_tot)
     cashflows["coverage_ratio_p05"] = dist["coverage_p05"]
-    tranches = _add_lgd_and_duration(cd, tranches, cashflows, n_paths)
+    tranches = add_lgd_and_duration(cd, tranches, cashflows, n_paths)
     paths = pd.DataFrame(path_out, columns=metric_names(cd.tranche_names)) if keep_paths else None
     ledgers = {int(p): path_ledger(cd, model, seed, int(p)) for p in ledger_paths}
     return SimulationResult(
@@ -495,163 +401,6 @@ def _simulate_checked(
         ledgers,
         compile_seconds,
     )
-
-
-def _hist_ranges(cd: CompiledDeal) -> tuple[np.ndarray, np.ndarray]:
-    """[lo, hi] of each histogram: yield, WAL, minimum coverage, PV loss, then coverage."""
-    ranges = {
-        L.MT_IRR: (-1.0, 0.5),
-        L.MT_WAL: (0.0, float(cd.years[-1]) + 1e-9),
-        L.MT_MIN_COVERAGE: (0.0, 5.0),
-        L.MT_PV_LOSS: (0.0, 1.0),
-    }
-    lo = [ranges[int(k)][0] for k in HIST_TRANCHE_METRICS] + [0.0]
-    hi = [ranges[int(k)][1] for k in HIST_TRANCHE_METRICS] + [5.0]
-    return np.array(lo), np.array(hi)
-
-
-def _hist_quantile(h: np.ndarray, q: float, lo: float, hi: float) -> float:
-    """Quantile from a histogram: the centre of the bin where the cumulative share reaches q
-    (resolution (hi - lo) / bins)."""
-    n = h.sum()
-    if n == 0:
-        return float("nan")
-    k = int(np.searchsorted(np.cumsum(h), q * n))
-    k = min(k, len(h) - 1)
-    return lo + (k + 0.5) * (hi - lo) / len(h)
-
-
-def _distributions(
-    cd: CompiledDeal,
-    h_tr: np.ndarray,
-    h_cov: np.ndarray,
-    lo: np.ndarray,
-    hi: np.ndarray,
-    paths: np.ndarray | None,
-) -> dict[str, Any]:
-    """Percentiles per tranche (exact from kept paths, else from the histograms) and the 5th
-    percentile of the coverage ratio per period."""
-    names = metric_names(cd.tranche_names)
-    wanted = [("irr", L.MT_IRR, (0.01, 0.05, 0.5)), ("wal_years", L.MT_WAL, (0.05, 0.95)),
-              ("min_coverage_ratio", L.MT_MIN_COVERAGE, (0.05,))]  # fmt: skip
-    cols: dict[str, list[float]] = {}
-    order = list(HIST_TRANCHE_METRICS)
-    for j, t in enumerate(cd.tranche_names):
-        for label, item, qs in wanted:
-            q_index = order.index(item)
-            for q in qs:
-                key = f"{label}_p{round(q * 100):02d}"
-                if paths is not None:
-                    col = paths[:, names.index(f"{t}.{label}")]
-                    col = col[~np.isnan(col)]
-                    v = float(np.quantile(col, q)) if len(col) else float("nan")
-                else:
-                    v = _hist_quantile(h_tr[j, q_index], q, lo[q_index], hi[q_index])
-                cols.setdefault(key, []).append(v)
-    cols["coverage_ratio_p05"] = cols.pop("min_coverage_ratio_p05")
-    cov = [_hist_quantile(h_cov[t], 0.05, lo[-1], hi[-1]) for t in range(cd.n_periods)]
-    return {"tranches": cols, "coverage_p05": cov}
-
-
-def _add_lgd_and_duration(
-    cd: CompiledDeal, tranches: pd.DataFrame, cashflows: pd.DataFrame, n: int
-) -> pd.DataFrame:
-    """Loss given default = EL / P(shortfall), with a delta-method standard error (a PV loss
-    only occurs on a path with a shortfall, so cov(L, D) = EL·(1 - P)); modified duration
-    of the expected cash flows at the tranche's coupon, compounded each period."""
-    el, el_se = (tranches[c].to_numpy(float) for c in ("expected_loss", "expected_loss_se"))
-    p, p_se = (
-        tranches[c].to_numpy(float) for c in ("default_probability", "default_probability_se")
-    )
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lgd = np.where(p > 0, el / p, np.nan)
-        cov = el * (1 - p) / n
-        var = el_se**2 / p**2 + el**2 * p_se**2 / p**4 - 2 * el * cov / p**3
-        lgd_se = np.where(p > 0, np.sqrt(np.maximum(var, 0.0)), np.nan)
-    durations = []
-    for j, t in enumerate(cd.tranche_names):
-        c = cd.deal.tranches[j].coupon
-        rate = c.rate if c.kind == "fixed" else 0.0
-        cash = (
-            cashflows[f"{t}.interest_paid"].to_numpy() + cashflows[f"{t}.principal_paid"].to_numpy()
-        )
-        df = 1.0 / np.cumprod(1.0 + rate * cd.deal_accrual)
-        pv = cash * df
-        if pv.sum() <= 0:
-            durations.append(float("nan"))
-            continue
-        macaulay = float((cd.years * pv).sum() / pv.sum())
-        durations.append(macaulay / (1.0 + rate / cd.periods_per_year))
-    return tranches.assign(lgd=lgd, lgd_se=lgd_se, modified_duration=durations)
-
-
-def _tranche_frame(
-    cd: CompiledDeal, mean: np.ndarray, se: np.ndarray, table: RatingTable
-) -> pd.DataFrame:
-    rows = []
-    for j, tr in enumerate(cd.deal.tranches):
-        c = tr.coupon
-        row: dict[str, Any] = {
-            "tranche": tr.name,
-            "balance": tr.balance,
-            "coupon": c.rate
-            if c.kind == "fixed"
-            else (None if c.kind == "none" else f"base{c.spread:+.4%}"),
-        }
-        for name, k in _MT_NAMES:
-            row[name] = mean[j * L.N_MT + k]
-            row[name + "_se"] = se[j * L.N_MT + k]
-        metric = row["expected_loss"] if table.basis == "el" else row["default_probability"]
-        row["implied_rating"] = table.implied_rating(metric, row["wal_years"])
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _cashflow_frame(
-    cd: CompiledDeal, mean: np.ndarray, se: np.ndarray, cf_tot: np.ndarray
-) -> pd.DataFrame:
-    out = pd.DataFrame(
-        {
-            "period": np.arange(1, cd.n_periods + 1),
-            "payment_date": pd.to_datetime(list(cd.payment_dates)),
-        }
-    )
-    n_j = len(cd.tranche_names)
-    cft = {
-        L.CFT_INTEREST: "interest_paid",
-        L.CFT_PRINCIPAL: "principal_paid",
-        L.CFT_WRITE_DOWN: "write_down",
-        L.CFT_BALANCE_END: "balance_end",
-        L.CFT_RESIDUAL: "residual_paid",
-    }
-    cfp = {
-        L.CFP_INTEREST: "interest",
-        L.CFP_SCHED_PRIN: "scheduled_principal",
-        L.CFP_PREPAY: "prepayment",
-        L.CFP_DEFAULT: "defaults",
-        L.CFP_RECOVERY: "recoveries",
-        L.CFP_POOL_END: "balance_end",
-        L.CFP_SUPPORT: "support_paid",
-        L.CFP_ACCELERATED: "accelerated_probability",
-    }
-    cols: dict[str, np.ndarray] = {}
-    for j, name in enumerate(cd.tranche_names):
-        for k, item in cft.items():
-            cols[f"{name}.{item}"] = mean[:, j * L.N_CFT + k]
-            cols[f"{name}.{item}_se"] = se[:, j * L.N_CFT + k]
-    for k, item in cfp.items():
-        cols[f"pool.{item}"] = mean[:, n_j * L.N_CFT + k]
-        cols[f"pool.{item}_se"] = se[:, n_j * L.N_CFT + k]
-    # the coverage ratio is averaged over the paths where it is defined (senior outstanding)
-    base = n_j * L.N_CFT
-    cols["coverage_ratio"], cols["coverage_ratio_se"] = _mean_se(
-        cf_tot[0][:, base + L.CFP_COVERAGE],
-        cf_tot[1][:, base + L.CFP_COVERAGE],
-        cf_tot[0][:, base + L.CFP_COVERAGE_DEFINED],
-    )
-    cols["coverage_ratio_defined_share"] = mean[:, base + L.CFP_COVERAGE_DEFINED]
-    # one concat: inserting ~50 columns one by one costs pandas about 10 ms
-    return pd.concat([out, pd.DataFrame(cols, index=out.index)], axis=1)
 
 
 def path_flows(

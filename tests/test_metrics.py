@@ -6,6 +6,16 @@ import numpy as np
 import pytest
 
 import abs_engine as ae
+from abs_engine.metrics.montecarlo import (
+    hist_quantile,
+    hist_upper_edge,
+    loss_given_default,
+    mean_se,
+    modified_duration,
+    sample_quantile,
+)
+from abs_engine.metrics.rating import RatingTable, implied_ratings
+from abs_engine.report.montecarlo import MP_NAMES, MT_NAMES, metric_names
 from abs_engine.schema import parse_deal
 from abs_engine.schema.stochastic import MonteCarloScenario
 from tests.conftest import base_deal, obligor
@@ -62,3 +72,75 @@ def test_support_drawn_probability_and_amount():
     drawn = res.paths["A.support_received"] > 0.01
     p, se = res.pool.loc["support_drawn_probability", ["mean", "se"]]
     assert abs(p - drawn.mean()) < 1e-12 and se > 0
+
+
+# --- the reductions themselves (abs_engine.metrics.montecarlo), on hand-computed inputs -------
+
+
+def test_mean_se_from_sums():
+    """Values 1, 2, 3, 4: sum 10, squares 30; mean 2.5, sample variance (30 - 4·2.5²)/3 = 5/3,
+    se sqrt(5/3 / 4). One value has no standard error; none has no mean."""
+    s, sq, n = np.array([10.0, 7.0, 0.0]), np.array([30.0, 49.0, 0.0]), np.array([4.0, 1.0, 0.0])
+    mean, se = mean_se(s, sq, n)
+    np.testing.assert_allclose(mean[:2], [2.5, 7.0])
+    assert se[0] == pytest.approx(np.sqrt(5 / 12))
+    assert np.isnan(se[1]) and np.isnan(mean[2]) and np.isnan(se[2])
+
+
+def test_histogram_quantiles():
+    """Counts 0, 2, 2, 0 on [0, 4]: half the paths are in bin 1 (centre 1.5), three quarters
+    by bin 2 (centre 2.5). Counts 1, 1, 1, 1 on [0, 1]: the median's bin ends at 0.5."""
+    h = np.array([0, 2, 2, 0])
+    assert hist_quantile(h, 0.5, 0.0, 4.0) == 1.5
+    assert hist_quantile(h, 0.75, 0.0, 4.0) == 2.5
+    assert np.isnan(hist_quantile(np.zeros(4, dtype=np.int64), 0.5, 0.0, 4.0))
+    assert hist_upper_edge(np.ones(4, dtype=np.int64), 0.5) == 0.5
+    assert hist_upper_edge(np.ones(4, dtype=np.int64), 0.0) == 0.25
+
+
+def test_sample_quantile_leaves_out_undefined_paths():
+    assert sample_quantile(np.array([np.nan, 1.0, 2.0, 3.0]), 0.5) == 2.0
+    assert np.isnan(sample_quantile(np.array([np.nan, np.nan]), 0.5))
+
+
+def test_loss_given_default_and_duration_by_hand():
+    """EL 2%, P 5%: LGD 40%; no shortfall: no LGD. A 3-year zero-coupon 100 at 5% a year:
+    Macaulay duration 3, modified 3 / 1.05."""
+    lgd, lgd_se = loss_given_default(
+        np.array([0.02, 0.0]), np.array([0.001, 0.0]), np.array([0.05, 0.0]),
+        np.array([0.002, 0.0]), 10_000,
+    )  # fmt: skip
+    assert lgd[0] == pytest.approx(0.4) and lgd_se[0] > 0
+    assert np.isnan(lgd[1]) and np.isnan(lgd_se[1])
+    ones = np.ones(3)
+    d = modified_duration(np.array([0.0, 0.0, 100.0]), np.cumsum(ones), ones, 0.05, 1)
+    assert d == pytest.approx(3 / 1.05, rel=1e-14)
+    assert np.isnan(modified_duration(np.zeros(3), np.cumsum(ones), ones, 0.05, 1))
+
+
+def test_implied_ratings_follow_the_table_basis():
+    """Thresholds AAA 0.1%, BBB 1% at every horizon: EL 0.05% with P 5% is AAA on the EL
+    basis and below BBB on the PD basis."""
+    kw = {"ratings": ("AAA", "BBB"), "source": "<test>", "illustrative": False}
+    h = {"AAA": np.array([1.0]), "BBB": np.array([1.0])}
+    th = {"AAA": np.array([0.001]), "BBB": np.array([0.01])}
+    el, p, wal = np.array([0.0005, np.nan]), np.array([0.05, 0.0]), np.array([2.0, 2.0])
+    by_el = RatingTable(horizons=h, thresholds=th, basis="el", **kw)
+    by_pd = RatingTable(horizons=h, thresholds=th, basis="pd", **kw)
+    assert implied_ratings(by_el, el, p, wal) == ["AAA", "n/a"]
+    assert implied_ratings(by_pd, el, p, wal) == ["below BBB", "AAA"]
+
+
+def test_one_vocabulary_for_means_and_paths():
+    """Every per-path tranche column averages to the tranche-table column of the same name."""
+    res = ae.simulate(n_paths=2_048, seed=2, keep_paths=True, progress=False)
+    assert list(res.paths.columns) == metric_names(res.deal.tranche_names)
+    for name, _ in MT_NAMES:
+        for j, t in enumerate(res.deal.tranche_names):
+            assert res.tranches[name][j] == pytest.approx(
+                res.paths[f"{t}.{name}"].mean(), rel=1e-9, nan_ok=True
+            )
+    for name, _ in MP_NAMES:
+        assert res.pool.loc[name, "mean"] == pytest.approx(
+            res.paths[f"pool.{name}"].mean(), rel=1e-9, nan_ok=True
+        )

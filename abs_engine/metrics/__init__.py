@@ -1,4 +1,5 @@
-"""Metrics on simulation results: rating mapping (more to come: coverage, duration)."""
+"""Metrics on simulation results: Monte Carlo reductions (means with standard errors,
+quantiles, LGD, modified duration) in :mod:`.montecarlo`, the rating mapping in :mod:`.rating`."""
 
 from .rating import DEFAULT_TABLE, RatingTable, load_rating_table
 

@@ -23,7 +23,13 @@ import pandas as pd
 
 from ..errors import DealError, ProblemCollector, check_path
 
-__all__ = ["DEFAULT_TABLE", "RatingTable", "default_rating_table", "load_rating_table"]
+__all__ = [
+    "DEFAULT_TABLE",
+    "RatingTable",
+    "default_rating_table",
+    "implied_ratings",
+    "load_rating_table",
+]
 
 DEFAULT_TABLE = Path(__file__).resolve().parents[1] / "data" / "idealized_el_illustrative.csv"
 
@@ -80,6 +86,29 @@ class RatingTable:
             if metric <= self.threshold(r, max(horizon_years, 1e-6)):
                 return r
         return f"below {self.ratings[-1]}"
+
+
+def implied_ratings(
+    table: RatingTable,
+    expected_loss: np.ndarray,
+    default_probability: np.ndarray,
+    wal_years: np.ndarray,
+) -> list[str]:
+    """The implied rating of each tranche, on the table's basis.
+
+    Parameters
+    ----------
+    table : RatingTable
+    expected_loss : float64[J]        PV loss, share of balance (the "el" basis)
+    default_probability : float64[J]  probability of any shortfall (the "pd" basis)
+    wal_years : float64[J]            the horizon each tranche is rated at
+
+    Returns
+    -------
+    list[str]  J ratings (see :meth:`RatingTable.implied_rating`)
+    """
+    metric = expected_loss if table.basis == "el" else default_probability
+    return [table.implied_rating(m, w) for m, w in zip(metric, wal_years, strict=True)]
 
 
 @functools.lru_cache(maxsize=1)

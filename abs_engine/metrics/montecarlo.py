@@ -1,0 +1,176 @@
+"""Reductions of Monte Carlo results: means with standard errors from block sums, quantiles
+from histograms or kept paths, loss given default and modified duration.
+
+Arrays and scalars in, arrays and scalars out; the names of the output columns belong to
+:mod:`abs_engine.report.montecarlo`.
+
+Axes: P paths, T payment periods, J tranches, M per-path metrics (``J·N_MT + N_MP``, laid out
+in :mod:`abs_engine.kernels.layout`), H histogrammed tranche metrics
+(:data:`~abs_engine.kernels.montecarlo.HIST_TRANCHE_METRICS`), B histogram bins.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..compile.deal import CompiledDeal
+from ..kernels import layout as L
+from ..kernels.montecarlo import HIST_TRANCHE_METRICS
+
+__all__ = [
+    "hist_quantile",
+    "hist_ranges",
+    "hist_upper_edge",
+    "loss_given_default",
+    "mean_se",
+    "modified_duration",
+    "sample_quantile",
+]
+
+
+def mean_se(s: np.ndarray, sq: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard error of the mean from sums.
+
+    Parameters
+    ----------
+    s : float64[...]    sum of the values
+    sq : float64[...]   sum of their squares
+    n : float64[...]    number of values summed (same shape)
+
+    Returns
+    -------
+    mean : float64[...]  ``s / n``; NaN where ``n = 0``
+    se : float64[...]    ``sqrt(var / n)`` with the sample variance (``n - 1`` in the
+        denominator, clipped at 0 against rounding); NaN where ``n < 2``
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n > 0, s / np.maximum(n, 1), np.nan)
+        var = np.where(n > 1, (sq - n * mean * mean) / np.maximum(n - 1, 1), np.nan)
+        se = np.sqrt(np.maximum(var, 0.0) / np.maximum(n, 1))
+    return mean, np.where(n > 1, se, np.nan)
+
+
+def hist_ranges(cd: CompiledDeal) -> tuple[np.ndarray, np.ndarray]:
+    """The ranges the kernels bin per-path values into.
+
+    Returns
+    -------
+    lo, hi : float64[H + 1]  [lo, hi] of each tranche histogram, in the order of
+        ``HIST_TRANCHE_METRICS`` (yield: decimal a year; WAL: years up to the last payment
+        date; minimum coverage ratio; PV loss: share of balance), then of the per-period
+        coverage ratio. Values outside fall into the end bins.
+    """
+    ranges = {
+        L.MT_IRR: (-1.0, 0.5),
+        L.MT_WAL: (0.0, float(cd.years[-1]) + 1e-9),
+        L.MT_MIN_COVERAGE: (0.0, 5.0),
+        L.MT_PV_LOSS: (0.0, 1.0),
+    }
+    lo = [ranges[int(k)][0] for k in HIST_TRANCHE_METRICS] + [0.0]
+    hi = [ranges[int(k)][1] for k in HIST_TRANCHE_METRICS] + [5.0]
+    return np.array(lo), np.array(hi)
+
+
+def hist_quantile(h: np.ndarray, q: float, lo: float, hi: float) -> float:
+    """Quantile from a histogram: the centre of the bin where the cumulative share reaches
+    ``q`` (resolution ``(hi - lo) / B``).
+
+    Parameters
+    ----------
+    h : int64[B]   path counts by bin on [lo, hi]
+    q : float      in [0, 1]
+
+    Returns
+    -------
+    float  in the histogram's units; NaN for an empty histogram
+    """
+    n = h.sum()
+    if n == 0:
+        return float("nan")
+    k = int(np.searchsorted(np.cumsum(h), q * n))
+    k = min(k, len(h) - 1)
+    return lo + (k + 0.5) * (hi - lo) / len(h)
+
+
+def hist_upper_edge(h: np.ndarray, q: float) -> float:
+    """Quantile from a histogram on [0, 1]: the upper edge of the bin where the cumulative
+    share reaches ``q`` (a conservative figure for a loss rate).
+
+    Parameters
+    ----------
+    h : int64[B]   path counts by bin on [0, 1]
+    q : float      in [0, 1]
+    """
+    c = np.cumsum(h) / h.sum()
+    k = int(np.searchsorted(c, q))
+    return (k + 1) / len(h)
+
+
+def sample_quantile(values: np.ndarray, q: float) -> float:
+    """Exact quantile (NumPy's linear interpolation) of per-path values, NaNs (paths where the
+    metric is undefined) left out.
+
+    Parameters
+    ----------
+    values : float64[P]
+    q : float            in [0, 1]
+
+    Returns
+    -------
+    float  NaN where no path defines the metric
+    """
+    values = values[~np.isnan(values)]
+    return float(np.quantile(values, q)) if len(values) else float("nan")
+
+
+def loss_given_default(
+    el: np.ndarray, el_se: np.ndarray, p: np.ndarray, p_se: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Loss given default ``EL / P`` with a delta-method standard error.
+
+    A PV loss only occurs on a path with a shortfall, so ``cov(L, D) = EL·(1 - P)``, and the
+    covariance of the two means is that over ``n``.
+
+    Parameters
+    ----------
+    el, el_se : float64[J]  expected PV loss (share of balance) and its standard error
+    p, p_se : float64[J]    probability of any shortfall and its standard error
+    n : int                 paths
+
+    Returns
+    -------
+    lgd, lgd_se : float64[J]  share of balance; NaN where ``p = 0``
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lgd = np.where(p > 0, el / p, np.nan)
+        cov = el * (1 - p) / n
+        var = el_se**2 / p**2 + el**2 * p_se**2 / p**4 - 2 * el * cov / p**3
+        lgd_se = np.where(p > 0, np.sqrt(np.maximum(var, 0.0)), np.nan)
+    return lgd, lgd_se
+
+
+def modified_duration(
+    cash: np.ndarray, years: np.ndarray, accrual: np.ndarray, rate: float, periods_per_year: int
+) -> float:
+    """Modified duration of a cash-flow vector discounted at ``rate``, compounded each period
+    at its accrual fraction.
+
+    Parameters
+    ----------
+    cash : float64[T]     cash received per period (yuan)
+    years : float64[T]    years from closing to each payment date
+    accrual : float64[T]  accrual fractions (years)
+    rate : float          annual rate, decimal
+    periods_per_year : int
+
+    Returns
+    -------
+    float  years: the Macaulay duration over ``1 + rate / periods_per_year``; NaN where the
+        present value is not positive
+    """
+    df = 1.0 / np.cumprod(1.0 + rate * accrual)
+    pv = cash * df
+    if pv.sum() <= 0:
+        return float("nan")
+    macaulay = float((years * pv).sum() / pv.sum())
+    return macaulay / (1.0 + rate / periods_per_year)
