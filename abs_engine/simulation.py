@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numba
@@ -261,6 +262,175 @@ def _block_sums(
     )
 
 
+@dataclass
+class RunTotals:
+    """A run's Monte Carlo sums, added block by block in global block order (so the totals are
+    bitwise the same for any batching, thread count or number of processes).
+
+    m : float64[3, M]        sums, sums of squares and counts of the finite metric values
+    cf : float64[2, T, N_CF] sums and sums of squares of the expected-cash-flow items
+    count_hist : int64[H1]   paths by default count;  loss_hist : int64[HIST_LOSS_BINS]
+    tranche_hist : int64[J, N_HT, HIST_BINS];  coverage_hist : int64[T, HIST_BINS]
+    """
+
+    m: np.ndarray
+    cf: np.ndarray
+    count_hist: np.ndarray
+    loss_hist: np.ndarray
+    tranche_hist: np.ndarray
+    coverage_hist: np.ndarray
+
+    @classmethod
+    def zeros(cls, shape: _Shape) -> RunTotals:
+        return cls(
+            m=np.zeros((3, shape.n_m)),
+            cf=np.zeros((2, shape.n_t, shape.n_cf)),
+            count_hist=np.zeros(shape.n_h1, dtype=np.int64),
+            loss_hist=np.zeros(HIST_LOSS_BINS, dtype=np.int64),
+            tranche_hist=np.zeros((shape.n_j, shape.n_ht, HIST_BINS), dtype=np.int64),
+            coverage_hist=np.zeros((shape.n_t, HIST_BINS), dtype=np.int64),
+        )
+
+    def add(self, sums: BlockSums) -> None:
+        """Add the blocks of ``sums`` in their order (the next blocks of the run)."""
+        for b in range(sums.m_sum.shape[0]):  # fixed order: bitwise reproducible totals
+            self.m[0] += sums.m_sum[b]
+            self.m[1] += sums.m_sq[b]
+            self.m[2] += sums.m_cnt[b]
+            self.cf[0] += sums.cf_sum[b]
+            self.cf[1] += sums.cf_sq[b]
+        self.count_hist += sums.hist_count.sum(axis=0)
+        self.loss_hist += sums.hist_loss.sum(axis=0)
+        self.tranche_hist += sums.hist_tr.sum(axis=0)
+        self.coverage_hist += sums.hist_cov.sum(axis=0)
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """Sizes of a run's outputs: T periods, J tranches, M metrics, N_CF cash-flow items, H1
+    default-count bins, N_HT histogrammed tranche metrics."""
+
+    n_t: int
+    n_j: int
+    n_m: int
+    n_cf: int
+    n_h1: int
+    n_ht: int
+
+    @classmethod
+    def of(cls, cd: CompiledDeal) -> _Shape:
+        n_j = len(cd.tranche_names)
+        return cls(
+            n_t=cd.n_periods,
+            n_j=n_j,
+            n_m=n_j * L.N_MT + L.N_MP,
+            n_cf=n_j * L.N_CFT + L.N_CFP,
+            n_h1=min(cd.n_obligors, MAX_COUNT_BINS - 1) + 1,
+            n_ht=len(HIST_TRANCHE_METRICS),
+        )
+
+    def sums(self, n_blocks: int) -> BlockSums:
+        return _block_sums(n_blocks, 0, self.n_m, self.n_t, self.n_cf, self.n_h1, self.n_j,
+                           self.n_ht)  # fmt: skip
+
+
+def _warm_up(spec: RunSpec, model: MonteCarloModel, cd: CompiledDeal, shape: _Shape) -> float:
+    """Compile (or load from the cache) the kernels on a one-path run into scratch outputs, on
+    the first call in this process; returns the seconds it took (0 when already compiled), so
+    that a run's ``seconds`` measures the simulation alone."""
+    if getattr(run_blocks, "signatures", True):  # compiled already, or the JIT is disabled
+        return 0.0
+    t0 = time.perf_counter()
+    with np.errstate(over="ignore"):
+        run_blocks(0, 1, spec._replace(n_paths=1, keep=0), model.kernel, cd.kernel,
+                   shape.sums(1))  # fmt: skip
+    return time.perf_counter() - t0
+
+
+class _Progress:
+    """A progress bar that appears once a run is expected to take over a second (or at once
+    with ``enabled=True``; never with False)."""
+
+    def __init__(self, total: int, enabled: bool | None):
+        self.total, self.enabled = total, enabled
+        self.t0 = time.perf_counter()
+        self.bar: Any = None
+        self.task: Any = None
+
+    def update(self, done: int) -> None:
+        elapsed = time.perf_counter() - self.t0
+        if (
+            self.bar is None
+            and self.enabled is not False
+            and done < self.total
+            and (self.enabled or elapsed * self.total / done > 1.0)
+        ):
+            self.bar = _progress(self.total, self.enabled)
+            if self.bar is not None:
+                self.bar.start()
+                self.task = self.bar.add_task("sim", total=self.total)
+        if self.bar is not None and self.task is not None:
+            self.bar.update(self.task, completed=done)
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _run_batches(
+    spec: RunSpec,
+    model: MonteCarloModel,
+    cd: CompiledDeal,
+    shape: _Shape,
+    args: dict[str, Any],
+    path_out: np.ndarray,
+) -> RunTotals:
+    """Every block of the run, ``batch_blocks`` blocks per kernel call, into run totals (and
+    the kept per-path metrics into ``path_out``)."""
+    fn: Callable[..., int] = run_blocks if args["jit"] else run_blocks_py
+    batch_blocks = args["batch_blocks"] or max(8, 4 * numba.get_num_threads())
+    n_paths = spec.n_paths
+    n_blocks_total = -(-n_paths // BLOCK_SIZE)
+    totals = RunTotals.zeros(shape)
+    bar = _Progress(n_paths, args["progress"])
+    try:
+        with _threads(args["threads"]):
+            for first in range(0, n_blocks_total, batch_blocks):
+                nb = min(batch_blocks, n_blocks_total - first)
+                p_last = min((first + nb) * BLOCK_SIZE, n_paths)
+                sums = shape.sums(nb)
+                if spec.keep:
+                    sums = sums._replace(path_metrics=path_out[first * BLOCK_SIZE : p_last])
+                with np.errstate(over="ignore"):  # uint64 wraparound is the RNG's arithmetic
+                    fn(first, nb, spec, model.kernel, cd.kernel, sums)
+                totals.add(sums)
+                bar.update(p_last)
+    finally:
+        bar.stop()
+    return totals
+
+
+def _checked_run(
+    cd: CompiledDeal, sc: MonteCarloScenario, args: dict[str, Any], func: str
+) -> tuple[MonteCarloModel, int, int]:
+    """The scenario compiled against the deal, the path count and the seed; ledger paths and
+    the memory kept per-path results need are checked (:class:`InputError`)."""
+    n_paths = int(sc.n_paths if args["n_paths"] is None else args["n_paths"])
+    seed = int(sc.seed if args["seed"] is None else args["seed"])
+    for k, p in enumerate(args["ledger_paths"]):
+        if not 0 <= p < n_paths:
+            raise InputError(
+                f"{func}: ledger_paths[{k}] = {p} is outside the run's paths 0..{n_paths - 1:,}"
+            )
+    model = compile_model(cd, sc)  # validates the scenario against the deal (DealError)
+    if args["keep_paths"]:
+        # refused up front with the estimate, not by NumPy failing to allocate
+        check_keep_paths_memory(n_paths, kept_bytes_per_path(len(cd.tranche_names)))
+    if args["ledger_paths"]:
+        check_keep_paths_memory(len(args["ledger_paths"]), ledger_bytes(cd), what="ledger_paths")
+    return model, n_paths, seed
+
+
 def _simulate_checked(
     cd: CompiledDeal,
     sc: MonteCarloScenario,
@@ -270,109 +440,40 @@ def _simulate_checked(
 ) -> SimulationResult:
     """:func:`simulate_compiled` with its keyword arguments already checked and normalised
     (``args``, from :func:`check_simulation_args`)."""
-    keep_paths, ledger_paths, progress, jit = (
-        args["keep_paths"], args["ledger_paths"], args["progress"], args["jit"]
-    )  # fmt: skip
-    batch_blocks, threads = args["batch_blocks"], args["threads"]
     rating_table = rating_table or default_rating_table()
-    n_paths = sc.n_paths if args["n_paths"] is None else args["n_paths"]
-    seed = sc.seed if args["seed"] is None else args["seed"]
-    for k, p in enumerate(ledger_paths):
-        if not 0 <= p < n_paths:
-            raise InputError(
-                f"{func}: ledger_paths[{k}] = {p} is outside the run's paths 0..{n_paths - 1:,}"
-            )
-    model = compile_model(cd, sc)  # validates the scenario against the deal (DealError)
-    n_paths, seed = int(n_paths), int(seed)
-    if keep_paths:
-        # refused up front with the estimate, not by NumPy failing to allocate
-        check_keep_paths_memory(n_paths, kept_bytes_per_path(len(cd.tranche_names)))
-    if ledger_paths:
-        check_keep_paths_memory(len(ledger_paths), ledger_bytes(cd), what="ledger_paths")
-
-    n_t, n_j = cd.n_periods, len(cd.tranche_names)
-    n_m = n_j * L.N_MT + L.N_MP
-    n_cf = n_j * L.N_CFT + L.N_CFP
-    n_h1 = min(cd.n_obligors, MAX_COUNT_BINS - 1) + 1
-    n_blocks_total = -(-n_paths // BLOCK_SIZE)
-    if batch_blocks is None:
-        batch_blocks = max(8, 4 * numba.get_num_threads())
-    fn: Callable[..., int] = run_blocks if jit else run_blocks_py
-
+    model, n_paths, seed = _checked_run(cd, sc, args, func)
+    keep_paths = args["keep_paths"]
+    shape = _Shape.of(cd)
     hist_lo, hist_hi = hist_ranges(cd)
-    n_ht = len(HIST_TRANCHE_METRICS)
-    h_tr = np.zeros((n_j, n_ht, HIST_BINS), dtype=np.int64)
-    h_cov = np.zeros((n_t, HIST_BINS), dtype=np.int64)
-    m_tot = np.zeros((3, n_m))
-    cf_tot = np.zeros((2, n_t, n_cf))
-    h1 = np.zeros(n_h1, dtype=np.int64)
-    h2 = np.zeros(HIST_LOSS_BINS, dtype=np.int64)
-    path_out = np.full((n_paths, n_m), np.nan) if keep_paths else np.zeros((0, n_m))
-    model_k, deal_k = model.kernel, cd.kernel
-    compile_seconds = 0.0
-    if jit and not getattr(run_blocks, "signatures", True):  # no attribute: JIT disabled
-        # first call in this process: compile (or load from the cache) on a one-path run
-        # into scratch outputs, so ``seconds`` measures the simulation alone
-        t0 = time.perf_counter()
-        with np.errstate(over="ignore"):
-            run_blocks(
-                0, 1, RunSpec(BLOCK_SIZE, 1, seed, hist_lo, hist_hi, 0), model_k, deal_k,
-                _block_sums(1, 0, n_m, n_t, n_cf, n_h1, n_j, n_ht),
-            )  # fmt: skip
-        compile_seconds = time.perf_counter() - t0
     spec = RunSpec(BLOCK_SIZE, n_paths, seed, hist_lo, hist_hi, int(keep_paths))
+    path_out = np.full((n_paths, shape.n_m), np.nan) if keep_paths else np.zeros((0, shape.n_m))
+    compile_seconds = _warm_up(spec, model, cd, shape) if args["jit"] else 0.0
     t0 = time.perf_counter()
-    bar = None
-    task = None
-    done = 0
-    try:
-        with _threads(threads):
-            for first in range(0, n_blocks_total, batch_blocks):
-                nb = min(batch_blocks, n_blocks_total - first)
-                p_first = first * BLOCK_SIZE
-                p_last = min((first + nb) * BLOCK_SIZE, n_paths)
-                sums = _block_sums(nb, 0, n_m, n_t, n_cf, n_h1, n_j, n_ht)
-                if keep_paths:
-                    sums = sums._replace(path_metrics=path_out[p_first:p_last])
-                with np.errstate(over="ignore"):  # uint64 wraparound is the RNG's arithmetic
-                    fn(first, nb, spec, model_k, deal_k, sums)
-                m_sum, m_sq, m_cnt = sums.m_sum, sums.m_sq, sums.m_cnt
-                cf_sum, cf_sq = sums.cf_sum, sums.cf_sq
-                hc, hl, htr, hcv = sums.hist_count, sums.hist_loss, sums.hist_tr, sums.hist_cov
-                for b in range(nb):  # fixed order: bitwise reproducible totals
-                    m_tot[0] += m_sum[b]
-                    m_tot[1] += m_sq[b]
-                    m_tot[2] += m_cnt[b]
-                    cf_tot[0] += cf_sum[b]
-                    cf_tot[1] += cf_sq[b]
-                h1 += hc.sum(axis=0)
-                h2 += hl.sum(axis=0)
-                h_tr += htr.sum(axis=0)
-                h_cov += hcv.sum(axis=0)
-                done = p_last
-                elapsed = time.perf_counter() - t0
-                if (
-                    bar is None
-                    and progress is not False
-                    and done < n_paths
-                    and (progress or elapsed * n_paths / done > 1.0)
-                ):
-                    bar = _progress(n_paths, progress)
-                    if bar is not None:
-                        bar.start()
-                        task = bar.add_task("sim", total=n_paths)
-                if bar is not None and task is not None:
-                    bar.update(task, completed=done)
-    finally:
-        if bar is not None:
-            bar.stop()
+    totals = _run_batches(spec, model, cd, shape, args, path_out)
     seconds = time.perf_counter() - t0
+    return _result(cd, model, spec, totals, path_out if keep_paths else None, rating_table,
+                   args["ledger_paths"], seconds, compile_seconds)  # fmt: skip
 
-    mean, se = mean_se(m_tot[0], m_tot[1], m_tot[2])
-    cf_n = np.full_like(cf_tot[0], float(n_paths))
-    cf_mean, cf_se = mean_se(cf_tot[0], cf_tot[1], cf_n)
+
+def _result(
+    cd: CompiledDeal,
+    model: MonteCarloModel,
+    spec: RunSpec,
+    totals: RunTotals,
+    path_out: np.ndarray | None,
+    rating_table: RatingTable,
+    ledger_paths: Sequence[int],
+    seconds: float,
+    compile_seconds: float,
+) -> SimulationResult:
+    """Run totals → means with standard errors, distributions, frames and ledgers."""
+    n_paths, n_j = spec.n_paths, len(cd.tranche_names)
+    mean, se = mean_se(totals.m[0], totals.m[1], totals.m[2])
+    cf_n = np.full_like(totals.cf[0], float(n_paths))
+    cf_mean, cf_se = mean_se(totals.cf[0], totals.cf[1], cf_n)
     tranches = tranche_frame(cd, mean, se, rating_table)
-    dist = distributions(cd, h_tr, h_cov, hist_lo, hist_hi, path_out if keep_paths else None)
+    dist = distributions(cd, totals.tranche_hist, totals.coverage_hist, spec.hist_lo,
+                         spec.hist_hi, path_out)  # fmt: skip
     tranches = tranches.assign(**dist["tranches"])
     pool = pd.DataFrame(
         [
@@ -380,22 +481,24 @@ def _simulate_checked(
             for name, k in MP_NAMES
         ]
     ).set_index("metric")
-    cashflows = cashflow_frame(cd, cf_mean, cf_se, cf_tot)
+    cashflows = cashflow_frame(cd, cf_mean, cf_se, totals.cf)
     cashflows["coverage_ratio_p05"] = dist["coverage_p05"]
     tranches = add_lgd_and_duration(cd, tranches, cashflows, n_paths)
-    paths = pd.DataFrame(path_out, columns=metric_names(cd.tranche_names)) if keep_paths else None
-    ledgers = {int(p): path_ledger(cd, model, seed, int(p)) for p in ledger_paths}
+    paths = None
+    if path_out is not None:
+        paths = pd.DataFrame(path_out, columns=metric_names(cd.tranche_names))
+    ledgers = {int(p): path_ledger(cd, model, spec.seed, int(p)) for p in ledger_paths}
     return SimulationResult(
         cd,
         model,
         n_paths,
-        seed,
+        spec.seed,
         tranches,
         pool,
         cashflows,
         paths,
-        h1,
-        h2,
+        totals.count_hist,
+        totals.loss_hist,
         seconds,
         rating_table,
         ledgers,

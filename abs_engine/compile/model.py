@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 from scipy import special
@@ -110,8 +111,8 @@ class MonteCarloModel:
     @cached_property
     def kernel(self) -> CollateralModel:
         """The collateral kernel's argument bundle (built once; read-only arrays)."""
-        names = [n for n in CollateralModel._fields if n != "memo"]
-        return frozen(CollateralModel(*(getattr(self, n) for n in names), memo=int(self.memo)))
+        fields = {n: getattr(self, n) for n in CollateralModel._fields}
+        return frozen(CollateralModel(**fields))
 
     @property
     def n_classes(self) -> int:
@@ -132,131 +133,132 @@ def _threshold(cum_pd: np.ndarray, copula: int, nu: float) -> np.ndarray:
     return out
 
 
-def compile_model(cd: CompiledDeal, sc: MonteCarloScenario) -> MonteCarloModel:
-    """Validate the scenario against the deal and build the kernel arrays. Raises
-    ``DealError`` (naming the scenario file) for a factor matrix that is not positive
-    semi-definite, unknown sectors, and the like — before any kernel is compiled. A scenario
-    changed with ``model_copy(update=...)`` is validated again."""
-    if not isinstance(cd, CompiledDeal):
-        raise ArgumentTypeError(
-            f"compile_model: cd must be a CompiledDeal (from compile_deal), got "
-            f"{short_repr(cd)} ({type(cd).__name__})"
-        )
-    if not isinstance(sc, MonteCarloScenario):
-        raise ArgumentTypeError(
-            f"compile_model: sc must be a MonteCarloScenario, got {short_repr(sc)} "
-            f"({type(sc).__name__})"
-        )
-    sc = revalidated(sc)
-    pc = ProblemCollector(sc._source)
-    pool = cd.pool
-    n, n_t = cd.n_obligors, cd.n_periods
-    dm = sc.defaults
-    copula = COPULA_STUDENT_T if dm.copula == "student_t" else COPULA_GAUSSIAN
-
-    # ---- PDs ----
-    cum_pd = np.clip(pool.cum_pd * dm.pd_multiplier, 0.0, 1.0)
-    # one-year PD for the Basel formula: the cumulative curve interpolated at 1 year (the
-    # same knots for every obligor, so one set of weights)
+def _pd_1y(cd: CompiledDeal) -> np.ndarray:
+    """One-year PD per obligor for the Basel formula: the cumulative curve interpolated at 1
+    year (the same knots for every obligor, so one set of weights). float64[N]."""
+    n = cd.n_obligors
     knots = np.concatenate([[0.0], cd.years])
-    curves = np.concatenate([np.zeros((n, 1)), pool.cum_pd], axis=1)
+    curves = np.concatenate([np.zeros((n, 1)), cd.pool.cum_pd], axis=1)
     k = int(np.clip(np.searchsorted(knots, 1.0), 1, len(knots) - 1))
     w1 = np.clip((1.0 - knots[k - 1]) / (knots[k] - knots[k - 1]), 0.0, 1.0)
-    pd_1y = (1.0 - w1) * curves[:, k - 1] + w1 * curves[:, k]
+    return (1.0 - w1) * curves[:, k - 1] + w1 * curves[:, k]
 
-    # ---- correlations ----
-    corr = dm.correlation
-    sectors = [pool.sectors[s] for s in pool.sector]
+
+def _asset_correlation(
+    cd: CompiledDeal, sc: MonteCarloScenario, pc: ProblemCollector
+) -> np.ndarray:
+    """Asset correlation per obligor (float64[N]): Basel SME on the one-year PD, or by sector
+    with a default value (unknown sectors reported to ``pc``)."""
+    pool = cd.pool
+    corr = sc.defaults.correlation
     if isinstance(corr, BaselCorrelation):
-        rho = basel_correlation(np.clip(pd_1y, 0.0, 1.0), corr.sme_sales_eur_m)
-    else:
-        for k, sec in enumerate(corr.by_sector):
-            if sec not in pool.sectors:
-                pc.add(
-                    f"defaults.correlation.by_sector.{sec}",
-                    f"unknown sector; sectors are {list(pool.sectors)}",
-                    sec,
-                )
-            del k
-        rho = np.array([corr.by_sector.get(s, corr.value) for s in sectors], dtype=float)
+        return basel_correlation(np.clip(_pd_1y(cd), 0.0, 1.0), corr.sme_sales_eur_m)
+    for sec in corr.by_sector:
+        if sec not in pool.sectors:
+            pc.add(
+                f"defaults.correlation.by_sector.{sec}",
+                f"unknown sector; sectors are {list(pool.sectors)}",
+                sec,
+            )
+    sectors = [pool.sectors[s] for s in pool.sector]
+    return np.array([corr.by_sector.get(s, corr.value) for s in sectors], dtype=float)
 
-    # ---- factors ----
-    if dm.factors == "one":
-        factor_names: tuple[str, ...] = ("market",)
-        obligor_factor = np.zeros(n, dtype=np.int64)
-        cmat = np.ones((1, 1))
-    else:
-        order = dm.sector_order or list(pool.sectors)
-        factor_names = tuple(order)
-        twice = sorted({s for s in order if order.count(s) > 1})
-        if twice:
-            pc.add("defaults.sector_order", f"sectors listed more than once: {twice}", order)
-        missing = [s for s in pool.sectors if s not in order]
-        if missing:
-            pc.add("defaults.sector_order", f"sectors missing from sector_order: {missing}", order)
-        index = {s: k for k, s in enumerate(order)}
-        obligor_factor = np.array([index.get(s, 0) for s in sectors], dtype=np.int64)
-        f = len(order)
-        if dm.sector_matrix is not None:
-            cmat = np.asarray(dm.sector_matrix, dtype=float)
-            if cmat.shape != (f, f):
-                pc.add(
-                    "defaults.sector_matrix",
-                    f"must be {f}x{f} (one row and column per sector_order entry)",
-                    list(cmat.shape),
-                )
-                cmat = np.eye(f)
-        else:
-            cmat = np.full((f, f), dm.sector_correlation)
-            np.fill_diagonal(cmat, 1.0)
-        if not np.allclose(cmat, cmat.T, atol=1e-12):
-            pc.add("defaults.sector_matrix", "factor correlation matrix is not symmetric", None)
-        if not np.allclose(np.diag(cmat), 1.0, atol=1e-12):
+
+def _sector_matrix(sc: MonteCarloScenario, f: int, pc: ProblemCollector) -> np.ndarray:
+    """The f × f factor correlation matrix of a sector-factor model, checked (symmetric, unit
+    diagonal, positive semi-definite; problems reported to ``pc``)."""
+    dm = sc.defaults
+    if dm.sector_matrix is not None:
+        cmat = np.asarray(dm.sector_matrix, dtype=float)
+        if cmat.shape != (f, f):
             pc.add(
                 "defaults.sector_matrix",
-                "factor correlation matrix needs ones on the diagonal",
-                np.diag(cmat).tolist(),
+                f"must be {f}x{f} (one row and column per sector_order entry)",
+                list(cmat.shape),
             )
-        eig = np.linalg.eigvalsh((cmat + cmat.T) / 2)
-        if eig.min() < -1e-10:
-            what = (
-                "defaults.sector_matrix"
-                if dm.sector_matrix is not None
-                else "defaults.sector_correlation"
-            )
-            pc.add(
-                what,
-                "factor correlation matrix is not positive semi-definite "
-                f"(smallest eigenvalue {eig.min():.4g})",
-                dm.sector_correlation if dm.sector_matrix is None else None,
-            )
-    pc.raise_if_any()
-    # Cholesky of a PSD matrix: a tiny ridge handles exactly singular (e.g. all-ones) matrices.
-    f = cmat.shape[0]
-    chol = np.linalg.cholesky((cmat + cmat.T) / 2 + 1e-12 * np.eye(f))
-
-    # ---- classes: obligors with the same PD curve, correlation and factor ----
-    if n:
-        table = np.concatenate(
-            [cum_pd, rho[:, None], obligor_factor[:, None].astype(float)], axis=1
-        )
-        _, first, inverse = np.unique(table, axis=0, return_index=True, return_inverse=True)
-        # number classes in order of first appearance (stable, readable)
-        appearance = np.argsort(first, kind="stable")
-        rank = np.empty_like(appearance)
-        rank[appearance] = np.arange(len(appearance))
-        obligor_class = rank[inverse.reshape(-1)].astype(np.int64)
-        rows_arr = first[appearance].astype(np.int64)
+            cmat = np.eye(f)
     else:
-        obligor_class = np.zeros(0, dtype=np.int64)
-        rows_arr = np.zeros(0, dtype=np.int64)
-    class_threshold = _threshold(cum_pd[rows_arr], copula, dm.nu) if n else np.zeros((0, n_t))
-    class_rho = rho[rows_arr] if n else np.zeros(0)
+        cmat = np.full((f, f), dm.sector_correlation)
+        np.fill_diagonal(cmat, 1.0)
+    if not np.allclose(cmat, cmat.T, atol=1e-12):
+        pc.add("defaults.sector_matrix", "factor correlation matrix is not symmetric", None)
+    if not np.allclose(np.diag(cmat), 1.0, atol=1e-12):
+        pc.add(
+            "defaults.sector_matrix",
+            "factor correlation matrix needs ones on the diagonal",
+            np.diag(cmat).tolist(),
+        )
+    eig = np.linalg.eigvalsh((cmat + cmat.T) / 2)
+    if eig.min() < -1e-10:
+        what = (
+            "defaults.sector_matrix"
+            if dm.sector_matrix is not None
+            else ("defaults.sector_correlation")
+        )
+        pc.add(
+            what,
+            "factor correlation matrix is not positive semi-definite "
+            f"(smallest eigenvalue {eig.min():.4g})",
+            dm.sector_correlation if dm.sector_matrix is None else None,
+        )
+    return cmat
 
-    # ---- support providers ----
+
+def _factors(
+    cd: CompiledDeal, sc: MonteCarloScenario, pc: ProblemCollector
+) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """Factor names, each obligor's factor (int64[N]) and the factor correlation matrix: one
+    market factor, or one factor per sector in ``sector_order``."""
+    pool = cd.pool
+    n = cd.n_obligors
+    dm = sc.defaults
+    if dm.factors == "one":
+        return ("market",), np.zeros(n, dtype=np.int64), np.ones((1, 1))
+    order = dm.sector_order or list(pool.sectors)
+    twice = sorted({s for s in order if order.count(s) > 1})
+    if twice:
+        pc.add("defaults.sector_order", f"sectors listed more than once: {twice}", order)
+    missing = [s for s in pool.sectors if s not in order]
+    if missing:
+        pc.add("defaults.sector_order", f"sectors missing from sector_order: {missing}", order)
+    index = {s: k for k, s in enumerate(order)}
+    sectors = [pool.sectors[s] for s in pool.sector]
+    obligor_factor = np.array([index.get(s, 0) for s in sectors], dtype=np.int64)
+    return tuple(order), obligor_factor, _sector_matrix(sc, len(order), pc)
+
+
+def _classes(
+    cum_pd: np.ndarray, rho: np.ndarray, obligor_factor: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Obligors with the same PD curve, correlation and factor form a class. Returns each
+    obligor's class (int64[N], numbered in order of first appearance) and each class's first
+    obligor (int64[C])."""
+    if not len(cum_pd):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    table = np.concatenate([cum_pd, rho[:, None], obligor_factor[:, None].astype(float)], axis=1)
+    _, first, inverse = np.unique(table, axis=0, return_index=True, return_inverse=True)
+    # number classes in order of first appearance (stable, readable)
+    appearance = np.argsort(first, kind="stable")
+    rank = np.empty_like(appearance)
+    rank[appearance] = np.arange(len(appearance))
+    return rank[inverse.reshape(-1)].astype(np.int64), first[appearance].astype(np.int64)
+
+
+def _providers(
+    cd: CompiledDeal,
+    sc: MonteCarloScenario,
+    copula: int,
+    factor_names: tuple[str, ...],
+    pc: ProblemCollector,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Support providers as latent variables in the same copula: thresholds float64[S, T]
+    (-inf: cannot default; +inf: in default from the start), sqrt(correlation) float64[S]
+    and factor int64[S] (-1: independent)."""
+    pool = cd.pool
+    n_s, n_t = len(cd.support_names), cd.n_periods
+    dm = sc.defaults
     sector_balance = np.bincount(pool.sector, weights=pool.balance, minlength=len(pool.sectors))
-    largest_sector = pool.sectors[int(np.argmax(sector_balance))] if n else ""
-    n_s = len(cd.support_names)
+    largest_sector = pool.sectors[int(np.argmax(sector_balance))] if cd.n_obligors else ""
     prov_thr = np.full((n_s, n_t), -np.inf)
     prov_sqrt_rho = np.zeros(n_s)
     prov_factor = np.full(n_s, -1, dtype=np.int64)
@@ -286,32 +288,71 @@ def compile_model(cd: CompiledDeal, sc: MonteCarloScenario) -> MonteCarloModel:
                 )
                 continue
             prov_factor[s] = factor_names.index(sector)
+    return prov_thr, prov_sqrt_rho, prov_factor
 
-    # ---- recovery ----
+
+def _recovery(cd: CompiledDeal, sc: MonteCarloScenario) -> dict[str, Any]:
+    """The recovery model's kernel fields: kind, rate per obligor (fixed, or the fallback for
+    obligors without IP), disposal lag range per obligor, and the IP-value parameters."""
+    n = cd.n_obligors
     rec = sc.recovery
     if isinstance(rec, IpValueRecovery):
-        recovery_kind = RECOVERY_IP
-        recovery_rate = np.full(n, rec.fallback_rate)
-        lag_min = np.full(n, rec.lag_periods, dtype=np.int64)
-        lag_max = np.full(
-            n,
-            rec.lag_max_periods if rec.lag_max_periods is not None else rec.lag_periods,
-            dtype=np.int64,
+        lag_max = rec.lag_max_periods if rec.lag_max_periods is not None else rec.lag_periods
+        return dict(
+            recovery_kind=RECOVERY_IP,
+            recovery_rate=np.full(n, rec.fallback_rate),
+            lag_min=np.full(n, rec.lag_periods, dtype=np.int64),
+            lag_max=np.full(n, lag_max, dtype=np.int64),
+            haircut=float(rec.haircut),
+            disposal_cost=float(rec.disposal_cost),
+            ip_vol=float(rec.volatility),
+            ip_loading=float(rec.loading),
         )
-        haircut, cost, ip_vol, loading = rec.haircut, rec.disposal_cost, rec.volatility, rec.loading
-    elif rec is not None:
-        recovery_kind = RECOVERY_RATE
-        recovery_rate = np.full(n, rec.rate)
-        lag_min = np.full(n, rec.lag_periods, dtype=np.int64)
-        lag_max = lag_min.copy()
-        haircut = cost = ip_vol = loading = 0.0
+    if rec is not None:
+        rate, lag = np.full(n, rec.rate), np.full(n, rec.lag_periods, dtype=np.int64)
     else:  # the deal's own assumptions
-        recovery_kind = RECOVERY_RATE
-        recovery_rate = pool.recovery_rate.copy()
-        lag_min = pool.recovery_lag.copy()
-        lag_max = lag_min.copy()
-        haircut = cost = ip_vol = loading = 0.0
+        rate, lag = cd.pool.recovery_rate.copy(), cd.pool.recovery_lag.copy()
+    return dict(recovery_kind=RECOVERY_RATE, recovery_rate=rate, lag_min=lag,
+                lag_max=lag.copy(), haircut=0.0, disposal_cost=0.0, ip_vol=0.0,
+                ip_loading=0.0)  # fmt: skip
 
+
+def _check_arguments(cd: object, sc: object) -> None:
+    if not isinstance(cd, CompiledDeal):
+        raise ArgumentTypeError(
+            f"compile_model: cd must be a CompiledDeal (from compile_deal), got "
+            f"{short_repr(cd)} ({type(cd).__name__})"
+        )
+    if not isinstance(sc, MonteCarloScenario):
+        raise ArgumentTypeError(
+            f"compile_model: sc must be a MonteCarloScenario, got {short_repr(sc)} "
+            f"({type(sc).__name__})"
+        )
+
+
+def compile_model(cd: CompiledDeal, sc: MonteCarloScenario) -> MonteCarloModel:
+    """Validate the scenario against the deal and build the kernel arrays. Raises
+    ``DealError`` (naming the scenario file) for a factor matrix that is not positive
+    semi-definite, unknown sectors, and the like — before any kernel is compiled. A scenario
+    changed with ``model_copy(update=...)`` is validated again."""
+    _check_arguments(cd, sc)
+    sc = revalidated(sc)
+    pc = ProblemCollector(sc._source)
+    pool = cd.pool
+    n, n_t = cd.n_obligors, cd.n_periods
+    dm = sc.defaults
+    copula = COPULA_STUDENT_T if dm.copula == "student_t" else COPULA_GAUSSIAN
+    cum_pd = np.clip(pool.cum_pd * dm.pd_multiplier, 0.0, 1.0)
+    rho = _asset_correlation(cd, sc, pc)
+    factor_names, obligor_factor, cmat = _factors(cd, sc, pc)
+    pc.raise_if_any()
+    # Cholesky of a PSD matrix: a tiny ridge handles exactly singular (e.g. all-ones) matrices.
+    f = cmat.shape[0]
+    chol = np.linalg.cholesky((cmat + cmat.T) / 2 + 1e-12 * np.eye(f))
+    obligor_class, rows_arr = _classes(cum_pd, rho, obligor_factor)
+    class_threshold = _threshold(cum_pd[rows_arr], copula, dm.nu) if n else np.zeros((0, n_t))
+    class_rho = rho[rows_arr] if n else np.zeros(0)
+    prov_thr, prov_sqrt_rho, prov_factor = _providers(cd, sc, copula, factor_names, pc)
     smm = period_rate(sc.prepayment.cpr, n_t, cd.periods_per_year)
     if isinstance(sc.prepayment.cpr, list) and len(sc.prepayment.cpr) > n_t:
         pc.add(
@@ -337,16 +378,9 @@ def compile_model(cd: CompiledDeal, sc: MonteCarloScenario) -> MonteCarloModel:
         provider_factor=prov_factor,
         smm=smm,
         prepay_vol=float(sc.prepayment.volatility),
-        recovery_kind=recovery_kind,
-        recovery_rate=recovery_rate,
+        **_recovery(cd, sc),
         ip_value=c(pool.ip_value),
         obligor_factor=obligor_factor,
-        haircut=float(haircut),
-        disposal_cost=float(cost),
-        ip_vol=float(ip_vol),
-        ip_loading=float(loading),
-        lag_min=lag_min,
-        lag_max=lag_max,
         sched_interest=c(pool.sched_interest),
         sched_principal=c(pool.sched_principal),
         sched_balance=c(pool.sched_balance_start),

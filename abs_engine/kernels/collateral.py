@@ -20,6 +20,8 @@ deterministic scenarios).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -117,52 +119,13 @@ def collateral_path_py(seed, p, model, scratch):
     return n_def
 
 
-def collateral_draws_py(seed, p, model, scratch):
-    """The random part of path ``p``: factors, prepayment multiplier, provider and obligor
-    defaults, and the defaulters' flows (default, recovery, loss, pending recovery) in
-    ``scratch.flows``; the survivors' rows are left for :func:`survivor_flows_py`. Returns
-    the number of defaulting obligors."""
-    obligor_class = model.obligor_class
-    class_threshold = model.class_threshold
-    class_sqrt_rho = model.class_sqrt_rho
-    class_sqrt_1mrho = model.class_sqrt_1mrho
-    class_factor = model.class_factor
-    chol = model.chol
-    copula = model.copula
-    nu = model.nu
-    provider_threshold = model.provider_threshold
-    provider_sqrt_rho = model.provider_sqrt_rho
-    provider_factor = model.provider_factor
-    smm = model.smm
-    prepay_vol = model.prepay_vol
-    ip_value = model.ip_value
-    obligor_factor = model.obligor_factor
-    lag_min = model.lag_min
-    lag_max = model.lag_max
-    sched_interest = model.sched_interest
-    sched_principal = model.sched_principal
-    sched_balance = model.sched_balance
-    flows = scratch.flows
-    support_default_period = scratch.support_default_period
-    stats = scratch.stats
-    z = scratch.z
+def _factors_py(seed, p, model, scratch):
+    """Systematic factors z = chol · g (g standard normal) into ``scratch.z``; returns the
+    Student-t mixing scale sqrt(W / nu) (1 for the Gaussian copula)."""
     g = scratch.g
-    cache = scratch.cache
-    stamp = scratch.stamp
-    prepay_factor = scratch.prepay_factor
-    rem = scratch.rem
-    def_idx = scratch.def_idx
-    def_t = scratch.def_t
-    n_t = flows.shape[1]
+    z = scratch.z
+    chol = model.chol
     n_f = chol.shape[0]
-    n_obl = obligor_class.shape[0]
-    n_s = provider_threshold.shape[0]
-    tag = p + 1
-    flows[:, :] = 0.0
-    stats[:] = 0.0
-    rem[:, :] = 0.0
-
-    # ---- systematic factors and the Student-t mixing scale ----
     key = path_key_py(seed, p, STREAM_FACTORS)
     for k in range(n_f):
         g[k] = normal_py(key, k)
@@ -171,114 +134,146 @@ def collateral_draws_py(seed, p, model, scratch):
         for b in range(a + 1):
             s += chol[a, b] * g[b]
         z[a] = s
-    scale = 1.0
-    if copula == COPULA_STUDENT_T:
-        w = 2.0 * gamma_variate_py(path_key_py(seed, p, STREAM_MIXING), 0.5 * nu)
-        scale = math.sqrt(w / nu)
-    stats[CS_STUDENT_SCALE] = scale
+    if model.copula == COPULA_STUDENT_T:
+        w = 2.0 * gamma_variate_py(path_key_py(seed, p, STREAM_MIXING), 0.5 * model.nu)
+        return math.sqrt(w / model.nu)
+    return 1.0
 
-    # ---- prepayment factors ----
+
+def _prepayment_py(seed, p, model, prepay_factor):
+    """The path's prepayment multiplier m (lognormal, mean 1; 1 without volatility) and the
+    surviving share pi_t of each schedule into ``prepay_factor`` [T + 1]; returns m."""
+    vol = model.prepay_vol
     mult = 1.0
-    if prepay_vol > 0.0:
+    if vol > 0.0:
         key = path_key_py(seed, p, STREAM_PREPAY)
-        mult = math.exp(prepay_vol * normal_py(key, 0) - 0.5 * prepay_vol * prepay_vol)
-    stats[CS_PREPAY_MULTIPLIER] = mult
+        mult = math.exp(vol * normal_py(key, 0) - 0.5 * vol * vol)
     prepay_factor[0] = 1.0
-    for t in range(n_t):
-        r = smm[t] * mult
+    for t in range(model.smm.shape[0]):
+        r = model.smm[t] * mult
         if r > 1.0:
             r = 1.0
         prepay_factor[t + 1] = prepay_factor[t] * (1.0 - r)
+    return mult
 
-    # ---- support providers: latent variables in the same copula ----
+
+def _provider_defaults_py(seed, p, model, z, scale, support_default_period):
+    """Support providers: latent variables in the same copula (an independent provider shares
+    nothing with the pool, not even the t mixing); default period per provider into
+    ``support_default_period`` (T + 1: never)."""
+    thr = model.provider_threshold
+    n_s = thr.shape[0]
+    n_t = thr.shape[1]
     key = path_key_py(seed, p, STREAM_PROVIDERS)
     for s in range(n_s):
         support_default_period[s] = n_t + 1
-        if provider_threshold[s, n_t - 1] == -np.inf:
+        if thr[s, n_t - 1] == -np.inf:
             continue
-        srho = provider_sqrt_rho[s]
-        f = provider_factor[s]
+        srho = model.provider_sqrt_rho[s]
+        f = model.provider_factor[s]
         zs = z[f] if f >= 0 else normal_py(key, n_s + s)
         x = srho * zs + math.sqrt(1.0 - srho * srho) * normal_py(key, s)
         scale_s = scale
-        if f < 0 and copula == COPULA_STUDENT_T:
-            # an independent provider shares nothing with the pool, not even the t mixing
+        if f < 0 and model.copula == COPULA_STUDENT_T:
             key_w = path_key_py(seed, p, STREAM_PROVIDER_MIXING + s)
-            scale_s = math.sqrt(2.0 * gamma_variate_py(key_w, 0.5 * nu) / nu)
+            scale_s = math.sqrt(2.0 * gamma_variate_py(key_w, 0.5 * model.nu) / model.nu)
         for t in range(n_t):
-            if x < provider_threshold[s, t] * scale_s:
+            if x < thr[s, t] * scale_s:
                 support_default_period[s] = t
                 break
+    return 0
 
-    # ---- obligors: one uniform each against the class's conditional PD ----
+
+def _class_pd_py(c, t, tag, scale, model, scratch):
+    """Conditional cumulative PD of class c by period t on this path, computed once per path
+    (``scratch.cache``, valid where ``scratch.stamp`` equals ``tag`` = p + 1)."""
+    if scratch.stamp[c, t] != tag:
+        scratch.cache[c, t] = cond_pd_py(
+            c,
+            t,
+            scale,
+            scratch.z,
+            model.class_threshold,
+            model.class_sqrt_rho,
+            model.class_sqrt_1mrho,
+            model.class_factor,
+        )
+        scratch.stamp[c, t] = tag
+    return scratch.cache[c, t]
+
+
+def _obligor_defaults_py(seed, p, model, scale, scratch):
+    """One uniform per obligor against its class's conditional PD by the last period; a
+    defaulter's period by binary search over the earlier ones. Defaulters (with a balance
+    left) into ``scratch.def_idx`` / ``def_t``; returns their number."""
+    obligor_class = model.obligor_class
+    sched_balance = model.sched_balance
+    last = sched_balance.shape[1] - 1
+    tag = p + 1
     key = path_key_py(seed, p, STREAM_OBLIGORS)
     n_def = 0
-    last = n_t - 1
-    for i in range(n_obl):
+    for i in range(obligor_class.shape[0]):
         u = uniform_py(key, i)
         c = obligor_class[i]
-        if stamp[c, last] != tag:
-            cache[c, last] = cond_pd_py(
-                c, last, scale, z, class_threshold, class_sqrt_rho, class_sqrt_1mrho, class_factor
-            )
-            stamp[c, last] = tag
-        if u >= cache[c, last]:
+        if u >= _class_pd_py(c, last, tag, scale, model, scratch):
             continue
         lo = 0
         hi = last
         while lo < hi:
             mid = (lo + hi) // 2
-            if stamp[c, mid] != tag:
-                cache[c, mid] = cond_pd_py(
-                    c,
-                    mid,
-                    scale,
-                    z,
-                    class_threshold,
-                    class_sqrt_rho,
-                    class_sqrt_1mrho,
-                    class_factor,
-                )
-                stamp[c, mid] = tag
-            if u < cache[c, mid]:
+            if u < _class_pd_py(c, mid, tag, scale, model, scratch):
                 hi = mid
             else:
                 lo = mid + 1
         if sched_balance[i, lo] <= 0.0:
             continue  # the schedule had already ended: nothing left to default on
-        def_idx[n_def] = i
-        def_t[n_def] = lo
+        scratch.def_idx[n_def] = i
+        scratch.def_t[n_def] = lo
         n_def += 1
+    return n_def
 
-    # ---- defaulters: remove their rows, book default and recovery ----
+
+def _recovery_value_py(i, exposure, key_rec, model, z):
+    """Recovery on obligor i's defaulted ``exposure`` (yuan): its IP value shocked lognormally
+    (loading on its systematic factor: wrong-way risk) less haircut and disposal cost, at most
+    the exposure; or the fixed rate (also for obligors without an IP value)."""
+    value = model.ip_value[i]
+    if model.recovery_kind == RECOVERY_IP and not math.isnan(value):
+        eta = normal_py(key_rec, i)
+        load = model.ip_loading
+        shock = load * z[model.obligor_factor[i]] + math.sqrt(1.0 - load * load) * eta
+        ip_vol = model.ip_vol
+        value = value * math.exp(ip_vol * shock - 0.5 * ip_vol * ip_vol)
+        rec = value * (1.0 - model.haircut) * (1.0 - model.disposal_cost)
+        if rec > exposure:
+            rec = exposure
+        return rec
+    return model.recovery_rate[i] * exposure
+
+
+def _book_defaults_py(seed, p, model, scratch, n_def):
+    """The defaulters: remove their scheduled rows from the pool (``scratch.rem``), book the
+    default, the recovery after a random disposal lag, the loss, and the recoveries pending
+    until the cash arrives; collateral statistics into ``scratch.stats``."""
+    flows = scratch.flows
+    stats = scratch.stats
+    rem = scratch.rem
+    n_t = flows.shape[1]
     key_rec = path_key_py(seed, p, STREAM_RECOVERY)
     key_lag = path_key_py(seed, p, STREAM_LAG)
     for k in range(n_def):
-        i = def_idx[k]
-        tau = def_t[k]
+        i = scratch.def_idx[k]
+        tau = scratch.def_t[k]
         for t in range(tau, n_t):
-            rem[0, t] += sched_interest[i, t]
-            rem[1, t] += sched_principal[i, t]
-            rem[2, t] += sched_balance[i, t] - sched_principal[i, t]
-        exposure = prepay_factor[tau] * sched_balance[i, tau]
+            rem[0, t] += model.sched_interest[i, t]
+            rem[1, t] += model.sched_principal[i, t]
+            rem[2, t] += model.sched_balance[i, t] - model.sched_principal[i, t]
+        exposure = scratch.prepay_factor[tau] * model.sched_balance[i, tau]
         flows[PF_DEFAULT, tau] += exposure
-        value = ip_value[i]
-        if model.recovery_kind == RECOVERY_IP and not math.isnan(value):
-            eta = normal_py(key_rec, i)
-            shock = (
-                model.ip_loading * z[obligor_factor[i]]
-                + math.sqrt(1.0 - model.ip_loading * model.ip_loading) * eta
-            )
-            ip_vol = model.ip_vol
-            value = value * math.exp(ip_vol * shock - 0.5 * ip_vol * ip_vol)
-            rec = value * (1.0 - model.haircut) * (1.0 - model.disposal_cost)
-            if rec > exposure:
-                rec = exposure
-        else:
-            rec = model.recovery_rate[i] * exposure
-        lag = lag_min[i]
-        if lag_max[i] > lag_min[i]:
-            lag += int(uniform_py(key_lag, i) * (lag_max[i] - lag_min[i] + 1))
+        rec = _recovery_value_py(i, exposure, key_rec, model, scratch.z)
+        lag = model.lag_min[i]
+        if model.lag_max[i] > model.lag_min[i]:
+            lag += int(uniform_py(key_lag, i) * (model.lag_max[i] - model.lag_min[i] + 1))
         rt = tau + lag
         if rt < n_t:
             flows[PF_RECOVERY, rt] += rec
@@ -295,7 +290,23 @@ def collateral_draws_py(seed, p, model, scratch):
         stats[CS_DEFAULTED] += exposure
         stats[CS_RECOVERED] += rec
         stats[CS_LOSS] += exposure - rec
+    return 0
 
+
+def collateral_draws_py(seed, p, model, scratch):
+    """The random part of path ``p``: factors, prepayment multiplier, provider and obligor
+    defaults, and the defaulters' flows (default, recovery, loss, pending recovery) in
+    ``scratch.flows``; the survivors' rows are left for :func:`survivor_flows_py`. Returns
+    the number of defaulting obligors."""
+    scratch.flows[:, :] = 0.0
+    scratch.stats[:] = 0.0
+    scratch.rem[:, :] = 0.0
+    scale = _factors_py(seed, p, model, scratch)
+    scratch.stats[CS_STUDENT_SCALE] = scale
+    scratch.stats[CS_PREPAY_MULTIPLIER] = _prepayment_py(seed, p, model, scratch.prepay_factor)
+    _provider_defaults_py(seed, p, model, scratch.z, scale, scratch.support_default_period)
+    n_def = _obligor_defaults_py(seed, p, model, scale, scratch)
+    _book_defaults_py(seed, p, model, scratch, n_def)
     return n_def
 
 
@@ -326,17 +337,24 @@ def survivor_flows_py(model, scratch):
 
 cond_pd = jit_twin(cond_pd_py, cache=True, inline="always")
 collateral_scratch = jit_twin(collateral_scratch_py, cache=True)
-collateral_draws = jit_twin(
-    collateral_draws_py,
-    {
-        "path_key_py": path_key,
-        "normal_py": normal,
-        "uniform_py": uniform,
-        "gamma_variate_py": gamma_variate,
-        "cond_pd_py": cond_pd,
-    },
-    cache=True,
-)
+_RNG = {
+    "path_key_py": path_key,
+    "normal_py": normal,
+    "uniform_py": uniform,
+    "gamma_variate_py": gamma_variate,
+    "cond_pd_py": cond_pd,
+}
+_RNG["_class_pd_py"] = jit_twin(_class_pd_py, _RNG, cache=True)
+_RNG["_recovery_value_py"] = jit_twin(_recovery_value_py, _RNG, cache=True)
+_PHASES: list[tuple[str, Callable[..., Any]]] = [
+    ("_factors_py", _factors_py),
+    ("_prepayment_py", _prepayment_py),
+    ("_provider_defaults_py", _provider_defaults_py),
+    ("_obligor_defaults_py", _obligor_defaults_py),
+    ("_book_defaults_py", _book_defaults_py),
+]
+_PARTS = {name: jit_twin(fn, _RNG, cache=True) for name, fn in _PHASES}
+collateral_draws = jit_twin(collateral_draws_py, _PARTS, cache=True)
 survivor_flows = jit_twin(survivor_flows_py, cache=True)
 collateral_path = jit_twin(
     collateral_path_py,

@@ -21,6 +21,9 @@ Period logic, in order:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 from numba import prange
 
@@ -971,7 +974,7 @@ _base_amount = jit_twin(_base_amount_py, cache=True)
 _HELPERS = {"_coupon_rate_py": _coupon_rate, "_base_amount_py": _base_amount}
 _account_target = jit_twin(_account_target_py, _HELPERS, cache=True)
 _HELPERS["_account_target_py"] = _account_target
-for _name, _fn in [
+_PHASES: list[tuple[str, Callable[..., Any]]] = [
     ("_reset_py", _reset_py),
     ("_compensation_py", _compensation_py),
     ("_call_proceeds_py", _call_proceeds_py),
@@ -991,7 +994,8 @@ for _name, _fn in [
     ("_pay_residual_py", _pay_residual_py),
     ("_close_period_py", _close_period_py),
     ("_summaries_py", _summaries_py),
-]:
+]
+for _name, _fn in _PHASES:
     _HELPERS[_name] = jit_twin(_fn, _HELPERS, cache=True)
 _HELPERS["_run_steps_py"] = jit_twin(_run_steps_py, _HELPERS, cache=True)
 waterfall_path = jit_twin(waterfall_path_py, _HELPERS, cache=True)
