@@ -27,6 +27,7 @@ from .errors import (
 )
 from .metrics.rating import RatingTable, default_rating_table, load_rating_table
 from .report import frames
+from .report.json_safe import nan_to_none as nan_to_none  # re-exported: cli.py imports it here
 from .resources import bundled_deal_path, data_dir
 from .schema.deal import Deal
 from .schema.load import deal_source, is_file, read_document, require_file, validate_model
@@ -96,9 +97,7 @@ def parse_any_scenario(data: dict[str, Any], source: str | Path = "<memory>") ->
     ``monte_carlo``)."""
     model: type[DeterministicScenario] | type[MonteCarloScenario]
     model = MonteCarloScenario if data.get("kind") == "monte_carlo" else DeterministicScenario
-    sc = validate_model(model, data, str(source))
-    sc._source = str(source)
-    return sc
+    return validate_model(model, data, str(source), source=source)
 
 
 def load_scenario(name_or_path: str | Path, deal: Deal | None = None) -> AnyScenario:
@@ -236,23 +235,10 @@ def run_deterministic(
     scs: list[DeterministicScenario] = []
     for s in loaded:
         if not isinstance(s, DeterministicScenario):
-            raise DealError.one(s._source, "kind", "a Monte Carlo scenario: use simulate()", s.kind)
+            raise DealError.one(s.source, "kind", "a Monte Carlo scenario: use simulate()", s.kind)
         scs.append(s)
     flows = deterministic_flows(cd, scs)
     return DeterministicResult(run_waterfall(cd, flows, jit=jit), tuple(scs))
-
-
-def nan_to_none(x: Any) -> Any:
-    """JSON-safe copy: NaN/inf → None, numpy scalars → Python, recursively."""
-    if isinstance(x, dict):
-        return {k: nan_to_none(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [nan_to_none(v) for v in x]
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float) and not np.isfinite(x):
-        return None
-    return x
 
 
 def simulate(
@@ -324,7 +310,7 @@ def simulate(
     )
     if not isinstance(sc, MonteCarloScenario):
         raise DealError.one(
-            sc._source,
+            sc.source,
             "kind",
             "a deterministic scenario: use run_deterministic() or give a monte_carlo scenario",
             sc.kind,

@@ -1,6 +1,9 @@
 """Large pool tapes: read as columns (no model per row), checked as the Obligor schema checks
 each row, compiled from arrays bitwise as inline obligors would be, problems named by row and
-value and capped. No timing assertions: the 1,000,000-row figures are in the report."""
+value and capped. No timing assertions: the 1,000,000-row figures are in the report.
+
+The tests on the 200,000-row tape are marked ``slow`` (``pytest -m slow``; .ci/run runs them);
+the columnar path itself is checked bitwise on 600 rows in the default run."""
 
 from __future__ import annotations
 
@@ -36,6 +39,7 @@ def big(tmp_path_factory) -> tuple[Path, pd.DataFrame, dict]:
     return folder, tape, deal
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", ["csv", "parquet"])
 def test_200k_row_tape_validates_and_compiles(big, suffix, capsys):
     folder, tape, _ = big
@@ -58,6 +62,7 @@ def _problems(tape_file: Path) -> list:
     return info.value.problems
 
 
+@pytest.mark.slow
 def test_bad_rows_are_named_by_row_and_value(big, tmp_path):
     _, tape, _ = big
     bad = tape.copy()
@@ -90,6 +95,7 @@ def test_bad_rows_are_named_by_row_and_value(big, tmp_path):
     assert [p.path for p in info.value.problems][:1] == ["row 7 (id=S0000006).amortization"]
 
 
+@pytest.mark.slow
 def test_problems_are_capped_with_a_count(big, tmp_path):
     _, tape, _ = big
     bad = tape.copy()
@@ -107,6 +113,7 @@ def test_problems_are_capped_with_a_count(big, tmp_path):
     assert f"{N + 1:,} in {N:,} rows" in last.message
 
 
+@pytest.mark.slow
 def test_duplicate_ids_and_long_schedules_are_capped(big, tmp_path):
     _, tape, deal = big
     bad = tape.iloc[:5_000].copy()
@@ -261,14 +268,15 @@ def test_ids_checked_as_names(tmp_path):
 
 
 def test_solvers_and_revalidation_keep_the_tape_rows(tmp_path):
-    from abs_engine.solvers.structuring import _with_tranches
+    from abs_engine.compile.patch import with_tranche_terms
 
     doc, tape = synthetic_deal(1000, heterogeneous=True, seed=3)
     tape.to_parquet(tmp_path / "tape.parquet")
     doc["pool"]["tape"] = {"path": "tape.parquet"}
     deal = parse_deal(doc, source=tmp_path / "deal.json", base_dir=tmp_path)
     a = deal.tranches[0].balance
-    cd = _with_tranches(deal, A={"balance": a - 1.0})  # a solver's copy of the deal
+    # a solver's copy of the deal
+    cd = with_tranche_terms(ae.compile_deal(deal), {"A": {"balance": a - 1.0}})
     assert cd.n_obligors == 1000 and cd.deal.tranches[0].balance == a - 1.0
     changed = deal.model_copy(update={"description": "changed in Python"})  # re-validated
     assert ae.compile_deal(changed).n_obligors == 1000

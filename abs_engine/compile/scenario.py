@@ -57,7 +57,8 @@ class PoolFlows:
 
 
 def scenario_source(sc: DeterministicScenario) -> str:
-    return sc._source
+    """The file a scenario was read from, or ``<memory>`` (its ``source``)."""
+    return sc.source
 
 
 def period_rate(annual: float | list[float], n_t: int, periods_per_year: int) -> np.ndarray:

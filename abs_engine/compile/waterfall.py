@@ -3,7 +3,9 @@ waterfall as an integer opcode table. Every cross-reference is checked here."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 
@@ -11,7 +13,14 @@ from ..errors import ProblemCollector
 from ..kernels import layout as L
 from ..schema.deal import Deal
 from ..schema.support import LossCompensation, ShortfallSupport
-from ..schema.tranche import FixedCoupon, FixedTarget, FloatingCoupon, PercentTarget
+from ..schema.tranche import (
+    Coupon,
+    FixedCoupon,
+    FixedTarget,
+    FloatingCoupon,
+    PercentTarget,
+    Tranche,
+)
 from ..schema.waterfall import (
     CoverageRatioTrigger,
     CumulativeDefaultTrigger,
@@ -49,6 +58,8 @@ _EFFECT = {
     "event_of_default": L.EFFECT_EVENT_OF_DEFAULT,
     "trap_excess_spread": L.EFFECT_TRAP,
 }
+#: effects that switch the deal to another status, and the waterfall that status needs
+_EFFECT_NEEDS = {"accelerate": "accelerated", "event_of_default": "post_default"}
 
 
 @dataclass(frozen=True)
@@ -78,6 +89,9 @@ class StructureArrays:
 
 
 class _Groups:
+    """The tranche groups (lists of tranche indices) that opcodes, accounts, supports and
+    triggers refer to by row number; a list given twice gets one row."""
+
     def __init__(self) -> None:
         self.rows: list[tuple[int, ...]] = []
 
@@ -106,18 +120,407 @@ def _unique(names: list[str], what: str, pc: ProblemCollector) -> dict[str, int]
     return out
 
 
+#: the kinds of named things a step, account, trigger or setting may refer to, and their
+#: plural in an "unknown ...; ... are [...]" problem
+_Kind = Literal["tranche", "fee", "account", "support"]
+_PLURAL: dict[_Kind, str] = {
+    "tranche": "tranches",
+    "fee": "fees",
+    "account": "accounts",
+    "support": "supports",
+}
+#: the balances a fee or a percentage reserve target may be based on, besides a tranche's
+_BASES = {"pool": L.BASE_POOL, "notes": L.BASE_NOTES, "original_pool": L.BASE_ORIGINAL_POOL}
+
+
+@dataclass
+class _Refs:
+    """The names a deal's parts refer to each other by: one name → index table per kind of
+    :data:`_PLURAL`, the tranche groups built so far, and where problems go."""
+
+    deal: Deal
+    pc: ProblemCollector
+    index: dict[_Kind, dict[str, int]]
+    groups: _Groups = field(default_factory=_Groups)
+
+    @classmethod
+    def of(cls, deal: Deal, pc: ProblemCollector) -> _Refs:
+        """The name tables of ``deal``, each repeated name reported (triggers too, though
+        nothing refers to a trigger)."""
+        index: dict[_Kind, dict[str, int]] = {
+            "tranche": _unique([t.name for t in deal.tranches], "tranches", pc),
+            "fee": _unique([f.name for f in deal.fees], "fees", pc),
+            "account": _unique([a.name for a in deal.accounts], "accounts", pc),
+            "support": _unique([s.name for s in deal.support], "support", pc),
+        }
+        _unique([g.name for g in deal.triggers], "triggers", pc)
+        return cls(deal, pc, index)
+
+    def find(self, kind: _Kind, name: str, path: str) -> int | None:
+        """The index of the ``kind`` called ``name``; None when the deal has none, reported at
+        ``path`` as "unknown <kind>; <kinds> are [...]"."""
+        names = self.index[kind]
+        if name not in names:
+            self.pc.add(path, f"unknown {kind}; {_PLURAL[kind]} are {list(names)}", name)
+            return None
+        return names[name]
+
+    def tranches(self, names: list[str], path: str) -> list[int]:
+        """The indices of the listed tranches, in order; an unknown or repeated name is
+        reported at ``path[k]`` and left out."""
+        out = []
+        first: dict[str, int] = {}
+        for k, nm in enumerate(names):
+            if nm in first:
+                self.pc.add(f"{path}[{k}]", f"tranche named twice (also {path}[{first[nm]}])", nm)
+                continue
+            first[nm] = k
+            j = self.find("tranche", nm, f"{path}[{k}]")
+            if j is not None:
+                out.append(j)
+        return out
+
+    def group(self, names: list[str], path: str) -> int:
+        """The group row of the listed tranches (see :meth:`tranches`)."""
+        return self.groups.add(self.tranches(names, path))
+
+    def base(self, name: str, path: str) -> tuple[int, int]:
+        """(BASE_* kind, tranche index or -1) of a fee's or reserve target's base balance."""
+        if name in _BASES:
+            return _BASES[name], -1
+        tranches = self.index["tranche"]
+        if name in tranches:
+            return L.BASE_TRANCHE, tranches[name]
+        self.pc.add(
+            path,
+            f"unknown base; use pool, notes, original_pool or a tranche {list(tranches)}",
+            name,
+        )
+        return L.BASE_POOL, -1
+
+
+# ---- tranches, fees, accounts, supports ------------------------------------------------------
+
+
+def _coupon_columns(c: Coupon, tf: np.ndarray, ti: np.ndarray) -> None:
+    """One tranche's coupon into its rows of ``tranche_f`` and ``tranche_i``."""
+    tf[L.TF_FLOOR] = -np.inf
+    tf[L.TF_CAP] = np.inf
+    if isinstance(c, FixedCoupon):
+        ti[L.TI_COUPON_KIND] = L.COUPON_FIXED
+        tf[L.TF_FIXED_RATE] = c.rate
+    elif isinstance(c, FloatingCoupon):
+        ti[L.TI_COUPON_KIND] = L.COUPON_FLOATING
+        tf[L.TF_SPREAD] = c.spread
+        if c.floor is not None:
+            tf[L.TF_FLOOR] = c.floor
+        if c.cap is not None:
+            tf[L.TF_CAP] = c.cap
+    else:
+        ti[L.TI_COUPON_KIND] = L.COUPON_NONE
+
+
+def _target_balances(tr: Tranche, path: str, out: np.ndarray, pc: ProblemCollector) -> None:
+    """A tranche's ``target_balances`` into ``out`` (float64[T]): one per period, never
+    rising, starting at or below the balance."""
+    tb = tr.target_balances
+    assert tb is not None
+    n_t = len(out)
+    if len(tb) != n_t:
+        pc.add(
+            f"{path}.target_balances",
+            f"needs one target per period ({n_t}), got {len(tb)}",
+            len(tb),
+        )
+        return
+    out[:] = tb
+    if tb[0] > tr.balance or any(tb[k] > tb[k - 1] for k in range(1, n_t)):
+        pc.add(
+            f"{path}.target_balances",
+            "targets must not rise and must start at or below the balance",
+            tb[:4],
+        )
+
+
+def _tranche_arrays(
+    deal: Deal, sched: PeriodSchedule, pc: ProblemCollector
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``tranche_f`` float64[J, N_TF], ``tranche_i`` int64[J, N_TI], ``tranche_accrual``
+    float64[J, T] (years) and ``tranche_target`` float64[J, T] (yuan)."""
+    n_t, n_j = len(sched), len(deal.tranches)
+    tf = np.zeros((n_j, L.N_TF))
+    ti = np.zeros((n_j, L.N_TI), dtype=np.int64)
+    tacc = np.zeros((n_j, n_t))
+    ttarget = np.zeros((n_j, n_t))
+    for j, tr in enumerate(deal.tranches):
+        tf[j, L.TF_BALANCE] = tr.balance
+        _coupon_columns(tr.coupon, tf[j], ti[j])
+        ti[j, L.TI_STEP_PERIOD] = n_t
+        if tr.step_up is not None:
+            if tr.step_up.from_period > n_t:
+                pc.add(
+                    f"tranches[{j}].step_up.from_period",
+                    f"after the last period ({n_t})",
+                    tr.step_up.from_period,
+                )
+            ti[j, L.TI_STEP_PERIOD] = tr.step_up.from_period - 1
+            tf[j, L.TF_STEP_SPREAD] = tr.step_up.spread
+        ti[j, L.TI_PRINCIPAL_KIND] = _PRIN_KIND[tr.principal]
+        ti[j, L.TI_INTEREST_ON_SHORTFALL] = int(tr.interest_on_shortfall)
+        tacc[j] = sched.accruals(tr.day_count)
+        if tr.target_balances is not None:
+            _target_balances(tr, f"tranches[{j}]", ttarget[j], pc)
+        if tr.principal == "residual" and j != n_j - 1:
+            pc.add(
+                f"tranches[{j}].principal",
+                "a residual tranche must be the most junior (listed last)",
+                tr.principal,
+            )
+    return tf, ti, tacc, ttarget
+
+
+def _fee_arrays(deal: Deal, refs: _Refs) -> tuple[np.ndarray, np.ndarray]:
+    """``fee_f`` float64[F, N_FF] (rate per year, fixed, floor and cap in yuan per period) and
+    ``fee_i`` int64[F, N_FI] (the base)."""
+    ff = np.zeros((len(deal.fees), L.N_FF))
+    fi = np.zeros((len(deal.fees), L.N_FI), dtype=np.int64)
+    for f, fee in enumerate(deal.fees):
+        ff[f] = [fee.rate, fee.fixed, fee.floor or 0.0, np.inf if fee.cap is None else fee.cap]
+        fi[f] = refs.base(fee.base, f"fees[{f}].base")
+    return ff, fi
+
+
+def _account_arrays(deal: Deal, refs: _Refs) -> tuple[np.ndarray, np.ndarray]:
+    """``account_f`` float64[A, N_AF] (yuan, rates as decimals) and ``account_i``
+    int64[A, N_AI] (target kind and what it is taken of)."""
+    af = np.zeros((len(deal.accounts), L.N_AF))
+    ai = np.zeros((len(deal.accounts), L.N_AI), dtype=np.int64)
+    for a, acc in enumerate(deal.accounts):
+        tg = acc.target
+        af[a, L.AF_INITIAL] = acc.initial_balance
+        if isinstance(tg, FixedTarget):
+            ai[a, L.AI_TARGET_KIND] = L.TARGET_FIXED
+            af[a, L.AF_AMOUNT] = tg.amount
+        elif isinstance(tg, PercentTarget):
+            ai[a, L.AI_TARGET_KIND] = L.TARGET_PERCENT
+            af[a, L.AF_RATE] = tg.rate
+            af[a, L.AF_FLOOR] = tg.floor
+            ai[a, L.AI_OF_KIND], ai[a, L.AI_OF_TRANCHE] = refs.base(
+                tg.of, f"accounts[{a}].target.of"
+            )
+        else:
+            ai[a, L.AI_TARGET_KIND] = L.TARGET_NEXT_INTEREST
+            ai[a, L.AI_GROUP] = refs.group(tg.tranches, f"accounts[{a}].target.tranches")
+            ai[a, L.AI_INCLUDE_FEES] = int(tg.include_fees)
+    return af, ai
+
+
+def _support_arrays(deal: Deal, refs: _Refs) -> tuple[np.ndarray, np.ndarray]:
+    """``support_f`` float64[S, N_SF] (cap in yuan, compensation share) and ``support_i``
+    int64[S, N_SI] (kind, covered tranche group, what it covers, lag in periods)."""
+    sf = np.zeros((len(deal.support), L.N_SF))
+    si = np.zeros((len(deal.support), L.N_SI), dtype=np.int64)
+    for s, sup in enumerate(deal.support):
+        sf[s, L.SF_CAP] = np.inf if sup.cap is None else sup.cap
+        if isinstance(sup, ShortfallSupport):
+            si[s, L.SI_KIND] = L.SUPPORT_SHORTFALL
+            si[s, L.SI_GROUP] = refs.group(sup.tranches, f"support[{s}].tranches")
+            si[s, L.SI_COVERS] = _COVERS[sup.covers]
+        else:
+            assert isinstance(sup, LossCompensation)
+            si[s, L.SI_KIND] = L.SUPPORT_COMPENSATION
+            sf[s, L.SF_SHARE] = sup.share
+            si[s, L.SI_LAG] = sup.lag_periods
+    return sf, si
+
+
+# ---- waterfalls: one opcode row per step ---------------------------------------------------
+
+
+@dataclass
+class _PrincipalOrder:
+    """Within one waterfall: the tranches some ``pay_principal`` step pays, and those paid by
+    the steps compiled so far (a junior paid before its senior is a problem)."""
+
+    anywhere: set[int]
+    so_far: set[int] = field(default_factory=set)
+
+
+def _op_pay_fee(st: PayFee, row: np.ndarray, path: str, refs: _Refs, _: _PrincipalOrder) -> None:
+    f = refs.find("fee", st.fee, f"{path}.fee")
+    if f is not None:
+        row[L.OPC_A] = f
+
+
+def _op_pay_interest(
+    st: PayInterest, row: np.ndarray, path: str, refs: _Refs, _: _PrincipalOrder
+) -> None:
+    row[L.OPC_A] = refs.group(st.tranches, f"{path}.tranches")
+    row[L.OPC_B] = L.MODE_PRO_RATA if st.mode == "pro_rata" else L.MODE_SEQUENTIAL
+
+
+def _op_pay_principal(
+    st: PayPrincipal, row: np.ndarray, path: str, refs: _Refs, order: _PrincipalOrder
+) -> None:
+    members = refs.tranches(st.tranches, f"{path}.tranches")
+    row[L.OPC_A] = refs.groups.add(members)
+    mode = st.mode
+    if mode is None:
+        kinds = {refs.deal.tranches[j].principal for j in members}
+        mode = "pro_rata" if kinds == {"pro_rata"} else "sequential"
+    row[L.OPC_B] = L.MODE_PRO_RATA if mode == "pro_rata" else L.MODE_SEQUENTIAL
+    row[L.OPC_C] = L.AMOUNT_PRINCIPAL_DUE if st.amount == "principal_due" else L.AMOUNT_AVAILABLE
+    if not st.allow_out_of_order:
+        _principal_order_problems(st, members, mode, path, refs, order)
+    order.so_far.update(members)
+
+
+def _principal_order_problems(
+    st: PayPrincipal,
+    members: list[int],
+    mode: str,
+    path: str,
+    refs: _Refs,
+    order: _PrincipalOrder,
+) -> None:
+    """Sequential principal must list its tranches senior first, and no step may pay a junior
+    tranche while a senior one is paid only by a later step."""
+    tranches = refs.deal.tranches
+    if mode == "sequential" and members != sorted(members):
+        refs.pc.add(
+            f"{path}.tranches",
+            "sequential principal must list tranches senior first "
+            "(set allow_out_of_order to override)",
+            st.tranches,
+        )
+    for j in members:
+        for senior in range(j):
+            if senior in order.anywhere and senior not in order.so_far and senior not in members:
+                refs.pc.add(
+                    f"{path}.tranches",
+                    f"junior tranche {tranches[j].name!r} is paid principal before senior "
+                    f"{tranches[senior].name!r} (set allow_out_of_order to override)",
+                    st.tranches,
+                )
+
+
+def _op_fund_reserve(
+    st: FundReserve, row: np.ndarray, path: str, refs: _Refs, _: _PrincipalOrder
+) -> None:
+    a = refs.find("account", st.account, f"{path}.account")
+    if a is not None:
+        row[L.OPC_A] = a
+
+
+def _op_draw_reserve(
+    st: DrawReserve, row: np.ndarray, path: str, refs: _Refs, _: _PrincipalOrder
+) -> None:
+    a = refs.find("account", st.account, f"{path}.account")
+    if a is not None:
+        row[L.OPC_A] = a
+    row[L.OPC_B] = refs.group(st.tranches, f"{path}.tranches")
+    row[L.OPC_C] = L.COVERS_INTEREST if st.covers == "interest" else L.COVERS_PRINCIPAL
+
+
+def _op_draw_support(
+    st: DrawSupport, row: np.ndarray, path: str, refs: _Refs, _: _PrincipalOrder
+) -> None:
+    s = refs.find("support", st.support, f"{path}.support")
+    if s is None:
+        return
+    if isinstance(refs.deal.support[s], LossCompensation):
+        refs.pc.add(
+            f"{path}.support",
+            "loss compensation pays automatically; it cannot be drawn by a step",
+            st.support,
+        )
+    else:
+        row[L.OPC_A] = s
+
+
+def _op_pay_residual(
+    st: PayResidual, row: np.ndarray, path: str, refs: _Refs, _: _PrincipalOrder
+) -> None:
+    j = refs.find("tranche", st.tranche, f"{path}.tranche")
+    if j is not None:
+        row[L.OPC_A] = j
+
+
+def _op_write_off(
+    st: WriteOff, row: np.ndarray, path: str, refs: _Refs, _: _PrincipalOrder
+) -> None:
+    pass  # no parameters: the principal deficiency is computed in the kernel
+
+
+#: each step kind's opcode and the function that fills the rest of its row
+_STEP_OPS: dict[type, tuple[int, Callable[[Any, np.ndarray, str, _Refs, _PrincipalOrder], None]]]
+_STEP_OPS = {
+    PayFee: (L.OP_PAY_FEE, _op_pay_fee),
+    PayInterest: (L.OP_PAY_INTEREST, _op_pay_interest),
+    PayPrincipal: (L.OP_PAY_PRINCIPAL, _op_pay_principal),
+    FundReserve: (L.OP_FUND_RESERVE, _op_fund_reserve),
+    DrawReserve: (L.OP_DRAW_RESERVE, _op_draw_reserve),
+    DrawSupport: (L.OP_DRAW_SUPPORT, _op_draw_support),
+    WriteOff: (L.OP_WRITE_OFF, _op_write_off),
+    PayResidual: (L.OP_PAY_RESIDUAL, _op_pay_residual),
+}
+
+
+def _waterfall_ops(deal: Deal, refs: _Refs) -> tuple[np.ndarray, np.ndarray]:
+    """``ops`` int64[N_STATUS, K, N_OPC] (one row per step, K the longest waterfall) and
+    ``n_steps`` int64[N_STATUS] (0 for a status without a waterfall)."""
+    wf_lists: list[list[Step] | None] = [
+        deal.waterfalls.normal,
+        deal.waterfalls.accelerated,
+        deal.waterfalls.post_default,
+    ]
+    k_max = max(len(w) for w in wf_lists if w is not None)
+    ops = np.zeros((L.N_STATUS, k_max, L.N_OPC), dtype=np.int64)
+    n_steps = np.zeros(L.N_STATUS, dtype=np.int64)
+    for w, steps in enumerate(wf_lists):
+        if steps is not None:
+            n_steps[w] = len(steps)
+            _compile_waterfall(steps, w, ops[w], refs)
+    return ops, n_steps
+
+
+def _compile_waterfall(steps: list[Step], w: int, ops: np.ndarray, refs: _Refs) -> None:
+    """The opcode rows ``ops`` (int64[K, N_OPC]) of the waterfall for status ``w``, with its
+    problems and warnings."""
+    wname = f"waterfalls.{STATUS_NAMES[w]}"
+    tr_idx = refs.index["tranche"]
+    paid = {
+        tr_idx[n]
+        for st in steps
+        if isinstance(st, PayPrincipal)
+        for n in st.tranches
+        if n in tr_idx
+    }
+    order = _PrincipalOrder(anywhere=paid)
+    for k, st in enumerate(steps):
+        code, fill = _STEP_OPS[type(st)]
+        ops[k, L.OPC_CODE] = code
+        fill(st, ops[k], f"{wname}[{k}]", refs, order)
+    _residual_warnings(steps, wname, refs)
+    if w == L.STATUS_NORMAL:
+        for j, tr in enumerate(refs.deal.tranches):
+            if j not in paid and tr.balance > 0:
+                refs.pc.add(
+                    wname, f"tranche {tr.name!r} is never paid principal in this waterfall", tr.name
+                )
+
+
 #: steps that pay from the available funds: after a ``pay_residual`` step they get nothing
 _PAYING_STEPS = (PayFee, PayInterest, PayPrincipal, FundReserve, PayResidual)
 
 
-def _residual_warnings(
-    deal: Deal, steps: list[Step], wname: str, tr_idx: dict[str, int], pc: ProblemCollector
-) -> None:
+def _residual_warnings(steps: list[Step], wname: str, refs: _Refs) -> None:
     """Warnings (allowed, probably wrong) about a waterfall's ``pay_residual`` steps: none at
     all (cash left after the last step is released from the deal, the ``cash_released`` line);
     a paying step after it (it pays every yuan left, so those steps only ever get what a later
     draw brings in); a residual tranche that is not the deal's equity (it has a coupon, or its
     principal is not ``residual``)."""
+    pc = refs.pc
     where = [k for k, st in enumerate(steps) if isinstance(st, PayResidual)]
     if not where:
         pc.warn(
@@ -143,10 +546,10 @@ def _residual_warnings(
     for k in where:
         st = steps[k]
         assert isinstance(st, PayResidual)
-        j = tr_idx.get(st.tranche)
+        j = refs.index["tranche"].get(st.tranche)
         if j is None:
             continue  # reported as an error
-        tr = deal.tranches[j]
+        tr = refs.deal.tranches[j]
         if tr.coupon.kind != "none" or tr.principal != "residual":
             what = (
                 f"a {tr.coupon.kind} coupon" if tr.coupon.kind != "none" else "no coupon"
@@ -159,13 +562,16 @@ def _residual_warnings(
             )
 
 
-def _trap_account(trg: Trigger, path: str, acc_idx: dict[str, int], pc: ProblemCollector) -> int:
+# ---- triggers ----------------------------------------------------------------------------------
+
+
+def _trap_account(trg: Trigger, path: str, refs: _Refs) -> int:
     """The account index a ``trap_excess_spread`` trigger traps cash into (-1 for other
     effects); a missing or unknown account, or a ``trap_account`` on a trigger that traps
     nothing, is a problem."""
     if trg.effect != "trap_excess_spread":
         if trg.trap_account is not None:
-            pc.add(
+            refs.pc.add(
                 f"{path}.trap_account",
                 f"trap_account is only used with effect = 'trap_excess_spread' (this trigger's "
                 f"effect is {trg.effect!r})",
@@ -173,302 +579,27 @@ def _trap_account(trg: Trigger, path: str, acc_idx: dict[str, int], pc: ProblemC
             )
         return -1
     if trg.trap_account is None:
-        pc.add(f"{path}.trap_account", "a trap_excess_spread trigger needs trap_account", None)
+        refs.pc.add(f"{path}.trap_account", "a trap_excess_spread trigger needs trap_account", None)
         return -1
-    if trg.trap_account not in acc_idx:
-        pc.add(
-            f"{path}.trap_account",
-            f"unknown account; accounts are {list(acc_idx)}",
-            trg.trap_account,
-        )
-        return -1
-    return acc_idx[trg.trap_account]
+    a = refs.find("account", trg.trap_account, f"{path}.trap_account")
+    return -1 if a is None else a
 
 
-def compile_structure(deal: Deal, sched: PeriodSchedule, pc: ProblemCollector) -> StructureArrays:
-    n_t = len(sched)
-    tr_idx = _unique([t.name for t in deal.tranches], "tranches", pc)
-    fee_idx = _unique([f.name for f in deal.fees], "fees", pc)
-    acc_idx = _unique([a.name for a in deal.accounts], "accounts", pc)
-    sup_idx = _unique([s.name for s in deal.support], "support", pc)
-    _unique([g.name for g in deal.triggers], "triggers", pc)
-    groups = _Groups()
-    n_j = len(deal.tranches)
-
-    def tranche_list(names: list[str], path: str) -> list[int]:
-        out = []
-        first: dict[str, int] = {}
-        for k, nm in enumerate(names):
-            if nm in first:
-                pc.add(f"{path}[{k}]", f"tranche named twice (also {path}[{first[nm]}])", nm)
-                continue
-            first[nm] = k
-            if nm not in tr_idx:
-                pc.add(f"{path}[{k}]", f"unknown tranche; tranches are {list(tr_idx)}", nm)
-            else:
-                out.append(tr_idx[nm])
-        return out
-
-    def base_of(name: str, path: str) -> tuple[int, int]:
-        if name == "pool":
-            return L.BASE_POOL, -1
-        if name == "notes":
-            return L.BASE_NOTES, -1
-        if name == "original_pool":
-            return L.BASE_ORIGINAL_POOL, -1
-        if name in tr_idx:
-            return L.BASE_TRANCHE, tr_idx[name]
-        pc.add(
-            path, f"unknown base; use pool, notes, original_pool or a tranche {list(tr_idx)}", name
-        )
-        return L.BASE_POOL, -1
-
-    # ---- tranches ----
-    tf = np.zeros((n_j, L.N_TF))
-    ti = np.zeros((n_j, L.N_TI), dtype=np.int64)
-    tacc = np.zeros((n_j, n_t))
-    ttarget = np.zeros((n_j, n_t))
-    for j, tr in enumerate(deal.tranches):
-        tf[j, L.TF_BALANCE] = tr.balance
-        tf[j, L.TF_FLOOR] = -np.inf
-        tf[j, L.TF_CAP] = np.inf
-        c = tr.coupon
-        if isinstance(c, FixedCoupon):
-            ti[j, L.TI_COUPON_KIND] = L.COUPON_FIXED
-            tf[j, L.TF_FIXED_RATE] = c.rate
-        elif isinstance(c, FloatingCoupon):
-            ti[j, L.TI_COUPON_KIND] = L.COUPON_FLOATING
-            tf[j, L.TF_SPREAD] = c.spread
-            if c.floor is not None:
-                tf[j, L.TF_FLOOR] = c.floor
-            if c.cap is not None:
-                tf[j, L.TF_CAP] = c.cap
-        else:
-            ti[j, L.TI_COUPON_KIND] = L.COUPON_NONE
-        ti[j, L.TI_STEP_PERIOD] = n_t
-        if tr.step_up is not None:
-            if tr.step_up.from_period > n_t:
-                pc.add(
-                    f"tranches[{j}].step_up.from_period",
-                    f"after the last period ({n_t})",
-                    tr.step_up.from_period,
-                )
-            ti[j, L.TI_STEP_PERIOD] = tr.step_up.from_period - 1
-            tf[j, L.TF_STEP_SPREAD] = tr.step_up.spread
-        ti[j, L.TI_PRINCIPAL_KIND] = _PRIN_KIND[tr.principal]
-        ti[j, L.TI_INTEREST_ON_SHORTFALL] = int(tr.interest_on_shortfall)
-        tacc[j] = sched.accruals(tr.day_count)
-        if tr.target_balances is not None:
-            tb = tr.target_balances
-            if len(tb) != n_t:
-                pc.add(
-                    f"tranches[{j}].target_balances",
-                    f"needs one target per period ({n_t}), got {len(tb)}",
-                    len(tb),
-                )
-            else:
-                ttarget[j] = tb
-                if tb[0] > tr.balance or any(tb[k] > tb[k - 1] for k in range(1, n_t)):
-                    pc.add(
-                        f"tranches[{j}].target_balances",
-                        "targets must not rise and must start at or below the balance",
-                        tb[:4],
-                    )
-        if tr.principal == "residual" and j != n_j - 1:
-            pc.add(
-                f"tranches[{j}].principal",
-                "a residual tranche must be the most junior (listed last)",
-                tr.principal,
-            )
-
-    # ---- fees ----
-    ff = np.zeros((len(deal.fees), L.N_FF))
-    fi = np.zeros((len(deal.fees), L.N_FI), dtype=np.int64)
-    for f, fee in enumerate(deal.fees):
-        ff[f] = [fee.rate, fee.fixed, fee.floor or 0.0, np.inf if fee.cap is None else fee.cap]
-        fi[f] = base_of(fee.base, f"fees[{f}].base")
-
-    # ---- accounts ----
-    af = np.zeros((len(deal.accounts), L.N_AF))
-    ai = np.zeros((len(deal.accounts), L.N_AI), dtype=np.int64)
-    for a, acc in enumerate(deal.accounts):
-        tg = acc.target
-        af[a, L.AF_INITIAL] = acc.initial_balance
-        if isinstance(tg, FixedTarget):
-            ai[a, L.AI_TARGET_KIND] = L.TARGET_FIXED
-            af[a, L.AF_AMOUNT] = tg.amount
-        elif isinstance(tg, PercentTarget):
-            ai[a, L.AI_TARGET_KIND] = L.TARGET_PERCENT
-            af[a, L.AF_RATE] = tg.rate
-            af[a, L.AF_FLOOR] = tg.floor
-            ai[a, L.AI_OF_KIND], ai[a, L.AI_OF_TRANCHE] = base_of(tg.of, f"accounts[{a}].target.of")
-        else:
-            ai[a, L.AI_TARGET_KIND] = L.TARGET_NEXT_INTEREST
-            ai[a, L.AI_GROUP] = groups.add(
-                tranche_list(tg.tranches, f"accounts[{a}].target.tranches")
-            )
-            ai[a, L.AI_INCLUDE_FEES] = int(tg.include_fees)
-
-    # ---- supports ----
-    sf = np.zeros((len(deal.support), L.N_SF))
-    si = np.zeros((len(deal.support), L.N_SI), dtype=np.int64)
-    for s, sup in enumerate(deal.support):
-        sf[s, L.SF_CAP] = np.inf if sup.cap is None else sup.cap
-        if isinstance(sup, ShortfallSupport):
-            si[s, L.SI_KIND] = L.SUPPORT_SHORTFALL
-            si[s, L.SI_GROUP] = groups.add(tranche_list(sup.tranches, f"support[{s}].tranches"))
-            si[s, L.SI_COVERS] = _COVERS[sup.covers]
-        else:
-            assert isinstance(sup, LossCompensation)
-            si[s, L.SI_KIND] = L.SUPPORT_COMPENSATION
-            sf[s, L.SF_SHARE] = sup.share
-            si[s, L.SI_LAG] = sup.lag_periods
-
-    # ---- waterfalls ----
-    wf_lists: list[list[Step] | None] = [
-        deal.waterfalls.normal,
-        deal.waterfalls.accelerated,
-        deal.waterfalls.post_default,
-    ]
-    k_max = max(len(w) for w in wf_lists if w is not None)
-    ops = np.zeros((L.N_STATUS, k_max, L.N_OPC), dtype=np.int64)
-    n_steps = np.zeros(L.N_STATUS, dtype=np.int64)
-    for w, steps in enumerate(wf_lists):
-        if steps is None:
-            continue
-        n_steps[w] = len(steps)
-        wname = f"waterfalls.{STATUS_NAMES[w]}"
-        principal_seen: set[int] = set()
-        all_principal: set[int] = set()
-        for st in steps:
-            if isinstance(st, PayPrincipal):
-                all_principal.update(tr_idx[n] for n in st.tranches if n in tr_idx)
-        for k, st in enumerate(steps):
-            path = f"{wname}[{k}]"
-            row = ops[w, k]
-            if isinstance(st, PayFee):
-                row[L.OPC_CODE] = L.OP_PAY_FEE
-                if st.fee not in fee_idx:
-                    pc.add(f"{path}.fee", f"unknown fee; fees are {list(fee_idx)}", st.fee)
-                else:
-                    row[L.OPC_A] = fee_idx[st.fee]
-            elif isinstance(st, PayInterest):
-                row[L.OPC_CODE] = L.OP_PAY_INTEREST
-                row[L.OPC_A] = groups.add(tranche_list(st.tranches, f"{path}.tranches"))
-                row[L.OPC_B] = L.MODE_PRO_RATA if st.mode == "pro_rata" else L.MODE_SEQUENTIAL
-            elif isinstance(st, PayPrincipal):
-                row[L.OPC_CODE] = L.OP_PAY_PRINCIPAL
-                members = tranche_list(st.tranches, f"{path}.tranches")
-                row[L.OPC_A] = groups.add(members)
-                mode = st.mode
-                if mode is None:
-                    kinds = {deal.tranches[j].principal for j in members}
-                    mode = "pro_rata" if kinds == {"pro_rata"} else "sequential"
-                row[L.OPC_B] = L.MODE_PRO_RATA if mode == "pro_rata" else L.MODE_SEQUENTIAL
-                row[L.OPC_C] = (
-                    L.AMOUNT_PRINCIPAL_DUE if st.amount == "principal_due" else L.AMOUNT_AVAILABLE
-                )
-                if not st.allow_out_of_order:
-                    if mode == "sequential" and members != sorted(members):
-                        pc.add(
-                            f"{path}.tranches",
-                            "sequential principal must list tranches senior first "
-                            "(set allow_out_of_order to override)",
-                            st.tranches,
-                        )
-                    for j in members:
-                        for senior in range(j):
-                            if (
-                                senior in all_principal
-                                and senior not in principal_seen
-                                and senior not in members
-                            ):
-                                pc.add(
-                                    f"{path}.tranches",
-                                    f"junior tranche {deal.tranches[j].name!r} is paid "
-                                    f"principal before senior {deal.tranches[senior].name!r} "
-                                    "(set allow_out_of_order to override)",
-                                    st.tranches,
-                                )
-                principal_seen.update(members)
-            elif isinstance(st, FundReserve):
-                row[L.OPC_CODE] = L.OP_FUND_RESERVE
-                if st.account not in acc_idx:
-                    pc.add(
-                        f"{path}.account",
-                        f"unknown account; accounts are {list(acc_idx)}",
-                        st.account,
-                    )
-                else:
-                    row[L.OPC_A] = acc_idx[st.account]
-            elif isinstance(st, DrawReserve):
-                row[L.OPC_CODE] = L.OP_DRAW_RESERVE
-                if st.account not in acc_idx:
-                    pc.add(
-                        f"{path}.account",
-                        f"unknown account; accounts are {list(acc_idx)}",
-                        st.account,
-                    )
-                else:
-                    row[L.OPC_A] = acc_idx[st.account]
-                row[L.OPC_B] = groups.add(tranche_list(st.tranches, f"{path}.tranches"))
-                row[L.OPC_C] = L.COVERS_INTEREST if st.covers == "interest" else L.COVERS_PRINCIPAL
-            elif isinstance(st, DrawSupport):
-                row[L.OPC_CODE] = L.OP_DRAW_SUPPORT
-                if st.support not in sup_idx:
-                    pc.add(
-                        f"{path}.support",
-                        f"unknown support; supports are {list(sup_idx)}",
-                        st.support,
-                    )
-                elif isinstance(deal.support[sup_idx[st.support]], LossCompensation):
-                    pc.add(
-                        f"{path}.support",
-                        "loss compensation pays automatically; it cannot be drawn by a step",
-                        st.support,
-                    )
-                else:
-                    row[L.OPC_A] = sup_idx[st.support]
-            elif isinstance(st, WriteOff):
-                row[L.OPC_CODE] = L.OP_WRITE_OFF
-            elif isinstance(st, PayResidual):
-                row[L.OPC_CODE] = L.OP_PAY_RESIDUAL
-                if st.tranche not in tr_idx:
-                    pc.add(
-                        f"{path}.tranche",
-                        f"unknown tranche; tranches are {list(tr_idx)}",
-                        st.tranche,
-                    )
-                else:
-                    row[L.OPC_A] = tr_idx[st.tranche]
-        _residual_warnings(deal, steps, wname, tr_idx, pc)
-        if w == L.STATUS_NORMAL:
-            for j, tr in enumerate(deal.tranches):
-                if j not in all_principal and tr.balance > 0:
-                    pc.add(
-                        wname,
-                        f"tranche {tr.name!r} is never paid principal in this waterfall",
-                        tr.name,
-                    )
-
-    # ---- triggers ----
+def _trigger_arrays(deal: Deal, refs: _Refs) -> tuple[np.ndarray, np.ndarray]:
+    """``trigger_f`` float64[G, N_GF] (thresholds: a share of the original pool, or a coverage
+    ratio) and ``trigger_i`` int64[G, N_GI] (kind, effect, what it watches)."""
     tgf = np.zeros((len(deal.triggers), L.N_GF))
     tgi = np.zeros((len(deal.triggers), L.N_GI), dtype=np.int64)
     for g, trg in enumerate(deal.triggers):
         path = f"triggers[{g}]"
         tgi[g, L.GI_EFFECT] = _EFFECT[trg.effect]
         tgi[g, L.GI_CURABLE] = int(trg.curable)
-        tgi[g, L.GI_ACCOUNT] = _trap_account(trg, path, acc_idx, pc)
-        if trg.effect == "accelerate" and deal.waterfalls.accelerated is None:
-            pc.add(
+        tgi[g, L.GI_ACCOUNT] = _trap_account(trg, path, refs)
+        needs = _EFFECT_NEEDS.get(trg.effect)
+        if needs is not None and getattr(deal.waterfalls, needs) is None:
+            refs.pc.add(
                 f"{path}.effect",
-                "effect 'accelerate' needs a waterfalls.accelerated priority of payments",
-                trg.effect,
-            )
-        elif trg.effect == "event_of_default" and deal.waterfalls.post_default is None:
-            pc.add(
-                f"{path}.effect",
-                "effect 'event_of_default' needs a waterfalls.post_default priority of payments",
+                f"effect {trg.effect!r} needs a waterfalls.{needs} priority of payments",
                 trg.effect,
             )
         if isinstance(trg, CumulativeDefaultTrigger):
@@ -480,23 +611,52 @@ def compile_structure(deal: Deal, sched: PeriodSchedule, pc: ProblemCollector) -
             tgi[g, L.GI_PERIODS] = trg.periods
         elif isinstance(trg, SupportDefaultTrigger):
             tgi[g, L.GI_KIND] = L.TRIG_SUPPORT_DEFAULT
-            if trg.support not in sup_idx:
-                pc.add(
-                    f"{path}.support", f"unknown support; supports are {list(sup_idx)}", trg.support
-                )
-            else:
-                tgi[g, L.GI_SUPPORT] = sup_idx[trg.support]
+            s = refs.find("support", trg.support, f"{path}.support")
+            if s is not None:
+                tgi[g, L.GI_SUPPORT] = s
         elif isinstance(trg, MissedInterestTrigger):
             tgi[g, L.GI_KIND] = L.TRIG_MISSED_INTEREST
-            tgi[g, L.GI_GROUP] = groups.add(tranche_list(trg.tranches, f"{path}.tranches"))
+            tgi[g, L.GI_GROUP] = refs.group(trg.tranches, f"{path}.tranches")
+    return tgf, tgi
 
-    # ---- coverage ratio and clean-up call ----
+
+# ---- the whole structure -------------------------------------------------------------------
+
+
+def compile_structure(deal: Deal, sched: PeriodSchedule, pc: ProblemCollector) -> StructureArrays:
+    """The deal's structure as kernel parameter tables: tranches, fees, reserve accounts,
+    credit support, the waterfalls (one opcode row per step), triggers, and the coverage-ratio
+    and clean-up-call settings. Every name one part gives another is checked here.
+
+    Parameters
+    ----------
+    deal : Deal
+        A deal validated by the schema.
+    sched : PeriodSchedule
+        Its T payment periods (each tranche's accrual fractions under its day count).
+    pc : ProblemCollector
+        Receives every problem (unknown or repeated names, targets that do not fit the
+        schedule, principal paid out of order...) and every warning; nothing is raised here.
+
+    Returns
+    -------
+    StructureArrays
+        Columns as in :mod:`abs_engine.kernels.layout`: amounts in yuan, coupon and fee rates as
+        decimals per year, accrual fractions in years, indices 0-based. Where a name could not
+        be resolved an index is left at 0 (or -1): the tables are meant for use only when
+        ``pc`` holds no problem.
+    """
+    refs = _Refs.of(deal, pc)
+    tf, ti, tacc, ttarget = _tranche_arrays(deal, sched, pc)
+    ff, fi = _fee_arrays(deal, refs)
+    af, ai = _account_arrays(deal, refs)
+    sf, si = _support_arrays(deal, refs)
+    ops, n_steps = _waterfall_ops(deal, refs)
+    tgf, tgi = _trigger_arrays(deal, refs)
     cr_name = deal.coverage_ratio.tranche or deal.tranches[0].name
-    if cr_name not in tr_idx:
-        pc.add("coverage_ratio.tranche", f"unknown tranche; tranches are {list(tr_idx)}", cr_name)
-    cr_tranche = tr_idx.get(cr_name, 0)
+    cr_tranche = refs.find("tranche", cr_name, "coverage_ratio.tranche")
+    g_arr, g_len = refs.groups.arrays(len(deal.tranches))
     call = deal.clean_up_call
-    g_arr, g_len = groups.arrays(n_j)
     return StructureArrays(
         tranche_f=tf,
         tranche_i=ti,
@@ -514,7 +674,7 @@ def compile_structure(deal: Deal, sched: PeriodSchedule, pc: ProblemCollector) -
         n_steps=n_steps,
         groups=g_arr,
         group_len=g_len,
-        cr_tranche=cr_tranche,
+        cr_tranche=0 if cr_tranche is None else cr_tranche,
         cr_include_fees=int(deal.coverage_ratio.include_fees),
         call_factor=-1.0 if call is None else call.pool_factor,
         call_price=1.0 if call is None else call.price,

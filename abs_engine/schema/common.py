@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
 
 #: the longest recovery lag, in periods (deal, scenarios, tapes and the stress command)
 MAX_RECOVERY_LAG = 120
@@ -25,6 +26,35 @@ class Model(BaseModel):
     """Base of every schema object: frozen, unknown keys rejected."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+#: the key of a validation context that names the file a document was read from
+_SOURCE_KEY = "source"
+
+
+def source_context(source: str | Path) -> dict[str, str]:
+    """The validation context that records ``source`` on a :class:`SourcedModel`:
+    ``Deal.model_validate(data, context=source_context(path))``."""
+    return {_SOURCE_KEY: str(source)}
+
+
+class SourcedModel(Model):
+    """A model read from a file of its own: a deal or a scenario. :attr:`source` names the
+    file, for error messages; it is given when the document is validated (the validation
+    context of :func:`source_context`), kept by ``model_copy``, and never set afterwards. A
+    model built in Python, or validated without that context, says ``<memory>``."""
+
+    _source: str = PrivateAttr(default="<memory>")
+
+    def model_post_init(self, context: Any, /) -> None:
+        # Part of construction: a frozen model is not changed once it has been built.
+        if isinstance(context, dict) and _SOURCE_KEY in context:
+            self._source = str(context[_SOURCE_KEY])
+
+    @property
+    def source(self) -> str:
+        """The file this was validated from, or ``<memory>``."""
+        return self._source
 
 
 def _to_date(value: Any) -> Any:

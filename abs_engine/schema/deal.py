@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, PrivateAttr
 
-from .common import Model, Name, Rate, SchemaVersion
+from .common import Name, Rate, SchemaVersion, SourcedModel
 from .dates import Dates
 from .pool import Pool
 from .support import Support
@@ -14,10 +14,9 @@ from .waterfall import CleanUpCall, CoverageRatioSpec, Trigger, Waterfalls
 SCHEMA_VERSION = 1
 
 
-class Deal(Model):
-    """A whole deal as written in a deal file (TOML or JSON)."""
+class Deal(SourcedModel):
+    """A whole deal as written in a deal file (TOML or JSON); :attr:`source` names the file."""
 
-    _source: str = PrivateAttr(default="<memory>")
     #: identity fingerprint recorded when validated (see schema.load.revalidated_deal)
     _fingerprint: int | None = PrivateAttr(default=None)
 

@@ -16,6 +16,7 @@ import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from ..errors import DealError, Problem, check_path, format_loc
+from .common import SourcedModel, source_context
 from .deal import Deal
 from .files import decode_text
 from .pool import ObligorTable
@@ -363,9 +364,16 @@ def problems_from_validation(
     return out
 
 
-def validate_model(model: type[M], data: Any, file: str, prefix: str = "") -> M:
+def validate_model(
+    model: type[M], data: Any, file: str, prefix: str = "", *, source: str | Path | None = None
+) -> M:
+    """``data`` validated as a ``model``; what the schema refuses raised as a
+    :class:`DealError` whose problems name ``file`` (and field paths under ``prefix``).
+    ``source``: the file a :class:`~abs_engine.schema.common.SourcedModel` records as its
+    ``source`` (default: none, ``<memory>``)."""
+    context = None if source is None else source_context(source)
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except ValidationError as exc:
         raise DealError(problems_from_validation(exc, data, file, prefix)) from None
 
@@ -396,7 +404,7 @@ def parse_deal(
     to ``base_dir`` (the deal file's folder) into ``pool.table``, after the inline obligors.
     ``table``: obligors already read from a tape, for a deal rebuilt from another's
     ``model_dump`` (its ``pool.tape`` cleared so that the tape is not read again)."""
-    deal = validate_model(Deal, data, str(source))
+    deal = validate_model(Deal, data, str(source), source=source)
     if deal.pool.tape is not None:
         tape_path = Path(deal.pool.tape.path)
         if not tape_path.is_absolute():
@@ -409,8 +417,7 @@ def parse_deal(
     if table is not None:
         pool = deal.pool.model_copy()
         pool._table = table
-        deal = deal.model_copy(update={"pool": pool})
-    deal._source = str(source)
+        deal = deal.model_copy(update={"pool": pool})  # keeps the source
     mark_validated(deal)
     return deal
 
@@ -456,7 +463,7 @@ def mark_validated(deal: Deal) -> None:
 
 def revalidated_deal(deal: Deal) -> Deal:
     """``deal`` itself when it is unchanged since validation; otherwise the deal validated
-    afresh from its ``model_dump`` (file name and tape table kept), or a :class:`DealError`
+    afresh from its ``model_dump`` (source and tape table kept), or a :class:`DealError`
     naming the field and value the schema refuses."""
     if deal._fingerprint is not None and deal._fingerprint == _fingerprint(deal):
         return deal
@@ -479,9 +486,9 @@ def _value_of(p: Problem) -> tuple[Any, ...]:
 
 def revalidated(obj: M) -> M:
     """A new ``type(obj)`` validated from ``obj.model_dump()``, keeping the file it came from
-    (``_source``): catches values put in with ``model_copy(update=...)`` or
-    ``model_construct``, which skip validation."""
-    file = getattr(obj, "_source", "<memory>")
+    (the ``source`` of a deal or scenario): catches values put in with ``model_copy(update=...)``
+    or ``model_construct``, which skip validation."""
+    file = obj.source if isinstance(obj, SourcedModel) else "<memory>"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # serializing a wrongly typed field warns
@@ -490,9 +497,7 @@ def revalidated(obj: M) -> M:
         raise DealError.one(
             file, "<root>", f"not a valid {type(obj).__name__}: {exc}".splitlines()[0]
         ) from None
-    fresh = validate_model(type(obj), data, file)
-    fresh._source = file  # type: ignore[attr-defined]  # every model revalidated has one
-    return fresh
+    return validate_model(type(obj), data, file, source=file)
 
 
 def obligor_location(deal: Deal, k: int, field: str = "") -> tuple[str, str]:
@@ -501,13 +506,13 @@ def obligor_location(deal: Deal, k: int, field: str = "") -> tuple[str, str]:
     inline = len(deal.pool.obligors)
     table = deal.pool.table
     if table is None or k < inline:
-        return deal._source, f"pool.obligors[{k}]" + (f".{field}" if field else "")
+        return deal.source, f"pool.obligors[{k}]" + (f".{field}" if field else "")
     return table.file, table.row_label(k - inline) + (f".{field}" if field else "")
 
 
 def deal_source(deal: Deal) -> str:
-    """The file a deal was loaded from, or ``<memory>``."""
-    return deal._source
+    """The file a deal was loaded from, or ``<memory>`` (its :attr:`~Deal.source`)."""
+    return deal.source
 
 
 def load_deal(path: str | Path) -> Deal:
@@ -518,6 +523,4 @@ def load_deal(path: str | Path) -> Deal:
 
 
 def parse_scenario(data: dict[str, Any], source: str | Path = "<memory>") -> DeterministicScenario:
-    sc = validate_model(DeterministicScenario, data, str(source))
-    sc._source = str(source)
-    return sc
+    return validate_model(DeterministicScenario, data, str(source), source=source)

@@ -6,9 +6,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Annotated, Literal
 
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import Field, model_validator
 
-from .common import FieldError, LagPeriods, Model, Name, PosInt, Rate, SchemaVersion, Share
+from .common import (
+    FieldError,
+    LagPeriods,
+    Model,
+    Name,
+    PosInt,
+    Rate,
+    SchemaVersion,
+    Share,
+    SourcedModel,
+)
 
 #: one value per period (the last repeats): at least one value
 ShareList = Annotated[list[Share], Field(min_length=1)]
@@ -82,10 +92,8 @@ class SupportDefault(Model):
     period: PosInt = 1
 
 
-class DeterministicScenario(Model):
+class DeterministicScenario(SourcedModel):
     """A deterministic (rating-agency style) scenario, applied to every obligor alike."""
-
-    _source: str = PrivateAttr(default="<memory>")
 
     schema_version: SchemaVersion = 1
     kind: Literal["deterministic"] = "deterministic"

@@ -5,9 +5,20 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import Field, model_validator
 
-from .common import Bool, LagPeriods, Model, Name, Num, PosNum, Rate, SchemaVersion, Share
+from .common import (
+    Bool,
+    LagPeriods,
+    Model,
+    Name,
+    Num,
+    PosNum,
+    Rate,
+    SchemaVersion,
+    Share,
+    SourcedModel,
+)
 
 Correlation = Annotated[float, Field(strict=True, ge=0, lt=1, allow_inf_nan=False)]
 #: one CPR per period (the last repeats): at least one value
@@ -127,10 +138,8 @@ class ProviderRisk(Model):
     disabled: Bool = False
 
 
-class MonteCarloScenario(Model):
+class MonteCarloScenario(SourcedModel):
     """A stochastic scenario file (``kind = "monte_carlo"``)."""
-
-    _source: str = PrivateAttr(default="<memory>")
 
     schema_version: SchemaVersion = 1
     kind: Literal["monte_carlo"]

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from scipy.optimize import brentq
 
 from ..compile.deal import CompiledDeal, compile_deal
+from ..compile.patch import with_tranche_terms
 from ..errors import (
     AbsEngineError,
     ArgumentTypeError,
@@ -35,6 +36,7 @@ from ..errors import (
     short_repr,
 )
 from ..metrics.rating import RatingTable, default_rating_table
+from ..schema.common import source_context
 from ..schema.deal import Deal
 from ..schema.files import decode_text
 from ..schema.stochastic import MAX_PATHS, MonteCarloScenario
@@ -288,13 +290,12 @@ def with_parameter(sc: MonteCarloScenario, name: str, value: float) -> MonteCarl
     doc = sc.model_dump(mode="json")
     PARAMETERS[name](doc, v)
     try:
-        out = MonteCarloScenario.model_validate(doc)
+        out = MonteCarloScenario.model_validate(doc, context=source_context(sc.source))
     except ValidationError as exc:  # a combination the schema refuses
         first = exc.errors()[0]
         raise SolverError(
             f"{name} = {v:g} gives an invalid scenario: {first.get('msg', exc)}"
         ) from None
-    out._source = sc._source
     return out
 
 
@@ -313,17 +314,6 @@ def _run(
     cd: CompiledDeal, sc: MonteCarloScenario, n_paths: int, seed: int, table: RatingTable
 ) -> SimulationResult:
     return simulate_compiled(cd, sc, n_paths=n_paths, seed=seed, progress=False, rating_table=table)
-
-
-def _with_tranches(deal: Deal, **changes: dict[str, Any]) -> CompiledDeal:
-    doc = deal.model_dump(mode="json")
-    doc["pool"]["tape"] = None  # its rows are already read, in deal.pool.table
-    for t in doc["tranches"]:
-        t.update(changes.get(t["name"], {}))
-    from ..schema.load import parse_deal
-
-    new = parse_deal(doc, source=deal._source, table=deal.pool.table)
-    return compile_deal(new)
 
 
 # --- solvers -------------------------------------------------------------------------------------
@@ -381,7 +371,7 @@ def solve_coupon(
     table = default_rating_table()
 
     def gap(c: float) -> float:
-        cd = _with_tranches(deal, **{tranche: {"coupon": {"kind": "fixed", "rate": c}}})
+        cd = with_tranche_terms(cd0, {tranche: {"coupon": {"kind": "fixed", "rate": c}}})
         return expected_pv(_run(cd, sc, n_paths, seed, table), tranche, curve, spread / 1e4) - bal
 
     g_lo, g_hi = gap(lo), gap(hi)
@@ -442,8 +432,8 @@ def size_tranche(
     seed = sc.seed if seed is None else seed
 
     def evaluate(balance: float) -> tuple[bool, dict[str, Any]]:
-        cd = _with_tranches(
-            deal, **{tranche: {"balance": balance}, junior: {"balance": total - balance}}
+        cd = with_tranche_terms(
+            cd0, {tranche: {"balance": balance}, junior: {"balance": total - balance}}
         )
         row = _run(cd, sc, n_paths, seed, table).tranches.iloc[j]
         metric, metric_se = row.expected_loss, row.expected_loss_se
