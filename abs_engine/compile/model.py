@@ -337,7 +337,7 @@ def compile_model(cd: CompiledDeal, sc: MonteCarloScenario) -> MonteCarloModel:
     changed with ``model_copy(update=...)`` is validated again."""
     _check_arguments(cd, sc)
     sc = revalidated(sc)
-    pc = ProblemCollector(sc._source)
+    pc = ProblemCollector(sc.source)
     pool = cd.pool
     n, n_t = cd.n_obligors, cd.n_periods
     dm = sc.defaults
