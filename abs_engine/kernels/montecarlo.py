@@ -394,6 +394,66 @@ def _no_default_path_py(memo, n_def, support_default_period, n_t):
     return True
 
 
+def run_block_py(first_block, bb, spec, model, deal, sums):
+    """Block ``first_block + bb`` of the run, path by path in global order, into block ``bb``
+    of ``sums`` (see :func:`run_blocks_py`)."""
+    n_t = model.agg_interest.shape[0]
+    n_obl = model.obligor_class.shape[0]
+    n_m = sums.m_sum.shape[1]
+    n_cf = sums.cf_sum.shape[2]
+    block_size = spec.block_size
+    first_path = first_block * block_size
+    path_metrics = sums.path_metrics
+    p0 = (first_block + bb) * block_size
+    p1 = min(p0 + block_size, spec.n_paths)
+    coll, led, wf = _block_scratch_py(model, deal)
+    cash = np.zeros(n_t)
+    metrics = np.zeros(n_m)
+    path_cf = np.zeros((n_t, n_cf))
+    coverage = np.zeros(n_t)
+    # The no-default path has the same pool flows every time (model.memo): run it once
+    # per block, add it n_base times at the end.
+    n_base = 0
+    base_metrics = np.zeros(n_m)
+    base_cf = np.zeros((n_t, n_cf))
+    base_cov = np.zeros(n_t)
+    base_stats = np.zeros(N_CS)
+    for p in range(p0, p1):
+        n_def = collateral_draws_py(spec.seed, p, model, coll)
+        sdp = coll.support_default_period
+        base_path = _no_default_path_py(model.memo, n_def, sdp, n_t)
+        if base_path and n_base > 0:
+            # the memoised path again: its sums and histograms are added n_base times
+            # at the end of the block
+            n_base += 1
+            if spec.keep != 0:
+                path_metrics[p - first_path, :] = base_metrics
+            continue
+        survivor_flows_py(model, coll)
+        waterfall_path_py(coll.flows, sdp, model.base_rate, deal, led, wf)
+        path_metrics_py(led, coll.stats, deal, sdp, cash, metrics)
+        path_cashflows_py(led, path_cf)
+        for t in range(n_t):
+            coverage[t] = led.per[t, LP_COVERAGE_RATIO]
+        if base_path:
+            n_base = 1
+            base_metrics[:] = metrics
+            base_cf[:, :] = path_cf
+            base_cov[:] = coverage
+            base_stats[:] = coll.stats
+        else:
+            _add_path_py(sums, bb, metrics, path_cf, 1.0)
+            _add_histograms_py(sums, bb, spec, coll.stats, metrics, coverage, n_obl,
+                               deal.original_pool, 1)  # fmt: skip
+        if spec.keep != 0:
+            path_metrics[p - first_path, :] = metrics
+    if n_base > 0:
+        _add_path_py(sums, bb, base_metrics, base_cf, float(n_base))
+        _add_histograms_py(sums, bb, spec, base_stats, base_metrics, base_cov, n_obl,
+                           deal.original_pool, n_base)  # fmt: skip
+    return 0
+
+
 def run_blocks_py(first_block, n_blocks, spec, model, deal, sums):
     """Run blocks ``first_block .. first_block + n_blocks - 1`` (in ``prange``).
 
@@ -410,64 +470,12 @@ def run_blocks_py(first_block, n_blocks, spec, model, deal, sums):
         of this call (``spec.keep``): the metric vectors, ``path_metrics[p - first_path]``.
 
     Every path in a block runs in global order on one thread and the block's sums are kept
-    apart, so the caller's block-order total is the same for any thread count or batch."""
-    n_t = model.agg_interest.shape[0]
-    n_obl = model.obligor_class.shape[0]
-    n_m = sums.m_sum.shape[1]
-    n_cf = sums.cf_sum.shape[2]
-    block_size = spec.block_size
-    first_path = first_block * block_size
-    # numba 0.68 drops writes made in a prange body through a tuple field (``sums.x[i] = v``;
-    # writes inside called functions are kept): take the array out before the loop
-    path_metrics = sums.path_metrics
+    apart, so the caller's block-order total is the same for any thread count or batch. The
+    loop body is one call: a small parallel region compiles faster, and numba 0.68 drops
+    writes made in a prange body through a tuple field (``sums.x[i] = v``), which writes in
+    a called function do not suffer."""
     for bb in prange(n_blocks):
-        p0 = (first_block + bb) * block_size
-        p1 = min(p0 + block_size, spec.n_paths)
-        coll, led, wf = _block_scratch_py(model, deal)
-        cash = np.zeros(n_t)
-        metrics = np.zeros(n_m)
-        path_cf = np.zeros((n_t, n_cf))
-        coverage = np.zeros(n_t)
-        # The no-default path has the same pool flows every time (model.memo): run it once
-        # per block, add it n_base times at the end.
-        n_base = 0
-        base_metrics = np.zeros(n_m)
-        base_cf = np.zeros((n_t, n_cf))
-        base_cov = np.zeros(n_t)
-        base_stats = np.zeros(N_CS)
-        for p in range(p0, p1):
-            n_def = collateral_draws_py(spec.seed, p, model, coll)
-            sdp = coll.support_default_period
-            base_path = _no_default_path_py(model.memo, n_def, sdp, n_t)
-            if base_path and n_base > 0:
-                # the memoised path again: its sums and histograms are added n_base times
-                # at the end of the block
-                n_base += 1
-                if spec.keep != 0:
-                    path_metrics[p - first_path, :] = base_metrics
-                continue
-            survivor_flows_py(model, coll)
-            waterfall_path_py(coll.flows, sdp, model.base_rate, deal, led, wf)
-            path_metrics_py(led, coll.stats, deal, sdp, cash, metrics)
-            path_cashflows_py(led, path_cf)
-            for t in range(n_t):
-                coverage[t] = led.per[t, LP_COVERAGE_RATIO]
-            if base_path:
-                n_base = 1
-                base_metrics[:] = metrics
-                base_cf[:, :] = path_cf
-                base_cov[:] = coverage
-                base_stats[:] = coll.stats
-            else:
-                _add_path_py(sums, bb, metrics, path_cf, 1.0)
-                _add_histograms_py(sums, bb, spec, coll.stats, metrics, coverage, n_obl,
-                                   deal.original_pool, 1)  # fmt: skip
-            if spec.keep != 0:
-                path_metrics[p - first_path, :] = metrics
-        if n_base > 0:
-            _add_path_py(sums, bb, base_metrics, base_cf, float(n_base))
-            _add_histograms_py(sums, bb, spec, base_stats, base_metrics, base_cov, n_obl,
-                               deal.original_pool, n_base)  # fmt: skip
+        run_block_py(first_block, bb, spec, model, deal, sums)
     return 0
 
 
@@ -482,8 +490,8 @@ _block_scratch = jit_twin(
 _add_path = jit_twin(_add_path_py, cache=True)
 _add_histograms = jit_twin(_add_histograms_py, {"_bin_py": _bin}, cache=True)
 _no_default_path = jit_twin(_no_default_path_py, cache=True)
-run_blocks = jit_twin(
-    run_blocks_py,
+run_block = jit_twin(
+    run_block_py,
     {
         "collateral_draws_py": collateral_draws,
         "survivor_flows_py": survivor_flows,
@@ -496,8 +504,8 @@ run_blocks = jit_twin(
         "_add_histograms_py": _add_histograms,
     },
     cache=True,
-    parallel=True,
 )
+run_blocks = jit_twin(run_blocks_py, {"run_block_py": run_block}, cache=True, parallel=True)
 
 __all__ = [
     "path_metrics",
