@@ -12,6 +12,7 @@ import errno
 import hashlib
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -34,21 +35,9 @@ from abs_engine.files import (
     atomic_write,
     staged_outputs,
 )
-
-ROOT = Path(__file__).resolve().parents[1]
-ABS_ENGINE = Path(sys.executable).with_name("abs-engine")
-
+from tests.conftest import ABS_ENGINE, ROOT, base_deal, run_cli, snapshot
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def snapshot(folder: Path) -> dict[str, str]:
-    """Every entry under ``folder`` (hidden ones included) with the SHA-256 of its bytes."""
-    out = {}
-    for p in sorted(folder.rglob("*")):
-        rel = str(p.relative_to(folder))
-        out[rel] = hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "<dir>"
-    return out
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -59,12 +48,21 @@ def leftovers(folder: Path) -> list[str]:
     ]
 
 
+@pytest.fixture(scope="module")
+def previous_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A previous run's outputs (``run -s huake_base --out``), written once for the module."""
+    out = tmp_path_factory.mktemp("previous") / "out"
+    done = run_cli("run", "-s", "huake_base", "--out", out)
+    assert done.returncode == 0, done.stderr
+    return out
+
+
 @pytest.fixture
-def old_outputs(tmp_path: Path, capsys) -> Iterator[tuple[Path, dict[str, str]]]:
-    """An output folder holding a previous run's outputs, and their snapshot."""
+def old_outputs(tmp_path: Path, previous_run: Path) -> Iterator[tuple[Path, dict[str, str]]]:
+    """An output folder holding a previous run's outputs (a copy of ``previous_run``), and
+    their snapshot."""
     out = tmp_path / "out"
-    assert main(["run", "-s", "huake_base", "--out", str(out)]) == 0
-    capsys.readouterr()
+    shutil.copytree(previous_run, out)
     before = snapshot(out)
     assert MANIFEST in before and "summary.json" in before
     yield out, before
@@ -163,20 +161,45 @@ def test_sigint_during_the_run(old_outputs):
 
 
 @needs_proc
-@pytest.mark.parametrize(
-    ("sig", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"]
-)
-def test_signal_during_the_write_phase(old_outputs, sig, status):
-    """A signal while every new file is staged and none moved (the test hook pauses there):
-    no temporary file or staging folder left (SIGTERM left ``.summary_*.json.*.tmp`` before),
-    the previous outputs intact."""
+def test_sigterm_during_the_write_phase(old_outputs):
+    """SIGTERM to a real process while every new file is staged and none moved (the test hook
+    pauses there): status 143, no temporary file or staging folder left (SIGTERM left
+    ``.summary_*.json.*.tmp`` before), the previous outputs intact. Both signals at that point
+    in this process: :func:`test_signal_during_the_write_phase`."""
     out, before = old_outputs
     args = ["run", "-s", "huake_base", "-s", "cdr_stress", "--out", str(out)]
     child = Child(args, **{TEST_PAUSE_ENV: "120"})
     child.wait_for(lambda: "pausing before commit" in child.err, 120, "the write phase")
     staged = [p for p in out.iterdir() if p.name.startswith(STAGING_PREFIX)]
     assert len(staged) == 1 and (staged[0] / "tranches_cdr_stress.csv").exists()  # all staged
-    code, err = child.stop(sig)
+    code, err = child.stop(signal.SIGTERM)
+    assert code == 143, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert snapshot(out) == before and not leftovers(out)
+
+
+@pytest.mark.parametrize(
+    ("sig", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"]
+)
+def test_signal_during_the_write_phase(old_outputs, monkeypatch, capsys, sig, status):
+    """The signal, sent to this process by the write phase's test hook (every new file staged,
+    none moved), reaches ``main``'s handlers: the status of the signal, "interrupted", the
+    previous outputs intact, nothing left over."""
+    out, before = old_outputs
+    all_staged: list[bool] = []
+
+    def pause() -> None:
+        staging = [p for p in out.iterdir() if p.name.startswith(STAGING_PREFIX)]
+        all_staged.append(len(staging) == 1 and (staging[0] / "tranches_cdr_stress.csv").exists())
+        # main's handler, not the default action (which would end this test process)
+        assert signal.getsignal(sig) not in (signal.SIG_DFL, signal.SIG_IGN, None)
+        signal.raise_signal(sig)
+        time.sleep(10)  # the handler raises before this returns
+
+    monkeypatch.setattr(files, "_test_pause", pause)
+    code = main(["run", "-s", "huake_base", "-s", "cdr_stress", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert all_staged == [True]  # the hook ran once, with every file staged
     assert code == status, err
     assert "interrupted" in err and "Traceback" not in err
     assert snapshot(out) == before and not leftovers(out)
@@ -314,7 +337,7 @@ def test_interrupt_swallowed_in_a_callback_is_not_lost(monkeypatch, capsys):
     is 'ignored' by Python; main sends the signal again until the command has it."""
     import ctypes
 
-    from abs_engine import cli
+    from abs_engine import commands
 
     def command(args):
         def callback():
@@ -326,7 +349,7 @@ def test_interrupt_swallowed_in_a_callback_is_not_lost(monkeypatch, capsys):
             time.sleep(0.01)
         return 0
 
-    monkeypatch.setattr(cli, "_cmd_validate", command)
+    monkeypatch.setattr(commands, "cmd_validate", command)
     assert main(["validate", str(ROOT / "waterfalls" / "huake_2025.toml")]) == 130
     err = capsys.readouterr().err
     assert err.strip() == "interrupted", err
@@ -544,8 +567,6 @@ MC_SCENARIO = {
     ids=lambda c: c[0],
 )
 def test_every_command_that_loads_a_deal_prints_its_warnings(tmp_path, capsys, command):
-    from tests.conftest import base_deal
-
     over = [{"name": "A", "balance": 150.0, "coupon": {"kind": "fixed", "rate": 0.0}}]
     deal = tmp_path / "deal.json"
     deal.write_text(json.dumps(base_deal(tranches=over)))
@@ -565,12 +586,15 @@ def test_every_command_that_loads_a_deal_prints_its_warnings(tmp_path, capsys, c
 
 
 @pytest.mark.parametrize(
-    ("sig", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"]
+    ("command", "sig", "status"),
+    [("synth", signal.SIGTERM, 143), ("size", signal.SIGINT, 130)],
+    ids=["synth-SIGTERM", "size-SIGINT"],
 )
-@pytest.mark.parametrize("command", ["synth", "size"])
-def test_signal_while_the_modules_load(tmp_path, sig, status, command):
+def test_signal_while_the_modules_load(tmp_path, command, sig, status):
     """A signal in the first second, while pydantic, numba and pandas load: it gave a
-    KeyboardInterrupt traceback and status -2 (SIGINT) or a bare kill, -15 (SIGTERM)."""
+    KeyboardInterrupt traceback and status -2 (SIGINT) or a bare kill, -15 (SIGTERM). Each
+    signal and each command once (a process each: the cross product adds no code path, the
+    signal is noted by the same handler before any command is parsed)."""
     out = tmp_path / "o"
     out.mkdir()
     (out / "stray.txt").write_text("keep")

@@ -11,6 +11,7 @@ lists are filled per test: ``{tmp}`` (a fresh folder), ``{file}`` (a regular fil
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +20,9 @@ from pathlib import Path
 import pytest
 
 import abs_engine.cli as cli
+import abs_engine.commands as commands
 from abs_engine.cli import MAX_GRID_VALUES, MAX_LEDGER_PATHS, main
+from tests.conftest import base_deal, snapshot
 
 LONG = "/tmp/" + "x" * 4995  # 5,000 characters
 
@@ -457,8 +460,8 @@ def nothing_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     import abs_engine.solvers.agency as agency
     import abs_engine.solvers.structuring as structuring
 
-    monkeypatch.setattr(cli, "simulate", refuse)
-    monkeypatch.setattr(cli, "run_deterministic", refuse)
+    monkeypatch.setattr(commands, "simulate", refuse)
+    monkeypatch.setattr(commands, "run_deterministic", refuse)
     monkeypatch.setattr(structuring, "simulate_compiled", refuse)
     monkeypatch.setattr(agency, "_run", refuse)
 
@@ -474,13 +477,6 @@ def _fill(argv: tuple[str, ...], tmp: Path, data: Path) -> list[str]:
     return out
 
 
-def _snapshot(root: Path) -> dict[str, bytes | None]:
-    return {
-        str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None)
-        for p in sorted(root.rglob("*"))
-    }
-
-
 def test_corpus_is_large_and_ids_are_unique():
     assert len(CASES) >= 150
     assert len({c.id for c in CASES}) == len(CASES)
@@ -491,7 +487,7 @@ def test_hostile_command_line_exits_2_with_one_clear_message(
     case: Case, tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
 ):
     (tmp_path / "a_file.txt").write_text("keep me")
-    before = _snapshot(tmp_path)
+    before = snapshot(tmp_path)
     rc = main(_fill(case.argv, tmp_path, data_dir))
     err = capsys.readouterr().err
     assert rc == 2, err
@@ -502,7 +498,7 @@ def test_hostile_command_line_exits_2_with_one_clear_message(
     assert case.value in err, err
     assert len(err) < 2_000, err
     if case.writes:
-        assert _snapshot(tmp_path) == before
+        assert snapshot(tmp_path) == before
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads and writes regardless of permissions")
@@ -531,10 +527,6 @@ def test_validate_checks_the_deals_named_scenarios(
 ):
     """``validate`` answered OK for a deal whose base_scenario names no scenario, though
     ``run`` and ``stress`` then fail on it: the names are checked, at the deal's field."""
-    import json
-
-    from tests.conftest import base_deal
-
     deal = tmp_path / "deal.json"
     deal.write_text(json.dumps(base_deal(**{field: "no_such_scenario"})))
     assert main(["validate", str(deal)]) == 2
@@ -643,11 +635,11 @@ def test_breakeven_range_may_point_either_way():
     sub = [t.name for t in deal.tranches][-1]
     for param, rng in [("correlation", "0.95,0"), ("pd_multiplier", "2,1"), ("recovery", "0,1")]:
         args = SimpleNamespace(command="breakeven", tranche=sub, param=param, range=rng)
-        cli._check_solver_args(args, deal)  # no error
+        commands.check_solver_args(args, deal)  # no error
     for rng in ["1,0", "0.5,0.5"]:
         args = SimpleNamespace(command="breakeven", tranche=sub, param="correlation", range=rng)
         with pytest.raises(AbsEngineError, match="--range|differ"):
-            cli._check_solver_args(args, deal)
+            commands.check_solver_args(args, deal)
 
 
 @pytest.mark.parametrize(
@@ -656,8 +648,6 @@ def test_breakeven_range_may_point_either_way():
 def test_scenario_names_unusable_as_out_file_names_are_refused_up_front(
     name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):
-    import json
-
     sc = tmp_path / "sc.json"
     sc.write_text(
         json.dumps(

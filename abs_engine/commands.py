@@ -1,0 +1,534 @@
+"""What each ``abs-engine`` command does, once :mod:`abs_engine.cli` has parsed its arguments:
+check the arguments that need the deal, run, then print (``abs_engine.report.console``, or a
+JSON document from ``abs_engine.report.documents``) and write ``--out`` files
+(``abs_engine.report.writers``).
+
+Each ``cmd_*`` takes the parsed arguments and returns the exit status; bad input raises
+:class:`~abs_engine.errors.DealError` or another :class:`~abs_engine.errors.AbsEngineError`,
+which ``cli.main`` prints. Every check that can fail runs before the first simulation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from typing import TYPE_CHECKING, Any
+
+from .api import load_deal, load_scenario, run_deterministic, simulate
+from .cli_types import UsageError, got, parse_condition, parse_range
+from .compile.deal import compile_deal
+from .compile.model import compile_model
+from .errors import AbsEngineError, DealError, Problem, short_repr
+from .files import staged_outputs
+from .report import console, documents, writers
+from .schema.load import deal_source
+from .schema.scenario import DeterministicScenario
+from .schema.stochastic import MonteCarloScenario
+
+if TYPE_CHECKING:
+    from .api import AnyScenario
+    from .compile.deal import CompiledDeal
+    from .schema.deal import Deal
+
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_INPUT",
+    "EXIT_OK",
+    "check_solver_args",
+    "cmd_run",
+    "cmd_solver",
+    "cmd_stress",
+    "cmd_synth",
+    "cmd_validate",
+]
+
+#: exit status: success; a command that could not finish (an output folder that cannot be
+#: written, an unexpected error); bad input (every problem printed, no traceback)
+EXIT_OK, EXIT_ERROR, EXIT_INPUT = 0, 1, 2
+
+
+# --- run -----------------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``run``: the deal on its scenarios, all deterministic or all Monte Carlo."""
+    for flag, given in (("--keep-paths", args.keep_paths), ("--ledger-paths", args.ledger_paths)):
+        if given and args.out is None:
+            raise UsageError(f"{flag} needs --out DIR (the folder its files are written to)")
+    if args.out is not None:
+        writers.check_out_folder(args.out, "--out")
+    deal = load_deal(args.deal)
+    cd = compile_deal(deal)  # the deal's problems before anything runs, its warnings once
+    console.print_warnings(cd)
+    names = args.scenario or ([deal.base_scenario] if deal.base_scenario else [])
+    scenarios = [load_scenario(s, deal) for s in names]
+    stochastic = [s for s in scenarios if isinstance(s, MonteCarloScenario)]
+    if stochastic:
+        if len(stochastic) != len(scenarios):
+            raise UsageError(
+                "--scenario: run Monte Carlo and deterministic scenarios in separate commands "
+                f"(Monte Carlo: {[s.name for s in stochastic]})"
+            )
+        return _run_monte_carlo(args, cd, stochastic)
+    return _run_deterministic(args, cd, scenarios)
+
+
+def _run_deterministic(
+    args: argparse.Namespace, cd: CompiledDeal, scenarios: list[AnyScenario]
+) -> int:
+    mc_only = [
+        f"--{o.replace('_', '-')}"
+        for o in ("paths", "seed", "threads", "ledger_paths")
+        if getattr(args, o) is not None
+    ]
+    if mc_only or args.keep_paths:
+        raise AbsEngineError(
+            f"{', '.join(mc_only or ['--keep-paths'])}: only for Monte Carlo scenarios"
+        )
+    if args.out:
+        writers.check_out_names(scenarios)  # before the run: its files could not be written
+    res = run_deterministic(cd, scenarios or None)
+    if args.out:
+        writers.check_out_names(res.scenarios)
+    if args.json:
+        console.print_json(documents.result_document(res))
+    else:
+        console.print_deterministic(res)
+    if args.out:
+        files = writers.write_run_outputs(res, args.out)
+        if not args.json:
+            print(f"\nwrote {len(files)} files to {args.out}")
+    return EXIT_OK
+
+
+def _run_monte_carlo(
+    args: argparse.Namespace, cd: CompiledDeal, scenarios: list[MonteCarloScenario]
+) -> int:
+    if args.out:
+        writers.check_out_names(scenarios)
+    _check_monte_carlo_size(args, cd, scenarios)
+    docs = []
+    # every scenario's files staged, then moved into --out together (none if one fails)
+    info = {"command": "run", "scenarios": [sc.name for sc in scenarios]}
+    with staged_outputs(args.out, info=info) if args.out else nullcontext() as stage:
+        for sc in scenarios:
+            res = simulate(
+                cd,
+                sc,
+                n_paths=args.paths,
+                seed=args.seed,
+                threads=args.threads,
+                keep_paths=bool(args.keep_paths and args.out),
+                ledger_paths=args.ledger_paths or ([0] if args.out else []),
+                progress=False if (args.no_progress or args.json) else None,
+            )
+            doc = documents.mc_document(res)
+            docs.append(doc)
+            if not args.json:
+                console.print_monte_carlo(res)
+            if stage is not None:
+                writers.stage_mc_outputs(res, doc, stage)
+    if args.json:
+        console.print_json(docs[0] if len(docs) == 1 else {"scenarios": docs})
+    elif args.out:
+        print(f"\nwrote results to {args.out}")
+    return EXIT_OK
+
+
+def _check_monte_carlo_size(
+    args: argparse.Namespace, cd: CompiledDeal, scenarios: list[MonteCarloScenario]
+) -> None:
+    """Before any scenario runs: ledger paths within the run, kept per-path results that fit
+    in memory. (Path counts are already within MAX_PATHS: --paths by its argparse type, a
+    scenario's n_paths by the schema.)"""
+    from .simulation import check_keep_paths_memory, kept_bytes_per_path
+
+    for sc in scenarios:
+        n = sc.n_paths if args.paths is None else args.paths
+        for p in args.ledger_paths or []:
+            if p >= n:
+                raise UsageError(
+                    f"--ledger-paths: path {p:,} is outside the run's paths 0 .. {n - 1:,} "
+                    f"(scenario {sc.name!r}, {n:,} paths)"
+                )
+        if args.keep_paths:
+            check_keep_paths_memory(
+                n, kept_bytes_per_path(len(cd.tranche_names)), what=f"--keep-paths --paths {n}"
+            )
+
+
+# --- validate ------------------------------------------------------------------------------------
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """``validate``: every problem of the deal, its named scenarios and ``--scenario``s."""
+    deal = load_deal(args.deal)
+    cd = compile_deal(deal)
+    console.print_warnings(cd)
+    problems = _named_scenario_problems(deal)
+    for s in args.scenario or []:
+        try:
+            sc = load_scenario(s, deal)
+            if isinstance(sc, DeterministicScenario):
+                run_deterministic(cd, [sc])
+            else:
+                compile_model(cd, sc)
+        except DealError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise DealError(problems)
+    print(
+        f"{args.deal}: OK — {cd.n_obligors} obligors, {len(cd.tranche_names)} tranches, "
+        f"{cd.n_periods} periods"
+    )
+    return EXIT_OK
+
+
+def _named_scenario_problems(deal: Deal) -> list[Problem]:
+    """The deal's ``base_scenario`` and ``deterministic_scenario``: each must name a scenario
+    that loads (``run`` and ``stress`` use them when no ``--scenario`` is given), and
+    ``deterministic_scenario`` a deterministic one."""
+    problems, source = [], deal_source(deal)
+    for field in ("base_scenario", "deterministic_scenario"):
+        name = getattr(deal, field)
+        if name is None:
+            continue
+        try:
+            sc = load_scenario(name, deal)
+        except DealError as exc:
+            why = exc.problems[0].message
+            problems.append(Problem(source, field, f"scenario cannot be loaded: {why}", name))
+            continue
+        if field == "deterministic_scenario" and not isinstance(sc, DeterministicScenario):
+            why = "names a Monte Carlo scenario, not a deterministic one"
+            problems.append(Problem(source, field, why, name))
+    return problems
+
+
+# --- size, price, breakeven, sensitivity ---------------------------------------------------------
+
+#: ``breakeven``'s search range by parameter when ``--range`` is not given: where the
+#: condition holds, then where it fails
+_DEFAULT_RANGES = {
+    "pd_multiplier": (0.0, 20.0),
+    "recovery": (1.0, 0.0),
+    "ip_haircut": (0.0, 1.0),
+    "correlation": (0.0, 0.95),
+    "cpr": (0.0, 0.5),
+    "provider_pd_multiplier": (0.0, 50.0),
+}
+
+
+@contextmanager
+def _naming(flag: str) -> Iterator[None]:
+    """Problems in the file an option names carry the option's name."""
+    try:
+        yield
+    except DealError as exc:
+        raise DealError(
+            [dataclasses.replace(p, message=f"{flag}: {p.message}") for p in exc.problems]
+        ) from None
+    except AbsEngineError as exc:
+        raise UsageError(f"{flag}: {exc}") from None
+
+
+def check_solver_args(args: argparse.Namespace, deal: Deal) -> None:
+    """The solver arguments that need the deal, checked before any evaluation runs."""
+    from .solvers.structuring import check_parameter, describe_range
+
+    names = [t.name for t in deal.tranches]
+    tranche = args.tranche
+    if tranche is not None and tranche not in names:
+        raise UsageError(f"--tranche: unknown tranche {short_repr(tranche)}; tranches are {names}")
+    if args.command == "size" and tranche == names[-1]:
+        raise UsageError(
+            f"--tranche: {tranche!r} is the most junior tranche, which absorbs the change; "
+            f"size a more senior one ({names[:-1]})"
+        )
+    if args.command == "price" and deal.tranches[names.index(tranche)].balance <= 0:
+        raise UsageError(f"--tranche: {tranche!r} has no balance to price")
+    if args.command == "breakeven" and args.range is not None:
+        lo, hi = parse_range(args.range)
+        for v in (lo, hi):
+            try:
+                check_parameter(args.param, v)
+            except AbsEngineError:
+                raise UsageError(
+                    f"--range: {args.param} must be in {describe_range(args.param)} "
+                    f"{got(args.range)}"
+                ) from None
+    if args.command == "sensitivity" and args.x[0] == args.y[0]:
+        raise UsageError(f"--x and --y vary the same parameter {args.x[0]!r}: choose two")
+
+
+def cmd_solver(args: argparse.Namespace) -> int:
+    """``size``, ``price``, ``breakeven`` or ``sensitivity`` on a Monte Carlo scenario: one
+    line (or a grid), or with ``--json`` one document."""
+    deal = load_deal(args.deal)
+    cd = compile_deal(deal)  # its problems and warnings up front; breakeven/sensitivity reuse it
+    console.print_warnings(cd)
+    name = args.scenario or deal.base_scenario
+    if name is None:
+        raise AbsEngineError("the deal names no base_scenario: give --scenario")
+    sc = load_scenario(name, deal)
+    if not isinstance(sc, MonteCarloScenario):
+        raise UsageError(
+            f"--scenario: {args.command} needs a Monte Carlo scenario; {sc.name!r} is deterministic"
+        )
+    check_solver_args(args, deal)
+    seed = sc.seed if args.seed is None else args.seed
+    solve = _SOLVERS[args.command]
+    result, text = solve(args, deal, cd, sc)
+    if args.json:
+        console.print_json(documents.solver_document(deal.name, sc.name, args.paths, seed, result))
+    else:
+        print(text)
+    return EXIT_OK
+
+
+#: what a solver command returns: its fields of the JSON document, and its printed text
+_Answer = tuple[dict[str, Any], str]
+
+
+def _size(
+    args: argparse.Namespace, deal: Deal, cd: CompiledDeal, sc: MonteCarloScenario
+) -> _Answer:
+    from .metrics.rating import load_rating_table
+    from .solvers import size_tranche
+
+    with _naming("--rating-table"):
+        table = load_rating_table(args.rating_table)
+    if args.target is not None and args.target not in table.ratings:
+        raise UsageError(
+            f"--target: unknown rating {short_repr(args.target)}; the table "
+            f"({table.source}) has {list(table.ratings)}"
+        )
+    out = size_tranche(
+        deal,
+        sc,
+        args.tranche,
+        target_rating=args.target,
+        target_el=args.target_el,
+        n_paths=args.paths,
+        seed=args.seed,
+        rating_table=table,
+    )
+    result = {
+        "tranche": args.tranche,
+        "target": args.target or args.target_el,
+        **out,
+        "rating_table": {"source": table.source, "illustrative": table.illustrative},
+    }
+    target = args.target or f"EL {args.target_el:.4%}"
+    return result, console.size_text(args.tranche, target, out)
+
+
+def _price(
+    args: argparse.Namespace, deal: Deal, cd: CompiledDeal, sc: MonteCarloScenario
+) -> _Answer:
+    from .solvers import load_curve, solve_coupon
+
+    with _naming("--curve"):
+        curve = load_curve(args.curve)
+    coupon = solve_coupon(
+        deal,
+        sc,
+        args.tranche,
+        curve,
+        spread_bps=args.spread_bps,
+        n_paths=args.paths,
+        seed=args.seed,
+    )
+    result = {
+        "tranche": args.tranche,
+        "curve": args.curve,
+        "spread_bps": args.spread_bps,
+        "par_coupon": coupon,
+    }
+    return result, console.price_text(args.tranche, args.curve, args.spread_bps, coupon)
+
+
+def _breakeven(
+    args: argparse.Namespace, deal: Deal, cd: CompiledDeal, sc: MonteCarloScenario
+) -> _Answer:
+    from .solvers import breakeven, condition
+
+    cond = condition(*parse_condition(args.condition))
+    lo, hi = _DEFAULT_RANGES[args.param]
+    if args.range:
+        lo, hi = parse_range(args.range)
+    v = breakeven(
+        cd, sc, args.tranche, args.param, cond, lo=lo, hi=hi, n_paths=args.paths, seed=args.seed
+    )
+    result = {
+        "tranche": args.tranche,
+        "param": args.param,
+        "condition": args.condition,
+        "breakeven": v,
+    }
+    return result, console.breakeven_text(args.tranche, args.condition, args.param, v)
+
+
+def _sensitivity(
+    args: argparse.Namespace, deal: Deal, cd: CompiledDeal, sc: MonteCarloScenario
+) -> _Answer:
+    from .solvers import sensitivity
+
+    x, y = args.x, args.y
+    grid = sensitivity(cd, sc, x, y, n_paths=args.paths, seed=args.seed)
+    result = {"x": x[0], "y": y[0], "grid": grid.to_dict(orient="records")}
+    tranche = args.tranche or cd.tranche_names[0]
+    return result, console.sensitivity_text(grid, x[0], y[0], tranche)
+
+
+_SOLVERS = {"size": _size, "price": _price, "breakeven": _breakeven, "sensitivity": _sensitivity}
+
+
+# --- synth ---------------------------------------------------------------------------------------
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    """``synth``: a synthetic pool's deal, tape and scenario files, checked to load."""
+    from .synthetic import MAX_OBLIGOR_PERIODS, write_synthetic
+
+    if args.obligors * args.periods > MAX_OBLIGOR_PERIODS:
+        raise UsageError(
+            f"--obligors × --periods must be at most {MAX_OBLIGOR_PERIODS:,} "
+            f"(got {args.obligors:,} × {args.periods:,} = {args.obligors * args.periods:,})"
+        )
+    writers.check_out_folder(args.out, "synth OUT (the output folder)")
+    paths = write_synthetic(
+        args.out,
+        args.obligors,
+        name=args.name,
+        correlation=args.correlation,
+        heterogeneous=args.heterogeneous,
+        attachments=args.attach,
+        annual_pd=args.pd,
+        recovery_rate=args.recovery,
+        amortization=args.amortization,
+        n_periods=args.periods,
+        seed=args.seed,
+        # what is written loads and compiles, checked before it is moved into place
+        verify=lambda deal: compile_deal(load_deal(deal)),
+    )
+    for kind, p in paths.items():
+        print(f"{kind}: {p}")
+    print(f"run it: abs-engine run {paths['deal']} -s {paths['scenario']} --paths 10000")
+    return EXIT_OK
+
+
+# --- stress --------------------------------------------------------------------------------------
+
+
+def cmd_stress(args: argparse.Namespace) -> int:
+    """``stress``: breakeven default rates, the large-obligor test and the coverage-ratio
+    table, deterministic, as rating agencies report them."""
+    from .solvers import coverage_table, large_obligor_test
+
+    deal = load_deal(args.deal)
+    cd = compile_deal(deal)
+    console.print_warnings(cd)
+    names = _stress_tranches(args, deal, cd)
+    det = _stress_scenarios(args, deal)
+    rows = _breakeven_rows(cd, names, args.recovery, args.lag)
+    lot = large_obligor_test(
+        cd,
+        names[0] if names else None,
+        max_obligors=min(3, cd.n_obligors) if args.largest is None else args.largest,
+        period=args.period,
+        recovery_rate=args.recovery,
+        recovery_lag=args.lag,
+    )
+    cov = coverage_table(cd, det) if det else None
+    doc = documents.stress_document(
+        cd,
+        recovery=args.recovery,
+        lag=args.lag,
+        breakeven=rows,
+        tranche=names[0] if names else None,
+        period=args.period,
+        large_obligors=lot,
+        coverage=cov,
+    )
+    if args.json:
+        console.print_json(doc)
+        return EXIT_OK
+    console.print_stress(
+        cd,
+        rows,
+        lot,
+        cov,
+        [s.name for s in det],
+        recovery=args.recovery,
+        lag=args.lag,
+        period=args.period,
+    )
+    return EXIT_OK
+
+
+def _stress_tranches(args: argparse.Namespace, deal: Deal, cd: CompiledDeal) -> list[str]:
+    """The tranches to test (default: every rated one, with a balance), after checking
+    ``--largest``, ``--tranche`` and ``--period`` against the deal."""
+    if args.largest is not None and args.largest > cd.n_obligors:
+        raise UsageError(
+            f"--largest must be at most the pool's {cd.n_obligors} obligors (got {args.largest})"
+        )
+    rated = [t.name for t in deal.tranches if t.principal != "residual" and t.balance > 0]
+    names: list[str] = args.tranche or rated
+    for name in args.tranche or []:
+        if name not in cd.tranche_names:
+            raise UsageError(
+                f"--tranche: unknown tranche {short_repr(name)}; tranches are "
+                f"{list(cd.tranche_names)}"
+            )
+    if len(set(names)) != len(names):
+        raise UsageError(f"--tranche: a tranche is named twice (got {names})")
+    if args.period > cd.n_periods:
+        raise UsageError(
+            f"--period must be from 1 to the deal's {cd.n_periods} periods (got {args.period})"
+        )
+    return names
+
+
+def _stress_scenarios(args: argparse.Namespace, deal: Deal) -> list[DeterministicScenario]:
+    """The coverage table's scenarios (default: the deal's deterministic one), loaded; each
+    must be deterministic."""
+    sc_names = args.scenario or (
+        [deal.deterministic_scenario] if deal.deterministic_scenario else []
+    )
+    scs = [load_scenario(s, deal) for s in sc_names]
+    det = [s for s in scs if isinstance(s, DeterministicScenario)]
+    if len(det) != len(scs):
+        mc = [s.name for s in scs if not isinstance(s, DeterministicScenario)]
+        raise UsageError(
+            f"--scenario: the coverage table takes deterministic scenarios only (got {mc})"
+        )
+    return det
+
+
+def _breakeven_rows(
+    cd: CompiledDeal, names: list[str], recovery: float, lag: int
+) -> list[dict[str, Any]]:
+    """Each tranche's breakeven cumulative default rate, with and without support."""
+    from .solvers import breakeven_default_rate
+
+    rows = []
+    for name in names:
+        for support in (True, False):
+            be = breakeven_default_rate(
+                cd, name, recovery_rate=recovery, recovery_lag=lag, support=support
+            )
+            rows.append(
+                {
+                    "tranche": name,
+                    "support": support,
+                    "breakeven_default_rate": be.breakeven_default_rate,
+                    "never_fails": be.never_fails,
+                    "base_case_default_rate": be.base_case_default_rate,
+                    "multiple": be.multiple,
+                }
+            )
+    return rows

@@ -1,0 +1,452 @@
+"""Results for people at a terminal: the tables and lines that ``abs-engine`` prints.
+
+A deterministic run prints, per scenario, its tranche table, a pool line and the cash flows by
+period; a Monte Carlo run its tranche, pool and expected cash-flow tables with standard errors;
+``stress`` its breakeven, large-obligor and coverage-ratio tables; the solvers one line or a
+grid. Amounts are in the deal's currency (yuan), rates as percentages. ``rich`` is imported
+only when a table is printed: ``abs-engine validate`` and ``--help`` do not need it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..api import DeterministicResult
+    from ..compile.deal import CompiledDeal
+    from .montecarlo import SimulationResult
+
+__all__ = [
+    "breakeven_text",
+    "deal_console",
+    "fmt",
+    "price_text",
+    "print_deterministic",
+    "print_json",
+    "print_monte_carlo",
+    "print_stress",
+    "print_warnings",
+    "sensitivity_text",
+    "size_text",
+]
+
+
+def print_json(doc: Any) -> None:
+    """One JSON document on stdout, indented by two spaces."""
+    print(json.dumps(doc, indent=2))
+
+
+def print_warnings(cd: CompiledDeal) -> None:
+    """The deal's warnings (allowed but probably wrong) on stderr, one ``warning: ...`` line
+    each; the exit status is unchanged."""
+    for w in cd.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+
+
+def deal_console(cd: CompiledDeal) -> Console:
+    """A rich console (200 columns when not a terminal) with the deal's header printed."""
+    from rich.console import Console
+
+    probe = Console()
+    console = Console(width=probe.width if probe.is_terminal else 200)
+    console.print(f"[bold]{cd.deal.name}[/bold]  ({cd.source})")
+    console.print(
+        f"{cd.n_obligors} obligors, pool {cd.original_pool:,.0f} {cd.deal.currency}, "
+        f"{cd.n_periods} periods {cd.payment_dates[0]} .. {cd.payment_dates[-1]}"
+    )
+    return console
+
+
+def _table(title: str, columns: Sequence[str], left: str | None = None) -> Table:
+    """A table with its title on the left; every column right-justified but ``left``."""
+    from rich.table import Table
+
+    t = Table(title=title, title_justify="left")
+    for col in columns:
+        t.add_column(col, justify="left" if col == left else "right")
+    return t
+
+
+def fmt(v: float | None, spec: str) -> str:
+    """``spec`` applied to ``v``; ``-`` for None or NaN."""
+    return "-" if v is None or v != v else spec.format(v)
+
+
+def _pm(mean: float | None, se: float | None, spec: str) -> str:
+    """``mean ± se`` (the se without a trailing ``x``); ``-`` for a missing mean."""
+    if mean is None or mean != mean:
+        return "-"
+    text = spec.format(mean)
+    if se is not None and se == se:
+        text += " ± " + spec.format(se).rstrip("x")
+    return text
+
+
+def _cell(column: str, v: Any, coverage_spec: str) -> str:
+    """One cell of a per-period table: dates, labels, probabilities, coverage, yuan."""
+    if column == "payment_date":
+        return str(v.date())
+    if column in ("period", "status"):
+        return str(v)
+    if column.endswith("probability"):
+        return f"{v:.2%}"
+    if column.startswith("coverage_ratio"):
+        return fmt(v, coverage_spec)
+    return f"{v:,.0f}"
+
+
+#: short headers of the per-period columns (a tranche's columns add its name)
+_HEADERS = {
+    "period": "t",
+    "payment_date": "date",
+    "collections": "collections",
+    "defaults": "defaults",
+    "pool_balance_end": "pool bal",
+    "interest_paid": "int",
+    "principal_paid": "prin",
+    "residual_paid": "resid",
+    "balance_end": "bal",
+    "coverage_ratio": "cov",
+    "status": "status",
+}
+
+
+# --- a deterministic run -------------------------------------------------------------------------
+
+
+def print_deterministic(res: DeterministicResult) -> None:
+    """The deal's header, then per scenario its tranches, pool and cash flows by period."""
+    cd = res.compiled
+    console = deal_console(cd)
+    for k, sc in enumerate(res.scenarios):
+        console.print(f"\n[bold]Scenario {sc.name}[/bold]: {sc.description}")
+        console.print(_tranche_table(res.tranches(k)))
+        console.print(_pool_line(res.pool(k)))
+        console.print(_cashflow_table(cd, res.cashflows(k)))
+
+
+def _tranche_table(tranches: pd.DataFrame) -> Table:
+    columns = (
+        "tranche",
+        "balance",
+        "coupon",
+        "principal paid",
+        "interest paid",
+        "loss",
+        "WAL (y)",
+        "min coverage",
+        "support recv'd",
+    )
+    t = _table("Tranches", columns, left="tranche")
+    for row in tranches.itertuples(index=False):
+        coupon = f"{row.coupon:.2%}" if isinstance(row.coupon, float) else str(row.coupon)
+        t.add_row(
+            row.tranche,
+            f"{row.balance:,.0f}",
+            coupon,
+            f"{row.principal_paid:,.0f}",
+            f"{row.interest_paid:,.0f}",
+            f"{row.loss:,.0f}",
+            fmt(row.wal_years, "{:.2f}"),
+            fmt(row.min_coverage_ratio, "{:.2f}x"),
+            f"{row.support_received:,.0f}",
+        )
+    return t
+
+
+def _pool_line(pool: dict[str, Any]) -> str:
+    return (
+        f"Pool: defaulted {pool['defaulted']:,.0f} ({pool['cumulative_default_rate']:.2%}), "
+        f"recovered {pool['recovered']:,.0f}, realised loss {pool['realised_loss']:,.0f}, "
+        f"support paid {pool['support_paid']:,.0f}, worst status {pool['worst_status']}"
+        + (f" from period {first}" if (first := pool["first_trigger_period"]) else "")
+    )
+
+
+def _cashflow_table(cd: CompiledDeal, cf: pd.DataFrame) -> Table:
+    cols = ["period", "payment_date", "collections", "defaults", "pool_balance_end"]
+    for name in cd.tranche_names:
+        cols += [
+            c
+            for c in (
+                f"{name}.interest_paid",
+                f"{name}.principal_paid",
+                f"{name}.residual_paid",
+                f"{name}.balance_end",
+            )
+            if c in cf.columns
+        ]
+    cols += ["coverage_ratio", "status"]
+    heads = [
+        _HEADERS.get(c.split(".")[-1], c) + (f" {c.split('.')[0]}" if "." in c else "")
+        for c in cols
+    ]
+    return _period_table("Cash flows by period", cf, cols, heads, "{:.2f}x")
+
+
+def _period_table(
+    title: str, cf: pd.DataFrame, cols: list[str], heads: list[str], coverage_spec: str
+) -> Table:
+    """Rows ``cf[cols]`` under ``heads``, every column right-justified and unwrapped."""
+    from rich.table import Table
+
+    t = Table(title=title, title_justify="left")
+    for head in heads:
+        t.add_column(head, justify="right", no_wrap=True)
+    for _, r in cf[cols].iterrows():
+        cells = [_cell(c, r[c], coverage_spec) for c in cols]
+        t.add_row(*cells)
+    return t
+
+
+# --- a Monte Carlo run ---------------------------------------------------------------------------
+
+
+def print_monte_carlo(res: SimulationResult) -> None:
+    """The deal's header, the run's paths and timing, then its tranche, pool and expected
+    cash-flow tables: means ± one standard error."""
+    cd, sc = res.deal, res.scenario
+    console = deal_console(cd)
+    console.print(
+        f"\n[bold]Scenario {sc.name}[/bold] (Monte Carlo): {sc.description}\n"
+        f"{res.n_paths:,} paths, seed {res.seed}, {res.seconds:.2f} s "
+        f"({res.n_paths / max(res.seconds, 1e-9):,.0f} paths/s"
+        + (
+            f"; plus {res.compile_seconds:.1f} s compiling the kernels, once: they are cached"
+            if res.compile_seconds >= 1.0
+            else ""
+        )
+        + "). Figures are means ± one standard error."
+    )
+    console.print(_mc_tranche_table(res.tranches))
+    rt = res.rating_table
+    note = "ILLUSTRATIVE table shipped with abs_engine" if rt.illustrative else rt.source
+    console.print(f"* implied rating: expected loss vs the idealized table at the WAL ({note})")
+    console.print(_mc_pool_table(res.pool))
+    console.print(_mc_cashflow_table(cd, res.cashflows))
+
+
+def _mc_tranche_table(tranches: pd.DataFrame) -> Table:
+    columns = (
+        "tranche",
+        "balance",
+        "coupon",
+        "expected loss (PV)",
+        "P(shortfall)",
+        "WAL (y)",
+        "yield",
+        "min coverage",
+        "support recv'd",
+        "implied rating*",
+    )
+    t = _table("Tranches", columns, left="tranche")
+    for r in tranches.to_dict(orient="records"):
+        c = r["coupon"]
+        coupon = (
+            f"{c:.2%}"
+            if isinstance(c, float) and c == c
+            else (c if isinstance(c, str) else "residual")
+        )
+        t.add_row(
+            r["tranche"],
+            f"{r['balance']:,.0f}",
+            coupon,
+            _pm(r["expected_loss"], r["expected_loss_se"], "{:.4%}"),
+            _pm(r["default_probability"], r["default_probability_se"], "{:.3%}"),
+            _pm(r["wal_years"], r["wal_years_se"], "{:.3f}"),
+            _pm(r["irr"], r["irr_se"], "{:.3%}"),
+            _pm(r["min_coverage_ratio"], r["min_coverage_ratio_se"], "{:.3f}x"),
+            _pm(r["support_received"], r["support_received_se"], "{:,.0f}"),
+            r["implied_rating"],
+        )
+    return t
+
+
+#: formats of the pool metrics that are not rates
+_MC_POOL_FORMATS = {
+    "default_count": "{:.4f}",
+    "support_paid": "{:,.0f}",
+    "compensation_received": "{:,.0f}",
+    "cash_released": "{:,.0f}",
+    "min_coverage_ratio": "{:.3f}x",
+}
+
+
+def _mc_pool_table(pool: pd.DataFrame) -> Table:
+    from rich.table import Table
+
+    t = Table(title="Pool", title_justify="left")
+    t.add_column("metric")
+    t.add_column("mean ± se", justify="right")
+    for m, r in pool.iterrows():
+        spec = _MC_POOL_FORMATS.get(str(m), "{:.4%}")
+        t.add_row(str(m).replace("_", " "), _pm(r["mean"], r["se"], spec))
+    return t
+
+
+_MC_HEADERS = {
+    "period": "t",
+    "payment_date": "date",
+    "pool.interest": "pool int",
+    "pool.scheduled_principal": "pool prin",
+    "pool.defaults": "defaults",
+    "pool.recoveries": "recoveries",
+    "pool.balance_end": "pool bal",
+    "pool.support_paid": "support",
+    "coverage_ratio": "cov (mean)",
+    "pool.accelerated_probability": "P(accel)",
+}
+
+
+def _mc_cashflow_table(cd: CompiledDeal, cf: pd.DataFrame) -> Table:
+    cols = [
+        "period",
+        "payment_date",
+        "pool.interest",
+        "pool.scheduled_principal",
+        "pool.defaults",
+        "pool.recoveries",
+        "pool.balance_end",
+    ]
+    for j, name in enumerate(cd.tranche_names):
+        interest = (
+            "residual_paid" if cd.deal.tranches[j].principal == "residual" else "interest_paid"
+        )
+        cols += [f"{name}.{interest}", f"{name}.principal_paid", f"{name}.balance_end"]
+    cols += ["pool.support_paid", "pool.accelerated_probability", "coverage_ratio"]
+    heads = []
+    for c in cols:
+        if c in _MC_HEADERS:
+            heads.append(_MC_HEADERS[c])
+        else:
+            owner, item = c.split(".")
+            heads.append(f"{_HEADERS.get(item, item)} {owner}")
+    return _period_table("Expected cash flows by period (means)", cf, cols, heads, "{:.3f}x")
+
+
+# --- stress --------------------------------------------------------------------------------------
+
+
+def print_stress(
+    cd: CompiledDeal,
+    breakeven: list[dict[str, Any]],
+    large_obligors: pd.DataFrame,
+    coverage: pd.DataFrame | None,
+    scenario_names: list[str],
+    *,
+    recovery: float,
+    lag: int,
+    period: int,
+) -> None:
+    """``stress``'s tables: breakeven default rates, the large-obligor test in ``period`` and,
+    when given, the coverage ratio by period of each deterministic scenario."""
+    console = deal_console(cd)
+    console.print(_breakeven_table(breakeven, recovery, lag))
+    console.print(_large_obligor_table(large_obligors, period))
+    if coverage is not None:
+        console.print(_coverage_table(coverage, scenario_names))
+
+
+def _breakeven_table(rows: list[dict[str, Any]], recovery: float, lag: int) -> Table:
+    title = (
+        f"Breakeven cumulative default rate (recovery {recovery:.0%} after {lag} "
+        "periods, front-loaded timing)"
+    )
+    columns = ("tranche", "support", "breakeven", "base case", "multiple")
+    t = _table(title, columns, left="tranche")
+    for r in rows:
+        never = bool(r["never_fails"])
+        t.add_row(
+            str(r["tranche"]),
+            "with" if r["support"] else "without",
+            "never fails" if never else f"{r['breakeven_default_rate']:.2%}",
+            f"{r['base_case_default_rate']:.2%}",
+            "-" if never else f"{r['multiple']:.2f}x",
+        )
+    return t
+
+
+def _large_obligor_table(lot: pd.DataFrame, period: int) -> Table:
+    columns = (
+        "k",
+        "defaulted",
+        "share",
+        "paid with support",
+        "loss",
+        "support paid",
+        "paid without support",
+        "loss without",
+    )
+    t = _table(f"Large-obligor test: the k largest default in period {period}", columns)
+    for r in lot.to_dict(orient="records"):
+        t.add_row(
+            str(r["defaulted_obligors"]),
+            f"{r['defaulted_balance']:,.0f}",
+            f"{r['defaulted_share']:.1%}",
+            "yes" if r["paid_in_full_with_support"] else "NO",
+            f"{r['loss_with_support']:,.0f}",
+            f"{r['support_paid']:,.0f}",
+            "yes" if r["paid_in_full_without_support"] else "NO",
+            f"{r['loss_without_support']:,.0f}",
+        )
+    return t
+
+
+def _coverage_table(cov: pd.DataFrame, names: list[str]) -> Table:
+    t = _table("Coverage ratio by period (现金流覆盖倍数)", ["t", "date", *names])
+    for period, r in cov.iterrows():
+        t.add_row(str(period), r["payment_date"], *(fmt(r[name], "{:.3f}x") for name in names))
+    return t
+
+
+# --- solvers -------------------------------------------------------------------------------------
+
+
+def size_text(tranche: str, target: str, out: dict[str, Any]) -> str:
+    """``size``'s result: the largest balance of ``tranche`` meeting ``target`` (a rating, or
+    ``EL x%``), with a note when the standard error is too large for the limit."""
+    what = "default probability" if out["basis"] == "pd" else "expected loss"
+    text = (
+        f"largest {tranche} meeting {target}: "
+        f"{out['balance']:,.0f} ({out['share_of_capital']:.2%} of its capital and the "
+        f"junior's); {what} {out['metric']:.5%} ± {out['metric_se']:.5%}, limit "
+        f"{out['limit']:.5%} at WAL {out['wal_years']:.2f} y"
+    )
+    if out["metric_se"] > 0.5 * out["limit"]:
+        text += (
+            "\nnote: the standard error is comparable to the limit: too few loss paths "
+            "to size this precisely; raise --paths"
+        )
+    return text
+
+
+def price_text(tranche: str, curve: str, spread_bps: float, coupon: float) -> str:
+    """``price``'s result: the par coupon over the curve and spread."""
+    return f"par coupon of {tranche} over {curve} + {spread_bps:g} bp: {coupon:.4%}"
+
+
+def breakeven_text(tranche: str, condition: str, param: str, value: float) -> str:
+    """``breakeven``'s result: the parameter value at which the condition holds."""
+    return f"{tranche} fails {condition} at {param} = {value:.4f}"
+
+
+def sensitivity_text(grid: pd.DataFrame, x: str, y: str, tranche: str) -> str:
+    """``sensitivity``'s grid for one tranche: expected loss (implied rating), rows ``x``,
+    columns ``y``."""
+    sub_g = grid[grid.tranche == tranche]
+    el = sub_g.pivot(index=x, columns=y, values="expected_loss")
+    rt = sub_g.pivot(index=x, columns=y, values="implied_rating")
+    lines = [f"{tranche} expected loss (implied rating*), rows {x}, columns {y}:"]
+    lines.append(" " * 10 + "".join(f"{c:>20g}" for c in el.columns))
+    for idx in el.index:
+        cells = "".join(f"{el.loc[idx, c]:>11.4%} ({rt.loc[idx, c]:>5})" for c in el.columns)
+        lines.append(f"{idx:>10g}" + cells)
+    lines.append("* against the ILLUSTRATIVE idealized table")
+    return "\n".join(lines)

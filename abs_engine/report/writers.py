@@ -1,0 +1,169 @@
+"""Results as files: the ``--out`` folder of ``abs-engine run``.
+
+A run's files are written as a set, with ``manifest.json`` last, or not at all (staged, then
+moved into place: see :mod:`abs_engine.files`). The checks here run before anything does: an
+output folder that cannot be created or written, or scenario names that cannot be file names,
+are refused up front rather than after a long simulation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import tempfile
+from collections.abc import Callable, Iterable
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from ..compile.scenario import scenario_source
+from ..errors import DealError, Problem
+from ..files import StagedOutputs, staged_outputs
+from .documents import result_document
+
+if TYPE_CHECKING:
+    from ..api import DeterministicResult
+    from .montecarlo import SimulationResult
+
+__all__ = ["check_out_folder", "check_out_names", "stage_mc_outputs", "write_run_outputs"]
+
+_MAX_NAME_BYTES = 255  # the longest file name most file systems allow
+# the --out files named after a scenario: prefix, suffix
+_OUT_AFFIXES = (
+    ("summary_", ".json"),
+    ("tranches_", ".csv"),
+    ("pool_", ".csv"),
+    ("cashflows_", ".csv"),
+    ("paths_", ".parquet"),
+    ("ledger_", ".parquet"),
+    ("ledger_", ".csv"),
+)
+
+
+def _show_path(text: str) -> str:
+    return text if len(text) <= 200 else f"{text[:120]}...{text[-60:]} ({len(text):,} characters)"
+
+
+def check_out_folder(path: Path, flag: str) -> None:
+    """Refuse, before anything runs or is written, an output folder that cannot be created or
+    written: an existing file, a path under a file, a folder without write permission, a
+    pseudo file system such as /proc, a name too long. The probe creates and removes an empty
+    temporary folder, so nothing is left behind. ``flag`` names the argument in the error."""
+    text = os.fspath(path)
+    shown = _show_path(text)
+
+    def fail(why: str, loc: str = "<folder>") -> NoReturn:
+        raise DealError.one(shown, loc, f"{flag} {why}")
+
+    if not text or "\x00" in text:
+        fail("is not a valid path")
+    if len(os.fsencode(text)) >= 4096:
+        fail(f"is too long ({len(os.fsencode(text)):,} bytes; at most 4,095)")
+    cur, missing = Path(text), []
+    while True:
+        try:
+            st = os.stat(cur)
+        except (FileNotFoundError, NotADirectoryError):
+            if cur.parent == cur:
+                fail("cannot be created: its root does not exist")
+            missing.append(cur.name)
+            cur = cur.parent
+            continue
+        except OSError as exc:
+            where = "" if cur == Path(text) else f" ({_show_path(str(cur))})"
+            fail(f"cannot be used: {exc.strerror}{where}")
+        break
+    if not stat.S_ISDIR(st.st_mode):
+        if not missing:
+            fail("must be a folder, not a file", "<file>")
+        fail(f"cannot be created: {_show_path(str(cur))} is a file, not a folder")
+    for name in missing:
+        if len(os.fsencode(name)) > 255:
+            fail("has a folder name longer than 255 bytes")
+    try:
+        probe = tempfile.mkdtemp(prefix=".abs-engine-probe-", dir=cur)
+        os.rmdir(probe)
+    except OSError as exc:
+        where = "in it" if not missing else f"in {_show_path(str(cur))}"
+        fail(f"is not writable: cannot create anything {where} ({exc.strerror})")
+
+
+def _file_name_problem(name: str) -> str | None:
+    """Why a scenario name cannot be part of an ``--out`` file name; None if it can."""
+    if "/" in name or "\\" in name:
+        return "scenario name cannot be used in an --out file name (no / or \\)"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "scenario name cannot be used in an --out file name (no control characters)"
+    longest = max(len(f"{a}{name}{b}".encode("utf-8", "surrogatepass")) for a, b in _OUT_AFFIXES)
+    if longest > _MAX_NAME_BYTES:
+        return (
+            f"scenario name too long for an --out file name (its files, e.g. "
+            f"'cashflows_<name>.csv', must be at most {_MAX_NAME_BYTES} bytes in UTF-8)"
+        )
+    return None
+
+
+def check_out_names(scenarios: Iterable[Any]) -> None:
+    """Scenario names become file names under ``--out``: refuse, before anything is written,
+    names that are not plain file names or that two scenarios share."""
+    problems, seen = [], set()
+    for sc in scenarios:
+        name = sc.name
+        why = _file_name_problem(name)
+        if why is None and name in seen:
+            why = "two scenarios have this name; their --out files would overwrite each other"
+        if why is not None:
+            problems.append(Problem(scenario_source(sc), "name", why, name))
+        seen.add(name)
+    if problems:
+        raise DealError(problems)
+
+
+def write_run_outputs(res: DeterministicResult, out: Path) -> list[Path]:
+    """A deterministic run's files, all or none: the long ledger (Parquet and CSV), the JSON
+    summary, and each scenario's tranches and cash flows; staged, then moved into ``out``
+    with ``manifest.json`` last. Returns the paths written."""
+    ledger = res.ledger()
+    targets: list[tuple[str, Callable[[Path], object]]] = [
+        ("ledger.parquet", lambda p: ledger.to_parquet(p, index=False)),
+        ("ledger.csv", lambda p: ledger.to_csv(p, index=False)),
+        ("summary.json", lambda p: p.write_text(json.dumps(result_document(res), indent=2))),
+    ]
+    for k, sc in enumerate(res.scenarios):
+        tranches, cashflows = res.tranches(k), res.cashflows(k)
+        targets.append((f"tranches_{sc.name}.csv", partial(tranches.to_csv, index=False)))
+        targets.append((f"cashflows_{sc.name}.csv", partial(cashflows.to_csv, index=False)))
+    info = {"command": "run", "scenarios": [sc.name for sc in res.scenarios]}
+    with staged_outputs(out, info=info) as stage:
+        for name, fn in targets:
+            stage.write(name, fn)
+    return [stage.path(name) for name in stage.names]
+
+
+def stage_mc_outputs(res: SimulationResult, doc: dict[str, Any], stage: StagedOutputs) -> None:
+    """One Monte Carlo scenario's files, staged (committed with the run's other files): the
+    JSON summary ``doc``, tranches, pool and cash flows, per-path metrics when kept, and the
+    long ledgers of the ledger paths."""
+    import pandas as pd
+
+    from .frames import ledger_long
+
+    name = res.scenario.name
+    targets: list[tuple[str, Callable[[Path], object]]] = [
+        (f"summary_{name}.json", lambda p: p.write_text(json.dumps(doc, indent=2))),
+        (f"tranches_{name}.csv", lambda p: res.tranches.to_csv(p, index=False)),
+        (f"pool_{name}.csv", lambda p: res.pool.to_csv(p)),
+        (f"cashflows_{name}.csv", lambda p: res.cashflows.to_csv(p, index=False)),
+    ]
+    paths = res.paths
+    if paths is not None:
+        targets.append((f"paths_{name}.parquet", lambda p: paths.to_parquet(p)))
+    if res.ledgers:
+        led = pd.concat(
+            [ledger_long(w).assign(path=p) for p, w in res.ledgers.items()], ignore_index=True
+        )
+        targets.append((f"ledger_{name}.parquet", lambda p: led.to_parquet(p, index=False)))
+        targets.append((f"ledger_{name}.csv", lambda p: led.to_csv(p, index=False)))
+    for fname, fn in targets:
+        stage.write(fname, fn)
