@@ -15,7 +15,7 @@ import pandas as pd
 
 from .compile.deal import CompiledDeal, compile_deal
 from .compile.scenario import deterministic_flows
-from .engine import WaterfallResult, run_waterfall
+from .deterministic import WaterfallResult, run_waterfall
 from .errors import (
     ArgumentTypeError,
     DealError,

@@ -21,7 +21,7 @@ import pandas as pd
 from .compile.deal import CompiledDeal
 from .compile.model import MonteCarloModel, compile_model
 from .compile.scenario import PoolFlows
-from .engine import WaterfallResult, run_waterfall
+from .deterministic import WaterfallResult, run_waterfall
 from .errors import (
     ArgumentTypeError,
     InputError,

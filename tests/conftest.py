@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from abs_engine.compile import compile_deal, deterministic_flows
-from abs_engine.engine import WaterfallResult, run_waterfall
+from abs_engine.deterministic import WaterfallResult, run_waterfall
 from abs_engine.kernels import layout as L
 from abs_engine.schema import parse_deal, parse_scenario
 

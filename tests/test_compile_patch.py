@@ -13,7 +13,7 @@ import pytest
 from abs_engine.compile import compile_deal, deterministic_flows
 from abs_engine.compile.deal import CompiledDeal
 from abs_engine.compile.patch import with_tranche_terms
-from abs_engine.engine import run_waterfall
+from abs_engine.deterministic import run_waterfall
 from abs_engine.errors import AbsEngineError, DealError
 from abs_engine.resources import bundled_deal_path
 from abs_engine.schema import parse_deal, parse_scenario

@@ -49,7 +49,7 @@ from hypothesis import strategies as st
 
 from abs_engine.compile import compile_deal, deterministic_flows
 from abs_engine.compile.schedule import add_months
-from abs_engine.engine import WaterfallResult, run_waterfall
+from abs_engine.deterministic import WaterfallResult, run_waterfall
 from abs_engine.errors import DealError
 from abs_engine.kernels import layout as L
 from abs_engine.schema import parse_deal, parse_scenario

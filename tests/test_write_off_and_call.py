@@ -24,7 +24,7 @@ from scipy import special, stats
 import abs_engine as ae
 from abs_engine.cli import main
 from abs_engine.compile.model import compile_model
-from abs_engine.engine import run_waterfall
+from abs_engine.deterministic import run_waterfall
 from abs_engine.kernels import layout as L
 from abs_engine.schema import parse_deal
 from abs_engine.schema.stochastic import MonteCarloScenario

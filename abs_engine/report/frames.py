@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ..compile.waterfall import STATUS_NAMES
-from ..engine import WaterfallResult
+from ..deterministic import WaterfallResult
 from ..kernels import layout as L
 
 __all__ = [

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..compile.deal import CompiledDeal
 from ..compile.model import MonteCarloModel
-from ..engine import WaterfallResult
+from ..deterministic import WaterfallResult
 from ..errors import check_real
 from ..kernels import layout as L
 from ..kernels.montecarlo import HIST_TRANCHE_METRICS

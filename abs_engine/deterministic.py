@@ -1,4 +1,6 @@
-"""Run pool flows through the compiled waterfall: prepares buffers, calls the kernel."""
+"""The deterministic driver: pool flows of given paths through the compiled waterfall, with
+full ledgers (``run_waterfall``). The Monte Carlo driver, which keeps only per-path metrics
+and block sums, is :mod:`abs_engine.simulation`."""
 
 from __future__ import annotations
 
