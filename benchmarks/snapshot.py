@@ -9,7 +9,8 @@ What is stored (every array compared bit for bit, NaN equal to NaN):
   kept, two full ledgers) and its stress variants without support and with an independent
   provider: every tranche, pool and cash-flow figure, both histograms, every kept path;
 - every bundled deterministic scenario: the full ledgers of every path;
-- the benchmark pools (1,000 homogeneous obligors with a Student-t sector copula, random prepayment, IP recoveries (fallback rate: the pool has no IP values) with random lags;
+- the benchmark pools (1,000 homogeneous obligors with a Student-t sector copula, random
+  prepayment, IP recoveries (fallback rate: the pool has no IP values) with random lags;
   8,192 paths of it under a Gaussian copula): tranche, pool and cash-flow figures.
 """
 
