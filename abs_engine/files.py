@@ -309,6 +309,74 @@ class StagedOutputs:
             "or sha256 differs, is not part of it",
         }
 
+    def _seal(self, names: list[str]) -> None:
+        """Write the manifest into the staging folder (or, without one, flush every staged
+        file) so that what is renamed next is on disk; an ``OSError`` propagates."""
+        if self.manifest is not None:
+            doc = self._manifest_document()
+            text = json.dumps(doc, indent=2) + "\n"
+            staged_manifest = self.dir / self.manifest
+            staged_manifest.write_text(text, encoding="utf-8")
+            os.chmod(staged_manifest, self.mode)
+            _digest(staged_manifest)  # fsync
+        else:
+            for name in names:
+                _digest(self.dir / name)  # fsync
+
+    def _back_up_manifest(self, backup: Path) -> bool:
+        """Move the output folder's manifest, if any, into ``backup`` first, so that the folder
+        claims no complete run while files move; True if there was one."""
+        if self.manifest is not None and self.path(self.manifest).exists():
+            os.replace(self.path(self.manifest), backup / self.manifest)
+            return True
+        return False
+
+    def _move_staged(self, names: list[str], backup: Path, moved: list[tuple[str, bool]]) -> None:
+        """Rename each staged file over its output, keeping the previous one in ``backup``, the
+        manifest last; appends (name, had a previous file) to ``moved`` as it goes, for
+        :meth:`_put_back` after an ``OSError``."""
+        for name in names:
+            target = self.path(name)
+            had = target.exists()
+            if had:
+                try:
+                    os.link(target, backup / name)
+                except OSError:
+                    # no hard links here: move it aside (the old manifest is already
+                    # gone, so the folder holds no complete run meanwhile anyway)
+                    os.replace(target, backup / name)
+            moved.append((name, had))
+            os.replace(self.dir / name, target)
+        if self.manifest is not None:
+            os.replace(self.dir / self.manifest, self.path(self.manifest))
+
+    def _put_back(
+        self, backup: Path, moved: list[tuple[str, bool]], old_manifest: bool
+    ) -> str | None:
+        """Undo a failed :meth:`_move_staged`: the previous files (and manifest) back from
+        ``backup``, new ones removed, newest first. Returns None, or the sentence for the
+        error naming what could not be put back (the staging folder is then kept)."""
+        failed: list[str] = []
+        for name, had in reversed(moved):
+            try:
+                if had:
+                    os.replace(backup / name, self.path(name))
+                else:
+                    self.path(name).unlink(missing_ok=True)
+            except OSError:
+                failed.append(name)
+        if old_manifest and self.manifest is not None:
+            try:
+                os.replace(backup / self.manifest, self.path(self.manifest))
+            except OSError:
+                failed.append(self.manifest)
+        if not failed:
+            return None
+        self._keep_staging = True  # the previous copies are only there now
+        return (
+            f"could not put back {', '.join(reversed(failed))}: the previous copies are in {backup}"
+        )
+
     def commit(self) -> list[Path]:
         """Move every staged file into the output folder, the manifest last; returns their
         paths. Signals are held back while the files move; a failed rename puts back what was
@@ -317,16 +385,7 @@ class StagedOutputs:
             return [self.path(n) for n in self.names]
         names = list(self.names)
         try:
-            if self.manifest is not None:
-                doc = self._manifest_document()
-                text = json.dumps(doc, indent=2) + "\n"
-                staged_manifest = self.dir / self.manifest
-                staged_manifest.write_text(text, encoding="utf-8")
-                os.chmod(staged_manifest, self.mode)
-                _digest(staged_manifest)  # fsync
-            else:
-                for name in names:
-                    _digest(self.dir / name)  # fsync
+            self._seal(names)
         except OSError as exc:
             raise _output_error(exc, self.out_dir, self.manifest or "outputs", kept=True) from None
         _test_pause()
@@ -336,45 +395,10 @@ class StagedOutputs:
             old_manifest = False
             try:
                 backup.mkdir()
-                if self.manifest is not None and self.path(self.manifest).exists():
-                    os.replace(self.path(self.manifest), backup / self.manifest)
-                    old_manifest = True
-                for name in names:
-                    target = self.path(name)
-                    had = target.exists()
-                    if had:
-                        try:
-                            os.link(target, backup / name)
-                        except OSError:
-                            # no hard links here: move it aside (the old manifest is already
-                            # gone, so the folder holds no complete run meanwhile anyway)
-                            os.replace(target, backup / name)
-                    moved.append((name, had))
-                    os.replace(self.dir / name, target)
-                if self.manifest is not None:
-                    os.replace(self.dir / self.manifest, self.path(self.manifest))
+                old_manifest = self._back_up_manifest(backup)
+                self._move_staged(names, backup, moved)
             except OSError as exc:
-                failed: list[str] = []
-                for name, had in reversed(moved):
-                    try:
-                        if had:
-                            os.replace(backup / name, self.path(name))
-                        else:
-                            self.path(name).unlink(missing_ok=True)
-                    except OSError:
-                        failed.append(name)
-                if old_manifest and self.manifest is not None:
-                    try:
-                        os.replace(backup / self.manifest, self.path(self.manifest))
-                    except OSError:
-                        failed.append(self.manifest)
-                after = None
-                if failed:
-                    self._keep_staging = True  # the previous copies are only there now
-                    after = (
-                        f"could not put back {', '.join(reversed(failed))}: the previous "
-                        f"copies are in {backup}"
-                    )
+                after = self._put_back(backup, moved, old_manifest)
                 raise _output_error(
                     exc, self.out_dir, "the outputs", kept=False, after=after
                 ) from None

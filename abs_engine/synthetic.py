@@ -176,6 +176,126 @@ def one_period_deal(n: int, pd: float, attach: Sequence[float]) -> dict[str, Any
     }
 
 
+def _checked_size(n_obligors: object, n_periods: object) -> tuple[int, int]:
+    """Obligors N and periods T within their ranges and their product within
+    :data:`MAX_OBLIGOR_PERIODS`."""
+    n = int_in(n_obligors, 1, MAX_OBLIGORS, "n_obligors")
+    n_t = int_in(n_periods, 1, MAX_PERIODS, "n_periods")
+    if n * n_t > MAX_OBLIGOR_PERIODS:
+        raise AbsEngineError(
+            f"n_obligors × n_periods must be at most {MAX_OBLIGOR_PERIODS:,}, got "
+            f"{n:,} × {n_t:,} = {n * n_t:,}"
+        )
+    return n, n_t
+
+
+def _checked_choices(frequency: object, amortization: object) -> None:
+    """A payment frequency of :data:`_FREQ_MONTHS` and an amortization of
+    :data:`AMORTIZATIONS`."""
+    if frequency not in _FREQ_MONTHS:
+        raise AbsEngineError(
+            f"frequency must be one of {list(_FREQ_MONTHS)}, got {short_repr(frequency)}"
+        )
+    if amortization not in AMORTIZATIONS:
+        raise AbsEngineError(
+            f"amortization must be one of {list(AMORTIZATIONS)}, got {short_repr(amortization)}"
+        )
+
+
+def _checked_pd_classes(pd_classes: Sequence[float] | None) -> list[float] | None:
+    """Every PD class a decimal in [0, 1); None stays None (the default classes)."""
+    if pd_classes is None:
+        return None
+    out = [_number_in(x, 0.0, 1.0, "every PD class", hi_open=True) for x in pd_classes]
+    if not out:
+        raise AbsEngineError("pd_classes is empty")
+    return out
+
+
+def _closing_date(closing: str) -> pd.Timestamp:
+    """The closing date, from 1900 to 2200."""
+    try:
+        start = pd.Timestamp(closing)
+        if pd.isna(start) or not 1900 <= start.year <= 2200:
+            raise ValueError
+    except (ValueError, TypeError, OverflowError):
+        raise AbsEngineError(
+            f"closing must be a date from 1900 to 2200 (YYYY-MM-DD), got {short_repr(closing)}"
+        ) from None
+    return start
+
+
+def _obligor_draws(
+    n: int,
+    heterogeneous: bool,
+    seed: int,
+    pool_balance: float,
+    rate: float,
+    annual_pd: float,
+    pd_classes: list[float] | None,
+    sectors: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Balance (yuan, rounded to the fen), rate (decimal), annual PD (decimal), float64[N]
+    each, and sector index int64[N] of each obligor (see :func:`synthetic_deal`)."""
+    rng = np.random.default_rng(seed)
+    if heterogeneous:
+        w = rng.lognormal(0.0, 1.0, n)
+        balances = pool_balance * w / w.sum()
+        rates = np.clip(rate + rng.uniform(-0.02, 0.02, n), 0.0, 1.0)
+        base = annual_pd
+        classes = np.asarray(
+            pd_classes if pd_classes is not None else [base / 2, base, 2 * base, 4 * base]
+        )
+        pds = np.clip(classes[rng.integers(0, len(classes), n)], 0.0, 0.99)
+        sector = rng.integers(0, sectors, n)
+    else:
+        balances = np.full(n, pool_balance / n)
+        rates = np.full(n, rate)
+        pds = np.full(n, annual_pd)
+        sector = np.arange(n) % sectors
+    return np.round(balances, 2), rates, pds, sector
+
+
+def _deal_document(
+    n: int,
+    heterogeneous: bool,
+    start: pd.Timestamp,
+    frequency: str,
+    n_periods: int,
+    recovery_rate: float,
+    recovery_lag: int,
+    tranches: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The deal document without its pool tape: dates from ``start`` (closing), a trustee
+    fee, rated tranches paid interest one by one, principal sequentially, residual to E."""
+    first = start + pd.DateOffset(months=_FREQ_MONTHS[frequency])
+    final = start + pd.DateOffset(months=_FREQ_MONTHS[frequency] * n_periods)
+    names = [t["name"] for t in tranches]
+    rated = names[:-1]
+    return {
+        "schema_version": 1,
+        "name": f"synthetic {'heterogeneous' if heterogeneous else 'homogeneous'} pool of {n:,}",
+        "description": "Synthetic pool written by abs_engine.synthetic",
+        "dates": {
+            "closing": start.date().isoformat(),
+            "first_payment": first.date().isoformat(),
+            "frequency": frequency,
+            "legal_final": final.date().isoformat(),
+        },
+        "pool": {"recovery": {"rate": recovery_rate, "lag_periods": recovery_lag}},
+        "tranches": tranches,
+        "fees": [{"name": "trustee", "rate": 0.0005, "base": "pool"}],
+        "waterfalls": {
+            "normal": [
+                {"kind": "pay_fee", "fee": "trustee"},
+                *({"kind": "pay_interest", "tranches": [t]} for t in rated),
+                {"kind": "pay_principal", "tranches": names},
+                {"kind": "pay_residual", "tranche": "E"},
+            ]
+        },
+    }
+
+
 def synthetic_deal(
     n_obligors: int,
     *,
@@ -203,58 +323,20 @@ def synthetic_deal(
     ``annual_pd``),
     and sectors at random. Amounts in yuan, rates decimal.
     """
-    n_obligors = int_in(n_obligors, 1, MAX_OBLIGORS, "n_obligors")
-    n_periods = int_in(n_periods, 1, MAX_PERIODS, "n_periods")
-    if n_obligors * n_periods > MAX_OBLIGOR_PERIODS:
-        raise AbsEngineError(
-            f"n_obligors × n_periods must be at most {MAX_OBLIGOR_PERIODS:,}, got "
-            f"{n_obligors:,} × {n_periods:,} = {n_obligors * n_periods:,}"
-        )
-    if frequency not in _FREQ_MONTHS:
-        raise AbsEngineError(
-            f"frequency must be one of {list(_FREQ_MONTHS)}, got {short_repr(frequency)}"
-        )
-    if amortization not in AMORTIZATIONS:
-        raise AbsEngineError(
-            f"amortization must be one of {list(AMORTIZATIONS)}, got {short_repr(amortization)}"
-        )
+    n, n_periods = _checked_size(n_obligors, n_periods)
+    _checked_choices(frequency, amortization)
     seed = int_in(seed, 0, MAX_SEED, "seed")
     pool_balance = _number_in(pool_balance, 0.0, 1e15, "pool_balance", lo_open=True)
     rate = _number_in(rate, 0.0, 1.0, "rate")
     annual_pd = _number_in(annual_pd, 0.0, 1.0, "annual_pd", hi_open=True)
-    if pd_classes is not None:
-        pd_classes = [_number_in(x, 0.0, 1.0, "every PD class", hi_open=True) for x in pd_classes]
-        if not pd_classes:
-            raise AbsEngineError("pd_classes is empty")
+    classes = _checked_pd_classes(pd_classes)
     sectors = int_in(sectors, 1, 10_000, "sectors")
     recovery_rate = _number_in(recovery_rate, 0.0, 1.0, "recovery_rate")
     recovery_lag = int_in(recovery_lag, 0, 120, "recovery_lag")
-    try:
-        start = pd.Timestamp(closing)
-        if pd.isna(start) or not 1900 <= start.year <= 2200:
-            raise ValueError
-    except (ValueError, TypeError, OverflowError):
-        raise AbsEngineError(
-            f"closing must be a date from 1900 to 2200 (YYYY-MM-DD), got {short_repr(closing)}"
-        ) from None
-    rng = np.random.default_rng(seed)
-    n = n_obligors
-    if heterogeneous:
-        w = rng.lognormal(0.0, 1.0, n)
-        balances = pool_balance * w / w.sum()
-        rates = np.clip(rate + rng.uniform(-0.02, 0.02, n), 0.0, 1.0)
-        base = annual_pd
-        classes = np.asarray(
-            pd_classes if pd_classes is not None else [base / 2, base, 2 * base, 4 * base]
-        )
-        pds = np.clip(classes[rng.integers(0, len(classes), n)], 0.0, 0.99)
-        sector = rng.integers(0, sectors, n)
-    else:
-        balances = np.full(n, pool_balance / n)
-        rates = np.full(n, rate)
-        pds = np.full(n, annual_pd)
-        sector = np.arange(n) % sectors
-    balances = np.round(balances, 2)
+    start = _closing_date(closing)
+    balances, rates, pds, sector = _obligor_draws(
+        n, heterogeneous, seed, pool_balance, rate, annual_pd, classes, sectors
+    )
     tape = pd.DataFrame(
         {
             "id": [f"S{i:07d}" for i in range(n)],
@@ -268,33 +350,10 @@ def synthetic_deal(
             "recovery_lag_periods": recovery_lag,
         }
     )
-    first = start + pd.DateOffset(months=_FREQ_MONTHS[frequency])
-    final = start + pd.DateOffset(months=_FREQ_MONTHS[frequency] * n_periods)
     tranches = _tranche_stack(attachments, float(balances.sum()), coupons)
-    names = [t["name"] for t in tranches]
-    rated = names[:-1]
-    deal = {
-        "schema_version": 1,
-        "name": f"synthetic {'heterogeneous' if heterogeneous else 'homogeneous'} pool of {n:,}",
-        "description": "Synthetic pool written by abs_engine.synthetic",
-        "dates": {
-            "closing": start.date().isoformat(),
-            "first_payment": first.date().isoformat(),
-            "frequency": frequency,
-            "legal_final": final.date().isoformat(),
-        },
-        "pool": {"recovery": {"rate": recovery_rate, "lag_periods": recovery_lag}},
-        "tranches": tranches,
-        "fees": [{"name": "trustee", "rate": 0.0005, "base": "pool"}],
-        "waterfalls": {
-            "normal": [
-                {"kind": "pay_fee", "fee": "trustee"},
-                *({"kind": "pay_interest", "tranches": [t]} for t in rated),
-                {"kind": "pay_principal", "tranches": names},
-                {"kind": "pay_residual", "tranche": "E"},
-            ]
-        },
-    }
+    deal = _deal_document(
+        n, heterogeneous, start, frequency, n_periods, recovery_rate, recovery_lag, tranches
+    )
     return deal, tape
 
 

@@ -34,131 +34,176 @@ def _met(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
 
+Row = tuple[str, str, str]
+
+
+def _bundled_rows(b: dict, res: dict) -> list[Row]:
+    """The bundled deal end to end, memo on (against the target) and off."""
+    on, off = b["memo_on"], b["memo_off"]
+    return [
+        (
+            "bundled 8-obligor deal, end to end, as shipped (no-default memo on)",
+            f"{on['paths_per_s']:,.0f} paths/s (min–max {on['paths'] / on['max_s']:,.0f}–"
+            f"{on['paths'] / on['min_s']:,.0f})",
+            f"≥ 1,000,000 paths/s: {_met(on['paths_per_s'] >= 1e6)}",
+        ),
+        (
+            "same, every path computed (memo off)",
+            f"{off['paths_per_s']:,.0f} paths/s",
+            "—",
+        ),
+    ]
+
+
+def _large_pool_rows(lp: dict, res: dict) -> list[Row]:
+    """Obligor-paths per second on the large pool, against the target."""
+    return [
+        (
+            f"{lp['obligors']:,}-obligor pool, collateral + waterfall",
+            f"{lp['obligor_paths_per_s'] / 1e6:,.0f}M obligor-paths/s",
+            f"≥ 200M: {_met(lp['obligor_paths_per_s'] >= 2e8)}",
+        )
+    ]
+
+
+def _numpy_rows(v: dict, res: dict) -> list[Row]:
+    """Numba against the NumPy twin on the bundled deal, memo off and on, against 10×."""
+    return [
+        (
+            f"numba vs vectorised NumPy, {v['obligors']} obligors, both computing every path",
+            f"{v['ratio']:.1f}× ({v['ratio_1thread']:.1f}× on one thread)",
+            f"≥ 10×: {_met(v['ratio'] >= 10)}",
+        ),
+        (
+            "same, the engine as shipped (no-default memo on)",
+            f"{v['ratio_memo']:.1f}×",
+            f"≥ 10×: {_met(v['ratio_memo'] >= 10)}",
+        ),
+    ]
+
+
+def _numpy_1000_rows(v: dict, res: dict) -> list[Row]:
+    """Numba against the NumPy twin on the 1,000-obligor pool."""
+    return [
+        (
+            f"numba vs vectorised NumPy, {v['obligors']:,} obligors",
+            f"{v['ratio']:.1f}× ({v['ratio_1thread']:.1f}× on one thread)",
+            "—",
+        )
+    ]
+
+
+def _memory_rows(m: dict, res: dict) -> list[Row]:
+    """Peak memory growth by path count, one row per deal (none for results of the older
+    format, without a deal per row)."""
+    if "rows" not in m or "deal" not in m["rows"][0]:
+        return []
+    rows: list[Row] = []
+    for deal in dict.fromkeys(r["deal"] for r in m["rows"]):
+        rs = [r for r in m["rows"] if r["deal"] == deal]
+        steps = ", ".join(f"{r['paths']:,}: +{r['growth_mib']:,.1f}" for r in rs)
+        worst = max(r["growth_mib"] for r in rs)
+        spread = worst - min(r["growth_mib"] for r in rs)
+        flat = spread < 32.0 and worst < 2 * GIB
+        rows.append(
+            (
+                f"peak memory of a run over the process before it (MiB), {deal}, "
+                "by paths, keep_paths=False",
+                f"{steps} ({m['method']}; process {rs[0]['rss_before_mib']:,.0f} MiB)",
+                f"flat (spread < 32 MiB over {rs[-1]['paths'] // rs[0]['paths']:,}× the "
+                f"paths) and < 2 GiB: {_met(flat)}",
+            )
+        )
+    return rows
+
+
+def _compile_rows(c: dict, res: dict) -> list[Row]:
+    """The first ``simulate`` in a new process, with and without the compiled cache."""
+    return [
+        (
+            "first `simulate` in a new process",
+            f"{c['cold']['first_simulate_s']:.1f} s with an empty cache, "
+            f"{c['cached']['first_simulate_s']:.2f} s cached",
+            "reported",
+        )
+    ]
+
+
+def _scaling_paths_rows(sp: dict, res: dict) -> list[Row]:
+    """The fitted exponent of cost against path count."""
+    r = sp["rows"]
+    return [
+        (
+            f"cost vs paths, bundled deal, {r[0]['paths']:,} … {r[-1]['paths']:,}",
+            f"fitted exponent {sp['exponent']:.2f} (memo off {sp['exponent_memo_off']:.2f});"
+            f" {r[-1]['paths_per_s']:,.0f} paths/s at {r[-1]['paths']:,}",
+            "about linear",
+        )
+    ]
+
+
+def _scaling_pool_size_rows(ps: dict, res: dict) -> list[Row]:
+    """The fitted exponents of cost against obligor count."""
+    r = ps["rows"]
+    return [
+        (
+            f"cost vs obligors, {r[0]['obligors']:,} … {r[-1]['obligors']:,}, "
+            f"{r[0]['paths']:,} paths",
+            f"fitted exponent {ps['exponent_end_to_end']:.2f} end to end, "
+            f"{ps['exponent_collateral']:.2f} collateral alone, "
+            f"{ps['exponent_numpy']:.2f} NumPy; {r[-1]['obligor_paths_per_s'] / 1e6:,.0f}M "
+            f"obligor-paths/s at {r[-1]['obligors']:,}",
+            "about linear",
+        )
+    ]
+
+
+def _floor_rows(hf: dict, res: dict) -> list[Row]:
+    """Uniforms per second, and the large pool's share of it when measured."""
+    lp = res.get("large_pool")
+    share = (
+        f"; the {lp['obligors']:,}-obligor run is at "
+        f"{lp['obligor_paths_per_s'] / hf['uniforms_per_s']:.0%} of it"
+        if lp
+        else ""
+    )
+    return [
+        (
+            "hardware floor: one uniform per obligor-path, the engine's own generator",
+            f"{hf['uniforms_per_s'] / 1e6:,.0f}M uniforms/s{share}",
+            "reported",
+        )
+    ]
+
+
+def _peer_section_rows(pf: dict, res: dict) -> list[Row]:
+    """The FinancePy comparison (none when it was skipped)."""
+    return [] if "skipped" in pf else _peer_rows(pf)
+
+
+#: the summary's sections in table order: the results' key and the rows it gives (a section
+#: absent or empty gives none)
+_SUMMARY_SECTIONS: tuple[tuple[str, Callable[[dict, dict], list[Row]]], ...] = (
+    ("bundled_deal", _bundled_rows),
+    ("large_pool", _large_pool_rows),
+    ("numpy_vs_numba", _numpy_rows),
+    ("numpy_vs_numba_1000", _numpy_1000_rows),
+    ("memory_keep_paths_false", _memory_rows),
+    ("compile", _compile_rows),
+    ("scaling_paths", _scaling_paths_rows),
+    ("scaling_pool_size", _scaling_pool_size_rows),
+    ("hardware_floor", _floor_rows),
+    ("peer_financepy", _peer_section_rows),
+)
+
+
 def summary_rows(res: dict) -> list[tuple[str, str, str]]:
     """(measure, result, target) rows for the sections present in ``res``."""
-    rows: list[tuple[str, str, str]] = []
-    b = res.get("bundled_deal")
-    if b:
-        on, off = b["memo_on"], b["memo_off"]
-        rows.append(
-            (
-                "bundled 8-obligor deal, end to end, as shipped (no-default memo on)",
-                f"{on['paths_per_s']:,.0f} paths/s (min–max {on['paths'] / on['max_s']:,.0f}–"
-                f"{on['paths'] / on['min_s']:,.0f})",
-                f"≥ 1,000,000 paths/s: {_met(on['paths_per_s'] >= 1e6)}",
-            )
-        )
-        rows.append(
-            (
-                "same, every path computed (memo off)",
-                f"{off['paths_per_s']:,.0f} paths/s",
-                "—",
-            )
-        )
-    lp = res.get("large_pool")
-    if lp:
-        rows.append(
-            (
-                f"{lp['obligors']:,}-obligor pool, collateral + waterfall",
-                f"{lp['obligor_paths_per_s'] / 1e6:,.0f}M obligor-paths/s",
-                f"≥ 200M: {_met(lp['obligor_paths_per_s'] >= 2e8)}",
-            )
-        )
-    v = res.get("numpy_vs_numba")
-    if v:
-        rows.append(
-            (
-                f"numba vs vectorised NumPy, {v['obligors']} obligors, both computing every path",
-                f"{v['ratio']:.1f}× ({v['ratio_1thread']:.1f}× on one thread)",
-                f"≥ 10×: {_met(v['ratio'] >= 10)}",
-            )
-        )
-        rows.append(
-            (
-                "same, the engine as shipped (no-default memo on)",
-                f"{v['ratio_memo']:.1f}×",
-                f"≥ 10×: {_met(v['ratio_memo'] >= 10)}",
-            )
-        )
-    v = res.get("numpy_vs_numba_1000")
-    if v:
-        rows.append(
-            (
-                f"numba vs vectorised NumPy, {v['obligors']:,} obligors",
-                f"{v['ratio']:.1f}× ({v['ratio_1thread']:.1f}× on one thread)",
-                "—",
-            )
-        )
-    m = res.get("memory_keep_paths_false")
-    if m and "rows" in m and "deal" in m["rows"][0]:
-        for deal in dict.fromkeys(r["deal"] for r in m["rows"]):
-            rs = [r for r in m["rows"] if r["deal"] == deal]
-            steps = ", ".join(f"{r['paths']:,}: +{r['growth_mib']:,.1f}" for r in rs)
-            worst = max(r["growth_mib"] for r in rs)
-            spread = worst - min(r["growth_mib"] for r in rs)
-            flat = spread < 32.0 and worst < 2 * GIB
-            rows.append(
-                (
-                    f"peak memory of a run over the process before it (MiB), {deal}, "
-                    "by paths, keep_paths=False",
-                    f"{steps} ({m['method']}; process {rs[0]['rss_before_mib']:,.0f} MiB)",
-                    f"flat (spread < 32 MiB over {rs[-1]['paths'] // rs[0]['paths']:,}× the "
-                    f"paths) and < 2 GiB: {_met(flat)}",
-                )
-            )
-    c = res.get("compile")
-    if c:
-        rows.append(
-            (
-                "first `simulate` in a new process",
-                f"{c['cold']['first_simulate_s']:.1f} s with an empty cache, "
-                f"{c['cached']['first_simulate_s']:.2f} s cached",
-                "reported",
-            )
-        )
-    sp = res.get("scaling_paths")
-    if sp:
-        r = sp["rows"]
-        rows.append(
-            (
-                f"cost vs paths, bundled deal, {r[0]['paths']:,} … {r[-1]['paths']:,}",
-                f"fitted exponent {sp['exponent']:.2f} (memo off {sp['exponent_memo_off']:.2f});"
-                f" {r[-1]['paths_per_s']:,.0f} paths/s at {r[-1]['paths']:,}",
-                "about linear",
-            )
-        )
-    ps = res.get("scaling_pool_size")
-    if ps:
-        r = ps["rows"]
-        rows.append(
-            (
-                f"cost vs obligors, {r[0]['obligors']:,} … {r[-1]['obligors']:,}, "
-                f"{r[0]['paths']:,} paths",
-                f"fitted exponent {ps['exponent_end_to_end']:.2f} end to end, "
-                f"{ps['exponent_collateral']:.2f} collateral alone, "
-                f"{ps['exponent_numpy']:.2f} NumPy; {r[-1]['obligor_paths_per_s'] / 1e6:,.0f}M "
-                f"obligor-paths/s at {r[-1]['obligors']:,}",
-                "about linear",
-            )
-        )
-    hf = res.get("hardware_floor")
-    if hf:
-        share = (
-            f"; the {lp['obligors']:,}-obligor run is at "
-            f"{lp['obligor_paths_per_s'] / hf['uniforms_per_s']:.0%} of it"
-            if lp
-            else ""
-        )
-        rows.append(
-            (
-                "hardware floor: one uniform per obligor-path, the engine's own generator",
-                f"{hf['uniforms_per_s'] / 1e6:,.0f}M uniforms/s{share}",
-                "reported",
-            )
-        )
-    pf = res.get("peer_financepy")
-    if pf and "skipped" not in pf:
-        rows += _peer_rows(pf)
+    rows: list[Row] = []
+    for key, rows_of in _SUMMARY_SECTIONS:
+        section = res.get(key)
+        if section:
+            rows += rows_of(section, res)
     return rows
 
 
@@ -251,71 +296,118 @@ def print_summary(res: dict) -> None:
     print(markdown(res).replace("**", ""))
 
 
-def long_table(res: dict) -> pd.DataFrame:
-    """One row per timing: median, min and max seconds (NaN where only one run was timed or
-    the spread was not kept), repeats, throughput; the machine's description in every row."""
-    nan = float("nan")
+_NAN = float("nan")
+
+
+def _timing(
+    section: str,
+    impl: str,
+    pool: str,
+    obligors: int,
+    paths: int,
+    rec: dict,
+    prefix: str = "",
+    repeats: int | None = None,
+    **extra: Any,
+) -> dict:
+    """One timing row from ``rec[prefix + '_s']``, ``rec[prefix + '_min_s']`` etc. (seconds;
+    ``median_s``/``min_s``/``max_s`` without a prefix); throughput per second of the median."""
+    med = rec[f"{prefix}_s"] if prefix else rec["median_s"]
+    lo = rec.get(f"{prefix}_min_s" if prefix else "min_s", _NAN)
+    hi = rec.get(f"{prefix}_max_s" if prefix else "max_s", _NAN)
+    return {
+        "section": section,
+        "implementation": impl,
+        "pool": pool,
+        "obligors": obligors,
+        "paths": paths,
+        "median_s": med,
+        "min_s": lo,
+        "max_s": hi,
+        "repeats": rec.get(f"{prefix}_repeats", repeats) if prefix else repeats,
+        "paths_per_s": paths / med,
+        "obligor_paths_per_s": obligors * paths / med,
+        **extra,
+    }
+
+
+def _engine_timings(res: dict) -> list[dict]:
+    """The bundled deal (memo on and off) and the large pool."""
     rows: list[dict] = []
-
-    def add(section, impl, pool, obligors, paths, rec, prefix="", repeats=None, **extra):
-        """``rec[prefix + 's']`` etc.: ``median_s``/``min_s``/``max_s`` without a prefix."""
-        med = rec[f"{prefix}_s"] if prefix else rec["median_s"]
-        lo = rec.get(f"{prefix}_min_s" if prefix else "min_s", nan)
-        hi = rec.get(f"{prefix}_max_s" if prefix else "max_s", nan)
-        rows.append(
-            {
-                "section": section,
-                "implementation": impl,
-                "pool": pool,
-                "obligors": obligors,
-                "paths": paths,
-                "median_s": med,
-                "min_s": lo,
-                "max_s": hi,
-                "repeats": rec.get(f"{prefix}_repeats", repeats) if prefix else repeats,
-                "paths_per_s": paths / med,
-                "obligor_paths_per_s": obligors * paths / med,
-                **extra,
-            }
-        )
-
     for label, v in res.get("bundled_deal", {}).items():
         name = f"engine ({label.replace('_', ' ')})"
-        add("bundled", name, "bundled", 8, v["paths"], v)
+        rows.append(_timing("bundled", name, "bundled", 8, v["paths"], v))
     if "large_pool" in res:
         v = res["large_pool"]
-        add("large_pool", "engine", "homogeneous", v["obligors"], v["paths"], v)
+        rows.append(_timing("large_pool", "engine", "homogeneous", v["obligors"], v["paths"], v))
+    return rows
+
+
+#: the implementations timed against the NumPy twin, and the prefix of their timings
+_NUMPY_IMPLEMENTATIONS = (
+    ("numpy twin", "numpy"),
+    ("engine (memo off)", "numba"),
+    ("engine (memo off, 1 thread)", "numba_1thread"),
+    ("engine (memo on)", "numba_memo"),
+    ("engine (memo on, 1 thread)", "numba_memo_1thread"),
+)
+
+
+def _numpy_timings(res: dict) -> list[dict]:
+    """The NumPy twin against the engine, at 8 and 1,000 obligors."""
+    rows: list[dict] = []
     for key in ("numpy_vs_numba", "numpy_vs_numba_1000"):
-        if key in res:
-            v = res[key]
-            pool = "bundled" if v["obligors"] == 8 else "homogeneous"
-            for impl, col in (
-                ("numpy twin", "numpy"),
-                ("engine (memo off)", "numba"),
-                ("engine (memo off, 1 thread)", "numba_1thread"),
-                ("engine (memo on)", "numba_memo"),
-                ("engine (memo on, 1 thread)", "numba_memo_1thread"),
-            ):
-                if f"{col}_s" in v:
-                    add("numpy", impl, pool, v["obligors"], v["paths"], v, col, v.get("repeats"))
+        if key not in res:
+            continue
+        v = res[key]
+        pool = "bundled" if v["obligors"] == 8 else "homogeneous"
+        for impl, col in _NUMPY_IMPLEMENTATIONS:
+            if f"{col}_s" in v:
+                rows.append(
+                    _timing(
+                        "numpy", impl, pool, v["obligors"], v["paths"], v, col, v.get("repeats")
+                    )
+                )
+    return rows
+
+
+def _scaling_timings(res: dict) -> list[dict]:
+    """The sweeps over pool size and over path count."""
+    rows: list[dict] = []
     for r in res.get("scaling_pool_size", {}).get("rows", []):
         n, p = r["obligors"], r["paths"]
-        add("pool_size", "engine (memo off)", "homogeneous", n, p, r, "end_to_end")
-        add("pool_size", "engine collateral only", "homogeneous", n, p, r, "collateral")
-        add("pool_size", "numpy twin", "homogeneous", n, r["numpy_paths"], r, "numpy")
+        rows += [
+            _timing("pool_size", "engine (memo off)", "homogeneous", n, p, r, "end_to_end"),
+            _timing("pool_size", "engine collateral only", "homogeneous", n, p, r, "collateral"),
+            _timing("pool_size", "numpy twin", "homogeneous", n, r["numpy_paths"], r, "numpy"),
+        ]
     for r in res.get("scaling_paths", {}).get("rows", []):
         p = r["paths"]
-        add("paths", "engine (memo on)", "bundled", 8, p, r, "end_to_end")
-        add("paths", "engine (memo off)", "bundled", 8, p, r, "memo_off")
+        rows += [
+            _timing("paths", "engine (memo on)", "bundled", 8, p, r, "end_to_end"),
+            _timing("paths", "engine (memo off)", "bundled", 8, p, r, "memo_off"),
+        ]
         if "collateral_s" in r:
-            add("paths", "engine collateral only", "bundled", 8, p, r, "collateral")
+            rows.append(
+                _timing("paths", "engine collateral only", "bundled", 8, p, r, "collateral")
+            )
         if "numpy_s" in r:
-            add("paths", "numpy twin", "bundled", 8, p, r, "numpy")
-    if "hardware_floor" in res:
-        hf = res["hardware_floor"]
-        add("floor", "uniforms only", "-", 1, 1, {"median_s": 1.0 / hf["uniforms_per_s"]},
-            repeats=hf.get("repeats"))  # fmt: skip
-    pf = res.get("peer_financepy", {})
+            rows.append(_timing("paths", "numpy twin", "bundled", 8, p, r, "numpy"))
+    return rows
+
+
+def _floor_timings(res: dict) -> list[dict]:
+    """One uniform, as the time per uniform of the hardware floor."""
+    if "hardware_floor" not in res:
+        return []
+    hf = res["hardware_floor"]
+    rec = {"median_s": 1.0 / hf["uniforms_per_s"]}
+    return [_timing("floor", "uniforms only", "-", 1, 1, rec, repeats=hf.get("repeats"))]
+
+
+def _peer_timings(pf: dict) -> list[dict]:
+    """The engine and FinancePy's Monte Carlo by pool size, from microseconds per path."""
+    rows: list[dict] = []
     for s in pf.get("speed", []):
         n = s["obligors"]
         for impl, col, k in (
@@ -327,11 +419,27 @@ def long_table(res: dict) -> pd.DataFrame:
                 "min_s": 1e-6 * s[f"{col}_min_us"] * k,
                 "max_s": 1e-6 * s[f"{col}_max_us"] * k,
             }
-            add("peer", impl, "peer (1 year)", n, k, rec, repeats=s.get("repeats"))
+            rows.append(_timing("peer", impl, "peer (1 year)", n, k, rec, repeats=s.get("repeats")))
         if "engine_1thread_us_per_path" in s:
-            rec = {"median_s": 1e-6 * s["engine_1thread_us_per_path"] * s["engine_paths"]}
-            add("peer", "engine (1 thread)", "peer (1 year)", n, s["engine_paths"], rec,
-                repeats=s.get("repeats"))  # fmt: skip
+            k1 = s["engine_paths"]
+            rec = {"median_s": 1e-6 * s["engine_1thread_us_per_path"] * k1}
+            rows.append(
+                _timing(
+                    "peer",
+                    "engine (1 thread)",
+                    "peer (1 year)",
+                    n,
+                    k1,
+                    rec,
+                    repeats=s.get("repeats"),
+                )
+            )
+    return rows
+
+
+def _peer_agreement(pf: dict) -> list[dict]:
+    """One row per tranche of each FinancePy comparison: its figures as they are."""
+    rows: list[dict] = []
     for key in ("gaussian_100", "student_t_100", "lhp_10000"):
         if key in pf:
             a = pf[key]
@@ -346,7 +454,12 @@ def long_table(res: dict) -> pd.DataFrame:
                         **{k: v for k, v in r.items() if k != "tranche"},
                     }
                 )
-    df = pd.DataFrame(rows)
+    return rows
+
+
+def _add_machine(df: pd.DataFrame, res: dict) -> None:
+    """The machine's description in every row, and the date and commit of the section that
+    measured it."""
     m = res["machine"]
     for k in ("processor", "cpus", "numba_threads", "python", "numpy", "numba"):
         df[k] = m.get(k)
@@ -357,7 +470,99 @@ def long_table(res: dict) -> pd.DataFrame:
     df["date"] = sec.map(lambda x: meta.get(x, {}).get("date", res["date"]))
     df["commit"] = sec.map(lambda x: meta.get(x, {}).get("commit", m.get("commit")))
     df["quick"] = res.get("quick", False)
+
+
+def long_table(res: dict) -> pd.DataFrame:
+    """One row per timing: median, min and max seconds (NaN where only one run was timed or
+    the spread was not kept), repeats, throughput; the machine's description in every row."""
+    pf = res.get("peer_financepy", {})
+    rows = [
+        *_engine_timings(res),
+        *_numpy_timings(res),
+        *_scaling_timings(res),
+        *_floor_timings(res),
+        *_peer_timings(pf),
+        *_peer_agreement(pf),
+    ]
+    df = pd.DataFrame(rows)
+    _add_machine(df, res)
     return df
+
+
+def _pool_size_axes(ax: Any, res: dict) -> None:
+    """Obligor-paths per second against pool size: the engine end to end and its collateral
+    alone, the NumPy twin, the engine and FinancePy on the peer pool, the hardware floor."""
+    rows = res["scaling_pool_size"]["rows"]
+    speed = res.get("peer_financepy", {}).get("speed", [])
+    n = [r["obligors"] for r in rows]
+    ax.plot(
+        n, [r["obligor_paths_per_s"] for r in rows], "o-", label="engine, end to end (memo off)"
+    )
+    ax.plot(
+        n,
+        [r["collateral_obligor_paths_per_s"] for r in rows],
+        "s--",
+        label="engine, collateral only",
+    )
+    ax.plot(n, [r["numpy_obligor_paths_per_s"] for r in rows], "^-", label="NumPy twin")
+    if speed:
+        sn = [s["obligors"] for s in speed]
+        ax.plot(
+            sn,
+            [s["obligors"] / (1e-6 * s["engine_us_per_path"]) for s in speed],
+            "o:",
+            label="engine, peer pool (1 period)",
+        )
+        ax.plot(
+            sn,
+            [s["obligors"] / (1e-6 * s["financepy_us_per_path"]) for s in speed],
+            "D-",
+            label="FinancePy MC, peer pool (default times only)",
+        )
+    if "hardware_floor" in res:
+        ax.axhline(
+            res["hardware_floor"]["uniforms_per_s"],
+            color="grey",
+            ls="-.",
+            label="hardware floor (uniforms/s)",
+        )
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="obligors",
+        ylabel="obligor-paths per second",
+        title=f"Pool size ({rows[0]['paths']:,} paths; homogeneous, 12 quarters)",
+    )
+    ax.legend(fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
+
+
+def _path_count_axes(ax: Any, res: dict) -> None:
+    """Paths per second against path count on the bundled deal: the engine memo on and off,
+    the NumPy twin and the collateral alone where they were timed."""
+    rows = res["scaling_paths"]["rows"]
+    p = [r["paths"] for r in rows]
+    ax.plot(p, [r["paths_per_s"] for r in rows], "o-", label="engine as shipped (memo on)")
+    ax.plot(
+        p, [r["memo_off_paths_per_s"] for r in rows], "s--", label="engine, every path (memo off)"
+    )
+    npr = [r for r in rows if "numpy_s" in r]
+    ax.plot(
+        [r["paths"] for r in npr], [r["numpy_paths_per_s"] for r in npr], "^-", label="NumPy twin"
+    )
+    coll = [r for r in rows if "collateral_s" in r]
+    if coll:
+        ax.plot([r["paths"] for r in coll], [r["collateral_paths_per_s"] for r in coll], "v:",
+                label="engine, collateral only")  # fmt: skip
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="paths",
+        ylabel="paths per second",
+        title="Path count (bundled 8-obligor deal)",
+    )
+    ax.legend(fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
 
 
 def chart(res: dict, path: Path) -> bool:
@@ -370,76 +575,11 @@ def chart(res: dict, path: Path) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    ps, sp = res.get("scaling_pool_size"), res.get("scaling_paths")
-    if not ps or not sp:
+    if not res.get("scaling_pool_size") or not res.get("scaling_paths"):
         return False
-    speed = res.get("peer_financepy", {}).get("speed", [])
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.8))
-    rows = ps["rows"]
-    n = [r["obligors"] for r in rows]
-    ax1.plot(
-        n, [r["obligor_paths_per_s"] for r in rows], "o-", label="engine, end to end (memo off)"
-    )
-    ax1.plot(
-        n,
-        [r["collateral_obligor_paths_per_s"] for r in rows],
-        "s--",
-        label="engine, collateral only",
-    )
-    ax1.plot(n, [r["numpy_obligor_paths_per_s"] for r in rows], "^-", label="NumPy twin")
-    if speed:
-        sn = [s["obligors"] for s in speed]
-        ax1.plot(
-            sn,
-            [s["obligors"] / (1e-6 * s["engine_us_per_path"]) for s in speed],
-            "o:",
-            label="engine, peer pool (1 period)",
-        )
-        ax1.plot(
-            sn,
-            [s["obligors"] / (1e-6 * s["financepy_us_per_path"]) for s in speed],
-            "D-",
-            label="FinancePy MC, peer pool (default times only)",
-        )
-    if "hardware_floor" in res:
-        ax1.axhline(
-            res["hardware_floor"]["uniforms_per_s"],
-            color="grey",
-            ls="-.",
-            label="hardware floor (uniforms/s)",
-        )
-    ax1.set(
-        xscale="log",
-        yscale="log",
-        xlabel="obligors",
-        ylabel="obligor-paths per second",
-        title=f"Pool size ({rows[0]['paths']:,} paths; homogeneous, 12 quarters)",
-    )
-    ax1.legend(fontsize=7)
-    ax1.grid(True, which="both", alpha=0.3)
-    rows = sp["rows"]
-    p = [r["paths"] for r in rows]
-    ax2.plot(p, [r["paths_per_s"] for r in rows], "o-", label="engine as shipped (memo on)")
-    ax2.plot(
-        p, [r["memo_off_paths_per_s"] for r in rows], "s--", label="engine, every path (memo off)"
-    )
-    npr = [r for r in rows if "numpy_s" in r]
-    ax2.plot(
-        [r["paths"] for r in npr], [r["numpy_paths_per_s"] for r in npr], "^-", label="NumPy twin"
-    )
-    coll = [r for r in rows if "collateral_s" in r]
-    if coll:
-        ax2.plot([r["paths"] for r in coll], [r["collateral_paths_per_s"] for r in coll], "v:",
-                 label="engine, collateral only")  # fmt: skip
-    ax2.set(
-        xscale="log",
-        yscale="log",
-        xlabel="paths",
-        ylabel="paths per second",
-        title="Path count (bundled 8-obligor deal)",
-    )
-    ax2.legend(fontsize=7)
-    ax2.grid(True, which="both", alpha=0.3)
+    _pool_size_axes(ax1, res)
+    _path_count_axes(ax2, res)
     m = res["machine"]
     fig.suptitle(
         f"abs_engine throughput — {m['processor']}, {m['cpus']} CPUs, "

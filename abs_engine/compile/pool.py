@@ -29,6 +29,7 @@ from ..schema.pool import (
     Pool,
     RatingClass,
     RatingClassPd,
+    Recovery,
 )
 from ..schema.tape import MAX_TAPE_PROBLEMS
 from .schedule import PeriodSchedule
@@ -220,6 +221,116 @@ def _rating_classes(pool: Pool, pc: ProblemCollector) -> dict[str, RatingClass]:
     return classes
 
 
+def _labels(inline: list[str], tape: Labels | None) -> Labels:
+    """The inline obligors' labels (ids or names), then the tape's rows'."""
+    arr = pa.array(inline, type=pa.string())
+    return Labels(arr if tape is None else pa.concat_arrays([arr, tape.arrow]))
+
+
+def _inline_cum_pd(
+    o: Obligor,
+    classes: dict[str, RatingClass],
+    years: np.ndarray,
+    report: Callable[..., None],
+) -> np.ndarray | None:
+    """Cumulative PD float64[T] of an inline obligor at each payment date (``years`` from
+    closing); None, reported, for an unknown rating class."""
+    pd = o.pd
+    if isinstance(pd, FlatPd):
+        return 1.0 - (1.0 - pd.annual) ** years
+    if isinstance(pd, PdTermStructure):
+        return cumulative_pd(pd.horizons_years, pd.cumulative, years)
+    if isinstance(pd, RatingClassPd):
+        rc = classes.get(pd.rating_class)
+        if rc is None:
+            report(
+                "pd.rating_class",
+                f"unknown rating class; known: {sorted(classes)}",
+                pd.rating_class,
+            )
+            return None
+        return cumulative_pd(rc.horizons_years, rc.cumulative, years)
+    return None
+
+
+def _inline_flows(
+    obligors: list[Obligor],
+    sched: PeriodSchedule,
+    classes: dict[str, RatingClass],
+    years: np.ndarray,
+    accrual: np.ndarray,
+    pc: ProblemCollector,
+    locate: Callable[[int, str], tuple[str, str]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scheduled principal and interest (yuan) and cumulative PD of the inline obligors,
+    float64[N_inline, T] each (rows of obligors with problems, reported, stay 0)."""
+    n_t = len(sched)
+    n_in = len(obligors)
+    prin = np.zeros((n_in, n_t))
+    intr = np.zeros((n_in, n_t))
+    cum_pd = np.zeros((n_in, n_t))
+    for i, o in enumerate(obligors):
+
+        def report(field: str, msg: str, value: object, i: int = i) -> None:
+            pc.add_at(*locate(i, field), msg, value)
+
+        prin[i], intr[i] = _amortize(o, sched, n_t, report, accrual)
+        curve = _inline_cum_pd(o, classes, years, report)
+        if curve is not None:
+            cum_pd[i] = curve
+    return prin, intr, cum_pd
+
+
+def _obligor_terms(
+    obligors: list[Obligor], table: ObligorTable | None, default_rec: Recovery, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Balance (yuan), rate (decimal), recovery rate (decimal), recovery lag (periods, int64)
+    and base IP value (yuan, NaN: none), [N] each: the inline obligors, then the tape's rows;
+    the pool's recovery where an obligor has none of its own."""
+    n_in = len(obligors)
+    balance = np.empty(n)
+    rate = np.empty(n)
+    rec_rate = np.empty(n)
+    rec_lag = np.empty(n, dtype=np.int64)
+    ip_value = np.empty(n)
+    for i, o in enumerate(obligors):
+        balance[i] = o.balance
+        rate[i] = o.rate
+        rec_rate[i] = (o.recovery or default_rec).rate
+        rec_lag[i] = (o.recovery or default_rec).lag_periods
+        ip_value[i] = ip_base_value(o.collateral)
+    if table is not None:
+        rows = slice(n_in, n)
+        balance[rows] = table.balance
+        rate[rows] = table.rate
+        own = table.recovery_lag >= 0
+        rec_rate[rows] = np.where(own, table.recovery_rate, default_rec.rate)
+        rec_lag[rows] = np.where(own, table.recovery_lag, default_rec.lag_periods)
+        ip_value[rows] = table.appraisal
+    return balance, rate, rec_rate, rec_lag, ip_value
+
+
+def _sector_index(
+    obligors: list[Obligor], table: ObligorTable | None, n: int
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Each obligor's sector as int64[N] into the sector names, in order of first appearance
+    (the inline obligors', then the tape's)."""
+    sectors: list[str] = []
+    sector_idx = np.zeros(n, dtype=np.int64)
+    for i, o in enumerate(obligors):
+        if o.sector not in sectors:
+            sectors.append(o.sector)
+        sector_idx[i] = sectors.index(o.sector)
+    if table is not None:
+        code = np.empty(len(table.sectors), dtype=np.int64)
+        for k, name in enumerate(table.sectors):  # merged in order of first appearance
+            if name not in sectors:
+                sectors.append(name)
+            code[k] = sectors.index(name)
+        sector_idx[len(obligors) : n] = code[table.sector_code]
+    return sector_idx, tuple(sectors)
+
+
 def compile_pool(
     pool: Pool,
     sched: PeriodSchedule,
@@ -236,77 +347,22 @@ def compile_pool(
     then counted."""
     if locate is None:
         locate = lambda k, field: (pc.file, f"pool.obligors[{k}]" + (f".{field}" if field else ""))  # noqa: E731
-    n_t = len(sched)
     obligors = pool.obligors
     table = pool.table
     n_in = len(obligors)
     n = n_in + (len(table) if table is not None else 0)
     if not n:
         pc.add("pool.obligors", "the pool is empty: give obligors or a tape with rows", [])
-    inline_ids = pa.array([o.id for o in obligors], type=pa.string())
-    ids = Labels(inline_ids if table is None else pa.concat_arrays([inline_ids, table.ids.arrow]))
+    ids = _labels([o.id for o in obligors], None if table is None else table.ids)
     _check_duplicates(ids, n_in, pc, locate)
     classes = _rating_classes(pool, pc)
     years = sched.years_from_closing()
     accrual = sched.accruals()
-    prin = np.zeros((n_in, n_t))
-    intr = np.zeros((n_in, n_t))
-    cum_pd = np.zeros((n_in, n_t))
-    sectors: list[str] = []
-    sector_idx = np.zeros(n, dtype=np.int64)
-    for i, o in enumerate(obligors):
-
-        def report(field: str, msg: str, value: object, i: int = i) -> None:
-            pc.add_at(*locate(i, field), msg, value)
-
-        prin[i], intr[i] = _amortize(o, sched, n_t, report, accrual)
-        pd = o.pd
-        if isinstance(pd, FlatPd):
-            cum_pd[i] = 1.0 - (1.0 - pd.annual) ** years
-        elif isinstance(pd, PdTermStructure):
-            cum_pd[i] = cumulative_pd(pd.horizons_years, pd.cumulative, years)
-        elif isinstance(pd, RatingClassPd):
-            rc = classes.get(pd.rating_class)
-            if rc is None:
-                report(
-                    "pd.rating_class",
-                    f"unknown rating class; known: {sorted(classes)}",
-                    pd.rating_class,
-                )
-            else:
-                cum_pd[i] = cumulative_pd(rc.horizons_years, rc.cumulative, years)
-        if o.sector not in sectors:
-            sectors.append(o.sector)
-        sector_idx[i] = sectors.index(o.sector)
-    default_rec = pool.recovery
-    balance = np.empty(n)
-    rate = np.empty(n)
-    rec_rate = np.empty(n)
-    rec_lag = np.empty(n, dtype=np.int64)
-    ip_value = np.empty(n)
-    for i, o in enumerate(obligors):
-        balance[i] = o.balance
-        rate[i] = o.rate
-        rec_rate[i] = (o.recovery or default_rec).rate
-        rec_lag[i] = (o.recovery or default_rec).lag_periods
-        ip_value[i] = ip_base_value(o.collateral)
-    names = pa.array([o.name for o in obligors], type=pa.string())
+    prin, intr, cum_pd = _inline_flows(obligors, sched, classes, years, accrual, pc, locate)
+    balance, rate, rec_rate, rec_lag, ip_value = _obligor_terms(obligors, table, pool.recovery, n)
     if table is not None:
-        _check_tape_schedules(table, n_t, pc, n_in, locate)
-        rows = slice(n_in, n)
-        code = np.empty(len(table.sectors), dtype=np.int64)
-        for k, name in enumerate(table.sectors):  # merged in order of first appearance
-            if name not in sectors:
-                sectors.append(name)
-            code[k] = sectors.index(name)
-        sector_idx[rows] = code[table.sector_code]
-        balance[rows] = table.balance
-        rate[rows] = table.rate
-        own = table.recovery_lag >= 0
-        rec_rate[rows] = np.where(own, table.recovery_rate, default_rec.rate)
-        rec_lag[rows] = np.where(own, table.recovery_lag, default_rec.lag_periods)
-        ip_value[rows] = table.appraisal
-        names = pa.concat_arrays([names, table.names.arrow])
+        _check_tape_schedules(table, len(sched), pc, n_in, locate)
+    sector_idx, sectors = _sector_index(obligors, table, n)
     parts = _Parts(
         inline_principal=_frozen(prin),
         inline_interest=_frozen(intr),
@@ -318,14 +374,14 @@ def compile_pool(
     )
     return CompiledPool(
         ids=ids,
-        names=Labels(names),
+        names=_labels([o.name for o in obligors], None if table is None else table.names),
         balance=balance,
         rate=rate,
         recovery_rate=rec_rate,
         recovery_lag=rec_lag,
         ip_value=ip_value,
         sector=sector_idx,
-        sectors=tuple(sectors),
+        sectors=sectors,
         _parts=parts,
     )
 

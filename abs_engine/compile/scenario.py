@@ -98,13 +98,8 @@ def checked_scenarios(
     return out
 
 
-def _one(
-    cd: CompiledDeal, sc: DeterministicScenario, pc: ProblemCollector
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    pool = cd.pool
-    n_t, n = cd.n_periods, cd.n_obligors
-    ppy = cd.periods_per_year
-    flows = np.zeros((L.N_PF, n_t))
+def _check_lengths(sc: DeterministicScenario, n_t: int, pc: ProblemCollector) -> None:
+    """Complain about a CDR, CPR or timing vector longer than the deal's T periods."""
     dfl = sc.defaults
     for name, vec in (
         ("defaults.cdr", getattr(dfl, "cdr", None)),
@@ -118,9 +113,16 @@ def _one(
             f"has {len(dfl.timing)} shares but the deal has {n_t} periods",
             len(dfl.timing),
         )
-    smm = period_rate(sc.prepayment.cpr, n_t, ppy)
-    cdr = period_rate(dfl.cdr, n_t, ppy) if isinstance(dfl, CdrDefaults) else np.zeros(n_t)
 
+
+def _forced_defaults(
+    cd: CompiledDeal, sc: DeterministicScenario, pc: ProblemCollector
+) -> np.ndarray:
+    """The scenario's ``obligor_defaults`` as bool[N, T]: True where obligor i is named to
+    default in period t (by id, or as one of the ``largest`` balances, ties in pool order).
+    Complains about unknown obligors, periods after the last, and an obligor named twice."""
+    pool = cd.pool
+    n_t, n = cd.n_periods, cd.n_obligors
     forced = np.zeros((n, n_t), dtype=bool)
     order = np.argsort(-pool.balance, kind="stable")
     owner = np.full(n, -1, dtype=np.int64)  # the obligor_defaults entry defaulting each obligor
@@ -152,14 +154,27 @@ def _one(
                 continue
             claim(order[: ev.largest], k, "largest", ev.largest)
             forced[order[: ev.largest], ev.period - 1] = True
+    return forced
 
+
+def _recovery_terms(cd: CompiledDeal, sc: DeterministicScenario) -> tuple[np.ndarray, np.ndarray]:
+    """Recovery rate float64[N] (decimal of the defaulted balance) and lag int64[N] (periods):
+    the scenario's, or each obligor's own where the scenario gives none."""
     if sc.recovery is not None:
-        rec_rate = np.full(n, sc.recovery.rate)
-        rec_lag = np.full(n, sc.recovery.lag_periods, dtype=np.int64)
-    else:
-        rec_rate = pool.recovery_rate
-        rec_lag = pool.recovery_lag
+        n = cd.n_obligors
+        return (
+            np.full(n, sc.recovery.rate),
+            np.full(n, sc.recovery.lag_periods, dtype=np.int64),
+        )
+    return cd.pool.recovery_rate, cd.pool.recovery_lag
 
+
+def _support_default_periods(
+    cd: CompiledDeal, sc: DeterministicScenario, pc: ProblemCollector
+) -> np.ndarray:
+    """int64[S]: the 0-based period each support provider defaults in (T + 1: never), the
+    earliest where one is named twice. Complains about unknown supports and late periods."""
+    n_t = cd.n_periods
     sup_period = np.full(len(cd.support_names), n_t + 1, dtype=np.int64)
     for k, sd in enumerate(sc.support_defaults):
         if sd.support not in cd.support_names:
@@ -173,18 +188,74 @@ def _one(
         else:
             s = cd.support_names.index(sd.support)
             sup_period[s] = min(sup_period[s], sd.period - 1)
+    return sup_period
 
+
+def _cumulative_default_rate(
+    cd: CompiledDeal,
+    dfl: CumulativeDefaults,
+    t: int,
+    perf_start: np.ndarray,
+    forced_t: np.ndarray,
+) -> float:
+    """Period-t default rate (decimal of the performing balance) that spreads the cumulative
+    default amount by the timing curve over the obligors not already forced to default;
+    ``perf_start`` float64[N] and ``forced_t`` bool[N] are period t's."""
+    target = dfl.cumulative * cd.original_pool * (dfl.timing[t] if t < len(dfl.timing) else 0.0)
+    base = perf_start[~forced_t].sum()
+    return min(1.0, target / base) if base > 0 else 0.0
+
+
+def _book_recoveries(
+    flows: np.ndarray,
+    t: int,
+    defaulted: np.ndarray,
+    rec_rate: np.ndarray,
+    rec_lag: np.ndarray,
+    lost: float,
+) -> float:
+    """Book period t's defaults (``defaulted`` float64[N], yuan) into ``flows`` float64[N_PF, T]
+    (recovery and loss when the recovery arrives, pending recovery until then); returns
+    ``lost`` plus the recoveries that would arrive after legal final (yuan)."""
+    n_t = flows.shape[1]
+    for i in np.nonzero(defaulted > 0)[0]:
+        rt = t + rec_lag[i]
+        rec = rec_rate[i] * defaulted[i]
+        if rt < n_t:
+            flows[L.PF_RECOVERY, rt] += rec
+            flows[L.PF_LOSS, rt] += defaulted[i] - rec
+            flows[L.PF_PENDING_RECOVERY, t:rt] += rec
+        else:
+            # the recovery comes after legal final: the whole exposure is the deal's loss,
+            # booked in the final period
+            lost += rec
+            flows[L.PF_LOSS, n_t - 1] += defaulted[i]
+    return lost
+
+
+def _pool_flows(
+    cd: CompiledDeal,
+    sc: DeterministicScenario,
+    forced: np.ndarray,
+    rec_rate: np.ndarray,
+    rec_lag: np.ndarray,
+) -> tuple[np.ndarray, float]:
+    """Run the pool period by period (the module docstring's recursion): collections
+    float64[N_PF, T] (yuan, rows ``PF_*``) and the recoveries lost after legal final (yuan)."""
+    pool = cd.pool
+    n_t, n = cd.n_periods, cd.n_obligors
+    ppy = cd.periods_per_year
+    dfl = sc.defaults
+    smm = period_rate(sc.prepayment.cpr, n_t, ppy)
+    cdr = period_rate(dfl.cdr, n_t, ppy) if isinstance(dfl, CdrDefaults) else np.zeros(n_t)
+    flows = np.zeros((L.N_PF, n_t))
     f = np.ones(n)
     lost = 0.0
     S, P, I = pool.sched_balance_start, pool.sched_principal, pool.sched_interest
     for t in range(n_t):
         perf_start = f * S[:, t]
         if isinstance(dfl, CumulativeDefaults):
-            target = (
-                dfl.cumulative * cd.original_pool * (dfl.timing[t] if t < len(dfl.timing) else 0.0)
-            )
-            base = perf_start[~forced[:, t]].sum()
-            d_pool = min(1.0, target / base) if base > 0 else 0.0
+            d_pool = _cumulative_default_rate(cd, dfl, t, perf_start, forced[:, t])
         else:
             d_pool = cdr[t]
         d = np.where(forced[:, t], 1.0, d_pool)
@@ -195,18 +266,22 @@ def _one(
         flows[L.PF_PREPAY, t] = smm[t] * (f1 * (S[:, t] - P[:, t])).sum()
         flows[L.PF_DEFAULT, t] = defaulted.sum()
         f = f1 * (1.0 - smm[t])
-        for i in np.nonzero(defaulted > 0)[0]:
-            rt = t + rec_lag[i]
-            rec = rec_rate[i] * defaulted[i]
-            if rt < n_t:
-                flows[L.PF_RECOVERY, rt] += rec
-                flows[L.PF_LOSS, rt] += defaulted[i] - rec
-                flows[L.PF_PENDING_RECOVERY, t:rt] += rec
-            else:
-                # the recovery comes after legal final: the whole exposure is the deal's loss,
-                # booked in the final period
-                lost += rec
-                flows[L.PF_LOSS, n_t - 1] += defaulted[i]
+        lost = _book_recoveries(flows, t, defaulted, rec_rate, rec_lag, lost)
+    return flows, lost
+
+
+def _one(
+    cd: CompiledDeal, sc: DeterministicScenario, pc: ProblemCollector
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """One scenario's pool flows float64[N_PF, T] (yuan), support default periods int64[S],
+    annual base rate float64[T] (decimal) and recoveries lost after legal final (yuan).
+    Problems go to ``pc`` (the caller raises); the flows are then meaningless."""
+    n_t = cd.n_periods
+    _check_lengths(sc, n_t, pc)
+    forced = _forced_defaults(cd, sc, pc)
+    rec_rate, rec_lag = _recovery_terms(cd, sc)
+    sup_period = _support_default_periods(cd, sc, pc)
+    flows, lost = _pool_flows(cd, sc, forced, rec_rate, rec_lag)
     base_rate = cd.deal.base_rate if sc.base_rate is None else sc.base_rate
     rates = np.full(n_t, base_rate + sc.rate_shock_bps / 1e4)
     return flows, sup_period, rates, lost

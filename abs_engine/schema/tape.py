@@ -265,26 +265,73 @@ def _cell(col: pa.ChunkedArray, csv: bool) -> Callable[[int], Any]:
     return get
 
 
-def _number(
-    probs: _Problems,
-    name: str,
-    col: pa.ChunkedArray | None,
+#: ``flag(mask bool[n], message, value getter or None)``: a problem at every row of the mask
+_Flag = Callable[..., None]
+
+
+def _not_a_number(t: pa.DataType) -> str:
+    """Why a column of Arrow type ``t`` (neither a number nor CSV text) holds no numbers."""
+    if pa.types.is_boolean(t):
+        return "expected a number, not true/false"
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "expected a number, not a string (remove the quotes)"
+    return f"expected a number, not {t}"
+
+
+def _typed_numbers(
+    col: pa.ChunkedArray, t: pa.DataType, spec: _Number
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """A column of Arrow number type ``t`` as float64[n] (NaN where null) and, for an integer
+    column of an integer type, its exact values int64[n] (null: 0; None otherwise)."""
+    exact_int: np.ndarray | None = None
+    if pa.types.is_integer(t) and spec.integer:
+        raw = np.asarray(pc.fill_null(col, 0).to_numpy())
+        if raw.dtype.kind == "u":
+            # above int64 (a uint64 near 2**64 would wrap negative): clamp, so the upper
+            # bound (every integer column has one) refuses it, showing the real value
+            raw = np.minimum(raw, np.uint64(np.iinfo(np.int64).max))
+        exact_int = raw.astype(np.int64)
+    vals = np.asarray(
+        pc.fill_null(col.cast(pa.float64(), safe=False), np.nan).to_numpy(), dtype=np.float64
+    )
+    return vals, exact_int
+
+
+def _csv_numbers(
+    col: pa.ChunkedArray,
+    spec: _Number,
+    missing: np.ndarray,
+    flag: _Flag,
+    get: Callable[[int], Any],
+) -> tuple[np.ndarray, np.ndarray]:
+    """A CSV text column parsed as float64[n] (NaN where empty or not a number) and the rows
+    refused bool[n] (not empty and not a number: flagged here)."""
+    refused = np.zeros(len(missing), dtype=bool)
+    try:
+        parsed = col.cast(pa.float64())
+        vals = np.asarray(pc.fill_null(parsed, np.nan).to_numpy(), dtype=np.float64)
+    except pa.ArrowInvalid:  # some cells are not numbers: find them
+        import pandas as pd
+
+        text = col.to_numpy(zero_copy_only=False)
+        vals = np.asarray(pd.to_numeric(text, errors="coerce"), dtype=np.float64)
+        refused = ~missing & np.isnan(vals)
+        what = "an integer" if spec.integer else "a number"
+        flag(refused, f"expected {what}", get)
+    return vals, refused
+
+
+def _column_numbers(
+    col: pa.ChunkedArray,
+    spec: _Number,
     n: int,
     csv: bool,
-    scope: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(values, missing) of a number column, flagging what the schema refuses (in the rows of
-    ``scope`` only, when given). Values are float64 (int64 for integer columns); rows missing
-    or refused hold 0 and are flagged as missing."""
-    spec = _NUMBERS[name]
-
-    def flag(mask: np.ndarray, message: str, value: Callable[[int], Any] | None = None) -> None:
-        probs.flag(name, mask if scope is None else mask & scope, message, value)
-
-    if col is None:
-        values = np.zeros(n, dtype=np.int64 if spec.integer else np.float64)
-        return values, np.ones(n, dtype=bool)
-    get = _cell(col, csv)
+    flag: _Flag,
+    get: Callable[[int], Any],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """A number column's cells by its Arrow type: float64[n] values (NaN: none), missing and
+    refused bool[n] (a refused cell is flagged here), exact int64[n] values or None (see
+    :func:`_typed_numbers`)."""
     t = col.type
     missing = _null_mask(col)
     refused = np.zeros(n, dtype=bool)  # flagged already: not "missing" too
@@ -295,43 +342,27 @@ def _number(
     if pa.types.is_null(t):
         vals = np.full(n, np.nan)
     elif pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
-        if pa.types.is_integer(t) and spec.integer:
-            raw = np.asarray(pc.fill_null(col, 0).to_numpy())
-            if raw.dtype.kind == "u":
-                # above int64 (a uint64 near 2**64 would wrap negative): clamp, so the upper
-                # bound (every integer column has one) refuses it, showing the real value
-                raw = np.minimum(raw, np.uint64(np.iinfo(np.int64).max))
-            exact_int = raw.astype(np.int64)
-        vals = np.asarray(
-            pc.fill_null(col.cast(pa.float64(), safe=False), np.nan).to_numpy(), dtype=np.float64
-        )
+        vals, exact_int = _typed_numbers(col, t, spec)
     elif csv and (pa.types.is_string(t) or pa.types.is_large_string(t)):
-        try:
-            parsed = col.cast(pa.float64())
-            vals = np.asarray(pc.fill_null(parsed, np.nan).to_numpy(), dtype=np.float64)
-        except pa.ArrowInvalid:  # some cells are not numbers: find them
-            import pandas as pd
-
-            text = col.to_numpy(zero_copy_only=False)
-            vals = np.asarray(pd.to_numeric(text, errors="coerce"), dtype=np.float64)
-            refused = ~missing & np.isnan(vals)
-            what = "an integer" if spec.integer else "a number"
-            flag(refused, f"expected {what}", get)
+        vals, refused = _csv_numbers(col, spec, missing, flag, get)
     else:
-        if pa.types.is_boolean(t):
-            why = "expected a number, not true/false"
-        elif pa.types.is_string(t) or pa.types.is_large_string(t):
-            why = "expected a number, not a string (remove the quotes)"
-        else:
-            why = f"expected a number, not {t}"
-        flag(~missing, why, get)
+        flag(~missing, _not_a_number(t), get)
         refused = ~missing
         vals = np.full(n, np.nan)
-    missing = (missing | np.isnan(vals)) & ~refused
-    ok = ~missing & ~refused
-    if spec.required:
-        kind = "integer" if spec.integer else "number"
-        flag(missing, f"Input should be a valid {kind}")
+    return vals, missing, refused, exact_int
+
+
+def _check_bounds(
+    spec: _Number,
+    vals: np.ndarray,
+    exact_int: np.ndarray | None,
+    ok: np.ndarray,
+    flag: _Flag,
+    get: Callable[[int], Any],
+) -> np.ndarray:
+    """Flag the ``ok`` rows (bool[n]) that the schema refuses: a fraction in an integer column,
+    an infinity in a decimal one, a value out of bounds (compared exactly for ``exact_int``).
+    Returns ``ok`` less those rows."""
     with np.errstate(invalid="ignore"):
         if spec.integer:
             if exact_int is None:
@@ -357,6 +388,36 @@ def _number(
                 out = ok & fails(bound)
             flag(out, f"Input should be {words} {_bound(bound)}", get)
             ok &= ~out
+    return ok
+
+
+def _number(
+    probs: _Problems,
+    name: str,
+    col: pa.ChunkedArray | None,
+    n: int,
+    csv: bool,
+    scope: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(values, missing) of a number column, flagging what the schema refuses (in the rows of
+    ``scope`` only, when given). Values are float64 (int64 for integer columns); rows missing
+    or refused hold 0 and are flagged as missing."""
+    spec = _NUMBERS[name]
+
+    def flag(mask: np.ndarray, message: str, value: Callable[[int], Any] | None = None) -> None:
+        probs.flag(name, mask if scope is None else mask & scope, message, value)
+
+    if col is None:
+        values = np.zeros(n, dtype=np.int64 if spec.integer else np.float64)
+        return values, np.ones(n, dtype=bool)
+    get = _cell(col, csv)
+    vals, missing, refused, exact_int = _column_numbers(col, spec, n, csv, flag, get)
+    missing = (missing | np.isnan(vals)) & ~refused
+    ok = ~missing & ~refused
+    if spec.required:
+        kind = "integer" if spec.integer else "number"
+        flag(missing, f"Input should be a valid {kind}")
+    ok = _check_bounds(spec, vals, exact_int, ok, flag, get)
     if not spec.integer:
         return np.where(ok, vals, 0.0), ~ok
     if exact_int is not None:
@@ -396,10 +457,8 @@ def _check_ids(probs: _Problems, ids: pa.Array) -> None:
     probs.flag("id", pattern, "String should match pattern '^[^\\s].*$'", value)
 
 
-def read_tape_columns(p: Path) -> ObligorTable:
-    """Read and check a CSV or Parquet pool tape (see the module docstring) into an
-    :class:`~abs_engine.schema.pool.ObligorTable`; a :class:`DealError` lists its problems."""
-    table, csv = _load(p)
+def _check_header(p: Path, table: pa.Table) -> None:
+    """Refuse a tape whose columns are named twice, missing or unknown, or that has no rows."""
     names = table.column_names
     if len(set(names)) != len(names):
         twice = sorted({c for c in names if names.count(c) > 1})
@@ -412,26 +471,28 @@ def read_tape_columns(p: Path) -> ObligorTable:
     unknown = [c for c in names if c not in _COLUMNS]
     if unknown:
         raise DealError.one(p, "<columns>", "unknown column(s)", unknown)
-    n = table.num_rows
-    if n == 0:
+    if table.num_rows == 0:
         raise DealError.one(p, "<rows>", "tape has no rows")
-    # each column is taken once and let go once converted: the Arrow table is not kept whole
-    cols = {c: table.column(c) for c in names}
-    del table
 
-    def column(name: str) -> pa.ChunkedArray | None:
-        return cols.pop(name, None)
 
-    ids = _text(p, "id", cols.pop("id"))
-    probs = _Problems(str(p), ids)
-    _check_ids(probs, ids)
+#: ``column(name)``: a tape column taken out of the table (None when the tape has none)
+_Take = Callable[[str], pa.ChunkedArray | None]
 
+
+def _number_columns(
+    probs: _Problems, column: _Take, n: int, csv: bool
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Every number column as (values, missing) (see :func:`_number`), by column name."""
     num = {c: _number(probs, c, column(c), n, csv) for c in _NUMBERS if c != "patent_count"}
     # patent_count counts only where an appraisal is pledged (as for inline collateral)
     has_ip = ~num["appraisal"][1]
     num["patent_count"] = _number(probs, "patent_count", column("patent_count"), n, csv, has_ip)
+    return num
 
-    amort = _text(p, "amortization", cols.pop("amortization"))
+
+def _amortization_codes(probs: _Problems, amort: pa.Array) -> pa.Array:
+    """The amortization column as indices into :data:`TAPE_KINDS` (null where missing or
+    unknown: both flagged)."""
     code = pc.index_in(amort, value_set=pa.array(TAPE_KINDS))
     kind_missing = _null_mask(pa.chunked_array([amort]))
     unknown_kind = np.asarray(code.is_null().to_numpy(zero_copy_only=False), bool) & ~kind_missing
@@ -443,8 +504,29 @@ def read_tape_columns(p: Path) -> ObligorTable:
         f"unknown kind; expected one of {expected} (a license-fee schedule needs a deal file)",
         lambda row: amort[row].as_py(),
     )
+    return code
 
-    probs.raise_if_any()
+
+def _sectors(p: Path, col: pa.ChunkedArray | None, n: int) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Sector codes int64[n] into the sector names (an empty cell or no column:
+    ``unspecified``)."""
+    if col is None:
+        return np.zeros(n, dtype=np.int64), ("unspecified",)
+    enc = pc.fill_null(_text(p, "sector", col), "unspecified").dictionary_encode()
+    sector_code = np.asarray(enc.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    return sector_code, tuple(enc.dictionary.to_pylist())
+
+
+def _obligor_table(
+    p: Path,
+    n: int,
+    ids: pa.Array,
+    num: dict[str, tuple[np.ndarray, np.ndarray]],
+    code: pa.Array,
+    column: _Take,
+) -> ObligorTable:
+    """The checked columns as an :class:`~abs_engine.schema.pool.ObligorTable`, with the
+    defaults of the module docstring where a cell is empty; the text columns are taken here."""
 
     def text_or(name: str, default: str) -> Labels:
         col = column(name)
@@ -452,23 +534,16 @@ def read_tape_columns(p: Path) -> ObligorTable:
             return Labels(pa.repeat(pa.scalar(default, type=pa.string()), n))
         return Labels(pc.fill_null(_text(p, name, col), default))
 
-    sector_col = column("sector")
-    if sector_col is None:
-        sector_code = np.zeros(n, dtype=np.int64)
-        sectors: tuple[str, ...] = ("unspecified",)
-    else:
-        enc = pc.fill_null(_text(p, "sector", sector_col), "unspecified").dictionary_encode()
-        sector_code = np.asarray(enc.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
-        sectors = tuple(enc.dictionary.to_pylist())
-
+    sector_code, sectors = _sectors(p, column("sector"), n)
     rec_rate, rate_missing = num["recovery_rate"]
     rec_lag, lag_missing = num["recovery_lag_periods"]
     own = ~(rate_missing & lag_missing)
     default = Recovery()
     first, first_missing = num["first_period"]
-    appraisal, _ = num["appraisal"]
+    appraisal, appraisal_missing = num["appraisal"]
+    has_ip = ~appraisal_missing
     patents, patents_missing = num["patent_count"]
-    out = ObligorTable(
+    return ObligorTable(
         file=str(p),
         ids=Labels(ids),
         names=text_or("name", ""),
@@ -486,5 +561,27 @@ def read_tape_columns(p: Path) -> ObligorTable:
         appraisal=np.where(has_ip, appraisal, np.nan),
         patent_count=np.where(has_ip & ~patents_missing, patents, 0),
     )
+
+
+def read_tape_columns(p: Path) -> ObligorTable:
+    """Read and check a CSV or Parquet pool tape (see the module docstring) into an
+    :class:`~abs_engine.schema.pool.ObligorTable`; a :class:`DealError` lists its problems."""
+    table, csv = _load(p)
+    _check_header(p, table)
+    n = table.num_rows
+    # each column is taken once and let go once converted: the Arrow table is not kept whole
+    cols = {c: table.column(c) for c in table.column_names}
+    del table
+
+    def column(name: str) -> pa.ChunkedArray | None:
+        return cols.pop(name, None)
+
+    ids = _text(p, "id", cols.pop("id"))
+    probs = _Problems(str(p), ids)
+    _check_ids(probs, ids)
+    num = _number_columns(probs, column, n, csv)
+    code = _amortization_codes(probs, _text(p, "amortization", cols.pop("amortization")))
+    probs.raise_if_any()
+    out = _obligor_table(p, n, ids, num, code, column)
     pa.default_memory_pool().release_unused()  # what reading took, back to the system
     return out

@@ -100,11 +100,9 @@ def _curve_rate(value: object, what: str) -> float:
         ) from None
 
 
-def load_curve(spec: str | float | Path) -> DiscountCurve:
-    """A curve from a number (flat rate, decimal, between -0.05 and 1) or a CSV file with
-    columns ``tenor_years, zero_rate`` (decimals). Tenors must be positive and increasing.
-    Anything else (another type, NaN, a rate out of range, a file that cannot be read as such
-    a CSV) raises an :class:`~abs_engine.errors.AbsEngineError`."""
+def _flat_curve(spec: object) -> DiscountCurve | None:
+    """The flat curve that ``spec`` spells (a number, or ASCII text of one); None for a file
+    name. Another type, NaN or a rate out of range raises :class:`SolverError`."""
     if isinstance(spec, bool) or not isinstance(spec, str | int | float | np.number | Path):
         raise SolverError(
             f"a curve is a flat rate (a number) or the path of a CSV file, got {short_repr(spec)}"
@@ -119,6 +117,12 @@ def load_curve(spec: str | float | Path) -> DiscountCurve:
             pass
         else:
             return DiscountCurve(flat_rate=_curve_rate(rate, "a flat curve rate"))
+    return None
+
+
+def _curve_bytes(text: str) -> bytes:
+    """The bytes of the curve file ``text`` (at most :data:`_MAX_CURVE_BYTES`); a folder, a
+    missing, unreadable or larger file raises a ``DealError``."""
     p = Path(text)
     try:
         if p.is_dir():
@@ -138,6 +142,12 @@ def load_curve(spec: str | float | Path) -> DiscountCurve:
         ) from None
     if len(raw) > _MAX_CURVE_BYTES:
         raise DealError.one(p, "<file>", f"a curve CSV is at most {_MAX_CURVE_BYTES:,} bytes")
+    return raw
+
+
+def _curve_frame(p: Path, raw: bytes) -> pd.DataFrame:
+    """A curve file's bytes as a frame with (at least) the columns ``tenor_years`` and
+    ``zero_rate``, each once; text that is not such a CSV raises a ``DealError``."""
     decoded = decode_text(p, raw, "a curve CSV", "the curve")
     if not decoded.strip():
         raise DealError.one(p, "<file>", "the curve file is empty (need tenor_years,zero_rate)")
@@ -154,6 +164,12 @@ def load_curve(spec: str | float | Path) -> DiscountCurve:
     mangled = [c for c in df.columns if re.fullmatch(r"(tenor_years|zero_rate)\.\d+", c)]
     if len(set(df.columns)) != len(df.columns) or mangled:
         raise DealError.one(p, "<columns>", "a column is named twice", list(df.columns))
+    return df
+
+
+def _curve_points(p: Path, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Tenors (years) and zero rates (decimals), float64[K] each, of a curve frame; a
+    ``DealError`` lists every row whose tenor or rate is refused, or an empty curve."""
     pc = ProblemCollector(p)
     tenors = pd.to_numeric(df["tenor_years"], errors="coerce").to_numpy(dtype=float)
     rates = pd.to_numeric(df["zero_rate"], errors="coerce").to_numpy(dtype=float)
@@ -180,6 +196,21 @@ def load_curve(spec: str | float | Path) -> DiscountCurve:
     if len(df) == 0:
         pc.add("<rows>", "the curve has no rows (only a header)")
     pc.raise_if_any()
+    return tenors, rates
+
+
+def load_curve(spec: str | float | Path) -> DiscountCurve:
+    """A curve from a number (flat rate, decimal, between -0.05 and 1) or a CSV file with
+    columns ``tenor_years, zero_rate`` (decimals). Tenors must be positive and increasing.
+    Anything else (another type, NaN, a rate out of range, a file that cannot be read as such
+    a CSV) raises an :class:`~abs_engine.errors.AbsEngineError`."""
+    flat = _flat_curve(spec)
+    if flat is not None:
+        return flat
+    text = str(spec)
+    p = Path(text)
+    df = _curve_frame(p, _curve_bytes(text))
+    tenors, rates = _curve_points(p, df)
     return DiscountCurve(tenors=tenors, zero_rates=rates, source=str(p))
 
 
