@@ -15,10 +15,7 @@ from abs_engine.solvers import (
     default_timing,
     large_obligor_test,
 )
-from tests.conftest import base_deal, obligor
-from tests.test_reference_deals import annual_dates
-
-ZERO = {"kind": "fixed", "rate": 0.0}
+from tests.conftest import ZERO_COUPON, annual_dates, base_deal, obligor
 
 
 def simple_sequential() -> ae.CompiledDeal:
@@ -28,8 +25,8 @@ def simple_sequential() -> ae.CompiledDeal:
         dates=annual_dates(3),
         pool={"obligors": [obligor(f"O{i}", 10e6, n=3) for i in range(10)]},
         tranches=[
-            {"name": "A", "balance": 90e6, "coupon": ZERO},
-            {"name": "B", "balance": 10e6, "coupon": ZERO},
+            {"name": "A", "balance": 90e6, "coupon": ZERO_COUPON},
+            {"name": "B", "balance": 10e6, "coupon": ZERO_COUPON},
         ],
         waterfalls={"normal": [{"kind": "pay_principal", "tranches": ["A", "B"]}]},
     )

@@ -7,9 +7,6 @@ They are derived from ``_valid_small.toml``, which must itself validate and run.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,8 +14,9 @@ from typing import Any
 import pytest
 
 import abs_engine as ae
-from abs_engine.cli import main
 from abs_engine.errors import DealError, Problem, short_repr
+from abs_engine.schema import parse_deal
+from tests.conftest import base_deal, obligor, run_cli
 
 BAD = Path(__file__).resolve().parent / "data" / "bad"
 VALID = BAD / "_valid_small.toml"
@@ -262,17 +260,6 @@ def _has_value(p: Problem) -> bool:
     return "value" in p.as_dict()
 
 
-def _cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    """``abs-engine ARGS`` run in this process (``main(argv)``, its stdout and stderr
-    captured): a subprocess per bad input would cost about 2 CPU-seconds of start-up each.
-    tests/test_smoke.py runs the installed command in a real process."""
-    out, err = io.StringIO(), io.StringIO()
-    argv = [str(a) for a in args]
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main(argv)
-    return subprocess.CompletedProcess(["abs-engine", *argv], rc, out.getvalue(), err.getvalue())
-
-
 def _cli_args(case: Case, command: str) -> list[str | Path]:
     args: list[str | Path] = [command, case.deal_path]
     if case.scenario is not None:
@@ -284,7 +271,7 @@ def test_valid_small_deal_is_valid():
     """The base of every bad file must be good, or the bad files test nothing."""
     cd = ae.compile_deal(ae.load_deal(VALID))
     assert cd.n_obligors == 2 and cd.tranche_names == ("A", "Sub") and cd.n_periods == 4
-    out = _cli("validate", VALID)
+    out = run_cli("validate", VALID)
     assert out.returncode == 0, out.stderr
     assert "OK" in out.stdout
 
@@ -341,7 +328,7 @@ def test_cli_run_exits_2_naming_file_path_and_value(case: Case):
 
 
 def _check_cli(case: Case, command: str) -> None:
-    out = _cli(*_cli_args(case, command))
+    out = run_cli(*_cli_args(case, command))
     assert out.returncode == 2, (out.returncode, out.stderr)
     assert "Traceback" not in out.stderr
     assert out.stdout == ""
@@ -358,7 +345,7 @@ def _check_cli(case: Case, command: str) -> None:
 
 
 def test_cli_validate_lists_problems_of_several_scenarios():
-    out = _cli(
+    out = run_cli(
         "validate",
         VALID,
         "-s",
@@ -400,7 +387,7 @@ def test_every_problem_reported_at_once(name: str):
     assert all(Path(p.file) == path for p in problems)
     assert str(info.value).startswith(f"{len(MANY[name])} problems:")
 
-    out = _cli("validate", path)
+    out = run_cli("validate", path)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.startswith(f"error: {len(MANY[name])} problems found")
     for field, value in MANY[name]:
@@ -428,7 +415,7 @@ def test_run_out_writes_nothing_for_bad_input(tmp_path: Path, args: list[str], e
     if exists:
         out_dir.mkdir()
     paths = [BAD / a if a.endswith((".toml", ".json")) else a for a in args]
-    out = _cli("run", *paths, "--out", out_dir)
+    out = run_cli("run", *paths, "--out", out_dir)
     assert out.returncode == 2, out.stderr
     assert "Traceback" not in out.stderr
     if exists:
@@ -439,7 +426,7 @@ def test_run_out_writes_nothing_for_bad_input(tmp_path: Path, args: list[str], e
 
 def test_run_out_names_the_scenario_whose_name_is_not_a_file_name(tmp_path: Path):
     sc = BAD / "scenario_name_with_slash.toml"
-    out = _cli("run", VALID, "-s", sc, "--out", tmp_path / "out")
+    out = run_cli("run", VALID, "-s", sc, "--out", tmp_path / "out")
     assert out.returncode == 2
     assert f"{sc}: name: " in out.stderr and "(got 'stress/10pct')" in out.stderr
 
@@ -447,7 +434,7 @@ def test_run_out_names_the_scenario_whose_name_is_not_a_file_name(tmp_path: Path
 def test_run_out_refuses_a_file(tmp_path: Path):
     target = tmp_path / "out.txt"
     target.write_text("keep me")
-    out = _cli("run", VALID, "--out", target)
+    out = run_cli("run", VALID, "--out", target)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert f"{target}: <file>: --out must be a folder" in out.stderr
     assert target.read_text() == "keep me"
@@ -456,7 +443,7 @@ def test_run_out_refuses_a_file(tmp_path: Path):
 def test_run_out_writes_files_for_the_valid_deal(tmp_path: Path):
     """Control for the tests above: the same command on the good deal does write."""
     out_dir = tmp_path / "out"
-    out = _cli("run", VALID, "--out", out_dir)
+    out = run_cli("run", VALID, "--out", out_dir)
     assert out.returncode == 0, out.stderr
     assert {p.name for p in out_dir.iterdir()} == {
         "manifest.json",
@@ -477,9 +464,6 @@ def test_duplicate_id_in_tape_names_the_tape():
 
 def test_tiny_level_pay_rate_compiles():
     """A rate that rounds (1 + r)^-n to 1 must not divide by zero."""
-    from abs_engine.schema import parse_deal
-    from tests.conftest import base_deal, obligor
-
     deal = base_deal(pool={"obligors": [obligor("O1", 100.0, rate=1e-17, n=3, kind="level_pay")]})
     cd = ae.compile_deal(parse_deal(deal))
     assert cd.pool.sched_principal[0].sum() == pytest.approx(100.0)

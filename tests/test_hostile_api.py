@@ -49,7 +49,7 @@ from abs_engine.solvers import (
     with_parameter,
 )
 from abs_engine.solvers.structuring import size_tranche
-from tests.conftest import base_deal, obligor
+from tests.conftest import base_deal, obligor, quarterly_deal
 
 NAN = float("nan")
 INF = float("inf")
@@ -710,8 +710,6 @@ def test_rating_table_path_of_the_wrong_type(bad: Any) -> None:
 
 
 def _two_note_deal(b_principal: dict[str, Any]) -> ae.Deal:
-    from tests.test_solvers import quarterly_deal
-
     doc = quarterly_deal(0.02).model_dump(mode="json")
     doc["tranches"].insert(
         1, {"name": "B", "balance": 5e6, "coupon": {"kind": "fixed", "rate": 0.05}, **b_principal}

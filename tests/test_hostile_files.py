@@ -28,14 +28,12 @@ from typing import Any
 import pytest
 
 import abs_engine as ae
-from abs_engine.cli import main
 from abs_engine.compile.model import compile_model
 from abs_engine.errors import AbsEngineError, DealError
 from abs_engine.schema.load import MAX_NESTING
 from abs_engine.schema.scenario import DeterministicScenario
-from tests.conftest import base_deal
+from tests.conftest import ROOT, base_deal, run_cli
 
-ROOT = Path(__file__).resolve().parents[1]
 HUAKE: dict[str, Any] = tomllib.loads((ROOT / "waterfalls" / "huake_2025.toml").read_text())
 LONG = "/tmp/" + "x" * 4990 + ".toml"  # 5,000 characters
 DEEP = 100_000
@@ -711,17 +709,8 @@ def _api(deal: Path | str, scenario: Path | str | None) -> None:
             compile_model(cd, sc)
 
 
-def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    capsys.readouterr()
-    try:
-        rc = main(argv)
-    except SystemExit as exc:  # argparse refusing an argument
-        rc = int(exc.code or 0)
-    return rc, capsys.readouterr().err
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_hostile_file(case: FileCase, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_hostile_file(case: FileCase, tmp_path: Path) -> None:
     deal, scenario = case.make(tmp_path)
     with pytest.raises(AbsEngineError) as info:
         _api(deal, scenario)
@@ -739,7 +728,8 @@ def test_hostile_file(case: FileCase, tmp_path: Path, capsys: pytest.CaptureFixt
     if case.cli:
         argv = ["validate", str(deal)] + (["--scenario", str(scenario)] if scenario else [])
         for args in [argv] + ([["run", str(deal)]] if case.run else []):
-            rc, err = _cli(args, capsys)
+            done = run_cli(*args)
+            rc, err = done.returncode, done.stderr
             assert rc == 2, (args[0], rc, err)
             # one error message (after any warnings about the deal), no traceback
             assert "Traceback" not in err, err
@@ -760,7 +750,7 @@ def test_corpus_size() -> None:
     reason="root reads files whatever their permission bits",
 )
 @pytest.mark.parametrize("what", ["deal", "scenario", "tape"])
-def test_unreadable_file(what: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unreadable_file(what: str, tmp_path: Path) -> None:
     deal = write(tmp_path, "deal.json", base())
     scenario = None
     if what == "scenario":
@@ -776,10 +766,8 @@ def test_unreadable_file(what: str, tmp_path: Path, capsys: pytest.CaptureFixtur
     try:
         with pytest.raises(DealError, match="ermission"):
             _api(deal, scenario)
-        rc, err = _cli(
-            ["validate", str(deal)] + (["--scenario", str(scenario)] if scenario else []), capsys
-        )
-        assert rc == 2 and "Traceback" not in err
+        done = run_cli("validate", deal, *(["--scenario", scenario] if scenario else []))
+        assert done.returncode == 2 and "Traceback" not in done.stderr
     finally:
         target.chmod(0o644)
 
@@ -869,7 +857,6 @@ def test_warning(
     words: list[str],
     fmt: str,
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
 ) -> None:
     doc = start()
     mutate(doc)
@@ -879,7 +866,8 @@ def test_warning(
     assert found, [str(w) for w in cd.warnings]
     for word in words:
         assert word in str(found[0]), str(found[0])
-    rc, err = _cli(["validate", str(deal)], capsys)
+    done = run_cli("validate", deal)
+    rc, err = done.returncode, done.stderr
     assert rc == 0, err
     lines = [ln for ln in err.splitlines() if ln.startswith("warning:")]
     assert any(path in ln and words[0] in ln for ln in lines), err

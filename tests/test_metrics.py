@@ -18,8 +18,7 @@ from abs_engine.metrics.rating import RatingTable, implied_ratings
 from abs_engine.report.montecarlo import MP_NAMES, MT_NAMES, metric_names
 from abs_engine.schema import parse_deal
 from abs_engine.schema.stochastic import MonteCarloScenario
-from tests.conftest import base_deal, obligor
-from tests.test_reference_deals import annual_dates
+from tests.conftest import annual_dates, base_deal, obligor
 
 MC = MonteCarloScenario.model_validate({"kind": "monte_carlo", "name": "m", "seed": 3})
 

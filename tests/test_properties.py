@@ -32,7 +32,11 @@ Properties (every path, every period):
 7. no defaults means no pool-side default, recovery, loss or compensation.
 
 The last section keeps minimal counterexamples the properties found, as plain tests.
-Set ``ABS_PROPERTY_EXAMPLES`` (default 150) for a deeper search.
+
+Examples per property: the hypothesis profile's (tests/conftest.py: 50 in the default "dev"
+profile, 300 in "ci", which .ci/run loads with ``--hypothesis-profile=ci``); set
+``ABS_PROPERTY_EXAMPLES`` for a deeper search. Drawing a deal costs more than running it (about
+20 ms of hypothesis's choices against 5 ms to compile and run), so there is no setup to share.
 """
 
 from __future__ import annotations
@@ -44,26 +48,24 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from hypothesis import HealthCheck, given, reject, settings
+from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 
 from abs_engine.compile import compile_deal, deterministic_flows
+from abs_engine.compile.deal import CompiledDeal
 from abs_engine.compile.schedule import add_months
 from abs_engine.deterministic import WaterfallResult, run_waterfall
 from abs_engine.errors import DealError
 from abs_engine.kernels import layout as L
-from abs_engine.schema import parse_deal, parse_scenario
+from abs_engine.schema import DeterministicScenario, parse_deal, parse_scenario
 
 FREQ_MONTHS = {"monthly": 1, "quarterly": 3, "semi_annual": 6, "annual": 12}
 TRANCHE_NAMES = ("A", "B", "C", "D")
 
-#: ABS_PROPERTY_EXAMPLES=5000 pytest tests/test_properties.py  for a deeper search (~8 min)
-EXAMPLES = int(os.environ.get("ABS_PROPERTY_EXAMPLES", "150"))
-SETTINGS = settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+#: ABS_PROPERTY_EXAMPLES=5000 pytest tests/test_properties.py  for a deeper search (~8 min);
+#: otherwise the loaded hypothesis profile's max_examples
+_DEEP = os.environ.get("ABS_PROPERTY_EXAMPLES")
+SETTINGS = settings(**({"max_examples": int(_DEEP)} if _DEEP else {}))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -79,7 +81,7 @@ class Case:
     scenarios: list[dict[str, Any]]
     n_periods: int
 
-    def run(self, jit: bool = False) -> WaterfallResult:
+    def compile(self) -> tuple[CompiledDeal, list[DeterministicScenario]]:
         try:
             cd = compile_deal(parse_deal(self.deal))
         except DealError as exc:
@@ -90,6 +92,10 @@ class Case:
             raise
         scs = [parse_scenario({"name": f"s{k}", **s}) for k, s in enumerate(self.scenarios)]
         assert cd.n_periods == self.n_periods
+        return cd, scs
+
+    def run(self, jit: bool = False) -> WaterfallResult:
+        cd, scs = self.compile()
         return run_waterfall(cd, deterministic_flows(cd, scs), jit=jit)
 
 
@@ -851,8 +857,8 @@ def test_tranche_bookkeeping(case: Case) -> None:
 @SETTINGS
 @given(cases())
 def test_summary_interest_shortfall_is_the_shortfall_at_the_end(case: Case) -> None:
-    """Property 3 (summaries). FAILS on the current kernel: see
-    test_summary_interest_shortfall_after_the_notes_are_repaid for the diagnosis."""
+    """Property 3 (summaries); it found the bug kept as
+    test_summary_interest_shortfall_after_the_notes_are_repaid."""
     check_summary_interest_shortfall(case, case.run())
 
 
@@ -938,13 +944,14 @@ def test_no_defaults_no_pool_loss(case: Case) -> None:
     assert np.all(res.led_per[:, :, L.LP_COMPENSATION] == 0.0)
 
 
-@settings(SETTINGS, max_examples=max(40, EXAMPLES // 4))
+@settings(SETTINGS, max_examples=max(40, SETTINGS.max_examples // 4))
 @given(cases(max_scenarios=4))
 def test_compiled_kernel_matches_python_twin(case: Case) -> None:
     """Property 6: identical ledgers from the numba kernel and its plain-Python twin (several
-    paths per call, so the compiled ``prange`` loop is exercised)."""
-    py = case.run(jit=False)
-    nb = case.run(jit=True)
+    paths per call, so the compiled ``prange`` loop is exercised), on one compiled deal."""
+    cd, scs = case.compile()
+    py = run_waterfall(cd, deterministic_flows(cd, scs), jit=False)
+    nb = run_waterfall(cd, deterministic_flows(cd, scs), jit=True)
     for name in ("led_tr", "led_fee", "led_acc", "led_sup", "led_per", "sum_tr", "sum_pool"):
         a, b = getattr(py, name), getattr(nb, name)
         assert a.shape == b.shape, name
@@ -1009,17 +1016,17 @@ def test_level_pay_with_a_tiny_positive_rate() -> None:
 
 
 def test_summary_interest_shortfall_after_the_notes_are_repaid() -> None:
-    """FAILS on the current kernel. ``ST_INTEREST_SHORTFALL`` is documented as "interest unpaid
-    at the end", but the kernel takes it from the last period in which the pool or the
-    tranche's balance was outstanding at the start. A shortfall carried into later periods,
-    after the balance is gone, can still change there:
+    """Regression: ``ST_INTEREST_SHORTFALL`` is documented as "interest unpaid at the end", but
+    the kernel took it from the last period in which the pool or the tranche's balance was
+    outstanding at the start. A shortfall carried into later periods, after the balance is
+    gone, can still change there:
 
     - grow, with ``interest_on_shortfall`` (interest accrues on the carried shortfall):
       ledger shortfall [5.0, 5.25], summary 5.0 (understated);
     - be paid, e.g. from a reserve released in the final period: ledger [5.0, 0.0],
       summary 5.0 (overstated).
 
-    Fix: take the shortfall of the last period that ran (the call period or T-1)."""
+    The fix: the shortfall of the last period that ran (the call period or T-1)."""
     grows = _deal()
     grows["tranches"][0]["interest_on_shortfall"] = True
     paid = _deal(

@@ -8,6 +8,7 @@ import pytest
 
 import abs_engine as ae
 from abs_engine.metrics import DEFAULT_TABLE, load_rating_table
+from tests.conftest import count_pmf_gauss, homogeneous_deal, mc, tranche_el
 
 
 def test_shipped_table_is_illustrative_and_interpolates_log_linearly():
@@ -32,12 +33,12 @@ def test_implied_rating_is_best_rating_not_exceeded():
     assert t.implied_rating(float("nan"), 3.0) == "n/a"
 
 
+@pytest.mark.slow
 def test_exact_el_gets_the_rating_the_table_says():
     """Finite pool of 20 (PD 5%, rho 0.2, 40% recovery), senior above 30% of the pool, one
     year: its EL by conditional-binomial quadrature is 3.33e-5, inside the illustrative
-    table's A band at 1 year (7.48e-6 < EL <= 5.98e-5). The simulated tranche gets A."""
-    from tests.test_montecarlo import count_pmf_gauss, homogeneous_deal, mc, tranche_el
-
+    table's A band at 1 year (7.48e-6 < EL <= 5.98e-5). The simulated tranche gets A (400,000
+    paths: slow)."""
     table = load_rating_table()
     exact = tranche_el(count_pmf_gauss(20, 0.05, 0.2), 0.6, 0.3, 1.0)
     assert table.implied_rating(exact, 1.0) == "A"

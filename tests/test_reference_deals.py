@@ -10,7 +10,16 @@ from __future__ import annotations
 import pytest
 
 from abs_engine.kernels import layout as L
-from tests.conftest import annual_dates, base_deal, compensation_fund, obligor, run, tranche_item
+from tests.conftest import (
+    JIT,
+    ZERO_COUPON,
+    annual_dates,
+    base_deal,
+    compensation_fund,
+    obligor,
+    run,
+    tranche_item,
+)
 
 APPROX = {"abs": 1e-9}
 
@@ -20,8 +29,6 @@ def fixed(rate: float) -> dict:
 
 
 EQUITY = {"name": "Equity", "balance": 0.0, "principal": "residual"}
-
-JIT = pytest.mark.parametrize("jit", [False, True], ids=["python", "numba"])
 
 
 @JIT
@@ -479,16 +486,14 @@ def test_target_balance_tranche_amortises_to_schedule():
 
 # ---- from review: defects found earlier, each with the hand arithmetic ----
 
-ZERO = {"kind": "fixed", "rate": 0.0}
-
 
 def test_pay_principal_defaults_to_pro_rata_for_pro_rata_tranches():
     deal = base_deal(
         pool={"obligors": [obligor("O1", 100, n=2, kind="equal_principal")]},
         dates=annual_dates(2),
         tranches=[
-            {"name": "A", "balance": 60, "coupon": ZERO, "principal": "pro_rata"},
-            {"name": "B", "balance": 40, "coupon": ZERO, "principal": "pro_rata"},
+            {"name": "A", "balance": 60, "coupon": ZERO_COUPON, "principal": "pro_rata"},
+            {"name": "B", "balance": 40, "coupon": ZERO_COUPON, "principal": "pro_rata"},
         ],
         waterfalls={"normal": [{"kind": "pay_principal", "tranches": ["A", "B"]}]},
     )

@@ -1,4 +1,6 @@
-"""The README's promises: the bundled deal runs, the JSON parses, the README and CI agree."""
+"""The README's promises: the bundled deal runs, the JSON parses, the README and CI agree.
+Two real processes: the installed ``abs-engine`` command, and a new interpreter for what
+happens before and at its first simulate."""
 
 from __future__ import annotations
 
@@ -6,12 +8,12 @@ import json
 import re
 import subprocess
 import sys
-from pathlib import Path
+
+import pytest
 
 import abs_engine as ae
 from abs_engine.cli import main
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import ABS_ENGINE, ROOT
 
 
 def test_bundled_deal_runs_and_pays_senior_in_base_case(capsys):
@@ -60,7 +62,9 @@ def test_run_json_deterministic_scenario(capsys):
 
 
 def test_console_script_is_installed():
-    cmd = [sys.executable, "-m", "abs_engine.cli", "run", "--json", "--paths", "2000"]
+    """README command 1 in a real process, through the installed ``abs-engine`` script."""
+    assert ABS_ENGINE.is_file(), f"{ABS_ENGINE} is not installed (pip install -e .)"
+    cmd = [str(ABS_ENGINE), "run", "--json", "--paths", "2000"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     assert json.loads(out.stdout)["deal"].startswith("Huake")
 
@@ -133,16 +137,41 @@ def test_validate_accepts_and_checks_monte_carlo_scenarios(tmp_path, capsys):
     assert "defaults.sector_correlation" in err and "positive semi-definite" in err
 
 
-def test_first_simulate_reports_compile_time_apart_and_changes_nothing():
+# --- a new process: what happens before and at the first simulate ---------------------------------
+
+NEW_PROCESS = """
+import abs_engine as ae
+from abs_engine.kernels.montecarlo import run_blocks
+for bad in ({"n_paths": 0}, {"seed": -1}):
+    try:
+        ae.simulate(progress=False, **bad)
+    except ae.InputError as e:
+        print("error:", e)
+print("compiled:", len(run_blocks.signatures))
+a = ae.simulate(n_paths=3000, progress=False)
+b = ae.simulate(n_paths=3000, progress=False)
+print("first simulate:", a.compile_seconds > 0.0, b.compile_seconds == 0.0,
+      a.tranches.equals(b.tranches), a.cashflows.equals(b.cashflows))
+"""
+
+
+@pytest.fixture(scope="module")
+def new_process() -> list[str]:
+    """The lines ``NEW_PROCESS`` prints, run in a new Python process: bad input to simulate,
+    then two simulates (one process start-up, about 2 CPU-seconds, for the two tests below)."""
+    cmd = [sys.executable, "-c", NEW_PROCESS]
+    return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.splitlines()
+
+
+def test_errors_come_before_any_kernel_compilation(new_process):
+    """Bad arguments to simulate are refused before the Monte Carlo kernel is compiled (or
+    loaded from the cache): no signature exists after two refusals."""
+    assert sum(line.startswith("error:") for line in new_process) == 2, new_process
+    assert "compiled: 0" in new_process, new_process
+
+
+def test_first_simulate_reports_compile_time_apart_and_changes_nothing(new_process):
     """In a new process the first simulate compiles (or loads) the kernels on a one-path
     warm-up: that time is reported as compile_seconds, not in seconds, and the results are
     bitwise those of the second call."""
-    code = (
-        "import abs_engine as ae\n"
-        "a = ae.simulate(n_paths=3000, progress=False)\n"
-        "b = ae.simulate(n_paths=3000, progress=False)\n"
-        "print(a.compile_seconds > 0.0, b.compile_seconds == 0.0,\n"
-        "      a.tranches.equals(b.tranches), a.cashflows.equals(b.cashflows))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["True", "True", "True", "True"]
+    assert "first simulate: True True True True" in new_process, new_process

@@ -18,32 +18,9 @@ from abs_engine.solvers import (
     solve_coupon,
     with_parameter,
 )
-from tests.conftest import base_deal, obligor
+from tests.conftest import quarterly_deal
 
 MC = MonteCarloScenario.model_validate({"kind": "monte_carlo", "name": "t", "seed": 7})
-
-
-def quarterly_deal(pd: float) -> ae.Deal:
-    """Pool 100m at 8%, equal principal over 8 quarters; A 90m at 3%, Sub 10m residual."""
-    deal = base_deal(
-        dates={"closing": "2025-01-15", "first_payment": "2025-04-15", "frequency": "quarterly",
-               "legal_final": "2027-01-15"},
-        pool={"obligors": [
-            obligor(f"O{i}", 10e6, rate=0.08, n=8, kind="equal_principal",
-                    pd={"kind": "flat", "annual": pd})
-            for i in range(10)
-        ]},
-        tranches=[
-            {"name": "A", "balance": 90e6, "coupon": {"kind": "fixed", "rate": 0.03}},
-            {"name": "Sub", "balance": 10e6, "principal": "residual"},
-        ],
-        waterfalls={"normal": [
-            {"kind": "pay_interest", "tranches": ["A"]},
-            {"kind": "pay_principal", "tranches": ["A", "Sub"]},
-            {"kind": "pay_residual", "tranche": "Sub"},
-        ]},
-    )  # fmt: skip
-    return parse_deal(deal)
 
 
 def test_solve_coupon_on_a_riskless_tranche_returns_the_discount_rate():
@@ -132,17 +109,12 @@ def test_bad_curves_are_clear_errors(tmp_path, text, path):
     assert info.value.problems[0].path == path
 
 
-def test_curve_table_interpolates_zero_rates():
-    import pathlib
-
-    p = pathlib.Path(__file__).parent / "data" / "curve_test.csv"
+def test_curve_table_interpolates_zero_rates(tmp_path):
+    p = tmp_path / "curve_test.csv"
     p.write_text("tenor_years,zero_rate\n1,0.02\n3,0.04\n")
-    try:
-        c = load_curve(p)
-        df = c.discount_factors(np.array([2.0]), np.array([1.0]))
-        assert df[0] == pytest.approx(1.03**-2)
-    finally:
-        p.unlink()
+    c = load_curve(p)
+    df = c.discount_factors(np.array([2.0]), np.array([1.0]))
+    assert df[0] == pytest.approx(1.03**-2)
 
 
 def test_unmeetable_targets_and_bad_names_are_clear_errors():

@@ -29,9 +29,17 @@ from abs_engine.kernels import layout as L
 from abs_engine.schema import parse_deal
 from abs_engine.schema.stochastic import MonteCarloScenario
 from abs_engine.simulation import path_flows
-from tests.conftest import annual_dates, base_deal, compensation_fund, obligor, run, tranche_item
+from tests.conftest import (
+    JIT,
+    ZERO_COUPON,
+    annual_dates,
+    base_deal,
+    compensation_fund,
+    obligor,
+    run,
+    tranche_item,
+)
 
-JIT = pytest.mark.parametrize("jit", [False, True], ids=["python", "numba"])
 APPROX = {"abs": 1e-6}
 M = 1_000_000.0
 
@@ -237,6 +245,7 @@ def _exact_cumulative_write_down(cum_pd: float) -> tuple[float, float]:
     return float(pmf @ np.minimum(loss, EQUITY)), float(pmf @ np.maximum(loss - EQUITY, 0.0))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lag", [0, 2])
 def test_expected_write_down_at_every_quarter_matches_finite_pool_quadrature(lag):
     """With the receivables bullet at 0%, a quarter's defaults stop the performing pool and
@@ -294,7 +303,6 @@ def test_first_loss_breakeven_answers_on_the_bundled_deal(capsys):
 # ---- from review: defects found earlier, each with the hand arithmetic ----
 
 EXACT = {"abs": 1e-9}
-ZERO = {"kind": "fixed", "rate": 0.0}
 
 
 def test_clean_up_call_buys_defaulted_receivables_at_their_recovery():
@@ -341,8 +349,8 @@ def test_write_off_spares_recoveries_still_to_come():
     deal = base_deal(
         pool={"obligors": [obligor("O1", 50, n=3), obligor("O2", 50, n=3)]},
         tranches=[
-            {"name": "A", "balance": 80, "coupon": ZERO},
-            {"name": "B", "balance": 20, "coupon": ZERO},
+            {"name": "A", "balance": 80, "coupon": ZERO_COUPON},
+            {"name": "B", "balance": 20, "coupon": ZERO_COUPON},
             {"name": "E", "balance": 0.0, "principal": "residual"},
         ],
         waterfalls={"normal": [
