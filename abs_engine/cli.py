@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import sys
 import warnings
@@ -60,6 +61,7 @@ __all__ = [
 _DEAL_HELP = "deal file; default: bundled Huake-style deal"
 
 
+@functools.cache  # built once a process: in-process callers (tests, notebooks) call main often
 def _parser() -> argparse.ArgumentParser:
     p = argtypes.Parser(
         prog="abs-engine",
