@@ -143,12 +143,9 @@ def collateral_path_py(seed, p, model, scratch):
     return n_def
 
 
-def _factors_py(seed, p, model, scratch):
-    """Systematic factors z = chol · g (g standard normal) into ``scratch.z``; returns the
-    Student-t mixing scale sqrt(W / nu) (1 for the Gaussian copula)."""
-    g = scratch.g
-    z = scratch.z
-    chol = model.chol
+def _factors_py(seed, p, chol, copula, nu, g, z):
+    """Systematic factors z = chol · g (g standard normal) into ``z``; returns the Student-t
+    mixing scale sqrt(W / nu) (1 for the Gaussian copula)."""
     n_f = chol.shape[0]
     key = path_key_py(seed, p, STREAM_FACTORS)
     for k in range(n_f):
@@ -158,34 +155,33 @@ def _factors_py(seed, p, model, scratch):
         for b in range(a + 1):
             s += chol[a, b] * g[b]
         z[a] = s
-    if model.copula == COPULA_STUDENT_T:
-        w = 2.0 * gamma_variate_py(path_key_py(seed, p, STREAM_MIXING), 0.5 * model.nu)
-        return math.sqrt(w / model.nu)
+    if copula == COPULA_STUDENT_T:
+        w = 2.0 * gamma_variate_py(path_key_py(seed, p, STREAM_MIXING), 0.5 * nu)
+        return math.sqrt(w / nu)
     return 1.0
 
 
-def _prepayment_py(seed, p, model, prepay_factor):
+def _prepayment_py(seed, p, smm, vol, prepay_factor):
     """The path's prepayment multiplier m (lognormal, mean 1; 1 without volatility) and the
     surviving share pi_t of each schedule into ``prepay_factor`` [T + 1]; returns m."""
-    vol = model.prepay_vol
     mult = 1.0
     if vol > 0.0:
         key = path_key_py(seed, p, STREAM_PREPAY)
         mult = math.exp(vol * normal_py(key, 0) - 0.5 * vol * vol)
     prepay_factor[0] = 1.0
-    for t in range(model.smm.shape[0]):
-        r = model.smm[t] * mult
+    for t in range(smm.shape[0]):
+        r = smm[t] * mult
         if r > 1.0:
             r = 1.0
         prepay_factor[t + 1] = prepay_factor[t] * (1.0 - r)
     return mult
 
 
-def _provider_defaults_py(seed, p, model, z, scale, support_default_period):
+def _provider_defaults_py(seed, p, thr, sqrt_rho, factor, copula, nu, z, scale,
+                          support_default_period):  # fmt: skip
     """Support providers: latent variables in the same copula (an independent provider shares
     nothing with the pool, not even the t mixing); default period per provider into
     ``support_default_period`` (T + 1: never)."""
-    thr = model.provider_threshold
     n_s = thr.shape[0]
     n_t = thr.shape[1]
     key = path_key_py(seed, p, STREAM_PROVIDERS)
@@ -193,14 +189,14 @@ def _provider_defaults_py(seed, p, model, z, scale, support_default_period):
         support_default_period[s] = n_t + 1
         if thr[s, n_t - 1] == -np.inf:
             continue
-        srho = model.provider_sqrt_rho[s]
-        f = model.provider_factor[s]
+        srho = sqrt_rho[s]
+        f = factor[s]
         zs = z[f] if f >= 0 else normal_py(key, n_s + s)
         x = srho * zs + math.sqrt(1.0 - srho * srho) * normal_py(key, s)
         scale_s = scale
-        if f < 0 and model.copula == COPULA_STUDENT_T:
+        if f < 0 and copula == COPULA_STUDENT_T:
             key_w = path_key_py(seed, p, STREAM_PROVIDER_MIXING + s)
-            scale_s = math.sqrt(2.0 * gamma_variate_py(key_w, 0.5 * model.nu) / model.nu)
+            scale_s = math.sqrt(2.0 * gamma_variate_py(key_w, 0.5 * nu) / nu)
         for t in range(n_t):
             if x < thr[s, t] * scale_s:
                 support_default_period[s] = t
@@ -208,39 +204,24 @@ def _provider_defaults_py(seed, p, model, z, scale, support_default_period):
     return 0
 
 
-def _class_pd_py(c, t, tag, scale, model, scratch):
+def _class_pd_py(c, t, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, factor, cache, stamp):
     """Conditional cumulative PD of class c by period t on this path, computed once per path
-    (``scratch.cache``, valid where ``scratch.stamp`` equals ``tag`` = p + 1)."""
-    if scratch.stamp[c, t] != tag:
-        scratch.cache[c, t] = cond_pd_py(
-            c,
-            t,
-            scale,
-            scratch.z,
-            model.class_threshold,
-            model.class_sqrt_rho,
-            model.class_sqrt_1mrho,
-            model.class_factor,
-        )
-        scratch.stamp[c, t] = tag
-    return scratch.cache[c, t]
+    (``cache``, valid where ``stamp`` equals ``tag`` = p + 1)."""
+    if stamp[c, t] != tag:
+        cache[c, t] = cond_pd_py(c, t, scale, z, thr, sqrt_rho, sqrt_1mrho, factor)
+        stamp[c, t] = tag
+    return cache[c, t]
 
 
-def _obligor_defaults_py(seed, p, model, scale, scratch):
+def _obligor_defaults_py(seed, p, obligor_class, sched_balance, thr, sqrt_rho, sqrt_1mrho,
+                         factor, scale, z, cache, stamp, def_idx, def_t):  # fmt: skip
     """One uniform per obligor against its class's conditional PD by the last period; a
     defaulter's period by binary search over the earlier ones. Defaulters (with a balance
-    left) into ``scratch.def_idx`` / ``def_t``; returns their number."""
-    obligor_class = model.obligor_class
-    sched_balance = model.sched_balance
+    left) into ``def_idx`` / ``def_t``; returns their number."""
     last = sched_balance.shape[1] - 1
     tag = p + 1
     key = path_key_py(seed, p, STREAM_OBLIGORS)
     n_def = 0
-    thr = model.class_threshold
-    sqrt_rho = model.class_sqrt_rho
-    sqrt_1mrho = model.class_sqrt_1mrho
-    factor = model.class_factor
-    z = scratch.z
     for i in range(obligor_class.shape[0]):
         u = uniform_py(key, i)
         c = obligor_class[i]
@@ -251,65 +232,88 @@ def _obligor_defaults_py(seed, p, model, scale, scratch):
             arg = (x * scale - sqrt_rho[c] * z[factor[c]]) / sqrt_1mrho[c]
             if u >= pd_bound_py(arg):
                 continue  # u >= bound >= the conditional PD: no default, no erfc
-        if u >= _class_pd_py(c, last, tag, scale, model, scratch):
+        if u >= _class_pd_py(c, last, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, factor, cache,
+                             stamp):  # fmt: skip
             continue
         lo = 0
         hi = last
         while lo < hi:
             mid = (lo + hi) // 2
-            if u < _class_pd_py(c, mid, tag, scale, model, scratch):
+            if u < _class_pd_py(c, mid, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, factor, cache,
+                                stamp):  # fmt: skip
                 hi = mid
             else:
                 lo = mid + 1
         if sched_balance[i, lo] <= 0.0:
             continue  # the schedule had already ended: nothing left to default on
-        scratch.def_idx[n_def] = i
-        scratch.def_t[n_def] = lo
+        def_idx[n_def] = i
+        def_t[n_def] = lo
         n_def += 1
     return n_def
 
 
-def _recovery_value_py(i, exposure, key_rec, model, z):
+def _recovery_value_py(i, exposure, key_rec, recovery_kind, recovery_rate, ip_value,
+                       obligor_factor, haircut, disposal_cost, ip_vol, ip_loading,
+                       z):  # fmt: skip
     """Recovery on obligor i's defaulted ``exposure`` (yuan): its IP value shocked lognormally
     (loading on its systematic factor: wrong-way risk) less haircut and disposal cost, at most
     the exposure; or the fixed rate (also for obligors without an IP value)."""
-    value = model.ip_value[i]
-    if model.recovery_kind == RECOVERY_IP and not math.isnan(value):
+    value = ip_value[i]
+    if recovery_kind == RECOVERY_IP and not math.isnan(value):
         eta = normal_py(key_rec, i)
-        load = model.ip_loading
-        shock = load * z[model.obligor_factor[i]] + math.sqrt(1.0 - load * load) * eta
-        ip_vol = model.ip_vol
+        load = ip_loading
+        shock = load * z[obligor_factor[i]] + math.sqrt(1.0 - load * load) * eta
         value = value * math.exp(ip_vol * shock - 0.5 * ip_vol * ip_vol)
-        rec = value * (1.0 - model.haircut) * (1.0 - model.disposal_cost)
+        rec = value * (1.0 - haircut) * (1.0 - disposal_cost)
         if rec > exposure:
             rec = exposure
         return rec
-    return model.recovery_rate[i] * exposure
+    return recovery_rate[i] * exposure
 
 
 def _book_defaults_py(seed, p, model, scratch, n_def):
     """The defaulters: remove their scheduled rows from the pool (``scratch.rem``), book the
     default, the recovery after a random disposal lag, the loss, and the recoveries pending
-    until the cash arrives; collateral statistics into ``scratch.stats``."""
+    until the cash arrives; collateral statistics into ``scratch.stats``. Called once a path:
+    the bundles are opened here, so the loops touch plain arrays."""
     flows = scratch.flows
     stats = scratch.stats
     rem = scratch.rem
+    def_idx = scratch.def_idx
+    def_t = scratch.def_t
+    prepay_factor = scratch.prepay_factor
+    z = scratch.z
+    sched_interest = model.sched_interest
+    sched_principal = model.sched_principal
+    sched_balance = model.sched_balance
+    lag_min = model.lag_min
+    lag_max = model.lag_max
+    recovery_kind = model.recovery_kind
+    recovery_rate = model.recovery_rate
+    ip_value = model.ip_value
+    obligor_factor = model.obligor_factor
+    haircut = model.haircut
+    disposal_cost = model.disposal_cost
+    ip_vol = model.ip_vol
+    ip_loading = model.ip_loading
     n_t = flows.shape[1]
     key_rec = path_key_py(seed, p, STREAM_RECOVERY)
     key_lag = path_key_py(seed, p, STREAM_LAG)
     for k in range(n_def):
-        i = scratch.def_idx[k]
-        tau = scratch.def_t[k]
+        i = def_idx[k]
+        tau = def_t[k]
         for t in range(tau, n_t):
-            rem[0, t] += model.sched_interest[i, t]
-            rem[1, t] += model.sched_principal[i, t]
-            rem[2, t] += model.sched_balance[i, t] - model.sched_principal[i, t]
-        exposure = scratch.prepay_factor[tau] * model.sched_balance[i, tau]
+            rem[0, t] += sched_interest[i, t]
+            rem[1, t] += sched_principal[i, t]
+            rem[2, t] += sched_balance[i, t] - sched_principal[i, t]
+        exposure = prepay_factor[tau] * sched_balance[i, tau]
         flows[PF_DEFAULT, tau] += exposure
-        rec = _recovery_value_py(i, exposure, key_rec, model, scratch.z)
-        lag = model.lag_min[i]
-        if model.lag_max[i] > model.lag_min[i]:
-            lag += int(uniform_py(key_lag, i) * (model.lag_max[i] - model.lag_min[i] + 1))
+        rec = _recovery_value_py(i, exposure, key_rec, recovery_kind, recovery_rate, ip_value,
+                                 obligor_factor, haircut, disposal_cost, ip_vol, ip_loading,
+                                 z)  # fmt: skip
+        lag = lag_min[i]
+        if lag_max[i] > lag_min[i]:
+            lag += int(uniform_py(key_lag, i) * (lag_max[i] - lag_min[i] + 1))
         rt = tau + lag
         if rt < n_t:
             flows[PF_RECOVERY, rt] += rec
@@ -333,15 +337,27 @@ def collateral_draws_py(seed, p, model, scratch):
     """The random part of path ``p``: factors, prepayment multiplier, provider and obligor
     defaults, and the defaulters' flows (default, recovery, loss, pending recovery) in
     ``scratch.flows``; the survivors' rows are left for :func:`survivor_flows_py`. Returns
-    the number of defaulting obligors."""
+    the number of defaulting obligors. The bundles are opened once, here: the phases take
+    arrays (a bundle passed per call costs numba a reference count per array)."""
+    z = scratch.z
+    stats = scratch.stats
     scratch.flows[:, :] = 0.0
-    scratch.stats[:] = 0.0
+    stats[:] = 0.0
     scratch.rem[:, :] = 0.0
-    scale = _factors_py(seed, p, model, scratch)
-    scratch.stats[CS_STUDENT_SCALE] = scale
-    scratch.stats[CS_PREPAY_MULTIPLIER] = _prepayment_py(seed, p, model, scratch.prepay_factor)
-    _provider_defaults_py(seed, p, model, scratch.z, scale, scratch.support_default_period)
-    n_def = _obligor_defaults_py(seed, p, model, scale, scratch)
+    copula = model.copula
+    nu = model.nu
+    scale = _factors_py(seed, p, model.chol, copula, nu, scratch.g, z)
+    stats[CS_STUDENT_SCALE] = scale
+    stats[CS_PREPAY_MULTIPLIER] = _prepayment_py(seed, p, model.smm, model.prepay_vol,
+                                                 scratch.prepay_factor)  # fmt: skip
+    _provider_defaults_py(seed, p, model.provider_threshold, model.provider_sqrt_rho,
+                          model.provider_factor, copula, nu, z, scale,
+                          scratch.support_default_period)  # fmt: skip
+    n_def = _obligor_defaults_py(seed, p, model.obligor_class, model.sched_balance,
+                                 model.class_threshold, model.class_sqrt_rho,
+                                 model.class_sqrt_1mrho, model.class_factor, scale, z,
+                                 scratch.cache, scratch.stamp, scratch.def_idx,
+                                 scratch.def_t)  # fmt: skip
     _book_defaults_py(seed, p, model, scratch, n_def)
     return n_def
 
@@ -355,17 +371,20 @@ def survivor_flows_py(model, scratch):
     rem = scratch.rem
     prepay_factor = scratch.prepay_factor
     smm = model.smm
+    agg_interest = model.agg_interest
+    agg_principal = model.agg_principal
+    agg_balance = model.agg_balance
     mult = stats[CS_PREPAY_MULTIPLIER]
     for t in range(flows.shape[1]):
         pf = prepay_factor[t]
         r = smm[t] * mult
         if r > 1.0:
             r = 1.0
-        x = model.agg_interest[t] - rem[0, t]
+        x = agg_interest[t] - rem[0, t]
         flows[PF_INTEREST, t] = pf * x if x > 0.0 else 0.0
-        x = model.agg_principal[t] - rem[1, t]
+        x = agg_principal[t] - rem[1, t]
         flows[PF_SCHED_PRIN, t] = pf * x if x > 0.0 else 0.0
-        x = model.agg_balance[t] - model.agg_principal[t] - rem[2, t]
+        x = agg_balance[t] - agg_principal[t] - rem[2, t]
         flows[PF_PREPAY, t] = r * pf * x if x > 0.0 else 0.0
         stats[CS_PREPAID] += flows[PF_PREPAY, t]
     return 0
@@ -382,8 +401,8 @@ _RNG = {
     "gamma_variate_py": gamma_variate,
     "cond_pd_py": cond_pd,
 }
-_RNG["_class_pd_py"] = jit_twin(_class_pd_py, _RNG, cache=True)
-_RNG["_recovery_value_py"] = jit_twin(_recovery_value_py, _RNG, cache=True)
+_RNG["_class_pd_py"] = jit_twin(_class_pd_py, _RNG, cache=True, inline="always")
+_RNG["_recovery_value_py"] = jit_twin(_recovery_value_py, _RNG, cache=True, inline="always")
 _PHASES: list[tuple[str, Callable[..., Any]]] = [
     ("_factors_py", _factors_py),
     ("_prepayment_py", _prepayment_py),

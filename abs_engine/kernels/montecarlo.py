@@ -168,16 +168,11 @@ def tranche_yield_py(cash, accrual, balance, guess):
     return y
 
 
-def path_metrics_py(led, stats, deal, support_default_period, cash, metrics):
+def path_metrics_py(led_tr, sum_tr, sum_pool, stats, tranche_f, tranche_accrual, original_pool,
+                    support_default_period, cash, metrics):  # fmt: skip
     """Reduce one path's ledgers (``led``, a :class:`~abs_engine.kernels.bundles.Ledgers`) and
     collateral statistics ``stats`` [N_CS] to the metric vector ``metrics`` [J·N_MT + N_MP]
     (``MT_*`` per tranche, then ``MP_*``); ``cash`` float64[T] is scratch."""
-    led_tr = led.tr
-    sum_tr = led.sum_tr
-    sum_pool = led.sum_pool
-    tranche_f = deal.tranche_f
-    tranche_accrual = deal.tranche_accrual
-    original_pool = deal.original_pool
     n_t = led_tr.shape[0]
     n_j = led_tr.shape[1]
     for j in range(n_j):
@@ -261,12 +256,9 @@ def _bin_py(v, lo, hi, n):
 _bin = jit_twin(_bin_py, cache=True, inline="always")
 
 
-def path_cashflows_py(led, out):
+def path_cashflows_py(led_tr, led_per, led_sup, out):
     """The expected-cash-flow items of one path's ledgers ``led``: out[t, j·N_CFT + CFT_*] per
     tranche, then out[t, J·N_CFT + CFP_*] for the pool (yuan; CFP_ACCELERATED is 0/1)."""
-    led_tr = led.tr
-    led_per = led.per
-    led_sup = led.sup
     n_t = led_tr.shape[0]
     n_j = led_tr.shape[1]
     n_s = led_sup.shape[1]
@@ -326,7 +318,7 @@ def _block_scratch_py(model, deal):
     return coll, led, wf
 
 
-def _add_path_py(sums, bb, metrics, path_cf, weight):
+def _add_path_py(m_sum, m_sq, m_cnt, cf_sum, cf_sq, bb, metrics, path_cf, weight):
     """Add one path's metric vector and cash flows (``weight`` times: the memoised no-default
     path is added once per block with its count) to block ``bb``'s sums. 1.0 · v is v
     exactly, so a weight of one adds what a plain sum would."""
@@ -334,52 +326,51 @@ def _add_path_py(sums, bb, metrics, path_cf, weight):
     for m in range(n_m):
         v = metrics[m]
         if not math.isnan(v):
-            sums.m_sum[bb, m] += weight * v
-            sums.m_sq[bb, m] += weight * v * v
-            sums.m_cnt[bb, m] += weight
+            m_sum[bb, m] += weight * v
+            m_sq[bb, m] += weight * v * v
+            m_cnt[bb, m] += weight
     n_t = path_cf.shape[0]
     n_cf = path_cf.shape[1]
     for t in range(n_t):
         for k in range(n_cf):
             v = path_cf[t, k]
-            sums.cf_sum[bb, t, k] += weight * v
-            sums.cf_sq[bb, t, k] += weight * v * v
+            cf_sum[bb, t, k] += weight * v
+            cf_sq[bb, t, k] += weight * v * v
     return 0
 
 
-def _add_histograms_py(sums, bb, spec, stats, metrics, coverage, n_obl, original_pool, count):
+def _add_histograms_py(hist_count, hist_loss, hist_tr, hist_cov, lo, hi, bb, stats, metrics,
+                       coverage, n_obl, original_pool, count):  # fmt: skip
     """Add ``count`` paths with these figures to block ``bb``'s histograms: default count,
     pool loss rate, the per-tranche metrics ``HIST_TRANCHE_METRICS`` and the coverage ratio per
     period (``coverage`` float64[T], NaN where undefined). Counts are integers: adding a
     path k times at once is the same as adding it k times."""
-    n_h1 = sums.hist_count.shape[1]
-    n_h2 = sums.hist_loss.shape[1]
-    n_j = sums.hist_tr.shape[1]
-    n_ht = sums.hist_tr.shape[2]
-    n_h3 = sums.hist_tr.shape[3]
+    n_h1 = hist_count.shape[1]
+    n_h2 = hist_loss.shape[1]
+    n_j = hist_tr.shape[1]
+    n_ht = hist_tr.shape[2]
+    n_h3 = hist_tr.shape[3]
     dc = stats[CS_DEFAULT_COUNT]
     h = int(dc * (n_h1 - 1) / n_obl + 0.5) if n_obl > 0 else 0
     if h > n_h1 - 1:
         h = n_h1 - 1
-    sums.hist_count[bb, h] += count
+    hist_count[bb, h] += count
     lr = stats[CS_LOSS] / original_pool
     h = int(lr * n_h2)
     if h > n_h2 - 1:
         h = n_h2 - 1
     if h < 0:
         h = 0
-    sums.hist_loss[bb, h] += count
-    lo = spec.hist_lo
-    hi = spec.hist_hi
+    hist_loss[bb, h] += count
     for j in range(n_j):
         for q in range(n_ht):
             v = metrics[j * N_MT + HIST_TRANCHE_METRICS[q]]
             if not math.isnan(v):
-                sums.hist_tr[bb, j, q, _bin_py(v, lo[q], hi[q], n_h3)] += count
+                hist_tr[bb, j, q, _bin_py(v, lo[q], hi[q], n_h3)] += count
     for t in range(coverage.shape[0]):
         v = coverage[t]
         if not math.isnan(v):
-            sums.hist_cov[bb, t, _bin_py(v, lo[n_ht], hi[n_ht], n_h3)] += count
+            hist_cov[bb, t, _bin_py(v, lo[n_ht], hi[n_ht], n_h3)] += count
     return 0
 
 
@@ -396,17 +387,27 @@ def _no_default_path_py(memo, n_def, support_default_period, n_t):
 
 def run_block_py(first_block, bb, spec, model, deal, sums):
     """Block ``first_block + bb`` of the run, path by path in global order, into block ``bb``
-    of ``sums`` (see :func:`run_blocks_py`)."""
+    of ``sums`` (see :func:`run_blocks_py`). The bundles are opened here, once a block: the
+    per-path helpers take arrays (a bundle passed per call, or a field read from it in a loop,
+    costs numba a reference count per array every time)."""
     n_t = model.agg_interest.shape[0]
     n_obl = model.obligor_class.shape[0]
-    n_m = sums.m_sum.shape[1]
-    n_cf = sums.cf_sum.shape[2]
-    block_size = spec.block_size
-    first_path = first_block * block_size
+    m_sum, m_sq, m_cnt, cf_sum, cf_sq = sums.m_sum, sums.m_sq, sums.m_cnt, sums.cf_sum, sums.cf_sq
+    h_count, h_loss, h_tr, h_cov = sums.hist_count, sums.hist_loss, sums.hist_tr, sums.hist_cov
     path_metrics = sums.path_metrics
-    p0 = (first_block + bb) * block_size
-    p1 = min(p0 + block_size, spec.n_paths)
+    lo, hi, seed, keep = spec.hist_lo, spec.hist_hi, spec.seed, spec.keep
+    memo, base_rate = model.memo, model.base_rate
+    tranche_f, tranche_accrual, original_pool = (
+        deal.tranche_f, deal.tranche_accrual, deal.original_pool
+    )  # fmt: skip
+    n_m = m_sum.shape[1]
+    n_cf = cf_sum.shape[2]
+    first_path = first_block * spec.block_size
+    p0 = (first_block + bb) * spec.block_size
+    p1 = min(p0 + spec.block_size, spec.n_paths)
     coll, led, wf = _block_scratch_py(model, deal)
+    flows, sdp, stats = coll.flows, coll.support_default_period, coll.stats
+    led_tr, led_per, led_sup, sum_tr, sum_pool = led.tr, led.per, led.sup, led.sum_tr, led.sum_pool
     cash = np.zeros(n_t)
     metrics = np.zeros(n_m)
     path_cf = np.zeros((n_t, n_cf))
@@ -419,38 +420,38 @@ def run_block_py(first_block, bb, spec, model, deal, sums):
     base_cov = np.zeros(n_t)
     base_stats = np.zeros(N_CS)
     for p in range(p0, p1):
-        n_def = collateral_draws_py(spec.seed, p, model, coll)
-        sdp = coll.support_default_period
-        base_path = _no_default_path_py(model.memo, n_def, sdp, n_t)
+        n_def = collateral_draws_py(seed, p, model, coll)
+        base_path = _no_default_path_py(memo, n_def, sdp, n_t)
         if base_path and n_base > 0:
             # the memoised path again: its sums and histograms are added n_base times
             # at the end of the block
             n_base += 1
-            if spec.keep != 0:
+            if keep != 0:
                 path_metrics[p - first_path, :] = base_metrics
             continue
         survivor_flows_py(model, coll)
-        waterfall_path_py(coll.flows, sdp, model.base_rate, deal, led, wf)
-        path_metrics_py(led, coll.stats, deal, sdp, cash, metrics)
-        path_cashflows_py(led, path_cf)
+        waterfall_path_py(flows, sdp, base_rate, deal, led, wf)
+        path_metrics_py(led_tr, sum_tr, sum_pool, stats, tranche_f, tranche_accrual,
+                        original_pool, sdp, cash, metrics)  # fmt: skip
+        path_cashflows_py(led_tr, led_per, led_sup, path_cf)
         for t in range(n_t):
-            coverage[t] = led.per[t, LP_COVERAGE_RATIO]
+            coverage[t] = led_per[t, LP_COVERAGE_RATIO]
         if base_path:
             n_base = 1
             base_metrics[:] = metrics
             base_cf[:, :] = path_cf
             base_cov[:] = coverage
-            base_stats[:] = coll.stats
+            base_stats[:] = stats
         else:
-            _add_path_py(sums, bb, metrics, path_cf, 1.0)
-            _add_histograms_py(sums, bb, spec, coll.stats, metrics, coverage, n_obl,
-                               deal.original_pool, 1)  # fmt: skip
-        if spec.keep != 0:
+            _add_path_py(m_sum, m_sq, m_cnt, cf_sum, cf_sq, bb, metrics, path_cf, 1.0)
+            _add_histograms_py(h_count, h_loss, h_tr, h_cov, lo, hi, bb, stats, metrics,
+                               coverage, n_obl, original_pool, 1)  # fmt: skip
+        if keep != 0:
             path_metrics[p - first_path, :] = metrics
     if n_base > 0:
-        _add_path_py(sums, bb, base_metrics, base_cf, float(n_base))
-        _add_histograms_py(sums, bb, spec, base_stats, base_metrics, base_cov, n_obl,
-                           deal.original_pool, n_base)  # fmt: skip
+        _add_path_py(m_sum, m_sq, m_cnt, cf_sum, cf_sq, bb, base_metrics, base_cf, float(n_base))
+        _add_histograms_py(h_count, h_loss, h_tr, h_cov, lo, hi, bb, base_stats, base_metrics,
+                           base_cov, n_obl, original_pool, n_base)  # fmt: skip
     return 0
 
 
@@ -489,7 +490,7 @@ _block_scratch = jit_twin(
 )
 _add_path = jit_twin(_add_path_py, cache=True)
 _add_histograms = jit_twin(_add_histograms_py, {"_bin_py": _bin}, cache=True)
-_no_default_path = jit_twin(_no_default_path_py, cache=True)
+_no_default_path = jit_twin(_no_default_path_py, cache=True, inline="always")
 run_block = jit_twin(
     run_block_py,
     {
