@@ -71,30 +71,6 @@ N_CS = 8
 
 _SQRT1_2 = 1.0 / math.sqrt(2.0)
 
-# An upper bound on Phi(a) from a table, so that an obligor far from default (most of them)
-# is ruled out by one uniform and a lookup instead of an erfc call: the table holds Phi at
-# a_k = _PHI_LO + k / _PHI_STEPS; Phi is increasing, so Phi(a) <= Phi(a_(k+1)) on cell k, and
-# the bound reads one cell further up to cover rounding in a and in erfc. The exact
-# comparison against the conditional PD is made whenever u falls below the bound: the
-# default decisions, and every figure, are the same as without the table.
-_PHI_LO = -12.0
-_PHI_STEPS = 32.0
-PHI_TABLE = np.array(
-    [0.5 * math.erfc(-(_PHI_LO + k / _PHI_STEPS) * _SQRT1_2) for k in range(24 * 32 + 1)]
-)
-PHI_TABLE.setflags(write=False)
-
-
-def pd_bound_py(arg):
-    """An upper bound on Phi(arg) (1.0 beyond the table)."""
-    k = int((arg - _PHI_LO) * _PHI_STEPS)
-    if k < 0:
-        k = 0
-    k += 2
-    if k >= PHI_TABLE.shape[0]:
-        return 1.0
-    return PHI_TABLE[k]
-
 
 def cond_pd_py(c, t, scale, z, class_threshold, class_sqrt_rho, class_sqrt_1mrho, class_factor):
     """Conditional cumulative PD of class c by period t given factors z (and the Student-t
@@ -225,22 +201,20 @@ def _obligor_defaults_py(seed, p, obligor_class, sched_balance, thr, sqrt_rho, s
     for i in range(obligor_class.shape[0]):
         u = uniform_py(key, i)
         c = obligor_class[i]
-        x = thr[c, last]
-        if x == -np.inf:
-            continue  # PD 0
-        if x != np.inf:
-            arg = (x * scale - sqrt_rho[c] * z[factor[c]]) / sqrt_1mrho[c]
-            if u >= pd_bound_py(arg):
-                continue  # u >= bound >= the conditional PD: no default, no erfc
-        if u >= _class_pd_py(c, last, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, factor, cache,
-                             stamp):  # fmt: skip
+        # the cache test stays in the loop: a helper call per obligor costs numba a reference
+        # count per array argument
+        if stamp[c, last] != tag:
+            _class_pd_py(c, last, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, factor, cache, stamp)
+        if u >= cache[c, last]:
             continue
         lo = 0
         hi = last
         while lo < hi:
             mid = (lo + hi) // 2
-            if u < _class_pd_py(c, mid, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, factor, cache,
-                                stamp):  # fmt: skip
+            if stamp[c, mid] != tag:
+                _class_pd_py(c, mid, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, factor, cache,
+                             stamp)  # fmt: skip
+            if u < cache[c, mid]:
                 hi = mid
             else:
                 lo = mid + 1
@@ -392,9 +366,7 @@ def survivor_flows_py(model, scratch):
 
 cond_pd = jit_twin(cond_pd_py, cache=True, inline="always")
 collateral_scratch = jit_twin(collateral_scratch_py, cache=True)
-pd_bound = jit_twin(pd_bound_py, cache=True, inline="always")
 _RNG = {
-    "pd_bound_py": pd_bound,
     "path_key_py": path_key,
     "normal_py": normal,
     "uniform_py": uniform,
