@@ -226,25 +226,6 @@ def _obligor_defaults_py(seed, p, obligor_class, sched_balance, thr, sqrt_rho, s
     return n_def
 
 
-def _recovery_value_py(i, exposure, key_rec, recovery_kind, recovery_rate, ip_value,
-                       obligor_factor, haircut, disposal_cost, ip_vol, ip_loading,
-                       z):  # fmt: skip
-    """Recovery on obligor i's defaulted ``exposure`` (yuan): its IP value shocked lognormally
-    (loading on its systematic factor: wrong-way risk) less haircut and disposal cost, at most
-    the exposure; or the fixed rate (also for obligors without an IP value)."""
-    value = ip_value[i]
-    if recovery_kind == RECOVERY_IP and not math.isnan(value):
-        eta = normal_py(key_rec, i)
-        load = ip_loading
-        shock = load * z[obligor_factor[i]] + math.sqrt(1.0 - load * load) * eta
-        value = value * math.exp(ip_vol * shock - 0.5 * ip_vol * ip_vol)
-        rec = value * (1.0 - haircut) * (1.0 - disposal_cost)
-        if rec > exposure:
-            rec = exposure
-        return rec
-    return recovery_rate[i] * exposure
-
-
 def _book_defaults_py(seed, p, model, scratch, n_def):
     """The defaulters: remove their scheduled rows from the pool (``scratch.rem``), book the
     default, the recovery after a random disposal lag, the loss, and the recoveries pending
@@ -282,9 +263,22 @@ def _book_defaults_py(seed, p, model, scratch, n_def):
             rem[2, t] += sched_balance[i, t] - sched_principal[i, t]
         exposure = prepay_factor[tau] * sched_balance[i, tau]
         flows[PF_DEFAULT, tau] += exposure
-        rec = _recovery_value_py(i, exposure, key_rec, recovery_kind, recovery_rate, ip_value,
-                                 obligor_factor, haircut, disposal_cost, ip_vol, ip_loading,
-                                 z)  # fmt: skip
+        # the recovery of the defaulted exposure: its IP value shocked lognormally (loading on
+        # its systematic factor: wrong-way risk) less haircut and disposal cost, at most the
+        # exposure; or the fixed rate (also for obligors without an IP value). Written inline:
+        # a helper call per default costs numba a reference count per array argument
+        value = ip_value[i]
+        if recovery_kind == RECOVERY_IP and not math.isnan(value):
+            eta = normal_py(key_rec, i)
+            shock = (
+                ip_loading * z[obligor_factor[i]] + math.sqrt(1.0 - ip_loading * ip_loading) * eta
+            )
+            value = value * math.exp(ip_vol * shock - 0.5 * ip_vol * ip_vol)
+            rec = value * (1.0 - haircut) * (1.0 - disposal_cost)
+            if rec > exposure:
+                rec = exposure
+        else:
+            rec = recovery_rate[i] * exposure
         lag = lag_min[i]
         if lag_max[i] > lag_min[i]:
             lag += int(uniform_py(key_lag, i) * (lag_max[i] - lag_min[i] + 1))
@@ -374,7 +368,6 @@ _RNG = {
     "cond_pd_py": cond_pd,
 }
 _RNG["_class_pd_py"] = jit_twin(_class_pd_py, _RNG, cache=True, inline="always")
-_RNG["_recovery_value_py"] = jit_twin(_recovery_value_py, _RNG, cache=True, inline="always")
 _PHASES: list[tuple[str, Callable[..., Any]]] = [
     ("_factors_py", _factors_py),
     ("_prepayment_py", _prepayment_py),
