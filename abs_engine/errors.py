@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = [
     "AbsEngineError",
@@ -170,8 +170,23 @@ class ProblemCollector:
 # integers or numbers here: ``n_paths=True`` is refused, not taken as 1.
 
 
+_T = TypeVar("_T")
+
+
 def _where(func: str, arg: str) -> str:
     return f"{func}: {arg}" if func else arg
+
+
+def check_instance(value: Any, cls: type[_T], func: str, arg: str, hint: str = "") -> _T:
+    """``value`` when it is a ``cls``; else :class:`ArgumentTypeError`, "func: arg must be a
+    Cls<hint>, got <value> (<type>)" (``hint``, e.g. " (from compile_deal)", says where
+    one comes from)."""
+    if not isinstance(value, cls):
+        raise ArgumentTypeError(
+            f"{_where(func, arg)} must be a {cls.__name__}{hint}, got {short_repr(value)} "
+            f"({type(value).__name__})"
+        )
+    return value
 
 
 def int_in(value: Any, lo: int, hi: int, what: str) -> int:

@@ -26,6 +26,7 @@ from .errors import (
     ArgumentTypeError,
     InputError,
     check_bool,
+    check_instance,
     check_int,
     check_optional_bool,
     short_repr,
@@ -223,14 +224,8 @@ def simulate_compiled(
 ) -> SimulationResult:
     """Run the Monte Carlo. See :func:`abs_engine.simulate` for the parameters."""
     func = "simulate_compiled"
-    if not isinstance(cd, CompiledDeal):
-        raise ArgumentTypeError(
-            f"{func}: cd must be a CompiledDeal, got {short_repr(cd)} ({type(cd).__name__})"
-        )
-    if not isinstance(sc, MonteCarloScenario):
-        raise ArgumentTypeError(
-            f"{func}: sc must be a MonteCarloScenario, got {short_repr(sc)} ({type(sc).__name__})"
-        )
+    check_instance(cd, CompiledDeal, func, "cd")
+    check_instance(sc, MonteCarloScenario, func, "sc")
     if rating_table is not None and not isinstance(rating_table, RatingTable):
         raise ArgumentTypeError(
             f"{func}: rating_table must be a RatingTable (load_rating_table), got "

@@ -63,8 +63,12 @@ def collect() -> dict[str, np.ndarray]:
             out[f"{sc}/{item}"] = getattr(raw, item)
     cd = homogeneous_deal(1_000)
     sc_t = pool_scenario(
-        defaults={"correlation": {"kind": "basel"}, "copula": "student_t", "nu": 5.0,
-                  "factors": "sector"},
+        defaults={
+            "correlation": {"kind": "basel"},
+            "copula": "student_t",
+            "nu": 5.0,
+            "factors": "sector",
+        },
         prepayment={"cpr": 0.05, "volatility": 0.3},
         recovery={"kind": "ip_value", "lag_periods": 1, "lag_max_periods": 3},
     )
@@ -76,13 +80,13 @@ def collect() -> dict[str, np.ndarray]:
 
 
 def _same(a: np.ndarray, b: np.ndarray) -> bool:
-    if a.shape != b.shape or a.dtype.kind != b.dtype.kind:
+    """Bit for bit: same shape, dtype and bytes (so -0.0 differs from 0.0 and NaN payloads
+    count); text arrays (column names) by value."""
+    if a.shape != b.shape or a.dtype != b.dtype:
         return False
-    if a.dtype.kind == "f":
-        return bool(np.array_equal(a.view(np.uint64) if a.dtype == np.float64 else a,
-                                   b.view(np.uint64) if b.dtype == np.float64 else b)
-                    or np.array_equal(a, b, equal_nan=True))  # fmt: skip
-    return bool(np.array_equal(a, b))
+    if a.dtype.kind in "US":
+        return bool(np.array_equal(a, b))
+    return a.tobytes() == b.tobytes()
 
 
 def main(argv: list[str]) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from scipy import special
 
-from ..errors import ArgumentTypeError, ProblemCollector, short_repr
+from ..errors import ProblemCollector, check_instance
 from ..kernels.bundles import CollateralModel, frozen
 from ..kernels.layout import COPULA_GAUSSIAN, COPULA_STUDENT_T, RECOVERY_IP, RECOVERY_RATE
 from ..schema.load import revalidated
@@ -317,25 +317,13 @@ def _recovery(cd: CompiledDeal, sc: MonteCarloScenario) -> dict[str, Any]:
                 ip_loading=0.0)  # fmt: skip
 
 
-def _check_arguments(cd: object, sc: object) -> None:
-    if not isinstance(cd, CompiledDeal):
-        raise ArgumentTypeError(
-            f"compile_model: cd must be a CompiledDeal (from compile_deal), got "
-            f"{short_repr(cd)} ({type(cd).__name__})"
-        )
-    if not isinstance(sc, MonteCarloScenario):
-        raise ArgumentTypeError(
-            f"compile_model: sc must be a MonteCarloScenario, got {short_repr(sc)} "
-            f"({type(sc).__name__})"
-        )
-
-
 def compile_model(cd: CompiledDeal, sc: MonteCarloScenario) -> MonteCarloModel:
     """Validate the scenario against the deal and build the kernel arrays. Raises
     ``DealError`` (naming the scenario file) for a factor matrix that is not positive
     semi-definite, unknown sectors, and the like — before any kernel is compiled. A scenario
     changed with ``model_copy(update=...)`` is validated again."""
-    _check_arguments(cd, sc)
+    check_instance(cd, CompiledDeal, "compile_model", "cd", " (from compile_deal)")
+    check_instance(sc, MonteCarloScenario, "compile_model", "sc")
     sc = revalidated(sc)
     pc = ProblemCollector(sc.source)
     pool = cd.pool

@@ -22,7 +22,14 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ArgumentTypeError, InputError, Problem, ProblemCollector, short_repr
+from ..errors import (
+    ArgumentTypeError,
+    InputError,
+    Problem,
+    ProblemCollector,
+    check_instance,
+    short_repr,
+)
 from ..schema.deal import Deal
 from ..schema.load import mark_validated, validate_model
 from ..schema.tranche import Tranche
@@ -110,11 +117,7 @@ def _kept_warnings(cd: CompiledDeal) -> tuple[Problem, ...]:
 def _check_changes(cd: object, changes: object) -> None:
     """``cd`` a CompiledDeal; ``changes`` a mapping of its tranche names to mappings of
     :data:`TRANCHE_TERMS` fields."""
-    if not isinstance(cd, CompiledDeal):
-        raise ArgumentTypeError(
-            f"with_tranche_terms: cd must be a CompiledDeal (from compile_deal), got "
-            f"{short_repr(cd)} ({type(cd).__name__})"
-        )
+    cd = check_instance(cd, CompiledDeal, "with_tranche_terms", "cd", " (from compile_deal)")
     if not isinstance(changes, Mapping):
         raise ArgumentTypeError(
             f"with_tranche_terms: changes must be a mapping of tranche names to new terms, got "

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ArgumentTypeError, InputError, ProblemCollector, short_repr
+from ..errors import ArgumentTypeError, InputError, ProblemCollector, check_instance, short_repr
 from ..kernels import layout as L
 from ..schema.load import revalidated
 from ..schema.scenario import CdrDefaults, CumulativeDefaults, DeterministicScenario
@@ -75,11 +75,7 @@ def checked_scenarios(
 ) -> list[DeterministicScenario]:
     """Argument checks of :func:`deterministic_flows`; each scenario validated again (one
     changed with ``model_copy(update=...)`` skipped pydantic's checks), its file name kept."""
-    if not isinstance(cd, CompiledDeal):
-        raise ArgumentTypeError(
-            f"deterministic_flows: cd must be a CompiledDeal, got {short_repr(cd)} "
-            f"({type(cd).__name__})"
-        )
+    check_instance(cd, CompiledDeal, "deterministic_flows", "cd")
     if isinstance(scenarios, DeterministicScenario) or not isinstance(scenarios, Sequence):
         raise ArgumentTypeError(
             "deterministic_flows: scenarios must be a list of DeterministicScenario, got "

@@ -1,4 +1,5 @@
-"""Numba kernels. Nothing here imports ``schema``; arguments are arrays and scalars only.
+"""Numba kernels. Nothing here imports ``schema``; arguments are arrays, scalars and the named
+bundles of arrays and scalars in :mod:`abs_engine.kernels.bundles`.
 
 Numba's on-disk cache (``cache=True``) checks only the source of the file defining a
 function, not of the kernels it calls from other files: after an edit to ``waterfall.py``, a

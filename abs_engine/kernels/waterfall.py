@@ -2,8 +2,8 @@
 
 ``waterfall_path_py`` is the plain-Python reference; ``waterfall_path`` is the same function
 compiled by numba. ``run_paths_py`` / ``run_paths`` loop over paths (the compiled one in
-``prange``). Arguments are contiguous arrays and scalars only; column meanings are in
-:mod:`abs_engine.kernels.layout`.
+``prange``). Arguments are per-path arrays and the named bundles of
+:mod:`abs_engine.kernels.bundles`; column meanings are in :mod:`abs_engine.kernels.layout`.
 
 Period logic, in order:
 

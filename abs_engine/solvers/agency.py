@@ -15,9 +15,9 @@ from ..compile.scenario import deterministic_flows
 from ..deterministic import WaterfallResult, run_waterfall
 from ..errors import (
     AbsEngineError,
-    ArgumentTypeError,
     InputError,
     check_bool,
+    check_instance,
     check_real,
     int_in,
     short_repr,
@@ -51,11 +51,7 @@ def _share(value: object, what: str) -> float:
 
 
 def _check_cd(cd: object, func: str) -> None:
-    if not isinstance(cd, CompiledDeal):
-        raise ArgumentTypeError(
-            f"{func}: cd must be a CompiledDeal (from compile_deal), got {short_repr(cd)} "
-            f"({type(cd).__name__})"
-        )
+    check_instance(cd, CompiledDeal, func, "cd", " (from compile_deal)")
 
 
 def _tranche_index(cd: CompiledDeal, tranche: object) -> int:
