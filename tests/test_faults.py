@@ -127,6 +127,14 @@ class Child:
         return self.proc.returncode, self.err
 
 
+def _mapped(pid: int, name: str) -> bool:
+    """A shared library whose path contains ``name`` is mapped into process ``pid``."""
+    try:
+        return name in Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return False
+
+
 def _in_simulation(pid: int) -> bool:
     """The Monte Carlo kernels are running: numba's threading layer (loaded on the first
     parallel launch) is mapped into the process."""
@@ -585,6 +593,7 @@ def test_every_command_that_loads_a_deal_prints_its_warnings(tmp_path, capsys, c
 # --- signals while the command starts up (red-team pass 2) ---------------------------------------
 
 
+@needs_proc
 def test_signals_while_the_modules_load(tmp_path):
     """SIGINT and, right after it, SIGTERM in the first second, while pydantic, numba and
     pandas load (one process for both signals): they gave a KeyboardInterrupt traceback and
@@ -594,7 +603,9 @@ def test_signals_while_the_modules_load(tmp_path):
     out.mkdir()
     (out / "stray.txt").write_text("keep")
     child = Child(["synth", str(out), "--obligors", "50"])
-    time.sleep(0.4)  # the heavy imports take about a second
+    # NumPy mapped into the child: past Python's own start-up (about 50 ms, where SIGINT is
+    # Python's KeyboardInterrupt in whatever module loads) and inside the guarded imports
+    child.wait_for(lambda: _mapped(child.proc.pid, "_multiarray_umath"), 60, "NumPy to load")
     child.proc.send_signal(signal.SIGINT)
     code, err = child.stop(signal.SIGTERM)
     assert code == 130, err
