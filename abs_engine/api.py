@@ -254,6 +254,7 @@ def simulate(
     progress: bool | None = None,
     jit: bool = True,
     rating_table: str | Path | RatingTable | None = None,
+    client: Any = None,
 ) -> SimulationResult:
     """Monte Carlo simulation of a deal through its waterfall.
 
@@ -274,6 +275,10 @@ def simulate(
     jit : False runs the plain-Python twin kernels (slow; for tests).
     rating_table : CSV path or loaded table for ``implied_rating``; default: the shipped
         ILLUSTRATIVE idealized expected-loss table.
+    client : a ``distributed.Client`` (or an :class:`abs_engine.distributed.DaskRunner`):
+        the path blocks run as tasks on its cluster and are added back in block order, so the
+        result is bitwise the same as without it. ``threads`` is then per task (default: the
+        worker's cores).
     """
     func = "simulate"
     args = check_simulation_args(
@@ -315,5 +320,18 @@ def simulate(
             "a deterministic scenario: use run_deterministic() or give a monte_carlo scenario",
             sc.kind,
         )
+    args["runner"] = _runner(client, args["threads"], func)
     # the normalised arguments: an iterator given as ledger_paths is consumed by the check
     return _simulate_checked(cd, sc, args, rating_table, func)
+
+
+def _runner(client: Any, threads: int | None, func: str) -> Any:
+    """The Dask runner for ``client=`` (None: this process)."""
+    if client is None:
+        return None
+    from .distributed import runner_for
+
+    runner = runner_for(client, func)
+    if threads is not None and runner is not None:
+        runner = type(runner)(runner.client, threads, runner.task_blocks)
+    return runner

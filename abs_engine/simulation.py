@@ -9,10 +9,10 @@ import itertools
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numba
 import numpy as np
@@ -32,7 +32,7 @@ from .errors import (
     short_repr,
 )
 from .kernels import layout as L
-from .kernels.bundles import BlockSums, RunSpec
+from .kernels.bundles import BlockSums, RunSpec, frozen
 from .kernels.collateral import collateral_path, collateral_scratch
 from .kernels.montecarlo import HIST_TRANCHE_METRICS, run_blocks, run_blocks_py
 from .metrics.montecarlo import hist_ranges, mean_se
@@ -118,7 +118,7 @@ def check_keep_paths_memory(n_paths: int, n_bytes_per_path: int, what: str = "ke
 
 
 @contextmanager
-def _threads(n: int | None):
+def numba_threads(n: int | None):
     """numba's thread count set to ``n`` (checked by :func:`check_simulation_args`) for the
     block; None leaves it."""
     if n is None:
@@ -221,8 +221,35 @@ def simulate_compiled(
     progress: bool | None = None,
     jit: bool = True,
     rating_table: RatingTable | None = None,
+    runner: Runner | None = None,
 ) -> SimulationResult:
-    """Run the Monte Carlo. See :func:`abs_engine.simulate` for the parameters."""
+    """Run the Monte Carlo. See :func:`abs_engine.simulate` for the parameters; ``runner``
+    computes the path blocks (default: this process; :class:`abs_engine.distributed.DaskRunner`
+    spreads them over a Dask cluster, with bitwise-identical results)."""
+    return start_simulation_compiled(
+        cd, sc, n_paths=n_paths, seed=seed, keep_paths=keep_paths, ledger_paths=ledger_paths,
+        batch_blocks=batch_blocks, threads=threads, progress=progress, jit=jit,
+        rating_table=rating_table, runner=runner,
+    ).result()  # fmt: skip
+
+
+def start_simulation_compiled(
+    cd: CompiledDeal,
+    sc: MonteCarloScenario,
+    *,
+    n_paths: int | None = None,
+    seed: int | None = None,
+    keep_paths: bool = False,
+    ledger_paths: Sequence[int] = (),
+    batch_blocks: int | None = None,
+    threads: int | None = None,
+    progress: bool | None = None,
+    jit: bool = True,
+    rating_table: RatingTable | None = None,
+    runner: Runner | None = None,
+) -> PendingSimulation:
+    """:func:`simulate_compiled` submitted, not yet collected: call ``.result()``. On a Dask
+    runner, runs started one after another compute at the same time (grids)."""
     func = "simulate_compiled"
     check_instance(cd, CompiledDeal, func, "cd")
     check_instance(sc, MonteCarloScenario, func, "sc")
@@ -235,7 +262,13 @@ def simulate_compiled(
         func, n_paths=n_paths, seed=seed, keep_paths=keep_paths, ledger_paths=ledger_paths,
         batch_blocks=batch_blocks, threads=threads, progress=progress, jit=jit,
     )  # fmt: skip
-    return _simulate_checked(cd, sc, args, rating_table, func)
+    if runner is not None and not callable(getattr(runner, "submit", None)):
+        raise ArgumentTypeError(
+            f"{func}: runner must have a submit(job, path_out) method (a DaskRunner), got "
+            f"{short_repr(runner)} ({type(runner).__name__})"
+        )
+    args["runner"] = runner
+    return start_simulation(cd, sc, args, rating_table, func)
 
 
 def _block_sums(
@@ -276,7 +309,7 @@ class RunTotals:
     coverage_hist: np.ndarray
 
     @classmethod
-    def zeros(cls, shape: _Shape) -> RunTotals:
+    def zeros(cls, shape: OutputShape) -> RunTotals:
         return cls(
             m=np.zeros((3, shape.n_m)),
             cf=np.zeros((2, shape.n_t, shape.n_cf)),
@@ -301,7 +334,7 @@ class RunTotals:
 
 
 @dataclass(frozen=True)
-class _Shape:
+class OutputShape:
     """Sizes of a run's outputs: T periods, J tranches, M metrics, N_CF cash-flow items, H1
     default-count bins, N_HT histogrammed tranche metrics."""
 
@@ -313,7 +346,7 @@ class _Shape:
     n_ht: int
 
     @classmethod
-    def of(cls, cd: CompiledDeal) -> _Shape:
+    def of(cls, cd: CompiledDeal) -> OutputShape:
         n_j = len(cd.tranche_names)
         return cls(
             n_t=cd.n_periods,
@@ -329,7 +362,7 @@ class _Shape:
                            self.n_ht)  # fmt: skip
 
 
-def _warm_up(spec: RunSpec, model: MonteCarloModel, cd: CompiledDeal, shape: _Shape) -> float:
+def _warm_up(spec: RunSpec, model: MonteCarloModel, cd: CompiledDeal, shape: OutputShape) -> float:
     """Compile (or load from the cache) the kernels on a one-path run into scratch outputs, on
     the first call in this process; returns the seconds it took (0 when already compiled), so
     that a run's ``seconds`` measures the simulation alone."""
@@ -372,36 +405,127 @@ class _Progress:
             self.bar.stop()
 
 
-def _run_batches(
+@dataclass(frozen=True)
+class RunJob:
+    """One Monte Carlo run's kernel inputs: what a runner needs to compute its block sums.
+
+    spec : the run (paths, seed, histogram ranges, keep);  model, deal : the kernel bundles
+    (``MonteCarloModel.kernel``, ``CompiledDeal.kernel``);  shape : output sizes;
+    batch_blocks : blocks per local kernel call;  threads : numba threads (None: all);
+    jit : False runs the plain-Python twin."""
+
+    spec: RunSpec
+    model: Any
+    deal: Any
+    shape: OutputShape
+    batch_blocks: int
+    threads: int | None
+    jit: bool
+
+    @property
+    def n_blocks(self) -> int:
+        return -(-self.spec.n_paths // self.spec.block_size)
+
+    def ranges(self, blocks_per_range: int) -> list[tuple[int, int]]:
+        """(first block, blocks) of consecutive ranges covering the run."""
+        n = self.n_blocks
+        return [(f, min(blocks_per_range, n - f)) for f in range(0, n, blocks_per_range)]
+
+    def paths_in(self, first: int, n_blocks: int) -> int:
+        """Paths in blocks ``first .. first + n_blocks - 1`` (the last block may be short)."""
+        bs = self.spec.block_size
+        return min((first + n_blocks) * bs, self.spec.n_paths) - first * bs
+
+
+def run_range(
+    first: int,
+    n_blocks: int,
     spec: RunSpec,
-    model: MonteCarloModel,
-    cd: CompiledDeal,
-    shape: _Shape,
-    args: dict[str, Any],
-    path_out: np.ndarray,
+    model: Any,
+    deal: Any,
+    shape: OutputShape,
+    jit: bool = True,
+    path_metrics: np.ndarray | None = None,
+) -> BlockSums:
+    """Blocks ``first .. first + n_blocks - 1`` of a run: the float sums per block (shape
+    [n_blocks, ...], added in block order by :class:`RunTotals`), the integer histograms
+    already summed over the blocks (shape [1, ...]: integer sums do not depend on the order)
+    and, with ``spec.keep``, the range's per-path metrics (float64[paths, M]; written into
+    ``path_metrics`` when given). A pure function of its arguments: the unit of work of a local
+    batch and of a Dask task."""
+    sums = shape.sums(n_blocks)
+    if spec.keep:
+        if path_metrics is None:
+            p0 = first * spec.block_size
+            n_p = min((first + n_blocks) * spec.block_size, spec.n_paths) - p0
+            path_metrics = np.full((n_p, shape.n_m), np.nan)
+        sums = sums._replace(path_metrics=path_metrics)
+    fn: Callable[..., int] = run_blocks if jit else run_blocks_py
+    with np.errstate(over="ignore"):  # uint64 wraparound is the RNG's arithmetic
+        fn(first, n_blocks, spec, model, deal, sums)
+    return sums._replace(
+        hist_count=sums.hist_count.sum(axis=0, keepdims=True),
+        hist_loss=sums.hist_loss.sum(axis=0, keepdims=True),
+        hist_tr=sums.hist_tr.sum(axis=0, keepdims=True),
+        hist_cov=sums.hist_cov.sum(axis=0, keepdims=True),
+    )
+
+
+class LocalRunner:
+    """Runs a job's blocks in this process, ``batch_blocks`` blocks per kernel call, when its
+    results are collected (so pending runs cost nothing until then)."""
+
+    def submit(self, job: RunJob, path_out: np.ndarray) -> Iterator[tuple[int, BlockSums]]:
+        """An iterator of (first block, sums) in block order; per-path metrics are written
+        straight into ``path_out`` (float64[n_paths, M], or (0, M) without ``keep``)."""
+        bs = job.spec.block_size
+        with numba_threads(job.threads):
+            for first, nb in job.ranges(job.batch_blocks):
+                kept = path_out[first * bs : first * bs + job.paths_in(first, nb)]
+                sums = run_range(first, nb, job.spec, job.model, job.deal, job.shape, job.jit,
+                                 kept if job.spec.keep else None)  # fmt: skip
+                yield first, sums
+
+
+class Runner(Protocol):
+    """Computes a job's path blocks: :class:`LocalRunner` here, or
+    :class:`abs_engine.distributed.DaskRunner` on a cluster."""
+
+    def submit(self, job: RunJob, path_out: np.ndarray) -> Iterator[tuple[int, BlockSums]]:
+        """Start the job; return an iterator of (first block, :func:`run_range` sums) in any
+        order, together covering every block once."""
+        ...
+
+
+#: the runner of a run given no other (``simulate(..., client=None)``)
+LOCAL_RUNNER = LocalRunner()
+
+
+def collect(
+    job: RunJob, stream: Iterable[tuple[int, BlockSums]], path_out: np.ndarray, progress: Any
 ) -> RunTotals:
-    """Every block of the run, ``batch_blocks`` blocks per kernel call, into run totals (and
-    the kept per-path metrics into ``path_out``)."""
-    fn: Callable[..., int] = run_blocks if args["jit"] else run_blocks_py
-    batch_blocks = args["batch_blocks"] or max(8, 4 * numba.get_num_threads())
-    n_paths = spec.n_paths
-    n_blocks_total = -(-n_paths // BLOCK_SIZE)
-    totals = RunTotals.zeros(shape)
-    bar = _Progress(n_paths, args["progress"])
-    try:
-        with _threads(args["threads"]):
-            for first in range(0, n_blocks_total, batch_blocks):
-                nb = min(batch_blocks, n_blocks_total - first)
-                p_last = min((first + nb) * BLOCK_SIZE, n_paths)
-                sums = shape.sums(nb)
-                if spec.keep:
-                    sums = sums._replace(path_metrics=path_out[first * BLOCK_SIZE : p_last])
-                with np.errstate(over="ignore"):  # uint64 wraparound is the RNG's arithmetic
-                    fn(first, nb, spec, model.kernel, cd.kernel, sums)
-                totals.add(sums)
-                bar.update(p_last)
-    finally:
-        bar.stop()
+    """The run's totals from ``stream``'s (first block, sums), which may come in any order:
+    sums are added in block order (results arriving early wait), so the totals are bitwise the
+    same whoever computed the ranges. Kept per-path metrics not already in ``path_out`` are
+    copied there. ``progress`` (a :class:`_Progress`) counts finished paths."""
+    totals = RunTotals.zeros(job.shape)
+    waiting: dict[int, BlockSums] = {}
+    next_block, done = 0, 0
+    bs = job.spec.block_size
+    for first, sums in stream:
+        n_b = sums.m_sum.shape[0]
+        if job.spec.keep and not np.may_share_memory(sums.path_metrics, path_out):
+            path_out[first * bs : first * bs + sums.path_metrics.shape[0]] = sums.path_metrics
+            sums = sums._replace(path_metrics=None)
+        waiting[first] = sums
+        while next_block in waiting:
+            ready = waiting.pop(next_block)
+            totals.add(ready)
+            next_block += ready.m_sum.shape[0]
+        done += job.paths_in(first, n_b)
+        progress.update(done)
+    if next_block != job.n_blocks:
+        raise RuntimeError(f"blocks {next_block}.. of {job.n_blocks} never arrived")
     return totals
 
 
@@ -435,19 +559,67 @@ def _simulate_checked(
 ) -> SimulationResult:
     """:func:`simulate_compiled` with its keyword arguments already checked and normalised
     (``args``, from :func:`check_simulation_args`)."""
+    return start_simulation(cd, sc, args, rating_table, func).result()
+
+
+@dataclass
+class PendingSimulation:
+    """A Monte Carlo run submitted to its runner; :meth:`result` collects it (on the local
+    runner, that is when the paths are computed). Several pending runs on a Dask cluster
+    compute at the same time."""
+
+    cd: CompiledDeal
+    model: MonteCarloModel
+    job: RunJob
+    stream: Iterator[tuple[int, BlockSums]]
+    path_out: np.ndarray
+    rating_table: RatingTable
+    ledger_paths: Sequence[int]
+    progress: bool | None
+    compile_seconds: float
+    t0: float
+
+    def result(self) -> SimulationResult:
+        bar = _Progress(self.job.spec.n_paths, self.progress)
+        try:
+            totals = collect(self.job, self.stream, self.path_out, bar)
+        finally:
+            bar.stop()
+        seconds = time.perf_counter() - self.t0
+        keep = bool(self.job.spec.keep)
+        return _result(self.cd, self.model, self.job.spec, totals,
+                       self.path_out if keep else None, self.rating_table, self.ledger_paths,
+                       seconds, self.compile_seconds)  # fmt: skip
+
+
+def start_simulation(
+    cd: CompiledDeal,
+    sc: MonteCarloScenario,
+    args: dict[str, Any],
+    rating_table: RatingTable | None,
+    func: str,
+) -> PendingSimulation:
+    """Check the run, compile the kernels here if needed (so that a local cluster's workers
+    load them from the cache) and submit it to ``args["runner"]`` (default: this process)."""
     rating_table = rating_table or default_rating_table()
     model, n_paths, seed = _checked_run(cd, sc, args, func)
     keep_paths = args["keep_paths"]
-    shape = _Shape.of(cd)
+    shape = OutputShape.of(cd)
     hist_lo, hist_hi = hist_ranges(cd)
-    spec = RunSpec(BLOCK_SIZE, n_paths, seed, hist_lo, hist_hi, int(keep_paths))
+    # frozen like the other bundles: the same signature in this process and on a worker
+    spec = frozen(RunSpec(BLOCK_SIZE, n_paths, seed, hist_lo, hist_hi, int(keep_paths)))
     path_out = np.full((n_paths, shape.n_m), np.nan) if keep_paths else np.zeros((0, shape.n_m))
     compile_seconds = _warm_up(spec, model, cd, shape) if args["jit"] else 0.0
+    batch_blocks = args["batch_blocks"] or max(8, 4 * numba.get_num_threads())
+    job = RunJob(spec, model.kernel, cd.kernel, shape, batch_blocks, args["threads"],
+                 args["jit"])  # fmt: skip
+    runner = args.get("runner") or LOCAL_RUNNER
     t0 = time.perf_counter()
-    totals = _run_batches(spec, model, cd, shape, args, path_out)
-    seconds = time.perf_counter() - t0
-    return _result(cd, model, spec, totals, path_out if keep_paths else None, rating_table,
-                   args["ledger_paths"], seconds, compile_seconds)  # fmt: skip
+    stream = runner.submit(job, path_out)
+    return PendingSimulation(
+        cd, model, job, stream, path_out, rating_table, args["ledger_paths"], args["progress"],
+        compile_seconds, t0,
+    )  # fmt: skip
 
 
 def _result(

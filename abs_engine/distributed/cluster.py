@@ -1,0 +1,109 @@
+"""Opening a Dask cluster for a command: ``local:N`` starts a ``LocalCluster`` of N worker
+processes on this machine, ``tcp://HOST:PORT`` (or ``tls://``) connects to a running
+scheduler. :func:`connect` yields a :class:`~abs_engine.distributed.runner.DaskRunner` and
+closes what it opened when the block ends, also after an error or Ctrl-C.
+
+Worker processes are started with *spawn*, not fork: numba's OpenMP threading layer crashes
+in a forked child of a process that has used it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from ..errors import InputError
+from .runner import ClusterError, DaskRunner, default_threads
+
+__all__ = ["ClusterSpec", "MAX_LOCAL_WORKERS", "connect", "parse_cluster"]
+
+#: the most worker processes ``local:N`` starts
+MAX_LOCAL_WORKERS = 256
+#: seconds to wait for a remote scheduler before giving up with a clear error
+CONNECT_TIMEOUT_S = 10
+#: seconds to wait for a local cluster's workers to start
+START_TIMEOUT_S = 120
+
+_ADDRESS = re.compile(r"^(tcp|tls)://[^\s/:]+:\d{1,5}$")
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """A cluster to run on: ``n_workers`` local worker processes, or a scheduler ``address``."""
+
+    text: str
+    n_workers: int | None = None
+    address: str | None = None
+
+
+def parse_cluster(text: str) -> ClusterSpec:
+    """``local:N`` (1 <= N <= :data:`MAX_LOCAL_WORKERS`) or ``tcp://HOST:PORT`` /
+    ``tls://HOST:PORT``; anything else is an :class:`~abs_engine.errors.InputError` naming
+    the value and the accepted forms."""
+    if not isinstance(text, str):
+        raise InputError(f"cluster must be a string like 'local:2', got {text!r}")
+    t = text.strip()
+    m = re.fullmatch(r"local:(\d{1,6})", t)
+    if m:
+        n = int(m.group(1))
+        if not 1 <= n <= MAX_LOCAL_WORKERS:
+            raise InputError(
+                f"cluster {text!r}: local workers must be 1 .. {MAX_LOCAL_WORKERS}, got {n}"
+            )
+        return ClusterSpec(t, n_workers=n)
+    if _ADDRESS.match(t) and 0 < int(t.rsplit(":", 1)[1]) < 65536:
+        return ClusterSpec(t, address=t)
+    raise InputError(
+        f"cluster {text!r} is not 'local:N' (N worker processes on this machine) or "
+        "'tcp://HOST:PORT' (a running Dask scheduler)"
+    )
+
+
+@contextmanager
+def _quiet_logs() -> Iterator[None]:
+    """Dask's own log lines (worker restarts, connection retries) kept off the console; the
+    command reports what matters itself."""
+    logger = logging.getLogger("distributed")
+    old = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(old)
+
+
+@contextmanager
+def connect(
+    cluster: str | ClusterSpec, threads: int | None = None, task_blocks: int | None = None
+) -> Iterator[DaskRunner]:
+    """A :class:`DaskRunner` on the cluster ``cluster`` (see :func:`parse_cluster`) for the
+    duration of the block. ``threads``: numba threads per task (default: on a local cluster
+    the machine's cores shared among the workers; on a remote one the worker's default)."""
+    spec = cluster if isinstance(cluster, ClusterSpec) else parse_cluster(cluster)
+    import dask
+    from distributed import Client, LocalCluster
+
+    with _quiet_logs(), dask.config.set({"distributed.worker.multiprocessing-method": "spawn"}):
+        if spec.n_workers is not None:
+            try:
+                local = LocalCluster(
+                    n_workers=spec.n_workers, threads_per_worker=1, processes=True,
+                    dashboard_address=None, silence_logs=logging.CRITICAL,
+                )  # fmt: skip
+            except (OSError, TimeoutError) as exc:
+                raise ClusterError(f"could not start the local cluster {spec.text}: {exc}") from exc
+            with local, Client(local, timeout=START_TIMEOUT_S) as client:
+                yield DaskRunner(client, threads or default_threads(spec.n_workers), task_blocks)
+            return
+        try:
+            client = Client(spec.address, timeout=CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError) as exc:
+            raise ClusterError(
+                f"cannot reach the Dask scheduler at {spec.address} (waited "
+                f"{CONNECT_TIMEOUT_S} s): {exc}"
+            ) from exc
+        with client:
+            yield DaskRunner(client, threads, task_blocks)
