@@ -2,7 +2,8 @@
 :mod:`abs_engine.commands`.
 
 Exit status: 0 success, 2 bad input (every problem printed, no traceback), 1 anything else
-(an output folder that cannot be written, e.g. a full disk: nothing in it changed), 130 after
+(an output folder that cannot be written, e.g. a full disk: nothing in it changed; a Dask
+scheduler out of reach or lost during the run), 130 after
 Ctrl-C (SIGINT), 143 after SIGTERM, 129 after SIGHUP ("interrupted" on stderr, no traceback).
 A run's ``--out`` files are written as a set, with ``manifest.json`` last, or not at all (see
 ``abs_engine.files``); files get the usual permissions under the umask (0644 under 022).
@@ -34,6 +35,7 @@ with signals_noted():
     from . import commands
     from .cli_types import MAX_GRID_VALUES, MAX_LEDGER_PATHS, UsageError
     from .commands import EXIT_ERROR, EXIT_INPUT, EXIT_OK
+    from .distributed.cluster import ClusterError
     from .errors import AbsEngineError, DealError, DealWarning
     from .files import OutputError
     from .schema.common import MAX_RECOVERY_LAG
@@ -135,6 +137,21 @@ def _add_run(sub: _Subparsers) -> None:
         f"at most {argtypes.MAX_LEDGER_PATHS}; default 0)",
     )
     mc.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    _add_cluster(mc)
+
+
+_CLUSTER_HELP = (
+    "run the Monte Carlo paths on a Dask cluster: local:N starts N worker processes here, "
+    "tcp://HOST:PORT uses a running scheduler; results are bitwise identical to the run "
+    "without it"
+)
+
+
+def _add_cluster(p: argparse.ArgumentParser | argparse._ArgumentGroup, what: str = "") -> None:
+    p.add_argument(
+        "--cluster", type=argtypes.cluster_type, metavar="local:N|tcp://HOST:PORT",
+        help=what or _CLUSTER_HELP,
+    )  # fmt: skip
 
 
 def _add_stress(sub: _Subparsers) -> None:
@@ -178,6 +195,11 @@ def _add_stress(sub: _Subparsers) -> None:
         help="deterministic scenarios for the coverage table (default: the deal's)",
     )
     st.add_argument("--json", action="store_true", help="print one JSON document")
+    _add_cluster(
+        st,
+        "compute each tranche's breakeven, the large-obligor test and the coverage table as "
+        "tasks on a Dask cluster (local:N or tcp://HOST:PORT); the same tables as without it",
+    )
 
 
 def _solver_parser(sub: _Subparsers, name: str, summary: str) -> argparse.ArgumentParser:
@@ -203,6 +225,11 @@ def _solver_parser(sub: _Subparsers, name: str, summary: str) -> argparse.Argume
         help="seed, 0 .. 2**63-1 (default: the scenario's)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON document")
+    _add_cluster(
+        p,
+        "run each evaluation's paths on a Dask cluster (local:N worker processes here, or "
+        "tcp://HOST:PORT); the same answer as without it",
+    )
     return p
 
 
@@ -384,7 +411,8 @@ def _main(argv: list[str] | None) -> int:
         for p in exc.problems:
             print(f"  {p}", file=sys.stderr)
         return EXIT_INPUT
-    except OutputError as exc:  # a full disk: not bad input; the output folder is unchanged
+    except (OutputError, ClusterError) as exc:
+        # a full disk, a scheduler out of reach: not bad input; no output folder was changed
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except AbsEngineError as exc:

@@ -387,3 +387,17 @@ def parse_range(text: str) -> tuple[float, float]:
     if vals[0] == vals[1]:
         raise AbsEngineError(f"lo and hi must differ {got(text)}")
     return vals[0], vals[1]
+
+
+# --- clusters ------------------------------------------------------------------------------------
+
+
+def cluster_type(text: str) -> Any:
+    """argparse ``type`` of ``--cluster``: ``local:N`` or ``tcp://HOST:PORT``
+    (:func:`abs_engine.distributed.parse_cluster`); nothing is started while parsing."""
+    from .distributed.cluster import parse_cluster
+
+    try:
+        return parse_cluster(text)
+    except AbsEngineError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

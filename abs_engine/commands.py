@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
@@ -75,12 +75,34 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _run_deterministic(args, cd, scenarios)
 
 
+@contextmanager
+def cluster_runner(args: argparse.Namespace) -> Iterator[Any]:
+    """The command's Dask runner while the block runs (``--cluster``), or None: run here."""
+    spec = getattr(args, "cluster", None)
+    if spec is None:
+        yield None
+        return
+    from .distributed import connect
+
+    with connect(spec, threads=getattr(args, "threads", None)) as runner:
+        yield runner
+
+
+def calls_on(
+    runner: Any, shared: Any, calls: list[tuple[Callable[..., Any], tuple, dict[str, Any]]]
+) -> list[Any]:
+    """``fn(shared, *args, **kwargs)`` for each call: here, or as tasks on the cluster."""
+    if runner is None:
+        return [fn(shared, *a, **kw) for fn, a, kw in calls]
+    return list(runner.map_calls(shared, calls))
+
+
 def _run_deterministic(
     args: argparse.Namespace, cd: CompiledDeal, scenarios: list[AnyScenario]
 ) -> int:
     mc_only = [
         f"--{o.replace('_', '-')}"
-        for o in ("paths", "seed", "threads", "ledger_paths")
+        for o in ("paths", "seed", "threads", "ledger_paths", "cluster")
         if getattr(args, o) is not None
     ]
     if mc_only or args.keep_paths:
@@ -112,7 +134,10 @@ def _run_monte_carlo(
     docs = []
     # every scenario's files staged, then moved into --out together (none if one fails)
     info = {"command": "run", "scenarios": [sc.name for sc in scenarios]}
-    with staged_outputs(args.out, info=info) if args.out else nullcontext() as stage:
+    with (
+        staged_outputs(args.out, info=info) if args.out else nullcontext() as stage,
+        cluster_runner(args) as runner,
+    ):
         for sc in scenarios:
             res = simulate(
                 cd,
@@ -123,6 +148,7 @@ def _run_monte_carlo(
                 keep_paths=bool(args.keep_paths and args.out),
                 ledger_paths=args.ledger_paths or ([0] if args.out else []),
                 progress=False if (args.no_progress or args.json) else None,
+                client=runner,
             )
             doc = documents.mc_document(res)
             docs.append(doc)
@@ -280,7 +306,8 @@ def cmd_solver(args: argparse.Namespace) -> int:
     check_solver_args(args, deal)
     seed = sc.seed if args.seed is None else args.seed
     solve = _SOLVERS[args.command]
-    result, text = solve(args, deal, cd, sc)
+    with cluster_runner(args) as runner:
+        result, text = solve(args, deal, cd, sc, runner)
     if args.json:
         console.print_json(documents.solver_document(deal.name, sc.name, args.paths, seed, result))
     else:
@@ -293,7 +320,7 @@ _Answer = tuple[dict[str, Any], str]
 
 
 def _size(
-    args: argparse.Namespace, deal: Deal, cd: CompiledDeal, sc: MonteCarloScenario
+    args: argparse.Namespace, deal: Deal, cd: CompiledDeal, sc: MonteCarloScenario, runner: Any
 ) -> _Answer:
     from .metrics.rating import load_rating_table
     from .solvers import size_tranche
@@ -314,6 +341,7 @@ def _size(
         n_paths=args.paths,
         seed=args.seed,
         rating_table=table,
+        client=runner,
     )
     result = {
         "tranche": args.tranche,
@@ -326,7 +354,7 @@ def _size(
 
 
 def _price(
-    args: argparse.Namespace, deal: Deal, cd: CompiledDeal, sc: MonteCarloScenario
+    args: argparse.Namespace, deal: Deal, cd: CompiledDeal, sc: MonteCarloScenario, runner: Any
 ) -> _Answer:
     from .solvers import load_curve, solve_coupon
 
@@ -340,6 +368,7 @@ def _price(
         spread_bps=args.spread_bps,
         n_paths=args.paths,
         seed=args.seed,
+        client=runner,
     )
     result = {
         "tranche": args.tranche,
@@ -351,7 +380,7 @@ def _price(
 
 
 def _breakeven(
-    args: argparse.Namespace, deal: Deal, cd: CompiledDeal, sc: MonteCarloScenario
+    args: argparse.Namespace, deal: Deal, cd: CompiledDeal, sc: MonteCarloScenario, runner: Any
 ) -> _Answer:
     from .solvers import breakeven, condition
 
@@ -360,8 +389,9 @@ def _breakeven(
     if args.range:
         lo, hi = parse_range(args.range)
     v = breakeven(
-        cd, sc, args.tranche, args.param, cond, lo=lo, hi=hi, n_paths=args.paths, seed=args.seed
-    )
+        cd, sc, args.tranche, args.param, cond, lo=lo, hi=hi, n_paths=args.paths,
+        seed=args.seed, client=runner,
+    )  # fmt: skip
     result = {
         "tranche": args.tranche,
         "param": args.param,
@@ -372,12 +402,12 @@ def _breakeven(
 
 
 def _sensitivity(
-    args: argparse.Namespace, deal: Deal, cd: CompiledDeal, sc: MonteCarloScenario
+    args: argparse.Namespace, deal: Deal, cd: CompiledDeal, sc: MonteCarloScenario, runner: Any
 ) -> _Answer:
     from .solvers import sensitivity
 
     x, y = args.x, args.y
-    grid = sensitivity(cd, sc, x, y, n_paths=args.paths, seed=args.seed)
+    grid = sensitivity(cd, sc, x, y, n_paths=args.paths, seed=args.seed, client=runner)
     result = {"x": x[0], "y": y[0], "grid": grid.to_dict(orient="records")}
     tranche = args.tranche or cd.tranche_names[0]
     return result, console.sensitivity_text(grid, x[0], y[0], tranche)
@@ -433,16 +463,29 @@ def cmd_stress(args: argparse.Namespace) -> int:
     console.print_warnings(cd)
     names = _stress_tranches(args, deal, cd)
     det = _stress_scenarios(args, deal)
-    rows = _breakeven_rows(cd, names, args.recovery, args.lag)
-    lot = large_obligor_test(
-        cd,
-        names[0] if names else None,
-        max_obligors=min(3, cd.n_obligors) if args.largest is None else args.largest,
-        period=args.period,
-        recovery_rate=args.recovery,
-        recovery_lag=args.lag,
-    )
-    cov = coverage_table(cd, det) if det else None
+    from .solvers import breakeven_default_rate
+
+    pairs = [(name, support) for name in names for support in (True, False)]
+    calls: list[tuple[Callable[..., Any], tuple, dict[str, Any]]] = [
+        (breakeven_default_rate, (name,),
+         {"recovery_rate": args.recovery, "recovery_lag": args.lag, "support": support})
+        for name, support in pairs
+    ]  # fmt: skip
+    lot_kw = {
+        "max_obligors": min(3, cd.n_obligors) if args.largest is None else args.largest,
+        "period": args.period,
+        "recovery_rate": args.recovery,
+        "recovery_lag": args.lag,
+    }
+    calls.append((large_obligor_test, (names[0] if names else None,), lot_kw))
+    if det:
+        calls.append((coverage_table, (det,), {}))
+    # independent deterministic analyses: here one after another, or as tasks on --cluster
+    with cluster_runner(args) as runner:
+        out = calls_on(runner, cd, calls)
+    rows = _breakeven_rows(pairs, out[: len(pairs)])
+    lot = out[len(pairs)]
+    cov = out[len(pairs) + 1] if det else None
     doc = documents.stress_document(
         cd,
         recovery=args.recovery,
@@ -509,26 +552,18 @@ def _stress_scenarios(args: argparse.Namespace, deal: Deal) -> list[Deterministi
     return det
 
 
-def _breakeven_rows(
-    cd: CompiledDeal, names: list[str], recovery: float, lag: int
-) -> list[dict[str, Any]]:
-    """Each tranche's breakeven cumulative default rate, with and without support."""
-    from .solvers import breakeven_default_rate
-
-    rows = []
-    for name in names:
-        for support in (True, False):
-            be = breakeven_default_rate(
-                cd, name, recovery_rate=recovery, recovery_lag=lag, support=support
-            )
-            rows.append(
-                {
-                    "tranche": name,
-                    "support": support,
-                    "breakeven_default_rate": be.breakeven_default_rate,
-                    "never_fails": be.never_fails,
-                    "base_case_default_rate": be.base_case_default_rate,
-                    "multiple": be.multiple,
-                }
-            )
-    return rows
+def _breakeven_rows(pairs: list[tuple[str, bool]], results: list[Any]) -> list[dict[str, Any]]:
+    """Each tranche's breakeven cumulative default rate, with and without support: rows of
+    the (tranche, support) pairs and their :func:`~abs_engine.solvers.breakeven_default_rate`
+    results."""
+    return [
+        {
+            "tranche": name,
+            "support": support,
+            "breakeven_default_rate": be.breakeven_default_rate,
+            "never_fails": be.never_fails,
+            "base_case_default_rate": be.base_case_default_rate,
+            "multiple": be.multiple,
+        }
+        for (name, support), be in zip(pairs, results, strict=True)
+    ]

@@ -11,10 +11,12 @@ or from the command line, ``abs-engine run --cluster local:2`` (two worker proce
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .cluster import ClusterSpec, connect, parse_cluster
-from .runner import ClusterError, DaskRunner, run_range_task
+from .cluster import ClusterError, ClusterSpec, connect, parse_cluster
+
+if TYPE_CHECKING:
+    from .runner import DaskRunner, run_range_task
 
 __all__ = [
     "ClusterError",
@@ -27,12 +29,25 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> Any:
+    # the runner imports the simulation (numba, pandas): loaded on first use, so that parsing
+    # ``--cluster`` costs nothing
+    if name in ("DaskRunner", "run_range_task", "default_threads"):
+        from . import runner
+
+        return getattr(runner, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def runner_for(client: Any, func: str = "simulate") -> DaskRunner | None:
     """The runner for a ``client=`` argument: None for None, a :class:`DaskRunner` as given,
     or one around a ``distributed.Client``; anything else is an ArgumentTypeError."""
+    from distributed import Client
+
+    from .runner import DaskRunner
+
     if client is None or isinstance(client, DaskRunner):
         return client
-    from distributed import Client
 
     from ..errors import ArgumentTypeError, short_repr
 

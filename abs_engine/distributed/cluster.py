@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from ..errors import InputError
-from .runner import ClusterError, DaskRunner, default_threads
+from ..errors import AbsEngineError, InputError
 
-__all__ = ["ClusterSpec", "MAX_LOCAL_WORKERS", "connect", "parse_cluster"]
+if TYPE_CHECKING:
+    from .runner import DaskRunner
+
+__all__ = ["ClusterError", "ClusterSpec", "MAX_LOCAL_WORKERS", "connect", "parse_cluster"]
 
 #: the most worker processes ``local:N`` starts
 MAX_LOCAL_WORKERS = 256
@@ -28,6 +32,10 @@ CONNECT_TIMEOUT_S = 10
 START_TIMEOUT_S = 120
 
 _ADDRESS = re.compile(r"^(tcp|tls)://[^\s/:]+:\d{1,5}$")
+
+
+class ClusterError(AbsEngineError):
+    """The Dask cluster could not be started or reached, or was lost during a run."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +78,10 @@ def _quiet_logs() -> Iterator[None]:
     old = logger.level
     logger.setLevel(logging.CRITICAL)
     try:
-        yield
+        with warnings.catch_warnings():
+            # the scheduler's HTTP endpoint moves to a free port when 8787 is taken: no news
+            warnings.filterwarnings("ignore", "Port .* is already in use", UserWarning)
+            yield
     finally:
         logger.setLevel(old)
 
@@ -85,6 +96,8 @@ def connect(
     spec = cluster if isinstance(cluster, ClusterSpec) else parse_cluster(cluster)
     import dask
     from distributed import Client, LocalCluster
+
+    from .runner import DaskRunner, default_threads
 
     with _quiet_logs(), dask.config.set({"distributed.worker.multiprocessing-method": "spawn"}):
         if spec.n_workers is not None:

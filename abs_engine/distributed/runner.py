@@ -14,14 +14,14 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
-from ..errors import AbsEngineError
 from ..kernels.bundles import BlockSums, RunSpec, frozen
 from ..simulation import OutputShape, RunJob, numba_threads, run_range
+from .cluster import ClusterError
 
 __all__ = ["ClusterError", "DaskRunner", "run_range_task"]
 
@@ -34,10 +34,6 @@ _KERNEL_LOCK = threading.Lock()
 RANGES_PER_WORKER = 4
 #: blocks (of 1,024 paths) per task, at most, by default
 MAX_TASK_BLOCKS = 256
-
-
-class ClusterError(AbsEngineError):
-    """The Dask cluster could not be started or reached, or was lost during a run."""
 
 
 def run_range_task(
@@ -118,6 +114,25 @@ class DaskRunner:
             raise self._lost(exc) from exc
         finally:
             for fut in futures:  # an interrupted run: nothing left computing for it
+                fut.cancel()
+
+    def map_calls(
+        self, shared: Any, calls: Sequence[tuple[Callable[..., Any], tuple, dict[str, Any]]]
+    ) -> list[Any]:
+        """``[fn(shared, *args, **kwargs) for fn, args, kwargs in calls]``, each call a task;
+        ``shared`` (e.g. a CompiledDeal) is scattered to the workers once, not per task."""
+        futures: list[Any] = []
+        try:
+            (ref,) = self.client.scatter([shared], broadcast=True, hash=True)
+            futures = [
+                self.client.submit(fn, ref, *args, pure=False, retries=2, **kwargs)
+                for fn, args, kwargs in calls
+            ]
+            return list(self.client.gather(futures))
+        except (OSError, concurrent.futures.CancelledError) as exc:
+            raise self._lost(exc) from exc
+        finally:
+            for fut in futures:
                 fut.cancel()
 
     def _lost(self, exc: BaseException) -> ClusterError:

@@ -40,7 +40,12 @@ from ..schema.common import source_context
 from ..schema.deal import Deal
 from ..schema.files import decode_text
 from ..schema.stochastic import MAX_PATHS, MonteCarloScenario
-from ..simulation import SimulationResult, simulate_compiled
+from ..simulation import (
+    PendingSimulation,
+    Runner,
+    SimulationResult,
+    start_simulation_compiled,
+)
 
 __all__ = [
     "DiscountCurve",
@@ -341,10 +346,39 @@ def _tranche_index(cd: CompiledDeal, tranche: str) -> int:
     return cd.tranche_names.index(tranche)
 
 
+def _start(
+    cd: CompiledDeal,
+    sc: MonteCarloScenario,
+    n_paths: int,
+    seed: int,
+    table: RatingTable,
+    runner: Runner | None = None,
+) -> PendingSimulation:
+    return start_simulation_compiled(
+        cd, sc, n_paths=n_paths, seed=seed, progress=False, rating_table=table, runner=runner
+    )
+
+
 def _run(
-    cd: CompiledDeal, sc: MonteCarloScenario, n_paths: int, seed: int, table: RatingTable
+    cd: CompiledDeal,
+    sc: MonteCarloScenario,
+    n_paths: int,
+    seed: int,
+    table: RatingTable,
+    runner: Runner | None = None,
 ) -> SimulationResult:
-    return simulate_compiled(cd, sc, n_paths=n_paths, seed=seed, progress=False, rating_table=table)
+    return _start(cd, sc, n_paths, seed, table, runner).result()
+
+
+def _runner(client: Any, func: str) -> Runner | None:
+    """``client=`` of a solver: None (this process), a ``distributed.Client`` or a
+    :class:`abs_engine.distributed.DaskRunner`; each evaluation's paths then run on the
+    cluster, with the same answer as without it."""
+    if client is None:
+        return None
+    from ..distributed import runner_for
+
+    return runner_for(client, func)
 
 
 # --- solvers -------------------------------------------------------------------------------------
@@ -374,6 +408,7 @@ def solve_coupon(
     n_paths: int = 20_000,
     seed: int | None = None,
     bounds: tuple[float, float] = (0.0, 0.5),
+    client: Any = None,
 ) -> float:
     """Fixed coupon (decimal) at which E[PV of the tranche's cash flows] on ``curve`` + spread
     equals its balance. Brent's method on common random numbers."""
@@ -399,11 +434,13 @@ def solve_coupon(
             "left, so no coupon prices it at par; price a note tranche"
         )
     seed = sc.seed if seed is None else seed
+    runner = _runner(client, "solve_coupon")
     table = default_rating_table()
 
     def gap(c: float) -> float:
         cd = with_tranche_terms(cd0, {tranche: {"coupon": {"kind": "fixed", "rate": c}}})
-        return expected_pv(_run(cd, sc, n_paths, seed, table), tranche, curve, spread / 1e4) - bal
+        res = _run(cd, sc, n_paths, seed, table, runner)
+        return expected_pv(res, tranche, curve, spread / 1e4) - bal
 
     g_lo, g_hi = gap(lo), gap(hi)
     if g_lo * g_hi > 0:
@@ -437,6 +474,7 @@ def size_tranche(
     seed: int | None = None,
     rating_table: RatingTable | None = None,
     tol: float = 1e-4,
+    client: Any = None,
 ) -> dict[str, Any]:
     """Largest balance of ``tranche`` (as a share of its balance plus the most junior
     tranche's, which absorbs the difference) whose expected loss meets ``target_el``, or whose
@@ -461,12 +499,13 @@ def size_tranche(
     _check_resizable(deal, (j, len(deal.tranches) - 1))
     total = deal.tranches[j].balance + deal.tranches[-1].balance
     seed = sc.seed if seed is None else seed
+    runner = _runner(client, "size_tranche")
 
     def evaluate(balance: float) -> tuple[bool, dict[str, Any]]:
         cd = with_tranche_terms(
             cd0, {tranche: {"balance": balance}, junior: {"balance": total - balance}}
         )
-        row = _run(cd, sc, n_paths, seed, table).tranches.iloc[j]
+        row = _run(cd, sc, n_paths, seed, table, runner).tranches.iloc[j]
         metric, metric_se = row.expected_loss, row.expected_loss_se
         if target_el is not None:
             limit = target_el
@@ -554,6 +593,7 @@ def breakeven(
     n_paths: int = 20_000,
     seed: int | None = None,
     tol: float = 1e-3,
+    client: Any = None,
 ) -> float:
     """The parameter value between ``lo`` (condition holds) and ``hi`` (it fails) where the
     condition first fails, by bisection on common random numbers (``hi`` may be below ``lo``
@@ -566,12 +606,12 @@ def breakeven(
         raise SolverError(f"ok must be a condition (see condition()), got {short_repr(ok)}")
     n_paths = _n_paths(n_paths)
     seed = sc.seed if seed is None else seed
+    runner = _runner(client, "breakeven")
     table = default_rating_table()
 
     def holds(v: float) -> bool:
-        return bool(
-            ok(_run(cd, with_parameter(sc, param, v), n_paths, seed, table).tranches.iloc[j])
-        )
+        res = _run(cd, with_parameter(sc, param, v), n_paths, seed, table, runner)
+        return bool(ok(res.tranches.iloc[j]))
 
     if not holds(lo):
         raise SolverError(f"the condition already fails at {param} = {lo}")
@@ -595,9 +635,12 @@ def sensitivity(
     *,
     n_paths: int = 20_000,
     seed: int | None = None,
+    client: Any = None,
 ) -> pd.DataFrame:
     """Tranche expected loss (± SE), default probability, WAL and implied rating over a grid
-    of two scenario parameters, long form: one row per (x, y, tranche)."""
+    of two scenario parameters, long form: one row per (x, y, tranche). With ``client`` (a
+    ``distributed.Client`` or DaskRunner) every grid point is submitted before any is
+    collected, so the cluster computes them together."""
     for axis, spec in (("x", x), ("y", y)):
         if not isinstance(spec, tuple | list) or len(spec) != 2 or isinstance(spec[1], str):
             raise SolverError(f"{axis} must be (parameter, values), got {short_repr(spec)}")
@@ -610,23 +653,28 @@ def sensitivity(
         raise SolverError(f"x and y vary the same parameter {x[0]!r}")
     n_paths = _n_paths(n_paths)
     seed = sc.seed if seed is None else seed
+    runner = _runner(client, "sensitivity")
     table = default_rating_table()
+    points = [(xv, yv) for xv in x[1] for yv in y[1]]
+    pending = [
+        _start(cd, with_parameter(with_parameter(sc, x[0], xv), y[0], yv), n_paths, seed,
+               table, runner)
+        for xv, yv in points
+    ]  # fmt: skip
     rows = []
-    for xv in x[1]:
-        for yv in y[1]:
-            s2 = with_parameter(with_parameter(sc, x[0], xv), y[0], yv)
-            tr = _run(cd, s2, n_paths, seed, table).tranches
-            for r in tr.itertuples():
-                rows.append(
-                    {
-                        x[0]: xv,
-                        y[0]: yv,
-                        "tranche": r.tranche,
-                        "expected_loss": r.expected_loss,
-                        "expected_loss_se": r.expected_loss_se,
-                        "default_probability": r.default_probability,
-                        "wal_years": r.wal_years,
-                        "implied_rating": r.implied_rating,
-                    }
-                )
+    for (xv, yv), run in zip(points, pending, strict=True):
+        tr = run.result().tranches
+        for r in tr.itertuples():
+            rows.append(
+                {
+                    x[0]: xv,
+                    y[0]: yv,
+                    "tranche": r.tranche,
+                    "expected_loss": r.expected_loss,
+                    "expected_loss_se": r.expected_loss_se,
+                    "default_probability": r.default_probability,
+                    "wal_years": r.wal_years,
+                    "implied_rating": r.implied_rating,
+                }
+            )
     return pd.DataFrame(rows)
