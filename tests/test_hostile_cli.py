@@ -462,7 +462,7 @@ def nothing_runs(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(commands, "simulate", refuse)
     monkeypatch.setattr(commands, "run_deterministic", refuse)
-    monkeypatch.setattr(structuring, "simulate_compiled", refuse)
+    monkeypatch.setattr(structuring, "start_simulation_compiled", refuse)
     monkeypatch.setattr(agency, "_run", refuse)
 
 

@@ -74,16 +74,23 @@ def parse_cluster(text: str) -> ClusterSpec:
 def _quiet_logs() -> Iterator[None]:
     """Dask's own log lines (worker restarts, connection retries) kept off the console; the
     command reports what matters itself."""
-    logger = logging.getLogger("distributed")
-    old = logger.level
-    logger.setLevel(logging.CRITICAL)
+    import distributed  # noqa: F401  (its logging set-up gives its loggers their own levels)
+
+    names = ["distributed"] + [
+        n for n in logging.root.manager.loggerDict if n.startswith("distributed.")
+    ]
+    loggers = [logging.getLogger(n) for n in names]
+    old = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL + 1)
     try:
         with warnings.catch_warnings():
             # the scheduler's HTTP endpoint moves to a free port when 8787 is taken: no news
             warnings.filterwarnings("ignore", "Port .* is already in use", UserWarning)
             yield
     finally:
-        logger.setLevel(old)
+        for lg, level in zip(loggers, old, strict=True):
+            lg.setLevel(level)
 
 
 @contextmanager

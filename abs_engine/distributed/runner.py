@@ -102,9 +102,14 @@ class DaskRunner:
             }  # fmt: skip
         except (OSError, concurrent.futures.CancelledError) as exc:
             raise self._lost(exc) from exc
-        return self._finished(futures)
+        return self._finished(futures, (model, deal))
 
-    def _finished(self, futures: dict[Any, int]) -> Iterator[tuple[int, BlockSums]]:
+    def _finished(
+        self, futures: dict[Any, int], scattered: tuple[Any, ...]
+    ) -> Iterator[tuple[int, BlockSums]]:
+        """(first block, sums) as tasks finish. ``scattered`` holds the run's scattered
+        bundles until the run is collected: data released while tasks still need it is lost
+        (Dask cannot recompute scattered data)."""
         from distributed import as_completed
 
         try:
@@ -115,6 +120,7 @@ class DaskRunner:
         finally:
             for fut in futures:  # an interrupted run: nothing left computing for it
                 fut.cancel()
+            del scattered
 
     def map_calls(
         self, shared: Any, calls: Sequence[tuple[Callable[..., Any], tuple, dict[str, Any]]]
@@ -128,7 +134,7 @@ class DaskRunner:
                 self.client.submit(fn, ref, *args, pure=False, retries=2, **kwargs)
                 for fn, args, kwargs in calls
             ]
-            return list(self.client.gather(futures))
+            return list(self.client.gather(futures))  # ``ref`` held until all are in
         except (OSError, concurrent.futures.CancelledError) as exc:
             raise self._lost(exc) from exc
         finally:

@@ -1,0 +1,251 @@
+"""Scale-out on Dask (abs_engine.distributed): a run's path blocks as tasks on a local cluster of
+worker processes give bitwise the results of one process — for any number of workers, task
+size or threads —, grids and solvers too; a worker killed mid-run changes nothing; a scheduler
+out of reach or lost is a clear error."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import ABS_ENGINE
+
+import abs_engine as ae
+from abs_engine import simulation
+from abs_engine.cli import main
+from abs_engine.compile.deal import compile_deal
+from abs_engine.distributed import ClusterError, DaskRunner, connect, parse_cluster
+from abs_engine.errors import ArgumentTypeError, InputError
+from abs_engine.solvers import breakeven, condition, sensitivity, size_tranche
+
+distributed = pytest.importorskip("distributed")
+
+
+def _same(a: ae.SimulationResult, b: ae.SimulationResult) -> None:
+    """Every reported number bitwise equal (frames exactly, histograms, kept paths)."""
+    for name in ("tranches", "pool", "cashflows"):
+        pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name), check_exact=True)
+    assert np.array_equal(a.default_count_hist, b.default_count_hist)
+    assert np.array_equal(a.loss_rate_hist, b.loss_rate_hist)
+    if a.paths is not None or b.paths is not None:
+        assert np.array_equal(a.paths.to_numpy(), b.paths.to_numpy(), equal_nan=True)
+    assert a.ledgers.keys() == b.ledgers.keys()
+    for p, led in a.ledgers.items():
+        assert np.array_equal(led.sum_tr, b.ledgers[p].sum_tr, equal_nan=True)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Two worker processes (spawned), one numba thread each."""
+    with connect("local:2", threads=1) as runner:
+        yield runner
+
+
+def _run(**kw):
+    return ae.simulate(n_paths=30_000, seed=11, progress=False, **kw)
+
+
+# --- bitwise identity ----------------------------------------------------------------------------
+
+
+def test_cluster_run_is_bitwise_the_local_run(cluster):
+    local = _run()
+    _same(local, _run(client=cluster))
+    # the Client itself, task sizes of one block and of a size that does not divide the run,
+    # and other thread counts: the same numbers
+    _same(local, _run(client=cluster.client))
+    _same(local, _run(client=DaskRunner(cluster.client, threads=2, task_blocks=1)))
+    _same(local, _run(client=DaskRunner(cluster.client, threads=1, task_blocks=7)))
+
+
+def test_kept_paths_and_ledgers_come_back_from_the_workers(cluster):
+    kw = {"n_paths": 3_000, "seed": 5, "keep_paths": True, "ledger_paths": [0, 2_999]}
+    local = ae.simulate(progress=False, **kw)
+    remote = ae.simulate(progress=False, client=DaskRunner(cluster.client, 1, 1), **kw)
+    assert remote.paths is not None and len(remote.paths) == 3_000
+    _same(local, remote)
+
+
+def test_a_pool_with_sectors_and_a_student_t_copula(cluster, tmp_path):
+    """A 300-obligor synthetic pool (tape, PD classes, sector factors): bitwise identical."""
+    from abs_engine.synthetic import write_synthetic
+
+    paths = write_synthetic(tmp_path, 300, heterogeneous=True, n_periods=8, seed=3)
+    cd = compile_deal(ae.load_deal(paths["deal"]))
+    doc = json.loads(paths["scenario"].read_text())
+    doc["defaults"].update({"copula": "student_t", "nu": 5.0, "factors": "sector"})
+    scenario = tmp_path / "t_sector.json"
+    scenario.write_text(json.dumps(doc))
+    sc = ae.load_scenario(scenario, cd.deal)
+    local = ae.simulate(cd, sc, n_paths=8_000, seed=2, progress=False)
+    _same(local, ae.simulate(cd, sc, n_paths=8_000, seed=2, progress=False, client=cluster))
+
+
+def test_sensitivity_grid_on_the_cluster(cluster):
+    cd = compile_deal(ae.load_deal())
+    sc = ae.load_scenario("huake_mc", cd.deal)
+    x, y = ("pd_multiplier", [1.0, 3.0]), ("recovery", [0.1, 0.4])
+    local = sensitivity(cd, sc, x, y, n_paths=4_000, seed=9)
+    pd.testing.assert_frame_equal(
+        local, sensitivity(cd, sc, x, y, n_paths=4_000, seed=9, client=cluster), check_exact=True
+    )
+
+
+@pytest.mark.slow
+def test_solvers_give_the_same_answer_on_the_cluster(cluster):
+    deal = ae.load_deal()
+    cd = compile_deal(deal)
+    sc = ae.load_scenario("huake_mc", deal)
+    kw = {"target_el": 1e-3, "n_paths": 4_000, "seed": 3, "tol": 1e-3}
+    assert size_tranche(deal, sc, "A", **kw) == size_tranche(deal, sc, "A", client=cluster, **kw)
+    be = {"lo": 1.0, "hi": 50.0, "n_paths": 3_000, "seed": 3, "tol": 1e-2}
+    ok = condition("el_above", 1e-3)
+    assert breakeven(cd, sc, "A", "pd_multiplier", ok, **be) == breakeven(
+        cd, sc, "A", "pd_multiplier", ok, client=cluster, **be
+    )
+
+
+# --- the command line ----------------------------------------------------------------------------
+
+
+def _json(capsys, *argv: str) -> dict:
+    assert main(list(argv)) == 0
+    doc = json.loads(capsys.readouterr().out)
+    doc.pop("seconds", None)
+    doc.pop("compile_seconds", None)
+    return doc
+
+
+def test_cli_run_with_a_local_cluster_is_bitwise_the_plain_run(capsys):
+    """The issue's check: ``run --json --paths 100000 --seed 7 --cluster local:2``."""
+    argv = ["run", "--json", "--paths", "100000", "--seed", "7"]
+    assert _json(capsys, *argv, "--cluster", "local:2") == _json(capsys, *argv)
+
+
+@pytest.mark.slow
+def test_cli_stress_tasks_on_a_cluster(capsys):
+    argv = ["stress", "--json", "-s", "cdr_stress"]
+    assert _json(capsys, *argv, "--cluster", "local:1") == _json(capsys, *argv)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["local:0", "local:257", "local:", "local:two", "foo:2", "tcp://", "tcp://host", "http://h:1",
+     "tcp://h:0", "tcp://h:70000", "", "local:2 extra"],
+)  # fmt: skip
+def test_bad_cluster_values_are_refused_before_anything_runs(value, capsys):
+    assert main(["run", "--cluster", value]) == 2
+    err = capsys.readouterr().err
+    assert "--cluster" in err and "Traceback" not in err
+    with pytest.raises(InputError):
+        parse_cluster(value)
+
+
+def test_cluster_is_refused_for_a_deterministic_run(capsys):
+    assert main(["run", "-s", "cdr_stress", "--cluster", "local:2"]) == 2
+    assert "--cluster: only for Monte Carlo scenarios" in capsys.readouterr().err
+
+
+def test_a_client_of_the_wrong_type_is_refused():
+    with pytest.raises(ArgumentTypeError, match="client must be a distributed.Client"):
+        ae.simulate(n_paths=10, client="tcp://127.0.0.1:8786")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_scheduler_out_of_reach_is_a_clear_error(monkeypatch, capsys):
+    from abs_engine.distributed import cluster as cl
+
+    monkeypatch.setattr(cl, "CONNECT_TIMEOUT_S", 1)
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    with pytest.raises(ClusterError, match="cannot reach the Dask scheduler"), connect(address):
+        pass
+    assert main(["run", "--paths", "1000", "--cluster", address]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot reach the Dask scheduler at {address}"), err
+    assert "Traceback" not in err
+
+
+# --- faults --------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_run_changes_nothing(monkeypatch):
+    """SIGKILL to a worker process that holds tasks, when the first results are in: its tasks
+    are re-run on the other worker (and on its restarted self); the totals are bitwise the
+    local run's."""
+    kw = {"n_paths": 600_000, "seed": 21, "progress": False}
+    local = ae.simulate(**kw)
+    with connect("local:2", threads=1, task_blocks=4) as runner:
+        ae.simulate(n_paths=2_000, client=runner, progress=False)  # workers load the kernels
+        pids = list(runner.client.run(os.getpid).values())
+        killed: list[int] = []
+        update = simulation._Progress.update
+
+        def kill_one(self, done: int) -> None:
+            if not killed:
+                processing = runner.client.processing()
+                busy = [w for w, keys in processing.items() if keys]
+                assert busy, "no worker holds tasks"
+                victim = runner.client.run(os.getpid, workers=[busy[0]])[busy[0]]
+                os.kill(victim, signal.SIGKILL)
+                killed.append(victim)
+            update(self, done)
+
+        monkeypatch.setattr(simulation._Progress, "update", kill_one)
+        remote = ae.simulate(client=runner, **kw)
+        assert killed and killed[0] in pids
+        assert killed[0] not in runner.client.run(os.getpid).values()  # it really died
+    _same(local, remote)
+
+
+@pytest.mark.slow
+def test_a_lost_scheduler_ends_the_run_with_a_clear_error(tmp_path):
+    """The scheduler killed while a run is on its worker: ``abs-engine`` ends with status 1
+    and one error line, no traceback, no hang."""
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "NUMBA_NUM_THREADS": "1"}
+    py = sys.executable
+    sched = subprocess.Popen(
+        [py, "-m", "distributed.cli.dask_scheduler", "--port", str(port), "--no-dashboard"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+    )  # fmt: skip
+    worker = None
+    try:
+        worker = subprocess.Popen(
+            [py, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
+             "--no-dashboard"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+        )  # fmt: skip
+        run = subprocess.Popen(
+            [str(ABS_ENGINE), "run", "--paths", "20000000", "--no-progress", "--cluster",
+             address],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+        )  # fmt: skip
+        with distributed.Client(address, timeout=60) as watcher:
+            end = time.monotonic() + 120
+            while not any(watcher.processing().values()):  # the run's tasks are on the worker
+                assert run.poll() is None and time.monotonic() < end, run.stderr.read()
+                time.sleep(0.2)
+        sched.kill()
+        _, err = run.communicate(timeout=120)
+    finally:
+        for p in (sched, worker):
+            if p is not None:
+                p.kill()
+                p.wait()
+    assert run.returncode == 1, err
+    assert "lost the Dask cluster" in err and "Traceback" not in err, err
