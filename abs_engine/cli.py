@@ -88,9 +88,10 @@ def _add_run(sub: _Subparsers) -> None:
     run = sub.add_parser("run", help="run a deal through its waterfall on a scenario")
     run.add_argument(
         "deal",
-        nargs="?",
+        nargs="*",
         type=argtypes.path_text,
-        help="deal file (.toml/.json); default: bundled Huake-style deal",
+        help="deal file(s) (.toml/.json); default: bundled Huake-style deal. Several deals: "
+        "one table (or JSON document) per deal; with --cluster their runs compute together",
     )
     run.add_argument(
         "--scenario",

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
-from .api import load_deal, load_scenario, run_deterministic, simulate
+from .api import load_deal, load_scenario, run_deterministic
 from .cli_types import UsageError, got, parse_condition, parse_range
 from .compile.deal import compile_deal
 from .compile.model import compile_model
@@ -26,11 +26,13 @@ from .report import console, documents, writers
 from .schema.load import deal_source
 from .schema.scenario import DeterministicScenario
 from .schema.stochastic import MonteCarloScenario
+from .simulation import start_simulation_compiled
 
 if TYPE_CHECKING:
     from .api import AnyScenario
     from .compile.deal import CompiledDeal
     from .schema.deal import Deal
+    from .simulation import SimulationResult
 
 __all__ = [
     "EXIT_ERROR",
@@ -53,26 +55,49 @@ EXIT_OK, EXIT_ERROR, EXIT_INPUT = 0, 1, 2
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """``run``: the deal on its scenarios, all deterministic or all Monte Carlo."""
+    """``run``: each deal on its scenarios (a deal's all deterministic or all Monte Carlo).
+    Several deals: every deal and scenario is checked before anything runs, and on a cluster
+    all their Monte Carlo runs are submitted before any is collected."""
     for flag, given in (("--keep-paths", args.keep_paths), ("--ledger-paths", args.ledger_paths)):
         if given and args.out is None:
             raise UsageError(f"{flag} needs --out DIR (the folder its files are written to)")
+    deals = args.deal or [None]
+    if len(deals) > 1 and args.out is not None:
+        raise UsageError(
+            f"--out takes one deal (its files are named by scenario); {len(deals)} deals given: "
+            "run each deal with its own --out"
+        )
     if args.out is not None:
         writers.check_out_folder(args.out, "--out")
-    deal = load_deal(args.deal)
-    cd = compile_deal(deal)  # the deal's problems before anything runs, its warnings once
+    # every deal's and scenario's problems before anything runs
+    runs = [_deal_run(d, args.scenario) for d in deals]
+    if len(runs) == 1:
+        cd, scenarios = runs[0]
+        if _monte_carlo(scenarios):
+            return _run_monte_carlo(args, runs)
+        return _run_deterministic(args, cd, scenarios)
+    return _run_portfolio(args, runs)
+
+
+def _deal_run(path: str | None, names: list[str] | None = None) -> tuple[CompiledDeal, list]:
+    """The deal (compiled: its problems up front, its warnings printed once) and its
+    scenarios (``--scenario``, or the deal's base scenario)."""
+    deal = load_deal(path)
+    cd = compile_deal(deal)
     console.print_warnings(cd)
-    names = args.scenario or ([deal.base_scenario] if deal.base_scenario else [])
-    scenarios = [load_scenario(s, deal) for s in names]
+    names = names or ([deal.base_scenario] if deal.base_scenario else [])
+    return cd, [load_scenario(s, deal) for s in names]
+
+
+def _monte_carlo(scenarios: list[AnyScenario]) -> bool:
+    """True for Monte Carlo scenarios, False for deterministic ones; a mix is refused."""
     stochastic = [s for s in scenarios if isinstance(s, MonteCarloScenario)]
-    if stochastic:
-        if len(stochastic) != len(scenarios):
-            raise UsageError(
-                "--scenario: run Monte Carlo and deterministic scenarios in separate commands "
-                f"(Monte Carlo: {[s.name for s in stochastic]})"
-            )
-        return _run_monte_carlo(args, cd, stochastic)
-    return _run_deterministic(args, cd, scenarios)
+    if stochastic and len(stochastic) != len(scenarios):
+        raise UsageError(
+            "--scenario: run Monte Carlo and deterministic scenarios in separate commands "
+            f"(Monte Carlo: {[s.name for s in stochastic]})"
+        )
+    return bool(stochastic)
 
 
 @contextmanager
@@ -97,9 +122,7 @@ def calls_on(
     return list(runner.map_calls(shared, calls))
 
 
-def _run_deterministic(
-    args: argparse.Namespace, cd: CompiledDeal, scenarios: list[AnyScenario]
-) -> int:
+def _refuse_monte_carlo_options(args: argparse.Namespace) -> None:
     mc_only = [
         f"--{o.replace('_', '-')}"
         for o in ("paths", "seed", "threads", "ledger_paths", "cluster")
@@ -109,6 +132,12 @@ def _run_deterministic(
         raise AbsEngineError(
             f"{', '.join(mc_only or ['--keep-paths'])}: only for Monte Carlo scenarios"
         )
+
+
+def _run_deterministic(
+    args: argparse.Namespace, cd: CompiledDeal, scenarios: list[AnyScenario]
+) -> int:
+    _refuse_monte_carlo_options(args)
     if args.out:
         writers.check_out_names(scenarios)  # before the run: its files could not be written
     res = run_deterministic(cd, scenarios or None)
@@ -126,8 +155,11 @@ def _run_deterministic(
 
 
 def _run_monte_carlo(
-    args: argparse.Namespace, cd: CompiledDeal, scenarios: list[MonteCarloScenario]
+    args: argparse.Namespace, runs: list[tuple[CompiledDeal, list[MonteCarloScenario]]]
 ) -> int:
+    """One deal's Monte Carlo scenarios (``runs`` has one item): tables or JSON, and with
+    ``--out`` every scenario's files, staged and moved into the folder together."""
+    ((cd, scenarios),) = runs
     if args.out:
         writers.check_out_names(scenarios)
     _check_monte_carlo_size(args, cd, scenarios)
@@ -138,18 +170,7 @@ def _run_monte_carlo(
         staged_outputs(args.out, info=info) if args.out else nullcontext() as stage,
         cluster_runner(args) as runner,
     ):
-        for sc in scenarios:
-            res = simulate(
-                cd,
-                sc,
-                n_paths=args.paths,
-                seed=args.seed,
-                threads=args.threads,
-                keep_paths=bool(args.keep_paths and args.out),
-                ledger_paths=args.ledger_paths or ([0] if args.out else []),
-                progress=False if (args.no_progress or args.json) else None,
-                client=runner,
-            )
+        for res in _simulations(args, runs, runner):
             doc = documents.mc_document(res)
             docs.append(doc)
             if not args.json:
@@ -161,6 +182,76 @@ def _run_monte_carlo(
     elif args.out:
         print(f"\nwrote results to {args.out}")
     return EXIT_OK
+
+
+def _simulations(
+    args: argparse.Namespace, runs: list[tuple[CompiledDeal, list]], runner: Any
+) -> Iterator[SimulationResult]:
+    """The Monte Carlo results of every (deal, scenario) of ``runs``, in order. On a cluster
+    every run is submitted first, so the workers compute them together; here each runs when
+    its turn comes."""
+    pending = [
+        start_simulation_compiled(
+            cd,
+            sc,
+            n_paths=args.paths,
+            seed=args.seed,
+            threads=None if runner is not None else args.threads,
+            keep_paths=bool(args.keep_paths and args.out),
+            ledger_paths=args.ledger_paths or ([0] if args.out else []),
+            progress=False if (args.no_progress or args.json) else None,
+            runner=runner,
+        )
+        for cd, scenarios in runs
+        for sc in scenarios
+    ]
+    for run in pending:
+        yield run.result()
+
+
+def _run_portfolio(args: argparse.Namespace, runs: list[tuple[CompiledDeal, list]]) -> int:
+    """Several deals: each deal's tables under a header line, or with ``--json`` one document
+    ``{"deals": [{"deal": name, "source": path, "kind": "monte_carlo" | "deterministic",
+    "result": the deal's document, as ``run DEAL --json`` prints it}, ...]}``."""
+    kinds = [_monte_carlo(scenarios) for _, scenarios in runs]
+    mc_runs = [r for r, mc in zip(runs, kinds, strict=True) if mc]
+    if not mc_runs:
+        _refuse_monte_carlo_options(args)  # with a Monte Carlo deal they are for that deal
+    for cd, scenarios in mc_runs:
+        _check_monte_carlo_size(args, cd, scenarios)
+    out = []
+    with cluster_runner(args) if mc_runs else nullcontext() as runner:
+        results = _simulations(args, mc_runs, runner)
+        for k, ((cd, scenarios), mc) in enumerate(zip(runs, kinds, strict=True)):
+            if not args.json:
+                print(f"\n=== deal {k + 1} of {len(runs)} ===")
+            if mc:
+                docs = [_print_mc(args, next(results)) for _ in scenarios]
+                doc = docs[0] if len(docs) == 1 else {"scenarios": docs}
+            else:
+                doc = _print_deterministic(args, cd, scenarios)
+            kind = "monte_carlo" if mc else "deterministic"
+            out.append({"deal": cd.deal.name, "source": str(cd.source), "kind": kind,
+                        "result": doc})  # fmt: skip
+    if args.json:
+        console.print_json({"deals": out})
+    return EXIT_OK
+
+
+def _print_mc(args: argparse.Namespace, res: SimulationResult) -> dict[str, Any]:
+    doc = documents.mc_document(res)
+    if not args.json:
+        console.print_monte_carlo(res)
+    return doc
+
+
+def _print_deterministic(
+    args: argparse.Namespace, cd: CompiledDeal, scenarios: list[AnyScenario]
+) -> dict[str, Any]:
+    res = run_deterministic(cd, scenarios or None)
+    if not args.json:
+        console.print_deterministic(res)
+    return documents.result_document(res)
 
 
 def _check_monte_carlo_size(

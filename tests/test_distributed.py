@@ -12,11 +12,12 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ABS_ENGINE
+from conftest import ABS_ENGINE, ROOT
 
 import abs_engine as ae
 from abs_engine import simulation
@@ -249,3 +250,43 @@ def test_a_lost_scheduler_ends_the_run_with_a_clear_error(tmp_path):
                 p.wait()
     assert run.returncode == 1, err
     assert "lost the Dask cluster" in err and "Traceback" not in err, err
+
+
+# --- several deals in one command ----------------------------------------------------------------
+
+DEAL = str(ROOT / "waterfalls" / "huake_2025.toml")
+
+
+def test_several_deals_in_one_run(capsys, tmp_path):
+    """``run DEAL1 DEAL2``: one JSON document with each deal's scenarios, each the same as the
+    deal run alone; a deterministic deal beside a Monte Carlo one; --out refused (named by
+    scenario, its files would collide) before anything runs."""
+    argv = ["--json", "--paths", "3000", "--seed", "2"]
+    alone = _json(capsys, "run", DEAL, *argv)
+    both = _json(capsys, "run", DEAL, DEAL, *argv)
+    assert [d["deal"] for d in both["deals"]] == [alone["deal"]] * 2
+    for d in both["deals"]:
+        d["result"].pop("seconds", None)
+        d["result"].pop("compile_seconds", None)
+        assert d["kind"] == "monte_carlo" and d["result"] == alone
+    det = tmp_path / "det.toml"
+    text = Path(DEAL).read_text()
+    det.write_text(text.replace('base_scenario = "huake_mc"', 'base_scenario = "huake_base"'))
+    assert 'base_scenario = "huake_base"' in det.read_text()
+    mixed = _json(capsys, "run", DEAL, str(det), "--json", "--paths", "1000")
+    assert [d["kind"] for d in mixed["deals"]] == ["monte_carlo", "deterministic"]
+    assert mixed["deals"][1]["result"]["scenario"] == "huake_base"
+    assert main(["run", DEAL, DEAL, "--out", str(tmp_path / "o")]) == 2
+    assert "--out takes one deal" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_several_deals_on_a_cluster_compute_together(capsys):
+    argv = ["run", DEAL, DEAL, "--json", "--paths", "20000", "--seed", "4"]
+    plain = _json(capsys, *argv)
+    clustered = _json(capsys, *argv, "--cluster", "local:2")
+    for d in (*plain["deals"], *clustered["deals"]):
+        d["result"].pop("seconds", None)
+        d["result"].pop("compile_seconds", None)
+    assert plain == clustered

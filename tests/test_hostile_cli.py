@@ -460,7 +460,7 @@ def nothing_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     import abs_engine.solvers.agency as agency
     import abs_engine.solvers.structuring as structuring
 
-    monkeypatch.setattr(commands, "simulate", refuse)
+    monkeypatch.setattr(commands, "start_simulation_compiled", refuse)
     monkeypatch.setattr(commands, "run_deterministic", refuse)
     monkeypatch.setattr(structuring, "start_simulation_compiled", refuse)
     monkeypatch.setattr(agency, "_run", refuse)
