@@ -125,9 +125,10 @@ def _json(capsys, *argv: str) -> dict:
     return doc
 
 
-def test_cli_run_with_a_local_cluster_is_bitwise_the_plain_run(capsys):
-    """The issue's check: ``run --json --paths 100000 --seed 7 --cluster local:2``."""
-    argv = ["run", "--json", "--paths", "100000", "--seed", "7"]
+@pytest.mark.parametrize("paths", ["20000", pytest.param("100000", marks=pytest.mark.slow)])
+def test_cli_run_with_a_local_cluster_is_bitwise_the_plain_run(capsys, paths):
+    """The issue's check (slow set): ``run --json --paths 100000 --seed 7 --cluster local:2``."""
+    argv = ["run", "--json", "--paths", paths, "--seed", "7"]
     assert _json(capsys, *argv, "--cluster", "local:2") == _json(capsys, *argv)
 
 
