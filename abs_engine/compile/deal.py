@@ -193,6 +193,9 @@ def compile_deal(deal: Deal) -> CompiledDeal:
     source = deal_source(deal)
     pc = ProblemCollector(source)
     sched = PeriodSchedule(deal.dates, source)
+    if sched.calendar_note:
+        name = getattr(deal.dates.calendar, "name", None)
+        pc.warn("dates.calendar.name", sched.calendar_note, name)
     roll = deal.dates.business_day
     if sched.payment_dates[0] <= deal.dates.closing:
         pc.add(

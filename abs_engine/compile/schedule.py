@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import ArgumentTypeError, DealError, InputError, short_repr
 from ..schema.dates import PERIODS_PER_YEAR, Dates, HolidayCalendar, NamedCalendar
+from .calendars import BUILTIN_CALENDARS, DataCalendar, builtin_calendar
 
 __all__ = [
     "MAX_PERIODS",
@@ -68,15 +69,28 @@ def _weekends(d: dt.date) -> bool:
 
 def calendar_fn(spec: object) -> BusinessDayFn:
     """The business-day predicate for a schema calendar."""
+    return _business_days(spec)[0]
+
+
+def _business_days(spec: object) -> tuple[BusinessDayFn, DataCalendar | None]:
+    """The business-day predicate for a schema calendar, and the bundled data calendar behind
+    it (which notes the years its data does not cover), if any. A registered calendar of the
+    same name as a bundled one takes precedence."""
     if isinstance(spec, HolidayCalendar):
         hols = set(spec.holidays)
         work = set(spec.working_weekends)
-        return lambda d: d in work or (d.weekday() < 5 and d not in hols)
+        return (lambda d: d in work or (d.weekday() < 5 and d not in hols)), None
     if isinstance(spec, NamedCalendar):
-        if spec.name not in _REGISTRY:
-            raise CalendarError(f"calendar not registered; known: {sorted(_REGISTRY)}")
-        return _checked(_REGISTRY[spec.name], spec.name)
-    return _weekends
+        if spec.name in _REGISTRY:
+            return _checked(_REGISTRY[spec.name], spec.name), None
+        data = builtin_calendar(spec.name)
+        if data is None:
+            raise CalendarError(
+                f"unknown calendar; bundled: {list(BUILTIN_CALENDARS)}, registered: "
+                f"{sorted(_REGISTRY)}"
+            )
+        return data.is_business_day, data
+    return _weekends, None
 
 
 def _checked(fn: BusinessDayFn, name: str) -> BusinessDayFn:
@@ -147,12 +161,37 @@ def adjust(d: dt.date, roll: str, is_business_day: BusinessDayFn) -> dt.date:
     return x
 
 
+def _act_act_isda(start: dt.date, end: dt.date) -> float:
+    """ACT/ACT (ISDA): the days in each calendar year over that year's length (365 or 366)."""
+    total, a = 0.0, start
+    while a < end:
+        b = min(end, dt.date(a.year + 1, 1, 1)) if a.year < 9999 else end
+        total += (b - a).days / (366.0 if _calendar.isleap(a.year) else 365.0)
+        a = b
+    return total
+
+
+def _leap_days(start: dt.date, end: dt.date) -> int:
+    """29 Februaries in (start, end]."""
+    return sum(
+        1
+        for y in range(start.year, end.year + 1)
+        if _calendar.isleap(y) and start < dt.date(y, 2, 29) <= end
+    )
+
+
 def year_fraction(start: dt.date, end: dt.date, day_count: str) -> float:
-    """Accrual fraction in years between two dates: ACT/365F, ACT/360 or 30/360 (bond basis)."""
+    """Accrual fraction in years between two dates: ACT/365F, ACT/360, 30/360 (bond basis),
+    ACT/ACT ISDA (days in each calendar year over 365 or 366) or NL/365 (actual days less any
+    29 February in (start, end], over 365)."""
     if day_count == "ACT/365F":
         return (end - start).days / 365.0
     if day_count == "ACT/360":
         return (end - start).days / 360.0
+    if day_count == "ACT/ACT ISDA":
+        return _act_act_isda(start, end)
+    if day_count == "NL/365":
+        return ((end - start).days - _leap_days(start, end)) / 365.0
     if day_count == "30/360":
         d1 = min(start.day, 30)
         d2 = min(end.day, 30) if d1 == 30 else end.day
@@ -187,7 +226,7 @@ class PeriodSchedule:
                 lf.isoformat(),
             )
         try:
-            is_bd = calendar_fn(dates.calendar)
+            is_bd, data_calendar = _business_days(dates.calendar)
         except CalendarError as exc:
             cal = dates.calendar
             raise DealError.one(
@@ -228,6 +267,8 @@ class PeriodSchedule:
                     f"period {k + 1}'s payment date cannot be rolled ({dates.business_day}): {exc}"
                 )
                 raise DealError.one(source, field, msg, value) from None
+        #: a bundled calendar asked about years its holiday data does not cover: the warning
+        self.calendar_note = None if data_calendar is None else data_calendar.note()
         self.accrual_start = [dates.closing, *self.payment_dates[:-1]]
         self.accrual_end = list(self.payment_dates)
         self.day_count = dates.day_count

@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 from .common import Date, FieldError, Model
 
 Frequency = Literal["monthly", "quarterly", "semi_annual", "annual"]
-DayCount = Literal["ACT/365F", "ACT/360", "30/360"]
+DayCount = Literal["ACT/365F", "ACT/360", "30/360", "ACT/ACT ISDA", "NL/365"]
 BusinessDayRoll = Literal["modified_following", "following", "preceding", "none"]
 
 #: the longest first (stub) period, closing to first_payment: two years
@@ -51,8 +51,10 @@ class HolidayCalendar(Model):
 
 
 class NamedCalendar(Model):
-    """A calendar registered in Python with
-    :func:`abs_engine.compile.schedule.register_calendar`."""
+    """A bundled calendar — ``CN`` (mainland working days: public holidays off, 调休 make-up
+    weekend days on) or ``CN_EXCHANGE`` (Shanghai/Shenzhen exchanges: closed on make-up
+    weekend days too); see :mod:`abs_engine.compile.calendars` — or one registered in Python
+    with :func:`abs_engine.compile.schedule.register_calendar`."""
 
     kind: Literal["named"]
     name: str
