@@ -1,7 +1,8 @@
 """Performance benchmarks: ``python -m benchmarks [--quick] [--only S ...] [--skip S ...]``.
 
 Runs the sections of :mod:`benchmarks.suite` (scaling in pool size and paths, the NumPy twin
-and FinancePy measured in the same run, the hardware floor, memory, compile time), prints the
+and FinancePy measured in the same run, the hardware floor, memory, compile time, Dask
+scale-out: ``--cluster local:N`` or ``tcp://HOST:PORT`` names its cluster), prints the
 summary table and writes ``benchmarks/results/montecarlo.{json,parquet,md,png}``
 (``quick.*`` with ``--quick``; ``--out`` names the JSON and the others sit beside it). A run
 of some sections only updates the stored results of those sections. ``--check`` is the
@@ -16,6 +17,9 @@ import json
 import sys
 import time
 from pathlib import Path
+
+from abs_engine.distributed import parse_cluster
+from abs_engine.errors import InputError
 
 from . import guard, report
 from .suite import SECTIONS, machine, run_sections
@@ -41,6 +45,12 @@ def main(argv: list[str] | None = None) -> int:
         help=f"run only these sections ({', '.join(SECTIONS)})",
     )
     ap.add_argument("--skip", nargs="+", default=[], choices=SECTIONS, metavar="SECTION")
+    ap.add_argument(
+        "--cluster",
+        default=None,
+        help="the distributed section's cluster: local:N or tcp://HOST:PORT, measured "
+        "instead of local:1 and local:2",
+    )
     ap.add_argument(
         "--check",
         action="store_true",
@@ -73,6 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         return guard.check(args.baseline)
     sections = [s for s in (args.only or SECTIONS) if s not in args.skip]
+    if args.cluster is not None:
+        if "distributed" not in sections:
+            ap.error("--cluster is for the distributed section, which this run skips")
+        try:
+            parse_cluster(args.cluster)
+        except InputError as exc:
+            ap.error(str(exc))
     partial = set(sections) != set(SECTIONS)
     old = json.loads(args.out.read_text()) if partial and args.out.is_file() else None
     if old is not None:
@@ -88,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{old['machine'].get(key)} here {here[key]}); run all sections"
                 )
     t0 = time.perf_counter()
-    res = run_sections(sections, args.quick)
+    res = run_sections(sections, args.quick, cluster=args.cluster)
     took = time.perf_counter() - t0
     if not partial:
         res["total_seconds"] = took

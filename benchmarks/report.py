@@ -181,6 +181,71 @@ def _peer_section_rows(pf: dict, res: dict) -> list[Row]:
     return [] if "skipped" in pf else _peer_rows(pf)
 
 
+def _cluster_text(label: str, c: dict) -> str:
+    threads = c["threads_per_worker"] or "default"
+    return (
+        f"{label} ({c['workers']} × {threads} threads) {c['paths_per_s']:,.0f} ({c['ratio']:.2f}×)"
+    )
+
+
+def _cuts(o: dict) -> str:
+    ks = sorted(
+        {r["task_blocks"] for k in ("bundled", "large_pool") for r in o.get(k, {}).get("rows", [])}
+    )
+    return f"{ks[0]} … {ks[-1]}" if ks else "—"
+
+
+def _projection_text(d: dict) -> str:
+    """Projected paths/s by deal and workers, with the efficiency and what bounds it."""
+    parts = []
+    for name, label in d["labels"].items():
+        rs = [r for r in d["projection"]["rows"] if r["deal"] == name]
+        if rs:
+            per = ", ".join(
+                f"{r['workers']} workers {r['paths_per_s']:,.0f} paths/s ({r['efficiency']:.0%},"
+                f" {r['bound']}-bound, {r['task_blocks']} blocks per task)"
+                for r in rs
+            )
+            parts.append(f"{label}, {rs[0]['paths']:,} paths: {per}")
+    return "; ".join(parts)
+
+
+def _distributed_rows(d: dict, res: dict) -> list[Row]:
+    """Cluster against one process for each deal, the overhead per task, the projection."""
+    rows: list[Row] = []
+    same = "; results bitwise identical" if d.get("identical") else ""
+    for name, one in d["single_process"].items():
+        runs = "; ".join(_cluster_text(k, c[name]) for k, c in d["clusters"].items())
+        rows.append(
+            (
+                f"Dask cluster vs one process (all threads), {d['labels'][name]}, "
+                f"{one['paths']:,} paths: paths/s, best of {d['repeats']}",
+                f"one process {one['paths_per_s']:,.0f}; {runs}{same}",
+                "reported",
+            )
+        )
+    o = d["overhead"]
+    parts = [
+        f"{d['labels'][k]}: {o[k]['overhead_ms_per_task']:.1f} ± {o[k]['overhead_se_ms']:.1f}"
+        f" ms{'' if o[k]['resolved'] else ' (not resolved: the bundled figure used)'}, "
+        f"under 5% of a task's compute from {o[k]['blocks_for_5pct']:,} blocks "
+        f"({o[k]['paths_for_5pct']:,} paths) per task"
+        for k in d["labels"]
+        if k in o
+    ]
+    rows.append(
+        (
+            f"Dask overhead per task on {o['cluster']} (wall time a task adds, a line "
+            f"fitted over {_cuts(o)} blocks per task)",
+            "; ".join(parts),
+            "reported",
+        )
+    )
+    rows.append(("projection (not measured) to more workers, from the figures above",
+                 _projection_text(d), "projection; assumptions in the results JSON"))  # fmt: skip
+    return rows
+
+
 #: the summary's sections in table order: the results' key and the rows it gives (a section
 #: absent or empty gives none)
 _SUMMARY_SECTIONS: tuple[tuple[str, Callable[[dict, dict], list[Row]]], ...] = (
@@ -194,6 +259,7 @@ _SUMMARY_SECTIONS: tuple[tuple[str, Callable[[dict, dict], list[Row]]], ...] = (
     ("scaling_pool_size", _scaling_pool_size_rows),
     ("hardware_floor", _floor_rows),
     ("peer_financepy", _peer_section_rows),
+    ("distributed", _distributed_rows),
 )
 
 
@@ -457,6 +523,36 @@ def _peer_agreement(pf: dict) -> list[dict]:
     return rows
 
 
+def _spread(rec: dict) -> dict:
+    """Median, min and max seconds of a distributed timing's repeats (``all_s``)."""
+    times = sorted(rec["all_s"])
+    return {"median_s": float(pd.Series(times).median()), "min_s": times[0], "max_s": times[-1]}
+
+
+def _distributed_timings(res: dict) -> list[dict]:
+    """One process and each cluster on each deal, and the overhead sweep's cuts."""
+    d = res.get("distributed")
+    if not d:
+        return []
+    pools = {"bundled": "bundled", "large_pool": "homogeneous"}
+    rows: list[dict] = []
+    runs = {"engine, one process": d["single_process"]}
+    for label, c in d["clusters"].items():
+        runs[f"engine on {label}"] = c
+    for impl, rec in runs.items():
+        for name, r in rec.items():
+            n = d["obligors"][name]
+            rows.append(_timing("distributed", impl, pools[name], n, r["paths"], _spread(r),
+                                repeats=len(r["all_s"])))  # fmt: skip
+    o = d["overhead"]
+    for name in pools:
+        for r in o.get(name, {}).get("rows", []):
+            impl = f"engine on {o['cluster']}, {r['task_blocks']} blocks per task"
+            rows.append(_timing("distributed_overhead", impl, pools[name], d["obligors"][name],
+                                o[name]["paths"], _spread(r), repeats=len(r["all_s"])))  # fmt: skip
+    return rows
+
+
 def _add_machine(df: pd.DataFrame, res: dict) -> None:
     """The machine's description in every row, and the date and commit of the section that
     measured it."""
@@ -465,7 +561,10 @@ def _add_machine(df: pd.DataFrame, res: dict) -> None:
         df[k] = m.get(k)
     # each row carries the date and commit of the section that measured it
     meta = res.get("sections", {})
-    owner = {"pool_size": "scaling", "paths": "scaling", "peer_agreement": "peer"}
+    if df.empty:  # no section with timings: nothing to describe
+        return
+    owner = {"pool_size": "scaling", "paths": "scaling", "peer_agreement": "peer",
+             "distributed_overhead": "distributed"}  # fmt: skip
     sec = df["section"].map(lambda x: owner.get(x, x))
     df["date"] = sec.map(lambda x: meta.get(x, {}).get("date", res["date"]))
     df["commit"] = sec.map(lambda x: meta.get(x, {}).get("commit", m.get("commit")))
@@ -483,6 +582,7 @@ def long_table(res: dict) -> pd.DataFrame:
         *_floor_timings(res),
         *_peer_timings(pf),
         *_peer_agreement(pf),
+        *_distributed_timings(res),
     ]
     df = pd.DataFrame(rows)
     _add_machine(df, res)

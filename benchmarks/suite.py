@@ -14,7 +14,10 @@ Sections (``SECTIONS``, in run order):
               and speed (``peer_financepy.py``);
   memory      each run's own peak resident memory, keep_paths=False, by path count, for the
               bundled deal and a 10,000-obligor pool (a fresh subprocess);
-  compile     first-call compile time with an empty numba cache, and with it filled.
+  compile     first-call compile time with an empty numba cache, and with it filled;
+  distributed path blocks as Dask tasks: throughput in one process and on local clusters
+              (or ``--cluster``), overhead per task, a projection to more workers
+              (``distributed.py``).
 Timings are wall clock, medians over repeats after compilation, with min and max; nothing is
 asserted.
 """
@@ -36,7 +39,7 @@ import numpy as np
 
 import abs_engine as ae
 
-from . import peer_financepy
+from . import distributed, peer_financepy
 from .pools import homogeneous_deal, pool_scenario
 from .scaling import (
     floor_uniforms_per_s,
@@ -57,6 +60,7 @@ SECTIONS = [
     "peer",
     "memory",
     "compile",
+    "distributed",
 ]
 
 
@@ -282,8 +286,10 @@ print(json.dumps({**out, "first_deterministic_s": t3 - t2}))
     return {"cold": cold, "cached": warm}
 
 
-def run_sections(sections: list[str], quick: bool, log=print) -> dict:
-    """Run ``sections`` (names from ``SECTIONS``) at quick or full sizes."""
+def run_sections(sections: list[str], quick: bool, log=print, cluster: str | None = None) -> dict:
+    """Run ``sections`` (names from ``SECTIONS``) at quick or full sizes; ``cluster``
+    (``local:N`` or ``tcp://HOST:PORT``): the distributed section's cluster instead of
+    ``local:1`` and ``local:2``."""
     q = quick
     res: dict = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M:%S"), "quick": q}
     for name in SECTIONS:
@@ -327,6 +333,8 @@ def run_sections(sections: list[str], quick: bool, log=print) -> dict:
             )
         elif name == "compile":
             res["compile"] = bench_compile()
+        elif name == "distributed":
+            res["distributed"] = distributed.run(q, cluster, log)
         res.setdefault("sections", {})[name] = {
             "date": res["date"],
             "commit": res["machine"]["commit"],

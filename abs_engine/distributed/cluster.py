@@ -87,6 +87,8 @@ def _quiet_logs() -> Iterator[None]:
         with warnings.catch_warnings():
             # the scheduler's HTTP endpoint moves to a free port when 8787 is taken: no news
             warnings.filterwarnings("ignore", "Port .* is already in use", UserWarning)
+            # a large pool's model travels in its holding task's spec (runner.scattered)
+            warnings.filterwarnings("ignore", "Sending large graph", UserWarning)
             yield
     finally:
         for lg, level in zip(loggers, old, strict=True):
@@ -116,6 +118,7 @@ def connect(
             except (OSError, TimeoutError) as exc:
                 raise ClusterError(f"could not start the local cluster {spec.text}: {exc}") from exc
             with local, Client(local, timeout=START_TIMEOUT_S) as client:
+                client.wait_for_workers(spec.n_workers, timeout=START_TIMEOUT_S)
                 yield DaskRunner(client, threads or default_threads(spec.n_workers), task_blocks)
             return
         try:

@@ -5,8 +5,9 @@ workers, threads or block ranges.
 
 Each task is :func:`run_range_task` on one range of blocks: a pure function of (seed, global
 path index) through the kernel bundles, so a task re-run after a worker died gives the same
-sums. The deal's and the model's kernel bundles are scattered to the workers once per run
-(content-hashed: a second run of the same deal and model ships nothing), not per task.
+sums. The deal's and the model's kernel bundles are scattered to the workers once, not per
+task: the runner keeps the last few it shipped (by content), so a grid's runs or a solver's
+evaluations on the same deal send it once. Each task's histograms come back sparse.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,6 +37,8 @@ _KERNEL_LOCK = threading.Lock()
 RANGES_PER_WORKER = 4
 #: blocks (of 1,024 paths) per task, at most, by default
 MAX_TASK_BLOCKS = 256
+#: kernel bundles (deals, models) a runner keeps on its workers for later runs
+SCATTER_CACHE = 8
 
 
 def run_range_task(
@@ -53,7 +58,42 @@ def run_range_task(
     model, deal = frozen(model), frozen(deal)
     spec = frozen(spec)
     with _KERNEL_LOCK, numba_threads(threads):
-        return run_range(first, n_blocks, spec, model, deal, shape, jit)
+        sums = run_range(first, n_blocks, spec, model, deal, shape, jit)
+    return sums._replace(**{f: Sparse.of(getattr(sums, f)) for f in _HISTOGRAMS})
+
+
+def _bundle(obj: Any) -> Any:
+    """The task that holds a kernel bundle (or a compiled deal) on a worker."""
+    return obj
+
+
+#: the integer histograms of :class:`BlockSums` (mostly empty bins: sent back sparse)
+_HISTOGRAMS = ("hist_count", "hist_loss", "hist_tr", "hist_cov")
+
+
+@dataclass(frozen=True)
+class Sparse:
+    """An integer array as its non-zero entries: a task's histograms (about 650 KB dense for
+    the bundled deal, mostly zeros) travel back to the client in a few KB."""
+
+    shape: tuple[int, ...]
+    index: np.ndarray  # int64[K]  flat indices of the non-zero bins
+    count: np.ndarray  # int64[K]
+
+    @classmethod
+    def of(cls, a: np.ndarray) -> Sparse:
+        flat = a.ravel()
+        index = np.flatnonzero(flat)
+        return cls(a.shape, index, flat[index])
+
+    def dense(self) -> np.ndarray:
+        out = np.zeros(int(np.prod(self.shape)), dtype=np.int64)
+        out[self.index] = self.count
+        return out.reshape(self.shape)
+
+
+def _dense(sums: BlockSums) -> BlockSums:
+    return sums._replace(**{f: getattr(sums, f).dense() for f in _HISTOGRAMS})
 
 
 class DaskRunner:
@@ -68,6 +108,16 @@ class DaskRunner:
         self.client = client
         self.threads = threads
         self.task_blocks = task_blocks
+        #: bundles already on the workers, by content token: a grid's runs or a solver's
+        #: evaluations ship a deal or model once, and the futures held here keep the data
+        #: alive (scattered data released while a later run still needs it would be lost)
+        self._scattered: OrderedDict[str, Any] = OrderedDict()
+
+    def with_task_blocks(self, task_blocks: int | None) -> DaskRunner:
+        """The same cluster, threads and shipped bundles, ``task_blocks`` blocks per task."""
+        other = DaskRunner(self.client, self.threads, task_blocks)
+        other._scattered = self._scattered
+        return other
 
     def __repr__(self) -> str:
         t, b = self.threads, self.task_blocks
@@ -83,20 +133,45 @@ class DaskRunner:
         return max(1, len(info.get("workers", {})))
 
     def blocks_per_task(self, job: RunJob) -> int:
+        """Blocks per task: ``task_blocks``, or about :data:`RANGES_PER_WORKER` tasks per
+        worker, at least one block per thread of a task (the kernel runs a task's blocks in
+        parallel) and at most :data:`MAX_TASK_BLOCKS`."""
         if self.task_blocks is not None:
             return self.task_blocks
         per = -(-job.n_blocks // (RANGES_PER_WORKER * self.n_workers()))
-        return max(1, min(MAX_TASK_BLOCKS, per))
+        return max(1, self.threads or 1, min(MAX_TASK_BLOCKS, per))
+
+    def scattered(self, obj: Any) -> Any:
+        """A future holding ``obj`` on the cluster, shipped once per content (the last
+        :data:`SCATTER_CACHE` objects are kept); workers fetch it once for their tasks.
+
+        A task that returns ``obj`` (``obj`` travels in the task's spec), not
+        ``Client.scatter``: scattered data lives only on the workers, so a worker killed
+        while holding the last copy loses it for good ("lost dependencies", or the run's
+        tasks forgotten) — Dask's memory manager may drop broadcast replicas between runs —,
+        where a task's result is computed again elsewhere."""
+        from dask.base import tokenize
+
+        token = tokenize(obj)
+        fut = self._scattered.get(token)
+        if fut is None:
+            name = f"{type(obj).__name__}-{token}"
+            fut = self.client.submit(_bundle, obj, key=name, pure=False, retries=2)
+            self._scattered[token] = fut
+            while len(self._scattered) > SCATTER_CACHE:
+                self._scattered.popitem(last=False)  # a pending run holds its own reference
+        self._scattered.move_to_end(token)
+        return fut
 
     def submit(self, job: RunJob, path_out: np.ndarray) -> Iterator[tuple[int, BlockSums]]:
         """Submit every range of ``job`` now; return an iterator of (first block, sums) as the
         tasks finish. ``path_out`` is filled by :func:`abs_engine.simulation.collect`."""
         try:
-            model, deal = self.client.scatter([job.model, job.deal], broadcast=True, hash=True)
+            model, deal = self.scattered(job.model), self.scattered(job.deal)
             futures = {
                 self.client.submit(
                     run_range_task, first, nb, job.spec, model, deal, job.shape, job.jit,
-                    self.threads, pure=True, retries=2,
+                    self.threads, pure=False, retries=2,
                 ): first
                 for first, nb in job.ranges(self.blocks_per_task(job))
             }  # fmt: skip
@@ -114,7 +189,7 @@ class DaskRunner:
 
         try:
             for fut in as_completed(list(futures)):
-                yield futures.pop(fut), fut.result()
+                yield futures.pop(fut), _dense(fut.result())
         except (OSError, concurrent.futures.CancelledError) as exc:
             raise self._lost(exc) from exc
         finally:
@@ -129,7 +204,7 @@ class DaskRunner:
         ``shared`` (e.g. a CompiledDeal) is scattered to the workers once, not per task."""
         futures: list[Any] = []
         try:
-            (ref,) = self.client.scatter([shared], broadcast=True, hash=True)
+            ref = self.scattered(shared)
             futures = [
                 self.client.submit(fn, ref, *args, pure=False, retries=2, **kwargs)
                 for fn, args, kwargs in calls
