@@ -125,10 +125,17 @@ def _json(capsys, *argv: str) -> dict:
     return doc
 
 
-@pytest.mark.parametrize("paths", ["20000", pytest.param("100000", marks=pytest.mark.slow)])
-def test_cli_run_with_a_local_cluster_is_bitwise_the_plain_run(capsys, paths):
-    """The issue's check (slow set): ``run --json --paths 100000 --seed 7 --cluster local:2``."""
-    argv = ["run", "--json", "--paths", paths, "--seed", "7"]
+def test_cli_run_on_a_running_scheduler_is_bitwise_the_plain_run(capsys, cluster):
+    """``--cluster tcp://HOST:PORT``: the module's cluster, reached by its address."""
+    argv = ["run", "--json", "--paths", "20000", "--seed", "7"]
+    assert cluster.address.startswith("tcp://")
+    assert _json(capsys, *argv, "--cluster", cluster.address) == _json(capsys, *argv)
+
+
+@pytest.mark.slow
+def test_cli_run_with_a_local_cluster_is_bitwise_the_plain_run(capsys):
+    """The issue's check: ``run --json --paths 100000 --seed 7 --cluster local:2``."""
+    argv = ["run", "--json", "--paths", "100000", "--seed", "7"]
     assert _json(capsys, *argv, "--cluster", "local:2") == _json(capsys, *argv)
 
 
@@ -170,7 +177,7 @@ def _free_port() -> int:
 def test_a_scheduler_out_of_reach_is_a_clear_error(monkeypatch, capsys):
     from abs_engine.distributed import cluster as cl
 
-    monkeypatch.setattr(cl, "CONNECT_TIMEOUT_S", 1)
+    monkeypatch.setattr(cl, "CONNECT_TIMEOUT_S", 0.3)
     address = f"tcp://127.0.0.1:{_free_port()}"
     with pytest.raises(ClusterError, match="cannot reach the Dask scheduler"), connect(address):
         pass
