@@ -333,5 +333,5 @@ def _runner(client: Any, threads: int | None, func: str) -> Any:
 
     runner = runner_for(client, func)
     if threads is not None and runner is not None:
-        runner = type(runner)(runner.client, threads, runner.task_blocks)
+        runner = runner.with_threads(threads)
     return runner

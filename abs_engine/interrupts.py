@@ -63,7 +63,9 @@ def signals_noted() -> Iterator[None]:
         noted.append(signum)
 
     previous: dict[int, Any] = {}
-    if threading.current_thread() is threading.main_thread():
+    # not in a worker process that multiprocessing spawned (a Dask worker imports the command's
+    # script again as __mp_main__): its parent handles the command's interrupts
+    if threading.current_thread() is threading.main_thread() and not _child_process():
         for name in ("SIGINT", "SIGTERM", "SIGHUP"):
             sig = getattr(signal, name, None)
             if sig is None:
@@ -83,6 +85,13 @@ def signals_noted() -> Iterator[None]:
         how = "" if signum == signal.SIGINT else f" ({signal.Signals(signum).name})"
         print(f"interrupted{how}", file=sys.stderr, flush=True)
         raise SystemExit(128 + int(signum))
+
+
+def _child_process() -> bool:
+    """This process was started by :mod:`multiprocessing` (spawn or forkserver)."""
+    import multiprocessing
+
+    return multiprocessing.parent_process() is not None
 
 
 def _raise_terminated(signum: int, frame: object) -> None:

@@ -264,7 +264,7 @@ def start_simulation_compiled(
     )  # fmt: skip
     if runner is not None and not callable(getattr(runner, "submit", None)):
         raise ArgumentTypeError(
-            f"{func}: runner must have a submit(job, path_out) method (a DaskRunner), got "
+            f"{func}: runner must have a submit(job) method (a DaskRunner), got "
             f"{short_repr(runner)} ({type(runner).__name__})"
         )
     args["runner"] = runner
@@ -445,21 +445,17 @@ def run_range(
     deal: Any,
     shape: OutputShape,
     jit: bool = True,
-    path_metrics: np.ndarray | None = None,
 ) -> BlockSums:
     """Blocks ``first .. first + n_blocks - 1`` of a run: the float sums per block (shape
     [n_blocks, ...], added in block order by :class:`RunTotals`), the integer histograms
     already summed over the blocks (shape [1, ...]: integer sums do not depend on the order)
-    and, with ``spec.keep``, the range's per-path metrics (float64[paths, M]; written into
-    ``path_metrics`` when given). A pure function of its arguments: the unit of work of a local
-    batch and of a Dask task."""
+    and, with ``spec.keep``, the range's per-path metrics (float64[paths, M]). A pure function
+    of its arguments: the unit of work of a local batch and of a Dask task."""
     sums = shape.sums(n_blocks)
     if spec.keep:
-        if path_metrics is None:
-            p0 = first * spec.block_size
-            n_p = min((first + n_blocks) * spec.block_size, spec.n_paths) - p0
-            path_metrics = np.full((n_p, shape.n_m), np.nan)
-        sums = sums._replace(path_metrics=path_metrics)
+        p0 = first * spec.block_size
+        n_p = min((first + n_blocks) * spec.block_size, spec.n_paths) - p0
+        sums = sums._replace(path_metrics=np.full((n_p, shape.n_m), np.nan))
     fn: Callable[..., int] = run_blocks if jit else run_blocks_py
     with np.errstate(over="ignore"):  # uint64 wraparound is the RNG's arithmetic
         fn(first, n_blocks, spec, model, deal, sums)
@@ -475,23 +471,26 @@ class LocalRunner:
     """Runs a job's blocks in this process, ``batch_blocks`` blocks per kernel call, when its
     results are collected (so pending runs cost nothing until then)."""
 
-    def submit(self, job: RunJob, path_out: np.ndarray) -> Iterator[tuple[int, BlockSums]]:
-        """An iterator of (first block, sums) in block order; per-path metrics are written
-        straight into ``path_out`` (float64[n_paths, M], or (0, M) without ``keep``)."""
-        bs = job.spec.block_size
+    #: blocks are computed when collected, not when submitted
+    eager = False
+
+    def submit(self, job: RunJob) -> Iterator[tuple[int, BlockSums]]:
+        """An iterator of (first block, sums) in block order (a generator: nothing runs
+        until it is iterated)."""
         with numba_threads(job.threads):
             for first, nb in job.ranges(job.batch_blocks):
-                kept = path_out[first * bs : first * bs + job.paths_in(first, nb)]
-                sums = run_range(first, nb, job.spec, job.model, job.deal, job.shape, job.jit,
-                                 kept if job.spec.keep else None)  # fmt: skip
-                yield first, sums
+                yield first, run_range(first, nb, job.spec, job.model, job.deal, job.shape,
+                                       job.jit)  # fmt: skip
 
 
 class Runner(Protocol):
     """Computes a job's path blocks: :class:`LocalRunner` here, or
-    :class:`abs_engine.distributed.DaskRunner` on a cluster."""
+    :class:`abs_engine.distributed.DaskRunner` on a cluster. ``eager``: the blocks start
+    computing when submitted (so a run's seconds count from then)."""
 
-    def submit(self, job: RunJob, path_out: np.ndarray) -> Iterator[tuple[int, BlockSums]]:
+    eager: bool
+
+    def submit(self, job: RunJob) -> Iterator[tuple[int, BlockSums]]:
         """Start the job; return an iterator of (first block, :func:`run_range` sums) in any
         order, together covering every block once."""
         ...
@@ -506,15 +505,20 @@ def collect(
 ) -> RunTotals:
     """The run's totals from ``stream``'s (first block, sums), which may come in any order:
     sums are added in block order (results arriving early wait), so the totals are bitwise the
-    same whoever computed the ranges. Kept per-path metrics not already in ``path_out`` are
-    copied there. ``progress`` (a :class:`_Progress`) counts finished paths."""
+    same whoever computed the ranges. Kept per-path metrics are copied into ``path_out``
+    (float64[n_paths, M]). ``progress`` (a :class:`_Progress`) counts finished paths. A
+    range that overlaps one already received, or blocks that never arrive, are an error."""
     totals = RunTotals.zeros(job.shape)
     waiting: dict[int, BlockSums] = {}
+    received = np.zeros(job.n_blocks, dtype=bool)
     next_block, done = 0, 0
     bs = job.spec.block_size
     for first, sums in stream:
         n_b = sums.m_sum.shape[0]
-        if job.spec.keep and not np.may_share_memory(sums.path_metrics, path_out):
+        if not 0 <= first <= job.n_blocks - n_b or received[first : first + n_b].any():
+            raise RuntimeError(f"blocks {first}..{first + n_b - 1} arrived twice or out of range")
+        received[first : first + n_b] = True
+        if job.spec.keep:
             path_out[first * bs : first * bs + sums.path_metrics.shape[0]] = sums.path_metrics
             sums = sums._replace(path_metrics=None)
         waiting[first] = sums
@@ -524,7 +528,7 @@ def collect(
             next_block += ready.m_sum.shape[0]
         done += job.paths_in(first, n_b)
         progress.update(done)
-    if next_block != job.n_blocks:
+    if next_block != job.n_blocks or waiting:
         raise RuntimeError(f"blocks {next_block}.. of {job.n_blocks} never arrived")
     return totals
 
@@ -572,24 +576,34 @@ class PendingSimulation:
     model: MonteCarloModel
     job: RunJob
     stream: Iterator[tuple[int, BlockSums]]
-    path_out: np.ndarray
     rating_table: RatingTable
     ledger_paths: Sequence[int]
     progress: bool | None
     compile_seconds: float
     t0: float
+    eager: bool
+    _result: SimulationResult | None = None
 
     def result(self) -> SimulationResult:
-        bar = _Progress(self.job.spec.n_paths, self.progress)
+        """The run's result (collected once; later calls return the same object). Kept
+        per-path results are allocated here, so pending runs hold no per-path memory; a run's
+        ``seconds`` count from its submission on an eager (Dask) runner, from here on the
+        local one."""
+        if self._result is not None:
+            return self._result
+        spec, n_m = self.job.spec, self.job.shape.n_m
+        t0 = self.t0 if self.eager else time.perf_counter()
+        path_out = np.full((spec.n_paths, n_m), np.nan) if spec.keep else np.zeros((0, n_m))
+        bar = _Progress(spec.n_paths, self.progress)
         try:
-            totals = collect(self.job, self.stream, self.path_out, bar)
+            totals = collect(self.job, self.stream, path_out, bar)
         finally:
             bar.stop()
-        seconds = time.perf_counter() - self.t0
-        keep = bool(self.job.spec.keep)
-        return _result(self.cd, self.model, self.job.spec, totals,
-                       self.path_out if keep else None, self.rating_table, self.ledger_paths,
-                       seconds, self.compile_seconds)  # fmt: skip
+        seconds = time.perf_counter() - t0
+        self._result = _result(self.cd, self.model, spec, totals,
+                               path_out if spec.keep else None, self.rating_table,
+                               self.ledger_paths, seconds, self.compile_seconds)  # fmt: skip
+        return self._result
 
 
 def start_simulation(
@@ -608,17 +622,16 @@ def start_simulation(
     hist_lo, hist_hi = hist_ranges(cd)
     # frozen like the other bundles: the same signature in this process and on a worker
     spec = frozen(RunSpec(BLOCK_SIZE, n_paths, seed, hist_lo, hist_hi, int(keep_paths)))
-    path_out = np.full((n_paths, shape.n_m), np.nan) if keep_paths else np.zeros((0, shape.n_m))
     compile_seconds = _warm_up(spec, model, cd, shape) if args["jit"] else 0.0
     batch_blocks = args["batch_blocks"] or max(8, 4 * numba.get_num_threads())
     job = RunJob(spec, model.kernel, cd.kernel, shape, batch_blocks, args["threads"],
                  args["jit"])  # fmt: skip
     runner = args.get("runner") or LOCAL_RUNNER
     t0 = time.perf_counter()
-    stream = runner.submit(job, path_out)
+    stream = runner.submit(job)
     return PendingSimulation(
-        cd, model, job, stream, path_out, rating_table, args["ledger_paths"], args["progress"],
-        compile_seconds, t0,
+        cd, model, job, stream, rating_table, args["ledger_paths"], args["progress"],
+        compile_seconds, t0, bool(getattr(runner, "eager", True)),
     )  # fmt: skip
 
 

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -148,7 +149,7 @@ def test_cli_stress_tasks_on_a_cluster(capsys):
 @pytest.mark.parametrize(
     "value",
     ["local:0", "local:257", "local:", "local:two", "foo:2", "tcp://", "tcp://host", "http://h:1",
-     "tcp://h:0", "tcp://h:70000", "", "local:2 extra"],
+     "tcp://h:0", "tcp://h:70000", "", "local:2 extra", "tls://h:8786"],
 )  # fmt: skip
 def test_bad_cluster_values_are_refused_before_anything_runs(value, capsys):
     assert main(["run", "--cluster", value]) == 2
@@ -232,7 +233,7 @@ def test_a_lost_scheduler_ends_the_run_with_a_clear_error(tmp_path):
         [py, "-m", "distributed.cli.dask_scheduler", "--port", str(port), "--no-dashboard"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
     )  # fmt: skip
-    worker = None
+    worker = run = None
     try:
         worker = subprocess.Popen(
             [py, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
@@ -252,8 +253,8 @@ def test_a_lost_scheduler_ends_the_run_with_a_clear_error(tmp_path):
         sched.kill()
         _, err = run.communicate(timeout=120)
     finally:
-        for p in (sched, worker):
-            if p is not None:
+        for p in (sched, worker, run):
+            if p is not None and p.poll() is None:
                 p.kill()
                 p.wait()
     assert run.returncode == 1, err
@@ -298,3 +299,135 @@ def test_several_deals_on_a_cluster_compute_together(capsys):
         d["result"].pop("seconds", None)
         d["result"].pop("compile_seconds", None)
     assert plain == clustered
+
+
+# --- the collector and pending runs --------------------------------------------------------------
+
+
+def _job_and_ranges(n_paths: int = 5_000, keep: bool = True):
+    from abs_engine.simulation import LOCAL_RUNNER, run_range, start_simulation_compiled
+
+    cd = compile_deal(ae.load_deal())
+    sc = ae.load_scenario("huake_mc", cd.deal)
+    pending = start_simulation_compiled(
+        cd, sc, n_paths=n_paths, seed=3, keep_paths=keep, progress=False, batch_blocks=1
+    )
+    job = pending.job
+    ranges = [(f, run_range(f, nb, job.spec, job.model, job.deal, job.shape))
+              for f, nb in job.ranges(2)]  # fmt: skip
+    assert LOCAL_RUNNER.eager is False
+    return pending, job, ranges
+
+
+class _Quiet:
+    def update(self, done: int) -> None:
+        pass
+
+
+def test_collect_adds_ranges_in_block_order_whatever_order_they_come_in():
+    from abs_engine.simulation import collect
+
+    pending, job, ranges = _job_and_ranges()
+    n_m = job.shape.n_m
+
+    def totals(order):
+        out = np.full((job.spec.n_paths, n_m), np.nan)
+        return collect(job, [ranges[k] for k in order], out, _Quiet()), out
+
+    a, pa = totals(range(len(ranges)))
+    b, pb = totals(reversed(range(len(ranges))))
+    for name in ("m", "cf", "count_hist", "loss_hist", "tranche_hist", "coverage_hist"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert np.array_equal(pa, pb, equal_nan=True) and not np.isnan(pa).all(axis=1).any()
+    # the local run itself: the same totals and kept paths
+    res = pending.result()
+    assert np.array_equal(res.paths.to_numpy(), pa, equal_nan=True)
+    assert pending.result() is res  # collected once
+
+
+def test_collect_refuses_a_range_twice_and_a_missing_one():
+    from abs_engine.simulation import collect
+
+    _, job, ranges = _job_and_ranges(keep=False)
+    out = np.zeros((0, job.shape.n_m))
+    with pytest.raises(RuntimeError, match="arrived twice"):
+        collect(job, [ranges[0], ranges[0]], out, _Quiet())
+    with pytest.raises(RuntimeError, match="never arrived"):
+        collect(job, ranges[1:], out, _Quiet())
+
+
+def test_a_pending_local_run_is_timed_from_its_collection():
+    """Several scenarios submitted at once: each local run's seconds are its own (a run left
+    waiting does not count the wait), and kept paths are allocated only when collected."""
+    from abs_engine.simulation import start_simulation_compiled
+
+    cd = compile_deal(ae.load_deal())
+    sc = ae.load_scenario("huake_mc", cd.deal)
+    runs = [start_simulation_compiled(cd, sc, n_paths=2_000, seed=s, keep_paths=True,
+                                      progress=False) for s in (1, 2)]  # fmt: skip
+    assert all(r._result is None for r in runs)
+    time.sleep(1.5)
+    for r in runs:
+        assert r.result().seconds < 1.5
+
+
+# --- failures on the cluster ---------------------------------------------------------------------
+
+
+def _divide_by_zero(shared):
+    return 1 / 0
+
+
+def test_a_task_that_fails_on_a_worker_is_a_clear_error(cluster):
+    with pytest.raises(ClusterError, match="a task failed on a worker .*ZeroDivisionError"):
+        cluster.map_calls(None, [(_divide_by_zero, (), {})])
+    # the cluster is still usable afterwards
+    assert cluster.map_calls(2, [(pow, (3,), {})]) == [8]
+
+
+def test_a_scheduler_without_workers_is_a_clear_error_not_a_hang(monkeypatch):
+    from abs_engine.distributed import runner as rn
+
+    monkeypatch.setattr(rn, "NO_WORKERS_TIMEOUT_S", 1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "Port 8787 is already in use"
+        empty = distributed.LocalCluster(n_workers=0, processes=True, dashboard_address=None)
+    try:
+        with connect(empty.scheduler_address) as runner:
+            with pytest.raises(ClusterError, match="has no workers"):
+                ae.simulate(n_paths=1_000, client=runner, progress=False)
+    finally:
+        empty.close()
+
+
+def test_task_blocks_and_threads_are_checked(cluster):
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(InputError, match="whole number >= 1"):
+            DaskRunner(cluster.client, task_blocks=bad)
+        with pytest.raises(InputError, match="whole number >= 1"):
+            DaskRunner(cluster.client, threads=bad)
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_cluster_run(tmp_path):
+    """SIGINT to the command while its local cluster computes: status 130, one
+    "interrupted", no traceback, no worker process left behind."""
+    import psutil
+
+    run = subprocess.Popen(
+        [str(ABS_ENGINE), "run", "--paths", "50000000", "--no-progress", "--cluster", "local:2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    parent = psutil.Process(run.pid)
+    end = time.monotonic() + 120
+    while len(parent.children(recursive=True)) < 2 and time.monotonic() < end:
+        time.sleep(0.2)
+    time.sleep(6)  # workers started and computing
+    children = parent.children(recursive=True)
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 130, err
+    assert err.count("interrupted") == 1 and "Traceback" not in err, err
+    gone, alive = psutil.wait_procs(children, timeout=30)
+    assert not alive, [p.pid for p in alive]

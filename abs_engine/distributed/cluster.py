@@ -1,7 +1,7 @@
 """Opening a Dask cluster for a command: ``local:N`` starts a ``LocalCluster`` of N worker
-processes on this machine, ``tcp://HOST:PORT`` (or ``tls://``) connects to a running
-scheduler. :func:`connect` yields a :class:`~abs_engine.distributed.runner.DaskRunner` and
-closes what it opened when the block ends, also after an error or Ctrl-C.
+processes on this machine, ``tcp://HOST:PORT`` connects to a running scheduler.
+:func:`connect` yields a :class:`~abs_engine.distributed.runner.DaskRunner` and closes what
+it opened when the block ends, also after an error or Ctrl-C.
 
 Worker processes are started with *spawn*, not fork: numba's OpenMP threading layer crashes
 in a forked child of a process that has used it.
@@ -9,13 +9,14 @@ in a forked child of a process that has used it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import AbsEngineError, InputError
 
@@ -31,7 +32,7 @@ CONNECT_TIMEOUT_S = 10
 #: seconds to wait for a local cluster's workers to start
 START_TIMEOUT_S = 120
 
-_ADDRESS = re.compile(r"^(tcp|tls)://[^\s/:]+:\d{1,5}$")
+_ADDRESS = re.compile(r"^tcp://[^\s/:]+:\d{1,5}$")
 
 
 class ClusterError(AbsEngineError):
@@ -48,9 +49,10 @@ class ClusterSpec:
 
 
 def parse_cluster(text: str) -> ClusterSpec:
-    """``local:N`` (1 <= N <= :data:`MAX_LOCAL_WORKERS`) or ``tcp://HOST:PORT`` /
-    ``tls://HOST:PORT``; anything else is an :class:`~abs_engine.errors.InputError` naming
-    the value and the accepted forms."""
+    """``local:N`` (1 <= N <= :data:`MAX_LOCAL_WORKERS`) or ``tcp://HOST:PORT``; anything
+    else is an :class:`~abs_engine.errors.InputError` naming the value and the accepted forms.
+    (``tls://`` needs a security configuration: connect a ``distributed.Client`` yourself and
+    pass it to :func:`abs_engine.simulate`.)"""
     if not isinstance(text, str):
         raise InputError(f"cluster must be a string like 'local:2', got {text!r}")
     t = text.strip()
@@ -96,6 +98,30 @@ def _quiet_logs() -> Iterator[None]:
 
 
 @contextmanager
+def _local_cluster(spec: ClusterSpec) -> Iterator[Any]:
+    """A client of a new ``LocalCluster`` of ``spec.n_workers`` spawned worker processes (one
+    Dask thread each), every worker started; closed when the block ends."""
+    from distributed import Client, LocalCluster
+
+    stack = contextlib.ExitStack()
+    try:
+        local = stack.enter_context(
+            LocalCluster(
+                n_workers=spec.n_workers, threads_per_worker=1, processes=True,
+                dashboard_address=None, silence_logs=logging.CRITICAL,
+            )
+        )  # fmt: skip
+        client = stack.enter_context(Client(local, timeout=START_TIMEOUT_S))
+        client.wait_for_workers(spec.n_workers, timeout=START_TIMEOUT_S)
+    except (OSError, RuntimeError) as exc:  # TimeoutError is an OSError
+        stack.close()
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ClusterError(f"could not start the local cluster {spec.text}: {text}") from None
+    with stack:
+        yield client
+
+
+@contextmanager
 def connect(
     cluster: str | ClusterSpec, threads: int | None = None, task_blocks: int | None = None
 ) -> Iterator[DaskRunner]:
@@ -104,21 +130,13 @@ def connect(
     the machine's cores shared among the workers; on a remote one the worker's default)."""
     spec = cluster if isinstance(cluster, ClusterSpec) else parse_cluster(cluster)
     import dask
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     from .runner import DaskRunner, default_threads
 
     with _quiet_logs(), dask.config.set({"distributed.worker.multiprocessing-method": "spawn"}):
         if spec.n_workers is not None:
-            try:
-                local = LocalCluster(
-                    n_workers=spec.n_workers, threads_per_worker=1, processes=True,
-                    dashboard_address=None, silence_logs=logging.CRITICAL,
-                )  # fmt: skip
-            except (OSError, TimeoutError) as exc:
-                raise ClusterError(f"could not start the local cluster {spec.text}: {exc}") from exc
-            with local, Client(local, timeout=START_TIMEOUT_S) as client:
-                client.wait_for_workers(spec.n_workers, timeout=START_TIMEOUT_S)
+            with _local_cluster(spec) as client:
                 yield DaskRunner(client, threads or default_threads(spec.n_workers), task_blocks)
             return
         try:

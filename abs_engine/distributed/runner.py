@@ -5,14 +5,18 @@ workers, threads or block ranges.
 
 Each task is :func:`run_range_task` on one range of blocks: a pure function of (seed, global
 path index) through the kernel bundles, so a task re-run after a worker died gives the same
-sums. The deal's and the model's kernel bundles are scattered to the workers once, not per
-task: the runner keeps the last few it shipped (by content), so a grid's runs or a solver's
-evaluations on the same deal send it once. Each task's histograms come back sparse.
+sums. The deal's and the model's kernel bundles go to the cluster once, not per task (see
+:meth:`DaskRunner.shipped`): the runner keeps the last few it shipped (by content), so a
+grid's runs or a solver's evaluations on the same deal send it once. Each task's histograms
+come back sparse. A task that fails, a cluster without workers for
+:data:`NO_WORKERS_TIMEOUT_S`, or a lost scheduler end the run with a
+:class:`~abs_engine.distributed.cluster.ClusterError`.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
 import threading
 from collections import OrderedDict
@@ -26,7 +30,7 @@ from ..kernels.bundles import BlockSums, RunSpec, frozen
 from ..simulation import OutputShape, RunJob, numba_threads, run_range
 from .cluster import ClusterError
 
-__all__ = ["ClusterError", "DaskRunner", "run_range_task"]
+__all__ = ["ClusterError", "DaskRunner", "default_threads", "run_range_task"]
 
 #: one kernel launch at a time in a worker process (numba's workqueue threading layer does not
 #: allow concurrent launches; each launch uses all the threads it was given anyway)
@@ -38,7 +42,11 @@ RANGES_PER_WORKER = 4
 #: blocks (of 1,024 paths) per task, at most, by default
 MAX_TASK_BLOCKS = 256
 #: kernel bundles (deals, models) a runner keeps on its workers for later runs
-SCATTER_CACHE = 8
+SHIPPED_CACHE = 8
+#: seconds a run waits with no worker in the cluster before it gives up
+NO_WORKERS_TIMEOUT_S = 30.0
+#: seconds between checks of the cluster while waiting for tasks
+POLL_S = 1.0
 
 
 def run_range_task(
@@ -55,8 +63,12 @@ def run_range_task(
     numba threads (None: the worker's default). The bundles arrive as the worker
     deserialised them and are made read-only again (views, no copy), so the kernels keep the
     one signature they were compiled (and cached) for."""
+    import numba
+
     model, deal = frozen(model), frozen(deal)
     spec = frozen(spec)
+    if threads is not None:  # at most what this worker's numba allows: results do not change
+        threads = min(threads, int(getattr(numba.config, "NUMBA_NUM_THREADS", 1)))
     with _KERNEL_LOCK, numba_threads(threads):
         sums = run_range(first, n_blocks, spec, model, deal, shape, jit)
     return sums._replace(**{f: Sparse.of(getattr(sums, f)) for f in _HISTOGRAMS})
@@ -104,7 +116,15 @@ class DaskRunner:
         :data:`RANGES_PER_WORKER` tasks per worker, at most :data:`MAX_TASK_BLOCKS` blocks).
     """
 
+    #: tasks start computing when submitted
+    eager = True
+
     def __init__(self, client: Any, threads: int | None = None, task_blocks: int | None = None):
+        for name, v in (("threads", threads), ("task_blocks", task_blocks)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                from ..errors import InputError
+
+                raise InputError(f"DaskRunner: {name} must be a whole number >= 1, got {v!r}")
         self.client = client
         self.threads = threads
         self.task_blocks = task_blocks
@@ -119,6 +139,12 @@ class DaskRunner:
         other._scattered = self._scattered
         return other
 
+    def with_threads(self, threads: int | None) -> DaskRunner:
+        """The same cluster, task size and shipped bundles, ``threads`` numba threads a task."""
+        other = DaskRunner(self.client, threads, self.task_blocks)
+        other._scattered = self._scattered
+        return other
+
     def __repr__(self) -> str:
         t, b = self.threads, self.task_blocks
         return f"DaskRunner({self.address!r}, threads={t}, task_blocks={b})"
@@ -127,10 +153,13 @@ class DaskRunner:
     def address(self) -> str:
         return str(getattr(self.client.scheduler, "address", "?"))
 
+    def workers_now(self) -> int:
+        """Workers the scheduler knows now (0 when none)."""
+        return len(self.client.scheduler_info(n_workers=-1).get("workers", {}))
+
     def n_workers(self) -> int:
-        """Workers the scheduler knows now (at least 1)."""
-        info = self.client.scheduler_info(n_workers=-1)
-        return max(1, len(info.get("workers", {})))
+        """Workers the scheduler knows now (at least 1: the count tasks are cut for)."""
+        return max(1, self.workers_now())
 
     def blocks_per_task(self, job: RunJob) -> int:
         """Blocks per task: ``task_blocks``, or about :data:`RANGES_PER_WORKER` tasks per
@@ -139,11 +168,11 @@ class DaskRunner:
         if self.task_blocks is not None:
             return self.task_blocks
         per = -(-job.n_blocks // (RANGES_PER_WORKER * self.n_workers()))
-        return max(1, self.threads or 1, min(MAX_TASK_BLOCKS, per))
+        return min(MAX_TASK_BLOCKS, max(1, self.threads or 1, per))
 
-    def scattered(self, obj: Any) -> Any:
+    def shipped(self, obj: Any) -> Any:
         """A future holding ``obj`` on the cluster, shipped once per content (the last
-        :data:`SCATTER_CACHE` objects are kept); workers fetch it once for their tasks.
+        :data:`SHIPPED_CACHE` objects are kept); workers fetch it once for their tasks.
 
         A task that returns ``obj`` (``obj`` travels in the task's spec), not
         ``Client.scatter``: scattered data lives only on the workers, so a worker killed
@@ -158,16 +187,18 @@ class DaskRunner:
             name = f"{type(obj).__name__}-{token}"
             fut = self.client.submit(_bundle, obj, key=name, pure=False, retries=2)
             self._scattered[token] = fut
-            while len(self._scattered) > SCATTER_CACHE:
+            while len(self._scattered) > SHIPPED_CACHE:
                 self._scattered.popitem(last=False)  # a pending run holds its own reference
         self._scattered.move_to_end(token)
         return fut
 
-    def submit(self, job: RunJob, path_out: np.ndarray) -> Iterator[tuple[int, BlockSums]]:
+    def submit(self, job: RunJob) -> Iterator[tuple[int, BlockSums]]:
         """Submit every range of ``job`` now; return an iterator of (first block, sums) as the
-        tasks finish. ``path_out`` is filled by :func:`abs_engine.simulation.collect`."""
+        tasks finish (:func:`abs_engine.simulation.collect` puts them in order)."""
+        if self.workers_now() == 0:
+            self._wait_for_a_worker()
         try:
-            model, deal = self.scattered(job.model), self.scattered(job.deal)
+            model, deal = self.shipped(job.model), self.shipped(job.deal)
             futures = {
                 self.client.submit(
                     run_range_task, first, nb, job.spec, model, deal, job.shape, job.jit,
@@ -175,53 +206,103 @@ class DaskRunner:
                 ): first
                 for first, nb in job.ranges(self.blocks_per_task(job))
             }  # fmt: skip
-        except (OSError, concurrent.futures.CancelledError) as exc:
-            raise self._lost(exc) from exc
+        except Exception as exc:
+            raise self._failure(exc) from exc
         return self._finished(futures, (model, deal))
 
     def _finished(
-        self, futures: dict[Any, int], scattered: tuple[Any, ...]
+        self, futures: dict[Any, int], held: tuple[Any, ...]
     ) -> Iterator[tuple[int, BlockSums]]:
-        """(first block, sums) as tasks finish. ``scattered`` holds the run's scattered
-        bundles until the run is collected: data released while tasks still need it is lost
-        (Dask cannot recompute scattered data)."""
-        from distributed import as_completed
-
+        """(first block, sums) as tasks finish. ``held`` keeps the run's bundles on the
+        cluster until the run is collected."""
         try:
-            for fut in as_completed(list(futures)):
+            for fut in self._as_finished(list(futures)):
                 yield futures.pop(fut), _dense(fut.result())
-        except (OSError, concurrent.futures.CancelledError) as exc:
-            raise self._lost(exc) from exc
+        except Exception as exc:
+            raise self._failure(exc) from exc
         finally:
-            for fut in futures:  # an interrupted run: nothing left computing for it
-                fut.cancel()
-            del scattered
+            self._cancel(list(futures))  # an interrupted or failed run: nothing left running
+            del held
+
+    def _as_finished(self, futures: list[Any]) -> Iterator[Any]:
+        """``futures`` as they finish; a cluster left without workers for
+        :data:`NO_WORKERS_TIMEOUT_S` is a :class:`ClusterError`, not a hang."""
+        from distributed import wait
+
+        pending = set(futures)
+        while pending:
+            try:
+                done, pending = wait(pending, timeout=POLL_S, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                done = set()
+            yield from done
+            if not done and self.workers_now() == 0:
+                self._wait_for_a_worker()
+
+    def _wait_for_a_worker(self) -> None:
+        try:
+            self.client.wait_for_workers(1, timeout=NO_WORKERS_TIMEOUT_S)
+        except TimeoutError:
+            raise ClusterError(
+                f"the Dask cluster at {self.address} has no workers (waited "
+                f"{NO_WORKERS_TIMEOUT_S:.0f} s): start workers (dask worker {self.address}) "
+                "and run the command again"
+            ) from None
+
+    def _cancel(self, futures: list[Any]) -> None:
+        if futures:
+            with contextlib.suppress(Exception):  # a client already closed: nothing to cancel
+                self.client.cancel(futures)
 
     def map_calls(
         self, shared: Any, calls: Sequence[tuple[Callable[..., Any], tuple, dict[str, Any]]]
     ) -> list[Any]:
         """``[fn(shared, *args, **kwargs) for fn, args, kwargs in calls]``, each call a task;
-        ``shared`` (e.g. a CompiledDeal) is scattered to the workers once, not per task."""
+        ``shared`` (e.g. a CompiledDeal) goes to the cluster once, not per task."""
         futures: list[Any] = []
+        if self.workers_now() == 0:
+            self._wait_for_a_worker()
         try:
-            ref = self.scattered(shared)
+            ref = self.shipped(shared)
             futures = [
                 self.client.submit(fn, ref, *args, pure=False, retries=2, **kwargs)
                 for fn, args, kwargs in calls
             ]
-            return list(self.client.gather(futures))  # ``ref`` held until all are in
-        except (OSError, concurrent.futures.CancelledError) as exc:
-            raise self._lost(exc) from exc
+            for _ in self._as_finished(futures):
+                pass
+            return [f.result() for f in futures]  # ``ref`` held until all are in
+        except Exception as exc:
+            raise self._failure(exc) from exc
         finally:
-            for fut in futures:
-                fut.cancel()
+            self._cancel([f for f in futures if not f.done()])
 
-    def _lost(self, exc: BaseException) -> ClusterError:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    def _failure(self, exc: BaseException) -> ClusterError:
+        """The error for a run that could not finish on the cluster."""
+        if isinstance(exc, ClusterError):
+            return exc
+        text = str(exc).strip()
+        first = text.splitlines()[0] if text else type(exc).__name__
+        if isinstance(exc, OSError | concurrent.futures.CancelledError):
+            return ClusterError(
+                f"lost the Dask cluster at {self.address} during the run ({first}); nothing "
+                "was written: run the command again once the scheduler is back"
+            )
+        if type(exc).__name__ == "KilledWorker":
+            return ClusterError(
+                f"workers of the Dask cluster at {self.address} died running the same task "
+                f"again and again ({first}): out of memory? nothing was written"
+            )
         return ClusterError(
-            f"lost the Dask cluster at {self.address} during the run ({first}); nothing was "
-            "written: run the command again once the scheduler is back"
+            f"a task failed on a worker of the Dask cluster at {self.address}: "
+            f"{type(exc).__name__}: {first} (is abs_engine {_version()} installed there?); "
+            "nothing was written"
         )
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
 
 
 def default_threads(n_workers: int) -> int:
