@@ -208,29 +208,10 @@ def check_simulation_args(
     return out
 
 
-def simulate_compiled(
-    cd: CompiledDeal,
-    sc: MonteCarloScenario,
-    *,
-    n_paths: int | None = None,
-    seed: int | None = None,
-    keep_paths: bool = False,
-    ledger_paths: Sequence[int] = (),
-    batch_blocks: int | None = None,
-    threads: int | None = None,
-    progress: bool | None = None,
-    jit: bool = True,
-    rating_table: RatingTable | None = None,
-    runner: Runner | None = None,
-) -> SimulationResult:
-    """Run the Monte Carlo. See :func:`abs_engine.simulate` for the parameters; ``runner``
-    computes the path blocks (default: this process; :class:`abs_engine.distributed.DaskRunner`
-    spreads them over a Dask cluster, with bitwise-identical results)."""
-    return start_simulation_compiled(
-        cd, sc, n_paths=n_paths, seed=seed, keep_paths=keep_paths, ledger_paths=ledger_paths,
-        batch_blocks=batch_blocks, threads=threads, progress=progress, jit=jit,
-        rating_table=rating_table, runner=runner,
-    ).result()  # fmt: skip
+def simulate_compiled(cd: CompiledDeal, sc: MonteCarloScenario, **kwargs: Any) -> SimulationResult:
+    """Run the Monte Carlo: :func:`start_simulation_compiled` (same keywords), collected. See
+    :func:`abs_engine.simulate` for the parameters."""
+    return start_simulation_compiled(cd, sc, **kwargs).result()
 
 
 def start_simulation_compiled(
@@ -248,8 +229,11 @@ def start_simulation_compiled(
     rating_table: RatingTable | None = None,
     runner: Runner | None = None,
 ) -> PendingSimulation:
-    """:func:`simulate_compiled` submitted, not yet collected: call ``.result()``. On a Dask
-    runner, runs started one after another compute at the same time (grids)."""
+    """A Monte Carlo run submitted, not yet collected: call ``.result()``. See
+    :func:`abs_engine.simulate` for the parameters; ``runner`` computes the path blocks
+    (default: this process, when collected; :class:`abs_engine.distributed.DaskRunner`
+    spreads them over a Dask cluster, with bitwise-identical results, and runs started one
+    after another compute at the same time)."""
     func = "simulate_compiled"
     check_instance(cd, CompiledDeal, func, "cd")
     check_instance(sc, MonteCarloScenario, func, "sc")

@@ -359,15 +359,9 @@ def _start(
     )
 
 
-def _run(
-    cd: CompiledDeal,
-    sc: MonteCarloScenario,
-    n_paths: int,
-    seed: int,
-    table: RatingTable,
-    runner: Runner | None = None,
-) -> SimulationResult:
-    return _start(cd, sc, n_paths, seed, table, runner).result()
+def _run(*args: Any) -> SimulationResult:
+    """:func:`_start`'s run, collected."""
+    return _start(*args).result()
 
 
 def _runner(client: Any, func: str) -> Runner | None:
