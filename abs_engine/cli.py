@@ -138,6 +138,7 @@ def _add_run(sub: _Subparsers) -> None:
         f"at most {argtypes.MAX_LEDGER_PATHS}; default 0)",
     )
     mc.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    _add_rating_table(mc)
     _add_cluster(mc)
 
 
@@ -244,10 +245,14 @@ def _add_size(sub: _Subparsers) -> None:
         type=argtypes.float_type(0.0, 1.0, lo_open=True, hi_open=True),
         help="target expected loss (decimal, strictly between 0 and 1)",
     )
-    sz.add_argument(
+    _add_rating_table(sz)
+
+
+def _add_rating_table(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    p.add_argument(
         "--rating-table",
         type=argtypes.path_text,
-        help="rating table CSV (default: the illustrative one)",
+        help="rating table CSV for the implied ratings (default: the illustrative one)",
     )
 
 
@@ -309,6 +314,7 @@ def _add_sensitivity(sub: _Subparsers) -> None:
         "--y", required=True, type=argtypes.grid_type, help=grid_help.format("recovery=0.1,0.2,0.4")
     )
     se.add_argument("--tranche", help="tranche for the printed grid (default: the first)")
+    _add_rating_table(se)
 
 
 def _add_synth(sub: _Subparsers) -> None:

@@ -31,6 +31,7 @@ from .simulation import start_simulation_compiled
 if TYPE_CHECKING:
     from .api import AnyScenario
     from .compile.deal import CompiledDeal
+    from .metrics.rating import RatingTable
     from .schema.deal import Deal
     from .simulation import SimulationResult
 
@@ -125,7 +126,7 @@ def calls_on(
 def _refuse_monte_carlo_options(args: argparse.Namespace) -> None:
     mc_only = [
         f"--{o.replace('_', '-')}"
-        for o in ("paths", "seed", "threads", "ledger_paths", "cluster")
+        for o in ("paths", "seed", "threads", "ledger_paths", "cluster", "rating_table")
         if getattr(args, o) is not None
     ]
     if mc_only or args.keep_paths:
@@ -190,6 +191,7 @@ def _simulations(
     """The Monte Carlo results of every (deal, scenario) of ``runs``, in order. On a cluster
     every run is submitted first, so the workers compute them together; here each runs when
     its turn comes."""
+    table = _rating_table(args)
     pending = [
         start_simulation_compiled(
             cd,
@@ -200,6 +202,7 @@ def _simulations(
             keep_paths=bool(args.keep_paths and args.out),
             ledger_paths=args.ledger_paths or ([0] if args.out else []),
             progress=False if (args.no_progress or args.json) else None,
+            rating_table=table,
             runner=runner,
         )
         for cd, scenarios in runs
@@ -380,6 +383,14 @@ def check_solver_args(args: argparse.Namespace, deal: Deal) -> None:
         raise UsageError(f"--x and --y vary the same parameter {args.x[0]!r}: choose two")
 
 
+def _rating_table(args: argparse.Namespace) -> RatingTable:
+    """``--rating-table`` loaded (problems name the flag), or the shipped illustrative table."""
+    from .metrics.rating import load_rating_table
+
+    with _naming("--rating-table"):
+        return load_rating_table(getattr(args, "rating_table", None))
+
+
 def cmd_solver(args: argparse.Namespace) -> int:
     """``size``, ``price``, ``breakeven`` or ``sensitivity`` on a Monte Carlo scenario: one
     line (or a grid), or with ``--json`` one document."""
@@ -413,11 +424,9 @@ _Answer = tuple[dict[str, Any], str]
 def _size(
     args: argparse.Namespace, deal: Deal, cd: CompiledDeal, sc: MonteCarloScenario, runner: Any
 ) -> _Answer:
-    from .metrics.rating import load_rating_table
     from .solvers import size_tranche
 
-    with _naming("--rating-table"):
-        table = load_rating_table(args.rating_table)
+    table = _rating_table(args)
     if args.target is not None and args.target not in table.ratings:
         raise UsageError(
             f"--target: unknown rating {short_repr(args.target)}; the table "
@@ -498,10 +507,13 @@ def _sensitivity(
     from .solvers import sensitivity
 
     x, y = args.x, args.y
-    grid = sensitivity(cd, sc, x, y, n_paths=args.paths, seed=args.seed, client=runner)
+    table = _rating_table(args)
+    grid = sensitivity(
+        cd, sc, x, y, n_paths=args.paths, seed=args.seed, client=runner, rating_table=table
+    )
     result = {"x": x[0], "y": y[0], "grid": grid.to_dict(orient="records")}
     tranche = args.tranche or cd.tranche_names[0]
-    return result, console.sensitivity_text(grid, x[0], y[0], tranche)
+    return result, console.sensitivity_text(grid, x[0], y[0], tranche, table)
 
 
 _SOLVERS = {"size": _size, "price": _price, "breakeven": _breakeven, "sensitivity": _sensitivity}

@@ -97,3 +97,57 @@ def test_unknown_rating_is_a_clear_error():
 
 def test_default_table_file_exists():
     assert DEFAULT_TABLE.is_file()
+
+
+# --- --rating-table wherever a rating is printed (issue #12, item 3) -----------------------------
+
+
+@pytest.fixture
+def strict_table(tmp_path):
+    """A two-grade table under which every tranche of the bundled deal rates BB."""
+    p = tmp_path / "strict.csv"
+    p.write_text(
+        "rating,horizon_years,expected_loss_pct\nAAA,1,1e-12\nAAA,5,1e-12\nBB,1,100\nBB,5,100\n"
+    )
+    return p
+
+
+def test_run_and_sensitivity_take_a_rating_table(strict_table, capsys):
+    import json
+
+    from abs_engine.cli import main
+
+    assert main(["run", "--json", "--paths", "2000", "--rating-table", str(strict_table)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert {t["implied_rating"] for t in doc["tranches"]} == {"BB"}
+    argv = ["sensitivity", "--x", "pd_multiplier=1,2", "--y", "recovery=0.1", "--paths", "1000"]
+    assert main([*argv, "--rating-table", str(strict_table)]) == 0
+    out = capsys.readouterr().out
+    assert "(   BB)" in out and f"against the rating table {strict_table}" in out
+    assert main([*argv, "--json", "--rating-table", str(strict_table)]) == 0
+    grid = json.loads(capsys.readouterr().out)["grid"]
+    assert {r["implied_rating"] for r in grid} == {"BB"}
+
+
+def test_rating_table_flag_problems(tmp_path, capsys):
+    from abs_engine.cli import main
+
+    missing = tmp_path / "missing.csv"
+    assert main(["run", "--paths", "100", "--rating-table", str(missing)]) == 2
+    assert "--rating-table" in capsys.readouterr().err
+    assert main(["run", "-s", "huake_base", "--rating-table", str(missing)]) == 2
+    assert "--rating-table: only for Monte Carlo scenarios" in capsys.readouterr().err
+
+
+def test_sensitivity_function_takes_a_rating_table(strict_table):
+    import abs_engine as ae
+    from abs_engine.metrics.rating import load_rating_table
+    from abs_engine.solvers import SolverError, sensitivity
+
+    cd = ae.compile_deal(ae.load_deal())
+    sc = ae.load_scenario("huake_mc", cd.deal)
+    axes = (("pd_multiplier", [1.0]), ("recovery", [0.2]))
+    grid = sensitivity(cd, sc, *axes, n_paths=500, rating_table=load_rating_table(strict_table))
+    assert set(grid.implied_rating) == {"BB"}
+    with pytest.raises(SolverError, match="rating_table must be a RatingTable"):
+        sensitivity(cd, sc, *axes, n_paths=500, rating_table=str(strict_table))  # type: ignore[arg-type]

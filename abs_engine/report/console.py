@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from ..api import DeterministicResult
     from ..compile.deal import CompiledDeal
+    from ..metrics.rating import RatingTable
     from .montecarlo import SimulationResult
 
 __all__ = [
@@ -437,9 +438,12 @@ def breakeven_text(tranche: str, condition: str, param: str, value: float) -> st
     return f"{tranche} fails {condition} at {param} = {value:.4f}"
 
 
-def sensitivity_text(grid: pd.DataFrame, x: str, y: str, tranche: str) -> str:
+def sensitivity_text(
+    grid: pd.DataFrame, x: str, y: str, tranche: str, table: RatingTable | None = None
+) -> str:
     """``sensitivity``'s grid for one tranche: expected loss (implied rating), rows ``x``,
-    columns ``y``."""
+    columns ``y``; ``table``: the rating table named in the footnote (default: the shipped
+    illustrative one)."""
     sub_g = grid[grid.tranche == tranche]
     el = sub_g.pivot(index=x, columns=y, values="expected_loss")
     rt = sub_g.pivot(index=x, columns=y, values="implied_rating")
@@ -448,5 +452,8 @@ def sensitivity_text(grid: pd.DataFrame, x: str, y: str, tranche: str) -> str:
     for idx in el.index:
         cells = "".join(f"{el.loc[idx, c]:>11.4%} ({rt.loc[idx, c]:>5})" for c in el.columns)
         lines.append(f"{idx:>10g}" + cells)
-    lines.append("* against the ILLUSTRATIVE idealized table")
+    if table is None or table.illustrative:
+        lines.append("* against the ILLUSTRATIVE idealized table")
+    else:
+        lines.append(f"* against the rating table {table.source}")
     return "\n".join(lines)

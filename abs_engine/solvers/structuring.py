@@ -630,11 +630,13 @@ def sensitivity(
     n_paths: int = 20_000,
     seed: int | None = None,
     client: Any = None,
+    rating_table: RatingTable | None = None,
 ) -> pd.DataFrame:
     """Tranche expected loss (± SE), default probability, WAL and implied rating over a grid
     of two scenario parameters, long form: one row per (x, y, tranche). With ``client`` (a
     ``distributed.Client`` or DaskRunner) every grid point is submitted before any is
-    collected, so the cluster computes them together."""
+    collected, so the cluster computes them together. ``rating_table``: for the implied
+    ratings (default: the shipped illustrative table)."""
     for axis, spec in (("x", x), ("y", y)):
         if not isinstance(spec, tuple | list) or len(spec) != 2 or isinstance(spec[1], str):
             raise SolverError(f"{axis} must be (parameter, values), got {short_repr(spec)}")
@@ -648,7 +650,12 @@ def sensitivity(
     n_paths = _n_paths(n_paths)
     seed = sc.seed if seed is None else seed
     runner = _runner(client, "sensitivity")
-    table = default_rating_table()
+    if rating_table is not None and not isinstance(rating_table, RatingTable):
+        raise SolverError(
+            "rating_table must be a RatingTable (load_rating_table), got "
+            f"{short_repr(rating_table)}"
+        )
+    table = rating_table or default_rating_table()
     points = [(xv, yv) for xv in x[1] for yv in y[1]]
     pending = [
         _start(cd, with_parameter(with_parameter(sc, x[0], xv), y[0], yv), n_paths, seed,
