@@ -411,7 +411,8 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     try:
         args = _parser().parse_args(argv)  # bad arguments: UsageError, exit 2
-        return _dispatch(args)
+        with commands.compile_notice():
+            return _dispatch(args)
     except DealError as exc:
         n = len(exc.problems)
         print(f"error: {n} problem{'s' if n > 1 else ''} found", file=sys.stderr)

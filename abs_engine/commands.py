@@ -102,6 +102,19 @@ def _monte_carlo(scenarios: list[AnyScenario]) -> bool:
 
 
 @contextmanager
+def compile_notice() -> Iterator[None]:
+    """While a command runs: a first simulation that compiles the kernels says so on stderr,
+    also in solvers and with ``--json`` (see :data:`abs_engine.simulation.COMPILE_NOTICE`)."""
+    from . import simulation
+
+    old, simulation.COMPILE_NOTICE = simulation.COMPILE_NOTICE, True
+    try:
+        yield
+    finally:
+        simulation.COMPILE_NOTICE = old
+
+
+@contextmanager
 def cluster_runner(args: argparse.Namespace) -> Iterator[Any]:
     """The command's Dask runner while the block runs (``--cluster``), or None: run here."""
     spec = getattr(args, "cluster", None)

@@ -346,17 +346,51 @@ class OutputShape:
                            self.n_ht)  # fmt: skip
 
 
-def _warm_up(spec: RunSpec, model: MonteCarloModel, cd: CompiledDeal, shape: OutputShape) -> float:
+#: say "compiling the kernels" on stderr when a first run takes long, even for runs without
+#: a progress bar (the ``abs-engine`` command sets it: its solvers run without bars)
+COMPILE_NOTICE = False
+#: seconds a first run waits (loading the kernels from the cache takes about 0.2 s) before
+#: saying that it is compiling
+COMPILE_NOTICE_AFTER_S = 1.0
+
+
+def _warm_up(
+    spec: RunSpec, model: MonteCarloModel, cd: CompiledDeal, shape: OutputShape, say: bool
+) -> float:
     """Compile (or load from the cache) the kernels on a one-path run into scratch outputs, on
     the first call in this process; returns the seconds it took (0 when already compiled), so
-    that a run's ``seconds`` measures the simulation alone."""
+    that a run's ``seconds`` measures the simulation alone. With ``say``, a warm-up still
+    running after :data:`COMPILE_NOTICE_AFTER_S` is announced on stderr, and its time told."""
     if getattr(run_blocks, "signatures", True):  # compiled already, or the JIT is disabled
         return 0.0
+    import threading
+
+    said = threading.Event()
+
+    def notice() -> None:
+        said.set()
+        print(
+            "compiling the Monte Carlo kernels: once after an install or upgrade, about 1-2 "
+            "minutes on 2 cores (cached for later runs) ...",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    timer = threading.Timer(COMPILE_NOTICE_AFTER_S, notice)
+    timer.daemon = True
     t0 = time.perf_counter()
-    with np.errstate(over="ignore"):
-        run_blocks(0, 1, spec._replace(n_paths=1, keep=0), model.kernel, cd.kernel,
-                   shape.sums(1))  # fmt: skip
-    return time.perf_counter() - t0
+    if say:
+        timer.start()
+    try:
+        with np.errstate(over="ignore"):
+            run_blocks(0, 1, spec._replace(n_paths=1, keep=0), model.kernel, cd.kernel,
+                       shape.sums(1))  # fmt: skip
+    finally:
+        timer.cancel()
+    seconds = time.perf_counter() - t0
+    if said.is_set():
+        print(f"compiled in {seconds:.0f} s", file=sys.stderr, flush=True)
+    return seconds
 
 
 class _Progress:
@@ -606,7 +640,8 @@ def start_simulation(
     hist_lo, hist_hi = hist_ranges(cd)
     # frozen like the other bundles: the same signature in this process and on a worker
     spec = frozen(RunSpec(BLOCK_SIZE, n_paths, seed, hist_lo, hist_hi, int(keep_paths)))
-    compile_seconds = _warm_up(spec, model, cd, shape) if args["jit"] else 0.0
+    say = COMPILE_NOTICE or args["progress"] is not False
+    compile_seconds = _warm_up(spec, model, cd, shape, say) if args["jit"] else 0.0
     batch_blocks = args["batch_blocks"] or max(8, 4 * numba.get_num_threads())
     job = RunJob(spec, model.kernel, cd.kernel, shape, batch_blocks, args["threads"],
                  args["jit"])  # fmt: skip

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -396,3 +397,41 @@ def test_disabled_providers_pay_nothing():
     assert res.pool.loc["provider_default_probability", "mean"] == 1.0
     assert res.pool.loc["support_paid", "mean"] == 0.0
     assert res.pool.loc["accelerated_probability", "mean"] == 1.0  # the support-default trigger
+
+
+def test_a_long_first_compile_is_announced(monkeypatch, capsys):
+    """A warm-up that takes longer than the notice delay says "compiling ..." and how long it
+    took, on stderr; a quick one (kernels loaded from the cache) and ``say=False`` say
+    nothing."""
+    from abs_engine import simulation
+
+    class SlowKernel:
+        signatures: list = []
+
+        def __init__(self, seconds: float):
+            self.seconds = seconds
+
+        def __call__(self, *args):
+            time.sleep(self.seconds)
+
+    args = (simulation.RunSpec(1024, 1, 0, None, None, 0), _Kernel(), _Kernel(), _Shape())
+    monkeypatch.setattr(simulation, "COMPILE_NOTICE_AFTER_S", 0.05)
+    monkeypatch.setattr(simulation, "run_blocks", SlowKernel(0.3))
+    assert simulation._warm_up(*args, say=True) >= 0.3
+    err = capsys.readouterr().err
+    assert err.startswith("compiling the Monte Carlo kernels") and "compiled in 0 s" in err
+    assert simulation._warm_up(*args, say=False) >= 0.3
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(simulation, "run_blocks", SlowKernel(0.0))
+    simulation._warm_up(*args, say=True)
+    time.sleep(0.1)
+    assert capsys.readouterr().err == ""
+
+
+class _Kernel:
+    kernel = None
+
+
+class _Shape:
+    def sums(self, n):
+        return None
