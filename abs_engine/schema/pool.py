@@ -209,9 +209,14 @@ class Tape(Model):
     patent_count``. ``amortization`` is one of bullet, level_pay, equal_principal.
     The rows are read as columns into ``Pool.table`` and checked as :class:`Obligor` would
     check them (see ``abs_engine.schema.tape``).
+
+    ``encoding`` of a CSV tape: ``auto`` (UTF-8 with or without a byte-order mark, else
+    GB18030, the superset of GBK that Chinese Excel writes), or one of them named. Numbers
+    may carry thousands separators (``1,500,000.00``).
     """
 
     path: str
+    encoding: Literal["auto", "utf-8", "gb18030", "gbk"] = "auto"
 
 
 class RatingClass(Model):

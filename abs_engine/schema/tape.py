@@ -19,6 +19,7 @@ for ``n_periods``, ``4.5`` is not).
 
 from __future__ import annotations
 
+import codecs
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -162,13 +163,38 @@ class _Problems:
 # --- reading ----------------------------------------------------------------------------------
 
 
-def _read_csv(p: Path) -> pa.Table:
+#: CSV encodings a tape may name (``auto``: UTF-8, else GB18030)
+TAPE_ENCODINGS = ("auto", "utf-8", "gb18030", "gbk")
+
+
+def _csv_encoding(p: Path, head: bytes, encoding: str) -> str:
+    """The encoding to read a CSV tape with: the one named, or for ``auto`` UTF-8 (a
+    byte-order mark or not) when its first 64 KiB decode as UTF-8, else GB18030 (the superset
+    of GBK and GB2312 that Chinese Excel saves) when they decode as that; else the not-UTF-8
+    error, naming the byte."""
+    if encoding != "auto":
+        return encoding
+    try:
+        decode_text(p, head, "a CSV text file", "the tape", final=False)
+        return "utf-8"
+    except DealError as utf8:
+        try:
+            codecs.getincrementaldecoder("gb18030")().decode(head, final=False)
+        except UnicodeDecodeError:
+            (problem,) = utf8.problems
+            why = problem.message.replace("not UTF-8 text", "not UTF-8 (nor GB18030/GBK) text")
+            raise DealError.one(p, "<syntax>", why) from None
+        return "gb18030"
+
+
+def _read_csv(p: Path, encoding: str = "utf-8") -> pa.Table:
     import pyarrow.csv as pcsv
 
     # Every column as text (a CSV has no types): numbers are parsed below, so that a cell that
     # is not a number is reported at its row instead of failing the whole read.
     return pcsv.read_csv(
         p,
+        read_options=pcsv.ReadOptions(encoding=encoding),
         convert_options=pcsv.ConvertOptions(
             column_types={c: pa.string() for c in _COLUMNS},
             strings_can_be_null=True,
@@ -187,27 +213,32 @@ def _read_parquet(p: Path) -> pa.Table:
     return table.drop_columns([c for c in index if c in table.column_names])
 
 
-def _load(p: Path) -> tuple[pa.Table, bool]:
+def _load(p: Path, encoding: str = "auto") -> tuple[pa.Table, bool]:
     suffix = p.suffix.lower()
     if suffix not in (".csv", ".parquet", ".pq"):
         msg = "unknown tape type; expected .csv or .parquet"
         raise DealError.one(p, "<file>", msg, p.suffix)
+    if encoding not in TAPE_ENCODINGS:
+        raise DealError.one(p, "<file>", f"unknown encoding; use one of {list(TAPE_ENCODINGS)}",
+                            encoding)  # fmt: skip
     if suffix == ".csv":
         try:
             with open(p, "rb") as fh:
                 head = fh.read(1 << 16)
         except OSError as exc:
             raise DealError.one(p, "<file>", f"cannot read tape: {exc.strerror or exc}") from None
-        decode_text(p, head, "a CSV text file", "the tape", final=False)
+        if head.find(b"\x00") >= 0:
+            decode_text(p, head, "a CSV text file", "the tape", final=False)  # says "binary"
+        encoding = _csv_encoding(p, head, encoding)
     try:
-        table = _read_csv(p) if suffix == ".csv" else _read_parquet(p)
+        table = _read_csv(p, encoding) if suffix == ".csv" else _read_parquet(p)
     except MemoryError:
         raise DealError.one(p, "<syntax>", "not enough memory to read the tape") from None
     except Exception as exc:  # pyarrow parse errors: bad UTF-8, ragged rows, not Parquet...
         lines = str(exc).strip().splitlines()
         text = lines[0] if lines else type(exc).__name__
-        if "invalid utf8" in text.lower():
-            text = "not UTF-8 text (save the tape as UTF-8)"
+        if "invalid utf8" in text.lower() or "decode" in text.lower():
+            text = f"not {encoding} text (save the tape as UTF-8, or name its encoding)"
         ragged = re.match(r"(CSV parse error: Expected \d+ columns, got \d+)", text)
         if ragged:  # without the row's text, which may be anything
             text = ragged.group(1)
@@ -297,6 +328,10 @@ def _typed_numbers(
     return vals, exact_int
 
 
+#: a number written with thousands separators: 1,500,000 or -12,345.67 (groups of three)
+_THOUSANDS = r"\s*[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?\s*"
+
+
 def _csv_numbers(
     col: pa.ChunkedArray,
     spec: _Number,
@@ -310,10 +345,12 @@ def _csv_numbers(
     try:
         parsed = col.cast(pa.float64())
         vals = np.asarray(pc.fill_null(parsed, np.nan).to_numpy(), dtype=np.float64)
-    except pa.ArrowInvalid:  # some cells are not numbers: find them
+    except pa.ArrowInvalid:  # some cells are not numbers (or have thousands separators)
         import pandas as pd
 
-        text = col.to_numpy(zero_copy_only=False)
+        text = pd.Series(col.to_numpy(zero_copy_only=False), dtype=object)
+        grouped = text.str.fullmatch(_THOUSANDS, na=False)
+        text[grouped] = text[grouped].str.replace(",", "", regex=False)
         vals = np.asarray(pd.to_numeric(text, errors="coerce"), dtype=np.float64)
         refused = ~missing & np.isnan(vals)
         what = "an integer" if spec.integer else "a number"
@@ -563,10 +600,11 @@ def _obligor_table(
     )
 
 
-def read_tape_columns(p: Path) -> ObligorTable:
+def read_tape_columns(p: Path, encoding: str = "auto") -> ObligorTable:
     """Read and check a CSV or Parquet pool tape (see the module docstring) into an
-    :class:`~abs_engine.schema.pool.ObligorTable`; a :class:`DealError` lists its problems."""
-    table, csv = _load(p)
+    :class:`~abs_engine.schema.pool.ObligorTable`; a :class:`DealError` lists its problems.
+    ``encoding``: of a CSV (:data:`TAPE_ENCODINGS`)."""
+    table, csv = _load(p, encoding)
     _check_header(p, table)
     n = table.num_rows
     # each column is taken once and let go once converted: the Arrow table is not kept whole

@@ -1,0 +1,108 @@
+"""Tapes as people have them: CSV with a UTF-8 byte-order mark (Excel's "CSV UTF-8"), in
+GB18030/GBK (Chinese Excel's plain "CSV"), detected or named in the deal (``pool.tape.encoding``),
+and numbers with thousands separators — each read to the same columns as the plain tape."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from abs_engine.errors import DealError
+from abs_engine.schema import parse_deal, read_tape
+
+ROWS = [
+    # id, name (Chinese), balance, rate, amortization, n_periods, annual_pd, sector
+    ("O1", "华科创合一号", 1500000.0, 0.05, "bullet", 4, 0.02, "软件"),
+    ("O2", "知识产权二号", 25000000.5, 0.045, "equal_principal", 8, 0.01, "生物医药"),
+    ("O3", "专利许可三号", 999.0, 0.06, "level_pay", 6, 0.03, "软件"),
+]
+HEADER = "id,name,balance,rate,amortization,n_periods,annual_pd,sector\n"
+
+
+def _csv(rows=ROWS, fmt=lambda v: repr(v)) -> str:
+    lines = [f'{i},{n},"{fmt(b)}",{r},{a},{k},{p},{s}\n' for i, n, b, r, a, k, p, s in rows]
+    return HEADER + "".join(lines)
+
+
+def _same_columns(a, b) -> None:
+    """Two ObligorTables with the same rows (every column compared exactly)."""
+    assert a.ids == b.ids and a.names == b.names and a.sectors == b.sectors
+    for f in ("sector_code", "balance", "rate", "kind", "n_periods", "annual_pd"):
+        assert np.array_equal(getattr(a, f), getattr(b, f)), f
+
+
+@pytest.fixture
+def plain(tmp_path):
+    p = tmp_path / "plain.csv"
+    p.write_text(_csv(), encoding="utf-8")
+    table = read_tape(p)
+    assert table.names == tuple(r[1] for r in ROWS)
+    return table
+
+
+def test_utf8_with_a_byte_order_mark(tmp_path, plain):
+    p = tmp_path / "bom.csv"
+    p.write_bytes(_csv().encode("utf-8-sig"))
+    _same_columns(read_tape(p), plain)
+
+
+@pytest.mark.parametrize("codec", ["gbk", "gb18030"])
+def test_gbk_and_gb18030_are_detected_or_named(tmp_path, plain, codec):
+    p = tmp_path / f"{codec}.csv"
+    p.write_bytes(_csv().encode(codec))
+    with pytest.raises(UnicodeDecodeError):
+        p.read_bytes().decode("utf-8")  # really not UTF-8
+    _same_columns(read_tape(p), plain)  # auto
+    _same_columns(read_tape(p, codec), plain)  # named
+
+
+def test_encoding_named_in_the_deal(tmp_path, plain):
+    (tmp_path / "t.csv").write_bytes(_csv().encode("gbk"))
+    deal = {
+        "schema_version": 1,
+        "name": "gbk tape",
+        "dates": {"closing": "2025-01-15", "first_payment": "2025-04-15",
+                  "legal_final": "2027-01-15"},
+        "tranches": [{"name": "A", "balance": 2e7, "coupon": {"kind": "fixed", "rate": 0.03}}],
+        "waterfalls": {"normal": [{"kind": "pay_principal", "tranches": ["A"]}]},
+        "pool": {"tape": {"path": "t.csv", "encoding": "gbk"}},
+    }  # fmt: skip
+    d = parse_deal(deal, source=tmp_path / "deal.json", base_dir=tmp_path)
+    _same_columns(d.pool.table, plain)
+    deal["pool"]["tape"]["encoding"] = "latin-1"
+    with pytest.raises(DealError) as ei:
+        parse_deal(deal, source=tmp_path / "deal.json", base_dir=tmp_path)
+    (p,) = ei.value.problems
+    assert p.path == "pool.tape.encoding" and "latin-1" in str(p)
+
+
+def test_a_named_encoding_that_does_not_fit_is_a_clean_error(tmp_path):
+    p = tmp_path / "t.csv"
+    p.write_bytes(_csv().encode("gbk"))
+    with pytest.raises(DealError) as ei:
+        read_tape(p, "utf-8")
+    (problem,) = ei.value.problems
+    assert "not utf-8 text" in problem.message and "name its encoding" in problem.message
+
+
+def test_thousands_separators(tmp_path, plain):
+    p = tmp_path / "sep.csv"
+    p.write_text(_csv(fmt=lambda v: f"{v:,.2f}"), encoding="utf-8")
+    _same_columns(read_tape(p), plain)
+    # grouping other than by three digits is not a number: refused at its row
+    bad = [("B1", "x", "1,50,000", 0.05, "bullet", 4, 0.02, "s")]
+    q = tmp_path / "bad.csv"
+    q.write_text(_csv(bad, fmt=str), encoding="utf-8")
+    with pytest.raises(DealError) as ei:
+        read_tape(q)
+    (problem,) = ei.value.problems
+    assert problem.path.endswith("balance") and "1,50,000" in str(problem)
+
+
+def test_pandas_written_gbk_round_trip(tmp_path, plain):
+    """What a structurer's own script writes: ``to_csv(encoding="gbk")``."""
+    df = pd.DataFrame(ROWS, columns=HEADER.strip().split(","))
+    p = tmp_path / "pd.csv"
+    df.to_csv(p, index=False, encoding="gbk")
+    _same_columns(read_tape(p), plain)
