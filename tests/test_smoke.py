@@ -94,6 +94,12 @@ def test_out_writes_ledger_files(tmp_path, capsys):
     csv = pd.read_csv(out / "ledger.csv")
     assert len(csv) == len(led)
     assert (out / "tranches_cdr_stress.csv").exists()
+    # every CSV in UTF-8 with a byte-order mark (Excel then reads Chinese names right), its
+    # header read back clean
+    for f in out.glob("*.csv"):
+        raw = f.read_bytes()
+        assert raw.startswith(b"\xef\xbb\xbf"), f.name
+        assert not pd.read_csv(f).columns[0].startswith("\ufeff"), f.name
     assert not list(out.glob(".*.tmp"))
 
 
@@ -119,6 +125,9 @@ def test_monte_carlo_out_writes_summary_ledger_and_paths(tmp_path, capsys):
     assert {"ledger_huake_mc.parquet", "ledger_huake_mc.csv", "paths_huake_mc.parquet"} <= names
     paths = pd.read_parquet(out / "paths_huake_mc.parquet")
     assert len(paths) == 3000
+    tranches = pd.read_csv(out / "tranches_huake_mc.csv", encoding="utf-8-sig")
+    assert list(tranches["tranche"]) == ["A", "Sub"]
+    assert all(f.read_bytes()[:3] == b"\xef\xbb\xbf" for f in out.glob("*.csv"))
     ledger = pd.read_parquet(out / "ledger_huake_mc.parquet")
     assert set(ledger["path"]) == {0}
     summary = json.loads((out / "summary_huake_mc.json").read_text())

@@ -13,7 +13,6 @@ import os
 import stat
 import tempfile
 from collections.abc import Callable, Iterable
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -23,10 +22,22 @@ from ..files import StagedOutputs, staged_outputs
 from .documents import result_document
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from ..api import DeterministicResult
     from .montecarlo import SimulationResult
 
 __all__ = ["check_out_folder", "check_out_names", "stage_mc_outputs", "write_run_outputs"]
+
+#: CSV files are UTF-8 with a byte-order mark, so that Excel opens names in Chinese correctly
+#: (pandas, pyarrow and Python's "utf-8-sig" read them back; the mark is three bytes)
+CSV_ENCODING = "utf-8-sig"
+
+
+def _csv(frame: pd.DataFrame, index: bool = False) -> Callable[[Path], object]:
+    """A writer of ``frame`` as CSV (:data:`CSV_ENCODING`) to the path it is given."""
+    return lambda p: frame.to_csv(p, index=index, encoding=CSV_ENCODING)
+
 
 _MAX_NAME_BYTES = 255  # the longest file name most file systems allow
 # the --out files named after a scenario: prefix, suffix
@@ -127,13 +138,13 @@ def write_run_outputs(res: DeterministicResult, out: Path) -> list[Path]:
     ledger = res.ledger()
     targets: list[tuple[str, Callable[[Path], object]]] = [
         ("ledger.parquet", lambda p: ledger.to_parquet(p, index=False)),
-        ("ledger.csv", lambda p: ledger.to_csv(p, index=False)),
+        ("ledger.csv", _csv(ledger)),
         ("summary.json", lambda p: p.write_text(json.dumps(result_document(res), indent=2))),
     ]
     for k, sc in enumerate(res.scenarios):
         tranches, cashflows = res.tranches(k), res.cashflows(k)
-        targets.append((f"tranches_{sc.name}.csv", partial(tranches.to_csv, index=False)))
-        targets.append((f"cashflows_{sc.name}.csv", partial(cashflows.to_csv, index=False)))
+        targets.append((f"tranches_{sc.name}.csv", _csv(tranches)))
+        targets.append((f"cashflows_{sc.name}.csv", _csv(cashflows)))
     info = {"command": "run", "scenarios": [sc.name for sc in res.scenarios]}
     with staged_outputs(out, info=info) as stage:
         for name, fn in targets:
@@ -152,9 +163,9 @@ def stage_mc_outputs(res: SimulationResult, doc: dict[str, Any], stage: StagedOu
     name = res.scenario.name
     targets: list[tuple[str, Callable[[Path], object]]] = [
         (f"summary_{name}.json", lambda p: p.write_text(json.dumps(doc, indent=2))),
-        (f"tranches_{name}.csv", lambda p: res.tranches.to_csv(p, index=False)),
-        (f"pool_{name}.csv", lambda p: res.pool.to_csv(p)),
-        (f"cashflows_{name}.csv", lambda p: res.cashflows.to_csv(p, index=False)),
+        (f"tranches_{name}.csv", _csv(res.tranches)),
+        (f"pool_{name}.csv", _csv(res.pool, index=True)),
+        (f"cashflows_{name}.csv", _csv(res.cashflows)),
     ]
     paths = res.paths
     if paths is not None:
@@ -164,6 +175,6 @@ def stage_mc_outputs(res: SimulationResult, doc: dict[str, Any], stage: StagedOu
             [ledger_long(w).assign(path=p) for p, w in res.ledgers.items()], ignore_index=True
         )
         targets.append((f"ledger_{name}.parquet", lambda p: led.to_parquet(p, index=False)))
-        targets.append((f"ledger_{name}.csv", lambda p: led.to_csv(p, index=False)))
+        targets.append((f"ledger_{name}.csv", _csv(led)))
     for fname, fn in targets:
         stage.write(fname, fn)
