@@ -693,7 +693,11 @@ def file_cases() -> Iterator[FileCase]:
     yield _tape(
         "bad-parquet", "tape.parquet", b"PAR1 not parquet", "tape.parquet: <syntax>: cannot read"
     )
-    yield _tape("unknown-suffix", "tape.xlsx", "x", "tape.xlsx: <file>: unknown tape type")
+    yield _tape("unknown-suffix", "tape.xls", "x", "tape.xls: <file>: unknown tape type")
+    yield _tape(
+        "bad-xlsx", "tape.xlsx", b"PK not a workbook",
+        "tape.xlsx: <syntax>: cannot read tape as an Excel workbook",
+    )  # fmt: skip
 
 
 CASES = [*deal_cases(), *scenario_cases(), *file_cases()]

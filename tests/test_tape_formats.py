@@ -106,3 +106,74 @@ def test_pandas_written_gbk_round_trip(tmp_path, plain):
     p = tmp_path / "pd.csv"
     df.to_csv(p, index=False, encoding="gbk")
     _same_columns(read_tape(p), plain)
+
+
+# --- Excel workbooks -----------------------------------------------------------------------------
+
+
+def _workbook(path, rows=ROWS, sheet="Pool", first_sheet=None, as_text=False):
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    if first_sheet is not None:
+        ws.title = first_sheet
+        ws.append(["notes"])
+        ws = wb.create_sheet(sheet)
+    else:
+        ws.title = sheet
+    ws.append(HEADER.strip().split(","))
+    for r in rows:
+        ws.append([f"{v:,.2f}" if as_text and isinstance(v, float) and v > 100 else v for v in r])
+    ws.append([None] * 8)  # an empty row Excel leaves behind: skipped
+    wb.save(path)
+
+
+def test_xlsx_first_sheet_and_named_sheet(tmp_path, plain):
+    p = tmp_path / "pool.xlsx"
+    _workbook(p)
+    _same_columns(read_tape(p), plain)
+    q = tmp_path / "two.xlsx"
+    _workbook(q, first_sheet="README")
+    _same_columns(read_tape(q, sheet="Pool"), plain)
+    with pytest.raises(DealError) as ei:
+        read_tape(q, sheet="Missing")
+    (problem,) = ei.value.problems
+    assert problem.path == "<sheet>" and "README" in problem.message and "Pool" in problem.message
+
+
+def test_xlsx_numbers_typed_as_text_with_separators(tmp_path, plain):
+    p = tmp_path / "text.xlsx"
+    _workbook(p, as_text=True)
+    _same_columns(read_tape(p), plain)
+
+
+def test_xlsx_bad_cells_are_named_by_row(tmp_path):
+    rows = [*ROWS[:1], ("O9", "坏", "many", 0.05, "bullet", 4, 0.02, "软件")]
+    p = tmp_path / "bad.xlsx"
+    _workbook(p, rows=rows)
+    with pytest.raises(DealError) as ei:
+        read_tape(p)
+    (problem,) = ei.value.problems
+    assert "row 2" in problem.path and problem.path.endswith("balance") and "many" in str(problem)
+
+
+def test_xlsx_from_a_deal_file_and_a_broken_workbook(tmp_path, plain):
+    _workbook(tmp_path / "pool.xlsx", first_sheet="说明")
+    deal = {
+        "schema_version": 1,
+        "name": "excel tape",
+        "dates": {"closing": "2025-01-15", "first_payment": "2025-04-15",
+                  "legal_final": "2027-01-15"},
+        "tranches": [{"name": "A", "balance": 2e7, "coupon": {"kind": "fixed", "rate": 0.03}}],
+        "waterfalls": {"normal": [{"kind": "pay_principal", "tranches": ["A"]}]},
+        "pool": {"tape": {"path": "pool.xlsx", "sheet": "Pool"}},
+    }  # fmt: skip
+    d = parse_deal(deal, source=tmp_path / "deal.json", base_dir=tmp_path)
+    _same_columns(d.pool.table, plain)
+    broken = tmp_path / "broken.xlsx"
+    broken.write_bytes(b"PK\x03\x04 not really a workbook")
+    with pytest.raises(DealError) as ei:
+        read_tape(broken)
+    (problem,) = ei.value.problems
+    assert problem.message.startswith("cannot read tape as an Excel workbook")

@@ -381,16 +381,16 @@ def validate_model(
 # --- pool tapes ------------------------------------------------------------------------------
 
 
-def read_tape(path: str | Path, encoding: str = "auto") -> ObligorTable:
+def read_tape(path: str | Path, encoding: str = "auto", sheet: str | None = None) -> ObligorTable:
     """Read a CSV or Parquet pool tape into columns (an :class:`ObligorTable`, no Python object
     per row), checked as the ``Obligor`` schema would check each row. Problems name the tape
     file, the row (1-based data row) with its id, the column and the value; at most
     ``MAX_TAPE_PROBLEMS`` are listed, then a count of the rest (see ``schema.tape``).
     ``encoding`` of a CSV: ``auto`` (UTF-8, with or without a byte-order mark, else GB18030),
-    ``utf-8``, ``gb18030`` or ``gbk``."""
+    ``utf-8``, ``gb18030`` or ``gbk``; ``sheet``: of an Excel workbook (default: the first)."""
     p = check_path(path, "read_tape", "path")
     require_file(p, "pool tape")
-    return read_tape_columns(p, encoding)
+    return read_tape_columns(p, encoding, sheet)
 
 
 # --- deals and scenarios ------------------------------------------------------------------------
@@ -415,7 +415,7 @@ def parse_deal(
         require_file(
             tape_path, "pool tape", file=source, field="pool.tape.path", value=deal.pool.tape.path
         )
-        table = read_tape_columns(tape_path, deal.pool.tape.encoding)
+        table = read_tape_columns(tape_path, deal.pool.tape.encoding, deal.pool.tape.sheet)
     if table is not None:
         pool = deal.pool.model_copy()
         pool._table = table

@@ -202,7 +202,7 @@ class Obligor(Model):
 
 
 class Tape(Model):
-    """A pool tape file (CSV or Parquet), path relative to the deal file.
+    """A pool tape file (CSV, Excel .xlsx or Parquet), path relative to the deal file.
 
     Required columns: ``id, balance, rate, amortization, n_periods, annual_pd``. Optional:
     ``name, sector, region, first_period, recovery_rate, recovery_lag_periods, appraisal,
@@ -212,11 +212,13 @@ class Tape(Model):
 
     ``encoding`` of a CSV tape: ``auto`` (UTF-8 with or without a byte-order mark, else
     GB18030, the superset of GBK that Chinese Excel writes), or one of them named. Numbers
-    may carry thousands separators (``1,500,000.00``).
+    may carry thousands separators (``1,500,000.00``). ``sheet`` of a workbook (default: the
+    first), its first row the header.
     """
 
     path: str
     encoding: Literal["auto", "utf-8", "gb18030", "gbk"] = "auto"
+    sheet: str | None = None
 
 
 class RatingClass(Model):

@@ -203,6 +203,47 @@ def _read_csv(p: Path, encoding: str = "utf-8") -> pa.Table:
     )
 
 
+def _xlsx_text(v: Any) -> str | None:
+    """A worksheet cell as the text a CSV would hold: numbers without a spurious ``.0``."""
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, float) and v.is_integer() and abs(v) < 2**53:
+        return str(int(v))
+    if isinstance(v, float):
+        return repr(v)
+    return str(v).strip() if isinstance(v, str) else str(v)
+
+
+def _read_xlsx(p: Path, sheet: str | None) -> pa.Table:
+    """The first (or the named) worksheet of an Excel workbook as text columns, its first row
+    the header, like a CSV; rows with no value at all are skipped."""
+    import openpyxl
+
+    wb = openpyxl.load_workbook(p, read_only=True, data_only=True)
+    try:
+        if sheet is not None and sheet not in wb.sheetnames:
+            raise DealError.one(
+                p, "<sheet>", f"no sheet of that name; the workbook has {wb.sheetnames}", sheet
+            )
+        ws = wb[sheet] if sheet is not None else wb.worksheets[0]
+        rows = ws.iter_rows(values_only=True)
+        header = next(rows, None)
+        if header is None:
+            raise DealError.one(p, "<syntax>", "cannot read tape: the sheet is empty")
+        names = [_xlsx_text(h) or f"column {k + 1}" for k, h in enumerate(header)]
+        cols: list[list[str | None]] = [[] for _ in names]
+        for row in rows:
+            if all(v is None for v in row):
+                continue
+            for k in range(len(names)):
+                cols[k].append(_xlsx_text(row[k]) if k < len(row) else None)
+    finally:
+        wb.close()
+    return pa.table({n: pa.array(c, type=pa.string()) for n, c in zip(names, cols, strict=True)})
+
+
 def _read_parquet(p: Path) -> pa.Table:
     import pyarrow.parquet as pq
 
@@ -213,11 +254,14 @@ def _read_parquet(p: Path) -> pa.Table:
     return table.drop_columns([c for c in index if c in table.column_names])
 
 
-def _load(p: Path, encoding: str = "auto") -> tuple[pa.Table, bool]:
+def _load(p: Path, encoding: str = "auto", sheet: str | None = None) -> tuple[pa.Table, bool]:
+    """The tape as an Arrow table, and whether its columns are text to parse (CSV, Excel)."""
     suffix = p.suffix.lower()
-    if suffix not in (".csv", ".parquet", ".pq"):
-        msg = "unknown tape type; expected .csv or .parquet"
+    if suffix not in (".csv", ".parquet", ".pq", ".xlsx"):
+        msg = "unknown tape type; expected .csv, .parquet or .xlsx"
         raise DealError.one(p, "<file>", msg, p.suffix)
+    if suffix == ".xlsx":
+        return _load_xlsx(p, sheet), True
     if encoding not in TAPE_ENCODINGS:
         raise DealError.one(p, "<file>", f"unknown encoding; use one of {list(TAPE_ENCODINGS)}",
                             encoding)  # fmt: skip
@@ -252,6 +296,20 @@ def _load(p: Path, encoding: str = "auto") -> tuple[pa.Table, bool]:
         msg = "cannot read tape: the header is not UTF-8 text (save the tape as UTF-8)"
         raise DealError.one(p, "<syntax>", msg) from None
     return table, suffix == ".csv"
+
+
+def _load_xlsx(p: Path, sheet: str | None) -> pa.Table:
+    try:
+        return _read_xlsx(p, sheet)
+    except DealError:
+        raise
+    except MemoryError:
+        raise DealError.one(p, "<syntax>", "not enough memory to read the tape") from None
+    except Exception as exc:  # not a zip, not a workbook, a damaged sheet ...
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = "".join(c if c.isprintable() else "?" for c in text)[:200]
+        msg = f"cannot read tape as an Excel workbook: {text}"
+        raise DealError.one(p, "<syntax>", msg) from None
 
 
 # --- columns ----------------------------------------------------------------------------------
@@ -600,11 +658,12 @@ def _obligor_table(
     )
 
 
-def read_tape_columns(p: Path, encoding: str = "auto") -> ObligorTable:
-    """Read and check a CSV or Parquet pool tape (see the module docstring) into an
-    :class:`~abs_engine.schema.pool.ObligorTable`; a :class:`DealError` lists its problems.
-    ``encoding``: of a CSV (:data:`TAPE_ENCODINGS`)."""
-    table, csv = _load(p, encoding)
+def read_tape_columns(p: Path, encoding: str = "auto", sheet: str | None = None) -> ObligorTable:
+    """Read and check a CSV, Excel (.xlsx) or Parquet pool tape (see the module docstring) into
+    an :class:`~abs_engine.schema.pool.ObligorTable`; a :class:`DealError` lists its problems.
+    ``encoding``: of a CSV (:data:`TAPE_ENCODINGS`); ``sheet``: of a workbook (default: the
+    first)."""
+    table, csv = _load(p, encoding, sheet)
     _check_header(p, table)
     n = table.num_rows
     # each column is taken once and let go once converted: the Arrow table is not kept whole
