@@ -452,7 +452,15 @@ def test_run_out_writes_files_for_the_valid_deal(tmp_path: Path):
         "summary.json",
         "tranches_no_defaults.csv",
         "cashflows_no_defaults.csv",
+        "tranches_no_defaults.parquet",
+        "cashflows_no_defaults.parquet",
     }
+    import pandas as pd
+
+    # the Parquet twin holds the CSV's table (the residual tranche's coupon as text in both)
+    pq = pd.read_parquet(out_dir / "tranches_no_defaults.parquet")
+    csv = pd.read_csv(out_dir / "tranches_no_defaults.csv")
+    assert list(pq.columns) == list(csv.columns) and len(pq) == len(csv)
 
 
 def test_duplicate_id_in_tape_names_the_tape():

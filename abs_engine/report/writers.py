@@ -39,6 +39,28 @@ def _csv(frame: pd.DataFrame, index: bool = False) -> Callable[[Path], object]:
     return lambda p: frame.to_csv(p, index=index, encoding=CSV_ENCODING)
 
 
+def _table(stem: str, frame: pd.DataFrame, index: bool = False) -> list[tuple[str, Any]]:
+    """``stem.csv`` (for Excel) and ``stem.parquet`` (typed, for code) of one table."""
+    return [
+        (f"{stem}.csv", _csv(frame, index)),
+        (f"{stem}.parquet", lambda p: _parquet_ready(frame).to_parquet(p, index=index)),
+    ]
+
+
+def _parquet_ready(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with each column of mixed Python types (e.g. ``coupon``: a rate, or
+    ``"residual"`` for the residual tranche) as text, which Parquet can store."""
+    mixed = [
+        c
+        for c in frame.columns
+        if frame[c].dtype == object
+        and len({type(v) for v in frame[c] if v is not None and v == v}) > 1
+    ]
+    if not mixed:
+        return frame
+    return frame.assign(**{c: frame[c].map(lambda v: None if v is None else str(v)) for c in mixed})
+
+
 _MAX_NAME_BYTES = 255  # the longest file name most file systems allow
 # the --out files named after a scenario: prefix, suffix
 _OUT_AFFIXES = (
@@ -46,6 +68,8 @@ _OUT_AFFIXES = (
     ("tranches_", ".csv"),
     ("pool_", ".csv"),
     ("cashflows_", ".csv"),
+    ("tranches_", ".parquet"),
+    ("cashflows_", ".parquet"),
     ("paths_", ".parquet"),
     ("ledger_", ".parquet"),
     ("ledger_", ".csv"),
@@ -132,9 +156,9 @@ def check_out_names(scenarios: Iterable[Any]) -> None:
 
 
 def write_run_outputs(res: DeterministicResult, out: Path) -> list[Path]:
-    """A deterministic run's files, all or none: the long ledger (Parquet and CSV), the JSON
-    summary, and each scenario's tranches and cash flows; staged, then moved into ``out``
-    with ``manifest.json`` last. Returns the paths written."""
+    """A deterministic run's files, all or none: the long ledger, the JSON summary, and each
+    scenario's tranches and cash flows, every table as CSV and Parquet; staged, then moved
+    into ``out`` with ``manifest.json`` last. Returns the paths written."""
     ledger = res.ledger()
     targets: list[tuple[str, Callable[[Path], object]]] = [
         ("ledger.parquet", lambda p: ledger.to_parquet(p, index=False)),
@@ -143,8 +167,8 @@ def write_run_outputs(res: DeterministicResult, out: Path) -> list[Path]:
     ]
     for k, sc in enumerate(res.scenarios):
         tranches, cashflows = res.tranches(k), res.cashflows(k)
-        targets.append((f"tranches_{sc.name}.csv", _csv(tranches)))
-        targets.append((f"cashflows_{sc.name}.csv", _csv(cashflows)))
+        targets += _table(f"tranches_{sc.name}", tranches)
+        targets += _table(f"cashflows_{sc.name}", cashflows)
     info = {"command": "run", "scenarios": [sc.name for sc in res.scenarios]}
     with staged_outputs(out, info=info) as stage:
         for name, fn in targets:
@@ -154,8 +178,8 @@ def write_run_outputs(res: DeterministicResult, out: Path) -> list[Path]:
 
 def stage_mc_outputs(res: SimulationResult, doc: dict[str, Any], stage: StagedOutputs) -> None:
     """One Monte Carlo scenario's files, staged (committed with the run's other files): the
-    JSON summary ``doc``, tranches, pool and cash flows, per-path metrics when kept, and the
-    long ledgers of the ledger paths."""
+    JSON summary ``doc``, tranches, pool and cash flows (CSV and Parquet each), per-path
+    metrics when kept, and the long ledgers of the ledger paths."""
     import pandas as pd
 
     from .frames import ledger_long
@@ -163,9 +187,9 @@ def stage_mc_outputs(res: SimulationResult, doc: dict[str, Any], stage: StagedOu
     name = res.scenario.name
     targets: list[tuple[str, Callable[[Path], object]]] = [
         (f"summary_{name}.json", lambda p: p.write_text(json.dumps(doc, indent=2))),
-        (f"tranches_{name}.csv", _csv(res.tranches)),
-        (f"pool_{name}.csv", _csv(res.pool, index=True)),
-        (f"cashflows_{name}.csv", _csv(res.cashflows)),
+        *_table(f"tranches_{name}", res.tranches),
+        *_table(f"pool_{name}", res.pool, index=True),
+        *_table(f"cashflows_{name}", res.cashflows),
     ]
     paths = res.paths
     if paths is not None:
