@@ -306,7 +306,7 @@ def _obligor_terms(
         own = table.recovery_lag >= 0
         rec_rate[rows] = np.where(own, table.recovery_rate, default_rec.rate)
         rec_lag[rows] = np.where(own, table.recovery_lag, default_rec.lag_periods)
-        ip_value[rows] = table.appraisal
+        ip_value[rows] = table.ip_values()
     return balance, rate, rec_rate, rec_lag, ip_value
 
 

@@ -357,8 +357,12 @@ class ObligorTable:
     n_periods, first_period : int64[N]
     recovery_rate : float64[N]   NaN: the pool's default recovery (no recovery columns)
     recovery_lag : int64[N]      -1: the pool's default recovery
-    appraisal : float64[N]       NaN: no IP pledged
+    appraisal : float64[N]       NaN: no appraisal (a relief-from-royalty value, or no IP)
     patent_count : int64[N]
+    revenue, royalty_rate, revenue_growth, tax_rate, discount_rate : float64[N]
+        relief-from-royalty inputs (yuan a year, decimals) where the IP is valued so; NaN
+        elsewhere
+    useful_life_years : int64[N]  0 where not valued by relief from royalty
     """
 
     file: str
@@ -377,6 +381,12 @@ class ObligorTable:
     recovery_lag: np.ndarray
     appraisal: np.ndarray
     patent_count: np.ndarray
+    revenue: np.ndarray
+    royalty_rate: np.ndarray
+    revenue_growth: np.ndarray
+    tax_rate: np.ndarray
+    discount_rate: np.ndarray
+    useful_life_years: np.ndarray
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -417,7 +427,31 @@ class ObligorTable:
                 "appraisal": float(self.appraisal[k]),
                 "patent_count": int(self.patent_count[k]),
             }
+        elif self.useful_life_years[k] > 0:
+            doc["collateral"] = {
+                **{f: float(getattr(self, f)[k]) for f in _RFR_FLOATS},
+                "useful_life_years": int(self.useful_life_years[k]),
+                "patent_count": int(self.patent_count[k]),
+            }
         return Obligor.model_validate(doc)
+
+    def ip_values(self) -> np.ndarray:
+        """Base value of each row's IP (yuan), float64[N]: the appraisal, or the
+        relief-from-royalty value (computed as for an inline obligor), NaN where none."""
+        from ..compile.valuation import relief_from_royalty
+
+        out = np.array(self.appraisal, dtype=np.float64)
+        for k in np.flatnonzero(self.useful_life_years > 0):
+            out[k] = relief_from_royalty(
+                float(self.revenue[k]), float(self.royalty_rate[k]), float(self.tax_rate[k]),
+                float(self.discount_rate[k]), int(self.useful_life_years[k]),
+                float(self.revenue_growth[k]),
+            )  # fmt: skip
+        return out
+
+
+#: the relief-from-royalty inputs of a tape row stored as floats
+_RFR_FLOATS = ("revenue", "royalty_rate", "revenue_growth", "tax_rate", "discount_rate")
 
 
 __all__ = [

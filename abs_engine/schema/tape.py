@@ -10,7 +10,10 @@ Semantics of the cells, as for inline obligors: an empty cell (or ``NA``, ``null
 is a missing value — an error in a required column, the default in an optional one. A row with
 ``recovery_rate`` or ``recovery_lag_periods`` gets its own recovery (the other one at the
 :class:`~abs_engine.schema.pool.Recovery` default: rate 0.2, lag 4); a row with neither uses the
-pool's. ``patent_count`` counts only where ``appraisal`` is given. In a CSV every cell is text:
+pool's. IP is pledged where ``appraisal`` is given, or else ``revenue`` and ``royalty_rate`` (a
+relief-from-royalty value, with ``revenue_growth``, ``tax_rate``, ``discount_rate`` and
+``useful_life_years`` at their defaults where empty); ``patent_count`` and those parameters
+count only where IP is pledged. In a CSV every cell is text:
 a number column holding a cell that is not a number is an error at that cell. In a Parquet tape
 the column types count: text in a number column is an error (as quoted numbers are in a deal
 file), and integers are accepted for decimals, not decimals for integers (``4.0`` is accepted
@@ -56,8 +59,17 @@ TAPE_OPTIONAL = (
     "recovery_lag_periods",
     "appraisal",
     "patent_count",
+    # relief-from-royalty inputs (used where a row has no appraisal)
+    "revenue",
+    "royalty_rate",
+    "revenue_growth",
+    "tax_rate",
+    "discount_rate",
+    "useful_life_years",
 )
 _COLUMNS = TAPE_REQUIRED + TAPE_OPTIONAL
+#: the relief-from-royalty parameters with defaults (IpCollateral's)
+_RFR_DEFAULTED = ("revenue_growth", "tax_rate", "discount_rate", "useful_life_years")
 
 #: problems listed one by one; the rest are counted
 MAX_TAPE_PROBLEMS = 20
@@ -99,6 +111,7 @@ _FIELDS: dict[str, tuple[type[BaseModel], str]] = {
     "recovery_lag_periods": (Recovery, "lag_periods"),
     "appraisal": (IpCollateral, "appraisal"),
     "patent_count": (IpCollateral, "patent_count"),
+    **{c: (IpCollateral, c) for c in ("revenue", "royalty_rate", *_RFR_DEFAULTED)},
 }
 _NUMBERS = {column: _number_spec(column, *field) for column, field in _FIELDS.items()}
 
@@ -578,10 +591,21 @@ def _number_columns(
     probs: _Problems, column: _Take, n: int, csv: bool
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Every number column as (values, missing) (see :func:`_number`), by column name."""
-    num = {c: _number(probs, c, column(c), n, csv) for c in _NUMBERS if c != "patent_count"}
-    # patent_count counts only where an appraisal is pledged (as for inline collateral)
-    has_ip = ~num["appraisal"][1]
+    later = ("patent_count", *_RFR_DEFAULTED)
+    num = {c: _number(probs, c, column(c), n, csv) for c in _NUMBERS if c not in later}
+    # IP is pledged where an appraisal is given, or revenue and royalty_rate for a
+    # relief-from-royalty value (as IpCollateral requires); the rest count only there
+    appraised = ~num["appraisal"][1]
+    revenue, royalty = ~num["revenue"][1], ~num["royalty_rate"][1]
+    probs.flag(
+        "royalty_rate" if bool((revenue & ~royalty & ~appraised).any()) else "revenue",
+        ~appraised & (revenue ^ royalty),
+        "give either appraisal or both revenue and royalty_rate",
+    )
+    has_ip = appraised | (revenue & royalty)
     num["patent_count"] = _number(probs, "patent_count", column("patent_count"), n, csv, has_ip)
+    for c in _RFR_DEFAULTED:
+        num[c] = _number(probs, c, column(c), n, csv, has_ip & ~appraised)
     return num
 
 
@@ -636,8 +660,16 @@ def _obligor_table(
     default = Recovery()
     first, first_missing = num["first_period"]
     appraisal, appraisal_missing = num["appraisal"]
-    has_ip = ~appraisal_missing
+    rfr = appraisal_missing & ~num["revenue"][1] & ~num["royalty_rate"][1]
+    has_ip = ~appraisal_missing | rfr
     patents, patents_missing = num["patent_count"]
+    ip = IpCollateral(appraisal=1.0)  # the defaults of the relief-from-royalty parameters
+
+    def rfr_column(name: str) -> np.ndarray:
+        vals, missing = num[name]
+        default = getattr(ip, name) if name in _RFR_DEFAULTED else np.nan
+        return np.where(rfr, np.where(missing, default, vals), np.nan)
+
     return ObligorTable(
         file=str(p),
         ids=Labels(ids),
@@ -653,8 +685,14 @@ def _obligor_table(
         annual_pd=num["annual_pd"][0],
         recovery_rate=np.where(own, np.where(rate_missing, default.rate, rec_rate), np.nan),
         recovery_lag=np.where(own, np.where(lag_missing, default.lag_periods, rec_lag), -1),
-        appraisal=np.where(has_ip, appraisal, np.nan),
+        appraisal=np.where(~appraisal_missing, appraisal, np.nan),
         patent_count=np.where(has_ip & ~patents_missing, patents, 0),
+        revenue=rfr_column("revenue"),
+        royalty_rate=rfr_column("royalty_rate"),
+        revenue_growth=rfr_column("revenue_growth"),
+        tax_rate=rfr_column("tax_rate"),
+        discount_rate=rfr_column("discount_rate"),
+        useful_life_years=np.where(rfr, rfr_column("useful_life_years"), 0).astype(np.int64),
     )
 
 
