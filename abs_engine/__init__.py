@@ -19,7 +19,19 @@ if TYPE_CHECKING:
         InputError,
         Problem,
     )
+    from .metrics.rating import load_rating_table
     from .report.montecarlo import SimulationResult
+    from .solvers import (
+        breakeven,
+        breakeven_default_rate,
+        condition,
+        coverage_table,
+        large_obligor_test,
+        load_curve,
+        sensitivity,
+        size_tranche,
+        solve_coupon,
+    )
 
 #: public name → the module defining it. Imported on first use (PEP 562), so that
 #: ``import abs_engine.cli`` can guard its own heavy imports against Ctrl-C and SIGTERM.
@@ -37,6 +49,21 @@ _LAZY = {
         ".errors",
     ),
     "SimulationResult": ".report.montecarlo",
+    **dict.fromkeys(
+        [
+            "size_tranche",
+            "solve_coupon",
+            "breakeven",
+            "sensitivity",
+            "condition",
+            "load_curve",
+            "breakeven_default_rate",
+            "large_obligor_test",
+            "coverage_table",
+        ],
+        ".solvers",
+    ),  # fmt: skip
+    "load_rating_table": ".metrics.rating",
 }
 
 
@@ -72,4 +99,15 @@ __all__ = [
     "run_deterministic",
     "simulate",
     "SimulationResult",
+    # solvers and agency-style tables
+    "breakeven",
+    "breakeven_default_rate",
+    "condition",
+    "coverage_table",
+    "large_obligor_test",
+    "load_curve",
+    "load_rating_table",
+    "sensitivity",
+    "size_tranche",
+    "solve_coupon",
 ]

@@ -122,7 +122,7 @@ def load_scenario(name_or_path: str | Path, deal: Deal | None = None) -> AnyScen
     raise DealError.one(str(name_or_path), "<file>", f"scenario not found (looked in {where})")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class DeterministicResult:
     """Result of :func:`run_deterministic`: one path per scenario, with full ledgers.
 
@@ -135,6 +135,16 @@ class DeterministicResult:
     @property
     def compiled(self) -> CompiledDeal:
         return self.raw.deal
+
+    def __repr__(self) -> str:
+        from .report.notebook import det_repr
+
+        return det_repr(self)
+
+    def _repr_html_(self) -> str:
+        from .report.notebook import det_html
+
+        return det_html(self)
 
     def _k(self, scenario: int | str, func: str = "scenario") -> int:
         labels = self.raw.flows.labels

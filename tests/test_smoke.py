@@ -4,6 +4,7 @@ happens before and at its first simulate."""
 
 from __future__ import annotations
 
+import html.parser
 import json
 import re
 import subprocess
@@ -184,3 +185,39 @@ def test_first_simulate_reports_compile_time_apart_and_changes_nothing(new_proce
     warm-up: that time is reported as compile_seconds, not in seconds, and the results are
     bitwise those of the second call."""
     assert "first simulate: True True True True" in new_process, new_process
+
+
+def test_results_print_short_and_render_in_notebooks():
+    """``repr`` of a result is a few lines (not the dataclass's full field dump), and
+    ``_repr_html_`` a small table per scenario holding the same numbers."""
+    mc = ae.simulate(n_paths=2_000, seed=1, progress=False)
+    det = ae.run_deterministic(None, ["huake_base", "cdr_stress"])
+    for res in (mc, det):
+        text = repr(res)
+        assert len(text) < 2_000 and text.count("\n") < 10
+        assert all(t in text for t in ("A", "Sub"))
+        page = res._repr_html_()
+        parser = _Tags()
+        parser.feed(page)
+        assert "table" in parser.tags and len(page) < 5_000
+    a = mc.tranches.iloc[0]
+    assert f"{a.expected_loss:.4%} ± {a.expected_loss_se:.4%}" in repr(mc)
+    assert "cdr_stress" in repr(det) and "cdr_stress" in det._repr_html_()
+
+
+def test_solvers_and_tables_are_exported():
+    for name in ("size_tranche", "solve_coupon", "breakeven", "sensitivity", "condition",
+                 "load_curve", "load_rating_table", "breakeven_default_rate",
+                 "large_obligor_test", "coverage_table"):  # fmt: skip
+        assert name in ae.__all__ and callable(getattr(ae, name)) and getattr(ae, name).__doc__
+
+
+class _Tags(html.parser.HTMLParser):
+    """The start tags of an HTML text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)

@@ -108,7 +108,7 @@ TRANCHE_PERCENTILES = (
 COVERAGE_PERCENTILE = 0.05
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class SimulationResult:
     """Means, standard errors and distributions of one Monte Carlo run.
 
@@ -150,6 +150,16 @@ class SimulationResult:
     @property
     def scenario(self) -> MonteCarloScenario:
         return self.model.scenario
+
+    def __repr__(self) -> str:
+        from .notebook import mc_repr
+
+        return mc_repr(self)
+
+    def _repr_html_(self) -> str:
+        from .notebook import mc_html
+
+        return mc_html(self)
 
     def default_count_distribution(self) -> pd.Series:
         """Share of paths by number of defaulted obligors (exact counts for pools up to
