@@ -32,6 +32,20 @@ def _same_columns(a, b) -> None:
         assert np.array_equal(getattr(a, f), getattr(b, f)), f
 
 
+def _tape_deal(tape: dict, balance: float) -> dict:
+    """A one-tranche deal whose pool is the tape ``tape`` (``{"path": ..., ...}``)."""
+    return {
+        "schema_version": 1,
+        "name": "tape deal",
+        "dates": {"closing": "2025-01-15", "first_payment": "2025-04-15",
+                  "legal_final": "2027-01-15"},
+        "tranches": [{"name": "A", "balance": balance,
+                      "coupon": {"kind": "fixed", "rate": 0.03}}],
+        "waterfalls": {"normal": [{"kind": "pay_principal", "tranches": ["A"]}]},
+        "pool": {"tape": tape},
+    }  # fmt: skip
+
+
 @pytest.fixture
 def plain(tmp_path):
     p = tmp_path / "plain.csv"
@@ -59,15 +73,7 @@ def test_gbk_and_gb18030_are_detected_or_named(tmp_path, plain, codec):
 
 def test_encoding_named_in_the_deal(tmp_path, plain):
     (tmp_path / "t.csv").write_bytes(_csv().encode("gbk"))
-    deal = {
-        "schema_version": 1,
-        "name": "gbk tape",
-        "dates": {"closing": "2025-01-15", "first_payment": "2025-04-15",
-                  "legal_final": "2027-01-15"},
-        "tranches": [{"name": "A", "balance": 2e7, "coupon": {"kind": "fixed", "rate": 0.03}}],
-        "waterfalls": {"normal": [{"kind": "pay_principal", "tranches": ["A"]}]},
-        "pool": {"tape": {"path": "t.csv", "encoding": "gbk"}},
-    }  # fmt: skip
+    deal = _tape_deal({"path": "t.csv", "encoding": "gbk"}, 2e7)
     d = parse_deal(deal, source=tmp_path / "deal.json", base_dir=tmp_path)
     _same_columns(d.pool.table, plain)
     deal["pool"]["tape"]["encoding"] = "latin-1"
@@ -160,15 +166,7 @@ def test_xlsx_bad_cells_are_named_by_row(tmp_path):
 
 def test_xlsx_from_a_deal_file_and_a_broken_workbook(tmp_path, plain):
     _workbook(tmp_path / "pool.xlsx", first_sheet="说明")
-    deal = {
-        "schema_version": 1,
-        "name": "excel tape",
-        "dates": {"closing": "2025-01-15", "first_payment": "2025-04-15",
-                  "legal_final": "2027-01-15"},
-        "tranches": [{"name": "A", "balance": 2e7, "coupon": {"kind": "fixed", "rate": 0.03}}],
-        "waterfalls": {"normal": [{"kind": "pay_principal", "tranches": ["A"]}]},
-        "pool": {"tape": {"path": "pool.xlsx", "sheet": "Pool"}},
-    }  # fmt: skip
+    deal = _tape_deal({"path": "pool.xlsx", "sheet": "Pool"}, 2e7)
     d = parse_deal(deal, source=tmp_path / "deal.json", base_dir=tmp_path)
     _same_columns(d.pool.table, plain)
     broken = tmp_path / "broken.xlsx"
@@ -189,15 +187,7 @@ IP_HEADER = (
 
 
 def _ip_deal(tmp_path, tape_name: str) -> dict:
-    return {
-        "schema_version": 1,
-        "name": "ip tape",
-        "dates": {"closing": "2025-01-15", "first_payment": "2025-04-15",
-                  "legal_final": "2027-01-15"},
-        "tranches": [{"name": "A", "balance": 4e6, "coupon": {"kind": "fixed", "rate": 0.03}}],
-        "waterfalls": {"normal": [{"kind": "pay_principal", "tranches": ["A"]}]},
-        "pool": {"tape": {"path": tape_name}},
-    }  # fmt: skip
+    return _tape_deal({"path": tape_name}, 4e6)
 
 
 def test_relief_from_royalty_columns_value_the_ip_as_inline_obligors_do(tmp_path):
