@@ -23,6 +23,7 @@ from .compile.model import compile_model
 from .errors import AbsEngineError, DealError, Problem, short_repr
 from .files import staged_outputs
 from .report import console, documents, writers
+from .report.compare import comparison_rows
 from .schema.load import deal_source
 from .schema.scenario import DeterministicScenario
 from .schema.stochastic import MonteCarloScenario
@@ -74,10 +75,41 @@ def cmd_run(args: argparse.Namespace) -> int:
     runs = [_deal_run(d, args.scenario) for d in deals]
     if len(runs) == 1:
         cd, scenarios = runs[0]
+        kinds = {isinstance(s, MonteCarloScenario) for s in scenarios}
+        if len(kinds) > 1:
+            return _run_mixed(args, cd, scenarios)
         if _monte_carlo(scenarios):
             return _run_monte_carlo(args, runs)
         return _run_deterministic(args, cd, scenarios)
     return _run_portfolio(args, runs)
+
+
+def _run_mixed(args: argparse.Namespace, cd: CompiledDeal, scenarios: list[AnyScenario]) -> int:
+    """Monte Carlo and deterministic scenarios of one deal in one command: each printed as
+    alone, then the side-by-side table; ``--json``: ``{"scenarios": [Monte Carlo documents],
+    "deterministic": its document, "comparison": rows}``. Not with ``--out`` (the two kinds
+    write different file sets)."""
+    if args.out is not None:
+        raise UsageError(
+            "--out: run Monte Carlo and deterministic scenarios in separate commands to write "
+            "their files (together they print one comparison)"
+        )
+    mc = [s for s in scenarios if isinstance(s, MonteCarloScenario)]
+    det = [s for s in scenarios if not isinstance(s, MonteCarloScenario)]
+    _check_monte_carlo_size(args, cd, mc)
+    with cluster_runner(args) as runner:
+        results = list(_simulations(args, [(cd, mc)], runner))
+    docs = [_print_mc(args, res) for res in results]
+    det_res = run_deterministic(cd, det)
+    if not args.json:
+        console.print_deterministic(det_res)
+    rows = comparison_rows([s.name for s in scenarios], results, det_res)
+    if args.json:
+        doc = {"scenarios": docs, "deterministic": documents.result_document(det_res)}
+        console.print_json({**doc, "comparison": rows})
+    else:
+        console.print_comparison(rows)
+    return EXIT_OK
 
 
 def _deal_run(path: str | None, names: list[str] | None = None) -> tuple[CompiledDeal, list]:
@@ -91,12 +123,13 @@ def _deal_run(path: str | None, names: list[str] | None = None) -> tuple[Compile
 
 
 def _monte_carlo(scenarios: list[AnyScenario]) -> bool:
-    """True for Monte Carlo scenarios, False for deterministic ones; a mix is refused."""
+    """True for Monte Carlo scenarios, False for deterministic ones; a mix (several deals'
+    run) is refused."""
     stochastic = [s for s in scenarios if isinstance(s, MonteCarloScenario)]
     if stochastic and len(stochastic) != len(scenarios):
         raise UsageError(
-            "--scenario: run Monte Carlo and deterministic scenarios in separate commands "
-            f"(Monte Carlo: {[s.name for s in stochastic]})"
+            "--scenario: with several deals, give Monte Carlo or deterministic scenarios, not "
+            f"both (Monte Carlo: {[s.name for s in stochastic]}); one deal takes both"
         )
     return bool(stochastic)
 
@@ -157,10 +190,15 @@ def _run_deterministic(
     res = run_deterministic(cd, scenarios or None)
     if args.out:
         writers.check_out_names(res.scenarios)
+    names = [s.name for s in res.scenarios]
+    rows = comparison_rows(names, deterministic=res) if len(names) > 1 else []
     if args.json:
-        console.print_json(documents.result_document(res))
+        doc = documents.result_document(res)
+        console.print_json({**doc, "comparison": rows} if rows else doc)
     else:
         console.print_deterministic(res)
+        if rows:
+            console.print_comparison(rows)
     if args.out:
         files = writers.write_run_outputs(res, args.out)
         if not args.json:
@@ -180,6 +218,7 @@ def _run_monte_carlo(
     docs = []
     # every scenario's files staged, then moved into --out together (none if one fails)
     info = {"command": "run", "scenarios": [sc.name for sc in scenarios]}
+    results = []
     with (
         staged_outputs(args.out, info=info) if args.out else nullcontext() as stage,
         cluster_runner(args) as runner,
@@ -187,14 +226,19 @@ def _run_monte_carlo(
         for res in _simulations(args, runs, runner):
             doc = documents.mc_document(res)
             docs.append(doc)
+            results.append(res)
             if not args.json:
                 console.print_monte_carlo(res)
             if stage is not None:
                 writers.stage_mc_outputs(res, doc, stage)
+    rows = comparison_rows([s.name for s in scenarios], results) if len(results) > 1 else []
     if args.json:
-        console.print_json(docs[0] if len(docs) == 1 else {"scenarios": docs})
-    elif args.out:
-        print(f"\nwrote results to {args.out}")
+        console.print_json(docs[0] if len(docs) == 1 else {"scenarios": docs, "comparison": rows})
+    else:
+        if rows:
+            console.print_comparison(rows)
+        if args.out:
+            print(f"\nwrote results to {args.out}")
     return EXIT_OK
 
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .montecarlo import SimulationResult
 
 __all__ = [
+    "print_comparison",
     "breakeven_text",
     "deal_console",
     "fmt",
@@ -457,3 +458,34 @@ def sensitivity_text(
     else:
         lines.append(f"* against the rating table {table.source}")
     return "\n".join(lines)
+
+
+# --- scenarios side by side ----------------------------------------------------------------------
+
+
+def print_comparison(rows: Sequence[dict[str, Any]]) -> None:
+    """The side-by-side table of :func:`abs_engine.report.compare.comparison_rows`: one row
+    per tranche and scenario; a deterministic scenario's loss is its own (no ± SE)."""
+    t = _table(
+        "Scenarios side by side (Monte Carlo: mean ± SE; deterministic: the scenario's own)",
+        ["tranche", "scenario", "kind", "loss (EL)", "P(shortfall)", "WAL (y)", "min cov",
+         "rating*"],
+        left="scenario",
+    )  # fmt: skip
+    for r in rows:
+        t.add_row(
+            r["tranche"],
+            r["scenario"],
+            "MC" if r["kind"] == "monte_carlo" else "det",
+            _pm(r["expected_loss"], r["expected_loss_se"], "{:.4%}"),
+            _pm(r["default_probability"], r["default_probability_se"], "{:.2%}"),
+            fmt(r["wal_years"], "{:.3f}"),
+            fmt(r["min_coverage_ratio"], "{:.3f}x"),
+            r["implied_rating"] or "-",
+        )
+    from rich.console import Console
+
+    probe = Console()
+    console = Console(width=probe.width if probe.is_terminal else 200)
+    console.print(t)
+    console.print("* implied rating for Monte Carlo scenarios only (a rating needs a distribution)")
