@@ -24,6 +24,7 @@ from .errors import AbsEngineError, DealError, Problem, short_repr
 from .files import staged_outputs
 from .report import console, documents, writers
 from .report.compare import comparison_rows
+from .report.stamps import stamp
 from .schema.load import deal_source
 from .schema.scenario import DeterministicScenario
 from .schema.stochastic import MonteCarloScenario
@@ -217,7 +218,17 @@ def _run_monte_carlo(
     _check_monte_carlo_size(args, cd, scenarios)
     docs = []
     # every scenario's files staged, then moved into --out together (none if one fails)
-    info = {"command": "run", "scenarios": [sc.name for sc in scenarios]}
+    info = {
+        "command": "run",
+        "scenarios": [sc.name for sc in scenarios],
+        # paths and seed per scenario (each summary file has its own)
+        "stamp": stamp(
+            cd,
+            scenarios,
+            n_paths=[args.paths or sc.n_paths for sc in scenarios],
+            seed=[sc.seed if args.seed is None else args.seed for sc in scenarios],
+        ),  # fmt: skip
+    }
     results = []
     with (
         staged_outputs(args.out, info=info) if args.out else nullcontext() as stage,

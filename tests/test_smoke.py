@@ -9,6 +9,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -221,3 +222,29 @@ class _Tags(html.parser.HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         self.tags.append(tag)
+
+
+def test_outputs_are_stamped_with_engine_inputs_and_run(tmp_path, capsys):
+    """Every JSON document and manifest names the engine version and each input file with its
+    SHA-256; Monte Carlo ones also the paths, the seed and the sampling."""
+    import hashlib
+
+    def sha(p):
+        return hashlib.sha256(Path(p).read_bytes()).hexdigest()
+
+    assert main(["run", "--paths", "1000", "--seed", "3", "--json"]) == 0
+    st = json.loads(capsys.readouterr().out)["stamp"]
+    assert st["engine"] == f"abs-engine {ae.__version__}" and st["sampling"] == "crude"
+    assert (st["n_paths"], st["seed"]) == (1000, 3)
+    roles = {i["role"]: i for i in st["inputs"]}
+    assert set(roles) == {"deal", "scenario"}
+    for i in st["inputs"]:
+        assert i["sha256"] == sha(i["path"])
+    out = tmp_path / "o"
+    assert main(["run", "-s", "cdr_stress", "--out", str(out)]) == 0
+    capsys.readouterr()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["stamp"]["engine"].startswith("abs-engine")
+    assert {i["role"] for i in manifest["stamp"]["inputs"]} == {"deal", "scenario"}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stamp"]["inputs"] == manifest["stamp"]["inputs"]

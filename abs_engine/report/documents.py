@@ -9,6 +9,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from .json_safe import nan_to_none
+from .stamps import stamp
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,6 +49,7 @@ def result_document(res: DeterministicResult) -> dict[str, Any]:
     cd = res.compiled
     doc: dict[str, Any] = {
         **_deal_header(cd),
+        "stamp": stamp(cd, res.scenarios),
         "periods": cd.n_periods,
         "payment_dates": [d.isoformat() for d in cd.payment_dates],
     }
@@ -93,6 +95,13 @@ def mc_document(res: SimulationResult) -> dict[str, Any]:
                 "basis": res.rating_table.basis,
                 "illustrative": res.rating_table.illustrative,
             },
+            "stamp": stamp(
+                cd,
+                [res.scenario],
+                rating_table=res.rating_table,
+                n_paths=res.n_paths,
+                seed=res.seed,
+            ),  # fmt: skip
             "periods": cd.n_periods,
             "payment_dates": [d.isoformat() for d in cd.payment_dates],
             "tranches": tranches,

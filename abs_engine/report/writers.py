@@ -20,6 +20,7 @@ from ..compile.scenario import scenario_source
 from ..errors import DealError, Problem
 from ..files import StagedOutputs, staged_outputs
 from .documents import result_document
+from .stamps import stamp
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -169,7 +170,11 @@ def write_run_outputs(res: DeterministicResult, out: Path) -> list[Path]:
         tranches, cashflows = res.tranches(k), res.cashflows(k)
         targets += _table(f"tranches_{sc.name}", tranches)
         targets += _table(f"cashflows_{sc.name}", cashflows)
-    info = {"command": "run", "scenarios": [sc.name for sc in res.scenarios]}
+    info = {
+        "command": "run",
+        "scenarios": [sc.name for sc in res.scenarios],
+        "stamp": stamp(res.compiled, res.scenarios),
+    }
     with staged_outputs(out, info=info) as stage:
         for name, fn in targets:
             stage.write(name, fn)
