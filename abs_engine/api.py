@@ -136,6 +136,13 @@ class DeterministicResult:
     def compiled(self) -> CompiledDeal:
         return self.raw.deal
 
+    def cashflows_long(self, scenario: int | str = 0) -> pd.DataFrame:
+        """Scenario ``scenario``'s cash flows per tranche in long form: period,
+        payment_date, tranche, item, value (yuan) — beside the wide :meth:`cashflows`."""
+        from .report.frames import cashflows_long
+
+        return cashflows_long(self.cashflows(scenario), self.compiled.tranche_names)
+
     def __repr__(self) -> str:
         from .report.notebook import det_repr
 

@@ -248,3 +248,24 @@ def test_outputs_are_stamped_with_engine_inputs_and_run(tmp_path, capsys):
     assert {i["role"] for i in manifest["stamp"]["inputs"]} == {"deal", "scenario"}
     summary = json.loads((out / "summary.json").read_text())
     assert summary["stamp"]["inputs"] == manifest["stamp"]["inputs"]
+
+
+def test_long_form_cash_flows_hold_the_wide_tables_numbers():
+    """``cashflows_long()`` beside the wide table, for Monte Carlo (with se) and deterministic
+    results alike: every (period, tranche, item) cell of the wide table once."""
+    mc = ae.simulate(n_paths=1_000, seed=2, progress=False)
+    det = ae.run_deterministic(None, ["huake_base", "cdr_stress"])
+    pairs = [
+        (mc.cashflows, mc.cashflows_long()),
+        (det.cashflows("cdr_stress"), det.cashflows_long("cdr_stress")),
+    ]
+    for wide, long in pairs:
+        assert set(long["tranche"]) == {"A", "Sub"}
+        for r in long.sample(20, random_state=0).itertuples():
+            row = wide[wide["period"] == r.period].iloc[0]
+            assert row[f"{r.tranche}.{r.item}"] == r.value
+            if "se" in long.columns:
+                assert row[f"{r.tranche}.{r.item}_se"] == r.se
+        n_items = sum(1 for c in wide.columns if c[:2] in ("A.", "Su") and not c.endswith("_se"))
+        assert len(long) == len(wide) * n_items
+    assert "se" in mc.cashflows_long().columns and "se" not in det.cashflows_long().columns

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -10,6 +12,7 @@ from ..deterministic import WaterfallResult
 from ..kernels import layout as L
 
 __all__ = [
+    "cashflows_long",
     "LEDGER_ITEMS",
     "cashflow_table",
     "ledger_long",
@@ -183,4 +186,27 @@ def ledger_long(res: WaterfallResult, paths: list[int] | None = None) -> pd.Data
                     }
                 )
             )
+    return pd.concat(parts, ignore_index=True)
+
+
+def cashflows_long(wide: pd.DataFrame, tranche_names: Sequence[str]) -> pd.DataFrame:
+    """A wide cash-flow table (columns ``<tranche>.<item>``, Monte Carlo ones with
+    ``<tranche>.<item>_se``) in long form: one row per period, tranche and item, columns
+    ``period, payment_date, tranche, item, value`` and, for Monte Carlo, ``se``. Pool and
+    deal-level columns are left out (they stay in the wide table)."""
+    id_cols = [c for c in ("period", "payment_date") if c in wide.columns]
+    parts = []
+    for t in tranche_names:
+        items = [c for c in wide.columns if c.startswith(f"{t}.") and not c.endswith("_se")]
+        for c in items:
+            part = wide[id_cols].copy()
+            part["tranche"] = t
+            part["item"] = c[len(t) + 1 :]
+            part["value"] = wide[c].to_numpy()
+            if f"{c}_se" in wide.columns:
+                part["se"] = wide[f"{c}_se"].to_numpy()
+            parts.append(part)
+    cols = [*id_cols, "tranche", "item", "value"]
+    if not parts:
+        return pd.DataFrame(columns=cols)
     return pd.concat(parts, ignore_index=True)

@@ -151,6 +151,13 @@ class SimulationResult:
     def scenario(self) -> MonteCarloScenario:
         return self.model.scenario
 
+    def cashflows_long(self) -> pd.DataFrame:
+        """The expected cash flows per tranche in long form: period, payment_date, tranche,
+        item, value (mean, yuan) and se — beside the wide :attr:`cashflows`."""
+        from .frames import cashflows_long
+
+        return cashflows_long(self.cashflows, self.deal.tranche_names)
+
     def __repr__(self) -> str:
         from .notebook import mc_repr
 
