@@ -577,8 +577,9 @@ def _sensitivity(
     x, y = args.x, args.y
     table = _rating_table(args)
     grid = sensitivity(
-        cd, sc, x, y, n_paths=args.paths, seed=args.seed, client=runner, rating_table=table
-    )
+        cd, sc, x, y, n_paths=args.paths, seed=args.seed, client=runner, rating_table=table,
+        progress=False if args.json else None,
+    )  # fmt: skip
     result = {"x": x[0], "y": y[0], "grid": grid.to_dict(orient="records")}
     tranche = args.tranche or cd.tranche_names[0]
     return result, console.sensitivity_text(grid, x[0], y[0], tranche, table)

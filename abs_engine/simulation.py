@@ -132,15 +132,15 @@ def numba_threads(n: int | None):
         numba.set_num_threads(old)
 
 
-def _progress(total: int, enabled: bool | None):
+def _progress(total: int, enabled: bool | None, what: str = "simulating", unit: str = "paths"):
     if enabled is False:
         return None
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     return Progress(
-        TextColumn("simulating"),
+        TextColumn(what),
         BarColumn(),
-        TextColumn("{task.completed:,}/{task.total:,} paths"),
+        TextColumn("{task.completed:,}/{task.total:,} " + unit),
         TimeRemainingColumn(),
         transient=True,
         console=_stderr_console(),
@@ -393,12 +393,16 @@ def _warm_up(
     return seconds
 
 
-class _Progress:
-    """A progress bar that appears once a run is expected to take over a second (or at once
-    with ``enabled=True``; never with False)."""
+class Progress:
+    """A progress bar on stderr that appears once the work is expected to take over a second
+    (or at once with ``enabled=True``; never with False): ``what`` is its label, ``unit``
+    what ``total`` counts (a run's paths, a grid's points)."""
 
-    def __init__(self, total: int, enabled: bool | None):
+    def __init__(
+        self, total: int, enabled: bool | None, what: str = "simulating", unit: str = "paths"
+    ):
         self.total, self.enabled = total, enabled
+        self.what, self.unit = what, unit
         self.t0 = time.perf_counter()
         self.bar: Any = None
         self.task: Any = None
@@ -411,7 +415,7 @@ class _Progress:
             and done < self.total
             and (self.enabled or elapsed * self.total / done > 1.0)
         ):
-            self.bar = _progress(self.total, self.enabled)
+            self.bar = _progress(self.total, self.enabled, self.what, self.unit)
             if self.bar is not None:
                 self.bar.start()
                 self.task = self.bar.add_task("sim", total=self.total)
@@ -524,7 +528,7 @@ def collect(
     """The run's totals from ``stream``'s (first block, sums), which may come in any order:
     sums are added in block order (results arriving early wait), so the totals are bitwise the
     same whoever computed the ranges. Kept per-path metrics are copied into ``path_out``
-    (float64[n_paths, M]). ``progress`` (a :class:`_Progress`) counts finished paths. A
+    (float64[n_paths, M]). ``progress`` (a :class:`Progress`) counts finished paths. A
     range that overlaps one already received, or blocks that never arrive, are an error."""
     totals = RunTotals.zeros(job.shape)
     waiting: dict[int, BlockSums] = {}
@@ -612,7 +616,7 @@ class PendingSimulation:
         spec, n_m = self.job.spec, self.job.shape.n_m
         t0 = self.t0 if self.eager else time.perf_counter()
         path_out = np.full((spec.n_paths, n_m), np.nan) if spec.keep else np.zeros((0, n_m))
-        bar = _Progress(spec.n_paths, self.progress)
+        bar = Progress(spec.n_paths, self.progress)
         try:
             totals = collect(self.job, self.stream, path_out, bar)
         finally:

@@ -203,7 +203,7 @@ def test_a_worker_killed_mid_run_changes_nothing(monkeypatch):
         ae.simulate(n_paths=2_000, client=runner, progress=False)  # workers load the kernels
         pids = list(runner.client.run(os.getpid).values())
         killed: list[int] = []
-        update = simulation._Progress.update
+        update = simulation.Progress.update
 
         def kill_one(self, done: int) -> None:
             if not killed:
@@ -215,7 +215,7 @@ def test_a_worker_killed_mid_run_changes_nothing(monkeypatch):
                 killed.append(victim)
             update(self, done)
 
-        monkeypatch.setattr(simulation._Progress, "update", kill_one)
+        monkeypatch.setattr(simulation.Progress, "update", kill_one)
         remote = ae.simulate(client=runner, **kw)
         assert killed and killed[0] in pids
         assert killed[0] not in runner.client.run(os.getpid).values()  # it really died

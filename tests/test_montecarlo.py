@@ -435,3 +435,19 @@ class _Kernel:
 class _Shape:
     def sums(self, n):
         return None
+
+
+def test_progress_bars_are_labelled_and_can_be_switched_off():
+    from abs_engine.simulation import Progress
+
+    on = Progress(10, True, "sensitivity grid", "points")
+    on.update(1)
+    assert on.bar is not None
+    assert "sensitivity grid" in str(on.bar.columns[0].text_format)
+    on.stop()
+    off = Progress(10, False, "sensitivity grid", "points")
+    off.update(1)
+    assert off.bar is None
+    quick = Progress(1_000_000, None)  # expected to end within a second: no bar
+    quick.update(999_999)
+    assert quick.bar is None

@@ -42,6 +42,7 @@ from ..schema.files import decode_text
 from ..schema.stochastic import MAX_PATHS, MonteCarloScenario
 from ..simulation import (
     PendingSimulation,
+    Progress,
     Runner,
     SimulationResult,
     start_simulation_compiled,
@@ -631,12 +632,14 @@ def sensitivity(
     seed: int | None = None,
     client: Any = None,
     rating_table: RatingTable | None = None,
+    progress: bool | None = None,
 ) -> pd.DataFrame:
     """Tranche expected loss (± SE), default probability, WAL and implied rating over a grid
     of two scenario parameters, long form: one row per (x, y, tranche). With ``client`` (a
     ``distributed.Client`` or DaskRunner) every grid point is submitted before any is
     collected, so the cluster computes them together. ``rating_table``: for the implied
-    ratings (default: the shipped illustrative table)."""
+    ratings (default: the shipped illustrative table). ``progress``: a bar over the grid's
+    points on stderr (default: when the grid takes over a second; never with False)."""
     for axis, spec in (("x", x), ("y", y)):
         if not isinstance(spec, tuple | list) or len(spec) != 2 or isinstance(spec[1], str):
             raise SolverError(f"{axis} must be (parameter, values), got {short_repr(spec)}")
@@ -663,8 +666,10 @@ def sensitivity(
         for xv, yv in points
     ]  # fmt: skip
     rows = []
-    for (xv, yv), run in zip(points, pending, strict=True):
+    bar = Progress(len(points), progress, "sensitivity grid", "points")
+    for k, ((xv, yv), run) in enumerate(zip(points, pending, strict=True)):
         tr = run.result().tranches
+        bar.update(k + 1)
         for r in tr.itertuples():
             rows.append(
                 {
@@ -678,4 +683,5 @@ def sensitivity(
                     "implied_rating": r.implied_rating,
                 }
             )
+    bar.stop()
     return pd.DataFrame(rows)
