@@ -34,6 +34,7 @@ from .schema.load import deal_source, is_file, read_document, require_file, vali
 from .schema.load import load_deal as _load_deal
 from .schema.scenario import DeterministicScenario
 from .schema.stochastic import MonteCarloScenario
+from .schema.stress import StressGrid, shocked
 from .simulation import SimulationResult, _simulate_checked, check_simulation_args
 
 AnyScenario = DeterministicScenario | MonteCarloScenario
@@ -120,6 +121,29 @@ def load_scenario(name_or_path: str | Path, deal: Deal | None = None) -> AnyScen
             return parse_any_scenario(read_document(c), c)
     where = ", ".join(dict.fromkeys(str(c.parent) for c in cands[1:])) or "the current folder"
     raise DealError.one(str(name_or_path), "<file>", f"scenario not found (looked in {where})")
+
+
+def load_scenarios(name_or_path: str | Path, deal: Deal | None = None) -> list[AnyScenario]:
+    """:func:`load_scenario`, where a stress-grid file (``kind = "stress_grid"``, see
+    :mod:`abs_engine.schema.stress`) gives its base Monte Carlo scenario and one shocked
+    scenario per shock; any other scenario file gives itself."""
+    p = check_path(name_or_path, "load_scenarios", "name_or_path")
+    for c in _scenario_candidates(str(p), deal):
+        if is_file(c):
+            doc = read_document(c)
+            if doc.get("kind") != "stress_grid":
+                return [parse_any_scenario(doc, c)]
+            return _stress_grid(validate_model(StressGrid, doc, str(c), source=c), c, deal)
+    return [load_scenario(name_or_path, deal)]  # not found: its error
+
+
+def _stress_grid(grid: StressGrid, path: Path, deal: Deal | None) -> list[AnyScenario]:
+    beside = path.parent / grid.base
+    base = load_scenario(beside if is_file(beside) else grid.base, deal)
+    if not isinstance(base, MonteCarloScenario):
+        raise DealError.one(path, "base", "the base of a stress grid must be a Monte Carlo "
+                            "scenario", grid.base)  # fmt: skip
+    return [base, *(shocked(base, s, str(path), k) for k, s in enumerate(grid.shocks))]
 
 
 @dataclass(frozen=True, repr=False)

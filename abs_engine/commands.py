@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
-from .api import load_deal, load_scenario, run_deterministic
+from .api import load_deal, load_scenario, load_scenarios, run_deterministic
 from .cli_types import UsageError, got, parse_condition, parse_range
 from .compile.deal import compile_deal
 from .compile.model import compile_model
@@ -120,7 +120,8 @@ def _deal_run(path: str | None, names: list[str] | None = None) -> tuple[Compile
     cd = compile_deal(deal)
     console.print_warnings(cd)
     names = names or ([deal.base_scenario] if deal.base_scenario else [])
-    return cd, [load_scenario(s, deal) for s in names]
+    # a stress grid stands for its base scenario and one scenario per shock
+    return cd, [sc for s in names for sc in load_scenarios(s, deal)]
 
 
 def _monte_carlo(scenarios: list[AnyScenario]) -> bool:
@@ -358,11 +359,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     problems = _named_scenario_problems(deal)
     for s in args.scenario or []:
         try:
-            sc = load_scenario(s, deal)
-            if isinstance(sc, DeterministicScenario):
-                run_deterministic(cd, [sc])
-            else:
-                compile_model(cd, sc)
+            for sc in load_scenarios(s, deal):  # a stress grid: its base and every shock
+                if isinstance(sc, DeterministicScenario):
+                    run_deterministic(cd, [sc])
+                else:
+                    compile_model(cd, sc)
         except DealError as exc:
             problems.extend(exc.problems)
     if problems:

@@ -152,7 +152,8 @@ def _asset_correlation(
     pool = cd.pool
     corr = sc.defaults.correlation
     if isinstance(corr, BaselCorrelation):
-        return basel_correlation(np.clip(_pd_1y(cd), 0.0, 1.0), corr.sme_sales_eur_m)
+        rho = basel_correlation(np.clip(_pd_1y(cd), 0.0, 1.0), corr.sme_sales_eur_m)
+        return np.clip(rho + corr.add, 0.0, 0.999) if corr.add else rho
     for sec in corr.by_sector:
         if sec not in pool.sectors:
             pc.add(

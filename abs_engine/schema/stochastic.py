@@ -36,6 +36,9 @@ class BaselCorrelation(Model):
 
     kind: Literal["basel"]
     sme_sales_eur_m: PosNum | None = None
+    #: added to every obligor's correlation (a stress-grid shift), the sum clipped to
+    #: [0, 0.999]
+    add: Annotated[float, Field(strict=True, ge=-1, le=1)] = 0.0
 
 
 class FixedCorrelation(Model):

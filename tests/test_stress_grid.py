@@ -1,0 +1,93 @@
+"""Stress-grid files: a base Monte Carlo scenario and named shocks that shift its own
+assumptions (PD ×, correlation +, IP haircut on top, recovery lag +, CPR, provider PD ×,
+provider default), run as one command into one side-by-side table."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import abs_engine as ae
+from abs_engine.api import load_scenarios
+from abs_engine.cli import main
+from abs_engine.compile.model import compile_model
+from abs_engine.errors import DealError
+
+
+@pytest.fixture(scope="module")
+def grid():
+    deal = ae.load_deal()
+    return deal, {s.name: s for s in load_scenarios("stress_grid_huake", deal)}
+
+
+def test_the_bundled_grid_expands_into_its_base_and_shifted_scenarios(grid):
+    deal, scs = grid
+    base = scs["huake_mc"]
+    assert list(scs)[0] == "huake_mc" and len(scs) == 8
+    assert scs["pd_x2"].defaults.pd_multiplier == 2 * base.defaults.pd_multiplier
+    assert scs["provider_pd_x3"].providers.pd_multiplier == 3 * base.providers.pd_multiplier
+    assert scs["provider_default"].providers.disabled and not base.providers.disabled
+    h0 = base.recovery.haircut
+    assert scs["ip_haircut_30pct_more"].recovery.haircut == pytest.approx(1 - (1 - h0) * 0.7)
+    assert scs["recovery_lag_plus_4"].recovery.lag_periods == base.recovery.lag_periods + 4
+    both = scs["pd_x2_and_provider_default"]
+    assert both.defaults.pd_multiplier == 2.0 and both.providers.disabled
+    # everything a shock does not name is the base's
+    for name, sc in scs.items():
+        assert sc.n_paths == base.n_paths and sc.seed == base.seed, name
+        assert sc.prepayment == base.prepayment, name
+
+
+def test_a_correlation_shift_adds_to_the_basel_correlation(grid):
+    deal, scs = grid
+    from abs_engine.compile.model import _asset_correlation
+    from abs_engine.errors import ProblemCollector
+
+    cd = ae.compile_deal(deal)
+    pc = ProblemCollector("x")
+    rho0 = _asset_correlation(cd, scs["huake_mc"], pc)
+    rho1 = _asset_correlation(cd, scs["correlation_plus_10pt"], pc)
+    compile_model(cd, scs["correlation_plus_10pt"])  # the shifted scenario compiles
+    assert np.allclose(rho1, np.clip(rho0 + 0.10, 0.0, 0.999), rtol=0, atol=1e-15)
+    assert (rho1 > rho0).all()
+
+
+def _grid_file(tmp_path, shocks: str, base: str = "huake_mc"):
+    p = tmp_path / "g.toml"
+    p.write_text(
+        f'schema_version = 1\nkind = "stress_grid"\nname = "g"\nbase = "{base}"\n' + shocks
+    )
+    return p
+
+
+def test_grid_problems_name_the_file_and_the_shock(tmp_path):
+    deal = ae.load_deal()
+    p = _grid_file(tmp_path, '[[shocks]]\nname = "a"\npd_multiplier = 2\n'
+                   '[[shocks]]\nname = "a"\ncpr = 0.1\n')  # fmt: skip
+    with pytest.raises(DealError) as ei:
+        load_scenarios(str(p), deal)
+    assert "shocks[1].name" in str(ei.value) and "used twice" in str(ei.value)
+    # a base PD multiplier of 30, times 2, is past the schema's 50
+    base = tmp_path / "b.toml"
+    base.write_text('schema_version = 1\nkind = "monte_carlo"\nname = "b"\n'
+                    "[defaults]\npd_multiplier = 30.0\n")  # fmt: skip
+    p = _grid_file(tmp_path, '[[shocks]]\nname = "x2"\npd_multiplier = 2\n', base="b.toml")
+    with pytest.raises(DealError) as ei:
+        load_scenarios(str(p), deal)
+    (problem,) = ei.value.problems
+    assert problem.path == "shocks[0]" and "pd_multiplier" in problem.message
+    p = _grid_file(tmp_path, '[[shocks]]\nname = "s"\ncpr = 0.1\n', base="huake_base")
+    with pytest.raises(DealError, match="must be a Monte Carlo scenario"):
+        load_scenarios(str(p), deal)
+
+
+def test_run_a_grid_into_one_table(capsys):
+    assert main(["run", "-s", "stress_grid_huake", "--paths", "1500", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    rows = doc["comparison"]
+    assert len(doc["scenarios"]) == 8 and len(rows) == 16
+    el = {(r["tranche"], r["scenario"]): r["expected_loss"] for r in rows}
+    # common random numbers: doubling the PDs cannot lower the senior's loss here
+    assert el[("A", "pd_x2")] >= el[("A", "huake_mc")]
