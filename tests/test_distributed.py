@@ -176,6 +176,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_a_scheduler_out_of_reach_is_a_clear_error(monkeypatch, capsys):
     from abs_engine.distributed import cluster as cl
 
@@ -386,6 +387,7 @@ def test_a_task_that_fails_on_a_worker_is_a_clear_error(cluster):
     assert cluster.map_calls(2, [(pow, (3,), {})]) == [8]
 
 
+@pytest.mark.slow
 def test_a_scheduler_without_workers_is_a_clear_error_not_a_hang(monkeypatch):
     from abs_engine.distributed import runner as rn
 
