@@ -101,15 +101,14 @@ def parse_any_scenario(data: dict[str, Any], source: str | Path = "<memory>") ->
     return validate_model(model, data, str(source), source=source)
 
 
-def load_scenario(name_or_path: str | Path, deal: Deal | None = None) -> AnyScenario:
-    """Load a scenario file (deterministic or Monte Carlo), by path or by name (looked up
-    beside the deal, in the deal's ``../scenarios`` folder, then among the bundled
-    scenarios)."""
-    p = check_path(name_or_path, "load_scenario", "name_or_path")
+def _scenario_file(name_or_path: str | Path, deal: Deal | None, func: str) -> Path:
+    """The scenario file a name or path stands for (beside the deal, in the deal's
+    ``../scenarios`` folder, then among the bundled scenarios); a :class:`DealError` when
+    there is none."""
+    p = check_path(name_or_path, func, "name_or_path")
     if deal is not None and not isinstance(deal, Deal):
         raise ArgumentTypeError(
-            f"load_scenario: deal must be a Deal or None, got {short_repr(deal)} "
-            f"({type(deal).__name__})"
+            f"{func}: deal must be a Deal or None, got {short_repr(deal)} ({type(deal).__name__})"
         )
     looks_like_path = p.suffix.lower() in (".toml", ".json") or os.sep in str(name_or_path)
     if looks_like_path and os.path.lexists(p):
@@ -118,23 +117,28 @@ def load_scenario(name_or_path: str | Path, deal: Deal | None = None) -> AnyScen
     cands = _scenario_candidates(str(p), deal)
     for c in cands:
         if is_file(c):
-            return parse_any_scenario(read_document(c), c)
+            return c
     where = ", ".join(dict.fromkeys(str(c.parent) for c in cands[1:])) or "the current folder"
     raise DealError.one(str(name_or_path), "<file>", f"scenario not found (looked in {where})")
+
+
+def load_scenario(name_or_path: str | Path, deal: Deal | None = None) -> AnyScenario:
+    """Load a scenario file (deterministic or Monte Carlo), by path or by name (looked up
+    beside the deal, in the deal's ``../scenarios`` folder, then among the bundled
+    scenarios)."""
+    c = _scenario_file(name_or_path, deal, "load_scenario")
+    return parse_any_scenario(read_document(c), c)
 
 
 def load_scenarios(name_or_path: str | Path, deal: Deal | None = None) -> list[AnyScenario]:
     """:func:`load_scenario`, where a stress-grid file (``kind = "stress_grid"``, see
     :mod:`abs_engine.schema.stress`) gives its base Monte Carlo scenario and one shocked
     scenario per shock; any other scenario file gives itself."""
-    p = check_path(name_or_path, "load_scenarios", "name_or_path")
-    for c in _scenario_candidates(str(p), deal):
-        if is_file(c):
-            doc = read_document(c)
-            if doc.get("kind") != "stress_grid":
-                return [parse_any_scenario(doc, c)]
-            return _stress_grid(validate_model(StressGrid, doc, str(c), source=c), c, deal)
-    return [load_scenario(name_or_path, deal)]  # not found: its error
+    c = _scenario_file(name_or_path, deal, "load_scenarios")
+    doc = read_document(c)
+    if doc.get("kind") != "stress_grid":
+        return [parse_any_scenario(doc, c)]
+    return _stress_grid(validate_model(StressGrid, doc, str(c), source=c), c, deal)
 
 
 def _stress_grid(grid: StressGrid, path: Path, deal: Deal | None) -> list[AnyScenario]:

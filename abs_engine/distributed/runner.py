@@ -135,14 +135,15 @@ class DaskRunner:
 
     def with_task_blocks(self, task_blocks: int | None) -> DaskRunner:
         """The same cluster, threads and shipped bundles, ``task_blocks`` blocks per task."""
-        other = DaskRunner(self.client, self.threads, task_blocks)
-        other._scattered = self._scattered
-        return other
+        return self._sharing(self.threads, task_blocks)
 
     def with_threads(self, threads: int | None) -> DaskRunner:
         """The same cluster, task size and shipped bundles, ``threads`` numba threads a task."""
-        other = DaskRunner(self.client, threads, self.task_blocks)
-        other._scattered = self._scattered
+        return self._sharing(threads, self.task_blocks)
+
+    def _sharing(self, threads: int | None, task_blocks: int | None) -> DaskRunner:
+        other = DaskRunner(self.client, threads, task_blocks)
+        other._scattered = self._scattered  # bundles already on the cluster: not sent again
         return other
 
     def __repr__(self) -> str:

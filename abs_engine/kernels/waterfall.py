@@ -208,6 +208,19 @@ def waterfall_scratch_py(n_tranches, n_fees, n_accounts, n_supports, n_triggers,
     return WaterfallScratch(np.zeros((rows, cols)), np.zeros((max(n_supports, 1), n_periods)))
 
 
+def base_amount_py(kind, pool_start, notes, original_pool, tranche_balance):
+    """The balance a fee's rate or a percent reserve target applies to (yuan), by ``BASE_*``
+    code: the pool at the period's start, the notes, the original pool, or the tranche's
+    balance (``tranche_balance``, read whatever the code: its index is -1 otherwise)."""
+    if kind == BASE_POOL:
+        return pool_start
+    if kind == BASE_NOTES:
+        return notes
+    if kind == BASE_ORIGINAL_POOL:
+        return original_pool
+    return tranche_balance
+
+
 def waterfall_path_py(pool_flows, support_default_period, base_rate, deal, led, scratch):  # noqa: C901
     """Run one path through the waterfall.
 
@@ -401,15 +414,8 @@ def waterfall_path_py(pool_flows, support_default_period, base_rate, deal, led, 
             led_tr[t, j, LT_INTEREST_DUE] = accrued + work[W_SHORT, j]
         fees_due = 0.0
         for f in range(n_f):
-            bk = fee_i[f, FI_BASE_KIND]
-            if bk == BASE_POOL:
-                base = pool_start
-            elif bk == BASE_NOTES:
-                base = notes
-            elif bk == BASE_ORIGINAL_POOL:
-                base = original_pool
-            else:
-                base = work[W_BAL, fee_i[f, FI_BASE_TRANCHE]]
+            base = base_amount_py(fee_i[f, FI_BASE_KIND], pool_start, notes, original_pool,
+                                  work[W_BAL, fee_i[f, FI_BASE_TRANCHE]])  # fmt: skip
             cur = fee_f[f, FF_RATE] * base * deal_accrual[t] + fee_f[f, FF_FIXED]
             if cur < fee_f[f, FF_FLOOR]:
                 cur = fee_f[f, FF_FLOOR]
@@ -506,15 +512,8 @@ def waterfall_path_py(pool_flows, support_default_period, base_rate, deal, led, 
             elif tk == TARGET_FIXED:
                 target = account_f[a, AF_AMOUNT]
             elif tk == TARGET_PERCENT:
-                bk = account_i[a, AI_OF_KIND]
-                if bk == BASE_POOL:
-                    base = pool_start
-                elif bk == BASE_NOTES:
-                    base = notes
-                elif bk == BASE_ORIGINAL_POOL:
-                    base = original_pool
-                else:
-                    base = work[W_BAL, account_i[a, AI_OF_TRANCHE]]
+                base = base_amount_py(account_i[a, AI_OF_KIND], pool_start, notes, original_pool,
+                                      work[W_BAL, account_i[a, AI_OF_TRANCHE]])  # fmt: skip
                 target = account_f[a, AF_RATE] * base
                 if target < account_f[a, AF_FLOOR]:
                     target = account_f[a, AF_FLOOR]
@@ -821,7 +820,8 @@ def run_paths_py(pool_flows, support_default_period, base_rate, deal, led, work_
     return 0
 
 
-waterfall_path = jit_twin(waterfall_path_py, cache=True)
+base_amount = jit_twin(base_amount_py, cache=True)
+waterfall_path = jit_twin(waterfall_path_py, {"base_amount_py": base_amount}, cache=True)
 waterfall_scratch = jit_twin(waterfall_scratch_py, {"work_shape": jit_twin(work_shape)}, cache=True)
 run_paths = jit_twin(run_paths_py, {"waterfall_path_py": waterfall_path}, cache=True, parallel=True)
 
