@@ -10,11 +10,66 @@ import abs_engine as ae
 from abs_engine.metrics import DEFAULT_TABLE, load_rating_table
 from tests.conftest import count_pmf_gauss, homogeneous_deal, mc, tranche_el
 
+#: the shipped table's scale, best first: letter grades and the notches derived between them
+NOTCHED_SCALE = ("AAA", "AA+", "AA", "AA-", "A+", "A", "A-", "BBB+", "BBB", "BBB-")
+#: each derived notch: (better letter, worse letter, weight of the worse one in log space)
+DERIVED_NOTCHES = {
+    "AA+": ("AAA", "AA", 1 / 2),
+    "AA-": ("AA", "A", 1 / 3),
+    "A+": ("AA", "A", 2 / 3),
+    "A-": ("A", "BBB", 1 / 3),
+    "BBB+": ("A", "BBB", 2 / 3),
+}
+
+
+def _shipped_rows() -> dict[str, dict[float, float]]:
+    """The shipped CSV's rows as written (not through the loader): rating → horizon → %."""
+    import csv
+
+    lines = DEFAULT_TABLE.read_text().splitlines()
+    rows = list(csv.DictReader(line for line in lines if not line.startswith("#")))
+    out: dict[str, dict[float, float]] = {}
+    for r in rows:
+        out.setdefault(r["rating"], {})[float(r["horizon_years"])] = float(r["expected_loss_pct"])
+    return out
+
+
+def test_shipped_notches_are_log_linear_between_the_letter_grades():
+    """Every notch row of the shipped table is the geometric interpolation of its two
+    neighbouring letter rows at the same horizon, rounded to 6 significant digits (the
+    derivation the file's header states), so the file cannot drift from it unnoticed."""
+    rows = _shipped_rows()
+    assert tuple(rows) == NOTCHED_SCALE  # file order, best first
+    horizons = set(rows["AAA"])
+    assert horizons == {1.0, 2.0, 3.0, 5.0}
+    for notch, (better, worse, w) in DERIVED_NOTCHES.items():
+        assert set(rows[notch]) == horizons, notch
+        for h in horizons:
+            a, b = rows[better][h], rows[worse][h]
+            expected = math.exp((1 - w) * math.log(a) + w * math.log(b))
+            assert rows[notch][h] == pytest.approx(expected, rel=1e-5), (notch, h)
+            assert rows[notch][h] == float(f"{expected:.6g}"), (notch, h)
+    header = DEFAULT_TABLE.read_text().split("\nrating,")[0]
+    assert "illustrative" in header.lower() and "log-linear" in header
+
+
+def test_shipped_thresholds_strictly_increase_down_the_scale():
+    """At every horizon of the file, and in between, each rating's threshold is strictly
+    above the one of the rating above it."""
+    rows = _shipped_rows()
+    t = load_rating_table()
+    for h in rows["AAA"]:
+        values = [rows[r][h] for r in NOTCHED_SCALE]
+        assert all(a < b for a, b in zip(values, values[1:], strict=False)), (h, values)
+    for h in (0.5, 1.5, 4.0, 7.0):
+        values = [t.threshold(r, h) for r in NOTCHED_SCALE]
+        assert all(a < b for a, b in zip(values, values[1:], strict=False)), (h, values)
+
 
 def test_shipped_table_is_illustrative_and_interpolates_log_linearly():
     t = load_rating_table()
     assert t.illustrative and t.basis == "el"
-    assert t.ratings == ("AAA", "AA", "A", "BBB", "BBB-")
+    assert t.ratings == NOTCHED_SCALE
     assert t.threshold("AAA", 1.0) == pytest.approx(0.000028 / 100)
     # halfway between 1y (0.005979%) and 2y (0.0385%) for A: geometric mean
     assert t.threshold("A", 1.5) == pytest.approx(math.sqrt(0.005979 * 0.0385) / 100)
@@ -27,7 +82,10 @@ def test_implied_rating_is_best_rating_not_exceeded():
     t = load_rating_table()
     a_2y = 0.0385 / 100
     assert t.implied_rating(a_2y * 0.999, 2.0) == "A"
-    assert t.implied_rating(a_2y * 1.001, 2.0) == "BBB"
+    assert t.implied_rating(a_2y * 1.001, 2.0) == "A-"  # the next notch down
+    aa_2y = 0.0044 / 100
+    assert t.implied_rating(aa_2y * 1.001, 2.0) == "AA-"
+    assert t.implied_rating(aa_2y * 0.999, 2.0) == "AA"
     assert t.implied_rating(0.0, 3.0) == "AAA"
     assert t.implied_rating(0.5, 3.0) == "below BBB-"
     assert t.implied_rating(float("nan"), 3.0) == "n/a"
@@ -37,8 +95,8 @@ def test_implied_rating_is_best_rating_not_exceeded():
 def test_exact_el_gets_the_rating_the_table_says():
     """Finite pool of 20 (PD 5%, rho 0.2, 40% recovery), senior above 30% of the pool, one
     year: its EL by conditional-binomial quadrature is 3.33e-5, inside the illustrative
-    table's A band at 1 year (7.48e-6 < EL <= 5.98e-5). The simulated tranche gets A (400,000
-    paths: slow)."""
+    table's A band at 1 year (A+ 2.99e-5 < EL <= A 5.98e-5). The simulated tranche gets A
+    (400,000 paths: slow)."""
     table = load_rating_table()
     exact = tranche_el(count_pmf_gauss(20, 0.05, 0.2), 0.6, 0.3, 1.0)
     assert table.implied_rating(exact, 1.0) == "A"
@@ -142,12 +200,96 @@ def test_rating_table_flag_problems(tmp_path, capsys):
 def test_sensitivity_function_takes_a_rating_table(strict_table):
     import abs_engine as ae
     from abs_engine.metrics.rating import load_rating_table
-    from abs_engine.solvers import SolverError, sensitivity
+    from abs_engine.solvers import sensitivity
 
     cd = ae.compile_deal(ae.load_deal())
     sc = ae.load_scenario("huake_mc", cd.deal)
     axes = (("pd_multiplier", [1.0]), ("recovery", [0.2]))
     grid = sensitivity(cd, sc, *axes, n_paths=500, rating_table=load_rating_table(strict_table))
     assert set(grid.implied_rating) == {"BB"}
-    with pytest.raises(SolverError, match="rating_table must be a RatingTable"):
-        sensitivity(cd, sc, *axes, n_paths=500, rating_table=str(strict_table))  # type: ignore[arg-type]
+    # a CSV path works as well as a loaded table (str or pathlib.Path)
+    for path in (str(strict_table), strict_table):
+        grid = sensitivity(cd, sc, *axes, n_paths=500, rating_table=path)
+        assert set(grid.implied_rating) == {"BB"}
+
+
+def test_size_tranche_takes_a_rating_table_or_a_path(strict_table):
+    """``size_tranche``'s result carries an ``implied_rating``: the table (loaded or a path)
+    rates it. Under the strict table the whole capital meets target BB at once."""
+    from abs_engine.metrics.rating import load_rating_table
+    from abs_engine.solvers import size_tranche
+
+    deal = ae.load_deal()
+    sc = ae.load_scenario("huake_mc", deal)
+    for table in (load_rating_table(strict_table), strict_table, str(strict_table)):
+        out = size_tranche(deal, sc, "A", target_rating="BB", n_paths=500, rating_table=table)
+        assert out["implied_rating"] == "BB" and out["share_of_capital"] == 1.0
+
+
+@pytest.mark.parametrize("func", ["size_tranche", "sensitivity"])
+@pytest.mark.parametrize("bad", [123, 1.5, b"table.csv", ["t.csv"]])
+def test_solver_rating_table_of_the_wrong_type(func, bad):
+    """Anything but a path or a RatingTable: an ArgumentTypeError naming the function, the
+    argument and the value, before any path runs."""
+    from abs_engine.errors import short_repr
+    from abs_engine.solvers import sensitivity, size_tranche
+
+    deal = ae.load_deal()
+    sc = ae.load_scenario("huake_mc", deal)
+    with pytest.raises(ae.ArgumentTypeError) as info:
+        if func == "size_tranche":
+            size_tranche(deal, sc, "A", target_el=0.01, n_paths=10, rating_table=bad)
+        else:
+            axes = (("pd_multiplier", [1.0]), ("recovery", [0.2]))
+            sensitivity(ae.compile_deal(deal), sc, *axes, n_paths=10, rating_table=bad)
+    assert f"{func}: rating_table" in str(info.value) and short_repr(bad) in str(info.value)
+
+
+def test_solver_rating_table_path_problems(tmp_path):
+    """A missing file or a folder: a DealError naming the path; a bad row: the file, the row
+    and the value."""
+    from abs_engine.solvers import size_tranche
+
+    deal = ae.load_deal()
+    sc = ae.load_scenario("huake_mc", deal)
+    missing = tmp_path / "missing.csv"
+    with pytest.raises(ae.DealError, match="rating table not found") as info:
+        size_tranche(deal, sc, "A", target_el=0.01, n_paths=10, rating_table=missing)
+    assert info.value.problems[0].file == str(missing)
+    with pytest.raises(ae.DealError, match="folder"):
+        size_tranche(deal, sc, "A", target_el=0.01, n_paths=10, rating_table=tmp_path)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("rating,horizon_years,expected_loss_pct\nAAA,1,abc\n")
+    with pytest.raises(ae.DealError) as info:
+        size_tranche(deal, sc, "A", target_el=0.01, n_paths=10, rating_table=str(bad))
+    p = info.value.problems[0]
+    assert (p.file, p.path, p.value) == (str(bad), "row 1 (rating=AAA).expected_loss_pct", "abc")
+
+
+def test_size_command_takes_a_rating_table(strict_table, capsys):
+    import json
+
+    from abs_engine.cli import main
+
+    argv = ["size", "--tranche", "A", "--target", "BB", "--paths", "500", "--json"]
+    assert main([*argv, "--rating-table", str(strict_table)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["implied_rating"] == "BB" and doc["rating_table"]["source"] == str(strict_table)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["price", "--tranche", "A", "--curve", "0.02"],
+        ["breakeven", "--tranche", "A", "--param", "pd_multiplier"],
+        ["stress"],
+        ["validate", "deal.toml"],
+    ],
+)
+def test_commands_that_print_no_rating_take_no_rating_table(argv, capsys):
+    """``price`` (a coupon), ``breakeven`` (a parameter value), ``stress`` (deterministic
+    tables) and ``validate`` print no implied rating, so they have no ``--rating-table``."""
+    from abs_engine.cli import main
+
+    assert main([*argv, "--rating-table", "t.csv"]) == 2
+    assert "--rating-table" in capsys.readouterr().err

@@ -5,23 +5,28 @@ exceeded by its metric (expected loss on the EL basis, probability of default on
 basis). Thresholds are interpolated log-linearly in the horizon (log threshold linear in
 years), extrapolated along the nearest segment outside the table's horizons.
 
-The table shipped with the package, ``idealized_el_illustrative.csv``, is ILLUSTRATIVE: values
-as commonly reproduced from idealized expected-loss tables in public ABS literature, not
-verified against any agency. Production users load their agency's table.
+The table shipped with the package, ``idealized_el_illustrative.csv``, is ILLUSTRATIVE: its
+letter grades (AAA, AA, A, BBB, BBB-) are values as commonly reproduced from idealized
+expected-loss tables in public ABS literature, not verified against any agency; the notches
+between them (AA+, AA-, A+, A-, BBB+) are derived from those letters by log-linear
+interpolation at each horizon (the file's header says how). Production users load their
+agency's table.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..errors import DealError, ProblemCollector, check_path
+from ..errors import ArgumentTypeError, DealError, ProblemCollector, check_path, short_repr
 
 __all__ = [
     "DEFAULT_TABLE",
@@ -29,6 +34,7 @@ __all__ = [
     "default_rating_table",
     "implied_ratings",
     "load_rating_table",
+    "rating_table_arg",
 ]
 
 DEFAULT_TABLE = Path(__file__).resolve().parents[1] / "data" / "idealized_el_illustrative.csv"
@@ -120,6 +126,27 @@ def default_rating_table() -> RatingTable:
     for arr in (*table.horizons.values(), *table.thresholds.values()):
         arr.flags.writeable = False
     return table  # the dicts stay plain (a mapping proxy would not pickle)
+
+
+def rating_table_arg(value: Any, func: str, arg: str = "rating_table") -> RatingTable:
+    """A function's ``rating_table`` argument as a table: None gives the shipped illustrative
+    table, a CSV path (``str`` or ``os.PathLike``) is loaded (a missing file, a folder or a
+    bad row is a :class:`DealError` naming the file), a :class:`RatingTable` is used as given;
+    anything else is an :class:`ArgumentTypeError` naming ``func``, ``arg`` and the value."""
+    if value is None:
+        return default_rating_table()
+    if isinstance(value, RatingTable):
+        return value
+    if isinstance(value, str | os.PathLike):
+        from ..schema.load import require_file
+
+        p = check_path(value, func, arg)
+        require_file(p, "rating table")
+        return load_rating_table(p)
+    raise ArgumentTypeError(
+        f"{func}: {arg} must be a CSV path or a RatingTable (load_rating_table), got "
+        f"{short_repr(value)} ({type(value).__name__})"
+    )
 
 
 def load_rating_table(path: str | Path | None = None) -> RatingTable:

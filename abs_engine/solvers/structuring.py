@@ -35,7 +35,7 @@ from ..errors import (
     check_real,
     short_repr,
 )
-from ..metrics.rating import RatingTable, default_rating_table
+from ..metrics.rating import RatingTable, default_rating_table, rating_table_arg
 from ..schema.common import source_context
 from ..schema.deal import Deal
 from ..schema.files import decode_text
@@ -467,7 +467,7 @@ def size_tranche(
     target_el: float | None = None,
     n_paths: int = 20_000,
     seed: int | None = None,
-    rating_table: RatingTable | None = None,
+    rating_table: str | Path | RatingTable | None = None,
     tol: float = 1e-4,
     client: Any = None,
 ) -> dict[str, Any]:
@@ -475,7 +475,9 @@ def size_tranche(
     tranche's, which absorbs the difference) whose expected loss meets ``target_el``, or whose
     metric on the rating table's basis (expected loss, or default probability for a PD table)
     meets the ``target_rating``'s threshold at the tranche's WAL. Bisection on common random
-    numbers; the answer is always a balance that was evaluated and passed."""
+    numbers; the answer is always a balance that was evaluated and passed. ``rating_table``:
+    a CSV path or a loaded :class:`RatingTable`, for the target and the ``implied_rating``
+    (default: the shipped illustrative table)."""
     if (target_rating is None) == (target_el is None):
         raise SolverError("give exactly one of target_rating or target_el")
     if target_el is not None:
@@ -483,7 +485,7 @@ def size_tranche(
         if not 0 <= target_el < 1:
             raise SolverError(f"target_el must be in [0, 1), got {target_el!r}")
     n_paths = _n_paths(n_paths)
-    table = rating_table or default_rating_table()
+    table = rating_table_arg(rating_table, "size_tranche")
     if target_rating is not None and target_rating not in table.ratings:
         raise SolverError(f"unknown rating {target_rating!r}; the table has {list(table.ratings)}")
     cd0 = compile_deal(deal)
@@ -631,15 +633,16 @@ def sensitivity(
     n_paths: int = 20_000,
     seed: int | None = None,
     client: Any = None,
-    rating_table: RatingTable | None = None,
+    rating_table: str | Path | RatingTable | None = None,
     progress: bool | None = None,
 ) -> pd.DataFrame:
     """Tranche expected loss (± SE), default probability, WAL and implied rating over a grid
     of two scenario parameters, long form: one row per (x, y, tranche). With ``client`` (a
     ``distributed.Client`` or DaskRunner) every grid point is submitted before any is
-    collected, so the cluster computes them together. ``rating_table``: for the implied
-    ratings (default: the shipped illustrative table). ``progress``: a bar over the grid's
-    points on stderr (default: when the grid takes over a second; never with False)."""
+    collected, so the cluster computes them together. ``rating_table``: a CSV path or a loaded
+    :class:`RatingTable`, for the implied ratings (default: the shipped illustrative table).
+    ``progress``: a bar over the grid's points on stderr (default: when the grid takes over a
+    second; never with False)."""
     for axis, spec in (("x", x), ("y", y)):
         if not isinstance(spec, tuple | list) or len(spec) != 2 or isinstance(spec[1], str):
             raise SolverError(f"{axis} must be (parameter, values), got {short_repr(spec)}")
@@ -653,12 +656,7 @@ def sensitivity(
     n_paths = _n_paths(n_paths)
     seed = sc.seed if seed is None else seed
     runner = _runner(client, "sensitivity")
-    if rating_table is not None and not isinstance(rating_table, RatingTable):
-        raise SolverError(
-            "rating_table must be a RatingTable (load_rating_table), got "
-            f"{short_repr(rating_table)}"
-        )
-    table = rating_table or default_rating_table()
+    table = rating_table_arg(rating_table, "sensitivity")
     points = [(xv, yv) for xv in x[1] for yv in y[1]]
     pending = [
         _start(cd, with_parameter(with_parameter(sc, x[0], xv), y[0], yv), n_paths, seed,
