@@ -75,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     _add_run(sub)
     _add_stress(sub)
+    _add_report(sub)
     _add_size(sub)
     _add_price(sub)
     _add_breakeven(sub)
@@ -202,6 +203,66 @@ def _add_stress(sub: _Subparsers) -> None:
         "compute each tranche's breakeven, the large-obligor test and the coverage table as "
         "tasks on a Dask cluster (local:N or tcp://HOST:PORT); the same tables as without it",
     )
+
+
+def _add_report(sub: _Subparsers) -> None:
+    rp = sub.add_parser(
+        "report",
+        help="the deliverable: an HTML report with charts, an Excel workbook and their JSON "
+        "document (scenarios side by side, cash flows, agency tables, assumptions)",
+    )
+    rp.add_argument("deal", nargs="?", type=argtypes.path_text, help=_DEAL_HELP)
+    rp.add_argument(
+        "--scenario",
+        "-s",
+        action="append",
+        type=argtypes.path_text,
+        help="scenario name or file, Monte Carlo, deterministic or a stress grid (repeatable); "
+        "default: the deal's base and deterministic scenarios",
+    )
+    rp.add_argument(
+        "--out",
+        required=True,
+        type=argtypes.out_path,
+        help="folder for report.html, report.xlsx and report.json (checked before anything "
+        "runs; the files are written together, or none)",
+    )
+    rp.add_argument(
+        "--lang", choices=("en", "zh"), default="en", help="labels in English or Chinese"
+    )
+    mc = rp.add_argument_group("Monte Carlo scenarios")
+    mc.add_argument(
+        "--paths",
+        type=argtypes.int_type(1, MAX_PATHS),
+        help=f"number of paths, 1 .. {MAX_PATHS:,} (default: each scenario's n_paths)",
+    )
+    mc.add_argument(
+        "--seed",
+        type=argtypes.int_type(0, MAX_SEED),
+        help="random seed, 0 .. 2**63-1 (default: each scenario's)",
+    )
+    mc.add_argument(
+        "--threads",
+        type=argtypes.int_type(1, argtypes.max_threads),
+        help="numba threads, 1 .. NUMBA_NUM_THREADS (default: all cores)",
+    )
+    mc.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    _add_rating_table(mc)
+    _add_cluster(mc)
+    st = rp.add_argument_group("agency tables (as abs-engine stress)")
+    st.add_argument(
+        "--recovery",
+        type=argtypes.float_type(0.0, 1.0),
+        default=0.0,
+        help="recovery rate of the breakeven and large-obligor tests (decimal, 0 .. 1)",
+    )
+    st.add_argument(
+        "--lag",
+        type=argtypes.int_type(0, MAX_RECOVERY_LAG),
+        default=0,
+        help=f"their recovery lag (0 .. {MAX_RECOVERY_LAG})",
+    )
+    rp.set_defaults(keep_paths=False, ledger_paths=None, tranche=None, period=1, largest=None)
 
 
 def _solver_parser(sub: _Subparsers, name: str, summary: str) -> argparse.ArgumentParser:
@@ -436,6 +497,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return commands.cmd_run(args)
     if args.command == "stress":
         return commands.cmd_stress(args)
+    if args.command == "report":
+        return commands.cmd_report(args)
     if args.command == "synth":
         return commands.cmd_synth(args)
     if args.command in ("size", "price", "breakeven", "sensitivity"):

@@ -42,6 +42,7 @@ __all__ = [
     "EXIT_INPUT",
     "EXIT_OK",
     "check_solver_args",
+    "cmd_report",
     "cmd_run",
     "cmd_solver",
     "cmd_stress",
@@ -629,14 +630,40 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_stress(args: argparse.Namespace) -> int:
     """``stress``: breakeven default rates, the large-obligor test and the coverage-ratio
     table, deterministic, as rating agencies report them."""
-    from .solvers import coverage_table, large_obligor_test
-
     deal = load_deal(args.deal)
     cd = compile_deal(deal)
     console.print_warnings(cd)
     names = _stress_tranches(args, deal, cd)
     det = _stress_scenarios(args, deal)
-    from .solvers import breakeven_default_rate
+    with cluster_runner(args) as runner:
+        rows, lot, cov = _agency_tables(args, cd, names, det, runner)
+    if args.json:
+        console.print_json(_stress_doc(args, cd, names, rows, lot, cov))
+        return EXIT_OK
+    console.print_stress(
+        cd,
+        rows,
+        lot,
+        cov,
+        [s.name for s in det],
+        recovery=args.recovery,
+        lag=args.lag,
+        period=args.period,
+    )
+    return EXIT_OK
+
+
+def _agency_tables(
+    args: argparse.Namespace,
+    cd: CompiledDeal,
+    names: list[str],
+    det: list[DeterministicScenario],
+    runner: Any,
+) -> tuple[list[dict[str, Any]], Any, Any]:
+    """The breakeven rows of ``names`` (with and without support), the large-obligor test of
+    the first and the coverage table of ``det`` (None without), computed as independent
+    tasks: here one after another, or on the cluster."""
+    from .solvers import breakeven_default_rate, coverage_table, large_obligor_test
 
     pairs = [(name, support) for name in names for support in (True, False)]
     calls: list[tuple[Callable[..., Any], tuple, dict[str, Any]]] = [
@@ -653,13 +680,15 @@ def cmd_stress(args: argparse.Namespace) -> int:
     calls.append((large_obligor_test, (names[0] if names else None,), lot_kw))
     if det:
         calls.append((coverage_table, (det,), {}))
-    # independent deterministic analyses: here one after another, or as tasks on --cluster
-    with cluster_runner(args) as runner:
-        out = calls_on(runner, cd, calls)
+    out = calls_on(runner, cd, calls)
     rows = _breakeven_rows(pairs, out[: len(pairs)])
-    lot = out[len(pairs)]
-    cov = out[len(pairs) + 1] if det else None
-    doc = documents.stress_document(
+    return rows, out[len(pairs)], out[len(pairs) + 1] if det else None
+
+
+def _stress_doc(
+    args: argparse.Namespace, cd: CompiledDeal, names: list[str], rows: Any, lot: Any, cov: Any
+) -> dict[str, Any]:
+    return documents.stress_document(
         cd,
         recovery=args.recovery,
         lag=args.lag,
@@ -669,20 +698,6 @@ def cmd_stress(args: argparse.Namespace) -> int:
         large_obligors=lot,
         coverage=cov,
     )
-    if args.json:
-        console.print_json(doc)
-        return EXIT_OK
-    console.print_stress(
-        cd,
-        rows,
-        lot,
-        cov,
-        [s.name for s in det],
-        recovery=args.recovery,
-        lag=args.lag,
-        period=args.period,
-    )
-    return EXIT_OK
 
 
 def _stress_tranches(args: argparse.Namespace, deal: Deal, cd: CompiledDeal) -> list[str]:
@@ -739,4 +754,100 @@ def _breakeven_rows(pairs: list[tuple[str, bool]], results: list[Any]) -> list[d
             "multiple": be.multiple,
         }
         for (name, support), be in zip(pairs, results, strict=True)
+    ]
+
+
+# --- report --------------------------------------------------------------------------------------
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """``report``: the deal's scenarios (default: its base and deterministic scenarios), the
+    side-by-side table and the agency tables as an HTML report, an Excel workbook and their
+    JSON document in ``--out``."""
+    from .simulation import Progress
+
+    writers.check_out_folder(args.out, "--out")
+    deal = load_deal(args.deal)
+    cd = compile_deal(deal)
+    console.print_warnings(cd)
+    scenarios = _report_scenarios(args, deal)
+    mc = [s for s in scenarios if isinstance(s, MonteCarloScenario)]
+    det = [s for s in scenarios if not isinstance(s, MonteCarloScenario)]
+    if not mc:
+        _refuse_monte_carlo_options(args)
+    _check_monte_carlo_size(args, cd, mc)
+    names = _stress_tranches(args, deal, cd)
+    table = _rating_table(args)
+    with compile_notice(), cluster_runner(args) as runner:
+        results = [r.result() for r in _start_report_runs(args, cd, mc, table, runner)]
+        rows, lot, cov = _agency_tables(args, cd, names, det, runner)
+    det_res = run_deterministic(cd, det) if det else None
+    comparison = comparison_rows([s.name for s in scenarios], results, det_res)
+    info = stamp(
+        cd, scenarios, rating_table=table if mc else None,
+        n_paths=[r.n_paths for r in results] if mc else None,
+        seed=[r.seed for r in results] if mc else None,
+    )  # fmt: skip
+    bar = Progress(4, False if args.no_progress else None, "report", "steps")
+    done = iter(range(1, 5))
+    from .report.deliverable import build_report, write_report
+
+    doc, sections, _, html = build_report(
+        cd,
+        scenarios,
+        [(r, documents.mc_document(r)) for r in results],
+        None if det_res is None else (det_res, documents.result_document(det_res)),
+        comparison,
+        _stress_doc(args, cd, names, rows, lot, cov),
+        info,
+        args.lang,
+        step=lambda: bar.update(next(done)),
+    )
+    files = write_report(args.out, doc, sections, html, args.lang)
+    bar.update(4)
+    bar.stop()
+    print(f"wrote {', '.join(p.name for p in files)} to {args.out}")
+    return EXIT_OK
+
+
+def _report_scenarios(args: argparse.Namespace, deal: Deal) -> list[AnyScenario]:
+    """``--scenario``s (stress grids expanded), or the deal's base and deterministic
+    scenarios; names must be distinct (they label the report's tables)."""
+    names = args.scenario or [
+        s for s in (deal.base_scenario, deal.deterministic_scenario) if s is not None
+    ]
+    if not names:
+        raise UsageError("--scenario: the deal names no scenarios; give at least one")
+    scenarios = [sc for s in names for sc in load_scenarios(s, deal)]
+    seen: set[str] = set()
+    for sc in scenarios:
+        if sc.name in seen:
+            raise UsageError(
+                f"--scenario: two scenarios are named {sc.name!r}; the report labels its "
+                "tables by scenario name"
+            )
+        seen.add(sc.name)
+    return scenarios
+
+
+def _start_report_runs(
+    args: argparse.Namespace,
+    cd: CompiledDeal,
+    mc: list[MonteCarloScenario],
+    table: RatingTable,
+    runner: Any,
+) -> list[Any]:
+    """Every Monte Carlo run of the report, started (on a cluster: all submitted at once)."""
+    return [
+        start_simulation_compiled(
+            cd,
+            sc,
+            n_paths=args.paths,
+            seed=args.seed,
+            threads=None if runner is not None else args.threads,
+            progress=False if args.no_progress else None,
+            rating_table=table,
+            runner=runner,
+        )
+        for sc in mc
     ]

@@ -1,0 +1,169 @@
+"""The labels of the deal report (``abs-engine report --lang en|zh``): headings, column names,
+chart titles and sheet names in English and simplified Chinese.
+
+One table, keyed by the engine's own names (``expected_loss``, ``coverage_ratio``, ...), so the
+HTML report and the Excel workbook say the same thing in the same words. A key with no label
+shows as itself: a column the engine adds later is never dropped, only left untranslated.
+"""
+
+from __future__ import annotations
+
+__all__ = ["LANGUAGES", "LABELS", "label"]
+
+#: the report's languages: English, simplified Chinese
+LANGUAGES = ("en", "zh")
+
+#: key → (English, Chinese)
+LABELS: dict[str, tuple[str, str]] = {
+    # headings
+    "report_title": ("Deal report", "资产支持证券分析报告"),
+    "deal_summary": ("Deal summary", "交易概况"),
+    "capital_structure": ("Capital structure", "资本结构"),
+    "tranche_metrics": ("Tranche metrics", "分层证券指标"),
+    "comparison": ("Scenarios side by side", "情景对比"),
+    "charts": ("Charts", "图表"),
+    "cashflows": ("Expected cash flows by period", "分期预期现金流"),
+    "agency_tables": ("Agency-style stress tables", "评级压力测试表"),
+    "breakeven": ("Breakeven cumulative default rate", "盈亏平衡累计违约率"),
+    "large_obligor_test": ("Large-obligor test", "大额债务人违约测试"),
+    "coverage_table": ("Coverage ratio by period", "分期本息覆盖倍数"),
+    "assumptions": ("Assumptions and inputs", "假设与输入"),
+    "inputs": ("Input files", "输入文件"),
+    "scenario_parameters": ("Scenario parameters", "情景参数"),
+    "monte_carlo": ("Monte Carlo", "蒙特卡洛模拟"),
+    "deterministic": ("deterministic", "确定性情景"),
+    "scenario": ("Scenario", "情景"),
+    "stresses": ("Stresses", "压力测试"),
+    "summary": ("Summary", "概况"),
+    "tranches": ("Tranches", "分层证券"),
+    "contents": ("Contents", "目录"),
+    "cashflows_sheet": ("CF", "现金流"),
+    "notes": ("Notes", "说明"),
+    # deal summary items
+    "deal": ("Deal", "交易名称"),
+    "source": ("Deal file", "交易文件"),
+    "currency": ("Currency", "币种"),
+    "obligors": ("Obligors", "债务人数量"),
+    "original_pool": ("Original pool balance", "初始资产池余额"),
+    "periods": ("Payment periods", "支付期数"),
+    "first_payment_date": ("First payment date", "首个支付日"),
+    "last_payment_date": ("Legal final payment date", "法定到期日"),
+    "issued": ("Tranches issued", "证券发行总额"),
+    "overcollateralisation": ("Overcollateralisation", "超额抵押"),
+    # stamp and assumptions
+    "engine": ("Engine", "引擎版本"),
+    "commit": ("Engine commit", "引擎代码版本"),
+    "generated": ("Generated", "生成时间"),
+    "role": ("Role", "用途"),
+    "path": ("Path", "路径"),
+    "sha256": ("SHA-256", "SHA-256 校验值"),
+    "n_paths": ("Paths", "模拟路径数"),
+    "seed": ("Seed", "随机种子"),
+    "sampling": ("Sampling", "抽样方法"),
+    "rating_table": ("Rating table", "评级对照表"),
+    "illustrative_table": (
+        "illustrative table shipped with the engine, not an agency's",
+        "引擎附带的示意性对照表，并非评级机构数据",
+    ),
+    "kind": ("Kind", "类型"),
+    "parameter": ("Parameter", "参数"),
+    "value": ("Value", "取值"),
+    "recovery_rate": ("Recovery rate", "回收率"),
+    "recovery_lag": ("Recovery lag (periods)", "回收滞后期数"),
+    "timing": ("Default timing", "违约时间分布"),
+    # tranche columns
+    "tranche": ("Tranche", "证券层级"),
+    "balance": ("Balance", "本金余额"),
+    "share": ("Share of pool", "占资产池比例"),
+    "coupon": ("Coupon", "票面利率"),
+    "principal": ("Principal", "本金偿付方式"),
+    "attachment": ("Attachment", "损失起始点"),
+    "detachment": ("Detachment", "损失终止点"),
+    "expected_loss": ("Expected loss", "预期损失"),
+    "expected_loss_se": ("EL s.e.", "预期损失标准误"),
+    "default_probability": ("P(shortfall)", "违约概率"),
+    "default_probability_se": ("P(shortfall) s.e.", "违约概率标准误"),
+    "wal_years": ("WAL (years)", "加权平均期限（年）"),
+    "wal_years_se": ("WAL s.e.", "加权平均期限标准误"),
+    "irr": ("IRR", "内部收益率"),
+    "irr_se": ("IRR s.e.", "内部收益率标准误"),
+    "min_coverage_ratio": ("Min. coverage ratio", "最低覆盖倍数"),
+    "implied_rating": ("Implied rating", "隐含评级"),
+    "lgd": ("LGD", "违约损失率"),
+    "modified_duration": ("Modified duration", "修正久期"),
+    "loss": ("Loss", "损失"),
+    "principal_paid": ("Principal paid", "已付本金"),
+    "interest_paid": ("Interest paid", "已付利息"),
+    "interest_shortfall": ("Interest shortfall", "利息缺口"),
+    "residual_paid": ("Residual paid", "剩余收益"),
+    "support_received": ("Support received", "差额支付所得"),
+    # cash flows
+    "period": ("Period", "期次"),
+    "payment_date": ("Payment date", "支付日"),
+    "balance_end": ("Balance (end)", "期末余额"),
+    "write_down": ("Write-down", "本金核销"),
+    "coverage_ratio": ("Coverage ratio", "本息覆盖倍数"),
+    "coverage_ratio_p05": ("Coverage ratio, 5th pct.", "覆盖倍数5%分位"),
+    "collections": ("Collections", "回收款"),
+    "pool_balance_end": ("Pool balance (end)", "资产池期末余额"),
+    "defaults": ("Defaults", "违约金额"),
+    "status": ("Status", "状态"),
+    "pool": ("Pool", "资产池"),
+    "se": ("s.e.", "标准误"),
+    # stress tables
+    "support": ("With support", "含差额支付"),
+    "breakeven_default_rate": ("Breakeven default rate", "盈亏平衡违约率"),
+    "base_case_default_rate": ("Base-case default rate", "基准违约率"),
+    "multiple": ("Multiple of base case", "相对基准倍数"),
+    "never_fails": ("Never fails", "不会违约"),
+    "largest_defaulted": ("Largest obligors defaulted", "违约的最大债务人数"),
+    "defaulted_balance": ("Defaulted balance", "违约本金"),
+    "paid_in_full": ("Paid in full", "足额偿付"),
+    "yes": ("yes", "是"),
+    "no": ("no", "否"),
+    # charts
+    "chart_loss_distribution": ("Pool loss distribution", "资产池损失分布"),
+    "chart_balance": ("Tranche balance over time", "分层证券余额变化"),
+    "chart_coverage": ("Coverage ratio by period", "分期本息覆盖倍数"),
+    "chart_waterfall": ("Cash-flow waterfall by period", "分期现金流分配"),
+    "loss_rate_axis": ("Pool loss (share of original balance)", "资产池损失（占初始余额）"),
+    "probability_axis": ("Share of paths", "路径占比"),
+    "amount_axis": ("Yuan", "金额（元）"),
+    "ratio_axis": ("Ratio", "倍数"),
+    "mean": ("mean", "均值"),
+    "band": ("5–95% band", "5%–95%区间"),
+    "attachment_of": ("attachment of", "损失起始点："),
+    "collections_line": ("pool collections", "资产池回收款"),
+    "band_note": (
+        "Bands: 5th to 95th percentile over the first {k:,} paths' full ledgers (the run's "
+        "own random numbers); means over all {n:,} paths.",
+        "区间：前 {k:,} 条路径完整台账的5%至95%分位（与本次模拟相同的随机数）；均值基于全部 "
+        "{n:,} 条路径。",
+    ),
+    "no_band_note": (
+        "No band: the pool is too large to re-run enough paths' full ledgers for one.",
+        "资产池规模过大，无法重算足够路径的完整台账，未画区间。",
+    ),
+    "attachment_note": (
+        "Attachment points as a share of the original pool, from the tranche balances alone "
+        "(excess spread, reserves and support absorb losses first and move them up).",
+        "损失起始点按分层余额占初始资产池比例计算（超额利差、储备金和差额支付会先吸收损失）。",
+    ),
+    "se_note": (
+        "Every Monte Carlo figure is a mean over paths; s.e. is its standard error.",
+        "蒙特卡洛结果均为路径平均值，标准误为其估计误差。",
+    ),
+    "det_loss_note": (
+        "Deterministic scenarios: the scenario's own loss (share of balance, undiscounted) and "
+        "a shortfall probability of 1 or 0; no standard errors or implied ratings.",
+        "确定性情景：损失为该情景下实际损失（占余额比例，未折现），违约概率为1或0，无标准误和隐含评级。",
+    ),
+}
+
+
+def label(key: str, lang: str) -> str:
+    """``key``'s label in ``lang`` ("en" or "zh"); the key itself when it has none."""
+    pair = LABELS.get(key)
+    if pair is None:
+        return key
+    return pair[1] if lang == "zh" else pair[0]

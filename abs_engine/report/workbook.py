@@ -1,0 +1,135 @@
+"""The deal report as an Excel workbook (openpyxl): the report's tables
+(:mod:`abs_engine.report.tables`) as sheets of numbers — Summary, Assumptions, Tranches,
+Comparison, one cash-flow sheet per scenario, Stresses — each number stored as the value it has
+in the report document (``report.json``), shown with the number format its column calls for
+(yuan ``#,##0.00``, percentages, ratios, years, dates)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from pathlib import Path
+from typing import Any
+
+from .i18n import label
+from .tables import Section, Table
+
+__all__ = ["NUMBER_FORMATS", "sheet_titles", "write_workbook"]
+
+#: column kind → Excel number format
+NUMBER_FORMATS = {
+    "money": "#,##0.00",
+    "pct": "0.00%",
+    "pct4": "0.0000%",
+    "ratio": "0.000",
+    "years": "0.00",
+    "int": "#,##0",
+    "date": "yyyy-mm-dd",
+}
+_BAD_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
+_MAX_WIDTH = 48
+
+
+def _sheet_name(table: Table, lang: str) -> str:
+    if table.sheet.startswith("CF") and table.scenario is not None:
+        return f"{label('cashflows_sheet', lang)} {table.scenario}"
+    return table.sheet
+
+
+def sheet_titles(sections: list[Section], lang: str) -> dict[int, str]:
+    """Each table's sheet title (by ``id`` of the table): Excel-safe (no ``[]:*?/\\``, at most
+    31 characters, no leading or trailing apostrophe) and distinct."""
+    titles: dict[int, str] = {}
+    by_name: dict[str, str] = {}
+    used: set[str] = set()
+    for sec in sections:
+        for t in sec.tables:
+            name = _sheet_name(t, lang)
+            if name not in by_name:
+                base = _BAD_SHEET_CHARS.sub("_", name).strip("'")[:31] or "Sheet"
+                title, n = base, 1
+                while title.lower() in used:
+                    n += 1
+                    title = f"{base[: 31 - len(str(n)) - 1]}~{n}"
+                used.add(title.lower())
+                by_name[name] = title
+            titles[id(t)] = by_name[name]
+    return titles
+
+
+def _cell_value(v: Any, kind: str) -> Any:
+    if v is None or (isinstance(v, float) and v != v):
+        return None
+    if kind == "date" and isinstance(v, str):
+        try:
+            return _dt.date.fromisoformat(v[:10])
+        except ValueError:
+            return v
+    if isinstance(v, float) and v in (float("inf"), float("-inf")):
+        return "∞" if v > 0 else "−∞"
+    if isinstance(v, list | dict):
+        return str(v)
+    return v
+
+
+def _write_table(ws: Any, row: int, t: Table, widths: dict[int, int]) -> int:
+    """``t`` from ``row`` down (title, header, rows, note); returns the next free row."""
+    from openpyxl.styles import Alignment, Font, PatternFill
+
+    ws.cell(row=row, column=1, value=t.title).font = Font(bold=True, size=12, color="1F4E79")
+    row += 1
+    fill = PatternFill("solid", fgColor="1F4E79")
+    for j, c in enumerate(t.columns, start=1):
+        cell = ws.cell(row=row, column=j, value=c.label)
+        cell.font = Font(bold=True, color="FFFFFF")
+        cell.fill = fill
+        cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
+        widths[j] = max(widths.get(j, 8), min(len(c.label) + 2, _MAX_WIDTH))
+    row += 1
+    for i, values in enumerate(t.rows):
+        for j, v in enumerate(values, start=1):
+            kind = t.kind(i, j - 1)
+            cell = ws.cell(row=row, column=j, value=_cell_value(v, kind))
+            fmt = NUMBER_FORMATS.get(kind)
+            if fmt is not None and not isinstance(cell.value, str | bool):
+                cell.number_format = fmt
+            shown = len(str(v)) if isinstance(v, str) else 14
+            widths[j] = max(widths.get(j, 8), min(shown + 2, _MAX_WIDTH))
+        row += 1
+    if t.note:
+        ws.cell(row=row, column=1, value=t.note).font = Font(italic=True, color="5F6B76")
+        row += 1
+    return row + 1
+
+
+def write_workbook(
+    doc: dict[str, Any], sections: list[Section], path: Path, lang: str
+) -> list[str]:
+    """Write the workbook to ``path``; returns its sheet titles in order."""
+    from openpyxl import Workbook
+    from openpyxl.utils import get_column_letter
+
+    wb = Workbook()
+    wb.remove(wb.active)
+    wb.properties.title = f"{label('report_title', lang)}: {doc['deal']['deal']}"
+    wb.properties.creator = doc["stamp"]["engine"]
+    titles = sheet_titles(sections, lang)
+    order = ["summary", "assumptions", "tranches", "comparison", "cashflows", "stresses"]
+    by_key = {s.key: s for s in sections}
+    next_row: dict[str, int] = {}
+    widths: dict[str, dict[int, int]] = {}
+    for key in order:
+        for t in by_key[key].tables if key in by_key else []:
+            title = titles[id(t)]
+            if title not in next_row:
+                wb.create_sheet(title)
+                next_row[title], widths[title] = 1, {}
+            ws = wb[title]
+            if key == "cashflows":
+                ws.freeze_panes = ws.cell(row=next_row[title] + 2, column=3)
+            next_row[title] = _write_table(ws, next_row[title], t, widths[title])
+    for title, w in widths.items():
+        for j, width in w.items():
+            wb[title].column_dimensions[get_column_letter(j)].width = width
+    wb.save(path)
+    return list(wb.sheetnames)
