@@ -108,8 +108,11 @@ def _svg(fig: Any) -> str:
     buf = io.StringIO()
     fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight")
     text = buf.getvalue()
-    start = text.find("<svg")
-    svg = text[start:]
+    svg = text[text.find("<svg") :]
+    # the RDF metadata block (creator, format) is dropped: an inline chart carries no
+    # namespaces but SVG's and XLink's
+    svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, count=1, flags=re.S)
+    svg = re.sub(r'\s+xmlns:(?:dc|cc|rdf)="[^"]*"', "", svg)
     # scale with the page: the viewBox keeps the drawing, CSS gives the size
     return re.sub(r'(<svg[^>]*?) width="[^"]*" height="[^"]*"', r"\1", svg, count=1)
 

@@ -38,6 +38,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "tranches": ("Tranches", "分层证券"),
     "contents": ("Contents", "目录"),
     "cashflows_sheet": ("CF", "现金流"),
+    "sheet_assumptions": ("Assumptions", "假设"),
+    "sheet_comparison": ("Comparison", "情景对比"),
     "notes": ("Notes", "说明"),
     # deal summary items
     "deal": ("Deal", "交易名称"),

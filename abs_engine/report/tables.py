@@ -180,7 +180,7 @@ def _comparison(doc: dict[str, Any], lang: str) -> Section:
     cols = _cols([(c, _COMPARISON_KINDS.get(c, "text")) for c in COMPARISON_COLUMNS], lang)
     rows = [r | {"kind": label(r["kind"], lang)} for r in doc["comparison"]]
     table = Table(
-        label("comparison", lang), cols, _rows(rows, cols), label("comparison", lang),
+        label("comparison", lang), cols, _rows(rows, cols), label("sheet_comparison", lang),
         note=label("det_loss_note", lang),
     )  # fmt: skip
     return Section("comparison", label("comparison", lang), [table])
@@ -276,7 +276,7 @@ def _stresses(doc: dict[str, Any], lang: str) -> Section:
 
 def _assumptions(doc: dict[str, Any], lang: str) -> Section:
     s = doc["stamp"]
-    sheet = label("assumptions", lang)
+    sheet = label("sheet_assumptions", lang)
     rt = next((m["rating_table"] for m in doc["monte_carlo"]), None)
     run_rows = [
         [label("engine", lang), s["engine"]],
