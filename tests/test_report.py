@@ -249,6 +249,10 @@ def test_chinese_workbook_and_labels(zh):
     html = (out / "report.html").read_text(encoding="utf-8")
     assert '<html lang="zh-CN">' in html and "资产支持证券分析报告" in html
     assert "预期损失" in html and "隐含评级" in html
+    # the engine's English words in Chinese: principal types, "below BBB-"
+    assert "顺序偿付" in html and "低于 BBB-" in html and ">below " not in html
+    cells = {c.value for row in wb["概况"].iter_rows() for c in row}
+    assert "顺序偿付" in cells and "sequential" not in cells
     assert doc["lang"] == "zh"
 
 
@@ -304,6 +308,22 @@ def test_report_of_a_stress_grid_has_a_column_per_shock(tmp_path):
     assert a["pd_x2"]["expected_loss"] > a["huake_mc"]["expected_loss"]
     wb = openpyxl.load_workbook(tmp_path / "report.xlsx")
     assert sum(n.startswith("CF ") for n in wb.sheetnames) == 9
+
+
+@pytest.mark.slow  # a two-worker cluster
+def test_report_on_a_cluster_has_the_same_numbers(tmp_path, en):
+    _, doc = en
+    r = run_cli(
+        "report", "--out", tmp_path, "--paths", PATHS, "--no-progress", "--cluster", "local:2"
+    )
+    assert r.returncode == 0, r.stderr
+    again = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    for key in ("monte_carlo", "deterministic", "comparison", "stress"):
+        a, b = again[key], doc[key]
+        if key == "monte_carlo":
+            a = [{k: v for k, v in m.items() if k not in ("seconds", "compile_seconds")} for m in a]
+            b = [{k: v for k, v in m.items() if k not in ("seconds", "compile_seconds")} for m in b]
+        assert a == b, key
 
 
 def test_deterministic_only_report(tmp_path):

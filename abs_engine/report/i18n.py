@@ -121,6 +121,12 @@ LABELS: dict[str, tuple[str, str]] = {
     "largest_defaulted": ("Largest obligors defaulted", "违约的最大债务人数"),
     "defaulted_balance": ("Defaulted balance", "违约本金"),
     "paid_in_full": ("Paid in full", "足额偿付"),
+    "sequential": ("sequential", "顺序偿付"),
+    "pro_rata": ("pro rata", "按比例偿付"),
+    "target_balance": ("target balance", "目标余额偿付"),
+    "residual": ("residual", "剩余收益"),
+    "below": ("below", "低于"),
+    "n/a": ("n/a", "不适用"),
     "yes": ("yes", "是"),
     "no": ("no", "否"),
     # charts

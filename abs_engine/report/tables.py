@@ -62,6 +62,8 @@ def fmt_value(v: Any, kind: str, lang: str = "en") -> str:
         return label("yes" if v else "no", lang)
     if kind == "date":
         return str(v)[:10]  # ISO dates; JSON records carry a time of day
+    if kind in ("label", "rating") and isinstance(v, str):
+        return _translate(v, kind, lang)
     if isinstance(v, str) or kind == "text":
         return str(v)
     if isinstance(v, float) and math.isinf(v):
@@ -79,6 +81,15 @@ def fmt_value(v: Any, kind: str, lang: str = "en") -> str:
     if kind == "int":
         return f"{int(v):,}"
     return f"{v:,.6g}"
+
+
+def _translate(v: str, kind: str, lang: str) -> str:
+    """A value the engine writes as an English word: a principal type, or an implied rating
+    (``below BBB-``, ``n/a``)."""
+    if kind == "rating" and v.startswith("below "):
+        return f"{label('below', lang)} {v[len('below ') :]}"
+    return label(v, lang) if v in ("n/a", "sequential", "pro_rata", "target_balance",
+                                   "residual") else v  # fmt: skip
 
 
 def _cols(keys: list[tuple[str, str]], lang: str) -> list[Column]:
@@ -118,7 +129,7 @@ def _summary(doc: dict[str, Any], lang: str) -> Section:
     )
     cap_cols = _cols(
         [("tranche", "text"), ("balance", "money"), ("share", "pct"), ("coupon", "pct"),
-         ("principal", "text"), ("attachment", "pct"), ("detachment", "pct")], lang,
+         ("principal", "label"), ("attachment", "pct"), ("detachment", "pct")], lang,
     )  # fmt: skip
     cap = Table(
         label("capital_structure", lang), cap_cols, _rows(d["tranches"], cap_cols),
@@ -135,7 +146,7 @@ _MC_TRANCHE = [
     ("default_probability_se", "pct4"), ("wal_years", "years"), ("wal_years_se", "years"),
     ("irr", "pct"), ("irr_se", "pct"), ("min_coverage_ratio", "ratio"),
     ("min_coverage_ratio_se", "ratio"), ("lgd", "pct"), ("lgd_se", "pct"),
-    ("modified_duration", "years"), ("implied_rating", "text"),
+    ("modified_duration", "years"), ("implied_rating", "rating"),
 ]  # fmt: skip
 _DET_TRANCHE = [
     ("tranche", "text"), ("balance", "money"), ("principal_paid", "money"),
@@ -143,6 +154,7 @@ _DET_TRANCHE = [
     ("wal_years", "years"), ("min_coverage_ratio", "ratio"), ("residual_paid", "money"),
 ]  # fmt: skip
 _COMPARISON_KINDS = {
+    "implied_rating": "rating",
     "expected_loss": "pct4", "expected_loss_se": "pct4", "default_probability": "pct4",
     "default_probability_se": "pct4", "wal_years": "years", "min_coverage_ratio": "ratio",
 }  # fmt: skip

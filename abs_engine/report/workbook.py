@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .i18n import label
-from .tables import Section, Table
+from .tables import Section, Table, fmt_value
 
 __all__ = ["NUMBER_FORMATS", "sheet_titles", "write_workbook"]
 
@@ -57,9 +57,11 @@ def sheet_titles(sections: list[Section], lang: str) -> dict[int, str]:
     return titles
 
 
-def _cell_value(v: Any, kind: str) -> Any:
+def _cell_value(v: Any, kind: str, lang: str) -> Any:
     if v is None or (isinstance(v, float) and v != v):
         return None
+    if kind in ("label", "rating") and isinstance(v, str):
+        return fmt_value(v, kind, lang)  # an English word of the engine's, in ``lang``
     if kind == "date" and isinstance(v, str):
         try:
             return _dt.date.fromisoformat(v[:10])
@@ -72,7 +74,7 @@ def _cell_value(v: Any, kind: str) -> Any:
     return v
 
 
-def _write_table(ws: Any, row: int, t: Table, widths: dict[int, int]) -> int:
+def _write_table(ws: Any, row: int, t: Table, widths: dict[int, int], lang: str) -> int:
     """``t`` from ``row`` down (title, header, rows, note); returns the next free row."""
     from openpyxl.styles import Alignment, Font, PatternFill
 
@@ -89,7 +91,7 @@ def _write_table(ws: Any, row: int, t: Table, widths: dict[int, int]) -> int:
     for i, values in enumerate(t.rows):
         for j, v in enumerate(values, start=1):
             kind = t.kind(i, j - 1)
-            cell = ws.cell(row=row, column=j, value=_cell_value(v, kind))
+            cell = ws.cell(row=row, column=j, value=_cell_value(v, kind, lang))
             fmt = NUMBER_FORMATS.get(kind)
             if fmt is not None and not isinstance(cell.value, str | bool):
                 cell.number_format = fmt
@@ -127,7 +129,7 @@ def write_workbook(
             ws = wb[title]
             if key == "cashflows":
                 ws.freeze_panes = ws.cell(row=next_row[title] + 2, column=3)
-            next_row[title] = _write_table(ws, next_row[title], t, widths[title])
+            next_row[title] = _write_table(ws, next_row[title], t, widths[title], lang)
     for title, w in widths.items():
         for j, width in w.items():
             wb[title].column_dimensions[get_column_letter(j)].width = width
