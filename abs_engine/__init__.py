@@ -2,13 +2,21 @@
 
 >>> import abs_engine as ae
 >>> res = ae.run_deterministic()            # bundled Huake-style deal, base scenario
->>> res.tranches()                          # doctest: +SKIP
+>>> res.tranches                            # doctest: +SKIP
+>>> res["huake_base"].pool                  # doctest: +SKIP
 """
 
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .api import DeterministicResult, load_deal, load_scenario, run_deterministic, simulate
+    from .api import (
+        DeterministicResult,
+        DeterministicScenarioResult,
+        load_deal,
+        load_scenario,
+        run_deterministic,
+        simulate,
+    )
     from .compile.deal import CompiledDeal, compile_deal
     from .compile.schedule import register_calendar
     from .errors import (
@@ -37,7 +45,8 @@ if TYPE_CHECKING:
 #: ``import abs_engine.cli`` can guard its own heavy imports against Ctrl-C and SIGTERM.
 _LAZY = {
     **dict.fromkeys(
-        ["DeterministicResult", "load_deal", "load_scenario", "run_deterministic", "simulate"],
+        ["DeterministicResult", "DeterministicScenarioResult", "load_deal", "load_scenario"]
+        + ["run_deterministic", "simulate"],
         ".api",
     ),
     "CompiledDeal": ".compile.deal",
@@ -90,6 +99,7 @@ __all__ = [
     "DealWarning",
     "InputError",
     "DeterministicResult",
+    "DeterministicScenarioResult",
     "Problem",
     "__version__",
     "compile_deal",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -41,6 +41,7 @@ AnyScenario = DeterministicScenario | MonteCarloScenario
 
 __all__ = [
     "DeterministicResult",
+    "DeterministicScenarioResult",
     "compile_deal",
     "load_deal",
     "load_scenario",
@@ -154,8 +155,21 @@ def _stress_grid(grid: StressGrid, path: Path, deal: Deal | None) -> list[AnySce
 class DeterministicResult:
     """Result of :func:`run_deterministic`: one path per scenario, with full ledgers.
 
-    ``tranches(k)``, ``pool(k)``, ``cashflows(k)``, ``periods(k)`` give scenario k's views;
-    ``ledger()`` the long-form ledger of all scenarios; ``raw`` the kernel arrays."""
+    Shaped like a Monte Carlo :class:`~abs_engine.report.montecarlo.SimulationResult`, whose
+    frames are attributes: here ``res.tranches``, ``res.pool`` and ``res.cashflows`` hold
+    every scenario (a ``scenario`` column first; the pool a ``(scenario, metric)`` index), and
+    ``res[k]`` or ``res["cdr_stress"]`` is one scenario's
+    :class:`DeterministicScenarioResult`, with the same attributes for that scenario alone.
+    ``len(res)`` counts the scenarios and iterating gives them in order; ``ledger()`` is the
+    long-form ledger of all scenarios, ``raw`` the kernel arrays.
+
+    Example::
+
+        res = run_deterministic(None, ["huake_base", "cdr_stress"])
+        res["cdr_stress"].tranches          # as sim.tranches: one row per tranche
+        res["cdr_stress"].pool.loc["realised_loss", "value"]
+        res.pool["value"].unstack("scenario")   # metrics by scenario
+    """
 
     raw: WaterfallResult
     scenarios: tuple[DeterministicScenario, ...]
@@ -164,12 +178,58 @@ class DeterministicResult:
     def compiled(self) -> CompiledDeal:
         return self.raw.deal
 
-    def cashflows_long(self, scenario: int | str = 0) -> pd.DataFrame:
-        """Scenario ``scenario``'s cash flows per tranche in long form: period,
-        payment_date, tranche, item, value (yuan) — beside the wide :meth:`cashflows`."""
-        from .report.frames import cashflows_long
+    @property
+    def deal(self) -> CompiledDeal:
+        """The compiled deal (as ``SimulationResult.deal``; also :attr:`compiled`)."""
+        return self.raw.deal
 
-        return cashflows_long(self.cashflows(scenario), self.compiled.tranche_names)
+    @cached_property
+    def _views(self) -> tuple[DeterministicScenarioResult, ...]:
+        return tuple(DeterministicScenarioResult(self, k) for k in range(len(self)))
+
+    def __len__(self) -> int:
+        return len(self.raw.flows.labels)
+
+    def __iter__(self) -> Iterator[DeterministicScenarioResult]:
+        return iter(self._views)
+
+    def __getitem__(self, scenario: int | str) -> DeterministicScenarioResult:
+        """Scenario ``scenario`` (its name, or its index, negative from the end)."""
+        return self._views[self._k(scenario, "DeterministicResult[scenario]")]
+
+    def __contains__(self, scenario: object) -> bool:
+        """Whether the result has a scenario of this name (or is this scenario's result)."""
+        if isinstance(scenario, DeterministicScenarioResult):
+            return scenario.result is self
+        return isinstance(scenario, str) and scenario in self.raw.flows.labels
+
+    @cached_property
+    def tranches(self) -> pd.DataFrame:
+        """Every scenario's tranche table (:attr:`DeterministicScenarioResult.tranches`), one
+        after the other, with a ``scenario`` column first."""
+        return _stacked([v.tranches for v in self], [v.name for v in self])
+
+    @cached_property
+    def pool(self) -> pd.DataFrame:
+        """Every scenario's pool frame (:attr:`DeterministicScenarioResult.pool`) under a
+        ``(scenario, metric)`` index, column ``value``: ``res.pool.loc["cdr_stress"]`` is that
+        scenario's frame, ``res.pool["value"].unstack("scenario")`` metrics by scenario."""
+        return pd.concat([v.pool for v in self], keys=[v.name for v in self], names=["scenario"])
+
+    @cached_property
+    def cashflows(self) -> pd.DataFrame:
+        """Every scenario's cash flows per period (:attr:`DeterministicScenarioResult.cashflows`),
+        one after the other, with a ``scenario`` column first. A scenario that pays a tranche
+        no residual has no ``<tranche>.residual_paid`` column of its own; here it reads 0."""
+        parts = [v.cashflows for v in self]
+        columns = _merged_columns([list(p.columns) for p in parts])
+        parts = [p.reindex(columns=columns, fill_value=0.0) for p in parts]
+        return _stacked(parts, [v.name for v in self])
+
+    def cashflows_long(self) -> pd.DataFrame:
+        """Every scenario's cash flows per tranche in long form: scenario, period,
+        payment_date, tranche, item, value (yuan) — beside the wide :attr:`cashflows`."""
+        return _stacked([v.cashflows_long() for v in self], [v.name for v in self])
 
     def __repr__(self) -> str:
         from .report.notebook import det_repr
@@ -203,24 +263,123 @@ class DeterministicResult:
             )
         return int(scenario) % n
 
-    def tranches(self, scenario: int | str = 0) -> pd.DataFrame:
-        return frames.tranche_table(self.raw, self._k(scenario, "DeterministicResult.tranches"))
-
-    def pool(self, scenario: int | str = 0) -> dict[str, Any]:
-        return frames.pool_summary(self.raw, self._k(scenario, "DeterministicResult.pool"))
-
-    def cashflows(self, scenario: int | str = 0) -> pd.DataFrame:
-        return frames.cashflow_table(self.raw, self._k(scenario, "DeterministicResult.cashflows"))
-
-    def periods(self, scenario: int | str = 0) -> pd.DataFrame:
-        return frames.period_table(self.raw, self._k(scenario, "DeterministicResult.periods"))
-
     @cached_property
     def _ledger(self) -> pd.DataFrame:
         return frames.ledger_long(self.raw)
 
     def ledger(self) -> pd.DataFrame:
         return self._ledger
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class DeterministicScenarioResult:
+    """One scenario of a :class:`DeterministicResult` (``res[k]``, ``res["cdr_stress"]``),
+    with the frames of a Monte Carlo
+    :class:`~abs_engine.report.montecarlo.SimulationResult` as attributes: one path, so
+    amounts rather than means, and no standard errors.
+
+    Attributes
+    ----------
+    tranches : DataFrame   one row per tranche: tranche, balance, coupon, principal_paid,
+        interest_paid, loss, interest_shortfall, wal_years, min_coverage_ratio,
+        support_received, reserve_received, residual_paid (yuan; coupon as a decimal).
+    pool : DataFrame       pool and deal totals, indexed by ``metric`` like the Monte Carlo
+        pool frame, in one float64 column ``value``: a single path has an amount, not a mean
+        with a standard error, and ``value`` is what the long cash-flow frames of both kinds
+        call one figure. A trigger or clean-up-call period that never came is NaN; the worst
+        status, which is text, is :attr:`worst_status`; :attr:`pool_summary` holds the same
+        items as plain Python values (what the JSON documents print).
+    cashflows : DataFrame  per period: pool items and each tranche's interest, principal and
+        balance (columns like ``A.interest_paid``), coverage ratio, status.
+    periods : DataFrame    deal-level ledger items per period.
+    scenario : DeterministicScenario   the scenario (``name``: its name).
+    deal : CompiledDeal
+    """
+
+    result: DeterministicResult
+    index: int
+
+    @property
+    def deal(self) -> CompiledDeal:
+        return self.result.compiled
+
+    @property
+    def scenario(self) -> DeterministicScenario:
+        return self.result.scenarios[self.index]
+
+    @property
+    def name(self) -> str:
+        return self.result.raw.flows.labels[self.index]
+
+    @cached_property
+    def tranches(self) -> pd.DataFrame:
+        return frames.tranche_table(self.result.raw, self.index)
+
+    @cached_property
+    def _pool_summary(self) -> dict[str, Any]:
+        return frames.pool_summary(self.result.raw, self.index)
+
+    @property
+    def pool_summary(self) -> dict[str, Any]:
+        """The pool items as plain values (a copy): counts and periods as ints, a period that
+        never came as None, ``scenario`` and ``worst_status`` as text."""
+        return dict(self._pool_summary)
+
+    @cached_property
+    def pool(self) -> pd.DataFrame:
+        return frames.pool_frame(self._pool_summary)
+
+    @property
+    def worst_status(self) -> str:
+        """The worst deal status reached (``normal``, ... see the ``status`` of
+        :attr:`periods`)."""
+        status: str = self._pool_summary["worst_status"]
+        return status
+
+    @cached_property
+    def cashflows(self) -> pd.DataFrame:
+        return frames.cashflow_table(self.result.raw, self.index)
+
+    @cached_property
+    def periods(self) -> pd.DataFrame:
+        return frames.period_table(self.result.raw, self.index)
+
+    def cashflows_long(self) -> pd.DataFrame:
+        """The cash flows per tranche in long form: period, payment_date, tranche, item,
+        value (yuan) — beside the wide :attr:`cashflows`."""
+        return frames.cashflows_long(self.cashflows, self.deal.tranche_names)
+
+    def ledger(self) -> pd.DataFrame:
+        """This scenario's rows of :meth:`DeterministicResult.ledger`."""
+        return frames.ledger_long(self.result.raw, [self.index])
+
+    def __repr__(self) -> str:
+        from .report.notebook import det_scenario_repr
+
+        return det_scenario_repr(self)
+
+    def _repr_html_(self) -> str:
+        from .report.notebook import det_scenario_html
+
+        return det_scenario_html(self)
+
+
+def _stacked(parts: Sequence[pd.DataFrame], names: Sequence[str]) -> pd.DataFrame:
+    """Frames one after the other with a ``scenario`` column first (a new 0.. index)."""
+    tagged = [p.assign(scenario=n) for p, n in zip(parts, names, strict=True)]
+    out = pd.concat(tagged, ignore_index=True)
+    return out[["scenario", *(c for c in out.columns if c != "scenario")]]
+
+
+def _merged_columns(orders: Sequence[list[str]]) -> list[str]:
+    """The union of several column orders: each column missing so far goes in after the
+    column it follows where it appears."""
+    out: list[str] = []
+    for cols in orders:
+        for k, c in enumerate(cols):
+            if c not in out:
+                out.insert(out.index(cols[k - 1]) + 1 if k else 0, c)
+    return out
 
 
 #: what a scenario argument may be: a scenario object, or a name or path to load

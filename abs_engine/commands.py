@@ -512,6 +512,7 @@ def _size(
         seed=args.seed,
         rating_table=table,
         client=runner,
+        progress=False if args.json else None,
     )
     result = {
         "tranche": args.tranche,
@@ -539,6 +540,7 @@ def _price(
         n_paths=args.paths,
         seed=args.seed,
         client=runner,
+        progress=False if args.json else None,
     )
     result = {
         "tranche": args.tranche,
@@ -560,7 +562,7 @@ def _breakeven(
         lo, hi = parse_range(args.range)
     v = breakeven(
         cd, sc, args.tranche, args.param, cond, lo=lo, hi=hi, n_paths=args.paths,
-        seed=args.seed, client=runner,
+        seed=args.seed, client=runner, progress=False if args.json else None,
     )  # fmt: skip
     result = {
         "tranche": args.tranche,

@@ -132,7 +132,13 @@ def numba_threads(n: int | None):
         numba.set_num_threads(old)
 
 
-def _progress(total: int, enabled: bool | None, what: str = "simulating", unit: str = "paths"):
+def _progress(
+    total: int,
+    enabled: bool | None,
+    what: str = "simulating",
+    unit: str = "paths",
+    auto_refresh: bool = True,
+):
     if enabled is False:
         return None
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -144,6 +150,7 @@ def _progress(total: int, enabled: bool | None, what: str = "simulating", unit: 
         TimeRemainingColumn(),
         transient=True,
         console=_stderr_console(),
+        auto_refresh=auto_refresh,
     )
 
 
@@ -396,13 +403,21 @@ def _warm_up(
 class Progress:
     """A progress bar on stderr that appears once the work is expected to take over a second
     (or at once with ``enabled=True``; never with False): ``what`` is its label, ``unit``
-    what ``total`` counts (a run's paths, a grid's points)."""
+    what ``total`` counts (a run's paths, a grid's points). With ``auto_refresh=False`` it is
+    drawn only when updated, with no drawing thread running in between (the benchmarks'
+    bars: nothing runs beside a timed measurement)."""
 
     def __init__(
-        self, total: int, enabled: bool | None, what: str = "simulating", unit: str = "paths"
+        self,
+        total: int,
+        enabled: bool | None,
+        what: str = "simulating",
+        unit: str = "paths",
+        auto_refresh: bool = True,
     ):
         self.total, self.enabled = total, enabled
         self.what, self.unit = what, unit
+        self.auto_refresh = auto_refresh
         self.t0 = time.perf_counter()
         self.bar: Any = None
         self.task: Any = None
@@ -415,12 +430,27 @@ class Progress:
             and done < self.total
             and (self.enabled or elapsed * self.total / done > 1.0)
         ):
-            self.bar = _progress(self.total, self.enabled, self.what, self.unit)
+            self.bar = _progress(self.total, self.enabled, self.what, self.unit, self.auto_refresh)
             if self.bar is not None:
                 self.bar.start()
                 self.task = self.bar.add_task("sim", total=self.total)
         if self.bar is not None and self.task is not None:
-            self.bar.update(self.task, completed=done)
+            self.bar.update(self.task, completed=done, refresh=not self.auto_refresh)
+
+    def grow(self, total: int) -> None:
+        """Raise the total to ``total`` (work that turned out longer than expected: a search
+        that needs more evaluations than its expected count)."""
+        if total > self.total:
+            self.total = total
+            if self.bar is not None and self.task is not None:
+                self.bar.update(self.task, total=total, refresh=not self.auto_refresh)
+
+    def finish(self) -> None:
+        """Show the work complete (work that ended before its total: a search that converged
+        early) and stop the bar."""
+        if self.bar is not None and self.task is not None:
+            self.bar.update(self.task, completed=self.total)
+        self.stop()
 
     def stop(self) -> None:
         if self.bar is not None:

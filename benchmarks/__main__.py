@@ -7,7 +7,8 @@ summary table and writes ``benchmarks/results/montecarlo.{json,parquet,md,png}``
 (``quick.*`` with ``--quick``; ``--out`` names the JSON and the others sit beside it). A run
 of some sections only updates the stored results of those sections. ``--check`` is the
 performance regression guard (:mod:`benchmarks.guard`); nothing here is part of the unit
-tests.
+tests. Each section shows a progress bar over its measurements on stderr when stderr is a
+terminal (``--progress``: also when it is not; ``--no-progress``: never).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from abs_engine.distributed import parse_cluster
 from abs_engine.errors import InputError
 
 from . import guard, report
+from .progress import enabled as progress_enabled
 from .suite import SECTIONS, machine, run_sections
 
 ROOT = Path(__file__).resolve().parent
@@ -62,6 +64,12 @@ def main(argv: list[str] | None = None) -> int:
         help="measure the guarded ratios and store them as the baseline",
     )
     ap.add_argument("--baseline", type=Path, default=ROOT / "results" / "baseline.json")
+    ap.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a progress bar per section on stderr (default: when stderr is a terminal)",
+    )
     ap.add_argument(
         "--render",
         action="store_true",
@@ -105,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"{old['machine'].get(key)} here {here[key]}); run all sections"
                 )
     t0 = time.perf_counter()
-    res = run_sections(sections, args.quick, cluster=args.cluster)
+    res = run_sections(
+        sections, args.quick, cluster=args.cluster, progress=progress_enabled(args.progress)
+    )
     took = time.perf_counter() - t0
     if not partial:
         res["total_seconds"] = took

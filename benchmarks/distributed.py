@@ -30,6 +30,7 @@ from abs_engine.distributed.runner import MAX_TASK_BLOCKS, RANGES_PER_WORKER
 from abs_engine.simulation import BLOCK_SIZE
 
 from .pools import homogeneous_deal, pool_scenario
+from .progress import measured
 
 __all__ = ["ASSUMPTIONS", "project", "run"]
 
@@ -82,6 +83,7 @@ def _best(run: Callable[[], Any], repeats: int) -> tuple[float, list[float], Any
     for _ in range(repeats):
         res = run()
         times.append(res.seconds)
+        measured()
     return min(times), times, res
 
 
@@ -129,17 +131,36 @@ def _default_blocks(n_paths: int, workers: int) -> int:
     return max(1, min(MAX_TASK_BLOCKS, -(-blocks // (RANGES_PER_WORKER * workers))))
 
 
+def sweep_cuts(n_blocks: int, workers: int) -> list[int]:
+    """Blocks per task the overhead sweep tries: 1, 2, 4 … while every worker gets a task."""
+    return [2**i for i in range(7) if 2**i <= MAX_SWEEP_BLOCKS and n_blocks // 2**i >= workers]
+
+
+def n_measurements(quick: bool, cluster: str | None = None) -> int:
+    """The section's timed runs (its progress bar's total): the repeats of each deal in one
+    process and on each cluster, and the overhead sweep on the last (a ``tcp://`` cluster's
+    workers are not known before it is reached: counted as one)."""
+    sizes = SIZES[quick]
+    labels = [cluster] if cluster else ["local:1", "local:2"]
+    last = labels[-1]
+    workers = int(last.split(":")[1]) if last.startswith("local:") else 1
+    runs = len(sizes["paths"]) * sizes["repeats"] * (1 + len(labels))
+    for blocks in sizes["sweep_blocks"].values():
+        runs += len(sweep_cuts(blocks, workers)) * sizes["sweep_repeats"]
+    return runs
+
+
 def _sweep(runner: DaskRunner, case: tuple, n_blocks: int, repeats: int) -> list[dict]:
     """The run of ``n_blocks`` blocks cut into tasks of 1, 2, 4 … blocks (while every worker
     gets a task), repeats interleaved so drift falls on every cut alike: the best seconds of
     each."""
-    workers = runner.n_workers()
-    cuts = [2**i for i in range(7) if 2**i <= MAX_SWEEP_BLOCKS and n_blocks // 2**i >= workers]
+    cuts = sweep_cuts(n_blocks, runner.n_workers())
     runners = {k: runner.with_task_blocks(k) for k in cuts}
     times: dict[int, list[float]] = {k: [] for k in cuts}
     for _ in range(repeats):
         for k in cuts:
             times[k].append(_simulate(case, n_blocks * BLOCK_SIZE, runners[k]).seconds)
+            measured()
     return [{"task_blocks": k, "tasks": -(-n_blocks // k), "best_s": min(times[k]),
              "all_s": times[k]} for k in cuts]  # fmt: skip
 

@@ -40,6 +40,7 @@ from abs_engine.schema import parse_deal
 from abs_engine.schema.stochastic import MonteCarloScenario
 from abs_engine.synthetic import one_period_deal
 
+from .progress import measured
 from .scaling import timed
 
 ATTACH = (0.0, 0.03, 0.07)
@@ -157,6 +158,7 @@ def se_calibration(n: int = 100, paths: int = 20_000, seeds: int = 100) -> dict:
     zs = []
     for s in range(seeds):
         r = ae.simulate(cd, sc, n_paths=paths, seed=10_000 + s, progress=False)
+        measured()
         el, se = r.tranches.expected_loss.to_numpy(), r.tranches.expected_loss_se.to_numpy()
         zs.append((el - exact) / se)
     z = np.array(zs)
@@ -177,7 +179,9 @@ def _engine(n, pd, rho, recovery, attach, paths, nu=None, threads=None) -> tuple
     ae.simulate(cd, sc, n_paths=256, progress=False)  # compiled and warm
     t0 = time.perf_counter()
     res = ae.simulate(cd, sc, n_paths=paths, seed=1, threads=threads, progress=False)
-    return res, time.perf_counter() - t0
+    dt = time.perf_counter() - t0
+    measured()
+    return res, dt
 
 
 def _peer_inputs(n: int, pd: float, rho: float) -> tuple[list[_Curve], np.ndarray]:
@@ -200,6 +204,7 @@ def _peer_mc(n, pd, rho, trials, nu=None, seed=7) -> tuple[np.ndarray, float]:
     else:
         times = StudentTCopula().default_times(curves, corr, nu, trials, seed)
     dt = time.perf_counter() - t0
+    measured()
     return (times < 1.0).sum(axis=0).reshape(2, trials), dt
 
 
@@ -333,6 +338,23 @@ def speed(sizes: list[int], paths: int, peer_paths: int, repeats: int = 3) -> li
     return rows
 
 
+#: pool sizes of the speed comparison, and seeds of the standard-error calibrations
+SPEED_SIZES = [10, 100, 1_000]
+SPEED_REPEATS = 3
+SE_SEEDS = {True: 50, False: 100}
+SE_SEEDS_10000 = 40
+
+
+def n_measurements(quick: bool) -> int:
+    """The timed runs of :func:`run` (its progress bar's total): the engine and FinancePy in
+    three agreements (no FinancePy run in the 10,000-obligor one), a run per calibration seed,
+    and the speed comparison's repeats; none without FinancePy."""
+    if financepy_version() is None:
+        return 0
+    n = 5 + SE_SEEDS[quick] + len(SPEED_SIZES) * 3 * SPEED_REPEATS
+    return n if quick else n + SE_SEEDS_10000
+
+
 def run(quick: bool) -> dict:
     """The whole peer comparison: about 11 s in quick mode, 80 s in full."""
     version = financepy_version()
@@ -349,9 +371,11 @@ def run(quick: bool) -> dict:
             nu=6.0,
         ),
         "lhp_10000": agreement(n=10_000, paths=5_000 if quick else 40_000, peer_trials=0),
-        "se_calibration": se_calibration(seeds=50 if quick else 100),
-        "speed": speed([10, 100, 1_000], 20_000 if quick else 100_000, 4_000 if quick else 20_000),
+        "se_calibration": se_calibration(seeds=SE_SEEDS[quick]),
+        "speed": speed(
+            SPEED_SIZES, 20_000 if quick else 100_000, 4_000 if quick else 20_000, SPEED_REPEATS
+        ),
     }
     if not quick:  # about 40 s: 40 runs of 20,000 paths of 10,000 obligors
-        out["se_calibration_10000"] = se_calibration(n=10_000, paths=20_000, seeds=40)
+        out["se_calibration_10000"] = se_calibration(n=10_000, paths=20_000, seeds=SE_SEEDS_10000)
     return out

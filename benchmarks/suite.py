@@ -19,7 +19,8 @@ Sections (``SECTIONS``, in run order):
               (or ``--cluster``), overhead per task, a projection to more workers
               (``distributed.py``).
 Timings are wall clock, medians over repeats after compilation, with min and max; nothing is
-asserted.
+asserted. Each section shows a progress bar on stderr over its measurements
+(:mod:`benchmarks.progress`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import numpy as np
 import abs_engine as ae
 
 from . import distributed, peer_financepy
+from . import progress as bars
 from .pools import homogeneous_deal, pool_scenario
 from .scaling import (
     floor_uniforms_per_s,
@@ -257,6 +259,7 @@ for label, cd, sc, counts in cases:
 print(json.dumps(out))
 """
     res = _subprocess_json(code)
+    bars.measured()
     for deal in {r["deal"] for r in res["rows"]}:
         rows = [r for r in res["rows"] if r["deal"] == deal]
         res.setdefault("growth_largest_run_mib", {})[deal] = rows[-1]["growth_mib"]
@@ -282,14 +285,73 @@ print(json.dumps({**out, "first_deterministic_s": t3 - t2}))
     with tempfile.TemporaryDirectory() as cache:
         env = {"NUMBA_CACHE_DIR": cache}
         cold = _subprocess_json(code, env)
+        bars.measured()
         warm = _subprocess_json(code, env)
+        bars.measured()
     return {"cold": cold, "cached": warm}
 
 
-def run_sections(sections: list[str], quick: bool, log=print, cluster: str | None = None) -> dict:
+#: the sizes of the sections: bundled-deal repeats; pool sizes, NumPy repeats and path
+#: counts of the scaling sweeps; by quick (True) or full (False)
+BUNDLED_REPEATS = {True: 3, False: 5}
+SCALING_SIZES = {True: [8, 100, 1_000, 10_000], False: [8, 100, 1_000, 10_000, 100_000]}
+SCALING_NUMPY_REPEATS = {True: 1, False: 3}
+SCALING_PATHS = {True: [10**k for k in range(3, 7)], False: [10**k for k in range(3, 8)]}
+SCALING_NUMPY_MAX = {True: 100_000, False: 1_000_000}
+#: repeats of the large-pool, NumPy-ratio and hardware-floor measurements
+REPEATS = 3
+FLOOR_REPEATS = 5
+
+
+def _sweep_paths_measurements(q: bool) -> int:
+    """Timed calls of :func:`sweep_paths` as :func:`run_sections` runs it."""
+    n = 0
+    for paths in SCALING_PATHS[q]:
+        n += 3 * (REPEATS if paths < 1_000_000 else 1)  # collateral, memo on, memo off
+        if paths <= SCALING_NUMPY_MAX[q]:
+            n += SCALING_NUMPY_REPEATS[q] if paths < 1_000_000 else 1
+    return n
+
+
+def expected_measurements(name: str, quick: bool, cluster: str | None = None) -> int:
+    """The measurements (timed calls, measuring subprocesses) section ``name`` takes at quick
+    or full sizes: its progress bar's total. A count off by a few only misstates the bar's
+    time remaining (its total grows when passed, and it completes when the section ends)."""
+    q = quick
+    if name == "bundled":
+        return 2 * BUNDLED_REPEATS[q]  # memo on and off
+    if name == "large_pool":
+        return REPEATS
+    if name == "numpy":
+        # two pools: the NumPy twin, then memo off and on on all threads and on one
+        return 2 * (REPEATS + 2 * 2 * REPEATS)
+    if name == "scaling":
+        per_size = 2 * REPEATS + SCALING_NUMPY_REPEATS[q]  # collateral, end to end, NumPy
+        return len(SCALING_SIZES[q]) * per_size + _sweep_paths_measurements(q)
+    if name == "floor":
+        return FLOOR_REPEATS
+    if name == "peer":
+        return peer_financepy.n_measurements(q)
+    if name == "memory":
+        return 1  # one subprocess
+    if name == "compile":
+        return 2  # cold and cached, a subprocess each
+    if name == "distributed":
+        return distributed.n_measurements(q, cluster)
+    raise ValueError(f"unknown section {name!r}")
+
+
+def run_sections(
+    sections: list[str],
+    quick: bool,
+    log=print,
+    cluster: str | None = None,
+    progress: bool | None = False,
+) -> dict:
     """Run ``sections`` (names from ``SECTIONS``) at quick or full sizes; ``cluster``
     (``local:N`` or ``tcp://HOST:PORT``): the distributed section's cluster instead of
-    ``local:1`` and ``local:2``."""
+    ``local:1`` and ``local:2``; ``progress``: a bar per section on stderr (True: at once;
+    None: once a section is expected to take over a second; False: none)."""
     q = quick
     res: dict = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M:%S"), "quick": q}
     for name in SECTIONS:
@@ -297,44 +359,8 @@ def run_sections(sections: list[str], quick: bool, log=print, cluster: str | Non
             continue
         log(f"[{time.strftime('%H:%M:%S')}] {name} ...")
         t0 = time.perf_counter()
-        if name == "bundled":
-            res["bundled_deal"] = bench_bundled(200_000 if q else 1_000_000, 3 if q else 5)
-        elif name == "large_pool":
-            res["large_pool"] = bench_large_pool(10_000, 2_000 if q else 20_000, 3)
-        elif name == "numpy":
-            res["numpy_vs_numba"] = bench_numpy_ratio(100_000 if q else 400_000, 3)
-            res["numpy_vs_numba_1000"] = bench_numpy_ratio(
-                2_000 if q else 5_000, 3, n_obligors=1_000
-            )
-        elif name == "scaling":
-            sizes = [8, 100, 1_000, 10_000] if q else [8, 100, 1_000, 10_000, 100_000]
-            res["scaling_pool_size"] = sweep_pool_size(
-                sizes,
-                4_000 if q else 10_000,
-                repeats=3,
-                numpy_obligor_paths=5e5 if q else 4e6,
-                numpy_repeats=1 if q else 3,
-            )
-            res["scaling_paths"] = sweep_paths(
-                [10**k for k in range(3, 7 if q else 8)],
-                repeats=3,
-                numpy_max=100_000 if q else 1_000_000,
-                numpy_repeats=1 if q else 3,
-            )
-        elif name == "floor":
-            floor = floor_uniforms_per_s(10_000, 2_000 if q else 4_000)
-            res["hardware_floor"] = {"uniforms_per_s": floor, "repeats": 5}
-        elif name == "peer":
-            res["peer_financepy"] = peer_financepy.run(q)
-        elif name == "memory":
-            res["memory_keep_paths_false"] = bench_memory(
-                [10_000, 100_000, 1_000_000] if q else [10_000, 1_000_000, 10_000_000],
-                [1_000, 10_000] if q else [1_000, 10_000, 100_000],
-            )
-        elif name == "compile":
-            res["compile"] = bench_compile()
-        elif name == "distributed":
-            res["distributed"] = distributed.run(q, cluster, log)
+        with bars.section(name, expected_measurements(name, q, cluster), progress):
+            _run_section(res, name, q, cluster, log)
         res.setdefault("sections", {})[name] = {
             "date": res["date"],
             "commit": res["machine"]["commit"],
@@ -344,3 +370,44 @@ def run_sections(sections: list[str], quick: bool, log=print, cluster: str | Non
             "seconds": time.perf_counter() - t0,
         }
     return res
+
+
+def _run_section(res: dict, name: str, q: bool, cluster: str | None, log) -> None:
+    """Section ``name``'s measurements at quick (``q``) or full sizes, into ``res``."""
+    if name == "bundled":
+        res["bundled_deal"] = bench_bundled(200_000 if q else 1_000_000, BUNDLED_REPEATS[q])
+    elif name == "large_pool":
+        res["large_pool"] = bench_large_pool(10_000, 2_000 if q else 20_000, REPEATS)
+    elif name == "numpy":
+        res["numpy_vs_numba"] = bench_numpy_ratio(100_000 if q else 400_000, REPEATS)
+        res["numpy_vs_numba_1000"] = bench_numpy_ratio(
+            2_000 if q else 5_000, REPEATS, n_obligors=1_000
+        )
+    elif name == "scaling":
+        res["scaling_pool_size"] = sweep_pool_size(
+            SCALING_SIZES[q],
+            4_000 if q else 10_000,
+            repeats=REPEATS,
+            numpy_obligor_paths=5e5 if q else 4e6,
+            numpy_repeats=SCALING_NUMPY_REPEATS[q],
+        )
+        res["scaling_paths"] = sweep_paths(
+            SCALING_PATHS[q],
+            repeats=REPEATS,
+            numpy_max=SCALING_NUMPY_MAX[q],
+            numpy_repeats=SCALING_NUMPY_REPEATS[q],
+        )
+    elif name == "floor":
+        floor = floor_uniforms_per_s(10_000, 2_000 if q else 4_000, FLOOR_REPEATS)
+        res["hardware_floor"] = {"uniforms_per_s": floor, "repeats": FLOOR_REPEATS}
+    elif name == "peer":
+        res["peer_financepy"] = peer_financepy.run(q)
+    elif name == "memory":
+        res["memory_keep_paths_false"] = bench_memory(
+            [10_000, 100_000, 1_000_000] if q else [10_000, 1_000_000, 10_000_000],
+            [1_000, 10_000] if q else [1_000, 10_000, 100_000],
+        )
+    elif name == "compile":
+        res["compile"] = bench_compile()
+    elif name == "distributed":
+        res["distributed"] = distributed.run(q, cluster, log)

@@ -208,14 +208,16 @@ def _world_cases() -> Iterator[Case]:
             lambda w, v=v: ae.run_deterministic(w["cd"], jit=v),
             ("jit", short_repr(v)),
         )
-    # ---- DeterministicResult views: unknown names, indices out of range, wrong types -----------
-    for method in ("tranches", "cashflows", "pool", "periods"):
-        for v in ["no_such", "", 2, -3, 10**20, 1.5, None, True, [0], NAN]:
-            yield Case(
-                f"result-{method}-{v!r}",
-                lambda w, m=method, v=v: getattr(w["det"], m)(v),
-                (method, short_repr(v)),
-            )
+    # ---- DeterministicResult[k]: unknown names, indices out of range, wrong types -------------
+    for v in ["no_such", "", 2, -3, 10**20, 1.5, None, True, False, [0], NAN, slice(0, 1)]:
+        yield Case(
+            f"result-getitem-{v!r}",
+            lambda w, v=v: w["det"][v],
+            ("DeterministicResult[scenario]", short_repr(v)),
+            error=InputError
+            if isinstance(v, str | int) and not isinstance(v, bool)
+            else ArgumentTypeError,
+        )
     # ---- SimulationResult ------------------------------------------------------------------------
     for v in [2.0, -0.1, NAN, INF, "x", None, True, [0.5]]:
         yield Case(
@@ -578,9 +580,9 @@ def test_every_public_function_is_covered() -> None:
 
 def test_valid_arguments_still_work(world: dict[str, Any]) -> None:
     det = world["det"]
-    assert det.tranches("zero_default").equals(det.tranches(1))
-    assert det.tranches(-1).equals(det.tranches(1))
-    assert det.tranches(np.int64(0)).equals(det.tranches(0))
+    assert det["zero_default"] is det[1] is det[-1]
+    assert det[np.int64(0)] is det[0] and det[0].name == "huake_base"
+    assert det["zero_default"].tranches.equals(det[1].tranches)
     assert 0.0 <= world["mc"].loss_rate_quantile(0.99) <= 1.0
     assert world["mc"].loss_rate_quantile(np.float64(0.5)) >= 0.0
     assert world["cd"].tranche_index("Sub") == 1

@@ -23,7 +23,7 @@ def test_bundled_deal_runs_and_pays_senior_in_base_case(capsys):
     out = capsys.readouterr().out
     assert "Huake Chuanghe" in out and "Tranches" in out and "Monte Carlo" in out
     res = ae.run_deterministic()  # the deal's deterministic_scenario: huake_base
-    a = res.tranches().set_index("tranche").loc["A"]
+    a = res[0].tranches.set_index("tranche").loc["A"]
     assert abs(a.principal_paid - 95_000_000) < 1e-4
     assert a.loss == 0.0
 
@@ -257,7 +257,7 @@ def test_long_form_cash_flows_hold_the_wide_tables_numbers():
     det = ae.run_deterministic(None, ["huake_base", "cdr_stress"])
     pairs = [
         (mc.cashflows, mc.cashflows_long()),
-        (det.cashflows("cdr_stress"), det.cashflows_long("cdr_stress")),
+        (det["cdr_stress"].cashflows, det["cdr_stress"].cashflows_long()),
     ]
     for wide, long in pairs:
         assert set(long["tranche"]) == {"A", "Sub"}

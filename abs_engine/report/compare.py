@@ -41,7 +41,7 @@ def _mc_rows(res: SimulationResult) -> list[dict[str, Any]]:
 
 def _det_rows(res: DeterministicResult, k: int) -> list[dict[str, Any]]:
     rows = []
-    for r in res.tranches(k).to_dict(orient="records"):
+    for r in res[k].tranches.to_dict(orient="records"):
         bal = r["balance"]
         short = r["loss"] > FEN or r["interest_shortfall"] > FEN
         rows.append(

@@ -127,11 +127,11 @@ def print_deterministic(res: DeterministicResult) -> None:
     """The deal's header, then per scenario its tranches, pool and cash flows by period."""
     cd = res.compiled
     console = deal_console(cd)
-    for k, sc in enumerate(res.scenarios):
+    for sc, view in zip(res.scenarios, res, strict=True):
         console.print(f"\n[bold]Scenario {sc.name}[/bold]: {sc.description}")
-        console.print(_tranche_table(res.tranches(k)))
-        console.print(_pool_line(res.pool(k)))
-        console.print(_cashflow_table(cd, res.cashflows(k)))
+        console.print(_tranche_table(view.tranches))
+        console.print(_pool_line(view.pool_summary))
+        console.print(_cashflow_table(cd, view.cashflows))
 
 
 def _tranche_table(tranches: pd.DataFrame) -> Table:

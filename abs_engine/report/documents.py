@@ -36,14 +36,14 @@ def result_document(res: DeterministicResult) -> dict[str, Any]:
     the top level for one scenario; under ``scenarios`` for several, with the first one's
     tranches and pool also at the top level)."""
     docs = []
-    for k, sc in enumerate(res.scenarios):
-        tr = res.tranches(k)
+    for sc, view in zip(res.scenarios, res, strict=True):
+        tr = view.tranches
         docs.append(
             {
                 "scenario": sc.name,
                 "tranches": [{"name": r["tranche"], **r} for r in tr.to_dict(orient="records")],
-                "pool": res.pool(k),
-                "cashflows": _records(res.cashflows(k)),
+                "pool": view.pool_summary,
+                "cashflows": _records(view.cashflows),
             }
         )
     cd = res.compiled

@@ -14,9 +14,11 @@ from ..kernels import layout as L
 __all__ = [
     "cashflows_long",
     "LEDGER_ITEMS",
+    "POOL_TEXT_ITEMS",
     "cashflow_table",
     "ledger_long",
     "period_table",
+    "pool_frame",
     "pool_summary",
     "tranche_table",
 ]
@@ -99,6 +101,23 @@ def pool_summary(res: WaterfallResult, path: int = 0) -> dict[str, float | int |
         "min_coverage_ratio": sp[L.SP_MIN_COVERAGE],
         "cash_released": sp[L.SP_CASH_RELEASED],
     }
+
+
+#: the items of :func:`pool_summary` that are not numbers, left out of :func:`pool_frame`
+POOL_TEXT_ITEMS = ("scenario", "worst_status")
+
+
+def pool_frame(summary: dict[str, float | int | str | None]) -> pd.DataFrame:
+    """A :func:`pool_summary` as a frame in the layout of the Monte Carlo pool frame: indexed
+    by ``metric`` (the summary's keys, in order), one float64 column ``value``. A period that
+    never came (a trigger or a clean-up call, None in the summary) is NaN; the items of
+    :data:`POOL_TEXT_ITEMS` are left out (the scenario names the frame, the worst status is
+    text)."""
+    values = {
+        k: np.nan if v is None else float(v) for k, v in summary.items() if k not in POOL_TEXT_ITEMS
+    }
+    index = pd.Index(list(values), name="metric")
+    return pd.DataFrame({"value": np.array(list(values.values()), dtype=float)}, index=index)
 
 
 def _dates(res: WaterfallResult) -> pd.DatetimeIndex:

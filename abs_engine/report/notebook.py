@@ -10,10 +10,17 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 if TYPE_CHECKING:
-    from ..api import DeterministicResult
+    from ..api import DeterministicResult, DeterministicScenarioResult
     from .montecarlo import SimulationResult
 
-__all__ = ["det_html", "det_repr", "mc_html", "mc_repr"]
+__all__ = [
+    "det_html",
+    "det_repr",
+    "det_scenario_html",
+    "det_scenario_repr",
+    "mc_html",
+    "mc_repr",
+]
 
 
 def _pct(x: float) -> str:
@@ -66,8 +73,9 @@ def mc_html(res: SimulationResult) -> str:
     return f"<p><b>{html.escape(_mc_title(res))}</b></p>{table}"
 
 
-def _det_rows(res: DeterministicResult, k: int) -> pd.DataFrame:
-    t = res.tranches(k)
+def _det_rows(t: pd.DataFrame) -> pd.DataFrame:
+    """One scenario's tranche table (:attr:`DeterministicScenarioResult.tranches`), for
+    people."""
     return pd.DataFrame(
         {
             "tranche": t["tranche"],
@@ -82,22 +90,51 @@ def _det_rows(res: DeterministicResult, k: int) -> pd.DataFrame:
 
 def det_repr(res: DeterministicResult) -> str:
     """``DeterministicResult(...)``: per scenario, each tranche's loss and WAL."""
-    names = [s.name for s in res.scenarios] or list(res.raw.flows.labels)
-    lines = [f"DeterministicResult({res.compiled.deal.name}: {len(names)} scenario(s))"]
-    for k, name in enumerate(names):
+    lines = [f"DeterministicResult({res.compiled.deal.name}: {len(res)} scenario(s))"]
+    for view in res:
         parts = [
-            f"{r[0]} loss {r[2]}, WAL {r[4]} y" for r in _det_rows(res, k).itertuples(index=False)
+            f"{r[0]} loss {r[2]}, WAL {r[4]} y"
+            for r in _det_rows(view.tranches).itertuples(index=False)
         ]
-        lines.append(f"  {name}: " + "; ".join(parts))
-    lines.append("  .tranches(k) .pool(k) .cashflows(k) .periods(k) .ledger(): the full frames")
+        lines.append(f"  {view.name}: " + "; ".join(parts))
+    lines.append(
+        "  .tranches .pool .cashflows .ledger(): the full frames; res[k] or res[name]: one "
+        "scenario's"
+    )
     return "\n".join(lines)
 
 
 def det_html(res: DeterministicResult) -> str:
     """A title and one small tranche table per scenario."""
-    names = [s.name for s in res.scenarios] or list(res.raw.flows.labels)
     out = [f"<p><b>{html.escape(res.compiled.deal.name)}</b> — deterministic</p>"]
-    for k, name in enumerate(names):
-        out.append(f"<p>scenario <code>{html.escape(name)}</code></p>")
-        out.append(_det_rows(res, k).to_html(index=False, border=0))
+    for view in res:
+        out.append(f"<p>scenario <code>{html.escape(view.name)}</code></p>")
+        out.append(_det_rows(view.tranches).to_html(index=False, border=0))
     return "".join(out)
+
+
+def _det_scenario_title(res: DeterministicScenarioResult) -> str:
+    return f"{res.deal.deal.name} — scenario {res.name} (deterministic)"
+
+
+def det_scenario_repr(res: DeterministicScenarioResult) -> str:
+    """``DeterministicScenarioResult(...)``: the deal and scenario, each tranche's loss,
+    interest shortfall, WAL and minimum coverage, and the pool's loss and worst status."""
+    lines = [f"DeterministicScenarioResult({_det_scenario_title(res)})"]
+    for r in _det_rows(res.tranches).itertuples(index=False):
+        lines.append(
+            f"  {r[0]}: loss {r[2]}, interest shortfall {r[3]}, WAL {r[4]} y, min coverage {r[5]}"
+        )
+    pool = res.pool_summary
+    lines.append(
+        f"  pool: defaulted {pool['defaulted']:,.0f} ({_pct(pool['cumulative_default_rate'])}), "
+        f"realised loss {pool['realised_loss']:,.0f}, worst status {pool['worst_status']}"
+    )
+    lines.append("  .tranches .pool .cashflows .periods .ledger(): the full frames")
+    return "\n".join(lines)
+
+
+def det_scenario_html(res: DeterministicScenarioResult) -> str:
+    """A title and the tranche table (loss, interest shortfall, WAL, minimum coverage)."""
+    table = _det_rows(res.tranches).to_html(index=False, border=0)
+    return f"<p><b>{html.escape(_det_scenario_title(res))}</b></p>{table}"

@@ -166,8 +166,8 @@ def write_run_outputs(res: DeterministicResult, out: Path) -> list[Path]:
         ("ledger.csv", _csv(ledger)),
         ("summary.json", lambda p: p.write_text(json.dumps(result_document(res), indent=2))),
     ]
-    for k, sc in enumerate(res.scenarios):
-        tranches, cashflows = res.tranches(k), res.cashflows(k)
+    for sc, view in zip(res.scenarios, res, strict=True):
+        tranches, cashflows = view.tranches, view.cashflows
         targets += _table(f"tranches_{sc.name}", tranches)
         targets += _table(f"cashflows_{sc.name}", cashflows)
     info = {

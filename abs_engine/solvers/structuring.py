@@ -8,11 +8,17 @@ count at every evaluation, so objectives are smooth and monotone in their parame
 * :func:`breakeven` — the value of a scenario parameter at which a tranche-level condition
   first fails;
 * :func:`sensitivity` — tranche metrics over a grid of two scenario parameters.
+
+Each shows one progress bar on stderr over its evaluations (grid points for
+:func:`sensitivity`), whose Monte Carlo runs show none of their own: ``progress=None`` (the
+default) shows it once the search is expected to take over a second, True at once, False
+never. The bar changes nothing in the results.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,6 +38,7 @@ from ..errors import (
     DealError,
     InputError,
     ProblemCollector,
+    check_optional_bool,
     check_real,
     short_repr,
 )
@@ -365,6 +372,38 @@ def _run(*args: Any) -> SimulationResult:
     return _start(*args).result()
 
 
+class _Evaluations:
+    """One progress bar (:class:`~abs_engine.simulation.Progress`) over a search's Monte
+    Carlo evaluations, whose runs show no bar of their own: ``expected`` evaluations, the
+    total raised when the search needs more, shown complete when it ends sooner. A context
+    manager: the bar stops on leaving, also on an error."""
+
+    def __init__(self, expected: int, progress: bool | None, what: str) -> None:
+        self.bar = Progress(max(1, expected), progress, what, "evaluations")
+        self.done = 0
+
+    def count(self) -> None:
+        """One more evaluation done."""
+        self.done += 1
+        self.bar.grow(self.done)
+        self.bar.update(self.done)
+
+    def __enter__(self) -> _Evaluations:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.finish()
+
+
+def _halvings(width: float, tol: float) -> int:
+    """Bisection steps from an interval of ``width`` until it is at most ``tol``."""
+    return max(0, math.ceil(math.log2(width / tol))) if width > tol > 0 else 0
+
+
+#: Brent steps a coupon search is expected to take (7 to 10 on the bundled deal's tranches)
+_BRENT_STEPS = 8
+
+
 def _runner(client: Any, func: str) -> Runner | None:
     """``client=`` of a solver: None (this process), a ``distributed.Client`` or a
     :class:`abs_engine.distributed.DaskRunner`; each evaluation's paths then run on the
@@ -404,9 +443,11 @@ def solve_coupon(
     seed: int | None = None,
     bounds: tuple[float, float] = (0.0, 0.5),
     client: Any = None,
+    progress: bool | None = None,
 ) -> float:
     """Fixed coupon (decimal) at which E[PV of the tranche's cash flows] on ``curve`` + spread
-    equals its balance. Brent's method on common random numbers."""
+    equals its balance. Brent's method on common random numbers. ``progress``: a bar over the
+    evaluations on stderr (default: when the search takes over a second; never with False)."""
     if not isinstance(curve, DiscountCurve):
         raise SolverError(
             f"curve must be a DiscountCurve (see load_curve), got {short_repr(curve)}"
@@ -428,22 +469,27 @@ def solve_coupon(
             f"tranche {tranche!r} is the residual (principal = 'residual'): it takes what is "
             "left, so no coupon prices it at par; price a note tranche"
         )
+    progress = check_optional_bool(progress, "solve_coupon", "progress")
     seed = sc.seed if seed is None else seed
     runner = _runner(client, "solve_coupon")
     table = default_rating_table()
+    # the two ends here, brentq's own two, then its steps
+    evaluations = _Evaluations(4 + _BRENT_STEPS, progress, f"pricing {tranche}")
 
     def gap(c: float) -> float:
         cd = with_tranche_terms(cd0, {tranche: {"coupon": {"kind": "fixed", "rate": c}}})
         res = _run(cd, sc, n_paths, seed, table, runner)
+        evaluations.count()
         return expected_pv(res, tranche, curve, spread / 1e4) - bal
 
-    g_lo, g_hi = gap(lo), gap(hi)
-    if g_lo * g_hi > 0:
-        raise SolverError(
-            f"no coupon in [{lo:.2%}, {hi:.2%}] prices {tranche} at par "
-            f"(PV minus par {g_lo:,.0f} and {g_hi:,.0f} at the ends)"
-        )
-    return float(brentq(gap, lo, hi, xtol=1e-9, rtol=1e-12))
+    with evaluations:
+        g_lo, g_hi = gap(lo), gap(hi)
+        if g_lo * g_hi > 0:
+            raise SolverError(
+                f"no coupon in [{lo:.2%}, {hi:.2%}] prices {tranche} at par "
+                f"(PV minus par {g_lo:,.0f} and {g_hi:,.0f} at the ends)"
+            )
+        return float(brentq(gap, lo, hi, xtol=1e-9, rtol=1e-12))
 
 
 def _check_resizable(deal: Deal, indices: Sequence[int]) -> None:
@@ -470,6 +516,7 @@ def size_tranche(
     rating_table: str | Path | RatingTable | None = None,
     tol: float = 1e-4,
     client: Any = None,
+    progress: bool | None = None,
 ) -> dict[str, Any]:
     """Largest balance of ``tranche`` (as a share of its balance plus the most junior
     tranche's, which absorbs the difference) whose expected loss meets ``target_el``, or whose
@@ -477,7 +524,8 @@ def size_tranche(
     meets the ``target_rating``'s threshold at the tranche's WAL. Bisection on common random
     numbers; the answer is always a balance that was evaluated and passed. ``rating_table``:
     a CSV path or a loaded :class:`RatingTable`, for the target and the ``implied_rating``
-    (default: the shipped illustrative table)."""
+    (default: the shipped illustrative table). ``progress``: a bar over the evaluations on
+    stderr (default: when the search takes over a second; never with False)."""
     if (target_rating is None) == (target_el is None):
         raise SolverError("give exactly one of target_rating or target_el")
     if target_el is not None:
@@ -495,14 +543,18 @@ def size_tranche(
         raise SolverError("the most junior tranche absorbs the change; size a more senior one")
     _check_resizable(deal, (j, len(deal.tranches) - 1))
     total = deal.tranches[j].balance + deal.tranches[-1].balance
+    progress = check_optional_bool(progress, "size_tranche", "progress")
     seed = sc.seed if seed is None else seed
     runner = _runner(client, "size_tranche")
+    # the whole capital, the smallest share, then the bisection (fewer when the first passes)
+    evaluations = _Evaluations(2 + _halvings(1.0 - tol, tol), progress, f"sizing {tranche}")
 
     def evaluate(balance: float) -> tuple[bool, dict[str, Any]]:
         cd = with_tranche_terms(
             cd0, {tranche: {"balance": balance}, junior: {"balance": total - balance}}
         )
         row = _run(cd, sc, n_paths, seed, table, runner).tranches.iloc[j]
+        evaluations.count()
         metric, metric_se = row.expected_loss, row.expected_loss_se
         if target_el is not None:
             limit = target_el
@@ -527,21 +579,22 @@ def size_tranche(
         }
         return bool(metric <= limit), info
 
-    ok_hi, info_hi = evaluate(total)
-    if ok_hi:
-        return {**info_hi, "share_of_capital": 1.0}
-    lo, hi = 0.0, total
-    ok_lo, info_lo = evaluate(tol * total)
-    if not ok_lo:
-        raise SolverError(f"{tranche} misses the target even at {tol:.2%} of its capital")
-    lo, best = tol * total, info_lo
-    while (hi - lo) / total > tol:
-        mid = 0.5 * (lo + hi)
-        ok, info = evaluate(mid)
-        if ok:
-            lo, best = mid, info
-        else:
-            hi = mid
+    with evaluations:
+        ok_hi, info_hi = evaluate(total)
+        if ok_hi:
+            return {**info_hi, "share_of_capital": 1.0}
+        lo, hi = 0.0, total
+        ok_lo, info_lo = evaluate(tol * total)
+        if not ok_lo:
+            raise SolverError(f"{tranche} misses the target even at {tol:.2%} of its capital")
+        lo, best = tol * total, info_lo
+        while (hi - lo) / total > tol:
+            mid = 0.5 * (lo + hi)
+            ok, info = evaluate(mid)
+            if ok:
+                lo, best = mid, info
+            else:
+                hi = mid
     return {**best, "share_of_capital": best["balance"] / total}
 
 
@@ -591,10 +644,13 @@ def breakeven(
     seed: int | None = None,
     tol: float = 1e-3,
     client: Any = None,
+    progress: bool | None = None,
 ) -> float:
     """The parameter value between ``lo`` (condition holds) and ``hi`` (it fails) where the
     condition first fails, by bisection on common random numbers (``hi`` may be below ``lo``
-    for parameters where larger is better, e.g. recovery)."""
+    for parameters where larger is better, e.g. recovery). ``progress``: a bar over the
+    evaluations on stderr (default: when the search takes over a second; never with
+    False)."""
     j = _tranche_index(cd, tranche)
     lo, hi = check_parameter(param, lo), check_parameter(param, hi)
     if lo == hi:
@@ -602,25 +658,32 @@ def breakeven(
     if not callable(ok):
         raise SolverError(f"ok must be a condition (see condition()), got {short_repr(ok)}")
     n_paths = _n_paths(n_paths)
+    progress = check_optional_bool(progress, "breakeven", "progress")
     seed = sc.seed if seed is None else seed
     runner = _runner(client, "breakeven")
     table = default_rating_table()
+    width = tol * max(1.0, abs(lo), abs(hi))
+    evaluations = _Evaluations(
+        2 + _halvings(abs(hi - lo), width), progress, f"breakeven {param} ({tranche})"
+    )
 
     def holds(v: float) -> bool:
         res = _run(cd, with_parameter(sc, param, v), n_paths, seed, table, runner)
+        evaluations.count()
         return bool(ok(res.tranches.iloc[j]))
 
-    if not holds(lo):
-        raise SolverError(f"the condition already fails at {param} = {lo}")
-    if holds(hi):
-        raise SolverError(f"the condition still holds at {param} = {hi}: widen the range")
-    a, b = lo, hi
-    while abs(b - a) > tol * max(1.0, abs(lo), abs(hi)):
-        m = 0.5 * (a + b)
-        if holds(m):
-            a = m
-        else:
-            b = m
+    with evaluations:
+        if not holds(lo):
+            raise SolverError(f"the condition already fails at {param} = {lo}")
+        if holds(hi):
+            raise SolverError(f"the condition still holds at {param} = {hi}: widen the range")
+        a, b = lo, hi
+        while abs(b - a) > width:
+            m = 0.5 * (a + b)
+            if holds(m):
+                a = m
+            else:
+                b = m
     return 0.5 * (a + b)
 
 
@@ -654,6 +717,7 @@ def sensitivity(
     if x[0] == y[0]:
         raise SolverError(f"x and y vary the same parameter {x[0]!r}")
     n_paths = _n_paths(n_paths)
+    progress = check_optional_bool(progress, "sensitivity", "progress")
     seed = sc.seed if seed is None else seed
     runner = _runner(client, "sensitivity")
     table = rating_table_arg(rating_table, "sensitivity")
@@ -665,21 +729,23 @@ def sensitivity(
     ]  # fmt: skip
     rows = []
     bar = Progress(len(points), progress, "sensitivity grid", "points")
-    for k, ((xv, yv), run) in enumerate(zip(points, pending, strict=True)):
-        tr = run.result().tranches
-        bar.update(k + 1)
-        for r in tr.itertuples():
-            rows.append(
-                {
-                    x[0]: xv,
-                    y[0]: yv,
-                    "tranche": r.tranche,
-                    "expected_loss": r.expected_loss,
-                    "expected_loss_se": r.expected_loss_se,
-                    "default_probability": r.default_probability,
-                    "wal_years": r.wal_years,
-                    "implied_rating": r.implied_rating,
-                }
-            )
-    bar.stop()
+    try:
+        for k, ((xv, yv), run) in enumerate(zip(points, pending, strict=True)):
+            tr = run.result().tranches
+            bar.update(k + 1)
+            for r in tr.itertuples():
+                rows.append(
+                    {
+                        x[0]: xv,
+                        y[0]: yv,
+                        "tranche": r.tranche,
+                        "expected_loss": r.expected_loss,
+                        "expected_loss_se": r.expected_loss_se,
+                        "default_probability": r.default_probability,
+                        "wal_years": r.wal_years,
+                        "implied_rating": r.implied_rating,
+                    }
+                )
+    finally:
+        bar.stop()
     return pd.DataFrame(rows)
