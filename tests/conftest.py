@@ -10,6 +10,8 @@ import hashlib
 import io
 import subprocess
 import sys
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +185,31 @@ def run_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
         except SystemExit as exc:
             rc = int(exc.code or 0)
     return subprocess.CompletedProcess(["abs-engine", *argv], rc, out.getvalue(), err.getvalue())
+
+
+#: the paths of the shared deal reports (tests/test_report*.py)
+REPORT_PATHS = "3000"
+
+
+@pytest.fixture(scope="session")
+def deal_report(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tuple[Path, list]]:
+    """``deal_report(lang)``: the bundled deal's ``abs-engine report`` folder in ``lang`` at
+    :data:`REPORT_PATHS` paths, made once a session (about 2 s each, most of it the charts),
+    with the warnings raised while it was made."""
+    made: dict[str, tuple[Path, list]] = {}
+
+    def get(lang: str) -> tuple[Path, list]:
+        if lang not in made:
+            out = tmp_path_factory.mktemp(f"deal_report_{lang}")
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                r = run_cli("report", "--out", out, "--paths", REPORT_PATHS, "--no-progress",
+                            "--lang", lang)  # fmt: skip
+            assert r.returncode == 0, r.stderr
+            made[lang] = (out, list(caught))
+        return made[lang]
+
+    return get
 
 
 def snapshot(folder: Path) -> dict[str, str]:

@@ -42,9 +42,10 @@ from typing import Any, NoReturn
 
 import numpy as np
 import pytest
-from conftest import run_cli
 
-PATHS = "4000"
+# a real browser per report: run by .ci/run (which installs Chromium and requires the test)
+# and by `pytest -m slow`, not by the default run
+pytestmark = pytest.mark.slow
 #: seconds one browser run may take
 TIMEOUT = 90
 #: the screenshot's width (CSS px, device scale 1) and its first height; taller if a chart
@@ -357,13 +358,15 @@ def _screenshot_problems(shot: Path, r: dict[str, Any]) -> list[str]:
 
 @pytest.fixture(scope="module", params=["en", "zh"])
 def report(
-    request: pytest.FixtureRequest, browser: str, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    browser: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    deal_report: Any,
 ) -> tuple[str, str, Rendered]:
-    """(lang, the report's HTML, the instrumented page rendered): each made once."""
+    """(lang, the report's HTML, the instrumented page rendered): the session's shared
+    report (conftest.deal_report), rendered once."""
     lang = request.param
-    out = tmp_path_factory.mktemp(f"report_{lang}")
-    r = run_cli("report", "--out", out, "--paths", PATHS, "--no-progress", "--lang", lang)
-    assert r.returncode == 0, r.stderr
+    out, _ = deal_report(lang)
     page = (out / "report.html").read_text(encoding="utf-8")
     return lang, page, _open(browser, page, tmp_path_factory.mktemp(f"browser_{lang}"), "report")
 
