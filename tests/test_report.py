@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPORT_PATHS, run_cli, snapshot
+from conftest import REPORT_PATHS, ROOT, run_cli, snapshot
 
 openpyxl = pytest.importorskip("openpyxl")
 
@@ -286,6 +286,20 @@ def test_html_has_every_table_and_chart_and_loads_nothing(en):
             assert _close(v if key == "implied_rating" else float(v), tr[key])
 
 
+def test_html_ids_are_unique_and_every_reference_resolves(en):
+    """The charts share one page: no id twice (matplotlib names a glyph ``DejaVuSans-31`` in
+    every chart), and every ``#id`` a chart or the contents use is on the page."""
+    import re
+    from collections import Counter
+
+    out, _ = en
+    html = (out / "report.html").read_text(encoding="utf-8")
+    ids = Counter(re.findall(r'\sid="([^"]+)"', html))
+    assert [k for k, n in ids.items() if n > 1] == []
+    refs = set(re.findall(r'href="#([^"]+)"', html)) | set(re.findall(r"url\(#([^)]+)\)", html))
+    assert refs and refs <= set(ids)
+
+
 def test_html_cashflow_tables_match_the_json(en):
     out, doc = en
     page = _page(out)
@@ -430,3 +444,376 @@ def test_a_failure_while_writing_leaves_the_folder_as_it_was(tmp_path, monkeypat
     r = run_cli("report", "--out", out, "-s", "huake_base", "--no-progress")
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert snapshot(out) == before
+
+
+# --- hostile input: names that are HTML, Excel formulas, matplotlib mathematics ------------------
+
+#: the rated tranches of the hostile deal, most senior first (a zero-balance one among them), and
+#: their balances (with the subordinated 5m: the bundled deal's 100m pool)
+HOSTILE_RATED = [
+    "=cmd|' /C calc'!A0", "<script>alert(1)</script>", "B & \"C\" 'q'", "+SUM(1,2)", "-2+3",
+    "@x", "L" * 64, "Z0", "A.2 $\\frac$",
+]  # fmt: skip
+HOSTILE_BALANCES = [60e6, 10e6, 5e6, 5e6, 5e6, 3e6, 2e6, 0.0, 5e6]
+HOSTILE_SUB = "次级 Sub"
+HOSTILE_DEAL = '=HYPERLINK("http://x","y") <b>交易</b> $\\frac$'
+HOSTILE_MC = "=1+1 <b>压力</b> $x^$ & '情景'"
+HOSTILE_DET = '@SUM(A1) "det"\x01'
+
+
+def _toml(s: str) -> str:
+    """A TOML basic string (JSON's escapes are TOML's)."""
+    return json.dumps(s, ensure_ascii=False)
+
+
+def hostile_files(folder: Path) -> tuple[Path, Path, Path]:
+    """The bundled deal with ten tranches named to break an HTML page, an Excel sheet and
+    matplotlib (``$...$`` is mathematics to it); its Monte Carlo and deterministic scenarios
+    renamed likewise (the deterministic one with a control character)."""
+    import re
+
+    root = ROOT
+    t = (root / "waterfalls" / "huake_2025.toml").read_text(encoding="utf-8")
+    t = t.replace(
+        'name = "Huake Chuanghe IP ABS 2025-1 (illustrative)"', f"name = {_toml(HOSTILE_DEAL)}"
+    )
+    blocks = "".join(
+        f"[[tranches]]\nname = {_toml(n)}\nbalance = {b}\n"
+        'coupon = { kind = "fixed", rate = 0.03 }\n\n'
+        for n, b in zip(HOSTILE_RATED, HOSTILE_BALANCES, strict=True)
+    )
+    t = re.sub(r'\[\[tranches\]\]\nname = "A"\n.*?\n\n', lambda m: blocks, t, count=1, flags=re.S)
+    rated = ", ".join(_toml(n) for n in HOSTILE_RATED)
+    t = t.replace('name = "Sub"', f"name = {_toml(HOSTILE_SUB)}")
+    t = t.replace('{ kind = "pay_interest", tranches = ["A"] }',
+                  f'{{ kind = "pay_interest", tranches = [{rated}] }}')  # fmt: skip
+    t = t.replace('tranches = ["A", "Sub"]', f"tranches = [{rated}, {_toml(HOSTILE_SUB)}]")
+    t = t.replace('tranches = ["A"], amount', f"tranches = [{rated}], amount")
+    t = t.replace('["A"]', f"[{_toml(HOSTILE_RATED[0])}]").replace(
+        '["Sub"]', f"[{_toml(HOSTILE_SUB)}]"
+    )
+    t = t.replace('tranche = "Sub"', f"tranche = {_toml(HOSTILE_SUB)}")
+    deal = folder / "hostile.toml"
+    deal.write_text(t, encoding="utf-8")
+    mc = (root / "scenarios" / "huake_mc.toml").read_text(encoding="utf-8")
+    mc = mc.replace('name = "huake_mc"', f"name = {_toml(HOSTILE_MC)}")
+    mc = mc.replace('description = "', 'description = "=2+2 <img src=x onerror=alert(1)> ')
+    det = (root / "scenarios" / "huake_base.toml").read_text(encoding="utf-8")
+    det = det.replace('name = "huake_base"', f"name = {_toml(HOSTILE_DET)}")
+    (folder / "mc.toml").write_text(mc, encoding="utf-8")
+    (folder / "det.toml").write_text(det, encoding="utf-8")
+    return deal, folder / "mc.toml", folder / "det.toml"
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """The hostile deal's report (Monte Carlo at 300 paths and deterministic; about 8 s)."""
+    folder = tmp_path_factory.mktemp("hostile")
+    deal, mc, det = hostile_files(folder)
+    out = folder / "out"
+    r = run_cli("report", deal, "-s", mc, "-s", det, "--out", out, "--paths", "300",
+                "--no-progress")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    return out, json.loads((out / "report.json").read_text(encoding="utf-8"))
+
+
+def test_hostile_names_are_text_in_the_workbook_never_formulas(hostile):
+    """openpyxl stores a string starting with "=" as a formula: the deal, tranche and scenario
+    names (and header labels made of them) must come back as the same text, none a formula,
+    the ones Excel would read as a formula when edited marked with the quote prefix."""
+    out, doc = hostile
+    wb = openpyxl.load_workbook(out / "report.xlsx")
+    texts = set()
+    for ws in wb:
+        for row in ws.iter_rows():
+            for c in row:
+                assert c.data_type != "f", (ws.title, c.coordinate, c.value)
+                if isinstance(c.value, str):
+                    texts.add(c.value)
+                    if c.value[:1] in "=+-@":
+                        assert c.quotePrefix, (ws.title, c.coordinate, c.value)
+    assert {HOSTILE_DEAL, *HOSTILE_RATED, HOSTILE_SUB, HOSTILE_MC} <= texts
+    assert f"{HOSTILE_RATED[0]} Interest paid" in texts  # a header made of a name
+    # the control character (no xlsx file can hold it) as U+FFFD
+    assert HOSTILE_DET.replace("\x01", "\ufffd") in texts
+    # the description, with the scenario's parameters
+    assert any(t.startswith("=2+2 <img") for t in texts)
+    assert [t["tranche"] for t in doc["deal"]["tranches"]] == [*HOSTILE_RATED, HOSTILE_SUB]
+    assert all(len(n) <= 31 for n in wb.sheetnames) and len(set(wb.sheetnames)) == 7
+
+
+def test_hostile_names_are_escaped_in_the_html(hostile):
+    out, doc = hostile
+    page = _page(out)
+    assert not {"script", "img", "b"} & page.tags
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "<script" not in html and "<img" not in html and "\x01" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "=HYPERLINK(&#34;http://x&#34;,&#34;y&#34;) &lt;b&gt;交易&lt;/b&gt;" in html
+    # every table cell of a tranche column holds the name as the JSON has it
+    cap = next(t for t in page.tables if "attachment" in t["keys"])
+    assert [r[0] for r in cap["rows"]] == [t["tranche"] for t in doc["deal"]["tranches"]]
+    # four charts for the Monte Carlo scenario, three for the deterministic one ("$" is no
+    # mathematics to matplotlib here: "$\frac$" would not parse)
+    assert page.svgs == len(page.figures) == 7
+
+
+def test_hostile_report_columns_and_capital_structure(hostile):
+    """A tranche name with a dot labels its columns whole; the zero-balance tranche attaches
+    and detaches at the same point; the note says list order is seniority."""
+    out, doc = hostile
+    wb = openpyxl.load_workbook(out / "report.xlsx")
+    cf = _sheet_tables(wb[next(n for n in wb.sheetnames if n.startswith("CF =1+1"))])
+    header = list(next(iter(cf.values()))["header"])
+    assert "A.2 $\\frac$ Balance (end)" in header and "A.2 $\\frac$ Balance (end) s.e." in header
+    rows = {t["tranche"]: t for t in doc["deal"]["tranches"]}
+    assert rows["Z0"]["attachment"] == rows["Z0"]["detachment"] == pytest.approx(0.10)
+    assert rows[HOSTILE_RATED[0]]["attachment"] == 0.40  # exactly: (100m - 60m) / 100m
+    assert rows[HOSTILE_SUB]["detachment"] == 0.05
+    summary = (out / "report.html").read_text(encoding="utf-8")
+    assert "the deal schema takes as their seniority" in summary
+
+
+def test_deterministic_scenario_named_like_a_coverage_column_is_refused(tmp_path):
+    """The coverage table's columns are period, payment date and one per deterministic
+    scenario: a scenario named "period" stops before anything runs, naming its file, the field
+    and the value (it crashed in pandas)."""
+    sc = tmp_path / "period.toml"
+    root = ROOT
+    base = (root / "scenarios" / "huake_base.toml").read_text(encoding="utf-8")
+    sc.write_text(base.replace('name = "huake_base"', 'name = "period"'), encoding="utf-8")
+    out = tmp_path / "out"
+    r = run_cli("report", "-s", sc, "--out", out, "--no-progress")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert str(sc) in r.stderr and "name:" in r.stderr and "'period'" in r.stderr
+    assert not out.exists()
+
+
+# --- one path, other files in --out ---------------------------------------------------------------
+
+
+def test_one_path_report_has_no_band_and_dashes_for_standard_errors(tmp_path):
+    """At one path no standard error exists: "–" in the HTML, an empty cell in the workbook,
+    null in the JSON; the charts have no band, and the caption says why (not "the pool is too
+    large")."""
+    doc = _report(tmp_path, "-s", "huake_mc", paths="1")
+    (mc,) = doc["monte_carlo"]
+    assert mc["bands"] == {"sample_paths": 0} and mc["tranches"][0]["expected_loss_se"] is None
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "needs at least two paths" in html and "too large" not in html
+    page = _page(tmp_path)
+    t = next(t for t in page.tables if "expected_loss_se" in t["keys"] and "irr" in t["keys"])
+    assert all(r[t["keys"].index("expected_loss_se")] == "" for r in t["rows"])
+    assert ">nan<" not in html.lower() and ">none<" not in html.lower()
+    wb = openpyxl.load_workbook(tmp_path / "report.xlsx")
+    tr = next(iter(_sheet_tables(wb["Tranches"]).values()))
+    col = list(tr["header"]).index("EL s.e.")
+    assert all(row[col] is None for row in tr["rows"])
+
+
+def test_report_into_a_folder_with_other_files_keeps_them(tmp_path):
+    """--out may hold other files: they stay as they were, and an older report's files are
+    replaced."""
+    (tmp_path / "notes.txt").write_text("keep me", encoding="utf-8")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "report.html").write_text("not ours", encoding="utf-8")
+    (tmp_path / "report.html").write_text("an old report", encoding="utf-8")
+    _report_det(tmp_path)
+    assert (tmp_path / "notes.txt").read_text(encoding="utf-8") == "keep me"
+    assert (tmp_path / "sub" / "report.html").read_text(encoding="utf-8") == "not ours"
+    assert "<!DOCTYPE html>" in (tmp_path / "report.html").read_text(encoding="utf-8")
+    man = json.loads((tmp_path / "manifest.json").read_text())
+    assert [f["name"] for f in man["files"]] == ["report.html", "report.xlsx", "report.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "manifest.json", "notes.txt", "report.html", "report.json", "report.xlsx", "sub",
+    ]  # fmt: skip
+
+
+def test_report_into_a_read_only_folder_fails_before_running(tmp_path, monkeypatch):
+    """--out inside a folder nothing can be created in (simulated: the tests may run as root,
+    whom permissions do not stop): exit 2 before anything runs, naming --out and the folder,
+    and nothing left there."""
+    import tempfile
+
+    from abs_engine.report import writers
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    real = tempfile.mkdtemp
+
+    def mkdtemp(*a: Any, dir: Any = None, **k: Any) -> str:
+        if dir is not None and Path(dir) == ro:
+            raise PermissionError(13, "Permission denied")
+        return real(*a, dir=dir, **k)
+
+    monkeypatch.setattr(writers.tempfile, "mkdtemp", mkdtemp)
+    r = run_cli("report", "--out", ro / "out", "-s", "huake_base", "--no-progress")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "--out is not writable" in r.stderr and str(ro) in r.stderr
+    assert list(ro.iterdir()) == []
+
+
+# --- the numbers of the other tables --------------------------------------------------------------
+
+
+def _html_table(page: _Page, first_keys: list[str]) -> dict[str, Any]:
+    return next(t for t in page.tables if t["keys"][: len(first_keys)] == first_keys)
+
+
+def test_deterministic_cash_flows_large_obligors_and_coverage_equal_the_json(en):
+    """Beyond the Monte Carlo tables: the deterministic cash flows, the large-obligor test and
+    the coverage table, each cell in the HTML (data-value) and the workbook equal to
+    report.json."""
+    out, doc = en
+    page = _page(out)
+    wb = openpyxl.load_workbook(out / "report.xlsx")
+    det = doc["deterministic"]
+    # deterministic cash flows
+    t = _html_table(page, ["period", "payment_date", "collections"])
+    sheet = next(iter(_sheet_tables(wb[f"CF {det['scenario']}"]).values()))
+    for i, rec in enumerate(det["cashflows"]):
+        for key in ("collections", "defaults", "A.principal_paid", "Sub.balance_end",
+                    "coverage_ratio"):  # fmt: skip
+            k = t["keys"].index(key)
+            assert _close(float(t["rows"][i][k]), rec[key]), key
+            assert _close(sheet["rows"][i][k], rec[key]), key
+        assert sheet["rows"][i][1].date().isoformat() == rec["payment_date"][:10]
+    stress = _sheet_tables(wb["Stresses"])
+    # the large-obligor test
+    lot = doc["stress"]["large_obligor_test"]
+    keys = list(lot["rows"][0])
+    t = _html_table(page, keys[:2])
+    x = next(v for k, v in stress.items() if k.startswith("Large-obligor test"))
+    for hrow, xrow, rec in zip(t["rows"], x["rows"], lot["rows"], strict=True):
+        for k, key in enumerate(keys):
+            want = rec[key]
+            got = hrow[k]
+            if isinstance(want, bool):
+                assert got == ("true" if want else "false") and xrow[k] is want, key
+            else:
+                assert _close(float(got), want) and _close(xrow[k], want), key
+    assert x["header"][0] == "Largest obligors defaulted"  # a label, not the JSON key
+    # the coverage table
+    cov = doc["stress"]["coverage_ratio"]
+    t = _html_table(page, ["period", "payment_date", det["scenario"]])
+    x = next(v for k, v in stress.items() if k.startswith("Coverage ratio by period"))
+    for hrow, xrow, rec in zip(t["rows"], x["rows"], cov, strict=True):
+        assert _close(float(hrow[2]), rec[det["scenario"]])
+        assert _close(xrow[2], rec[det["scenario"]])
+
+
+def test_percent_columns_hold_decimals(en):
+    """A percentage cell holds the decimal (0.95, not 95) with a percent format."""
+    out, doc = en
+    wb = openpyxl.load_workbook(out / "report.xlsx")
+    ws = wb["Summary"]
+    cells = {c.value: c for row in ws.iter_rows() for c in row if c.value is not None}
+    share = cells[doc["deal"]["tranches"][0]["share"]]
+    assert share.value == pytest.approx(0.95) and share.number_format == "0.00%"
+    ws = wb["Comparison"]
+    el = next(c for row in ws.iter_rows(min_row=3) for c in row[3:4] if c.value is not None)
+    assert el.number_format == "0.0000%" and 0.0 <= el.value < 1.0
+
+
+def test_chinese_report_translates_every_column(zh):
+    """No column heading of the Chinese workbook is an engine key left untranslated
+    (``defaulted_obligors``, ``support_paid``, ...), and the engine's words in cells (the
+    waterfall's status, input roles) are Chinese too."""
+    import re
+
+    out, doc = zh
+    wb = openpyxl.load_workbook(out / "report.xlsx")
+    key = re.compile(r"^[a-z0-9_]+$")
+    scenarios = {s["name"] for s in doc["scenarios"]}  # the coverage table's columns
+    for ws in wb:
+        for title, table in _sheet_tables(ws).items():
+            heads = [h for h in table["header"] if isinstance(h, str) and h not in scenarios]
+            assert not [h for h in heads if key.match(h)], (ws.title, title, heads)
+    cells = {c.value for ws in wb for row in ws.iter_rows() for c in row}
+    assert "正常" in cells and "normal" not in cells  # the deterministic cash flows' status
+    assert "交易文件" in cells and "情景文件" in cells  # input roles
+    assert "兑付不足概率" in cells and "附着点" in cells and "本息覆盖倍数" in cells
+
+
+# --- the charts and the formatting, piece by piece ------------------------------------------------
+
+
+def test_chart_text_escapes_mathematics_and_shortens_names():
+    from abs_engine.report.charts import _text
+
+    assert _text("$\\frac$") == "\\$\\frac\\$"
+    assert _text("a\x01b") == "ab"
+    assert _text("L" * 64, 22) == "L" * 21 + "…"
+    assert _text("short", 22) == "short"
+
+
+def _overlaps(a: Any, b: Any) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def test_chart_legends_lie_off_the_data():
+    """Ten tranches, long names: the legends of the balance, coverage and loss charts lie
+    beside the axes, the waterfall's under them, none on the plotting area; the colours are
+    distinct."""
+    from abs_engine.report import charts
+
+    names = [f"Tranche {k} " + "L" * 40 for k in range(10)]
+    tranches = [{"tranche": n, "attachment": 0.1 * (9 - k), "detachment": 0.1 * (10 - k)}
+                for k, n in enumerate(names)]  # fmt: skip
+    doc = {"deal": {"tranches": tranches}}
+    records = [
+        {"period": p, "coverage_ratio": 1.0, "collections": 9e6,
+         **{f"{n}.{i}": 1e6 for n in names for i in ("balance_end", "interest_paid",
+                                                        "principal_paid")}}
+        for p in range(1, 13)
+    ]  # fmt: skip
+    mc = {"scenario": "s", "loss_rate_hist": [100] + [1] * 999}
+    figs = [
+        charts.balance_chart(doc, "s", records, None, "en"),
+        charts.waterfall_chart(doc, "s", records, "en"),
+        charts.loss_distribution(doc, mc, "en"),
+    ]
+    for fig in figs:
+        fig.draw_without_rendering()  # runs the constrained layout
+        (ax,) = fig.axes
+        legend = ax.get_legend() or fig.legends[0]
+        box = legend.get_window_extent()
+        assert not _overlaps(box, ax.get_window_extent()), fig
+    assert len(set(charts._colours(10))) == 10
+
+
+def test_coverage_spike_does_not_flatten_the_chart():
+    """A last-period coverage ratio of 27 (notes nearly repaid) with the rest near 0.9: the y
+    axis stops at three times the typical level and the spike's value is written."""
+    from abs_engine.report import charts
+
+    cov = [0.95, 0.9, 0.88, 0.87, 0.9, 27.2]
+    records = [{"period": p + 1, "coverage_ratio": c} for p, c in enumerate(cov)]
+    fig = charts.coverage_chart("s", records, None, "en")
+    (ax,) = fig.axes
+    assert ax.get_ylim()[1] == pytest.approx(3.0)
+    assert "27.20" in [t.get_text() for t in ax.texts]
+    # no spike: the axis is left to matplotlib
+    flat = charts.coverage_chart("s", records[:-1], None, "en")
+    assert flat.axes[0].get_ylim()[1] < 1.5
+
+
+def test_missing_and_infinite_values_format_as_dashes_and_infinity():
+    from abs_engine.report.tables import fmt_value
+    from abs_engine.report.workbook import _cell_value
+
+    for kind in ("money", "pct", "pct4", "ratio", "years", "int", "text", "date"):
+        assert fmt_value(None, kind) == "–" and fmt_value(float("nan"), kind) == "–"
+    assert fmt_value(float("inf"), "ratio") == "∞" and fmt_value(float("-inf"), "pct") == "−∞"
+    assert _cell_value(float("nan"), "ratio", "en") is None
+    assert _cell_value(float("inf"), "ratio", "en") == "∞"
+
+
+def test_sheet_titles_drop_control_characters_and_edge_apostrophes():
+    from abs_engine.report.tables import Section, Table
+    from abs_engine.report.workbook import sheet_titles
+
+    tables = [Table("t", [], [], "CF1", "'a\x01b'"), Table("t", [], [], "CF2", "x" * 27 + "'yy")]
+    titles = list(sheet_titles([Section("cashflows", "c", tables)], "en").values())
+    assert titles[0] == "CF 'ab"
+    assert all(not t.endswith("'") and t.isprintable() and len(t) <= 31 for t in titles)

@@ -40,6 +40,42 @@ _CJK_FILES = ("notosanscjk", "notoserifcjk", "sourcehansans", "wqy", "msyh", "si
 
 _WIDTH, _HEIGHT = 7.2, 3.4  # inches, at 100 dpi in the SVG
 _COLOURS = ("#1f4e79", "#c55a11", "#548235", "#7030a0", "#bf9000", "#2e75b6", "#a5a5a5")
+#: the longest name drawn whole in a legend entry, and in a chart's title
+_LEGEND_CHARS, _TITLE_CHARS = 22, 48
+#: a coverage ratio above this many times the chart's typical level (and above 3) is drawn at
+#: the top edge with its value written beside it, so that one spike (the last period, when
+#: the notes are nearly repaid) does not flatten the rest
+_COVERAGE_CLIP = 3.0
+
+
+def _text(name: Any, limit: int | None = None) -> str:
+    """A name from the deal or a scenario as chart text: ``$`` escaped (matplotlib would read
+    ``$...$`` as mathematics, and fail on some), control characters dropped, and at most
+    ``limit`` characters (the rest as "…"). The report's tables carry the names whole."""
+    text = "".join(ch for ch in str(name) if ch.isprintable())
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text.replace("$", r"\$")
+
+
+def _colours(n: int) -> list[str]:
+    """``n`` distinct colours: the report's palette, then matplotlib's ``tab20`` beyond it."""
+    if n <= len(_COLOURS):
+        return list(_COLOURS[:n])
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    cmap = colormaps["tab20"]
+    order = [*range(0, 20, 2), *range(1, 20, 2)]  # the ten dark shades first, then the light
+    return [to_hex(cmap(order[k % 20])) for k in range(n)]
+
+
+def _tint(colour: str, amount: float = 0.5) -> str:
+    """``colour`` mixed with white (``amount`` of white)."""
+    from matplotlib.colors import to_hex, to_rgb
+
+    r, g, b = (c + (1.0 - c) * amount for c in to_rgb(colour))
+    return to_hex((r, g, b))
 
 
 class Chart(dict):  # type: ignore[type-arg]
@@ -93,7 +129,7 @@ def _style(salt: str) -> Iterator[None]:
         "svg.hashsalt": salt,  # ids unique per chart (they share one HTML page), reproducible
         "font.family": "sans-serif",
         "font.sans-serif": ([font] if font else []) + ["DejaVu Sans"],
-        "font.size": 9,
+        "font.size": 10,
         "axes.spines.top": False,
         "axes.spines.right": False,
         "axes.grid": True,
@@ -104,7 +140,10 @@ def _style(salt: str) -> Iterator[None]:
         yield
 
 
-def _svg(fig: Any) -> str:
+def _svg(fig: Any, prefix: str = "") -> str:
+    """The figure as an inline ``<svg>`` element; every id in it (and every reference to one)
+    starts with ``prefix``: the charts share one HTML page, and matplotlib names a glyph or a
+    collection the same in each (``DejaVuSans-31``), which would make the page's ids repeat."""
     buf = io.StringIO()
     fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight")
     text = buf.getvalue()
@@ -113,15 +152,44 @@ def _svg(fig: Any) -> str:
     # namespaces but SVG's and XLink's
     svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, count=1, flags=re.S)
     svg = re.sub(r'\s+xmlns:(?:dc|cc|rdf)="[^"]*"', "", svg)
+    if prefix:
+        svg = re.sub(r'(\sid=")', rf"\g<1>{prefix}", svg)
+        svg = re.sub(r'(href="#|url\(#)', rf"\g<1>{prefix}", svg)
     # scale with the page: the viewBox keeps the drawing, CSS gives the size
     return re.sub(r'(<svg[^>]*?) width="[^"]*" height="[^"]*"', r"\1", svg, count=1)
 
 
-def _figure() -> tuple[Any, Any]:
+def _figure(extra_height: float = 0.0) -> tuple[Any, Any]:
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(_WIDTH, _HEIGHT), dpi=100)
+    # constrained layout: a legend placed "outside" gets room beside the axes, never on the data
+    fig = Figure(figsize=(_WIDTH, _HEIGHT + extra_height), dpi=100, layout="constrained")
     return fig, fig.add_subplot()
+
+
+def _below_columns(labels: list[str]) -> int:
+    """Columns of a legend under the axes: three, two when its labels are long (so that it is
+    never wider than the figure)."""
+    return 3 if max((len(t) for t in labels), default=0) <= 26 else 2
+
+
+def _outside_legend(ax: Any, handles: list[Any], labels: list[str], where: str = "right") -> None:
+    """The legend beside the axes (``right``, from their top edge: under the figure's title)
+    or under them (``below``), off the data; constrained layout makes room for it."""
+    if not handles:
+        return
+    if where == "right":
+        ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                  borderaxespad=0.0, fontsize=8.5, frameon=False)  # fmt: skip
+    else:
+        ax.figure.legend(handles, labels, loc="outside lower center", fontsize=8,
+                         frameon=False, ncols=_below_columns(labels))  # fmt: skip
+
+
+def _periods(ax: Any, x: np.ndarray) -> None:
+    """The x axis over every period, whether or not the last ones have a value."""
+    if len(x):
+        ax.set_xlim(float(x.min()) - 0.6, float(x.max()) + 0.6)
 
 
 def _millions(ax: Any, axis: str = "y") -> None:
@@ -137,30 +205,31 @@ def _column(records: list[dict[str, Any]], key: str) -> np.ndarray:
 
 def loss_distribution(doc: dict[str, Any], mc: dict[str, Any], lang: str) -> Any:
     """Share of paths by pool loss rate (1000 bins on [0, 1]) and the tranches' attachment
-    points."""
+    points (dashed lines, named in the legend beside the axes)."""
     hist = np.asarray(mc["loss_rate_hist"], dtype=float)
     share = hist / max(hist.sum(), 1.0)
     edges = np.linspace(0.0, 1.0, len(hist) + 1)
     tranches = doc["deal"]["tranches"]
-    attach = [t for t in tranches if 0.0 < t["attachment"] < 1.0]
+    colours = _colours(len(tranches))
+    attach = [(t, colours[k]) for k, t in enumerate(tranches) if 0.0 < t["attachment"] < 1.0]
     cum = np.cumsum(share)
     top = edges[min(int(np.searchsorted(cum, 0.9999)) + 1, len(hist))]
-    top = min(1.0, max(top, *(t["attachment"] for t in attach), 0.02) * 1.15)
+    top = min(1.0, max(top, *(t["attachment"] for t, _ in attach), 0.02) * 1.15)
     fig, ax = _figure()
     ax.stairs(share, edges, fill=True, color=_COLOURS[0], alpha=0.8, label=label("pool", lang))
-    for k, t in enumerate(attach):
-        ax.axvline(t["attachment"], color=_COLOURS[1 + k % 5], linestyle="--", linewidth=1.2)
-        ax.annotate(
-            f"{label('attachment_of', lang)} {t['tranche']} ({t['attachment']:.1%})",
-            (t["attachment"], 0.95), xycoords=("data", "axes fraction"),
-            rotation=90, ha="right", va="top", fontsize=8,
+    for t, c in attach:
+        ax.axvline(
+            t["attachment"], color=c, linestyle="--", linewidth=1.2,
+            label=f"{label('attachment_of', lang)} {_text(t['tranche'], _LEGEND_CHARS)} "
+                  f"({t['attachment']:.1%})",
         )  # fmt: skip
     ax.set_xlim(0.0, top)
     ax.set_yscale("log")
     ax.xaxis.set_major_formatter(_percent())
     ax.set_xlabel(label("loss_rate_axis", lang))
     ax.set_ylabel(label("probability_axis", lang))
-    ax.set_title(f"{label('chart_loss_distribution', lang)}: {mc['scenario']}")
+    fig.suptitle(f"{label('chart_loss_distribution', lang)}: {_text(mc['scenario'], _TITLE_CHARS)}")
+    _outside_legend(ax, *ax.get_legend_handles_labels())
     return fig
 
 
@@ -181,18 +250,19 @@ def balance_chart(
     the 5–95% band where ``bands`` has one."""
     fig, ax = _figure()
     x = _x(records)
-    for k, t in enumerate(doc["deal"]["tranches"]):
-        c = _COLOURS[k % len(_COLOURS)]
+    tranches = doc["deal"]["tranches"]
+    for t, c in zip(tranches, _colours(len(tranches)), strict=True):
         y = _column(records, f"{t['tranche']}.balance_end")
-        ax.plot(x, y, color=c, marker="o", markersize=3, label=f"{t['tranche']}")
+        ax.plot(x, y, color=c, marker="o", markersize=3, label=_text(t["tranche"], _LEGEND_CHARS))
         band = (bands or {}).get("tranche_balance", {}).get(t["tranche"])
         if band:
             lo, hi = np.array(band["p05"], dtype=float), np.array(band["p95"], dtype=float)
             ax.fill_between(x, lo, hi, color=c, alpha=0.18, linewidth=0)
     _millions(ax)
+    _periods(ax, x)
     ax.set_xlabel(label("period", lang))
     ax.set_ylabel(label("amount_axis", lang))
-    ax.set_title(f"{label('chart_balance', lang)}: {name}")
+    fig.suptitle(f"{label('chart_balance', lang)}: {_text(name, _TITLE_CHARS)}")
     _legend(ax, bool(bands and bands.get("sample_paths")), lang)
     return fig
 
@@ -204,30 +274,58 @@ def _legend(ax: Any, banded: bool, lang: str) -> None:
     if banded:
         handles.append(Patch(color="#808080", alpha=0.3))
         labels.append(label("band", lang))
-    ax.legend(handles, labels, fontsize=8, frameon=False)
+    _outside_legend(ax, handles, labels)
 
 
 def coverage_chart(name: str, records: list[dict[str, Any]], bands: dict | None, lang: str) -> Any:
     """The deal's coverage ratio by period: mean (Monte Carlo) or the path's own; the run's
-    5th percentile where it has one; the 5–95% band where ``bands`` has one."""
+    5th percentile where it has one; the 5–95% band where ``bands`` has one. A spike far
+    above the rest (see :data:`_COVERAGE_CLIP`) is drawn at the top edge, its value written."""
     fig, ax = _figure()
     x = _x(records)
     y = _column(records, "coverage_ratio")
-    ax.plot(x, y, color=_COLOURS[0], marker="o", markersize=3, label=label("mean", lang)
-            if "coverage_ratio_p05" in records[0] else name)  # fmt: skip
-    if "coverage_ratio_p05" in records[0]:
+    mc = "coverage_ratio_p05" in records[0]
+    # a deterministic scenario's one line needs no legend: the title names the scenario
+    ax.plot(x, y, color=_COLOURS[0], marker="o", markersize=3,
+            label=label("mean", lang) if mc else None)  # fmt: skip
+    shown = [y]
+    if mc:
         p05 = _column(records, "coverage_ratio_p05")
         ax.plot(x, p05, color=_COLOURS[1], linestyle="--", label=label("coverage_ratio_p05", lang))
+        shown.append(p05)
     band = (bands or {}).get("coverage_ratio")
     if band:
         lo, hi = np.array(band["p05"], dtype=float), np.array(band["p95"], dtype=float)
         ax.fill_between(x, lo, hi, color=_COLOURS[0], alpha=0.18, linewidth=0)
+        shown += [lo, hi]
     ax.axhline(1.0, color="#808080", linewidth=0.8)
+    _clip_spikes(ax, x, y, np.concatenate(shown))
+    _periods(ax, x)
     ax.set_xlabel(label("period", lang))
     ax.set_ylabel(label("ratio_axis", lang))
-    ax.set_title(f"{label('chart_coverage', lang)}: {name}")
+    fig.suptitle(f"{label('chart_coverage', lang)}: {_text(name, _TITLE_CHARS)}")
     _legend(ax, bool(band), lang)
     return fig
+
+
+def _clip_spikes(ax: Any, x: np.ndarray, y: np.ndarray, every: np.ndarray) -> None:
+    """Cap the y axis at :data:`_COVERAGE_CLIP` times the typical level (the median of ``y``,
+    at least 1) when ``every`` drawn value reaches far above it; the points of ``y`` beyond
+    the cap are drawn on the edge with their values."""
+    finite = every[np.isfinite(every)]
+    level = float(np.nanmedian(y)) if np.isfinite(y).any() else float("nan")
+    if not finite.size or not np.isfinite(level):
+        return
+    cap = _COVERAGE_CLIP * max(level, 1.0)
+    if finite.max() <= cap:
+        return
+    low = min(0.0, float(finite.min()))
+    ax.set_ylim(low, cap)
+    for xi, yi in zip(x, y, strict=True):
+        if np.isfinite(yi) and yi > cap:
+            ax.plot([xi], [cap], marker="^", color=_COLOURS[0], markersize=6, clip_on=False)
+            ax.annotate(f"{yi:,.2f}", (xi, cap), xytext=(0, -4), textcoords="offset points",
+                        ha="right", va="top", fontsize=7.5, color=_COLOURS[0])  # fmt: skip
 
 
 def _collections(records: list[dict[str, Any]]) -> np.ndarray:
@@ -240,32 +338,43 @@ def _collections(records: list[dict[str, Any]]) -> np.ndarray:
 def waterfall_chart(
     doc: dict[str, Any], name: str, records: list[dict[str, Any]], lang: str
 ) -> Any:
-    """Per period, stacked: each tranche's interest, principal and residual paid (yuan); the
-    pool's collections as a line."""
-    fig, ax = _figure()
+    """Per period, stacked: each tranche's interest (light), principal (full colour) and
+    residual (hatched) paid (yuan), one colour per tranche; the pool's collections as a
+    line. The legend lies under the axes (the figure grows with it)."""
+    from matplotlib.patches import Patch
+
+    tranches = doc["deal"]["tranches"]
+    styles: dict[str, tuple[dict[str, Any], bool]] = {
+        "interest_paid": ({}, True),
+        "principal_paid": ({}, False),
+        "residual_paid": ({"hatch": "///", "edgecolor": "white"}, False),
+    }
+    series = []  # (values, colour, style, legend label)
+    for t, c in zip(tranches, _colours(len(tranches)), strict=True):
+        for item, (style, light) in styles.items():
+            key = f"{t['tranche']}.{item}"
+            y = np.nan_to_num(_column(records, key)) if key in records[0] else None
+            if y is not None and y.any():
+                text = f"{_text(t['tranche'], _LEGEND_CHARS)} {label(item, lang)}"
+                series.append((y, _tint(c) if light else c, style, text))
+    labels = [label("collections_line", lang), *(text for *_, text in series)]
+    rows = -(-len(labels) // _below_columns(labels))  # the legend's rows
+    fig, ax = _figure(0.17 * max(0, rows - 3))
     x = _x(records)
     bottom = np.zeros(len(records))
-    k = 0
-    for t in doc["deal"]["tranches"]:
-        for item in ("interest_paid", "principal_paid", "residual_paid"):
-            key = f"{t['tranche']}.{item}"
-            if key not in records[0]:
-                continue
-            y = np.nan_to_num(_column(records, key))
-            if not y.any():
-                continue
-            ax.bar(x, y, bottom=bottom, color=_COLOURS[k % len(_COLOURS)], width=0.7,
-                   label=f"{t['tranche']} {label(item, lang)}")  # fmt: skip
-            bottom += y
-            k += 1
-    ax.plot(x, _collections(records), color="black", marker="_", linestyle="none",
-            markersize=14, label=label("collections_line", lang))  # fmt: skip
+    for y, colour, style, _ in series:
+        ax.bar(x, y, bottom=bottom, color=colour, width=0.7, linewidth=0, **style)
+        bottom += y
+    (line,) = ax.plot(x, _collections(records), color="black", marker="_", linestyle="none",
+                      markersize=14)  # fmt: skip
     _millions(ax)
+    ax.set_ylim(bottom=0.0)
+    _periods(ax, x)
     ax.set_xlabel(label("period", lang))
     ax.set_ylabel(label("amount_axis", lang))
-    ax.set_title(f"{label('chart_waterfall', lang)}: {name}")
-    ax.legend(fontsize=7, frameon=False, ncols=3, loc="upper center",
-              bbox_to_anchor=(0.5, -0.16))  # fmt: skip
+    fig.suptitle(f"{label('chart_waterfall', lang)}: {_text(name, _TITLE_CHARS)}")
+    handles = [line, *(Patch(facecolor=colour, **style) for _, colour, style, _ in series)]
+    _outside_legend(ax, handles, labels, "below")
     return fig
 
 
@@ -305,6 +414,6 @@ def report_charts(doc: dict[str, Any], lang: str) -> list[Chart]:
     for cid, name, kind, draw in plans:
         with _style(cid):
             fig = draw()
-            svg = _svg(fig)
+            svg = _svg(fig, f"{cid}-")
         charts.append(Chart(id=cid, scenario=name, kind=kind, title=label(kind, lang), svg=svg))
     return charts

@@ -4,8 +4,8 @@ same numbers, and those numbers are the ones ``abs-engine run --json`` prints.
 
 The document:
 
-- ``deal``: name, source, currency, obligors, original pool, payment dates, and the capital
-  structure (balance, share of the pool, coupon, attachment and detachment points);
+- ``deal``: name, description, source, currency, obligors, original pool, payment dates, and
+  the capital structure (balance, share of the pool, coupon, attachment and detachment points);
 - ``stamp``: engine version and commit, every input file with its SHA-256, the rating table;
 - ``scenarios``: each scenario's kind and parameters (flattened ``a.b.c`` paths);
 - ``monte_carlo``: each Monte Carlo scenario's document, as ``run --json`` prints it, plus
@@ -54,10 +54,11 @@ def band_sample_size(cd: CompiledDeal, n_paths: int) -> int:
 
 
 def capital_structure(cd: CompiledDeal) -> list[dict[str, Any]]:
-    """The tranches in the deal's (seniority) order: balance (yuan), share of the original
-    pool, coupon (decimal, or a label), principal type, and the attachment and detachment
-    points as shares of the original pool (the pool loss at which the tranche starts and
-    finishes losing, tranche balances alone)."""
+    """The tranches in the deal file's order, which the schema takes as their seniority
+    (most senior first; :class:`~abs_engine.schema.tranche.Tranche`; write-offs hit the last
+    first): balance (yuan), share of the original pool, coupon (decimal, or a label),
+    principal type, and the attachment and detachment points as shares of the original pool
+    (the pool loss at which the tranche starts and finishes losing, tranche balances alone)."""
     pool = cd.original_pool
     rows, above = [], 0.0
     for tr in cd.deal.tranches:
@@ -69,9 +70,10 @@ def capital_structure(cd: CompiledDeal) -> list[dict[str, Any]]:
             coupon = f"base{c.spread:+.4%}"
         else:
             coupon = None
-        detach = max(0.0, 1.0 - above / pool) if pool else 0.0
+        # (pool - above) / pool, not 1 - above / pool: 5m of a 100m pool is 0.05 exactly
+        detach = max(0.0, (pool - above) / pool) if pool else 0.0
         above += tr.balance
-        attach = max(0.0, 1.0 - above / pool) if pool else 0.0
+        attach = max(0.0, (pool - above) / pool) if pool else 0.0
         rows.append(
             {
                 "tranche": tr.name,
@@ -211,6 +213,7 @@ def report_document(
             "generated": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
             "deal": {
                 "deal": cd.deal.name,
+                "description": cd.deal.description,
                 "source": str(cd.source),
                 "currency": cd.deal.currency,
                 "obligors": cd.n_obligors,

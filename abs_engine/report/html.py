@@ -5,17 +5,33 @@ scripts, no fonts, no images but the inline charts."""
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from .charts import Chart
 from .i18n import label
-from .tables import Section, fmt_value
+from .tables import TEXT_KINDS, Section, fmt_value
 
 __all__ = ["render_html"]
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+#: control characters (a name may hold them): not allowed in HTML, shown as U+FFFD as in the
+#: workbook
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _finalize(v: Any) -> Any:
+    """Each ``{{ ... }}`` value before it is escaped: control characters in text replaced
+    (markup, the inline charts, is left as it is)."""
+    from markupsafe import Markup
+
+    if isinstance(v, str) and not isinstance(v, Markup):
+        return _CONTROL.sub("\ufffd", v)
+    return v
 
 
 @lru_cache(maxsize=1)
@@ -28,6 +44,7 @@ def _environment() -> Any:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_finalize,
     )
 
 
@@ -49,7 +66,7 @@ def _caption(doc: dict[str, Any], chart: Chart, lang: str) -> str | None:
     mc = next(m for m in doc["monte_carlo"] if m["scenario"] == chart["scenario"])
     k = mc["bands"]["sample_paths"]
     if k == 0:
-        return label("no_band_note", lang)
+        return label("one_path_band_note" if mc["n_paths"] < 2 else "no_band_note", lang)
     return label("band_note", lang).format(k=k, n=mc["n_paths"])
 
 
@@ -69,5 +86,6 @@ def render_html(
         L=lambda key: label(key, lang),
         fmt=lambda v, kind: fmt_value(v, kind, lang),
         raw=_raw,
+        text_kinds=TEXT_KINDS,
     )
     return text

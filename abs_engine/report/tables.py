@@ -14,9 +14,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .compare import COMPARISON_COLUMNS
-from .i18n import label
+from .i18n import LABELS, label
 
-__all__ = ["Column", "Section", "Table", "fmt_value", "report_sections"]
+__all__ = [
+    "TEXT_KINDS",
+    "TRANSLATED_KINDS",
+    "Column",
+    "Section",
+    "Table",
+    "fmt_value",
+    "report_sections",
+]
+
+#: the column kinds that hold words, not numbers (left-aligned; the rest right-aligned)
+TEXT_KINDS = frozenset({"text", "date", "bool", "label", "rating", "role"})
+#: the kinds whose words are the engine's English, shown in the report's language
+TRANSLATED_KINDS = ("label", "rating", "role")
 
 
 @dataclass(frozen=True)
@@ -62,7 +75,7 @@ def fmt_value(v: Any, kind: str, lang: str = "en") -> str:
         return label("yes" if v else "no", lang)
     if kind == "date":
         return str(v)[:10]  # ISO dates; JSON records carry a time of day
-    if kind in ("label", "rating") and isinstance(v, str):
+    if kind in TRANSLATED_KINDS and isinstance(v, str):
         return _translate(v, kind, lang)
     if isinstance(v, str) or kind == "text":
         return str(v)
@@ -83,13 +96,20 @@ def fmt_value(v: Any, kind: str, lang: str = "en") -> str:
     return f"{v:,.6g}"
 
 
+#: the engine's English words a ``label`` column translates: principal types, a rating's
+#: ``n/a``, the waterfall's status
+_WORDS = frozenset({"n/a", "sequential", "pro_rata", "target_balance", "residual", "normal",
+                    "accelerated", "post_default"})  # fmt: skip
+
+
 def _translate(v: str, kind: str, lang: str) -> str:
-    """A value the engine writes as an English word: a principal type, or an implied rating
-    (``below BBB-``, ``n/a``)."""
+    """A value the engine writes as an English word: a principal type, a waterfall status, an
+    implied rating (``below BBB-``, ``n/a``) or an input file's role."""
     if kind == "rating" and v.startswith("below "):
         return f"{label('below', lang)} {v[len('below ') :]}"
-    return label(v, lang) if v in ("n/a", "sequential", "pro_rata", "target_balance",
-                                   "residual") else v  # fmt: skip
+    if kind == "role":
+        return label(f"role_{v}", lang) if f"role_{v}" in LABELS else v
+    return label(v, lang) if v in _WORDS else v
 
 
 def _cols(keys: list[tuple[str, str]], lang: str) -> list[Column]:
@@ -97,9 +117,10 @@ def _cols(keys: list[tuple[str, str]], lang: str) -> list[Column]:
 
 
 def _label(key: str, lang: str) -> str:
-    """Labels of dotted keys (``A.interest_paid`` → ``A Interest paid``) and ``_se`` columns."""
+    """Labels of dotted keys (``A.interest_paid`` → ``A Interest paid``; a tranche's name may
+    hold dots itself: the item is what follows the last) and ``_se`` columns."""
     if "." in key:
-        head, item = key.split(".", 1)
+        head, item = key.rsplit(".", 1)
         return f"{label(head, lang) if head == 'pool' else head} {_label(item, lang)}"
     if key.endswith("_se") and key not in ("expected_loss_se", "default_probability_se"):
         return f"{label(key[:-3], lang)} {label('se', lang)}"
@@ -117,9 +138,11 @@ def _summary(doc: dict[str, Any], lang: str) -> Section:
     d = doc["deal"]
     kinds = {"original_pool": "money", "issued": "money", "obligors": "int", "periods": "int",
              "overcollateralisation": "pct"}  # fmt: skip
-    keys = ("deal", "source", "currency", "obligors", "original_pool", "issued",
+    keys = ["deal", "description", "source", "currency", "obligors", "original_pool", "issued",
             "overcollateralisation", "periods", "first_payment_date",
-            "last_payment_date")  # fmt: skip
+            "last_payment_date"]  # fmt: skip
+    if not d.get("description"):
+        keys.remove("description")
     kv = Table(
         label("deal_summary", lang),
         [Column("item", label("parameter", lang)), Column("value", label("value", lang))],
@@ -220,7 +243,7 @@ def _det_cashflow_keys(sc: dict[str, Any], tranches: list[str]) -> list[tuple[st
     for t in tranches:
         for item in ("interest_paid", "principal_paid", "residual_paid", "balance_end"):
             keys.append((f"{t}.{item}", "money"))
-    keys += [("pool_balance_end", "money"), ("coverage_ratio", "ratio"), ("status", "text")]
+    keys += [("pool_balance_end", "money"), ("coverage_ratio", "ratio"), ("status", "label")]
     return [(k, kind) for k, kind in keys if k in sc["cashflows"][0]]
 
 
@@ -245,22 +268,27 @@ def _cashflows(doc: dict[str, Any], lang: str) -> Section:
 
 # --- stresses ------------------------------------------------------------------------------------
 
+#: the stress document's default-timing sentence → its label
+_TIMINGS = {"front-loaded over the first two thirds of the periods": "timing_front_loaded"}
+
 
 def _stresses(doc: dict[str, Any], lang: str) -> Section:
     st = doc["stress"]
     sheet = label("stresses", lang)
     a = st["assumptions"]
     sub = (
-        f"{label('recovery_rate', lang)} {a['recovery_rate']:.0%}, "
+        f"{label('recovery_rate', lang)} {fmt_value(a['recovery_rate'], 'pct', lang)}, "
         f"{label('recovery_lag', lang)} {a['recovery_lag']}"
     )
+    timing = _TIMINGS.get(a["timing"])
+    timing_note = f"{label('timing', lang)}: {label(timing, lang) if timing else a['timing']}"
     be_cols = _cols(
         [("tranche", "text"), ("support", "bool"), ("breakeven_default_rate", "pct"),
          ("base_case_default_rate", "pct"), ("multiple", "ratio"), ("never_fails", "bool")], lang,
     )  # fmt: skip
     tables = [
         Table(f"{label('breakeven', lang)} ({sub})", be_cols, _rows(st["breakeven"], be_cols),
-              sheet, note=a["timing"]),
+              sheet, note=timing_note),
     ]  # fmt: skip
     lot = st["large_obligor_test"]
     if lot["rows"]:
@@ -301,7 +329,7 @@ def _assumptions(doc: dict[str, Any], lang: str) -> Section:
         note = f" ({label('illustrative_table', lang)})" if rt["illustrative"] else ""
         run_rows.append([label("rating_table", lang), f"{rt['source']}{note}"])
     kv = [Column("item", label("parameter", lang)), Column("value", label("value", lang))]
-    in_cols = _cols([("role", "text"), ("path", "text"), ("sha256", "text")], lang)
+    in_cols = _cols([("role", "role"), ("path", "text"), ("sha256", "text")], lang)
     tables = [
         Table(label("assumptions", lang), kv, run_rows, sheet),
         Table(label("inputs", lang), in_cols, _rows(s["inputs"], in_cols), sheet),
@@ -316,6 +344,8 @@ def _assumptions(doc: dict[str, Any], lang: str) -> Section:
         head = [sc["name"], label("monte_carlo" if sc["kind"] == "monte_carlo"
                                   else "deterministic", lang),
                 sc.get("n_paths"), None if sc.get("seed") is None else str(sc["seed"])]  # fmt: skip
+        if sc.get("description"):
+            rows.append([*head, label("description", lang), sc["description"]])
         for p in sc["parameters"]:
             v = p["value"]
             rows.append([*head, p["parameter"], v if not isinstance(v, list) else str(v)])

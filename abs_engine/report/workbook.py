@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .i18n import label
-from .tables import Section, Table, fmt_value
+from .tables import TRANSLATED_KINDS, Section, Table, fmt_value
 
 __all__ = ["NUMBER_FORMATS", "sheet_titles", "write_workbook"]
 
@@ -27,6 +27,10 @@ NUMBER_FORMATS = {
     "date": "yyyy-mm-dd",
 }
 _BAD_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
+#: characters an xlsx file cannot hold (XML 1.0's control characters); openpyxl refuses them
+_ILLEGAL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+#: a text cell starting with one of these would read as a formula when edited in Excel
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _MAX_WIDTH = 48
 
 
@@ -46,7 +50,8 @@ def sheet_titles(sections: list[Section], lang: str) -> dict[int, str]:
         for t in sec.tables:
             name = _sheet_name(t, lang)
             if name not in by_name:
-                base = _BAD_SHEET_CHARS.sub("_", name).strip("'")[:31] or "Sheet"
+                clean = "".join(ch for ch in name if ch.isprintable())
+                base = _BAD_SHEET_CHARS.sub("_", clean).strip("'")[:31].strip("'") or "Sheet"
                 title, n = base, 1
                 while title.lower() in used:
                     n += 1
@@ -60,7 +65,7 @@ def sheet_titles(sections: list[Section], lang: str) -> dict[int, str]:
 def _cell_value(v: Any, kind: str, lang: str) -> Any:
     if v is None or (isinstance(v, float) and v != v):
         return None
-    if kind in ("label", "rating") and isinstance(v, str):
+    if kind in TRANSLATED_KINDS and isinstance(v, str):
         return fmt_value(v, kind, lang)  # an English word of the engine's, in ``lang``
     if kind == "date" and isinstance(v, str):
         try:
@@ -74,15 +79,31 @@ def _cell_value(v: Any, kind: str, lang: str) -> Any:
     return v
 
 
+def _put(ws: Any, row: int, column: int, value: Any) -> Any:
+    """Write ``value`` into a cell, text always as text: openpyxl stores a string starting
+    with "=" as a formula, so a deal, tranche or scenario named ``=cmd|' /C calc'!A0`` would
+    run in Excel. Strings are stored as strings, those that Excel would read as a formula once
+    edited (``= + - @``) with the quote prefix that keeps them text, and characters an xlsx
+    file cannot hold (control characters) as U+FFFD."""
+    if isinstance(value, str):
+        value = _ILLEGAL_CHARS.sub("\ufffd", value)
+    cell = ws.cell(row=row, column=column, value=value)
+    if isinstance(value, str):
+        cell.data_type = "s"
+        if value.startswith(_FORMULA_START):
+            cell.quotePrefix = True
+    return cell
+
+
 def _write_table(ws: Any, row: int, t: Table, widths: dict[int, int], lang: str) -> int:
     """``t`` from ``row`` down (title, header, rows, note); returns the next free row."""
     from openpyxl.styles import Alignment, Font, PatternFill
 
-    ws.cell(row=row, column=1, value=t.title).font = Font(bold=True, size=12, color="1F4E79")
+    _put(ws, row, 1, t.title).font = Font(bold=True, size=12, color="1F4E79")
     row += 1
     fill = PatternFill("solid", fgColor="1F4E79")
     for j, c in enumerate(t.columns, start=1):
-        cell = ws.cell(row=row, column=j, value=c.label)
+        cell = _put(ws, row, j, c.label)
         cell.font = Font(bold=True, color="FFFFFF")
         cell.fill = fill
         cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
@@ -91,7 +112,7 @@ def _write_table(ws: Any, row: int, t: Table, widths: dict[int, int], lang: str)
     for i, values in enumerate(t.rows):
         for j, v in enumerate(values, start=1):
             kind = t.kind(i, j - 1)
-            cell = ws.cell(row=row, column=j, value=_cell_value(v, kind, lang))
+            cell = _put(ws, row, j, _cell_value(v, kind, lang))
             fmt = NUMBER_FORMATS.get(kind)
             if fmt is not None and not isinstance(cell.value, str | bool):
                 cell.number_format = fmt
@@ -99,7 +120,7 @@ def _write_table(ws: Any, row: int, t: Table, widths: dict[int, int], lang: str)
             widths[j] = max(widths.get(j, 8), min(shown + 2, _MAX_WIDTH))
         row += 1
     if t.note:
-        ws.cell(row=row, column=1, value=t.note).font = Font(italic=True, color="5F6B76")
+        _put(ws, row, 1, t.note).font = Font(italic=True, color="5F6B76")
         row += 1
     return row + 1
 
@@ -113,7 +134,9 @@ def write_workbook(
 
     wb = Workbook()
     wb.remove(wb.active)
-    wb.properties.title = f"{label('report_title', lang)}: {doc['deal']['deal']}"
+    wb.properties.title = _ILLEGAL_CHARS.sub(
+        "\ufffd", f"{label('report_title', lang)}: {doc['deal']['deal']}"
+    )
     wb.properties.creator = doc["stamp"]["engine"]
     titles = sheet_titles(sections, lang)
     order = ["summary", "assumptions", "tranches", "comparison", "cashflows", "stresses"]
