@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .compile.deal import CompiledDeal, compile_deal
+from .compile.sampling import ImportanceSampling
 from .compile.scenario import deterministic_flows
 from .deterministic import WaterfallResult, run_waterfall
 from .errors import (
@@ -459,6 +460,8 @@ def simulate(
     jit: bool = True,
     rating_table: str | Path | RatingTable | None = None,
     client: Any = None,
+    sampling: str | ImportanceSampling = "crude",
+    sampling_target: str | None = None,
 ) -> SimulationResult:
     """Monte Carlo simulation of a deal through its waterfall.
 
@@ -483,11 +486,19 @@ def simulate(
         the path blocks run as tasks on its cluster and are added back in block order, so the
         result is bitwise the same as without it. ``threads`` is then per task (default: the
         worker's cores).
+    sampling : "crude" (default) or "importance": the factors, the support providers' own
+        draws and (Student-t) the mixing variable shifted towards the losses of
+        ``sampling_target`` (a tranche name; default the most senior rated tranche), each
+        path weighted by its likelihood ratio (see :mod:`abs_engine.compile.sampling`); or an
+        :class:`~abs_engine.compile.sampling.ImportanceSampling` with shifts of your own.
+        Every mean, standard error, histogram and rating is weighted; ``result.sampling``
+        gives the effective sample size and the in-run variance reduction.
     """
     func = "simulate"
     args = check_simulation_args(
         func, n_paths=n_paths, seed=seed, keep_paths=keep_paths, ledger_paths=ledger_paths,
         batch_blocks=batch_blocks, threads=threads, progress=progress, jit=jit,
+        sampling=sampling, sampling_target=sampling_target,
     )  # fmt: skip
     if scenario is not None and not isinstance(scenario, _SCENARIO_ARG):
         raise ArgumentTypeError(

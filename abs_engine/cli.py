@@ -140,7 +140,28 @@ def _add_run(sub: _Subparsers) -> None:
     )
     mc.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     _add_rating_table(mc)
+    _add_sampling(mc)
     _add_cluster(mc)
+
+
+def _add_sampling(
+    p: argparse.ArgumentParser | argparse._ArgumentGroup, target: bool = True
+) -> None:
+    p.add_argument(
+        "--sampling",
+        choices=("crude", "importance"),
+        default="crude",
+        help="crude Monte Carlo, or importance sampling: factors, support providers and the "
+        "t mixing variable shifted towards the senior's losses (chosen by a short pilot), "
+        "each path weighted by its likelihood ratio; every figure stays unbiased",
+    )
+    if target:
+        p.add_argument(
+            "--sampling-target",
+            metavar="TRANCHE",
+            help="with --sampling importance: the tranche the shifts aim at (default: the most "
+            "senior rated one)",
+        )
 
 
 _CLUSTER_HELP = (
@@ -248,6 +269,7 @@ def _add_report(sub: _Subparsers) -> None:
     )
     mc.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     _add_rating_table(mc)
+    _add_sampling(mc)
     _add_cluster(mc)
     st = rp.add_argument_group("agency tables (as abs-engine stress)")
     st.add_argument(
@@ -288,6 +310,7 @@ def _solver_parser(sub: _Subparsers, name: str, summary: str) -> argparse.Argume
         help="seed, 0 .. 2**63-1 (default: the scenario's)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON document")
+    _add_sampling(p, target=False)
     _add_cluster(
         p,
         "run each evaluation's paths on a Dask cluster (local:N worker processes here, or "

@@ -175,9 +175,12 @@ def calls_on(
 def _refuse_monte_carlo_options(args: argparse.Namespace) -> None:
     mc_only = [
         f"--{o.replace('_', '-')}"
-        for o in ("paths", "seed", "threads", "ledger_paths", "cluster", "rating_table")
-        if getattr(args, o) is not None
-    ]
+        for o in ("paths", "seed", "threads", "ledger_paths", "cluster", "rating_table",
+                  "sampling_target")
+        if getattr(args, o, None) is not None
+    ]  # fmt: skip
+    if getattr(args, "sampling", "crude") != "crude":
+        mc_only.append("--sampling")
     if mc_only or args.keep_paths:
         raise AbsEngineError(
             f"{', '.join(mc_only or ['--keep-paths'])}: only for Monte Carlo scenarios"
@@ -274,6 +277,8 @@ def _simulations(
             progress=False if (args.no_progress or args.json) else None,
             rating_table=table,
             runner=runner,
+            sampling=args.sampling,
+            sampling_target=args.sampling_target,
         )
         for cd, scenarios in runs
         for sc in scenarios
@@ -513,6 +518,7 @@ def _size(
         rating_table=table,
         client=runner,
         progress=False if args.json else None,
+        sampling=args.sampling,
     )
     result = {
         "tranche": args.tranche,
@@ -541,6 +547,7 @@ def _price(
         seed=args.seed,
         client=runner,
         progress=False if args.json else None,
+        sampling=args.sampling,
     )
     result = {
         "tranche": args.tranche,
@@ -563,6 +570,7 @@ def _breakeven(
     v = breakeven(
         cd, sc, args.tranche, args.param, cond, lo=lo, hi=hi, n_paths=args.paths,
         seed=args.seed, client=runner, progress=False if args.json else None,
+        sampling=args.sampling,
     )  # fmt: skip
     result = {
         "tranche": args.tranche,
@@ -582,7 +590,7 @@ def _sensitivity(
     table = _rating_table(args)
     grid = sensitivity(
         cd, sc, x, y, n_paths=args.paths, seed=args.seed, client=runner, rating_table=table,
-        progress=False if args.json else None,
+        progress=False if args.json else None, sampling=args.sampling,
     )  # fmt: skip
     result = {"x": x[0], "y": y[0], "grid": grid.to_dict(orient="records")}
     tranche = args.tranche or cd.tranche_names[0]
@@ -789,6 +797,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         cd, scenarios, rating_table=table if mc else None,
         n_paths=[r.n_paths for r in results] if mc else None,
         seed=[r.seed for r in results] if mc else None,
+        sampling=args.sampling,
     )  # fmt: skip
     bar = Progress(4, False if args.no_progress else None, "report", "steps")
     done = iter(range(1, 5))
@@ -823,6 +832,14 @@ def _report_scenarios(args: argparse.Namespace, deal: Deal) -> list[AnyScenario]
     scenarios = [sc for s in names for sc in load_scenarios(s, deal)]
     seen: set[str] = set()
     for sc in scenarios:
+        if not isinstance(sc, MonteCarloScenario) and sc.name in ("period", "payment_date"):
+            raise DealError.one(
+                getattr(sc, "source", None) or "<scenario>",
+                "name",
+                "a deterministic scenario cannot be named 'period' or 'payment_date' in a "
+                "report: its coverage table has columns of those names; rename the scenario",
+                sc.name,
+            )
         if sc.name in seen:
             raise UsageError(
                 f"--scenario: two scenarios are named {sc.name!r}; the report labels its "
@@ -850,6 +867,8 @@ def _start_report_runs(
             progress=False if args.no_progress else None,
             rating_table=table,
             runner=runner,
+            sampling=args.sampling,
+            sampling_target=args.sampling_target,
         )
         for sc in mc
     ]

@@ -20,6 +20,11 @@ import pandas as pd
 
 from .compile.deal import CompiledDeal
 from .compile.model import MonteCarloModel, compile_model
+from .compile.sampling import (
+    SAMPLING_METHODS,
+    ImportanceSampling,
+    with_sampling,
+)
 from .compile.scenario import PoolFlows
 from .deterministic import WaterfallResult, run_waterfall
 from .errors import (
@@ -35,7 +40,7 @@ from .kernels import layout as L
 from .kernels.bundles import BlockSums, RunSpec, frozen
 from .kernels.collateral import collateral_path, collateral_scratch
 from .kernels.montecarlo import HIST_TRANCHE_METRICS, run_blocks, run_blocks_py
-from .metrics.montecarlo import hist_ranges, mean_se
+from .metrics.montecarlo import hist_ranges, mean_se, run_mean_se, sampling_summary
 from .metrics.rating import RatingTable, default_rating_table
 from .report.montecarlo import (
     MP_NAMES,
@@ -175,6 +180,8 @@ def check_simulation_args(
     threads: Any,
     progress: Any,
     jit: Any,
+    sampling: Any = "crude",
+    sampling_target: Any = None,
 ) -> dict[str, Any]:
     """Types and ranges of the keyword arguments of :func:`abs_engine.simulate` (``func`` names
     the function in messages). Returns them normalised (Python ints and bools, ``ledger_paths``
@@ -212,7 +219,33 @@ def check_simulation_args(
     )
     limit = int(getattr(numba.config, "NUMBA_NUM_THREADS", 1))
     out["threads"] = None if threads is None else check_int(threads, func, "threads", 1, limit)
+    out.update(_check_sampling(func, sampling, sampling_target, out["keep_paths"]))
     return out
+
+
+def _check_sampling(func: str, sampling: Any, target: Any, keep_paths: bool) -> dict[str, Any]:
+    """``sampling``: "crude", "importance" (shifts chosen for ``sampling_target``, a tranche
+    name, default the most senior rated tranche) or an :class:`ImportanceSampling`."""
+    if not isinstance(sampling, str | ImportanceSampling):
+        raise ArgumentTypeError(
+            f"{func}: sampling must be one of {list(SAMPLING_METHODS)} or an "
+            f"ImportanceSampling, got {short_repr(sampling)} ({type(sampling).__name__})"
+        )
+    if isinstance(sampling, str) and sampling not in SAMPLING_METHODS:
+        raise InputError(
+            f"{func}: sampling must be one of {list(SAMPLING_METHODS)}, got {short_repr(sampling)}"
+        )
+    if target is not None and not isinstance(target, str):
+        raise ArgumentTypeError(
+            f"{func}: sampling_target must be a tranche name, got {short_repr(target)} "
+            f"({type(target).__name__})"
+        )
+    if keep_paths and sampling != "crude":
+        raise InputError(
+            f"{func}: keep_paths is for crude sampling (kept paths carry no likelihood-ratio "
+            "weights); importance sampling gives every mean, quantile and histogram weighted"
+        )
+    return {"sampling": sampling, "sampling_target": target}
 
 
 def simulate_compiled(cd: CompiledDeal, sc: MonteCarloScenario, **kwargs: Any) -> SimulationResult:
@@ -235,6 +268,8 @@ def start_simulation_compiled(
     jit: bool = True,
     rating_table: RatingTable | None = None,
     runner: Runner | None = None,
+    sampling: str | ImportanceSampling = "crude",
+    sampling_target: str | None = None,
 ) -> PendingSimulation:
     """A Monte Carlo run submitted, not yet collected: call ``.result()``. See
     :func:`abs_engine.simulate` for the parameters; ``runner`` computes the path blocks
@@ -252,6 +287,7 @@ def start_simulation_compiled(
     args = check_simulation_args(
         func, n_paths=n_paths, seed=seed, keep_paths=keep_paths, ledger_paths=ledger_paths,
         batch_blocks=batch_blocks, threads=threads, progress=progress, jit=jit,
+        sampling=sampling, sampling_target=sampling_target,
     )  # fmt: skip
     if runner is not None and not callable(getattr(runner, "submit", None)):
         raise ArgumentTypeError(
@@ -271,12 +307,15 @@ def _block_sums(
         m_sum=np.zeros((nb, n_m)),
         m_sq=np.zeros((nb, n_m)),
         m_cnt=np.zeros((nb, n_m)),
+        m_n=np.zeros((nb, n_m)),
+        m_wsq=np.zeros((nb, n_m)),
         cf_sum=np.zeros((nb, n_t, n_cf)),
         cf_sq=np.zeros((nb, n_t, n_cf)),
-        hist_count=np.zeros((nb, n_h1), dtype=np.int64),
-        hist_loss=np.zeros((nb, HIST_LOSS_BINS), dtype=np.int64),
-        hist_tr=np.zeros((nb, n_j, n_ht, HIST_BINS), dtype=np.int64),
-        hist_cov=np.zeros((nb, n_t, HIST_BINS), dtype=np.int64),
+        w_tot=np.zeros((nb, 2)),
+        hist_count=np.zeros((nb, n_h1)),
+        hist_loss=np.zeros((nb, HIST_LOSS_BINS)),
+        hist_tr=np.zeros((nb, n_j, n_ht, HIST_BINS)),
+        hist_cov=np.zeros((nb, n_t, HIST_BINS)),
         path_metrics=np.zeros((n_kept, n_m)),
     )
 
@@ -284,16 +323,20 @@ def _block_sums(
 @dataclass
 class RunTotals:
     """A run's Monte Carlo sums, added block by block in global block order (so the totals are
-    bitwise the same for any batching, thread count or number of processes).
+    bitwise the same for any batching, thread count or number of processes). With w a path's
+    likelihood-ratio weight (1 under crude sampling):
 
-    m : float64[3, M]        sums, sums of squares and counts of the finite metric values
-    cf : float64[2, T, N_CF] sums and sums of squares of the expected-cash-flow items
-    count_hist : int64[H1]   paths by default count;  loss_hist : int64[HIST_LOSS_BINS]
-    tranche_hist : int64[J, N_HT, HIST_BINS];  coverage_hist : int64[T, HIST_BINS]
+    m : float64[5, M]        Σw·v, Σw²·v², Σw, the count and Σw·v² of the finite metric values
+    cf : float64[2, T, N_CF] Σw·v and Σw²·v² of the expected-cash-flow items
+    w : float64[2]           Σw and Σw² over all paths
+    count_hist : float64[H1] path weight by default count;  loss_hist : float64[HIST_LOSS_BINS]
+    tranche_hist : float64[J, N_HT, HIST_BINS];  coverage_hist : float64[T, HIST_BINS]
+    (histograms of path counts under crude sampling: whole numbers)
     """
 
     m: np.ndarray
     cf: np.ndarray
+    w: np.ndarray
     count_hist: np.ndarray
     loss_hist: np.ndarray
     tranche_hist: np.ndarray
@@ -302,12 +345,13 @@ class RunTotals:
     @classmethod
     def zeros(cls, shape: OutputShape) -> RunTotals:
         return cls(
-            m=np.zeros((3, shape.n_m)),
+            m=np.zeros((5, shape.n_m)),
             cf=np.zeros((2, shape.n_t, shape.n_cf)),
-            count_hist=np.zeros(shape.n_h1, dtype=np.int64),
-            loss_hist=np.zeros(HIST_LOSS_BINS, dtype=np.int64),
-            tranche_hist=np.zeros((shape.n_j, shape.n_ht, HIST_BINS), dtype=np.int64),
-            coverage_hist=np.zeros((shape.n_t, HIST_BINS), dtype=np.int64),
+            w=np.zeros(2),
+            count_hist=np.zeros(shape.n_h1),
+            loss_hist=np.zeros(HIST_LOSS_BINS),
+            tranche_hist=np.zeros((shape.n_j, shape.n_ht, HIST_BINS)),
+            coverage_hist=np.zeros((shape.n_t, HIST_BINS)),
         )
 
     def add(self, sums: BlockSums) -> None:
@@ -316,12 +360,15 @@ class RunTotals:
             self.m[0] += sums.m_sum[b]
             self.m[1] += sums.m_sq[b]
             self.m[2] += sums.m_cnt[b]
+            self.m[3] += sums.m_n[b]
+            self.m[4] += sums.m_wsq[b]
             self.cf[0] += sums.cf_sum[b]
             self.cf[1] += sums.cf_sq[b]
-        self.count_hist += sums.hist_count.sum(axis=0)
-        self.loss_hist += sums.hist_loss.sum(axis=0)
-        self.tranche_hist += sums.hist_tr.sum(axis=0)
-        self.coverage_hist += sums.hist_cov.sum(axis=0)
+            self.w += sums.w_tot[b]
+            self.count_hist += sums.hist_count[b]
+            self.loss_hist += sums.hist_loss[b]
+            self.tranche_hist += sums.hist_tr[b]
+            self.coverage_hist += sums.hist_cov[b]
 
 
 @dataclass(frozen=True)
@@ -498,11 +545,11 @@ def run_range(
     shape: OutputShape,
     jit: bool = True,
 ) -> BlockSums:
-    """Blocks ``first .. first + n_blocks - 1`` of a run: the float sums per block (shape
-    [n_blocks, ...], added in block order by :class:`RunTotals`), the integer histograms
-    already summed over the blocks (shape [1, ...]: integer sums do not depend on the order)
-    and, with ``spec.keep``, the range's per-path metrics (float64[paths, M]). A pure function
-    of its arguments: the unit of work of a local batch and of a Dask task."""
+    """Blocks ``first .. first + n_blocks - 1`` of a run: the sums and histograms per block
+    (shape [n_blocks, ...], added in block order by :class:`RunTotals`: weighted histograms
+    are float sums, whose rounding depends on their order) and, with ``spec.keep``, the
+    range's per-path metrics (float64[paths, M]). A pure function of its arguments: the unit
+    of work of a local batch and of a Dask task."""
     sums = shape.sums(n_blocks)
     if spec.keep:
         p0 = first * spec.block_size
@@ -511,12 +558,7 @@ def run_range(
     fn: Callable[..., int] = run_blocks if jit else run_blocks_py
     with np.errstate(over="ignore"):  # uint64 wraparound is the RNG's arithmetic
         fn(first, n_blocks, spec, model, deal, sums)
-    return sums._replace(
-        hist_count=sums.hist_count.sum(axis=0, keepdims=True),
-        hist_loss=sums.hist_loss.sum(axis=0, keepdims=True),
-        hist_tr=sums.hist_tr.sum(axis=0, keepdims=True),
-        hist_cov=sums.hist_cov.sum(axis=0, keepdims=True),
-    )
+    return sums
 
 
 class LocalRunner:
@@ -598,12 +640,44 @@ def _checked_run(
                 f"{func}: ledger_paths[{k}] = {p} is outside the run's paths 0..{n_paths - 1:,}"
             )
     model = compile_model(cd, sc)  # validates the scenario against the deal (DealError)
+    model = _sampled(cd, model, seed, args["sampling"], args["sampling_target"], func)
     if args["keep_paths"]:
         # refused up front with the estimate, not by NumPy failing to allocate
         check_keep_paths_memory(n_paths, kept_bytes_per_path(len(cd.tranche_names)))
     if args["ledger_paths"]:
         check_keep_paths_memory(len(args["ledger_paths"]), ledger_bytes(cd), what="ledger_paths")
     return model, n_paths, seed
+
+
+def _sampled(
+    cd: CompiledDeal,
+    model: MonteCarloModel,
+    seed: int,
+    sampling: Any,
+    target: str | None,
+    func: str,
+) -> MonteCarloModel:
+    """``model`` under the run's sampling: as compiled (crude), or with importance-sampling
+    shifts, given or chosen for ``target`` (:func:`abs_engine.importance.tuned_sampling`: a
+    cross-entropy pilot on its own random numbers)."""
+    if isinstance(sampling, str) and sampling == "crude":
+        if target is not None:
+            raise InputError(f"{func}: sampling_target is for importance sampling")
+        return model
+    if target is not None and target not in cd.tranche_names:
+        raise InputError(
+            f"{func}: sampling_target: unknown tranche {short_repr(target)}; tranches are "
+            f"{list(cd.tranche_names)}"
+        )
+    isp = sampling
+    if not isinstance(isp, ImportanceSampling):
+        from .importance import tuned_sampling
+
+        isp = tuned_sampling(cd, model, seed, target)
+    try:
+        return with_sampling(model, isp)
+    except ValueError as exc:
+        raise InputError(f"{func}: sampling: {exc}") from None
 
 
 def _simulate_checked(
@@ -701,7 +775,8 @@ def _result(
 ) -> SimulationResult:
     """Run totals → means with standard errors, distributions, frames and ledgers."""
     n_paths, n_j = spec.n_paths, len(cd.tranche_names)
-    mean, se = mean_se(totals.m[0], totals.m[1], totals.m[2])
+    weighted = model.sampling != "crude"
+    mean, se = run_mean_se(totals.m, n_paths, weighted)
     cf_n = np.full_like(totals.cf[0], float(n_paths))
     cf_mean, cf_se = mean_se(totals.cf[0], totals.cf[1], cf_n)
     tranches = tranche_frame(cd, mean, se, rating_table)
@@ -717,6 +792,7 @@ def _result(
     cashflows = cashflow_frame(cd, cf_mean, cf_se, totals.cf)
     cashflows["coverage_ratio_p05"] = dist["coverage_p05"]
     tranches = add_lgd_and_duration(cd, tranches, cashflows, n_paths)
+    sampling = _sampling_info(cd, model, totals, n_paths, mean, se)
     paths = None
     if path_out is not None:
         paths = pd.DataFrame(path_out, columns=metric_names(cd.tranche_names))
@@ -730,13 +806,45 @@ def _result(
         pool,
         cashflows,
         paths,
-        totals.count_hist,
-        totals.loss_hist,
+        totals.count_hist if weighted else totals.count_hist.astype(np.int64),
+        totals.loss_hist if weighted else totals.loss_hist.astype(np.int64),
         seconds,
         rating_table,
         ledgers,
         compile_seconds,
+        sampling,
     )
+
+
+def _sampling_info(
+    cd: CompiledDeal,
+    model: MonteCarloModel,
+    totals: RunTotals,
+    n_paths: int,
+    mean: np.ndarray,
+    se: np.ndarray,
+) -> dict[str, Any]:
+    """The run's sampling, for the result: ``method``; under importance sampling also the
+    shifts, the effective sample size, the mean weight ± SE and, per tranche, the in-run
+    variance reduction of its expected loss and default probability against crude sampling."""
+    if model.sampling == "crude":
+        return {"method": "crude", "effective_sample_size": float(n_paths)}
+    summ = sampling_summary(totals.m, totals.w, n_paths, mean, se)
+    vr: np.ndarray = summ.pop("variance_reduction")  # type: ignore[assignment]
+    per = {
+        name: {
+            "expected_loss": float(vr[j * L.N_MT + L.MT_PV_LOSS]),
+            "default_probability": float(vr[j * L.N_MT + L.MT_DEFAULT]),
+        }
+        for j, name in enumerate(cd.tranche_names)
+    }
+    shifts = {
+        "target_tranche": model.sampling_target,
+        "factor_shift": [float(v) for v in model.is_factor_shift],
+        "provider_shift": [float(v) for v in model.is_provider_shift],
+        "mix_scale": model.is_mix_scale,
+    }
+    return {"method": "importance", **summ, **shifts, "variance_reduction": per}
 
 
 def path_flows(

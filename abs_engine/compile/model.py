@@ -69,6 +69,12 @@ class MonteCarloModel:
         The no-default path (no obligor or provider default) has the same pool flows on every
         path — prepayment is deterministic — so the Monte Carlo driver computes it once per
         block of paths and counts it. False computes every path (same results, slower).
+    is_factor_shift : float64[F], is_provider_shift : float64[S], is_mix_scale : float
+        Importance sampling: the means of the factors' independent normals and of each
+        provider's own normal, and the scale of the Student-t mixing variable, under the
+        sampling (zeros and 1: crude). Set by :func:`abs_engine.compile.sampling.with_sampling`.
+    sampling : str                    "crude" or "importance"
+    sampling_target : str | None      the tranche the importance-sampling shifts aim at
     kernel : CollateralModel
         The arrays above as the collateral kernel's bundle (read-only).
     """
@@ -107,6 +113,11 @@ class MonteCarloModel:
     asset_correlation: np.ndarray  # float64[N], for reporting
     factor_names: tuple[str, ...]
     memo: bool
+    is_factor_shift: np.ndarray
+    is_provider_shift: np.ndarray
+    is_mix_scale: float = 1.0
+    sampling: str = "crude"
+    sampling_target: str | None = None
 
     @cached_property
     def kernel(self) -> CollateralModel:
@@ -380,4 +391,6 @@ def compile_model(cd: CompiledDeal, sc: MonteCarloScenario) -> MonteCarloModel:
         asset_correlation=rho,
         factor_names=factor_names,
         memo=float(sc.prepayment.volatility) == 0.0,
+        is_factor_shift=np.zeros(chol.shape[0]),
+        is_provider_shift=np.zeros(prov_thr.shape[0]),
     )

@@ -79,18 +79,18 @@ def _bundle(obj: Any) -> Any:
     return obj
 
 
-#: the integer histograms of :class:`BlockSums` (mostly empty bins: sent back sparse)
+#: the histograms of :class:`BlockSums`, per block (mostly empty bins: sent back sparse)
 _HISTOGRAMS = ("hist_count", "hist_loss", "hist_tr", "hist_cov")
 
 
 @dataclass(frozen=True)
 class Sparse:
-    """An integer array as its non-zero entries: a task's histograms (about 650 KB dense for
-    the bundled deal, mostly zeros) travel back to the client in a few KB."""
+    """An array as its non-zero entries (their values and dtype kept exactly): a task's
+    histograms (mostly zeros) travel back to the client in a few KB."""
 
     shape: tuple[int, ...]
     index: np.ndarray  # int64[K]  flat indices of the non-zero bins
-    count: np.ndarray  # int64[K]
+    count: np.ndarray  # [K]  their values, in the array's dtype
 
     @classmethod
     def of(cls, a: np.ndarray) -> Sparse:
@@ -99,7 +99,7 @@ class Sparse:
         return cls(a.shape, index, flat[index])
 
     def dense(self) -> np.ndarray:
-        out = np.zeros(int(np.prod(self.shape)), dtype=np.int64)
+        out = np.zeros(int(np.prod(self.shape)), dtype=self.count.dtype)
         out[self.index] = self.count
         return out.reshape(self.shape)
 

@@ -88,7 +88,10 @@ DealArrays = namedtuple(
 #: :class:`abs_engine.compile.model.MonteCarloModel`. ``memo`` is 1 when the no-default path
 #: (no obligor or provider default) has the same pool flows every time — deterministic
 #: prepayment — so the driver runs it once per block and counts it (an explicit flag, not a
-#: mode read off ``prepay_vol``).
+#: mode read off ``prepay_vol``). ``is_factor_shift`` float64[F], ``is_provider_shift``
+#: float64[S] and ``is_mix_scale`` (float) are the importance sampling's shifts of the factors'
+#: and the providers' normals and scale of the Student-t mixing variable (zeros and 1: crude
+#: sampling; see :mod:`abs_engine.compile.sampling`).
 CollateralModel = namedtuple(
     "CollateralModel",
     [
@@ -123,6 +126,9 @@ CollateralModel = namedtuple(
         "agg_balance",
         "base_rate",
         "memo",
+        "is_factor_shift",
+        "is_provider_shift",
+        "is_mix_scale",
     ],
 )
 
@@ -167,20 +173,25 @@ WaterfallScratch = namedtuple("WaterfallScratch", ["work", "pending"])
 RunSpec = namedtuple("RunSpec", ["block_size", "n_paths", "seed", "hist_lo", "hist_hi", "keep"])
 
 #: Monte Carlo outputs per block b of a kernel call (b = 0 .. B - 1), added in block order by
-#: the caller: m_sum, m_sq, m_cnt float64[B, M] (sums, sums of squares and counts of the finite
-#: values of the per-path metric vector), cf_sum, cf_sq float64[B, T, N_CF] (expected cash
-#: flows), hist_count int64[B, H1] (paths by default count), hist_loss int64[B, H2] (pool loss
-#: rate on [0, 1]), hist_tr int64[B, J, N_HT, H3] (per-tranche metric histograms), hist_cov
-#: int64[B, T, H3] (headline coverage ratio per period); path_metrics float64[paths, M] (the
-#: call's paths, when ``RunSpec.keep``; else shape (0, M)).
+#: the caller. With w a path's likelihood-ratio weight (1 under crude sampling) and v a finite
+#: value of its metric vector: m_sum Σw·v, m_sq Σw²·v², m_cnt Σw, m_n the count, m_wsq Σw·v²,
+#: all float64[B, M]; cf_sum Σw·v, cf_sq Σw²·v² float64[B, T, N_CF] (expected cash flows);
+#: w_tot float64[B, 2] (Σw, Σw² over the block's paths); histograms of path weights (path
+#: counts under crude sampling): hist_count float64[B, H1] (by default count), hist_loss
+#: float64[B, H2] (pool loss rate on [0, 1]), hist_tr float64[B, J, N_HT, H3] (per-tranche
+#: metrics), hist_cov float64[B, T, H3] (headline coverage ratio per period); path_metrics
+#: float64[paths, M] (the call's paths, when ``RunSpec.keep``; else shape (0, M)).
 BlockSums = namedtuple(
     "BlockSums",
     [
         "m_sum",
         "m_sq",
         "m_cnt",
+        "m_n",
+        "m_wsq",
         "cf_sum",
         "cf_sq",
+        "w_tot",
         "hist_count",
         "hist_loss",
         "hist_tr",

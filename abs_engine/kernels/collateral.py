@@ -67,7 +67,10 @@ CS_LOST_RECOVERY = 4  # recoveries arriving after legal final (yuan)
 CS_PREPAID = 5
 CS_STUDENT_SCALE = 6  # sqrt(W / nu) for the Student-t copula, 1 for Gaussian
 CS_PREPAY_MULTIPLIER = 7  # the path's lognormal prepayment multiplier m (1 without volatility)
-N_CS = 8
+# log of the path's likelihood ratio under importance sampling (0 under crude sampling):
+# the density of its draws under the model over their density under the sampling
+CS_LOG_WEIGHT = 8
+N_CS = 9
 
 _SQRT1_2 = 1.0 / math.sqrt(2.0)
 
@@ -119,13 +122,20 @@ def collateral_path_py(seed, p, model, scratch):
     return n_def
 
 
-def _factors_py(seed, p, chol, copula, nu, g, z):
-    """Systematic factors z = chol · g (g standard normal) into ``z``; returns the Student-t
-    mixing scale sqrt(W / nu) (1 for the Gaussian copula)."""
+def _factors_py(seed, p, chol, copula, nu, g, z, shift, mix_scale):
+    """Systematic factors z = chol · g into ``z``, g standard normal under the model and
+    normal with mean ``shift`` [F] under importance sampling; the Student-t mixing variable W
+    (chi-square, nu degrees) drawn as ``mix_scale`` · W. Returns the mixing scale sqrt(W / nu)
+    (1 for the Gaussian copula) and the log likelihood ratio of these draws (0 with no shift
+    and ``mix_scale`` 1: the crude draws, bit for bit)."""
     n_f = chol.shape[0]
     key = path_key_py(seed, p, STREAM_FACTORS)
+    log_w = 0.0
     for k in range(n_f):
-        g[k] = normal_py(key, k)
+        m = shift[k]
+        g[k] = normal_py(key, k) + m
+        if m != 0.0:
+            log_w += m * (0.5 * m - g[k])
     for a in range(n_f):
         s = 0.0
         for b in range(a + 1):
@@ -133,8 +143,12 @@ def _factors_py(seed, p, chol, copula, nu, g, z):
         z[a] = s
     if copula == COPULA_STUDENT_T:
         w = 2.0 * gamma_variate_py(path_key_py(seed, p, STREAM_MIXING), 0.5 * nu)
-        return math.sqrt(w / nu)
-    return 1.0
+        if mix_scale != 1.0:
+            # W' = c·W: f(W') / f_c(W') = c^(nu/2) · exp(-(W'/2)(1 - 1/c))
+            w *= mix_scale
+            log_w += 0.5 * nu * math.log(mix_scale) - 0.5 * w * (1.0 - 1.0 / mix_scale)
+        return math.sqrt(w / nu), log_w
+    return 1.0, log_w
 
 
 def _prepayment_py(seed, p, smm, vol, prepay_factor):
@@ -154,13 +168,15 @@ def _prepayment_py(seed, p, smm, vol, prepay_factor):
 
 
 def _provider_defaults_py(seed, p, thr, sqrt_rho, factor, copula, nu, z, scale,
-                          support_default_period):  # fmt: skip
+                          support_default_period, shift):  # fmt: skip
     """Support providers: latent variables in the same copula (an independent provider shares
     nothing with the pool, not even the t mixing); default period per provider into
-    ``support_default_period`` (T + 1: never)."""
+    ``support_default_period`` (T + 1: never). Under importance sampling a provider's own
+    normal has mean ``shift[s]``; returns the log likelihood ratio of that draw (0 without)."""
     n_s = thr.shape[0]
     n_t = thr.shape[1]
     key = path_key_py(seed, p, STREAM_PROVIDERS)
+    log_w = 0.0
     for s in range(n_s):
         support_default_period[s] = n_t + 1
         if thr[s, n_t - 1] == -np.inf:
@@ -168,7 +184,11 @@ def _provider_defaults_py(seed, p, thr, sqrt_rho, factor, copula, nu, z, scale,
         srho = sqrt_rho[s]
         f = factor[s]
         zs = z[f] if f >= 0 else normal_py(key, n_s + s)
-        x = srho * zs + math.sqrt(1.0 - srho * srho) * normal_py(key, s)
+        m = shift[s]
+        eps = normal_py(key, s) + m
+        if m != 0.0:
+            log_w += m * (0.5 * m - eps)
+        x = srho * zs + math.sqrt(1.0 - srho * srho) * eps
         scale_s = scale
         if f < 0 and copula == COPULA_STUDENT_T:
             key_w = path_key_py(seed, p, STREAM_PROVIDER_MIXING + s)
@@ -177,7 +197,7 @@ def _provider_defaults_py(seed, p, thr, sqrt_rho, factor, copula, nu, z, scale,
             if x < thr[s, t] * scale_s:
                 support_default_period[s] = t
                 break
-    return 0
+    return log_w
 
 
 def _class_pd_py(c, t, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, factor, cache, stamp):
@@ -314,13 +334,16 @@ def collateral_draws_py(seed, p, model, scratch):
     scratch.rem[:, :] = 0.0
     copula = model.copula
     nu = model.nu
-    scale = _factors_py(seed, p, model.chol, copula, nu, scratch.g, z)
+    scale, log_w = _factors_py(seed, p, model.chol, copula, nu, scratch.g, z,
+                               model.is_factor_shift, model.is_mix_scale)  # fmt: skip
     stats[CS_STUDENT_SCALE] = scale
     stats[CS_PREPAY_MULTIPLIER] = _prepayment_py(seed, p, model.smm, model.prepay_vol,
                                                  scratch.prepay_factor)  # fmt: skip
-    _provider_defaults_py(seed, p, model.provider_threshold, model.provider_sqrt_rho,
-                          model.provider_factor, copula, nu, z, scale,
-                          scratch.support_default_period)  # fmt: skip
+    log_w += _provider_defaults_py(seed, p, model.provider_threshold, model.provider_sqrt_rho,
+                                   model.provider_factor, copula, nu, z, scale,
+                                   scratch.support_default_period,
+                                   model.is_provider_shift)  # fmt: skip
+    stats[CS_LOG_WEIGHT] = log_w
     n_def = _obligor_defaults_py(seed, p, model.obligor_class, model.sched_balance,
                                  model.class_threshold, model.class_sqrt_rho,
                                  model.class_sqrt_1mrho, model.class_factor, scale, z,

@@ -18,6 +18,7 @@ from .bundles import Ledgers
 from .collateral import (
     CS_DEFAULT_COUNT,
     CS_DEFAULTED,
+    CS_LOG_WEIGHT,
     CS_LOSS,
     CS_PREPAID,
     CS_RECOVERED,
@@ -318,33 +319,42 @@ def _block_scratch_py(model, deal):
     return coll, led, wf
 
 
-def _add_path_py(m_sum, m_sq, m_cnt, cf_sum, cf_sq, bb, metrics, path_cf, weight):
-    """Add one path's metric vector and cash flows (``weight`` times: the memoised no-default
-    path is added once per block with its count) to block ``bb``'s sums. 1.0 · v is v
-    exactly, so a weight of one adds what a plain sum would."""
+def _add_path_py(m_sum, m_sq, m_cnt, m_n, m_wsq, cf_sum, cf_sq, w_tot, bb, metrics, path_cf,
+                 w1, w2, n):  # fmt: skip
+    """Add ``n`` paths with this metric vector and these cash flows to block ``bb``'s sums:
+    ``w1`` the sum of their likelihood-ratio weights, ``w2`` the sum of their squares (one
+    path: w and w²; the memoised no-default path, added once per block: its count under crude
+    sampling, where every weight is 1). Sums of w·v, w²·v² (the estimator's second moment),
+    w (over finite values), the count of finite values and w·v² (the crude variance, for the
+    variance-reduction estimate). 1.0 · v is v exactly, so crude sums are plain sums."""
     n_m = metrics.shape[0]
     for m in range(n_m):
         v = metrics[m]
         if not math.isnan(v):
-            m_sum[bb, m] += weight * v
-            m_sq[bb, m] += weight * v * v
-            m_cnt[bb, m] += weight
+            m_sum[bb, m] += w1 * v
+            m_sq[bb, m] += w2 * v * v
+            m_cnt[bb, m] += w1
+            m_n[bb, m] += n
+            m_wsq[bb, m] += w1 * v * v
     n_t = path_cf.shape[0]
     n_cf = path_cf.shape[1]
     for t in range(n_t):
         for k in range(n_cf):
             v = path_cf[t, k]
-            cf_sum[bb, t, k] += weight * v
-            cf_sq[bb, t, k] += weight * v * v
+            cf_sum[bb, t, k] += w1 * v
+            cf_sq[bb, t, k] += w2 * v * v
+    w_tot[bb, 0] += w1
+    w_tot[bb, 1] += w2
     return 0
 
 
 def _add_histograms_py(hist_count, hist_loss, hist_tr, hist_cov, lo, hi, bb, stats, metrics,
                        coverage, n_obl, original_pool, count):  # fmt: skip
-    """Add ``count`` paths with these figures to block ``bb``'s histograms: default count,
-    pool loss rate, the per-tranche metrics ``HIST_TRANCHE_METRICS`` and the coverage ratio per
-    period (``coverage`` float64[T], NaN where undefined). Counts are integers: adding a
-    path k times at once is the same as adding it k times."""
+    """Add paths with these figures, of total likelihood-ratio weight ``count``, to block
+    ``bb``'s histograms: default count, pool loss rate, the per-tranche metrics
+    ``HIST_TRANCHE_METRICS`` and the coverage ratio per period (``coverage`` float64[T], NaN
+    where undefined). Under crude sampling every weight is 1 and the bins hold path counts
+    (whole numbers, exact in float64)."""
     n_h1 = hist_count.shape[1]
     n_h2 = hist_loss.shape[1]
     n_j = hist_tr.shape[1]
@@ -393,6 +403,7 @@ def run_block_py(first_block, bb, spec, model, deal, sums):
     n_t = model.agg_interest.shape[0]
     n_obl = model.obligor_class.shape[0]
     m_sum, m_sq, m_cnt, cf_sum, cf_sq = sums.m_sum, sums.m_sq, sums.m_cnt, sums.cf_sum, sums.cf_sq
+    m_n, m_wsq, w_tot = sums.m_n, sums.m_wsq, sums.w_tot
     h_count, h_loss, h_tr, h_cov = sums.hist_count, sums.hist_loss, sums.hist_tr, sums.hist_cov
     path_metrics = sums.path_metrics
     lo, hi, seed, keep = spec.hist_lo, spec.hist_hi, spec.seed, spec.keep
@@ -413,19 +424,24 @@ def run_block_py(first_block, bb, spec, model, deal, sums):
     path_cf = np.zeros((n_t, n_cf))
     coverage = np.zeros(n_t)
     # The no-default path has the same pool flows every time (model.memo): run it once
-    # per block, add it n_base times at the end.
+    # per block, add it n_base times (their weights summed) at the end.
     n_base = 0
+    base_w1 = 0.0
+    base_w2 = 0.0
     base_metrics = np.zeros(n_m)
     base_cf = np.zeros((n_t, n_cf))
     base_cov = np.zeros(n_t)
     base_stats = np.zeros(N_CS)
     for p in range(p0, p1):
         n_def = collateral_draws_py(seed, p, model, coll)
+        w = math.exp(stats[CS_LOG_WEIGHT])  # exp(0) = 1 exactly: crude sampling
         base_path = _no_default_path_py(memo, n_def, sdp, n_t)
         if base_path and n_base > 0:
             # the memoised path again: its sums and histograms are added n_base times
             # at the end of the block
             n_base += 1
+            base_w1 += w
+            base_w2 += w * w
             if keep != 0:
                 path_metrics[p - first_path, :] = base_metrics
             continue
@@ -438,20 +454,24 @@ def run_block_py(first_block, bb, spec, model, deal, sums):
             coverage[t] = led_per[t, LP_COVERAGE_RATIO]
         if base_path:
             n_base = 1
+            base_w1 = w
+            base_w2 = w * w
             base_metrics[:] = metrics
             base_cf[:, :] = path_cf
             base_cov[:] = coverage
             base_stats[:] = stats
         else:
-            _add_path_py(m_sum, m_sq, m_cnt, cf_sum, cf_sq, bb, metrics, path_cf, 1.0)
+            _add_path_py(m_sum, m_sq, m_cnt, m_n, m_wsq, cf_sum, cf_sq, w_tot, bb, metrics,
+                         path_cf, w, w * w, 1.0)  # fmt: skip
             _add_histograms_py(h_count, h_loss, h_tr, h_cov, lo, hi, bb, stats, metrics,
-                               coverage, n_obl, original_pool, 1)  # fmt: skip
+                               coverage, n_obl, original_pool, w)  # fmt: skip
         if keep != 0:
             path_metrics[p - first_path, :] = metrics
     if n_base > 0:
-        _add_path_py(m_sum, m_sq, m_cnt, cf_sum, cf_sq, bb, base_metrics, base_cf, float(n_base))
+        _add_path_py(m_sum, m_sq, m_cnt, m_n, m_wsq, cf_sum, cf_sq, w_tot, bb, base_metrics,
+                     base_cf, base_w1, base_w2, float(n_base))  # fmt: skip
         _add_histograms_py(h_count, h_loss, h_tr, h_cov, lo, hi, bb, base_stats, base_metrics,
-                           base_cov, n_obl, original_pool, n_base)  # fmt: skip
+                           base_cov, n_obl, original_pool, base_w1)  # fmt: skip
     return 0
 
 

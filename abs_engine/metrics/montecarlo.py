@@ -11,6 +11,8 @@ in :mod:`abs_engine.kernels.layout`), H histogrammed tranche metrics
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..compile.deal import CompiledDeal
@@ -24,7 +26,9 @@ __all__ = [
     "loss_given_default",
     "mean_se",
     "modified_duration",
+    "run_mean_se",
     "sample_quantile",
+    "sampling_summary",
 ]
 
 
@@ -48,6 +52,61 @@ def mean_se(s: np.ndarray, sq: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, n
         var = np.where(n > 1, (sq - n * mean * mean) / np.maximum(n - 1, 1), np.nan)
         se = np.sqrt(np.maximum(var, 0.0) / np.maximum(n, 1))
     return mean, np.where(n > 1, se, np.nan)
+
+
+def run_mean_se(m: np.ndarray, n_paths: int, weighted: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Means and standard errors of the per-path metrics from a run's sums.
+
+    Parameters
+    ----------
+    m : float64[5, M]  Σw·v, Σw²·v², Σw, the count and Σw·v² of each metric's finite values
+        (w the path's likelihood-ratio weight; :class:`abs_engine.simulation.RunTotals`)
+    n_paths : int
+    weighted : bool    False: crude sampling (every w = 1)
+
+    Returns
+    -------
+    mean, se : float64[M]
+        Crude: the plain mean and its standard error (:func:`mean_se`). Importance sampling:
+        for a metric every path defines, the unbiased Σw·v / P with the standard error of
+        the mean of w·v; for one some paths leave undefined (NaN), the mean over the paths
+        that define it, Σw·v / Σw, with the standard error of its numerator scaled by
+        count / Σw (the denominator's own noise left out).
+    """
+    if not weighted:
+        return mean_se(m[0], m[1], m[2])
+    n = float(n_paths)
+    full_mean, full_se = mean_se(m[0], m[1], np.full_like(m[0], n))
+    _, part_se = mean_se(m[0], m[1], m[3])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        part_mean = np.where(m[2] > 0, m[0] / m[2], np.nan)
+        part_se = part_se * m[3] / m[2]
+    every = m[3] == n
+    return np.where(every, full_mean, part_mean), np.where(every, full_se, part_se)
+
+
+def sampling_summary(
+    m: np.ndarray, w: np.ndarray, n_paths: int, mean: np.ndarray, se: np.ndarray
+) -> dict[str, object]:
+    """What importance sampling did, from a run's sums (``m`` as in :func:`run_mean_se`,
+    ``w`` float64[2] = Σw, Σw² over all paths): the effective sample size (Σw)² / Σw², the
+    mean weight Σw / P with its standard error (1 within it when the weights are right) and,
+    per metric, the in-run estimate of the variance reduction against crude sampling: the
+    crude variance Σw·v² / P − mean² over the importance-sampled one, (se² · P)."""
+    n = float(n_paths)
+    s1, s2 = float(w[0]), float(w[1])
+    w_mean = s1 / n
+    w_se = math.sqrt(max(s2 / n - w_mean * w_mean, 0.0) / max(n - 1.0, 1.0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        crude_var = m[4] / n - mean * mean
+        is_var = se * se * n
+        vr = np.where((is_var > 0) & (crude_var > 0), crude_var / is_var, np.nan)
+    return {
+        "effective_sample_size": s1 * s1 / s2 if s2 > 0 else float("nan"),
+        "weight_mean": w_mean,
+        "weight_mean_se": w_se,
+        "variance_reduction": vr,
+    }
 
 
 def hist_ranges(cd: CompiledDeal) -> tuple[np.ndarray, np.ndarray]:

@@ -227,6 +227,8 @@ def print_monte_carlo(res: SimulationResult) -> None:
         )
         + "). Figures are means ± one standard error."
     )
+    if res.sampling["method"] != "crude":
+        console.print(sampling_text(res.sampling))
     console.print(_mc_tranche_table(res.tranches))
     rt = res.rating_table
     note = "ILLUSTRATIVE table shipped with abs_engine" if rt.illustrative else rt.source
@@ -411,6 +413,19 @@ def _coverage_table(cov: pd.DataFrame, names: list[str]) -> Table:
 # --- solvers -------------------------------------------------------------------------------------
 
 
+def sampling_text(sampling: dict[str, Any]) -> str:
+    """One line on an importance-sampled run: its target, effective sample size, mean weight
+    and the in-run variance reduction of the target's expected loss."""
+    target = sampling.get("target_tranche")
+    vr = sampling["variance_reduction"].get(target, {}).get("expected_loss", float("nan"))
+    return (
+        f"importance sampling aimed at {target}: effective sample size "
+        f"{sampling['effective_sample_size']:,.0f}, mean weight {sampling['weight_mean']:.4f} ± "
+        f"{sampling['weight_mean_se']:.4f}; variance of {target}'s expected loss "
+        f"{vr:,.1f}x smaller than crude sampling's (in-run estimate)"
+    )
+
+
 def size_text(tranche: str, target: str, out: dict[str, Any]) -> str:
     """``size``'s result: the largest balance of ``tranche`` meeting ``target`` (a rating, or
     ``EL x%``), with a note when the standard error is too large for the limit."""
@@ -421,6 +436,11 @@ def size_text(tranche: str, target: str, out: dict[str, Any]) -> str:
         f"junior's); {what} {out['metric']:.5%} ± {out['metric_se']:.5%}, limit "
         f"{out['limit']:.5%} at WAL {out['wal_years']:.2f} y"
     )
+    ci = out.get("balance_ci95")
+    if ci is not None:
+        text += f"\n95% interval of the balance: {ci[0]:,.0f} .. {ci[1]:,.0f}"
+    if out.get("sampling", "crude") != "crude":
+        text += f" ({out['sampling']} sampling)"
     if out["metric_se"] > 0.5 * out["limit"]:
         text += (
             "\nnote: the standard error is comparable to the limit: too few loss paths "

@@ -145,6 +145,9 @@ def path_bands(cd: CompiledDeal, res: SimulationResult) -> dict[str, Any]:
     from ..deterministic import run_waterfall
     from ..simulation import path_flows
 
+    if res.model.sampling != "crude":
+        # a path's weight would be needed, and a few thousand weighted paths give no band
+        return {"sample_paths": 0, "reason": "importance"}
     k = band_sample_size(cd, res.n_paths)
     if k == 0:
         return {"sample_paths": 0}

@@ -101,7 +101,9 @@ def mc_document(res: SimulationResult) -> dict[str, Any]:
                 rating_table=res.rating_table,
                 n_paths=res.n_paths,
                 seed=res.seed,
+                sampling=res.sampling["method"],
             ),  # fmt: skip
+            "sampling": res.sampling,
             "periods": cd.n_periods,
             "payment_dates": [d.isoformat() for d in cd.payment_dates],
             "tranches": tranches,

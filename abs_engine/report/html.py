@@ -65,6 +65,8 @@ def _caption(doc: dict[str, Any], chart: Chart, lang: str) -> str | None:
         return None
     mc = next(m for m in doc["monte_carlo"] if m["scenario"] == chart["scenario"])
     k = mc["bands"]["sample_paths"]
+    if mc["bands"].get("reason") == "importance":
+        return label("importance_band_note", lang)
     if k == 0:
         return label("one_path_band_note" if mc["n_paths"] < 2 else "no_band_note", lang)
     return label("band_note", lang).format(k=k, n=mc["n_paths"])

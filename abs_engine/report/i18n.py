@@ -170,6 +170,11 @@ LABELS: dict[str, tuple[str, str]] = {
         "No band: the pool is too large to re-run enough paths' full ledgers for one.",
         "资产池规模过大，无法重算足够路径的完整台账，未画区间。",
     ),
+    "importance_band_note": (
+        "No band: an importance-sampled run's paths are weighted, and a few thousand of them "
+        "give no 5–95% band; means over all paths, with their likelihood-ratio weights.",
+        "重要性抽样的路径带有似然比权重，少量路径无法给出5%–95%区间，未画区间；均值为全部路径的加权平均。",
+    ),
     "one_path_band_note": (
         "No band: a 5–95% band needs at least two paths; this run has one.",
         "本次模拟仅一条路径，无法计算5%–95%区间，未画区间。",

@@ -124,8 +124,10 @@ class SimulationResult:
         se, and the coverage ratio with its 5th percentile.
     paths : DataFrame | None   per-path metrics, P × M, columns :func:`metric_names`
         (``keep_paths=True`` only).
-    default_count_hist : int64[H]   paths by number of defaulted obligors (bin k = k·N/(H-1)).
-    loss_rate_hist : int64[1000]    paths by pool loss rate on [0, 1].
+    default_count_hist : int64[H]   paths by number of defaulted obligors (bin k = k·N/(H-1));
+        under importance sampling float64: the paths' likelihood-ratio weights.
+    loss_rate_hist : int64[1000]    paths by pool loss rate on [0, 1] (float64 weights under
+        importance sampling).
     seconds : float        the simulation's wall time.
     ledgers : dict[int, WaterfallResult]   full ledgers of the ``ledger_paths``.
     """
@@ -146,6 +148,10 @@ class SimulationResult:
     #: seconds spent compiling (or loading from the cache) the kernels on the first call in
     #: this process; not included in ``seconds``
     compile_seconds: float = 0.0
+    #: how the paths were sampled: ``method`` ("crude" or "importance"),
+    #: ``effective_sample_size``; under importance sampling also the shifts, the mean
+    #: likelihood-ratio weight ± SE and per tranche the in-run variance reduction
+    sampling: dict[str, Any] = field(default_factory=lambda: {"method": "crude"})
 
     @property
     def scenario(self) -> MonteCarloScenario:

@@ -12,7 +12,7 @@ from typing import Any
 
 __all__ = ["stamp"]
 
-#: the sampling a Monte Carlo run used (importance sampling is not built yet)
+#: the sampling of a Monte Carlo run given none
 SAMPLING = "crude"
 
 
@@ -53,6 +53,7 @@ def stamp(
     rating_table: Any = None,
     n_paths: int | list[int] | None = None,
     seed: int | list[int] | None = None,
+    sampling: str | list[str] = SAMPLING,
 ) -> dict[str, Any]:
     """The stamp of a run of ``cd`` (a CompiledDeal) on ``scenarios``: ``engine``,
     ``inputs`` (role, path, sha256; files read from memory are left out) and, for a Monte
@@ -71,5 +72,5 @@ def stamp(
         "inputs": [i for i in inputs if i is not None],
     }
     if n_paths is not None:
-        out.update(n_paths=n_paths, seed=seed, sampling=SAMPLING)
+        out.update(n_paths=n_paths, seed=seed, sampling=sampling)
     return out

@@ -31,7 +31,9 @@ from pydantic import ValidationError
 from scipy.optimize import brentq
 
 from ..compile.deal import CompiledDeal, compile_deal
+from ..compile.model import compile_model
 from ..compile.patch import with_tranche_terms
+from ..compile.sampling import SAMPLING_METHODS, ImportanceSampling
 from ..errors import (
     AbsEngineError,
     ArgumentTypeError,
@@ -361,15 +363,36 @@ def _start(
     seed: int,
     table: RatingTable,
     runner: Runner | None = None,
+    sampling: str | ImportanceSampling = "crude",
 ) -> PendingSimulation:
     return start_simulation_compiled(
-        cd, sc, n_paths=n_paths, seed=seed, progress=False, rating_table=table, runner=runner
-    )
+        cd, sc, n_paths=n_paths, seed=seed, progress=False, rating_table=table, runner=runner,
+        sampling=sampling,
+    )  # fmt: skip
 
 
-def _run(*args: Any) -> SimulationResult:
+def _search_sampling(
+    sampling: Any, cd: CompiledDeal, sc: MonteCarloScenario, seed: int, tranche: str, func: str
+) -> str | ImportanceSampling:
+    """A search's sampling: "crude", or importance-sampling shifts chosen once, for
+    ``tranche`` on the deal as given, and kept for every evaluation (so the evaluations share
+    their random numbers and weights: common random numbers)."""
+    if isinstance(sampling, ImportanceSampling):
+        return sampling
+    if sampling not in SAMPLING_METHODS:
+        raise SolverError(
+            f"{func}: sampling must be one of {list(SAMPLING_METHODS)}, got {short_repr(sampling)}"
+        )
+    if sampling == "crude":
+        return "crude"
+    from ..importance import tuned_sampling
+
+    return tuned_sampling(cd, compile_model(cd, sc), seed, tranche)
+
+
+def _run(*args: Any, **kwargs: Any) -> SimulationResult:
     """:func:`_start`'s run, collected."""
-    return _start(*args).result()
+    return _start(*args, **kwargs).result()
 
 
 class _Evaluations:
@@ -444,10 +467,12 @@ def solve_coupon(
     bounds: tuple[float, float] = (0.0, 0.5),
     client: Any = None,
     progress: bool | None = None,
+    sampling: str | ImportanceSampling = "crude",
 ) -> float:
     """Fixed coupon (decimal) at which E[PV of the tranche's cash flows] on ``curve`` + spread
     equals its balance. Brent's method on common random numbers. ``progress``: a bar over the
-    evaluations on stderr (default: when the search takes over a second; never with False)."""
+    evaluations on stderr (default: when the search takes over a second; never with False).
+    ``sampling``: "crude" or "importance" (shifts chosen once for the tranche)."""
     if not isinstance(curve, DiscountCurve):
         raise SolverError(
             f"curve must be a DiscountCurve (see load_curve), got {short_repr(curve)}"
@@ -473,12 +498,13 @@ def solve_coupon(
     seed = sc.seed if seed is None else seed
     runner = _runner(client, "solve_coupon")
     table = default_rating_table()
+    sampling = _search_sampling(sampling, cd0, sc, seed, tranche, "solve_coupon")
     # the two ends here, brentq's own two, then its steps
     evaluations = _Evaluations(4 + _BRENT_STEPS, progress, f"pricing {tranche}")
 
     def gap(c: float) -> float:
         cd = with_tranche_terms(cd0, {tranche: {"coupon": {"kind": "fixed", "rate": c}}})
-        res = _run(cd, sc, n_paths, seed, table, runner)
+        res = _run(cd, sc, n_paths, seed, table, runner, sampling)
         evaluations.count()
         return expected_pv(res, tranche, curve, spread / 1e4) - bal
 
@@ -517,6 +543,7 @@ def size_tranche(
     tol: float = 1e-4,
     client: Any = None,
     progress: bool | None = None,
+    sampling: str | ImportanceSampling = "crude",
 ) -> dict[str, Any]:
     """Largest balance of ``tranche`` (as a share of its balance plus the most junior
     tranche's, which absorbs the difference) whose expected loss meets ``target_el``, or whose
@@ -525,7 +552,11 @@ def size_tranche(
     numbers; the answer is always a balance that was evaluated and passed. ``rating_table``:
     a CSV path or a loaded :class:`RatingTable`, for the target and the ``implied_rating``
     (default: the shipped illustrative table). ``progress``: a bar over the evaluations on
-    stderr (default: when the search takes over a second; never with False)."""
+    stderr (default: when the search takes over a second; never with False). ``sampling``:
+    "crude" or "importance" (shifts chosen for the tranche as issued, then re-tuned for each
+    balance tried by a short pilot started from the last shifts). The answer carries
+    ``balance_ci95``: the balance ± 1.96 standard errors of its metric over the slope of
+    (metric − limit) in the balance, measured between the evaluations around the answer."""
     if (target_rating is None) == (target_el is None):
         raise SolverError("give exactly one of target_rating or target_el")
     if target_el is not None:
@@ -546,14 +577,20 @@ def size_tranche(
     progress = check_optional_bool(progress, "size_tranche", "progress")
     seed = sc.seed if seed is None else seed
     runner = _runner(client, "size_tranche")
+    sampling = _search_sampling(sampling, cd0, sc, seed, tranche, "size_tranche")
+    history: list[tuple[float, float, float]] = []  # (balance, metric - limit, metric SE)
     # the whole capital, the smallest share, then the bisection (fewer when the first passes)
     evaluations = _Evaluations(2 + _halvings(1.0 - tol, tol), progress, f"sizing {tranche}")
 
     def evaluate(balance: float) -> tuple[bool, dict[str, Any]]:
+        nonlocal sampling
         cd = with_tranche_terms(
             cd0, {tranche: {"balance": balance}, junior: {"balance": total - balance}}
         )
-        row = _run(cd, sc, n_paths, seed, table, runner).tranches.iloc[j]
+        if isinstance(sampling, ImportanceSampling):
+            # the shifts follow the tranche's attachment: re-tuned from the last ones
+            sampling = _retuned(cd, sc, seed, tranche, sampling)
+        row = _run(cd, sc, n_paths, seed, table, runner, sampling).tranches.iloc[j]
         evaluations.count()
         metric, metric_se = row.expected_loss, row.expected_loss_se
         if target_el is not None:
@@ -577,12 +614,14 @@ def size_tranche(
             "limit": limit,
             "implied_rating": row.implied_rating,
         }
+        history.append((balance, float(metric - limit), float(metric_se)))
         return bool(metric <= limit), info
 
     with evaluations:
         ok_hi, info_hi = evaluate(total)
         if ok_hi:
-            return {**info_hi, "share_of_capital": 1.0}
+            return {**info_hi, "share_of_capital": 1.0, "balance_ci95": None,
+                    "sampling": _sampling_name(sampling)}  # fmt: skip
         lo, hi = 0.0, total
         ok_lo, info_lo = evaluate(tol * total)
         if not ok_lo:
@@ -595,7 +634,49 @@ def size_tranche(
                 lo, best = mid, info
             else:
                 hi = mid
-    return {**best, "share_of_capital": best["balance"] / total}
+    return {
+        **best,
+        "share_of_capital": best["balance"] / total,
+        "balance_ci95": _balance_ci(history, best["balance"], total),
+        "sampling": _sampling_name(sampling),
+    }
+
+
+def _retuned(
+    cd: CompiledDeal, sc: MonteCarloScenario, seed: int, tranche: str, last: ImportanceSampling
+) -> ImportanceSampling:
+    """Importance-sampling shifts for ``tranche`` of ``cd`` (a resized structure): two
+    cross-entropy rounds started from ``last``."""
+    from ..importance import tuned_sampling
+
+    return tuned_sampling(cd, compile_model(cd, sc), seed, tranche, rounds=2, start=last)
+
+
+def _sampling_name(sampling: str | ImportanceSampling) -> str:
+    return sampling if isinstance(sampling, str) else "importance"
+
+
+def _balance_ci(
+    history: Sequence[tuple[float, float, float]], answer: float, total: float
+) -> list[float] | None:
+    """The sized balance's 95% interval: answer ± 1.96 · SE(metric at the answer) / slope,
+    the slope of (metric − limit) in the balance between the evaluations on either side of
+    the answer farthest from it within a tenth of the capital (the nearest ones when none
+    is that close). None when the slope is not positive (the metric does not grow with the
+    balance between them)."""
+    se = next((s for b, _, s in history if b == answer), float("nan"))
+    left = [(b, g) for b, g, _ in history if b <= answer]
+    right = [(b, g) for b, g, _ in history if b > answer]
+    if not left or not right or not np.isfinite(se):
+        return None
+    near = 0.1 * total
+    lb, lg = min(left, key=lambda p: (answer - p[0] > near, -(answer - p[0])))
+    rb, rg = min(right, key=lambda p: (p[0] - answer > near, -(p[0] - answer)))
+    slope = (rg - lg) / (rb - lb)
+    if not slope > 0:
+        return None
+    half = 1.96 * se / slope
+    return [max(0.0, answer - half), min(total, answer + half)]
 
 
 Condition = Callable[[pd.Series], bool]
@@ -645,6 +726,7 @@ def breakeven(
     tol: float = 1e-3,
     client: Any = None,
     progress: bool | None = None,
+    sampling: str | ImportanceSampling = "crude",
 ) -> float:
     """The parameter value between ``lo`` (condition holds) and ``hi`` (it fails) where the
     condition first fails, by bisection on common random numbers (``hi`` may be below ``lo``
@@ -662,13 +744,14 @@ def breakeven(
     seed = sc.seed if seed is None else seed
     runner = _runner(client, "breakeven")
     table = default_rating_table()
+    sampling = _search_sampling(sampling, cd, sc, seed, tranche, "breakeven")
     width = tol * max(1.0, abs(lo), abs(hi))
     evaluations = _Evaluations(
         2 + _halvings(abs(hi - lo), width), progress, f"breakeven {param} ({tranche})"
     )
 
     def holds(v: float) -> bool:
-        res = _run(cd, with_parameter(sc, param, v), n_paths, seed, table, runner)
+        res = _run(cd, with_parameter(sc, param, v), n_paths, seed, table, runner, sampling)
         evaluations.count()
         return bool(ok(res.tranches.iloc[j]))
 
@@ -698,6 +781,7 @@ def sensitivity(
     client: Any = None,
     rating_table: str | Path | RatingTable | None = None,
     progress: bool | None = None,
+    sampling: str = "crude",
 ) -> pd.DataFrame:
     """Tranche expected loss (± SE), default probability, WAL and implied rating over a grid
     of two scenario parameters, long form: one row per (x, y, tranche). With ``client`` (a
@@ -705,7 +789,13 @@ def sensitivity(
     collected, so the cluster computes them together. ``rating_table``: a CSV path or a loaded
     :class:`RatingTable`, for the implied ratings (default: the shipped illustrative table).
     ``progress``: a bar over the grid's points on stderr (default: when the grid takes over a
-    second; never with False)."""
+    second; never with False). ``sampling``: "crude" or "importance" (shifts chosen at each
+    point for the most senior rated tranche)."""
+    if sampling not in SAMPLING_METHODS:
+        raise SolverError(
+            f"sensitivity: sampling must be one of {list(SAMPLING_METHODS)}, got "
+            f"{short_repr(sampling)}"
+        )
     for axis, spec in (("x", x), ("y", y)):
         if not isinstance(spec, tuple | list) or len(spec) != 2 or isinstance(spec[1], str):
             raise SolverError(f"{axis} must be (parameter, values), got {short_repr(spec)}")
@@ -724,7 +814,7 @@ def sensitivity(
     points = [(xv, yv) for xv in x[1] for yv in y[1]]
     pending = [
         _start(cd, with_parameter(with_parameter(sc, x[0], xv), y[0], yv), n_paths, seed,
-               table, runner)
+               table, runner, sampling)
         for xv, yv in points
     ]  # fmt: skip
     rows = []
