@@ -69,6 +69,16 @@ def test_cluster_run_is_bitwise_the_local_run(cluster):
     _same(local, _run(client=DaskRunner(cluster.client, threads=1, task_blocks=7)))
 
 
+def test_an_importance_sampled_run_on_the_cluster_is_bitwise_the_local_run(cluster):
+    """Weighted sums and float histograms, added in block order: the same bits for any task
+    size (the shifts' pilot runs where the run is started)."""
+    local = _run(sampling="importance")
+    _same(local, _run(sampling="importance", client=cluster))
+    _same(local, _run(sampling="importance",
+                      client=DaskRunner(cluster.client, threads=1, task_blocks=3)))  # fmt: skip
+    assert local.loss_rate_hist.dtype == np.float64
+
+
 def test_kept_paths_and_ledgers_come_back_from_the_workers(cluster):
     kw = {"n_paths": 3_000, "seed": 5, "keep_paths": True, "ledger_paths": [0, 2_999]}
     local = ae.simulate(progress=False, **kw)
