@@ -131,14 +131,18 @@ def tuned_sampling(
     pilot_paths: int = PILOT_PATHS,
     rounds: int = PILOT_ROUNDS,
     start: ImportanceSampling | None = None,
+    twist: bool = True,
 ) -> ImportanceSampling:
     """Importance-sampling shifts for ``target``'s shortfalls (default: the most senior rated
     tranche): the analytic shifts (or ``start``'s, e.g. those of a neighbouring structure),
     improved by ``rounds`` cross-entropy rounds of ``pilot_paths`` paths each (see the module
-    docstring). ``model`` is the crude model."""
-    isp = choose_importance_sampling(cd, model, target)
+    docstring). ``model`` is the crude model. The pilot tunes the shifts without exponential
+    twisting; the result carries the analytic rule's twisting (pools of at most
+    :data:`~abs_engine.compile.sampling.TWIST_MAX_OBLIGORS`) unless ``twist`` is False."""
+    analytic = choose_importance_sampling(cd, model, target)
+    isp = analytic.without_twist()
     if start is not None:
-        isp = dataclasses.replace(start, target=isp.target)
+        isp = dataclasses.replace(start.without_twist(), target=isp.target)
     j = cd.tranche_names.index(isp.target) if isp.target is not None else 0
     n_j = len(cd.tranche_names)
     live = model.provider_threshold[:, -1] > -np.inf
@@ -161,4 +165,8 @@ def tuned_sampling(
         isp = ImportanceSampling(
             factor_shift, provider_shift, mix, isp.target, float(factor_shift.mean())
         )
-    return isp
+    if not twist:
+        return isp
+    return dataclasses.replace(
+        isp, twist_weight=analytic.twist_weight, twist_level=analytic.twist_level
+    )

@@ -40,7 +40,14 @@ from .kernels import layout as L
 from .kernels.bundles import BlockSums, RunSpec, frozen
 from .kernels.collateral import collateral_path, collateral_scratch
 from .kernels.montecarlo import HIST_TRANCHE_METRICS, run_blocks, run_blocks_py
-from .metrics.montecarlo import hist_ranges, mean_se, run_mean_se, sampling_summary
+from .metrics.montecarlo import (
+    hist_ranges,
+    importance_mean_se,
+    loss_like_cashflows,
+    mean_se,
+    run_mean_se,
+    sampling_summary,
+)
 from .metrics.rating import RatingTable, default_rating_table
 from .report.montecarlo import (
     MP_NAMES,
@@ -309,8 +316,11 @@ def _block_sums(
         m_cnt=np.zeros((nb, n_m)),
         m_n=np.zeros((nb, n_m)),
         m_wsq=np.zeros((nb, n_m)),
+        m_w2v=np.zeros((nb, n_m)),
+        m_w2=np.zeros((nb, n_m)),
         cf_sum=np.zeros((nb, n_t, n_cf)),
         cf_sq=np.zeros((nb, n_t, n_cf)),
+        cf_w2v=np.zeros((nb, n_t, n_cf)),
         w_tot=np.zeros((nb, 2)),
         hist_count=np.zeros((nb, n_h1)),
         hist_loss=np.zeros((nb, HIST_LOSS_BINS)),
@@ -326,8 +336,9 @@ class RunTotals:
     bitwise the same for any batching, thread count or number of processes). With w a path's
     likelihood-ratio weight (1 under crude sampling):
 
-    m : float64[5, M]        Σw·v, Σw²·v², Σw, the count and Σw·v² of the finite metric values
-    cf : float64[2, T, N_CF] Σw·v and Σw²·v² of the expected-cash-flow items
+    m : float64[7, M]        Σw·v, Σw²·v², Σw, the count, Σw·v², Σw²·v and Σw² of the finite
+                             metric values
+    cf : float64[3, T, N_CF] Σw·v, Σw²·v² and Σw²·v of the expected-cash-flow items
     w : float64[2]           Σw and Σw² over all paths
     count_hist : float64[H1] path weight by default count;  loss_hist : float64[HIST_LOSS_BINS]
     tranche_hist : float64[J, N_HT, HIST_BINS];  coverage_hist : float64[T, HIST_BINS]
@@ -345,8 +356,8 @@ class RunTotals:
     @classmethod
     def zeros(cls, shape: OutputShape) -> RunTotals:
         return cls(
-            m=np.zeros((5, shape.n_m)),
-            cf=np.zeros((2, shape.n_t, shape.n_cf)),
+            m=np.zeros((7, shape.n_m)),
+            cf=np.zeros((3, shape.n_t, shape.n_cf)),
             w=np.zeros(2),
             count_hist=np.zeros(shape.n_h1),
             loss_hist=np.zeros(HIST_LOSS_BINS),
@@ -362,8 +373,11 @@ class RunTotals:
             self.m[2] += sums.m_cnt[b]
             self.m[3] += sums.m_n[b]
             self.m[4] += sums.m_wsq[b]
+            self.m[5] += sums.m_w2v[b]
+            self.m[6] += sums.m_w2[b]
             self.cf[0] += sums.cf_sum[b]
             self.cf[1] += sums.cf_sq[b]
+            self.cf[2] += sums.cf_w2v[b]
             self.w += sums.w_tot[b]
             self.count_hist += sums.hist_count[b]
             self.loss_hist += sums.hist_loss[b]
@@ -778,7 +792,14 @@ def _result(
     weighted = model.sampling != "crude"
     mean, se = run_mean_se(totals.m, n_paths, weighted)
     cf_n = np.full_like(totals.cf[0], float(n_paths))
-    cf_mean, cf_se = mean_se(totals.cf[0], totals.cf[1], cf_n)
+    if weighted:
+        loss_like = np.broadcast_to(loss_like_cashflows(n_j), cf_n.shape)
+        cf_mean, cf_se = importance_mean_se(
+            totals.cf[0], totals.cf[1], totals.cf[2], np.full_like(cf_n, totals.w[0]),
+            np.full_like(cf_n, totals.w[1]), cf_n, n_paths, loss_like,
+        )  # fmt: skip
+    else:
+        cf_mean, cf_se = mean_se(totals.cf[0], totals.cf[1], cf_n)
     tranches = tranche_frame(cd, mean, se, rating_table)
     dist = distributions(cd, totals.tranche_hist, totals.coverage_hist, spec.hist_lo,
                          spec.hist_hi, path_out)  # fmt: skip

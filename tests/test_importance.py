@@ -160,22 +160,32 @@ def test_weighted_histograms_hold_the_weights(bundled_pair):
 # --- the weights' bookkeeping and reproducibility -----------------------------------------------
 
 
-def test_zero_shifts_are_crude_sampling_bit_for_bit():
-    """An ImportanceSampling with no shift gives weights of exactly 1: every figure equals the
-    crude run's exactly (the weighted sums and reductions reduce to the plain ones)."""
+def test_zero_shifts_are_crude_sampling():
+    """An ImportanceSampling with no shift gives weights of exactly 1: every mean equals the
+    crude run's bit for bit; standard errors: the loss-like figures' exactly (the same
+    formula), the others' but for the factor sqrt((k − 1) / k) between the self-normalised
+    estimator's delta-method variance (over k, the paths defining the figure) and the sample
+    variance (over k − 1)."""
     cd = compile_deal(ae.load_deal())
     sc = ae.load_scenario("huake_mc")
     model = compile_model(cd, sc)
     none = ImportanceSampling(np.zeros(model.chol.shape[0]),
                               np.zeros(model.provider_threshold.shape[0]))  # fmt: skip
-    a = ae.simulate(cd, sc, n_paths=5_000, seed=2, progress=False)
-    b = ae.simulate(cd, sc, n_paths=5_000, seed=2, progress=False, sampling=none)
-    num = a.tranches.select_dtypes("number").columns
-    np.testing.assert_array_equal(a.tranches[num].to_numpy(), b.tranches[num].to_numpy())
-    np.testing.assert_array_equal(a.pool.to_numpy(), b.pool.to_numpy())
-    np.testing.assert_array_equal(a.cashflows.select_dtypes("number").to_numpy(),
-                                  b.cashflows.select_dtypes("number").to_numpy())  # fmt: skip
-    assert b.sampling["effective_sample_size"] == 5_000 and b.sampling["weight_mean"] == 1.0
+    n = 5_000
+    a = ae.simulate(cd, sc, n_paths=n, seed=2, progress=False)
+    b = ae.simulate(cd, sc, n_paths=n, seed=2, progress=False, sampling=none)
+    means = [c for c in a.tranches.select_dtypes("number").columns if not c.endswith("_se")]
+    ses = [c for c in a.tranches.columns if c.endswith("_se")]
+    np.testing.assert_array_equal(a.tranches[means].to_numpy(), b.tranches[means].to_numpy())
+    np.testing.assert_array_equal(a.pool["mean"].to_numpy(), b.pool["mean"].to_numpy())
+    for x, y in ((a.tranches[ses], b.tranches[ses]), (a.pool["se"], b.pool["se"])):
+        # within a factor sqrt((k - 1) / k), k >= 1,000 paths defining the figure
+        np.testing.assert_allclose(y.to_numpy(dtype=float), x.to_numpy(dtype=float), rtol=1e-3)
+    # the shortfall probability and EL are loss-like: their SEs are the crude ones exactly
+    for col in ("expected_loss_se", "default_probability_se"):
+        np.testing.assert_array_equal(a.tranches[col].to_numpy(), b.tranches[col].to_numpy())
+    np.testing.assert_array_equal(a.loss_rate_hist, b.loss_rate_hist)
+    assert b.sampling["effective_sample_size"] == n and b.sampling["weight_mean"] == 1.0
 
 
 def test_importance_sampling_is_reproducible_for_any_threads_and_batches():

@@ -73,6 +73,9 @@ class MonteCarloModel:
         Importance sampling: the means of the factors' independent normals and of each
         provider's own normal, and the scale of the Student-t mixing variable, under the
         sampling (zeros and 1: crude). Set by :func:`abs_engine.compile.sampling.with_sampling`.
+    is_twist_weight : float64[N], is_twist_level : float
+        Exponential twisting of the obligors' conditional default probabilities: each
+        obligor's share of a loss and the loss level the twist aims at (0: no twisting).
     sampling : str                    "crude" or "importance"
     sampling_target : str | None      the tranche the importance-sampling shifts aim at
     kernel : CollateralModel
@@ -116,6 +119,8 @@ class MonteCarloModel:
     is_factor_shift: np.ndarray
     is_provider_shift: np.ndarray
     is_mix_scale: float = 1.0
+    is_twist_weight: np.ndarray | None = None
+    is_twist_level: float = 0.0
     sampling: str = "crude"
     sampling_target: str | None = None
 
@@ -393,4 +398,5 @@ def compile_model(cd: CompiledDeal, sc: MonteCarloScenario) -> MonteCarloModel:
         memo=float(sc.prepayment.volatility) == 0.0,
         is_factor_shift=np.zeros(chol.shape[0]),
         is_provider_shift=np.zeros(prov_thr.shape[0]),
+        is_twist_weight=np.zeros(n),
     )

@@ -52,6 +52,9 @@ SAMPLING_METHODS = ("crude", "importance")
 Z_MAX = 8.0
 #: the Student-t mixing variable's scale is kept within [MIX_SCALE_MIN, 1]
 MIX_SCALE_MIN = 0.05
+#: pools up to this many obligors get exponential twisting too (each path solves for its
+#: twist over every obligor)
+TWIST_MAX_OBLIGORS = 2_000
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,9 @@ class ImportanceSampling:
     mix_scale : float             the Student-t mixing variable drawn as mix_scale · W (1: not)
     target : str | None           the tranche the shift was chosen for
     factor_value : float          the common factor value z* the shift aims at
+    twist_weight : float64[N] | None   each obligor's share of a loss (balance × LGD over the
+        largest), for exponential twisting; None: no twisting
+    twist_level : float           the loss the twist aims at, in the same units (0: none)
     """
 
     factor_shift: np.ndarray
@@ -70,6 +76,12 @@ class ImportanceSampling:
     mix_scale: float = 1.0
     target: str | None = None
     factor_value: float = 0.0
+    twist_weight: np.ndarray | None = None
+    twist_level: float = 0.0
+
+    def without_twist(self) -> ImportanceSampling:
+        """The same shifts with no exponential twisting."""
+        return dataclasses.replace(self, twist_weight=None, twist_level=0.0)
 
     def summary(self) -> dict[str, object]:
         """JSON-ready: the target and the shifts."""
@@ -79,6 +91,7 @@ class ImportanceSampling:
             "factor_shift": [float(v) for v in self.factor_shift],
             "provider_shift": [float(v) for v in self.provider_shift],
             "mix_scale": self.mix_scale,
+            "twisting": self.twist_level > 0.0,
         }
 
 
@@ -203,7 +216,25 @@ def choose_importance_sampling(
     mix = 1.0
     if model.copula == COPULA_STUDENT_T and z != 0.0:
         mix = min(1.0, max(MIX_SCALE_MIN, scale * scale))  # W' = c·W has mean c·nu = W*
-    return ImportanceSampling(g, provider, mix, cd.tranche_names[j], z)
+    weight, level = _twist(cd, model, target)
+    return ImportanceSampling(g, provider, mix, cd.tranche_names[j], z, weight, level)
+
+
+def _twist(
+    cd: CompiledDeal, model: MonteCarloModel, target: float
+) -> tuple[np.ndarray | None, float]:
+    """Exponential twisting's weights and level for pools of at most
+    :data:`TWIST_MAX_OBLIGORS` (each path solves for its twist over every obligor): each
+    obligor's balance × LGD over the largest, and the target loss in those units; (None, 0)
+    for a larger pool or a target of no loss."""
+    if cd.n_obligors > TWIST_MAX_OBLIGORS or target <= 0.0:
+        return None, 0.0
+    ead, lgd = _exposure_and_lgd(cd, model)
+    loss = ead * lgd
+    top = float(loss.max()) if len(loss) else 0.0
+    if top <= 0.0 or target >= loss.sum():
+        return None, 0.0
+    return loss / top, target / top
 
 
 def with_sampling(model: MonteCarloModel, sampling: ImportanceSampling) -> MonteCarloModel:
@@ -214,8 +245,14 @@ def with_sampling(model: MonteCarloModel, sampling: ImportanceSampling) -> Monte
         raise ValueError("provider_shift must have one value per support provider")
     if not 0.0 < sampling.mix_scale <= 1.0 or not np.isfinite(sampling.factor_shift).all():
         raise ValueError("mix_scale must be in (0, 1] and the shifts finite")
+    n = model.obligor_class.shape[0]
+    twist = sampling.twist_weight
+    if twist is not None and twist.shape != (n,):
+        raise ValueError("twist_weight must have one value per obligor")
     return dataclasses.replace(
         model,
+        is_twist_weight=np.zeros(n) if twist is None else np.asarray(twist, dtype=float),
+        is_twist_level=float(sampling.twist_level) if twist is not None else 0.0,
         is_factor_shift=np.asarray(sampling.factor_shift, dtype=float),
         is_provider_shift=np.asarray(sampling.provider_shift, dtype=float),
         is_mix_scale=float(sampling.mix_scale),

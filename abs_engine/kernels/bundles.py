@@ -91,7 +91,9 @@ DealArrays = namedtuple(
 #: mode read off ``prepay_vol``). ``is_factor_shift`` float64[F], ``is_provider_shift``
 #: float64[S] and ``is_mix_scale`` (float) are the importance sampling's shifts of the factors'
 #: and the providers' normals and scale of the Student-t mixing variable (zeros and 1: crude
-#: sampling; see :mod:`abs_engine.compile.sampling`).
+#: sampling; see :mod:`abs_engine.compile.sampling`); ``is_twist_weight`` float64[N] and
+#: ``is_twist_level`` (float; 0: no twisting) the exponential twisting of the obligors'
+#: conditional default probabilities.
 CollateralModel = namedtuple(
     "CollateralModel",
     [
@@ -129,6 +131,8 @@ CollateralModel = namedtuple(
         "is_factor_shift",
         "is_provider_shift",
         "is_mix_scale",
+        "is_twist_weight",
+        "is_twist_level",
     ],
 )
 
@@ -136,7 +140,8 @@ CollateralModel = namedtuple(
 #: flows float64[N_PF, T] (output), support_default_period int64[S] (output; T + 1 = never),
 #: stats float64[N_CS] (output), z and g float64[F] (factors), cache float64[C, T] and stamp
 #: int64[C, T] (conditional PDs computed on this path: valid where stamp == p + 1),
-#: prepay_factor float64[T + 1], rem float64[3, T], def_idx and def_t int64[N] (defaulters).
+#: prepay_factor float64[T + 1], rem float64[3, T], def_idx and def_t int64[N] (defaulters),
+#: twist_p float64[N] (the obligors' conditional PDs on this path, under twisting).
 CollateralScratch = namedtuple(
     "CollateralScratch",
     [
@@ -151,6 +156,7 @@ CollateralScratch = namedtuple(
         "rem",
         "def_idx",
         "def_t",
+        "twist_p",
     ],
 )
 
@@ -175,7 +181,8 @@ RunSpec = namedtuple("RunSpec", ["block_size", "n_paths", "seed", "hist_lo", "hi
 #: Monte Carlo outputs per block b of a kernel call (b = 0 .. B - 1), added in block order by
 #: the caller. With w a path's likelihood-ratio weight (1 under crude sampling) and v a finite
 #: value of its metric vector: m_sum Σw·v, m_sq Σw²·v², m_cnt Σw, m_n the count, m_wsq Σw·v²,
-#: all float64[B, M]; cf_sum Σw·v, cf_sq Σw²·v² float64[B, T, N_CF] (expected cash flows);
+#: m_w2v Σw²·v, m_w2 Σw², all float64[B, M]; cf_sum Σw·v, cf_sq Σw²·v², cf_w2v Σw²·v
+#: float64[B, T, N_CF] (expected cash flows);
 #: w_tot float64[B, 2] (Σw, Σw² over the block's paths); histograms of path weights (path
 #: counts under crude sampling): hist_count float64[B, H1] (by default count), hist_loss
 #: float64[B, H2] (pool loss rate on [0, 1]), hist_tr float64[B, J, N_HT, H3] (per-tranche
@@ -189,8 +196,11 @@ BlockSums = namedtuple(
         "m_cnt",
         "m_n",
         "m_wsq",
+        "m_w2v",
+        "m_w2",
         "cf_sum",
         "cf_sq",
+        "cf_w2v",
         "w_tot",
         "hist_count",
         "hist_loss",

@@ -105,6 +105,7 @@ def collateral_scratch_py(n_obligors, n_classes, n_factors, n_periods, n_support
         np.zeros((3, n_periods)),
         np.zeros(no, dtype=np.int64),
         np.zeros(no, dtype=np.int64),
+        np.zeros(no),
     )
 
 
@@ -246,6 +247,94 @@ def _obligor_defaults_py(seed, p, obligor_class, sched_balance, thr, sqrt_rho, s
     return n_def
 
 
+def _twisted_mean_py(theta, weight, pd_last):
+    """Σ w_i·q_i(θ): the expected loss (in ``weight``'s units) under the twist θ."""
+    m = 0.0
+    for i in range(weight.shape[0]):
+        e = math.exp(min(theta * weight[i], 700.0))
+        m += weight[i] * pd_last[i] * e / (1.0 + pd_last[i] * (e - 1.0))
+    return m
+
+
+def _twist_theta_py(weight, pd_last, level):
+    """The twist θ > 0 at which Σ w_i·q_i(θ) reaches ``level`` (bisection; the mean rises
+    with θ towards Σ w_i, which the caller has checked is above ``level``)."""
+    lo_t = 0.0
+    hi_t = 1.0
+    for _ in range(200):  # widen until the twisted mean passes the level
+        if _twisted_mean_py(hi_t, weight, pd_last) >= level:
+            break
+        lo_t = hi_t
+        hi_t *= 2.0
+    for _ in range(60):
+        mid = 0.5 * (lo_t + hi_t)
+        if _twisted_mean_py(mid, weight, pd_last) < level:
+            lo_t = mid
+        else:
+            hi_t = mid
+    return hi_t
+
+
+def _obligor_defaults_twisted_py(seed, p, obligor_class, sched_balance, thr, sqrt_rho,
+                                 sqrt_1mrho, factor, scale, z, cache, stamp, def_idx, def_t,
+                                 weight, level, pd_last):  # fmt: skip
+    """:func:`_obligor_defaults_py` under exponential twisting (Glasserman & Li's second
+    step): given the factors, obligor i defaults with q_i = p_i·e^(θ·w_i) / (1 + p_i·(e^(θ·w_i)
+    - 1)) instead of its conditional PD p_i, θ ≥ 0 chosen so that Σ w_i·q_i reaches ``level``
+    (θ = 0 where Σ w_i·p_i already does, or where ``level`` is out of reach); ``weight`` [N]
+    is each obligor's share of a loss. A defaulter's period is drawn from its conditional
+    distribution given default, as without twisting. Returns the number of defaulters and the
+    log likelihood ratio of the default indicators (0 with θ = 0)."""
+    n = obligor_class.shape[0]
+    last = sched_balance.shape[1] - 1
+    tag = p + 1
+    mean = 0.0
+    total = 0.0
+    for i in range(n):
+        c = obligor_class[i]
+        if stamp[c, last] != tag:
+            _class_pd_py(c, last, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, factor, cache, stamp)
+        pd_last[i] = cache[c, last]
+        mean += weight[i] * pd_last[i]
+        total += weight[i]
+    theta = _twist_theta_py(weight, pd_last, level) if mean < level < total else 0.0
+    key = path_key_py(seed, p, STREAM_OBLIGORS)
+    log_w = 0.0
+    n_def = 0
+    for i in range(n):
+        u = uniform_py(key, i)
+        pi = pd_last[i]
+        qi = pi
+        if theta > 0.0 and 0.0 < pi < 1.0:
+            e = math.exp(min(theta * weight[i], 700.0))
+            qi = pi * e / (1.0 + pi * (e - 1.0))
+        if u >= qi:
+            if qi != pi:
+                log_w += math.log((1.0 - pi) / (1.0 - qi))
+            continue
+        if qi != pi:
+            log_w += math.log(pi / qi)
+            u = u * (pi / qi)  # uniform on [0, p_i): the period as given default
+        c = obligor_class[i]
+        lo = 0
+        hi = last
+        while lo < hi:
+            mid_t = (lo + hi) // 2
+            if stamp[c, mid_t] != tag:
+                _class_pd_py(c, mid_t, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, factor, cache,
+                             stamp)  # fmt: skip
+            if u < cache[c, mid_t]:
+                hi = mid_t
+            else:
+                lo = mid_t + 1
+        if sched_balance[i, lo] <= 0.0:
+            continue  # the schedule had already ended: nothing left to default on
+        def_idx[n_def] = i
+        def_t[n_def] = lo
+        n_def += 1
+    return n_def, log_w
+
+
 def _book_defaults_py(seed, p, model, scratch, n_def):
     """The defaulters: remove their scheduled rows from the pool (``scratch.rem``), book the
     default, the recovery after a random disposal lag, the loss, and the recoveries pending
@@ -343,12 +432,21 @@ def collateral_draws_py(seed, p, model, scratch):
                                    model.provider_factor, copula, nu, z, scale,
                                    scratch.support_default_period,
                                    model.is_provider_shift)  # fmt: skip
+    if model.is_twist_level > 0.0:
+        n_def, log_twist = _obligor_defaults_twisted_py(
+            seed, p, model.obligor_class, model.sched_balance, model.class_threshold,
+            model.class_sqrt_rho, model.class_sqrt_1mrho, model.class_factor, scale, z,
+            scratch.cache, scratch.stamp, scratch.def_idx, scratch.def_t,
+            model.is_twist_weight, model.is_twist_level, scratch.twist_p,
+        )  # fmt: skip
+        log_w += log_twist
+    else:
+        n_def = _obligor_defaults_py(seed, p, model.obligor_class, model.sched_balance,
+                                     model.class_threshold, model.class_sqrt_rho,
+                                     model.class_sqrt_1mrho, model.class_factor, scale, z,
+                                     scratch.cache, scratch.stamp, scratch.def_idx,
+                                     scratch.def_t)  # fmt: skip
     stats[CS_LOG_WEIGHT] = log_w
-    n_def = _obligor_defaults_py(seed, p, model.obligor_class, model.sched_balance,
-                                 model.class_threshold, model.class_sqrt_rho,
-                                 model.class_sqrt_1mrho, model.class_factor, scale, z,
-                                 scratch.cache, scratch.stamp, scratch.def_idx,
-                                 scratch.def_t)  # fmt: skip
     _book_defaults_py(seed, p, model, scratch, n_def)
     return n_def
 
@@ -391,11 +489,14 @@ _RNG = {
     "cond_pd_py": cond_pd,
 }
 _RNG["_class_pd_py"] = jit_twin(_class_pd_py, _RNG, cache=True, inline="always")
+_RNG["_twisted_mean_py"] = jit_twin(_twisted_mean_py, cache=True)
+_RNG["_twist_theta_py"] = jit_twin(_twist_theta_py, _RNG, cache=True)
 _PHASES: list[tuple[str, Callable[..., Any]]] = [
     ("_factors_py", _factors_py),
     ("_prepayment_py", _prepayment_py),
     ("_provider_defaults_py", _provider_defaults_py),
     ("_obligor_defaults_py", _obligor_defaults_py),
+    ("_obligor_defaults_twisted_py", _obligor_defaults_twisted_py),
     ("_book_defaults_py", _book_defaults_py),
 ]
 _PARTS = {name: jit_twin(fn, _RNG, cache=True) for name, fn in _PHASES}

@@ -264,3 +264,14 @@ CFP_ACCELERATED = 7
 CFP_COVERAGE = 8  # the deal's headline coverage ratio (0 where undefined)
 CFP_COVERAGE_DEFINED = 9  # 1 where the coverage ratio is defined (senior outstanding)
 N_CFP = 10
+
+# Under importance sampling, the figures that are zero on every path where nothing goes wrong
+# (losses, shortfalls, support, defaults) are estimated by the plain weighted mean Σw·v / P
+# (unbiased, and exact however far the draws are shifted); the others, which every path
+# contributes to (payments, balances, WAL, yields, coverage), by the self-normalised
+# Σw·v / Σw, which does not carry the noise of the weights' own mean.
+LOSS_LIKE_MT = (MT_PV_LOSS, MT_LOSS, MT_DEFAULT, MT_SUPPORT)
+LOSS_LIKE_MP = (MP_DEFAULT_COUNT, MP_DEFAULT_RATE, MP_LOSS_RATE, MP_SUPPORT_PAID,
+                MP_PROVIDER_DEFAULT, MP_ACCELERATED, MP_COMPENSATION, MP_SUPPORT_DRAWN)  # fmt: skip
+LOSS_LIKE_CFT = (CFT_WRITE_DOWN,)
+LOSS_LIKE_CFP = (CFP_DEFAULT, CFP_RECOVERY, CFP_SUPPORT, CFP_ACCELERATED)

@@ -319,14 +319,15 @@ def _block_scratch_py(model, deal):
     return coll, led, wf
 
 
-def _add_path_py(m_sum, m_sq, m_cnt, m_n, m_wsq, cf_sum, cf_sq, w_tot, bb, metrics, path_cf,
-                 w1, w2, n):  # fmt: skip
+def _add_path_py(m_sum, m_sq, m_cnt, m_n, m_wsq, m_w2v, m_w2, cf_sum, cf_sq, cf_w2v, w_tot, bb,
+                 metrics, path_cf, w1, w2, n):  # fmt: skip
     """Add ``n`` paths with this metric vector and these cash flows to block ``bb``'s sums:
     ``w1`` the sum of their likelihood-ratio weights, ``w2`` the sum of their squares (one
     path: w and w²; the memoised no-default path, added once per block: its count under crude
-    sampling, where every weight is 1). Sums of w·v, w²·v² (the estimator's second moment),
-    w (over finite values), the count of finite values and w·v² (the crude variance, for the
-    variance-reduction estimate). 1.0 · v is v exactly, so crude sums are plain sums."""
+    sampling, where every weight is 1). Sums of w·v, w²·v², w (over finite values), the count
+    of finite values, w·v² (the crude variance, for the variance-reduction estimate), w²·v and
+    w² (the self-normalised estimator's standard error). 1.0 · v is v exactly, so crude sums
+    are plain sums."""
     n_m = metrics.shape[0]
     for m in range(n_m):
         v = metrics[m]
@@ -336,6 +337,8 @@ def _add_path_py(m_sum, m_sq, m_cnt, m_n, m_wsq, cf_sum, cf_sq, w_tot, bb, metri
             m_cnt[bb, m] += w1
             m_n[bb, m] += n
             m_wsq[bb, m] += w1 * v * v
+            m_w2v[bb, m] += w2 * v
+            m_w2[bb, m] += w2
     n_t = path_cf.shape[0]
     n_cf = path_cf.shape[1]
     for t in range(n_t):
@@ -343,6 +346,7 @@ def _add_path_py(m_sum, m_sq, m_cnt, m_n, m_wsq, cf_sum, cf_sq, w_tot, bb, metri
             v = path_cf[t, k]
             cf_sum[bb, t, k] += w1 * v
             cf_sq[bb, t, k] += w2 * v * v
+            cf_w2v[bb, t, k] += w2 * v
     w_tot[bb, 0] += w1
     w_tot[bb, 1] += w2
     return 0
@@ -403,7 +407,8 @@ def run_block_py(first_block, bb, spec, model, deal, sums):
     n_t = model.agg_interest.shape[0]
     n_obl = model.obligor_class.shape[0]
     m_sum, m_sq, m_cnt, cf_sum, cf_sq = sums.m_sum, sums.m_sq, sums.m_cnt, sums.cf_sum, sums.cf_sq
-    m_n, m_wsq, w_tot = sums.m_n, sums.m_wsq, sums.w_tot
+    m_n, m_wsq, m_w2v, m_w2, w_tot = sums.m_n, sums.m_wsq, sums.m_w2v, sums.m_w2, sums.w_tot
+    cf_w2v = sums.cf_w2v
     h_count, h_loss, h_tr, h_cov = sums.hist_count, sums.hist_loss, sums.hist_tr, sums.hist_cov
     path_metrics = sums.path_metrics
     lo, hi, seed, keep = spec.hist_lo, spec.hist_hi, spec.seed, spec.keep
@@ -461,15 +466,15 @@ def run_block_py(first_block, bb, spec, model, deal, sums):
             base_cov[:] = coverage
             base_stats[:] = stats
         else:
-            _add_path_py(m_sum, m_sq, m_cnt, m_n, m_wsq, cf_sum, cf_sq, w_tot, bb, metrics,
-                         path_cf, w, w * w, 1.0)  # fmt: skip
+            _add_path_py(m_sum, m_sq, m_cnt, m_n, m_wsq, m_w2v, m_w2, cf_sum, cf_sq, cf_w2v,
+                         w_tot, bb, metrics, path_cf, w, w * w, 1.0)  # fmt: skip
             _add_histograms_py(h_count, h_loss, h_tr, h_cov, lo, hi, bb, stats, metrics,
                                coverage, n_obl, original_pool, w)  # fmt: skip
         if keep != 0:
             path_metrics[p - first_path, :] = metrics
     if n_base > 0:
-        _add_path_py(m_sum, m_sq, m_cnt, m_n, m_wsq, cf_sum, cf_sq, w_tot, bb, base_metrics,
-                     base_cf, base_w1, base_w2, float(n_base))  # fmt: skip
+        _add_path_py(m_sum, m_sq, m_cnt, m_n, m_wsq, m_w2v, m_w2, cf_sum, cf_sq, cf_w2v, w_tot,
+                     bb, base_metrics, base_cf, base_w1, base_w2, float(n_base))  # fmt: skip
         _add_histograms_py(h_count, h_loss, h_tr, h_cov, lo, hi, bb, base_stats, base_metrics,
                            base_cov, n_obl, original_pool, base_w1)  # fmt: skip
     return 0

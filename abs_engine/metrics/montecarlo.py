@@ -20,6 +20,9 @@ from ..kernels import layout as L
 from ..kernels.montecarlo import HIST_TRANCHE_METRICS
 
 __all__ = [
+    "importance_mean_se",
+    "loss_like_cashflows",
+    "loss_like_metrics",
     "hist_quantile",
     "hist_ranges",
     "hist_upper_edge",
@@ -29,6 +32,7 @@ __all__ = [
     "run_mean_se",
     "sample_quantile",
     "sampling_summary",
+    "weighted_mean_se",
 ]
 
 
@@ -54,13 +58,72 @@ def mean_se(s: np.ndarray, sq: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, n
     return mean, np.where(n > 1, se, np.nan)
 
 
+def weighted_mean_se(
+    s: np.ndarray, sq: np.ndarray, w2v: np.ndarray, w: np.ndarray, w2: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The self-normalised importance-sampling mean Σw·v / Σw and its delta-method standard
+    error sqrt(Σw²·(v − mean)²) / Σw, from the sums Σw·v (``s``), Σw²·v² (``sq``), Σw²·v
+    (``w2v``), Σw (``w``) and Σw² (``w2``), all the same shape. Self-normalised rather than
+    Σw·v / P: as exact for rare-event figures (expected loss, shortfall probability), and far
+    better for figures every path contributes to (WAL, cash flows), whose unbiased estimate
+    would carry the noise of the weights' own mean. NaN where Σw = 0."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(w > 0, s / w, np.nan)
+        var = sq - 2.0 * mean * w2v + mean * mean * w2
+        se = np.where(w > 0, np.sqrt(np.maximum(var, 0.0)) / w, np.nan)
+    return mean, se
+
+
+def loss_like_metrics(n_j: int) -> np.ndarray:
+    """bool[M]: the per-path metrics of ``n_j`` tranches that are zero wherever nothing goes
+    wrong (``layout.LOSS_LIKE_MT`` per tranche, then ``LOSS_LIKE_MP``)."""
+    mask = np.zeros(n_j * L.N_MT + L.N_MP, dtype=bool)
+    for j in range(n_j):
+        mask[[j * L.N_MT + k for k in L.LOSS_LIKE_MT]] = True
+    mask[[n_j * L.N_MT + k for k in L.LOSS_LIKE_MP]] = True
+    return mask
+
+
+def loss_like_cashflows(n_j: int) -> np.ndarray:
+    """bool[N_CF]: the expected-cash-flow items of ``n_j`` tranches that are zero wherever
+    nothing goes wrong (write-downs; the pool's defaults, recoveries, support, acceleration)."""
+    mask = np.zeros(n_j * L.N_CFT + L.N_CFP, dtype=bool)
+    for j in range(n_j):
+        mask[[j * L.N_CFT + k for k in L.LOSS_LIKE_CFT]] = True
+    mask[[n_j * L.N_CFT + k for k in L.LOSS_LIKE_CFP]] = True
+    return mask
+
+
+def importance_mean_se(
+    s: np.ndarray,
+    sq: np.ndarray,
+    w2v: np.ndarray,
+    w: np.ndarray,
+    w2: np.ndarray,
+    count: np.ndarray,
+    n_paths: int,
+    loss_like: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Importance-sampling means and standard errors from the sums over the paths that define
+    each figure (Σw·v ``s``, Σw²·v² ``sq``, Σw²·v ``w2v``, Σw ``w``, Σw² ``w2``, the ``count``
+    of such paths). A ``loss_like`` figure every path defines: the plain weighted mean Σw·v / P
+    with the standard error of the mean of w·v (unbiased). Any other: the self-normalised
+    mean (:func:`weighted_mean_se`). See ``layout.LOSS_LIKE_MT`` for why."""
+    n = float(n_paths)
+    plain_mean, plain_se = mean_se(s, sq, np.full_like(s, n))
+    sn_mean, sn_se = weighted_mean_se(s, sq, w2v, w, w2)
+    plain = loss_like & (count == n)
+    return np.where(plain, plain_mean, sn_mean), np.where(plain, plain_se, sn_se)
+
+
 def run_mean_se(m: np.ndarray, n_paths: int, weighted: bool) -> tuple[np.ndarray, np.ndarray]:
     """Means and standard errors of the per-path metrics from a run's sums.
 
     Parameters
     ----------
-    m : float64[5, M]  Σw·v, Σw²·v², Σw, the count and Σw·v² of each metric's finite values
-        (w the path's likelihood-ratio weight; :class:`abs_engine.simulation.RunTotals`)
+    m : float64[7, M]  Σw·v, Σw²·v², Σw, the count, Σw·v², Σw²·v and Σw² of each metric's
+        finite values (w the path's likelihood-ratio weight;
+        :class:`abs_engine.simulation.RunTotals`)
     n_paths : int
     weighted : bool    False: crude sampling (every w = 1)
 
@@ -68,21 +131,13 @@ def run_mean_se(m: np.ndarray, n_paths: int, weighted: bool) -> tuple[np.ndarray
     -------
     mean, se : float64[M]
         Crude: the plain mean and its standard error (:func:`mean_se`). Importance sampling:
-        for a metric every path defines, the unbiased Σw·v / P with the standard error of
-        the mean of w·v; for one some paths leave undefined (NaN), the mean over the paths
-        that define it, Σw·v / Σw, with the standard error of its numerator scaled by
-        count / Σw (the denominator's own noise left out).
+        :func:`importance_mean_se`.
     """
     if not weighted:
         return mean_se(m[0], m[1], m[2])
-    n = float(n_paths)
-    full_mean, full_se = mean_se(m[0], m[1], np.full_like(m[0], n))
-    _, part_se = mean_se(m[0], m[1], m[3])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        part_mean = np.where(m[2] > 0, m[0] / m[2], np.nan)
-        part_se = part_se * m[3] / m[2]
-    every = m[3] == n
-    return np.where(every, full_mean, part_mean), np.where(every, full_se, part_se)
+    n_j = (m.shape[1] - L.N_MP) // L.N_MT
+    return importance_mean_se(m[0], m[1], m[5], m[2], m[6], m[3], n_paths,
+                              loss_like_metrics(n_j))  # fmt: skip
 
 
 def sampling_summary(
