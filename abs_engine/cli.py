@@ -145,15 +145,18 @@ def _add_run(sub: _Subparsers) -> None:
 
 
 def _add_sampling(
-    p: argparse.ArgumentParser | argparse._ArgumentGroup, target: bool = True
+    p: argparse.ArgumentParser | argparse._ArgumentGroup,
+    target: bool = True,
+    default: str = "crude",
 ) -> None:
     p.add_argument(
         "--sampling",
         choices=("crude", "importance"),
-        default="crude",
+        default=default,
         help="crude Monte Carlo, or importance sampling: factors, support providers and the "
         "t mixing variable shifted towards the senior's losses (chosen by a short pilot), "
-        "each path weighted by its likelihood ratio; every figure stays unbiased",
+        f"each path weighted by its likelihood ratio; every figure stays unbiased (default: "
+        f"{default})",
     )
     if target:
         p.add_argument(
@@ -287,7 +290,9 @@ def _add_report(sub: _Subparsers) -> None:
     rp.set_defaults(keep_paths=False, ledger_paths=None, tranche=None, period=1, largest=None)
 
 
-def _solver_parser(sub: _Subparsers, name: str, summary: str) -> argparse.ArgumentParser:
+def _solver_parser(
+    sub: _Subparsers, name: str, summary: str, sampling: str = "crude"
+) -> argparse.ArgumentParser:
     """A solver command's parser with the arguments they share: deal, Monte Carlo scenario,
     paths, seed, --json."""
     p = sub.add_parser(name, help=summary)
@@ -310,7 +315,7 @@ def _solver_parser(sub: _Subparsers, name: str, summary: str) -> argparse.Argume
         help="seed, 0 .. 2**63-1 (default: the scenario's)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON document")
-    _add_sampling(p, target=False)
+    _add_sampling(p, target=False, default=sampling)
     _add_cluster(
         p,
         "run each evaluation's paths on a Dask cluster (local:N worker processes here, or "
@@ -320,7 +325,10 @@ def _solver_parser(sub: _Subparsers, name: str, summary: str) -> argparse.Argume
 
 
 def _add_size(sub: _Subparsers) -> None:
-    sz = _solver_parser(sub, "size", "largest tranche balance meeting a target rating or EL")
+    # sizing to a rating is a rare-event question: importance sampling by default
+    sz = _solver_parser(
+        sub, "size", "largest tranche balance meeting a target rating or EL", "importance"
+    )
     sz.add_argument("--tranche", required=True, help="tranche to size (not the most junior)")
     grp = sz.add_mutually_exclusive_group(required=True)
     grp.add_argument("--target", help="target rating, e.g. AAA")

@@ -17,7 +17,10 @@ Sections (``SECTIONS``, in run order):
   compile     first-call compile time with an empty numba cache, and with it filled;
   distributed path blocks as Dask tasks: throughput in one process and on local clusters
               (or ``--cluster``), overhead per task, a projection to more workers
-              (``distributed.py``).
+              (``distributed.py``);
+  precision   the cost of equal precision (seconds × variance) of senior A's expected loss,
+              as issued and AAA-sized, crude against each importance-sampling method
+              (``precision.py``).
 Timings are wall clock, medians over repeats after compilation, with min and max; nothing is
 asserted. Each section shows a progress bar on stderr over its measurements
 (:mod:`benchmarks.progress`).
@@ -40,7 +43,7 @@ import numpy as np
 
 import abs_engine as ae
 
-from . import distributed, peer_financepy
+from . import distributed, peer_financepy, precision
 from . import progress as bars
 from .pools import homogeneous_deal, pool_scenario
 from .scaling import (
@@ -63,6 +66,7 @@ SECTIONS = [
     "memory",
     "compile",
     "distributed",
+    "precision",
 ]
 
 
@@ -338,6 +342,8 @@ def expected_measurements(name: str, quick: bool, cluster: str | None = None) ->
         return 2  # cold and cached, a subprocess each
     if name == "distributed":
         return distributed.n_measurements(q, cluster)
+    if name == "precision":
+        return precision.n_measurements(q)
     raise ValueError(f"unknown section {name!r}")
 
 
@@ -411,3 +417,5 @@ def _run_section(res: dict, name: str, q: bool, cluster: str | None, log) -> Non
         res["compile"] = bench_compile()
     elif name == "distributed":
         res["distributed"] = distributed.run(q, cluster, log)
+    elif name == "precision":
+        res["precision"] = precision.run(q, log)

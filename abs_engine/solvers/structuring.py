@@ -543,7 +543,7 @@ def size_tranche(
     tol: float = 1e-4,
     client: Any = None,
     progress: bool | None = None,
-    sampling: str | ImportanceSampling = "crude",
+    sampling: str | ImportanceSampling = "importance",
 ) -> dict[str, Any]:
     """Largest balance of ``tranche`` (as a share of its balance plus the most junior
     tranche's, which absorbs the difference) whose expected loss meets ``target_el``, or whose
@@ -553,8 +553,9 @@ def size_tranche(
     a CSV path or a loaded :class:`RatingTable`, for the target and the ``implied_rating``
     (default: the shipped illustrative table). ``progress``: a bar over the evaluations on
     stderr (default: when the search takes over a second; never with False). ``sampling``:
-    "crude" or "importance" (shifts chosen for the tranche as issued, then re-tuned for each
-    balance tried by a short pilot started from the last shifts). The answer carries
+    "importance" (default) or "crude" (importance: shifts chosen for the tranche as issued,
+    then re-tuned for each balance tried by a short pilot started from the last shifts).
+    The answer carries
     ``balance_ci95``: the balance ± 1.96 standard errors of its metric over the slope of
     (metric − limit) in the balance, measured between the evaluations around the answer."""
     if (target_rating is None) == (target_el is None):
