@@ -27,6 +27,7 @@ from .errors import (
     short_repr,
 )
 from .metrics.rating import RatingTable, default_rating_table, load_rating_table
+from .precision import check_precision_target, run_to_precision
 from .report import frames
 from .report.json_safe import nan_to_none as nan_to_none  # re-exported: cli.py imports it here
 from .resources import bundled_deal_path, data_dir
@@ -462,6 +463,10 @@ def simulate(
     client: Any = None,
     sampling: str | ImportanceSampling = "crude",
     sampling_target: str | None = None,
+    target_se: float | None = None,
+    target_rel_se: float | None = None,
+    target_tranche: str | None = None,
+    max_paths: int | None = None,
 ) -> SimulationResult:
     """Monte Carlo simulation of a deal through its waterfall.
 
@@ -493,6 +498,11 @@ def simulate(
         :class:`~abs_engine.compile.sampling.ImportanceSampling` with shifts of your own.
         Every mean, standard error, histogram and rating is weighted; ``result.sampling``
         gives the effective sample size and the in-run variance reduction.
+    target_se, target_rel_se : run more paths (from ``n_paths``) until ``target_tranche``'s
+        expected loss (default: the most senior rated tranche) reaches this standard error
+        (share of its balance) or relative standard error, with at most ``max_paths``
+        (default 10,000,000); ``result.precision`` says what was reached. See
+        :mod:`abs_engine.precision`.
     """
     func = "simulate"
     args = check_simulation_args(
@@ -536,8 +546,15 @@ def simulate(
             sc.kind,
         )
     args["runner"] = _runner(client, args["threads"], func)
+    target = check_precision_target(func, target_se, target_rel_se, target_tranche, max_paths)
     # the normalised arguments: an iterator given as ledger_paths is consumed by the check
-    return _simulate_checked(cd, sc, args, rating_table, func)
+    if target is None:
+        return _simulate_checked(cd, sc, args, rating_table, func)
+
+    def run(n: int) -> SimulationResult:
+        return _simulate_checked(cd, sc, {**args, "n_paths": n}, rating_table, func)
+
+    return run_to_precision(run, args["n_paths"] or sc.n_paths, cd, target, func)
 
 
 def _runner(client: Any, threads: int | None, func: str) -> Any:

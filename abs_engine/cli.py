@@ -141,7 +141,32 @@ def _add_run(sub: _Subparsers) -> None:
     mc.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     _add_rating_table(mc)
     _add_sampling(mc)
+    _add_precision(mc)
     _add_cluster(mc)
+
+
+def _add_precision(p: argparse._ArgumentGroup) -> None:
+    p.add_argument(
+        "--target-se",
+        type=argtypes.float_type(0.0, 1.0, lo_open=True, hi_open=True),
+        help="run more paths (from --paths) until the target tranche's expected loss has this "
+        "standard error (share of its balance), at most --max-paths",
+    )
+    p.add_argument(
+        "--target-rel-se",
+        type=argtypes.float_type(0.0, 1.0, lo_open=True, hi_open=True),
+        help="the same with a relative standard error (0.05: 5%% of the expected loss)",
+    )
+    p.add_argument(
+        "--target-tranche",
+        metavar="TRANCHE",
+        help="the tranche of --target-se/--target-rel-se (default: the most senior rated one)",
+    )
+    p.add_argument(
+        "--max-paths",
+        type=argtypes.int_type(1, MAX_PATHS),
+        help=f"the cap of a targeted run, 1 .. {MAX_PATHS:,} (default 10,000,000)",
+    )
 
 
 def _add_sampling(

@@ -176,7 +176,8 @@ def _refuse_monte_carlo_options(args: argparse.Namespace) -> None:
     mc_only = [
         f"--{o.replace('_', '-')}"
         for o in ("paths", "seed", "threads", "ledger_paths", "cluster", "rating_table",
-                  "sampling_target")
+                  "sampling_target", "target_se", "target_rel_se", "target_tranche",
+                  "max_paths")
         if getattr(args, o, None) is not None
     ]  # fmt: skip
     if getattr(args, "sampling", "crude") != "crude":
@@ -265,6 +266,10 @@ def _simulations(
     every run is submitted first, so the workers compute them together; here each runs when
     its turn comes."""
     table = _rating_table(args)
+    target = _precision_target(args)
+    if target is not None:
+        yield from _targeted(args, runs, runner, table, target)
+        return
     pending = [
         start_simulation_compiled(
             cd,
@@ -285,6 +290,52 @@ def _simulations(
     ]
     for run in pending:
         yield run.result()
+
+
+def _precision_target(args: argparse.Namespace) -> Any:
+    """``--target-se``/``--target-rel-se`` (with ``--target-tranche``, ``--max-paths``)."""
+    from .precision import check_precision_target
+
+    se, rel = getattr(args, "target_se", None), getattr(args, "target_rel_se", None)
+    if se is not None and rel is not None:
+        raise UsageError("--target-se and --target-rel-se: give one of them")
+    for flag in ("target_tranche", "max_paths"):
+        if se is None and rel is None and getattr(args, flag, None) is not None:
+            raise UsageError(
+                f"--{flag.replace('_', '-')} is for a run with --target-se or --target-rel-se"
+            )
+    return check_precision_target(
+        "--target-se", se, rel, getattr(args, "target_tranche", None),
+        getattr(args, "max_paths", None),
+    )  # fmt: skip
+
+
+def _targeted(
+    args: argparse.Namespace,
+    runs: list[tuple[CompiledDeal, list]],
+    runner: Any,
+    table: RatingTable,
+    target: Any,
+) -> Iterator[SimulationResult]:
+    """Each (deal, scenario)'s precision-targeted run (rounds of growing path counts, one
+    scenario after another)."""
+    from .precision import run_to_precision
+
+    for cd, scenarios in runs:
+        for sc in scenarios:
+
+            def run(n: int, cd: CompiledDeal = cd, sc: MonteCarloScenario = sc) -> Any:
+                return start_simulation_compiled(
+                    cd, sc, n_paths=n, seed=args.seed,
+                    threads=None if runner is not None else args.threads,
+                    keep_paths=bool(args.keep_paths and args.out),
+                    ledger_paths=args.ledger_paths or ([0] if args.out else []),
+                    progress=False if (args.no_progress or args.json) else None,
+                    rating_table=table, runner=runner, sampling=args.sampling,
+                    sampling_target=args.sampling_target,
+                ).result()  # fmt: skip
+
+            yield run_to_precision(run, args.paths or sc.n_paths, cd, target, "--target-se")
 
 
 def _run_portfolio(args: argparse.Namespace, runs: list[tuple[CompiledDeal, list]]) -> int:

@@ -49,6 +49,7 @@ from .metrics.montecarlo import (
     sampling_summary,
 )
 from .metrics.rating import RatingTable, default_rating_table
+from .metrics.sampling import degeneracy_warnings, effective_paths
 from .report.montecarlo import (
     MP_NAMES,
     SimulationResult,
@@ -859,13 +860,22 @@ def _sampling_info(
         }
         for j, name in enumerate(cd.tranche_names)
     }
+    loss_paths = effective_paths(totals.m, [j * L.N_MT + L.MT_PV_LOSS for j in range(len(per))])
     shifts = {
         "target_tranche": model.sampling_target,
         "factor_shift": [float(v) for v in model.is_factor_shift],
         "provider_shift": [float(v) for v in model.is_provider_shift],
         "mix_scale": model.is_mix_scale,
+        "twisting": model.is_twist_level > 0.0,
     }
-    return {"method": "importance", **summ, **shifts, "variance_reduction": per}
+    return {
+        "method": "importance",
+        **summ,
+        **shifts,
+        "variance_reduction": per,
+        "effective_loss_paths": dict(zip(cd.tranche_names, loss_paths, strict=True)),
+        "warnings": degeneracy_warnings(cd.tranche_names, loss_paths, summ),
+    }
 
 
 def path_flows(

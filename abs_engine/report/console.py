@@ -229,6 +229,8 @@ def print_monte_carlo(res: SimulationResult) -> None:
     )
     if res.sampling["method"] != "crude":
         console.print(sampling_text(res.sampling))
+    if res.precision is not None:
+        console.print(precision_text(res.precision))
     console.print(_mc_tranche_table(res.tranches))
     rt = res.rating_table
     note = "ILLUSTRATIVE table shipped with abs_engine" if rt.illustrative else rt.source
@@ -413,17 +415,39 @@ def _coverage_table(cov: pd.DataFrame, names: list[str]) -> Table:
 # --- solvers -------------------------------------------------------------------------------------
 
 
+def precision_text(p: dict[str, Any]) -> str:
+    """One line on a precision-targeted run: the goal, what it reached, in how many paths."""
+    goal = (
+        f"a standard error of {p['target_se']:.3g}"
+        if p["target_se"] is not None
+        else f"a relative standard error of {p['target_rel_se']:.2%}"
+    )
+    rel = "" if p["rel_se"] is None else f" ({p['rel_se']:.2%} relative)"
+    text = (
+        f"target: {p['tranche']}'s expected loss to {goal}: "
+        f"{'reached' if p['reached'] else 'NOT reached'} with {p['paths']:,} paths in "
+        f"{len(p['rounds'])} rounds, EL {p['expected_loss']:.4e} ± "
+        f"{p['expected_loss_se']:.2e}{rel}"
+    )
+    if p["note"]:
+        text += f"\nnote: {p['note']}"
+    return text
+
+
 def sampling_text(sampling: dict[str, Any]) -> str:
     """One line on an importance-sampled run: its target, effective sample size, mean weight
     and the in-run variance reduction of the target's expected loss."""
     target = sampling.get("target_tranche")
     vr = sampling["variance_reduction"].get(target, {}).get("expected_loss", float("nan"))
-    return (
+    text = (
         f"importance sampling aimed at {target}: effective sample size "
         f"{sampling['effective_sample_size']:,.0f}, mean weight {sampling['weight_mean']:.4f} ± "
         f"{sampling['weight_mean_se']:.4f}; variance of {target}'s expected loss "
         f"{vr:,.1f}x smaller than crude sampling's (in-run estimate)"
     )
+    for w in sampling.get("warnings", []):
+        text += f"\nwarning: {w}"
+    return text
 
 
 def size_text(tranche: str, target: str, out: dict[str, Any]) -> str:

@@ -104,6 +104,7 @@ def mc_document(res: SimulationResult) -> dict[str, Any]:
                 sampling=res.sampling["method"],
             ),  # fmt: skip
             "sampling": res.sampling,
+            **({"precision": res.precision} if res.precision is not None else {}),
             "periods": cd.n_periods,
             "payment_dates": [d.isoformat() for d in cd.payment_dates],
             "tranches": tranches,

@@ -152,6 +152,9 @@ class SimulationResult:
     #: ``effective_sample_size``; under importance sampling also the shifts, the mean
     #: likelihood-ratio weight ± SE and per tranche the in-run variance reduction
     sampling: dict[str, Any] = field(default_factory=lambda: {"method": "crude"})
+    #: a precision-targeted run's target, what it reached and its rounds
+    #: (:func:`abs_engine.precision.run_to_precision`); None for a plain run
+    precision: dict[str, Any] | None = None
 
     @property
     def scenario(self) -> MonteCarloScenario:
