@@ -132,13 +132,16 @@ def tuned_sampling(
     rounds: int = PILOT_ROUNDS,
     start: ImportanceSampling | None = None,
     twist: bool = True,
+    provider_cmc: bool = True,
 ) -> ImportanceSampling:
     """Importance-sampling shifts for ``target``'s shortfalls (default: the most senior rated
     tranche): the analytic shifts (or ``start``'s, e.g. those of a neighbouring structure),
     improved by ``rounds`` cross-entropy rounds of ``pilot_paths`` paths each (see the module
     docstring). ``model`` is the crude model. The pilot tunes the shifts without exponential
     twisting; the result carries the analytic rule's twisting (pools of at most
-    :data:`~abs_engine.compile.sampling.TWIST_MAX_OBLIGORS`) unless ``twist`` is False."""
+    :data:`~abs_engine.compile.sampling.TWIST_MAX_OBLIGORS`) unless ``twist`` is False, and
+    conditional Monte Carlo for a correlated support provider unless ``provider_cmc`` is
+    False."""
     analytic = choose_importance_sampling(cd, model, target)
     isp = analytic.without_twist()
     if start is not None:
@@ -168,5 +171,8 @@ def tuned_sampling(
     if not twist:
         return isp
     return dataclasses.replace(
-        isp, twist_weight=analytic.twist_weight, twist_level=analytic.twist_level
+        isp,
+        twist_weight=analytic.twist_weight,
+        twist_level=analytic.twist_level,
+        provider_cmc=provider_cmc and analytic.provider_cmc,
     )

@@ -121,6 +121,7 @@ class MonteCarloModel:
     is_mix_scale: float = 1.0
     is_twist_weight: np.ndarray | None = None
     is_twist_level: float = 0.0
+    is_cmc_provider: int = 0
     sampling: str = "crude"
     sampling_target: str | None = None
 

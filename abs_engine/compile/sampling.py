@@ -69,6 +69,8 @@ class ImportanceSampling:
     twist_weight : float64[N] | None   each obligor's share of a loss (balance × LGD over the
         largest), for exponential twisting; None: no twisting
     twist_level : float           the loss the twist aims at, in the same units (0: none)
+    provider_cmc : bool           the first support provider's default integrated out by
+        conditional Monte Carlo (its own draw then unused: its shift is moot)
     """
 
     factor_shift: np.ndarray
@@ -78,10 +80,11 @@ class ImportanceSampling:
     factor_value: float = 0.0
     twist_weight: np.ndarray | None = None
     twist_level: float = 0.0
+    provider_cmc: bool = False
 
     def without_twist(self) -> ImportanceSampling:
-        """The same shifts with no exponential twisting."""
-        return dataclasses.replace(self, twist_weight=None, twist_level=0.0)
+        """The same shifts with no exponential twisting and no conditional Monte Carlo."""
+        return dataclasses.replace(self, twist_weight=None, twist_level=0.0, provider_cmc=False)
 
     def summary(self) -> dict[str, object]:
         """JSON-ready: the target and the shifts."""
@@ -92,6 +95,7 @@ class ImportanceSampling:
             "provider_shift": [float(v) for v in self.provider_shift],
             "mix_scale": self.mix_scale,
             "twisting": self.twist_level > 0.0,
+            "provider_conditional": self.provider_cmc,
         }
 
 
@@ -217,7 +221,18 @@ def choose_importance_sampling(
     if model.copula == COPULA_STUDENT_T and z != 0.0:
         mix = min(1.0, max(MIX_SCALE_MIN, scale * scale))  # W' = c·W has mean c·nu = W*
     weight, level = _twist(cd, model, target)
-    return ImportanceSampling(g, provider, mix, cd.tranche_names[j], z, weight, level)
+    return ImportanceSampling(
+        g, provider, mix, cd.tranche_names[j], z, weight, level, provider_cmc_possible(model)
+    )
+
+
+def provider_cmc_possible(model: MonteCarloModel) -> bool:
+    """Whether the first support provider's default can be integrated out: a provider that can
+    default and whose latent variable loads on a pool factor."""
+    thr = model.provider_threshold
+    return bool(
+        thr.shape[0] > 0 and np.isfinite(thr[0, -1]) and int(model.provider_factor[0]) >= 0
+    )
 
 
 def _twist(
@@ -256,6 +271,7 @@ def with_sampling(model: MonteCarloModel, sampling: ImportanceSampling) -> Monte
         is_factor_shift=np.asarray(sampling.factor_shift, dtype=float),
         is_provider_shift=np.asarray(sampling.provider_shift, dtype=float),
         is_mix_scale=float(sampling.mix_scale),
+        is_cmc_provider=int(sampling.provider_cmc and provider_cmc_possible(model)),
         sampling="importance",
         sampling_target=sampling.target,
     )

@@ -93,7 +93,9 @@ DealArrays = namedtuple(
 #: and the providers' normals and scale of the Student-t mixing variable (zeros and 1: crude
 #: sampling; see :mod:`abs_engine.compile.sampling`); ``is_twist_weight`` float64[N] and
 #: ``is_twist_level`` (float; 0: no twisting) the exponential twisting of the obligors'
-#: conditional default probabilities.
+#: conditional default probabilities; ``is_cmc_provider`` (int) 1: the first support
+#: provider's default integrated out by conditional Monte Carlo (the driver runs the waterfall
+#: with and without it and mixes by its conditional probability).
 CollateralModel = namedtuple(
     "CollateralModel",
     [
@@ -133,6 +135,7 @@ CollateralModel = namedtuple(
         "is_mix_scale",
         "is_twist_weight",
         "is_twist_level",
+        "is_cmc_provider",
     ],
 )
 

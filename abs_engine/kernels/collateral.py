@@ -50,6 +50,8 @@ from .rng import (
     STREAM_RECOVERY,
     gamma_variate,
     gamma_variate_py,
+    ndtri,
+    ndtri_py,
     normal,
     normal_py,
     path_key,
@@ -169,11 +171,13 @@ def _prepayment_py(seed, p, smm, vol, prepay_factor):
 
 
 def _provider_defaults_py(seed, p, thr, sqrt_rho, factor, copula, nu, z, scale,
-                          support_default_period, shift):  # fmt: skip
+                          support_default_period, shift, cmc):  # fmt: skip
     """Support providers: latent variables in the same copula (an independent provider shares
     nothing with the pool, not even the t mixing); default period per provider into
     ``support_default_period`` (T + 1: never). Under importance sampling a provider's own
-    normal has mean ``shift[s]``; returns the log likelihood ratio of that draw (0 without)."""
+    normal has mean ``shift[s]``; returns the log likelihood ratio of that draw (0 without).
+    With ``cmc`` the first provider's default is integrated out by the Monte Carlo driver
+    (:func:`provider_given_factors_py`): its draw here counts for nothing."""
     n_s = thr.shape[0]
     n_t = thr.shape[1]
     key = path_key_py(seed, p, STREAM_PROVIDERS)
@@ -187,7 +191,7 @@ def _provider_defaults_py(seed, p, thr, sqrt_rho, factor, copula, nu, z, scale,
         zs = z[f] if f >= 0 else normal_py(key, n_s + s)
         m = shift[s]
         eps = normal_py(key, s) + m
-        if m != 0.0:
+        if m != 0.0 and not (s == 0 and cmc != 0):
             log_w += m * (0.5 * m - eps)
         x = srho * zs + math.sqrt(1.0 - srho * srho) * eps
         scale_s = scale
@@ -199,6 +203,34 @@ def _provider_defaults_py(seed, p, thr, sqrt_rho, factor, copula, nu, z, scale,
                 support_default_period[s] = t
                 break
     return log_w
+
+
+def provider_given_factors_py(seed, p, model, z, scale):
+    """Conditional Monte Carlo for the first support provider (a latent variable loaded on a
+    pool factor): its probability of defaulting within the deal's life given this path's
+    factors (and Student-t scale), and a default period drawn from its distribution given
+    that it defaults (from the provider's own uniform: u·P(default by T) through the normal
+    quantile, then the first period whose threshold it is under). Returns (probability,
+    period); (0, T + 1) for a provider that cannot default."""
+    thr = model.provider_threshold
+    n_t = thr.shape[1]
+    if thr[0, n_t - 1] == -np.inf:
+        return 0.0, n_t + 1
+    srho = model.provider_sqrt_rho[0]
+    s1 = math.sqrt(1.0 - srho * srho)
+    zs = z[model.provider_factor[0]]
+    e_last = (thr[0, n_t - 1] * scale - srho * zs) / s1
+    prob = 0.5 * math.erfc(-e_last * _SQRT1_2)
+    if prob <= 0.0:
+        return 0.0, n_t + 1
+    u = uniform_py(path_key_py(seed, p, STREAM_PROVIDERS), 0)
+    eps = ndtri_py(min(max(u * prob, 1e-300), 1.0 - 1e-16))
+    period = n_t - 1
+    for t in range(n_t):
+        if eps < (thr[0, t] * scale - srho * zs) / s1:
+            period = t
+            break
+    return prob, period
 
 
 def _class_pd_py(c, t, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, factor, cache, stamp):
@@ -431,7 +463,7 @@ def collateral_draws_py(seed, p, model, scratch):
     log_w += _provider_defaults_py(seed, p, model.provider_threshold, model.provider_sqrt_rho,
                                    model.provider_factor, copula, nu, z, scale,
                                    scratch.support_default_period,
-                                   model.is_provider_shift)  # fmt: skip
+                                   model.is_provider_shift, model.is_cmc_provider)  # fmt: skip
     if model.is_twist_level > 0.0:
         n_def, log_twist = _obligor_defaults_twisted_py(
             seed, p, model.obligor_class, model.sched_balance, model.class_threshold,
@@ -501,6 +533,9 @@ _PHASES: list[tuple[str, Callable[..., Any]]] = [
 ]
 _PARTS = {name: jit_twin(fn, _RNG, cache=True) for name, fn in _PHASES}
 collateral_draws = jit_twin(collateral_draws_py, _PARTS, cache=True)
+provider_given_factors = jit_twin(
+    provider_given_factors_py, {**_RNG, "ndtri_py": ndtri}, cache=True
+)
 survivor_flows = jit_twin(survivor_flows_py, cache=True)
 collateral_path = jit_twin(
     collateral_path_py,
@@ -510,6 +545,8 @@ collateral_path = jit_twin(
 
 __all__ = [
     "N_CS",
+    "provider_given_factors",
+    "provider_given_factors_py",
     "collateral_draws",
     "collateral_draws_py",
     "survivor_flows",

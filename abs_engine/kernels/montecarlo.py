@@ -22,11 +22,14 @@ from .collateral import (
     CS_LOSS,
     CS_PREPAID,
     CS_RECOVERED,
+    CS_STUDENT_SCALE,
     N_CS,
     collateral_draws,
     collateral_draws_py,
     collateral_scratch,
     collateral_scratch_py,
+    provider_given_factors,
+    provider_given_factors_py,
     survivor_flows,
     survivor_flows_py,
 )
@@ -480,6 +483,92 @@ def run_block_py(first_block, bb, spec, model, deal, sums):
     return 0
 
 
+def _mix_py(a, b, prob, out):
+    """``out`` = (1 − prob)·a + prob·b, element by element; where either is NaN (a figure the
+    one branch leaves undefined), the other when its branch is certain, else NaN."""
+    q = 1.0 - prob
+    flat_a = a.reshape(a.size)  # views of the contiguous arrays
+    flat_b = b.reshape(b.size)
+    flat_o = out.reshape(out.size)
+    for k in range(flat_a.shape[0]):
+        x = flat_a[k]
+        y = flat_b[k]
+        if math.isnan(x) or math.isnan(y):
+            flat_o[k] = x if prob == 0.0 else (y if prob == 1.0 else np.nan)
+        else:
+            flat_o[k] = q * x + prob * y
+    return 0
+
+
+def _crude_second_moment_py(m_wsq, bb, a, b, mixed, prob, w):
+    """Under conditional Monte Carlo, the crude second moment of a figure (for the in-run
+    variance-reduction estimate) is that of its two outcomes, w·((1 − p)·a² + p·b²), not the
+    square of their mixture that :func:`_add_path_py` added: swap one for the other."""
+    for m in range(mixed.shape[0]):
+        v = mixed[m]
+        if not math.isnan(v):
+            x = a[m] if not math.isnan(a[m]) else v
+            y = b[m] if not math.isnan(b[m]) else v
+            m_wsq[bb, m] += w * ((1.0 - prob) * x * x + prob * y * y - v * v)
+    return 0
+
+
+def run_block_cmc_py(first_block, bb, spec, model, deal, sums):
+    """:func:`run_block_py` with the first support provider's default integrated out
+    (conditional Monte Carlo, ``model.is_cmc_provider``): each path's pool flows run through
+    the waterfall twice, the provider standing and defaulting (in a period drawn given that it
+    does), and the two outcomes are mixed by its conditional default probability given the
+    factors: the sums take the mixture, the histograms both outcomes with their shares of the
+    path's weight. No memoised path (every path runs both)."""
+    n_t = model.agg_interest.shape[0]
+    n_obl = model.obligor_class.shape[0]
+    m_sum, m_sq, m_cnt, cf_sum, cf_sq = sums.m_sum, sums.m_sq, sums.m_cnt, sums.cf_sum, sums.cf_sq
+    m_n, m_wsq, m_w2v, m_w2, w_tot = sums.m_n, sums.m_wsq, sums.m_w2v, sums.m_w2, sums.w_tot
+    cf_w2v = sums.cf_w2v
+    h_count, h_loss, h_tr, h_cov = sums.hist_count, sums.hist_loss, sums.hist_tr, sums.hist_cov
+    lo, hi, seed = spec.hist_lo, spec.hist_hi, spec.seed
+    base_rate = model.base_rate
+    tranche_f, tranche_accrual, original_pool = (
+        deal.tranche_f, deal.tranche_accrual, deal.original_pool
+    )  # fmt: skip
+    n_m = m_sum.shape[1]
+    n_cf = cf_sum.shape[2]
+    p0 = (first_block + bb) * spec.block_size
+    p1 = min(p0 + spec.block_size, spec.n_paths)
+    coll, led, wf = _block_scratch_py(model, deal)
+    flows, sdp, stats = coll.flows, coll.support_default_period, coll.stats
+    led_tr, led_per, led_sup, sum_tr, sum_pool = led.tr, led.per, led.sup, led.sum_tr, led.sum_pool
+    cash = np.zeros(n_t)
+    metrics = np.zeros((2, n_m))
+    path_cf = np.zeros((2, n_t, n_cf))
+    coverage = np.zeros((2, n_t))
+    mixed = np.zeros(n_m)
+    mixed_cf = np.zeros((n_t, n_cf))
+    for p in range(p0, p1):
+        collateral_draws_py(seed, p, model, coll)
+        w = math.exp(stats[CS_LOG_WEIGHT])
+        survivor_flows_py(model, coll)
+        prob, period = provider_given_factors_py(seed, p, model, coll.z, stats[CS_STUDENT_SCALE])
+        for branch in range(2):
+            sdp[0] = n_t + 1 if branch == 0 else period
+            waterfall_path_py(flows, sdp, base_rate, deal, led, wf)
+            path_metrics_py(led_tr, sum_tr, sum_pool, stats, tranche_f, tranche_accrual,
+                            original_pool, sdp, cash, metrics[branch])  # fmt: skip
+            path_cashflows_py(led_tr, led_per, led_sup, path_cf[branch])
+            for t in range(n_t):
+                coverage[branch, t] = led_per[t, LP_COVERAGE_RATIO]
+        _mix_py(metrics[0], metrics[1], prob, mixed)
+        _mix_py(path_cf[0], path_cf[1], prob, mixed_cf)
+        _add_path_py(m_sum, m_sq, m_cnt, m_n, m_wsq, m_w2v, m_w2, cf_sum, cf_sq, cf_w2v, w_tot,
+                     bb, mixed, mixed_cf, w, w * w, 1.0)  # fmt: skip
+        _crude_second_moment_py(m_wsq, bb, metrics[0], metrics[1], mixed, prob, w)
+        for branch in range(2):
+            share = (1.0 - prob) if branch == 0 else prob
+            _add_histograms_py(h_count, h_loss, h_tr, h_cov, lo, hi, bb, stats, metrics[branch],
+                               coverage[branch], n_obl, original_pool, w * share)  # fmt: skip
+    return 0
+
+
 def run_blocks_py(first_block, n_blocks, spec, model, deal, sums):
     """Run blocks ``first_block .. first_block + n_blocks - 1`` (in ``prange``).
 
@@ -501,7 +590,10 @@ def run_blocks_py(first_block, n_blocks, spec, model, deal, sums):
     writes made in a prange body through a tuple field (``sums.x[i] = v``), which writes in
     a called function do not suffer."""
     for bb in prange(n_blocks):
-        run_block_py(first_block, bb, spec, model, deal, sums)
+        if model.is_cmc_provider != 0:
+            run_block_cmc_py(first_block, bb, spec, model, deal, sums)
+        else:
+            run_block_py(first_block, bb, spec, model, deal, sums)
     return 0
 
 
@@ -531,7 +623,29 @@ run_block = jit_twin(
     },
     cache=True,
 )
-run_blocks = jit_twin(run_blocks_py, {"run_block_py": run_block}, cache=True, parallel=True)
+run_block_cmc = jit_twin(
+    run_block_cmc_py,
+    {
+        "collateral_draws_py": collateral_draws,
+        "survivor_flows_py": survivor_flows,
+        "provider_given_factors_py": provider_given_factors,
+        "_block_scratch_py": _block_scratch,
+        "waterfall_path_py": waterfall_path,
+        "path_metrics_py": path_metrics,
+        "path_cashflows_py": path_cashflows,
+        "_add_path_py": _add_path,
+        "_add_histograms_py": _add_histograms,
+        "_mix_py": jit_twin(_mix_py, cache=True),
+        "_crude_second_moment_py": jit_twin(_crude_second_moment_py, cache=True),
+    },
+    cache=True,
+)
+run_blocks = jit_twin(
+    run_blocks_py,
+    {"run_block_py": run_block, "run_block_cmc_py": run_block_cmc},
+    cache=True,
+    parallel=True,
+)
 
 __all__ = [
     "path_metrics",
