@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         large_obligor_test,
         load_curve,
         sensitivity,
+        size_stack,
         size_tranche,
         solve_coupon,
     )
@@ -61,6 +62,7 @@ _LAZY = {
     **dict.fromkeys(
         [
             "size_tranche",
+            "size_stack",
             "solve_coupon",
             "breakeven",
             "sensitivity",
@@ -118,6 +120,7 @@ __all__ = [
     "load_curve",
     "load_rating_table",
     "sensitivity",
+    "size_stack",
     "size_tranche",
     "solve_coupon",
 ]

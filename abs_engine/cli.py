@@ -77,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_stress(sub)
     _add_report(sub)
     _add_size(sub)
+    _add_size_stack(sub)
     _add_price(sub)
     _add_breakeven(sub)
     _add_sensitivity(sub)
@@ -365,6 +366,39 @@ def _add_size(sub: _Subparsers) -> None:
     _add_rating_table(sz)
 
 
+def _add_size_stack(sub: _Subparsers) -> None:
+    st = _solver_parser(
+        sub,
+        "size-stack",
+        "size every rated tranche top-down to its target rating, the most junior absorbing "
+        "the rest, and print the capital structure",
+        "importance",
+    )
+    st.add_argument(
+        "--target",
+        action="append",
+        required=True,
+        metavar="TRANCHE=RATING",
+        help="a tranche and its target rating, e.g. A=AAA (repeatable, most senior first; "
+        "not the most junior tranche, which takes the rest of the capital)",
+    )
+    st.add_argument(
+        "--curve",
+        type=argtypes.curve_text,
+        help="also solve each sized tranche's par coupon over this curve, top-down: a flat "
+        "rate (decimal, -0.05 .. 1) or CSV tenor_years,zero_rate",
+    )
+    st.add_argument(
+        "--rounds",
+        type=argtypes.int_type(1, 5),
+        default=1,
+        help="size-and-price passes, 1 .. 5 (default 1): each later pass sizes again at the "
+        "last pass's par coupons and balances, stopping once nothing moves",
+    )
+    _add_rating_table(st)
+    st.set_defaults(tranche=None)  # the solvers' shared checks read --tranche
+
+
 def _add_rating_table(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     p.add_argument(
         "--rating-table",
@@ -557,7 +591,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return commands.cmd_report(args)
     if args.command == "synth":
         return commands.cmd_synth(args)
-    if args.command in ("size", "price", "breakeven", "sensitivity"):
+    if args.command in ("size", "size-stack", "price", "breakeven", "sensitivity"):
         return commands.cmd_solver(args)
     return commands.cmd_validate(args)
 

@@ -581,6 +581,33 @@ def _size(
     return result, console.size_text(args.tranche, target, out)
 
 
+def _size_stack(
+    args: argparse.Namespace, deal: Deal, cd: CompiledDeal, sc: MonteCarloScenario, runner: Any
+) -> _Answer:
+    from .solvers import load_curve, size_stack
+
+    targets = []
+    for spec in args.target:
+        name, eq, rating = spec.rpartition("=")
+        if not eq or not name or not rating:
+            raise UsageError(f"--target: expected TRANCHE=RATING, e.g. A=AAA {got(spec)}")
+        targets.append((name, rating))
+    table = _rating_table(args)
+    curve = None
+    if args.curve is not None:
+        with _naming("--curve"):
+            curve = load_curve(args.curve)
+    stack = size_stack(
+        deal, sc, targets, curve=curve, n_paths=args.paths, seed=args.seed, rating_table=table,
+        sampling=args.sampling, rounds=args.rounds, client=runner,
+        progress=False if args.json else None,
+    )  # fmt: skip
+    result = {**stack.to_dict(), "curve": args.curve}
+    text = console.size_stack_text(result)
+    del result["n_paths"], result["seed"]  # the document's paths and seed say them
+    return result, text
+
+
 def _price(
     args: argparse.Namespace, deal: Deal, cd: CompiledDeal, sc: MonteCarloScenario, runner: Any
 ) -> _Answer:
@@ -588,7 +615,7 @@ def _price(
 
     with _naming("--curve"):
         curve = load_curve(args.curve)
-    coupon = solve_coupon(
+    par = solve_coupon(
         deal,
         sc,
         args.tranche,
@@ -599,14 +626,21 @@ def _price(
         client=runner,
         progress=False if args.json else None,
         sampling=args.sampling,
+        with_se=True,
     )
     result = {
         "tranche": args.tranche,
         "curve": args.curve,
         "spread_bps": args.spread_bps,
-        "par_coupon": coupon,
+        "par_coupon": par["par_coupon"],
+        "par_coupon_se": par["se"],
+        "par_coupon_ci95": par["ci95"],
+        "par_coupon_se_method": par["method"],
     }
-    return result, console.price_text(args.tranche, args.curve, args.spread_bps, coupon)
+    text = console.price_text(
+        args.tranche, args.curve, args.spread_bps, par["par_coupon"], par["se"], par["ci95"]
+    )
+    return result, text
 
 
 def _breakeven(
@@ -618,18 +652,27 @@ def _breakeven(
     lo, hi = _DEFAULT_RANGES[args.param]
     if args.range:
         lo, hi = parse_range(args.range)
-    v = breakeven(
+    be = breakeven(
         cd, sc, args.tranche, args.param, cond, lo=lo, hi=hi, n_paths=args.paths,
         seed=args.seed, client=runner, progress=False if args.json else None,
-        sampling=args.sampling,
+        sampling=args.sampling, with_se=True,
     )  # fmt: skip
     result = {
         "tranche": args.tranche,
         "param": args.param,
         "condition": args.condition,
-        "breakeven": v,
+        "breakeven": be["value"],
+        "breakeven_se": be["se"],
+        "breakeven_ci95": be["ci95"],
+        "breakeven_se_method": be["method"],
     }
-    return result, console.breakeven_text(args.tranche, args.condition, args.param, v)
+    if "reason" in be:
+        result["breakeven_se_reason"] = be["reason"]
+    text = console.breakeven_text(
+        args.tranche, args.condition, args.param, be["value"], be["se"], be["ci95"],
+        be.get("reason"),
+    )  # fmt: skip
+    return result, text
 
 
 def _sensitivity(
@@ -648,7 +691,8 @@ def _sensitivity(
     return result, console.sensitivity_text(grid, x[0], y[0], tranche, table)
 
 
-_SOLVERS = {"size": _size, "price": _price, "breakeven": _breakeven, "sensitivity": _sensitivity}
+_SOLVERS = {"size": _size, "price": _price, "breakeven": _breakeven, "sensitivity": _sensitivity,
+            "size-stack": _size_stack}  # fmt: skip
 
 
 # --- synth ---------------------------------------------------------------------------------------

@@ -110,8 +110,11 @@ def run(quick: bool, log: Any = print) -> dict:
             "shift_twist_conditional": full,
             "cost_ratio": {
                 m: crude_cost / r["cost"] if r["cost"] > 0 else None
-                for m, r in (("shift", shift), ("shift_and_twist", twist),
-                             ("shift_twist_conditional", full))
+                for m, r in (
+                    ("shift", shift),
+                    ("shift_and_twist", twist),
+                    ("shift_twist_conditional", full),
+                )
             },  # fmt: skip
         }
     return out

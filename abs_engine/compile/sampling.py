@@ -230,9 +230,7 @@ def provider_cmc_possible(model: MonteCarloModel) -> bool:
     """Whether the first support provider's default can be integrated out: a provider that can
     default and whose latent variable loads on a pool factor."""
     thr = model.provider_threshold
-    return bool(
-        thr.shape[0] > 0 and np.isfinite(thr[0, -1]) and int(model.provider_factor[0]) >= 0
-    )
+    return bool(thr.shape[0] > 0 and np.isfinite(thr[0, -1]) and int(model.provider_factor[0]) >= 0)
 
 
 def _twist(

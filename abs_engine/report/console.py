@@ -36,6 +36,7 @@ __all__ = [
     "print_stress",
     "print_warnings",
     "sensitivity_text",
+    "size_stack_text",
     "size_text",
 ]
 
@@ -473,14 +474,114 @@ def size_text(tranche: str, target: str, out: dict[str, Any]) -> str:
     return text
 
 
-def price_text(tranche: str, curve: str, spread_bps: float, coupon: float) -> str:
-    """``price``'s result: the par coupon over the curve and spread."""
-    return f"par coupon of {tranche} over {curve} + {spread_bps:g} bp: {coupon:.4%}"
+def price_text(
+    tranche: str,
+    curve: str,
+    spread_bps: float,
+    coupon: float,
+    se: float | None = None,
+    ci95: Sequence[float] | None = None,
+) -> str:
+    """``price``'s result: the par coupon over the curve and spread, with its Monte Carlo
+    standard error and 95% interval when given."""
+    text = f"par coupon of {tranche} over {curve} + {spread_bps:g} bp: {coupon:.4%}"
+    if se is not None and ci95 is not None:
+        text += f" (SE {se:.4%}; 95% CI {ci95[0]:.4%} to {ci95[1]:.4%})"
+    return text
 
 
-def breakeven_text(tranche: str, condition: str, param: str, value: float) -> str:
-    """``breakeven``'s result: the parameter value at which the condition holds."""
-    return f"{tranche} fails {condition} at {param} = {value:.4f}"
+def _sig_decimals(v: float | None) -> int:
+    """Decimals that show three significant digits of ``v`` as a percentage (2 to 10)."""
+    import math
+
+    if v is None or v != v or v == 0:
+        return 2
+    return min(10, max(2, 2 - math.floor(math.log10(abs(v) * 100))))
+
+
+def size_stack_text(doc: dict[str, Any]) -> str:
+    """``size-stack``'s result (:meth:`abs_engine.solvers.StackSizing.to_dict`): the capital
+    structure, one row per tranche, with the final evaluation's expected loss ± SE, default
+    probability, WAL, implied rating and each target's limit, then the sized balances' 95%
+    intervals and a note for each missed target."""
+    how = f"{doc['sampling']} sampling, {doc['n_paths']:,} paths, seed {doc['seed']}"
+    if doc.get("curve") is not None:
+        how += f"; par coupons over {doc['curve']}"
+    if doc.get("rounds", 1) > 1:
+        how += f"; {doc['rounds']} size-and-price passes"
+    what = "default probability" if doc["basis"] == "pd" else "expected loss"
+    head = ["tranche", "target", "balance", "share", "below", "coupon", "expected loss ± SE",
+            "P(shortfall) ± SE", "WAL (y)", "rating*", doc["basis"].upper() + " limit",
+            "met"]  # fmt: skip
+    rows = []
+    for t in doc["tranches"]:
+        d = _sig_decimals(t["expected_loss"])
+        p = _sig_decimals(t["default_probability"])
+        met = "-"
+        if t["target"] is not None:
+            met = "yes" if t["meets_target"] else "NO"
+            if t["margin_se"] is not None:
+                met += f" ({t['margin_se']:+.1f} SE)"
+        rows.append([
+            t["tranche"],
+            t["target"] or ("(residual)" if t["role"] == "residual" else "-"),
+            f"{t['balance']:,.0f}",
+            f"{t['share']:.2%}",
+            f"{t['subordination']:.2%}",
+            fmt(t["coupon"], "{:.4%}"),
+            _pm(t["expected_loss"], t["expected_loss_se"], f"{{:.{d}%}}"),
+            _pm(t["default_probability"], t["default_probability_se"], f"{{:.{p}%}}"),
+            fmt(t["wal_years"], "{:.2f}"),
+            t["implied_rating"] or "-",
+            fmt(t["limit"], f"{{:.{_sig_decimals(t['limit'])}%}}"),
+            met,
+        ])  # fmt: skip
+    rows.append(["total", "", f"{doc['total_capital']:,.0f}", "100.00%"] + [""] * 8)
+    widths = [max(len(r[k]) for r in [head, *rows]) for k in range(len(head))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            c.ljust(w) if k < 2 else c.rjust(w)
+            for k, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    lines = [f"capital structure sized top-down ({how}):", line(head)]
+    lines += [line(r) for r in rows]
+    cis = [
+        f"{t['tranche']} {t['balance_ci95'][0]:,.0f} .. {t['balance_ci95'][1]:,.0f}"
+        for t in doc["tranches"]
+        if t.get("balance_ci95")
+    ]
+    if cis:
+        lines.append("95% interval of each sized balance: " + "; ".join(cis))
+    lines.append("below: the share of the capital subordinated to the tranche; limit: the "
+                 f"target's {what} threshold at the tranche's WAL")  # fmt: skip
+    table = doc.get("rating_table") or {}
+    if table.get("illustrative", True):
+        lines.append("* against the ILLUSTRATIVE idealized table")
+    else:
+        lines.append(f"* against the rating table {table.get('source')}")
+    lines += [f"note: {n}" for n in doc.get("notes", [])]
+    return "\n".join(lines)
+
+
+def breakeven_text(
+    tranche: str,
+    condition: str,
+    param: str,
+    value: float,
+    se: float | None = None,
+    ci95: Sequence[float] | None = None,
+    reason: str | None = None,
+) -> str:
+    """``breakeven``'s result: the parameter value at which the condition holds, with its
+    Monte Carlo standard error and 95% interval when given (else ``reason``, why none)."""
+    text = f"{tranche} fails {condition} at {param} = {value:.4f}"
+    if se is not None and ci95 is not None:
+        text += f" (SE {se:.4f}; 95% CI {ci95[0]:.4f} to {ci95[1]:.4f})"
+    elif reason:
+        text += f" (no standard error: {reason})"
+    return text
 
 
 def sensitivity_text(

@@ -9,6 +9,7 @@ from .agency import (
     default_timing,
     large_obligor_test,
 )
+from .stack import StackSizing, size_stack
 from .structuring import (
     PARAMETERS,
     DiscountCurve,
@@ -30,8 +31,10 @@ __all__ = [
     "condition",
     "load_curve",
     "sensitivity",
+    "size_stack",
     "size_tranche",
     "solve_coupon",
+    "StackSizing",
     "with_parameter",
     "BreakevenResult",
     "base_case_default_rate",
