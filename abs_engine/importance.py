@@ -11,9 +11,10 @@ likelihood-ratio-weighted mean of the draws (factor normals, providers' own norm
 Student-t mixing variable) of the paths where the target tranche falls short — or, while
 fewer than :data:`MIN_ELITE` do, of the paths closest to it (multi-level cross-entropy).
 
-The pilot uses its own random numbers (a seed derived from the run's), so the main run's
-estimates stay unbiased; the shifts are a pure function of (deal, scenario, seed, target), so
-runs stay reproducible bit for bit.
+A pilot round runs a quarter of the run's paths, at least 1,024 and at most
+:data:`PILOT_PATHS`. The pilot uses its own random numbers (a seed derived from the run's), so
+the main run's estimates stay unbiased; the shifts are a pure function of (deal, scenario,
+seed, target, paths), so runs stay reproducible bit for bit.
 """
 
 from __future__ import annotations
@@ -44,7 +45,14 @@ if TYPE_CHECKING:
     from .compile.deal import CompiledDeal
     from .compile.model import MonteCarloModel
 
-__all__ = ["MIN_ELITE", "PILOT_PATHS", "PILOT_ROUNDS", "pilot_seed", "tuned_sampling"]
+__all__ = [
+    "MIN_ELITE",
+    "PILOT_PATHS",
+    "PILOT_ROUNDS",
+    "pilot_paths",
+    "pilot_seed",
+    "tuned_sampling",
+]
 
 #: paths per pilot round, and rounds
 PILOT_PATHS = 4_096
@@ -52,6 +60,15 @@ PILOT_ROUNDS = 4
 #: paths a round's update rests on at least (the elite: shortfalls, or the nearest misses)
 MIN_ELITE = 64
 _PILOT_SALT = 0x5EED_C0DE_0001
+
+
+def pilot_paths(n_paths: int | None) -> int:
+    """Paths per pilot round for a run of ``n_paths``: a quarter of them, in whole blocks of
+    1,024, between 1,024 and :data:`PILOT_PATHS` (so a small run's pilot stays small)."""
+    if n_paths is None:
+        return PILOT_PATHS
+    quarter = (n_paths // 4) // 1024 * 1024
+    return int(min(PILOT_PATHS, max(1024, quarter)))
 
 
 def pilot_seed(seed: int) -> int:

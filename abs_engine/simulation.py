@@ -655,7 +655,7 @@ def _checked_run(
                 f"{func}: ledger_paths[{k}] = {p} is outside the run's paths 0..{n_paths - 1:,}"
             )
     model = compile_model(cd, sc)  # validates the scenario against the deal (DealError)
-    model = _sampled(cd, model, seed, args["sampling"], args["sampling_target"], func)
+    model = _sampled(cd, model, seed, n_paths, args["sampling"], args["sampling_target"], func)
     if args["keep_paths"]:
         # refused up front with the estimate, not by NumPy failing to allocate
         check_keep_paths_memory(n_paths, kept_bytes_per_path(len(cd.tranche_names)))
@@ -668,6 +668,7 @@ def _sampled(
     cd: CompiledDeal,
     model: MonteCarloModel,
     seed: int,
+    n_paths: int,
     sampling: Any,
     target: str | None,
     func: str,
@@ -686,9 +687,9 @@ def _sampled(
         )
     isp = sampling
     if not isinstance(isp, ImportanceSampling):
-        from .importance import tuned_sampling
+        from .importance import pilot_paths, tuned_sampling
 
-        isp = tuned_sampling(cd, model, seed, target)
+        isp = tuned_sampling(cd, model, seed, target, pilot_paths=pilot_paths(n_paths))
     try:
         return with_sampling(model, isp)
     except ValueError as exc:

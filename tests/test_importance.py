@@ -217,6 +217,7 @@ def test_the_analytic_shift_reaches_the_attachment():
 # --- structuring --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a few seconds: run by .ci/run and -m slow
 def test_size_with_importance_sampling_gives_an_interval():
     deal = ae.load_deal()
     sc = ae.load_scenario("huake_mc")

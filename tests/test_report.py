@@ -592,6 +592,7 @@ def test_deterministic_scenario_named_like_a_coverage_column_is_refused(tmp_path
 # --- one path, other files in --out ---------------------------------------------------------------
 
 
+@pytest.mark.slow  # a few seconds: run by .ci/run and -m slow
 def test_one_path_report_has_no_band_and_dashes_for_standard_errors(tmp_path):
     """At one path no standard error exists: "–" in the HTML, an empty cell in the workbook,
     null in the JSON; the charts have no band, and the caption says why (not "the pool is too

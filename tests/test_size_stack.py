@@ -66,6 +66,7 @@ def stack3(deal3: Deal, mc: Any) -> StackSizing:
                       seed=SEED, tol=TOL, progress=False)  # fmt: skip
 
 
+@pytest.mark.slow  # a few seconds: run by .ci/run and -m slow
 def test_the_stack_meets_every_target_and_keeps_the_capital(deal3, stack3):
     a, b, sub = stack3.tranches
     assert [t["role"] for t in stack3.tranches] == ["sized", "sized", "residual"]
@@ -89,6 +90,7 @@ def test_the_stack_meets_every_target_and_keeps_the_capital(deal3, stack3):
     assert sub["balance"] == pytest.approx(capital - a["balance"] - b["balance"])
 
 
+@pytest.mark.slow  # a few seconds: run by .ci/run and -m slow
 def test_par_coupons_are_solved_and_patched_into_the_final_structure(stack3):
     a, b, sub = stack3.tranches
     assert stack3.curve == "0.0185"
@@ -100,6 +102,7 @@ def test_par_coupons_are_solved_and_patched_into_the_final_structure(stack3):
     assert sub["par_coupon"] is None and sub["coupon"] is None
 
 
+@pytest.mark.slow  # a few seconds: run by .ci/run and -m slow
 def test_sizes_are_taken_top_down(deal3, mc, stack3):
     """A is sized first, on the deal as issued: size_tranche's answer for A alone; then B
     out of what the residual holds after A (B plus the residual, A's balance fixed)."""
@@ -114,6 +117,7 @@ def test_sizes_are_taken_top_down(deal3, mc, stack3):
     )
 
 
+@pytest.mark.slow  # a few seconds: run by .ci/run and -m slow
 def test_the_result_prints_and_serialises(stack3):
     doc = stack3.to_dict()
     json.dumps(doc, allow_nan=False)

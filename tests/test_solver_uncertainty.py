@@ -97,6 +97,7 @@ def test_par_coupon_with_se_is_the_same_coupon_with_a_positive_se():
     assert lo < c < hi and hi - lo == pytest.approx(2 * 2.093 * out["se"], rel=1e-3)
 
 
+@pytest.mark.slow  # a few seconds: run by .ci/run and -m slow
 def test_par_coupon_se_shrinks_like_one_over_root_paths():
     ratio = np.mean([_coupon(4_000, s)["se"] for s in (1, 2)]) / np.mean(
         [_coupon(1_000, s)["se"] for s in (1, 2)]
@@ -134,6 +135,7 @@ def test_breakeven_with_se_is_the_same_value_with_a_positive_se(cd_be):
     assert lo < v < hi and hi - lo == pytest.approx(2 * 1.96 * out["se"])
 
 
+@pytest.mark.slow  # a few seconds: run by .ci/run and -m slow
 def test_breakeven_se_shrinks_like_one_over_root_paths(cd_be):
     ratio = np.mean([_breakeven(cd_be, 4_000, s)["se"] for s in (1, 2)]) / np.mean(
         [_breakeven(cd_be, 1_000, s)["se"] for s in (1, 2)]
@@ -170,6 +172,7 @@ def test_breakeven_se_matches_the_spread_over_seeds(cd_be):
 # --- the commands -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a few seconds: run by .ci/run and -m slow
 def test_price_and_breakeven_commands_report_the_se():
     r = run_cli("price", "--tranche", "A", "--curve", "0.0185", "--paths", "2000", "--json")
     assert r.returncode == 0, r.stderr

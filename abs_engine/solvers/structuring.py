@@ -384,7 +384,13 @@ def _start(
 
 
 def _search_sampling(
-    sampling: Any, cd: CompiledDeal, sc: MonteCarloScenario, seed: int, tranche: str, func: str
+    sampling: Any,
+    cd: CompiledDeal,
+    sc: MonteCarloScenario,
+    seed: int,
+    tranche: str,
+    func: str,
+    n_paths: int,
 ) -> str | ImportanceSampling:
     """A search's sampling: "crude", or importance-sampling shifts chosen once, for
     ``tranche`` on the deal as given, and kept for every evaluation (so the evaluations share
@@ -397,9 +403,10 @@ def _search_sampling(
         )
     if sampling == "crude":
         return "crude"
-    from ..importance import tuned_sampling
+    from ..importance import pilot_paths, tuned_sampling
 
-    return tuned_sampling(cd, compile_model(cd, sc), seed, tranche)
+    return tuned_sampling(cd, compile_model(cd, sc), seed, tranche,
+                          pilot_paths=pilot_paths(n_paths))  # fmt: skip
 
 
 def _run(*args: Any, **kwargs: Any) -> SimulationResult:
@@ -656,7 +663,7 @@ def solve_coupon(
     seed = _seed(seed, sc)
     runner = _runner(client, "solve_coupon")
     table = default_rating_table()
-    sampling = _search_sampling(sampling, cd0, sc, seed, tranche, "solve_coupon")
+    sampling = _search_sampling(sampling, cd0, sc, seed, tranche, "solve_coupon", n_paths)
     # the two ends here, brentq's own two, then its steps (and the replications, as one)
     evaluations = _Evaluations(4 + _BRENT_STEPS + with_se, progress, f"pricing {tranche}")
     history: list[tuple[float, float]] = []  # (coupon, PV minus par)
@@ -748,7 +755,7 @@ def size_tranche(
     progress = check_optional_bool(progress, "size_tranche", "progress")
     seed = _seed(seed, sc)
     runner = _runner(client, "size_tranche")
-    sampling = _search_sampling(sampling, cd0, sc, seed, tranche, "size_tranche")
+    sampling = _search_sampling(sampling, cd0, sc, seed, tranche, "size_tranche", n_paths)
     history: list[tuple[float, float, float]] = []  # (balance, metric - limit, metric SE)
     # the whole capital, the smallest share, then the bisection (fewer when the first passes)
     evaluations = _Evaluations(2 + _halvings(1.0 - tol, tol), progress, f"sizing {tranche}")
@@ -760,7 +767,7 @@ def size_tranche(
         )
         if isinstance(sampling, ImportanceSampling):
             # the shifts follow the tranche's attachment: re-tuned from the last ones
-            sampling = _retuned(cd, sc, seed, tranche, sampling)
+            sampling = _retuned(cd, sc, seed, tranche, sampling, n_paths)
         row = _run(cd, sc, n_paths, seed, table, runner, sampling).tranches.iloc[j]
         evaluations.count()
         metric, metric_se = row.expected_loss, row.expected_loss_se
@@ -814,13 +821,19 @@ def size_tranche(
 
 
 def _retuned(
-    cd: CompiledDeal, sc: MonteCarloScenario, seed: int, tranche: str, last: ImportanceSampling
+    cd: CompiledDeal,
+    sc: MonteCarloScenario,
+    seed: int,
+    tranche: str,
+    last: ImportanceSampling,
+    n_paths: int,
 ) -> ImportanceSampling:
     """Importance-sampling shifts for ``tranche`` of ``cd`` (a resized structure): two
     cross-entropy rounds started from ``last``."""
-    from ..importance import tuned_sampling
+    from ..importance import pilot_paths, tuned_sampling
 
-    return tuned_sampling(cd, compile_model(cd, sc), seed, tranche, rounds=2, start=last)
+    return tuned_sampling(cd, compile_model(cd, sc), seed, tranche, rounds=2, start=last,
+                          pilot_paths=pilot_paths(n_paths))  # fmt: skip
 
 
 def _sampling_name(sampling: str | ImportanceSampling) -> str:
@@ -1033,7 +1046,7 @@ def breakeven(
     seed = _seed(seed, sc)
     runner = _runner(client, "breakeven")
     table = default_rating_table()
-    sampling = _search_sampling(sampling, cd, sc, seed, tranche, "breakeven")
+    sampling = _search_sampling(sampling, cd, sc, seed, tranche, "breakeven", n_paths)
     width = tol * max(1.0, abs(lo), abs(hi))
     evaluations = _Evaluations(
         2 + _halvings(abs(hi - lo), width), progress, f"breakeven {param} ({tranche})"
