@@ -270,26 +270,28 @@ def _simulations(
     if target is not None:
         yield from _targeted(args, runs, runner, table, target)
         return
+    kw = _run_options(args, runner, table)
     pending = [
-        start_simulation_compiled(
-            cd,
-            sc,
-            n_paths=args.paths,
-            seed=args.seed,
-            threads=None if runner is not None else args.threads,
-            keep_paths=bool(args.keep_paths and args.out),
-            ledger_paths=args.ledger_paths or ([0] if args.out else []),
-            progress=False if (args.no_progress or args.json) else None,
-            rating_table=table,
-            runner=runner,
-            sampling=args.sampling,
-            sampling_target=args.sampling_target,
-        )
-        for cd, scenarios in runs
-        for sc in scenarios
+        start_simulation_compiled(cd, sc, **kw) for cd, scenarios in runs for sc in scenarios
     ]
     for run in pending:
         yield run.result()
+
+
+def _run_options(args: argparse.Namespace, runner: Any, table: RatingTable) -> dict[str, Any]:
+    """``run``'s keyword arguments of :func:`start_simulation_compiled`, from its options."""
+    return {
+        "n_paths": args.paths,
+        "seed": args.seed,
+        "threads": None if runner is not None else args.threads,
+        "keep_paths": bool(args.keep_paths and args.out),
+        "ledger_paths": args.ledger_paths or ([0] if args.out else []),
+        "progress": False if (args.no_progress or args.json) else None,
+        "rating_table": table,
+        "runner": runner,
+        "sampling": args.sampling,
+        "sampling_target": args.sampling_target,
+    }
 
 
 def _precision_target(args: argparse.Namespace) -> Any:
@@ -325,15 +327,8 @@ def _targeted(
         for sc in scenarios:
 
             def run(n: int, cd: CompiledDeal = cd, sc: MonteCarloScenario = sc) -> Any:
-                return start_simulation_compiled(
-                    cd, sc, n_paths=n, seed=args.seed,
-                    threads=None if runner is not None else args.threads,
-                    keep_paths=bool(args.keep_paths and args.out),
-                    ledger_paths=args.ledger_paths or ([0] if args.out else []),
-                    progress=False if (args.no_progress or args.json) else None,
-                    rating_table=table, runner=runner, sampling=args.sampling,
-                    sampling_target=args.sampling_target,
-                ).result()  # fmt: skip
+                kw = _run_options(args, runner, table)
+                return start_simulation_compiled(cd, sc, **{**kw, "n_paths": n}).result()
 
             yield run_to_precision(run, args.paths or sc.n_paths, cd, target, "--target-se")
 

@@ -242,6 +242,23 @@ def _class_pd_py(c, t, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, factor, cache, 
     return cache[c, t]
 
 
+def _default_period_py(u, c, last, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, factor, cache,
+                       stamp):  # fmt: skip
+    """A defaulter's period: the first t with ``u`` under class c's conditional cumulative PD
+    by t (binary search over periods 0 .. ``last``, PDs cached per path)."""
+    lo = 0
+    hi = last
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if stamp[c, mid] != tag:
+            _class_pd_py(c, mid, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, factor, cache, stamp)
+        if u < cache[c, mid]:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
 def _obligor_defaults_py(seed, p, obligor_class, sched_balance, thr, sqrt_rho, sqrt_1mrho,
                          factor, scale, z, cache, stamp, def_idx, def_t):  # fmt: skip
     """One uniform per obligor against its class's conditional PD by the last period; a
@@ -260,17 +277,8 @@ def _obligor_defaults_py(seed, p, obligor_class, sched_balance, thr, sqrt_rho, s
             _class_pd_py(c, last, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, factor, cache, stamp)
         if u >= cache[c, last]:
             continue
-        lo = 0
-        hi = last
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if stamp[c, mid] != tag:
-                _class_pd_py(c, mid, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, factor, cache,
-                             stamp)  # fmt: skip
-            if u < cache[c, mid]:
-                hi = mid
-            else:
-                lo = mid + 1
+        lo = _default_period_py(u, c, last, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, factor,
+                                cache, stamp)  # fmt: skip
         if sched_balance[i, lo] <= 0.0:
             continue  # the schedule had already ended: nothing left to default on
         def_idx[n_def] = i
@@ -347,18 +355,8 @@ def _obligor_defaults_twisted_py(seed, p, obligor_class, sched_balance, thr, sqr
         if qi != pi:
             log_w += math.log(pi / qi)
             u = u * (pi / qi)  # uniform on [0, p_i): the period as given default
-        c = obligor_class[i]
-        lo = 0
-        hi = last
-        while lo < hi:
-            mid_t = (lo + hi) // 2
-            if stamp[c, mid_t] != tag:
-                _class_pd_py(c, mid_t, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, factor, cache,
-                             stamp)  # fmt: skip
-            if u < cache[c, mid_t]:
-                hi = mid_t
-            else:
-                lo = mid_t + 1
+        lo = _default_period_py(u, obligor_class[i], last, tag, scale, z, thr, sqrt_rho,
+                                sqrt_1mrho, factor, cache, stamp)  # fmt: skip
         if sched_balance[i, lo] <= 0.0:
             continue  # the schedule had already ended: nothing left to default on
         def_idx[n_def] = i
@@ -522,6 +520,7 @@ _RNG = {
 }
 _RNG["_class_pd_py"] = jit_twin(_class_pd_py, _RNG, cache=True, inline="always")
 _RNG["_twisted_mean_py"] = jit_twin(_twisted_mean_py, cache=True)
+_RNG["_default_period_py"] = jit_twin(_default_period_py, _RNG, cache=True)
 _RNG["_twist_theta_py"] = jit_twin(_twist_theta_py, _RNG, cache=True)
 _PHASES: list[tuple[str, Callable[..., Any]]] = [
     ("_factors_py", _factors_py),
