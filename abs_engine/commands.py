@@ -631,6 +631,7 @@ def _price(
         "par_coupon_se": par["se"],
         "par_coupon_ci95": par["ci95"],
         "par_coupon_se_method": par["method"],
+        "sampling": args.sampling,
     }
     text = console.price_text(
         args.tranche, args.curve, args.spread_bps, par["par_coupon"], par["se"], par["ci95"]
@@ -660,6 +661,7 @@ def _breakeven(
         "breakeven_se": be["se"],
         "breakeven_ci95": be["ci95"],
         "breakeven_se_method": be["method"],
+        "sampling": args.sampling,
     }
     if "reason" in be:
         result["breakeven_se_reason"] = be["reason"]
@@ -681,7 +683,8 @@ def _sensitivity(
         cd, sc, x, y, n_paths=args.paths, seed=args.seed, client=runner, rating_table=table,
         progress=False if args.json else None, sampling=args.sampling,
     )  # fmt: skip
-    result = {"x": x[0], "y": y[0], "grid": grid.to_dict(orient="records")}
+    result = {"x": x[0], "y": y[0], "sampling": args.sampling,
+              "grid": grid.to_dict(orient="records")}  # fmt: skip
     tranche = args.tranche or cd.tranche_names[0]
     return result, console.sensitivity_text(grid, x[0], y[0], tranche, table)
 

@@ -768,7 +768,8 @@ def size_tranche(
         if isinstance(sampling, ImportanceSampling):
             # the shifts follow the tranche's attachment: re-tuned from the last ones
             sampling = _retuned(cd, sc, seed, tranche, sampling, n_paths)
-        row = _run(cd, sc, n_paths, seed, table, runner, sampling).tranches.iloc[j]
+        res = _run(cd, sc, n_paths, seed, table, runner, sampling)
+        row = res.tranches.iloc[j]
         evaluations.count()
         metric, metric_se = row.expected_loss, row.expected_loss_se
         if target_el is not None:
@@ -791,6 +792,7 @@ def size_tranche(
             "metric_se": metric_se,
             "limit": limit,
             "implied_rating": row.implied_rating,
+            "effective_sample_size": res.sampling["effective_sample_size"],
         }
         history.append((balance, float(metric - limit), float(metric_se)))
         return bool(metric <= limit), info
