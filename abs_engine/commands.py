@@ -285,7 +285,9 @@ def _run_options(args: argparse.Namespace, runner: Any, table: RatingTable) -> d
         "seed": args.seed,
         "threads": None if runner is not None else args.threads,
         "keep_paths": bool(args.keep_paths and args.out),
-        "ledger_paths": args.ledger_paths or ([0] if args.out else []),
+        # the first path's ledger with --out: crude sampling's (an importance-sampled path
+        # carries a weight a ledger cannot show)
+        "ledger_paths": args.ledger_paths or ([0] if args.out and args.sampling == "crude" else []),
         "progress": False if (args.no_progress or args.json) else None,
         "rating_table": table,
         "runner": runner,

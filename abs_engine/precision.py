@@ -96,7 +96,7 @@ def target_tranche(cd: CompiledDeal, target: PrecisionTarget, func: str) -> str:
 
 
 def _next_paths(n: int, se: float, goal: float, cap: int) -> int:
-    need = n * (se / goal) ** 2 * 1.1 if goal > 0 else 2.0 * n
+    need = n * (se / goal) ** 2 * 1.1 if goal > 0 and se > 0 else 4.0 * n
     n_next = max(2 * n, int(math.ceil(need)))
     n_next = -(-n_next // BLOCK_SIZE) * BLOCK_SIZE  # whole blocks
     return min(cap, n_next)
@@ -115,16 +115,17 @@ def run_to_precision(
     name = target_tranche(cd, target, func)
     n = min(n_paths, target.max_paths)
     rounds: list[dict[str, float]] = []
-    for _ in range(MAX_ROUNDS):
+    for k in range(MAX_ROUNDS):
         res = run(n)
         row = res.tranches.set_index("tranche").loc[name]
         el, se = float(row.expected_loss), float(row.expected_loss_se)
         goal = target.goal(el)
         rounds.append({"paths": n, "expected_loss": el, "expected_loss_se": se})
-        if (se <= goal and goal > 0) or n >= target.max_paths or not se > 0:
+        # no loss path at all (SE 0): nothing is known yet, so not reached: more paths
+        if (se > 0 and se <= goal) or n >= target.max_paths or k == MAX_ROUNDS - 1:
             break
         n = _next_paths(n, se, goal, target.max_paths)
-    reached = bool(goal > 0 and se <= goal)
+    reached = bool(se > 0 and goal > 0 and se <= goal)
     precision = {
         "tranche": name,
         "target_se": target.se,
@@ -142,10 +143,10 @@ def run_to_precision(
 
 
 def _why_not(el: float, se: float, goal: float, n: int, target: PrecisionTarget) -> str:
-    if el == 0.0 and target.rel_se is not None:
+    if el == 0.0 or se == 0.0:
         return (
-            f"no path lost anything in {n:,} paths: a relative standard error is undefined; "
-            "use --sampling importance, or target_se"
+            f"no path lost anything in {n:,} paths: the expected loss and its standard error "
+            "are not known yet; use --sampling importance, or raise max_paths"
         )
     if n >= target.max_paths:
         return (

@@ -228,6 +228,11 @@ def check_simulation_args(
     limit = int(getattr(numba.config, "NUMBA_NUM_THREADS", 1))
     out["threads"] = None if threads is None else check_int(threads, func, "threads", 1, limit)
     out.update(_check_sampling(func, sampling, sampling_target, out["keep_paths"]))
+    if out["ledger_paths"] and out["sampling"] != "crude":
+        raise InputError(
+            f"{func}: ledger_paths is for crude sampling (an importance-sampled path is drawn "
+            "under the shifts and carries a weight a ledger cannot show)"
+        )
     return out
 
 
@@ -812,9 +817,10 @@ def _result(
             for name, k in MP_NAMES
         ]
     ).set_index("metric")
-    cashflows = cashflow_frame(cd, cf_mean, cf_se, totals.cf)
+    cashflows = cashflow_frame(cd, cf_mean, cf_se, totals.cf, weighted)
     cashflows["coverage_ratio_p05"] = dist["coverage_p05"]
-    tranches = add_lgd_and_duration(cd, tranches, cashflows, n_paths)
+    cov = _el_p_covariance(model, totals, mean, n_j, n_paths) if weighted else None
+    tranches = add_lgd_and_duration(cd, tranches, cashflows, n_paths, cov)
     sampling = _sampling_info(cd, model, totals, n_paths, mean, se)
     paths = None
     if path_out is not None:
@@ -837,6 +843,21 @@ def _result(
         compile_seconds,
         sampling,
     )
+
+
+def _el_p_covariance(
+    model: MonteCarloModel, totals: RunTotals, mean: np.ndarray, n_j: int, n_paths: int
+) -> np.ndarray:
+    """Under importance sampling, the covariance of each tranche's EL and P(shortfall)
+    estimates (both Σw·v / P): (Σw²·L·D / P − EL·P) / (P − 1), where a PV loss L occurs only
+    on a path with a shortfall D, so Σw²·L·D is the EL's Σw²·v. NaN under conditional Monte
+    Carlo, whose per-path figures are mixtures (L·D is then not L)."""
+    el_idx = [j * L.N_MT + L.MT_PV_LOSS for j in range(n_j)]
+    p_idx = [j * L.N_MT + L.MT_DEFAULT for j in range(n_j)]
+    if model.is_cmc_provider:
+        return np.full(n_j, np.nan)
+    n = float(n_paths)
+    return (totals.m[5][el_idx] / n - mean[el_idx] * mean[p_idx]) / max(n - 1.0, 1.0)
 
 
 def _sampling_info(
@@ -868,6 +889,7 @@ def _sampling_info(
         "provider_shift": [float(v) for v in model.is_provider_shift],
         "mix_scale": model.is_mix_scale,
         "twisting": model.is_twist_level > 0.0,
+        "provider_conditional": bool(model.is_cmc_provider),
     }
     return {
         "method": "importance",

@@ -190,6 +190,10 @@ def test_zero_shifts_are_crude_sampling():
         np.testing.assert_array_equal(a.tranches[col].to_numpy(), b.tranches[col].to_numpy())
     np.testing.assert_array_equal(a.loss_rate_hist, b.loss_rate_hist)
     assert b.sampling["effective_sample_size"] == n and b.sampling["weight_mean"] == 1.0
+    # the coverage ratio's mean and SE and every cash flow's mean: the crude ones
+    cols = ["coverage_ratio", "coverage_ratio_se", "A.interest_paid", "pool.defaults"]
+    np.testing.assert_allclose(b.cashflows[cols].to_numpy(float),
+                               a.cashflows[cols].to_numpy(float), rtol=2e-3)  # fmt: skip
 
 
 def test_importance_sampling_is_reproducible_for_any_threads_and_batches():
@@ -245,6 +249,7 @@ def test_size_with_importance_sampling_gives_an_interval():
         ({"sampling": "importance", "sampling_target": 1}, ArgumentTypeError, "tranche name"),
         ({"sampling_target": "A"}, InputError, "for importance sampling"),
         ({"sampling": "importance", "keep_paths": True}, InputError, "keep_paths"),
+        ({"sampling": "importance", "ledger_paths": [0]}, InputError, "ledger_paths"),
     ],
 )
 def test_bad_sampling_arguments(kw, exc, message):

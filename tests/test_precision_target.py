@@ -42,6 +42,8 @@ def test_a_relative_target_with_no_loss_at_all_says_why():
     p = res.precision
     assert not p["reached"] and p["expected_loss"] == 0.0
     assert "no path lost anything" in p["note"]
+    # no loss path says nothing yet: it grew to the cap, and reports the paths it ran
+    assert p["paths"] == res.n_paths == 8_000 == p["rounds"][-1]["paths"]
 
 
 def test_an_absolute_target_on_a_named_tranche():

@@ -90,8 +90,10 @@ def deal_and_scenario() -> tuple[Any, Any]:
 
 
 SOLVES = {
+    # crude: one Monte Carlo run per balance tried (importance sampling may add a crude run
+    # for a balance whose weighted estimate is degenerate), which the counts below rely on
     "size": lambda d, sc, **kw: size_tranche(
-        d, sc, "A", target_rating="AA", n_paths=1_000, tol=1e-3, **kw
+        d, sc, "A", target_rating="AA", n_paths=1_000, tol=1e-3, sampling="crude", **kw
     ),
     "price": lambda d, sc, **kw: solve_coupon(d, sc, "A", load_curve(0.025), n_paths=1_000, **kw),
     "breakeven": lambda d, sc, **kw: breakeven(

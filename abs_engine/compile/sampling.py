@@ -65,7 +65,8 @@ class ImportanceSampling:
     provider_shift : float64[S]   means of the providers' own normals
     mix_scale : float             the Student-t mixing variable drawn as mix_scale · W (1: not)
     target : str | None           the tranche the shift was chosen for
-    factor_value : float          the common factor value z* the shift aims at
+    factor_value : float          the common factor value the shift aims at (the analytic
+        rule's z*; after the pilot, the mean of the shifted factor normals)
     twist_weight : float64[N] | None   each obligor's share of a loss (balance × LGD over the
         largest), for exponential twisting; None: no twisting
     twist_level : float           the loss the twist aims at, in the same units (0: none)
@@ -191,8 +192,9 @@ def choose_importance_sampling(
     """The shifts aimed at ``tranche``'s losses (default: the most senior rated tranche):
     the factor value z* at which the pool's conditional expected loss reaches the tranche's
     attachment (for the Student-t copula, with the mixing variable's most likely value
-    there), and each provider's default boundary at z*. No shift (crude sampling's draws)
-    when the attachment is already reached at z = 0."""
+    there), and each provider's default boundary at z*. No factor or provider shift when the
+    attachment is already reached at z = 0 (twisting and conditional Monte Carlo may still
+    apply)."""
     j = _target_index(cd, tranche)
     target = _attachment(cd, j)
     n_f, n_s = model.chol.shape[0], model.provider_threshold.shape[0]
@@ -245,7 +247,8 @@ def _twist(
     ead, lgd = _exposure_and_lgd(cd, model)
     loss = ead * lgd
     top = float(loss.max()) if len(loss) else 0.0
-    if top <= 0.0 or target >= loss.sum():
+    can_default = np.isfinite(model.class_threshold[model.obligor_class, -1])
+    if top <= 0.0 or target >= loss[can_default].sum():
         return None, 0.0
     return loss / top, target / top
 
@@ -256,8 +259,14 @@ def with_sampling(model: MonteCarloModel, sampling: ImportanceSampling) -> Monte
         raise ValueError("factor_shift must have one value per factor")
     if sampling.provider_shift.shape != (model.provider_threshold.shape[0],):
         raise ValueError("provider_shift must have one value per support provider")
-    if not 0.0 < sampling.mix_scale <= 1.0 or not np.isfinite(sampling.factor_shift).all():
-        raise ValueError("mix_scale must be in (0, 1] and the shifts finite")
+    finite = (
+        np.isfinite(sampling.factor_shift).all()
+        and np.isfinite(sampling.provider_shift).all()
+        and math.isfinite(sampling.twist_level)
+        and (sampling.twist_weight is None or np.isfinite(sampling.twist_weight).all())
+    )
+    if not 0.0 < sampling.mix_scale <= 1.0 or not finite:
+        raise ValueError("mix_scale must be in (0, 1] and the shifts and twist finite")
     n = model.obligor_class.shape[0]
     twist = sampling.twist_weight
     if twist is not None and twist.shape != (n,):

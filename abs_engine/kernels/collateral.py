@@ -336,7 +336,8 @@ def _obligor_defaults_twisted_py(seed, p, obligor_class, sched_balance, thr, sqr
             _class_pd_py(c, last, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, factor, cache, stamp)
         pd_last[i] = cache[c, last]
         mean += weight[i] * pd_last[i]
-        total += weight[i]
+        if pd_last[i] > 0.0:
+            total += weight[i]  # the most the twisted mean can reach
     theta = _twist_theta_py(weight, pd_last, level) if mean < level < total else 0.0
     key = path_key_py(seed, p, STREAM_OBLIGORS)
     log_w = 0.0
@@ -347,7 +348,9 @@ def _obligor_defaults_twisted_py(seed, p, obligor_class, sched_balance, thr, sqr
         qi = pi
         if theta > 0.0 and 0.0 < pi < 1.0:
             e = math.exp(min(theta * weight[i], 700.0))
-            qi = pi * e / (1.0 + pi * (e - 1.0))
+            # below 1, so that survival keeps a chance (any q in (p, 1) is a valid sampling:
+            # the likelihood ratio uses the q drawn with)
+            qi = min(pi * e / (1.0 + pi * (e - 1.0)), max(pi, 1.0 - 1e-9))
         if u >= qi:
             if qi != pi:
                 log_w += math.log((1.0 - pi) / (1.0 - qi))

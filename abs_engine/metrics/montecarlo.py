@@ -238,7 +238,12 @@ def sample_quantile(values: np.ndarray, q: float) -> float:
 
 
 def loss_given_default(
-    el: np.ndarray, el_se: np.ndarray, p: np.ndarray, p_se: np.ndarray, n: int
+    el: np.ndarray,
+    el_se: np.ndarray,
+    p: np.ndarray,
+    p_se: np.ndarray,
+    n: int,
+    cov: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Loss given default ``EL / P`` with a delta-method standard error.
 
@@ -250,6 +255,8 @@ def loss_given_default(
     el, el_se : float64[J]  expected PV loss (share of balance) and its standard error
     p, p_se : float64[J]    probability of any shortfall and its standard error
     n : int                 paths
+    cov : float64[J] | None the covariance of the two means (default: crude sampling's
+        EL·(1 − P) / n)
 
     Returns
     -------
@@ -257,7 +264,8 @@ def loss_given_default(
     """
     with np.errstate(divide="ignore", invalid="ignore"):
         lgd = np.where(p > 0, el / p, np.nan)
-        cov = el * (1 - p) / n
+        if cov is None:
+            cov = el * (1 - p) / n
         var = el_se**2 / p**2 + el**2 * p_se**2 / p**4 - 2 * el * cov / p**3
         lgd_se = np.where(p > 0, np.sqrt(np.maximum(var, 0.0)), np.nan)
     return lgd, lgd_se

@@ -203,7 +203,7 @@ def report_document(
         mc_docs.append(
             {
                 **doc,
-                "loss_rate_hist": res.loss_rate_hist.astype(int).tolist(),
+                "loss_rate_hist": res.loss_rate_hist.tolist(),  # weights under importance sampling
                 "bands": path_bands(cd, res),
             }
         )

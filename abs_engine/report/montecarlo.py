@@ -32,6 +32,7 @@ from ..metrics.montecarlo import (
     mean_se,
     modified_duration,
     sample_quantile,
+    weighted_mean_se,
 )
 from ..metrics.rating import RatingTable, implied_ratings
 from ..schema.stochastic import MonteCarloScenario
@@ -288,7 +289,7 @@ def distributions(
 
 
 def cashflow_frame(
-    cd: CompiledDeal, mean: np.ndarray, se: np.ndarray, cf_tot: np.ndarray
+    cd: CompiledDeal, mean: np.ndarray, se: np.ndarray, cf_tot: np.ndarray, weighted: bool = False
 ) -> pd.DataFrame:
     """Expected cash flows per period: each item of :data:`CFT_NAMES` per tranche and of
     :data:`CFP_NAMES` for the pool, with ``_se``, and the coverage ratio.
@@ -297,8 +298,9 @@ def cashflow_frame(
     ----------
     cd : CompiledDeal
     mean, se : float64[T, C]   means over all paths and their standard errors
-    cf_tot : float64[2, T, C]  sums and sums of squares over all paths (for the coverage
+    cf_tot : float64[3, T, C]  Σw·v, Σw²·v² and Σw²·v over all paths (for the coverage
         ratio, averaged over the paths where it is defined)
+    weighted : bool            importance sampling (w the likelihood-ratio weights)
     """
     out = pd.DataFrame(
         {
@@ -317,18 +319,27 @@ def cashflow_frame(
         cols[f"pool.{item}"] = mean[:, base + k]
         cols[f"pool.{item}_se"] = se[:, base + k]
     # the coverage ratio is averaged over the paths where it is defined (senior outstanding)
-    cols["coverage_ratio"], cols["coverage_ratio_se"] = mean_se(
-        cf_tot[0][:, base + L.CFP_COVERAGE],
-        cf_tot[1][:, base + L.CFP_COVERAGE],
-        cf_tot[0][:, base + L.CFP_COVERAGE_DEFINED],
-    )
+    cov, defined = base + L.CFP_COVERAGE, base + L.CFP_COVERAGE_DEFINED
+    if weighted:  # the self-normalised mean over the paths where it is defined
+        cols["coverage_ratio"], cols["coverage_ratio_se"] = weighted_mean_se(
+            cf_tot[0][:, cov], cf_tot[1][:, cov], cf_tot[2][:, cov], cf_tot[0][:, defined],
+            cf_tot[2][:, defined],
+        )  # fmt: skip
+    else:
+        cols["coverage_ratio"], cols["coverage_ratio_se"] = mean_se(
+            cf_tot[0][:, cov], cf_tot[1][:, cov], cf_tot[0][:, defined]
+        )
     cols["coverage_ratio_defined_share"] = mean[:, base + L.CFP_COVERAGE_DEFINED]
     # one concat: inserting ~50 columns one by one costs pandas about 10 ms
     return pd.concat([out, pd.DataFrame(cols, index=out.index)], axis=1)
 
 
 def add_lgd_and_duration(
-    cd: CompiledDeal, tranches: pd.DataFrame, cashflows: pd.DataFrame, n: int
+    cd: CompiledDeal,
+    tranches: pd.DataFrame,
+    cashflows: pd.DataFrame,
+    n: int,
+    cov_el_p: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The tranche table with ``lgd``, ``lgd_se`` (share of balance) and
     ``modified_duration`` (years, of the expected interest and principal discounted at the
@@ -340,12 +351,14 @@ def add_lgd_and_duration(
     tranches : DataFrame   from :func:`tranche_frame`
     cashflows : DataFrame  from :func:`cashflow_frame`
     n : int                paths
+    cov_el_p : float64[J] | None   the covariance of the EL and P(shortfall) estimates
+        (importance sampling: from the weighted sums; None: crude sampling's EL·(1 − P)/n)
     """
     el, el_se = (tranches[c].to_numpy(float) for c in ("expected_loss", "expected_loss_se"))
     p, p_se = (
         tranches[c].to_numpy(float) for c in ("default_probability", "default_probability_se")
     )
-    lgd, lgd_se = loss_given_default(el, el_se, p, p_se, n)
+    lgd, lgd_se = loss_given_default(el, el_se, p, p_se, n, cov_el_p)
     durations = []
     for j, t in enumerate(cd.tranche_names):
         c = cd.deal.tranches[j].coupon

@@ -769,6 +769,9 @@ def size_tranche(
             # the shifts follow the tranche's attachment: re-tuned from the last ones
             sampling = _retuned(cd, sc, seed, tranche, sampling, n_paths)
         res = _run(cd, sc, n_paths, seed, table, runner, sampling)
+        if isinstance(sampling, ImportanceSampling):
+            res = _unless_degenerate(res, tranche, lambda: _run(cd, sc, n_paths, seed, table,
+                                                                runner, "crude"))  # fmt: skip
         row = res.tranches.iloc[j]
         evaluations.count()
         metric, metric_se = row.expected_loss, row.expected_loss_se
@@ -820,6 +823,24 @@ def size_tranche(
         "balance_ci95": _balance_ci(history, best["balance"], total),
         "sampling": _sampling_name(sampling),
     }
+
+
+def _unless_degenerate(
+    res: SimulationResult, tranche: str, crude: Callable[[], SimulationResult]
+) -> SimulationResult:
+    """An importance-sampled result, unless its estimate of ``tranche``'s expected loss rests
+    on too few effective paths (the shifts miss the losses that matter, e.g. a thin tranche
+    hurt by the waterfall's timing rather than by pool losses) and crude sampling, run on the
+    same paths, estimates it more precisely: then the crude result."""
+    from ..metrics.sampling import MIN_EFFECTIVE_PATHS
+
+    k = res.sampling.get("effective_loss_paths", {}).get(tranche, float("inf"))
+    if k >= MIN_EFFECTIVE_PATHS:
+        return res
+    alt = crude()
+    a, b = (r.tranches.set_index("tranche").loc[tranche] for r in (res, alt))
+    better = 0 < b.expected_loss_se < a.expected_loss_se
+    return alt if better else res
 
 
 def _retuned(
