@@ -111,22 +111,7 @@ def _add_run(sub: _Subparsers) -> None:
         help="write ledger (Parquet and CSV), tranches and cash flows to this folder (checked "
         "before anything runs: it must be a folder that can be created and written)",
     )
-    mc = run.add_argument_group("Monte Carlo scenarios")
-    mc.add_argument(
-        "--paths",
-        type=argtypes.int_type(1, MAX_PATHS),
-        help=f"number of paths, 1 .. {MAX_PATHS:,} (default: the scenario's n_paths)",
-    )
-    mc.add_argument(
-        "--seed",
-        type=argtypes.int_type(0, MAX_SEED),
-        help="random seed, 0 .. 2**63-1 (default: the scenario's)",
-    )
-    mc.add_argument(
-        "--threads",
-        type=argtypes.int_type(1, argtypes.max_threads),
-        help="numba threads, 1 .. NUMBA_NUM_THREADS (default: all cores)",
-    )
+    mc = _monte_carlo_group(run)
     mc.add_argument(
         "--keep-paths",
         action="store_true",
@@ -191,6 +176,28 @@ def _add_sampling(
             help="with --sampling importance: the tranche the shifts aim at (default: the most "
             "senior rated one)",
         )
+
+
+def _monte_carlo_group(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """The "Monte Carlo scenarios" group of ``run`` and ``report``: --paths, --seed, --threads
+    (each scenario's own n_paths and seed by default)."""
+    mc = p.add_argument_group("Monte Carlo scenarios")
+    mc.add_argument(
+        "--paths",
+        type=argtypes.int_type(1, MAX_PATHS),
+        help=f"number of paths, 1 .. {MAX_PATHS:,} (default: each scenario's n_paths)",
+    )
+    mc.add_argument(
+        "--seed",
+        type=argtypes.int_type(0, MAX_SEED),
+        help="random seed, 0 .. 2**63-1 (default: each scenario's)",
+    )
+    mc.add_argument(
+        "--threads",
+        type=argtypes.int_type(1, argtypes.max_threads),
+        help="numba threads, 1 .. NUMBA_NUM_THREADS (default: all cores)",
+    )
+    return mc
 
 
 _CLUSTER_HELP = (
@@ -280,22 +287,7 @@ def _add_report(sub: _Subparsers) -> None:
     rp.add_argument(
         "--lang", choices=("en", "zh"), default="en", help="labels in English or Chinese"
     )
-    mc = rp.add_argument_group("Monte Carlo scenarios")
-    mc.add_argument(
-        "--paths",
-        type=argtypes.int_type(1, MAX_PATHS),
-        help=f"number of paths, 1 .. {MAX_PATHS:,} (default: each scenario's n_paths)",
-    )
-    mc.add_argument(
-        "--seed",
-        type=argtypes.int_type(0, MAX_SEED),
-        help="random seed, 0 .. 2**63-1 (default: each scenario's)",
-    )
-    mc.add_argument(
-        "--threads",
-        type=argtypes.int_type(1, argtypes.max_threads),
-        help="numba threads, 1 .. NUMBA_NUM_THREADS (default: all cores)",
-    )
+    mc = _monte_carlo_group(rp)
     mc.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     _add_rating_table(mc)
     _add_sampling(mc)
