@@ -315,16 +315,20 @@ def _twist_theta_py(weight, pd_last, level):
     return hi_t
 
 
-def _obligor_defaults_twisted_py(seed, p, obligor_class, sched_balance, thr, sqrt_rho,
-                                 sqrt_1mrho, factor, scale, z, cache, stamp, def_idx, def_t,
-                                 weight, level, pd_last):  # fmt: skip
+def _obligor_defaults_twisted_py(seed, p, model, scratch, scale):
     """:func:`_obligor_defaults_py` under exponential twisting (Glasserman & Li's second
     step): given the factors, obligor i defaults with q_i = p_i·e^(θ·w_i) / (1 + p_i·(e^(θ·w_i)
     - 1)) instead of its conditional PD p_i, θ ≥ 0 chosen so that Σ w_i·q_i reaches ``level``
     (θ = 0 where Σ w_i·p_i already does, or where ``level`` is out of reach); ``weight`` [N]
     is each obligor's share of a loss. A defaulter's period is drawn from its conditional
     distribution given default, as without twisting. Returns the number of defaulters and the
-    log likelihood ratio of the default indicators (0 with θ = 0)."""
+    log likelihood ratio of the default indicators (0 with θ = 0). Called once a path: the
+    bundles are opened here, so the loops touch plain arrays."""
+    obligor_class, sched_balance = model.obligor_class, model.sched_balance
+    thr, sqrt_rho, sqrt_1mrho = model.class_threshold, model.class_sqrt_rho, model.class_sqrt_1mrho
+    factor, weight, level = model.class_factor, model.is_twist_weight, model.is_twist_level
+    z, cache, stamp, pd_last = scratch.z, scratch.cache, scratch.stamp, scratch.twist_p
+    def_idx, def_t = scratch.def_idx, scratch.def_t
     n = obligor_class.shape[0]
     last = sched_balance.shape[1] - 1
     tag = p + 1
@@ -466,12 +470,7 @@ def collateral_draws_py(seed, p, model, scratch):
                                    scratch.support_default_period,
                                    model.is_provider_shift, model.is_cmc_provider)  # fmt: skip
     if model.is_twist_level > 0.0:
-        n_def, log_twist = _obligor_defaults_twisted_py(
-            seed, p, model.obligor_class, model.sched_balance, model.class_threshold,
-            model.class_sqrt_rho, model.class_sqrt_1mrho, model.class_factor, scale, z,
-            scratch.cache, scratch.stamp, scratch.def_idx, scratch.def_t,
-            model.is_twist_weight, model.is_twist_level, scratch.twist_p,
-        )  # fmt: skip
+        n_def, log_twist = _obligor_defaults_twisted_py(seed, p, model, scratch, scale)
         log_w += log_twist
     else:
         n_def = _obligor_defaults_py(seed, p, model.obligor_class, model.sched_balance,
