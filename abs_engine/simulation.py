@@ -8,9 +8,10 @@ from __future__ import annotations
 import itertools
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -39,7 +40,13 @@ from .errors import (
 from .kernels import layout as L
 from .kernels.bundles import BlockSums, RunSpec, frozen
 from .kernels.collateral import collateral_path, collateral_scratch
-from .kernels.montecarlo import HIST_TRANCHE_METRICS, run_blocks, run_blocks_py
+from .kernels.montecarlo import (
+    HIST_TRANCHE_METRICS,
+    run_blocks,
+    run_blocks_cmc,
+    run_blocks_cmc_py,
+    run_blocks_py,
+)
 from .metrics.montecarlo import (
     hist_ranges,
     importance_mean_se,
@@ -130,19 +137,37 @@ def check_keep_paths_memory(n_paths: int, n_bytes_per_path: int, what: str = "ke
         )
 
 
-@contextmanager
-def numba_threads(n: int | None):
-    """numba's thread count set to ``n`` (checked by :func:`check_simulation_args`) for the
-    block; None leaves it."""
-    if n is None:
-        yield
-        return
-    old = numba.get_num_threads()
-    numba.set_num_threads(n)
+def kernel_threads(n: int | None) -> int:
+    """Threads a kernel call uses: ``n`` (checked by :func:`check_simulation_args`), or by
+    default NUMBA_NUM_THREADS (all cores unless the environment says otherwise)."""
+    return int(n) if n is not None else int(getattr(numba.config, "NUMBA_NUM_THREADS", 1))
+
+
+#: thread pools of the kernel calls, by size, started when first needed
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
+#: the name of the kernel threads in the operating system (``top -H``, ``/proc/PID/task``)
+KERNEL_THREAD_NAME = "abs-kernel"
+
+
+def _name_kernel_thread() -> None:
+    """Give this thread its operating-system name (Linux; elsewhere nothing happens)."""
     try:
-        yield
-    finally:
-        numba.set_num_threads(old)
+        import ctypes
+
+        ctypes.CDLL(None).prctl(15, KERNEL_THREAD_NAME.encode(), 0, 0, 0)  # PR_SET_NAME
+    except (OSError, AttributeError, TypeError):
+        pass
+
+
+def _pool(n: int) -> ThreadPoolExecutor:
+    """The pool of ``n`` kernel threads (started once, kept for the process's later runs)."""
+    with _POOLS_LOCK:
+        if n not in _POOLS:
+            _POOLS[n] = ThreadPoolExecutor(
+                n, thread_name_prefix=KERNEL_THREAD_NAME, initializer=_name_kernel_thread
+            )
+        return _POOLS[n]
 
 
 def _progress(
@@ -435,10 +460,9 @@ def _warm_up(
     the first call in this process; returns the seconds it took (0 when already compiled), so
     that a run's ``seconds`` measures the simulation alone. With ``say``, a warm-up still
     running after :data:`COMPILE_NOTICE_AFTER_S` is announced on stderr, and its time told."""
-    if getattr(run_blocks, "signatures", True):  # compiled already, or the JIT is disabled
+    kernel = block_kernel(model.kernel)
+    if getattr(kernel, "signatures", True):  # compiled already, or the JIT is disabled
         return 0.0
-    import threading
-
     said = threading.Event()
 
     def notice() -> None:
@@ -457,8 +481,8 @@ def _warm_up(
         timer.start()
     try:
         with np.errstate(over="ignore"):
-            run_blocks(0, 1, spec._replace(n_paths=1, keep=0), model.kernel, cd.kernel,
-                       shape.sums(1))  # fmt: skip
+            kernel(0, 1, spec._replace(n_paths=1, keep=0), model.kernel, cd.kernel,
+                   shape.sums(1))  # fmt: skip
     finally:
         timer.cancel()
     seconds = time.perf_counter() - t0
@@ -564,21 +588,51 @@ def run_range(
     deal: Any,
     shape: OutputShape,
     jit: bool = True,
+    threads: int | None = None,
 ) -> BlockSums:
     """Blocks ``first .. first + n_blocks - 1`` of a run: the sums and histograms per block
     (shape [n_blocks, ...], added in block order by :class:`RunTotals`: weighted histograms
     are float sums, whose rounding depends on their order) and, with ``spec.keep``, the
     range's per-path metrics (float64[paths, M]). A pure function of its arguments: the unit
-    of work of a local batch and of a Dask task."""
+    of work of a local batch and of a Dask task. The compiled kernels release the GIL:
+    ``threads`` (default all, see :func:`kernel_threads`) split the blocks into as many
+    consecutive ranges, one kernel call each in a thread of its own."""
     sums = shape.sums(n_blocks)
     if spec.keep:
         p0 = first * spec.block_size
         n_p = min((first + n_blocks) * spec.block_size, spec.n_paths) - p0
         sums = sums._replace(path_metrics=np.full((n_p, shape.n_m), np.nan))
-    fn: Callable[..., int] = run_blocks if jit else run_blocks_py
+    fn = block_kernel(model, jit)
     with np.errstate(over="ignore"):  # uint64 wraparound is the RNG's arithmetic
-        fn(first, n_blocks, spec, model, deal, sums)
+        if not jit:
+            fn(first, n_blocks, spec, model, deal, sums)
+            return sums
+    # the compiled kernels run in the pool's threads, also a single one: this thread waits
+    # where Ctrl-C reaches it at once
+    n_threads = max(1, min(kernel_threads(threads), n_blocks))
+    cuts = [n_blocks * i // n_threads for i in range(n_threads + 1)]
+    pool = _pool(n_threads)
+    calls = [pool.submit(fn, first + a, b - a, spec, model, deal,
+                         _sums_part(sums, a, b, spec.block_size))
+             for a, b in itertools.pairwise(cuts)]  # fmt: skip
+    for call in calls:
+        call.result()
     return sums
+
+
+def block_kernel(model: Any, jit: bool = True) -> Callable[..., int]:
+    """The kernel that runs blocks of ``model`` (a ``CollateralModel``): conditional Monte
+    Carlo has its own, compiled only when a run uses it; ``jit=False`` the Python twin."""
+    if model.is_cmc_provider:
+        return run_blocks_cmc if jit else run_blocks_cmc_py
+    return run_blocks if jit else run_blocks_py
+
+
+def _sums_part(sums: BlockSums, a: int, b: int, block_size: int) -> BlockSums:
+    """Blocks ``a .. b - 1`` of a kernel call's ``sums``: views (contiguous, so the kernel
+    keeps its one signature) written by one thread."""
+    part = {f: getattr(sums, f)[a:b] for f in BlockSums._fields if f != "path_metrics"}
+    return BlockSums(**part, path_metrics=sums.path_metrics[a * block_size : b * block_size])
 
 
 class LocalRunner:
@@ -591,10 +645,9 @@ class LocalRunner:
     def submit(self, job: RunJob) -> Iterator[tuple[int, BlockSums]]:
         """An iterator of (first block, sums) in block order (a generator: nothing runs
         until it is iterated)."""
-        with numba_threads(job.threads):
-            for first, nb in job.ranges(job.batch_blocks):
-                yield first, run_range(first, nb, job.spec, job.model, job.deal, job.shape,
-                                       job.jit)  # fmt: skip
+        for first, nb in job.ranges(job.batch_blocks):
+            yield first, run_range(first, nb, job.spec, job.model, job.deal, job.shape,
+                                   job.jit, job.threads)  # fmt: skip
 
 
 class Runner(Protocol):
@@ -771,7 +824,7 @@ def start_simulation(
     spec = frozen(RunSpec(BLOCK_SIZE, n_paths, seed, hist_lo, hist_hi, int(keep_paths)))
     say = COMPILE_NOTICE or args["progress"] is not False
     compile_seconds = _warm_up(spec, model, cd, shape, say) if args["jit"] else 0.0
-    batch_blocks = args["batch_blocks"] or max(8, 4 * numba.get_num_threads())
+    batch_blocks = args["batch_blocks"] or max(8, 4 * kernel_threads(args["threads"]))
     job = RunJob(spec, model.kernel, cd.kernel, shape, batch_blocks, args["threads"],
                  args["jit"])  # fmt: skip
     runner = args.get("runner") or LOCAL_RUNNER

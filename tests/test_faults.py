@@ -35,6 +35,7 @@ from abs_engine.files import (
     atomic_write,
     staged_outputs,
 )
+from abs_engine.simulation import KERNEL_THREAD_NAME
 from tests.conftest import ABS_ENGINE, ROOT, base_deal, run_cli, snapshot
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -160,13 +161,19 @@ def _wait_delivered(pid: int, sig: int, timeout: float = 5.0) -> bool:
 
 
 def _in_simulation(pid: int) -> bool:
-    """The Monte Carlo kernels are running: numba's threading layer (loaded on the first
-    parallel launch) is mapped into the process."""
+    """The Monte Carlo kernels are running: a thread of the process has the kernel threads'
+    name (they are started by the first kernel call after the compile)."""
     try:
-        maps = Path(f"/proc/{pid}/maps").read_text()
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
     except OSError:
         return False
-    return any(layer in maps for layer in ("omppool", "workqueue", "tbbpool"))
+    for task in tasks:
+        try:
+            if (task / "comm").read_text().strip() == KERNEL_THREAD_NAME:
+                return True
+        except OSError:
+            continue
+    return False
 
 
 needs_proc = pytest.mark.skipif(

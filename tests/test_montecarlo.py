@@ -416,13 +416,13 @@ def test_a_long_first_compile_is_announced(monkeypatch, capsys):
 
     args = (simulation.RunSpec(1024, 1, 0, None, None, 0), _Kernel(), _Kernel(), _Shape())
     monkeypatch.setattr(simulation, "COMPILE_NOTICE_AFTER_S", 0.05)
-    monkeypatch.setattr(simulation, "run_blocks", SlowKernel(0.3))
+    monkeypatch.setattr(simulation, "block_kernel", lambda model, jit=True: SlowKernel(0.3))
     assert simulation._warm_up(*args, say=True) >= 0.3
     err = capsys.readouterr().err
     assert err.startswith("compiling the Monte Carlo kernels") and "compiled in 0 s" in err
     assert simulation._warm_up(*args, say=False) >= 0.3
     assert capsys.readouterr().err == ""
-    monkeypatch.setattr(simulation, "run_blocks", SlowKernel(0.0))
+    monkeypatch.setattr(simulation, "block_kernel", lambda model, jit=True: SlowKernel(0.0))
     simulation._warm_up(*args, say=True)
     time.sleep(0.1)
     assert capsys.readouterr().err == ""

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..kernels.bundles import BlockSums, RunSpec, frozen
-from ..simulation import OutputShape, RunJob, numba_threads, run_range
+from ..simulation import OutputShape, RunJob, run_range
 from .cluster import ClusterError
 
 __all__ = ["ClusterError", "DaskRunner", "default_threads", "run_range_task"]
@@ -69,8 +69,8 @@ def run_range_task(
     spec = frozen(spec)
     if threads is not None:  # at most what this worker's numba allows: results do not change
         threads = min(threads, int(getattr(numba.config, "NUMBA_NUM_THREADS", 1)))
-    with _KERNEL_LOCK, numba_threads(threads):
-        sums = run_range(first, n_blocks, spec, model, deal, shape, jit)
+    with _KERNEL_LOCK:
+        sums = run_range(first, n_blocks, spec, model, deal, shape, jit, threads)
     return sums._replace(**{f: Sparse.of(getattr(sums, f)) for f in _HISTOGRAMS})
 
 

@@ -6,9 +6,10 @@ heterogeneous tuple whose fields are read by name), are cached with ``cache=True
 unchanged in the plain-Python twins; jitclass would not cache and ``typing.NamedTuple`` is
 not supported in nopython mode.
 
-One numba pitfall (0.68): in the body of a ``prange`` loop, a write through a tuple field
-(``sums.m_sum[b, m] += v``) is lost; writes inside a function called from the loop are kept.
-Take an array out of its bundle before the loop, or write in a helper.
+One numba pitfall (0.68), should a kernel use ``prange`` again (none does: threads are
+started by :func:`abs_engine.simulation.run_range`): in the body of a ``prange`` loop, a write
+through a tuple field (``sums.m_sum[b, m] += v``) is lost; writes inside a function called
+from the loop are kept.
 
 Owners: :class:`abs_engine.compile.deal.CompiledDeal` builds its :class:`DealArrays` once
 (``CompiledDeal.kernel``), the compiled Monte Carlo model its :class:`CollateralModel`

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import prange
 
 from ._twin import jit_twin
 from .bundles import Ledgers
@@ -391,6 +390,17 @@ def _add_histograms_py(hist_count, hist_loss, hist_tr, hist_cov, lo, hi, bb, sta
     return 0
 
 
+def _copy_py(src, dst):
+    """``dst[...] = src`` for two contiguous arrays of one size, element by element: an array
+    assignment would compile numba's shape-mismatch error message (string formatting, seconds
+    of the cold compile)."""
+    flat_s = src.reshape(src.size)
+    flat_d = dst.reshape(dst.size)
+    for k in range(flat_s.shape[0]):
+        flat_d[k] = flat_s[k]
+    return 0
+
+
 def _no_default_path_py(memo, n_def, support_default_period, n_t):
     """Whether this path is the memoisable no-default path: no obligor and no provider
     defaults, on a model whose no-default pool flows are always the same (``memo``)."""
@@ -451,7 +461,7 @@ def run_block_py(first_block, bb, spec, model, deal, sums):
             base_w1 += w
             base_w2 += w * w
             if keep != 0:
-                path_metrics[p - first_path, :] = base_metrics
+                _copy_py(base_metrics, path_metrics[p - first_path])
             continue
         survivor_flows_py(model, coll)
         waterfall_path_py(flows, sdp, base_rate, deal, led, wf)
@@ -464,17 +474,17 @@ def run_block_py(first_block, bb, spec, model, deal, sums):
             n_base = 1
             base_w1 = w
             base_w2 = w * w
-            base_metrics[:] = metrics
-            base_cf[:, :] = path_cf
-            base_cov[:] = coverage
-            base_stats[:] = stats
+            _copy_py(metrics, base_metrics)
+            _copy_py(path_cf, base_cf)
+            _copy_py(coverage, base_cov)
+            _copy_py(stats, base_stats)
         else:
             _add_path_py(m_sum, m_sq, m_cnt, m_n, m_wsq, m_w2v, m_w2, cf_sum, cf_sq, cf_w2v,
                          w_tot, bb, metrics, path_cf, w, w * w, 1.0)  # fmt: skip
             _add_histograms_py(h_count, h_loss, h_tr, h_cov, lo, hi, bb, stats, metrics,
                                coverage, n_obl, original_pool, w)  # fmt: skip
         if keep != 0:
-            path_metrics[p - first_path, :] = metrics
+            _copy_py(metrics, path_metrics[p - first_path])
     if n_base > 0:
         _add_path_py(m_sum, m_sq, m_cnt, m_n, m_wsq, m_w2v, m_w2, cf_sum, cf_sq, cf_w2v, w_tot,
                      bb, base_metrics, base_cf, base_w1, base_w2, float(n_base))  # fmt: skip
@@ -570,7 +580,7 @@ def run_block_cmc_py(first_block, bb, spec, model, deal, sums):
 
 
 def run_blocks_py(first_block, n_blocks, spec, model, deal, sums):
-    """Run blocks ``first_block .. first_block + n_blocks - 1`` (in ``prange``).
+    """Run blocks ``first_block .. first_block + n_blocks - 1``, one after the other.
 
     Parameters
     ----------
@@ -584,16 +594,21 @@ def run_blocks_py(first_block, n_blocks, spec, model, deal, sums):
         Per block of this call (0-based): metric and cash-flow sums and histograms; per path
         of this call (``spec.keep``): the metric vectors, ``path_metrics[p - first_path]``.
 
-    Every path in a block runs in global order on one thread and the block's sums are kept
-    apart, so the caller's block-order total is the same for any thread count or batch. The
-    loop body is one call: a small parallel region compiles faster, and numba 0.68 drops
-    writes made in a prange body through a tuple field (``sums.x[i] = v``), which writes in
-    a called function do not suffer."""
-    for bb in prange(n_blocks):
-        if model.is_cmc_provider != 0:
-            run_block_cmc_py(first_block, bb, spec, model, deal, sums)
-        else:
-            run_block_py(first_block, bb, spec, model, deal, sums)
+    Every path in a block runs in global order and the block's sums are kept apart, so the
+    caller's block-order total is the same for any split of the blocks between calls. The
+    compiled twin releases the GIL: :func:`abs_engine.simulation.run_range` runs calls on
+    disjoint block ranges in threads. No ``prange``: a parallel region is compiled as two more
+    functions, each re-optimising everything it calls (half the cold compile, measured)."""
+    for bb in range(n_blocks):
+        run_block_py(first_block, bb, spec, model, deal, sums)
+    return 0
+
+
+def run_blocks_cmc_py(first_block, n_blocks, spec, model, deal, sums):
+    """:func:`run_blocks_py` under conditional Monte Carlo (``model.is_cmc_provider``): its
+    own entry point, so a run without it never compiles :func:`run_block_cmc_py`."""
+    for bb in range(n_blocks):
+        run_block_cmc_py(first_block, bb, spec, model, deal, sums)
     return 0
 
 
@@ -615,6 +630,7 @@ run_block = jit_twin(
         "survivor_flows_py": survivor_flows,
         "_block_scratch_py": _block_scratch,
         "_no_default_path_py": _no_default_path,
+        "_copy_py": jit_twin(_copy_py, cache=True),
         "waterfall_path_py": waterfall_path,
         "path_metrics_py": path_metrics,
         "path_cashflows_py": path_cashflows,
@@ -640,17 +656,17 @@ run_block_cmc = jit_twin(
     },
     cache=True,
 )
-run_blocks = jit_twin(
-    run_blocks_py,
-    {"run_block_py": run_block, "run_block_cmc_py": run_block_cmc},
-    cache=True,
-    parallel=True,
+run_blocks = jit_twin(run_blocks_py, {"run_block_py": run_block}, cache=True, nogil=True)
+run_blocks_cmc = jit_twin(
+    run_blocks_cmc_py, {"run_block_cmc_py": run_block_cmc}, cache=True, nogil=True
 )
 
 __all__ = [
     "path_metrics",
     "path_metrics_py",
     "run_blocks",
+    "run_blocks_cmc",
+    "run_blocks_cmc_py",
     "run_blocks_py",
     "tranche_yield",
     "tranche_yield_py",

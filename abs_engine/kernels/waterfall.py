@@ -1,9 +1,9 @@
 """The waterfall interpreter: one path of pool flows through the deal's priority of payments.
 
 ``waterfall_path_py`` is the plain-Python reference; ``waterfall_path`` is the same function
-compiled by numba. ``run_paths_py`` / ``run_paths`` loop over paths (the compiled one in
-``prange``). Arguments are per-path arrays and the named bundles of
-:mod:`abs_engine.kernels.bundles`; column meanings are in :mod:`abs_engine.kernels.layout`.
+compiled by numba. ``run_paths_py`` / ``run_paths`` loop over paths. Arguments are per-path
+arrays and the named bundles of :mod:`abs_engine.kernels.bundles`; column meanings are in
+:mod:`abs_engine.kernels.layout`.
 
 Period logic, in order:
 
@@ -22,7 +22,6 @@ Period logic, in order:
 from __future__ import annotations
 
 import numpy as np
-from numba import prange
 
 from ._twin import jit_twin
 from .bundles import Ledgers, WaterfallScratch
@@ -805,12 +804,13 @@ def waterfall_path_py(pool_flows, support_default_period, base_rate, deal, led, 
 def run_paths_py(pool_flows, support_default_period, base_rate, deal, led, work_rows, work_cols):
     """Loop over paths: ``pool_flows[p]`` → ledgers and summaries ``led.*[p]`` (a
     :class:`~abs_engine.kernels.bundles.Ledgers` with a leading path axis P). Shapes as in
-    :func:`waterfall_path_py`. In plain Python ``prange`` is ``range``; :data:`run_paths` is
-    the compiled, parallel twin."""
+    :func:`waterfall_path_py`; :data:`run_paths` is the compiled twin. One thread: the paths
+    run here are few (deterministic scenarios, ledger paths; a few microseconds each), and a
+    ``prange`` loop would compile two more functions that re-optimise the whole waterfall."""
     n_p = pool_flows.shape[0]
     n_t = pool_flows.shape[2]
     n_s = deal.support_f.shape[0]
-    for p in prange(n_p):
+    for p in range(n_p):
         scratch = WaterfallScratch(np.empty((work_rows, work_cols)), np.empty((max(n_s, 1), n_t)))
         path_led = Ledgers(led.tr[p], led.fee[p], led.acc[p], led.sup[p], led.per[p],
                            led.sum_tr[p], led.sum_pool[p])  # fmt: skip
@@ -823,7 +823,7 @@ def run_paths_py(pool_flows, support_default_period, base_rate, deal, led, work_
 base_amount = jit_twin(base_amount_py, cache=True)
 waterfall_path = jit_twin(waterfall_path_py, {"base_amount_py": base_amount}, cache=True)
 waterfall_scratch = jit_twin(waterfall_scratch_py, {"work_shape": jit_twin(work_shape)}, cache=True)
-run_paths = jit_twin(run_paths_py, {"waterfall_path_py": waterfall_path}, cache=True, parallel=True)
+run_paths = jit_twin(run_paths_py, {"waterfall_path_py": waterfall_path}, cache=True)
 
 
 __all__ = [
