@@ -412,27 +412,9 @@ def _no_default_path_py(memo, n_def, support_default_period, n_t):
     return True
 
 
-def run_blocks_py(first_block, n_blocks, spec, model, deal, sums):
-    """Run blocks ``first_block .. first_block + n_blocks - 1``, one after the other, each
-    path by path in global order into its block of ``sums``.
-
-    Parameters
-    ----------
-    first_block, n_blocks : int
-        Global index of the first block and the number of blocks of this call.
-    spec : RunSpec
-        Block size, path count, seed, histogram ranges, whether to keep per-path metrics.
-    model : CollateralModel
-    deal : DealArrays
-    sums : BlockSums, written
-        Per block of this call (0-based): metric and cash-flow sums and histograms; per path
-        of this call (``spec.keep``): the metric vectors, ``path_metrics[p - first_path]``.
-
-    Every block's sums are kept apart, so the caller's block-order total is the same for any
-    split of the blocks between calls. The compiled twin releases the GIL:
-    :func:`abs_engine.simulation.run_range` runs calls on disjoint block ranges in threads
-    (no ``prange``: a parallel region compiles as two more functions, each re-optimising all
-    it calls, half the cold compile, measured). The bundles are opened here, once a call: the
+def run_block_py(first_block, bb, spec, model, deal, sums):
+    """Block ``first_block + bb`` of the run, path by path in global order, into block ``bb``
+    of ``sums`` (see :func:`run_blocks_py`). The bundles are opened here, once a block: the
     per-path helpers take arrays (a bundle passed per call, or a field read from it in a loop,
     costs numba a reference count per array every time)."""
     n_t = model.agg_interest.shape[0]
@@ -450,6 +432,8 @@ def run_blocks_py(first_block, n_blocks, spec, model, deal, sums):
     n_m = m_sum.shape[1]
     n_cf = cf_sum.shape[2]
     first_path = first_block * spec.block_size
+    p0 = (first_block + bb) * spec.block_size
+    p1 = min(p0 + spec.block_size, spec.n_paths)
     coll, led, wf = _block_scratch_py(model, deal)
     flows, sdp, stats = coll.flows, coll.support_default_period, coll.stats
     led_tr, led_per, led_sup, sum_tr, sum_pool = led.tr, led.per, led.sup, led.sum_tr, led.sum_pool
@@ -458,59 +442,54 @@ def run_blocks_py(first_block, n_blocks, spec, model, deal, sums):
     path_cf = np.zeros((n_t, n_cf))
     coverage = np.zeros(n_t)
     # The no-default path has the same pool flows every time (model.memo): run it once
-    # per block, add it n_base times (their weights summed) at the end of the block.
+    # per block, add it n_base times (their weights summed) at the end.
+    n_base = 0
+    base_w1 = 0.0
+    base_w2 = 0.0
     base_metrics = np.zeros(n_m)
     base_cf = np.zeros((n_t, n_cf))
     base_cov = np.zeros(n_t)
     base_stats = np.zeros(N_CS)
-    for bb in range(n_blocks):
-        p0 = (first_block + bb) * spec.block_size
-        p1 = min(p0 + spec.block_size, spec.n_paths)
-        n_base = 0
-        base_w1 = 0.0
-        base_w2 = 0.0
-        for p in range(p0, p1):
-            n_def = collateral_draws_py(seed, p, model, coll)
-            w = math.exp(stats[CS_LOG_WEIGHT])  # exp(0) = 1 exactly: crude sampling
-            base_path = _no_default_path_py(memo, n_def, sdp, n_t)
-            if base_path and n_base > 0:
-                # the memoised path again: its sums and histograms are added n_base times
-                # at the end of the block
-                n_base += 1
-                base_w1 += w
-                base_w2 += w * w
-                if keep != 0:
-                    _copy_py(base_metrics, path_metrics[p - first_path])
-                continue
-            survivor_flows_py(model, coll)
-            waterfall_path_py(flows, sdp, base_rate, deal, led, wf)
-            path_metrics_py(led_tr, sum_tr, sum_pool, stats, tranche_f, tranche_accrual,
-                            original_pool, sdp, cash, metrics)  # fmt: skip
-            path_cashflows_py(led_tr, led_per, led_sup, path_cf)
-            for t in range(n_t):
-                coverage[t] = led_per[t, LP_COVERAGE_RATIO]
-            if base_path:
-                n_base = 1
-                base_w1 = w
-                base_w2 = w * w
-                _copy_py(metrics, base_metrics)
-                _copy_py(path_cf, base_cf)
-                _copy_py(coverage, base_cov)
-                _copy_py(stats, base_stats)
-            else:
-                _add_path_py(m_sum, m_sq, m_cnt, m_n, m_wsq, m_w2v, m_w2, cf_sum, cf_sq, cf_w2v,
-                             w_tot, bb, metrics, path_cf, w, w * w, 1.0)  # fmt: skip
-                _add_histograms_py(h_count, h_loss, h_tr, h_cov, lo, hi, bb, stats, metrics,
-                                   coverage, n_obl, original_pool, w)  # fmt: skip
+    for p in range(p0, p1):
+        n_def = collateral_draws_py(seed, p, model, coll)
+        w = math.exp(stats[CS_LOG_WEIGHT])  # exp(0) = 1 exactly: crude sampling
+        base_path = _no_default_path_py(memo, n_def, sdp, n_t)
+        if base_path and n_base > 0:
+            # the memoised path again: its sums and histograms are added n_base times
+            # at the end of the block
+            n_base += 1
+            base_w1 += w
+            base_w2 += w * w
             if keep != 0:
-                _copy_py(metrics, path_metrics[p - first_path])
-        if n_base > 0:
+                _copy_py(base_metrics, path_metrics[p - first_path])
+            continue
+        survivor_flows_py(model, coll)
+        waterfall_path_py(flows, sdp, base_rate, deal, led, wf)
+        path_metrics_py(led_tr, sum_tr, sum_pool, stats, tranche_f, tranche_accrual,
+                        original_pool, sdp, cash, metrics)  # fmt: skip
+        path_cashflows_py(led_tr, led_per, led_sup, path_cf)
+        for t in range(n_t):
+            coverage[t] = led_per[t, LP_COVERAGE_RATIO]
+        if base_path:
+            n_base = 1
+            base_w1 = w
+            base_w2 = w * w
+            _copy_py(metrics, base_metrics)
+            _copy_py(path_cf, base_cf)
+            _copy_py(coverage, base_cov)
+            _copy_py(stats, base_stats)
+        else:
             _add_path_py(m_sum, m_sq, m_cnt, m_n, m_wsq, m_w2v, m_w2, cf_sum, cf_sq, cf_w2v,
-                         w_tot, bb, base_metrics, base_cf, base_w1, base_w2,
-                         float(n_base))  # fmt: skip
-            _add_histograms_py(h_count, h_loss, h_tr, h_cov, lo, hi, bb, base_stats,
-                               base_metrics, base_cov, n_obl, original_pool,
-                               base_w1)  # fmt: skip
+                         w_tot, bb, metrics, path_cf, w, w * w, 1.0)  # fmt: skip
+            _add_histograms_py(h_count, h_loss, h_tr, h_cov, lo, hi, bb, stats, metrics,
+                               coverage, n_obl, original_pool, w)  # fmt: skip
+        if keep != 0:
+            _copy_py(metrics, path_metrics[p - first_path])
+    if n_base > 0:
+        _add_path_py(m_sum, m_sq, m_cnt, m_n, m_wsq, m_w2v, m_w2, cf_sum, cf_sq, cf_w2v, w_tot,
+                     bb, base_metrics, base_cf, base_w1, base_w2, float(n_base))  # fmt: skip
+        _add_histograms_py(h_count, h_loss, h_tr, h_cov, lo, hi, bb, base_stats, base_metrics,
+                           base_cov, n_obl, original_pool, base_w1)  # fmt: skip
     return 0
 
 
@@ -544,8 +523,8 @@ def _crude_second_moment_py(m_wsq, bb, a, b, mixed, prob, w):
     return 0
 
 
-def run_blocks_cmc_py(first_block, n_blocks, spec, model, deal, sums):
-    """:func:`run_blocks_py` with the first support provider's default integrated out
+def run_block_cmc_py(first_block, bb, spec, model, deal, sums):
+    """:func:`run_block_py` with the first support provider's default integrated out
     (conditional Monte Carlo, ``model.is_cmc_provider``): each path's pool flows run through
     the waterfall twice, the provider standing and defaulting (in a period drawn given that it
     does), and the two outcomes are mixed by its conditional default probability given the
@@ -564,6 +543,8 @@ def run_blocks_cmc_py(first_block, n_blocks, spec, model, deal, sums):
     )  # fmt: skip
     n_m = m_sum.shape[1]
     n_cf = cf_sum.shape[2]
+    p0 = (first_block + bb) * spec.block_size
+    p1 = min(p0 + spec.block_size, spec.n_paths)
     coll, led, wf = _block_scratch_py(model, deal)
     flows, sdp, stats = coll.flows, coll.support_default_period, coll.stats
     led_tr, led_per, led_sup, sum_tr, sum_pool = led.tr, led.per, led.sup, led.sum_tr, led.sum_pool
@@ -573,33 +554,61 @@ def run_blocks_cmc_py(first_block, n_blocks, spec, model, deal, sums):
     coverage = np.zeros((2, n_t))
     mixed = np.zeros(n_m)
     mixed_cf = np.zeros((n_t, n_cf))
+    for p in range(p0, p1):
+        collateral_draws_py(seed, p, model, coll)
+        w = math.exp(stats[CS_LOG_WEIGHT])
+        survivor_flows_py(model, coll)
+        prob, period = provider_given_factors_py(seed, p, model, coll.z, stats[CS_STUDENT_SCALE])
+        for branch in range(2):
+            sdp[0] = n_t + 1 if branch == 0 else period
+            waterfall_path_py(flows, sdp, base_rate, deal, led, wf)
+            path_metrics_py(led_tr, sum_tr, sum_pool, stats, tranche_f, tranche_accrual,
+                            original_pool, sdp, cash, metrics[branch])  # fmt: skip
+            path_cashflows_py(led_tr, led_per, led_sup, path_cf[branch])
+            for t in range(n_t):
+                coverage[branch, t] = led_per[t, LP_COVERAGE_RATIO]
+        _mix_py(metrics[0], metrics[1], prob, mixed)
+        _mix_py(path_cf[0], path_cf[1], prob, mixed_cf)
+        _add_path_py(m_sum, m_sq, m_cnt, m_n, m_wsq, m_w2v, m_w2, cf_sum, cf_sq, cf_w2v, w_tot,
+                     bb, mixed, mixed_cf, w, w * w, 1.0)  # fmt: skip
+        _crude_second_moment_py(m_wsq, bb, metrics[0], metrics[1], mixed, prob, w)
+        for branch in range(2):
+            share = (1.0 - prob) if branch == 0 else prob
+            _add_histograms_py(h_count, h_loss, h_tr, h_cov, lo, hi, bb, stats, metrics[branch],
+                               coverage[branch], n_obl, original_pool, w * share)  # fmt: skip
+    return 0
+
+
+def run_blocks_py(first_block, n_blocks, spec, model, deal, sums):
+    """Run blocks ``first_block .. first_block + n_blocks - 1``, one after the other.
+
+    Parameters
+    ----------
+    first_block, n_blocks : int
+        Global index of the first block and the number of blocks of this call.
+    spec : RunSpec
+        Block size, path count, seed, histogram ranges, whether to keep per-path metrics.
+    model : CollateralModel
+    deal : DealArrays
+    sums : BlockSums, written
+        Per block of this call (0-based): metric and cash-flow sums and histograms; per path
+        of this call (``spec.keep``): the metric vectors, ``path_metrics[p - first_path]``.
+
+    Every path in a block runs in global order and the block's sums are kept apart, so the
+    caller's block-order total is the same for any split of the blocks between calls. The
+    compiled twin releases the GIL: :func:`abs_engine.simulation.run_range` runs calls on
+    disjoint block ranges in threads. No ``prange``: a parallel region is compiled as two more
+    functions, each re-optimising everything it calls (half the cold compile, measured)."""
     for bb in range(n_blocks):
-        p0 = (first_block + bb) * spec.block_size
-        p1 = min(p0 + spec.block_size, spec.n_paths)
-        for p in range(p0, p1):
-            collateral_draws_py(seed, p, model, coll)
-            w = math.exp(stats[CS_LOG_WEIGHT])
-            survivor_flows_py(model, coll)
-            scale = stats[CS_STUDENT_SCALE]
-            prob, period = provider_given_factors_py(seed, p, model, coll.z, scale)
-            for branch in range(2):
-                sdp[0] = n_t + 1 if branch == 0 else period
-                waterfall_path_py(flows, sdp, base_rate, deal, led, wf)
-                path_metrics_py(led_tr, sum_tr, sum_pool, stats, tranche_f, tranche_accrual,
-                                original_pool, sdp, cash, metrics[branch])  # fmt: skip
-                path_cashflows_py(led_tr, led_per, led_sup, path_cf[branch])
-                for t in range(n_t):
-                    coverage[branch, t] = led_per[t, LP_COVERAGE_RATIO]
-            _mix_py(metrics[0], metrics[1], prob, mixed)
-            _mix_py(path_cf[0], path_cf[1], prob, mixed_cf)
-            _add_path_py(m_sum, m_sq, m_cnt, m_n, m_wsq, m_w2v, m_w2, cf_sum, cf_sq, cf_w2v,
-                         w_tot, bb, mixed, mixed_cf, w, w * w, 1.0)  # fmt: skip
-            _crude_second_moment_py(m_wsq, bb, metrics[0], metrics[1], mixed, prob, w)
-            for branch in range(2):
-                share = (1.0 - prob) if branch == 0 else prob
-                _add_histograms_py(h_count, h_loss, h_tr, h_cov, lo, hi, bb, stats,
-                                   metrics[branch], coverage[branch], n_obl, original_pool,
-                                   w * share)  # fmt: skip
+        run_block_py(first_block, bb, spec, model, deal, sums)
+    return 0
+
+
+def run_blocks_cmc_py(first_block, n_blocks, spec, model, deal, sums):
+    """:func:`run_blocks_py` under conditional Monte Carlo (``model.is_cmc_provider``): its
+    own entry point, so a run without it never compiles :func:`run_block_cmc_py`."""
+    for bb in range(n_blocks):
+        run_block_cmc_py(first_block, bb, spec, model, deal, sums)
     return 0
 
 
@@ -614,8 +623,8 @@ _block_scratch = jit_twin(
 _add_path = jit_twin(_add_path_py, cache=True)
 _add_histograms = jit_twin(_add_histograms_py, {"_bin_py": _bin}, cache=True)
 _no_default_path = jit_twin(_no_default_path_py, cache=True, inline="always")
-run_blocks = jit_twin(
-    run_blocks_py,
+run_block = jit_twin(
+    run_block_py,
     {
         "collateral_draws_py": collateral_draws,
         "survivor_flows_py": survivor_flows,
@@ -629,10 +638,9 @@ run_blocks = jit_twin(
         "_add_histograms_py": _add_histograms,
     },
     cache=True,
-    nogil=True,
 )
-run_blocks_cmc = jit_twin(
-    run_blocks_cmc_py,
+run_block_cmc = jit_twin(
+    run_block_cmc_py,
     {
         "collateral_draws_py": collateral_draws,
         "survivor_flows_py": survivor_flows,
@@ -647,7 +655,10 @@ run_blocks_cmc = jit_twin(
         "_crude_second_moment_py": jit_twin(_crude_second_moment_py, cache=True),
     },
     cache=True,
-    nogil=True,
+)
+run_blocks = jit_twin(run_blocks_py, {"run_block_py": run_block}, cache=True, nogil=True)
+run_blocks_cmc = jit_twin(
+    run_blocks_cmc_py, {"run_block_cmc_py": run_block_cmc}, cache=True, nogil=True
 )
 
 __all__ = [
