@@ -482,7 +482,7 @@ def simulate(
         not grow with the path count.
     ledger_paths : global path indices whose full waterfall ledgers to keep.
     batch_blocks : blocks of 1,024 paths per kernel call (progress granularity).
-    threads : numba threads for this run (default: all).
+    threads : kernel threads for this run (default: NUMBA_NUM_THREADS, all cores).
     progress : show a progress bar (default: when the run is expected to take over 1 s).
     jit : False runs the plain-Python twin kernels (slow; for tests).
     rating_table : CSV path or loaded table for ``implied_rating``; default: the shipped

@@ -195,7 +195,7 @@ def _monte_carlo_group(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     mc.add_argument(
         "--threads",
         type=argtypes.int_type(1, argtypes.max_threads),
-        help="numba threads, 1 .. NUMBA_NUM_THREADS (default: all cores)",
+        help="kernel threads, 1 .. NUMBA_NUM_THREADS (default: all cores)",
     )
     return mc
 

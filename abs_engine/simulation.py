@@ -468,8 +468,8 @@ def _warm_up(
     def notice() -> None:
         said.set()
         print(
-            "compiling the Monte Carlo kernels: once after an install or upgrade, about 1-2 "
-            "minutes on 2 cores (cached for later runs) ...",
+            "compiling the Monte Carlo kernels: once after an install or upgrade, under a "
+            "minute on 2 cores (cached for later runs) ...",
             file=sys.stderr,
             flush=True,
         )
@@ -554,7 +554,7 @@ class RunJob:
 
     spec : the run (paths, seed, histogram ranges, keep);  model, deal : the kernel bundles
     (``MonteCarloModel.kernel``, ``CompiledDeal.kernel``);  shape : output sizes;
-    batch_blocks : blocks per local kernel call;  threads : numba threads (None: all);
+    batch_blocks : blocks per local kernel call;  threads : kernel threads (None: all);
     jit : False runs the plain-Python twin."""
 
     spec: RunSpec

@@ -3,8 +3,8 @@ processes on this machine, ``tcp://HOST:PORT`` connects to a running scheduler.
 :func:`connect` yields a :class:`~abs_engine.distributed.runner.DaskRunner` and closes what
 it opened when the block ends, also after an error or Ctrl-C.
 
-Worker processes are started with *spawn*, not fork: numba's OpenMP threading layer crashes
-in a forked child of a process that has used it.
+Worker processes are started with *spawn*, not fork: a forked child of a process that runs
+threads (the kernel threads, Dask's own) inherits locks held by threads it does not have.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def connect(
     cluster: str | ClusterSpec, threads: int | None = None, task_blocks: int | None = None
 ) -> Iterator[DaskRunner]:
     """A :class:`DaskRunner` on the cluster ``cluster`` (see :func:`parse_cluster`) for the
-    duration of the block. ``threads``: numba threads per task (default: on a local cluster
+    duration of the block. ``threads``: kernel threads per task (default: on a local cluster
     the machine's cores shared among the workers; on a remote one the worker's default)."""
     spec = cluster if isinstance(cluster, ClusterSpec) else parse_cluster(cluster)
     import dask

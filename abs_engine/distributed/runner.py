@@ -32,8 +32,8 @@ from .cluster import ClusterError
 
 __all__ = ["ClusterError", "DaskRunner", "default_threads", "run_range_task"]
 
-#: one kernel launch at a time in a worker process (numba's workqueue threading layer does not
-#: allow concurrent launches; each launch uses all the threads it was given anyway)
+#: one kernel launch at a time in a worker process (each launch uses all the kernel threads it
+#: was given anyway)
 _KERNEL_LOCK = threading.Lock()
 
 #: ranges per worker a run is cut into by default: enough to balance the load and to lose
@@ -60,7 +60,7 @@ def run_range_task(
     threads: int | None,
 ) -> BlockSums:
     """One Dask task: :func:`abs_engine.simulation.run_range` on a worker, with ``threads``
-    numba threads (None: the worker's default). The bundles arrive as the worker
+    kernel threads (None: the worker's default). The bundles arrive as the worker
     deserialised them and are made read-only again (views, no copy), so the kernels keep the
     one signature they were compiled (and cached) for."""
     import numba
@@ -111,7 +111,7 @@ def _dense(sums: BlockSums) -> BlockSums:
 class DaskRunner:
     """Runs Monte Carlo path blocks as tasks on a ``distributed.Client``'s cluster.
 
-    threads : numba threads per task (None: the worker's default, all its cores);
+    threads : kernel threads per task (None: the worker's default, all its cores);
     task_blocks : blocks (of 1,024 paths) per task (None: about
         :data:`RANGES_PER_WORKER` tasks per worker, at most :data:`MAX_TASK_BLOCKS` blocks).
     """
@@ -138,7 +138,7 @@ class DaskRunner:
         return self._sharing(self.threads, task_blocks)
 
     def with_threads(self, threads: int | None) -> DaskRunner:
-        """The same cluster, task size and shipped bundles, ``threads`` numba threads a task."""
+        """The same cluster, task size and shipped bundles, ``threads`` kernel threads a task."""
         return self._sharing(threads, self.task_blocks)
 
     def _sharing(self, threads: int | None, task_blocks: int | None) -> DaskRunner:
@@ -307,5 +307,5 @@ def _version() -> str:
 
 
 def default_threads(n_workers: int) -> int:
-    """numba threads per worker of a local cluster: this machine's cores shared evenly."""
+    """Kernel threads per worker of a local cluster: this machine's cores shared evenly."""
     return max(1, (os.cpu_count() or 1) // max(1, n_workers))
