@@ -42,10 +42,10 @@ from .kernels.bundles import BlockSums, RunSpec, frozen
 from .kernels.collateral import collateral_path, collateral_scratch
 from .kernels.montecarlo import (
     HIST_TRANCHE_METRICS,
-    run_blocks,
-    run_blocks_cmc,
-    run_blocks_cmc_py,
-    run_blocks_py,
+    run_block,
+    run_block_cmc,
+    run_block_cmc_py,
+    run_block_py,
 )
 from .metrics.montecarlo import (
     hist_ranges,
@@ -481,7 +481,7 @@ def _warm_up(
         timer.start()
     try:
         with np.errstate(over="ignore"):
-            kernel(0, 1, spec._replace(n_paths=1, keep=0), model.kernel, cd.kernel,
+            kernel(0, 0, spec._replace(n_paths=1, keep=0), model.kernel, cd.kernel,
                    shape.sums(1))  # fmt: skip
     finally:
         timer.cancel()
@@ -594,45 +594,44 @@ def run_range(
     (shape [n_blocks, ...], added in block order by :class:`RunTotals`: weighted histograms
     are float sums, whose rounding depends on their order) and, with ``spec.keep``, the
     range's per-path metrics (float64[paths, M]). A pure function of its arguments: the unit
-    of work of a local batch and of a Dask task. The compiled kernels release the GIL:
+    of work of a local batch and of a Dask task. The compiled block kernels release the GIL:
     ``threads`` (default all, see :func:`kernel_threads`) split the blocks into as many
-    consecutive ranges, one kernel call each in a thread of its own."""
+    consecutive ranges, each run block by block in a thread of its own."""
     sums = shape.sums(n_blocks)
     if spec.keep:
         p0 = first * spec.block_size
         n_p = min((first + n_blocks) * spec.block_size, spec.n_paths) - p0
         sums = sums._replace(path_metrics=np.full((n_p, shape.n_m), np.nan))
-    fn = block_kernel(model, jit)
-    with np.errstate(over="ignore"):  # uint64 wraparound is the RNG's arithmetic
-        if not jit:
-            fn(first, n_blocks, spec, model, deal, sums)
-            return sums
-    # the compiled kernels run in the pool's threads, also a single one: this thread waits
-    # where Ctrl-C reaches it at once
+    kernel = block_kernel(model, jit)
+    if not jit:
+        with np.errstate(over="ignore"):  # uint64 wraparound is the RNG's arithmetic
+            _run_blocks(kernel, first, 0, n_blocks, spec, model, deal, sums)
+        return sums
+    # the compiled kernel runs in the pool's threads, also when there is one: this thread
+    # waits where Ctrl-C reaches it at once
     n_threads = max(1, min(kernel_threads(threads), n_blocks))
     cuts = [n_blocks * i // n_threads for i in range(n_threads + 1)]
     pool = _pool(n_threads)
-    calls = [pool.submit(fn, first + a, b - a, spec, model, deal,
-                         _sums_part(sums, a, b, spec.block_size))
+    calls = [pool.submit(_run_blocks, kernel, first, a, b, spec, model, deal, sums)
              for a, b in itertools.pairwise(cuts)]  # fmt: skip
     for call in calls:
         call.result()
     return sums
 
 
+def _run_blocks(kernel: Callable[..., int], first: int, a: int, b: int, *args: Any) -> None:
+    """Blocks ``a .. b - 1`` of a kernel call (global ``first + a ..``), one kernel call each
+    (about 20 µs to call from Python, against milliseconds a block)."""
+    for bb in range(a, b):
+        kernel(first, bb, *args)
+
+
 def block_kernel(model: Any, jit: bool = True) -> Callable[..., int]:
-    """The kernel that runs blocks of ``model`` (a ``CollateralModel``): conditional Monte
+    """The kernel that runs one block of ``model`` (a ``CollateralModel``): conditional Monte
     Carlo has its own, compiled only when a run uses it; ``jit=False`` the Python twin."""
     if model.is_cmc_provider:
-        return run_blocks_cmc if jit else run_blocks_cmc_py
-    return run_blocks if jit else run_blocks_py
-
-
-def _sums_part(sums: BlockSums, a: int, b: int, block_size: int) -> BlockSums:
-    """Blocks ``a .. b - 1`` of a kernel call's ``sums``: views (contiguous, so the kernel
-    keeps its one signature) written by one thread."""
-    part = {f: getattr(sums, f)[a:b] for f in BlockSums._fields if f != "path_metrics"}
-    return BlockSums(**part, path_metrics=sums.path_metrics[a * block_size : b * block_size])
+        return run_block_cmc if jit else run_block_cmc_py
+    return run_block if jit else run_block_py
 
 
 class LocalRunner:

@@ -14,7 +14,7 @@ def test_guard_drops_cache_files_when_a_kernel_source_changes(tmp_path):
     dirs = [(cache, True)]
     _invalidate_stale_cache(src, dirs)  # creates the folder and stamps it
     assert (cache / "abs_engine_kernels.sha256").is_file()
-    kept = cache / "montecarlo.run_blocks_py__jit-1.py311.nbi"
+    kept = cache / "montecarlo.run_block_py__jit-1.py311.nbi"
     other = cache / "someone_else.f-1.py311.nbi"
     kept.write_text("")
     other.write_text("")

@@ -152,13 +152,13 @@ def test_validate_accepts_and_checks_monte_carlo_scenarios(tmp_path, capsys):
 
 NEW_PROCESS = """
 import abs_engine as ae
-from abs_engine.kernels.montecarlo import run_blocks
+from abs_engine.kernels.montecarlo import run_block
 for bad in ({"n_paths": 0}, {"seed": -1}):
     try:
         ae.simulate(progress=False, **bad)
     except ae.InputError as e:
         print("error:", e)
-print("compiled:", len(run_blocks.signatures))
+print("compiled:", len(run_block.signatures))
 a = ae.simulate(n_paths=3000, progress=False)
 b = ae.simulate(n_paths=3000, progress=False)
 print("first simulate:", a.compile_seconds > 0.0, b.compile_seconds == 0.0,

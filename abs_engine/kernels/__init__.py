@@ -3,7 +3,7 @@ bundles of arrays and scalars in :mod:`abs_engine.kernels.bundles`.
 
 Numba's on-disk cache (``cache=True``) checks only the source of the file defining a
 function, not of the kernels it calls from other files: after an edit to ``waterfall.py``, a
-cached ``run_blocks`` from ``montecarlo.py`` would still hold the old waterfall. So on import
+cached ``run_block`` from ``montecarlo.py`` would still hold the old waterfall. So on import
 we hash every kernel source file and, when the hash changed, drop this package's cache files
 wherever numba keeps them (``__pycache__``, ``NUMBA_CACHE_DIR``, or the user-wide cache).
 """

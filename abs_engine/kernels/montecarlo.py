@@ -414,9 +414,27 @@ def _no_default_path_py(memo, n_def, support_default_period, n_t):
 
 def run_block_py(first_block, bb, spec, model, deal, sums):
     """Block ``first_block + bb`` of the run, path by path in global order, into block ``bb``
-    of ``sums`` (see :func:`run_blocks_py`). The bundles are opened here, once a block: the
-    per-path helpers take arrays (a bundle passed per call, or a field read from it in a loop,
-    costs numba a reference count per array every time)."""
+    of ``sums``.
+
+    Parameters
+    ----------
+    first_block, bb : int
+        Global index of the kernel call's first block, and this block's index in the call.
+    spec : RunSpec
+        Block size, path count, seed, histogram ranges, whether to keep per-path metrics.
+    model : CollateralModel
+    deal : DealArrays
+    sums : BlockSums, written
+        Per block of the call (0-based): metric and cash-flow sums and histograms; per path
+        of the call (``spec.keep``): the metric vectors, ``path_metrics[p - first_path]``.
+
+    Each block's sums are kept apart, so the caller's block-order total is the same however
+    the blocks are shared out. The compiled twin releases the GIL:
+    :func:`abs_engine.simulation.run_range` calls it block by block from a pool of threads
+    (a compiled loop around it, ``prange`` or not, would be compiled once more with all it
+    calls: a third of the cold compile with ``prange``, 5 s without; measured). The bundles
+    are opened here, once a block: the per-path helpers take arrays (a bundle passed per call,
+    or a field read from it in a loop, costs numba a reference count per array every time)."""
     n_t = model.agg_interest.shape[0]
     n_obl = model.obligor_class.shape[0]
     m_sum, m_sq, m_cnt, cf_sum, cf_sq = sums.m_sum, sums.m_sq, sums.m_cnt, sums.cf_sum, sums.cf_sq
@@ -524,12 +542,13 @@ def _crude_second_moment_py(m_wsq, bb, a, b, mixed, prob, w):
 
 
 def run_block_cmc_py(first_block, bb, spec, model, deal, sums):
-    """:func:`run_block_py` with the first support provider's default integrated out
-    (conditional Monte Carlo, ``model.is_cmc_provider``): each path's pool flows run through
-    the waterfall twice, the provider standing and defaulting (in a period drawn given that it
-    does), and the two outcomes are mixed by its conditional default probability given the
-    factors: the sums take the mixture, the histograms both outcomes with their shares of the
-    path's weight. No memoised path (every path runs both)."""
+    """:func:`run_block_py` (its own kernel, compiled only for a run that uses it) with the
+    first support provider's default integrated out (conditional Monte Carlo,
+    ``model.is_cmc_provider``): each path's pool flows run through the waterfall twice, the
+    provider standing and defaulting (in a period drawn given that it does), and the two
+    outcomes are mixed by its conditional default probability given the factors: the sums take
+    the mixture, the histograms both outcomes with their shares of the path's weight. No
+    memoised path (every path runs both)."""
     n_t = model.agg_interest.shape[0]
     n_obl = model.obligor_class.shape[0]
     m_sum, m_sq, m_cnt, cf_sum, cf_sq = sums.m_sum, sums.m_sq, sums.m_cnt, sums.cf_sum, sums.cf_sq
@@ -579,39 +598,6 @@ def run_block_cmc_py(first_block, bb, spec, model, deal, sums):
     return 0
 
 
-def run_blocks_py(first_block, n_blocks, spec, model, deal, sums):
-    """Run blocks ``first_block .. first_block + n_blocks - 1``, one after the other.
-
-    Parameters
-    ----------
-    first_block, n_blocks : int
-        Global index of the first block and the number of blocks of this call.
-    spec : RunSpec
-        Block size, path count, seed, histogram ranges, whether to keep per-path metrics.
-    model : CollateralModel
-    deal : DealArrays
-    sums : BlockSums, written
-        Per block of this call (0-based): metric and cash-flow sums and histograms; per path
-        of this call (``spec.keep``): the metric vectors, ``path_metrics[p - first_path]``.
-
-    Every path in a block runs in global order and the block's sums are kept apart, so the
-    caller's block-order total is the same for any split of the blocks between calls. The
-    compiled twin releases the GIL: :func:`abs_engine.simulation.run_range` runs calls on
-    disjoint block ranges in threads. No ``prange``: a parallel region is compiled as two more
-    functions, each re-optimising everything it calls (half the cold compile, measured)."""
-    for bb in range(n_blocks):
-        run_block_py(first_block, bb, spec, model, deal, sums)
-    return 0
-
-
-def run_blocks_cmc_py(first_block, n_blocks, spec, model, deal, sums):
-    """:func:`run_blocks_py` under conditional Monte Carlo (``model.is_cmc_provider``): its
-    own entry point, so a run without it never compiles :func:`run_block_cmc_py`."""
-    for bb in range(n_blocks):
-        run_block_cmc_py(first_block, bb, spec, model, deal, sums)
-    return 0
-
-
 tranche_yield = jit_twin(tranche_yield_py, cache=True)
 path_metrics = jit_twin(path_metrics_py, {"tranche_yield_py": tranche_yield}, cache=True)
 path_cashflows = jit_twin(path_cashflows_py, cache=True)
@@ -638,6 +624,7 @@ run_block = jit_twin(
         "_add_histograms_py": _add_histograms,
     },
     cache=True,
+    nogil=True,
 )
 run_block_cmc = jit_twin(
     run_block_cmc_py,
@@ -655,19 +642,16 @@ run_block_cmc = jit_twin(
         "_crude_second_moment_py": jit_twin(_crude_second_moment_py, cache=True),
     },
     cache=True,
-)
-run_blocks = jit_twin(run_blocks_py, {"run_block_py": run_block}, cache=True, nogil=True)
-run_blocks_cmc = jit_twin(
-    run_blocks_cmc_py, {"run_block_cmc_py": run_block_cmc}, cache=True, nogil=True
+    nogil=True,
 )
 
 __all__ = [
     "path_metrics",
     "path_metrics_py",
-    "run_blocks",
-    "run_blocks_cmc",
-    "run_blocks_cmc_py",
-    "run_blocks_py",
+    "run_block",
+    "run_block_cmc",
+    "run_block_cmc_py",
+    "run_block_py",
     "tranche_yield",
     "tranche_yield_py",
 ]
