@@ -534,6 +534,8 @@ _PHASES: list[tuple[str, Callable[..., Any]]] = [
 ]
 _PARTS = {name: jit_twin(fn, _RNG, cache=True) for name, fn in _PHASES}
 collateral_draws = jit_twin(collateral_draws_py, _PARTS, cache=True)
+#: the same, inlined by numba into the block kernel that calls it once a path
+collateral_draws_inline = jit_twin(collateral_draws_py, _PARTS, cache=True, inline="always")
 provider_given_factors = jit_twin(
     provider_given_factors_py, {**_RNG, "ndtri_py": ndtri}, cache=True
 )

@@ -24,6 +24,7 @@ from .collateral import (
     CS_STUDENT_SCALE,
     N_CS,
     collateral_draws,
+    collateral_draws_inline,
     collateral_draws_py,
     collateral_scratch,
     collateral_scratch_py,
@@ -612,7 +613,7 @@ _no_default_path = jit_twin(_no_default_path_py, cache=True, inline="always")
 run_block = jit_twin(
     run_block_py,
     {
-        "collateral_draws_py": collateral_draws,
+        "collateral_draws_py": collateral_draws_inline,
         "survivor_flows_py": survivor_flows,
         "_block_scratch_py": _block_scratch,
         "_no_default_path_py": _no_default_path,
