@@ -30,7 +30,7 @@ from .collateral import (
     collateral_scratch_py,
     provider_given_factors,
     provider_given_factors_py,
-    survivor_flows,
+    survivor_flows_inline,
     survivor_flows_py,
 )
 from .layout import (
@@ -614,7 +614,7 @@ run_block = jit_twin(
     run_block_py,
     {
         "collateral_draws_py": collateral_draws_inline,
-        "survivor_flows_py": survivor_flows,
+        "survivor_flows_py": survivor_flows_inline,
         "_block_scratch_py": _block_scratch,
         "_no_default_path_py": _no_default_path,
         "_copy_py": jit_twin(_copy_py, cache=True),
@@ -631,7 +631,7 @@ run_block_cmc = jit_twin(
     run_block_cmc_py,
     {
         "collateral_draws_py": collateral_draws,
-        "survivor_flows_py": survivor_flows,
+        "survivor_flows_py": survivor_flows_inline,
         "provider_given_factors_py": provider_given_factors,
         "_block_scratch_py": _block_scratch,
         "waterfall_path_py": waterfall_path,
