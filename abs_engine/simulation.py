@@ -554,7 +554,7 @@ class RunJob:
 
     spec : the run (paths, seed, histogram ranges, keep);  model, deal : the kernel bundles
     (``MonteCarloModel.kernel``, ``CompiledDeal.kernel``);  shape : output sizes;
-    batch_blocks : blocks per local kernel call;  threads : kernel threads (None: all);
+    batch_blocks : blocks per local batch;  threads : kernel threads (None: all);
     jit : False runs the plain-Python twin."""
 
     spec: RunSpec
@@ -635,7 +635,7 @@ def block_kernel(model: Any, jit: bool = True) -> Callable[..., int]:
 
 
 class LocalRunner:
-    """Runs a job's blocks in this process, ``batch_blocks`` blocks per kernel call, when its
+    """Runs a job's blocks in this process, ``batch_blocks`` blocks per batch, when its
     results are collected (so pending runs cost nothing until then)."""
 
     #: blocks are computed when collected, not when submitted

@@ -435,7 +435,9 @@ def run_block_py(first_block, bb, spec, model, deal, sums):
     (a compiled loop around it, ``prange`` or not, would be compiled once more with all it
     calls: a third of the cold compile with ``prange``, 5 s without; measured). The bundles
     are opened here, once a block: the per-path helpers take arrays (a bundle passed per call,
-    or a field read from it in a loop, costs numba a reference count per array every time)."""
+    or a field read from it in a loop, costs numba a reference count per array every time),
+    except the collateral phases, which take the bundles and are inlined here by numba
+    (``collateral_draws_inline``, ``survivor_flows_inline``: 5-25% faster a path as shipped)."""
     n_t = model.agg_interest.shape[0]
     n_obl = model.obligor_class.shape[0]
     m_sum, m_sq, m_cnt, cf_sum, cf_sq = sums.m_sum, sums.m_sq, sums.m_cnt, sums.cf_sum, sums.cf_sq
