@@ -59,6 +59,18 @@ def previous_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
+def sigint_deliverable() -> Iterator[None]:
+    """SIGINT at Python's own handler for the test, whatever this process inherited: a test
+    runner started in the background of a script without job control has SIGINT ignored, which
+    ``main`` rightly leaves alone (as under ``nohup``)."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+@pytest.fixture
 def old_outputs(tmp_path: Path, previous_run: Path) -> Iterator[tuple[Path, dict[str, str]]]:
     """An output folder holding a previous run's outputs (a copy of ``previous_run``), and
     their snapshot."""
@@ -220,7 +232,9 @@ def test_sigterm_during_the_write_phase(old_outputs):
 @pytest.mark.parametrize(
     ("sig", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"]
 )
-def test_signal_during_the_write_phase(old_outputs, monkeypatch, capsys, sig, status):
+def test_signal_during_the_write_phase(
+    old_outputs, monkeypatch, capsys, sig, status, sigint_deliverable
+):
     """The signal, sent to this process by the write phase's test hook (every new file staged,
     none moved), reaches ``main``'s handlers: the status of the signal, "interrupted", the
     previous outputs intact, nothing left over."""
@@ -371,7 +385,7 @@ def test_keyboard_interrupt_while_writing(old_outputs, monkeypatch, capsys):
     assert snapshot(out) == before and not leftovers(out)
 
 
-def test_interrupt_swallowed_in_a_callback_is_not_lost(monkeypatch, capsys):
+def test_interrupt_swallowed_in_a_callback_is_not_lost(monkeypatch, capsys, sigint_deliverable):
     """Ctrl-C landing in a ctypes callback (numba's compiler calls Python from LLVM that way)
     is 'ignored' by Python; main sends the signal again until the command has it."""
     import ctypes
