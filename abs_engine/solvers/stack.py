@@ -35,7 +35,6 @@ import pandas as pd
 
 from ..compile.deal import CompiledDeal, compile_deal
 from ..compile.patch import with_tranche_terms
-from ..compile.sampling import SAMPLING_METHODS
 from ..errors import check_int, check_optional_bool, short_repr
 from ..metrics.rating import RatingTable, rating_table_arg
 from ..schema.deal import Deal
@@ -46,6 +45,7 @@ from .structuring import (
     DiscountCurve,
     SolverError,
     _check_resizable,
+    _check_sampling_method,
     _Evaluations,
     _finite,
     _n_paths,
@@ -253,11 +253,7 @@ def size_stack(
             f"size_stack: sc must be a Monte Carlo scenario, got {short_repr(sc)} "
             f"({type(sc).__name__})"
         )
-    if not isinstance(sampling, str) or sampling not in SAMPLING_METHODS:
-        raise SolverError(
-            f"size_stack: sampling must be one of {list(SAMPLING_METHODS)}, got "
-            f"{short_repr(sampling)}"
-        )
+    _check_sampling_method(sampling, "size_stack")
     n_paths = _n_paths(n_paths)
     tol = _finite(tol, "tol")
     if not 0 < tol < 1:

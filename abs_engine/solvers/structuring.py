@@ -383,6 +383,16 @@ def _start(
     )  # fmt: skip
 
 
+def _check_sampling_method(sampling: Any, func: str) -> str:
+    """``sampling`` if it names a sampling method ("crude", "importance"), else a
+    :class:`SolverError` that says which ``func`` was given what."""
+    if not isinstance(sampling, str) or sampling not in SAMPLING_METHODS:
+        raise SolverError(
+            f"{func}: sampling must be one of {list(SAMPLING_METHODS)}, got {short_repr(sampling)}"
+        )
+    return sampling
+
+
 def _search_sampling(
     sampling: Any,
     cd: CompiledDeal,
@@ -397,11 +407,7 @@ def _search_sampling(
     their random numbers and weights: common random numbers)."""
     if isinstance(sampling, ImportanceSampling):
         return sampling
-    if sampling not in SAMPLING_METHODS:
-        raise SolverError(
-            f"{func}: sampling must be one of {list(SAMPLING_METHODS)}, got {short_repr(sampling)}"
-        )
-    if sampling == "crude":
+    if _check_sampling_method(sampling, func) == "crude":
         return "crude"
     from ..importance import pilot_paths, tuned_sampling
 
@@ -1122,11 +1128,7 @@ def sensitivity(
     ``progress``: a bar over the grid's points on stderr (default: when the grid takes over a
     second; never with False). ``sampling``: "crude" or "importance" (shifts chosen at each
     point for the most senior rated tranche)."""
-    if sampling not in SAMPLING_METHODS:
-        raise SolverError(
-            f"sensitivity: sampling must be one of {list(SAMPLING_METHODS)}, got "
-            f"{short_repr(sampling)}"
-        )
+    _check_sampling_method(sampling, "sensitivity")
     for axis, spec in (("x", x), ("y", y)):
         if not isinstance(spec, tuple | list) or len(spec) != 2 or isinstance(spec[1], str):
             raise SolverError(f"{axis} must be (parameter, values), got {short_repr(spec)}")
