@@ -540,8 +540,6 @@ provider_given_factors = jit_twin(
     provider_given_factors_py, {**_RNG, "ndtri_py": ndtri}, cache=True
 )
 survivor_flows = jit_twin(survivor_flows_py, cache=True)
-#: the same, inlined by numba into the block kernels, which call it once a path
-survivor_flows_inline = jit_twin(survivor_flows_py, cache=True, inline="always")
 collateral_path = jit_twin(
     collateral_path_py,
     {"collateral_draws_py": collateral_draws, "survivor_flows_py": survivor_flows},

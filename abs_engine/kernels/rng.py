@@ -161,8 +161,8 @@ def gamma_variate_py(key, shape):
 
 
 _mix = jit_twin(_mix_py, cache=True, inline="always")
-path_key = jit_twin(path_key_py, {"_mix_py": _mix}, cache=True, inline="always")
-uniform = jit_twin(uniform_py, {"_mix_py": _mix}, cache=True, inline="always")
+path_key = jit_twin(path_key_py, {"_mix_py": _mix}, cache=True)
+uniform = jit_twin(uniform_py, {"_mix_py": _mix}, cache=True)
 _poly = jit_twin(_poly_py, cache=True, inline="always")
 ndtri = jit_twin(ndtri_py, {"_poly_py": _poly}, cache=True)
 normal = jit_twin(normal_py, {"uniform_py": uniform, "ndtri_py": ndtri}, cache=True)
