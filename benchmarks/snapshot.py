@@ -11,7 +11,9 @@ What is stored (every array compared bit for bit, NaN equal to NaN):
 - every bundled deterministic scenario: the full ledgers of every path;
 - the benchmark pool of 1,000 homogeneous obligors: under a Student-t sector copula with
   random prepayment and IP recoveries (at the fallback rate: the pool has no IP values) with
-  random lags, and under a Gaussian copula: tranche, pool and cash-flow figures.
+  random lags, and under a Gaussian copula: tranche, pool and cash-flow figures;
+- importance sampling (weighted sums): the bundled deal (twisting and conditional Monte
+  Carlo) and the Gaussian benchmark pool (twisting).
 """
 
 from __future__ import annotations
@@ -76,6 +78,14 @@ def collect() -> dict[str, np.ndarray]:
     out.update(
         _frames("pool1000", ae.simulate(cd, pool_scenario(), n_paths=8_192, seed=5, progress=False))
     )
+    # importance sampling: weighted sums; twisting and conditional Monte Carlo on the bundled
+    # deal, twisting alone on the pool
+    res = ae.simulate(None, "huake_mc", n_paths=8_192, seed=11, sampling="importance",
+                      progress=False)  # fmt: skip
+    out.update(_frames("huake_mc_is", res))
+    res = ae.simulate(cd, pool_scenario(), n_paths=4_096, seed=13, sampling="importance",
+                      progress=False)  # fmt: skip
+    out.update(_frames("pool1000_is", res))
     return out
 
 
