@@ -342,16 +342,8 @@ def _block_sums(
     """Zeroed Monte Carlo outputs for ``n_blocks`` blocks (shapes: :class:`BlockSums`)."""
     nb = n_blocks
     return BlockSums(
-        m_sum=np.zeros((nb, n_m)),
-        m_sq=np.zeros((nb, n_m)),
-        m_cnt=np.zeros((nb, n_m)),
-        m_n=np.zeros((nb, n_m)),
-        m_wsq=np.zeros((nb, n_m)),
-        m_w2v=np.zeros((nb, n_m)),
-        m_w2=np.zeros((nb, n_m)),
-        cf_sum=np.zeros((nb, n_t, n_cf)),
-        cf_sq=np.zeros((nb, n_t, n_cf)),
-        cf_w2v=np.zeros((nb, n_t, n_cf)),
+        m=np.zeros((nb, L.N_SUM, n_m)),
+        cf=np.zeros((nb, L.N_CF_SUM, n_t, n_cf)),
         w_tot=np.zeros((nb, 2)),
         hist_count=np.zeros((nb, n_h1)),
         hist_loss=np.zeros((nb, HIST_LOSS_BINS)),
@@ -367,9 +359,10 @@ class RunTotals:
     bitwise the same for any batching, thread count or number of processes). With w a path's
     likelihood-ratio weight (1 under crude sampling):
 
-    m : float64[7, M]        Σw·v, Σw²·v², Σw, the count, Σw·v², Σw²·v and Σw² of the finite
-                             metric values
-    cf : float64[3, T, N_CF] Σw·v, Σw²·v² and Σw²·v of the expected-cash-flow items
+    m : float64[N_SUM, M]        Σw·v, Σw²·v², Σw, the count, Σw·v², Σw²·v and Σw² of the
+                                 finite metric values (rows ``SUM_*`` of the kernel layout)
+    cf : float64[N_CF_SUM, T, N_CF]  Σw·v, Σw²·v² and Σw²·v of the expected-cash-flow items
+                                 (rows ``CF_*``)
     w : float64[2]           Σw and Σw² over all paths
     count_hist : float64[H1] path weight by default count;  loss_hist : float64[HIST_LOSS_BINS]
     tranche_hist : float64[J, N_HT, HIST_BINS];  coverage_hist : float64[T, HIST_BINS]
@@ -387,8 +380,8 @@ class RunTotals:
     @classmethod
     def zeros(cls, shape: OutputShape) -> RunTotals:
         return cls(
-            m=np.zeros((7, shape.n_m)),
-            cf=np.zeros((3, shape.n_t, shape.n_cf)),
+            m=np.zeros((L.N_SUM, shape.n_m)),
+            cf=np.zeros((L.N_CF_SUM, shape.n_t, shape.n_cf)),
             w=np.zeros(2),
             count_hist=np.zeros(shape.n_h1),
             loss_hist=np.zeros(HIST_LOSS_BINS),
@@ -398,17 +391,9 @@ class RunTotals:
 
     def add(self, sums: BlockSums) -> None:
         """Add the blocks of ``sums`` in their order (the next blocks of the run)."""
-        for b in range(sums.m_sum.shape[0]):  # fixed order: bitwise reproducible totals
-            self.m[0] += sums.m_sum[b]
-            self.m[1] += sums.m_sq[b]
-            self.m[2] += sums.m_cnt[b]
-            self.m[3] += sums.m_n[b]
-            self.m[4] += sums.m_wsq[b]
-            self.m[5] += sums.m_w2v[b]
-            self.m[6] += sums.m_w2[b]
-            self.cf[0] += sums.cf_sum[b]
-            self.cf[1] += sums.cf_sq[b]
-            self.cf[2] += sums.cf_w2v[b]
+        for b in range(sums.m.shape[0]):  # fixed order: bitwise reproducible totals
+            self.m += sums.m[b]
+            self.cf += sums.cf[b]
             self.w += sums.w_tot[b]
             self.count_hist += sums.hist_count[b]
             self.loss_hist += sums.hist_loss[b]
@@ -680,7 +665,7 @@ def collect(
     next_block, done = 0, 0
     bs = job.spec.block_size
     for first, sums in stream:
-        n_b = sums.m_sum.shape[0]
+        n_b = sums.m.shape[0]
         if not 0 <= first <= job.n_blocks - n_b or received[first : first + n_b].any():
             raise RuntimeError(f"blocks {first}..{first + n_b - 1} arrived twice or out of range")
         received[first : first + n_b] = True
@@ -691,7 +676,7 @@ def collect(
         while next_block in waiting:
             ready = waiting.pop(next_block)
             totals.add(ready)
-            next_block += ready.m_sum.shape[0]
+            next_block += ready.m.shape[0]
         done += job.paths_in(first, n_b)
         progress.update(done)
     if next_block != job.n_blocks or waiting:
@@ -850,15 +835,16 @@ def _result(
     n_paths, n_j = spec.n_paths, len(cd.tranche_names)
     weighted = model.sampling != "crude"
     mean, se = run_mean_se(totals.m, n_paths, weighted)
-    cf_n = np.full_like(totals.cf[0], float(n_paths))
+    cf_n = np.full_like(totals.cf[L.CF_WV], float(n_paths))
     if weighted:
         loss_like = np.broadcast_to(loss_like_cashflows(n_j), cf_n.shape)
         cf_mean, cf_se = importance_mean_se(
-            totals.cf[0], totals.cf[1], totals.cf[2], np.full_like(cf_n, totals.w[0]),
+            totals.cf[L.CF_WV], totals.cf[L.CF_W2V2], totals.cf[L.CF_W2V],
+            np.full_like(cf_n, totals.w[0]),
             np.full_like(cf_n, totals.w[1]), cf_n, n_paths, loss_like,
         )  # fmt: skip
     else:
-        cf_mean, cf_se = mean_se(totals.cf[0], totals.cf[1], cf_n)
+        cf_mean, cf_se = mean_se(totals.cf[L.CF_WV], totals.cf[L.CF_W2V2], cf_n)
     tranches = tranche_frame(cd, mean, se, rating_table)
     dist = distributions(cd, totals.tranche_hist, totals.coverage_hist, spec.hist_lo,
                          spec.hist_hi, path_out)  # fmt: skip
@@ -909,7 +895,7 @@ def _el_p_covariance(
     if model.is_cmc_provider:
         return np.full(n_j, np.nan)
     n = float(n_paths)
-    return (totals.m[5][el_idx] / n - mean[el_idx] * mean[p_idx]) / max(n - 1.0, 1.0)
+    return (totals.m[L.SUM_W2V][el_idx] / n - mean[el_idx] * mean[p_idx]) / max(n - 1.0, 1.0)
 
 
 def _sampling_info(

@@ -8,7 +8,7 @@ not supported in nopython mode.
 
 One numba pitfall (0.68), should a kernel use ``prange`` again (none does: threads are
 started by :func:`abs_engine.simulation.run_range`): in the body of a ``prange`` loop, a write
-through a tuple field (``sums.m_sum[b, m] += v``) is lost; writes inside a function called
+through a tuple field (``sums.m[b, SUM_WV, k] += v``) is lost; writes inside a function called
 from the loop are kept.
 
 Owners: :class:`abs_engine.compile.deal.CompiledDeal` builds its :class:`DealArrays` once
@@ -183,35 +183,19 @@ WaterfallScratch = namedtuple("WaterfallScratch", ["work", "pending"])
 RunSpec = namedtuple("RunSpec", ["block_size", "n_paths", "seed", "hist_lo", "hist_hi", "keep"])
 
 #: Monte Carlo outputs per block b of a kernel call (b = 0 .. B - 1), added in block order by
-#: the caller. With w a path's likelihood-ratio weight (1 under crude sampling) and v a finite
-#: value of its metric vector: m_sum Σw·v, m_sq Σw²·v², m_cnt Σw, m_n the count, m_wsq Σw·v²,
-#: m_w2v Σw²·v, m_w2 Σw², all float64[B, M]; cf_sum Σw·v, cf_sq Σw²·v², cf_w2v Σw²·v
-#: float64[B, T, N_CF] (expected cash flows);
-#: w_tot float64[B, 2] (Σw, Σw² over the block's paths); histograms of path weights (path
-#: counts under crude sampling): hist_count float64[B, H1] (by default count), hist_loss
-#: float64[B, H2] (pool loss rate on [0, 1]), hist_tr float64[B, J, N_HT, H3] (per-tranche
-#: metrics), hist_cov float64[B, T, H3] (headline coverage ratio per period); path_metrics
-#: float64[paths, M] (the call's paths, when ``RunSpec.keep``; else shape (0, M)).
+#: the caller. m float64[B, N_SUM, M]: per metric, the sums ``SUM_*`` of
+#: :mod:`abs_engine.kernels.layout` over the block's paths (Σw·v, Σw²·v², Σw, the count,
+#: Σw·v², Σw²·v, Σw² of its finite values; w a path's likelihood-ratio weight, 1 under crude
+#: sampling); cf float64[B, N_CF_SUM, T, N_CF]: the sums ``CF_*`` of the expected-cash-flow
+#: items (Σw·v, Σw²·v², Σw²·v); w_tot float64[B, 2] (Σw, Σw² over the block's paths);
+#: histograms of path weights (path counts under crude sampling): hist_count float64[B, H1]
+#: (by default count), hist_loss float64[B, H2] (pool loss rate on [0, 1]), hist_tr
+#: float64[B, J, N_HT, H3] (per-tranche metrics), hist_cov float64[B, T, H3] (headline
+#: coverage ratio per period); path_metrics float64[paths, M] (the call's paths, when
+#: ``RunSpec.keep``; else shape (0, M)).
 BlockSums = namedtuple(
     "BlockSums",
-    [
-        "m_sum",
-        "m_sq",
-        "m_cnt",
-        "m_n",
-        "m_wsq",
-        "m_w2v",
-        "m_w2",
-        "cf_sum",
-        "cf_sq",
-        "cf_w2v",
-        "w_tot",
-        "hist_count",
-        "hist_loss",
-        "hist_tr",
-        "hist_cov",
-        "path_metrics",
-    ],
+    ["m", "cf", "w_tot", "hist_count", "hist_loss", "hist_tr", "hist_cov", "path_metrics"],
 )
 
 

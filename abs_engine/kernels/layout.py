@@ -265,6 +265,21 @@ CFP_COVERAGE = 8  # the deal's headline coverage ratio (0 where undefined)
 CFP_COVERAGE_DEFINED = 9  # 1 where the coverage ratio is defined (senior outstanding)
 N_CFP = 10
 
+# --- Monte Carlo sums of a block or a run: m[row, metric] and cf[row, t, k] -------------------
+# w is a path's likelihood-ratio weight (1 under crude sampling), v a finite value
+SUM_WV = 0  # Σw·v
+SUM_W2V2 = 1  # Σw²·v²
+SUM_W = 2  # Σw
+SUM_N = 3  # the count of finite values
+SUM_WV2 = 4  # Σw·v² (the crude variance, for the in-run variance-reduction estimate)
+SUM_W2V = 5  # Σw²·v (the self-normalised estimator's standard error)
+SUM_W2 = 6  # Σw²
+N_SUM = 7
+CF_WV = 0  # Σw·v of an expected-cash-flow item
+CF_W2V2 = 1  # Σw²·v²
+CF_W2V = 2  # Σw²·v
+N_CF_SUM = 3
+
 # Under importance sampling, the figures that are zero on every path where nothing goes wrong
 # (losses, shortfalls, support, defaults) are estimated by the plain weighted mean Σw·v / P
 # (unbiased, and exact however far the draws are shifted); the others, which every path

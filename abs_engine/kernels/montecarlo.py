@@ -34,6 +34,9 @@ from .collateral import (
     survivor_flows_py,
 )
 from .layout import (
+    CF_W2V,
+    CF_W2V2,
+    CF_WV,
     CFP_ACCELERATED,
     CFP_COVERAGE,
     CFP_COVERAGE_DEFINED,
@@ -110,6 +113,13 @@ from .layout import (
     ST_PRINCIPAL_PAID,
     ST_RESIDUAL_PAID,
     ST_WAL_YEARS,
+    SUM_N,
+    SUM_W,
+    SUM_W2,
+    SUM_W2V,
+    SUM_W2V2,
+    SUM_WV,
+    SUM_WV2,
     TF_BALANCE,
 )
 from .waterfall import waterfall_path, waterfall_path_py, waterfall_scratch, waterfall_scratch_py
@@ -322,34 +332,32 @@ def _block_scratch_py(model, deal):
     return coll, led, wf
 
 
-def _add_path_py(m_sum, m_sq, m_cnt, m_n, m_wsq, m_w2v, m_w2, cf_sum, cf_sq, cf_w2v, w_tot, bb,
-                 metrics, path_cf, w1, w2, n):  # fmt: skip
-    """Add ``n`` paths with this metric vector and these cash flows to block ``bb``'s sums:
+def _add_path_py(m, cf, w_tot, bb, metrics, path_cf, w1, w2, n):
+    """Add ``n`` paths with this metric vector [M] and these cash flows [T, N_CF] to block
+    ``bb``'s sums ``m`` [B, N_SUM, M], ``cf`` [B, N_CF_SUM, T, N_CF] and ``w_tot`` [B, 2]:
     ``w1`` the sum of their likelihood-ratio weights, ``w2`` the sum of their squares (one
     path: w and w²; the memoised no-default path, added once per block: its count under crude
-    sampling, where every weight is 1). Sums of w·v, w²·v², w (over finite values), the count
-    of finite values, w·v² (the crude variance, for the variance-reduction estimate), w²·v and
-    w² (the self-normalised estimator's standard error). 1.0 · v is v exactly, so crude sums
-    are plain sums."""
+    sampling, where every weight is 1). The rows are the ``SUM_*`` and ``CF_*`` of
+    :mod:`abs_engine.kernels.layout`; 1.0 · v is v exactly, so crude sums are plain sums."""
     n_m = metrics.shape[0]
-    for m in range(n_m):
-        v = metrics[m]
+    for k in range(n_m):
+        v = metrics[k]
         if not math.isnan(v):
-            m_sum[bb, m] += w1 * v
-            m_sq[bb, m] += w2 * v * v
-            m_cnt[bb, m] += w1
-            m_n[bb, m] += n
-            m_wsq[bb, m] += w1 * v * v
-            m_w2v[bb, m] += w2 * v
-            m_w2[bb, m] += w2
+            m[bb, SUM_WV, k] += w1 * v
+            m[bb, SUM_W2V2, k] += w2 * v * v
+            m[bb, SUM_W, k] += w1
+            m[bb, SUM_N, k] += n
+            m[bb, SUM_WV2, k] += w1 * v * v
+            m[bb, SUM_W2V, k] += w2 * v
+            m[bb, SUM_W2, k] += w2
     n_t = path_cf.shape[0]
     n_cf = path_cf.shape[1]
     for t in range(n_t):
         for k in range(n_cf):
             v = path_cf[t, k]
-            cf_sum[bb, t, k] += w1 * v
-            cf_sq[bb, t, k] += w2 * v * v
-            cf_w2v[bb, t, k] += w2 * v
+            cf[bb, CF_WV, t, k] += w1 * v
+            cf[bb, CF_W2V2, t, k] += w2 * v * v
+            cf[bb, CF_W2V, t, k] += w2 * v
     w_tot[bb, 0] += w1
     w_tot[bb, 1] += w2
     return 0
@@ -440,9 +448,7 @@ def run_block_py(first_block, bb, spec, model, deal, sums):
     (``collateral_draws_inline``: 5-25% faster a path as shipped)."""
     n_t = model.agg_interest.shape[0]
     n_obl = model.obligor_class.shape[0]
-    m_sum, m_sq, m_cnt, cf_sum, cf_sq = sums.m_sum, sums.m_sq, sums.m_cnt, sums.cf_sum, sums.cf_sq
-    m_n, m_wsq, m_w2v, m_w2, w_tot = sums.m_n, sums.m_wsq, sums.m_w2v, sums.m_w2, sums.w_tot
-    cf_w2v = sums.cf_w2v
+    m, cf, w_tot = sums.m, sums.cf, sums.w_tot
     h_count, h_loss, h_tr, h_cov = sums.hist_count, sums.hist_loss, sums.hist_tr, sums.hist_cov
     path_metrics = sums.path_metrics
     lo, hi, seed, keep = spec.hist_lo, spec.hist_hi, spec.seed, spec.keep
@@ -450,8 +456,8 @@ def run_block_py(first_block, bb, spec, model, deal, sums):
     tranche_f, tranche_accrual, original_pool = (
         deal.tranche_f, deal.tranche_accrual, deal.original_pool
     )  # fmt: skip
-    n_m = m_sum.shape[1]
-    n_cf = cf_sum.shape[2]
+    n_m = m.shape[2]
+    n_cf = cf.shape[3]
     first_path = first_block * spec.block_size
     p0 = (first_block + bb) * spec.block_size
     p1 = min(p0 + spec.block_size, spec.n_paths)
@@ -500,15 +506,13 @@ def run_block_py(first_block, bb, spec, model, deal, sums):
             _copy_py(coverage, base_cov)
             _copy_py(stats, base_stats)
         else:
-            _add_path_py(m_sum, m_sq, m_cnt, m_n, m_wsq, m_w2v, m_w2, cf_sum, cf_sq, cf_w2v,
-                         w_tot, bb, metrics, path_cf, w, w * w, 1.0)  # fmt: skip
+            _add_path_py(m, cf, w_tot, bb, metrics, path_cf, w, w * w, 1.0)
             _add_histograms_py(h_count, h_loss, h_tr, h_cov, lo, hi, bb, stats, metrics,
                                coverage, n_obl, original_pool, w)  # fmt: skip
         if keep != 0:
             _copy_py(metrics, path_metrics[p - first_path])
     if n_base > 0:
-        _add_path_py(m_sum, m_sq, m_cnt, m_n, m_wsq, m_w2v, m_w2, cf_sum, cf_sq, cf_w2v, w_tot,
-                     bb, base_metrics, base_cf, base_w1, base_w2, float(n_base))  # fmt: skip
+        _add_path_py(m, cf, w_tot, bb, base_metrics, base_cf, base_w1, base_w2, float(n_base))
         _add_histograms_py(h_count, h_loss, h_tr, h_cov, lo, hi, bb, base_stats, base_metrics,
                            base_cov, n_obl, original_pool, base_w1)  # fmt: skip
     return 0
@@ -531,16 +535,16 @@ def _mix_py(a, b, prob, out):
     return 0
 
 
-def _crude_second_moment_py(m_wsq, bb, a, b, mixed, prob, w):
+def _crude_second_moment_py(m, bb, a, b, mixed, prob, w):
     """Under conditional Monte Carlo, the crude second moment of a figure (for the in-run
     variance-reduction estimate) is that of its two outcomes, w·((1 − p)·a² + p·b²), not the
     square of their mixture that :func:`_add_path_py` added: swap one for the other."""
-    for m in range(mixed.shape[0]):
-        v = mixed[m]
+    for k in range(mixed.shape[0]):
+        v = mixed[k]
         if not math.isnan(v):
-            x = a[m] if not math.isnan(a[m]) else v
-            y = b[m] if not math.isnan(b[m]) else v
-            m_wsq[bb, m] += w * ((1.0 - prob) * x * x + prob * y * y - v * v)
+            x = a[k] if not math.isnan(a[k]) else v
+            y = b[k] if not math.isnan(b[k]) else v
+            m[bb, SUM_WV2, k] += w * ((1.0 - prob) * x * x + prob * y * y - v * v)
     return 0
 
 
@@ -554,17 +558,15 @@ def run_block_cmc_py(first_block, bb, spec, model, deal, sums):
     memoised path (every path runs both)."""
     n_t = model.agg_interest.shape[0]
     n_obl = model.obligor_class.shape[0]
-    m_sum, m_sq, m_cnt, cf_sum, cf_sq = sums.m_sum, sums.m_sq, sums.m_cnt, sums.cf_sum, sums.cf_sq
-    m_n, m_wsq, m_w2v, m_w2, w_tot = sums.m_n, sums.m_wsq, sums.m_w2v, sums.m_w2, sums.w_tot
-    cf_w2v = sums.cf_w2v
+    m, cf, w_tot = sums.m, sums.cf, sums.w_tot
     h_count, h_loss, h_tr, h_cov = sums.hist_count, sums.hist_loss, sums.hist_tr, sums.hist_cov
     lo, hi, seed = spec.hist_lo, spec.hist_hi, spec.seed
     base_rate = model.base_rate
     tranche_f, tranche_accrual, original_pool = (
         deal.tranche_f, deal.tranche_accrual, deal.original_pool
     )  # fmt: skip
-    n_m = m_sum.shape[1]
-    n_cf = cf_sum.shape[2]
+    n_m = m.shape[2]
+    n_cf = cf.shape[3]
     p0 = (first_block + bb) * spec.block_size
     p1 = min(p0 + spec.block_size, spec.n_paths)
     coll, led, wf = _block_scratch_py(model, deal)
@@ -591,9 +593,8 @@ def run_block_cmc_py(first_block, bb, spec, model, deal, sums):
                 coverage[branch, t] = led_per[t, LP_COVERAGE_RATIO]
         _mix_py(metrics[0], metrics[1], prob, mixed)
         _mix_py(path_cf[0], path_cf[1], prob, mixed_cf)
-        _add_path_py(m_sum, m_sq, m_cnt, m_n, m_wsq, m_w2v, m_w2, cf_sum, cf_sq, cf_w2v, w_tot,
-                     bb, mixed, mixed_cf, w, w * w, 1.0)  # fmt: skip
-        _crude_second_moment_py(m_wsq, bb, metrics[0], metrics[1], mixed, prob, w)
+        _add_path_py(m, cf, w_tot, bb, mixed, mixed_cf, w, w * w, 1.0)
+        _crude_second_moment_py(m, bb, metrics[0], metrics[1], mixed, prob, w)
         for branch in range(2):
             share = (1.0 - prob) if branch == 0 else prob
             _add_histograms_py(h_count, h_loss, h_tr, h_cov, lo, hi, bb, stats, metrics[branch],

@@ -121,9 +121,9 @@ def run_mean_se(m: np.ndarray, n_paths: int, weighted: bool) -> tuple[np.ndarray
 
     Parameters
     ----------
-    m : float64[7, M]  Σw·v, Σw²·v², Σw, the count, Σw·v², Σw²·v and Σw² of each metric's
-        finite values (w the path's likelihood-ratio weight;
-        :class:`abs_engine.simulation.RunTotals`)
+    m : float64[N_SUM, M]  the sums ``SUM_*`` of :mod:`abs_engine.kernels.layout` (Σw·v,
+        Σw²·v², Σw, the count, Σw·v², Σw²·v and Σw² of each metric's finite values; w the
+        path's likelihood-ratio weight; :class:`abs_engine.simulation.RunTotals`)
     n_paths : int
     weighted : bool    False: crude sampling (every w = 1)
 
@@ -134,9 +134,10 @@ def run_mean_se(m: np.ndarray, n_paths: int, weighted: bool) -> tuple[np.ndarray
         :func:`importance_mean_se`.
     """
     if not weighted:
-        return mean_se(m[0], m[1], m[2])
+        return mean_se(m[L.SUM_WV], m[L.SUM_W2V2], m[L.SUM_W])
     n_j = (m.shape[1] - L.N_MP) // L.N_MT
-    return importance_mean_se(m[0], m[1], m[5], m[2], m[6], m[3], n_paths,
+    return importance_mean_se(m[L.SUM_WV], m[L.SUM_W2V2], m[L.SUM_W2V], m[L.SUM_W], m[L.SUM_W2],
+                              m[L.SUM_N], n_paths,
                               loss_like_metrics(n_j))  # fmt: skip
 
 
@@ -153,7 +154,7 @@ def sampling_summary(
     w_mean = s1 / n
     w_se = math.sqrt(max(s2 / n - w_mean * w_mean, 0.0) / max(n - 1.0, 1.0))
     with np.errstate(invalid="ignore", divide="ignore"):
-        crude_var = m[4] / n - mean * mean
+        crude_var = m[L.SUM_WV2] / n - mean * mean
         is_var = se * se * n
         vr = np.where((is_var > 0) & (crude_var > 0), crude_var / is_var, np.nan)
     return {

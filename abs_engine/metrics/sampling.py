@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from ..kernels import layout as L
+
 __all__ = ["MIN_EFFECTIVE_PATHS", "degeneracy_warnings", "effective_paths"]
 
 #: an estimate resting on fewer effective paths than this is flagged
@@ -23,11 +25,11 @@ MIN_EFFECTIVE_PATHS = 100.0
 
 def effective_paths(m: np.ndarray, columns: Sequence[int]) -> list[float]:
     """The effective number of paths (Σw·v)² / Σw²·v² behind each metric of ``columns``,
-    from a run's sums ``m`` (float64[7, M]: rows Σw·v and Σw²·v² first); 0 where no path
-    has a value (nothing lost)."""
+    from a run's sums ``m`` (float64[N_SUM, M], rows ``SUM_*``); 0 where no path has a value
+    (nothing lost)."""
     out = []
     for c in columns:
-        s, sq = float(m[0, c]), float(m[1, c])
+        s, sq = float(m[L.SUM_WV, c]), float(m[L.SUM_W2V2, c])
         out.append(s * s / sq if sq > 0 else 0.0)
     return out
 

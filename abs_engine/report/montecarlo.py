@@ -298,8 +298,8 @@ def cashflow_frame(
     ----------
     cd : CompiledDeal
     mean, se : float64[T, C]   means over all paths and their standard errors
-    cf_tot : float64[3, T, C]  Σw·v, Σw²·v² and Σw²·v over all paths (for the coverage
-        ratio, averaged over the paths where it is defined)
+    cf_tot : float64[N_CF_SUM, T, C]  Σw·v, Σw²·v² and Σw²·v over all paths (rows
+        ``CF_*``; for the coverage ratio, averaged over the paths where it is defined)
     weighted : bool            importance sampling (w the likelihood-ratio weights)
     """
     out = pd.DataFrame(
@@ -320,14 +320,14 @@ def cashflow_frame(
         cols[f"pool.{item}_se"] = se[:, base + k]
     # the coverage ratio is averaged over the paths where it is defined (senior outstanding)
     cov, defined = base + L.CFP_COVERAGE, base + L.CFP_COVERAGE_DEFINED
+    wv, w2v = cf_tot[L.CF_WV], cf_tot[L.CF_W2V]
     if weighted:  # the self-normalised mean over the paths where it is defined
         cols["coverage_ratio"], cols["coverage_ratio_se"] = weighted_mean_se(
-            cf_tot[0][:, cov], cf_tot[1][:, cov], cf_tot[2][:, cov], cf_tot[0][:, defined],
-            cf_tot[2][:, defined],
-        )  # fmt: skip
+            wv[:, cov], cf_tot[L.CF_W2V2][:, cov], w2v[:, cov], wv[:, defined], w2v[:, defined]
+        )
     else:
         cols["coverage_ratio"], cols["coverage_ratio_se"] = mean_se(
-            cf_tot[0][:, cov], cf_tot[1][:, cov], cf_tot[0][:, defined]
+            wv[:, cov], cf_tot[L.CF_W2V2][:, cov], wv[:, defined]
         )
     cols["coverage_ratio_defined_share"] = mean[:, base + L.CFP_COVERAGE_DEFINED]
     # one concat: inserting ~50 columns one by one costs pandas about 10 ms
