@@ -8,20 +8,35 @@ compiled helpers instead, so the Python reference and the numba kernel cannot dr
 from __future__ import annotations
 
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from numba import njit
 
+from ._inline import inline_helpers
+
 __all__ = ["jit_twin"]
 
 
-def jit_twin(py_fn: Callable[..., Any], replacements: dict[str, Any] | None = None, **njit_kw: Any):
+def jit_twin(
+    py_fn: Callable[..., Any],
+    replacements: dict[str, Any] | None = None,
+    *,
+    inline_source: Sequence[Callable[..., Any]] = (),
+    **njit_kw: Any,
+):
     """``njit(**njit_kw)`` of a copy of ``py_fn`` whose globals named in ``replacements`` are
-    swapped (typically ``{"helper_py": helper}``)."""
+    swapped (typically ``{"helper_py": helper}``), and whose calls of the helpers in
+    ``inline_source`` are replaced by their bodies
+    (:func:`abs_engine.kernels._inline.inline_helpers`: one compiled function, no numba call
+    per helper)."""
     g = dict(py_fn.__globals__)
     g.update(replacements or {})
-    f = types.FunctionType(py_fn.__code__, g, py_fn.__name__, py_fn.__defaults__, py_fn.__closure__)
+    if inline_source:
+        f = inline_helpers(py_fn, inline_source, g)
+    else:
+        f = types.FunctionType(py_fn.__code__, g, py_fn.__name__, py_fn.__defaults__,
+                               py_fn.__closure__)  # fmt: skip
     f.__qualname__ = py_fn.__qualname__ + "__jit"
     f.__module__ = py_fn.__module__
     f.__doc__ = py_fn.__doc__

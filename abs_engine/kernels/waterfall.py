@@ -220,6 +220,212 @@ def base_amount_py(kind, pool_start, notes, original_pool, tranche_balance):
     return tranche_balance
 
 
+def _pay_fee_py(t, f, avail, work, led_fee):
+    """``pay_fee``: fee f's amount still owed this period, as far as ``avail`` goes; returns
+    what is left available (yuan)."""
+    owed = work[W_FEE_DUE, f] - led_fee[t, f, LF_PAID]
+    x = owed if owed < avail else avail
+    if x > 0.0:
+        led_fee[t, f, LF_PAID] += x
+        avail -= x
+    return avail
+
+
+def _pay_interest_py(t, g, mode, avail, groups, group_len, led_tr):
+    """``pay_interest`` on tranche group g: the interest still owed, pro rata
+    (``MODE_PRO_RATA``) or in order; returns what is left available."""
+    n_m = group_len[g]
+    if mode == MODE_PRO_RATA:
+        owed = 0.0
+        for m in range(n_m):
+            j = groups[g, m]
+            owed += led_tr[t, j, LT_INTEREST_DUE] - led_tr[t, j, LT_INTEREST_PAID]
+        if owed > EPS and avail > 0.0:
+            frac = avail / owed if avail < owed else 1.0
+            for m in range(n_m):
+                j = groups[g, m]
+                x = (led_tr[t, j, LT_INTEREST_DUE] - led_tr[t, j, LT_INTEREST_PAID]) * frac
+                led_tr[t, j, LT_INTEREST_PAID] += x
+                avail -= x
+            if avail < 0.0:
+                avail = 0.0
+    else:
+        for m in range(n_m):
+            j = groups[g, m]
+            owed = led_tr[t, j, LT_INTEREST_DUE] - led_tr[t, j, LT_INTEREST_PAID]
+            x = owed if owed < avail else avail
+            if x > 0.0:
+                led_tr[t, j, LT_INTEREST_PAID] += x
+                avail -= x
+    return avail
+
+
+def _pay_principal_py(t, g, mode, amount, avail, final, pool_end, groups, group_len, tranche_i,
+                      tranche_target, work, led_tr):  # fmt: skip
+    """``pay_principal`` on tranche group g, pro rata or in order: of everything available
+    (``AMOUNT_AVAILABLE``, and in the final period) or of the notes' excess over the performing
+    pool (a target-balance tranche down to its target); returns what is left available."""
+    n_m = group_len[g]
+    notes_now = 0.0
+    for j in range(tranche_i.shape[0]):
+        notes_now += work[W_BAL, j]
+    if amount == AMOUNT_AVAILABLE or final:
+        budget = avail
+    else:
+        budget = notes_now - pool_end
+        if budget < 0.0:
+            budget = 0.0
+        if budget > avail:
+            budget = avail
+    if mode == MODE_PRO_RATA:
+        tot = 0.0
+        for m in range(n_m):
+            tot += work[W_BAL, groups[g, m]]
+        if tot > EPS and budget > 0.0:
+            frac = budget / tot if budget < tot else 1.0
+            for m in range(n_m):
+                j = groups[g, m]
+                x = work[W_BAL, j] * frac
+                work[W_BAL, j] -= x
+                led_tr[t, j, LT_PRINCIPAL_PAID] += x
+                avail -= x
+            if avail < 0.0:
+                avail = 0.0
+    else:
+        for m in range(n_m):
+            j = groups[g, m]
+            owed = work[W_BAL, j]
+            if (
+                tranche_i[j, TI_PRINCIPAL_KIND] == PRIN_TARGET
+                and not final
+                and (amount != AMOUNT_AVAILABLE)
+            ):
+                owed = owed - tranche_target[j, t]
+            x = owed
+            if x > budget:
+                x = budget
+            if x > 0.0:
+                work[W_BAL, j] -= x
+                led_tr[t, j, LT_PRINCIPAL_PAID] += x
+                avail -= x
+                budget -= x
+    return avail
+
+
+def _fund_reserve_py(t, a, avail, work, led_acc):
+    """``fund_reserve``: account a up to its target, as far as ``avail`` goes; returns what
+    is left available."""
+    need = work[W_ACC_TARGET, a] - work[W_ACC_BAL, a]
+    x = need if need < avail else avail
+    if x > 0.0:
+        work[W_ACC_BAL, a] += x
+        led_acc[t, a, LA_DEPOSIT] += x
+        avail -= x
+    return avail
+
+
+def _draw_reserve_py(t, a, g, covers, groups, group_len, work, led_tr, led_acc):
+    """``draw_reserve``: account a pays tranche group g's interest (``COVERS_INTEREST``) or
+    principal still owed this period, as far as its balance goes."""
+    n_m = group_len[g]
+    for m in range(n_m):
+        j = groups[g, m]
+        if covers == COVERS_INTEREST:
+            owed = led_tr[t, j, LT_INTEREST_DUE] - led_tr[t, j, LT_INTEREST_PAID]
+        else:
+            owed = work[W_PRIN_DUE, j] - led_tr[t, j, LT_PRINCIPAL_PAID]
+            if owed > work[W_BAL, j]:
+                owed = work[W_BAL, j]
+        x = owed if owed < work[W_ACC_BAL, a] else work[W_ACC_BAL, a]
+        if x > 0.0:
+            work[W_ACC_BAL, a] -= x
+            led_acc[t, a, LA_WITHDRAWAL] += x
+            led_tr[t, j, LT_FROM_RESERVE] += x
+            if covers == COVERS_INTEREST:
+                led_tr[t, j, LT_INTEREST_PAID] += x
+            else:
+                work[W_BAL, j] -= x
+                led_tr[t, j, LT_PRINCIPAL_PAID] += x
+    return 0
+
+
+def _draw_support_py(t, s, final, cash_in, support_default_period, support_i, support_f, groups,
+                     group_len, work, led_tr, led_sup):  # fmt: skip
+    """``draw_support``: support s pays its group's interest still owed (and, in the final
+    period, principal) as it covers them, up to its cap, unless its provider has defaulted;
+    every amount asked for is recorded. Returns the period's cash in plus what it paid."""
+    g = support_i[s, SI_GROUP]
+    cov = support_i[s, SI_COVERS]
+    n_m = group_len[g]
+    for m in range(n_m):
+        j = groups[g, m]
+        for part in range(2):
+            if part == 0:
+                if cov != COVERS_INTEREST and cov != COVERS_BOTH:
+                    continue
+                owed = led_tr[t, j, LT_INTEREST_DUE] - led_tr[t, j, LT_INTEREST_PAID]
+            else:
+                if cov != COVERS_PRINCIPAL and cov != COVERS_BOTH:
+                    continue
+                if not final:
+                    continue
+                owed = work[W_BAL, j]
+            if owed <= EPS:
+                continue
+            led_sup[t, s, LS_REQUESTED] += owed
+            if support_default_period[s] <= t:
+                continue
+            room = support_f[s, SF_CAP] - work[W_SUP_CUM, s]
+            x = owed if owed < room else room
+            if x <= 0.0:
+                continue
+            work[W_SUP_CUM, s] += x
+            led_sup[t, s, LS_PAID] += x
+            cash_in += x
+            led_tr[t, j, LT_FROM_SUPPORT] += x
+            if part == 0:
+                led_tr[t, j, LT_INTEREST_PAID] += x
+            else:
+                work[W_BAL, j] -= x
+                led_tr[t, j, LT_PRINCIPAL_PAID] += x
+    return cash_in
+
+
+def _write_off_py(t, final, pool_end, pool_flows, n_j, work, led_tr):
+    """``write_off``: the principal deficiency, notes above the performing pool and the
+    recoveries still to come from receivables defaulted by now (after a call or in the final
+    period nothing is to come), written off the tranches from the most junior up."""
+    deficiency = -pool_end
+    if not final:
+        deficiency -= pool_flows[PF_PENDING_RECOVERY, t]
+    for j in range(n_j):
+        deficiency += work[W_BAL, j]
+    for jj in range(n_j):
+        if deficiency <= EPS:
+            break
+        j = n_j - 1 - jj
+        x = work[W_BAL, j] if work[W_BAL, j] < deficiency else deficiency
+        if x > 0.0:
+            work[W_BAL, j] -= x
+            led_tr[t, j, LT_WRITE_DOWN] += x
+            deficiency -= x
+    return 0
+
+
+def _pay_residual_py(t, j, avail, trap_account, work, led_tr, led_acc, led_per):
+    """``pay_residual``: everything left to tranche j, or into the trap account while a cash
+    trap is active; returns 0 (nothing left available)."""
+    if avail > 0.0:
+        if trap_account >= 0:
+            work[W_ACC_BAL, trap_account] += avail
+            led_acc[t, trap_account, LA_DEPOSIT] += avail
+            led_per[t, LP_TRAPPED] += avail
+        else:
+            led_tr[t, j, LT_RESIDUAL_PAID] += avail
+        avail = 0.0
+    return avail
+
+
 def waterfall_path_py(pool_flows, support_default_period, base_rate, deal, led, scratch):  # noqa: C901
     """Run one path through the waterfall.
 
@@ -548,171 +754,25 @@ def waterfall_path_py(pool_flows, support_default_period, base_rate, deal, led, 
             pb = ops[status, k, OPC_B]
             pc = ops[status, k, OPC_C]
             if op == OP_PAY_FEE:
-                owed = work[W_FEE_DUE, pa] - led_fee[t, pa, LF_PAID]
-                x = owed if owed < avail else avail
-                if x > 0.0:
-                    led_fee[t, pa, LF_PAID] += x
-                    avail -= x
+                avail = _pay_fee_py(t, pa, avail, work, led_fee)
             elif op == OP_PAY_INTEREST:
-                n_m = group_len[pa]
-                if pb == MODE_PRO_RATA:
-                    owed = 0.0
-                    for m in range(n_m):
-                        j = groups[pa, m]
-                        owed += led_tr[t, j, LT_INTEREST_DUE] - led_tr[t, j, LT_INTEREST_PAID]
-                    if owed > EPS and avail > 0.0:
-                        frac = avail / owed if avail < owed else 1.0
-                        for m in range(n_m):
-                            j = groups[pa, m]
-                            x = (
-                                led_tr[t, j, LT_INTEREST_DUE] - led_tr[t, j, LT_INTEREST_PAID]
-                            ) * frac
-                            led_tr[t, j, LT_INTEREST_PAID] += x
-                            avail -= x
-                        if avail < 0.0:
-                            avail = 0.0
-                else:
-                    for m in range(n_m):
-                        j = groups[pa, m]
-                        owed = led_tr[t, j, LT_INTEREST_DUE] - led_tr[t, j, LT_INTEREST_PAID]
-                        x = owed if owed < avail else avail
-                        if x > 0.0:
-                            led_tr[t, j, LT_INTEREST_PAID] += x
-                            avail -= x
+                avail = _pay_interest_py(t, pa, pb, avail, groups, group_len, led_tr)
             elif op == OP_PAY_PRINCIPAL:
-                n_m = group_len[pa]
-                notes_now = 0.0
-                for j in range(n_j):
-                    notes_now += work[W_BAL, j]
-                if pc == AMOUNT_AVAILABLE or final:
-                    budget = avail
-                else:
-                    budget = notes_now - pool_end
-                    if budget < 0.0:
-                        budget = 0.0
-                    if budget > avail:
-                        budget = avail
-                if pb == MODE_PRO_RATA:
-                    tot = 0.0
-                    for m in range(n_m):
-                        tot += work[W_BAL, groups[pa, m]]
-                    if tot > EPS and budget > 0.0:
-                        frac = budget / tot if budget < tot else 1.0
-                        for m in range(n_m):
-                            j = groups[pa, m]
-                            x = work[W_BAL, j] * frac
-                            work[W_BAL, j] -= x
-                            led_tr[t, j, LT_PRINCIPAL_PAID] += x
-                            avail -= x
-                        if avail < 0.0:
-                            avail = 0.0
-                else:
-                    for m in range(n_m):
-                        j = groups[pa, m]
-                        owed = work[W_BAL, j]
-                        if (
-                            tranche_i[j, TI_PRINCIPAL_KIND] == PRIN_TARGET
-                            and not final
-                            and (pc != AMOUNT_AVAILABLE)
-                        ):
-                            owed = owed - tranche_target[j, t]
-                        x = owed
-                        if x > budget:
-                            x = budget
-                        if x > 0.0:
-                            work[W_BAL, j] -= x
-                            led_tr[t, j, LT_PRINCIPAL_PAID] += x
-                            avail -= x
-                            budget -= x
+                avail = _pay_principal_py(t, pa, pb, pc, avail, final, pool_end, groups,
+                                          group_len, tranche_i, tranche_target, work,
+                                          led_tr)  # fmt: skip
             elif op == OP_FUND_RESERVE:
-                need = work[W_ACC_TARGET, pa] - work[W_ACC_BAL, pa]
-                x = need if need < avail else avail
-                if x > 0.0:
-                    work[W_ACC_BAL, pa] += x
-                    led_acc[t, pa, LA_DEPOSIT] += x
-                    avail -= x
+                avail = _fund_reserve_py(t, pa, avail, work, led_acc)
             elif op == OP_DRAW_RESERVE:
-                n_m = group_len[pb]
-                for m in range(n_m):
-                    j = groups[pb, m]
-                    if pc == COVERS_INTEREST:
-                        owed = led_tr[t, j, LT_INTEREST_DUE] - led_tr[t, j, LT_INTEREST_PAID]
-                    else:
-                        owed = work[W_PRIN_DUE, j] - led_tr[t, j, LT_PRINCIPAL_PAID]
-                        if owed > work[W_BAL, j]:
-                            owed = work[W_BAL, j]
-                    x = owed if owed < work[W_ACC_BAL, pa] else work[W_ACC_BAL, pa]
-                    if x > 0.0:
-                        work[W_ACC_BAL, pa] -= x
-                        led_acc[t, pa, LA_WITHDRAWAL] += x
-                        led_tr[t, j, LT_FROM_RESERVE] += x
-                        if pc == COVERS_INTEREST:
-                            led_tr[t, j, LT_INTEREST_PAID] += x
-                        else:
-                            work[W_BAL, j] -= x
-                            led_tr[t, j, LT_PRINCIPAL_PAID] += x
+                _draw_reserve_py(t, pa, pb, pc, groups, group_len, work, led_tr, led_acc)
             elif op == OP_DRAW_SUPPORT:
-                g = support_i[pa, SI_GROUP]
-                cov = support_i[pa, SI_COVERS]
-                n_m = group_len[g]
-                for m in range(n_m):
-                    j = groups[g, m]
-                    for part in range(2):
-                        if part == 0:
-                            if cov != COVERS_INTEREST and cov != COVERS_BOTH:
-                                continue
-                            owed = led_tr[t, j, LT_INTEREST_DUE] - led_tr[t, j, LT_INTEREST_PAID]
-                        else:
-                            if cov != COVERS_PRINCIPAL and cov != COVERS_BOTH:
-                                continue
-                            if not final:
-                                continue
-                            owed = work[W_BAL, j]
-                        if owed <= EPS:
-                            continue
-                        led_sup[t, pa, LS_REQUESTED] += owed
-                        if support_default_period[pa] <= t:
-                            continue
-                        room = support_f[pa, SF_CAP] - work[W_SUP_CUM, pa]
-                        x = owed if owed < room else room
-                        if x <= 0.0:
-                            continue
-                        work[W_SUP_CUM, pa] += x
-                        led_sup[t, pa, LS_PAID] += x
-                        cash_in += x
-                        led_tr[t, j, LT_FROM_SUPPORT] += x
-                        if part == 0:
-                            led_tr[t, j, LT_INTEREST_PAID] += x
-                        else:
-                            work[W_BAL, j] -= x
-                            led_tr[t, j, LT_PRINCIPAL_PAID] += x
+                cash_in = _draw_support_py(t, pa, final, cash_in, support_default_period,
+                                           support_i, support_f, groups, group_len, work,
+                                           led_tr, led_sup)  # fmt: skip
             elif op == OP_WRITE_OFF:
-                # principal deficiency: notes above the performing pool and the recoveries
-                # still to come from receivables defaulted by now (after a call or in the
-                # final period nothing is to come)
-                deficiency = -pool_end
-                if not final:
-                    deficiency -= pool_flows[PF_PENDING_RECOVERY, t]
-                for j in range(n_j):
-                    deficiency += work[W_BAL, j]
-                for jj in range(n_j):
-                    if deficiency <= EPS:
-                        break
-                    j = n_j - 1 - jj
-                    x = work[W_BAL, j] if work[W_BAL, j] < deficiency else deficiency
-                    if x > 0.0:
-                        work[W_BAL, j] -= x
-                        led_tr[t, j, LT_WRITE_DOWN] += x
-                        deficiency -= x
+                _write_off_py(t, final, pool_end, pool_flows, n_j, work, led_tr)
             elif op == OP_PAY_RESIDUAL:
-                if avail > 0.0:
-                    if trap_account >= 0:
-                        work[W_ACC_BAL, trap_account] += avail
-                        led_acc[t, trap_account, LA_DEPOSIT] += avail
-                        led_per[t, LP_TRAPPED] += avail
-                    else:
-                        led_tr[t, pa, LT_RESIDUAL_PAID] += avail
-                    avail = 0.0
+                avail = _pay_residual_py(t, pa, avail, trap_account, work, led_tr, led_acc, led_per)
 
         # ---- 6. close the period ----
         paid_out = 0.0
@@ -821,7 +881,21 @@ def run_paths_py(pool_flows, support_default_period, base_rate, deal, led, work_
 
 
 base_amount = jit_twin(base_amount_py, cache=True)
-waterfall_path = jit_twin(waterfall_path_py, {"base_amount_py": base_amount}, cache=True)
+#: the phase and opcode helpers, inlined at the source level into the compiled interpreter
+#: (:mod:`abs_engine.kernels._inline`); the Python twin calls them
+_HELPERS = (
+    _pay_fee_py,
+    _pay_interest_py,
+    _pay_principal_py,
+    _fund_reserve_py,
+    _draw_reserve_py,
+    _draw_support_py,
+    _write_off_py,
+    _pay_residual_py,
+)
+waterfall_path = jit_twin(
+    waterfall_path_py, {"base_amount_py": base_amount}, inline_source=_HELPERS, cache=True
+)
 waterfall_scratch = jit_twin(waterfall_scratch_py, {"work_shape": jit_twin(work_shape)}, cache=True)
 run_paths = jit_twin(run_paths_py, {"waterfall_path_py": waterfall_path}, cache=True)
 
