@@ -948,7 +948,9 @@ def test_no_defaults_no_pool_loss(case: Case) -> None:
 @given(cases(max_scenarios=4))
 def test_compiled_kernel_matches_python_twin(case: Case) -> None:
     """Property 6: identical ledgers from the numba kernel and its plain-Python twin (several
-    paths per call, so the compiled ``prange`` loop is exercised), on one compiled deal."""
+    paths per call), on one compiled deal. The twin calls the waterfall's phase and opcode
+    helpers; the compiled kernel has them inlined at the source level: this checks the
+    inlining on every generated structure."""
     cd, scs = case.compile()
     py = run_waterfall(cd, deterministic_flows(cd, scs), jit=False)
     nb = run_waterfall(cd, deterministic_flows(cd, scs), jit=True)

@@ -14,11 +14,12 @@ body, its locals renamed apart, its parameters replaced by the argument names, a
 written that way, while the plain-Python twin calls the helpers themselves: the twin tests
 (bitwise equal results) check the two against each other.
 
-What a helper may be (checked, :class:`TypeError` otherwise): a plain function whose body ends
-in its only ``return``, with no ``break``/``continue`` outside its own loops, no nested
-functions, ``global``/``nonlocal``, ``yield`` or ``lambda``. What a call may be: a statement of
-the forms above, whose arguments are names or constants, positional. A parameter the helper
-assigns is copied into a renamed local first (scalars: numba copies nothing else).
+What a helper may be (checked, :class:`TypeError` otherwise): a plain function whose body
+ends in its only ``return`` (Python allows no ``break``/``continue`` outside its loops), with
+no nested functions or classes, ``global``/``nonlocal``, ``yield`` or ``lambda``. What a call
+may be: a statement of the forms above, whose arguments are names or constants, positional. A
+parameter the helper assigns is copied into a renamed local first (the kernels' helpers assign
+only scalar parameters); one it does not assign is replaced by the argument's name.
 """
 
 from __future__ import annotations
@@ -73,12 +74,11 @@ class _Helper:
         self.returned = body[-1].value
         self.body = body[:-1]
         self._check(body)
-        self.assigned = {
-            n.id
-            for stmt in self.body
-            for n in ast.walk(stmt)
-            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
-        }
+        self.assigned = _names(self.body, ast.Store)
+        # the names it reads from its module (constants, other kernels): they must mean the
+        # same in the caller, so the caller may not have a local of that name
+        read = _names(body, ast.Load)
+        self.free = read - self.assigned - set(self.params)
 
     def _check(self, body: list[ast.stmt]) -> None:
         for stmt in body[:-1]:
@@ -87,21 +87,16 @@ class _Helper:
                     raise TypeError(f"{self.name}: {type(n).__name__} cannot be inlined")
                 if isinstance(n, ast.Return):
                     raise TypeError(f"{self.name}: must end in its only return")
-            for n in _outside_loops(stmt):
-                if isinstance(n, ast.Break | ast.Continue):
-                    raise TypeError(f"{self.name}: break/continue outside its own loops")
 
 
-def _outside_loops(stmt: ast.stmt):
-    """The nodes of ``stmt`` that are not inside one of its loops."""
-    todo: list[ast.AST] = [stmt]
-    while todo:
-        n = todo.pop()
-        yield n
-        if isinstance(n, ast.For | ast.While):
-            todo.extend(n.orelse)
-            continue
-        todo.extend(ast.iter_child_nodes(n))
+def _names(stmts: list[ast.stmt], ctx: type) -> set[str]:
+    """The names ``stmts`` use in context ``ctx`` (``ast.Store`` or ``ast.Load``)."""
+    return {
+        n.id
+        for stmt in stmts
+        for n in ast.walk(stmt)
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ctx)
+    }
 
 
 class _Rename(ast.NodeTransformer):
@@ -172,8 +167,8 @@ class _Inliner(ast.NodeTransformer):
                 mapping[param] = arg.id
         rename = _Rename(mapping)
         for stmt in helper.body:
-            out.append(rename.visit(_copy(stmt)))
-        returned = rename.visit(_copy(helper.returned)) if helper.returned else None
+            out.append(rename.visit(copy.deepcopy(stmt)))
+        returned = rename.visit(copy.deepcopy(helper.returned)) if helper.returned else None
         if target is not None:
             if returned is None:
                 raise TypeError(f"line {where.lineno}: {helper.name} returns nothing")
@@ -182,10 +177,6 @@ class _Inliner(ast.NodeTransformer):
             raise TypeError(f"line {where.lineno}: {helper.name}'s result is dropped")
         # helpers that call helpers: expand those too (their names renamed apart again)
         return [s for stmt in out for s in _as_list(self.visit(stmt))]
-
-
-def _copy(node: Any) -> Any:
-    return copy.deepcopy(node)
 
 
 def _as_list(x: Any) -> list[ast.stmt]:
@@ -201,6 +192,14 @@ def inline_helpers(
     node = _function_def(py_fn)
     inliner = _Inliner({fn.__name__: _Helper(fn) for fn in helpers})
     node.body = [s for stmt in node.body for s in _as_list(inliner.visit(stmt))]
+    local = _names(node.body, ast.Store) | {a.arg for a in node.args.args}
+    for helper in inliner.helpers.values():
+        clash = helper.free & local
+        if clash:
+            raise TypeError(
+                f"{helper.name} reads {sorted(clash)} from its module, which {py_fn.__name__} "
+                "assigns: inlined, it would read the local"
+            )
     node.decorator_list = []
     module = ast.fix_missing_locations(ast.Module(body=[node], type_ignores=[]))
     code = compile(module, py_fn.__code__.co_filename, "exec")

@@ -426,7 +426,428 @@ def _pay_residual_py(t, j, avail, trap_account, work, led_tr, led_acc, led_per):
     return avail
 
 
-def waterfall_path_py(pool_flows, support_default_period, base_rate, deal, led, scratch):  # noqa: C901
+def _start_path_py(tranche_f, account_f, work, pending, led_tr, led_fee, led_acc, led_sup,
+                   led_per, sum_tr, sum_pool):  # fmt: skip
+    """Zero the path's ledgers and scratch; opening balances of tranches and accounts; the
+    summaries that start undefined (NaN minimum coverage, -1 first periods)."""
+    work[:, :] = 0.0
+    pending[:, :] = 0.0
+    led_tr[:, :, :] = 0.0
+    led_fee[:, :, :] = 0.0
+    led_acc[:, :, :] = 0.0
+    led_sup[:, :, :] = 0.0
+    led_per[:, :] = 0.0
+    sum_tr[:, :] = 0.0
+    sum_pool[:] = 0.0
+    for j in range(tranche_f.shape[0]):
+        work[W_BAL, j] = tranche_f[j, TF_BALANCE]
+        sum_tr[j, ST_MIN_COVERAGE] = np.nan
+        sum_tr[j, ST_FIRST_SHORTFALL_PERIOD] = -1.0
+    for a in range(account_f.shape[0]):
+        work[W_ACC_BAL, a] = account_f[a, AF_INITIAL]
+    sum_pool[SP_FIRST_TRIGGER_PERIOD] = -1.0
+    sum_pool[SP_CALL_PERIOD] = -1.0
+    sum_pool[SP_MIN_COVERAGE] = np.nan
+    return 0
+
+
+def _collections_py(t, pool_flows, pool_start, cum_default, original_pool, led_per):
+    """Period t's collections (interest, scheduled principal, prepayments, recoveries) onto
+    the period ledger; defaults leave the performing pool. Returns the performing balance at
+    the period's end, the cumulative defaults and the collections (yuan)."""
+    interest = pool_flows[PF_INTEREST, t]
+    sched = pool_flows[PF_SCHED_PRIN, t]
+    prepay = pool_flows[PF_PREPAY, t]
+    dflt = pool_flows[PF_DEFAULT, t]
+    recov = pool_flows[PF_RECOVERY, t]
+    loss = pool_flows[PF_LOSS, t]
+    pool_end = pool_start - sched - prepay - dflt
+    if pool_end < 1e-6:
+        pool_end = 0.0
+    cum_default += dflt
+    led_per[t, LP_POOL_START] = pool_start
+    led_per[t, LP_INTEREST] = interest
+    led_per[t, LP_SCHED_PRIN] = sched
+    led_per[t, LP_PREPAY] = prepay
+    led_per[t, LP_DEFAULT] = dflt
+    led_per[t, LP_RECOVERY] = recov
+    led_per[t, LP_LOSS] = loss
+    led_per[t, LP_CUM_DEFAULT_RATIO] = cum_default / original_pool if original_pool > 0 else 0.0
+    collections = interest + sched + prepay + recov
+    return pool_end, cum_default, collections
+
+
+def _compensation_py(t, pool_flows, support_default_period, support_i, support_f, work,
+                     pending, led_sup):  # fmt: skip
+    """Loss compensation: book the claims on period t's realised loss (due ``lag`` periods
+    later; claimed but never paid when due after legal final), then receive what falls due
+    now, up to each support's cap, unless its provider has defaulted. Returns what was
+    received (yuan)."""
+    n_t = pool_flows.shape[1]
+    loss = pool_flows[PF_LOSS, t]
+    compensation = 0.0
+    for s in range(support_f.shape[0]):
+        defaulted = support_default_period[s] <= t
+        led_sup[t, s, LS_PROVIDER_DEFAULTED] = 1.0 if defaulted else 0.0
+        if support_i[s, SI_KIND] != SUPPORT_COMPENSATION:
+            continue
+        due_t = t + support_i[s, SI_LAG]
+        if loss > 0.0:
+            if due_t < n_t:
+                pending[s, due_t] += support_f[s, SF_SHARE] * loss
+            else:
+                # due after legal final: claimed now, never paid to the trust
+                led_sup[t, s, LS_REQUESTED] += support_f[s, SF_SHARE] * loss
+        claim = pending[s, t]
+        if claim > 0.0:
+            led_sup[t, s, LS_REQUESTED] += claim
+            if not defaulted:
+                room = support_f[s, SF_CAP] - work[W_SUP_CUM, s]
+                x = claim if claim < room else room
+                if x < 0.0:
+                    x = 0.0
+                work[W_SUP_CUM, s] += x
+                led_sup[t, s, LS_PAID] = x
+                compensation += x
+    return compensation
+
+
+def _clean_up_call_py(t, pool_end, call_factor, call_price, original_pool, pool_flows, sum_pool):
+    """The clean-up call: the servicer buys the performing receivables at ``call_price`` and
+    the defaulted ones at their recovery value once the pool factor (performing balance /
+    original, tolerance 1e-9) is at or below the call level; nothing performing, no call.
+    Returns the performing balance after it, the call proceeds (yuan) and whether it was
+    called."""
+    call_proceeds = 0.0
+    called = False
+    if (
+        call_factor >= 0.0
+        and t < pool_flows.shape[1] - 1
+        and pool_end > 0.0
+        and pool_end <= (call_factor + 1e-9) * original_pool
+    ):
+        called = True
+        # the defaulted receivables awaiting disposal go at their recovery value; only
+        # those that have defaulted by now (later defaults were bought performing)
+        call_proceeds = call_price * pool_end + pool_flows[PF_PENDING_RECOVERY, t]
+        pool_end = 0.0
+        sum_pool[SP_CALL_PERIOD] = t
+    return pool_end, call_proceeds, called
+
+
+def _interest_due_py(t, base_rate, tranche_f, tranche_i, tranche_accrual, work, led_tr):
+    """Each tranche's coupon rate (fixed, or floating within its floor and cap; step-up
+    spread; floored at zero) and interest due (on the balance, and on the shortfall carried
+    where the tranche accrues on it, plus that shortfall). Returns the notes' balance."""
+    n_j = tranche_f.shape[0]
+    notes = 0.0
+    for j in range(n_j):
+        notes += work[W_BAL, j]
+    for j in range(n_j):
+        kind = tranche_i[j, TI_COUPON_KIND]
+        if kind == COUPON_FIXED:
+            rate = tranche_f[j, TF_FIXED_RATE]
+        elif kind == COUPON_FLOATING:
+            rate = base_rate[t] + tranche_f[j, TF_SPREAD]
+            if rate < tranche_f[j, TF_FLOOR]:
+                rate = tranche_f[j, TF_FLOOR]
+            if rate > tranche_f[j, TF_CAP]:
+                rate = tranche_f[j, TF_CAP]
+        else:
+            rate = 0.0
+        if t >= tranche_i[j, TI_STEP_PERIOD]:
+            rate += tranche_f[j, TF_STEP_SPREAD]
+        if rate < 0.0:
+            rate = 0.0  # a note never charges its holder: coupons are floored at zero
+        bal = work[W_BAL, j]
+        accrued = bal * rate * tranche_accrual[j, t]
+        if tranche_i[j, TI_INTEREST_ON_SHORTFALL] != 0:
+            accrued += work[W_SHORT, j] * rate * tranche_accrual[j, t]
+        led_tr[t, j, LT_BALANCE_START] = bal
+        led_tr[t, j, LT_COUPON_RATE] = rate
+        led_tr[t, j, LT_INTEREST_DUE] = accrued + work[W_SHORT, j]
+    return notes
+
+
+def _fees_due_py(t, pool_start, notes, original_pool, deal_accrual, fee_f, fee_i, work,
+                 led_fee):  # fmt: skip
+    """Each fee due: rate × its base × accrual + fixed amount, within floor and cap, plus
+    what was left unpaid. Returns the fees due (yuan)."""
+    fees_due = 0.0
+    for f in range(fee_f.shape[0]):
+        base = base_amount_py(fee_i[f, FI_BASE_KIND], pool_start, notes, original_pool,
+                              work[W_BAL, fee_i[f, FI_BASE_TRANCHE]])  # fmt: skip
+        cur = fee_f[f, FF_RATE] * base * deal_accrual[t] + fee_f[f, FF_FIXED]
+        if cur < fee_f[f, FF_FLOOR]:
+            cur = fee_f[f, FF_FLOOR]
+        if cur > fee_f[f, FF_CAP]:
+            cur = fee_f[f, FF_CAP]
+        due = cur + work[W_FEE_UNPAID, f]
+        work[W_FEE_DUE, f] = due
+        led_fee[t, f, LF_DUE] = due
+        fees_due += due
+    return fees_due
+
+
+def _principal_due_py(t, final, notes, pool_end, tranche_i, tranche_target, work, led_tr):
+    """Principal due per tranche at the period's start, for the coverage ratios: the notes'
+    excess over the performing pool allocated sequentially, target-balance tranches down to
+    their target, everything in the final period."""
+    prin_left = notes - pool_end
+    if prin_left < 0.0:
+        prin_left = 0.0
+    for j in range(tranche_i.shape[0]):
+        bal = work[W_BAL, j]
+        if final:
+            d = bal
+        elif tranche_i[j, TI_PRINCIPAL_KIND] == PRIN_TARGET:
+            d = bal - tranche_target[j, t]
+            if d < 0.0:
+                d = 0.0
+        else:
+            d = bal if bal < prin_left else prin_left
+            prin_left -= d
+        work[W_PRIN_DUE, j] = d
+        led_tr[t, j, LT_PRINCIPAL_DUE] = d
+    return 0
+
+
+def _coverage_ratios_py(t, avail, fees_due, cr_include_fees, cr_tranche, work, led_tr, led_per,
+                        sum_tr, sum_pool):  # fmt: skip
+    """Coverage ratio per tranche: available funds / (fees, if counted, + interest and
+    principal due on the tranche and everything senior); NaN once the tranche is repaid. The
+    headline ratio is ``cr_tranche``'s; minima are kept in the summaries. Returns the
+    headline ratio."""
+    n_j = led_tr.shape[1]
+    obligations = fees_due if cr_include_fees != 0 else 0.0
+    for j in range(n_j):
+        obligations += led_tr[t, j, LT_INTEREST_DUE] + work[W_PRIN_DUE, j]
+        if led_tr[t, j, LT_BALANCE_START] > EPS and obligations > EPS:
+            cr = avail / obligations
+            led_tr[t, j, LT_COVERAGE_RATIO] = cr
+            m = sum_tr[j, ST_MIN_COVERAGE]
+            if np.isnan(m) or cr < m:
+                sum_tr[j, ST_MIN_COVERAGE] = cr
+        else:
+            led_tr[t, j, LT_COVERAGE_RATIO] = np.nan
+    deal_cr = led_tr[t, cr_tranche, LT_COVERAGE_RATIO] if n_j > 0 else np.nan
+    led_per[t, LP_COVERAGE_RATIO] = deal_cr
+    if not np.isnan(deal_cr):
+        m = sum_pool[SP_MIN_COVERAGE]
+        if np.isnan(m) or deal_cr < m:
+            sum_pool[SP_MIN_COVERAGE] = deal_cr
+    return deal_cr
+
+
+def _triggers_py(t, final, deal_cr, cum_default, original_pool, support_default_period,
+                 trigger_f, trigger_i, n_steps, work):  # fmt: skip
+    """Test the triggers (cumulative defaults, coverage for so many periods, a support
+    provider's default, missed interest; non-curable ones latch). Returns the status (normal,
+    accelerated, post-default; down to the nearest one the deal has steps for) and the
+    account that traps cash (-1: none)."""
+    status = STATUS_NORMAL
+    trap_account = -1
+    for g in range(trigger_f.shape[0]):
+        kind = trigger_i[g, GI_KIND]
+        thr = trigger_f[g, GF_THRESHOLD]
+        breached = False
+        if kind == TRIG_CUM_DEFAULT:
+            breached = original_pool > 0.0 and cum_default / original_pool > thr
+        elif kind == TRIG_COVERAGE:
+            if (not np.isnan(deal_cr)) and deal_cr < thr:
+                work[W_TRIG_COUNT, g] += 1.0
+            else:
+                work[W_TRIG_COUNT, g] = 0.0
+            breached = work[W_TRIG_COUNT, g] >= trigger_i[g, GI_PERIODS]
+        elif kind == TRIG_SUPPORT_DEFAULT:
+            breached = support_default_period[trigger_i[g, GI_SUPPORT]] <= t
+        elif kind == TRIG_MISSED_INTEREST:
+            breached = work[W_TRIG_MISSED, g] > 0.0
+        if trigger_i[g, GI_CURABLE] == 0:
+            if breached:
+                work[W_TRIG_LATCHED, g] = 1.0
+            active = work[W_TRIG_LATCHED, g] > 0.0
+        else:
+            active = breached
+        if active:
+            eff = trigger_i[g, GI_EFFECT]
+            if eff == EFFECT_ACCELERATE and status < STATUS_ACCELERATED:
+                status = STATUS_ACCELERATED
+            elif eff == EFFECT_EVENT_OF_DEFAULT:
+                status = STATUS_POST_DEFAULT
+            elif eff == EFFECT_TRAP and not final:
+                trap_account = trigger_i[g, GI_ACCOUNT]
+    while status > 0 and n_steps[status] == 0:
+        status -= 1
+    return status, trap_account
+
+
+def _reserve_targets_py(t, n_t, n_f, final, avail, pool_start, notes, original_pool,
+                        trap_account, account_f, account_i, groups, group_len, tranche_accrual,
+                        work, led_tr, led_acc):  # fmt: skip
+    """Each account's target (zero in the final period; fixed; a percent of its base, at
+    least its floor; or next period's interest on its group, and fees, on this period's
+    opening balances); a balance over target is released into available funds, except from
+    the account trapping cash (T periods, ``n_f`` fees). Returns the available funds."""
+    for a in range(account_f.shape[0]):
+        tk = account_i[a, AI_TARGET_KIND]
+        if final:
+            target = 0.0
+        elif tk == TARGET_FIXED:
+            target = account_f[a, AF_AMOUNT]
+        elif tk == TARGET_PERCENT:
+            base = base_amount_py(account_i[a, AI_OF_KIND], pool_start, notes, original_pool,
+                                  work[W_BAL, account_i[a, AI_OF_TRANCHE]])  # fmt: skip
+            target = account_f[a, AF_RATE] * base
+            if target < account_f[a, AF_FLOOR]:
+                target = account_f[a, AF_FLOOR]
+        else:
+            # next period's interest on the group, on this period's opening balances
+            target = 0.0
+            g = account_i[a, AI_GROUP]
+            if t + 1 < n_t:
+                for m in range(group_len[g]):
+                    j = groups[g, m]
+                    target += (
+                        led_tr[t, j, LT_BALANCE_START]
+                        * led_tr[t, j, LT_COUPON_RATE]
+                        * (tranche_accrual[j, t + 1])
+                    )
+                if account_i[a, AI_INCLUDE_FEES] != 0:
+                    for f in range(n_f):
+                        target += work[W_FEE_DUE, f] - work[W_FEE_UNPAID, f]
+        work[W_ACC_TARGET, a] = target
+        bal = work[W_ACC_BAL, a]
+        led_acc[t, a, LA_BALANCE_START] = bal
+        led_acc[t, a, LA_TARGET] = target
+        # trapped cash stays in the trap account while the trap is active
+        if bal > target and a != trap_account:
+            led_acc[t, a, LA_WITHDRAWAL] += bal - target
+            avail += bal - target
+            work[W_ACC_BAL, a] = target
+    return avail
+
+
+def _priority_of_payments_py(t, status, final, avail, cash_in, pool_end, trap_account, ops,
+                             n_steps, groups, group_len, tranche_i, tranche_target,
+                             support_default_period, support_i, support_f, pool_flows, work,
+                             led_tr, led_fee, led_acc, led_sup, led_per):  # fmt: skip
+    """The steps of the status's waterfall, in order, on the available funds. Returns what
+    is left available and the period's cash in (collections plus support drawn)."""
+    n_j = tranche_i.shape[0]
+    for k in range(n_steps[status]):
+        op = ops[status, k, OPC_CODE]
+        pa = ops[status, k, OPC_A]
+        pb = ops[status, k, OPC_B]
+        pc = ops[status, k, OPC_C]
+        if op == OP_PAY_FEE:
+            avail = _pay_fee_py(t, pa, avail, work, led_fee)
+        elif op == OP_PAY_INTEREST:
+            avail = _pay_interest_py(t, pa, pb, avail, groups, group_len, led_tr)
+        elif op == OP_PAY_PRINCIPAL:
+            avail = _pay_principal_py(t, pa, pb, pc, avail, final, pool_end, groups, group_len,
+                                      tranche_i, tranche_target, work, led_tr)  # fmt: skip
+        elif op == OP_FUND_RESERVE:
+            avail = _fund_reserve_py(t, pa, avail, work, led_acc)
+        elif op == OP_DRAW_RESERVE:
+            _draw_reserve_py(t, pa, pb, pc, groups, group_len, work, led_tr, led_acc)
+        elif op == OP_DRAW_SUPPORT:
+            cash_in = _draw_support_py(t, pa, final, cash_in, support_default_period, support_i,
+                                       support_f, groups, group_len, work, led_tr,
+                                       led_sup)  # fmt: skip
+        elif op == OP_WRITE_OFF:
+            _write_off_py(t, final, pool_end, pool_flows, n_j, work, led_tr)
+        elif op == OP_PAY_RESIDUAL:
+            avail = _pay_residual_py(t, pa, avail, trap_account, work, led_tr, led_acc, led_per)
+    return avail, cash_in
+
+
+def _close_period_py(t, final, groups, group_len, trigger_i, work, led_tr, led_fee, led_acc,
+                     led_sup, sum_tr):  # fmt: skip
+    """Close period t: unpaid fees and interest shortfalls carried forward (the first
+    shortfall's period kept), every balance left written off in the final period, closing
+    balances on the ledgers, the missed-interest triggers' flags for next period. Returns
+    what was paid out to fees and tranches (yuan)."""
+    paid_out = 0.0
+    for f in range(led_fee.shape[1]):
+        paid = led_fee[t, f, LF_PAID]
+        paid_out += paid
+        unpaid = work[W_FEE_DUE, f] - paid
+        if unpaid < EPS:
+            unpaid = 0.0
+        led_fee[t, f, LF_UNPAID] = unpaid
+        work[W_FEE_UNPAID, f] = unpaid
+    for j in range(led_tr.shape[1]):
+        short = led_tr[t, j, LT_INTEREST_DUE] - led_tr[t, j, LT_INTEREST_PAID]
+        if short < EPS:
+            short = 0.0
+        if short > FEN and sum_tr[j, ST_FIRST_SHORTFALL_PERIOD] < 0.0:
+            sum_tr[j, ST_FIRST_SHORTFALL_PERIOD] = t
+        led_tr[t, j, LT_INTEREST_SHORTFALL] = short
+        work[W_SHORT, j] = short
+        if final and work[W_BAL, j] > 0.0:
+            led_tr[t, j, LT_WRITE_DOWN] += work[W_BAL, j]
+            work[W_BAL, j] = 0.0
+        if work[W_BAL, j] < 1e-7:
+            work[W_BAL, j] = 0.0
+        led_tr[t, j, LT_BALANCE_END] = work[W_BAL, j]
+        paid_out += (
+            led_tr[t, j, LT_INTEREST_PAID]
+            + led_tr[t, j, LT_PRINCIPAL_PAID]
+            + led_tr[t, j, LT_RESIDUAL_PAID]
+        )
+    for a in range(led_acc.shape[1]):
+        led_acc[t, a, LA_BALANCE_END] = work[W_ACC_BAL, a]
+    for s in range(led_sup.shape[1]):
+        led_sup[t, s, LS_CUMULATIVE] = work[W_SUP_CUM, s]
+    for g in range(trigger_i.shape[0]):
+        if trigger_i[g, GI_KIND] == TRIG_MISSED_INTEREST:
+            gr = trigger_i[g, GI_GROUP]
+            miss = 0.0
+            for m in range(group_len[gr]):
+                miss += led_tr[t, groups[gr, m], LT_INTEREST_SHORTFALL]
+            work[W_TRIG_MISSED, g] = 1.0 if miss > FEN else 0.0
+    return paid_out
+
+
+def _path_summaries_py(last_period, max_status, years, support_i, work, led_tr, led_per, sum_tr,
+                       sum_pool):  # fmt: skip
+    """Per-path summaries from the ledgers: per tranche the totals received and lost, the
+    interest still unpaid when the deal ended and the WAL (years; NaN if no principal was
+    paid); for the pool the totals of defaults, recoveries, losses, prepayments,
+    compensation and support, and the highest status reached."""
+    n_t = led_tr.shape[0]
+    for j in range(led_tr.shape[1]):
+        wal_num = 0.0
+        for t in range(n_t):
+            pp = led_tr[t, j, LT_PRINCIPAL_PAID]
+            sum_tr[j, ST_PRINCIPAL_PAID] += pp
+            sum_tr[j, ST_INTEREST_PAID] += led_tr[t, j, LT_INTEREST_PAID]
+            sum_tr[j, ST_LOSS] += led_tr[t, j, LT_WRITE_DOWN]
+            sum_tr[j, ST_FROM_SUPPORT] += led_tr[t, j, LT_FROM_SUPPORT]
+            sum_tr[j, ST_FROM_RESERVE] += led_tr[t, j, LT_FROM_RESERVE]
+            sum_tr[j, ST_RESIDUAL_PAID] += led_tr[t, j, LT_RESIDUAL_PAID]
+            wal_num += pp * years[t]
+        # interest still unpaid when the deal ended (final period or clean-up call)
+        sum_tr[j, ST_INTEREST_SHORTFALL] = led_tr[last_period, j, LT_INTEREST_SHORTFALL]
+        if sum_tr[j, ST_PRINCIPAL_PAID] > EPS:
+            sum_tr[j, ST_WAL_YEARS] = wal_num / sum_tr[j, ST_PRINCIPAL_PAID]
+        else:
+            sum_tr[j, ST_WAL_YEARS] = np.nan
+    for t in range(n_t):
+        sum_pool[SP_DEFAULT] += led_per[t, LP_DEFAULT]
+        sum_pool[SP_RECOVERY] += led_per[t, LP_RECOVERY]
+        sum_pool[SP_LOSS] += led_per[t, LP_LOSS]
+        sum_pool[SP_PREPAY] += led_per[t, LP_PREPAY]
+        sum_pool[SP_COMPENSATION] += led_per[t, LP_COMPENSATION]
+    for s in range(support_i.shape[0]):
+        if support_i[s, SI_KIND] != SUPPORT_COMPENSATION:
+            sum_pool[SP_SUPPORT_PAID] += work[W_SUP_CUM, s]
+    sum_pool[SP_MAX_STATUS] = max_status
+    return 0
+
+
+def waterfall_path_py(pool_flows, support_default_period, base_rate, deal, led, scratch):
     """Run one path through the waterfall.
 
     Parameters
@@ -444,14 +865,13 @@ def waterfall_path_py(pool_flows, support_default_period, base_rate, deal, led, 
     scratch : WaterfallScratch
         Running balances and pending claims, overwritten.
 
-    One function, phases marked in the body (collections and compensation, the call, amounts
-    due, coverage and triggers, reserve targets, the priority of payments, closing the
-    period, summaries). Split into helper functions it ran 1.2-2x slower per path (numba
-    passes every array argument of a call field by field; a bundle passed to a helper, or a
-    bundle field read in a loop, also costs a reference count per array) or, inlined by
-    numba, took twice as long to compile; measured, not guessed: see the README.
+    The phases of a period are helpers (``_collections_py`` … ``_close_period_py``), the
+    steps of the priority of payments one helper per opcode. This plain-Python twin calls
+    them; the compiled :data:`waterfall_path` has them inlined at the source level
+    (:mod:`abs_engine.kernels._inline`), so numba compiles one function and makes no call per
+    phase or step (calls cost it 1.2-1.5x the time a path; measured: see the README).
     """
-    # the bundles opened once, into the names the body uses
+    # the bundles opened once, into the names the phases take
     original_pool = deal.original_pool
     tranche_f = deal.tranche_f
     tranche_i = deal.tranche_i
@@ -479,32 +899,10 @@ def waterfall_path_py(pool_flows, support_default_period, base_rate, deal, led, 
     work = scratch.work
     pending = scratch.pending
     n_t = pool_flows.shape[1]
-    n_j = tranche_f.shape[0]
     n_f = fee_f.shape[0]
-    n_a = account_f.shape[0]
-    n_s = support_f.shape[0]
-    n_g = trigger_f.shape[0]
 
-    # ---- initial state ----
-    work[:, :] = 0.0
-    pending[:, :] = 0.0
-    led_tr[:, :, :] = 0.0
-    led_fee[:, :, :] = 0.0
-    led_acc[:, :, :] = 0.0
-    led_sup[:, :, :] = 0.0
-    led_per[:, :] = 0.0
-    sum_tr[:, :] = 0.0
-    sum_pool[:] = 0.0
-    for j in range(n_j):
-        work[W_BAL, j] = tranche_f[j, TF_BALANCE]
-        sum_tr[j, ST_MIN_COVERAGE] = np.nan
-        sum_tr[j, ST_FIRST_SHORTFALL_PERIOD] = -1.0
-    for a in range(n_a):
-        work[W_ACC_BAL, a] = account_f[a, AF_INITIAL]
-    sum_pool[SP_FIRST_TRIGGER_PERIOD] = -1.0
-    sum_pool[SP_CALL_PERIOD] = -1.0
-    sum_pool[SP_MIN_COVERAGE] = np.nan
-
+    _start_path_py(tranche_f, account_f, work, pending, led_tr, led_fee, led_acc, led_sup,
+                   led_per, sum_tr, sum_pool)  # fmt: skip
     pool_bal = original_pool
     last_period = n_t - 1
     cum_default = 0.0
@@ -515,305 +913,60 @@ def waterfall_path_py(pool_flows, support_default_period, base_rate, deal, led, 
     for t in range(n_t):
         if ended:
             continue
-        # ---- 1. collections ----
-        interest = pool_flows[PF_INTEREST, t]
-        sched = pool_flows[PF_SCHED_PRIN, t]
-        prepay = pool_flows[PF_PREPAY, t]
-        dflt = pool_flows[PF_DEFAULT, t]
-        recov = pool_flows[PF_RECOVERY, t]
-        loss = pool_flows[PF_LOSS, t]
+        # ---- 1. collections, loss compensation, the clean-up call ----
         pool_start = pool_bal
-        pool_end = pool_start - sched - prepay - dflt
-        if pool_end < 1e-6:
-            pool_end = 0.0
-        cum_default += dflt
-        led_per[t, LP_POOL_START] = pool_start
-        led_per[t, LP_INTEREST] = interest
-        led_per[t, LP_SCHED_PRIN] = sched
-        led_per[t, LP_PREPAY] = prepay
-        led_per[t, LP_DEFAULT] = dflt
-        led_per[t, LP_RECOVERY] = recov
-        led_per[t, LP_LOSS] = loss
-        led_per[t, LP_CUM_DEFAULT_RATIO] = cum_default / original_pool if original_pool > 0 else 0.0
-        collections = interest + sched + prepay + recov
-
-        # loss compensation: book claims, then receive what falls due now
-        compensation = 0.0
-        for s in range(n_s):
-            defaulted = support_default_period[s] <= t
-            led_sup[t, s, LS_PROVIDER_DEFAULTED] = 1.0 if defaulted else 0.0
-            if support_i[s, SI_KIND] != SUPPORT_COMPENSATION:
-                continue
-            due_t = t + support_i[s, SI_LAG]
-            if loss > 0.0:
-                if due_t < n_t:
-                    pending[s, due_t] += support_f[s, SF_SHARE] * loss
-                else:
-                    # due after legal final: claimed now, never paid to the trust
-                    led_sup[t, s, LS_REQUESTED] += support_f[s, SF_SHARE] * loss
-            claim = pending[s, t]
-            if claim > 0.0:
-                led_sup[t, s, LS_REQUESTED] += claim
-                if not defaulted:
-                    room = support_f[s, SF_CAP] - work[W_SUP_CUM, s]
-                    x = claim if claim < room else room
-                    if x < 0.0:
-                        x = 0.0
-                    work[W_SUP_CUM, s] += x
-                    led_sup[t, s, LS_PAID] = x
-                    compensation += x
-
-        # clean-up call: the servicer buys the performing receivables at call_price and the
-        # defaulted ones at their recovery value once the pool factor (performing balance /
-        # original, tolerance 1e-9) is at or below the call level; nothing performing, no call
-        call_proceeds = 0.0
-        called = False
-        if (
-            call_factor >= 0.0
-            and t < n_t - 1
-            and pool_end > 0.0
-            and pool_end <= (call_factor + 1e-9) * original_pool
-        ):
-            called = True
-            # the defaulted receivables awaiting disposal go at their recovery value; only
-            # those that have defaulted by now (later defaults were bought performing)
-            call_proceeds = call_price * pool_end + pool_flows[PF_PENDING_RECOVERY, t]
-            pool_end = 0.0
-            sum_pool[SP_CALL_PERIOD] = t
+        pool_end, cum_default, collections = _collections_py(t, pool_flows, pool_start,
+                                                             cum_default, original_pool,
+                                                             led_per)  # fmt: skip
+        compensation = _compensation_py(t, pool_flows, support_default_period, support_i,
+                                        support_f, work, pending, led_sup)  # fmt: skip
+        pool_end, call_proceeds, called = _clean_up_call_py(t, pool_end, call_factor,
+                                                            call_price, original_pool,
+                                                            pool_flows, sum_pool)  # fmt: skip
         final = called or t == n_t - 1
         led_per[t, LP_POOL_END] = pool_end
         led_per[t, LP_COMPENSATION] = compensation
         led_per[t, LP_CALL_PROCEEDS] = call_proceeds
         led_per[t, LP_CASH_START] = cash
 
+        # ---- 2. available funds ----
         avail = cash + collections + compensation + call_proceeds
         cash_in = collections + compensation + call_proceeds
         led_per[t, LP_AVAILABLE] = avail
 
-        # ---- 3. interest and fees due ----
-        notes = 0.0
-        for j in range(n_j):
-            notes += work[W_BAL, j]
-        for j in range(n_j):
-            kind = tranche_i[j, TI_COUPON_KIND]
-            if kind == COUPON_FIXED:
-                rate = tranche_f[j, TF_FIXED_RATE]
-            elif kind == COUPON_FLOATING:
-                rate = base_rate[t] + tranche_f[j, TF_SPREAD]
-                if rate < tranche_f[j, TF_FLOOR]:
-                    rate = tranche_f[j, TF_FLOOR]
-                if rate > tranche_f[j, TF_CAP]:
-                    rate = tranche_f[j, TF_CAP]
-            else:
-                rate = 0.0
-            if t >= tranche_i[j, TI_STEP_PERIOD]:
-                rate += tranche_f[j, TF_STEP_SPREAD]
-            if rate < 0.0:
-                rate = 0.0  # a note never charges its holder: coupons are floored at zero
-            bal = work[W_BAL, j]
-            accrued = bal * rate * tranche_accrual[j, t]
-            if tranche_i[j, TI_INTEREST_ON_SHORTFALL] != 0:
-                accrued += work[W_SHORT, j] * rate * tranche_accrual[j, t]
-            led_tr[t, j, LT_BALANCE_START] = bal
-            led_tr[t, j, LT_COUPON_RATE] = rate
-            led_tr[t, j, LT_INTEREST_DUE] = accrued + work[W_SHORT, j]
-        fees_due = 0.0
-        for f in range(n_f):
-            base = base_amount_py(fee_i[f, FI_BASE_KIND], pool_start, notes, original_pool,
-                                  work[W_BAL, fee_i[f, FI_BASE_TRANCHE]])  # fmt: skip
-            cur = fee_f[f, FF_RATE] * base * deal_accrual[t] + fee_f[f, FF_FIXED]
-            if cur < fee_f[f, FF_FLOOR]:
-                cur = fee_f[f, FF_FLOOR]
-            if cur > fee_f[f, FF_CAP]:
-                cur = fee_f[f, FF_CAP]
-            due = cur + work[W_FEE_UNPAID, f]
-            work[W_FEE_DUE, f] = due
-            led_fee[t, f, LF_DUE] = due
-            fees_due += due
+        # ---- 3. amounts due ----
+        notes = _interest_due_py(t, base_rate, tranche_f, tranche_i, tranche_accrual, work,
+                                 led_tr)  # fmt: skip
+        fees_due = _fees_due_py(t, pool_start, notes, original_pool, deal_accrual, fee_f, fee_i,
+                                work, led_fee)  # fmt: skip
+        _principal_due_py(t, final, notes, pool_end, tranche_i, tranche_target, work, led_tr)
 
-        # principal due per tranche at the start (sequential allocation of the par-to-pool
-        # amount; target-balance tranches to their target), for the coverage ratios
-        prin_left = notes - pool_end
-        if prin_left < 0.0:
-            prin_left = 0.0
-        for j in range(n_j):
-            bal = work[W_BAL, j]
-            if final:
-                d = bal
-            elif tranche_i[j, TI_PRINCIPAL_KIND] == PRIN_TARGET:
-                d = bal - tranche_target[j, t]
-                if d < 0.0:
-                    d = 0.0
-            else:
-                d = bal if bal < prin_left else prin_left
-                prin_left -= d
-            work[W_PRIN_DUE, j] = d
-            led_tr[t, j, LT_PRINCIPAL_DUE] = d
-
-        # ---- 4. coverage ratios and triggers ----
-        obligations = fees_due if cr_include_fees != 0 else 0.0
-        for j in range(n_j):
-            obligations += led_tr[t, j, LT_INTEREST_DUE] + work[W_PRIN_DUE, j]
-            if led_tr[t, j, LT_BALANCE_START] > EPS and obligations > EPS:
-                cr = avail / obligations
-                led_tr[t, j, LT_COVERAGE_RATIO] = cr
-                m = sum_tr[j, ST_MIN_COVERAGE]
-                if np.isnan(m) or cr < m:
-                    sum_tr[j, ST_MIN_COVERAGE] = cr
-            else:
-                led_tr[t, j, LT_COVERAGE_RATIO] = np.nan
-        deal_cr = led_tr[t, cr_tranche, LT_COVERAGE_RATIO] if n_j > 0 else np.nan
-        led_per[t, LP_COVERAGE_RATIO] = deal_cr
-        if not np.isnan(deal_cr):
-            m = sum_pool[SP_MIN_COVERAGE]
-            if np.isnan(m) or deal_cr < m:
-                sum_pool[SP_MIN_COVERAGE] = deal_cr
-
-        status = STATUS_NORMAL
-        trap_account = -1
-        for g in range(n_g):
-            kind = trigger_i[g, GI_KIND]
-            thr = trigger_f[g, GF_THRESHOLD]
-            breached = False
-            if kind == TRIG_CUM_DEFAULT:
-                breached = original_pool > 0.0 and cum_default / original_pool > thr
-            elif kind == TRIG_COVERAGE:
-                if (not np.isnan(deal_cr)) and deal_cr < thr:
-                    work[W_TRIG_COUNT, g] += 1.0
-                else:
-                    work[W_TRIG_COUNT, g] = 0.0
-                breached = work[W_TRIG_COUNT, g] >= trigger_i[g, GI_PERIODS]
-            elif kind == TRIG_SUPPORT_DEFAULT:
-                breached = support_default_period[trigger_i[g, GI_SUPPORT]] <= t
-            elif kind == TRIG_MISSED_INTEREST:
-                breached = work[W_TRIG_MISSED, g] > 0.0
-            if trigger_i[g, GI_CURABLE] == 0:
-                if breached:
-                    work[W_TRIG_LATCHED, g] = 1.0
-                active = work[W_TRIG_LATCHED, g] > 0.0
-            else:
-                active = breached
-            if active:
-                eff = trigger_i[g, GI_EFFECT]
-                if eff == EFFECT_ACCELERATE and status < STATUS_ACCELERATED:
-                    status = STATUS_ACCELERATED
-                elif eff == EFFECT_EVENT_OF_DEFAULT:
-                    status = STATUS_POST_DEFAULT
-                elif eff == EFFECT_TRAP and not final:
-                    trap_account = trigger_i[g, GI_ACCOUNT]
-        while status > 0 and n_steps[status] == 0:
-            status -= 1
+        # ---- 4. coverage ratios, triggers, reserve targets ----
+        deal_cr = _coverage_ratios_py(t, avail, fees_due, cr_include_fees, cr_tranche, work,
+                                      led_tr, led_per, sum_tr, sum_pool)  # fmt: skip
+        status, trap_account = _triggers_py(t, final, deal_cr, cum_default, original_pool,
+                                            support_default_period, trigger_f, trigger_i,
+                                            n_steps, work)  # fmt: skip
         led_per[t, LP_STATUS] = status
         if status > max_status:
             max_status = status
         if status != STATUS_NORMAL and sum_pool[SP_FIRST_TRIGGER_PERIOD] < 0.0:
             sum_pool[SP_FIRST_TRIGGER_PERIOD] = t
-
-        # reserve targets; excess over target is released into available funds
-        for a in range(n_a):
-            tk = account_i[a, AI_TARGET_KIND]
-            if final:
-                target = 0.0
-            elif tk == TARGET_FIXED:
-                target = account_f[a, AF_AMOUNT]
-            elif tk == TARGET_PERCENT:
-                base = base_amount_py(account_i[a, AI_OF_KIND], pool_start, notes, original_pool,
-                                      work[W_BAL, account_i[a, AI_OF_TRANCHE]])  # fmt: skip
-                target = account_f[a, AF_RATE] * base
-                if target < account_f[a, AF_FLOOR]:
-                    target = account_f[a, AF_FLOOR]
-            else:
-                # next period's interest on the group, on this period's opening balances
-                target = 0.0
-                g = account_i[a, AI_GROUP]
-                if t + 1 < n_t:
-                    for m in range(group_len[g]):
-                        j = groups[g, m]
-                        target += (
-                            led_tr[t, j, LT_BALANCE_START]
-                            * led_tr[t, j, LT_COUPON_RATE]
-                            * (tranche_accrual[j, t + 1])
-                        )
-                    if account_i[a, AI_INCLUDE_FEES] != 0:
-                        for f in range(n_f):
-                            target += work[W_FEE_DUE, f] - work[W_FEE_UNPAID, f]
-            work[W_ACC_TARGET, a] = target
-            bal = work[W_ACC_BAL, a]
-            led_acc[t, a, LA_BALANCE_START] = bal
-            led_acc[t, a, LA_TARGET] = target
-            # trapped cash stays in the trap account while the trap is active
-            if bal > target and a != trap_account:
-                led_acc[t, a, LA_WITHDRAWAL] += bal - target
-                avail += bal - target
-                work[W_ACC_BAL, a] = target
+        avail = _reserve_targets_py(t, n_t, n_f, final, avail, pool_start, notes, original_pool,
+                                    trap_account, account_f, account_i, groups, group_len,
+                                    tranche_accrual, work, led_tr, led_acc)  # fmt: skip
 
         # ---- 5. the priority of payments ----
-        for k in range(n_steps[status]):
-            op = ops[status, k, OPC_CODE]
-            pa = ops[status, k, OPC_A]
-            pb = ops[status, k, OPC_B]
-            pc = ops[status, k, OPC_C]
-            if op == OP_PAY_FEE:
-                avail = _pay_fee_py(t, pa, avail, work, led_fee)
-            elif op == OP_PAY_INTEREST:
-                avail = _pay_interest_py(t, pa, pb, avail, groups, group_len, led_tr)
-            elif op == OP_PAY_PRINCIPAL:
-                avail = _pay_principal_py(t, pa, pb, pc, avail, final, pool_end, groups,
-                                          group_len, tranche_i, tranche_target, work,
-                                          led_tr)  # fmt: skip
-            elif op == OP_FUND_RESERVE:
-                avail = _fund_reserve_py(t, pa, avail, work, led_acc)
-            elif op == OP_DRAW_RESERVE:
-                _draw_reserve_py(t, pa, pb, pc, groups, group_len, work, led_tr, led_acc)
-            elif op == OP_DRAW_SUPPORT:
-                cash_in = _draw_support_py(t, pa, final, cash_in, support_default_period,
-                                           support_i, support_f, groups, group_len, work,
-                                           led_tr, led_sup)  # fmt: skip
-            elif op == OP_WRITE_OFF:
-                _write_off_py(t, final, pool_end, pool_flows, n_j, work, led_tr)
-            elif op == OP_PAY_RESIDUAL:
-                avail = _pay_residual_py(t, pa, avail, trap_account, work, led_tr, led_acc, led_per)
+        avail, cash_in = _priority_of_payments_py(t, status, final, avail, cash_in, pool_end,
+                                                  trap_account, ops, n_steps, groups,
+                                                  group_len, tranche_i, tranche_target,
+                                                  support_default_period, support_i,
+                                                  support_f, pool_flows, work, led_tr, led_fee,
+                                                  led_acc, led_sup, led_per)  # fmt: skip
 
         # ---- 6. close the period ----
-        paid_out = 0.0
-        for f in range(n_f):
-            paid = led_fee[t, f, LF_PAID]
-            paid_out += paid
-            unpaid = work[W_FEE_DUE, f] - paid
-            if unpaid < EPS:
-                unpaid = 0.0
-            led_fee[t, f, LF_UNPAID] = unpaid
-            work[W_FEE_UNPAID, f] = unpaid
-        for j in range(n_j):
-            short = led_tr[t, j, LT_INTEREST_DUE] - led_tr[t, j, LT_INTEREST_PAID]
-            if short < EPS:
-                short = 0.0
-            if short > FEN and sum_tr[j, ST_FIRST_SHORTFALL_PERIOD] < 0.0:
-                sum_tr[j, ST_FIRST_SHORTFALL_PERIOD] = t
-            led_tr[t, j, LT_INTEREST_SHORTFALL] = short
-            work[W_SHORT, j] = short
-            if final and work[W_BAL, j] > 0.0:
-                led_tr[t, j, LT_WRITE_DOWN] += work[W_BAL, j]
-                work[W_BAL, j] = 0.0
-            if work[W_BAL, j] < 1e-7:
-                work[W_BAL, j] = 0.0
-            led_tr[t, j, LT_BALANCE_END] = work[W_BAL, j]
-            paid_out += (
-                led_tr[t, j, LT_INTEREST_PAID]
-                + led_tr[t, j, LT_PRINCIPAL_PAID]
-                + led_tr[t, j, LT_RESIDUAL_PAID]
-            )
-        for a in range(n_a):
-            led_acc[t, a, LA_BALANCE_END] = work[W_ACC_BAL, a]
-        for s in range(n_s):
-            led_sup[t, s, LS_CUMULATIVE] = work[W_SUP_CUM, s]
-        for g in range(n_g):
-            if trigger_i[g, GI_KIND] == TRIG_MISSED_INTEREST:
-                gr = trigger_i[g, GI_GROUP]
-                miss = 0.0
-                for m in range(group_len[gr]):
-                    miss += led_tr[t, groups[gr, m], LT_INTEREST_SHORTFALL]
-                work[W_TRIG_MISSED, g] = 1.0 if miss > FEN else 0.0
+        paid_out = _close_period_py(t, final, groups, group_len, trigger_i, work, led_tr,
+                                    led_fee, led_acc, led_sup, sum_tr)  # fmt: skip
         if avail < 0.0:
             avail = 0.0
         if final:
@@ -830,34 +983,8 @@ def waterfall_path_py(pool_flows, support_default_period, base_rate, deal, led, 
             ended = True
             last_period = t
 
-    # ---- per-path summaries ----
-    for j in range(n_j):
-        wal_num = 0.0
-        for t in range(n_t):
-            pp = led_tr[t, j, LT_PRINCIPAL_PAID]
-            sum_tr[j, ST_PRINCIPAL_PAID] += pp
-            sum_tr[j, ST_INTEREST_PAID] += led_tr[t, j, LT_INTEREST_PAID]
-            sum_tr[j, ST_LOSS] += led_tr[t, j, LT_WRITE_DOWN]
-            sum_tr[j, ST_FROM_SUPPORT] += led_tr[t, j, LT_FROM_SUPPORT]
-            sum_tr[j, ST_FROM_RESERVE] += led_tr[t, j, LT_FROM_RESERVE]
-            sum_tr[j, ST_RESIDUAL_PAID] += led_tr[t, j, LT_RESIDUAL_PAID]
-            wal_num += pp * years[t]
-        # interest still unpaid when the deal ended (final period or clean-up call)
-        sum_tr[j, ST_INTEREST_SHORTFALL] = led_tr[last_period, j, LT_INTEREST_SHORTFALL]
-        if sum_tr[j, ST_PRINCIPAL_PAID] > EPS:
-            sum_tr[j, ST_WAL_YEARS] = wal_num / sum_tr[j, ST_PRINCIPAL_PAID]
-        else:
-            sum_tr[j, ST_WAL_YEARS] = np.nan
-    for t in range(n_t):
-        sum_pool[SP_DEFAULT] += led_per[t, LP_DEFAULT]
-        sum_pool[SP_RECOVERY] += led_per[t, LP_RECOVERY]
-        sum_pool[SP_LOSS] += led_per[t, LP_LOSS]
-        sum_pool[SP_PREPAY] += led_per[t, LP_PREPAY]
-        sum_pool[SP_COMPENSATION] += led_per[t, LP_COMPENSATION]
-    for s in range(n_s):
-        if support_i[s, SI_KIND] != SUPPORT_COMPENSATION:
-            sum_pool[SP_SUPPORT_PAID] += work[W_SUP_CUM, s]
-    sum_pool[SP_MAX_STATUS] = max_status
+    _path_summaries_py(last_period, max_status, years, support_i, work, led_tr, led_per, sum_tr,
+                       sum_pool)  # fmt: skip
     return 0
 
 
@@ -884,6 +1011,17 @@ base_amount = jit_twin(base_amount_py, cache=True)
 #: the phase and opcode helpers, inlined at the source level into the compiled interpreter
 #: (:mod:`abs_engine.kernels._inline`); the Python twin calls them
 _HELPERS = (
+    _start_path_py,
+    _collections_py,
+    _compensation_py,
+    _clean_up_call_py,
+    _interest_due_py,
+    _fees_due_py,
+    _principal_due_py,
+    _coverage_ratios_py,
+    _triggers_py,
+    _reserve_targets_py,
+    _priority_of_payments_py,
     _pay_fee_py,
     _pay_interest_py,
     _pay_principal_py,
@@ -892,6 +1030,8 @@ _HELPERS = (
     _draw_support_py,
     _write_off_py,
     _pay_residual_py,
+    _close_period_py,
+    _path_summaries_py,
 )
 waterfall_path = jit_twin(
     waterfall_path_py, {"base_amount_py": base_amount}, inline_source=_HELPERS, cache=True
