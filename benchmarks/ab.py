@@ -17,12 +17,28 @@ four rounds: each process compiles or loads its kernels (one temporary cache per
 over the rounds), waits for the other, then times the same three cases five times over,
 interleaved (medians of one-thread CPU microseconds a path: the bundled deal as shipped, memo
 off, a 1,000-obligor pool). On a VM whose speed drifts by tens of percent from minute to
-minute, both trees then see the same machine.
+minute, both trees then see the same machine (but not the same core: the two cores of this VM
+can differ by 10-30% for minutes, which the rounds do not cancel).
+
+    python -m benchmarks.ab --inprocess /tmp/ab_before .
+
+runs both trees in one process instead: each tree's ``abs_engine`` is copied into a temporary
+folder as ``abs_engine_a`` / ``abs_engine_b`` (its imports are relative), both compile there
+(minutes, empty caches), then 20 rounds time the same cases one right after the other,
+alternating which goes first (wall clock of ``simulate`` on one thread: the bundled deal as
+shipped, memo off, a 1,000-obligor pool). Then all of it again with the two trees' places
+swapped: a package's place alone moved its times by 15-20% (the same tree as a and b, b/a
+1.15-1.20 in two runs on 2026-11-29), a bias that multiplies, so B/A is the geometric mean of
+the two orders' ratios of medians. Both copies read the second tree's bundled deals; the
+benchmark pool is built by this file's tree.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -81,6 +97,77 @@ print({k: round(sorted(v)[2], 3) for k, v in times.items()})
 """
 
 
+#: the repository root of this file's tree (its benchmarks.pools builds the benchmark pool)
+_HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+_INPROCESS = r"""
+import importlib, json, statistics, sys, time
+sys.path.insert(0, sys.argv[1])
+from benchmarks.pools import homogeneous_doc, pool_scenario_doc
+rounds = int(sys.argv[2])
+pkgs = [importlib.import_module(n) for n in ("abs_engine_a", "abs_engine_b")]
+
+def cases(pkg):
+    mcs = importlib.import_module(pkg.__name__ + ".schema.stochastic").MonteCarloScenario
+    parse_deal = importlib.import_module(pkg.__name__ + ".schema").parse_deal
+    sc = pkg.load_scenario("huake_mc")
+    off = mcs.model_validate({**sc.model_dump(), "prepayment": {"cpr": 0.0, "volatility": 1e-9}})
+    pool = pkg.compile_deal(parse_deal(homogeneous_doc(1_000)))
+    return [("memo_on", None, sc, 50_000), ("memo_off", None, off, 30_000),
+            ("pool_1k", pool, mcs.model_validate(pool_scenario_doc()), 2_000)]
+
+runs = [cases(p) for p in pkgs]
+for pkg, cs in zip(pkgs, runs):
+    for _, d, s, _n in cs:
+        pkg.simulate(d, s, n_paths=1_000, seed=1, threads=1, progress=False)
+us = {}
+for r in range(rounds):
+    order = (0, 1) if r % 2 == 0 else (1, 0)
+    for k in range(len(runs[0])):
+        for i in order:
+            name, d, s, n = runs[i][k]
+            t0 = time.perf_counter()
+            pkgs[i].simulate(d, s, n_paths=n, seed=1, threads=1, progress=False)
+            us.setdefault((name, i), []).append((time.perf_counter() - t0) / n * 1e6)
+out = {}
+for name, *_ in runs[0]:
+    a, b = us[(name, 0)], us[(name, 1)]
+    out[name] = [statistics.median(a), statistics.median(b),
+                 statistics.median(y / x for x, y in zip(a, b))]
+print(json.dumps(out))
+"""
+
+
+def _inprocess_run(trees: list[str], rounds: int) -> dict[str, list[float]]:
+    """One process with ``trees[0]`` as package a and ``trees[1]`` as b: per case, the median
+    microseconds a path of a and of b and the median of the rounds' b/a ratios."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for tree, name in zip(trees, ("abs_engine_a", "abs_engine_b"), strict=True):
+            shutil.copytree(os.path.join(tree, "abs_engine"), os.path.join(tmp, name),
+                            ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+        for kind in ("waterfalls", "scenarios"):
+            shutil.copytree(os.path.join(trees[1], kind), os.path.join(tmp, kind))
+        env = {**os.environ, "PYTHONPATH": tmp}
+        res = subprocess.run([sys.executable, "-c", _INPROCESS, _HERE, str(rounds)], env=env,
+                             cwd=tmp, check=True, capture_output=True, text=True)  # fmt: skip
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def inprocess(trees: list[str], rounds: int = 20) -> None:
+    """Both trees in one process, alternating, then again with the packages' places swapped
+    (see the module docstring)."""
+    trees = [os.path.abspath(t) for t in trees]
+    first = _inprocess_run(trees, rounds)
+    swapped = _inprocess_run(trees[::-1], rounds)
+    print(f"A {trees[0]}\nB {trees[1]}")
+    for name, (a_us, b_us, ratio) in first.items():
+        b2_us, a2_us, ratio2 = swapped[name]
+        # a package's place biases its time by a factor k: ratio = k·B/A, ratio2 = k·A/B
+        both = math.sqrt(ratio / ratio2)
+        print(f"{name:9s} B/A {both:.3f}  (B as b: {ratio:.3f}, B as a: {1 / ratio2:.3f}; "
+              f"us a path A {a_us:.3f} {a2_us:.3f}, B {b_us:.3f} {b2_us:.3f})")  # fmt: skip
+
+
 def together(trees: list[str], rounds: int = 4) -> None:
     """Both trees timed at the same time, ``rounds`` times (see the module docstring)."""
     trees = [os.path.abspath(t) for t in trees]
@@ -111,6 +198,9 @@ def measure(tree: str) -> str:
 def main(argv: list[str]) -> int:
     if len(argv) == 3 and argv[0] == "--together":
         together(argv[1:])
+        return 0
+    if len(argv) == 3 and argv[0] == "--inprocess":
+        inprocess(argv[1:])
         return 0
     if len(argv) != 2:
         print(__doc__)

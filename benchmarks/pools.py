@@ -13,6 +13,11 @@ def homogeneous_deal(n_obligors: int, pd: float = 0.02, n_periods: int = 12) -> 
     """N obligors of 10,000 yuan at 6%, equal principal over ``n_periods`` quarters, PD ``pd``,
     sectors spread over 8 names; senior 85% at 3%, mezzanine 10% at 5%, residual 5%; a
     trustee fee, reserve, cumulative-default trigger with an accelerated waterfall."""
+    return ae.compile_deal(parse_deal(homogeneous_doc(n_obligors, pd, n_periods)))
+
+
+def homogeneous_doc(n_obligors: int, pd: float = 0.02, n_periods: int = 12) -> dict[str, Any]:
+    """The deal document of :func:`homogeneous_deal`."""
     pool = 10_000.0 * n_obligors
     obligors = [
         {
@@ -67,15 +72,21 @@ def homogeneous_deal(n_obligors: int, pd: float = 0.02, n_periods: int = 12) -> 
             ],
         },
     }
-    return ae.compile_deal(parse_deal(doc))
+    return doc
 
 
 def pool_scenario(**over: Any) -> MonteCarloScenario:
-    doc: dict[str, Any] = {
+    """The benchmark pool's Monte Carlo scenario, items of :func:`pool_scenario_doc`
+    replaced by ``over``."""
+    return MonteCarloScenario.model_validate({**pool_scenario_doc(), **over})
+
+
+def pool_scenario_doc() -> dict[str, Any]:
+    """The document of :func:`pool_scenario`: Basel correlation, 30% recovery after two
+    periods."""
+    return {
         "kind": "monte_carlo",
         "name": "bench",
         "defaults": {"correlation": {"kind": "basel"}},
         "recovery": {"kind": "rate", "rate": 0.3, "lag_periods": 2},
     }
-    doc.update(over)
-    return MonteCarloScenario.model_validate(doc)
