@@ -55,13 +55,14 @@ def caller(a, avail):
     left = _drain(avail, 1.5)  # avail itself unchanged
     y = _add_to(a, 0, left)
     p, q = _split(x, 0.25)
+    r = _add_to(a, 2, a[3] + p)  # an expression argument: evaluated once, before the body
     _loop_local(a, 3)
     avail = _outer(a, avail)
     for k in range(2):  # _loop_local's k is renamed apart
         kx = k + 1.0
         v = _add_to(a, 1, kx)
         y += v
-    return avail, left, x, y, p, q
+    return avail, left, x, y, p, q, r
 
 
 HELPERS = (_add_to, _drain, _split, _loop_local, _outer)
@@ -83,11 +84,6 @@ def calls_in_expression(a):
     return y
 
 
-def calls_with_expression_argument(a):
-    y = _add_to(a, 0, a[1] + 1.0)
-    return y
-
-
 def calls_with_keyword(a):
     y = _add_to(a, 0, x=1.0)
     return y
@@ -106,6 +102,23 @@ def shadows_a_global(x):
     SCALE = 3.0
     y = _scaled(x)
     return y + SCALE
+
+
+def test_a_helper_whose_module_means_something_else_is_refused():
+    """Inlined, a helper's module-level names are looked up in the caller's module: one that
+    means something else there (or is missing) is refused, unless swapped in for both."""
+    import types
+
+    elsewhere = types.FunctionType(_scaled.__code__, {"SCALE": 5.0}, "_scaled")
+    with pytest.raises(TypeError, match="reads SCALE"):
+        inline_helpers(_wrap_scaled, (elsewhere,), dict(_wrap_scaled.__globals__))
+    swapped = {**_wrap_scaled.__globals__, "SCALE": 5.0}
+    assert inline_helpers(_wrap_scaled, (elsewhere,), swapped)(1.0) == 5.0
+
+
+def _wrap_scaled(x):
+    y = _scaled(x)
+    return y
 
 
 def _fresh():
@@ -139,7 +152,6 @@ def test_line_numbers_stay_those_of_the_source_file():
     [
         (calls_early_return, (_early_return,), "must end in its only return"),
         (calls_in_expression, (_add_to,), "must be called as a statement"),
-        (calls_with_expression_argument, (_add_to,), "arguments must be names or constants"),
         (calls_with_keyword, (_add_to,), "positional arguments"),
         (shadows_a_global, (_scaled,), r"reads \['SCALE'\] from its module"),
     ],

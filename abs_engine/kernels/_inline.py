@@ -17,9 +17,10 @@ written that way, while the plain-Python twin calls the helpers themselves: the 
 What a helper may be (checked, :class:`TypeError` otherwise): a plain function whose body
 ends in its only ``return`` (Python allows no ``break``/``continue`` outside its loops), with
 no nested functions or classes, ``global``/``nonlocal``, ``yield`` or ``lambda``. What a call
-may be: a statement of the forms above, whose arguments are names or constants, positional. A
-parameter the helper assigns is copied into a renamed local first (the kernels' helpers assign
-only scalar parameters); one it does not assign is replaced by the argument's name.
+may be: a statement of the forms above, its arguments positional. An argument that is a name
+the helper does not assign is substituted for the parameter; any other is assigned to a
+renamed local before the body, in order, as a call would evaluate it (the kernels' helpers
+assign only scalar parameters; their other arguments are side-effect-free expressions).
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class _Helper:
 
     def __init__(self, fn: Callable[..., Any]):
         node = _function_def(fn)
+        self.fn = fn
         self.name = fn.__name__
         a = node.args
         if a.vararg or a.kwarg or a.kwonlyargs or a.posonlyargs or a.defaults:
@@ -155,10 +157,10 @@ class _Inliner(ast.NodeTransformer):
         mapping = {name: tag + name for name in helper.assigned}
         out: list[ast.stmt] = []
         for param, arg in zip(helper.params, call.args, strict=True):
-            if not isinstance(arg, ast.Name | ast.Constant):
-                raise TypeError(f"line {where.lineno}: {helper.name}'s arguments must be names "
-                                "or constants")  # fmt: skip
-            if param in helper.assigned or isinstance(arg, ast.Constant):
+            if isinstance(arg, ast.Starred):
+                raise TypeError(f"line {where.lineno}: {helper.name}: no *arguments")
+            if param in helper.assigned or not isinstance(arg, ast.Name):
+                # evaluated once, before the body, in order: as a call evaluates its arguments
                 mapping[param] = tag + param
                 assign = ast.Assign(targets=[ast.Name(id=tag + param, ctx=ast.Store())],
                                     value=arg)  # fmt: skip
@@ -177,6 +179,34 @@ class _Inliner(ast.NodeTransformer):
             raise TypeError(f"line {where.lineno}: {helper.name}'s result is dropped")
         # helpers that call helpers: expand those too (their names renamed apart again)
         return [s for stmt in out for s in _as_list(self.visit(stmt))]
+
+
+_MISSING = object()
+
+
+def _same(a: Any, b: Any) -> bool:
+    """The same object, or equal constants (a module's ``EPS = 1e-9`` and another's)."""
+    if a is b:
+        return True
+    return type(a) is type(b) and isinstance(a, int | float | str) and a == b
+
+
+def _check_globals(helper: _Helper, py_fn: Callable[..., Any], globals_: dict[str, Any]) -> None:
+    """Inlined, the helper's module-level names are looked up among the caller's globals
+    (``globals_``, its module's with the compiled twins swapped in): each must mean there what
+    it means in the helper's module, or be swapped in both (a twin's ``*_py`` name)."""
+    own = helper.fn.__globals__
+    caller = py_fn.__globals__
+    for name in sorted(helper.free):
+        mine = own.get(name, _MISSING)
+        theirs = caller.get(name, _MISSING)
+        if mine is _MISSING and theirs is _MISSING:
+            continue  # a builtin (range, min, ...)
+        if name in globals_ and globals_[name] is not theirs:
+            continue  # swapped for the compiled twin in the caller
+        if not _same(mine, theirs):
+            raise TypeError(f"{helper.name} reads {name}, which {py_fn.__name__}'s module does "
+                            "not define as the helper's does")  # fmt: skip
 
 
 def _as_list(x: Any) -> list[ast.stmt]:
@@ -200,6 +230,7 @@ def inline_helpers(
                 f"{helper.name} reads {sorted(clash)} from its module, which {py_fn.__name__} "
                 "assigns: inlined, it would read the local"
             )
+        _check_globals(helper, py_fn, globals_)
     node.decorator_list = []
     module = ast.fix_missing_locations(ast.Module(body=[node], type_ignores=[]))
     code = compile(module, py_fn.__code__.co_filename, "exec")
