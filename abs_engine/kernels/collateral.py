@@ -512,7 +512,7 @@ def survivor_flows_py(model, scratch):
 
 
 cond_pd = jit_twin(cond_pd_py, cache=True, inline="always")
-collateral_scratch = jit_twin(collateral_scratch_py, cache=True)
+collateral_scratch = jit_twin(collateral_scratch_py, cache=True, no_cpython_wrapper=False)
 _RNG = {
     "path_key_py": path_key,
     "normal_py": normal,
@@ -544,6 +544,7 @@ collateral_path = jit_twin(
     collateral_path_py,
     {"collateral_draws_py": collateral_draws, "survivor_flows_py": survivor_flows},
     cache=True,
+    no_cpython_wrapper=False,
 )
 
 __all__ = [

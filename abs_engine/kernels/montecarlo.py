@@ -629,6 +629,7 @@ run_block = jit_twin(
     },
     cache=True,
     nogil=True,
+    no_cpython_wrapper=False,
 )
 run_block_cmc = jit_twin(
     run_block_cmc_py,
@@ -647,6 +648,7 @@ run_block_cmc = jit_twin(
     },
     cache=True,
     nogil=True,
+    no_cpython_wrapper=False,
 )
 
 __all__ = [

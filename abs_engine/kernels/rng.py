@@ -161,9 +161,16 @@ def gamma_variate_py(key, shape):
 
 
 _mix = jit_twin(_mix_py, cache=True, inline="always")
-path_key = jit_twin(path_key_py, {"_mix_py": _mix}, cache=True)
-uniform = jit_twin(uniform_py, {"_mix_py": _mix}, cache=True)
+path_key = jit_twin(path_key_py, {"_mix_py": _mix}, cache=True, no_cpython_wrapper=False)
+uniform = jit_twin(uniform_py, {"_mix_py": _mix}, cache=True, no_cpython_wrapper=False)
 _poly = jit_twin(_poly_py, cache=True, inline="always")
 ndtri = jit_twin(ndtri_py, {"_poly_py": _poly}, cache=True)
-normal = jit_twin(normal_py, {"uniform_py": uniform, "ndtri_py": ndtri}, cache=True)
-gamma_variate = jit_twin(gamma_variate_py, {"uniform_py": uniform, "normal_py": normal}, cache=True)
+normal = jit_twin(
+    normal_py, {"uniform_py": uniform, "ndtri_py": ndtri}, cache=True, no_cpython_wrapper=False
+)
+gamma_variate = jit_twin(
+    gamma_variate_py,
+    {"uniform_py": uniform, "normal_py": normal},
+    cache=True,
+    no_cpython_wrapper=False,
+)

@@ -1037,7 +1037,9 @@ waterfall_path = jit_twin(
     waterfall_path_py, {"base_amount_py": base_amount}, inline_source=_HELPERS, cache=True
 )
 waterfall_scratch = jit_twin(waterfall_scratch_py, {"work_shape": jit_twin(work_shape)}, cache=True)
-run_paths = jit_twin(run_paths_py, {"waterfall_path_py": waterfall_path}, cache=True)
+run_paths = jit_twin(
+    run_paths_py, {"waterfall_path_py": waterfall_path}, cache=True, no_cpython_wrapper=False
+)
 
 
 __all__ = [
