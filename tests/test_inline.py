@@ -104,16 +104,59 @@ def shadows_a_global(x):
     return y + SCALE
 
 
-def test_a_helper_whose_module_means_something_else_is_refused():
-    """Inlined, a helper's module-level names are looked up in the caller's module: one that
-    means something else there (or is missing) is refused, unless swapped in for both."""
+def test_a_helper_not_of_the_callers_module_is_refused():
+    """A helper must be the function its name means in the caller's module: one from another
+    namespace (where SCALE means something else) or a stand-in of the same name is refused,
+    since inlined its module-level names would be read in the caller's."""
     import types
 
     elsewhere = types.FunctionType(_scaled.__code__, {"SCALE": 5.0}, "_scaled")
-    with pytest.raises(TypeError, match="reads SCALE"):
+    with pytest.raises(TypeError, match="not a function of _wrap_scaled's module"):
         inline_helpers(_wrap_scaled, (elsewhere,), dict(_wrap_scaled.__globals__))
-    swapped = {**_wrap_scaled.__globals__, "SCALE": 5.0}
-    assert inline_helpers(_wrap_scaled, (elsewhere,), swapped)(1.0) == 5.0
+    assert inline_helpers(_wrap_scaled, (_scaled,), dict(_wrap_scaled.__globals__))(1.0) == 2.0
+
+
+def _walrus_return(a):
+    return (y := a + 1)  # noqa: F841 (the walrus is the point)
+
+
+def calls_walrus_return(a):
+    y = 100
+    z = _walrus_return(a)
+    return y, z
+
+
+def _recursive(x):
+    y = _recursive(x)
+    return y
+
+
+def calls_recursive(x):
+    y = _recursive(x)
+    return y
+
+
+def _has_try(x):
+    try:
+        y = 1 / x
+    except ZeroDivisionError:
+        y = 0.0
+    return y
+
+
+def calls_has_try(x):
+    y = _has_try(x)
+    return y
+
+
+def calls_with_walrus_argument(x):
+    y = _drain(x, (x := 5.0))
+    return y
+
+
+def test_a_walrus_in_the_return_is_renamed_apart():
+    inlined = inline_helpers(calls_walrus_return, (_walrus_return,), dict(globals()))
+    assert inlined(1) == calls_walrus_return(1) == (100, 2)
 
 
 def _wrap_scaled(x):
@@ -154,6 +197,9 @@ def test_line_numbers_stay_those_of_the_source_file():
         (calls_in_expression, (_add_to,), "must be called as a statement"),
         (calls_with_keyword, (_add_to,), "positional arguments"),
         (shadows_a_global, (_scaled,), r"reads \['SCALE'\] from its module"),
+        (calls_recursive, (_recursive,), "calls itself"),
+        (calls_has_try, (_has_try,), "Try cannot be inlined"),
+        (calls_with_walrus_argument, (_drain,), "no := in _drain's arguments"),
     ],
 )
 def test_what_cannot_be_inlined_faithfully_is_refused(fn, helpers, message):

@@ -14,13 +14,16 @@ body, its locals renamed apart, its parameters replaced by the argument names, a
 written that way, while the plain-Python twin calls the helpers themselves: the twin tests
 (bitwise equal results) check the two against each other.
 
-What a helper may be (checked, :class:`TypeError` otherwise): a plain function whose body
-ends in its only ``return`` (Python allows no ``break``/``continue`` outside its loops), with
-no nested functions or classes, ``global``/``nonlocal``, ``yield`` or ``lambda``. What a call
-may be: a statement of the forms above, its arguments positional. An argument that is a name
-the helper does not assign is substituted for the parameter; any other is assigned to a
-renamed local before the body, in order, as a call would evaluate it (the kernels' helpers
-assign only scalar parameters; their other arguments are side-effect-free expressions).
+What a helper may be (checked, :class:`TypeError` otherwise): a plain function of the
+caller's own module (so its module-level names, and the compiled twins swapped in for them,
+mean the same inlined), the one its name means there, whose body ends in its only ``return``
+(Python allows no ``break``/``continue`` outside its loops), not calling itself, with no
+nested functions, lambdas or comprehensions, ``global``/``nonlocal``, ``yield``, ``del``,
+``import``, ``try`` or ``match``. What a call may be: a statement of the forms above, its
+arguments positional and without ``:=``. An argument that is a name the helper does not
+assign is substituted for the parameter; any other is assigned to a renamed local before the
+body, in order, as a call would evaluate it (the kernels' helpers assign only scalar
+parameters; their other arguments are side-effect-free expressions).
 """
 
 from __future__ import annotations
@@ -36,8 +39,10 @@ from typing import Any
 
 __all__ = ["inline_helpers"]
 
-_BANNED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.Global, ast.Nonlocal,
-           ast.Yield, ast.YieldFrom, ast.ClassDef)  # fmt: skip
+_BANNED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, ast.Global,
+           ast.Nonlocal, ast.Yield, ast.YieldFrom, ast.Await, ast.Delete, ast.Import,
+           ast.ImportFrom, ast.Try, ast.Match, ast.ListComp, ast.SetComp, ast.DictComp,
+           ast.GeneratorExp)  # fmt: skip
 
 
 def _function_def(fn: Callable[..., Any]) -> ast.FunctionDef:
@@ -76,18 +81,18 @@ class _Helper:
         self.returned = body[-1].value
         self.body = body[:-1]
         self._check(body)
-        self.assigned = _names(self.body, ast.Store)
+        self.assigned = _names(body, ast.Store)  # the return's too (a walrus)
         # the names it reads from its module (constants, other kernels): they must mean the
         # same in the caller, so the caller may not have a local of that name
         read = _names(body, ast.Load)
         self.free = read - self.assigned - set(self.params)
 
     def _check(self, body: list[ast.stmt]) -> None:
-        for stmt in body[:-1]:
+        for stmt in body:
             for n in ast.walk(stmt):
                 if isinstance(n, _BANNED):
                     raise TypeError(f"{self.name}: {type(n).__name__} cannot be inlined")
-                if isinstance(n, ast.Return):
+                if isinstance(n, ast.Return) and n is not body[-1]:
                     raise TypeError(f"{self.name}: must end in its only return")
 
 
@@ -121,6 +126,7 @@ class _Inliner(ast.NodeTransformer):
     def __init__(self, helpers: dict[str, _Helper]):
         self.helpers = helpers
         self.count = itertools.count()
+        self.expanding: list[str] = []  # helpers being expanded, outermost first
 
     def _call(self, value: ast.AST | None) -> tuple[_Helper, ast.Call] | None:
         if isinstance(value, ast.Call) and isinstance(value.func, ast.Name):
@@ -153,6 +159,10 @@ class _Inliner(ast.NodeTransformer):
         if call.keywords or len(call.args) != len(helper.params):
             raise TypeError(f"line {where.lineno}: {helper.name} takes "
                             f"{len(helper.params)} positional arguments")  # fmt: skip
+        if helper.name in self.expanding:
+            raise TypeError(f"{helper.name} calls itself (through {self.expanding})")
+        if any(isinstance(n, ast.NamedExpr) for arg in call.args for n in ast.walk(arg)):
+            raise TypeError(f"line {where.lineno}: no := in {helper.name}'s arguments")
         tag = f"_i{next(self.count)}_{helper.name.strip('_')}_"
         mapping = {name: tag + name for name in helper.assigned}
         out: list[ast.stmt] = []
@@ -178,35 +188,10 @@ class _Inliner(ast.NodeTransformer):
         elif returned is not None and not isinstance(returned, ast.Constant | ast.Name):
             raise TypeError(f"line {where.lineno}: {helper.name}'s result is dropped")
         # helpers that call helpers: expand those too (their names renamed apart again)
-        return [s for stmt in out for s in _as_list(self.visit(stmt))]
-
-
-_MISSING = object()
-
-
-def _same(a: Any, b: Any) -> bool:
-    """The same object, or equal constants (a module's ``EPS = 1e-9`` and another's)."""
-    if a is b:
-        return True
-    return type(a) is type(b) and isinstance(a, int | float | str) and a == b
-
-
-def _check_globals(helper: _Helper, py_fn: Callable[..., Any], globals_: dict[str, Any]) -> None:
-    """Inlined, the helper's module-level names are looked up among the caller's globals
-    (``globals_``, its module's with the compiled twins swapped in): each must mean there what
-    it means in the helper's module, or be swapped in both (a twin's ``*_py`` name)."""
-    own = helper.fn.__globals__
-    caller = py_fn.__globals__
-    for name in sorted(helper.free):
-        mine = own.get(name, _MISSING)
-        theirs = caller.get(name, _MISSING)
-        if mine is _MISSING and theirs is _MISSING:
-            continue  # a builtin (range, min, ...)
-        if name in globals_ and globals_[name] is not theirs:
-            continue  # swapped for the compiled twin in the caller
-        if not _same(mine, theirs):
-            raise TypeError(f"{helper.name} reads {name}, which {py_fn.__name__}'s module does "
-                            "not define as the helper's does")  # fmt: skip
+        self.expanding.append(helper.name)
+        expanded = [s for stmt in out for s in _as_list(self.visit(stmt))]
+        self.expanding.pop()
+        return expanded
 
 
 def _as_list(x: Any) -> list[ast.stmt]:
@@ -220,6 +205,14 @@ def inline_helpers(
     that helper's body (helpers calling helpers are expanded too), its globals ``globals_``.
     Line numbers stay those of the source file, so numba's messages point at the real lines."""
     node = _function_def(py_fn)
+    a = node.args
+    if a.vararg or a.kwarg or a.kwonlyargs or a.posonlyargs:
+        raise TypeError(f"{py_fn.__name__}: only plain positional parameters")
+    for fn in helpers:
+        # a helper is the function its name means in the caller's module: its module-level
+        # names (constants, kernels, and the twins swapped in) then mean the same inlined
+        if fn.__globals__ is not py_fn.__globals__ or py_fn.__globals__.get(fn.__name__) is not fn:
+            raise TypeError(f"{fn.__name__}: not a function of {py_fn.__name__}'s module")
     inliner = _Inliner({fn.__name__: _Helper(fn) for fn in helpers})
     node.body = [s for stmt in node.body for s in _as_list(inliner.visit(stmt))]
     local = _names(node.body, ast.Store) | {a.arg for a in node.args.args}
@@ -230,7 +223,6 @@ def inline_helpers(
                 f"{helper.name} reads {sorted(clash)} from its module, which {py_fn.__name__} "
                 "assigns: inlined, it would read the local"
             )
-        _check_globals(helper, py_fn, globals_)
     node.decorator_list = []
     module = ast.fix_missing_locations(ast.Module(body=[node], type_ignores=[]))
     code = compile(module, py_fn.__code__.co_filename, "exec")
