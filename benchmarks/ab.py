@@ -104,6 +104,7 @@ _INPROCESS = r"""
 import importlib, json, statistics, sys, time
 sys.path.insert(0, sys.argv[1])
 from benchmarks.pools import homogeneous_doc, pool_scenario_doc
+from benchmarks.scaling import memo_off
 rounds = int(sys.argv[2])
 pkgs = [importlib.import_module(n) for n in ("abs_engine_a", "abs_engine_b")]
 
@@ -111,7 +112,7 @@ def cases(pkg):
     mcs = importlib.import_module(pkg.__name__ + ".schema.stochastic").MonteCarloScenario
     parse_deal = importlib.import_module(pkg.__name__ + ".schema").parse_deal
     sc = pkg.load_scenario("huake_mc")
-    off = mcs.model_validate({**sc.model_dump(), "prepayment": {"cpr": 0.0, "volatility": 1e-9}})
+    off = memo_off(sc)
     pool = pkg.compile_deal(parse_deal(homogeneous_doc(1_000)))
     return [("memo_on", None, sc, 50_000), ("memo_off", None, off, 30_000),
             ("pool_1k", pool, mcs.model_validate(pool_scenario_doc()), 2_000)]

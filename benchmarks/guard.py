@@ -20,62 +20,25 @@ from __future__ import annotations
 
 import json
 import statistics
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-import abs_engine as ae
-from abs_engine.schema.stochastic import MonteCarloScenario
-
-from .pools import homogeneous_deal, pool_scenario
 from .report import _atomic
-from .scaling import memo_off, numpy_seconds
-from .suite import machine
+from .suite import bench_numpy_ratio, machine
 
 TOLERANCE = 0.30
 #: rounds of the interleaved timings behind each ratio (their median)
 ROUNDS = 5
 
 
-def _seconds(fn: Callable[[], object]) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
-def interleaved_ratios(
-    cd: ae.CompiledDeal, sc: MonteCarloScenario, paths: int, rounds: int
-) -> tuple[float, float]:
-    """Medians over ``rounds`` of NumPy seconds / one-thread engine seconds on ``paths``
-    paths, each round timing NumPy, then the engine computing every path (memo off), then the
-    engine as shipped: (every path, as shipped)."""
-    off = memo_off(sc)
-    numpy_seconds(cd, off, min(paths, 1_000))  # warm up both
-    for s in (off, sc):
-        ae.simulate(cd, s, n_paths=1_000, seed=1, threads=1, progress=False)
-    every, shipped = [], []
-    for _ in range(rounds):
-        t_np = numpy_seconds(cd, off, paths)
-        t_off = _seconds(lambda: ae.simulate(cd, off, n_paths=paths, seed=1, threads=1,
-                                             progress=False))  # fmt: skip
-        t_on = _seconds(lambda: ae.simulate(cd, sc, n_paths=paths, seed=1, threads=1,
-                                            progress=False))  # fmt: skip
-        every.append(t_np / t_off)
-        shipped.append(t_np / t_on)
-    return statistics.median(every), statistics.median(shipped)
-
-
 def measure(repeats: int = ROUNDS) -> dict[str, float]:
-    """The guarded ratios (NumPy seconds / one-thread engine seconds), medians over
-    ``repeats`` interleaved rounds."""
-    sc = ae.load_scenario("huake_mc")
-    assert isinstance(sc, MonteCarloScenario)
-    small, small_shipped = interleaved_ratios(ae.compile_deal(ae.load_deal()), sc, 100_000, repeats)
-    large, _ = interleaved_ratios(homogeneous_deal(1_000), pool_scenario(), 2_000, repeats)
+    """The guarded ratios (NumPy seconds / one-thread engine seconds), medians of
+    ``repeats`` interleaved rounds (:func:`benchmarks.suite.bench_numpy_ratio`)."""
+    small = bench_numpy_ratio(100_000, repeats, threads=(1,))
+    large = bench_numpy_ratio(2_000, repeats, n_obligors=1_000, threads=(1,))
     return {
-        "numpy_over_engine_1thread_8_obligors": small,
-        "numpy_over_engine_1thread_8_obligors_as_shipped": small_shipped,
-        "numpy_over_engine_1thread_1000_obligors": large,
+        "numpy_over_engine_1thread_8_obligors": small["ratio_1thread"],
+        "numpy_over_engine_1thread_8_obligors_as_shipped": small["ratio_memo_1thread"],
+        "numpy_over_engine_1thread_1000_obligors": large["ratio_1thread"],
     }
 
 

@@ -100,8 +100,9 @@ def timed(fn, repeats: int) -> tuple[float, float, float]:
 
 def memo_off(sc: MonteCarloScenario) -> MonteCarloScenario:
     """The scenario with a negligible prepayment volatility: every path then runs the full
-    waterfall (the no-default memo needs deterministic prepayment)."""
-    return MonteCarloScenario.model_validate(
+    waterfall (the no-default memo needs deterministic prepayment). Of ``sc``'s own class, so
+    also for another checkout's package (``benchmarks.ab --inprocess``)."""
+    return type(sc).model_validate(
         {**sc.model_dump(), "prepayment": {"cpr": 0.0, "volatility": 1e-9}}
     )
 

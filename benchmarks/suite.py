@@ -162,7 +162,10 @@ def bench_numpy_ratio(
     """NumPy twin against the engine on the same paths, both computing every path
     (``numba_s``, ``ratio``), and against the engine as shipped, no-default memo on
     (``numba_memo_s``, ``ratio_memo``); for each entry of ``threads`` (None: all threads,
-    keys as above; 1: keys with ``_1thread``)."""
+    keys as above; 1: keys with ``_1thread``). Timed in ``repeats`` rounds, each timing NumPy
+    and then every engine configuration one right after the other: seconds are medians over
+    the rounds, a ratio the median of the rounds' ratios (this VM's speed drifts over
+    minutes; timing each side in a block of its own let the drift into the ratios)."""
     if n_obligors is None:
         cd = ae.compile_deal(ae.load_deal())
         sc = ae.load_scenario("huake_mc")
@@ -171,25 +174,29 @@ def bench_numpy_ratio(
         sc = pool_scenario()
     off = memo_off(sc)
     numpy_seconds(cd, off, min(paths, 1_000))
-    t_np = timed(lambda: numpy_seconds(cd, off, paths), repeats)[0]
-    out: dict = {"obligors": cd.n_obligors, "paths": paths, "numpy_s": t_np}
-    for label, scen in (("numba", off), ("numba_memo", sc)):
+    configs = [(label, scen, th) for label, scen in (("numba", off), ("numba_memo", sc))
+               for th in threads]  # fmt: skip
+    for scen in (off, sc):
         ae.simulate(cd, scen, n_paths=2_000, progress=False)
-        for th in threads:
-            t = timed(
-                lambda s=scen, k=th: ae.simulate(
-                    cd, s, n_paths=paths, seed=1, threads=k, progress=False
-                ),
-                repeats,
-            )[0]
-            suffix = "" if th is None else f"_{th}thread"
-            out[f"{label}{suffix}_s"] = t
-            out[f"ratio{label[5:]}{suffix}"] = t_np / t
+    t_np: list[float] = []
+    t_eng: list[list[float]] = [[] for _ in configs]
+    for _ in range(repeats):
+        t_np.append(timed(lambda: numpy_seconds(cd, off, paths), 1)[0])
+        for times, (_, scen, th) in zip(t_eng, configs, strict=True):
+            times.append(timed(lambda s=scen, k=th: ae.simulate(
+                cd, s, n_paths=paths, seed=1, threads=k, progress=False), 1)[0])  # fmt: skip
+    out: dict = {"obligors": cd.n_obligors, "paths": paths, "numpy_s": float(np.median(t_np))}
+    for times, (label, _, th) in zip(t_eng, configs, strict=True):
+        suffix = "" if th is None else f"_{th}thread"
+        out[f"{label}{suffix}_s"] = float(np.median(times))
+        out[f"ratio{label[5:]}{suffix}"] = float(np.median(np.array(t_np) / np.array(times)))
     out["repeats"] = repeats
     out["note"] = (
-        "medians (wall clock of the whole call); memo off (stochastic prepayment with "
-        "negligible volatility) so both do every path; NumPy runs on one core and computes no "
-        "yields, histograms or cash-flow statistics, so the ratios understate the engine"
+        "medians (wall clock of the whole call) over rounds that time NumPy and the engine one "
+        "right after the other; ratios are medians of the rounds' ratios; memo off (stochastic "
+        "prepayment with negligible volatility) so both do every path; NumPy runs on one core "
+        "and computes no yields, histograms or cash-flow statistics, so the ratios understate "
+        "the engine"
     )
     return out
 

@@ -682,13 +682,17 @@ def _triggers_py(t, final, deal_cr, cum_default, original_pool, support_default_
     return status, trap_account
 
 
-def _reserve_targets_py(t, n_t, n_f, final, avail, pool_start, notes, original_pool,
-                        trap_account, account_f, account_i, groups, group_len, tranche_accrual,
-                        work, led_tr, led_acc):  # fmt: skip
+def _reserve_targets_py(t, final, avail, pool_start, notes, trap_account, deal, work, led):
     """Each account's target (zero in the final period; fixed; a percent of its base, at
     least its floor; or next period's interest on its group, and fees, on this period's
     opening balances); a balance over target is released into available funds, except from
-    the account trapping cash (T periods, ``n_f`` fees). Returns the available funds."""
+    the account trapping cash. Returns the available funds."""
+    account_f, account_i = deal.account_f, deal.account_i
+    groups, group_len, tranche_accrual = deal.groups, deal.group_len, deal.tranche_accrual
+    original_pool = deal.original_pool
+    n_f = deal.fee_f.shape[0]
+    led_tr, led_acc = led.tr, led.acc
+    n_t = led_tr.shape[0]
     for a in range(account_f.shape[0]):
         tk = account_i[a, AI_TARGET_KIND]
         if final:
@@ -728,12 +732,14 @@ def _reserve_targets_py(t, n_t, n_f, final, avail, pool_start, notes, original_p
     return avail
 
 
-def _priority_of_payments_py(t, status, final, avail, cash_in, pool_end, trap_account, ops,
-                             n_steps, groups, group_len, tranche_i, tranche_target,
-                             support_default_period, support_i, support_f, pool_flows, work,
-                             led_tr, led_fee, led_acc, led_sup, led_per):  # fmt: skip
+def _priority_of_payments_py(t, status, final, avail, cash_in, pool_end, trap_account,
+                             pool_flows, support_default_period, deal, work, led):  # fmt: skip
     """The steps of the status's waterfall, in order, on the available funds. Returns what
     is left available and the period's cash in (collections plus support drawn)."""
+    ops, n_steps, groups, group_len = deal.ops, deal.n_steps, deal.groups, deal.group_len
+    tranche_i, tranche_target = deal.tranche_i, deal.tranche_target
+    support_i, support_f = deal.support_i, deal.support_f
+    led_tr, led_fee, led_acc, led_sup, led_per = led.tr, led.fee, led.acc, led.sup, led.per
     n_j = tranche_i.shape[0]
     for k in range(n_steps[status]):
         op = ops[status, k, OPC_CODE]
@@ -881,12 +887,10 @@ def waterfall_path_py(pool_flows, support_default_period, base_rate, deal, led, 
     fee_i = deal.fee_i
     deal_accrual = deal.deal_accrual
     account_f = deal.account_f
-    account_i = deal.account_i
     support_f = deal.support_f
     support_i = deal.support_i
     trigger_f = deal.trigger_f
     trigger_i = deal.trigger_i
-    ops = deal.ops
     n_steps = deal.n_steps
     groups = deal.groups
     group_len = deal.group_len
@@ -899,7 +903,6 @@ def waterfall_path_py(pool_flows, support_default_period, base_rate, deal, led, 
     work = scratch.work
     pending = scratch.pending
     n_t = pool_flows.shape[1]
-    n_f = fee_f.shape[0]
 
     _start_path_py(tranche_f, account_f, work, pending, led_tr, led_fee, led_acc, led_sup,
                    led_per, sum_tr, sum_pool)  # fmt: skip
@@ -952,17 +955,14 @@ def waterfall_path_py(pool_flows, support_default_period, base_rate, deal, led, 
             max_status = status
         if status != STATUS_NORMAL and sum_pool[SP_FIRST_TRIGGER_PERIOD] < 0.0:
             sum_pool[SP_FIRST_TRIGGER_PERIOD] = t
-        avail = _reserve_targets_py(t, n_t, n_f, final, avail, pool_start, notes, original_pool,
-                                    trap_account, account_f, account_i, groups, group_len,
-                                    tranche_accrual, work, led_tr, led_acc)  # fmt: skip
+        avail = _reserve_targets_py(t, final, avail, pool_start, notes, trap_account, deal,
+                                    work, led)  # fmt: skip
 
         # ---- 5. the priority of payments ----
         avail, cash_in = _priority_of_payments_py(t, status, final, avail, cash_in, pool_end,
-                                                  trap_account, ops, n_steps, groups,
-                                                  group_len, tranche_i, tranche_target,
-                                                  support_default_period, support_i,
-                                                  support_f, pool_flows, work, led_tr, led_fee,
-                                                  led_acc, led_sup, led_per)  # fmt: skip
+                                                  trap_account, pool_flows,
+                                                  support_default_period, deal, work,
+                                                  led)  # fmt: skip
 
         # ---- 6. close the period ----
         paid_out = _close_period_py(t, final, groups, group_len, trigger_i, work, led_tr,
