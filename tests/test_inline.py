@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from numba import njit
 
+from abs_engine.kernels import collateral as C
 from abs_engine.kernels import waterfall as W
 from abs_engine.kernels._inline import inline_helpers
 
@@ -215,3 +216,12 @@ def test_the_compiled_waterfall_calls_no_helper():
     assert not compiled_names & helper_names
     assert helper_names & set(W.waterfall_path_py.__code__.co_names)
     assert W.waterfall_path.py_func.__code__.co_filename == W.__file__
+
+
+def test_the_compiled_collateral_draws_call_no_phase():
+    """The collateral phases (factors, prepayment, providers, obligor defaults, booking) are
+    inlined into both compiled copies of the draws; the Python twin calls them."""
+    helper_names = {h.__name__ for h in C._PARTS}
+    for kernel in (C.collateral_draws, C.collateral_draws_inline):
+        assert not set(kernel.py_func.__code__.co_names) & helper_names
+    assert helper_names & set(C.collateral_draws_py.__code__.co_names)
