@@ -17,7 +17,17 @@ from scipy import special
 
 from ..errors import ProblemCollector, check_instance
 from ..kernels.bundles import CollateralModel, frozen
-from ..kernels.layout import COPULA_GAUSSIAN, COPULA_STUDENT_T, RECOVERY_IP, RECOVERY_RATE
+from ..kernels.layout import (
+    COPULA_GAUSSIAN,
+    COPULA_STUDENT_T,
+    N_SC,
+    RECOVERY_IP,
+    RECOVERY_RATE,
+    SC_AFTER,
+    SC_BALANCE,
+    SC_INTEREST,
+    SC_PRINCIPAL,
+)
 from ..schema.load import revalidated
 from ..schema.stochastic import BaselCorrelation, IpValueRecovery, MonteCarloScenario
 from .deal import CompiledDeal
@@ -79,7 +89,8 @@ class MonteCarloModel:
     sampling : str                    "crude" or "importance"
     sampling_target : str | None      the tranche the importance-sampling shifts aim at
     kernel : CollateralModel
-        The arrays above as the collateral kernel's bundle (read-only).
+        The arrays above as the collateral kernel's bundle (read-only), the schedules as a
+        table of their distinct rows (:func:`schedule_table`).
     """
 
     scenario: MonteCarloScenario
@@ -128,12 +139,52 @@ class MonteCarloModel:
     @cached_property
     def kernel(self) -> CollateralModel:
         """The collateral kernel's argument bundle (built once; read-only arrays)."""
-        fields = {n: getattr(self, n) for n in CollateralModel._fields}
-        return frozen(CollateralModel(**fields))
+        obligor_sched, sched = schedule_table(self.sched_interest, self.sched_principal,
+                                              self.sched_balance)  # fmt: skip
+        fields = {n: getattr(self, n) for n in CollateralModel._fields if hasattr(self, n)}
+        return frozen(CollateralModel(**fields, obligor_sched=obligor_sched, sched=sched))
 
     @property
     def n_classes(self) -> int:
         return int(self.class_threshold.shape[0])
+
+
+def schedule_table(
+    interest: np.ndarray, principal: np.ndarray, balance: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The obligors' schedules (float64[N, T] each: interest, principal, balance at the
+    start of each period) as the collateral kernel reads them: a table of the distinct rows,
+    float64[K, T, N_SC] (``SC_*``: interest, principal, balance after principal, balance), in
+    order of first appearance, and each obligor's row, int64[N].
+
+    Rows are the same when their bits are (so the kernel adds exactly the numbers it would
+    read from the per-obligor arrays, and results do not change); a pool of obligors on the
+    same terms then has a table that stays in the cache, however many obligors it has. A
+    defaulter's rows are read in the default booking (measured on a 10,000-obligor pool with
+    about 600 defaults a path: reading three [N, T] arrays there took half the collateral
+    time). With every row distinct, K = N and the table is the per-obligor schedules, one
+    obligor's periods and items next to each other."""
+    n, n_t = interest.shape
+    table = np.empty((n, n_t, N_SC))
+    table[:, :, SC_INTEREST] = interest
+    table[:, :, SC_PRINCIPAL] = principal
+    table[:, :, SC_AFTER] = balance - principal
+    table[:, :, SC_BALANCE] = balance
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), table
+    bits = table.reshape(n, -1).view(np.uint64)
+    # rows grouped by a 64-bit hash of their bits (np.unique over whole rows took 28 ms for
+    # 10,000 obligors, this 2 ms), then checked bit for bit: a collision keeps every row apart
+    mult = np.random.default_rng(0).integers(1, 2**63, size=bits.shape[1], dtype=np.uint64) | 1
+    with np.errstate(over="ignore"):
+        h = (bits * mult).sum(axis=1, dtype=np.uint64) ^ bits[:, 0]
+    _, first, inverse = np.unique(h, return_index=True, return_inverse=True)
+    if not np.array_equal(bits, bits[first[inverse]]):
+        return np.arange(n, dtype=np.int64), table
+    order = np.argsort(first)  # distinct rows in order of first appearance
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    return rank[inverse].astype(np.int64), np.ascontiguousarray(table[first[order]])
 
 
 def _threshold(cum_pd: np.ndarray, copula: int, nu: float) -> np.ndarray:

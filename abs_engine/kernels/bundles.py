@@ -89,14 +89,18 @@ DealArrays = namedtuple(
 #: :class:`abs_engine.compile.model.MonteCarloModel`. ``memo`` is 1 when the no-default path
 #: (no obligor or provider default) has the same pool flows every time — deterministic
 #: prepayment — so the driver runs it once per block and counts it (an explicit flag, not a
-#: mode read off ``prepay_vol``). ``is_factor_shift`` float64[F], ``is_provider_shift``
-#: float64[S] and ``is_mix_scale`` (float) are the importance sampling's shifts of the factors'
-#: and the providers' normals and scale of the Student-t mixing variable (zeros and 1: crude
-#: sampling; see :mod:`abs_engine.compile.sampling`); ``is_twist_weight`` float64[N] and
-#: ``is_twist_level`` (float; 0: no twisting) the exponential twisting of the obligors'
-#: conditional default probabilities; ``is_cmc_provider`` (int) 1: the first support
-#: provider's default integrated out by conditional Monte Carlo (the driver runs the waterfall
-#: with and without it and mixes by its conditional probability).
+#: mode read off ``prepay_vol``). The obligors' schedules are a table of distinct rows:
+#: ``sched`` float64[K, T, N_SC] (``SC_*`` of :mod:`abs_engine.kernels.layout`: interest,
+#: principal, balance after principal, balance at the start) and ``obligor_sched`` int64[N],
+#: each obligor's row (see :func:`abs_engine.compile.model.schedule_table`).
+#: ``is_factor_shift`` float64[F], ``is_provider_shift`` float64[S] and ``is_mix_scale``
+#: (float) are the importance sampling's shifts of the factors' and the providers' normals
+#: and scale of the Student-t mixing variable (zeros and 1: crude sampling; see
+#: :mod:`abs_engine.compile.sampling`); ``is_twist_weight`` float64[N] and ``is_twist_level``
+#: (float; 0: no twisting) the exponential twisting of the obligors' conditional default
+#: probabilities; ``is_cmc_provider`` (int) 1: the first support provider's default
+#: integrated out by conditional Monte Carlo (the driver runs the waterfall with and without
+#: it and mixes by its conditional probability).
 CollateralModel = namedtuple(
     "CollateralModel",
     [
@@ -123,9 +127,8 @@ CollateralModel = namedtuple(
         "ip_loading",
         "lag_min",
         "lag_max",
-        "sched_interest",
-        "sched_principal",
-        "sched_balance",
+        "obligor_sched",
+        "sched",
         "agg_interest",
         "agg_principal",
         "agg_balance",

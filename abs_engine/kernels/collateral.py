@@ -38,6 +38,10 @@ from .layout import (
     PF_RECOVERY,
     PF_SCHED_PRIN,
     RECOVERY_IP,
+    SC_AFTER,
+    SC_BALANCE,
+    SC_INTEREST,
+    SC_PRINCIPAL,
 )
 from .rng import (
     STREAM_FACTORS,
@@ -259,12 +263,12 @@ def _default_period_py(u, c, last, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, fac
     return lo
 
 
-def _obligor_defaults_py(seed, p, obligor_class, sched_balance, thr, sqrt_rho, sqrt_1mrho,
-                         factor, scale, z, cache, stamp, def_idx, def_t):  # fmt: skip
+def _obligor_defaults_py(seed, p, obligor_class, obligor_sched, sched, thr, sqrt_rho,
+                         sqrt_1mrho, factor, scale, z, cache, stamp, def_idx, def_t):  # fmt: skip
     """One uniform per obligor against its class's conditional PD by the last period; a
     defaulter's period by binary search over the earlier ones. Defaulters (with a balance
     left) into ``def_idx`` / ``def_t``; returns their number."""
-    last = sched_balance.shape[1] - 1
+    last = sched.shape[1] - 1
     tag = p + 1
     key = path_key_py(seed, p, STREAM_OBLIGORS)
     n_def = 0
@@ -276,7 +280,7 @@ def _obligor_defaults_py(seed, p, obligor_class, sched_balance, thr, sqrt_rho, s
             continue
         lo = _default_period_py(u, c, last, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, factor,
                                 cache, stamp)  # fmt: skip
-        if sched_balance[i, lo] <= 0.0:
+        if sched[obligor_sched[i], lo, SC_BALANCE] <= 0.0:
             continue  # the schedule had already ended: nothing left to default on
         def_idx[n_def] = i
         def_t[n_def] = lo
@@ -321,13 +325,13 @@ def _obligor_defaults_twisted_py(seed, p, model, scratch, scale):
     distribution given default, as without twisting. Returns the number of defaulters and the
     log likelihood ratio of the default indicators (0 with θ = 0). Called once a path: the
     bundles are opened here, so the loops touch plain arrays."""
-    obligor_class, sched_balance = model.obligor_class, model.sched_balance
+    obligor_class, obligor_sched, sched = model.obligor_class, model.obligor_sched, model.sched
     thr, sqrt_rho, sqrt_1mrho = model.class_threshold, model.class_sqrt_rho, model.class_sqrt_1mrho
     factor, weight, level = model.class_factor, model.is_twist_weight, model.is_twist_level
     z, cache, stamp, pd_last = scratch.z, scratch.cache, scratch.stamp, scratch.twist_p
     def_idx, def_t = scratch.def_idx, scratch.def_t
     n = obligor_class.shape[0]
-    last = sched_balance.shape[1] - 1
+    last = sched.shape[1] - 1
     tag = p + 1
     mean = 0.0
     total = 0.0
@@ -360,7 +364,7 @@ def _obligor_defaults_twisted_py(seed, p, model, scratch, scale):
             u = u * (pi / qi)  # uniform on [0, p_i): the period as given default
         lo = _default_period_py(u, obligor_class[i], last, tag, scale, z, thr, sqrt_rho,
                                 sqrt_1mrho, factor, cache, stamp)  # fmt: skip
-        if sched_balance[i, lo] <= 0.0:
+        if sched[obligor_sched[i], lo, SC_BALANCE] <= 0.0:
             continue  # the schedule had already ended: nothing left to default on
         def_idx[n_def] = i
         def_t[n_def] = lo
@@ -380,9 +384,8 @@ def _book_defaults_py(seed, p, model, scratch, n_def):
     def_t = scratch.def_t
     prepay_factor = scratch.prepay_factor
     z = scratch.z
-    sched_interest = model.sched_interest
-    sched_principal = model.sched_principal
-    sched_balance = model.sched_balance
+    obligor_sched = model.obligor_sched
+    sched = model.sched
     lag_min = model.lag_min
     lag_max = model.lag_max
     recovery_kind = model.recovery_kind
@@ -399,11 +402,12 @@ def _book_defaults_py(seed, p, model, scratch, n_def):
     for k in range(n_def):
         i = def_idx[k]
         tau = def_t[k]
+        r = obligor_sched[i]
         for t in range(tau, n_t):
-            rem[0, t] += sched_interest[i, t]
-            rem[1, t] += sched_principal[i, t]
-            rem[2, t] += sched_balance[i, t] - sched_principal[i, t]
-        exposure = prepay_factor[tau] * sched_balance[i, tau]
+            rem[0, t] += sched[r, t, SC_INTEREST]
+            rem[1, t] += sched[r, t, SC_PRINCIPAL]
+            rem[2, t] += sched[r, t, SC_AFTER]
+        exposure = prepay_factor[tau] * sched[r, tau, SC_BALANCE]
         flows[PF_DEFAULT, tau] += exposure
         # the recovery of the defaulted exposure: its IP value shocked lognormally (loading on
         # its systematic factor: wrong-way risk) less haircut and disposal cost, at most the
@@ -473,8 +477,8 @@ def collateral_draws_py(seed, p, model, scratch):
         n_def, log_twist = _obligor_defaults_twisted_py(seed, p, model, scratch, scale)
         log_w += log_twist
     else:
-        n_def = _obligor_defaults_py(seed, p, model.obligor_class, model.sched_balance,
-                                     model.class_threshold, model.class_sqrt_rho,
+        n_def = _obligor_defaults_py(seed, p, model.obligor_class, model.obligor_sched,
+                                     model.sched, model.class_threshold, model.class_sqrt_rho,
                                      model.class_sqrt_1mrho, model.class_factor, scale, z,
                                      scratch.cache, scratch.stamp, scratch.def_idx,
                                      scratch.def_t)  # fmt: skip

@@ -22,6 +22,13 @@ N_PF = 7
 #: one fen (yuan): amounts below it are zero when a loss, shortfall or support draw is judged
 FEN = 0.01
 
+# --- the collateral kernel's schedule table: CollateralModel.sched[row, t, SC_*] (yuan) -------
+SC_INTEREST = 0  # scheduled interest in period t
+SC_PRINCIPAL = 1  # scheduled principal in period t
+SC_AFTER = 2  # scheduled balance after period t's principal (balance - principal)
+SC_BALANCE = 3  # scheduled balance at the start of period t
+N_SC = 4
+
 # --- Monte Carlo model codes (MonteCarloModel.copula, .recovery_kind) ---------------------------
 COPULA_GAUSSIAN = 0
 COPULA_STUDENT_T = 1
