@@ -507,3 +507,64 @@ def test_shared_schedule_rows_give_the_paths_of_one_row_per_obligor():
         for x, y in zip(a, b, strict=True):
             assert np.array_equal(np.asarray(x).view(np.uint8), np.asarray(y).view(np.uint8))
     assert n_default > 300  # the rows were read: many defaults, at every period
+
+
+def test_pd_bounds_are_above_every_conditional_pd_of_their_cell():
+    """A class's PD bound for a cell of the factor is at least its conditional PD, computed
+    as the kernel does, anywhere in the cell (and above it, for the last row); none for the
+    Student-t copula or for very many classes."""
+    from abs_engine.compile.model import pd_bounds
+    from abs_engine.kernels.collateral import cond_pd_py
+    from abs_engine.kernels.layout import (
+        COPULA_GAUSSIAN,
+        COPULA_STUDENT_T,
+        PD_BOUND_CELLS,
+        PD_BOUND_DZ,
+        PD_BOUND_MAX_CLASSES,
+        PD_BOUND_Z_LO,
+    )
+
+    rng = np.random.default_rng(3)
+    thr = np.concatenate([special.ndtri(rng.uniform(1e-6, 0.6, 40)), [-np.inf, np.inf]])
+    rho = np.concatenate([rng.uniform(0.0, 0.6, 40), [0.2, 0.2]])
+    bound = pd_bounds(thr, rho, COPULA_GAUSSIAN)
+    assert bound.shape == (PD_BOUND_CELLS + 2, thr.size)
+    assert (bound[0] == 2.0).all()
+    srho, s1 = np.sqrt(rho), np.sqrt(1.0 - rho)
+    zero = np.zeros(thr.size, dtype=np.int64)
+    for row in range(1, PD_BOUND_CELLS + 2):
+        left = PD_BOUND_Z_LO + (row - 1) * PD_BOUND_DZ
+        width = PD_BOUND_DZ if row <= PD_BOUND_CELLS else 4.0
+        # a factor a rounding below the left end can be given the cell: the margin covers it
+        for z in [left - 1e-12, left, left + 1e-12, *(left + width * rng.random(5))]:
+            for c in range(thr.size):
+                pd = cond_pd_py(c, 0, 1.0, np.array([z]), thr[:, None], srho, s1, zero)
+                assert pd <= bound[row, c], (row, z, c)
+    assert (bound[1:, -2] < 1e-299).all() and (bound[:, -1] == 2.0).all()
+    assert pd_bounds(thr, rho, COPULA_STUDENT_T).shape == (1, thr.size)
+    many = np.full(PD_BOUND_MAX_CLASSES + 1, -2.0)
+    assert pd_bounds(many, np.full(many.size, 0.2), COPULA_GAUSSIAN).shape == (1, many.size)
+
+
+def test_pd_bounds_change_no_path():
+    """Obligors above their class's PD bound survive without their PD computed: every path's
+    draws are bit for bit those without bounds (300 paths of the bundled deal)."""
+    from abs_engine.kernels.bundles import frozen
+    from abs_engine.kernels.collateral import collateral_path, collateral_scratch
+
+    cd = ae.compile_deal(ae.load_deal())
+    model = compile_model(cd, ae.load_scenario("huake_mc")).kernel
+    assert model.class_pd_bound.shape[0] > 1
+    n_c = model.class_threshold.shape[0]
+    plain = frozen(model._replace(class_pd_bound=np.full((1, n_c), 2.0)))
+    args = (cd.n_obligors, n_c, model.chol.shape[0], cd.n_periods,
+            model.provider_threshold.shape[0])  # fmt: skip
+    a, b = collateral_scratch(*args), collateral_scratch(*args)
+    n_default = 0
+    for p in range(300):
+        n_default += collateral_path(11, p, model, a)
+        collateral_path(11, p, plain, b)
+        for name, x, y in zip(a._fields, a, b, strict=True):
+            if name not in ("cache", "stamp", "bound_row"):  # what the path computed, and when
+                assert np.array_equal(np.asarray(x).view(np.uint8), np.asarray(y).view(np.uint8))
+    assert n_default > 50

@@ -109,6 +109,7 @@ CollateralModel = namedtuple(
         "class_sqrt_rho",
         "class_sqrt_1mrho",
         "class_factor",
+        "class_pd_bound",
         "chol",
         "copula",
         "nu",
@@ -148,7 +149,8 @@ CollateralModel = namedtuple(
 #: stats float64[N_CS] (output), z and g float64[F] (factors), cache float64[C, T] and stamp
 #: int64[C, T] (conditional PDs computed on this path: valid where stamp == p + 1),
 #: prepay_factor float64[T + 1], rem float64[3, T], def_idx and def_t int64[N] (defaulters),
-#: twist_p float64[N] (the obligors' conditional PDs on this path, under twisting).
+#: twist_p float64[N] (the obligors' conditional PDs on this path, under twisting),
+#: bound_row int64[F] (each factor's row of ``CollateralModel.class_pd_bound`` on this path).
 CollateralScratch = namedtuple(
     "CollateralScratch",
     [
@@ -164,6 +166,7 @@ CollateralScratch = namedtuple(
         "def_idx",
         "def_t",
         "twist_p",
+        "bound_row",
     ],
 )
 

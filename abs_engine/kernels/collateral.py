@@ -30,6 +30,9 @@ from .bundles import CollateralScratch
 from .layout import (
     COPULA_STUDENT_T,
     N_PF,
+    PD_BOUND_CELLS,
+    PD_BOUND_DZ,
+    PD_BOUND_Z_LO,
     PF_DEFAULT,
     PF_INTEREST,
     PF_LOSS,
@@ -112,6 +115,7 @@ def collateral_scratch_py(n_obligors, n_classes, n_factors, n_periods, n_support
         np.zeros(no, dtype=np.int64),
         np.zeros(no, dtype=np.int64),
         np.zeros(no),
+        np.zeros(nf, dtype=np.int64),
     )
 
 
@@ -264,17 +268,30 @@ def _default_period_py(u, c, last, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, fac
 
 
 def _obligor_defaults_py(seed, p, obligor_class, obligor_sched, sched, thr, sqrt_rho,
-                         sqrt_1mrho, factor, scale, z, cache, stamp, def_idx, def_t):  # fmt: skip
+                         sqrt_1mrho, factor, pd_bound, bound_row, scale, z, cache, stamp, def_idx,
+                         def_t):  # fmt: skip
     """One uniform per obligor against its class's conditional PD by the last period; a
     defaulter's period by binary search over the earlier ones. Defaulters (with a balance
-    left) into ``def_idx`` / ``def_t``; returns their number."""
+    left) into ``def_idx`` / ``def_t``; returns their number. A uniform at or above the
+    class's PD bound for this path's factor (``pd_bound`` [CELLS + 2, C], see
+    :func:`abs_engine.compile.model.pd_bounds`; one row: none) is a survivor without the PD
+    computed."""
     last = sched.shape[1] - 1
     tag = p + 1
     key = path_key_py(seed, p, STREAM_OBLIGORS)
+    for f in range(z.shape[0]):
+        row = 0  # no bound: the factor below the grid (or NaN)
+        x = (z[f] - PD_BOUND_Z_LO) / PD_BOUND_DZ
+        if x >= 0.0:
+            row = 1 + int(x) if x < PD_BOUND_CELLS else PD_BOUND_CELLS + 1
+        bound_row[f] = row
+    bounded = pd_bound.shape[0] > 1
     n_def = 0
     for i in range(obligor_class.shape[0]):
         u = uniform_py(key, i)
         c = obligor_class[i]
+        if bounded and u >= pd_bound[bound_row[factor[c]], c]:
+            continue  # above its PD's bound: survives
         _class_pd_py(c, last, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, factor, cache, stamp)
         if u >= cache[c, last]:
             continue
@@ -479,7 +496,8 @@ def collateral_draws_py(seed, p, model, scratch):
     else:
         n_def = _obligor_defaults_py(seed, p, model.obligor_class, model.obligor_sched,
                                      model.sched, model.class_threshold, model.class_sqrt_rho,
-                                     model.class_sqrt_1mrho, model.class_factor, scale, z,
+                                     model.class_sqrt_1mrho, model.class_factor,
+                                     model.class_pd_bound, scratch.bound_row, scale, z,
                                      scratch.cache, scratch.stamp, scratch.def_idx,
                                      scratch.def_t)  # fmt: skip
     stats[CS_LOG_WEIGHT] = log_w

@@ -29,6 +29,17 @@ SC_AFTER = 2  # scheduled balance after period t's principal (balance - principa
 SC_BALANCE = 3  # scheduled balance at the start of period t
 N_SC = 4
 
+# --- bounds on each class's conditional PD over cells of its factor (CollateralModel) -----------
+#: ``class_pd_bound[row, c]``: row 0 bounds nothing (a factor below PD_BOUND_Z_LO); row
+#: r = 1 .. CELLS + 1 holds for a factor in [Z_LO + (r - 1)·DZ, Z_LO + r·DZ), the last row
+#: for any factor above its left end. A table of one row: no bounds (the Student-t copula)
+PD_BOUND_Z_LO = -4.0
+PD_BOUND_DZ = 0.25
+PD_BOUND_CELLS = 32
+#: more classes than this, no bounds: a table row per path streamed from memory cost more
+#: than the erfc it saved (100,000 classes: 12% slower draws; 6 classes: 10-25% faster)
+PD_BOUND_MAX_CLASSES = 4096
+
 # --- Monte Carlo model codes (MonteCarloModel.copula, .recovery_kind) ---------------------------
 COPULA_GAUSSIAN = 0
 COPULA_STUDENT_T = 1
