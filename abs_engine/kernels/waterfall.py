@@ -426,19 +426,28 @@ def _pay_residual_py(t, j, avail, trap_account, work, led_tr, led_acc, led_per):
     return avail
 
 
+def _zero_py(a):
+    """``a[...] = 0.0``, through its flat iterator: numba's slice assignment of the nine
+    ledger and scratch arrays of a path took about 10% of the time of collateral and
+    waterfall together (the bundled deal, every path computed; measured in one session)."""
+    for k in range(a.size):
+        a.flat[k] = 0.0
+    return 0
+
+
 def _start_path_py(tranche_f, account_f, work, pending, led_tr, led_fee, led_acc, led_sup,
                    led_per, sum_tr, sum_pool):  # fmt: skip
     """Zero the path's ledgers and scratch; opening balances of tranches and accounts; the
     summaries that start undefined (NaN minimum coverage, -1 first periods)."""
-    work[:, :] = 0.0
-    pending[:, :] = 0.0
-    led_tr[:, :, :] = 0.0
-    led_fee[:, :, :] = 0.0
-    led_acc[:, :, :] = 0.0
-    led_sup[:, :, :] = 0.0
-    led_per[:, :] = 0.0
-    sum_tr[:, :] = 0.0
-    sum_pool[:] = 0.0
+    _zero_py(work)
+    _zero_py(pending)
+    _zero_py(led_tr)
+    _zero_py(led_fee)
+    _zero_py(led_acc)
+    _zero_py(led_sup)
+    _zero_py(led_per)
+    _zero_py(sum_tr)
+    _zero_py(sum_pool)
     for j in range(tranche_f.shape[0]):
         work[W_BAL, j] = tranche_f[j, TF_BALANCE]
         sum_tr[j, ST_MIN_COVERAGE] = np.nan
@@ -1015,6 +1024,7 @@ _HELPERS = (
     _collections_py,
     _compensation_py,
     _clean_up_call_py,
+    _zero_py,
     _interest_due_py,
     _fees_due_py,
     _principal_due_py,
