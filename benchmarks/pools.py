@@ -75,19 +75,6 @@ def homogeneous_doc(n_obligors: int, pd: float = 0.02, n_periods: int = 12) -> d
     return doc
 
 
-def heterogeneous_deal(n_obligors: int, n_periods: int = 12) -> ae.CompiledDeal:
-    """:func:`homogeneous_deal`'s structure over a pool of different obligors: balances
-    5,000-15,000 yuan and annual PDs 0.5%-6.5% (3.5% on average), both spread evenly over the
-    obligors, so nearly every obligor is a PD class of its own (each with its own conditional
-    PD per path). About 10% of the pool defaults over 12 quarters."""
-    doc = homogeneous_doc(n_obligors, n_periods=n_periods)
-    n = max(n_obligors - 1, 1)
-    for i, o in enumerate(doc["pool"]["obligors"]):
-        o["balance"] = 5_000.0 + 10_000.0 * ((i * 7919) % n_obligors) / n_obligors
-        o["pd"] = {"kind": "flat", "annual": 0.005 + 0.06 * i / n}
-    return ae.compile_deal(parse_deal(doc))
-
-
 def pool_scenario(**over: Any) -> MonteCarloScenario:
     """The benchmark pool's Monte Carlo scenario, items of :func:`pool_scenario_doc`
     replaced by ``over``."""
