@@ -478,6 +478,23 @@ def test_schedule_table_reads_back_every_schedule_bit_for_bit():
     assert row0.shape == (0,) and table0.shape == (0, 6, 4)
 
 
+def test_schedule_table_keeps_rows_apart_when_their_hashes_collide(monkeypatch):
+    """Rows are merged only when their bits are the same: with every hash equal, distinct
+    rows get a row each (and equal rows still share one)."""
+    import abs_engine.compile.model as model_module
+
+    monkeypatch.setattr(
+        model_module, "_row_hashes", lambda bits: np.zeros(bits.shape[0], np.uint64)
+    )
+    rng = np.random.default_rng(5)
+    a = rng.random((4, 3))
+    row, table = model_module.schedule_table(a, a * 0.5, a * 2.0)
+    assert row.tolist() == [0, 1, 2, 3] and table.shape == (4, 3, 4)
+    same = np.tile(a[:1], (4, 1))
+    row, table = model_module.schedule_table(same, same, same)
+    assert row.tolist() == [0, 0, 0, 0] and table.shape == (1, 3, 4)
+
+
 def test_shared_schedule_rows_give_the_paths_of_one_row_per_obligor():
     """Obligors on the same terms share a schedule row; the collateral kernel then books each
     path's defaults exactly as with a row of its own per obligor (bitwise, 300 paths)."""
@@ -495,7 +512,9 @@ def test_shared_schedule_rows_give_the_paths_of_one_row_per_obligor():
     model = compile_model(cd, mc(0.3, recovery=0.4)).kernel
     assert model.sched.shape[0] == 3
     n = cd.n_obligors
-    full = np.asarray(model.sched)[np.asarray(model.obligor_sched)]
+    mm = compile_model(cd, mc(0.3, recovery=0.4))
+    interest, principal, balance = mm.sched_interest, mm.sched_principal, mm.sched_balance
+    full = np.ascontiguousarray(np.stack([interest, principal, balance - principal, balance], 2))
     own = frozen(model._replace(obligor_sched=np.arange(n, dtype=np.int64), sched=full))
     args = (n, model.class_threshold.shape[0], model.chol.shape[0], cd.n_periods,
             model.provider_threshold.shape[0])  # fmt: skip
@@ -525,21 +544,26 @@ def test_pd_bounds_are_above_every_conditional_pd_of_their_cell():
     )
 
     rng = np.random.default_rng(3)
-    thr = np.concatenate([special.ndtri(rng.uniform(1e-6, 0.6, 40)), [-np.inf, np.inf]])
-    rho = np.concatenate([rng.uniform(0.0, 0.6, 40), [0.2, 0.2]])
+    # correlations up to within 1e-15 of 1 (the schema allows any below 1), thresholds near
+    # each cell's left end as seen from the factor there (where a PD moves fastest)
+    rho = np.concatenate([rng.uniform(0.0, 0.6, 30), [1 - 1e-6, 1 - 1e-12, 1 - 1e-15, 0.2, 0.2]])
+    thr = special.ndtri(rng.uniform(1e-6, 0.6, rho.size))
+    thr[30:33] = np.sqrt(rho[30:33]) * 0.25 - 3.0 * np.sqrt(1.0 - rho[30:33])
+    thr[-2:] = [-np.inf, np.inf]
     bound = pd_bounds(thr, rho, COPULA_GAUSSIAN)
     assert bound.shape == (PD_BOUND_CELLS + 2, thr.size)
     assert (bound[0] == 2.0).all()
     srho, s1 = np.sqrt(rho), np.sqrt(1.0 - rho)
     zero = np.zeros(thr.size, dtype=np.int64)
-    for row in range(1, PD_BOUND_CELLS + 2):
-        left = PD_BOUND_Z_LO + (row - 1) * PD_BOUND_DZ
-        width = PD_BOUND_DZ if row <= PD_BOUND_CELLS else 4.0
-        # a factor a rounding below the left end can be given the cell: the margin covers it
-        for z in [left - 1e-12, left, left + 1e-12, *(left + width * rng.random(5))]:
-            for c in range(thr.size):
-                pd = cond_pd_py(c, 0, 1.0, np.array([z]), thr[:, None], srho, s1, zero)
-                assert pd <= bound[row, c], (row, z, c)
+    edges = PD_BOUND_Z_LO + PD_BOUND_DZ * np.arange(PD_BOUND_CELLS + 1)
+    zs = [*edges, *np.nextafter(edges, -np.inf), *np.nextafter(edges, np.inf),
+          *rng.uniform(-4.5, 8.0, 200)]  # fmt: skip
+    for z in zs:
+        x = (z - PD_BOUND_Z_LO) / PD_BOUND_DZ  # the cell the kernel gives it
+        row = 0 if not x >= 0.0 else (1 + int(x) if x < PD_BOUND_CELLS else PD_BOUND_CELLS + 1)
+        for c in range(thr.size):
+            pd = cond_pd_py(c, 0, 1.0, np.array([z]), thr[:, None], srho, s1, zero)
+            assert pd <= bound[row, c], (row, z, c)
     assert (bound[1:, -2] < 1e-299).all() and (bound[:, -1] == 2.0).all()
     assert pd_bounds(thr, rho, COPULA_STUDENT_T).shape == (1, thr.size)
     many = np.full(PD_BOUND_MAX_CLASSES + 1, -2.0)
@@ -561,10 +585,14 @@ def test_pd_bounds_change_no_path():
             model.provider_threshold.shape[0])  # fmt: skip
     a, b = collateral_scratch(*args), collateral_scratch(*args)
     n_default = 0
+    computed = [0, 0]  # PDs by the last period computed on the path, with and without bounds
     for p in range(300):
         n_default += collateral_path(11, p, model, a)
         collateral_path(11, p, plain, b)
         for name, x, y in zip(a._fields, a, b, strict=True):
             if name not in ("cache", "stamp", "bound_row"):  # what the path computed, and when
                 assert np.array_equal(np.asarray(x).view(np.uint8), np.asarray(y).view(np.uint8))
+        computed[0] += int((a.stamp[:, -1] == p + 1).sum())
+        computed[1] += int((b.stamp[:, -1] == p + 1).sum())
     assert n_default > 50
+    assert computed[1] == 300 * n_c and computed[0] < computed[1] / 2  # the bounds were used

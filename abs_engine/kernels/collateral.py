@@ -279,13 +279,13 @@ def _obligor_defaults_py(seed, p, obligor_class, obligor_sched, sched, thr, sqrt
     last = sched.shape[1] - 1
     tag = p + 1
     key = path_key_py(seed, p, STREAM_OBLIGORS)
-    for f in range(z.shape[0]):
+    bounded = pd_bound.shape[0] > 1
+    for f in range(z.shape[0] if bounded else 0):
         row = 0  # no bound: the factor below the grid (or NaN)
         x = (z[f] - PD_BOUND_Z_LO) / PD_BOUND_DZ
         if x >= 0.0:
             row = 1 + int(x) if x < PD_BOUND_CELLS else PD_BOUND_CELLS + 1
         bound_row[f] = row
-    bounded = pd_bound.shape[0] > 1
     n_def = 0
     for i in range(obligor_class.shape[0]):
         u = uniform_py(key, i)
@@ -428,8 +428,7 @@ def _book_defaults_py(seed, p, model, scratch, n_def):
         flows[PF_DEFAULT, tau] += exposure
         # the recovery of the defaulted exposure: its IP value shocked lognormally (loading on
         # its systematic factor: wrong-way risk) less haircut and disposal cost, at most the
-        # exposure; or the fixed rate (also for obligors without an IP value). Written inline:
-        # a helper call per default costs numba a reference count per array argument
+        # exposure; or the fixed rate (also for obligors without an IP value)
         value = ip_value[i]
         if recovery_kind == RECOVERY_IP and not math.isnan(value):
             eta = normal_py(key_rec, i)
@@ -468,9 +467,10 @@ def collateral_draws_py(seed, p, model, scratch):
     """The random part of path ``p``: factors, prepayment multiplier, provider and obligor
     defaults, and the defaulters' flows (default, recovery, loss, pending recovery) in
     ``scratch.flows``; the survivors' rows are left for :func:`survivor_flows_py`. Returns
-    the number of defaulting obligors. The bundles are opened once, here, and the phases
-    take arrays; the compiled twins have the phases (and the PD cache and period search they
-    call) inlined at the source level (``_PARTS``, :mod:`abs_engine.kernels._inline`): as
+    the number of defaulting obligors. The bundles are opened here (the twisted draws and
+    the booking open them themselves); the compiled twins have the phases (and the PD cache
+    and period search they call) inlined at the source level (``_PARTS``,
+    :mod:`abs_engine.kernels._inline`): as
     numba calls, with a reference count per array argument, the draws took 1.9 µs a path of
     the bundled deal instead of 0.8 µs (one thread, measured in one session)."""
     z = scratch.z

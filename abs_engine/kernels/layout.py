@@ -32,7 +32,8 @@ N_SC = 4
 # --- bounds on each class's conditional PD over cells of its factor (CollateralModel) -----------
 #: ``class_pd_bound[row, c]``: row 0 bounds nothing (a factor below PD_BOUND_Z_LO); row
 #: r = 1 .. CELLS + 1 holds for a factor in [Z_LO + (r - 1)·DZ, Z_LO + r·DZ), the last row
-#: for any factor above its left end. A table of one row: no bounds (the Student-t copula)
+#: for any factor above its left end. A table of one row: no bounds (the Student-t copula,
+#: or more than PD_BOUND_MAX_CLASSES classes)
 PD_BOUND_Z_LO = -4.0
 PD_BOUND_DZ = 0.25
 PD_BOUND_CELLS = 32
