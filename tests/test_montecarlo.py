@@ -457,7 +457,7 @@ def test_schedule_table_reads_back_every_schedule_bit_for_bit():
     """The collateral kernel's schedule table: each obligor's row gives back its interest,
     principal, balance and balance after principal exactly; rows the same bit for bit are
     stored once, in order of first appearance; 0.0 and -0.0 are different rows."""
-    from abs_engine.compile.model import schedule_table
+    from abs_engine.compile.pool import schedule_table
     from abs_engine.kernels.layout import SC_AFTER, SC_BALANCE, SC_INTEREST, SC_PRINCIPAL
 
     rng = np.random.default_rng(7)
@@ -481,7 +481,7 @@ def test_schedule_table_reads_back_every_schedule_bit_for_bit():
 def test_schedule_table_keeps_rows_apart_when_their_hashes_collide(monkeypatch):
     """Rows are merged only when their bits are the same: with every hash equal, distinct
     rows get a row each (and equal rows still share one)."""
-    import abs_engine.compile.model as model_module
+    import abs_engine.compile.pool as model_module
 
     monkeypatch.setattr(
         model_module, "_row_hashes", lambda bits: np.zeros(bits.shape[0], np.uint64)

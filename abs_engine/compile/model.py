@@ -20,17 +20,12 @@ from ..kernels.bundles import CollateralModel, frozen
 from ..kernels.layout import (
     COPULA_GAUSSIAN,
     COPULA_STUDENT_T,
-    N_SC,
     PD_BOUND_CELLS,
     PD_BOUND_DZ,
     PD_BOUND_MAX_CLASSES,
     PD_BOUND_Z_LO,
     RECOVERY_IP,
     RECOVERY_RATE,
-    SC_AFTER,
-    SC_BALANCE,
-    SC_INTEREST,
-    SC_PRINCIPAL,
 )
 from ..schema.load import revalidated
 from ..schema.stochastic import BaselCorrelation, IpValueRecovery, MonteCarloScenario
@@ -81,6 +76,9 @@ class MonteCarloModel:
     haircut, disposal_cost, ip_vol, ip_loading : float
     lag_min, lag_max : int64[N]       disposal lag range (periods)
     sched_interest, sched_principal, sched_balance : float64[N, T]
+    obligor_sched : int64[N], sched : float64[K, T, N_SC]
+        The same schedules as the kernel reads them: a table of their distinct rows
+        (:attr:`abs_engine.compile.pool.CompiledPool.schedule_table`, built once per pool).
     agg_interest, agg_principal, agg_balance : float64[T]   pool totals of the above
     base_rate : float64[T]
     memo : bool
@@ -97,8 +95,7 @@ class MonteCarloModel:
     sampling : str                    "crude" or "importance"
     sampling_target : str | None      the tranche the importance-sampling shifts aim at
     kernel : CollateralModel
-        The arrays above as the collateral kernel's bundle (read-only), the schedules as a
-        table of their distinct rows (:func:`schedule_table`).
+        The arrays above as the collateral kernel's bundle (read-only).
     """
 
     scenario: MonteCarloScenario
@@ -129,6 +126,8 @@ class MonteCarloModel:
     sched_interest: np.ndarray
     sched_principal: np.ndarray
     sched_balance: np.ndarray
+    obligor_sched: np.ndarray
+    sched: np.ndarray
     agg_interest: np.ndarray
     agg_principal: np.ndarray
     agg_balance: np.ndarray
@@ -148,70 +147,12 @@ class MonteCarloModel:
     @cached_property
     def kernel(self) -> CollateralModel:
         """The collateral kernel's argument bundle (built once; read-only arrays)."""
-        obligor_sched, sched = schedule_table(self.sched_interest, self.sched_principal,
-                                              self.sched_balance)  # fmt: skip
-        table = {"obligor_sched": obligor_sched, "sched": sched}
-        fields = {n: table[n] if n in table else getattr(self, n) for n in CollateralModel._fields}
+        fields = {n: getattr(self, n) for n in CollateralModel._fields}
         return frozen(CollateralModel(**fields))
 
     @property
     def n_classes(self) -> int:
         return int(self.class_threshold.shape[0])
-
-
-def schedule_table(
-    interest: np.ndarray, principal: np.ndarray, balance: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """The obligors' schedules (float64[N, T] each: interest, principal, balance at the
-    start of each period) as the collateral kernel reads them: a table of the distinct rows,
-    float64[K, T, N_SC] (``SC_*``: interest, principal, balance after principal, balance), in
-    order of first appearance, and each obligor's row, int64[N].
-
-    Rows are the same when their bits are (so the kernel adds exactly the numbers it would
-    read from the per-obligor arrays, and results do not change); a pool of obligors on the
-    same terms then has a table that stays in the cache, however many obligors it has. A
-    defaulter's rows are read in the default booking (measured on a 10,000-obligor pool with
-    about 600 defaults a path: reading three [N, T] arrays there took half the collateral
-    time). With every row distinct, K = N and the table is the per-obligor schedules, one
-    obligor's periods and items next to each other."""
-    n, n_t = interest.shape
-    table = np.empty((n, n_t, N_SC))
-    table[:, :, SC_INTEREST] = interest
-    table[:, :, SC_PRINCIPAL] = principal
-    table[:, :, SC_AFTER] = balance - principal
-    table[:, :, SC_BALANCE] = balance
-    if n == 0:
-        return np.zeros(0, dtype=np.int64), table
-    bits = table.reshape(n, -1).view(np.uint64)
-    # rows grouped by a 64-bit hash of their bits (np.unique over whole rows took 28 ms for
-    # 10,000 obligors), then checked bit for bit: a collision keeps every row apart
-    _, first, inverse = np.unique(_row_hashes(bits), return_index=True, return_inverse=True)
-    if first.size == n:
-        return np.arange(n, dtype=np.int64), table
-    for a in range(0, n, _CHUNK_ROWS):  # in chunks: no second copy of the table at once
-        rows = bits[a : a + _CHUNK_ROWS]
-        if not np.array_equal(rows, bits[first[inverse[a : a + _CHUNK_ROWS]]]):
-            return np.arange(n, dtype=np.int64), table
-    order = np.argsort(first)  # distinct rows in order of first appearance
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
-    return rank[inverse].astype(np.int64), np.ascontiguousarray(table[first[order]])
-
-
-#: rows of the schedule table compared at a time in :func:`schedule_table`
-_CHUNK_ROWS = 65_536
-
-
-def _row_hashes(bits: np.ndarray) -> np.ndarray:
-    """uint64[N]: a hash of each row of ``bits`` (uint64[N, M]), column by column (no
-    temporary the size of ``bits``)."""
-    odd = np.random.default_rng(0).integers(0, 2**62, size=bits.shape[1], dtype=np.uint64)
-    mult = np.asarray(odd * np.uint64(2) + np.uint64(1), dtype=np.uint64)  # odd multipliers
-    h = np.zeros(bits.shape[0], dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for k in range(bits.shape[1]):
-            h = (h ^ bits[:, k]) * mult[k]
-    return h
 
 
 def pd_bounds(threshold: np.ndarray, rho: np.ndarray, copula: int) -> np.ndarray:
@@ -500,6 +441,8 @@ def compile_model(cd: CompiledDeal, sc: MonteCarloScenario) -> MonteCarloModel:
         sched_interest=c(pool.sched_interest),
         sched_principal=c(pool.sched_principal),
         sched_balance=c(pool.sched_balance_start),
+        obligor_sched=pool.schedule_table[0],
+        sched=pool.schedule_table[1],
         agg_interest=pool.sched_interest.sum(axis=0),
         agg_principal=pool.sched_principal.sum(axis=0),
         agg_balance=pool.sched_balance_start.sum(axis=0),

@@ -100,6 +100,14 @@ class CompiledPool:
         return self._flows[2]
 
     @cached_property
+    def schedule_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """(obligor_sched int64[N], sched float64[K, T, N_SC]): the schedules as the
+        collateral kernel reads them (:func:`schedule_table`), built once per pool."""
+        obligor_sched, sched = schedule_table(self.sched_interest, self.sched_principal,
+                                              self.sched_balance_start)  # fmt: skip
+        return _frozen(obligor_sched), _frozen(sched)
+
+    @cached_property
     def cum_pd(self) -> np.ndarray:
         q = self._parts
         n, n_in = len(self.balance), len(q.inline_cum_pd)
@@ -122,6 +130,61 @@ class _Parts:
     years: np.ndarray
     accrual: np.ndarray
     periods_per_year: int
+
+
+def schedule_table(
+    interest: np.ndarray, principal: np.ndarray, balance: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The obligors' schedules (float64[N, T] each: interest, principal, balance at the
+    start of each period) as the collateral kernel reads them: a table of the distinct rows,
+    float64[K, T, N_SC] (``SC_*``: interest, principal, balance after principal, balance), in
+    order of first appearance, and each obligor's row, int64[N].
+
+    Rows are the same when their bits are (so the kernel adds exactly the numbers it would
+    read from the per-obligor arrays, and results do not change); a pool of obligors on the
+    same terms then has a table that stays in the cache, however many obligors it has. A
+    defaulter's rows are read in the default booking (measured on a 10,000-obligor pool with
+    about 600 defaults a path: reading three [N, T] arrays there took half the collateral
+    time). With every row distinct, K = N and the table is the per-obligor schedules, one
+    obligor's periods and items next to each other."""
+    n, n_t = interest.shape
+    table = np.empty((n, n_t, L.N_SC))
+    table[:, :, L.SC_INTEREST] = interest
+    table[:, :, L.SC_PRINCIPAL] = principal
+    table[:, :, L.SC_AFTER] = balance - principal
+    table[:, :, L.SC_BALANCE] = balance
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), table
+    bits = table.reshape(n, -1).view(np.uint64)
+    # rows grouped by a 64-bit hash of their bits (np.unique over whole rows took 28 ms for
+    # 10,000 obligors), then checked bit for bit: a collision keeps every row apart
+    _, first, inverse = np.unique(_row_hashes(bits), return_index=True, return_inverse=True)
+    if first.size == n:
+        return np.arange(n, dtype=np.int64), table
+    for a in range(0, n, _CHUNK_ROWS):  # in chunks: no second copy of the table at once
+        rows = bits[a : a + _CHUNK_ROWS]
+        if not np.array_equal(rows, bits[first[inverse[a : a + _CHUNK_ROWS]]]):
+            return np.arange(n, dtype=np.int64), table
+    order = np.argsort(first)  # distinct rows in order of first appearance
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    return rank[inverse].astype(np.int64), np.ascontiguousarray(table[first[order]])
+
+
+#: rows of the schedule table compared at a time in :func:`schedule_table`
+_CHUNK_ROWS = 65_536
+
+
+def _row_hashes(bits: np.ndarray) -> np.ndarray:
+    """uint64[N]: a hash of each row of ``bits`` (uint64[N, M]), column by column (no
+    temporary the size of ``bits``)."""
+    odd = np.random.default_rng(0).integers(0, 2**62, size=bits.shape[1], dtype=np.uint64)
+    mult = np.asarray(odd * np.uint64(2) + np.uint64(1), dtype=np.uint64)  # odd multipliers
+    h = np.zeros(bits.shape[0], dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for k in range(bits.shape[1]):
+            h = (h ^ bits[:, k]) * mult[k]
+    return h
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:

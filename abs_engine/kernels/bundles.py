@@ -92,7 +92,7 @@ DealArrays = namedtuple(
 #: mode read off ``prepay_vol``). The obligors' schedules are a table of distinct rows:
 #: ``sched`` float64[K, T, N_SC] (``SC_*`` of :mod:`abs_engine.kernels.layout`: interest,
 #: principal, balance after principal, balance at the start) and ``obligor_sched`` int64[N],
-#: each obligor's row (see :func:`abs_engine.compile.model.schedule_table`).
+#: each obligor's row (see :func:`abs_engine.compile.pool.schedule_table`).
 #: ``is_factor_shift`` float64[F], ``is_provider_shift`` float64[S] and ``is_mix_scale``
 #: (float) are the importance sampling's shifts of the factors' and the providers' normals
 #: and scale of the Student-t mixing variable (zeros and 1: crude sampling; see
