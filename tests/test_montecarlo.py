@@ -533,15 +533,8 @@ def test_pd_bounds_are_above_every_conditional_pd_of_their_cell():
     as the kernel does, anywhere in the cell (and above it, for the last row); none for the
     Student-t copula or for very many classes."""
     from abs_engine.compile.model import pd_bounds
+    from abs_engine.kernels import layout as L
     from abs_engine.kernels.collateral import cond_pd_py
-    from abs_engine.kernels.layout import (
-        COPULA_GAUSSIAN,
-        COPULA_STUDENT_T,
-        PD_BOUND_CELLS,
-        PD_BOUND_DZ,
-        PD_BOUND_MAX_CLASSES,
-        PD_BOUND_Z_LO,
-    )
 
     rng = np.random.default_rng(3)
     # correlations up to within 1e-15 of 1 (the schema allows any below 1), thresholds near
@@ -550,24 +543,24 @@ def test_pd_bounds_are_above_every_conditional_pd_of_their_cell():
     thr = special.ndtri(rng.uniform(1e-6, 0.6, rho.size))
     thr[30:33] = np.sqrt(rho[30:33]) * 0.25 - 3.0 * np.sqrt(1.0 - rho[30:33])
     thr[-2:] = [-np.inf, np.inf]
-    bound = pd_bounds(thr, rho, COPULA_GAUSSIAN)
-    assert bound.shape == (PD_BOUND_CELLS + 2, thr.size)
+    bound = pd_bounds(thr, rho, L.COPULA_GAUSSIAN)
+    assert bound.shape == (L.PD_BOUND_CELLS + 2, thr.size)
     assert (bound[0] == 2.0).all()
     srho, s1 = np.sqrt(rho), np.sqrt(1.0 - rho)
     zero = np.zeros(thr.size, dtype=np.int64)
-    edges = PD_BOUND_Z_LO + PD_BOUND_DZ * np.arange(PD_BOUND_CELLS + 1)
+    edges = L.PD_BOUND_Z_LO + L.PD_BOUND_DZ * np.arange(L.PD_BOUND_CELLS + 1)
     zs = [*edges, *np.nextafter(edges, -np.inf), *np.nextafter(edges, np.inf),
           *rng.uniform(-4.5, 8.0, 200)]  # fmt: skip
     for z in zs:
-        x = (z - PD_BOUND_Z_LO) / PD_BOUND_DZ  # the cell the kernel gives it
-        row = 0 if not x >= 0.0 else (1 + int(x) if x < PD_BOUND_CELLS else PD_BOUND_CELLS + 1)
+        x = (z - L.PD_BOUND_Z_LO) / L.PD_BOUND_DZ  # the cell the kernel gives it
+        row = 0 if not x >= 0.0 else (1 + int(x) if x < L.PD_BOUND_CELLS else L.PD_BOUND_CELLS + 1)
         for c in range(thr.size):
             pd = cond_pd_py(c, 0, 1.0, np.array([z]), thr[:, None], srho, s1, zero)
             assert pd <= bound[row, c], (row, z, c)
     assert (bound[1:, -2] < 1e-299).all() and (bound[:, -1] == 2.0).all()
-    assert pd_bounds(thr, rho, COPULA_STUDENT_T).shape == (1, thr.size)
-    many = np.full(PD_BOUND_MAX_CLASSES + 1, -2.0)
-    assert pd_bounds(many, np.full(many.size, 0.2), COPULA_GAUSSIAN).shape == (1, many.size)
+    assert pd_bounds(thr, rho, L.COPULA_STUDENT_T).shape == (1, thr.size)
+    many = np.full(L.PD_BOUND_MAX_CLASSES + 1, -2.0)
+    assert pd_bounds(many, np.full(many.size, 0.2), L.COPULA_GAUSSIAN).shape == (1, many.size)
 
 
 def test_pd_bounds_change_no_path():

@@ -69,7 +69,6 @@ class _Helper:
 
     def __init__(self, fn: Callable[..., Any]):
         node = _function_def(fn)
-        self.fn = fn
         self.name = fn.__name__
         a = node.args
         if a.vararg or a.kwarg or a.kwonlyargs or a.posonlyargs or a.defaults:

@@ -179,14 +179,17 @@ def _prepayment_py(seed, p, smm, vol, prepay_factor):
     return mult
 
 
-def _provider_defaults_py(seed, p, thr, sqrt_rho, factor, copula, nu, z, scale,
-                          support_default_period, shift, cmc):  # fmt: skip
+def _provider_defaults_py(seed, p, model, scratch, scale):
     """Support providers: latent variables in the same copula (an independent provider shares
     nothing with the pool, not even the t mixing); default period per provider into
-    ``support_default_period`` (T + 1: never). Under importance sampling a provider's own
-    normal has mean ``shift[s]``; returns the log likelihood ratio of that draw (0 without).
-    With ``cmc`` the first provider's default is integrated out by the Monte Carlo driver
-    (:func:`provider_given_factors_py`): its draw here counts for nothing."""
+    ``scratch.support_default_period`` (T + 1: never). Under importance sampling a provider's
+    own normal has mean ``model.is_provider_shift[s]``; returns the log likelihood ratio of
+    that draw (0 without). With ``model.is_cmc_provider`` the first provider's default is
+    integrated out by the Monte Carlo driver (:func:`provider_given_factors_py`): its draw
+    here counts for nothing."""
+    thr, sqrt_rho, factor = model.provider_threshold, model.provider_sqrt_rho, model.provider_factor
+    copula, nu, shift, cmc = model.copula, model.nu, model.is_provider_shift, model.is_cmc_provider
+    z, support_default_period = scratch.z, scratch.support_default_period
     n_s = thr.shape[0]
     n_t = thr.shape[1]
     key = path_key_py(seed, p, STREAM_PROVIDERS)
@@ -267,15 +270,18 @@ def _default_period_py(u, c, last, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, fac
     return lo
 
 
-def _obligor_defaults_py(seed, p, obligor_class, obligor_sched, sched, thr, sqrt_rho,
-                         sqrt_1mrho, factor, pd_bound, bound_row, scale, z, cache, stamp, def_idx,
-                         def_t):  # fmt: skip
+def _obligor_defaults_py(seed, p, model, scratch, scale):
     """One uniform per obligor against its class's conditional PD by the last period; a
     defaulter's period by binary search over the earlier ones. Defaulters (with a balance
-    left) into ``def_idx`` / ``def_t``; returns their number. A uniform at or above the
-    class's PD bound for this path's factor (``pd_bound`` [CELLS + 2, C], see
-    :func:`abs_engine.compile.model.pd_bounds`; one row: none) is a survivor without the PD
-    computed."""
+    left) into ``scratch.def_idx`` / ``scratch.def_t``; returns their number. A uniform at or
+    above the class's PD bound for this path's factor (``model.class_pd_bound``
+    [CELLS + 2, C], see :func:`abs_engine.compile.model.pd_bounds`; one row: none) is a
+    survivor without the PD computed."""
+    obligor_class, obligor_sched, sched = model.obligor_class, model.obligor_sched, model.sched
+    thr, sqrt_rho, sqrt_1mrho = model.class_threshold, model.class_sqrt_rho, model.class_sqrt_1mrho
+    factor, pd_bound = model.class_factor, model.class_pd_bound
+    z, cache, stamp, bound_row = scratch.z, scratch.cache, scratch.stamp, scratch.bound_row
+    def_idx, def_t = scratch.def_idx, scratch.def_t
     last = sched.shape[1] - 1
     tag = p + 1
     key = path_key_py(seed, p, STREAM_OBLIGORS)
@@ -467,12 +473,12 @@ def collateral_draws_py(seed, p, model, scratch):
     """The random part of path ``p``: factors, prepayment multiplier, provider and obligor
     defaults, and the defaulters' flows (default, recovery, loss, pending recovery) in
     ``scratch.flows``; the survivors' rows are left for :func:`survivor_flows_py`. Returns
-    the number of defaulting obligors. The bundles are opened here (the twisted draws and
-    the booking open them themselves); the compiled twins have the phases (and the PD cache
-    and period search they call) inlined at the source level (``_PARTS``,
-    :mod:`abs_engine.kernels._inline`): as
-    numba calls, with a reference count per array argument, the draws took 1.9 µs a path of
-    the bundled deal instead of 0.8 µs (one thread, measured in one session)."""
+    the number of defaulting obligors. The phases that draw defaults and book them take the
+    bundles and open the fields they use; the compiled twins have the phases (and the PD
+    cache and period search they call) inlined at the source level (``_PARTS``,
+    :mod:`abs_engine.kernels._inline`), so that costs nothing: as numba calls, with a
+    reference count per array argument, the draws took 1.9 µs a path of the bundled deal
+    instead of 0.8 µs (one thread, a one-off stage profile)."""
     z = scratch.z
     stats = scratch.stats
     scratch.flows[:, :] = 0.0
@@ -485,21 +491,13 @@ def collateral_draws_py(seed, p, model, scratch):
     stats[CS_STUDENT_SCALE] = scale
     stats[CS_PREPAY_MULTIPLIER] = _prepayment_py(seed, p, model.smm, model.prepay_vol,
                                                  scratch.prepay_factor)  # fmt: skip
-    log_p = _provider_defaults_py(seed, p, model.provider_threshold, model.provider_sqrt_rho,
-                                  model.provider_factor, copula, nu, z, scale,
-                                  scratch.support_default_period,
-                                  model.is_provider_shift, model.is_cmc_provider)  # fmt: skip
+    log_p = _provider_defaults_py(seed, p, model, scratch, scale)
     log_w += log_p
     if model.is_twist_level > 0.0:
         n_def, log_twist = _obligor_defaults_twisted_py(seed, p, model, scratch, scale)
         log_w += log_twist
     else:
-        n_def = _obligor_defaults_py(seed, p, model.obligor_class, model.obligor_sched,
-                                     model.sched, model.class_threshold, model.class_sqrt_rho,
-                                     model.class_sqrt_1mrho, model.class_factor,
-                                     model.class_pd_bound, scratch.bound_row, scale, z,
-                                     scratch.cache, scratch.stamp, scratch.def_idx,
-                                     scratch.def_t)  # fmt: skip
+        n_def = _obligor_defaults_py(seed, p, model, scratch, scale)
     stats[CS_LOG_WEIGHT] = log_w
     _book_defaults_py(seed, p, model, scratch, n_def)
     return n_def
