@@ -42,6 +42,7 @@ from .kernels.bundles import BlockSums, RunSpec, frozen
 from .kernels.collateral import collateral_path, collateral_scratch
 from .kernels.montecarlo import (
     HIST_TRANCHE_METRICS,
+    block_scratch,
     run_block,
     run_block_cmc,
     run_block_cmc_py,
@@ -465,9 +466,10 @@ def _warm_up(
     if say:
         timer.start()
     try:
+        sums = shape.sums(1)
         with np.errstate(over="ignore"):
-            kernel(0, 0, spec._replace(n_paths=1, keep=0), model.kernel, cd.kernel,
-                   shape.sums(1))  # fmt: skip
+            kernel(0, 0, spec._replace(n_paths=1, keep=0), model.kernel, cd.kernel, sums,
+                   *block_scratch(model.kernel, cd.kernel, sums))  # fmt: skip
     finally:
         timer.cancel()
     seconds = time.perf_counter() - t0
@@ -604,11 +606,22 @@ def run_range(
     return sums
 
 
-def _run_blocks(kernel: Callable[..., int], first: int, a: int, b: int, *args: Any) -> None:
+def _run_blocks(
+    kernel: Callable[..., int],
+    first: int,
+    a: int,
+    b: int,
+    spec: RunSpec,
+    model: Any,
+    deal: Any,
+    sums: BlockSums,
+) -> None:
     """Blocks ``a .. b - 1`` of a kernel call (global ``first + a ..``), one kernel call each
-    (about 20 µs to call from Python, against milliseconds a block)."""
+    (about 20 µs to call from Python, against milliseconds a block), on one set of scratch
+    (:func:`~abs_engine.kernels.montecarlo.block_scratch`)."""
+    scratch = block_scratch(model, deal, sums)
     for bb in range(a, b):
-        kernel(first, bb, *args)
+        kernel(first, bb, spec, model, deal, sums, *scratch)
 
 
 def block_kernel(model: Any, jit: bool = True) -> Callable[..., int]:

@@ -181,6 +181,38 @@ def test_same_results_for_any_thread_count_and_batch_size():
     assert np.array_equal(one.paths.to_numpy(), longer.paths.to_numpy()[:5_000], equal_nan=True)
 
 
+@pytest.mark.parametrize("scenario", ["huake_mc", "huake_mc_independent_provider"])
+def test_scratch_carries_nothing_from_one_block_to_the_next(scenario):
+    """The compiled block kernels allocate nothing (they keep no reference counts): a thread
+    runs its blocks on one set of scratch from ``block_scratch``. Whatever that scratch holds
+    before a block (here NaN in every float, -1 in every integer, and the blocks run last to
+    first) changes no result, bit for bit, against ``run_range``'s blocks in order; the
+    independent provider's scenario runs the conditional-Monte-Carlo kernel."""
+    from abs_engine.compile.deal import compile_deal
+    from abs_engine.kernels.montecarlo import block_scratch
+    from abs_engine.simulation import block_kernel, run_range, start_simulation_compiled
+
+    cd = compile_deal(ae.load_deal())
+    sc = ae.load_scenario(scenario, cd.deal)
+    job = start_simulation_compiled(cd, sc, n_paths=3_000, seed=9, keep_paths=True,
+                                    progress=False).job  # fmt: skip
+    spec, model, deal = job.spec._replace(block_size=700), job.model, job.deal
+    n_blocks = -(-spec.n_paths // spec.block_size)
+    ref = run_range(0, n_blocks, spec, model, deal, job.shape, threads=1)
+    sums = job.shape.sums(n_blocks)
+    sums = sums._replace(path_metrics=np.full((spec.n_paths, job.shape.n_m), np.nan))
+    scratch = block_scratch(model, deal, sums)
+    kernel = block_kernel(model)
+    for bb in reversed(range(n_blocks)):
+        for bundle in scratch:
+            for a in bundle:
+                a[...] = np.nan if a.dtype.kind == "f" else -1
+        kernel(0, bb, spec, model, deal, sums, *scratch)
+    for name, a, b in zip(ref._fields, ref, sums, strict=True):
+        assert np.array_equal(a, b, equal_nan=True), name
+    assert np.isfinite(ref.m).any() and ref.w_tot[:, 0].sum() == spec.n_paths
+
+
 def test_different_seeds_differ_and_python_twin_agrees():
     a = ae.simulate(n_paths=2_000, seed=1, keep_paths=True, progress=False)
     b = ae.simulate(n_paths=2_000, seed=2, keep_paths=True, progress=False)
@@ -416,6 +448,7 @@ def test_a_long_first_compile_is_announced(monkeypatch, capsys):
 
     args = (simulation.RunSpec(1024, 1, 0, None, None, 0), _Kernel(), _Kernel(), _Shape())
     monkeypatch.setattr(simulation, "COMPILE_NOTICE_AFTER_S", 0.05)
+    monkeypatch.setattr(simulation, "block_scratch", lambda model, deal, sums: ())
     monkeypatch.setattr(simulation, "block_kernel", lambda model, jit=True: SlowKernel(0.3))
     assert simulation._warm_up(*args, say=True) >= 0.3
     err = capsys.readouterr().err

@@ -32,6 +32,7 @@ __all__ = [
     "CollateralScratch",
     "DealArrays",
     "Ledgers",
+    "PathBuffers",
     "RunSpec",
     "WaterfallScratch",
     "frozen",
@@ -181,6 +182,17 @@ Ledgers = namedtuple("Ledgers", ["tr", "fee", "acc", "sup", "per", "sum_tr", "su
 #: balances, see ``waterfall.W_*``) and pending float64[>= S, T] (loss-compensation claims
 #: not yet paid).
 WaterfallScratch = namedtuple("WaterfallScratch", ["work", "pending"])
+
+#: A Monte Carlo block's per-path buffers: cash float64[T] (a tranche's cash per period, for
+#: its yield), metrics float64[M] (the path's metric vector), path_cf float64[T, N_CF] (its
+#: expected-cash-flow items), coverage float64[T] (its headline coverage ratio per period;
+#: NaN where undefined), and the same four for the memoised no-default path: base_metrics,
+#: base_cf, base_cov, and base_stats float64[N_CS] (its collateral statistics).
+PathBuffers = namedtuple(
+    "PathBuffers",
+    ["cash", "metrics", "path_cf", "coverage", "base_metrics", "base_cf", "base_cov",
+     "base_stats"],
+)  # fmt: skip
 
 #: What a Monte Carlo kernel call runs: paths are numbered globally, ``block_size`` to a
 #: block; n_paths and seed (ints); hist_lo, hist_hi float64[N_HT + 1] the ranges of the

@@ -540,8 +540,8 @@ _RNG = {
     "gamma_variate_py": gamma_variate,
     "cond_pd_py": cond_pd,
 }
-_RNG["_twisted_mean_py"] = jit_twin(_twisted_mean_py, cache=True)
-_RNG["_twist_theta_py"] = jit_twin(_twist_theta_py, _RNG, cache=True)
+_RNG["_twisted_mean_py"] = jit_twin(_twisted_mean_py, cache=True, refcounts=False)
+_RNG["_twist_theta_py"] = jit_twin(_twist_theta_py, _RNG, cache=True, refcounts=False)
 #: the phases of the draws, inlined at the source level into their compiled twins
 _PARTS: tuple[Callable[..., Any], ...] = (
     _factors_py,
@@ -553,15 +553,17 @@ _PARTS: tuple[Callable[..., Any], ...] = (
     _default_period_py,
     _class_pd_py,
 )
-collateral_draws = jit_twin(collateral_draws_py, _RNG, inline_source=_PARTS, cache=True)
+collateral_draws = jit_twin(
+    collateral_draws_py, _RNG, inline_source=_PARTS, cache=True, refcounts=False
+)
 #: the same, inlined by numba into the block kernel that calls it once a path
 collateral_draws_inline = jit_twin(
     collateral_draws_py, _RNG, inline_source=_PARTS, cache=True, inline="always"
 )
 provider_given_factors = jit_twin(
-    provider_given_factors_py, {**_RNG, "ndtri_py": ndtri}, cache=True
+    provider_given_factors_py, {**_RNG, "ndtri_py": ndtri}, cache=True, refcounts=False
 )
-survivor_flows = jit_twin(survivor_flows_py, cache=True)
+survivor_flows = jit_twin(survivor_flows_py, cache=True, refcounts=False)
 collateral_path = jit_twin(
     collateral_path_py,
     {"collateral_draws_py": collateral_draws, "survivor_flows_py": survivor_flows},

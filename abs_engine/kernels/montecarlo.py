@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from ._twin import jit_twin
-from .bundles import Ledgers
+from .bundles import Ledgers, PathBuffers
 from .collateral import (
     CS_DEFAULT_COUNT,
     CS_DEFAULTED,
@@ -26,7 +26,6 @@ from .collateral import (
     collateral_draws,
     collateral_draws_inline,
     collateral_draws_py,
-    collateral_scratch,
     collateral_scratch_py,
     provider_given_factors,
     provider_given_factors_py,
@@ -122,7 +121,7 @@ from .layout import (
     SUM_WV2,
     TF_BALANCE,
 )
-from .waterfall import waterfall_path, waterfall_path_py, waterfall_scratch, waterfall_scratch_py
+from .waterfall import waterfall_path, waterfall_path_py, waterfall_scratch_py
 
 
 def tranche_yield_py(cash, accrual, balance, guess):
@@ -303,15 +302,19 @@ def path_cashflows_py(led_tr, led_per, led_sup, out):
     return 0
 
 
-def _block_scratch_py(model, deal):
-    """Everything one block of paths reuses: collateral scratch, ledgers, waterfall scratch,
-    and the per-path metric vector and cash flows."""
+def block_scratch(model, deal, sums):
+    """The scratch of :func:`run_block_py` (either twin), a tuple: collateral scratch, ledgers,
+    waterfall scratch and per-path buffers (metric vector, cash flows, coverage ratios, and
+    the memoised no-default path's), sized from the bundles and the block sums ``sums``.
+    Plain NumPy, called from Python: the compiled kernels allocate nothing."""
     n_t = model.agg_interest.shape[0]
     n_j = deal.tranche_f.shape[0]
     n_f = deal.fee_f.shape[0]
     n_a = deal.account_f.shape[0]
     n_s = deal.support_f.shape[0]
     n_g = deal.trigger_f.shape[0]
+    n_m = sums.m.shape[2]
+    n_cf = sums.cf.shape[3]
     coll = collateral_scratch_py(
         model.obligor_class.shape[0],
         model.class_threshold.shape[0],
@@ -329,7 +332,17 @@ def _block_scratch_py(model, deal):
         np.zeros(N_SP),
     )
     wf = waterfall_scratch_py(n_j, n_f, n_a, n_s, n_g, n_t)
-    return coll, led, wf
+    buf = PathBuffers(
+        np.zeros(n_t),
+        np.zeros(n_m),
+        np.zeros((n_t, n_cf)),
+        np.zeros(n_t),
+        np.zeros(n_m),
+        np.zeros((n_t, n_cf)),
+        np.zeros(n_t),
+        np.zeros(N_CS),
+    )
+    return coll, led, wf, buf
 
 
 def _add_path_py(m, cf, w_tot, bb, metrics, path_cf, w1, w2, n):
@@ -421,7 +434,7 @@ def _no_default_path_py(memo, n_def, support_default_period, n_t):
     return True
 
 
-def run_block_py(first_block, bb, spec, model, deal, sums):
+def run_block_py(first_block, bb, spec, model, deal, sums, coll, led, wf, buf):
     """Block ``first_block + bb`` of the run, path by path in global order, into block ``bb``
     of ``sums``.
 
@@ -436,16 +449,23 @@ def run_block_py(first_block, bb, spec, model, deal, sums):
     sums : BlockSums, written
         Per block of the call (0-based): metric and cash-flow sums and histograms; per path
         of the call (``spec.keep``): the metric vectors, ``path_metrics[p - first_path]``.
+    coll, led, wf, buf : CollateralScratch, Ledgers, WaterfallScratch, PathBuffers
+        Scratch, overwritten (:func:`block_scratch`; one set a thread, reused block after
+        block: every path writes what it reads).
 
     Each block's sums are kept apart, so the caller's block-order total is the same however
     the blocks are shared out. The compiled twin releases the GIL:
     :func:`abs_engine.simulation.run_range` calls it block by block from a pool of threads
     (a compiled loop around it, ``prange`` or not, would be compiled once more with all it
-    calls: a third of the cold compile with ``prange``, 5 s without; measured). The bundles
-    are opened here, once a block: the per-path helpers take arrays (a bundle passed per call,
-    or a field read from it in a loop, costs numba a reference count per array every time),
-    except the collateral phases, which take the bundles and are inlined here by numba
-    (``collateral_draws_inline``: 5-25% faster a path as shipped)."""
+    calls: a third of the cold compile with ``prange``, 5 s without; measured).
+
+    The compiled twin, and every compiled function it calls once a path, are compiled with
+    ``refcounts=False`` (:func:`~abs_engine.kernels._twin.jit_twin`): nothing here allocates
+    or keeps an array beyond the call. So the caller owns the scratch, allocated in Python:
+    an allocating compiled wrapper, linked and optimised again with all it calls, took 4 s
+    more to compile. The bundles are opened here, once a block: the per-path helpers take
+    arrays, except the collateral phases, which take the bundles and are inlined here by
+    numba (``collateral_draws_inline``: 5-25% faster a path as shipped)."""
     n_t = model.agg_interest.shape[0]
     n_obl = model.obligor_class.shape[0]
     m, cf, w_tot = sums.m, sums.cf, sums.w_tot
@@ -456,27 +476,20 @@ def run_block_py(first_block, bb, spec, model, deal, sums):
     tranche_f, tranche_accrual, original_pool = (
         deal.tranche_f, deal.tranche_accrual, deal.original_pool
     )  # fmt: skip
-    n_m = m.shape[2]
-    n_cf = cf.shape[3]
     first_path = first_block * spec.block_size
     p0 = (first_block + bb) * spec.block_size
     p1 = min(p0 + spec.block_size, spec.n_paths)
-    coll, led, wf = _block_scratch_py(model, deal)
     flows, sdp, stats = coll.flows, coll.support_default_period, coll.stats
     led_tr, led_per, led_sup, sum_tr, sum_pool = led.tr, led.per, led.sup, led.sum_tr, led.sum_pool
-    cash = np.zeros(n_t)
-    metrics = np.zeros(n_m)
-    path_cf = np.zeros((n_t, n_cf))
-    coverage = np.zeros(n_t)
+    cash, metrics, path_cf, coverage = buf.cash, buf.metrics, buf.path_cf, buf.coverage
+    base_metrics, base_cf, base_cov, base_stats = (
+        buf.base_metrics, buf.base_cf, buf.base_cov, buf.base_stats
+    )  # fmt: skip
     # The no-default path has the same pool flows every time (model.memo): run it once
     # per block, add it n_base times (their weights summed) at the end.
     n_base = 0
     base_w1 = 0.0
     base_w2 = 0.0
-    base_metrics = np.zeros(n_m)
-    base_cf = np.zeros((n_t, n_cf))
-    base_cov = np.zeros(n_t)
-    base_stats = np.zeros(N_CS)
     for p in range(p0, p1):
         n_def = collateral_draws_py(seed, p, model, coll)
         w = math.exp(stats[CS_LOG_WEIGHT])  # exp(0) = 1 exactly: crude sampling
@@ -548,7 +561,7 @@ def _crude_second_moment_py(m, bb, a, b, mixed, prob, w):
     return 0
 
 
-def run_block_cmc_py(first_block, bb, spec, model, deal, sums):
+def run_block_cmc_py(first_block, bb, spec, model, deal, sums, coll, led, wf, buf):
     """:func:`run_block_py` (its own kernel, compiled only for a run that uses it) with the
     first support provider's default integrated out (conditional Monte Carlo,
     ``model.is_cmc_provider``): each path's pool flows run through the waterfall twice, the
@@ -569,7 +582,6 @@ def run_block_cmc_py(first_block, bb, spec, model, deal, sums):
     n_cf = cf.shape[3]
     p0 = (first_block + bb) * spec.block_size
     p1 = min(p0 + spec.block_size, spec.n_paths)
-    coll, led, wf = _block_scratch_py(model, deal)
     flows, sdp, stats = coll.flows, coll.support_default_period, coll.stats
     led_tr, led_per, led_sup, sum_tr, sum_pool = led.tr, led.per, led.sup, led.sum_tr, led.sum_pool
     cash = np.zeros(n_t)
@@ -602,25 +614,22 @@ def run_block_cmc_py(first_block, bb, spec, model, deal, sums):
     return 0
 
 
-tranche_yield = jit_twin(tranche_yield_py, cache=True)
-path_metrics = jit_twin(path_metrics_py, {"tranche_yield_py": tranche_yield}, cache=True)
-path_cashflows = jit_twin(path_cashflows_py, cache=True)
-_block_scratch = jit_twin(
-    _block_scratch_py,
-    {"collateral_scratch_py": collateral_scratch, "waterfall_scratch_py": waterfall_scratch},
-    cache=True,
+tranche_yield = jit_twin(tranche_yield_py, cache=True, refcounts=False)
+path_metrics = jit_twin(
+    path_metrics_py, {"tranche_yield_py": tranche_yield}, cache=True, refcounts=False
 )
-_add_path = jit_twin(_add_path_py, cache=True)
-_add_histograms = jit_twin(_add_histograms_py, {"_bin_py": _bin}, cache=True)
+path_cashflows = jit_twin(path_cashflows_py, cache=True, refcounts=False)
+_add_path = jit_twin(_add_path_py, cache=True, refcounts=False)
+_add_histograms = jit_twin(_add_histograms_py, {"_bin_py": _bin}, cache=True, refcounts=False)
 _no_default_path = jit_twin(_no_default_path_py, cache=True, inline="always")
+_copy = jit_twin(_copy_py, cache=True, refcounts=False)
 run_block = jit_twin(
     run_block_py,
     {
         "collateral_draws_py": collateral_draws_inline,
         "survivor_flows_py": survivor_flows,
-        "_block_scratch_py": _block_scratch,
         "_no_default_path_py": _no_default_path,
-        "_copy_py": jit_twin(_copy_py, cache=True),
+        "_copy_py": _copy,
         "waterfall_path_py": waterfall_path,
         "path_metrics_py": path_metrics,
         "path_cashflows_py": path_cashflows,
@@ -630,6 +639,7 @@ run_block = jit_twin(
     cache=True,
     nogil=True,
     no_cpython_wrapper=False,
+    refcounts=False,
 )
 run_block_cmc = jit_twin(
     run_block_cmc_py,
@@ -637,14 +647,13 @@ run_block_cmc = jit_twin(
         "collateral_draws_py": collateral_draws,
         "survivor_flows_py": survivor_flows,
         "provider_given_factors_py": provider_given_factors,
-        "_block_scratch_py": _block_scratch,
         "waterfall_path_py": waterfall_path,
         "path_metrics_py": path_metrics,
         "path_cashflows_py": path_cashflows,
         "_add_path_py": _add_path,
         "_add_histograms_py": _add_histograms,
-        "_mix_py": jit_twin(_mix_py, cache=True),
-        "_crude_second_moment_py": jit_twin(_crude_second_moment_py, cache=True),
+        "_mix_py": jit_twin(_mix_py, cache=True, refcounts=False),
+        "_crude_second_moment_py": jit_twin(_crude_second_moment_py, cache=True, refcounts=False),
     },
     cache=True,
     nogil=True,
@@ -652,6 +661,7 @@ run_block_cmc = jit_twin(
 )
 
 __all__ = [
+    "block_scratch",
     "path_metrics",
     "path_metrics_py",
     "run_block",

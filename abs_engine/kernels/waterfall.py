@@ -1044,7 +1044,11 @@ _HELPERS = (
     _path_summaries_py,
 )
 waterfall_path = jit_twin(
-    waterfall_path_py, {"base_amount_py": base_amount}, inline_source=_HELPERS, cache=True
+    waterfall_path_py,
+    {"base_amount_py": base_amount},
+    inline_source=_HELPERS,
+    cache=True,
+    refcounts=False,
 )
 waterfall_scratch = jit_twin(waterfall_scratch_py, {"work_shape": jit_twin(work_shape)}, cache=True)
 run_paths = jit_twin(
