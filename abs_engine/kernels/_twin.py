@@ -42,11 +42,13 @@ def jit_twin(
     ``refcounts=False`` compiles without numba's reference counting (its private option
     ``_nrt=False``, in every numba since 0.2x): no atomic increment and decrement for each
     array argument and each array read from a bundle. For the kernels called once a path or
-    more (the block kernel and all it calls), which allocate nothing and keep no array past
-    the call: numba refuses to compile an allocation without it, and the caller holds the
-    arrays. A third of a path's samples sat in those increments and decrements (perf, the
-    bundled deal, every path computed); the cold compile took 22% less (24.5 s against 31 s),
-    the compiled code being shorter."""
+    more (the block kernel and all it calls), which allocate nothing, return no array and keep
+    none past the call: numba refuses to compile an allocation without reference counts, but
+    not a returned array (a caller that counts would then release it once too often), and
+    the caller holds the arrays. Those counts took a third of the samples of a perf profile
+    (the bundled deal, every path computed) but about 5% of a path's time (alternating
+    one-thread processes); without them the cold compile took about a fifth less (24-29 s
+    against 30-32 s), the compiled code being shorter."""
     g = dict(py_fn.__globals__)
     g.update(replacements or {})
     if inline_source:

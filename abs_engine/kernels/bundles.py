@@ -145,7 +145,7 @@ CollateralModel = namedtuple(
     ],
 )
 
-#: One path's collateral outputs and scratch, allocated once per block and reused:
+#: One path's collateral outputs and scratch, allocated once per thread and reused:
 #: flows float64[N_PF, T] (output), support_default_period int64[S] (output; T + 1 = never),
 #: stats float64[N_CS] (output), z and g float64[F] (factors), cache float64[C, T] and stamp
 #: int64[C, T] (conditional PDs computed on this path: valid where stamp == p + 1),

@@ -98,7 +98,7 @@ def cond_pd_py(c, t, scale, z, class_threshold, class_sqrt_rho, class_sqrt_1mrho
 
 def collateral_scratch_py(n_obligors, n_classes, n_factors, n_periods, n_supports):
     """A :class:`~abs_engine.kernels.bundles.CollateralScratch` for
-    :func:`collateral_path_py`: allocate once per block of paths and reuse."""
+    :func:`collateral_path_py`: allocate once per thread of paths and reuse."""
     nc = max(n_classes, 1)
     nf = max(n_factors, 1)
     no = max(n_obligors, 1)
@@ -558,7 +558,7 @@ collateral_draws = jit_twin(
 )
 #: the same, inlined by numba into the block kernel that calls it once a path
 collateral_draws_inline = jit_twin(
-    collateral_draws_py, _RNG, inline_source=_PARTS, cache=True, inline="always"
+    collateral_draws_py, _RNG, inline_source=_PARTS, cache=True, inline="always", refcounts=False
 )
 provider_given_factors = jit_twin(
     provider_given_factors_py, {**_RNG, "ndtri_py": ndtri}, cache=True, refcounts=False

@@ -306,7 +306,9 @@ def block_scratch(model, deal, sums):
     """The scratch of :func:`run_block_py` (either twin), a tuple: collateral scratch, ledgers,
     waterfall scratch and per-path buffers (metric vector, cash flows, coverage ratios, and
     the memoised no-default path's), sized from the bundles and the block sums ``sums``.
-    Plain NumPy, called from Python: the compiled kernels allocate nothing."""
+    Plain NumPy, called from Python: the compiled :data:`run_block` allocates nothing
+    (:data:`run_block_cmc`, compiled with reference counts, allocates its two branches'
+    buffers itself and ignores the per-path buffers)."""
     n_t = model.agg_interest.shape[0]
     n_j = deal.tranche_f.shape[0]
     n_f = deal.fee_f.shape[0]
@@ -451,7 +453,8 @@ def run_block_py(first_block, bb, spec, model, deal, sums, coll, led, wf, buf):
         of the call (``spec.keep``): the metric vectors, ``path_metrics[p - first_path]``.
     coll, led, wf, buf : CollateralScratch, Ledgers, WaterfallScratch, PathBuffers
         Scratch, overwritten (:func:`block_scratch`; one set a thread, reused block after
-        block: every path writes what it reads).
+        block: every path writes what it reads). :func:`run_block_cmc_py` takes the same and
+        leaves ``buf`` alone.
 
     Each block's sums are kept apart, so the caller's block-order total is the same however
     the blocks are shared out. The compiled twin releases the GIL:
