@@ -98,7 +98,7 @@ def cond_pd_py(c, t, scale, z, class_threshold, class_sqrt_rho, class_sqrt_1mrho
 
 def collateral_scratch_py(n_obligors, n_classes, n_factors, n_periods, n_supports):
     """A :class:`~abs_engine.kernels.bundles.CollateralScratch` for
-    :func:`collateral_path_py`: allocate once per thread of paths and reuse."""
+    :func:`collateral_path_py`: allocate once and reuse path after path."""
     nc = max(n_classes, 1)
     nf = max(n_factors, 1)
     no = max(n_obligors, 1)
