@@ -117,6 +117,25 @@ def test_a_helper_not_of_the_callers_module_is_refused():
     assert inline_helpers(_wrap_scaled, (_scaled,), dict(_wrap_scaled.__globals__))(1.0) == 2.0
 
 
+def test_a_helper_of_another_module_is_inlined_with_its_environment():
+    """A helper of another module comes with that module's compiled environment: the names
+    it reads are added to the caller's globals from there (here SCALE = 5 for a caller that
+    has none); a name the caller's module binds to something else, or one the environment
+    does not bind, is refused."""
+    import types
+
+    elsewhere = types.FunctionType(_scaled.__code__, {"SCALE": 5.0}, "_scaled")
+    env = {"_scaled": elsewhere, "SCALE": 5.0}
+    caller_globals = {k: v for k, v in _wrap_scaled.__globals__.items() if k != "SCALE"}
+    inlined = inline_helpers(_wrap_scaled, (elsewhere,), caller_globals, env)
+    assert inlined(1.0) == 5.0 and caller_globals["SCALE"] == 5.0
+    assert "_scaled" not in inlined.__code__.co_names
+    with pytest.raises(TypeError, match="reads SCALE, which means something else"):
+        inline_helpers(_wrap_scaled, (elsewhere,), dict(_wrap_scaled.__globals__), env)
+    with pytest.raises(TypeError, match="reads SCALE, which its environment does not bind"):
+        inline_helpers(_wrap_scaled, (elsewhere,), dict(caller_globals), {"_scaled": elsewhere})
+
+
 def _walrus_return(a):
     return (y := a + 1)  # noqa: F841 (the walrus is the point)
 
@@ -220,8 +239,14 @@ def test_the_compiled_waterfall_calls_no_helper():
 
 def test_the_compiled_collateral_draws_call_no_phase():
     """The collateral phases (factors, prepayment, providers, obligor defaults, booking) are
-    inlined into both compiled copies of the draws; the Python twin calls them."""
+    inlined into the compiled draws, and the draws with their phases into the compiled block
+    kernel (helpers of another module: ``collateral.DRAWS_ENV``); the Python twins call
+    them."""
+    from abs_engine.kernels import montecarlo as M
+
     helper_names = {h.__name__ for h in C._PARTS}
-    for kernel in (C.collateral_draws, C.collateral_draws_inline):
-        assert not set(kernel.py_func.__code__.co_names) & helper_names
+    assert not set(C.collateral_draws.py_func.__code__.co_names) & helper_names
     assert helper_names & set(C.collateral_draws_py.__code__.co_names)
+    draws_names = {h.__name__ for h in C.DRAWS_SOURCE}
+    assert not set(M.run_block.py_func.__code__.co_names) & draws_names
+    assert "collateral_draws_py" in M.run_block_py.__code__.co_names

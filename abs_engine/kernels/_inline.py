@@ -16,19 +16,24 @@ written that way, while the plain-Python twin calls the helpers themselves: the 
 
 What a helper may be (checked, :class:`TypeError` otherwise): a plain function of the
 caller's own module (so its module-level names, and the compiled twins swapped in for them,
-mean the same inlined), the one its name means there, whose body ends in its only ``return``
-(Python allows no ``break``/``continue`` outside its loops), not calling itself, with no
-nested functions, lambdas or comprehensions, ``global``/``nonlocal``, ``yield``, ``del``,
-``import``, ``try`` or ``match``. What a call may be: a statement of the forms above, its
-arguments positional and without ``:=``. An argument that is a name the helper does not
-assign is substituted for the parameter; any other is assigned to a renamed local before the
-body, in order, as a call would evaluate it (the kernels' helpers assign only scalar
-parameters; their other arguments are side-effect-free expressions).
+mean the same inlined), the one its name means there, or one of another module given with
+that module's compiled environment (``foreign``: its globals with its compiled twins swapped
+in; the names its helpers read are added to the caller's globals, and must not mean
+something else there; their line numbers stay those of their own file, so a numba message
+about an inlined line names the caller's file with the helper's line); whose body ends in
+its only ``return`` (Python allows no ``break``/``continue`` outside its loops), not calling
+itself, with no nested functions, lambdas or comprehensions, ``global``/``nonlocal``,
+``yield``, ``del``, ``import``, ``try`` or ``match``. What a call may be: a statement of the
+forms above, its arguments positional and without ``:=``. An argument that is a name the
+helper does not assign is substituted for the parameter; any other is assigned to a renamed
+local before the body, in order, as a call would evaluate it (the kernels' helpers assign
+only scalar parameters; their other arguments are side-effect-free expressions).
 """
 
 from __future__ import annotations
 
 import ast
+import builtins
 import copy
 import inspect
 import itertools
@@ -197,22 +202,53 @@ def _as_list(x: Any) -> list[ast.stmt]:
     return x if isinstance(x, list) else [x]
 
 
+def _merge_names(helper: _Helper, foreign: dict[str, Any], globals_: dict[str, Any],
+                 caller: str) -> None:  # fmt: skip
+    """Add the module-level names a helper of another module reads to the caller's globals,
+    as ``foreign`` (its module's compiled environment) binds them; a name the caller's
+    globals bind to something else is refused (inlined, the helper would read that)."""
+    for name in sorted(helper.free):
+        if name in foreign:
+            value = foreign[name]
+        elif hasattr(builtins, name):
+            continue
+        else:
+            raise TypeError(f"{helper.name} reads {name}, which its environment does not bind")
+        if name in globals_ and globals_[name] is not value:
+            raise TypeError(f"{helper.name} reads {name}, which means something else in "
+                            f"{caller}'s module")  # fmt: skip
+        globals_[name] = value
+
+
 def inline_helpers(
-    py_fn: Callable[..., Any], helpers: Sequence[Callable[..., Any]], globals_: dict[str, Any]
+    py_fn: Callable[..., Any],
+    helpers: Sequence[Callable[..., Any]],
+    globals_: dict[str, Any],
+    foreign: dict[str, Any] | None = None,
 ) -> types.FunctionType:
     """A copy of ``py_fn`` with every call statement of a function in ``helpers`` replaced by
-    that helper's body (helpers calling helpers are expanded too), its globals ``globals_``.
-    Line numbers stay those of the source file, so numba's messages point at the real lines."""
+    that helper's body (helpers calling helpers are expanded too), its globals ``globals_``
+    (to which the names read by helpers of another module are added from ``foreign``, that
+    module's compiled environment). Line numbers stay those of the source file, so numba's
+    messages point at the real lines."""
     node = _function_def(py_fn)
     a = node.args
     if a.vararg or a.kwarg or a.kwonlyargs or a.posonlyargs:
         raise TypeError(f"{py_fn.__name__}: only plain positional parameters")
+    own = set()
     for fn in helpers:
         # a helper is the function its name means in the caller's module: its module-level
-        # names (constants, kernels, and the twins swapped in) then mean the same inlined
-        if fn.__globals__ is not py_fn.__globals__ or py_fn.__globals__.get(fn.__name__) is not fn:
-            raise TypeError(f"{fn.__name__}: not a function of {py_fn.__name__}'s module")
+        # names (constants, kernels, and the twins swapped in) then mean the same inlined;
+        # or the one its name means in ``foreign``, whose names are then merged in below
+        if fn.__globals__ is py_fn.__globals__ and py_fn.__globals__.get(fn.__name__) is fn:
+            own.add(fn.__name__)
+        elif foreign is None or foreign.get(fn.__name__) is not fn:
+            raise TypeError(f"{fn.__name__}: not a function of {py_fn.__name__}'s module, nor of "
+                            "the environment given for another module's helpers")  # fmt: skip
     inliner = _Inliner({fn.__name__: _Helper(fn) for fn in helpers})
+    for helper in inliner.helpers.values():
+        if helper.name not in own:
+            _merge_names(helper, foreign or {}, globals_, py_fn.__name__)
     node.body = [s for stmt in node.body for s in _as_list(inliner.visit(stmt))]
     local = _names(node.body, ast.Store) | {a.arg for a in node.args.args}
     for helper in inliner.helpers.values():

@@ -23,6 +23,7 @@ def jit_twin(
     replacements: dict[str, Any] | None = None,
     *,
     inline_source: Sequence[Callable[..., Any]] = (),
+    inline_env: dict[str, Any] | None = None,
     refcounts: bool = True,
     **njit_kw: Any,
 ):
@@ -30,7 +31,8 @@ def jit_twin(
     swapped (typically ``{"helper_py": helper}``), and whose calls of the helpers in
     ``inline_source`` are replaced by their bodies
     (:func:`abs_engine.kernels._inline.inline_helpers`: one compiled function, no numba call
-    per helper).
+    per helper; helpers of another module come with ``inline_env``, that module's globals
+    with its compiled twins swapped in).
 
     Compiled kernels are called from other kernels only, so numba builds no Python wrapper
     for them (``no_cpython_wrapper=True``: unboxing bundles of 20-40 arrays is a large part of
@@ -52,7 +54,7 @@ def jit_twin(
     g = dict(py_fn.__globals__)
     g.update(replacements or {})
     if inline_source:
-        f = inline_helpers(py_fn, inline_source, g)
+        f = inline_helpers(py_fn, inline_source, g, inline_env)
     else:
         f = types.FunctionType(py_fn.__code__, g, py_fn.__name__, py_fn.__defaults__,
                                py_fn.__closure__)  # fmt: skip

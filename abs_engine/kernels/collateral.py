@@ -556,10 +556,11 @@ _PARTS: tuple[Callable[..., Any], ...] = (
 collateral_draws = jit_twin(
     collateral_draws_py, _RNG, inline_source=_PARTS, cache=True, refcounts=False
 )
-#: the same, inlined by numba into the block kernel that calls it once a path
-collateral_draws_inline = jit_twin(
-    collateral_draws_py, _RNG, inline_source=_PARTS, cache=True, inline="always", refcounts=False
-)
+#: the draws and their phases, and what their names mean compiled (this module's globals
+#: with the compiled twins swapped in): the block kernel, which draws once a path, inlines
+#: them at the source level (``jit_twin(inline_source=DRAWS_SOURCE, inline_env=DRAWS_ENV)``)
+DRAWS_SOURCE: tuple[Callable[..., Any], ...] = (collateral_draws_py, *_PARTS)
+DRAWS_ENV: dict[str, Any] = {**globals(), **_RNG}
 provider_given_factors = jit_twin(
     provider_given_factors_py, {**_RNG, "ndtri_py": ndtri}, cache=True, refcounts=False
 )

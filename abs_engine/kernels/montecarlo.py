@@ -22,9 +22,10 @@ from .collateral import (
     CS_PREPAID,
     CS_RECOVERED,
     CS_STUDENT_SCALE,
+    DRAWS_ENV,
+    DRAWS_SOURCE,
     N_CS,
     collateral_draws,
-    collateral_draws_inline,
     collateral_draws_py,
     collateral_scratch_py,
     provider_given_factors,
@@ -467,8 +468,10 @@ def run_block_py(first_block, bb, spec, model, deal, sums, coll, led, wf, buf):
     or keeps an array beyond the call. So the caller owns the scratch, allocated in Python:
     an allocating compiled wrapper, linked and optimised again with all it calls, took 4 s
     more to compile. The bundles are opened here, once a block: the per-path helpers take
-    arrays, except the collateral phases, which take the bundles and are inlined here by
-    numba (``collateral_draws_inline``: 5-25% faster a path as shipped)."""
+    arrays, except the collateral draws, which take the bundles and are inlined here at the
+    source level with their phases (``collateral.DRAWS_SOURCE``; inlined by numba instead,
+    they cost 2.5 s more to compile; as a numba call with reference counts, 5-25% more time
+    a path as shipped)."""
     n_t = model.agg_interest.shape[0]
     n_obl = model.obligor_class.shape[0]
     m, cf, w_tot = sums.m, sums.cf, sums.w_tot
@@ -629,7 +632,6 @@ _copy = jit_twin(_copy_py, cache=True, refcounts=False)
 run_block = jit_twin(
     run_block_py,
     {
-        "collateral_draws_py": collateral_draws_inline,
         "survivor_flows_py": survivor_flows,
         "_no_default_path_py": _no_default_path,
         "_copy_py": _copy,
@@ -639,6 +641,8 @@ run_block = jit_twin(
         "_add_path_py": _add_path,
         "_add_histograms_py": _add_histograms,
     },
+    inline_source=DRAWS_SOURCE,
+    inline_env=DRAWS_ENV,
     cache=True,
     nogil=True,
     no_cpython_wrapper=False,
