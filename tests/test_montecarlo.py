@@ -525,17 +525,15 @@ def test_schedule_table_reads_back_every_schedule_bit_for_bit():
 def test_schedule_table_keeps_rows_apart_when_their_hashes_collide(monkeypatch):
     """Rows are merged only when their bits are the same: with every hash equal, distinct
     rows get a row each (and equal rows still share one)."""
-    import abs_engine.compile.pool as model_module
+    import abs_engine.compile.pool as pool_module
 
-    monkeypatch.setattr(
-        model_module, "_row_hashes", lambda bits: np.zeros(bits.shape[0], np.uint64)
-    )
+    monkeypatch.setattr(pool_module, "_row_hashes", lambda bits: np.zeros(bits.shape[0], np.uint64))
     rng = np.random.default_rng(5)
     a = rng.random((4, 3))
-    row, table = model_module.schedule_table(a, a * 0.5, a * 2.0)
+    row, table = pool_module.schedule_table(a, a * 0.5, a * 2.0)
     assert row.tolist() == [0, 1, 2, 3] and table.shape == (4, 3, 4)
     same = np.tile(a[:1], (4, 1))
-    row, table = model_module.schedule_table(same, same, same)
+    row, table = pool_module.schedule_table(same, same, same)
     assert row.tolist() == [0, 0, 0, 0] and table.shape == (1, 3, 4)
 
 
@@ -578,7 +576,7 @@ def test_pd_bounds_are_above_every_conditional_pd_of_their_cell():
     Student-t copula or for very many classes."""
     from abs_engine.compile.model import pd_bounds
     from abs_engine.kernels import layout as L
-    from abs_engine.kernels.collateral import cond_pd_py
+    from abs_engine.kernels.collateral import _bound_row_py, cond_pd_py
 
     rng = np.random.default_rng(3)
     # correlations up to within 1e-15 of 1 (the schema allows any below 1), thresholds near
@@ -596,8 +594,7 @@ def test_pd_bounds_are_above_every_conditional_pd_of_their_cell():
     zs = [*edges, *np.nextafter(edges, -np.inf), *np.nextafter(edges, np.inf),
           *rng.uniform(-4.5, 8.0, 200)]  # fmt: skip
     for z in zs:
-        x = (z - L.PD_BOUND_Z_LO) / L.PD_BOUND_DZ  # the cell the kernel gives it
-        row = 0 if not x >= 0.0 else (1 + int(x) if x < L.PD_BOUND_CELLS else L.PD_BOUND_CELLS + 1)
+        row = _bound_row_py(z)  # the cell the kernel gives it
         for c in range(thr.size):
             pd = cond_pd_py(c, 0, 1.0, np.array([z]), thr[:, None], srho, s1, zero)
             assert pd <= bound[row, c], (row, z, c)

@@ -270,6 +270,17 @@ def _default_period_py(u, c, last, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, fac
     return lo
 
 
+def _bound_row_py(z):
+    """The row of ``CollateralModel.class_pd_bound`` for a factor z: 0 below the grid (or
+    NaN: no bound), 1 + the cell of width ``PD_BOUND_DZ`` from ``PD_BOUND_Z_LO``, the last
+    row above the grid."""
+    row = 0
+    x = (z - PD_BOUND_Z_LO) / PD_BOUND_DZ
+    if x >= 0.0:
+        row = 1 + int(x) if x < PD_BOUND_CELLS else PD_BOUND_CELLS + 1
+    return row
+
+
 def _obligor_defaults_py(seed, p, model, scratch, scale):
     """One uniform per obligor against its class's conditional PD by the last period; a
     defaulter's period by binary search over the earlier ones. Defaulters (with a balance
@@ -287,10 +298,7 @@ def _obligor_defaults_py(seed, p, model, scratch, scale):
     key = path_key_py(seed, p, STREAM_OBLIGORS)
     bounded = pd_bound.shape[0] > 1
     for f in range(z.shape[0] if bounded else 0):
-        row = 0  # no bound: the factor below the grid (or NaN)
-        x = (z[f] - PD_BOUND_Z_LO) / PD_BOUND_DZ
-        if x >= 0.0:
-            row = 1 + int(x) if x < PD_BOUND_CELLS else PD_BOUND_CELLS + 1
+        row = _bound_row_py(z[f])
         bound_row[f] = row
     n_def = 0
     for i in range(obligor_class.shape[0]):
@@ -548,6 +556,7 @@ _PARTS: tuple[Callable[..., Any], ...] = (
     _prepayment_py,
     _provider_defaults_py,
     _obligor_defaults_py,
+    _bound_row_py,
     _obligor_defaults_twisted_py,
     _book_defaults_py,
     _default_period_py,
