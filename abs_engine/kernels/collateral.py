@@ -47,6 +47,7 @@ from .layout import (
     SC_PRINCIPAL,
 )
 from .rng import (
+    COUNTER_0,
     STREAM_FACTORS,
     STREAM_LAG,
     STREAM_MIXING,
@@ -169,7 +170,7 @@ def _prepayment_py(seed, p, smm, vol, prepay_factor):
     mult = 1.0
     if vol > 0.0:
         key = path_key_py(seed, p, STREAM_PREPAY)
-        mult = math.exp(vol * normal_py(key, 0) - 0.5 * vol * vol)
+        mult = math.exp(vol * normal_py(key, COUNTER_0) - 0.5 * vol * vol)
     prepay_factor[0] = 1.0
     for t in range(smm.shape[0]):
         r = smm[t] * mult
@@ -235,7 +236,7 @@ def provider_given_factors_py(seed, p, model, z, scale):
     prob = 0.5 * math.erfc(-e_last * _SQRT1_2)
     if prob <= 0.0:
         return 0.0, n_t + 1
-    u = uniform_py(path_key_py(seed, p, STREAM_PROVIDERS), 0)
+    u = uniform_py(path_key_py(seed, p, STREAM_PROVIDERS), COUNTER_0)
     eps = ndtri_py(min(max(u * prob, 1e-300), 1.0 - 1e-16))
     period = n_t - 1
     for t in range(n_t):
