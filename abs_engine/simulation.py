@@ -37,11 +37,14 @@ from .errors import (
     check_optional_bool,
     short_repr,
 )
+from .kernel_compile import compile_callees
 from .kernels import layout as L
 from .kernels.bundles import BlockSums, RunSpec, frozen
 from .kernels.collateral import collateral_path, collateral_scratch
 from .kernels.montecarlo import (
+    BLOCK_CALLEES,
     HIST_TRANCHE_METRICS,
+    block_callee_args,
     block_scratch,
     run_block,
     run_block_cmc,
@@ -467,9 +470,13 @@ def _warm_up(
         timer.start()
     try:
         sums = shape.sums(1)
+        one = spec._replace(n_paths=1, keep=0)
+        scratch = block_scratch(model.kernel, cd.kernel, sums)
+        # a cold compile: the waterfall here, the other callees in a second process
+        args = block_callee_args(one, model.kernel, cd.kernel, sums, *scratch)
+        compile_callees(kernel, BLOCK_CALLEES, args)
         with np.errstate(over="ignore"):
-            kernel(0, 0, spec._replace(n_paths=1, keep=0), model.kernel, cd.kernel, sums,
-                   *block_scratch(model.kernel, cd.kernel, sums))  # fmt: skip
+            kernel(0, 0, one, model.kernel, cd.kernel, sums, *scratch)
     finally:
         timer.cancel()
     seconds = time.perf_counter() - t0

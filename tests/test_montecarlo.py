@@ -460,6 +460,8 @@ def test_a_long_first_compile_is_announced(monkeypatch, capsys):
     args = (simulation.RunSpec(1024, 1, 0, None, None, 0), _Kernel(), _Kernel(), _Shape())
     monkeypatch.setattr(simulation, "COMPILE_NOTICE_AFTER_S", 0.05)
     monkeypatch.setattr(simulation, "block_scratch", lambda model, deal, sums: ())
+    monkeypatch.setattr(simulation, "block_callee_args", lambda *a: ())
+    monkeypatch.setattr(simulation, "compile_callees", lambda kernel, callees, args: None)
     monkeypatch.setattr(simulation, "block_kernel", lambda model, jit=True: SlowKernel(0.3))
     assert simulation._warm_up(*args, say=True) >= 0.3
     err = capsys.readouterr().err

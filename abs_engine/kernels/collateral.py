@@ -571,6 +571,26 @@ collateral_draws = jit_twin(
 #: them at the source level (``jit_twin(inline_source=DRAWS_SOURCE, inline_env=DRAWS_ENV)``)
 DRAWS_SOURCE: tuple[Callable[..., Any], ...] = (collateral_draws_py, *_PARTS)
 DRAWS_ENV: dict[str, Any] = {**globals(), **_RNG}
+#: the compiled functions the draws call (inlined into the block kernel, the draws call these
+#: as functions): :data:`abs_engine.kernels.montecarlo.BLOCK_CALLEES` lists them
+DRAW_CALLEES: tuple[Any, ...] = (
+    path_key, uniform, normal, ndtri, gamma_variate, _RNG["_twisted_mean_py"],
+    _RNG["_twist_theta_py"],
+)  # fmt: skip
+
+
+def draw_callee_args(seed, model, scratch):
+    """Arguments of the types the draws pass each of :data:`DRAW_CALLEES`, in that order
+    (values of no meaning: what counts is their numba types)."""
+    key = np.uint64(seed)
+    i = np.int64(0)
+    weight, pd_last = model.is_twist_weight, scratch.twist_p
+    return (
+        (seed, i, STREAM_FACTORS), (key, i), (key, i), (0.5,), (key, 1.0),
+        (0.0, weight, pd_last), (weight, pd_last, 0.0),
+    )  # fmt: skip
+
+
 provider_given_factors = jit_twin(
     provider_given_factors_py, {**_RNG, "ndtri_py": ndtri}, cache=True, refcounts=False
 )
@@ -583,6 +603,7 @@ collateral_path = jit_twin(
 )
 
 __all__ = [
+    "DRAW_CALLEES",
     "N_CS",
     "provider_given_factors",
     "provider_given_factors_py",
@@ -596,4 +617,5 @@ __all__ = [
     "collateral_scratch_py",
     "cond_pd",
     "cond_pd_py",
+    "draw_callee_args",
 ]

@@ -9,6 +9,7 @@ figure is bitwise identical whatever the thread count or the number of blocks pe
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -22,12 +23,14 @@ from .collateral import (
     CS_PREPAID,
     CS_RECOVERED,
     CS_STUDENT_SCALE,
+    DRAW_CALLEES,
     DRAWS_ENV,
     DRAWS_SOURCE,
     N_CS,
     collateral_draws,
     collateral_draws_py,
     collateral_scratch_py,
+    draw_callee_args,
     provider_given_factors,
     provider_given_factors_py,
     survivor_flows,
@@ -666,8 +669,39 @@ run_block_cmc = jit_twin(
     nogil=True,
     no_cpython_wrapper=False,
 )
+#: the compiled functions :data:`run_block` calls (the draws' too, though inlined): the
+#: waterfall first, then the rest, which depend on nothing it does not; a cold compile
+#: compiles the rest in another process while this one compiles the waterfall
+#: (:mod:`abs_engine.kernel_compile`). :func:`block_callee_args` gives their arguments
+BLOCK_CALLEES: tuple[Any, ...] = (
+    waterfall_path, *DRAW_CALLEES, survivor_flows, path_metrics, path_cashflows, _add_path,
+    _add_histograms, _copy, _copy,
+)  # fmt: skip
+
+
+def block_callee_args(spec, model, deal, sums, coll, led, wf, buf):
+    """Arguments of the types :func:`run_block_py` passes each of :data:`BLOCK_CALLEES`, in
+    that order, from its arguments (the scratch of :func:`block_scratch`)."""
+    n_obl = model.obligor_class.shape[0]
+    sdp, stats = coll.support_default_period, coll.stats
+    return (
+        (coll.flows, sdp, model.base_rate, deal, led, wf),
+        *draw_callee_args(spec.seed, model, coll),
+        (model, coll),
+        (led.tr, led.sum_tr, led.sum_pool, stats, deal.tranche_f, deal.tranche_accrual,
+         deal.original_pool, sdp, buf.cash, buf.metrics),
+        (led.tr, led.per, led.sup, buf.path_cf),
+        (sums.m, sums.cf, sums.w_tot, 0, buf.metrics, buf.path_cf, 1.0, 1.0, 1.0),
+        (sums.hist_count, sums.hist_loss, sums.hist_tr, sums.hist_cov, spec.hist_lo,
+         spec.hist_hi, 0, stats, buf.metrics, buf.coverage, n_obl, deal.original_pool, 1.0),
+        (buf.metrics, buf.base_metrics),
+        (buf.path_cf, buf.base_cf),
+    )  # fmt: skip
+
 
 __all__ = [
+    "BLOCK_CALLEES",
+    "block_callee_args",
     "block_scratch",
     "path_metrics",
     "path_metrics_py",

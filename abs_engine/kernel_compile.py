@@ -1,0 +1,137 @@
+"""The first compile of the block kernel, over two processes.
+
+numba compiles under one global lock, so a cold compile of the block kernel
+(:data:`~abs_engine.kernels.montecarlo.run_block`, or its conditional-Monte-Carlo sibling)
+compiles everything it calls one function after the other: the draws' random-number
+functions, the waterfall interpreter (the longest, about 8 s on this project's 2-core VM),
+the per-path metrics, cash flows and sums, then the kernel itself, which links them all.
+Only the kernel waits on the others; the waterfall and the rest
+(:data:`~abs_engine.kernels.montecarlo.BLOCK_CALLEES`) wait on nothing.
+
+So when the kernel is not in numba's on-disk cache and this process may use a second core,
+:func:`compile_callees` starts a second Python process (``python -m
+abs_engine.kernel_compile``, the callees' numba signatures pickled on its stdin) that compiles
+all but the waterfall into the cache, while this one compiles the waterfall; the kernel's
+compile then loads them from the cache. Whatever goes wrong on the other side (no process
+started, a crash, a cache it cannot write, a timeout) costs only time: numba compiles here
+what it does not find. ``ABS_ENGINE_COMPILE_PROCESSES=1`` keeps the compile in one process.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numba
+
+#: environment variable: "1" compiles in this process alone
+PROCESSES_ENV = "ABS_ENGINE_COMPILE_PROCESSES"
+#: the longest this process waits for the other once its own part is compiled (seconds)
+WAIT_S = 120.0
+
+__all__ = ["PROCESSES_ENV", "compile_callees", "is_cold", "main", "start_helper"]
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
+
+
+def is_cold(kernel: Any) -> bool:
+    """Whether numba is about to compile ``kernel`` from scratch: it caches it on disk, and
+    its cache folder holds no index for it (numba names an index ``<module>.<function>-<line>
+    .py<version>.nbi``; :mod:`abs_engine.kernels` drops those of edited kernel sources). False
+    when unsure."""
+    try:
+        folder = kernel.stats.cache_path
+        if not folder:
+            return False  # not cached on disk: nothing another process compiles would reach here
+        prefix = f"{kernel.py_func.__module__.rsplit('.', 1)[-1]}.{kernel.py_func.__qualname__}-"
+        path = Path(folder)
+        return not path.is_dir() or not any(
+            f.name.startswith(prefix) and f.suffix == ".nbi" for f in path.iterdir()
+        )
+    except Exception:  # numba internals moved: compile as before
+        return False
+
+
+def start_helper(signatures: Sequence[tuple[Any, ...]]) -> subprocess.Popen[bytes] | None:
+    """Start ``python -m abs_engine.kernel_compile`` compiling the callees after the first of
+    :data:`~abs_engine.kernels.montecarlo.BLOCK_CALLEES` for ``signatures`` (one tuple of
+    numba types each, in that order), unless ``ABS_ENGINE_COMPILE_PROCESSES=1`` or this
+    process has one core; None when it was not started."""
+    if os.environ.get(PROCESSES_ENV, "").strip() == "1" or _cores() < 2 or not sys.executable:
+        return None
+    env = dict(os.environ)
+    # the other process imports this very package, installed or not
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    try:
+        payload = pickle.dumps(list(signatures))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "abs_engine.kernel_compile"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+    except (OSError, pickle.PicklingError, ValueError):
+        return None
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(payload)
+        proc.stdin.close()
+    except OSError:  # it died before reading: compile here
+        proc.kill()
+        proc.wait()
+        return None
+    return proc
+
+
+def _finish(proc: subprocess.Popen[bytes] | None) -> None:
+    """Wait for the other process (at most :data:`WAIT_S`); stop it when it takes longer."""
+    if proc is None:
+        return
+    try:
+        proc.wait(timeout=WAIT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def compile_callees(kernel: Any, callees: Sequence[Any], args: Sequence[tuple[Any, ...]]) -> None:
+    """Before ``kernel``'s first compile: when it is cold (:func:`is_cold`), compile the
+    first of ``callees`` (the waterfall) here for ``args[0]``, and the others in another
+    process (:func:`start_helper`) for theirs, and wait for it. Does nothing when ``kernel``
+    is cached, and compiles only here when another process cannot help."""
+    if not is_cold(kernel):
+        return
+    signatures = [tuple(numba.typeof(a) for a in call) for call in args]
+    proc = start_helper(signatures[1:])
+    try:
+        callees[0].compile(signatures[0])
+    finally:
+        _finish(proc)
+
+
+def main() -> int:
+    """The other process: compile :data:`~abs_engine.kernels.montecarlo.BLOCK_CALLEES` after
+    the first for the signatures pickled on stdin (into numba's on-disk cache)."""
+    from .kernels.montecarlo import BLOCK_CALLEES
+
+    signatures = pickle.load(sys.stdin.buffer)
+    for dispatcher, sig in zip(BLOCK_CALLEES[1:], signatures, strict=True):
+        dispatcher.compile(sig)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""The cold compile over two processes (abs_engine.kernel_compile): the callees it compiles
+apart are the ones the block kernel calls, with the same signatures; a run compiled that way
+gives the same results; and it stands aside when it cannot help."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import numba
+import numpy as np
+import pytest
+from conftest import ROOT
+
+import abs_engine as ae
+from abs_engine import kernel_compile as kc
+from abs_engine.kernels import collateral, montecarlo, rng
+from abs_engine.kernels.montecarlo import (
+    BLOCK_CALLEES,
+    block_callee_args,
+    block_scratch,
+    run_block,
+)
+from abs_engine.simulation import start_simulation_compiled
+
+
+def _job():
+    cd = ae.compile_deal(ae.load_deal())
+    sc = ae.load_scenario("huake_mc")
+    return start_simulation_compiled(cd, sc, n_paths=100, seed=1, progress=False).job
+
+
+def test_block_callees_are_what_the_block_kernel_calls(monkeypatch):
+    # the block kernel's Python twin on the bundled deal, each callee's arguments recorded: the
+    # numba types of what it passes must be those block_callee_args builds (the other process
+    # compiles these: a signature off by one array flag compiles what the kernel never loads)
+    job = _job()
+    sums = job.shape.sums(1)
+    scratch = block_scratch(job.model, job.deal, sums)
+    expected = {}
+    calls = block_callee_args(job.spec, job.model, job.deal, sums, *scratch)
+    for dispatcher, call in zip(BLOCK_CALLEES, calls, strict=True):
+        expected.setdefault(dispatcher.py_func.__name__, set()).add(
+            tuple(numba.typeof(a) for a in call)
+        )
+    seen = {}
+    for name in expected:
+        for module in (montecarlo, collateral, rng):
+            fn = vars(module).get(name)
+            if fn is None or isinstance(fn, numba.core.registry.CPUDispatcher):
+                continue
+
+            def record(*args, _fn=fn, _name=name):
+                seen.setdefault(_name, set()).add(tuple(numba.typeof(a) for a in args))
+                return _fn(*args)
+
+            monkeypatch.setattr(module, name, record)
+    spec = job.spec._replace(n_paths=64, keep=0)
+    with np.errstate(over="ignore"):  # the generator's uint64 arithmetic wraps by design
+        montecarlo.run_block_py(0, 0, spec, job.model, job.deal, sums, *scratch)
+    assert {"waterfall_path_py", "path_metrics_py", "uniform_py", "ndtri_py"} <= set(seen)
+    for name, sigs in seen.items():
+        assert sigs <= expected[name], name
+    assert BLOCK_CALLEES[0].py_func.__name__ == "waterfall_path_py"  # compiled in this process
+
+
+def _kernel(cache_path, module="abs_engine.kernels.montecarlo", name="run_block_py__jit"):
+    return SimpleNamespace(
+        stats=SimpleNamespace(cache_path=cache_path),
+        py_func=SimpleNamespace(__module__=module, __qualname__=name),
+    )
+
+
+def test_cold_means_no_index_for_the_kernel_in_its_cache_folder(tmp_path):
+    assert kc.is_cold(_kernel(str(tmp_path / "missing")))  # numba creates it when it saves
+    assert kc.is_cold(_kernel(str(tmp_path)))
+    (tmp_path / "montecarlo.run_block_cmc_py__jit-5.py311.nbi").write_text("")
+    (tmp_path / "waterfall.run_block_py__jit-440.py311.nbc").write_text("")
+    assert kc.is_cold(_kernel(str(tmp_path)))  # another kernel's index, a data file
+    (tmp_path / "montecarlo.run_block_py__jit-440.py311.nbi").write_text("")
+    assert not kc.is_cold(_kernel(str(tmp_path)))
+    assert not kc.is_cold(_kernel(None))  # no disk cache: another process cannot help
+    assert not kc.is_cold(object())  # unsure: compile as before
+    assert kc.is_cold(run_block) in (True, False)
+
+
+def test_no_second_process_when_told_or_on_one_core(monkeypatch):
+    monkeypatch.setenv(kc.PROCESSES_ENV, "1")
+    assert kc.start_helper([]) is None
+    monkeypatch.delenv(kc.PROCESSES_ENV)
+    monkeypatch.setattr(kc, "_cores", lambda: 1)
+    assert kc.start_helper([]) is None
+
+
+def test_a_cached_kernel_compiles_nothing_apart(monkeypatch):
+    started = []
+    monkeypatch.setattr(kc, "is_cold", lambda kernel: False)
+    monkeypatch.setattr(kc, "start_helper", lambda sigs: started.append(sigs))
+    kc.compile_callees(run_block, [None], [()])  # would fail if it compiled anything
+    assert started == []
+
+
+def test_a_helper_that_fails_costs_nothing_but_time(monkeypatch):
+    # a process that exits at once without reading its input: this side carries on
+    monkeypatch.setattr(kc, "is_cold", lambda kernel: True)
+    proc = subprocess.Popen([sys.executable, "-c", "pass"], stdin=subprocess.PIPE)
+    monkeypatch.setattr(kc, "start_helper", lambda sigs: proc)
+    compiled = []
+    callee = SimpleNamespace(compile=compiled.append)
+    kc.compile_callees(run_block, [callee], [(1.0,), (2.0,)])
+    assert compiled == [(numba.float64,)] and proc.poll() == 0
+
+
+_CHILD = r"""
+import json, sys
+from numba.core import event
+compiled = []
+class Listener(event.Listener):
+    def on_start(self, ev):
+        compiled.append(ev.data["dispatcher"].py_func.__name__)
+    def on_end(self, ev):
+        pass
+event.register("numba:compile", Listener())
+import abs_engine as ae
+r = ae.simulate(n_paths=3000, seed=5, progress=False)
+print(json.dumps({"compiled": compiled, "tranches": json.dumps(r.tranches.to_dict())}))
+"""
+
+
+@pytest.mark.slow
+def test_a_cold_compile_over_two_processes_gives_the_same_results(tmp_path):
+    # an empty cache: this process compiles the waterfall and the kernel, the other the rest;
+    # the results are those of a kernel compiled here in one process (this test session's)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), kc.PROCESSES_ENV: "2"}
+    env.pop("NUMBA_DISABLE_JIT", None)
+    out = subprocess.run([sys.executable, "-c", _CHILD], env=env, cwd=ROOT, capture_output=True,
+                         text=True, timeout=600, check=True)  # fmt: skip
+    child = json.loads(out.stdout.strip().splitlines()[-1])
+    mine = ae.simulate(n_paths=3000, seed=5, progress=False)
+    assert child["tranches"] == json.dumps(mine.tranches.to_dict())  # floats exactly (repr)
+    ours = {name for name in child["compiled"] if name.endswith("_py")}
+    if kc._cores() >= 2:
+        assert ours == {"waterfall_path_py", "run_block_py", "base_amount_py"}, ours
