@@ -71,13 +71,15 @@ def start_helper(signatures: Sequence[tuple[Any, ...]]) -> subprocess.Popen[byte
     if os.environ.get(PROCESSES_ENV, "").strip() == "1" or _cores() < 2 or not sys.executable:
         return None
     env = dict(os.environ)
-    # the other process imports this very package, installed or not
-    root = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    # the other process imports this very package (by this module's name, whatever the
+    # package is called), installed or not; an installed one it finds where this one did
+    root = Path(__file__).resolve().parent.parent
+    if root.name not in ("site-packages", "dist-packages"):
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH")) if p)
     try:
         payload = pickle.dumps(list(signatures))
         proc = subprocess.Popen(
-            [sys.executable, "-m", "abs_engine.kernel_compile"],
+            [sys.executable, "-m", __name__],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -86,25 +88,35 @@ def start_helper(signatures: Sequence[tuple[Any, ...]]) -> subprocess.Popen[byte
     except (OSError, pickle.PicklingError, ValueError):
         return None
     try:
-        assert proc.stdin is not None
+        if proc.stdin is None:  # pragma: no cover - Popen with stdin=PIPE sets it
+            raise OSError("no pipe to the other process")
         proc.stdin.write(payload)
         proc.stdin.close()
     except OSError:  # it died before reading: compile here
-        proc.kill()
-        proc.wait()
+        _stop(proc)
         return None
     return proc
 
 
+def _stop(proc: subprocess.Popen[bytes] | None) -> None:
+    """Stop the other process, if any (what it cached stays: numba writes whole files)."""
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
 def _finish(proc: subprocess.Popen[bytes] | None) -> None:
-    """Wait for the other process (at most :data:`WAIT_S`); stop it when it takes longer."""
+    """Wait for the other process (at most :data:`WAIT_S`); stop it when it takes longer, or
+    when the wait is interrupted (Ctrl-C, a signal turned into an exception)."""
     if proc is None:
         return
     try:
         proc.wait(timeout=WAIT_S)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        _stop(proc)
+    except BaseException:
+        _stop(proc)
+        raise
 
 
 def compile_callees(kernel: Any, callees: Sequence[Any], args: Sequence[tuple[Any, ...]]) -> None:
@@ -118,8 +130,10 @@ def compile_callees(kernel: Any, callees: Sequence[Any], args: Sequence[tuple[An
     proc = start_helper(signatures[1:])
     try:
         callees[0].compile(signatures[0])
-    finally:
-        _finish(proc)
+    except BaseException:  # a failed compile or an interrupt: nothing to wait for
+        _stop(proc)
+        raise
+    _finish(proc)
 
 
 def main() -> int:

@@ -6,8 +6,10 @@ Runs the first ``simulate`` of the bundled deal (1,000 paths) in a fresh process
 took longest, exclusive (their own compile, callees compiled on the way left out) and
 inclusive, with their signatures. ``NUMBA_OPT`` and the other numba variables of the
 environment pass through, so ``NUMBA_OPT=1 python -m benchmarks.compile_profile`` measures
-the optimisation level's share. On an older commit: ``git worktree add /tmp/old REV`` and
-``python -m benchmarks.compile_profile /tmp/old``.
+the optimisation level's share. It compiles in one process
+(``ABS_ENGINE_COMPILE_PROCESSES=1`` unless the environment sets it), so that every function's
+compile is seen. On an older commit: ``git worktree add /tmp/old REV`` and ``python -m
+benchmarks.compile_profile /tmp/old``.
 """
 
 from __future__ import annotations
@@ -58,7 +60,9 @@ def main(argv: list[str]) -> int:
         return 2
     tree = os.path.abspath(argv[0] if argv else ".")
     with tempfile.TemporaryDirectory() as cache:
-        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        # one process, so every function's compile shows (a cold compile otherwise compiles
+        # the block kernel's callees but the waterfall in a second process: kernel_compile)
+        env = {"ABS_ENGINE_COMPILE_PROCESSES": "1", **os.environ, "NUMBA_CACHE_DIR": cache}
         return subprocess.run([sys.executable, "-c", _CHILD, tree, str(top)], env=env,
                               cwd=tree, check=False).returncode  # fmt: skip
 

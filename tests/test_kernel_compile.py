@@ -114,6 +114,27 @@ def test_a_helper_that_fails_costs_nothing_but_time(monkeypatch):
     assert compiled == [(numba.float64,)] and proc.poll() == 0
 
 
+def test_an_interrupted_compile_stops_the_other_process(monkeypatch):
+    monkeypatch.setattr(kc, "is_cold", lambda kernel: True)
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                            stdin=subprocess.PIPE)  # fmt: skip
+    monkeypatch.setattr(kc, "start_helper", lambda sigs: proc)
+
+    def interrupted(sig):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        kc.compile_callees(run_block, [SimpleNamespace(compile=interrupted)], [(1.0,), (2.0,)])
+    assert proc.poll() is not None  # stopped, not waited for
+
+
+def test_a_helper_that_hangs_is_stopped_after_the_wait(monkeypatch):
+    monkeypatch.setattr(kc, "WAIT_S", 0.2)
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    kc._finish(proc)
+    assert proc.poll() is not None
+
+
 _CHILD = r"""
 import json, sys
 from numba.core import event
