@@ -15,6 +15,7 @@ all but the waterfall into the cache, while this one compiles the waterfall; the
 compile then loads them from the cache. Whatever goes wrong on the other side (no process
 started, a crash, a cache it cannot write, a timeout) costs only time: numba compiles here
 what it does not find. ``ABS_ENGINE_COMPILE_PROCESSES=1`` keeps the compile in one process.
+The other process is a whole Python with numba: about 5 s and 200 MB at its peak, measured.
 """
 
 from __future__ import annotations
@@ -23,18 +24,41 @@ import os
 import pickle
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numba
 
-#: environment variable: "1" compiles in this process alone
+#: environment variable: "1" (or "0") compiles in this process alone
 PROCESSES_ENV = "ABS_ENGINE_COMPILE_PROCESSES"
-#: the longest this process waits for the other once its own part is compiled (seconds)
-WAIT_S = 120.0
+#: the longest this process waits for the other once its own part is compiled (seconds;
+#: ``ABS_ENGINE_COMPILE_WAIT_S`` sets it): normally a few seconds, the waterfall taking longer
+WAIT_S = float(os.environ.get("ABS_ENGINE_COMPILE_WAIT_S", "") or 120.0)
+#: kernels whose callees this process has compiled apart already (two threads starting cold
+#: runs at once start one other process, not two)
+_DONE: set[int] = set()
+_LOCK = threading.Lock()
 
 __all__ = ["PROCESSES_ENV", "compile_callees", "is_cold", "main", "start_helper"]
+
+
+def _one_process() -> bool:
+    """``ABS_ENGINE_COMPILE_PROCESSES`` set to 1 or 0 (other values: the default, two)."""
+    try:
+        return int(os.environ.get(PROCESSES_ENV, "2").strip() or "2") <= 1
+    except ValueError:
+        return False
+
+
+def _python() -> str | None:
+    """The interpreter to start: this one, where it is a Python (an embedding host's
+    ``sys.executable`` may be something else, which ``-m`` would not run)."""
+    exe = sys.executable
+    if exe and Path(exe).name.lower().startswith(("python", "pypy")):
+        return exe
+    return None
 
 
 def _cores() -> int:
@@ -68,7 +92,8 @@ def start_helper(signatures: Sequence[tuple[Any, ...]]) -> subprocess.Popen[byte
     :data:`~abs_engine.kernels.montecarlo.BLOCK_CALLEES` for ``signatures`` (one tuple of
     numba types each, in that order), unless ``ABS_ENGINE_COMPILE_PROCESSES=1`` or this
     process has one core; None when it was not started."""
-    if os.environ.get(PROCESSES_ENV, "").strip() == "1" or _cores() < 2 or not sys.executable:
+    python = _python()
+    if _one_process() or _cores() < 2 or python is None:
         return None
     env = dict(os.environ)
     # the other process imports this very package (by this module's name, whatever the
@@ -78,14 +103,15 @@ def start_helper(signatures: Sequence[tuple[Any, ...]]) -> subprocess.Popen[byte
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH")) if p)
     try:
         payload = pickle.dumps(list(signatures))
+        # -P: not the working folder first on its path, where another checkout may be
         proc = subprocess.Popen(
-            [sys.executable, "-m", __name__],
+            [python, "-P", "-m", __name__],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env=env,
         )
-    except (OSError, pickle.PicklingError, ValueError):
+    except Exception:  # cannot pickle, cannot start: compile here
         return None
     try:
         if proc.stdin is None:  # pragma: no cover - Popen with stdin=PIPE sets it
@@ -95,6 +121,9 @@ def start_helper(signatures: Sequence[tuple[Any, ...]]) -> subprocess.Popen[byte
     except OSError:  # it died before reading: compile here
         _stop(proc)
         return None
+    except BaseException:
+        _stop(proc)
+        raise
     return proc
 
 
@@ -124,16 +153,18 @@ def compile_callees(kernel: Any, callees: Sequence[Any], args: Sequence[tuple[An
     first of ``callees`` (the waterfall) here for ``args[0]``, and the others in another
     process (:func:`start_helper`) for theirs, and wait for it. Does nothing when ``kernel``
     is cached, and compiles only here when another process cannot help."""
-    if not is_cold(kernel):
-        return
-    signatures = [tuple(numba.typeof(a) for a in call) for call in args]
-    proc = start_helper(signatures[1:])
-    try:
-        callees[0].compile(signatures[0])
-    except BaseException:  # a failed compile or an interrupt: nothing to wait for
-        _stop(proc)
-        raise
-    _finish(proc)
+    with _LOCK:
+        if id(kernel) in _DONE or not is_cold(kernel):
+            return
+        _DONE.add(id(kernel))
+        signatures = [tuple(numba.typeof(a) for a in call) for call in args]
+        proc = start_helper(signatures[1:])
+        try:
+            callees[0].compile(signatures[0])
+        except BaseException:  # a failed compile or an interrupt: nothing to wait for
+            _stop(proc)
+            raise
+        _finish(proc)
 
 
 def main() -> int:

@@ -4,16 +4,20 @@ gives the same results; and it stands aside when it cannot help."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import pickle
 import subprocess
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import numba
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, homogeneous_deal, mc
+from numba.core.registry import CPUDispatcher
 
 import abs_engine as ae
 from abs_engine import kernel_compile as kc
@@ -27,30 +31,21 @@ from abs_engine.kernels.montecarlo import (
 from abs_engine.simulation import start_simulation_compiled
 
 
-def _job():
-    cd = ae.compile_deal(ae.load_deal())
-    sc = ae.load_scenario("huake_mc")
-    return start_simulation_compiled(cd, sc, n_paths=100, seed=1, progress=False).job
+def _job(cd=None, sc=None, **kw):
+    cd = cd if cd is not None else ae.compile_deal(ae.load_deal())
+    sc = sc if sc is not None else ae.load_scenario("huake_mc")
+    return start_simulation_compiled(cd, sc, n_paths=64, seed=1, progress=False, jit=False,
+                                     **kw).job  # fmt: skip
 
 
-def test_block_callees_are_what_the_block_kernel_calls(monkeypatch):
-    # the block kernel's Python twin on the bundled deal, each callee's arguments recorded: the
-    # numba types of what it passes must be those block_callee_args builds (the other process
-    # compiles these: a signature off by one array flag compiles what the kernel never loads)
-    job = _job()
-    sums = job.shape.sums(1)
-    scratch = block_scratch(job.model, job.deal, sums)
-    expected = {}
-    calls = block_callee_args(job.spec, job.model, job.deal, sums, *scratch)
-    for dispatcher, call in zip(BLOCK_CALLEES, calls, strict=True):
-        expected.setdefault(dispatcher.py_func.__name__, set()).add(
-            tuple(numba.typeof(a) for a in call)
-        )
+def _record(monkeypatch, names):
+    """Wrap the Python twins called ``names`` where the block kernel's twin finds them; the
+    numba types of the arguments of each call go into the returned dict."""
     seen = {}
-    for name in expected:
+    for name in names:
         for module in (montecarlo, collateral, rng):
             fn = vars(module).get(name)
-            if fn is None or isinstance(fn, numba.core.registry.CPUDispatcher):
+            if fn is None or isinstance(fn, CPUDispatcher):
                 continue
 
             def record(*args, _fn=fn, _name=name):
@@ -58,13 +53,54 @@ def test_block_callees_are_what_the_block_kernel_calls(monkeypatch):
                 return _fn(*args)
 
             monkeypatch.setattr(module, name, record)
-    spec = job.spec._replace(n_paths=64, keep=0)
-    with np.errstate(over="ignore"):  # the generator's uint64 arithmetic wraps by design
-        montecarlo.run_block_py(0, 0, spec, job.model, job.deal, sums, *scratch)
-    assert {"waterfall_path_py", "path_metrics_py", "uniform_py", "ndtri_py"} <= set(seen)
+    return seen
+
+
+def test_block_callees_are_what_the_block_kernel_calls(monkeypatch):
+    # the block kernel's Python twin, each callee's arguments recorded: the numba types of
+    # what it passes must be those block_callee_args builds (the other process compiles
+    # these: a signature off by one array flag compiles what the kernel never loads). Two
+    # models: the bundled deal as shipped, and a Student-t copula with twisting (the gamma
+    # variate and the twist's root search)
+    jobs = [_job(), _job(homogeneous_deal(50, 0.05, [0.0, 0.1]),
+                         mc(0.2, copula="student_t", nu=6), sampling="importance")]  # fmt: skip
+    expected = {}
+    for job in jobs:
+        sums = job.shape.sums(1)
+        calls = block_callee_args(job.spec, job.model, job.deal, sums,
+                                  *block_scratch(job.model, job.deal, sums))  # fmt: skip
+        for dispatcher, call in zip(BLOCK_CALLEES, calls, strict=True):
+            expected.setdefault(dispatcher.py_func.__name__, set()).add(
+                tuple(numba.typeof(a) for a in call)
+            )
+    assert all(len(sigs) == 1 for name, sigs in expected.items() if name != "_copy_py")
+    seen = _record(monkeypatch, expected)
+    for job in jobs:
+        sums = job.shape.sums(1)
+        with np.errstate(over="ignore"):  # the generator's uint64 arithmetic wraps by design
+            montecarlo.run_block_py(0, 0, job.spec, job.model, job.deal, sums,
+                                    *block_scratch(job.model, job.deal, sums))  # fmt: skip
+    assert set(seen) == set(expected)  # every callee called, each with the listed types
     for name, sigs in seen.items():
-        assert sigs <= expected[name], name
+        assert sigs == expected[name], name
     assert BLOCK_CALLEES[0].py_func.__name__ == "waterfall_path_py"  # compiled in this process
+
+
+def test_every_compiled_function_the_block_kernel_calls_is_listed():
+    # the names the compiled block kernel reads (its draws inlined) that are numba functions
+    # it calls rather than inlines: each must be in BLOCK_CALLEES, or a cold compile would
+    # compile it in this process after all
+    fn = run_block.py_func
+    called = {
+        name: value
+        for name, value in fn.__globals__.items()
+        if name in fn.__code__.co_names
+        and isinstance(value, CPUDispatcher)
+        and value.targetoptions.get("inline", "never") != "always"
+    }
+    assert called, "no compiled callee found: the check itself is broken"
+    missing = sorted(name for name, d in called.items() if d not in BLOCK_CALLEES)
+    assert not missing
 
 
 def _kernel(cache_path, module="abs_engine.kernels.montecarlo", name="run_block_py__jit"):
@@ -84,15 +120,47 @@ def test_cold_means_no_index_for_the_kernel_in_its_cache_folder(tmp_path):
     assert not kc.is_cold(_kernel(str(tmp_path)))
     assert not kc.is_cold(_kernel(None))  # no disk cache: another process cannot help
     assert not kc.is_cold(object())  # unsure: compile as before
-    assert kc.is_cold(run_block) in (True, False)
 
 
-def test_no_second_process_when_told_or_on_one_core(monkeypatch):
-    monkeypatch.setenv(kc.PROCESSES_ENV, "1")
-    assert kc.start_helper([]) is None
+def test_a_kernel_loaded_or_compiled_is_not_cold():
+    ae.simulate(n_paths=100, progress=False)  # compiled or loaded, and saved to its cache
+    assert not kc.is_cold(run_block)
+
+
+def test_no_second_process_when_told_on_one_core_or_without_a_python(monkeypatch):
+    for value in ("1", "0", " 1 "):
+        monkeypatch.setenv(kc.PROCESSES_ENV, value)
+        assert kc.start_helper([]) is None
     monkeypatch.delenv(kc.PROCESSES_ENV)
     monkeypatch.setattr(kc, "_cores", lambda: 1)
     assert kc.start_helper([]) is None
+    monkeypatch.setattr(kc, "_cores", lambda: 2)
+    monkeypatch.setattr(sys, "executable", "/usr/sbin/uwsgi")  # an embedding host
+    assert kc.start_helper([]) is None
+
+
+def test_the_other_process_runs_this_package_with_the_signatures(monkeypatch):
+    started = {}
+
+    class FakePopen:
+        def __init__(self, argv, stdin, stdout, stderr, env):
+            started.update(argv=argv, env=env)
+            self.stdin = io.BytesIO()
+            self.stdin.close = lambda: started.update(payload=self.stdin.getvalue())
+
+        def poll(self):
+            return 0
+
+    monkeypatch.delenv(kc.PROCESSES_ENV, raising=False)
+    monkeypatch.setattr(kc, "_cores", lambda: 2)
+    monkeypatch.setattr(kc.subprocess, "Popen", FakePopen)
+    sigs = [(numba.float64, numba.int64[:])]
+    assert isinstance(kc.start_helper(sigs), FakePopen)
+    assert started["argv"][1:] == ["-P", "-m", "abs_engine.kernel_compile"]
+    assert pickle.loads(started["payload"]) == sigs
+    root = str(Path(kc.__file__).resolve().parents[1])
+    if Path(root).name not in ("site-packages", "dist-packages"):
+        assert started["env"]["PYTHONPATH"].split(os.pathsep)[0] == root
 
 
 def test_a_cached_kernel_compiles_nothing_apart(monkeypatch):
@@ -106,6 +174,7 @@ def test_a_cached_kernel_compiles_nothing_apart(monkeypatch):
 def test_a_helper_that_fails_costs_nothing_but_time(monkeypatch):
     # a process that exits at once without reading its input: this side carries on
     monkeypatch.setattr(kc, "is_cold", lambda kernel: True)
+    monkeypatch.setattr(kc, "_DONE", set())
     proc = subprocess.Popen([sys.executable, "-c", "pass"], stdin=subprocess.PIPE)
     monkeypatch.setattr(kc, "start_helper", lambda sigs: proc)
     compiled = []
@@ -114,8 +183,21 @@ def test_a_helper_that_fails_costs_nothing_but_time(monkeypatch):
     assert compiled == [(numba.float64,)] and proc.poll() == 0
 
 
+def test_callees_are_compiled_apart_once_a_process(monkeypatch):
+    # two threads starting cold runs: the second finds the first's work done
+    monkeypatch.setattr(kc, "is_cold", lambda kernel: True)
+    monkeypatch.setattr(kc, "_DONE", set())
+    started, compiled = [], []
+    monkeypatch.setattr(kc, "start_helper", lambda sigs: started.append(sigs))
+    callee = SimpleNamespace(compile=compiled.append)
+    for _ in range(2):
+        kc.compile_callees(run_block, [callee], [(1.0,), (2,)])
+    assert started == [[(numba.int64,)]] and compiled == [(numba.float64,)]
+
+
 def test_an_interrupted_compile_stops_the_other_process(monkeypatch):
     monkeypatch.setattr(kc, "is_cold", lambda kernel: True)
+    monkeypatch.setattr(kc, "_DONE", set())
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
                             stdin=subprocess.PIPE)  # fmt: skip
     monkeypatch.setattr(kc, "start_helper", lambda sigs: proc)
@@ -155,7 +237,8 @@ print(json.dumps({"compiled": compiled, "tranches": json.dumps(r.tranches.to_dic
 def test_a_cold_compile_over_two_processes_gives_the_same_results(tmp_path):
     # an empty cache: this process compiles the waterfall and the kernel, the other the rest;
     # the results are those of a kernel compiled here in one process (this test session's)
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), kc.PROCESSES_ENV: "2"}
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), kc.PROCESSES_ENV: "2",
+           "ABS_ENGINE_COMPILE_WAIT_S": "3600"}  # fmt: skip
     env.pop("NUMBA_DISABLE_JIT", None)
     out = subprocess.run([sys.executable, "-c", _CHILD], env=env, cwd=ROOT, capture_output=True,
                          text=True, timeout=600, check=True)  # fmt: skip

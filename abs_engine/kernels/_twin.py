@@ -11,6 +11,7 @@ import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numba
 import numpy as np
 from numba import njit
 from numba.core.compiler import CompilerBase, DefaultPassBuilder
@@ -84,9 +85,10 @@ def jit_twin(
     # copy's globals: numba types an int global as a literal, so each distinct column of
     # ``a[t, j, LT_X]`` was another index type to resolve; int64 scalars share one (the
     # waterfall's type inference 1.0-1.1 s instead of 1.1-1.4 s in three alternating pairs)
-    for name, value in list(f.__globals__.items()):
-        if type(value) is int and name.isupper():
-            f.__globals__[name] = np.int64(value)
+    if not numba.config.DISABLE_JIT:  # Python runs the copy then: keep Python ints
+        for name, value in list(f.__globals__.items()):
+            if type(value) is int and name.isupper() and -(2**63) <= value < 2**63:
+                f.__globals__[name] = np.int64(value)
     f.__qualname__ = py_fn.__qualname__ + "__jit"
     f.__module__ = py_fn.__module__
     f.__doc__ = py_fn.__doc__
