@@ -9,7 +9,7 @@ Only the kernel waits on the others; the waterfall and the rest
 (:data:`~abs_engine.kernels.montecarlo.BLOCK_CALLEES`) wait on nothing.
 
 So when the kernel is not in numba's on-disk cache and this process may use a second core,
-:func:`compile_callees` starts a second Python process (``python -m
+:func:`compile_callees` starts a second Python process (``python -P -m
 abs_engine.kernel_compile``, the callees' numba signatures pickled on its stdin) that compiles
 all but the waterfall into the cache, while this one compiles the waterfall; the kernel's
 compile then loads them from the cache. Whatever goes wrong on the other side (no process
@@ -88,10 +88,10 @@ def is_cold(kernel: Any) -> bool:
 
 
 def start_helper(signatures: Sequence[tuple[Any, ...]]) -> subprocess.Popen[bytes] | None:
-    """Start ``python -m abs_engine.kernel_compile`` compiling the callees after the first of
-    :data:`~abs_engine.kernels.montecarlo.BLOCK_CALLEES` for ``signatures`` (one tuple of
-    numba types each, in that order), unless ``ABS_ENGINE_COMPILE_PROCESSES=1`` or this
-    process has one core; None when it was not started."""
+    """Start ``python -P -m abs_engine.kernel_compile`` compiling the callees after the first
+    of :data:`~abs_engine.kernels.montecarlo.BLOCK_CALLEES` for ``signatures`` (one tuple of
+    numba types each, in that order), unless ``ABS_ENGINE_COMPILE_PROCESSES`` is 1 or 0, this
+    process has one core, or ``sys.executable`` is no Python; None when it was not started."""
     python = _python()
     if _one_process() or _cores() < 2 or python is None:
         return None
@@ -128,7 +128,8 @@ def start_helper(signatures: Sequence[tuple[Any, ...]]) -> subprocess.Popen[byte
 
 
 def _stop(proc: subprocess.Popen[bytes] | None) -> None:
-    """Stop the other process, if any (what it cached stays: numba writes whole files)."""
+    """Stop the other process, if any (what it cached stays: numba writes a temporary file and
+    renames it, so a file is whole or absent; a killed save may leave the temporary one)."""
     if proc is not None and proc.poll() is None:
         proc.kill()
         proc.wait()
