@@ -16,18 +16,23 @@ import numpy as np
 from numba import njit
 from numba.core.compiler import CompilerBase, DefaultPassBuilder
 from numba.core.typed_passes import NopythonRewrites
-from numba.core.untyped_passes import InlineClosureLikes
+from numba.core.untyped_passes import InlineClosureLikes, ReconstructSSA
 
 from ._inline import inline_helpers
 
 __all__ = ["KernelCompiler", "jit_twin"]
 
 #: numba passes the kernels have no use for: inlining closures (the kernels define none; the
-#: inliner refuses nested functions, lambdas and comprehensions) and the rewrites after type
+#: inliner refuses nested functions, lambdas and comprehensions), the rewrites after type
 #: inference (array expressions fused into loops, string-literal indexing: the kernels use
-#: neither, and the compiled twins of those that do not allocate may not). Together about 1 s
-#: of the waterfall's 8-9 s compile (numba's pass timings), and 0.1-0.4 s of each other kernel
-_SKIPPED_PASSES = (InlineClosureLikes, NopythonRewrites)
+#: neither, and the compiled twins of those that do not allocate may not), and the SSA
+#: reconstruction, which lets a variable take different types at different assignments: a
+#: kernel variable has one type throughout (without it numba unifies its assignments' types,
+#: and a variable it could not unify would fail to compile, not compile differently; every
+#: output bitwise as with it, 123 of 123 arrays). The first two took about 1 s of the
+#: waterfall's 8-9 s compile (numba's pass timings), SSA about 1 s more and a slower type
+#: inference after it (the waterfall 6.0-6.5 s without it against 7.6-8.9 s, two pairs)
+_SKIPPED_PASSES = (InlineClosureLikes, ReconstructSSA, NopythonRewrites)
 
 
 class KernelCompiler(CompilerBase):
