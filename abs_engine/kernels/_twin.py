@@ -27,9 +27,10 @@ __all__ = ["KernelCompiler", "jit_twin"]
 #: inference (array expressions fused into loops, string-literal indexing: the kernels use
 #: neither, and the compiled twins of those that do not allocate may not), and the SSA
 #: reconstruction, which lets a variable take different types at different assignments: a
-#: kernel variable has one type throughout (without it numba unifies its assignments' types,
-#: and a variable it could not unify would fail to compile, not compile differently; every
-#: output bitwise as with it, 123 of 123 arrays). The first two took about 1 s of the
+#: kernel variable has one type throughout (without it numba unifies its assignments' types:
+#: an int and a float assignment make a float, holding the same values; what it cannot unify
+#: fails to compile. The twin tests check the result; every output bitwise as with it, 123 of
+#: 123 arrays). The first two took about 1 s of the
 #: waterfall's 8-9 s compile (numba's pass timings), SSA about 1 s more and a slower type
 #: inference after it (the waterfall 6.0-6.5 s without it against 7.6-8.9 s, two pairs)
 _SKIPPED_PASSES = (InlineClosureLikes, ReconstructSSA, NopythonRewrites)
