@@ -62,11 +62,8 @@ def _python() -> str | None:
 
 
 def _cores() -> int:
-    """The cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not on Linux
-        return os.cpu_count() or 1
+    """The cores this process may run on (numba's count, from the affinity mask)."""
+    return int(getattr(numba.config, "NUMBA_DEFAULT_NUM_THREADS", 1))
 
 
 def is_cold(kernel: Any) -> bool:

@@ -32,7 +32,9 @@ from abs_engine.synthetic import one_period_deal
 
 # The test workers (pytest -n auto) already keep every core busy: a second compile process
 # per worker on a cold cache (abs_engine.kernel_compile) only competes with them (the default
-# set from an empty cache: 121 s with it, 103 s without, one run each). Its own tests set it.
+# set from an empty cache: 121 s with it, 103 s without, one run each: `find abs_engine -name
+# "*.nb[ic]" -delete`, then the test command with ABS_ENGINE_COMPILE_PROCESSES=2 or 1).
+# Its own tests set it.
 os.environ.setdefault("ABS_ENGINE_COMPILE_PROCESSES", "1")
 
 #: the repository root (waterfalls/, scenarios/, README.md, .ci/run)

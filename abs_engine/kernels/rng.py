@@ -48,22 +48,20 @@ _S11 = np.uint64(11)
 _ONE = np.uint64(1)
 _TWO_M53 = 2.0**-53
 
-# stream numbers: each kind of draw has its own independent sequence within a path. NumPy
-# int64 scalars, not Python ints: numba types a module's int constants as literals and
-# compiled path_key once per stream constant (eight specialisations, about 1 s of the cold
-# compile); an int64 scalar global is typed int64, one signature for every stream
-STREAM_FACTORS = np.int64(0)  # systematic factors (counter = factor index)
-STREAM_MIXING = np.int64(1)  # Student-t chi-square mixing variable
-STREAM_PREPAY = np.int64(2)  # stochastic prepayment multiplier
-STREAM_PROVIDERS = np.int64(3)  # support providers' idiosyncratic terms (counter = support index)
-STREAM_OBLIGORS = np.int64(4)  # one uniform per obligor (counter = obligor index)
-STREAM_RECOVERY = np.int64(5)  # IP value shock of a defaulted obligor (counter = obligor index)
-STREAM_LAG = np.int64(6)  # random disposal lag of a defaulted obligor (counter = obligor index)
-#: counter 0 of a stream, an int64 scalar for the same reason: a literal 0 compiled ``uniform``
-#: and ``normal`` once more each (0.2-0.3 s of the cold compile apiece)
-COUNTER_0 = np.int64(0)
-# + support index: an independent provider's own chi-square draw
-STREAM_PROVIDER_MIXING = np.int64(16)
+# stream numbers: each kind of draw has its own independent sequence within a path. Plain ints
+# here; the compiled twins read them as int64 scalars (``jit_twin`` rebinds a module's
+# all-caps ints), so path_key compiles once for every stream, not once per literal
+STREAM_FACTORS = 0  # systematic factors (counter = factor index)
+STREAM_MIXING = 1  # Student-t chi-square mixing variable
+STREAM_PREPAY = 2  # stochastic prepayment multiplier
+STREAM_PROVIDERS = 3  # support providers' idiosyncratic terms (counter = support index)
+STREAM_OBLIGORS = 4  # one uniform per obligor (counter = obligor index)
+STREAM_RECOVERY = 5  # IP value shock of a defaulted obligor (counter = obligor index)
+STREAM_LAG = 6  # random disposal lag of a defaulted obligor (counter = obligor index)
+#: counter 0 of a stream, named for the same reason: a literal 0 at a call compiled
+#: ``uniform`` and ``normal`` once more each (0.2-0.3 s of the cold compile apiece)
+COUNTER_0 = 0
+STREAM_PROVIDER_MIXING = 16  # + support index: an independent provider's own chi-square draw
 
 
 def _mix_py(z):
