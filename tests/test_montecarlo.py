@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -606,6 +607,98 @@ def test_pd_bounds_are_above_every_conditional_pd_of_their_cell():
     assert pd_bounds(many, np.full(many.size, 0.2), L.COPULA_GAUSSIAN).shape == (1, many.size)
 
 
+def _many_per_class_model(copula: str, rho: float = 0.3) -> tuple[Any, Any]:
+    """600 obligors in three PD classes, six annual periods, schedules ending in periods 4
+    to 6: a compiled deal and its collateral model."""
+    doc = base_deal(dates=annual_dates(6))
+    doc["pool"]["obligors"] = [
+        obligor(f"O{i}", 100.0, 0.05, n=4 + i % 3, kind="level_pay",
+                pd={"kind": "flat", "annual": (0.05, 0.12, 0.25)[i % 3]})
+        for i in range(600)
+    ]  # fmt: skip
+    doc["tranches"][0]["balance"] = sum(o["balance"] for o in doc["pool"]["obligors"])
+    cd = ae.compile_deal(parse_deal(doc))
+    return cd, compile_model(cd, mc(rho, copula=copula)).kernel
+
+
+@pytest.mark.parametrize("copula", ["gaussian", "student_t"])
+def test_a_defaulters_period_is_the_first_whose_conditional_pd_exceeds_its_uniform(copula):
+    """The kernel's defaulters and default periods against a brute-force reading of the model
+    (every class's conditional PD in every period, each obligor's uniform against them, in
+    plain Python): equal on 40 paths, with the binary search (a class's first defaulter on a
+    path) and the count over a whole row (its later defaulters) both used."""
+    from abs_engine.kernels import layout as L
+    from abs_engine.kernels.collateral import (
+        CS_STUDENT_SCALE,
+        collateral_path,
+        collateral_scratch,
+        cond_pd_py,
+    )
+    from abs_engine.kernels.rng import STREAM_OBLIGORS, path_key_py, uniform_py
+
+    cd, model = _many_per_class_model(copula)
+    n, n_c, n_t = cd.n_obligors, model.class_threshold.shape[0], cd.n_periods
+    scratch = collateral_scratch(n, n_c, model.chol.shape[0], n_t, 0)
+    whole_rows = 0
+    for p in range(40):
+        n_def = collateral_path(3, p, model, scratch)
+        scale = scratch.stats[CS_STUDENT_SCALE]
+        pd = np.array([[cond_pd_py(c, t, scale, scratch.z, model.class_threshold,
+                                   model.class_sqrt_rho, model.class_sqrt_1mrho,
+                                   model.class_factor) for t in range(n_t)]
+                       for c in range(n_c)])  # fmt: skip
+        key = path_key_py(3, p, STREAM_OBLIGORS)
+        expected = []
+        for i in range(n):
+            u, c = uniform_py(key, i), model.obligor_class[i]
+            below = np.nonzero(u < pd[c])[0]
+            if below.size == 0:
+                continue
+            t = int(below[0])
+            if model.sched[model.obligor_sched[i], t, L.SC_BALANCE] > 0.0:
+                expected.append((i, t))
+        got = list(
+            zip(scratch.def_idx[:n_def].tolist(), scratch.def_t[:n_def].tolist(), strict=True)
+        )
+        assert got == expected
+        whole_rows += int((scratch.row_state == -(p + 1)).sum())
+    assert whole_rows > 40  # the count over whole rows was used, on most paths
+
+
+def test_a_row_of_pds_that_decreases_keeps_the_binary_search():
+    """A class whose row of conditional PDs decreases somewhere (thresholds out of order: no
+    compiled model has them) is never counted over; each defaulter's period is then the
+    binary search's (the Python twin, 20 paths)."""
+    from abs_engine.kernels.bundles import frozen
+    from abs_engine.kernels.collateral import (
+        CS_STUDENT_SCALE,
+        _default_period_py,
+        collateral_draws_py,
+        collateral_scratch_py,
+    )
+    from abs_engine.kernels.rng import STREAM_OBLIGORS, path_key_py, uniform_py
+
+    cd, model = _many_per_class_model("gaussian")
+    thr = model.class_threshold.copy()
+    thr[:, 2] = thr[:, 4] + 0.3  # period 2 above periods 3 and 4
+    no_bound = np.full((1, len(thr)), 2.0)  # the bounds were computed for the other thresholds
+    bent = frozen(model._replace(class_threshold=thr, class_pd_bound=no_bound))
+    n_c, n_t = thr.shape
+    scratch = collateral_scratch_py(cd.n_obligors, n_c, bent.chol.shape[0], n_t, 0)
+    checked = 0
+    for p in range(20):
+        n_def = collateral_draws_py(5, p, bent, scratch)
+        assert not (scratch.row_state == -(p + 1)).any()
+        key = path_key_py(5, p, STREAM_OBLIGORS)
+        pds = (scratch.stats[CS_STUDENT_SCALE], scratch.z, thr, bent.class_sqrt_rho,
+               bent.class_sqrt_1mrho, bent.class_factor, scratch.cache, scratch.stamp)  # fmt: skip
+        for i, t in zip(scratch.def_idx[:n_def], scratch.def_t[:n_def], strict=True):
+            u = uniform_py(key, i)
+            assert t == _default_period_py(u, bent.obligor_class[i], n_t - 1, p + 1, *pds)
+            checked += 1
+    assert checked > 100
+
+
 def test_pd_bounds_change_no_path():
     """Obligors above their class's PD bound survive without their PD computed: every path's
     draws are bit for bit those without bounds (300 paths of the bundled deal)."""
@@ -626,7 +719,7 @@ def test_pd_bounds_change_no_path():
         n_default += collateral_path(11, p, model, a)
         collateral_path(11, p, plain, b)
         for name, x, y in zip(a._fields, a, b, strict=True):
-            if name not in ("cache", "stamp", "bound_row"):  # what the path computed, and when
+            if name not in ("cache", "stamp", "bound_row", "class_bound", "row_state"):
                 assert np.array_equal(np.asarray(x).view(np.uint8), np.asarray(y).view(np.uint8))
         computed[0] += int((a.stamp[:, -1] == p + 1).sum())
         computed[1] += int((b.stamp[:, -1] == p + 1).sum())

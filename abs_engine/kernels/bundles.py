@@ -151,7 +151,9 @@ CollateralModel = namedtuple(
 #: int64[C, T] (conditional PDs computed on this path: valid where stamp == p + 1),
 #: prepay_factor float64[T + 1], rem float64[3, T], def_idx and def_t int64[N] (defaulters),
 #: twist_p float64[N] (the obligors' conditional PDs on this path, under twisting),
-#: bound_row int64[F] (each factor's row of ``CollateralModel.class_pd_bound`` on this path).
+#: bound_row int64[F] (each factor's row of ``CollateralModel.class_pd_bound`` on this path),
+#: class_bound float64[C] (each class's PD bound on this path), row_state int64[C] (p + 1:
+#: the class has had a defaulter on path p; -(p + 1): its whole row of ``cache`` is computed).
 CollateralScratch = namedtuple(
     "CollateralScratch",
     [
@@ -168,6 +170,8 @@ CollateralScratch = namedtuple(
         "def_t",
         "twist_p",
         "bound_row",
+        "class_bound",
+        "row_state",
     ],
 )
 

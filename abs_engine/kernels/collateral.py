@@ -3,9 +3,10 @@ recoveries and support-provider defaults → pool flows for the waterfall.
 
 Cost per path is about one uniform per obligor: the conditional cumulative PD of each class
 in the last period is computed once per path; only obligors below it (the defaulters) look up
-earlier periods (binary search over a per-path cache). Pool flows start from the pool's
-scheduled totals and subtract the defaulters' rows from their default period on, so the work
-is O(N + defaults·T) per path, not O(N·T).
+earlier periods (binary search over a per-path cache; from a class's second defaulter on a
+path, a count over its whole row of PDs, computed once: no branch to mispredict). Pool flows
+start from the pool's scheduled totals and subtract the defaulters' rows from their default
+period on, so the work is O(N + defaults·T) per path, not O(N·T).
 
 Per period t with prepayment factor pi_t (share of each surviving schedule not yet prepaid;
 pi_0 = 1, pi_{t+1} = pi_t · (1 - smm_t·m), m the path's prepayment multiplier):
@@ -117,6 +118,8 @@ def collateral_scratch_py(n_obligors, n_classes, n_factors, n_periods, n_support
         np.zeros(no, dtype=np.int64),
         np.zeros(no),
         np.zeros(nf, dtype=np.int64),
+        np.zeros(nc),
+        np.zeros(nc, dtype=np.int64),
     )
 
 
@@ -258,7 +261,8 @@ def _class_pd_py(c, t, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, factor, cache, 
 def _default_period_py(u, c, last, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, factor, cache,
                        stamp):  # fmt: skip
     """A defaulter's period: the first t with ``u`` under class c's conditional cumulative PD
-    by t (binary search over periods 0 .. ``last``, PDs cached per path)."""
+    by t (binary search over periods 0 .. ``last``, PDs cached per path; ``u`` is under the
+    PD by ``last``)."""
     lo = 0
     hi = last
     while lo < hi:
@@ -268,6 +272,34 @@ def _default_period_py(u, c, last, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, fac
             hi = mid
         else:
             lo = mid + 1
+    return lo
+
+
+def _full_row_py(c, last, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, factor, cache, stamp,
+                 row_state):  # fmt: skip
+    """Class c's whole row of conditional PDs on this path into ``cache[c, 0 .. last]``;
+    ``row_state[c]`` = -``tag`` where the row never decreases. Then the first t with u under
+    the PD by t, the binary search's answer, is the number of periods before ``last`` whose
+    PD is at or below u (:func:`_counted_period_py`); a row that decreases somewhere (no
+    cumulative PD does, but floating point is not asked to promise it) stays with the
+    search."""
+    monotone = True
+    for t in range(last + 1):
+        _class_pd_py(c, t, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, factor, cache, stamp)
+        if t > 0 and not cache[c, t - 1] <= cache[c, t]:
+            monotone = False
+    if monotone:
+        row_state[c] = -tag
+    return 0
+
+
+def _counted_period_py(u, c, last, cache):
+    """The default period of a uniform ``u`` under class c's full, non-decreasing row of PDs
+    (:func:`_full_row_py`): how many periods before ``last`` have a PD at or below u. The
+    same period as :func:`_default_period_py`, found without a data-dependent branch."""
+    lo = 0
+    for t in range(last):
+        lo += 1 if u >= cache[c, t] else 0
     return lo
 
 
@@ -284,16 +316,21 @@ def _bound_row_py(z):
 
 def _obligor_defaults_py(seed, p, model, scratch, scale):
     """One uniform per obligor against its class's conditional PD by the last period; a
-    defaulter's period by binary search over the earlier ones. Defaulters (with a balance
-    left) into ``scratch.def_idx`` / ``scratch.def_t``; returns their number. A uniform at or
-    above the class's PD bound for this path's factor (``model.class_pd_bound``
-    [CELLS + 2, C], see :func:`abs_engine.compile.model.pd_bounds`; one row: none) is a
+    defaulter's period by binary search over the earlier ones, or, from its class's second
+    defaulter on this path, by a count over the class's whole row (:func:`_full_row_py`;
+    ``scratch.row_state[c]``: ``tag`` = p + 1 once the class has had a defaulter, -``tag``
+    once its row is whole). Defaulters (with a balance left) into ``scratch.def_idx`` /
+    ``scratch.def_t``; returns their number. A uniform at or above the class's PD bound for
+    this path's factor (``model.class_pd_bound`` [CELLS + 2, C], see
+    :func:`abs_engine.compile.model.pd_bounds`; one row: none), read once a path into
+    ``scratch.class_bound`` [C] (through each factor's row, ``scratch.bound_row`` [F]), is a
     survivor without the PD computed."""
     obligor_class, obligor_sched, sched = model.obligor_class, model.obligor_sched, model.sched
     thr, sqrt_rho, sqrt_1mrho = model.class_threshold, model.class_sqrt_rho, model.class_sqrt_1mrho
     factor, pd_bound = model.class_factor, model.class_pd_bound
     z, cache, stamp, bound_row = scratch.z, scratch.cache, scratch.stamp, scratch.bound_row
-    def_idx, def_t = scratch.def_idx, scratch.def_t
+    def_idx, def_t, row_state = scratch.def_idx, scratch.def_t, scratch.row_state
+    class_bound = scratch.class_bound
     last = sched.shape[1] - 1
     tag = p + 1
     key = path_key_py(seed, p, STREAM_OBLIGORS)
@@ -301,17 +338,27 @@ def _obligor_defaults_py(seed, p, model, scratch, scale):
     for f in range(z.shape[0] if bounded else 0):
         row = _bound_row_py(z[f])
         bound_row[f] = row
+    for c in range(thr.shape[0] if bounded else 0):
+        class_bound[c] = pd_bound[bound_row[factor[c]], c]
     n_def = 0
     for i in range(obligor_class.shape[0]):
         u = uniform_py(key, i)
         c = obligor_class[i]
-        if bounded and u >= pd_bound[bound_row[factor[c]], c]:
+        if bounded and u >= class_bound[c]:
             continue  # above its PD's bound: survives
         _class_pd_py(c, last, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, factor, cache, stamp)
         if u >= cache[c, last]:
             continue
-        lo = _default_period_py(u, c, last, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, factor,
-                                cache, stamp)  # fmt: skip
+        if row_state[c] == -tag:
+            lo = _counted_period_py(u, c, last, cache)
+        else:
+            lo = _default_period_py(u, c, last, tag, scale, z, thr, sqrt_rho, sqrt_1mrho,
+                                    factor, cache, stamp)  # fmt: skip
+            if row_state[c] == tag:
+                _full_row_py(c, last, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, factor, cache,
+                             stamp, row_state)  # fmt: skip
+            else:
+                row_state[c] = tag
         if sched[obligor_sched[i], lo, SC_BALANCE] <= 0.0:
             continue  # the schedule had already ended: nothing left to default on
         def_idx[n_def] = i
@@ -558,6 +605,8 @@ _PARTS: tuple[Callable[..., Any], ...] = (
     _provider_defaults_py,
     _obligor_defaults_py,
     _bound_row_py,
+    _full_row_py,
+    _counted_period_py,
     _obligor_defaults_twisted_py,
     _book_defaults_py,
     _default_period_py,
