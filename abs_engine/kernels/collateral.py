@@ -319,13 +319,14 @@ def _obligor_defaults_py(seed, p, model, scratch, scale):
     defaulter's period by binary search over the earlier ones, or, from its class's second
     defaulter on this path, by a count over the class's whole row (:func:`_full_row_py`;
     ``scratch.row_state[c]``: ``tag`` = p + 1 once the class has had a defaulter, -``tag``
-    once its row is whole). Defaulters (with a balance left) into ``scratch.def_idx`` /
-    ``scratch.def_t``; returns their number. A uniform at or above the class's PD bound for
+    once its row is whole). Obligors drawn to default into ``scratch.def_idx`` /
+    ``scratch.def_t`` (:func:`_book_defaults_py` drops those whose schedule had ended);
+    returns their number. A uniform at or above the class's PD bound for
     this path's factor (``model.class_pd_bound`` [CELLS + 2, C], see
     :func:`abs_engine.compile.model.pd_bounds`; one row: none), read once a path into
     ``scratch.class_bound`` [C] (through each factor's row, ``scratch.bound_row`` [F]), is a
     survivor without the PD computed."""
-    obligor_class, obligor_sched, sched = model.obligor_class, model.obligor_sched, model.sched
+    obligor_class, sched = model.obligor_class, model.sched
     thr, sqrt_rho, sqrt_1mrho = model.class_threshold, model.class_sqrt_rho, model.class_sqrt_1mrho
     factor, pd_bound = model.class_factor, model.class_pd_bound
     z, cache, stamp, bound_row = scratch.z, scratch.cache, scratch.stamp, scratch.bound_row
@@ -359,8 +360,6 @@ def _obligor_defaults_py(seed, p, model, scratch, scale):
                              stamp, row_state)  # fmt: skip
             else:
                 row_state[c] = tag
-        if sched[obligor_sched[i], lo, SC_BALANCE] <= 0.0:
-            continue  # the schedule had already ended: nothing left to default on
         def_idx[n_def] = i
         def_t[n_def] = lo
         n_def += 1
@@ -401,10 +400,10 @@ def _obligor_defaults_twisted_py(seed, p, model, scratch, scale):
     - 1)) instead of its conditional PD p_i, θ ≥ 0 chosen so that Σ w_i·q_i reaches ``level``
     (θ = 0 where Σ w_i·p_i already does, or where ``level`` is out of reach); ``weight`` [N]
     is each obligor's share of a loss. A defaulter's period is drawn from its conditional
-    distribution given default, as without twisting. Returns the number of defaulters and the
+    distribution given default, as without twisting. Returns the number drawn to default and the
     log likelihood ratio of the default indicators (0 with θ = 0). Called once a path: the
     bundles are opened here, so the loops touch plain arrays."""
-    obligor_class, obligor_sched, sched = model.obligor_class, model.obligor_sched, model.sched
+    obligor_class, sched = model.obligor_class, model.sched
     thr, sqrt_rho, sqrt_1mrho = model.class_threshold, model.class_sqrt_rho, model.class_sqrt_1mrho
     factor, weight, level = model.class_factor, model.is_twist_weight, model.is_twist_level
     z, cache, stamp, pd_last = scratch.z, scratch.cache, scratch.stamp, scratch.twist_p
@@ -443,19 +442,22 @@ def _obligor_defaults_twisted_py(seed, p, model, scratch, scale):
             u = u * (pi / qi)  # uniform on [0, p_i): the period as given default
         lo = _default_period_py(u, obligor_class[i], last, tag, scale, z, thr, sqrt_rho,
                                 sqrt_1mrho, factor, cache, stamp)  # fmt: skip
-        if sched[obligor_sched[i], lo, SC_BALANCE] <= 0.0:
-            continue  # the schedule had already ended: nothing left to default on
         def_idx[n_def] = i
         def_t[n_def] = lo
         n_def += 1
     return n_def, log_w
 
 
-def _book_defaults_py(seed, p, model, scratch, n_def):
-    """The defaulters: remove their scheduled rows from the pool (``scratch.rem``), book the
-    default, the recovery after a random disposal lag, the loss, and the recoveries pending
-    until the cash arrives; collateral statistics into ``scratch.stats``. Called once a path:
-    the bundles are opened here, so the loops touch plain arrays."""
+def _book_defaults_py(seed, p, model, scratch, n_hit):
+    """The defaulters: of the ``n_hit`` obligors drawn to default (``scratch.def_idx`` /
+    ``def_t``), those with a balance left in their default period, kept in their order at the
+    front of the two lists, and their number returned (the check is made here, where the
+    obligor's schedule row is read anyway, not while drawing: on a pool of 100,000 schedule
+    rows that was a second cache miss a defaulter, and the draws took 2.7 instead of 1.7 ms
+    a path). Removes their scheduled rows from the pool (``scratch.rem``), books the default,
+    the recovery after a random disposal lag, the loss, and the recoveries pending until the
+    cash arrives; collateral statistics into ``scratch.stats``. Called once a path: the
+    bundles are opened here, so the loops touch plain arrays."""
     flows = scratch.flows
     stats = scratch.stats
     rem = scratch.rem
@@ -478,10 +480,16 @@ def _book_defaults_py(seed, p, model, scratch, n_def):
     n_t = flows.shape[1]
     key_rec = path_key_py(seed, p, STREAM_RECOVERY)
     key_lag = path_key_py(seed, p, STREAM_LAG)
-    for k in range(n_def):
+    n_def = 0
+    for k in range(n_hit):
         i = def_idx[k]
         tau = def_t[k]
         r = obligor_sched[i]
+        if sched[r, tau, SC_BALANCE] <= 0.0:
+            continue  # the schedule had already ended: nothing left to default on
+        def_idx[n_def] = i
+        def_t[n_def] = tau
+        n_def += 1
         for t in range(tau, n_t):
             rem[0, t] += sched[r, t, SC_INTEREST]
             rem[1, t] += sched[r, t, SC_PRINCIPAL]
@@ -522,7 +530,7 @@ def _book_defaults_py(seed, p, model, scratch, n_def):
         stats[CS_DEFAULTED] += exposure
         stats[CS_RECOVERED] += rec
         stats[CS_LOSS] += exposure - rec
-    return 0
+    return n_def
 
 
 def collateral_draws_py(seed, p, model, scratch):
@@ -550,12 +558,12 @@ def collateral_draws_py(seed, p, model, scratch):
     log_p = _provider_defaults_py(seed, p, model, scratch, scale)
     log_w += log_p
     if model.is_twist_level > 0.0:
-        n_def, log_twist = _obligor_defaults_twisted_py(seed, p, model, scratch, scale)
+        n_hit, log_twist = _obligor_defaults_twisted_py(seed, p, model, scratch, scale)
         log_w += log_twist
     else:
-        n_def = _obligor_defaults_py(seed, p, model, scratch, scale)
+        n_hit = _obligor_defaults_py(seed, p, model, scratch, scale)
     stats[CS_LOG_WEIGHT] = log_w
-    _book_defaults_py(seed, p, model, scratch, n_def)
+    n_def = _book_defaults_py(seed, p, model, scratch, n_hit)
     return n_def
 
 
