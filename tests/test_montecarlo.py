@@ -699,6 +699,32 @@ def test_a_row_of_pds_that_decreases_keeps_the_binary_search():
     assert checked > 100
 
 
+def test_prefetch_compiles_for_the_arrays_it_is_given_and_changes_nothing():
+    """The booking's prefetch hint (an LLVM intrinsic) compiles for 1-d and 3-d arrays of
+    floats and ints, at their first and last elements, returns 0 and leaves every array as it
+    was; its Python twin does nothing."""
+    from numba import njit
+
+    from abs_engine.kernels.prefetch import prefetch, prefetch_py
+
+    @njit
+    def hint(a3, a1, b1):
+        s = 0
+        for i in range(a3.shape[0]):
+            for t in range(a3.shape[1]):
+                s += prefetch(a3, i, t)
+        for i in range(a1.shape[0]):
+            s += prefetch(a1, i, 0) + prefetch(b1, i, 0)
+        return s
+
+    a3 = np.arange(2 * 12 * 4, dtype=float).reshape(2, 12, 4)
+    a1, b1 = np.arange(5, dtype=np.int64), np.linspace(0.0, 1.0, 5)
+    before = [x.copy() for x in (a3, a1, b1)]
+    assert hint(a3, a1, b1) == 0 and prefetch_py(a3, 1, 11) == 0
+    for x, y in zip((a3, a1, b1), before, strict=True):
+        assert np.array_equal(x, y)
+
+
 def test_pd_bounds_change_no_path():
     """Obligors above their class's PD bound survive without their PD computed: every path's
     draws are bit for bit those without bounds (300 paths of the bundled deal)."""
