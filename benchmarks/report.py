@@ -66,6 +66,18 @@ def _large_pool_rows(lp: dict, res: dict) -> list[Row]:
     ]
 
 
+def _heterogeneous_pool_rows(hp: dict, res: dict) -> list[Row]:
+    """Obligor-paths per second on the heterogeneous pool, against the target."""
+    return [
+        (
+            f"{hp['obligors']:,}-obligor heterogeneous pool (`abs-engine synth --heterogeneous`), "
+            "end to end",
+            f"{hp['obligor_paths_per_s'] / 1e6:,.0f}M obligor-paths/s",
+            f"≥ 200M: {_met(hp['obligor_paths_per_s'] >= 2e8)}",
+        )
+    ]
+
+
 def _numpy_rows(v: dict, res: dict) -> list[Row]:
     """Numba against the NumPy twin on the bundled deal, memo off and on, against 10×."""
     return [
@@ -251,6 +263,7 @@ def _distributed_rows(d: dict, res: dict) -> list[Row]:
 _SUMMARY_SECTIONS: tuple[tuple[str, Callable[[dict, dict], list[Row]]], ...] = (
     ("bundled_deal", _bundled_rows),
     ("large_pool", _large_pool_rows),
+    ("heterogeneous_pool", _heterogeneous_pool_rows),
     ("numpy_vs_numba", _numpy_rows),
     ("numpy_vs_numba_1000", _numpy_1000_rows),
     ("memory_keep_paths_false", _memory_rows),
@@ -406,6 +419,9 @@ def _engine_timings(res: dict) -> list[dict]:
     if "large_pool" in res:
         v = res["large_pool"]
         rows.append(_timing("large_pool", "engine", "homogeneous", v["obligors"], v["paths"], v))
+    if "heterogeneous_pool" in res:
+        v = res["heterogeneous_pool"]
+        rows.append(_timing("large_pool", "engine", "heterogeneous", v["obligors"], v["paths"], v))
     return rows
 
 
