@@ -321,6 +321,19 @@ def _bound_row_py(z):
     return row
 
 
+def _candidates_py(key, obligor_class, class_bound, cand):
+    """The obligors whose uniform is under their class's PD bound on this path, in order,
+    into ``cand`` [N]; returns their number. Every index is written and the count advances by
+    the comparison, so the loop has no branch to mispredict (a survivor, about nine obligors
+    in ten, costs its uniform and two loads)."""
+    n = 0
+    for i in range(obligor_class.shape[0]):
+        u = uniform_py(key, i)
+        cand[n] = i
+        n += 1 if u < class_bound[obligor_class[i]] else 0
+    return n
+
+
 def _obligor_defaults_py(seed, p, model, scratch, scale):
     """One uniform per obligor against its class's conditional PD by the last period; a
     defaulter's period by binary search over the earlier ones, or, from its class's second
@@ -328,11 +341,14 @@ def _obligor_defaults_py(seed, p, model, scratch, scale):
     ``scratch.row_state[c]``: ``tag`` = p + 1 once the class has had a defaulter, -``tag``
     once its row is whole). Obligors drawn to default into ``scratch.def_idx`` /
     ``scratch.def_t`` (:func:`_book_defaults_py` drops those whose schedule had ended);
-    returns their number. A uniform at or above the class's PD bound for
-    this path's factor (``model.class_pd_bound`` [CELLS + 2, C], see
+    returns their number.
+
+    Two passes when the model has PD bounds (``model.class_pd_bound`` [CELLS + 2, C], see
     :func:`abs_engine.compile.model.pd_bounds`; one row: none), read once a path into
-    ``scratch.class_bound`` [C] (through each factor's row, ``scratch.bound_row`` [F]), is a
-    survivor without the PD computed."""
+    ``scratch.class_bound`` [C] through each factor's row, ``scratch.bound_row`` [F]: first
+    the obligors whose uniform is under their bound (:func:`_candidates_py`, into
+    ``def_idx``), then those candidates, in order, against their PD (their uniform drawn
+    again: the same number). Without bounds every obligor is a candidate."""
     obligor_class, sched = model.obligor_class, model.sched
     thr, sqrt_rho, sqrt_1mrho = model.class_threshold, model.class_sqrt_rho, model.class_sqrt_1mrho
     factor, pd_bound = model.class_factor, model.class_pd_bound
@@ -343,17 +359,19 @@ def _obligor_defaults_py(seed, p, model, scratch, scale):
     tag = p + 1
     key = path_key_py(seed, p, STREAM_OBLIGORS)
     bounded = pd_bound.shape[0] > 1
-    for f in range(z.shape[0] if bounded else 0):
-        row = _bound_row_py(z[f])
-        bound_row[f] = row
-    for c in range(thr.shape[0] if bounded else 0):
-        class_bound[c] = pd_bound[bound_row[factor[c]], c]
+    n_cand = obligor_class.shape[0]
+    if bounded:
+        for f in range(z.shape[0]):
+            row = _bound_row_py(z[f])
+            bound_row[f] = row
+        for c in range(thr.shape[0]):
+            class_bound[c] = pd_bound[bound_row[factor[c]], c]
+        n_cand = _candidates_py(key, obligor_class, class_bound, def_idx)
     n_def = 0
-    for i in range(obligor_class.shape[0]):
+    for k in range(n_cand):
+        i = def_idx[k] if bounded else k
         u = uniform_py(key, i)
         c = obligor_class[i]
-        if bounded and u >= class_bound[c]:
-            continue  # above its PD's bound: survives
         _class_pd_py(c, last, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, factor, cache, stamp)
         if u >= cache[c, last]:
             continue
@@ -367,7 +385,7 @@ def _obligor_defaults_py(seed, p, model, scratch, scale):
                              stamp, row_state)  # fmt: skip
             else:
                 row_state[c] = tag
-        def_idx[n_def] = i
+        def_idx[n_def] = i  # n_def <= k: a candidate not yet read is never overwritten
         def_t[n_def] = lo
         n_def += 1
     return n_def
@@ -630,6 +648,7 @@ _PARTS: tuple[Callable[..., Any], ...] = (
     _provider_defaults_py,
     _obligor_defaults_py,
     _bound_row_py,
+    _candidates_py,
     _full_row_py,
     _counted_period_py,
     _obligor_defaults_twisted_py,
