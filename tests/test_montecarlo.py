@@ -741,12 +741,18 @@ def test_pd_bounds_change_no_path():
     a, b = collateral_scratch(*args), collateral_scratch(*args)
     n_default = 0
     computed = [0, 0]  # PDs by the last period computed on the path, with and without bounds
+    # what the path computed and when, and the defaulter lists past their length (with
+    # bounds they held the candidates first)
+    scratch_only = ("cache", "stamp", "bound_row", "class_bound", "row_state", "def_idx", "def_t")
     for p in range(300):
-        n_default += collateral_path(11, p, model, a)
-        collateral_path(11, p, plain, b)
+        n_def = collateral_path(11, p, model, a)
+        n_default += n_def
+        assert collateral_path(11, p, plain, b) == n_def
         for name, x, y in zip(a._fields, a, b, strict=True):
-            if name not in ("cache", "stamp", "bound_row", "class_bound", "row_state"):
+            if name not in scratch_only:
                 assert np.array_equal(np.asarray(x).view(np.uint8), np.asarray(y).view(np.uint8))
+        assert np.array_equal(a.def_idx[:n_def], b.def_idx[:n_def])
+        assert np.array_equal(a.def_t[:n_def], b.def_t[:n_def])
         computed[0] += int((a.stamp[:, -1] == p + 1).sum())
         computed[1] += int((b.stamp[:, -1] == p + 1).sum())
     assert n_default > 50
