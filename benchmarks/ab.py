@@ -6,7 +6,9 @@
 For each tree: the first ``simulate`` of the bundled deal with an empty numba cache (its
 ``compile_seconds``), then one-thread CPU time per path on the bundled deal as shipped (memo on)
 and with every path computed (memo off), the minimum over repeats of 20,000 paths, and
-obligor-paths per CPU-second on the 10,000-obligor benchmark pool. Trees alternate, so both
+obligor-paths per CPU-second on the 10,000-obligor benchmark pool and on the 100,000-obligor
+heterogeneous pool of ``abs-engine synth --heterogeneous`` (2,048 paths, each call's
+``compile_model`` of the 100,000 obligors included: 0.2-0.4 s). Trees alternate, so both
 see the same machine within a minute or two; on a VM whose speed drifts, compare only the
 pairs of one run.
 
@@ -68,6 +70,19 @@ for _ in range(3):
     ae.simulate(cd, pool_scenario(), n_paths=1_000, seed=1, progress=False, threads=1)
     best = min(best, time.process_time() - t0)
 out["pool_10k_M_obligor_paths_per_cpu_s"] = 1_000 * 10_000 / best / 1e6
+import tempfile
+from abs_engine.synthetic import write_synthetic
+with tempfile.TemporaryDirectory() as tmp:
+    files = write_synthetic(tmp, 100_000, heterogeneous=True)
+    cd = ae.compile_deal(ae.load_deal(files["deal"]))
+    het = ae.load_scenario(files["scenario"])
+ae.simulate(cd, het, n_paths=16, seed=1, progress=False, threads=1)
+best = 9e9
+for _ in range(3):
+    t0 = time.process_time()
+    ae.simulate(cd, het, n_paths=2_048, seed=1, progress=False, threads=1)
+    best = min(best, time.process_time() - t0)
+out["het_100k_M_obligor_paths_per_cpu_s"] = 2_048 * 100_000 / best / 1e6
 print(out)
 """
 
