@@ -263,3 +263,27 @@ def test_stub_first_period_accrues_a_stub_of_obligor_interest():
     )
     assert acc.pool.sched_interest[0] == pytest.approx([1.0, 12.0, 12.0])
     assert per.pool.sched_interest[0] == pytest.approx([12.0, 12.0, 12.0])
+
+
+def test_pd_classes_are_the_distinct_rows_numbered_by_first_appearance():
+    """Obligors with the same PD curve, correlation and factor share a class: against
+    np.unique over the rows (classes renumbered in order of first appearance), on 200 random
+    tables with repeated rows, zeros and negative zeros (-0.0 equals 0.0)."""
+    from abs_engine.compile.model import _classes
+
+    rng = np.random.default_rng(1)
+    for trial in range(200):
+        n, t = int(rng.integers(1, 300)), int(rng.integers(1, 6))
+        base = rng.random((int(rng.integers(1, 8)), t))
+        cum_pd = base[rng.integers(0, len(base), n)]
+        cum_pd[rng.random(n) < 0.2] = 0.0
+        cum_pd[rng.random(n) < 0.2] *= -0.0
+        rho, factor = rng.choice([0.1, 0.2, 0.0, -0.0], n), rng.integers(0, 3, n)
+        table = np.concatenate([cum_pd, rho[:, None], factor[:, None].astype(float)], axis=1)
+        _, first, inverse = np.unique(table, axis=0, return_index=True, return_inverse=True)
+        order = np.argsort(first, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        got_class, got_first = _classes(cum_pd, rho, factor)
+        assert np.array_equal(got_class, rank[inverse.reshape(-1)]), trial
+        assert np.array_equal(got_first, first[order]), trial

@@ -304,12 +304,16 @@ def _classes(
     if not len(cum_pd):
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     table = np.concatenate([cum_pd, rho[:, None], obligor_factor[:, None].astype(float)], axis=1)
-    _, first, inverse = np.unique(table, axis=0, return_index=True, return_inverse=True)
-    # number classes in order of first appearance (stable, readable)
-    appearance = np.argsort(first, kind="stable")
-    rank = np.empty_like(appearance)
-    rank[appearance] = np.arange(len(appearance))
-    return rank[inverse.reshape(-1)].astype(np.int64), first[appearance].astype(np.int64)
+    # each row's bytes as a dict key, classes numbered in order of first appearance (stable,
+    # readable); + 0.0 makes -0.0 the +0.0 it equals. A dict of 100,000 rows took 20 ms where
+    # np.unique(axis=0), sorting rows as structured records, took 260 ms
+    rows = np.ascontiguousarray(table + 0.0)
+    keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel().tolist()
+    index: dict[Any, int] = {}
+    obligor_class = np.array([index.setdefault(k, len(index)) for k in keys], dtype=np.int64)
+    first = np.full(len(index), len(keys), dtype=np.int64)
+    np.minimum.at(first, obligor_class, np.arange(len(keys), dtype=np.int64))
+    return obligor_class, first
 
 
 def _providers(
