@@ -311,9 +311,10 @@ def _classes(
     keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel().tolist()
     index: dict[Any, int] = {}
     obligor_class = np.array([index.setdefault(k, len(index)) for k in keys], dtype=np.int64)
-    first = np.full(len(index), len(keys), dtype=np.int64)
-    np.minimum.at(first, obligor_class, np.arange(len(keys), dtype=np.int64))
-    return obligor_class, first
+    # a class's first obligor is where the running highest class number grows
+    new = np.ones(len(keys), dtype=bool)
+    new[1:] = obligor_class[1:] > np.maximum.accumulate(obligor_class)[:-1]
+    return obligor_class, np.flatnonzero(new).astype(np.int64)
 
 
 def _providers(
