@@ -625,8 +625,8 @@ def _many_per_class_model(copula: str, rho: float = 0.3) -> tuple[Any, Any]:
 def test_a_defaulters_period_is_the_first_whose_conditional_pd_exceeds_its_uniform(copula):
     """The kernel's defaulters and default periods against a brute-force reading of the model
     (every class's conditional PD in every period, each obligor's uniform against them, in
-    plain Python): equal on 40 paths, with the binary search (a class's first defaulter on a
-    path) and the count over a whole row (its later defaulters) both used."""
+    plain Python): equal on 40 paths, with the binary search (a class's first two defaulters
+    on a path) and the count over a whole row (its later ones) both used."""
     from abs_engine.kernels import layout as L
     from abs_engine.kernels.collateral import (
         CS_STUDENT_SCALE,
@@ -702,8 +702,9 @@ def test_a_row_of_pds_that_decreases_keeps_the_binary_search():
 def test_prefetch_compiles_for_the_arrays_it_is_given_and_changes_nothing():
     """The booking's prefetch hint (an LLVM intrinsic) compiles for 1-d and 3-d arrays of
     floats and ints, at their first and last elements, returns 0 and leaves every array as it
-    was; its Python twin does nothing."""
+    was; its Python twin does nothing; anything but an array is refused at typing."""
     from numba import njit
+    from numba.core.errors import TypingError
 
     from abs_engine.kernels.prefetch import prefetch, prefetch_py
 
@@ -723,6 +724,13 @@ def test_prefetch_compiles_for_the_arrays_it_is_given_and_changes_nothing():
     assert hint(a3, a1, b1) == 0 and prefetch_py(a3, 1, 11) == 0
     for x, y in zip((a3, a1, b1), before, strict=True):
         assert np.array_equal(x, y)
+
+    @njit
+    def misuse(x):
+        return prefetch(x, 0, 0)
+
+    with pytest.raises(TypingError):  # not an array: refused at typing, not at code generation
+        misuse(1.0)
 
 
 def test_pd_bounds_change_no_path():

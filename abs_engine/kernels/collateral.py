@@ -1,12 +1,13 @@
 """Collateral simulation for one path: correlated default periods, prepayment, IP-collateral
 recoveries and support-provider defaults → pool flows for the waterfall.
 
-Cost per path is about one uniform per obligor: the conditional cumulative PD of each class
-in the last period is computed once per path; only obligors below it (the defaulters) look up
-earlier periods (binary search over a per-path cache; from a class's second defaulter on a
-path, a count over its whole row of PDs, computed once: no branch to mispredict). Pool flows
-start from the pool's scheduled totals and subtract the defaulters' rows from their default
-period on, so the work is O(N + defaults·T) per path, not O(N·T).
+Cost per path is about one uniform per obligor (two for the few under their class's PD
+bound): the conditional cumulative PD of each class in the last period is computed once per
+path; only obligors below it (the defaulters) look up earlier periods (binary search over a
+per-path cache; once a class's second obligor drawn to default on a path has been searched,
+its whole row of PDs is computed and later ones count over it: no branch to mispredict).
+Pool flows start from the pool's scheduled totals and subtract the defaulters' rows from
+their default period on, so the work is O(N + defaults·T) per path, not O(N·T).
 
 Per period t with prepayment factor pi_t (share of each surviving schedule not yet prepaid;
 pi_0 = 1, pi_{t+1} = pi_t · (1 - smm_t·m), m the path's prepayment multiplier):
@@ -330,18 +331,19 @@ def _candidates_py(key, obligor_class, class_bound, cand):
     for i in range(obligor_class.shape[0]):
         u = uniform_py(key, i)
         cand[n] = i
-        n += 1 if u < class_bound[obligor_class[i]] else 0
+        n += 0 if u >= class_bound[obligor_class[i]] else 1  # a NaN bound bounds nothing
     return n
 
 
 def _obligor_defaults_py(seed, p, model, scratch, scale):
     """One uniform per obligor against its class's conditional PD by the last period; a
-    defaulter's period by binary search over the earlier ones, or, from its class's second
-    defaulter on this path, by a count over the class's whole row (:func:`_full_row_py`;
-    ``scratch.row_state[c]``: ``tag`` = p + 1 once the class has had a defaulter, -``tag``
-    once its row is whole). Obligors drawn to default into ``scratch.def_idx`` /
-    ``scratch.def_t`` (:func:`_book_defaults_py` drops those whose schedule had ended);
-    returns their number.
+    defaulter's period by binary search over the earlier ones, or, once its class's second
+    obligor drawn to default on this path has been searched, by a count over the class's
+    whole row (:func:`_full_row_py`; ``scratch.row_state[c]``: ``tag`` = p + 1 once the class
+    has had one, -``tag`` once its row is whole and never decreases; a row that decreases is
+    checked again, O(T), at each later one: no compiled model has one). Obligors drawn to
+    default into ``scratch.def_idx`` / ``scratch.def_t`` (:func:`_book_defaults_py` drops
+    those whose schedule had ended); returns their number.
 
     Two passes when the model has PD bounds (``model.class_pd_bound`` [CELLS + 2, C], see
     :func:`abs_engine.compile.model.pd_bounds`; one row: none), read once a path into

@@ -3,8 +3,9 @@
 The collateral kernel books each path's defaulters one after another, each reading its own
 schedule row; on a pool of distinct rows (a heterogeneous tape) every row is a cache miss,
 and the processor waits for one before it starts the next. ``prefetch(a, i, j)`` asks for
-the cache line of ``a[i, j, 0]`` a few defaulters ahead, so the loads overlap. It changes no
-value: the Python twin, :func:`prefetch_py`, does nothing.
+the cache line of ``a[i, j, 0, ...]`` (``a[i]`` of a 1-d array: ``j`` is then ignored) a few
+defaulters ahead, so the loads overlap. It changes no value: the Python twin,
+:func:`prefetch_py`, does nothing.
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ def prefetch_py(a, i, j):
 
 @intrinsic
 def _prefetch(typingctx, a, i, j):
-    """LLVM's ``llvm.prefetch`` of ``&a[i, j, 0]`` (a 3-d array; read, keep in every cache
-    level, data): no load, no fault on any address, no value changed; returns 0."""
+    """LLVM's ``llvm.prefetch`` of ``&a[i, j, 0, ...]`` (``&a[i]`` of a 1-d array; read,
+    keep in every cache level, data): no load, no fault on any address, no value changed;
+    returns 0. Anything but an array and two integers is a typing error."""
+    if not isinstance(a, types.Array) or not all(isinstance(x, types.Integer) for x in (i, j)):
+        return None
     sig = types.int64(a, i, j)
 
     def codegen(context, builder, signature, args):
@@ -43,7 +47,8 @@ def _prefetch(typingctx, a, i, j):
         i32 = ir.IntType(32)
         ptr = builder.bitcast(ptr, ir.IntType(8).as_pointer())  # one declaration a module
         fnty = ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        # named by llvmlite for its pointers: llvm.prefetch.p0 (opaque), .p0i8 (typed)
+        fn = builder.module.declare_intrinsic("llvm.prefetch", [ptr.type], fnty)
         builder.call(fn, [ptr, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
         return context.get_constant(types.int64, 0)
 
