@@ -175,7 +175,7 @@ def _floor_rows(hf: dict, res: dict) -> list[Row]:
     lp = res.get("large_pool")
     share = (
         f"; the {lp['obligors']:,}-obligor run is at "
-        f"{lp['obligor_paths_per_s'] / hf['uniforms_per_s']:.0%} of it"
+        f"{lp['obligor_paths_per_s'] / hf['uniforms_per_s']:.1%} of it"
         if lp
         else ""
     )
