@@ -177,6 +177,9 @@ def test_same_results_for_any_thread_count_and_batch_size():
         assert one.tranches.equals(other.tranches)
         assert one.pool.equals(other.pool)
         assert one.cashflows.equals(other.cashflows)
+        # histograms: one row a thread under crude sampling (whole counts, exact in any order)
+        assert np.array_equal(one.default_count_hist, other.default_count_hist)
+        assert np.array_equal(one.loss_rate_hist, other.loss_rate_hist)
     # a path's numbers depend on its global index only: the first 2,000 of a longer run
     longer = ae.simulate(n_paths=7_000, seed=123, keep_paths=True, progress=False)
     assert np.array_equal(one.paths.to_numpy(), longer.paths.to_numpy()[:5_000], equal_nan=True)
@@ -210,7 +213,9 @@ def test_scratch_carries_nothing_from_one_block_to_the_next(scenario):
     assert model.memo == (scenario != "memo_off")
     n_blocks = -(-spec.n_paths // spec.block_size)
     ref = run_range(0, n_blocks, spec, model, deal, job.shape, threads=1)
-    sums = job.shape.sums(n_blocks)
+    # histograms: one row a block under importance sampling, the one thread's row otherwise
+    assert ref.hist_count.shape[0] == (n_blocks if scenario == "importance" else 1)
+    sums = job.shape.sums(n_blocks, ref.hist_count.shape[0])
     if spec.keep:
         sums = sums._replace(path_metrics=np.full((spec.n_paths, job.shape.n_m), np.nan))
     scratch = block_scratch(model, deal, sums)

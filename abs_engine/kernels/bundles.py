@@ -212,11 +212,13 @@ RunSpec = namedtuple("RunSpec", ["block_size", "n_paths", "seed", "hist_lo", "hi
 #: Σw·v², Σw²·v, Σw² of its finite values; w a path's likelihood-ratio weight, 1 under crude
 #: sampling); cf float64[B, N_CF_SUM, T, N_CF]: the sums ``CF_*`` of the expected-cash-flow
 #: items (Σw·v, Σw²·v², Σw²·v); w_tot float64[B, 2] (Σw, Σw² over the block's paths);
-#: histograms of path weights (path counts under crude sampling): hist_count float64[B, H1]
-#: (by default count), hist_loss float64[B, H2] (pool loss rate on [0, 1]), hist_tr
-#: float64[B, J, N_HT, H3] (per-tranche metrics), hist_cov float64[B, T, H3] (headline
-#: coverage ratio per period); path_metrics float64[paths, M] (the call's paths, when
-#: ``RunSpec.keep``; else shape (0, M)).
+#: histograms of path weights (path counts under crude sampling), R rows: one a block
+#: (R = B), or one only (R = 1: every block adds to it; the caller gives each kernel thread
+#: its own where the weights are all 1, see ``simulation.run_range``): hist_count
+#: float64[R, H1] (by default count), hist_loss float64[R, H2] (pool loss rate on [0, 1]),
+#: hist_tr float64[R, J, N_HT, H3] (per-tranche metrics), hist_cov float64[R, T, H3]
+#: (headline coverage ratio per period); path_metrics float64[paths, M] (the call's paths,
+#: when ``RunSpec.keep``; else shape (0, M)).
 BlockSums = namedtuple(
     "BlockSums",
     ["m", "cf", "w_tot", "hist_count", "hist_loss", "hist_tr", "hist_cov", "path_metrics"],

@@ -453,8 +453,9 @@ def run_block_py(first_block, bb, spec, model, deal, sums, coll, led, wf, buf):
     model : CollateralModel
     deal : DealArrays
     sums : BlockSums, written
-        Per block of the call (0-based): metric and cash-flow sums and histograms; per path
-        of the call (``spec.keep``): the metric vectors, ``path_metrics[p - first_path]``.
+        Per block of the call (0-based): metric and cash-flow sums, and histograms (in the
+        block's row, or in the only row where they have one); per path of the call
+        (``spec.keep``): the metric vectors, ``path_metrics[p - first_path]``.
     coll, led, wf, buf : CollateralScratch, Ledgers, WaterfallScratch, PathBuffers
         Scratch, overwritten (:func:`block_scratch`; one set a thread, reused block after
         block: every path writes what it reads). :func:`run_block_cmc_py` takes the same and
@@ -488,6 +489,7 @@ def run_block_py(first_block, bb, spec, model, deal, sums, coll, led, wf, buf):
     first_path = first_block * spec.block_size
     p0 = (first_block + bb) * spec.block_size
     p1 = min(p0 + spec.block_size, spec.n_paths)
+    hb = min(bb, h_count.shape[0] - 1)  # the histograms' row: this block's, or the only one
     flows, sdp, stats = coll.flows, coll.support_default_period, coll.stats
     led_tr, led_per, led_sup, sum_tr, sum_pool = led.tr, led.per, led.sup, led.sum_tr, led.sum_pool
     cash, metrics, path_cf, coverage = buf.cash, buf.metrics, buf.path_cf, buf.coverage
@@ -529,13 +531,13 @@ def run_block_py(first_block, bb, spec, model, deal, sums, coll, led, wf, buf):
             _copy_py(stats, base_stats)
         else:
             _add_path_py(m, cf, w_tot, bb, metrics, path_cf, w, w * w, 1.0)
-            _add_histograms_py(h_count, h_loss, h_tr, h_cov, lo, hi, bb, stats, metrics,
+            _add_histograms_py(h_count, h_loss, h_tr, h_cov, lo, hi, hb, stats, metrics,
                                coverage, n_obl, original_pool, w)  # fmt: skip
         if keep != 0:
             _copy_py(metrics, path_metrics[p - first_path])
     if n_base > 0:
         _add_path_py(m, cf, w_tot, bb, base_metrics, base_cf, base_w1, base_w2, float(n_base))
-        _add_histograms_py(h_count, h_loss, h_tr, h_cov, lo, hi, bb, base_stats, base_metrics,
+        _add_histograms_py(h_count, h_loss, h_tr, h_cov, lo, hi, hb, base_stats, base_metrics,
                            base_cov, n_obl, original_pool, base_w1)  # fmt: skip
     return 0
 
@@ -590,6 +592,7 @@ def run_block_cmc_py(first_block, bb, spec, model, deal, sums, coll, led, wf, bu
     n_m = m.shape[2]
     n_cf = cf.shape[3]
     p0 = (first_block + bb) * spec.block_size
+    hb = min(bb, h_count.shape[0] - 1)  # the histograms' row (one a block: weighted)
     p1 = min(p0 + spec.block_size, spec.n_paths)
     flows, sdp, stats = coll.flows, coll.support_default_period, coll.stats
     led_tr, led_per, led_sup, sum_tr, sum_pool = led.tr, led.per, led.sup, led.sum_tr, led.sum_pool
@@ -618,7 +621,7 @@ def run_block_cmc_py(first_block, bb, spec, model, deal, sums, coll, led, wf, bu
         _crude_second_moment_py(m, bb, metrics[0], metrics[1], mixed, prob, w)
         for branch in range(2):
             share = (1.0 - prob) if branch == 0 else prob
-            _add_histograms_py(h_count, h_loss, h_tr, h_cov, lo, hi, bb, stats, metrics[branch],
+            _add_histograms_py(h_count, h_loss, h_tr, h_cov, lo, hi, hb, stats, metrics[branch],
                                coverage[branch], n_obl, original_pool, w * share)  # fmt: skip
     return 0
 
