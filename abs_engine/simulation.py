@@ -369,8 +369,9 @@ def _block_sums(
 @dataclass
 class RunTotals:
     """A run's Monte Carlo sums, added block by block in global block order (so the totals are
-    bitwise the same for any batching, thread count or number of processes). With w a path's
-    likelihood-ratio weight (1 under crude sampling):
+    bitwise the same for any batching, thread count or number of processes; the histograms of
+    a crude run come a row a kernel thread, whole counts whose sum no order changes). With w
+    a path's likelihood-ratio weight (1 under crude sampling):
 
     m : float64[N_SUM, M]        Σw·v, Σw²·v², Σw, the count, Σw·v², Σw²·v and Σw² of the
                                  finite metric values (rows ``SUM_*`` of the kernel layout)
@@ -598,9 +599,10 @@ def run_range(
     jit: bool = True,
     threads: int | None = None,
 ) -> BlockSums:
-    """Blocks ``first .. first + n_blocks - 1`` of a run: the sums and histograms per block
-    (shape [n_blocks, ...], added in block order by :class:`RunTotals`: weighted histograms
-    are float sums, whose rounding depends on their order) and, with ``spec.keep``, the
+    """Blocks ``first .. first + n_blocks - 1`` of a run: the sums per block (shape
+    [n_blocks, ...], added in block order by :class:`RunTotals`), the histograms per block
+    under importance sampling (weighted: float sums, whose rounding depends on their order)
+    or per kernel thread (below) and, with ``spec.keep``, the
     range's per-path metrics (float64[paths, M]). A pure function of its arguments: the unit
     of work of a local batch and of a Dask task. The compiled block kernels release the GIL:
     ``threads`` (default all, see :func:`kernel_threads`) split the blocks into as many
@@ -671,6 +673,9 @@ def _run_blocks(
     """Blocks ``a .. b - 1`` of a kernel call (global ``first + a ..``), one kernel call each
     (about 20 µs to call from Python, against milliseconds a block), on one set of scratch
     (:func:`~abs_engine.kernels.montecarlo.block_scratch`)."""
+    if sums.hist_count.shape[0] not in (1, sums.m.shape[0]):
+        # the kernel writes row min(block, rows - 1): any other count would fold blocks
+        raise ValueError("histograms need one row, or one a block of the call")
     scratch = block_scratch(model, deal, sums)
     for bb in range(a, b):
         kernel(first, bb, spec, model, deal, sums, *scratch)

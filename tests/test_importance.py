@@ -196,6 +196,35 @@ def test_zero_shifts_are_crude_sampling():
                                a.cashflows[cols].to_numpy(float), rtol=2e-3)  # fmt: skip
 
 
+def test_unit_weights_only_where_no_draw_is_weighted():
+    """The runs whose histograms are kept a row a kernel thread (whole path counts) are those
+    whose every weight is exactly 1: crude sampling, or importance sampling with every shift
+    zero; any factor or provider shift, Student-t mixing scale, twist or conditional Monte
+    Carlo keeps them a row a block. Checked against the draws: a run the predicate calls
+    unit-weighted has every path's weight 1.0."""
+    import dataclasses
+
+    from abs_engine.compile.sampling import with_sampling
+    from abs_engine.simulation import unit_weights
+
+    cd = compile_deal(ae.load_deal())
+    model = compile_model(cd, ae.load_scenario("huake_mc"))
+    n_f, n_s, n = model.chol.shape[0], model.provider_threshold.shape[0], cd.n_obligors
+    none = ImportanceSampling(np.zeros(n_f), np.zeros(n_s))
+    assert unit_weights(model.kernel) and unit_weights(with_sampling(model, none).kernel)
+    weighted = [
+        dataclasses.replace(none, factor_shift=np.full(n_f, -0.5)),
+        dataclasses.replace(none, provider_shift=np.full(n_s, -0.5)),
+        dataclasses.replace(none, mix_scale=0.5),
+        dataclasses.replace(none, twist_weight=np.ones(n), twist_level=3.0),
+        dataclasses.replace(none, provider_cmc=True),
+    ]
+    for sampling in weighted:
+        assert not unit_weights(with_sampling(model, sampling).kernel), sampling
+    res = ae.simulate(cd, "huake_mc", n_paths=2_000, seed=3, progress=False, sampling=none)
+    assert res.sampling["weight_mean"] == 1.0 and res.sampling["effective_sample_size"] == 2_000
+
+
 def test_importance_sampling_is_reproducible_for_any_threads_and_batches():
     kw = {"n_paths": 9_000, "seed": 4, "sampling": "importance", "progress": False}
     a = ae.simulate(threads=1, batch_blocks=1, **kw)

@@ -79,7 +79,8 @@ def _bundle(obj: Any) -> Any:
     return obj
 
 
-#: the histograms of :class:`BlockSums`, per block (mostly empty bins: sent back sparse)
+#: the histograms of :class:`BlockSums`, per block or per kernel thread (mostly empty bins:
+#: sent back sparse)
 _HISTOGRAMS = ("hist_count", "hist_loss", "hist_tr", "hist_cov")
 
 

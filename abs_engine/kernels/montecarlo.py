@@ -384,11 +384,11 @@ def _add_path_py(m, cf, w_tot, bb, metrics, path_cf, w1, w2, n):
 
 def _add_histograms_py(hist_count, hist_loss, hist_tr, hist_cov, lo, hi, bb, stats, metrics,
                        coverage, n_obl, original_pool, count):  # fmt: skip
-    """Add paths with these figures, of total likelihood-ratio weight ``count``, to block
-    ``bb``'s histograms: default count, pool loss rate, the per-tranche metrics
-    ``HIST_TRANCHE_METRICS`` and the coverage ratio per period (``coverage`` float64[T], NaN
-    where undefined). Under crude sampling every weight is 1 and the bins hold path counts
-    (whole numbers, exact in float64)."""
+    """Add paths with these figures, of total likelihood-ratio weight ``count``, to row
+    ``bb`` of the histograms (the block's, or a kernel thread's under crude sampling): default
+    count, pool loss rate, the per-tranche metrics ``HIST_TRANCHE_METRICS`` and the coverage
+    ratio per period (``coverage`` float64[T], NaN where undefined). Under crude sampling
+    every weight is 1 and the bins hold path counts (whole numbers, exact in float64)."""
     n_h1 = hist_count.shape[1]
     n_h2 = hist_loss.shape[1]
     n_j = hist_tr.shape[1]
@@ -462,7 +462,8 @@ def run_block_py(first_block, bb, spec, model, deal, sums, coll, led, wf, buf):
         leaves ``buf`` alone.
 
     Each block's sums are kept apart, so the caller's block-order total is the same however
-    the blocks are shared out. The compiled twin releases the GIL:
+    the blocks are shared out (the histograms too under importance sampling; under crude
+    sampling a thread's blocks share its row of whole counts). The compiled twin releases the GIL:
     :func:`abs_engine.simulation.run_range` calls it block by block from a pool of threads
     (a compiled loop around it, ``prange`` or not, would be compiled once more with all it
     calls: a third of the cold compile with ``prange``, 5 s without; measured).
