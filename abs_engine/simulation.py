@@ -39,7 +39,7 @@ from .errors import (
 )
 from .kernel_compile import compile_callees
 from .kernels import layout as L
-from .kernels.bundles import BlockSums, RunSpec, frozen
+from .kernels.bundles import BLOCK_SUMS_HISTOGRAMS, BlockSums, RunSpec, frozen
 from .kernels.collateral import collateral_path, collateral_scratch
 from .kernels.montecarlo import (
     BLOCK_CALLEES,
@@ -652,12 +652,7 @@ def unit_weights(model: Any) -> bool:
 def _thread_rows(sums: BlockSums, i: int) -> BlockSums:
     """``sums`` with kernel thread ``i``'s row of each histogram (a one-row view: the kernel
     writes a block's histograms to its row, or to the only one)."""
-    return sums._replace(
-        hist_count=sums.hist_count[i : i + 1],
-        hist_loss=sums.hist_loss[i : i + 1],
-        hist_tr=sums.hist_tr[i : i + 1],
-        hist_cov=sums.hist_cov[i : i + 1],
-    )
+    return sums._replace(**{f: getattr(sums, f)[i : i + 1] for f in BLOCK_SUMS_HISTOGRAMS})
 
 
 def _run_blocks(

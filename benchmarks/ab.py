@@ -8,7 +8,8 @@ For each tree: the first ``simulate`` of the bundled deal with an empty numba ca
 and with every path computed (memo off), the minimum over repeats of 20,000 paths, and
 obligor-paths per CPU-second on the 10,000-obligor benchmark pool and on the 100,000-obligor
 heterogeneous pool of ``abs-engine synth --heterogeneous`` (2,048 paths, each call's
-``compile_model`` of the 100,000 obligors included: 0.2-0.4 s). Trees alternate, so both
+``compile_model`` of the 100,000 obligors included: 0.05-0.1 s, 0.2-0.4 s before the eighth
+session). Trees alternate, so both
 see the same machine within a minute or two; on a VM whose speed drifts, compare only the
 pairs of one run.
 
@@ -46,43 +47,37 @@ import sys
 import tempfile
 
 _CHILD = r"""
-import sys, time
+import sys, tempfile, time
 sys.path.insert(0, sys.argv[1])
 import abs_engine as ae
 assert ae.__file__.startswith(sys.argv[1]), ae.__file__
+from abs_engine.synthetic import write_synthetic
 from benchmarks.pools import homogeneous_deal, pool_scenario
 from benchmarks.scaling import memo_off
+
+def best_cpu(cd, sc, n):
+    # one-thread CPU seconds of the fastest of three runs of n paths, after a warm-up
+    ae.simulate(cd, sc, n_paths=16, seed=1, progress=False, threads=1)
+    best = 9e9
+    for _ in range(3):
+        t0 = time.process_time()
+        ae.simulate(cd, sc, n_paths=n, seed=1, progress=False, threads=1)
+        best = min(best, time.process_time() - t0)
+    return best
+
 r = ae.simulate(None, "huake_mc", n_paths=1000, seed=1, progress=False, threads=1)
 out = {"compile_s": r.compile_seconds}
 sc = ae.load_scenario("huake_mc")
 for label, s in (("memo_on_us", sc), ("memo_off_us", memo_off(sc))):
-    best = 9e9
-    for _ in range(3):
-        t0 = time.process_time()
-        ae.simulate(None, s, n_paths=20_000, seed=1, progress=False, threads=1)
-        best = min(best, time.process_time() - t0)
-    out[label] = best / 20_000 * 1e6
-cd = homogeneous_deal(10_000)
-ae.simulate(cd, pool_scenario(), n_paths=100, seed=1, progress=False, threads=1)
-best = 9e9
-for _ in range(3):
-    t0 = time.process_time()
-    ae.simulate(cd, pool_scenario(), n_paths=1_000, seed=1, progress=False, threads=1)
-    best = min(best, time.process_time() - t0)
-out["pool_10k_M_obligor_paths_per_cpu_s"] = 1_000 * 10_000 / best / 1e6
-import tempfile
-from abs_engine.synthetic import write_synthetic
+    out[label] = best_cpu(None, s, 20_000) / 20_000 * 1e6
+out["pool_10k_M_obligor_paths_per_cpu_s"] = (
+    1_000 * 10_000 / best_cpu(homogeneous_deal(10_000), pool_scenario(), 1_000) / 1e6)
+# built here, not by benchmarks.pools: an older tree's benchmarks may not have it
 with tempfile.TemporaryDirectory() as tmp:
     files = write_synthetic(tmp, 100_000, heterogeneous=True)
     cd = ae.compile_deal(ae.load_deal(files["deal"]))
     het = ae.load_scenario(files["scenario"])
-ae.simulate(cd, het, n_paths=16, seed=1, progress=False, threads=1)
-best = 9e9
-for _ in range(3):
-    t0 = time.process_time()
-    ae.simulate(cd, het, n_paths=2_048, seed=1, progress=False, threads=1)
-    best = min(best, time.process_time() - t0)
-out["het_100k_M_obligor_paths_per_cpu_s"] = 2_048 * 100_000 / best / 1e6
+out["het_100k_M_obligor_paths_per_cpu_s"] = 2_048 * 100_000 / best_cpu(cd, het, 2_048) / 1e6
 print(out)
 """
 

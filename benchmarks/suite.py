@@ -46,7 +46,7 @@ import abs_engine as ae
 
 from . import distributed, peer_financepy, precision
 from . import progress as bars
-from .pools import homogeneous_deal, pool_scenario
+from .pools import heterogeneous_deal, homogeneous_deal, pool_scenario
 from .scaling import (
     floor_uniforms_per_s,
     memo_off,
@@ -146,27 +146,20 @@ def bench_bundled(paths: int, repeats: int) -> dict:
     return out
 
 
-def bench_large_pool(n_obligors: int, paths: int, repeats: int) -> dict:
-    cd = homogeneous_deal(n_obligors)
-    sc = pool_scenario()
+def _bench_pool(cd: ae.CompiledDeal, sc, paths: int, repeats: int) -> dict:
+    """``simulate`` of ``paths`` paths end to end on all threads, after a warm-up run."""
     ae.simulate(cd, sc, n_paths=64, progress=False)
     t = timed(lambda: ae.simulate(cd, sc, n_paths=paths, progress=False), repeats)
-    return _stats(paths, t, repeats, n_obligors)
+    return _stats(paths, t, repeats, cd.n_obligors)
+
+
+def bench_large_pool(n_obligors: int, paths: int, repeats: int) -> dict:
+    return _bench_pool(homogeneous_deal(n_obligors), pool_scenario(), paths, repeats)
 
 
 def bench_heterogeneous_pool(n_obligors: int, paths: int, repeats: int) -> dict:
-    """The pool ``abs-engine synth DIR --obligors N --heterogeneous`` writes (lognormal
-    balances, a schedule row per obligor, four PD classes: about 11,500 defaults a path at
-    100,000 obligors) with its Monte Carlo scenario, end to end on all threads."""
-    from abs_engine.synthetic import write_synthetic
-
-    with tempfile.TemporaryDirectory() as tmp:
-        files = write_synthetic(tmp, n_obligors, heterogeneous=True)
-        cd = ae.compile_deal(ae.load_deal(files["deal"]))
-        sc = ae.load_scenario(files["scenario"])
-    ae.simulate(cd, sc, n_paths=64, progress=False)
-    t = timed(lambda: ae.simulate(cd, sc, n_paths=paths, progress=False), repeats)
-    return {**_stats(paths, t, repeats, n_obligors), "heterogeneous": True}
+    """The heterogeneous pool of :func:`~benchmarks.pools.heterogeneous_deal`."""
+    return {**_bench_pool(*heterogeneous_deal(n_obligors), paths, repeats), "heterogeneous": True}
 
 
 def bench_numpy_ratio(

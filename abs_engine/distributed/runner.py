@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..kernels.bundles import BlockSums, RunSpec, frozen
+from ..kernels.bundles import BLOCK_SUMS_HISTOGRAMS, BlockSums, RunSpec, frozen
 from ..simulation import OutputShape, RunJob, run_range
 from .cluster import ClusterError
 
@@ -81,7 +81,7 @@ def _bundle(obj: Any) -> Any:
 
 #: the histograms of :class:`BlockSums`, per block or per kernel thread (mostly empty bins:
 #: sent back sparse)
-_HISTOGRAMS = ("hist_count", "hist_loss", "hist_tr", "hist_cov")
+_HISTOGRAMS = BLOCK_SUMS_HISTOGRAMS
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from collections import namedtuple
 import numpy as np
 
 __all__ = [
+    "BLOCK_SUMS_HISTOGRAMS",
     "BlockSums",
     "CollateralModel",
     "CollateralScratch",
@@ -223,6 +224,8 @@ BlockSums = namedtuple(
     "BlockSums",
     ["m", "cf", "w_tot", "hist_count", "hist_loss", "hist_tr", "hist_cov", "path_metrics"],
 )
+#: the histogram fields of :class:`BlockSums` (R rows each, as above)
+BLOCK_SUMS_HISTOGRAMS = ("hist_count", "hist_loss", "hist_tr", "hist_cov")
 
 
 def frozen(bundle):
