@@ -18,6 +18,8 @@ from scipy import special, stats
 
 import abs_engine as ae
 from abs_engine.compile.model import compile_model
+from abs_engine.kernels import layout as L
+from abs_engine.kernels.bundles import BLOCK_SUMS_HISTOGRAMS
 from abs_engine.schema import parse_deal
 from abs_engine.schema.stochastic import MonteCarloScenario
 from tests.conftest import (
@@ -220,14 +222,77 @@ def test_scratch_carries_nothing_from_one_block_to_the_next(scenario):
         sums = sums._replace(path_metrics=np.full((spec.n_paths, job.shape.n_m), np.nan))
     scratch = block_scratch(model, deal, sums)
     kernel = block_kernel(model)
+
+    def arrays(bundle):  # a bundle's arrays, those of the bundles it holds included
+        for a in bundle:
+            yield from (arrays(a) if isinstance(a, tuple) else (a,))
+
     for bb in reversed(range(n_blocks)):
-        for bundle in scratch:
-            for a in bundle:
-                a[...] = np.nan if a.dtype.kind == "f" else -1
+        for a in arrays(scratch):
+            a[...] = np.nan if a.dtype.kind == "f" else -1
         kernel(0, bb, spec, model, deal, sums, *scratch)
     for name, a, b in zip(ref._fields, ref, sums, strict=True):
         assert np.array_equal(a, b, equal_nan=True), name
     assert np.isfinite(ref.m).any() and np.isfinite(ref.w_tot).all()
+
+
+def _block_sums_from_paths(metrics, path_cf, memoised):
+    """The sums ``m`` [N_SUM, M] and ``cf`` [N_CF_SUM, T, N_CF] of one block of crude paths
+    (every weight 1), from each path's metric vector [P, M] and cash flows [P, T, N_CF], in
+    the kernel's order: the paths in turn, then the memoised no-default paths (``memoised``
+    [P], bool) once, their count as weight (NumPy's elementwise IEEE arithmetic, the
+    kernel's expressions as written: ``w·v·v`` is (w·v)·v)."""
+    m = np.zeros((L.N_SUM, metrics.shape[1]))
+    cf = np.zeros((L.N_CF_SUM, *path_cf.shape[1:]))
+
+    def add(v, c, w):
+        ok = ~np.isnan(v)
+        for row, x in ((L.SUM_WV, w * v), (L.SUM_W2V2, w * v * v), (L.SUM_W, w), (L.SUM_N, w),
+                       (L.SUM_WV2, w * v * v), (L.SUM_W2V, w * v), (L.SUM_W2, w)):  # fmt: skip
+            m[row, ok] += np.broadcast_to(x, v.shape)[ok]
+        cf[L.CF_WV] += w * c
+        cf[L.CF_W2V2] += w * c * c
+        cf[L.CF_W2V] += w * c
+
+    for p in np.flatnonzero(~memoised):
+        add(metrics[p], path_cf[p], 1.0)
+    if memoised.any():
+        p = np.flatnonzero(memoised)[0]
+        add(metrics[p], path_cf[p], float(memoised.sum()))
+    return m, cf
+
+
+@pytest.mark.parametrize("jit", [True, False])
+def test_prefix_restarts_change_no_path(jit):
+    """In a block, a path with defaults restarts from the memoised no-default path's
+    checkpoint at the first period its inputs differ. With one path a block there is no
+    memoised path before any: every path runs from its first period, and its block's sums
+    are its own figures. Added up in the kernel's order, those give bitwise the sums of one
+    block of all the paths (metrics and expected cash flows), its histograms and its kept
+    metric vectors: compiled kernel and Python twin, on the bundled deal, whose no-default
+    path recurs in about half the paths."""
+    from abs_engine.compile.deal import compile_deal
+    from abs_engine.simulation import run_range, start_simulation_compiled
+
+    cd = compile_deal(ae.load_deal())
+    sc = ae.load_scenario("huake_mc", cd.deal)
+    n = 600 if jit else 120
+    job = start_simulation_compiled(cd, sc, n_paths=n, seed=5, keep_paths=True, progress=False).job
+    assert job.model.memo
+    run = {size: run_range(0, -(-n // size), job.spec._replace(block_size=size), job.model,
+                           job.deal, job.shape, jit=jit, threads=1)
+           for size in (n, 1)}  # fmt: skip
+    kept = run[1].path_metrics
+    pool = kept[:, job.shape.n_j * L.N_MT :]
+    memoised = (pool[:, L.MP_DEFAULT_COUNT] == 0) & (pool[:, L.MP_PROVIDER_DEFAULT] == 0)
+    assert 0 < np.count_nonzero(~memoised) < n - 1  # restarts, and a memoised path to restart from
+    bits = lambda a: a.view(np.int64)  # noqa: E731
+    assert np.array_equal(bits(run[n].path_metrics), bits(kept))
+    m, cf = _block_sums_from_paths(kept, run[1].cf[:, L.CF_WV], memoised)
+    assert np.array_equal(bits(run[n].m[0]), bits(m))
+    assert np.array_equal(bits(run[n].cf[0]), bits(cf))
+    for name in BLOCK_SUMS_HISTOGRAMS:
+        assert np.array_equal(getattr(run[n], name), getattr(run[1], name)), name
 
 
 def test_different_seeds_differ_and_python_twin_agrees():

@@ -47,6 +47,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import numba
 import numpy as np
 from hypothesis import given, reject, settings
 from hypothesis import strategies as st
@@ -57,6 +58,8 @@ from abs_engine.compile.schedule import add_months
 from abs_engine.deterministic import WaterfallResult, run_waterfall
 from abs_engine.errors import DealError
 from abs_engine.kernels import layout as L
+from abs_engine.kernels.bundles import Ledgers
+from abs_engine.kernels.waterfall import waterfall_path, waterfall_path_py, waterfall_scratch_py
 from abs_engine.schema import DeterministicScenario, parse_deal, parse_scenario
 
 FREQ_MONTHS = {"monthly": 1, "quarterly": 3, "semi_annual": 6, "annual": 12}
@@ -961,6 +964,59 @@ def test_compiled_kernel_matches_python_twin(case: Case) -> None:
             name,
             np.argwhere(~np.isclose(a, b, equal_nan=True))[:5],
         )
+
+
+@numba.njit
+def _waterfall_compiled(flows, sdp, base_rate, deal, led, scratch, t_start, save):
+    waterfall_path(flows, sdp, base_rate, deal, led, scratch, t_start, save)
+
+
+def _ledgers(cd: CompiledDeal, fill: float = 0.0) -> Ledgers:
+    n_t, n_j = cd.n_periods, len(cd.tranche_names)
+    n_f, n_a, n_s = len(cd.fee_names), len(cd.account_names), len(cd.support_names)
+    shapes = ((n_t, n_j, L.N_LT), (n_t, n_f, L.N_LF), (n_t, n_a, L.N_LA), (n_t, n_s, L.N_LS),
+              (n_t, L.N_LP), (n_j, L.N_ST), (L.N_SP,))  # fmt: skip
+    return Ledgers(*(np.full(shape, fill) for shape in shapes))
+
+
+@settings(SETTINGS, max_examples=max(30, SETTINGS.max_examples // 3))
+@given(cases(max_scenarios=3), st.data())
+def test_a_prefix_restart_equals_the_run_from_the_first_period(case: Case, data) -> None:
+    """Property 8, the prefix restart of the Monte Carlo block kernel: a path whose inputs
+    (pool flows, base rate, which providers have defaulted) are those of a checkpointed path
+    before period k, restarted at any t0 <= k from that path's checkpoint with its ledger
+    rows before t0, has bitwise the ledgers and summaries of its run from period 0, in both
+    twins. Everything else the restart starts from holds NaN. The second path is the first
+    scenario's up to k and the last one's from k on (a provider defaulting in the last
+    scenario before k defaults at k)."""
+    cd, scs = case.compile()
+    fl = deterministic_flows(cd, scs)
+    n_t, n_s = cd.n_periods, len(cd.support_names)
+    k = data.draw(st.integers(0, n_t), label="k")
+    base = (fl.flows[0], fl.support_default_period[0], fl.base_rate[0])
+    flows, sdp, rate = (a.copy() for a in base)
+    flows[:, k:] = fl.flows[-1][:, k:]
+    rate[k:] = fl.base_rate[-1][k:]
+    for s in range(n_s):
+        if base[1][s] >= k:
+            sdp[s] = max(fl.support_default_period[-1][s], k)
+    shape = (len(cd.tranche_names), len(cd.fee_names), len(cd.account_names), n_s,
+             len(cd.trigger_names), n_t)  # fmt: skip
+    for run in (waterfall_path_py, _waterfall_compiled):
+        scratch = waterfall_scratch_py(*shape, checkpoints=True)
+        base_led = _ledgers(cd)
+        run(*base, cd.kernel, base_led, scratch, 0, 1)
+        full = _ledgers(cd)
+        run(flows, sdp, rate, cd.kernel, full, waterfall_scratch_py(*shape), 0, 0)
+        for t0 in range(1, k + 1):
+            led = _ledgers(cd, np.nan)
+            for a, b in zip(led[:5], base_led[:5], strict=True):
+                a[:t0] = b[:t0]
+            for a in scratch[:2]:
+                a[...] = np.nan
+            run(flows, sdp, rate, cd.kernel, led, scratch, t0, 0)
+            for name, a, b in zip(Ledgers._fields, full, led, strict=True):
+                assert np.array_equal(a.view(np.int64), b.view(np.int64)), (run, t0, name)
 
 
 # ---------------------------------------------------------------------------------------------

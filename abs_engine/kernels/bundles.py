@@ -185,20 +185,30 @@ CollateralScratch = namedtuple(
 #: With a leading path axis P for :func:`abs_engine.kernels.waterfall.run_paths`.
 Ledgers = namedtuple("Ledgers", ["tr", "fee", "acc", "sup", "per", "sum_tr", "sum_pool"])
 
-#: The waterfall's per-path scratch: work float64[N_WORK, >= max(J, F, A, S, G)] (running
-#: balances, see ``waterfall.W_*``) and pending float64[>= S, T] (loss-compensation claims
-#: not yet paid).
-WaterfallScratch = namedtuple("WaterfallScratch", ["work", "pending"])
+#: The waterfall's per-path scratch: work float64[N_WORK, W] (running balances, see
+#: ``waterfall.W_*``; W >= max(J, F, A, S, G)) and pending float64[S', T] (loss-compensation
+#: claims not yet paid; S' = max(S, 1)); and checkpoints of a path's state at the start of
+#: each period t and at its end (t = T), C = T + 1 of them, or C = 0 where no path saves
+#: any: ck_work float64[C, N_WORK, W], ck_pending float64[C, S', T], ck_sum_tr
+#: float64[C, J, N_ST] and ck_sum_pool float64[C, N_SP] (the summaries as they stand),
+#: ck_state float64[C, N_CK] (the period loop's scalars, ``waterfall.CK_*``).
+WaterfallScratch = namedtuple(
+    "WaterfallScratch",
+    ["work", "pending", "ck_work", "ck_pending", "ck_sum_tr", "ck_sum_pool", "ck_state"],
+)
 
 #: A Monte Carlo block's per-path buffers: cash float64[T] (a tranche's cash per period, for
 #: its yield), metrics float64[M] (the path's metric vector), path_cf float64[T, N_CF] (its
 #: expected-cash-flow items), coverage float64[T] (its headline coverage ratio per period;
 #: NaN where undefined), and the same four for the memoised no-default path: base_metrics,
-#: base_cf, base_cov, and base_stats float64[N_CS] (its collateral statistics).
+#: base_cf, base_cov, and base_stats float64[N_CS] (its collateral statistics); and that
+#: path's inputs and ledgers, for the prefix restarts of the paths that share its first
+#: periods: base_flows float64[N_PF, T], base_sdp int64[S] (its providers' default periods),
+#: base_led a :class:`Ledgers` (its ledger arrays; the summaries unused).
 PathBuffers = namedtuple(
     "PathBuffers",
     ["cash", "metrics", "path_cf", "coverage", "base_metrics", "base_cf", "base_cov",
-     "base_stats"],
+     "base_stats", "base_flows", "base_sdp", "base_led"],
 )  # fmt: skip
 
 #: What a Monte Carlo kernel call runs: paths are numbered globally, ``block_size`` to a

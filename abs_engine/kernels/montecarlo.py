@@ -125,7 +125,13 @@ from .layout import (
     SUM_WV2,
     TF_BALANCE,
 )
-from .waterfall import waterfall_path, waterfall_path_py, waterfall_scratch_py
+from .waterfall import (
+    _copy_py,
+    _copy_rows_py,
+    waterfall_path,
+    waterfall_path_py,
+    waterfall_scratch_py,
+)
 
 
 def tranche_yield_py(cash, accrual, balance, guess):
@@ -308,8 +314,9 @@ def path_cashflows_py(led_tr, led_per, led_sup, out):
 
 def block_scratch(model, deal, sums):
     """The scratch of :func:`run_block_py` (either twin), a tuple: collateral scratch, ledgers,
-    waterfall scratch and per-path buffers (metric vector, cash flows, coverage ratios, and
-    the memoised no-default path's), sized from the bundles and the block sums ``sums``.
+    waterfall scratch (with checkpoints) and per-path buffers (metric vector, cash flows,
+    coverage ratios, and the memoised no-default path's, with its inputs and ledgers), sized
+    from the bundles and the block sums ``sums``.
     Plain NumPy, called from Python: the compiled :data:`run_block` allocates nothing
     (:data:`run_block_cmc`, compiled with reference counts, allocates its two branches'
     buffers itself and ignores the per-path buffers)."""
@@ -337,7 +344,7 @@ def block_scratch(model, deal, sums):
         np.zeros((n_j, N_ST)),
         np.zeros(N_SP),
     )
-    wf = waterfall_scratch_py(n_j, n_f, n_a, n_s, n_g, n_t)
+    wf = waterfall_scratch_py(n_j, n_f, n_a, n_s, n_g, n_t, checkpoints=True)
     buf = PathBuffers(
         np.zeros(n_t),
         np.zeros(n_m),
@@ -347,6 +354,9 @@ def block_scratch(model, deal, sums):
         np.zeros((n_t, n_cf)),
         np.zeros(n_t),
         np.zeros(N_CS),
+        np.zeros_like(coll.flows),
+        np.zeros_like(coll.support_default_period),
+        Ledgers(*(np.zeros_like(a) for a in led)),
     )
     return coll, led, wf, buf
 
@@ -418,14 +428,35 @@ def _add_histograms_py(hist_count, hist_loss, hist_tr, hist_cov, lo, hi, bb, sta
     return 0
 
 
-def _copy_py(src, dst):
-    """``dst[...] = src`` for two contiguous arrays of one size, element by element: an array
-    assignment would compile numba's shape-mismatch error message (string formatting, seconds
-    of the cold compile)."""
-    flat_s = src.reshape(src.size)
-    flat_d = dst.reshape(dst.size)
-    for k in range(flat_s.shape[0]):
-        flat_d[k] = flat_s[k]
+def _first_difference_py(flows, sdp, base_flows, base_sdp):
+    """The first period whose waterfall inputs differ from the memoised no-default path's
+    (``base_flows`` float64[N_PF, T], ``base_sdp`` int64[S]): a pool flow not bitwise
+    equal (a NaN, or zeros of two signs, differ), or a provider default in one path only by
+    then; T when none differ. A path restarts there from that path's checkpoint."""
+    n_t = flows.shape[1]
+    t0 = n_t
+    for s in range(sdp.shape[0]):
+        if sdp[s] != base_sdp[s]:
+            first = sdp[s] if sdp[s] < base_sdp[s] else base_sdp[s]
+            if first < t0:
+                t0 = first
+    for t in range(t0):
+        for k in range(flows.shape[0]):
+            a = flows[k, t]
+            b = base_flows[k, t]
+            if a != b or (a == 0.0 and math.copysign(1.0, a) != math.copysign(1.0, b)):
+                return t
+    return t0
+
+
+def _restore_prefix_py(base_led, led, t_from, t_to):
+    """Ledger rows ``t_from`` to ``t_to`` (excluded) of the memoised path (``base_led``)
+    copied back into the path's ledgers ``led``, ahead of a prefix restart at ``t_to``."""
+    _copy_rows_py(base_led.tr, led.tr, t_from, t_to)
+    _copy_rows_py(base_led.fee, led.fee, t_from, t_to)
+    _copy_rows_py(base_led.acc, led.acc, t_from, t_to)
+    _copy_rows_py(base_led.sup, led.sup, t_from, t_to)
+    _copy_rows_py(base_led.per, led.per, t_from, t_to)
     return 0
 
 
@@ -497,11 +528,16 @@ def run_block_py(first_block, bb, spec, model, deal, sums, coll, led, wf, buf):
     base_metrics, base_cf, base_cov, base_stats = (
         buf.base_metrics, buf.base_cf, buf.base_cov, buf.base_stats
     )  # fmt: skip
+    base_flows, base_sdp, base_led = buf.base_flows, buf.base_sdp, buf.base_led
     # The no-default path has the same pool flows every time (model.memo): run it once
-    # per block, add it n_base times (their weights summed) at the end.
+    # per block, add it n_base times (their weights summed) at the end. Its run saves a
+    # checkpoint a period; a path with defaults restarts from the one of the first period
+    # its inputs differ in (prefix restart), its ledger rows before it the no-default
+    # path's: the first ``valid`` rows hold them still, the rest are copied back.
     n_base = 0
     base_w1 = 0.0
     base_w2 = 0.0
+    valid = 0
     for p in range(p0, p1):
         n_def = collateral_draws_py(seed, p, model, coll)
         w = math.exp(stats[CS_LOG_WEIGHT])  # exp(0) = 1 exactly: crude sampling
@@ -516,7 +552,13 @@ def run_block_py(first_block, bb, spec, model, deal, sums, coll, led, wf, buf):
                 _copy_py(base_metrics, path_metrics[p - first_path])
             continue
         survivor_flows_py(model, coll)
-        waterfall_path_py(flows, sdp, base_rate, deal, led, wf)
+        t0 = 0
+        if n_base > 0:
+            t0 = _first_difference_py(flows, sdp, base_flows, base_sdp)
+            if valid < t0:
+                _restore_prefix_py(base_led, led, valid, t0)
+        waterfall_path_py(flows, sdp, base_rate, deal, led, wf, t0, 1 if base_path else 0)
+        valid = t0
         path_metrics_py(led_tr, sum_tr, sum_pool, stats, tranche_f, tranche_accrual,
                         original_pool, sdp, cash, metrics)  # fmt: skip
         path_cashflows_py(led_tr, led_per, led_sup, path_cf)
@@ -530,6 +572,14 @@ def run_block_py(first_block, bb, spec, model, deal, sums, coll, led, wf, buf):
             _copy_py(path_cf, base_cf)
             _copy_py(coverage, base_cov)
             _copy_py(stats, base_stats)
+            _copy_py(flows, base_flows)
+            _copy_py(sdp, base_sdp)
+            _copy_py(led_tr, base_led.tr)
+            _copy_py(led.fee, base_led.fee)
+            _copy_py(led.acc, base_led.acc)
+            _copy_py(led.sup, base_led.sup)
+            _copy_py(led_per, base_led.per)
+            valid = n_t
         else:
             _add_path_py(m, cf, w_tot, bb, metrics, path_cf, w, w * w, 1.0)
             _add_histograms_py(h_count, h_loss, h_tr, h_cov, lo, hi, hb, stats, metrics,
@@ -610,7 +660,7 @@ def run_block_cmc_py(first_block, bb, spec, model, deal, sums, coll, led, wf, bu
         prob, period = provider_given_factors_py(seed, p, model, coll.z, stats[CS_STUDENT_SCALE])
         for branch in range(2):
             sdp[0] = n_t + 1 if branch == 0 else period
-            waterfall_path_py(flows, sdp, base_rate, deal, led, wf)
+            waterfall_path_py(flows, sdp, base_rate, deal, led, wf, 0, 0)
             path_metrics_py(led_tr, sum_tr, sum_pool, stats, tranche_f, tranche_accrual,
                             original_pool, sdp, cash, metrics[branch])  # fmt: skip
             path_cashflows_py(led_tr, led_per, led_sup, path_cf[branch])
@@ -636,12 +686,21 @@ _add_path = jit_twin(_add_path_py, cache=True, refcounts=False)
 _add_histograms = jit_twin(_add_histograms_py, {"_bin_py": _bin}, cache=True, refcounts=False)
 _no_default_path = jit_twin(_no_default_path_py, cache=True, inline="always")
 _copy = jit_twin(_copy_py, cache=True, refcounts=False)
+_first_difference = jit_twin(_first_difference_py, cache=True, refcounts=False)
+_restore_prefix = jit_twin(
+    _restore_prefix_py,
+    {"_copy_rows_py": jit_twin(_copy_rows_py, cache=True, inline="always")},
+    cache=True,
+    refcounts=False,
+)
 run_block = jit_twin(
     run_block_py,
     {
         "survivor_flows_py": survivor_flows,
         "_no_default_path_py": _no_default_path,
         "_copy_py": _copy,
+        "_first_difference_py": _first_difference,
+        "_restore_prefix_py": _restore_prefix,
         "waterfall_path_py": waterfall_path,
         "path_metrics_py": path_metrics,
         "path_cashflows_py": path_cashflows,
@@ -679,7 +738,7 @@ run_block_cmc = jit_twin(
 #: (:mod:`abs_engine.kernel_compile`). :func:`block_callee_args` gives their arguments
 BLOCK_CALLEES: tuple[Any, ...] = (
     waterfall_path, *DRAW_CALLEES, survivor_flows, path_metrics, path_cashflows, _add_path,
-    _add_histograms, _copy, _copy,
+    _add_histograms, _copy, _copy, _copy, _copy, _first_difference, _restore_prefix,
 )  # fmt: skip
 
 
@@ -689,7 +748,7 @@ def block_callee_args(spec, model, deal, sums, coll, led, wf, buf):
     n_obl = model.obligor_class.shape[0]
     sdp, stats = coll.support_default_period, coll.stats
     return (
-        (coll.flows, sdp, model.base_rate, deal, led, wf),
+        (coll.flows, sdp, model.base_rate, deal, led, wf, 0, 0),
         *draw_callee_args(spec.seed, model, coll),
         (model, coll),
         (led.tr, led.sum_tr, led.sum_pool, stats, deal.tranche_f, deal.tranche_accrual,
@@ -700,6 +759,10 @@ def block_callee_args(spec, model, deal, sums, coll, led, wf, buf):
          spec.hist_hi, 0, stats, buf.metrics, buf.coverage, n_obl, deal.original_pool, 1.0),
         (buf.metrics, buf.base_metrics),
         (buf.path_cf, buf.base_cf),
+        (led.tr, buf.base_led.tr),
+        (sdp, buf.base_sdp),
+        (coll.flows, sdp, buf.base_flows, buf.base_sdp),
+        (buf.base_led, led, 0, 0),
     )  # fmt: skip
 
 

@@ -108,6 +108,8 @@ from .layout import (
     LT_RESIDUAL_PAID,
     LT_WRITE_DOWN,
     MODE_PRO_RATA,
+    N_SP,
+    N_ST,
     N_STATUS,
     OP_DRAW_RESERVE,
     OP_DRAW_SUPPORT,
@@ -195,16 +197,38 @@ W_TRIG_MISSED = 9  # 1.0 if the trigger's tranches missed interest last period
 W_PRIN_DUE = 10  # principal due per tranche at the start of the period (coverage ratio)
 N_WORK = 11
 
+# columns of the checkpointed loop state ``WaterfallScratch.ck_state[t, :]`` (at period t's start)
+CK_POOL_BAL = 0  # performing pool balance (yuan)
+CK_CUM_DEFAULT = 1  # cumulative defaults (yuan)
+CK_CASH = 2  # cash carried into the period (yuan)
+CK_ENDED = 3  # 1.0 once the deal has ended (final period or clean-up call)
+CK_MAX_STATUS = 4  # highest status reached so far
+CK_LAST_PERIOD = 5  # the period the deal ended in (T - 1 until it ends)
+N_CK = 6
+
 
 def work_shape(n_tranches, n_fees, n_accounts, n_supports, n_triggers):
     """Shape of the scratch array one path needs: (N_WORK, max entity count)."""
     return (N_WORK, max(1, n_tranches, n_fees, n_accounts, n_supports, n_triggers))
 
 
-def waterfall_scratch_py(n_tranches, n_fees, n_accounts, n_supports, n_triggers, n_periods):
-    """A :class:`~abs_engine.kernels.bundles.WaterfallScratch` for one path at a time."""
+def waterfall_scratch_py(n_tranches, n_fees, n_accounts, n_supports, n_triggers, n_periods,
+                         checkpoints=False):  # fmt: skip
+    """A :class:`~abs_engine.kernels.bundles.WaterfallScratch` for one path at a time, with
+    room for a checkpoint at the start of each period and at the end (``checkpoints``), or
+    none (zero-length checkpoint arrays: a path can then neither save nor restart)."""
     rows, cols = work_shape(n_tranches, n_fees, n_accounts, n_supports, n_triggers)
-    return WaterfallScratch(np.zeros((rows, cols)), np.zeros((max(n_supports, 1), n_periods)))
+    n_s = max(n_supports, 1)
+    n_c = n_periods + 1 if checkpoints else 0
+    return WaterfallScratch(
+        np.zeros((rows, cols)),
+        np.zeros((n_s, n_periods)),
+        np.zeros((n_c, rows, cols)),
+        np.zeros((n_c, n_s, n_periods)),
+        np.zeros((n_c, max(n_tranches, 0), N_ST)),
+        np.zeros((n_c, N_SP)),
+        np.zeros((n_c, N_CK)),
+    )
 
 
 def base_amount_py(kind, pool_start, notes, original_pool, tranche_balance):
@@ -433,6 +457,77 @@ def _zero_py(a):
     for k in range(a.size):
         a.flat[k] = 0.0
     return 0
+
+
+def _copy_py(src, dst):
+    """``dst[...] = src`` for two C-contiguous arrays of one size, element by element: an array
+    assignment would compile numba's shape-mismatch error message (string formatting, seconds
+    of the cold compile)."""
+    for k in range(src.size):
+        dst.flat[k] = src.flat[k]
+    return 0
+
+
+def _copy_rows_py(src, dst, t_from, t_to):
+    """``dst[t_from:t_to] = src[t_from:t_to]`` for two C-contiguous arrays of one shape
+    (rows along the first axis), element by element."""
+    row = src.size // src.shape[0] if src.shape[0] > 0 else 0
+    for k in range(t_from * row, t_to * row):
+        dst.flat[k] = src.flat[k]
+    return 0
+
+
+def _zero_rows_py(a, t_from):
+    """``a[t_from:] = 0.0`` for a C-contiguous array (rows along the first axis)."""
+    row = a.size // a.shape[0] if a.shape[0] > 0 else 0
+    for k in range(t_from * row, a.size):
+        a.flat[k] = 0.0
+    return 0
+
+
+def _checkpoint_py(t, pool_bal, cum_default, cash, ended, max_status, last_period, work,
+                   pending, sum_tr, sum_pool, scratch):  # fmt: skip
+    """Save the path's state at period t's start (t = T: its end) into the checkpoints of
+    ``scratch``: running balances, pending claims, the summaries kept as the periods run
+    (minimum coverage, first shortfall, call and trigger periods) and the loop's scalars."""
+    _copy_py(work, scratch.ck_work[t])
+    _copy_py(pending, scratch.ck_pending[t])
+    _copy_py(sum_tr, scratch.ck_sum_tr[t])
+    _copy_py(sum_pool, scratch.ck_sum_pool[t])
+    st = scratch.ck_state
+    st[t, CK_POOL_BAL] = pool_bal
+    st[t, CK_CUM_DEFAULT] = cum_default
+    st[t, CK_CASH] = cash
+    st[t, CK_ENDED] = 1.0 if ended else 0.0
+    st[t, CK_MAX_STATUS] = max_status
+    st[t, CK_LAST_PERIOD] = last_period
+    return 0
+
+
+def _restart_path_py(t0, work, pending, led_tr, led_fee, led_acc, led_sup, led_per, sum_tr,
+                     sum_pool, scratch):  # fmt: skip
+    """Restart a path at period t0 from the checkpoint a path with the same inputs before t0
+    saved: running balances, pending claims and partial summaries restored, ledger rows from
+    t0 on zeroed (rows before t0 are the caller's: the checkpointed path's). Returns the
+    loop's scalars at t0's start: pool balance, cumulative defaults, cash, whether the deal
+    has ended, the highest status so far and the period it ended in."""
+    _copy_py(scratch.ck_work[t0], work)
+    _copy_py(scratch.ck_pending[t0], pending)
+    _copy_py(scratch.ck_sum_tr[t0], sum_tr)
+    _copy_py(scratch.ck_sum_pool[t0], sum_pool)
+    _zero_rows_py(led_tr, t0)
+    _zero_rows_py(led_fee, t0)
+    _zero_rows_py(led_acc, t0)
+    _zero_rows_py(led_sup, t0)
+    _zero_rows_py(led_per, t0)
+    st = scratch.ck_state
+    pool_bal = st[t0, CK_POOL_BAL]
+    cum_default = st[t0, CK_CUM_DEFAULT]
+    cash = st[t0, CK_CASH]
+    ended = st[t0, CK_ENDED] > 0.0
+    max_status = int(st[t0, CK_MAX_STATUS])
+    last_period = int(st[t0, CK_LAST_PERIOD])
+    return pool_bal, cum_default, cash, ended, max_status, last_period
 
 
 def _start_path_py(tranche_f, account_f, work, pending, led_tr, led_fee, led_acc, led_sup,
@@ -862,8 +957,9 @@ def _path_summaries_py(last_period, max_status, years, support_i, work, led_tr, 
     return 0
 
 
-def waterfall_path_py(pool_flows, support_default_period, base_rate, deal, led, scratch):
-    """Run one path through the waterfall.
+def waterfall_path_py(pool_flows, support_default_period, base_rate, deal, led, scratch, t_start,
+                      save):  # fmt: skip
+    """Run one path through the waterfall, from its first period or restarted at ``t_start``.
 
     Parameters
     ----------
@@ -878,7 +974,17 @@ def waterfall_path_py(pool_flows, support_default_period, base_rate, deal, led, 
     led : Ledgers, written
         Ledgers [T, ...] and per-path summaries of this path.
     scratch : WaterfallScratch
-        Running balances and pending claims, overwritten.
+        Running balances and pending claims, overwritten; and the checkpoints.
+    t_start : int
+        0: run every period. t0 > 0: restart at period t0 from the checkpoint ``scratch``
+        holds for t0 (a prefix restart), for a path whose inputs before t0 (pool flows,
+        and whether each provider has defaulted) are those of the path that saved it. The
+        ledger rows before t0 must hold that path's (the caller's task); the rest of the
+        ledgers and summaries are then bitwise those of a run from period 0, since a period
+        depends only on the state at its start and its own inputs.
+    save : int
+        1: save a checkpoint at each period's start and at the end (``scratch.ck_*`` sized
+        T + 1; :func:`waterfall_scratch_py` with ``checkpoints``).
 
     The phases of a period are helpers (``_collections_py`` … ``_close_period_py``), the
     steps of the priority of payments one helper per opcode. This plain-Python twin calls
@@ -913,16 +1019,24 @@ def waterfall_path_py(pool_flows, support_default_period, base_rate, deal, led, 
     pending = scratch.pending
     n_t = pool_flows.shape[1]
 
-    _start_path_py(tranche_f, account_f, work, pending, led_tr, led_fee, led_acc, led_sup,
-                   led_per, sum_tr, sum_pool)  # fmt: skip
-    pool_bal = original_pool
-    last_period = n_t - 1
-    cum_default = 0.0
-    cash = 0.0
-    ended = False
-    max_status = 0
+    if t_start == 0:
+        _start_path_py(tranche_f, account_f, work, pending, led_tr, led_fee, led_acc, led_sup,
+                       led_per, sum_tr, sum_pool)  # fmt: skip
+        pool_bal = original_pool
+        cum_default = 0.0
+        cash = 0.0
+        ended = False
+        max_status = 0
+        last_period = n_t - 1
+    else:
+        pool_bal, cum_default, cash, ended, max_status, last_period = _restart_path_py(
+            t_start, work, pending, led_tr, led_fee, led_acc, led_sup, led_per, sum_tr,
+            sum_pool, scratch)  # fmt: skip
 
-    for t in range(n_t):
+    for t in range(t_start, n_t):
+        if save != 0:
+            _checkpoint_py(t, pool_bal, cum_default, cash, ended, max_status, last_period, work,
+                           pending, sum_tr, sum_pool, scratch)  # fmt: skip
         if ended:
             continue
         # ---- 1. collections, loss compensation, the clean-up call ----
@@ -991,6 +1105,9 @@ def waterfall_path_py(pool_flows, support_default_period, base_rate, deal, led, 
         if final:
             ended = True
             last_period = t
+    if save != 0:
+        _checkpoint_py(n_t, pool_bal, cum_default, cash, ended, max_status, last_period, work,
+                       pending, sum_tr, sum_pool, scratch)  # fmt: skip
 
     _path_summaries_py(last_period, max_status, years, support_i, work, led_tr, led_per, sum_tr,
                        sum_pool)  # fmt: skip
@@ -1007,11 +1124,19 @@ def run_paths_py(pool_flows, support_default_period, base_rate, deal, led, work_
     n_t = pool_flows.shape[2]
     n_s = deal.support_f.shape[0]
     for p in range(n_p):
-        scratch = WaterfallScratch(np.empty((work_rows, work_cols)), np.empty((max(n_s, 1), n_t)))
+        scratch = WaterfallScratch(
+            np.empty((work_rows, work_cols)),
+            np.empty((max(n_s, 1), n_t)),
+            np.empty((0, work_rows, work_cols)),
+            np.empty((0, max(n_s, 1), n_t)),
+            np.empty((0, led.sum_tr.shape[1], N_ST)),
+            np.empty((0, N_SP)),
+            np.empty((0, N_CK)),
+        )
         path_led = Ledgers(led.tr[p], led.fee[p], led.acc[p], led.sup[p], led.per[p],
                            led.sum_tr[p], led.sum_pool[p])  # fmt: skip
         waterfall_path_py(
-            pool_flows[p], support_default_period[p], base_rate[p], deal, path_led, scratch
+            pool_flows[p], support_default_period[p], base_rate[p], deal, path_led, scratch, 0, 0
         )
     return 0
 
@@ -1021,6 +1146,10 @@ base_amount = jit_twin(base_amount_py, cache=True)
 #: (:mod:`abs_engine.kernels._inline`); the Python twin calls them
 _HELPERS = (
     _start_path_py,
+    _restart_path_py,
+    _checkpoint_py,
+    _copy_py,
+    _zero_rows_py,
     _collections_py,
     _compensation_py,
     _clean_up_call_py,
