@@ -50,6 +50,53 @@ def test_yields_are_floored_at_minus_100_percent():
     assert (res.paths["A.irr"] <= 0.0279 + 1e-12).all()  # never more than its coupon
 
 
+def _value_at_the_floor(cash, accrual, balance):
+    """The yield solver's f_lo, computed as it once always was: the cash's value at the
+    floor rate less the balance (a chain of divisions)."""
+    lo = -1.0
+    if lo <= -1.0 / accrual.max():
+        lo = -1.0 / accrual.max() + 1e-9
+    df, f = 1.0, -balance
+    for c, a in zip(cash.tolist(), accrual.tolist(), strict=True):
+        df = df / (1.0 + lo * a)
+        f += c * df
+    return f, lo
+
+
+def test_yield_floor_pass_is_skipped_only_where_it_cannot_return():
+    """tranche_yield skips the floor pass where g = -balance + the cash added in order is
+    > 0 (no negative cash or accrual): the pass's value is then never <= 0, so it cannot
+    return the floor. Checked on adversarial cash and accruals (zeros, denormals, tiny and
+    huge periods, cash just above the balance), and against the solver: where the pass
+    would return the floor, the solver does."""
+    from abs_engine.kernels.montecarlo import tranche_yield_py
+
+    rng = np.random.default_rng(11)
+    seen = {"skipped": 0, "floor": 0}
+    scales = (0.0, 5e-324, 1e-300, 1e-9, 0.25, 1.0, 7.5, 1e3)
+    for _ in range(4_000):
+        n = int(rng.integers(1, 14))
+        accrual = rng.choice(scales, n) * rng.random(n)
+        accrual[rng.integers(n)] = rng.choice((1e-12, 0.25, 1.0, 40.0))
+        cash = rng.choice(scales, n) * rng.random(n)
+        balance = float(cash.sum() * rng.choice((0.5, 1.0 - 1e-15, 1.0, 1.0 + 1e-15, 2.0)))
+        if balance <= 0.0:
+            continue
+        g = -balance
+        for c in cash.tolist():
+            g += c
+        with np.errstate(all="ignore"):
+            f_lo, lo = _value_at_the_floor(cash, accrual, balance)
+            y = tranche_yield_py(cash, accrual, balance, 0.03)
+        if g > 0.0:
+            seen["skipped"] += 1
+            assert not f_lo <= 0.0, (cash, accrual, balance)
+        elif f_lo <= 0.0 and cash.sum() > 0.0:
+            seen["floor"] += 1
+            assert y == lo
+    assert min(seen.values()) > 100, seen
+
+
 def test_modified_duration_of_a_riskless_bullet():
     """100 at 4% bullet over 3 years (30/360): cash 4, 4, 104; Macaulay
     (1·4/1.04 + 2·4/1.04² + 3·104/1.04³) / 100 = 2.8861; modified = that / 1.04."""

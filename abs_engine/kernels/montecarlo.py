@@ -143,23 +143,36 @@ def tranche_yield_py(cash, accrual, balance, guess):
     n_t = cash.shape[0]
     total = 0.0
     amax = 0.0
+    amin = 0.0
+    cmin = 0.0
+    g = -balance
     for t in range(n_t):
         total += cash[t]
+        g += cash[t]
         if accrual[t] > amax:
             amax = accrual[t]
+        if accrual[t] < amin:
+            amin = accrual[t]
+        if cash[t] < cmin:
+            cmin = cash[t]
     if balance <= 0.0 or total <= 0.0 or amax <= 0.0:
         return -1.0 if balance > 0.0 else np.nan
     # yields are floored at -100%: below that per-period compounding stops meaning much
     lo = -1.0
     if lo <= -1.0 / amax:
         lo = -1.0 / amax + 1e-9
-    df = 1.0
-    f_lo = -balance
-    for t in range(n_t):
-        df = df / (1.0 + lo * accrual[t])
-        f_lo += cash[t] * df
-    if f_lo <= 0.0:
-        return lo
+    # Is the cash's value at the floor, f_lo, at most 0? Not when g > 0 with no negative
+    # cash or accrual: each discount factor at lo < 0 is then >= 1, so (rounding being
+    # monotone) every partial sum of f_lo is at least g's. The pass, a chain of divisions,
+    # runs only where that bound does not settle it; the answer is the same either way.
+    if not (g > 0.0 and cmin >= 0.0 and amin >= 0.0):
+        df = 1.0
+        f_lo = -balance
+        for t in range(n_t):
+            df = df / (1.0 + lo * accrual[t])
+            f_lo += cash[t] * df
+        if f_lo <= 0.0:
+            return lo
     hi = 10.0
     y = guess
     for _ in range(100):
@@ -205,7 +218,9 @@ def path_metrics_py(led_tr, sum_tr, sum_pool, stats, tranche_f, tranche_accrual,
         df = 1.0
         coupon_sum = 0.0
         for t in range(n_t):
-            df = df / (1.0 + led_tr[t, j, LT_COUPON_RATE] * tranche_accrual[j, t])
+            x = 1.0 + led_tr[t, j, LT_COUPON_RATE] * tranche_accrual[j, t]
+            if x != 1.0:  # df / 1.0 is df: no division (a chain of them) at a zero coupon
+                df = df / x
             c = (
                 led_tr[t, j, LT_INTEREST_PAID]
                 + led_tr[t, j, LT_PRINCIPAL_PAID]
