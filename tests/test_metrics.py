@@ -50,26 +50,13 @@ def test_yields_are_floored_at_minus_100_percent():
     assert (res.paths["A.irr"] <= 0.0279 + 1e-12).all()  # never more than its coupon
 
 
-def _value_at_the_floor(cash, accrual, balance):
-    """The yield solver's f_lo, computed as it once always was: the cash's value at the
-    floor rate less the balance (a chain of divisions)."""
-    lo = -1.0
-    if lo <= -1.0 / accrual.max():
-        lo = -1.0 / accrual.max() + 1e-9
-    df, f = 1.0, -balance
-    for c, a in zip(cash.tolist(), accrual.tolist(), strict=True):
-        df = df / (1.0 + lo * a)
-        f += c * df
-    return f, lo
-
-
 def test_yield_floor_pass_is_skipped_only_where_it_cannot_return():
     """tranche_yield skips the floor pass where g = -balance + the cash added in order is
-    > 0 (no negative cash or accrual): the pass's value is then never <= 0, so it cannot
-    return the floor. Checked on adversarial cash and accruals (zeros, denormals, tiny and
-    huge periods, cash just above the balance), and against the solver: where the pass
-    would return the floor, the solver does."""
-    from abs_engine.kernels.montecarlo import tranche_yield_py
+    > 0 (no negative cash or accrual): the pass's value (in floats, divisions and all) is
+    then never <= 0, so it cannot return the floor. Checked on adversarial cash and
+    accruals (zeros, denormals, tiny and huge periods, cash just above the balance), and
+    against the solver: where the pass would return the floor, the solver does."""
+    from abs_engine.kernels.montecarlo import _value_at_floor_py, tranche_yield_py
 
     rng = np.random.default_rng(11)
     seen = {"skipped": 0, "floor": 0}
@@ -85,8 +72,11 @@ def test_yield_floor_pass_is_skipped_only_where_it_cannot_return():
         g = -balance
         for c in cash.tolist():
             g += c
+        lo = -1.0
+        if lo <= -1.0 / accrual.max():
+            lo = -1.0 / accrual.max() + 1e-9
         with np.errstate(all="ignore"):
-            f_lo, lo = _value_at_the_floor(cash, accrual, balance)
+            f_lo = _value_at_floor_py(cash, accrual, balance, lo)
             y = tranche_yield_py(cash, accrual, balance, 0.03)
         if g > 0.0:
             seen["skipped"] += 1

@@ -134,19 +134,18 @@ from .waterfall import (
 )
 
 
-def tranche_yield_py(cash, accrual, balance, guess):
-    """Flat annual yield y with sum_t cash[t] · prod_{k<=t} 1 / (1 + y·accrual[k]) = balance.
-
-    The convention matches how coupons accrue, so a tranche paid its fixed coupon and par on
-    time yields exactly its coupon. Safeguarded Newton inside [-1, 10]; -1.0 (-100%) when
-    even that does not bring the cash received up to par."""
-    n_t = cash.shape[0]
+def _cash_scan_py(cash, accrual, balance):
+    """One pass over a tranche's cash [T] and accruals [T]: the total cash, the largest
+    accrual, and whether the value at the yield floor is surely positive (see
+    :func:`tranche_yield_py`): g = -balance + the cash added in order is > 0 and no cash or
+    accrual is negative. Then each discount factor at the floor (< 0) is >= 1 and, rounding
+    being monotone, every partial sum of that value is at least g's."""
     total = 0.0
     amax = 0.0
     amin = 0.0
     cmin = 0.0
     g = -balance
-    for t in range(n_t):
+    for t in range(cash.shape[0]):
         total += cash[t]
         g += cash[t]
         if accrual[t] > amax:
@@ -155,24 +154,36 @@ def tranche_yield_py(cash, accrual, balance, guess):
             amin = accrual[t]
         if cash[t] < cmin:
             cmin = cash[t]
+    return total, amax, g > 0.0 and cmin >= 0.0 and amin >= 0.0
+
+
+def _value_at_floor_py(cash, accrual, balance, lo):
+    """The cash's value at the yield ``lo`` less the balance (yuan): a chain of divisions."""
+    df = 1.0
+    f_lo = -balance
+    for t in range(cash.shape[0]):
+        df = df / (1.0 + lo * accrual[t])
+        f_lo += cash[t] * df
+    return f_lo
+
+
+def tranche_yield_py(cash, accrual, balance, guess):
+    """Flat annual yield y with sum_t cash[t] · prod_{k<=t} 1 / (1 + y·accrual[k]) = balance.
+
+    The convention matches how coupons accrue, so a tranche paid its fixed coupon and par on
+    time yields exactly its coupon. Safeguarded Newton inside [-1, 10]; -1.0 (-100%) when
+    even that does not bring the cash received up to par. The value at that floor is
+    computed only where :func:`_cash_scan_py` does not already know it positive."""
+    n_t = cash.shape[0]
+    total, amax, floor_positive = _cash_scan_py(cash, accrual, balance)
     if balance <= 0.0 or total <= 0.0 or amax <= 0.0:
         return -1.0 if balance > 0.0 else np.nan
     # yields are floored at -100%: below that per-period compounding stops meaning much
     lo = -1.0
     if lo <= -1.0 / amax:
         lo = -1.0 / amax + 1e-9
-    # Is the cash's value at the floor, f_lo, at most 0? Not when g > 0 with no negative
-    # cash or accrual: each discount factor at lo < 0 is then >= 1, so (rounding being
-    # monotone) every partial sum of f_lo is at least g's. The pass, a chain of divisions,
-    # runs only where that bound does not settle it; the answer is the same either way.
-    if not (g > 0.0 and cmin >= 0.0 and amin >= 0.0):
-        df = 1.0
-        f_lo = -balance
-        for t in range(n_t):
-            df = df / (1.0 + lo * accrual[t])
-            f_lo += cash[t] * df
-        if f_lo <= 0.0:
-            return lo
+    if not floor_positive and _value_at_floor_py(cash, accrual, balance, lo) <= 0.0:
+        return lo
     hi = 10.0
     y = guess
     for _ in range(100):
@@ -692,7 +703,15 @@ def run_block_cmc_py(first_block, bb, spec, model, deal, sums, coll, led, wf, bu
     return 0
 
 
-tranche_yield = jit_twin(tranche_yield_py, cache=True, refcounts=False)
+tranche_yield = jit_twin(
+    tranche_yield_py,
+    {
+        "_cash_scan_py": jit_twin(_cash_scan_py, cache=True, inline="always"),
+        "_value_at_floor_py": jit_twin(_value_at_floor_py, cache=True, inline="always"),
+    },
+    cache=True,
+    refcounts=False,
+)
 path_metrics = jit_twin(
     path_metrics_py, {"tranche_yield_py": tranche_yield}, cache=True, refcounts=False
 )
