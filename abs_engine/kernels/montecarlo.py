@@ -475,15 +475,33 @@ def _first_difference_py(flows, sdp, base_flows, base_sdp):
     return t0
 
 
-def _restore_prefix_py(base_led, led, t_from, t_to):
-    """Ledger rows ``t_from`` to ``t_to`` (excluded) of the memoised path (``base_led``)
-    copied back into the path's ledgers ``led``, ahead of a prefix restart at ``t_to``."""
-    _copy_rows_py(base_led.tr, led.tr, t_from, t_to)
-    _copy_rows_py(base_led.fee, led.fee, t_from, t_to)
-    _copy_rows_py(base_led.acc, led.acc, t_from, t_to)
-    _copy_rows_py(base_led.sup, led.sup, t_from, t_to)
-    _copy_rows_py(base_led.per, led.per, t_from, t_to)
+def _keep_base_py(flows, sdp, led, buf):
+    """Keep the memoised path's inputs and ledgers in ``buf`` (``base_*``)."""
+    _copy_py(flows, buf.base_flows)
+    _copy_py(sdp, buf.base_sdp)
+    base_led = buf.base_led
+    _copy_py(led.tr, base_led.tr)
+    _copy_py(led.fee, base_led.fee)
+    _copy_py(led.acc, base_led.acc)
+    _copy_py(led.sup, base_led.sup)
+    _copy_py(led.per, base_led.per)
     return 0
+
+
+def _restart_period_py(flows, sdp, buf, led, valid):
+    """The period a path restarts in (:func:`_first_difference_py` against the memoised
+    path's inputs in ``buf``), with that path's ledger rows before it back in ``led``: the
+    first ``valid`` rows hold them still, the rest up to it are copied from
+    ``buf.base_led``."""
+    t0 = _first_difference_py(flows, sdp, buf.base_flows, buf.base_sdp)
+    if valid < t0:
+        base_led = buf.base_led
+        _copy_rows_py(base_led.tr, led.tr, valid, t0)
+        _copy_rows_py(base_led.fee, led.fee, valid, t0)
+        _copy_rows_py(base_led.acc, led.acc, valid, t0)
+        _copy_rows_py(base_led.sup, led.sup, valid, t0)
+        _copy_rows_py(base_led.per, led.per, valid, t0)
+    return t0
 
 
 def _no_default_path_py(memo, n_def, support_default_period, n_t):
@@ -554,7 +572,6 @@ def run_block_py(first_block, bb, spec, model, deal, sums, coll, led, wf, buf):
     base_metrics, base_cf, base_cov, base_stats = (
         buf.base_metrics, buf.base_cf, buf.base_cov, buf.base_stats
     )  # fmt: skip
-    base_flows, base_sdp, base_led = buf.base_flows, buf.base_sdp, buf.base_led
     # The no-default path has the same pool flows every time (model.memo): run it once
     # per block, add it n_base times (their weights summed) at the end. Its run saves a
     # checkpoint a period; a path with defaults restarts from the one of the first period
@@ -578,11 +595,7 @@ def run_block_py(first_block, bb, spec, model, deal, sums, coll, led, wf, buf):
                 _copy_py(base_metrics, path_metrics[p - first_path])
             continue
         survivor_flows_py(model, coll)
-        t0 = 0
-        if n_base > 0:
-            t0 = _first_difference_py(flows, sdp, base_flows, base_sdp)
-            if valid < t0:
-                _restore_prefix_py(base_led, led, valid, t0)
+        t0 = _restart_period_py(flows, sdp, buf, led, valid) if n_base > 0 else 0
         waterfall_path_py(flows, sdp, base_rate, deal, led, wf, t0, 1 if base_path else 0)
         valid = t0
         path_metrics_py(led_tr, sum_tr, sum_pool, stats, tranche_f, tranche_accrual,
@@ -598,13 +611,7 @@ def run_block_py(first_block, bb, spec, model, deal, sums, coll, led, wf, buf):
             _copy_py(path_cf, base_cf)
             _copy_py(coverage, base_cov)
             _copy_py(stats, base_stats)
-            _copy_py(flows, base_flows)
-            _copy_py(sdp, base_sdp)
-            _copy_py(led_tr, base_led.tr)
-            _copy_py(led.fee, base_led.fee)
-            _copy_py(led.acc, base_led.acc)
-            _copy_py(led.sup, base_led.sup)
-            _copy_py(led_per, base_led.per)
+            _keep_base_py(flows, sdp, led, buf)
             valid = n_t
         else:
             _add_path_py(m, cf, w_tot, bb, metrics, path_cf, w, w * w, 1.0)
@@ -720,21 +727,24 @@ _add_path = jit_twin(_add_path_py, cache=True, refcounts=False)
 _add_histograms = jit_twin(_add_histograms_py, {"_bin_py": _bin}, cache=True, refcounts=False)
 _no_default_path = jit_twin(_no_default_path_py, cache=True, inline="always")
 _copy = jit_twin(_copy_py, cache=True, refcounts=False)
-_first_difference = jit_twin(_first_difference_py, cache=True, refcounts=False)
-_restore_prefix = jit_twin(
-    _restore_prefix_py,
-    {"_copy_rows_py": jit_twin(_copy_rows_py, cache=True, inline="always")},
+_restart_period = jit_twin(
+    _restart_period_py,
+    {
+        "_first_difference_py": jit_twin(_first_difference_py, cache=True, inline="always"),
+        "_copy_rows_py": jit_twin(_copy_rows_py, cache=True, inline="always"),
+    },
     cache=True,
     refcounts=False,
 )
+_keep_base = jit_twin(_keep_base_py, {"_copy_py": _copy}, cache=True, refcounts=False)
 run_block = jit_twin(
     run_block_py,
     {
         "survivor_flows_py": survivor_flows,
         "_no_default_path_py": _no_default_path,
         "_copy_py": _copy,
-        "_first_difference_py": _first_difference,
-        "_restore_prefix_py": _restore_prefix,
+        "_restart_period_py": _restart_period,
+        "_keep_base_py": _keep_base,
         "waterfall_path_py": waterfall_path,
         "path_metrics_py": path_metrics,
         "path_cashflows_py": path_cashflows,
@@ -772,7 +782,7 @@ run_block_cmc = jit_twin(
 #: (:mod:`abs_engine.kernel_compile`). :func:`block_callee_args` gives their arguments
 BLOCK_CALLEES: tuple[Any, ...] = (
     waterfall_path, *DRAW_CALLEES, survivor_flows, path_metrics, path_cashflows, _add_path,
-    _add_histograms, _copy, _copy, _copy, _copy, _first_difference, _restore_prefix,
+    _add_histograms, _copy, _copy, _copy, _copy, _restart_period, _keep_base,
 )  # fmt: skip
 
 
@@ -795,8 +805,8 @@ def block_callee_args(spec, model, deal, sums, coll, led, wf, buf):
         (buf.path_cf, buf.base_cf),
         (led.tr, buf.base_led.tr),
         (sdp, buf.base_sdp),
-        (coll.flows, sdp, buf.base_flows, buf.base_sdp),
-        (buf.base_led, led, 0, 0),
+        (coll.flows, sdp, buf, led, 0),
+        (coll.flows, sdp, led, buf),
     )  # fmt: skip
 
 
