@@ -73,7 +73,8 @@ def test_block_callees_are_what_the_block_kernel_calls(monkeypatch):
             expected.setdefault(dispatcher.py_func.__name__, set()).add(
                 tuple(numba.typeof(a) for a in call)
             )
-    assert all(len(sigs) == 1 for name, sigs in expected.items() if name != "_copy_py")
+    copies = ("_copy_py", "_copy_rows_py")  # one signature a shape of array
+    assert all(len(sigs) == 1 for name, sigs in expected.items() if name not in copies)
     seen = _record(monkeypatch, expected)
     for job in jobs:
         sums = job.shape.sums(1)

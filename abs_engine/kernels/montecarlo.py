@@ -595,7 +595,9 @@ def run_block_py(first_block, bb, spec, model, deal, sums, coll, led, wf, buf):
                 _copy_py(base_metrics, path_metrics[p - first_path])
             continue
         survivor_flows_py(model, coll)
-        t0 = _restart_period_py(flows, sdp, buf, led, valid) if n_base > 0 else 0
+        t0 = 0
+        if n_base > 0:
+            t0 = _restart_period_py(flows, sdp, buf, led, valid)
         waterfall_path_py(flows, sdp, base_rate, deal, led, wf, t0, 1 if base_path else 0)
         valid = t0
         path_metrics_py(led_tr, sum_tr, sum_pool, stats, tranche_f, tranche_accrual,
@@ -727,31 +729,23 @@ _add_path = jit_twin(_add_path_py, cache=True, refcounts=False)
 _add_histograms = jit_twin(_add_histograms_py, {"_bin_py": _bin}, cache=True, refcounts=False)
 _no_default_path = jit_twin(_no_default_path_py, cache=True, inline="always")
 _copy = jit_twin(_copy_py, cache=True, refcounts=False)
-_restart_period = jit_twin(
-    _restart_period_py,
-    {
-        "_first_difference_py": jit_twin(_first_difference_py, cache=True, inline="always"),
-        "_copy_rows_py": jit_twin(_copy_rows_py, cache=True, inline="always"),
-    },
-    cache=True,
-    refcounts=False,
-)
-_keep_base = jit_twin(_keep_base_py, {"_copy_py": _copy}, cache=True, refcounts=False)
+_first_difference = jit_twin(_first_difference_py, cache=True, refcounts=False)
+_copy_rows = jit_twin(_copy_rows_py, cache=True, refcounts=False)
 run_block = jit_twin(
     run_block_py,
     {
         "survivor_flows_py": survivor_flows,
         "_no_default_path_py": _no_default_path,
         "_copy_py": _copy,
-        "_restart_period_py": _restart_period,
-        "_keep_base_py": _keep_base,
+        "_first_difference_py": _first_difference,
+        "_copy_rows_py": _copy_rows,
         "waterfall_path_py": waterfall_path,
         "path_metrics_py": path_metrics,
         "path_cashflows_py": path_cashflows,
         "_add_path_py": _add_path,
         "_add_histograms_py": _add_histograms,
     },
-    inline_source=DRAWS_SOURCE,
+    inline_source=(*DRAWS_SOURCE, _restart_period_py, _keep_base_py),
     inline_env=DRAWS_ENV,
     cache=True,
     nogil=True,
@@ -782,7 +776,7 @@ run_block_cmc = jit_twin(
 #: (:mod:`abs_engine.kernel_compile`). :func:`block_callee_args` gives their arguments
 BLOCK_CALLEES: tuple[Any, ...] = (
     waterfall_path, *DRAW_CALLEES, survivor_flows, path_metrics, path_cashflows, _add_path,
-    _add_histograms, _copy, _copy, _copy, _copy, _restart_period, _keep_base,
+    _add_histograms, _copy, _copy, _copy, _copy, _first_difference, _copy_rows, _copy_rows,
 )  # fmt: skip
 
 
@@ -805,8 +799,9 @@ def block_callee_args(spec, model, deal, sums, coll, led, wf, buf):
         (buf.path_cf, buf.base_cf),
         (led.tr, buf.base_led.tr),
         (sdp, buf.base_sdp),
-        (coll.flows, sdp, buf, led, 0),
-        (coll.flows, sdp, led, buf),
+        (coll.flows, sdp, buf.base_flows, buf.base_sdp),
+        (buf.base_led.tr, led.tr, 0, 0),
+        (buf.base_led.per, led.per, 0, 0),
     )  # fmt: skip
 
 

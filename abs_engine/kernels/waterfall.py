@@ -1146,10 +1146,6 @@ base_amount = jit_twin(base_amount_py, cache=True)
 #: (:mod:`abs_engine.kernels._inline`); the Python twin calls them
 _HELPERS = (
     _start_path_py,
-    _restart_path_py,
-    _checkpoint_py,
-    _copy_py,
-    _zero_rows_py,
     _collections_py,
     _compensation_py,
     _clean_up_call_py,
@@ -1172,9 +1168,23 @@ _HELPERS = (
     _close_period_py,
     _path_summaries_py,
 )
+_copy = jit_twin(_copy_py, cache=True, refcounts=False)
+#: the prefix restart's two steps, compiled on their own: called once a restarted path, or
+#: a period of the path that saves checkpoints
+_restart_path = jit_twin(
+    _restart_path_py,
+    {"_copy_py": _copy, "_zero_rows_py": jit_twin(_zero_rows_py, cache=True, refcounts=False)},
+    cache=True,
+    refcounts=False,
+)
+_checkpoint = jit_twin(_checkpoint_py, {"_copy_py": _copy}, cache=True, refcounts=False)
 waterfall_path = jit_twin(
     waterfall_path_py,
-    {"base_amount_py": base_amount},
+    {
+        "base_amount_py": base_amount,
+        "_restart_path_py": _restart_path,
+        "_checkpoint_py": _checkpoint,
+    },
     inline_source=_HELPERS,
     cache=True,
     refcounts=False,
