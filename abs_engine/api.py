@@ -481,7 +481,8 @@ def simulate(
     keep_paths : keep the per-path metric vectors (memory O(n_paths)); otherwise memory does
         not grow with the path count.
     ledger_paths : global path indices whose full waterfall ledgers to keep.
-    batch_blocks : blocks of 1,024 paths per kernel call (progress granularity).
+    batch_blocks : blocks of 1,024 paths per kernel call (progress granularity); default:
+        sized as the run goes, about a quarter of a second each (no effect on results).
     threads : kernel threads for this run (default: NUMBA_NUM_THREADS, all cores).
     progress : show a progress bar (default: when the run is expected to take over 1 s).
     jit : False runs the plain-Python twin kernels (slow; for tests).

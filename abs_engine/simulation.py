@@ -441,6 +441,13 @@ class OutputShape:
             n_ht=len(HIST_TRANCHE_METRICS),
         )
 
+    def block_bytes(self, histograms: bool) -> int:
+        """Bytes of one block's sums, with a row of histograms where each block has its own
+        (``histograms``; under crude sampling they are a kernel thread's)."""
+        one = self.sums(1)
+        fields = BlockSums._fields if histograms else ("m", "cf", "w_tot")
+        return sum(getattr(one, name).nbytes for name in fields)
+
     def sums(self, n_blocks: int, hist_rows: int | None = None) -> BlockSums:
         """Zeroed sums for ``n_blocks`` blocks, histograms one row a block unless
         ``hist_rows`` says otherwise."""
@@ -563,14 +570,15 @@ class RunJob:
 
     spec : the run (paths, seed, histogram ranges, keep);  model, deal : the kernel bundles
     (``MonteCarloModel.kernel``, ``CompiledDeal.kernel``);  shape : output sizes;
-    batch_blocks : blocks per local batch;  threads : kernel threads (None: all);
+    batch_blocks : blocks per local batch (None: sized as the run goes, :func:`batch_sizes`);
+    threads : kernel threads (None: all);
     jit : False runs the plain-Python twin."""
 
     spec: RunSpec
     model: Any
     deal: Any
     shape: OutputShape
-    batch_blocks: int
+    batch_blocks: int | None
     threads: int | None
     jit: bool
 
@@ -684,9 +692,36 @@ def block_kernel(model: Any, jit: bool = True) -> Callable[..., int]:
     return run_block if jit else run_block_py
 
 
+#: seconds a local batch aims at when its size is left to the run (``batch_blocks=None``):
+#: long enough that a batch's fixed costs (its sums allocated and added in Python, its
+#: threads started and joined) are a few percent, short enough for a lively progress bar
+BATCH_TARGET_S = 0.25
+#: the most memory one local batch's sums may take (bytes)
+BATCH_MAX_BYTES = 32 * 2**20
+
+
+def first_batch_blocks(job: RunJob) -> int:
+    """Blocks of a run's first local batch: ``job.batch_blocks``, or 4 a kernel thread (at
+    least 8) when the run sizes its batches (:func:`next_batch_blocks`)."""
+    return job.batch_blocks or max(8, 4 * kernel_threads(job.threads))
+
+
+def next_batch_blocks(job: RunJob, last: int, took: float) -> int:
+    """Blocks of the next local batch after one of ``last`` blocks took ``took`` seconds:
+    ``job.batch_blocks``, or as many as :data:`BATCH_TARGET_S` takes at that pace, at most
+    twice the last, at least the first batch's and within :data:`BATCH_MAX_BYTES` of sums.
+    Sizes never change results: sums are kept a block and added in block order."""
+    if job.batch_blocks is not None:
+        return job.batch_blocks
+    least = first_batch_blocks(job)
+    most = max(least, BATCH_MAX_BYTES // job.shape.block_bytes(not unit_weights(job.model)))
+    want = int(BATCH_TARGET_S * last / took) if took > 0.0 else most
+    return max(least, min(want, 2 * last, most))
+
+
 class LocalRunner:
-    """Runs a job's blocks in this process, ``batch_blocks`` blocks per batch, when its
-    results are collected (so pending runs cost nothing until then)."""
+    """Runs a job's blocks in this process, in batches (:func:`next_batch_blocks`), when
+    its results are collected (so pending runs cost nothing until then)."""
 
     #: blocks are computed when collected, not when submitted
     eager = False
@@ -694,9 +729,16 @@ class LocalRunner:
     def submit(self, job: RunJob) -> Iterator[tuple[int, BlockSums]]:
         """An iterator of (first block, sums) in block order (a generator: nothing runs
         until it is iterated)."""
-        for first, nb in job.ranges(job.batch_blocks):
-            yield first, run_range(first, nb, job.spec, job.model, job.deal, job.shape,
-                                   job.jit, job.threads)  # fmt: skip
+        first, nb = 0, first_batch_blocks(job)
+        while first < job.n_blocks:
+            nb = min(nb, job.n_blocks - first)
+            t0 = time.perf_counter()
+            sums = run_range(first, nb, job.spec, job.model, job.deal, job.shape, job.jit,
+                             job.threads)  # fmt: skip
+            took = time.perf_counter() - t0
+            yield first, sums
+            first += nb
+            nb = next_batch_blocks(job, nb, took)
 
 
 class Runner(Protocol):
@@ -873,7 +915,7 @@ def start_simulation(
     spec = frozen(RunSpec(BLOCK_SIZE, n_paths, seed, hist_lo, hist_hi, int(keep_paths)))
     say = COMPILE_NOTICE or args["progress"] is not False
     compile_seconds = _warm_up(spec, model, cd, shape, say) if args["jit"] else 0.0
-    batch_blocks = args["batch_blocks"] or max(8, 4 * kernel_threads(args["threads"]))
+    batch_blocks = args["batch_blocks"]  # None: sized as the run goes (batch_sizes)
     job = RunJob(spec, model.kernel, cd.kernel, shape, batch_blocks, args["threads"],
                  args["jit"])  # fmt: skip
     runner = args.get("runner") or LOCAL_RUNNER

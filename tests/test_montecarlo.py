@@ -187,6 +187,46 @@ def test_same_results_for_any_thread_count_and_batch_size():
     assert np.array_equal(one.paths.to_numpy(), longer.paths.to_numpy()[:5_000], equal_nan=True)
 
 
+def test_batches_sized_as_the_run_goes(monkeypatch):
+    """Left to the run, a local batch is as many blocks as BATCH_TARGET_S takes at the last
+    batch's pace: at least the first batch's 4 a thread (8 at least), at most twice the last
+    and within BATCH_MAX_BYTES of sums (a row of histograms a block under importance
+    sampling). Batches of any sizes give bitwise the same results."""
+    import dataclasses
+
+    from abs_engine import simulation as S
+
+    job = S.start_simulation_compiled(ae.compile_deal(ae.load_deal()), ae.load_scenario("huake_mc"),
+                                      n_paths=60_000, seed=4, progress=False).job  # fmt: skip
+    least = max(8, 4 * S.kernel_threads(None))
+    assert job.batch_blocks is None and S.first_batch_blocks(job) == least
+    assert S.next_batch_blocks(job, 10, 10 * S.BATCH_TARGET_S / 300) == 20  # twice the last
+    assert S.next_batch_blocks(job, 40, 40 * S.BATCH_TARGET_S / 50) == 50  # the target's
+    assert S.next_batch_blocks(job, 40, 1e9) == least
+    assert S.next_batch_blocks(job, 4_000, 0.0) == S.BATCH_MAX_BYTES // job.shape.block_bytes(False)
+    assert S.next_batch_blocks(dataclasses.replace(job, batch_blocks=3), 40, 1.0) == 3
+    assert job.shape.block_bytes(True) > 50 * job.shape.block_bytes(False)
+    sizes = []
+    real = S.run_range
+
+    def spy(first, nb, *args):
+        sizes.append(nb)
+        return real(first, nb, *args)
+
+    kw = {"n_paths": 60_000, "seed": 4, "keep_paths": True, "progress": False}
+    monkeypatch.setattr(S, "BATCH_TARGET_S", 1e9)  # every batch twice the last
+    monkeypatch.setattr(S, "run_range", spy)
+    grown = ae.simulate(**kw)
+    expected, left, nb = [], job.n_blocks, least
+    while left:
+        expected.append(min(nb, left))
+        left, nb = left - expected[-1], 2 * expected[-1]
+    assert sizes == expected and len(sizes) >= 3, sizes
+    fixed = ae.simulate(batch_blocks=1, **kw)
+    assert np.array_equal(grown.paths.to_numpy(), fixed.paths.to_numpy(), equal_nan=True)
+    assert grown.tranches.equals(fixed.tranches) and grown.cashflows.equals(fixed.cashflows)
+
+
 @pytest.mark.parametrize("scenario", ["huake_mc", "memo_off", "importance"])
 def test_scratch_carries_nothing_from_one_block_to_the_next(scenario):
     """The compiled block kernel allocates nothing (it keeps no reference counts): a thread
