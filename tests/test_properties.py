@@ -59,7 +59,15 @@ from abs_engine.deterministic import WaterfallResult, run_waterfall
 from abs_engine.errors import DealError
 from abs_engine.kernels import layout as L
 from abs_engine.kernels.bundles import Ledgers
-from abs_engine.kernels.waterfall import waterfall_path, waterfall_path_py, waterfall_scratch_py
+from abs_engine.kernels.waterfall import (
+    _checkpoint,
+    _checkpoint_py,
+    _restart_path,
+    _restart_path_py,
+    waterfall_path,
+    waterfall_path_py,
+    waterfall_scratch_py,
+)
 from abs_engine.schema import DeterministicScenario, parse_deal, parse_scenario
 
 FREQ_MONTHS = {"monthly": 1, "quarterly": 3, "semi_annual": 6, "annual": 12}
@@ -966,9 +974,43 @@ def test_compiled_kernel_matches_python_twin(case: Case) -> None:
         )
 
 
+def _checkpointed_py(flows, sdp, rate, deal, led, scratch):
+    """The block kernel's run of its memoised path: a period at a time, checkpoints saved."""
+    n_t = flows.shape[1]
+    for t in range(n_t):
+        waterfall_path_py(flows, sdp, rate, deal, led, scratch, t, t + 1)
+        _checkpoint_py(t + 1, led, scratch)
+    waterfall_path_py(flows, sdp, rate, deal, led, scratch, n_t, n_t + 1)
+
+
+def _restarted_py(t0, flows, sdp, rate, deal, led, scratch):
+    """A path restarted at t0 from the checkpoint, as the block kernel restarts one."""
+    _restart_path_py(t0, led, scratch)
+    waterfall_path_py(flows, sdp, rate, deal, led, scratch, t0, flows.shape[1] + 1)
+
+
 @numba.njit
-def _waterfall_compiled(flows, sdp, base_rate, deal, led, scratch, t_start, save):
-    waterfall_path(flows, sdp, base_rate, deal, led, scratch, t_start, save)
+def _checkpointed_nb(flows, sdp, rate, deal, led, scratch):
+    n_t = flows.shape[1]
+    for t in range(n_t):
+        waterfall_path(flows, sdp, rate, deal, led, scratch, t, t + 1)
+        _checkpoint(t + 1, led, scratch)
+    waterfall_path(flows, sdp, rate, deal, led, scratch, n_t, n_t + 1)
+
+
+@numba.njit
+def _restarted_nb(t0, flows, sdp, rate, deal, led, scratch):
+    _restart_path(t0, led, scratch)
+    waterfall_path(flows, sdp, rate, deal, led, scratch, t0, flows.shape[1] + 1)
+
+
+@numba.njit
+def _full_nb(flows, sdp, rate, deal, led, scratch):
+    waterfall_path(flows, sdp, rate, deal, led, scratch, 0, flows.shape[1] + 1)
+
+
+def _full_py(flows, sdp, rate, deal, led, scratch):
+    waterfall_path_py(flows, sdp, rate, deal, led, scratch, 0, flows.shape[1] + 1)
 
 
 def _ledgers(cd: CompiledDeal, fill: float = 0.0) -> Ledgers:
@@ -982,10 +1024,11 @@ def _ledgers(cd: CompiledDeal, fill: float = 0.0) -> Ledgers:
 @settings(SETTINGS, max_examples=max(30, SETTINGS.max_examples // 3))
 @given(cases(max_scenarios=3), st.data())
 def test_a_prefix_restart_equals_the_run_from_the_first_period(case: Case, data) -> None:
-    """Property 8, the prefix restart of the Monte Carlo block kernel: a path whose inputs
-    (pool flows, base rate, which providers have defaulted) are those of a checkpointed path
-    before period k, restarted at any t0 <= k from that path's checkpoint with its ledger
-    rows before t0, has bitwise the ledgers and summaries of its run from period 0, in both
+    """Property 8, the prefix restart of the Monte Carlo block kernel: the checkpointed path
+    run a period at a time has bitwise the ledgers of its run in one call; a path whose
+    inputs (pool flows, base rate, which providers have defaulted) are those of that path
+    before period k, restarted at any t0 <= k from its checkpoint with its ledger rows
+    before t0, has bitwise the ledgers and summaries of its run from period 0, in both
     twins. Everything else the restart starts from holds NaN. The second path is the first
     scenario's up to k and the last one's from k on (a provider defaulting in the last
     scenario before k defaults at k)."""
@@ -1002,21 +1045,32 @@ def test_a_prefix_restart_equals_the_run_from_the_first_period(case: Case, data)
             sdp[s] = max(fl.support_default_period[-1][s], k)
     shape = (len(cd.tranche_names), len(cd.fee_names), len(cd.account_names), n_s,
              len(cd.trigger_names), n_t)  # fmt: skip
-    for run in (waterfall_path_py, _waterfall_compiled):
+
+    def full_of(inputs, full_run):  # the path's ledgers run from period 0 in one call
+        led = _ledgers(cd)
+        full_run(*inputs, cd.kernel, led, waterfall_scratch_py(*shape))
+        return led
+
+    twins = (
+        (_checkpointed_py, _restarted_py, _full_py),
+        (_checkpointed_nb, _restarted_nb, _full_nb),
+    )
+    for checkpointed, restarted, full_run in twins:
         scratch = waterfall_scratch_py(*shape, checkpoints=True)
         base_led = _ledgers(cd)
-        run(*base, cd.kernel, base_led, scratch, 0, 1)
-        full = _ledgers(cd)
-        run(flows, sdp, rate, cd.kernel, full, waterfall_scratch_py(*shape), 0, 0)
+        checkpointed(*base, cd.kernel, base_led, scratch)
+        for name, a, b in zip(Ledgers._fields, full_of(base, full_run), base_led, strict=True):
+            assert np.array_equal(a.view(np.int64), b.view(np.int64)), (checkpointed, name)
+        full = full_of((flows, sdp, rate), full_run)
         for t0 in range(1, k + 1):
             led = _ledgers(cd, np.nan)
             for a, b in zip(led[:5], base_led[:5], strict=True):
                 a[:t0] = b[:t0]
             for a in scratch[:2]:
                 a[...] = np.nan
-            run(flows, sdp, rate, cd.kernel, led, scratch, t0, 0)
+            restarted(t0, flows, sdp, rate, cd.kernel, led, scratch)
             for name, a, b in zip(Ledgers._fields, full, led, strict=True):
-                assert np.array_equal(a.view(np.int64), b.view(np.int64)), (run, t0, name)
+                assert np.array_equal(a.view(np.int64), b.view(np.int64)), (restarted, t0, name)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -126,8 +126,12 @@ from .layout import (
     TF_BALANCE,
 )
 from .waterfall import (
+    _checkpoint,
+    _checkpoint_py,
     _copy_py,
     _copy_rows_py,
+    _restart_path,
+    _restart_path_py,
     waterfall_path,
     waterfall_path_py,
     waterfall_scratch_py,
@@ -488,11 +492,12 @@ def _keep_base_py(flows, sdp, led, buf):
     return 0
 
 
-def _restart_period_py(flows, sdp, buf, led, valid):
-    """The period a path restarts in (:func:`_first_difference_py` against the memoised
-    path's inputs in ``buf``), with that path's ledger rows before it back in ``led``: the
-    first ``valid`` rows hold them still, the rest up to it are copied from
-    ``buf.base_led``."""
+def _restart_period_py(flows, sdp, buf, led, wf, valid):
+    """The period t0 a path restarts in (:func:`_first_difference_py` against the memoised
+    path's inputs in ``buf``), the path readied to go on from there: that path's ledger rows
+    before t0 back in ``led`` (the first ``valid`` rows hold them still, the rest are
+    copied from ``buf.base_led``), its checkpoint at t0 restored (:func:`_restart_path_py`).
+    0: no restart."""
     t0 = _first_difference_py(flows, sdp, buf.base_flows, buf.base_sdp)
     if valid < t0:
         base_led = buf.base_led
@@ -501,7 +506,28 @@ def _restart_period_py(flows, sdp, buf, led, valid):
         _copy_rows_py(base_led.acc, led.acc, valid, t0)
         _copy_rows_py(base_led.sup, led.sup, valid, t0)
         _copy_rows_py(base_led.per, led.per, valid, t0)
+    if t0 > 0:
+        _restart_path_py(t0, led, wf)
     return t0
+
+
+def _waterfall_from_py(t0, checkpoints, flows, sdp, base_rate, deal, led, wf):
+    """The path through the waterfall from period t0 (a restart, or 0), in one call, or with
+    ``checkpoints`` a period at a time, a checkpoint of its state saved at the start of each
+    period after the first and at its end (the memoised path's: ledgers and summaries
+    bitwise those of one call). One call site of the waterfall (each one lengthens the
+    block kernel's compile by the arguments it passes)."""
+    n_t = flows.shape[1]
+    t_from = t0
+    going = True
+    while going:
+        t_to = t_from + 1 if checkpoints else n_t + 1
+        waterfall_path_py(flows, sdp, base_rate, deal, led, wf, t_from, t_to)
+        going = t_to <= n_t
+        if going:
+            _checkpoint_py(t_to, led, wf)
+        t_from = t_to
+    return 0
 
 
 def _no_default_path_py(memo, n_def, support_default_period, n_t):
@@ -597,8 +623,8 @@ def run_block_py(first_block, bb, spec, model, deal, sums, coll, led, wf, buf):
         survivor_flows_py(model, coll)
         t0 = 0
         if n_base > 0:
-            t0 = _restart_period_py(flows, sdp, buf, led, valid)
-        waterfall_path_py(flows, sdp, base_rate, deal, led, wf, t0, 1 if base_path else 0)
+            t0 = _restart_period_py(flows, sdp, buf, led, wf, valid)
+        _waterfall_from_py(t0, base_path, flows, sdp, base_rate, deal, led, wf)
         valid = t0
         path_metrics_py(led_tr, sum_tr, sum_pool, stats, tranche_f, tranche_accrual,
                         original_pool, sdp, cash, metrics)  # fmt: skip
@@ -695,7 +721,7 @@ def run_block_cmc_py(first_block, bb, spec, model, deal, sums, coll, led, wf, bu
         prob, period = provider_given_factors_py(seed, p, model, coll.z, stats[CS_STUDENT_SCALE])
         for branch in range(2):
             sdp[0] = n_t + 1 if branch == 0 else period
-            waterfall_path_py(flows, sdp, base_rate, deal, led, wf, 0, 0)
+            waterfall_path_py(flows, sdp, base_rate, deal, led, wf, 0, n_t + 1)
             path_metrics_py(led_tr, sum_tr, sum_pool, stats, tranche_f, tranche_accrual,
                             original_pool, sdp, cash, metrics[branch])  # fmt: skip
             path_cashflows_py(led_tr, led_per, led_sup, path_cf[branch])
@@ -739,13 +765,15 @@ run_block = jit_twin(
         "_copy_py": _copy,
         "_first_difference_py": _first_difference,
         "_copy_rows_py": _copy_rows,
+        "_restart_path_py": _restart_path,
+        "_checkpoint_py": _checkpoint,
         "waterfall_path_py": waterfall_path,
         "path_metrics_py": path_metrics,
         "path_cashflows_py": path_cashflows,
         "_add_path_py": _add_path,
         "_add_histograms_py": _add_histograms,
     },
-    inline_source=(*DRAWS_SOURCE, _restart_period_py, _keep_base_py),
+    inline_source=(*DRAWS_SOURCE, _restart_period_py, _waterfall_from_py, _keep_base_py),
     inline_env=DRAWS_ENV,
     cache=True,
     nogil=True,
@@ -777,6 +805,7 @@ run_block_cmc = jit_twin(
 BLOCK_CALLEES: tuple[Any, ...] = (
     waterfall_path, *DRAW_CALLEES, survivor_flows, path_metrics, path_cashflows, _add_path,
     _add_histograms, _copy, _copy, _copy, _copy, _first_difference, _copy_rows, _copy_rows,
+    _restart_path, _checkpoint,
 )  # fmt: skip
 
 
@@ -786,7 +815,7 @@ def block_callee_args(spec, model, deal, sums, coll, led, wf, buf):
     n_obl = model.obligor_class.shape[0]
     sdp, stats = coll.support_default_period, coll.stats
     return (
-        (coll.flows, sdp, model.base_rate, deal, led, wf, 0, 0),
+        (coll.flows, sdp, model.base_rate, deal, led, wf, 0, 1),
         *draw_callee_args(spec.seed, model, coll),
         (model, coll),
         (led.tr, led.sum_tr, led.sum_pool, stats, deal.tranche_f, deal.tranche_accrual,
@@ -802,6 +831,8 @@ def block_callee_args(spec, model, deal, sums, coll, led, wf, buf):
         (coll.flows, sdp, buf.base_flows, buf.base_sdp),
         (buf.base_led.tr, led.tr, 0, 0),
         (buf.base_led.per, led.per, 0, 0),
+        (1, led, wf),
+        (1, led, wf),
     )  # fmt: skip
 
 

@@ -485,15 +485,51 @@ def _zero_rows_py(a, t_from):
     return 0
 
 
-def _checkpoint_py(t, pool_bal, cum_default, cash, ended, max_status, last_period, work,
-                   pending, sum_tr, sum_pool, scratch):  # fmt: skip
-    """Save the path's state at period t's start (t = T: its end) into the checkpoints of
-    ``scratch``: running balances, pending claims, the summaries kept as the periods run
-    (minimum coverage, first shortfall, call and trigger periods) and the loop's scalars."""
-    _copy_py(work, scratch.ck_work[t])
-    _copy_py(pending, scratch.ck_pending[t])
-    _copy_py(sum_tr, scratch.ck_sum_tr[t])
-    _copy_py(sum_pool, scratch.ck_sum_pool[t])
+def _checkpoint_py(t, led, scratch):
+    """Save the path's state at period t's start (t = T: its end, before the summaries)
+    into the checkpoints of ``scratch``: running balances, pending claims and the summaries
+    kept as the periods run (minimum coverage, first shortfall, call and trigger periods).
+    The loop's scalars are saved by :func:`waterfall_path_py` itself (``ck_state``)."""
+    _copy_py(scratch.work, scratch.ck_work[t])
+    _copy_py(scratch.pending, scratch.ck_pending[t])
+    _copy_py(led.sum_tr, scratch.ck_sum_tr[t])
+    _copy_py(led.sum_pool, scratch.ck_sum_pool[t])
+    return 0
+
+
+def _restart_path_py(t0, led, scratch):
+    """Ready a path to restart at period t0 from the checkpoint a path with the same inputs
+    before t0 saved: running balances, pending claims and partial summaries restored, ledger
+    rows from t0 on zeroed (rows before t0 are the caller's: the checkpointed path's). Then
+    :func:`waterfall_path_py` with ``t_start = t0`` reads the loop's scalars."""
+    _copy_py(scratch.ck_work[t0], scratch.work)
+    _copy_py(scratch.ck_pending[t0], scratch.pending)
+    _copy_py(scratch.ck_sum_tr[t0], led.sum_tr)
+    _copy_py(scratch.ck_sum_pool[t0], led.sum_pool)
+    _zero_rows_py(led.tr, t0)
+    _zero_rows_py(led.fee, t0)
+    _zero_rows_py(led.acc, t0)
+    _zero_rows_py(led.sup, t0)
+    _zero_rows_py(led.per, t0)
+    return 0
+
+
+def _loop_state_py(t, scratch):
+    """The period loop's scalars saved at period t's start (``ck_state[t]``): pool balance,
+    cumulative defaults, cash, whether the deal has ended, the highest status so far and the
+    period it ended in."""
+    st = scratch.ck_state
+    pool_bal = st[t, CK_POOL_BAL]
+    cum_default = st[t, CK_CUM_DEFAULT]
+    cash = st[t, CK_CASH]
+    ended = st[t, CK_ENDED] > 0.0
+    max_status = int(st[t, CK_MAX_STATUS])
+    last_period = int(st[t, CK_LAST_PERIOD])
+    return pool_bal, cum_default, cash, ended, max_status, last_period
+
+
+def _keep_loop_state_py(t, pool_bal, cum_default, cash, ended, max_status, last_period, scratch):
+    """Save the period loop's scalars at period t's start into ``ck_state[t]``."""
     st = scratch.ck_state
     st[t, CK_POOL_BAL] = pool_bal
     st[t, CK_CUM_DEFAULT] = cum_default
@@ -502,32 +538,6 @@ def _checkpoint_py(t, pool_bal, cum_default, cash, ended, max_status, last_perio
     st[t, CK_MAX_STATUS] = max_status
     st[t, CK_LAST_PERIOD] = last_period
     return 0
-
-
-def _restart_path_py(t0, work, pending, led_tr, led_fee, led_acc, led_sup, led_per, sum_tr,
-                     sum_pool, scratch):  # fmt: skip
-    """Restart a path at period t0 from the checkpoint a path with the same inputs before t0
-    saved: running balances, pending claims and partial summaries restored, ledger rows from
-    t0 on zeroed (rows before t0 are the caller's: the checkpointed path's). Returns the
-    loop's scalars at t0's start: pool balance, cumulative defaults, cash, whether the deal
-    has ended, the highest status so far and the period it ended in."""
-    _copy_py(scratch.ck_work[t0], work)
-    _copy_py(scratch.ck_pending[t0], pending)
-    _copy_py(scratch.ck_sum_tr[t0], sum_tr)
-    _copy_py(scratch.ck_sum_pool[t0], sum_pool)
-    _zero_rows_py(led_tr, t0)
-    _zero_rows_py(led_fee, t0)
-    _zero_rows_py(led_acc, t0)
-    _zero_rows_py(led_sup, t0)
-    _zero_rows_py(led_per, t0)
-    st = scratch.ck_state
-    pool_bal = st[t0, CK_POOL_BAL]
-    cum_default = st[t0, CK_CUM_DEFAULT]
-    cash = st[t0, CK_CASH]
-    ended = st[t0, CK_ENDED] > 0.0
-    max_status = int(st[t0, CK_MAX_STATUS])
-    last_period = int(st[t0, CK_LAST_PERIOD])
-    return pool_bal, cum_default, cash, ended, max_status, last_period
 
 
 def _start_path_py(tranche_f, account_f, work, pending, led_tr, led_fee, led_acc, led_sup,
@@ -958,8 +968,8 @@ def _path_summaries_py(last_period, max_status, years, support_i, work, led_tr, 
 
 
 def waterfall_path_py(pool_flows, support_default_period, base_rate, deal, led, scratch, t_start,
-                      save):  # fmt: skip
-    """Run one path through the waterfall, from its first period or restarted at ``t_start``.
+                      t_stop):  # fmt: skip
+    """Run one path through the waterfall, periods ``t_start`` to ``t_stop`` (all: 0, T + 1).
 
     Parameters
     ----------
@@ -976,15 +986,17 @@ def waterfall_path_py(pool_flows, support_default_period, base_rate, deal, led, 
     scratch : WaterfallScratch
         Running balances and pending claims, overwritten; and the checkpoints.
     t_start : int
-        0: run every period. t0 > 0: restart at period t0 from the checkpoint ``scratch``
-        holds for t0 (a prefix restart), for a path whose inputs before t0 (pool flows,
-        and whether each provider has defaulted) are those of the path that saved it. The
-        ledger rows before t0 must hold that path's (the caller's task); the rest of the
-        ledgers and summaries are then bitwise those of a run from period 0, since a period
-        depends only on the state at its start and its own inputs.
-    save : int
-        1: save a checkpoint at each period's start and at the end (``scratch.ck_*`` sized
-        T + 1; :func:`waterfall_scratch_py` with ``checkpoints``).
+        0: start the path. t0 > 0: go on from period t0, the loop's scalars read from
+        ``scratch.ck_state[t0]`` and the rest of the path's state in place: left by a call
+        that stopped at t0, or put back for a prefix restart (:func:`_restart_path_py`: the
+        checkpoint of a path whose inputs before t0, pool flows and whether each provider
+        has defaulted, are this one's, and that path's ledger rows before t0). Ledgers and
+        summaries are then bitwise those of a run from period 0, since a period depends only
+        on the state at its start and its own inputs.
+    t_stop : int
+        T + 1: run to the end, then the path's summaries. t <= T: stop at period t's start,
+        the loop's scalars saved in ``scratch.ck_state[t]`` (the caller saves the rest of
+        the state, :func:`_checkpoint_py`); no summaries.
 
     The phases of a period are helpers (``_collections_py`` … ``_close_period_py``), the
     steps of the priority of payments one helper per opcode. This plain-Python twin calls
@@ -1029,14 +1041,11 @@ def waterfall_path_py(pool_flows, support_default_period, base_rate, deal, led, 
         max_status = 0
         last_period = n_t - 1
     else:
-        pool_bal, cum_default, cash, ended, max_status, last_period = _restart_path_py(
-            t_start, work, pending, led_tr, led_fee, led_acc, led_sup, led_per, sum_tr,
-            sum_pool, scratch)  # fmt: skip
+        pool_bal, cum_default, cash, ended, max_status, last_period = _loop_state_py(
+            t_start, scratch
+        )
 
-    for t in range(t_start, n_t):
-        if save != 0:
-            _checkpoint_py(t, pool_bal, cum_default, cash, ended, max_status, last_period, work,
-                           pending, sum_tr, sum_pool, scratch)  # fmt: skip
+    for t in range(t_start, min(t_stop, n_t)):
         if ended:
             continue
         # ---- 1. collections, loss compensation, the clean-up call ----
@@ -1105,9 +1114,10 @@ def waterfall_path_py(pool_flows, support_default_period, base_rate, deal, led, 
         if final:
             ended = True
             last_period = t
-    if save != 0:
-        _checkpoint_py(n_t, pool_bal, cum_default, cash, ended, max_status, last_period, work,
-                       pending, sum_tr, sum_pool, scratch)  # fmt: skip
+    if t_stop <= n_t:
+        _keep_loop_state_py(t_stop, pool_bal, cum_default, cash, ended, max_status,
+                            last_period, scratch)  # fmt: skip
+        return 0
 
     _path_summaries_py(last_period, max_status, years, support_i, work, led_tr, led_per, sum_tr,
                        sum_pool)  # fmt: skip
@@ -1136,7 +1146,14 @@ def run_paths_py(pool_flows, support_default_period, base_rate, deal, led, work_
         path_led = Ledgers(led.tr[p], led.fee[p], led.acc[p], led.sup[p], led.per[p],
                            led.sum_tr[p], led.sum_pool[p])  # fmt: skip
         waterfall_path_py(
-            pool_flows[p], support_default_period[p], base_rate[p], deal, path_led, scratch, 0, 0
+            pool_flows[p],
+            support_default_period[p],
+            base_rate[p],
+            deal,
+            path_led,
+            scratch,
+            0,
+            n_t + 1,
         )
     return 0
 
@@ -1146,6 +1163,8 @@ base_amount = jit_twin(base_amount_py, cache=True)
 #: (:mod:`abs_engine.kernels._inline`); the Python twin calls them
 _HELPERS = (
     _start_path_py,
+    _loop_state_py,
+    _keep_loop_state_py,
     _collections_py,
     _compensation_py,
     _clean_up_call_py,
@@ -1169,8 +1188,9 @@ _HELPERS = (
     _path_summaries_py,
 )
 _copy = jit_twin(_copy_py, cache=True, refcounts=False)
-#: the prefix restart's two steps, compiled on their own: called once a restarted path, or
-#: a period of the path that saves checkpoints
+#: the prefix restart's two steps, called by the block kernel (not by the waterfall, whose
+#: compile, the longest, they would lengthen): a restarted path's state restored, and a
+#: checkpoint a period of the path restarts come from
 _restart_path = jit_twin(
     _restart_path_py,
     {"_copy_py": _copy, "_zero_rows_py": jit_twin(_zero_rows_py, cache=True, refcounts=False)},
@@ -1180,11 +1200,7 @@ _restart_path = jit_twin(
 _checkpoint = jit_twin(_checkpoint_py, {"_copy_py": _copy}, cache=True, refcounts=False)
 waterfall_path = jit_twin(
     waterfall_path_py,
-    {
-        "base_amount_py": base_amount,
-        "_restart_path_py": _restart_path,
-        "_checkpoint_py": _checkpoint,
-    },
+    {"base_amount_py": base_amount},
     inline_source=_HELPERS,
     cache=True,
     refcounts=False,
