@@ -511,22 +511,15 @@ def _restart_period_py(flows, sdp, buf, led, wf, valid):
     return t0
 
 
-def _waterfall_from_py(t0, checkpoints, flows, sdp, base_rate, deal, led, wf):
-    """The path through the waterfall from period t0 (a restart, or 0), in one call, or with
-    ``checkpoints`` a period at a time, a checkpoint of its state saved at the start of each
-    period after the first and at its end (the memoised path's: ledgers and summaries
-    bitwise those of one call). One call site of the waterfall (each one lengthens the
-    block kernel's compile by the arguments it passes)."""
+def _checkpointed_path_py(flows, sdp, base_rate, deal, led, wf):
+    """The memoised path through the waterfall a period at a time, a checkpoint of its state
+    saved at the start of each period after the first and at its end (ledgers and summaries
+    bitwise those of one call)."""
     n_t = flows.shape[1]
-    t_from = t0
-    going = True
-    while going:
-        t_to = t_from + 1 if checkpoints else n_t + 1
-        waterfall_path_py(flows, sdp, base_rate, deal, led, wf, t_from, t_to)
-        going = t_to <= n_t
-        if going:
-            _checkpoint_py(t_to, led, wf)
-        t_from = t_to
+    for t in range(n_t):
+        waterfall_path_py(flows, sdp, base_rate, deal, led, wf, t, t + 1)
+        _checkpoint_py(t + 1, led, wf)
+    waterfall_path_py(flows, sdp, base_rate, deal, led, wf, n_t, n_t + 1)
     return 0
 
 
@@ -624,7 +617,10 @@ def run_block_py(first_block, bb, spec, model, deal, sums, coll, led, wf, buf):
         t0 = 0
         if n_base > 0:
             t0 = _restart_period_py(flows, sdp, buf, led, wf, valid)
-        _waterfall_from_py(t0, base_path, flows, sdp, base_rate, deal, led, wf)
+        if base_path:
+            _checkpointed_path_py(flows, sdp, base_rate, deal, led, wf)
+        else:
+            waterfall_path_py(flows, sdp, base_rate, deal, led, wf, t0, n_t + 1)
         valid = t0
         path_metrics_py(led_tr, sum_tr, sum_pool, stats, tranche_f, tranche_accrual,
                         original_pool, sdp, cash, metrics)  # fmt: skip
@@ -773,7 +769,7 @@ run_block = jit_twin(
         "_add_path_py": _add_path,
         "_add_histograms_py": _add_histograms,
     },
-    inline_source=(*DRAWS_SOURCE, _restart_period_py, _waterfall_from_py, _keep_base_py),
+    inline_source=(*DRAWS_SOURCE, _restart_period_py, _checkpointed_path_py, _keep_base_py),
     inline_env=DRAWS_ENV,
     cache=True,
     nogil=True,
