@@ -441,12 +441,14 @@ class OutputShape:
             n_ht=len(HIST_TRANCHE_METRICS),
         )
 
-    def block_bytes(self, histograms: bool) -> int:
-        """Bytes of one block's sums, with a row of histograms where each block has its own
-        (``histograms``; under crude sampling they are a kernel thread's)."""
+    def block_bytes(self, histograms: bool, kept_paths: int = 0) -> int:
+        """Bytes of one block's outputs: its sums, a row of histograms where each block has
+        its own (``histograms``; under crude sampling they are a kernel thread's), and the
+        metric vectors of ``kept_paths`` paths (``keep_paths``: a block's paths)."""
         one = self.sums(1)
         fields = BlockSums._fields if histograms else ("m", "cf", "w_tot")
-        return sum(getattr(one, name).nbytes for name in fields)
+        sums = sum(getattr(one, name).nbytes for name in fields)
+        return sums + kept_paths * self.n_m * 8
 
     def sums(self, n_blocks: int, hist_rows: int | None = None) -> BlockSums:
         """Zeroed sums for ``n_blocks`` blocks, histograms one row a block unless
@@ -570,7 +572,7 @@ class RunJob:
 
     spec : the run (paths, seed, histogram ranges, keep);  model, deal : the kernel bundles
     (``MonteCarloModel.kernel``, ``CompiledDeal.kernel``);  shape : output sizes;
-    batch_blocks : blocks per local batch (None: sized as the run goes, :func:`batch_sizes`);
+    batch_blocks : blocks per local batch (None: sized as the run goes, :func:`next_batch_blocks`);
     threads : kernel threads (None: all);
     jit : False runs the plain-Python twin."""
 
@@ -709,12 +711,16 @@ def first_batch_blocks(job: RunJob) -> int:
 def next_batch_blocks(job: RunJob, last: int, took: float) -> int:
     """Blocks of the next local batch after one of ``last`` blocks took ``took`` seconds:
     ``job.batch_blocks``, or as many as :data:`BATCH_TARGET_S` takes at that pace, at most
-    twice the last, at least the first batch's and within :data:`BATCH_MAX_BYTES` of sums.
+    twice the last, at least the first batch's, and within :data:`BATCH_MAX_BYTES` of
+    outputs (sums, kept metric vectors, histogram rows a block under importance sampling)
+    unless the first batch's size is already more.
     Sizes never change results: sums are kept a block and added in block order."""
     if job.batch_blocks is not None:
         return job.batch_blocks
     least = first_batch_blocks(job)
-    most = max(least, BATCH_MAX_BYTES // job.shape.block_bytes(not unit_weights(job.model)))
+    kept = job.spec.block_size if job.spec.keep else 0
+    block = job.shape.block_bytes(not unit_weights(job.model), kept)
+    most = max(least, BATCH_MAX_BYTES // block)
     want = int(BATCH_TARGET_S * last / took) if took > 0.0 else most
     return max(least, min(want, 2 * last, most))
 
@@ -915,7 +921,7 @@ def start_simulation(
     spec = frozen(RunSpec(BLOCK_SIZE, n_paths, seed, hist_lo, hist_hi, int(keep_paths)))
     say = COMPILE_NOTICE or args["progress"] is not False
     compile_seconds = _warm_up(spec, model, cd, shape, say) if args["jit"] else 0.0
-    batch_blocks = args["batch_blocks"]  # None: sized as the run goes (batch_sizes)
+    batch_blocks = args["batch_blocks"]  # None: sized as the run goes (next_batch_blocks)
     job = RunJob(spec, model.kernel, cd.kernel, shape, batch_blocks, args["threads"],
                  args["jit"])  # fmt: skip
     runner = args.get("runner") or LOCAL_RUNNER

@@ -52,10 +52,11 @@ def test_yields_are_floored_at_minus_100_percent():
 
 def test_yield_floor_pass_is_skipped_only_where_it_cannot_return():
     """tranche_yield skips the floor pass where g = -balance + the cash added in order is
-    > 0 (no negative cash or accrual): the pass's value (in floats, divisions and all) is
-    then never <= 0, so it cannot return the floor. Checked on adversarial cash and
-    accruals (zeros, denormals, tiny and huge periods, cash just above the balance), and
-    against the solver: where the pass would return the floor, the solver does."""
+    > 0 (no negative cash or accrual) and the floor is below 0: the pass's value (in floats,
+    divisions and all) is then never <= 0, so it cannot return the floor. Checked on
+    adversarial cash and accruals (zeros, denormals, tiny and huge periods up to infinite
+    ones, whose floor is not below 0; cash just above the balance), and against the solver:
+    where the pass would return the floor, the solver does."""
     from abs_engine.kernels.montecarlo import _value_at_floor_py, tranche_yield_py
 
     rng = np.random.default_rng(11)
@@ -64,7 +65,7 @@ def test_yield_floor_pass_is_skipped_only_where_it_cannot_return():
     for _ in range(4_000):
         n = int(rng.integers(1, 14))
         accrual = rng.choice(scales, n) * rng.random(n)
-        accrual[rng.integers(n)] = rng.choice((1e-12, 0.25, 1.0, 40.0))
+        accrual[rng.integers(n)] = rng.choice((1e-12, 0.25, 1.0, 40.0, 2e9, np.inf))
         cash = rng.choice(scales, n) * rng.random(n)
         balance = float(cash.sum() * rng.choice((0.5, 1.0 - 1e-15, 1.0, 1.0 + 1e-15, 2.0)))
         if balance <= 0.0:
@@ -78,13 +79,20 @@ def test_yield_floor_pass_is_skipped_only_where_it_cannot_return():
         with np.errstate(all="ignore"):
             f_lo = _value_at_floor_py(cash, accrual, balance, lo)
             y = tranche_yield_py(cash, accrual, balance, 0.03)
-        if g > 0.0:
+        if g > 0.0 and lo < 0.0:
             seen["skipped"] += 1
             assert not f_lo <= 0.0, (cash, accrual, balance)
         elif f_lo <= 0.0 and cash.sum() > 0.0:
             seen["floor"] += 1
             assert y == lo
     assert min(seen.values()) > 100, seen
+    # the floor at or above 0 (an accrual of 1e9 or more): the pass decides, bound or not
+    for big in (2e9, np.inf):
+        cash, accrual = np.array([0.0, 150.0]), np.array([0.25, big])
+        lo = -1.0 / big + 1e-9
+        with np.errstate(all="ignore"):
+            assert _value_at_floor_py(cash, accrual, 100.0, lo) <= 0.0
+            assert tranche_yield_py(cash, accrual, 100.0, 0.03) == lo
 
 
 def test_modified_duration_of_a_riskless_bullet():

@@ -187,6 +187,35 @@ def test_same_results_for_any_thread_count_and_batch_size():
     assert np.array_equal(one.paths.to_numpy(), longer.paths.to_numpy()[:5_000], equal_nan=True)
 
 
+def test_first_difference_compares_bits_and_provider_defaults():
+    """A path restarts at the first period whose waterfall inputs differ from the memoised
+    path's: a pool flow not bitwise equal (NaN never equal, -0.0 not 0.0), or a provider
+    that has defaulted by then in one path only (default periods >= T all mean never)."""
+    from abs_engine.kernels.montecarlo import _first_difference_py
+
+    rng = np.random.default_rng(3)
+    base = rng.random((7, 12))
+    never = np.array([12, 13], dtype=np.int64)
+    assert _first_difference_py(base.copy(), never.copy(), base, never) == 12
+    assert _first_difference_py(base.copy(), np.array([99, 12]), base, never) == 12
+    for t, v in ((0, np.nan), (5, base[2, 5] * (1 + 2**-52)), (11, -0.0)):
+        flows = base.copy()
+        if v == 0.0:
+            base_z = base.copy()
+            base_z[4, 11] = 0.0
+            flows = base_z.copy()
+            flows[4, 11] = -0.0
+            assert _first_difference_py(flows, never, base_z, never) == 11
+            continue
+        flows[2, t] = v
+        assert _first_difference_py(flows, never, base, never) == t
+    assert _first_difference_py(base.copy(), np.array([12, 7]), base, never) == 7
+    assert _first_difference_py(base.copy(), never.copy(), base, np.array([3, 13])) == 3
+    flows = base.copy()
+    flows[0, 9] += 1.0
+    assert _first_difference_py(flows, np.array([12, 10]), base, never) == 9
+
+
 def test_batches_sized_as_the_run_goes(monkeypatch):
     """Left to the run, a local batch is as many blocks as BATCH_TARGET_S takes at the last
     batch's pace: at least the first batch's 4 a thread (8 at least), at most twice the last
@@ -199,13 +228,20 @@ def test_batches_sized_as_the_run_goes(monkeypatch):
     job = S.start_simulation_compiled(ae.compile_deal(ae.load_deal()), ae.load_scenario("huake_mc"),
                                       n_paths=60_000, seed=4, progress=False).job  # fmt: skip
     least = max(8, 4 * S.kernel_threads(None))
-    assert job.batch_blocks is None and S.first_batch_blocks(job) == least
-    assert S.next_batch_blocks(job, 10, 10 * S.BATCH_TARGET_S / 300) == 20  # twice the last
-    assert S.next_batch_blocks(job, 40, 40 * S.BATCH_TARGET_S / 50) == 50  # the target's
-    assert S.next_batch_blocks(job, 40, 1e9) == least
-    assert S.next_batch_blocks(job, 4_000, 0.0) == S.BATCH_MAX_BYTES // job.shape.block_bytes(False)
+    most = S.BATCH_MAX_BYTES // job.shape.block_bytes(False)
+    target = S.BATCH_TARGET_S
+    assert job.batch_blocks is None and S.first_batch_blocks(job) == least and most > 8 * least
+    assert S.next_batch_blocks(job, least, least * target / (10 * least)) == 2 * least
+    assert S.next_batch_blocks(job, 4 * least, 4 * least * target / (5 * least)) == 5 * least
+    assert S.next_batch_blocks(job, 4 * least, 1e9) == least
+    assert S.next_batch_blocks(job, most, 0.0) == most
     assert S.next_batch_blocks(dataclasses.replace(job, batch_blocks=3), 40, 1.0) == 3
+    # a block's own histogram rows (importance sampling) and kept metric vectors count
     assert job.shape.block_bytes(True) > 50 * job.shape.block_bytes(False)
+    kept = dataclasses.replace(job, spec=job.spec._replace(keep=1))
+    assert S.next_batch_blocks(kept, most, 0.0) == max(
+        least, S.BATCH_MAX_BYTES // job.shape.block_bytes(False, job.spec.block_size)
+    )
     sizes = []
     real = S.run_range
 
@@ -213,11 +249,12 @@ def test_batches_sized_as_the_run_goes(monkeypatch):
         sizes.append(nb)
         return real(first, nb, *args)
 
-    kw = {"n_paths": 60_000, "seed": 4, "keep_paths": True, "progress": False}
+    # one kernel thread: the first batch is 8 blocks on any machine, so 59 blocks make four
+    kw = {"n_paths": 60_000, "seed": 4, "keep_paths": True, "progress": False, "threads": 1}
     monkeypatch.setattr(S, "BATCH_TARGET_S", 1e9)  # every batch twice the last
     monkeypatch.setattr(S, "run_range", spy)
     grown = ae.simulate(**kw)
-    expected, left, nb = [], job.n_blocks, least
+    expected, left, nb = [], job.n_blocks, 8
     while left:
         expected.append(min(nb, left))
         left, nb = left - expected[-1], 2 * expected[-1]
@@ -302,19 +339,34 @@ def _block_sums_from_paths(metrics, path_cf, memoised):
     return m, cf
 
 
-@pytest.mark.parametrize("jit", [True, False])
-def test_prefix_restarts_change_no_path(jit):
+def _with_compensation_fund(deal):
+    """The bundled deal with a loss-compensation fund (half of each loss, paid two periods
+    later, capped) and both providers far likelier to default (30% a year): pending claims
+    and provider defaults in the restarted paths' state."""
+    d = deal.model_dump(mode="json", exclude_none=True)
+    d["support"][0]["provider"]["annual_pd"] = 0.3
+    d["support"].append({"kind": "loss_compensation", "name": "fund", "share": 0.5,
+                         "lag_periods": 2, "cap": 3e6,
+                         "provider": {"name": "fund provider", "annual_pd": 0.3,
+                                      "correlation": 0.2}})  # fmt: skip
+    return parse_deal(d)
+
+
+@pytest.mark.parametrize(("jit", "fund"), [(True, False), (False, False), (True, True)])
+def test_prefix_restarts_change_no_path(jit, fund):
     """In a block, a path with defaults restarts from the memoised no-default path's
     checkpoint at the first period its inputs differ. With one path a block there is no
     memoised path before any: every path runs from its first period, and its block's sums
     are its own figures. Added up in the kernel's order, those give bitwise the sums of one
     block of all the paths (metrics and expected cash flows), its histograms and its kept
     metric vectors: compiled kernel and Python twin, on the bundled deal, whose no-default
-    path recurs in about half the paths."""
+    path recurs in about half the paths, and with a loss-compensation fund and likely
+    provider defaults."""
     from abs_engine.compile.deal import compile_deal
     from abs_engine.simulation import run_range, start_simulation_compiled
 
-    cd = compile_deal(ae.load_deal())
+    deal = _with_compensation_fund(ae.load_deal()) if fund else ae.load_deal()
+    cd = compile_deal(deal)
     sc = ae.load_scenario("huake_mc", cd.deal)
     n = 600 if jit else 120
     job = start_simulation_compiled(cd, sc, n_paths=n, seed=5, keep_paths=True, progress=False).job

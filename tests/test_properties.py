@@ -989,7 +989,7 @@ def _restarted_py(t0, flows, sdp, rate, deal, led, scratch):
     waterfall_path_py(flows, sdp, rate, deal, led, scratch, t0, flows.shape[1] + 1)
 
 
-@numba.njit
+@numba.njit(cache=True)
 def _checkpointed_nb(flows, sdp, rate, deal, led, scratch):
     n_t = flows.shape[1]
     for t in range(n_t):
@@ -998,13 +998,13 @@ def _checkpointed_nb(flows, sdp, rate, deal, led, scratch):
     waterfall_path(flows, sdp, rate, deal, led, scratch, n_t, n_t + 1)
 
 
-@numba.njit
+@numba.njit(cache=True)
 def _restarted_nb(t0, flows, sdp, rate, deal, led, scratch):
     _restart_path(t0, led, scratch)
     waterfall_path(flows, sdp, rate, deal, led, scratch, t0, flows.shape[1] + 1)
 
 
-@numba.njit
+@numba.njit(cache=True)
 def _full_nb(flows, sdp, rate, deal, led, scratch):
     waterfall_path(flows, sdp, rate, deal, led, scratch, 0, flows.shape[1] + 1)
 

@@ -188,10 +188,11 @@ Ledgers = namedtuple("Ledgers", ["tr", "fee", "acc", "sup", "per", "sum_tr", "su
 #: The waterfall's per-path scratch: work float64[N_WORK, W] (running balances, see
 #: ``waterfall.W_*``; W >= max(J, F, A, S, G)) and pending float64[S', T] (loss-compensation
 #: claims not yet paid; S' = max(S, 1)); and checkpoints of a path's state at the start of
-#: each period t and at its end (t = T), C = T + 1 of them, or C = 0 where no path saves
-#: any: ck_work float64[C, N_WORK, W], ck_pending float64[C, S', T], ck_sum_tr
-#: float64[C, J, N_ST] and ck_sum_pool float64[C, N_SP] (the summaries as they stand),
-#: ck_state float64[C, N_CK] (the period loop's scalars, ``waterfall.CK_*``).
+#: each period t and at its end (t = T), C = T + 1 of them (the block kernel saves t >= 1:
+#: a path never restarts at 0), or C = 0 where no path saves any: ck_work
+#: float64[C, N_WORK, W], ck_pending float64[C, S', T], ck_sum_tr float64[C, J, N_ST] and
+#: ck_sum_pool float64[C, N_SP] (the summaries as they stand), ck_state float64[C, N_CK]
+#: (the period loop's scalars, ``waterfall.CK_*``).
 WaterfallScratch = namedtuple(
     "WaterfallScratch",
     ["work", "pending", "ck_work", "ck_pending", "ck_sum_tr", "ck_sum_pool", "ck_state"],
@@ -204,7 +205,8 @@ WaterfallScratch = namedtuple(
 #: base_cf, base_cov, and base_stats float64[N_CS] (its collateral statistics); and that
 #: path's inputs and ledgers, for the prefix restarts of the paths that share its first
 #: periods: base_flows float64[N_PF, T], base_sdp int64[S] (its providers' default periods),
-#: base_led a :class:`Ledgers` (its ledger arrays; the summaries unused).
+#: base_led a :class:`Ledgers` (its ledger arrays; its summaries are not read: a restart
+#: takes them from the checkpoint).
 PathBuffers = namedtuple(
     "PathBuffers",
     ["cash", "metrics", "path_cf", "coverage", "base_metrics", "base_cf", "base_cov",

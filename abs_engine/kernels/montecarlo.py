@@ -128,8 +128,8 @@ from .layout import (
 from .waterfall import (
     _checkpoint,
     _checkpoint_py,
+    _copy,
     _copy_py,
-    _copy_rows_py,
     _restart_path,
     _restart_path_py,
     waterfall_path,
@@ -142,8 +142,9 @@ def _cash_scan_py(cash, accrual, balance):
     """One pass over a tranche's cash [T] and accruals [T]: the total cash, the largest
     accrual, and whether the value at the yield floor is surely positive (see
     :func:`tranche_yield_py`): g = -balance + the cash added in order is > 0 and no cash or
-    accrual is negative. Then each discount factor at the floor (< 0) is >= 1 and, rounding
-    being monotone, every partial sum of that value is at least g's."""
+    accrual is negative. Then, the floor being below 0 (which the caller checks: not so for
+    an accrual of 1e9 or more), each discount factor at it is >= 1 and, rounding being
+    monotone, every partial sum of that value is at least g's."""
     total = 0.0
     amax = 0.0
     amin = 0.0
@@ -186,7 +187,9 @@ def tranche_yield_py(cash, accrual, balance, guess):
     lo = -1.0
     if lo <= -1.0 / amax:
         lo = -1.0 / amax + 1e-9
-    if not floor_positive and _value_at_floor_py(cash, accrual, balance, lo) <= 0.0:
+    # the bound needs a floor below 0 (each factor then >= 1): not so for accruals >= 1e9
+    skip = floor_positive and lo < 0.0
+    if not skip and _value_at_floor_py(cash, accrual, balance, lo) <= 0.0:
         return lo
     hi = 10.0
     y = guess
@@ -235,6 +238,7 @@ def path_metrics_py(led_tr, sum_tr, sum_pool, stats, tranche_f, tranche_accrual,
         for t in range(n_t):
             x = 1.0 + led_tr[t, j, LT_COUPON_RATE] * tranche_accrual[j, t]
             if x != 1.0:  # df / 1.0 is df: no division (a chain of them) at a zero coupon
+                # (or wherever rate × accrual rounds away)
                 df = df / x
             c = (
                 led_tr[t, j, LT_INTEREST_PAID]
@@ -489,6 +493,15 @@ def _keep_base_py(flows, sdp, led, buf):
     _copy_py(led.acc, base_led.acc)
     _copy_py(led.sup, base_led.sup)
     _copy_py(led.per, base_led.per)
+    return 0
+
+
+def _copy_rows_py(src, dst, t_from, t_to):
+    """``dst[t_from:t_to] = src[t_from:t_to]`` for two C-contiguous arrays of one shape
+    (rows along the first axis), element by element."""
+    row = src.size // src.shape[0] if src.shape[0] > 0 else 0
+    for k in range(t_from * row, t_to * row):
+        dst.flat[k] = src.flat[k]
     return 0
 
 
@@ -750,9 +763,7 @@ path_cashflows = jit_twin(path_cashflows_py, cache=True, refcounts=False)
 _add_path = jit_twin(_add_path_py, cache=True, refcounts=False)
 _add_histograms = jit_twin(_add_histograms_py, {"_bin_py": _bin}, cache=True, refcounts=False)
 _no_default_path = jit_twin(_no_default_path_py, cache=True, inline="always")
-_copy = jit_twin(_copy_py, cache=True, refcounts=False)
 _first_difference = jit_twin(_first_difference_py, cache=True, refcounts=False)
-_copy_rows = jit_twin(_copy_rows_py, cache=True, refcounts=False)
 run_block = jit_twin(
     run_block_py,
     {
@@ -760,7 +771,6 @@ run_block = jit_twin(
         "_no_default_path_py": _no_default_path,
         "_copy_py": _copy,
         "_first_difference_py": _first_difference,
-        "_copy_rows_py": _copy_rows,
         "_restart_path_py": _restart_path,
         "_checkpoint_py": _checkpoint,
         "waterfall_path_py": waterfall_path,
@@ -769,7 +779,13 @@ run_block = jit_twin(
         "_add_path_py": _add_path,
         "_add_histograms_py": _add_histograms,
     },
-    inline_source=(*DRAWS_SOURCE, _restart_period_py, _checkpointed_path_py, _keep_base_py),
+    inline_source=(
+        *DRAWS_SOURCE,
+        _restart_period_py,
+        _copy_rows_py,
+        _checkpointed_path_py,
+        _keep_base_py,
+    ),
     inline_env=DRAWS_ENV,
     cache=True,
     nogil=True,
@@ -800,7 +816,7 @@ run_block_cmc = jit_twin(
 #: (:mod:`abs_engine.kernel_compile`). :func:`block_callee_args` gives their arguments
 BLOCK_CALLEES: tuple[Any, ...] = (
     waterfall_path, *DRAW_CALLEES, survivor_flows, path_metrics, path_cashflows, _add_path,
-    _add_histograms, _copy, _copy, _copy, _copy, _first_difference, _copy_rows, _copy_rows,
+    _add_histograms, _copy, _copy, _copy, _copy, _first_difference,
     _restart_path, _checkpoint,
 )  # fmt: skip
 
@@ -825,8 +841,6 @@ def block_callee_args(spec, model, deal, sums, coll, led, wf, buf):
         (led.tr, buf.base_led.tr),
         (sdp, buf.base_sdp),
         (coll.flows, sdp, buf.base_flows, buf.base_sdp),
-        (buf.base_led.tr, led.tr, 0, 0),
-        (buf.base_led.per, led.per, 0, 0),
         (1, led, wf),
         (1, led, wf),
     )  # fmt: skip

@@ -468,15 +468,6 @@ def _copy_py(src, dst):
     return 0
 
 
-def _copy_rows_py(src, dst, t_from, t_to):
-    """``dst[t_from:t_to] = src[t_from:t_to]`` for two C-contiguous arrays of one shape
-    (rows along the first axis), element by element."""
-    row = src.size // src.shape[0] if src.shape[0] > 0 else 0
-    for k in range(t_from * row, t_to * row):
-        dst.flat[k] = src.flat[k]
-    return 0
-
-
 def _zero_rows_py(a, t_from):
     """``a[t_from:] = 0.0`` for a C-contiguous array (rows along the first axis)."""
     row = a.size // a.shape[0] if a.shape[0] > 0 else 0
@@ -1205,7 +1196,6 @@ waterfall_path = jit_twin(
     cache=True,
     refcounts=False,
 )
-waterfall_scratch = jit_twin(waterfall_scratch_py, {"work_shape": jit_twin(work_shape)}, cache=True)
 run_paths = jit_twin(
     run_paths_py, {"waterfall_path_py": waterfall_path}, cache=True, no_cpython_wrapper=False
 )
@@ -1218,7 +1208,6 @@ __all__ = [
     "run_paths_py",
     "waterfall_path",
     "waterfall_path_py",
-    "waterfall_scratch",
     "waterfall_scratch_py",
     "work_shape",
 ]
