@@ -612,7 +612,10 @@ def run_block_py(first_block, bb, spec, model, deal, sums, coll, led, wf, buf):
     n_base = 0
     base_w1 = 0.0
     base_w2 = 0.0
-    valid = 0
+    # read only once the memoised path has set it; an int64 from the start (a literal 0
+    # would compile _copy_rows for a literal signature besides the one the cold compile's
+    # second process compiles)
+    valid = n_t
     for p in range(p0, p1):
         n_def = collateral_draws_py(seed, p, model, coll)
         w = math.exp(stats[CS_LOG_WEIGHT])  # exp(0) = 1 exactly: crude sampling
@@ -764,6 +767,7 @@ _add_path = jit_twin(_add_path_py, cache=True, refcounts=False)
 _add_histograms = jit_twin(_add_histograms_py, {"_bin_py": _bin}, cache=True, refcounts=False)
 _no_default_path = jit_twin(_no_default_path_py, cache=True, inline="always")
 _first_difference = jit_twin(_first_difference_py, cache=True, refcounts=False)
+_copy_rows = jit_twin(_copy_rows_py, cache=True, refcounts=False)
 run_block = jit_twin(
     run_block_py,
     {
@@ -771,6 +775,7 @@ run_block = jit_twin(
         "_no_default_path_py": _no_default_path,
         "_copy_py": _copy,
         "_first_difference_py": _first_difference,
+        "_copy_rows_py": _copy_rows,
         "_restart_path_py": _restart_path,
         "_checkpoint_py": _checkpoint,
         "waterfall_path_py": waterfall_path,
@@ -782,7 +787,6 @@ run_block = jit_twin(
     inline_source=(
         *DRAWS_SOURCE,
         _restart_period_py,
-        _copy_rows_py,
         _checkpointed_path_py,
         _keep_base_py,
     ),
@@ -816,7 +820,7 @@ run_block_cmc = jit_twin(
 #: (:mod:`abs_engine.kernel_compile`). :func:`block_callee_args` gives their arguments
 BLOCK_CALLEES: tuple[Any, ...] = (
     waterfall_path, *DRAW_CALLEES, survivor_flows, path_metrics, path_cashflows, _add_path,
-    _add_histograms, _copy, _copy, _copy, _copy, _first_difference,
+    _add_histograms, _copy, _copy, _copy, _copy, _first_difference, _copy_rows, _copy_rows,
     _restart_path, _checkpoint,
 )  # fmt: skip
 
@@ -841,6 +845,8 @@ def block_callee_args(spec, model, deal, sums, coll, led, wf, buf):
         (led.tr, buf.base_led.tr),
         (sdp, buf.base_sdp),
         (coll.flows, sdp, buf.base_flows, buf.base_sdp),
+        (buf.base_led.tr, led.tr, 0, 0),
+        (buf.base_led.per, led.per, 0, 0),
         (1, led, wf),
         (1, led, wf),
     )  # fmt: skip
