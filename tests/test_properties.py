@@ -47,7 +47,6 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-import numba
 import numpy as np
 from hypothesis import given, reject, settings
 from hypothesis import strategies as st
@@ -58,6 +57,7 @@ from abs_engine.compile.schedule import add_months
 from abs_engine.deterministic import WaterfallResult, run_waterfall
 from abs_engine.errors import DealError
 from abs_engine.kernels import layout as L
+from abs_engine.kernels._twin import jit_twin
 from abs_engine.kernels.bundles import Ledgers
 from abs_engine.kernels.waterfall import (
     _checkpoint,
@@ -989,28 +989,18 @@ def _restarted_py(t0, flows, sdp, rate, deal, led, scratch):
     waterfall_path_py(flows, sdp, rate, deal, led, scratch, t0, flows.shape[1] + 1)
 
 
-@numba.njit(cache=True)
-def _checkpointed_nb(flows, sdp, rate, deal, led, scratch):
-    n_t = flows.shape[1]
-    for t in range(n_t):
-        waterfall_path(flows, sdp, rate, deal, led, scratch, t, t + 1)
-        _checkpoint(t + 1, led, scratch)
-    waterfall_path(flows, sdp, rate, deal, led, scratch, n_t, n_t + 1)
-
-
-@numba.njit(cache=True)
-def _restarted_nb(t0, flows, sdp, rate, deal, led, scratch):
-    _restart_path(t0, led, scratch)
-    waterfall_path(flows, sdp, rate, deal, led, scratch, t0, flows.shape[1] + 1)
-
-
-@numba.njit(cache=True)
-def _full_nb(flows, sdp, rate, deal, led, scratch):
-    waterfall_path(flows, sdp, rate, deal, led, scratch, 0, flows.shape[1] + 1)
-
-
 def _full_py(flows, sdp, rate, deal, led, scratch):
+    """The path from period 0 in one call."""
     waterfall_path_py(flows, sdp, rate, deal, led, scratch, 0, flows.shape[1] + 1)
+
+
+# their compiled twins (called from Python: with a Python wrapper)
+_COMPILED = {"waterfall_path_py": waterfall_path, "_checkpoint_py": _checkpoint,
+             "_restart_path_py": _restart_path}  # fmt: skip
+_checkpointed_nb, _restarted_nb, _full_nb = (
+    jit_twin(f, _COMPILED, cache=True, no_cpython_wrapper=False)
+    for f in (_checkpointed_py, _restarted_py, _full_py)
+)
 
 
 def _ledgers(cd: CompiledDeal, fill: float = 0.0) -> Ledgers:
