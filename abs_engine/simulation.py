@@ -698,7 +698,8 @@ def block_kernel(model: Any, jit: bool = True) -> Callable[..., int]:
 #: long enough that a batch's fixed costs (its sums allocated and added in Python, its
 #: threads started and joined) are a few percent, short enough for a lively progress bar
 BATCH_TARGET_S = 0.25
-#: the most memory one local batch's sums may take (bytes)
+#: the most memory one local batch's outputs may take (bytes; sums, kept metric vectors, a
+#: block's own histogram rows)
 BATCH_MAX_BYTES = 32 * 2**20
 
 

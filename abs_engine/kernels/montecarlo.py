@@ -612,9 +612,9 @@ def run_block_py(first_block, bb, spec, model, deal, sums, coll, led, wf, buf):
     n_base = 0
     base_w1 = 0.0
     base_w2 = 0.0
-    # read only once the memoised path has set it; an int64 from the start (a literal 0
-    # would compile _copy_rows for a literal signature besides the one the cold compile's
-    # second process compiles)
+    # ``valid`` is read only once the memoised path has set it; an int64 from the start (a
+    # literal 0 would compile _copy_rows for a literal signature besides the one the cold
+    # compile's second process compiles)
     valid = n_t
     for p in range(p0, p1):
         n_def = collateral_draws_py(seed, p, model, coll)
