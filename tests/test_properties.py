@@ -59,9 +59,9 @@ from abs_engine.errors import DealError
 from abs_engine.kernels import layout as L
 from abs_engine.kernels._twin import jit_twin
 from abs_engine.kernels.bundles import Ledgers
+from abs_engine.kernels.montecarlo import _checkpointed_path_py
 from abs_engine.kernels.waterfall import (
     _checkpoint,
-    _checkpoint_py,
     _restart_path,
     _restart_path_py,
     waterfall_path,
@@ -974,15 +974,6 @@ def test_compiled_kernel_matches_python_twin(case: Case) -> None:
         )
 
 
-def _checkpointed_py(flows, sdp, rate, deal, led, scratch):
-    """The block kernel's run of its memoised path: a period at a time, checkpoints saved."""
-    n_t = flows.shape[1]
-    for t in range(n_t):
-        waterfall_path_py(flows, sdp, rate, deal, led, scratch, t, t + 1)
-        _checkpoint_py(t + 1, led, scratch)
-    waterfall_path_py(flows, sdp, rate, deal, led, scratch, n_t, n_t + 1)
-
-
 def _restarted_py(t0, flows, sdp, rate, deal, led, scratch):
     """A path restarted at t0 from the checkpoint, as the block kernel restarts one."""
     _restart_path_py(t0, led, scratch)
@@ -994,12 +985,12 @@ def _full_py(flows, sdp, rate, deal, led, scratch):
     waterfall_path_py(flows, sdp, rate, deal, led, scratch, 0, flows.shape[1] + 1)
 
 
-# their compiled twins (called from Python: with a Python wrapper)
+# the block kernel's run of its memoised path and these two, compiled (called from Python)
 _COMPILED = {"waterfall_path_py": waterfall_path, "_checkpoint_py": _checkpoint,
              "_restart_path_py": _restart_path}  # fmt: skip
 _checkpointed_nb, _restarted_nb, _full_nb = (
     jit_twin(f, _COMPILED, cache=True, no_cpython_wrapper=False)
-    for f in (_checkpointed_py, _restarted_py, _full_py)
+    for f in (_checkpointed_path_py, _restarted_py, _full_py)
 )
 
 
@@ -1042,7 +1033,7 @@ def test_a_prefix_restart_equals_the_run_from_the_first_period(case: Case, data)
         return led
 
     twins = (
-        (_checkpointed_py, _restarted_py, _full_py),
+        (_checkpointed_path_py, _restarted_py, _full_py),
         (_checkpointed_nb, _restarted_nb, _full_nb),
     )
     for checkpointed, restarted, full_run in twins:

@@ -450,15 +450,6 @@ def _pay_residual_py(t, j, avail, trap_account, work, led_tr, led_acc, led_per):
     return avail
 
 
-def _zero_py(a):
-    """``a[...] = 0.0``, through its flat iterator: numba's slice assignment of the nine
-    ledger and scratch arrays of a path took about 13% of the time of collateral and
-    waterfall together (the bundled deal, every path computed; a one-off stage profile)."""
-    for k in range(a.size):
-        a.flat[k] = 0.0
-    return 0
-
-
 def _copy_py(src, dst):
     """``dst[...] = src`` for two C-contiguous arrays of one size, element by element: an array
     assignment would compile numba's shape-mismatch error message (string formatting, seconds
@@ -468,8 +459,20 @@ def _copy_py(src, dst):
     return 0
 
 
+def _zero_py(a):
+    """``a[...] = 0.0``: :func:`_zero_rows_py` from row 0, in a loop of its own (a new path
+    zeroes nine arrays; the general loop measured 2-3% slower a path memo off, three pairs,
+    near the noise)."""
+    for k in range(a.size):
+        a.flat[k] = 0.0
+    return 0
+
+
 def _zero_rows_py(a, t_from):
-    """``a[t_from:] = 0.0`` for a C-contiguous array (rows along the first axis)."""
+    """``a[t_from:] = 0.0`` for a C-contiguous array (rows along the first axis; from 0: the
+    whole array), through its flat iterator: numba's slice assignment of the nine ledger and
+    scratch arrays of a path took about 13% of the time of collateral and waterfall together
+    (the bundled deal, every path computed; a one-off stage profile)."""
     row = a.size // a.shape[0] if a.shape[0] > 0 else 0
     for k in range(t_from * row, a.size):
         a.flat[k] = 0.0
@@ -505,17 +508,29 @@ def _restart_path_py(t0, led, scratch):
     return 0
 
 
-def _loop_state_py(t, scratch):
-    """The period loop's scalars saved at period t's start (``ck_state[t]``): pool balance,
-    cumulative defaults, cash, whether the deal has ended, the highest status so far and the
-    period it ended in."""
-    st = scratch.ck_state
-    pool_bal = st[t, CK_POOL_BAL]
-    cum_default = st[t, CK_CUM_DEFAULT]
-    cash = st[t, CK_CASH]
-    ended = st[t, CK_ENDED] > 0.0
-    max_status = int(st[t, CK_MAX_STATUS])
-    last_period = int(st[t, CK_LAST_PERIOD])
+def _path_start_py(t_start, n_t, deal, led, scratch):
+    """The period loop's scalars at period ``t_start``'s start: at 0 a new path's (its
+    ledgers, summaries and scratch zeroed, opening balances set: :func:`_start_path_py`),
+    else those saved there (``ck_state[t_start]``). Returns the pool balance, cumulative
+    defaults, cash, whether the deal has ended, the highest status so far and the period it
+    ended in (T - 1 until it ends)."""
+    if t_start == 0:
+        _start_path_py(deal.tranche_f, deal.account_f, scratch.work, scratch.pending, led.tr,
+                       led.fee, led.acc, led.sup, led.per, led.sum_tr, led.sum_pool)  # fmt: skip
+        pool_bal = deal.original_pool
+        cum_default = 0.0
+        cash = 0.0
+        ended = False
+        max_status = 0
+        last_period = n_t - 1
+    else:
+        st = scratch.ck_state
+        pool_bal = st[t_start, CK_POOL_BAL]
+        cum_default = st[t_start, CK_CUM_DEFAULT]
+        cash = st[t_start, CK_CASH]
+        ended = st[t_start, CK_ENDED] > 0.0
+        max_status = int(st[t_start, CK_MAX_STATUS])
+        last_period = int(st[t_start, CK_LAST_PERIOD])
     return pool_bal, cum_default, cash, ended, max_status, last_period
 
 
@@ -1004,7 +1019,6 @@ def waterfall_path_py(pool_flows, support_default_period, base_rate, deal, led, 
     fee_f = deal.fee_f
     fee_i = deal.fee_i
     deal_accrual = deal.deal_accrual
-    account_f = deal.account_f
     support_f = deal.support_f
     support_i = deal.support_i
     trigger_f = deal.trigger_f
@@ -1022,19 +1036,9 @@ def waterfall_path_py(pool_flows, support_default_period, base_rate, deal, led, 
     pending = scratch.pending
     n_t = pool_flows.shape[1]
 
-    if t_start == 0:
-        _start_path_py(tranche_f, account_f, work, pending, led_tr, led_fee, led_acc, led_sup,
-                       led_per, sum_tr, sum_pool)  # fmt: skip
-        pool_bal = original_pool
-        cum_default = 0.0
-        cash = 0.0
-        ended = False
-        max_status = 0
-        last_period = n_t - 1
-    else:
-        pool_bal, cum_default, cash, ended, max_status, last_period = _loop_state_py(
-            t_start, scratch
-        )
+    pool_bal, cum_default, cash, ended, max_status, last_period = _path_start_py(
+        t_start, n_t, deal, led, scratch
+    )
 
     for t in range(t_start, min(t_stop, n_t)):
         if ended:
@@ -1154,7 +1158,7 @@ base_amount = jit_twin(base_amount_py, cache=True)
 #: (:mod:`abs_engine.kernels._inline`); the Python twin calls them
 _HELPERS = (
     _start_path_py,
-    _loop_state_py,
+    _path_start_py,
     _keep_loop_state_py,
     _collections_py,
     _compensation_py,
