@@ -233,6 +233,24 @@ def test_a_worker_killed_mid_run_changes_nothing(monkeypatch):
     _same(local, remote)
 
 
+def test_the_event_loop_s_tracebacks_stay_off_the_console_while_connected(caplog):
+    """A scheduler that dies mid-run leaves the client's event loop logging every message it
+    could not send, with a traceback, on ``tornado.application``; inside a connection those
+    lines are silenced (the run's own error says it once), and the levels come back after."""
+    import logging
+
+    from abs_engine.distributed.cluster import _quiet_logs
+
+    log = logging.getLogger("tornado.application")
+    before = log.level
+    with _quiet_logs():
+        log.error("Exception in callback _send_to_scheduler_safe")
+    assert not caplog.records
+    assert log.level == before
+    log.error("after the run")
+    assert [r.getMessage() for r in caplog.records] == ["after the run"]
+
+
 @pytest.mark.slow
 def test_a_lost_scheduler_ends_the_run_with_a_clear_error(tmp_path):
     """The scheduler killed while a run is on its worker: ``abs-engine`` ends with status 1

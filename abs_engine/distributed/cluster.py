@@ -78,7 +78,9 @@ def _quiet_logs() -> Iterator[None]:
     command reports what matters itself."""
     import distributed  # noqa: F401  (its logging set-up gives its loggers their own levels)
 
-    names = ["distributed"] + [
+    # tornado.application: the client's event loop logs each message it could not send to a
+    # scheduler that died mid-run, with a traceback; the run's own error line says it once
+    names = ["distributed", "tornado.application"] + [
         n for n in logging.root.manager.loggerDict if n.startswith("distributed.")
     ]
     loggers = [logging.getLogger(n) for n in names]
