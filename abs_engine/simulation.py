@@ -40,7 +40,7 @@ from .errors import (
 from .kernel_compile import compile_callees
 from .kernels import layout as L
 from .kernels.bundles import BLOCK_SUMS_HISTOGRAMS, BlockSums, RunSpec, frozen
-from .kernels.collateral import collateral_path, collateral_scratch
+from .kernels.collateral import collateral_path, collateral_scratch, unit_weights_py
 from .kernels.montecarlo import (
     BLOCK_CALLEES,
     HIST_TRANCHE_METRICS,
@@ -648,15 +648,9 @@ def run_range(
 
 def unit_weights(model: Any) -> bool:
     """Whether every path of the kernel bundle ``model`` (a ``CollateralModel``) has
-    likelihood-ratio weight exactly 1: no importance-sampling shift, mixing scale, twist or
-    conditional Monte Carlo (the draws then add nothing to the log weight, and exp(0) = 1)."""
-    return (
-        not np.any(model.is_factor_shift)
-        and not np.any(model.is_provider_shift)
-        and model.is_mix_scale == 1.0
-        and not model.is_twist_level > 0.0
-        and model.is_cmc_provider == 0
-    )
+    likelihood-ratio weight exactly 1 (:func:`abs_engine.kernels.collateral.unit_weights_py`,
+    the predicate the block kernel itself uses)."""
+    return unit_weights_py(model) == 1
 
 
 def _thread_rows(sums: BlockSums, i: int) -> BlockSums:

@@ -607,6 +607,22 @@ def collateral_draws_py(seed, p, model, scratch):
     return n_def
 
 
+def unit_weights_py(model):
+    """1 when every path of ``model`` (a ``CollateralModel``) has likelihood-ratio weight
+    exactly 1, else 0: no factor or provider shift, a mixing scale of 1, no twist and no
+    conditional Monte Carlo (:func:`collateral_draws_py` then adds nothing to the log weight,
+    and exp(0.0) = 1). A NaN anywhere counts as weighted."""
+    if model.is_twist_level > 0.0 or model.is_mix_scale != 1.0 or model.is_cmc_provider != 0:
+        return 0
+    for k in range(model.is_factor_shift.shape[0]):
+        if model.is_factor_shift[k] != 0.0:
+            return 0
+    for s in range(model.is_provider_shift.shape[0]):
+        if model.is_provider_shift[s] != 0.0:
+            return 0
+    return 1
+
+
 def survivor_flows_py(model, scratch):
     """The pool flows of the obligors that have not defaulted (interest, scheduled principal,
     prepayment: rows PF_INTEREST, PF_SCHED_PRIN, PF_PREPAY of ``scratch.flows``) and the
@@ -694,6 +710,7 @@ provider_given_factors = jit_twin(
     provider_given_factors_py, {**_RNG, "ndtri_py": ndtri}, cache=True, refcounts=False
 )
 survivor_flows = jit_twin(survivor_flows_py, cache=True, refcounts=False)
+unit_weights = jit_twin(unit_weights_py, cache=True, inline="always")
 collateral_path = jit_twin(
     collateral_path_py,
     {"collateral_draws_py": collateral_draws, "survivor_flows_py": survivor_flows},

@@ -35,6 +35,8 @@ from .collateral import (
     provider_given_factors_py,
     survivor_flows,
     survivor_flows_py,
+    unit_weights,
+    unit_weights_py,
 )
 from .layout import (
     CF_W2V,
@@ -395,13 +397,17 @@ def block_scratch(model, deal, sums):
     return coll, led, wf, buf
 
 
-def _add_path_py(m, cf, w_tot, bb, metrics, path_cf, w1, w2, n):
+def _add_path_py(m, cf, w_tot, bb, metrics, path_cf, w1, w2, n, unit):
     """Add ``n`` paths with this metric vector [M] and these cash flows [T, N_CF] to block
     ``bb``'s sums ``m`` [B, N_SUM, M], ``cf`` [B, N_CF_SUM, T, N_CF] and ``w_tot`` [B, 2]:
     ``w1`` the sum of their likelihood-ratio weights, ``w2`` the sum of their squares (one
     path: w and w²; the memoised no-default path, added once per block: its count under crude
     sampling, where every weight is 1). The rows are the ``SUM_*`` and ``CF_*`` of
-    :mod:`abs_engine.kernels.layout`; 1.0 · v is v exactly, so crude sums are plain sums."""
+    :mod:`abs_engine.kernels.layout`; 1.0 · v is v exactly, so crude sums are plain sums.
+
+    ``unit`` 1 (every weight of the block's paths exactly 1, so w1 = w2 = n on every call):
+    the sums that would then repeat another's additions one for one are left out, and
+    :func:`_unit_weight_sums_py` copies them in at the end of the block, bit for bit the same."""
     n_m = metrics.shape[0]
     for k in range(n_m):
         v = metrics[k]
@@ -409,10 +415,11 @@ def _add_path_py(m, cf, w_tot, bb, metrics, path_cf, w1, w2, n):
             m[bb, SUM_WV, k] += w1 * v
             m[bb, SUM_W2V2, k] += w2 * v * v
             m[bb, SUM_W, k] += w1
-            m[bb, SUM_N, k] += n
-            m[bb, SUM_WV2, k] += w1 * v * v
-            m[bb, SUM_W2V, k] += w2 * v
-            m[bb, SUM_W2, k] += w2
+            if unit == 0:
+                m[bb, SUM_N, k] += n
+                m[bb, SUM_WV2, k] += w1 * v * v
+                m[bb, SUM_W2V, k] += w2 * v
+                m[bb, SUM_W2, k] += w2
     n_t = path_cf.shape[0]
     n_cf = path_cf.shape[1]
     for t in range(n_t):
@@ -420,9 +427,25 @@ def _add_path_py(m, cf, w_tot, bb, metrics, path_cf, w1, w2, n):
             v = path_cf[t, k]
             cf[bb, CF_WV, t, k] += w1 * v
             cf[bb, CF_W2V2, t, k] += w2 * v * v
-            cf[bb, CF_W2V, t, k] += w2 * v
+            if unit == 0:
+                cf[bb, CF_W2V, t, k] += w2 * v
     w_tot[bb, 0] += w1
     w_tot[bb, 1] += w2
+    return 0
+
+
+def _unit_weight_sums_py(m, cf, bb):
+    """The sums :func:`_add_path_py` leaves out under unit weights, from those that had the
+    same additions in the same order (w1 = w2 = n): Σn = Σw² = Σw, Σw·v² = Σw²·v²,
+    Σw²·v = Σw·v, in block ``bb``'s rows of ``m`` and ``cf`` (zeros before the block)."""
+    for k in range(m.shape[2]):
+        m[bb, SUM_N, k] = m[bb, SUM_W, k]
+        m[bb, SUM_W2, k] = m[bb, SUM_W, k]
+        m[bb, SUM_WV2, k] = m[bb, SUM_W2V2, k]
+        m[bb, SUM_W2V, k] = m[bb, SUM_WV, k]
+    for t in range(cf.shape[2]):
+        for k in range(cf.shape[3]):
+            cf[bb, CF_W2V, t, k] = cf[bb, CF_WV, t, k]
     return 0
 
 
@@ -616,6 +639,7 @@ def run_block_py(first_block, bb, spec, model, deal, sums, coll, led, wf, buf):
     # literal 0 would compile _copy_rows for a literal signature besides the one the cold
     # compile's second process compiles)
     valid = n_t
+    unit = unit_weights_py(model)  # every weight exactly 1: the repeated sums copied at the end
     for p in range(p0, p1):
         n_def = collateral_draws_py(seed, p, model, coll)
         w = math.exp(stats[CS_LOG_WEIGHT])  # exp(0) = 1 exactly: crude sampling
@@ -654,15 +678,18 @@ def run_block_py(first_block, bb, spec, model, deal, sums, coll, led, wf, buf):
             _keep_base_py(flows, sdp, led, buf)
             valid = n_t
         else:
-            _add_path_py(m, cf, w_tot, bb, metrics, path_cf, w, w * w, 1.0)
+            _add_path_py(m, cf, w_tot, bb, metrics, path_cf, w, w * w, 1.0, unit)
             _add_histograms_py(h_count, h_loss, h_tr, h_cov, lo, hi, hb, stats, metrics,
                                coverage, n_obl, original_pool, w)  # fmt: skip
         if keep != 0:
             _copy_py(metrics, path_metrics[p - first_path])
     if n_base > 0:
-        _add_path_py(m, cf, w_tot, bb, base_metrics, base_cf, base_w1, base_w2, float(n_base))
+        _add_path_py(m, cf, w_tot, bb, base_metrics, base_cf, base_w1, base_w2, float(n_base),
+                     unit)  # fmt: skip
         _add_histograms_py(h_count, h_loss, h_tr, h_cov, lo, hi, hb, base_stats, base_metrics,
                            base_cov, n_obl, original_pool, base_w1)  # fmt: skip
+    if unit != 0:
+        _unit_weight_sums_py(m, cf, bb)
     return 0
 
 
@@ -726,6 +753,7 @@ def run_block_cmc_py(first_block, bb, spec, model, deal, sums, coll, led, wf, bu
     coverage = np.zeros((2, n_t))
     mixed = np.zeros(n_m)
     mixed_cf = np.zeros((n_t, n_cf))
+    no_unit = np.int64(0)  # every sum added (an int64, not a literal: _add_path's one signature)
     for p in range(p0, p1):
         collateral_draws_py(seed, p, model, coll)
         w = math.exp(stats[CS_LOG_WEIGHT])
@@ -741,7 +769,7 @@ def run_block_cmc_py(first_block, bb, spec, model, deal, sums, coll, led, wf, bu
                 coverage[branch, t] = led_per[t, LP_COVERAGE_RATIO]
         _mix_py(metrics[0], metrics[1], prob, mixed)
         _mix_py(path_cf[0], path_cf[1], prob, mixed_cf)
-        _add_path_py(m, cf, w_tot, bb, mixed, mixed_cf, w, w * w, 1.0)
+        _add_path_py(m, cf, w_tot, bb, mixed, mixed_cf, w, w * w, 1.0, no_unit)
         _crude_second_moment_py(m, bb, metrics[0], metrics[1], mixed, prob, w)
         for branch in range(2):
             share = (1.0 - prob) if branch == 0 else prob
@@ -764,6 +792,7 @@ path_metrics = jit_twin(
 )
 path_cashflows = jit_twin(path_cashflows_py, cache=True, refcounts=False)
 _add_path = jit_twin(_add_path_py, cache=True, refcounts=False)
+_unit_weight_sums = jit_twin(_unit_weight_sums_py, cache=True, refcounts=False)
 _add_histograms = jit_twin(_add_histograms_py, {"_bin_py": _bin}, cache=True, refcounts=False)
 _no_default_path = jit_twin(_no_default_path_py, cache=True, inline="always")
 _first_difference = jit_twin(_first_difference_py, cache=True, refcounts=False)
@@ -783,6 +812,8 @@ run_block = jit_twin(
         "path_cashflows_py": path_cashflows,
         "_add_path_py": _add_path,
         "_add_histograms_py": _add_histograms,
+        "unit_weights_py": unit_weights,
+        "_unit_weight_sums_py": _unit_weight_sums,
     },
     inline_source=(
         *DRAWS_SOURCE,
@@ -821,7 +852,7 @@ run_block_cmc = jit_twin(
 BLOCK_CALLEES: tuple[Any, ...] = (
     waterfall_path, *DRAW_CALLEES, survivor_flows, path_metrics, path_cashflows, _add_path,
     _add_histograms, _copy, _copy, _copy, _copy, _first_difference, _copy_rows, _copy_rows,
-    _restart_path, _checkpoint,
+    _restart_path, _checkpoint, _unit_weight_sums,
 )  # fmt: skip
 
 
@@ -837,7 +868,7 @@ def block_callee_args(spec, model, deal, sums, coll, led, wf, buf):
         (led.tr, led.sum_tr, led.sum_pool, stats, deal.tranche_f, deal.tranche_accrual,
          deal.original_pool, sdp, buf.cash, buf.metrics),
         (led.tr, led.per, led.sup, buf.path_cf),
-        (sums.m, sums.cf, sums.w_tot, 0, buf.metrics, buf.path_cf, 1.0, 1.0, 1.0),
+        (sums.m, sums.cf, sums.w_tot, 0, buf.metrics, buf.path_cf, 1.0, 1.0, 1.0, 1),
         (sums.hist_count, sums.hist_loss, sums.hist_tr, sums.hist_cov, spec.hist_lo,
          spec.hist_hi, 0, stats, buf.metrics, buf.coverage, n_obl, deal.original_pool, 1.0),
         (buf.metrics, buf.base_metrics),
@@ -849,6 +880,7 @@ def block_callee_args(spec, model, deal, sums, coll, led, wf, buf):
         (buf.base_led.per, led.per, 0, 0),
         (1, led, wf),
         (1, led, wf),
+        (sums.m, sums.cf, 0),
     )  # fmt: skip
 
 
