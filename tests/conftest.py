@@ -180,6 +180,24 @@ def layout():
 # ---- the command line, in this process ---------------------------------------------------------
 
 
+def in_simulation(pid: int) -> bool:
+    """The Monte Carlo kernels are running in process ``pid``: a thread of it has the kernel
+    threads' name (they are started by the first kernel call after the compile)."""
+    from abs_engine.simulation import KERNEL_THREAD_NAME
+
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return False
+    for task in tasks:
+        try:
+            if (task / "comm").read_text().strip() == KERNEL_THREAD_NAME:
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def run_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
     """``abs-engine ARGS`` run in this process (``main(argv)``, its stdout and stderr captured;
     an argparse exit counts as its status): a subprocess per call would cost about 2 CPU-seconds

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ABS_ENGINE, ROOT
+from conftest import ABS_ENGINE, ROOT, in_simulation
 
 import abs_engine as ae
 from abs_engine import simulation
@@ -280,12 +280,14 @@ def test_a_lost_scheduler_ends_the_run_with_a_clear_error(tmp_path):
              "--no-dashboard"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
         )  # fmt: skip
-        run = subprocess.Popen(
-            [str(ABS_ENGINE), "run", "--paths", "20000000", "--no-progress", "--cluster",
-             address],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
-        )  # fmt: skip
         with distributed.Client(address, timeout=60) as watcher:
+            # the worker up before the run starts: the run waits only 10 s for the scheduler
+            watcher.wait_for_workers(1, timeout=120)
+            run = subprocess.Popen(
+                [str(ABS_ENGINE), "run", "--paths", "20000000", "--no-progress", "--cluster",
+                 address],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+            )  # fmt: skip
             end = time.monotonic() + 120
             while not any(watcher.processing().values()):  # the run's tasks are on the worker
                 assert run.poll() is None and time.monotonic() < end, run.stderr.read()
@@ -461,10 +463,11 @@ def test_ctrl_c_during_a_cluster_run(tmp_path):
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     parent = psutil.Process(run.pid)
-    end = time.monotonic() + 120
-    while len(parent.children(recursive=True)) < 2 and time.monotonic() < end:
+    end = time.monotonic() + 300
+    # a worker computing: its kernel threads started (a sleep was a guess on a loaded machine)
+    while not any(in_simulation(p.pid) for p in parent.children(recursive=True)):
+        assert run.poll() is None and time.monotonic() < end, run.stderr.read()
         time.sleep(0.2)
-    time.sleep(6)  # workers started and computing
     children = parent.children(recursive=True)
     run.send_signal(signal.SIGINT)
     _, err = run.communicate(timeout=120)

@@ -35,8 +35,7 @@ from abs_engine.files import (
     atomic_write,
     staged_outputs,
 )
-from abs_engine.simulation import KERNEL_THREAD_NAME
-from tests.conftest import ABS_ENGINE, ROOT, base_deal, run_cli, snapshot
+from tests.conftest import ABS_ENGINE, ROOT, base_deal, in_simulation, run_cli, snapshot
 
 # --- helpers ---------------------------------------------------------------------------------
 
@@ -172,22 +171,6 @@ def _wait_delivered(pid: int, sig: int, timeout: float = 5.0) -> bool:
     return False
 
 
-def _in_simulation(pid: int) -> bool:
-    """The Monte Carlo kernels are running: a thread of the process has the kernel threads'
-    name (they are started by the first kernel call after the compile)."""
-    try:
-        tasks = list(Path(f"/proc/{pid}/task").iterdir())
-    except OSError:
-        return False
-    for task in tasks:
-        try:
-            if (task / "comm").read_text().strip() == KERNEL_THREAD_NAME:
-                return True
-        except OSError:
-            continue
-    return False
-
-
 needs_proc = pytest.mark.skipif(
     not Path("/proc/self/maps").exists() or not ABS_ENGINE.exists(),
     reason="needs Linux /proc and the installed abs-engine script",
@@ -204,7 +187,7 @@ def test_sigint_during_the_run(old_outputs):
     out, before = old_outputs
     args = ["run", "-s", "huake_mc", "--paths", "2000000000", "--no-progress", "--out", str(out)]
     child = Child(args)
-    child.wait_for(lambda: _in_simulation(child.proc.pid), 300, "the simulation to start")
+    child.wait_for(lambda: in_simulation(child.proc.pid), 300, "the simulation to start")
     code, err = child.stop(signal.SIGINT)
     assert code == EXIT_INTERRUPTED == 130, err
     assert "interrupted" in err and "Traceback" not in err

@@ -985,11 +985,13 @@ def _full_py(flows, sdp, rate, deal, led, scratch):
     waterfall_path_py(flows, sdp, rate, deal, led, scratch, 0, flows.shape[1] + 1)
 
 
-# the block kernel's run of its memoised path and these two, compiled (called from Python)
+# the block kernel's run of its memoised path and these two, compiled (called from Python);
+# not cached: numba would check only this file's date, and a cached caller holds its own copy
+# of the kernels it calls, so after a kernel edit the test would compare against stale code
 _COMPILED = {"waterfall_path_py": waterfall_path, "_checkpoint_py": _checkpoint,
              "_restart_path_py": _restart_path}  # fmt: skip
 _checkpointed_nb, _restarted_nb, _full_nb = (
-    jit_twin(f, _COMPILED, cache=True, no_cpython_wrapper=False)
+    jit_twin(f, _COMPILED, cache=False, no_cpython_wrapper=False)
     for f in (_checkpointed_path_py, _restarted_py, _full_py)
 )
 
