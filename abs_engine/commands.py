@@ -20,7 +20,7 @@ from .api import load_deal, load_scenario, load_scenarios, run_deterministic
 from .cli_types import UsageError, got, parse_condition, parse_range
 from .compile.deal import compile_deal
 from .compile.model import compile_model
-from .errors import AbsEngineError, DealError, Problem, short_repr
+from .errors import AbsEngineError, DealError, InputError, Problem, short_repr
 from .files import staged_outputs
 from .report import console, documents, writers
 from .report.compare import comparison_rows
@@ -842,6 +842,12 @@ def _stress_scenarios(args: argparse.Namespace, deal: Deal) -> list[Deterministi
         raise UsageError(
             f"--scenario: the coverage table takes deterministic scenarios only (got {mc})"
         )
+    from .solvers.agency import check_coverage_scenarios
+
+    try:  # before any breakeven is computed (here, or on a cluster)
+        check_coverage_scenarios(det)
+    except InputError as exc:
+        raise UsageError(f"--scenario: {exc}".replace("coverage_table: ", "")) from None
     return det
 
 

@@ -94,6 +94,25 @@ def test_coverage_table_matches_the_ledgers():
     assert (table["cdr_stress"] <= table["huake_base"] + 1e-12).all()
 
 
+def test_coverage_table_columns_are_one_a_scenario(capsys):
+    """The table's columns are the scenarios' names: a name given twice (pandas would keep two
+    columns of one name, and the console table failed on them) or the name of another column
+    is an error, from the API and, before any breakeven is computed, from ``stress``."""
+    from abs_engine.cli import main
+
+    cd = ae.compile_deal(ae.load_deal())
+    sc = ae.load_scenario("cdr_stress")
+    with pytest.raises(ae.InputError, match="two scenarios are named 'cdr_stress'"):
+        coverage_table(cd, [sc, ae.load_scenario("huake_base"), sc])
+    for name in ("period", "payment_date"):
+        with pytest.raises(ae.InputError, match=f"cannot be named '{name}'"):
+            coverage_table(cd, [sc.model_copy(update={"name": name})])
+    for json_flag in ([], ["--json"]):
+        assert main(["stress", "-s", "cdr_stress", "-s", "cdr_stress", *json_flag]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: --scenario: two scenarios are named 'cdr_stress'"), err
+
+
 def test_unknown_tranche_is_a_clear_error():
     with pytest.raises(ae.AbsEngineError, match="unknown tranche"):
         breakeven_default_rate(simple_sequential(), "Z")

@@ -525,6 +525,17 @@ def scenario_cases() -> Iterator[FileCase]:
         ("mc-sector-matrix-strings", {**mc, "defaults": {
             "factors": "sector", "sector_order": ["a"], "sector_matrix": [["1"]]}},
          "defaults.sector_matrix[0][0]", "'1'"),
+        ("mc-sector-matrix-ragged", {**mc, "defaults": {  # numpy's inhomogeneous-shape error
+            "factors": "sector", "sector_order": ["a", "b"], "sector_matrix": [[1.0], [0.0, 1.0]]}},
+         "defaults.sector_matrix", "row 0 has 1 entries"),
+        ("mc-sector-matrix-huge", {**mc, "defaults": {  # eigvalsh's "did not converge"
+            "factors": "sector", "sector_order": ["a", "b"],
+            "sector_matrix": [[1.0, 0.0], [0.0, 1e308]]}},
+         "defaults.sector_matrix[1][1]", "1e+308"),
+        ("mc-sector-matrix-above-1", {**mc, "defaults": {
+            "factors": "sector", "sector_order": ["a", "b"],
+            "sector_matrix": [[1.0, 1.5], [1.5, 1.0]]}},
+         "defaults.sector_matrix[0][1]", "1.5"),
         ("mc-sector-order-twice", {**mc, "defaults": {"factors": "sector", "sector_order": [
             "semiconductors", "biomedicine", "new_energy", "advanced_manufacturing", "software",
             "new_materials", "electronics", "ict", "ict"],

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from .common import (
     Bool,
     LagPeriods,
     Model,
     Name,
-    Num,
     PosNum,
     Rate,
     SchemaVersion,
@@ -21,6 +20,8 @@ from .common import (
 )
 
 Correlation = Annotated[float, Field(strict=True, ge=0, lt=1, allow_inf_nan=False)]
+#: an entry of a factor correlation matrix
+FactorCorrelation = Annotated[float, Field(strict=True, ge=-1, le=1, allow_inf_nan=False)]
 #: one CPR per period (the last repeats): at least one value
 CprList = Annotated[list[Share], Field(min_length=1)]
 #: the most paths one run may take (the command line's ``--paths`` has the same limit)
@@ -69,8 +70,19 @@ class DefaultModel(Model):
     factors: Literal["one", "sector"] = "one"
     sector_correlation: Annotated[float, Field(strict=True, ge=-1, le=1)] = 0.5
     sector_order: list[str] | None = None
-    sector_matrix: list[list[Num]] | None = None
+    sector_matrix: list[list[FactorCorrelation]] | None = None
     pd_multiplier: Annotated[float, Field(strict=True, ge=0, le=50)] = 1.0
+
+    @field_validator("sector_matrix")
+    @classmethod
+    def _square(cls, m: list[list[float]] | None) -> list[list[float]] | None:
+        for i, row in enumerate(m or []):
+            if len(row) != len(m or []):
+                raise ValueError(
+                    f"must be square: row {i} has {len(row)} entries, the matrix {len(m or [])} "
+                    "rows"
+                )
+        return m
 
     @model_validator(mode="after")
     def _matrix(self) -> DefaultModel:

@@ -225,6 +225,21 @@ def large_obligor_test(
     return pd.DataFrame(rows)
 
 
+def check_coverage_scenarios(scenarios: Sequence[DeterministicScenario]) -> None:
+    """The coverage table's columns are its scenarios' names, after ``payment_date``: each
+    name once, and neither that nor ``period`` (the index)."""
+    seen: set[str] = set()
+    for sc in scenarios:
+        name = getattr(sc, "name", None)
+        if name in seen or name in ("period", "payment_date"):
+            why = "two scenarios are named" if name in seen else "a scenario cannot be named"
+            raise InputError(
+                f"coverage_table: {why} {name!r}; the table's columns are the scenarios' "
+                "names: rename one"
+            )
+        seen.add(name)
+
+
 def coverage_table(
     cd: CompiledDeal, scenarios: Sequence[DeterministicScenario], tranche: str | None = None
 ) -> pd.DataFrame:
@@ -234,6 +249,7 @@ def coverage_table(
     _check_cd(cd, "coverage_table")
     if tranche is not None:
         _tranche_index(cd, tranche)
+    check_coverage_scenarios(scenarios)
     res = _run(cd, scenarios)
     if tranche is None:
         cr = res.led_per[:, :, L.LP_COVERAGE_RATIO]
