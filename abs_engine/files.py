@@ -47,7 +47,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import AbsEngineError
+from .errors import AbsEngineError, InputError
+from .schema.files import input_at
 
 __all__ = [
     "MANIFEST",
@@ -247,6 +248,8 @@ class StagedOutputs:
         self.committed = False
         self._created: list[Path] = []
         self._keep_staging = False
+        if manifest is not None:
+            self._refuse_an_input(manifest)
         try:
             missing = []
             cur = self.out_dir
@@ -279,6 +282,7 @@ class StagedOutputs:
             or name in self.names
         ):
             raise ValueError(f"not a plain, new output file name: {name!r}")
+        self._refuse_an_input(name)
         staged = self.dir / name
         try:
             write(staged)
@@ -293,6 +297,18 @@ class StagedOutputs:
             raise
         self.names.append(name)
         return self.path(name)
+
+    def _refuse_an_input(self, name: str) -> None:
+        """An :class:`~abs_engine.errors.InputError` if output ``name`` would replace a file
+        this process read as input (a deal, scenario, tape, curve or rating table in the
+        output folder under an output's name)."""
+        read_as = input_at(self.path(name))
+        if read_as is not None:
+            raise InputError(
+                f"{self.path(name)} is an input of this run ({read_as}): writing the outputs "
+                f"to {self.out_dir} would replace it; nothing was written: choose another "
+                "output folder"
+            )
 
     def _manifest_document(self) -> dict[str, Any]:
         files = []

@@ -440,6 +440,47 @@ def test_run_out_refuses_a_file(tmp_path: Path):
     assert target.read_text() == "keep me"
 
 
+@pytest.mark.parametrize("which", ["deal", "scenario", "tape", "manifest_by_a_link"])
+def test_run_out_never_replaces_an_input(tmp_path: Path, capsys, which: str):
+    """An input of the run (deal, scenario or tape) in the output folder under an output's
+    name: exit 2 naming both, nothing written, the input intact (the outputs used to be
+    renamed over it). The same file by another name (a symbolic link) counts as the same."""
+    import json
+
+    from abs_engine.cli import main
+    from abs_engine.schema.load import read_document
+
+    out = tmp_path / "o"
+    out.mkdir()
+    deal = read_document(VALID)
+    args: list[str | Path]
+    if which == "tape":
+        (out / "ledger.csv").write_text(
+            (BAD / "tape_bad_value.csv").read_text().replace("-40000000", "40000000")
+        )
+        tape_deal = (BAD / "tape_bad_value.toml").read_text()
+        (out / "deal.toml").write_text(tape_deal.replace("tape_bad_value.csv", "ledger.csv"))
+        args, victim = [out / "deal.toml"], out / "ledger.csv"
+    elif which == "scenario":
+        sc = read_document(BAD.parent.parent.parent / "scenarios" / "huake_base.toml")
+        (out / "summary.json").write_text(json.dumps({**sc, "name": "base"}, default=str))
+        args, victim = [VALID, "-s", out / "summary.json"], out / "summary.json"
+    else:
+        (tmp_path / "deal.json").write_text(json.dumps(deal, default=str))  # dates as text
+        victim = out / "manifest.json"
+        if which == "deal":
+            (tmp_path / "deal.json").rename(victim)
+            args = [victim]
+        else:
+            victim.symlink_to(tmp_path / "deal.json")
+            args = [tmp_path / "deal.json"]
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert main(["run", *map(str, args), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{victim} is an input of this run" in err and "nothing was written" in err, err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
 def test_run_out_writes_files_for_the_valid_deal(tmp_path: Path):
     """Control for the tests above: the same command on the good deal does write."""
     out_dir = tmp_path / "out"

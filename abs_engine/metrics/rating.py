@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ArgumentTypeError, DealError, ProblemCollector, check_path, short_repr
+from ..schema.files import note_input
 
 __all__ = [
     "DEFAULT_TABLE",
@@ -161,6 +162,7 @@ def load_rating_table(path: str | Path | None = None) -> RatingTable:
     if not p.is_file():
         raise DealError.one(p, "<file>", "rating table not found")
     try:
+        note_input(p)
         df = pd.read_csv(p, comment="#", dtype={"rating": str})
     except Exception as exc:
         raise DealError.one(p, "<syntax>", f"cannot read rating table: {exc}") from None

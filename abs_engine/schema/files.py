@@ -3,11 +3,37 @@
 from __future__ import annotations
 
 import codecs
+import os
 from pathlib import Path
 
 from ..errors import DealError
 
-__all__ = ["decode_text"]
+__all__ = ["decode_text", "input_at", "note_input"]
+
+
+#: the input files this process has read (deal, scenario, tape, curve, rating table), by
+#: (device, inode), with the path they were read by: an output folder refuses to replace one
+#: (:class:`abs_engine.files.StagedOutputs`)
+_INPUTS: dict[tuple[int, int], str] = {}
+
+
+def note_input(p: Path) -> None:
+    """Remember ``p`` as an input file of this process (nothing if it cannot be looked up)."""
+    try:
+        st = os.stat(p)
+    except (OSError, ValueError):
+        return
+    _INPUTS[(st.st_dev, st.st_ino)] = str(p)
+
+
+def input_at(p: Path) -> str | None:
+    """The path an input file this process read was read by, if ``p`` is that file (the same
+    device and inode: another spelling, a symbolic or hard link), else None."""
+    try:
+        st = os.stat(p)
+    except (OSError, ValueError):
+        return None
+    return _INPUTS.get((st.st_dev, st.st_ino))
 
 
 def decode_text(

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from ..errors import DealError, Problem, check_path, format_loc
 from .common import SourcedModel, source_context
 from .deal import Deal
-from .files import decode_text
+from .files import decode_text, note_input
 from .pool import ObligorTable
 from .scenario import DeterministicScenario
 from .tape import TAPE_OPTIONAL, TAPE_REQUIRED, read_tape_columns  # noqa: F401 (re-exported)
@@ -209,6 +209,7 @@ def _document_text(p: Path, suffix: str) -> str:
         raw = p.read_bytes()
     except OSError as exc:  # permission denied, EIO, a file replaced by a folder...
         raise DealError.one(p, "<file>", f"cannot read the file: {exc.strerror or exc}") from None
+    note_input(p)
     if not raw.strip():
         raise DealError.one(p, "<file>", "the file is empty")
     if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):

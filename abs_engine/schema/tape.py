@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 from pydantic import BaseModel
 
 from ..errors import DealError, Problem
-from .files import decode_text
+from .files import decode_text, note_input
 from .pool import (
     TAPE_KINDS,
     Bullet,
@@ -269,6 +269,7 @@ def _read_parquet(p: Path) -> pa.Table:
 
 def _load(p: Path, encoding: str = "auto", sheet: str | None = None) -> tuple[pa.Table, bool]:
     """The tape as an Arrow table, and whether its columns are text to parse (CSV, Excel)."""
+    note_input(p)
     suffix = p.suffix.lower()
     if suffix not in (".csv", ".parquet", ".pq", ".xlsx"):
         msg = "unknown tape type; expected .csv, .parquet or .xlsx"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -228,7 +229,7 @@ def large_obligor_test(
 def check_coverage_scenarios(scenarios: Sequence[DeterministicScenario]) -> None:
     """The coverage table's columns are its scenarios' names, after ``payment_date``: each
     name once, and neither that nor ``period`` (the index)."""
-    seen: set[str] = set()
+    seen: set[Any] = set()
     for sc in scenarios:
         name = getattr(sc, "name", None)
         if name in seen or name in ("period", "payment_date"):
@@ -249,8 +250,8 @@ def coverage_table(
     _check_cd(cd, "coverage_table")
     if tranche is not None:
         _tranche_index(cd, tranche)
+    res = _run(cd, scenarios)  # checks the scenarios' types first
     check_coverage_scenarios(scenarios)
-    res = _run(cd, scenarios)
     if tranche is None:
         cr = res.led_per[:, :, L.LP_COVERAGE_RATIO]
     else:

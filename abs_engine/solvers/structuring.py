@@ -49,7 +49,7 @@ from ..errors import (
 from ..metrics.rating import RatingTable, default_rating_table, rating_table_arg
 from ..schema.common import source_context
 from ..schema.deal import Deal
-from ..schema.files import decode_text
+from ..schema.files import decode_text, note_input
 from ..schema.stochastic import MAX_PATHS, MAX_SEED, MonteCarloScenario
 from ..simulation import (
     PendingSimulation,
@@ -165,6 +165,7 @@ def _curve_bytes(text: str) -> bytes:
 def _curve_frame(p: Path, raw: bytes) -> pd.DataFrame:
     """A curve file's bytes as a frame with (at least) the columns ``tenor_years`` and
     ``zero_rate``, each once; text that is not such a CSV raises a ``DealError``."""
+    note_input(p)
     decoded = decode_text(p, raw, "a curve CSV", "the curve")
     if not decoded.strip():
         raise DealError.one(p, "<file>", "the curve file is empty (need tenor_years,zero_rate)")
