@@ -96,7 +96,16 @@ def target_tranche(cd: CompiledDeal, target: PrecisionTarget, func: str) -> str:
 
 
 def _next_paths(n: int, se: float, goal: float, cap: int) -> int:
-    need = n * (se / goal) ** 2 * 1.1 if goal > 0 and se > 0 else 4.0 * n
+    """The paths the next round takes to reach the standard error ``goal`` from ``se`` at
+    ``n`` paths (SE ∝ 1/√n, 10% spare), at least twice ``n``, in whole blocks, at most
+    ``cap``. A goal far below the SE (1e-300) asks for more paths than a float holds: the
+    cap then."""
+    try:
+        need = n * (se / goal) ** 2 * 1.1 if goal > 0 and se > 0 else 4.0 * n
+    except OverflowError:  # a Python float's power raises where NumPy's gives inf
+        return cap
+    if not math.isfinite(need) or need >= cap:
+        return cap
     n_next = max(2 * n, int(math.ceil(need)))
     n_next = -(-n_next // BLOCK_SIZE) * BLOCK_SIZE  # whole blocks
     return min(cap, n_next)

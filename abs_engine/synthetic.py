@@ -39,12 +39,13 @@ _FREQ_MONTHS = {"monthly": 1, "quarterly": 3, "semi_annual": 6, "annual": 12}
 AMORTIZATIONS = ("bullet", "level_pay", "equal_principal")
 
 #: documented ranges of a synthetic pool: obligors, periods, their product (the schedule
-#: arrays are obligors × periods), attachment points (rated tranches), name length
+#: arrays are obligors × periods), attachment points (rated tranches), name length (the
+#: scenario is named ``<name>_mc``, and a scenario's name is at most 64 characters)
 MAX_OBLIGORS = 1_000_000
 MAX_PERIODS = 120
 MAX_OBLIGOR_PERIODS = 24_000_000
 MAX_ATTACHMENTS = 20
-MAX_NAME_LENGTH = 100
+MAX_NAME_LENGTH = 64 - len("_mc")
 
 
 def check_name(name: object) -> str:

@@ -48,7 +48,7 @@ from abs_engine.solvers import (
     solve_coupon,
     with_parameter,
 )
-from abs_engine.solvers.structuring import size_tranche
+from abs_engine.solvers.structuring import breakeven, sensitivity, size_tranche
 from tests.conftest import base_deal, obligor, quarterly_deal
 
 NAN = float("nan")
@@ -91,6 +91,41 @@ NOT_BOOLS: list[Any] = ["no", "yes", 1, 0, 1.0, [True], WEIRD]
 
 def _world_cases() -> Iterator[Case]:
     """Cases that need the compiled deal or a result (filled from the ``world`` fixture)."""
+
+    # ---- the searches: their tolerance, scenario kind and argument shapes ----------------------
+    # (tol 0 or 1e-300 never ended or took a thousand halvings, NaN returned the midpoint or
+    # blamed the deal file; a deterministic scenario, bounds or an axis of the wrong shape
+    # raised AttributeError, ValueError or TypeError; found by a fuzzing helper)
+    def mc_of(w: dict[str, Any]) -> Any:
+        return ae.load_scenario("huake_mc", w["deal"])
+
+    first_loss = condition("first_loss")
+    for v in [0, -1.0, 1e-300, NAN, INF, 2.0, "0.1"]:
+        yield _c(f"breakeven-tol-{v!r}", lambda w, v=v: breakeven(
+            w["cd"], mc_of(w), "A", "pd_multiplier", first_loss, lo=0, hi=2, tol=v, n_paths=10),
+            "breakeven: tol", short_repr(v))  # fmt: skip
+        yield _c(f"size_tranche-tol-{v!r}", lambda w, v=v: size_tranche(
+            w["deal"], mc_of(w), "A", target_rating="AAA", tol=v, n_paths=10),
+            "size_tranche: tol", short_repr(v))  # fmt: skip
+    det = ae.load_scenario("huake_base")
+    for id, call in [
+        ("size_tranche", lambda w: size_tranche(w["deal"], det, "A", target_el=0.01, n_paths=10)),
+        ("solve_coupon", lambda w: solve_coupon(w["deal"], det, "A", load_curve(0.02), n_paths=10)),
+        ("sensitivity", lambda w: sensitivity(w["cd"], det, ("pd_multiplier", [1.0]),
+                                              ("recovery", [0.2]), n_paths=10)),
+        ("breakeven", lambda w: breakeven(w["cd"], det, "A", "pd_multiplier", first_loss, lo=0,
+                                          hi=2, n_paths=10)),
+    ]:  # fmt: skip
+        yield _c(f"{id}-deterministic-scenario", call, "sc must be a Monte Carlo scenario",
+                 "DeterministicScenario")  # fmt: skip
+    for v in [(0.0,), None, (0.0, 0.1, 0.2), "ab"]:
+        yield _c(f"solve_coupon-bounds-{v!r}", lambda w, v=v: solve_coupon(
+            w["deal"], mc_of(w), "A", load_curve(0.02), bounds=v, n_paths=10),
+            "bounds must be (lo, hi)", short_repr(v))  # fmt: skip
+    for v in [(1, 2), ("pd_multiplier", 2), ("pd_multiplier", "12")]:
+        yield _c(f"sensitivity-x-{v!r}", lambda w, v=v: sensitivity(
+            w["cd"], mc_of(w), v, ("recovery", [0.2]), n_paths=10),
+            "x must be (parameter, values)", short_repr(v))  # fmt: skip
     # ---- simulate: every keyword with every hostile value --------------------------------------
     sim_values: dict[str, list[Any]] = {
         "threads": [1.5, 0, -1, 10**6, "2", True, NAN],

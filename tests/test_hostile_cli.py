@@ -431,7 +431,7 @@ def _synth_cases() -> Iterator[Case]:
         ",".join(f"0.{k:02d}" for k in range(1, 23)),
     ]:
         yield _c(f"synth-attach-{v[:14]!r}", [*ok, "--attach", v], "--attach", repr(v)[:30], True)
-    for v in ["../x", "a/b", "/abs", "..", ".", ".hidden", "a\\b", "", "x" * 101, "x\ny", "c:d"]:
+    for v in ["../x", "a/b", "/abs", "..", ".", ".hidden", "a\\b", "", "x" * 62, "x\ny", "c:d"]:
         yield _c(f"synth-name-{v[:12]!r}", [*ok, "--name", v], "--name", repr(v)[:40], True)
     yield _c("synth-amortization", [*ok, "--amortization", "balloon"], "--amortization", "balloon")
 
@@ -621,6 +621,18 @@ def test_synth_writes_only_inside_the_output_folder(tmp_path: Path, capsys):
     assert main(["synth", str(out), "--obligors", "8", "--name", "p1", "--periods", "4"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["p1.json", "p1_mc.json", "p1_tape.parquet"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pools"]
+
+
+def test_synth_s_longest_name_gives_files_that_load(tmp_path: Path):
+    """The longest name ``synth`` takes leaves its scenario, ``<name>_mc``, within a scenario
+    name's 64 characters (a 62-character name was taken, and its scenario then failed to
+    load: the "run it" command ``synth`` printed did not run)."""
+    name = "n" * 61
+    assert main(["synth", str(tmp_path), "--obligors", "8", "--name", name, "--periods", "4"]) == 0
+    import abs_engine as ae
+
+    deal = ae.load_deal(tmp_path / f"{name}.json")
+    assert ae.load_scenario(tmp_path / f"{name}_mc.json", deal).name == f"{name}_mc"
 
 
 def test_breakeven_range_may_point_either_way():

@@ -36,6 +36,16 @@ def test_a_target_out_of_reach_stops_at_the_cap_and_says_so():
     assert p["expected_loss_se"] > 0.001 * p["expected_loss"]
 
 
+@pytest.mark.parametrize("kw", [{"target_rel_se": 1e-300}, {"target_se": 1e-300}])
+def test_a_goal_too_small_for_a_float_goes_to_the_cap(kw):
+    """The paths a goal of 1e-300 asks for overflow a float (an OverflowError traceback
+    before): the next round takes the cap, and the run says the target was not reached."""
+    res = ae.simulate(n_paths=1_000, seed=3, max_paths=3_000, progress=False, **kw)
+    p = res.precision
+    assert not p["reached"] and p["paths"] == 3_000 == res.n_paths
+    assert "cap of 3,000 paths" in p["note"]
+
+
 def test_a_relative_target_with_no_loss_at_all_says_why():
     res = ae.simulate(homogeneous_deal(10, 0.0, [0.0, 0.5]), mc(0.2), n_paths=2_000,
                       target_rel_se=0.05, max_paths=8_000, progress=False)  # fmt: skip

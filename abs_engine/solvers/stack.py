@@ -47,9 +47,9 @@ from .structuring import (
     _check_resizable,
     _check_sampling_method,
     _Evaluations,
-    _finite,
     _n_paths,
     _runner,
+    _tol,
     load_curve,
     size_tranche,
     solve_coupon,
@@ -255,9 +255,7 @@ def size_stack(
         )
     _check_sampling_method(sampling, "size_stack")
     n_paths = _n_paths(n_paths)
-    tol = _finite(tol, "tol")
-    if not 0 < tol < 1:
-        raise SolverError(f"tol must be a share of the capital in (0, 1), got {short_repr(tol)}")
+    tol = _tol(tol, "size_stack")
     rounds = check_int(rounds, "size_stack", "rounds", 1, MAX_ROUNDS)
     progress = check_optional_bool(progress, "size_stack", "progress")
     table = rating_table_arg(rating_table, "size_stack")

@@ -315,6 +315,16 @@ def _finite(value: Any, what: str) -> float:
         raise SolverError(str(exc)) from None
 
 
+def _tol(tol: Any, func: str, hi: float = 0.5) -> float:
+    """A bisection's relative tolerance: a finite number in [1e-12, ``hi``] (0 or a negative
+    width never ends, NaN never starts, 1e-300 takes a thousand halvings), else a
+    :class:`SolverError`."""
+    try:
+        return check_real(tol, func, "tol", 1e-12, hi)
+    except AbsEngineError as exc:
+        raise SolverError(str(exc)) from None
+
+
 def _n_paths(n_paths: Any) -> int:
     if (
         isinstance(n_paths, bool)
@@ -352,7 +362,13 @@ def with_parameter(sc: MonteCarloScenario, name: str, value: float) -> MonteCarl
 
 
 def _seed(seed: Any, sc: MonteCarloScenario) -> int:
-    """A solver's seed: the scenario's, or ``seed`` checked (a whole number 0 .. 2**63-1)."""
+    """A solver's seed: the scenario's, or ``seed`` checked (a whole number 0 .. 2**63-1).
+    ``sc`` must be a Monte Carlo scenario (every search runs one)."""
+    if not isinstance(sc, MonteCarloScenario):
+        raise SolverError(
+            f"sc must be a Monte Carlo scenario (load_scenario of a kind = 'monte_carlo' "
+            f"file), got {short_repr(sc)} ({type(sc).__name__})"
+        )
     if seed is None:
         return int(sc.seed)
     try:
@@ -652,6 +668,8 @@ def solve_coupon(
     if abs(spread) > 10_000:
         raise SolverError(f"spread_bps must be between -10,000 and 10,000, got {spread_bps!r}")
     n_paths = _n_paths(n_paths)
+    if not isinstance(bounds, tuple | list) or len(bounds) != 2:
+        raise SolverError(f"bounds must be (lo, hi), two coupon rates, got {short_repr(bounds)}")
     lo, hi = (_finite(b, "bounds") for b in bounds)
     if not 0 <= lo < hi <= 1:
         raise SolverError(f"bounds must satisfy 0 <= lo < hi <= 1, got {bounds!r}")
@@ -749,6 +767,7 @@ def size_tranche(
         if not 0 <= target_el < 1:
             raise SolverError(f"target_el must be in [0, 1), got {target_el!r}")
     n_paths = _n_paths(n_paths)
+    tol = _tol(tol, "size_tranche")
     table = rating_table_arg(rating_table, "size_tranche")
     if target_rating is not None and target_rating not in table.ratings:
         raise SolverError(f"unknown rating {target_rating!r}; the table has {list(table.ratings)}")
@@ -1077,7 +1096,7 @@ def breakeven(
     runner = _runner(client, "breakeven")
     table = default_rating_table()
     sampling = _search_sampling(sampling, cd, sc, seed, tranche, "breakeven", n_paths)
-    width = tol * max(1.0, abs(lo), abs(hi))
+    width = _tol(tol, "breakeven") * max(1.0, abs(lo), abs(hi))
     evaluations = _Evaluations(
         2 + _halvings(abs(hi - lo), width), progress, f"breakeven {param} ({tranche})"
     )
@@ -1131,7 +1150,11 @@ def sensitivity(
     point for the most senior rated tranche)."""
     _check_sampling_method(sampling, "sensitivity")
     for axis, spec in (("x", x), ("y", y)):
-        if not isinstance(spec, tuple | list) or len(spec) != 2 or isinstance(spec[1], str):
+        if (
+            not isinstance(spec, tuple | list)
+            or len(spec) != 2
+            or not isinstance(spec[1], tuple | list | np.ndarray)
+        ):
             raise SolverError(f"{axis} must be (parameter, values), got {short_repr(spec)}")
         values = [check_parameter(spec[0], v) for v in spec[1]]
         if not values:
