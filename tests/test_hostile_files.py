@@ -204,6 +204,10 @@ def deal_cases() -> Iterator[FileCase]:
             business_day=roll, calendar=calendar,
         )  # fmt: skip
         yield from _deal_case(id, base, mutate, path, value)
+    # an empty name fell back to no scenario (run) or blamed load_scenario (validate)
+    for ref in ("base_scenario", "deterministic_scenario"):
+        for v in ("", "   "):
+            yield from _deal_case(f"{ref}-{v!r}", base, _set(ref, v), ref, repr(v))
     yield from _deal_case(
         "no-business-day-in-a-year",
         base,

@@ -303,6 +303,20 @@ def test_bad_sampling_options(args, message):
     assert message in r.stderr and "Traceback" not in r.stderr
 
 
+def test_a_run_with_no_variance_prints_no_nan():
+    """Every PD zero under importance sampling: the in-run variance reduction is 0/0 (null in
+    the JSON); the console line says it is not defined instead of printing "nanx smaller"."""
+    from abs_engine.report.console import sampling_text
+
+    doc = {"target_tranche": "A", "effective_sample_size": 2000.0, "weight_mean": 1.0,
+           "weight_mean_se": 0.0}  # fmt: skip
+    for vr in (float("nan"), None, float("inf")):
+        line = sampling_text({**doc, "variance_reduction": {"A": {"expected_loss": vr}}})
+        assert "nan" not in line and "inf" not in line and "not defined" in line, line
+    line = sampling_text({**doc, "variance_reduction": {"A": {"expected_loss": 12.34}}})
+    assert "12.3x smaller than crude sampling's" in line
+
+
 def test_run_json_says_how_it_sampled():
     import json
 

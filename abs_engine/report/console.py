@@ -10,6 +10,7 @@ only when a table is printed: ``abs-engine validate`` and ``--help`` do not need
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -440,11 +441,17 @@ def sampling_text(sampling: dict[str, Any]) -> str:
     and the in-run variance reduction of the target's expected loss."""
     target = sampling.get("target_tranche")
     vr = sampling["variance_reduction"].get(target, {}).get("expected_loss", float("nan"))
+    reduction = (
+        f"variance of {target}'s expected loss {vr:,.1f}x smaller than crude sampling's "
+        "(in-run estimate)"
+        if vr is not None and math.isfinite(vr)
+        else f"variance reduction of {target}'s expected loss not defined (nothing to compare: "
+        "no variance in the run)"
+    )
     text = (
         f"importance sampling aimed at {target}: effective sample size "
         f"{sampling['effective_sample_size']:,.0f}, mean weight {sampling['weight_mean']:.4f} ± "
-        f"{sampling['weight_mean_se']:.4f}; variance of {target}'s expected loss "
-        f"{vr:,.1f}x smaller than crude sampling's (in-run estimate)"
+        f"{sampling['weight_mean_se']:.4f}; {reduction}"
     )
     for w in sampling.get("warnings", []):
         text += f"\nwarning: {w}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field, PrivateAttr
 
 from .common import Name, Rate, SchemaVersion, SourcedModel
@@ -10,6 +12,9 @@ from .pool import Pool
 from .support import Support
 from .tranche import Account, Fee, Tranche
 from .waterfall import CleanUpCall, CoverageRatioSpec, Trigger, Waterfalls
+
+#: a bundled scenario's name or a scenario file's path, relative to the deal file
+ScenarioRef = Annotated[str, Field(strict=True, min_length=1, pattern=r"\S")]
 
 SCHEMA_VERSION = 1
 
@@ -24,8 +29,8 @@ class Deal(SourcedModel):
     name: Name
     description: str = ""
     currency: str = "CNY"
-    base_scenario: str | None = None
-    deterministic_scenario: str | None = None
+    base_scenario: ScenarioRef | None = None
+    deterministic_scenario: ScenarioRef | None = None
     base_rate: Rate = 0.0
     dates: Dates
     pool: Pool
