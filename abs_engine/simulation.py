@@ -1014,11 +1014,19 @@ def _sampling_info(
     mean: np.ndarray,
     se: np.ndarray,
 ) -> dict[str, Any]:
-    """The run's sampling, for the result: ``method``; under importance sampling also the
-    shifts, the effective sample size, the mean weight ± SE and, per tranche, the in-run
-    variance reduction of its expected loss and default probability against crude sampling."""
+    """The run's sampling, for the result: ``method``, the effective sample size and, per
+    tranche, the effective number of paths behind its expected loss
+    (:func:`~abs_engine.metrics.sampling.effective_paths`); under importance sampling also the
+    shifts, the mean weight ± SE and, per tranche, the in-run variance reduction of its
+    expected loss and default probability against crude sampling."""
     if model.sampling == "crude":
-        return {"method": "crude", "effective_sample_size": float(n_paths)}
+        el_idx = [j * L.N_MT + L.MT_PV_LOSS for j in range(len(cd.tranche_names))]
+        paths = effective_paths(totals.m, el_idx)  # (Σv)² / Σv²: every weight 1
+        return {
+            "method": "crude",
+            "effective_sample_size": float(n_paths),
+            "effective_loss_paths": dict(zip(cd.tranche_names, paths, strict=True)),
+        }
     summ = sampling_summary(totals.m, totals.w, n_paths, mean, se)
     vr: np.ndarray = summ.pop("variance_reduction")  # type: ignore[assignment]
     per = {

@@ -317,6 +317,41 @@ def test_a_run_with_no_variance_prints_no_nan():
     assert "12.3x smaller than crude sampling's" in line
 
 
+def test_every_run_says_how_many_effective_paths_its_expected_losses_rest_on():
+    """``sampling["effective_loss_paths"]``, crude runs included: (Σv)² / Σv² over the paths'
+    own losses (every weight 1), checked against the kept per-path figures."""
+    res = ae.simulate(n_paths=4_000, seed=6, keep_paths=True, progress=False)
+    assert res.sampling["method"] == "crude"
+    for name, k in res.sampling["effective_loss_paths"].items():
+        v = res.paths[f"{name}.expected_loss"].to_numpy()
+        v = v[~np.isnan(v)]
+        assert k == pytest.approx(v.sum() ** 2 / (v * v).sum(), rel=1e-9), name
+
+
+def test_a_size_resting_on_few_loss_paths_says_so():
+    """``size``'s answer on a handful of loss paths (a target EL of 1e-12: 20,000 paths gave
+    a ±0.5% interval on 4.7 effective paths, without a word) or on none at all warns; a
+    well-measured one and a tranche that meets the target at its full size do not."""
+    from abs_engine.report.console import size_text
+
+    out = {"balance": 6e6, "share_of_capital": 0.06, "basis": "el", "metric": 1e-13,
+           "metric_se": 1e-14, "limit": 1e-12, "wal_years": 0.3, "balance_ci95": (5.9e6, 6.1e6),
+           "sampling": "crude", "effective_sample_size": 20_000.0}  # fmt: skip
+    few = size_text("A", "EL 0%", {**out, "effective_loss_paths": 4.7})
+    assert "rests on 4.7 effective paths" in few and "--sampling importance" in few
+    aimed = size_text("A", "EL 0%", {**out, "effective_loss_paths": 4.7, "sampling": "importance"})
+    assert "rests on 4.7" in aimed and "--sampling importance" not in aimed
+    none = size_text("A", "EL 0%", {**out, "metric": 0.0, "effective_loss_paths": 0.0})
+    assert "no path lost at this balance: 20,000 paths" in none
+    full_size = {"effective_loss_paths": 0.0, "metric": 0.0, "share_of_capital": 1.0}
+    for quiet in ({"effective_loss_paths": 1_500.0}, full_size):
+        assert "warning" not in size_text("A", "EL 0%", {**out, **quiet})
+    cd = ae.compile_deal(ae.load_deal())
+    sized = ae.size_tranche(cd.deal, ae.load_scenario("huake_mc"), "A", target_el=1e-12,
+                            n_paths=2_000, sampling="crude", progress=False)  # fmt: skip
+    assert sized["effective_loss_paths"] < 100
+
+
 def test_run_json_says_how_it_sampled():
     import json
 

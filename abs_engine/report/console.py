@@ -478,6 +478,22 @@ def size_text(tranche: str, target: str, out: dict[str, Any]) -> str:
             "\nnote: the standard error is comparable to the limit: too few loss paths "
             "to size this precisely; raise --paths"
         )
+    from ..metrics.sampling import MIN_EFFECTIVE_PATHS
+
+    k = out.get("effective_loss_paths")
+    if k == 0.0 and out["limit"] > 0.0 and out["share_of_capital"] < 1.0:
+        text += (
+            f"\nwarning: no path lost at this balance: {out['effective_sample_size']:,.0f} "
+            "paths cannot tell a smaller expected loss from none, so the balance and its "
+            "interval say only that; raise --paths"
+            + (" or use --sampling importance" if out.get("sampling", "crude") == "crude" else "")
+        )
+    elif k is not None and 0.0 < k < MIN_EFFECTIVE_PATHS:
+        text += (
+            f"\nwarning: the expected loss at this balance rests on {k:.1f} effective paths: "
+            "its standard error, and the interval, are unreliable; raise --paths"
+            + (" or use --sampling importance" if out.get("sampling", "crude") == "crude" else "")
+        )
     return text
 
 

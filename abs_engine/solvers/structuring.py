@@ -822,6 +822,7 @@ def size_tranche(
             "limit": limit,
             "implied_rating": row.implied_rating,
             "effective_sample_size": res.sampling["effective_sample_size"],
+            "effective_loss_paths": res.sampling["effective_loss_paths"][tranche],
         }
         history.append((balance, float(metric - limit), float(metric_se)))
         return bool(metric <= limit), info
