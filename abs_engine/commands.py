@@ -120,9 +120,13 @@ def _deal_run(path: str | None, names: list[str] | None = None) -> tuple[Compile
     deal = load_deal(path)
     cd = compile_deal(deal)
     console.print_warnings(cd)
-    names = names or ([deal.base_scenario] if deal.base_scenario else [])
-    # a stress grid stands for its base scenario and one scenario per shock
-    return cd, [sc for s in names for sc in load_scenarios(s, deal)]
+    given = bool(names)
+    out = []
+    for s in _deal_named(deal, names or []):
+        # a stress grid stands for its base scenario and one scenario per shock
+        with _named_by_the_deal(deal, s, given):
+            out.extend(load_scenarios(s, deal))
+    return cd, out
 
 
 def _monte_carlo(scenarios: list[AnyScenario]) -> bool:
@@ -450,6 +454,27 @@ def _named_scenario_problems(deal: Deal) -> list[Problem]:
     return problems
 
 
+def _deal_named(deal: Deal, names: list[str]) -> list[str]:
+    """``names`` if given (``--scenario``), else the deal's ``base_scenario`` (or none)."""
+    return names or ([deal.base_scenario] if deal.base_scenario else [])
+
+
+@contextmanager
+def _named_by_the_deal(deal: Deal, name: str | None, given: bool) -> Iterator[None]:
+    """Loading scenario ``name``: when the deal named it (not ``given`` on the command line)
+    and it is not found, the error names the deal file and its field, not only the name."""
+    try:
+        yield
+    except DealError as exc:
+        p = exc.problems[0]
+        if given or name is None or str(p.file) != str(name) or p.path != "<file>":
+            raise
+        field = "base_scenario" if name == deal.base_scenario else "deterministic_scenario"
+        raise DealError.one(
+            deal_source(deal), field, f"scenario cannot be loaded: {p.message}", name
+        ) from None
+
+
 # --- size, price, breakeven, sensitivity ---------------------------------------------------------
 
 #: ``breakeven``'s search range by parameter when ``--range`` is not given: where the
@@ -523,7 +548,8 @@ def cmd_solver(args: argparse.Namespace) -> int:
     name = args.scenario or deal.base_scenario
     if name is None:
         raise AbsEngineError("the deal names no base_scenario: give --scenario")
-    sc = load_scenario(name, deal)
+    with _named_by_the_deal(deal, name, bool(args.scenario)):
+        sc = load_scenario(name, deal)
     if not isinstance(sc, MonteCarloScenario):
         raise UsageError(
             f"--scenario: {args.command} needs a Monte Carlo scenario; {sc.name!r} is deterministic"
@@ -835,7 +861,10 @@ def _stress_scenarios(args: argparse.Namespace, deal: Deal) -> list[Deterministi
     sc_names = args.scenario or (
         [deal.deterministic_scenario] if deal.deterministic_scenario else []
     )
-    scs = [load_scenario(s, deal) for s in sc_names]
+    scs = []
+    for s in sc_names:
+        with _named_by_the_deal(deal, s, bool(args.scenario)):
+            scs.append(load_scenario(s, deal))
     det = [s for s in scs if isinstance(s, DeterministicScenario)]
     if len(det) != len(scs):
         mc = [s.name for s in scs if not isinstance(s, DeterministicScenario)]
@@ -930,7 +959,10 @@ def _report_scenarios(args: argparse.Namespace, deal: Deal) -> list[AnyScenario]
     ]
     if not names:
         raise UsageError("--scenario: the deal names no scenarios; give at least one")
-    scenarios = [sc for s in names for sc in load_scenarios(s, deal)]
+    scenarios = []
+    for s in names:
+        with _named_by_the_deal(deal, s, bool(args.scenario)):
+            scenarios.extend(load_scenarios(s, deal))
     seen: set[str] = set()
     for sc in scenarios:
         if not isinstance(sc, MonteCarloScenario) and sc.name in ("period", "payment_date"):

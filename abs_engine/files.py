@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import AbsEngineError, InputError
-from .schema.files import input_at
+from .schema.files import forget_input, input_at
 
 __all__ = [
     "MANIFEST",
@@ -301,13 +301,20 @@ class StagedOutputs:
     def _refuse_an_input(self, name: str) -> None:
         """An :class:`~abs_engine.errors.InputError` if output ``name`` would replace a file
         this process read as input (a deal, scenario, tape, curve or rating table in the
-        output folder under an output's name)."""
-        read_as = input_at(self.path(name))
+        output folder under an output's name), or a folder (moved aside and deleted with the
+        staging folder, whatever it held)."""
+        target = self.path(name)
+        read_as = input_at(target)
         if read_as is not None:
             raise InputError(
-                f"{self.path(name)} is an input of this run ({read_as}): writing the outputs "
+                f"{target} is an input of this run ({read_as}): writing the outputs "
                 f"to {self.out_dir} would replace it; nothing was written: choose another "
                 "output folder"
+            )
+        if target.is_dir():
+            raise InputError(
+                f"{target} is a folder: an output file of that name would replace it and all "
+                "it holds; nothing was written: move it, or choose another output folder"
             )
 
     def _manifest_document(self) -> dict[str, Any]:
@@ -420,6 +427,8 @@ class StagedOutputs:
                 ) from None
             self.committed = True
             _fsync_dir(self.out_dir)
+        for n in names:  # outputs now, though a check may have read one back while staged
+            forget_input(self.path(n))
         return [self.path(n) for n in names]
 
     def discard(self) -> None:

@@ -7,6 +7,7 @@ They are derived from ``_valid_small.toml``, which must itself validate and run.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -479,6 +480,68 @@ def test_run_out_never_replaces_an_input(tmp_path: Path, capsys, which: str):
     err = capsys.readouterr().err
     assert f"{victim} is an input of this run" in err and "nothing was written" in err, err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+@pytest.mark.parametrize("name", ["summary.json", "manifest.json"])
+def test_run_out_never_replaces_a_folder(tmp_path: Path, capsys, name: str):
+    """A folder at an output's name was moved aside with the previous outputs and deleted
+    with the staging folder, everything in it (found by a fuzzing helper): refused, exit 2,
+    nothing written, the folder intact."""
+    from abs_engine.cli import main
+
+    out = tmp_path / "o"
+    (out / name / "sub").mkdir(parents=True)
+    (out / name / "sub" / "data.txt").write_text("precious")
+    assert main(["run", str(VALID), "--out", str(out)]) == 2
+    assert f"{out / name} is a folder" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == [name]
+    assert (out / name / "sub" / "data.txt").read_text() == "precious"
+
+
+def test_a_process_may_write_outputs_it_checked_and_then_write_them_again(tmp_path: Path):
+    """``synth`` reads its staged tape back to check it: a file read while staged is an
+    output once moved into place, not an input, so the same command in the same process runs
+    again (it was refused as "an input of this run"). An input changed since it was read (or
+    a new file on a deleted input's inode) is not one either."""
+    from abs_engine.cli import main
+    from abs_engine.schema.files import input_at, note_input
+
+    for _ in range(2):
+        assert main(["synth", str(tmp_path / "s"), "--obligors", "8", "--periods", "4"]) == 0
+    f = tmp_path / "deal.toml"
+    f.write_text("x")
+    note_input(f)
+    assert input_at(f) == str(f)
+    os.utime(f, ns=(0, 123_456_789))
+    assert input_at(f) is None
+
+
+@pytest.mark.parametrize(
+    ("command", "field"),
+    [(["run"], "base_scenario"), (["stress"], "deterministic_scenario"),
+     (["report", "--out", "{out}"], "base_scenario"),
+     (["size", "--tranche", "A", "--target", "AAA"], "base_scenario")],
+)  # fmt: skip
+def test_a_scenario_the_deal_names_and_nobody_has_is_blamed_on_the_deal(
+    tmp_path: Path, capsys, command: list[str], field: str
+):
+    """The deal's own scenario not found: the error names the deal file and the field (it
+    named only the scenario before, as though the command line had); one given with
+    ``--scenario`` is still blamed on the flag's value."""
+    import json
+
+    from abs_engine.cli import main
+    from abs_engine.schema.load import read_document
+
+    deal = tmp_path / "deal.json"
+    doc = {**read_document(VALID), "base_scenario": "nope", "deterministic_scenario": "nope2"}
+    deal.write_text(json.dumps(doc, default=str))
+    args = [a.replace("{out}", str(tmp_path / "out")) for a in command]
+    assert main([args[0], str(deal), *args[1:]]) == 2
+    err = capsys.readouterr().err
+    assert f"{deal}: {field}: scenario cannot be loaded: scenario not found" in err, err
+    assert main([args[0], str(deal), *args[1:], "-s", "nope3"]) == 2
+    assert "nope3: <file>: scenario not found" in capsys.readouterr().err
 
 
 def test_run_out_writes_files_for_the_valid_deal(tmp_path: Path):

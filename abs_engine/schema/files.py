@@ -8,13 +8,14 @@ from pathlib import Path
 
 from ..errors import DealError
 
-__all__ = ["decode_text", "input_at", "note_input"]
+__all__ = ["decode_text", "forget_input", "input_at", "note_input"]
 
 
 #: the input files this process has read (deal, scenario, tape, curve, rating table), by
-#: (device, inode), with the path they were read by: an output folder refuses to replace one
-#: (:class:`abs_engine.files.StagedOutputs`)
-_INPUTS: dict[tuple[int, int], str] = {}
+#: (device, inode), with the path they were read by and their modification time then: an
+#: output folder refuses to replace one (:class:`abs_engine.files.StagedOutputs`). The time
+#: must match too, so a new file that reuses a deleted input's inode is not one.
+_INPUTS: dict[tuple[int, int], tuple[str, int]] = {}
 
 
 def note_input(p: Path) -> None:
@@ -23,17 +24,28 @@ def note_input(p: Path) -> None:
         st = os.stat(p)
     except (OSError, ValueError):
         return
-    _INPUTS[(st.st_dev, st.st_ino)] = str(p)
+    _INPUTS[(st.st_dev, st.st_ino)] = (str(p), st.st_mtime_ns)
+
+
+def forget_input(p: Path) -> None:
+    """``p`` is an output now (a staged file read back to check it, then moved into place)."""
+    try:
+        st = os.stat(p)
+    except (OSError, ValueError):
+        return
+    _INPUTS.pop((st.st_dev, st.st_ino), None)
 
 
 def input_at(p: Path) -> str | None:
     """The path an input file this process read was read by, if ``p`` is that file (the same
-    device and inode: another spelling, a symbolic or hard link), else None."""
+    device, inode and modification time: another spelling, a symbolic or hard link), else
+    None."""
     try:
         st = os.stat(p)
     except (OSError, ValueError):
         return None
-    return _INPUTS.get((st.st_dev, st.st_ino))
+    read = _INPUTS.get((st.st_dev, st.st_ino))
+    return read[0] if read is not None and read[1] == st.st_mtime_ns else None
 
 
 def decode_text(
