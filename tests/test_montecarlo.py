@@ -454,6 +454,10 @@ def test_prepayment_and_ip_recovery_move_the_pool_the_right_way():
 # --- bad input -----------------------------------------------------------------------------------
 
 
+SECTORS = ["semiconductors", "biomedicine", "new_energy", "advanced_manufacturing", "software",
+           "new_materials", "electronics", "ict"]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("doc", "path"),
     [
@@ -492,6 +496,18 @@ def test_prepayment_and_ip_recovery_move_the_pool_the_right_way():
             },
             "defaults.sector_matrix",
         ),
+        (  # not symmetric: the first entry that differs from its mirror, and both values
+            {
+                "defaults": {
+                    "factors": "sector",
+                    "sector_order": SECTORS,
+                    "sector_matrix": [
+                        [1.0 if i == j else 0.2 + 0.1 * (i < j) for j in range(8)] for i in range(8)
+                    ],
+                }
+            },
+            "defaults.sector_matrix[0][1]",
+        ),
     ],
 )
 def test_bad_monte_carlo_input_is_a_clear_error(doc, path):
@@ -504,6 +520,7 @@ def test_bad_monte_carlo_input_is_a_clear_error(doc, path):
     assert any(p.path == path and p.file == "bad.toml" for p in info.value.problems), (
         info.value.problems
     )
+    assert "(got None)" not in str(info.value)  # a value where there is one, else none
 
 
 @pytest.mark.parametrize("n_paths", [0, -5, 2.5])

@@ -249,7 +249,12 @@ def _sector_matrix(sc: MonteCarloScenario, f: int, pc: ProblemCollector) -> np.n
         cmat = np.full((f, f), dm.sector_correlation)
         np.fill_diagonal(cmat, 1.0)
     if not np.allclose(cmat, cmat.T, atol=1e-12):
-        pc.add("defaults.sector_matrix", "factor correlation matrix is not symmetric", None)
+        i, j = np.argwhere(~np.isclose(cmat, cmat.T, atol=1e-12))[0]
+        pc.add(
+            f"defaults.sector_matrix[{i}][{j}]",
+            f"factor correlation matrix is not symmetric: [{j}][{i}] is {cmat[j, i]:g}",
+            float(cmat[i, j]),
+        )
     if not np.allclose(np.diag(cmat), 1.0, atol=1e-12):
         pc.add(
             "defaults.sector_matrix",
@@ -263,12 +268,14 @@ def _sector_matrix(sc: MonteCarloScenario, f: int, pc: ProblemCollector) -> np.n
             if dm.sector_matrix is not None
             else ("defaults.sector_correlation")
         )
-        pc.add(
-            what,
-            "factor correlation matrix is not positive semi-definite "
-            f"(smallest eigenvalue {eig.min():.4g})",
-            dm.sector_correlation if dm.sector_matrix is None else None,
+        message = (
+            f"factor correlation matrix is not positive semi-definite (smallest eigenvalue "
+            f"{eig.min():.4g})"
         )
+        if dm.sector_matrix is None:
+            pc.add(what, message, dm.sector_correlation)
+        else:
+            pc.add(what, message)
     return cmat
 
 
