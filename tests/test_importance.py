@@ -343,6 +343,9 @@ def test_a_size_resting_on_few_loss_paths_says_so():
     assert "rests on 4.7" in aimed and "--sampling importance" not in aimed
     none = size_text("A", "EL 0%", {**out, "metric": 0.0, "effective_loss_paths": 0.0})
     assert "no path lost at this balance: 20,000 paths" in none
+    one = {**out, "metric_se": float("nan"), "effective_sample_size": 1.0}  # --paths 1
+    one_text = size_text("A", "EL 0%", {**one, "metric": 0.0, "effective_loss_paths": 0.0})
+    assert "nan" not in one_text and "± n/a" in one_text and "1 path cannot" in one_text
     full_size = {"effective_loss_paths": 0.0, "metric": 0.0, "share_of_capital": 1.0}
     for quiet in ({"effective_loss_paths": 1_500.0}, full_size):
         assert "warning" not in size_text("A", "EL 0%", {**out, **quiet})

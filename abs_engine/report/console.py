@@ -458,6 +458,11 @@ def sampling_text(sampling: dict[str, Any]) -> str:
     return text
 
 
+def _pct_se(se: float) -> str:
+    """A standard error as a percentage; "n/a" where there is none (one path)."""
+    return f"{se:.5%}" if math.isfinite(se) else "n/a (too few paths for a standard error)"
+
+
 def size_text(tranche: str, target: str, out: dict[str, Any]) -> str:
     """``size``'s result: the largest balance of ``tranche`` meeting ``target`` (a rating, or
     ``EL x%``), with a note when the standard error is too large for the limit."""
@@ -465,7 +470,7 @@ def size_text(tranche: str, target: str, out: dict[str, Any]) -> str:
     text = (
         f"largest {tranche} meeting {target}: "
         f"{out['balance']:,.0f} ({out['share_of_capital']:.2%} of its capital and the "
-        f"junior's); {what} {out['metric']:.5%} ± {out['metric_se']:.5%}, limit "
+        f"junior's); {what} {out['metric']:.5%} ± {_pct_se(out['metric_se'])}, limit "
         f"{out['limit']:.5%} at WAL {out['wal_years']:.2f} y"
     )
     ci = out.get("balance_ci95")
@@ -484,7 +489,8 @@ def size_text(tranche: str, target: str, out: dict[str, Any]) -> str:
     if k == 0.0 and out["limit"] > 0.0 and out["share_of_capital"] < 1.0:
         text += (
             f"\nwarning: no path lost at this balance: {out['effective_sample_size']:,.0f} "
-            "paths cannot tell a smaller expected loss from none, so the balance and its "
+            f"path{'' if out['effective_sample_size'] == 1 else 's'} cannot tell a smaller "
+            "expected loss from none, so the balance and its "
             "interval say only that; raise --paths"
             + (" or use --sampling importance" if out.get("sampling", "crude") == "crude" else "")
         )
