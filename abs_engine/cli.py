@@ -39,6 +39,7 @@ with signals_noted():
     from .errors import AbsEngineError, DealError, DealWarning
     from .files import OutputError
     from .schema.common import MAX_RECOVERY_LAG
+    from .schema.files import inputs_recorded
     from .schema.stochastic import MAX_PATHS, MAX_SEED
 
 if TYPE_CHECKING:
@@ -545,7 +546,8 @@ def main(argv: list[str] | None = None) -> int:
             with warnings.catch_warnings():
                 # the commands print the deal's warnings themselves, as warning: lines
                 warnings.simplefilter("ignore", DealWarning)
-                return _main(argv)
+                with inputs_recorded():  # its outputs never replace them
+                    return _main(argv)
         except KeyboardInterrupt as exc:
             caught.set()
             return interrupted_status(exc)

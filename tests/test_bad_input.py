@@ -504,16 +504,32 @@ def test_a_process_may_write_outputs_it_checked_and_then_write_them_again(tmp_pa
     again (it was refused as "an input of this run"). An input changed since it was read (or
     a new file on a deleted input's inode) is not one either."""
     from abs_engine.cli import main
-    from abs_engine.schema.files import input_at, note_input
+    from abs_engine.schema.files import input_at, inputs_recorded, note_input
 
     for _ in range(2):
         assert main(["synth", str(tmp_path / "s"), "--obligors", "8", "--periods", "4"]) == 0
     f = tmp_path / "deal.toml"
     f.write_text("x")
-    note_input(f)
-    assert input_at(f) == str(f)
-    os.utime(f, ns=(0, 123_456_789))
+    with inputs_recorded():
+        note_input(f)
+        assert input_at(f) == str(f)
+        os.utime(f, ns=(0, 123_456_789))
+        assert input_at(f) is None
+    note_input(f)  # outside a command: nothing recorded
     assert input_at(f) is None
+
+
+def test_a_python_session_may_regenerate_files_it_loaded(tmp_path: Path):
+    """Inputs are recorded per command: a session that loads a deal and then writes it anew
+    (regenerating a synthetic pool) is not refused, as it was while the record lasted as long
+    as the process (a reviewer's finding)."""
+    import abs_engine as ae
+    from abs_engine.synthetic import write_synthetic
+
+    files = write_synthetic(tmp_path, 8, name="demo", n_periods=4)
+    ae.load_deal(files["deal"])
+    assert write_synthetic(tmp_path, 9, name="demo", n_periods=4)["deal"] == files["deal"]
+    assert ae.load_deal(files["deal"]).pool is not None
 
 
 @pytest.mark.parametrize(

@@ -565,6 +565,21 @@ def _check(exc: BaseException, case: Case) -> None:
         assert fragment in text, f"{fragment!r} not in {text!r}"
 
 
+def test_grid_axes_and_bounds_take_any_sequence(world: dict[str, Any]) -> None:
+    """The shape checks refuse strings and non-sequences, not the sequences a quant passes:
+    a range, an array, a Series or a generator as an axis, an array as bounds."""
+    import pandas as pd
+
+    mc = ae.load_scenario("huake_mc", world["deal"])
+    for values in (range(1, 3), np.array([1.0, 2.0]), pd.Series([1.0, 2.0]), (v for v in (1, 2))):
+        grid = sensitivity(world["cd"], mc, ("pd_multiplier", values), ("recovery", [0.2]),
+                           n_paths=50, progress=False)  # fmt: skip
+        assert sorted(set(grid["pd_multiplier"])) == [1.0, 2.0]
+    rate = solve_coupon(world["deal"], mc, "A", load_curve(0.02), bounds=np.array([0.0, 0.3]),
+                        n_paths=50)  # fmt: skip
+    assert 0.0 <= rate <= 0.3
+
+
 @pytest.mark.parametrize("case", WORLD_CASES, ids=[c.id for c in WORLD_CASES])
 def test_api_with_results(case: Case, world: dict[str, Any]) -> None:
     with pytest.raises(AbsEngineError) as info:

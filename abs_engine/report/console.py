@@ -485,7 +485,8 @@ def size_text(tranche: str, target: str, out: dict[str, Any]) -> str:
         )
     from ..metrics.sampling import MIN_EFFECTIVE_PATHS
 
-    k = out.get("effective_loss_paths")
+    # the effective paths behind the expected loss (a default-probability basis has its own)
+    k = out.get("effective_loss_paths") if out["basis"] != "pd" else None
     if k == 0.0 and out["limit"] > 0.0 and out["share_of_capital"] < 1.0:
         text += (
             f"\nwarning: no path lost at this balance: {out['effective_sample_size']:,.0f} "

@@ -4,47 +4,74 @@ from __future__ import annotations
 
 import codecs
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from ..errors import DealError
 
-__all__ = ["decode_text", "forget_input", "input_at", "note_input"]
+__all__ = ["decode_text", "forget_input", "input_at", "inputs_recorded", "note_input"]
 
 
-#: the input files this process has read (deal, scenario, tape, curve, rating table), by
-#: (device, inode), with the path they were read by and their modification time then: an
-#: output folder refuses to replace one (:class:`abs_engine.files.StagedOutputs`). The time
-#: must match too, so a new file that reuses a deleted input's inode is not one.
-_INPUTS: dict[tuple[int, int], tuple[str, int]] = {}
+#: the input files the current command has read (deal, scenario, tape, curve, rating table),
+#: by (device, inode), with the path they were read by and their modification time then: its
+#: output folder refuses to replace one (:class:`abs_engine.files.StagedOutputs`). Recorded
+#: only inside :func:`inputs_recorded` (each ``abs-engine`` command), so a Python session that
+#: loads a deal and later regenerates it is not refused; the time must match too, so a new
+#: file that reuses a deleted input's inode is not one.
+_INPUTS: ContextVar[dict[tuple[int, int], tuple[str, int]] | None] = ContextVar(
+    "abs_engine_inputs", default=None
+)
+
+
+@contextmanager
+def inputs_recorded() -> Iterator[None]:
+    """Record the input files read inside the block (a command's), and no longer after."""
+    token = _INPUTS.set({})
+    try:
+        yield
+    finally:
+        _INPUTS.reset(token)
 
 
 def note_input(p: Path) -> None:
-    """Remember ``p`` as an input file of this process (nothing if it cannot be looked up)."""
+    """Remember ``p`` as an input file of the current command (nothing outside
+    :func:`inputs_recorded`, or if it cannot be looked up)."""
+    inputs = _INPUTS.get()
+    if inputs is None:
+        return
     try:
         st = os.stat(p)
     except (OSError, ValueError):
         return
-    _INPUTS[(st.st_dev, st.st_ino)] = (str(p), st.st_mtime_ns)
+    inputs[(st.st_dev, st.st_ino)] = (str(p), st.st_mtime_ns)
 
 
 def forget_input(p: Path) -> None:
     """``p`` is an output now (a staged file read back to check it, then moved into place)."""
+    inputs = _INPUTS.get()
+    if inputs is None:
+        return
     try:
         st = os.stat(p)
     except (OSError, ValueError):
         return
-    _INPUTS.pop((st.st_dev, st.st_ino), None)
+    inputs.pop((st.st_dev, st.st_ino), None)
 
 
 def input_at(p: Path) -> str | None:
     """The path an input file this process read was read by, if ``p`` is that file (the same
     device, inode and modification time: another spelling, a symbolic or hard link), else
     None."""
+    inputs = _INPUTS.get()
+    if not inputs:
+        return None
     try:
         st = os.stat(p)
     except (OSError, ValueError):
         return None
-    read = _INPUTS.get((st.st_dev, st.st_ino))
+    read = inputs.get((st.st_dev, st.st_ino))
     return read[0] if read is not None and read[1] == st.st_mtime_ns else None
 
 

@@ -315,6 +315,29 @@ def _finite(value: Any, what: str) -> float:
         raise SolverError(str(exc)) from None
 
 
+def _two_values(obj: Any) -> list[Any] | None:
+    """``obj``'s two items (a tuple, list, array or other sequence of two, not a string), or
+    None."""
+    if isinstance(obj, str | bytes):
+        return None
+    try:
+        items = list(obj)
+    except TypeError:
+        return None
+    return items if len(items) == 2 else None
+
+
+def _values(obj: Any) -> list[Any] | None:
+    """A grid axis's values as a list (any iterable but a string: a list, range, array or
+    Series), or None."""
+    if isinstance(obj, str | bytes):
+        return None
+    try:
+        return list(obj)
+    except TypeError:
+        return None
+
+
 def _tol(tol: Any, func: str, hi: float = 0.5) -> float:
     """A bisection's relative tolerance: a finite number in [1e-12, ``hi``] (0 or a negative
     width never ends, NaN never starts, 1e-300 takes a thousand halvings), else a
@@ -668,9 +691,10 @@ def solve_coupon(
     if abs(spread) > 10_000:
         raise SolverError(f"spread_bps must be between -10,000 and 10,000, got {spread_bps!r}")
     n_paths = _n_paths(n_paths)
-    if not isinstance(bounds, tuple | list) or len(bounds) != 2:
+    pair = _two_values(bounds)
+    if pair is None:
         raise SolverError(f"bounds must be (lo, hi), two coupon rates, got {short_repr(bounds)}")
-    lo, hi = (_finite(b, "bounds") for b in bounds)
+    lo, hi = (_finite(b, "bounds") for b in pair)
     if not 0 <= lo < hi <= 1:
         raise SolverError(f"bounds must satisfy 0 <= lo < hi <= 1, got {bounds!r}")
     with_se = check_bool(with_se, "solve_coupon", "with_se")
@@ -1150,18 +1174,19 @@ def sensitivity(
     second; never with False). ``sampling``: "crude" or "importance" (shifts chosen at each
     point for the most senior rated tranche)."""
     _check_sampling_method(sampling, "sensitivity")
+    axes = []
     for axis, spec in (("x", x), ("y", y)):
-        if (
-            not isinstance(spec, tuple | list)
-            or len(spec) != 2
-            or not isinstance(spec[1], tuple | list | np.ndarray)
-        ):
+        pair = _two_values(spec)
+        given = _values(pair[1]) if pair is not None else None
+        if pair is None or given is None:
             raise SolverError(f"{axis} must be (parameter, values), got {short_repr(spec)}")
-        values = [check_parameter(spec[0], v) for v in spec[1]]
+        axes.append((pair[0], given))
+        values = [check_parameter(pair[0], v) for v in given]
         if not values:
-            raise SolverError(f"{axis}: no values for {spec[0]}")
+            raise SolverError(f"{axis}: no values for {pair[0]}")
         if len(set(values)) != len(values):
-            raise SolverError(f"{axis}: a value of {spec[0]} appears twice: {short_repr(spec[1])}")
+            raise SolverError(f"{axis}: a value of {pair[0]} appears twice: {short_repr(given)}")
+    x, y = axes
     if x[0] == y[0]:
         raise SolverError(f"x and y vary the same parameter {x[0]!r}")
     n_paths = _n_paths(n_paths)
