@@ -35,44 +35,38 @@ def inputs_recorded() -> Iterator[None]:
         _INPUTS.reset(token)
 
 
-def note_input(p: Path) -> None:
-    """Remember ``p`` as an input file of the current command (nothing outside
-    :func:`inputs_recorded`, or if it cannot be looked up)."""
-    inputs = _INPUTS.get()
-    if inputs is None:
-        return
+def _identity(p: Path) -> tuple[tuple[int, int], int] | None:
+    """``p``'s (device, inode) and modification time (ns), or None if it cannot be looked up."""
     try:
         st = os.stat(p)
     except (OSError, ValueError):
-        return
-    inputs[(st.st_dev, st.st_ino)] = (str(p), st.st_mtime_ns)
+        return None
+    return (st.st_dev, st.st_ino), st.st_mtime_ns
+
+
+def note_input(p: Path) -> None:
+    """Remember ``p`` as an input file of the current command (nothing outside
+    :func:`inputs_recorded`, or if it cannot be looked up)."""
+    inputs, ident = _INPUTS.get(), _identity(p)
+    if inputs is not None and ident is not None:
+        inputs[ident[0]] = (str(p), ident[1])
 
 
 def forget_input(p: Path) -> None:
     """``p`` is an output now (a staged file read back to check it, then moved into place)."""
-    inputs = _INPUTS.get()
-    if inputs is None:
-        return
-    try:
-        st = os.stat(p)
-    except (OSError, ValueError):
-        return
-    inputs.pop((st.st_dev, st.st_ino), None)
+    inputs, ident = _INPUTS.get(), _identity(p)
+    if inputs is not None and ident is not None:
+        inputs.pop(ident[0], None)
 
 
 def input_at(p: Path) -> str | None:
-    """The path an input file this process read was read by, if ``p`` is that file (the same
+    """The path the current command read an input file by, if ``p`` is that file (the same
     device, inode and modification time: another spelling, a symbolic or hard link), else
     None."""
     inputs = _INPUTS.get()
-    if not inputs:
-        return None
-    try:
-        st = os.stat(p)
-    except (OSError, ValueError):
-        return None
-    read = inputs.get((st.st_dev, st.st_ino))
-    return read[0] if read is not None and read[1] == st.st_mtime_ns else None
+    ident = _identity(p) if inputs else None
+    read = inputs.get(ident[0]) if inputs and ident is not None else None
+    return read[0] if read is not None and ident is not None and read[1] == ident[1] else None
 
 
 def decode_text(
