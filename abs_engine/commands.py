@@ -874,9 +874,9 @@ def _stress_scenarios(args: argparse.Namespace, deal: Deal) -> list[Deterministi
     from .solvers.agency import check_coverage_scenarios
 
     try:  # before any breakeven is computed (here, or on a cluster)
-        check_coverage_scenarios(det)
+        check_coverage_scenarios(det, "--scenario")
     except InputError as exc:
-        raise UsageError(f"--scenario: {exc}".replace("coverage_table: ", "")) from None
+        raise UsageError(str(exc)) from None
     return det
 
 

@@ -1019,13 +1019,14 @@ def _sampling_info(
     (:func:`~abs_engine.metrics.sampling.effective_paths`); under importance sampling also the
     shifts, the mean weight ± SE and, per tranche, the in-run variance reduction of its
     expected loss and default probability against crude sampling."""
+    el_idx = [j * L.N_MT + L.MT_PV_LOSS for j in range(len(cd.tranche_names))]
+    loss_paths = effective_paths(totals.m, el_idx)  # (Σw·v)² / Σw²·v²
+    by_tranche = dict(zip(cd.tranche_names, loss_paths, strict=True))
     if model.sampling == "crude":
-        el_idx = [j * L.N_MT + L.MT_PV_LOSS for j in range(len(cd.tranche_names))]
-        paths = effective_paths(totals.m, el_idx)  # (Σv)² / Σv²: every weight 1
         return {
             "method": "crude",
             "effective_sample_size": float(n_paths),
-            "effective_loss_paths": dict(zip(cd.tranche_names, paths, strict=True)),
+            "effective_loss_paths": by_tranche,
         }
     summ = sampling_summary(totals.m, totals.w, n_paths, mean, se)
     vr: np.ndarray = summ.pop("variance_reduction")  # type: ignore[assignment]
@@ -1036,7 +1037,6 @@ def _sampling_info(
         }
         for j, name in enumerate(cd.tranche_names)
     }
-    loss_paths = effective_paths(totals.m, [j * L.N_MT + L.MT_PV_LOSS for j in range(len(per))])
     shifts = {
         "target_tranche": model.sampling_target,
         "factor_shift": [float(v) for v in model.is_factor_shift],
@@ -1050,7 +1050,7 @@ def _sampling_info(
         **summ,
         **shifts,
         "variance_reduction": per,
-        "effective_loss_paths": dict(zip(cd.tranche_names, loss_paths, strict=True)),
+        "effective_loss_paths": by_tranche,
         "warnings": degeneracy_warnings(cd.tranche_names, loss_paths, summ),
     }
 

@@ -248,8 +248,9 @@ def _sector_matrix(sc: MonteCarloScenario, f: int, pc: ProblemCollector) -> np.n
     else:
         cmat = np.full((f, f), dm.sector_correlation)
         np.fill_diagonal(cmat, 1.0)
-    if not np.allclose(cmat, cmat.T, atol=1e-12):
-        i, j = np.argwhere(~np.isclose(cmat, cmat.T, atol=1e-12))[0]
+    asymmetric = ~np.isclose(cmat, cmat.T, atol=1e-12)
+    if asymmetric.any():
+        i, j = np.argwhere(asymmetric)[0]
         pc.add(
             f"defaults.sector_matrix[{i}][{j}]",
             f"factor correlation matrix is not symmetric: [{j}][{i}] is {cmat[j, i]:g}",

@@ -487,19 +487,18 @@ def size_text(tranche: str, target: str, out: dict[str, Any]) -> str:
 
     # the effective paths behind the expected loss (a default-probability basis has its own)
     k = out.get("effective_loss_paths") if out["basis"] != "pd" else None
+    other = " or use --sampling importance" if out.get("sampling", "crude") == "crude" else ""
     if k == 0.0 and out["limit"] > 0.0 and out["share_of_capital"] < 1.0:
         text += (
             f"\nwarning: no path lost at this balance: {out['effective_sample_size']:,.0f} "
             f"path{'' if out['effective_sample_size'] == 1 else 's'} cannot tell a smaller "
             "expected loss from none, so the balance and its "
-            "interval say only that; raise --paths"
-            + (" or use --sampling importance" if out.get("sampling", "crude") == "crude" else "")
+            "interval say only that; raise --paths" + other
         )
     elif k is not None and 0.0 < k < MIN_EFFECTIVE_PATHS:
         text += (
             f"\nwarning: the expected loss at this balance rests on {k:.1f} effective paths: "
-            "its standard error, and the interval, are unreliable; raise --paths"
-            + (" or use --sampling importance" if out.get("sampling", "crude") == "crude" else "")
+            "its standard error, and the interval, are unreliable; raise --paths" + other
         )
     return text
 

@@ -65,8 +65,10 @@ def input_at(p: Path) -> str | None:
     None."""
     inputs = _INPUTS.get()
     ident = _identity(p) if inputs else None
-    read = inputs.get(ident[0]) if inputs and ident is not None else None
-    return read[0] if read is not None and ident is not None and read[1] == ident[1] else None
+    if not inputs or ident is None:
+        return None
+    read = inputs.get(ident[0])
+    return read[0] if read is not None and read[1] == ident[1] else None
 
 
 def decode_text(

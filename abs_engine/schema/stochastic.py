@@ -76,12 +76,11 @@ class DefaultModel(Model):
     @field_validator("sector_matrix")
     @classmethod
     def _square(cls, m: list[list[float]] | None) -> list[list[float]] | None:
+        n = len(m or [])
         for i, row in enumerate(m or []):
-            if len(row) != len(m or []):
-                raise ValueError(
-                    f"must be square: row {i} has {len(row)} entries, the matrix {len(m or [])} "
-                    "rows"
-                )
+            if len(row) != n:
+                why = f"must be square: row {i} has {len(row)} entries, the matrix {n} rows"
+                raise ValueError(why)
         return m
 
     @model_validator(mode="after")

@@ -226,7 +226,9 @@ def large_obligor_test(
     return pd.DataFrame(rows)
 
 
-def check_coverage_scenarios(scenarios: Sequence[DeterministicScenario]) -> None:
+def check_coverage_scenarios(
+    scenarios: Sequence[DeterministicScenario], func: str = "coverage_table"
+) -> None:
     """The coverage table's columns are its scenarios' names, after ``payment_date``: each
     name once, and neither that nor ``period`` (the index)."""
     seen: set[Any] = set()
@@ -235,8 +237,7 @@ def check_coverage_scenarios(scenarios: Sequence[DeterministicScenario]) -> None
         if name in seen or name in ("period", "payment_date"):
             why = "two scenarios are named" if name in seen else "a scenario cannot be named"
             raise InputError(
-                f"coverage_table: {why} {name!r}; the table's columns are the scenarios' "
-                "names: rename one"
+                f"{func}: {why} {name!r}; the table's columns are the scenarios' names: rename one"
             )
         seen.add(name)
 

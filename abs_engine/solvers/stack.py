@@ -50,6 +50,7 @@ from .structuring import (
     _n_paths,
     _runner,
     _tol,
+    check_monte_carlo,
     load_curve,
     size_tranche,
     solve_coupon,
@@ -248,11 +249,7 @@ def size_stack(
     that misses its target even at the smallest size."""
     if not isinstance(deal, Deal):
         raise SolverError(f"size_stack: deal must be a Deal (load_deal), got {short_repr(deal)}")
-    if not isinstance(sc, MonteCarloScenario):
-        raise SolverError(
-            f"size_stack: sc must be a Monte Carlo scenario, got {short_repr(sc)} "
-            f"({type(sc).__name__})"
-        )
+    check_monte_carlo(sc, "size_stack")
     _check_sampling_method(sampling, "size_stack")
     n_paths = _n_paths(n_paths)
     tol = _tol(tol, "size_stack")

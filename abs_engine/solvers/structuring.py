@@ -304,27 +304,21 @@ def check_parameter(name: Any, value: Any) -> float:
     return v
 
 
-def _finite(value: Any, what: str) -> float:
-    """A real, finite number (not a bool) as float (:func:`~abs_engine.errors.check_real`), or
-    a :class:`SolverError`."""
+def _finite(value: Any, what: str, lo: float | None = None, hi: float | None = None) -> float:
+    """A real, finite number (not a bool) as float, in [lo, hi] where given
+    (:func:`~abs_engine.errors.check_real`), or a :class:`SolverError`."""
     try:
-        return check_real(value, "", what)
+        return check_real(value, "", what, lo, hi)
     except ArgumentTypeError:
         raise SolverError(f"{what} must be a number, got {short_repr(value)}") from None
-    except InputError as exc:  # NaN, infinite, an int too large for a float
+    except InputError as exc:  # NaN, infinite, an int too large for a float, out of range
         raise SolverError(str(exc)) from None
 
 
 def _two_values(obj: Any) -> list[Any] | None:
-    """``obj``'s two items (a tuple, list, array or other sequence of two, not a string), or
-    None."""
-    if isinstance(obj, str | bytes):
-        return None
-    try:
-        items = list(obj)
-    except TypeError:
-        return None
-    return items if len(items) == 2 else None
+    """``obj``'s two items (:func:`_values` of two), or None."""
+    items = _values(obj)
+    return items if items is not None and len(items) == 2 else None
 
 
 def _values(obj: Any) -> list[Any] | None:
@@ -360,14 +354,19 @@ def _n_paths(n_paths: Any) -> int:
     return int(n_paths)
 
 
+def check_monte_carlo(sc: Any, func: str) -> None:
+    """A :class:`SolverError` unless ``sc`` is a Monte Carlo scenario (every search runs one)."""
+    if not isinstance(sc, MonteCarloScenario):
+        raise SolverError(
+            f"{func}: sc must be a Monte Carlo scenario (load_scenario of a kind = "
+            f"'monte_carlo' file), got {short_repr(sc)} ({type(sc).__name__})"
+        )
+
+
 def with_parameter(sc: MonteCarloScenario, name: str, value: float) -> MonteCarloScenario:
     """A copy of the scenario with one parameter set (see :data:`PARAMETERS`; values in
     :data:`PARAMETER_RANGES`)."""
-    if not isinstance(sc, MonteCarloScenario):
-        raise SolverError(
-            f"with_parameter: sc must be a MonteCarloScenario, got {short_repr(sc)} "
-            f"({type(sc).__name__})"
-        )
+    check_monte_carlo(sc, "with_parameter")
     v = check_parameter(name, value)
     doc = sc.model_dump(mode="json")
     PARAMETERS[name](doc, v)
@@ -385,13 +384,7 @@ def with_parameter(sc: MonteCarloScenario, name: str, value: float) -> MonteCarl
 
 
 def _seed(seed: Any, sc: MonteCarloScenario) -> int:
-    """A solver's seed: the scenario's, or ``seed`` checked (a whole number 0 .. 2**63-1).
-    ``sc`` must be a Monte Carlo scenario (every search runs one)."""
-    if not isinstance(sc, MonteCarloScenario):
-        raise SolverError(
-            f"sc must be a Monte Carlo scenario (load_scenario of a kind = 'monte_carlo' "
-            f"file), got {short_repr(sc)} ({type(sc).__name__})"
-        )
+    """A solver's seed: the scenario's, or ``seed`` checked (a whole number 0 .. 2**63-1)."""
     if seed is None:
         return int(sc.seed)
     try:
@@ -709,6 +702,7 @@ def solve_coupon(
             "left, so no coupon prices it at par; price a note tranche"
         )
     progress = check_optional_bool(progress, "solve_coupon", "progress")
+    check_monte_carlo(sc, "solve_coupon")
     seed = _seed(seed, sc)
     runner = _runner(client, "solve_coupon")
     table = default_rating_table()
@@ -803,6 +797,7 @@ def size_tranche(
     _check_resizable(deal, (j, len(deal.tranches) - 1))
     total = deal.tranches[j].balance + deal.tranches[-1].balance
     progress = check_optional_bool(progress, "size_tranche", "progress")
+    check_monte_carlo(sc, "size_tranche")
     seed = _seed(seed, sc)
     runner = _runner(client, "size_tranche")
     sampling = _search_sampling(sampling, cd0, sc, seed, tranche, "size_tranche", n_paths)
@@ -1117,6 +1112,7 @@ def breakeven(
     n_paths = _n_paths(n_paths)
     progress = check_optional_bool(progress, "breakeven", "progress")
     with_se = check_bool(with_se, "breakeven", "with_se")
+    check_monte_carlo(sc, "breakeven")
     seed = _seed(seed, sc)
     runner = _runner(client, "breakeven")
     table = default_rating_table()
@@ -1191,6 +1187,7 @@ def sensitivity(
         raise SolverError(f"x and y vary the same parameter {x[0]!r}")
     n_paths = _n_paths(n_paths)
     progress = check_optional_bool(progress, "sensitivity", "progress")
+    check_monte_carlo(sc, "sensitivity")
     seed = _seed(seed, sc)
     runner = _runner(client, "sensitivity")
     table = rating_table_arg(rating_table, "sensitivity")
