@@ -231,7 +231,7 @@ def test_the_compiled_waterfall_calls_no_helper():
     """Every phase and opcode helper of the interpreter is inlined into its compiled twin
     (none left as a numba call), and the Python twin is the function that calls them."""
     compiled_names = set(W.waterfall_path.py_func.__code__.co_names)
-    helper_names = {h.__name__ for h in W._HELPERS}
+    helper_names = {h.__name__ for h in W.INLINED_HELPERS}
     assert not compiled_names & helper_names
     assert helper_names & set(W.waterfall_path_py.__code__.co_names)
     assert W.waterfall_path.py_func.__code__.co_filename == W.__file__

@@ -225,12 +225,14 @@ def inline_helpers(
     helpers: Sequence[Callable[..., Any]],
     globals_: dict[str, Any],
     foreign: dict[str, Any] | None = None,
+    transform: Callable[[ast.FunctionDef], ast.FunctionDef] | None = None,
 ) -> types.FunctionType:
     """A copy of ``py_fn`` with every call statement of a function in ``helpers`` replaced by
     that helper's body (helpers calling helpers are expanded too), its globals ``globals_``
     (to which the names read by helpers of another module are added from ``foreign``, that
     module's compiled environment). Line numbers stay those of the source file, so numba's
-    messages point at the real lines."""
+    messages point at the real lines. ``transform``, if given, rewrites the inlined
+    definition before it is compiled (:mod:`abs_engine.kernels.specialise`)."""
     node = _function_def(py_fn)
     a = node.args
     if a.vararg or a.kwarg or a.kwonlyargs or a.posonlyargs:
@@ -259,6 +261,8 @@ def inline_helpers(
                 "assigns: inlined, it would read the local"
             )
     node.decorator_list = []
+    if transform is not None:
+        node = transform(node)
     module = ast.fix_missing_locations(ast.Module(body=[node], type_ignores=[]))
     code = compile(module, py_fn.__code__.co_filename, "exec")
     fn_code = next(c for c in code.co_consts if isinstance(c, types.CodeType))

@@ -54,6 +54,8 @@ def jit_twin(
     inline_source: Sequence[Callable[..., Any]] = (),
     inline_env: dict[str, Any] | None = None,
     refcounts: bool = True,
+    transform: Callable[[Any], Any] | None = None,
+    suffix: str = "",
     **njit_kw: Any,
 ):
     """``njit(**njit_kw)`` of a copy of ``py_fn`` whose globals named in ``replacements`` are
@@ -79,11 +81,18 @@ def jit_twin(
     the caller holds the arrays. Those counts took a third of the samples of a perf profile
     (the bundled deal, every path computed) but about 5% of a path's time (alternating
     one-thread processes); without them the cold compile took about a fifth less (24-29 s
-    against 30-32 s), the compiled code being shorter."""
+    against 30-32 s), the compiled code being shorter.
+
+    ``transform`` rewrites the inlined definition before it is compiled (``inline_source``
+    required; :func:`~abs_engine.kernels._inline.inline_helpers`), and ``suffix`` is added to
+    the compiled copy's name: numba's on-disk cache tells functions apart by module, name and
+    first line, so each specialisation of one kernel needs a name of its own."""
     g = dict(py_fn.__globals__)
     g.update(replacements or {})
+    if transform is not None and not inline_source:
+        raise TypeError("jit_twin: a transform needs inline_source")
     if inline_source:
-        f = inline_helpers(py_fn, inline_source, g, inline_env)
+        f = inline_helpers(py_fn, inline_source, g, inline_env, transform)
     else:
         f = types.FunctionType(py_fn.__code__, g, py_fn.__name__, py_fn.__defaults__,
                                py_fn.__closure__)  # fmt: skip
@@ -95,7 +104,7 @@ def jit_twin(
         for name, value in list(f.__globals__.items()):
             if type(value) is int and name.isupper() and -(2**63) <= value < 2**63:
                 f.__globals__[name] = np.int64(value)
-    f.__qualname__ = py_fn.__qualname__ + "__jit"
+    f.__qualname__ = py_fn.__qualname__ + "__jit" + suffix
     f.__module__ = py_fn.__module__
     f.__doc__ = py_fn.__doc__
     njit_kw.setdefault("no_cpython_wrapper", True)

@@ -96,14 +96,7 @@ from .layout import (
     MT_SUPPORT,
     MT_WAL,
     N_CFT,
-    N_LA,
-    N_LF,
-    N_LP,
-    N_LS,
-    N_LT,
     N_MT,
-    N_SP,
-    N_ST,
     SP_CASH_RELEASED,
     SP_COMPENSATION,
     SP_MAX_STATUS,
@@ -134,6 +127,7 @@ from .waterfall import (
     _copy_py,
     _restart_path,
     _restart_path_py,
+    ledgers_py,
     waterfall_path,
     waterfall_path_py,
     waterfall_scratch_py,
@@ -371,15 +365,7 @@ def block_scratch(model, deal, sums):
         n_t,
         n_s,
     )
-    led = Ledgers(
-        np.zeros((n_t, n_j, N_LT)),
-        np.zeros((n_t, n_f, N_LF)),
-        np.zeros((n_t, n_a, N_LA)),
-        np.zeros((n_t, n_s, N_LS)),
-        np.zeros((n_t, N_LP)),
-        np.zeros((n_j, N_ST)),
-        np.zeros(N_SP),
-    )
+    led = ledgers_py(n_t, n_j, n_f, n_a, n_s)
     wf = waterfall_scratch_py(n_j, n_f, n_a, n_s, n_g, n_t, checkpoints=True)
     buf = PathBuffers(
         np.zeros(n_t),
@@ -797,30 +783,30 @@ _add_histograms = jit_twin(_add_histograms_py, {"_bin_py": _bin}, cache=True, re
 _no_default_path = jit_twin(_no_default_path_py, cache=True, inline="always")
 _first_difference = jit_twin(_first_difference_py, cache=True, refcounts=False)
 _copy_rows = jit_twin(_copy_rows_py, cache=True, refcounts=False)
+#: the compiled twins :data:`run_block` calls, by the names :func:`run_block_py` calls them
+#: (:mod:`abs_engine.kernels.specialise` swaps in its own waterfall), and the helpers
+#: inlined into it at the source level
+BLOCK_REPLACEMENTS: dict[str, Any] = {
+    "survivor_flows_py": survivor_flows,
+    "_no_default_path_py": _no_default_path,
+    "_copy_py": _copy,
+    "_first_difference_py": _first_difference,
+    "_copy_rows_py": _copy_rows,
+    "_restart_path_py": _restart_path,
+    "_checkpoint_py": _checkpoint,
+    "waterfall_path_py": waterfall_path,
+    "path_metrics_py": path_metrics,
+    "path_cashflows_py": path_cashflows,
+    "_add_path_py": _add_path,
+    "_add_histograms_py": _add_histograms,
+    "unit_weights_py": unit_weights,
+    "_unit_weight_sums_py": _unit_weight_sums,
+}
+BLOCK_INLINE = (*DRAWS_SOURCE, _restart_period_py, _checkpointed_path_py, _keep_base_py)
 run_block = jit_twin(
     run_block_py,
-    {
-        "survivor_flows_py": survivor_flows,
-        "_no_default_path_py": _no_default_path,
-        "_copy_py": _copy,
-        "_first_difference_py": _first_difference,
-        "_copy_rows_py": _copy_rows,
-        "_restart_path_py": _restart_path,
-        "_checkpoint_py": _checkpoint,
-        "waterfall_path_py": waterfall_path,
-        "path_metrics_py": path_metrics,
-        "path_cashflows_py": path_cashflows,
-        "_add_path_py": _add_path,
-        "_add_histograms_py": _add_histograms,
-        "unit_weights_py": unit_weights,
-        "_unit_weight_sums_py": _unit_weight_sums,
-    },
-    inline_source=(
-        *DRAWS_SOURCE,
-        _restart_period_py,
-        _checkpointed_path_py,
-        _keep_base_py,
-    ),
+    BLOCK_REPLACEMENTS,
+    inline_source=BLOCK_INLINE,
     inline_env=DRAWS_ENV,
     cache=True,
     nogil=True,

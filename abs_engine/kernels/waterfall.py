@@ -108,6 +108,11 @@ from .layout import (
     LT_RESIDUAL_PAID,
     LT_WRITE_DOWN,
     MODE_PRO_RATA,
+    N_LA,
+    N_LF,
+    N_LP,
+    N_LS,
+    N_LT,
     N_SP,
     N_ST,
     N_STATUS,
@@ -228,6 +233,20 @@ def waterfall_scratch_py(n_tranches, n_fees, n_accounts, n_supports, n_triggers,
         np.zeros((n_c, max(n_tranches, 0), N_ST)),
         np.zeros((n_c, N_SP)),
         np.zeros((n_c, N_CK)),
+    )
+
+
+def ledgers_py(n_periods, n_tranches, n_fees, n_accounts, n_supports):
+    """Zeroed :class:`~abs_engine.kernels.bundles.Ledgers` for one path: per period × tranche,
+    fee, account and support, per period, and the path's summaries."""
+    return Ledgers(
+        np.zeros((n_periods, n_tranches, N_LT)),
+        np.zeros((n_periods, n_fees, N_LF)),
+        np.zeros((n_periods, n_accounts, N_LA)),
+        np.zeros((n_periods, n_supports, N_LS)),
+        np.zeros((n_periods, N_LP)),
+        np.zeros((n_tranches, N_ST)),
+        np.zeros(N_SP),
     )
 
 
@@ -1156,7 +1175,7 @@ def run_paths_py(pool_flows, support_default_period, base_rate, deal, led, work_
 base_amount = jit_twin(base_amount_py, cache=True)
 #: the phase and opcode helpers, inlined at the source level into the compiled interpreter
 #: (:mod:`abs_engine.kernels._inline`); the Python twin calls them
-_HELPERS = (
+INLINED_HELPERS = (
     _start_path_py,
     _path_start_py,
     _keep_loop_state_py,
@@ -1196,7 +1215,7 @@ _checkpoint = jit_twin(_checkpoint_py, {"_copy_py": _copy}, cache=True, refcount
 waterfall_path = jit_twin(
     waterfall_path_py,
     {"base_amount_py": base_amount},
-    inline_source=_HELPERS,
+    inline_source=INLINED_HELPERS,
     cache=True,
     refcounts=False,
 )
