@@ -44,6 +44,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import os
+import types
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +61,7 @@ from abs_engine.kernels import layout as L
 from abs_engine.kernels._twin import jit_twin
 from abs_engine.kernels.bundles import Ledgers
 from abs_engine.kernels.montecarlo import _checkpointed_path_py
+from abs_engine.kernels.specialise import STEP_LOOPS_UNROLLED, specialised_waterfall_py
 from abs_engine.kernels.waterfall import (
     _checkpoint,
     _restart_path,
@@ -1054,6 +1056,54 @@ def test_a_prefix_restart_equals_the_run_from_the_first_period(case: Case, data)
             restarted(t0, flows, sdp, rate, cd.kernel, led, scratch)
             for name, a, b in zip(Ledgers._fields, full, led, strict=True):
                 assert np.array_equal(a.view(np.int64), b.view(np.int64)), (restarted, t0, name)
+
+
+def _calling(f, waterfall):
+    """``f`` with ``waterfall`` for the ``waterfall_path_py`` it calls."""
+    return types.FunctionType(f.__code__, {**f.__globals__, "waterfall_path_py": waterfall},
+                              f.__name__)  # fmt: skip
+
+
+@settings(SETTINGS, max_examples=max(40, SETTINGS.max_examples // 4))
+@given(cases(max_scenarios=3), st.data())
+def test_the_specialised_waterfall_is_the_interpreter(case: Case, data) -> None:
+    """Property 9, the block kernel specialised to a deal's structure
+    (:mod:`abs_engine.kernels.specialise`: integer tables and shapes folded, each status's
+    steps unrolled): its waterfall, run as plain Python (the source numba compiles), leaves
+    bitwise the interpreter's ledgers, summaries, scratch and checkpoints, on every path
+    from period 0, and on a path checkpointed period by period and restarted at a drawn
+    period, as the block kernel runs them."""
+    cd, scs = case.compile()
+    fl = deterministic_flows(cd, scs)
+    n_t, n_s = cd.n_periods, len(cd.support_names)
+    special = specialised_waterfall_py(cd.kernel, n_t)
+    assert STEP_LOOPS_UNROLLED[0] == 1
+    shape = (len(cd.tranche_names), len(cd.fee_names), len(cd.account_names), n_s,
+             len(cd.trigger_names), n_t)  # fmt: skip
+
+    def same(a_led, a_scr, b_led, b_scr, what):
+        for name, a, b in zip((*Ledgers._fields, *a_scr._fields), (*a_led, *a_scr),
+                              (*b_led, *b_scr), strict=True):  # fmt: skip
+            assert np.array_equal(a.view(np.int64), b.view(np.int64)), (what, name)
+
+    for p in range(fl.flows.shape[0]):
+        inputs = (fl.flows[p], fl.support_default_period[p], fl.base_rate[p])
+        runs = []
+        for waterfall in (waterfall_path_py, special):
+            led, scratch = _ledgers(cd), waterfall_scratch_py(*shape, checkpoints=True)
+            waterfall(*inputs, cd.kernel, led, scratch, 0, n_t + 1)
+            runs.append((led, scratch))
+        same(*runs[0], *runs[1], ("path", p))
+    t0 = data.draw(st.integers(1, n_t), label="t0")
+    base = (fl.flows[0], fl.support_default_period[0], fl.base_rate[0])
+    last = (fl.flows[-1], fl.support_default_period[-1], fl.base_rate[-1])
+    runs = []
+    for waterfall in (waterfall_path_py, special):
+        led, scratch = _ledgers(cd), waterfall_scratch_py(*shape, checkpoints=True)
+        _calling(_checkpointed_path_py, waterfall)(*base, cd.kernel, led, scratch)
+        _calling(_restarted_py, waterfall)(t0, *last, cd.kernel, led, scratch)
+        runs.append((led, scratch))
+    same(*runs[0], *runs[1], ("restarted", t0))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -45,11 +45,18 @@ import numpy as np
 
 from . import montecarlo as mc
 from . import waterfall as wf
+from ._inline import inline_helpers
 from ._twin import jit_twin
 from .collateral import DRAWS_ENV
 from .layout import N_PF
 
-__all__ = ["STEP_LOOPS_UNROLLED", "is_specialised", "specialised_kernel", "structure_key"]
+__all__ = [
+    "STEP_LOOPS_UNROLLED",
+    "is_specialised",
+    "specialised_kernel",
+    "specialised_waterfall_py",
+    "structure_key",
+]
 
 _UNKNOWN = object()
 #: name prefix of the folded constants in the compiled copy's globals
@@ -324,25 +331,43 @@ class _Specialise(ast.NodeTransformer):
         return None
 
 
-def _specialised_waterfall(deal: Any, n_t: int, key: str) -> Any:
-    """The compiled waterfall for ``deal``'s structure (not compiled yet: numba compiles it at
-    its first call, or loads it from its cache)."""
+def _transform(deal: Any, n_t: int, constants: dict[str, Any]) -> Any:
+    """The rewrite of the inlined waterfall for ``deal``'s structure; the constants it folds
+    are put in ``constants`` (to be added to the copy's globals)."""
     roots = _example_roots(deal, n_t)
-    found: dict[str, Any] = {}
 
     def transform(fn: ast.FunctionDef) -> ast.FunctionDef:
         sp = _Specialise(fn, roots, wf.waterfall_path_py.__globals__)
         out = sp.visit(fn)
-        found.update(sp.constants)
+        constants.update(sp.constants)
         STEP_LOOPS_UNROLLED[0] = sp.unrolled
         return out
 
-    env: dict[str, Any] = {"base_amount_py": wf.base_amount}
-    kernel = jit_twin(wf.waterfall_path_py, env, inline_source=wf.INLINED_HELPERS,
-                      transform=transform, cache=True, refcounts=False,
-                      suffix=f"__s{key}")  # fmt: skip
-    # the constants went into the copy's globals after jit_twin copied them: add them there
-    kernel.py_func.__globals__.update(found)
+    return transform
+
+
+def specialised_waterfall_py(deal: Any, n_t: int) -> Any:
+    """The specialised waterfall as plain Python, with the interpreter's parameters (for a
+    ``scratch`` with checkpoints, as the block kernel's): the source numba compiles for
+    :func:`specialised_kernel`, which the tests run against the interpreter path by path."""
+    g = dict(wf.waterfall_path_py.__globals__)
+    constants: dict[str, Any] = {}
+    fn = inline_helpers(wf.waterfall_path_py, wf.INLINED_HELPERS, g, None,
+                        _transform(deal, n_t, constants))  # fmt: skip
+    g.update(constants)
+    return fn
+
+
+def _specialised_waterfall(deal: Any, n_t: int, key: str) -> Any:
+    """The compiled waterfall for ``deal``'s structure (not compiled yet: numba compiles it at
+    its first call, or loads it from its cache)."""
+    constants: dict[str, Any] = {}
+    kernel = jit_twin(wf.waterfall_path_py, {"base_amount_py": wf.base_amount},
+                      inline_source=wf.INLINED_HELPERS, transform=_transform(deal, n_t, constants),
+                      cache=True, refcounts=False, suffix=f"__s{key}")  # fmt: skip
+    # the copy's globals are a dict of its own (jit_twin's): the folded constants join it
+    # before numba first compiles it
+    kernel.py_func.__globals__.update(constants)
     return kernel
 
 

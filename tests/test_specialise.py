@@ -1,0 +1,180 @@
+"""The block kernel specialised to a deal's structure (:mod:`abs_engine.kernels.specialise`):
+bitwise the generic kernel's results, chosen as documented, keyed by everything it folds.
+``test_properties.py`` runs the specialised waterfall against the interpreter on generated
+deals (property 9)."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import textwrap
+
+import numpy as np
+import pytest
+
+import abs_engine as ae
+from abs_engine import simulation as S
+from abs_engine.compile.patch import with_tranche_terms
+from abs_engine.kernels import montecarlo as mc
+from abs_engine.kernels import specialise as SP
+from abs_engine.schema import parse_deal
+
+ENV = S.SPECIALISE_ENV
+
+
+def _memo_off(sc):
+    """Every path computed: stochastic prepayment of negligible volatility."""
+    return type(sc).model_validate(
+        {**sc.model_dump(), "prepayment": {"cpr": 0.0, "volatility": 1e-9}}
+    )
+
+
+def _run(monkeypatch, flag: str, cd, sc, **kw):
+    monkeypatch.setenv(ENV, flag)
+    kw.setdefault("keep_paths", True)
+    return ae.simulate(cd, sc, n_paths=4_000, seed=11, progress=False, **kw)
+
+
+@pytest.mark.parametrize("variant", ["as shipped", "memo off", "importance"])
+def test_the_specialised_kernel_gives_the_generic_kernels_results(monkeypatch, variant):
+    """Every per-path metric, summary, cash-flow statistic and histogram bitwise equal, with
+    the no-default memo and prefix restarts (as shipped), every path computed, and under
+    importance sampling (weighted sums)."""
+    cd, sc = ae.compile_deal(ae.load_deal()), ae.load_scenario("huake_mc")
+    kw = {"sampling": "importance", "keep_paths": False} if variant == "importance" else {}
+    if variant == "memo off":
+        sc = _memo_off(sc)
+    generic = _run(monkeypatch, "0", cd, sc, **kw)
+    special = _run(monkeypatch, "1", cd, sc, **kw)
+    if variant != "importance":
+        assert np.array_equal(generic.paths.to_numpy(), special.paths.to_numpy(), equal_nan=True)
+    assert generic.tranches.equals(special.tranches)
+    assert generic.pool.equals(special.pool)
+    assert generic.cashflows.equals(special.cashflows)
+    assert np.array_equal(generic.default_count_hist, special.default_count_hist)
+    assert np.array_equal(generic.loss_rate_hist, special.loss_rate_hist)
+    # the run did use another kernel
+    assert S.block_kernel(_model(cd, sc), True, cd.kernel, 1) is not mc.run_block
+
+
+def _model(cd, sc):
+    from abs_engine.compile.model import compile_model
+
+    return compile_model(cd, sc).kernel
+
+
+def test_a_deal_with_new_tranche_terms_runs_on_the_same_specialisation(monkeypatch):
+    """The floating-point tables stay arguments: a solver's deal with another balance and
+    coupon has the same structure key, and the specialised kernel gives the generic one's
+    results on it."""
+    cd, sc = ae.compile_deal(ae.load_deal()), ae.load_scenario("huake_mc")
+    n_t = cd.n_periods
+    new = with_tranche_terms(cd, {"A": {"balance": 80_000_000.0,
+                                        "coupon": {"kind": "fixed", "rate": 0.031}}})  # fmt: skip
+    assert SP.structure_key(new.kernel, n_t) == SP.structure_key(cd.kernel, n_t)
+    assert not np.array_equal(new.kernel.tranche_f, cd.kernel.tranche_f)
+    generic = _run(monkeypatch, "0", new, sc)
+    special = _run(monkeypatch, "1", new, sc)
+    assert np.array_equal(generic.paths.to_numpy(), special.paths.to_numpy(), equal_nan=True)
+    assert generic.tranches.equals(special.tranches)
+
+
+def _swapped_steps() -> dict:
+    """The bundled deal with its normal waterfall's first two steps swapped."""
+    doc = ae.load_deal().model_dump(mode="json", exclude_none=True)
+    normal = doc["waterfalls"]["normal"]
+    doc["waterfalls"] = {**doc["waterfalls"], "normal": [normal[1], normal[0], *normal[2:]]}
+    return doc
+
+
+def test_the_structure_key_changes_with_anything_folded():
+    """Another step order, another period count, another fee count: another key."""
+    doc = ae.load_deal().model_dump(mode="json", exclude_none=True)
+    base = SP.structure_key(ae.compile_deal(ae.load_deal()).kernel, 12)
+    assert SP.structure_key(ae.compile_deal(ae.load_deal()).kernel, 12) == base
+    assert SP.structure_key(ae.compile_deal(ae.load_deal()).kernel, 13) != base
+    swapped = _swapped_steps()
+    assert SP.structure_key(ae.compile_deal(parse_deal(swapped)).kernel, 12) != base
+    fewer = {**doc, "fees": doc["fees"][:-1],
+             "waterfalls": {k: [s for s in v if s.get("fee") != doc["fees"][-1]["name"]]
+                            for k, v in doc["waterfalls"].items()}}  # fmt: skip
+    assert SP.structure_key(ae.compile_deal(parse_deal(fewer)).kernel, 12) != base
+
+
+def test_which_runs_specialise(monkeypatch):
+    """ABS_ENGINE_SPECIALISE=0 never, 1 always; by default runs of SPECIALISE_MIN_PATHS paths
+    or more, and smaller ones once the specialisation is compiled."""
+    cd = ae.compile_deal(ae.load_deal())
+    fresh = ae.compile_deal(parse_deal(_swapped_steps()))  # not compiled by another test here
+    n_t, big = fresh.n_periods, S.SPECIALISE_MIN_PATHS
+    monkeypatch.setenv(ENV, "0")
+    assert not S.specialises(cd.kernel, cd.n_periods, 10**9)
+    monkeypatch.setenv(ENV, "1")
+    assert S.specialises(fresh.kernel, n_t, 1)
+    monkeypatch.delenv(ENV)
+    if not SP.is_specialised(fresh.kernel, n_t):  # another process may have compiled it
+        assert not S.specialises(fresh.kernel, n_t, big - 1)
+    assert S.specialises(fresh.kernel, n_t, big)
+    monkeypatch.setenv(ENV, "1")
+    ae.simulate(cd, ae.load_scenario("huake_mc"), n_paths=100, progress=False)
+    monkeypatch.delenv(ENV)
+    assert SP.is_specialised(cd.kernel, cd.n_periods)
+    assert S.specialises(cd.kernel, cd.n_periods, 1)
+
+
+def _specialised_source(fn, deal, roots_extra=None) -> str:
+    """``fn``'s definition rewritten by the specialisation for ``deal``, as source."""
+    node = ast.parse(textwrap.dedent(inspect.getsource(fn))).body[0]
+    roots = {"deal": deal, **(roots_extra or {})}
+    sp = SP._Specialise(node, roots, {"OPC_CODE": 0, "OPC_A": 1, "OP_X": 1, "OP_Y": 2})
+    return ast.unparse(sp.visit(node))
+
+
+def _bound(deal, led, x):
+    a = deal.tranche_i
+    b = a
+    c = deal.tranche_i
+    c = deal.fee_i
+    e, f = deal.fee_i, deal.ops
+    tr, fee, *_ = led
+    a[0, 0] += 1
+    x += 1
+    for d in range(3):
+        f = d
+    n1 = b.shape[0]
+    n2 = c.shape[0]
+    n3 = e.shape[1]
+    n4 = x.shape[0]
+    n5 = f.shape[0]
+    n6 = deal.tranche_f.shape[1]
+    n7 = tr.shape[1]
+    n8 = fee.shape[0]
+    return n1 + n2 + n3 + n4 + n5 + n6 + n7 + n8 + deal.original_pool
+
+
+def test_only_names_bound_to_one_array_have_their_shapes_folded():
+    """A shape is folded where the name is one array everywhere (aliases, tuple unpacking, a
+    bundle's fields, an element written in place); not for a name assigned two arrays, a
+    loop variable or an augmented assignment. Integer fields become constants, floats stay."""
+    deal = ae.compile_deal(ae.load_deal()).kernel
+    led = (np.zeros((12, 2, 3)), np.zeros((12, 4, 3)), np.zeros(1))
+    src = _specialised_source(_bound, deal, {"led": led})
+    n_j = deal.tranche_i.shape[0]
+    assert f"n1 = {n_j}" in src  # b is a, is deal.tranche_i
+    assert "n2 = c.shape[0]" in src  # c is two arrays
+    assert f"n3 = {deal.fee_i.shape[1]}" in src
+    assert "n4 = x.shape[0]" in src  # x += 1
+    assert "n5 = f.shape[0]" in src  # f is also the loop's
+    assert f"n6 = {deal.tranche_f.shape[1]}" in src
+    assert "n7 = tr.shape[1]" in src  # led is no bundle with fields: left alone
+    assert "a = _K_tranche_i" in src and "deal.original_pool" in src
+    assert "deal.tranche_f" not in src.replace("deal.tranche_f.shape", "")
+
+
+def test_the_bundled_deals_waterfall_is_unrolled_and_folded():
+    """On the bundled deal the step loop is unrolled and the integer tables folded."""
+    deal = ae.compile_deal(ae.load_deal()).kernel
+    fn = SP.specialised_waterfall_py(deal, 12)
+    assert SP.STEP_LOOPS_UNROLLED[0] == 1
+    consts = {k for k in fn.__globals__ if k.startswith("_K_")}
+    assert {"_K_ops", "_K_n_steps", "_K_tranche_i", "_K_groups"} <= consts
