@@ -28,8 +28,10 @@ from benchmarks.scaling import memo_off
 BLOCKS = 20
 
 
-def block_us(cd: ae.CompiledDeal, sc, repeats: int = 7) -> float:
-    """µs a path of the compiled block kernel, one thread, best of ``repeats``."""
+def block_us(cd: ae.CompiledDeal, sc, repeats: int = 7, kernel=None) -> float:
+    """µs a path of the compiled block kernel (``kernel``, default the generic one), one
+    thread, best of ``repeats``."""
+    kernel = kernel or mc.run_block
     model, deal = compile_model(cd, sc).kernel, cd.kernel
     n = BLOCKS * S.BLOCK_SIZE
     spec = S.frozen(S.RunSpec(S.BLOCK_SIZE, n, 1, *S.hist_ranges(cd), 0))
@@ -38,7 +40,7 @@ def block_us(cd: ae.CompiledDeal, sc, repeats: int = 7) -> float:
 
     def run() -> None:
         for b in range(BLOCKS):
-            mc.run_block(0, b, spec, model, deal, sums, *scratch)
+            kernel(0, b, spec, model, deal, sums, *scratch)
 
     run()
     best = float("inf")
@@ -66,13 +68,24 @@ def batches(cd: ae.CompiledDeal, sc, rounds: int = 6, paths: int = 1_000_000) ->
 
 def main(argv: list[str]) -> int:
     cd, sc = ae.compile_deal(ae.load_deal()), ae.load_scenario("huake_mc")
+    try:  # a tree from before the specialised kernel (another checkout's) has none
+        from abs_engine.kernels.specialise import specialised_kernel
+
+        specialised = specialised_kernel(cd.kernel, cd.n_periods)[0]
+    except ImportError:
+        specialised = None
     for label, scen in (("as shipped", sc), ("memo off", memo_off(sc))):
         if "--batches" in argv:
             r = batches(cd, scen)
             print(f"{label}: default batches {r['default']:,.0f} paths/s, 8 blocks a batch "
                   f"{r['8']:,.0f}; median ratio {r['ratio']:.3f}", flush=True)  # fmt: skip
         else:
-            print(f"{label}: block kernel {block_us(cd, scen):.3f} µs a path", flush=True)
+            generic = block_us(cd, scen)
+            line = f"{label}: block kernel {generic:.3f} µs a path"
+            if specialised is not None:
+                spec = block_us(cd, scen, kernel=specialised)
+                line += f"; specialised to the deal {spec:.3f} ({spec / generic:.3f}x)"
+            print(line, flush=True)
     return 0
 
 

@@ -31,6 +31,7 @@ from abs_engine.simulation import BLOCK_SIZE
 
 from .pools import homogeneous_deal, pool_scenario
 from .progress import measured
+from .scaling import warm
 
 __all__ = ["ASSUMPTIONS", "project", "run"]
 
@@ -101,7 +102,7 @@ def _single_process(cases: dict, sizes: dict, log: Callable) -> tuple[dict, dict
     rates, results = {}, {}
     for name, case in cases.items():
         n = sizes["paths"][name]
-        _simulate(case, min(n, 2_048))  # compile / warm
+        warm(case[1], case[2], min(n, 2_048))  # compile / warm
         best, times, res = _best(lambda c=case, k=n: _simulate(c, k), sizes["repeats"])
         rates[name], results[name] = _rate(n, best, times), res
         log(f"  one process, {name}: {n / best:,.0f} paths/s")

@@ -54,6 +54,7 @@ from .scaling import (
     sweep_paths,
     sweep_pool_size,
     timed,
+    warm,
 )
 
 ROOT = Path(__file__).resolve().parent
@@ -140,7 +141,7 @@ def bench_bundled(paths: int, repeats: int) -> dict:
     sc = ae.load_scenario("huake_mc")
     out = {}
     for label, scen in (("memo_on", sc), ("memo_off", memo_off(sc))):
-        ae.simulate(cd, scen, n_paths=2_000, progress=False)  # compile / warm
+        warm(cd, scen)  # compile / warm
         t = timed(lambda s=scen: ae.simulate(cd, s, n_paths=paths, progress=False), repeats)
         out[label] = _stats(paths, t, repeats, cd.n_obligors)
     return out
@@ -148,7 +149,7 @@ def bench_bundled(paths: int, repeats: int) -> dict:
 
 def _bench_pool(cd: ae.CompiledDeal, sc, paths: int, repeats: int) -> dict:
     """``simulate`` of ``paths`` paths end to end on all threads, after a warm-up run."""
-    ae.simulate(cd, sc, n_paths=64, progress=False)
+    warm(cd, sc, 64)
     t = timed(lambda: ae.simulate(cd, sc, n_paths=paths, progress=False), repeats)
     return _stats(paths, t, repeats, cd.n_obligors)
 
@@ -186,7 +187,7 @@ def bench_numpy_ratio(
     configs = [(label, scen, th) for label, scen in (("numba", off), ("numba_memo", sc))
                for th in threads]  # fmt: skip
     for scen in (off, sc):
-        ae.simulate(cd, scen, n_paths=2_000, progress=False)
+        warm(cd, scen)
     t_np: list[float] = []
     t_eng: list[list[float]] = [[] for _ in configs]
     for _ in range(repeats):

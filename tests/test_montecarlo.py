@@ -642,7 +642,8 @@ def test_a_long_first_compile_is_announced(monkeypatch, capsys):
     monkeypatch.setattr(simulation, "block_scratch", lambda model, deal, sums: ())
     monkeypatch.setattr(simulation, "block_callee_args", lambda *a: ())
     monkeypatch.setattr(simulation, "compile_callees", lambda kernel, callees, args: None)
-    monkeypatch.setattr(simulation, "block_kernel", lambda model, jit=True: SlowKernel(0.3))
+    monkeypatch.setattr(simulation, "block_kernel_and_callees",
+                        lambda model, deal, n_paths, jit=True: (SlowKernel(0.3), ()))  # fmt: skip
     assert simulation._warm_up(*args, say=True) >= 0.3
     err = capsys.readouterr().err
     assert err.startswith("compiling the Monte Carlo kernels") and "compiled in 0 s" in err
@@ -651,7 +652,8 @@ def test_a_long_first_compile_is_announced(monkeypatch, capsys):
     # a quick warm-up, against a delay no stall of a loaded machine reaches before it ends;
     # the notice, had it been left scheduled, would print within the sleep after
     monkeypatch.setattr(simulation, "COMPILE_NOTICE_AFTER_S", 1.0)
-    monkeypatch.setattr(simulation, "block_kernel", lambda model, jit=True: SlowKernel(0.0))
+    monkeypatch.setattr(simulation, "block_kernel_and_callees",
+                        lambda model, deal, n_paths, jit=True: (SlowKernel(0.0), ()))  # fmt: skip
     simulation._warm_up(*args, say=True)
     time.sleep(1.2)
     assert capsys.readouterr().err == ""
