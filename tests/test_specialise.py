@@ -178,3 +178,29 @@ def test_the_bundled_deals_waterfall_is_unrolled_and_folded():
     assert SP.STEP_LOOPS_UNROLLED[0] == 1
     consts = {k for k in fn.__globals__ if k.startswith("_K_")}
     assert {"_K_ops", "_K_n_steps", "_K_tranche_i", "_K_groups"} <= consts
+
+
+def _loops(xs):
+    total = 0.0
+    for j in range(3):
+        total += xs[j]
+    for k in range(3):
+        if xs[k] > 1.0:
+            break
+    for m in range(9):
+        total += xs[m % 3]
+    return total
+
+
+def test_short_literal_loops_are_unrolled():
+    """A loop over a literal count up to UNROLL_MAX becomes its body once per value (the
+    loop variable assigned first); one with a ``break``, or longer, stays a loop."""
+    deal = ae.compile_deal(ae.load_deal()).kernel
+    src = _specialised_source(_loops, deal)
+    assert "for j in" not in src and src.count("total += xs[j]") == 3
+    assert "j = 2" in src
+    assert "for k in range(3)" in src and "for m in range(9)" in src
+    ns: dict = {}
+    exec(compile(ast.parse(src), "<unrolled>", "exec"), ns)
+    xs = np.array([0.5, 2.0, 0.25])
+    assert ns["_loops"](xs) == _loops(xs)

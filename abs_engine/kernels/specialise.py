@@ -12,22 +12,33 @@ accounts and periods whose counts it reads from array shapes. For one deal these
 - the shapes of the arrays the waterfall reads (deal tables, ledgers, scratch, pool flows)
   become literal counts, so its loops over tranches, fees and accounts have fixed lengths;
 - each status's waterfall is unrolled: per step, the opcode's own helper alone, its operands
-  literal (the interpreter loops over the steps and tests the opcode at each).
+  literal (the interpreter loops over the steps and tests the opcode at each); and so are
+  the loops of at most :data:`UNROLL_MAX` iterations once their counts are literal (over
+  tranches, fees, accounts...), so every index into a folded table is a constant. The fee
+  and reserve base switch (``base_amount_py``) is inlined too.
 
 The floating-point tables (balances, coupons, fee rates, targets, accrual fractions) stay
 arguments: the solvers' deals with new tranche terms (:mod:`abs_engine.compile.patch`) run on
 the same kernel, and every floating-point operation is the interpreter's, in its order, so
-results are bitwise those of the generic kernel (``tests/test_specialise.py`` compares them
-path for path). Only integers are folded, and an array's shape only where the name is bound
-to that one array everywhere in the kernel (:class:`_Bindings`).
+results are bitwise those of the generic kernel (``tests/test_specialise.py`` compares the
+runs; property 9 of ``tests/test_properties.py`` the ledgers, path for path, on generated
+deals). Only integers are folded, and an array's shape only where the name is bound to that
+one array everywhere in the kernel (:class:`_Bindings`).
 
-Measured on the bundled deal, one thread, the block kernel (``benchmarks.block``, µs a path,
-generic against specialised, three repeats each in one process): 2.78 against 1.62 with
-every path computed (memo off), 1.27 against 0.88 as shipped. A specialisation is compiled
-once per structure (about as long as the generic kernel: its waterfall, then the block
-kernel) and cached on disk under its own name, ``run_block_py__jit__s<key>``: numba tells
-cached functions apart by module, name and first line, and :func:`structure_key` hashes
-everything folded.
+Measured on the bundled deal, one thread, the block kernel (µs a path, medians of six
+alternating rounds in one process, 2026-11-30): 2.98 generic against 1.62 specialised with
+every path computed (memo off), 1.27 against 0.88 as shipped; ``python -m benchmarks.block``
+prints the pair. Measured and not kept (same method): folding the floating-point tables as
+well (slower: 0.72 of the generic kernel against 0.685, and a solver's every new balance
+would compile again); inlining the per-path metrics, cash flows and sums into the block
+kernel with their shapes folded (within 1.5%); dropping the waterfall's stores to ledger
+columns nothing in a Monte Carlo run reads (3-4%, not worth a ledger that lies).
+
+A specialisation is compiled once per structure (the waterfall about 5.5 s against the
+generic one's 3.4 s on this project's VM, then the block kernel) and cached on disk under
+its own name, ``run_block_py__jit__s<key>``: numba tells cached functions apart by module,
+name and first line, and :func:`structure_key` hashes everything folded. Editing any kernel
+source drops the cache (:mod:`abs_engine.kernels`), this file's rewrite included.
 """
 
 from __future__ import annotations
@@ -63,6 +74,9 @@ _UNKNOWN = object()
 _PREFIX = "_K_"
 #: the waterfall's step loops unrolled by the last specialisation built (its tests check it)
 STEP_LOOPS_UNROLLED = [0]
+#: loops of at most this many (literal) iterations are unrolled (0.6 s more to compile the
+#: bundled deal's waterfall, 4.9 s against 5.5 s; 4% less time a path with every path computed)
+UNROLL_MAX = 8
 _LOCK = threading.Lock()
 _KERNELS: dict[str, tuple[Any, tuple[Any, ...]]] = {}
 
@@ -214,6 +228,10 @@ class _Specialise(ast.NodeTransformer):
 
     def visit_Attribute(self, node: ast.Attribute) -> ast.expr:
         self.generic_visit(node)
+        if isinstance(node.ctx, ast.Load) and node.attr == "size":
+            arr = self.bindings.value(node.value)
+            if isinstance(arr, np.ndarray):
+                return ast.copy_location(ast.Constant(int(arr.size)), node)
         if isinstance(node.ctx, ast.Load) and self.bindings.value(node.value) is self.deal:
             value = getattr(self.deal, node.attr)
             if _folded(value):
@@ -234,10 +252,31 @@ class _Specialise(ast.NodeTransformer):
 
     def visit_For(self, node: ast.For) -> Any:
         unrolled = self._unrolled_steps(node)
-        if unrolled is None:
-            return self.generic_visit(node)
-        self.unrolled += 1
-        return self.visit(unrolled)
+        if unrolled is not None:
+            self.unrolled += 1
+            return self.visit(unrolled)
+        self.generic_visit(node)
+        return self._unrolled_loop(node)
+
+    def _unrolled_loop(self, node: ast.For) -> Any:
+        """``for j in range(C): body`` with a literal C <= :data:`UNROLL_MAX` (a count of
+        tranches, fees, accounts... once folded) as ``j = 0; body; j = 1; body ...``, so
+        that every index into a folded table is a constant; other loops as they are."""
+        it = node.iter
+        if not (isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and it.func.id == "range"
+                and len(it.args) == 1 and isinstance(it.args[0], ast.Constant)
+                and type(it.args[0].value) is int and it.args[0].value <= UNROLL_MAX
+                and isinstance(node.target, ast.Name) and not node.orelse
+                and not any(isinstance(n, (ast.Break, ast.Continue)) for b in node.body
+                            for n in ast.walk(b))):  # fmt: skip
+            return node
+        out: list[ast.stmt] = []
+        for k in range(it.args[0].value):
+            out.append(ast.copy_location(ast.Assign(targets=[ast.Name(id=node.target.id,
+                                                                      ctx=ast.Store())],
+                                                    value=ast.Constant(k)), node))  # fmt: skip
+            out.extend(copy.deepcopy(node.body))
+        return out or ast.copy_location(ast.Pass(), node)
 
     def _unrolled_steps(self, node: ast.For) -> ast.stmt | None:
         """``for k in range(n_steps[status]): op, pa, pb, pc = ops[status, k, ...]; if op ==
@@ -352,7 +391,7 @@ def specialised_waterfall_py(deal: Any, n_t: int) -> Any:
     :func:`specialised_kernel`, which the tests run against the interpreter path by path."""
     g = dict(wf.waterfall_path_py.__globals__)
     constants: dict[str, Any] = {}
-    fn = inline_helpers(wf.waterfall_path_py, wf.INLINED_HELPERS, g, None,
+    fn = inline_helpers(wf.waterfall_path_py, (*wf.INLINED_HELPERS, wf.base_amount_py), g, None,
                         _transform(deal, n_t, constants))  # fmt: skip
     g.update(constants)
     return fn
@@ -363,7 +402,8 @@ def _specialised_waterfall(deal: Any, n_t: int, key: str) -> Any:
     its first call, or loads it from its cache)."""
     constants: dict[str, Any] = {}
     kernel = jit_twin(wf.waterfall_path_py, {"base_amount_py": wf.base_amount},
-                      inline_source=wf.INLINED_HELPERS, transform=_transform(deal, n_t, constants),
+                      inline_source=(*wf.INLINED_HELPERS, wf.base_amount_py),
+                      transform=_transform(deal, n_t, constants),
                       cache=True, refcounts=False, suffix=f"__s{key}")  # fmt: skip
     # the copy's globals are a dict of its own (jit_twin's): the folded constants join it
     # before numba first compiles it

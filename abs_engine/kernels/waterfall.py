@@ -254,13 +254,14 @@ def base_amount_py(kind, pool_start, notes, original_pool, tranche_balance):
     """The balance a fee's rate or a percent reserve target applies to (yuan), by ``BASE_*``
     code: the pool at the period's start, the notes, the original pool, or the tranche's
     balance (``tranche_balance``, read whatever the code: its index is -1 otherwise)."""
+    base = tranche_balance
     if kind == BASE_POOL:
-        return pool_start
-    if kind == BASE_NOTES:
-        return notes
-    if kind == BASE_ORIGINAL_POOL:
-        return original_pool
-    return tranche_balance
+        base = pool_start
+    elif kind == BASE_NOTES:
+        base = notes
+    elif kind == BASE_ORIGINAL_POOL:
+        base = original_pool
+    return base
 
 
 def _pay_fee_py(t, f, avail, work, led_fee):
