@@ -28,6 +28,7 @@ from abs_engine.compile.patch import with_tranche_terms
 from abs_engine.importance import tuned_sampling
 
 from . import progress as bars
+from .scaling import warm
 
 #: (case, balance of A) and paths per run, quick and full
 CASES = (("senior_as_issued", 95_000_000.0), ("aaa_sized_senior", 38_000_000.0))
@@ -87,6 +88,7 @@ def run(quick: bool, log: Any = print) -> dict:
     out: dict = {"paths": n, "seed": SEED, "cases": {}}
     for s in ("crude", "importance"):  # compiled (or loaded from the cache) before any timing
         ae.simulate(n_paths=1_024, seed=SEED, sampling=s, progress=False)
+    warm(ae.compile_deal(ae.load_deal()), sc, 1_024)  # the deal-specialised kernel too
     for name, balance in CASES:
         cd = _deal(balance)
         model = compile_model(cd, sc)

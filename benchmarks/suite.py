@@ -229,7 +229,7 @@ def bench_memory(path_counts: list[int], pool_path_counts: list[int]) -> dict:
     kernel's peak counter (VmHWM) is reset before each run, so a run's peak is its own;
     elsewhere ``ru_maxrss`` is the process's high-water mark since start (``method``)."""
     code = f"""
-import json, resource, sys, time
+import json, os, resource, sys, time
 import abs_engine as ae
 from benchmarks.pools import homogeneous_deal, pool_scenario
 
@@ -268,6 +268,9 @@ cases = [("bundled", ae.compile_deal(ae.load_deal()), ae.load_scenario("huake_mc
           {sorted(pool_path_counts)!r})]
 for label, cd, sc, counts in cases:
     ae.simulate(cd, sc, n_paths=500, progress=False)
+    os.environ["ABS_ENGINE_SPECIALISE"] = "1"  # the deal-specialised kernel compiled too
+    ae.simulate(cd, sc, n_paths=64, progress=False)
+    del os.environ["ABS_ENGINE_SPECIALISE"]
     for n in counts:
         before = rss()
         reset()
