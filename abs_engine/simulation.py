@@ -10,6 +10,7 @@ import os
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -51,7 +52,7 @@ from .kernels.montecarlo import (
     run_block_cmc_py,
     run_block_py,
 )
-from .kernels.specialise import is_specialised, specialised_kernel
+from .kernels.specialise import failed, is_specialised, mark_failed, specialised_kernel
 from .metrics.montecarlo import (
     hist_ranges,
     importance_mean_se,
@@ -500,6 +501,7 @@ def _warm_up(
         # a cold compile: the waterfall here, the other callees in a second process
         args = block_callee_args(one, model.kernel, cd.kernel, sums, *scratch)
         compile_callees(kernel, callees, args)
+        kernel = _compiled_or_generic(kernel, (0, 0, one, model.kernel, cd.kernel, sums, *scratch))
         with np.errstate(over="ignore"):
             kernel(0, 0, one, model.kernel, cd.kernel, sums, *scratch)
     finally:
@@ -631,6 +633,10 @@ def run_range(
         n_p = min((first + n_blocks) * spec.block_size, spec.n_paths) - p0
         sums = sums._replace(path_metrics=np.full((n_p, shape.n_m), np.nan))
     kernel = block_kernel(model, jit, deal, spec.n_paths)
+    if jit and not getattr(kernel, "signatures", True):  # a specialisation, at its first run
+        kernel = _compiled_or_generic(
+            kernel, (first, 0, spec, model, deal, sums, *block_scratch(model, deal, sums))
+        )
     if not jit:
         with np.errstate(over="ignore"):  # uint64 wraparound is the RNG's arithmetic
             _run_blocks(kernel, first, 0, n_blocks, spec, model, deal, sums)
@@ -715,16 +721,44 @@ SPECIALISE_ENV = "ABS_ENGINE_SPECIALISE"
 SPECIALISE_MIN_PATHS = 100_000
 
 
+def _compiled_or_generic(kernel: Any, args: tuple[Any, ...]) -> Any:
+    """``kernel`` compiled (or loaded from the cache) for ``args``, its arguments, when it is a
+    deal-specialised block kernel not compiled yet; where numba cannot compile it (a structure
+    the rewrite did not foresee) and the choice was not forced (``ABS_ENGINE_SPECIALISE=1``
+    raises), the generic kernel for the rest of the process, with a warning: a
+    specialisation costs a run speed or nothing, never the run."""
+    if kernel in (run_block, run_block_cmc) or getattr(kernel, "signatures", True):
+        return kernel
+    try:
+        kernel.compile(tuple(numba.typeof(a) for a in args))
+    except numba.core.errors.NumbaError as exc:
+        if os.environ.get(SPECIALISE_ENV, "").strip() == "1":
+            raise
+        deal, model = args[4], args[3]
+        mark_failed(deal, model.agg_interest.shape[0])
+        warnings.warn(
+            f"the block kernel specialised to this deal's structure did not compile "
+            f"({type(exc).__name__}); running the generic kernel (the same results, slower)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return run_block
+    return kernel
+
+
 def specialises(deal: Any, n_t: int, n_paths: int) -> bool:
     """Whether a run of ``n_paths`` paths on ``deal`` (a ``DealArrays`` over ``n_t`` periods)
     uses the block kernel specialised to its structure
     (:mod:`abs_engine.kernels.specialise`: 25-35% less time a path on the bundled deal): per
     ``ABS_ENGINE_SPECIALISE``, or by default when the run has :data:`SPECIALISE_MIN_PATHS`
     paths or more, or the specialisation is compiled already (in this process, or in numba's
-    cache: then it costs nothing to use)."""
+    cache: then it costs nothing to use); not where numba could not compile it in this
+    process (:func:`_compiled_or_generic`)."""
     choice = os.environ.get(SPECIALISE_ENV, "").strip()
     if choice in ("0", "1"):
         return choice == "1"
+    if failed(deal, n_t):  # numba could not compile it in this process
+        return False
     return n_paths >= SPECIALISE_MIN_PATHS or is_specialised(deal, n_t)
 
 

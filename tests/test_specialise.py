@@ -189,18 +189,54 @@ def _loops(xs):
             break
     for m in range(9):
         total += xs[m % 3]
+    for z in range(0):
+        last = z
+    if total < 0.0:
+        total = last
     return total
 
 
 def test_short_literal_loops_are_unrolled():
-    """A loop over a literal count up to UNROLL_MAX becomes its body once per value (the
-    loop variable assigned first); one with a ``break``, or longer, stays a loop."""
+    """A loop over a literal count from 1 to UNROLL_MAX becomes its body once per value (the
+    loop variable assigned first); one with a ``break``, longer, or empty (numba types what
+    its body assigns, which a branch never taken may read) stays a loop."""
     deal = ae.compile_deal(ae.load_deal()).kernel
     src = _specialised_source(_loops, deal)
     assert "for j in" not in src and src.count("total += xs[j]") == 3
     assert "j = 2" in src
     assert "for k in range(3)" in src and "for m in range(9)" in src
+    assert "for z in range(0)" in src
     ns: dict = {}
     exec(compile(ast.parse(src), "<unrolled>", "exec"), ns)
     xs = np.array([0.5, 2.0, 0.25])
     assert ns["_loops"](xs) == _loops(xs)
+
+
+def _uncompilable(first, bb, spec, model, deal, sums, coll, led, wf, buf):
+    return no_such_name + 1  # noqa: F821 - numba cannot type it
+
+
+def test_a_specialisation_numba_cannot_compile_falls_back_to_the_generic_kernel(monkeypatch):
+    """Chosen automatically, a specialised kernel numba refuses to compile costs the run its
+    speed, not its result: a warning, the generic kernel's results, and the generic kernel
+    for that structure from then on. Forced (ABS_ENGINE_SPECIALISE=1), the error is raised."""
+    import numba
+
+    cd, sc = ae.compile_deal(parse_deal(_swapped_steps())), ae.load_scenario("huake_mc")
+    bad = numba.njit(_uncompilable)
+    monkeypatch.setattr(S, "specialised_kernel", lambda deal, n_t: (bad, mc.BLOCK_CALLEES))
+    monkeypatch.setattr(SP, "_FAILED", set())
+    monkeypatch.setenv(ENV, "0")
+    generic = ae.simulate(cd, sc, n_paths=3_000, seed=5, keep_paths=True, progress=False)
+    monkeypatch.delenv(ENV)
+    monkeypatch.setattr(S, "SPECIALISE_MIN_PATHS", 1_000)
+    with pytest.warns(RuntimeWarning, match="did not compile"):
+        fell = ae.simulate(cd, sc, n_paths=3_000, seed=5, keep_paths=True, progress=False)
+    assert np.array_equal(generic.paths.to_numpy(), fell.paths.to_numpy(), equal_nan=True)
+    assert fell.tranches.equals(generic.tranches)
+    assert SP.failed(cd.kernel, cd.n_periods)
+    assert not S.specialises(cd.kernel, cd.n_periods, 10**9)
+    monkeypatch.setattr(SP, "_FAILED", set())
+    monkeypatch.setenv(ENV, "1")
+    with pytest.raises(numba.core.errors.TypingError):
+        ae.simulate(cd, sc, n_paths=3_000, seed=5, progress=False)

@@ -63,7 +63,9 @@ from .layout import N_PF
 
 __all__ = [
     "STEP_LOOPS_UNROLLED",
+    "failed",
     "is_specialised",
+    "mark_failed",
     "specialised_kernel",
     "specialised_waterfall_py",
     "structure_key",
@@ -79,6 +81,8 @@ STEP_LOOPS_UNROLLED = [0]
 UNROLL_MAX = 8
 _LOCK = threading.Lock()
 _KERNELS: dict[str, tuple[Any, tuple[Any, ...]]] = {}
+#: keys of the structures whose specialisation numba could not compile (this process)
+_FAILED: set[str] = set()
 
 
 def _folded(value: Any) -> bool:
@@ -259,13 +263,15 @@ class _Specialise(ast.NodeTransformer):
         return self._unrolled_loop(node)
 
     def _unrolled_loop(self, node: ast.For) -> Any:
-        """``for j in range(C): body`` with a literal C <= :data:`UNROLL_MAX` (a count of
+        """``for j in range(C): body`` with a literal 1 <= C <= :data:`UNROLL_MAX` (a count of
         tranches, fees, accounts... once folded) as ``j = 0; body; j = 1; body ...``, so
-        that every index into a folded table is a constant; other loops as they are."""
+        that every index into a folded table is a constant; other loops as they are (an
+        empty one too: numba types the names its body assigns, which code after it may
+        read in a branch never taken)."""
         it = node.iter
         if not (isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and it.func.id == "range"
                 and len(it.args) == 1 and isinstance(it.args[0], ast.Constant)
-                and type(it.args[0].value) is int and it.args[0].value <= UNROLL_MAX
+                and type(it.args[0].value) is int and 1 <= it.args[0].value <= UNROLL_MAX
                 and isinstance(node.target, ast.Name) and not node.orelse
                 and not any(isinstance(n, (ast.Break, ast.Continue)) for b in node.body
                             for n in ast.walk(b))):  # fmt: skip
@@ -276,7 +282,7 @@ class _Specialise(ast.NodeTransformer):
                                                                       ctx=ast.Store())],
                                                     value=ast.Constant(k)), node))  # fmt: skip
             out.extend(copy.deepcopy(node.body))
-        return out or ast.copy_location(ast.Pass(), node)
+        return out
 
     def _unrolled_steps(self, node: ast.For) -> ast.stmt | None:
         """``for k in range(n_steps[status]): op, pa, pb, pc = ops[status, k, ...]; if op ==
@@ -429,6 +435,19 @@ def specialised_kernel(deal: Any, n_t: int) -> tuple[Any, tuple[Any, ...]]:
                               suffix=f"__s{key}")  # fmt: skip
             _KERNELS[key] = (kernel, (waterfall, *mc.BLOCK_CALLEES[1:]))
         return _KERNELS[key]
+
+
+def mark_failed(deal: Any, n_t: int) -> None:
+    """Note that numba could not compile ``deal``'s specialisation: :func:`failed` then says
+    so, and the driver runs the generic kernel for it in this process."""
+    with _LOCK:
+        _FAILED.add(structure_key(deal, n_t))
+
+
+def failed(deal: Any, n_t: int) -> bool:
+    """Whether :func:`mark_failed` was called for ``deal``'s structure in this process."""
+    with _LOCK:
+        return structure_key(deal, n_t) in _FAILED
 
 
 def is_specialised(deal: Any, n_t: int) -> bool:
