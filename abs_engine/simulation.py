@@ -727,7 +727,8 @@ def _compiled_or_generic(kernel: Any, args: tuple[Any, ...]) -> Any:
     the rewrite did not foresee) and the choice was not forced (``ABS_ENGINE_SPECIALISE=1``
     raises), the generic kernel for the rest of the process, with a warning: a
     specialisation costs a run speed or nothing, never the run."""
-    if kernel in (run_block, run_block_cmc) or getattr(kernel, "signatures", True):
+    if (kernel in (run_block, run_block_cmc) or getattr(kernel, "signatures", True)
+            or not hasattr(kernel, "compile")):  # fmt: skip
         return kernel
     try:
         kernel.compile(tuple(numba.typeof(a) for a in args))
