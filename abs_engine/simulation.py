@@ -500,8 +500,8 @@ def _warm_up(
         scratch = block_scratch(model.kernel, cd.kernel, sums)
         # a cold compile: the waterfall here, the other callees in a second process
         args = block_callee_args(one, model.kernel, cd.kernel, sums, *scratch)
-        compile_callees(kernel, callees, args)
-        kernel = _compiled_or_generic(kernel, (0, 0, one, model.kernel, cd.kernel, sums, *scratch))
+        call = (0, 0, one, model.kernel, cd.kernel, sums, *scratch)
+        kernel = _compiled_or_generic(kernel, callees, call, args)
         with np.errstate(over="ignore"):
             kernel(0, 0, one, model.kernel, cd.kernel, sums, *scratch)
     finally:
@@ -633,10 +633,9 @@ def run_range(
         n_p = min((first + n_blocks) * spec.block_size, spec.n_paths) - p0
         sums = sums._replace(path_metrics=np.full((n_p, shape.n_m), np.nan))
     kernel = block_kernel(model, jit, deal, spec.n_paths)
-    if jit and not getattr(kernel, "signatures", True):  # a specialisation, at its first run
-        kernel = _compiled_or_generic(
-            kernel, (first, 0, spec, model, deal, sums, *block_scratch(model, deal, sums))
-        )
+    if jit and _is_specialisation(kernel):  # at its first run in this process
+        first_call = (first, 0, spec, model, deal, sums, *block_scratch(model, deal, sums))
+        kernel = _compiled_or_generic(kernel, (), first_call)
     if not jit:
         with np.errstate(over="ignore"):  # uint64 wraparound is the RNG's arithmetic
             _run_blocks(kernel, first, 0, n_blocks, spec, model, deal, sums)
@@ -721,21 +720,41 @@ SPECIALISE_ENV = "ABS_ENGINE_SPECIALISE"
 SPECIALISE_MIN_PATHS = 100_000
 
 
-def _compiled_or_generic(kernel: Any, args: tuple[Any, ...]) -> Any:
-    """``kernel`` compiled (or loaded from the cache) for ``args``, its arguments, when it is a
-    deal-specialised block kernel not compiled yet; where numba cannot compile it (a structure
-    the rewrite did not foresee) and the choice was not forced (``ABS_ENGINE_SPECIALISE=1``
-    raises), the generic kernel for the rest of the process, with a warning: a
-    specialisation costs a run speed or nothing, never the run."""
-    if (kernel in (run_block, run_block_cmc) or getattr(kernel, "signatures", True)
-            or not hasattr(kernel, "compile")):  # fmt: skip
+def _is_specialisation(kernel: Any) -> bool:
+    """Whether ``kernel`` is a deal-specialised block kernel (a numba dispatcher other than
+    the generic ones) that this process has not compiled yet."""
+    return (
+        kernel not in (run_block, run_block_cmc)
+        and hasattr(kernel, "compile")
+        and not getattr(kernel, "signatures", True)
+    )
+
+
+def _compiled_or_generic(
+    kernel: Any,
+    callees: Sequence[Any],
+    call: tuple[Any, ...],
+    callee_args: Sequence[tuple[Any, ...]] | None = None,
+) -> Any:
+    """``kernel`` compiled (or loaded from the cache) for the arguments ``call``, its callees
+    first over two processes where they are cold and ``callee_args`` given
+    (:func:`~abs_engine.kernel_compile.compile_callees`). Where numba cannot compile a
+    deal-specialised kernel (a structure the rewrite did not foresee) and the choice was not
+    forced (``ABS_ENGINE_SPECIALISE=1`` raises), the generic kernel instead, for the rest of
+    the process, with a warning: a specialisation costs a run speed or nothing, never the
+    run."""
+    if not _is_specialisation(kernel):
+        if callee_args is not None:
+            compile_callees(kernel, callees, callee_args)
         return kernel
     try:
-        kernel.compile(tuple(numba.typeof(a) for a in args))
+        if callee_args is not None:
+            compile_callees(kernel, callees, callee_args)  # the specialised waterfall first
+        kernel.compile(tuple(numba.typeof(a) for a in call))
     except numba.core.errors.NumbaError as exc:
         if os.environ.get(SPECIALISE_ENV, "").strip() == "1":
             raise
-        deal, model = args[4], args[3]
+        model, deal = call[3], call[4]
         mark_failed(deal, model.agg_interest.shape[0])
         warnings.warn(
             f"the block kernel specialised to this deal's structure did not compile "
@@ -743,7 +762,7 @@ def _compiled_or_generic(kernel: Any, args: tuple[Any, ...]) -> Any:
             RuntimeWarning,
             stacklevel=3,
         )
-        return run_block
+        return _compiled_or_generic(run_block, BLOCK_CALLEES, call, callee_args)
     return kernel
 
 
@@ -755,6 +774,8 @@ def specialises(deal: Any, n_t: int, n_paths: int) -> bool:
     paths or more, or the specialisation is compiled already (in this process, or in numba's
     cache: then it costs nothing to use); not where numba could not compile it in this
     process (:func:`_compiled_or_generic`)."""
+    if getattr(numba.config, "DISABLE_JIT", False):  # the Python twins run: none to specialise
+        return False
     choice = os.environ.get(SPECIALISE_ENV, "").strip()
     if choice in ("0", "1"):
         return choice == "1"

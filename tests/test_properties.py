@@ -64,7 +64,7 @@ from abs_engine.kernels import layout as L
 from abs_engine.kernels._twin import jit_twin
 from abs_engine.kernels.bundles import Ledgers
 from abs_engine.kernels.montecarlo import _checkpointed_path_py
-from abs_engine.kernels.specialise import STEP_LOOPS_UNROLLED, specialised_waterfall_py
+from abs_engine.kernels.specialise import specialised_waterfall_py
 from abs_engine.kernels.waterfall import (
     _checkpoint,
     _restart_path,
@@ -1080,7 +1080,7 @@ def test_the_specialised_waterfall_is_the_interpreter(case: Case, data) -> None:
     fl = deterministic_flows(cd, scs)
     n_t, n_s = cd.n_periods, len(cd.support_names)
     special = specialised_waterfall_py(cd.kernel, n_t)
-    assert STEP_LOOPS_UNROLLED[0] == 1
+    assert special.step_loops_unrolled == 1
     shape = (len(cd.tranche_names), len(cd.fee_names), len(cd.account_names), n_s,
              len(cd.trigger_names), n_t)  # fmt: skip
 

@@ -15,8 +15,8 @@ import pytest
 import abs_engine as ae
 from abs_engine import simulation as S
 from abs_engine.compile.patch import with_tranche_terms
-from abs_engine.kernels import montecarlo as mc
 from abs_engine.kernels import specialise as SP
+from abs_engine.kernels.waterfall import ledgers_py as wf_ledgers
 from abs_engine.schema import parse_deal
 
 ENV = S.SPECIALISE_ENV
@@ -53,14 +53,33 @@ def test_the_specialised_kernel_gives_the_generic_kernels_results(monkeypatch, v
     assert generic.cashflows.equals(special.cashflows)
     assert np.array_equal(generic.default_count_hist, special.default_count_hist)
     assert np.array_equal(generic.loss_rate_hist, special.loss_rate_hist)
-    # the run did use another kernel
-    assert S.block_kernel(_model(cd, sc), True, cd.kernel, 1) is not mc.run_block
+    # forced, the run compiled the specialisation (a failure raises) and ran it
+    assert SP.is_specialised(cd.kernel, cd.n_periods)
 
 
-def _model(cd, sc):
-    from abs_engine.compile.model import compile_model
+def _bare() -> dict:
+    """The bundled deal without fees, accounts, triggers or support, and one waterfall: the
+    empty tables and the statuses without steps the rewrite must handle."""
+    doc = ae.load_deal().model_dump(mode="json", exclude_none=True)
+    doc.update(fees=[], accounts=[], triggers=[], support=[])
+    doc["waterfalls"] = {"normal": [
+        {"kind": "pay_interest", "tranches": ["A"], "mode": "pro_rata"},
+        {"kind": "pay_principal", "tranches": ["A", "Sub"], "amount": "principal_due"},
+        {"kind": "pay_residual", "tranche": "Sub"},
+    ]}  # fmt: skip
+    return doc
 
-    return compile_model(cd, sc).kernel
+
+def test_a_bare_structure_compiles_and_gives_the_generic_results(monkeypatch):
+    """Compiled by numba (not only run as Python, as property 9 runs it): a deal with empty
+    fee, account, trigger and support tables and two statuses without steps."""
+    cd, sc = ae.compile_deal(parse_deal(_bare())), ae.load_scenario("huake_mc")
+    generic = _run(monkeypatch, "0", cd, sc)
+    special = _run(monkeypatch, "1", cd, sc)
+    assert SP.is_specialised(cd.kernel, cd.n_periods)
+    assert np.array_equal(generic.paths.to_numpy(), special.paths.to_numpy(), equal_nan=True)
+    assert generic.tranches.equals(special.tranches) and generic.pool.equals(special.pool)
+    assert generic.cashflows.equals(special.cashflows)
 
 
 def test_a_deal_with_new_tranche_terms_runs_on_the_same_specialisation(monkeypatch):
@@ -152,6 +171,24 @@ def _bound(deal, led, x):
     return n1 + n2 + n3 + n4 + n5 + n6 + n7 + n8 + deal.original_pool
 
 
+def _starred(deal, led):
+    tr, *mid, sum_pool = led
+    shapes = [x.shape[0] for x in (led.tr, led.fee)]
+    x = deal.tranche_f
+    return sum_pool.shape[0] + tr.shape[1] + x.shape[1] + shapes[0]
+
+
+def test_names_after_a_star_or_bound_in_a_comprehension_are_not_folded():
+    """``a, *b, c = bundle`` binds ``c`` to the bundle's last field, not its third: such names
+    are left alone, and so are a comprehension's (``x`` there is not ``deal.tranche_f``)."""
+    deal = ae.compile_deal(ae.load_deal()).kernel
+    led = wf_ledgers(12, 2, 4, 1, 1)
+    src = _specialised_source(_starred, deal, {"led": led})
+    assert "sum_pool.shape[0]" in src and "tr.shape[1]" in src
+    assert "x.shape[0] for x in" in src
+    assert "x.shape[1]" in src  # x is also the comprehension's
+
+
 def test_only_names_bound_to_one_array_have_their_shapes_folded():
     """A shape is folded where the name is one array everywhere (aliases, tuple unpacking, a
     bundle's fields, an element written in place); not for a name assigned two arrays, a
@@ -175,7 +212,7 @@ def test_the_bundled_deals_waterfall_is_unrolled_and_folded():
     """On the bundled deal the step loop is unrolled and the integer tables folded."""
     deal = ae.compile_deal(ae.load_deal()).kernel
     fn = SP.specialised_waterfall_py(deal, 12)
-    assert SP.STEP_LOOPS_UNROLLED[0] == 1
+    assert fn.step_loops_unrolled == 1
     consts = {k for k in fn.__globals__ if k.startswith("_K_")}
     assert {"_K_ops", "_K_n_steps", "_K_tranche_i", "_K_groups"} <= consts
 
@@ -212,19 +249,34 @@ def test_short_literal_loops_are_unrolled():
     assert ns["_loops"](xs) == _loops(xs)
 
 
-def _uncompilable(first, bb, spec, model, deal, sums, coll, led, wf, buf):
-    return no_such_name + 1  # noqa: F821 - numba cannot type it
-
-
 def test_a_specialisation_numba_cannot_compile_falls_back_to_the_generic_kernel(monkeypatch):
-    """Chosen automatically, a specialised kernel numba refuses to compile costs the run its
-    speed, not its result: a warning, the generic kernel's results, and the generic kernel
-    for that structure from then on. Forced (ABS_ENGINE_SPECIALISE=1), the error is raised."""
+    """Chosen automatically, a specialised waterfall numba refuses to compile (here the rewrite
+    made to read an undefined name; the cold compile's own path, the waterfall first) costs
+    the run its speed, not its result: a warning, the generic kernel's results, and the
+    generic kernel for that structure from then on. Forced (ABS_ENGINE_SPECIALISE=1), the
+    error is raised."""
+    import uuid
+
     import numba
 
     cd, sc = ae.compile_deal(parse_deal(_swapped_steps())), ae.load_scenario("huake_mc")
-    bad = numba.njit(_uncompilable)
-    monkeypatch.setattr(S, "specialised_kernel", lambda deal, n_t: (bad, mc.BLOCK_CALLEES))
+    key = f"t{uuid.uuid4().hex[:15]}"  # nothing cached under it
+    real = SP._transform
+
+    def broken(deal, n_t, constants, report):
+        rewrite = real(deal, n_t, constants, report)
+
+        def transform(fn):
+            out = rewrite(fn)
+            bad = ast.Expr(value=ast.Name(id="no_such_name", ctx=ast.Load()))
+            out.body.insert(0, ast.copy_location(bad, out.body[0]))
+            return out
+
+        return transform
+
+    monkeypatch.setattr(SP, "structure_key", lambda deal, n_t: key)
+    monkeypatch.setattr(SP, "_transform", broken)
+    monkeypatch.setattr(SP, "_KERNELS", {})
     monkeypatch.setattr(SP, "_FAILED", set())
     monkeypatch.setenv(ENV, "0")
     generic = ae.simulate(cd, sc, n_paths=3_000, seed=5, keep_paths=True, progress=False)
@@ -237,6 +289,26 @@ def test_a_specialisation_numba_cannot_compile_falls_back_to_the_generic_kernel(
     assert SP.failed(cd.kernel, cd.n_periods)
     assert not S.specialises(cd.kernel, cd.n_periods, 10**9)
     monkeypatch.setattr(SP, "_FAILED", set())
+    monkeypatch.setattr(SP, "_KERNELS", {})
     monkeypatch.setenv(ENV, "1")
     with pytest.raises(numba.core.errors.TypingError):
         ae.simulate(cd, sc, n_paths=3_000, seed=5, progress=False)
+
+
+def test_with_numbas_jit_disabled_nothing_is_specialised():
+    """NUMBA_DISABLE_JIT=1 runs the Python twins: no specialisation is chosen, whatever the
+    path count, and a run works."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import abs_engine as ae, abs_engine.simulation as S\n"
+        "cd = ae.compile_deal(ae.load_deal())\n"
+        "assert not S.specialises(cd.kernel, cd.n_periods, 10**9)\n"
+        "r = ae.simulate(cd, ae.load_scenario('huake_mc'), n_paths=40, progress=False)\n"
+        "print('ok', len(r.tranches))\n"
+    )
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.startswith("ok"), done.stderr[-2000:]

@@ -62,7 +62,6 @@ from .collateral import DRAWS_ENV
 from .layout import N_PF
 
 __all__ = [
-    "STEP_LOOPS_UNROLLED",
     "failed",
     "is_specialised",
     "mark_failed",
@@ -74,11 +73,12 @@ __all__ = [
 _UNKNOWN = object()
 #: name prefix of the folded constants in the compiled copy's globals
 _PREFIX = "_K_"
-#: the waterfall's step loops unrolled by the last specialisation built (its tests check it)
-STEP_LOOPS_UNROLLED = [0]
 #: loops of at most this many (literal) iterations are unrolled (0.6 s more to compile the
 #: bundled deal's waterfall, 4.9 s against 5.5 s; 4% less time a path with every path computed)
 UNROLL_MAX = 8
+#: ... and only where the copies hold at most this many syntax-tree nodes in all (a deal with
+#: many tranches or fees would otherwise multiply its waterfall's size and compile time)
+UNROLL_NODES_MAX = 4_000
 _LOCK = threading.Lock()
 _KERNELS: dict[str, tuple[Any, tuple[Any, ...]]] = {}
 #: keys of the structures whose specialisation numba could not compile (this process)
@@ -151,13 +151,18 @@ class _Bindings:
             if isinstance(node, ast.Assign):
                 for target in node.targets:
                     self._collect(target, node.value)
-            elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For, ast.NamedExpr)):
+            elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For, ast.NamedExpr,
+                                   ast.comprehension)):  # fmt: skip
                 self._unknown(node.target)
+            elif isinstance(node, ast.withitem) and node.optional_vars is not None:
+                self._unknown(node.optional_vars)
         self._memo: dict[str, Any] = {}
 
     def _collect(self, target: ast.expr, value: ast.expr) -> None:
         if isinstance(target, ast.Name):
             self._sources[target.id].append(("expr", value))
+        elif isinstance(target, ast.Tuple) and any(isinstance(t, ast.Starred) for t in target.elts):
+            self._unknown(target)  # the names after a star count from the end: not followed
         elif isinstance(target, ast.Tuple):
             if isinstance(value, ast.Tuple) and len(value.elts) == len(target.elts):
                 for t, v in zip(target.elts, value.elts, strict=True):
@@ -229,6 +234,7 @@ class _Specialise(ast.NodeTransformer):
         self.constants: dict[str, Any] = {}
         self.bindings = _Bindings(fn, roots, self.constants)
         self.unrolled = 0
+        self.loops_unrolled = 0
 
     def visit_Attribute(self, node: ast.Attribute) -> ast.expr:
         self.generic_visit(node)
@@ -276,6 +282,10 @@ class _Specialise(ast.NodeTransformer):
                 and not any(isinstance(n, (ast.Break, ast.Continue)) for b in node.body
                             for n in ast.walk(b))):  # fmt: skip
             return node
+        size = sum(1 for b in node.body for _ in ast.walk(b))
+        if size * it.args[0].value > UNROLL_NODES_MAX:
+            return node  # a long body copied many times: compile time for little gain
+        self.loops_unrolled += 1
         out: list[ast.stmt] = []
         for k in range(it.args[0].value):
             out.append(ast.copy_location(ast.Assign(targets=[ast.Name(id=node.target.id,
@@ -296,10 +306,17 @@ class _Specialise(ast.NodeTransformer):
                 and isinstance(node.target, ast.Name) and not node.orelse):  # fmt: skip
             return None
         status, k = it.args[0].slice, node.target.id
-        operands = self._step_operands(node.body, k)
+        operands = self._step_operands(node.body, k, status)
         if operands is None:
             return None
         names, columns, chain = operands
+        if columns[0] != self._int(ast.Name(id="OPC_CODE", ctx=ast.Load())) or any(
+            isinstance(n, ast.Name)
+            and isinstance(n.ctx, ast.Store)
+            and n.id in {k, *names} | ({status.id} if isinstance(status, ast.Name) else set())
+            for n in ast.walk(chain)
+        ):
+            return None  # not the opcode first, or a branch assigns the status or an operand
         cases = []
         for s in range(deal.ops.shape[0]):
             body: list[ast.stmt] = []
@@ -323,9 +340,10 @@ class _Specialise(ast.NodeTransformer):
             outer.orelse = [inner]
         return ast.copy_location(cases[0], node)
 
-    def _step_operands(self, body: list[ast.stmt], k: str):
+    def _step_operands(self, body: list[ast.stmt], k: str, status: ast.expr):
         """The loop body's leading ``x = ops[status, k, COLUMN]`` statements (names and column
-        numbers; the first is the opcode) and the ``if`` chain after them, or None."""
+        numbers; the first is the opcode), ``status`` the loop's own, and the ``if`` chain
+        after them, or None."""
         names, columns = [], []
         for stmt in body:
             if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
@@ -335,6 +353,7 @@ class _Specialise(ast.NodeTransformer):
                 break
             index = stmt.value.slice
             if not (isinstance(index, ast.Tuple) and len(index.elts) == 3
+                    and ast.dump(index.elts[0]) == ast.dump(status)
                     and isinstance(index.elts[1], ast.Name) and index.elts[1].id == k):  # fmt: skip
                 return None
             column = self._int(index.elts[2])
@@ -376,16 +395,17 @@ class _Specialise(ast.NodeTransformer):
         return None
 
 
-def _transform(deal: Any, n_t: int, constants: dict[str, Any]) -> Any:
+def _transform(deal: Any, n_t: int, constants: dict[str, Any], report: dict[str, int]) -> Any:
     """The rewrite of the inlined waterfall for ``deal``'s structure; the constants it folds
-    are put in ``constants`` (to be added to the copy's globals)."""
+    are put in ``constants`` (to be added to the copy's globals), and the count of step loops
+    it unrolled in ``report["step_loops_unrolled"]``."""
     roots = _example_roots(deal, n_t)
 
     def transform(fn: ast.FunctionDef) -> ast.FunctionDef:
         sp = _Specialise(fn, roots, wf.waterfall_path_py.__globals__)
         out = sp.visit(fn)
         constants.update(sp.constants)
-        STEP_LOOPS_UNROLLED[0] = sp.unrolled
+        report["step_loops_unrolled"] = sp.unrolled
         return out
 
     return transform
@@ -394,12 +414,15 @@ def _transform(deal: Any, n_t: int, constants: dict[str, Any]) -> Any:
 def specialised_waterfall_py(deal: Any, n_t: int) -> Any:
     """The specialised waterfall as plain Python, with the interpreter's parameters (for a
     ``scratch`` with checkpoints, as the block kernel's): the source numba compiles for
-    :func:`specialised_kernel`, which the tests run against the interpreter path by path."""
+    :func:`specialised_kernel`, which the tests run against the interpreter path by path;
+    its attribute ``step_loops_unrolled`` counts the step loops the rewrite unrolled."""
     g = dict(wf.waterfall_path_py.__globals__)
     constants: dict[str, Any] = {}
+    report: dict[str, int] = {}
     fn = inline_helpers(wf.waterfall_path_py, (*wf.INLINED_HELPERS, wf.base_amount_py), g, None,
-                        _transform(deal, n_t, constants))  # fmt: skip
+                        _transform(deal, n_t, constants, report))  # fmt: skip
     g.update(constants)
+    fn.step_loops_unrolled = report["step_loops_unrolled"]  # type: ignore[attr-defined]
     return fn
 
 
@@ -409,7 +432,7 @@ def _specialised_waterfall(deal: Any, n_t: int, key: str) -> Any:
     constants: dict[str, Any] = {}
     kernel = jit_twin(wf.waterfall_path_py, {"base_amount_py": wf.base_amount},
                       inline_source=(*wf.INLINED_HELPERS, wf.base_amount_py),
-                      transform=_transform(deal, n_t, constants),
+                      transform=_transform(deal, n_t, constants, {}),
                       cache=True, refcounts=False, suffix=f"__s{key}")  # fmt: skip
     # the copy's globals are a dict of its own (jit_twin's): the folded constants join it
     # before numba first compiles it
@@ -465,7 +488,7 @@ def is_specialised(deal: Any, n_t: int) -> bool:
         return bool(folder) and any(
             f.name.startswith(prefix) and f.name.endswith(".nbi") for f in os.scandir(folder)
         )
-    except OSError:
+    except Exception:  # no cache folder, or numba's dispatcher internals moved: not cached
         return False
 
 
