@@ -577,7 +577,10 @@ class RunJob:
     (``MonteCarloModel.kernel``, ``CompiledDeal.kernel``);  shape : output sizes;
     batch_blocks : blocks per local batch (None: sized as the run goes, :func:`next_batch_blocks`);
     threads : kernel threads (None: all);
-    jit : False runs the plain-Python twin."""
+    jit : False runs the plain-Python twin;
+    specialise : whether the block kernel specialised to the deal's structure runs, decided
+    once for the run where it starts (:func:`specialises`), for its local batches and its
+    Dask tasks alike (None: each decides)."""
 
     spec: RunSpec
     model: Any
@@ -586,6 +589,7 @@ class RunJob:
     batch_blocks: int | None
     threads: int | None
     jit: bool
+    specialise: bool | None = None
 
     @property
     def n_blocks(self) -> int:
@@ -611,6 +615,7 @@ def run_range(
     shape: OutputShape,
     jit: bool = True,
     threads: int | None = None,
+    specialise: bool | None = None,
 ) -> BlockSums:
     """Blocks ``first .. first + n_blocks - 1`` of a run: the sums per block (shape
     [n_blocks, ...], added in block order by :class:`RunTotals`), the histograms per block
@@ -619,7 +624,8 @@ def run_range(
     range's per-path metrics (float64[paths, M]). A pure function of its arguments: the unit
     of work of a local batch and of a Dask task. The compiled block kernels release the GIL:
     ``threads`` (default all, see :func:`kernel_threads`) split the blocks into as many
-    consecutive ranges, each run block by block in a thread of its own.
+    consecutive ranges, each run block by block in a thread of its own. ``specialise``: the
+    run's choice of block kernel (:class:`RunJob`; None: :func:`specialises` decides here).
 
     Where every path's weight is 1 (:func:`unit_weights`: crude sampling) the histograms hold
     whole path counts, which add up exactly in any order: then each thread keeps one row of
@@ -632,7 +638,7 @@ def run_range(
         p0 = first * spec.block_size
         n_p = min((first + n_blocks) * spec.block_size, spec.n_paths) - p0
         sums = sums._replace(path_metrics=np.full((n_p, shape.n_m), np.nan))
-    kernel = block_kernel(model, jit, deal, spec.n_paths)
+    kernel = block_kernel(model, jit, deal, spec.n_paths, specialise)
     if jit and _is_specialisation(kernel):  # at its first run in this process
         first_call = (first, 0, spec, model, deal, sums, *block_scratch(model, deal, sums))
         kernel = _compiled_or_generic(kernel, (), first_call)
@@ -687,18 +693,19 @@ def _run_blocks(
 
 
 def block_kernel(
-    model: Any, jit: bool = True, deal: Any = None, n_paths: int = 0
+    model: Any, jit: bool = True, deal: Any = None, n_paths: int = 0, specialise: bool | None = None
 ) -> Callable[..., int]:
     """The kernel that runs one block of ``model`` (a ``CollateralModel``) on ``deal`` (its
     ``DealArrays``) in a run of ``n_paths`` paths: conditional Monte Carlo has its own,
     compiled only when a run uses it; ``jit=False`` the Python twin; otherwise the block
-    kernel specialised to the deal's structure where :func:`specialises` says so, else the
-    generic one (their results are bitwise the same)."""
-    return block_kernel_and_callees(model, deal, n_paths, jit)[0]
+    kernel specialised to the deal's structure where ``specialise`` (None: :func:`specialises`)
+    says so and it has not failed to compile in this process, else the generic one (their
+    results are bitwise the same)."""
+    return block_kernel_and_callees(model, deal, n_paths, jit, specialise)[0]
 
 
 def block_kernel_and_callees(
-    model: Any, deal: Any, n_paths: int, jit: bool = True
+    model: Any, deal: Any, n_paths: int, jit: bool = True, specialise: bool | None = None
 ) -> tuple[Callable[..., int], tuple[Any, ...]]:
     """:func:`block_kernel`, and the compiled functions it calls (as ``BLOCK_CALLEES``, the
     waterfall first: what a cold compile shares out over two processes)."""
@@ -706,8 +713,12 @@ def block_kernel_and_callees(
         return (run_block_cmc if jit else run_block_cmc_py), BLOCK_CALLEES
     if not jit:
         return run_block_py, BLOCK_CALLEES
-    if deal is not None and specialises(deal, model.agg_interest.shape[0], n_paths):
-        return specialised_kernel(deal, model.agg_interest.shape[0])
+    if deal is None or getattr(numba.config, "DISABLE_JIT", False):
+        return run_block, BLOCK_CALLEES
+    n_t = model.agg_interest.shape[0]
+    use = specialises(deal, n_t, n_paths) if specialise is None else specialise
+    if use and (specialise is None or not failed(deal, n_t)):
+        return specialised_kernel(deal, n_t)
     return run_block, BLOCK_CALLEES
 
 
@@ -831,7 +842,7 @@ class LocalRunner:
             nb = min(nb, job.n_blocks - first)
             t0 = time.perf_counter()
             sums = run_range(first, nb, job.spec, job.model, job.deal, job.shape, job.jit,
-                             job.threads)  # fmt: skip
+                             job.threads, job.specialise)  # fmt: skip
             took = time.perf_counter() - t0
             yield first, sums
             first += nb
@@ -1013,8 +1024,12 @@ def start_simulation(
     say = COMPILE_NOTICE or args["progress"] is not False
     compile_seconds = _warm_up(spec, model, cd, shape, say) if args["jit"] else 0.0
     batch_blocks = args["batch_blocks"]  # None: sized as the run goes (next_batch_blocks)
+    # one choice of block kernel for the whole run, local batches and Dask tasks alike (after
+    # the warm-up, which falls back to the generic kernel where numba cannot compile)
+    specialise = bool(args["jit"]) and specialises(cd.kernel, model.kernel.agg_interest.shape[0],
+                                                   n_paths)  # fmt: skip
     job = RunJob(spec, model.kernel, cd.kernel, shape, batch_blocks, args["threads"],
-                 args["jit"])  # fmt: skip
+                 args["jit"], specialise)  # fmt: skip
     runner = args.get("runner") or LOCAL_RUNNER
     t0 = time.perf_counter()
     stream = runner.submit(job)

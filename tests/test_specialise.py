@@ -312,3 +312,22 @@ def test_with_numbas_jit_disabled_nothing_is_specialised():
     env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.startswith("ok"), done.stderr[-2000:]
+
+
+def test_a_run_decides_once_for_its_batches_and_tasks(monkeypatch):
+    """The choice is made where the run starts and carried in its job (local batches and
+    Dask tasks pass it to run_range): a given choice overrides the environment where a
+    batch or task runs."""
+    from abs_engine.compile.model import compile_model
+    from abs_engine.kernels import montecarlo as mc
+
+    cd, sc = ae.compile_deal(ae.load_deal()), ae.load_scenario("huake_mc")
+    model = compile_model(cd, sc).kernel
+    monkeypatch.setenv(ENV, "1")
+    job = S.start_simulation_compiled(cd, sc, n_paths=2_000, seed=1, progress=False).job
+    assert job.specialise is True
+    assert S.block_kernel(model, True, cd.kernel, 10**7, False) is mc.run_block
+    monkeypatch.setenv(ENV, "0")
+    job = S.start_simulation_compiled(cd, sc, n_paths=2_000, seed=1, progress=False).job
+    assert job.specialise is False
+    assert S.block_kernel(model, True, cd.kernel, 1, True) is not mc.run_block

@@ -58,11 +58,13 @@ def run_range_task(
     shape: OutputShape,
     jit: bool,
     threads: int | None,
+    specialise: bool | None = None,
 ) -> BlockSums:
     """One Dask task: :func:`abs_engine.simulation.run_range` on a worker, with ``threads``
-    kernel threads (None: the worker's default). The bundles arrive as the worker
-    deserialised them and are made read-only again (views, no copy), so the kernels keep the
-    one signature they were compiled (and cached) for."""
+    kernel threads (None: the worker's default) and the run's choice of block kernel
+    (``specialise``, made where the run started: :class:`~abs_engine.simulation.RunJob`).
+    The bundles arrive as the worker deserialised them and are made read-only again (views,
+    no copy), so the kernels keep the one signature they were compiled (and cached) for."""
     import numba
 
     model, deal = frozen(model), frozen(deal)
@@ -70,7 +72,7 @@ def run_range_task(
     if threads is not None:  # at most what this worker's numba allows: results do not change
         threads = min(threads, int(getattr(numba.config, "NUMBA_NUM_THREADS", 1)))
     with _KERNEL_LOCK:
-        sums = run_range(first, n_blocks, spec, model, deal, shape, jit, threads)
+        sums = run_range(first, n_blocks, spec, model, deal, shape, jit, threads, specialise)
     return sums._replace(**{f: Sparse.of(getattr(sums, f)) for f in _HISTOGRAMS})
 
 
@@ -204,7 +206,7 @@ class DaskRunner:
             futures = {
                 self.client.submit(
                     run_range_task, first, nb, job.spec, model, deal, job.shape, job.jit,
-                    self.threads, pure=False, retries=2,
+                    self.threads, job.specialise, pure=False, retries=2,
                 ): first
                 for first, nb in job.ranges(self.blocks_per_task(job))
             }  # fmt: skip
