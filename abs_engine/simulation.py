@@ -718,7 +718,10 @@ def block_kernel_and_callees(
     n_t = model.agg_interest.shape[0]
     use = specialises(deal, n_t, n_paths) if specialise is None else specialise
     if use and (specialise is None or not failed(deal, n_t)):
-        return specialised_kernel(deal, n_t)
+        try:  # the rewrite itself, before any compile
+            return specialised_kernel(deal, n_t)
+        except Exception as exc:
+            _specialisation_failed(deal, n_t, exc)
     return run_block, BLOCK_CALLEES
 
 
@@ -762,19 +765,25 @@ def _compiled_or_generic(
         if callee_args is not None:
             compile_callees(kernel, callees, callee_args)  # the specialised waterfall first
         kernel.compile(tuple(numba.typeof(a) for a in call))
-    except numba.core.errors.NumbaError as exc:
-        if os.environ.get(SPECIALISE_ENV, "").strip() == "1":
-            raise
-        model, deal = call[3], call[4]
-        mark_failed(deal, model.agg_interest.shape[0])
-        warnings.warn(
-            f"the block kernel specialised to this deal's structure did not compile "
-            f"({type(exc).__name__}); running the generic kernel (the same results, slower)",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+    except Exception as exc:  # numba's own errors, and its passes' plain ones
+        _specialisation_failed(call[4], call[3].agg_interest.shape[0], exc)
         return _compiled_or_generic(run_block, BLOCK_CALLEES, call, callee_args)
     return kernel
+
+
+def _specialisation_failed(deal: Any, n_t: int, exc: Exception) -> None:
+    """A specialisation of ``deal``'s structure could not be built or compiled: raise when
+    ``ABS_ENGINE_SPECIALISE=1`` forced it; else remember it for the process and warn."""
+    if os.environ.get(SPECIALISE_ENV, "").strip() == "1":
+        raise exc
+    mark_failed(deal, n_t)
+    warnings.warn(
+        f"the block kernel specialised to this deal's structure did not compile "
+        f"({type(exc).__name__}: {str(exc)[:200]}); running the generic kernel (the same "
+        "results, slower)",
+        RuntimeWarning,
+        stacklevel=4,
+    )
 
 
 def specialises(deal: Any, n_t: int, n_paths: int) -> bool:

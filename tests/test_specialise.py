@@ -255,29 +255,10 @@ def test_a_specialisation_numba_cannot_compile_falls_back_to_the_generic_kernel(
     the run its speed, not its result: a warning, the generic kernel's results, and the
     generic kernel for that structure from then on. Forced (ABS_ENGINE_SPECIALISE=1), the
     error is raised."""
-    import uuid
-
     import numba
 
     cd, sc = ae.compile_deal(parse_deal(_swapped_steps())), ae.load_scenario("huake_mc")
-    key = f"t{uuid.uuid4().hex[:15]}"  # nothing cached under it
-    real = SP._transform
-
-    def broken(deal, n_t, constants, report):
-        rewrite = real(deal, n_t, constants, report)
-
-        def transform(fn):
-            out = rewrite(fn)
-            bad = ast.Expr(value=ast.Name(id="no_such_name", ctx=ast.Load()))
-            out.body.insert(0, ast.copy_location(bad, out.body[0]))
-            return out
-
-        return transform
-
-    monkeypatch.setattr(SP, "structure_key", lambda deal, n_t: key)
-    monkeypatch.setattr(SP, "_transform", broken)
-    monkeypatch.setattr(SP, "_KERNELS", {})
-    monkeypatch.setattr(SP, "_FAILED", set())
+    _broken_rewrite(monkeypatch)
     monkeypatch.setenv(ENV, "0")
     generic = ae.simulate(cd, sc, n_paths=3_000, seed=5, keep_paths=True, progress=False)
     monkeypatch.delenv(ENV)
@@ -315,19 +296,139 @@ def test_with_numbas_jit_disabled_nothing_is_specialised():
 
 
 def test_a_run_decides_once_for_its_batches_and_tasks(monkeypatch):
-    """The choice is made where the run starts and carried in its job (local batches and
-    Dask tasks pass it to run_range): a given choice overrides the environment where a
-    batch or task runs."""
+    """The choice is made where the run starts and carried in its job: each local batch's
+    run_range receives it, and a given choice overrides the environment where a batch or a
+    Dask task runs."""
     from abs_engine.compile.model import compile_model
     from abs_engine.kernels import montecarlo as mc
 
     cd, sc = ae.compile_deal(ae.load_deal()), ae.load_scenario("huake_mc")
     model = compile_model(cd, sc).kernel
+    seen = []
+    real = S.run_range
+
+    def spy(*args, **kw):
+        seen.append(args[8] if len(args) > 8 else kw.get("specialise"))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(S, "run_range", spy)
+    for flag, expected in (("1", True), ("0", False)):
+        monkeypatch.setenv(ENV, flag)
+        seen.clear()
+        ae.simulate(cd, sc, n_paths=3_000, seed=1, progress=False, batch_blocks=1)
+        assert seen and all(x is expected for x in seen), (flag, seen)
     monkeypatch.setenv(ENV, "1")
-    job = S.start_simulation_compiled(cd, sc, n_paths=2_000, seed=1, progress=False).job
-    assert job.specialise is True
     assert S.block_kernel(model, True, cd.kernel, 10**7, False) is mc.run_block
     monkeypatch.setenv(ENV, "0")
-    job = S.start_simulation_compiled(cd, sc, n_paths=2_000, seed=1, progress=False).job
-    assert job.specialise is False
-    assert S.block_kernel(model, True, cd.kernel, 1, True) is not mc.run_block
+    special = SP.specialised_kernel(cd.kernel, cd.n_periods)[0]
+    assert S.block_kernel(model, True, cd.kernel, 1, True) is special
+
+
+def _broken_rewrite(monkeypatch):
+    """Make every specialisation built from here on read an undefined name (numba refuses
+    it), under a key nothing is cached under."""
+    import uuid
+
+    key = f"t{uuid.uuid4().hex[:15]}"
+    real = SP._transform
+
+    def broken(deal, n_t, constants, report):
+        rewrite = real(deal, n_t, constants, report)
+
+        def transform(fn):
+            out = rewrite(fn)
+            bad = ast.Expr(value=ast.Name(id="no_such_name", ctx=ast.Load()))
+            out.body.insert(0, ast.copy_location(bad, out.body[0]))
+            return out
+
+        return transform
+
+    monkeypatch.setattr(SP, "structure_key", lambda deal, n_t: key)
+    monkeypatch.setattr(SP, "_transform", broken)
+    monkeypatch.setattr(SP, "_KERNELS", {})
+    monkeypatch.setattr(SP, "_FAILED", set())
+
+
+def test_a_task_told_to_specialise_falls_back_where_it_cannot_compile(monkeypatch):
+    """run_range given the run's choice (as a Dask task is) falls back to the generic kernel
+    where the specialisation does not compile there: a warning once, the same sums."""
+    from abs_engine.compile.model import compile_model
+
+    cd, sc = ae.compile_deal(ae.load_deal()), ae.load_scenario("huake_mc")
+    model, shape = compile_model(cd, sc).kernel, S.OutputShape.of(cd)
+    spec = S.frozen(S.RunSpec(S.BLOCK_SIZE, 4 * S.BLOCK_SIZE, 9, *S.hist_ranges(cd), 0))
+    generic = S.run_range(0, 4, spec, model, cd.kernel, shape, True, 1, False)
+    _broken_rewrite(monkeypatch)
+    monkeypatch.delenv(ENV, raising=False)
+    with pytest.warns(RuntimeWarning, match="did not compile"):
+        fell = S.run_range(0, 4, spec, model, cd.kernel, shape, True, 1, True)
+    for a, b in zip(generic, fell, strict=True):
+        assert np.array_equal(a, b, equal_nan=True)
+    assert SP.failed(cd.kernel, cd.n_periods)
+
+
+def _steps(deal, status, avail):
+    ops, n_steps = deal.ops, deal.n_steps
+    for k in range(n_steps[status]):
+        op = ops[status, k, OPC_CODE]  # noqa: F821 - parsed only
+        pa = ops[status, k, OPC_A]  # noqa: F821
+        if op == OP_X:  # noqa: F821
+            avail += pa
+        elif op == OP_Y:  # noqa: F821
+            avail -= pa
+    return avail
+
+
+def _steps_operand_first(deal, status, avail):
+    ops, n_steps = deal.ops, deal.n_steps
+    for k in range(n_steps[status]):
+        pa = ops[status, k, OPC_A]  # noqa: F821
+        op = ops[status, k, OPC_CODE]  # noqa: F821
+        if op == OP_X:  # noqa: F821
+            avail += pa
+    return avail
+
+
+def _steps_status_assigned(deal, status, avail):
+    ops, n_steps = deal.ops, deal.n_steps
+    for k in range(n_steps[status]):
+        op = ops[status, k, OPC_CODE]  # noqa: F821
+        if op == OP_X:  # noqa: F821
+            status = 0
+    return avail
+
+
+def _steps_other_status(deal, status, other, avail):
+    ops, n_steps = deal.ops, deal.n_steps
+    for k in range(n_steps[status]):
+        op = ops[other, k, OPC_CODE]  # noqa: F821
+        if op == OP_X:  # noqa: F821
+            avail += 1.0
+    return avail
+
+
+def _steps_status_in_array(deal, st, avail):
+    ops, n_steps = deal.ops, deal.n_steps
+    for k in range(n_steps[st[0]]):
+        op = ops[st[0], k, OPC_CODE]  # noqa: F821
+        if op == OP_X:  # noqa: F821
+            avail += 1.0
+    return avail
+
+
+def test_the_step_loop_is_unrolled_only_in_the_interpreters_own_form():
+    """Unrolled: ops read at the loop's own status, the opcode first, branches on it that
+    assign neither the status nor an operand. Otherwise the loop stays."""
+    deal = ae.compile_deal(ae.load_deal()).kernel
+    assert "for k in" not in _specialised_source(_steps, deal)
+    for fn in (_steps_operand_first, _steps_status_assigned, _steps_other_status,
+               _steps_status_in_array):  # fmt: skip
+        assert "for k in" in _specialised_source(fn, deal), fn.__name__
+
+
+def test_a_long_body_is_not_unrolled(monkeypatch):
+    """Loops whose copies would exceed UNROLL_NODES_MAX nodes stay loops."""
+    deal = ae.compile_deal(ae.load_deal()).kernel
+    monkeypatch.setattr(SP, "UNROLL_NODES_MAX", 10)
+    src = _specialised_source(_loops, deal)
+    assert "for j in range(3)" in src

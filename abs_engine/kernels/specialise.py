@@ -306,14 +306,15 @@ class _Specialise(ast.NodeTransformer):
                 and isinstance(node.target, ast.Name) and not node.orelse):  # fmt: skip
             return None
         status, k = it.args[0].slice, node.target.id
+        if not isinstance(status, ast.Name):
+            return None  # a status read from an array: its stores are not followed
         operands = self._step_operands(node.body, k, status)
         if operands is None:
             return None
         names, columns, chain = operands
+        assigned = {k, status.id, *names}
         if columns[0] != self._int(ast.Name(id="OPC_CODE", ctx=ast.Load())) or any(
-            isinstance(n, ast.Name)
-            and isinstance(n.ctx, ast.Store)
-            and n.id in {k, *names} | ({status.id} if isinstance(status, ast.Name) else set())
+            isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store) and n.id in assigned
             for n in ast.walk(chain)
         ):
             return None  # not the opcode first, or a branch assigns the status or an operand
