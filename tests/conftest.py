@@ -180,6 +180,18 @@ def layout():
 # ---- the command line, in this process ---------------------------------------------------------
 
 
+def assert_same_run(a: Any, b: Any, paths: bool = True) -> None:
+    """Two Monte Carlo results bitwise the same: per-path metrics (with ``paths``: runs that
+    kept them), tranche and pool summaries, cash-flow statistics and the histograms."""
+    if paths:
+        assert np.array_equal(a.paths.to_numpy(), b.paths.to_numpy(), equal_nan=True)
+    assert a.tranches.equals(b.tranches)
+    assert a.pool.equals(b.pool)
+    assert a.cashflows.equals(b.cashflows)
+    assert np.array_equal(a.default_count_hist, b.default_count_hist)
+    assert np.array_equal(a.loss_rate_hist, b.loss_rate_hist)
+
+
 def in_simulation(pid: int) -> bool:
     """The Monte Carlo kernels are running in process ``pid``: a thread of it has the kernel
     threads' name (they are started by the first kernel call after the compile)."""

@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import mc
+from conftest import assert_same_run, mc
 from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 
@@ -1131,10 +1131,7 @@ def test_the_compiled_specialised_kernel_runs_as_the_generic_one(case: Case) -> 
             os.environ.pop("ABS_ENGINE_SPECIALISE", None)
         else:
             os.environ["ABS_ENGINE_SPECIALISE"] = old
-    a, b = runs
-    assert np.array_equal(a.paths.to_numpy(), b.paths.to_numpy(), equal_nan=True)
-    assert a.tranches.equals(b.tranches) and a.pool.equals(b.pool)
-    assert a.cashflows.equals(b.cashflows)
+    assert_same_run(*runs)
 
 
 # ---------------------------------------------------------------------------------------------

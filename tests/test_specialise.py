@@ -11,6 +11,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from conftest import assert_same_run
 
 import abs_engine as ae
 from abs_engine import simulation as S
@@ -46,13 +47,7 @@ def test_the_specialised_kernel_gives_the_generic_kernels_results(monkeypatch, v
         sc = _memo_off(sc)
     generic = _run(monkeypatch, "0", cd, sc, **kw)
     special = _run(monkeypatch, "1", cd, sc, **kw)
-    if variant != "importance":
-        assert np.array_equal(generic.paths.to_numpy(), special.paths.to_numpy(), equal_nan=True)
-    assert generic.tranches.equals(special.tranches)
-    assert generic.pool.equals(special.pool)
-    assert generic.cashflows.equals(special.cashflows)
-    assert np.array_equal(generic.default_count_hist, special.default_count_hist)
-    assert np.array_equal(generic.loss_rate_hist, special.loss_rate_hist)
+    assert_same_run(generic, special, paths=variant != "importance")
     # forced, the run compiled the specialisation (a failure raises) and ran it
     assert SP.is_specialised(cd.kernel, cd.n_periods)
 
@@ -77,9 +72,7 @@ def test_a_bare_structure_compiles_and_gives_the_generic_results(monkeypatch):
     generic = _run(monkeypatch, "0", cd, sc)
     special = _run(monkeypatch, "1", cd, sc)
     assert SP.is_specialised(cd.kernel, cd.n_periods)
-    assert np.array_equal(generic.paths.to_numpy(), special.paths.to_numpy(), equal_nan=True)
-    assert generic.tranches.equals(special.tranches) and generic.pool.equals(special.pool)
-    assert generic.cashflows.equals(special.cashflows)
+    assert_same_run(generic, special)
 
 
 def test_a_deal_with_new_tranche_terms_runs_on_the_same_specialisation(monkeypatch):
@@ -94,8 +87,7 @@ def test_a_deal_with_new_tranche_terms_runs_on_the_same_specialisation(monkeypat
     assert not np.array_equal(new.kernel.tranche_f, cd.kernel.tranche_f)
     generic = _run(monkeypatch, "0", new, sc)
     special = _run(monkeypatch, "1", new, sc)
-    assert np.array_equal(generic.paths.to_numpy(), special.paths.to_numpy(), equal_nan=True)
-    assert generic.tranches.equals(special.tranches)
+    assert_same_run(generic, special)
 
 
 def _swapped_steps() -> dict:
@@ -265,8 +257,7 @@ def test_a_specialisation_numba_cannot_compile_falls_back_to_the_generic_kernel(
     monkeypatch.setattr(S, "SPECIALISE_MIN_PATHS", 1_000)
     with pytest.warns(RuntimeWarning, match="did not compile"):
         fell = ae.simulate(cd, sc, n_paths=3_000, seed=5, keep_paths=True, progress=False)
-    assert np.array_equal(generic.paths.to_numpy(), fell.paths.to_numpy(), equal_nan=True)
-    assert fell.tranches.equals(generic.tranches)
+    assert_same_run(generic, fell)
     assert SP.failed(cd.kernel, cd.n_periods)
     assert not S.specialises(cd.kernel, cd.n_periods, 10**9)
     monkeypatch.setattr(SP, "_FAILED", set())
