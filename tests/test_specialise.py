@@ -423,3 +423,28 @@ def test_a_long_body_is_not_unrolled(monkeypatch):
     monkeypatch.setattr(SP, "UNROLL_NODES_MAX", 10)
     src = _specialised_source(_loops, deal)
     assert "for j in range(3)" in src
+
+
+def test_a_waterfall_too_long_to_unroll_keeps_its_step_loop(monkeypatch):
+    """Past STEP_NODES_MAX the step loop stays a loop (the other folds are made), and the
+    rewritten waterfall still leaves bitwise the interpreter's ledgers."""
+    from abs_engine.compile import deterministic_flows
+    from abs_engine.kernels import waterfall as wf
+
+    cd = ae.compile_deal(ae.load_deal())
+    monkeypatch.setattr(SP, "STEP_NODES_MAX", 100)
+    special = SP.specialised_waterfall_py(cd.kernel, cd.n_periods)
+    assert special.step_loops_unrolled == 0
+    fl = deterministic_flows(cd, [ae.load_scenario("cdr_stress")])
+    n_t = cd.n_periods
+    shape = (len(cd.tranche_names), len(cd.fee_names), len(cd.account_names),
+             len(cd.support_names), len(cd.trigger_names), n_t)  # fmt: skip
+    runs = []
+    for waterfall in (wf.waterfall_path_py, special):
+        led = wf.ledgers_py(n_t, *shape[:4])
+        scratch = wf.waterfall_scratch_py(*shape, checkpoints=True)
+        waterfall(fl.flows[0], fl.support_default_period[0], fl.base_rate[0], cd.kernel, led,
+                  scratch, 0, n_t + 1)  # fmt: skip
+        runs.append(led)
+    for a, b in zip(*runs, strict=True):
+        assert np.array_equal(a.view(np.int64), b.view(np.int64))

@@ -79,6 +79,10 @@ UNROLL_MAX = 8
 #: ... and only where the copies hold at most this many syntax-tree nodes in all (a deal with
 #: many tranches or fees would otherwise multiply its waterfall's size and compile time)
 UNROLL_NODES_MAX = 4_000
+#: the step loop is unrolled only while its copies hold at most this many syntax-tree nodes
+#: (the bundled deal's 29 steps over three statuses: about 6,200); a longer waterfall keeps
+#: the loop, its other folds still made, rather than compile for minutes
+STEP_NODES_MAX = 20_000
 _LOCK = threading.Lock()
 _KERNELS: dict[str, tuple[Any, tuple[Any, ...]]] = {}
 #: keys of the structures whose specialisation numba could not compile (this process)
@@ -319,6 +323,7 @@ class _Specialise(ast.NodeTransformer):
         ):
             return None  # not the opcode first, or a branch assigns the status or an operand
         cases = []
+        size = 0  # syntax-tree nodes of the steps' copies
         for s in range(deal.ops.shape[0]):
             body: list[ast.stmt] = []
             for step in range(int(deal.n_steps[s])):
@@ -330,6 +335,9 @@ class _Specialise(ast.NodeTransformer):
                 if branch is None or any(isinstance(n, ast.Name) and n.id == k
                                          for b in branch for n in ast.walk(b)):  # fmt: skip
                     return None
+                size += sum(1 for b in branch for _ in ast.walk(b))
+                if size > STEP_NODES_MAX:
+                    return None  # a very long waterfall: its copies would compile for minutes
                 body += copy.deepcopy(branch)
             if body:
                 test = ast.Compare(left=copy.deepcopy(status), ops=[ast.Eq()],
