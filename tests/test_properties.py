@@ -1067,7 +1067,7 @@ def _calling(f, waterfall):
                               f.__name__)  # fmt: skip
 
 
-@settings(SETTINGS, max_examples=max(40, SETTINGS.max_examples // 4))
+@settings(SETTINGS, max_examples=max(20, SETTINGS.max_examples // 4))  # 75 in CI's profile
 @given(cases(max_scenarios=3), st.data())
 def test_the_specialised_waterfall_is_the_interpreter(case: Case, data) -> None:
     """Property 9, the block kernel specialised to a deal's structure
