@@ -73,20 +73,28 @@ __all__ = [
 _UNKNOWN = object()
 #: name prefix of the folded constants in the compiled copy's globals
 _PREFIX = "_K_"
-#: loops of at most this many (literal) iterations are unrolled (0.6 s more to compile the
-#: bundled deal's waterfall, 4.9 s against 5.5 s; 4% less time a path with every path computed)
+#: loops of at most this many (literal) iterations are unrolled (one-off measurements: 0.6 s
+#: more to compile the bundled deal's waterfall, 4.9 s against 5.5 s; 4% less time a path
+#: with every path computed)
 UNROLL_MAX = 8
 #: ... and only where the copies hold at most this many syntax-tree nodes in all (a deal with
 #: many tranches or fees would otherwise multiply its waterfall's size and compile time)
 UNROLL_NODES_MAX = 4_000
 #: the step loop is unrolled only while its copies hold at most this many syntax-tree nodes
-#: (the bundled deal's 29 steps over three statuses: about 6,200); a longer waterfall keeps
+#: (the bundled deal's 29 steps over three statuses: about 6,200, counted once); a longer
+#: waterfall keeps
 #: the loop, its other folds still made, rather than compile for minutes
 STEP_NODES_MAX = 20_000
+#: the helpers inlined into the specialised waterfall: the interpreter's, and the fee and
+#: reserve base switch (a compiled call in the generic one)
+_INLINED = (*wf.INLINED_HELPERS, wf.base_amount_py)
 _LOCK = threading.Lock()
 _KERNELS: dict[str, tuple[Any, tuple[Any, ...]]] = {}
 #: keys of the structures whose specialisation numba could not compile (this process)
 _FAILED: set[str] = set()
+#: (deal, periods, key) of the deals :func:`structure_key` hashed last, newest first
+_KEYS: list[tuple[Any, int, str]] = []
+_KEYS_KEPT = 4
 
 
 def _folded(value: Any) -> bool:
@@ -125,7 +133,21 @@ def _example_roots(deal: Any, n_t: int) -> dict[str, Any]:
 
 def structure_key(deal: Any, n_t: int) -> str:
     """A hash of all a specialisation folds: the deal's integer tables and scalars, and the
-    dtype and shape of each array the waterfall reads (16 hex digits)."""
+    dtype and shape of each array the waterfall reads (16 hex digits). The last few deals'
+    keys are kept by identity (the bundles are read-only): a run asks for its deal's at each
+    batch, and a hash takes about 60 µs."""
+    for known, periods, key in tuple(_KEYS):
+        if known is deal and periods == n_t:
+            return key
+    key = _hashed_structure(deal, n_t)
+    with _LOCK:
+        _KEYS.insert(0, (deal, n_t, key))
+        del _KEYS[_KEYS_KEPT:]
+    return key
+
+
+def _hashed_structure(deal: Any, n_t: int) -> str:
+    """:func:`structure_key`, computed."""
     h = hashlib.sha256(b"abs_engine specialised block kernel 1")
     for name, value in _example_roots(deal, n_t).items():
         for field, v in value._asdict().items() if hasattr(value, "_asdict") else [("", value)]:
@@ -229,6 +251,11 @@ def _is_bundle(value: Any) -> bool:
     return isinstance(value, tuple) and hasattr(value, "_fields")
 
 
+def _nodes(statements: list[ast.stmt]) -> int:
+    """Syntax-tree nodes in ``statements`` (what an unrolling copies)."""
+    return sum(1 for stmt in statements for _ in ast.walk(stmt))
+
+
 class _Specialise(ast.NodeTransformer):
     """Folds the deal's integer fields and known array shapes, and unrolls the step loop."""
 
@@ -242,11 +269,12 @@ class _Specialise(ast.NodeTransformer):
 
     def visit_Attribute(self, node: ast.Attribute) -> ast.expr:
         self.generic_visit(node)
-        if isinstance(node.ctx, ast.Load) and node.attr == "size":
-            arr = self.bindings.value(node.value)
-            if isinstance(arr, np.ndarray):
-                return ast.copy_location(ast.Constant(int(arr.size)), node)
-        if isinstance(node.ctx, ast.Load) and self.bindings.value(node.value) is self.deal:
+        if not isinstance(node.ctx, ast.Load):
+            return node
+        owner = self.bindings.value(node.value)
+        if node.attr == "size" and isinstance(owner, np.ndarray):
+            return ast.copy_location(ast.Constant(int(owner.size)), node)
+        if owner is self.deal:
             value = getattr(self.deal, node.attr)
             if _folded(value):
                 name = _PREFIX + node.attr
@@ -286,8 +314,7 @@ class _Specialise(ast.NodeTransformer):
                 and not any(isinstance(n, (ast.Break, ast.Continue)) for b in node.body
                             for n in ast.walk(b))):  # fmt: skip
             return node
-        size = sum(1 for b in node.body for _ in ast.walk(b))
-        if size * it.args[0].value > UNROLL_NODES_MAX:
+        if _nodes(node.body) * it.args[0].value > UNROLL_NODES_MAX:
             return node  # a long body copied many times: compile time for little gain
         self.loops_unrolled += 1
         out: list[ast.stmt] = []
@@ -335,7 +362,7 @@ class _Specialise(ast.NodeTransformer):
                 if branch is None or any(isinstance(n, ast.Name) and n.id == k
                                          for b in branch for n in ast.walk(b)):  # fmt: skip
                     return None
-                size += sum(1 for b in branch for _ in ast.walk(b))
+                size += _nodes(branch)
                 if size > STEP_NODES_MAX:
                     return None  # a very long waterfall: its copies would compile for minutes
                 body += copy.deepcopy(branch)
@@ -428,7 +455,7 @@ def specialised_waterfall_py(deal: Any, n_t: int) -> Any:
     g = dict(wf.waterfall_path_py.__globals__)
     constants: dict[str, Any] = {}
     report: dict[str, int] = {}
-    fn = inline_helpers(wf.waterfall_path_py, (*wf.INLINED_HELPERS, wf.base_amount_py), g, None,
+    fn = inline_helpers(wf.waterfall_path_py, _INLINED, g, None,
                         _transform(deal, n_t, constants, report))  # fmt: skip
     g.update(constants)
     fn.step_loops_unrolled = report["step_loops_unrolled"]  # type: ignore[attr-defined]
@@ -440,7 +467,7 @@ def _specialised_waterfall(deal: Any, n_t: int, key: str) -> Any:
     its first call, or loads it from its cache)."""
     constants: dict[str, Any] = {}
     kernel = jit_twin(wf.waterfall_path_py, {"base_amount_py": wf.base_amount},
-                      inline_source=(*wf.INLINED_HELPERS, wf.base_amount_py),
+                      inline_source=_INLINED,
                       transform=_transform(deal, n_t, constants, {}),
                       cache=True, refcounts=False, suffix=f"__s{key}")  # fmt: skip
     # the copy's globals are a dict of its own (jit_twin's): the folded constants join it
@@ -472,14 +499,16 @@ def specialised_kernel(deal: Any, n_t: int) -> tuple[Any, tuple[Any, ...]]:
 def mark_failed(deal: Any, n_t: int) -> None:
     """Note that numba could not compile ``deal``'s specialisation: :func:`failed` then says
     so, and the driver runs the generic kernel for it in this process."""
+    key = structure_key(deal, n_t)
     with _LOCK:
-        _FAILED.add(structure_key(deal, n_t))
+        _FAILED.add(key)
 
 
 def failed(deal: Any, n_t: int) -> bool:
     """Whether :func:`mark_failed` was called for ``deal``'s structure in this process."""
+    key = structure_key(deal, n_t)
     with _LOCK:
-        return structure_key(deal, n_t) in _FAILED
+        return key in _FAILED
 
 
 def is_specialised(deal: Any, n_t: int) -> bool:

@@ -304,14 +304,14 @@ def check_parameter(name: Any, value: Any) -> float:
     return v
 
 
-def _finite(value: Any, what: str, lo: float | None = None, hi: float | None = None) -> float:
-    """A real, finite number (not a bool) as float, in [lo, hi] where given
-    (:func:`~abs_engine.errors.check_real`), or a :class:`SolverError`."""
+def _finite(value: Any, what: str) -> float:
+    """A real, finite number (not a bool) as float (:func:`~abs_engine.errors.check_real`), or
+    a :class:`SolverError`."""
     try:
-        return check_real(value, "", what, lo, hi)
+        return check_real(value, "", what)
     except ArgumentTypeError:
         raise SolverError(f"{what} must be a number, got {short_repr(value)}") from None
-    except InputError as exc:  # NaN, infinite, an int too large for a float, out of range
+    except InputError as exc:  # NaN, infinite, an int too large for a float
         raise SolverError(str(exc)) from None
 
 
