@@ -61,9 +61,10 @@ def test_shipped_thresholds_strictly_increase_down_the_scale():
     for h in rows["AAA"]:
         values = [rows[r][h] for r in NOTCHED_SCALE]
         assert all(a < b for a, b in zip(values, values[1:], strict=False)), (h, values)
-    for h in (0.5, 1.5, 4.0, 7.0):
+    for h in (0.5, 1.5, 4.0, 7.0, 15.0, 17.64, 20.2, 30.0, 100.0, 1000.0):
         values = [t.threshold(r, h) for r in NOTCHED_SCALE]
         assert all(a < b for a, b in zip(values, values[1:], strict=False)), (h, values)
+        assert values[-1] < 1.0, (h, values)
 
 
 def test_shipped_table_is_illustrative_and_interpolates_log_linearly():
@@ -73,9 +74,45 @@ def test_shipped_table_is_illustrative_and_interpolates_log_linearly():
     assert t.threshold("AAA", 1.0) == pytest.approx(0.000028 / 100)
     # halfway between 1y (0.005979%) and 2y (0.0385%) for A: geometric mean
     assert t.threshold("A", 1.5) == pytest.approx(math.sqrt(0.005979 * 0.0385) / 100)
-    # beyond the last knot: extrapolated along the last segment
-    slope = math.log(0.869 / 0.4565) / 2
-    assert t.threshold("BBB", 6.0) == pytest.approx(0.869 / 100 * math.exp(slope))
+    # below the first knot: along the first segment
+    slope = math.log(0.0385 / 0.005979)
+    assert t.threshold("A", 0.5) == pytest.approx(0.005979 / 100 * math.exp(-0.5 * slope))
+    # beyond the last knot (5 years): the 5-year threshold's constant hazard, continuous there
+    assert t.threshold("BBB", 5.0) == pytest.approx(0.869 / 100)
+    for h in (6.0, 10.0, 29.0):
+        assert t.threshold("BBB", h) == pytest.approx(1 - (1 - 0.869 / 100) ** (h / 5), rel=1e-12)
+    assert t.threshold("BBB", 5.0 + 1e-9) == pytest.approx(0.869 / 100, rel=1e-8)
+
+
+def test_long_tranches_are_not_rated_above_short_ones_with_the_same_loss():
+    """A tranche's rating does not improve as its WAL passes the table's last horizon (the
+    last segment's log-slope made a 29-year tranche losing 18% AAA): at a given loss, the
+    implied rating can only get better with a longer WAL up to where the thresholds stop
+    growing, and losses of several percent never rate AAA."""
+    t = load_rating_table()
+    order = {r: k for k, r in enumerate(NOTCHED_SCALE)}
+    order["below BBB-"] = len(NOTCHED_SCALE)
+    for loss in (1e-6, 1e-4, 1e-3, 0.01, 0.05, 0.183):
+        ranks = [order[t.implied_rating(loss, w)] for w in (1, 3, 5, 8, 14.1, 20, 29, 60)]
+        assert ranks == sorted(ranks, reverse=True), (loss, ranks)
+    assert t.implied_rating(0.183, 29.0) == "below BBB-"
+    assert t.implied_rating(0.0485, 14.1) == "below BBB-"
+    assert t.implied_rating(0.05, 29.9) != "AAA"
+
+
+def test_ratings_listed_to_different_horizons_stay_in_order_beyond(tmp_path):
+    """A table whose ratings end at different horizons loads when they are in order at the
+    horizons it lists, and then stays in order at every horizon beyond (each carried at its
+    own constant hazard); one out of order at a listed horizon is refused."""
+    p = tmp_path / "t.csv"
+    rows = "rating,horizon_years,expected_loss_pct\nX,1,0.1\nX,10,1.0\nY,1,0.2\nY,2,0.25\n"
+    p.write_text(rows)
+    t = load_rating_table(p)
+    for h in (2.0, 9.0, 10.0, 11.0, 50.0, 1e3, 1e5):
+        assert t.threshold("X", h) <= t.threshold("Y", h) <= 1.0, h
+    p.write_text(rows.replace("X,10,1.0", "X,10,2.0"))
+    with pytest.raises(ae.DealError, match="thresholds must not fall"):
+        load_rating_table(p)
 
 
 def test_implied_rating_is_best_rating_not_exceeded():

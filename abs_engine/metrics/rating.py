@@ -3,7 +3,13 @@
 The implied rating of a tranche is the best rating whose threshold at the tranche's WAL is not
 exceeded by its metric (expected loss on the EL basis, probability of default on the PD
 basis). Thresholds are interpolated log-linearly in the horizon (log threshold linear in
-years), extrapolated along the nearest segment outside the table's horizons.
+years) and extrapolated along the first segment below the table's first horizon. Beyond a
+rating's last horizon H its threshold grows at the constant hazard of its value there:
+1 - (1 - th(H))^(h / H). That stays below 100% and keeps the ratings in their order (a
+worse rating's threshold is at least a better one's at H, so at every later horizon too);
+the last segment's log-slope would not: the shipped table's AAA threshold, extended along its
+3-5 year segment, passed AA+'s at 17.6 years and 100% at 20.1, so that a tranche of a 29-year
+WAL losing 18% came out AAA.
 
 The table shipped with the package, ``idealized_el_illustrative.csv``, is ILLUSTRATIVE: its
 letter grades (AAA, AA, A, BBB, BBB-) are values as commonly reproduced from idealized
@@ -72,7 +78,9 @@ class RatingTable:
     illustrative: bool
 
     def threshold(self, rating: str, horizon_years: float) -> float:
-        """The rating's threshold at a horizon, log-linear in years."""
+        """The rating's threshold at a horizon: log-linear in years up to its last horizon,
+        at that threshold's constant hazard beyond (see the module docstring); one horizon:
+        the same threshold at every horizon."""
         if rating not in self.horizons:
             raise DealError.one(
                 self.source, "rating", f"unknown rating; the table has {list(self.ratings)}", rating
@@ -80,9 +88,16 @@ class RatingTable:
         h, th = self.horizons[rating], np.log(self.thresholds[rating])
         if len(h) == 1:
             return float(self.thresholds[rating][0])
+        if horizon_years > h[-1]:
+            return _constant_hazard(float(self.thresholds[rating][-1]), h[-1], horizon_years)
         k = int(np.clip(np.searchsorted(h, horizon_years), 1, len(h) - 1))
         w = (horizon_years - h[k - 1]) / (h[k] - h[k - 1])
         return float(math.exp(th[k - 1] + w * (th[k] - th[k - 1])))
+
+    def last_horizon(self) -> float:
+        """The longest horizon the table lists (years): beyond it, thresholds are
+        extrapolated."""
+        return float(max(h[-1] for h in self.horizons.values()))
 
     def implied_rating(self, metric: float, horizon_years: float) -> str:
         """Best rating whose threshold at ``horizon_years`` is at least ``metric``; below the
@@ -93,6 +108,15 @@ class RatingTable:
             if metric <= self.threshold(r, max(horizon_years, 1e-6)):
                 return r
         return f"below {self.ratings[-1]}"
+
+
+def _constant_hazard(th_last: float, h_last: float, horizon_years: float) -> float:
+    """A cumulative threshold ``th_last`` at ``h_last`` years carried to ``horizon_years`` at
+    its constant hazard -ln(1 - th_last) / h_last: 1 - (1 - th_last)^(horizon / h_last)
+    (100% stays 100%)."""
+    if th_last >= 1.0:
+        return 1.0
+    return float(-math.expm1(math.log1p(-th_last) * (horizon_years / h_last)))
 
 
 def implied_ratings(
@@ -229,7 +253,10 @@ def load_rating_table(path: str | Path | None = None) -> RatingTable:
 
 def _check_order(table: RatingTable, pc: ProblemCollector, column: str, scale: float) -> None:
     """Ratings are listed best first: a worse rating may not have a lower threshold than a
-    better one at any horizon either of them lists (else implied ratings jump around)."""
+    better one at any horizon either of them lists (else implied ratings jump around). Nor
+    then beyond: past the later of their last horizons, H, both grow as 1 - (1 - th(H))^(h/H)
+    (the constant hazard of a threshold carried from its own last horizon to H is the same),
+    so their order at H holds at every later horizon."""
     for better, worse in zip(table.ratings, table.ratings[1:], strict=False):
         for h in np.union1d(table.horizons[better], table.horizons[worse]):
             if table.threshold(worse, h) < table.threshold(better, h) * (1 - 1e-9):
