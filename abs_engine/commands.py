@@ -23,7 +23,7 @@ from .compile.model import compile_model
 from .errors import AbsEngineError, DealError, InputError, Problem, short_repr
 from .files import staged_outputs
 from .report import console, documents, writers
-from .report.compare import comparison_rows
+from .report.compare import check_distinct_names, comparison_rows
 from .report.stamps import stamp
 from .schema.load import deal_source
 from .schema.scenario import DeterministicScenario
@@ -77,6 +77,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     runs = [_deal_run(d, args.scenario) for d in deals]
     if len(runs) == 1:
         cd, scenarios = runs[0]
+        if args.out is None:  # (with --out: check_out_names, which says why for the files)
+            check_distinct_names(scenarios)
         kinds = {isinstance(s, MonteCarloScenario) for s in scenarios}
         if len(kinds) > 1:
             return _run_mixed(args, cd, scenarios)
@@ -954,9 +956,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 def _report_scenarios(args: argparse.Namespace, deal: Deal) -> list[AnyScenario]:
     """``--scenario``s (stress grids expanded), or the deal's base and deterministic
     scenarios; names must be distinct (they label the report's tables)."""
-    names = args.scenario or [
-        s for s in (deal.base_scenario, deal.deterministic_scenario) if s is not None
-    ]
+    # the deal's two scenarios once each, where both fields name the same one
+    names = args.scenario or list(
+        dict.fromkeys(s for s in (deal.base_scenario, deal.deterministic_scenario) if s)
+    )
     if not names:
         raise UsageError("--scenario: the deal names no scenarios; give at least one")
     scenarios = []

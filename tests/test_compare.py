@@ -5,10 +5,12 @@ together, also in ``--json``."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from abs_engine.cli import main
+from abs_engine.report.compare import comparison_rows
 
 
 def _strict(text: str) -> dict:
@@ -69,3 +71,46 @@ def test_mixed_kinds_with_out_are_refused_before_anything_runs(tmp_path, capsys)
     assert main(["run", "-s", "huake_mc", "-s", "huake_base", "--out", str(out)]) == 2
     assert "separate commands" in capsys.readouterr().err
     assert not out.exists() or not any(out.iterdir())
+
+
+SCENARIO = 'schema_version = 1\nkind = "deterministic"\nname = "stress"\ndefaults = {}\n'
+
+
+@pytest.mark.parametrize("defaults", ['{ kind = "none" }', '{ kind = "cdr", cdr = 0.5 }'])
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_two_scenarios_of_one_name_are_refused_before_anything_runs(
+    tmp_path, capsys, defaults, json_flag
+):
+    """Rows are labelled by scenario name: two files of one ``name`` (the second's figures
+    showed in both rows) are refused, naming the second file and its name; one Monte Carlo
+    scenario among them (the table of two kinds) too."""
+    a, b = tmp_path / "a.toml", tmp_path / "b.toml"
+    a.write_text(SCENARIO.replace("{}", '{ kind = "none" }'))
+    b.write_text(SCENARIO.replace("{}", defaults))
+    assert main(["run", "-s", str(a), "-s", str(b), *json_flag]) == 2
+    err = capsys.readouterr().err
+    assert "b.toml" in err and "name" in err and "'stress'" in err and "Traceback" not in err
+    mc = tmp_path / "mc.toml"
+    mc.write_text((Path(__file__).parents[1] / "scenarios" / "huake_mc.toml").read_text()
+                  .replace('name = "huake_mc"', 'name = "stress"'))  # fmt: skip
+    assert 'name = "stress"' in mc.read_text()
+    assert main(["run", "-s", str(a), "-s", str(mc), "--paths", "100", *json_flag]) == 2
+    assert "mc.toml" in capsys.readouterr().err
+
+
+def test_comparison_rows_refuse_repeated_names():
+    with pytest.raises(ValueError, match="repeat"):
+        comparison_rows(["x", "x"])
+
+
+def test_report_of_a_deal_whose_two_scenario_fields_name_one_scenario(tmp_path, capsys):
+    """A deal whose ``base_scenario`` and ``deterministic_scenario`` are one scenario: the
+    report shows it once (it blamed a --scenario flag nobody gave)."""
+    deal = Path(__file__).parents[1] / "waterfalls" / "huake_2025.toml"
+    text = deal.read_text().replace('base_scenario = "huake_mc"', 'base_scenario = "huake_base"')
+    assert text.count('"huake_base"') >= 2
+    (tmp_path / "d.toml").write_text(text)
+    out = tmp_path / "out"
+    assert main(["report", str(tmp_path / "d.toml"), "--out", str(out), "--no-progress"]) == 0
+    doc = json.loads((out / "report.json").read_text())
+    assert [r["scenario"] for r in doc["comparison"]] == ["huake_base"] * 2

@@ -8,9 +8,11 @@ errors and no implied rating (a rating needs a distribution)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..compile.scenario import scenario_source
+from ..errors import DealError, Problem
 from ..kernels.layout import FEN
 from .json_safe import nan_to_none
 
@@ -18,7 +20,7 @@ if TYPE_CHECKING:
     from ..api import DeterministicResult
     from .montecarlo import SimulationResult
 
-__all__ = ["COMPARISON_COLUMNS", "comparison_rows"]
+__all__ = ["COMPARISON_COLUMNS", "check_distinct_names", "comparison_rows"]
 
 #: the columns of a comparison row, in order
 COMPARISON_COLUMNS = (
@@ -61,6 +63,23 @@ def _det_rows(res: DeterministicResult, k: int) -> list[dict[str, Any]]:
     return rows
 
 
+def check_distinct_names(scenarios: Iterable[Any]) -> None:
+    """The side-by-side table labels its rows by scenario name: a
+    :class:`~abs_engine.errors.DealError` naming the file and the ``name`` of each scenario
+    whose name an earlier one has (before anything runs)."""
+    problems, seen = [], set()
+    for sc in scenarios:
+        if sc.name in seen:
+            why = (
+                "two scenarios have this name; the side-by-side table labels its rows by "
+                "scenario name: rename one"
+            )
+            problems.append(Problem(scenario_source(sc), "name", why, sc.name))
+        seen.add(sc.name)
+    if problems:
+        raise DealError(problems)
+
+
 def comparison_rows(
     order: Sequence[str],
     monte_carlo: Sequence[SimulationResult] = (),
@@ -68,7 +87,9 @@ def comparison_rows(
 ) -> list[dict[str, Any]]:
     """Rows tranche by tranche (in the deal's order), each tranche's scenarios in ``order``
     (scenario names as given on the command line); numbers as Python floats, None where a
-    figure is undefined."""
+    figure is undefined. Scenario names must be distinct (:func:`check_distinct_names`)."""
+    if len(set(order)) != len(order):
+        raise ValueError(f"scenario names repeat in {list(order)}: their rows would mix")
     by_name: dict[str, list[dict[str, Any]]] = {}
     for res in monte_carlo:
         by_name[res.scenario.name] = _mc_rows(res)
