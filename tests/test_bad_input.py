@@ -595,3 +595,24 @@ def test_tiny_level_pay_rate_compiles():
     deal = base_deal(pool={"obligors": [obligor("O1", 100.0, rate=1e-17, n=3, kind="level_pay")]})
     cd = ae.compile_deal(parse_deal(deal))
     assert cd.pool.sched_principal[0].sum() == pytest.approx(100.0)
+
+
+@pytest.mark.parametrize("name", ["pool", "notes", "original_pool"])
+def test_a_tranche_may_not_take_a_reserved_name(tmp_path: Path, capsys, name: str):
+    """A fee's base and a reserve target's balance read "pool", "notes" and "original_pool"
+    before tranche names, and outputs name the pool's columns "pool.<item>": a tranche named
+    "pool" validated, then broke the console table with a traceback and overwrote the pool's
+    columns in the cash flows. Refused, naming the file, the field and the name."""
+    deal = Path(__file__).resolve().parents[1] / "waterfalls" / "huake_2025.toml"
+    p = tmp_path / "d.toml"
+    p.write_text(deal.read_text().replace('"Sub"', f'"{name}"'))
+    with pytest.raises(DealError) as info:
+        ae.load_deal(p)
+    (problem,) = info.value.problems
+    assert (problem.path, problem.value) == ("tranches[1].name", name)
+    assert Path(problem.file) == p and "reserved" in problem.message
+    from abs_engine.cli import main
+
+    assert main(["run", str(p), "--paths", "100"]) == 2
+    err = capsys.readouterr().err
+    assert "tranches[1].name" in err and "Traceback" not in err

@@ -48,6 +48,17 @@ class StepUp(Model):
     spread: Rate
 
 
+#: words a tranche may not be named, and what they mean: a fee's ``base`` and a reserve
+#: target's ``of`` take a tranche name or one of these (compile.waterfall's bases); outputs
+#: name the pool's columns ``pool.<item>`` beside the tranches' ``<tranche>.<item>`` (a
+#: tranche named "pool" overwrote them)
+RESERVED_TRANCHE_NAMES = {
+    "pool": "the performing pool balance (and the pool's output columns are 'pool.<item>')",
+    "notes": "the notes' total balance",
+    "original_pool": "the original pool balance",
+}
+
+
 class Tranche(Model):
     """One class of notes. Listed in order of seniority, most senior first.
 
@@ -67,6 +78,16 @@ class Tranche(Model):
     target_balances: list[Money] | None = None
     step_up: StepUp | None = None
     interest_on_shortfall: Bool = False
+
+    @model_validator(mode="after")
+    def _not_reserved(self) -> Tranche:
+        if self.name in RESERVED_TRANCHE_NAMES:
+            raise FieldError(
+                ("name",),
+                f"{self.name!r} is reserved: as a fee's base or a reserve target's balance it "
+                f"means {RESERVED_TRANCHE_NAMES[self.name]}; name the tranche otherwise",
+            )
+        return self
 
     @model_validator(mode="after")
     def _targets(self) -> Tranche:
