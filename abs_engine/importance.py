@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .compile.sampling import (
-    MIX_SCALE_MIN,
     ImportanceSampling,
     choose_importance_sampling,
+    mix_scale_floor,
     with_sampling,
 )
 from .kernels import layout as L
@@ -181,7 +181,7 @@ def tuned_sampling(
         provider_shift = np.where(live, w @ eps[mask], 0.0)
         mix = isp.mix_scale
         if model.copula == L.COPULA_STUDENT_T:
-            mix = float(np.clip((w @ w_mix[mask]) / model.nu, MIX_SCALE_MIN, 1.0))
+            mix = float(np.clip((w @ w_mix[mask]) / model.nu, mix_scale_floor(model.nu), 1.0))
         isp = ImportanceSampling(
             factor_shift, provider_shift, mix, isp.target, float(factor_shift.mean())
         )

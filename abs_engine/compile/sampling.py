@@ -43,6 +43,7 @@ __all__ = [
     "ImportanceSampling",
     "choose_importance_sampling",
     "conditional_pool_loss",
+    "mix_scale_floor",
     "with_sampling",
 ]
 
@@ -50,8 +51,11 @@ __all__ = [
 SAMPLING_METHODS = ("crude", "importance")
 #: the factor shift is searched on [-Z_MAX, 0] (standard deviations)
 Z_MAX = 8.0
-#: the Student-t mixing variable's scale is kept within [MIX_SCALE_MIN, 1]
-MIX_SCALE_MIN = 0.05
+#: W drawn as c·W under the Student-t copula multiplies the weights' second moment by
+#: (c² / (2c − 1))^(ν/2) (E[L²] for the chi-square likelihood ratio c^(ν/2)·exp((W/2)(1/c − 1)),
+#: infinite for c <= 1/2, where the weights' standard errors lie); the scale is kept where that
+#: factor is at most this (:func:`mix_scale_floor`)
+MIX_SECOND_MOMENT_MAX = 4.0
 #: pools up to this many obligors get exponential twisting too (each path solves for its
 #: twist over every obligor)
 TWIST_MAX_OBLIGORS = 2_000
@@ -221,11 +225,21 @@ def choose_importance_sampling(
         provider[s] = min(boundary, 0.0)
     mix = 1.0
     if model.copula == COPULA_STUDENT_T and z != 0.0:
-        mix = min(1.0, max(MIX_SCALE_MIN, scale * scale))  # W' = c·W has mean c·nu = W*
+        # W' = c·W has mean c·nu = W*
+        mix = min(1.0, max(mix_scale_floor(model.nu), scale * scale))
     weight, level = _twist(cd, model, target)
     return ImportanceSampling(
         g, provider, mix, cd.tranche_names[j], z, weight, level, provider_cmc_possible(model)
     )
+
+
+def mix_scale_floor(nu: float) -> float:
+    """The smallest scale c of the Student-t mixing variable (ν degrees of freedom) whose
+    factor on the weights' second moment, (c² / (2c − 1))^(ν/2), is at most
+    :data:`MIX_SECOND_MOMENT_MAX`: the smaller root of c² − 2Kc + K = 0, K = MAX^(2/ν); above
+    1/2 for every ν (0.61 at ν = 5, 0.77 at ν = 30), below 1."""
+    k = MIX_SECOND_MOMENT_MAX ** (2.0 / nu)
+    return k - math.sqrt(k * k - k)
 
 
 def provider_cmc_possible(model: MonteCarloModel) -> bool:
@@ -265,8 +279,11 @@ def with_sampling(model: MonteCarloModel, sampling: ImportanceSampling) -> Monte
         and math.isfinite(sampling.twist_level)
         and (sampling.twist_weight is None or np.isfinite(sampling.twist_weight).all())
     )
-    if not 0.0 < sampling.mix_scale <= 1.0 or not finite:
-        raise ValueError("mix_scale must be in (0, 1] and the shifts and twist finite")
+    if not 0.5 < sampling.mix_scale <= 1.0 or not finite:
+        raise ValueError(
+            "mix_scale must be in (1/2, 1] (at 1/2 or below the weights' variance is "
+            "infinite) and the shifts and twist finite"
+        )
     n = model.obligor_class.shape[0]
     twist = sampling.twist_weight
     if twist is not None and twist.shape != (n,):
