@@ -425,16 +425,22 @@ def test_a_long_body_is_not_unrolled(monkeypatch):
     assert "for j in range(3)" in src
 
 
-def test_a_waterfall_too_long_to_unroll_keeps_its_step_loop(monkeypatch):
-    """Past STEP_NODES_MAX the step loop stays a loop (the other folds are made), and the
-    rewritten waterfall still leaves bitwise the interpreter's ledgers."""
+@pytest.mark.parametrize("budget", ["STEP_NODES_MAX", "TOTAL_NODES_MAX"])
+def test_a_waterfall_too_long_to_unroll_keeps_its_step_loop(monkeypatch, budget):
+    """Past STEP_NODES_MAX the step loop stays a loop (the other folds are made); past
+    TOTAL_NODES_MAX, the whole waterfall unrolled, every loop does (a deal within the other
+    budgets compiled for 56 s in 2.9 GB); either way the rewritten waterfall still leaves
+    bitwise the interpreter's ledgers."""
     from abs_engine.compile import deterministic_flows
     from abs_engine.kernels import waterfall as wf
 
     cd = ae.compile_deal(ae.load_deal())
-    monkeypatch.setattr(SP, "STEP_NODES_MAX", 100)
+    unrolled = SP.specialised_waterfall_py(cd.kernel, cd.n_periods)
+    monkeypatch.setattr(SP, budget, 100 if budget == "STEP_NODES_MAX" else 10_000)
     special = SP.specialised_waterfall_py(cd.kernel, cd.n_periods)
-    assert special.step_loops_unrolled == 0
+    assert unrolled.step_loops_unrolled == 1 and special.step_loops_unrolled == 0
+    if budget == "TOTAL_NODES_MAX":  # about 13,200 nodes unrolled, fewer than half kept
+        assert special.nodes <= 10_000 < unrolled.nodes
     fl = deterministic_flows(cd, [ae.load_scenario("cdr_stress")])
     n_t = cd.n_periods
     shape = (len(cd.tranche_names), len(cd.fee_names), len(cd.account_names),
