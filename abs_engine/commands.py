@@ -517,8 +517,14 @@ def check_solver_args(args: argparse.Namespace, deal: Deal) -> None:
             f"--tranche: {tranche!r} is the most junior tranche, which absorbs the change; "
             f"size a more senior one ({names[:-1]})"
         )
-    if args.command == "price" and deal.tranches[names.index(tranche)].balance <= 0:
-        raise UsageError(f"--tranche: {tranche!r} has no balance to price")
+    if tranche is not None and deal.tranches[names.index(tranche)].balance <= 0:
+        if args.command == "price":
+            raise UsageError(f"--tranche: {tranche!r} has no balance to price")
+        if args.command in ("breakeven", "sensitivity"):
+            raise UsageError(
+                f"--tranche: {tranche!r} has no balance: its expected loss, shortfall "
+                "probability and yield are undefined; choose a tranche with a balance"
+            )
     if args.command == "breakeven" and args.range is not None:
         lo, hi = parse_range(args.range)
         for v in (lo, hi):
@@ -715,7 +721,9 @@ def _sensitivity(
     )  # fmt: skip
     result = {"x": x[0], "y": y[0], "sampling": args.sampling,
               "grid": grid.to_dict(orient="records")}  # fmt: skip
-    tranche = args.tranche or cd.tranche_names[0]
+    # by default the most senior tranche with a balance (one without has no loss to show)
+    with_balance = [t.name for t in deal.tranches if t.balance > 0] or list(cd.tranche_names)
+    tranche = args.tranche or with_balance[0]
     return result, console.sensitivity_text(grid, x[0], y[0], tranche, table)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -245,3 +247,29 @@ def test_default_timing_never_negative():
     for n in range(1, 200):
         t = default_timing(Fake(n))  # type: ignore[arg-type]
         assert min(t) >= 0.0 and abs(sum(t) - 1.0) < 1e-12
+
+
+def test_a_tranche_without_balance_is_refused_by_breakeven_and_sensitivity(tmp_path, capsys):
+    """A tranche of no balance has no loss, shortfall probability or yield (NaN): breakeven
+    said the condition "already fails at 0", and sensitivity's table showed NaN in every
+    cell; both refuse it by name, and sensitivity's table shows the most senior tranche with
+    a balance by default."""
+    from abs_engine.cli import main
+
+    deal = Path(__file__).resolve().parents[1] / "waterfalls" / "huake_2025.toml"
+    text = deal.read_text().replace("balance = 95_000_000", "balance = 0", 1)
+    p = tmp_path / "d.toml"
+    p.write_text(text.replace("balance = 5_000_000", "balance = 100_000_000", 1))
+    cd = ae.compile_deal(ae.load_deal(p))
+    assert cd.deal.tranches[0].balance == 0 and cd.deal.tranches[1].balance == 100_000_000
+    with pytest.raises(SolverError, match="'A' has no balance"):
+        breakeven(cd, ae.load_scenario("huake_mc"), "A", "pd_multiplier",
+                  condition("el_above", 0.01), lo=0.0, hi=5.0)  # fmt: skip
+    grid = ["--x", "pd_multiplier=1,2", "--y", "recovery=0.2,0.3", "--paths", "500"]
+    for argv in (["breakeven", str(p), "--tranche", "A", "--param", "pd_multiplier"],
+                 ["sensitivity", str(p), "--tranche", "A", *grid]):  # fmt: skip
+        assert main(argv) == 2
+        assert "'A' has no balance" in capsys.readouterr().err
+    assert main(["sensitivity", str(p), *grid]) == 0
+    out = capsys.readouterr().out
+    assert "Sub expected loss" in out and "nan" not in out

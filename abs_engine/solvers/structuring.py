@@ -1104,6 +1104,11 @@ def breakeven(
     first failing path (a metric exactly zero where it holds: ``first_loss``; an extreme of
     the paths, not a mean) or a metric flat near the answer."""
     j = _tranche_index(cd, tranche)
+    if cd.deal.tranches[j].balance <= 0:
+        raise SolverError(
+            f"tranche {tranche!r} has no balance: its expected loss, shortfall probability "
+            "and yield are undefined, so no condition on them can hold or fail"
+        )
     lo, hi = check_parameter(param, lo), check_parameter(param, hi)
     if lo == hi:
         raise SolverError(f"lo and hi must differ, got {lo:g} for both")
