@@ -99,6 +99,12 @@ def _scenario_candidates(name: str, deal: Deal | None) -> list[Path]:
 def parse_any_scenario(data: dict[str, Any], source: str | Path = "<memory>") -> AnyScenario:
     """Validate a scenario document of either kind (``deterministic``, the default, or
     ``monte_carlo``)."""
+    if isinstance(data, dict) and data.get("kind") == "stress_grid":
+        raise DealError.one(
+            source, "kind", "a stress grid stands for several scenarios (its base and one per "
+            "shock): give it where several are taken (run -s, report -s, "
+            "load_scenarios), not where one scenario is", "stress_grid",
+        )  # fmt: skip
     model: type[DeterministicScenario] | type[MonteCarloScenario]
     model = MonteCarloScenario if data.get("kind") == "monte_carlo" else DeterministicScenario
     return validate_model(model, data, str(source), source=source)

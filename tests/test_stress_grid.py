@@ -5,6 +5,7 @@ provider default), run as one command into one side-by-side table."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -91,3 +92,27 @@ def test_run_a_grid_into_one_table(capsys):
     el = {(r["tranche"], r["scenario"]): r["expected_loss"] for r in rows}
     # common random numbers: doubling the PDs cannot lower the senior's loss here
     assert el[("A", "pd_x2")] >= el[("A", "huake_mc")]
+
+
+def test_a_stress_grid_where_one_scenario_is_taken_is_named_as_such(tmp_path, capsys):
+    """A stress grid as the deal's ``base_scenario`` is valid (``run`` runs its base and every
+    shock); as its ``deterministic_scenario``, or loaded as one scenario, the error says it
+    is a stress grid (it was pydantic's "Input should be 'deterministic'")."""
+    from abs_engine.cli import main
+
+    deal = Path(__file__).resolve().parents[1] / "waterfalls" / "huake_2025.toml"
+    for field in ("base_scenario", "deterministic_scenario"):
+        text = deal.read_text()
+        start = text.index(f"{field} = ")
+        end = text.index("\n", start)
+        p = tmp_path / f"{field}.toml"
+        p.write_text(text[:start] + f'{field} = "stress_grid_huake"' + text[end:])
+        code = main(["validate", str(p)])
+        err = capsys.readouterr().err
+        if field == "base_scenario":
+            assert code == 0, err
+        else:
+            assert code == 2 and "stress grid stands for several" in err and field in err
+    with pytest.raises(ae.DealError, match="stress grid stands for several") as info:
+        ae.load_scenario("stress_grid_huake")
+    assert info.value.problems[0].path == "kind"
