@@ -232,3 +232,32 @@ def test_half_a_relief_from_royalty_is_refused_at_its_row(tmp_path):
         read_tape(p)
     (problem,) = ei.value.problems
     assert problem.path == "row 1 (id=O1).useful_life_years" and "99" in str(problem)
+
+
+def test_a_cell_with_digit_underscores_or_no_value_is_named_as_written(tmp_path):
+    """ "60_000_000" is refused showing that text (Python's int() reads it, so the message
+    showed 60000000, a number it had just refused); an empty or "NaN" cell in a required
+    column says so; a NaN stored as a number (Parquet) says NaN."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [("U1", "x", "60_000_000", 0.05, "bullet", 4, 0.02, "s"),
+            ("U2", "y", "NaN", 0.05, "bullet", 4, 0.02, "s"),
+            ("U3", "z", "", 0.05, "bullet", 4, 0.02, "s")]  # fmt: skip
+    p = tmp_path / "u.csv"
+    p.write_text(_csv(rows, fmt=str), encoding="utf-8")
+    with pytest.raises(DealError) as ei:
+        read_tape(p)
+    first, *missing = ei.value.problems
+    assert first.path == "row 1 (id=U1).balance" and first.value == "60_000_000"
+    assert [m.path for m in missing] == ["row 2 (id=U2).balance", "row 3 (id=U3).balance"]
+    assert all("empty, or a word for a missing value" in m.message for m in missing)
+    columns = {"id": ["P1"], "balance": pa.array([float("nan")]), "rate": [0.05],
+               "amortization": ["bullet"], "n_periods": [4], "annual_pd": [0.02]}  # fmt: skip
+    table = pa.table(columns)
+    q = tmp_path / "n.parquet"
+    pq.write_table(table, q)
+    with pytest.raises(DealError) as ei:
+        read_tape(q)
+    (problem,) = ei.value.problems
+    assert problem.path == "row 1 (id=P1).balance" and "not NaN" in problem.message

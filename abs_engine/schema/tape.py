@@ -357,7 +357,9 @@ def _cell(col: pa.ChunkedArray, csv: bool) -> Callable[[int], Any]:
 
     def get(row: int) -> Any:
         v = col[row].as_py()
-        if csv and isinstance(v, str):
+        # (not text with underscores: Python reads "60_000_000" as a number, the tape
+        # reader does not, and the message would show the number it refused)
+        if csv and isinstance(v, str) and "_" not in v:
             for conv in (int, float):
                 try:
                     return conv(v)
@@ -520,12 +522,14 @@ def _number(
         values = np.zeros(n, dtype=np.int64 if spec.integer else np.float64)
         return values, np.ones(n, dtype=bool)
     get = _cell(col, csv)
-    vals, missing, refused, exact_int = _column_numbers(col, spec, n, csv, flag, get)
-    missing = (missing | np.isnan(vals)) & ~refused
+    vals, null, refused, exact_int = _column_numbers(col, spec, n, csv, flag, get)
+    missing = (null | np.isnan(vals)) & ~refused
     ok = ~missing & ~refused
     if spec.required:
         kind = "integer" if spec.integer else "number"
-        flag(missing, f"Input should be a valid {kind}")
+        flag(missing & null, f"Input should be a valid {kind} (the cell is empty, or a word for "
+             "a missing value: NA, NaN, null...)")  # fmt: skip
+        flag(missing & ~null, f"Input should be a valid {kind}, not NaN", get)
     ok = _check_bounds(spec, vals, exact_int, ok, flag, get)
     if not spec.integer:
         return np.where(ok, vals, 0.0), ~ok
