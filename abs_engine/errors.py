@@ -54,7 +54,14 @@ class ArgumentTypeError(InputError, TypeError):
 
 
 def short_repr(value: Any, limit: int = 80) -> str:
-    """``repr`` of a value, cut to ``limit`` characters so an error line stays readable."""
+    """``repr`` of a value, cut to ``limit`` characters so an error line stays readable; a
+    NumPy scalar as the Python number it holds (``1e+300``, not ``np.float64(1e+300)``)."""
+    if (
+        type(value).__module__ == "numpy"
+        and hasattr(value, "item")
+        and getattr(value, "ndim", 1) == 0
+    ):
+        value = value.item()
     text = repr(value)
     if len(text) > limit:
         text = text[: limit - 3] + "..."
@@ -261,7 +268,10 @@ def check_real(
 
 def check_bool(value: Any, func: str, arg: str) -> bool:
     """``value`` as a ``bool`` (True/False or a NumPy bool; not ``"no"`` or 0)."""
-    if isinstance(value, bool) or type(value).__name__ == "bool_":
+    # NumPy's bool is numpy.bool_ before 2.0 and numpy.bool from it
+    if isinstance(value, bool) or (
+        type(value).__module__ == "numpy" and type(value).__name__ in ("bool_", "bool")
+    ):
         return bool(value)
     raise ArgumentTypeError(
         f"{_where(func, arg)} must be True or False, got {short_repr(value)} "

@@ -788,3 +788,26 @@ def test_price_the_residual_tranche_is_refused_by_name() -> None:
     mc = MonteCarloScenario.model_validate({"kind": "monte_carlo", "name": "t", "seed": 7})
     with pytest.raises(AbsEngineError, match="'Sub' is the residual"):
         solve_coupon(deal, mc, "Sub", load_curve(0.02), n_paths=100)
+
+
+def test_numpy_scalars_are_shown_and_taken_as_the_python_values_they_hold(tmp_path):
+    """Messages show a NumPy scalar as its number (not "np.float64(1e+300)"); NumPy's bool is
+    a bool wherever True/False is asked for (numpy 2 names its type "bool", which was
+    refused); an empty rating in a rating table is named by its row alone (it showed
+    "rating=nan")."""
+    from abs_engine.errors import check_bool, short_repr
+    from abs_engine.metrics import load_rating_table
+
+    assert short_repr(np.float64(1e300)) == "1e+300" and short_repr(np.int64(3)) == "3"
+    assert short_repr(np.array([1.0])) == "array([1.])"
+    assert check_bool(np.True_, "f", "a") is True and check_bool(np.bool_(False), "f", "a") is False
+    with pytest.raises(ae.ArgumentTypeError):
+        check_bool(np.int64(1), "f", "a")
+    res = ae.simulate(n_paths=64, seed=1, progress=False, keep_paths=np.bool_(True))
+    assert res.paths is not None and len(res.paths) == 64
+    p = tmp_path / "t.csv"
+    p.write_text("rating,horizon_years,expected_loss_pct\nAAA,1,0.1\n,2,0.2\n")
+    with pytest.raises(ae.DealError) as info:
+        load_rating_table(p)
+    (problem,) = info.value.problems
+    assert (problem.path, problem.value) == ("row 2.rating", "")

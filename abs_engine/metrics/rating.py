@@ -206,10 +206,10 @@ def load_rating_table(path: str | Path | None = None) -> RatingTable:
     horizons: dict[str, list[float]] = {}
     thresholds: dict[str, list[float]] = {}
     for k, row in enumerate(df.itertuples(index=False)):
-        r = str(row.rating).strip()
+        r = row.rating.strip() if isinstance(row.rating, str) else ""  # empty: NaN
         h = pd.to_numeric(getattr(row, hcol), errors="coerce")
         v = pd.to_numeric(getattr(row, tcols[0]), errors="coerce")
-        where = f"row {k + 1} (rating={r})"
+        where = f"row {k + 1} (rating={r})" if r else f"row {k + 1}"
         if not np.isfinite(h) or h <= 0:
             pc.add(
                 f"{where}.{hcol}", "horizon must be a positive number of years", getattr(row, hcol)
@@ -223,7 +223,7 @@ def load_rating_table(path: str | Path | None = None) -> RatingTable:
             )
             continue
         if not r or r.lower() == "nan":
-            pc.add(f"{where}.rating", "rating must be a non-empty name", row.rating)
+            pc.add(f"{where}.rating", "rating must be a non-empty name", r)
             continue
         if r not in horizons:
             ratings.append(r)
