@@ -817,12 +817,19 @@ def check_summaries(case: Case, res: WaterfallResult) -> None:
         sp = res.sum_pool[p]
         for item, col in (
             (L.SP_DEFAULT, L.LP_DEFAULT),
-            (L.SP_RECOVERY, L.LP_RECOVERY),
-            (L.SP_LOSS, L.LP_LOSS),
             (L.SP_PREPAY, L.LP_PREPAY),
             (L.SP_COMPENSATION, L.LP_COMPENSATION),
         ):
             assert abs(sp[item] - per[p, :, col].sum()) <= tol, (p, item)
+        # recoveries and losses: the periods', and at a clean-up call the defaulted
+        # receivables sold at their recovery value (recovered then, the rest lost)
+        rec, loss = per[p, :, L.LP_RECOVERY].sum(), per[p, :, L.LP_LOSS].sum()
+        if sp[L.SP_CALL_PERIOD] < 0:
+            assert abs(sp[L.SP_RECOVERY] - rec) <= tol and abs(sp[L.SP_LOSS] - loss) <= tol, p
+        else:
+            assert sp[L.SP_RECOVERY] >= rec - tol and sp[L.SP_LOSS] >= loss - tol, p
+        # every receivable that defaulted was recovered or lost by the end (or the call)
+        assert abs(sp[L.SP_DEFAULT] - sp[L.SP_RECOVERY] - sp[L.SP_LOSS]) <= tol, (p, sp)
         assert abs(sp[L.SP_SUPPORT_PAID] - sup[p, :, short, L.LS_PAID].sum()) <= tol, p
         status = per[p, :n_act, L.LP_STATUS]
         assert sp[L.SP_MAX_STATUS] == status.max(), p

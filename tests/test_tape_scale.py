@@ -243,7 +243,11 @@ def test_cell_semantics(tmp_path):
     assert got == {
         ("row 1 (id=A).rate", "expected a number, not a string (remove the quotes)"),
         ("row 2 (id=B).rate", "expected a number, not a string (remove the quotes)"),
-        ("row 3 (id=C).rate", "Input should be a valid number"),
+        (
+            "row 3 (id=C).rate",
+            "Input should be a valid number (the cell is empty, or a word for a missing "
+            "value: NA, NaN, null...)",
+        ),
         (
             "row 2 (id=B).n_periods",
             "Input should be a valid integer, got a number with a fractional part",

@@ -132,7 +132,10 @@ def test_call_buys_only_recoveries_of_receivables_defaulted_by_the_call(jit):
     (the old price added it: 1,875,000).
 
     Whole deal: cash in 1m + 0.75m + 1.725m = 3.475m, all paid to A; A loses 525,000 =
-    O0's 750,000 exposure less its 225,000 recovery value; nothing is released."""
+    O0's 750,000 exposure less its 225,000 recovery value; nothing is released. The pool's
+    totals: defaulted 750,000 (O1 defaulted after the call), recovered 225,000 (O0's, sold
+    at the call: its recovery would have come after the deal ended, so it was never booked),
+    realised loss 525,000."""
     res = run(
         _call_deal(),
         {
@@ -154,6 +157,10 @@ def test_call_buys_only_recoveries_of_receivables_defaulted_by_the_call(jit):
     assert res.sum_tr[0, 0, L.ST_LOSS] == pytest.approx(0.525 * M)
     assert res.sum_tr[0, 0, L.ST_PRINCIPAL_PAID] == pytest.approx(3.475 * M)
     assert per[:, L.LP_CASH_RELEASED].sum() == 0.0
+    sp = res.sum_pool[0]
+    assert sp[L.SP_DEFAULT] == pytest.approx(0.75 * M)
+    assert sp[L.SP_RECOVERY] == pytest.approx(0.225 * M)
+    assert sp[L.SP_LOSS] == pytest.approx(0.525 * M)
 
 
 @JIT
@@ -323,6 +330,17 @@ def test_clean_up_call_buys_defaulted_receivables_at_their_recovery():
     assert tranche_item(res, "A", L.LT_PRINCIPAL_PAID) == pytest.approx([15, 65, 0, 0], **EXACT)
     no_call = run({k: v for k, v in deal.items() if k != "clean_up_call"}, sc)
     assert no_call.sum_tr[0, 0, L.ST_PRINCIPAL_PAID] == pytest.approx(80, **EXACT)
+    # the pool's totals: O1's 40 defaulted, 20 recovered through the call, 20 lost; had
+    # its recovery been due after legal final (a lag of 5), nothing sold and 40 lost (both
+    # were booked after the deal ended: recovered 0 and lost 0 before)
+    for lag, recovered in ((2, 20.0), (5, 0.0)):
+        sc["recovery"]["lag_periods"] = lag
+        for jit in (False, True):
+            sp = run(deal, sc, jit=jit).sum_pool[0]
+            assert sp[L.SP_CALL_PERIOD] == 1, (lag, jit)
+            assert sp[L.SP_DEFAULT] == pytest.approx(40, **EXACT)
+            assert sp[L.SP_RECOVERY] == pytest.approx(recovered, **EXACT), (lag, jit)
+            assert sp[L.SP_LOSS] == pytest.approx(40 - recovered, **EXACT), (lag, jit)
 
 
 def test_no_clean_up_call_on_a_pool_emptied_by_defaults():

@@ -658,7 +658,10 @@ def _clean_up_call_py(t, pool_end, call_factor, call_price, original_pool, pool_
     the defaulted ones at their recovery value once the pool factor (performing balance /
     original, tolerance 1e-9) is at or below the call level; nothing performing, no call.
     Returns the performing balance after it, the call proceeds (yuan) and whether it was
-    called."""
+    called. The defaulted receivables sold are recovered then, in the pool's totals
+    (``SP_RECOVERY``, and their loss, exposure less that value, in ``SP_LOSS``), and those
+    whose recovery would come after legal final lost: all would have been booked after the
+    deal ended."""
     call_proceeds = 0.0
     called = False
     if (
@@ -670,9 +673,20 @@ def _clean_up_call_py(t, pool_end, call_factor, call_price, original_pool, pool_
         called = True
         # the defaulted receivables awaiting disposal go at their recovery value; only
         # those that have defaulted by now (later defaults were bought performing)
-        call_proceeds = call_price * pool_end + pool_flows[PF_PENDING_RECOVERY, t]
+        pending = pool_flows[PF_PENDING_RECOVERY, t]
+        call_proceeds = call_price * pool_end + pending
         pool_end = 0.0
         sum_pool[SP_CALL_PERIOD] = t
+        # the exposure still unresolved: defaulted by now, less what recovered or was lost
+        # by now (sold at its recovery value; one whose recovery would come after legal
+        # final is not sold, and lost whole, as the final period would have booked it)
+        exposure = 0.0
+        for s in range(t + 1):
+            exposure += (pool_flows[PF_DEFAULT, s] - pool_flows[PF_RECOVERY, s]
+                         - pool_flows[PF_LOSS, s])  # fmt: skip
+        if pending > 0.0 or exposure > FEN:
+            sum_pool[SP_RECOVERY] += pending
+            sum_pool[SP_LOSS] += exposure - pending
     return pool_end, call_proceeds, called
 
 
