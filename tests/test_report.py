@@ -818,3 +818,61 @@ def test_sheet_titles_drop_control_characters_and_edge_apostrophes():
     titles = list(sheet_titles([Section("cashflows", "c", tables)], "en").values())
     assert titles[0] == "CF 'ab"
     assert all(not t.endswith("'") and t.isprintable() and len(t) <= 31 for t in titles)
+
+
+def test_residual_support_and_payments_are_in_the_monte_carlo_tables(en):
+    """The Monte Carlo cash-flow table shows the residual paid where any is (Sub's excess
+    spread was in the JSON and the console, in no report table), and the tranche table its
+    principal, interest, residual and support received, each with its standard error; the
+    summary's last payment date says what it is (it was labelled the legal final date)."""
+    out, doc = en
+    page = _page(out)
+    (mc,) = doc["monte_carlo"]
+    cf = next(t for t in page.tables if t["keys"][:2] == ["period", "payment_date"])
+    assert "Sub.residual_paid" in cf["keys"] and "Sub.residual_paid_se" in cf["keys"]
+    assert "A.residual_paid" not in cf["keys"]  # A is paid no residual
+    k = cf["keys"].index("Sub.residual_paid")
+    for row, rec in zip(cf["rows"], mc["cashflows"], strict=True):
+        assert _close(float(row[k].replace(",", "")) if row[k] else None,
+                      rec["Sub.residual_paid"])  # fmt: skip
+    tr = next(t for t in page.tables if "implied_rating" in t["keys"])
+    for key in ("principal_paid", "interest_paid_se", "residual_paid", "support_received_se"):
+        assert key in tr["keys"], key
+    wb = openpyxl.load_workbook(out / "report.xlsx")
+    labels = [c.value for c in wb["Summary"]["A"]]
+    assert "Last payment date" in labels and "Legal final payment date" not in labels
+
+
+def test_tiny_shares_show_their_digits_in_the_workbook():
+    """An expected loss of 1.7e-7 (an importance-sampled AAA senior) showed as 0.0000%."""
+    from abs_engine.report.workbook import _number_format
+
+    assert _number_format("pct4", 0.0123) == _number_format("pct4", 0.0) == "0.0000%"
+    assert _number_format("pct4", 1.67e-7) == "0.000000%"  # 0.000017%: two digits shown
+    assert _number_format("pct4", 1.44e-8) == "0.0000000%"
+    assert _number_format("money", 1e-9) == "#,##0.00"
+
+
+def test_deal_warnings_are_handed_over_with_the_report_and_the_json(tmp_path):
+    """A deal's warnings (here: payment dates past the Chinese calendar's data rolled on
+    weekends only) were on stderr alone: they are in report.json, its HTML and workbook,
+    and in the documents of run --json and --out."""
+    deal = ROOT / "waterfalls" / "huake_2025.toml"
+    text = deal.read_text()
+    weekends = 'calendar = { kind = "weekends" }'
+    assert weekends in text
+    p = tmp_path / "d.toml"
+    p.write_text(text.replace(weekends, 'calendar = { kind = "named", name = "CN" }'))
+    out = tmp_path / "r"
+    r = run_cli("report", p, "--out", out, "-s", "huake_base", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    (warning,) = [w for w in doc["deal"]["warnings"] if "weekends only" in w]
+    assert "weekends only" in (out / "report.html").read_text(encoding="utf-8")
+    wb = openpyxl.load_workbook(out / "report.xlsx")
+    cells = [c.value for row in wb["Assumptions"].iter_rows() for c in row]
+    assert warning in cells
+    r = run_cli("run", p, "-s", "huake_base", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["deal_warnings"] == doc["deal"]["warnings"]
+    r = run_cli("run", p, "--paths", "200", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["deal_warnings"] == doc["deal"]["warnings"]

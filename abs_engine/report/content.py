@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..kernels import layout as L
+from .documents import deal_warnings
 from .json_safe import nan_to_none
 
 if TYPE_CHECKING:
@@ -227,6 +228,7 @@ def report_document(
                 "issued": issued,
                 "overcollateralisation": (pool - issued) / pool if pool else 0.0,
                 "tranches": capital_structure(cd),
+                "warnings": deal_warnings(cd),
             },
             "stamp": {**stamp, "commit": engine_commit()},
             "scenarios": scenario_rows,

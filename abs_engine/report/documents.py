@@ -28,7 +28,15 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _deal_header(cd: CompiledDeal) -> dict[str, Any]:
-    return {"deal": cd.deal.name, "source": cd.source, "currency": cd.deal.currency}
+    """The deal's name, file and currency, and its warnings (allowed but probably wrong, as
+    printed on stderr: a deliverable carries them too)."""
+    return {"deal": cd.deal.name, "source": cd.source, "currency": cd.deal.currency,
+            "deal_warnings": deal_warnings(cd)}  # fmt: skip
+
+
+def deal_warnings(cd: CompiledDeal) -> list[str]:
+    """The deal's warnings as text, one line each (``field: message (got value)``)."""
+    return [str(w) for w in cd.warnings]
 
 
 def result_document(res: DeterministicResult) -> dict[str, Any]:

@@ -28,6 +28,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "large_obligor_test": ("Large-obligor test", "大额债务人违约测试"),
     "coverage_table": ("Coverage ratio by period", "分期本息覆盖倍数"),
     "assumptions": ("Assumptions and inputs", "假设与输入"),
+    "deal_warnings": ("Deal warnings", "交易警告"),
     "inputs": ("Input files", "输入文件"),
     "scenario_parameters": ("Scenario parameters", "情景参数"),
     "monte_carlo": ("Monte Carlo", "蒙特卡洛模拟"),
@@ -49,7 +50,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "original_pool": ("Original pool balance", "初始资产池余额"),
     "periods": ("Payment periods", "支付期数"),
     "first_payment_date": ("First payment date", "首个兑付日"),
-    "last_payment_date": ("Legal final payment date", "法定到期日"),
+    "last_payment_date": ("Last payment date", "最后兑付日"),
     "issued": ("Tranches issued", "证券发行总额"),
     "overcollateralisation": ("Overcollateralisation", "超额抵押比例"),
     # stamp and assumptions

@@ -170,6 +170,9 @@ _MC_TRANCHE = [
     ("irr", "pct"), ("irr_se", "pct"), ("min_coverage_ratio", "ratio"),
     ("min_coverage_ratio_se", "ratio"), ("lgd", "pct"), ("lgd_se", "pct"),
     ("modified_duration", "years"), ("implied_rating", "rating"),
+    ("principal_paid", "money"), ("principal_paid_se", "money"), ("interest_paid", "money"),
+    ("interest_paid_se", "money"), ("residual_paid", "money"), ("residual_paid_se", "money"),
+    ("support_received", "money"), ("support_received_se", "money"),
 ]  # fmt: skip
 _DET_TRANCHE = [
     ("tranche", "text"), ("balance", "money"), ("principal_paid", "money"),
@@ -225,16 +228,23 @@ def _comparison(doc: dict[str, Any], lang: str) -> Section:
 
 
 def _mc_cashflow_keys(mc: dict[str, Any], tranches: list[str]) -> list[tuple[str, str]]:
+    """The Monte Carlo cash-flow table's columns: each tranche's interest, principal, the
+    residual where any is paid (a residual tranche's excess spread) and end balance, each
+    with its standard error; the coverage ratio; the pool's defaults, recoveries, balance."""
+    rows = mc["cashflows"]
     keys = [("period", "int"), ("payment_date", "date")]
     for t in tranches:
-        for item in ("interest_paid", "principal_paid", "balance_end"):
+        items = ["interest_paid", "principal_paid", "balance_end"]
+        if any(r.get(f"{t}.residual_paid") for r in rows):
+            items.insert(2, "residual_paid")
+        for item in items:
             keys += [(f"{t}.{item}", "money"), (f"{t}.{item}_se", "money")]
     keys += [("coverage_ratio", "ratio"), ("coverage_ratio_se", "ratio"),
              ("coverage_ratio_p05", "ratio"), ("pool.defaults", "money"),
              ("pool.defaults_se", "money"), ("pool.recoveries", "money"),
              ("pool.recoveries_se", "money"), ("pool.balance_end", "money"),
              ("pool.balance_end_se", "money")]  # fmt: skip
-    return [(k, kind) for k, kind in keys if k in mc["cashflows"][0]]
+    return [(k, kind) for k, kind in keys if k in rows[0]]
 
 
 def _det_cashflow_keys(sc: dict[str, Any], tranches: list[str]) -> list[tuple[str, str]]:
@@ -334,6 +344,10 @@ def _assumptions(doc: dict[str, Any], lang: str) -> Section:
         Table(label("assumptions", lang), kv, run_rows, sheet),
         Table(label("inputs", lang), in_cols, _rows(s["inputs"], in_cols), sheet),
     ]
+    if doc["deal"].get("warnings"):  # allowed but probably wrong: printed, and handed over
+        w_cols = [Column("warning", label("deal_warnings", lang))]
+        rows_w = [[w] for w in doc["deal"]["warnings"]]
+        tables.insert(0, Table(label("deal_warnings", lang), w_cols, rows_w, sheet))
     sc_cols = [
         Column("scenario", label("scenario", lang)), Column("kind", label("kind", lang)),
         Column("n_paths", label("n_paths", lang), "int"), Column("seed", label("seed", lang)),
