@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import functools
 import os
+import signal
 import sys
 import warnings
 from typing import TYPE_CHECKING, NoReturn
@@ -37,7 +38,7 @@ with signals_noted():
     from .commands import EXIT_ERROR, EXIT_INPUT, EXIT_OK
     from .distributed.cluster import ClusterError
     from .errors import AbsEngineError, DealError, DealWarning
-    from .files import OutputError
+    from .files import OutputError, commits
     from .schema.common import MAX_RECOVERY_LAG
     from .schema.files import inputs_recorded
     from .schema.stochastic import MAX_PATHS, MAX_SEED
@@ -541,6 +542,7 @@ def main(argv: list[str] | None = None) -> int:
     nothing in it was changed — or an unexpected error; 130 interrupted by Ctrl-C (SIGINT),
     143 by SIGTERM, 129 by SIGHUP: ``interrupted`` on stderr, no traceback, and no output
     file changed or left half-written (see ``abs_engine.files``)."""
+    written = commits()
     with interrupts_as_exceptions() as caught:
         try:
             with warnings.catch_warnings():
@@ -550,6 +552,12 @@ def main(argv: list[str] | None = None) -> int:
                     return _main(argv)
         except KeyboardInterrupt as exc:
             caught.set()
+            if commits() > written:
+                # its outputs were in place: the command had done its work (130 says the
+                # output folder is as it was)
+                print("interrupted after the outputs were written: they are complete",
+                      file=sys.stderr, flush=True)  # fmt: skip
+                return EXIT_OK
             return interrupted_status(exc)
 
 
@@ -596,6 +604,12 @@ def entry() -> NoReturn:
     inside numba's compiler can leave half-built llvmlite objects whose finalizers would
     print "Exception ignored ... Traceback" while Python shuts down, after "interrupted"."""
     code = main()
+    if code < 128:
+        # done: a signal now (while Python shuts its modules down) would kill the process
+        # with that signal's status, as if the command had not finished
+        for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+            with contextlib.suppress(AttributeError, ValueError, OSError):
+                signal.signal(getattr(signal, name), signal.SIG_IGN)
     if code >= 128:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):

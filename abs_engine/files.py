@@ -128,6 +128,17 @@ def _output_error(
     return OutputError(f"cannot write {name} to {out_dir}: {why}; {after}")
 
 
+#: outputs put in place in this process so far (a staged set, or one file by atomic_write)
+_COMMITS = [0]
+
+
+def commits() -> int:
+    """How many sets of outputs this process has put in place (:meth:`StagedOutputs.commit`,
+    :func:`atomic_write`): the command compares it before and after an interrupt, which
+    must not be reported as leaving the outputs unchanged once they were written."""
+    return _COMMITS[0]
+
+
 def atomic_write(path: Path, write: Callable[[Path], object], mode: int | None = None) -> None:
     """Write via ``write(tmp)`` into a temporary file beside ``path``, then rename it over
     ``path``; on any error or interrupt the temporary file is removed and ``path`` is untouched.
@@ -139,6 +150,7 @@ def atomic_write(path: Path, write: Callable[[Path], object], mode: int | None =
         write(Path(tmp))
         os.chmod(tmp, default_file_mode() if mode is None else mode)
         os.replace(tmp, path)
+        _COMMITS[0] += 1
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -426,6 +438,7 @@ class StagedOutputs:
                     exc, self.out_dir, "the outputs", kept=False, after=after
                 ) from None
             self.committed = True
+            _COMMITS[0] += 1
             _fsync_dir(self.out_dir)
         for n in names:  # outputs now, though a check may have read one back while staged
             forget_input(self.path(n))

@@ -399,6 +399,33 @@ def test_main_restores_the_signal_handlers(capsys):
     assert sys.unraisablehook is hook
 
 
+@pytest.mark.parametrize("committed", [True, False])
+def test_an_interrupt_once_the_outputs_are_in_place_is_not_reported_as_nothing_written(
+    tmp_path, monkeypatch, capsys, committed
+):
+    """Exit 130 says the output folder is as it was: an interrupt that lands after the
+    command's outputs were moved into place (the signal held back by the commit arrives right
+    after it) exits 0, saying the outputs are complete; one before, 130 and nothing written."""
+    import abs_engine.commands as commands
+
+    out = tmp_path / "out"
+
+    def command(args):
+        with files.staged_outputs(out) as stage:
+            stage.write("x.txt", lambda p: p.write_text("x"))
+            if not committed:
+                raise KeyboardInterrupt
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(commands, "cmd_validate", command)
+    code = main(["validate", str(ROOT / "waterfalls" / "huake_2025.toml")])
+    err = capsys.readouterr().err
+    if committed:
+        assert code == 0 and "they are complete" in err and (out / "x.txt").read_text() == "x"
+    else:
+        assert code == EXIT_INTERRUPTED and "interrupted" in err and not out.exists()
+
+
 def test_signals_held_during_the_commit_are_delivered_after_it(tmp_path):
     """A SIGTERM raised while the files move does not stop the move: the set is complete, and
     the signal arrives right after."""
