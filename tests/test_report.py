@@ -876,3 +876,28 @@ def test_deal_warnings_are_handed_over_with_the_report_and_the_json(tmp_path):
     assert r.returncode == 0 and json.loads(r.stdout)["deal_warnings"] == doc["deal"]["warnings"]
     r = run_cli("run", p, "--paths", "200", "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["deal_warnings"] == doc["deal"]["warnings"]
+
+
+def test_chart_ticks_keep_their_digits_on_small_axes():
+    """A 5M-yuan deal's axis read "0M" then blanks, and 1.5M, 2M and 2.5M all read "2M"; a
+    loss axis under 3% read 0%, 0%, 1%, 2%, 2%."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from abs_engine.report import charts
+
+    fig, ax = plt.subplots()
+    try:
+        ax.set_ylim(0, 2.6e6)
+        ax.set_xlim(0, 0.025)
+        charts._millions(ax)
+        ax.xaxis.set_major_formatter(charts._percent())
+        fig.canvas.draw()
+        ys = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+        xs = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    finally:
+        plt.close(fig)
+    assert len(set(ys)) == len(ys) and "500k" in ys and "1.5M" in ys
+    assert len(set(xs)) == len(xs) and "0.50%" in xs

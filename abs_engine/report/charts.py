@@ -193,10 +193,12 @@ def _periods(ax: Any, x: np.ndarray) -> None:
 
 
 def _millions(ax: Any, axis: str = "y") -> None:
-    from matplotlib.ticker import FuncFormatter
+    """Yuan ticks with an SI prefix and the digits they need ("500k", "1.5M", "20M"): whole
+    millions blanked every tick under 1M and rounded 1.5M and 2.5M both to "2M" (a small
+    deal's axis read "0M" and blanks)."""
+    from matplotlib.ticker import EngFormatter
 
-    fmt = FuncFormatter(lambda v, _: f"{v / 1e6:,.0f}M" if abs(v) >= 1e6 or v == 0 else "")
-    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(EngFormatter(sep=""))
 
 
 def _column(records: list[dict[str, Any]], key: str) -> np.ndarray:
@@ -234,9 +236,11 @@ def loss_distribution(doc: dict[str, Any], mc: dict[str, Any], lang: str) -> Any
 
 
 def _percent() -> Any:
+    """Percent ticks with the decimals the axis's range needs (whole percents turned 0.5%
+    into 0% and 1.5% into 2% on a narrow axis)."""
     from matplotlib.ticker import PercentFormatter
 
-    return PercentFormatter(1.0, decimals=0)
+    return PercentFormatter(1.0, decimals=None)
 
 
 def _x(records: list[dict[str, Any]]) -> np.ndarray:
