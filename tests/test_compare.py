@@ -37,6 +37,9 @@ def test_monte_carlo_and_deterministic_side_by_side(capsys):
         assert r["expected_loss"] == t["expected_loss"]
         assert r["expected_loss_se"] == t["expected_loss_se"]
         assert r["default_probability"] == t["default_probability"]
+        # every Monte Carlo figure with its standard error (WAL and coverage had none)
+        assert r["wal_years_se"] == t["wal_years_se"]
+        assert r["min_coverage_ratio_se"] == t["min_coverage_ratio_se"]
     # a deterministic row: its own loss over the balance, shortfall 0 or 1, no SE, no rating
     stress = next(d for d in det["scenarios"] if d["scenario"] == "cdr_stress")
     for r in rows[2::3]:
@@ -44,11 +47,15 @@ def test_monte_carlo_and_deterministic_side_by_side(capsys):
         assert r["expected_loss"] == pytest.approx(t["loss"] / t["balance"], rel=1e-15)
         assert r["default_probability"] in (0.0, 1.0) and r["expected_loss_se"] is None
         assert r["implied_rating"] is None and r["kind"] == "deterministic"
+        assert r["wal_years_se"] is None and r["min_coverage_ratio_se"] is None
     sub = rows[5]
     assert sub["default_probability"] == 1.0 and sub["wal_years"] is None  # never repaid
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "Scenarios side by side" in out and "huake_base" in out
+    # the expected cash flows by period: each mean with its standard error under it
+    table = out[out.index("Expected cash flows by period") :]
+    assert table.count("±") >= 12 * 10
 
 
 def test_several_scenarios_of_one_kind_get_the_table_too(capsys):

@@ -25,7 +25,8 @@ __all__ = ["COMPARISON_COLUMNS", "check_distinct_names", "comparison_rows"]
 #: the columns of a comparison row, in order
 COMPARISON_COLUMNS = (
     "tranche", "scenario", "kind", "expected_loss", "expected_loss_se", "default_probability",
-    "default_probability_se", "wal_years", "min_coverage_ratio", "implied_rating",
+    "default_probability_se", "wal_years", "wal_years_se", "min_coverage_ratio",
+    "min_coverage_ratio_se", "implied_rating",
 )  # fmt: skip
 
 
@@ -56,7 +57,9 @@ def _det_rows(res: DeterministicResult, k: int) -> list[dict[str, Any]]:
                 "default_probability": 1.0 if short else 0.0,
                 "default_probability_se": None,
                 "wal_years": r["wal_years"],
+                "wal_years_se": None,
                 "min_coverage_ratio": r["min_coverage_ratio"],
+                "min_coverage_ratio_se": None,
                 "implied_rating": None,
             }
         )

@@ -198,16 +198,28 @@ def _cashflow_table(cd: CompiledDeal, cf: pd.DataFrame) -> Table:
 def _period_table(
     title: str, cf: pd.DataFrame, cols: list[str], heads: list[str], coverage_spec: str
 ) -> Table:
-    """Rows ``cf[cols]`` under ``heads``, every column right-justified and unwrapped."""
+    """Rows ``cf[cols]`` under ``heads``, every column right-justified and unwrapped; a column
+    with a standard error in ``cf`` (``<column>_se``: Monte Carlo means) shows it under the
+    mean, ``±se``, in the same cell."""
     from rich.table import Table
 
     t = Table(title=title, title_justify="left")
     for head in heads:
         t.add_column(head, justify="right", no_wrap=True)
-    for _, r in cf[cols].iterrows():
-        cells = [_cell(c, r[c], coverage_spec) for c in cols]
+    with_se = [c for c in cols if f"{c}_se" in cf.columns]
+    for _, r in cf[cols + [f"{c}_se" for c in with_se]].iterrows():
+        cells = []
+        for c in cols:
+            cell = _cell(c, r[c], coverage_spec)
+            if c in with_se and not _missing(r[f"{c}_se"]):
+                cell += "\n±" + _cell(c, r[f"{c}_se"], coverage_spec)
+            cells.append(cell)
         t.add_row(*cells)
     return t
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
 
 
 # --- a Monte Carlo run ---------------------------------------------------------------------------
@@ -336,7 +348,13 @@ def _mc_cashflow_table(cd: CompiledDeal, cf: pd.DataFrame) -> Table:
         else:
             owner, item = c.split(".")
             heads.append(f"{_HEADERS.get(item, item)} {owner}")
-    return _period_table("Expected cash flows by period (means)", cf, cols, heads, "{:.3f}x")
+    return _period_table(
+        "Expected cash flows by period (means, ± one standard error below)",
+        cf,
+        cols,
+        heads,
+        "{:.3f}x",
+    )
 
 
 # --- stress --------------------------------------------------------------------------------------
@@ -653,8 +671,8 @@ def print_comparison(rows: Sequence[dict[str, Any]]) -> None:
             "MC" if r["kind"] == "monte_carlo" else "det",
             _pm(r["expected_loss"], r["expected_loss_se"], "{:.4%}"),
             _pm(r["default_probability"], r["default_probability_se"], "{:.2%}"),
-            fmt(r["wal_years"], "{:.3f}"),
-            fmt(r["min_coverage_ratio"], "{:.3f}x"),
+            _pm(r["wal_years"], r["wal_years_se"], "{:.3f}"),
+            _pm(r["min_coverage_ratio"], r["min_coverage_ratio_se"], "{:.3f}x"),
             r["implied_rating"] or "-",
         )
     from rich.console import Console

@@ -182,7 +182,8 @@ _DET_TRANCHE = [
 _COMPARISON_KINDS = {
     "implied_rating": "rating",
     "expected_loss": "pct4", "expected_loss_se": "pct4", "default_probability": "pct4",
-    "default_probability_se": "pct4", "wal_years": "years", "min_coverage_ratio": "ratio",
+    "default_probability_se": "pct4", "wal_years": "years", "wal_years_se": "years",
+    "min_coverage_ratio": "ratio", "min_coverage_ratio_se": "ratio",
 }  # fmt: skip
 
 
