@@ -261,3 +261,29 @@ def test_a_cell_with_digit_underscores_or_no_value_is_named_as_written(tmp_path)
         read_tape(q)
     (problem,) = ei.value.problems
     assert problem.path == "row 1 (id=P1).balance" and "not NaN" in problem.message
+
+
+def test_an_id_ending_in_whitespace_is_refused_on_a_tape_and_inline(tmp_path):
+    """ "T0 " and "T0" were two obligors (an Excel export's trailing space): refused at its
+    row, and in an inline obligor at its field."""
+    from abs_engine.schema import parse_deal
+    from tests.conftest import base_deal
+
+    rows = [("T0", "x", "100", 0.05, "bullet", 4, 0.02, "s"),
+            ("T0 ", "y", "100", 0.05, "bullet", 4, 0.02, "s"),
+            ("T1\t", "z", "100", 0.05, "bullet", 4, 0.02, "s")]  # fmt: skip
+    p = tmp_path / "ids.csv"
+    p.write_text(_csv(rows, fmt=str), encoding="utf-8")
+    with pytest.raises(DealError) as ei:
+        read_tape(p)
+    assert [(q.path, q.value) for q in ei.value.problems] == [
+        ("row 2 (id=T0 ).id", "T0 "),
+        ("row 3 (id=T1\t).id", "T1\t"),
+    ]
+    assert all("may not end with whitespace" in q.message for q in ei.value.problems)
+    deal = base_deal()
+    deal["pool"]["obligors"][0]["id"] = "O1 "
+    with pytest.raises(DealError) as ei:
+        parse_deal(deal)
+    (q,) = ei.value.problems
+    assert q.path == "pool.obligors[0].id" and "may not end with whitespace" in q.message

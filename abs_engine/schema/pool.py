@@ -200,6 +200,16 @@ class Obligor(Model):
     #: (loan-style). Principal schedules are the same either way.
     interest_basis: Literal["accrual", "periodic"] = "accrual"
 
+    @model_validator(mode="after")
+    def _id_trimmed(self) -> Obligor:
+        if self.id != self.id.rstrip():
+            raise FieldError(("id",), TRAILING_SPACE)
+        return self
+
+
+#: why an obligor id may not end with whitespace (a tape's "T0 " and "T0" were two obligors)
+TRAILING_SPACE = "an id may not end with whitespace ('T0 ' and 'T0' would be two obligors)"
+
 
 class Tape(Model):
     """A pool tape file (CSV, Excel .xlsx or Parquet), path relative to the deal file.

@@ -38,6 +38,7 @@ from ..errors import DealError, Problem
 from .files import decode_text, note_input
 from .pool import (
     TAPE_KINDS,
+    TRAILING_SPACE,
     Bullet,
     FlatPd,
     IpCollateral,
@@ -568,6 +569,12 @@ def _check_ids(probs: _Problems, ids: pa.Array) -> None:
         bad = pc.or_(bad, pc.fill_null(pc.is_in(first, value_set=pa.array(spaces)), False))
     pattern = np.asarray(bad.to_numpy(zero_copy_only=False), dtype=bool) & (length >= 1)
     probs.flag("id", pattern, "String should match pattern '^[^\\s].*$'", value)
+    last = pc.utf8_slice_codeunits(ids, -1)
+    ends = [c for c in pc.unique(last).to_pylist() if c and re.match(r"\s", c)]
+    if ends:
+        trailing = pc.fill_null(pc.is_in(last, value_set=pa.array(ends)), False)
+        trailing_np = np.asarray(trailing.to_numpy(zero_copy_only=False), dtype=bool)
+        probs.flag("id", trailing_np & ~pattern & (length >= 1), TRAILING_SPACE, value)
 
 
 def _check_header(p: Path, table: pa.Table) -> None:
