@@ -1176,8 +1176,27 @@ def _sampling_info(
         **shifts,
         "variance_reduction": per,
         "effective_loss_paths": by_tranche,
-        "warnings": degeneracy_warnings(cd.tranche_names, loss_paths, summ),
+        "warnings": degeneracy_warnings(cd.tranche_names, loss_paths, summ)
+        + _impossible_shares(cd.tranche_names, mean),
     }
+
+
+def _impossible_shares(names: Sequence[str], mean: np.ndarray) -> list[str]:
+    """Warnings for an expected loss or a shortfall probability estimated above 1: the
+    weighted mean Σw·v / P is unbiased, not bounded, and a sample far from the model (every
+    obligor defaulting with a PD near 1) can put it above what it estimates."""
+    out = []
+    for j, name in enumerate(names):
+        for item, what in ((L.MT_PV_LOSS, "expected loss"),
+                           (L.MT_DEFAULT, "shortfall probability")):  # fmt: skip
+            v = float(mean[j * L.N_MT + item])
+            if v > 1.0:
+                out.append(
+                    f"{name}'s {what} is estimated at {v:.8g}, above 1: the importance "
+                    "weights' sample is too far from the model for it; use crude sampling "
+                    "(the event is not rare) or more paths"
+                )
+    return out
 
 
 def path_flows(

@@ -468,3 +468,17 @@ def test_importance_sampling_keeps_the_student_t_mixing_scale_at_its_floor_or_ab
     for bad in (0.5, 0.3, 0.0):
         with pytest.raises(ValueError, match="infinite"):
             with_sampling(model, dataclasses.replace(none, mix_scale=bad))
+
+
+def test_an_expected_loss_estimated_above_one_is_warned_of():
+    """The weighted mean Σw·v / P is unbiased, not bounded: with every PD near 1 the shifted
+    sample put a tranche's expected loss at 1.026 with no warning."""
+    res = ae.simulate(
+        homogeneous_deal(20, 0.999999, [0.0, 0.25]), mc(0.2), n_paths=4_000, seed=1,
+        sampling="importance", progress=False,
+    )  # fmt: skip
+    over = res.tranches[res.tranches.expected_loss > 1.0]
+    assert len(over) > 0
+    for name in over.tranche:
+        assert any(w.startswith(f"{name}'s expected loss is estimated at")
+                   for w in res.sampling["warnings"])  # fmt: skip
