@@ -234,6 +234,16 @@ def test_half_a_relief_from_royalty_is_refused_at_its_row(tmp_path):
     assert problem.path == "row 1 (id=O1).useful_life_years" and "99" in str(problem)
 
 
+def _refused(tmp_path, cells: list[tuple[str, str]]) -> list:
+    """The problems of a CSV tape of bullet rows with these (id, balance text) cells."""
+    rows = [(i, "x", b, 0.05, "bullet", 4, 0.02, "s") for i, b in cells]
+    p = tmp_path / "cells.csv"
+    p.write_text(_csv(rows, fmt=str), encoding="utf-8")
+    with pytest.raises(DealError) as ei:
+        read_tape(p)
+    return list(ei.value.problems)
+
+
 def test_a_cell_with_digit_underscores_or_no_value_is_named_as_written(tmp_path):
     """ "60_000_000" is refused showing that text (Python's int() reads it, so the message
     showed 60000000, a number it had just refused); an empty or "NaN" cell in a required
@@ -241,14 +251,7 @@ def test_a_cell_with_digit_underscores_or_no_value_is_named_as_written(tmp_path)
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    rows = [("U1", "x", "60_000_000", 0.05, "bullet", 4, 0.02, "s"),
-            ("U2", "y", "NaN", 0.05, "bullet", 4, 0.02, "s"),
-            ("U3", "z", "", 0.05, "bullet", 4, 0.02, "s")]  # fmt: skip
-    p = tmp_path / "u.csv"
-    p.write_text(_csv(rows, fmt=str), encoding="utf-8")
-    with pytest.raises(DealError) as ei:
-        read_tape(p)
-    first, *missing = ei.value.problems
+    first, *missing = _refused(tmp_path, [("U1", "60_000_000"), ("U2", "NaN"), ("U3", "")])
     assert first.path == "row 1 (id=U1).balance" and first.value == "60_000_000"
     assert [m.path for m in missing] == ["row 2 (id=U2).balance", "row 3 (id=U3).balance"]
     assert all("empty, or a word for a missing value" in m.message for m in missing)
@@ -269,18 +272,12 @@ def test_an_id_ending_in_whitespace_is_refused_on_a_tape_and_inline(tmp_path):
     from abs_engine.schema import parse_deal
     from tests.conftest import base_deal
 
-    rows = [("T0", "x", "100", 0.05, "bullet", 4, 0.02, "s"),
-            ("T0 ", "y", "100", 0.05, "bullet", 4, 0.02, "s"),
-            ("T1\t", "z", "100", 0.05, "bullet", 4, 0.02, "s")]  # fmt: skip
-    p = tmp_path / "ids.csv"
-    p.write_text(_csv(rows, fmt=str), encoding="utf-8")
-    with pytest.raises(DealError) as ei:
-        read_tape(p)
-    assert [(q.path, q.value) for q in ei.value.problems] == [
+    problems = _refused(tmp_path, [("T0", "100"), ("T0 ", "100"), ("T1\t", "100")])
+    assert [(q.path, q.value) for q in problems] == [
         ("row 2 (id=T0 ).id", "T0 "),
         ("row 3 (id=T1\t).id", "T1\t"),
     ]
-    assert all("may not end with whitespace" in q.message for q in ei.value.problems)
+    assert all("may not end with whitespace" in q.message for q in problems)
     deal = base_deal()
     deal["pool"]["obligors"][0]["id"] = "O1 "
     with pytest.raises(DealError) as ei:
