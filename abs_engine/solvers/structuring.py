@@ -801,7 +801,8 @@ def size_tranche(
     seed = _seed(seed, sc)
     runner = _runner(client, "size_tranche")
     sampling = _search_sampling(sampling, cd0, sc, seed, tranche, "size_tranche", n_paths)
-    history: list[tuple[float, float, float]] = []  # (balance, metric - limit, metric SE)
+    # (balance, metric - limit, metric SE, metric) per evaluation
+    history: list[tuple[float, float, float, float]] = []
     # the whole capital, the smallest share, then the bisection (fewer when the first passes)
     evaluations = _Evaluations(2 + _halvings(1.0 - tol, tol), progress, f"sizing {tranche}")
 
@@ -843,7 +844,7 @@ def size_tranche(
             "effective_sample_size": res.sampling["effective_sample_size"],
             "effective_loss_paths": res.sampling["effective_loss_paths"][tranche],
         }
-        history.append((balance, float(metric - limit), float(metric_se)))
+        history.append((balance, float(metric - limit), float(metric_se), float(metric)))
         return bool(metric <= limit), info
 
     with evaluations:
@@ -910,26 +911,36 @@ def _sampling_name(sampling: str | ImportanceSampling) -> str:
 
 
 def _balance_ci(
-    history: Sequence[tuple[float, float, float]], answer: float, total: float
+    history: Sequence[tuple[float, float, float, float]], answer: float, total: float
 ) -> list[float] | None:
     """The sized balance's 95% interval: answer ± 1.96 · SE(metric at the answer) / slope,
-    the slope of (metric − limit) in the balance between the evaluations on either side of
-    the answer farthest from it within a tenth of the capital (the nearest ones when none
-    is that close). None when the slope is not positive (the metric does not grow with the
-    balance between them)."""
-    se = next((s for b, _, s in history if b == answer), float("nan"))
-    left = [(b, g) for b, g, _ in history if b <= answer]
-    right = [(b, g) for b, g, _ in history if b > answer]
-    if not left or not right or not np.isfinite(se):
+    the metric's slope in the balance at the answer (``history``: balance, metric − limit,
+    metric SE, metric per evaluation). The metric (an expected loss or a shortfall
+    probability) grows about exponentially with the balance, so the slope is
+    k · metric(answer), k the least-squares
+    slope of log(metric) over the evaluations within a tenth of the capital of the answer
+    (three or more with a positive metric, both sides of it; else the secant of the metric
+    between the nearest on either side). A secant between the evaluations farthest from the
+    answer within that tenth, 0.4M below an AAA answer and 5.9M above it, was twice the
+    slope there and the interval half as wide as it should be (4 of 12 seeds' intervals
+    missed a 200,000-path answer). None when the slope is not positive."""
+    se = next((s for b, _, s, _ in history if b == answer), float("nan"))
+    here = next((m for b, _, _, m in history if b == answer), float("nan"))
+    if not np.isfinite(se):
         return None
-    near = 0.1 * total
-
-    def rank(d: float) -> tuple[bool, float]:  # within reach: the farthest; else the nearest
-        return (d > near, d if d > near else -d)
-
-    lb, lg = min(left, key=lambda p: rank(answer - p[0]))
-    rb, rg = min(right, key=lambda p: rank(p[0] - answer))
-    slope = (rg - lg) / (rb - lb)
+    near = [(b, m) for b, _, _, m in history if abs(b - answer) <= 0.1 * total]
+    pos = [(b, m) for b, m in near if m > 0.0]
+    slope = float("nan")
+    if len(pos) >= 3 and min(b for b, _ in pos) < answer < max(b for b, _ in pos) and here > 0:
+        x = np.array([b for b, _ in pos])
+        k = float(np.polyfit(x - answer, np.log([m for _, m in pos]), 1)[0])
+        slope = k * here
+    else:
+        left = [(b, g) for b, g, _, _ in history if b < answer]
+        right = [(b, g) for b, g, _, _ in history if b > answer]
+        if left and right:
+            (lb, lg), (rb, rg) = max(left), min(right)
+            slope = (rg - lg) / (rb - lb)
     if not slope > 0:
         return None
     half = 1.96 * se / slope
