@@ -130,3 +130,23 @@ def test_stress_command_json(capsys):
     assert 0 < by_support[False]["breakeven_default_rate"] < 1
     assert len(doc["large_obligor_test"]["rows"]) == 3
     assert len(doc["coverage_ratio"]) == 12 and "huake_base" in doc["coverage_ratio"][0]
+
+
+def test_a_multiple_over_a_base_case_of_no_defaults():
+    """With no base-case defaults the multiple is infinite for a tranche that withstands
+    some defaults, and undefined (NaN, printed "-") for a first-loss tranche whose
+    breakeven is 0 too: 0/0 was reported as infinite ("infx")."""
+    from abs_engine.report.console import _multiple
+
+    m = 50_000_000.0
+    pool = {"obligors": [{**obligor("O1", m), "pd": {"kind": "flat", "annual": 0.0}},
+                         {**obligor("O2", m), "pd": {"kind": "flat", "annual": 0.0}}]}  # fmt: skip
+    tranches = [{"name": "A", "balance": m, "coupon": ZERO_COUPON},
+                {"name": "B", "balance": m, "coupon": ZERO_COUPON}]  # fmt: skip
+    waterfall = {"normal": [{"kind": "pay_principal", "tranches": ["A", "B"]}]}
+    cd = ae.compile_deal(parse_deal(base_deal(pool=pool, tranches=tranches, waterfalls=waterfall)))
+    senior, junior = (breakeven_default_rate(cd, t) for t in ("A", "B"))
+    assert senior.base_case_default_rate == 0.0 and senior.breakeven_default_rate > 0.4
+    assert senior.multiple == np.inf and _multiple(senior.multiple, False) == "∞"
+    assert junior.breakeven_default_rate == 0.0 and np.isnan(junior.multiple)
+    assert _multiple(junior.multiple, False) == "-"

@@ -273,3 +273,27 @@ def test_a_tranche_without_balance_is_refused_by_breakeven_and_sensitivity(tmp_p
     assert main(["sensitivity", str(p), *grid]) == 0
     out = capsys.readouterr().out
     assert "Sub expected loss" in out and "nan" not in out
+
+
+def test_solver_arguments_found_by_an_independent_review(tmp_path, capsys):
+    """recovery and ip_haircut together: refused in either order (with recovery last, the
+    haircut axis changed nothing); a curve and spread discounting at -100% or below:
+    refused (scipy's brentq raised on a NaN, a traceback); breakeven given a Deal or None:
+    an ArgumentTypeError (an AttributeError)."""
+    from abs_engine.cli import main
+    from abs_engine.errors import ArgumentTypeError
+
+    cd = ae.compile_deal(ae.load_deal())
+    sc = ae.load_scenario("huake_mc")
+    for x, y in (("ip_haircut", "recovery"), ("recovery", "ip_haircut")):
+        with pytest.raises(SolverError, match="cannot be varied together"):
+            sensitivity(cd, sc, (x, [0.5, 0.9]), (y, [0.1, 0.3]), n_paths=100)
+    curve = tmp_path / "z.csv"
+    curve.write_text("tenor_years,zero_rate\n0.5,-0.05\n3,-0.05\n")
+    argv = ["price", "--tranche", "A", "--curve", str(curve), "--spread-bps", "-10000"]
+    assert main([*argv, "--paths", "200"]) == 2
+    err = capsys.readouterr().err
+    assert "-100%" in err and "Traceback" not in err
+    for bad in (ae.load_deal(), None):
+        with pytest.raises(ArgumentTypeError, match="CompiledDeal"):
+            breakeven(bad, sc, "A", "pd_multiplier", condition("el_above", 1e-3), lo=0, hi=20)

@@ -218,6 +218,14 @@ def _period_table(
     return t
 
 
+def _multiple(v: Any, never: bool) -> str:
+    """A breakeven multiple: ``-`` for a tranche that never fails or a 0/0, ``∞`` over a
+    base case of no defaults."""
+    if never or _missing(v):
+        return "-"
+    return "∞" if math.isinf(v) else f"{v:.2f}x"
+
+
 def _missing(v: Any) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 
@@ -394,7 +402,7 @@ def _breakeven_table(rows: list[dict[str, Any]], recovery: float, lag: int) -> T
             "with" if r["support"] else "without",
             "never fails" if never else f"{r['breakeven_default_rate']:.2%}",
             f"{r['base_case_default_rate']:.2%}",
-            "-" if never else f"{r['multiple']:.2f}x",
+            _multiple(r["multiple"], never),
         )
     return t
 

@@ -86,7 +86,7 @@ class BreakevenResult:
     tranche: str
     breakeven_default_rate: float  # decimal of the original pool (1.0 when it never fails)
     base_case_default_rate: float
-    multiple: float  # breakeven / base case
+    multiple: float  # breakeven / base case (inf over a zero base case; NaN for 0 / 0)
     support: bool  # whether the support providers stood behind the deal
     never_fails: bool = False  # paid in full even when the whole pool defaults
 
@@ -173,7 +173,9 @@ def breakeven_default_rate(
             else:
                 hi = mid
     base = base_case_default_rate(cd)
-    multiple = lo / base if base > 0 else float("inf")
+    # no base-case defaults: a breakeven above 0 is infinitely many times it; at 0 as well,
+    # the multiple is undefined (0/0), not infinite
+    multiple = lo / base if base > 0 else (float("inf") if lo > 0 else float("nan"))
     return BreakevenResult(tranche, lo, base, multiple, support, never_fails=lo >= 1.0)
 
 

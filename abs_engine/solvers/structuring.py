@@ -393,6 +393,18 @@ def _seed(seed: Any, sc: MonteCarloScenario) -> int:
         raise SolverError(str(exc)) from None
 
 
+def _compiled(cd: Any, func: str) -> CompiledDeal:
+    """``cd`` if it is a compiled deal; else an :class:`ArgumentTypeError` saying how to get
+    one (``breakeven`` and ``sensitivity`` take one, ``size_tranche`` and ``solve_coupon`` a
+    ``Deal``: a ``Deal`` given here failed on a missing attribute)."""
+    if not isinstance(cd, CompiledDeal):
+        raise ArgumentTypeError(
+            f"{func}: cd must be a CompiledDeal (ae.compile_deal(deal)), got "
+            f"{short_repr(cd)} ({type(cd).__name__})"
+        )
+    return cd
+
+
 def _tranche_index(cd: CompiledDeal, tranche: str) -> int:
     if not isinstance(tranche, str) or tranche not in cd.tranche_names:
         raise SolverError(
@@ -700,6 +712,13 @@ def solve_coupon(
         raise SolverError(
             f"tranche {tranche!r} is the residual (principal = 'residual'): it takes what is "
             "left, so no coupon prices it at par; price a note tranche"
+        )
+    with np.errstate(all="ignore"):  # a rate at or below -100% gives NaN here: refused
+        df = curve.discount_factors(cd0.years, cd0.deal_accrual, spread / 1e4)
+    if not (np.isfinite(df).all() and (df > 0).all()):
+        raise SolverError(
+            f"the curve {curve.source} with a spread of {spread:g} bp discounts at a rate at or "
+            "below -100% (discount factors not positive and finite): narrow the spread"
         )
     progress = check_optional_bool(progress, "solve_coupon", "progress")
     check_monte_carlo(sc, "solve_coupon")
@@ -1114,7 +1133,7 @@ def breakeven(
     and ``reason`` why, for a condition on no single such metric, one that turns on the
     first failing path (a metric exactly zero where it holds: ``first_loss``; an extreme of
     the paths, not a mean) or a metric flat near the answer."""
-    j = _tranche_index(cd, tranche)
+    j = _tranche_index(_compiled(cd, "breakeven"), tranche)
     if cd.deal.tranches[j].balance <= 0:
         raise SolverError(
             f"tranche {tranche!r} has no balance: its expected loss, shortfall probability "
@@ -1185,6 +1204,7 @@ def sensitivity(
     ``progress``: a bar over the grid's points on stderr (default: when the grid takes over a
     second; never with False). ``sampling``: "crude" or "importance" (shifts chosen at each
     point for the most senior rated tranche)."""
+    _compiled(cd, "sensitivity")
     _check_sampling_method(sampling, "sensitivity")
     axes = []
     for axis, spec in (("x", x), ("y", y)):
@@ -1201,6 +1221,13 @@ def sensitivity(
     x, y = axes
     if x[0] == y[0]:
         raise SolverError(f"x and y vary the same parameter {x[0]!r}")
+    if {x[0], y[0]} == {"recovery", "ip_haircut"}:
+        # a recovery rate replaces the IP-value model whose haircut the other axis moves:
+        # with recovery applied last the haircut axis changed nothing (its rows were equal)
+        raise SolverError(
+            "recovery and ip_haircut cannot be varied together: a recovery rate replaces the "
+            "IP-value model the haircut belongs to"
+        )
     n_paths = _n_paths(n_paths)
     progress = check_optional_bool(progress, "sensitivity", "progress")
     check_monte_carlo(sc, "sensitivity")
