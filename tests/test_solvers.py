@@ -297,3 +297,10 @@ def test_solver_arguments_found_by_an_independent_review(tmp_path, capsys):
     for bad in (ae.load_deal(), None):
         with pytest.raises(ArgumentTypeError, match="CompiledDeal"):
             breakeven(bad, sc, "A", "pd_multiplier", condition("el_above", 1e-3), lo=0, hi=20)
+    # a search that still holds at the parameter's own limit says it never fails there
+    # (it said "widen the range", which cannot be)
+    never = condition("el_above", 0.5)
+    with pytest.raises(SolverError, match="it never fails"):
+        breakeven(cd, sc, "A", "cpr", never, lo=0.0, hi=1.0, n_paths=300)
+    with pytest.raises(SolverError, match="widen the range"):
+        breakeven(cd, sc, "A", "cpr", never, lo=0.0, hi=0.5, n_paths=300)

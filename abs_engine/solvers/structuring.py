@@ -1171,7 +1171,13 @@ def breakeven(
         if not holds(lo):
             raise SolverError(f"the condition already fails at {param} = {lo}")
         if holds(hi):
-            raise SolverError(f"the condition still holds at {param} = {hi}: widen the range")
+            p_lo, p_hi, _ = PARAMETER_RANGES[param]
+            at_limit = hi in (p_lo, p_hi)
+            raise SolverError(
+                f"the condition still holds at {param} = {hi}"
+                + (f", the end of the values it may take ({describe_range(param)}): it never "
+                   "fails" if at_limit else ": widen the range")
+            )  # fmt: skip
         a, b = lo, hi
         while abs(b - a) > width:
             m = 0.5 * (a + b)
