@@ -113,6 +113,13 @@ def test_ratings_listed_to_different_horizons_stay_in_order_beyond(tmp_path):
     p.write_text(rows.replace("X,10,1.0", "X,10,2.0"))
     with pytest.raises(ae.DealError, match="thresholds must not fall"):
         load_rating_table(p)
+    # in order where both list a horizon, crossing where neither does (a review's cases):
+    # a rating of one horizon stays flat while the other grows; the better one ends first
+    for text in ("X,1,0.1\nX,2,0.2\nY,1,0.3\n",
+                 "AAA,1,1\nAAA,2,2\nAA,1,2.01\nAA,2,2.01\nAA,5,4.94\n"):  # fmt: skip
+        p.write_text("rating,horizon_years,expected_loss_pct\n" + text)
+        with pytest.raises(ae.DealError, match="thresholds must not fall"):
+            load_rating_table(p)
 
 
 def test_implied_rating_is_best_rating_not_exceeded():

@@ -502,54 +502,60 @@ def test_pay_principal_defaults_to_pro_rata_for_pro_rata_tranches():
     assert tranche_item(res, "B", L.LT_PRINCIPAL_PAID) == pytest.approx([20, 20], **APPROX)
 
 
-@JIT
-def test_pro_rata_principal_due_and_a_reserve_draw_on_principal(jit):
+def _pro_rata_reserve_deal(steps: list[dict], kinds=("pro_rata", "pro_rata"), draw=("A", "B")):
     """O1 60 and O2 40 at 0%, equal principal over 4 periods (25 a period); A 50 and B 50,
-    pro rata, zero coupons; a reserve of 10 drawn on principal after the principal step.
-
-    No defaults: each period the notes exceed the pool by 25, due pro rata 12.5 and 12.5,
-    paid 12.5 and 12.5 from collections: nothing is short and the reserve pays nothing (it
-    paid A 10 in period 1, due 25 to A and 0 to B in order, and broke the split after).
-    A's coverage ratio, 25 available over its own 12.5 due, is 2 (B's counts A's due too: 1).
-    O2 defaults in period 2 (its 30 left, no recovery): the notes (75) exceed the pool (30)
-    by 45, due 22.5 each; collections 15 pay 7.5 each; the reserve's 10 goes to A, the
-    first listed (draws pay in list order)."""
-    deal = base_deal(
+    zero coupons, of the principal kinds given; a reserve of 10 drawn on principal for
+    ``draw`` after ``steps``."""
+    tranches = [{"name": n, "balance": 50, "coupon": ZERO_COUPON, "principal": k}
+                for n, k in zip(("A", "B"), kinds, strict=True)]  # fmt: skip
+    return base_deal(
         dates=annual_dates(4),
-        pool={
-            "obligors": [
-                obligor("O1", 60, n=4, kind="equal_principal"),
-                obligor("O2", 40, n=4, kind="equal_principal"),
-            ]
-        },
-        tranches=[
-            {"name": "A", "balance": 50, "coupon": ZERO_COUPON, "principal": "pro_rata"},
-            {"name": "B", "balance": 50, "coupon": ZERO_COUPON, "principal": "pro_rata"},
-        ],
+        pool={"obligors": [obligor("O1", 60, n=4, kind="equal_principal"),
+                           obligor("O2", 40, n=4, kind="equal_principal")]},
+        tranches=tranches,
         accounts=[{"name": "r", "target": {"kind": "fixed", "amount": 10}, "initial_balance": 10}],
-        waterfalls={
-            "normal": [
-                {"kind": "pay_principal", "tranches": ["A", "B"]},
-                {"kind": "draw_reserve", "account": "r", "tranches": ["A", "B"],
-                 "covers": "principal"},
-            ]
-        },
+        waterfalls={"normal": [*steps, {"kind": "draw_reserve", "account": "r",
+                                        "tranches": list(draw), "covers": "principal"}]},
     )  # fmt: skip
-    res = run(deal, jit=jit)
-    for name in ("A", "B"):
-        assert tranche_item(res, name, L.LT_PRINCIPAL_DUE) == pytest.approx([12.5] * 4, **APPROX)
-        assert tranche_item(res, name, L.LT_PRINCIPAL_PAID) == pytest.approx([12.5] * 4, **APPROX)
-        assert tranche_item(res, name, L.LT_FROM_RESERVE) == pytest.approx([0] * 4, **APPROX)
-    assert tranche_item(res, "A", L.LT_COVERAGE_RATIO)[:3] == pytest.approx([2.0] * 3, **APPROX)
-    assert tranche_item(res, "B", L.LT_COVERAGE_RATIO)[:3] == pytest.approx([1.0] * 3, **APPROX)
-    assert res.led_acc[0, :3, 0, L.LA_BALANCE_END] == pytest.approx([10] * 3, **APPROX)
+
+
+@JIT
+def test_a_reserve_draw_on_principal_after_a_pro_rata_step(jit):
+    """A and B pro rata, paid by one principal step, then a reserve of 10 drawn on their
+    principal. No defaults: each period the notes exceed the pool by 25, due in seniority
+    order (A 25, B 0; A 12.5 and B 12.5 at the end) and paid 12.5 and 12.5 from collections:
+    nothing is short, and the reserve pays nothing (it paid A 10 in period 1, A's due less
+    its pro-rata share, and broke the split after). The same with the draw on A alone, with
+    the tranches sequential under a pro-rata step, and with A and B pro rata under a
+    sequential one (pay_principal [A, B] with mode sequential).
+
+    O2 defaults in period 2 (its 30 left, no recovery): the notes (75) exceed the pool (30)
+    by 45; collections 15 pay 7.5 each; the group is short 30, and the reserve's 10 goes to A,
+    the first listed with a shortfall (draws pay in list order)."""
+    step = {"kind": "pay_principal", "tranches": ["A", "B"]}
+    cases = [
+        (_pro_rata_reserve_deal([step]), 12.5),
+        (_pro_rata_reserve_deal([step], draw=("A",)), 12.5),
+        (_pro_rata_reserve_deal([{**step, "mode": "pro_rata"}], ("sequential",) * 2), 12.5),
+        (_pro_rata_reserve_deal([{**step, "mode": "sequential"}]), None),
+    ]
+    for deal, each in cases:
+        res = run(deal, jit=jit)
+        for name in ("A", "B"):
+            assert tranche_item(res, name, L.LT_FROM_RESERVE) == pytest.approx([0] * 4, **APPROX)
+            if each is not None:
+                paid = tranche_item(res, name, L.LT_PRINCIPAL_PAID)
+                assert paid == pytest.approx([each] * 4, **APPROX)
+        assert res.led_acc[0, :3, 0, L.LA_BALANCE_END] == pytest.approx([10] * 3, **APPROX)
+    deal = cases[0][0]
+    assert tranche_item(run(deal, jit=jit), "A", L.LT_PRINCIPAL_DUE) == pytest.approx(
+        [25, 25, 25, 12.5], **APPROX
+    )
     scenario = {
         "obligor_defaults": [{"obligor": "O2", "period": 2}],
         "recovery": {"rate": 0.0, "lag_periods": 0},
     }
     res = run(deal, scenario, jit=jit)
-    for name in ("A", "B"):
-        assert tranche_item(res, name, L.LT_PRINCIPAL_DUE)[1] == pytest.approx(22.5, **APPROX)
     assert tranche_item(res, "A", L.LT_FROM_RESERVE)[:2] == pytest.approx([0, 10], **APPROX)
     assert tranche_item(res, "B", L.LT_FROM_RESERVE)[:2] == pytest.approx([0, 0], **APPROX)
     assert tranche_item(res, "A", L.LT_PRINCIPAL_PAID)[1] == pytest.approx(17.5, **APPROX)

@@ -901,3 +901,6 @@ def test_chart_ticks_keep_their_digits_on_small_axes():
         plt.close(fig)
     assert len(set(ys)) == len(ys) and "500k" in ys and "1.5M" in ys
     assert len(set(xs)) == len(xs) and "0.50%" in xs
+    # an all-zero series' axis (about ±0.06) has no milli prefix to read as millions
+    assert not any(charts._yuan(v).endswith("m") for v in (-0.04, 0.02, 0.06))
+    assert charts._yuan(2e9) == "2B" and charts._yuan(0.0) == "0"

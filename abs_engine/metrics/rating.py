@@ -5,9 +5,10 @@ exceeded by its metric (expected loss on the EL basis, probability of default on
 basis). Thresholds are interpolated log-linearly in the horizon (log threshold linear in
 years) and extrapolated along the first segment below the table's first horizon. Beyond a
 rating's last horizon H its threshold grows at the constant hazard of its value there:
-1 - (1 - th(H))^(h / H). That stays below 100% and keeps the ratings in their order (a
-worse rating's threshold is at least a better one's at H, so at every later horizon too);
-the last segment's log-slope would not: the shipped table's AAA threshold, extended along its
+1 - (1 - th(H))^(h / H) (a rating listed at one horizon keeps its threshold at every
+horizon). That stays below 100%, and a table is loaded only if its ratings stay in order
+at every horizon it lists and on a grid out to 300 years; the last segment's log-slope
+would not have kept them so: the shipped table's AAA threshold, extended along its
 3-5 year segment, passed AA+'s at 17.6 years and 100% at 20.1, so that a tranche of a 29-year
 WAL losing 18% came out AAA.
 
@@ -93,11 +94,6 @@ class RatingTable:
         k = int(np.clip(np.searchsorted(h, horizon_years), 1, len(h) - 1))
         w = (horizon_years - h[k - 1]) / (h[k] - h[k - 1])
         return float(math.exp(th[k - 1] + w * (th[k] - th[k - 1])))
-
-    def last_horizon(self) -> float:
-        """The longest horizon the table lists (years): beyond it, thresholds are
-        extrapolated."""
-        return float(max(h[-1] for h in self.horizons.values()))
 
     def implied_rating(self, metric: float, horizon_years: float) -> str:
         """Best rating whose threshold at ``horizon_years`` is at least ``metric``; below the
@@ -251,14 +247,20 @@ def load_rating_table(path: str | Path | None = None) -> RatingTable:
     return table
 
 
+#: horizons (years) where every pair of neighbouring ratings is checked for order, besides
+#: those the table lists: 0.1 to 300 years, 200 points evenly spaced in log
+_ORDER_GRID = np.geomspace(0.1, 300.0, 200)
+
+
 def _check_order(table: RatingTable, pc: ProblemCollector, column: str, scale: float) -> None:
     """Ratings are listed best first: a worse rating may not have a lower threshold than a
-    better one at any horizon either of them lists (else implied ratings jump around). Nor
-    then beyond: past the later of their last horizons, H, both grow as 1 - (1 - th(H))^(h/H)
-    (the constant hazard of a threshold carried from its own last horizon to H is the same),
-    so their order at H holds at every later horizon."""
+    better one at any horizon either of them lists, nor on :data:`_ORDER_GRID` (else implied
+    ratings jump around): between and beyond the listed horizons a rating's threshold is
+    log-linear, carried at a constant hazard or flat (one horizon), and two ratings whose
+    listed horizons differ can cross where neither lists one."""
     for better, worse in zip(table.ratings, table.ratings[1:], strict=False):
-        for h in np.union1d(table.horizons[better], table.horizons[worse]):
+        for h in np.union1d(np.union1d(table.horizons[better], table.horizons[worse]),
+                            _ORDER_GRID):  # fmt: skip
             if table.threshold(worse, h) < table.threshold(better, h) * (1 - 1e-9):
                 pc.add(
                     f"rating {worse}.{column}",

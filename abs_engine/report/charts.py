@@ -192,13 +192,24 @@ def _periods(ax: Any, x: np.ndarray) -> None:
         ax.set_xlim(float(x.min()) - 0.6, float(x.max()) + 0.6)
 
 
-def _millions(ax: Any, axis: str = "y") -> None:
-    """Yuan ticks with an SI prefix and the digits they need ("500k", "1.5M", "20M"): whole
-    millions blanked every tick under 1M and rounded 1.5M and 2.5M both to "2M" (a small
-    deal's axis read "0M" and blanks)."""
-    from matplotlib.ticker import EngFormatter
+def _yuan(v: float) -> str:
+    """A yuan tick: thousands, millions or billions with the digits it needs ("500k",
+    "1.5M", "2B"), small amounts as they are; never a milli or micro prefix (an empty axis
+    spans about ±0.06)."""
+    for scale, unit in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= scale:
+            return f"{v / scale:,.3g}{unit}"
+    return "0" if abs(v) < 1e-9 else f"{v:.3g}"
 
-    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(EngFormatter(sep=""))
+
+def _millions(ax: Any, axis: str = "y") -> None:
+    """Yuan ticks in k, M or B with the digits they need (:func:`_yuan`): whole millions
+    blanked every tick under 1M and rounded 1.5M and 2.5M both to "2M" (a small deal's axis
+    read "0M" and blanks)."""
+    from matplotlib.ticker import FuncFormatter
+
+    fmt = FuncFormatter(lambda v, _: _yuan(v))
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
 
 
 def _column(records: list[dict[str, Any]], key: str) -> np.ndarray:

@@ -228,6 +228,11 @@ def _comparison(doc: dict[str, Any], lang: str) -> Section:
 # --- cash flows ----------------------------------------------------------------------------------
 
 
+def _nonzero(v: Any) -> bool:
+    """A number other than 0 (None and NaN are not)."""
+    return v is not None and v == v and v != 0
+
+
 def _mc_cashflow_keys(mc: dict[str, Any], tranches: list[str]) -> list[tuple[str, str]]:
     """The Monte Carlo cash-flow table's columns: each tranche's interest, principal, the
     residual where any is paid (a residual tranche's excess spread) and end balance, each
@@ -236,7 +241,7 @@ def _mc_cashflow_keys(mc: dict[str, Any], tranches: list[str]) -> list[tuple[str
     keys = [("period", "int"), ("payment_date", "date")]
     for t in tranches:
         items = ["interest_paid", "principal_paid", "balance_end"]
-        if any(r.get(f"{t}.residual_paid") for r in rows):
+        if any(_nonzero(r.get(f"{t}.residual_paid")) for r in rows):
             items.insert(2, "residual_paid")
         for item in items:
             keys += [(f"{t}.{item}", "money"), (f"{t}.{item}_se", "money")]

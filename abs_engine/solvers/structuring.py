@@ -1171,8 +1171,9 @@ def breakeven(
         if not holds(lo):
             raise SolverError(f"the condition already fails at {param} = {lo}")
         if holds(hi):
-            p_lo, p_hi, _ = PARAMETER_RANGES[param]
-            at_limit = hi in (p_lo, p_hi)
+            p_lo, p_hi, closed = PARAMETER_RANGES[param]
+            # at an end of its values, or within 0.01 of an open one (correlation < 1)
+            at_limit = hi in (p_lo, p_hi) or (not closed and abs(p_hi - hi) <= 0.01)
             raise SolverError(
                 f"the condition still holds at {param} = {hi}"
                 + (f", the end of the values it may take ({describe_range(param)}): it never "
