@@ -145,8 +145,14 @@ def connect(
             client = Client(spec.address, timeout=CONNECT_TIMEOUT_S)
         except (OSError, TimeoutError) as exc:
             raise ClusterError(
-                f"cannot reach the Dask scheduler at {spec.address} (waited "
+                f"cannot reach the Dask scheduler at {spec.address} (waited up to "
                 f"{CONNECT_TIMEOUT_S} s): {exc}"
+            ) from exc
+        except Exception as exc:  # something answered, not as a scheduler (a worker's port)
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise ClusterError(
+                f"{spec.address} did not answer as a Dask scheduler ({type(exc).__name__}: "
+                f"{first}): is it a worker's address? give the scheduler's"
             ) from exc
         with client:
             yield DaskRunner(client, threads, task_blocks)
