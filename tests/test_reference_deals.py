@@ -522,16 +522,16 @@ def _pro_rata_reserve_deal(steps: list[dict], kinds=("pro_rata", "pro_rata"), dr
 @JIT
 def test_a_reserve_draw_on_principal_after_a_pro_rata_step(jit):
     """A and B pro rata, paid by one principal step, then a reserve of 10 drawn on their
-    principal. No defaults: each period the notes exceed the pool by 25, due in seniority
-    order (A 25, B 0; A 12.5 and B 12.5 at the end) and paid 12.5 and 12.5 from collections:
-    nothing is short, and the reserve pays nothing (it paid A 10 in period 1, A's due less
-    its pro-rata share, and broke the split after). The same with the draw on A alone, with
-    the tranches sequential under a pro-rata step, and with A and B pro rata under a
-    sequential one (pay_principal [A, B] with mode sequential).
+    principal. No defaults: each period the notes exceed the pool by 25, due 12.5 and 12.5,
+    paid 12.5 and 12.5 from collections: nothing is short, and the reserve pays nothing (it
+    paid A 10 in period 1, when dues were allocated in seniority order, and broke the split
+    after). The same with the draw on A alone, with the tranches sequential under a pro-rata
+    step, and with A and B pro rata under a sequential step (the draw is capped by what the
+    group and the notes were paid, whichever way the step shared it).
 
     O2 defaults in period 2 (its 30 left, no recovery): the notes (75) exceed the pool (30)
-    by 45; collections 15 pay 7.5 each; the group is short 30, and the reserve's 10 goes to A,
-    the first listed with a shortfall (draws pay in list order)."""
+    by 45, due 22.5 each; collections 15 pay 7.5 each; the group is short 30, and the
+    reserve's 10 goes to A, the first listed with a shortfall (draws pay in list order)."""
     step = {"kind": "pay_principal", "tranches": ["A", "B"]}
     cases = [
         (_pro_rata_reserve_deal([step]), 12.5),
@@ -548,9 +548,17 @@ def test_a_reserve_draw_on_principal_after_a_pro_rata_step(jit):
                 assert paid == pytest.approx([each] * 4, **APPROX)
         assert res.led_acc[0, :3, 0, L.LA_BALANCE_END] == pytest.approx([10] * 3, **APPROX)
     deal = cases[0][0]
-    assert tranche_item(run(deal, jit=jit), "A", L.LT_PRINCIPAL_DUE) == pytest.approx(
-        [25, 25, 25, 12.5], **APPROX
-    )
+    for name in ("A", "B"):  # pro-rata tranches share the due by balance, as the step pays
+        due = tranche_item(run(deal, jit=jit), name, L.LT_PRINCIPAL_DUE)
+        assert due == pytest.approx([12.5] * 4, **APPROX)
+    # a target-balance A (targets 40, 30, 20, 10) ahead of a sequential B, a draw on B: the
+    # step pays A 10 and B the other 15 of the 25; B's due is that 15 (it was 25, the
+    # target's part not taken out, and the reserve paid B 10 with nothing short)
+    target = _pro_rata_reserve_deal([step], ("target_balance", "sequential"), draw=("B",))
+    target["tranches"][0]["target_balances"] = [40, 30, 20, 10]
+    res = run(target, jit=jit)
+    assert tranche_item(res, "B", L.LT_PRINCIPAL_DUE)[:3] == pytest.approx([15] * 3, **APPROX)
+    assert tranche_item(res, "B", L.LT_FROM_RESERVE) == pytest.approx([0] * 4, **APPROX)
     scenario = {
         "obligor_defaults": [{"obligor": "O2", "period": 2}],
         "recovery": {"rate": 0.0, "lag_periods": 0},
@@ -560,3 +568,7 @@ def test_a_reserve_draw_on_principal_after_a_pro_rata_step(jit):
     assert tranche_item(res, "B", L.LT_FROM_RESERVE)[:2] == pytest.approx([0, 0], **APPROX)
     assert tranche_item(res, "A", L.LT_PRINCIPAL_PAID)[1] == pytest.approx(17.5, **APPROX)
     assert tranche_item(res, "B", L.LT_PRINCIPAL_PAID)[1] == pytest.approx(7.5, **APPROX)
+    # the draw on B alone: B's pro-rata due 22.5, paid 7.5: short 15, the reserve pays 10
+    # (with dues allocated in seniority order B was owed nothing while 30 was short)
+    res = run(_pro_rata_reserve_deal([step], draw=("B",)), scenario, jit=jit)
+    assert tranche_item(res, "B", L.LT_FROM_RESERVE)[:2] == pytest.approx([0, 10], **APPROX)

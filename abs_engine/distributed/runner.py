@@ -293,8 +293,9 @@ class DaskRunner:
             return exc
         text = str(exc).strip()
         first = text.splitlines()[0] if text else type(exc).__name__
-        # a client closed, or its connection pool after the scheduler went: RuntimeError
-        closed = isinstance(exc, RuntimeError) and "closed" in str(exc).lower()
+        # a client closed, or its connection pool after the scheduler went: distributed's
+        # RuntimeError "IOLoop is closed" / "ConnectionPool is closed"
+        closed = isinstance(exc, RuntimeError) and first.endswith(" is closed")
         if closed or isinstance(exc, OSError | concurrent.futures.CancelledError):
             return ClusterError(
                 f"lost the Dask cluster at {self.address} during the run ({first}); nothing "

@@ -135,6 +135,7 @@ from .layout import (
     PF_PREPAY,
     PF_RECOVERY,
     PF_SCHED_PRIN,
+    PRIN_PRO_RATA,
     PRIN_TARGET,
     SF_CAP,
     SF_SHARE,
@@ -373,11 +374,11 @@ def _draw_reserve_py(t, a, g, covers, groups, group_len, work, led_tr, led_acc):
     principal still owed this period, as far as its balance goes, in the group's order.
 
     Principal is owed by the group as a whole, and by the notes: the draw is at most the
-    group's principal due (allocated in seniority order, see :func:`_principal_due_py`) less
-    what the group was paid, and at most the same over every tranche, however a pro-rata
-    step shared the payments; each tranche takes at most its own shortfall. (Tranche by
-    tranche, a pro-rata step that paid A and B 12.5 each of a due allocated 25 to A left A
-    "short" 12.5, and the reserve paid it with nothing short.)"""
+    group's principal due (:func:`_principal_due_py`) less what the group was paid, and at
+    most the same over every tranche, however the steps shared the payments out; each
+    tranche takes at most its own shortfall. (Tranche by tranche, a sequential step that
+    paid A 27.5 of pro-rata dues of 13.75 each left B "short" 13.75, and the reserve paid it
+    with nothing short.)"""
     n_m = group_len[g]
     left = 0.0  # principal: what the group, and the notes, are still owed
     if covers != COVERS_INTEREST:
@@ -765,26 +766,58 @@ def _fees_due_py(t, pool_start, notes, original_pool, deal_accrual, fee_f, fee_i
 
 
 def _principal_due_py(t, final, notes, pool_end, tranche_i, tranche_target, work, led_tr):
-    """Principal due per tranche at the period's start, for the coverage ratios: the notes'
-    excess over the performing pool allocated sequentially, target-balance tranches down to
-    their target, everything in the final period."""
+    """Principal due per tranche at the period's start, for the coverage ratios and a reserve
+    draw on principal: the notes' excess over the performing pool allocated in seniority
+    order, each run of consecutive pro-rata tranches sharing its part by balance
+    (balance × (what is left / their total), at most all of it: how a pro-rata step pays
+    them), a target-balance tranche down to its target (out of the same excess); everything
+    in the final period. A step may pay otherwise (an explicit mode, or pro-rata tranches
+    listed with others): a reserve draw on principal is capped by what its group and the
+    notes were actually paid (:func:`_draw_reserve_py`)."""
     prin_left = notes - pool_end
     if prin_left < 0.0:
         prin_left = 0.0
-    for j in range(tranche_i.shape[0]):
+    n_j = tranche_i.shape[0]
+    frac = 1.0
+    run_end = 0  # a pro-rata tranche before this is in the run whose share ``frac`` is
+    for j in range(n_j):
         bal = work[W_BAL, j]
+        kind = tranche_i[j, TI_PRINCIPAL_KIND]
         if final:
             d = bal
-        elif tranche_i[j, TI_PRINCIPAL_KIND] == PRIN_TARGET:
+        elif kind == PRIN_TARGET:
+            # down to its target: ``pay_principal`` pays it so out of the same excess
             d = bal - tranche_target[j, t]
             if d < 0.0:
                 d = 0.0
+            prin_left -= d
+            if prin_left < 0.0:
+                prin_left = 0.0
+        elif kind == PRIN_PRO_RATA:
+            if j >= run_end:
+                run_end, frac = _pro_rata_share_py(j, prin_left, tranche_i, work)
+            d = bal * frac
+            prin_left -= d
+            if prin_left < 0.0:
+                prin_left = 0.0
         else:
             d = bal if bal < prin_left else prin_left
             prin_left -= d
         work[W_PRIN_DUE, j] = d
         led_tr[t, j, LT_PRINCIPAL_DUE] = d
     return 0
+
+
+def _pro_rata_share_py(j, prin_left, tranche_i, work):
+    """The run of consecutive pro-rata tranches from j: where it ends, and the share of their
+    balances ``prin_left`` pays (1 when it pays them all)."""
+    n_j = tranche_i.shape[0]
+    tot = 0.0
+    k = j
+    while k < n_j and tranche_i[k, TI_PRINCIPAL_KIND] == PRIN_PRO_RATA:
+        tot += work[W_BAL, k]
+        k += 1
+    return k, (prin_left / tot if prin_left < tot else 1.0)
 
 
 def _coverage_ratios_py(t, avail, fees_due, cr_include_fees, cr_tranche, work, led_tr, led_per,
@@ -1222,6 +1255,7 @@ INLINED_HELPERS = (
     _interest_due_py,
     _fees_due_py,
     _principal_due_py,
+    _pro_rata_share_py,
     _coverage_ratios_py,
     _triggers_py,
     _reserve_targets_py,
