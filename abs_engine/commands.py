@@ -445,12 +445,14 @@ def _named_scenario_problems(deal: Deal) -> list[Problem]:
         if name is None:
             continue
         try:  # the base scenario may be a stress grid (``run`` runs them all)
-            scs = (load_scenarios if field == "base_scenario" else load_scenario)(name, deal)
+            if field == "base_scenario":
+                sc = load_scenarios(name, deal)[0]
+            else:
+                sc = load_scenario(name, deal)
         except DealError as exc:
             why = exc.problems[0].message
             problems.append(Problem(source, field, f"scenario cannot be loaded: {why}", name))
             continue
-        sc = scs[0] if isinstance(scs, list) else scs
         if field == "deterministic_scenario" and not isinstance(sc, DeterministicScenario):
             why = "names a Monte Carlo scenario, not a deterministic one"
             problems.append(Problem(source, field, why, name))

@@ -62,7 +62,7 @@ from .metrics.montecarlo import (
     sampling_summary,
 )
 from .metrics.rating import RatingTable, default_rating_table
-from .metrics.sampling import degeneracy_warnings, effective_paths
+from .metrics.sampling import degeneracy_warnings, effective_paths, impossible_shares
 from .report.montecarlo import (
     MP_NAMES,
     SimulationResult,
@@ -469,13 +469,20 @@ COMPILE_NOTICE_AFTER_S = 1.0
 
 
 def _warm_up(
-    spec: RunSpec, model: MonteCarloModel, cd: CompiledDeal, shape: OutputShape, say: bool
+    spec: RunSpec,
+    model: MonteCarloModel,
+    cd: CompiledDeal,
+    shape: OutputShape,
+    say: bool,
+    specialise: bool | None = None,
 ) -> float:
     """Compile (or load from the cache) the kernels on a one-path run into scratch outputs, on
     the first call in this process; returns the seconds it took (0 when already compiled), so
-    that a run's ``seconds`` measures the simulation alone. With ``say``, a warm-up still
-    running after :data:`COMPILE_NOTICE_AFTER_S` is announced on stderr, and its time told."""
-    kernel, callees = block_kernel_and_callees(model.kernel, cd.kernel, spec.n_paths)
+    that a run's ``seconds`` measures the simulation alone. ``specialise``: the run's choice
+    of block kernel (None: :func:`specialises` decides). With ``say``, a warm-up still running after
+    :data:`COMPILE_NOTICE_AFTER_S` is announced on stderr, and its time told."""
+    kernel, callees = block_kernel_and_callees(model.kernel, cd.kernel, spec.n_paths,
+                                               specialise=specialise)  # fmt: skip
     if getattr(kernel, "signatures", True):  # compiled already, or the JIT is disabled
         return 0.0
     said = threading.Event()
@@ -1036,12 +1043,13 @@ def start_simulation(
     # frozen like the other bundles: the same signature in this process and on a worker
     spec = frozen(RunSpec(BLOCK_SIZE, n_paths, seed, hist_lo, hist_hi, int(keep_paths)))
     say = COMPILE_NOTICE or args["progress"] is not False
-    compile_seconds = _warm_up(spec, model, cd, shape, say) if args["jit"] else 0.0
+    # one choice of block kernel for the whole run, its warm-up, local batches and Dask tasks
+    # alike; the generic one after all where the warm-up could not compile the specialisation
+    n_t = model.kernel.agg_interest.shape[0]
+    specialise = bool(args["jit"]) and specialises(cd.kernel, n_t, n_paths)
+    compile_seconds = _warm_up(spec, model, cd, shape, say, specialise) if args["jit"] else 0.0
+    specialise = specialise and not failed(cd.kernel, n_t)
     batch_blocks = args["batch_blocks"]  # None: sized as the run goes (next_batch_blocks)
-    # one choice of block kernel for the whole run, local batches and Dask tasks alike (after
-    # the warm-up, which falls back to the generic kernel where numba cannot compile)
-    specialise = bool(args["jit"]) and specialises(cd.kernel, model.kernel.agg_interest.shape[0],
-                                                   n_paths)  # fmt: skip
     job = RunJob(spec, model.kernel, cd.kernel, shape, batch_blocks, args["threads"],
                  args["jit"], specialise)  # fmt: skip
     runner = args.get("runner") or LOCAL_RUNNER
@@ -1177,26 +1185,8 @@ def _sampling_info(
         "variance_reduction": per,
         "effective_loss_paths": by_tranche,
         "warnings": degeneracy_warnings(cd.tranche_names, loss_paths, summ)
-        + _impossible_shares(cd.tranche_names, mean),
+        + impossible_shares(cd.tranche_names, mean),
     }
-
-
-def _impossible_shares(names: Sequence[str], mean: np.ndarray) -> list[str]:
-    """Warnings for an expected loss or a shortfall probability estimated above 1: the
-    weighted mean Σw·v / P is unbiased, not bounded, and a sample far from the model (every
-    obligor defaulting with a PD near 1) can put it above what it estimates."""
-    out = []
-    for j, name in enumerate(names):
-        for item, what in ((L.MT_PV_LOSS, "expected loss"),
-                           (L.MT_DEFAULT, "shortfall probability")):  # fmt: skip
-            v = float(mean[j * L.N_MT + item])
-            if v > 1.0:
-                out.append(
-                    f"{name}'s {what} is estimated at {v:.8g}, above 1: the importance "
-                    "weights' sample is too far from the model for it; use crude sampling "
-                    "(the event is not rare) or more paths"
-                )
-    return out
 
 
 def path_flows(

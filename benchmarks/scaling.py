@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import time
+from unittest import mock
 
 import numpy as np
 from numba import njit, prange
@@ -103,17 +104,11 @@ def warm(cd: ae.CompiledDeal, sc: MonteCarloScenario, n_paths: int = 2_000) -> N
     """Compile or load the kernels a timed run of ``cd`` will use: a run of ``n_paths``
     paths, then one of 64 with the block kernel specialised to the deal's structure forced
     (``ABS_ENGINE_SPECIALISE=1``), after which every run of the deal uses it (once compiled,
-    ``simulate`` takes it for any run; unforced, for runs of 100,000 paths or more)."""
+    ``simulate`` takes it for any run; unforced, only for runs of
+    ``simulation.SPECIALISE_MIN_PATHS`` or more)."""
     ae.simulate(cd, sc, n_paths=n_paths, progress=False)
-    old = os.environ.get("ABS_ENGINE_SPECIALISE")
-    os.environ["ABS_ENGINE_SPECIALISE"] = "1"
-    try:
+    with mock.patch.dict(os.environ, {"ABS_ENGINE_SPECIALISE": "1"}):
         ae.simulate(cd, sc, n_paths=64, progress=False)
-    finally:
-        if old is None:
-            del os.environ["ABS_ENGINE_SPECIALISE"]
-        else:
-            os.environ["ABS_ENGINE_SPECIALISE"] = old
 
 
 def memo_off(sc: MonteCarloScenario) -> MonteCarloScenario:

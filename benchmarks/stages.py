@@ -145,7 +145,7 @@ def main(argv: list[str]) -> int:
         cum = [_best(loop, k, PATHS, spec, model, deal, sums, *scratch)
                for k in range(1, len(STAGES) + 1)]  # fmt: skip
         rows[label] = [cum[0]] + [b - a for a, b in zip(cum, cum[1:], strict=False)] + [cum[-1]]
-        defaults = loop(1, PATHS, spec, model, deal, sums, *scratch) / PATHS
+    defaults = loop(1, PATHS, spec, model, deal, sums, *scratch) / PATHS  # the draws alone
     n_j = deal.tranche_f.shape[0]
     cash, guess = np.zeros((PATHS, n_j, cd.n_periods)), np.zeros((PATHS, n_j))
     coll, led, wf, _ = scratch

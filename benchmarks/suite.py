@@ -230,6 +230,7 @@ def bench_memory(path_counts: list[int], pool_path_counts: list[int]) -> dict:
     elsewhere ``ru_maxrss`` is the process's high-water mark since start (``method``)."""
     code = f"""
 import json, os, resource, sys, time
+from unittest import mock
 import abs_engine as ae
 from benchmarks.pools import homogeneous_deal, pool_scenario
 
@@ -270,9 +271,8 @@ for label, cd, sc, counts in cases:
     ae.simulate(cd, sc, n_paths=500, progress=False)
     # the deal-specialised kernel compiled too: benchmarks.scaling.warm written out, since
     # importing that module compiles its own kernels into this process (+160 MiB, 30 s)
-    os.environ["ABS_ENGINE_SPECIALISE"] = "1"
-    ae.simulate(cd, sc, n_paths=64, progress=False)
-    del os.environ["ABS_ENGINE_SPECIALISE"]
+    with mock.patch.dict(os.environ, {{"ABS_ENGINE_SPECIALISE": "1"}}):
+        ae.simulate(cd, sc, n_paths=64, progress=False)
     for n in counts:
         before = rss()
         reset()

@@ -639,7 +639,7 @@ def test_a_long_first_compile_is_announced(monkeypatch, capsys):
     monkeypatch.setattr(simulation, "block_callee_args", lambda *a: ())
     monkeypatch.setattr(simulation, "compile_callees", lambda kernel, callees, args: None)
     monkeypatch.setattr(simulation, "block_kernel_and_callees",
-                        lambda model, deal, n_paths, jit=True: (SlowKernel(0.3), ()))  # fmt: skip
+                        lambda *a, **kw: (SlowKernel(0.3), ()))  # fmt: skip
     assert simulation._warm_up(*args, say=True) >= 0.3
     err = capsys.readouterr().err
     assert err.startswith("compiling the Monte Carlo kernels") and "compiled in 0 s" in err
@@ -649,7 +649,7 @@ def test_a_long_first_compile_is_announced(monkeypatch, capsys):
     # the notice, had it been left scheduled, would print within the sleep after
     monkeypatch.setattr(simulation, "COMPILE_NOTICE_AFTER_S", 1.0)
     monkeypatch.setattr(simulation, "block_kernel_and_callees",
-                        lambda model, deal, n_paths, jit=True: (SlowKernel(0.0), ()))  # fmt: skip
+                        lambda *a, **kw: (SlowKernel(0.0), ()))  # fmt: skip
     simulation._warm_up(*args, say=True)
     time.sleep(1.2)
     assert capsys.readouterr().err == ""

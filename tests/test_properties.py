@@ -47,6 +47,7 @@ import os
 import types
 from dataclasses import dataclass
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -1127,17 +1128,10 @@ def test_the_compiled_specialised_kernel_runs_as_the_generic_one(case: Case) -> 
     cd, _ = case.compile()
     sc = mc(0.3, recovery=0.4)
     runs = []
-    old = os.environ.get("ABS_ENGINE_SPECIALISE")
-    try:
-        for flag in ("0", "1"):
-            os.environ["ABS_ENGINE_SPECIALISE"] = flag
+    for flag in ("0", "1"):
+        with mock.patch.dict(os.environ, {"ABS_ENGINE_SPECIALISE": flag}):
             runs.append(ae.simulate(cd, sc, n_paths=1_500, seed=3, keep_paths=True,
                                     progress=False))  # fmt: skip
-    finally:
-        if old is None:
-            os.environ.pop("ABS_ENGINE_SPECIALISE", None)
-        else:
-            os.environ["ABS_ENGINE_SPECIALISE"] = old
     assert_same_run(*runs)
 
 

@@ -234,13 +234,12 @@ class DaskRunner:
 
     def _as_finished(self, futures: Iterable[Any]) -> Iterator[Any]:
         """``futures`` as they finish; a cluster left without workers for
-        :data:`NO_WORKERS_TIMEOUT_S` is a :class:`ClusterError`, not a hang. Holds only those
-        still pending (and the last finished): the caller decides how long to keep the
-        others."""
+        :data:`NO_WORKERS_TIMEOUT_S` is a :class:`ClusterError`, not a hang. Keeps only those
+        still pending (and the last finished): how long the others are held is the
+        caller's."""
         from distributed import wait
 
         pending = set(futures)
-        del futures
         while pending:
             try:
                 done, pending = wait(pending, timeout=POLL_S, return_when="FIRST_COMPLETED")

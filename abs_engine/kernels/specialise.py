@@ -31,11 +31,12 @@ one array everywhere in the kernel (:class:`_Bindings`).
 Measured on the bundled deal, one thread, the block kernel (µs a path, medians of six
 alternating rounds in one process, 2026-11-30): 2.98 generic against 1.62 specialised with
 every path computed (memo off), 1.27 against 0.88 as shipped; ``python -m benchmarks.block``
-prints the pair. Measured and not kept (same method): folding the floating-point tables as
-well (slower: 0.72 of the generic kernel against 0.685, and a solver's every new balance
-would compile again); inlining the per-path metrics, cash flows and sums into the block
-kernel with their shapes folded (within 1.5%); dropping the waterfall's stores to ledger
-columns nothing in a Monte Carlo run reads (3-4%, not worth a ledger that lies).
+prints the pair (best of seven loops: 2.632 against 1.657, 1.214 against 0.886 at
+26f21a1). Measured and not kept (same method): folding the floating-point tables as well
+(slower: 0.72 of the generic kernel against 0.685, and a solver's every new balance would
+compile again); inlining the per-path metrics, cash flows and sums into the block kernel
+with their shapes folded (within 1.5%); dropping the waterfall's stores to ledger columns
+nothing in a Monte Carlo run reads (3-4%, not worth a ledger that lies).
 
 A specialisation is compiled once per structure (the waterfall about 5.5 s against the
 generic one's 3.4 s on this project's VM, then the block kernel) and cached on disk under
@@ -277,7 +278,6 @@ class _Specialise(ast.NodeTransformer):
         self.constants: dict[str, Any] = {}
         self.bindings = _Bindings(fn, roots, self.constants)
         self.unrolled = 0
-        self.loops_unrolled = 0
 
     def visit_Attribute(self, node: ast.Attribute) -> ast.expr:
         self.generic_visit(node)
@@ -331,7 +331,6 @@ class _Specialise(ast.NodeTransformer):
             return node
         if _nodes(node.body) * it.args[0].value > UNROLL_NODES_MAX:
             return node  # a long body copied many times: compile time for little gain
-        self.loops_unrolled += 1
         out: list[ast.stmt] = []
         for k in range(it.args[0].value):
             out.append(ast.copy_location(ast.Assign(targets=[ast.Name(id=node.target.id,
@@ -456,12 +455,14 @@ def _transform(deal: Any, n_t: int, constants: dict[str, Any], report: dict[str,
         module = wf.waterfall_path_py.__globals__
         sp = _Specialise(fn, roots, module)
         out = sp.visit(copy.deepcopy(fn))  # fn itself kept for a second pass
-        if _nodes([out]) > TOTAL_NODES_MAX:  # too big to compile: folds only
+        nodes = _nodes([out])
+        if nodes > TOTAL_NODES_MAX:  # too big to compile: folds only
             sp = _Specialise(fn, roots, module, unroll=False)
             out = sp.visit(fn)
+            nodes = _nodes([out])
         constants.update(sp.constants)
         report["step_loops_unrolled"] = sp.unrolled
-        report["nodes"] = _nodes([out])
+        report["nodes"] = nodes
         return out
 
     return transform

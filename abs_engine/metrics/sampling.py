@@ -17,7 +17,7 @@ import numpy as np
 
 from ..kernels import layout as L
 
-__all__ = ["MIN_EFFECTIVE_PATHS", "degeneracy_warnings", "effective_paths"]
+__all__ = ["MIN_EFFECTIVE_PATHS", "degeneracy_warnings", "effective_paths", "impossible_shares"]
 
 #: an estimate resting on fewer effective paths than this is flagged
 MIN_EFFECTIVE_PATHS = 100.0
@@ -55,4 +55,23 @@ def degeneracy_warnings(
             f"the likelihood-ratio weights average {w_mean:.4f} ± {w_se:.4f}, not 1: the "
             "sampling is too far from the model for figures the shifts were not aimed at"
         )
+    return out
+
+
+def impossible_shares(names: Sequence[str], mean: np.ndarray) -> list[str]:
+    """Warnings for an expected loss or a shortfall probability (``mean`` float64[M], the
+    run's metric means, ``MT_*`` per tranche) estimated above 1: the
+    weighted mean Σw·v / P is unbiased, not bounded, and a sample far from the model (every
+    obligor defaulting with a PD near 1) can put it above what it estimates."""
+    out = []
+    for j, name in enumerate(names):
+        for item, what in ((L.MT_PV_LOSS, "expected loss"),
+                           (L.MT_DEFAULT, "shortfall probability")):  # fmt: skip
+            v = float(mean[j * L.N_MT + item])
+            if v > 1.0:
+                out.append(
+                    f"{name}'s {what} is estimated at {v:.8g}, above 1: the importance "
+                    "weights' sample is too far from the model for it; use crude sampling "
+                    "(the event is not rare) or more paths"
+                )
     return out

@@ -15,6 +15,8 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from .tables import sig_decimals
+
 if TYPE_CHECKING:
     import pandas as pd
     from rich.console import Console
@@ -211,7 +213,7 @@ def _period_table(
         cells = []
         for c in cols:
             cell = _cell(c, r[c], coverage_spec)
-            if c in with_se and not _missing(r[f"{c}_se"]):
+            if c in with_se and not math.isnan(r[f"{c}_se"]):
                 cell += "\n±" + _cell(c, r[f"{c}_se"], coverage_spec)
             cells.append(cell)
         t.add_row(*cells)
@@ -221,13 +223,9 @@ def _period_table(
 def _multiple(v: Any, never: bool) -> str:
     """A breakeven multiple: ``-`` for a tranche that never fails or a 0/0, ``∞`` over a
     base case of no defaults."""
-    if never or _missing(v):
+    if never:
         return "-"
-    return "∞" if math.isinf(v) else f"{v:.2f}x"
-
-
-def _missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v))
+    return "∞" if v == math.inf else fmt(v, "{:.2f}x")
 
 
 # --- a Monte Carlo run ---------------------------------------------------------------------------
@@ -545,15 +543,6 @@ def price_text(
     return text
 
 
-def _sig_decimals(v: float | None) -> int:
-    """Decimals that show three significant digits of ``v`` as a percentage (2 to 10)."""
-    import math
-
-    if v is None or v != v or v == 0:
-        return 2
-    return min(10, max(2, 2 - math.floor(math.log10(abs(v) * 100))))
-
-
 def size_stack_text(doc: dict[str, Any]) -> str:
     """``size-stack``'s result (:meth:`abs_engine.solvers.StackSizing.to_dict`): the capital
     structure, one row per tranche, with the final evaluation's expected loss ± SE, default
@@ -570,8 +559,8 @@ def size_stack_text(doc: dict[str, Any]) -> str:
             "met"]  # fmt: skip
     rows = []
     for t in doc["tranches"]:
-        d = _sig_decimals(t["expected_loss"])
-        p = _sig_decimals(t["default_probability"])
+        d = sig_decimals(t["expected_loss"])
+        p = sig_decimals(t["default_probability"])
         met = "-"
         if t["target"] is not None:
             met = "yes" if t["meets_target"] else "NO"
@@ -588,7 +577,7 @@ def size_stack_text(doc: dict[str, Any]) -> str:
             _pm(t["default_probability"], t["default_probability_se"], f"{{:.{p}%}}"),
             fmt(t["wal_years"], "{:.2f}"),
             t["implied_rating"] or "-",
-            fmt(t["limit"], f"{{:.{_sig_decimals(t['limit'])}%}}"),
+            fmt(t["limit"], f"{{:.{sig_decimals(t['limit'])}%}}"),
             met,
         ])  # fmt: skip
     rows.append(["total", "", f"{doc['total_capital']:,.0f}", "100.00%"] + [""] * 8)

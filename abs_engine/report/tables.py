@@ -67,6 +67,14 @@ class Section:
     tables: list[Table] = field(default_factory=list)
 
 
+def sig_decimals(v: float | None, digits: int = 3, lo: int = 2, hi: int = 10) -> int:
+    """Decimals, from ``lo`` to ``hi``, that show ``digits`` significant digits of the share
+    ``v`` as a percentage (``lo`` for a missing or zero one)."""
+    if v is None or v != v or v == 0:
+        return lo
+    return min(hi, max(lo, digits - 1 - math.floor(math.log10(abs(v) * 100))))
+
+
 def fmt_value(v: Any, kind: str, lang: str = "en") -> str:
     """A raw table value as the report shows it."""
     if v is None or (isinstance(v, float) and math.isnan(v)):

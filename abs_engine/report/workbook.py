@@ -7,13 +7,12 @@ in the report document (``report.json``), shown with the number format its colum
 from __future__ import annotations
 
 import datetime as _dt
-import math
 import re
 from pathlib import Path
 from typing import Any
 
 from .i18n import label
-from .tables import TRANSLATED_KINDS, Section, Table, fmt_value
+from .tables import TRANSLATED_KINDS, Section, Table, fmt_value, sig_decimals
 
 __all__ = ["NUMBER_FORMATS", "sheet_titles", "write_workbook"]
 
@@ -37,8 +36,7 @@ def _number_format(kind: str, value: Any) -> str | None:
     showed as 0.0000%) gets the decimals that show it."""
     fmt = NUMBER_FORMATS.get(kind)
     if kind == "pct4" and isinstance(value, float) and 0.0 < abs(value) < 1e-6:
-        decimals = min(_PCT4_MAX_DECIMALS, 1 - math.floor(math.log10(abs(value) * 100)))
-        fmt = "0." + "0" * decimals + "%"
+        fmt = "0." + "0" * sig_decimals(value, 2, 4, _PCT4_MAX_DECIMALS) + "%"
     return fmt
 
 

@@ -562,19 +562,21 @@ def _check_ids(probs: _Problems, ids: pa.Array) -> None:
     probs.flag("id", length < 1, "String should have at least 1 character", value)
     probs.flag("id", length > 64, "String should have at most 64 characters", value)
     # the schema's pattern ^[^\s].*$: no whitespace first, no line break anywhere
-    first = pc.utf8_slice_codeunits(ids, 0, 1)
-    spaces = [c for c in pc.unique(first).to_pylist() if c and re.match(r"\s", c)]
-    bad = pc.fill_null(pc.match_substring(ids, "\n"), False)
-    if spaces:
-        bad = pc.or_(bad, pc.fill_null(pc.is_in(first, value_set=pa.array(spaces)), False))
-    pattern = np.asarray(bad.to_numpy(zero_copy_only=False), dtype=bool) & (length >= 1)
+    breaks = pc.fill_null(pc.match_substring(ids, "\n"), False).to_numpy(zero_copy_only=False)
+    pattern = (np.asarray(breaks, dtype=bool) | _space_at(ids, 0)) & (length >= 1)
     probs.flag("id", pattern, "String should match pattern '^[^\\s].*$'", value)
-    last = pc.utf8_slice_codeunits(ids, -1)
-    ends = [c for c in pc.unique(last).to_pylist() if c and re.match(r"\s", c)]
-    if ends:
-        trailing = pc.fill_null(pc.is_in(last, value_set=pa.array(ends)), False)
-        trailing_np = np.asarray(trailing.to_numpy(zero_copy_only=False), dtype=bool)
-        probs.flag("id", trailing_np & ~pattern & (length >= 1), TRAILING_SPACE, value)
+    probs.flag("id", _space_at(ids, -1) & ~pattern & (length >= 1), TRAILING_SPACE, value)
+
+
+def _space_at(ids: pa.Array, at: int) -> np.ndarray:
+    """bool[n]: the ids whose character at ``at`` (0 the first, -1 the last) is whitespace
+    (tested once per distinct character, not per row)."""
+    chars = pc.utf8_slice_codeunits(ids, at, at + 1 if at >= 0 else None)
+    spaces = [c for c in pc.unique(chars).to_pylist() if c and re.match(r"\s", c)]
+    if not spaces:
+        return np.zeros(len(ids), dtype=bool)
+    hit = pc.fill_null(pc.is_in(chars, value_set=pa.array(spaces)), False)
+    return np.asarray(hit.to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _check_header(p: Path, table: pa.Table) -> None:

@@ -41,6 +41,7 @@ from ..errors import (
     InputError,
     ProblemCollector,
     check_bool,
+    check_instance,
     check_int,
     check_optional_bool,
     check_real,
@@ -393,16 +394,9 @@ def _seed(seed: Any, sc: MonteCarloScenario) -> int:
         raise SolverError(str(exc)) from None
 
 
-def _compiled(cd: Any, func: str) -> CompiledDeal:
-    """``cd`` if it is a compiled deal; else an :class:`ArgumentTypeError` saying how to get
-    one (``breakeven`` and ``sensitivity`` take one, ``size_tranche`` and ``solve_coupon`` a
-    ``Deal``: a ``Deal`` given here failed on a missing attribute)."""
-    if not isinstance(cd, CompiledDeal):
-        raise ArgumentTypeError(
-            f"{func}: cd must be a CompiledDeal (ae.compile_deal(deal)), got "
-            f"{short_repr(cd)} ({type(cd).__name__})"
-        )
-    return cd
+#: where ``breakeven`` and ``sensitivity`` get the compiled deal they take (``size_tranche``
+#: and ``solve_coupon`` take a ``Deal``: one given here failed on a missing attribute)
+_COMPILE_HINT = " (ae.compile_deal(deal))"
 
 
 def _tranche_index(cd: CompiledDeal, tranche: str) -> int:
@@ -1133,7 +1127,7 @@ def breakeven(
     and ``reason`` why, for a condition on no single such metric, one that turns on the
     first failing path (a metric exactly zero where it holds: ``first_loss``; an extreme of
     the paths, not a mean) or a metric flat near the answer."""
-    j = _tranche_index(_compiled(cd, "breakeven"), tranche)
+    j = _tranche_index(check_instance(cd, CompiledDeal, "breakeven", "cd", _COMPILE_HINT), tranche)
     if cd.deal.tranches[j].balance <= 0:
         raise SolverError(
             f"tranche {tranche!r} has no balance: its expected loss, shortfall probability "
@@ -1211,7 +1205,7 @@ def sensitivity(
     ``progress``: a bar over the grid's points on stderr (default: when the grid takes over a
     second; never with False). ``sampling``: "crude" or "importance" (shifts chosen at each
     point for the most senior rated tranche)."""
-    _compiled(cd, "sensitivity")
+    check_instance(cd, CompiledDeal, "sensitivity", "cd", _COMPILE_HINT)
     _check_sampling_method(sampling, "sensitivity")
     axes = []
     for axis, spec in (("x", x), ("y", y)):
