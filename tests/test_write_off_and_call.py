@@ -419,3 +419,22 @@ def test_loss_recovered_after_legal_final_is_booked_and_compensated():
     )
     assert res.led_sup[0, :, 0, L.LS_REQUESTED] == pytest.approx([0, 100], **EXACT)
     assert res.led_sup[0, :, 0, L.LS_PAID].sum() == 0.0
+
+
+def test_monte_carlo_pool_metrics_are_the_collaterals_whatever_the_call():
+    """The pool's default count, default, loss, recovery and prepayment rates describe the
+    collateral over its whole term (README, Conventions): the bundled deal with a clean-up
+    call at a pool factor of 0.9 (called in its first periods on most paths) gives every
+    path the same pool metrics as without a call, while the notes are paid off early."""
+    doc = ae.load_deal().model_dump(mode="json", exclude_none=True)
+    called = parse_deal({**doc, "clean_up_call": {"pool_factor": 0.9, "price": 1.0}})
+    uncalled = parse_deal({k: v for k, v in doc.items() if k != "clean_up_call"})
+    sc = ae.load_scenario("huake_mc")
+    kw = {"n_paths": 2_000, "seed": 5, "keep_paths": True, "progress": False}
+    a, b = ae.simulate(called, sc, **kw), ae.simulate(uncalled, sc, **kw)
+    pool_cols = ["pool.default_count", "pool.default_rate", "pool.loss_rate",
+                 "pool.recovery_rate", "pool.prepayment_rate"]  # fmt: skip
+    assert set(pool_cols) <= set(a.paths.columns)
+    assert a.paths[pool_cols].equals(b.paths[pool_cols])
+    assert (a.paths["pool.default_count"] > 0).mean() > 0.2  # defaults to count
+    assert a.paths["A.wal_years"].mean() < 0.8 * b.paths["A.wal_years"].mean()  # the call did end it
