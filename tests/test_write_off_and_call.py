@@ -437,4 +437,5 @@ def test_monte_carlo_pool_metrics_are_the_collaterals_whatever_the_call():
     assert set(pool_cols) <= set(a.paths.columns)
     assert a.paths[pool_cols].equals(b.paths[pool_cols])
     assert (a.paths["pool.default_count"] > 0).mean() > 0.2  # defaults to count
-    assert a.paths["A.wal_years"].mean() < 0.8 * b.paths["A.wal_years"].mean()  # the call did end it
+    # the call did end it
+    assert a.paths["A.wal_years"].mean() < 0.8 * b.paths["A.wal_years"].mean()
