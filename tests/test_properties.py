@@ -418,6 +418,9 @@ def cases(
             ps["mode"] = draw(st.sampled_from(["sequential", "pro_rata"]))
             if draw(st.integers(0, 4)) == 0:
                 ps["amount"] = "available"
+            scheduled = {t["name"] for t in tranches if t.get("principal") == "target_balance"}
+            if ps.get("amount") != "available" and scheduled & set(chunk):
+                ps["mode"] = "sequential"  # refused pro rata: the schedule would be ignored
         principal_steps.append(ps)
     pre: list[dict[str, Any]] = [{"kind": "pay_fee", "fee": f} for f in fee_names]
     pre += interest_steps

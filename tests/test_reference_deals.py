@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import pytest
 
+from abs_engine.compile import compile_deal
+from abs_engine.errors import DealError
 from abs_engine.kernels import layout as L
+from abs_engine.schema import parse_deal
 from tests.conftest import (
     JIT,
     ZERO_COUPON,
@@ -482,6 +485,65 @@ def test_target_balance_tranche_amortises_to_schedule():
     assert tranche_item(res, "A", L.LT_BALANCE_END) == pytest.approx([80, 50, 0], **APPROX)
     assert tranche_item(res, "B", L.LT_PRINCIPAL_PAID) == pytest.approx([10, 0, 0], **APPROX)
     assert res.led_per[0, :, L.LP_CASH_END] == pytest.approx([third - 20, 50 - third, 0], **APPROX)
+
+
+def _scheduled_deal(tranches: list, normal: list, rate: float) -> dict:
+    """One equal-principal receivable of 1,000,000 at ``rate`` over four quarters (30/360:
+    accruals of exactly 0.25), the tranches and normal waterfall given."""
+    return base_deal(
+        dates={"closing": "2025-01-15", "first_payment": "2025-04-15", "frequency": "quarterly",
+               "legal_final": "2026-01-15", "day_count": "30/360", "business_day": "none"},
+        pool={"obligors": [obligor("O", 1e6, rate=rate, n=4, kind="equal_principal")]},
+        tranches=tranches,
+        waterfalls={"normal": normal},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_a_target_balance_tranche_is_paid_its_schedule_before_any_residual(jit):
+    """A 900,000 at 3% with targets 450,000, 0, 0, 0; Sub 100,000 residual. Period 1: 325,000
+    collected (75,000 interest at 30%, 250,000 principal), A's interest 6,750, A owed 450,000
+    and paid the other 318,250, nothing left for the residual. Period 2: 306,250 collected,
+    interest 4,363.125 on 581,750, A paid 301,886.875. Period 3: 287,500, interest
+    2,098.9734375, A paid its last 279,863.125 and the residual 5,537.9015625. (A was paid
+    only the notes' 250,000 excess over the pool each period and the residual the rest:
+    68,250, 51,375 and 34,500 while A stayed above its schedule.)"""
+    a = {"name": "A", "balance": 9e5, "coupon": fixed(0.03), "principal": "target_balance",
+         "target_balances": [4.5e5, 0.0, 0.0, 0.0]}  # fmt: skip
+    sub = {"name": "Sub", "balance": 1e5, "principal": "residual"}
+    normal = [
+        {"kind": "pay_interest", "tranches": ["A"]},
+        {"kind": "pay_principal", "tranches": ["A", "Sub"]},
+        {"kind": "pay_residual", "tranche": "Sub"},
+    ]
+    res = run(_scheduled_deal([a, sub], normal, 0.30), jit=jit)
+    paid = tranche_item(res, "A", L.LT_PRINCIPAL_PAID)
+    assert paid[:3] == pytest.approx([318_250, 301_886.875, 279_863.125], abs=1e-6)
+    assert tranche_item(res, "A", L.LT_INTEREST_PAID)[:3] == pytest.approx(
+        [6_750, 4_363.125, 2_098.9734375], abs=1e-6
+    )
+    residual = tranche_item(res, "Sub", L.LT_RESIDUAL_PAID)
+    assert residual[:3] == pytest.approx([0, 0, 5_537.9015625], abs=1e-6)
+    assert tranche_item(res, "Sub", L.LT_PRINCIPAL_PAID)[:3] == pytest.approx([0, 0, 0])
+    assert tranche_item(res, "Sub", L.LT_PRINCIPAL_PAID)[3] == pytest.approx(1e5, abs=1e-6)
+
+
+def test_a_target_balance_tranche_in_a_pro_rata_step_of_principal_due_is_refused():
+    """The step shared principal by balance and paid A below its target (125,000 a period
+    from 500,000, targets 500,000, 500,000, 500,000, 0); with ``amount = "available"`` every
+    tranche takes its share by balance, and that is allowed."""
+    a = {"name": "A", "balance": 5e5, "coupon": fixed(0.03), "principal": "target_balance",
+         "target_balances": [5e5, 5e5, 5e5, 0.0]}  # fmt: skip
+    b = {"name": "B", "balance": 5e5, "coupon": fixed(0.03), "principal": "pro_rata"}
+    step = {"kind": "pay_principal", "tranches": ["A", "B"], "mode": "pro_rata"}
+    normal = [{"kind": "pay_interest", "tranches": ["A", "B"]}, step]
+    with pytest.raises(DealError) as err:
+        compile_deal(parse_deal(_scheduled_deal([a, b], normal, 0.05)))
+    (problem,) = err.value.problems
+    assert problem.path == "waterfalls.normal[1].mode" and problem.value == "pro_rata"
+    assert "'A' has principal = 'target_balance'" in problem.message
+    step["amount"] = "available"
+    compile_deal(parse_deal(_scheduled_deal([a, b], normal, 0.05)))
 
 
 # ---- from review: defects found earlier, each with the hand arithmetic ----

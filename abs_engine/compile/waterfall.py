@@ -370,9 +370,28 @@ def _op_pay_principal(
         mode = "pro_rata" if kinds == {"pro_rata"} else "sequential"
     row[L.OPC_B] = L.MODE_PRO_RATA if mode == "pro_rata" else L.MODE_SEQUENTIAL
     row[L.OPC_C] = L.AMOUNT_PRINCIPAL_DUE if st.amount == "principal_due" else L.AMOUNT_AVAILABLE
+    if mode == "pro_rata" and st.amount == "principal_due":
+        _scheduled_pro_rata_problems(st, members, path, refs)
     if not st.allow_out_of_order:
         _principal_order_problems(st, members, mode, path, refs, order)
     order.so_far.update(members)
+
+
+def _scheduled_pro_rata_problems(
+    st: PayPrincipal, members: list[int], path: str, refs: _Refs
+) -> None:
+    """A target-balance tranche is paid down to its schedule: a pro-rata share of principal
+    due would ignore it (with ``amount = "available"`` every tranche takes its share)."""
+    for j in members:
+        tranche = refs.deal.tranches[j]
+        if tranche.principal == "target_balance":
+            refs.pc.add(
+                f"{path}.mode",
+                f"tranche {tranche.name!r} has principal = 'target_balance': it is paid "
+                "down to its target_balances, which a pro-rata share of principal due would "
+                "ignore; pay it in a step of its own or in mode = 'sequential'",
+                st.mode,
+            )
 
 
 def _principal_order_problems(

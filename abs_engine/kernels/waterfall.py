@@ -309,7 +309,10 @@ def _pay_principal_py(t, g, mode, amount, avail, final, pool_end, groups, group_
                       tranche_target, work, led_tr):  # fmt: skip
     """``pay_principal`` on tranche group g, pro rata or in order: of everything available
     (``AMOUNT_AVAILABLE``, and in the final period) or of the notes' excess over the performing
-    pool (a target-balance tranche down to its target); returns what is left available."""
+    pool; returns what is left available. A target-balance tranche (in order: the compiler
+    refuses one in a pro-rata step of principal due) is paid down to its target out of all
+    that is available, its schedule being owed whatever the pool did, and what it takes
+    comes out of the excess left to the tranches after it."""
     n_m = group_len[g]
     notes_now = 0.0
     for j in range(tranche_i.shape[0]):
@@ -340,20 +343,24 @@ def _pay_principal_py(t, g, mode, amount, avail, final, pool_end, groups, group_
         for m in range(n_m):
             j = groups[g, m]
             owed = work[W_BAL, j]
+            cap = budget
             if (
                 tranche_i[j, TI_PRINCIPAL_KIND] == PRIN_TARGET
                 and not final
                 and (amount != AMOUNT_AVAILABLE)
             ):
                 owed = owed - tranche_target[j, t]
+                cap = avail
             x = owed
-            if x > budget:
-                x = budget
+            if x > cap:
+                x = cap
             if x > 0.0:
                 work[W_BAL, j] -= x
                 led_tr[t, j, LT_PRINCIPAL_PAID] += x
                 avail -= x
                 budget -= x
+                if budget < 0.0:
+                    budget = 0.0
     return avail
 
 
@@ -770,7 +777,8 @@ def _principal_due_py(t, final, notes, pool_end, tranche_i, tranche_target, work
     draw on principal: the notes' excess over the performing pool allocated in seniority
     order, each run of consecutive pro-rata tranches sharing its part by balance
     (balance × (what is left / their total), at most all of it: how a pro-rata step pays
-    them), a target-balance tranche down to its target (out of the same excess); everything
+    them), a target-balance tranche down to its target (the excess left after it less what
+    it takes: ``pay_principal`` pays its schedule out of all that is available); everything
     in the final period. A step may pay otherwise (an explicit mode, or pro-rata tranches
     listed with others): a reserve draw on principal is capped by what its group and the
     notes were actually paid (:func:`_draw_reserve_py`)."""
@@ -786,7 +794,7 @@ def _principal_due_py(t, final, notes, pool_end, tranche_i, tranche_target, work
         if final:
             d = bal
         elif kind == PRIN_TARGET:
-            # down to its target: ``pay_principal`` pays it so out of the same excess
+            # down to its target: ``pay_principal`` pays it so, out of all available
             d = bal - tranche_target[j, t]
             if d < 0.0:
                 d = 0.0

@@ -66,7 +66,8 @@ class Tranche(Model):
       ``sequential``  principal paid in seniority order within a ``pay_principal`` step;
       ``pro_rata``    principal shared by balance with the other tranches of the step (a
                       step whose tranches are all pro_rata defaults to mode = pro_rata);
-      ``target_balance``  paid down to ``target_balances[t]`` each period (scheduled notes);
+      ``target_balance``  paid down to ``target_balances[t]`` each period (scheduled notes),
+                      out of all available funds (not in a pro-rata step of principal due);
       ``residual``    equity: principal after all notes, then every yuan left (``pay_residual``).
     """
 

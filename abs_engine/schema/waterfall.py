@@ -36,7 +36,10 @@ class PayPrincipal(Model):
     amount: ``principal_due`` pays the notes down to the performing pool balance
     (par-to-pool: all principal collections plus cover for new defaults; everything in the
     final period); ``available`` pays every yuan left (turbo, as in an accelerated waterfall).
-    Tranches with ``principal = target_balance`` are paid down to their target instead.
+    Tranches with ``principal = target_balance`` are paid down to their target instead, out
+    of all available funds (their schedule is owed whatever the pool did), and what they take
+    comes out of the excess left to the tranches after them; a pro-rata step of principal
+    due may not list one (the share would ignore its schedule).
     """
 
     kind: Literal["pay_principal"]
