@@ -702,6 +702,18 @@ def file_cases() -> Iterator[FileCase]:
         (TAPE_HEADER + "Caf\xe9,100,0,bullet,3,0.02\n").encode("latin-1"),
         "tape.csv: <syntax>: not UTF-8",
     )
+    # JSON's \ud800 escapes parse to lone surrogates, which no file or console can hold:
+    # a plain text field let them through to a traceback in the tape's Arrow column or the
+    # console (TOML refuses them itself)
+    yield _raw("surrogate-in-a-text-field", "deal.json",
+               VALID[:-1] + ', "currency": "CNY\\udc00"}', "currency", "CNY\\udc00")  # fmt: skip
+    named = base_deal()
+    named["pool"]["obligors"][0]["name"] = "\ud800"
+    yield _raw("surrogate-in-an-obligor-name", "deal.json", to_json(named),
+               "pool.obligors[0].name", "\\ud800")  # fmt: skip
+    described = '{"name": "s", "description": "\\ud800"}'
+    yield _raw_scenario("surrogate-in-a-description", "sc.json", described, "description",
+                        "\\ud800")  # fmt: skip
     yield _tape("empty", "tape.csv", "", "tape.csv: <syntax>: cannot read tape")
     yield _tape("header-only", "tape.csv", TAPE_HEADER, "tape.csv: <rows>: tape has no rows")
     yield _tape("folder", "tape.csv", None, "folder")

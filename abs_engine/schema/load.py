@@ -339,10 +339,7 @@ def problems_from_validation(
         other_shape = (typ in _SCALAR_TYPE_ERRORS and isinstance(value, list | dict)) or (
             typ == "list_type" and not isinstance(value, list)
         )
-        path = format_loc(kept)
-        if prefix:
-            path = prefix + ("." + path if path != "<root>" and not path.startswith("[") else path)
-            path = path.replace(".<root>", "")
+        path = _prefixed(prefix, format_loc(kept))
         if isinstance(value, dict) or (
             isinstance(value, list) and any(isinstance(v, dict | list) for v in value)
         ):
@@ -365,6 +362,56 @@ def problems_from_validation(
     return out
 
 
+def _has_surrogate(text: str) -> bool:
+    """Whether ``text`` holds a lone surrogate (JSON's ``\\ud800`` escapes parse to one):
+    no file, console or Arrow column can hold it."""
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _surrogate_problems(data: Any, file: str, prefix: str = "") -> list[Problem]:
+    """Every key and string value of ``data`` with a lone surrogate, by field path."""
+    out: list[Problem] = []
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(data, ())]
+    while stack:
+        node, loc = stack.pop()
+        if isinstance(node, str):
+            if _has_surrogate(node):
+                out.append(_surrogate(file, prefix, loc, node))
+        elif isinstance(node, dict):
+            for k, v in node.items():
+                if isinstance(k, str) and _has_surrogate(k):
+                    out.append(_surrogate(file, prefix, (*loc, ascii(k)[1:-1]), k))
+                stack.append((v, (*loc, k)))
+        elif isinstance(node, (list, tuple)):
+            stack.extend((v, (*loc, i)) for i, v in enumerate(node))
+    return sorted(out, key=lambda pr: pr.path)
+
+
+def _prefixed(prefix: str, path: str) -> str:
+    """A field path inside the document under ``prefix`` (a grid's shock, say) as a path of
+    the file."""
+    if prefix:
+        path = prefix + ("." + path if path != "<root>" and not path.startswith("[") else path)
+        path = path.replace(".<root>", "")
+    return path
+
+
+def _surrogate(file: str, prefix: str, loc: tuple[Any, ...], text: str) -> Problem:
+    return Problem(
+        file,
+        _prefixed(prefix, format_loc(loc)),
+        "text with a lone surrogate (an unpaired \\ud800-\\udfff escape), not a character: "
+        "write the character itself",
+        text,
+    )
+
+
 def validate_model(
     model: type[M], data: Any, file: str, prefix: str = "", *, source: str | Path | None = None
 ) -> M:
@@ -373,6 +420,9 @@ def validate_model(
     ``source``: the file a :class:`~abs_engine.schema.common.SourcedModel` records as its
     ``source`` (default: none, ``<memory>``)."""
     context = None if source is None else source_context(source)
+    broken = _surrogate_problems(data, file, prefix)
+    if broken:
+        raise DealError(broken)
     try:
         return model.model_validate(data, context=context)
     except ValidationError as exc:
