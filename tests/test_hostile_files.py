@@ -163,6 +163,10 @@ ALL_2026 = [(dt.date(2026, 1, 1) + dt.timedelta(days=k)).isoformat() for k in ra
 
 
 def deal_cases() -> Iterator[FileCase]:
+    # ---- a NUL in a scenario the deal names (the message named neither file nor field) ----
+    for named in ("base_scenario", "deterministic_scenario"):
+        yield from _deal_case(f"nul-in-{named}", huake, _set(named, "huake_mc\0"), named,
+                              "NUL character")  # fmt: skip
     # ---- dates that overflow the calendar -------------------------------------------------------
     for freq in ("monthly", "quarterly", "semi_annual", "annual"):
         yield from _deal_case(

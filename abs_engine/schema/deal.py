@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, PrivateAttr
+from pydantic import AfterValidator, Field, PrivateAttr
 
 from .common import Name, Rate, SchemaVersion, SourcedModel
 from .dates import Dates
@@ -13,8 +13,18 @@ from .support import Support
 from .tranche import Account, Fee, Tranche
 from .waterfall import CleanUpCall, CoverageRatioSpec, Trigger, Waterfalls
 
+
+
+def _no_nul(text: str) -> str:
+    if "\0" in text:
+        raise ValueError("a scenario name or path cannot hold a NUL character")
+    return text
+
+
 #: a bundled scenario's name or a scenario file's path, relative to the deal file
-ScenarioRef = Annotated[str, Field(strict=True, min_length=1, pattern=r"\S")]
+ScenarioRef = Annotated[
+    str, Field(strict=True, min_length=1, pattern=r"\S"), AfterValidator(_no_nul)
+]
 
 SCHEMA_VERSION = 1
 
