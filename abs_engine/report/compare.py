@@ -77,7 +77,7 @@ def check_distinct_names(scenarios: Iterable[Any]) -> None:
                 "two scenarios have this name; the side-by-side table labels its rows by "
                 "scenario name: rename one"
             )
-            problems.append(Problem(scenario_source(sc), "name", why, sc.name))
+            problems.append(Problem(scenario_source(sc), sc.field_path("name"), why, sc.name))
         seen.add(sc.name)
     if problems:
         raise DealError(problems)

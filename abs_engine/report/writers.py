@@ -150,7 +150,7 @@ def check_out_names(scenarios: Iterable[Any]) -> None:
         if why is None and name in seen:
             why = "two scenarios have this name; their --out files would overwrite each other"
         if why is not None:
-            problems.append(Problem(scenario_source(sc), "name", why, name))
+            problems.append(Problem(scenario_source(sc), sc.field_path("name"), why, name))
         seen.add(name)
     if problems:
         raise DealError(problems)

@@ -28,14 +28,17 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-#: the key of a validation context that names the file a document was read from
+#: the keys of a validation context that name the file a document was read from, and where
+#: in it (a stress grid's shock)
 _SOURCE_KEY = "source"
+_AT_KEY = "at"
 
 
-def source_context(source: str | Path) -> dict[str, str]:
+def source_context(source: str | Path, at: str = "") -> dict[str, str]:
     """The validation context that records ``source`` on a :class:`SourcedModel`:
-    ``Deal.model_validate(data, context=source_context(path))``."""
-    return {_SOURCE_KEY: str(source)}
+    ``Deal.model_validate(data, context=source_context(path))``; ``at``: the field path of
+    the document inside that file when it is not the whole file (``shocks[2]``)."""
+    return {_SOURCE_KEY: str(source), _AT_KEY: at}
 
 
 class SourcedModel(Model):
@@ -45,16 +48,23 @@ class SourcedModel(Model):
     model built in Python, or validated without that context, says ``<memory>``."""
 
     _source: str = PrivateAttr(default="<memory>")
+    _at: str = PrivateAttr(default="")
 
     def model_post_init(self, context: Any, /) -> None:
         # Part of construction: a frozen model is not changed once it has been built.
         if isinstance(context, dict) and _SOURCE_KEY in context:
             self._source = str(context[_SOURCE_KEY])
+            self._at = str(context.get(_AT_KEY, ""))
 
     @property
     def source(self) -> str:
         """The file this was validated from, or ``<memory>``."""
         return self._source
+
+    def field_path(self, field: str) -> str:
+        """The path in :attr:`source` of this document's ``field``: ``name``, or
+        ``shocks[2].name`` for a stress grid's shock."""
+        return f"{self._at}.{field}" if self._at else field
 
 
 def _to_date(value: Any) -> Any:

@@ -14,7 +14,6 @@ from .tranche import Account, Fee, Tranche
 from .waterfall import CleanUpCall, CoverageRatioSpec, Trigger, Waterfalls
 
 
-
 def _no_nul(text: str) -> str:
     if "\0" in text:
         raise ValueError("a scenario name or path cannot hold a NUL character")

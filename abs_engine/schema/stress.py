@@ -124,7 +124,7 @@ def shocked(base: MonteCarloScenario, shock: Shock, grid: str, k: int) -> MonteC
     doc.update(name=shock.name, description=f"{base.name} with shock {shock.name}")
     try:
         _apply(doc, shock)
-        return MonteCarloScenario.model_validate(doc, context=source_context(grid))
+        return MonteCarloScenario.model_validate(doc, context=source_context(grid, f"shocks[{k}]"))
     except (ValueError, ValidationError) as exc:
         if isinstance(exc, ValidationError):
             first = exc.errors()[0]
