@@ -167,6 +167,12 @@ def deal_cases() -> Iterator[FileCase]:
     for named in ("base_scenario", "deterministic_scenario"):
         yield from _deal_case(f"nul-in-{named}", huake, _set(named, "huake_mc\0"), named,
                               "NUL character")  # fmt: skip
+    # ---- names a spreadsheet would run as formulas in the CSV outputs -------------------------
+    for where, name in (("tranches[0].name", '=HYPERLINK("http://x.example","A")'),
+                        ("fees[0].name", "@custodian"), ("accounts[0].name", "+reserve"),
+                        ("name", "-deal")):  # fmt: skip
+        yield from _deal_case(f"formula-{where}", huake, _set(where, name), where,
+                              "would run it as a formula")  # fmt: skip
     # ---- dates that overflow the calendar -------------------------------------------------------
     for freq in ("monthly", "quarterly", "semi_annual", "annual"):
         yield from _deal_case(
@@ -475,6 +481,8 @@ def scenario_cases() -> Iterator[FileCase]:
     det = {"schema_version": 1, "kind": "deterministic", "name": "hostile"}
     mc = {"schema_version": 1, "kind": "monte_carlo", "name": "hostile_mc", "n_paths": 1000}
     cases: list[tuple[str, dict[str, Any], str, str]] = [
+        ("det-name-a-formula", {**det, "name": "+s"}, "name", "'+s'"),
+        ("mc-name-a-formula", {**mc, "name": "@mc"}, "name", "'@mc'"),
         ("det-cdr-empty", {**det, "defaults": {"kind": "cdr", "cdr": []}}, "defaults.cdr", "[]"),
         ("det-cpr-empty", {**det, "prepayment": {"cpr": []}}, "prepayment.cpr", "[]"),
         ("det-cdr-too-long", {**det, "defaults": {"kind": "cdr", "cdr": [0.01] * 20}},

@@ -450,15 +450,17 @@ def test_a_failure_while_writing_leaves_the_folder_as_it_was(tmp_path, monkeypat
 
 #: the rated tranches of the hostile deal, most senior first (a zero-balance one among them), and
 #: their balances (with the subordinated 5m: the bundled deal's 100m pool)
+# names may not start with "=", "+", "-" or "@" (a spreadsheet would run the CSV cell: the
+# schema refuses them); a description may, and the workbook keeps it text
 HOSTILE_RATED = [
-    "=cmd|' /C calc'!A0", "<script>alert(1)</script>", "B & \"C\" 'q'", "+SUM(1,2)", "-2+3",
-    "@x", "L" * 64, "Z0", "A.2 $\\frac$",
+    "x=cmd|' /C calc'!A0", "<script>alert(1)</script>", "B & \"C\" 'q'", "S+SUM(1,2)", "2-2+3",
+    "x@x", "L" * 64, "Z0", "A.2 $\\frac$",
 ]  # fmt: skip
 HOSTILE_BALANCES = [60e6, 10e6, 5e6, 5e6, 5e6, 3e6, 2e6, 0.0, 5e6]
 HOSTILE_SUB = "次级 Sub"
-HOSTILE_DEAL = '=HYPERLINK("http://x","y") <b>交易</b> $\\frac$'
-HOSTILE_MC = "=1+1 <b>压力</b> $x^$ & '情景'"
-HOSTILE_DET = '@SUM(A1) "det"\x01'
+HOSTILE_DEAL = 'y=HYPERLINK("http://x","y") <b>交易</b> $\\frac$'
+HOSTILE_MC = "m=1+1 <b>压力</b> $x^$ & '情景'"
+HOSTILE_DET = 'd@SUM(A1) "det"\x01'
 
 
 def _toml(s: str) -> str:
@@ -563,7 +565,7 @@ def test_hostile_report_columns_and_capital_structure(hostile):
     and detaches at the same point; the note says list order is seniority."""
     out, doc = hostile
     wb = openpyxl.load_workbook(out / "report.xlsx")
-    cf = _sheet_tables(wb[next(n for n in wb.sheetnames if n.startswith("CF =1+1"))])
+    cf = _sheet_tables(wb[next(n for n in wb.sheetnames if n.startswith("CF m=1+1"))])
     header = list(next(iter(cf.values()))["header"])
     assert "A.2 $\\frac$ Balance (end)" in header and "A.2 $\\frac$ Balance (end) s.e." in header
     rows = {t["tranche"]: t for t in doc["deal"]["tranches"]}

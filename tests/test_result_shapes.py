@@ -15,6 +15,7 @@ from pandas.testing import assert_frame_equal
 
 import abs_engine as ae
 from abs_engine.report import frames
+from tests.conftest import ROOT
 
 SCENARIOS = ["huake_base", "cdr_stress", "large_obligor_2"]
 
@@ -125,3 +126,31 @@ def test_a_scenario_prints_short(results):
     assert text.startswith("DeterministicScenarioResult(") and "cdr_stress" in text
     assert len(text) < 1_000 and text.count("\n") < 8
     assert "<table" in view._repr_html_() and "cdr_stress" in view._repr_html_()
+
+
+def test_tranche_names_with_dots(tmp_path, capsys):
+    """Columns are ``<tranche>.<item>``, and a tranche's name may hold a dot: ``run`` of
+    the bundled deal with A renamed "A.1" (it raised "too many values to unpack" in the
+    console's cash-flow table) labels A.1's columns by its whole name, Monte Carlo and
+    deterministic; and the long cash flows of tranches "A" and "A.x" give each its own
+    five items (A's listed A.x's again, as "x.interest_paid" and so on)."""
+    from abs_engine.cli import main
+
+    text = (ROOT / "waterfalls" / "huake_2025.toml").read_text()
+    text = text.replace('name = "A"', 'name = "A.1"').replace('"A"]', '"A.1"]')
+    text = text.replace('["A", "Sub"]', '["A.1", "Sub"]')
+    deal = tmp_path / "dotted.toml"
+    deal.write_text(text)
+    for extra in (["--paths", "300"], ["-s", "huake_base"]):
+        assert main(["run", str(deal), *extra]) == 0
+        out = capsys.readouterr().out
+        assert "bal A.1" in out and " bal 1" not in out, out
+    cols = {"period": [1, 2], "payment_date": ["2025-10-15", "2026-01-15"]}
+    items = ("interest_paid", "principal_paid", "residual_paid", "balance_end", "write_down")
+    wide = pd.DataFrame({**cols, **{f"{t}.{i}": [1.0, 2.0] for t in ("A", "A.x") for i in items}})
+    long = frames.cashflows_long(wide, ["A", "A.x"])
+    for t in ("A", "A.x"):
+        assert long[long["tranche"] == t]["item"].tolist() == [
+            i for i in items for _ in cols["period"]
+        ]
+    assert len(long) == 2 * 2 * len(items)

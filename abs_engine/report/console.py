@@ -190,11 +190,15 @@ def _cashflow_table(cd: CompiledDeal, cf: pd.DataFrame) -> Table:
             if c in cf.columns
         ]
     cols += ["coverage_ratio", "status"]
-    heads = [
-        _HEADERS.get(c.split(".")[-1], c) + (f" {c.split('.')[0]}" if "." in c else "")
-        for c in cols
-    ]
+    heads = [_owned_header(c) for c in cols]
     return _period_table("Cash flows by period", cf, cols, heads, "{:.2f}x")
+
+
+def _owned_header(column: str) -> str:
+    """The header of a ``<owner>.<item>`` column (an owner, a tranche's name, may hold dots
+    itself), or of a deal-level column."""
+    owner, dot, item = column.rpartition(".")
+    return f"{_HEADERS.get(item, item)} {owner}" if dot else _HEADERS.get(column, column)
 
 
 def _period_table(
@@ -352,8 +356,7 @@ def _mc_cashflow_table(cd: CompiledDeal, cf: pd.DataFrame) -> Table:
         if c in _MC_HEADERS:
             heads.append(_MC_HEADERS[c])
         else:
-            owner, item = c.split(".")
-            heads.append(f"{_HEADERS.get(item, item)} {owner}")
+            heads.append(_owned_header(c))
     return _period_table(
         "Expected cash flows by period (means, ± one standard error below)",
         cf,

@@ -216,7 +216,12 @@ def cashflows_long(wide: pd.DataFrame, tranche_names: Sequence[str]) -> pd.DataF
     id_cols = [c for c in ("period", "payment_date") if c in wide.columns]
     parts = []
     for t in tranche_names:
-        items = [c for c in wide.columns if c.startswith(f"{t}.") and not c.endswith("_se")]
+        # ``<t>.<item>`` exactly: not another tranche's "<t>.x.<item>"
+        items = [
+            c
+            for c in wide.columns
+            if c.startswith(f"{t}.") and "." not in c[len(t) + 1 :] and not c.endswith("_se")
+        ]
         for c in items:
             part = wide[id_cols].copy()
             part["tranche"] = t

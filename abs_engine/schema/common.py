@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
 
 #: the longest recovery lag, in periods (deal, scenarios, tapes and the stress command)
 MAX_RECOVERY_LAG = 120
@@ -119,3 +119,20 @@ Bool = Annotated[bool, Field(strict=True)]
 #: A finite positive number (no upper bound but infinity).
 PosNum = Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)]
 Name = Annotated[str, Field(strict=True, min_length=1, max_length=64, pattern=r"^[^\s].*$")]
+
+#: what a spreadsheet reads as the start of a formula in a CSV cell
+FORMULA_START = ("=", "+", "-", "@")
+
+
+def _not_a_formula(name: str) -> str:
+    if name.startswith(FORMULA_START):
+        raise ValueError(
+            f"a name may not start with {name[0]!r}: a spreadsheet opening the CSV outputs, "
+            "where it is a cell, would run it as a formula"
+        )
+    return name
+
+
+#: The name of something the outputs label by it (a tranche, fee, account, support, trigger,
+#: scenario or deal): a :data:`Name` that a spreadsheet would not read as a formula.
+OutputName = Annotated[Name, AfterValidator(_not_a_formula)]

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, PrivateAttr
 
-from .common import Name, Rate, SchemaVersion, SourcedModel
+from .common import OutputName, Rate, SchemaVersion, SourcedModel
 from .dates import Dates
 from .pool import Pool
 from .support import Support
@@ -35,7 +35,7 @@ class Deal(SourcedModel):
     _fingerprint: int | None = PrivateAttr(default=None)
 
     schema_version: SchemaVersion
-    name: Name
+    name: OutputName
     description: str = ""
     currency: str = "CNY"
     base_scenario: ScenarioRef | None = None

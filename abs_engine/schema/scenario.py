@@ -12,7 +12,7 @@ from .common import (
     FieldError,
     LagPeriods,
     Model,
-    Name,
+    OutputName,
     PosInt,
     Rate,
     SchemaVersion,
@@ -97,7 +97,7 @@ class DeterministicScenario(SourcedModel):
 
     schema_version: SchemaVersion = 1
     kind: Literal["deterministic"] = "deterministic"
-    name: Name
+    name: OutputName
     description: str = ""
     defaults: DefaultAssumption = Field(default_factory=lambda: NoDefaults(kind="none"))
     obligor_defaults: list[ObligorDefault] = Field(default_factory=list)

@@ -11,7 +11,7 @@ from .common import (
     Bool,
     LagPeriods,
     Model,
-    Name,
+    OutputName,
     PosNum,
     Rate,
     SchemaVersion,
@@ -157,7 +157,7 @@ class MonteCarloScenario(SourcedModel):
 
     schema_version: SchemaVersion = 1
     kind: Literal["monte_carlo"]
-    name: Name
+    name: OutputName
     description: str = ""
     n_paths: Annotated[int, Field(strict=True, ge=1, le=MAX_PATHS)] = 100_000
     seed: Annotated[int, Field(strict=True, ge=0, lt=MAX_SEED + 1)] = 20250715

@@ -28,6 +28,7 @@ from .common import (
     FieldError,
     Model,
     Name,
+    OutputName,
     SchemaVersion,
     Share,
     source_context,
@@ -42,7 +43,7 @@ Multiplier = Annotated[float, Field(strict=True, ge=0, le=50, allow_inf_nan=Fals
 class Shock(Model):
     """One named shift of the base scenario (see the module docstring)."""
 
-    name: Name
+    name: OutputName
     pd_multiplier: Multiplier | None = None
     correlation_add: Annotated[float, Field(strict=True, ge=-1, le=1)] | None = None
     ip_haircut: Share | None = None
@@ -58,7 +59,7 @@ class StressGrid(Model):
 
     schema_version: SchemaVersion = 1
     kind: Literal["stress_grid"]
-    name: Name
+    name: OutputName
     description: str = ""
     base: Name
     shocks: list[Shock] = Field(min_length=1, max_length=200)

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from .common import Model, Money, Name, Share
+from .common import Model, Money, OutputName, Share
 
 
 class Provider(Model):
@@ -32,7 +32,7 @@ class ShortfallSupport(Model):
     """
 
     kind: Literal["shortfall_undertaking", "guarantee"]
-    name: Name
+    name: OutputName
     provider: Provider
     tranches: list[str] = Field(min_length=1)
     covers: Literal["interest", "principal_at_maturity", "both"] = "both"
@@ -45,7 +45,7 @@ class LossCompensation(Model):
     recovery is received), ``lag_periods`` later, up to a cumulative ``cap`` (yuan)."""
 
     kind: Literal["loss_compensation"]
-    name: Name
+    name: OutputName
     provider: Provider
     share: Share
     cap: Money | None = None

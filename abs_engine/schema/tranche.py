@@ -6,7 +6,17 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .common import Bool, FieldError, Model, Money, Name, NonNegInt, NonNegRate, PosInt, Rate
+from .common import (
+    Bool,
+    FieldError,
+    Model,
+    Money,
+    NonNegInt,
+    NonNegRate,
+    OutputName,
+    PosInt,
+    Rate,
+)
 from .dates import DayCount
 
 
@@ -71,7 +81,7 @@ class Tranche(Model):
       ``residual``    equity: principal after all notes, then every yuan left (``pay_residual``).
     """
 
-    name: Name
+    name: OutputName
     balance: Money
     coupon: Coupon = Field(default_factory=lambda: NoCoupon(kind="none"))
     day_count: DayCount | None = None
@@ -114,7 +124,7 @@ class Fee(Model):
     tranche name.
     """
 
-    name: Name
+    name: OutputName
     rate: Annotated[float, Field(strict=True, ge=0, le=0.2)] = 0.0
     base: str = "pool"
     fixed: Money = 0.0
@@ -161,7 +171,7 @@ class Account(Model):
     pay shortfalls from it. Balance above target is released into available funds, and the
     whole balance is released in the final period."""
 
-    name: Name
+    name: OutputName
     target: ReserveTarget
     initial_balance: Money = 0.0
 

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from .common import Bool, Model, Name, PosInt, Share
+from .common import Bool, Model, OutputName, PosInt, Share
 
 
 class PayFee(Model):
@@ -115,7 +115,7 @@ Effect = Literal["accelerate", "event_of_default", "trap_excess_spread"]
 
 
 class _TriggerBase(Model):
-    name: Name
+    name: OutputName
     effect: Effect = "accelerate"
     curable: Bool = False
     trap_account: str | None = None
