@@ -1193,7 +1193,8 @@ def path_flows(
     cd: CompiledDeal, model: MonteCarloModel, seed: int, paths: Sequence[int]
 ) -> PoolFlows:
     """Pool flows and provider defaults of the given global paths (bitwise the same as inside
-    the simulation), for full ledgers of a few paths."""
+    the simulation), for full ledgers of a few paths; each labelled with the scenario's name
+    (a ledger's ``scenario`` column; its ``path`` column the path)."""
     n_t, n_s = cd.n_periods, len(cd.support_names)
     k = len(paths)
     flows = np.zeros((k, L.N_PF, n_t))
@@ -1204,7 +1205,7 @@ def path_flows(
         flows[r] = scratch.flows
         sup[r] = scratch.support_default_period
     rates = np.tile(model.base_rate, (k, 1))
-    return PoolFlows(flows, sup, rates, np.zeros(k), tuple(f"path {p}" for p in paths))
+    return PoolFlows(flows, sup, rates, np.zeros(k), (model.scenario.name,) * k)
 
 
 def path_ledger(cd: CompiledDeal, model: MonteCarloModel, seed: int, p: int) -> WaterfallResult:

@@ -397,7 +397,11 @@ def test_ledger_of_a_path_reproduces_its_metrics():
     )
     from abs_engine.kernels import layout as L
 
+    from abs_engine.report.frames import ledger_long
+
     for p, led in res.ledgers.items():
+        # labelled by its scenario ("path 17" in the scenario column before)
+        assert set(ledger_long(led)["scenario"]) == {"huake_mc"}
         a_loss = led.sum_tr[0, 0, L.ST_LOSS] / 95_000_000
         assert res.paths.loc[p, "A.principal_loss"] == a_loss
         assert res.paths.loc[p, "A.principal_paid"] == led.sum_tr[0, 0, L.ST_PRINCIPAL_PAID]

@@ -131,7 +131,7 @@ def test_monte_carlo_out_writes_summary_ledger_and_paths(tmp_path, capsys):
     assert list(tranches["tranche"]) == ["A", "Sub"]
     assert all(f.read_bytes()[:3] == b"\xef\xbb\xbf" for f in out.glob("*.csv"))
     ledger = pd.read_parquet(out / "ledger_huake_mc.parquet")
-    assert set(ledger["path"]) == {0}
+    assert set(ledger["path"]) == {0} and set(ledger["scenario"]) == {"huake_mc"}
     summary = json.loads((out / "summary_huake_mc.json").read_text())
     assert summary["n_paths"] == 3000 and summary["rating_table"]["illustrative"] is True
 
