@@ -396,7 +396,6 @@ def test_ledger_of_a_path_reproduces_its_metrics():
         n_paths=3_000, seed=4, keep_paths=True, ledger_paths=[17, 2_999], progress=False
     )
     from abs_engine.kernels import layout as L
-
     from abs_engine.report.frames import ledger_long
 
     for p, led in res.ledgers.items():

@@ -672,10 +672,10 @@ def test_deterministic_cash_flows_large_obligors_and_coverage_equal_the_json(en)
     wb = openpyxl.load_workbook(out / "report.xlsx")
     det = doc["deterministic"]
     # deterministic cash flows
-    t = _html_table(page, ["period", "payment_date", "collections"])
+    t = _html_table(page, ["period", "payment_date", "pool.collections"])
     sheet = next(iter(_sheet_tables(wb[f"CF {det['scenario']}"]).values()))
     for i, rec in enumerate(det["cashflows"]):
-        for key in ("collections", "defaults", "A.principal_paid", "Sub.balance_end",
+        for key in ("pool.collections", "pool.defaults", "A.principal_paid", "Sub.balance_end",
                     "coverage_ratio"):  # fmt: skip
             k = t["keys"].index(key)
             assert _close(float(t["rows"][i][k]), rec[key]), key
@@ -765,7 +765,7 @@ def test_chart_legends_lie_off_the_data():
                 for k, n in enumerate(names)]  # fmt: skip
     doc = {"deal": {"tranches": tranches}}
     records = [
-        {"period": p, "coverage_ratio": 1.0, "collections": 9e6,
+        {"period": p, "coverage_ratio": 1.0, "pool.collections": 9e6,
          **{f"{n}.{i}": 1e6 for n in names for i in ("balance_end", "interest_paid",
                                                         "principal_paid")}}
         for p in range(1, 13)

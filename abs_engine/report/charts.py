@@ -344,8 +344,8 @@ def _clip_spikes(ax: Any, x: np.ndarray, y: np.ndarray, every: np.ndarray) -> No
 
 
 def _collections(records: list[dict[str, Any]]) -> np.ndarray:
-    if "collections" in records[0]:
-        return _column(records, "collections")
+    if "pool.collections" in records[0]:  # deterministic: collected in one column
+        return _column(records, "pool.collections")
     keys = ("pool.interest", "pool.scheduled_principal", "pool.prepayment", "pool.recoveries")
     return sum((_column(records, k) for k in keys), np.zeros(len(records)))
 

@@ -112,9 +112,9 @@ def _cell(column: str, v: Any, coverage_spec: str) -> str:
 _HEADERS = {
     "period": "t",
     "payment_date": "date",
-    "collections": "collections",
-    "defaults": "defaults",
-    "pool_balance_end": "pool bal",
+    "pool.collections": "collections",
+    "pool.defaults": "defaults",
+    "pool.balance_end": "pool bal",
     "interest_paid": "int",
     "principal_paid": "prin",
     "residual_paid": "resid",
@@ -177,7 +177,7 @@ def _pool_line(pool: dict[str, Any]) -> str:
 
 
 def _cashflow_table(cd: CompiledDeal, cf: pd.DataFrame) -> Table:
-    cols = ["period", "payment_date", "collections", "defaults", "pool_balance_end"]
+    cols = ["period", "payment_date", "pool.collections", "pool.defaults", "pool.balance_end"]
     for name in cd.tranche_names:
         cols += [
             c
@@ -197,6 +197,8 @@ def _cashflow_table(cd: CompiledDeal, cf: pd.DataFrame) -> Table:
 def _owned_header(column: str) -> str:
     """The header of a ``<owner>.<item>`` column (an owner, a tranche's name, may hold dots
     itself), or of a deal-level column."""
+    if column in _HEADERS:
+        return _HEADERS[column]
     owner, dot, item = column.rpartition(".")
     return f"{_HEADERS.get(item, item)} {owner}" if dot else _HEADERS.get(column, column)
 

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from .json_safe import nan_to_none
@@ -22,8 +21,16 @@ __all__ = ["mc_document", "result_document", "solver_document", "stress_document
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """A per-period frame as JSON records, dates in ISO form."""
-    records: list[dict[str, Any]] = json.loads(frame.to_json(orient="records", date_format="iso"))
+    """A per-period frame as JSON records: dates as ``YYYY-MM-DD`` (as ``payment_dates``;
+    pandas' ISO form added a time, ``T00:00:00.000``), every number whole (pandas' JSON
+    writer kept 10 significant digits: a yuan's resolution above a billion)."""
+    import pandas as pd
+
+    plain = frame.copy()
+    for c in plain.columns:
+        if pd.api.types.is_datetime64_any_dtype(plain[c]):
+            plain[c] = [None if pd.isna(d) else d.date().isoformat() for d in plain[c]]
+    records: list[dict[str, Any]] = nan_to_none(plain.to_dict(orient="records"))
     return records
 
 
@@ -81,6 +88,7 @@ def mc_document(res: SimulationResult) -> dict[str, Any]:
         tranches.append(
             {
                 "name": row["tranche"],
+                "tranche": row["tranche"],
                 "balance": bal,
                 "coupon": row["coupon"],
                 "loss": row["principal_loss"] * bal if bal else 0.0,

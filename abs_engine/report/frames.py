@@ -139,11 +139,11 @@ def cashflow_table(res: WaterfallResult, path: int = 0) -> pd.DataFrame:
     cd = res.deal
     out = pd.DataFrame({"period": np.arange(1, cd.n_periods + 1), "payment_date": _dates(res)})
     per = res.led_per[path]
-    out["pool_balance_end"] = per[:, L.LP_POOL_END]
-    out["collections"] = per[:, [L.LP_INTEREST, L.LP_SCHED_PRIN, L.LP_PREPAY, L.LP_RECOVERY]].sum(
-        axis=1
-    )
-    out["defaults"] = per[:, L.LP_DEFAULT]
+    # the pool's columns named as the Monte Carlo cash flows name them
+    out["pool.balance_end"] = per[:, L.LP_POOL_END]
+    collected = [L.LP_INTEREST, L.LP_SCHED_PRIN, L.LP_PREPAY, L.LP_RECOVERY]
+    out["pool.collections"] = per[:, collected].sum(axis=1)
+    out["pool.defaults"] = per[:, L.LP_DEFAULT]
     for j, name in enumerate(cd.tranche_names):
         lt = res.led_tr[path, :, j]
         out[f"{name}.interest_paid"] = lt[:, L.LT_INTEREST_PAID]

@@ -113,7 +113,6 @@ LABELS: dict[str, tuple[str, str]] = {
     "coverage_ratio": ("Coverage ratio", "本息覆盖倍数"),
     "coverage_ratio_p05": ("Coverage ratio, 5th pct.", "本息覆盖倍数5%分位数"),
     "collections": ("Collections", "资产池回收款"),
-    "pool_balance_end": ("Pool balance (end)", "资产池期末余额"),
     "defaults": ("Defaults", "违约金额"),
     "recoveries": ("Recoveries", "违约回收金额"),
     "status": ("Status", "分配顺序状态"),

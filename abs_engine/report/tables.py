@@ -262,12 +262,12 @@ def _mc_cashflow_keys(mc: dict[str, Any], tranches: list[str]) -> list[tuple[str
 
 
 def _det_cashflow_keys(sc: dict[str, Any], tranches: list[str]) -> list[tuple[str, str]]:
-    keys = [("period", "int"), ("payment_date", "date"), ("collections", "money"),
-            ("defaults", "money")]  # fmt: skip
+    keys = [("period", "int"), ("payment_date", "date"), ("pool.collections", "money"),
+            ("pool.defaults", "money")]  # fmt: skip
     for t in tranches:
         for item in ("interest_paid", "principal_paid", "residual_paid", "balance_end"):
             keys.append((f"{t}.{item}", "money"))
-    keys += [("pool_balance_end", "money"), ("coverage_ratio", "ratio"), ("status", "label")]
+    keys += [("pool.balance_end", "money"), ("coverage_ratio", "ratio"), ("status", "label")]
     return [(k, kind) for k, kind in keys if k in sc["cashflows"][0]]
 
 
