@@ -6,6 +6,7 @@ the same seed and paths. The browser test is in test_report_browser.py."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import warnings
@@ -242,6 +243,10 @@ def test_workbook_number_formats(en):
     cells = {c.value: c for c in wb["Summary"]["B"]}
     assert cells[95_000_000].number_format == "#,##0.00"
     assert ws.freeze_panes == "C3"
+    # the summary's first and last payment dates are dates too (they were text)
+    dates = [c for c in wb["Summary"]["B"] if isinstance(c.value, dt.datetime)]
+    assert [c.value.date().isoformat() for c in dates] == ["2025-10-15", "2028-07-17"]
+    assert all(c.number_format == "yyyy-mm-dd" for c in dates)
 
 
 def test_chinese_workbook_and_labels(zh):

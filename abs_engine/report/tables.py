@@ -145,7 +145,8 @@ def _rows(records: list[dict[str, Any]], cols: list[Column]) -> list[list[Any]]:
 def _summary(doc: dict[str, Any], lang: str) -> Section:
     d = doc["deal"]
     kinds = {"original_pool": "money", "issued": "money", "obligors": "int", "periods": "int",
-             "overcollateralisation": "pct"}  # fmt: skip
+             "overcollateralisation": "pct", "first_payment_date": "date",
+             "last_payment_date": "date"}  # fmt: skip
     keys = ["deal", "description", "source", "currency", "obligors", "original_pool", "issued",
             "overcollateralisation", "periods", "first_payment_date",
             "last_payment_date"]  # fmt: skip
