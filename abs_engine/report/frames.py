@@ -24,8 +24,25 @@ __all__ = [
 ]
 
 
-def _items(prefix: str) -> list[tuple[str, int]]:
+#: deal-level ledger items named as the cash flows name the same amounts (the layout's short
+#: names otherwise: ``cash_end``, ``call_proceeds``...)
+_DEAL_ITEM_NAMES = {
+    "pool_start": "pool_balance_start",
+    "interest": "pool_interest",
+    "sched_prin": "scheduled_principal",
+    "prepay": "prepayment",
+    "default": "defaults",
+    "recovery": "recoveries",
+    "loss": "realised_loss",
+    "pool_end": "pool_balance_end",
+    "compensation": "compensation_received",
+    "cum_default_ratio": "cumulative_default_rate",
+}
+
+
+def _items(prefix: str, names: dict[str, str] | None = None) -> list[tuple[str, int]]:
     out = [(k[len(prefix) :].lower(), getattr(L, k)) for k in dir(L) if k.startswith(prefix)]
+    out = [((names or {}).get(name, name), col) for name, col in out]
     return sorted(out, key=lambda x: x[1])
 
 
@@ -35,7 +52,7 @@ LEDGER_ITEMS = {
     "fee": _items("LF_"),
     "account": _items("LA_"),
     "support": _items("LS_"),
-    "deal": _items("LP_"),
+    "deal": _items("LP_", _DEAL_ITEM_NAMES),
 }
 
 
