@@ -135,6 +135,16 @@ def test_implied_rating_is_best_rating_not_exceeded():
     assert t.implied_rating(float("nan"), 3.0) == "n/a"
 
 
+def test_an_el_equal_to_a_listed_threshold_gets_that_rating():
+    """metric <= threshold: at a listed horizon the threshold is the table's value exactly
+    (exp(log(x)) was a few ulps low, and 5.979e-05 at 1 year rated A-, not A)."""
+    t = load_rating_table()
+    for rating, horizons in t.horizons.items():
+        for h, th in zip(horizons, t.thresholds[rating], strict=True):
+            assert t.threshold(rating, float(h)) == th, (rating, h)
+            assert t.implied_rating(float(th), float(h)) == rating, (rating, h, th)
+
+
 @pytest.mark.slow
 def test_exact_el_gets_the_rating_the_table_says():
     """Finite pool of 20 (PD 5%, rho 0.2, 40% recovery), senior above 30% of the pool, one

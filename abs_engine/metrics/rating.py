@@ -93,6 +93,9 @@ class RatingTable:
             return _constant_hazard(float(self.thresholds[rating][-1]), h[-1], horizon_years)
         k = int(np.clip(np.searchsorted(h, horizon_years), 1, len(h) - 1))
         w = (horizon_years - h[k - 1]) / (h[k] - h[k - 1])
+        if w == 0.0 or w == 1.0:  # a listed horizon: its threshold exactly (exp(log(x)) is
+            # a few ulps off, and an EL equal to it was rated a notch down)
+            return float(self.thresholds[rating][k - 1 if w == 0.0 else k])
         return float(math.exp(th[k - 1] + w * (th[k] - th[k - 1])))
 
     def implied_rating(self, metric: float, horizon_years: float) -> str:
