@@ -1184,7 +1184,7 @@ def _sampling_info(
         **shifts,
         "variance_reduction": per,
         "effective_loss_paths": by_tranche,
-        "warnings": degeneracy_warnings(cd.tranche_names, loss_paths, summ)
+        "warnings": degeneracy_warnings(cd.tranche_names, loss_paths, summ, model.sampling_target)
         + impossible_shares(cd.tranche_names, mean),
     }
 
