@@ -142,6 +142,43 @@ def test_histogram_quantiles():
     assert hist_upper_edge(np.ones(4, dtype=np.int64), 0.0) == 0.25
 
 
+def test_a_percentile_past_an_open_histogram_top_is_unknown():
+    """Yields above 50% and coverage ratios above 5 are counted in their histogram's last
+    bin: a percentile that falls there is only known to be at least its lower edge, and is
+    NaN, not the bin's centre. End to end: a residual tranche of a pool at 8% over notes at
+    3% yields above 100%, and its median yield from the histogram is NaN (it was 0.4998),
+    while its kept paths give the exact one; the notes' stays inside the range."""
+    h = np.array([0, 2, 2, 5])
+    assert hist_quantile(h, 0.5, 0.0, 4.0) == 3.5
+    assert np.isnan(hist_quantile(h, 0.5, 0.0, 4.0, open_top=True))
+    assert hist_quantile(h, 0.2, 0.0, 4.0, open_top=True) == 1.5
+    deal = base_deal(
+        pool={"obligors": [obligor(f"O{i}", 1e6, rate=0.08, n=3) for i in range(8)]},
+        tranches=[
+            {"name": "A", "balance": 7.6e6, "coupon": {"kind": "fixed", "rate": 0.03}},
+            {"name": "E", "balance": 0.4e6, "principal": "residual"},
+        ],
+        waterfalls={"normal": [
+            {"kind": "pay_interest", "tranches": ["A"]},
+            {"kind": "pay_principal", "tranches": ["A", "E"]},
+            {"kind": "pay_residual", "tranche": "E"},
+        ]},
+    )  # fmt: skip
+    cd = ae.compile_deal(parse_deal(deal))
+    sc = MonteCarloScenario.model_validate(
+        {
+            "kind": "monte_carlo",
+            "name": "t",
+            "recovery": {"kind": "rate", "rate": 0.4, "lag_periods": 1},
+        }
+    )
+    kw = {"n_paths": 2_000, "seed": 7, "progress": False}
+    binned = ae.simulate(cd, sc, **kw).tranches.set_index("tranche")
+    kept = ae.simulate(cd, sc, keep_paths=True, **kw).tranches.set_index("tranche")
+    assert kept.loc["E", "irr_p50"] > 0.5 and np.isnan(binned.loc["E", "irr_p50"])
+    assert abs(binned.loc["A", "irr_p50"] - kept.loc["A", "irr_p50"]) < 0.001
+
+
 def test_sample_quantile_leaves_out_undefined_paths():
     assert sample_quantile(np.array([np.nan, 1.0, 2.0, 3.0]), 0.5) == 2.0
     assert np.isnan(sample_quantile(np.array([np.nan, np.nan]), 0.5))

@@ -23,6 +23,7 @@ __all__ = [
     "importance_mean_se",
     "loss_like_cashflows",
     "loss_like_metrics",
+    "OPEN_TOP",
     "hist_quantile",
     "hist_ranges",
     "hist_upper_edge",
@@ -186,7 +187,12 @@ def hist_ranges(cd: CompiledDeal) -> tuple[np.ndarray, np.ndarray]:
     return np.array(lo), np.array(hi)
 
 
-def hist_quantile(h: np.ndarray, q: float, lo: float, hi: float) -> float:
+#: per-tranche histogram metrics whose values can lie above the histogram's range (into its
+#: last bin): a yield above 50%, a coverage ratio above 5 (and the per-period coverage ratio)
+OPEN_TOP = frozenset({L.MT_IRR, L.MT_MIN_COVERAGE})
+
+
+def hist_quantile(h: np.ndarray, q: float, lo: float, hi: float, open_top: bool = False) -> float:
     """Quantile from a histogram: the centre of the bin where the cumulative share reaches
     ``q`` (resolution ``(hi - lo) / B``).
 
@@ -194,16 +200,22 @@ def hist_quantile(h: np.ndarray, q: float, lo: float, hi: float) -> float:
     ----------
     h : int64[B]   path counts by bin on [lo, hi]
     q : float      in [0, 1]
+    open_top : bool
+        Values above ``hi`` were counted in the last bin (:data:`OPEN_TOP`): a quantile
+        there is only known to be at least its lower edge, and is NaN (the bin's centre,
+        0.4998 for a yield whose median was 1.39, was reported before).
 
     Returns
     -------
-    float  in the histogram's units; NaN for an empty histogram
+    float  in the histogram's units; NaN for an empty histogram or past an open top
     """
     n = h.sum()
     if n == 0:
         return float("nan")
     k = int(np.searchsorted(np.cumsum(h), q * n))
     k = min(k, len(h) - 1)
+    if open_top and k == len(h) - 1:
+        return float("nan")
     return lo + (k + 0.5) * (hi - lo) / len(h)
 
 

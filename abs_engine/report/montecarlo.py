@@ -26,6 +26,7 @@ from ..errors import check_real
 from ..kernels import layout as L
 from ..kernels.montecarlo import HIST_TRANCHE_METRICS
 from ..metrics.montecarlo import (
+    OPEN_TOP,
     hist_quantile,
     hist_upper_edge,
     loss_given_default,
@@ -277,13 +278,14 @@ def distributions(
         k = slot.index(item)
         for q in qs:
             cols[f"{stem}_p{round(q * 100):02d}"] = [
-                hist_quantile(h_tr[j, k], q, lo[k], hi[k])
+                hist_quantile(h_tr[j, k], q, lo[k], hi[k], item in OPEN_TOP)
                 if paths is None
                 else sample_quantile(paths[:, j * L.N_MT + item], q)
                 for j in range(len(cd.tranche_names))
             ]
     cov = [
-        hist_quantile(h_cov[t], COVERAGE_PERCENTILE, lo[-1], hi[-1]) for t in range(cd.n_periods)
+        hist_quantile(h_cov[t], COVERAGE_PERCENTILE, lo[-1], hi[-1], open_top=True)
+        for t in range(cd.n_periods)
     ]
     return {"tranches": cols, "coverage_p05": cov}
 
