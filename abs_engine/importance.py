@@ -20,7 +20,6 @@ seed, target, paths), so runs stay reproducible bit for bit.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -32,13 +31,17 @@ from .compile.sampling import (
     with_sampling,
 )
 from .kernels import layout as L
+from .kernels.collateral import _log_mixture_density_py
 from .kernels.rng import (
+    COUNTER_0,
     STREAM_FACTORS,
+    STREAM_MIX_PICK,
     STREAM_MIXING,
     STREAM_PROVIDERS,
     gamma_variate,
     normal,
     path_key,
+    uniform,
 )
 
 if TYPE_CHECKING:
@@ -97,10 +100,13 @@ def _draws(
                 eps[p, s] = normal(key, s) + m[s]
             if t_copula:
                 key = np.uint64(path_key(seed, p, STREAM_MIXING))
-                w_mix[p] = c * 2.0 * gamma_variate(key, 0.5 * nu)
+                w_mix[p] = 2.0 * gamma_variate(key, 0.5 * nu)
+                if c != 1.0:  # the kernel's defensive mixture (collateral._factors)
+                    pick = np.uint64(path_key(seed, p, STREAM_MIX_PICK))
+                    if uniform(pick, COUNTER_0) >= L.IS_MIX_DEFENSIVE:
+                        w_mix[p] *= c
+                    log_w[p] -= _log_mixture_density_py(float(w_mix[p]), nu, c)
     log_w += (mu * (0.5 * mu - g)).sum(axis=1) + (m * (0.5 * m - eps)).sum(axis=1)
-    if t_copula and c != 1.0:
-        log_w += 0.5 * nu * math.log(c) - 0.5 * w_mix * (1.0 - 1.0 / c)
     return g, eps, w_mix, log_w
 
 

@@ -8,7 +8,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from conftest import homogeneous_deal, mc, run_cli
+from conftest import binom_pmf, homogeneous_deal, mc, run_cli
 from scipy import integrate, special, stats
 
 import abs_engine as ae
@@ -48,7 +48,8 @@ def exact_senior_el(
         w = np.exp(lw)
         scale, ww = np.sqrt(w / nu), stats.chi2.pdf(w, nu) * w * _simpson(lw)
     p = special.ndtr((thr * scale[:, None] - np.sqrt(rho) * z[None, :]) / np.sqrt(1 - rho))
-    given = stats.binom.pmf(k[None, None, :], n, p[:, :, None]) @ pay  # [W, Z]
+    # C(N,k) p^k (1 − p)^(N−k) directly: scipy's binom.pmf overflows at p near 0 and 1
+    given = binom_pmf(n, p.ravel()).reshape(*p.shape, n + 1) @ pay  # [W, Z]
     return float(ww @ given @ wz)
 
 
@@ -433,41 +434,64 @@ def test_python_twin_agrees_under_twisting_and_conditional_monte_carlo():
 
 
 @pytest.mark.parametrize("nu", [2.5, 5.0, 30.0])
-def test_the_mixing_scale_floor_keeps_the_weights_second_moment_finite(nu):
-    """W ~ chi-square(ν) drawn as c·W has likelihood ratio L = c^(ν/2)·exp((W/2)(1/c − 1));
-    E_c[L²] = E[L] = (c² / (2c − 1))^(ν/2), by quadrature here, finite only for c > 1/2 (the
-    pilot chose 0.15-0.2 on a Student-t deal, and the standard errors of figures the shift was
-    not aimed at came out 2.5 times too small). The floor is where that factor is the cap."""
-    from abs_engine.compile.sampling import MIX_SECOND_MOMENT_MAX, mix_scale_floor
+def test_the_defensive_mixture_keeps_the_weights_bounded(nu):
+    """W ~ chi-square(ν) drawn from q = a·f + (1 − a)·f(·/c)/c (a share a as the model draws
+    it, the rest as c·W): the kernel's log q/f is that of scipy's densities, the likelihood
+    ratio f/q integrates against q to 1 and is at most 1/a, so its second moment is finite
+    for every scale (drawn as c·W alone it was infinite for c <= 1/2, and the scale was
+    floored there)."""
+    from abs_engine.kernels.collateral import _log_mixture_density_py
+    from abs_engine.kernels.layout import IS_MIX_DEFENSIVE as a
 
-    def second_moment(c: float, upper: float = np.inf) -> float:
-        def integrand(w: float) -> float:  # L(w) · chi-square density, in logs
-            return np.exp(nu / 2 * np.log(c) + 0.5 * w * (1 / c - 1) + stats.chi2.logpdf(w, nu))
+    for c in (1e-3, 0.05, 0.5, 0.9):
 
-        return integrate.quad(integrand, 0, upper, limit=200)[0]
+        def q(w: float, c: float = c) -> float:
+            return a * stats.chi2.pdf(w, nu) + (1 - a) * stats.chi2.pdf(w / c, nu) / c
 
-    c = mix_scale_floor(nu)
-    assert 0.5 < c < 1.0
-    assert second_moment(c) == pytest.approx(MIX_SECOND_MOMENT_MAX, rel=1e-6)
-    assert second_moment(0.8) == pytest.approx((0.64 / 0.6) ** (nu / 2), rel=1e-6)
-    # at c = 1/2 the integrand is a power of w: the truncated moment grows without bound
-    assert second_moment(0.5, 4e3) > 2 * second_moment(0.5, 1e3) > 0
+        for w in (1e-6, 0.01 * c * nu, c * nu, nu, 5 * nu):
+            expect = np.log(q(w)) - stats.chi2.logpdf(w, nu)
+            assert _log_mixture_density_py(w, nu, c) == pytest.approx(expect, rel=1e-9, abs=1e-12)
+
+        def ratio(w: float, c: float = c) -> float:
+            return float(np.exp(-_log_mixture_density_py(w, nu, c)))
+
+        one = integrate.quad(lambda w: ratio(w) * q(w), 0, np.inf, limit=400)[0]
+        assert one == pytest.approx(1.0, rel=1e-6), c
+        assert max(ratio(w) for w in np.geomspace(1e-8, 50 * nu, 400)) <= 1 / a + 1e-12
 
 
-def test_importance_sampling_keeps_the_student_t_mixing_scale_at_its_floor_or_above():
-    from abs_engine.compile.sampling import mix_scale_floor, with_sampling
+def test_student_t_rare_losses_driven_by_small_mixing_values_are_reached():
+    """A validator's pool: 100 one-year obligors at PD 1e-4, ν = 4, ρ = 0.3, 40% recovery,
+    senior above 20%. Its loss needs a small chi-square W, which c·W with c floored at
+    2 − √2 could not reach: with the validator's coupons (exact EL 2.77e-6, AA) one seed
+    gave 1.2e-9 ± 1.2e-9 (AAA) on one effective path. With the defensive mixture the pilot
+    takes c near 0.008, and here (zero coupons: exact 3.32e-6) each seed's estimate lies
+    within reach of its standard error, on thousands of effective loss paths."""
+    n, pd, rho, rec, a, nu = 100, 1e-4, 0.3, 0.4, 0.2, 4.0
+    exact = exact_senior_el(n, pd, rho, 1 - rec, a, copula="student_t", nu=nu)
+    assert 3.2e-6 < exact < 3.4e-6
+    cd = homogeneous_deal(n, pd, [0.0, a])
+    sc = mc(rho, recovery=rec, copula="student_t", nu=nu)
+    for seed in (3, 5):  # the seeds that were 2,300 and 200 standard errors off
+        res = ae.simulate(cd, sc, n_paths=8_000, seed=seed, sampling="importance",
+                          progress=False)  # fmt: skip
+        row = res.tranches.iloc[0]
+        assert abs(row.expected_loss - exact) <= K_SE * row.expected_loss_se, (seed, row)
+        assert row.expected_loss_se < 0.05 * exact
+        assert res.sampling["effective_loss_paths"]["T0"] > 1_000
+        assert res.sampling["mix_scale"] < 0.1
 
-    res = ae.simulate(
-        homogeneous_deal(100, 0.01, [0.0, 0.25]), mc(0.2, recovery=0.4, copula="student_t", nu=5),
-        n_paths=2_000, seed=8, sampling="importance", progress=False,
-    )  # fmt: skip
-    assert mix_scale_floor(5.0) <= res.sampling["mix_scale"] < 1.0
+
+def test_with_sampling_takes_a_mixing_scale_in_its_range():
+    from abs_engine.compile.sampling import MIX_SCALE_MIN, with_sampling
+
     cd = compile_deal(ae.load_deal())
     model = compile_model(cd, ae.load_scenario("huake_mc"))
     none = ImportanceSampling(np.zeros(model.chol.shape[0]), np.zeros(1))
-    for bad in (0.5, 0.3, 0.0):
-        with pytest.raises(ValueError, match="infinite"):
+    for bad in (0.0, -0.5, MIX_SCALE_MIN / 2, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="mix_scale must be in"):
             with_sampling(model, dataclasses.replace(none, mix_scale=bad))
+    with_sampling(model, dataclasses.replace(none, mix_scale=MIX_SCALE_MIN))
 
 
 def test_an_expected_loss_estimated_above_one_is_warned_of():

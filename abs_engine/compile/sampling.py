@@ -14,9 +14,10 @@ also computes each path's log likelihood ratio:
   that factor value (so a provider that carries the senior defaults in about half the paths
   where the pool is stressed: for a senior held up by an undertaking, the provider's default
   is the rare event);
-- under the Student-t copula the chi-square mixing variable W is drawn as ``mix_scale`` · W:
-  the factor value and W are chosen together, as the most likely pair that reaches the
-  attachment.
+- under the Student-t copula the chi-square mixing variable W is drawn as ``mix_scale`` · W
+  on all but a share ``IS_MIX_DEFENSIVE`` of paths (a defensive mixture: W's likelihood ratio
+  stays below 1 / that share however small the scale): the factor value and W are chosen
+  together, as the most likely pair that reaches the attachment.
 
 A shift changes only how fast the estimates converge, never what they converge to: every
 mean, standard error, histogram and rating uses the weights.
@@ -51,11 +52,11 @@ __all__ = [
 SAMPLING_METHODS = ("crude", "importance")
 #: the factor shift is searched on [-Z_MAX, 0] (standard deviations)
 Z_MAX = 8.0
-#: W drawn as c·W under the Student-t copula multiplies the weights' second moment by
-#: (c² / (2c − 1))^(ν/2) (E[L²] for the chi-square likelihood ratio c^(ν/2)·exp((W/2)(1/c − 1)),
-#: infinite for c <= 1/2, where the weights' standard errors lie); the scale is kept where that
-#: factor is at most this (:func:`mix_scale_floor`)
-MIX_SECOND_MOMENT_MAX = 4.0
+#: the smallest scale of the Student-t mixing variable (:func:`mix_scale_floor`): the defensive
+#: mixture bounds W's likelihood ratio whatever the scale (drawn as c·W alone, c <= 1/2 made
+#: the weights' variance infinite, and a floor there kept the small W that drive a Student-t
+#: pool's rare losses out of reach: a validator's expected loss came out 2,000 times too small)
+MIX_SCALE_MIN = 1e-3
 #: pools up to this many obligors get exponential twisting too (each path solves for its
 #: twist over every obligor)
 TWIST_MAX_OBLIGORS = 2_000
@@ -234,12 +235,10 @@ def choose_importance_sampling(
 
 
 def mix_scale_floor(nu: float) -> float:
-    """The smallest scale c of the Student-t mixing variable (ν degrees of freedom) whose
-    factor on the weights' second moment, (c² / (2c − 1))^(ν/2), is at most
-    :data:`MIX_SECOND_MOMENT_MAX`: the smaller root of c² − 2Kc + K = 0, K = MAX^(2/ν); above
-    1/2 for every ν (0.61 at ν = 5, 0.77 at ν = 30), below 1."""
-    k = MIX_SECOND_MOMENT_MAX ** (2.0 / nu)
-    return k - math.sqrt(k * k - k)
+    """The smallest scale c of the Student-t mixing variable (ν degrees of freedom):
+    :data:`MIX_SCALE_MIN` whatever ν (the defensive mixture keeps the weights' variance
+    finite)."""
+    return MIX_SCALE_MIN
 
 
 def provider_cmc_possible(model: MonteCarloModel) -> bool:
@@ -279,10 +278,9 @@ def with_sampling(model: MonteCarloModel, sampling: ImportanceSampling) -> Monte
         and math.isfinite(sampling.twist_level)
         and (sampling.twist_weight is None or np.isfinite(sampling.twist_weight).all())
     )
-    if not 0.5 < sampling.mix_scale <= 1.0 or not finite:
+    if not MIX_SCALE_MIN <= sampling.mix_scale <= 1.0 or not finite:
         raise ValueError(
-            "mix_scale must be in (1/2, 1] (at 1/2 or below the weights' variance is "
-            "infinite) and the shifts and twist finite"
+            f"mix_scale must be in [{MIX_SCALE_MIN:g}, 1] and the shifts and twist finite"
         )
     n = model.obligor_class.shape[0]
     twist = sampling.twist_weight

@@ -31,6 +31,7 @@ from ._twin import jit_twin
 from .bundles import CollateralScratch
 from .layout import (
     COPULA_STUDENT_T,
+    IS_MIX_DEFENSIVE,
     N_PF,
     N_SC,
     PD_BOUND_CELLS,
@@ -54,6 +55,7 @@ from .rng import (
     COUNTER_0,
     STREAM_FACTORS,
     STREAM_LAG,
+    STREAM_MIX_PICK,
     STREAM_MIXING,
     STREAM_OBLIGORS,
     STREAM_PREPAY,
@@ -151,9 +153,14 @@ def collateral_path_py(seed, p, model, scratch):
 def _factors_py(seed, p, chol, copula, nu, g, z, shift, mix_scale):
     """Systematic factors z = chol · g into ``z``, g standard normal under the model and
     normal with mean ``shift`` [F] under importance sampling; the Student-t mixing variable W
-    (chi-square, nu degrees) drawn as ``mix_scale`` · W. Returns the mixing scale sqrt(W / nu)
-    (1 for the Gaussian copula) and the log likelihood ratio of these draws (0 with no shift
-    and ``mix_scale`` 1: the crude draws, bit for bit)."""
+    (chi-square, nu degrees) drawn, with a ``mix_scale`` c, from the defensive mixture
+    a·f(w) + (1 − a)·f(w / c) / c (a = ``IS_MIX_DEFENSIVE``: as the model draws it on a
+    share a of paths, as c·W on the rest). Returns the mixing scale sqrt(W / nu) (1 for the
+    Gaussian copula) and the log likelihood ratio of these draws (0 with no shift and
+    ``mix_scale`` 1: the crude draws, bit for bit). W's part of the ratio,
+    1 / (a + (1 − a)·r) with r = f(w / c) / (c·f(w)), is at most 1 / a: c drawn as c·W
+    alone, its variance is infinite for c ≤ 1/2, so c was floored where a Student-t pool's
+    rare losses, driven by small W, could not be reached."""
     n_f = chol.shape[0]
     key = path_key_py(seed, p, STREAM_FACTORS)
     log_w = 0.0
@@ -171,11 +178,25 @@ def _factors_py(seed, p, chol, copula, nu, g, z, shift, mix_scale):
     if copula == COPULA_STUDENT_T:
         w = 2.0 * gamma_variate_py(path_key_py(seed, p, STREAM_MIXING), 0.5 * nu)
         if mix_scale != 1.0:
-            # W' = c·W: f(W') / f_c(W') = c^(nu/2) · exp(-(W'/2)(1 - 1/c))
-            w *= mix_scale
-            log_w += 0.5 * nu * math.log(mix_scale) - 0.5 * w * (1.0 - 1.0 / mix_scale)
+            if uniform_py(path_key_py(seed, p, STREAM_MIX_PICK), COUNTER_0) >= IS_MIX_DEFENSIVE:
+                w *= mix_scale
+            log_mix = _log_mixture_density_py(w, nu, mix_scale)
+            log_w -= log_mix
         scale = math.sqrt(w / nu)
     return scale, log_w
+
+
+def _log_mixture_density_py(w, nu, c):
+    """log of the defensive mixture's density of W over the model's, at ``w``:
+    log(a + (1 − a)·r), r = f(w / c) / (c·f(w)) = c^(−nu/2)·exp(−(w/2)(1/c − 1)) for f the
+    chi-square density with ``nu`` degrees (a = ``IS_MIX_DEFENSIVE``), summed stably."""
+    a = IS_MIX_DEFENSIVE
+    log_r = -0.5 * nu * math.log(c) - 0.5 * w * (1.0 / c - 1.0)
+    if log_r > 0.0:
+        out = log_r + math.log((1.0 - a) + a * math.exp(-log_r))
+    else:
+        out = math.log(a + (1.0 - a) * math.exp(log_r))
+    return out
 
 
 def _prepayment_py(seed, p, smm, vol, prepay_factor):
@@ -666,6 +687,7 @@ _RNG["_twist_theta_py"] = jit_twin(_twist_theta_py, _RNG, cache=True, refcounts=
 #: the phases of the draws, inlined at the source level into their compiled twins
 _PARTS: tuple[Callable[..., Any], ...] = (
     _factors_py,
+    _log_mixture_density_py,
     _prepayment_py,
     _provider_defaults_py,
     _obligor_defaults_py,

@@ -44,6 +44,10 @@ PD_BOUND_MAX_CLASSES = 4096
 # --- Monte Carlo model codes (MonteCarloModel.copula, .recovery_kind) ---------------------------
 COPULA_GAUSSIAN = 0
 COPULA_STUDENT_T = 1
+#: under importance sampling with a mixing scale c (Student-t), the share of paths that draw
+#: the mixing variable W as the model does (the rest draw c·W): a defensive mixture, whose
+#: likelihood ratio for W is at most 1 / this whatever c is
+IS_MIX_DEFENSIVE = 0.1
 RECOVERY_RATE = 0  # a fixed rate of the exposure
 RECOVERY_IP = 1  # the pledged IP's shocked value less haircut and disposal cost
 

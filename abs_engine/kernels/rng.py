@@ -31,6 +31,7 @@ __all__ = [
     "STREAM_PROVIDER_MIXING",
     "STREAM_RECOVERY",
     "STREAM_LAG",
+    "STREAM_MIX_PICK",
     "gamma_variate",
     "ndtri",
     "normal",
@@ -58,6 +59,7 @@ STREAM_PROVIDERS = 3  # support providers' idiosyncratic terms (counter = suppor
 STREAM_OBLIGORS = 4  # one uniform per obligor (counter = obligor index)
 STREAM_RECOVERY = 5  # IP value shock of a defaulted obligor (counter = obligor index)
 STREAM_LAG = 6  # random disposal lag of a defaulted obligor (counter = obligor index)
+STREAM_MIX_PICK = 7  # importance sampling: which part of the mixture a path's W is drawn from
 #: counter 0 of a stream, named for the same reason: a literal 0 at a call compiled
 #: ``uniform`` and ``normal`` once more each (0.2-0.3 s of the cold compile apiece)
 COUNTER_0 = 0
