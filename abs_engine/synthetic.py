@@ -22,6 +22,7 @@ import pandas as pd
 
 from .errors import AbsEngineError, DealError, int_in, short_repr
 from .files import staged_outputs
+from .schema.common import FORMULA_START
 from .schema.stochastic import MAX_SEED
 
 __all__ = [
@@ -69,6 +70,8 @@ def check_name(name: object) -> str:
         why = "contains a control or invisible formatting character"
     elif ":" in name:
         why = "contains ':'"
+    elif name.startswith(FORMULA_START):
+        why = f"starts with {name[0]!r} (a spreadsheet would run the outputs' cells as formulas)"
     if why:
         raise AbsEngineError(
             f"name {why}: it must be a plain file-name stem, got {short_repr(name)}"

@@ -593,9 +593,12 @@ def test_python_api_argument_errors_are_abs_engine_errors():
     for name, value in (("pd_multiplier", math.nan), ("correlation", 1.0), ("nope", 1.0)):
         with pytest.raises(AbsEngineError):
             with_parameter(sc, name, value)  # type: ignore[arg-type]
-    for name in ("../x", "a/b", "..", ""):
+    # "+pool" wrote a scenario "+pool_mc" the engine then refused (a spreadsheet would run
+    # the cell): the stem is refused up front
+    for name in ("../x", "a/b", "..", "", "+pool", "=x", "-p", "@p"):
         with pytest.raises(AbsEngineError):
             check_name(name)
+    assert check_name("pool+1") == "pool+1"
     for kw in (
         {"n_periods": 100_000},
         {"attachments": (0.1, 0.05)},

@@ -192,6 +192,9 @@ def test_user_table_and_pd_basis(tmp_path):
             "rating,horizon_years,expected_loss_pct\nAAA,2,0.1\nAAA,1,0.2\n",
             "row 2 (rating=AAA).horizon_years",
         ),
+        # an implied rating is a cell of the CSV outputs: a spreadsheet would run it
+        ("rating,horizon_years,expected_loss_pct\n=2+3,1,0.1\n", "row 1 (rating==2+3).rating"),
+        ("rating,horizon_years,expected_loss_pct\n@S(1),1,0.1\n", "row 1 (rating=@S(1)).rating"),
     ],
 )
 def test_bad_rating_table_is_a_clear_error(tmp_path, text, path):

@@ -354,6 +354,24 @@ def test_deterministic_only_report(tmp_path):
     assert "sampling" not in doc["stamp"]
 
 
+def test_a_deal_path_that_is_not_utf8_is_written_escaped(tmp_path):
+    """Linux allows any bytes in a file name; Python holds a non-UTF-8 one as a lone
+    surrogate, which report.html and report.json could not encode: ``report`` ran the whole
+    simulation, then failed with exit 1. The path is written escaped, and the JSON reads
+    back the same path."""
+    import os
+
+    from abs_engine.cli import main
+
+    deal = Path(os.fsdecode(bytes(tmp_path) + b"/d\xff.toml"))
+    deal.write_bytes((ROOT / "waterfalls" / "huake_2025.toml").read_bytes())
+    out = tmp_path / "out"
+    assert main(["report", str(deal), "-s", "huake_base", "--out", str(out)]) == 0
+    doc = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert doc["deal"]["source"] == str(deal)
+    assert "d\\udcff.toml" in (out / "report.html").read_text(encoding="utf-8")
+
+
 def _report_det(out: Path) -> dict[str, Any]:
     r = run_cli("report", "--out", out, "-s", "huake_base", "--no-progress")
     assert r.returncode == 0, r.stderr

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ArgumentTypeError, DealError, ProblemCollector, check_path, short_repr
+from ..schema.common import FORMULA_START
 from ..schema.files import note_input
 
 __all__ = [
@@ -223,6 +224,10 @@ def load_rating_table(path: str | Path | None = None) -> RatingTable:
             continue
         if not r or r.lower() == "nan":
             pc.add(f"{where}.rating", "rating must be a non-empty name", r)
+            continue
+        if r.startswith(FORMULA_START):  # an implied rating is a cell of the CSV outputs
+            pc.add(f"{where}.rating", f"a rating may not start with {r[0]!r}: a spreadsheet "
+                   "opening the CSV outputs would run it as a formula", r)  # fmt: skip
             continue
         if r not in horizons:
             ratings.append(r)

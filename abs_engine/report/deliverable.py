@@ -58,13 +58,16 @@ def build_report(
 def write_report(
     out: Path, doc: dict[str, Any], sections: list[Any], html: str, lang: str
 ) -> list[Path]:
-    """Write the report's files into ``out`` as one set; returns their paths."""
+    """Write the report's files into ``out`` as one set; returns their paths. A file path
+    that is not UTF-8 (a byte Linux allows, held as a lone surrogate) is written escaped,
+    ``\\udcff``: the HTML shows it so, and the JSON reads back the same path."""
     info = {"command": "report", "lang": lang, "stamp": doc["stamp"]}
+    text = {"encoding": "utf-8", "errors": "backslashreplace"}
     writers: list[tuple[str, Callable[[Path], object]]] = [
-        ("report.html", lambda p: p.write_text(html, encoding="utf-8")),
+        ("report.html", lambda p: p.write_text(html, **text)),
         ("report.xlsx", lambda p: write_workbook(doc, sections, p, lang)),
         ("report.json", lambda p: p.write_text(json.dumps(doc, indent=2, ensure_ascii=False),
-                                               encoding="utf-8")),
+                                               **text)),
     ]  # fmt: skip
     with staged_outputs(out, info=info) as stage:
         return [stage.write(name, fn) for name, fn in writers]
