@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..compile.scenario import scenario_source
 from ..errors import DealError, Problem
-from ..kernels.layout import FEN
+from ..kernels.layout import FEN, ST_FIRST_SHORTFALL_PERIOD
 from .json_safe import nan_to_none
 
 if TYPE_CHECKING:
@@ -44,9 +44,12 @@ def _mc_rows(res: SimulationResult) -> list[dict[str, Any]]:
 
 def _det_rows(res: DeterministicResult, k: int) -> list[dict[str, Any]]:
     rows = []
-    for r in res[k].tranches.to_dict(orient="records"):
+    # a shortfall as a Monte Carlo path counts one: any period's interest short (made good
+    # later or not), or principal lost
+    first_short = res.raw.sum_tr[k, :, ST_FIRST_SHORTFALL_PERIOD]
+    for j, r in enumerate(res[k].tranches.to_dict(orient="records")):
         bal = r["balance"]
-        short = r["loss"] > FEN or r["interest_shortfall"] > FEN
+        short = first_short[j] >= 0 or r["loss"] > FEN or r["interest_shortfall"] > FEN
         rows.append(
             {
                 "tranche": r["tranche"],
