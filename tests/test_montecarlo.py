@@ -948,3 +948,21 @@ def test_pd_bounds_change_no_path():
         computed[1] += int((b.stamp[:, -1] == p + 1).sum())
     assert n_default > 50
     assert computed[1] == 300 * n_c and computed[0] < computed[1] / 2  # the bounds were used
+
+
+def test_an_obligor_prepaid_in_full_cannot_default():
+    """A default is counted only on a balance left after prepayments: with a CPR of 100% the
+    whole pool prepays in the first period, and an obligor drawn to default later has nothing
+    to default on (every path counted up to 8 defaults with a default rate of 0 before).
+    Paths that default in the first period count as before."""
+    sc = ae.load_scenario("huake_mc")
+    doc = sc.model_dump(mode="json", exclude_none=True)
+    doc["prepayment"] = {"cpr": 1.0}
+    doc["defaults"]["pd_multiplier"] = 40.0
+    prepaid = MonteCarloScenario.model_validate(doc)
+    res = ae.simulate(None, prepaid, n_paths=2_000, seed=3, keep_paths=True, progress=False)
+    count, rate = res.paths["pool.default_count"], res.paths["pool.default_rate"]
+    assert ((count > 0) == (rate > 0)).all()
+    assert (count > 0).mean() > 0.05  # first-period defaults still happen
+    hist = res.default_count_hist
+    assert hist[0] == (count == 0).sum()
