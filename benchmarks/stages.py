@@ -62,7 +62,7 @@ def _stage_loop(waterfall):
                            deal.tranche_accrual, deal.original_pool,
                            coll.support_default_period, buf.cash, buf.metrics)  # fmt: skip
             if n_stages > 4:
-                cashflows(led.tr, led.per, led.sup, buf.path_cf)
+                cashflows(led.tr, led.per, led.sup, deal.support_i, buf.path_cf)
             if n_stages > 5:
                 add_path(sums.m, sums.cf, sums.w_tot, 0, buf.metrics, buf.path_cf, 1.0, 1.0,
                          1.0, 1)  # fmt: skip

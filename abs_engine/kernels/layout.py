@@ -282,11 +282,12 @@ CFP_PREPAY = 2
 CFP_DEFAULT = 3
 CFP_RECOVERY = 4
 CFP_POOL_END = 5
-CFP_SUPPORT = 6
+CFP_SUPPORT = 6  # paid by guarantees and undertakings (as SP_SUPPORT_PAID)
 CFP_ACCELERATED = 7
 CFP_COVERAGE = 8  # the deal's headline coverage ratio (0 where undefined)
 CFP_COVERAGE_DEFINED = 9  # 1 where the coverage ratio is defined (senior outstanding)
-N_CFP = 10
+CFP_COMPENSATION = 10  # paid by loss compensation (as SP_COMPENSATION)
+N_CFP = 11
 
 # --- Monte Carlo sums of a block or a run: m[row, metric] and cf[row, t, k] -------------------
 # w is a path's likelihood-ratio weight (1 under crude sampling), v a finite value
@@ -312,4 +313,4 @@ LOSS_LIKE_MT = (MT_PV_LOSS, MT_LOSS, MT_DEFAULT, MT_SUPPORT)
 LOSS_LIKE_MP = (MP_DEFAULT_COUNT, MP_DEFAULT_RATE, MP_LOSS_RATE, MP_SUPPORT_PAID,
                 MP_PROVIDER_DEFAULT, MP_ACCELERATED, MP_COMPENSATION, MP_SUPPORT_DRAWN)  # fmt: skip
 LOSS_LIKE_CFT = (CFT_WRITE_DOWN,)
-LOSS_LIKE_CFP = (CFP_DEFAULT, CFP_RECOVERY, CFP_SUPPORT, CFP_ACCELERATED)
+LOSS_LIKE_CFP = (CFP_DEFAULT, CFP_RECOVERY, CFP_SUPPORT, CFP_ACCELERATED, CFP_COMPENSATION)

@@ -43,6 +43,7 @@ from .layout import (
     CF_W2V2,
     CF_WV,
     CFP_ACCELERATED,
+    CFP_COMPENSATION,
     CFP_COVERAGE,
     CFP_COVERAGE_DEFINED,
     CFP_DEFAULT,
@@ -97,6 +98,7 @@ from .layout import (
     MT_WAL,
     N_CFT,
     N_MT,
+    SI_KIND,
     SP_CASH_RELEASED,
     SP_COMPENSATION,
     SP_MAX_STATUS,
@@ -118,6 +120,7 @@ from .layout import (
     SUM_W2V2,
     SUM_WV,
     SUM_WV2,
+    SUPPORT_COMPENSATION,
     TF_BALANCE,
 )
 from .waterfall import (
@@ -309,9 +312,12 @@ def _bin_py(v, lo, hi, n):
 _bin = jit_twin(_bin_py, cache=True, inline="always")
 
 
-def path_cashflows_py(led_tr, led_per, led_sup, out):
+def path_cashflows_py(led_tr, led_per, led_sup, support_i, out):
     """The expected-cash-flow items of one path's ledgers ``led``: out[t, j·N_CFT + CFT_*] per
-    tranche, then out[t, J·N_CFT + CFP_*] for the pool (yuan; CFP_ACCELERATED is 0/1)."""
+    tranche, then out[t, J·N_CFT + CFP_*] for the pool (yuan; CFP_ACCELERATED is 0/1). What
+    the supports paid is split by ``support_i``'s kinds: guarantees and undertakings in
+    ``CFP_SUPPORT``, loss compensation in ``CFP_COMPENSATION``, as the pool's summaries split
+    them (``support_paid`` counted both in the cash flows only)."""
     n_t = led_tr.shape[0]
     n_j = led_tr.shape[1]
     n_s = led_sup.shape[1]
@@ -325,8 +331,12 @@ def path_cashflows_py(led_tr, led_per, led_sup, out):
             out[t, b + CFT_BALANCE_END] = led_tr[t, j, LT_BALANCE_END]
             out[t, b + CFT_RESIDUAL] = led_tr[t, j, LT_RESIDUAL_PAID]
         sup_paid = 0.0
+        comp_paid = 0.0
         for s in range(n_s):
-            sup_paid += led_sup[t, s, LS_PAID]
+            if support_i[s, SI_KIND] == SUPPORT_COMPENSATION:
+                comp_paid += led_sup[t, s, LS_PAID]
+            else:
+                sup_paid += led_sup[t, s, LS_PAID]
         out[t, k + CFP_INTEREST] = led_per[t, LP_INTEREST]
         out[t, k + CFP_SCHED_PRIN] = led_per[t, LP_SCHED_PRIN]
         out[t, k + CFP_PREPAY] = led_per[t, LP_PREPAY]
@@ -334,6 +344,7 @@ def path_cashflows_py(led_tr, led_per, led_sup, out):
         out[t, k + CFP_RECOVERY] = led_per[t, LP_RECOVERY]
         out[t, k + CFP_POOL_END] = led_per[t, LP_POOL_END]
         out[t, k + CFP_SUPPORT] = sup_paid
+        out[t, k + CFP_COMPENSATION] = comp_paid
         out[t, k + CFP_ACCELERATED] = 1.0 if led_per[t, LP_STATUS] > 0.0 else 0.0
         cr = led_per[t, LP_COVERAGE_RATIO]
         defined = not math.isnan(cr)
@@ -650,7 +661,7 @@ def run_block_py(first_block, bb, spec, model, deal, sums, coll, led, wf, buf):
         valid = t0
         path_metrics_py(led_tr, sum_tr, sum_pool, stats, tranche_f, tranche_accrual,
                         original_pool, sdp, cash, metrics)  # fmt: skip
-        path_cashflows_py(led_tr, led_per, led_sup, path_cf)
+        path_cashflows_py(led_tr, led_per, led_sup, deal.support_i, path_cf)
         for t in range(n_t):
             coverage[t] = led_per[t, LP_COVERAGE_RATIO]
         if base_path:
@@ -750,7 +761,7 @@ def run_block_cmc_py(first_block, bb, spec, model, deal, sums, coll, led, wf, bu
             waterfall_path_py(flows, sdp, base_rate, deal, led, wf, 0, n_t + 1)
             path_metrics_py(led_tr, sum_tr, sum_pool, stats, tranche_f, tranche_accrual,
                             original_pool, sdp, cash, metrics[branch])  # fmt: skip
-            path_cashflows_py(led_tr, led_per, led_sup, path_cf[branch])
+            path_cashflows_py(led_tr, led_per, led_sup, deal.support_i, path_cf[branch])
             for t in range(n_t):
                 coverage[branch, t] = led_per[t, LP_COVERAGE_RATIO]
         _mix_py(metrics[0], metrics[1], prob, mixed)
@@ -853,7 +864,7 @@ def block_callee_args(spec, model, deal, sums, coll, led, wf, buf):
         (model, coll),
         (led.tr, led.sum_tr, led.sum_pool, stats, deal.tranche_f, deal.tranche_accrual,
          deal.original_pool, sdp, buf.cash, buf.metrics),
-        (led.tr, led.per, led.sup, buf.path_cf),
+        (led.tr, led.per, led.sup, deal.support_i, buf.path_cf),
         (sums.m, sums.cf, sums.w_tot, 0, buf.metrics, buf.path_cf, 1.0, 1.0, 1.0, 1),
         (sums.hist_count, sums.hist_loss, sums.hist_tr, sums.hist_cov, spec.hist_lo,
          spec.hist_hi, 0, stats, buf.metrics, buf.coverage, n_obl, deal.original_pool, 1.0),

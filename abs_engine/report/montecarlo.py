@@ -97,6 +97,7 @@ CFP_NAMES = (
     ("recoveries", L.CFP_RECOVERY),
     ("balance_end", L.CFP_POOL_END),
     ("support_paid", L.CFP_SUPPORT),
+    ("compensation_received", L.CFP_COMPENSATION),
     ("accelerated_probability", L.CFP_ACCELERATED),
 )
 #: percentiles of the tranche table: per-path metric, column stem, quantiles (column
