@@ -289,3 +289,62 @@ def test_pd_classes_are_the_distinct_rows_numbered_by_first_appearance():
         got_class, got_first = _classes(cum_pd, rho, factor)
         assert np.array_equal(got_class, rank[inverse.reshape(-1)]), trial
         assert np.array_equal(got_first, first[order]), trial
+
+
+def test_a_license_fee_is_paid_out_no_earlier_than_it_comes_in():
+    """Fees fall in the accrual interval (previous payment date, payment date] on the
+    adjusted dates: 400,000 due Saturday 2025-05-31, whose quarter's payment date rolls back
+    to Friday 05-30 (modified following), is paid out on 08-29, not the day before it came
+    in; the final 600,000, due on Sunday 11-30 = legal final, still falls in the final
+    period (which runs to legal final). With a CN calendar the reverse: a fee dated
+    2025-10-05 is paid on 10-09, the first payment date rolled past the holiday, not in the
+    next quarter."""
+    pays = [{"date": "2025-05-31", "principal": 4e5}, {"date": "2025-11-30", "principal": 6e5}]
+    deal = base_deal(
+        dates={"closing": "2025-02-28", "first_payment": "2025-05-31", "frequency": "quarterly",
+               "legal_final": "2025-11-30", "business_day": "modified_following"},
+        pool={"obligors": [obligor("L", 1e6, amortization={"kind": "license_fee",
+                                                            "payments": pays})]},
+        tranches=[{"name": "A", "balance": 1e6, "coupon": {"kind": "fixed", "rate": 0.0}}],
+    )  # fmt: skip
+    cd = compile_deal(parse_deal(deal))
+    assert [d.isoformat() for d in cd.payment_dates] == ["2025-05-30", "2025-08-29", "2025-11-28"]
+    assert cd.pool.sched_principal[0].tolist() == [0.0, 4e5, 6e5]
+    pays = [{"date": "2025-10-05", "principal": 5e5}, {"date": "2026-01-01", "principal": 5e5}]
+    deal = base_deal(
+        dates={"closing": "2025-07-01", "first_payment": "2025-10-01", "frequency": "quarterly",
+               "legal_final": "2026-01-01", "business_day": "following",
+               "calendar": {"kind": "named", "name": "CN"}},
+        pool={"obligors": [obligor("L", 1e6, amortization={"kind": "license_fee",
+                                                            "payments": pays})]},
+        tranches=[{"name": "A", "balance": 1e6, "coupon": {"kind": "fixed", "rate": 0.0}}],
+    )  # fmt: skip
+    cd = compile_deal(parse_deal(deal))
+    assert cd.payment_dates[0].isoformat() == "2025-10-09"
+    assert cd.pool.sched_principal[0].tolist() == [5e5, 5e5]
+
+
+def test_the_basel_correlation_takes_each_obligors_pd_at_one_year():
+    """R = 0.12·w + 0.24·(1 − w), w = (1 − e^(−50·PD)) / (1 − e^(−50)), on the one-year PD:
+    4% for a flat 4% and for a term structure through 4% at one year, whatever the payment
+    dates (a six-month deal took the PD to legal final, 2.02%, and R 0.164; a first payment
+    1.75 years out interpolated the curve linearly from 0: R 0.137 and 0.130)."""
+    from abs_engine.compile.model import basel_correlation, compile_model
+    from abs_engine.schema.stochastic import MonteCarloScenario
+
+    basel = {"correlation": {"kind": "basel"}}
+    sc = MonteCarloScenario.model_validate({"kind": "monte_carlo", "name": "m", "defaults": basel})
+    expected = float(basel_correlation(np.array([0.04]))[0])
+    w = (1 - np.exp(-50 * 0.04)) / (1 - np.exp(-50))
+    assert expected == pytest.approx(0.12 * w + 0.24 * (1 - w), rel=1e-12)  # 0.136240
+    term = {"kind": "term_structure", "horizons_years": [1.0, 2.0], "cumulative": [0.04, 0.10]}
+    for final, first in (("2025-07-01", "2025-04-01"), ("2027-01-01", "2026-10-01")):
+        deal = base_deal(
+            dates={"closing": "2025-01-01", "first_payment": first, "frequency": "quarterly",
+                   "legal_final": final, "business_day": "none"},
+            pool={"obligors": [obligor("O", 1e6, n=1, pd={"kind": "flat", "annual": 0.04}),
+                               obligor("P", 1e6, n=1, pd=term)]},
+            tranches=[{"name": "A", "balance": 2e6, "coupon": {"kind": "fixed", "rate": 0.0}}],
+        )  # fmt: skip
+        rho = compile_model(compile_deal(parse_deal(deal)), sc).asset_correlation
+        assert rho == pytest.approx([expected, expected], rel=1e-12), (final, rho)

@@ -634,3 +634,36 @@ def test_a_reserve_draw_on_principal_after_a_pro_rata_step(jit):
     # (with dues allocated in seniority order B was owed nothing while 30 was short)
     res = run(_pro_rata_reserve_deal([step], draw=("B",)), scenario, jit=jit)
     assert tranche_item(res, "B", L.LT_FROM_RESERVE)[:2] == pytest.approx([0, 10], **APPROX)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_a_next_period_interest_reserve_counts_a_step_up_starting_next_period(jit):
+    """A 90,000,000 at 3%, stepping up 2% from period 3 (quarterly, ACT/365F: accruals 90,
+    91, 92, 92 days): the reserve's target in period 2 is period 3's interest at 5%,
+    90,000,000 × 5% × 92/365 = 1,134,246.58 (it was 680,547.95 at 3%, the reserve short of
+    the step-up's first coupon by 453,698.63)."""
+    deal = base_deal(
+        dates={"closing": "2025-01-01", "first_payment": "2025-04-01", "frequency": "quarterly",
+               "legal_final": "2026-01-01", "business_day": "none"},
+        pool={"obligors": [obligor("O", 1e8, rate=0.06, n=4)]},
+        tranches=[
+            {"name": "A", "balance": 9e7, "coupon": fixed(0.03),
+             "step_up": {"from_period": 3, "spread": 0.02}},
+            {"name": "Sub", "balance": 1e7, "principal": "residual"},
+        ],
+        accounts=[{"name": "res", "target": {"kind": "next_period_interest", "tranches": ["A"]}}],
+        waterfalls={"normal": [
+            {"kind": "pay_interest", "tranches": ["A"]},
+            {"kind": "draw_reserve", "account": "res", "tranches": ["A"]},
+            {"kind": "fund_reserve", "account": "res"},
+            {"kind": "pay_principal", "tranches": ["A", "Sub"]},
+            {"kind": "pay_residual", "tranche": "Sub"},
+        ]},
+    )  # fmt: skip
+    res = run(deal, jit=jit)
+    target = res.led_acc[0, :, 0, L.LA_TARGET]
+    due = tranche_item(res, "A", L.LT_INTEREST_DUE)
+    rates_days = zip([0.03, 0.03, 0.05, 0.05], [90, 91, 92, 92], strict=True)
+    assert due == pytest.approx([9e7 * r * d / 365 for r, d in rates_days], abs=1e-6)
+    assert target[:3] == pytest.approx(due[1:], abs=1e-6)
+    assert target[1] == pytest.approx(1_134_246.58, abs=0.01)

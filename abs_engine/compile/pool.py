@@ -117,6 +117,18 @@ class CompiledPool:
             _flat_pd(q.table.annual_pd, q.years, out[n_in:])
         return _frozen(out)
 
+    @cached_property
+    def pd_1y(self) -> np.ndarray:
+        """Each obligor's cumulative PD at exactly one year from closing, float64[N] (the
+        Basel correlation's PD), from its own curve, whatever the payment dates."""
+        q = self._parts
+        n, n_in = len(self.balance), len(q.inline_pd_1y)
+        out = np.zeros((n, 1))
+        out[:n_in, 0] = q.inline_pd_1y
+        if q.table is not None:
+            _flat_pd(q.table.annual_pd, np.ones(1), out[n_in:])
+        return _frozen(out[:, 0].copy())
+
 
 @dataclass(frozen=True)
 class _Parts:
@@ -126,6 +138,7 @@ class _Parts:
     inline_principal: np.ndarray
     inline_interest: np.ndarray
     inline_cum_pd: np.ndarray
+    inline_pd_1y: np.ndarray
     table: ObligorTable | None
     years: np.ndarray
     accrual: np.ndarray
@@ -331,14 +344,18 @@ def _inline_flows(
     n_in = len(obligors)
     prin = np.zeros((n_in, n_t))
     intr = np.zeros((n_in, n_t))
-    cum_pd = np.zeros((n_in, n_t))
+    # the curve at each payment date, and then at exactly one year (the Basel correlation's
+    # PD, whatever the dates: interpolated between them, it was the PD to legal final for a
+    # six-month deal, and off on a long first stub)
+    cum_pd = np.zeros((n_in, n_t + 1))
+    at = np.append(years, 1.0)
     for i, o in enumerate(obligors):
 
         def report(field: str, msg: str, value: object, i: int = i) -> None:
             pc.add_at(*locate(i, field), msg, value)
 
         prin[i], intr[i] = _amortize(o, sched, n_t, report, accrual)
-        curve = _inline_cum_pd(o, classes, years, report)
+        curve = _inline_cum_pd(o, classes, at, report)
         if curve is not None:
             cum_pd[i] = curve
     return prin, intr, cum_pd
@@ -421,7 +438,8 @@ def compile_pool(
     classes = _rating_classes(pool, pc)
     years = sched.years_from_closing()
     accrual = sched.accruals()
-    prin, intr, cum_pd = _inline_flows(obligors, sched, classes, years, accrual, pc, locate)
+    prin, intr, cum_pd_1y = _inline_flows(obligors, sched, classes, years, accrual, pc, locate)
+    cum_pd, pd_1y = cum_pd_1y[:, :-1].copy(), cum_pd_1y[:, -1].copy()
     balance, rate, rec_rate, rec_lag, ip_value = _obligor_terms(obligors, table, pool.recovery, n)
     if table is not None:
         _check_tape_schedules(table, len(sched), pc, n_in, locate)
@@ -430,6 +448,7 @@ def compile_pool(
         inline_principal=_frozen(prin),
         inline_interest=_frozen(intr),
         inline_cum_pd=_frozen(cum_pd),
+        inline_pd_1y=_frozen(pd_1y),
         table=table,
         years=_frozen(years),
         accrual=_frozen(accrual),

@@ -294,11 +294,18 @@ class PeriodSchedule:
         )
 
     def period_of(self, d: dt.date) -> int:
-        """0-based period whose unadjusted interval (previous date, date] contains ``d``;
-        -1 if on or before closing, T if after legal final."""
+        """0-based period whose accrual interval (previous payment date, payment date], on
+        the adjusted dates, contains ``d``: cash received on ``d`` is paid out on or after
+        it (on the unadjusted dates, a payment due Saturday the 31st rolled back to Friday
+        the 30th was paid out the day before it came in). The final period runs to the
+        later of its payment date and legal final. -1 if on or before closing, T if after
+        both."""
         if d <= self.closing:
             return -1
-        for k, end in enumerate(self.unadjusted):
+        n_t = len(self.payment_dates)
+        for k, end in enumerate(self.payment_dates):
+            if k == n_t - 1:
+                end = max(end, self.unadjusted[-1])
             if d <= end:
                 return k
-        return len(self.unadjusted)
+        return n_t

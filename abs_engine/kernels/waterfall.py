@@ -718,6 +718,28 @@ def _clean_up_call_py(t, pool_end, call_factor, call_price, original_pool, pool_
     return pool_end, call_proceeds, called
 
 
+def _coupon_rate_py(j, base, stepped, tranche_f, tranche_i):
+    """Tranche j's annual coupon rate on the base rate ``base``: fixed, or floating within
+    its floor and cap; plus the step-up spread when ``stepped``; floored at zero (a note
+    never charges its holder)."""
+    kind = tranche_i[j, TI_COUPON_KIND]
+    if kind == COUPON_FIXED:
+        rate = tranche_f[j, TF_FIXED_RATE]
+    elif kind == COUPON_FLOATING:
+        rate = base + tranche_f[j, TF_SPREAD]
+        if rate < tranche_f[j, TF_FLOOR]:
+            rate = tranche_f[j, TF_FLOOR]
+        if rate > tranche_f[j, TF_CAP]:
+            rate = tranche_f[j, TF_CAP]
+    else:
+        rate = 0.0
+    if stepped:
+        rate += tranche_f[j, TF_STEP_SPREAD]
+    if rate < 0.0:
+        rate = 0.0
+    return rate
+
+
 def _interest_due_py(t, base_rate, tranche_f, tranche_i, tranche_accrual, work, led_tr):
     """Each tranche's coupon rate (fixed, or floating within its floor and cap; step-up
     spread; floored at zero) and interest due (on the balance, and on the shortfall carried
@@ -727,21 +749,8 @@ def _interest_due_py(t, base_rate, tranche_f, tranche_i, tranche_accrual, work, 
     for j in range(n_j):
         notes += work[W_BAL, j]
     for j in range(n_j):
-        kind = tranche_i[j, TI_COUPON_KIND]
-        if kind == COUPON_FIXED:
-            rate = tranche_f[j, TF_FIXED_RATE]
-        elif kind == COUPON_FLOATING:
-            rate = base_rate[t] + tranche_f[j, TF_SPREAD]
-            if rate < tranche_f[j, TF_FLOOR]:
-                rate = tranche_f[j, TF_FLOOR]
-            if rate > tranche_f[j, TF_CAP]:
-                rate = tranche_f[j, TF_CAP]
-        else:
-            rate = 0.0
-        if t >= tranche_i[j, TI_STEP_PERIOD]:
-            rate += tranche_f[j, TF_STEP_SPREAD]
-        if rate < 0.0:
-            rate = 0.0  # a note never charges its holder: coupons are floored at zero
+        rate = _coupon_rate_py(j, base_rate[t], t >= tranche_i[j, TI_STEP_PERIOD], tranche_f,
+                               tranche_i)  # fmt: skip
         bal = work[W_BAL, j]
         accrued = bal * rate * tranche_accrual[j, t]
         if tranche_i[j, TI_INTEREST_ON_SHORTFALL] != 0:
@@ -898,12 +907,15 @@ def _triggers_py(t, final, deal_cr, cum_default, original_pool, support_default_
     return status, trap_account
 
 
-def _reserve_targets_py(t, final, avail, pool_start, notes, trap_account, deal, work, led):
+def _reserve_targets_py(t, final, avail, pool_start, notes, trap_account, base_rate, deal, work,
+                        led):  # fmt: skip
     """Each account's target (zero in the final period; fixed; a percent of its base, at
     least its floor; or next period's interest on its group, and fees, on this period's
-    opening balances); a balance over target is released into available funds, except from
-    the account trapping cash. Returns the available funds."""
+    opening balances, at next period's coupons on this period's base rate: a step-up from
+    next period counted, as it was not); a balance over target is released into available
+    funds, except from the account trapping cash. Returns the available funds."""
     account_f, account_i = deal.account_f, deal.account_i
+    tranche_f, tranche_i = deal.tranche_f, deal.tranche_i
     groups, group_len, tranche_accrual = deal.groups, deal.group_len, deal.tranche_accrual
     original_pool = deal.original_pool
     n_f = deal.fee_f.shape[0]
@@ -928,11 +940,9 @@ def _reserve_targets_py(t, final, avail, pool_start, notes, trap_account, deal, 
             if t + 1 < n_t:
                 for m in range(group_len[g]):
                     j = groups[g, m]
-                    target += (
-                        led_tr[t, j, LT_BALANCE_START]
-                        * led_tr[t, j, LT_COUPON_RATE]
-                        * (tranche_accrual[j, t + 1])
-                    )
+                    rate = _coupon_rate_py(j, base_rate[t], t + 1 >= tranche_i[j, TI_STEP_PERIOD],
+                                           tranche_f, tranche_i)  # fmt: skip
+                    target += led_tr[t, j, LT_BALANCE_START] * rate * (tranche_accrual[j, t + 1])
                 if account_i[a, AI_INCLUDE_FEES] != 0:
                     for f in range(n_f):
                         target += work[W_FEE_DUE, f] - work[W_FEE_UNPAID, f]
@@ -1178,8 +1188,8 @@ def waterfall_path_py(pool_flows, support_default_period, base_rate, deal, led, 
             max_status = status
         if status != STATUS_NORMAL and sum_pool[SP_FIRST_TRIGGER_PERIOD] < 0.0:
             sum_pool[SP_FIRST_TRIGGER_PERIOD] = t
-        avail = _reserve_targets_py(t, final, avail, pool_start, notes, trap_account, deal,
-                                    work, led)  # fmt: skip
+        avail = _reserve_targets_py(t, final, avail, pool_start, notes, trap_account,
+                                    base_rate, deal, work, led)  # fmt: skip
 
         # ---- 5. the priority of payments ----
         avail, cash_in = _priority_of_payments_py(t, status, final, avail, cash_in, pool_end,
@@ -1260,6 +1270,7 @@ INLINED_HELPERS = (
     _compensation_py,
     _clean_up_call_py,
     _zero_py,
+    _coupon_rate_py,
     _interest_due_py,
     _fees_due_py,
     _principal_due_py,

@@ -65,7 +65,9 @@ class LicenseFeePayment(Model):
 
 class LicenseFeeSchedule(Model):
     """An explicit schedule of license-fee payments (dates and amounts). Each date is mapped to
-    the payment period whose accrual interval contains it; principal must sum to the balance."""
+    the payment period whose accrual interval contains it (previous payment date, payment
+    date], on the business-day-adjusted dates, the final period up to legal final too);
+    principal must sum to the balance."""
 
     kind: Literal["license_fee"]
     payments: list[LicenseFeePayment] = Field(min_length=1)
