@@ -390,7 +390,11 @@ def _recovery(cd: CompiledDeal, sc: MonteCarloScenario) -> dict[str, Any]:
             ip_loading=float(rec.loading),
         )
     if rec is not None:
-        rate, lag = np.full(n, rec.rate), np.full(n, rec.lag_periods, dtype=np.int64)
+        rate = np.full(n, rec.rate)
+        if rec.lag_periods is None:  # each obligor's own lag
+            lag = cd.pool.recovery_lag.copy()
+        else:
+            lag = np.full(n, rec.lag_periods, dtype=np.int64)
     else:  # the deal's own assumptions
         rate, lag = cd.pool.recovery_rate.copy(), cd.pool.recovery_lag.copy()
     return dict(recovery_kind=RECOVERY_RATE, recovery_rate=rate, lag_min=lag,

@@ -101,11 +101,13 @@ class StochasticPrepayment(Model):
 
 
 class RateRecovery(Model):
-    """A fixed recovery rate of the defaulted exposure after ``lag_periods`` (deterministic)."""
+    """A fixed recovery rate of the defaulted exposure after ``lag_periods`` (deterministic);
+    without ``lag_periods``, each obligor's own lag (the deal's pool recovery, and a tape's
+    per-obligor lags)."""
 
     kind: Literal["rate"]
     rate: Share
-    lag_periods: LagPeriods
+    lag_periods: LagPeriods | None = None
 
 
 class IpValueRecovery(Model):

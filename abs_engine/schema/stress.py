@@ -92,9 +92,12 @@ def _shift_recovery(doc: dict[str, Any], shock: Shock) -> None:
             raise ValueError("ip_haircut needs a base scenario with recovery kind = 'ip_value'")
         rec["haircut"] = 1.0 - (1.0 - rec.get("haircut", 0.5)) * (1.0 - shock.ip_haircut)
     if shock.recovery_lag_add:
-        if not rec:
-            raise ValueError("recovery_lag_add needs a base scenario with its own recovery model")
-        rec["lag_periods"] = rec.get("lag_periods", 4) + shock.recovery_lag_add
+        if not rec or rec.get("lag_periods") is None:
+            raise ValueError(
+                "recovery_lag_add needs a base scenario with its own recovery model and "
+                "lag_periods"
+            )
+        rec["lag_periods"] += shock.recovery_lag_add
         if rec.get("lag_max_periods") is not None:
             rec["lag_max_periods"] += shock.recovery_lag_add
 

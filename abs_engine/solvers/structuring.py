@@ -248,10 +248,14 @@ def _set(doc: dict[str, Any], path: Sequence[str], value: Any) -> None:
 
 def _recovery(doc: dict[str, Any], value: float) -> None:
     # a fixed recovery rate of the defaulted exposure, replacing any IP-value model; the
-    # disposal lag is kept (the shortest one of an IP-value model)
+    # disposal lag is kept (the shortest one of an IP-value model), and a scenario without
+    # a recovery model of its own keeps each obligor's lag from the deal (a lag of 4 was
+    # forced on it: a deal recovering at once lost everything in every cell)
     rec = doc.get("recovery")
-    lag = rec.get("lag_periods", 4) if rec else 4
-    doc["recovery"] = {"kind": "rate", "rate": value, "lag_periods": lag}
+    new: dict[str, Any] = {"kind": "rate", "rate": value}
+    if rec and rec.get("lag_periods") is not None:
+        new["lag_periods"] = rec["lag_periods"]
+    doc["recovery"] = new
 
 
 def _ip_haircut(doc: dict[str, Any], value: float) -> None:
