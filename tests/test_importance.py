@@ -269,6 +269,26 @@ def test_size_with_importance_sampling_gives_an_interval():
     assert out["metric"] <= out["limit"]
 
 
+@pytest.mark.slow  # a sizing under importance sampling: about 20 s
+def test_size_reads_the_rating_threshold_at_a_crude_wal():
+    """Under importance sampling the WAL is a weighted mean over a few effective paths and
+    biased past its SE (a validator's senior read 0.587-0.647 years for a true 0.516, and
+    was sized 11 SEs over its AAA limit): ``size`` reads the threshold at the WAL of a crude
+    run (:data:`WAL_CRUDE_PATHS` paths, common random numbers) at each balance."""
+    from abs_engine.compile.patch import with_tranche_terms
+    from abs_engine.solvers.structuring import WAL_CRUDE_PATHS
+
+    deal, sc = ae.load_deal(), ae.load_scenario("huake_mc")
+    out = ae.size_tranche(deal, sc, "A", target_rating="AA", n_paths=4_096, seed=5,
+                          sampling="importance", progress=False)  # fmt: skip
+    total = sum(t.balance for t in deal.tranches)
+    terms = {"A": {"balance": out["balance"]}, "Sub": {"balance": total - out["balance"]}}
+    cd = with_tranche_terms(ae.compile_deal(deal), terms)
+    crude = ae.simulate(cd, sc, n_paths=WAL_CRUDE_PATHS, seed=5, progress=False)
+    assert out["wal_years"] == crude.tranches.iloc[0].wal_years
+    assert out["limit"] == ae.load_rating_table().threshold("AA", out["wal_years"])
+
+
 # --- bad arguments ------------------------------------------------------------------------------
 
 

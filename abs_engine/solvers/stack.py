@@ -415,8 +415,20 @@ def _final_rows(
         # (the shifts miss what hurts it): the crude row
         if 0 < crude.expected_loss_se < row.expected_loss_se:
             row = crude
+        elif name in own:
+            row = _with_crude_wal(row, crude, table)
         rows.append(row)
     return rows
+
+
+def _with_crude_wal(row: pd.Series, crude: pd.Series, table: RatingTable) -> pd.Series:
+    """An importance-sampled row with the crude run's WAL (a central figure, biased when
+    weighted over a few effective paths), its implied rating read at it."""
+    out = row.copy()
+    out["wal_years"], out["wal_years_se"] = crude["wal_years"], crude["wal_years_se"]
+    metric = row.default_probability if table.basis == "pd" else row.expected_loss
+    out["implied_rating"] = table.implied_rating(float(metric), float(crude["wal_years"]))
+    return out
 
 
 def _tranche_rows(
