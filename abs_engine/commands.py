@@ -571,7 +571,11 @@ def cmd_solver(args: argparse.Namespace) -> int:
     with cluster_runner(args) as runner:
         result, text = solve(args, deal, cd, sc, runner)
     if args.json:
-        console.print_json(documents.solver_document(deal.name, sc.name, args.paths, seed, result))
+        inputs = stamp(cd, [sc], rating_table=_rating_table(args), n_paths=args.paths, seed=seed,
+                       sampling=getattr(args, "sampling", "crude"))  # fmt: skip
+        console.print_json(
+            documents.solver_document(deal.name, sc.name, args.paths, seed, result, inputs)
+        )
     else:
         print(text)
     return EXIT_OK
@@ -782,7 +786,7 @@ def cmd_stress(args: argparse.Namespace) -> int:
     with cluster_runner(args) as runner:
         rows, lot, cov = _agency_tables(args, cd, names, det, runner)
     if args.json:
-        console.print_json(_stress_doc(args, cd, names, rows, lot, cov))
+        console.print_json(_stress_doc(args, cd, names, rows, lot, cov, det))
         return EXIT_OK
     console.print_stress(
         cd,
@@ -830,10 +834,17 @@ def _agency_tables(
 
 
 def _stress_doc(
-    args: argparse.Namespace, cd: CompiledDeal, names: list[str], rows: Any, lot: Any, cov: Any
+    args: argparse.Namespace,
+    cd: CompiledDeal,
+    names: list[str],
+    rows: Any,
+    lot: Any,
+    cov: Any,
+    det: list[DeterministicScenario],
 ) -> dict[str, Any]:
     return documents.stress_document(
         cd,
+        stamp=stamp(cd, det),
         recovery=args.recovery,
         lag=args.lag,
         breakeven=rows,
@@ -952,7 +963,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         [(r, documents.mc_document(r)) for r in results],
         None if det_res is None else (det_res, documents.result_document(det_res)),
         comparison,
-        _stress_doc(args, cd, names, rows, lot, cov),
+        _stress_doc(args, cd, names, rows, lot, cov, det),
         info,
         args.lang,
         step=lambda: bar.update(next(done)),

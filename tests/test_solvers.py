@@ -331,3 +331,26 @@ def test_the_recovery_parameter_keeps_the_deals_own_lags():
     assert same.expected_loss == base.expected_loss  # the deal's own assumptions, bit for bit
     better = ae.simulate(cd, with_parameter(sc, "recovery", 0.9), **kw).tranches.iloc[-1]
     assert better.expected_loss < 0.5 * base.expected_loss
+
+
+def test_solver_and_stress_documents_carry_the_stamp(capsys):
+    """Every JSON document carries a ``stamp`` (README): the solvers' and ``stress``'s had
+    none. The deal's hash is its file's, and the run's paths, seed and sampling are there."""
+    import hashlib
+    import json
+
+    from abs_engine.cli import main
+    from tests.conftest import ROOT
+
+    deal = ROOT / "waterfalls" / "huake_2025.toml"
+    digest = hashlib.sha256(deal.read_bytes()).hexdigest()
+    for argv in (["price", "--tranche", "A", "--curve", "0.02", "--paths", "500", "--json"],
+                 ["stress", "--json"]):  # fmt: skip
+        assert main(argv) == 0
+        doc = json.loads(capsys.readouterr().out)
+        inputs = {i["role"]: i for i in doc["stamp"]["inputs"]}
+        assert inputs["deal"]["sha256"] == digest, argv[0]
+        assert doc["stamp"]["engine"].startswith("abs-engine")
+    price = json.loads((main(["price", "--tranche", "A", "--curve", "0.02", "--paths", "500",
+                              "--seed", "3", "--json"]), capsys.readouterr().out)[1])  # fmt: skip
+    assert price["stamp"]["n_paths"] == 500 and price["stamp"]["seed"] == 3

@@ -132,11 +132,19 @@ def mc_document(res: SimulationResult) -> dict[str, Any]:
 
 
 def solver_document(
-    deal: str, scenario: str, paths: int, seed: int, result: dict[str, Any]
+    deal: str,
+    scenario: str,
+    paths: int,
+    seed: int,
+    result: dict[str, Any],
+    stamp: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A solver's answer (``size``, ``price``, ``breakeven``, ``sensitivity``) after the deal
-    and scenario names and the paths and seed of each evaluation."""
+    """A solver's answer (``size``, ``size-stack``, ``price``, ``breakeven``,
+    ``sensitivity``) after the deal and scenario names and the paths and seed of each
+    evaluation; ``stamp``: the engine version and the inputs' hashes (:func:`stamp`)."""
     doc = {"deal": deal, "scenario": scenario, "paths": paths, "seed": seed, **result}
+    if stamp is not None:
+        doc["stamp"] = stamp
     out: dict[str, Any] = nan_to_none(doc)
     return out
 
@@ -151,14 +159,17 @@ def stress_document(
     period: int,
     large_obligors: pd.DataFrame,
     coverage: pd.DataFrame | None,
+    stamp: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``stress``: its assumptions, the breakeven default rates, the large-obligor test of
-    ``tranche`` in ``period`` and the coverage ratio by period (None without scenarios)."""
+    ``tranche`` in ``period`` and the coverage ratio by period (None without scenarios),
+    with the ``stamp`` of its inputs."""
     cov = None if coverage is None else coverage.reset_index().to_dict(orient="records")
     out: dict[str, Any] = nan_to_none(
         {
             "deal": cd.deal.name,
             "source": cd.source,
+            **({"stamp": stamp} if stamp is not None else {}),
             "assumptions": {
                 "recovery_rate": recovery,
                 "recovery_lag": lag,

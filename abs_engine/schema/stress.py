@@ -94,8 +94,7 @@ def _shift_recovery(doc: dict[str, Any], shock: Shock) -> None:
     if shock.recovery_lag_add:
         if not rec or rec.get("lag_periods") is None:
             raise ValueError(
-                "recovery_lag_add needs a base scenario with its own recovery model and "
-                "lag_periods"
+                "recovery_lag_add needs a base scenario with its own recovery model and lag_periods"
             )
         rec["lag_periods"] += shock.recovery_lag_add
         if rec.get("lag_max_periods") is not None:
