@@ -202,6 +202,26 @@ def test_the_printed_answers_carry_the_se_or_why_not():
     assert console.price_text("A", "0.02", 0, 0.021) == "par coupon of A over 0.02 + 0 bp: 2.1000%"
 
 
+def test_tiny_limits_and_their_standard_errors_are_printed_with_their_digits():
+    """An AAA limit of 1.65e-7 and an SE of 1.6e-8 (8.5% of the estimate) printed as
+    "0.00002% ± 0.00000%"; sensitivity printed no standard errors at all."""
+    import pandas as pd
+
+    out = {"balance": 38e6, "share_of_capital": 0.38, "basis": "el", "metric": 1.93e-7,
+           "metric_se": 1.6e-8, "limit": 1.6535e-7, "wal_years": 0.6, "balance_ci95": None,
+           "sampling": "importance", "effective_sample_size": 900.0,
+           "effective_loss_paths": 5_000.0}  # fmt: skip
+    text = console.size_text("A", "AAA", out)
+    assert "0.0000193% ± 0.0000016%, limit 0.0000165%" in text
+    grid = pd.DataFrame({"pd_multiplier": [1.0, 2.0], "recovery": [0.2, 0.2],
+                         "tranche": ["A", "A"], "expected_loss": [2e-7, 4e-7],
+                         "expected_loss_se": [3e-8, 5e-8],
+                         "implied_rating": ["AAA", "AA+"]})  # fmt: skip
+    lines = console.sensitivity_text(grid, "pd_multiplier", "recovery", "A").splitlines()
+    assert "0.0000200% (  AAA)" in lines[2] and lines[4] == "standard errors:"
+    assert "0.0000030%" in lines[5] and "0.0000050%" in lines[6]
+
+
 def test_the_sizing_interval_takes_the_metrics_slope_at_the_answer():
     """An expected loss exponential in the balance, m(b) = 1e-5·exp(b / 2M), evaluated as a
     bisection would: 0.4M below the answer and 5.9M above it, among others. The slope at the

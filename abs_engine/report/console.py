@@ -487,20 +487,26 @@ def sampling_text(sampling: dict[str, Any]) -> str:
     return text
 
 
-def _pct_se(se: float) -> str:
+def _pct_se(se: float, decimals: int = 5) -> str:
     """A standard error as a percentage; "n/a" where there is none (one path)."""
-    return f"{se:.5%}" if math.isfinite(se) else "n/a (too few paths for a standard error)"
+    if not math.isfinite(se):
+        return "n/a (too few paths for a standard error)"
+    return f"{se:.{decimals}%}"
 
 
 def size_text(tranche: str, target: str, out: dict[str, Any]) -> str:
     """``size``'s result: the largest balance of ``tranche`` meeting ``target`` (a rating, or
     ``EL x%``), with a note when the standard error is too large for the limit."""
     what = "default probability" if out["basis"] == "pd" else "expected loss"
+    # the digits the limit and the standard error need (an AAA limit of 1.65e-7 printed as
+    # 0.00002% ± 0.00000%: an 8.5% standard error shown as none)
+    se = out["metric_se"]
+    d = max(5, sig_decimals(out["limit"]), sig_decimals(se if math.isfinite(se) else None, 2))
     text = (
         f"largest {tranche} meeting {target}: "
         f"{out['balance']:,.0f} ({out['share_of_capital']:.2%} of its capital and the "
-        f"junior's); {what} {out['metric']:.5%} ± {_pct_se(out['metric_se'])}, limit "
-        f"{out['limit']:.5%} at WAL {out['wal_years']:.2f} y"
+        f"junior's); {what} {out['metric']:.{d}%} ± {_pct_se(se, d)}, limit "
+        f"{out['limit']:.{d}%} at WAL {out['wal_years']:.2f} y"
     )
     ci = out.get("balance_ci95")
     if ci is not None:
@@ -641,12 +647,25 @@ def sensitivity_text(
     illustrative one)."""
     sub_g = grid[grid.tranche == tranche]
     el = sub_g.pivot(index=x, columns=y, values="expected_loss")
+    se = sub_g.pivot(index=x, columns=y, values="expected_loss_se")
     rt = sub_g.pivot(index=x, columns=y, values="implied_rating")
+    # the digits the smallest loss and standard error need (at least 4)
+    values = [v for v in (*el.to_numpy().ravel(), *se.to_numpy().ravel()) if v == v and v > 0]
+    d = max(4, sig_decimals(min(values), 2)) if values else 4
+    w = d + 7
     lines = [f"{tranche} expected loss (implied rating*), rows {x}, columns {y}:"]
-    lines.append(" " * 10 + "".join(f"{c:>20g}" for c in el.columns))
+    lines.append(" " * 10 + "".join(f"{c:>{w + 8}g}" for c in el.columns))
     for idx in el.index:
-        cells = "".join(f"{el.loc[idx, c]:>11.4%} ({rt.loc[idx, c]:>5})" for c in el.columns)
+        cells = "".join(f"{el.loc[idx, c]:>{w}.{d}%} ({rt.loc[idx, c]:>5})" for c in el.columns)
         lines.append(f"{idx:>10g}" + cells)
+    lines.append("standard errors:")
+    for idx in se.index:
+        cells = "".join(
+            f"{'n/a' if se.loc[idx, c] != se.loc[idx, c] else f'{se.loc[idx, c]:.{d}%}':>{w}}"
+            + " " * 8
+            for c in se.columns
+        )
+        lines.append(f"{idx:>10g}" + cells.rstrip())
     if table is None or table.illustrative:
         lines.append("* against the ILLUSTRATIVE idealized table")
     else:
