@@ -97,6 +97,24 @@ def test_par_coupon_with_se_is_the_same_coupon_with_a_positive_se():
     assert lo < c < hi and hi - lo == pytest.approx(2 * 2.093 * out["se"], rel=1e-3)
 
 
+def test_the_par_coupons_se_is_at_least_the_searchs_own_loss_se(monkeypatch):
+    """Batch replications on other seeds can all miss a rare loss the search's own paths
+    hold: a validator's coupon 0.9 bp off reported an SE of 4e-11. The SE is at least the
+    search's own run's standard error of the tranche's PV loss (yuan) over the slope."""
+    import abs_engine.solvers.structuring as S
+
+    monkeypatch.setattr(S, "_replicated_se", lambda values, sizes: 1e-9)  # batches saw nothing
+    out = _coupon(2_000)
+    assert out["method"] == "search_loss_se"
+    res = ae.simulate(S.with_tranche_terms(ae.compile_deal(RISKY), {"A": {"coupon": {
+        "kind": "fixed", "rate": out["par_coupon"]}}}), NO_RECOVERY, n_paths=2_000,
+        progress=False)  # fmt: skip
+    row = res.tranches.set_index("tranche").loc["A"]
+    assert row.expected_loss_se > 0
+    # the floor, over a slope of about the balance × a year's accrual: far above 1e-9 yuan
+    assert out["se"] > 1e-3 * row.expected_loss_se
+
+
 @pytest.mark.slow  # a few seconds: run by .ci/run and -m slow
 def test_par_coupon_se_shrinks_like_one_over_root_paths():
     ratio = np.mean([_coupon(4_000, s)["se"] for s in (1, 2)]) / np.mean(
