@@ -284,3 +284,56 @@ def test_an_id_ending_in_whitespace_is_refused_on_a_tape_and_inline(tmp_path):
         parse_deal(deal)
     (q,) = ei.value.problems
     assert q.path == "pool.obligors[0].id" and "may not end with whitespace" in q.message
+
+
+def _big_csv(tmp_path, change) -> object:
+    """A 40,000-row CSV tape (over the reader's 1 MiB block), row ``k`` (0-based) edited by
+    ``change(k, line)``."""
+    head = "id,balance,rate,amortization,n_periods,annual_pd"
+    lines = [change(k, f"O{k},1000,0.05,bullet,4,0.02") for k in range(40_000)]
+    p = tmp_path / "big.csv"
+    p.write_text("\n".join([head, *lines]) + "\n")
+    return p
+
+
+def test_an_unmatched_quote_is_refused_at_its_row_not_read_as_lost_rows(tmp_path):
+    """One stray double quote made the reader take the lines after it into one quoted cell:
+    34,178 of 40,000 rows vanished and validate said OK. Every data line must be a row; the
+    quote's line is named."""
+    p = _big_csv(tmp_path, lambda k, s: s.replace("bullet", '"bullet') if k == 3 else s)
+    with pytest.raises(DealError) as err:
+        read_tape(p)
+    (problem,) = err.value.problems
+    assert problem.path == "row 4" and "unmatched double quote" in problem.message
+    assert "of 40,000 lines" in problem.message
+    clean = read_tape(_big_csv(tmp_path, lambda k, s: s))
+    assert len(clean) == 40_000
+
+
+def test_a_ragged_row_is_named(tmp_path):
+    """ "Expected 6 columns, got 7" named no row of a 40,000-row tape."""
+    p = _big_csv(tmp_path, lambda k, s: s + ",extra" if k == 30_000 else s)
+    with pytest.raises(DealError, match=r"Expected 6 columns, got 7 at row 30001"):
+        read_tape(p)
+
+
+def test_repeated_ids_are_listed_with_the_tapes_other_problems(tmp_path):
+    """Repeated ids were checked only once the deal compiled, so a tape with other problems
+    listed those and not the repeats; all are listed at once now, each repeat naming the
+    first row (an empty id is one problem, not a repeat)."""
+
+    def change(k: int, s: str) -> str:
+        if k == 5:
+            return s.replace(",1000,", ",-1000,")  # a negative balance
+        if k in (20, 30):
+            return "O2" + s[len(f"O{k}") :]  # the id of row 3
+        return s[len(f"O{k}") :] if k in (40, 41) else s  # two empty ids
+
+    with pytest.raises(DealError) as err:
+        read_tape(_big_csv(tmp_path, change))
+    found = {(pr.path, pr.message) for pr in err.value.problems}
+    assert ("row 21 (id=O2).id", "duplicate obligor id (also row 3)") in found
+    assert ("row 31 (id=O2).id", "duplicate obligor id (also row 3)") in found
+    assert any(path.startswith("row 6 ") and "balance" in path for path, _ in found)
+    assert not any("duplicate" in m and path.startswith(("row 41", "row 42"))
+                   for path, m in found)  # fmt: skip

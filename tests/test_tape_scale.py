@@ -293,7 +293,7 @@ def test_solvers_and_revalidation_keep_the_tape_rows(tmp_path):
         (b"id,balance,rate,amortization,n_periods,annual_pd\nT\xe9,1,0,bullet,1,0.01\n",
          "not UTF-8 (nor GB18030/GBK) text (byte 50 is b'\\xe9,1,'); save the tape as UTF-8"),
         (b"id,balance,rate,amortization,n_periods,annual_pd\nT1,1,0,bullet,1,0.01,x\n",
-         "cannot read tape: CSV parse error: Expected 6 columns, got 7"),
+         "cannot read tape: CSV parse error: Expected 6 columns, got 7 at row 1"),
         (b"", "cannot read tape: Empty CSV file"),
         (b"id,balance,rate,amortization,n_periods,annual_pd\n", "tape has no rows"),
     ],

@@ -130,14 +130,16 @@ class _Problems:
         self.ids = ids
         self.total = 0
         self.rows_flagged: list[np.ndarray] = []
-        #: (row, column order, column, message, value getter)
-        self.items: list[tuple[int, int, str, str, Callable[[int], Any] | None]] = []
+        #: (row, column order, column, message (or its getter by row), value getter)
+        self.items: list[
+            tuple[int, int, str, str | Callable[[int], str], Callable[[int], Any] | None]
+        ] = []
 
     def flag(
         self,
         column: str,
         mask: np.ndarray,
-        message: str,
+        message: str | Callable[[int], str],
         value: Callable[[int], Any] | None = None,
     ) -> None:
         rows = np.flatnonzero(mask)
@@ -154,8 +156,9 @@ class _Problems:
             return
         self.items.sort(key=lambda it: (it[0], it[1]))
         out = []
-        for row, _, column, message, value in self.items[:MAX_TAPE_PROBLEMS]:
+        for row, _, column, text, value in self.items[:MAX_TAPE_PROBLEMS]:
             path = f"row {row + 1} (id={self.ids[row].as_py()}).{column}"
+            message = text(row) if callable(text) else text
             if value is None:
                 out.append(Problem(self.file, path, message))
             else:
@@ -299,8 +302,8 @@ def _load(p: Path, encoding: str = "auto", sheet: str | None = None) -> tuple[pa
         if "invalid utf8" in text.lower() or "decode" in text.lower():
             text = f"not {encoding} text (save the tape as UTF-8, or name its encoding)"
         ragged = re.match(r"(CSV parse error: Expected \d+ columns, got \d+)", text)
-        if ragged:  # without the row's text, which may be anything
-            text = ragged.group(1)
+        if ragged:  # without the row's text, which may be anything; with the row's number
+            text = ragged.group(1) + _ragged_row(p)
         # a line of a binary file is no help: printable characters only, cut short
         text = "".join(c if c.isprintable() else "?" for c in text)
         text = text if len(text) <= 200 else text[:197] + "..."
@@ -310,7 +313,56 @@ def _load(p: Path, encoding: str = "auto", sheet: str | None = None) -> tuple[pa
     except UnicodeDecodeError:
         msg = "cannot read tape: the header is not UTF-8 text (save the tape as UTF-8)"
         raise DealError.one(p, "<syntax>", msg) from None
+    if suffix == ".csv":
+        _check_csv_rows(p, table.num_rows)
     return table, suffix == ".csv"
+
+
+def _csv_lines(p: Path) -> list[bytes]:
+    """The tape's lines that are not blank (the header first), as bytes: a double quote is the
+    byte 0x22 in UTF-8 and in GB18030 alike, and never part of another character."""
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise DealError.one(p, "<file>", f"cannot read tape: {exc.strerror or exc}") from None
+    return [line for line in raw.split(b"\n") if line.strip()]
+
+
+def _check_csv_rows(p: Path, n_rows: int) -> None:
+    """Every data line of a CSV tape is a row read: an unmatched double quote makes the
+    reader take the lines after it into one quoted cell, and on a large tape it dropped
+    34,178 rows of 40,000 without a word (a cell may not hold a line break either). The
+    first line with an odd number of quotes is named."""
+    lines = _csv_lines(p)
+    if n_rows == len(lines) - 1:
+        return
+    for k, line in enumerate(lines[1:], start=1):
+        if line.count(b'"') % 2:
+            raise DealError.one(
+                p, f"row {k}", "an unmatched double quote (\") joins the lines after it into "
+                f"one cell: {n_rows:,} rows read of {len(lines) - 1:,} lines; remove it or "
+                "close it", line.decode("utf-8", "replace").strip()[:80],
+            )  # fmt: skip
+    raise DealError.one(p, "<rows>", f"{n_rows:,} rows read of {len(lines) - 1:,} lines: a "
+                        "quoted cell holds a line break, which a tape may not")  # fmt: skip
+
+
+def _ragged_row(p: Path) -> str:
+    """Where the first line whose cell count differs from the header's is, as " at row k"
+    (data rows from 1; cells counted as the csv module reads them), or "" if none is found."""
+    import csv
+    import io
+
+    lines = _csv_lines(p)
+    text = [line.decode("utf-8", "replace") for line in lines]
+    reader = csv.reader(io.StringIO("\n".join(text)))
+    width = None
+    for k, row in enumerate(reader):
+        if width is None:
+            width = len(row)
+        elif len(row) != width:
+            return f" at row {k}"
+    return ""
 
 
 def _load_xlsx(p: Path, sheet: str | None) -> pa.Table:
@@ -566,6 +618,26 @@ def _check_ids(probs: _Problems, ids: pa.Array) -> None:
     pattern = (np.asarray(breaks, dtype=bool) | _space_at(ids, 0)) & (length >= 1)
     probs.flag("id", pattern, "String should match pattern '^[^\\s].*$'", value)
     probs.flag("id", _space_at(ids, -1) & ~pattern & (length >= 1), TRAILING_SPACE, value)
+    _flag_repeats(probs, ids, missing)
+
+
+def _flag_repeats(probs: _Problems, ids: pa.Array, missing: np.ndarray) -> None:
+    """Every repeat of an id in the tape, at the repeat, naming the first row (with the
+    tape's other problems: checked only when the deal compiled, they were missing from a
+    list of the tape's other problems)."""
+    if len(ids) < 2 or pc.count_distinct(ids, mode="all").as_py() == len(ids):
+        return
+    encoded = ids.dictionary_encode()
+    # an id left empty (flagged as missing) is code K, after the K ids: codes stay 0..K
+    codes = pc.fill_null(encoded.indices, len(encoded.dictionary)).to_numpy(zero_copy_only=False)
+    codes = np.asarray(codes, dtype=np.int64)
+    _, first = np.unique(codes, return_index=True)
+    repeat = (first[codes] != np.arange(len(codes))) & ~missing
+
+    def message(row: int) -> str:
+        return f"duplicate obligor id (also row {int(first[codes[row]]) + 1})"
+
+    probs.flag("id", repeat, message, lambda row: ids[row].as_py())
 
 
 def _space_at(ids: pa.Array, at: int) -> np.ndarray:
