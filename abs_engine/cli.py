@@ -567,7 +567,7 @@ def _main(argv: list[str] | None) -> int:
         with commands.compile_notice():
             return _dispatch(args)
     except DealError as exc:
-        n = len(exc.problems)
+        n = exc.total  # with a line counting those not listed, more than the lines below
         print(f"error: {n} problem{'s' if n > 1 else ''} found", file=sys.stderr)
         for p in exc.problems:
             print(f"  {p}", file=sys.stderr)

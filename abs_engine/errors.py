@@ -126,18 +126,21 @@ class Problem:
 
 
 class DealError(AbsEngineError, ValueError):
-    """One or more problems in a deal, tape or scenario file. ``problems`` lists them all."""
+    """One or more problems in a deal, tape or scenario file. ``problems`` lists them all, or
+    the first of them and a line counting the rest; ``total`` counts them all (a tape's 100
+    bad rows: 20 listed, a line for the other 80, a total of 100)."""
 
-    def __init__(self, problems: Sequence[Problem]):
+    def __init__(self, problems: Sequence[Problem], total: int | None = None):
         if not problems:
             raise ValueError("DealError needs at least one problem")
         self.problems = list(problems)
+        self.total = len(self.problems) if total is None else total
         super().__init__(self._text())
 
     def _text(self) -> str:
         if len(self.problems) == 1:
             return str(self.problems[0])
-        lines = [f"{len(self.problems)} problems:"]
+        lines = [f"{self.total} problems:"]
         lines += [f"  - {p}" for p in self.problems]
         return "\n".join(lines)
 

@@ -337,3 +337,23 @@ def test_repeated_ids_are_listed_with_the_tapes_other_problems(tmp_path):
     assert any(path.startswith("row 6 ") and "balance" in path for path, _ in found)
     assert not any("duplicate" in m and path.startswith(("row 41", "row 42"))
                    for path, m in found)  # fmt: skip
+
+
+def test_the_problem_count_is_every_problem_not_the_lines_listed(tmp_path, capsys):
+    """100 negative balances: 20 listed, a line for the other 80, and "100 problems found"
+    (it said 21: the lines, not the problems)."""
+    from abs_engine.cli import main
+
+    p = _big_csv(tmp_path, lambda k, s: s.replace(",1000,", ",-1000,") if k < 100 else s)
+    deal = tmp_path / "deal.json"
+    deal.write_text(
+        '{"schema_version": 1, "name": "t", "dates": {"closing": "2025-01-01", '
+        '"first_payment": "2025-04-01", "frequency": "quarterly", "legal_final": "2026-01-01", '
+        '"business_day": "none"}, "pool": {"tape": {"path": "' + p.name + '"}}, '
+        '"tranches": [{"name": "A", "balance": 1000.0}], '
+        '"waterfalls": {"normal": [{"kind": "pay_principal", "tranches": ["A"]}]}}'
+    )
+    assert main(["validate", str(deal)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "error: 100 problems found" and len(err) == 22
+    assert "80 more problems not listed" in err[-1]

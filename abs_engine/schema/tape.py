@@ -174,6 +174,7 @@ class _Problems:
                     f"first {len(out)} by row are above)",
                 )
             )
+            raise DealError(out, total=self.total)
         raise DealError(out)
 
 
