@@ -781,6 +781,18 @@ def test_size_a_target_balance_tranche_is_refused_by_name() -> None:
         size_tranche(deal, mc, "B", target_el=0.01, n_paths=100)
 
 
+def test_size_with_no_capital_between_the_tranches_says_so() -> None:
+    """B and the junior at balance 0: "B misses the target even at 0.01% of its capital"
+    blamed the target; there is no capital to size."""
+    deal = _two_note_deal({})
+    doc = deal.model_dump(mode="json")
+    doc["tranches"][1]["balance"] = 0.0
+    doc["tranches"][-1]["balance"] = 0.0
+    mc = MonteCarloScenario.model_validate({"kind": "monte_carlo", "name": "t", "seed": 7})
+    with pytest.raises(AbsEngineError, match="no balance between them: there is no capital"):
+        size_tranche(parse_deal(doc), mc, "B", target_el=0.01, n_paths=100)
+
+
 def test_price_the_residual_tranche_is_refused_by_name() -> None:
     """It searched coupons and reported 'no coupon in [0.00%, 50.00%] prices Sub at par'
     with the same PV at both ends: a residual's cash does not depend on a coupon."""

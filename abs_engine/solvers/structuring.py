@@ -865,6 +865,10 @@ def size_tranche(
         raise SolverError("the most junior tranche absorbs the change; size a more senior one")
     _check_resizable(deal, (j, len(deal.tranches) - 1))
     total = deal.tranches[j].balance + deal.tranches[-1].balance
+    if total <= 0.0:  # it said "misses the target even at 0.01% of its capital"
+        raise SolverError(
+            f"{tranche} and {junior} have no balance between them: there is no capital to size"
+        )
     progress = check_optional_bool(progress, "size_tranche", "progress")
     check_monte_carlo(sc, "size_tranche")
     seed = _seed(seed, sc)
