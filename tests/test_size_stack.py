@@ -97,6 +97,9 @@ def test_par_coupons_are_solved_and_patched_into_the_final_structure(stack3):
     for t, tr in zip((a, b), stack3.deal.tranches[:2], strict=True):
         assert t["par_coupon"] is not None and 0.0185 - 1e-8 <= t["par_coupon"] < 0.05
         assert t["coupon"] == t["par_coupon"] == tr.coupon.rate
+        # with its standard error and interval, as price gives them (there were none)
+        lo, hi = t["par_coupon_ci95"]
+        assert t["par_coupon_se"] >= 0.0 and lo <= t["par_coupon"] <= hi
     # the junior's coupon prices its larger loss: at least the senior's
     assert b["par_coupon"] >= a["par_coupon"]
     assert sub["par_coupon"] is None and sub["coupon"] is None
@@ -209,9 +212,10 @@ def test_later_rounds_start_from_the_last_structure_and_stop_when_settled(deal3,
                 "metric": 0.0, "metric_se": 0.0, "limit": 0.0, "wal_years": 1.0,
                 "implied_rating": "AAA", "sampling": "crude"}  # fmt: skip
 
-    def fake_price(deal: Deal, sc: Any, tranche: str, curve: Any, **kw: Any) -> float:
+    def fake_price(deal: Deal, sc: Any, tranche: str, curve: Any, **kw: Any) -> dict:
         prices.append(tranche)
-        return {"A": 0.02, "B": 0.03}[tranche]
+        c = {"A": 0.02, "B": 0.03}[tranche]
+        return {"par_coupon": c, "se": 1e-5, "ci95": [c - 2e-5, c + 2e-5]}
 
     monkeypatch.setattr(stack, "size_tranche", fake_size)
     monkeypatch.setattr(stack, "solve_coupon", fake_price)

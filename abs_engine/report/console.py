@@ -583,7 +583,7 @@ def size_stack_text(doc: dict[str, Any]) -> str:
             f"{t['balance']:,.0f}",
             f"{t['share']:.2%}",
             f"{t['subordination']:.2%}",
-            fmt(t["coupon"], "{:.4%}"),
+            _pm(t["coupon"], t.get("par_coupon_se"), "{:.4%}"),  # a par coupon: ± its SE
             _pm(t["expected_loss"], t["expected_loss_se"], f"{{:.{d}%}}"),
             _pm(t["default_probability"], t["default_probability_se"], f"{{:.{p}%}}"),
             fmt(t["wal_years"], "{:.2f}"),

@@ -77,7 +77,8 @@ class StackSizing:
     ``share`` (of the capital), ``subordination`` (the share of the capital below it),
     ``balance_ci95`` (the sizing's 95% interval of the balance), ``coupon`` (the fixed rate
     it pays in the final structure; None for none or a floating coupon), ``par_coupon``
-    (with a curve, for sized tranches), the final evaluation's ``expected_loss``,
+    (with a curve, for sized tranches) with ``par_coupon_se`` and ``par_coupon_ci95`` (as
+    ``price`` gives them), the final evaluation's ``expected_loss``,
     ``expected_loss_se``, ``default_probability``, ``default_probability_se``,
     ``wal_years`` and ``implied_rating``, and for a target ``metric`` ± ``metric_se`` (on the
     table's basis), ``limit`` (the target's threshold at the final WAL), ``meets_target``,
@@ -269,13 +270,13 @@ def size_stack(
     while True:
         start = cd
         cd, sized = _sized(start, plan, search, junior)
-        cd, par = _priced(cd, plan, search, the_curve)
+        cd, par, par_se = _priced(cd, plan, search, the_curve)
         passes += 1
         if passes == rounds or (passes > 1 and _settled(start, cd, tol * total)):
             break
 
     rows = _final_rows(cd, sc, plan, n_paths, seed, table, runner, sampling, progress)
-    tranches = _tranche_rows(deal, cd, plan, sized, par, rows, table, total)
+    tranches = _tranche_rows(deal, cd, plan, sized, par, rows, table, total, par_se)
     notes = _notes(tranches)
     return StackSizing(
         deal=cd.deal,
@@ -337,25 +338,29 @@ def _priced(
     plan: list[tuple[int, str, str]],
     search: _Search,
     curve: DiscountCurve | None,
-) -> tuple[CompiledDeal, dict[str, float | None]]:
+) -> tuple[CompiledDeal, dict[str, float | None], dict[str, dict[str, Any]]]:
     """With a curve, each target's par coupon on the structure as it stands, most senior
     first, each patched in before the next is solved (crude Monte Carlo: a price is an
-    expectation, not a tail); the structure and the coupons (None: a tranche without a
-    balance, nothing to price)."""
+    expectation, not a tail); the structure, the coupons (None: a tranche without a
+    balance, nothing to price) and each coupon's ``se`` and ``ci95`` (as ``price`` gives
+    them: the stack's coupons had none)."""
     par: dict[str, float | None] = {}
+    par_se: dict[str, dict[str, Any]] = {}
     if curve is None:
-        return cd, par
+        return cd, par, par_se
     for j, name, _ in plan:
         if cd.deal.tranches[j].balance <= 0:
             par[name] = None
             continue
-        c = solve_coupon(
+        out = solve_coupon(
             cd.deal, search.sc, name, curve, n_paths=search.n_paths, seed=search.seed,
-            client=search.client, progress=search.progress, sampling="crude",
+            client=search.client, progress=search.progress, sampling="crude", with_se=True,
         )  # fmt: skip
+        c = float(out["par_coupon"])
         par[name] = c
+        par_se[name] = {"se": out["se"], "ci95": out["ci95"]}
         cd = with_tranche_terms(cd, {name: {"coupon": {"kind": "fixed", "rate": c}}})
-    return cd, par
+    return cd, par, par_se
 
 
 #: a pass whose coupons move by at most this (a hundredth of a basis point) from the last
@@ -440,6 +445,7 @@ def _tranche_rows(
     rows: list[pd.Series],
     table: RatingTable,
     total: float,
+    par_se: dict[str, dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     targets = {name: rating for _, name, rating in plan}
     balances = [t.balance for t in cd.deal.tranches]
@@ -460,6 +466,8 @@ def _tranche_rows(
             "balance_ci95": sized[t.name]["balance_ci95"] if rating else None,
             "coupon": coupon,
             "par_coupon": par.get(t.name),
+            "par_coupon_se": (par_se or {}).get(t.name, {}).get("se"),
+            "par_coupon_ci95": (par_se or {}).get(t.name, {}).get("ci95"),
             "expected_loss": float(row.expected_loss),
             "expected_loss_se": float(row.expected_loss_se),
             "default_probability": float(row.default_probability),
