@@ -439,3 +439,29 @@ def test_monte_carlo_pool_metrics_are_the_collaterals_whatever_the_call():
     assert (a.paths["pool.default_count"] > 0).mean() > 0.2  # defaults to count
     # the call did end it
     assert a.paths["A.wal_years"].mean() < 0.8 * b.paths["A.wal_years"].mean()
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_a_clean_up_call_records_the_compensation_claims_it_cuts_off(jit):
+    """O2 (90 of 100) defaults in period 1, nothing recovered; a fund owes 50% of the loss,
+    45, two periods later. The pool factor is then 10%: the deal is called in period 1 and
+    ends. The 45 falls due after the deal: it is claimed in the call period and never paid,
+    as a claim due after legal final is (it vanished: requested 0 in every period, while
+    A lost the 45 the fund pays without the call)."""
+    deal = base_deal(
+        dates=annual_dates(4),
+        pool={"obligors": [obligor("O1", 10, n=4), obligor("O2", 90, n=4)]},
+        tranches=[{"name": "A", "balance": 100, "coupon": {"kind": "fixed", "rate": 0.0}}],
+        support=[compensation_fund(share=0.5, lag=2)],
+        clean_up_call={"pool_factor": 0.10, "price": 1.0},
+    )
+    sc = {"obligor_defaults": [{"obligor": "O2", "period": 1}],
+          "recovery": {"rate": 0.0, "lag_periods": 0}}  # fmt: skip
+    res = run(deal, sc, jit=jit)
+    call = int(res.sum_pool[0, L.SP_CALL_PERIOD])
+    assert call >= 0
+    requested = res.led_sup[0, :, 0, L.LS_REQUESTED]
+    assert requested.sum() == pytest.approx(45.0, **EXACT) and requested[call] == requested.sum()
+    assert res.led_sup[0, :, 0, L.LS_PAID].sum() == 0.0
+    no_call = run({k: v for k, v in deal.items() if k != "clean_up_call"}, sc, jit=jit)
+    assert no_call.led_sup[0, :, 0, L.LS_PAID].sum() == pytest.approx(45.0, **EXACT)

@@ -685,13 +685,15 @@ def _clean_up_call_py(t, pool_end, call_factor, call_price, original_pool, pool_
     """The clean-up call: the servicer buys the performing receivables at ``call_price`` and
     the defaulted ones at their recovery value once the pool factor (performing balance /
     original, tolerance 1e-9) is at or below the call level; nothing performing, no call.
-    Returns the performing balance after it, the call proceeds (yuan) and whether it was
-    called. The defaulted receivables sold are recovered then, in the pool's totals
+    Returns the performing balance after it, the call proceeds (yuan), whether it was
+    called and the loss on the defaulted receivables sold (yuan). Those are recovered then,
+    in the pool's totals
     (``SP_RECOVERY``, and their loss, exposure less that value, in ``SP_LOSS``), and those
     whose recovery would come after legal final lost: all would have been booked after the
     deal ended."""
     call_proceeds = 0.0
     called = False
+    sold_loss = 0.0
     if (
         call_factor >= 0.0
         and t < pool_flows.shape[1] - 1
@@ -715,7 +717,25 @@ def _clean_up_call_py(t, pool_end, call_factor, call_price, original_pool, pool_
         if pending > 0.0 or exposure > FEN:
             sum_pool[SP_RECOVERY] += pending
             sum_pool[SP_LOSS] += exposure - pending
-    return pool_end, call_proceeds, called
+            sold_loss = exposure - pending
+    return pool_end, call_proceeds, called, sold_loss
+
+
+def _claims_at_call_py(t, sold_loss, claims, support_i, support_f, led_sup):
+    """A clean-up call in period t ends the deal: each loss-compensation claim falling due
+    later, and the one on the loss of the defaulted receivables sold at the call, is
+    claimed now and never paid to the trust, as a claim due after legal final is (they
+    vanished from the ledger: a validator's fund owed 45 and nothing showed it)."""
+    n_t = claims.shape[1]
+    for s in range(support_i.shape[0]):
+        if support_i[s, SI_KIND] == SUPPORT_COMPENSATION:
+            unpaid = support_f[s, SF_SHARE] * sold_loss
+            for tt in range(t + 1, n_t):
+                unpaid += claims[s, tt]
+                claims[s, tt] = 0.0
+            if unpaid > 0.0:
+                led_sup[t, s, LS_REQUESTED] += unpaid
+    return 0
 
 
 def _coupon_rate_py(j, base, stepped, tranche_f, tranche_i):
@@ -1156,9 +1176,11 @@ def waterfall_path_py(pool_flows, support_default_period, base_rate, deal, led, 
                                                              led_per)  # fmt: skip
         compensation = _compensation_py(t, pool_flows, support_default_period, support_i,
                                         support_f, work, pending, led_sup)  # fmt: skip
-        pool_end, call_proceeds, called = _clean_up_call_py(t, pool_end, call_factor,
-                                                            call_price, original_pool,
-                                                            pool_flows, sum_pool)  # fmt: skip
+        pool_end, call_proceeds, called, sold_loss = _clean_up_call_py(
+            t, pool_end, call_factor, call_price, original_pool, pool_flows, sum_pool
+        )
+        if called:
+            _claims_at_call_py(t, sold_loss, pending, support_i, support_f, led_sup)
         final = called or t == n_t - 1
         led_per[t, LP_POOL_END] = pool_end
         led_per[t, LP_COMPENSATION] = compensation
@@ -1269,6 +1291,7 @@ INLINED_HELPERS = (
     _collections_py,
     _compensation_py,
     _clean_up_call_py,
+    _claims_at_call_py,
     _zero_py,
     _coupon_rate_py,
     _interest_due_py,
