@@ -872,6 +872,13 @@ def _move_residual_first(doc: dict[str, Any]) -> None:
     steps.insert(0, steps.pop())
 
 
+def _second_support(doc: dict[str, Any]) -> None:
+    """A guarantee on Sub from the provider of the bundled deal's undertaking."""
+    provider = copy.deepcopy(doc["support"][0]["provider"])
+    guarantee = {"kind": "guarantee", "name": "parent_guarantee", "provider": provider}
+    doc["support"].append({**guarantee, "tranches": ["Sub"]})
+
+
 WARNINGS: list[tuple[str, Callable[[], dict[str, Any]], Callable[[dict], Any], str, list[str]]] = [
     ("no-pay-residual", base, lambda d: None, "waterfalls.normal", ["no pay_residual", "released"]),
     ("under-collateralised", base, _set("tranches[0].balance", 150.0), "tranches",
@@ -887,6 +894,9 @@ WARNINGS: list[tuple[str, Callable[[], dict[str, Any]], Callable[[dict], Any], s
      lambda d: d["waterfalls"]["accelerated"].pop(), "waterfalls.accelerated", ["no pay_residual"]),
     ("huake-notes-1.5x-pool", huake, _set("tranches[0].balance", 145_000_000.0), "tranches",
      ["150,000,000.00", "100,000,000.00", "33.33%"]),
+    # one provider behind two supports: drawn apart, they default independently
+    ("huake-provider-behind-two-supports", huake, _second_support, "support[1].provider.name",
+     ["also behind support 'originator_undertaking'", "independently"]),
 ]  # fmt: skip
 
 
