@@ -619,13 +619,14 @@ def _check_ids(probs: _Problems, ids: pa.Array) -> None:
     pattern = (np.asarray(breaks, dtype=bool) | _space_at(ids, 0)) & (length >= 1)
     probs.flag("id", pattern, "String should match pattern '^[^\\s].*$'", value)
     probs.flag("id", _space_at(ids, -1) & ~pattern & (length >= 1), TRAILING_SPACE, value)
-    _flag_repeats(probs, ids, missing)
 
 
-def _flag_repeats(probs: _Problems, ids: pa.Array, missing: np.ndarray) -> None:
-    """Every repeat of an id in the tape, at the repeat, naming the first row (with the
-    tape's other problems: checked only when the deal compiled, they were missing from a
-    list of the tape's other problems)."""
+def _flag_repeats(probs: _Problems, ids: pa.Array) -> None:
+    """Every repeat of an id in the tape, at the repeat, naming the first row: called when
+    the tape has other problems, to list them together (they were missing from that list).
+    A tape with none leaves them to the deal's compile, which lists them with its schedule
+    problems and the repeats between the deal's obligors and the tape's."""
+    missing = _null_mask(pa.chunked_array([ids]))
     if len(ids) < 2 or pc.count_distinct(ids, mode="all").as_py() == len(ids):
         return
     encoded = ids.dictionary_encode()
@@ -803,6 +804,8 @@ def read_tape_columns(p: Path, encoding: str = "auto", sheet: str | None = None)
     _check_ids(probs, ids)
     num = _number_columns(probs, column, n, csv)
     code = _amortization_codes(probs, _text(p, "amortization", cols.pop("amortization")))
+    if probs.total:
+        _flag_repeats(probs, ids)
     probs.raise_if_any()
     out = _obligor_table(p, n, ids, num, code, column)
     pa.default_memory_pool().release_unused()  # what reading took, back to the system
