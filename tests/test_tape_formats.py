@@ -357,3 +357,21 @@ def test_the_problem_count_is_every_problem_not_the_lines_listed(tmp_path, capsy
     err = capsys.readouterr().err.splitlines()
     assert err[0] == "error: 100 problems found" and len(err) == 22
     assert "80 more problems not listed" in err[-1]
+
+
+def test_line_endings_and_a_quoted_line_break(tmp_path):
+    """A tape with lone-CR line endings (old Mac Excel) reads as the reader reads it: the row
+    count check split on LF only and refused it; a quoted cell holding a line break is
+    refused as that, at its row (it was called an unmatched quote)."""
+    head = "id,name,balance,rate,amortization,n_periods,annual_pd"
+    rows = ['O1,a,"1,500,000.00",0.05,bullet,4,0.02', "O2,b,25000.5,0.045,bullet,8,0.01"]
+    for end in ("\r", "\r\n", "\n"):
+        p = tmp_path / "ends.csv"
+        p.write_bytes((end.join([head, *rows]) + end).encode())
+        assert len(read_tape(p)) == 2, repr(end)
+    p = tmp_path / "cell.csv"
+    p.write_text("\n".join([head, 'O1,"a\nb",1000,0.05,bullet,4,0.02', rows[1]]) + "\n")
+    with pytest.raises(DealError) as err:
+        read_tape(p)
+    (problem,) = err.value.problems
+    assert problem.path == "row 1" and "quoted cell holds a line break" in problem.message

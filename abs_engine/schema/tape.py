@@ -320,13 +320,15 @@ def _load(p: Path, encoding: str = "auto", sheet: str | None = None) -> tuple[pa
 
 
 def _csv_lines(p: Path) -> list[bytes]:
-    """The tape's lines that are not blank (the header first), as bytes: a double quote is the
-    byte 0x22 in UTF-8 and in GB18030 alike, and never part of another character."""
+    """The tape's lines that are not blank (the header first), as bytes, split at CRLF, LF or
+    a lone CR (old Mac Excel's ending, which the reader takes too): a double quote is the
+    byte 0x22, and a line end 0x0A or 0x0D, in UTF-8 and in GB18030 alike, never part of
+    another character."""
     try:
         raw = p.read_bytes()
     except OSError as exc:
         raise DealError.one(p, "<file>", f"cannot read tape: {exc.strerror or exc}") from None
-    return [line for line in raw.split(b"\n") if line.strip()]
+    return [line for line in re.split(rb"\r\n|\r|\n", raw) if line.strip()]
 
 
 def _check_csv_rows(p: Path, n_rows: int) -> None:
@@ -337,15 +339,23 @@ def _check_csv_rows(p: Path, n_rows: int) -> None:
     lines = _csv_lines(p)
     if n_rows == len(lines) - 1:
         return
+    counts = f"{n_rows:,} rows read of {len(lines) - 1:,} lines"
+    opened = 0  # the row whose odd number of quotes left a quoted cell open (0: none)
     for k, line in enumerate(lines[1:], start=1):
-        if line.count(b'"') % 2:
-            raise DealError.one(
-                p, f"row {k}", "an unmatched double quote (\") joins the lines after it into "
-                f"one cell: {n_rows:,} rows read of {len(lines) - 1:,} lines; remove it or "
-                "close it", line.decode("utf-8", "replace").strip()[:80],
-            )  # fmt: skip
-    raise DealError.one(p, "<rows>", f"{n_rows:,} rows read of {len(lines) - 1:,} lines: a "
-                        "quoted cell holds a line break, which a tape may not")  # fmt: skip
+        if line.count(b'"') % 2 == 0:
+            continue
+        if opened:  # closed on a later line: a cell holding a line break
+            raise DealError.one(p, f"row {opened}", f"a quoted cell holds a line break, "
+                                f"which a tape may not ({counts})")  # fmt: skip
+        opened = k
+    if opened:
+        raise DealError.one(
+            p, f"row {opened}", "an unmatched double quote (\") joins the lines after it into "
+            f"one cell: {counts}; remove it or close it",
+            lines[opened].decode("utf-8", "replace").strip()[:80],
+        )  # fmt: skip
+    raise DealError.one(p, "<rows>", f"{counts}: a quoted cell holds a line break, which a "
+                        "tape may not")  # fmt: skip
 
 
 def _ragged_row(p: Path) -> str:
