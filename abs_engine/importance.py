@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .compile.sampling import (
+    MIX_SCALE_MIN,
     ImportanceSampling,
     choose_importance_sampling,
-    mix_scale_floor,
     with_sampling,
 )
 from .kernels import layout as L
-from .kernels.collateral import _log_mixture_density_py
+from .kernels.collateral import log_mixture_density_py
 from .kernels.rng import (
     COUNTER_0,
     STREAM_FACTORS,
@@ -105,7 +105,7 @@ def _draws(
                     pick = np.uint64(path_key(seed, p, STREAM_MIX_PICK))
                     if uniform(pick, COUNTER_0) >= L.IS_MIX_DEFENSIVE:
                         w_mix[p] *= c
-                    log_w[p] -= _log_mixture_density_py(float(w_mix[p]), nu, c)
+                    log_w[p] -= log_mixture_density_py(float(w_mix[p]), nu, c)
     log_w += (mu * (0.5 * mu - g)).sum(axis=1) + (m * (0.5 * m - eps)).sum(axis=1)
     return g, eps, w_mix, log_w
 
@@ -187,7 +187,7 @@ def tuned_sampling(
         provider_shift = np.where(live, w @ eps[mask], 0.0)
         mix = isp.mix_scale
         if model.copula == L.COPULA_STUDENT_T:
-            mix = float(np.clip((w @ w_mix[mask]) / model.nu, mix_scale_floor(model.nu), 1.0))
+            mix = float(np.clip((w @ w_mix[mask]) / model.nu, MIX_SCALE_MIN, 1.0))
         isp = ImportanceSampling(
             factor_shift, provider_shift, mix, isp.target, float(factor_shift.mean())
         )

@@ -460,7 +460,7 @@ def test_the_defensive_mixture_keeps_the_weights_bounded(nu):
     ratio f/q integrates against q to 1 and is at most 1/a, so its second moment is finite
     for every scale (drawn as c·W alone it was infinite for c <= 1/2, and the scale was
     floored there)."""
-    from abs_engine.kernels.collateral import _log_mixture_density_py
+    from abs_engine.kernels.collateral import log_mixture_density_py
     from abs_engine.kernels.layout import IS_MIX_DEFENSIVE as a
 
     for c in (1e-3, 0.05, 0.5, 0.9):
@@ -470,10 +470,10 @@ def test_the_defensive_mixture_keeps_the_weights_bounded(nu):
 
         for w in (1e-6, 0.01 * c * nu, c * nu, nu, 5 * nu):
             expect = np.log(q(w)) - stats.chi2.logpdf(w, nu)
-            assert _log_mixture_density_py(w, nu, c) == pytest.approx(expect, rel=1e-9, abs=1e-12)
+            assert log_mixture_density_py(w, nu, c) == pytest.approx(expect, rel=1e-9, abs=1e-12)
 
         def ratio(w: float, c: float = c) -> float:
-            return float(np.exp(-_log_mixture_density_py(w, nu, c)))
+            return float(np.exp(-log_mixture_density_py(w, nu, c)))
 
         one = integrate.quad(lambda w: ratio(w) * q(w), 0, np.inf, limit=400)[0]
         assert one == pytest.approx(1.0, rel=1e-6), c

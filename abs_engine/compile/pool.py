@@ -9,7 +9,6 @@ from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc_
 
 from ..errors import ProblemCollector
 from ..kernels import layout as L
@@ -31,7 +30,7 @@ from ..schema.pool import (
     RatingClassPd,
     Recovery,
 )
-from ..schema.tape import MAX_TAPE_PROBLEMS
+from ..schema.tape import MAX_TAPE_PROBLEMS, first_rows
 from .schedule import PeriodSchedule
 from .valuation import ip_base_value
 
@@ -486,19 +485,17 @@ def _check_duplicates(
 ) -> None:
     """Every repeat of an id, at the repeat, naming the first one (tape rows: the first
     ``MAX_TAPE_PROBLEMS``, then a count)."""
-    arr = ids.arrow
-    if len(arr) < 2 or pc_.count_distinct(arr, mode="all").as_py() == len(arr):
+    first = first_rows(ids.arrow)
+    if first is None:
         return
-    codes = np.asarray(arr.dictionary_encode().indices.to_numpy(zero_copy_only=False))
-    _, first = np.unique(codes, return_index=True)
-    repeats = np.flatnonzero(first[codes] != np.arange(len(codes)))
+    repeats = np.flatnonzero(first != np.arange(len(first)))
     capped = _Capped(pc, "duplicate obligor ids")
     for n_seen, i in enumerate(repeats.tolist()):
         if i >= n_in and capped.listed >= MAX_TAPE_PROBLEMS:
             # past the cap: the rest (all tape rows, after the deal file's) only counted
             capped.count_more(len(repeats) - n_seen, locate(i, "id")[0])
             break
-        first_file, first_path = locate(int(first[codes[i]]), "")
+        first_file, first_path = locate(int(first[i]), "")
         file, path = locate(i, "id")
         also = first_path if first_file == file else f"{first_file}: {first_path}"
         capped.add(i >= n_in, file, path, f"duplicate obligor id (also {also})", ids[i])

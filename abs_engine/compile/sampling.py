@@ -40,11 +40,11 @@ if TYPE_CHECKING:
     from .model import MonteCarloModel
 
 __all__ = [
+    "MIX_SCALE_MIN",
     "SAMPLING_METHODS",
     "ImportanceSampling",
     "choose_importance_sampling",
     "conditional_pool_loss",
-    "mix_scale_floor",
     "with_sampling",
 ]
 
@@ -52,7 +52,7 @@ __all__ = [
 SAMPLING_METHODS = ("crude", "importance")
 #: the factor shift is searched on [-Z_MAX, 0] (standard deviations)
 Z_MAX = 8.0
-#: the smallest scale of the Student-t mixing variable (:func:`mix_scale_floor`): the defensive
+#: the smallest scale of the Student-t mixing variable, whatever ν: the defensive
 #: mixture bounds W's likelihood ratio whatever the scale (drawn as c·W alone, c <= 1/2 made
 #: the weights' variance infinite, and a floor there kept the small W that drive a Student-t
 #: pool's rare losses out of reach: a validator's expected loss came out 2,000 times too small)
@@ -227,18 +227,11 @@ def choose_importance_sampling(
     mix = 1.0
     if model.copula == COPULA_STUDENT_T and z != 0.0:
         # W' = c·W has mean c·nu = W*
-        mix = min(1.0, max(mix_scale_floor(model.nu), scale * scale))
+        mix = min(1.0, max(MIX_SCALE_MIN, scale * scale))
     weight, level = _twist(cd, model, target)
     return ImportanceSampling(
         g, provider, mix, cd.tranche_names[j], z, weight, level, provider_cmc_possible(model)
     )
-
-
-def mix_scale_floor(nu: float) -> float:
-    """The smallest scale c of the Student-t mixing variable (ν degrees of freedom):
-    :data:`MIX_SCALE_MIN` whatever ν (the defensive mixture keeps the weights' variance
-    finite)."""
-    return MIX_SCALE_MIN
 
 
 def provider_cmc_possible(model: MonteCarloModel) -> bool:

@@ -180,13 +180,13 @@ def _factors_py(seed, p, chol, copula, nu, g, z, shift, mix_scale):
         if mix_scale != 1.0:
             if uniform_py(path_key_py(seed, p, STREAM_MIX_PICK), COUNTER_0) >= IS_MIX_DEFENSIVE:
                 w *= mix_scale
-            log_mix = _log_mixture_density_py(w, nu, mix_scale)
+            log_mix = log_mixture_density_py(w, nu, mix_scale)
             log_w -= log_mix
         scale = math.sqrt(w / nu)
     return scale, log_w
 
 
-def _log_mixture_density_py(w, nu, c):
+def log_mixture_density_py(w, nu, c):
     """log of the defensive mixture's density of W over the model's, at ``w``:
     log(a + (1 − a)·r), r = f(w / c) / (c·f(w)) = c^(−nu/2)·exp(−(w/2)(1/c − 1)) for f the
     chi-square density with ``nu`` degrees (a = ``IS_MIX_DEFENSIVE``), summed stably."""
@@ -503,13 +503,13 @@ def _book_defaults_py(seed, p, model, scratch, n_hit):
     """The defaulters: of the ``n_hit`` obligors drawn to default (``scratch.def_idx`` /
     ``def_t``), those with a balance left in their default period (after prepayments), kept
     in their order at the front of the two lists, and their number returned (the check is
-    made here, where the
-    obligor's schedule row is read anyway, not while drawing: on a pool of 100,000 schedule
-    rows that was a second cache miss a defaulter, and the draws took 2.7 instead of 1.7 ms
-    a path). Removes their scheduled rows from the pool (``scratch.rem``), books the default,
-    the recovery after a random disposal lag, the loss, and the recoveries pending until the
-    cash arrives; collateral statistics into ``scratch.stats``. Called once a path: the
-    bundles are opened here, so the loops touch plain arrays."""
+    made here, where the obligor's schedule row is read anyway, not while drawing: on a pool
+    of 100,000 schedule rows that was a second cache miss a defaulter, and the draws took
+    2.7 instead of 1.7 ms a path). Removes their scheduled rows from the pool
+    (``scratch.rem``), books the default, the recovery after a random disposal lag, the loss,
+    and the recoveries pending until the cash arrives; collateral statistics into
+    ``scratch.stats``. Called once a path: the bundles are opened here, so the loops touch
+    plain arrays."""
     flows = scratch.flows
     stats = scratch.stats
     rem = scratch.rem
@@ -690,7 +690,7 @@ _RNG["_twist_theta_py"] = jit_twin(_twist_theta_py, _RNG, cache=True, refcounts=
 #: the phases of the draws, inlined at the source level into their compiled twins
 _PARTS: tuple[Callable[..., Any], ...] = (
     _factors_py,
-    _log_mixture_density_py,
+    log_mixture_density_py,
     _prepayment_py,
     _provider_defaults_py,
     _obligor_defaults_py,

@@ -200,7 +200,7 @@ def _owned_header(column: str) -> str:
     if column in _HEADERS:
         return _HEADERS[column]
     owner, dot, item = column.rpartition(".")
-    return f"{_HEADERS.get(item, item)} {owner}" if dot else _HEADERS.get(column, column)
+    return f"{_HEADERS.get(item, item)} {owner}" if dot else column
 
 
 def _period_table(

@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..schema.common import FORMULA_START
 from .i18n import label
 from .tables import TRANSLATED_KINDS, Section, Table, fmt_value, sig_decimals
 
@@ -44,7 +45,7 @@ _BAD_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
 #: characters an xlsx file cannot hold (XML 1.0's control characters); openpyxl refuses them
 _ILLEGAL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 #: a text cell starting with one of these would read as a formula when edited in Excel
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_START = (*FORMULA_START, "\t", "\r")
 _MAX_WIDTH = 48
 
 

@@ -9,6 +9,7 @@ import re
 import stat
 import tomllib
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -147,12 +148,23 @@ def _json_constant(name: str) -> Any:
     raise _JsonConstant(name)
 
 
-def _duplicate_key_problems(data: Any, file: str) -> list[Problem]:
-    """Every repeated key in a parsed JSON document, with its field path."""
-    out: list[Problem] = []
+def _nodes(data: Any) -> Iterator[tuple[Any, tuple[Any, ...]]]:
+    """Every node of a parsed document (the document, each value of its tables and lists,
+    depth first) with its location (keys and indices), without recursion."""
     stack: list[tuple[Any, tuple[Any, ...]]] = [(data, ())]
     while stack:
         node, loc = stack.pop()
+        yield node, loc
+        if isinstance(node, dict):
+            stack.extend((v, (*loc, k)) for k, v in node.items())
+        elif isinstance(node, list | tuple):
+            stack.extend((v, (*loc, i)) for i, v in enumerate(node))
+
+
+def _duplicate_key_problems(data: Any, file: str) -> list[Problem]:
+    """Every repeated key in a parsed JSON document, with its field path."""
+    out: list[Problem] = []
+    for node, loc in _nodes(data):
         if isinstance(node, _DuplicateKeys):
             for k in node.dups:
                 out.append(
@@ -164,10 +176,6 @@ def _duplicate_key_problems(data: Any, file: str) -> list[Problem]:
                         k,
                     )
                 )
-        if isinstance(node, dict):
-            stack.extend((v, (*loc, k)) for k, v in node.items())
-        elif isinstance(node, list):
-            stack.extend((v, (*loc, i)) for i, v in enumerate(node))
     return sorted(out, key=lambda pr: pr.path)
 
 
@@ -377,19 +385,12 @@ def _has_surrogate(text: str) -> bool:
 def _surrogate_problems(data: Any, file: str, prefix: str = "") -> list[Problem]:
     """Every key and string value of ``data`` with a lone surrogate, by field path."""
     out: list[Problem] = []
-    stack: list[tuple[Any, tuple[Any, ...]]] = [(data, ())]
-    while stack:
-        node, loc = stack.pop()
-        if isinstance(node, str):
-            if _has_surrogate(node):
-                out.append(_surrogate(file, prefix, loc, node))
+    for node, loc in _nodes(data):
+        if isinstance(node, str) and _has_surrogate(node):
+            out.append(_surrogate(file, prefix, loc, node))
         elif isinstance(node, dict):
-            for k, v in node.items():
-                if isinstance(k, str) and _has_surrogate(k):
-                    out.append(_surrogate(file, prefix, (*loc, ascii(k)[1:-1]), k))
-                stack.append((v, (*loc, k)))
-        elif isinstance(node, (list, tuple)):
-            stack.extend((v, (*loc, i)) for i, v in enumerate(node))
+            out += [_surrogate(file, prefix, (*loc, ascii(k)[1:-1]), k)
+                    for k in node if isinstance(k, str) and _has_surrogate(k)]  # fmt: skip
     return sorted(out, key=lambda pr: pr.path)
 
 

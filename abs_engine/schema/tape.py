@@ -174,8 +174,7 @@ class _Problems:
                     f"first {len(out)} by row are above)",
                 )
             )
-            raise DealError(out, total=self.total)
-        raise DealError(out)
+        raise DealError(out, total=self.total)
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -319,15 +318,18 @@ def _load(p: Path, encoding: str = "auto", sheet: str | None = None) -> tuple[pa
     return table, suffix == ".csv"
 
 
-def _csv_lines(p: Path) -> list[bytes]:
-    """The tape's lines that are not blank (the header first), as bytes, split at CRLF, LF or
+def _csv_bytes(p: Path) -> bytes:
+    try:
+        return p.read_bytes()
+    except OSError as exc:
+        raise DealError.one(p, "<file>", f"cannot read tape: {exc.strerror or exc}") from None
+
+
+def _csv_lines(raw: bytes) -> list[bytes]:
+    """A tape's lines that are not blank (the header first), as bytes, split at CRLF, LF or
     a lone CR (old Mac Excel's ending, which the reader takes too): a double quote is the
     byte 0x22, and a line end 0x0A or 0x0D, in UTF-8 and in GB18030 alike, never part of
     another character."""
-    try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise DealError.one(p, "<file>", f"cannot read tape: {exc.strerror or exc}") from None
     return [line for line in re.split(rb"\r\n|\r|\n", raw) if line.strip()]
 
 
@@ -335,8 +337,12 @@ def _check_csv_rows(p: Path, n_rows: int) -> None:
     """Every data line of a CSV tape is a row read: an unmatched double quote makes the
     reader take the lines after it into one quoted cell, and on a large tape it dropped
     34,178 rows of 40,000 without a word (a cell may not hold a line break either). The
-    first line with an odd number of quotes is named."""
-    lines = _csv_lines(p)
+    first line with an odd number of quotes is named. A tape without a quote has a row a
+    line (the reader's ragged-row check holds it): its lines are not split again."""
+    raw = _csv_bytes(p)
+    if b'"' not in raw:
+        return
+    lines = _csv_lines(raw)
     if n_rows == len(lines) - 1:
         return
     counts = f"{n_rows:,} rows read of {len(lines) - 1:,} lines"
@@ -364,8 +370,7 @@ def _ragged_row(p: Path) -> str:
     import csv
     import io
 
-    lines = _csv_lines(p)
-    text = [line.decode("utf-8", "replace") for line in lines]
+    text = [line.decode("utf-8", "replace") for line in _csv_lines(_csv_bytes(p))]
     reader = csv.reader(io.StringIO("\n".join(text)))
     width = None
     for k, row in enumerate(reader):
@@ -636,20 +641,28 @@ def _flag_repeats(probs: _Problems, ids: pa.Array) -> None:
     the tape has other problems, to list them together (they were missing from that list).
     A tape with none leaves them to the deal's compile, which lists them with its schedule
     problems and the repeats between the deal's obligors and the tape's."""
-    missing = _null_mask(pa.chunked_array([ids]))
-    if len(ids) < 2 or pc.count_distinct(ids, mode="all").as_py() == len(ids):
+    first = first_rows(ids)
+    if first is None:
         return
+    repeat = (first != np.arange(len(first))) & ~_null_mask(pa.chunked_array([ids]))
+
+    def message(row: int) -> str:
+        return f"duplicate obligor id (also row {int(first[row]) + 1})"
+
+    probs.flag("id", repeat, message, lambda row: ids[row].as_py())
+
+
+def first_rows(ids: pa.Array) -> np.ndarray | None:
+    """int64[n]: the row at which each row's id first appears (an empty id counts as one
+    more id), or None when no id repeats. A repeat is a row whose entry is not itself."""
+    if len(ids) < 2 or pc.count_distinct(ids, mode="all").as_py() == len(ids):
+        return None
     encoded = ids.dictionary_encode()
-    # an id left empty (flagged as missing) is code K, after the K ids: codes stay 0..K
+    # an empty id is code K, after the K ids: the codes stay 0..K
     codes = pc.fill_null(encoded.indices, len(encoded.dictionary)).to_numpy(zero_copy_only=False)
     codes = np.asarray(codes, dtype=np.int64)
     _, first = np.unique(codes, return_index=True)
-    repeat = (first[codes] != np.arange(len(codes))) & ~missing
-
-    def message(row: int) -> str:
-        return f"duplicate obligor id (also row {int(first[codes[row]]) + 1})"
-
-    probs.flag("id", repeat, message, lambda row: ids[row].as_py())
+    return np.asarray(first[codes])
 
 
 def _space_at(ids: pa.Array, at: int) -> np.ndarray:

@@ -36,7 +36,7 @@ import pandas as pd
 from ..compile.deal import CompiledDeal, compile_deal
 from ..compile.patch import with_tranche_terms
 from ..errors import check_int, check_optional_bool, short_repr
-from ..metrics.rating import RatingTable, rating_table_arg
+from ..metrics.rating import RatingTable, implied_ratings, rating_table_arg
 from ..schema.deal import Deal
 from ..schema.stochastic import MAX_SEED, MonteCarloScenario
 from ..schema.tranche import FixedCoupon
@@ -431,8 +431,9 @@ def _with_crude_wal(row: pd.Series, crude: pd.Series, table: RatingTable) -> pd.
     weighted over a few effective paths), its implied rating read at it."""
     out = row.copy()
     out["wal_years"], out["wal_years_se"] = crude["wal_years"], crude["wal_years_se"]
-    metric = row.default_probability if table.basis == "pd" else row.expected_loss
-    out["implied_rating"] = table.implied_rating(float(metric), float(crude["wal_years"]))
+    el, pd_, wal = (np.array([v]) for v in (row.expected_loss, row.default_probability,
+                                            crude["wal_years"]))  # fmt: skip
+    (out["implied_rating"],) = implied_ratings(table, el, pd_, wal)
     return out
 
 
@@ -445,7 +446,7 @@ def _tranche_rows(
     rows: list[pd.Series],
     table: RatingTable,
     total: float,
-    par_se: dict[str, dict[str, Any]] | None = None,
+    par_se: dict[str, dict[str, Any]],
 ) -> list[dict[str, Any]]:
     targets = {name: rating for _, name, rating in plan}
     balances = [t.balance for t in cd.deal.tranches]
@@ -466,8 +467,8 @@ def _tranche_rows(
             "balance_ci95": sized[t.name]["balance_ci95"] if rating else None,
             "coupon": coupon,
             "par_coupon": par.get(t.name),
-            "par_coupon_se": (par_se or {}).get(t.name, {}).get("se"),
-            "par_coupon_ci95": (par_se or {}).get(t.name, {}).get("ci95"),
+            "par_coupon_se": par_se.get(t.name, {}).get("se"),
+            "par_coupon_ci95": par_se.get(t.name, {}).get("ci95"),
             "expected_loss": float(row.expected_loss),
             "expected_loss_se": float(row.expected_loss_se),
             "default_probability": float(row.default_probability),

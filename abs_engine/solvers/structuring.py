@@ -786,7 +786,7 @@ def solve_coupon(
         evaluations.count()
         g = expected_pv(res, tranche, curve, spread / 1e4) - bal
         history.append((c, g))
-        loss_se[c] = float(res.tranches.set_index("tranche").loc[tranche, "expected_loss_se"])
+        loss_se[c] = float(res.tranches.iloc[j].expected_loss_se)
         return g
 
     with evaluations:
