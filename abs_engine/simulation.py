@@ -1205,7 +1205,7 @@ def path_flows(
         flows[r] = scratch.flows
         sup[r] = scratch.support_default_period
     rates = np.tile(model.base_rate, (k, 1))
-    return PoolFlows(flows, sup, rates, np.zeros(k), (model.scenario.name,) * k)
+    return PoolFlows(flows, sup, rates, np.zeros((k, flows.shape[2])), (model.scenario.name,) * k)
 
 
 def path_ledger(cd: CompiledDeal, model: MonteCarloModel, seed: int, p: int) -> WaterfallResult:

@@ -26,6 +26,7 @@ from abs_engine.cli import main
 from abs_engine.compile.model import compile_model
 from abs_engine.deterministic import run_waterfall
 from abs_engine.kernels import layout as L
+from abs_engine.report.frames import pool_summary
 from abs_engine.schema import parse_deal
 from abs_engine.schema.stochastic import MonteCarloScenario
 from abs_engine.simulation import path_flows
@@ -341,6 +342,33 @@ def test_clean_up_call_buys_defaulted_receivables_at_their_recovery():
             assert sp[L.SP_DEFAULT] == pytest.approx(40, **EXACT)
             assert sp[L.SP_RECOVERY] == pytest.approx(recovered, **EXACT), (lag, jit)
             assert sp[L.SP_LOSS] == pytest.approx(40 - recovered, **EXACT), (lag, jit)
+
+
+def test_recoveries_after_legal_final_count_only_the_trusts_defaults():
+    """The deterministic pool summary is the trust's up to a clean-up call: of the recoveries
+    due after legal final it counts those of receivables defaulted by the call. O1 40 defaults
+    in period 1 and O2 (30 left after two payments of 15) in period 3; each recovers 50% five
+    periods later, after the 4-period deal. Called after period 2, the trust loses O1's 20
+    only (it counted O2's 15 too: a validator's 2,226 yuan on the bundled deal, all of it
+    recoveries of defaults after the call); without the call, both: 35."""
+    deal = base_deal(
+        dates=annual_dates(4),
+        pool={"obligors": [obligor("O1", 40, n=3), obligor("O2", 60, n=4, kind="equal_principal")]},
+        clean_up_call={"pool_factor": 0.3},
+    )
+    sc = {
+        "obligor_defaults": [{"obligor": "O1", "period": 1}, {"obligor": "O2", "period": 3}],
+        "recovery": {"rate": 0.5, "lag_periods": 5},
+    }
+    uncalled = {k: v for k, v in deal.items() if k != "clean_up_call"}
+    for doc, call_period, lost in ((deal, 2, 20.0), (uncalled, None, 35.0)):
+        summary = pool_summary(run(doc, sc))
+        assert summary["clean_up_call_period"] == call_period
+        assert summary["recovery_after_legal_final"] == pytest.approx(lost, **EXACT)
+        # with one recovery rate: defaulted x rate = recovered + recovered after legal final
+        assert summary["defaulted"] * 0.5 == pytest.approx(
+            summary["recovered"] + summary["recovery_after_legal_final"], **EXACT
+        )
 
 
 def test_no_clean_up_call_on_a_pool_emptied_by_defaults():

@@ -41,7 +41,9 @@ class PoolFlows:
     flows : float64[P, N_PF, T]           pool collections (yuan), rows ``PF_*``
     support_default_period : int64[P, S]  0-based default period of each provider (>= T: never)
     base_rate : float64[P, T]             annual base rate for floating coupons (decimal)
-    lost_recovery : float64[P]            recoveries that would arrive after legal final (yuan)
+    lost_recovery : float64[P, T]         recoveries that would arrive after legal final, by the
+                                          period of their default (yuan): up to a clean-up
+                                          call, only the first rows' are the trust's
     labels : tuple[str, ...]              a label per path (scenario names here)
     """
 
@@ -208,12 +210,12 @@ def _book_recoveries(
     defaulted: np.ndarray,
     rec_rate: np.ndarray,
     rec_lag: np.ndarray,
-    lost: float,
 ) -> float:
     """Book period t's defaults (``defaulted`` float64[N], yuan) into ``flows`` float64[N_PF, T]
-    (recovery and loss when the recovery arrives, pending recovery until then); returns
-    ``lost`` plus the recoveries that would arrive after legal final (yuan)."""
+    (recovery and loss when the recovery arrives, pending recovery until then); returns the
+    recoveries of these defaults that would arrive after legal final (yuan)."""
     n_t = flows.shape[1]
+    lost = 0.0
     for i in np.nonzero(defaulted > 0)[0]:
         rt = t + rec_lag[i]
         rec = rec_rate[i] * defaulted[i]
@@ -235,9 +237,10 @@ def _pool_flows(
     forced: np.ndarray,
     rec_rate: np.ndarray,
     rec_lag: np.ndarray,
-) -> tuple[np.ndarray, float]:
+) -> tuple[np.ndarray, np.ndarray]:
     """Run the pool period by period (the module docstring's recursion): collections
-    float64[N_PF, T] (yuan, rows ``PF_*``) and the recoveries lost after legal final (yuan)."""
+    float64[N_PF, T] (yuan, rows ``PF_*``) and the recoveries lost after legal final by the
+    period of their default, float64[T] (yuan)."""
     pool = cd.pool
     n_t, n = cd.n_periods, cd.n_obligors
     ppy = cd.periods_per_year
@@ -246,7 +249,7 @@ def _pool_flows(
     cdr = period_rate(dfl.cdr, n_t, ppy) if isinstance(dfl, CdrDefaults) else np.zeros(n_t)
     flows = np.zeros((L.N_PF, n_t))
     f = np.ones(n)
-    lost = 0.0
+    lost = np.zeros(n_t)
     S, P, I = pool.sched_balance_start, pool.sched_principal, pool.sched_interest
     for t in range(n_t):
         perf_start = f * S[:, t]
@@ -262,15 +265,16 @@ def _pool_flows(
         flows[L.PF_PREPAY, t] = smm[t] * (f1 * (S[:, t] - P[:, t])).sum()
         flows[L.PF_DEFAULT, t] = defaulted.sum()
         f = f1 * (1.0 - smm[t])
-        lost = _book_recoveries(flows, t, defaulted, rec_rate, rec_lag, lost)
+        lost[t] = _book_recoveries(flows, t, defaulted, rec_rate, rec_lag)
     return flows, lost
 
 
 def _one(
     cd: CompiledDeal, sc: DeterministicScenario, pc: ProblemCollector
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One scenario's pool flows float64[N_PF, T] (yuan), support default periods int64[S],
-    annual base rate float64[T] (decimal) and recoveries lost after legal final (yuan).
+    annual base rate float64[T] (decimal) and recoveries lost after legal final by default
+    period float64[T] (yuan).
     Problems go to ``pc`` (the caller raises); the flows are then meaningless."""
     n_t = cd.n_periods
     _check_lengths(sc, n_t, pc)
@@ -300,6 +304,6 @@ def deterministic_flows(cd: CompiledDeal, scenarios: Sequence[DeterministicScena
             len(out), -1
         ),
         base_rate=np.ascontiguousarray(np.stack([o[2] for o in out])),
-        lost_recovery=np.array([o[3] for o in out]),
+        lost_recovery=np.stack([o[3] for o in out]),
         labels=tuple(sc.name for sc in scenarios),
     )

@@ -100,6 +100,10 @@ def pool_summary(res: WaterfallResult, path: int = 0) -> dict[str, float | int |
     def period_label(v: float) -> int | None:
         return None if v < 0 else int(v) + 1
 
+    # the trust's defaults are those up to a clean-up call (the buyer takes the later ones)
+    call = sp[L.SP_CALL_PERIOD]
+    owned = cd.n_periods if call < 0 else int(call) + 1
+
     return {
         "scenario": res.flows.labels[path],
         "obligors": cd.n_obligors,
@@ -107,7 +111,7 @@ def pool_summary(res: WaterfallResult, path: int = 0) -> dict[str, float | int |
         "defaulted": sp[L.SP_DEFAULT],
         "cumulative_default_rate": sp[L.SP_DEFAULT] / orig if orig else 0.0,
         "recovered": sp[L.SP_RECOVERY],
-        "recovery_after_legal_final": float(res.flows.lost_recovery[path]),
+        "recovery_after_legal_final": float(res.flows.lost_recovery[path, :owned].sum()),
         "realised_loss": sp[L.SP_LOSS],
         "prepaid": sp[L.SP_PREPAY],
         "compensation_received": sp[L.SP_COMPENSATION],
