@@ -173,6 +173,13 @@ def deal_cases() -> Iterator[FileCase]:
                         ("name", "-deal")):  # fmt: skip
         yield from _deal_case(f"formula-{where}", huake, _set(where, name), where,
                               "would run it as a formula")  # fmt: skip
+    # ---- control characters in names: an ESC reached the terminal as an escape sequence, and
+    # U+FFFF made the workbook's XML invalid ------------------------------------------------------
+    for where, name in (("name", "Huake\x1b[2J"), ("tranches[0].name", "A\x07"),
+                        ("fees[0].name", "fee\x9b1m"), ("tranches[1].name", "Sub\uffff"),
+                        ("pool.obligors[0].id", "HK\r01")):  # fmt: skip
+        yield from _deal_case(f"control-{where}", huake, _set(where, name), where,
+                              "control characters")  # fmt: skip
     # ---- dates that overflow the calendar -------------------------------------------------------
     for freq in ("monthly", "quarterly", "semi_annual", "annual"):
         yield from _deal_case(
@@ -483,6 +490,7 @@ def scenario_cases() -> Iterator[FileCase]:
     cases: list[tuple[str, dict[str, Any], str, str]] = [
         ("det-name-a-formula", {**det, "name": "+s"}, "name", "'+s'"),
         ("mc-name-a-formula", {**mc, "name": "@mc"}, "name", "'@mc'"),
+        ("det-name-an-escape", {**det, "name": "s\x1b]0;x\x07"}, "name", "control characters"),
         ("det-cdr-empty", {**det, "defaults": {"kind": "cdr", "cdr": []}}, "defaults.cdr", "[]"),
         ("det-cpr-empty", {**det, "prepayment": {"cpr": []}}, "prepayment.cpr", "[]"),
         ("det-cdr-too-long", {**det, "defaults": {"kind": "cdr", "cdr": [0.01] * 20}},

@@ -483,7 +483,7 @@ HOSTILE_BALANCES = [60e6, 10e6, 5e6, 5e6, 5e6, 3e6, 2e6, 0.0, 5e6]
 HOSTILE_SUB = "次级 Sub"
 HOSTILE_DEAL = 'y=HYPERLINK("http://x","y") <b>交易</b> $\\frac$'
 HOSTILE_MC = "m=1+1 <b>压力</b> $x^$ & '情景'"
-HOSTILE_DET = 'd@SUM(A1) "det"\x01'
+HOSTILE_DET = 'd@SUM(A1) "det"'
 
 
 def _toml(s: str) -> str:
@@ -494,7 +494,8 @@ def _toml(s: str) -> str:
 def hostile_files(folder: Path) -> tuple[Path, Path, Path]:
     """The bundled deal with ten tranches named to break an HTML page, an Excel sheet and
     matplotlib (``$...$`` is mathematics to it); its Monte Carlo and deterministic scenarios
-    renamed likewise (the deterministic one with a control character)."""
+    renamed likewise (the deterministic one's description with a control character and a
+    non-character, which names may not hold)."""
     import re
 
     root = ROOT
@@ -525,6 +526,7 @@ def hostile_files(folder: Path) -> tuple[Path, Path, Path]:
     mc = mc.replace('description = "', 'description = "=2+2 <img src=x onerror=alert(1)> ')
     det = (root / "scenarios" / "huake_base.toml").read_text(encoding="utf-8")
     det = det.replace('name = "huake_base"', f"name = {_toml(HOSTILE_DET)}")
+    det = det.replace('description = "', 'description = "ctl\\u0001 nc\\uFFFF ', 1)
     (folder / "mc.toml").write_text(mc, encoding="utf-8")
     (folder / "det.toml").write_text(det, encoding="utf-8")
     return deal, folder / "mc.toml", folder / "det.toml"
@@ -559,8 +561,9 @@ def test_hostile_names_are_text_in_the_workbook_never_formulas(hostile):
                         assert c.quotePrefix, (ws.title, c.coordinate, c.value)
     assert {HOSTILE_DEAL, *HOSTILE_RATED, HOSTILE_SUB, HOSTILE_MC} <= texts
     assert f"{HOSTILE_RATED[0]} Interest paid" in texts  # a header made of a name
-    # the control character (no xlsx file can hold it) as U+FFFD
-    assert HOSTILE_DET.replace("\x01", "\ufffd") in texts
+    # the control character and the non-character (no xlsx file can hold them) as U+FFFD
+    assert HOSTILE_DET in texts
+    assert any(t.startswith("ctl\ufffd nc\ufffd ") for t in texts)
     # the description, with the scenario's parameters
     assert any(t.startswith("=2+2 <img") for t in texts)
     assert [t["tranche"] for t in doc["deal"]["tranches"]] == [*HOSTILE_RATED, HOSTILE_SUB]
@@ -929,3 +932,24 @@ def test_chart_ticks_keep_their_digits_on_small_axes():
     # an all-zero series' axis (about ±0.06) has no milli prefix to read as millions
     assert not any(charts._yuan(v).endswith("m") for v in (-0.04, 0.02, 0.06))
     assert charts._yuan(2e9) == "2B" and charts._yuan(0.0) == "0"
+
+
+def test_names_and_descriptions_print_as_written(tmp_path: Path, capsys: pytest.CaptureFixture):
+    """The console reads no markup in names (a deal named ``[/x]`` stopped ``run`` with rich's
+    MarkupError and a traceback) and prints no control character of a description (an ESC
+    cleared the screen): names may hold none, descriptions show U+FFFD for them."""
+    import abs_engine as ae
+    from abs_engine.cli import main
+
+    doc = ae.load_deal().model_dump(mode="json", exclude_none=True)
+    doc["name"] = "Huake[/x] [red]RED[/red]"
+    deal = tmp_path / "deal.json"
+    deal.write_text(json.dumps(doc), encoding="utf-8")
+    scenario = tmp_path / "sc.json"
+    scenario.write_text(json.dumps({"schema_version": 1, "kind": "deterministic", "name": "s",
+                                    "description": "line\x1b[2J\nnext\ttab"}))  # fmt: skip
+    assert main(["run", str(deal), "-s", str(scenario)]) == 0
+    out = capsys.readouterr().out
+    assert "Huake[/x] [red]RED[/red]" in out
+    assert "\x1b" not in out
+    assert "line\ufffd[2J\nnext" in out

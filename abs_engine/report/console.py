@@ -56,13 +56,36 @@ def print_warnings(cd: CompiledDeal) -> None:
         print(f"warning: {w}", file=sys.stderr)
 
 
-def deal_console(cd: CompiledDeal) -> Console:
-    """A rich console (200 columns when not a terminal) with the deal's header printed."""
+def plain_console() -> Console:
+    """A rich console, 200 columns when not a terminal, that reads no markup: names and
+    descriptions are printed as written (a deal named ``A[/x]`` stopped ``run`` with rich's
+    markup error; bold parts are :func:`_bold_line`'s styled text)."""
     from rich.console import Console
 
     probe = Console()
-    console = Console(width=probe.width if probe.is_terminal else 200)
-    console.print(f"[bold]{cd.deal.name}[/bold]  ({cd.source})")
+    return Console(width=probe.width if probe.is_terminal else 200, markup=False)
+
+
+def _printable(text: str) -> str:
+    """Free text for the terminal (a description, a file's path): control characters but line
+    breaks and tabs as U+FFFD, so none reaches the terminal as an escape sequence (names may
+    hold none)."""
+    from ..schema.common import CONTROL_CHARS
+
+    return CONTROL_CHARS.sub(lambda m: m.group() if m.group() in "\n\t" else "\ufffd", text)
+
+
+def _bold_line(bold: str, rest: str) -> Any:
+    """``bold`` in bold, then ``rest``: rich text, both printed as written."""
+    from rich.text import Text
+
+    return Text.assemble((_printable(bold), "bold"), _printable(rest))
+
+
+def deal_console(cd: CompiledDeal) -> Console:
+    """A :func:`plain_console` with the deal's header printed."""
+    console = plain_console()
+    console.print(_bold_line(cd.deal.name, f"  ({cd.source})"))
     console.print(
         f"{cd.n_obligors} obligors, pool {cd.original_pool:,.0f} {cd.deal.currency}, "
         f"{cd.n_periods} periods {cd.payment_dates[0]} .. {cd.payment_dates[-1]}"
@@ -132,7 +155,7 @@ def print_deterministic(res: DeterministicResult) -> None:
     cd = res.compiled
     console = deal_console(cd)
     for sc, view in zip(res.scenarios, res, strict=True):
-        console.print(f"\n[bold]Scenario {sc.name}[/bold]: {sc.description}")
+        console.print(_bold_line(f"\nScenario {sc.name}", f": {sc.description}"))
         console.print(_tranche_table(view.tranches))
         console.print(_pool_line(view.pool_summary))
         console.print(_cashflow_table(cd, view.cashflows))
@@ -242,8 +265,8 @@ def print_monte_carlo(res: SimulationResult) -> None:
     cash-flow tables: means ± one standard error."""
     cd, sc = res.deal, res.scenario
     console = deal_console(cd)
+    console.print(_bold_line(f"\nScenario {sc.name}", f" (Monte Carlo): {sc.description}"))
     console.print(
-        f"\n[bold]Scenario {sc.name}[/bold] (Monte Carlo): {sc.description}\n"
         f"{res.n_paths:,} paths, seed {res.seed}, {res.seconds:.2f} s "
         f"({res.n_paths / max(res.seconds, 1e-9):,.0f} paths/s"
         + (
@@ -696,9 +719,6 @@ def print_comparison(rows: Sequence[dict[str, Any]]) -> None:
             _pm(r["min_coverage_ratio"], r["min_coverage_ratio_se"], "{:.3f}x"),
             r["implied_rating"] or "-",
         )
-    from rich.console import Console
-
-    probe = Console()
-    console = Console(width=probe.width if probe.is_terminal else 200)
+    console = plain_console()
     console.print(t)
     console.print("* implied rating for Monte Carlo scenarios only (a rating needs a distribution)")

@@ -42,8 +42,10 @@ def _number_format(kind: str, value: Any) -> str | None:
 
 
 _BAD_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
-#: characters an xlsx file cannot hold (XML 1.0's control characters); openpyxl refuses them
-_ILLEGAL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+#: characters an xlsx file cannot hold (XML 1.0's control characters, which openpyxl refuses,
+#: and its two non-characters U+FFFE and U+FFFF, which openpyxl writes into XML no reader
+#: parses: a free-text field holding one gave a workbook Excel calls damaged)
+_ILLEGAL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 #: a text cell starting with one of these would read as a formula when edited in Excel
 _FORMULA_START = (*FORMULA_START, "\t", "\r")
 _MAX_WIDTH = 48

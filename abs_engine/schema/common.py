@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -118,7 +119,26 @@ NonNegInt = Annotated[int, Field(strict=True, ge=0, le=MAX_COUNT)]
 Bool = Annotated[bool, Field(strict=True)]
 #: A finite positive number (no upper bound but infinity).
 PosNum = Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)]
-Name = Annotated[str, Field(strict=True, min_length=1, max_length=64, pattern=r"^[^\s].*$")]
+#: control characters (C0, DEL, C1) and the two non-characters XML 1.0 and so an xlsx file
+#: cannot hold: no name may carry one (an ESC in a tranche's name reached the terminal as an
+#: escape sequence)
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\ufffe\uffff]")
+
+
+def _no_control_chars(name: str) -> str:
+    m = CONTROL_CHARS.search(name)
+    if m is not None:
+        raise ValueError(
+            f"a name may not contain control characters ({m.group()!r} at position {m.start()})"
+        )
+    return name
+
+
+Name = Annotated[
+    str,
+    Field(strict=True, min_length=1, max_length=64, pattern=r"^[^\s].*$"),
+    AfterValidator(_no_control_chars),
+]
 
 #: what a spreadsheet reads as the start of a formula in a CSV cell
 FORMULA_START = ("=", "+", "-", "@")
