@@ -286,6 +286,17 @@ def test_an_id_ending_in_whitespace_is_refused_on_a_tape_and_inline(tmp_path):
     assert q.path == "pool.obligors[0].id" and "may not end with whitespace" in q.message
 
 
+def test_an_id_with_a_control_character_is_refused_at_its_row(tmp_path):
+    """Names may hold no control character or U+FFFE/U+FFFF (schema.common.CONTROL_CHARS),
+    a tape's ids as the deal file's."""
+    problems = _refused(tmp_path, [("T\x1b0", "100"), ("T1", "100"), ("T2\uffff", "100")])
+    assert [(q.path, q.value) for q in problems] == [
+        ("row 1 (id=T\x1b0).id", "T\x1b0"),
+        ("row 3 (id=T2\uffff).id", "T2\uffff"),
+    ]
+    assert all("control characters" in q.message for q in problems)
+
+
 def _big_csv(tmp_path, change) -> object:
     """A 40,000-row CSV tape (over the reader's 1 MiB block), row ``k`` (0-based) edited by
     ``change(k, line)``."""

@@ -634,6 +634,10 @@ def _check_ids(probs: _Problems, ids: pa.Array) -> None:
     pattern = (np.asarray(breaks, dtype=bool) | _space_at(ids, 0)) & (length >= 1)
     probs.flag("id", pattern, "String should match pattern '^[^\\s].*$'", value)
     probs.flag("id", _space_at(ids, -1) & ~pattern & (length >= 1), TRAILING_SPACE, value)
+    # schema.common.CONTROL_CHARS, in RE2's syntax
+    control = pc.match_substring_regex(ids, r"[\x00-\x1f\x7f-\x9f\x{fffe}\x{ffff}]")
+    control = np.asarray(pc.fill_null(control, False).to_numpy(zero_copy_only=False), dtype=bool)
+    probs.flag("id", control & ~pattern, "a name may not contain control characters", value)
 
 
 def _flag_repeats(probs: _Problems, ids: pa.Array) -> None:
