@@ -548,6 +548,7 @@ def main(argv: list[str] | None = None) -> int:
             with warnings.catch_warnings():
                 # the commands print the deal's warnings themselves, as warning: lines
                 warnings.simplefilter("ignore", DealWarning)
+                warnings.showwarning = _warning_line
                 with inputs_recorded():  # its outputs never replace them
                     return _main(argv)
         except KeyboardInterrupt as exc:
@@ -559,6 +560,12 @@ def main(argv: list[str] | None = None) -> int:
                       file=sys.stderr, flush=True)  # fmt: skip
                 return EXIT_OK
             return interrupted_status(exc)
+
+
+def _warning_line(message: Warning | str, *_: object, **__: object) -> None:
+    """A warning on stderr as one ``warning: ...`` line, as the commands print the deal's
+    (Python's own format added the source line and the code that warned)."""
+    print(f"warning: {message}", file=sys.stderr)
 
 
 def _main(argv: list[str] | None) -> int:

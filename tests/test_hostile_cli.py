@@ -696,3 +696,18 @@ def test_curve_folder_message_reads_once(tmp_path: Path, capsys: pytest.CaptureF
     msg = str(info.value)
     assert "is a folder" in msg and msg.count(str(tmp_path)) == 1, msg
     assert "cannot read the curve" not in msg
+
+
+def test_a_warning_is_one_warning_line(monkeypatch: pytest.MonkeyPatch, capsys):
+    """A command's Python warnings (a chart's missing glyphs, no CJK font) print as one
+    ``warning: ...`` line, as the deal's warnings do, not Python's format with the source
+    file and the code line that warned."""
+    import warnings
+
+    def warns(args: object) -> int:
+        warnings.warn("something to see", RuntimeWarning, stacklevel=2)
+        return 0
+
+    monkeypatch.setattr(cli, "_dispatch", warns)
+    assert main(["validate", "x.toml"]) == 0
+    assert capsys.readouterr().err == "warning: something to see\n"

@@ -811,6 +811,34 @@ def test_chart_legends_lie_off_the_data():
     assert len(set(charts._colours(10))) == 10
 
 
+def test_every_tranche_is_in_the_legends_and_missing_glyphs_warn_once():
+    """matplotlib leaves labels starting with "_" out of the legend it gathers: a tranche
+    "_Sub" was missing from the balance chart's. A name with a glyph no font has (an emoji)
+    gave a raw matplotlib warning for every time it was drawn (39); now one warning."""
+    import warnings
+
+    from abs_engine.report import charts
+
+    names = ["_A", "_Sub😀"]
+    tranches = [{"tranche": n, "attachment": a, "detachment": d}
+                for n, a, d in (("_A", 0.05, 1.0), ("_Sub😀", 0.0, 0.05))]  # fmt: skip
+    doc = {"deal": {"tranches": tranches}, "monte_carlo": [], "deterministic": {
+        "scenario": "s", "cashflows": [
+            {"period": p, "coverage_ratio": 1.0, "pool.collections": 9e6,
+             **{f"{n}.{i}": 1e6 for n in names for i in ("balance_end", "interest_paid",
+                                                            "principal_paid")}}
+            for p in range(1, 5)]}}  # fmt: skip
+    records = doc["deterministic"]["cashflows"]
+    fig = charts.balance_chart(doc, "s", records, None, "en")
+    legend = fig.axes[0].get_legend() or fig.legends[0]
+    assert [t.get_text() for t in legend.get_texts()] == names
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        charts.report_charts(doc, "en")
+    glyphs = [str(w.message) for w in caught if "glyph" in str(w.message).lower()]
+    assert len(glyphs) == 1 and "😀" in glyphs[0], glyphs
+
+
 def test_coverage_spike_does_not_flatten_the_chart():
     """A last-period coverage ratio of 27 (notes nearly repaid) with the rest near 0.9: the y
     axis stops at three times the typical level and the spike's value is written."""

@@ -266,9 +266,10 @@ def balance_chart(
     fig, ax = _figure()
     x = _x(records)
     tranches = doc["deal"]["tranches"]
+    lines = []
     for t, c in zip(tranches, _colours(len(tranches)), strict=True):
         y = _column(records, f"{t['tranche']}.balance_end")
-        ax.plot(x, y, color=c, marker="o", markersize=3, label=_text(t["tranche"], _LEGEND_CHARS))
+        lines += ax.plot(x, y, color=c, marker="o", markersize=3)
         band = (bands or {}).get("tranche_balance", {}).get(t["tranche"])
         if band:
             lo, hi = np.array(band["p05"], dtype=float), np.array(band["p95"], dtype=float)
@@ -278,14 +279,19 @@ def balance_chart(
     ax.set_xlabel(label("period", lang))
     ax.set_ylabel(label("amount_axis", lang))
     fig.suptitle(f"{label('chart_balance', lang)}: {_text(name, _TITLE_CHARS)}")
-    _legend(ax, bool(bands and bands.get("sample_paths")), lang)
+    # the tranches' lines passed with their names: matplotlib leaves a label starting with "_"
+    # out of the legend it gathers itself (a tranche "_Sub" was missing from it)
+    names = [_text(t["tranche"], _LEGEND_CHARS) for t in tranches]
+    _legend(ax, bool(bands and bands.get("sample_paths")), lang, (lines, names))
     return fig
 
 
-def _legend(ax: Any, banded: bool, lang: str) -> None:
+def _legend(ax: Any, banded: bool, lang: str, entries: tuple[list, list] | None = None) -> None:
+    """The legend beside the axes: ``entries`` (handles, labels), or the labelled artists';
+    the 5–95% band's patch after them where ``banded``."""
     from matplotlib.patches import Patch
 
-    handles, labels = ax.get_legend_handles_labels()
+    handles, labels = (list(e) for e in entries) if entries else ax.get_legend_handles_labels()
     if banded:
         handles.append(Patch(color="#808080", alpha=0.3))
         labels.append(label("band", lang))
@@ -426,9 +432,35 @@ def report_charts(doc: dict[str, Any], lang: str) -> list[Chart]:
              partial(waterfall_chart, doc, name, cf, lang)),
         ]  # fmt: skip
     charts = []
+    missing: set[str] = set()
     for cid, name, kind, draw in plans:
-        with _style(cid):
+        with _style(cid), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             fig = draw()
             svg = _svg(fig, f"{cid}-")
+        missing |= _warn_again(caught)
         charts.append(Chart(id=cid, scenario=name, kind=kind, title=label(kind, lang), svg=svg))
+    if missing:
+        warnings.warn(
+            f"the charts' fonts have no glyph for {''.join(sorted(missing))!r} in the names: "
+            "drawn as blanks there (the report's tables carry the names whole)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return charts
+
+
+_MISSING_GLYPH = re.compile(r"Glyph (\d+) .*missing from font")
+
+
+def _warn_again(caught: list[warnings.WarningMessage]) -> set[str]:
+    """The characters matplotlib warned it has no glyph for (a warning for each, every time it
+    draws one: 39 for a tranche named with an emoji); every other warning issued again."""
+    missing = set()
+    for w in caught:
+        m = _MISSING_GLYPH.search(str(w.message))
+        if m is not None:
+            missing.add(chr(int(m.group(1))))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return missing
