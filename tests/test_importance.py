@@ -542,5 +542,16 @@ def test_a_small_effective_sample_warns_about_the_figures_not_aimed_at():
     assert "effective sample of 3.2 paths" in out[2] and "crude sampling" in out[2]
     assert "(--sampling-target)" not in out[0] and "crude sampling" in out[0]
     assert "aim the sampling at B (--sampling-target)" in out[1]
+    # the figures it rests on: not B's expected loss and shortfall probability (it said
+    # "every figure but the expected losses and shortfall probabilities")
+    assert (
+        "every figure but A's expected loss and shortfall probability (the expected losses "
+        "and shortfall probabilities of B," in out[2]
+    )
     quiet = {**summary, "effective_sample_size": 898.0}
     assert degeneracy_warnings(["A", "B"], [6e3, 2e3], quiet, target="A") == []
+    # weights off 1 on a sample that is not small: B's figures named (a validator's B, not
+    # aimed at, had its shortfall probability 6 SE low on 252 effective loss paths)
+    off = {**quiet, "weight_mean": 0.016, "weight_mean_se": 0.006}
+    (w,) = degeneracy_warnings(["A", "B", "E"], [6e3, 252.0, 2e3], off, target="A")
+    assert "expected losses and shortfall probabilities of B, E," in w and "biased" in w

@@ -46,8 +46,10 @@ def degeneracy_warnings(
     :data:`MIN_EFFECTIVE_PATHS`: the weighted (self-normalised) means of the figures the
     sampling is not aimed at, the target's own WAL, yield and amounts paid included, are then
     biased by more than their standard errors say (a validator's WAL z-scores averaged −4
-    over 20 seeds at effective samples of 3 to 50). ``target``: the tranche the sampling is
-    aimed at, for whom more aim is no remedy."""
+    over 20 seeds at effective samples of 3 to 50; another's mezzanine, not aimed at, had
+    its shortfall probability 6 SE low with the weights' mean off 1). ``target``: the tranche
+    the sampling is aimed at, whose expected loss and shortfall probability the shifts serve,
+    and for whom more aim is no remedy."""
     out = []
     for name, k in zip(names, loss_paths, strict=True):
         if 0.0 < k < MIN_EFFECTIVE_PATHS:
@@ -61,20 +63,34 @@ def degeneracy_warnings(
                 "error and its implied rating are unreliable (the weights' tail may be "
                 f"unsampled); {remedy}"
             )
+    others = [n for n in names if n != target]
+    theirs = (
+        f"the expected losses and shortfall probabilities of {', '.join(others)}, "
+        if others
+        else ""
+    )
     w_mean = float(summary["weight_mean"])  # type: ignore[arg-type]
     w_se = float(summary["weight_mean_se"])  # type: ignore[arg-type]
     if w_se > 0 and abs(w_mean - 1.0) > 4.0 * w_se:
+        # the weights' tail is unsampled: a validator's mezzanine, not the target, had its
+        # shortfall probability 6 SE low on 252 effective loss paths
         out.append(
             f"the likelihood-ratio weights average {w_mean:.4f} ± {w_se:.4f}, not 1: the "
-            "sampling is too far from the model for figures the shifts were not aimed at"
+            "sampling is too far from the model for the figures it was not aimed at "
+            f"({theirs}WAL, yield, amounts paid, coverage, pool figures), which may be biased "
+            "by more than their standard errors say; aim it at the tranche you need "
+            "(--sampling-target), or take figures of events that are not rare from crude "
+            "sampling"
         )
     ess = float(summary["effective_sample_size"])  # type: ignore[arg-type]
     if ess < MIN_EFFECTIVE_PATHS:
+        aimed = f"{target}'s" if target is not None else "the target tranche's"
         out.append(
             f"the likelihood-ratio weights rest on an effective sample of {ess:.1f} paths: "
-            "every figure but the expected losses and shortfall probabilities (WAL, yield, "
-            "amounts paid, coverage, pool figures; the target's too) is biased by more than "
-            "its standard error says; take those from a run with crude sampling"
+            f"every figure but {aimed} expected loss and shortfall probability ({theirs}WAL, "
+            "yield, amounts paid, coverage, pool figures; the target's too) is biased by more "
+            "than its standard error says; take those from a run with crude sampling or "
+            "aimed at them"
         )
     return out
 
