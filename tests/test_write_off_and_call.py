@@ -371,6 +371,34 @@ def test_recoveries_after_legal_final_count_only_the_trusts_defaults():
         )
 
 
+def test_no_coverage_ratio_after_a_clean_up_call():
+    """The periods after a call have no coverage ratio: their ledger rows held 0.0, which
+    Monte Carlo averaged as a defined ratio of 0 (a validator's deal called on every path
+    showed 0.000x ± 0.000 with a defined share of 1; the bundled deal's last period 1.877
+    instead of 1.900, 3.7 SE off)."""
+    deal = base_deal(
+        dates=annual_dates(4),
+        pool={"obligors": [obligor("O1", 40, n=3), obligor("O2", 60, n=4, kind="equal_principal")]},
+        clean_up_call={"pool_factor": 0.3},
+    )
+    sc = {"obligor_defaults": [{"obligor": "O1", "period": 1}]}
+    for jit in (False, True):
+        res = run(deal, sc, jit=jit)
+        assert res.sum_pool[0, L.SP_CALL_PERIOD] == 1
+        cov = res.led_per[0, :, L.LP_COVERAGE_RATIO]
+        assert np.isfinite(cov[:2]).all() and np.isnan(cov[2:]).all(), (jit, cov)
+        assert np.isnan(res.led_tr[0, 2:, :, L.LT_COVERAGE_RATIO]).all()
+    # Monte Carlo: the bundled deal called in period 1 on every path (the first quarter's
+    # principal alone takes the pool factor to 0.917)
+    doc = ae.load_deal().model_dump(mode="json", exclude_none=True)
+    called = parse_deal({**doc, "clean_up_call": {"pool_factor": 0.95, "price": 1.0}})
+    res = ae.simulate(called, "huake_mc", n_paths=2_000, seed=5, progress=False)
+    cf = res.cashflows
+    assert (cf["coverage_ratio_defined_share"].iloc[1:] == 0.0).all()
+    assert cf["coverage_ratio"].iloc[1:].isna().all()
+    assert cf["coverage_ratio_defined_share"].iloc[0] == 1.0
+
+
 def test_no_clean_up_call_on_a_pool_emptied_by_defaults():
     """O1 100 defaults in period 1, half recovered a period later: the performing pool is 0,
     nothing to buy, no call; A gets the 50 recovery."""

@@ -1168,6 +1168,11 @@ def waterfall_path_py(pool_flows, support_default_period, base_rate, deal, led, 
 
     for t in range(t_start, min(t_stop, n_t)):
         if ended:
+            # after a clean-up call: no coverage ratio (its rows were 0.0, which Monte Carlo
+            # averaged as a defined ratio of 0); every amount stays 0
+            led_per[t, LP_COVERAGE_RATIO] = np.nan
+            for j in range(led_tr.shape[1]):
+                led_tr[t, j, LT_COVERAGE_RATIO] = np.nan
             continue
         # ---- 1. collections, loss compensation, the clean-up call ----
         pool_start = pool_bal
