@@ -254,6 +254,36 @@ def test_the_analytic_shift_reaches_the_attachment():
     assert loss == pytest.approx(50 * 1e6 * 0.5 * p, rel=1e-12)
 
 
+def test_a_first_loss_tranche_is_aimed_at_one_default():
+    """A tranche attached at 0 (here one note the size of the pool) was aimed at no loss: no
+    shift, no twist, crude sampling under another name, and at PD 1e-6 an expected loss of
+    0 ± 0 rated AAA without a word (exactly PD × LGD = 6e-7 whatever the copula). It is aimed
+    at the smallest loss one default gives."""
+    from abs_engine.compile.sampling import conditional_pool_loss
+
+    cd = homogeneous_deal(20, 1e-6, [0.0])
+    model = compile_model(cd, mc(0.2, recovery=0.4))
+    isp = choose_importance_sampling(cd, model)
+    assert isp.factor_value < -1 and isp.twist_level > 0.0
+    one_default = cd.original_pool / 20 * 0.6
+    assert conditional_pool_loss(cd, model, isp.factor_value) == pytest.approx(one_default)
+    for seed in (2, 3):
+        res = ae.simulate(cd, mc(0.2, recovery=0.4), n_paths=20_000, seed=seed,
+                          sampling="importance", progress=False)  # fmt: skip
+        el, se = res.tranches.loc[0, ["expected_loss", "expected_loss_se"]]
+        assert se > 0 and abs(el - 6e-7) < K_SE * se, (seed, el, se)
+        assert not any(w.startswith("no path lost") for w in res.sampling["warnings"])
+
+
+def test_the_target_without_a_loss_path_is_warned_of():
+    """An importance-sampled run whose target tranche saw no loss said nothing: 0 ± 0."""
+    from abs_engine.metrics.sampling import degeneracy_warnings
+
+    quiet = {"effective_sample_size": 898.0, "weight_mean": 1.0, "weight_mean_se": 0.01}
+    (w,) = degeneracy_warnings(["A", "B"], [0.0, 0.0], quiet, target="A")
+    assert w.startswith("no path lost on A") and "0 ± 0" in w
+
+
 # --- structuring --------------------------------------------------------------------------------
 
 

@@ -134,6 +134,15 @@ def conditional_pool_loss(
     return float((ead * lgd * p).sum())
 
 
+def _first_loss(cd: CompiledDeal, model: MonteCarloModel) -> float:
+    """The smallest pool loss one default can give (yuan): the least balance × LGD of the
+    obligors that can default and lose something; 0 if none can."""
+    ead, lgd = _exposure_and_lgd(cd, model)
+    loss = ead * lgd
+    can = np.isfinite(model.class_threshold[model.obligor_class, -1]) & (loss > 0.0)
+    return float(loss[can].min()) if can.any() else 0.0
+
+
 def _attachment(cd: CompiledDeal, j: int) -> float:
     """The pool loss (yuan) tranche ``j`` starts to lose at, by balances alone: the original
     pool less the balances of ``j`` and the tranches before it (the deal lists tranches most
@@ -197,11 +206,17 @@ def choose_importance_sampling(
     """The shifts aimed at ``tranche``'s losses (default: the most senior rated tranche):
     the factor value z* at which the pool's conditional expected loss reaches the tranche's
     attachment (for the Student-t copula, with the mixing variable's most likely value
-    there), and each provider's default boundary at z*. No factor or provider shift when the
-    attachment is already reached at z = 0 (twisting and conditional Monte Carlo may still
-    apply)."""
+    there), and each provider's default boundary at z*; for a tranche attached at 0 (a
+    first loss), the smallest loss one default gives instead. No factor or provider shift
+    when that loss is already reached at z = 0 (twisting and conditional Monte Carlo may
+    still apply)."""
     j = _target_index(cd, tranche)
     target = _attachment(cd, j)
+    if target <= 0.0:
+        # a first-loss tranche (or notes at or above the pool): aimed at one default, the
+        # smallest loss it takes (aimed at no loss, a validator's whole-pool note at PD 1e-6
+        # ran crude under the name, 0 ± 0 and AAA for an exact EL of 6e-7)
+        target = _first_loss(cd, model)
     n_f, n_s = model.chol.shape[0], model.provider_threshold.shape[0]
     scale = 1.0
     if target <= 0.0:

@@ -40,18 +40,24 @@ def degeneracy_warnings(
     summary: Mapping[str, object],
     target: str | None = None,
 ) -> list[str]:
-    """Plain-language warnings: a tranche whose expected loss rests on fewer than
-    :data:`MIN_EFFECTIVE_PATHS` effective paths (but on some), weights whose mean is more
-    than four standard errors from 1, and an effective sample size (Σw)² / Σw² below
-    :data:`MIN_EFFECTIVE_PATHS`: the weighted (self-normalised) means of the figures the
-    sampling is not aimed at, the target's own WAL, yield and amounts paid included, are then
-    biased by more than their standard errors say (a validator's WAL z-scores averaged −4
-    over 20 seeds at effective samples of 3 to 50; another's mezzanine, not aimed at, had
-    its shortfall probability 6 SE low with the weights' mean off 1). ``target``: the tranche
-    the sampling is aimed at, whose expected loss and shortfall probability the shifts serve,
-    and for whom more aim is no remedy."""
+    """Plain-language warnings: the target tranche without a loss path, a tranche whose
+    expected loss rests on fewer than :data:`MIN_EFFECTIVE_PATHS` effective paths (but on
+    some), weights whose mean is more than four standard errors from 1, and an effective
+    sample size (Σw)² / Σw² below :data:`MIN_EFFECTIVE_PATHS`: the weighted (self-normalised)
+    means of the figures the sampling is not aimed at, the target's own WAL, yield and amounts
+    paid included, are then biased by more than their standard errors say (a validator's WAL
+    z-scores averaged −4 over 20 seeds at effective samples of 3 to 50; another's mezzanine,
+    not aimed at, had its shortfall probability 6 SE low with the weights' mean off 1).
+    ``target``: the tranche the sampling is aimed at, whose expected loss and shortfall
+    probability the shifts serve, and for whom more aim is no remedy."""
     out = []
     for name, k in zip(names, loss_paths, strict=True):
+        if k == 0.0 and name == target:
+            out.append(
+                f"no path lost on {name}, the tranche the sampling is aimed at: its expected "
+                "loss of 0 ± 0 and its implied rating say only that no loss was seen; use "
+                "more paths"
+            )
         if 0.0 < k < MIN_EFFECTIVE_PATHS:
             remedy = (
                 "use more paths, or crude sampling if the loss is not that rare"
