@@ -135,6 +135,27 @@ def test_implied_rating_is_best_rating_not_exceeded():
     assert t.implied_rating(float("nan"), 3.0) == "n/a"
 
 
+def test_a_tranche_that_never_repays_is_below_the_scale_when_it_loses_enough():
+    """No path paid principal (WAL undefined): a tranche losing everything was rated "n/a"
+    (a validator's EL of 1.0, and 0.9985 for a Sub paid residual cash only). Above the
+    worst rating's threshold at every listed horizon it is below the scale; a smaller loss
+    at an unknown horizon stays unrated."""
+    t = load_rating_table()
+    worst = t.ratings[-1]
+    top = float(t.thresholds[worst].max())
+    assert t.implied_rating(1.0, float("nan")) == f"below {worst}"
+    assert t.implied_rating(0.9985, float("nan")) == f"below {worst}"
+    assert t.implied_rating(top * 1.001, float("nan")) == f"below {worst}"
+    assert t.implied_rating(top, float("nan")) == "n/a"
+    assert t.implied_rating(float("nan"), float("nan")) == "n/a"
+    # and a run: ten obligors with PD 1 - 1e-16, the junior tranche losing all
+    res = ae.simulate(homogeneous_deal(10, 1 - 1e-16, [0.0, 0.1]), mc(0.2, recovery=0.4),
+                      n_paths=500, seed=1, progress=False)  # fmt: skip
+    junior = res.tranches.iloc[1]
+    assert junior.expected_loss == 1.0 and math.isnan(junior.wal_years)
+    assert junior.implied_rating == f"below {worst}"
+
+
 def test_an_el_equal_to_a_listed_threshold_gets_that_rating():
     """metric <= threshold: at a listed horizon the threshold is the table's value exactly
     (exp(log(x)) was a few ulps low, and 5.979e-05 at 1 year rated A-, not A)."""

@@ -101,13 +101,20 @@ class RatingTable:
 
     def implied_rating(self, metric: float, horizon_years: float) -> str:
         """Best rating whose threshold at ``horizon_years`` is at least ``metric``; below the
-        worst, ``"below <worst>"``. NaN metric or horizon gives ``"n/a"``."""
+        worst, ``"below <worst>"``. A NaN metric gives ``"n/a"``; so does a NaN horizon (a WAL
+        no path defines: no principal ever paid) unless the metric is above the worst
+        rating's threshold at every horizon the table lists (its largest): then
+        ``"below <worst>"`` (a tranche losing everything was "n/a")."""
+        worst = self.ratings[-1]
+        if np.isfinite(metric) and np.isnan(horizon_years):
+            top = float(np.max(self.thresholds[worst]))
+            return f"below {worst}" if metric > top else "n/a"
         if not (np.isfinite(metric) and np.isfinite(horizon_years)):
             return "n/a"
         for r in self.ratings:
             if metric <= self.threshold(r, max(horizon_years, 1e-6)):
                 return r
-        return f"below {self.ratings[-1]}"
+        return f"below {worst}"
 
 
 def _constant_hazard(th_last: float, h_last: float, horizon_years: float) -> float:
