@@ -1185,7 +1185,7 @@ def _sampling_info(
         "variance_reduction": per,
         "effective_loss_paths": by_tranche,
         "warnings": degeneracy_warnings(cd.tranche_names, loss_paths, summ, model.sampling_target)
-        + impossible_shares(cd.tranche_names, mean),
+        + impossible_shares(cd.tranche_names, mean, cd.n_obligors),
     }
 
 

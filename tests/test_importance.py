@@ -558,6 +558,28 @@ def test_an_expected_loss_estimated_above_one_is_warned_of():
                    for w in res.sampling["warnings"])  # fmt: skip
 
 
+def test_a_pool_probability_estimated_above_one_is_warned_of():
+    """The pool's figures too: with the provider in default from the start, its default
+    probability (exactly 1) came out 1.014 ± 0.016, and the accelerated probability with it,
+    without a word; so can an expected default count above the pool's obligors."""
+    from abs_engine.kernels import layout as L
+    from abs_engine.metrics.sampling import impossible_shares
+
+    res = ae.simulate(None, "huake_mc_no_support", n_paths=5_000, seed=20250715,
+                      sampling="importance", progress=False)  # fmt: skip
+    over = res.pool[res.pool["mean"] > 1.0].index
+    assert "provider_default_probability" in over
+    for name in over:
+        what = name.replace("_", " ")
+        assert any(w.startswith(f"the pool's {what} is estimated at")
+                   for w in res.sampling["warnings"]), name  # fmt: skip
+    mean = np.zeros(L.N_MT + L.N_MP)
+    mean[L.N_MT + L.MP_DEFAULT_COUNT] = 8.0002
+    (w,) = impossible_shares(["A"], mean, n_obligors=8)
+    assert w.startswith("the pool's expected default count is estimated at 8.0002, above 8")
+    assert impossible_shares(["A"], mean, n_obligors=9) == []
+
+
 def test_a_small_effective_sample_warns_about_the_figures_not_aimed_at():
     """Self-normalised means of WAL, yield and amounts paid rest on the effective sample
     (Σw)² / Σw²: below 100 paths they are biased by more than their standard errors (a

@@ -101,20 +101,41 @@ def degeneracy_warnings(
     return out
 
 
-def impossible_shares(names: Sequence[str], mean: np.ndarray) -> list[str]:
-    """Warnings for an expected loss or a shortfall probability (``mean`` float64[M], the
-    run's metric means, ``MT_*`` per tranche) estimated above 1: the
-    weighted mean Σw·v / P is unbiased, not bounded, and a sample far from the model (every
-    obligor defaulting with a PD near 1) can put it above what it estimates."""
+#: pool figures bounded by 1 (shares of the original pool, probabilities), by layout index
+POOL_SHARES = (
+    ("default rate", L.MP_DEFAULT_RATE),
+    ("loss rate", L.MP_LOSS_RATE),
+    ("recovery rate", L.MP_RECOVERY_RATE),
+    ("prepayment rate", L.MP_PREPAY_RATE),
+    ("provider default probability", L.MP_PROVIDER_DEFAULT),
+    ("accelerated probability", L.MP_ACCELERATED),
+    ("support drawn probability", L.MP_SUPPORT_DRAWN),
+)
+
+
+def impossible_shares(names: Sequence[str], mean: np.ndarray, n_obligors: int) -> list[str]:
+    """Warnings for a share or probability estimated above 1 (``mean`` float64[M], the run's
+    metric means: ``MT_*`` per tranche, then ``MP_*``): a tranche's expected loss or
+    shortfall probability, the pool's shares of :data:`POOL_SHARES`, and an expected default
+    count above the ``n_obligors``. The weighted mean Σw·v / P is unbiased, not bounded, and
+    a sample far from the model (every obligor defaulting with a PD near 1, a provider
+    certain to default) can put it above what it estimates: a validator's provider default
+    probability of 1.014 on a scenario where the provider is in default from the start."""
     out = []
+    figures = []
     for j, name in enumerate(names):
         for item, what in ((L.MT_PV_LOSS, "expected loss"),
                            (L.MT_DEFAULT, "shortfall probability")):  # fmt: skip
-            v = float(mean[j * L.N_MT + item])
-            if v > 1.0:
-                out.append(
-                    f"{name}'s {what} is estimated at {v:.8g}, above 1: the importance "
-                    "weights' sample is too far from the model for it; use crude sampling "
-                    "(the event is not rare) or more paths"
-                )
+            figures.append((f"{name}'s {what}", float(mean[j * L.N_MT + item]), 1.0))
+    base = len(names) * L.N_MT
+    figures += [(f"the pool's {what}", float(mean[base + k]), 1.0) for what, k in POOL_SHARES]
+    count = float(mean[base + L.MP_DEFAULT_COUNT])
+    figures.append(("the pool's expected default count", count, float(n_obligors)))
+    for what, v, bound in figures:
+        if v > bound:
+            out.append(
+                f"{what} is estimated at {v:.8g}, above {bound:g}: the importance "
+                "weights' sample is too far from the model for it; use crude sampling "
+                "(the event is not rare) or more paths"
+            )
     return out
