@@ -348,3 +348,37 @@ def test_the_basel_correlation_takes_each_obligors_pd_at_one_year():
         )  # fmt: skip
         rho = compile_model(compile_deal(parse_deal(deal)), sc).asset_correlation
         assert rho == pytest.approx([expected, expected], rel=1e-12), (final, rho)
+
+
+def test_interest_on_shortfall_that_could_overflow_is_refused():
+    """A 100% coupon compounding on its shortfall over 1,100 annual periods grows 4m to
+    about 1e338 yuan: float64 overflowed and the CSV outputs held inf. Refused at the field;
+    a long deal at a real coupon (360 monthly periods at 10%, 1,100 annual at 20% capped)
+    is not."""
+    from tests.conftest import annual_dates
+
+    def deal(n: int, coupon: dict, dates: dict | None = None) -> dict:
+        return base_deal(
+            dates=dates or annual_dates(n),
+            pool={"obligors": [obligor("O1", 4e6, n=n)]},
+            tranches=[{"name": "A", "balance": 4e6, "coupon": coupon,
+                       "interest_on_shortfall": True}],
+        )  # fmt: skip
+
+    with pytest.raises(DealError) as ei:
+        compile_deal(parse_deal(deal(1100, {"kind": "fixed", "rate": 1.0})))
+    (q,) = ei.value.problems
+    assert q.path == "tranches[0].interest_on_shortfall" and "1e338" in q.message
+    floating = {"kind": "floating", "spread": 0.01, "cap": 0.2}
+    compile_deal(parse_deal(deal(1100, floating)))  # 1.2^1100 · 4e6 ≈ 1e94
+    with pytest.raises(DealError):  # no cap: a base rate and shock of up to 150%
+        compile_deal(parse_deal(deal(1100, {"kind": "floating", "spread": 0.01})))
+    monthly = {
+        "closing": "2025-01-01",
+        "first_payment": "2025-02-01",
+        "frequency": "monthly",
+        "legal_final": "2055-01-01",
+        "day_count": "30/360",
+        "business_day": "none",
+    }
+    compile_deal(parse_deal(deal(360, {"kind": "fixed", "rate": 0.1}, monthly)))

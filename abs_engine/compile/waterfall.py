@@ -3,6 +3,7 @@ waterfall as an integer opcode table. Every cross-reference is checked here."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -242,6 +243,45 @@ def _target_balances(tr: Tranche, path: str, out: np.ndarray, pc: ProblemCollect
         )
 
 
+#: the most a tranche's unpaid interest may grow to, compounding at its highest coupon over the
+#: deal (yuan): beyond about 1e154 the squares of the Monte Carlo sums overflow, and past
+#: 1.8e308 the amounts themselves (a validator's 100% coupon over 1,100 annual periods wrote
+#: inf into the CSV outputs)
+MAX_SHORTFALL_GROWTH = 1e100
+#: the highest base rate plus shock a scenario can give a floating coupon without a cap
+#: (``Rate`` at most 1.0, ``rate_shock_bps`` at most 5000)
+_MAX_BASE = 1.5
+
+
+def _shortfall_growth_problems(
+    tr: Tranche, path: str, accrual: np.ndarray, pc: ProblemCollector
+) -> None:
+    """Refuse ``interest_on_shortfall`` where a shortfall of the whole balance compounding at
+    the tranche's highest possible coupon (fixed rate, or a floating coupon's cap, else the
+    highest base and shock plus its spread; plus a step-up) over ``accrual`` float64[T]
+    (years) could pass :data:`MAX_SHORTFALL_GROWTH`."""
+    c = tr.coupon
+    if isinstance(c, FixedCoupon):
+        rate = c.rate
+    elif isinstance(c, FloatingCoupon):
+        rate = c.cap if c.cap is not None else _MAX_BASE + c.spread
+    else:
+        rate = 0.0
+    rate += max(tr.step_up.spread, 0.0) if tr.step_up is not None else 0.0
+    if rate <= 0.0 or tr.balance <= 0.0:
+        return
+    log_top = math.log(tr.balance) + float(np.log1p(rate * np.maximum(accrual, 0.0)).sum())
+    if log_top > math.log(MAX_SHORTFALL_GROWTH):
+        pc.add(
+            f"{path}.interest_on_shortfall",
+            f"unpaid interest compounding at up to {rate:.2%} a year over the deal's "
+            f"{len(accrual)} periods could reach 1e{log_top / math.log(10):.0f} yuan, past "
+            f"what the engine computes (1e{math.log10(MAX_SHORTFALL_GROWTH):.0f}); a lower "
+            "coupon or cap, or a shorter deal",
+            tr.interest_on_shortfall,
+        )
+
+
 def _tranche_arrays(
     deal: Deal, sched: PeriodSchedule, pc: ProblemCollector
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -268,6 +308,8 @@ def _tranche_arrays(
         ti[j, L.TI_PRINCIPAL_KIND] = _PRIN_KIND[tr.principal]
         ti[j, L.TI_INTEREST_ON_SHORTFALL] = int(tr.interest_on_shortfall)
         tacc[j] = sched.accruals(tr.day_count)
+        if tr.interest_on_shortfall:
+            _shortfall_growth_problems(tr, f"tranches[{j}]", tacc[j], pc)
         if tr.target_balances is not None:
             _target_balances(tr, f"tranches[{j}]", ttarget[j], pc)
         if tr.principal == "residual" and j != n_j - 1:
