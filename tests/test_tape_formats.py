@@ -71,6 +71,24 @@ def test_gbk_and_gb18030_are_detected_or_named(tmp_path, plain, codec):
     _same_columns(read_tape(p, codec), plain)  # named
 
 
+def test_gbk_text_after_the_first_64_kib_is_detected(tmp_path):
+    """Detection reads the first 64 KiB: a GBK tape of ASCII rows there and its first
+    Chinese name after them was refused as not UTF-8 (it reads when named). Read again as
+    GB18030 when the whole file decodes as that; a tape neither is stays refused."""
+    rows = ["id,name,balance,rate,amortization,n_periods,annual_pd"]
+    rows += [f"O{k},x,1000000,0.05,equal_principal,12,0.02" for k in range(2500)]
+    rows.append("Q1,华科创合,1000000,0.05,equal_principal,12,0.02")
+    text = "\n".join(rows) + "\n"
+    p = tmp_path / "late.csv"
+    p.write_bytes(text.encode("gbk"))
+    assert len(text.encode("gbk")) > 1 << 16 and text.encode("gbk")[: 1 << 16].isascii()
+    table = read_tape(p)
+    assert len(table) == 2501 and table.names[-1] == "华科创合"
+    p.write_bytes(text.encode("gbk") + b"Q2,\xff\xff,1,0.05,bullet,4,0.02\n")  # nor GB18030
+    with pytest.raises(DealError, match="not utf-8 text"):
+        read_tape(p)
+
+
 def test_encoding_named_in_the_deal(tmp_path, plain):
     (tmp_path / "t.csv").write_bytes(_csv().encode("gbk"))
     deal = _tape_deal({"path": "t.csv", "encoding": "gbk"}, 2e7)

@@ -188,7 +188,8 @@ def _csv_encoding(p: Path, head: bytes, encoding: str) -> str:
     """The encoding to read a CSV tape with: the one named, or for ``auto`` UTF-8 (a
     byte-order mark or not) when its first 64 KiB decode as UTF-8, else GB18030 (the superset
     of GBK and GB2312 that Chinese Excel saves) when they decode as that; else the not-UTF-8
-    error, naming the byte."""
+    error, naming the byte. A tape read as UTF-8 that is not, further on, is read again as
+    GB18030 when the whole of it decodes as that (:func:`_load`)."""
     if encoding != "auto":
         return encoding
     try:
@@ -283,6 +284,7 @@ def _load(p: Path, encoding: str = "auto", sheet: str | None = None) -> tuple[pa
     if encoding not in TAPE_ENCODINGS:
         raise DealError.one(p, "<file>", f"unknown encoding; use one of {list(TAPE_ENCODINGS)}",
                             encoding)  # fmt: skip
+    detect = encoding == "auto"
     if suffix == ".csv":
         try:
             with open(p, "rb") as fh:
@@ -299,7 +301,12 @@ def _load(p: Path, encoding: str = "auto", sheet: str | None = None) -> tuple[pa
     except Exception as exc:  # pyarrow parse errors: bad UTF-8, ragged rows, not Parquet...
         lines = str(exc).strip().splitlines()
         text = lines[0] if lines else type(exc).__name__
-        if "invalid utf8" in text.lower() or "decode" in text.lower():
+        undecoded = "invalid utf8" in text.lower() or "decode" in text.lower()
+        if undecoded and detect and encoding == "utf-8" and _is_gb18030(p):
+            # the head was ASCII (it decodes as both): a GBK tape's first Chinese text came
+            # after the first 64 KiB the detection reads
+            return _load(p, "gb18030", sheet)
+        if undecoded:
             text = f"not {encoding} text (save the tape as UTF-8, or name its encoding)"
         ragged = re.match(r"(CSV parse error: Expected \d+ columns, got \d+)", text)
         if ragged:  # without the row's text, which may be anything; with the row's number
@@ -316,6 +323,15 @@ def _load(p: Path, encoding: str = "auto", sheet: str | None = None) -> tuple[pa
     if suffix == ".csv":
         _check_csv_rows(p, table.num_rows)
     return table, suffix == ".csv"
+
+
+def _is_gb18030(p: Path) -> bool:
+    """Whether the whole file decodes as GB18030 (the superset of GBK and GB2312)."""
+    try:
+        _csv_bytes(p).decode("gb18030")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _csv_bytes(p: Path) -> bytes:
@@ -633,11 +649,14 @@ def _check_ids(probs: _Problems, ids: pa.Array) -> None:
     breaks = pc.fill_null(pc.match_substring(ids, "\n"), False).to_numpy(zero_copy_only=False)
     pattern = (np.asarray(breaks, dtype=bool) | _space_at(ids, 0)) & (length >= 1)
     probs.flag("id", pattern, "String should match pattern '^[^\\s].*$'", value)
-    probs.flag("id", _space_at(ids, -1) & ~pattern & (length >= 1), TRAILING_SPACE, value)
-    # schema.common.CONTROL_CHARS, in RE2's syntax
+    trailing = _space_at(ids, -1) & ~pattern & (length >= 1)
+    probs.flag("id", trailing, TRAILING_SPACE, value)
+    # schema.common.CONTROL_CHARS, in RE2's syntax (one message a cell: a trailing tab is
+    # told as trailing whitespace)
     control = pc.match_substring_regex(ids, r"[\x00-\x1f\x7f-\x9f\x{fffe}\x{ffff}]")
     control = np.asarray(pc.fill_null(control, False).to_numpy(zero_copy_only=False), dtype=bool)
-    probs.flag("id", control & ~pattern, "a name may not contain control characters", value)
+    probs.flag("id", control & ~pattern & ~trailing, "a name may not contain control characters",
+               value)  # fmt: skip
 
 
 def _flag_repeats(probs: _Problems, ids: pa.Array) -> None:
