@@ -273,6 +273,13 @@ def test_a_cell_with_digit_underscores_or_no_value_is_named_as_written(tmp_path)
     assert first.path == "row 1 (id=U1).balance" and first.value == "60_000_000"
     assert [m.path for m in missing] == ["row 2 (id=U2).balance", "row 3 (id=U3).balance"]
     assert all("empty, or a word for a missing value" in m.message for m in missing)
+    # digits Python reads and the tape does not: full-width, Arabic-Indic, an ideographic
+    # space (the message said "got 10000000" for "１０００００００")
+    cells = [("W1", "１０００００００"), ("W2", "١٠٠٠"), ("W3", "1000\u3000")]
+    problems = _refused(tmp_path, cells)
+    assert [(q.path, q.value) for q in problems] == [
+        (f"row {k} (id={i}).balance", v) for k, (i, v) in enumerate(cells, 1)
+    ]
     columns = {"id": ["P1"], "balance": pa.array([float("nan")]), "rate": [0.05],
                "amortization": ["bullet"], "n_periods": [4], "annual_pd": [0.02]}  # fmt: skip
     table = pa.table(columns)

@@ -437,14 +437,21 @@ def _text(p: Path, name: str, col: pa.ChunkedArray) -> pa.Array:
     return arr.cast(pa.string()) if pa.types.is_large_string(arr.type) else arr
 
 
+def _plain_number_text(v: str) -> bool:
+    """ASCII without spaces or underscores: text Python's ``int``/``float`` read as it spells."""
+    return v.isascii() and "_" not in v and not any(c.isspace() for c in v)
+
+
 def _cell(col: pa.ChunkedArray, csv: bool) -> Callable[[int], Any]:
     """The value of a cell as the file has it (CSV text read as the number it spells)."""
 
     def get(row: int) -> Any:
         v = col[row].as_py()
-        # (not text with underscores: Python reads "60_000_000" as a number, the tape
-        # reader does not, and the message would show the number it refused)
-        if csv and isinstance(v, str) and "_" not in v:
+        # only text the tape reader could read as it spells: Python also reads "60_000_000",
+        # full-width or Arabic-Indic digits and padding spaces as numbers, which the tape
+        # reader refuses, and the message showed the number it refused ("got 10000000" for
+        # "１０００００００")
+        if csv and isinstance(v, str) and _plain_number_text(v):
             for conv in (int, float):
                 try:
                     return conv(v)
