@@ -182,6 +182,22 @@ def test_xlsx_bad_cells_are_named_by_row(tmp_path):
     assert "row 2" in problem.path and problem.path.endswith("balance") and "many" in str(problem)
 
 
+def test_xlsx_formula_without_a_saved_value_is_refused_at_its_cell(tmp_path, plain):
+    """openpyxl (a script's template) saves formulas without their values: such a cell read
+    as empty, so an obligor's own recovery of =0.1*5 became the pool's, and validate said
+    OK. Refused at its row and column; empty cells beside it stay empty."""
+    rows = [*ROWS[:1], ("O9", "式", 1e6, "=0.01*5", "bullet", 4, 0.02, "软件")]
+    p = tmp_path / "formula.xlsx"
+    _workbook(p, rows=rows)
+    with pytest.raises(DealError) as ei:
+        read_tape(p)
+    (problem,) = ei.value.problems
+    assert problem.path == "row 2.rate" and problem.value == "=0.01*5"
+    assert "formula without a saved value" in problem.message
+    _workbook(p)  # the plain workbook (an empty row at its end) still reads
+    _same_columns(read_tape(p), plain)
+
+
 def test_xlsx_from_a_deal_file_and_a_broken_workbook(tmp_path, plain):
     _workbook(tmp_path / "pool.xlsx", first_sheet="说明")
     deal = _tape_deal({"path": "pool.xlsx", "sheet": "Pool"}, 2e7)

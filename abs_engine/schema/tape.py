@@ -252,14 +252,48 @@ def _read_xlsx(p: Path, sheet: str | None) -> pa.Table:
             raise DealError.one(p, "<syntax>", "cannot read tape: the sheet is empty")
         names = [_xlsx_text(h) or f"column {k + 1}" for k, h in enumerate(header)]
         cols: list[list[str | None]] = [[] for _ in names]
-        for row in rows:
+        empty: dict[int, list[tuple[int, int]]] = {}  # sheet row: (column, tape row)
+        for at, row in enumerate(rows, start=2):
             if all(v is None for v in row):
                 continue
             for k in range(len(names)):
                 cols[k].append(_xlsx_text(row[k]) if k < len(row) else None)
+                if cols[k][-1] is None and k < len(row):
+                    empty.setdefault(at, []).append((k, len(cols[k])))
     finally:
         wb.close()
+    if empty:
+        _formulas_without_values(p, sheet, names, empty)
     return pa.table({n: pa.array(c, type=pa.string()) for n, c in zip(names, cols, strict=True)})
+
+
+def _formulas_without_values(
+    p: Path, sheet: str | None, names: list[str], empty: dict[int, list[tuple[int, int]]]
+) -> None:
+    """Refuse the empty cells (``empty``: by sheet row, the column and the tape row) that
+    hold a formula: a workbook written by a program that computes no formulas (openpyxl,
+    a script's template) saves none of their values, and such a cell read as empty (a
+    validator's obligor recovery of 0.5, written =0.1*5, became the pool's)."""
+    import openpyxl
+
+    wb = openpyxl.load_workbook(p, read_only=True, data_only=False)
+    problems = []
+    try:
+        ws = wb[sheet] if sheet is not None else wb.worksheets[0]
+        for at, row in enumerate(ws.iter_rows(min_row=2, values_only=True), start=2):
+            for k, tape_row in empty.get(at, ()):
+                v = row[k] if k < len(row) else None
+                if isinstance(v, str) and v.startswith("="):
+                    problems.append(Problem(
+                        str(p), f"row {tape_row}.{names[k]}",
+                        "a formula without a saved value (the workbook was written by a "
+                        "program that does not compute formulas): open and save it in "
+                        "Excel, or write the values", v,
+                    ))  # fmt: skip
+    finally:
+        wb.close()
+    if problems:
+        raise DealError(problems[:MAX_TAPE_PROBLEMS], total=len(problems))
 
 
 def _read_parquet(p: Path) -> pa.Table:
