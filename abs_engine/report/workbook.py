@@ -1,8 +1,9 @@
 """The deal report as an Excel workbook (openpyxl): the report's tables
 (:mod:`abs_engine.report.tables`) as sheets of numbers — Summary, Assumptions, Tranches,
 Comparison, one cash-flow sheet per scenario, Stresses — each number stored as the value it has
-in the report document (``report.json``), shown with the number format its column calls for
-(yuan ``#,##0.00``, percentages, ratios, years, dates)."""
+in the report document (``report.json``) to 16 significant digits (openpyxl writes ``%.16g``:
+a last digit of 17 may differ, an ulp or so, never a displayed digit), shown with the number
+format its column calls for (yuan ``#,##0.00``, percentages, ratios, years, dates)."""
 
 from __future__ import annotations
 
