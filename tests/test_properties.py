@@ -686,7 +686,10 @@ def check_cash_conservation(case: Case, res: WaterfallResult) -> None:
                 assert per[p, t, L.LP_CASH_END] == 0.0, (p, t, "cash left after pay_residual")
         # accounts are released in full in the final (or call) period
         assert np.all(acc[p, last, :, L.LA_BALANCE_END] == 0.0), (p, "account left at the end")
-        assert np.all(per[p, last + 1 :] == 0.0), (p, "activity after the deal ended")
+        # after the deal: nothing happens, and there is no coverage ratio (NaN)
+        after = per[p, last + 1 :]
+        assert np.all(np.delete(after, L.LP_COVERAGE_RATIO, axis=1) == 0.0), (p, "activity after")
+        assert np.isnan(after[:, L.LP_COVERAGE_RATIO]).all(), (p, "a coverage ratio after")
         check_pool_side(case, res, p)
 
 
@@ -754,7 +757,9 @@ def check_tranche_bookkeeping(case: Case, res: WaterfallResult) -> None:
                 assert np.array_equal(x[:, L.LT_BALANCE_START], tr[p, t - 1, :, L.LT_BALANCE_END])
         # every balance is gone after the last period that ran
         assert np.all(tr[p, n_act - 1, :, L.LT_BALANCE_END] == 0.0), p
-        assert np.all(tr[p, n_act:] == 0.0), p
+        after = tr[p, n_act:]
+        assert np.all(np.delete(after, L.LT_COVERAGE_RATIO, axis=2) == 0.0), p
+        assert np.isnan(after[:, :, L.LT_COVERAGE_RATIO]).all(), p
         s = res.sum_tr[p]
         assert np.allclose(s[:, L.ST_PRINCIPAL_PAID] + s[:, L.ST_LOSS], orig, rtol=0, atol=tol), (
             p,

@@ -119,19 +119,26 @@ def test_a_stress_grid_where_one_scenario_is_taken_is_named_as_such(tmp_path, ca
 
 
 def test_a_shock_name_no_file_can_carry_is_named_by_its_shock(tmp_path):
-    """Under ``--out`` a scenario's name is part of file names: a shock named "a/b" (or
-    with a control character) is refused at ``shocks[k].name``, not at the grid's own
-    ``name``; so is a shock named as the base in the side-by-side check."""
+    """Under ``--out`` a scenario's name is part of file names: a shock named "a/b" is
+    refused at ``shocks[k].name``, not at the grid's own ``name`` (a control character, as
+    the grid is read); so is a shock named as the base in the side-by-side check."""
     from abs_engine.report.compare import check_distinct_names
     from abs_engine.report.writers import check_out_names
 
     p = _grid_file(tmp_path, '[[shocks]]\nname = "a/b"\ncpr = 0.1\n'
-                   '[[shocks]]\nname = "x\\u0001"\ncpr = 0.2\n')  # fmt: skip
+                   '[[shocks]]\nname = "x/\\u00e9"\ncpr = 0.2\n')  # fmt: skip
     scenarios = load_scenarios(str(p), ae.load_deal())
     with pytest.raises(DealError) as ei:
         check_out_names(scenarios)
     assert [pr.path for pr in ei.value.problems] == ["shocks[0].name", "shocks[1].name"]
     assert all(pr.file == str(p) for pr in ei.value.problems)
+    # a control character no name may hold: refused as the grid is read
+    p = _grid_file(tmp_path, '[[shocks]]\nname = "ok"\ncpr = 0.1\n'
+                   '[[shocks]]\nname = "x\\u0001"\ncpr = 0.2\n')  # fmt: skip
+    with pytest.raises(DealError) as ei:
+        load_scenarios(str(p), ae.load_deal())
+    assert [pr.path for pr in ei.value.problems] == ["shocks[1].name"]
+    assert "control characters" in ei.value.problems[0].message
     p = _grid_file(tmp_path, '[[shocks]]\nname = "huake_mc"\ncpr = 0.1\n')
     with pytest.raises(DealError) as ei:
         check_distinct_names(load_scenarios(str(p), ae.load_deal()))
