@@ -24,6 +24,7 @@ from . import __version__
 from .interrupts import (
     EXIT_INTERRUPTED,
     Terminated,
+    ignore_signals,
     interrupted_status,
     interrupts_as_exceptions,
     signals_noted,
@@ -534,16 +535,19 @@ def _add_validate(sub: _Subparsers) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, until_exit: bool = False) -> int:
     """Run one ``abs-engine`` command; returns the exit status.
 
     0 success; 2 bad input (every problem printed, no traceback); 1 the command could not
     finish for another reason — an output folder that could not be written (a full disk):
     nothing in it was changed — or an unexpected error; 130 interrupted by Ctrl-C (SIGINT),
     143 by SIGTERM, 129 by SIGHUP: ``interrupted`` on stderr, no traceback, and no output
-    file changed or left half-written (see ``abs_engine.files``)."""
+    file changed or left half-written (see ``abs_engine.files``).
+
+    ``until_exit`` (:func:`entry`): the process ends after the command, so once interrupted
+    it ignores further signals (a second one broke into the ending with a traceback)."""
     written = commits()
-    with interrupts_as_exceptions() as caught:
+    with interrupts_as_exceptions(until_exit) as caught:
         try:
             with warnings.catch_warnings():
                 # the commands print the deal's warnings themselves, as warning: lines
@@ -553,6 +557,8 @@ def main(argv: list[str] | None = None) -> int:
                     return _main(argv)
         except KeyboardInterrupt as exc:
             caught.set()
+            if until_exit:
+                ignore_signals()
             if commits() > written:
                 # its outputs were in place: the command had done its work (130 says the
                 # output folder is as it was)
@@ -610,7 +616,7 @@ def entry() -> NoReturn:
     the process ends at once, its streams flushed (``os._exit``): an interrupt that landed
     inside numba's compiler can leave half-built llvmlite objects whose finalizers would
     print "Exception ignored ... Traceback" while Python shuts down, after "interrupted"."""
-    code = main()
+    code = main(until_exit=True)
     if code < 128:
         # done: a signal now (while Python shuts its modules down) would kill the process
         # with that signal's status, as if the command had not finished

@@ -19,6 +19,7 @@ from typing import Any
 __all__ = [
     "EXIT_INTERRUPTED",
     "Terminated",
+    "ignore_signals",
     "interrupted_status",
     "interrupts_as_exceptions",
     "signals_noted",
@@ -103,8 +104,19 @@ def _resend(signum: int, caught: threading.Event) -> None:
         os.kill(os.getpid(), signum)
 
 
+def ignore_signals() -> None:
+    """SIGINT, SIGTERM and SIGHUP ignored from now on (main thread only): the command has
+    been interrupted and is ending, and a second signal must not break into its message or
+    its exit with a traceback (a validator's SIGTERM then SIGINT 5 ms later, exit -2)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
+
+
 @contextmanager
-def interrupts_as_exceptions() -> Iterator[threading.Event]:
+def interrupts_as_exceptions(until_exit: bool = False) -> Iterator[threading.Event]:
     """For the duration of a command: SIGINT raises ``KeyboardInterrupt`` (Python's default,
     put back if something replaced it by the system default), SIGTERM and SIGHUP raise
     :class:`Terminated`; the previous handlers are restored afterwards. Ignored signals stay
@@ -114,7 +126,10 @@ def interrupts_as_exceptions() -> Iterator[threading.Event]:
     An interrupt raised where it cannot propagate — in a ctypes callback of numba's compiler
     or a ``__del__``, where Python would print "Exception ignored" and carry on — is not lost:
     the signal is sent again a moment later, until the command has it. Set the yielded event
-    once it has."""
+    once it has.
+
+    ``until_exit``: the process ends after the command (the ``abs-engine`` entry point), so
+    handlers :func:`ignore_signals` set to ignore stay so on the way out."""
     caught = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield caught
@@ -139,7 +154,8 @@ def interrupts_as_exceptions() -> Iterator[threading.Event]:
         caught.set()
         sys.unraisablehook = old_hook
         for sig, old in previous.items():
-            signal.signal(sig, old)
+            if not (until_exit and signal.getsignal(sig) == signal.SIG_IGN):
+                signal.signal(sig, old)
 
 
 def _install_raising_handlers() -> dict[int, Any]:

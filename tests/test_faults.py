@@ -399,6 +399,32 @@ def test_main_restores_the_signal_handlers(capsys):
     assert sys.unraisablehook is hook
 
 
+def test_a_second_signal_while_the_command_ends_is_ignored(monkeypatch, capsys, sigint_deliverable):
+    """Interrupted, the ``abs-engine`` process (``until_exit``) ignores further signals: a
+    second Ctrl-C while it printed "interrupted" (or left ``main``) raised from there, a
+    traceback and exit -2 (a validator's SIGTERM then SIGINT 5 ms later). The handlers stay
+    ignored for the process's exit; the test puts them back."""
+    import abs_engine.cli as cli
+
+    def command(args):
+        raise KeyboardInterrupt
+
+    def status(exc):
+        os.kill(os.getpid(), signal.SIGINT)  # the second signal, while the command ends
+        return 130
+
+    monkeypatch.setattr(cli, "_dispatch", command)
+    monkeypatch.setattr(cli, "interrupted_status", status)
+    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    before = {s: signal.getsignal(s) for s in sigs}
+    try:
+        assert main(["validate", "x.toml"], until_exit=True) == 130
+        assert all(signal.getsignal(s) == signal.SIG_IGN for s in sigs)
+    finally:
+        for s, h in before.items():
+            signal.signal(s, h)
+
+
 @pytest.mark.parametrize("committed", [True, False])
 def test_an_interrupt_once_the_outputs_are_in_place_is_not_reported_as_nothing_written(
     tmp_path, monkeypatch, capsys, committed
