@@ -30,6 +30,24 @@ from .interrupts import (
     signals_noted,
 )
 
+
+def _check_numba_threads() -> None:
+    """``NUMBA_NUM_THREADS`` set to a whole number below 1 stops ``import numba`` with a
+    ValueError (a traceback from every command, ``validate`` included): exit 2 with one line
+    naming it instead. Other values numba reads itself (text it warns of and ignores)."""
+    raw = os.environ.get("NUMBA_NUM_THREADS", "").strip()
+    try:
+        bad = int(raw) < 1
+    except ValueError:
+        return
+    if bad:
+        print(f"error: NUMBA_NUM_THREADS: must be a whole number of threads, 1 or more "
+              f"(got {raw!r}); unset it to use every core", file=sys.stderr)  # fmt: skip
+        raise SystemExit(2)
+
+
+_check_numba_threads()
+
 # Ctrl-C, SIGTERM or SIGHUP while the heavy modules below load (about a second: pydantic,
 # numba, pandas) ends the command like one later on; main() installs the full handling.
 with signals_noted():

@@ -20,6 +20,7 @@ The other process is a whole Python with numba: about 5 s and 200 MB at its peak
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import subprocess
@@ -33,9 +34,22 @@ import numba
 
 #: environment variable: "1" (or "0") compiles in this process alone
 PROCESSES_ENV = "ABS_ENGINE_COMPILE_PROCESSES"
+
+
+def _wait_s(default: float = 120.0) -> float:
+    """``ABS_ENGINE_COMPILE_WAIT_S`` as seconds; the default for anything but a positive
+    finite number, as the other variables fall back to theirs (text stopped ``import
+    abs_engine``'s commands with a traceback)."""
+    try:
+        v = float(os.environ.get("ABS_ENGINE_COMPILE_WAIT_S", "").strip() or default)
+    except ValueError:
+        return default
+    return v if math.isfinite(v) and v > 0 else default
+
+
 #: the longest this process waits for the other once its own part is compiled (seconds;
 #: ``ABS_ENGINE_COMPILE_WAIT_S`` sets it): normally a few seconds, the waterfall taking longer
-WAIT_S = float(os.environ.get("ABS_ENGINE_COMPILE_WAIT_S", "") or 120.0)
+WAIT_S = _wait_s()
 #: kernels whose callees this process has compiled apart already (two threads starting cold
 #: runs at once start one other process, not two)
 _DONE: set[int] = set()

@@ -711,3 +711,30 @@ def test_a_warning_is_one_warning_line(monkeypatch: pytest.MonkeyPatch, capsys):
     monkeypatch.setattr(cli, "_dispatch", warns)
     assert main(["validate", "x.toml"]) == 0
     assert capsys.readouterr().err == "warning: something to see\n"
+
+
+@pytest.mark.parametrize("value", ["0", "-1", " 0 "])
+def test_numba_threads_below_one_is_a_clear_error(value, monkeypatch, capsys):
+    """NUMBA_NUM_THREADS=0 stopped ``import numba`` with a ValueError: a traceback and exit 1
+    from every command, ``validate`` included (checked before the command's imports)."""
+    monkeypatch.setenv("NUMBA_NUM_THREADS", value)
+    with pytest.raises(SystemExit) as ei:
+        cli._check_numba_threads()
+    assert ei.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: NUMBA_NUM_THREADS:") and repr(value.strip()) in err
+    for fine in ("1", "abc", "1.5", ""):  # numba's own: a warning and its default
+        monkeypatch.setenv("NUMBA_NUM_THREADS", fine)
+        cli._check_numba_threads()
+
+
+def test_compile_wait_falls_back_to_its_default(monkeypatch):
+    """ABS_ENGINE_COMPILE_WAIT_S=abc stopped the commands' imports with a ValueError; like
+    the other variables it falls back to its default for a value it cannot use."""
+    from abs_engine import kernel_compile
+
+    for bad in ("abc", "nan", "inf", "-5", "0", ""):
+        monkeypatch.setenv("ABS_ENGINE_COMPILE_WAIT_S", bad)
+        assert kernel_compile._wait_s() == 120.0, bad
+    monkeypatch.setenv("ABS_ENGINE_COMPILE_WAIT_S", " 30 ")
+    assert kernel_compile._wait_s() == 30.0
