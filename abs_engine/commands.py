@@ -230,17 +230,7 @@ def _run_monte_carlo(
     _check_monte_carlo_size(args, cd, scenarios)
     docs = []
     # every scenario's files staged, then moved into --out together (none if one fails)
-    info = {
-        "command": "run",
-        "scenarios": [sc.name for sc in scenarios],
-        # paths and seed per scenario (each summary file has its own)
-        "stamp": stamp(
-            cd,
-            scenarios,
-            n_paths=[args.paths or sc.n_paths for sc in scenarios],
-            seed=[sc.seed if args.seed is None else args.seed for sc in scenarios],
-        ),  # fmt: skip
-    }
+    info = {"command": "run", "scenarios": [sc.name for sc in scenarios]}
     results = []
     with (
         staged_outputs(args.out, info=info) if args.out else nullcontext() as stage,
@@ -254,6 +244,8 @@ def _run_monte_carlo(
                 console.print_monte_carlo(res)
             if stage is not None:
                 writers.stage_mc_outputs(res, doc, stage)
+        if stage is not None:
+            stage.info["stamp"] = _runs_stamp(cd, results)
     rows = comparison_rows([s.name for s in scenarios], results) if len(results) > 1 else []
     if args.json:
         console.print_json(docs[0] if len(docs) == 1 else {"scenarios": docs, "comparison": rows})
@@ -263,6 +255,21 @@ def _run_monte_carlo(
         if args.out:
             print(f"\nwrote results to {args.out}")
     return EXIT_OK
+
+
+def _runs_stamp(cd: CompiledDeal, results: list[SimulationResult]) -> dict[str, Any]:
+    """The manifest's stamp of a ``run``: paths, seed and sampling per scenario as each run
+    had them (a precision-targeted run's paths, importance sampling, the rating table read),
+    as each summary file has its own; it was built from the options (1,000 paths where the
+    run took 4,096, sampling 'crude' for an importance-sampled run, no rating table)."""
+    return stamp(
+        cd,
+        [r.scenario for r in results],
+        rating_table=results[0].rating_table if results else None,
+        n_paths=[r.n_paths for r in results],
+        seed=[r.seed for r in results],
+        sampling=[r.sampling["method"] for r in results],
+    )
 
 
 def _simulations(

@@ -248,6 +248,20 @@ def test_outputs_are_stamped_with_engine_inputs_and_run(tmp_path, capsys):
     assert {i["role"] for i in manifest["stamp"]["inputs"]} == {"deal", "scenario"}
     summary = json.loads((out / "summary.json").read_text())
     assert summary["stamp"]["inputs"] == manifest["stamp"]["inputs"]
+    # a Monte Carlo run's manifest: paths and sampling as the run had them (they were the
+    # options': 1,000 paths where a precision target took 4,096, sampling 'crude' for an
+    # importance-sampled run)
+    for k, extra in enumerate((["--target-rel-se", "0.3"], ["--sampling", "importance"])):
+        out = tmp_path / f"mc{k}"
+        argv = ["run", "--paths", "1000", "--seed", "3", "--no-progress", "--out", str(out)]
+        assert main(argv + extra) == 0
+        capsys.readouterr()
+        manifest = json.loads((out / "manifest.json").read_text())["stamp"]
+        summary = json.loads((out / "summary_huake_mc.json").read_text())["stamp"]
+        for item in ("n_paths", "seed", "sampling"):
+            assert manifest[item] == [summary[item]], (extra, item)
+        assert summary["sampling"] == ("importance" if k else "crude")
+        assert summary["n_paths"] > 1000 if k == 0 else summary["n_paths"] == 1000
 
 
 def test_long_form_cash_flows_hold_the_wide_tables_numbers():
