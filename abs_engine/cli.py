@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import functools
 import os
 import signal
@@ -612,6 +613,19 @@ def _main(argv: list[str] | None) -> int:
         return EXIT_INPUT
     except BrokenPipeError:
         return EXIT_OK
+    except OSError as exc:
+        if exc.errno not in _DEVICE_FULL:
+            raise
+        # the terminal's output on a full device (> /dev/full): the files, if any, are in
+        # place already (they come first); it was a traceback
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print(f"error: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+#: errors of a device that takes no more (stdout on a full disk, /dev/full)
+_DEVICE_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO}
 
 
 def _dispatch(args: argparse.Namespace) -> int:

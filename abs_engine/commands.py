@@ -205,6 +205,8 @@ def _run_deterministic(
         writers.check_out_names(res.scenarios)
     names = [s.name for s in res.scenarios]
     rows = comparison_rows(names, deterministic=res) if len(names) > 1 else []
+    # the files first: a reader that stops reading (| head) or a full stdout leaves them
+    files = writers.write_run_outputs(res, args.out) if args.out else []
     if args.json:
         doc = documents.result_document(res)
         console.print_json({**doc, "comparison": rows} if rows else doc)
@@ -212,10 +214,8 @@ def _run_deterministic(
         console.print_deterministic(res)
         if rows:
             console.print_comparison(rows)
-    if args.out:
-        files = writers.write_run_outputs(res, args.out)
-        if not args.json:
-            print(f"\nwrote {len(files)} files to {args.out}")
+    if args.out and not args.json:
+        print(f"\nwrote {len(files)} files to {args.out}")
     return EXIT_OK
 
 
@@ -240,12 +240,17 @@ def _run_monte_carlo(
             doc = documents.mc_document(res)
             docs.append(doc)
             results.append(res)
-            if not args.json:
-                console.print_monte_carlo(res)
+            if stage is None and not args.json:
+                console.print_monte_carlo(res)  # as each comes (with --out, once in place)
             if stage is not None:
                 writers.stage_mc_outputs(res, doc, stage)
         if stage is not None:
             stage.info["stamp"] = _runs_stamp(cd, results)
+    # with --out the files are in place before anything is printed: a reader that stops
+    # reading (| head) or a full stdout left no output folder
+    if stage is not None and not args.json:
+        for res in results:
+            console.print_monte_carlo(res)
     rows = comparison_rows([s.name for s in scenarios], results) if len(results) > 1 else []
     if args.json:
         console.print_json(docs[0] if len(docs) == 1 else {"scenarios": docs, "comparison": rows})

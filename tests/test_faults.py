@@ -425,6 +425,41 @@ def test_a_second_signal_while_the_command_ends_is_ignored(monkeypatch, capsys, 
             signal.signal(s, h)
 
 
+@pytest.mark.parametrize("det", [False, True], ids=["monte_carlo", "deterministic"])
+def test_a_reader_that_stops_reading_leaves_the_files(tmp_path, det):
+    """``run --out D | head -1``: the tables were printed before the files were put in place,
+    and rich's broken-pipe exit (status 1, no message) left no output folder. The files come
+    first; a closed pipe ends the command with status 0, as with --json."""
+    out = tmp_path / "out"
+    args = ["run", "-s", "huake_base"] if det else ["run", "--paths", "1000"]
+    proc = subprocess.Popen(
+        [str(ABS_ENGINE), *args, "--no-progress", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_child_env(),
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()  # as head does after its line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert "Traceback" not in err
+    assert (out / MANIFEST).exists() and not leftovers(out)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_output_on_a_full_device_is_one_error_line(tmp_path):
+    """stdout on a full device (> /dev/full): a traceback and exit 1 from validate, run and
+    run --json; now one error line, and a run's files in place."""
+    out = tmp_path / "out"
+    for args in (["validate", str(ROOT / "waterfalls" / "huake_2025.toml")],
+                 ["run", "-s", "huake_base", "--out", str(out)]):  # fmt: skip
+        with open("/dev/full", "w") as full:
+            done = subprocess.run([str(ABS_ENGINE), *args], stdout=full, stderr=subprocess.PIPE,
+                                  text=True, env=_child_env(), timeout=120)  # fmt: skip
+        assert done.returncode == EXIT_ERROR, done.stderr
+        assert done.stderr == "error: cannot write the output: No space left on device\n"
+    assert (out / MANIFEST).exists()
+
+
 @pytest.mark.parametrize("committed", [True, False])
 def test_an_interrupt_once_the_outputs_are_in_place_is_not_reported_as_nothing_written(
     tmp_path, monkeypatch, capsys, committed

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -59,11 +60,20 @@ def print_warnings(cd: CompiledDeal) -> None:
 def plain_console() -> Console:
     """A rich console, 200 columns when not a terminal, that reads no markup: names and
     descriptions are printed as written (a deal named ``A[/x]`` stopped ``run`` with rich's
-    markup error; bold parts are :func:`_bold_line`'s styled text)."""
+    markup error; bold parts are :func:`_bold_line`'s styled text). A closed pipe (``| head``)
+    raises ``BrokenPipeError``, which the command line takes as the reader having had
+    enough, as with ``--json`` (rich's own exits with status 1)."""
     from rich.console import Console
 
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # nothing more to flush at exit
+            raise BrokenPipeError
+
     probe = Console()
-    return Console(width=probe.width if probe.is_terminal else 200, markup=False)
+    return _Console(width=probe.width if probe.is_terminal else 200, markup=False)
 
 
 def _printable(text: str) -> str:
