@@ -34,6 +34,10 @@ def test_modified_following_on_weekends():
     assert adjust(D(2025, 5, 31), "following", wk) == D(2025, 6, 2)
     assert adjust(D(2025, 5, 31), "preceding", wk) == D(2025, 5, 30)
     assert adjust(D(2025, 5, 31), "none", wk) == D(2025, 5, 31)
+    # a calendar closed from 15 Oct 2025 to 13 Oct 2026: following lands in October a year
+    # on, another month; it was taken (the month compared, not the year)
+    shut = lambda d: wk(d) and not D(2025, 10, 15) <= d <= D(2026, 10, 13)  # noqa: E731
+    assert adjust(D(2025, 10, 15), "modified_following", shut) == D(2025, 10, 14)
 
 
 def test_holiday_calendar_and_registered_calendar():

@@ -156,7 +156,8 @@ def adjust(d: dt.date, roll: str, is_business_day: BusinessDayFn) -> dt.date:
         if roll != "modified_following":
             raise
         return _search(d, -1, is_business_day)
-    if roll == "modified_following" and x.month != d.month:
+    # the month of the year (a search of up to a year could land in the same month a year on)
+    if roll == "modified_following" and (x.year, x.month) != (d.year, d.month):
         return _search(d, -1, is_business_day)
     return x
 
