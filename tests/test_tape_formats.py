@@ -84,6 +84,18 @@ def test_gbk_text_after_the_first_64_kib_is_detected(tmp_path):
     assert len(text.encode("gbk")) > 1 << 16 and text.encode("gbk")[: 1 << 16].isascii()
     table = read_tape(p)
     assert len(table) == 2501 and table.names[-1] == "华科创合"
+    # UTF-8 Chinese in the head, then a row of another encoding that happens to decode as
+    # GB18030 (as the whole file does): refused, not read as GB18030 with every name garbled
+    mixed = ["id,name,balance,rate,amortization,n_periods,annual_pd"]
+    mixed += [f"C{k},华科创合,1000000,0.05,equal_principal,12,0.02" for k in range(3)]
+    mixed += rows[1:-1]
+    raw = ("\n".join(mixed) + "\n").encode("utf-8") + "Q1,Sociétés,1,0.05,bullet,4,0.02\n".encode(
+        "cp1252"
+    )
+    raw.decode("gb18030")  # the case: the whole of it decodes as GB18030
+    p.write_bytes(raw)
+    with pytest.raises(DealError, match="not utf-8 text"):
+        read_tape(p)
     p.write_bytes(text.encode("gbk") + b"Q2,\xff\xff,1,0.05,bullet,4,0.02\n")  # nor GB18030
     with pytest.raises(DealError, match="not utf-8 text"):
         read_tape(p)
@@ -196,6 +208,24 @@ def test_xlsx_formula_without_a_saved_value_is_refused_at_its_cell(tmp_path, pla
     assert "formula without a saved value" in problem.message
     _workbook(p)  # the plain workbook (an empty row at its end) still reads
     _same_columns(read_tape(p), plain)
+    # a formula whose saved value is the empty text (Excel's t="str", <v></v>): empty, as
+    # Excel shows it (an IF(..., "", ...) in an optional column of a template)
+    import zipfile
+
+    rows = [*ROWS[:1], ("O9", "式", 1e6, 0.05, "bullet", 4, 0.02, '=IF(1,"","x")')]
+    _workbook(p, rows=rows)
+    with zipfile.ZipFile(p) as z:
+        parts = {n: z.read(n) for n in z.namelist()}
+    sheet = next(n for n in parts if n.startswith("xl/worksheets/sheet"))
+    uncomputed = b'<c r="H3"><f>IF(1,"","x")</f><v /></c>'
+    assert uncomputed in parts[sheet]
+    parts[sheet] = parts[sheet].replace(
+        uncomputed, b'<c r="H3" t="str"><f>IF(1,"","x")</f><v></v></c>'
+    )
+    with zipfile.ZipFile(p, "w") as z:
+        for n, data in parts.items():
+            z.writestr(n, data)
+    assert read_tape(p).sectors[int(read_tape(p).sector_code[1])] == "unspecified"
 
 
 def test_xlsx_from_a_deal_file_and_a_broken_workbook(tmp_path, plain):

@@ -101,7 +101,9 @@ def _structure(deal: Deal, cd: CompiledDeal) -> tuple[StructureArrays, ProblemCo
     structure tables, and the problems and warnings of the structure and of the notes against
     the pool."""
     pc = ProblemCollector(cd.source)
-    structure = compile_structure(deal, PeriodSchedule(deal.dates, cd.source), pc)
+    # cd's dates as rolled: a calendar registered anew since is not asked
+    sched = PeriodSchedule.adjusted(deal.dates, cd.payment_dates, cd.source)
+    structure = compile_structure(deal, sched, pc)
     collateral_problems(deal, cd.original_pool, pc)
     return structure, pc
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import calendar as _calendar
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -200,6 +200,37 @@ def year_fraction(start: dt.date, end: dt.date, day_count: str) -> float:
     raise ValueError(f"unknown day count {day_count!r}")
 
 
+def _unadjusted(dates: Dates, source: str) -> list[dt.date]:
+    """The payment dates before any roll: from ``first_payment`` every period, to
+    ``legal_final`` (the last). End-of-month rule: a first payment on a month's last day (30
+    April, 28 February) keeps every later date on its month's end."""
+    step = 12 // PERIODS_PER_YEAR[dates.frequency]
+    fp, lf = dates.first_payment, dates.legal_final
+    months = (lf.year - fp.year) * 12 + (lf.month - fp.month)
+    if months // step + 1 > MAX_PERIODS:
+        raise DealError.one(
+            source,
+            "dates.legal_final",
+            f"{dates.frequency} payments from first_payment {fp} to legal_final {lf} make "
+            f"about {months // step + 1:,} periods; at most {MAX_PERIODS:,}",
+            lf.isoformat(),
+        )
+    eom = fp.day == _calendar.monthrange(fp.year, fp.month)[1]
+    unadj: list[dt.date] = []
+    k = 0
+    while True:
+        try:
+            d = add_months(fp, step * k, 31 if eom else fp.day)
+        except ValueError:  # past 9999-12-31: beyond legal final anyway
+            break
+        if d >= lf:
+            break
+        unadj.append(d)
+        k += 1
+    unadj.append(lf)
+    return unadj
+
+
 class PeriodSchedule:
     """The deal's payment periods.
 
@@ -215,17 +246,7 @@ class PeriodSchedule:
     """
 
     def __init__(self, dates: Dates, source: str = "<memory>"):
-        step = 12 // PERIODS_PER_YEAR[dates.frequency]
         fp, lf = dates.first_payment, dates.legal_final
-        months = (lf.year - fp.year) * 12 + (lf.month - fp.month)
-        if months // step + 1 > MAX_PERIODS:
-            raise DealError.one(
-                source,
-                "dates.legal_final",
-                f"{dates.frequency} payments from first_payment {fp} to legal_final {lf} make "
-                f"about {months // step + 1:,} periods; at most {MAX_PERIODS:,}",
-                lf.isoformat(),
-            )
         try:
             is_bd, data_calendar = _business_days(dates.calendar)
         except CalendarError as exc:
@@ -233,20 +254,7 @@ class PeriodSchedule:
             raise DealError.one(
                 source, "dates.calendar.name", str(exc), getattr(cal, "name", None)
             ) from None
-        # end-of-month rule: a first payment on a month's last day keeps later dates on month ends
-        eom = fp.day == _calendar.monthrange(fp.year, fp.month)[1]
-        unadj: list[dt.date] = []
-        k = 0
-        while True:
-            try:
-                d = add_months(fp, step * k, 31 if eom else fp.day)
-            except ValueError:  # past 9999-12-31: beyond legal final anyway
-                break
-            if d >= lf:
-                break
-            unadj.append(d)
-            k += 1
-        unadj.append(lf)
+        unadj = _unadjusted(dates, source)
         self.periods_per_year = PERIODS_PER_YEAR[dates.frequency]
         self.closing = dates.closing
         self.unadjusted = unadj
@@ -273,6 +281,25 @@ class PeriodSchedule:
         self.accrual_start = [dates.closing, *self.payment_dates[:-1]]
         self.accrual_end = list(self.payment_dates)
         self.day_count = dates.day_count
+
+    @classmethod
+    def adjusted(
+        cls, dates: Dates, payment_dates: Sequence[dt.date], source: str = "<memory>"
+    ) -> PeriodSchedule:
+        """The schedule of ``dates`` with its adjusted ``payment_dates`` as already rolled (a
+        compiled deal's): the calendar is not asked again. A calendar registered anew since
+        gave a patched deal (``with_tranche_terms``) tranche accruals of other dates than its
+        pool's and fees'."""
+        self = cls.__new__(cls)
+        self.periods_per_year = PERIODS_PER_YEAR[dates.frequency]
+        self.closing = dates.closing
+        self.unadjusted = _unadjusted(dates, source)
+        self.payment_dates = list(payment_dates)
+        self.calendar_note = None
+        self.accrual_start = [dates.closing, *self.payment_dates[:-1]]
+        self.accrual_end = list(self.payment_dates)
+        self.day_count = dates.day_count
+        return self
 
     def __len__(self) -> int:
         return len(self.payment_dates)

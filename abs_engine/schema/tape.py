@@ -246,19 +246,23 @@ def _read_xlsx(p: Path, sheet: str | None) -> pa.Table:
                 p, "<sheet>", f"no sheet of that name; the workbook has {wb.sheetnames}", sheet
             )
         ws = wb[sheet] if sheet is not None else wb.worksheets[0]
-        rows = ws.iter_rows(values_only=True)
+        rows = ws.iter_rows(values_only=False)  # cells: a value's type too (16% slower)
         header = next(rows, None)
         if header is None:
             raise DealError.one(p, "<syntax>", "cannot read tape: the sheet is empty")
-        names = [_xlsx_text(h) or f"column {k + 1}" for k, h in enumerate(header)]
+        names = [_xlsx_text(c.value) or f"column {k + 1}" for k, c in enumerate(header)]
         cols: list[list[str | None]] = [[] for _ in names]
-        empty: dict[int, list[tuple[int, int]]] = {}  # sheet row: (column, tape row)
+        # empty cells saved as no value at all (a blank, or a formula never computed; not a
+        # formula whose saved value is the empty text, typed "str"): sheet row -> (column,
+        # tape row)
+        empty: dict[int, list[tuple[int, int]]] = {}
         for at, row in enumerate(rows, start=2):
-            if all(v is None for v in row):
+            if all(c.value is None for c in row):
                 continue
             for k in range(len(names)):
-                cols[k].append(_xlsx_text(row[k]) if k < len(row) else None)
-                if cols[k][-1] is None and k < len(row):
+                cell = row[k] if k < len(row) else None
+                cols[k].append(None if cell is None else _xlsx_text(cell.value))
+                if cell is not None and cell.value is None and cell.data_type == "n":
                     empty.setdefault(at, []).append((k, len(cols[k])))
     finally:
         wb.close()
@@ -336,9 +340,11 @@ def _load(p: Path, encoding: str = "auto", sheet: str | None = None) -> tuple[pa
         lines = str(exc).strip().splitlines()
         text = lines[0] if lines else type(exc).__name__
         undecoded = "invalid utf8" in text.lower() or "decode" in text.lower()
-        if undecoded and detect and encoding == "utf-8" and _is_gb18030(p):
+        if undecoded and detect and encoding == "utf-8" and head.isascii() and _is_gb18030(p):
             # the head was ASCII (it decodes as both): a GBK tape's first Chinese text came
-            # after the first 64 KiB the detection reads
+            # after the first 64 KiB the detection reads. Not after UTF-8 text in the head:
+            # a UTF-8 tape with a few bytes of another encoding appended was read as GB18030,
+            # every Chinese name garbled
             return _load(p, "gb18030", sheet)
         if undecoded:
             text = f"not {encoding} text (save the tape as UTF-8, or name its encoding)"
