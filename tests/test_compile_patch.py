@@ -257,3 +257,31 @@ def test_bad_arguments_are_refused(bundled, cd, changes, text):
     real = compile_deal(parse_deal(bundled, source=SOURCE))
     with pytest.raises(AbsEngineError, match=text.replace("[", r"\[").replace("]", r"\]")):
         with_tranche_terms(real if cd is None else cd, changes)
+
+
+def test_a_calendar_registered_anew_does_not_reach_a_patched_deal():
+    """The patch rebuilt the schedule from the calendar registry as it stood: a calendar
+    registered anew between compiling and sizing gave tranche accruals of other dates than
+    the deal's pool and fees (a validator's: payment date 2025-10-15 with tranche accruals of
+    a 2025-10-16 one). The compiled deal's rolled dates are kept."""
+    import datetime as dt
+
+    from abs_engine import register_calendar
+
+    D = dt.date
+    register_calendar("PATCH_TEST", lambda d: d.weekday() < 5)
+    doc = base_deal(
+        dates={"closing": "2025-07-15", "first_payment": "2025-10-15", "frequency": "quarterly",
+               "legal_final": "2026-10-15", "day_count": "ACT/365F",
+               "business_day": "following",
+               "calendar": {"kind": "named", "name": "PATCH_TEST"}},
+        pool={"obligors": [obligor("O1", 100.0, n=5)]},
+    )  # fmt: skip
+    cd = compile_deal(parse_deal(doc))
+    try:
+        register_calendar("PATCH_TEST", lambda d: d.weekday() < 5 and d != D(2025, 10, 15))
+        patched = with_tranche_terms(cd, {"A": {"balance": 90.0}})
+    finally:
+        register_calendar("PATCH_TEST", lambda d: d.weekday() < 5)
+    assert patched.payment_dates == cd.payment_dates
+    np.testing.assert_array_equal(patched.structure.tranche_accrual, cd.structure.tranche_accrual)
