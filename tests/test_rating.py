@@ -138,16 +138,26 @@ def test_implied_rating_is_best_rating_not_exceeded():
 def test_a_tranche_that_never_repays_is_below_the_scale_when_it_loses_enough():
     """No path paid principal (WAL undefined): a tranche losing everything was rated "n/a"
     (a validator's EL of 1.0, and 0.9985 for a Sub paid residual cash only). Above the
-    worst rating's threshold at every listed horizon it is below the scale; a smaller loss
-    at an unknown horizon stays unrated."""
+    worst rating's threshold at the notes' longest life (legal final), where thresholds are
+    largest, it is below the scale at any horizon it can have; a smaller loss, or no
+    longest life given, stays unrated (a reviewer: the table's thresholds grow past its
+    listed horizons, so the listed ones could not say "below")."""
     t = load_rating_table()
     worst = t.ratings[-1]
-    top = float(t.thresholds[worst].max())
-    assert t.implied_rating(1.0, float("nan")) == f"below {worst}"
-    assert t.implied_rating(0.9985, float("nan")) == f"below {worst}"
-    assert t.implied_rating(top * 1.001, float("nan")) == f"below {worst}"
-    assert t.implied_rating(top, float("nan")) == "n/a"
-    assert t.implied_rating(float("nan"), float("nan")) == "n/a"
+    nan = float("nan")
+    at_3y = t.threshold(worst, 3.0)
+    assert t.implied_rating(1.0, nan, 3.0) == f"below {worst}"
+    assert t.implied_rating(0.9985, nan, 3.0) == f"below {worst}"
+    assert t.implied_rating(at_3y * 1.001, nan, 3.0) == f"below {worst}"
+    assert t.implied_rating(at_3y, nan, 3.0) == "n/a"
+    # past the listed horizons the threshold grows: 2% is below the scale at 5 years, not
+    # at 30
+    assert t.implied_rating(0.02, 5.0) == f"below {worst}" and t.implied_rating(0.02, 30.0) != (
+        f"below {worst}"
+    )
+    assert t.implied_rating(0.02, nan, 30.0) == "n/a"
+    assert t.implied_rating(1.0, nan) == "n/a"  # no longest life: nothing to say
+    assert t.implied_rating(nan, nan, 3.0) == "n/a"
     # and a run: ten obligors with PD 1 - 1e-16, the junior tranche losing all
     res = ae.simulate(homogeneous_deal(10, 1 - 1e-16, [0.0, 0.1]), mc(0.2, recovery=0.4),
                       n_paths=500, seed=1, progress=False)  # fmt: skip

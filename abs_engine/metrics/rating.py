@@ -99,16 +99,20 @@ class RatingTable:
             return float(self.thresholds[rating][k - 1 if w == 0.0 else k])
         return float(math.exp(th[k - 1] + w * (th[k] - th[k - 1])))
 
-    def implied_rating(self, metric: float, horizon_years: float) -> str:
+    def implied_rating(
+        self, metric: float, horizon_years: float, longest_years: float = math.nan
+    ) -> str:
         """Best rating whose threshold at ``horizon_years`` is at least ``metric``; below the
         worst, ``"below <worst>"``. A NaN metric gives ``"n/a"``; so does a NaN horizon (a WAL
         no path defines: no principal ever paid) unless the metric is above the worst
-        rating's threshold at every horizon the table lists (its largest): then
-        ``"below <worst>"`` (a tranche losing everything was "n/a")."""
+        rating's threshold at ``longest_years``, the longest the notes can live (legal
+        final): thresholds grow with the horizon, so it is then below the scale at any
+        horizon the tranche can have (a tranche losing everything was "n/a")."""
         worst = self.ratings[-1]
         if np.isfinite(metric) and np.isnan(horizon_years):
-            top = float(np.max(self.thresholds[worst]))
-            return f"below {worst}" if metric > top else "n/a"
+            if not np.isfinite(longest_years) or longest_years <= 0.0:
+                return "n/a"
+            return f"below {worst}" if metric > self.threshold(worst, longest_years) else "n/a"
         if not (np.isfinite(metric) and np.isfinite(horizon_years)):
             return "n/a"
         for r in self.ratings:
@@ -131,8 +135,11 @@ def implied_ratings(
     expected_loss: np.ndarray,
     default_probability: np.ndarray,
     wal_years: np.ndarray,
+    longest_years: float = math.nan,
 ) -> list[str]:
-    """The implied rating of each tranche, on the table's basis.
+    """The implied rating of each tranche, on the table's basis (``longest_years``: the
+    deal's legal final in years from closing, for a WAL no path defines: see
+    :meth:`RatingTable.implied_rating`).
 
     Parameters
     ----------
@@ -146,7 +153,9 @@ def implied_ratings(
     list[str]  J ratings (see :meth:`RatingTable.implied_rating`)
     """
     metric = expected_loss if table.basis == "el" else default_probability
-    return [table.implied_rating(m, w) for m, w in zip(metric, wal_years, strict=True)]
+    return [
+        table.implied_rating(m, w, longest_years) for m, w in zip(metric, wal_years, strict=True)
+    ]
 
 
 @functools.lru_cache(maxsize=1)

@@ -245,6 +245,7 @@ def tranche_frame(
         out["expected_loss"].to_numpy(),
         out["default_probability"].to_numpy(),
         out["wal_years"].to_numpy(),
+        longest_years=float(cd.years[-1]),  # the last payment date's: the notes' longest life
     )
     return out.assign(implied_rating=ratings)
 

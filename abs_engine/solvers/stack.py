@@ -421,19 +421,22 @@ def _final_rows(
         if 0 < crude.expected_loss_se < row.expected_loss_se:
             row = crude
         elif name in own:
-            row = _with_crude_wal(row, crude, table)
+            row = _with_crude_wal(row, crude, table, float(cd.years[-1]))
         rows.append(row)
     return rows
 
 
-def _with_crude_wal(row: pd.Series, crude: pd.Series, table: RatingTable) -> pd.Series:
+def _with_crude_wal(
+    row: pd.Series, crude: pd.Series, table: RatingTable, longest_years: float
+) -> pd.Series:
     """An importance-sampled row with the crude run's WAL (a central figure, biased when
-    weighted over a few effective paths), its implied rating read at it."""
+    weighted over a few effective paths), its implied rating read at it (``longest_years``,
+    the last payment date's, where no path defines it)."""
     out = row.copy()
     out["wal_years"], out["wal_years_se"] = crude["wal_years"], crude["wal_years_se"]
     el, pd_, wal = (np.array([v]) for v in (row.expected_loss, row.default_probability,
                                             crude["wal_years"]))  # fmt: skip
-    (out["implied_rating"],) = implied_ratings(table, el, pd_, wal)
+    (out["implied_rating"],) = implied_ratings(table, el, pd_, wal, longest_years)
     return out
 
 
