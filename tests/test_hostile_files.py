@@ -177,7 +177,7 @@ def deal_cases() -> Iterator[FileCase]:
     # U+FFFF made the workbook's XML invalid ------------------------------------------------------
     for where, name in (("name", "Huake\x1b[2J"), ("tranches[0].name", "A\x07"),
                         ("fees[0].name", "fee\x9b1m"), ("tranches[1].name", "Sub\uffff"),
-                        ("pool.obligors[0].id", "HK\r01")):  # fmt: skip
+                        ("pool.obligors[0].id", "HK\r01"), ("currency", "CN\x1b[2J")):  # fmt: skip
         yield from _deal_case(f"control-{where}", huake, _set(where, name), where,
                               "control characters")  # fmt: skip
     # ---- dates that overflow the calendar -------------------------------------------------------

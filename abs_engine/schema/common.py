@@ -125,6 +125,13 @@ PosNum = Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)]
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\ufffe\uffff]")
 
 
+def printable(text: object) -> str:
+    """``text`` for a message: its control characters and U+FFFE/U+FFFF escaped as Python
+    writes them (``\\x1b``), so a refused name cannot send an escape sequence to the
+    terminal in the label that names it (a tape row's ``(id=...)``)."""
+    return CONTROL_CHARS.sub(lambda m: repr(m.group())[1:-1], str(text))
+
+
 def _no_control_chars(name: str) -> str:
     m = CONTROL_CHARS.search(name)
     if m is not None:

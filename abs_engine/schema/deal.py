@@ -37,7 +37,9 @@ class Deal(SourcedModel):
     schema_version: SchemaVersion
     name: OutputName
     description: str = ""
-    currency: str = "CNY"
+    #: a code or name (CNY, 人民币): labels the outputs, so a name's rules (no control
+    #: character, no formula start); an ESC in it reached the terminal
+    currency: OutputName = "CNY"
     base_scenario: ScenarioRef | None = None
     deterministic_scenario: ScenarioRef | None = None
     base_rate: Rate = 0.0

@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 from pydantic import BaseModel
 
 from ..errors import DealError, Problem
+from .common import printable
 from .files import decode_text, note_input
 from .pool import (
     TAPE_KINDS,
@@ -157,7 +158,7 @@ class _Problems:
         self.items.sort(key=lambda it: (it[0], it[1]))
         out = []
         for row, _, column, text, value in self.items[:MAX_TAPE_PROBLEMS]:
-            path = f"row {row + 1} (id={self.ids[row].as_py()}).{column}"
+            path = f"row {row + 1} (id={printable(self.ids[row].as_py())}).{column}"
             message = text(row) if callable(text) else text
             if value is None:
                 out.append(Problem(self.file, path, message))
