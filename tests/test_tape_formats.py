@@ -346,7 +346,7 @@ def test_an_id_ending_in_whitespace_is_refused_on_a_tape_and_inline(tmp_path):
     problems = _refused(tmp_path, [("T0", "100"), ("T0 ", "100"), ("T1\t", "100")])
     assert [(q.path, q.value) for q in problems] == [
         ("row 2 (id=T0 ).id", "T0 "),
-        ("row 3 (id=T1\t).id", "T1\t"),
+        ("row 3 (id=T1\\t).id", "T1\t"),  # the label escapes the tab
     ]
     assert all("may not end with whitespace" in q.message for q in problems)
     deal = base_deal()
