@@ -67,8 +67,10 @@ class Dates(Model):
     """Key dates and conventions of the deal.
 
     Payment dates run from ``first_payment`` every ``frequency`` months up to ``legal_final``
-    (the last period ends at ``legal_final`` even if it is not on the grid). Accrual runs from
-    the previous adjusted payment date (``closing`` for the first period).
+    (the last period ends at ``legal_final`` even if it is not on the grid). End-of-month
+    rule: a ``first_payment`` on its month's last day (28 February, 30 April) puts every later
+    date on its month's last day (31 May, 31 August), before the business-day roll. Accrual
+    runs from the previous adjusted payment date (``closing`` for the first period).
     """
 
     closing: Date
