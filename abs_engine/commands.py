@@ -343,6 +343,11 @@ def _targeted(
     scenario after another)."""
     from .precision import run_to_precision
 
+    # every scenario checked against its deal before the first round of the first: one the
+    # deal refuses (13 CPR values for 12 periods) was found only when its turn came
+    for cd, scenarios in runs:
+        for sc in scenarios:
+            compile_model(cd, sc)
     for cd, scenarios in runs:
         for sc in scenarios:
 

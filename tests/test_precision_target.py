@@ -106,3 +106,26 @@ def test_the_command_says_what_it_reached():
 def test_bad_target_options(args, message):
     r = run_cli("run", *args)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_every_scenario_is_checked_before_the_first_targeted_run(tmp_path, monkeypatch):
+    """A precision-targeted run of two scenarios checked the second against the deal only
+    when its turn came, after the first's rounds (a validator's 13 CPR values for a
+    12-period deal, found after 5 s of simulation). Nothing is simulated before the error."""
+    import abs_engine.commands as commands
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('schema_version = 1\nkind = "monte_carlo"\nname = "bad"\n'
+                   "[prepayment]\ncpr = [" + ", ".join(["0.01"] * 13) + "]\n")  # fmt: skip
+    started = []
+    real = commands.start_simulation_compiled
+
+    def spy(*a, **kw):
+        started.append(1)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(commands, "start_simulation_compiled", spy)
+    r = run_cli("run", "-s", "huake_mc", "-s", bad, "--paths", "1000", "--target-se", "1e-9",
+                "--max-paths", "2000", "--no-progress")  # fmt: skip
+    assert r.returncode == 2 and "prepayment.cpr" in r.stderr, r.stderr
+    assert started == []
