@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 import warnings
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__
@@ -566,7 +567,7 @@ def main(argv: list[str] | None = None, *, until_exit: bool = False) -> int:
     ``until_exit`` (:func:`entry`): the process ends after the command, so once interrupted
     it ignores further signals (a second one broke into the ending with a traceback)."""
     written = commits()
-    with interrupts_as_exceptions(until_exit) as caught:
+    with _paths_printable(), interrupts_as_exceptions(until_exit) as caught:
         try:
             with warnings.catch_warnings():
                 # the commands print the deal's warnings themselves, as warning: lines
@@ -585,6 +586,26 @@ def main(argv: list[str] | None = None, *, until_exit: bool = False) -> int:
                       file=sys.stderr, flush=True)  # fmt: skip
                 return EXIT_OK
             return interrupted_status(exc)
+
+
+@contextlib.contextmanager
+def _paths_printable() -> Iterator[None]:
+    """stdout and stderr write what they cannot encode as backslash escapes for the command:
+    a path in another encoding than the terminal's (a GBK-named folder on a UTF-8 system,
+    bytes Linux allows, held as surrogates) stopped ``run --out`` with a UnicodeEncodeError
+    as it said where it wrote. Their settings are put back after."""
+    streams = []
+    for stream in (sys.stdout, sys.stderr):
+        errors = getattr(stream, "errors", None)
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+            streams.append((stream, errors))
+    try:
+        yield
+    finally:
+        for stream, errors in streams:
+            with contextlib.suppress(AttributeError, ValueError, OSError):
+                stream.reconfigure(errors=errors)  # type: ignore[union-attr]
 
 
 def _warning_line(message: Warning | str, *_: object, **__: object) -> None:

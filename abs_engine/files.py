@@ -139,6 +139,18 @@ def commits() -> int:
     return _COMMITS[0]
 
 
+def write_parquet(frame: Any, index: bool | None = False) -> Callable[[Path], None]:
+    """A writer of ``frame`` (a pandas DataFrame) as Parquet at a path, through a Python file:
+    pyarrow takes a path as UTF-8 text and failed on a folder named in another encoding
+    (bytes Linux allows, e.g. a GBK-named folder), after the whole run."""
+
+    def write(p: Path) -> None:
+        with open(p, "wb") as fh:
+            frame.to_parquet(fh, index=index)
+
+    return write
+
+
 def atomic_write(path: Path, write: Callable[[Path], object], mode: int | None = None) -> None:
     """Write via ``write(tmp)`` into a temporary file beside ``path``, then rename it over
     ``path``; on any error or interrupt the temporary file is removed and ``path`` is untouched.

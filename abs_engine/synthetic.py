@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import AbsEngineError, DealError, int_in, short_repr
-from .files import staged_outputs
+from .files import staged_outputs, write_parquet
 from .schema.common import FORMULA_START
 from .schema.stochastic import MAX_SEED
 
@@ -396,7 +396,7 @@ def write_synthetic(
     # first): a deal never sits beside another run's tape. No manifest: the folder holds deals
     # and scenarios, where another JSON file would be in the way.
     with staged_outputs(out, manifest=None) as stage:
-        stage.write(tape_path.name, lambda p: tape.to_parquet(p, index=False))
+        stage.write(tape_path.name, write_parquet(tape))
         stage.write(deal_path.name, lambda p: p.write_text(json.dumps(deal, indent=2)))
         stage.write(sc_path.name, lambda p: p.write_text(json.dumps(scenario, indent=2)))
         if verify is not None:

@@ -297,7 +297,10 @@ def test_enospc_from_a_writer_leaves_the_previous_outputs(old_outputs, monkeypat
     def flaky(self, path=None, *args, **kwargs):
         calls["n"] += 1
         if calls["n"] >= (2 if writer == "to_csv" else 1):  # one Parquet file in this run
-            Path(path).write_bytes(b"half a file")
+            if hasattr(path, "write"):  # Parquet goes through a Python file (files.write_parquet)
+                path.write(b"half a file")
+            else:
+                Path(path).write_bytes(b"half a file")
             if writer == "to_parquet":  # pyarrow's way: errno only in the text
                 raise OSError(
                     "[Errno 28] Error writing bytes to file. Detail: [errno 28] No "
@@ -747,3 +750,18 @@ def test_out_folder_with_a_previous_run_and_a_stray_file(old_outputs, capsys):
     assert "tranches_cdr_stress.csv" in names and "tranches_huake_base.csv" not in names
     for f in doc["files"]:
         assert hashlib.sha256((out / f["name"]).read_bytes()).hexdigest() == f["sha256"]
+
+
+def test_a_folder_named_in_another_encoding_takes_every_output(tmp_path, capsys):
+    """A folder name that is not UTF-8 (a GBK-named folder, bytes Linux allows): pyarrow
+    took paths as UTF-8 text, so run --out failed at ledger.parquet after the whole run,
+    synth likewise, and a tape in such a folder could not be read."""
+    folder = Path(os.fsdecode(os.fsencode(str(tmp_path)) + b"/\xbd\xe1\xb9\xfb"))
+    assert main(["run", "-s", "huake_base", "--out", str(folder / "run")]) == 0
+    assert (folder / "run" / "ledger.parquet").exists()
+    with open(folder / "run" / "ledger.parquet", "rb") as fh:  # pyarrow's paths are UTF-8
+        assert pd.read_parquet(fh).shape[0] > 0
+    assert main(["synth", "--obligors", "20", str(folder / "synth")]) == 0
+    deal = folder / "synth" / "synthetic_20.json"
+    assert main(["validate", str(deal)]) == 0
+    assert "20 obligors" in capsys.readouterr().out

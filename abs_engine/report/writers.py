@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..compile.scenario import scenario_source
 from ..errors import DealError, Problem
-from ..files import StagedOutputs, staged_outputs
+from ..files import StagedOutputs, staged_outputs, write_parquet
 from .documents import result_document
 from .stamps import stamp
 
@@ -44,7 +44,7 @@ def _table(stem: str, frame: pd.DataFrame, index: bool = False) -> list[tuple[st
     """``stem.csv`` (for Excel) and ``stem.parquet`` (typed, for code) of one table."""
     return [
         (f"{stem}.csv", _csv(frame, index)),
-        (f"{stem}.parquet", lambda p: _parquet_ready(frame).to_parquet(p, index=index)),
+        (f"{stem}.parquet", write_parquet(_parquet_ready(frame), index)),
     ]
 
 
@@ -162,7 +162,7 @@ def write_run_outputs(res: DeterministicResult, out: Path) -> list[Path]:
     into ``out`` with ``manifest.json`` last. Returns the paths written."""
     ledger = res.ledger()
     targets: list[tuple[str, Callable[[Path], object]]] = [
-        ("ledger.parquet", lambda p: ledger.to_parquet(p, index=False)),
+        ("ledger.parquet", write_parquet(ledger)),
         ("ledger.csv", _csv(ledger)),
         ("summary.json", lambda p: p.write_text(json.dumps(result_document(res), indent=2))),
     ]
@@ -198,12 +198,12 @@ def stage_mc_outputs(res: SimulationResult, doc: dict[str, Any], stage: StagedOu
     ]
     paths = res.paths
     if paths is not None:
-        targets.append((f"paths_{name}.parquet", lambda p: paths.to_parquet(p)))
+        targets.append((f"paths_{name}.parquet", write_parquet(paths, index=None)))
     if res.ledgers:
         led = pd.concat(
             [ledger_long(w).assign(path=p) for p, w in res.ledgers.items()], ignore_index=True
         )
-        targets.append((f"ledger_{name}.parquet", lambda p: led.to_parquet(p, index=False)))
+        targets.append((f"ledger_{name}.parquet", write_parquet(led)))
         targets.append((f"ledger_{name}.csv", _csv(led)))
     for fname, fn in targets:
         stage.write(fname, fn)

@@ -211,15 +211,18 @@ def _read_csv(p: Path, encoding: str = "utf-8") -> pa.Table:
 
     # Every column as text (a CSV has no types): numbers are parsed below, so that a cell that
     # is not a number is reported at its row instead of failing the whole read.
-    return pcsv.read_csv(
-        p,
-        read_options=pcsv.ReadOptions(encoding=encoding),
-        convert_options=pcsv.ConvertOptions(
-            column_types={c: pa.string() for c in _COLUMNS},
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=True,
-        ),
-    )
+    # through a Python file: pyarrow takes a path as UTF-8 text, and a folder named in
+    # another encoding (bytes Linux allows) could not be read
+    with open(p, "rb") as fh:
+        return pcsv.read_csv(
+            fh,
+            read_options=pcsv.ReadOptions(encoding=encoding),
+            convert_options=pcsv.ConvertOptions(
+                column_types={c: pa.string() for c in _COLUMNS},
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+            ),
+        )
 
 
 def _xlsx_text(v: Any) -> str | None:
@@ -304,7 +307,8 @@ def _formulas_without_values(
 def _read_parquet(p: Path) -> pa.Table:
     import pyarrow.parquet as pq
 
-    table = pq.read_table(p)
+    with open(p, "rb") as fh:  # a path pyarrow could not encode (see _read_csv)
+        table = pq.read_table(fh)
     meta = table.schema.pandas_metadata or {}
     # a pandas index written as a column (``to_parquet`` with a non-default index) is no data
     index = [c for c in meta.get("index_columns", []) if isinstance(c, str)]
