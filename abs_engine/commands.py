@@ -406,11 +406,21 @@ def _print_deterministic(
 def _check_monte_carlo_size(
     args: argparse.Namespace, cd: CompiledDeal, scenarios: list[MonteCarloScenario]
 ) -> None:
-    """Before any scenario runs: ledger paths within the run, kept per-path results that fit
-    in memory. (Path counts are already within MAX_PATHS: --paths by its argparse type, a
+    """Before any scenario runs: tranches named by ``--sampling-target`` and
+    ``--target-tranche`` in the deal, ledger paths within the run, kept per-path results that
+    fit in memory. (Path counts are already within MAX_PATHS: --paths by its argparse type, a
     scenario's n_paths by the schema.)"""
     from .simulation import check_keep_paths_memory, kept_bytes_per_path
 
+    for flag in ("sampling_target", "target_tranche"):
+        name = getattr(args, flag, None)
+        if name is not None and name not in cd.tranche_names:
+            # by the flag (the API's own check named its argument: "simulate_compiled:
+            # sampling_target: unknown tranche")
+            raise UsageError(
+                f"--{flag.replace('_', '-')}: unknown tranche {short_repr(name)}; tranches are "
+                f"{list(cd.tranche_names)}"
+            )
     for sc in scenarios:
         n = sc.n_paths if args.paths is None else args.paths
         for p in args.ledger_paths or []:
@@ -640,6 +650,7 @@ def _size_stack(
     args: argparse.Namespace, deal: Deal, cd: CompiledDeal, sc: MonteCarloScenario, runner: Any
 ) -> _Answer:
     from .solvers import load_curve, size_stack
+    from .solvers.stack import check_targets
 
     targets = []
     for spec in args.target:
@@ -648,6 +659,8 @@ def _size_stack(
             raise UsageError(f"--target: expected TRANCHE=RATING, e.g. A=AAA {got(spec)}")
         targets.append((name, rating))
     table = _rating_table(args)
+    with _naming("--target"):  # the solver's own check names no flag
+        check_targets(deal, targets, table)
     curve = None
     if args.curve is not None:
         with _naming("--curve"):

@@ -72,6 +72,14 @@ def _flag_cases() -> Iterator[Case]:
         yield _c(f"{cmd}-unknown-tranche", _with_tranche(base, "ZZZ"), "--tranche", "'ZZZ'")
     yield _c("size-junior-tranche", "size --tranche Sub --target A", "--tranche", "'Sub'")
     yield _c("size-empty-tranche", ["size", "--tranche", "", "--target", "A"], "--tranche", "''")
+    # named by the flag, not by the API's argument ("simulate_compiled: sampling_target") or
+    # by nothing at all (size-stack's targets)
+    yield _c("run-sampling-target-unknown", "run --sampling importance --sampling-target ZZ",
+             "--sampling-target", "'ZZ'")  # fmt: skip
+    yield _c("run-target-tranche-unknown", "run --target-se 0.001 --target-tranche ZZ",
+             "--target-tranche", "'ZZ'")  # fmt: skip
+    yield _c("size-stack-unknown-rating", "size-stack --target A=ZZ", "--target", "'ZZ'")
+    yield _c("size-stack-unknown-tranche", "size-stack --target A=AAA=AA", "--target", "'A=AAA'")
 
     # --- stress ------------------------------------------------------------------------------
     for v in ["2", "-0.1", "1.0001", *NONFINITE, "x"]:

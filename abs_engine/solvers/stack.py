@@ -56,7 +56,7 @@ from .structuring import (
     solve_coupon,
 )
 
-__all__ = ["MAX_ROUNDS", "NOISE_SE", "StackSizing", "size_stack"]
+__all__ = ["MAX_ROUNDS", "NOISE_SE", "StackSizing", "check_targets", "size_stack"]
 
 #: the most size-and-price passes :func:`size_stack` runs
 MAX_ROUNDS = 5
@@ -158,11 +158,12 @@ def _target_pairs(targets: Any) -> list[tuple[str, str]]:
     return items
 
 
-def _check_targets(
+def check_targets(
     deal: Deal, pairs: list[tuple[str, str]], table: RatingTable
 ) -> list[tuple[int, str, str]]:
     """(index, tranche, rating) of each target, after checking every name, rating and the
-    order against the deal and the table."""
+    order against the deal and the table (a :class:`SolverError` naming the problem; the
+    command line adds its flag, ``--target``)."""
     names = [t.name for t in deal.tranches]
     if len(names) < 2:
         raise SolverError(
@@ -257,7 +258,7 @@ def size_stack(
     rounds = check_int(rounds, "size_stack", "rounds", 1, MAX_ROUNDS)
     progress = check_optional_bool(progress, "size_stack", "progress")
     table = rating_table_arg(rating_table, "size_stack")
-    plan = _check_targets(deal, _target_pairs(targets), table)
+    plan = check_targets(deal, _target_pairs(targets), table)
     the_curve, curve_label = _curve(curve)
     seed = sc.seed if seed is None else check_int(seed, "size_stack", "seed", 0, MAX_SEED)
     runner = _runner(client, "size_stack")  # checked before the first search
