@@ -428,7 +428,11 @@ def test_a_second_signal_while_the_command_ends_is_ignored(monkeypatch, capsys, 
             signal.signal(s, h)
 
 
-@pytest.mark.parametrize("det", [False, True], ids=["monte_carlo", "deterministic"])
+@pytest.mark.parametrize(
+    "det",
+    [False, pytest.param(True, marks=pytest.mark.slow)],  # a process each: 2-3 s
+    ids=["monte_carlo", "deterministic"],
+)
 def test_a_reader_that_stops_reading_leaves_the_files(tmp_path, det):
     """``run --out D | head -1``: the tables were printed before the files were put in place,
     and rich's broken-pipe exit (status 1, no message) left no output folder. The files come
@@ -448,6 +452,7 @@ def test_a_reader_that_stops_reading_leaves_the_files(tmp_path, det):
     assert (out / MANIFEST).exists() and not leftovers(out)
 
 
+@pytest.mark.slow  # two processes: about 4 s
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 def test_output_on_a_full_device_is_one_error_line(tmp_path):
     """stdout on a full device (> /dev/full): a traceback and exit 1 from validate, run and
