@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
 import functools
 import os
 import signal
 import sys
 import warnings
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import __version__
 from .interrupts import (
@@ -614,11 +613,65 @@ def _warning_line(message: Warning | str, *_: object, **__: object) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
 
+class _StdoutFailed(Exception):
+    """Writing the command's standard output failed other than by a closed pipe (a full
+    device): told apart from the command's other disk errors (a full kernel cache)."""
+
+    def __init__(self, exc: OSError):
+        super().__init__(exc)
+        self.exc = exc
+
+
+class _Stdout:
+    """``sys.stdout`` during a command: a write or flush failing with an OSError other than a
+    closed pipe raises :class:`_StdoutFailed`; everything else is the stream's."""
+
+    def __init__(self, stream: Any):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise _StdoutFailed(exc) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise _StdoutFailed(exc) from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def _stdout_watched() -> Iterator[None]:
+    """:class:`_Stdout` as ``sys.stdout`` for the command; the stream put back after."""
+    stream = sys.stdout
+    if stream is None:
+        yield
+        return
+    sys.stdout = _Stdout(stream)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sys.stdout = stream
+
+
 def _main(argv: list[str] | None) -> int:
     try:
         args = _parser().parse_args(argv)  # bad arguments: UsageError, exit 2
-        with commands.compile_notice():
-            return _dispatch(args)
+        with commands.compile_notice(), _stdout_watched():
+            code = _dispatch(args)
+            # a small output is still in the buffer: written here, where a full device or a
+            # closed pipe is told as below (at exit it was Python's "Exception ignored")
+            sys.stdout.flush()
+            return code
     except DealError as exc:
         n = exc.total  # with a line counting those not listed, more than the lines below
         print(f"error: {n} problem{'s' if n > 1 else ''} found", file=sys.stderr)
@@ -634,19 +687,25 @@ def _main(argv: list[str] | None) -> int:
         return EXIT_INPUT
     except BrokenPipeError:
         return EXIT_OK
-    except OSError as exc:
-        if exc.errno not in _DEVICE_FULL:
-            raise
-        # the terminal's output on a full device (> /dev/full): the files, if any, are in
+    except _StdoutFailed as failed:
+        # the command's output on a full device (> /dev/full): the files, if any, are in
         # place already (they come first); it was a traceback
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        print(f"error: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
+        why = failed.exc.strerror or failed.exc
+        print(f"error: cannot write the output: {why}", file=sys.stderr)
         return EXIT_ERROR
 
 
-#: errors of a device that takes no more (stdout on a full disk, /dev/full)
-_DEVICE_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO}
+def _stdout_quiet_at_exit() -> None:
+    """Before the process ends: what is left in stdout's buffer written, or, where it cannot
+    be (a closed pipe, a full device: the command has said so), stdout pointed at /dev/null
+    so that Python's own flush at exit prints no "Exception ignored"."""
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError, AttributeError):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -670,6 +729,7 @@ def entry() -> NoReturn:
     inside numba's compiler can leave half-built llvmlite objects whose finalizers would
     print "Exception ignored ... Traceback" while Python shuts down, after "interrupted"."""
     code = main(until_exit=True)
+    _stdout_quiet_at_exit()
     if code < 128:
         # done: a signal now (while Python shuts its modules down) would kill the process
         # with that signal's status, as if the command had not finished

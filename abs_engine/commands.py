@@ -412,6 +412,8 @@ def _check_monte_carlo_size(
     scenario's n_paths by the schema.)"""
     from .simulation import check_keep_paths_memory, kept_bytes_per_path
 
+    if getattr(args, "sampling_target", None) is not None and args.sampling == "crude":
+        raise UsageError("--sampling-target: only with --sampling importance")
     for flag in ("sampling_target", "target_tranche"):
         name = getattr(args, flag, None)
         if name is not None and name not in cd.tranche_names:

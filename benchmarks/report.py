@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from abs_engine.files import atomic_write
+from abs_engine.files import atomic_write, write_parquet
 
 GIB = 1024.0
 
@@ -714,7 +714,7 @@ def write_all(res: dict, out: Path) -> list[Path]:
     _atomic(out, lambda tmp: tmp.write_text(json.dumps(res, indent=2)))
     written = [out]
     pq = out.with_suffix(".parquet")
-    _atomic(pq, lambda tmp: long_table(res).to_parquet(tmp, index=False))
+    _atomic(pq, write_parquet(long_table(res)))  # through a Python file (any folder name)
     md = out.with_suffix(".md")
     _atomic(md, lambda tmp: tmp.write_text(markdown(res)))
     written += [pq, md]

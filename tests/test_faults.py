@@ -458,11 +458,14 @@ def test_output_on_a_full_device_is_one_error_line(tmp_path):
     """stdout on a full device (> /dev/full): a traceback and exit 1 from validate, run and
     run --json; now one error line, and a run's files in place."""
     out = tmp_path / "out"
+    env = _child_env()
+    env.pop("PYTHONUNBUFFERED")  # buffered, as a shell leaves it: validate's one line stayed
+    # in the buffer until Python's exit, "Exception ignored ... OSError" and status 120
     for args in (["validate", str(ROOT / "waterfalls" / "huake_2025.toml")],
                  ["run", "-s", "huake_base", "--out", str(out)]):  # fmt: skip
         with open("/dev/full", "w") as full:
             done = subprocess.run([str(ABS_ENGINE), *args], stdout=full, stderr=subprocess.PIPE,
-                                  text=True, env=_child_env(), timeout=120)  # fmt: skip
+                                  text=True, env=env, timeout=120)  # fmt: skip
         assert done.returncode == EXIT_ERROR, done.stderr
         assert done.stderr == "error: cannot write the output: No space left on device\n"
     assert (out / MANIFEST).exists()
@@ -770,3 +773,37 @@ def test_a_folder_named_in_another_encoding_takes_every_output(tmp_path, capsys)
     deal = folder / "synth" / "synthetic_20.json"
     assert main(["validate", str(deal)]) == 0
     assert "20 obligors" in capsys.readouterr().out
+
+
+def test_only_a_failing_stdout_is_told_as_the_output(monkeypatch, capsys):
+    """A write to stdout that fails (a full device) is one error line and status 1, and
+    stdout is the caller's again after; another disk error of the command (a full kernel
+    cache) is not told as the output's (the first version caught every ENOSPC, and pointed
+    the caller's stdout at /dev/null for good)."""
+    import abs_engine.cli as cli
+
+    class Full:
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def flush(self):
+            pass
+
+    def prints(args):
+        print("a line")
+        return 0
+
+    monkeypatch.setattr(cli, "_dispatch", prints)
+    full = Full()
+    monkeypatch.setattr(sys, "stdout", full)
+    assert main(["validate", "x.toml"]) == EXIT_ERROR
+    assert sys.stdout is full
+    monkeypatch.undo()
+    assert capsys.readouterr().err == "error: cannot write the output: No space left on device\n"
+
+    def cache_full(args):
+        raise OSError(errno.ENOSPC, "No space left on device", "/cache/x.nbi")
+
+    monkeypatch.setattr(cli, "_dispatch", cache_full)
+    with pytest.raises(OSError, match="x.nbi"):
+        main(["validate", "x.toml"])

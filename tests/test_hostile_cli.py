@@ -76,6 +76,8 @@ def _flag_cases() -> Iterator[Case]:
     # by nothing at all (size-stack's targets)
     yield _c("run-sampling-target-unknown", "run --sampling importance --sampling-target ZZ",
              "--sampling-target", "'ZZ'")  # fmt: skip
+    yield _c("run-sampling-target-crude", "run --sampling-target A", "--sampling-target",
+             "--sampling importance")  # fmt: skip
     yield _c("run-target-tranche-unknown", "run --target-se 0.001 --target-tranche ZZ",
              "--target-tranche", "'ZZ'")  # fmt: skip
     yield _c("size-stack-unknown-rating", "size-stack --target A=ZZ", "--target", "'ZZ'")

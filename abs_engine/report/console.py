@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -67,9 +66,9 @@ def plain_console() -> Console:
 
     class _Console(Console):
         def on_broken_pipe(self) -> None:
+            # rich's own points stdout at /dev/null for good and exits: the command line's
+            # entry does that as the process ends, a caller in process keeps its stdout
             self.quiet = True
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())  # nothing more to flush at exit
             raise BrokenPipeError
 
     probe = Console()
