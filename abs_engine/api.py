@@ -448,6 +448,13 @@ def run_deterministic(
     for s in loaded:
         if not isinstance(s, DeterministicScenario):
             raise DealError.one(s.source, "kind", "a Monte Carlo scenario: use simulate()", s.kind)
+        if any(t.name == s.name for t in scs):
+            # the result is indexed by name: the second was out of reach, its rows mixed
+            # with the first's in the pool frame
+            raise InputError(
+                f"{func}: two scenarios are named {s.name!r}; the result is indexed by name: "
+                "rename one (model_copy(update={'name': ...}))"
+            )
         scs.append(s)
     flows = deterministic_flows(cd, scs)
     return DeterministicResult(run_waterfall(cd, flows, jit=jit), tuple(scs))

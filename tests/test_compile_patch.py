@@ -205,7 +205,18 @@ def test_patched_deal_runs_as_the_full_compile():
 def test_patched_deal_is_validated_as_it_stands(bundled):
     cd = compile_deal(parse_deal(bundled, source=SOURCE))
     patched = with_tranche_terms(cd, {"A": {"balance": 90e6}})
-    assert compile_deal(patched.deal).deal is patched.deal  # not validated a second time
+    import abs_engine.schema.load as load
+
+    def refuse(obj):
+        raise AssertionError("validated a second time")
+
+    original = load.revalidated
+    load.revalidated = refuse
+    try:
+        again = compile_deal(patched.deal).deal  # not validated a second time
+        assert again.model_dump() == patched.deal.model_dump()
+    finally:
+        load.revalidated = original
 
 
 # ---- refused as a full compile refuses ---------------------------------------------------------

@@ -637,8 +637,10 @@ def test_valid_arguments_still_work(world: dict[str, Any]) -> None:
     assert world["mc"].loss_rate_quantile(np.float64(0.5)) >= 0.0
     assert world["cd"].tranche_index("Sub") == 1
     assert ae.load_deal(Path(ae.resources.bundled_deal_path())).name == world["deal"].name
-    # an unchanged deal is not validated again: compile_deal returns the same Deal object
-    assert ae.compile_deal(world["deal"]).deal is world["deal"]
+    # an unchanged deal is not validated again, and the compiled deal keeps its own copy (an
+    # edit to the caller's after compiling relabelled the results)
+    own = ae.compile_deal(world["deal"]).deal
+    assert own is not world["deal"] and own.model_dump() == world["deal"].model_dump()
     # a deal changed with model_copy to something valid compiles, with the change
     cd2 = ae.compile_deal(world["deal"].model_copy(update={"name": "renamed"}))
     assert cd2.deal.name == "renamed" and cd2.source == world["cd"].source
@@ -823,3 +825,28 @@ def test_numpy_scalars_are_shown_and_taken_as_the_python_values_they_hold(tmp_pa
         load_rating_table(p)
     (problem,) = info.value.problems
     assert (problem.path, problem.value) == ("row 2.rating", "")
+
+
+def test_a_compiled_deal_does_not_follow_edits_to_the_callers_deal():
+    """compile_deal kept the caller's Deal object: reversing its tranche list after compiling
+    relabelled the results (the senior's expected loss shown as Sub's, Sub paid 95m of
+    principal) while the kernels ran the deal as compiled."""
+    deal = ae.load_deal()
+    cd = ae.compile_deal(deal)
+    before = ae.simulate(cd, n_paths=2048, seed=3, progress=False).tranches
+    det = ae.run_deterministic(cd, "huake_base")
+    deal.tranches.reverse()
+    after = ae.simulate(cd, n_paths=2048, seed=3, progress=False).tranches
+    assert after.equals(before) and list(after.tranche) == ["A", "Sub"]
+    assert list(det.tranches.tranche) == ["A", "Sub"]
+    assert det.tranches.set_index("tranche").loc["A", "principal_paid"] > 90e6
+
+
+def test_two_deterministic_scenarios_of_one_name_are_refused():
+    """The result is indexed by scenario name: the second of two named alike could not be
+    reached, its pool rows mixed with the first's and unstacking them failed in pandas."""
+    cd = ae.compile_deal(ae.load_deal())
+    base = ae.load_scenario("huake_base")
+    twin = base.model_copy(update={"defaults": ae.load_scenario("cdr_stress").defaults})
+    with pytest.raises(ae.InputError, match="run_deterministic: two scenarios are named"):
+        ae.run_deterministic(cd, [base, twin])

@@ -14,7 +14,7 @@ from ..errors import ArgumentTypeError, InputError, Problem, ProblemCollector, s
 from ..kernels import layout as L
 from ..kernels.bundles import DealArrays, frozen
 from ..schema.deal import Deal
-from ..schema.load import deal_source, obligor_location, revalidated_deal
+from ..schema.load import deal_source, mark_validated, obligor_location, revalidated_deal
 from .pool import CompiledPool, compile_pool
 from .schedule import PeriodSchedule
 from .waterfall import StructureArrays, compile_structure
@@ -193,6 +193,19 @@ def provider_sector_problems(deal: Deal, sectors: Sequence[str], pc: ProblemColl
             )
 
 
+def _own_copy(deal: Deal) -> Deal:
+    """The compiled deal's own copy of ``deal`` (its tape's read-only rows shared): the
+    caller's object shared with the compiled deal, an edit to it after compiling (its
+    tranche list reversed) relabelled the results' tranches and balances while the kernels
+    ran the deal as compiled."""
+    import copy
+
+    table = deal.pool.table
+    own = copy.deepcopy(deal, {id(table): table} if table is not None else {})
+    mark_validated(own)
+    return own
+
+
 def compile_deal(deal: Deal) -> CompiledDeal:
     """Compile a validated deal. Raises :class:`~abs_engine.errors.DealError` listing every
     cross-reference problem (unknown names, schedules past legal final, order of payment...).
@@ -210,7 +223,7 @@ def compile_deal(deal: Deal) -> CompiledDeal:
             f"compile_deal: deal must be a Deal (from load_deal or parse_deal), got "
             f"{short_repr(deal)} ({type(deal).__name__}){hint}"
         )
-    deal = revalidated_deal(deal)
+    deal = _own_copy(revalidated_deal(deal))
     source = deal_source(deal)
     pc = ProblemCollector(source)
     sched = PeriodSchedule(deal.dates, source)
