@@ -7,10 +7,11 @@ problems; the CLI prints them all and exits with status 2, without a traceback.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,6 +29,7 @@ __all__ = [
     "check_path",
     "check_real",
     "int_in",
+    "names_its_arguments",
     "format_loc",
     "short_repr",
 ]
@@ -200,17 +202,43 @@ def check_instance(value: Any, cls: type[_T], func: str, arg: str, hint: str = "
 
 
 def int_in(value: Any, lo: int, hi: int, what: str) -> int:
-    """An integer (not a bool) in [lo, hi], or an :class:`AbsEngineError` naming ``what``:
-    "``what`` must be an integer from lo to hi, got ..."."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Integral)
-        or not lo <= int(value) <= hi
-    ):
-        raise AbsEngineError(
-            f"{what} must be an integer from {lo:,} to {hi:,}, got {short_repr(value)}"
-        )
+    """An integer (not a bool) in [lo, hi], or an :class:`ArgumentTypeError` (not an
+    integer) or :class:`InputError` (out of range) naming ``what``: "``what`` must be an
+    integer from lo to hi, got ..."."""
+    msg = f"{what} must be an integer from {lo:,} to {hi:,}, got {short_repr(value)}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ArgumentTypeError(msg)
+    if not lo <= int(value) <= hi:
+        raise InputError(msg)
     return int(value)
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def names_its_arguments(func: str) -> Callable[[_F], _F]:
+    """A public function's argument errors (:class:`InputError` and its kinds, raised by the
+    checks it calls) carry its name first, ``func: ...``, as the README's API contract has
+    them (a solver's said "n_paths must be ..." or named a helper)."""
+
+    def decorate(f: _F) -> _F:
+        @functools.wraps(f)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return f(*args, **kwargs)
+            except InputError as exc:
+                msg = str(exc)
+                if msg.startswith(f"{func}: "):
+                    raise
+                try:
+                    named = type(exc)(f"{func}: {msg}")
+                except Exception:  # a kind built otherwise: as it is
+                    raise exc from None
+                raise named from None
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 def check_int(value: Any, func: str, arg: str, lo: int | None = None, hi: int | None = None) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -49,7 +50,7 @@ class PrecisionTarget:
 
 
 def _positive(func: str, name: str, v: Any, hi: float) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float):
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):  # NumPy's floats too
         raise ArgumentTypeError(f"{func}: {name} must be a number, got {short_repr(v)}")
     x = float(v)
     if not 0.0 < x < hi or math.isnan(x):

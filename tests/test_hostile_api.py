@@ -850,3 +850,40 @@ def test_two_deterministic_scenarios_of_one_name_are_refused():
     twin = base.model_copy(update={"defaults": ae.load_scenario("cdr_stress").defaults})
     with pytest.raises(ae.InputError, match="run_deterministic: two scenarios are named"):
         ae.run_deterministic(cd, [base, twin])
+
+
+def test_solver_and_agency_argument_errors_are_input_errors_named_by_function():
+    """The solvers raised SolverError for bad arguments (neither an InputError nor a
+    TypeError, so ``except ae.InputError`` missed them), mostly without the function's name
+    ("n_paths must be ...", "seed: seed must be ..."); the agency tests a plain
+    AbsEngineError; precision targets refused NumPy's float32."""
+    from abs_engine.solvers.structuring import SolverError
+
+    deal = ae.load_deal()
+    cd = ae.compile_deal(deal)
+    sc = ae.load_scenario("huake_mc")
+    cases = [
+        (lambda: ae.size_tranche(deal, sc, "A", target_rating="AA", n_paths=1000.0),
+         ae.ArgumentTypeError, "size_tranche: n_paths must be an integer"),
+        (lambda: ae.size_tranche(deal, sc, "A", target_rating="AA", seed=1.5),
+         ae.ArgumentTypeError, "size_tranche: seed must be an integer"),
+        (lambda: ae.size_tranche(deal, sc, "ZZ", target_rating="AA"),
+         ae.InputError, "size_tranche: unknown tranche 'ZZ'"),
+        (lambda: ae.size_stack(deal, sc, {"A": "ZZ"}),
+         ae.InputError, "size_stack: unknown rating 'ZZ'"),
+        (lambda: ae.large_obligor_test(cd, max_obligors=2.0),
+         ae.ArgumentTypeError, "large_obligor_test: max_obligors must be an integer"),
+        (lambda: ae.breakeven_default_rate(cd, "Z"),
+         ae.InputError, "breakeven_default_rate: unknown tranche 'Z'"),
+        (lambda: ae.breakeven_default_rate(cd, "A", recovery_rate="x"),
+         ae.ArgumentTypeError, "breakeven_default_rate: recovery_rate must be a number"),
+    ]  # fmt: skip
+    for call, kind, start in cases:
+        with pytest.raises(kind) as ei:
+            call()
+        assert str(ei.value).startswith(start), str(ei.value)
+    with pytest.raises(SolverError):  # the solvers' own kind still catches them
+        ae.size_tranche(deal, sc, "A", target_rating="AA", n_paths=0)
+    res = ae.simulate(cd, n_paths=1024, target_se=np.float32(0.05), max_paths=2048,
+                      progress=False)  # fmt: skip
+    assert res.precision is not None

@@ -15,12 +15,13 @@ from ..compile.deal import CompiledDeal
 from ..compile.scenario import deterministic_flows
 from ..deterministic import WaterfallResult, run_waterfall
 from ..errors import (
-    AbsEngineError,
+    ArgumentTypeError,
     InputError,
     check_bool,
     check_instance,
     check_real,
     int_in,
+    names_its_arguments,
     short_repr,
 )
 from ..kernels import layout as L
@@ -42,13 +43,15 @@ MAX_LARGEST = 1_000
 
 def _share(value: object, what: str) -> float:
     """A finite number in [0, 1] as float (:func:`~abs_engine.errors.check_real`), or an
-    :class:`AbsEngineError` naming ``what``."""
+    :class:`InputError` (:class:`ArgumentTypeError` for a wrong type) naming ``what``."""
     try:
         return check_real(value, "", what, 0.0, 1.0)
-    except InputError:  # a wrong type, NaN, out of range, an int too large for a float
-        raise AbsEngineError(
+    except ArgumentTypeError:
+        raise ArgumentTypeError(
             f"{what} must be a number in [0, 1], got {short_repr(value)}"
         ) from None
+    except InputError:  # NaN, out of range, an int too large for a float
+        raise InputError(f"{what} must be a number in [0, 1], got {short_repr(value)}") from None
 
 
 def _check_cd(cd: object, func: str) -> None:
@@ -57,9 +60,8 @@ def _check_cd(cd: object, func: str) -> None:
 
 def _tranche_index(cd: CompiledDeal, tranche: object) -> int:
     if not isinstance(tranche, str) or tranche not in cd.tranche_names:
-        raise AbsEngineError(
-            f"unknown tranche {short_repr(tranche)}; tranches are {list(cd.tranche_names)}"
-        )
+        kind = InputError if isinstance(tranche, str) else ArgumentTypeError
+        raise kind(f"unknown tranche {short_repr(tranche)}; tranches are {list(cd.tranche_names)}")
     return cd.tranche_names.index(tranche)
 
 
@@ -128,6 +130,7 @@ def default_timing(cd: CompiledDeal, front_loaded: bool = True) -> list[float]:
     return head + [0.0] * (n - m)
 
 
+@names_its_arguments("breakeven_default_rate")
 def breakeven_default_rate(
     cd: CompiledDeal,
     tranche: str,
@@ -154,7 +157,7 @@ def breakeven_default_rate(
     timing = list(timing) if timing is not None else default_timing(cd)
     shares = np.asarray([_share(x, "every timing share") for x in timing])
     if len(shares) == 0 or abs(shares.sum() - 1.0) > 1e-6:
-        raise AbsEngineError(f"timing shares must sum to 1, got {short_repr(timing)}")
+        raise InputError(f"timing shares must sum to 1, got {short_repr(timing)}")
 
     def ok(rate: float) -> bool:
         sc = _scenario(cd, rate, timing, recovery_rate, recovery_lag, cpr, support)
@@ -179,6 +182,7 @@ def breakeven_default_rate(
     return BreakevenResult(tranche, lo, base, multiple, support, never_fails=lo >= 1.0)
 
 
+@names_its_arguments("large_obligor_test")
 def large_obligor_test(
     cd: CompiledDeal,
     tranche: str | None = None,
@@ -244,6 +248,7 @@ def check_coverage_scenarios(
         seen.add(name)
 
 
+@names_its_arguments("coverage_table")
 def coverage_table(
     cd: CompiledDeal, scenarios: Sequence[DeterministicScenario], tranche: str | None = None
 ) -> pd.DataFrame:

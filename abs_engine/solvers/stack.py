@@ -35,7 +35,7 @@ import pandas as pd
 
 from ..compile.deal import CompiledDeal, compile_deal
 from ..compile.patch import with_tranche_terms
-from ..errors import check_int, check_optional_bool, short_repr
+from ..errors import check_int, check_optional_bool, names_its_arguments, short_repr
 from ..metrics.rating import RatingTable, implied_ratings, rating_table_arg
 from ..schema.deal import Deal
 from ..schema.stochastic import MAX_SEED, MonteCarloScenario
@@ -43,6 +43,8 @@ from ..schema.tranche import FixedCoupon
 from ..simulation import start_simulation_compiled
 from .structuring import (
     DiscountCurve,
+    SolverArgumentError,
+    SolverArgumentTypeError,
     SolverError,
     _check_resizable,
     _check_sampling_method,
@@ -136,22 +138,26 @@ def _target_pairs(targets: Any) -> list[tuple[str, str]]:
         items = []
         for item in targets:
             if not isinstance(item, Sequence) or isinstance(item, str | bytes) or len(item) != 2:
-                raise SolverError(
+                raise SolverArgumentTypeError(
                     f"each target is a (tranche, rating) pair, got {short_repr(item)}"
                 )
             items.append((item[0], item[1]))
     else:
-        raise SolverError(
+        raise SolverArgumentTypeError(
             "targets must map tranche names to ratings ({'A': 'AAA'}) or list (tranche, rating) "
             f"pairs, got {short_repr(targets)}"
         )
     if not items:
-        raise SolverError("no targets: give at least one tranche and its rating, e.g. A=AAA")
+        raise SolverArgumentError(
+            "no targets: give at least one tranche and its rating, e.g. A=AAA"
+        )
     for name, rating in items:
         if not isinstance(name, str):
-            raise SolverError(f"a tranche name must be a string, got {short_repr(name)}")
+            raise SolverArgumentTypeError(
+                f"a tranche name must be a string, got {short_repr(name)}"
+            )
         if not isinstance(rating, str):
-            raise SolverError(
+            raise SolverArgumentTypeError(
                 f"the target of tranche {name!r} must be a rating (a string), got "
                 f"{short_repr(rating)}"
             )
@@ -166,7 +172,7 @@ def check_targets(
     command line adds its flag, ``--target``)."""
     names = [t.name for t in deal.tranches]
     if len(names) < 2:
-        raise SolverError(
+        raise SolverArgumentError(
             f"the deal has one tranche ({names[0]!r}): nothing below it absorbs the rest"
         )
     junior = names[-1]
@@ -174,17 +180,17 @@ def check_targets(
     seen: set[str] = set()
     for name, rating in pairs:
         if name not in names:
-            raise SolverError(f"unknown tranche {short_repr(name)}; tranches are {names}")
+            raise SolverArgumentError(f"unknown tranche {short_repr(name)}; tranches are {names}")
         if name == junior:
-            raise SolverError(
+            raise SolverArgumentError(
                 f"{name!r} is the most junior tranche (the residual), which absorbs the rest "
                 f"of the capital: it takes no target; give targets for {names[:-1]}"
             )
         if name in seen:
-            raise SolverError(f"tranche {name!r} is given a target twice")
+            raise SolverArgumentError(f"tranche {name!r} is given a target twice")
         seen.add(name)
         if rating not in table.ratings:
-            raise SolverError(
+            raise SolverArgumentError(
                 f"unknown rating {short_repr(rating)} for tranche {name!r}; the table "
                 f"({table.source}) has {list(table.ratings)}"
             )
@@ -192,7 +198,7 @@ def check_targets(
         if out and j < out[-1][0]:
             prev = out[-1][1]
             order = [n for n in names if n in seen]
-            raise SolverError(
+            raise SolverArgumentError(
                 f"targets must run from the most senior tranche down: {name!r} is senior to "
                 f"{prev!r} but comes after it; give them in the order {order}"
             )
@@ -212,6 +218,7 @@ def _curve(curve: Any) -> tuple[DiscountCurve | None, str | None]:
     return loaded, (str(curve) if loaded.flat_rate is None else f"{loaded.flat_rate:g}")
 
 
+@names_its_arguments("size_stack")
 def size_stack(
     deal: Deal,
     sc: MonteCarloScenario,

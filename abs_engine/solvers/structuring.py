@@ -45,6 +45,7 @@ from ..errors import (
     check_int,
     check_optional_bool,
     check_real,
+    names_its_arguments,
     short_repr,
 )
 from ..metrics.rating import RatingTable, default_rating_table, rating_table_arg
@@ -77,6 +78,16 @@ __all__ = [
 
 class SolverError(AbsEngineError):
     """A target that cannot be met or bracketed."""
+
+
+class SolverArgumentError(SolverError, InputError):
+    """A solver's argument out of its range, or naming nothing the deal has (a tranche, a
+    parameter): an :class:`InputError` too, named by the function
+    (:func:`~abs_engine.errors.names_its_arguments`)."""
+
+
+class SolverArgumentTypeError(SolverArgumentError, ArgumentTypeError):
+    """A solver's argument of the wrong type: an :class:`ArgumentTypeError` (a TypeError)."""
 
 
 # --- discount curves -------------------------------------------------------------------------
@@ -301,11 +312,15 @@ def check_parameter(name: Any, value: Any) -> float:
     """``value`` as a float if ``name`` is a known parameter and ``value`` a finite number in
     its range (:data:`PARAMETER_RANGES`); otherwise a :class:`SolverError` naming both."""
     if not isinstance(name, str) or name not in PARAMETERS:
-        raise SolverError(f"unknown parameter {short_repr(name)}; choose from {sorted(PARAMETERS)}")
+        raise SolverArgumentError(
+            f"unknown parameter {short_repr(name)}; choose from {sorted(PARAMETERS)}"
+        )
     v = _finite(value, f"parameter {name}")
     lo, hi, closed = PARAMETER_RANGES[name]
     if not (lo <= v <= hi if closed else lo <= v < hi):
-        raise SolverError(f"{name} must be in {describe_range(name)}, got {short_repr(value)}")
+        raise SolverArgumentError(
+            f"{name} must be in {describe_range(name)}, got {short_repr(value)}"
+        )
     return v
 
 
@@ -315,9 +330,9 @@ def _finite(value: Any, what: str) -> float:
     try:
         return check_real(value, "", what)
     except ArgumentTypeError:
-        raise SolverError(f"{what} must be a number, got {short_repr(value)}") from None
+        raise SolverArgumentTypeError(f"{what} must be a number, got {short_repr(value)}") from None
     except InputError as exc:  # NaN, infinite, an int too large for a float
-        raise SolverError(str(exc)) from None
+        raise SolverArgumentError(str(exc)) from None
 
 
 def _two_values(obj: Any) -> list[Any] | None:
@@ -348,14 +363,11 @@ def _tol(tol: Any, func: str, hi: float = 0.5) -> float:
 
 
 def _n_paths(n_paths: Any) -> int:
-    if (
-        isinstance(n_paths, bool)
-        or not isinstance(n_paths, int | np.integer)
-        or not 1 <= n_paths <= MAX_PATHS
-    ):
-        raise SolverError(
-            f"n_paths must be an integer from 1 to {MAX_PATHS:,}, got {short_repr(n_paths)}"
-        )
+    msg = f"n_paths must be an integer from 1 to {MAX_PATHS:,}, got {short_repr(n_paths)}"
+    if isinstance(n_paths, bool) or not isinstance(n_paths, int | np.integer):
+        raise SolverArgumentTypeError(msg)
+    if not 1 <= n_paths <= MAX_PATHS:
+        raise SolverArgumentError(msg)
     return int(n_paths)
 
 
@@ -393,9 +405,11 @@ def _seed(seed: Any, sc: MonteCarloScenario) -> int:
     if seed is None:
         return int(sc.seed)
     try:
-        return check_int(seed, "seed", "seed", 0, MAX_SEED)
-    except AbsEngineError as exc:
-        raise SolverError(str(exc)) from None
+        return check_int(seed, "", "seed", 0, MAX_SEED)
+    except ArgumentTypeError as exc:
+        raise SolverArgumentTypeError(str(exc)) from None
+    except InputError as exc:
+        raise SolverArgumentError(str(exc)) from None
 
 
 #: where ``breakeven`` and ``sensitivity`` get the compiled deal they take (``size_tranche``
@@ -405,9 +419,8 @@ _COMPILE_HINT = " (ae.compile_deal(deal))"
 
 def _tranche_index(cd: CompiledDeal, tranche: str) -> int:
     if not isinstance(tranche, str) or tranche not in cd.tranche_names:
-        raise SolverError(
-            f"unknown tranche {short_repr(tranche)}; tranches are {list(cd.tranche_names)}"
-        )
+        kind = SolverArgumentError if isinstance(tranche, str) else SolverArgumentTypeError
+        raise kind(f"unknown tranche {short_repr(tranche)}; tranches are {list(cd.tranche_names)}")
     return cd.tranche_names.index(tranche)
 
 
@@ -692,6 +705,7 @@ def solve_coupon(
 ) -> dict[str, Any]: ...
 
 
+@names_its_arguments("solve_coupon")
 def solve_coupon(
     deal: Deal,
     sc: MonteCarloScenario,
@@ -819,6 +833,7 @@ def _check_resizable(deal: Deal, indices: Sequence[int]) -> None:
             )
 
 
+@names_its_arguments("size_tranche")
 def size_tranche(
     deal: Deal,
     sc: MonteCarloScenario,
@@ -1146,6 +1161,7 @@ def breakeven(
 ) -> dict[str, Any]: ...
 
 
+@names_its_arguments("breakeven")
 def breakeven(
     cd: CompiledDeal,
     sc: MonteCarloScenario,
@@ -1238,6 +1254,7 @@ def breakeven(
     return _breakeven_se(value, a, b, metric, history, param) if with_se else value
 
 
+@names_its_arguments("sensitivity")
 def sensitivity(
     cd: CompiledDeal,
     sc: MonteCarloScenario,
