@@ -226,8 +226,18 @@ def test_user_table_and_pd_basis(tmp_path):
         # an implied rating is a cell of the CSV outputs: a spreadsheet would run it
         ("rating,horizon_years,expected_loss_pct\n=2+3,1,0.1\n", "row 1 (rating==2+3).rating"),
         ("rating,horizon_years,expected_loss_pct\n@S(1),1,0.1\n", "row 1 (rating=@S(1)).rating"),
+        # an integer of 2**64 or more: a TypeError from NumPy and a traceback; now a horizon
+        # beyond 100 years, or a threshold above 100%
+        ("rating,horizon_years,expected_loss_pct\nAAA,18446744073709551616,0.1\n",
+         "row 1 (rating=AAA).horizon_years"),
+        ("rating,horizon_years,expected_loss_pct\nAAA,1,99999999999999999999\n",
+         "row 1 (rating=AAA).expected_loss_pct"),
+        # a repeated column was ignored (pandas renames it x.1), and so was a second horizon
+        ("rating,horizon_years,expected_loss_pct,expected_loss_pct\nAAA,1,0.1,50\n", "<columns>"),
+        ("rating,horizon_years,horizon,expected_loss_pct\nAAA,1,9,0.1\n", "<columns>"),
+        ("# a note\nrating ,rating,horizon_years,expected_loss_pct\nA,AAA,1,0.1\n", "<columns>"),
     ],
-)
+)  # fmt: skip
 def test_bad_rating_table_is_a_clear_error(tmp_path, text, path):
     p = tmp_path / "t.csv"
     p.write_text(text)

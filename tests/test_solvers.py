@@ -101,7 +101,12 @@ def test_sensitivity_grid_is_long_form_and_monotone_in_pd():
 @pytest.mark.parametrize(
     ("text", "path"),
     [("tenor_years,zero_rate\n2,0.02\n1,0.03\n", "row 2.tenor_years"),
-     ("tenor_years,zero_rate\n-1,0.02\n", "row 1.tenor_years")],
+     ("tenor_years,zero_rate\n-1,0.02\n", "row 1.tenor_years"),
+     # a repeated column with a trailing space went unseen (pandas: "tenor_years .1")
+     ("tenor_years ,zero_rate,tenor_years \n1,0.02,5\n5,0.025,1\n", "<columns>"),
+     # "#" is no comment: Excel's #N/A dropped its row, 0.025#x read as 0.025
+     ("tenor_years,zero_rate\n1,0.02\n#N/A,0.9\n5,0.025\n", "row 2.tenor_years"),
+     ("tenor_years,zero_rate\n1,0.02\n5,0.025#x\n", "row 2.zero_rate")],
 )  # fmt: skip
 def test_bad_curves_are_clear_errors(tmp_path, text, path):
     p = tmp_path / "curve.csv"

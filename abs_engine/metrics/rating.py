@@ -23,6 +23,7 @@ agency's table.
 from __future__ import annotations
 
 import functools
+import io
 import math
 import os
 from collections.abc import Mapping
@@ -35,7 +36,7 @@ import pandas as pd
 
 from ..errors import ArgumentTypeError, DealError, ProblemCollector, check_path, short_repr
 from ..schema.common import FORMULA_START
-from ..schema.files import note_input
+from ..schema.files import csv_header, note_input, repeated
 
 __all__ = [
     "DEFAULT_TABLE",
@@ -190,6 +191,15 @@ def rating_table_arg(value: Any, func: str, arg: str = "rating_table") -> Rating
     )
 
 
+def _number(cell: Any) -> float:
+    """A cell as a float; NaN for text that is no number (an integer of 2**64 or more came
+    back from pandas as a Python int, which NumPy's isfinite refused with a TypeError)."""
+    try:
+        return float(pd.to_numeric(cell, errors="coerce"))
+    except (TypeError, ValueError, OverflowError):
+        return math.nan
+
+
 def load_rating_table(path: str | Path | None = None) -> RatingTable:
     """Load a rating table CSV (lines starting with ``#`` are comments).
 
@@ -203,9 +213,15 @@ def load_rating_table(path: str | Path | None = None) -> RatingTable:
         raise DealError.one(p, "<file>", "rating table not found")
     try:
         note_input(p)
-        df = pd.read_csv(p, comment="#", dtype={"rating": str})
+        text = p.read_text(encoding="utf-8-sig")
+        df = pd.read_csv(io.StringIO(text), comment="#", dtype={"rating": str})
     except Exception as exc:
         raise DealError.one(p, "<syntax>", f"cannot read rating table: {exc}") from None
+    names = csv_header(text, comments=True)
+    if repeated(names) or {"horizon", "horizon_years"} <= set(names):
+        # as written (pandas renames a repeat "x.1", and the copy was ignored)
+        raise DealError.one(p, "<columns>", "a column is named twice (or both horizon and "
+                            "horizon_years)", names)  # fmt: skip
     df.columns = [c.strip() for c in df.columns]
     hcol = "horizon_years" if "horizon_years" in df.columns else "horizon"
     tcols = [c for c in df.columns if c in _THRESHOLD_COLUMNS]
@@ -223,12 +239,14 @@ def load_rating_table(path: str | Path | None = None) -> RatingTable:
     thresholds: dict[str, list[float]] = {}
     for k, row in enumerate(df.itertuples(index=False)):
         r = row.rating.strip() if isinstance(row.rating, str) else ""  # empty: NaN
-        h = pd.to_numeric(getattr(row, hcol), errors="coerce")
-        v = pd.to_numeric(getattr(row, tcols[0]), errors="coerce")
+        h = _number(getattr(row, hcol))
+        v = _number(getattr(row, tcols[0]))
         where = f"row {k + 1} (rating={r})" if r else f"row {k + 1}"
-        if not np.isfinite(h) or h <= 0:
+        if not np.isfinite(h) or h <= 0 or h > 100:
             pc.add(
-                f"{where}.{hcol}", "horizon must be a positive number of years", getattr(row, hcol)
+                f"{where}.{hcol}",
+                "horizon must be a positive number of years, at most 100",
+                getattr(row, hcol),
             )
             continue
         if not np.isfinite(v) or v <= 0 or v * scale > 1:

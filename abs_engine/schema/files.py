@@ -88,3 +88,29 @@ def decode_text(
         at = bom + exc.start  # a byte of the file, counting the mark
         why = f"not UTF-8 text (byte {at:,} is {raw[at : at + 4]!r}); save {it} as UTF-8"
         raise DealError.one(p, "<syntax>", why) from None
+
+
+def csv_header(text: str, comments: bool = False) -> list[str]:
+    """The column names of a CSV text's header, each stripped of surrounding spaces, as
+    written (pandas renames a repeated name ``x.1``, and ``x `` and ``x`` apart, so a
+    repeated column went unseen): its first line, or with ``comments`` the first that is not
+    blank or a ``#`` comment."""
+    import csv
+    import io
+
+    for line in io.StringIO(text):
+        if comments and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        return [name.strip() for name in next(csv.reader([line]), [])]
+    return []
+
+
+def repeated(names: list[str]) -> list[str]:
+    """The names that appear more than once, in their order."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for n in names:
+        if n in seen and n not in out:
+            out.append(n)
+        seen.add(n)
+    return out

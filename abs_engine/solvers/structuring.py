@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import io
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +50,7 @@ from ..errors import (
 from ..metrics.rating import RatingTable, default_rating_table, rating_table_arg
 from ..schema.common import source_context
 from ..schema.deal import Deal
-from ..schema.files import decode_text, note_input
+from ..schema.files import csv_header, decode_text, note_input, repeated
 from ..schema.stochastic import MAX_PATHS, MAX_SEED, MonteCarloScenario
 from ..simulation import (
     PendingSimulation,
@@ -181,8 +180,13 @@ def _curve_frame(p: Path, raw: bytes) -> pd.DataFrame:
     decoded = decode_text(p, raw, "a curve CSV", "the curve")
     if not decoded.strip():
         raise DealError.one(p, "<file>", "the curve file is empty (need tenor_years,zero_rate)")
+    # no comment lines: "#" would cut a cell short (Excel's #N/A dropped its row, and
+    # 0.025#x read as 0.025)
+    names = csv_header(decoded)
+    if repeated(names):  # as written: pandas renames a repeat, "tenor_years " apart too
+        raise DealError.one(p, "<columns>", "a column is named twice", names)
     try:
-        df = pd.read_csv(io.StringIO(decoded), comment="#")
+        df = pd.read_csv(io.StringIO(decoded), dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise DealError.one(p, "<syntax>", f"cannot read the curve CSV: {msg}") from None
@@ -191,9 +195,6 @@ def _curve_frame(p: Path, raw: bytes) -> pd.DataFrame:
         raise DealError.one(
             p, "<columns>", "need columns tenor_years and zero_rate", list(df.columns)
         )
-    mangled = [c for c in df.columns if re.fullmatch(r"(tenor_years|zero_rate)\.\d+", c)]
-    if len(set(df.columns)) != len(df.columns) or mangled:
-        raise DealError.one(p, "<columns>", "a column is named twice", list(df.columns))
     return df
 
 
