@@ -228,6 +228,23 @@ def test_xlsx_formula_without_a_saved_value_is_refused_at_its_cell(tmp_path, pla
     assert read_tape(p).sectors[int(read_tape(p).sector_code[1])] == "unspecified"
 
 
+def test_xlsx_column_named_twice_is_refused(tmp_path):
+    """A CSV tape refused a header given twice; an Excel one kept the last column of the
+    name (a second annual_pd of 90% replaced the 2%) and validate said OK."""
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["id", "balance", "rate", "amortization", "n_periods", "annual_pd", "annual_pd"])
+    ws.append(["T1", 60000000, 0.045, "bullet", 4, 0.02, 0.9])
+    p = tmp_path / "dup.xlsx"
+    wb.save(p)
+    with pytest.raises(DealError) as ei:
+        read_tape(p)
+    (problem,) = ei.value.problems
+    assert problem.path == "<columns>" and problem.value == ["annual_pd"]
+
+
 def test_xlsx_from_a_deal_file_and_a_broken_workbook(tmp_path, plain):
     _workbook(tmp_path / "pool.xlsx", first_sheet="说明")
     deal = _tape_deal({"path": "pool.xlsx", "sheet": "Pool"}, 2e7)

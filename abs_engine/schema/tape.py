@@ -272,7 +272,9 @@ def _read_xlsx(p: Path, sheet: str | None) -> pa.Table:
         wb.close()
     if empty:
         _formulas_without_values(p, sheet, names, empty)
-    return pa.table({n: pa.array(c, type=pa.string()) for n, c in zip(names, cols, strict=True)})
+    # from arrays and names, not a dict: a name given twice must reach the header check (a
+    # dict kept the last column of the name: a second annual_pd of 90% replaced the 2%)
+    return pa.Table.from_arrays([pa.array(c, type=pa.string()) for c in cols], names=names)
 
 
 def _formulas_without_values(
