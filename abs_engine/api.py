@@ -22,6 +22,7 @@ from .errors import (
     DealError,
     DealWarning,
     InputError,
+    Problem,
     check_bool,
     check_path,
     short_repr,
@@ -150,9 +151,24 @@ def load_scenarios(name_or_path: str | Path, deal: Deal | None = None) -> list[A
     return _stress_grid(validate_model(StressGrid, doc, str(c), source=c), c, deal)
 
 
+def _at_the_grids_base(exc: DealError, path: Path, base: str) -> DealError:
+    """A base scenario that cannot be loaded, told at the grid's ``base`` field (its
+    messages named the reference as if it were a file: "nope: <file>: scenario not
+    found"): a problem of the reference itself (not found, a folder, a grid) in one line;
+    problems inside the file it names after a line saying whose base it is."""
+    (first, *rest) = exc.problems
+    if not rest and (first.path.startswith("<") or first.path == "kind"):
+        return DealError.one(path, "base", first.message, base)
+    head = Problem(str(path), "base", "the base scenario has the problems below", base)
+    return DealError([head, *exc.problems], total=exc.total + 1)
+
+
 def _stress_grid(grid: StressGrid, path: Path, deal: Deal | None) -> list[AnyScenario]:
     beside = path.parent / grid.base
-    base = load_scenario(beside if is_file(beside) else grid.base, deal)
+    try:
+        base = load_scenario(beside if is_file(beside) else grid.base, deal)
+    except DealError as exc:
+        raise _at_the_grids_base(exc, path, grid.base) from None
     if not isinstance(base, MonteCarloScenario):
         raise DealError.one(path, "base", "the base of a stress grid must be a Monte Carlo "
                             "scenario", grid.base)  # fmt: skip

@@ -143,3 +143,25 @@ def test_a_shock_name_no_file_can_carry_is_named_by_its_shock(tmp_path):
     with pytest.raises(DealError) as ei:
         check_distinct_names(load_scenarios(str(p), ae.load_deal()))
     assert [pr.path for pr in ei.value.problems] == ["shocks[0].name"]
+
+
+def test_a_base_that_cannot_be_loaded_is_told_at_the_grids_base(tmp_path):
+    """The base's problems named the reference as if it were a file ("nope: <file>:
+    scenario not found"), neither the grid nor its field; now at the grid's ``base``, with
+    the value, and a base file's own problems after a line saying whose base it is."""
+    deal = ae.load_deal()
+    shock = '[[shocks]]\nname = "x2"\npd_multiplier = 2.0\n'
+    for base, words in (("nope", "scenario not found"), (str(tmp_path), "is a folder")):
+        p = _grid_file(tmp_path, shock, base=base)
+        with pytest.raises(DealError) as ei:
+            load_scenarios(str(p), deal)
+        (problem,) = ei.value.problems
+        assert (problem.file, problem.path, problem.value) == (str(p), "base", base)
+        assert words in problem.message
+    deal_file = str(ae.resources.bundled_deal_path())
+    p = _grid_file(tmp_path, shock, base=deal_file)
+    with pytest.raises(DealError) as ei:
+        load_scenarios(str(p), deal)
+    head, *rest = ei.value.problems
+    assert (head.file, head.path, head.value) == (str(p), "base", deal_file)
+    assert rest and all(q.file == deal_file for q in rest)
