@@ -344,7 +344,7 @@ def test_bad_sampling_arguments(kw, exc, message):
     [
         (["run", "--sampling", "clever"], "--sampling"),
         (["run", "-s", "huake_base", "--sampling", "importance"], "--sampling"),
-        (["run", "--sampling-target", "A", "--paths", "100"], "sampling_target"),
+        (["run", "--sampling-target", "A", "--paths", "100"], "--sampling-target"),
         (["run", "--sampling", "importance", "--sampling-target", "Z", "--paths", "100"],
          "unknown tranche 'Z'"),
         (["size", "--tranche", "A", "--target", "AAA", "--sampling", "x"], "--sampling"),

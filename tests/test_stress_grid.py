@@ -151,17 +151,20 @@ def test_a_base_that_cannot_be_loaded_is_told_at_the_grids_base(tmp_path):
     the value, and a base file's own problems after a line saying whose base it is."""
     deal = ae.load_deal()
     shock = '[[shocks]]\nname = "x2"\npd_multiplier = 2.0\n'
-    for base, words in (("nope", "scenario not found"), (str(tmp_path), "is a folder")):
+    for base, words in (("nope", "scenario not found"), ("/tmp", "is a folder")):
         p = _grid_file(tmp_path, shock, base=base)
         with pytest.raises(DealError) as ei:
             load_scenarios(str(p), deal)
         (problem,) = ei.value.problems
         assert (problem.file, problem.path, problem.value) == (str(p), "base", base)
         assert words in problem.message
-    deal_file = str(ae.resources.bundled_deal_path())
-    p = _grid_file(tmp_path, shock, base=deal_file)
+    # a deal where the base scenario should be (beside the grid: the base field holds 64
+    # characters at most)
+    (tmp_path / "deal.toml").write_text(ae.resources.bundled_deal_path().read_text())
+    deal_file = str(tmp_path / "deal.toml")
+    p = _grid_file(tmp_path, shock, base="deal.toml")
     with pytest.raises(DealError) as ei:
         load_scenarios(str(p), deal)
     head, *rest = ei.value.problems
-    assert (head.file, head.path, head.value) == (str(p), "base", deal_file)
+    assert (head.file, head.path, head.value) == (str(p), "base", "deal.toml")
     assert rest and all(q.file == deal_file for q in rest)
