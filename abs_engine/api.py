@@ -157,7 +157,8 @@ def _at_the_grids_base(exc: DealError, path: Path, base: str) -> DealError:
     found"): a problem of the reference itself (not found, a folder, a grid) in one line;
     problems inside the file it names after a line saying whose base it is."""
     (first, *rest) = exc.problems
-    if not rest and (first.path.startswith("<") or first.path == "kind"):
+    # (the reference's: not found, a folder, a device; not the file's own, its syntax)
+    if not rest and first.path in ("<file>", "kind"):
         return DealError.one(path, "base", first.message, base)
     head = Problem(str(path), "base", "the base scenario has the problems below", base)
     return DealError([head, *exc.problems], total=exc.total + 1)

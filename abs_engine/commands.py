@@ -85,6 +85,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if _monte_carlo(scenarios):
             return _run_monte_carlo(args, runs)
         return _run_deterministic(args, cd, scenarios)
+    for _, scenarios in runs:  # each deal's, before any deal runs (a repeat stopped the
+        check_distinct_names(scenarios)  # second deal after the first was printed)
     return _run_portfolio(args, runs)
 
 

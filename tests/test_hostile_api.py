@@ -878,6 +878,20 @@ def test_solver_and_agency_argument_errors_are_input_errors_named_by_function():
         (lambda: ae.breakeven_default_rate(cd, "A", recovery_rate="x"),
          ae.ArgumentTypeError, "breakeven_default_rate: recovery_rate must be a number"),
     ]  # fmt: skip
+    cases += [
+        (lambda: ae.size_tranche(deal, sc, "A", target_el=2.0),
+         ae.InputError, "size_tranche: target_el must be in [0, 1)"),
+        (lambda: ae.size_tranche(deal, sc, "A", target_rating="ZZ"),
+         ae.InputError, "size_tranche: unknown rating 'ZZ'"),
+        (lambda: ae.size_tranche(deal, sc, "A", target_rating="AA", tol=0),
+         ae.InputError, "size_tranche: tol"),
+        (lambda: ae.size_tranche(deal, "x", "A", target_rating="AA"),
+         ae.ArgumentTypeError, "size_tranche: sc must be a Monte Carlo scenario"),
+        (lambda: ae.condition("el_above", 5),
+         ae.InputError, "condition: el_above takes a share in [0, 1]"),
+        (lambda: ae.breakeven_default_rate(cd, "A", timing=0.5),
+         ae.ArgumentTypeError, "breakeven_default_rate: timing must be a sequence"),
+    ]  # fmt: skip
     for call, kind, start in cases:
         with pytest.raises(kind) as ei:
             call()

@@ -22,7 +22,7 @@ import pytest
 import abs_engine.cli as cli
 import abs_engine.commands as commands
 from abs_engine.cli import MAX_GRID_VALUES, MAX_LEDGER_PATHS, main
-from tests.conftest import base_deal, snapshot
+from tests.conftest import ROOT, base_deal, snapshot
 
 LONG = "/tmp/" + "x" * 4995  # 5,000 characters
 
@@ -748,3 +748,12 @@ def test_compile_wait_falls_back_to_its_default(monkeypatch):
         assert kernel_compile._wait_s() == 120.0, bad
     monkeypatch.setenv("ABS_ENGINE_COMPILE_WAIT_S", " 30 ")
     assert kernel_compile._wait_s() == 30.0
+
+
+def test_several_deals_with_a_repeated_scenario_are_refused_before_any_runs(capsys):
+    """Two deals with -s huake_base twice: the first deal was printed, then the second
+    stopped on the repeat (named by the API's function, not the flag)."""
+    deal = str(ROOT / "waterfalls" / "huake_2025.toml")
+    assert main(["run", deal, deal, "-s", "huake_base", "-s", "huake_base"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "two scenarios have this name" in err

@@ -198,6 +198,15 @@ def test_exact_el_gets_the_rating_the_table_says():
     assert senior.implied_rating == "A"
 
 
+def test_a_comment_after_the_header_is_no_column(tmp_path):
+    """A rating table's "#" starts a comment anywhere (as pandas reads it): a header with a
+    trailing comment naming its columns was refused as naming one twice."""
+    p = tmp_path / "t.csv"
+    p.write_text("rating,horizon_years,expected_loss_pct  # was rating,horizon_years\n"
+                 "AAA,1,0.01\n")  # fmt: skip
+    assert load_rating_table(p).ratings == ("AAA",)
+
+
 def test_user_table_and_pd_basis(tmp_path):
     p = tmp_path / "pd.csv"
     p.write_text("rating,horizon_years,default_probability_pct\nX,1,0.1\nX,3,0.5\nY,1,1\nY,3,5\n")

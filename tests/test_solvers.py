@@ -106,7 +106,9 @@ def test_sensitivity_grid_is_long_form_and_monotone_in_pd():
      ("tenor_years ,zero_rate,tenor_years \n1,0.02,5\n5,0.025,1\n", "<columns>"),
      # "#" is no comment: Excel's #N/A dropped its row, 0.025#x read as 0.025
      ("tenor_years,zero_rate\n1,0.02\n#N/A,0.9\n5,0.025\n", "row 2.tenor_years"),
-     ("tenor_years,zero_rate\n1,0.02\n5,0.025#x\n", "row 2.zero_rate")],
+     ("tenor_years,zero_rate\n1,0.02\n5,0.025#x\n", "row 2.zero_rate"),
+     # a blank first line: the header is the next (a repeat there went unseen)
+     ("\ntenor_years,zero_rate,tenor_years\n1,0.02,5\n5,0.025,1\n", "<columns>")],
 )  # fmt: skip
 def test_bad_curves_are_clear_errors(tmp_path, text, path):
     p = tmp_path / "curve.csv"
@@ -114,6 +116,16 @@ def test_bad_curves_are_clear_errors(tmp_path, text, path):
     with pytest.raises(ae.DealError) as info:
         load_curve(p)
     assert info.value.problems[0].path == path
+
+
+def test_curve_headers_the_csv_module_reads_otherwise(tmp_path):
+    """Lone-CR line ends (Excel's "CSV (Macintosh)") and a header cell over the csv module's
+    field limit: the header check raised csv.Error, a traceback; both curves load."""
+    p = tmp_path / "cr.csv"
+    p.write_text("tenor_years,zero_rate\r1,0.02\r5,0.025\r", newline="")
+    assert list(load_curve(p).tenors) == [1.0, 5.0]
+    p.write_text("tenor_years,zero_rate," + "x" * 200_000 + "\n1,0.02,1\n5,0.025,1\n")
+    assert list(load_curve(p).tenors) == [1.0, 5.0]
 
 
 def test_curve_table_interpolates_zero_rates(tmp_path):

@@ -168,3 +168,11 @@ def test_a_base_that_cannot_be_loaded_is_told_at_the_grids_base(tmp_path):
     head, *rest = ei.value.problems
     assert (head.file, head.path, head.value) == (str(p), "base", "deal.toml")
     assert rest and all(q.file == deal_file for q in rest)
+    # a syntax error inside the base file is the base file's, at its line
+    (tmp_path / "b.toml").write_text('schema_version = 1\nkind = "monte_carlo"\nname = x\n')
+    p = _grid_file(tmp_path, shock, base="b.toml")
+    with pytest.raises(DealError) as ei:
+        load_scenarios(str(p), deal)
+    head, problem = ei.value.problems
+    assert (head.path, head.value) == ("base", "b.toml")
+    assert problem.file == str(tmp_path / "b.toml") and problem.path == "<syntax>"

@@ -93,15 +93,22 @@ def decode_text(
 def csv_header(text: str, comments: bool = False) -> list[str]:
     """The column names of a CSV text's header, each stripped of surrounding spaces, as
     written (pandas renames a repeated name ``x.1``, and ``x `` and ``x`` apart, so a
-    repeated column went unseen): its first line, or with ``comments`` the first that is not
-    blank or a ``#`` comment."""
+    repeated column went unseen): its first line that is not blank (lines end at CRLF, LF or
+    a lone CR), with ``comments`` what a ``#`` starts cut off first (as pandas reads such a
+    file). A header the csv module cannot split (a cell over its field limit) is split at
+    its commas."""
     import csv
-    import io
 
-    for line in io.StringIO(text):
-        if comments and (not line.strip() or line.lstrip().startswith("#")):
+    for line in text.splitlines():
+        if comments:
+            line = line.split("#", 1)[0]
+        if not line.strip():
             continue
-        return [name.strip() for name in next(csv.reader([line]), [])]
+        try:
+            row = next(csv.reader([line]), [])
+        except csv.Error:
+            row = line.split(",")
+        return [name.strip() for name in row]
     return []
 
 

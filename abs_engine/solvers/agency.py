@@ -154,6 +154,8 @@ def breakeven_default_rate(
     recovery_rate = _share(recovery_rate, "recovery_rate")
     recovery_lag = int_in(recovery_lag, 0, MAX_RECOVERY_LAG, "recovery_lag")
     cpr = _share(cpr, "cpr")
+    if timing is not None and (isinstance(timing, str | bytes) or not hasattr(timing, "__iter__")):
+        raise ArgumentTypeError(f"timing must be a sequence of shares, got {short_repr(timing)}")
     timing = list(timing) if timing is not None else default_timing(cd)
     shares = np.asarray([_share(x, "every timing share") for x in timing])
     if len(shares) == 0 or abs(shares.sum() - 1.0) > 1e-6:

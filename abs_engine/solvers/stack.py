@@ -257,7 +257,9 @@ def size_stack(
     junior tranche, a tranche named twice, targets out of seniority order, or a tranche
     that misses its target even at the smallest size."""
     if not isinstance(deal, Deal):
-        raise SolverError(f"size_stack: deal must be a Deal (load_deal), got {short_repr(deal)}")
+        raise SolverArgumentTypeError(
+            f"size_stack: deal must be a Deal (load_deal), got {short_repr(deal)}"
+        )
     check_monte_carlo(sc, "size_stack")
     _check_sampling_method(sampling, "size_stack")
     n_paths = _n_paths(n_paths)

@@ -123,7 +123,7 @@ def _curve_rate(value: object, what: str) -> float:
     try:
         return check_real(value, "", what, lo, hi)
     except InputError:  # also a complex number or an int too large for a float
-        raise SolverError(
+        raise SolverArgumentError(
             f"{what} must be a decimal rate between {lo:g} and {hi:g}, got {short_repr(value)}"
         ) from None
 
@@ -132,7 +132,7 @@ def _flat_curve(spec: object) -> DiscountCurve | None:
     """The flat curve that ``spec`` spells (a number, or ASCII text of one); None for a file
     name. Another type, NaN or a rate out of range raises :class:`SolverError`."""
     if isinstance(spec, bool) or not isinstance(spec, str | int | float | np.number | Path):
-        raise SolverError(
+        raise SolverArgumentTypeError(
             f"a curve is a flat rate (a number) or the path of a CSV file, got {short_repr(spec)}"
         )
     if isinstance(spec, int | float | np.number):
@@ -230,6 +230,7 @@ def _curve_points(p: Path, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return tenors, rates
 
 
+@names_its_arguments("load_curve")
 def load_curve(spec: str | float | Path) -> DiscountCurve:
     """A curve from a number (flat rate, decimal, between -0.05 and 1) or a CSV file with
     columns ``tenor_years, zero_rate`` (decimals). Tenors must be positive and increasing.
@@ -273,7 +274,7 @@ def _recovery(doc: dict[str, Any], value: float) -> None:
 def _ip_haircut(doc: dict[str, Any], value: float) -> None:
     rec = doc.get("recovery")
     if not rec or rec.get("kind") != "ip_value":
-        raise SolverError("ip_haircut needs a scenario with recovery kind = 'ip_value'")
+        raise SolverArgumentError("ip_haircut needs a scenario with recovery kind = 'ip_value'")
     rec["haircut"] = value
 
 
@@ -359,8 +360,10 @@ def _tol(tol: Any, func: str, hi: float = 0.5) -> float:
     :class:`SolverError`."""
     try:
         return check_real(tol, func, "tol", 1e-12, hi)
+    except ArgumentTypeError as exc:
+        raise SolverArgumentTypeError(str(exc)) from None
     except AbsEngineError as exc:
-        raise SolverError(str(exc)) from None
+        raise SolverArgumentError(str(exc)) from None
 
 
 def _n_paths(n_paths: Any) -> int:
@@ -375,7 +378,7 @@ def _n_paths(n_paths: Any) -> int:
 def check_monte_carlo(sc: Any, func: str) -> None:
     """A :class:`SolverError` unless ``sc`` is a Monte Carlo scenario (every search runs one)."""
     if not isinstance(sc, MonteCarloScenario):
-        raise SolverError(
+        raise SolverArgumentTypeError(
             f"{func}: sc must be a Monte Carlo scenario (load_scenario of a kind = "
             f"'monte_carlo' file), got {short_repr(sc)} ({type(sc).__name__})"
         )
@@ -392,7 +395,7 @@ def with_parameter(sc: MonteCarloScenario, name: str, value: float) -> MonteCarl
         out = MonteCarloScenario.model_validate(doc, context=source_context(sc.source))
     except ValidationError as exc:  # a combination the schema refuses
         first = exc.errors()[0]
-        raise SolverError(
+        raise SolverArgumentError(
             f"{name} = {v:g} gives an invalid scenario: {first.get('msg', exc)}"
         ) from None
     return out
@@ -444,7 +447,8 @@ def _check_sampling_method(sampling: Any, func: str) -> str:
     """``sampling`` if it names a sampling method ("crude", "importance"), else a
     :class:`SolverError` that says which ``func`` was given what."""
     if not isinstance(sampling, str) or sampling not in SAMPLING_METHODS:
-        raise SolverError(
+        kind = SolverArgumentError if isinstance(sampling, str) else SolverArgumentTypeError
+        raise kind(
             f"{func}: sampling must be one of {list(SAMPLING_METHODS)}, got {short_repr(sampling)}"
         )
     return sampling
@@ -751,34 +755,38 @@ def solve_coupon(
     ``se`` and ``ci95`` are None for a one-path search or a PV that does not move with the
     coupon."""
     if not isinstance(curve, DiscountCurve):
-        raise SolverError(
+        raise SolverArgumentTypeError(
             f"curve must be a DiscountCurve (see load_curve), got {short_repr(curve)}"
         )
     spread = _finite(spread_bps, "spread_bps")
     if abs(spread) > 10_000:
-        raise SolverError(f"spread_bps must be between -10,000 and 10,000, got {spread_bps!r}")
+        raise SolverArgumentError(
+            f"spread_bps must be between -10,000 and 10,000, got {spread_bps!r}"
+        )
     n_paths = _n_paths(n_paths)
     pair = _two_values(bounds)
     if pair is None:
-        raise SolverError(f"bounds must be (lo, hi), two coupon rates, got {short_repr(bounds)}")
+        raise SolverArgumentTypeError(
+            f"bounds must be (lo, hi), two coupon rates, got {short_repr(bounds)}"
+        )
     lo, hi = (_finite(b, "bounds") for b in pair)
     if not 0 <= lo < hi <= 1:
-        raise SolverError(f"bounds must satisfy 0 <= lo < hi <= 1, got {bounds!r}")
+        raise SolverArgumentError(f"bounds must satisfy 0 <= lo < hi <= 1, got {bounds!r}")
     with_se = check_bool(with_se, "solve_coupon", "with_se")
     cd0 = compile_deal(deal)
     j = _tranche_index(cd0, tranche)
     bal = deal.tranches[j].balance
     if bal <= 0:
-        raise SolverError(f"tranche {tranche!r} has no balance to price")
+        raise SolverArgumentError(f"tranche {tranche!r} has no balance to price")
     if deal.tranches[j].principal == "residual":
-        raise SolverError(
+        raise SolverArgumentError(
             f"tranche {tranche!r} is the residual (principal = 'residual'): it takes what is "
             "left, so no coupon prices it at par; price a note tranche"
         )
     with np.errstate(all="ignore"):  # a rate at or below -100% gives NaN here: refused
         df = curve.discount_factors(cd0.years, cd0.deal_accrual, spread / 1e4)
     if not (np.isfinite(df).all() and (df > 0).all()):
-        raise SolverError(
+        raise SolverArgumentError(
             f"the curve {curve.source} with a spread of {spread:g} bp discounts at a rate at or "
             "below -100% (discount factors not positive and finite): narrow the spread"
         )
@@ -828,7 +836,7 @@ def _check_resizable(deal: Deal, indices: Sequence[int]) -> None:
     for k in indices:
         t = deal.tranches[k]
         if t.principal == "target_balance":
-            raise SolverError(
+            raise SolverArgumentError(
                 f"cannot size with tranche {t.name!r}: its principal is 'target_balance', and "
                 "a new balance would not match its target_balances schedule"
             )
@@ -864,25 +872,29 @@ def size_tranche(
     ``balance_ci95``: the balance ± 1.96 standard errors of its metric over the slope of
     (metric − limit) in the balance, measured between the evaluations around the answer."""
     if (target_rating is None) == (target_el is None):
-        raise SolverError("give exactly one of target_rating or target_el")
+        raise SolverArgumentError("give exactly one of target_rating or target_el")
     if target_el is not None:
         target_el = _finite(target_el, "target_el")
         if not 0 <= target_el < 1:
-            raise SolverError(f"target_el must be in [0, 1), got {target_el!r}")
+            raise SolverArgumentError(f"target_el must be in [0, 1), got {target_el!r}")
     n_paths = _n_paths(n_paths)
     tol = _tol(tol, "size_tranche")
     table = rating_table_arg(rating_table, "size_tranche")
     if target_rating is not None and target_rating not in table.ratings:
-        raise SolverError(f"unknown rating {target_rating!r}; the table has {list(table.ratings)}")
+        raise SolverArgumentError(
+            f"unknown rating {target_rating!r}; the table has {list(table.ratings)}"
+        )
     cd0 = compile_deal(deal)
     j = _tranche_index(cd0, tranche)
     junior = deal.tranches[-1].name
     if junior == tranche:
-        raise SolverError("the most junior tranche absorbs the change; size a more senior one")
+        raise SolverArgumentError(
+            "the most junior tranche absorbs the change; size a more senior one"
+        )
     _check_resizable(deal, (j, len(deal.tranches) - 1))
     total = deal.tranches[j].balance + deal.tranches[-1].balance
     if total <= 0.0:  # it said "misses the target even at 0.01% of its capital"
-        raise SolverError(
+        raise SolverArgumentError(
             f"{tranche} and {junior} have no balance between them: there is no capital to size"
         )
     progress = check_optional_bool(progress, "size_tranche", "progress")
@@ -1033,23 +1045,24 @@ def _balance_ci(
 Condition = Callable[[pd.Series], bool]
 
 
+@names_its_arguments("condition")
 def condition(kind: str, value: float = 0.0) -> Condition:
     """A tranche-level stop condition, true while the tranche is fine:
     ``first_loss`` (no expected loss), ``el_above`` (expected loss at most ``value``),
     ``irr_below`` (mean yield at least ``value``), ``pd_above`` (default probability at most
     ``value``; ``first_loss`` takes none, 0)."""
     if not isinstance(kind, str):
-        raise SolverError(
+        raise SolverArgumentTypeError(
             f"condition: kind must be a string (first_loss, el_above, irr_below, pd_above), got "
             f"{short_repr(kind)} ({type(kind).__name__})"
         )
     value = _finite(value, f"the value of condition {short_repr(kind)}")
     if kind == "first_loss" and value != 0.0:
-        raise SolverError(f"first_loss takes no value, got {short_repr(value)}")
+        raise SolverArgumentError(f"first_loss takes no value, got {short_repr(value)}")
     if kind in ("el_above", "pd_above") and not 0 <= value <= 1:
-        raise SolverError(f"{kind} takes a share in [0, 1], got {value!r}")
+        raise SolverArgumentError(f"{kind} takes a share in [0, 1], got {value!r}")
     if kind == "irr_below" and not -1 <= value <= 1:
-        raise SolverError(f"irr_below takes a yield in [-1, 1], got {value!r}")
+        raise SolverArgumentError(f"irr_below takes a yield in [-1, 1], got {value!r}")
     if kind == "first_loss":
         return lambda r: r.expected_loss <= 0.0
     if kind == "el_above":
@@ -1058,7 +1071,7 @@ def condition(kind: str, value: float = 0.0) -> Condition:
         return lambda r: r.irr >= value
     if kind == "pd_above":
         return lambda r: r.default_probability <= value
-    raise SolverError(
+    raise SolverArgumentError(
         f"unknown condition {short_repr(kind)}; use first_loss, el_above, irr_below, pd_above"
     )
 
@@ -1200,15 +1213,17 @@ def breakeven(
     the paths, not a mean) or a metric flat near the answer."""
     j = _tranche_index(check_instance(cd, CompiledDeal, "breakeven", "cd", _COMPILE_HINT), tranche)
     if cd.deal.tranches[j].balance <= 0:
-        raise SolverError(
+        raise SolverArgumentError(
             f"tranche {tranche!r} has no balance: its expected loss, shortfall probability "
             "and yield are undefined, so no condition on them can hold or fail"
         )
     lo, hi = check_parameter(param, lo), check_parameter(param, hi)
     if lo == hi:
-        raise SolverError(f"lo and hi must differ, got {lo:g} for both")
+        raise SolverArgumentError(f"lo and hi must differ, got {lo:g} for both")
     if not callable(ok):
-        raise SolverError(f"ok must be a condition (see condition()), got {short_repr(ok)}")
+        raise SolverArgumentTypeError(
+            f"ok must be a condition (see condition()), got {short_repr(ok)}"
+        )
     n_paths = _n_paths(n_paths)
     progress = check_optional_bool(progress, "breakeven", "progress")
     with_se = check_bool(with_se, "breakeven", "with_se")
@@ -1284,20 +1299,24 @@ def sensitivity(
         pair = _two_values(spec)
         given = _values(pair[1]) if pair is not None else None
         if pair is None or given is None:
-            raise SolverError(f"{axis} must be (parameter, values), got {short_repr(spec)}")
+            raise SolverArgumentTypeError(
+                f"{axis} must be (parameter, values), got {short_repr(spec)}"
+            )
         axes.append((pair[0], given))
         values = [check_parameter(pair[0], v) for v in given]
         if not values:
-            raise SolverError(f"{axis}: no values for {pair[0]}")
+            raise SolverArgumentError(f"{axis}: no values for {pair[0]}")
         if len(set(values)) != len(values):
-            raise SolverError(f"{axis}: a value of {pair[0]} appears twice: {short_repr(given)}")
+            raise SolverArgumentError(
+                f"{axis}: a value of {pair[0]} appears twice: {short_repr(given)}"
+            )
     x, y = axes
     if x[0] == y[0]:
-        raise SolverError(f"x and y vary the same parameter {x[0]!r}")
+        raise SolverArgumentError(f"x and y vary the same parameter {x[0]!r}")
     if {x[0], y[0]} == {"recovery", "ip_haircut"}:
         # a recovery rate replaces the IP-value model whose haircut the other axis moves:
         # with recovery applied last the haircut axis changed nothing (its rows were equal)
-        raise SolverError(
+        raise SolverArgumentError(
             "recovery and ip_haircut cannot be varied together: a recovery rate replaces the "
             "IP-value model the haircut belongs to"
         )
