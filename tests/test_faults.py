@@ -428,11 +428,8 @@ def test_a_second_signal_while_the_command_ends_is_ignored(monkeypatch, capsys, 
             signal.signal(s, h)
 
 
-@pytest.mark.parametrize(
-    "det",
-    [False, pytest.param(True, marks=pytest.mark.slow)],  # a process each: 2-3 s
-    ids=["monte_carlo", "deterministic"],
-)
+@pytest.mark.slow  # a process each: 2-4 s
+@pytest.mark.parametrize("det", [False, True], ids=["monte_carlo", "deterministic"])
 def test_a_reader_that_stops_reading_leaves_the_files(tmp_path, det):
     """``run --out D | head -1``: the tables were printed before the files were put in place,
     and rich's broken-pipe exit (status 1, no message) left no output folder. The files come
