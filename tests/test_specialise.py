@@ -241,6 +241,7 @@ def test_short_literal_loops_are_unrolled():
     assert ns["_loops"](xs) == _loops(xs)
 
 
+@pytest.mark.slow  # a failed numba compile each, 4-5 s: the fallback's rare path
 def test_a_specialisation_numba_cannot_compile_falls_back_to_the_generic_kernel(monkeypatch):
     """Chosen automatically, a specialised waterfall numba refuses to compile (here the rewrite
     made to read an undefined name; the cold compile's own path, the waterfall first) costs
@@ -340,6 +341,7 @@ def _broken_rewrite(monkeypatch):
     monkeypatch.setattr(SP, "_FAILED", set())
 
 
+@pytest.mark.slow  # a failed numba compile each, 4-5 s: the fallback's rare path
 def test_a_task_told_to_specialise_falls_back_where_it_cannot_compile(monkeypatch):
     """run_range given the run's choice (as a Dask task is) falls back to the generic kernel
     where the specialisation does not compile there: a warning once, the same sums."""
