@@ -18,10 +18,9 @@ import os
 import signal
 import sys
 import warnings
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-from . import __version__
+from . import __version__, streams
 from .interrupts import (
     EXIT_INTERRUPTED,
     Terminated,
@@ -566,12 +565,12 @@ def main(argv: list[str] | None = None, *, until_exit: bool = False) -> int:
     ``until_exit`` (:func:`entry`): the process ends after the command, so once interrupted
     it ignores further signals (a second one broke into the ending with a traceback)."""
     written = commits()
-    with _paths_printable(), interrupts_as_exceptions(until_exit) as caught:
+    with streams.printable(), interrupts_as_exceptions(until_exit) as caught:
         try:
             with warnings.catch_warnings():
                 # the commands print the deal's warnings themselves, as warning: lines
                 warnings.simplefilter("ignore", DealWarning)
-                warnings.showwarning = _warning_line
+                warnings.showwarning = streams.warning_line
                 with inputs_recorded():  # its outputs never replace them
                     return _main(argv)
         except KeyboardInterrupt as exc:
@@ -587,86 +586,10 @@ def main(argv: list[str] | None = None, *, until_exit: bool = False) -> int:
             return interrupted_status(exc)
 
 
-@contextlib.contextmanager
-def _paths_printable() -> Iterator[None]:
-    """stdout and stderr write what they cannot encode as backslash escapes for the command:
-    a path in another encoding than the terminal's (a GBK-named folder on a UTF-8 system,
-    bytes Linux allows, held as surrogates) stopped ``run --out`` with a UnicodeEncodeError
-    as it said where it wrote. Their settings are put back after."""
-    streams = []
-    for stream in (sys.stdout, sys.stderr):
-        errors = getattr(stream, "errors", None)
-        with contextlib.suppress(AttributeError, ValueError, OSError):
-            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
-            streams.append((stream, errors))
-    try:
-        yield
-    finally:
-        for stream, errors in streams:
-            with contextlib.suppress(AttributeError, ValueError, OSError):
-                stream.reconfigure(errors=errors)  # type: ignore[union-attr]
-
-
-def _warning_line(message: Warning | str, *_: object, **__: object) -> None:
-    """A warning on stderr as one ``warning: ...`` line, as the commands print the deal's
-    (Python's own format added the source line and the code that warned)."""
-    print(f"warning: {message}", file=sys.stderr)
-
-
-class _StdoutFailed(Exception):
-    """Writing the command's standard output failed other than by a closed pipe (a full
-    device): told apart from the command's other disk errors (a full kernel cache)."""
-
-    def __init__(self, exc: OSError):
-        super().__init__(exc)
-        self.exc = exc
-
-
-class _Stdout:
-    """``sys.stdout`` during a command: a write or flush failing with an OSError other than a
-    closed pipe raises :class:`_StdoutFailed`; everything else is the stream's."""
-
-    def __init__(self, stream: Any):
-        self._stream = stream
-
-    def write(self, text: str) -> int:
-        try:
-            return int(self._stream.write(text))
-        except BrokenPipeError:
-            raise
-        except OSError as exc:
-            raise _StdoutFailed(exc) from None
-
-    def flush(self) -> None:
-        try:
-            self._stream.flush()
-        except BrokenPipeError:
-            raise
-        except OSError as exc:
-            raise _StdoutFailed(exc) from None
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
-
-
-@contextlib.contextmanager
-def _stdout_watched() -> Iterator[None]:
-    """:class:`_Stdout` as ``sys.stdout`` for the command; the stream put back after."""
-    stream = sys.stdout
-    if stream is None:
-        yield
-        return
-    sys.stdout = _Stdout(stream)  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        sys.stdout = stream
-
-
 def _main(argv: list[str] | None) -> int:
     try:
         args = _parser().parse_args(argv)  # bad arguments: UsageError, exit 2
-        with commands.compile_notice(), _stdout_watched():
+        with commands.compile_notice(), streams.watched_stdout():
             code = _dispatch(args)
             # a small output is still in the buffer: written here, where a full device or a
             # closed pipe is told as below (at exit it was Python's "Exception ignored")
@@ -687,25 +610,12 @@ def _main(argv: list[str] | None) -> int:
         return EXIT_INPUT
     except BrokenPipeError:
         return EXIT_OK
-    except _StdoutFailed as failed:
+    except streams.StdoutFailed as failed:
         # the command's output on a full device (> /dev/full): the files, if any, are in
         # place already (they come first); it was a traceback
         why = failed.exc.strerror or failed.exc
         print(f"error: cannot write the output: {why}", file=sys.stderr)
         return EXIT_ERROR
-
-
-def _stdout_quiet_at_exit() -> None:
-    """Before the process ends: what is left in stdout's buffer written, or, where it cannot
-    be (a closed pipe, a full device: the command has said so), stdout pointed at /dev/null
-    so that Python's own flush at exit prints no "Exception ignored"."""
-    try:
-        sys.stdout.flush()
-    except (OSError, ValueError, AttributeError):
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            os.close(devnull)
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -729,7 +639,7 @@ def entry() -> NoReturn:
     inside numba's compiler can leave half-built llvmlite objects whose finalizers would
     print "Exception ignored ... Traceback" while Python shuts down, after "interrupted"."""
     code = main(until_exit=True)
-    _stdout_quiet_at_exit()
+    streams.quiet_stdout_at_exit()
     if code < 128:
         # done: a signal now (while Python shuts its modules down) would kill the process
         # with that signal's status, as if the command had not finished

@@ -583,6 +583,16 @@ def _path_start_py(t_start, n_t, deal, led, scratch):
     return pool_bal, cum_default, cash, ended, max_status, last_period
 
 
+def _after_the_end_py(t, led_tr, led_per):
+    """Period ``t`` after the deal ended (a clean-up call): no coverage ratio, the deal's or
+    a tranche's (its rows held 0.0, which Monte Carlo averaged as a defined ratio of 0);
+    every amount stays 0."""
+    led_per[t, LP_COVERAGE_RATIO] = np.nan
+    for j in range(led_tr.shape[1]):
+        led_tr[t, j, LT_COVERAGE_RATIO] = np.nan
+    return 0
+
+
 def _keep_loop_state_py(t, pool_bal, cum_default, cash, ended, max_status, last_period, scratch):
     """Save the period loop's scalars at period t's start into ``ck_state[t]``."""
     st = scratch.ck_state
@@ -1168,11 +1178,7 @@ def waterfall_path_py(pool_flows, support_default_period, base_rate, deal, led, 
 
     for t in range(t_start, min(t_stop, n_t)):
         if ended:
-            # after a clean-up call: no coverage ratio (its rows were 0.0, which Monte Carlo
-            # averaged as a defined ratio of 0); every amount stays 0
-            led_per[t, LP_COVERAGE_RATIO] = np.nan
-            for j in range(led_tr.shape[1]):
-                led_tr[t, j, LT_COVERAGE_RATIO] = np.nan
+            _after_the_end_py(t, led_tr, led_per)
             continue
         # ---- 1. collections, loss compensation, the clean-up call ----
         pool_start = pool_bal
@@ -1293,6 +1299,7 @@ INLINED_HELPERS = (
     _start_path_py,
     _path_start_py,
     _keep_loop_state_py,
+    _after_the_end_py,
     _collections_py,
     _compensation_py,
     _clean_up_call_py,

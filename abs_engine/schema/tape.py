@@ -36,7 +36,7 @@ from pydantic import BaseModel
 
 from ..errors import DealError, Problem
 from .common import printable
-from .files import decode_text, note_input
+from .files import decode_text, note_input, repeated
 from .pool import (
     TAPE_KINDS,
     TRAILING_SPACE,
@@ -756,9 +756,9 @@ def _space_at(ids: pa.Array, at: int) -> np.ndarray:
 def _check_header(p: Path, table: pa.Table) -> None:
     """Refuse a tape whose columns are named twice, missing or unknown, or that has no rows."""
     names = table.column_names
-    if len(set(names)) != len(names):
-        twice = sorted({c for c in names if names.count(c) > 1})
-        raise DealError.one(p, "<columns>", "column(s) named more than once", twice)
+    twice = repeated(names)
+    if twice:
+        raise DealError.one(p, "<columns>", "column(s) named more than once", sorted(twice))
     missing = [c for c in TAPE_REQUIRED if c not in names]
     if missing:
         raise DealError.one(

@@ -46,12 +46,9 @@ def _share(value: object, what: str) -> float:
     :class:`InputError` (:class:`ArgumentTypeError` for a wrong type) naming ``what``."""
     try:
         return check_real(value, "", what, 0.0, 1.0)
-    except ArgumentTypeError:
-        raise ArgumentTypeError(
-            f"{what} must be a number in [0, 1], got {short_repr(value)}"
-        ) from None
-    except InputError:  # NaN, out of range, an int too large for a float
-        raise InputError(f"{what} must be a number in [0, 1], got {short_repr(value)}") from None
+    except InputError as exc:  # a wrong type, NaN, out of range, an int too large for a float
+        kind = ArgumentTypeError if isinstance(exc, TypeError) else InputError
+        raise kind(f"{what} must be a number in [0, 1], got {short_repr(value)}") from None
 
 
 def _check_cd(cd: object, func: str) -> None:

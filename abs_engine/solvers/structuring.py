@@ -89,6 +89,13 @@ class SolverArgumentTypeError(SolverArgumentError, ArgumentTypeError):
     """A solver's argument of the wrong type: an :class:`ArgumentTypeError` (a TypeError)."""
 
 
+def _as_solver_argument(exc: InputError, message: str | None = None) -> SolverArgumentError:
+    """An argument check's error (``check_real``, ``check_int``) as the solvers' kind, a
+    wrong type still a TypeError; with ``message`` instead of its own."""
+    kind = SolverArgumentTypeError if isinstance(exc, TypeError) else SolverArgumentError
+    return kind(str(exc) if message is None else message)
+
+
 # --- discount curves -------------------------------------------------------------------------
 
 
@@ -331,10 +338,12 @@ def _finite(value: Any, what: str) -> float:
     a :class:`SolverError`."""
     try:
         return check_real(value, "", what)
-    except ArgumentTypeError:
-        raise SolverArgumentTypeError(f"{what} must be a number, got {short_repr(value)}") from None
+    except ArgumentTypeError as exc:
+        raise _as_solver_argument(
+            exc, f"{what} must be a number, got {short_repr(value)}"
+        ) from None
     except InputError as exc:  # NaN, infinite, an int too large for a float
-        raise SolverArgumentError(str(exc)) from None
+        raise _as_solver_argument(exc) from None
 
 
 def _two_values(obj: Any) -> list[Any] | None:
@@ -360,10 +369,8 @@ def _tol(tol: Any, func: str, hi: float = 0.5) -> float:
     :class:`SolverError`."""
     try:
         return check_real(tol, func, "tol", 1e-12, hi)
-    except ArgumentTypeError as exc:
-        raise SolverArgumentTypeError(str(exc)) from None
-    except AbsEngineError as exc:
-        raise SolverArgumentError(str(exc)) from None
+    except InputError as exc:
+        raise _as_solver_argument(exc) from None
 
 
 def _n_paths(n_paths: Any) -> int:
@@ -410,10 +417,8 @@ def _seed(seed: Any, sc: MonteCarloScenario) -> int:
         return int(sc.seed)
     try:
         return check_int(seed, "", "seed", 0, MAX_SEED)
-    except ArgumentTypeError as exc:
-        raise SolverArgumentTypeError(str(exc)) from None
     except InputError as exc:
-        raise SolverArgumentError(str(exc)) from None
+        raise _as_solver_argument(exc) from None
 
 
 #: where ``breakeven`` and ``sensitivity`` get the compiled deal they take (``size_tranche``
