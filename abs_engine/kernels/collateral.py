@@ -68,8 +68,12 @@ from .rng import (
     ndtri_py,
     normal,
     normal_py,
+    path_base,
+    path_base_py,
     path_key,
     path_key_py,
+    stream_key,
+    stream_key_py,
     uniform,
     uniform_py,
 )
@@ -150,7 +154,7 @@ def collateral_path_py(seed, p, model, scratch):
     return n_def
 
 
-def _factors_py(seed, p, chol, copula, nu, g, z, shift, mix_scale):
+def _factors_py(base, chol, copula, nu, g, z, shift, mix_scale):
     """Systematic factors z = chol · g into ``z``, g standard normal under the model and
     normal with mean ``shift`` [F] under importance sampling; the Student-t mixing variable W
     (chi-square, nu degrees) drawn, with a ``mix_scale`` c, from the defensive mixture
@@ -162,7 +166,7 @@ def _factors_py(seed, p, chol, copula, nu, g, z, shift, mix_scale):
     alone, its variance is infinite for c ≤ 1/2, so c was floored where a Student-t pool's
     rare losses, driven by small W, could not be reached."""
     n_f = chol.shape[0]
-    key = path_key_py(seed, p, STREAM_FACTORS)
+    key = stream_key_py(base, STREAM_FACTORS)
     log_w = 0.0
     for k in range(n_f):
         m = shift[k]
@@ -176,9 +180,9 @@ def _factors_py(seed, p, chol, copula, nu, g, z, shift, mix_scale):
         z[a] = s
     scale = 1.0
     if copula == COPULA_STUDENT_T:
-        w = 2.0 * gamma_variate_py(path_key_py(seed, p, STREAM_MIXING), 0.5 * nu)
+        w = 2.0 * gamma_variate_py(stream_key_py(base, STREAM_MIXING), 0.5 * nu)
         if mix_scale != 1.0:
-            if uniform_py(path_key_py(seed, p, STREAM_MIX_PICK), COUNTER_0) >= IS_MIX_DEFENSIVE:
+            if uniform_py(stream_key_py(base, STREAM_MIX_PICK), COUNTER_0) >= IS_MIX_DEFENSIVE:
                 w *= mix_scale
             log_mix = log_mixture_density_py(w, nu, mix_scale)
             log_w -= log_mix
@@ -199,12 +203,12 @@ def log_mixture_density_py(w, nu, c):
     return out
 
 
-def _prepayment_py(seed, p, smm, vol, prepay_factor):
+def _prepayment_py(base, smm, vol, prepay_factor):
     """The path's prepayment multiplier m (lognormal, mean 1; 1 without volatility) and the
     surviving share pi_t of each schedule into ``prepay_factor`` [T + 1]; returns m."""
     mult = 1.0
     if vol > 0.0:
-        key = path_key_py(seed, p, STREAM_PREPAY)
+        key = stream_key_py(base, STREAM_PREPAY)
         mult = math.exp(vol * normal_py(key, COUNTER_0) - 0.5 * vol * vol)
     prepay_factor[0] = 1.0
     for t in range(smm.shape[0]):
@@ -215,7 +219,7 @@ def _prepayment_py(seed, p, smm, vol, prepay_factor):
     return mult
 
 
-def _provider_defaults_py(seed, p, model, scratch, scale):
+def _provider_defaults_py(base, model, scratch, scale):
     """Support providers: latent variables in the same copula (an independent provider shares
     nothing with the pool, not even the t mixing); default period per provider into
     ``scratch.support_default_period`` (T + 1: never). Under importance sampling a provider's
@@ -228,7 +232,7 @@ def _provider_defaults_py(seed, p, model, scratch, scale):
     z, support_default_period = scratch.z, scratch.support_default_period
     n_s = thr.shape[0]
     n_t = thr.shape[1]
-    key = path_key_py(seed, p, STREAM_PROVIDERS)
+    key = stream_key_py(base, STREAM_PROVIDERS)
     log_w = 0.0
     for s in range(n_s):
         support_default_period[s] = n_t + 1
@@ -244,7 +248,7 @@ def _provider_defaults_py(seed, p, model, scratch, scale):
         x = srho * zs + math.sqrt(1.0 - srho * srho) * eps
         scale_s = scale
         if f < 0 and copula == COPULA_STUDENT_T:
-            key_w = path_key_py(seed, p, STREAM_PROVIDER_MIXING + s)
+            key_w = stream_key_py(base, STREAM_PROVIDER_MIXING + s)
             scale_s = math.sqrt(2.0 * gamma_variate_py(key_w, 0.5 * nu) / nu)
         for t in range(n_t):
             if x < thr[s, t] * scale_s:
@@ -359,7 +363,7 @@ def _candidates_py(key, obligor_class, class_bound, cand):
     return n
 
 
-def _obligor_defaults_py(seed, p, model, scratch, scale):
+def _obligor_defaults_py(base, p, model, scratch, scale):
     """One uniform per obligor against its class's conditional PD by the last period; a
     defaulter's period by binary search over the earlier ones, or, once its class's second
     obligor drawn to default on this path has been searched, by a count over the class's
@@ -383,7 +387,7 @@ def _obligor_defaults_py(seed, p, model, scratch, scale):
     class_bound = scratch.class_bound
     last = sched.shape[1] - 1
     tag = p + 1
-    key = path_key_py(seed, p, STREAM_OBLIGORS)
+    key = stream_key_py(base, STREAM_OBLIGORS)
     bounded = pd_bound.shape[0] > 1
     n_cand = obligor_class.shape[0]
     if bounded:
@@ -445,7 +449,7 @@ def _twist_theta_py(weight, pd_last, level):
     return hi_t
 
 
-def _obligor_defaults_twisted_py(seed, p, model, scratch, scale):
+def _obligor_defaults_twisted_py(base, p, model, scratch, scale):
     """:func:`_obligor_defaults_py` under exponential twisting (Glasserman & Li's second
     step): given the factors, obligor i defaults with q_i = p_i·e^(θ·w_i) / (1 + p_i·(e^(θ·w_i)
     - 1)) instead of its conditional PD p_i, θ ≥ 0 chosen so that Σ w_i·q_i reaches ``level``
@@ -472,7 +476,7 @@ def _obligor_defaults_twisted_py(seed, p, model, scratch, scale):
         if pd_last[i] > 0.0:
             total += weight[i]  # the most the twisted mean can reach
     theta = _twist_theta_py(weight, pd_last, level) if mean < level < total else 0.0
-    key = path_key_py(seed, p, STREAM_OBLIGORS)
+    key = stream_key_py(base, STREAM_OBLIGORS)
     log_w = 0.0
     n_def = 0
     for i in range(n):
@@ -499,7 +503,7 @@ def _obligor_defaults_twisted_py(seed, p, model, scratch, scale):
     return n_def, log_w
 
 
-def _book_defaults_py(seed, p, model, scratch, n_hit):
+def _book_defaults_py(base, model, scratch, n_hit):
     """The defaulters: of the ``n_hit`` obligors drawn to default (``scratch.def_idx`` /
     ``def_t``), those with a balance left in their default period (after prepayments), kept
     in their order at the front of the two lists, and their number returned (the check is
@@ -530,8 +534,8 @@ def _book_defaults_py(seed, p, model, scratch, n_hit):
     ip_vol = model.ip_vol
     ip_loading = model.ip_loading
     n_t = flows.shape[1]
-    key_rec = path_key_py(seed, p, STREAM_RECOVERY)
-    key_lag = path_key_py(seed, p, STREAM_LAG)
+    key_rec = stream_key_py(base, STREAM_RECOVERY)
+    key_lag = stream_key_py(base, STREAM_LAG)
     far = sched.size > PREFETCH_MIN_DOUBLES
     n_def = 0
     for k in range(n_hit):
@@ -614,20 +618,21 @@ def collateral_draws_py(seed, p, model, scratch):
     scratch.rem[:, :] = 0.0
     copula = model.copula
     nu = model.nu
-    scale, log_w = _factors_py(seed, p, model.chol, copula, nu, scratch.g, z,
+    base = path_base_py(seed, p)  # each stream's key is one mix from it
+    scale, log_w = _factors_py(base, model.chol, copula, nu, scratch.g, z,
                                model.is_factor_shift, model.is_mix_scale)  # fmt: skip
     stats[CS_STUDENT_SCALE] = scale
-    stats[CS_PREPAY_MULTIPLIER] = _prepayment_py(seed, p, model.smm, model.prepay_vol,
+    stats[CS_PREPAY_MULTIPLIER] = _prepayment_py(base, model.smm, model.prepay_vol,
                                                  scratch.prepay_factor)  # fmt: skip
-    log_p = _provider_defaults_py(seed, p, model, scratch, scale)
+    log_p = _provider_defaults_py(base, model, scratch, scale)
     log_w += log_p
     if model.is_twist_level > 0.0:
-        n_hit, log_twist = _obligor_defaults_twisted_py(seed, p, model, scratch, scale)
+        n_hit, log_twist = _obligor_defaults_twisted_py(base, p, model, scratch, scale)
         log_w += log_twist
     else:
-        n_hit = _obligor_defaults_py(seed, p, model, scratch, scale)
+        n_hit = _obligor_defaults_py(base, p, model, scratch, scale)
     stats[CS_LOG_WEIGHT] = log_w
-    n_def = _book_defaults_py(seed, p, model, scratch, n_hit)
+    n_def = _book_defaults_py(base, model, scratch, n_hit)
     return n_def
 
 
@@ -679,6 +684,8 @@ cond_pd = jit_twin(cond_pd_py, cache=True, inline="always")
 collateral_scratch = jit_twin(collateral_scratch_py, cache=True, no_cpython_wrapper=False)
 _RNG = {
     "path_key_py": path_key,
+    "path_base_py": path_base,
+    "stream_key_py": stream_key,
     "normal_py": normal,
     "uniform_py": uniform,
     "gamma_variate_py": gamma_variate,
@@ -714,7 +721,7 @@ DRAWS_ENV: dict[str, Any] = {**globals(), **_RNG}
 #: the compiled functions the draws call (inlined into the block kernel, the draws call these
 #: as functions): :data:`abs_engine.kernels.montecarlo.BLOCK_CALLEES` lists them
 DRAW_CALLEES: tuple[Any, ...] = (
-    path_key, uniform, normal, ndtri, gamma_variate, _RNG["_twisted_mean_py"],
+    uniform, normal, ndtri, gamma_variate, _RNG["_twisted_mean_py"],
     _RNG["_twist_theta_py"],
 )  # fmt: skip
 
@@ -726,7 +733,7 @@ def draw_callee_args(seed, model, scratch):
     i = np.int64(0)
     weight, pd_last = model.is_twist_weight, scratch.twist_p
     return (
-        (seed, i, STREAM_FACTORS), (key, i), (key, i), (0.5,), (key, 1.0),
+        (key, i), (key, i), (0.5,), (key, 1.0),
         (0.0, weight, pd_last), (weight, pd_last, 0.0),
     )  # fmt: skip
 

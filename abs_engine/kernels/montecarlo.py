@@ -639,7 +639,8 @@ def run_block_py(first_block, bb, spec, model, deal, sums, coll, led, wf, buf):
     unit = unit_weights_py(model)  # every weight exactly 1: the repeated sums copied at the end
     for p in range(p0, p1):
         n_def = collateral_draws_py(seed, p, model, coll)
-        w = math.exp(stats[CS_LOG_WEIGHT])  # exp(0) = 1 exactly: crude sampling
+        # unit weights: the log weight is 0, and exp(0) = 1 exactly, spared
+        w = 1.0 if unit != 0 else math.exp(stats[CS_LOG_WEIGHT])
         base_path = _no_default_path_py(memo, n_def, sdp, n_t)
         if base_path and n_base > 0:
             # the memoised path again: its sums and histograms are added n_base times

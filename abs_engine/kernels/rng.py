@@ -4,7 +4,8 @@ No generator state is carried between paths, so a path's numbers do not depend o
 thread ran it, in which batch, or on which machine. The mixer is the SplitMix64 finaliser
 (Steele, Lea & Flood 2014), which passes BigCrush as a counter-based generator:
 
-    key(seed, path, stream) = mix(mix(seed ^ mix(path)) + stream · γ)
+    base(seed, path)        = mix(seed ^ mix(path + γ))             once a path
+    key(seed, path, stream) = mix(base + (stream + 1) · γ)
     bits(key, counter)      = mix(key + (counter + 1) · γ)
     uniform                 = ((bits >> 11) + 0.5) · 2^-53        in (0, 1), never 0 or 1
 
@@ -35,7 +36,9 @@ __all__ = [
     "gamma_variate",
     "ndtri",
     "normal",
+    "path_base",
     "path_key",
+    "stream_key",
     "uniform",
 ]
 
@@ -73,12 +76,23 @@ def _mix_py(z):
     return z ^ (z >> _S31)
 
 
+def path_base_py(seed, path):
+    """The part of every stream key of a path that depends on (seed, global path index)
+    alone, mix(seed ^ mix(path + γ)); ints in, np.uint64 out. A path's draws compute it
+    once and finish each stream's key from it (:func:`stream_key_py`): two mixes fewer a
+    stream, the same keys."""
+    return _mix_py(np.uint64(seed) ^ _mix_py(np.uint64(path) + _GAMMA))
+
+
+def stream_key_py(base, stream):
+    """The key of one stream of a path from the path's :func:`path_base_py`:
+    mix(base + (stream + 1)·γ)."""
+    return _mix_py(np.uint64(base) + np.uint64(stream + 1) * _GAMMA)
+
+
 def path_key_py(seed, path, stream):
     """64-bit key of one (seed, global path index, stream); ints in, np.uint64 out."""
-    s = np.uint64(seed)
-    p = np.uint64(path)
-    k = _mix_py(s ^ _mix_py(p + _GAMMA))
-    return _mix_py(k + np.uint64(stream + 1) * _GAMMA)
+    return stream_key_py(path_base_py(seed, path), stream)
 
 
 def uniform_py(key, counter):
@@ -169,7 +183,14 @@ def gamma_variate_py(key, shape):
 
 
 _mix = jit_twin(_mix_py, cache=True, inline="always")
-path_key = jit_twin(path_key_py, {"_mix_py": _mix}, cache=True, no_cpython_wrapper=False)
+path_base = jit_twin(path_base_py, {"_mix_py": _mix}, cache=True, inline="always")
+stream_key = jit_twin(stream_key_py, {"_mix_py": _mix}, cache=True, inline="always")
+path_key = jit_twin(
+    path_key_py,
+    {"path_base_py": path_base, "stream_key_py": stream_key},
+    cache=True,
+    no_cpython_wrapper=False,
+)
 uniform = jit_twin(uniform_py, {"_mix_py": _mix}, cache=True, no_cpython_wrapper=False)
 _poly = jit_twin(_poly_py, cache=True, inline="always")
 ndtri = jit_twin(ndtri_py, {"_poly_py": _poly}, cache=True)
