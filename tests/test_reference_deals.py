@@ -667,3 +667,35 @@ def test_a_next_period_interest_reserve_counts_a_step_up_starting_next_period(ji
     assert due == pytest.approx([9e7 * r * d / 365 for r, d in rates_days], abs=1e-6)
     assert target[:3] == pytest.approx(due[1:], abs=1e-6)
     assert target[1] == pytest.approx(1_134_246.58, abs=0.01)
+
+
+@JIT
+def test_a_next_period_interest_reserve_with_fees_counts_next_periods_fees(jit):
+    """A validator's deal: closing 2025-01-01, a 181-day stub to 2025-07-01, then quarterly
+    (92 and 92 days, ACT/365F); A 10,000,000 at 4%, a trustee fee of 1% of the pool. The
+    reserve's target with ``include_fees`` in period 1 is period 2's interest and fee,
+    10,000,000 × (4% + 1%) × 92/365 = 126,027.40, not the stub's fee of 49,589.04 added to
+    the interest (150,410.96)."""
+    deal = base_deal(
+        dates={"closing": "2025-01-01", "first_payment": "2025-07-01", "frequency": "quarterly",
+               "legal_final": "2026-01-01", "business_day": "none"},
+        pool={"obligors": [obligor("O", 1e7, rate=0.05, n=3)]},
+        tranches=[{"name": "A", "balance": 1e7, "coupon": fixed(0.04)}],
+        fees=[{"name": "trustee", "rate": 0.01, "base": "pool"}],
+        accounts=[{"name": "res", "target": {"kind": "next_period_interest", "tranches": ["A"],
+                                             "include_fees": True}}],
+        waterfalls={"normal": [
+            {"kind": "pay_fee", "fee": "trustee"},
+            {"kind": "pay_interest", "tranches": ["A"]},
+            {"kind": "fund_reserve", "account": "res"},
+            {"kind": "pay_principal", "tranches": ["A"]},
+        ]},
+    )  # fmt: skip
+    res = run(deal, jit=jit)
+    target = res.led_acc[0, :, 0, L.LA_TARGET]
+    fee_due = res.led_fee[0, :, 0, L.LF_DUE]
+    assert fee_due == pytest.approx([1e5 * 181 / 365, 1e5 * 92 / 365, 1e5 * 92 / 365], abs=1e-6)
+    expected = 1e7 * 0.05 * 92 / 365
+    assert target[:2] == pytest.approx([expected, expected], abs=1e-6)
+    assert target[0] == pytest.approx(126_027.40, abs=0.01)
+    assert target[2] == 0.0

@@ -791,19 +791,27 @@ def _interest_due_py(t, base_rate, tranche_f, tranche_i, tranche_accrual, work, 
     return notes
 
 
+def _fee_amount_py(f, accrual, pool_start, notes, original_pool, fee_f, fee_i, work):
+    """Fee f's amount for a period of ``accrual`` years on these opening balances (yuan):
+    rate × its base × accrual + fixed amount, within floor and cap."""
+    base = base_amount_py(fee_i[f, FI_BASE_KIND], pool_start, notes, original_pool,
+                          work[W_BAL, fee_i[f, FI_BASE_TRANCHE]])  # fmt: skip
+    cur = fee_f[f, FF_RATE] * base * accrual + fee_f[f, FF_FIXED]
+    if cur < fee_f[f, FF_FLOOR]:
+        cur = fee_f[f, FF_FLOOR]
+    if cur > fee_f[f, FF_CAP]:
+        cur = fee_f[f, FF_CAP]
+    return cur
+
+
 def _fees_due_py(t, pool_start, notes, original_pool, deal_accrual, fee_f, fee_i, work,
                  led_fee):  # fmt: skip
-    """Each fee due: rate × its base × accrual + fixed amount, within floor and cap, plus
-    what was left unpaid. Returns the fees due (yuan)."""
+    """Each fee due: its period's amount (:func:`_fee_amount_py`) plus what was left unpaid.
+    Returns the fees due (yuan)."""
     fees_due = 0.0
     for f in range(fee_f.shape[0]):
-        base = base_amount_py(fee_i[f, FI_BASE_KIND], pool_start, notes, original_pool,
-                              work[W_BAL, fee_i[f, FI_BASE_TRANCHE]])  # fmt: skip
-        cur = fee_f[f, FF_RATE] * base * deal_accrual[t] + fee_f[f, FF_FIXED]
-        if cur < fee_f[f, FF_FLOOR]:
-            cur = fee_f[f, FF_FLOOR]
-        if cur > fee_f[f, FF_CAP]:
-            cur = fee_f[f, FF_CAP]
+        cur = _fee_amount_py(f, deal_accrual[t], pool_start, notes, original_pool, fee_f, fee_i,
+                             work)  # fmt: skip
         due = cur + work[W_FEE_UNPAID, f]
         work[W_FEE_DUE, f] = due
         led_fee[t, f, LF_DUE] = due
@@ -940,15 +948,17 @@ def _triggers_py(t, final, deal_cr, cum_default, original_pool, support_default_
 def _reserve_targets_py(t, final, avail, pool_start, notes, trap_account, base_rate, deal, work,
                         led):  # fmt: skip
     """Each account's target (zero in the final period; fixed; a percent of its base, at
-    least its floor; or next period's interest on its group, and fees, on this period's
-    opening balances, at next period's coupons on this period's base rate: a step-up from
-    next period counted, as it was not); a balance over target is released into available
-    funds, except from the account trapping cash. Returns the available funds."""
+    least its floor; or next period's interest on its group, and with ``include_fees`` next
+    period's fees, on this period's opening balances, at next period's coupons on this
+    period's base rate and at next period's accruals: a step-up from next period counted, as
+    it was not); a balance over target is released into available funds, except from the
+    account trapping cash. Returns the available funds."""
     account_f, account_i = deal.account_f, deal.account_i
     tranche_f, tranche_i = deal.tranche_f, deal.tranche_i
     groups, group_len, tranche_accrual = deal.groups, deal.group_len, deal.tranche_accrual
-    original_pool = deal.original_pool
-    n_f = deal.fee_f.shape[0]
+    original_pool, deal_accrual = deal.original_pool, deal.deal_accrual
+    fee_f, fee_i = deal.fee_f, deal.fee_i
+    n_f = fee_f.shape[0]
     led_tr, led_acc = led.tr, led.acc
     n_t = led_tr.shape[0]
     for a in range(account_f.shape[0]):
@@ -974,8 +984,13 @@ def _reserve_targets_py(t, final, avail, pool_start, notes, trap_account, base_r
                                            tranche_f, tranche_i)  # fmt: skip
                     target += led_tr[t, j, LT_BALANCE_START] * rate * (tranche_accrual[j, t + 1])
                 if account_i[a, AI_INCLUDE_FEES] != 0:
+                    # next period's fees likewise: at its accrual, on this period's
+                    # opening balances (not this period's amounts: a validator's 181-day
+                    # stub fee counted for a 92-day period)
                     for f in range(n_f):
-                        target += work[W_FEE_DUE, f] - work[W_FEE_UNPAID, f]
+                        fee = _fee_amount_py(f, deal_accrual[t + 1], pool_start, notes,
+                                             original_pool, fee_f, fee_i, work)  # fmt: skip
+                        target += fee
         work[W_ACC_TARGET, a] = target
         bal = work[W_ACC_BAL, a]
         led_acc[t, a, LA_BALANCE_START] = bal
@@ -1307,6 +1322,7 @@ INLINED_HELPERS = (
     _zero_py,
     _coupon_rate_py,
     _interest_due_py,
+    _fee_amount_py,
     _fees_due_py,
     _principal_due_py,
     _pro_rata_share_py,
