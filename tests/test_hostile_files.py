@@ -888,7 +888,8 @@ def _second_support(doc: dict[str, Any]) -> None:
 
 
 WARNINGS: list[tuple[str, Callable[[], dict[str, Any]], Callable[[dict], Any], str, list[str]]] = [
-    ("no-pay-residual", base, lambda d: None, "waterfalls.normal", ["no pay_residual", "released"]),
+    ("no-pay-residual", base, lambda d: None, "waterfalls.normal",
+     ["no pay_residual", "carried into the next period", "released"]),
     ("under-collateralised", base, _set("tranches[0].balance", 150.0), "tranches",
      ["150.00", "100.00", "under-collateralised by 33.33%"]),
     ("over-collateralised", base, _set("pool.obligors[0].balance", 200.0), "tranches",

@@ -577,7 +577,8 @@ _PAYING_STEPS = (PayFee, PayInterest, PayPrincipal, FundReserve, PayResidual)
 
 def _residual_warnings(steps: list[Step], wname: str, refs: _Refs) -> None:
     """Warnings (allowed, probably wrong) about a waterfall's ``pay_residual`` steps: none at
-    all (cash left after the last step is released from the deal, the ``cash_released`` line);
+    all (cash left after the last step is carried to the next period, and released from the
+    deal at the end, the ``cash_released`` line);
     a paying step after it (it pays every yuan left, so those steps only ever get what a later
     draw brings in); a residual tranche that is not the deal's equity (it has a coupon, or its
     principal is not ``residual``)."""
@@ -586,8 +587,9 @@ def _residual_warnings(steps: list[Step], wname: str, refs: _Refs) -> None:
     if not where:
         pc.warn(
             wname,
-            "no pay_residual step: cash left after the last step is released from the deal "
-            "(reported as cash_released), not paid to any tranche",
+            "no pay_residual step: cash left after the last step is carried into the next "
+            "period, and what is left at the end of the final (or call) period is released "
+            "from the deal (reported as cash_released), not paid to any tranche",
         )
         return
     k0 = where[0]
