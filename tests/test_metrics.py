@@ -111,6 +111,26 @@ def test_modified_duration_of_a_riskless_bullet():
     assert res.tranches.irr[0] == pytest.approx(0.04, abs=1e-12)
 
 
+def test_modified_duration_discounts_at_the_tranches_own_day_count():
+    """The bullet above with the deal on ACT/360 (accruals 365/360) and the tranche on 30/360
+    (accruals 1): the tranche's cash is still 4, 4, 104, and its duration at its coupon is
+    the same 2.8861 / 1.04 = 2.77509, compounded at its own accruals as its coupons and its
+    yield are (at the deal's it was 2.77500)."""
+    deal = base_deal(
+        dates={**annual_dates(3), "day_count": "ACT/360"},
+        pool={
+            "obligors": [obligor("O1", 100.0, rate=0.05, n=3, pd={"kind": "flat", "annual": 0.0})]
+        },
+        tranches=[{"name": "A", "balance": 100.0, "coupon": {"kind": "fixed", "rate": 0.04},
+                   "day_count": "30/360"}],
+    )  # fmt: skip
+    res = ae.simulate(parse_deal(deal), MC, n_paths=1_000, progress=False)
+    mac = (1 * 4 / 1.04 + 2 * 4 / 1.04**2 + 3 * 104 / 1.04**3) / 100
+    assert res.cashflows["A.interest_paid"].to_numpy() == pytest.approx([4, 4, 4], abs=1e-12)
+    assert res.tranches.modified_duration[0] == pytest.approx(mac / 1.04, rel=1e-12)
+    assert res.tranches.irr[0] == pytest.approx(0.04, abs=1e-12)
+
+
 def test_support_drawn_probability_and_amount():
     res = ae.simulate(n_paths=30_000, seed=2, keep_paths=True, progress=False)
     drawn = res.paths["A.support_received"] > 0.01

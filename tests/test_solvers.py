@@ -371,3 +371,16 @@ def test_solver_and_stress_documents_carry_the_stamp(capsys):
     price = json.loads((main(["price", "--tranche", "A", "--curve", "0.02", "--paths", "500",
                               "--seed", "3", "--json"]), capsys.readouterr().out)[1])  # fmt: skip
     assert price["stamp"]["n_paths"] == 500 and price["stamp"]["seed"] == 3
+
+
+@pytest.mark.parametrize("day_count", ["30/360", "ACT/360"])
+def test_a_riskless_tranche_with_its_own_day_count_prices_at_par_at_the_flat_rate(day_count):
+    """A validator's A2 (ACT/360 in a 30/360 deal) priced at 2.5634% on a flat 2.6% curve:
+    the curve compounded at the deal's accruals, the coupons at the tranche's. A riskless
+    tranche prices at par exactly at the flat rate under any day count of its own."""
+    doc = quarterly_deal(0.0).model_dump(mode="json")
+    doc["dates"]["day_count"] = "ACT/365F"
+    doc["tranches"][0]["day_count"] = day_count
+    deal = parse_deal(doc)
+    c = solve_coupon(deal, MC, "A", load_curve(0.026), n_paths=1_000)
+    assert c == pytest.approx(0.026, abs=1e-8)

@@ -371,6 +371,8 @@ def add_lgd_and_duration(
             cashflows[f"{t}.interest_paid"].to_numpy() + cashflows[f"{t}.principal_paid"].to_numpy()
         )
         durations.append(
-            modified_duration(cash, cd.years, cd.deal_accrual, rate, cd.periods_per_year)
+            modified_duration(
+                cash, cd.years, cd.structure.tranche_accrual[j], rate, cd.periods_per_year
+            )
         )
     return tranches.assign(lgd=lgd, lgd_se=lgd_se, modified_duration=durations)

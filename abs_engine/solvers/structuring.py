@@ -101,9 +101,10 @@ def _as_solver_argument(exc: InputError, message: str | None = None) -> SolverAr
 
 @dataclass(frozen=True)
 class DiscountCurve:
-    """A flat rate (compounded each period at its accrual fraction, like the coupons, so a
-    riskless tranche prices at par exactly at that coupon) or annually compounded zero rates
-    by tenor in years (linear in tenor, flat beyond the ends)."""
+    """A flat rate (compounded each period at the priced tranche's accrual fraction, under
+    its own day count, like its coupons, so a riskless tranche prices at par exactly at that
+    coupon) or annually compounded zero rates by tenor in years (linear in tenor, flat
+    beyond the ends)."""
 
     flat_rate: float | None = None
     tenors: np.ndarray | None = None
@@ -573,7 +574,8 @@ def _runner(client: Any, func: str) -> Runner | None:
 def expected_pv(
     res: SimulationResult, tranche: str, curve: DiscountCurve, spread: float = 0.0
 ) -> float:
-    """Expected PV of the tranche's cash flows (interest, principal, residual) on the curve."""
+    """Expected PV of the tranche's cash flows (interest, principal, residual) on the curve
+    (a flat rate compounded at the tranche's own accruals, as its coupons are)."""
     cd = res.deal
     cf = res.cashflows
     cash = (
@@ -581,7 +583,8 @@ def expected_pv(
         + cf[f"{tranche}.principal_paid"]
         + cf[f"{tranche}.residual_paid"]
     ).to_numpy()
-    return float((cash * curve.discount_factors(cd.years, cd.deal_accrual, spread)).sum())
+    accrual = cd.structure.tranche_accrual[cd.tranche_index(tranche)]
+    return float((cash * curve.discount_factors(cd.years, accrual, spread)).sum())
 
 
 #: independent replications behind the par coupon's standard error (solve_coupon(with_se=True))
@@ -789,7 +792,7 @@ def solve_coupon(
             "left, so no coupon prices it at par; price a note tranche"
         )
     with np.errstate(all="ignore"):  # a rate at or below -100% gives NaN here: refused
-        df = curve.discount_factors(cd0.years, cd0.deal_accrual, spread / 1e4)
+        df = curve.discount_factors(cd0.years, cd0.structure.tranche_accrual[j], spread / 1e4)
     if not (np.isfinite(df).all() and (df > 0).all()):
         raise SolverArgumentError(
             f"the curve {curve.source} with a spread of {spread:g} bp discounts at a rate at or "
