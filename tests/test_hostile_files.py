@@ -880,6 +880,11 @@ def _move_residual_first(doc: dict[str, Any]) -> None:
     steps.insert(0, steps.pop())
 
 
+def _never_drawn(doc: dict[str, Any]) -> None:
+    for steps in doc["waterfalls"].values():
+        steps[:] = [st for st in steps if st["kind"] != "draw_support"]
+
+
 def _second_support(doc: dict[str, Any]) -> None:
     """A guarantee on Sub from the provider of the bundled deal's undertaking."""
     provider = copy.deepcopy(doc["support"][0]["provider"])
@@ -906,6 +911,16 @@ WARNINGS: list[tuple[str, Callable[[], dict[str, Any]], Callable[[dict], Any], s
     # one provider behind two supports: drawn apart, they default independently
     ("huake-provider-behind-two-supports", huake, _second_support, "support[1].provider.name",
      ["also behind support 'originator_undertaking'", "independently"]),
+    # a validator's B, left out of every pay_interest step: its coupon drawn from a support
+    ("huake-no-interest-step", huake, lambda d: d["waterfalls"]["normal"].pop(4),
+     "waterfalls.normal", ["tranche 'A' bears a coupon", "no pay_interest step"]),
+    ("huake-fee-never-paid", huake, lambda d: d["waterfalls"]["normal"].pop(3),
+     "waterfalls.normal", ["fee 'admin' is never paid"]),
+    ("huake-support-drawn-only-accelerated", huake, lambda d: d["waterfalls"]["normal"].pop(8),
+     "waterfalls.normal",
+     ["shortfall_undertaking 'originator_undertaking' is drawn only in the accelerated"]),
+    ("huake-support-never-drawn", huake, _never_drawn, "support[0]",
+     ["shortfall_undertaking 'originator_undertaking' is never drawn", "pays nothing"]),
 ]  # fmt: skip
 
 

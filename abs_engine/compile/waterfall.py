@@ -542,7 +542,33 @@ def _waterfall_ops(deal: Deal, refs: _Refs) -> tuple[np.ndarray, np.ndarray]:
         if steps is not None:
             n_steps[w] = len(steps)
             _compile_waterfall(steps, w, ops[w], refs)
+    _undrawn_warnings(deal, wf_lists, refs)
     return ops, n_steps
+
+
+def _undrawn_warnings(deal: Deal, wf_lists: list[list[Step] | None], refs: _Refs) -> None:
+    """Warnings (legal, probably a step left out) about a shortfall undertaking or guarantee
+    that no ``draw_support`` step draws, or that only another status's waterfall draws."""
+    for s, sup in enumerate(deal.support):
+        if not isinstance(sup, ShortfallSupport):
+            continue  # loss compensation pays without a step
+        where = [
+            STATUS_NAMES[w]
+            for w, steps in enumerate(wf_lists)
+            if any(isinstance(st, DrawSupport) and st.support == sup.name for st in steps or ())
+        ]
+        if not where:
+            refs.pc.warn(
+                f"support[{s}]",
+                f"{sup.kind} {sup.name!r} is never drawn (no draw_support step in any "
+                "waterfall): it pays nothing",
+            )
+        elif STATUS_NAMES[L.STATUS_NORMAL] not in where:
+            refs.pc.warn(
+                "waterfalls.normal",
+                f"{sup.kind} {sup.name!r} is drawn only in the {' and '.join(where)} "
+                "waterfall: not while the deal performs",
+            )
 
 
 def _compile_waterfall(steps: list[Step], w: int, ops: np.ndarray, refs: _Refs) -> None:
@@ -569,6 +595,39 @@ def _compile_waterfall(steps: list[Step], w: int, ops: np.ndarray, refs: _Refs) 
                 refs.pc.add(
                     wname, f"tranche {tr.name!r} is never paid principal in this waterfall", tr.name
                 )
+        _unpaid_warnings(steps, wname, refs)
+
+
+def _bears_coupon(tr: Tranche) -> bool:
+    """Whether a tranche can accrue interest: a balance, and a floating coupon, a fixed one
+    above zero or a step-up spread."""
+    c = tr.coupon
+    stepped = tr.step_up is not None and tr.step_up.spread > 0
+    fixed = c.kind == "fixed" and c.rate > 0
+    return tr.balance > 0 and (c.kind == "floating" or fixed or stepped)
+
+
+def _unpaid_warnings(steps: list[Step], wname: str, refs: _Refs) -> None:
+    """Warnings about the normal waterfall: a tranche bearing a coupon that no
+    ``pay_interest`` step pays, and a fee that can fall due that no ``pay_fee`` step pays
+    (legal, and the amounts are left unpaid; probably a step left out)."""
+    deal = refs.deal
+    with_interest = {n for st in steps if isinstance(st, PayInterest) for n in st.tranches}
+    for tr in deal.tranches:
+        if _bears_coupon(tr) and tr.name not in with_interest:
+            refs.pc.warn(
+                wname,
+                f"tranche {tr.name!r} bears a coupon but no pay_interest step pays it: its "
+                "interest is left unpaid (a shortfall, which a support covering it is drawn "
+                "for)",
+            )
+    with_fee = {st.fee for st in steps if isinstance(st, PayFee)}
+    for fee in deal.fees:
+        due = fee.rate > 0 or fee.fixed > 0 or (fee.floor or 0.0) > 0
+        if due and fee.name not in with_fee:
+            refs.pc.warn(
+                wname, f"fee {fee.name!r} is never paid (no pay_fee step): it accrues unpaid"
+            )
 
 
 #: steps that pay from the available funds: after a ``pay_residual`` step they get nothing
