@@ -699,3 +699,51 @@ def test_a_next_period_interest_reserve_with_fees_counts_next_periods_fees(jit):
     assert target[:2] == pytest.approx([expected, expected], abs=1e-6)
     assert target[0] == pytest.approx(126_027.40, abs=0.01)
     assert target[2] == 0.0
+
+
+@JIT
+def test_a_pro_rata_class_is_written_down_and_covered_as_one(jit):
+    """O1 60 and O2 40 at 10%, bullet over 3 periods; A1 54 and A2 36 at 5%, pro rata (one
+    class), Sub 10 residual; pay interest, the class's principal (pro rata), Sub's, write
+    off, residual. O2 defaults in period 2 with no recovery.
+
+    t1: interest 10; A1 2.7 and A2 1.8: the class's coverage 10 / 4.5 for both.
+    t2: interest 6, pool 60; principal due 40 shared 24 / 16; coverage 6 / (4.5 + 40) for
+        both; 1.5 left pays A1 0.9 and A2 0.6 (53.1 and 35.4); the deficiency 98.5 - 60 =
+        38.5 writes Sub off (10), then 28.5 off the class by balance: A1 17.1, A2 11.4 (a
+        validator's A2 was written down alone, the last in file order, at 46.8% against
+        A1's 0%).
+    t3: A1 36 and A2 24 repaid with 1.8 and 1.2 of interest; Sub gets 66 - 63 = 3."""
+    deal = base_deal(
+        dates=annual_dates(3),
+        pool={"obligors": [obligor("O1", 60, rate=0.1), obligor("O2", 40, rate=0.1)]},
+        tranches=[
+            {"name": "A1", "balance": 54, "coupon": fixed(0.05), "principal": "pro_rata"},
+            {"name": "A2", "balance": 36, "coupon": fixed(0.05), "principal": "pro_rata"},
+            {"name": "Sub", "balance": 10, "principal": "residual"},
+        ],
+        waterfalls={"normal": [
+            {"kind": "pay_interest", "tranches": ["A1", "A2"]},
+            {"kind": "pay_principal", "tranches": ["A1", "A2"]},
+            {"kind": "pay_principal", "tranches": ["Sub"]},
+            {"kind": "write_off"},
+            {"kind": "pay_residual", "tranche": "Sub"},
+        ]},
+    )  # fmt: skip
+    res = run(
+        deal,
+        {"obligor_defaults": [{"obligor": "O2", "period": 2}],
+         "recovery": {"rate": 0.0, "lag_periods": 0}},
+        jit=jit,
+    )  # fmt: skip
+    for name in ("A1", "A2"):
+        cr = tranche_item(res, name, L.LT_COVERAGE_RATIO)
+        assert cr == pytest.approx([10 / 4.5, 6 / 44.5, 66 / 63], **APPROX)
+    assert tranche_item(res, "A1", L.LT_PRINCIPAL_DUE)[1] == pytest.approx(24, **APPROX)
+    assert tranche_item(res, "A1", L.LT_PRINCIPAL_PAID) == pytest.approx([0, 0.9, 36], **APPROX)
+    assert tranche_item(res, "A2", L.LT_PRINCIPAL_PAID) == pytest.approx([0, 0.6, 24], **APPROX)
+    assert tranche_item(res, "A1", L.LT_WRITE_DOWN) == pytest.approx([0, 17.1, 0], **APPROX)
+    assert tranche_item(res, "A2", L.LT_WRITE_DOWN) == pytest.approx([0, 11.4, 0], **APPROX)
+    assert tranche_item(res, "Sub", L.LT_WRITE_DOWN) == pytest.approx([0, 10, 0], **APPROX)
+    assert tranche_item(res, "Sub", L.LT_RESIDUAL_PAID) == pytest.approx([5.5, 0, 3], **APPROX)
+    assert tranche_item(res, "A1", L.LT_INTEREST_PAID) == pytest.approx([2.7, 2.7, 1.8], **APPROX)

@@ -464,24 +464,45 @@ def _draw_support_py(t, s, final, cash_in, support_default_period, support_i, su
     return cash_in
 
 
-def _write_off_py(t, final, pool_end, pool_flows, n_j, work, led_tr):
+def _write_off_py(t, final, pool_end, pool_flows, tranche_i, work, led_tr):
     """``write_off``: the principal deficiency, notes above the performing pool and the
     recoveries still to come from receivables defaulted by now (after a call or in the final
-    period nothing is to come), written off the tranches from the most junior up."""
+    period nothing is to come), written off the tranches from the most junior up; a run of
+    consecutive pro-rata tranches, one class, by their balances (balance × deficiency / their
+    total, at most all of it), as they are paid."""
+    n_j = tranche_i.shape[0]
     deficiency = -pool_end
     if not final:
         deficiency -= pool_flows[PF_PENDING_RECOVERY, t]
     for j in range(n_j):
         deficiency += work[W_BAL, j]
-    for jj in range(n_j):
-        if deficiency <= EPS:
-            break
-        j = n_j - 1 - jj
-        x = work[W_BAL, j] if work[W_BAL, j] < deficiency else deficiency
-        if x > 0.0:
-            work[W_BAL, j] -= x
-            led_tr[t, j, LT_WRITE_DOWN] += x
-            deficiency -= x
+    end = n_j  # the class written off next: tranches start .. end - 1
+    while end > 0 and deficiency > EPS:
+        start = end - 1
+        if tranche_i[start, TI_PRINCIPAL_KIND] == PRIN_PRO_RATA:
+            while start > 0 and tranche_i[start - 1, TI_PRINCIPAL_KIND] == PRIN_PRO_RATA:
+                start -= 1
+        if start == end - 1:
+            x = work[W_BAL, start] if work[W_BAL, start] < deficiency else deficiency
+            if x > 0.0:
+                work[W_BAL, start] -= x
+                led_tr[t, start, LT_WRITE_DOWN] += x
+                deficiency -= x
+        else:
+            tot = 0.0
+            for j in range(start, end):
+                tot += work[W_BAL, j]
+            partial = deficiency < tot
+            frac = deficiency / tot if partial else 1.0
+            for j in range(start, end):
+                x = work[W_BAL, j] * frac
+                if x > 0.0:
+                    work[W_BAL, j] -= x
+                    led_tr[t, j, LT_WRITE_DOWN] += x
+                    deficiency -= x
+            if partial:
+                deficiency = 0.0  # the class took it all (not the rounding left of the shares)
+        end = start
     return 0
 
 
@@ -875,16 +896,24 @@ def _pro_rata_share_py(j, prin_left, tranche_i, work):
     return k, (prin_left / tot if prin_left < tot else 1.0)
 
 
-def _coverage_ratios_py(t, avail, fees_due, cr_include_fees, cr_tranche, work, led_tr, led_per,
-                        sum_tr, sum_pool):  # fmt: skip
+def _coverage_ratios_py(t, avail, fees_due, cr_include_fees, cr_tranche, tranche_i, work,
+                        led_tr, led_per, sum_tr, sum_pool):  # fmt: skip
     """Coverage ratio per tranche: available funds / (fees, if counted, + interest and
-    principal due on the tranche and everything senior); NaN once the tranche is repaid. The
-    headline ratio is ``cr_tranche``'s; minima are kept in the summaries. Returns the
-    headline ratio."""
+    principal due on the tranche's class and everything senior; a class is one tranche, or
+    a run of consecutive pro-rata tranches, which share one ratio); NaN once the tranche is
+    repaid. The headline ratio is ``cr_tranche``'s; minima are kept in the summaries.
+    Returns the headline ratio."""
     n_j = led_tr.shape[1]
     obligations = fees_due if cr_include_fees != 0 else 0.0
+    class_end = 0  # the tranches before this are counted in ``obligations``
     for j in range(n_j):
-        obligations += led_tr[t, j, LT_INTEREST_DUE] + work[W_PRIN_DUE, j]
+        if j >= class_end:
+            class_end = j + 1
+            if tranche_i[j, TI_PRINCIPAL_KIND] == PRIN_PRO_RATA:
+                while class_end < n_j and tranche_i[class_end, TI_PRINCIPAL_KIND] == PRIN_PRO_RATA:
+                    class_end += 1
+            for k in range(j, class_end):
+                obligations += led_tr[t, k, LT_INTEREST_DUE] + work[W_PRIN_DUE, k]
         if led_tr[t, j, LT_BALANCE_START] > EPS and obligations > EPS:
             cr = avail / obligations
             led_tr[t, j, LT_COVERAGE_RATIO] = cr
@@ -1011,7 +1040,6 @@ def _priority_of_payments_py(t, status, final, avail, cash_in, pool_end, trap_ac
     tranche_i, tranche_target = deal.tranche_i, deal.tranche_target
     support_i, support_f = deal.support_i, deal.support_f
     led_tr, led_fee, led_acc, led_sup, led_per = led.tr, led.fee, led.acc, led.sup, led.per
-    n_j = tranche_i.shape[0]
     for k in range(n_steps[status]):
         op = ops[status, k, OPC_CODE]
         pa = ops[status, k, OPC_A]
@@ -1033,7 +1061,7 @@ def _priority_of_payments_py(t, status, final, avail, cash_in, pool_end, trap_ac
                                        support_f, groups, group_len, work, led_tr,
                                        led_sup)  # fmt: skip
         elif op == OP_WRITE_OFF:
-            _write_off_py(t, final, pool_end, pool_flows, n_j, work, led_tr)
+            _write_off_py(t, final, pool_end, pool_flows, tranche_i, work, led_tr)
         elif op == OP_PAY_RESIDUAL:
             avail = _pay_residual_py(t, pa, avail, trap_account, work, led_tr, led_acc, led_per)
     return avail, cash_in
@@ -1226,8 +1254,9 @@ def waterfall_path_py(pool_flows, support_default_period, base_rate, deal, led, 
         _principal_due_py(t, final, notes, pool_end, tranche_i, tranche_target, work, led_tr)
 
         # ---- 4. coverage ratios, triggers, reserve targets ----
-        deal_cr = _coverage_ratios_py(t, avail, fees_due, cr_include_fees, cr_tranche, work,
-                                      led_tr, led_per, sum_tr, sum_pool)  # fmt: skip
+        deal_cr = _coverage_ratios_py(t, avail, fees_due, cr_include_fees, cr_tranche,
+                                      tranche_i, work, led_tr, led_per, sum_tr,
+                                      sum_pool)  # fmt: skip
         status, trap_account = _triggers_py(t, final, deal_cr, cum_default, original_pool,
                                             support_default_period, trigger_f, trigger_i,
                                             n_steps, work)  # fmt: skip
