@@ -981,3 +981,37 @@ def test_names_and_descriptions_print_as_written(tmp_path: Path, capsys: pytest.
     assert "Huake[/x] [red]RED[/red]" in out
     assert "\x1b" not in out
     assert "line\ufffd[2J\nnext" in out
+
+
+def test_a_pro_rata_class_has_one_attachment_and_detachment_point():
+    """A validator's stack: A1 90 and A2 60 pro rata (one class), B 30, Sub 20 on a pool of
+    200: A1 and A2 both attach at 25% and detach at 100% (they were given 55%-100% and
+    25%-55%, as if A2 were junior to A1), B 10%-25%, Sub 0%-10%."""
+    from conftest import base_deal, obligor
+
+    import abs_engine as ae
+    from abs_engine.report.content import capital_structure
+    from abs_engine.schema import parse_deal
+
+    doc = base_deal(
+        pool={"obligors": [obligor("O", 200.0)]},
+        tranches=[
+            {"name": "A1", "balance": 90.0, "principal": "pro_rata"},
+            {"name": "A2", "balance": 60.0, "principal": "pro_rata"},
+            {"name": "B", "balance": 30.0},
+            {"name": "Sub", "balance": 20.0, "principal": "residual"},
+        ],
+        waterfalls={"normal": [
+            {"kind": "pay_principal", "tranches": ["A1", "A2"]},
+            {"kind": "pay_principal", "tranches": ["B", "Sub"]},
+            {"kind": "pay_residual", "tranche": "Sub"},
+        ]},
+    )  # fmt: skip
+    rows = capital_structure(ae.compile_deal(parse_deal(doc)))
+    points = [(r["tranche"], r["attachment"], r["detachment"]) for r in rows]
+    assert points == [
+        ("A1", pytest.approx(0.25), 1.0),
+        ("A2", pytest.approx(0.25), 1.0),
+        ("B", pytest.approx(0.10), pytest.approx(0.25)),
+        ("Sub", 0.0, pytest.approx(0.10)),
+    ]

@@ -54,15 +54,36 @@ def band_sample_size(cd: CompiledDeal, n_paths: int) -> int:
     return k if k >= min(BAND_MIN_PATHS, n_paths) and k >= 2 else 0
 
 
+def _class_balances(cd: CompiledDeal) -> list[tuple[float, float]]:
+    """Per tranche, the balances of the notes senior to its class and of its class (yuan): a
+    class is one tranche, or a run of consecutive pro-rata tranches (written down together,
+    by balance)."""
+    tranches = cd.deal.tranches
+    out: list[tuple[float, float]] = []
+    above = 0.0
+    j = 0
+    while j < len(tranches):
+        end = j + 1
+        if tranches[j].principal == "pro_rata":
+            while end < len(tranches) and tranches[end].principal == "pro_rata":
+                end += 1
+        size = sum(t.balance for t in tranches[j:end])
+        out += [(above, size)] * (end - j)
+        above += size
+        j = end
+    return out
+
+
 def capital_structure(cd: CompiledDeal) -> list[dict[str, Any]]:
     """The tranches in the deal file's order, which the schema takes as their seniority
     (most senior first; :class:`~abs_engine.schema.tranche.Tranche`; write-offs hit the last
-    first): balance (yuan), share of the original pool, coupon (decimal, or a label),
-    principal type, and the attachment and detachment points as shares of the original pool
-    (the pool loss at which the tranche starts and finishes losing, tranche balances alone)."""
+    first, a run of consecutive pro-rata tranches together): balance (yuan), share of the
+    original pool, coupon (decimal, or a label), principal type, and the attachment and
+    detachment points as shares of the original pool (the pool loss at which the tranche's
+    class starts and finishes losing, tranche balances alone)."""
     pool = cd.original_pool
-    rows, above = [], 0.0
-    for tr in cd.deal.tranches:
+    rows = []
+    for tr, (above, size) in zip(cd.deal.tranches, _class_balances(cd), strict=True):
         c = tr.coupon
         coupon: float | str | None
         if c.kind == "fixed":
@@ -73,8 +94,7 @@ def capital_structure(cd: CompiledDeal) -> list[dict[str, Any]]:
             coupon = None
         # (pool - above) / pool, not 1 - above / pool: 5m of a 100m pool is 0.05 exactly
         detach = max(0.0, (pool - above) / pool) if pool else 0.0
-        above += tr.balance
-        attach = max(0.0, (pool - above) / pool) if pool else 0.0
+        attach = max(0.0, (pool - (above + size)) / pool) if pool else 0.0
         rows.append(
             {
                 "tranche": tr.name,

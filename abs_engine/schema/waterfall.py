@@ -76,10 +76,11 @@ class DrawSupport(Model):
 
 
 class WriteOff(Model):
-    """Write tranches down, most junior first, by the principal deficiency: the amount the
-    notes exceed the performing pool balance plus the recoveries still to come on defaulted
-    receivables (carried at their recovery value). Balances left unpaid in the final period
-    are always written off."""
+    """Write tranches down, most junior first (a run of consecutive pro-rata tranches
+    together, by balance), by the principal deficiency: the amount the notes exceed the
+    performing pool balance plus the recoveries still to come on defaulted receivables
+    (carried at their recovery value). Balances left unpaid in the final period are always
+    written off."""
 
     kind: Literal["write_off"]
 
