@@ -607,3 +607,21 @@ def test_a_small_effective_sample_warns_about_the_figures_not_aimed_at():
     off = {**quiet, "weight_mean": 0.016, "weight_mean_se": 0.006}
     (w,) = degeneracy_warnings(["A", "B", "E"], [6e3, 252.0, 2e3], off, target="A")
     assert "expected losses and shortfall probabilities of B, E," in w and "biased" in w
+
+
+def test_a_solvers_importance_sampling_of_the_wrong_shape_is_a_solver_argument_error():
+    """Shifts for 3 factors and 5 providers given to the solvers for the bundled deal (one
+    factor, one provider): the same clear error as ``simulate`` gives, before any run (it was
+    a plain ValueError from inside the first evaluation)."""
+    from abs_engine.solvers import SolverError
+
+    deal, sc = ae.load_deal(), ae.load_scenario("huake_mc")
+    bad = ImportanceSampling(np.zeros(3), np.zeros(5))
+    calls = [
+        lambda: ae.size_tranche(deal, sc, "A", target_rating="AA", n_paths=1_000, sampling=bad),
+        lambda: ae.solve_coupon(deal, sc, "A", ae.load_curve(0.03), n_paths=1_000,
+                                sampling=bad),
+    ]  # fmt: skip
+    for call in calls:
+        with pytest.raises(SolverError, match="sampling: factor_shift must have one value"):
+            call()

@@ -32,7 +32,7 @@ from scipy.optimize import brentq
 from ..compile.deal import CompiledDeal, compile_deal
 from ..compile.model import compile_model
 from ..compile.patch import with_tranche_terms
-from ..compile.sampling import SAMPLING_METHODS, ImportanceSampling
+from ..compile.sampling import SAMPLING_METHODS, ImportanceSampling, with_sampling
 from ..errors import (
     AbsEngineError,
     ArgumentTypeError,
@@ -473,6 +473,10 @@ def _search_sampling(
     ``tranche`` on the deal as given, and kept for every evaluation (so the evaluations share
     their random numbers and weights: common random numbers)."""
     if isinstance(sampling, ImportanceSampling):
+        try:  # shaped for this deal's factors, providers and obligors: checked before any run
+            with_sampling(compile_model(cd, sc), sampling)
+        except ValueError as exc:
+            raise SolverArgumentError(f"sampling: {exc}") from None
         return sampling
     if _check_sampling_method(sampling, func) == "crude":
         return "crude"
