@@ -7,6 +7,8 @@ exactly 1 and an obligor's periodic rate is its annual rate.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from abs_engine.compile import compile_deal
@@ -592,8 +594,9 @@ def test_a_reserve_draw_on_principal_after_a_pro_rata_step(jit):
     group and the notes were paid, whichever way the step shared it).
 
     O2 defaults in period 2 (its 30 left, no recovery): the notes (75) exceed the pool (30)
-    by 45, due 22.5 each; collections 15 pay 7.5 each; the group is short 30, and the
-    reserve's 10 goes to A, the first listed with a shortfall (draws pay in list order)."""
+    by 45, due 22.5 each; collections 15 pay 7.5 each; the group is short 30, 15 each, and
+    the reserve's 10 is shared by the class, 5 each (it went all to A, the first listed,
+    before a pro-rata class was drawn for as one)."""
     step = {"kind": "pay_principal", "tranches": ["A", "B"]}
     cases = [
         (_pro_rata_reserve_deal([step]), 12.5),
@@ -626,10 +629,10 @@ def test_a_reserve_draw_on_principal_after_a_pro_rata_step(jit):
         "recovery": {"rate": 0.0, "lag_periods": 0},
     }
     res = run(deal, scenario, jit=jit)
-    assert tranche_item(res, "A", L.LT_FROM_RESERVE)[:2] == pytest.approx([0, 10], **APPROX)
-    assert tranche_item(res, "B", L.LT_FROM_RESERVE)[:2] == pytest.approx([0, 0], **APPROX)
-    assert tranche_item(res, "A", L.LT_PRINCIPAL_PAID)[1] == pytest.approx(17.5, **APPROX)
-    assert tranche_item(res, "B", L.LT_PRINCIPAL_PAID)[1] == pytest.approx(7.5, **APPROX)
+    assert tranche_item(res, "A", L.LT_FROM_RESERVE)[:2] == pytest.approx([0, 5], **APPROX)
+    assert tranche_item(res, "B", L.LT_FROM_RESERVE)[:2] == pytest.approx([0, 5], **APPROX)
+    assert tranche_item(res, "A", L.LT_PRINCIPAL_PAID)[1] == pytest.approx(12.5, **APPROX)
+    assert tranche_item(res, "B", L.LT_PRINCIPAL_PAID)[1] == pytest.approx(12.5, **APPROX)
     # the draw on B alone: B's pro-rata due 22.5, paid 7.5: short 15, the reserve pays 10
     # (with dues allocated in seniority order B was owed nothing while 30 was short)
     res = run(_pro_rata_reserve_deal([step], draw=("B",)), scenario, jit=jit)
@@ -747,3 +750,106 @@ def test_a_pro_rata_class_is_written_down_and_covered_as_one(jit):
     assert tranche_item(res, "Sub", L.LT_WRITE_DOWN) == pytest.approx([0, 10, 0], **APPROX)
     assert tranche_item(res, "Sub", L.LT_RESIDUAL_PAID) == pytest.approx([5.5, 0, 3], **APPROX)
     assert tranche_item(res, "A1", L.LT_INTEREST_PAID) == pytest.approx([2.7, 2.7, 1.8], **APPROX)
+
+
+def _pari_passu(steps: list[dict], obligors: list[dict], n: int, **over: Any) -> dict:
+    """A1 60 and A2 30, pro rata (one class), zero coupons unless ``over`` says otherwise,
+    and Sub 10 residual, over ``n`` annual periods."""
+    tranches = [
+        {"name": "A1", "balance": 60, "coupon": ZERO_COUPON, "principal": "pro_rata"},
+        {"name": "A2", "balance": 30, "coupon": ZERO_COUPON, "principal": "pro_rata"},
+        {"name": "Sub", "balance": 10, "principal": "residual"},
+    ]
+    return base_deal(dates=annual_dates(n), pool={"obligors": obligors}, tranches=tranches,
+                     waterfalls={"normal": steps}, **over)  # fmt: skip
+
+
+@JIT
+@pytest.mark.parametrize("order", [["A1", "A2"], ["A2", "A1"]])
+def test_a_reserve_draw_shares_a_pro_rata_class_by_what_each_is_owed(jit, order):
+    """A1 60 and A2 30 at 5% (one class), a zero-rate bullet pool: nothing is collected in
+    period 1, when A1 is owed 3 of interest and A2 1.5. A reserve of 3 drawn on the class's
+    interest pays them 2 and 1 (two thirds of each), listed either way (a validator's
+    reserve paid the first listed all it had and the other nothing)."""
+    deal = _pari_passu(
+        [{"kind": "pay_interest", "tranches": ["A1", "A2"]},
+         {"kind": "draw_reserve", "account": "r", "tranches": order},
+         {"kind": "pay_principal", "tranches": ["A1", "A2", "Sub"]},
+         {"kind": "pay_residual", "tranche": "Sub"}],
+        [obligor("O", 100, n=2)], 2,
+        accounts=[{"name": "r", "target": {"kind": "fixed", "amount": 3}, "initial_balance": 3}],
+    )  # fmt: skip
+    for t in deal["tranches"][:2]:
+        t["coupon"] = fixed(0.05)
+    res = run(deal, jit=jit)
+    assert tranche_item(res, "A1", L.LT_FROM_RESERVE)[0] == pytest.approx(2, **APPROX)
+    assert tranche_item(res, "A2", L.LT_FROM_RESERVE)[0] == pytest.approx(1, **APPROX)
+    assert res.led_acc[0, 0, 0, L.LA_BALANCE_END] == pytest.approx(0, **APPROX)
+
+
+@JIT
+def test_a_sequential_step_pays_a_pro_rata_class_listed_in_it_by_balance(jit):
+    """O1 45 due in period 1 and O2 55 in period 2; A1 60 and A2 30 (one class), Sub 10,
+    zero coupons, one step ``pay_principal [A1, A2, Sub]`` (sequential: not all pro rata).
+    Period 1: 45 of principal due pays the class by balance, A1 30 and A2 15 (a validator's
+    step paid A1 all 45 while the ledger's principal due said 30 and 15); period 2: A1 30,
+    A2 15, Sub 10."""
+    deal = _pari_passu(
+        [{"kind": "pay_principal", "tranches": ["A1", "A2", "Sub"]},
+         {"kind": "pay_residual", "tranche": "Sub"}],
+        [obligor("O1", 45, n=1), obligor("O2", 55, n=2)], 2,
+    )  # fmt: skip
+    res = run(deal, jit=jit)
+    assert tranche_item(res, "A1", L.LT_PRINCIPAL_DUE)[0] == pytest.approx(30, **APPROX)
+    assert tranche_item(res, "A1", L.LT_PRINCIPAL_PAID) == pytest.approx([30, 30], **APPROX)
+    assert tranche_item(res, "A2", L.LT_PRINCIPAL_PAID) == pytest.approx([15, 15], **APPROX)
+    assert tranche_item(res, "Sub", L.LT_PRINCIPAL_PAID) == pytest.approx([0, 10], **APPROX)
+
+
+@JIT
+@pytest.mark.parametrize("order", [["A1", "A2"], ["A2", "A1"]])
+def test_a_capped_guarantee_shares_a_pro_rata_class_by_what_each_is_owed(jit, order):
+    """One period: O1 60 and O2 40 due, O2 defaults with no recovery; A1 60 and A2 30 (one
+    class) are paid 40 and 20 pro rata, then a guarantee of their principal at maturity,
+    capped at 15, is asked for 20 and 10 and pays 10 and 5 (half of each), listed either
+    way: A1 loses 10 and A2 5, the same share (a validator's guarantee paid the first listed
+    in full and left the other's loss whole)."""
+    deal = _pari_passu(
+        [{"kind": "pay_principal", "tranches": ["A1", "A2"]},
+         {"kind": "draw_support", "support": "g"},
+         {"kind": "pay_principal", "tranches": ["Sub"]},
+         {"kind": "pay_residual", "tranche": "Sub"}],
+        [obligor("O1", 60, n=1), obligor("O2", 40, n=1)], 1,
+        support=[{"kind": "guarantee", "name": "g", "provider": {"name": "P"},
+                  "tranches": order, "covers": "principal_at_maturity", "cap": 15}],
+    )  # fmt: skip
+    res = run(deal, {"obligor_defaults": [{"obligor": "O2", "period": 1}],
+                     "recovery": {"rate": 0.0, "lag_periods": 0}}, jit=jit)  # fmt: skip
+    assert tranche_item(res, "A1", L.LT_FROM_SUPPORT) == pytest.approx([10], **APPROX)
+    assert tranche_item(res, "A2", L.LT_FROM_SUPPORT) == pytest.approx([5], **APPROX)
+    assert res.led_sup[0, 0, 0, L.LS_REQUESTED] == pytest.approx(30, **APPROX)
+    assert tranche_item(res, "A1", L.LT_WRITE_DOWN) == pytest.approx([10], **APPROX)
+    assert tranche_item(res, "A2", L.LT_WRITE_DOWN) == pytest.approx([5], **APPROX)
+
+
+def test_a_step_paying_part_of_a_pro_rata_class_is_warned_of():
+    """``pay_principal [A1]`` then ``[A2, Sub]``: each step lists part of the class A1/A2,
+    which is then paid A1 first, silently (a validator's); a warning at each step."""
+    deal = _pari_passu(
+        [{"kind": "pay_principal", "tranches": ["A1"]},
+         {"kind": "pay_principal", "tranches": ["A2", "Sub"]},
+         {"kind": "pay_residual", "tranche": "Sub"}],
+        [obligor("O", 100, n=2)], 2,
+    )  # fmt: skip
+    warned = {w.path: str(w) for w in compile_deal(parse_deal(deal)).warnings}
+    assert "'A1' of the pro-rata class ['A1', 'A2']" in warned["waterfalls.normal[0].tranches"]
+    assert "'A2' of the pro-rata class ['A1', 'A2']" in warned["waterfalls.normal[1].tranches"]
+    whole = _pari_passu(
+        [
+            {"kind": "pay_principal", "tranches": ["A1", "A2", "Sub"]},
+            {"kind": "pay_residual", "tranche": "Sub"},
+        ],
+        [obligor("O", 100, n=2)],
+        2,
+    )
+    assert not compile_deal(parse_deal(whole)).warnings

@@ -34,6 +34,7 @@ import numpy as np
 from scipy import special
 
 from ..kernels.layout import COPULA_STUDENT_T, RECOVERY_IP
+from ..schema.tranche import tranche_classes
 
 if TYPE_CHECKING:
     from .deal import CompiledDeal
@@ -145,9 +146,11 @@ def _first_loss(cd: CompiledDeal, model: MonteCarloModel) -> float:
 
 def _attachment(cd: CompiledDeal, j: int) -> float:
     """The pool loss (yuan) tranche ``j`` starts to lose at, by balances alone: the original
-    pool less the balances of ``j`` and the tranches before it (the deal lists tranches most
-    senior first)."""
-    return cd.original_pool - sum(t.balance for t in cd.deal.tranches[: j + 1])
+    pool less the balances of ``j``'s class and the tranches before it (the deal lists
+    tranches most senior first; a run of pro-rata tranches is one class, written down
+    together)."""
+    end = tranche_classes(cd.deal.tranches)[j][1]
+    return cd.original_pool - sum(t.balance for t in cd.deal.tranches[:end])
 
 
 def _target_index(cd: CompiledDeal, tranche: str | None) -> int:

@@ -21,6 +21,7 @@ from ..schema.tranche import (
     FloatingCoupon,
     PercentTarget,
     Tranche,
+    tranche_classes,
 )
 from ..schema.waterfall import (
     CoverageRatioTrigger,
@@ -292,7 +293,9 @@ def _tranche_arrays(
     ti = np.zeros((n_j, L.N_TI), dtype=np.int64)
     tacc = np.zeros((n_j, n_t))
     ttarget = np.zeros((n_j, n_t))
+    classes = tranche_classes(deal.tranches)
     for j, tr in enumerate(deal.tranches):
+        ti[j, L.TI_CLASS] = classes[j][0]
         tf[j, L.TF_BALANCE] = tr.balance
         _coupon_columns(tr.coupon, tf[j], ti[j])
         ti[j, L.TI_STEP_PERIOD] = n_t
@@ -596,6 +599,7 @@ def _compile_waterfall(steps: list[Step], w: int, ops: np.ndarray, refs: _Refs) 
                     wname, f"tranche {tr.name!r} is never paid principal in this waterfall", tr.name
                 )
         _unpaid_warnings(steps, wname, refs)
+        _split_class_warnings(steps, wname, refs)
 
 
 def _bears_coupon(tr: Tranche) -> bool:
@@ -605,6 +609,26 @@ def _bears_coupon(tr: Tranche) -> bool:
     stepped = tr.step_up is not None and tr.step_up.spread > 0
     fixed = c.kind == "fixed" and c.rate > 0
     return tr.balance > 0 and (c.kind == "floating" or fixed or stepped)
+
+
+def _split_class_warnings(steps: list[Step], wname: str, refs: _Refs) -> None:
+    """Warnings about ``pay_principal`` steps that list part of a pro-rata class: its
+    tranches are paid by balance only where one step lists them together."""
+    tranches = refs.deal.tranches
+    for k, st in enumerate(steps):
+        if not isinstance(st, PayPrincipal):
+            continue
+        listed = set(st.tranches)
+        for first, end in sorted(set(tranche_classes(tranches))):
+            names = [t.name for t in tranches[first:end]]
+            part = [n for n in names if n in listed]
+            if end - first > 1 and 0 < len(part) < len(names):
+                refs.pc.warn(
+                    f"{wname}[{k}].tranches",
+                    f"lists {', '.join(map(repr, part))} of the pro-rata class "
+                    f"{names}, not all of it: the class is paid by balance only where one step "
+                    "lists it whole",
+                )
 
 
 def _unpaid_warnings(steps: list[Step], wname: str, refs: _Refs) -> None:

@@ -63,7 +63,10 @@ TI_COUPON_KIND = 0  # COUPON_*
 TI_STEP_PERIOD = 1  # 0-based period from which the step-up applies (T when none)
 TI_PRINCIPAL_KIND = 2  # PRIN_*
 TI_INTEREST_ON_SHORTFALL = 3
-N_TI = 4
+# the first tranche of the tranche's class: itself, or the first of its run of consecutive
+# pro-rata tranches (one class: paid, drawn for and written down by balance together)
+TI_CLASS = 4
+N_TI = 5
 COUPON_FIXED = 0
 COUPON_FLOATING = 1
 COUPON_NONE = 2

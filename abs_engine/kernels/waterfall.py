@@ -176,6 +176,7 @@ from .layout import (
     TF_FLOOR,
     TF_SPREAD,
     TF_STEP_SPREAD,
+    TI_CLASS,
     TI_COUPON_KIND,
     TI_INTEREST_ON_SHORTFALL,
     TI_PRINCIPAL_KIND,
@@ -305,9 +306,68 @@ def _pay_interest_py(t, g, mode, avail, groups, group_len, led_tr):
     return avail
 
 
+def _class_end_py(g, m, groups, group_len, tranche_i):
+    """The end of the run of group g's members from m that are one class (consecutive in
+    the list, one ``TI_CLASS``: a pro-rata class, paid and drawn for together); m + 1 for a
+    tranche alone."""
+    end = m + 1
+    j = groups[g, m]
+    if tranche_i[j, TI_PRINCIPAL_KIND] == PRIN_PRO_RATA:  # (any other is a class alone)
+        c = tranche_i[j, TI_CLASS]
+        while end < group_len[g] and tranche_i[groups[g, end], TI_CLASS] == c:
+            end += 1
+    return end
+
+
+def _pay_class_py(t, g, m, end, budget, avail, groups, work, led_tr):
+    """A sequential step's pay of a pro-rata class (group g's members m .. end - 1): the
+    budget shared by balance, as a pro-rata step pays; returns (budget, avail) left."""
+    tot = 0.0
+    for k in range(m, end):
+        tot += work[W_BAL, groups[g, k]]
+    if tot > EPS and budget > 0.0:
+        frac = budget / tot if budget < tot else 1.0
+        for k in range(m, end):
+            j = groups[g, k]
+            x = work[W_BAL, j] * frac
+            work[W_BAL, j] -= x
+            led_tr[t, j, LT_PRINCIPAL_PAID] += x
+            avail -= x
+            budget -= x
+        if avail < 0.0:
+            avail = 0.0
+        if budget < 0.0:
+            budget = 0.0
+    return budget, avail
+
+
+def _pay_one_py(t, j, amount, budget, avail, final, tranche_i, tranche_target, work, led_tr):
+    """A sequential step's pay of tranche j alone: its balance, at most the budget (a
+    target-balance tranche down to its target, out of all available); returns (budget,
+    avail) left."""
+    owed = work[W_BAL, j]
+    cap = budget
+    scheduled = tranche_i[j, TI_PRINCIPAL_KIND] == PRIN_TARGET
+    if scheduled and not final and (amount != AMOUNT_AVAILABLE):
+        owed = owed - tranche_target[j, t]
+        cap = avail
+    x = owed
+    if x > cap:
+        x = cap
+    if x > 0.0:
+        work[W_BAL, j] -= x
+        led_tr[t, j, LT_PRINCIPAL_PAID] += x
+        avail -= x
+        budget -= x
+        if budget < 0.0:
+            budget = 0.0
+    return budget, avail
+
+
 def _pay_principal_py(t, g, mode, amount, avail, final, pool_end, groups, group_len, tranche_i,
                       tranche_target, work, led_tr):  # fmt: skip
-    """``pay_principal`` on tranche group g, pro rata or in order: of everything available
+    """``pay_principal`` on tranche group g, pro rata or in order (a pro-rata class listed
+    together in order: by balance, :func:`_pay_class_py`): of everything available
     (``AMOUNT_AVAILABLE``, and in the final period) or of the notes' excess over the performing
     pool; returns what is left available. A target-balance tranche (in order: the compiler
     refuses one in a pro-rata step of principal due) is paid down to its target out of all
@@ -340,27 +400,17 @@ def _pay_principal_py(t, g, mode, amount, avail, final, pool_end, groups, group_
             if avail < 0.0:
                 avail = 0.0
     else:
+        end = 0  # the members before this are paid (a pro-rata class's, with its first)
         for m in range(n_m):
-            j = groups[g, m]
-            owed = work[W_BAL, j]
-            cap = budget
-            if (
-                tranche_i[j, TI_PRINCIPAL_KIND] == PRIN_TARGET
-                and not final
-                and (amount != AMOUNT_AVAILABLE)
-            ):
-                owed = owed - tranche_target[j, t]
-                cap = avail
-            x = owed
-            if x > cap:
-                x = cap
-            if x > 0.0:
-                work[W_BAL, j] -= x
-                led_tr[t, j, LT_PRINCIPAL_PAID] += x
-                avail -= x
-                budget -= x
-                if budget < 0.0:
-                    budget = 0.0
+            if m >= end:
+                end = _class_end_py(g, m, groups, group_len, tranche_i)
+                if end > m + 1:
+                    budget, avail = _pay_class_py(t, g, m, end, budget, avail, groups, work,
+                                                  led_tr)  # fmt: skip
+                else:
+                    budget, avail = _pay_one_py(t, groups[g, m], amount, budget, avail, final,
+                                                tranche_i, tranche_target, work,
+                                                led_tr)  # fmt: skip
     return avail
 
 
@@ -376,9 +426,60 @@ def _fund_reserve_py(t, a, avail, work, led_acc):
     return avail
 
 
-def _draw_reserve_py(t, a, g, covers, groups, group_len, work, led_tr, led_acc):
+def _reserve_class_py(t, a, g, m, end, covers, left, groups, work, led_tr, led_acc):
+    """:func:`_draw_reserve_py` for a pro-rata class (group g's members m .. end - 1): what
+    each is owed, each principal at most its balance, the class's total at most ``left``;
+    the draw, at most the account's balance, shared by what each is owed. Returns ``left``
+    less the class's total."""
+    owed_sum = 0.0
+    for k in range(m, end):
+        owed = _reserve_owed_py(t, groups[g, k], covers, work, led_tr)
+        if owed > 0.0:
+            owed_sum += owed
+    cover = owed_sum
+    if covers != COVERS_INTEREST:
+        if cover > left:
+            cover = left
+        if cover > 0.0:
+            left -= cover
+    draw = cover if cover < work[W_ACC_BAL, a] else work[W_ACC_BAL, a]
+    if draw > 0.0:
+        frac = draw / owed_sum if draw < owed_sum else 1.0
+        for k in range(m, end):
+            j = groups[g, k]
+            owed = _reserve_owed_py(t, j, covers, work, led_tr)
+            if owed > 0.0:
+                x = owed * frac
+                work[W_ACC_BAL, a] -= x
+                led_acc[t, a, LA_WITHDRAWAL] += x
+                led_tr[t, j, LT_FROM_RESERVE] += x
+                if covers == COVERS_INTEREST:
+                    led_tr[t, j, LT_INTEREST_PAID] += x
+                else:
+                    work[W_BAL, j] -= x
+                    led_tr[t, j, LT_PRINCIPAL_PAID] += x
+        if work[W_ACC_BAL, a] < 0.0:
+            work[W_ACC_BAL, a] = 0.0
+    return left
+
+
+def _reserve_owed_py(t, j, covers, work, led_tr):
+    """What tranche j is still owed this period of what a reserve draw covers: interest, or
+    principal due (at most its balance)."""
+    if covers == COVERS_INTEREST:
+        owed = led_tr[t, j, LT_INTEREST_DUE] - led_tr[t, j, LT_INTEREST_PAID]
+    else:
+        owed = work[W_PRIN_DUE, j] - led_tr[t, j, LT_PRINCIPAL_PAID]
+        if owed > work[W_BAL, j]:
+            owed = work[W_BAL, j]
+    return owed
+
+
+def _draw_reserve_py(t, a, g, covers, groups, group_len, tranche_i, work, led_tr, led_acc):
     """``draw_reserve``: account a pays tranche group g's interest (``COVERS_INTEREST``) or
-    principal still owed this period, as far as its balance goes, in the group's order.
+    principal still owed this period, as far as its balance goes, in the group's order; the
+    tranches of a pro-rata class listed together share the draw by what each is owed
+    (:func:`_reserve_class_py`).
 
     Principal is owed by the group as a whole, and by the notes: the draw is at most the
     group's principal due (:func:`_principal_due_py`) less what the group was paid, and at
@@ -397,70 +498,132 @@ def _draw_reserve_py(t, a, g, covers, groups, group_len, work, led_tr, led_acc):
             notes_left += work[W_PRIN_DUE, j] - led_tr[t, j, LT_PRINCIPAL_PAID]
         if notes_left < left:
             left = notes_left
+    end = 0  # the members before this are drawn for (a pro-rata class's, with its first)
     for m in range(n_m):
-        j = groups[g, m]
-        if covers == COVERS_INTEREST:
-            owed = led_tr[t, j, LT_INTEREST_DUE] - led_tr[t, j, LT_INTEREST_PAID]
-        else:
-            owed = work[W_PRIN_DUE, j] - led_tr[t, j, LT_PRINCIPAL_PAID]
-            if owed > work[W_BAL, j]:
-                owed = work[W_BAL, j]
-            if owed > left:
-                owed = left
-            if owed > 0.0:
-                left -= owed
-        x = owed if owed < work[W_ACC_BAL, a] else work[W_ACC_BAL, a]
-        if x > 0.0:
-            work[W_ACC_BAL, a] -= x
-            led_acc[t, a, LA_WITHDRAWAL] += x
-            led_tr[t, j, LT_FROM_RESERVE] += x
-            if covers == COVERS_INTEREST:
-                led_tr[t, j, LT_INTEREST_PAID] += x
+        if m >= end:
+            end = _class_end_py(g, m, groups, group_len, tranche_i)
+            if end > m + 1:
+                left = _reserve_class_py(t, a, g, m, end, covers, left, groups, work, led_tr,
+                                         led_acc)  # fmt: skip
             else:
-                work[W_BAL, j] -= x
-                led_tr[t, j, LT_PRINCIPAL_PAID] += x
+                j = groups[g, m]
+                if covers == COVERS_INTEREST:
+                    owed = led_tr[t, j, LT_INTEREST_DUE] - led_tr[t, j, LT_INTEREST_PAID]
+                else:
+                    owed = work[W_PRIN_DUE, j] - led_tr[t, j, LT_PRINCIPAL_PAID]
+                    if owed > work[W_BAL, j]:
+                        owed = work[W_BAL, j]
+                    if owed > left:
+                        owed = left
+                    if owed > 0.0:
+                        left -= owed
+                x = owed if owed < work[W_ACC_BAL, a] else work[W_ACC_BAL, a]
+                if x > 0.0:
+                    work[W_ACC_BAL, a] -= x
+                    led_acc[t, a, LA_WITHDRAWAL] += x
+                    led_tr[t, j, LT_FROM_RESERVE] += x
+                    if covers == COVERS_INTEREST:
+                        led_tr[t, j, LT_INTEREST_PAID] += x
+                    else:
+                        work[W_BAL, j] -= x
+                        led_tr[t, j, LT_PRINCIPAL_PAID] += x
     return 0
 
 
+def _support_owed_py(t, j, part, cov, final, work, led_tr):
+    """What support covering ``cov`` is asked for tranche j's ``part`` (0: interest still
+    owed; 1: principal, its balance, in the final period only); 0 where it does not cover."""
+    owed = 0.0
+    if part == 0:
+        if cov == COVERS_INTEREST or cov == COVERS_BOTH:
+            owed = led_tr[t, j, LT_INTEREST_DUE] - led_tr[t, j, LT_INTEREST_PAID]
+    elif final and (cov == COVERS_PRINCIPAL or cov == COVERS_BOTH):
+        owed = work[W_BAL, j]
+    return owed
+
+
+def _support_class_py(t, s, g, m, end, cov, final, cash_in, support_default_period,
+                      support_f, groups, work, led_tr, led_sup):  # fmt: skip
+    """:func:`_draw_support_py` for a pro-rata class (group g's members m .. end - 1): its
+    interest, then (final period) its principal, each asked for in full and paid, up to the
+    cap, shared by what each tranche is owed. Returns the period's cash in."""
+    for part in range(2):
+        owed_sum = 0.0
+        for k in range(m, end):
+            owed = _support_owed_py(t, groups[g, k], part, cov, final, work, led_tr)
+            if owed > EPS:
+                led_sup[t, s, LS_REQUESTED] += owed
+                owed_sum += owed
+        room = support_f[s, SF_CAP] - work[W_SUP_CUM, s]
+        paid = owed_sum if owed_sum < room else room
+        if support_default_period[s] > t and paid > 0.0:
+            frac = paid / owed_sum if paid < owed_sum else 1.0
+            for k in range(m, end):
+                j = groups[g, k]
+                owed = _support_owed_py(t, j, part, cov, final, work, led_tr)
+                if owed > EPS:
+                    x = owed * frac
+                    work[W_SUP_CUM, s] += x
+                    led_sup[t, s, LS_PAID] += x
+                    cash_in += x
+                    led_tr[t, j, LT_FROM_SUPPORT] += x
+                    if part == 0:
+                        led_tr[t, j, LT_INTEREST_PAID] += x
+                    else:
+                        work[W_BAL, j] -= x
+                        led_tr[t, j, LT_PRINCIPAL_PAID] += x
+    return cash_in
+
+
 def _draw_support_py(t, s, final, cash_in, support_default_period, support_i, support_f, groups,
-                     group_len, work, led_tr, led_sup):  # fmt: skip
+                     group_len, tranche_i, work, led_tr, led_sup):  # fmt: skip
     """``draw_support``: support s pays its group's interest still owed (and, in the final
     period, principal) as it covers them, up to its cap, unless its provider has defaulted;
-    every amount asked for is recorded. Returns the period's cash in plus what it paid."""
+    every amount asked for is recorded. The tranches of a pro-rata class listed together
+    share what it pays by what each is owed (:func:`_support_class_py`). Returns the
+    period's cash in plus what it paid."""
     g = support_i[s, SI_GROUP]
     cov = support_i[s, SI_COVERS]
     n_m = group_len[g]
+    end = 0  # the members before this are drawn for (a pro-rata class's, with its first)
     for m in range(n_m):
-        j = groups[g, m]
-        for part in range(2):
-            if part == 0:
-                if cov != COVERS_INTEREST and cov != COVERS_BOTH:
-                    continue
-                owed = led_tr[t, j, LT_INTEREST_DUE] - led_tr[t, j, LT_INTEREST_PAID]
+        if m >= end:
+            end = _class_end_py(g, m, groups, group_len, tranche_i)
+            if end > m + 1:
+                cash_in = _support_class_py(t, s, g, m, end, cov, final, cash_in,
+                                            support_default_period, support_f, groups, work,
+                                            led_tr, led_sup)  # fmt: skip
             else:
-                if cov != COVERS_PRINCIPAL and cov != COVERS_BOTH:
-                    continue
-                if not final:
-                    continue
-                owed = work[W_BAL, j]
-            if owed <= EPS:
-                continue
-            led_sup[t, s, LS_REQUESTED] += owed
-            if support_default_period[s] <= t:
-                continue
-            room = support_f[s, SF_CAP] - work[W_SUP_CUM, s]
-            x = owed if owed < room else room
-            if x <= 0.0:
-                continue
-            work[W_SUP_CUM, s] += x
-            led_sup[t, s, LS_PAID] += x
-            cash_in += x
-            led_tr[t, j, LT_FROM_SUPPORT] += x
-            if part == 0:
-                led_tr[t, j, LT_INTEREST_PAID] += x
-            else:
-                work[W_BAL, j] -= x
-                led_tr[t, j, LT_PRINCIPAL_PAID] += x
+                j = groups[g, m]
+                for part in range(2):
+                    if part == 0:
+                        if cov != COVERS_INTEREST and cov != COVERS_BOTH:
+                            continue
+                        owed = led_tr[t, j, LT_INTEREST_DUE] - led_tr[t, j, LT_INTEREST_PAID]
+                    else:
+                        if cov != COVERS_PRINCIPAL and cov != COVERS_BOTH:
+                            continue
+                        if not final:
+                            continue
+                        owed = work[W_BAL, j]
+                    if owed <= EPS:
+                        continue
+                    led_sup[t, s, LS_REQUESTED] += owed
+                    if support_default_period[s] <= t:
+                        continue
+                    room = support_f[s, SF_CAP] - work[W_SUP_CUM, s]
+                    x = owed if owed < room else room
+                    if x <= 0.0:
+                        continue
+                    work[W_SUP_CUM, s] += x
+                    led_sup[t, s, LS_PAID] += x
+                    cash_in += x
+                    led_tr[t, j, LT_FROM_SUPPORT] += x
+                    if part == 0:
+                        led_tr[t, j, LT_INTEREST_PAID] += x
+                    else:
+                        work[W_BAL, j] -= x
+                        led_tr[t, j, LT_PRINCIPAL_PAID] += x
     return cash_in
 
 
@@ -478,10 +641,7 @@ def _write_off_py(t, final, pool_end, pool_flows, tranche_i, work, led_tr):
         deficiency += work[W_BAL, j]
     end = n_j  # the class written off next: tranches start .. end - 1
     while end > 0 and deficiency > EPS:
-        start = end - 1
-        if tranche_i[start, TI_PRINCIPAL_KIND] == PRIN_PRO_RATA:
-            while start > 0 and tranche_i[start - 1, TI_PRINCIPAL_KIND] == PRIN_PRO_RATA:
-                start -= 1
+        start = tranche_i[end - 1, TI_CLASS]
         if start == end - 1:
             x = work[W_BAL, start] if work[W_BAL, start] < deficiency else deficiency
             if x > 0.0:
@@ -907,13 +1067,12 @@ def _coverage_ratios_py(t, avail, fees_due, cr_include_fees, cr_tranche, tranche
     obligations = fees_due if cr_include_fees != 0 else 0.0
     class_end = 0  # the tranches before this are counted in ``obligations``
     for j in range(n_j):
-        if j >= class_end:
+        if j >= class_end:  # j is its class's first: the class's obligations counted
+            obligations += led_tr[t, j, LT_INTEREST_DUE] + work[W_PRIN_DUE, j]
             class_end = j + 1
-            if tranche_i[j, TI_PRINCIPAL_KIND] == PRIN_PRO_RATA:
-                while class_end < n_j and tranche_i[class_end, TI_PRINCIPAL_KIND] == PRIN_PRO_RATA:
-                    class_end += 1
-            for k in range(j, class_end):
-                obligations += led_tr[t, k, LT_INTEREST_DUE] + work[W_PRIN_DUE, k]
+            while class_end < n_j and tranche_i[class_end, TI_CLASS] == j:
+                obligations += led_tr[t, class_end, LT_INTEREST_DUE] + work[W_PRIN_DUE, class_end]
+                class_end += 1
         if led_tr[t, j, LT_BALANCE_START] > EPS and obligations > EPS:
             cr = avail / obligations
             led_tr[t, j, LT_COVERAGE_RATIO] = cr
@@ -1055,10 +1214,10 @@ def _priority_of_payments_py(t, status, final, avail, cash_in, pool_end, trap_ac
         elif op == OP_FUND_RESERVE:
             avail = _fund_reserve_py(t, pa, avail, work, led_acc)
         elif op == OP_DRAW_RESERVE:
-            _draw_reserve_py(t, pa, pb, pc, groups, group_len, work, led_tr, led_acc)
+            _draw_reserve_py(t, pa, pb, pc, groups, group_len, tranche_i, work, led_tr, led_acc)
         elif op == OP_DRAW_SUPPORT:
             cash_in = _draw_support_py(t, pa, final, cash_in, support_default_period, support_i,
-                                       support_f, groups, group_len, work, led_tr,
+                                       support_f, groups, group_len, tranche_i, work, led_tr,
                                        led_sup)  # fmt: skip
         elif op == OP_WRITE_OFF:
             _write_off_py(t, final, pool_end, pool_flows, tranche_i, work, led_tr)
@@ -1361,9 +1520,16 @@ INLINED_HELPERS = (
     _priority_of_payments_py,
     _pay_fee_py,
     _pay_interest_py,
+    _class_end_py,
+    _pay_class_py,
+    _pay_one_py,
     _pay_principal_py,
     _fund_reserve_py,
+    _reserve_owed_py,
+    _reserve_class_py,
     _draw_reserve_py,
+    _support_owed_py,
+    _support_class_py,
     _draw_support_py,
     _write_off_py,
     _pay_residual_py,

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..kernels import layout as L
+from ..schema.tranche import tranche_classes
 from .documents import deal_warnings
 from .json_safe import nan_to_none
 
@@ -55,22 +56,13 @@ def band_sample_size(cd: CompiledDeal, n_paths: int) -> int:
 
 
 def _class_balances(cd: CompiledDeal) -> list[tuple[float, float]]:
-    """Per tranche, the balances of the notes senior to its class and of its class (yuan): a
-    class is one tranche, or a run of consecutive pro-rata tranches (written down together,
-    by balance)."""
+    """Per tranche, the balances of the notes senior to its class and of its class (yuan)
+    (:func:`~abs_engine.schema.tranche.tranche_classes`)."""
     tranches = cd.deal.tranches
-    out: list[tuple[float, float]] = []
-    above = 0.0
-    j = 0
-    while j < len(tranches):
-        end = j + 1
-        if tranches[j].principal == "pro_rata":
-            while end < len(tranches) and tranches[end].principal == "pro_rata":
-                end += 1
-        size = sum(t.balance for t in tranches[j:end])
-        out += [(above, size)] * (end - j)
-        above += size
-        j = end
+    out = []
+    for first, end in tranche_classes(tranches):
+        above = sum(t.balance for t in tranches[:first])
+        out.append((above, sum(t.balance for t in tranches[first:end])))
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
@@ -75,7 +76,11 @@ class Tranche(Model):
     principal:
       ``sequential``  principal paid in seniority order within a ``pay_principal`` step;
       ``pro_rata``    principal shared by balance with the other tranches of the step (a
-                      step whose tranches are all pro_rata defaults to mode = pro_rata);
+                      step whose tranches are all pro_rata defaults to mode = pro_rata); a
+                      run of consecutive pro_rata tranches is one class (pari passu): a
+                      sequential step listing it pays it by balance in its place, reserve
+                      and support draws share by what each is owed, write-offs by balance,
+                      and it has one coverage ratio and one attachment point;
       ``target_balance``  paid down to ``target_balances[t]`` each period (scheduled notes),
                       out of all available funds (not in a pro-rata step of principal due);
       ``residual``    equity: principal after all notes, then every yuan left (``pay_residual``).
@@ -176,6 +181,22 @@ class Account(Model):
     initial_balance: Money = 0.0
 
 
+def tranche_classes(tranches: Sequence[Tranche]) -> list[tuple[int, int]]:
+    """Each tranche's class as (first, end) indices into ``tranches``, listed most senior
+    first: the tranche alone, or its run of consecutive ``pro_rata`` tranches (pari passu: one
+    class, paid, drawn for and written down by balance together, with one attachment point)."""
+    out: list[tuple[int, int]] = []
+    j = 0
+    while j < len(tranches):
+        end = j + 1
+        if tranches[j].principal == "pro_rata":
+            while end < len(tranches) and tranches[end].principal == "pro_rata":
+                end += 1
+        out += [(j, end)] * (end - j)
+        j = end
+    return out
+
+
 __all__ = [
     "Account",
     "Coupon",
@@ -190,4 +211,5 @@ __all__ = [
     "ReserveTarget",
     "StepUp",
     "Tranche",
+    "tranche_classes",
 ]

@@ -59,7 +59,8 @@ class FundReserve(Model):
 
 class DrawReserve(Model):
     """Pay from the account what is still unpaid on ``tranches`` at this point: current
-    interest (``covers = interest``) or principal due (``covers = principal``)."""
+    interest (``covers = interest``) or principal due (``covers = principal``), in the
+    listed order (a pro-rata class listed together: shared by what each is owed)."""
 
     kind: Literal["draw_reserve"]
     account: str
@@ -69,7 +70,8 @@ class DrawReserve(Model):
 
 class DrawSupport(Model):
     """Call the named shortfall undertaking / guarantee for what its covered tranches are
-    still owed at this point; a defaulted provider pays nothing."""
+    still owed at this point, in their listed order (a pro-rata class listed together:
+    shared by what each is owed, up to the cap); a defaulted provider pays nothing."""
 
     kind: Literal["draw_support"]
     support: str

@@ -39,7 +39,7 @@ from ..errors import check_int, check_optional_bool, names_its_arguments, short_
 from ..metrics.rating import RatingTable, implied_ratings, rating_table_arg
 from ..schema.deal import Deal
 from ..schema.stochastic import MAX_SEED, MonteCarloScenario
-from ..schema.tranche import FixedCoupon
+from ..schema.tranche import FixedCoupon, tranche_classes
 from ..simulation import start_simulation_compiled
 from .structuring import (
     DiscountCurve,
@@ -463,6 +463,7 @@ def _tranche_rows(
 ) -> list[dict[str, Any]]:
     targets = {name: rating for _, name, rating in plan}
     balances = [t.balance for t in cd.deal.tranches]
+    classes = tranche_classes(cd.deal.tranches)  # subordination: the classes below j's
     out = []
     for j, t in enumerate(cd.deal.tranches):
         row = rows[j]
@@ -476,7 +477,7 @@ def _tranche_rows(
             "original_balance": float(original.tranches[j].balance),
             "balance": float(t.balance),
             "share": t.balance / total if total > 0 else float("nan"),
-            "subordination": sum(balances[j + 1 :]) / total if total > 0 else float("nan"),
+            "subordination": sum(balances[classes[j][1] :]) / total if total > 0 else float("nan"),
             "balance_ci95": sized[t.name]["balance_ci95"] if rating else None,
             "coupon": coupon,
             "par_coupon": par.get(t.name),
