@@ -700,18 +700,26 @@ def _price(
         sampling=args.sampling,
         with_se=True,
     )
+    floating = cd.deal.tranches[cd.tranche_index(args.tranche)].coupon.kind == "floating"
     result = {
         "tranche": args.tranche,
         "curve": args.curve,
         "spread_bps": args.spread_bps,
         "par_coupon": par["par_coupon"],
+        "par_coupon_kind": "spread" if floating else "fixed",
         "par_coupon_se": par["se"],
         "par_coupon_ci95": par["ci95"],
         "par_coupon_se_method": par["method"],
         "sampling": args.sampling,
     }
     text = console.price_text(
-        args.tranche, args.curve, args.spread_bps, par["par_coupon"], par["se"], par["ci95"]
+        args.tranche,
+        args.curve,
+        args.spread_bps,
+        par["par_coupon"],
+        par["se"],
+        par["ci95"],
+        floating=floating,
     )
     return result, text
 

@@ -384,3 +384,19 @@ def test_a_riskless_tranche_with_its_own_day_count_prices_at_par_at_the_flat_rat
     deal = parse_deal(doc)
     c = solve_coupon(deal, MC, "A", load_curve(0.026), n_paths=1_000)
     assert c == pytest.approx(0.026, abs=1e-8)
+
+
+def test_a_floating_tranche_is_priced_by_its_spread_over_the_base_rate():
+    """A floater at base + 0.1% (deal base rate 2%), riskless, on a flat 2.5% curve: its par
+    spread is 0.5% exactly, and it stays a floater; a floor of 3% above base + spread makes
+    the coupon 3% whatever the spread: no spread prices it at par (a validator's floater
+    was priced as a fixed coupon of 2.5%, its spread, floor and cap dropped)."""
+    doc = quarterly_deal(0.0).model_dump(mode="json")
+    doc["base_rate"] = 0.02
+    doc["tranches"][0]["coupon"] = {"kind": "floating", "spread": 0.001}
+    s = solve_coupon(parse_deal(doc), MC, "A", load_curve(0.025), n_paths=1_000)
+    assert s == pytest.approx(0.005, abs=1e-8)
+    doc["tranches"][0]["coupon"]["floor"] = 0.03
+    with pytest.raises(SolverError, match="no spread over the base rate in"):
+        solve_coupon(parse_deal(doc), MC, "A", load_curve(0.025), n_paths=1_000,
+                     bounds=(-0.01, 0.005))  # fmt: skip

@@ -577,10 +577,13 @@ def price_text(
     coupon: float,
     se: float | None = None,
     ci95: Sequence[float] | None = None,
+    floating: bool = False,
 ) -> str:
-    """``price``'s result: the par coupon over the curve and spread, with its Monte Carlo
-    standard error and 95% interval when given."""
-    text = f"par coupon of {tranche} over {curve} + {spread_bps:g} bp: {coupon:.4%}"
+    """``price``'s result: the par coupon over the curve and spread (a floating tranche's par
+    spread over its base rate), with its Monte Carlo standard error and 95% interval when
+    given."""
+    what = "par spread over the base rate" if floating else "par coupon"
+    text = f"{what} of {tranche} over {curve} + {spread_bps:g} bp: {coupon:.4%}"
     if se is not None and ci95 is not None:
         text += f" (SE {se:.4%}; 95% CI {ci95[0]:.4%} to {ci95[1]:.4%})"
     return text

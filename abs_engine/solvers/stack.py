@@ -39,7 +39,7 @@ from ..errors import check_int, check_optional_bool, names_its_arguments, short_
 from ..metrics.rating import RatingTable, implied_ratings, rating_table_arg
 from ..schema.deal import Deal
 from ..schema.stochastic import MAX_SEED, MonteCarloScenario
-from ..schema.tranche import FixedCoupon, tranche_classes
+from ..schema.tranche import FixedCoupon, FloatingCoupon, tranche_classes
 from ..simulation import start_simulation_compiled
 from .structuring import (
     DiscountCurve,
@@ -54,6 +54,7 @@ from .structuring import (
     _tol,
     check_monte_carlo,
     load_curve,
+    par_coupon_terms,
     size_tranche,
     solve_coupon,
 )
@@ -79,8 +80,10 @@ class StackSizing:
     ``share`` (of the capital), ``subordination`` (the share of the capital below it),
     ``balance_ci95`` (the sizing's 95% interval of the balance), ``coupon`` (the fixed rate
     it pays in the final structure; None for none or a floating coupon), ``par_coupon``
-    (with a curve, for sized tranches) with ``par_coupon_se`` and ``par_coupon_ci95`` (as
-    ``price`` gives them), the final evaluation's ``expected_loss``,
+    (with a curve, for sized tranches: a floating tranche's is its par spread over the base
+    rate, which the final structure pays, floor and cap kept; ``par_coupon_kind`` "fixed" or
+    "spread") with ``par_coupon_se`` and ``par_coupon_ci95`` (as ``price`` gives them), the
+    final evaluation's ``expected_loss``,
     ``expected_loss_se``, ``default_probability``, ``default_probability_se``,
     ``wal_years`` and ``implied_rating``, and for a target ``metric`` ± ``metric_se`` (on the
     table's basis), ``limit`` (the target's threshold at the final WAL), ``meets_target``,
@@ -369,7 +372,7 @@ def _priced(
         c = float(out["par_coupon"])
         par[name] = c
         par_se[name] = {"se": out["se"], "ci95": out["ci95"]}
-        cd = with_tranche_terms(cd, {name: {"coupon": {"kind": "fixed", "rate": c}}})
+        cd = with_tranche_terms(cd, {name: par_coupon_terms(cd.deal.tranches[j], c)})
     return cd, par, par_se
 
 
@@ -481,6 +484,7 @@ def _tranche_rows(
             "balance_ci95": sized[t.name]["balance_ci95"] if rating else None,
             "coupon": coupon,
             "par_coupon": par.get(t.name),
+            "par_coupon_kind": "spread" if isinstance(t.coupon, FloatingCoupon) else "fixed",
             "par_coupon_se": par_se.get(t.name, {}).get("se"),
             "par_coupon_ci95": par_se.get(t.name, {}).get("ci95"),
             "expected_loss": float(row.expected_loss),

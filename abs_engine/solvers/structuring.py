@@ -52,6 +52,7 @@ from ..schema.common import source_context
 from ..schema.deal import Deal
 from ..schema.files import csv_header, decode_text, note_input, repeated
 from ..schema.stochastic import MAX_PATHS, MAX_SEED, MonteCarloScenario
+from ..schema.tranche import FloatingCoupon, Tranche
 from ..simulation import (
     PendingSimulation,
     Progress,
@@ -575,6 +576,16 @@ def _runner(client: Any, func: str) -> Runner | None:
 # --- solvers -------------------------------------------------------------------------------------
 
 
+def par_coupon_terms(tr: Tranche, c: float) -> dict[str, Any]:
+    """The terms a price search gives tranche ``tr`` at ``c`` (for
+    :func:`~abs_engine.compile.patch.with_tranche_terms`): a fixed coupon of c; for a
+    floating coupon, the spread c over its base rate, its floor and cap kept (a floater is
+    priced by its margin, and stays a floater)."""
+    if isinstance(tr.coupon, FloatingCoupon):
+        return {"coupon": {**tr.coupon.model_dump(exclude_none=True), "spread": c}}
+    return {"coupon": {"kind": "fixed", "rate": c}}
+
+
 def expected_pv(
     res: SimulationResult, tranche: str, curve: DiscountCurve, spread: float = 0.0
 ) -> float:
@@ -739,7 +750,9 @@ def solve_coupon(
     with_se: bool = False,
 ) -> float | dict[str, Any]:
     """Fixed coupon (decimal) at which E[PV of the tranche's cash flows] on ``curve`` + spread
-    equals its balance. Brent's method on common random numbers. ``progress``: a bar over the
+    equals its balance; for a floating tranche, the spread over its base rate (its floor and
+    cap kept: :func:`par_coupon_terms`), ``bounds`` then from -0.05. Brent's method on
+    common random numbers. ``progress``: a bar over the
     evaluations on stderr (default: when the search takes over a second; never with False).
     ``sampling``: "crude" or "importance" (shifts chosen once for the tranche).
 
@@ -782,11 +795,16 @@ def solve_coupon(
             f"bounds must be (lo, hi), two coupon rates, got {short_repr(bounds)}"
         )
     lo, hi = (_finite(b, "bounds") for b in pair)
-    if not 0 <= lo < hi <= 1:
-        raise SolverArgumentError(f"bounds must satisfy 0 <= lo < hi <= 1, got {bounds!r}")
     with_se = check_bool(with_se, "solve_coupon", "with_se")
     cd0 = compile_deal(deal)
     j = _tranche_index(cd0, tranche)
+    floating = deal.tranches[j].coupon.kind == "floating"
+    floor = -0.05 if floating else 0  # a floater's spread may be negative (as a deal's may)
+    if not floor <= lo < hi <= 1:
+        raise SolverArgumentError(
+            f"bounds must satisfy {floor} <= lo < hi <= 1, got {bounds!r}"
+            + (" (a spread over the base rate: the tranche floats)" if floating else "")
+        )
     bal = deal.tranches[j].balance
     if bal <= 0:
         raise SolverArgumentError(f"tranche {tranche!r} has no balance to price")
@@ -814,7 +832,7 @@ def solve_coupon(
     loss_se: dict[float, float] = {}  # coupon: the tranche's expected-loss SE in that run
 
     def coupon_deal(c: float) -> CompiledDeal:
-        return with_tranche_terms(cd0, {tranche: {"coupon": {"kind": "fixed", "rate": c}}})
+        return with_tranche_terms(cd0, {tranche: par_coupon_terms(deal.tranches[j], c)})
 
     def gap(c: float) -> float:
         res = _run(coupon_deal(c), sc, n_paths, seed, table, runner, sampling)
@@ -828,7 +846,8 @@ def solve_coupon(
         g_lo, g_hi = gap(lo), gap(hi)
         if g_lo * g_hi > 0:
             raise SolverError(
-                f"no coupon in [{lo:.2%}, {hi:.2%}] prices {tranche} at par "
+                f"no {'spread over the base rate' if floating else 'coupon'} in "
+                f"[{lo:.2%}, {hi:.2%}] prices {tranche} at par "
                 f"(PV minus par {g_lo:,.0f} and {g_hi:,.0f} at the ends)"
             )
         coupon = float(brentq(gap, lo, hi, xtol=1e-9, rtol=1e-12))
