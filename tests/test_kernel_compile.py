@@ -249,3 +249,18 @@ def test_a_cold_compile_over_two_processes_gives_the_same_results(tmp_path):
     ours = {name for name in child["compiled"] if name.endswith("_py")}
     if kc._cores() >= 2:
         assert ours == {"waterfall_path_py", "run_block_py", "base_amount_py"}, ours
+
+
+def test_a_compiled_kernel_without_a_python_wrapper_refuses_a_python_call():
+    """A compiled twin built for other kernels only has no Python wrapper: called from
+    Python, numba ran into it and the process died (a validator's ``cond_pd`` and
+    ``ndtri``, both exported: exit 139). Now a TypeError names the Python twin; ``ndtri``,
+    a random-number function, has its wrapper, as the others do."""
+    from abs_engine.kernels.collateral import cond_pd
+    from abs_engine.kernels.rng import ndtri, ndtri_py
+
+    args = (0, 0, 1.0, np.zeros(1), np.zeros((1, 1)), np.full(1, 0.5), np.full(1, 0.8),
+            np.zeros(1, dtype=np.int64))  # fmt: skip
+    with pytest.raises(TypeError, match=r"call abs_engine\.kernels\.collateral\.cond_pd_py"):
+        cond_pd(*args)
+    assert ndtri(0.3) == ndtri_py(0.3)

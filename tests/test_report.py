@@ -1015,3 +1015,37 @@ def test_a_pro_rata_class_has_one_attachment_and_detachment_point():
         ("B", pytest.approx(0.10), pytest.approx(0.25)),
         ("Sub", 0.0, pytest.approx(0.10)),
     ]
+
+
+def test_the_report_states_each_coupons_terms_and_the_base_rate_applied():
+    """A validator's floater (base + 0.5%, floor 0, cap 6%, ACT/360) and a fixed tranche
+    stepping up 1% from period 3: the capital structure states the floor, cap, step-up and
+    day count (it showed "base+0.5000%" alone); each scenario states the base rate its
+    floating coupons were set on, the deal's 2% plus a 25 bp shock (it showed none)."""
+    from conftest import base_deal, obligor
+
+    import abs_engine as ae
+    from abs_engine.report.content import _scenario_entry, capital_structure
+    from abs_engine.schema import parse_deal
+
+    doc = base_deal(
+        base_rate=0.02,
+        pool={"obligors": [obligor("O", 100.0)]},
+        tranches=[
+            {"name": "A", "balance": 80.0, "day_count": "ACT/360",
+             "coupon": {"kind": "floating", "spread": 0.005, "floor": 0.0, "cap": 0.06}},
+            {"name": "B", "balance": 20.0, "coupon": {"kind": "fixed", "rate": 0.03},
+             "step_up": {"from_period": 3, "spread": 0.01}},
+        ],
+    )  # fmt: skip
+    for step in doc["waterfalls"]["normal"]:
+        step["tranches"] = ["A", "B"]
+    cd = ae.compile_deal(parse_deal(doc))
+    a, b = capital_structure(cd)
+    assert a["coupon_terms"] == "base + 0.5000%, floor 0.0000%, cap 6.0000%"
+    assert (a["day_count"], b["day_count"]) == ("ACT/360", cd.deal.dates.day_count)
+    assert b["coupon_terms"] == "fixed 3.0000%; +1.0000% from period 3"
+    sc = ae.load_scenario("huake_mc").model_copy(update={"base_rate": None, "rate_shock_bps": 25})
+    entry = _scenario_entry(sc, 1_000, 1, cd.deal.base_rate)
+    applied = {p["parameter"]: p["value"] for p in entry["parameters"]}["base_rate_applied"]
+    assert applied == pytest.approx(0.0225, abs=1e-15)

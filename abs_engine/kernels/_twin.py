@@ -15,6 +15,7 @@ import numba
 import numpy as np
 from numba import njit
 from numba.core.compiler import CompilerBase, DefaultPassBuilder
+from numba.core.registry import CPUDispatcher
 from numba.core.typed_passes import NopythonRewrites
 from numba.core.untyped_passes import InlineClosureLikes, ReconstructSSA
 
@@ -45,6 +46,21 @@ class KernelCompiler(CompilerBase):
         pm.passes = [(p, d) for p, d in pm.passes if p not in _SKIPPED_PASSES]
         pm.finalize()
         return [pm]
+
+
+class KernelOnlyDispatcher(CPUDispatcher):
+    """A compiled twin built without a Python wrapper (``no_cpython_wrapper=True``): other
+    kernels call it, and a call from Python, which numba would run into the missing wrapper
+    (the process killed by a segmentation fault: a validator's ``ndtri(0.3)``), is a
+    :class:`TypeError` naming the plain-Python twin instead."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        name = self.py_func.__name__
+        short = name.removesuffix("_py")
+        raise TypeError(
+            f"the compiled {short} is for other kernels only (no Python wrapper): call "
+            f"{self.py_func.__module__}.{name} from Python"
+        )
 
 
 def jit_twin(
@@ -111,4 +127,7 @@ def jit_twin(
     njit_kw.setdefault("pipeline_class", KernelCompiler)
     if not refcounts:
         njit_kw["_nrt"] = False
-    return njit(**njit_kw)(f)
+    compiled = njit(**njit_kw)(f)
+    if njit_kw["no_cpython_wrapper"] and isinstance(compiled, CPUDispatcher):
+        compiled.__class__ = KernelOnlyDispatcher  # (a plain function when JIT is disabled)
+    return compiled

@@ -66,11 +66,32 @@ def _class_balances(cd: CompiledDeal) -> list[tuple[float, float]]:
     return out
 
 
+def coupon_terms(tr: Any) -> str:
+    """A tranche's coupon in words, for the capital structure: "fixed 2.7900%", "base +
+    0.5000%, floor 0.0000%, cap 6.0000%", "none"; a step-up as "; +1.0000% from period 3";
+    interest on shortfall as "; interest on shortfall"."""
+    c = tr.coupon
+    if c.kind == "fixed":
+        text = f"fixed {c.rate:.4%}"
+    elif c.kind == "floating":
+        text = f"base {'-' if c.spread < 0 else '+'} {abs(c.spread):.4%}"
+        text += "".join(f", {k} {v:.4%}" for k, v in (("floor", c.floor), ("cap", c.cap))
+                        if v is not None)  # fmt: skip
+    else:
+        text = "none"
+    if tr.step_up is not None:
+        text += f"; {tr.step_up.spread:+.4%} from period {tr.step_up.from_period}"
+    if tr.interest_on_shortfall:
+        text += "; interest on shortfall"
+    return text
+
+
 def capital_structure(cd: CompiledDeal) -> list[dict[str, Any]]:
     """The tranches in the deal file's order, which the schema takes as their seniority
     (most senior first; :class:`~abs_engine.schema.tranche.Tranche`; write-offs hit the last
     first, a run of consecutive pro-rata tranches together): balance (yuan), share of the
-    original pool, coupon (decimal, or a label), principal type, and the attachment and
+    original pool, coupon (decimal, or a label), its terms in words (:func:`coupon_terms`:
+    floor, cap, step-up), day count, principal type, and the attachment and
     detachment points as shares of the original pool (the pool loss at which the tranche's
     class starts and finishes losing, tranche balances alone)."""
     pool = cd.original_pool
@@ -93,6 +114,8 @@ def capital_structure(cd: CompiledDeal) -> list[dict[str, Any]]:
                 "balance": tr.balance,
                 "share": tr.balance / pool if pool else 0.0,
                 "coupon": coupon,
+                "coupon_terms": coupon_terms(tr),
+                "day_count": tr.day_count or cd.deal.dates.day_count,
                 "principal": tr.principal,
                 "attachment": attach,
                 "detachment": detach,
@@ -116,9 +139,15 @@ def _flatten(doc: Any, prefix: str = "") -> list[tuple[str, Any]]:
     return [(prefix, doc)]
 
 
-def _scenario_entry(sc: Any, n_paths: int | None, seed: int | None) -> dict[str, Any]:
+def _scenario_entry(
+    sc: Any, n_paths: int | None, seed: int | None, deal_base_rate: float
+) -> dict[str, Any]:
+    """A scenario's name, kind, description and parameters as given, with the base rate its
+    floating coupons were set on: its own ``base_rate`` (or the deal's where it has none)
+    plus ``rate_shock_bps``."""
     params = sc.model_dump(mode="json")
     skip = {"schema_version", "kind", "name", "description", "n_paths", "seed"}
+    base = deal_base_rate if sc.base_rate is None else sc.base_rate
     entry: dict[str, Any] = {
         "name": sc.name,
         "kind": params.get("kind", "deterministic"),
@@ -126,7 +155,8 @@ def _scenario_entry(sc: Any, n_paths: int | None, seed: int | None) -> dict[str,
         "parameters": [
             {"parameter": k, "value": v}
             for k, v in _flatten({k: v for k, v in params.items() if k not in skip})
-        ],
+        ]
+        + [{"parameter": "base_rate_applied", "value": base + sc.rate_shock_bps / 1e4}],
     }
     if n_paths is not None:
         entry.update(n_paths=n_paths, seed=seed)
@@ -208,6 +238,7 @@ def report_document(
             s,
             by_name[s.name].n_paths if s.name in by_name else None,
             by_name[s.name].seed if s.name in by_name else None,
+            cd.deal.base_rate,
         )
         for s in scenarios
     ]

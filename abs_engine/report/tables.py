@@ -161,7 +161,8 @@ def _summary(doc: dict[str, Any], lang: str) -> Section:
     )
     cap_cols = _cols(
         [("tranche", "text"), ("balance", "money"), ("share", "pct"), ("coupon", "pct"),
-         ("principal", "label"), ("attachment", "pct"), ("detachment", "pct")], lang,
+         ("coupon_terms", "text"), ("day_count", "text"), ("principal", "label"),
+         ("attachment", "pct"), ("detachment", "pct")], lang,
     )  # fmt: skip
     cap = Table(
         label("capital_structure", lang), cap_cols, _rows(d["tranches"], cap_cols),
