@@ -853,3 +853,53 @@ def test_a_step_paying_part_of_a_pro_rata_class_is_warned_of():
         2,
     )
     assert not compile_deal(parse_deal(whole)).warnings
+
+
+@JIT
+def test_a_cumulative_default_rate_at_its_threshold_does_not_breach_it(jit):
+    """O1 0.1, O2 0.2 and O3 0.7 (pool 1), O1 defaulting in period 1 and O2 in period 2: the
+    cumulative default rate is 0.3, at a threshold of 0.3, not above it; its sum
+    0.1 + 0.2 = 0.30000000000000004 had fired the trigger (a validator's 0.166)."""
+    deal = base_deal(
+        dates=annual_dates(3),
+        pool={"obligors": [obligor("O1", 0.1), obligor("O2", 0.2), obligor("O3", 0.7)]},
+        tranches=[{"name": "A", "balance": 1.0, "coupon": fixed(0.0)}],
+        triggers=[{"kind": "cumulative_default", "name": "cd", "threshold": 0.3}],
+        waterfalls={"normal": [{"kind": "pay_principal", "tranches": ["A"]}],
+                    "accelerated": [{"kind": "pay_principal", "tranches": ["A"],
+                                     "amount": "available"}]},
+    )  # fmt: skip
+    scenario = {"obligor_defaults": [{"obligor": "O1", "period": 1},
+                                     {"obligor": "O2", "period": 2}]}  # fmt: skip
+    res = run(deal, scenario, jit=jit)
+    assert 0.1 + 0.2 > 0.3  # the sum as the engine adds it
+    assert res.led_per[0, :, L.LP_STATUS] == pytest.approx([0, 0, 0])
+    above = {**scenario, "obligor_defaults": [*scenario["obligor_defaults"],
+                                             {"obligor": "O3", "period": 3}]}  # fmt: skip
+    assert run(deal, above, jit=jit).led_per[0, :, L.LP_STATUS] == pytest.approx([0, 0, 1])
+
+
+@JIT
+def test_a_pro_rata_class_member_without_balance_shares_the_class_ratio(jit):
+    """A1 0 and A2 70 (one class), B 30, the headline coverage ratio A1's: it is the class's,
+    defined while A2 is outstanding (it was NaN in every period, and a coverage trigger on it
+    never fired, a validator's)."""
+    deal = base_deal(
+        dates=annual_dates(3),
+        pool={"obligors": [obligor("O", 100, rate=0.05)]},
+        tranches=[
+            {"name": "A1", "balance": 0.0, "coupon": fixed(0.03), "principal": "pro_rata"},
+            {"name": "A2", "balance": 70.0, "coupon": fixed(0.03), "principal": "pro_rata"},
+            {"name": "B", "balance": 30.0, "coupon": fixed(0.04)},
+        ],
+        coverage_ratio={"tranche": "A1"},
+        waterfalls={"normal": [
+            {"kind": "pay_interest", "tranches": ["A1", "A2", "B"]},
+            {"kind": "pay_principal", "tranches": ["A1", "A2", "B"]},
+        ]},
+    )  # fmt: skip
+    res = run(deal, jit=jit)
+    a1 = tranche_item(res, "A1", L.LT_COVERAGE_RATIO)
+    assert a1 == pytest.approx(tranche_item(res, "A2", L.LT_COVERAGE_RATIO), nan_ok=True)
+    assert a1[0] == pytest.approx(5 / 2.1, **APPROX)
+    assert res.led_per[0, 0, L.LP_COVERAGE_RATIO] == pytest.approx(5 / 2.1, **APPROX)

@@ -13,8 +13,8 @@ Period logic, in order:
 2. available funds = cash carried + collections + compensation + call proceeds;
 3. interest due per tranche (balance × coupon × accrual + carried shortfall), fees due,
    reserve targets (zero in the final period; any excess is released into available funds);
-4. coverage ratios (available funds / fees + interest + principal due on the tranche and
-   everything senior) and triggers decide the status: normal, accelerated, post-default;
+4. coverage ratios (available funds / fees + interest + principal due on the tranche's class
+   and everything senior) and triggers decide the status: normal, accelerated, post-default;
 5. the status's waterfall steps run on available funds;
 6. in the final period every balance left is written off; otherwise shortfalls carry forward.
 """
@@ -189,6 +189,8 @@ from .layout import (
 
 #: amounts below this (yuan) are treated as zero when deciding whether something is owed
 EPS = 1e-9
+#: a rate within this of a trigger's threshold is at it, not above (rounding of a sum)
+RATE_TIE = 1e-12
 
 # rows of the per-path scratch array work[row, :]
 W_BAL = 0  # tranche balances
@@ -1060,20 +1062,24 @@ def _coverage_ratios_py(t, avail, fees_due, cr_include_fees, cr_tranche, tranche
                         led_tr, led_per, sum_tr, sum_pool):  # fmt: skip
     """Coverage ratio per tranche: available funds / (fees, if counted, + interest and
     principal due on the tranche's class and everything senior; a class is one tranche, or
-    a run of consecutive pro-rata tranches, which share one ratio); NaN once the tranche is
-    repaid. The headline ratio is ``cr_tranche``'s; minima are kept in the summaries.
+    a run of consecutive pro-rata tranches, which share one ratio, a member of no balance
+    too); NaN once the class is repaid. The headline ratio is ``cr_tranche``'s; minima are
+    kept in the summaries.
     Returns the headline ratio."""
     n_j = led_tr.shape[1]
     obligations = fees_due if cr_include_fees != 0 else 0.0
     class_end = 0  # the tranches before this are counted in ``obligations``
+    class_bal = 0.0  # the opening balance of j's class
     for j in range(n_j):
         if j >= class_end:  # j is its class's first: the class's obligations counted
             obligations += led_tr[t, j, LT_INTEREST_DUE] + work[W_PRIN_DUE, j]
+            class_bal = led_tr[t, j, LT_BALANCE_START]
             class_end = j + 1
             while class_end < n_j and tranche_i[class_end, TI_CLASS] == j:
                 obligations += led_tr[t, class_end, LT_INTEREST_DUE] + work[W_PRIN_DUE, class_end]
+                class_bal += led_tr[t, class_end, LT_BALANCE_START]
                 class_end += 1
-        if led_tr[t, j, LT_BALANCE_START] > EPS and obligations > EPS:
+        if class_bal > EPS and obligations > EPS:
             cr = avail / obligations
             led_tr[t, j, LT_COVERAGE_RATIO] = cr
             m = sum_tr[j, ST_MIN_COVERAGE]
@@ -1103,7 +1109,9 @@ def _triggers_py(t, final, deal_cr, cum_default, original_pool, support_default_
         thr = trigger_f[g, GF_THRESHOLD]
         breached = False
         if kind == TRIG_CUM_DEFAULT:
-            breached = original_pool > 0.0 and cum_default / original_pool > thr
+            # above the threshold by more than rounding (a sum of defaults equal to it came
+            # out 0.16600000000000004 for 0.166 and fired)
+            breached = original_pool > 0.0 and cum_default / original_pool > thr + RATE_TIE
         elif kind == TRIG_COVERAGE:
             if (not np.isnan(deal_cr)) and deal_cr < thr:
                 work[W_TRIG_COUNT, g] += 1.0

@@ -171,8 +171,9 @@ class CleanUpCall(Model):
 
 class CoverageRatioSpec(Model):
     """The deal's headline coverage ratio is that of ``tranche`` (default: the first): available
-    funds / (fees due + interest and principal due on ``tranche`` and every tranche senior to
-    it). ``include_fees = false`` leaves fees out of the denominator."""
+    funds / (fees due + interest and principal due on ``tranche``'s class, the tranche or its
+    run of consecutive pro-rata tranches, and every tranche senior to it). ``include_fees =
+    false`` leaves fees out of the denominator."""
 
     tranche: str | None = None
     include_fees: Bool = True
