@@ -268,7 +268,8 @@ def _breached(cd: CompiledDeal, b: _Book, sup_def: np.ndarray, g: int, t: int) -
     s = cd.structure
     kind = s.trigger_i[g, L.GI_KIND]
     if kind == L.TRIG_CUM_DEFAULT:
-        return b.cum_def / cd.original_pool > s.trigger_f[g, L.GF_THRESHOLD]
+        # above the threshold by more than rounding, as the kernel (``RATE_TIE``)
+        return b.cum_def / cd.original_pool > s.trigger_f[g, L.GF_THRESHOLD] + L.RATE_TIE
     if kind == L.TRIG_SUPPORT_DEFAULT:
         return sup_def[:, s.trigger_i[g, L.GI_SUPPORT]] <= t
     if kind == L.TRIG_MISSED_INTEREST:

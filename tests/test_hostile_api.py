@@ -118,7 +118,7 @@ def _world_cases() -> Iterator[Case]:
     ]:  # fmt: skip
         yield _c(f"{id}-deterministic-scenario", call, "sc must be a Monte Carlo scenario",
                  "DeterministicScenario")  # fmt: skip
-    for v in [(0.0,), None, (0.0, 0.1, 0.2), "ab"]:
+    for v in [(0.0,), (0.0, 0.1, 0.2), "ab"]:  # (None: the default bounds)
         yield _c(f"solve_coupon-bounds-{v!r}", lambda w, v=v: solve_coupon(
             w["deal"], mc_of(w), "A", load_curve(0.02), bounds=v, n_paths=10),
             "bounds must be (lo, hi)", short_repr(v))  # fmt: skip

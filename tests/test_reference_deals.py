@@ -594,9 +594,9 @@ def test_a_reserve_draw_on_principal_after_a_pro_rata_step(jit):
     group and the notes were paid, whichever way the step shared it).
 
     O2 defaults in period 2 (its 30 left, no recovery): the notes (75) exceed the pool (30)
-    by 45, due 22.5 each; collections 15 pay 7.5 each; the group is short 30, 15 each, and
-    the reserve's 10 is shared by the class, 5 each (it went all to A, the first listed,
-    before a pro-rata class was drawn for as one)."""
+    by 45, due 22.5 each; collections 15 pay 7.5 each; the group is short 30, and the
+    reserve's 10 goes to A, the first listed with a shortfall (draws pay in list order; A and
+    B pro rata, not pari passu: see the class tests below)."""
     step = {"kind": "pay_principal", "tranches": ["A", "B"]}
     cases = [
         (_pro_rata_reserve_deal([step]), 12.5),
@@ -629,10 +629,10 @@ def test_a_reserve_draw_on_principal_after_a_pro_rata_step(jit):
         "recovery": {"rate": 0.0, "lag_periods": 0},
     }
     res = run(deal, scenario, jit=jit)
-    assert tranche_item(res, "A", L.LT_FROM_RESERVE)[:2] == pytest.approx([0, 5], **APPROX)
-    assert tranche_item(res, "B", L.LT_FROM_RESERVE)[:2] == pytest.approx([0, 5], **APPROX)
-    assert tranche_item(res, "A", L.LT_PRINCIPAL_PAID)[1] == pytest.approx(12.5, **APPROX)
-    assert tranche_item(res, "B", L.LT_PRINCIPAL_PAID)[1] == pytest.approx(12.5, **APPROX)
+    assert tranche_item(res, "A", L.LT_FROM_RESERVE)[:2] == pytest.approx([0, 10], **APPROX)
+    assert tranche_item(res, "B", L.LT_FROM_RESERVE)[:2] == pytest.approx([0, 0], **APPROX)
+    assert tranche_item(res, "A", L.LT_PRINCIPAL_PAID)[1] == pytest.approx(17.5, **APPROX)
+    assert tranche_item(res, "B", L.LT_PRINCIPAL_PAID)[1] == pytest.approx(7.5, **APPROX)
     # the draw on B alone: B's pro-rata due 22.5, paid 7.5: short 15, the reserve pays 10
     # (with dues allocated in seniority order B was owed nothing while 30 was short)
     res = run(_pro_rata_reserve_deal([step], draw=("B",)), scenario, jit=jit)
@@ -706,9 +706,9 @@ def test_a_next_period_interest_reserve_with_fees_counts_next_periods_fees(jit):
 
 @JIT
 def test_a_pro_rata_class_is_written_down_and_covered_as_one(jit):
-    """O1 60 and O2 40 at 10%, bullet over 3 periods; A1 54 and A2 36 at 5%, pro rata (one
-    class), Sub 10 residual; pay interest, the class's principal (pro rata), Sub's, write
-    off, residual. O2 defaults in period 2 with no recovery.
+    """O1 60 and O2 40 at 10%, bullet over 3 periods; A1 54 and A2 36 at 5%, pro rata and
+    pari passu (one class), Sub 10 residual; pay interest, the class's principal (pro rata),
+    Sub's, write off, residual. O2 defaults in period 2 with no recovery.
 
     t1: interest 10; A1 2.7 and A2 1.8: the class's coverage 10 / 4.5 for both.
     t2: interest 6, pool 60; principal due 40 shared 24 / 16; coverage 6 / (4.5 + 40) for
@@ -721,8 +721,10 @@ def test_a_pro_rata_class_is_written_down_and_covered_as_one(jit):
         dates=annual_dates(3),
         pool={"obligors": [obligor("O1", 60, rate=0.1), obligor("O2", 40, rate=0.1)]},
         tranches=[
-            {"name": "A1", "balance": 54, "coupon": fixed(0.05), "principal": "pro_rata"},
-            {"name": "A2", "balance": 36, "coupon": fixed(0.05), "principal": "pro_rata"},
+            {"name": "A1", "balance": 54, "coupon": fixed(0.05), "principal": "pro_rata",
+             "pari_passu": "A"},
+            {"name": "A2", "balance": 36, "coupon": fixed(0.05), "principal": "pro_rata",
+             "pari_passu": "A"},
             {"name": "Sub", "balance": 10, "principal": "residual"},
         ],
         waterfalls={"normal": [
@@ -753,11 +755,23 @@ def test_a_pro_rata_class_is_written_down_and_covered_as_one(jit):
 
 
 def _pari_passu(steps: list[dict], obligors: list[dict], n: int, **over: Any) -> dict:
-    """A1 60 and A2 30, pro rata (one class), zero coupons unless ``over`` says otherwise,
-    and Sub 10 residual, over ``n`` annual periods."""
+    """A1 60 and A2 30, pro rata and pari passu (one class), zero coupons unless ``over``
+    says otherwise, and Sub 10 residual, over ``n`` annual periods."""
     tranches = [
-        {"name": "A1", "balance": 60, "coupon": ZERO_COUPON, "principal": "pro_rata"},
-        {"name": "A2", "balance": 30, "coupon": ZERO_COUPON, "principal": "pro_rata"},
+        {
+            "name": "A1",
+            "balance": 60,
+            "coupon": ZERO_COUPON,
+            "principal": "pro_rata",
+            "pari_passu": "A",
+        },
+        {
+            "name": "A2",
+            "balance": 30,
+            "coupon": ZERO_COUPON,
+            "principal": "pro_rata",
+            "pari_passu": "A",
+        },
         {"name": "Sub", "balance": 10, "principal": "residual"},
     ]
     return base_deal(dates=annual_dates(n), pool={"obligors": obligors}, tranches=tranches,
@@ -842,8 +856,8 @@ def test_a_step_paying_part_of_a_pro_rata_class_is_warned_of():
         [obligor("O", 100, n=2)], 2,
     )  # fmt: skip
     warned = {w.path: str(w) for w in compile_deal(parse_deal(deal)).warnings}
-    assert "'A1' of the pro-rata class ['A1', 'A2']" in warned["waterfalls.normal[0].tranches"]
-    assert "'A2' of the pro-rata class ['A1', 'A2']" in warned["waterfalls.normal[1].tranches"]
+    assert "'A1' of the pro-rata tranches ['A1', 'A2']" in warned["waterfalls.normal[0].tranches"]
+    assert "'A2' of the pro-rata tranches ['A1', 'A2']" in warned["waterfalls.normal[1].tranches"]
     whole = _pari_passu(
         [
             {"kind": "pay_principal", "tranches": ["A1", "A2", "Sub"]},
@@ -888,8 +902,10 @@ def test_a_pro_rata_class_member_without_balance_shares_the_class_ratio(jit):
         dates=annual_dates(3),
         pool={"obligors": [obligor("O", 100, rate=0.05)]},
         tranches=[
-            {"name": "A1", "balance": 0.0, "coupon": fixed(0.03), "principal": "pro_rata"},
-            {"name": "A2", "balance": 70.0, "coupon": fixed(0.03), "principal": "pro_rata"},
+            {"name": "A1", "balance": 0.0, "coupon": fixed(0.03), "principal": "pro_rata",
+             "pari_passu": "A"},
+            {"name": "A2", "balance": 70.0, "coupon": fixed(0.03), "principal": "pro_rata",
+             "pari_passu": "A"},
             {"name": "B", "balance": 30.0, "coupon": fixed(0.04)},
         ],
         coverage_ratio={"tranche": "A1"},
@@ -903,3 +919,56 @@ def test_a_pro_rata_class_member_without_balance_shares_the_class_ratio(jit):
     assert a1 == pytest.approx(tranche_item(res, "A2", L.LT_COVERAGE_RATIO), nan_ok=True)
     assert a1[0] == pytest.approx(5 / 2.1, **APPROX)
     assert res.led_per[0, 0, L.LP_COVERAGE_RATIO] == pytest.approx(5 / 2.1, **APPROX)
+
+
+@JIT
+def test_pro_rata_tranches_without_a_pari_passu_label_keep_their_rank(jit):
+    """The class test's deal without ``pari_passu`` labels: A1 and A2 share principal by
+    balance but rank as listed, so the write-off takes 28.5 off A2 (36 less 0.6 paid) alone
+    (a reviewer's A at 5% and B at 8%, both pro rata, B junior, had been written down
+    together by balance and B's coverage counted as A's); a step of mixed kinds still pays
+    them by balance (0.9 and 0.6), and one with ``mode = "sequential"`` strictly in order."""
+    deal = base_deal(
+        dates=annual_dates(3),
+        pool={"obligors": [obligor("O1", 60, rate=0.1), obligor("O2", 40, rate=0.1)]},
+        tranches=[
+            {"name": "A1", "balance": 54, "coupon": fixed(0.05), "principal": "pro_rata"},
+            {"name": "A2", "balance": 36, "coupon": fixed(0.05), "principal": "pro_rata"},
+            {"name": "Sub", "balance": 10, "principal": "residual"},
+        ],
+        waterfalls={"normal": [
+            {"kind": "pay_interest", "tranches": ["A1", "A2"]},
+            {"kind": "pay_principal", "tranches": ["A1", "A2", "Sub"]},
+            {"kind": "write_off"},
+            {"kind": "pay_residual", "tranche": "Sub"},
+        ]},
+    )  # fmt: skip
+    scenario = {"obligor_defaults": [{"obligor": "O2", "period": 2}],
+                "recovery": {"rate": 0.0, "lag_periods": 0}}  # fmt: skip
+    res = run(deal, scenario, jit=jit)
+    assert tranche_item(res, "A1", L.LT_PRINCIPAL_PAID)[1] == pytest.approx(0.9, **APPROX)
+    assert tranche_item(res, "A1", L.LT_WRITE_DOWN)[1] == pytest.approx(0, **APPROX)
+    assert tranche_item(res, "A2", L.LT_WRITE_DOWN)[1] == pytest.approx(28.5, **APPROX)
+    cr = tranche_item(res, "A1", L.LT_COVERAGE_RATIO)[0]
+    assert cr == pytest.approx(10 / 2.7, **APPROX)  # A1's dues alone
+    deal["waterfalls"]["normal"][1]["mode"] = "sequential"
+    res = run(deal, scenario, jit=jit)
+    assert tranche_item(res, "A1", L.LT_PRINCIPAL_PAID)[1] == pytest.approx(1.5, **APPROX)
+    assert tranche_item(res, "A2", L.LT_PRINCIPAL_PAID)[1] == pytest.approx(0, **APPROX)
+
+
+def test_a_pari_passu_class_is_listed_together():
+    """A1, B, A2 with A1 and A2 labelled one class: refused at the label that is not next to
+    its class, naming the other tranche."""
+    deal = base_deal(
+        tranches=[{"name": "A1", "balance": 50.0, "pari_passu": "A"},
+                  {"name": "B", "balance": 20.0},
+                  {"name": "A2", "balance": 30.0, "pari_passu": "A"}],
+        waterfalls={"normal": [{"kind": "pay_principal", "tranches": ["A1", "B", "A2"],
+                                "allow_out_of_order": True}]},
+    )  # fmt: skip
+    with pytest.raises(DealError) as err:
+        compile_deal(parse_deal(deal))
+    (problem,) = err.value.problems
+    assert problem.path == "tranches[2].pari_passu"
+    assert "tranches[0] ('A1'), not next to it" in str(problem)

@@ -996,8 +996,8 @@ def test_a_pro_rata_class_has_one_attachment_and_detachment_point():
     doc = base_deal(
         pool={"obligors": [obligor("O", 200.0)]},
         tranches=[
-            {"name": "A1", "balance": 90.0, "principal": "pro_rata"},
-            {"name": "A2", "balance": 60.0, "principal": "pro_rata"},
+            {"name": "A1", "balance": 90.0, "principal": "pro_rata", "pari_passu": "A"},
+            {"name": "A2", "balance": 60.0, "principal": "pro_rata", "pari_passu": "A"},
             {"name": "B", "balance": 30.0},
             {"name": "Sub", "balance": 20.0, "principal": "residual"},
         ],

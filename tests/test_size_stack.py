@@ -321,8 +321,8 @@ def test_three_tranche_cli_on_a_deal_file(tmp_path):
 
 
 def split_senior_doc() -> dict[str, Any]:
-    """The bundled deal with A split into A1 60m and A2 35m, pro rata (one class, the same
-    terms), every reference to A made to both (a validator's ``hk_split2``)."""
+    """The bundled deal with A split into A1 60m and A2 35m, pro rata and pari passu (one
+    class, the same terms), every reference to A made to both (a validator's ``hk_split2``)."""
     with open(ROOT / "waterfalls" / "huake_2025.toml", "rb") as fh:
         doc = tomllib.load(fh)
 
@@ -338,7 +338,7 @@ def split_senior_doc() -> dict[str, Any]:
 
     doc = split(doc)
     a, sub = doc["tranches"]
-    a1 = {**a, "name": "A1", "balance": 60e6, "principal": "pro_rata"}
+    a1 = {**a, "name": "A1", "balance": 60e6, "principal": "pro_rata", "pari_passu": "A"}
     doc["tranches"] = [a1, {**a1, "name": "A2", "balance": 35e6}, sub]
     return doc
 

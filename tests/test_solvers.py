@@ -400,3 +400,14 @@ def test_a_floating_tranche_is_priced_by_its_spread_over_the_base_rate():
     with pytest.raises(SolverError, match="no spread over the base rate in"):
         solve_coupon(parse_deal(doc), MC, "A", load_curve(0.025), n_paths=1_000,
                      bounds=(-0.01, 0.005))  # fmt: skip
+
+
+def test_a_floaters_par_spread_may_be_negative_by_default():
+    """A riskless floater on a base rate of 3% priced on a flat 2.6% curve: its par spread
+    is -0.4%, found within the default bounds (-0.05, 0.5) for a spread (a reviewer's LPR
+    above the curve: no spread in [0%, 50%] under a coupon's bounds)."""
+    doc = quarterly_deal(0.0).model_dump(mode="json")
+    doc["base_rate"] = 0.03
+    doc["tranches"][0]["coupon"] = {"kind": "floating", "spread": 0.005}
+    s = solve_coupon(parse_deal(doc), MC, "A", load_curve(0.026), n_paths=1_000)
+    assert s == pytest.approx(-0.004, abs=1e-8)

@@ -441,7 +441,7 @@ def test_a_waterfall_too_long_to_unroll_keeps_its_step_loop(monkeypatch, budget)
     monkeypatch.setattr(SP, budget, 100 if budget == "STEP_NODES_MAX" else 10_000)
     special = SP.specialised_waterfall_py(cd.kernel, cd.n_periods)
     assert unrolled.step_loops_unrolled == 1 and special.step_loops_unrolled == 0
-    if budget == "TOTAL_NODES_MAX":  # about 13,200 nodes unrolled, fewer than half kept
+    if budget == "TOTAL_NODES_MAX":  # about 16,200 nodes unrolled, fewer than 10,000 kept
         assert special.nodes <= 10_000 < unrolled.nodes
     fl = deterministic_flows(cd, [ae.load_scenario("cdr_stress")])
     n_t = cd.n_periods
@@ -456,3 +456,24 @@ def test_a_waterfall_too_long_to_unroll_keeps_its_step_loop(monkeypatch, budget)
         runs.append(led)
     for a, b in zip(*runs, strict=True):
         assert np.array_equal(a.view(np.int64), b.view(np.int64))
+
+
+def test_the_specialised_waterfall_stays_within_its_unrolling_budget():
+    """The bundled deal's rewrite holds about 16,200 syntax-tree nodes, its steps unrolled,
+    well within ``TOTAL_NODES_MAX``; so does the bundled deal with a mezzanine B and a
+    guarantee on it (the pari-passu class's pays and draws inlined into every step had
+    taken the bundled deal to 20,400 and that deal past the budget, its steps a loop)."""
+    from abs_engine.schema import parse_deal
+    from tests.test_size_stack import three_tranche_doc
+
+    cd = ae.compile_deal(ae.load_deal())
+    fn = SP.specialised_waterfall_py(cd.kernel, cd.n_periods)
+    assert fn.step_loops_unrolled == 1 and fn.nodes <= 18_000
+    doc = three_tranche_doc()
+    for steps in doc["waterfalls"].values():
+        steps.insert(len(steps) - 1, {"kind": "draw_support", "support": "g"})
+    doc["support"].append({"kind": "guarantee", "name": "g", "tranches": ["B"], "cap": 5e6,
+                           "provider": {"name": "G", "annual_pd": 0.005}})  # fmt: skip
+    cd3 = ae.compile_deal(parse_deal(doc))
+    fn3 = SP.specialised_waterfall_py(cd3.kernel, cd3.n_periods)
+    assert fn3.step_loops_unrolled == 1 and fn3.nodes <= SP.TOTAL_NODES_MAX

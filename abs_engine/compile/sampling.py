@@ -147,8 +147,7 @@ def _first_loss(cd: CompiledDeal, model: MonteCarloModel) -> float:
 def _attachment(cd: CompiledDeal, j: int) -> float:
     """The pool loss (yuan) tranche ``j`` starts to lose at, by balances alone: the original
     pool less the balances of ``j``'s class and the tranches before it (the deal lists
-    tranches most senior first; a run of pro-rata tranches is one class, written down
-    together)."""
+    tranches most senior first; a ``pari_passu`` class is written down together)."""
     end = tranche_classes(cd.deal.tranches)[j][1]
     return cd.original_pool - sum(t.balance for t in cd.deal.tranches[:end])
 

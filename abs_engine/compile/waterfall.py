@@ -21,6 +21,7 @@ from ..schema.tranche import (
     FloatingCoupon,
     PercentTarget,
     Tranche,
+    pro_rata_runs,
     tranche_classes,
 )
 from ..schema.waterfall import (
@@ -283,6 +284,24 @@ def _shortfall_growth_problems(
         )
 
 
+def _class_problems(deal: Deal, pc: ProblemCollector) -> None:
+    """A ``pari_passu`` label whose tranches are not consecutive: a class is one rank."""
+    first: dict[str, int] = {}
+    for j, tr in enumerate(deal.tranches):
+        label = tr.pari_passu
+        if label is None:
+            continue
+        if label in first and deal.tranches[j - 1].pari_passu != label:
+            pc.add(
+                f"tranches[{j}].pari_passu",
+                f"class {label!r} is also that of tranches[{first[label]}] "
+                f"({deal.tranches[first[label]].name!r}), not next to it: a class's tranches are "
+                "listed together (one rank)",
+                label,
+            )
+        first.setdefault(label, j)
+
+
 def _tranche_arrays(
     deal: Deal, sched: PeriodSchedule, pc: ProblemCollector
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -293,9 +312,12 @@ def _tranche_arrays(
     ti = np.zeros((n_j, L.N_TI), dtype=np.int64)
     tacc = np.zeros((n_j, n_t))
     ttarget = np.zeros((n_j, n_t))
-    classes = tranche_classes(deal.tranches)
+    classes, runs = tranche_classes(deal.tranches), pro_rata_runs(deal.tranches)
+    _class_problems(deal, pc)
     for j, tr in enumerate(deal.tranches):
-        ti[j, L.TI_CLASS] = classes[j][0]
+        ti[j, L.TI_CLASS], ti[j, L.TI_CLASS_END] = classes[j]
+        ti[j, L.TI_RUN] = runs[j]
+        ti[j, L.TI_RUN_END] = max(k for k in range(j, n_j) if runs[k] == runs[j]) + 1
         tf[j, L.TF_BALANCE] = tr.balance
         _coupon_columns(tr.coupon, tf[j], ti[j])
         ti[j, L.TI_STEP_PERIOD] = n_t
@@ -413,7 +435,11 @@ def _op_pay_principal(
     if mode is None:
         kinds = {refs.deal.tranches[j].principal for j in members}
         mode = "pro_rata" if kinds == {"pro_rata"} else "sequential"
-    row[L.OPC_B] = L.MODE_PRO_RATA if mode == "pro_rata" else L.MODE_SEQUENTIAL
+    row[L.OPC_B] = (
+        L.MODE_PRO_RATA
+        if mode == "pro_rata"
+        else (L.MODE_IN_ORDER if st.mode == "sequential" else L.MODE_SEQUENTIAL)
+    )
     row[L.OPC_C] = L.AMOUNT_PRINCIPAL_DUE if st.amount == "principal_due" else L.AMOUNT_AVAILABLE
     if mode == "pro_rata" and st.amount == "principal_due":
         _scheduled_pro_rata_problems(st, members, path, refs)
@@ -570,7 +596,7 @@ def _undrawn_warnings(deal: Deal, wf_lists: list[list[Step] | None], refs: _Refs
             refs.pc.warn(
                 "waterfalls.normal",
                 f"{sup.kind} {sup.name!r} is drawn only in the {' and '.join(where)} "
-                "waterfall: not while the deal performs",
+                f"waterfall{'s' if len(where) > 1 else ''}: not while the deal performs",
             )
 
 
@@ -599,7 +625,7 @@ def _compile_waterfall(steps: list[Step], w: int, ops: np.ndarray, refs: _Refs) 
                     wname, f"tranche {tr.name!r} is never paid principal in this waterfall", tr.name
                 )
         _unpaid_warnings(steps, wname, refs)
-        _split_class_warnings(steps, wname, refs)
+        _split_run_warnings(steps, wname, refs)
 
 
 def _bears_coupon(tr: Tranche) -> bool:
@@ -611,23 +637,25 @@ def _bears_coupon(tr: Tranche) -> bool:
     return tr.balance > 0 and (c.kind == "floating" or fixed or stepped)
 
 
-def _split_class_warnings(steps: list[Step], wname: str, refs: _Refs) -> None:
-    """Warnings about ``pay_principal`` steps that list part of a pro-rata class: its
-    tranches are paid by balance only where one step lists them together."""
+def _split_run_warnings(steps: list[Step], wname: str, refs: _Refs) -> None:
+    """Warnings about ``pay_principal`` steps that list part of a run of consecutive
+    pro-rata tranches (whose principal due is shared by balance): the run is paid by
+    balance only where one step lists it whole."""
     tranches = refs.deal.tranches
+    runs = pro_rata_runs(tranches)
     for k, st in enumerate(steps):
         if not isinstance(st, PayPrincipal):
             continue
         listed = set(st.tranches)
-        for first, end in sorted(set(tranche_classes(tranches))):
-            names = [t.name for t in tranches[first:end]]
+        for first in sorted(set(runs)):
+            names = [t.name for t, r in zip(tranches, runs, strict=True) if r == first]
             part = [n for n in names if n in listed]
-            if end - first > 1 and 0 < len(part) < len(names):
+            if len(names) > 1 and 0 < len(part) < len(names):
                 refs.pc.warn(
                     f"{wname}[{k}].tranches",
-                    f"lists {', '.join(map(repr, part))} of the pro-rata class "
-                    f"{names}, not all of it: the class is paid by balance only where one step "
-                    "lists it whole",
+                    f"lists {', '.join(map(repr, part))} of the pro-rata tranches {names}, "
+                    "not all of them: their principal due is shared by balance, which they are "
+                    "paid by only where one step lists them all",
                 )
 
 
@@ -650,7 +678,9 @@ def _unpaid_warnings(steps: list[Step], wname: str, refs: _Refs) -> None:
         due = fee.rate > 0 or fee.fixed > 0 or (fee.floor or 0.0) > 0
         if due and fee.name not in with_fee:
             refs.pc.warn(
-                wname, f"fee {fee.name!r} is never paid (no pay_fee step): it accrues unpaid"
+                wname,
+                f"fee {fee.name!r} is never paid in the normal waterfall (no pay_fee step): it "
+                "accrues unpaid while the deal performs",
             )
 
 

@@ -21,6 +21,9 @@ N_PF = 7
 
 #: one fen (yuan): amounts below it are zero when a loss, shortfall or support draw is judged
 FEN = 0.01
+#: a rate within this of a trigger's threshold is at it, not above: a cumulative default rate
+#: summed to 0.16600000000000004 for a threshold of 0.166 had fired the trigger
+RATE_TIE = 1e-12
 
 # --- the collateral kernel's schedule table: CollateralModel.sched[row, t, SC_*] (yuan) -------
 SC_INTEREST = 0  # scheduled interest in period t
@@ -63,10 +66,15 @@ TI_COUPON_KIND = 0  # COUPON_*
 TI_STEP_PERIOD = 1  # 0-based period from which the step-up applies (T when none)
 TI_PRINCIPAL_KIND = 2  # PRIN_*
 TI_INTEREST_ON_SHORTFALL = 3
-# the first tranche of the tranche's class: itself, or the first of its run of consecutive
-# pro-rata tranches (one class: paid, drawn for and written down by balance together)
+# the tranche's class (``pari_passu``: one rank, drawn for and written down by balance
+# together) as its first tranche and one past its last: itself and j + 1 for a class alone
 TI_CLASS = 4
-N_TI = 5
+TI_CLASS_END = 5
+# the tranche's run of consecutive pro-rata tranches (principal due shared by balance; a
+# sequential step of mixed kinds pays it so), likewise: itself and j + 1 for any other kind
+TI_RUN = 6
+TI_RUN_END = 7
+N_TI = 8
 COUPON_FIXED = 0
 COUPON_FLOATING = 1
 COUPON_NONE = 2
@@ -158,7 +166,8 @@ OPC_B = 2
 OPC_C = 3
 N_OPC = 4
 MODE_PRO_RATA = 0
-MODE_SEQUENTIAL = 1
+MODE_SEQUENTIAL = 1  # in order; a pay_principal step pays a pro-rata run it lists by balance
+MODE_IN_ORDER = 2  # pay_principal with mode = "sequential" given: strictly in list order
 AMOUNT_PRINCIPAL_DUE = 0
 AMOUNT_AVAILABLE = 1
 

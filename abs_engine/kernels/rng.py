@@ -183,8 +183,12 @@ def gamma_variate_py(key, shape):
 
 
 _mix = jit_twin(_mix_py, cache=True, inline="always")
-path_base = jit_twin(path_base_py, {"_mix_py": _mix}, cache=True, inline="always")
-stream_key = jit_twin(stream_key_py, {"_mix_py": _mix}, cache=True, inline="always")
+path_base = jit_twin(
+    path_base_py, {"_mix_py": _mix}, cache=True, inline="always", no_cpython_wrapper=False
+)
+stream_key = jit_twin(
+    stream_key_py, {"_mix_py": _mix}, cache=True, inline="always", no_cpython_wrapper=False
+)
 path_key = jit_twin(
     path_key_py,
     {"path_base_py": path_base, "stream_key_py": stream_key},

@@ -94,7 +94,7 @@ STEP_NODES_MAX = 20_000
 #: alone, and a deal of 8 tranches, fees, accounts, supports and triggers with 32 steps a
 #: status stayed within them at 40,600 nodes, which numba compiled in 56 s and 2.9 GB
 #: against the generic kernel's 3 s and 0.4 GB (an independent review, twelfth session);
-#: the bundled deal's is about 13,200
+#: the bundled deal's is about 16,200
 TOTAL_NODES_MAX = 25_000
 #: the helpers inlined into the specialised waterfall: the interpreter's, and the fee and
 #: reserve base switch (a compiled call in the generic one)
@@ -489,7 +489,7 @@ def _specialised_waterfall(deal: Any, n_t: int, key: str) -> Any:
     """The compiled waterfall for ``deal``'s structure (not compiled yet: numba compiles it at
     its first call, or loads it from its cache)."""
     constants: dict[str, Any] = {}
-    kernel = jit_twin(wf.waterfall_path_py, {"base_amount_py": wf.base_amount},
+    kernel = jit_twin(wf.waterfall_path_py, {"base_amount_py": wf.base_amount, **wf.CLASS_HELPERS},
                       inline_source=_INLINED,
                       transform=_transform(deal, n_t, constants, {}),
                       cache=True, refcounts=False, suffix=f"__s{key}")  # fmt: skip

@@ -108,6 +108,7 @@ from .layout import (
     LT_RESIDUAL_PAID,
     LT_WRITE_DOWN,
     MODE_PRO_RATA,
+    MODE_SEQUENTIAL,
     N_LA,
     N_LF,
     N_LP,
@@ -137,6 +138,7 @@ from .layout import (
     PF_SCHED_PRIN,
     PRIN_PRO_RATA,
     PRIN_TARGET,
+    RATE_TIE,
     SF_CAP,
     SF_SHARE,
     SI_COVERS,
@@ -177,9 +179,12 @@ from .layout import (
     TF_SPREAD,
     TF_STEP_SPREAD,
     TI_CLASS,
+    TI_CLASS_END,
     TI_COUPON_KIND,
     TI_INTEREST_ON_SHORTFALL,
     TI_PRINCIPAL_KIND,
+    TI_RUN,
+    TI_RUN_END,
     TI_STEP_PERIOD,
     TRIG_COVERAGE,
     TRIG_CUM_DEFAULT,
@@ -189,8 +194,6 @@ from .layout import (
 
 #: amounts below this (yuan) are treated as zero when deciding whether something is owed
 EPS = 1e-9
-#: a rate within this of a trigger's threshold is at it, not above (rounding of a sum)
-RATE_TIE = 1e-12
 
 # rows of the per-path scratch array work[row, :]
 W_BAL = 0  # tranche balances
@@ -308,21 +311,22 @@ def _pay_interest_py(t, g, mode, avail, groups, group_len, led_tr):
     return avail
 
 
-def _class_end_py(g, m, groups, group_len, tranche_i):
-    """The end of the run of group g's members from m that are one class (consecutive in
-    the list, one ``TI_CLASS``: a pro-rata class, paid and drawn for together); m + 1 for a
-    tranche alone."""
+def _class_end_py(g, m, first_col, end_col, groups, group_len, tranche_i):
+    """The end of the run of group g's members from m that are listed together and belong
+    to one class: one ``tranche_i[:, first_col]``, ``TI_CLASS`` (a pari-passu class, drawn
+    for together) or ``TI_RUN`` (a pro-rata run, paid together); m + 1 for a tranche whose
+    class it alone is (``end_col`` one past its first)."""
     end = m + 1
     j = groups[g, m]
-    if tranche_i[j, TI_PRINCIPAL_KIND] == PRIN_PRO_RATA:  # (any other is a class alone)
-        c = tranche_i[j, TI_CLASS]
-        while end < group_len[g] and tranche_i[groups[g, end], TI_CLASS] == c:
+    if tranche_i[j, end_col] - tranche_i[j, first_col] > 1:
+        c = tranche_i[j, first_col]
+        while end < group_len[g] and tranche_i[groups[g, end], first_col] == c:
             end += 1
     return end
 
 
 def _pay_class_py(t, g, m, end, budget, avail, groups, work, led_tr):
-    """A sequential step's pay of a pro-rata class (group g's members m .. end - 1): the
+    """A sequential step's pay of a pro-rata run (group g's members m .. end - 1): the
     budget shared by balance, as a pro-rata step pays; returns (budget, avail) left."""
     tot = 0.0
     for k in range(m, end):
@@ -368,7 +372,7 @@ def _pay_one_py(t, j, amount, budget, avail, final, tranche_i, tranche_target, w
 
 def _pay_principal_py(t, g, mode, amount, avail, final, pool_end, groups, group_len, tranche_i,
                       tranche_target, work, led_tr):  # fmt: skip
-    """``pay_principal`` on tranche group g, pro rata or in order (a pro-rata class listed
+    """``pay_principal`` on tranche group g, pro rata or in order (a pro-rata run listed
     together in order: by balance, :func:`_pay_class_py`): of everything available
     (``AMOUNT_AVAILABLE``, and in the final period) or of the notes' excess over the performing
     pool; returns what is left available. A target-balance tranche (in order: the compiler
@@ -402,10 +406,12 @@ def _pay_principal_py(t, g, mode, amount, avail, final, pool_end, groups, group_
             if avail < 0.0:
                 avail = 0.0
     else:
-        end = 0  # the members before this are paid (a pro-rata class's, with its first)
+        end = 0  # the members before this are paid (a pro-rata run's, with its first)
         for m in range(n_m):
             if m >= end:
-                end = _class_end_py(g, m, groups, group_len, tranche_i)
+                end = m + 1
+                if mode == MODE_SEQUENTIAL:  # (MODE_IN_ORDER: strictly in list order)
+                    end = _class_end_py(g, m, TI_RUN, TI_RUN_END, groups, group_len, tranche_i)
                 if end > m + 1:
                     budget, avail = _pay_class_py(t, g, m, end, budget, avail, groups, work,
                                                   led_tr)  # fmt: skip
@@ -429,7 +435,7 @@ def _fund_reserve_py(t, a, avail, work, led_acc):
 
 
 def _reserve_class_py(t, a, g, m, end, covers, left, groups, work, led_tr, led_acc):
-    """:func:`_draw_reserve_py` for a pro-rata class (group g's members m .. end - 1): what
+    """:func:`_draw_reserve_py` for a pari-passu class (group g's members m .. end - 1): what
     each is owed, each principal at most its balance, the class's total at most ``left``;
     the draw, at most the account's balance, shared by what each is owed. Returns ``left``
     less the class's total."""
@@ -480,7 +486,7 @@ def _reserve_owed_py(t, j, covers, work, led_tr):
 def _draw_reserve_py(t, a, g, covers, groups, group_len, tranche_i, work, led_tr, led_acc):
     """``draw_reserve``: account a pays tranche group g's interest (``COVERS_INTEREST``) or
     principal still owed this period, as far as its balance goes, in the group's order; the
-    tranches of a pro-rata class listed together share the draw by what each is owed
+    tranches of a pari-passu class listed together share the draw by what each is owed
     (:func:`_reserve_class_py`).
 
     Principal is owed by the group as a whole, and by the notes: the draw is at most the
@@ -500,10 +506,10 @@ def _draw_reserve_py(t, a, g, covers, groups, group_len, tranche_i, work, led_tr
             notes_left += work[W_PRIN_DUE, j] - led_tr[t, j, LT_PRINCIPAL_PAID]
         if notes_left < left:
             left = notes_left
-    end = 0  # the members before this are drawn for (a pro-rata class's, with its first)
+    end = 0  # the members before this are drawn for (a class's, with its first)
     for m in range(n_m):
         if m >= end:
-            end = _class_end_py(g, m, groups, group_len, tranche_i)
+            end = _class_end_py(g, m, TI_CLASS, TI_CLASS_END, groups, group_len, tranche_i)
             if end > m + 1:
                 left = _reserve_class_py(t, a, g, m, end, covers, left, groups, work, led_tr,
                                          led_acc)  # fmt: skip
@@ -546,7 +552,7 @@ def _support_owed_py(t, j, part, cov, final, work, led_tr):
 
 def _support_class_py(t, s, g, m, end, cov, final, cash_in, support_default_period,
                       support_f, groups, work, led_tr, led_sup):  # fmt: skip
-    """:func:`_draw_support_py` for a pro-rata class (group g's members m .. end - 1): its
+    """:func:`_draw_support_py` for a pari-passu class (group g's members m .. end - 1): its
     interest, then (final period) its principal, each asked for in full and paid, up to the
     cap, shared by what each tranche is owed. Returns the period's cash in."""
     for part in range(2):
@@ -581,16 +587,16 @@ def _draw_support_py(t, s, final, cash_in, support_default_period, support_i, su
                      group_len, tranche_i, work, led_tr, led_sup):  # fmt: skip
     """``draw_support``: support s pays its group's interest still owed (and, in the final
     period, principal) as it covers them, up to its cap, unless its provider has defaulted;
-    every amount asked for is recorded. The tranches of a pro-rata class listed together
+    every amount asked for is recorded. The tranches of a pari-passu class listed together
     share what it pays by what each is owed (:func:`_support_class_py`). Returns the
     period's cash in plus what it paid."""
     g = support_i[s, SI_GROUP]
     cov = support_i[s, SI_COVERS]
     n_m = group_len[g]
-    end = 0  # the members before this are drawn for (a pro-rata class's, with its first)
+    end = 0  # the members before this are drawn for (a class's, with its first)
     for m in range(n_m):
         if m >= end:
-            end = _class_end_py(g, m, groups, group_len, tranche_i)
+            end = _class_end_py(g, m, TI_CLASS, TI_CLASS_END, groups, group_len, tranche_i)
             if end > m + 1:
                 cash_in = _support_class_py(t, s, g, m, end, cov, final, cash_in,
                                             support_default_period, support_f, groups, work,
@@ -632,9 +638,9 @@ def _draw_support_py(t, s, final, cash_in, support_default_period, support_i, su
 def _write_off_py(t, final, pool_end, pool_flows, tranche_i, work, led_tr):
     """``write_off``: the principal deficiency, notes above the performing pool and the
     recoveries still to come from receivables defaulted by now (after a call or in the final
-    period nothing is to come), written off the tranches from the most junior up; a run of
-    consecutive pro-rata tranches, one class, by their balances (balance × deficiency / their
-    total, at most all of it), as they are paid."""
+    period nothing is to come), written off the tranches from the most junior up; a
+    pari-passu class (``TI_CLASS``) by its tranches' balances (balance × deficiency / their
+    total, at most all of it)."""
     n_j = tranche_i.shape[0]
     deficiency = -pool_end
     if not final:
@@ -1062,8 +1068,8 @@ def _coverage_ratios_py(t, avail, fees_due, cr_include_fees, cr_tranche, tranche
                         led_tr, led_per, sum_tr, sum_pool):  # fmt: skip
     """Coverage ratio per tranche: available funds / (fees, if counted, + interest and
     principal due on the tranche's class and everything senior; a class is one tranche, or
-    a run of consecutive pro-rata tranches, which share one ratio, a member of no balance
-    too); NaN once the class is repaid. The headline ratio is ``cr_tranche``'s; minima are
+    its pari-passu class, which share one ratio, a member of no balance too); NaN once the
+    class is repaid. The headline ratio is ``cr_tranche``'s; minima are
     kept in the summaries.
     Returns the headline ratio."""
     n_j = led_tr.shape[1]
@@ -1529,15 +1535,10 @@ INLINED_HELPERS = (
     _pay_fee_py,
     _pay_interest_py,
     _class_end_py,
-    _pay_class_py,
     _pay_one_py,
     _pay_principal_py,
     _fund_reserve_py,
-    _reserve_owed_py,
-    _reserve_class_py,
     _draw_reserve_py,
-    _support_owed_py,
-    _support_class_py,
     _draw_support_py,
     _write_off_py,
     _pay_residual_py,
@@ -1555,9 +1556,28 @@ _restart_path = jit_twin(
     refcounts=False,
 )
 _checkpoint = jit_twin(_checkpoint_py, {"_copy_py": _copy}, cache=True, refcounts=False)
+#: the pays and draws of a class of several tranches, compiled calls of the waterfall (not
+#: inlined: few deals have such a class, and inlined into every step that may meet one they
+#: took the bundled deal's specialised waterfall from 14,000 to 20,400 syntax-tree nodes, and
+#: a three-tranche deal with a guarantee past the budget for unrolling its steps)
+CLASS_HELPERS = {
+    "_pay_class_py": jit_twin(_pay_class_py, cache=True, refcounts=False),
+    "_reserve_class_py": jit_twin(
+        _reserve_class_py,
+        {"_reserve_owed_py": jit_twin(_reserve_owed_py, cache=True, inline="always")},
+        cache=True,
+        refcounts=False,
+    ),
+    "_support_class_py": jit_twin(
+        _support_class_py,
+        {"_support_owed_py": jit_twin(_support_owed_py, cache=True, inline="always")},
+        cache=True,
+        refcounts=False,
+    ),
+}
 waterfall_path = jit_twin(
     waterfall_path_py,
-    {"base_amount_py": base_amount},
+    {"base_amount_py": base_amount, **CLASS_HELPERS},
     inline_source=INLINED_HELPERS,
     cache=True,
     refcounts=False,

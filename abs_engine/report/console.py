@@ -605,6 +605,10 @@ def size_stack_text(doc: dict[str, Any]) -> str:
             "met"]  # fmt: skip
     rows = []
     for t in doc["tranches"]:
+        coupon = _pm(t["coupon"], t.get("par_coupon_se"), "{:.4%}")  # a par coupon: ± its SE
+        if t.get("par_coupon_kind") == "spread" and t.get("par_coupon") is not None:
+            se = t.get("par_coupon_se")  # a floater's par spread over its base rate
+            coupon = f"base {t['par_coupon']:+.4%}" + (f" ± {se:.4%}" if se is not None else "")
         d = sig_decimals(t["expected_loss"])
         p = sig_decimals(t["default_probability"])
         met = "-"
@@ -618,7 +622,7 @@ def size_stack_text(doc: dict[str, Any]) -> str:
             f"{t['balance']:,.0f}",
             f"{t['share']:.2%}",
             f"{t['subordination']:.2%}",
-            _pm(t["coupon"], t.get("par_coupon_se"), "{:.4%}"),  # a par coupon: ± its SE
+            coupon,
             _pm(t["expected_loss"], t["expected_loss_se"], f"{{:.{d}%}}"),
             _pm(t["default_probability"], t["default_probability_se"], f"{{:.{p}%}}"),
             fmt(t["wal_years"], "{:.2f}"),

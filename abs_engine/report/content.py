@@ -68,22 +68,21 @@ def _class_balances(cd: CompiledDeal) -> list[tuple[float, float]]:
 
 def coupon_terms(tr: Any) -> str:
     """A tranche's coupon in words, for the capital structure: "fixed 2.7900%", "base +
-    0.5000%, floor 0.0000%, cap 6.0000%", "none"; a step-up as "; +1.0000% from period 3";
-    interest on shortfall as "; interest on shortfall"."""
+    0.5000%, floor 0.0000%, cap 6.0000%", "" for none; a step-up as "+1.0000% from period
+    3" and "interest on shortfall", each after a "; "."""
     c = tr.coupon
+    parts = []
     if c.kind == "fixed":
-        text = f"fixed {c.rate:.4%}"
+        parts.append(f"fixed {c.rate:.4%}")
     elif c.kind == "floating":
-        text = f"base {'-' if c.spread < 0 else '+'} {abs(c.spread):.4%}"
-        text += "".join(f", {k} {v:.4%}" for k, v in (("floor", c.floor), ("cap", c.cap))
-                        if v is not None)  # fmt: skip
-    else:
-        text = "none"
+        bounds = [f"{k} {v:.4%}" for k, v in (("floor", c.floor), ("cap", c.cap)) if v is not None]
+        sign = "-" if c.spread < 0 else "+"
+        parts.append(", ".join([f"base {sign} {abs(c.spread):.4%}", *bounds]))
     if tr.step_up is not None:
-        text += f"; {tr.step_up.spread:+.4%} from period {tr.step_up.from_period}"
+        parts.append(f"{tr.step_up.spread:+.4%} from period {tr.step_up.from_period}")
     if tr.interest_on_shortfall:
-        text += "; interest on shortfall"
-    return text
+        parts.append("interest on shortfall")
+    return "; ".join(parts)
 
 
 def capital_structure(cd: CompiledDeal) -> list[dict[str, Any]]:

@@ -184,13 +184,15 @@ LABELS: dict[str, tuple[str, str]] = {
     ),
     "attachment_note": (
         "Tranches in the deal file's order, which the deal schema takes as their seniority "
-        "(most senior first; write-offs hit the last first). Consecutive pro-rata tranches "
-        "are one class: written down together by balance, with the class's attachment and "
-        "detachment points. Attachment and detachment points as shares of the original pool, "
+        "(most senior first; write-offs hit the last first). Consecutive tranches of one "
+        "pari-passu label are one class: written down together by balance, with the class's "
+        "attachment and detachment points. Attachment and detachment points as shares of the "
+        "original pool, "
         "from the tranche balances alone (excess spread, reserves and support absorb losses "
         "first and move them up).",
         "各档证券按交易文件中的顺序列示，即其偿付优先顺序（最优先者在前，本金减记自最后一档开始）。"
-        "连续的按比例偿付档次视为同一层级：按余额比例共同减记，附着点与分离点为该层级的附着点与分离点。"
+        "标注为同一同顺位（pari passu）类别的相邻档次视为同一层级：按余额比例共同减记，"
+        "附着点与分离点为该层级的附着点与分离点。"
         "附着点与分离点按各档余额占初始资产池比例计算（超额利差、储备金和差额支付会先吸收损失，"
         "实际损失起点更高）。",
     ),

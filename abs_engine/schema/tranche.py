@@ -76,14 +76,19 @@ class Tranche(Model):
     principal:
       ``sequential``  principal paid in seniority order within a ``pay_principal`` step;
       ``pro_rata``    principal shared by balance with the other tranches of the step (a
-                      step whose tranches are all pro_rata defaults to mode = pro_rata); a
-                      run of consecutive pro_rata tranches is one class (pari passu): a
-                      sequential step listing it pays it by balance in its place, reserve
-                      and support draws share by what each is owed, write-offs by balance,
-                      and it has one coverage ratio and one attachment point;
+                      step whose tranches are all pro_rata defaults to mode = pro_rata; a
+                      step of mixed kinds, mode not given, pays a run of consecutive
+                      pro_rata tranches it lists by balance in its place, as their principal
+                      due is shared; ``mode = "sequential"`` pays strictly in list order);
       ``target_balance``  paid down to ``target_balances[t]`` each period (scheduled notes),
                       out of all available funds (not in a pro-rata step of principal due);
       ``residual``    equity: principal after all notes, then every yuan left (``pay_residual``).
+
+    pari_passu: a class label; consecutive tranches with the same label are one class, of
+    equal rank: written down together by balance, one coverage ratio (over the class's
+    dues), one attachment point, and reserve and support draws for the class's tranches
+    listed together share what they pay by what each is owed. Without it a tranche is a
+    class of its own, ranked by its place in the list.
     """
 
     name: OutputName
@@ -94,6 +99,7 @@ class Tranche(Model):
     target_balances: list[Money] | None = None
     step_up: StepUp | None = None
     interest_on_shortfall: Bool = False
+    pari_passu: OutputName | None = None
 
     @model_validator(mode="after")
     def _not_reserved(self) -> Tranche:
@@ -183,17 +189,31 @@ class Account(Model):
 
 def tranche_classes(tranches: Sequence[Tranche]) -> list[tuple[int, int]]:
     """Each tranche's class as (first, end) indices into ``tranches``, listed most senior
-    first: the tranche alone, or its run of consecutive ``pro_rata`` tranches (pari passu: one
-    class, paid, drawn for and written down by balance together, with one attachment point)."""
+    first: the tranche alone, or its run of consecutive tranches of one ``pari_passu`` label
+    (one class, of equal rank: drawn for and written down by balance together, with one
+    coverage ratio and one attachment point). The compiler refuses a label whose tranches
+    are not consecutive."""
     out: list[tuple[int, int]] = []
     j = 0
     while j < len(tranches):
         end = j + 1
-        if tranches[j].principal == "pro_rata":
-            while end < len(tranches) and tranches[end].principal == "pro_rata":
+        label = tranches[j].pari_passu
+        if label is not None:
+            while end < len(tranches) and tranches[end].pari_passu == label:
                 end += 1
         out += [(j, end)] * (end - j)
         j = end
+    return out
+
+
+def pro_rata_runs(tranches: Sequence[Tranche]) -> list[int]:
+    """Each tranche's run of consecutive ``pro_rata`` tranches, as the index of the run's
+    first (its own index for any other kind): principal due is shared by balance over a run,
+    and a sequential step of mixed kinds pays a run it lists so."""
+    out: list[int] = []
+    for j, t in enumerate(tranches):
+        prev = j > 0 and t.principal == "pro_rata" and tranches[j - 1].principal == "pro_rata"
+        out.append(out[j - 1] if prev else j)
     return out
 
 
@@ -211,5 +231,6 @@ __all__ = [
     "ReserveTarget",
     "StepUp",
     "Tranche",
+    "pro_rata_runs",
     "tranche_classes",
 ]

@@ -60,7 +60,7 @@ class FundReserve(Model):
 class DrawReserve(Model):
     """Pay from the account what is still unpaid on ``tranches`` at this point: current
     interest (``covers = interest``) or principal due (``covers = principal``), in the
-    listed order (a pro-rata class listed together: shared by what each is owed)."""
+    listed order (a ``pari_passu`` class listed together: shared by what each is owed)."""
 
     kind: Literal["draw_reserve"]
     account: str
@@ -70,7 +70,7 @@ class DrawReserve(Model):
 
 class DrawSupport(Model):
     """Call the named shortfall undertaking / guarantee for what its covered tranches are
-    still owed at this point, in their listed order (a pro-rata class listed together:
+    still owed at this point, in their listed order (a ``pari_passu`` class listed together:
     shared by what each is owed, up to the cap); a defaulted provider pays nothing."""
 
     kind: Literal["draw_support"]
@@ -78,8 +78,8 @@ class DrawSupport(Model):
 
 
 class WriteOff(Model):
-    """Write tranches down, most junior first (a run of consecutive pro-rata tranches
-    together, by balance), by the principal deficiency: the amount the notes exceed the
+    """Write tranches down, most junior first (a ``pari_passu`` class together, by balance),
+    by the principal deficiency: the amount the notes exceed the
     performing pool balance plus the recoveries still to come on defaulted receivables
     (carried at their recovery value). Balances left unpaid in the final period are always
     written off."""
@@ -172,8 +172,8 @@ class CleanUpCall(Model):
 class CoverageRatioSpec(Model):
     """The deal's headline coverage ratio is that of ``tranche`` (default: the first): available
     funds / (fees due + interest and principal due on ``tranche``'s class, the tranche or its
-    run of consecutive pro-rata tranches, and every tranche senior to it). ``include_fees =
-    false`` leaves fees out of the denominator."""
+    ``pari_passu`` class, and every tranche senior to it). ``include_fees = false`` leaves
+    fees out of the denominator."""
 
     tranche: str | None = None
     include_fees: Bool = True

@@ -474,8 +474,9 @@ def _search_sampling(
     ``tranche`` on the deal as given, and kept for every evaluation (so the evaluations share
     their random numbers and weights: common random numbers)."""
     if isinstance(sampling, ImportanceSampling):
+        model = compile_model(cd, sc)
         try:  # shaped for this deal's factors, providers and obligors: checked before any run
-            with_sampling(compile_model(cd, sc), sampling)
+            with_sampling(model, sampling)
         except ValueError as exc:
             raise SolverArgumentError(f"sampling: {exc}") from None
         return sampling
@@ -707,7 +708,7 @@ def solve_coupon(
     spread_bps: float = ...,
     n_paths: int = ...,
     seed: int | None = ...,
-    bounds: tuple[float, float] = ...,
+    bounds: tuple[float, float] | None = ...,
     client: Any = ...,
     progress: bool | None = ...,
     sampling: str | ImportanceSampling = ...,
@@ -725,7 +726,7 @@ def solve_coupon(
     spread_bps: float = ...,
     n_paths: int = ...,
     seed: int | None = ...,
-    bounds: tuple[float, float] = ...,
+    bounds: tuple[float, float] | None = ...,
     client: Any = ...,
     progress: bool | None = ...,
     sampling: str | ImportanceSampling = ...,
@@ -743,7 +744,7 @@ def solve_coupon(
     spread_bps: float = 0.0,
     n_paths: int = 20_000,
     seed: int | None = None,
-    bounds: tuple[float, float] = (0.0, 0.5),
+    bounds: tuple[float, float] | None = None,
     client: Any = None,
     progress: bool | None = None,
     sampling: str | ImportanceSampling = "crude",
@@ -751,8 +752,9 @@ def solve_coupon(
 ) -> float | dict[str, Any]:
     """Fixed coupon (decimal) at which E[PV of the tranche's cash flows] on ``curve`` + spread
     equals its balance; for a floating tranche, the spread over its base rate (its floor and
-    cap kept: :func:`par_coupon_terms`), ``bounds`` then from -0.05. Brent's method on
-    common random numbers. ``progress``: a bar over the
+    cap kept: :func:`par_coupon_terms`). ``bounds``: the search's (lo, hi), by default
+    (0, 0.5) for a coupon and (-0.05, 0.5) for a spread (a base rate above the curve wants a
+    negative one). Brent's method on common random numbers. ``progress``: a bar over the
     evaluations on stderr (default: when the search takes over a second; never with False).
     ``sampling``: "crude" or "importance" (shifts chosen once for the tranche).
 
@@ -789,17 +791,17 @@ def solve_coupon(
             f"spread_bps must be between -10,000 and 10,000, got {spread_bps!r}"
         )
     n_paths = _n_paths(n_paths)
-    pair = _two_values(bounds)
-    if pair is None:
-        raise SolverArgumentTypeError(
-            f"bounds must be (lo, hi), two coupon rates, got {short_repr(bounds)}"
-        )
-    lo, hi = (_finite(b, "bounds") for b in pair)
     with_se = check_bool(with_se, "solve_coupon", "with_se")
     cd0 = compile_deal(deal)
     j = _tranche_index(cd0, tranche)
     floating = deal.tranches[j].coupon.kind == "floating"
     floor = -0.05 if floating else 0  # a floater's spread may be negative (as a deal's may)
+    pair = _two_values((floor, 0.5) if bounds is None else bounds)
+    if pair is None:
+        raise SolverArgumentTypeError(
+            f"bounds must be (lo, hi), two coupon rates, got {short_repr(bounds)}"
+        )
+    lo, hi = (_finite(b, "bounds") for b in pair)
     if not floor <= lo < hi <= 1:
         raise SolverArgumentError(
             f"bounds must satisfy {floor} <= lo < hi <= 1, got {bounds!r}"
