@@ -315,6 +315,8 @@ def cases(
                 cut = sorted(draw(st.lists(_money(0.0, 1.0), min_size=n_t, max_size=n_t)))
                 tr["principal"] = "target_balance"
                 tr["target_balances"] = [balances[j] * x for x in reversed(cut)]
+            elif not safe and not sequential and draw(st.integers(0, 3)) == 0:
+                tr["principal"] = "pro_rata"  # runs of them share principal due by balance
             if not safe:
                 if draw(st.booleans()):
                     tr["interest_on_shortfall"] = True
@@ -326,6 +328,13 @@ def cases(
                 if draw(st.integers(0, 3)) == 0:
                     tr["day_count"] = draw(st.sampled_from(["ACT/365F", "ACT/360", "30/360"]))
         tranches.append(tr)
+    if not safe and n_tr > 1 and draw(st.integers(0, 2)) == 0:
+        # a pari-passu class of two or more consecutive tranches (not the residual)
+        last = n_tr - 1 if residual else n_tr
+        if last >= 2:
+            first = draw(st.integers(0, last - 2))
+            for tr in tranches[first : draw(st.integers(first + 2, last))]:
+                tr["pari_passu"] = "class"
 
     # ---- reserve accounts ----
     accounts = []
