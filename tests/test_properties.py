@@ -328,8 +328,9 @@ def cases(
                 if draw(st.integers(0, 3)) == 0:
                     tr["day_count"] = draw(st.sampled_from(["ACT/365F", "ACT/360", "30/360"]))
         tranches.append(tr)
-    if not safe and n_tr > 1 and draw(st.integers(0, 2)) == 0:
-        # a pari-passu class of two or more consecutive tranches (not the residual)
+    if not safe and not sequential and n_tr > 1 and draw(st.integers(0, 2)) == 0:
+        # a pari-passu class of two or more consecutive tranches (not the residual; not in
+        # the sequential-order property's deals: a class's tranches are of one rank)
         last = n_tr - 1 if residual else n_tr
         if last >= 2:
             first = draw(st.integers(0, last - 2))
