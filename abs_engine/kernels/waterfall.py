@@ -457,18 +457,24 @@ def _reserve_class_py(t, a, g, m, end, covers, left, groups, work, led_tr, led_a
             j = groups[g, k]
             owed = _reserve_owed_py(t, j, covers, work, led_tr)
             if owed > 0.0:
-                x = owed * frac
-                work[W_ACC_BAL, a] -= x
-                led_acc[t, a, LA_WITHDRAWAL] += x
-                led_tr[t, j, LT_FROM_RESERVE] += x
-                if covers == COVERS_INTEREST:
-                    led_tr[t, j, LT_INTEREST_PAID] += x
-                else:
-                    work[W_BAL, j] -= x
-                    led_tr[t, j, LT_PRINCIPAL_PAID] += x
+                _reserve_pays_py(t, a, j, covers, owed * frac, work, led_tr, led_acc)
         if work[W_ACC_BAL, a] < 0.0:
             work[W_ACC_BAL, a] = 0.0
     return left
+
+
+def _reserve_pays_py(t, a, j, covers, x, work, led_tr, led_acc):
+    """Account a pays tranche j ``x`` (yuan) of its interest (``covers`` interest) or
+    principal: out of its balance, into the ledgers."""
+    work[W_ACC_BAL, a] -= x
+    led_acc[t, a, LA_WITHDRAWAL] += x
+    led_tr[t, j, LT_FROM_RESERVE] += x
+    if covers == COVERS_INTEREST:
+        led_tr[t, j, LT_INTEREST_PAID] += x
+    else:
+        work[W_BAL, j] -= x
+        led_tr[t, j, LT_PRINCIPAL_PAID] += x
+    return 0
 
 
 def _reserve_owed_py(t, j, covers, work, led_tr):
@@ -527,15 +533,23 @@ def _draw_reserve_py(t, a, g, covers, groups, group_len, tranche_i, work, led_tr
                         left -= owed
                 x = owed if owed < work[W_ACC_BAL, a] else work[W_ACC_BAL, a]
                 if x > 0.0:
-                    work[W_ACC_BAL, a] -= x
-                    led_acc[t, a, LA_WITHDRAWAL] += x
-                    led_tr[t, j, LT_FROM_RESERVE] += x
-                    if covers == COVERS_INTEREST:
-                        led_tr[t, j, LT_INTEREST_PAID] += x
-                    else:
-                        work[W_BAL, j] -= x
-                        led_tr[t, j, LT_PRINCIPAL_PAID] += x
+                    _reserve_pays_py(t, a, j, covers, x, work, led_tr, led_acc)
     return 0
+
+
+def _support_pays_py(t, s, j, part, x, cash_in, work, led_tr, led_sup):
+    """Support s pays tranche j ``x`` (yuan) of its interest (``part`` 0) or principal (1):
+    counted against its cap, in the period's cash in (returned) and the ledgers."""
+    work[W_SUP_CUM, s] += x
+    led_sup[t, s, LS_PAID] += x
+    cash_in += x
+    led_tr[t, j, LT_FROM_SUPPORT] += x
+    if part == 0:
+        led_tr[t, j, LT_INTEREST_PAID] += x
+    else:
+        work[W_BAL, j] -= x
+        led_tr[t, j, LT_PRINCIPAL_PAID] += x
+    return cash_in
 
 
 def _support_owed_py(t, j, part, cov, final, work, led_tr):
@@ -570,16 +584,8 @@ def _support_class_py(t, s, g, m, end, cov, final, cash_in, support_default_peri
                 j = groups[g, k]
                 owed = _support_owed_py(t, j, part, cov, final, work, led_tr)
                 if owed > EPS:
-                    x = owed * frac
-                    work[W_SUP_CUM, s] += x
-                    led_sup[t, s, LS_PAID] += x
-                    cash_in += x
-                    led_tr[t, j, LT_FROM_SUPPORT] += x
-                    if part == 0:
-                        led_tr[t, j, LT_INTEREST_PAID] += x
-                    else:
-                        work[W_BAL, j] -= x
-                        led_tr[t, j, LT_PRINCIPAL_PAID] += x
+                    cash_in = _support_pays_py(t, s, j, part, owed * frac, cash_in, work, led_tr,
+                                               led_sup)  # fmt: skip
     return cash_in
 
 
@@ -623,15 +629,8 @@ def _draw_support_py(t, s, final, cash_in, support_default_period, support_i, su
                     x = owed if owed < room else room
                     if x <= 0.0:
                         continue
-                    work[W_SUP_CUM, s] += x
-                    led_sup[t, s, LS_PAID] += x
-                    cash_in += x
-                    led_tr[t, j, LT_FROM_SUPPORT] += x
-                    if part == 0:
-                        led_tr[t, j, LT_INTEREST_PAID] += x
-                    else:
-                        work[W_BAL, j] -= x
-                        led_tr[t, j, LT_PRINCIPAL_PAID] += x
+                    cash_in = _support_pays_py(t, s, j, part, x, cash_in, work, led_tr,
+                                               led_sup)  # fmt: skip
     return cash_in
 
 
@@ -1538,7 +1537,9 @@ INLINED_HELPERS = (
     _pay_one_py,
     _pay_principal_py,
     _fund_reserve_py,
+    _reserve_pays_py,
     _draw_reserve_py,
+    _support_pays_py,
     _draw_support_py,
     _write_off_py,
     _pay_residual_py,
@@ -1562,19 +1563,11 @@ _checkpoint = jit_twin(_checkpoint_py, {"_copy_py": _copy}, cache=True, refcount
 #: a three-tranche deal with a guarantee past the budget for unrolling its steps)
 CLASS_HELPERS = {
     "_pay_class_py": jit_twin(_pay_class_py, cache=True, refcounts=False),
-    "_reserve_class_py": jit_twin(
-        _reserve_class_py,
-        {"_reserve_owed_py": jit_twin(_reserve_owed_py, cache=True, inline="always")},
-        cache=True,
-        refcounts=False,
-    ),
-    "_support_class_py": jit_twin(
-        _support_class_py,
-        {"_support_owed_py": jit_twin(_support_owed_py, cache=True, inline="always")},
-        cache=True,
-        refcounts=False,
-    ),
-}
+    "_reserve_class_py": jit_twin(_reserve_class_py, inline_source=(_reserve_owed_py,
+                                  _reserve_pays_py), cache=True, refcounts=False),
+    "_support_class_py": jit_twin(_support_class_py, inline_source=(_support_owed_py,
+                                  _support_pays_py), cache=True, refcounts=False),
+}  # fmt: skip
 waterfall_path = jit_twin(
     waterfall_path_py,
     {"base_amount_py": base_amount, **CLASS_HELPERS},
