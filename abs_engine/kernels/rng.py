@@ -197,7 +197,7 @@ path_key = jit_twin(
 )
 uniform = jit_twin(uniform_py, {"_mix_py": _mix}, cache=True, no_cpython_wrapper=False)
 _poly = jit_twin(_poly_py, cache=True, inline="always")
-ndtri = jit_twin(ndtri_py, {"_poly_py": _poly}, cache=True, no_cpython_wrapper=False)
+ndtri = jit_twin(ndtri_py, {"_poly_py": _poly}, cache=True)  # for kernels: 0.3 s less to compile
 normal = jit_twin(
     normal_py, {"uniform_py": uniform, "ndtri_py": ndtri}, cache=True, no_cpython_wrapper=False
 )
