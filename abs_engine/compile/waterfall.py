@@ -316,8 +316,7 @@ def _tranche_arrays(
     _class_problems(deal, pc)
     for j, tr in enumerate(deal.tranches):
         ti[j, L.TI_CLASS], ti[j, L.TI_CLASS_END] = classes[j]
-        ti[j, L.TI_RUN] = runs[j]
-        ti[j, L.TI_RUN_END] = max(k for k in range(j, n_j) if runs[k] == runs[j]) + 1
+        ti[j, L.TI_RUN], ti[j, L.TI_RUN_END] = runs[j]
         tf[j, L.TF_BALANCE] = tr.balance
         _coupon_columns(tr.coupon, tf[j], ti[j])
         ti[j, L.TI_STEP_PERIOD] = n_t
@@ -642,13 +641,13 @@ def _split_run_warnings(steps: list[Step], wname: str, refs: _Refs) -> None:
     pro-rata tranches (whose principal due is shared by balance): the run is paid by
     balance only where one step lists it whole."""
     tranches = refs.deal.tranches
-    runs = pro_rata_runs(tranches)
+    runs = sorted(set(pro_rata_runs(tranches)))
     for k, st in enumerate(steps):
         if not isinstance(st, PayPrincipal):
             continue
         listed = set(st.tranches)
-        for first in sorted(set(runs)):
-            names = [t.name for t, r in zip(tranches, runs, strict=True) if r == first]
+        for first, end in runs:
+            names = [t.name for t in tranches[first:end]]
             part = [n for n in names if n in listed]
             if len(names) > 1 and 0 < len(part) < len(names):
                 refs.pc.warn(

@@ -1052,15 +1052,13 @@ def _principal_due_py(t, final, notes, pool_end, tranche_i, tranche_target, work
 
 
 def _pro_rata_share_py(j, prin_left, tranche_i, work):
-    """The run of consecutive pro-rata tranches from j: where it ends, and the share of their
-    balances ``prin_left`` pays (1 when it pays them all)."""
-    n_j = tranche_i.shape[0]
+    """The run of consecutive pro-rata tranches from its first, j (``TI_RUN_END``): where it
+    ends, and the share of their balances ``prin_left`` pays (1 when it pays them all)."""
+    end = tranche_i[j, TI_RUN_END]
     tot = 0.0
-    k = j
-    while k < n_j and tranche_i[k, TI_PRINCIPAL_KIND] == PRIN_PRO_RATA:
+    for k in range(j, end):
         tot += work[W_BAL, k]
-        k += 1
-    return k, (prin_left / tot if prin_left < tot else 1.0)
+    return end, (prin_left / tot if prin_left < tot else 1.0)
 
 
 def _coverage_ratios_py(t, avail, fees_due, cr_include_fees, cr_tranche, tranche_i, work,
@@ -1079,11 +1077,10 @@ def _coverage_ratios_py(t, avail, fees_due, cr_include_fees, cr_tranche, tranche
         if j >= class_end:  # j is its class's first: the class's obligations counted
             obligations += led_tr[t, j, LT_INTEREST_DUE] + work[W_PRIN_DUE, j]
             class_bal = led_tr[t, j, LT_BALANCE_START]
-            class_end = j + 1
-            while class_end < n_j and tranche_i[class_end, TI_CLASS] == j:
-                obligations += led_tr[t, class_end, LT_INTEREST_DUE] + work[W_PRIN_DUE, class_end]
-                class_bal += led_tr[t, class_end, LT_BALANCE_START]
-                class_end += 1
+            class_end = tranche_i[j, TI_CLASS_END]
+            for k in range(j + 1, class_end):
+                obligations += led_tr[t, k, LT_INTEREST_DUE] + work[W_PRIN_DUE, k]
+                class_bal += led_tr[t, k, LT_BALANCE_START]
         if class_bal > EPS and obligations > EPS:
             cr = avail / obligations
             led_tr[t, j, LT_COVERAGE_RATIO] = cr

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
@@ -187,34 +187,36 @@ class Account(Model):
     initial_balance: Money = 0.0
 
 
-def tranche_classes(tranches: Sequence[Tranche]) -> list[tuple[int, int]]:
-    """Each tranche's class as (first, end) indices into ``tranches``, listed most senior
-    first: the tranche alone, or its run of consecutive tranches of one ``pari_passu`` label
-    (one class, of equal rank: drawn for and written down by balance together, with one
-    coverage ratio and one attachment point). The compiler refuses a label whose tranches
-    are not consecutive."""
+def _runs(tranches: Sequence[Tranche], key: Callable[[Tranche], object]) -> list[tuple[int, int]]:
+    """Each tranche's run as (first, end) indices into ``tranches``: the consecutive
+    tranches with its ``key``, not None; the tranche alone where its key is None."""
     out: list[tuple[int, int]] = []
     j = 0
     while j < len(tranches):
         end = j + 1
-        label = tranches[j].pari_passu
-        if label is not None:
-            while end < len(tranches) and tranches[end].pari_passu == label:
+        k = key(tranches[j])
+        if k is not None:
+            while end < len(tranches) and key(tranches[end]) == k:
                 end += 1
         out += [(j, end)] * (end - j)
         j = end
     return out
 
 
-def pro_rata_runs(tranches: Sequence[Tranche]) -> list[int]:
-    """Each tranche's run of consecutive ``pro_rata`` tranches, as the index of the run's
-    first (its own index for any other kind): principal due is shared by balance over a run,
-    and a sequential step of mixed kinds pays a run it lists so."""
-    out: list[int] = []
-    for j, t in enumerate(tranches):
-        prev = j > 0 and t.principal == "pro_rata" and tranches[j - 1].principal == "pro_rata"
-        out.append(out[j - 1] if prev else j)
-    return out
+def tranche_classes(tranches: Sequence[Tranche]) -> list[tuple[int, int]]:
+    """Each tranche's class as (first, end) indices into ``tranches``, listed most senior
+    first: the tranche alone, or its run of consecutive tranches of one ``pari_passu`` label
+    (one class, of equal rank: drawn for and written down by balance together, with one
+    coverage ratio and one attachment point). The compiler refuses a label whose tranches
+    are not consecutive."""
+    return _runs(tranches, lambda t: t.pari_passu)
+
+
+def pro_rata_runs(tranches: Sequence[Tranche]) -> list[tuple[int, int]]:
+    """Each tranche's run of consecutive ``pro_rata`` tranches as (first, end) indices (the
+    tranche alone for any other kind): principal due is shared by balance over a run, and a
+    sequential step of mixed kinds pays a run it lists so."""
+    return _runs(tranches, lambda t: t.principal if t.principal == "pro_rata" else None)
 
 
 __all__ = [
