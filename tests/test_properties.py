@@ -43,9 +43,11 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import hashlib
 import os
 import types
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -1016,13 +1018,17 @@ def _full_py(flows, sdp, rate, deal, led, scratch):
     waterfall_path_py(flows, sdp, rate, deal, led, scratch, 0, flows.shape[1] + 1)
 
 
-# the block kernel's run of its memoised path and these two, compiled (called from Python);
-# not cached: numba would check only this file's date, and a cached caller holds its own copy
-# of the kernels it calls, so after a kernel edit the test would compare against stale code
+# the block kernel's run of its memoised path and these two, compiled (called from Python).
+# A cached caller holds its own copy of the kernels it calls, and numba checks only this
+# file's date: so their cache names carry a hash of the kernels' sources, and a kernel edit
+# compiles them afresh (uncached, their compile was 4 s of each test run)
+_KERNELS_SOURCE = hashlib.sha256(
+    b"".join(p.read_bytes() for p in sorted(Path(L.__file__).parent.glob("*.py")))
+).hexdigest()[:12]
 _COMPILED = {"waterfall_path_py": waterfall_path, "_checkpoint_py": _checkpoint,
              "_restart_path_py": _restart_path}  # fmt: skip
 _checkpointed_nb, _restarted_nb, _full_nb = (
-    jit_twin(f, _COMPILED, cache=False, no_cpython_wrapper=False)
+    jit_twin(f, _COMPILED, cache=True, no_cpython_wrapper=False, suffix=f"__k{_KERNELS_SOURCE}")
     for f in (_checkpointed_path_py, _restarted_py, _full_py)
 )
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import ast
 import builtins
-import copy
+import functools
 import inspect
 import itertools
 import textwrap
@@ -50,8 +50,29 @@ _BANNED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, ast.
            ast.GeneratorExp)  # fmt: skip
 
 
+def clone(node: Any) -> Any:
+    """A deep copy of a syntax tree (a node, a list of nodes, or a leaf value): what
+    ``copy.deepcopy`` gives for one, at a fraction of its cost (no memo, no ``__reduce_ex__``;
+    a tree shares no node, and its leaves, names and constants, are immutable). The
+    specialiser and the inliner copy a kernel's statements thousands of times a deal."""
+    if isinstance(node, list):
+        return [clone(x) for x in node]
+    if not isinstance(node, ast.AST):
+        return node
+    new = node.__class__.__new__(node.__class__)
+    new.__dict__.update({k: clone(v) for k, v in node.__dict__.items()})
+    return new
+
+
 def _function_def(fn: Callable[..., Any]) -> ast.FunctionDef:
-    """``fn``'s definition, its line numbers those of its source file."""
+    """``fn``'s definition, its line numbers those of its source file: a copy of its own, of
+    the tree parsed once a process."""
+    return clone(_parsed(fn))
+
+
+@functools.cache
+def _parsed(fn: Callable[..., Any]) -> ast.FunctionDef:
+    """``fn``'s definition as parsed (shared: :func:`_function_def` hands out copies)."""
     lines, first = inspect.getsourcelines(fn)
     tree = ast.parse(textwrap.dedent("".join(lines)))
     ast.increment_lineno(tree, first - 1)
@@ -70,10 +91,12 @@ def _body(node: ast.FunctionDef) -> list[ast.stmt]:
 
 
 class _Helper:
-    """A helper's parameters, the names it assigns, its body and its returned expression."""
+    """A helper's parameters, the names it assigns, its body and its returned expression
+    (read-only once built, as its body is copied where it is inlined: :func:`_helper`
+    shares one a function)."""
 
     def __init__(self, fn: Callable[..., Any]):
-        node = _function_def(fn)
+        node = _parsed(fn)
         self.name = fn.__name__
         a = node.args
         if a.vararg or a.kwarg or a.kwonlyargs or a.posonlyargs or a.defaults:
@@ -98,6 +121,13 @@ class _Helper:
                     raise TypeError(f"{self.name}: {type(n).__name__} cannot be inlined")
                 if isinstance(n, ast.Return) and n is not body[-1]:
                     raise TypeError(f"{self.name}: must end in its only return")
+
+
+@functools.cache
+def _helper(fn: Callable[..., Any]) -> _Helper:
+    """``fn`` read as a helper, once a process (the specialiser inlines the same helpers
+    into the waterfall for every deal structure)."""
+    return _Helper(fn)
 
 
 def _names(stmts: list[ast.stmt], ctx: type) -> set[str]:
@@ -183,8 +213,8 @@ class _Inliner(ast.NodeTransformer):
                 mapping[param] = arg.id
         rename = _Rename(mapping)
         for stmt in helper.body:
-            out.append(rename.visit(copy.deepcopy(stmt)))
-        returned = rename.visit(copy.deepcopy(helper.returned)) if helper.returned else None
+            out.append(rename.visit(clone(stmt)))
+        returned = rename.visit(clone(helper.returned)) if helper.returned else None
         if target is not None:
             if returned is None:
                 raise TypeError(f"line {where.lineno}: {helper.name} returns nothing")
@@ -220,6 +250,29 @@ def _merge_names(helper: _Helper, foreign: dict[str, Any], globals_: dict[str, A
         globals_[name] = value
 
 
+@functools.cache
+def _inlined(py_fn: Callable[..., Any], helpers: tuple[Callable[..., Any], ...]) -> ast.FunctionDef:
+    """``py_fn``'s definition with the calls of ``helpers`` expanded, once a process (shared:
+    :func:`inline_helpers` transforms a copy; the specialiser inlines the same waterfall for
+    every deal structure)."""
+    node = _function_def(py_fn)
+    a = node.args
+    if a.vararg or a.kwarg or a.kwonlyargs or a.posonlyargs:
+        raise TypeError(f"{py_fn.__name__}: only plain positional parameters")
+    inliner = _Inliner({fn.__name__: _helper(fn) for fn in helpers})
+    node.body = [s for stmt in node.body for s in _as_list(inliner.visit(stmt))]
+    local = _names(node.body, ast.Store) | {a.arg for a in node.args.args}
+    for helper in inliner.helpers.values():
+        clash = helper.free & local
+        if clash:
+            raise TypeError(
+                f"{helper.name} reads {sorted(clash)} from its module, which {py_fn.__name__} "
+                "assigns: inlined, it would read the local"
+            )
+    node.decorator_list = []
+    return node
+
+
 def inline_helpers(
     py_fn: Callable[..., Any],
     helpers: Sequence[Callable[..., Any]],
@@ -233,10 +286,6 @@ def inline_helpers(
     module's compiled environment). Line numbers stay those of the source file, so numba's
     messages point at the real lines. ``transform``, if given, rewrites the inlined
     definition before it is compiled (:mod:`abs_engine.kernels.specialise`)."""
-    node = _function_def(py_fn)
-    a = node.args
-    if a.vararg or a.kwarg or a.kwonlyargs or a.posonlyargs:
-        raise TypeError(f"{py_fn.__name__}: only plain positional parameters")
     own = set()
     for fn in helpers:
         # a helper is the function its name means in the caller's module: its module-level
@@ -247,20 +296,10 @@ def inline_helpers(
         elif foreign is None or foreign.get(fn.__name__) is not fn:
             raise TypeError(f"{fn.__name__}: not a function of {py_fn.__name__}'s module, nor of "
                             "the environment given for another module's helpers")  # fmt: skip
-    inliner = _Inliner({fn.__name__: _Helper(fn) for fn in helpers})
-    for helper in inliner.helpers.values():
-        if helper.name not in own:
-            _merge_names(helper, foreign or {}, globals_, py_fn.__name__)
-    node.body = [s for stmt in node.body for s in _as_list(inliner.visit(stmt))]
-    local = _names(node.body, ast.Store) | {a.arg for a in node.args.args}
-    for helper in inliner.helpers.values():
-        clash = helper.free & local
-        if clash:
-            raise TypeError(
-                f"{helper.name} reads {sorted(clash)} from its module, which {py_fn.__name__} "
-                "assigns: inlined, it would read the local"
-            )
-    node.decorator_list = []
+    node = clone(_inlined(py_fn, tuple(helpers)))
+    for fn in helpers:
+        if fn.__name__ not in own:
+            _merge_names(_helper(fn), foreign or {}, globals_, py_fn.__name__)
     if transform is not None:
         node = transform(node)
     module = ast.fix_missing_locations(ast.Module(body=[node], type_ignores=[]))

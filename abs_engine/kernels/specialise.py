@@ -48,7 +48,6 @@ source drops the cache (:mod:`abs_engine.kernels`), this file's rewrite included
 from __future__ import annotations
 
 import ast
-import copy
 import hashlib
 import itertools
 import os
@@ -60,7 +59,7 @@ import numpy as np
 
 from . import montecarlo as mc
 from . import waterfall as wf
-from ._inline import inline_helpers
+from ._inline import clone, inline_helpers
 from ._twin import jit_twin
 from .collateral import DRAWS_ENV
 from .layout import N_PF
@@ -184,7 +183,7 @@ class _Bindings:
         self._sources: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
         for a in fn.args.args:
             self._sources[a.arg].append(("root", a.arg))
-        for node in ast.walk(copy.deepcopy(fn)):
+        for node in ast.walk(fn):  # fn is only read: its expressions are evaluated lazily
             if isinstance(node, ast.Assign):
                 for target in node.targets:
                     self._collect(target, node.value)
@@ -336,7 +335,7 @@ class _Specialise(ast.NodeTransformer):
             out.append(ast.copy_location(ast.Assign(targets=[ast.Name(id=node.target.id,
                                                                       ctx=ast.Store())],
                                                     value=ast.Constant(k)), node))  # fmt: skip
-            out.extend(copy.deepcopy(node.body))
+            out.extend(clone(node.body))
         return out
 
     def _unrolled_steps(self, node: ast.For) -> ast.stmt | None:
@@ -379,9 +378,9 @@ class _Specialise(ast.NodeTransformer):
                 size += _nodes(branch)
                 if size > STEP_NODES_MAX:
                     return None  # a very long waterfall: its copies would compile for minutes
-                body += copy.deepcopy(branch)
+                body += clone(branch)
             if body:
-                test = ast.Compare(left=copy.deepcopy(status), ops=[ast.Eq()],
+                test = ast.Compare(left=clone(status), ops=[ast.Eq()],
                                    comparators=[ast.Constant(s)])  # fmt: skip
                 cases.append(ast.If(test=test, body=body, orelse=[]))
         if not cases:
@@ -454,11 +453,13 @@ def _transform(deal: Any, n_t: int, constants: dict[str, Any], report: dict[str,
     def transform(fn: ast.FunctionDef) -> ast.FunctionDef:
         module = wf.waterfall_path_py.__globals__
         sp = _Specialise(fn, roots, module)
-        out = sp.visit(copy.deepcopy(fn))  # fn itself kept for a second pass
+        # the rewrite works on copies: fn stays as inlined, for the bindings to read and for
+        # a second pass
+        out = sp.visit(clone(fn))
         nodes = _nodes([out])
         if nodes > TOTAL_NODES_MAX:  # too big to compile: folds only
             sp = _Specialise(fn, roots, module, unroll=False)
-            out = sp.visit(fn)
+            out = sp.visit(clone(fn))
             nodes = _nodes([out])
         constants.update(sp.constants)
         report["step_loops_unrolled"] = sp.unrolled
