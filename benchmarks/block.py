@@ -7,7 +7,7 @@ in interleaved rounds.
     python -m benchmarks.block --batches
     cd /tmp/wt && PYTHONPATH=/tmp/wt python /work/main/benchmarks/block.py   # another tree
 
-The ninth session's before/after rows in the README came from this script (kept here from
+The ninth session's before/after rows (benchmarks/HISTORY.md) came from this script (kept here from
 that session's one-off copies): alternate two trees a few times, since this VM's speed moves
 by tens of percent within minutes. Each block figure is the best of seven loops over 20 blocks
 of 1,024 paths (process CPU time).

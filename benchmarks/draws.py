@@ -5,7 +5,7 @@ booking; no waterfall, no metrics) on the benchmark pools.
     python -m benchmarks.draws            # 10,000 homogeneous obligors, 100,000 heterogeneous
     cd /tmp/wt && PYTHONPATH=/tmp/wt python /work/main/benchmarks/draws.py   # another tree
 
-The stage timings of the README's eighth-session subsection came from this script (kept
+The stage timings of the eighth session (benchmarks/HISTORY.md) came from this script (kept
 here from that session's one-off copy). Each figure is the best of five loops over the same
 paths; this VM's speed moves by tens of percent within minutes, so compare trees alternately.
 """

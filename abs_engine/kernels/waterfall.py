@@ -1356,7 +1356,7 @@ def waterfall_path_py(pool_flows, support_default_period, base_rate, deal, led, 
     steps of the priority of payments one helper per opcode. This plain-Python twin calls
     them; the compiled :data:`waterfall_path` has them inlined at the source level
     (:mod:`abs_engine.kernels._inline`), so numba compiles one function and makes no call per
-    phase or step (calls cost it 1.2-1.5x the time a path; measured: see the README).
+    phase or step (calls cost it 1.2-1.5x the time a path; measured: benchmarks/HISTORY.md).
     """
     # the bundles opened once, into the names the phases take
     original_pool = deal.original_pool
