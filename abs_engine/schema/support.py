@@ -25,10 +25,10 @@ class Provider(Model):
 class ShortfallSupport(Model):
     """A shortfall-payment undertaking or a guarantee, drawn with a ``draw_support`` step.
 
-    covers: ``interest`` (unpaid current interest of ``tranches``), ``principal_at_maturity``
-    (their outstanding balance in the final period), or ``both``. ``cap`` bounds the
-    cumulative amount paid (yuan); none means unlimited. After the provider defaults it pays
-    nothing.
+    covers: ``interest`` (the interest of ``tranches`` unpaid at the draw, this period's and
+    any carried shortfall), ``principal_at_maturity`` (their outstanding balance in the final
+    period), or ``both``. ``cap`` bounds the cumulative amount paid (yuan); none means
+    unlimited. After the provider defaults it pays nothing.
     """
 
     kind: Literal["shortfall_undertaking", "guarantee"]

@@ -58,9 +58,10 @@ class FundReserve(Model):
 
 
 class DrawReserve(Model):
-    """Pay from the account what is still unpaid on ``tranches`` at this point: current
-    interest (``covers = interest``) or principal due (``covers = principal``), in the
-    listed order (a ``pari_passu`` class listed together: shared by what each is owed)."""
+    """Pay from the account what is still unpaid on ``tranches`` at this point: interest
+    due, this period's and any carried shortfall (``covers = interest``), or principal due
+    (``covers = principal``), in the listed order (a ``pari_passu`` class listed together:
+    shared by what each is owed)."""
 
     kind: Literal["draw_reserve"]
     account: str
