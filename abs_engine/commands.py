@@ -480,9 +480,8 @@ def _named_scenario_problems(deal: Deal) -> list[Problem]:
                 sc = load_scenarios(name, deal)[0]
             else:
                 sc = load_scenario(name, deal)
-        except DealError as exc:
-            why = exc.problems[0].message
-            problems.append(Problem(source, field, f"scenario cannot be loaded: {why}", name))
+        except DealError as exc:  # every problem, each where it is (as ``run`` reports them)
+            problems.extend(_named_where(deal, field, name, p) for p in exc.problems)
             continue
         if field == "deterministic_scenario" and not isinstance(sc, DeterministicScenario):
             why = "names a Monte Carlo scenario, not a deterministic one"
@@ -503,12 +502,24 @@ def _named_by_the_deal(deal: Deal, name: str | None, given: bool) -> Iterator[No
         yield
     except DealError as exc:
         p = exc.problems[0]
-        if given or name is None or str(p.file) != str(name) or p.path != "<file>":
+        if given or name is None or not _not_found(p, name):
             raise
         field = "base_scenario" if name == deal.base_scenario else "deterministic_scenario"
-        raise DealError.one(
-            deal_source(deal), field, f"scenario cannot be loaded: {p.message}", name
-        ) from None
+        raise DealError([_named_where(deal, field, name, p)]) from None
+
+
+def _not_found(p: Problem, name: str) -> bool:
+    """Whether ``p`` says that scenario ``name`` is no file and no bundled scenario."""
+    return str(p.file) == str(name) and p.path == "<file>"
+
+
+def _named_where(deal: Deal, field: str, name: str, p: Problem) -> Problem:
+    """A problem of loading the scenario the deal's ``field`` names: where the name is
+    found nowhere, the deal file's field with the name; any other (a bad value in the
+    scenario file) stays in that file, at its own field and value."""
+    if not _not_found(p, name):
+        return p
+    return Problem(deal_source(deal), field, f"scenario cannot be loaded: {p.message}", name)
 
 
 # --- size, price, breakeven, sensitivity ---------------------------------------------------------

@@ -547,6 +547,28 @@ def test_validate_checks_the_deals_named_scenarios(
     assert "deterministic_scenario: names a Monte Carlo scenario" in capsys.readouterr().err
 
 
+def test_validate_reports_each_problem_of_a_named_scenario_file_where_it_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    """A scenario file the deal names that loads with bad values: ``validate`` kept only
+    the first problem, at the deal's ``base_scenario`` with the scenario's name as its value
+    (``run`` named each at its own field). Every problem now stands in the scenario file, at
+    its field and value, as ``run`` reports them."""
+    sc = (ROOT / "scenarios" / "huake_mc.toml").read_text()
+    sc = sc.replace("[defaults]\n", "[defaults]\npd_multiplier = 100\n", 1)
+    sc = "seed = -3\n" + "\n".join(ln for ln in sc.splitlines() if not ln.startswith("seed"))
+    (tmp_path / "my_mc.toml").write_text(sc)
+    deal = tmp_path / "deal.json"
+    deal.write_text(json.dumps(base_deal(base_scenario="my_mc.toml")))
+    for argv in (["validate", str(deal)], ["run", str(deal), "--paths", "100"]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "2 problems found" in err, (argv, err)
+        assert "my_mc.toml: seed:" in err and "(got -3)" in err, (argv, err)
+        assert "my_mc.toml: defaults.pd_multiplier:" in err and "(got 100)" in err, (argv, err)
+        assert "base_scenario" not in err, (argv, err)
+
+
 def test_valid_arguments_still_parse():
     """Control: the boundaries themselves are accepted by the parser."""
     p = cli._parser()
