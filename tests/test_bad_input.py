@@ -59,6 +59,13 @@ CASES = [
         "unknown tranche",
     ),
     Case(
+        "coverage_trigger_periods_past_the_end",
+        "coverage_trigger_periods_past_the_end.toml",
+        "triggers[1].periods",
+        5,
+        "more than the deal's periods (4)",
+    ),
+    Case(
         "negative_tranche_balance",
         "negative_tranche_balance.toml",
         "tranches[1].balance",

@@ -405,7 +405,7 @@ def cases(
                 trg["threshold"] = draw(_money(0.0, 0.3))
             elif kind == "coverage_ratio":
                 trg["threshold"] = draw(_money(0.5, 2.0))
-                trg["periods"] = draw(st.integers(1, 3))
+                trg["periods"] = draw(st.integers(1, min(3, n_t)))
             elif kind == "missed_senior_interest":
                 trg["tranches"] = _subset(draw, names)
             else:

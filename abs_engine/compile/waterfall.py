@@ -760,9 +760,10 @@ def _trap_account(trg: Trigger, path: str, refs: _Refs) -> int:
     return -1 if a is None else a
 
 
-def _trigger_arrays(deal: Deal, refs: _Refs) -> tuple[np.ndarray, np.ndarray]:
+def _trigger_arrays(deal: Deal, refs: _Refs, n_t: int) -> tuple[np.ndarray, np.ndarray]:
     """``trigger_f`` float64[G, N_GF] (thresholds: a share of the original pool, or a coverage
-    ratio) and ``trigger_i`` int64[G, N_GI] (kind, effect, what it watches)."""
+    ratio) and ``trigger_i`` int64[G, N_GI] (kind, effect, what it watches), for a deal of
+    ``n_t`` periods."""
     tgf = np.zeros((len(deal.triggers), L.N_GF))
     tgi = np.zeros((len(deal.triggers), L.N_GI), dtype=np.int64)
     for g, trg in enumerate(deal.triggers):
@@ -784,6 +785,9 @@ def _trigger_arrays(deal: Deal, refs: _Refs) -> tuple[np.ndarray, np.ndarray]:
             tgi[g, L.GI_KIND] = L.TRIG_COVERAGE
             tgf[g, L.GF_THRESHOLD] = trg.threshold
             tgi[g, L.GI_PERIODS] = trg.periods
+            if trg.periods > n_t:  # it could never fire: refused, as other periods past the end
+                refs.pc.add(f"{path}.periods", f"more than the deal's periods ({n_t})",
+                            trg.periods)  # fmt: skip
         elif isinstance(trg, SupportDefaultTrigger):
             tgi[g, L.GI_KIND] = L.TRIG_SUPPORT_DEFAULT
             s = refs.find("support", trg.support, f"{path}.support")
@@ -827,7 +831,7 @@ def compile_structure(deal: Deal, sched: PeriodSchedule, pc: ProblemCollector) -
     af, ai = _account_arrays(deal, refs)
     sf, si = _support_arrays(deal, refs)
     ops, n_steps = _waterfall_ops(deal, refs)
-    tgf, tgi = _trigger_arrays(deal, refs)
+    tgf, tgi = _trigger_arrays(deal, refs, len(sched))
     cr_name = deal.coverage_ratio.tranche or deal.tranches[0].name
     cr_tranche = refs.find("tranche", cr_name, "coverage_ratio.tranche")
     g_arr, g_len = refs.groups.arrays(len(deal.tranches))

@@ -134,7 +134,8 @@ class CumulativeDefaultTrigger(_TriggerBase):
 
 class CoverageRatioTrigger(_TriggerBase):
     """Coverage ratio (available funds / senior fees + interest + principal due) below
-    ``threshold`` for ``periods`` consecutive periods."""
+    ``threshold`` for ``periods`` consecutive periods (at most the deal's periods: more
+    could never fire, and are refused when the deal compiles)."""
 
     kind: Literal["coverage_ratio"]
     threshold: Annotated[float, Field(strict=True, gt=0, le=100)]
