@@ -531,6 +531,30 @@ def test_unreadable_curve_and_unwritable_out(tmp_path: Path, capsys: pytest.Capt
     assert list(locked.iterdir()) == []
 
 
+@pytest.mark.parametrize("under", [False, True], ids=["the-folder", "a-parent"])
+def test_an_output_folder_at_a_link_to_nothing_is_refused_before_the_run(
+    under: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    """``--out`` at a symbolic link whose target does not exist passed the check, ran, then
+    failed to write with exit 1: "file exists; nothing was changed there: it holds its
+    previous outputs", of a folder that never held any. It is refused up front (exit 2),
+    naming the link and where it points."""
+    link = tmp_path / "dangling"
+    link.symlink_to(tmp_path / "gone" / "dir")
+    out = link / "sub" if under else link
+    for argv in (
+        ["run", "-s", "huake_base", "--out", str(out)],
+        ["report", "--out", str(out)],
+        ["synth", str(out), "--obligors", "10"],
+    ):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "symbolic link to" in err and "does not exist" in err, (argv, err)
+        assert "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dangling"]
+    assert not (tmp_path / "gone").exists()
+
+
 @pytest.mark.parametrize("field", ["base_scenario", "deterministic_scenario"])
 def test_validate_checks_the_deals_named_scenarios(
     field: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -84,8 +84,9 @@ def _show_path(text: str) -> str:
 def check_out_folder(path: Path, flag: str) -> None:
     """Refuse, before anything runs or is written, an output folder that cannot be created or
     written: an existing file, a path under a file, a folder without write permission, a
-    pseudo file system such as /proc, a name too long. The probe creates and removes an empty
-    temporary folder, so nothing is left behind. ``flag`` names the argument in the error."""
+    pseudo file system such as /proc, a name too long, a symbolic link to nothing. The probe
+    creates and removes an empty temporary folder, so nothing is left behind. ``flag`` names
+    the argument in the error."""
     text = os.fspath(path)
     shown = _show_path(text)
 
@@ -103,6 +104,11 @@ def check_out_folder(path: Path, flag: str) -> None:
         except (FileNotFoundError, NotADirectoryError):
             if cur.parent == cur:
                 fail("cannot be created: its root does not exist")
+            if os.path.islink(cur):  # a link to nothing: no folder can be made at its name
+                where = "" if cur == Path(text) else f" ({_show_path(str(cur))})"
+                target = _show_path(os.readlink(cur))
+                fail(f"cannot be created: it is a symbolic link to {target}, which does not "
+                     f"exist{where}")  # fmt: skip
             missing.append(cur.name)
             cur = cur.parent
             continue
