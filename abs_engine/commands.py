@@ -515,9 +515,11 @@ def _not_found(p: Problem, name: str) -> bool:
 
 def _named_where(deal: Deal, field: str, name: str, p: Problem) -> Problem:
     """A problem of loading the scenario the deal's ``field`` names: where the name is
-    found nowhere, the deal file's field with the name; any other (a bad value in the
-    scenario file) stays in that file, at its own field and value."""
-    if not _not_found(p, name):
+    found nowhere, or names a stress grid where one scenario is taken, the deal file's field
+    with the name; any other (a bad value in the scenario file) stays in that file, at its
+    own field and value."""
+    grid = p.path == "kind" and p.value == "stress_grid"
+    if not (_not_found(p, name) or grid):
         return p
     return Problem(deal_source(deal), field, f"scenario cannot be loaded: {p.message}", name)
 

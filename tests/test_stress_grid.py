@@ -78,7 +78,23 @@ def test_grid_problems_name_the_file_and_the_shock(tmp_path):
     with pytest.raises(DealError) as ei:
         load_scenarios(str(p), deal)
     (problem,) = ei.value.problems
-    assert problem.path == "shocks[0]" and "pd_multiplier" in problem.message
+    assert problem.path == "shocks[0].pd_multiplier" and problem.value == 2
+    assert "defaults.pd_multiplier" in problem.message and "60.0" in problem.message
+    # the field of the shock that made it, its value, and the shifted one: the message showed
+    # the shock's name as the value and a union tag no file has (recovery.ip_value.lag_periods)
+    p = _grid_file(tmp_path, '[[shocks]]\nname = "lag"\nrecovery_lag_add = 120\n')
+    with pytest.raises(DealError) as ei:
+        load_scenarios(str(p), deal)
+    problem = ei.value.problems[0]
+    assert (problem.path, problem.value) == ("shocks[0].recovery_lag_add", 120)
+    assert "recovery.lag_periods:" in problem.message and "124" in problem.message
+    assert "ip_value" not in problem.message
+    p = _grid_file(tmp_path, '[[shocks]]\nname = "h"\nip_haircut = 0.3\n', base="b.toml")
+    with pytest.raises(DealError) as ei:
+        load_scenarios(str(p), deal)
+    (problem,) = ei.value.problems
+    assert (problem.path, problem.value) == ("shocks[0].ip_haircut", 0.3)
+    assert "recovery kind = 'ip_value'" in problem.message
     p = _grid_file(tmp_path, '[[shocks]]\nname = "s"\ncpr = 0.1\n', base="huake_base")
     with pytest.raises(DealError, match="must be a Monte Carlo scenario"):
         load_scenarios(str(p), deal)

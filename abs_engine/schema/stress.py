@@ -89,12 +89,13 @@ def _shift_recovery(doc: dict[str, Any], shock: Shock) -> None:
     rec = doc.get("recovery")
     if shock.ip_haircut is not None:
         if not rec or rec.get("kind") != "ip_value":
-            raise ValueError("ip_haircut needs a base scenario with recovery kind = 'ip_value'")
+            raise _ShockError("ip_haircut", "needs a base scenario with recovery kind = 'ip_value'")
         rec["haircut"] = 1.0 - (1.0 - rec.get("haircut", 0.5)) * (1.0 - shock.ip_haircut)
     if shock.recovery_lag_add:
         if not rec or rec.get("lag_periods") is None:
-            raise ValueError(
-                "recovery_lag_add needs a base scenario with its own recovery model and lag_periods"
+            raise _ShockError(
+                "recovery_lag_add",
+                "needs a base scenario with its own recovery model and lag_periods",
             )
         rec["lag_periods"] += shock.recovery_lag_add
         if rec.get("lag_max_periods") is not None:
@@ -128,11 +129,62 @@ def shocked(base: MonteCarloScenario, shock: Shock, grid: str, k: int) -> MonteC
     try:
         _apply(doc, shock)
         return MonteCarloScenario.model_validate(doc, context=source_context(grid, f"shocks[{k}]"))
-    except (ValueError, ValidationError) as exc:
-        if isinstance(exc, ValidationError):
-            first = exc.errors()[0]
-            loc = ".".join(str(x) for x in first.get("loc", ()))
-            why = f"gives an invalid scenario: {loc}: {first.get('msg', exc)}"
-        else:
-            why = str(exc)
-        raise DealError([Problem(grid, f"shocks[{k}]", why, shock.name)]) from None
+    except _ShockError as exc:
+        field = exc.field
+        problem = Problem(grid, f"shocks[{k}].{field}", exc.why, getattr(shock, field))
+        raise DealError([problem]) from None
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = _file_keys(doc, err.get("loc", ()))
+            field = _shock_field(loc)
+            why = f"gives an invalid scenario: {'.'.join(loc)}: {err.get('msg', exc)}"
+            if field is None:  # no one field of the shock made it: the shock, by its name
+                problems.append(Problem(grid, f"shocks[{k}]", why, shock.name))
+            else:
+                if "input" in err:
+                    why += f" (the shifted value: {err['input']!r})"
+                problems.append(Problem(grid, f"shocks[{k}].{field}", why, getattr(shock, field)))
+        raise DealError(problems) from None
+
+
+class _ShockError(ValueError):
+    """A shock field the base scenario cannot take (``field``: the shock's field)."""
+
+    def __init__(self, field: str, why: str):
+        super().__init__(f"{field} {why}")
+        self.field, self.why = field, why
+
+
+def _file_keys(doc: dict[str, Any], loc: Any) -> list[str]:
+    """A validation error's location as the keys of the scenario document ``doc`` (pydantic
+    adds the tags of tagged unions, ``recovery.ip_value.lag_periods``, which no file has)."""
+    keys, node = [], doc
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            keys.append(str(part))
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            keys.append(str(part))
+            node = node[part]
+        elif not isinstance(node, dict | list):
+            break
+    return keys
+
+
+def _shock_field(keys: list[str]) -> str | None:
+    """The shock field that shifted the scenario field at ``keys``, if one did."""
+    head, last = keys[:1], keys[-1] if keys else ""
+    if head == ["defaults"] and last == "pd_multiplier":
+        return "pd_multiplier"
+    if keys[:2] == ["defaults", "correlation"]:
+        return "correlation_add"
+    if head == ["recovery"] and last in ("lag_periods", "lag_max_periods"):
+        return "recovery_lag_add"
+    if head == ["recovery"] and last == "haircut":
+        return "ip_haircut"
+    if head == ["prepayment"] and last == "cpr":
+        return "cpr"
+    if head == ["providers"] and last == "pd_multiplier":
+        return "provider_pd_multiplier"
+    return None
