@@ -470,7 +470,8 @@ def _named_scenario_problems(deal: Deal) -> list[Problem]:
     """The deal's ``base_scenario`` and ``deterministic_scenario``: each must name a scenario
     that loads (``run`` and ``stress`` use them when no ``--scenario`` is given), and
     ``deterministic_scenario`` a deterministic one."""
-    problems, source = [], deal_source(deal)
+    problems: list[Problem] = []
+    source = deal_source(deal)
     for field in ("base_scenario", "deterministic_scenario"):
         name = getattr(deal, field)
         if name is None:

@@ -130,8 +130,7 @@ def shocked(base: MonteCarloScenario, shock: Shock, grid: str, k: int) -> MonteC
         _apply(doc, shock)
         return MonteCarloScenario.model_validate(doc, context=source_context(grid, f"shocks[{k}]"))
     except _ShockError as exc:
-        field = exc.field
-        problem = Problem(grid, f"shocks[{k}].{field}", exc.why, getattr(shock, field))
+        problem = Problem(grid, f"shocks[{k}].{exc.field}", exc.why, getattr(shock, exc.field))
         raise DealError([problem]) from None
     except ValidationError as exc:
         problems = []
