@@ -137,7 +137,8 @@ def shocked(base: MonteCarloScenario, shock: Shock, grid: str, k: int) -> MonteC
         for err in exc.errors():
             loc = _file_keys(doc, err.get("loc", ()))
             field = _shock_field(loc)
-            why = f"gives an invalid scenario: {'.'.join(loc)}: {err.get('msg', exc)}"
+            where = f"{'.'.join(loc)}: " if loc else ""
+            why = f"gives an invalid scenario: {where}{err.get('msg', exc)}"
             if field is None:  # no one field of the shock made it: the shock, by its name
                 problems.append(Problem(grid, f"shocks[{k}]", why, shock.name))
             else:
@@ -145,6 +146,8 @@ def shocked(base: MonteCarloScenario, shock: Shock, grid: str, k: int) -> MonteC
                     why += f" (the shifted value: {err['input']!r})"
                 problems.append(Problem(grid, f"shocks[{k}].{field}", why, getattr(shock, field)))
         raise DealError(problems) from None
+    except ValueError as exc:  # anything else the shifted scenario cannot be: the shock
+        raise DealError([Problem(grid, f"shocks[{k}]", str(exc), shock.name)]) from None
 
 
 class _ShockError(ValueError):
