@@ -1025,6 +1025,9 @@ def _full_py(flows, sdp, rate, deal, led, scratch):
 _KERNELS_SOURCE = hashlib.sha256(
     b"".join(p.read_bytes() for p in sorted(Path(L.__file__).parent.glob("*.py")))
 ).hexdigest()[:12]
+for _stale in (Path(__file__).parent / "__pycache__").glob(f"{Path(__file__).stem}.*__jit__k*"):
+    if f"__k{_KERNELS_SOURCE}-" not in _stale.name:  # of kernels edited since: never read again
+        _stale.unlink(missing_ok=True)
 _COMPILED = {"waterfall_path_py": waterfall_path, "_checkpoint_py": _checkpoint,
              "_restart_path_py": _restart_path}  # fmt: skip
 _checkpointed_nb, _restarted_nb, _full_nb = (
