@@ -232,6 +232,28 @@ def test_later_rounds_start_from_the_last_structure_and_stop_when_settled(deal3,
         size_stack(deal3, mc, {"A": "AAA"}, rounds=stack.MAX_ROUNDS + 1)
 
 
+def test_a_floaters_spread_settles_within_the_coupon_tolerance(deal3):
+    """A floater's par spread solved again moves in its last bits: compared exactly, it
+    never settled, and ``--rounds`` ran every pass (a validator: a floating B identical in
+    cash flows to a fixed one took 5 passes against 4). Spreads now settle as fixed coupons
+    do, within a hundredth of a basis point; a floor or cap changed is a change."""
+    from abs_engine.compile.patch import with_tranche_terms
+    from abs_engine.solvers.stack import _COUPON_SETTLED, _settled
+
+    cd = compile_deal(deal3)
+
+    def b(coupon: dict[str, Any]) -> Any:
+        return with_tranche_terms(cd, {"B": {"coupon": coupon}})
+
+    for kind, key, base in (("fixed", "rate", {}), ("floating", "spread", {"floor": 0.0})):
+        start = b({"kind": kind, key: 0.03, **base})
+        assert _settled(start, b({"kind": kind, key: 0.03 + 1e-9, **base}), 1e4), kind
+        moved = b({"kind": kind, key: 0.03 + 2 * _COUPON_SETTLED, **base})
+        assert not _settled(start, moved, 1e4), kind
+    floater = b({"kind": "floating", "spread": 0.03})
+    assert not _settled(floater, b({"kind": "floating", "spread": 0.03, "cap": 0.08}), 1e4)
+
+
 @pytest.mark.slow
 def test_a_second_round_sizes_at_the_par_coupons(deal3, mc, stack3):
     """One pass sizes at the coupons as issued (A 2.79%, B 4%), then prices far lower: B has

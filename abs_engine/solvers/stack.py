@@ -382,14 +382,20 @@ _COUPON_SETTLED = 1e-6
 
 
 def _settled(before: CompiledDeal, after: CompiledDeal, balance_tol: float) -> bool:
-    """Whether a pass left every balance within ``balance_tol`` and every fixed coupon within
-    :data:`_COUPON_SETTLED` of the structure it started from."""
+    """Whether a pass left every balance within ``balance_tol``, and every fixed coupon and
+    every floating coupon's spread within :data:`_COUPON_SETTLED`, of the structure it
+    started from (a floater's floor and cap, which no pass solves, exactly)."""
     for t0, t1 in zip(before.deal.tranches, after.deal.tranches, strict=True):
         if abs(t1.balance - t0.balance) > balance_tol:
             return False
         c0, c1 = t0.coupon, t1.coupon
         if isinstance(c0, FixedCoupon) and isinstance(c1, FixedCoupon):
             if abs(c1.rate - c0.rate) > _COUPON_SETTLED:
+                return False
+        elif isinstance(c0, FloatingCoupon) and isinstance(c1, FloatingCoupon):
+            # a spread solved again moves in its last bits: exact equality never settled
+            moved = abs(c1.spread - c0.spread) > _COUPON_SETTLED
+            if moved or (c0.floor, c0.cap) != (c1.floor, c1.cap):
                 return False
         elif c0 != c1:
             return False
