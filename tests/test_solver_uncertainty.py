@@ -16,6 +16,7 @@ from abs_engine.schema.stochastic import MonteCarloScenario
 from abs_engine.solvers import breakeven, condition, load_curve, solve_coupon
 from abs_engine.solvers.structuring import (
     _batch_plan,
+    _breakeven_se,
     _condition_metric,
     _replicated_se,
     _secant_slope,
@@ -275,3 +276,24 @@ def test_the_sizing_interval_covers_a_long_runs_answer_over_seeds():
         lo, hi = out["balance_ci95"]
         z.append((out["balance"] - ref) / ((hi - lo) / 3.92))
     assert np.std(z, ddof=1) < 1.6 and max(abs(v) for v in z) < 3.5, z
+
+
+def test_a_breakeven_without_a_standard_error_says_why_truly():
+    """A standard error of 0 at the bracket's ends was always read as "expected_loss is zero
+    where the condition holds", also where every path gives the same nonzero loss (every
+    obligor defaulting: a validator's expected loss of 0.0999 at the answer). Each reason
+    now says what the bracket's ends show."""
+
+    def reason(history):
+        out = _breakeven_se(0.65, 0.649, 0.651, "expected_loss", history, "recovery")
+        assert out["se"] is None and out["method"] == "none"
+        return out["reason"]
+
+    assert "is zero where the condition holds" in reason([(0.649, 0.0, 0.0), (0.651, 0.2, 0.01)])
+    same = reason([(0.649, 0.0999, 0.0), (0.651, 0.1001, 0.0)])
+    assert "the same on every path" in same and "0.002 wide" in same
+    assert "no finite standard error" in reason([(0.649, 0.1, math.nan), (0.651, 0.1, 0.01)])
+    # a standard error at both ends: the delta method's
+    out = _breakeven_se(0.65, 0.649, 0.651, "expected_loss",
+                        [(0.649, 0.0999, 0.001), (0.651, 0.1001, 0.001)], "recovery")  # fmt: skip
+    assert out["method"] == "delta" and out["se"] > 0

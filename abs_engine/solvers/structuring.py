@@ -1152,11 +1152,22 @@ def _breakeven_se(
         return {**out, "method": "none",
                 "reason": "the condition tests none of expected_loss, default_probability, irr "
                           "alone"}  # fmt: skip
-    ses = [s for v, _, s in history if v in (a, b)]
-    if not all(s > 0 and math.isfinite(s) for s in ses):
-        return {**out, "method": "none",
-                "reason": f"{metric} is zero where the condition holds: it turns on the first "
-                          "path to fail, an extreme of the paths, not a mean"}  # fmt: skip
+    ends = [(m, s) for v, m, s in history if v in (a, b)]
+    ses = [s for _, s in ends]
+    bad = [(m, s) for m, s in ends if not (s > 0 and math.isfinite(s))]
+    if bad:
+        if any(m == 0.0 for m, _ in bad):
+            why = (f"{metric} is zero where the condition holds: it turns on the first path to "
+                   "fail, an extreme of the paths, not a mean")  # fmt: skip
+        elif all(s == 0.0 for _, s in bad):  # the same on every path (all defaulting, say)
+            why = (
+                f"{metric} came out the same on every path at the bracket's ends (a standard "
+                f"error of 0), so the paths give the answer no error; the bisection's last "
+                f"bracket is {abs(b - a):.3g} wide"
+            )
+        else:
+            why = f"{metric} has no finite standard error at the bracket's ends"
+        return {**out, "method": "none", "reason": why}
     window = _BREAKEVEN_SLOPE_BRACKETS * abs(b - a)  # a > b too: searched downwards
     slope = _secant_slope([(v, m) for v, m, _ in history], answer, window)
     if not (math.isfinite(slope) and slope != 0.0):
