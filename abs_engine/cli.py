@@ -48,15 +48,14 @@ def _check_numba_threads() -> None:
 
 _check_numba_threads()
 
-# Ctrl-C, SIGTERM or SIGHUP while the heavy modules below load (about a second: pydantic,
-# numba, pandas) ends the command like one later on; main() installs the full handling.
+# Ctrl-C, SIGTERM or SIGHUP while the modules below load (pydantic and the schema; the
+# commands, with numba and pandas, load in _main) ends the command like one later on; main()
+# installs the full handling.
 with signals_noted():
     from . import cli_types as argtypes
-    from . import commands
     from .cli_types import MAX_GRID_VALUES, MAX_LEDGER_PATHS, UsageError
-    from .commands import EXIT_ERROR, EXIT_INPUT, EXIT_OK
     from .distributed.cluster import ClusterError
-    from .errors import AbsEngineError, DealError, DealWarning
+    from .errors import EXIT_ERROR, EXIT_INPUT, EXIT_OK, AbsEngineError, DealError, DealWarning
     from .files import OutputError, commits
     from .schema.common import MAX_RECOVERY_LAG
     from .schema.files import inputs_recorded
@@ -589,6 +588,10 @@ def main(argv: list[str] | None = None, *, until_exit: bool = False) -> int:
 def _main(argv: list[str] | None) -> int:
     try:
         args = _parser().parse_args(argv)  # bad arguments: UsageError, exit 2
+        # the commands, with pandas, numba and the kernels, load only now: --help, -V and a
+        # usage error answer in a third of the time (under main's handling of signals)
+        from . import commands
+
         with commands.compile_notice(), streams.watched_stdout():
             code = _dispatch(args)
             # a small output is still in the buffer: written here, where a full device or a
@@ -620,6 +623,8 @@ def _main(argv: list[str] | None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     """The command's implementation, looked up when called (tests replace one)."""
+    from . import commands
+
     if args.command == "run":
         return commands.cmd_run(args)
     if args.command == "stress":

@@ -20,7 +20,16 @@ from .api import load_deal, load_scenario, load_scenarios, run_deterministic
 from .cli_types import UsageError, got, parse_condition, parse_range
 from .compile.deal import compile_deal
 from .compile.model import compile_model
-from .errors import AbsEngineError, DealError, InputError, Problem, short_repr
+from .errors import (  # the exit statuses: the commands return them
+    EXIT_ERROR,
+    EXIT_INPUT,
+    EXIT_OK,
+    AbsEngineError,
+    DealError,
+    InputError,
+    Problem,
+    short_repr,
+)
 from .files import staged_outputs
 from .report import console, documents, writers
 from .report.compare import check_distinct_names, comparison_rows
@@ -49,10 +58,6 @@ __all__ = [
     "cmd_synth",
     "cmd_validate",
 ]
-
-#: exit status: success; a command that could not finish (an output folder that cannot be
-#: written, an unexpected error); bad input (every problem printed, no traceback)
-EXIT_OK, EXIT_ERROR, EXIT_INPUT = 0, 1, 2
 
 
 # --- run -----------------------------------------------------------------------------------------

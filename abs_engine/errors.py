@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 __all__ = [
+    "EXIT_ERROR",
+    "EXIT_INPUT",
+    "EXIT_OK",
     "AbsEngineError",
     "ArgumentTypeError",
     "DealError",
@@ -33,6 +36,11 @@ __all__ = [
     "format_loc",
     "short_repr",
 ]
+
+
+#: exit status of a command: success; a command that could not finish (an output folder that
+#: cannot be written, an unexpected error); bad input (every problem printed, no traceback)
+EXIT_OK, EXIT_ERROR, EXIT_INPUT = 0, 1, 2
 
 
 class AbsEngineError(Exception):

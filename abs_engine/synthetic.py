@@ -15,15 +15,17 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from .errors import AbsEngineError, DealError, int_in, short_repr
 from .files import staged_outputs, write_parquet
 from .schema.common import FORMULA_START
 from .schema.stochastic import MAX_SEED
+
+if TYPE_CHECKING:  # pandas loads where a pool is built: the CLI's parser reads the limits
+    import pandas as pd
 
 __all__ = [
     "MAX_ATTACHMENTS",
@@ -218,6 +220,8 @@ def _checked_pd_classes(pd_classes: Sequence[float] | None) -> list[float] | Non
 
 def _closing_date(closing: str) -> pd.Timestamp:
     """The closing date, from 1900 to 2200."""
+    import pandas as pd
+
     try:
         start = pd.Timestamp(closing)
         if pd.isna(start) or not 1900 <= start.year <= 2200:
@@ -272,6 +276,8 @@ def _deal_document(
 ) -> dict[str, Any]:
     """The deal document without its pool tape: dates from ``start`` (closing), a trustee
     fee, rated tranches paid interest one by one, principal sequentially, residual to E."""
+    import pandas as pd
+
     first = start + pd.DateOffset(months=_FREQ_MONTHS[frequency])
     final = start + pd.DateOffset(months=_FREQ_MONTHS[frequency] * n_periods)
     names = [t["name"] for t in tranches]
@@ -341,6 +347,8 @@ def synthetic_deal(
     balances, rates, pds, sector = _obligor_draws(
         n, heterogeneous, seed, pool_balance, rate, annual_pd, classes, sectors
     )
+    import pandas as pd
+
     tape = pd.DataFrame(
         {
             "id": [f"S{i:07d}" for i in range(n)],

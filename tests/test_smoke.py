@@ -283,3 +283,24 @@ def test_long_form_cash_flows_hold_the_wide_tables_numbers():
         n_items = sum(1 for c in wide.columns if c[:2] in ("A.", "Su") and not c.endswith("_se"))
         assert len(long) == len(wide) * n_items
     assert "se" in mc.cashflows_long().columns and "se" not in det.cashflows_long().columns
+
+
+def test_help_and_usage_errors_load_no_kernels():
+    """``--help``, ``--version`` and a usage error answer before the commands load (numba,
+    pandas, the kernels: about a second of a two-second answer)."""
+    probe = (
+        "import sys\n"
+        "from abs_engine.cli import main\n"
+        "codes = []\n"
+        "for argv in (['--help'], ['run', '--help'], ['run', '--paths', '0']):\n"
+        "    try:\n"
+        "        codes.append(main(argv))\n"
+        "    except SystemExit as exc:\n"
+        "        codes.append(exc.code)\n"
+        "heavy = sorted(m for m in ('numba', 'pandas', 'abs_engine.commands',\n"
+        "               'abs_engine.kernels') if m in sys.modules)\n"
+        "print(codes, heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, cwd=ROOT)  # fmt: skip
+    assert out.stdout.strip().splitlines()[-1] == "[0, 0, 2] []", out.stdout[-500:]
