@@ -262,6 +262,13 @@ def test_chinese_workbook_and_labels(zh):
     cells = {c.value for row in wb["概况"].iter_rows() for c in row}
     assert "顺序偿付" in cells and "sequential" not in cells
     assert doc["lang"] == "zh"
+    # a pool column whose label names the pool already is not prefixed again (a validator:
+    # the deterministic cash flows' collections read 资产池 资产池回收款)
+    texts = [
+        c.value for ws in wb for row in ws.iter_rows() for c in row if isinstance(c.value, str)
+    ]
+    assert "资产池回收款" in texts and not [t for t in texts if "资产池 资产池" in t]
+    assert "资产池 资产池" not in html
 
 
 # --- the HTML ------------------------------------------------------------------------------------

@@ -129,7 +129,11 @@ def _label(key: str, lang: str) -> str:
     hold dots itself: the item is what follows the last) and ``_se`` columns."""
     if "." in key:
         head, item = key.rsplit(".", 1)
-        return f"{label(head, lang) if head == 'pool' else head} {_label(item, lang)}"
+        if head != "pool":
+            return f"{head} {_label(item, lang)}"
+        # a label that names the pool already (资产池回收款) is not prefixed again
+        pool, what = label("pool", lang), _label(item, lang)
+        return what if what.startswith(pool) else f"{pool} {what}"
     if key.endswith("_se") and key not in ("expected_loss_se", "default_probability_se"):
         return f"{label(key[:-3], lang)} {label('se', lang)}"
     return label(key, lang)
