@@ -108,6 +108,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "interest_shortfall": ("Interest shortfall", "利息兑付不足额"),
     "residual_paid": ("Residual paid", "剩余收益分配"),
     "support_received": ("Support received", "获得差额支付金额"),
+    "reserve_received": ("Paid from reserves", "储备金支付金额"),
     # cash flows
     "period": ("Period", "期次"),
     "payment_date": ("Payment date", "兑付日"),

@@ -191,7 +191,8 @@ _MC_TRANCHE = [
 _DET_TRANCHE = [
     ("tranche", "text"), ("balance", "money"), ("principal_paid", "money"),
     ("interest_paid", "money"), ("loss", "money"), ("interest_shortfall", "money"),
-    ("wal_years", "years"), ("min_coverage_ratio", "ratio"), ("residual_paid", "money"),
+    ("wal_years", "years"), ("min_coverage_ratio", "ratio"), ("support_received", "money"),
+    ("reserve_received", "money"), ("residual_paid", "money"),
 ]  # fmt: skip
 _COMPARISON_KINDS = {
     "implied_rating": "rating",
