@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from conftest import REPORT_PATHS, ROOT, run_cli, snapshot
 
+from abs_engine.report.i18n import label
+
 openpyxl = pytest.importorskip("openpyxl")
 
 PATHS = REPORT_PATHS
@@ -193,7 +195,7 @@ def test_workbook_sheets_and_numbers_equal_the_json(en):
     out, doc = en
     wb = openpyxl.load_workbook(out / "report.xlsx")
     assert wb.sheetnames == [
-        "Summary", "Assumptions", "Tranches", "Comparison", "CF huake_mc",
+        "Summary", "Assumptions", "Tranches", "Pool", "Comparison", "CF huake_mc",
         "CF huake_base", "Stresses",
     ]  # fmt: skip
     (mc,) = doc["monte_carlo"]
@@ -204,8 +206,6 @@ def test_workbook_sheets_and_numbers_equal_the_json(en):
     for row, tr in zip(t["rows"], mc["tranches"], strict=True):
         assert row[0] == tr["name"]
         for key in ("expected_loss", "expected_loss_se", "default_probability", "wal_years"):
-            from abs_engine.report.i18n import label
-
             assert _close(row[header.index(label(key, "en"))], tr[key]), key
     # cash flows: period by period
     cf = next(iter(_sheet_tables(wb["CF huake_mc"]).values()))
@@ -215,6 +215,23 @@ def test_workbook_sheets_and_numbers_equal_the_json(en):
     for row, rec in zip(cf["rows"], mc["cashflows"], strict=True):
         assert _close(row[col], rec["A.balance_end"])
         assert _close(row[se], rec["A.balance_end_se"])
+    # the pool's metrics (a validator: the report had none): the Monte Carlo means and
+    # standard errors, and the deterministic scenario's pool summary
+    pool = _sheet_tables(wb["Pool"])
+    mc_pool = next(v for k, v in pool.items() if k.endswith("(Monte Carlo)"))
+    (row,) = mc_pool["rows"]
+    header = list(mc_pool["header"])
+    assert row[0] == mc["scenario"]
+    for key in ("default_rate", "loss_rate", "support_paid", "accelerated_probability"):
+        assert _close(row[header.index(label(key, "en"))], mc["pool"][key]["mean"]), key
+        assert _close(row[header.index(f"{label(key, 'en')} s.e.")], mc["pool"][key]["se"]), key
+    det_pool = next(v for k, v in pool.items() if k.endswith("(deterministic)"))
+    (row,) = det_pool["rows"]
+    header = list(det_pool["header"])
+    det = doc["deterministic"]
+    assert row[0] == det["scenario"]
+    for key in ("defaulted", "cumulative_default_rate", "realised_loss", "support_paid"):
+        assert _close(row[header.index(label(key, "en"))], det["pool"][key]), key
     # the side-by-side table and the stress sheet
     comp = next(iter(_sheet_tables(wb["Comparison"]).values()))
     assert len(comp["rows"]) == len(doc["comparison"])
@@ -574,7 +591,7 @@ def test_hostile_names_are_text_in_the_workbook_never_formulas(hostile):
     # the description, with the scenario's parameters
     assert any(t.startswith("=2+2 <img") for t in texts)
     assert [t["tranche"] for t in doc["deal"]["tranches"]] == [*HOSTILE_RATED, HOSTILE_SUB]
-    assert all(len(n) <= 31 for n in wb.sheetnames) and len(set(wb.sheetnames)) == 7
+    assert all(len(n) <= 31 for n in wb.sheetnames) and len(set(wb.sheetnames)) == 8
 
 
 def test_hostile_names_are_escaped_in_the_html(hostile):

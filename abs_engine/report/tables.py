@@ -230,6 +230,56 @@ def _tranches(doc: dict[str, Any], lang: str) -> Section:
     return sec
 
 
+#: the Monte Carlo pool metrics (each with its standard error) and their kinds
+_MC_POOL = [
+    ("default_count", "ratio"), ("default_rate", "pct4"), ("loss_rate", "pct4"),
+    ("recovery_rate", "pct"), ("prepayment_rate", "pct4"), ("support_paid", "money"),
+    ("support_drawn_probability", "pct4"), ("provider_default_probability", "pct4"),
+    ("accelerated_probability", "pct4"), ("compensation_received", "money"),
+    ("min_coverage_ratio", "ratio"), ("cash_released", "money"),
+]  # fmt: skip
+#: the deterministic pool's summary and its kinds
+_DET_POOL = [
+    ("original_balance", "money"), ("defaulted", "money"), ("cumulative_default_rate", "pct4"),
+    ("recovered", "money"), ("recovery_after_legal_final", "money"), ("realised_loss", "money"),
+    ("prepaid", "money"), ("compensation_received", "money"), ("support_paid", "money"),
+    ("worst_status", "label"), ("first_trigger_period", "int"),
+    ("clean_up_call_period", "int"), ("min_coverage_ratio", "ratio"), ("cash_released", "money"),
+]  # fmt: skip
+
+
+def _pool(doc: dict[str, Any], lang: str) -> Section:
+    """The pool's metrics, one row a scenario: the Monte Carlo means with their standard
+    errors, then the deterministic scenarios' pool summaries."""
+    sec = Section("pool", label("pool_metrics", lang))
+    sheet = label("pool", lang)
+    mc_docs = doc["monte_carlo"]
+    if mc_docs:
+        keys = [("scenario", "text")]
+        for k, kind in _MC_POOL:
+            if k in mc_docs[0]["pool"]:
+                keys += [(k, kind), (f"{k}_se", kind)]
+        cols = _cols(keys, lang)
+        records = []
+        for mc in mc_docs:
+            rec: dict[str, Any] = {"scenario": mc["scenario"]}
+            for k, v in mc["pool"].items():
+                rec[k], rec[f"{k}_se"] = v["mean"], v["se"]
+            records.append(rec)
+        title = f"{label('pool_metrics', lang)} ({label('monte_carlo', lang)})"
+        sec.tables.append(
+            Table(title, cols, _rows(records, cols), sheet, note=label("se_note", lang))
+        )
+    det_docs = _det_docs(doc)
+    if det_docs:
+        keys = [("scenario", "text")] + [kv for kv in _DET_POOL if kv[0] in det_docs[0]["pool"]]
+        cols = _cols(keys, lang)
+        records = [{**sc["pool"], "scenario": sc["scenario"]} for sc in det_docs]
+        title = f"{label('pool_metrics', lang)} ({label('deterministic', lang)})"
+        sec.tables.append(Table(title, cols, _rows(records, cols), sheet))
+    return sec
+
+
 def _comparison(doc: dict[str, Any], lang: str) -> Section:
     cols = _cols([(c, _COMPARISON_KINDS.get(c, "text")) for c in COMPARISON_COLUMNS], lang)
     rows = [r | {"kind": label(r["kind"], lang)} for r in doc["comparison"]]
@@ -389,11 +439,12 @@ def _assumptions(doc: dict[str, Any], lang: str) -> Section:
 
 
 def report_sections(doc: dict[str, Any], lang: str) -> list[Section]:
-    """The report's sections in order: summary, tranche metrics, comparison, cash flows,
-    stress tables, assumptions."""
+    """The report's sections in order: summary, tranche metrics, pool metrics, comparison,
+    cash flows, stress tables, assumptions."""
     return [
         _summary(doc, lang),
         _tranches(doc, lang),
+        _pool(doc, lang),
         _comparison(doc, lang),
         _cashflows(doc, lang),
         _stresses(doc, lang),

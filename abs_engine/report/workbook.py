@@ -1,5 +1,5 @@
 """The deal report as an Excel workbook (openpyxl): the report's tables
-(:mod:`abs_engine.report.tables`) as sheets of numbers — Summary, Assumptions, Tranches,
+(:mod:`abs_engine.report.tables`) as sheets of numbers — Summary, Assumptions, Tranches, Pool,
 Comparison, one cash-flow sheet per scenario, Stresses — each number stored as the value it has
 in the report document (``report.json``) to 16 significant digits (openpyxl writes ``%.16g``:
 a last digit of 17 may differ, an ulp or so, never a displayed digit), shown with the number
@@ -157,7 +157,7 @@ def write_workbook(
     )
     wb.properties.creator = doc["stamp"]["engine"]
     titles = sheet_titles(sections, lang)
-    order = ["summary", "assumptions", "tranches", "comparison", "cashflows", "stresses"]
+    order = ["summary", "assumptions", "tranches", "pool", "comparison", "cashflows", "stresses"]
     by_key = {s.key: s for s in sections}
     next_row: dict[str, int] = {}
     widths: dict[str, dict[int, int]] = {}
