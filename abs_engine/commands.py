@@ -487,7 +487,10 @@ def _named_scenario_problems(deal: Deal) -> list[Problem]:
             else:
                 sc = load_scenario(name, deal)
         except DealError as exc:  # every problem, each where it is (as ``run`` reports them)
-            problems.extend(_named_where(deal, field, name, p) for p in exc.problems)
+            for p in exc.problems:
+                named = _named_where(deal, field, name, p)
+                if named not in problems:  # both fields naming one bad file: its problems once
+                    problems.append(named)
             continue
         if field == "deterministic_scenario" and not isinstance(sc, DeterministicScenario):
             why = "names a Monte Carlo scenario, not a deterministic one"
@@ -508,10 +511,13 @@ def _named_by_the_deal(deal: Deal, name: str | None, given: bool) -> Iterator[No
         yield
     except DealError as exc:
         p = exc.problems[0]
-        if given or name is None or not _not_found(p, name):
+        if given or name is None:
             raise
         field = "base_scenario" if name == deal.base_scenario else "deterministic_scenario"
-        raise DealError([_named_where(deal, field, name, p)]) from None
+        named = _named_where(deal, field, name, p)
+        if named is p:  # a problem inside the scenario file: reported there
+            raise
+        raise DealError([named]) from None
 
 
 def _not_found(p: Problem, name: str) -> bool:

@@ -549,10 +549,15 @@ def test_an_output_folder_at_a_link_to_nothing_is_refused_before_the_run(
     ):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
-        assert "symbolic link to" in err and "does not exist" in err, (argv, err)
+        assert "symbolic link to" in err and "leads nowhere" in err, (argv, err)
         assert "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dangling"]
     assert not (tmp_path / "gone").exists()
+    # a chain of links: the first hop exists, as a link to nothing itself
+    (tmp_path / "chain").symlink_to("dangling")
+    assert main(["run", "-s", "huake_base", "--out", str(tmp_path / "chain")]) == 2
+    err = capsys.readouterr().err
+    assert "symbolic link to dangling, which leads nowhere" in err, err
 
 
 @pytest.mark.parametrize("field", ["base_scenario", "deterministic_scenario"])
@@ -584,7 +589,11 @@ def test_validate_reports_each_problem_of_a_named_scenario_file_where_it_is(
     (tmp_path / "my_mc.toml").write_text(sc)
     deal = tmp_path / "deal.json"
     deal.write_text(json.dumps(base_deal(base_scenario="my_mc.toml")))
-    for argv in (["validate", str(deal)], ["run", str(deal), "--paths", "100"]):
+    both = tmp_path / "both.json"  # both fields naming the file: its problems listed once
+    both.write_text(json.dumps(base_deal(base_scenario="my_mc.toml",
+                                         deterministic_scenario="my_mc.toml")))  # fmt: skip
+    for argv in (["validate", str(deal)], ["run", str(deal), "--paths", "100"],
+                 ["validate", str(both)]):  # fmt: skip
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert "2 problems found" in err, (argv, err)

@@ -292,7 +292,7 @@ def test_help_and_usage_errors_load_no_kernels():
         "import sys\n"
         "from abs_engine.cli import main\n"
         "codes = []\n"
-        "for argv in (['--help'], ['run', '--help'], ['run', '--paths', '0']):\n"
+        "for argv in (['--help'], ['--version'], ['run', '--help'], ['run', '--paths', '0']):\n"
         "    try:\n"
         "        codes.append(main(argv))\n"
         "    except SystemExit as exc:\n"
@@ -303,4 +303,4 @@ def test_help_and_usage_errors_load_no_kernels():
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True, cwd=ROOT)  # fmt: skip
-    assert out.stdout.strip().splitlines()[-1] == "[0, 0, 2] []", out.stdout[-500:]
+    assert out.stdout.strip().splitlines()[-1] == "[0, 0, 0, 2] []", out.stdout[-500:]

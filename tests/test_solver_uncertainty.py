@@ -291,7 +291,9 @@ def test_a_breakeven_without_a_standard_error_says_why_truly():
 
     assert "is zero where the condition holds" in reason([(0.649, 0.0, 0.0), (0.651, 0.2, 0.01)])
     same = reason([(0.649, 0.0999, 0.0), (0.651, 0.1001, 0.0)])
-    assert "the same on every path" in same and "0.002 wide" in same
+    assert "the same on every path at the bracket's ends" in same and "0.002 wide" in same
+    one = reason([(0.649, 0.0999, 0.0), (0.651, 0.1001, 0.01)])
+    assert "the same on every path at an end of the bracket" in one
     assert "no finite standard error" in reason([(0.649, 0.1, math.nan), (0.651, 0.1, 0.01)])
     # a standard error at both ends: the delta method's
     out = _breakeven_se(0.65, 0.649, 0.651, "expected_loss",

@@ -129,6 +129,13 @@ def test_a_stress_grid_where_one_scenario_is_taken_is_named_as_such(tmp_path, ca
             assert code == 0, err
         else:
             assert code == 2 and "stress grid stands for several" in err and field in err
+        # a command that takes the deal's one scenario from that field blames the deal's
+        # field, as validate does (it blamed the grid file's kind, which is right as it is)
+        one = ["size", str(p), "--tranche", "A", "--target", "AAA", "--paths", "100"]
+        code = main(one if field == "base_scenario" else ["stress", str(p)])
+        err = capsys.readouterr().err
+        assert code == 2 and f"{p.name}: {field}: scenario cannot be loaded" in err, err
+        assert "stress grid stands for several" in err, err
     with pytest.raises(ae.DealError, match="stress grid stands for several") as info:
         ae.load_scenario("stress_grid_huake")
     assert info.value.problems[0].path == "kind"

@@ -107,8 +107,8 @@ def check_out_folder(path: Path, flag: str) -> None:
             if os.path.islink(cur):  # a link to nothing: no folder can be made at its name
                 where = "" if cur == Path(text) else f" ({_show_path(str(cur))})"
                 target = _show_path(os.readlink(cur))
-                fail(f"cannot be created: it is a symbolic link to {target}, which does not "
-                     f"exist{where}")  # fmt: skip
+                fail(f"cannot be created: it is a symbolic link to {target}, which leads "
+                     f"nowhere{where}")  # fmt: skip
             missing.append(cur.name)
             cur = cur.parent
             continue

@@ -1160,9 +1160,10 @@ def _breakeven_se(
             why = (f"{metric} is zero where the condition holds: it turns on the first path to "
                    "fail, an extreme of the paths, not a mean")  # fmt: skip
         elif all(s == 0.0 for _, s in bad):  # the same on every path (all defaulting, say)
+            where = "the bracket's ends" if len(bad) == len(ends) else "an end of the bracket"
             why = (
-                f"{metric} came out the same on every path at the bracket's ends (a standard "
-                f"error of 0), so the paths give the answer no error; the bisection's last "
+                f"{metric} came out the same on every path at {where} (a standard error of "
+                f"0), so the paths give the answer no error there; the bisection's last "
                 f"bracket is {abs(b - a):.3g} wide"
             )
         else:
