@@ -184,18 +184,7 @@ def _add_stress(sub: _Subparsers) -> None:
     )
     st.add_argument("deal", nargs="?", type=argtypes.path_text, help=_DEAL_HELP)
     st.add_argument("--tranche", action="append", help="tranche(s) to test (default: all rated)")
-    st.add_argument(
-        "--recovery",
-        type=argtypes.float_type(0.0, 1.0),
-        default=0.0,
-        help="recovery rate (decimal, 0 .. 1)",
-    )
-    st.add_argument(
-        "--lag",
-        type=argtypes.int_type(0, MAX_RECOVERY_LAG),
-        default=0,
-        help=f"recovery lag (0 .. {MAX_RECOVERY_LAG})",
-    )
+    _add_recovery_lag(st, "recovery rate", "recovery lag")
     st.add_argument(
         "--period",
         type=argtypes.int_type(1, 100_000),
@@ -221,6 +210,24 @@ def _add_stress(sub: _Subparsers) -> None:
         st,
         "compute each tranche's breakeven, the large-obligor test and the coverage table as "
         "tasks on a Dask cluster (local:N or tcp://HOST:PORT); the same tables as without it",
+    )
+
+
+def _add_recovery_lag(
+    p: argparse.ArgumentParser | argparse._ArgumentGroup, recovery: str, lag: str
+) -> None:
+    """The agency tables' ``--recovery`` and ``--lag`` (``stress``, and ``report``'s)."""
+    p.add_argument(
+        "--recovery",
+        type=argtypes.float_type(0.0, 1.0),
+        default=0.0,
+        help=f"{recovery} (decimal, 0 .. 1)",
+    )
+    p.add_argument(
+        "--lag",
+        type=argtypes.int_type(0, MAX_RECOVERY_LAG),
+        default=0,
+        help=f"{lag} (0 .. {MAX_RECOVERY_LAG})",
     )
 
 
@@ -255,17 +262,8 @@ def _add_report(sub: _Subparsers) -> None:
     _add_sampling(mc)
     _add_cluster(mc)
     st = rp.add_argument_group("agency tables (as abs-engine stress)")
-    st.add_argument(
-        "--recovery",
-        type=argtypes.float_type(0.0, 1.0),
-        default=0.0,
-        help="recovery rate of the breakeven and large-obligor tests (decimal, 0 .. 1)",
-    )
-    st.add_argument(
-        "--lag",
-        type=argtypes.int_type(0, MAX_RECOVERY_LAG),
-        default=0,
-        help=f"their recovery lag (0 .. {MAX_RECOVERY_LAG})",
+    _add_recovery_lag(
+        st, "recovery rate of the breakeven and large-obligor tests", "their recovery lag"
     )
     rp.set_defaults(keep_paths=False, ledger_paths=None, tranche=None, period=1, largest=None)
 
