@@ -63,6 +63,7 @@ from abs_engine.compile.deal import CompiledDeal
 from abs_engine.compile.schedule import add_months
 from abs_engine.deterministic import WaterfallResult, run_waterfall
 from abs_engine.errors import DealError
+from abs_engine.kernels import _cache_dirs
 from abs_engine.kernels import layout as L
 from abs_engine.kernels._twin import jit_twin
 from abs_engine.kernels.bundles import Ledgers
@@ -1025,9 +1026,16 @@ def _full_py(flows, sdp, rate, deal, led, scratch):
 _KERNELS_SOURCE = hashlib.sha256(
     b"".join(p.read_bytes() for p in sorted(Path(L.__file__).parent.glob("*.py")))
 ).hexdigest()[:12]
-for _stale in (Path(__file__).parent / "__pycache__").glob(f"{Path(__file__).stem}.*__jit__k*"):
-    if f"__k{_KERNELS_SOURCE}-" not in _stale.name:  # of kernels edited since: never read again
-        _stale.unlink(missing_ok=True)
+# entries of other kernels, or of this file's earlier lines, are never read again: deleted
+# wherever numba keeps them
+_CURRENT = tuple(
+    f"{Path(__file__).stem}.{f.__qualname__}__jit__k{_KERNELS_SOURCE}-{f.__code__.co_firstlineno}."
+    for f in (_restarted_py, _full_py)
+)
+for _folder, _ in _cache_dirs(Path(__file__).resolve().parent):
+    for _stale in _folder.glob(f"{Path(__file__).stem}.*__jit__k*"):
+        if not _stale.name.startswith(_CURRENT):
+            _stale.unlink(missing_ok=True)
 _COMPILED = {"waterfall_path_py": waterfall_path, "_checkpoint_py": _checkpoint,
              "_restart_path_py": _restart_path}  # fmt: skip
 _checkpointed_nb, _restarted_nb, _full_nb = (
