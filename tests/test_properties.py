@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-import hashlib
 import os
 import types
 from dataclasses import dataclass
@@ -63,7 +62,7 @@ from abs_engine.compile.deal import CompiledDeal
 from abs_engine.compile.schedule import add_months
 from abs_engine.deterministic import WaterfallResult, run_waterfall
 from abs_engine.errors import DealError
-from abs_engine.kernels import _cache_dirs
+from abs_engine.kernels import _cache_dirs, source_digest
 from abs_engine.kernels import layout as L
 from abs_engine.kernels._twin import jit_twin
 from abs_engine.kernels.bundles import Ledgers
@@ -1023,9 +1022,7 @@ def _full_py(flows, sdp, rate, deal, led, scratch):
 # A cached caller holds its own copy of the kernels it calls, and numba checks only this
 # file's date: so their cache names carry a hash of the kernels' sources, and a kernel edit
 # compiles them afresh (uncached, their compile was 4 s of each test run)
-_KERNELS_SOURCE = hashlib.sha256(
-    b"".join(p.read_bytes() for p in sorted(Path(L.__file__).parent.glob("*.py")))
-).hexdigest()[:12]
+_KERNELS_SOURCE = source_digest()[:12]
 # entries of other kernels, or of this file's earlier lines, are never read again: deleted
 # wherever numba keeps them
 _CURRENT = tuple(

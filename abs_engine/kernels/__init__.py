@@ -31,16 +31,22 @@ def _cache_dirs(here: Path) -> list[tuple[Path, bool]]:
     return dirs
 
 
+def source_digest(here: Path | None = None) -> str:
+    """sha256 (hex) of every kernel source file, names and bytes: what a compiled kernel
+    depends on (a cached caller elsewhere can carry it in its name, as the tests' do)."""
+    digest = hashlib.sha256()
+    for src in sorted((here or Path(__file__).resolve().parent).glob("*.py")):
+        digest.update(src.name.encode())
+        digest.update(src.read_bytes())
+    return digest.hexdigest()
+
+
 def _invalidate_stale_cache(
     here: Path | None = None, dirs: list[tuple[Path, bool]] | None = None
 ) -> None:
     here = here or Path(__file__).resolve().parent
     modules = {p.stem for p in here.glob("*.py")}
-    digest = hashlib.sha256()
-    for src in sorted(here.glob("*.py")):
-        digest.update(src.name.encode())
-        digest.update(src.read_bytes())
-    current = digest.hexdigest()
+    current = source_digest(here)
     for cache, primary in dirs if dirs is not None else _cache_dirs(here):
         if not cache.is_dir():
             if not primary:

@@ -98,6 +98,10 @@ def check_out_folder(path: Path, flag: str) -> None:
     if len(os.fsencode(text)) >= 4096:
         fail(f"is too long ({len(os.fsencode(text)):,} bytes; at most 4,095)")
     cur, missing = Path(text), []
+
+    def where() -> str:  # the part of the path at fault, when it is not the whole path
+        return "" if cur == Path(text) else f" ({_show_path(str(cur))})"
+
     while True:
         try:
             st = os.stat(cur)
@@ -105,16 +109,14 @@ def check_out_folder(path: Path, flag: str) -> None:
             if cur.parent == cur:
                 fail("cannot be created: its root does not exist")
             if os.path.islink(cur):  # a link to nothing: no folder can be made at its name
-                where = "" if cur == Path(text) else f" ({_show_path(str(cur))})"
                 target = _show_path(os.readlink(cur))
                 fail(f"cannot be created: it is a symbolic link to {target}, which leads "
-                     f"nowhere{where}")  # fmt: skip
+                     f"nowhere{where()}")  # fmt: skip
             missing.append(cur.name)
             cur = cur.parent
             continue
         except OSError as exc:
-            where = "" if cur == Path(text) else f" ({_show_path(str(cur))})"
-            fail(f"cannot be used: {exc.strerror}{where}")
+            fail(f"cannot be used: {exc.strerror}{where()}")
         break
     if not stat.S_ISDIR(st.st_mode):
         if not missing:
@@ -127,8 +129,8 @@ def check_out_folder(path: Path, flag: str) -> None:
         probe = tempfile.mkdtemp(prefix=".abs-engine-probe-", dir=cur)
         os.rmdir(probe)
     except OSError as exc:
-        where = "in it" if not missing else f"in {_show_path(str(cur))}"
-        fail(f"is not writable: cannot create anything {where} ({exc.strerror})")
+        inside = "in it" if not missing else f"in {_show_path(str(cur))}"
+        fail(f"is not writable: cannot create anything {inside} ({exc.strerror})")
 
 
 def _file_name_problem(name: str) -> str | None:
