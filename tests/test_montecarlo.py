@@ -302,7 +302,8 @@ def test_scratch_carries_nothing_from_one_block_to_the_next(scenario):
 
     for bb in reversed(range(n_blocks)):
         for a in arrays(scratch):
-            a[...] = np.nan if a.dtype.kind == "f" else -1
+            kind = a.dtype.kind
+            a[...] = np.nan if kind == "f" else (np.iinfo(a.dtype).max if kind == "u" else -1)
         kernel(0, bb, spec, model, deal, sums, *scratch)
     for name, a, b in zip(ref._fields, ref, sums, strict=True):
         assert np.array_equal(a, b, equal_nan=True), name
@@ -916,6 +917,37 @@ def test_prefetch_compiles_for_the_arrays_it_is_given_and_changes_nothing():
         misuse(1.0)
 
 
+def test_candidates_are_the_obligors_under_their_own_class_bound():
+    """The candidate pass (the uniforms against the largest bound, then each flagged one
+    against its class's own) keeps exactly the obligors whose uniform is not at or above
+    their class's bound, in obligor order, compiled and in Python: classes of many bounds,
+    bounds of 0, above 1 and NaN (no bound: every obligor of the class kept). A pass that
+    skips the second test, or takes the smallest bound for the largest, fails."""
+    from abs_engine.kernels._twin import jit_twin
+    from abs_engine.kernels.collateral import _bound_max_py, _candidates_py
+    from abs_engine.kernels.rng import uniform, uniform_py
+
+    compiled = jit_twin(_candidates_py, {"uniform_py": uniform}, inline_source=(_bound_max_py,),
+                        no_cpython_wrapper=False)  # fmt: skip
+    rng = np.random.default_rng(20261130)
+    specials = (np.nan, 0.0, 1.5, 1.0)
+    for case in range(40):
+        n, n_c = int(rng.integers(1, 400)), int(rng.integers(1, 7))
+        bound = rng.uniform(0.0, 0.4, n_c) ** 2
+        for c in np.flatnonzero(rng.random(n_c) < 0.25):
+            bound[c] = specials[int(rng.integers(len(specials)))]
+        cls = rng.integers(0, n_c, n).astype(np.int64)
+        key = np.uint64(rng.integers(0, 2**63))
+        u = np.array([uniform_py(key, i) for i in range(n)])
+        want = np.flatnonzero(~(u >= bound[cls]))
+        for fn in (compiled, _candidates_py):
+            cand, flag = np.full(n, -1, dtype=np.int64), np.full(n, 7, dtype=np.uint8)
+            k = fn(key, cls, bound, cand, flag)
+            assert np.array_equal(cand[:k], want), (case, fn)
+    assert _bound_max_py(np.array([0.1, np.nan, 0.3])) == 2.0
+    assert _bound_max_py(np.array([0.1, 0.3, 0.2])) == 0.3
+
+
 def test_pd_bounds_change_no_path():
     """Obligors above their class's PD bound survive without their PD computed: every path's
     draws are bit for bit those without bounds (300 paths of the bundled deal)."""
@@ -934,7 +966,8 @@ def test_pd_bounds_change_no_path():
     computed = [0, 0]  # PDs by the last period computed on the path, with and without bounds
     # what the path computed and when, and the defaulter lists past their length (with
     # bounds they held the candidates first)
-    scratch_only = ("cache", "stamp", "bound_row", "class_bound", "row_state", "def_idx", "def_t")
+    scratch_only = ("cache", "stamp", "bound_row", "class_bound", "row_state", "def_idx", "def_t",
+                    "flag")  # fmt: skip
     for p in range(300):
         n_def = collateral_path(11, p, model, a)
         n_default += n_def

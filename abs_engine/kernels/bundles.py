@@ -150,13 +150,16 @@ CollateralModel = namedtuple(
 #: flows float64[N_PF, T] (output), support_default_period int64[S] (output; T + 1 = never),
 #: stats float64[N_CS] (output), z and g float64[F] (factors), cache float64[C, T] and stamp
 #: int64[C, T] (conditional PDs computed on this path: valid where stamp == p + 1),
-#: prepay_factor float64[T + 1], rem float64[3, T], def_idx and def_t int64[N] (defaulters;
-#: while drawing, the candidates under their PD bound and the obligors drawn to default),
+#: prepay_factor float64[T + 1], rem float64[T, N_SC] (the defaulters' schedule rows summed
+#: from their default periods on, items ``layout.SC_*``), def_idx and def_t int64[N]
+#: (defaulters; while drawing, the candidates under their PD bound and the obligors drawn to
+#: default),
 #: twist_p float64[N] (the obligors' conditional PDs on this path, under twisting),
 #: bound_row int64[F] (each factor's row of ``CollateralModel.class_pd_bound`` on this path),
 #: class_bound float64[C] (each class's PD bound on this path), row_state int64[C] (p + 1:
 #: the class has had an obligor drawn to default on path p; -(p + 1): its whole row of
-#: ``cache`` is computed and never decreases).
+#: ``cache`` is computed and never decreases), flag uint8[N] (1 where the obligor's uniform
+#: is under the largest class bound on this path: the first pass over the candidates).
 CollateralScratch = namedtuple(
     "CollateralScratch",
     [
@@ -175,6 +178,7 @@ CollateralScratch = namedtuple(
         "bound_row",
         "class_bound",
         "row_state",
+        "flag",
     ],
 )
 

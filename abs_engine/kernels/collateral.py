@@ -1,11 +1,12 @@
 """Collateral simulation for one path: correlated default periods, prepayment, IP-collateral
 recoveries and support-provider defaults → pool flows for the waterfall.
 
-Cost per path is about one uniform per obligor (two for the few under their class's PD
-bound): the conditional cumulative PD of each class in the last period is computed once per
-path; only obligors below it (the defaulters) look up earlier periods (binary search over a
-per-path cache; once a class's second obligor drawn to default on a path has been searched,
-its whole row of PDs is computed and later ones count over it: no branch to mispredict).
+Cost per path is about one uniform per obligor, drawn in a loop that vectorises (three for
+the few under the largest class PD bound): the conditional cumulative PD of each class in
+the last period is computed once per path; only obligors below it (the defaulters) look up
+earlier periods (binary search over a per-path cache; once a class's second obligor drawn
+to default on a path has been searched, its whole row of PDs is computed and later ones
+count over it: no branch to mispredict).
 Pool flows start from the pool's scheduled totals and subtract the defaulters' rows from
 their default period on, so the work is O(N + defaults·T) per path, not O(N·T).
 
@@ -130,13 +131,14 @@ def collateral_scratch_py(n_obligors, n_classes, n_factors, n_periods, n_support
         np.zeros((nc, n_periods)),
         np.zeros((nc, n_periods), dtype=np.int64),
         np.zeros(n_periods + 1),
-        np.zeros((3, n_periods)),
+        np.zeros((n_periods, N_SC)),
         np.zeros(no, dtype=np.int64),
         np.zeros(no, dtype=np.int64),
         np.zeros(no),
         np.zeros(nf, dtype=np.int64),
         np.zeros(nc),
         np.zeros(nc, dtype=np.int64),
+        np.zeros(no, dtype=np.uint8),
     )
 
 
@@ -350,17 +352,39 @@ def _bound_row_py(z):
     return row
 
 
-def _candidates_py(key, obligor_class, class_bound, cand):
+def _bound_max_py(class_bound):
+    """The largest of the classes' PD bounds on this path, or 2.0 (above every uniform) where
+    one is NaN (no bound: every obligor of its class is a candidate)."""
+    top = 0.0
+    for c in range(class_bound.shape[0]):
+        b = class_bound[c]
+        if not b <= top:
+            top = b if b == b else 2.0
+    return top
+
+
+def _candidates_py(key, obligor_class, class_bound, cand, flag):
     """The obligors whose uniform is under their class's PD bound on this path, in order,
-    into ``cand`` [N]; returns their number. Every index is written and the count advances by
-    the comparison, so the loop has no branch to mispredict (a survivor, about nine obligors
-    in ten, costs its uniform and two loads)."""
+    into ``cand`` [N]; returns their number. Three passes, none with a branch to mispredict:
+    each obligor's uniform against the largest bound (:func:`_bound_max_py`) into ``flag``
+    uint8[N] (no gather of its class's bound, so the loop vectorises: a third of the time of
+    the scalar loop with the gather, on the 10,000-obligor pool), the flagged obligors'
+    indices into ``cand``, then those against their own class's bound (their uniforms drawn
+    again: the same numbers). A bound is never below its class's PD, so a candidate dropped
+    here would not have defaulted, and one kept is decided by its PD."""
+    top = _bound_max_py(class_bound)
+    for i in range(obligor_class.shape[0]):
+        flag[i] = 0 if uniform_py(key, i) >= top else 1
     n = 0
     for i in range(obligor_class.shape[0]):
-        u = uniform_py(key, i)
         cand[n] = i
-        n += 0 if u >= class_bound[obligor_class[i]] else 1  # a NaN bound bounds nothing
-    return n
+        n += int(flag[i])
+    m = 0
+    for k in range(n):
+        i = cand[k]
+        cand[m] = i  # m <= k: a candidate not yet read is never overwritten
+        m += 0 if uniform_py(key, i) >= class_bound[obligor_class[i]] else 1  # NaN: kept
+    return m
 
 
 def _obligor_defaults_py(base, p, model, scratch, scale):
@@ -396,7 +420,7 @@ def _obligor_defaults_py(base, p, model, scratch, scale):
             bound_row[f] = row
         for c in range(thr.shape[0]):
             class_bound[c] = pd_bound[bound_row[factor[c]], c]
-        n_cand = _candidates_py(key, obligor_class, class_bound, def_idx)
+        n_cand = _candidates_py(key, obligor_class, class_bound, def_idx, scratch.flag)
     n_def = 0
     for k in range(n_cand):
         i = def_idx[k] if bounded else k
@@ -537,6 +561,9 @@ def _book_defaults_py(base, model, scratch, n_hit):
     key_rec = stream_key_py(base, STREAM_RECOVERY)
     key_lag = stream_key_py(base, STREAM_LAG)
     far = sched.size > PREFETCH_MIN_DOUBLES
+    row_len = sched.shape[1] * N_SC  # doubles of a schedule row: T periods of N_SC items
+    rem_flat = rem.reshape(-1)  # views: rem [T, N_SC], sched [K, T, N_SC] C-contiguous
+    sched_flat = sched.reshape(-1)
     n_def = 0
     for k in range(n_hit):
         if far and k + PREFETCH_AHEAD < n_hit:  # a row a few defaulters ahead: loads overlap
@@ -559,10 +586,14 @@ def _book_defaults_py(base, model, scratch, n_hit):
         def_idx[n_def] = i
         def_t[n_def] = tau
         n_def += 1
-        for t in range(tau, n_t):
-            rem[0, t] += sched[r, t, SC_INTEREST]
-            rem[1, t] += sched[r, t, SC_PRINCIPAL]
-            rem[2, t] += sched[r, t, SC_AFTER]
+        # its schedule row from tau on, added to rem's (one element of each at a time, in
+        # defaulter order, as before: the same sums), over flat views with unsigned indices:
+        # no negative-index wrap to compute, so the additions vectorise (rem's three items
+        # in three [T] rows took 15 ns a defaulter on the 10,000-obligor pool, about a
+        # quarter of its draws; this a third less)
+        start = np.uint64(r * row_len)
+        for j in range(np.uint64(tau * N_SC), np.uint64(row_len)):
+            rem_flat[j] += sched_flat[start + j]
         flows[PF_DEFAULT, tau] += exposure
         # the recovery of the defaulted exposure: its IP value shocked lognormally (loading on
         # its systematic factor: wrong-way risk) less haircut and disposal cost, at most the
@@ -670,11 +701,11 @@ def survivor_flows_py(model, scratch):
         r = smm[t] * mult
         if r > 1.0:
             r = 1.0
-        x = agg_interest[t] - rem[0, t]
+        x = agg_interest[t] - rem[t, SC_INTEREST]
         flows[PF_INTEREST, t] = pf * x if x > 0.0 else 0.0
-        x = agg_principal[t] - rem[1, t]
+        x = agg_principal[t] - rem[t, SC_PRINCIPAL]
         flows[PF_SCHED_PRIN, t] = pf * x if x > 0.0 else 0.0
-        x = agg_balance[t] - agg_principal[t] - rem[2, t]
+        x = agg_balance[t] - agg_principal[t] - rem[t, SC_AFTER]
         flows[PF_PREPAY, t] = r * pf * x if x > 0.0 else 0.0
         stats[CS_PREPAID] += flows[PF_PREPAY, t]
     return 0
@@ -702,6 +733,7 @@ _PARTS: tuple[Callable[..., Any], ...] = (
     _provider_defaults_py,
     _obligor_defaults_py,
     _bound_row_py,
+    _bound_max_py,
     _candidates_py,
     _full_row_py,
     _counted_period_py,
