@@ -562,6 +562,7 @@ def _book_defaults_py(base, model, scratch, n_hit):
     key_lag = stream_key_py(base, STREAM_LAG)
     far = sched.size > PREFETCH_MIN_DOUBLES
     row_len = sched.shape[1] * N_SC  # doubles of a schedule row: T periods of N_SC items
+    end = np.uint64(n_t * N_SC)  # periods 0 .. n_t - 1 of rem, as the flows have
     rem_flat = rem.reshape(-1)  # views: rem [T, N_SC], sched [K, T, N_SC] C-contiguous
     sched_flat = sched.reshape(-1)
     n_def = 0
@@ -592,7 +593,7 @@ def _book_defaults_py(base, model, scratch, n_hit):
         # in three [T] rows took 15 ns a defaulter on the 10,000-obligor pool, about a
         # quarter of its draws; this a third less)
         start = np.uint64(r * row_len)
-        for j in range(np.uint64(tau * N_SC), np.uint64(row_len)):
+        for j in range(np.uint64(tau * N_SC), end):
             rem_flat[j] += sched_flat[start + j]
         flows[PF_DEFAULT, tau] += exposure
         # the recovery of the defaulted exposure: its IP value shocked lognormally (loading on
