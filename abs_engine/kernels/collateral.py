@@ -594,7 +594,7 @@ def _book_defaults_py(base, model, scratch, n_hit):
         # quarter of its draws; this a third less)
         start = np.uint64(r * row_len)
         for j in range(np.uint64(tau * N_SC), end):
-            rem_flat[j] += sched_flat[start + j]
+            rem_flat[j] += sched_flat[start + np.uint64(j)]  # (NumPy 1: uint64 + int is a float)
         flows[PF_DEFAULT, tau] += exposure
         # the recovery of the defaulted exposure: its IP value shocked lognormally (loading on
         # its systematic factor: wrong-way risk) less haircut and disposal cost, at most the
