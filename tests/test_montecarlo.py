@@ -918,21 +918,28 @@ def test_prefetch_compiles_for_the_arrays_it_is_given_and_changes_nothing():
 
 
 def test_candidates_are_the_obligors_under_their_own_class_bound():
-    """The candidate pass (the uniforms against the largest bound, then each flagged one
-    against its class's own) keeps exactly the obligors whose uniform is not at or above
-    their class's bound, in obligor order, compiled and in Python: classes of many bounds,
-    bounds of 0, above 1 and NaN (no bound: every obligor of the class kept). A pass that
-    skips the second test, or takes the smallest bound for the largest, fails."""
+    """The candidate passes (the uniforms against the largest bound, then each flagged one
+    against its class's own), and the one loop of pools under ``CANDIDATE_PASSES_MIN``
+    obligors, keep exactly the obligors whose uniform is not at or above their class's
+    bound, in obligor order, compiled and in Python: classes of many bounds, bounds of 0,
+    above 1 and NaN (no bound: every obligor of the class kept). A pass that skips the
+    second test, or takes the smallest bound for the largest, fails."""
     from abs_engine.kernels._twin import jit_twin
-    from abs_engine.kernels.collateral import _bound_max_py, _candidates_py
+    from abs_engine.kernels.collateral import (
+        CANDIDATE_PASSES_MIN,
+        _bound_max_py,
+        _candidates_py,
+    )
     from abs_engine.kernels.rng import uniform, uniform_py
 
     compiled = jit_twin(_candidates_py, {"uniform_py": uniform}, inline_source=(_bound_max_py,),
                         no_cpython_wrapper=False)  # fmt: skip
     rng = np.random.default_rng(20261130)
     specials = (np.nan, 0.0, 1.5, 1.0)
-    for case in range(40):
-        n, n_c = int(rng.integers(1, 400)), int(rng.integers(1, 7))
+    sizes = (1, 2, CANDIDATE_PASSES_MIN - 1, CANDIDATE_PASSES_MIN, CANDIDATE_PASSES_MIN + 1)
+    for case in range(50):
+        n = sizes[case] if case < len(sizes) else int(rng.integers(1, 400))
+        n_c = int(rng.integers(1, 7))
         bound = rng.uniform(0.0, 0.4, n_c) ** 2
         for c in np.flatnonzero(rng.random(n_c) < 0.25):
             bound[c] = specials[int(rng.integers(len(specials)))]
