@@ -216,7 +216,7 @@ def _read_csv(p: Path, encoding: str = "utf-8") -> pa.Table:
     with open(p, "rb") as fh:
         return pcsv.read_csv(
             fh,
-            read_options=pcsv.ReadOptions(encoding=encoding, use_threads=False),
+            read_options=pcsv.ReadOptions(encoding=encoding),
             convert_options=pcsv.ConvertOptions(
                 column_types={c: pa.string() for c in _COLUMNS},
                 strings_can_be_null=True,
@@ -310,6 +310,9 @@ def _read_parquet(p: Path) -> pa.Table:
     import pyarrow.parquet as pq
 
     with open(p, "rb") as fh:  # a path pyarrow could not encode (see _read_csv)
+        # on the calling thread: after pyarrow's threaded read of a Python file, a process
+        # that exited soon after (a refused tape) could abort as the interpreter tore the
+        # threads down (exit 134, apache/arrow#34314: 15 of 40 runs on an empty tape)
         table = pq.read_table(fh, use_threads=False)
     meta = table.schema.pandas_metadata or {}
     # a pandas index written as a column (``to_parquet`` with a non-default index) is no data
