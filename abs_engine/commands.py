@@ -430,13 +430,17 @@ def _check_monte_carlo_size(
                 f"--{flag.replace('_', '-')}: unknown tranche {short_repr(name)}; tranches are "
                 f"{list(cd.tranche_names)}"
             )
+    cap = getattr(args, "max_paths", None)  # a targeted run's first round: at most the cap
     for sc in scenarios:
         n = sc.n_paths if args.paths is None else args.paths
+        capped = cap is not None and n > cap
+        n = min(n, cap) if capped else n
         for p in args.ledger_paths or []:
             if p >= n:
                 raise UsageError(
                     f"--ledger-paths: path {p:,} is outside the run's paths 0 .. {n - 1:,} "
-                    f"(scenario {sc.name!r}, {n:,} paths)"
+                    f"(scenario {sc.name!r}, {n:,} paths"
+                    + (", the cap --max-paths sets)" if capped else ")")
                 )
         if args.keep_paths:
             check_keep_paths_memory(

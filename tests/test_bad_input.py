@@ -623,3 +623,20 @@ def test_a_tranche_may_not_take_a_reserved_name(tmp_path: Path, capsys, name: st
     assert main(["run", str(p), "--paths", "100"]) == 2
     err = capsys.readouterr().err
     assert "tranches[1].name" in err and "Traceback" not in err
+
+
+def test_an_output_name_ending_in_whitespace_is_refused_at_its_field():
+    """A tranche "A " beside a tranche "A" ran, and every table and file showed two rows
+    "A" (the cash-flow columns "A.interest_paid" and "A .interest_paid"; a validator): names
+    the outputs label by end without whitespace, as obligor ids do. The deal's own name
+    too; a name with an inner space stays valid."""
+    deal = base_deal(name="deal ")
+    second = {**deal["tranches"][0], "name": "A "}
+    deal["tranches"].append(second)
+    with pytest.raises(DealError) as ei:
+        parse_deal(deal)
+    got = {(q.path, q.value) for q in ei.value.problems}
+    assert {("name", "deal "), ("tranches[1].name", "A ")} <= got
+    assert all("may not end with whitespace" in q.message for q in ei.value.problems
+               if q.path in ("name", "tranches[1].name"))  # fmt: skip
+    assert parse_deal(base_deal(name="a deal")).name == "a deal"

@@ -224,6 +224,14 @@ def _flag_cases() -> Iterator[Case]:
         "100",
         writes=True,
     )
+    yield _c(  # a targeted run's first round is capped at --max-paths (a validator: the run's
+        # own check then named "simulate_compiled: ledger_paths[0]" after the up-front one passed)
+        "run-ledger-path-beyond-the-cap",
+        "run --paths 2000 --max-paths 1000 --target-se 0.01 --ledger-paths 1500 --out {tmp}/out",
+        "--ledger-paths",
+        "1,500",
+        writes=True,
+    )
     # --- found by fuzzing: numbers that are not ASCII or not exactly integers, flags twice --------
     for v in ["١٢", "１", "1e-400", "0.5e-300"]:
         yield _c(f"run-paths-odd-{v!r}", ["run", "--paths", v], "--paths", repr(v))

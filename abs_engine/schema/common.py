@@ -160,6 +160,16 @@ def _not_a_formula(name: str) -> str:
     return name
 
 
+def _not_ending_in_space(name: str) -> str:
+    if name != name.rstrip():
+        raise ValueError(
+            "a name may not end with whitespace ('A ' and 'A' would be two names that read "
+            "alike in every table and file)"
+        )
+    return name
+
+
 #: The name of something the outputs label by it (a tranche, fee, account, support, trigger,
-#: scenario or deal): a :data:`Name` that a spreadsheet would not read as a formula.
-OutputName = Annotated[Name, AfterValidator(_not_a_formula)]
+#: scenario or deal): a :data:`Name` that a spreadsheet would not read as a formula, and
+#: that does not end with whitespace.
+OutputName = Annotated[Name, AfterValidator(_not_a_formula), AfterValidator(_not_ending_in_space)]
