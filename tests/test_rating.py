@@ -122,6 +122,29 @@ def test_ratings_listed_to_different_horizons_stay_in_order_beyond(tmp_path):
             load_rating_table(p)
 
 
+def test_a_fall_the_table_lists_is_named_at_its_listed_horizon_and_value(tmp_path):
+    """AA under AAA at 3 years, as listed, was named at 2.70884 years of the check's grid
+    with a value the file does not hold (0.2557; a one-horizon table "at 0.1 years"): a
+    validator. A fall at a listed horizon is named there, with the file's value; one only
+    between the listed horizons says so."""
+    p = tmp_path / "t.csv"
+    head = "rating,horizon_years,expected_loss_pct\n"
+    cases = [
+        ("AAA,1,0.01\nAAA,3,0.5\nAA,1,0.1\nAA,3,0.3\n", "at 3 years", 0.3),
+        ("AAA,2,0.5\nAA,2,0.3\n", "at 2 years", 0.3),
+        ("AAA,1,0.01\nAAA,3,0.5\nAA,2,0.1\n", "at 3 years (AA's threshold carried", 0.1),
+        ("X,1,0.1\nX,2,0.2\nY,1,0.3\n", "where the table lists neither", None),
+    ]
+    for text, where, value in cases:
+        p.write_text(head + text)
+        with pytest.raises(ae.DealError) as ei:
+            load_rating_table(p)
+        (q,) = ei.value.problems
+        assert where in q.message, (text, q.message)
+        if value is not None:
+            assert q.value == pytest.approx(value), text
+
+
 def test_implied_rating_is_best_rating_not_exceeded():
     t = load_rating_table()
     a_2y = 0.0385 / 100

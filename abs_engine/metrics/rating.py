@@ -299,15 +299,21 @@ def _check_order(table: RatingTable, pc: ProblemCollector, column: str, scale: f
     better one at any horizon either of them lists, nor on :data:`_ORDER_GRID` (else implied
     ratings jump around): between and beyond the listed horizons a rating's threshold is
     log-linear, carried at a constant hazard or flat (one horizon), and two ratings whose
-    listed horizons differ can cross where neither lists one."""
+    listed horizons differ can cross where neither lists one. The listed horizons are
+    checked first, so a fall the file shows is named at its own horizon and value."""
     for better, worse in zip(table.ratings, table.ratings[1:], strict=False):
-        for h in np.union1d(np.union1d(table.horizons[better], table.horizons[worse]),
-                            _ORDER_GRID):  # fmt: skip
+        listed = np.union1d(table.horizons[better], table.horizons[worse])
+        for h in (*listed, *np.setdiff1d(_ORDER_GRID, listed)):
             if table.threshold(worse, h) < table.threshold(better, h) * (1 - 1e-9):
+                where = f"at {h:g} years"
+                if h not in listed:
+                    where += ", where the table lists neither (each carried from its horizons)"
+                elif h not in table.horizons[worse]:
+                    where += f" ({worse}'s threshold carried from the horizons it lists)"
                 pc.add(
                     f"rating {worse}.{column}",
                     f"thresholds must not fall from a better rating to a worse one (ratings "
-                    f"best first): {worse} is below {better} at {h:g} years",
+                    f"best first): {worse} is below {better} {where}",
                     table.threshold(worse, h) / scale,
                 )
                 break
