@@ -317,7 +317,15 @@ def _world_cases() -> Iterator[Case]:
     yield Case(
         "breakeven_default_rate-timing-too-long",
         lambda w: breakeven_default_rate(w["cd"], "A", timing=[1 / 13] * 13),
-        ("defaults.timing", "13"),
+        # the argument's own error (a validator: a DealError at <memory>: defaults.timing)
+        ("breakeven_default_rate: timing has 13 shares", "12 periods"),
+        InputError,
+    )
+    yield Case(  # a name is a sequence: its letters were taken for scenarios ("got 'h'")
+        "coverage_table-scenarios-a-name",
+        lambda w: coverage_table(w["cd"], "huake_base"),
+        ("scenarios must be a list", "'huake_base'", "load_scenario"),
+        ArgumentTypeError,
     )
     for fn in (base_case_default_rate, default_timing, large_obligor_test):
         yield Case(f"{fn.__name__}-cd-None", lambda w, fn=fn: fn(None), (fn.__name__, "None"))

@@ -355,7 +355,7 @@ def _file_cases() -> Iterator[Case]:
         "rating-table-directory",
         ["size", "--tranche", "A", "--target", "A", "--rating-table", "{data}"],
         "--rating-table",
-        "not found",
+        "the path is a folder, not a rating table",
     )
     yield _c(
         "rating-table-long-path",

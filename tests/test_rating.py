@@ -375,6 +375,17 @@ def test_solver_rating_table_of_the_wrong_type(func, bad):
     assert f"{func}: rating_table" in str(info.value) and short_repr(bad) in str(info.value)
 
 
+def test_the_cli_names_a_folder_given_as_the_rating_table_as_a_folder(tmp_path):
+    """``--rating-table FOLDER`` said "rating table not found" where the API said it is a
+    folder (a validator); a missing file is still "not found"."""
+    from tests.conftest import run_cli
+
+    r = run_cli("run", "--paths", "100", "--no-progress", "--rating-table", tmp_path)
+    assert r.returncode == 2 and "the path is a folder, not a rating table" in r.stderr
+    with pytest.raises(ae.DealError, match="rating table not found"):
+        load_rating_table(tmp_path / "missing.csv")
+
+
 def test_solver_rating_table_path_problems(tmp_path):
     """A missing file or a folder: a DealError naming the path; a bad row: the file, the row
     and the value."""

@@ -515,3 +515,23 @@ def test_a_process_that_read_a_tape_exits_with_its_own_status(tmp_path):
         argv = [sys.executable, "-c", _READ_AND_EXIT, str(tmp_path / tape)]
         codes.append(subprocess.run(argv, capture_output=True, timeout=120).returncode)
     assert codes == [2] * 12
+
+
+def test_an_option_the_tapes_kind_has_no_use_for_is_refused_at_its_field():
+    """``sheet`` on a CSV tape was ignored without a word (a validator), as was an
+    ``encoding`` on a workbook or Parquet tape: each is refused at its field, and stays
+    valid on the kind it is for."""
+    cases = [
+        ({"path": "t.csv", "sheet": "X"}, "pool.tape.sheet", "workbook (.xlsx)"),
+        ({"path": "t.parquet", "encoding": "gbk"}, "pool.tape.encoding", "CSV tape"),
+        ({"path": "t.xlsx", "encoding": "utf-8"}, "pool.tape.encoding", "not a .xlsx"),
+    ]
+    for tape, path, why in cases:
+        with pytest.raises(DealError) as ei:
+            parse_deal(_tape_deal(tape, 100.0))
+        (q,) = ei.value.problems
+        assert q.path == path and why in q.message, (tape, q)
+    from abs_engine.schema.pool import Tape
+
+    assert Tape(path="t.xlsx", sheet="Pool").sheet == "Pool"
+    assert Tape(path="T.CSV", encoding="gbk").encoding == "gbk"

@@ -78,10 +78,14 @@ def checked_scenarios(
     """Argument checks of :func:`deterministic_flows`; each scenario validated again (one
     changed with ``model_copy(update=...)`` skipped pydantic's checks), its file name kept."""
     check_instance(cd, CompiledDeal, "deterministic_flows", "cd")
-    if isinstance(scenarios, DeterministicScenario) or not isinstance(scenarios, Sequence):
+    if isinstance(scenarios, DeterministicScenario | str | bytes) or not isinstance(
+        scenarios, Sequence
+    ):  # (a name is a sequence too: its letters were taken for scenarios, 'h' the first)
+        hint = "; load a name or path with abs_engine.load_scenario" if isinstance(
+            scenarios, str | bytes) else ""  # fmt: skip
         raise ArgumentTypeError(
             "deterministic_flows: scenarios must be a list of DeterministicScenario, got "
-            f"{short_repr(scenarios)} ({type(scenarios).__name__})"
+            f"{short_repr(scenarios)} ({type(scenarios).__name__}){hint}"
         )
     if not scenarios:
         raise InputError("deterministic_flows: scenarios is empty; give at least one scenario")

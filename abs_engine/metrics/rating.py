@@ -37,6 +37,7 @@ import pandas as pd
 from ..errors import ArgumentTypeError, DealError, ProblemCollector, check_path, short_repr
 from ..schema.common import FORMULA_START
 from ..schema.files import csv_header, note_input, repeated
+from ..schema.load import require_file
 
 __all__ = [
     "DEFAULT_TABLE",
@@ -209,8 +210,7 @@ def load_rating_table(path: str | Path | None = None) -> RatingTable:
     first. Errors name the file, the row and the value."""
     p = DEFAULT_TABLE if path is None else check_path(path, "load_rating_table", "path")
     pc = ProblemCollector(p)
-    if not p.is_file():
-        raise DealError.one(p, "<file>", "rating table not found")
+    require_file(p, "rating table")  # missing, a folder, a device: each said as it is
     try:
         note_input(p)
         text = p.read_text(encoding="utf-8-sig")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
+from pathlib import PurePath
 from typing import Annotated, Any, Literal, overload
 
 import numpy as np
@@ -231,6 +232,19 @@ class Tape(Model):
     path: str
     encoding: Literal["auto", "utf-8", "gb18030", "gbk"] = "auto"
     sheet: str | None = None
+
+    @model_validator(mode="after")
+    def _options_of_its_kind(self) -> Tape:
+        # an option the tape's kind has no use for was ignored without a word (a validator:
+        # ``sheet`` on a CSV tape)
+        suffix = PurePath(self.path).suffix.lower()
+        if self.sheet is not None and suffix != ".xlsx":
+            raise FieldError(("sheet",), f"a sheet is for a workbook (.xlsx) tape, not a "
+                             f"{suffix or 'suffix-less'} one")  # fmt: skip
+        if self.encoding != "auto" and suffix != ".csv":
+            raise FieldError(("encoding",), f"an encoding is for a CSV tape, not a "
+                             f"{suffix or 'suffix-less'} one")  # fmt: skip
+        return self
 
 
 class RatingClass(Model):

@@ -157,6 +157,11 @@ def breakeven_default_rate(
     shares = np.asarray([_share(x, "every timing share") for x in timing])
     if len(shares) == 0 or abs(shares.sum() - 1.0) > 1e-6:
         raise InputError(f"timing shares must sum to 1, got {short_repr(timing)}")
+    if len(shares) > cd.n_periods:  # (was the built scenario's DealError, at <memory>)
+        raise InputError(
+            f"timing has {len(shares)} shares but the deal has {cd.n_periods} periods, got "
+            f"{short_repr(timing)}"
+        )
 
     def ok(rate: float) -> bool:
         sc = _scenario(cd, rate, timing, recovery_rate, recovery_lag, cpr, support)
