@@ -434,7 +434,8 @@ def _check_monte_carlo_size(
     for sc in scenarios:
         n = sc.n_paths if args.paths is None else args.paths
         capped = cap is not None and n > cap
-        n = min(n, cap) if capped else n
+        if capped:
+            n = cap
         for p in args.ledger_paths or []:
             if p >= n:
                 raise UsageError(
