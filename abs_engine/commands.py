@@ -430,7 +430,12 @@ def _check_monte_carlo_size(
                 f"--{flag.replace('_', '-')}: unknown tranche {short_repr(name)}; tranches are "
                 f"{list(cd.tranche_names)}"
             )
-    cap = getattr(args, "max_paths", None)  # a targeted run's first round: at most the cap
+    # a targeted run's first round: at most its cap (--max-paths, or the default cap); a run
+    # without a target has none (--max-paths alone is refused with its own message later)
+    from .precision import DEFAULT_MAX_PATHS
+
+    targeted = any(getattr(args, f, None) is not None for f in ("target_se", "target_rel_se"))
+    cap = (getattr(args, "max_paths", None) or DEFAULT_MAX_PATHS) if targeted else None
     for sc in scenarios:
         n = sc.n_paths if args.paths is None else args.paths
         capped = cap is not None and n > cap
@@ -441,7 +446,7 @@ def _check_monte_carlo_size(
                 raise UsageError(
                     f"--ledger-paths: path {p:,} is outside the run's paths 0 .. {n - 1:,} "
                     f"(scenario {sc.name!r}, {n:,} paths"
-                    + (", the cap --max-paths sets)" if capped else ")")
+                    + (", the targeted run's cap)" if capped else ")")
                 )
         if args.keep_paths:
             check_keep_paths_memory(

@@ -232,6 +232,20 @@ def _flag_cases() -> Iterator[Case]:
         "1,500",
         writes=True,
     )
+    yield _c(  # the default cap of a targeted run (10,000,000 paths) counts as well
+        "run-ledger-path-beyond-the-default-cap",
+        "run --paths 20000000 --target-se 0.01 --ledger-paths 15000000 --out {tmp}/out",
+        "--ledger-paths",
+        "15,000,000",
+        writes=True,
+    )
+    yield _c(  # without a target there is no cap: --max-paths is the mistake named
+        "run-max-paths-without-target-and-a-ledger-path",
+        "run --paths 200 --max-paths 100 --ledger-paths 150 --out {tmp}/out",
+        "--max-paths",
+        "--target-se",
+        writes=True,
+    )
     # --- found by fuzzing: numbers that are not ASCII or not exactly integers, flags twice --------
     for v in ["١٢", "１", "1e-400", "0.5e-300"]:
         yield _c(f"run-paths-odd-{v!r}", ["run", "--paths", v], "--paths", repr(v))

@@ -130,10 +130,17 @@ def test_a_fall_the_table_lists_is_named_at_its_listed_horizon_and_value(tmp_pat
     p = tmp_path / "t.csv"
     head = "rating,horizon_years,expected_loss_pct\n"
     cases = [
-        ("AAA,1,0.01\nAAA,3,0.5\nAA,1,0.1\nAA,3,0.3\n", "at 3 years", 0.3),
-        ("AAA,2,0.5\nAA,2,0.3\n", "at 2 years", 0.3),
-        ("AAA,1,0.01\nAAA,3,0.5\nAA,2,0.1\n", "at 3 years (AA's threshold carried", 0.1),
-        ("X,1,0.1\nX,2,0.2\nY,1,0.3\n", "where the table lists neither", None),
+        ("AAA,1,0.01\nAAA,3,0.5\nAA,1,0.1\nAA,3,0.3\n", "at 3 years (AAA 0.5)", 0.3),
+        ("AAA,2,0.5\nAA,2,0.3\n", "at 2 years (AAA 0.5)", 0.3),
+        ("AAA,1,0.01\nAAA,3,0.5\nAA,2,0.1\n", "at 3 years (AAA 0.5; AA's threshold carried", 0.1),
+        ("X,1,0.1\nX,2,0.2\nY,1,0.3\n", "the table lists neither", None),
+        # the better rating's own value at a horizon it does not list, and that it is carried
+        ("AAA,1,0.1\nAAA,2,0.19\nAA,1,0.15\nAA,2,0.2\nAA,3,0.22\n", "at 3 years (AAA 0.28", 0.22),
+        (
+            "AAA,1,0.1\nAAA,2,0.19\nAA,1,0.15\nAA,2,0.2\nAA,3,0.22\n",
+            "; AAA's threshold carried",
+            0.22,
+        ),
     ]
     for text, where, value in cases:
         p.write_text(head + text)

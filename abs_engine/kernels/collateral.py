@@ -377,7 +377,7 @@ def _candidates_py(key, obligor_class, class_bound, cand, flag):
     those against their own class's bound (their uniforms drawn again: the same numbers).
     Timed alone on 10,000 obligors of one class (one-off, benchmarks/HISTORY.md): 16.5 µs a
     path in one scalar loop with the gather, 7.8 in the three passes. A smaller pool takes
-    the one loop, which costs less there (8 obligors: about 0.02 µs less a path). Both find
+    the one loop, which costs a little less there (8 obligors: 0.002–0.009 µs a path). Both find
     the same candidates."""
     n_obl = obligor_class.shape[0]
     m = 0

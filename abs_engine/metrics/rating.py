@@ -305,11 +305,13 @@ def _check_order(table: RatingTable, pc: ProblemCollector, column: str, scale: f
         listed = np.union1d(table.horizons[better], table.horizons[worse])
         for h in (*listed, *np.setdiff1d(_ORDER_GRID, listed)):
             if table.threshold(worse, h) < table.threshold(better, h) * (1 - 1e-9):
-                where = f"at {h:g} years"
-                if h not in listed:
-                    where += ", where the table lists neither (each carried from its horizons)"
-                elif h not in table.horizons[worse]:
-                    where += f" ({worse}'s threshold carried from the horizons it lists)"
+                carried = [r for r in (better, worse) if h not in table.horizons[r]]
+                notes = [f"{better} {table.threshold(better, h) / scale:g}"]
+                if len(carried) == 2:
+                    notes.append("the table lists neither: each carried from its horizons")
+                elif carried:
+                    notes.append(f"{carried[0]}'s threshold carried from the horizons it lists")
+                where = f"at {h:g} years ({'; '.join(notes)})"
                 pc.add(
                     f"rating {worse}.{column}",
                     f"thresholds must not fall from a better rating to a worse one (ratings "

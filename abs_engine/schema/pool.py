@@ -238,12 +238,14 @@ class Tape(Model):
         # an option the tape's kind has no use for was ignored without a word (a validator:
         # ``sheet`` on a CSV tape)
         suffix = PurePath(self.path).suffix.lower()
+        if suffix not in (".csv", ".parquet", ".pq", ".xlsx"):
+            return self  # not a tape kind at all: the reader says so, naming the kinds
         if self.sheet is not None and suffix != ".xlsx":
             raise FieldError(("sheet",), f"a sheet is for a workbook (.xlsx) tape, not a "
-                             f"{suffix or 'suffix-less'} one")  # fmt: skip
+                             f"{suffix} one")  # fmt: skip
         if self.encoding != "auto" and suffix != ".csv":
-            raise FieldError(("encoding",), f"an encoding is for a CSV tape, not a "
-                             f"{suffix or 'suffix-less'} one")  # fmt: skip
+            raise FieldError(("encoding",), f"an encoding is for a CSV tape, not a {suffix} "
+                             "one")  # fmt: skip
         return self
 
 
