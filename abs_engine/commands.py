@@ -755,6 +755,8 @@ def _price(
         par["se"],
         par["ci95"],
         floating=floating,
+        n_paths=args.paths if args.paths is not None else sc.n_paths,
+        no_loss=par.get("search_loss_se") == 0.0,
     )
     return result, text
 

@@ -218,7 +218,22 @@ def test_the_printed_answers_carry_the_se_or_why_not():
     assert text.endswith("= 0.9800 (SE 0.0700; 95% CI 0.8400 to 1.1200)")
     text = console.breakeven_text("A", "first_loss", "cpr", 0.1, None, None, "a reason")
     assert text.endswith("= 0.1000 (no standard error: a reason)")
-    assert console.price_text("A", "0.02", 0, 0.021) == "par coupon of A over 0.02 + 0 bp: 2.1000%"
+    # no standard error says so; a search where no path lost warns (a validator: 2 paths
+    # printed 2.0000% with a zero-width interval, 2,000 paths gave 2.0299% ± 0.0229%)
+    assert console.price_text("A", "0.02", 0, 0.021) == (
+        "par coupon of A over 0.02 + 0 bp: 2.1000% (SE n/a: too few paths, or a value the "
+        "coupon does not move)"
+    )
+    text = console.price_text("A", "0.02", 0, 0.02, 0.0, [0.02, 0.02], n_paths=2, no_loss=True)
+    assert "warning: no path lost at this par coupon: 2 paths cannot tell" in text
+    assert "warning" not in console.price_text("A", "0.02", 0, 0.02, 1e-4, [0.0198, 0.0202])
+
+
+def test_the_price_command_warns_when_no_path_of_its_search_lost():
+    r = run_cli("price", "--tranche", "A", "--curve", "0.02", "--paths", "2")
+    assert r.returncode == 0 and "warning: no path lost at this par coupon: 2 paths" in r.stdout
+    out = solve_coupon(RISKY, NO_RECOVERY, "A", CURVE, n_paths=2_000, with_se=True)
+    assert out["search_loss_se"] > 0.0
 
 
 def test_tiny_limits_and_their_standard_errors_are_printed_with_their_digits():

@@ -319,8 +319,20 @@ def test_solver_arguments_found_by_an_independent_review(tmp_path, capsys):
     never = condition("el_above", 0.5)
     with pytest.raises(SolverError, match="it never fails"):
         breakeven(cd, sc, "A", "cpr", never, lo=0.0, hi=1.0, n_paths=300)
-    with pytest.raises(SolverError, match="widen the range"):
+    # the loss falls as prepayment rises, and cpr cannot go below 0: nothing to widen
+    with pytest.raises(SolverError, match="lo is the end of the values it may take"):
         breakeven(cd, sc, "A", "cpr", never, lo=0.0, hi=0.5, n_paths=300)
+    with pytest.raises(SolverError, match=r"pd_multiplier = 1.2, the range's hi .*: widen the"):
+        breakeven(cd, sc, "A", "pd_multiplier", never, lo=1.0, hi=1.2, n_paths=300)
+    # what to try when it holds at both ends (a validator: "widen the range" was the advice
+    # for 2 paths where no path lost, and for a range the wrong way round)
+    el = condition("el_above", 1e-3)
+    with pytest.raises(SolverError, match=r"the same at both ends with 2 paths; raise the paths"):
+        breakeven(cd, sc, "A", "pd_multiplier", el, lo=1.0, hi=20.0, n_paths=2)
+    with pytest.raises(SolverError, match=r"moves away from failing .* the other way round"):
+        breakeven(cd, sc, "A", "recovery", el, lo=0.3, hi=0.9, n_paths=1_000)
+    with pytest.raises(SolverError, match=r"lo is the end of the values it may take: it never"):
+        breakeven(cd, sc, "A", "recovery", el, lo=0.0, hi=0.9, n_paths=1_000)
 
 
 def test_the_recovery_parameter_keeps_the_deals_own_lags():

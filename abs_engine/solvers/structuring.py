@@ -780,7 +780,8 @@ def solve_coupon(
       shortfalls and the principal a higher coupon displaces.
 
     ``se`` and ``ci95`` are None for a one-path search or a PV that does not move with the
-    coupon."""
+    coupon. ``search_loss_se`` (yuan) is the search's own run's standard error of the
+    tranche's PV loss at the coupon: 0 where none of its paths lost."""
     if not isinstance(curve, DiscountCurve):
         raise SolverArgumentTypeError(
             f"curve must be a DiscountCurve (see load_curve), got {short_repr(curve)}"
@@ -860,7 +861,7 @@ def solve_coupon(
                          n_paths=n_paths, seed=seed, table=table, runner=runner,
                          sampling=sampling, loss_se=loss_se[nearest] * bal)  # fmt: skip
         evaluations.count()
-        return out
+        return {**out, "search_loss_se": loss_se[nearest] * bal}
 
 
 def _check_resizable(deal: Deal, indices: Sequence[int]) -> None:
@@ -1281,13 +1282,17 @@ def breakeven(
     evaluations = _Evaluations(
         2 + _halvings(abs(hi - lo), width), progress, f"breakeven {param} ({tranche})"
     )
-    metric = _condition_metric(ok) if with_se else None
+    tested = _condition_metric(ok)  # the metric the condition reads, if one (for messages)
+    metric = tested if with_se else None
     history: list[tuple[float, float, float]] = []  # (value, metric, its SE)
+    at_end: dict[float, float] = {}  # the tested metric at lo and hi
 
     def holds(v: float) -> bool:
         res = _run(cd, with_parameter(sc, param, v), n_paths, seed, table, runner, sampling)
         evaluations.count()
         row = res.tranches.iloc[j]
+        if tested is not None and v in (lo, hi):
+            at_end[v] = float(row[tested])
         if metric is not None:
             history.append((v, float(row[metric]), float(row[f"{metric}_se"])))
         return bool(ok(row))
@@ -1299,10 +1304,12 @@ def breakeven(
             p_lo, p_hi, closed = PARAMETER_RANGES[param]
             # at an end of its values, or within 0.01 of an open one (correlation < 1)
             at_limit = hi in (p_lo, p_hi) or (not closed and abs(p_hi - hi) <= 0.01)
+            lo_at_limit = lo in (p_lo, p_hi)
             raise SolverError(
-                f"the condition still holds at {param} = {hi}"
+                f"the condition still holds at {param} = {hi}, the range's hi"
                 + (f", the end of the values it may take ({describe_range(param)}): it never "
-                   "fails" if at_limit else ": widen the range")
+                   "fails" if at_limit else _no_crossing_hint(tested, at_end, lo, hi, n_paths,
+                                                              lo_at_limit))
             )  # fmt: skip
         a, b = lo, hi
         while abs(b - a) > width:
@@ -1313,6 +1320,38 @@ def breakeven(
                 b = m
     value = 0.5 * (a + b)
     return _breakeven_se(value, a, b, metric, history, param) if with_se else value
+
+
+def _no_crossing_hint(
+    tested: str | None,
+    at_end: dict[float, float],
+    lo: float,
+    hi: float,
+    n_paths: int,
+    lo_at_limit: bool,
+) -> str:
+    """What a breakeven whose condition holds at both ends of its range should try, from the
+    tested metric at the two ends (``at_end``): more paths where it is the same at both (no
+    path lost with 2 paths: "widen the range" was no help, a validator); the range the other
+    way round where the metric moves away from failing from lo to hi (recovery 0 to 0.9: the
+    loss falls; where lo is an end of the parameter's values, nothing lies beyond it: the
+    condition never fails); else a wider range."""
+    if tested is None or lo not in at_end or hi not in at_end:
+        return ": widen the range"
+    m_lo, m_hi = at_end[lo], at_end[hi]
+    ends = f" ({tested} {m_lo:.6g} at lo, {m_hi:.6g} at hi)"
+    good, bad = _PROBES[tested]
+    if m_lo == m_hi:
+        return (f"{ends}: the same at both ends with {n_paths:,} paths; raise the paths, or "
+                "widen the range")  # fmt: skip
+    if (m_hi - m_lo) * (bad - good) < 0 and lo_at_limit:
+        return (f"{ends}: it moves away from failing from lo to hi, and lo is the end of the "
+                "values it may take: it never fails")  # fmt: skip
+    if (m_hi - m_lo) * (bad - good) < 0:  # towards hi the metric moves away from failing
+        return (f"{ends}: it moves away from failing from lo to hi, so the condition would "
+                "fail beyond lo, if anywhere: give the range the other way round, from where "
+                "it holds to where it fails")  # fmt: skip
+    return f"{ends}: widen the range"
 
 
 @names_its_arguments("sensitivity")
