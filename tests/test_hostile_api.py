@@ -324,7 +324,7 @@ def _world_cases() -> Iterator[Case]:
     yield Case(  # a name is a sequence: its letters were taken for scenarios ("got 'h'")
         "coverage_table-scenarios-a-name",
         lambda w: coverage_table(w["cd"], "huake_base"),
-        ("scenarios must be a list", "'huake_base'", "load_scenario"),
+        ("coverage_table: scenarios must be a list", "'huake_base'", "load_scenario"),
         ArgumentTypeError,
     )
     for fn in (base_case_default_rate, default_timing, large_obligor_test):

@@ -73,27 +73,28 @@ def period_rate(annual: float | list[float], n_t: int, periods_per_year: int) ->
 
 
 def checked_scenarios(
-    cd: CompiledDeal, scenarios: Sequence[DeterministicScenario]
+    cd: CompiledDeal, scenarios: Sequence[DeterministicScenario], func: str = "deterministic_flows"
 ) -> list[DeterministicScenario]:
-    """Argument checks of :func:`deterministic_flows`; each scenario validated again (one
-    changed with ``model_copy(update=...)`` skipped pydantic's checks), its file name kept."""
-    check_instance(cd, CompiledDeal, "deterministic_flows", "cd")
+    """Argument checks of :func:`deterministic_flows` (errors named by ``func``, the public
+    function the scenarios were given to); each scenario validated again (one changed with
+    ``model_copy(update=...)`` skipped pydantic's checks), its file name kept."""
+    check_instance(cd, CompiledDeal, func, "cd")
     if isinstance(scenarios, DeterministicScenario | str | bytes) or not isinstance(
         scenarios, Sequence
     ):  # (a name is a sequence too: its letters were taken for scenarios, 'h' the first)
         hint = "; load a name or path with abs_engine.load_scenario" if isinstance(
             scenarios, str | bytes) else ""  # fmt: skip
         raise ArgumentTypeError(
-            "deterministic_flows: scenarios must be a list of DeterministicScenario, got "
+            f"{func}: scenarios must be a list of DeterministicScenario, got "
             f"{short_repr(scenarios)} ({type(scenarios).__name__}){hint}"
         )
     if not scenarios:
-        raise InputError("deterministic_flows: scenarios is empty; give at least one scenario")
+        raise InputError(f"{func}: scenarios is empty; give at least one scenario")
     out = []
     for k, sc in enumerate(scenarios):
         if not isinstance(sc, DeterministicScenario):
             raise ArgumentTypeError(
-                f"deterministic_flows: scenarios[{k}] must be a DeterministicScenario, got "
+                f"{func}: scenarios[{k}] must be a DeterministicScenario, got "
                 f"{short_repr(sc)} ({type(sc).__name__})"
             )
         out.append(revalidated(sc))

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..compile.deal import CompiledDeal
-from ..compile.scenario import deterministic_flows
+from ..compile.scenario import checked_scenarios, deterministic_flows
 from ..deterministic import WaterfallResult, run_waterfall
 from ..errors import (
     ArgumentTypeError,
@@ -262,7 +262,8 @@ def coverage_table(
     _check_cd(cd, "coverage_table")
     if tranche is not None:
         _tranche_index(cd, tranche)
-    res = _run(cd, scenarios)  # checks the scenarios' types first
+    checked_scenarios(cd, scenarios, "coverage_table")  # its own name in what it says
+    res = _run(cd, scenarios)
     check_coverage_scenarios(scenarios)
     if tranche is None:
         cr = res.led_per[:, :, L.LP_COVERAGE_RATIO]
