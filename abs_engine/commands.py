@@ -430,12 +430,10 @@ def _check_monte_carlo_size(
                 f"--{flag.replace('_', '-')}: unknown tranche {short_repr(name)}; tranches are "
                 f"{list(cd.tranche_names)}"
             )
-    # a targeted run's first round: at most its cap (--max-paths, or the default cap); a run
-    # without a target has none (--max-paths alone is refused with its own message later)
-    from .precision import DEFAULT_MAX_PATHS
-
-    targeted = any(getattr(args, f, None) is not None for f in ("target_se", "target_rel_se"))
-    cap = (getattr(args, "max_paths", None) or DEFAULT_MAX_PATHS) if targeted else None
+    # a targeted run's first round: at most its cap (the target's, as the run will take it);
+    # a run without a target has none
+    target = _precision_target(args)
+    cap = target.max_paths if target is not None else None
     for sc in scenarios:
         n = sc.n_paths if args.paths is None else args.paths
         capped = cap is not None and n > cap

@@ -292,11 +292,16 @@ def _one(
     return flows, sup_period, rates, lost
 
 
-def deterministic_flows(cd: CompiledDeal, scenarios: Sequence[DeterministicScenario]) -> PoolFlows:
+def deterministic_flows(
+    cd: CompiledDeal,
+    scenarios: Sequence[DeterministicScenario],
+    *,
+    func: str = "deterministic_flows",
+) -> PoolFlows:
     """Pool flows for each scenario (one path per scenario). Problems that need the deal
     (unknown obligor or support, vectors longer than the deal) raise a ``DealError`` naming the
-    scenario file."""
-    scenarios = checked_scenarios(cd, scenarios)
+    scenario file; argument errors are named by ``func``, the public function called."""
+    scenarios = checked_scenarios(cd, scenarios, func)
     out = []
     for sc in scenarios:
         pc = ProblemCollector(scenario_source(sc))

@@ -375,10 +375,10 @@ def _candidates_py(key, obligor_class, class_bound, cand, flag):
     the largest bound (:func:`_bound_max_py`) into ``flag`` uint8[N] (no gather of its own
     class's bound, so the loop vectorises), the flagged obligors' indices into ``cand``, then
     those against their own class's bound (their uniforms drawn again: the same numbers).
-    Timed alone on 10,000 obligors of one class (one-off, benchmarks/HISTORY.md): 16.5 µs a
-    path in one scalar loop with the gather, 7.8 in the three passes. A smaller pool takes
-    the one loop, which costs a little less there (8 obligors: 0.002–0.009 µs a path). Both find
-    the same candidates."""
+    A smaller pool takes the one loop, which costs a little less there: the crossing of the
+    two, ``benchmarks/draws.py``'s loop on homogeneous pools with the threshold forced to 1
+    and to 10^9, is in benchmarks/HISTORY.md (the draws' candidates in a vectorised pass).
+    Both find the same candidates."""
     n_obl = obligor_class.shape[0]
     m = 0
     if n_obl < CANDIDATE_PASSES_MIN:

@@ -214,6 +214,10 @@ class Obligor(Model):
 TRAILING_SPACE = "an id may not end with whitespace ('T0 ' and 'T0' would be two obligors)"
 
 
+#: the file suffixes of the tape kinds the reader takes (``schema.tape``), lower case
+TAPE_SUFFIXES = (".csv", ".parquet", ".pq", ".xlsx")
+
+
 class Tape(Model):
     """A pool tape file (CSV, Excel .xlsx or Parquet), path relative to the deal file.
 
@@ -238,7 +242,7 @@ class Tape(Model):
         # an option the tape's kind has no use for was ignored without a word (a validator:
         # ``sheet`` on a CSV tape)
         suffix = PurePath(self.path).suffix.lower()
-        if suffix not in (".csv", ".parquet", ".pq", ".xlsx"):
+        if suffix not in TAPE_SUFFIXES:
             return self  # not a tape kind at all: the reader says so, naming the kinds
         if self.sheet is not None and suffix != ".xlsx":
             raise FieldError(("sheet",), f"a sheet is for a workbook (.xlsx) tape, not a "
@@ -492,6 +496,7 @@ __all__ = [
     "Labels",
     "ObligorTable",
     "TAPE_KINDS",
+    "TAPE_SUFFIXES",
     "FlatPd",
     "IpCollateral",
     "LevelPay",

@@ -33,6 +33,7 @@ from .common import (
     Share,
     source_context,
 )
+from .load import _walk
 from .stochastic import MonteCarloScenario
 
 __all__ = ["Shock", "StressGrid", "shocked"]
@@ -135,7 +136,7 @@ def shocked(base: MonteCarloScenario, shock: Shock, grid: str, k: int) -> MonteC
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            loc = _file_keys(doc, err.get("loc", ()))
+            loc = [str(key) for key in _walk(doc, tuple(err.get("loc", ())))[0]]
             field = _shock_field(loc)
             where = f"{'.'.join(loc)}: " if loc else ""
             why = f"gives an invalid scenario: {where}{err.get('msg', exc)}"
@@ -156,22 +157,6 @@ class _ShockError(ValueError):
     def __init__(self, field: str, why: str):
         super().__init__(f"{field} {why}")
         self.field, self.why = field, why
-
-
-def _file_keys(doc: dict[str, Any], loc: Any) -> list[str]:
-    """A validation error's location as the keys of the scenario document ``doc`` (pydantic
-    adds the tags of tagged unions, ``recovery.ip_value.lag_periods``, which no file has)."""
-    keys, node = [], doc
-    for part in loc:
-        if isinstance(node, dict) and part in node:
-            keys.append(str(part))
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            keys.append(str(part))
-            node = node[part]
-        elif not isinstance(node, dict | list):
-            break
-    return keys
 
 
 def _shock_field(keys: list[str]) -> str | None:

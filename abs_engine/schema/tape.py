@@ -39,6 +39,7 @@ from .common import printable
 from .files import decode_text, note_input, repeated
 from .pool import (
     TAPE_KINDS,
+    TAPE_SUFFIXES,
     TRAILING_SPACE,
     Bullet,
     FlatPd,
@@ -325,7 +326,7 @@ def _load(p: Path, encoding: str = "auto", sheet: str | None = None) -> tuple[pa
     """The tape as an Arrow table, and whether its columns are text to parse (CSV, Excel)."""
     note_input(p)
     suffix = p.suffix.lower()
-    if suffix not in (".csv", ".parquet", ".pq", ".xlsx"):
+    if suffix not in TAPE_SUFFIXES:
         msg = "unknown tape type; expected .csv, .parquet or .xlsx"
         raise DealError.one(p, "<file>", msg, p.suffix)
     if suffix == ".xlsx":

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..compile.deal import CompiledDeal
-from ..compile.scenario import checked_scenarios, deterministic_flows
+from ..compile.scenario import deterministic_flows
 from ..deterministic import WaterfallResult, run_waterfall
 from ..errors import (
     ArgumentTypeError,
@@ -62,8 +62,10 @@ def _tranche_index(cd: CompiledDeal, tranche: object) -> int:
     return cd.tranche_names.index(tranche)
 
 
-def _run(cd: CompiledDeal, scenarios: Sequence[DeterministicScenario]) -> WaterfallResult:
-    return run_waterfall(cd, deterministic_flows(cd, scenarios))
+def _run(
+    cd: CompiledDeal, scenarios: Sequence[DeterministicScenario], func: str = "deterministic_flows"
+) -> WaterfallResult:
+    return run_waterfall(cd, deterministic_flows(cd, scenarios, func=func))
 
 
 def _paid_in_full(res: WaterfallResult, j: int) -> np.ndarray:
@@ -262,8 +264,7 @@ def coverage_table(
     _check_cd(cd, "coverage_table")
     if tranche is not None:
         _tranche_index(cd, tranche)
-    checked_scenarios(cd, scenarios, "coverage_table")  # its own name in what it says
-    res = _run(cd, scenarios)
+    res = _run(cd, scenarios, "coverage_table")  # checks the scenarios' types first
     check_coverage_scenarios(scenarios)
     if tranche is None:
         cr = res.led_per[:, :, L.LP_COVERAGE_RATIO]
