@@ -38,7 +38,7 @@ from .errors import (
     check_optional_bool,
     short_repr,
 )
-from .kernel_compile import compile_callees
+from .kernel_compile import compile_callees, load_waterfall_first
 from .kernels import layout as L
 from .kernels.bundles import BLOCK_SUMS_HISTOGRAMS, BlockSums, RunSpec, frozen
 from .kernels.collateral import collateral_path, collateral_scratch, unit_weights_py
@@ -645,10 +645,12 @@ def run_range(
         p0 = first * spec.block_size
         n_p = min((first + n_blocks) * spec.block_size, spec.n_paths) - p0
         sums = sums._replace(path_metrics=np.full((n_p, shape.n_m), np.nan))
-    kernel = block_kernel(model, jit, deal, spec.n_paths, specialise)
-    if jit and _is_specialisation(kernel):  # at its first run in this process
-        first_call = (first, 0, spec, model, deal, sums, *block_scratch(model, deal, sums))
-        kernel = _compiled_or_generic(kernel, (), first_call)
+    kernel, callees = block_kernel_and_callees(model, deal, spec.n_paths, jit, specialise)
+    if jit and not getattr(kernel, "signatures", True):  # its first run in this process
+        scratch = block_scratch(model, deal, sums)
+        load_waterfall_first(kernel, callees, block_callee_args(spec, model, deal, sums, *scratch))
+        if _is_specialisation(kernel):
+            kernel = _compiled_or_generic(kernel, (), (first, 0, spec, model, deal, sums, *scratch))
     if not jit:
         with np.errstate(over="ignore"):  # uint64 wraparound is the RNG's arithmetic
             _run_blocks(kernel, first, 0, n_blocks, spec, model, deal, sums)
@@ -764,18 +766,21 @@ def _compiled_or_generic(
 ) -> Any:
     """``kernel`` compiled (or loaded from the cache) for the arguments ``call``, its callees
     first over two processes where they are cold and ``callee_args`` given
-    (:func:`~abs_engine.kernel_compile.compile_callees`). Where numba cannot compile a
-    deal-specialised kernel (a structure the rewrite did not foresee) and the choice was not
-    forced (``ABS_ENGINE_SPECIALISE=1`` raises), the generic kernel instead, for the rest of
-    the process, with a warning: a specialisation costs a run speed or nothing, never the
-    run."""
+    (:func:`~abs_engine.kernel_compile.compile_callees`), its waterfall loaded before it where
+    they are cached (:func:`~abs_engine.kernel_compile.load_waterfall_first`). Where numba
+    cannot compile a deal-specialised kernel (a structure the rewrite did not foresee) and
+    the choice was not forced (``ABS_ENGINE_SPECIALISE=1`` raises), the generic kernel
+    instead, for the rest of the process, with a warning: a specialisation costs a run speed
+    or nothing, never the run."""
     if not _is_specialisation(kernel):
         if callee_args is not None:
             compile_callees(kernel, callees, callee_args)
+            load_waterfall_first(kernel, callees, callee_args)
         return kernel
     try:
         if callee_args is not None:
             compile_callees(kernel, callees, callee_args)  # the specialised waterfall first
+            load_waterfall_first(kernel, callees, callee_args)
         kernel.compile(tuple(numba.typeof(a) for a in call))
     except Exception as exc:  # numba's own errors, and its passes' plain ones
         _specialisation_failed(call[4], call[3].agg_interest.shape[0], exc)

@@ -28,15 +28,24 @@ from benchmarks.scaling import memo_off
 BLOCKS = 20
 
 
-def block_us(cd: ae.CompiledDeal, sc, repeats: int = 7, kernel=None) -> float:
-    """µs a path of the compiled block kernel (``kernel``, default the generic one), one
-    thread, best of ``repeats``."""
-    kernel = kernel or mc.run_block
+def block_us(cd: ae.CompiledDeal, sc, repeats: int = 7, kernel=None, callees=()) -> float:
+    """µs a path of the compiled block kernel (``kernel`` calling ``callees``, default the
+    generic one), one thread, best of ``repeats``; its waterfall loaded first, as a run loads
+    them (where the tree has ``load_waterfall_first``)."""
+    if kernel is None:
+        kernel, callees = mc.run_block, mc.BLOCK_CALLEES
     model, deal = compile_model(cd, sc).kernel, cd.kernel
     n = BLOCKS * S.BLOCK_SIZE
     spec = S.frozen(S.RunSpec(S.BLOCK_SIZE, n, 1, *S.hist_ranges(cd), 0))
     sums = S.OutputShape.of(cd).sums(BLOCKS)
     scratch = mc.block_scratch(model, deal, sums)
+    try:  # another checkout's tree may have none
+        from abs_engine.kernel_compile import load_waterfall_first
+
+        load_waterfall_first(kernel, callees, mc.block_callee_args(spec, model, deal, sums,
+                                                                   *scratch))  # fmt: skip
+    except ImportError:
+        pass
 
     def run() -> None:
         for b in range(BLOCKS):
@@ -71,9 +80,9 @@ def main(argv: list[str]) -> int:
     try:  # a tree from before the specialised kernel (another checkout's) has none
         from abs_engine.kernels.specialise import specialised_kernel
 
-        specialised = specialised_kernel(cd.kernel, cd.n_periods)[0]
+        specialised, spec_callees = specialised_kernel(cd.kernel, cd.n_periods)
     except ImportError:
-        specialised = None
+        specialised, spec_callees = None, ()
     for label, scen in (("as shipped", sc), ("memo off", memo_off(sc))):
         if "--batches" in argv:
             r = batches(cd, scen)
@@ -83,7 +92,7 @@ def main(argv: list[str]) -> int:
             generic = block_us(cd, scen)
             line = f"{label}: block kernel {generic:.3f} µs a path"
             if specialised is not None:
-                spec = block_us(cd, scen, kernel=specialised)
+                spec = block_us(cd, scen, kernel=specialised, callees=spec_callees)
                 line += f"; specialised to the deal {spec:.3f} ({spec / generic:.3f}x)"
             print(line, flush=True)
     return 0

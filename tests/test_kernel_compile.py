@@ -253,6 +253,64 @@ def test_a_cold_compile_over_two_processes_gives_the_same_results(tmp_path):
         assert ours == {*waterfall, "run_block_py"}, ours
 
 
+def test_the_waterfall_is_loaded_before_a_kernel_not_loaded_yet(monkeypatch):
+    loaded = []
+    waterfall = SimpleNamespace(compile=loaded.append)
+    monkeypatch.setattr(kc, "is_cold", lambda dispatcher: False)
+    kc.load_waterfall_first(SimpleNamespace(signatures=[]), [waterfall], [(1.0, 2), (3,)])
+    assert loaded == [(numba.float64, numba.int64)]
+    # the kernel loaded (or compiled) already, no callees, or the twins (no ``signatures``)
+    kc.load_waterfall_first(SimpleNamespace(signatures=[()]), [waterfall], [(1.0,)])
+    kc.load_waterfall_first(SimpleNamespace(signatures=[]), [], [])
+    kc.load_waterfall_first(run_block.py_func, [waterfall], [(1.0,)])
+    # a waterfall not in the cache: loading it would compile it (seconds), left alone
+    monkeypatch.setattr(kc, "is_cold", lambda dispatcher: dispatcher is waterfall)
+    kc.load_waterfall_first(SimpleNamespace(signatures=[]), [waterfall], [(1.0,)])
+    assert loaded == [(numba.float64, numba.int64)]
+
+
+_LOAD_ORDER = r"""
+import json, sys
+from numba.core.dispatcher import Dispatcher
+order = []
+compile_ = Dispatcher.compile
+def compile(self, sig):
+    fresh = tuple(sig) not in self.overloads
+    out = compile_(self, sig)
+    if fresh:
+        order.append([self.py_func.__name__, sum(self.stats.cache_misses.values())])
+    return out
+Dispatcher.compile = compile
+import abs_engine as ae
+from abs_engine.simulation import run_range, start_simulation_compiled
+if sys.argv[1] == "simulate":
+    ae.simulate(n_paths=100, seed=1, progress=False)
+else:  # a Dask task's entry point
+    job = start_simulation_compiled(ae.compile_deal(ae.load_deal()),
+                                    ae.load_scenario("huake_mc"), n_paths=100, seed=1,
+                                    progress=False).job
+    run_range(0, 1, job.spec, job.model, job.deal, job.shape, True, 1, job.specialise)
+print(json.dumps(order))
+"""
+
+
+@pytest.mark.parametrize("entry", ["simulate", "run_range"])
+def test_a_process_loads_the_cached_waterfall_before_the_generic_kernel(entry):
+    # both in the cache (this session's runs): a new process loads the waterfall first, so
+    # that the kernel's calls run the waterfall's own compile (kernel_compile's
+    # load_waterfall_first), and compiles neither
+    ae.simulate(n_paths=100, seed=1, progress=False)
+    env = {**os.environ, "ABS_ENGINE_SPECIALISE": "0"}
+    env.pop("NUMBA_DISABLE_JIT", None)
+    out = subprocess.run([sys.executable, "-c", _LOAD_ORDER, entry], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=600, check=True)  # fmt: skip
+    order = json.loads(out.stdout.strip().splitlines()[-1])
+    names = [name for name, _ in order]
+    assert "waterfall_path_py" in names and "run_block_py" in names, order
+    assert names.index("waterfall_path_py") < names.index("run_block_py"), order
+    assert all(misses == 0 for _, misses in order), order  # loaded, not compiled
+
+
 def test_a_compiled_kernel_without_a_python_wrapper_refuses_a_python_call():
     """A compiled twin built for other kernels only has no Python wrapper: called from
     Python, numba ran into it and the process died (a validator's ``cond_pd`` and
