@@ -195,18 +195,18 @@ def load_waterfall_first(
     numba links the code of a kernel's callees into the kernel's own (a copy of each,
     optimised once more with the kernel), and where the process has loaded the callee itself
     already, the kernel's calls run that one instead. The generic waterfall's own compile runs
-    faster than its copy in the block kernel: about 8% less time a path of the bundled deal
-    as shipped and 11% with every path computed, one thread (the generic kernel; the
-    specialised one showed no difference; ``benchmarks/HISTORY.md``). A cold compile always
-    compiled the waterfall first (:func:`compile_callees`), so only a process's first run got
-    it, and every later process, which loaded the kernel alone, did not. Does nothing when
-    ``kernel`` is loaded or compiled already, or the waterfall is not in the cache (loading
-    it would then be a compile of several seconds: :func:`compile_callees` does that for a
-    cold kernel)."""
+    faster than its copy in the generic block kernel: about 8% less time a path of the bundled
+    deal as shipped and 11% with every path computed, one thread (``benchmarks/HISTORY.md``).
+    A cold compile always compiled the waterfall first (:func:`compile_callees`), so only a
+    process's first run got it, and every later process, which loaded the kernel alone, did
+    not. The driver calls it for the generic kernels only: the specialised one ran the same
+    either way. Does nothing when ``kernel`` is loaded or compiled already, or the waterfall
+    is not in the cache (loading it would then be a compile of several seconds:
+    :func:`compile_callees` does that for a cold kernel)."""
     if not callees or getattr(kernel, "signatures", True):
         return
     waterfall = callees[0]
-    if is_cold(waterfall) or not hasattr(waterfall, "compile"):
+    if not hasattr(waterfall, "compile") or is_cold(waterfall):
         return
     waterfall.compile(tuple(numba.typeof(a) for a in args[0]))
 

@@ -648,9 +648,10 @@ def run_range(
     kernel, callees = block_kernel_and_callees(model, deal, spec.n_paths, jit, specialise)
     if jit and not getattr(kernel, "signatures", True):  # its first run in this process
         scratch = block_scratch(model, deal, sums)
-        load_waterfall_first(kernel, callees, block_callee_args(spec, model, deal, sums, *scratch))
-        if _is_specialisation(kernel):
+        if _is_specialisation(kernel):  # compiled here, or the generic kernel in its place
             kernel = _compiled_or_generic(kernel, (), (first, 0, spec, model, deal, sums, *scratch))
+            callees = BLOCK_CALLEES if kernel is run_block else callees
+        load_waterfall_first(kernel, callees, block_callee_args(spec, model, deal, sums, *scratch))
     if not jit:
         with np.errstate(over="ignore"):  # uint64 wraparound is the RNG's arithmetic
             _run_blocks(kernel, first, 0, n_blocks, spec, model, deal, sums)
@@ -766,8 +767,8 @@ def _compiled_or_generic(
 ) -> Any:
     """``kernel`` compiled (or loaded from the cache) for the arguments ``call``, its callees
     first over two processes where they are cold and ``callee_args`` given
-    (:func:`~abs_engine.kernel_compile.compile_callees`), its waterfall loaded before it where
-    they are cached (:func:`~abs_engine.kernel_compile.load_waterfall_first`). Where numba
+    (:func:`~abs_engine.kernel_compile.compile_callees`); a generic kernel's waterfall loaded
+    before it where cached (:func:`~abs_engine.kernel_compile.load_waterfall_first`). Where numba
     cannot compile a deal-specialised kernel (a structure the rewrite did not foresee) and
     the choice was not forced (``ABS_ENGINE_SPECIALISE=1`` raises), the generic kernel
     instead, for the rest of the process, with a warning: a specialisation costs a run speed
@@ -780,7 +781,6 @@ def _compiled_or_generic(
     try:
         if callee_args is not None:
             compile_callees(kernel, callees, callee_args)  # the specialised waterfall first
-            load_waterfall_first(kernel, callees, callee_args)
         kernel.compile(tuple(numba.typeof(a) for a in call))
     except Exception as exc:  # numba's own errors, and its passes' plain ones
         _specialisation_failed(call[4], call[3].agg_interest.shape[0], exc)

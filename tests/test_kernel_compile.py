@@ -285,24 +285,26 @@ import abs_engine as ae
 from abs_engine.simulation import run_range, start_simulation_compiled
 if sys.argv[1] == "simulate":
     ae.simulate(n_paths=100, seed=1, progress=False)
-else:  # a Dask task's entry point
+else:  # a Dask task's entry point: the job built without loading any kernel
     job = start_simulation_compiled(ae.compile_deal(ae.load_deal()),
                                     ae.load_scenario("huake_mc"), n_paths=100, seed=1,
-                                    progress=False).job
-    run_range(0, 1, job.spec, job.model, job.deal, job.shape, True, 1, job.specialise)
+                                    progress=False, jit=False).job
+    assert order == [], order
+    run_range(0, 1, job.spec, job.model, job.deal, job.shape, True, 1, False)
 print(json.dumps(order))
 """
 
 
+@pytest.mark.skipif(numba.config.DISABLE_JIT, reason="compiled kernels only")
 @pytest.mark.parametrize("entry", ["simulate", "run_range"])
-def test_a_process_loads_the_cached_waterfall_before_the_generic_kernel(entry):
-    # both in the cache (this session's runs): a new process loads the waterfall first, so
-    # that the kernel's calls run the waterfall's own compile (kernel_compile's
+def test_a_process_loads_the_cached_waterfall_before_the_generic_kernel(entry, monkeypatch):
+    # this process's run puts the generic kernel in the cache where it is not (a run of the
+    # specialised one would not); a new process then loads the waterfall first, so that the
+    # kernel's calls run the waterfall's own compile (kernel_compile's
     # load_waterfall_first), and compiles neither
+    monkeypatch.setenv("ABS_ENGINE_SPECIALISE", "0")
     ae.simulate(n_paths=100, seed=1, progress=False)
-    env = {**os.environ, "ABS_ENGINE_SPECIALISE": "0"}
-    env.pop("NUMBA_DISABLE_JIT", None)
-    out = subprocess.run([sys.executable, "-c", _LOAD_ORDER, entry], env=env, cwd=ROOT,
+    out = subprocess.run([sys.executable, "-c", _LOAD_ORDER, entry], cwd=ROOT,
                          capture_output=True, text=True, timeout=600, check=True)  # fmt: skip
     order = json.loads(out.stdout.strip().splitlines()[-1])
     names = [name for name, _ in order]

@@ -468,8 +468,9 @@ def _add_histograms_py(hist_count, hist_loss, hist_tr, hist_cov, lo, hi, bb, sta
         h = 0
     hist_loss[bb, h] += count
     # each range's lower end and width read once, the tranches inside: a histogram's ends
-    # read again for every value, after the bin's store before it, took 4-5% of a computed
-    # path's time on the bundled deal (benchmarks/HISTORY.md). The same bins, bit for bit
+    # read again for every value, after the bin's store before it, cost about 4% of a
+    # computed path's time in the specialised kernel on the bundled deal (the generic one
+    # within noise; benchmarks/HISTORY.md). The same bins, bit for bit
     n_float = float(n_h3)
     top = n_h3 - 1
     for q in range(n_ht):
