@@ -647,11 +647,12 @@ def run_range(
         sums = sums._replace(path_metrics=np.full((n_p, shape.n_m), np.nan))
     kernel, callees = block_kernel_and_callees(model, deal, spec.n_paths, jit, specialise)
     if jit and not getattr(kernel, "signatures", True):  # its first run in this process
+        # as the local driver readies it, but all compiled here (a Dask task starts no
+        # other process)
         scratch = block_scratch(model, deal, sums)
-        if _is_specialisation(kernel):  # compiled here, or the generic kernel in its place
-            kernel = _compiled_or_generic(kernel, (), (first, 0, spec, model, deal, sums, *scratch))
-            callees = BLOCK_CALLEES if kernel is run_block else callees
-        load_waterfall_first(kernel, callees, block_callee_args(spec, model, deal, sums, *scratch))
+        call = (first, 0, spec, model, deal, sums, *scratch)
+        args = block_callee_args(spec, model, deal, sums, *scratch)
+        kernel = _compiled_or_generic(kernel, callees, call, args, apart=False)
     if not jit:
         with np.errstate(over="ignore"):  # uint64 wraparound is the RNG's arithmetic
             _run_blocks(kernel, first, 0, n_blocks, spec, model, deal, sums)
@@ -764,27 +765,29 @@ def _compiled_or_generic(
     callees: Sequence[Any],
     call: tuple[Any, ...],
     callee_args: Sequence[tuple[Any, ...]] | None = None,
+    apart: bool = True,
 ) -> Any:
-    """``kernel`` compiled (or loaded from the cache) for the arguments ``call``, its callees
-    first over two processes where they are cold and ``callee_args`` given
-    (:func:`~abs_engine.kernel_compile.compile_callees`); a generic kernel's waterfall loaded
-    before it where cached (:func:`~abs_engine.kernel_compile.load_waterfall_first`). Where numba
-    cannot compile a deal-specialised kernel (a structure the rewrite did not foresee) and
-    the choice was not forced (``ABS_ENGINE_SPECIALISE=1`` raises), the generic kernel
-    instead, for the rest of the process, with a warning: a specialisation costs a run speed
-    or nothing, never the run."""
+    """``kernel`` compiled (or loaded from the cache) for the arguments ``call``; with
+    ``callee_args``, its callees first over two processes where they are cold (``apart``;
+    :func:`~abs_engine.kernel_compile.compile_callees`), and a generic kernel's waterfall
+    loaded before it where cached (:func:`~abs_engine.kernel_compile.load_waterfall_first`).
+    Where numba cannot compile a deal-specialised kernel (a structure the rewrite did not
+    foresee) and the choice was not forced (``ABS_ENGINE_SPECIALISE=1`` raises), the generic
+    kernel instead, for the rest of the process, with a warning: a specialisation costs a run
+    speed or nothing, never the run."""
     if not _is_specialisation(kernel):
         if callee_args is not None:
-            compile_callees(kernel, callees, callee_args)
+            if apart:
+                compile_callees(kernel, callees, callee_args)
             load_waterfall_first(kernel, callees, callee_args)
         return kernel
     try:
-        if callee_args is not None:
+        if callee_args is not None and apart:
             compile_callees(kernel, callees, callee_args)  # the specialised waterfall first
         kernel.compile(tuple(numba.typeof(a) for a in call))
     except Exception as exc:  # numba's own errors, and its passes' plain ones
         _specialisation_failed(call[4], call[3].agg_interest.shape[0], exc)
-        return _compiled_or_generic(run_block, BLOCK_CALLEES, call, callee_args)
+        return _compiled_or_generic(run_block, BLOCK_CALLEES, call, callee_args, apart)
     return kernel
 
 

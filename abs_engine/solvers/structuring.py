@@ -1344,10 +1344,11 @@ def _no_crossing_hint(
     if m_lo == m_hi:
         return (f"{ends}: the same at both ends with {n_paths:,} paths; raise the paths, or "
                 "widen the range")  # fmt: skip
-    if (m_hi - m_lo) * (bad - good) < 0 and lo_at_limit:
+    away = (m_hi - m_lo) * (bad - good) < 0  # towards hi the metric moves away from failing
+    if away and lo_at_limit:
         return (f"{ends}: it moves away from failing from lo to hi, and lo is the end of the "
                 "values it may take: it never fails")  # fmt: skip
-    if (m_hi - m_lo) * (bad - good) < 0:  # towards hi the metric moves away from failing
+    if away:
         return (f"{ends}: it moves away from failing from lo to hi, so the condition would "
                 "fail beyond lo, if anywhere: give the range the other way round, from where "
                 "it holds to where it fails")  # fmt: skip
