@@ -650,9 +650,9 @@ def run_range(
         # as the local driver readies it, but all compiled here (a Dask task starts no
         # other process)
         scratch = block_scratch(model, deal, sums)
-        call = (first, 0, spec, model, deal, sums, *scratch)
+        kernel_call = (first, 0, spec, model, deal, sums, *scratch)
         args = block_callee_args(spec, model, deal, sums, *scratch)
-        kernel = _compiled_or_generic(kernel, callees, call, args, apart=False)
+        kernel = _compiled_or_generic(kernel, callees, kernel_call, args, apart=False)
     if not jit:
         with np.errstate(over="ignore"):  # uint64 wraparound is the RNG's arithmetic
             _run_blocks(kernel, first, 0, n_blocks, spec, model, deal, sums)
@@ -664,8 +664,8 @@ def run_range(
     calls = [pool.submit(_run_blocks, kernel, first, a, b, spec, model, deal,
                          _thread_rows(sums, i) if per_thread else sums)
              for i, (a, b) in enumerate(itertools.pairwise(cuts))]  # fmt: skip
-    for call in calls:
-        call.result()
+    for future in calls:
+        future.result()
     return sums
 
 
