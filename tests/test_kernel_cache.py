@@ -1,8 +1,20 @@
-"""The stale-cache guard: cached kernels are dropped when any kernel source changes."""
+"""The stale-cache guard: cached kernels are dropped when any kernel source changes; and the
+inlined kernels' code objects kept on disk beside them."""
 
 from __future__ import annotations
 
-from abs_engine.kernels import _invalidate_stale_cache
+import ast
+import importlib
+
+import numpy as np
+import pytest
+
+import abs_engine as ae
+from abs_engine.kernels import CODE_CACHE_PREFIX, _invalidate_stale_cache
+from abs_engine.kernels import _codecache as codecache
+from abs_engine.kernels import _inline as inline_module
+from abs_engine.kernels import specialise as SP
+from abs_engine.kernels._inline import inline_helpers
 
 
 def test_guard_drops_cache_files_when_a_kernel_source_changes(tmp_path):
@@ -31,3 +43,160 @@ def test_guard_leaves_missing_secondary_folders_alone(tmp_path):
     (src / "rng.py").write_text("z = 0\n")
     _invalidate_stale_cache(src, [(tmp_path / "user_cache", False)])
     assert not (tmp_path / "user_cache").exists()
+
+
+def test_guard_drops_the_inlined_code_files_with_numbas(tmp_path):
+    """The inlined kernels' code files (abs_engine.kernels._codecache) go with numba's when a
+    kernel source changes."""
+    src = tmp_path / "kernels"
+    src.mkdir()
+    (src / "waterfall.py").write_text("x = 1\n")
+    dirs = [(tmp_path / "cache", True)]
+    _invalidate_stale_cache(src, dirs)
+    code = tmp_path / "cache" / f"{CODE_CACHE_PREFIX}{'0' * 64}.bin"
+    code.write_bytes(b"")
+    _invalidate_stale_cache(src, dirs)
+    assert code.exists()
+    (src / "waterfall.py").write_text("x = 2\n")
+    _invalidate_stale_cache(src, dirs)
+    assert not code.exists()
+
+
+# --- the inlined kernels' code kept on disk (abs_engine.kernels._codecache) ---
+
+
+def _twice(x):
+    y = x + x
+    return y
+
+
+def _caller(x):
+    z = _twice(x)
+    return z + 1.0
+
+
+def _plus_one(fn: ast.FunctionDef) -> ast.FunctionDef:
+    """A transform: ``return z + 1.0`` becomes ``return z + 2.0``; it notes itself in the
+    state."""
+    fn.body[-1].value.right = ast.Constant(2.0)
+    _STATE_SEEN.append(1)
+    return fn
+
+
+_STATE_SEEN: list[int] = []
+
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch):
+    """The code cache's folders: one, empty, under tmp_path."""
+    where = tmp_path / "code"
+    monkeypatch.setattr(codecache, "_folders", lambda: [where])
+    return where
+
+
+def _files(folder):
+    return sorted(folder.glob(f"{CODE_CACHE_PREFIX}*.bin")) if folder.is_dir() else []
+
+
+def test_inlined_code_is_read_back_instead_of_inlined_again(folder, monkeypatch):
+    """The first build is stored; the next reads it (the inliner not run: it would raise)
+    and is the same code; without ``cache`` nothing is stored."""
+    plain = inline_helpers(_caller, (_twice,), dict(_caller.__globals__))
+    assert plain(2.0) == 5.0 and _files(folder) == []
+    first = inline_helpers(_caller, (_twice,), dict(_caller.__globals__), cache=True)
+    assert len(_files(folder)) == 1
+
+    def no_inlining(*args):
+        raise AssertionError("inlined again")
+
+    monkeypatch.setattr(inline_module, "_inlined", no_inlining)
+    again = inline_helpers(_caller, (_twice,), dict(_caller.__globals__), cache=True)
+    assert again(2.0) == first(2.0) == 5.0
+    assert again.__code__.co_code == first.__code__.co_code == plain.__code__.co_code
+    assert again.__code__.co_filename == __file__ and again.__name__ == "_caller"
+    assert again.__code__.co_firstlineno == _caller.__code__.co_firstlineno
+    with pytest.raises(AssertionError, match="inlined again"):  # another key: built
+        inline_helpers(_caller, (_twice,), dict(_caller.__globals__), cache=True,
+                       cache_extra="other")  # fmt: skip
+
+
+def test_a_transforms_state_comes_back_with_its_code(folder):
+    """A transform runs once for its key; its state is given back with the code it made."""
+    _STATE_SEEN.clear()
+
+    def transform(fn):
+        state["folded"] = np.arange(3.0)
+        return _plus_one(fn)
+
+    state: dict = {}
+    first = inline_helpers(_caller, (_twice,), dict(_caller.__globals__), None, transform,
+                           cache=True, cache_extra="k1", state=state)  # fmt: skip
+    assert first(2.0) == 6.0 and _STATE_SEEN == [1]
+    state = {}
+    again = inline_helpers(_caller, (_twice,), dict(_caller.__globals__), None, transform,
+                           cache=True, cache_extra="k1", state=state)  # fmt: skip
+    assert again(2.0) == 6.0 and _STATE_SEEN == [1]  # not transformed again
+    assert np.array_equal(state["folded"], np.arange(3.0))
+
+
+def test_a_damaged_or_unwritable_cache_costs_only_time(folder, tmp_path, monkeypatch):
+    """A damaged file is built again (and replaced); a folder that cannot be written, or
+    a file name that is a folder, leaves the function built and nothing half-written."""
+    inline_helpers(_caller, (_twice,), dict(_caller.__globals__), cache=True)
+    (path,) = _files(folder)
+    path.write_bytes(b"not a pickle")
+    fn = inline_helpers(_caller, (_twice,), dict(_caller.__globals__), cache=True)
+    assert fn(1.0) == 3.0 and path.read_bytes() != b"not a pickle"
+    blocked = tmp_path / "a_file"
+    blocked.write_text("")
+    monkeypatch.setattr(codecache, "_folders", lambda: [blocked / "under_a_file"])
+    assert inline_helpers(_caller, (_twice,), dict(_caller.__globals__), cache=True)(1.0) == 3.0
+    assert blocked.read_text() == ""
+    path.unlink()
+    path.mkdir()  # the cache file's name taken by a folder
+    monkeypatch.setattr(codecache, "_folders", lambda: [folder])
+    assert inline_helpers(_caller, (_twice,), dict(_caller.__globals__), cache=True)(1.0) == 3.0
+    assert [p.name for p in folder.iterdir()] == [path.name]  # no temporary file left
+
+
+def test_the_key_names_the_sources_the_interpreter_and_the_extra(tmp_path, monkeypatch):
+    """The key changes with the bytes of a function's file, its name and first line, and the
+    extra; a function whose file cannot be read gets no key (nothing cached)."""
+    mod_file = tmp_path / "cc_mod.py"
+    mod_file.write_text("def f(x):\n    return x\n\n\ndef g(x):\n    return x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    mod = importlib.import_module("cc_mod")
+    key = codecache.code_key((mod.f,))
+    assert key == codecache.code_key((mod.f,)) and len(key) == 64
+    assert key != codecache.code_key((mod.g,))
+    assert key != codecache.code_key((mod.f,), "structure")
+    assert key != codecache.code_key((mod.f, mod.g))
+    mod_file.write_text("def f(x):\n    return x  # edited\n")
+    codecache._file_digest.cache_clear()
+    assert key != codecache.code_key((mod.f,))
+    mod_file.unlink()
+    codecache._file_digest.cache_clear()
+    assert codecache.code_key((mod.f,)) is None
+    here = codecache.code_key((_caller,))
+    monkeypatch.setattr(codecache.sys, "version", "another interpreter")
+    assert codecache.code_key((_caller,)) != here
+
+
+def test_a_specialisation_from_the_cache_is_the_one_built(folder):
+    """The specialised waterfall read back from the code cache has the built one's code and
+    folded constants (read-only, as numba freezes them)."""
+    cd = ae.compile_deal(ae.load_deal())
+    key = SP.structure_key(cd.kernel, cd.n_periods)
+    built = SP._specialised_waterfall(cd.kernel, cd.n_periods, key)
+    assert len(_files(folder)) == 1
+    again = SP._specialised_waterfall(cd.kernel, cd.n_periods, key)
+    assert again.py_func.__code__.co_code == built.py_func.__code__.co_code
+    folded = [n for n in built.py_func.__globals__ if n.startswith(SP._PREFIX)]
+    assert folded
+    for name in folded:
+        a, b = built.py_func.__globals__[name], again.py_func.__globals__[name]
+        assert type(a) is type(b)
+        if isinstance(a, np.ndarray):
+            assert np.array_equal(a, b) and a.dtype == b.dtype and not b.flags.writeable
+        else:
+            assert a == b

@@ -16,6 +16,7 @@ from conftest import assert_same_run
 import abs_engine as ae
 from abs_engine import simulation as S
 from abs_engine.compile.patch import with_tranche_terms
+from abs_engine.kernels import _codecache as codecache
 from abs_engine.kernels import specialise as SP
 from abs_engine.kernels.waterfall import ledgers_py as wf_ledgers
 from abs_engine.schema import parse_deal
@@ -324,8 +325,8 @@ def _broken_rewrite(monkeypatch):
     key = f"t{uuid.uuid4().hex[:15]}"
     real = SP._transform
 
-    def broken(deal, n_t, constants, report):
-        rewrite = real(deal, n_t, constants, report)
+    def broken(deal, n_t, state):
+        rewrite = real(deal, n_t, state)
 
         def transform(fn):
             out = rewrite(fn)
@@ -337,6 +338,7 @@ def _broken_rewrite(monkeypatch):
 
     monkeypatch.setattr(SP, "structure_key", lambda deal, n_t: key)
     monkeypatch.setattr(SP, "_transform", broken)
+    monkeypatch.setattr(codecache, "_folders", list)  # its code kept nowhere
     monkeypatch.setattr(SP, "_KERNELS", {})
     monkeypatch.setattr(SP, "_FAILED", set())
 

@@ -5,7 +5,8 @@ Numba's on-disk cache (``cache=True``) checks only the source of the file defini
 function, not of the kernels it calls from other files: after an edit to ``waterfall.py``, a
 cached ``run_block`` from ``montecarlo.py`` would still hold the old waterfall. So on import
 we hash every kernel source file and, when the hash changed, drop this package's cache files
-wherever numba keeps them (``__pycache__``, ``NUMBA_CACHE_DIR``, or the user-wide cache).
+wherever numba keeps them (``__pycache__``, ``NUMBA_CACHE_DIR``, or the user-wide cache),
+with the inlined kernels' code objects kept beside them (:mod:`abs_engine.kernels._codecache`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+
+#: name prefix of the inlined kernels' code files in the cache folders
+#: (:mod:`abs_engine.kernels._codecache`)
+CODE_CACHE_PREFIX = "abs_engine_code-"
 
 
 def _cache_dirs(here: Path) -> list[tuple[Path, bool]]:
@@ -65,6 +70,8 @@ def _invalidate_stale_cache(
             for f in cache.glob("*.nb[ic]"):
                 if f.name.split(".")[0] in modules:
                     f.unlink(missing_ok=True)
+            for f in cache.glob(CODE_CACHE_PREFIX + "*"):
+                f.unlink(missing_ok=True)
             stamp.write_text(current)
         except OSError:  # read-only location: numba falls back to its own checks
             pass

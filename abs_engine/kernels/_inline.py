@@ -42,6 +42,8 @@ import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ._codecache import cached_code, code_key
+
 __all__ = ["inline_helpers"]
 
 _BANNED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, ast.Global,
@@ -232,22 +234,23 @@ def _as_list(x: Any) -> list[ast.stmt]:
     return x if isinstance(x, list) else [x]
 
 
-def _merge_names(helper: _Helper, foreign: dict[str, Any], globals_: dict[str, Any],
-                 caller: str) -> None:  # fmt: skip
-    """Add the module-level names a helper of another module reads to the caller's globals,
-    as ``foreign`` (its module's compiled environment) binds them; a name the caller's
-    globals bind to something else is refused (inlined, the helper would read that)."""
-    for name in sorted(helper.free):
-        if name in foreign:
-            value = foreign[name]
-        elif hasattr(builtins, name):
+def _merge_names(name: str, free: Sequence[str], foreign: dict[str, Any],
+                 globals_: dict[str, Any], caller: str) -> None:  # fmt: skip
+    """Add the module-level names ``free`` that the helper ``name`` of another module reads
+    to the caller's globals, as ``foreign`` (its module's compiled environment) binds them; a
+    name the caller's globals bind to something else is refused (inlined, the helper would
+    read that)."""
+    for read in free:
+        if read in foreign:
+            value = foreign[read]
+        elif hasattr(builtins, read):
             continue
         else:
-            raise TypeError(f"{helper.name} reads {name}, which its environment does not bind")
-        if name in globals_ and globals_[name] is not value:
-            raise TypeError(f"{helper.name} reads {name}, which means something else in "
+            raise TypeError(f"{name} reads {read}, which its environment does not bind")
+        if read in globals_ and globals_[read] is not value:
+            raise TypeError(f"{name} reads {read}, which means something else in "
                             f"{caller}'s module")  # fmt: skip
-        globals_[name] = value
+        globals_[read] = value
 
 
 @functools.cache
@@ -279,13 +282,23 @@ def inline_helpers(
     globals_: dict[str, Any],
     foreign: dict[str, Any] | None = None,
     transform: Callable[[ast.FunctionDef], ast.FunctionDef] | None = None,
+    *,
+    cache: bool = False,
+    cache_extra: str = "",
+    state: dict[str, Any] | None = None,
 ) -> types.FunctionType:
     """A copy of ``py_fn`` with every call statement of a function in ``helpers`` replaced by
     that helper's body (helpers calling helpers are expanded too), its globals ``globals_``
     (to which the names read by helpers of another module are added from ``foreign``, that
     module's compiled environment). Line numbers stay those of the source file, so numba's
     messages point at the real lines. ``transform``, if given, rewrites the inlined
-    definition before it is compiled (:mod:`abs_engine.kernels.specialise`)."""
+    definition before it is compiled (:mod:`abs_engine.kernels.specialise`); what it leaves
+    in ``state`` (a dict) is part of its result.
+
+    ``cache``: the code object (and ``state``) kept on disk between processes
+    (:mod:`abs_engine.kernels._codecache`), under a key of the sources of ``py_fn`` and its
+    helpers and of ``cache_extra``, which must name everything else the ``transform``
+    reads (a specialisation's structure key)."""
     own = set()
     for fn in helpers:
         # a helper is the function its name means in the caller's module: its module-level
@@ -296,13 +309,21 @@ def inline_helpers(
         elif foreign is None or foreign.get(fn.__name__) is not fn:
             raise TypeError(f"{fn.__name__}: not a function of {py_fn.__name__}'s module, nor of "
                             "the environment given for another module's helpers")  # fmt: skip
-    node = clone(_inlined(py_fn, tuple(helpers)))
-    for fn in helpers:
-        if fn.__name__ not in own:
-            _merge_names(_helper(fn), foreign or {}, globals_, py_fn.__name__)
-    if transform is not None:
-        node = transform(node)
-    module = ast.fix_missing_locations(ast.Module(body=[node], type_ignores=[]))
-    code = compile(module, py_fn.__code__.co_filename, "exec")
-    fn_code = next(c for c in code.co_consts if isinstance(c, types.CodeType))
+
+    def build() -> tuple[types.CodeType, Any]:
+        node = clone(_inlined(py_fn, tuple(helpers)))
+        free = {fn.__name__: sorted(_helper(fn).free) for fn in helpers if fn.__name__ not in own}
+        if transform is not None:
+            node = transform(node)
+        module = ast.fix_missing_locations(ast.Module(body=[node], type_ignores=[]))
+        code = compile(module, py_fn.__code__.co_filename, "exec")
+        fn_code = next(c for c in code.co_consts if isinstance(c, types.CodeType))
+        return fn_code, (free, dict(state) if state is not None else None)
+
+    key = code_key((py_fn, *helpers), cache_extra) if cache else None
+    fn_code, (free, saved) = cached_code(key, build)
+    if state is not None and saved is not None:
+        state.update(saved)
+    for name, names in free.items():
+        _merge_names(name, names, foreign or {}, globals_, py_fn.__name__)
     return types.FunctionType(fn_code, globals_, py_fn.__name__, py_fn.__defaults__)

@@ -71,6 +71,8 @@ def jit_twin(
     inline_env: dict[str, Any] | None = None,
     refcounts: bool = True,
     transform: Callable[[Any], Any] | None = None,
+    transform_key: str | None = None,
+    transform_state: dict[str, Any] | None = None,
     suffix: str = "",
     **njit_kw: Any,
 ):
@@ -100,15 +102,22 @@ def jit_twin(
     against 30-32 s), the compiled code being shorter.
 
     ``transform`` rewrites the inlined definition before it is compiled (``inline_source``
-    required; :func:`~abs_engine.kernels._inline.inline_helpers`), and ``suffix`` is added to
-    the compiled copy's name: numba's on-disk cache tells functions apart by module, name and
-    first line, so each specialisation of one kernel needs a name of its own."""
+    required; :func:`~abs_engine.kernels._inline.inline_helpers`; what it leaves in the dict
+    ``transform_state`` is part of its result), and ``suffix`` is added to the compiled copy's
+    name: numba's on-disk cache tells functions apart by module, name and first line, so each
+    specialisation of one kernel needs a name of its own.
+
+    With ``cache=True`` the inlined code object is kept on disk too
+    (:mod:`abs_engine.kernels._codecache`: no inlining in later processes), with a
+    ``transform`` only where ``transform_key`` names all it reads besides the sources."""
     g = dict(py_fn.__globals__)
     g.update(replacements or {})
     if transform is not None and not inline_source:
         raise TypeError("jit_twin: a transform needs inline_source")
     if inline_source:
-        f = inline_helpers(py_fn, inline_source, g, inline_env, transform)
+        keep = bool(njit_kw.get("cache")) and (transform is None or transform_key is not None)
+        f = inline_helpers(py_fn, inline_source, g, inline_env, transform, cache=keep,
+                           cache_extra=transform_key or "", state=transform_state)  # fmt: skip
     else:
         f = types.FunctionType(py_fn.__code__, g, py_fn.__name__, py_fn.__defaults__,
                                py_fn.__closure__)  # fmt: skip

@@ -444,10 +444,11 @@ class _Specialise(ast.NodeTransformer):
         return None
 
 
-def _transform(deal: Any, n_t: int, constants: dict[str, Any], report: dict[str, int]) -> Any:
+def _transform(deal: Any, n_t: int, state: dict[str, Any]) -> Any:
     """The rewrite of the inlined waterfall for ``deal``'s structure; the constants it folds
-    are put in ``constants`` (to be added to the copy's globals), and the count of step loops
-    it unrolled in ``report["step_loops_unrolled"]``."""
+    are put in ``state["constants"]`` (to be added to the copy's globals), the count of step
+    loops it unrolled in ``state["step_loops_unrolled"]`` and its size in ``state["nodes"]``
+    (syntax-tree nodes)."""
     roots = _example_roots(deal, n_t)
 
     def transform(fn: ast.FunctionDef) -> ast.FunctionDef:
@@ -461,12 +462,19 @@ def _transform(deal: Any, n_t: int, constants: dict[str, Any], report: dict[str,
             sp = _Specialise(fn, roots, module, unroll=False)
             out = sp.visit(clone(fn))
             nodes = _nodes([out])
-        constants.update(sp.constants)
-        report["step_loops_unrolled"] = sp.unrolled
-        report["nodes"] = nodes
+        state["constants"] = dict(sp.constants)
+        state["step_loops_unrolled"] = sp.unrolled
+        state["nodes"] = nodes
         return out
 
     return transform
+
+
+def _folded_constants(state: dict[str, Any]) -> dict[str, Any]:
+    """The constants a rewrite folded (``state["constants"]``, as :func:`_transform` left
+    them or as the disk cache gave them back: an unpickled array is writable again), each
+    as :func:`_constant` makes it."""
+    return {name: _constant(value) for name, value in state["constants"].items()}
 
 
 def specialised_waterfall_py(deal: Any, n_t: int) -> Any:
@@ -476,27 +484,26 @@ def specialised_waterfall_py(deal: Any, n_t: int) -> Any:
     its attributes ``step_loops_unrolled`` and ``nodes`` count the step loops the rewrite
     unrolled and the syntax-tree nodes of its definition."""
     g = dict(wf.waterfall_path_py.__globals__)
-    constants: dict[str, Any] = {}
-    report: dict[str, int] = {}
-    fn = inline_helpers(wf.waterfall_path_py, _INLINED, g, None,
-                        _transform(deal, n_t, constants, report))  # fmt: skip
-    g.update(constants)
-    fn.step_loops_unrolled = report["step_loops_unrolled"]  # type: ignore[attr-defined]
-    fn.nodes = report["nodes"]  # type: ignore[attr-defined]
+    state: dict[str, Any] = {}
+    fn = inline_helpers(wf.waterfall_path_py, _INLINED, g, None, _transform(deal, n_t, state))
+    g.update(_folded_constants(state))
+    fn.step_loops_unrolled = state["step_loops_unrolled"]  # type: ignore[attr-defined]
+    fn.nodes = state["nodes"]  # type: ignore[attr-defined]
     return fn
 
 
 def _specialised_waterfall(deal: Any, n_t: int, key: str) -> Any:
     """The compiled waterfall for ``deal``'s structure (not compiled yet: numba compiles it at
     its first call, or loads it from its cache)."""
-    constants: dict[str, Any] = {}
+    state: dict[str, Any] = {}
     kernel = jit_twin(wf.waterfall_path_py, {"base_amount_py": wf.base_amount, **wf.CLASS_HELPERS},
-                      inline_source=_INLINED,
-                      transform=_transform(deal, n_t, constants, {}),
+                      inline_source=_INLINED, transform=_transform(deal, n_t, state),
+                      transform_key=key, transform_state=state,
                       cache=True, refcounts=False, suffix=f"__s{key}")  # fmt: skip
     # the copy's globals are a dict of its own (jit_twin's): the folded constants join it
-    # before numba first compiles it
-    kernel.py_func.__globals__.update(constants)
+    # before numba first compiles it (the structure's key names all the rewrite reads
+    # besides the kernel sources: its code is kept on disk under it)
+    kernel.py_func.__globals__.update(_folded_constants(state))
     return kernel
 
 
