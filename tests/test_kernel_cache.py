@@ -4,7 +4,12 @@ inlined kernels' code objects kept on disk beside them."""
 from __future__ import annotations
 
 import ast
-import importlib
+import hashlib
+import importlib.util
+import linecache
+import marshal
+import os
+import pickle
 
 import numpy as np
 import pytest
@@ -140,13 +145,18 @@ def test_a_transforms_state_comes_back_with_its_code(folder):
 
 
 def test_a_damaged_or_unwritable_cache_costs_only_time(folder, tmp_path, monkeypatch):
-    """A damaged file is built again (and replaced); a folder that cannot be written, or
-    a file name that is a folder, leaves the function built and nothing half-written."""
+    """A file that fails its checksum, or whose data has another shape, is built again (and
+    replaced); a folder that cannot be written, or a file name that is a folder, leaves the
+    function built and nothing half-written."""
     inline_helpers(_caller, (_twice,), dict(_caller.__globals__), cache=True)
     (path,) = _files(folder)
-    path.write_bytes(b"not a pickle")
-    fn = inline_helpers(_caller, (_twice,), dict(_caller.__globals__), cache=True)
-    assert fn(1.0) == 3.0 and path.read_bytes() != b"not a pickle"
+    good = path.read_bytes()
+    flipped = bytearray(good)
+    flipped[len(flipped) // 2] ^= 1  # one bit of the marshalled code
+    for damaged in (b"not a pickle", bytes(flipped), _checksummed(("free", None))):
+        path.write_bytes(damaged)
+        fn = inline_helpers(_caller, (_twice,), dict(_caller.__globals__), cache=True)
+        assert fn(1.0) == 3.0 and path.read_bytes() == good
     blocked = tmp_path / "a_file"
     blocked.write_text("")
     monkeypatch.setattr(codecache, "_folders", lambda: [blocked / "under_a_file"])
@@ -159,38 +169,83 @@ def test_a_damaged_or_unwritable_cache_costs_only_time(folder, tmp_path, monkeyp
     assert [p.name for p in folder.iterdir()] == [path.name]  # no temporary file left
 
 
-def test_the_key_names_the_sources_the_interpreter_and_the_extra(tmp_path, monkeypatch):
-    """The key changes with the bytes of a function's file, its name and first line, and the
-    extra; a function whose file cannot be read gets no key (nothing cached)."""
-    mod_file = tmp_path / "cc_mod.py"
-    mod_file.write_text("def f(x):\n    return x\n\n\ndef g(x):\n    return x\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    mod = importlib.import_module("cc_mod")
-    key = codecache.code_key((mod.f,))
-    assert key == codecache.code_key((mod.f,)) and len(key) == 64
-    assert key != codecache.code_key((mod.g,))
-    assert key != codecache.code_key((mod.f,), "structure")
-    assert key != codecache.code_key((mod.f, mod.g))
-    mod_file.write_text("def f(x):\n    return x  # edited\n")
-    codecache._file_digest.cache_clear()
-    assert key != codecache.code_key((mod.f,))
-    mod_file.unlink()
-    codecache._file_digest.cache_clear()
-    assert codecache.code_key((mod.f,)) is None
-    here = codecache.code_key((_caller,))
-    monkeypatch.setattr(codecache.sys, "version", "another interpreter")
-    assert codecache.code_key((_caller,)) != here
+def _checksummed(extra):
+    """A cache file, checksum right, holding _caller's code with ``extra`` as its data."""
+    payload = pickle.dumps((marshal.dumps(_caller.__code__), pickle.dumps(extra)))
+    return hashlib.sha256(payload).digest() + payload
 
 
-def test_a_specialisation_from_the_cache_is_the_one_built(folder):
-    """The specialised waterfall read back from the code cache has the built one's code and
-    folded constants (read-only, as numba freezes them)."""
+def test_cache_files_are_whole_and_readable_as_the_umask_says(folder):
+    """Written to a temporary file and renamed: one file, its mode that of any file the
+    process creates (numba's are the same), so a shared cache folder serves everyone."""
+    old = os.umask(0o022)
+    try:
+        inline_helpers(_caller, (_twice,), dict(_caller.__globals__), cache=True)
+    finally:
+        os.umask(old)
+    (path,) = folder.iterdir()
+    assert path.name.endswith(".bin") and path.stat().st_mode & 0o777 == 0o644
+
+
+def _module(path, name, text):
+    """A module of ``text`` loaded from ``path`` (not registered in sys.modules)."""
+    path.write_text(text)
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+_V1 = "def f(x):\n    return x\n\n\ndef g(x):\n    return x\n"
+_V2 = "def f(x):\n    return x + 0.0\n\n\ndef g(x):\n    return x\n"
+
+
+def test_the_key_names_the_sources_roles_interpreter_and_extra(tmp_path, monkeypatch):
+    """The key changes with a function's source text, name and role (the kernel, a helper of
+    its module, one of another), the extra and the interpreter."""
+    mod = _module(tmp_path / "cc_mod.py", "cc_mod", _V1)
+    key = inline_module._key(mod.f, (mod.g,), {"g"}, "")
+    assert key == inline_module._key(mod.f, (mod.g,), {"g"}, "") and len(key) == 64
+    assert key != inline_module._key(mod.g, (mod.g,), {"g"}, "")
+    assert key != inline_module._key(mod.f, (mod.g,), set(), "")  # g of another module
+    assert key != inline_module._key(mod.f, (mod.g,), {"g"}, "structure")
+    edited = _module(tmp_path / "cc_mod.py", "cc_mod", _V2)  # the same file, edited
+    linecache.checkcache(str(tmp_path / "cc_mod.py"))
+    assert key != inline_module._key(edited.f, (edited.g,), {"g"}, "")
+    monkeypatch.setattr(codecache, "_INTERPRETER", "another interpreter")
+    assert key != inline_module._key(mod.f, (mod.g,), {"g"}, "")
+
+
+def test_a_source_edited_after_import_is_keyed_by_the_text_inlined(tmp_path):
+    """A function whose file is edited after its module was imported is inlined from the
+    file's new text (as Python's inspect reads it), and keyed by that text: a process that
+    later sees the file as it was finds its own key, not the code built from the edit."""
+    path = tmp_path / "cc_edit.py"
+    first = _module(path, "cc_edit", _V1)
+    path.write_text(_V2)  # edited before the inliner reads it
+    linecache.checkcache(str(path))
+    from_edit = inline_module._key(first.f, (first.g,), {"g"}, "")
+    assert "x + 0.0" in inline_module._source(first.f)[0]  # the text inlined is the edit's
+    reverted = _module(path, "cc_edit", _V1)
+    linecache.checkcache(str(path))
+    assert inline_module._key(reverted.f, (reverted.g,), {"g"}, "") != from_edit
+
+
+def test_a_specialisation_from_the_cache_is_the_one_built(folder, monkeypatch):
+    """The specialised waterfall read back from the code cache (the rewrite not run again:
+    it would raise) has the built one's code and folded constants (read-only, as numba
+    freezes them)."""
     cd = ae.compile_deal(ae.load_deal())
     key = SP.structure_key(cd.kernel, cd.n_periods)
     built = SP._specialised_waterfall(cd.kernel, cd.n_periods, key)
     assert len(_files(folder)) == 1
+
+    def no_rewrite(*args, **kwargs):
+        raise AssertionError("rewritten again")
+
+    monkeypatch.setattr(SP, "_Specialise", no_rewrite)
     again = SP._specialised_waterfall(cd.kernel, cd.n_periods, key)
-    assert again.py_func.__code__.co_code == built.py_func.__code__.co_code
+    assert again.py_func.__code__ == built.py_func.__code__
     folded = [n for n in built.py_func.__globals__ if n.startswith(SP._PREFIX)]
     assert folded
     for name in folded:
@@ -200,3 +255,5 @@ def test_a_specialisation_from_the_cache_is_the_one_built(folder):
             assert np.array_equal(a, b) and a.dtype == b.dtype and not b.flags.writeable
         else:
             assert a == b
+    with pytest.raises(AssertionError, match="rewritten again"):  # another structure: built
+        SP._specialised_waterfall(cd.kernel, cd.n_periods, key[::-1])

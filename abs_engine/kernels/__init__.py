@@ -48,7 +48,10 @@ def source_digest(here: Path | None = None) -> str:
 
 def _invalidate_stale_cache(
     here: Path | None = None, dirs: list[tuple[Path, bool]] | None = None
-) -> None:
+) -> str:
+    """Drop the cache files of this package's kernels (numba's, and the inlined code beside
+    them) from ``dirs`` (default: :func:`_cache_dirs`) where the stamp there is not the
+    current :func:`source_digest` of ``here``, and stamp them; returns that digest."""
     here = here or Path(__file__).resolve().parent
     modules = {p.stem for p in here.glob("*.py")}
     current = source_digest(here)
@@ -75,6 +78,9 @@ def _invalidate_stale_cache(
             stamp.write_text(current)
         except OSError:  # read-only location: numba falls back to its own checks
             pass
+    return current
 
 
-_invalidate_stale_cache()
+#: :func:`source_digest` of the kernel sources as this process imported them (the code
+#: cache's key, :mod:`abs_engine.kernels._codecache`)
+IMPORTED_DIGEST = _invalidate_stale_cache()

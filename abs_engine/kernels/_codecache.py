@@ -5,31 +5,34 @@ Every process builds the compiled twins' source-level inlining
 from its cache: about 0.35 s at import (the waterfall interpreter, the collateral draws,
 the block kernels) and 0.3 s more for a deal-specialised block kernel
 (:mod:`abs_engine.kernels.specialise`), measured on the bundled deal, of the 2.2 s a new
-process takes to import and run a small simulate. The result is a plain code object (and,
-for a specialisation, the constants it folded), a pure function of the source files it was
-built from, the interpreter, and the specialisation's key; here it is stored under a hash of
-all of them with :mod:`marshal` (and the constants with :mod:`pickle`, as numba's own index
-files are), and read back instead of being built again.
+process took to import and run a small simulate. The result is a plain code object (and,
+for a specialisation, the constants it folded), made from the source text the inliner
+parsed, the kernel modules as imported, and the specialisation's structure; here it is
+stored under a hash of all of them (:func:`code_key`: the caller hashes the texts it
+parsed, this module adds the interpreter, numpy, and the kernel sources' digest taken when
+the package was imported) with :mod:`marshal` (the extra data with :mod:`pickle`, as numba's
+own index files are), and read back instead of being built again.
 
 Files are named ``abs_engine_code-<sha256>.bin`` in the first of the kernels' cache folders
 (:func:`abs_engine.kernels._cache_dirs`: ``NUMBA_CACHE_DIR``'s, the package's
 ``__pycache__``, or numba's user-wide one) where one can be written, written to a temporary
-file and renamed (a reader sees a whole file or none). A file that cannot be read, is of
-another interpreter or is damaged is built again; a folder that cannot be written costs only
-the time. The stale-cache guard deletes them with numba's files when a kernel source changes
-(their keys would no longer match anyway).
+file of the same prefix and renamed (a reader sees a whole file or none), with the
+permissions of any file the process creates (its umask), as numba's. Each carries the
+sha256 of its contents: a file that cannot be read, fails its checksum or its shape check,
+or is of another interpreter is built again and replaced; a folder that cannot be written
+costs only the time. The stale-cache guard deletes them (and any temporary file a killed
+process left) with numba's files when a kernel source changes.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import marshal
 import os
 import pickle
 import sys
-import tempfile
 import types
+import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -37,105 +40,97 @@ from typing import Any
 import numpy as np
 
 from . import CODE_CACHE_PREFIX as PREFIX
-from . import _cache_dirs, source_digest
+from . import IMPORTED_DIGEST, _cache_dirs
 
 __all__ = ["PREFIX", "cached_code", "code_key"]
-_FORMAT = b"abs_engine code cache 1"
+
+_FORMAT = b"abs_engine code cache 2"
+#: what the code and its pickled data depend on besides the sources
+_INTERPRETER = (
+    f"{sys.version}|{sys.implementation.cache_tag}|optimize={sys.flags.optimize}"
+    f"|numpy {np.__version__}"
+)
+_KERNELS_DIR = Path(__file__).resolve().parent
 
 
-@functools.cache
-def _kernels_dir() -> Path:
-    return Path(__file__).resolve().parent
-
-
-@functools.cache
-def _digest() -> str:
-    """:func:`abs_engine.kernels.source_digest`, once a process."""
-    return source_digest(_kernels_dir())
-
-
-@functools.cache
-def _file_digest(path: str) -> str:
-    """sha256 of one source file's bytes, once a process ('' when it cannot be read)."""
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    except OSError:
-        return ""
-
-
-def code_key(functions: Iterable[Callable[..., Any]], extra: str = "") -> str | None:
-    """The cache key of code generated from ``functions`` (the kernel first, then its
-    helpers) and ``extra`` (what else the generation read, e.g. a specialisation's structure
-    key): the interpreter, numpy, every kernel source file, and each function's module,
-    qualified name, file (with its bytes) and first line. None where a function's file
-    cannot be read: then nothing is cached."""
+def code_key(sources: Iterable[str], extra: str = "") -> str:
+    """The cache key of code generated from ``sources`` (what the caller parsed and how it
+    used it: each function's name, file, first line and source text) and ``extra`` (what
+    else the generation read, e.g. a specialisation's structure key), for this interpreter
+    and numpy, and the kernel modules as this process imported them."""
     h = hashlib.sha256(_FORMAT)
-    h.update(f"{sys.version}|{sys.implementation.cache_tag}|{np.__version__}".encode())
-    h.update(_digest().encode())
-    for fn in functions:
-        code = fn.__code__
-        file_digest = _file_digest(code.co_filename)
-        if not file_digest:
-            return None
-        h.update(f"|{fn.__module__}.{fn.__qualname__}@{code.co_filename}:{code.co_firstlineno}"
-                 f":{file_digest}".encode())  # fmt: skip
+    h.update(_INTERPRETER.encode())
+    h.update(IMPORTED_DIGEST.encode())
+    for text in sources:
+        h.update(hashlib.sha256(text.encode()).digest())
     h.update(b"|" + extra.encode())
     return h.hexdigest()
 
 
 def _folders() -> list[Path]:
-    return [folder for folder, _ in _cache_dirs(_kernels_dir())]
+    return [folder for folder, _ in _cache_dirs(_KERNELS_DIR)]
 
 
-def _load(key: str) -> tuple[types.CodeType, Any] | None:
-    """The code object and extra data stored under ``key``, or None (none, or unreadable)."""
+def _load(key: str, valid: Callable[[Any], bool]) -> tuple[types.CodeType, Any] | None:
+    """The code object and extra data stored under ``key``, or None (none there, or one
+    that fails its checksum, does not load, or whose extra data ``valid`` refuses)."""
     for folder in _folders():
         try:
             data = (folder / f"{PREFIX}{key}.bin").read_bytes()
         except OSError:
             continue
+        digest, payload = data[:32], data[32:]
+        if hashlib.sha256(payload).digest() != digest:
+            return None
         try:
-            code_bytes, extra_bytes = pickle.loads(data)
+            code_bytes, extra_bytes = pickle.loads(payload)
             code = marshal.loads(code_bytes)
             extra = pickle.loads(extra_bytes)
-        except Exception:  # damaged, or of another interpreter: built again
+        except Exception:  # of another interpreter, or written by another version: built again
             return None
-        return (code, extra) if isinstance(code, types.CodeType) else None
+        if not isinstance(code, types.CodeType) or not valid(extra):
+            return None
+        return code, extra
     return None
 
 
 def _store(key: str, code: types.CodeType, extra: Any) -> None:
     """Write ``code`` and ``extra`` under ``key`` into the first folder that takes them (a
-    temporary file renamed); nothing where none does."""
+    temporary file renamed; the temporary file removed whatever stops the write); nothing
+    where none does."""
     try:
-        data = pickle.dumps((marshal.dumps(code), pickle.dumps(extra)))
+        payload = pickle.dumps((marshal.dumps(code), pickle.dumps(extra)))
     except Exception:  # extra data that does not pickle: not cached
         return
+    data = hashlib.sha256(payload).digest() + payload
     for folder in _folders():
-        tmp = None
+        tmp = folder / f"{PREFIX}{key}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-" + PREFIX, dir=folder)
-            with os.fdopen(fd, "wb") as f:
+            with open(tmp, "xb") as f:
                 f.write(data)
             os.replace(tmp, folder / f"{PREFIX}{key}.bin")
             return
         except OSError:
-            if tmp is not None:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
+            continue
+        finally:  # after the rename there is none: nothing to remove
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
 
 
 def cached_code(
-    key: str | None, build: Callable[[], tuple[types.CodeType, Any]]
+    key: str | None,
+    build: Callable[[], tuple[types.CodeType, Any]],
+    valid: Callable[[Any], bool] = lambda extra: True,
 ) -> tuple[types.CodeType, Any]:
     """``build()`` (a code object and picklable extra data), read from the disk cache under
-    ``key`` where it is there, else built and stored (``key`` None: built, not stored)."""
+    ``key`` where it is there whole and its extra data passes ``valid``, else built and
+    stored (``key`` None: built, not stored)."""
     if key is None:
         return build()
-    hit = _load(key)
+    hit = _load(key, valid)
     if hit is not None:
         return hit
     code, extra = build()

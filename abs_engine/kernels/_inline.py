@@ -73,10 +73,18 @@ def _function_def(fn: Callable[..., Any]) -> ast.FunctionDef:
 
 
 @functools.cache
+def _source(fn: Callable[..., Any]) -> tuple[str, int]:
+    """``fn``'s source text and first line, read once a process: what :func:`_parsed` parses
+    and the code cache's key hashes (:func:`inline_helpers`), so the two cannot differ."""
+    lines, first = inspect.getsourcelines(fn)
+    return "".join(lines), first
+
+
+@functools.cache
 def _parsed(fn: Callable[..., Any]) -> ast.FunctionDef:
     """``fn``'s definition as parsed (shared: :func:`_function_def` hands out copies)."""
-    lines, first = inspect.getsourcelines(fn)
-    tree = ast.parse(textwrap.dedent("".join(lines)))
+    text, first = _source(fn)
+    tree = ast.parse(textwrap.dedent(text))
     ast.increment_lineno(tree, first - 1)
     node = tree.body[0]
     if not isinstance(node, ast.FunctionDef):
@@ -320,10 +328,39 @@ def inline_helpers(
         fn_code = next(c for c in code.co_consts if isinstance(c, types.CodeType))
         return fn_code, (free, dict(state) if state is not None else None)
 
-    key = code_key((py_fn, *helpers), cache_extra) if cache else None
-    fn_code, (free, saved) = cached_code(key, build)
+    # a transformed definition's key is never an untransformed one's, whatever the extra
+    extra = ("transformed " if transform is not None else "plain ") + cache_extra
+    key = _key(py_fn, helpers, own, extra) if cache else None
+    fn_code, (free, saved) = cached_code(key, build, _valid_extra)
     if state is not None and saved is not None:
         state.update(saved)
     for name, names in free.items():
         _merge_names(name, names, foreign or {}, globals_, py_fn.__name__)
     return types.FunctionType(fn_code, globals_, py_fn.__name__, py_fn.__defaults__)
+
+
+def _key(py_fn: Callable[..., Any], helpers: Sequence[Callable[..., Any]], own: set[str],
+         extra: str) -> str:  # fmt: skip
+    """The code cache's key of inlining ``helpers`` (those named in ``own`` of the caller's
+    module, the others of another's) into ``py_fn``: each one's role, name, file, first
+    line and the source text the inliner parses, and ``extra``."""
+    parts = []
+    for role, fn in (("kernel", py_fn), *((("own" if f.__name__ in own else "foreign"), f)
+                                          for f in helpers)):  # fmt: skip
+        text, first = _source(fn)
+        parts.append(f"{role}|{fn.__module__}.{fn.__qualname__}|{fn.__code__.co_filename}|"
+                     f"{first}\n{text}")  # fmt: skip
+    return code_key(parts, extra)
+
+
+def _valid_extra(extra: Any) -> bool:
+    """Whether a cached entry's extra data has :func:`inline_helpers`' shape: the free names
+    of each foreign helper, and the transform's state or None."""
+    if not (isinstance(extra, tuple) and len(extra) == 2):
+        return False
+    free, state = extra
+    return (
+        isinstance(free, dict)
+        and all(isinstance(k, str) and isinstance(v, list) for k, v in free.items())
+        and (state is None or isinstance(state, dict))
+    )
