@@ -257,3 +257,33 @@ def test_a_specialisation_from_the_cache_is_the_one_built(folder, monkeypatch):
             assert a == b
     with pytest.raises(AssertionError, match="rewritten again"):  # another structure: built
         SP._specialised_waterfall(cd.kernel, cd.n_periods, key[::-1])
+
+
+def test_a_transformed_or_stateful_build_never_takes_a_plain_ones_file(folder):
+    """A transform cached without an extra key is not the plain inlining's file, nor is a
+    call keeping state the same as one keeping none: each is built (and stored) once."""
+    inline_helpers(_caller, (_twice,), dict(_caller.__globals__), cache=True)
+    _STATE_SEEN.clear()
+    fn = inline_helpers(_caller, (_twice,), dict(_caller.__globals__), None, _plus_one, cache=True)
+    assert fn(2.0) == 6.0 and _STATE_SEEN == [1]
+    state: dict = {}
+    fn = inline_helpers(_caller, (_twice,), dict(_caller.__globals__), None, _plus_one,
+                        cache=True, state=state)  # fmt: skip
+    assert fn(2.0) == 6.0 and _STATE_SEEN == [1, 1] and len(_files(folder)) == 3
+
+
+def test_a_damaged_file_is_passed_over_for_the_next_folders(tmp_path, monkeypatch):
+    """A damaged file in the first folder does not hide a good one in the next."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    monkeypatch.setattr(codecache, "_folders", lambda: [second])
+    inline_helpers(_caller, (_twice,), dict(_caller.__globals__), cache=True)
+    (good,) = _files(second)
+    first.mkdir()
+    (first / good.name).write_bytes(b"damaged")
+    monkeypatch.setattr(codecache, "_folders", lambda: [first, second])
+
+    def no_inlining(*args):
+        raise AssertionError("inlined again")
+
+    monkeypatch.setattr(inline_module, "_inlined", no_inlining)
+    assert inline_helpers(_caller, (_twice,), dict(_caller.__globals__), cache=True)(1.0) == 3.0

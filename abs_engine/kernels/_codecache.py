@@ -21,7 +21,14 @@ permissions of any file the process creates (its umask), as numba's. Each carrie
 sha256 of its contents: a file that cannot be read, fails its checksum or its shape check,
 or is of another interpreter is built again and replaced; a folder that cannot be written
 costs only the time. The stale-cache guard deletes them (and any temporary file a killed
-process left) with numba's files when a kernel source changes.
+process left) with numba's files at the next change to a kernel source.
+
+The checksum detects damage, not tampering: whoever can write the cache folder can have
+code run by every process that reads it, as with numba's own cache files (pickled indexes
+and object code). The key covers the source texts and the kernel modules as imported, not
+module values changed at run time: a monkeypatched budget or constant that a transform reads
+must be named in its ``cache_extra``, or the transform not cached (the tests patch them only
+on paths that cache nothing, :func:`~abs_engine.kernels.specialise.specialised_waterfall_py`).
 """
 
 from __future__ import annotations
@@ -72,8 +79,9 @@ def _folders() -> list[Path]:
 
 
 def _load(key: str, valid: Callable[[Any], bool]) -> tuple[types.CodeType, Any] | None:
-    """The code object and extra data stored under ``key``, or None (none there, or one
-    that fails its checksum, does not load, or whose extra data ``valid`` refuses)."""
+    """The code object and extra data stored under ``key`` in the first folder holding a
+    good one, or None (none there; a file that fails its checksum, does not load, or whose
+    extra data ``valid`` refuses is passed over)."""
     for folder in _folders():
         try:
             data = (folder / f"{PREFIX}{key}.bin").read_bytes()
@@ -81,16 +89,15 @@ def _load(key: str, valid: Callable[[Any], bool]) -> tuple[types.CodeType, Any] 
             continue
         digest, payload = data[:32], data[32:]
         if hashlib.sha256(payload).digest() != digest:
-            return None
+            continue
         try:
             code_bytes, extra_bytes = pickle.loads(payload)
             code = marshal.loads(code_bytes)
             extra = pickle.loads(extra_bytes)
-        except Exception:  # of another interpreter, or written by another version: built again
-            return None
-        if not isinstance(code, types.CodeType) or not valid(extra):
-            return None
-        return code, extra
+        except Exception:  # of another interpreter, or written by another version
+            continue
+        if isinstance(code, types.CodeType) and valid(extra):
+            return code, extra
     return None
 
 

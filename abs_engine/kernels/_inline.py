@@ -329,7 +329,9 @@ def inline_helpers(
         return fn_code, (free, dict(state) if state is not None else None)
 
     # a transformed definition's key is never an untransformed one's, whatever the extra
-    extra = ("transformed " if transform is not None else "plain ") + cache_extra
+    # (and one kept with its state never a call's that keeps none)
+    extra = (f"{'transformed' if transform is not None else 'plain'}, "
+             f"{'state' if state is not None else 'no state'}: {cache_extra}")  # fmt: skip
     key = _key(py_fn, helpers, own, extra) if cache else None
     fn_code, (free, saved) = cached_code(key, build, _valid_extra)
     if state is not None and saved is not None:
@@ -361,6 +363,9 @@ def _valid_extra(extra: Any) -> bool:
     free, state = extra
     return (
         isinstance(free, dict)
-        and all(isinstance(k, str) and isinstance(v, list) for k, v in free.items())
+        and all(
+            isinstance(k, str) and isinstance(v, list) and all(isinstance(n, str) for n in v)
+            for k, v in free.items()
+        )
         and (state is None or isinstance(state, dict))
     )
