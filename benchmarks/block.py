@@ -30,8 +30,9 @@ BLOCKS = 20
 
 def block_us(cd: ae.CompiledDeal, sc, repeats: int = 7, kernel=None, callees=()) -> float:
     """µs a path of the compiled block kernel (``kernel`` calling ``callees``, default the
-    generic one), one thread, best of ``repeats``; its waterfall loaded first, as a run loads
-    them (where the tree has ``load_waterfall_first``)."""
+    generic one), one thread, best of ``repeats``; readied as a run readies it (the driver's
+    ``_compiled_or_generic``: the generic kernel's waterfall loaded first), where the tree
+    has that."""
     if kernel is None:
         kernel, callees = mc.run_block, mc.BLOCK_CALLEES
     model, deal = compile_model(cd, sc).kernel, cd.kernel
@@ -39,13 +40,11 @@ def block_us(cd: ae.CompiledDeal, sc, repeats: int = 7, kernel=None, callees=())
     spec = S.frozen(S.RunSpec(S.BLOCK_SIZE, n, 1, *S.hist_ranges(cd), 0))
     sums = S.OutputShape.of(cd).sums(BLOCKS)
     scratch = mc.block_scratch(model, deal, sums)
-    try:  # another checkout's tree may have none
-        from abs_engine.kernel_compile import load_waterfall_first
-
-        load_waterfall_first(kernel, callees, mc.block_callee_args(spec, model, deal, sums,
+    ready = getattr(S, "_compiled_or_generic", None)  # another checkout's tree may have none
+    if ready is not None:
+        call = (0, 0, spec, model, deal, sums, *scratch)
+        kernel = ready(kernel, callees, call, mc.block_callee_args(spec, model, deal, sums,
                                                                    *scratch))  # fmt: skip
-    except ImportError:
-        pass
 
     def run() -> None:
         for b in range(BLOCKS):

@@ -171,7 +171,7 @@ def test_a_damaged_or_unwritable_cache_costs_only_time(folder, tmp_path, monkeyp
 
 def _checksummed(extra):
     """A cache file, checksum right, holding _caller's code with ``extra`` as its data."""
-    payload = pickle.dumps((marshal.dumps(_caller.__code__), pickle.dumps(extra)))
+    payload = pickle.dumps((marshal.dumps(_caller.__code__), extra))
     return hashlib.sha256(payload).digest() + payload
 
 

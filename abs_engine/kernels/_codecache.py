@@ -46,12 +46,11 @@ from typing import Any
 
 import numpy as np
 
-from . import CODE_CACHE_PREFIX as PREFIX
-from . import IMPORTED_DIGEST, _cache_dirs
+from . import CODE_CACHE_PREFIX, IMPORTED_DIGEST, _cache_dirs
 
-__all__ = ["PREFIX", "cached_code", "code_key"]
+__all__ = ["cached_code", "code_key"]
 
-_FORMAT = b"abs_engine code cache 2"
+_FORMAT = b"abs_engine code cache 3"
 #: what the code and its pickled data depend on besides the sources
 _INTERPRETER = (
     f"{sys.version}|{sys.implementation.cache_tag}|optimize={sys.flags.optimize}"
@@ -84,16 +83,15 @@ def _load(key: str, valid: Callable[[Any], bool]) -> tuple[types.CodeType, Any] 
     extra data ``valid`` refuses is passed over)."""
     for folder in _folders():
         try:
-            data = (folder / f"{PREFIX}{key}.bin").read_bytes()
+            data = (folder / f"{CODE_CACHE_PREFIX}{key}.bin").read_bytes()
         except OSError:
             continue
         digest, payload = data[:32], data[32:]
         if hashlib.sha256(payload).digest() != digest:
             continue
         try:
-            code_bytes, extra_bytes = pickle.loads(payload)
+            code_bytes, extra = pickle.loads(payload)
             code = marshal.loads(code_bytes)
-            extra = pickle.loads(extra_bytes)
         except Exception:  # of another interpreter, or written by another version
             continue
         if isinstance(code, types.CodeType) and valid(extra):
@@ -104,19 +102,21 @@ def _load(key: str, valid: Callable[[Any], bool]) -> tuple[types.CodeType, Any] 
 def _store(key: str, code: types.CodeType, extra: Any) -> None:
     """Write ``code`` and ``extra`` under ``key`` into the first folder that takes them (a
     temporary file renamed; the temporary file removed whatever stops the write); nothing
-    where none does."""
+    where none does. Not :func:`abs_engine.files.atomic_write`: the kernels import nothing
+    above them (that module reads ``schema``), and its temporary names are not this
+    prefix's, which the stale-cache guard removes."""
     try:
-        payload = pickle.dumps((marshal.dumps(code), pickle.dumps(extra)))
+        payload = pickle.dumps((marshal.dumps(code), extra))
     except Exception:  # extra data that does not pickle: not cached
         return
     data = hashlib.sha256(payload).digest() + payload
     for folder in _folders():
-        tmp = folder / f"{PREFIX}{key}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
+        tmp = folder / f"{CODE_CACHE_PREFIX}{key}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
         try:
             folder.mkdir(parents=True, exist_ok=True)
             with open(tmp, "xb") as f:
                 f.write(data)
-            os.replace(tmp, folder / f"{PREFIX}{key}.bin")
+            os.replace(tmp, folder / f"{CODE_CACHE_PREFIX}{key}.bin")
             return
         except OSError:
             continue
