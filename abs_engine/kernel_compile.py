@@ -3,19 +3,21 @@
 numba compiles under one global lock, so a cold compile of the block kernel
 (:data:`~abs_engine.kernels.montecarlo.run_block`, or its conditional-Monte-Carlo sibling)
 compiles everything it calls one function after the other: the draws' random-number
-functions, the waterfall interpreter (the longest, about 8 s on this project's 2-core VM),
-the per-path metrics, cash flows and sums, then the kernel itself, which links them all.
-Only the kernel waits on the others; the waterfall and the rest
-(:data:`~abs_engine.kernels.montecarlo.BLOCK_CALLEES`) wait on nothing.
+functions, the waterfall interpreter (the longest, 6-8 s on this project's 2-core VM), the
+per-path metrics, cash flows and sums, then the kernel itself.
 
-So when the kernel is not in numba's on-disk cache and this process may use a second core,
-:func:`compile_callees` starts a second Python process (``python -P -m
-abs_engine.kernel_compile``, the callees' numba signatures pickled on its stdin) that compiles
-all but the waterfall into the cache, while this one compiles the waterfall; the kernel's
-compile then loads them from the cache. Whatever goes wrong on the other side (no process
-started, a crash, a cache it cannot write, a timeout) costs only time: numba compiles here
-what it does not find. ``ABS_ENGINE_COMPILE_PROCESSES=1`` keeps the compile in one process.
-The other process is a whole Python with numba: about 5 s and 200 MB at its peak, measured.
+The generic block kernels call the waterfall bound, not linked (:mod:`abs_engine.kernels._link`):
+their compile needs only its return type, and sets the call's target once their own code is
+done. So when such a kernel is not in numba's on-disk cache and this process may use a second
+core, :func:`compile_callees` starts a second Python process (``python -P -m
+abs_engine.kernel_compile``, the numba signatures to compile pickled on its stdin) that
+compiles the waterfall into the cache while this one compiles the kernel and its other
+callees; binding the waterfall waits for that process and loads it from the cache. A
+deal-specialised kernel has its own waterfall linked in: this process compiles that first,
+the other process the rest. Whatever goes wrong on the other side (no process started, a
+crash, a cache it cannot write, a timeout) costs only time: numba compiles here what it does
+not find. ``ABS_ENGINE_COMPILE_PROCESSES=1`` keeps the compile in one process. The other
+process is a whole Python with numba: about 5 s and 200 MB at its peak, measured.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import numba
+
+from .kernels import _link
 
 #: environment variable: "1" (or "0") compiles in this process alone
 PROCESSES_ENV = "ABS_ENGINE_COMPILE_PROCESSES"
@@ -54,12 +58,13 @@ WAIT_S = _wait_s()
 #: runs at once start one other process, not two)
 _DONE: set[int] = set()
 _LOCK = threading.Lock()
+#: other processes compiling a callee that a kernel binds (:func:`compile_callees`)
+_HELPERS: list[subprocess.Popen[bytes]] = []
 
 __all__ = [
     "PROCESSES_ENV",
     "compile_callees",
     "is_cold",
-    "load_waterfall_first",
     "main",
     "start_helper",
 ]
@@ -105,10 +110,12 @@ def is_cold(kernel: Any) -> bool:
         return False
 
 
-def start_helper(signatures: Sequence[tuple[Any, ...]]) -> subprocess.Popen[bytes] | None:
-    """Start ``python -P -m abs_engine.kernel_compile`` compiling the callees after the first
-    of :data:`~abs_engine.kernels.montecarlo.BLOCK_CALLEES` for ``signatures`` (one tuple of
-    numba types each, in that order), unless ``ABS_ENGINE_COMPILE_PROCESSES`` is 1 or 0, this
+def start_helper(
+    signatures: Sequence[tuple[int, tuple[Any, ...]]],
+) -> subprocess.Popen[bytes] | None:
+    """Start ``python -P -m abs_engine.kernel_compile`` compiling
+    :data:`~abs_engine.kernels.montecarlo.BLOCK_CALLEES` for ``signatures`` ((index, tuple of
+    numba types) pairs), unless ``ABS_ENGINE_COMPILE_PROCESSES`` is 1 or 0, this
     process has one core, or ``sys.executable`` is no Python; None when it was not started."""
     python = _python()
     if _one_process() or _cores() < 2 or python is None:
@@ -167,60 +174,71 @@ def _finish(proc: subprocess.Popen[bytes] | None) -> None:
         raise
 
 
-def compile_callees(kernel: Any, callees: Sequence[Any], args: Sequence[tuple[Any, ...]]) -> None:
-    """Before ``kernel``'s first compile: when it is cold (:func:`is_cold`), compile the
-    first of ``callees`` (the waterfall) here for ``args[0]``, and the others in another
-    process (:func:`start_helper`) for theirs, and wait for it. Does nothing when ``kernel``
-    is cached, and compiles only here when another process cannot help."""
+def compile_callees(
+    kernel: Any,
+    callees: Sequence[Any],
+    args: Sequence[tuple[Any, ...]],
+    kernel_call: tuple[Any, ...] | None = None,
+) -> None:
+    """Before ``kernel``'s first compile, when it is cold (:func:`is_cold`), over two
+    processes where another can help (:func:`start_helper`); does nothing when ``kernel`` is
+    cached.
+
+    * ``kernel_call`` given (the generic block kernels, which call the waterfall bound, not
+      linked: :mod:`abs_engine.kernels._link`): the other process compiles the first of
+      ``callees`` (the waterfall) for ``args[0]`` while this one compiles ``kernel`` for the
+      arguments ``kernel_call``, its other callees with it; binding the waterfall, once the
+      kernel's own code is done, waits for the other process and loads the waterfall from
+      the cache.
+    * otherwise (a deal-specialised kernel, its waterfall linked in): the first of
+      ``callees`` here, the others there, for theirs."""
     with _LOCK:
         if id(kernel) in _DONE or not is_cold(kernel):
             return
         _DONE.add(id(kernel))
         signatures = [tuple(numba.typeof(a) for a in call) for call in args]
-        proc = start_helper(signatures[1:])
+        if kernel_call is None:
+            proc = start_helper(list(enumerate(signatures))[1:])
+            here = lambda: callees[0].compile(signatures[0])  # noqa: E731
+        else:
+            proc = start_helper([(0, signatures[0])])
+            here = lambda: kernel.compile(tuple(numba.typeof(a) for a in kernel_call))  # noqa: E731
+            if proc is not None:
+                _HELPERS.append(proc)
         try:
-            callees[0].compile(signatures[0])
+            here()
         except BaseException:  # a failed compile or an interrupt: nothing to wait for
+            _forget(proc)
             _stop(proc)
             raise
+        _forget(proc)
         _finish(proc)
 
 
-def load_waterfall_first(
-    kernel: Any, callees: Sequence[Any], args: Sequence[tuple[Any, ...]]
-) -> None:
-    """Before ``kernel`` is first loaded from numba's cache in this process, load the first of
-    ``callees`` (its waterfall) from the cache for ``args[0]``: about 12 ms.
+def _forget(proc: subprocess.Popen[bytes] | None) -> None:
+    """``proc`` no longer waited for when a waterfall is bound."""
+    if proc in _HELPERS:
+        _HELPERS.remove(proc)
 
-    numba links the code of a kernel's callees into the kernel's own (a copy of each,
-    optimised once more with the kernel), and where the process has loaded the callee itself
-    already, the kernel's calls run that one instead. The generic waterfall's own compile runs
-    faster than its copy in the generic block kernel: about 8% less time a path of the bundled
-    deal as shipped and 11% with every path computed, one thread (``benchmarks/HISTORY.md``).
-    A cold compile always compiled the waterfall first (:func:`compile_callees`), so only a
-    process's first run got it, and every later process, which loaded the kernel alone, did
-    not. The driver calls it for the generic kernels only: the specialised one ran the same
-    either way. Does nothing when ``kernel`` is loaded or compiled already, or the waterfall
-    is not in the cache (loading it would then be a compile of several seconds:
-    :func:`compile_callees` does that for a cold kernel)."""
-    if not callees or getattr(kernel, "signatures", True):
-        return
-    waterfall = callees[0]
-    if not hasattr(waterfall, "compile") or is_cold(waterfall):
-        return
-    waterfall.compile(tuple(numba.typeof(a) for a in args[0]))
+
+def _wait_for_helpers(module: str, name: str) -> None:
+    """Before a bound callee is compiled or loaded here: wait for the other processes
+    compiling it (:func:`compile_callees`), so that numba loads it from the cache."""
+    while _HELPERS:
+        _finish(_HELPERS.pop())
 
 
 def main() -> int:
-    """The other process: compile :data:`~abs_engine.kernels.montecarlo.BLOCK_CALLEES` after
-    the first for the signatures pickled on stdin (into numba's on-disk cache)."""
+    """The other process: compile :data:`~abs_engine.kernels.montecarlo.BLOCK_CALLEES` for the
+    (index, signature) pairs pickled on stdin (into numba's on-disk cache)."""
     from .kernels.montecarlo import BLOCK_CALLEES
 
-    signatures = pickle.load(sys.stdin.buffer)
-    for dispatcher, sig in zip(BLOCK_CALLEES[1:], signatures, strict=True):
-        dispatcher.compile(sig)
+    for i, sig in pickle.load(sys.stdin.buffer):
+        BLOCK_CALLEES[i].compile(sig)
     return 0
 
+
+_link.BEFORE_BIND.append(_wait_for_helpers)
 
 if __name__ == "__main__":
     sys.exit(main())

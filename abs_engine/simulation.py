@@ -38,7 +38,7 @@ from .errors import (
     check_optional_bool,
     short_repr,
 )
-from .kernel_compile import compile_callees, load_waterfall_first
+from .kernel_compile import compile_callees
 from .kernels import layout as L
 from .kernels.bundles import BLOCK_SUMS_HISTOGRAMS, BlockSums, RunSpec, frozen
 from .kernels.collateral import collateral_path, collateral_scratch, unit_weights_py
@@ -768,18 +768,17 @@ def _compiled_or_generic(
     apart: bool = True,
 ) -> Any:
     """``kernel`` compiled (or loaded from the cache) for the arguments ``call``; with
-    ``callee_args``, its callees first over two processes where they are cold (``apart``;
-    :func:`~abs_engine.kernel_compile.compile_callees`), and a generic kernel's waterfall
-    loaded before it where cached (:func:`~abs_engine.kernel_compile.load_waterfall_first`).
+    ``callee_args``, over two processes where it is cold (``apart``;
+    :func:`~abs_engine.kernel_compile.compile_callees`: a generic kernel here and the
+    waterfall it binds there; a specialised one's own waterfall here and its other callees
+    there).
     Where numba cannot compile a deal-specialised kernel (a structure the rewrite did not
     foresee) and the choice was not forced (``ABS_ENGINE_SPECIALISE=1`` raises), the generic
     kernel instead, for the rest of the process, with a warning: a specialisation costs a run
     speed or nothing, never the run."""
     if not _is_specialisation(kernel):
-        if callee_args is not None:
-            if apart:
-                compile_callees(kernel, callees, callee_args)
-            load_waterfall_first(kernel, callees, callee_args)
+        if callee_args is not None and apart:
+            compile_callees(kernel, callees, callee_args, call)
         return kernel
     try:
         if callee_args is not None and apart:

@@ -31,8 +31,7 @@ BLOCKS = 20
 def block_us(cd: ae.CompiledDeal, sc, repeats: int = 7, kernel=None, callees=()) -> float:
     """µs a path of the compiled block kernel (``kernel`` calling ``callees``, default the
     generic one), one thread, best of ``repeats``; readied as a run readies it (the driver's
-    ``_compiled_or_generic``: the generic kernel's waterfall loaded first), where the tree
-    has that."""
+    ``_compiled_or_generic``), where the tree has that."""
     if kernel is None:
         kernel, callees = mc.run_block, mc.BLOCK_CALLEES
     model, deal = compile_model(cd, sc).kernel, cd.kernel

@@ -155,7 +155,7 @@ def test_the_other_process_runs_this_package_with_the_signatures(monkeypatch):
     monkeypatch.delenv(kc.PROCESSES_ENV, raising=False)
     monkeypatch.setattr(kc, "_cores", lambda: 2)
     monkeypatch.setattr(kc.subprocess, "Popen", FakePopen)
-    sigs = [(numba.float64, numba.int64[:])]
+    sigs = [(0, (numba.float64, numba.int64[:]))]
     assert isinstance(kc.start_helper(sigs), FakePopen)
     assert started["argv"][1:] == ["-P", "-m", "abs_engine.kernel_compile"]
     assert pickle.loads(started["payload"]) == sigs
@@ -193,7 +193,46 @@ def test_callees_are_compiled_apart_once_a_process(monkeypatch):
     callee = SimpleNamespace(compile=compiled.append)
     for _ in range(2):
         kc.compile_callees(run_block, [callee], [(1.0,), (2,)])
-    assert started == [[(numba.int64,)]] and compiled == [(numba.float64,)]
+    assert started == [[(1, (numba.int64,))]] and compiled == [(numba.float64,)]
+
+
+def test_a_kernel_that_binds_its_waterfall_compiles_here_while_the_other_process_compiles_it(
+    monkeypatch,
+):
+    # the generic kernels: the other process gets the waterfall (callee 0) alone, this one
+    # compiles the kernel itself, and binding the waterfall waits for the other process
+    monkeypatch.setattr(kc, "is_cold", lambda kernel: True)
+    monkeypatch.setattr(kc, "_DONE", set())
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5)"])
+    started, events = [], []
+    monkeypatch.setattr(kc, "start_helper", lambda sigs: started.append(sigs) or proc)
+
+    def compile_kernel(sig):
+        events.append(("kernel", sig, proc.poll()))
+        kc._wait_for_helpers("m", "waterfall")  # what binding the waterfall does first
+        events.append(("bound", proc.poll()))
+
+    kernel = SimpleNamespace(compile=compile_kernel)
+    waterfall = SimpleNamespace(compile=lambda sig: events.append(("waterfall here", sig)))
+    kc.compile_callees(kernel, [waterfall, None], [(1.0,), (2,)], (3, 4.0))
+    assert started == [[(0, (numba.float64,))]]
+    assert events[0] == ("kernel", (numba.int64, numba.float64), None)  # while it runs
+    assert events[1] == ("bound", 0) and len(events) == 2  # the waterfall not compiled here
+    assert kc._HELPERS == []
+
+
+def test_a_failed_kernel_compile_stops_the_process_compiling_its_waterfall(monkeypatch):
+    monkeypatch.setattr(kc, "is_cold", lambda kernel: True)
+    monkeypatch.setattr(kc, "_DONE", set())
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    monkeypatch.setattr(kc, "start_helper", lambda sigs: proc)
+
+    def fails(sig):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        kc.compile_callees(SimpleNamespace(compile=fails), [None], [(1.0,)], (2,))
+    assert proc.poll() is not None and kc._HELPERS == []
 
 
 def test_an_interrupted_compile_stops_the_other_process(monkeypatch):
@@ -229,15 +268,19 @@ class Listener(event.Listener):
         pass
 event.register("numba:compile", Listener())
 import abs_engine as ae
+from abs_engine.kernels.montecarlo import BLOCK_CALLEES
 r = ae.simulate(n_paths=3000, seed=5, progress=False)
-print(json.dumps({"compiled": compiled, "tranches": json.dumps(r.tranches.to_dict())}))
+loaded = [d.py_func.__name__ for d in BLOCK_CALLEES if sum(d.stats.cache_hits.values())]
+print(json.dumps({"compiled": compiled, "loaded": loaded,
+                  "tranches": json.dumps(r.tranches.to_dict())}))
 """
 
 
 @pytest.mark.slow
 def test_a_cold_compile_over_two_processes_gives_the_same_results(tmp_path):
-    # an empty cache: this process compiles the waterfall and the kernel, the other the rest;
-    # the results are those of a kernel compiled here in one process (this test session's)
+    # an empty cache: the other process compiles the waterfall, this one the kernel and its
+    # other callees, then loads the waterfall from the cache to bind it; the results are
+    # those of a kernel compiled here in one process (this test session's)
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), kc.PROCESSES_ENV: "2",
            "ABS_ENGINE_COMPILE_WAIT_S": "3600"}  # fmt: skip
     env.pop("NUMBA_DISABLE_JIT", None)
@@ -247,26 +290,11 @@ def test_a_cold_compile_over_two_processes_gives_the_same_results(tmp_path):
     mine = ae.simulate(n_paths=3000, seed=5, progress=False)
     assert child["tranches"] == json.dumps(mine.tranches.to_dict())  # floats exactly (repr)
     ours = {name for name in child["compiled"] if name.endswith("_py")}
-    if kc._cores() >= 2:  # the waterfall with its callees: the fee base, a class's pays
+    if kc._cores() >= 2:  # the waterfall with its callees (the fee base, a class's pays) there
         waterfall = {"waterfall_path_py", "base_amount_py", "_pay_class_py",
                      "_reserve_class_py", "_support_class_py"}  # fmt: skip
-        assert ours == {*waterfall, "run_block_py"}, ours
-
-
-def test_the_waterfall_is_loaded_before_a_kernel_not_loaded_yet(monkeypatch):
-    loaded = []
-    waterfall = SimpleNamespace(compile=loaded.append)
-    monkeypatch.setattr(kc, "is_cold", lambda dispatcher: False)
-    kc.load_waterfall_first(SimpleNamespace(signatures=[]), [waterfall], [(1.0, 2), (3,)])
-    assert loaded == [(numba.float64, numba.int64)]
-    # the kernel loaded (or compiled) already, no callees, or the twins (no ``signatures``)
-    kc.load_waterfall_first(SimpleNamespace(signatures=[()]), [waterfall], [(1.0,)])
-    kc.load_waterfall_first(SimpleNamespace(signatures=[]), [], [])
-    kc.load_waterfall_first(run_block.py_func, [waterfall], [(1.0,)])
-    # a waterfall not in the cache: loading it would compile it (seconds), left alone
-    monkeypatch.setattr(kc, "is_cold", lambda dispatcher: dispatcher is waterfall)
-    kc.load_waterfall_first(SimpleNamespace(signatures=[]), [waterfall], [(1.0,)])
-    assert loaded == [(numba.float64, numba.int64)]
+        assert "run_block_py" in ours and not ours & waterfall, ours
+        assert "waterfall_path_py" in child["loaded"], child["loaded"]
 
 
 _LOAD_ORDER = r"""
@@ -299,9 +327,9 @@ print(json.dumps(order))
 @pytest.mark.parametrize("entry", ["simulate", "run_range"])
 def test_a_process_loads_the_cached_waterfall_before_the_generic_kernel(entry, monkeypatch):
     # this process's run puts the generic kernel in the cache where it is not (a run of the
-    # specialised one would not); a new process then loads the waterfall first, so that the
-    # kernel's calls run the waterfall's own compile (kernel_compile's
-    # load_waterfall_first), and compiles neither
+    # specialised one would not); a new process loading the kernel binds the waterfall it
+    # calls first (kernels._link: numba's reload hook of the cached kernel), loading it from
+    # the cache too, and compiles neither
     monkeypatch.setenv("ABS_ENGINE_SPECIALISE", "0")
     ae.simulate(n_paths=100, seed=1, progress=False)
     out = subprocess.run([sys.executable, "-c", _LOAD_ORDER, entry], cwd=ROOT,

@@ -641,7 +641,7 @@ def test_a_long_first_compile_is_announced(monkeypatch, capsys):
     monkeypatch.setattr(simulation, "COMPILE_NOTICE_AFTER_S", 0.05)
     monkeypatch.setattr(simulation, "block_scratch", lambda model, deal, sums: ())
     monkeypatch.setattr(simulation, "block_callee_args", lambda *a: ())
-    monkeypatch.setattr(simulation, "compile_callees", lambda kernel, callees, args: None)
+    monkeypatch.setattr(simulation, "compile_callees", lambda kernel, callees, args, call: None)
     monkeypatch.setattr(simulation, "block_kernel_and_callees",
                         lambda *a, **kw: (SlowKernel(0.3), ()))  # fmt: skip
     assert simulation._warm_up(*args, say=True) >= 0.3

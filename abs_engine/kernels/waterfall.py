@@ -22,7 +22,9 @@ Period logic, in order:
 from __future__ import annotations
 
 import numpy as np
+from numba.core import types
 
+from ._link import bound_call
 from ._twin import jit_twin
 from .bundles import Ledgers, WaterfallScratch
 from .layout import (
@@ -1572,8 +1574,12 @@ waterfall_path = jit_twin(
     cache=True,
     refcounts=False,
 )
+#: the waterfall as :data:`run_paths` and the generic block kernels call it: bound when the
+#: caller is loaded, not linked into it (:mod:`abs_engine.kernels._link`: their compile does
+#: not repeat the waterfall's)
+bound_waterfall = bound_call(__name__, "waterfall_path", 8, types.literal(0))
 run_paths = jit_twin(
-    run_paths_py, {"waterfall_path_py": waterfall_path}, cache=True, no_cpython_wrapper=False
+    run_paths_py, {"waterfall_path_py": bound_waterfall}, cache=True, no_cpython_wrapper=False
 )
 
 

@@ -1,0 +1,157 @@
+"""A compiled kernel's call of another compiled function, bound when the kernel is loaded
+instead of linked into it.
+
+numba links the code of every function a kernel calls into the kernel's own module and
+optimises and compiles the whole once more: the generic block kernel's cold compile repeated
+the waterfall interpreter's (its LLVM optimisation and code generation), and could not start
+before the waterfall was compiled, since numba types a call by compiling the callee.
+:func:`bound_call` gives a callable for the compiled twins that calls the callee through a
+pointer instead: typing the call needs only the callee's declared return type, the kernel's
+module holds a load of a cell (a pointer-sized global, one a callee and signature, kept in this
+module and made known to LLVM by name) and an indirect call, and the callee is compiled (or
+loaded from numba's cache) on its own, the cell then set to its compiled code.
+
+When the cell is set:
+
+* after a compile of the kernel, once numba has finished the kernel's machine code (the
+  callee compiled meanwhile in another process can then be loaded from the cache:
+  :data:`BEFORE_BIND`);
+* when the kernel is loaded from numba's cache, before its machine code is loaded (numba's
+  ``reload_init`` hook of a compile result, kept in the cache with it).
+
+A call with the cell unset (nothing above ran: not expected) raises ``RuntimeError`` in the
+kernel instead of jumping to address 0. Results are those of a linked call, bit for bit: the
+same compiled callee runs.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+import numba
+from llvmlite import binding as llvm
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
+
+#: name prefix of the cells' symbols
+SYMBOL_PREFIX = "abs_engine.bound$"
+#: symbol name -> its cell (a ``c_void_p`` holding the callee's address, 0 until bound)
+_CELLS: dict[str, ctypes.c_void_p] = {}
+#: called with (module name, callee name) before a cell is bound: the compile driver waits
+#: there for another process compiling the callee (``abs_engine.kernel_compile``)
+BEFORE_BIND: list[Callable[[str, str], None]] = []
+
+
+def _symbol(module: str, name: str, argtypes: tuple[Any, ...], restype: Any) -> str:
+    """The cell's symbol for ``module.name`` called with ``argtypes`` and typed as returning
+    ``restype`` (numba types)."""
+    text = repr((tuple(str(t) for t in argtypes), str(restype)))
+    sig = hashlib.sha256(text.encode()).hexdigest()[:24]
+    return f"{SYMBOL_PREFIX}{module}.{name}.{sig}"
+
+
+def _cell(symbol: str) -> ctypes.c_void_p:
+    """The cell named ``symbol``, made and made known to LLVM on first use."""
+    cell = _CELLS.get(symbol)
+    if cell is None:
+        cell = _CELLS[symbol] = ctypes.c_void_p(0)
+        llvm.add_symbol(symbol, ctypes.addressof(cell))
+    return cell
+
+
+def bind(module: str, name: str, argtypes: tuple[Any, ...], restype: Any) -> None:
+    """Compile (or load from numba's cache) ``module.name`` for ``argtypes`` and set its cell
+    to the compiled code; raises ``TypeError`` when it returns another type than the one the
+    kernel was typed with."""
+    cell = _cell(_symbol(module, name, argtypes, restype))
+    if cell.value:
+        return
+    for wait in BEFORE_BIND:
+        wait(module, name)
+    callee = getattr(importlib.import_module(module), name)
+    callee.compile(argtypes)
+    cres = callee.overloads[argtypes]
+    if cres.signature.return_type != restype:
+        raise TypeError(
+            f"{module}.{name}{argtypes} returns {cres.signature.return_type}, declared {restype}"
+        )
+    address = cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
+    if not address:
+        raise RuntimeError(f"{module}.{name}: no compiled code for {argtypes}")
+    cell.value = address
+
+
+@functools.cache
+def _binder(module: str, name: str, argtypes: tuple[Any, ...], restype: Any) -> Any:
+    """One ``reload_init`` entry a callee and signature (numba keeps a set of them)."""
+    return functools.partial(bind, module, name, argtypes, restype)
+
+
+def _bind_after(library: Any, binder: Any) -> None:
+    """Run ``binder`` once ``library`` (the kernel being compiled) is finalized."""
+    pending = library.__dict__.setdefault("_abs_engine_binders", [])
+    if not pending:
+        finalize = library.finalize
+
+        def finalize_then_bind() -> None:
+            finalize()
+            for b in pending:
+                b()
+
+        library.finalize = finalize_then_bind
+    if binder not in pending:
+        pending.append(binder)
+
+
+def bound_call(module: str, name: str, n_args: int, restype: Any = types.none) -> Any:
+    """An intrinsic calling the compiled function ``name`` of ``module`` (``n_args``
+    arguments) through its cell; typed as returning ``restype`` (checked when bound). With
+    numba's JIT disabled, that function itself (the plain-Python twin then)."""
+    if numba.config.DISABLE_JIT:
+        return getattr(importlib.import_module(module), name)
+
+    def typer(typingctx: Any, *argtypes: Any) -> Any:
+        argtypes = tuple(argtypes)
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            return _lower_call(context, builder, module, name, restype, argtypes, args)
+
+        return restype(*argtypes), codegen
+
+    # numba's intrinsics take their arguments by name: a typer of exactly ``n_args``
+    params = ", ".join(f"a{i}" for i in range(n_args))
+    scope: dict[str, Any] = {"typer": typer}
+    exec(f"def bound_{name}(typingctx, {params}):\n    return typer(typingctx, {params})", scope)
+    return intrinsic(scope[f"bound_{name}"])
+
+
+def _lower_call(
+    context: Any, builder: Any, module: str, name: str, restype: Any, argtypes: tuple, args: Any
+) -> Any:
+    """The call's code: load the cell, raise where it is unset, call, pass on an error."""
+    symbol = _symbol(module, name, argtypes, restype)
+    _cell(symbol)
+    fnty = context.call_conv.get_function_type(restype, argtypes)
+    mod = builder.module
+    try:
+        gv = mod.get_global(symbol)
+    except KeyError:
+        gv = ir.GlobalVariable(mod, fnty.as_pointer(), name=symbol)
+        gv.linkage = "external"
+    fn = builder.load(gv)
+    with cgutils.if_unlikely(builder, cgutils.is_null(builder, fn)):
+        context.call_conv.return_user_exc(builder, RuntimeError, (f"{module}.{name} is not bound",))
+    status, res = context.call_conv.call_function(builder, fn, restype, argtypes, args)
+    with cgutils.if_unlikely(builder, status.is_error):
+        context.call_conv.return_status_propagate(builder, status)
+    binder = _binder(module, name, argtypes, restype)
+    library = context.active_code_library
+    library._reload_init.add(binder)
+    _bind_after(library, binder)
+    return context.get_dummy_value() if restype == types.none else res

@@ -1,0 +1,98 @@
+"""A compiled kernel's call of another compiled function bound at load time
+(abs_engine.kernels._link): the same results as a linked call, errors passed on, an unbound
+or mistyped binding a clear error rather than a jump to nowhere, and the generic kernels'
+waterfall bound to the waterfall's own compile."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytest
+from numba import njit
+from numba.core import types
+
+import abs_engine as ae
+from abs_engine.kernels import _link, waterfall
+
+pytestmark = pytest.mark.skipif(numba.config.DISABLE_JIT, reason="compiled kernels only")
+
+
+def _ratio_py(x, y):
+    if y == 0.0:
+        raise ZeroDivisionError("y is zero")
+    return x / y
+
+
+_ratio = njit(_ratio_py)
+
+_bound_ratio = _link.bound_call(__name__, "_ratio", 2, types.float64)
+_mistyped_ratio = _link.bound_call(__name__, "_ratio", 2, types.int64)
+
+
+@njit
+def _sum_of_ratios(xs, y):
+    total = 0.0
+    for x in xs:
+        total += _bound_ratio(x, y)
+    return total
+
+
+@njit
+def _mistyped(x, y):
+    return _mistyped_ratio(x, y)
+
+
+def _cell_of(module, name, argtypes, restype=types.float64):
+    return _link._CELLS[_link._symbol(module, name, argtypes, restype)]
+
+
+def test_a_bound_call_returns_what_the_callee_returns():
+    xs = np.array([1.0, 2.0, 3.5, -7.25])
+    assert _sum_of_ratios(xs, 3.0) == sum(_ratio_py(x, 3.0) for x in xs)
+    # bound to the callee's own compile for the signature it was called with
+    cres = _ratio.overloads[(types.float64, types.float64)]
+    address = cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
+    assert _cell_of(__name__, "_ratio", (types.float64, types.float64)).value == address != 0
+
+
+def test_an_error_raised_in_the_callee_is_raised_by_the_caller():
+    with pytest.raises(ZeroDivisionError, match="y is zero"):
+        _sum_of_ratios(np.array([1.0]), 0.0)
+
+
+def test_a_call_before_its_binding_is_an_error_not_a_crash():
+    xs = np.array([1.0])
+    _sum_of_ratios(xs, 2.0)
+    cell = _cell_of(__name__, "_ratio", (types.float64, types.float64))
+    kept, cell.value = cell.value, None
+    try:
+        with pytest.raises(RuntimeError, match="_ratio is not bound"):
+            _sum_of_ratios(xs, 2.0)
+    finally:
+        cell.value = kept
+    assert _sum_of_ratios(xs, 2.0) == 0.5
+
+
+def test_a_callee_returning_another_type_than_declared_is_refused_when_bound():
+    with pytest.raises(TypeError, match="declared int64"):
+        _mistyped(1.0, 2.0)
+    assert _sum_of_ratios(np.array([1.0]), 4.0) == 0.25  # the well-typed binding unharmed
+
+
+def test_the_generic_kernels_run_the_waterfalls_own_compile(monkeypatch):
+    # a run on the generic block kernel, and a deterministic run (run_paths): both call the
+    # waterfall through its cell, set to the waterfall's own compiled code
+    monkeypatch.setenv("ABS_ENGINE_SPECIALISE", "0")
+    ae.simulate(n_paths=200, progress=False)
+    ae.run_deterministic()
+    assert waterfall.waterfall_path.signatures
+    for sig in waterfall.waterfall_path.signatures:
+        cres = waterfall.waterfall_path.overloads[sig]
+        address = cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
+        cell = _cell_of(waterfall.__name__, "waterfall_path", tuple(sig), types.literal(0))
+        assert cell.value == address != 0
+
+
+def test_with_the_jit_disabled_a_bound_call_is_the_function_itself(monkeypatch):
+    monkeypatch.setattr(numba.config, "DISABLE_JIT", True)
+    assert _link.bound_call(__name__, "_ratio_py", 2) is _ratio_py
