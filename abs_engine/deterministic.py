@@ -63,10 +63,15 @@ def run_waterfall(cd: CompiledDeal, flows: PoolFlows, *, jit: bool = True) -> Wa
     rows, cols = work_shape(n_j, n_f, n_a, n_s, len(cd.trigger_names))
     fn: Callable[..., int] = run_paths if jit else run_paths_py
     led = Ledgers(led_tr, led_fee, led_acc, led_sup, led_per, sum_tr, sum_pool)
+    # the base rate read-only, as the Monte Carlo model's frozen one: the waterfall then has
+    # the block kernel's signature, and one compile of it serves both (a cold deterministic
+    # run after a Monte Carlo one compiles run_paths' loop alone, not the waterfall again)
+    base_rate = flows.base_rate.view()
+    base_rate.flags.writeable = False
     fn(
         flows.flows,
         flows.support_default_period,
-        flows.base_rate,
+        base_rate,
         cd.kernel,
         led,
         rows,
