@@ -6,13 +6,14 @@ compiles everything it calls one function after the other: the draws' random-num
 functions, the waterfall interpreter (the longest, 6-8 s on this project's 2-core VM), the
 per-path metrics, cash flows and sums, then the kernel itself.
 
-The generic block kernels call the waterfall bound, not linked (:mod:`abs_engine.kernels._link`):
-their compile needs only its return type, and sets the call's target once their own code is
-done. So when such a kernel is not in numba's on-disk cache and this process may use a second
-core, :func:`compile_callees` starts a second Python process (``python -P -m
-abs_engine.kernel_compile``, the numba signatures to compile pickled on its stdin) that
-compiles the waterfall into the cache while this one compiles the kernel and its other
-callees; binding the waterfall waits for that process and loads it from the cache. A
+The generic block kernel calls the waterfall and its per-path helpers bound, not linked
+(:mod:`abs_engine.kernels._link`): its compile needs only their return types, and sets the
+calls' targets once its own code is done. So when such a kernel is not in numba's on-disk
+cache and this process may use a second core, :func:`compile_callees` starts a second Python
+process (``python -P -m abs_engine.kernel_compile``, the numba signatures to compile pickled
+on its stdin) that compiles the waterfall into the cache while this one compiles the kernel,
+its linked callees and then its bound helpers; binding the waterfall comes last, waits for
+that process and loads the waterfall from the cache. A
 deal-specialised kernel has its own waterfall linked in: this process compiles that first,
 the other process the rest. Whatever goes wrong on the other side (no process started, a
 crash, a cache it cannot write, a timeout) costs only time: numba compiles here what it does
@@ -58,8 +59,9 @@ WAIT_S = _wait_s()
 #: runs at once start one other process, not two)
 _DONE: set[int] = set()
 _LOCK = threading.Lock()
-#: other processes compiling a callee that a kernel binds (:func:`compile_callees`)
-_HELPERS: list[subprocess.Popen[bytes]] = []
+#: other processes compiling a callee that a kernel binds, by the callee's (module name,
+#: name) (:func:`compile_callees`)
+_HELPERS: dict[tuple[str, str], subprocess.Popen[bytes]] = {}
 
 __all__ = [
     "PROCESSES_ENV",
@@ -201,10 +203,12 @@ def compile_callees(
             proc = start_helper(list(enumerate(signatures))[1:])
             here = lambda: callees[0].compile(signatures[0])  # noqa: E731
         else:
-            proc = start_helper([(0, signatures[0])])
+            where = _where(callees[0])
+            proc = start_helper([(0, signatures[0])]) if where else None
             here = lambda: kernel.compile(tuple(numba.typeof(a) for a in kernel_call))  # noqa: E731
-            if proc is not None:
-                _HELPERS.append(proc)
+            if proc is not None and where is not None:
+                _HELPERS[where] = proc
+                _link.AWAITED.add(where)
         try:
             here()
         except BaseException:  # a failed compile or an interrupt: nothing to wait for
@@ -215,17 +219,28 @@ def compile_callees(
         _finish(proc)
 
 
+def _where(dispatcher: Any) -> tuple[str, str] | None:
+    """(module name, name) under which ``dispatcher``'s module holds it, as a bound call
+    names its callee; None where it holds it under none."""
+    module = getattr(getattr(dispatcher, "py_func", None), "__module__", None)
+    namespace = vars(sys.modules[module]) if module in sys.modules else {}
+    return next(((module, k) for k, v in namespace.items() if v is dispatcher), None)
+
+
 def _forget(proc: subprocess.Popen[bytes] | None) -> None:
-    """``proc`` no longer waited for when a waterfall is bound."""
-    if proc in _HELPERS:
-        _HELPERS.remove(proc)
+    """``proc`` no longer waited for when its callee is bound."""
+    for where, other in list(_HELPERS.items()):
+        if other is proc:
+            del _HELPERS[where]
+            _link.AWAITED.discard(where)
 
 
 def _wait_for_helpers(module: str, name: str) -> None:
-    """Before a bound callee is compiled or loaded here: wait for the other processes
-    compiling it (:func:`compile_callees`), so that numba loads it from the cache."""
-    while _HELPERS:
-        _finish(_HELPERS.pop())
+    """Before the bound callee ``module.name`` is compiled or loaded here: wait for the other
+    process compiling it (:func:`compile_callees`), so that numba loads it from the cache."""
+    proc = _HELPERS.pop((module, name), None)
+    _link.AWAITED.discard((module, name))
+    _finish(proc)
 
 
 def main() -> int:

@@ -21,7 +21,7 @@ from numba.core.registry import CPUDispatcher
 
 import abs_engine as ae
 from abs_engine import kernel_compile as kc
-from abs_engine.kernels import collateral, montecarlo, rng
+from abs_engine.kernels import _link, collateral, montecarlo, rng
 from abs_engine.kernels.montecarlo import (
     BLOCK_CALLEES,
     block_callee_args,
@@ -206,9 +206,12 @@ def test_a_kernel_that_binds_its_waterfall_compiles_here_while_the_other_process
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5)"])
     started, events = [], []
     monkeypatch.setattr(kc, "start_helper", lambda sigs: started.append(sigs) or proc)
+    monkeypatch.setattr(kc, "_where", lambda dispatcher: ("m", "waterfall"))
 
     def compile_kernel(sig):
-        events.append(("kernel", sig, proc.poll()))
+        events.append(("kernel", sig, proc.poll(), set(_link.AWAITED)))
+        kc._wait_for_helpers("m", "metrics")  # binding a callee compiled here: no wait
+        events.append(("metrics", proc.poll()))
         kc._wait_for_helpers("m", "waterfall")  # what binding the waterfall does first
         events.append(("bound", proc.poll()))
 
@@ -216,9 +219,10 @@ def test_a_kernel_that_binds_its_waterfall_compiles_here_while_the_other_process
     waterfall = SimpleNamespace(compile=lambda sig: events.append(("waterfall here", sig)))
     kc.compile_callees(kernel, [waterfall, None], [(1.0,), (2,)], (3, 4.0))
     assert started == [[(0, (numba.float64,))]]
-    assert events[0] == ("kernel", (numba.int64, numba.float64), None)  # while it runs
-    assert events[1] == ("bound", 0) and len(events) == 2  # the waterfall not compiled here
-    assert kc._HELPERS == []
+    assert events[0] == ("kernel", (numba.int64, numba.float64), None, {("m", "waterfall")})
+    assert events[1] == ("metrics", None)  # still running
+    assert events[2] == ("bound", 0) and len(events) == 3  # the waterfall not compiled here
+    assert kc._HELPERS == {} and _link.AWAITED == set()
 
 
 def test_a_failed_kernel_compile_stops_the_process_compiling_its_waterfall(monkeypatch):
@@ -226,13 +230,22 @@ def test_a_failed_kernel_compile_stops_the_process_compiling_its_waterfall(monke
     monkeypatch.setattr(kc, "_DONE", set())
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     monkeypatch.setattr(kc, "start_helper", lambda sigs: proc)
+    monkeypatch.setattr(kc, "_where", lambda dispatcher: ("m", "waterfall"))
 
     def fails(sig):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         kc.compile_callees(SimpleNamespace(compile=fails), [None], [(1.0,)], (2,))
-    assert proc.poll() is not None and kc._HELPERS == []
+    assert proc.poll() is not None and kc._HELPERS == {} and _link.AWAITED == set()
+
+
+def test_the_helper_is_told_which_callee_by_its_place_in_its_module():
+    from abs_engine.kernels import waterfall
+
+    assert kc._where(waterfall.waterfall_path) == ("abs_engine.kernels.waterfall",
+                                                   "waterfall_path")  # fmt: skip
+    assert kc._where(SimpleNamespace()) is None  # no module: nothing started for it
 
 
 def test_an_interrupted_compile_stops_the_other_process(monkeypatch):

@@ -5,6 +5,8 @@ waterfall bound to the waterfall's own compile."""
 
 from __future__ import annotations
 
+import functools
+
 import numba
 import numpy as np
 import pytest
@@ -98,3 +100,21 @@ def test_the_generic_kernels_run_the_waterfalls_own_compile(monkeypatch):
 def test_with_the_jit_disabled_a_bound_call_is_the_function_itself(monkeypatch):
     monkeypatch.setattr(numba.config, "DISABLE_JIT", True)
     assert _link.bound_call(__name__, "_ratio_py", 2) is _ratio_py
+
+
+def test_a_caller_binds_the_callees_another_process_compiles_last(monkeypatch):
+    # the callees compiled here meanwhile come first; the ones awaited, after
+    order = []
+
+    class Library:
+        def finalize(self):
+            order.append("finalized")
+
+    library = Library()
+    binders = [functools.partial(lambda m, n: order.append(n), "m", n) for n in "abc"]
+    monkeypatch.setattr(_link, "AWAITED", {("m", "a")})
+    for b in binders:
+        _link._bind_after(library, b)
+    _link._bind_after(library, binders[1])  # once each
+    library.finalize()
+    assert order == ["finalized", "b", "c", "a"]

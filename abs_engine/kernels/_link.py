@@ -46,6 +46,9 @@ _CELLS: dict[str, ctypes.c_void_p] = {}
 #: called with (module name, callee name) before a cell is bound: the compile driver waits
 #: there for another process compiling the callee (``abs_engine.kernel_compile``)
 BEFORE_BIND: list[Callable[[str, str], None]] = []
+#: (module name, callee name) of the callees another process is compiling: a compiled caller
+#: binds them after its other callees, which this process compiles meanwhile
+AWAITED: set[tuple[str, str]] = set()
 
 
 def _symbol(module: str, name: str, argtypes: tuple[Any, ...], restype: Any) -> str:
@@ -101,7 +104,7 @@ def _bind_after(library: Any, binder: Any) -> None:
 
         def finalize_then_bind() -> None:
             finalize()
-            for b in pending:
+            for b in sorted(pending, key=lambda b: (b.args[0], b.args[1]) in AWAITED):
                 b()
 
         library.finalize = finalize_then_bind

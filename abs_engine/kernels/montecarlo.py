@@ -12,7 +12,9 @@ import math
 from typing import Any
 
 import numpy as np
+from numba.core import types
 
+from ._link import bound_call
 from ._twin import jit_twin
 from .bundles import Ledgers, PathBuffers
 from .collateral import (
@@ -804,9 +806,9 @@ _add_histograms = jit_twin(_add_histograms_py, {"_bin_py": _bin}, cache=True, re
 _no_default_path = jit_twin(_no_default_path_py, cache=True, inline="always")
 _first_difference = jit_twin(_first_difference_py, cache=True, refcounts=False)
 _copy_rows = jit_twin(_copy_rows_py, cache=True, refcounts=False)
-#: the compiled twins :data:`run_block` calls, by the names :func:`run_block_py` calls them
-#: (:mod:`abs_engine.kernels.specialise` swaps in its own waterfall), and the helpers
-#: inlined into it at the source level
+#: the compiled twins a block kernel calls, by the names :func:`run_block_py` calls them, all
+#: linked into it: the deal-specialised kernels' (:mod:`abs_engine.kernels.specialise` swaps
+#: in its own waterfall)
 BLOCK_REPLACEMENTS: dict[str, Any] = {
     "survivor_flows_py": survivor_flows,
     "_no_default_path_py": _no_default_path,
@@ -815,7 +817,7 @@ BLOCK_REPLACEMENTS: dict[str, Any] = {
     "_copy_rows_py": _copy_rows,
     "_restart_path_py": _restart_path,
     "_checkpoint_py": _checkpoint,
-    "waterfall_path_py": bound_waterfall,
+    "waterfall_path_py": waterfall_path,
     "path_metrics_py": path_metrics,
     "path_cashflows_py": path_cashflows,
     "_add_path_py": _add_path,
@@ -823,10 +825,22 @@ BLOCK_REPLACEMENTS: dict[str, Any] = {
     "unit_weights_py": unit_weights,
     "_unit_weight_sums_py": _unit_weight_sums,
 }
+#: the generic block kernel's: the waterfall and the per-path helpers called bound, not
+#: linked (:mod:`abs_engine.kernels._link`: the kernel's compile needs neither compiled, nor
+#: repeats their code generation; numba's LLVM inlined none of them)
+GENERIC_BLOCK_REPLACEMENTS: dict[str, Any] = {
+    **BLOCK_REPLACEMENTS,
+    "waterfall_path_py": bound_waterfall,
+    "path_metrics_py": bound_call(__name__, "path_metrics", 10, types.literal(0)),
+    "path_cashflows_py": bound_call(__name__, "path_cashflows", 5, types.literal(0)),
+    "_add_path_py": bound_call(__name__, "_add_path", 10, types.literal(0)),
+    "_add_histograms_py": bound_call(__name__, "_add_histograms", 13, types.literal(0)),
+}
+#: the helpers inlined into a block kernel at the source level
 BLOCK_INLINE = (*DRAWS_SOURCE, _restart_period_py, _checkpointed_path_py, _keep_base_py)
 run_block = jit_twin(
     run_block_py,
-    BLOCK_REPLACEMENTS,
+    GENERIC_BLOCK_REPLACEMENTS,
     inline_source=BLOCK_INLINE,
     inline_env=DRAWS_ENV,
     cache=True,
