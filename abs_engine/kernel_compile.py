@@ -223,8 +223,10 @@ def _where(dispatcher: Any) -> tuple[str, str] | None:
     """(module name, name) under which ``dispatcher``'s module holds it, as a bound call
     names its callee; None where it holds it under none."""
     module = getattr(getattr(dispatcher, "py_func", None), "__module__", None)
-    namespace = vars(sys.modules[module]) if module in sys.modules else {}
-    return next(((module, k) for k, v in namespace.items() if v is dispatcher), None)
+    if not isinstance(module, str) or module not in sys.modules:
+        return None
+    found = ((module, k) for k, v in vars(sys.modules[module]).items() if v is dispatcher)
+    return next(found, None)
 
 
 def _forget(proc: subprocess.Popen[bytes] | None) -> None:

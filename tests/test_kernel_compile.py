@@ -246,6 +246,8 @@ def test_the_helper_is_told_which_callee_by_its_place_in_its_module():
     assert kc._where(waterfall.waterfall_path) == ("abs_engine.kernels.waterfall",
                                                    "waterfall_path")  # fmt: skip
     assert kc._where(SimpleNamespace()) is None  # no module: nothing started for it
+    # a function its module holds under no name (a copy): none either
+    assert kc._where(SimpleNamespace(py_func=waterfall.waterfall_path_py)) is None
 
 
 def test_an_interrupted_compile_stops_the_other_process(monkeypatch):
