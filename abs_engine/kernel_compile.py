@@ -203,7 +203,9 @@ def compile_callees(
             proc = start_helper(list(enumerate(signatures))[1:])
             here = lambda: callees[0].compile(signatures[0])  # noqa: E731
         else:
-            where = _where(callees[0])
+            # (none where the waterfall is compiled or loaded here already: another kernel's)
+            ready = signatures[0] in getattr(callees[0], "overloads", {})
+            where = None if ready else _where(callees[0])
             proc = start_helper([(0, signatures[0])]) if where else None
             here = lambda: kernel.compile(tuple(numba.typeof(a) for a in kernel_call))  # noqa: E731
             if proc is not None and where is not None:

@@ -5,7 +5,11 @@ waterfall bound to the waterfall's own compile."""
 
 from __future__ import annotations
 
+import collections
 import functools
+import os
+import subprocess
+import sys
 
 import numba
 import numpy as np
@@ -90,7 +94,12 @@ def test_the_generic_kernels_run_the_waterfalls_own_compile(monkeypatch):
     ae.run_deterministic()
     # the deterministic driver passes what the block kernel passes: one waterfall compile
     assert set(waterfall.waterfall_path.signatures) == after_monte_carlo != set()
-    for sig in waterfall.waterfall_path.signatures:
+    # (a signature only a linked caller compiled, another test's, has no cell)
+    bound = [sig for sig in after_monte_carlo
+             if _link._symbol(waterfall.__name__, "waterfall_path", tuple(sig),
+                              types.literal(0)) in _link._CELLS]  # fmt: skip
+    assert bound
+    for sig in bound:
         cres = waterfall.waterfall_path.overloads[sig]
         address = cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
         cell = _cell_of(waterfall.__name__, "waterfall_path", tuple(sig), types.literal(0))
@@ -118,3 +127,78 @@ def test_a_caller_binds_the_callees_another_process_compiles_last(monkeypatch):
     _link._bind_after(library, binders[1])  # once each
     library.finalize()
     assert order == ["finalized", "b", "c", "a"]
+
+
+def test_two_types_that_print_alike_never_share_a_binding():
+    # two named tuple classes of one name whose fields come in another order: their numba
+    # types print alike; the binding tells them apart, and refuses a symbol already taken
+    # by other types
+    P1 = collections.namedtuple("P", ["x", "y"])
+    P2 = collections.namedtuple("P", ["y", "x"])
+    t1, t2 = numba.typeof(P1(1.0, 2.0)), numba.typeof(P2(1.0, 2.0))
+    assert str(t1) == str(t2) and t1 != t2
+    s1 = _link._symbol("m", "f", (t1,), types.float64)
+    s2 = _link._symbol("m", "f", (t2,), types.float64)
+    assert s1 != s2
+    _link._TYPES[s2] = ((t1,), types.float64)  # as if the text had collided
+    try:
+        with pytest.raises(TypeError, match="would share one binding"):
+            _link._symbol("m", "f", (t2,), types.float64)
+    finally:
+        del _link._TYPES[s2]
+
+
+_LINKED = """
+import numpy as np
+from numba import njit
+from numba.core import types
+from abs_engine.kernels import _link
+
+@njit(cache=True)
+def callee(x, y):
+    return x * y + 1.0
+
+bound = _link.bound_call(__name__, "callee", 2, types.float64)
+
+@njit(cache=True)
+def helper(x, y):
+    return bound(x, y)
+
+@njit(cache=True)
+def kernel(xs, y):
+    t = 0.0
+    for x in xs:
+        t += helper(x, y)
+    return t
+"""
+
+_STEP = """
+import sys
+import numpy as np
+from numba.core import types
+sys.path.insert(0, sys.argv[1])
+import linked_mod as m
+if sys.argv[2] == "helper":
+    m.helper.compile((types.float64, types.float64))
+else:
+    print(m.kernel(np.arange(3.0), 2.0), sum(m.kernel.stats.cache_hits.values()))
+"""
+
+
+@pytest.mark.slow
+def test_a_caller_linking_a_cached_function_with_a_bound_call_binds_it_when_loaded(tmp_path):
+    # a function holding a bound call, compiled and cached alone; a caller linking it
+    # compiled in a later process that loads it from the cache; a third process loading the
+    # caller alone must bind the call (numba's rebuilt library keeps its hooks: _link), not
+    # jump to an unknown address
+    (tmp_path / "linked_mod.py").write_text(_LINKED)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("NUMBA_DISABLE_JIT", None)
+    outs = []
+    for step in ("helper", "kernel", "kernel"):
+        r = subprocess.run([sys.executable, "-c", _STEP, str(tmp_path), step], env=env,
+                           capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert r.returncode == 0, (step, r.returncode, r.stderr[-2000:])
+        outs.append(r.stdout.split())
+    assert outs[1] == ["9.0", "0"]  # 1 + 3 + 5, the kernel compiled there
+    assert outs[2] == ["9.0", "1"]  # loaded from the cache alone

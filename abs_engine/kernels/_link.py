@@ -37,12 +37,15 @@ import numba
 from llvmlite import binding as llvm
 from llvmlite import ir
 from numba.core import cgutils, types
+from numba.core.compiler import CompileResult as _CompileResult
 from numba.extending import intrinsic
 
 #: name prefix of the cells' symbols
 SYMBOL_PREFIX = "abs_engine.bound$"
 #: symbol name -> its cell (a ``c_void_p`` holding the callee's address, 0 until bound)
 _CELLS: dict[str, ctypes.c_void_p] = {}
+#: symbol name -> the argument and return types it stands for
+_TYPES: dict[str, tuple[tuple[Any, ...], Any]] = {}
 #: called with (module name, callee name) before a cell is bound: the compile driver waits
 #: there for another process compiling the callee (``abs_engine.kernel_compile``)
 BEFORE_BIND: list[Callable[[str, str], None]] = []
@@ -51,12 +54,25 @@ BEFORE_BIND: list[Callable[[str, str], None]] = []
 AWAITED: set[tuple[str, str]] = set()
 
 
+def _type_text(t: Any) -> str:
+    """``t`` (a numba type) as text, with the class of a named tuple type: two named tuple
+    classes of one name and field types print alike."""
+    cls = getattr(t, "instance_class", None)
+    if isinstance(cls, type):
+        fields = getattr(cls, "_fields", ())
+        return f"{t}<{cls.__module__}.{cls.__qualname__}{tuple(fields)}>"
+    return str(t)
+
+
 def _symbol(module: str, name: str, argtypes: tuple[Any, ...], restype: Any) -> str:
     """The cell's symbol for ``module.name`` called with ``argtypes`` and typed as returning
-    ``restype`` (numba types)."""
-    text = repr((tuple(str(t) for t in argtypes), str(restype)))
-    sig = hashlib.sha256(text.encode()).hexdigest()[:24]
-    return f"{SYMBOL_PREFIX}{module}.{name}.{sig}"
+    ``restype`` (numba types); refuses (``TypeError``) other types that would share it."""
+    text = repr((tuple(_type_text(t) for t in argtypes), _type_text(restype)))
+    symbol = f"{SYMBOL_PREFIX}{module}.{name}.{hashlib.sha256(text.encode()).hexdigest()[:24]}"
+    seen = _TYPES.setdefault(symbol, (argtypes, restype))
+    if seen != (argtypes, restype):
+        raise TypeError(f"{module}.{name}: {argtypes} and {seen[0]} would share one binding")
+    return symbol
 
 
 def _cell(symbol: str) -> ctypes.c_void_p:
@@ -66,6 +82,31 @@ def _cell(symbol: str) -> ctypes.c_void_p:
         cell = _CELLS[symbol] = ctypes.c_void_p(0)
         llvm.add_symbol(symbol, ctypes.addressof(cell))
     return cell
+
+
+def _rebuild_keeping_hooks(rebuild: Any) -> Any:
+    """numba's ``CompileResult._rebuild`` (a compile result loaded from the cache), which
+    runs the result's ``reload_init`` hooks but leaves its code library without them: a
+    caller compiled here that links such a library (a function holding a bound call, loaded
+    from the cache) would then be cached without the binding, and a later process loading
+    that caller alone would call an unknown symbol. The library keeps them here, as a
+    library compiled in this process does."""
+
+    @functools.wraps(rebuild)
+    def rebuilt(cls: Any, *args: Any, **kwargs: Any) -> Any:
+        result = rebuild(cls, *args, **kwargs)
+        hooks = getattr(result, "reload_init", None) or ()
+        library = getattr(result, "library", None)
+        if hooks and isinstance(getattr(library, "_reload_init", None), set):
+            library._reload_init.update(hooks)
+        return result
+
+    rebuilt.__abs_engine_keeps_hooks__ = True  # type: ignore[attr-defined]
+    return classmethod(rebuilt)
+
+
+if not getattr(_CompileResult._rebuild, "__abs_engine_keeps_hooks__", False):
+    _CompileResult._rebuild = _rebuild_keeping_hooks(_CompileResult._rebuild.__func__)
 
 
 def bind(module: str, name: str, argtypes: tuple[Any, ...], restype: Any) -> None:
@@ -80,6 +121,8 @@ def bind(module: str, name: str, argtypes: tuple[Any, ...], restype: Any) -> Non
     callee = getattr(importlib.import_module(module), name)
     callee.compile(argtypes)
     cres = callee.overloads[argtypes]
+    if cres.objectmode:
+        raise TypeError(f"{module}.{name}{argtypes} compiled in object mode: not callable bound")
     if cres.signature.return_type != restype:
         raise TypeError(
             f"{module}.{name}{argtypes} returns {cres.signature.return_type}, declared {restype}"

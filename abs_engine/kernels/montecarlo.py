@@ -867,8 +867,9 @@ run_block_cmc = jit_twin(
     no_cpython_wrapper=False,
 )
 #: the compiled functions :data:`run_block` calls (the draws' too, though inlined): the
-#: waterfall first, then the rest, which depend on nothing it does not; a cold compile
-#: compiles the rest in another process while this one compiles the waterfall
+#: waterfall first, then the rest, which depend on nothing it does not; a cold compile of the
+#: generic kernel compiles the waterfall in another process while this one compiles the
+#: kernel and the rest, a specialised kernel's the other way round
 #: (:mod:`abs_engine.kernel_compile`). :func:`block_callee_args` gives their arguments
 BLOCK_CALLEES: tuple[Any, ...] = (
     waterfall_path, *DRAW_CALLEES, survivor_flows, path_metrics, path_cashflows, _add_path,
