@@ -4,6 +4,7 @@ gives the same results; and it stands aside when it cannot help."""
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import os
@@ -102,6 +103,18 @@ def test_every_compiled_function_the_block_kernel_calls_is_listed():
     assert called, "no compiled callee found: the check itself is broken"
     missing = sorted(name for name, d in called.items() if d not in BLOCK_CALLEES)
     assert not missing
+    # and those it calls bound (kernels._link): their targets too
+    bound = {
+        name: getattr(importlib.import_module(value.bound_target[0]), value.bound_target[1])
+        for name, value in fn.__globals__.items()
+        if name in fn.__code__.co_names and hasattr(value, "bound_target")
+    }
+    assert {"waterfall_path_py", "path_metrics_py", "path_cashflows_py", "_add_path_py",
+            "_add_histograms_py"} <= set(bound)  # fmt: skip
+    assert not sorted(name for name, d in bound.items() if d not in BLOCK_CALLEES)
+    # the waterfall first: the one the other process compiles, by the name it is bound by
+    assert BLOCK_CALLEES[0] is bound["waterfall_path_py"]
+    assert kc._where(BLOCK_CALLEES[0]) == fn.__globals__["waterfall_path_py"].bound_target
 
 
 def _kernel(cache_path, module="abs_engine.kernels.montecarlo", name="run_block_py__jit"):
@@ -223,6 +236,19 @@ def test_a_kernel_that_binds_its_waterfall_compiles_here_while_the_other_process
     assert events[1] == ("metrics", None)  # still running
     assert events[2] == ("bound", 0) and len(events) == 3  # the waterfall not compiled here
     assert kc._HELPERS == {} and _link.AWAITED == set()
+
+
+def test_no_other_process_for_a_waterfall_compiled_here_already(monkeypatch):
+    # another kernel's cold compile (run_block_cmc after run_block) finds it loaded
+    monkeypatch.setattr(kc, "is_cold", lambda kernel: True)
+    monkeypatch.setattr(kc, "_DONE", set())
+    monkeypatch.setattr(kc, "_where", lambda dispatcher: ("m", "waterfall"))
+    started, compiled = [], []
+    monkeypatch.setattr(kc, "start_helper", lambda sigs: started.append(sigs))
+    waterfall = SimpleNamespace(overloads={(numba.float64,): object()})
+    kernel = SimpleNamespace(compile=compiled.append)
+    kc.compile_callees(kernel, [waterfall], [(1.0,)], (2,))
+    assert started == [] and compiled == [(numba.int64,)] and _link.AWAITED == set()
 
 
 def test_a_failed_kernel_compile_stops_the_process_compiling_its_waterfall(monkeypatch):

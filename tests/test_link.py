@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import importlib
 import os
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from numba import njit
 from numba.core import types
 
 import abs_engine as ae
-from abs_engine.kernels import _link, waterfall
+from abs_engine.kernels import _link, montecarlo, waterfall
 
 pytestmark = pytest.mark.skipif(numba.config.DISABLE_JIT, reason="compiled kernels only")
 
@@ -106,6 +107,28 @@ def test_the_generic_kernels_run_the_waterfalls_own_compile(monkeypatch):
         assert cell.value == address != 0
 
 
+def test_the_generic_block_kernels_helpers_run_their_own_compile(monkeypatch):
+    # the per-path helpers the generic block kernel calls bound: each cell it set holds its
+    # target's own compiled code
+    monkeypatch.setenv("ABS_ENGINE_SPECIALISE", "0")
+    ae.simulate(n_paths=200, progress=False)
+    calls = [v for v in montecarlo.GENERIC_BLOCK_REPLACEMENTS.values()
+             if hasattr(v, "bound_target")]  # fmt: skip
+    assert len(calls) == 5
+    for call in calls:
+        module, name = call.bound_target
+        target = getattr(importlib.import_module(module), name)
+        cells = 0
+        for sig in target.signatures:
+            symbol = _link._symbol(module, name, tuple(sig), types.literal(0))
+            if symbol in _link._CELLS:
+                cres = target.overloads[sig]
+                address = cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
+                assert _link._CELLS[symbol].value == address != 0, name
+                cells += 1
+        assert cells, name
+
+
 def test_with_the_jit_disabled_a_bound_call_is_the_function_itself(monkeypatch):
     monkeypatch.setattr(numba.config, "DISABLE_JIT", True)
     assert _link.bound_call(__name__, "_ratio_py", 2) is _ratio_py
@@ -131,15 +154,18 @@ def test_a_caller_binds_the_callees_another_process_compiles_last(monkeypatch):
 
 def test_two_types_that_print_alike_never_share_a_binding():
     # two named tuple classes of one name whose fields come in another order: their numba
-    # types print alike; the binding tells them apart, and refuses a symbol already taken
-    # by other types
+    # types print alike, alone or nested; the binding tells them apart, and refuses a
+    # symbol already taken by other types
     P1 = collections.namedtuple("P", ["x", "y"])
     P2 = collections.namedtuple("P", ["y", "x"])
+    for v1, v2 in ((P1(1.0, 2.0), P2(1.0, 2.0)), ((P1(1.0, 2.0),) * 2, (P2(1.0, 2.0),) * 2)):
+        t1, t2 = numba.typeof(v1), numba.typeof(v2)
+        assert str(t1) == str(t2) and t1 != t2
+        assert _link._symbol("m", "f", (t1,), types.float64) != _link._symbol(
+            "m", "f", (t2,), types.float64
+        )
     t1, t2 = numba.typeof(P1(1.0, 2.0)), numba.typeof(P2(1.0, 2.0))
-    assert str(t1) == str(t2) and t1 != t2
-    s1 = _link._symbol("m", "f", (t1,), types.float64)
     s2 = _link._symbol("m", "f", (t2,), types.float64)
-    assert s1 != s2
     _link._TYPES[s2] = ((t1,), types.float64)  # as if the text had collided
     try:
         with pytest.raises(TypeError, match="would share one binding"):

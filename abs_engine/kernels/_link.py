@@ -55,13 +55,17 @@ AWAITED: set[tuple[str, str]] = set()
 
 
 def _type_text(t: Any) -> str:
-    """``t`` (a numba type) as text, with the class of a named tuple type: two named tuple
-    classes of one name and field types print alike."""
-    cls = getattr(t, "instance_class", None)
-    if isinstance(cls, type):
-        fields = getattr(cls, "_fields", ())
-        return f"{t}<{cls.__module__}.{cls.__qualname__}{tuple(fields)}>"
-    return str(t)
+    """``t`` (a numba type, or a part of one's key) as text, the classes in it (a named
+    tuple's) by module, name and fields, nested types too: two named tuple classes of one
+    name and field types print alike."""
+    if isinstance(t, type):
+        return f"{t.__module__}.{t.__qualname__}{tuple(getattr(t, '_fields', ()))}"
+    if isinstance(t, (tuple, list)):
+        return "(" + ", ".join(_type_text(x) for x in t) + ")"
+    if isinstance(t, types.Type):
+        key = t.key
+        return str(t) if isinstance(key, str) else f"{type(t).__name__}{_type_text(key)}"
+    return repr(t)
 
 
 def _symbol(module: str, name: str, argtypes: tuple[Any, ...], restype: Any) -> str:
@@ -174,7 +178,9 @@ def bound_call(module: str, name: str, n_args: int, restype: Any = types.none) -
     params = ", ".join(f"a{i}" for i in range(n_args))
     scope: dict[str, Any] = {"typer": typer}
     exec(f"def bound_{name}(typingctx, {params}):\n    return typer(typingctx, {params})", scope)
-    return intrinsic(scope[f"bound_{name}"])
+    call = intrinsic(scope[f"bound_{name}"])
+    call.bound_target = (module, name)  # what it calls (abs_engine.kernel_compile, tests)
+    return call
 
 
 def _lower_call(
