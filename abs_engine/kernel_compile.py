@@ -13,12 +13,12 @@ cache and this process may use a second core, :func:`compile_callees` starts a s
 process (``python -P -m abs_engine.kernel_compile``, the numba signatures to compile pickled
 on its stdin) that compiles the waterfall into the cache while this one compiles the kernel,
 its linked callees and then its bound helpers; binding the waterfall comes last, waits for
-that process and loads the waterfall from the cache. A
-deal-specialised kernel has its own waterfall linked in: this process compiles that first,
-the other process the rest. Whatever goes wrong on the other side (no process started, a
-crash, a cache it cannot write, a timeout) costs only time: numba compiles here what it does
-not find. ``ABS_ENGINE_COMPILE_PROCESSES=1`` keeps the compile in one process. The other
-process is a whole Python with numba: about 5 s and 200 MB at its peak, measured.
+that process and loads the waterfall from the cache. A deal-specialised kernel has its own
+waterfall linked in: this process compiles that first, the other process the rest.
+Whatever goes wrong on the other side (no process started, a crash, a cache it cannot write,
+a timeout) costs only time: numba compiles here what it does not find.
+``ABS_ENGINE_COMPILE_PROCESSES=1`` keeps the compile in one process. The other process is a
+whole Python with numba: about 5 s and 200 MB at its peak, measured.
 """
 
 from __future__ import annotations

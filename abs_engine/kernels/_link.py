@@ -21,7 +21,13 @@ When the cell is set:
 
 A call with the cell unset (nothing above ran: not expected) raises ``RuntimeError`` in the
 kernel instead of jumping to address 0. Results are those of a linked call, bit for bit: the
-same compiled callee runs.
+same compiled callee runs. A cell is one a callee, argument types and return type (its symbol
+spells out the classes in the types, so two types that print alike never share one).
+
+Importing this module wraps numba's ``CompileResult._rebuild`` once, so that a compile result
+loaded from the cache keeps its ``reload_init`` hooks with its code library, as a fresh compile
+does: a caller linking such a function (one holding a bound call) then carries the binding
+into its own cache entry (:func:`_rebuild_keeping_hooks`).
 """
 
 from __future__ import annotations
