@@ -490,8 +490,8 @@ def _warm_up(
     def notice() -> None:
         said.set()
         print(
-            "compiling the Monte Carlo kernels: once after an install or upgrade, under a "
-            "minute on 2 cores (cached for later runs) ...",
+            "compiling the Monte Carlo kernels: once after an install or upgrade, 10-20 s "
+            "on 2 cores (cached for later runs) ...",
             file=sys.stderr,
             flush=True,
         )
