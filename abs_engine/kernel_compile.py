@@ -11,9 +11,9 @@ The generic block kernel calls the waterfall and its per-path helpers bound, not
 calls' targets once its own code is done. So when such a kernel is not in numba's on-disk
 cache and this process may use a second core, :func:`compile_callees` starts a second Python
 process (``python -P -m abs_engine.kernel_compile``, the numba signatures to compile pickled
-on its stdin) that compiles the waterfall into the cache while this one compiles the kernel,
-its linked callees and then its bound helpers; binding the waterfall comes last, waits for
-that process and loads the waterfall from the cache. A deal-specialised kernel has its own
+on its stdin) that compiles the waterfall and those helpers into the cache while this one
+compiles the kernel and its linked callees; binding them waits for that process and loads
+them from the cache. A deal-specialised kernel has its own
 waterfall linked in: this process compiles that first, the other process the rest.
 Whatever goes wrong on the other side (no process started, a crash, a cache it cannot write,
 a timeout) costs only time: numba compiles here what it does not find.
@@ -186,12 +186,12 @@ def compile_callees(
     processes where another can help (:func:`start_helper`); does nothing when ``kernel`` is
     cached.
 
-    * ``kernel_call`` given (the generic block kernels, which call the waterfall bound, not
-      linked: :mod:`abs_engine.kernels._link`): the other process compiles the first of
-      ``callees`` (the waterfall) for ``args[0]`` while this one compiles ``kernel`` for the
-      arguments ``kernel_call``, its other callees with it; binding the waterfall, once the
-      kernel's own code is done, waits for the other process and loads the waterfall from
-      the cache.
+    * ``kernel_call`` given (the generic block kernels, which call the waterfall and their
+      per-path helpers bound, not linked: :mod:`abs_engine.kernels._link`): the other
+      process compiles the callees ``kernel`` binds (:func:`_bound_apart`) while this one
+      compiles ``kernel`` for the arguments ``kernel_call``, its linked callees with it;
+      binding them, once the kernel's own code is done, waits for the other process and
+      loads them from the cache.
     * otherwise (a deal-specialised kernel, its waterfall linked in): the first of
       ``callees`` here, the others there, for theirs."""
     with _LOCK:
@@ -203,14 +203,13 @@ def compile_callees(
             proc = start_helper(list(enumerate(signatures))[1:])
             here = lambda: callees[0].compile(signatures[0])  # noqa: E731
         else:
-            # (none where the waterfall is compiled or loaded here already: another kernel's)
-            ready = signatures[0] in getattr(callees[0], "overloads", {})
-            where = None if ready else _where(callees[0])
-            proc = start_helper([(0, signatures[0])]) if where else None
+            there = _bound_apart(kernel, callees, signatures)
+            proc = start_helper([(i, signatures[i]) for i in there]) if there else None
             here = lambda: kernel.compile(tuple(numba.typeof(a) for a in kernel_call))  # noqa: E731
-            if proc is not None and where is not None:
-                _HELPERS[where] = proc
-                _link.AWAITED.add(where)
+            if proc is not None:
+                for i in there:
+                    _HELPERS[there[i]] = proc
+                    _link.AWAITED.add(there[i])
         try:
             here()
         except BaseException:  # a failed compile or an interrupt: nothing to wait for
@@ -219,6 +218,29 @@ def compile_callees(
             raise
         _forget(proc)
         _finish(proc)
+
+
+def _bound_apart(
+    kernel: Any, callees: Sequence[Any], signatures: Sequence[tuple[Any, ...]]
+) -> dict[int, tuple[str, str]]:
+    """The callees ``kernel`` calls bound (by index, with the (module name, name) it binds
+    them by) that are not compiled or loaded in this process yet for their signature: the
+    other process compiles those."""
+    py_func = getattr(kernel, "py_func", None)
+    names = getattr(getattr(py_func, "__code__", None), "co_names", ())
+    targets = {
+        value.bound_target
+        for name, value in getattr(py_func, "__globals__", {}).items()
+        if name in names and hasattr(value, "bound_target")
+    }
+    there: dict[int, tuple[str, str]] = {}
+    for i, (callee, sig) in enumerate(zip(callees, signatures, strict=False)):
+        where = _where(callee)
+        if where is None or where not in targets or where in there.values():
+            continue
+        if sig not in getattr(callee, "overloads", {}):  # (another kernel's, already here)
+            there[i] = where
+    return there
 
 
 def _where(dispatcher: Any) -> tuple[str, str] | None:

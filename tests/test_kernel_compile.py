@@ -212,14 +212,15 @@ def test_callees_are_compiled_apart_once_a_process(monkeypatch):
 def test_a_kernel_that_binds_its_waterfall_compiles_here_while_the_other_process_compiles_it(
     monkeypatch,
 ):
-    # the generic kernels: the other process gets the waterfall (callee 0) alone, this one
-    # compiles the kernel itself, and binding the waterfall waits for the other process
+    # the generic kernels: the other process gets the callees the kernel binds (here the
+    # waterfall, callee 0), this one compiles the kernel itself, and binding the waterfall
+    # waits for the other process
     monkeypatch.setattr(kc, "is_cold", lambda kernel: True)
     monkeypatch.setattr(kc, "_DONE", set())
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5)"])
     started, events = [], []
     monkeypatch.setattr(kc, "start_helper", lambda sigs: started.append(sigs) or proc)
-    monkeypatch.setattr(kc, "_where", lambda dispatcher: ("m", "waterfall"))
+    monkeypatch.setattr(kc, "_bound_apart", lambda kernel, callees, sigs: {0: ("m", "waterfall")})
 
     def compile_kernel(sig):
         events.append(("kernel", sig, proc.poll(), set(_link.AWAITED)))
@@ -238,17 +239,21 @@ def test_a_kernel_that_binds_its_waterfall_compiles_here_while_the_other_process
     assert kc._HELPERS == {} and _link.AWAITED == set()
 
 
-def test_no_other_process_for_a_waterfall_compiled_here_already(monkeypatch):
-    # another kernel's cold compile (run_block_cmc after run_block) finds it loaded
-    monkeypatch.setattr(kc, "is_cold", lambda kernel: True)
-    monkeypatch.setattr(kc, "_DONE", set())
-    monkeypatch.setattr(kc, "_where", lambda dispatcher: ("m", "waterfall"))
-    started, compiled = [], []
-    monkeypatch.setattr(kc, "start_helper", lambda sigs: started.append(sigs))
-    waterfall = SimpleNamespace(overloads={(numba.float64,): object()})
-    kernel = SimpleNamespace(compile=compiled.append)
-    kc.compile_callees(kernel, [waterfall], [(1.0,)], (2,))
-    assert started == [] and compiled == [(numba.int64,)] and _link.AWAITED == set()
+def test_the_other_process_gets_the_callees_the_kernel_binds_not_yet_compiled_here(
+    monkeypatch,
+):
+    # the generic block kernel binds the waterfall and four per-path helpers: those go to the
+    # other process, each once, unless compiled here already (another kernel's cold compile,
+    # run_block_cmc's after run_block's, finds the waterfall loaded)
+    sigs = [(numba.float64, numba.float64)] * len(BLOCK_CALLEES)  # compiled for none of them
+    there = kc._bound_apart(run_block, BLOCK_CALLEES, sigs)
+    names = {BLOCK_CALLEES[i].py_func.__name__ for i in there}
+    assert names == {"waterfall_path_py", "path_metrics_py", "path_cashflows_py",
+                     "_add_path_py", "_add_histograms_py"}  # fmt: skip
+    assert 0 in there and all(kc._where(BLOCK_CALLEES[i]) == w for i, w in there.items())
+    monkeypatch.setattr(BLOCK_CALLEES[0], "overloads", {sigs[0]: object()})
+    assert 0 not in kc._bound_apart(run_block, BLOCK_CALLEES, sigs)
+    assert kc._bound_apart(SimpleNamespace(), BLOCK_CALLEES, sigs) == {}  # binds nothing
 
 
 def test_a_failed_kernel_compile_stops_the_process_compiling_its_waterfall(monkeypatch):
@@ -256,7 +261,7 @@ def test_a_failed_kernel_compile_stops_the_process_compiling_its_waterfall(monke
     monkeypatch.setattr(kc, "_DONE", set())
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     monkeypatch.setattr(kc, "start_helper", lambda sigs: proc)
-    monkeypatch.setattr(kc, "_where", lambda dispatcher: ("m", "waterfall"))
+    monkeypatch.setattr(kc, "_bound_apart", lambda kernel, callees, sigs: {0: ("m", "waterfall")})
 
     def fails(sig):
         raise KeyboardInterrupt
