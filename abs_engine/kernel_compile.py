@@ -226,31 +226,15 @@ def _bound_apart(
     """The callees ``kernel`` calls bound (by index, with the (module name, name) it binds
     them by) that are not compiled or loaded in this process yet for their signature: the
     other process compiles those."""
-    py_func = getattr(kernel, "py_func", None)
-    names = getattr(getattr(py_func, "__code__", None), "co_names", ())
-    targets = {
-        value.bound_target
-        for name, value in getattr(py_func, "__globals__", {}).items()
-        if name in names and hasattr(value, "bound_target")
-    }
+    targets = _link.bound_targets(getattr(kernel, "py_func", None))
     there: dict[int, tuple[str, str]] = {}
     for i, (callee, sig) in enumerate(zip(callees, signatures, strict=False)):
-        where = _where(callee)
+        where = _link.where(callee)
         if where is None or where not in targets or where in there.values():
             continue
         if sig not in getattr(callee, "overloads", {}):  # (another kernel's, already here)
             there[i] = where
     return there
-
-
-def _where(dispatcher: Any) -> tuple[str, str] | None:
-    """(module name, name) under which ``dispatcher``'s module holds it, as a bound call
-    names its callee; None where it holds it under none."""
-    module = getattr(getattr(dispatcher, "py_func", None), "__module__", None)
-    if not isinstance(module, str) or module not in sys.modules:
-        return None
-    found = ((module, k) for k, v in vars(sys.modules[module]).items() if v is dispatcher)
-    return next(found, None)
 
 
 def _forget(proc: subprocess.Popen[bytes] | None) -> None:

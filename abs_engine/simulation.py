@@ -770,7 +770,7 @@ def _compiled_or_generic(
     """``kernel`` compiled (or loaded from the cache) for the arguments ``call``; with
     ``callee_args``, over two processes where it is cold (``apart``;
     :func:`~abs_engine.kernel_compile.compile_callees`: a generic kernel here and the
-    waterfall it binds there; a specialised one's own waterfall here and its other callees
+    callees it binds there; a specialised one's own waterfall here and its other callees
     there).
     Where numba cannot compile a deal-specialised kernel (a structure the rewrite did not
     foresee) and the choice was not forced (``ABS_ENGINE_SPECIALISE=1`` raises), the generic

@@ -104,17 +104,20 @@ def test_every_compiled_function_the_block_kernel_calls_is_listed():
     missing = sorted(name for name, d in called.items() if d not in BLOCK_CALLEES)
     assert not missing
     # and those it calls bound (kernels._link): their targets too
-    bound = {
-        name: getattr(importlib.import_module(value.bound_target[0]), value.bound_target[1])
+    calls = {
+        name: value
         for name, value in fn.__globals__.items()
         if name in fn.__code__.co_names and hasattr(value, "bound_target")
     }
+    assert _link.bound_targets(fn) == {c.bound_target for c in calls.values()}  # as compiled
+    bound = {name: getattr(importlib.import_module(c.bound_target[0]), c.bound_target[1])
+             for name, c in calls.items()}  # fmt: skip
     assert {"waterfall_path_py", "path_metrics_py", "path_cashflows_py", "_add_path_py",
             "_add_histograms_py"} <= set(bound)  # fmt: skip
     assert not sorted(name for name, d in bound.items() if d not in BLOCK_CALLEES)
     # the waterfall first: the one the other process compiles, by the name it is bound by
     assert BLOCK_CALLEES[0] is bound["waterfall_path_py"]
-    assert kc._where(BLOCK_CALLEES[0]) == fn.__globals__["waterfall_path_py"].bound_target
+    assert _link.where(BLOCK_CALLEES[0]) == fn.__globals__["waterfall_path_py"].bound_target
 
 
 def _kernel(cache_path, module="abs_engine.kernels.montecarlo", name="run_block_py__jit"):
@@ -250,7 +253,7 @@ def test_the_other_process_gets_the_callees_the_kernel_binds_not_yet_compiled_he
     names = {BLOCK_CALLEES[i].py_func.__name__ for i in there}
     assert names == {"waterfall_path_py", "path_metrics_py", "path_cashflows_py",
                      "_add_path_py", "_add_histograms_py"}  # fmt: skip
-    assert 0 in there and all(kc._where(BLOCK_CALLEES[i]) == w for i, w in there.items())
+    assert 0 in there and all(_link.where(BLOCK_CALLEES[i]) == w for i, w in there.items())
     monkeypatch.setattr(BLOCK_CALLEES[0], "overloads", {sigs[0]: object()})
     assert 0 not in kc._bound_apart(run_block, BLOCK_CALLEES, sigs)
     assert kc._bound_apart(SimpleNamespace(), BLOCK_CALLEES, sigs) == {}  # binds nothing
@@ -274,11 +277,11 @@ def test_a_failed_kernel_compile_stops_the_process_compiling_its_waterfall(monke
 def test_the_helper_is_told_which_callee_by_its_place_in_its_module():
     from abs_engine.kernels import waterfall
 
-    assert kc._where(waterfall.waterfall_path) == ("abs_engine.kernels.waterfall",
+    assert _link.where(waterfall.waterfall_path) == ("abs_engine.kernels.waterfall",
                                                    "waterfall_path")  # fmt: skip
-    assert kc._where(SimpleNamespace()) is None  # no module: nothing started for it
+    assert _link.where(SimpleNamespace()) is None  # no module: nothing started for it
     # a function its module holds under no name (a copy): none either
-    assert kc._where(SimpleNamespace(py_func=waterfall.waterfall_path_py)) is None
+    assert _link.where(SimpleNamespace(py_func=waterfall.waterfall_path_py)) is None
 
 
 def test_an_interrupted_compile_stops_the_other_process(monkeypatch):

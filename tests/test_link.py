@@ -32,8 +32,8 @@ def _ratio_py(x, y):
 
 _ratio = njit(_ratio_py)
 
-_bound_ratio = _link.bound_call(__name__, "_ratio", 2, types.float64)
-_mistyped_ratio = _link.bound_call(__name__, "_ratio", 2, types.int64)
+_bound_ratio = _link.bound_call(_ratio, types.float64)
+_mistyped_ratio = _link.bound_call(_ratio, types.int64)
 
 
 @njit
@@ -51,6 +51,21 @@ def _mistyped(x, y):
 
 def _cell_of(module, name, argtypes, restype=types.float64):
     return _link._CELLS[_link._symbol(module, name, argtypes, restype)]
+
+
+def _bound_to_own_compile(target, restype=_link.RETURNS_ZERO):
+    """How many of the compiled ``target``'s signatures have a cell (a bound caller
+    compiled or loaded for them), each checked to hold the target's own compiled code."""
+    module, name = _link.where(target)
+    cells = 0
+    for sig in target.signatures:
+        symbol = _link._symbol(module, name, tuple(sig), restype)
+        if symbol in _link._CELLS:  # (a signature only a linked caller compiled has none)
+            cres = target.overloads[sig]
+            address = cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
+            assert _link._CELLS[symbol].value == address != 0, (name, sig)
+            cells += 1
+    return cells
 
 
 def test_a_bound_call_returns_what_the_callee_returns():
@@ -95,16 +110,7 @@ def test_the_generic_kernels_run_the_waterfalls_own_compile(monkeypatch):
     ae.run_deterministic()
     # the deterministic driver passes what the block kernel passes: one waterfall compile
     assert set(waterfall.waterfall_path.signatures) == after_monte_carlo != set()
-    # (a signature only a linked caller compiled, another test's, has no cell)
-    bound = [sig for sig in after_monte_carlo
-             if _link._symbol(waterfall.__name__, "waterfall_path", tuple(sig),
-                              types.literal(0)) in _link._CELLS]  # fmt: skip
-    assert bound
-    for sig in bound:
-        cres = waterfall.waterfall_path.overloads[sig]
-        address = cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
-        cell = _cell_of(waterfall.__name__, "waterfall_path", tuple(sig), types.literal(0))
-        assert cell.value == address != 0
+    assert _bound_to_own_compile(waterfall.waterfall_path)
 
 
 def test_the_generic_block_kernels_helpers_run_their_own_compile(monkeypatch):
@@ -116,22 +122,13 @@ def test_the_generic_block_kernels_helpers_run_their_own_compile(monkeypatch):
              if hasattr(v, "bound_target")]  # fmt: skip
     assert len(calls) == 5
     for call in calls:
-        module, name = call.bound_target
-        target = getattr(importlib.import_module(module), name)
-        cells = 0
-        for sig in target.signatures:
-            symbol = _link._symbol(module, name, tuple(sig), types.literal(0))
-            if symbol in _link._CELLS:
-                cres = target.overloads[sig]
-                address = cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
-                assert _link._CELLS[symbol].value == address != 0, name
-                cells += 1
-        assert cells, name
+        target = getattr(importlib.import_module(call.bound_target[0]), call.bound_target[1])
+        assert _bound_to_own_compile(target), call.bound_target
 
 
 def test_with_the_jit_disabled_a_bound_call_is_the_function_itself(monkeypatch):
     monkeypatch.setattr(numba.config, "DISABLE_JIT", True)
-    assert _link.bound_call(__name__, "_ratio_py", 2) is _ratio_py
+    assert _link.bound_call(_ratio_py) is _ratio_py
 
 
 def test_a_caller_binds_the_callees_another_process_compiles_last(monkeypatch):
@@ -184,7 +181,7 @@ from abs_engine.kernels import _link
 def callee(x, y):
     return x * y + 1.0
 
-bound = _link.bound_call(__name__, "callee", 2, types.float64)
+bound = _link.bound_call(callee, types.float64)
 
 @njit(cache=True)
 def helper(x, y):

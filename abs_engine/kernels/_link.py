@@ -36,6 +36,7 @@ import ctypes
 import functools
 import hashlib
 import importlib
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -46,6 +47,8 @@ from numba.core import cgutils, types
 from numba.core.compiler import CompileResult as _CompileResult
 from numba.extending import intrinsic
 
+#: the return type of the kernels' helpers (``return 0``): a bound call's default
+RETURNS_ZERO = types.literal(0)
 #: name prefix of the cells' symbols
 SYMBOL_PREFIX = "abs_engine.bound$"
 #: symbol name -> its cell (a ``c_void_p`` holding the callee's address, 0 until bound)
@@ -165,12 +168,40 @@ def _bind_after(library: Any, binder: Any) -> None:
         pending.append(binder)
 
 
-def bound_call(module: str, name: str, n_args: int, restype: Any = types.none) -> Any:
-    """An intrinsic calling the compiled function ``name`` of ``module`` (``n_args``
-    arguments) through its cell; typed as returning ``restype`` (checked when bound). With
-    numba's JIT disabled, that function itself (the plain-Python twin then)."""
+def where(callee: Any) -> tuple[str, str] | None:
+    """(module name, name) under which ``callee``'s module holds it (a compiled twin's module
+    is its plain-Python twin's): how a bound call names its callee, picklably; None where the
+    module holds it under no name."""
+    module = getattr(getattr(callee, "py_func", None), "__module__", None)
+    if not isinstance(module, str) or module not in sys.modules:
+        return None
+    found = ((module, k) for k, v in vars(sys.modules[module]).items() if v is callee)
+    return next(found, None)
+
+
+def bound_targets(fn: Any) -> set[tuple[str, str]]:
+    """The callees (as :func:`where` names them) that the plain function ``fn`` (a compiled
+    kernel's ``py_func``) calls bound: the bound calls among the globals its code names."""
+    names = getattr(getattr(fn, "__code__", None), "co_names", ())
+    return {
+        value.bound_target
+        for name, value in getattr(fn, "__globals__", {}).items()
+        if name in names and hasattr(value, "bound_target")
+    }
+
+
+def bound_call(callee: Any, restype: Any = RETURNS_ZERO) -> Any:
+    """An intrinsic calling the compiled function ``callee`` through its cell, with as many
+    arguments as its plain-Python twin takes; typed as returning ``restype`` (checked when
+    bound; default the ``return 0`` of the kernels' helpers). With numba's JIT disabled,
+    ``callee`` itself (the plain-Python twin then)."""
     if numba.config.DISABLE_JIT:
-        return getattr(importlib.import_module(module), name)
+        return callee
+    target = where(callee)
+    if target is None:
+        raise ValueError(f"bound_call: {callee!r} is held by its module under no name")
+    module, name = target
+    n_args = callee.py_func.__code__.co_argcount
 
     def typer(typingctx: Any, *argtypes: Any) -> Any:
         argtypes = tuple(argtypes)

@@ -12,7 +12,6 @@ import math
 from typing import Any
 
 import numpy as np
-from numba.core import types
 
 from ._link import bound_call
 from ._twin import jit_twin
@@ -831,10 +830,10 @@ BLOCK_REPLACEMENTS: dict[str, Any] = {
 GENERIC_BLOCK_REPLACEMENTS: dict[str, Any] = {
     **BLOCK_REPLACEMENTS,
     "waterfall_path_py": bound_waterfall,
-    "path_metrics_py": bound_call(__name__, "path_metrics", 10, types.literal(0)),
-    "path_cashflows_py": bound_call(__name__, "path_cashflows", 5, types.literal(0)),
-    "_add_path_py": bound_call(__name__, "_add_path", 10, types.literal(0)),
-    "_add_histograms_py": bound_call(__name__, "_add_histograms", 13, types.literal(0)),
+    "path_metrics_py": bound_call(path_metrics),
+    "path_cashflows_py": bound_call(path_cashflows),
+    "_add_path_py": bound_call(_add_path),
+    "_add_histograms_py": bound_call(_add_histograms),
 }
 #: the helpers inlined into a block kernel at the source level
 BLOCK_INLINE = (*DRAWS_SOURCE, _restart_period_py, _checkpointed_path_py, _keep_base_py)
@@ -868,8 +867,8 @@ run_block_cmc = jit_twin(
 )
 #: the compiled functions :data:`run_block` calls (the draws' too, though inlined): the
 #: waterfall first, then the rest, which depend on nothing it does not; a cold compile of the
-#: generic kernel compiles the waterfall in another process while this one compiles the
-#: kernel and the rest, a specialised kernel's the other way round
+#: generic kernel compiles those it binds in another process while this one compiles the
+#: kernel and the rest, a specialised kernel's its own waterfall here and the rest there
 #: (:mod:`abs_engine.kernel_compile`). :func:`block_callee_args` gives their arguments
 BLOCK_CALLEES: tuple[Any, ...] = (
     waterfall_path, *DRAW_CALLEES, survivor_flows, path_metrics, path_cashflows, _add_path,

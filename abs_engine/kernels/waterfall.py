@@ -22,7 +22,6 @@ Period logic, in order:
 from __future__ import annotations
 
 import numpy as np
-from numba.core import types
 
 from ._link import bound_call
 from ._twin import jit_twin
@@ -1577,7 +1576,7 @@ waterfall_path = jit_twin(
 #: the waterfall as :data:`run_paths` and the generic block kernels call it: bound when the
 #: caller is loaded, not linked into it (:mod:`abs_engine.kernels._link`: their compile does
 #: not repeat the waterfall's)
-bound_waterfall = bound_call(__name__, "waterfall_path", 8, types.literal(0))
+bound_waterfall = bound_call(waterfall_path)
 run_paths = jit_twin(
     run_paths_py, {"waterfall_path_py": bound_waterfall}, cache=True, no_cpython_wrapper=False
 )
