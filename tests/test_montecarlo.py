@@ -791,6 +791,50 @@ def test_pd_bounds_are_above_every_conditional_pd_of_their_cell():
     assert pd_bounds(many, np.full(many.size, 0.2), L.COPULA_GAUSSIAN).shape == (1, many.size)
 
 
+def test_pd_bands_hold_every_conditional_pd_of_their_cell():
+    """A class's PD band for a cell of the factor and a period holds its conditional PD by
+    that period, computed as the kernel does, anywhere in the cell (row 0 and the last row's
+    lower end decide nothing); thresholds of -inf and +inf (PDs 0 and 1) and correlations up
+    to within 1e-15 of 1 included. None for the Student-t copula or too large a table."""
+    from abs_engine.compile.model import pd_bands
+    from abs_engine.kernels import layout as L
+    from abs_engine.kernels.collateral import _bound_row_py, cond_pd_py
+
+    rng = np.random.default_rng(5)
+    rho = np.concatenate([rng.uniform(0.0, 0.6, 20), [1 - 1e-6, 1 - 1e-12, 1 - 1e-15, 0.0, 0.2]])
+    n_c, n_t = rho.size, 7
+    thr = np.sort(special.ndtri(rng.uniform(1e-6, 0.6, (n_c, n_t))), axis=1)
+    thr[20:23, 3] = np.sqrt(rho[20:23]) * 0.25 - 3.0 * np.sqrt(1.0 - rho[20:23])
+    thr[-1, :2] = -np.inf
+    thr[-1, -1] = np.inf
+    band = pd_bands(thr, rho, L.COPULA_GAUSSIAN)
+    assert band.shape == (L.PD_BOUND_CELLS + 2, n_c, n_t, 2)
+    assert (band[0, ..., 0] == -1.0).all() and (band[0, ..., 1] == 2.0).all()
+    assert (band[-1, ..., 0] == -1.0).all()
+    srho, s1 = np.sqrt(rho), np.sqrt(1.0 - rho)
+    zero = np.zeros(n_c, dtype=np.int64)
+    edges = L.PD_BOUND_Z_LO + L.PD_BOUND_DZ * np.arange(L.PD_BOUND_CELLS + 1)
+    zs = [*edges, *np.nextafter(edges, -np.inf), *np.nextafter(edges, np.inf),
+          *rng.uniform(-4.5, 8.0, 100)]  # fmt: skip
+    decided = 0
+    for z in zs:
+        row = _bound_row_py(z)  # the cell the kernel gives it
+        for c in range(n_c):
+            for t in range(n_t):
+                pd = cond_pd_py(c, t, 1.0, np.array([z]), thr, srho, s1, zero)
+                lo, hi = band[row, c, t]
+                assert not lo > pd and not hi < pd, (row, z, c, t, lo, pd, hi)
+                decided += int(lo >= 0.0 and hi <= 1.0)
+    assert decided > len(zs) * n_c * n_t // 2  # the bands are narrow: most cells decide
+    # a uniform u below the lower end defaults and one at or above the upper end survives
+    assert (band[1:-1, -1, :2, 0] < 0.0).all() and (band[1:, -1, :2, 1] <= 1e-300).all()
+    assert (band[1:-1, -1, -1, 0] > 1.0 - 2e-9).all()
+    one = np.array([[[[-1.0, 2.0]]]])
+    assert np.array_equal(pd_bands(thr, rho, L.COPULA_STUDENT_T), one)
+    wide = np.zeros((L.PD_BAND_MAX_DOUBLES // (2 * (L.PD_BOUND_CELLS + 2)) + 1, 1))
+    assert np.array_equal(pd_bands(wide, np.full(wide.shape[0], 0.2), L.COPULA_GAUSSIAN), one)
+
+
 def _many_per_class_model(copula: str, rho: float = 0.3) -> tuple[Any, Any]:
     """600 obligors in three PD classes, six annual periods, schedules ending in periods 4
     to 6: a compiled deal and its collateral model."""
@@ -805,12 +849,14 @@ def _many_per_class_model(copula: str, rho: float = 0.3) -> tuple[Any, Any]:
     return cd, compile_model(cd, mc(rho, copula=copula)).kernel
 
 
-@pytest.mark.parametrize("copula", ["gaussian", "student_t"])
-def test_a_defaulters_period_is_the_first_whose_conditional_pd_exceeds_its_uniform(copula):
+@pytest.mark.parametrize(("copula", "rho"), [("gaussian", 0.3), ("student_t", 0.3),
+                                             ("gaussian", 0.97)])  # fmt: skip
+def test_a_defaulters_period_is_the_first_whose_conditional_pd_exceeds_its_uniform(copula, rho):
     """The kernel's defaulters and default periods against a brute-force reading of the model
     (every class's conditional PD in every period, each obligor's uniform against them, in
     plain Python): equal on 40 paths, with the binary search (a class's first two defaulters
-    on a path) and the count over a whole row (its later ones) both used."""
+    on a path, most of its probes decided by the PD bands under the Gaussian copula) and the
+    count over a whole row (its later ones) both used."""
     from abs_engine.kernels import layout as L
     from abs_engine.kernels.collateral import (
         CS_STUDENT_SCALE,
@@ -820,7 +866,8 @@ def test_a_defaulters_period_is_the_first_whose_conditional_pd_exceeds_its_unifo
     )
     from abs_engine.kernels.rng import STREAM_OBLIGORS, path_key_py, uniform_py
 
-    cd, model = _many_per_class_model(copula)
+    cd, model = _many_per_class_model(copula, rho)
+    assert (model.class_pd_band.shape[0] > 1) == (copula == "gaussian")
     n, n_c, n_t = cd.n_obligors, model.class_threshold.shape[0], cd.n_periods
     scratch = collateral_scratch(n, n_c, model.chol.shape[0], n_t, 0)
     whole_rows = 0
@@ -866,7 +913,10 @@ def test_a_row_of_pds_that_decreases_keeps_the_binary_search():
     thr = model.class_threshold.copy()
     thr[:, 2] = thr[:, 4] + 0.3  # period 2 above periods 3 and 4
     no_bound = np.full((1, len(thr)), 2.0)  # the bounds were computed for the other thresholds
-    bent = frozen(model._replace(class_threshold=thr, class_pd_bound=no_bound))
+    no_band = np.array([[[[-1.0, 2.0]]]])
+    bent = frozen(
+        model._replace(class_threshold=thr, class_pd_bound=no_bound, class_pd_band=no_band)
+    )
     n_c, n_t = thr.shape
     scratch = collateral_scratch_py(cd.n_obligors, n_c, bent.chol.shape[0], n_t, 0)
     checked = 0
@@ -878,7 +928,8 @@ def test_a_row_of_pds_that_decreases_keeps_the_binary_search():
                bent.class_sqrt_1mrho, bent.class_factor, scratch.cache, scratch.stamp)  # fmt: skip
         for i, t in zip(scratch.def_idx[:n_def], scratch.def_t[:n_def], strict=True):
             u = uniform_py(key, i)
-            assert t == _default_period_py(u, bent.obligor_class[i], n_t - 1, p + 1, *pds)
+            c = bent.obligor_class[i]
+            assert t == _default_period_py(u, c, n_t - 1, 0, bent.class_pd_band, p + 1, *pds)
             checked += 1
     assert checked > 100
 
@@ -956,8 +1007,9 @@ def test_candidates_are_the_obligors_under_their_own_class_bound():
 
 
 def test_pd_bounds_change_no_path():
-    """Obligors above their class's PD bound survive without their PD computed: every path's
-    draws are bit for bit those without bounds (300 paths of the bundled deal)."""
+    """Obligors above their class's PD bound survive without their PD computed, and most of
+    a defaulter's periods are decided by its PD band: every path's draws are bit for bit
+    those without bounds or bands (300 paths of the bundled deal)."""
     from abs_engine.kernels.bundles import frozen
     from abs_engine.kernels.collateral import collateral_path, collateral_scratch
 
@@ -965,12 +1017,15 @@ def test_pd_bounds_change_no_path():
     model = compile_model(cd, ae.load_scenario("huake_mc")).kernel
     assert model.class_pd_bound.shape[0] > 1
     n_c = model.class_threshold.shape[0]
-    plain = frozen(model._replace(class_pd_bound=np.full((1, n_c), 2.0)))
+    assert model.class_pd_band.shape[0] > 1
+    plain = frozen(model._replace(class_pd_bound=np.full((1, n_c), 2.0),
+                                  class_pd_band=np.array([[[[-1.0, 2.0]]]])))  # fmt: skip
     args = (cd.n_obligors, n_c, model.chol.shape[0], cd.n_periods,
             model.provider_threshold.shape[0])  # fmt: skip
     a, b = collateral_scratch(*args), collateral_scratch(*args)
     n_default = 0
     computed = [0, 0]  # PDs by the last period computed on the path, with and without bounds
+    earlier = [0, 0]  # and by earlier periods (the binary search's)
     # what the path computed and when, and the defaulter lists past their length (with
     # bounds they held the candidates first)
     scratch_only = ("cache", "stamp", "bound_row", "class_bound", "row_state", "def_idx", "def_t",
@@ -986,8 +1041,11 @@ def test_pd_bounds_change_no_path():
         assert np.array_equal(a.def_t[:n_def], b.def_t[:n_def])
         computed[0] += int((a.stamp[:, -1] == p + 1).sum())
         computed[1] += int((b.stamp[:, -1] == p + 1).sum())
+        earlier[0] += int((a.stamp[:, :-1] == p + 1).sum())
+        earlier[1] += int((b.stamp[:, :-1] == p + 1).sum())
     assert n_default > 50
     assert computed[1] == 300 * n_c and computed[0] < computed[1] / 2  # the bounds were used
+    assert earlier[0] < earlier[1] / 2  # and the bands
 
 
 def test_an_obligor_prepaid_in_full_cannot_default():

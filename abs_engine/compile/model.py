@@ -20,6 +20,7 @@ from ..kernels.bundles import CollateralModel, frozen
 from ..kernels.layout import (
     COPULA_GAUSSIAN,
     COPULA_STUDENT_T,
+    PD_BAND_MAX_DOUBLES,
     PD_BOUND_CELLS,
     PD_BOUND_DZ,
     PD_BOUND_MAX_CLASSES,
@@ -61,6 +62,10 @@ class MonteCarloModel:
         An upper bound on each class's conditional PD by the last period over cells of its
         factor (:func:`pd_bounds`): an obligor whose uniform is above it survives without
         the PD being computed.
+    class_pd_band : float64[CELLS + 2, C, T, 2] (or [1, 1, 1, 2]: none)
+        A lower and an upper bound on each class's conditional PD by each period over the
+        same cells (:func:`pd_bands`): a defaulter's period is found comparing its uniform
+        with them, computing a PD only where it falls between.
     chol : float64[F, F]              Cholesky factor of the factor correlation matrix
     copula : int                      COPULA_GAUSSIAN or COPULA_STUDENT_T
     nu : float                        Student-t degrees of freedom
@@ -105,6 +110,7 @@ class MonteCarloModel:
     class_sqrt_1mrho: np.ndarray
     class_factor: np.ndarray
     class_pd_bound: np.ndarray
+    class_pd_band: np.ndarray
     chol: np.ndarray
     copula: int
     nu: float
@@ -155,6 +161,28 @@ class MonteCarloModel:
         return int(self.class_threshold.shape[0])
 
 
+def _edge_pds(threshold: np.ndarray, rho: np.ndarray, shift: float) -> np.ndarray:
+    """float64[CELLS + 1, ...threshold's shape]: the conditional PD
+    Phi((threshold - sqrt(rho)·z) / sqrt(1 - rho)), computed as the kernel's ``cond_pd``
+    (-inf: 0, +inf: 1), at each cell end z of ``kernels.layout.PD_BOUND_*`` moved by
+    ``shift``; ``threshold`` [C] or [C, T], ``rho`` [C]."""
+    z = PD_BOUND_Z_LO + PD_BOUND_DZ * np.arange(PD_BOUND_CELLS + 1) + shift
+    z = z.reshape((-1,) + (1,) * threshold.ndim)
+    srho = np.sqrt(rho).reshape((-1,) + (1,) * (threshold.ndim - 1))
+    s1 = np.sqrt(1.0 - rho).reshape(srho.shape)
+    with np.errstate(invalid="ignore", divide="ignore"):  # infinite thresholds; rho = 1
+        arg = (threshold[None] - srho[None] * z) / s1[None]
+    pd = 0.5 * special.erfc(-arg * (1.0 / math.sqrt(2.0)))
+    pd[:, threshold == -np.inf] = 0.0
+    pd[:, threshold == np.inf] = 1.0
+    return pd
+
+
+def _has_bounds(threshold: np.ndarray, copula: int) -> bool:
+    n_c = threshold.shape[0]
+    return copula == COPULA_GAUSSIAN and 0 < n_c <= PD_BOUND_MAX_CLASSES
+
+
 def pd_bounds(threshold: np.ndarray, rho: np.ndarray, copula: int) -> np.ndarray:
     """float64[PD_BOUND_CELLS + 2, C]: an upper bound on each class's conditional PD by the
     last period, Phi((threshold - sqrt(rho)·z) / sqrt(1 - rho)), for its factor z in each
@@ -173,16 +201,40 @@ def pd_bounds(threshold: np.ndarray, rho: np.ndarray, copula: int) -> np.ndarray
     as many obligors as default. The decisions, and so the results, are those of computing
     every PD."""
     n_c = threshold.shape[0]
-    if copula != COPULA_GAUSSIAN or n_c == 0 or n_c > PD_BOUND_MAX_CLASSES:
+    if not _has_bounds(threshold, copula):
         return np.full((1, n_c), 2.0)
     out = np.full((PD_BOUND_CELLS + 2, n_c), 2.0)
-    z = PD_BOUND_Z_LO + PD_BOUND_DZ * np.arange(PD_BOUND_CELLS + 1) - 1e-9
-    with np.errstate(invalid="ignore", divide="ignore"):  # infinite thresholds; rho = 1
-        arg = (threshold[None, :] - np.sqrt(rho)[None, :] * z[:, None]) / np.sqrt(1.0 - rho)
-    pd = 0.5 * special.erfc(-arg * (1.0 / math.sqrt(2.0)))  # as the kernel's cond_pd
-    pd[:, threshold == -np.inf] = 0.0
+    pd = _edge_pds(threshold, rho, -1e-9)
     pd[:, threshold == np.inf] = 2.0
     out[1:] = np.minimum(pd * (1.0 + 1e-9) + 1e-300, 2.0)
+    return out
+
+
+def pd_bands(threshold: np.ndarray, rho: np.ndarray, copula: int) -> np.ndarray:
+    """float64[PD_BOUND_CELLS + 2, C, T, 2]: a lower and an upper bound on each class's
+    conditional PD by each period over the cells of :func:`pd_bounds` (``threshold``
+    [C, T]): the PD at a cell's right end, 1e-9 to the right, 1e-9 lower (relative) and
+    1e-300 lower (absolute), and at its left end as :func:`pd_bounds` takes it. Row 0 (a
+    factor below the grid: the kernel's row for NaN too) and the lower bound of the last
+    row (a factor above the grid) are -1 and 2: no decision. A comparison with a NaN bound
+    (a correlation of 1, a factor at the threshold) decides nothing either. A table of one
+    row (-1, 2) where :func:`pd_bounds` has none or the table would hold more than
+    ``PD_BAND_MAX_DOUBLES`` doubles.
+
+    The kernel's binary search for a defaulter's period compares its uniform with the
+    bounds of each period it probes and computes that period's PD (an erfc) only between
+    them: the same decisions as computing every PD, so the same period, bit for bit."""
+    n_c, n_t = threshold.shape
+    size = (PD_BOUND_CELLS + 2) * n_c * n_t * 2
+    if not _has_bounds(threshold, copula) or n_t == 0 or size > PD_BAND_MAX_DOUBLES:
+        return np.array([[[[-1.0, 2.0]]]])
+    out = np.empty((PD_BOUND_CELLS + 2, n_c, n_t, 2))
+    out[..., 0] = -1.0
+    out[..., 1] = 2.0
+    upper = _edge_pds(threshold, rho, -1e-9) * (1.0 + 1e-9) + 1e-300
+    lower = _edge_pds(threshold, rho, 1e-9) * (1.0 - 1e-9) - 1e-300
+    out[1:, :, :, 1] = np.where(upper < 2.0, upper, 2.0)  # NaN: 2
+    out[1:-1, :, :, 0] = lower[1:]
     return out
 
 
@@ -444,6 +496,7 @@ def compile_model(cd: CompiledDeal, sc: MonteCarloScenario) -> MonteCarloModel:
         class_sqrt_1mrho=np.sqrt(1.0 - class_rho),
         class_factor=c(obligor_factor[rows_arr] if n else np.zeros(0, dtype=np.int64)),
         class_pd_bound=pd_bounds(class_threshold[:, -1], class_rho, copula),
+        class_pd_band=pd_bands(class_threshold, class_rho, copula),
         chol=c(chol),
         copula=copula,
         nu=float(dm.nu),

@@ -112,6 +112,7 @@ CollateralModel = namedtuple(
         "class_sqrt_1mrho",
         "class_factor",
         "class_pd_bound",
+        "class_pd_band",
         "chol",
         "copula",
         "nu",

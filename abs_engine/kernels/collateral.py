@@ -7,7 +7,9 @@ their own class's): the conditional cumulative PD of each class in the last peri
 computed once per path; only obligors below it (the defaulters) look up earlier periods
 (binary search over a per-path cache; once a class's second obligor drawn to default on a
 path has been searched, its whole row of PDs is computed and later ones count over it: no
-branch to mispredict).
+branch to mispredict). Under the Gaussian copula precomputed bounds on each class's PDs
+over cells of its factor decide most of these comparisons without the erfc: an obligor's
+uniform is compared with the PD itself only where it falls between the two bounds.
 Pool flows start from the pool's scheduled totals and subtract the defaulters' rows from
 their default period on, so the work is O(N + defaults·T) per path, not O(N·T).
 
@@ -300,20 +302,27 @@ def _class_pd_py(c, t, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, factor, cache, 
     return 0
 
 
-def _default_period_py(u, c, last, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, factor, cache,
-                       stamp):  # fmt: skip
+def _default_period_py(u, c, last, row, band, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, factor,
+                       cache, stamp):  # fmt: skip
     """A defaulter's period: the first t with ``u`` under class c's conditional cumulative PD
-    by t (binary search over periods 0 .. ``last``, PDs cached per path; ``u`` is under the
-    PD by ``last``)."""
+    by t (binary search over periods 0 .. ``last``; ``u`` is under the PD by ``last``). Each
+    probe is decided by the class's PD band on this path where ``row`` > 0 (``band``
+    [CELLS + 2, C, T, 2], ``CollateralModel.class_pd_band``; row 0: none) and ``u`` is
+    outside it, otherwise by the PD, cached per path: the decisions of computing every PD."""
     lo = 0
     hi = last
     while lo < hi:
         mid = (lo + hi) // 2
-        _class_pd_py(c, mid, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, factor, cache, stamp)
-        if u < cache[c, mid]:
+        if row > 0 and u < band[row, c, mid, 0]:
             hi = mid
-        else:
+        elif row > 0 and u >= band[row, c, mid, 1]:
             lo = mid + 1
+        else:
+            _class_pd_py(c, mid, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, factor, cache, stamp)
+            if u < cache[c, mid]:
+                hi = mid
+            else:
+                lo = mid + 1
     return lo
 
 
@@ -416,10 +425,14 @@ def _obligor_defaults_py(base, p, model, scratch, scale):
     ``scratch.class_bound`` [C] through each factor's row, ``scratch.bound_row`` [F]: first
     the obligors whose uniform is under their bound (:func:`_candidates_py`, into
     ``def_idx``), then those candidates, in order, against their PD (their uniform drawn
-    again: the same number). Without bounds every obligor is a candidate."""
+    again: the same number), or first against the lower end of their class's PD band by the
+    last period where the model has bands (``model.class_pd_band``, see
+    :func:`abs_engine.compile.model.pd_bands`), which then decide most of the binary search
+    too: a PD is computed only for a uniform between a band's ends. Without bounds every
+    obligor is a candidate."""
     obligor_class, sched = model.obligor_class, model.sched
     thr, sqrt_rho, sqrt_1mrho = model.class_threshold, model.class_sqrt_rho, model.class_sqrt_1mrho
-    factor, pd_bound = model.class_factor, model.class_pd_bound
+    factor, pd_bound, band = model.class_factor, model.class_pd_bound, model.class_pd_band
     z, cache, stamp, bound_row = scratch.z, scratch.cache, scratch.stamp, scratch.bound_row
     def_idx, def_t, row_state = scratch.def_idx, scratch.def_t, scratch.row_state
     class_bound = scratch.class_bound
@@ -427,6 +440,7 @@ def _obligor_defaults_py(base, p, model, scratch, scale):
     tag = p + 1
     key = stream_key_py(base, STREAM_OBLIGORS)
     bounded = pd_bound.shape[0] > 1
+    banded = band.shape[0] > 1
     n_cand = obligor_class.shape[0]
     if bounded:
         for f in range(z.shape[0]):
@@ -440,14 +454,16 @@ def _obligor_defaults_py(base, p, model, scratch, scale):
         i = def_idx[k] if bounded else k
         u = uniform_py(key, i)
         c = obligor_class[i]
-        _class_pd_py(c, last, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, factor, cache, stamp)
-        if u >= cache[c, last]:
-            continue
+        row = bound_row[factor[c]] if banded else 0
+        if not (row > 0 and u < band[row, c, last, 0]):
+            _class_pd_py(c, last, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, factor, cache, stamp)
+            if u >= cache[c, last]:
+                continue
         if row_state[c] == -tag:
             lo = _counted_period_py(u, c, last, cache)
         else:
-            lo = _default_period_py(u, c, last, tag, scale, z, thr, sqrt_rho, sqrt_1mrho,
-                                    factor, cache, stamp)  # fmt: skip
+            lo = _default_period_py(u, c, last, row, band, tag, scale, z, thr, sqrt_rho,
+                                    sqrt_1mrho, factor, cache, stamp)  # fmt: skip
             if row_state[c] == tag:
                 _full_row_py(c, last, tag, scale, z, thr, sqrt_rho, sqrt_1mrho, factor, cache,
                              stamp, row_state)  # fmt: skip
@@ -533,8 +549,8 @@ def _obligor_defaults_twisted_py(base, p, model, scratch, scale):
         if qi != pi:
             log_w += math.log(pi / qi)
             u = u * (pi / qi)  # uniform on [0, p_i): the period as given default
-        lo = _default_period_py(u, obligor_class[i], last, tag, scale, z, thr, sqrt_rho,
-                                sqrt_1mrho, factor, cache, stamp)  # fmt: skip
+        lo = _default_period_py(u, obligor_class[i], last, 0, model.class_pd_band, tag, scale,
+                                z, thr, sqrt_rho, sqrt_1mrho, factor, cache, stamp)  # fmt: skip
         def_idx[n_def] = i
         def_t[n_def] = lo
         n_def += 1

@@ -43,6 +43,11 @@ PD_BOUND_CELLS = 32
 #: more classes than this, no bounds: a table row per path streamed from memory cost more
 #: than the erfc it saved (100,000 classes: 12% slower draws; 6 classes: 10-25% faster)
 PD_BOUND_MAX_CLASSES = 4096
+#: ``class_pd_band[row, c, t]`` (lower, upper): bounds on class c's conditional PD by each
+#: period t over the same cells (row 0 again bounds nothing), which decide most of a
+#: defaulter's binary search over periods without an erfc; a table of more doubles than
+#: this (C·T·(CELLS + 2)·2; 256 KB), or no PD bounds: a table of one row, no bands
+PD_BAND_MAX_DOUBLES = 32_768
 
 # --- Monte Carlo model codes (MonteCarloModel.copula, .recovery_kind) ---------------------------
 COPULA_GAUSSIAN = 0
