@@ -1020,9 +1020,11 @@ def test_pd_bounds_change_no_path():
     assert model.class_pd_band.shape[0] > 1
     plain = frozen(model._replace(class_pd_bound=np.full((1, n_c), 2.0),
                                   class_pd_band=np.array([[[[-1.0, 2.0]]]])))  # fmt: skip
+    band_only = frozen(model._replace(class_pd_bound=np.full((1, n_c), 2.0)))
     args = (cd.n_obligors, n_c, model.chol.shape[0], cd.n_periods,
             model.provider_threshold.shape[0])  # fmt: skip
     a, b = collateral_scratch(*args), collateral_scratch(*args)
+    c, d = collateral_scratch(*args), collateral_scratch(*args)
     n_default = 0
     computed = [0, 0]  # PDs by the last period computed on the path, with and without bounds
     earlier = [0, 0]  # and by earlier periods (the binary search's)
@@ -1043,6 +1045,12 @@ def test_pd_bounds_change_no_path():
         computed[1] += int((b.stamp[:, -1] == p + 1).sum())
         earlier[0] += int((a.stamp[:, :-1] == p + 1).sum())
         earlier[1] += int((b.stamp[:, :-1] == p + 1).sum())
+        # bands without bounds (no compiled model has them) are not read: the factor's row
+        # in the scratch, set only with bounds, is a path's before (the model's, on path p)
+        collateral_path(11, p, model, c)
+        k = collateral_path(11, p + 1, band_only, c)
+        assert k == collateral_path(11, p + 1, plain, d)
+        assert np.array_equal(c.def_t[:k], d.def_t[:k]) and np.array_equal(c.flows, d.flows)
     assert n_default > 50
     assert computed[1] == 300 * n_c and computed[0] < computed[1] / 2  # the bounds were used
     assert earlier[0] < earlier[1] / 2  # and the bands

@@ -216,10 +216,10 @@ def pd_bands(threshold: np.ndarray, rho: np.ndarray, copula: int) -> np.ndarray:
     [C, T]): the PD at a cell's right end, 1e-9 to the right, 1e-9 lower (relative) and
     1e-300 lower (absolute), and at its left end as :func:`pd_bounds` takes it. Row 0 (a
     factor below the grid: the kernel's row for NaN too) and the lower bound of the last
-    row (a factor above the grid) are -1 and 2: no decision. A comparison with a NaN bound
-    (a correlation of 1, a factor at the threshold) decides nothing either. A table of one
-    row (-1, 2) where :func:`pd_bounds` has none or the table would hold more than
-    ``PD_BAND_MAX_DOUBLES`` doubles.
+    row (a factor above the grid) are -1 and 2: no decision. A NaN bound (0/0 at a
+    correlation of exactly 1, which the schema refuses) decides nothing either. A table of
+    one row (-1, 2) where :func:`pd_bounds` has none or the table would hold more than
+    ``PD_BAND_MAX_DOUBLES`` doubles; the kernel reads the bands only with the bounds.
 
     The kernel's binary search for a defaulter's period compares its uniform with the
     bounds of each period it probes and computes that period's PD (an erfc) only between

@@ -156,7 +156,8 @@ CollateralModel = namedtuple(
 #: (defaulters; while drawing, the candidates under their PD bound and the obligors drawn to
 #: default),
 #: twist_p float64[N] (the obligors' conditional PDs on this path, under twisting),
-#: bound_row int64[F] (each factor's row of ``CollateralModel.class_pd_bound`` on this path),
+#: bound_row int64[F] (each factor's row of ``CollateralModel.class_pd_bound`` and
+#: ``class_pd_band`` on this path),
 #: class_bound float64[C] (each class's PD bound on this path), row_state int64[C] (p + 1:
 #: the class has had an obligor drawn to default on path p; -(p + 1): its whole row of
 #: ``cache`` is computed and never decreases), flag uint8[N] (1 where the obligor's uniform

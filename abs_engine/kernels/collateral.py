@@ -4,7 +4,7 @@ recoveries and support-provider defaults → pool flows for the waterfall.
 Cost per path is about one uniform per obligor, drawn in a loop that vectorises in pools of
 32 obligors or more (two for the few under the largest class PD bound, three for those under
 their own class's): the conditional cumulative PD of each class in the last period is
-computed once per path; only obligors below it (the defaulters) look up earlier periods
+computed at most once per path; only obligors below it (the defaulters) look up earlier periods
 (binary search over a per-path cache; once a class's second obligor drawn to default on a
 path has been searched, its whole row of PDs is computed and later ones count over it: no
 branch to mispredict). Under the Gaussian copula precomputed bounds on each class's PDs
@@ -440,7 +440,7 @@ def _obligor_defaults_py(base, p, model, scratch, scale):
     tag = p + 1
     key = stream_key_py(base, STREAM_OBLIGORS)
     bounded = pd_bound.shape[0] > 1
-    banded = band.shape[0] > 1
+    banded = bounded and band.shape[0] > 1  # bound_row is set only with bounds
     n_cand = obligor_class.shape[0]
     if bounded:
         for f in range(z.shape[0]):
