@@ -1091,3 +1091,34 @@ def test_cash_flows_split_support_from_loss_compensation_as_the_pool_does():
                            ("pool.compensation_received", "compensation_received")):  # fmt: skip
         assert pool[metric] > 0.0, metric
         assert cf[column].sum() == pytest.approx(pool[metric], rel=1e-12), metric
+
+
+def test_a_histogram_bin_is_clamped_before_its_integer_conversion():
+    """The histograms' bin of a value, compiled and in the Python twin, against the bin's
+    definition (floor((v - lo) / width · n) clamped to the end bins), for values far outside
+    the range too: a float of 2^63 or more converted to an integer is undefined compiled
+    (x86 gave -2^63, the first bin, for a coverage ratio of 10^17); +inf goes to the last
+    bin, -inf and NaN to the first."""
+    from numba import njit
+
+    from abs_engine.kernels.montecarlo import _bin as _bin_kernel
+    from abs_engine.kernels.montecarlo import _bin_py
+
+    @njit
+    def _bin(v, lo, width, n_float, top):  # the kernels' own call (no Python wrapper)
+        return _bin_kernel(v, lo, width, n_float, top)
+
+    n = 4000
+    lo, width = 0.0, 5.0
+    edges = lo + width * np.arange(n + 1) / n
+    values = [*edges, *np.nextafter(edges, -np.inf), *np.nextafter(edges, np.inf),
+              -1.0, -1e-300, 0.0, -0.0, 4.999999, 5.0, 5.5, 1e15, 1.2e16, 1e17, 2.0**63,
+              -(2.0**63), 1e300, -1e300, np.inf, -np.inf]  # fmt: skip
+    for v in values:
+        x = (v - lo) / width * float(n)
+        want = n - 1 if x >= n - 1 else (int(x) if x > 0 else 0)
+        assert want == min(max(int(np.floor(x)) if np.isfinite(x) else (n if x > 0 else -1),
+                               0), n - 1)  # fmt: skip
+        assert _bin_py(v, lo, width, float(n), n - 1) == want, v
+        assert _bin(v, lo, width, float(n), n - 1) == want, v
+    assert _bin(np.nan, lo, width, float(n), n - 1) == 0 == _bin_py(np.nan, lo, width, n, n - 1)

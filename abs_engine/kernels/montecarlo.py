@@ -303,9 +303,16 @@ HIST_TRANCHE_METRICS = np.array([MT_IRR, MT_WAL, MT_MIN_COVERAGE, MT_PV_LOSS], d
 
 def _bin_py(v, lo, width, n_float, top):
     """Histogram bin of v on [lo, lo + width] in ``top`` + 1 bins (``n_float`` their number
-    as a float): int((v − lo) / width · n), values outside in the end bins."""
-    k = int((v - lo) / width * n_float)
-    return min(max(k, 0), top)
+    as a float): int((v − lo) / width · n), values outside in the end bins. Clamped before
+    the conversion to an integer, which compiled is undefined from 2^63 on (x86 gives
+    -2^63: a coverage ratio of 10^17, an available 10^8 yuan over obligations just above
+    ``waterfall.EPS``, went to the first bin instead of the last); +inf in the last bin,
+    NaN in the first (the callers bin no NaN). Two selects, not branches: the branches cost
+    about 0.7 ns a bin more (a one-off loop over 4,096 coverage-like values)."""
+    x = (v - lo) / width * n_float
+    x = x if x > 0.0 else 0.0
+    x = x if x < top else float(top)
+    return int(x)
 
 
 _bin = jit_twin(_bin_py, cache=True, inline="always")
