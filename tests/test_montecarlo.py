@@ -816,7 +816,6 @@ def test_pd_bands_hold_every_conditional_pd_of_their_cell():
     edges = L.PD_BOUND_Z_LO + L.PD_BOUND_DZ * np.arange(L.PD_BOUND_CELLS + 1)
     zs = [*edges, *np.nextafter(edges, -np.inf), *np.nextafter(edges, np.inf),
           *rng.uniform(-4.5, 8.0, 100)]  # fmt: skip
-    decided = 0
     for z in zs:
         row = _bound_row_py(z)  # the cell the kernel gives it
         for c in range(n_c):
@@ -824,8 +823,9 @@ def test_pd_bands_hold_every_conditional_pd_of_their_cell():
                 pd = cond_pd_py(c, t, 1.0, np.array([z]), thr, srho, s1, zero)
                 lo, hi = band[row, c, t]
                 assert not lo > pd and not hi < pd, (row, z, c, t, lo, pd, hi)
-                decided += int(lo >= 0.0 and hi <= 1.0)
-    assert decided > len(zs) * n_c * n_t // 2  # the bands are narrow: most cells decide
+    # narrow: a uniform falls between a band's ends (a PD computed) seldom
+    inner = band[1:-1, :20]
+    assert np.mean(inner[..., 1] - inner[..., 0]) < 0.05
     # a uniform u below the lower end defaults and one at or above the upper end survives
     assert (band[1:-1, -1, :2, 0] < 0.0).all() and (band[1:, -1, :2, 1] <= 1e-300).all()
     assert (band[1:-1, -1, -1, 0] > 1.0 - 2e-9).all()
@@ -855,8 +855,8 @@ def test_a_defaulters_period_is_the_first_whose_conditional_pd_exceeds_its_unifo
     """The kernel's defaulters and default periods against a brute-force reading of the model
     (every class's conditional PD in every period, each obligor's uniform against them, in
     plain Python): equal on 40 paths, with the binary search (a class's first two defaulters
-    on a path, most of its probes decided by the PD bands under the Gaussian copula) and the
-    count over a whole row (its later ones) both used."""
+    on a path, its probes compared with the PD bands first under the Gaussian copula) and
+    the count over a whole row (its later ones) both used."""
     from abs_engine.kernels import layout as L
     from abs_engine.kernels.collateral import (
         CS_STUDENT_SCALE,
@@ -1006,7 +1006,7 @@ def test_candidates_are_the_obligors_under_their_own_class_bound():
     assert _bound_max_py(np.array([0.1, 0.3, 0.2])) == 0.3
 
 
-def test_pd_bounds_change_no_path():
+def test_pd_bounds_and_bands_change_no_path():
     """Obligors above their class's PD bound survive without their PD computed, and most of
     a defaulter's periods are decided by its PD band: every path's draws are bit for bit
     those without bounds or bands (300 paths of the bundled deal)."""
@@ -1024,7 +1024,7 @@ def test_pd_bounds_change_no_path():
     args = (cd.n_obligors, n_c, model.chol.shape[0], cd.n_periods,
             model.provider_threshold.shape[0])  # fmt: skip
     a, b = collateral_scratch(*args), collateral_scratch(*args)
-    c, d = collateral_scratch(*args), collateral_scratch(*args)
+    a2, b2 = collateral_scratch(*args), collateral_scratch(*args)
     n_default = 0
     computed = [0, 0]  # PDs by the last period computed on the path, with and without bounds
     earlier = [0, 0]  # and by earlier periods (the binary search's)
@@ -1047,10 +1047,10 @@ def test_pd_bounds_change_no_path():
         earlier[1] += int((b.stamp[:, :-1] == p + 1).sum())
         # bands without bounds (no compiled model has them) are not read: the factor's row
         # in the scratch, set only with bounds, is a path's before (the model's, on path p)
-        collateral_path(11, p, model, c)
-        k = collateral_path(11, p + 1, band_only, c)
-        assert k == collateral_path(11, p + 1, plain, d)
-        assert np.array_equal(c.def_t[:k], d.def_t[:k]) and np.array_equal(c.flows, d.flows)
+        collateral_path(11, p, model, a2)
+        k = collateral_path(11, p + 1, band_only, a2)
+        assert k == collateral_path(11, p + 1, plain, b2)
+        assert np.array_equal(a2.def_t[:k], b2.def_t[:k]) and np.array_equal(a2.flows, b2.flows)
     assert n_default > 50
     assert computed[1] == 300 * n_c and computed[0] < computed[1] / 2  # the bounds were used
     assert earlier[0] < earlier[1] / 2  # and the bands
@@ -1117,8 +1117,7 @@ def test_a_histogram_bin_is_clamped_before_its_integer_conversion():
     for v in values:
         x = (v - lo) / width * float(n)
         want = n - 1 if x >= n - 1 else (int(x) if x > 0 else 0)
-        assert want == min(max(int(np.floor(x)) if np.isfinite(x) else (n if x > 0 else -1),
-                               0), n - 1)  # fmt: skip
         assert _bin_py(v, lo, width, float(n), n - 1) == want, v
         assert _bin(v, lo, width, float(n), n - 1) == want, v
-    assert _bin(np.nan, lo, width, float(n), n - 1) == 0 == _bin_py(np.nan, lo, width, n, n - 1)
+    nan = np.nan
+    assert _bin(nan, lo, width, float(n), n - 1) == 0 == _bin_py(nan, lo, width, float(n), n - 1)

@@ -64,8 +64,9 @@ class MonteCarloModel:
         the PD being computed.
     class_pd_band : float64[CELLS + 2, C, T, 2] (or [1, 1, 1, 2]: none)
         A lower and an upper bound on each class's conditional PD by each period over the
-        same cells (:func:`pd_bands`): a defaulter's period is found comparing its uniform
-        with them, computing a PD only where it falls between.
+        same cells (:func:`pd_bands`): whether a candidate defaults, and a defaulter's
+        period, are found comparing its uniform with them, computing a PD only where it
+        falls between.
     chol : float64[F, F]              Cholesky factor of the factor correlation matrix
     copula : int                      COPULA_GAUSSIAN or COPULA_STUDENT_T
     nu : float                        Student-t degrees of freedom
@@ -168,19 +169,20 @@ def _edge_pds(threshold: np.ndarray, rho: np.ndarray, shift: float) -> np.ndarra
     ``shift``; ``threshold`` [C] or [C, T], ``rho`` [C]."""
     z = PD_BOUND_Z_LO + PD_BOUND_DZ * np.arange(PD_BOUND_CELLS + 1) + shift
     z = z.reshape((-1,) + (1,) * threshold.ndim)
-    srho = np.sqrt(rho).reshape((-1,) + (1,) * (threshold.ndim - 1))
-    s1 = np.sqrt(1.0 - rho).reshape(srho.shape)
+    sqrt_rho = np.sqrt(rho).reshape((-1,) + (1,) * (threshold.ndim - 1))
+    sqrt_1mrho = np.sqrt(1.0 - rho).reshape(sqrt_rho.shape)
     with np.errstate(invalid="ignore", divide="ignore"):  # infinite thresholds; rho = 1
-        arg = (threshold[None] - srho[None] * z) / s1[None]
+        arg = (threshold[None] - sqrt_rho[None] * z) / sqrt_1mrho[None]
     pd = 0.5 * special.erfc(-arg * (1.0 / math.sqrt(2.0)))
     pd[:, threshold == -np.inf] = 0.0
     pd[:, threshold == np.inf] = 1.0
     return pd
 
 
-def _has_bounds(threshold: np.ndarray, copula: int) -> bool:
-    n_c = threshold.shape[0]
-    return copula == COPULA_GAUSSIAN and 0 < n_c <= PD_BOUND_MAX_CLASSES
+def _has_bounds(n_classes: int, copula: int) -> bool:
+    """Whether a model of ``n_classes`` classes under ``copula`` gets PD bounds (and may
+    get bands): the Gaussian copula, 1 to ``PD_BOUND_MAX_CLASSES`` classes."""
+    return copula == COPULA_GAUSSIAN and 0 < n_classes <= PD_BOUND_MAX_CLASSES
 
 
 def pd_bounds(threshold: np.ndarray, rho: np.ndarray, copula: int) -> np.ndarray:
@@ -201,7 +203,7 @@ def pd_bounds(threshold: np.ndarray, rho: np.ndarray, copula: int) -> np.ndarray
     as many obligors as default. The decisions, and so the results, are those of computing
     every PD."""
     n_c = threshold.shape[0]
-    if not _has_bounds(threshold, copula):
+    if not _has_bounds(n_c, copula):
         return np.full((1, n_c), 2.0)
     out = np.full((PD_BOUND_CELLS + 2, n_c), 2.0)
     pd = _edge_pds(threshold, rho, -1e-9)
@@ -214,19 +216,22 @@ def pd_bands(threshold: np.ndarray, rho: np.ndarray, copula: int) -> np.ndarray:
     """float64[PD_BOUND_CELLS + 2, C, T, 2]: a lower and an upper bound on each class's
     conditional PD by each period over the cells of :func:`pd_bounds` (``threshold``
     [C, T]): the PD at a cell's right end, 1e-9 to the right, 1e-9 lower (relative) and
-    1e-300 lower (absolute), and at its left end as :func:`pd_bounds` takes it. Row 0 (a
+    1e-300 lower (absolute), and at its left end as :func:`pd_bounds` takes it (for a
+    threshold of +inf, PD 1: 1 + 1e-9 + 1e-300 where :func:`pd_bounds` has 2; neither
+    decides anything). Row 0 (a
     factor below the grid: the kernel's row for NaN too) and the lower bound of the last
     row (a factor above the grid) are -1 and 2: no decision. A NaN bound (0/0 at a
     correlation of exactly 1, which the schema refuses) decides nothing either. A table of
     one row (-1, 2) where :func:`pd_bounds` has none or the table would hold more than
     ``PD_BAND_MAX_DOUBLES`` doubles; the kernel reads the bands only with the bounds.
 
-    The kernel's binary search for a defaulter's period compares its uniform with the
-    bounds of each period it probes and computes that period's PD (an erfc) only between
-    them: the same decisions as computing every PD, so the same period, bit for bit."""
+    The kernel compares a candidate's uniform with the lower bound by the last period (under
+    it: a default, without the PD by the last period), and a defaulter's with the bounds of
+    each period its binary search probes, and computes a PD (an erfc) only between them: the
+    same decisions as computing every PD, so the same period, bit for bit."""
     n_c, n_t = threshold.shape
-    size = (PD_BOUND_CELLS + 2) * n_c * n_t * 2
-    if not _has_bounds(threshold, copula) or n_t == 0 or size > PD_BAND_MAX_DOUBLES:
+    n_doubles = (PD_BOUND_CELLS + 2) * n_c * n_t * 2
+    if not _has_bounds(n_c, copula) or n_t == 0 or n_doubles > PD_BAND_MAX_DOUBLES:
         return np.array([[[[-1.0, 2.0]]]])
     out = np.empty((PD_BOUND_CELLS + 2, n_c, n_t, 2))
     out[..., 0] = -1.0

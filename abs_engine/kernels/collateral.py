@@ -307,8 +307,9 @@ def _default_period_py(u, c, last, row, band, tag, scale, z, thr, sqrt_rho, sqrt
     """A defaulter's period: the first t with ``u`` under class c's conditional cumulative PD
     by t (binary search over periods 0 .. ``last``; ``u`` is under the PD by ``last``). Each
     probe is decided by the class's PD band on this path where ``row`` > 0 (``band``
-    [CELLS + 2, C, T, 2], ``CollateralModel.class_pd_band``; row 0: none) and ``u`` is
-    outside it, otherwise by the PD, cached per path: the decisions of computing every PD."""
+    [CELLS + 2, C, T, 2], ``CollateralModel.class_pd_band``; row 0: none, and ``band`` may
+    then be the one-row table [1, 1, 1, 2], never read) and ``u`` is outside it, otherwise
+    by the PD, cached per path: the decisions of computing every PD."""
     lo = 0
     hi = last
     while lo < hi:

@@ -305,10 +305,10 @@ def _bin_py(v, lo, width, n_float, top):
     """Histogram bin of v on [lo, lo + width] in ``top`` + 1 bins (``n_float`` their number
     as a float): int((v − lo) / width · n), values outside in the end bins. Clamped before
     the conversion to an integer, which compiled is undefined from 2^63 on (x86 gives
-    -2^63: a coverage ratio of 10^17, an available 10^8 yuan over obligations just above
-    ``waterfall.EPS``, went to the first bin instead of the last); +inf in the last bin,
-    NaN in the first (the callers bin no NaN). Two selects, not branches: the branches cost
-    about 0.7 ns a bin more (a one-off loop over 4,096 coverage-like values)."""
+    -2^63: a coverage ratio from about 1.2·10^16 on, say an available 10^8 yuan over
+    obligations just above ``waterfall.EPS``, went to the first bin of the per-period and
+    the minimum coverage histograms instead of the last); +inf in the last bin, NaN in the
+    first (the callers bin no NaN). Two selects, not branches (benchmarks/HISTORY.md)."""
     x = (v - lo) / width * n_float
     x = x if x > 0.0 else 0.0
     x = x if x < top else float(top)
