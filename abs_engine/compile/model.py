@@ -218,12 +218,12 @@ def pd_bands(threshold: np.ndarray, rho: np.ndarray, copula: int) -> np.ndarray:
     [C, T]): the PD at a cell's right end, 1e-9 to the right, 1e-9 lower (relative) and
     1e-300 lower (absolute), and at its left end as :func:`pd_bounds` takes it (for a
     threshold of +inf, PD 1: 1 + 1e-9 + 1e-300 where :func:`pd_bounds` has 2; neither
-    decides anything). Row 0 (a
-    factor below the grid: the kernel's row for NaN too) and the lower bound of the last
-    row (a factor above the grid) are -1 and 2: no decision. A NaN bound (0/0 at a
-    correlation of exactly 1, which the schema refuses) decides nothing either. A table of
-    one row (-1, 2) where :func:`pd_bounds` has none or the table would hold more than
-    ``PD_BAND_MAX_DOUBLES`` doubles; the kernel reads the bands only with the bounds.
+    decides anything). Row 0 (a factor below the grid: the kernel's row for NaN too) and the
+    lower bound of the last row (a factor above the grid) are -1 and 2: no decision. A NaN
+    bound (0/0 at a correlation of exactly 1, which the schema refuses) decides nothing
+    either. A table of one row (-1, 2) where :func:`pd_bounds` has none or the table would
+    hold more than ``PD_BAND_MAX_DOUBLES`` doubles; the kernel reads the bands only with the
+    bounds.
 
     The kernel compares a candidate's uniform with the lower bound by the last period (under
     it: a default, without the PD by the last period), and a defaulter's with the bounds of
