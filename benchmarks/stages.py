@@ -10,10 +10,10 @@ histograms.
 Each stage runs on real paths (its inputs are the earlier stages' outputs), so a figure is
 that stage's cost on the paths a run computes, not on a stand-in; the compiled functions are
 those the block kernel calls (its own inlining aside: the draws and the restart helpers are
-inlined into it at the source level; the draws' figure here includes the call with whole
-bundles, about 90 ns a path of argument passing that the block kernel does not pay). Best
-of seven loops over 20,480 paths (process CPU time); this VM's speed moves by tens of
-percent within minutes, so read the stages of one run against each other.
+inlined into it at the source level; the draws' figure here includes their call with whole
+bundles, argument passing that the block kernel does not pay). Best of seven loops over
+20,480 paths (process CPU time); this VM's speed moves by tens of percent within minutes, so
+read the stages of one run against each other.
 """
 
 from __future__ import annotations

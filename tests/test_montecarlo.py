@@ -17,7 +17,7 @@ import pytest
 from scipy import special, stats
 
 import abs_engine as ae
-from abs_engine.compile.model import compile_model
+from abs_engine.compile.model import NO_PD_BANDS, compile_model
 from abs_engine.kernels import layout as L
 from abs_engine.kernels.bundles import BLOCK_SUMS_HISTOGRAMS
 from abs_engine.schema import parse_deal
@@ -829,7 +829,7 @@ def test_pd_bands_hold_every_conditional_pd_of_their_cell():
     # a uniform u below the lower end defaults and one at or above the upper end survives
     assert (band[1:-1, -1, :2, 0] < 0.0).all() and (band[1:, -1, :2, 1] <= 1e-300).all()
     assert (band[1:-1, -1, -1, 0] > 1.0 - 2e-9).all()
-    one = np.array([[[[-1.0, 2.0]]]])
+    one = NO_PD_BANDS
     assert np.array_equal(pd_bands(thr, rho, L.COPULA_STUDENT_T), one)
     wide = np.zeros((L.PD_BAND_MAX_DOUBLES // (2 * (L.PD_BOUND_CELLS + 2)) + 1, 1))
     assert np.array_equal(pd_bands(wide, np.full(wide.shape[0], 0.2), L.COPULA_GAUSSIAN), one)
@@ -913,9 +913,8 @@ def test_a_row_of_pds_that_decreases_keeps_the_binary_search():
     thr = model.class_threshold.copy()
     thr[:, 2] = thr[:, 4] + 0.3  # period 2 above periods 3 and 4
     no_bound = np.full((1, len(thr)), 2.0)  # the bounds were computed for the other thresholds
-    no_band = np.array([[[[-1.0, 2.0]]]])
     bent = frozen(
-        model._replace(class_threshold=thr, class_pd_bound=no_bound, class_pd_band=no_band)
+        model._replace(class_threshold=thr, class_pd_bound=no_bound, class_pd_band=NO_PD_BANDS)
     )
     n_c, n_t = thr.shape
     scratch = collateral_scratch_py(cd.n_obligors, n_c, bent.chol.shape[0], n_t, 0)
@@ -1019,7 +1018,7 @@ def test_pd_bounds_and_bands_change_no_path():
     n_c = model.class_threshold.shape[0]
     assert model.class_pd_band.shape[0] > 1
     plain = frozen(model._replace(class_pd_bound=np.full((1, n_c), 2.0),
-                                  class_pd_band=np.array([[[[-1.0, 2.0]]]])))  # fmt: skip
+                                  class_pd_band=NO_PD_BANDS))  # fmt: skip
     band_only = frozen(model._replace(class_pd_bound=np.full((1, n_c), 2.0)))
     args = (cd.n_obligors, n_c, model.chol.shape[0], cd.n_periods,
             model.provider_threshold.shape[0])  # fmt: skip
@@ -1116,7 +1115,7 @@ def test_a_histogram_bin_is_clamped_before_its_integer_conversion():
               -(2.0**63), 1e300, -1e300, np.inf, -np.inf]  # fmt: skip
     for v in values:
         x = (v - lo) / width * float(n)
-        want = n - 1 if x >= n - 1 else (int(x) if x > 0 else 0)
+        want = int(np.clip(np.floor(x), 0, n - 1))  # the definition, in floats: no overflow
         assert _bin_py(v, lo, width, float(n), n - 1) == want, v
         assert _bin(v, lo, width, float(n), n - 1) == want, v
     nan = np.nan

@@ -179,6 +179,14 @@ def _edge_pds(threshold: np.ndarray, rho: np.ndarray, shift: float) -> np.ndarra
     return pd
 
 
+def _edge_bounds(threshold: np.ndarray, rho: np.ndarray, side: float) -> np.ndarray:
+    """float64[CELLS + 1, ...threshold's shape]: a bound on the conditional PD at each cell
+    end of ``kernels.layout.PD_BOUND_*``, with the margins :func:`pd_bounds` explains: the
+    upper (``side`` -1) the PD 1e-9 left of the end, 1e-9 higher (relative) and 1e-300
+    (absolute); the lower (``side`` +1) the PD 1e-9 right of it, as much lower."""
+    return _edge_pds(threshold, rho, side * 1e-9) * (1.0 - side * 1e-9) - side * 1e-300
+
+
 def _has_bounds(n_classes: int, copula: int) -> bool:
     """Whether a model of ``n_classes`` classes under ``copula`` gets PD bounds (and may
     get bands): the Gaussian copula, 1 to ``PD_BOUND_MAX_CLASSES`` classes."""
@@ -206,10 +214,14 @@ def pd_bounds(threshold: np.ndarray, rho: np.ndarray, copula: int) -> np.ndarray
     if not _has_bounds(n_c, copula):
         return np.full((1, n_c), 2.0)
     out = np.full((PD_BOUND_CELLS + 2, n_c), 2.0)
-    pd = _edge_pds(threshold, rho, -1e-9)
-    pd[:, threshold == np.inf] = 2.0
-    out[1:] = np.minimum(pd * (1.0 + 1e-9) + 1e-300, 2.0)
+    out[1:] = np.minimum(_edge_bounds(threshold, rho, -1.0), 2.0)
+    out[1:, threshold == np.inf] = 2.0
     return out
+
+
+#: the one-row table of a model without PD bands: (-1, 2) decides nothing (read-only)
+NO_PD_BANDS = np.array([[[[-1.0, 2.0]]]])
+NO_PD_BANDS.flags.writeable = False
 
 
 def pd_bands(threshold: np.ndarray, rho: np.ndarray, copula: int) -> np.ndarray:
@@ -221,9 +233,8 @@ def pd_bands(threshold: np.ndarray, rho: np.ndarray, copula: int) -> np.ndarray:
     decides anything). Row 0 (a factor below the grid: the kernel's row for NaN too) and the
     lower bound of the last row (a factor above the grid) are -1 and 2: no decision. A NaN
     bound (0/0 at a correlation of exactly 1, which the schema refuses) decides nothing
-    either. A table of one row (-1, 2) where :func:`pd_bounds` has none or the table would
-    hold more than ``PD_BAND_MAX_DOUBLES`` doubles; the kernel reads the bands only with the
-    bounds.
+    either. :data:`NO_PD_BANDS` where :func:`pd_bounds` has none or the table would hold more
+    than ``PD_BAND_MAX_DOUBLES`` doubles; the kernel reads the bands only with the bounds.
 
     The kernel compares a candidate's uniform with the lower bound by the last period (under
     it: a default, without the PD by the last period), and a defaulter's with the bounds of
@@ -232,14 +243,11 @@ def pd_bands(threshold: np.ndarray, rho: np.ndarray, copula: int) -> np.ndarray:
     n_c, n_t = threshold.shape
     n_doubles = (PD_BOUND_CELLS + 2) * n_c * n_t * 2
     if not _has_bounds(n_c, copula) or n_t == 0 or n_doubles > PD_BAND_MAX_DOUBLES:
-        return np.array([[[[-1.0, 2.0]]]])
+        return NO_PD_BANDS
     out = np.empty((PD_BOUND_CELLS + 2, n_c, n_t, 2))
-    out[..., 0] = -1.0
-    out[..., 1] = 2.0
-    upper = _edge_pds(threshold, rho, -1e-9) * (1.0 + 1e-9) + 1e-300
-    lower = _edge_pds(threshold, rho, 1e-9) * (1.0 - 1e-9) - 1e-300
-    out[1:, :, :, 1] = np.where(upper < 2.0, upper, 2.0)  # NaN: 2
-    out[1:-1, :, :, 0] = lower[1:]
+    out[...] = NO_PD_BANDS[0, 0, 0]
+    out[1:, :, :, 1] = np.minimum(_edge_bounds(threshold, rho, -1.0), 2.0)
+    out[1:-1, :, :, 0] = _edge_bounds(threshold, rho, 1.0)[1:]
     return out
 
 
